@@ -1,0 +1,97 @@
+"""The contract's command line: the options every app accepts, and errors that exit 2.
+
+``make_parser`` returns an argparse parser whose errors raise UsageError (one line, exit 2)
+and whose --help prints on rank 0 only.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from .errors import UsageError
+
+
+def _rank() -> int:
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD.Get_rank()
+
+
+class AppParser(argparse.ArgumentParser):
+    """argparse with the suite's error handling."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+    def print_help(self, file=None):  # noqa: D401
+        if _rank() == 0:
+            super().print_help(file)
+            (file or sys.stdout).flush()
+
+    def exit(self, status: int = 0, message: str | None = None):  # type: ignore[override]
+        if message and _rank() == 0:
+            sys.stderr.write(message)
+        raise SystemExit(status)
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the description's layout and shows every default."""
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v}")
+    return v
+
+
+def positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {v}")
+    return v
+
+
+def add_common(p: argparse.ArgumentParser, backends: Sequence[str] | None = None,
+               default_backend: str | None = None, repeat: int = 1) -> None:
+    """Add the options every app accepts (../shared/CONTRACT.md)."""
+    g = p.add_argument_group("common options (every app)")
+    g.add_argument("--json", metavar="PATH", help="rank 0 writes the result record (JSON) here")
+    g.add_argument("--output", metavar="PATH", help="HDF5 file with the app's result data")
+    if backends:
+        g.add_argument("--backend", default=default_backend or backends[0], metavar="NAME",
+                       help=f"kernel back end: {', '.join(backends)} (python -m hpc lists "
+                            "which are available here)")
+    g.add_argument("--seed", type=int, default=0, help="seed all randomness derives from")
+    g.add_argument("--repeat", type=positive_int, default=repeat,
+                   help="timed repetitions (the record reports min/mean/max)")
+    g.add_argument("--threads", type=positive_int, default=None,
+                   help="threads per rank [default: OMP_NUM_THREADS, else cores/ranks]")
+    g.add_argument("--quiet", action="store_true", help="print nothing on stdout but errors")
+
+
+def make_parser(app: str, description: str, backends: Sequence[str] | None = None,
+                default_backend: str | None = None, repeat: int = 1,
+                epilog: str | None = None) -> AppParser:
+    """A parser for `python -m hpc.<app>` with the common options already added."""
+    p = AppParser(prog=f"python -m hpc.{app}", description=description, epilog=epilog,
+                  formatter_class=Formatter)
+    add_common(p, backends, default_backend, repeat)
+    return p

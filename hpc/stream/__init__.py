@@ -1,0 +1,1 @@
+"""STREAM: BabelStream's kernels with one interface and many back ends (see app.py)."""

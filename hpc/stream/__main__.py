@@ -1,0 +1,4 @@
+from hpc.core import run
+from hpc.stream.app import main
+
+run(main)
