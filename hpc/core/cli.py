@@ -77,6 +77,7 @@ def add_common(p: argparse.ArgumentParser, backends: Sequence[str] | None = None
     g.add_argument("--output", metavar="PATH", help="HDF5 file with the app's result data")
     if backends:
         g.add_argument("--backend", default=default_backend or backends[0], metavar="NAME",
+                       choices=list(backends),
                        help=f"kernel back end: {', '.join(backends)} (python -m hpc lists "
                             "which are available here)")
     g.add_argument("--seed", type=int, default=0, help="seed all randomness derives from")

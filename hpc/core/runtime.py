@@ -44,6 +44,7 @@ def _usage_exit(err: UsageError) -> int:
             # Only some ranks failed, outside a collective() block: the rest may be waiting
             # in a collective that will never complete.
             print(f"error: {msg} (rank {rank})", file=sys.stderr, flush=True)
+            time.sleep(0.2)
             comm.Abort(EXIT_USAGE)
         time.sleep(0.001)
     if rank == 0:
@@ -57,6 +58,7 @@ def _abort(exc: BaseException) -> NoReturn:
     lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
     sys.stderr.write("".join(f"[rank {rank}] {line}" for text in lines for line in text.splitlines(True)))
     sys.stderr.flush()
+    time.sleep(0.2)  # let mpiexec forward the traceback before Abort tears the job down
     comm.Abort(1)
     os._exit(1)  # Abort does not return; this is belt and braces
 

@@ -58,7 +58,7 @@ def gold(dtype: np.dtype, selection: Sequence[str], numtimes: int, n_global: int
             elif k == "triad":
                 ga = gb + s * gc
             elif k == "nstream":
-                ga = ga + gb + s * gc
+                ga = ga + (gb + s * gc)  # the kernels round a += (b + s*c)
             elif k == "dot":
                 gsum = float(ga) * float(gb) * n_global
     return float(ga), float(gb), float(gc), gsum
