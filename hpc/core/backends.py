@@ -144,6 +144,8 @@ def set_threads(n: int) -> None:
         from hpc import _core
 
         _core.omp_set_threads(n)
+        if _core.has_stdpar:
+            _core.stream_stdpar.set_threads(n)
     if "numba" in sys.modules:
         import numba
 

@@ -2,7 +2,9 @@
 // "modern C++" model of the paper, against which the OpenMP loops are compared.
 #include <algorithm>
 #include <execution>
+#include <memory>
 #include <numeric>
+#include <tbb/global_control.h>
 #include "hpc/checks.hpp"
 #include "hpc/registry.hpp"
 
@@ -76,6 +78,14 @@ void bind_for(py::module_& m) {
 
 HPC_SUBMODULE(stream_stdpar) {
   m.doc() = "BabelStream kernels (C++17 std::execution::par_unseq)";
+  // TBB ignores OMP_NUM_THREADS: the thread count is set through its global_control.
+  m.def("set_threads", [](int n) {
+    static std::unique_ptr<tbb::global_control> limit;
+    if (n < 1) hpc::fail("threads must be >= 1");
+    limit.reset();
+    limit = std::make_unique<tbb::global_control>(tbb::global_control::max_allowed_parallelism,
+                                                  static_cast<std::size_t>(n));
+  });
   bind_for<double>(m);
   bind_for<float>(m);
 }
