@@ -1,0 +1,5 @@
+import sys
+
+from hpc.scaling.cli import entry
+
+sys.exit(entry())
