@@ -1,0 +1,5 @@
+from hpc.core import run
+
+from .app import main
+
+run(main)

@@ -1,0 +1,94 @@
+"""Checkpoints in HDF5: every parameter and its Adam moments in the single-rank layout, and
+the step, so a checkpoint saved at any layout loads at any other.
+
+Layout of the file: ``/params/<name>``, ``/adam/m/<name>``, ``/adam/v/<name>`` (full tensors,
+vocabulary padded as in every layout), attributes on ``/`` (step, adam_t, seed, model sizes,
+dtype). Written atomically through hpc.core.h5io (rank 0 writes a temporary file, renames).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from hpc.core import UsageError, h5io
+from hpc.core.runtime import collective
+
+from . import comm as C
+from .model import shard, unshard
+
+SHAPE_ATTRS = ("vocab", "hidden", "heads", "layers", "seq_len")
+
+
+def _owned(model, name: str) -> bool:
+    ps = model.ps
+    if ps.dp_rank != 0:
+        return False
+    if name == "embed.wte" and ps.pp > 1 and not ps.is_first_stage:
+        return False
+    return True
+
+
+def save(path: str, model, opt, step: int, seed: int) -> None:
+    """Collective: gather every parameter to rank 0 in the single-rank layout and write."""
+    ps, st = model.ps, model.store
+    m_full, v_full = opt.full_state()
+    local = {}
+    for name in st.order:
+        if _owned(model, name):
+            off, n, shp = st.offsets[name]
+            local[name] = tuple(np.array(C.to_host(a[off:off + n])).reshape(shp)
+                                for a in (st.flat_p, m_full, v_full))
+    gathered = ps.world.gather((ps.tp_rank, local), root=0)
+    datasets: dict = {}
+    if ps.rank == 0:
+        pieces: dict[str, dict[int, tuple]] = {}
+        for tp_rank, d in gathered:
+            for name, arrs in d.items():
+                pieces.setdefault(name, {})[tp_rank] = arrs
+        for s in model.all_specs:
+            parts = pieces[s.name]
+            for j, key in enumerate(("/params/", "/adam/m/", "/adam/v/")):
+                datasets[key + s.name] = unshard([parts[r][j] for r in range(ps.tp)], s.split)
+    names = ps.world.bcast(sorted(datasets) if ps.rank == 0 else None, root=0)
+    if ps.rank != 0:
+        datasets = {k: None for k in names}
+    attrs = {"step": step, "adam_t": opt.t, "seed": seed, "dtype": str(st.dtype),
+             **{k: getattr(model.cfg, k) for k in SHAPE_ATTRS}}
+    h5io.write(path, ps.world, datasets, attrs={"/": attrs})
+
+
+def load(path: str, model, opt) -> int:
+    """Collective: fill this rank's slices from a checkpoint; returns the step it was saved at."""
+    import h5py
+
+    ps, st = model.ps, model.store
+    step = 0
+    with collective(ps.world):
+        try:
+            f = h5py.File(path, "r")
+        except OSError as err:
+            raise UsageError(f"--load {path}: cannot open ({err})") from None
+        with f:
+            for k in SHAPE_ATTRS:
+                want = getattr(model.cfg, k)
+                if k not in f.attrs or int(f.attrs[k]) != want:
+                    got = f.attrs.get(k)
+                    raise UsageError(f"--load {path}: checkpoint has {k}={got}, the run has "
+                                     f"--{k.replace('_', '-')} {want}")
+            step = int(f.attrs["step"])
+            t = int(f.attrs["adam_t"])
+            ns = st.host_ns
+            m_full = ns.zeros(opt.padded, dtype=st.dtype)
+            v_full = ns.zeros(opt.padded, dtype=st.dtype)
+            for name in st.order:
+                spec = st.specs[name]
+                off, n, shp = st.offsets[name]
+                for key, flat in (("/params/", st.flat_p), ("/adam/m/", m_full),
+                                  ("/adam/v/", v_full)):
+                    if key + name not in f:
+                        raise UsageError(f"--load {path}: no dataset {key + name}")
+                    full = f[key + name][...]
+                    part = shard(full, spec.split, ps.tp, ps.tp_rank).astype(st.dtype).reshape(-1)
+                    flat[off:off + n] = part if ns is np else ns.asarray(part)
+    opt.set_full_state(m_full, v_full, t)
+    st.refresh_resident()
+    return step

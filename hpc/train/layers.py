@@ -1,0 +1,162 @@
+"""Hand-written forward and backward kernels of the GPT's layers on an array namespace.
+
+Every function takes the array module ``xp`` (numpy or cupy) implicitly through its inputs'
+methods or explicitly where it creates arrays. Forward functions return ``(out, cache)``;
+backward functions take the output gradient and the cache and return input and parameter
+gradients. No communication happens here (the tensor-parallel operators live in model.py).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+LN_EPS = 1e-5
+_GELU_C = math.sqrt(2.0 / math.pi)
+
+
+def layernorm_fwd(x, g, b, eps: float = LN_EPS):
+    """y = (x - mean) / sqrt(var + eps) * g + b over the last axis."""
+    mu = x.mean(axis=-1, keepdims=True)
+    xc = x - mu
+    var = (xc * xc).mean(axis=-1, keepdims=True)
+    rstd = 1.0 / (var + eps) ** 0.5
+    xhat = xc * rstd
+    return xhat * g + b, (xhat, rstd, g)
+
+
+def layernorm_bwd(dy, cache):
+    xhat, rstd, g = cache
+    h = xhat.shape[-1]
+    dg = (dy * xhat).reshape(-1, h).sum(axis=0)
+    db = dy.reshape(-1, h).sum(axis=0)
+    dxhat = dy * g
+    dx = (dxhat - dxhat.mean(axis=-1, keepdims=True)
+          - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True)) * rstd
+    return dx, dg, db
+
+
+def linear_fwd(x, w, b=None):
+    """y = x @ w (+ b); x (..., k), w (k, n)."""
+    y = x @ w
+    if b is not None:
+        y += b
+    return y, x
+
+
+def linear_bwd(dy, x, w, need_bias: bool = True):
+    k, n = w.shape
+    x2 = x.reshape(-1, k)
+    dy2 = dy.reshape(-1, n)
+    dw = x2.T @ dy2
+    db = dy2.sum(axis=0) if need_bias else None
+    dx = dy @ w.T
+    return dx, dw, db
+
+
+def gelu_fwd(x):
+    """GeLU, tanh approximation (GPT-2's)."""
+    u = _GELU_C * (x + 0.044715 * x * x * x)
+    t = _tanh(u)
+    return 0.5 * x * (1.0 + t), (x, t)
+
+
+def gelu_bwd(dy, cache):
+    x, t = cache
+    du = _GELU_C * (1.0 + 3 * 0.044715 * x * x)
+    return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
+
+
+def _tanh(u):
+    xp = _ns(u)
+    return xp.tanh(u)
+
+
+def _ns(a) -> Any:
+    """The array module of `a` (numpy or cupy)."""
+    mod = type(a).__module__.split(".")[0]
+    if mod == "cupy":
+        import cupy
+
+        return cupy
+    import numpy
+
+    return numpy
+
+
+def causal_attention_fwd(q, k, v):
+    """softmax(q k^T / sqrt(d) + causal mask) v; q, k, v (B, heads, S, d)."""
+    xp = _ns(q)
+    d = q.shape[-1]
+    s_len = q.shape[-2]
+    scale = 1.0 / math.sqrt(d)
+    s = (q @ k.swapaxes(-1, -2)) * scale
+    mask = xp.triu(xp.ones((s_len, s_len), dtype=bool), k=1)
+    s[..., mask] = -xp.inf
+    s -= s.max(axis=-1, keepdims=True)
+    p = xp.exp(s, out=s)
+    p /= p.sum(axis=-1, keepdims=True)
+    return p @ v, (q, k, v, p)
+
+
+def causal_attention_bwd(do, cache):
+    q, k, v, p = cache
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    dv = p.swapaxes(-1, -2) @ do
+    dp = do @ v.swapaxes(-1, -2)
+    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+    ds *= scale
+    dq = ds @ k
+    dk = ds.swapaxes(-1, -2) @ q
+    return dq, dk, dv
+
+
+def embedding_fwd(tokens, w, lo: int = 0):
+    """Rows lo..lo+len(w) of the vocabulary; tokens outside give zeros (vocab-parallel)."""
+    xp = _ns(w)
+    local = tokens - lo
+    inside = (local >= 0) & (local < w.shape[0])
+    idx = xp.where(inside, local, 0)
+    out = w[idx]
+    out *= inside[..., None]
+    return out, (idx, inside)
+
+
+def embedding_bwd(dy, cache, dw) -> None:
+    """Accumulate the embedding gradient into dw (rows of the local vocabulary slice)."""
+    idx, inside = cache
+    h = dy.shape[-1]
+    sel = inside.reshape(-1)
+    rows, vals = idx.reshape(-1)[sel], dy.reshape(-1, h)[sel]
+    if type(dw).__module__.startswith("cupy"):
+        import cupyx
+
+        cupyx.scatter_add(dw, rows, vals)
+    else:
+        import numpy
+
+        numpy.add.at(dw, rows, vals)
+
+
+def cross_entropy_fwd_local(logits, targets, lo: int, gmax):
+    """exp(logits - gmax) summed over local vocab, and the target logit if it is local."""
+    xp = _ns(logits)
+    ex = xp.exp(logits - gmax[..., None])
+    sumexp = ex.sum(axis=-1)
+    local = targets - lo
+    inside = (local >= 0) & (local < logits.shape[-1])
+    idx = xp.where(inside, local, 0)
+    tl = xp.take_along_axis(logits, idx[..., None], axis=-1)[..., 0] * inside
+    return ex, sumexp, tl, (idx, inside)
+
+
+def cross_entropy_bwd_local(ex, sumexp, tcache, scale):
+    """d(sum of token losses * scale)/d logits on the local vocabulary slice."""
+    xp = _ns(ex)
+    idx, inside = tcache
+    d = ex / sumexp[..., None]
+    v = d.shape[-1]
+    d2 = d.reshape(-1, v)
+    rows = xp.arange(d2.shape[0])
+    d2[rows, idx.reshape(-1)] -= inside.reshape(-1).astype(d.dtype)
+    d *= scale
+    return d

@@ -1,0 +1,449 @@
+"""The GPT, its parameters (full tensors from (seed, name), then sliced) and its tensor-parallel
+forward and backward for one model chunk (a virtual pipeline stage).
+
+Tensor parallelism follows Megatron-LM (Shoeybi et al. 2019): QKV and MLP fc1 are
+column-parallel, the attention projection and MLP fc2 row-parallel, joined by the conjugate
+operators f (forward identity, backward all-reduce) and g (forward all-reduce, backward
+identity). With sequence parallelism (Korthikanti et al. 2022) the layer norms and residuals
+work on S/tp tokens per rank, f becomes all-gather / reduce-scatter along the sequence and g
+reduce-scatter / all-gather. The embedding is vocab-parallel (rows of the padded vocabulary
+per tp rank) and tied to the output layer; the cross-entropy is vocab-parallel (max, target
+logit and sum of exponentials all-reduced). The vocabulary is padded once, to a multiple of
+VOCAB_PAD whatever the tp degree, and the padded logits are masked, so every layout computes
+the same function.
+"""
+from __future__ import annotations
+
+import math
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+
+from . import comm as C
+from . import layers as L
+
+VOCAB_PAD = 64
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    vocab: int = 256
+    hidden: int = 64
+    heads: int = 4
+    layers: int = 2
+    seq_len: int = 32
+
+    @property
+    def vocab_padded(self) -> int:
+        return -(-self.vocab // VOCAB_PAD) * VOCAB_PAD
+
+    @property
+    def ffn(self) -> int:
+        return 4 * self.hidden
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    shape: tuple[int, ...]
+    init: str          # "normal:<std>", "zeros", "ones"
+    split: str         # "rep" (replicated), "row" (axis 0), "col" (last axis), "qkv"
+    group: str         # "embed", "layers.<i>", "head": what a chunk holds, what offload moves
+
+
+def param_specs(cfg: GPTConfig) -> list[ParamSpec]:
+    """Every parameter of the single-rank model, in a fixed order."""
+    h, f = cfg.hidden, cfg.ffn
+    out_std = 0.02 / math.sqrt(2 * cfg.layers)  # GPT-2 / Megatron scaled init of output layers
+    specs = [ParamSpec("embed.wte", (cfg.vocab_padded, h), "normal:0.02", "row", "embed"),
+             ParamSpec("embed.wpe", (cfg.seq_len, h), "normal:0.01", "rep", "embed")]
+    for i in range(cfg.layers):
+        p, g = f"layers.{i}.", f"layers.{i}"
+        specs += [
+            ParamSpec(p + "ln1.g", (h,), "ones", "rep", g),
+            ParamSpec(p + "ln1.b", (h,), "zeros", "rep", g),
+            ParamSpec(p + "attn.qkv.w", (h, 3 * h), "normal:0.02", "qkv", g),
+            ParamSpec(p + "attn.qkv.b", (3 * h,), "zeros", "qkv", g),
+            ParamSpec(p + "attn.proj.w", (h, h), f"normal:{out_std}", "row", g),
+            ParamSpec(p + "attn.proj.b", (h,), "zeros", "rep", g),
+            ParamSpec(p + "ln2.g", (h,), "ones", "rep", g),
+            ParamSpec(p + "ln2.b", (h,), "zeros", "rep", g),
+            ParamSpec(p + "mlp.fc1.w", (h, f), "normal:0.02", "col", g),
+            ParamSpec(p + "mlp.fc1.b", (f,), "zeros", "col", g),
+            ParamSpec(p + "mlp.fc2.w", (f, h), f"normal:{out_std}", "row", g),
+            ParamSpec(p + "mlp.fc2.b", (h,), "zeros", "rep", g),
+        ]
+    specs += [ParamSpec("head.lnf.g", (h,), "ones", "rep", "head"),
+              ParamSpec("head.lnf.b", (h,), "zeros", "rep", "head")]
+    return specs
+
+
+def full_tensor(spec: ParamSpec, cfg: GPTConfig, seed: int) -> np.ndarray:
+    """The parameter's full float64 tensor, a function of (seed, name) only."""
+    if spec.init == "zeros":
+        return np.zeros(spec.shape)
+    if spec.init == "ones":
+        return np.ones(spec.shape)
+    std = float(spec.init.split(":")[1])
+    rng = np.random.default_rng([seed, zlib.crc32(spec.name.encode())])
+    w = rng.standard_normal(spec.shape) * std
+    if spec.name == "embed.wte":
+        w[cfg.vocab:] = 0.0  # padded rows: never looked up, their logits are masked
+    return w
+
+
+def shard(full: np.ndarray, split: str, tp: int, r: int) -> np.ndarray:
+    """This tp rank's slice of a full tensor."""
+    if split == "rep" or tp == 1:
+        return full
+    if split == "row":
+        n = full.shape[0] // tp
+        return full[r * n:(r + 1) * n]
+    if split == "col":
+        n = full.shape[-1] // tp
+        return full[..., r * n:(r + 1) * n]
+    if split == "qkv":  # [q | k | v], each head-major: split every third by heads
+        h = full.shape[-1] // 3
+        n = h // tp
+        f = full.reshape(*full.shape[:-1], 3, h)[..., r * n:(r + 1) * n]
+        return f.reshape(*full.shape[:-1], 3 * n)
+    raise ValueError(split)
+
+
+def unshard(pieces: list[np.ndarray], split: str) -> np.ndarray:
+    """Inverse of shard: the full tensor from every tp rank's slice, in rank order."""
+    if split == "rep" or len(pieces) == 1:
+        return pieces[0]
+    if split == "row":
+        return np.concatenate(pieces, axis=0)
+    if split == "col":
+        return np.concatenate(pieces, axis=-1)
+    if split == "qkv":
+        n = pieces[0].shape[-1] // 3
+        parts = [p.reshape(*p.shape[:-1], 3, n) for p in pieces]
+        f = np.concatenate(parts, axis=-1)
+        return f.reshape(*f.shape[:-2], 3 * n * len(pieces))
+    raise ValueError(split)
+
+
+def local_shape(spec: ParamSpec, tp: int) -> tuple[int, ...]:
+    return shard(np.empty(spec.shape, dtype=np.uint8), spec.split, tp, 0).shape
+
+
+class ParamStore:
+    """This rank's parameters and gradients as views into one flat buffer each.
+
+    The flat buffers are what the optimizer, the data-parallel all-reduce and ZeRO-1 work on.
+    With ``offload`` (Superpipeline-style) they stay in host memory and each transformer layer
+    is copied to the device only while it computes (``resident``); its gradient is copied back
+    and accumulated on the host. Without offload the buffers live in the compute namespace.
+    """
+
+    def __init__(self, specs: list[ParamSpec], tp: int, xp, dtype, offload: bool = False):
+        self.specs = {s.name: s for s in specs}
+        self.order = [s.name for s in specs]
+        self.xp = xp
+        self.dtype = np.dtype(dtype)
+        self.offload = offload
+        self.host_ns = np if offload else xp
+        self.offsets: dict[str, tuple[int, int, tuple[int, ...]]] = {}
+        off = 0
+        for s in specs:
+            shp = local_shape(s, tp)
+            n = int(np.prod(shp, dtype=np.int64))
+            self.offsets[s.name] = (off, n, shp)
+            off += n
+        self.numel = off
+        self.flat_p = self.host_ns.zeros(off, dtype=self.dtype)
+        self.flat_g = self.host_ns.zeros(off, dtype=self.dtype)
+        self._dev: dict[str, tuple[Any, Any]] = {}
+        self._resident_other: dict[str, tuple[Any, Any]] = {}
+        self.bytes_h2d = 0
+        self.bytes_d2h = 0
+
+    def _view(self, flat, name: str):
+        off, n, shp = self.offsets[name]
+        return flat[off:off + n].reshape(shp)
+
+    def host_param(self, name: str):
+        return self._view(self.flat_p, name)
+
+    def host_grad(self, name: str):
+        return self._view(self.flat_g, name)
+
+    def p(self, name: str):
+        """The parameter as the computation sees it (device copy when offloaded)."""
+        return self._get(name, 0, self.flat_p)
+
+    def g(self, name: str):
+        """The gradient accumulator the computation adds into."""
+        return self._get(name, 1, self.flat_g)
+
+    def _get(self, name: str, which: int, flat):
+        if not self.offload:
+            return self._view(flat, name)
+        if name in self._dev:
+            return self._dev[name][which]
+        if name in self._resident_other:
+            return self._resident_other[name][which]
+        raise RuntimeError(f"{name} is offloaded and not resident")
+
+    def setup_resident(self) -> None:
+        """(Re)build the always-resident device copies of embedding and head (offload only)."""
+        self._resident_other = {}
+        if not self.offload:
+            return
+        for name in self.order:
+            if not self.specs[name].group.startswith("layers."):
+                self._resident_other[name] = (self._to_dev(self.host_param(name)),
+                                              self.xp.zeros(self.offsets[name][2], dtype=self.dtype))
+
+    def flush_resident(self) -> None:
+        """Move the resident gradients to the host buffer (before the optimizer; offload only)."""
+        if not self.offload:
+            return
+        for name, (_, g) in self._resident_other.items():
+            self.host_grad(name)[...] += C.to_host(g)
+            g[...] = 0
+
+    def refresh_resident(self) -> None:
+        """Copy updated parameters back to the resident device copies (after the optimizer)."""
+        if not self.offload:
+            return
+        for name, (p, _) in self._resident_other.items():
+            p[...] = self._to_dev(self.host_param(name))
+
+    def _to_dev(self, h):
+        self.bytes_h2d += h.nbytes
+        if self.xp is np:
+            return np.array(h, copy=True)  # a real copy, so the mechanism is exercised on CPUs
+        return self.xp.asarray(h)
+
+    @contextmanager
+    def resident(self, group: str, grads: bool) -> Iterator[None]:
+        """Bring one layer's parameters to the device for the duration of the block."""
+        if not self.offload:
+            yield
+            return
+        names = [n for n in self.order if self.specs[n].group == group]
+        for n in names:
+            self._dev[n] = (self._to_dev(self.host_param(n)),
+                            self.xp.zeros(self.offsets[n][2], dtype=self.dtype) if grads else None)
+        try:
+            yield
+        finally:
+            for n in names:
+                _, g = self._dev.pop(n)
+                if grads:
+                    h = C.to_host(g)
+                    self.bytes_d2h += h.nbytes
+                    self.host_grad(n)[...] += h
+
+    def zero_grads(self) -> None:
+        self.flat_g[...] = 0
+
+
+class GPT:
+    """The model chunks of one pipeline rank, computing with tensor (and sequence) parallelism."""
+
+    def __init__(self, cfg: GPTConfig, ps, xp, dtype, seed: int, sequence_parallel: bool = False,
+                 recompute: bool = False, offload: bool = False):
+        self.cfg, self.ps, self.xp = cfg, ps, xp
+        self.dtype = np.dtype(dtype)
+        self.sp = bool(sequence_parallel) and ps.tp > 1
+        self.recompute = recompute
+        nv = ps.n_virtual
+        self.layers_per_chunk = cfg.layers // nv
+        self.chunks = [ps.virtual_stage(c) for c in range(ps.vpp)]  # virtual stage per chunk
+        groups = set()
+        for vs in self.chunks:
+            if vs == 0:
+                groups.add("embed")
+            if vs == nv - 1:
+                groups.update(("head", "embed.wte"))
+            groups.update(f"layers.{i}" for i in self.layer_range(vs))
+        specs = [s for s in param_specs(cfg)
+                 if s.group in groups or (s.name == "embed.wte" and "embed.wte" in groups)]
+        self.specs = specs
+        self.all_specs = param_specs(cfg)
+        self.store = ParamStore(specs, ps.tp, xp, self.dtype, offload)
+        for s in specs:
+            self.store.host_param(s.name)[...] = self._cast(shard(full_tensor(s, cfg, seed),
+                                                                  s.split, ps.tp, ps.tp_rank))
+        self.store.setup_resident()
+        self.heads_local = cfg.heads // ps.tp
+        self.vocab_local = cfg.vocab_padded // ps.tp
+        self.vocab_lo = ps.tp_rank * self.vocab_local
+        self.s_local = cfg.seq_len // ps.tp if self.sp else cfg.seq_len
+
+    def _cast(self, a: np.ndarray):
+        a = a.astype(self.dtype)
+        return a if self.store.host_ns is np else self.xp.asarray(a)
+
+    def layer_range(self, vs: int) -> range:
+        return range(vs * self.layers_per_chunk, (vs + 1) * self.layers_per_chunk)
+
+    # -- the conjugate operators ----------------------------------------------------------
+    def f_fwd(self, x):
+        return C.allgather_seq(self.ps.tp_group, x) if self.sp else x
+
+    def f_bwd(self, dx):
+        if self.sp:
+            return C.reduce_scatter_seq(self.ps.tp_group, dx)
+        return C.allreduce(self.ps.tp_group, dx)
+
+    def g_fwd(self, x):
+        if self.sp:
+            return C.reduce_scatter_seq(self.ps.tp_group, x)
+        return C.allreduce(self.ps.tp_group, x)
+
+    def g_bwd(self, dx):
+        return C.allgather_seq(self.ps.tp_group, dx) if self.sp else dx
+
+    # -- pieces ---------------------------------------------------------------------------
+    def embed_fwd(self, tokens):
+        P = self.store.p
+        e, c = L.embedding_fwd(tokens, P("embed.wte"), self.vocab_lo)
+        e = self.g_fwd(e)
+        s0 = self.ps.tp_rank * self.s_local if self.sp else 0
+        x = e + P("embed.wpe")[s0:s0 + self.s_local]
+        return x, (c, s0)
+
+    def embed_bwd(self, dx, cache) -> None:
+        c, s0 = cache
+        G = self.store.g
+        G("embed.wpe")[s0:s0 + self.s_local] += dx.sum(axis=0)
+        L.embedding_bwd(self.g_bwd(dx), c, G("embed.wte"))
+
+    def block_fwd(self, i: int, x):
+        P = self.store.p
+        n = f"layers.{i}."
+        b, s_loc, h = x.shape
+        a, c_ln1 = L.layernorm_fwd(x, P(n + "ln1.g"), P(n + "ln1.b"))
+        af = self.f_fwd(a)
+        qkv, _ = L.linear_fwd(af, P(n + "attn.qkv.w"), P(n + "attn.qkv.b"))
+        s = qkv.shape[1]
+        nh, hd = self.heads_local, h // self.cfg.heads
+        q5 = qkv.reshape(b, s, 3, nh, hd)
+        q, k, v = (q5[:, :, j].transpose(0, 2, 1, 3) for j in range(3))
+        o, c_att = L.causal_attention_fwd(q, k, v)
+        o2 = o.transpose(0, 2, 1, 3).reshape(b, s, nh * hd)
+        pr = self.g_fwd(o2 @ P(n + "attn.proj.w"))
+        pr += P(n + "attn.proj.b")
+        x1 = x + pr
+        m, c_ln2 = L.layernorm_fwd(x1, P(n + "ln2.g"), P(n + "ln2.b"))
+        mf = self.f_fwd(m)
+        u, _ = L.linear_fwd(mf, P(n + "mlp.fc1.w"), P(n + "mlp.fc1.b"))
+        gl, c_g = L.gelu_fwd(u)
+        y = self.g_fwd(gl @ P(n + "mlp.fc2.w"))
+        y += P(n + "mlp.fc2.b")
+        return x1 + y, (c_ln1, af, c_att, o2, c_ln2, mf, c_g, gl)
+
+    def block_bwd(self, i: int, dx2, cache):
+        P, G = self.store.p, self.store.g
+        n = f"layers.{i}."
+        c_ln1, af, c_att, o2, c_ln2, mf, c_g, gl = cache
+        h = dx2.shape[-1]
+        G(n + "mlp.fc2.b")[...] += dx2.reshape(-1, h).sum(axis=0)
+        dgl, dw2, _ = L.linear_bwd(self.g_bwd(dx2), gl, P(n + "mlp.fc2.w"), need_bias=False)
+        G(n + "mlp.fc2.w")[...] += dw2
+        du = L.gelu_bwd(dgl, c_g)
+        dmf, dw1, db1 = L.linear_bwd(du, mf, P(n + "mlp.fc1.w"))
+        G(n + "mlp.fc1.w")[...] += dw1
+        G(n + "mlp.fc1.b")[...] += db1
+        dx1n, dg, db = L.layernorm_bwd(self.f_bwd(dmf), c_ln2)
+        G(n + "ln2.g")[...] += dg
+        G(n + "ln2.b")[...] += db
+        dx1 = dx2 + dx1n
+        G(n + "attn.proj.b")[...] += dx1.reshape(-1, h).sum(axis=0)
+        do2, dwp, _ = L.linear_bwd(self.g_bwd(dx1), o2, P(n + "attn.proj.w"), need_bias=False)
+        G(n + "attn.proj.w")[...] += dwp
+        b, s, _ = do2.shape
+        nh, hd = self.heads_local, h // self.cfg.heads
+        dq, dk, dv = L.causal_attention_bwd(do2.reshape(b, s, nh, hd).transpose(0, 2, 1, 3), c_att)
+        dqkv = self.xp.empty((b, s, 3, nh, hd), dtype=do2.dtype)
+        for j, d in enumerate((dq, dk, dv)):
+            dqkv[:, :, j] = d.transpose(0, 2, 1, 3)
+        daf, dwq, dbq = L.linear_bwd(dqkv.reshape(b, s, 3 * nh * hd), af, P(n + "attn.qkv.w"))
+        G(n + "attn.qkv.w")[...] += dwq
+        G(n + "attn.qkv.b")[...] += dbq
+        dxn, dg, db = L.layernorm_bwd(self.f_bwd(daf), c_ln1)
+        G(n + "ln1.g")[...] += dg
+        G(n + "ln1.b")[...] += db
+        return dx1 + dxn
+
+    def head_fwd(self, x, targets):
+        """Sum over tokens of the cross-entropy (float64), and the cache for the backward."""
+        from mpi4py import MPI
+
+        xp, P = self.xp, self.store.p
+        y, c_lnf = L.layernorm_fwd(x, P("head.lnf.g"), P("head.lnf.b"))
+        yf = self.f_fwd(y)
+        logits = yf @ P("embed.wte").T
+        pad = self.cfg.vocab - self.vocab_lo  # first padded column in local numbering
+        if pad < self.vocab_local:
+            logits[..., max(pad, 0):] = -xp.inf
+        gmax = C.allreduce(self.ps.tp_group, logits.max(axis=-1), MPI.MAX)
+        ex, sumexp, tl, tc = L.cross_entropy_fwd_local(logits, targets, self.vocab_lo, gmax)
+        both = C.allreduce(self.ps.tp_group, xp.stack([sumexp, tl]))
+        sumexp, tl = both[0], both[1]
+        tok = xp.log(sumexp) + gmax - tl
+        return float(tok.sum(dtype=np.float64)), (c_lnf, yf, ex, sumexp, tc)
+
+    def head_bwd(self, cache, scale: float):
+        c_lnf, yf, ex, sumexp, tc = cache
+        G = self.store.g
+        dlog = L.cross_entropy_bwd_local(ex, sumexp, tc, scale)
+        w = self.store.p("embed.wte")
+        dyf = dlog @ w
+        G("embed.wte")[...] += dlog.reshape(-1, dlog.shape[-1]).T @ yf.reshape(-1, yf.shape[-1])
+        dx, dg, db = L.layernorm_bwd(self.f_bwd(dyf), c_lnf)
+        G("head.lnf.g")[...] += dg
+        G("head.lnf.b")[...] += db
+        return dx
+
+    # -- one chunk ------------------------------------------------------------------------
+    def forward(self, chunk: int, inp, targets=None):
+        """Input activation (or tokens on virtual stage 0) -> output activation, or the summed
+        token loss on the last virtual stage."""
+        vs = self.chunks[chunk]
+        caches: list[Any] = []
+        x = inp
+        if vs == 0:
+            x, c = self.embed_fwd(inp)
+            caches.append(c)
+        for i in self.layer_range(vs):
+            with self.store.resident(f"layers.{i}", grads=False):
+                if self.recompute:
+                    keep = x
+                    x, _ = self.block_fwd(i, x)
+                    caches.append(("recompute", keep))
+                else:
+                    x, c = self.block_fwd(i, x)
+                    caches.append(c)
+        if vs == self.ps.n_virtual - 1:
+            loss, c = self.head_fwd(x, targets)
+            caches.append(c)
+            return loss, caches
+        return x, caches
+
+    def backward(self, chunk: int, dout, caches, scale: float):
+        """Gradient of the chunk's output (None on the last stage) -> gradient of its input
+        (None on virtual stage 0); parameter gradients accumulate in the store."""
+        vs = self.chunks[chunk]
+        caches = list(caches)
+        if vs == self.ps.n_virtual - 1:
+            dout = self.head_bwd(caches.pop(), scale)
+        for i in reversed(self.layer_range(vs)):
+            c = caches.pop()
+            with self.store.resident(f"layers.{i}", grads=True):
+                if isinstance(c, tuple) and len(c) == 2 and c[0] == "recompute":
+                    _, c = self.block_fwd(i, c[1])
+                dout = self.block_bwd(i, dout, c)
+        if vs == 0:
+            self.embed_bwd(dout, caches.pop())
+            return None
+        return dout

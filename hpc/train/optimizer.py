@@ -1,0 +1,120 @@
+"""Adam with global gradient-norm clipping over the flat parameter buffer, optionally as a
+ZeRO-1 distributed optimizer (Rajbhandari et al. 2020: the optimizer state is sharded over the
+data-parallel group; gradients are reduce-scattered, each rank updates its shard, and the
+parameters are all-gathered).
+
+Before the update the gradients are finished the way Megatron finishes them: sequence-parallel
+replicated parameters are all-reduced over tp, the tied embedding over the embedding group
+(first and last pipeline stage), everything over dp. The global norm counts every parameter
+element once: replicated ones on tp rank 0 only, the tied embedding on the first stage only.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import comm as C
+
+
+class Adam:
+    def __init__(self, model, lr: float, betas=(0.9, 0.95), eps: float = 1e-8,
+                 weight_decay: float = 0.0, clip: float = 1.0, zero: bool = False):
+        self.model, self.store, self.ps = model, model.store, model.ps
+        self.lr, self.b1, self.b2, self.eps = lr, betas[0], betas[1], eps
+        self.wd, self.clip, self.zero = weight_decay, clip, zero and self.ps.dp > 1
+        st, ps = self.store, self.ps
+        ns = st.host_ns
+        dp = ps.dp if self.zero else 1
+        self.padded = -(-st.numel // dp) * dp
+        self.shard = self.padded // dp
+        self.lo = ps.dp_rank * self.shard if self.zero else 0
+        # the flat buffers padded for reduce-scatter (padding stays zero)
+        if self.padded != st.numel:
+            for attr in ("flat_p", "flat_g"):
+                old = getattr(st, attr)
+                new = ns.zeros(self.padded, dtype=st.dtype)
+                new[:st.numel] = old
+                setattr(st, attr, new)
+        weight = np.zeros(self.padded, dtype=st.dtype)
+        for name in st.order:
+            off, n, _ = st.offsets[name]
+            spec = st.specs[name]
+            counts = (spec.split != "rep" or ps.tp_rank == 0) and not (
+                name == "embed.wte" and ps.pp > 1 and not ps.is_first_stage)
+            weight[off:off + n] = 1.0 if counts else 0.0
+        w = weight[self.lo:self.lo + self.shard]
+        self.weight = w if ns is np else ns.asarray(w)
+        self.m = ns.zeros(self.shard, dtype=st.dtype)
+        self.v = ns.zeros(self.shard, dtype=st.dtype)
+        self.t = 0
+        self.last_grad_norm = 0.0
+
+    def _finish_grads(self) -> None:
+        st, ps, model = self.store, self.ps, self.model
+        if model.sp:
+            for name in st.order:
+                if st.specs[name].split == "rep":
+                    C.allreduce_inplace(ps.tp_group, st.host_grad(name))
+        if ps.pp > 1 and "embed.wte" in st.offsets and (ps.is_first_stage or ps.is_last_stage):
+            C.allreduce_inplace(ps.embedding_group, st.host_grad("embed.wte"))
+
+    def step(self) -> float:
+        """Finish the gradients, clip to the global norm, update; returns the norm before
+        clipping (collective over the world)."""
+        from mpi4py import MPI
+
+        st, ps = self.store, self.ps
+        st.flush_resident()
+        self._finish_grads()
+        if self.zero:
+            g = st.host_ns.empty(self.shard, dtype=st.dtype)
+            C.reduce_scatter_flat(ps.dp_group, st.flat_g, g)
+            group = ps.world
+        else:
+            C.allreduce_inplace(ps.dp_group, st.flat_g)
+            g = st.flat_g
+            group = ps.mp_group
+        local = float((g * g * self.weight).sum())
+        norm = math.sqrt(group.allreduce(local, op=MPI.SUM))
+        self.last_grad_norm = norm
+        if self.clip > 0:
+            coef = self.clip / (norm + 1e-6)
+            if coef < 1.0:
+                g *= coef
+        self.t += 1
+        b1, b2 = self.b1, self.b2
+        self.m *= b1
+        self.m += (1 - b1) * g
+        self.v *= b2
+        self.v += (1 - b2) * (g * g)
+        mhat = self.m / (1 - b1 ** self.t)
+        vhat = self.v / (1 - b2 ** self.t)
+        p = st.flat_p[self.lo:self.lo + self.shard]
+        upd = mhat / (vhat ** 0.5 + self.eps)
+        if self.wd:
+            upd += self.wd * p
+        p -= self.lr * upd
+        if self.zero:
+            C.allgather_flat(ps.dp_group, st.flat_p)
+        st.refresh_resident()
+        return norm
+
+    # -- checkpoint support ---------------------------------------------------------------
+    def full_state(self):
+        """(m, v) over this rank's whole flat buffer (all-gathered over dp under ZeRO-1)."""
+        if not self.zero:
+            return self.m, self.v
+        ns = self.store.host_ns
+        out = []
+        for s in (self.m, self.v):
+            full = ns.zeros(self.padded, dtype=self.store.dtype)
+            full[self.lo:self.lo + self.shard] = s
+            C.allgather_flat(self.ps.dp_group, full)
+            out.append(full)
+        return out[0], out[1]
+
+    def set_full_state(self, m_full, v_full, t: int) -> None:
+        self.m[...] = m_full[self.lo:self.lo + self.shard]
+        self.v[...] = v_full[self.lo:self.lo + self.shard]
+        self.t = t
