@@ -1,5 +1,6 @@
 """`python -m hpc.scaling {run,plot,model}`: strong and weak scaling studies of any workload.
 
+  collect  results.csv/json from the records of batch jobs (python -m hpc.jobs scaling)
   run    launch the app under mpiexec at each rank count (repeats), collect the JSON records,
          write DIR/results.csv and DIR/results.json; one progress line per run
   plot   time, speedup and parallel efficiency against ranks (PNG), with ideal lines
@@ -73,6 +74,14 @@ def parser() -> Parser:
     r.add_argument("--mpiexec", metavar="PATH", help="launcher [default: the one beside this "
                    "Python, else mpiexec on PATH]")
     r.add_argument("--out", required=True, metavar="DIR", help="folder for results, records, logs")
+    c = sub.add_parser("collect", help="results from batch-job records", formatter_class=_fmt,
+                       description="Write DIR/results.{csv,json} from DIR/records/pP-rR.json "
+                                   "(what the jobs of `python -m hpc.jobs scaling` leave).")
+    c.add_argument("--app", required=True, choices=list(apps.APPS), help="workload")
+    c.add_argument("--mode", required=True, choices=["strong", "weak"], help="study mode")
+    c.add_argument("--ranks", required=True, type=_ranks, help="comma-separated rank counts")
+    c.add_argument("--repeat", type=_pos, default=1, help="runs per rank count (default: 1)")
+    c.add_argument("--out", required=True, metavar="DIR", help="the study's folder")
     pl = sub.add_parser("plot", help="plot a study", formatter_class=_fmt,
                         description=__import__("hpc.scaling.plot", fromlist=["x"]).__doc__)
     pl.add_argument("dir", metavar="DIR", help="a study's folder (with results.json)")
@@ -122,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv, tail = argv[:i], argv[i + 1:]
     p = parser()
     args, extra = p.parse_known_args(argv)
-    if extra and args.cmd != "run":
+    if extra and args.cmd not in ("run", "collect"):
         p.error(f"unrecognized arguments: {' '.join(extra)}")
     if args.cmd == "run":
         from .runner import Study, run_study
@@ -145,6 +154,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"run: mode must be strong or weak, got {st.mode!r}")
         try:
             return run_study(st)
+        except apps.StudyError as exc:
+            raise UsageError(str(exc)) from None
+    if args.cmd == "collect":
+        from .runner import Study, collect_study
+
+        try:
+            return collect_study(Study(app=args.app, mode=args.mode, ranks=args.ranks,
+                                       out=Path(args.out), app_args=extra + tail,
+                                       repeat=args.repeat))
         except apps.StudyError as exc:
             raise UsageError(str(exc)) from None
     if args.cmd == "plot":

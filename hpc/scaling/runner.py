@@ -161,6 +161,58 @@ def _launch(st: Study, p: int, rep: int, args: Sequence[str], mpiexec: str, ncor
     return run
 
 
+def collect_study(st: Study, say: Callable[[str], None] = print) -> int:
+    """Build DIR/results.{csv,json} from the records batch jobs wrote (hpc.jobs scaling).
+
+    Each run's record is DIR/records/pP-rR.json; a run without one (still queued, or failed
+    before writing it) is listed as not passed. Exit 0 when every planned run validated.
+    """
+    require_app_known(st.app)
+    p0 = min(st.ranks)
+    plan = {p: apps.args_for(st.app, st.mode, st.app_args, p, p0) for p in st.ranks}
+    ncores = cores()
+    doc = {
+        "study": {"name": st.name or f"{st.app}_{st.mode}", "app": st.app, "mode": st.mode,
+                  "ranks": st.ranks, "repeat": st.repeat, "threads": st.threads,
+                  "app_args": list(st.app_args) or list(apps.spec(st.app).study_args),
+                  "collected": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+        "machine": {"hostname": socket.gethostname(), "cores": ncores, "mpiexec": "batch jobs",
+                    "python": sys.executable},
+        "runs": [],
+    }
+    import json
+
+    done = 0
+    for p in st.ranks:
+        for rep in range(1, st.repeat + 1):
+            rec_path = st.out / "records" / f"p{p}-r{rep}.json"
+            record = None
+            if rec_path.exists():
+                try:
+                    record = json.loads(rec_path.read_text())
+                except ValueError:
+                    record = None
+            t, src = apps.run_time(st.app, record) if record else (None, "none")
+            passed = bool(record and (record.get("validation") or {}).get("passed"))
+            env = (record or {}).get("env") or {}
+            doc["runs"].append({
+                "ranks": p, "rep": rep, "args": plan[p],
+                "exit_code": 0 if passed else (1 if record else None), "wall_s": 0.0,
+                "time_s": t, "time_source": src, "passed": passed,
+                "oversubscribed": bool(env.get("oversubscribed", False)),
+                "log": f"logs/p{p}-r{rep}.log", "record": record})
+            done += passed
+    results.write(st.out, doc)
+    total = len(st.ranks) * st.repeat
+    say(f"[scaling collect] {st.app} {st.mode}: {done}/{total} runs validated -> "
+        f"{st.out / 'results.csv'}")
+    return 0 if done == total else 1
+
+
+def require_app_known(app: str) -> None:
+    apps.spec(app)
+
+
 def _progress(st: Study, k: int, total: int, run: dict) -> str:
     t = f"{run['time_s']:.4g} s ({run['time_source']})" if run["time_s"] is not None else "no time"
     verdict = "VALID" if run["passed"] else f"FAILED exit {run['exit_code']}"

@@ -1,0 +1,5 @@
+import sys
+
+from hpc.jobs.cli import entry
+
+sys.exit(entry())
