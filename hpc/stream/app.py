@@ -32,7 +32,8 @@ def parser():
     p.add_argument("--arraysize", "-s", type=positive_int, default=2**25,
                    help="elements per array per rank")
     p.add_argument("--numtimes", "-n", type=positive_int, default=100,
-                   help="iterations of the kernels (at least 2: the first is dropped)")
+                   help="iterations of the kernels per run (at least 2: the first is dropped); "
+                        "--repeat reruns the whole measurement")
     p.add_argument("--only", choices=KERNELS, help="run only this kernel")
     p.add_argument("--float", action="store_true", help="float32 instead of float64")
     p.add_argument("--csv", action="store_true", help="print BabelStream's CSV columns")
@@ -109,24 +110,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.say(f"Precision: {'float' if args.float else 'double'}; {n} elements per array per rank "
             f"({n * dtype.itemsize / 1e6:.1f} MB), {args.numtimes} iterations")
 
-    model.init_arrays(START_A, START_B, START_C)
     s = START_SCALAR
-    dot_sum = None
     kernels = {"copy": model.copy, "mul": lambda: model.mul(s), "add": model.add,
                "triad": lambda: model.triad(s), "nstream": lambda: model.nstream(s)}
-    for it in range(args.numtimes):
-        for k in selection:
-            with app.timer.phase(k):
-                if k == "dot":
-                    local = model.dot()
-                    dot_sum = app.comm.allreduce(local)
-                else:
-                    kernels[k]()
-        if (it + 1) % max(1, args.numtimes // 4) == 0 and args.numtimes >= 20:
-            app.progress(f"iteration {it + 1}/{args.numtimes}")
-
     ga, gb, gc, gsum = gold(dtype, selection, args.numtimes, n_global)
-    passed, validation = check(model.read_arrays(), (ga, gb, gc), dtype, dot_sum, gsum, app.comm)
+    passed, validation = True, {}
+    # --repeat reruns the whole measurement from fresh arrays; every run is validated and
+    # every iteration's time is a sample (only the very first is dropped as warm-up).
+    for rep in range(args.repeat):
+        model.init_arrays(START_A, START_B, START_C)
+        dot_sum = None
+        for it in range(args.numtimes):
+            for k in selection:
+                with app.timer.phase(k):
+                    if k == "dot":
+                        local = model.dot()
+                        dot_sum = app.comm.allreduce(local)
+                    else:
+                        kernels[k]()
+            if args.numtimes >= 20 and (it + 1) % (args.numtimes // 4) == 0:
+                app.progress(f"run {rep + 1}/{args.repeat}: iteration {it + 1}/{args.numtimes}")
+        ok, validation = check(model.read_arrays(), (ga, gb, gc), dtype, dot_sum, gsum, app.comm)
+        passed = passed and ok
     timings = app.timer.summary()
 
     peak = args.peak_GBps
