@@ -1,0 +1,1 @@
+"""hpc.pagerank: distributed PageRank and PowerWalk personalized PageRank (see app.py)."""

@@ -1,0 +1,417 @@
+"""Graphs for hpc.pagerank: SNAP edge lists, Matrix Market, Kronecker, and an HDF5 cache.
+
+Every source ends as a :class:`Graph`: vertices relabelled 0..n-1 in ascending order of their
+original ids, 1D block-partitioned over the ranks (``hpc.core.partition.block_offsets``), with
+both the out-edges (for walks and pushes) and the in-edges (for pull-based PageRank) of the
+vertices each rank owns. Edges follow networkx's ``DiGraph``: duplicates collapse into one,
+self-loops stay.
+
+SNAP files are read in parallel: each rank parses the lines that start in its byte range of
+the file. A malformed line is an error on the rank that sees it; ``hpc.core.runtime.collective``
+makes every rank exit 2 with the first bad line's number.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hpc.core import UsageError, collective
+from hpc.core.partition import block_offsets, block_owner, block_range
+
+from .shuffle import exchange, exscan_sum
+
+CACHE_FORMAT = "hpc.pagerank.graph/1"
+MAX_ID = np.iinfo(np.int64).max
+
+
+@dataclass
+class Graph:
+    """A directed graph, 1D block-partitioned by vertex over ``comm``.
+
+    Rank r owns vertices [lo, hi) = [offsets[r], offsets[r+1]) and stores, with global
+    vertex numbers in the index arrays:
+    - ``out_indptr``/``out_indices``: out-neighbours of its vertices (sorted per row);
+    - ``in_indptr``/``in_indices``: in-neighbours of its vertices (sorted per row);
+    - ``ids``: the original ids of its vertices (ascending across the ranks).
+    """
+
+    comm: object
+    n: int
+    m: int
+    offsets: np.ndarray
+    ids: np.ndarray
+    out_indptr: np.ndarray
+    out_indices: np.ndarray
+    in_indptr: np.ndarray
+    in_indices: np.ndarray
+    source: str = ""
+    info: dict = field(default_factory=dict)
+
+    @property
+    def lo(self) -> int:
+        return int(self.offsets[self.comm.Get_rank()])
+
+    @property
+    def hi(self) -> int:
+        return int(self.offsets[self.comm.Get_rank() + 1])
+
+    @property
+    def nlocal(self) -> int:
+        return self.hi - self.lo
+
+    @property
+    def outdeg(self) -> np.ndarray:
+        return np.diff(self.out_indptr)
+
+    def owner(self, v: np.ndarray) -> np.ndarray:
+        """Owning rank of global vertex numbers."""
+        return np.searchsorted(self.offsets, np.asarray(v, dtype=np.int64), side="right") - 1
+
+    def lookup(self, original_ids: np.ndarray) -> np.ndarray:
+        """Global vertex numbers of original ids; -1 where an id is not a vertex (collective)."""
+        from mpi4py import MPI
+
+        q = np.asarray(original_ids, dtype=np.int64)
+        pos = np.searchsorted(self.ids, q)
+        hit = (pos < self.ids.size)
+        hit[hit] = self.ids[pos[hit]] == q[hit]
+        local = np.where(hit, pos + self.lo, -1).astype(np.int64)
+        out = np.empty_like(local)
+        self.comm.Allreduce(local, out, op=MPI.MAX)
+        return out
+
+    def original_ids(self, v: np.ndarray) -> np.ndarray:
+        """Original ids of global vertex numbers (collective; every rank gets them all)."""
+        from mpi4py import MPI
+
+        v = np.asarray(v, dtype=np.int64)
+        mine = (v >= self.lo) & (v < self.hi)
+        local = np.full(v.shape, -1, dtype=np.int64)
+        local[mine] = self.ids[v[mine] - self.lo]
+        out = np.empty_like(local)
+        self.comm.Allreduce(local, out, op=MPI.MAX)
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# building a Graph from an edge list that is spread arbitrarily over the ranks
+# --------------------------------------------------------------------------------------------
+def from_edges(comm, n: int, src: np.ndarray, dst: np.ndarray, ids_local: np.ndarray,
+               source: str = "") -> Graph:
+    """The partitioned graph of global edges (src, dst) in 0..n-1, duplicates collapsed."""
+    from mpi4py import MPI
+
+    p, r = comm.Get_size(), comm.Get_rank()
+    offsets = block_offsets(n, p)
+    lo, hi = int(offsets[r]), int(offsets[r + 1])
+    src = np.asarray(src, dtype=np.int64)
+    dst = np.asarray(dst, dtype=np.int64)
+    # Out side: every edge goes to the owner of its source; unique keys sort rows and columns.
+    s, d = exchange(comm, block_owner(src, n, p), [src, dst])
+    key = np.unique(s * np.int64(n) + d) if n > 0 else np.empty(0, np.int64)
+    s, d = np.divmod(key, np.int64(max(n, 1)))
+    out_indptr = np.zeros(hi - lo + 1, dtype=np.int64)
+    np.cumsum(np.bincount(s - lo, minlength=hi - lo), out=out_indptr[1:])
+    out_indices = d
+    # In side: the collapsed edges go to the owner of their destination.
+    s2, d2 = exchange(comm, block_owner(d, n, p), [s, d])
+    order = np.lexsort((s2, d2))
+    in_indices = s2[order]
+    in_indptr = np.zeros(hi - lo + 1, dtype=np.int64)
+    np.cumsum(np.bincount(d2 - lo, minlength=hi - lo), out=in_indptr[1:])
+    m = int(comm.allreduce(int(key.size), op=MPI.SUM))
+    return Graph(comm, int(n), m, offsets, np.asarray(ids_local, dtype=np.int64),
+                 out_indptr, out_indices, in_indptr, in_indices, source)
+
+
+def relabel(comm, src_raw: np.ndarray, dst_raw: np.ndarray):
+    """Map arbitrary non-negative ids to 0..n-1 in ascending order.
+
+    Returns (n, src, dst, ids_local). The sorted id set is assembled on every rank (n int64
+    per rank): simple and fast at the sizes this suite reads from text files.
+    """
+    from mpi4py import MPI
+
+    local = np.unique(np.concatenate([src_raw, dst_raw])) if src_raw.size else np.empty(0, np.int64)
+    counts = np.array(comm.allgather(local.size), dtype=np.int64)
+    allids = np.empty(int(counts.sum()), dtype=np.int64)
+    if comm.Get_size() > 1:
+        comm.Allgatherv(local, [allids, counts, MPI.INT64_T])
+    else:
+        allids[:] = local
+    allids = np.unique(allids)
+    n = int(allids.size)
+    lo, hi = block_range(n, comm.Get_size(), comm.Get_rank())
+    return (n, np.searchsorted(allids, src_raw), np.searchsorted(allids, dst_raw),
+            allids[lo:hi].copy())
+
+
+# --------------------------------------------------------------------------------------------
+# SNAP edge lists
+# --------------------------------------------------------------------------------------------
+_EDGE = re.compile(rb"(?m)^[ \t]*(\d+)[ \t]+(\d+)[ \t\r]*$")
+_SKIP = re.compile(rb"(?m)^[ \t]*(?:[#%].*)?\r?$")
+_EDGE1 = re.compile(rb"[ \t]*(\d+)[ \t]+(\d+)[ \t\r]*")
+_SKIP1 = re.compile(rb"[ \t]*(?:[#%].*)?\r?")
+
+
+def _byte_share(path: str, size: int, p: int, r: int) -> bytes:
+    """The lines whose first byte lies in this rank's block of the file's bytes."""
+    lo, hi = block_range(size, p, r)
+    if lo >= hi:
+        return b""
+    with open(path, "rb") as f:
+        f.seek(max(lo - 1, 0))
+        buf = f.read(hi - max(lo - 1, 0))
+        if lo > 0:  # the line under way at lo belongs to the rank before
+            nl = buf.find(b"\n")
+            if nl < 0:
+                return b""
+            buf = buf[nl + 1:]
+            if nl + 1 > hi - lo:  # no line starts in [lo, hi)
+                return b""
+        if buf and not buf.endswith(b"\n"):
+            tail = []
+            while True:
+                more = f.read(1 << 16)
+                if not more:
+                    break
+                k = more.find(b"\n")
+                if k >= 0:
+                    tail.append(more[:k + 1])
+                    break
+                tail.append(more)
+            buf += b"".join(tail)
+    return buf
+
+
+def _first_bad_line(data: bytes) -> tuple[int, str]:
+    for i, line in enumerate(data.split(b"\n")):
+        if _SKIP1.fullmatch(line) or _EDGE1.fullmatch(line):
+            continue
+        text = line.decode("utf-8", "replace").strip()
+        return i, f"expected two non-negative integer ids, got {text[:60]!r}"
+    return -1, ""
+
+
+def parse_edges_py(data: bytes) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """(src, dst, bad_line_index or -1, reason) of a chunk of SNAP text (pure Python)."""
+    pairs = _EDGE.findall(data)
+    total = data.count(b"\n") + 1
+    if len(pairs) + len(_SKIP.findall(data)) != total:
+        bad, why = _first_bad_line(data)
+        return np.empty(0, np.int64), np.empty(0, np.int64), bad, why
+    if not pairs:
+        return np.empty(0, np.int64), np.empty(0, np.int64), -1, ""
+    raw = np.array(pairs)
+    if raw.dtype.itemsize >= 19:  # may not fit int64: find the line
+        for i, line in enumerate(data.split(b"\n")):
+            mt = _EDGE1.fullmatch(line)
+            if mt and max(int(mt.group(1)), int(mt.group(2))) > MAX_ID:
+                return np.empty(0, np.int64), np.empty(0, np.int64), i, "vertex id exceeds int64"
+    e = raw.astype(np.int64)
+    return np.ascontiguousarray(e[:, 0]), np.ascontiguousarray(e[:, 1]), -1, ""
+
+
+def parse_edges(data: bytes) -> tuple[np.ndarray, np.ndarray, int, str]:
+    """Native parser when built (fast), else the Python one; both give the same answer."""
+    try:
+        from hpc import _core
+
+        k = _core.pagerank
+    except (ImportError, AttributeError):
+        return parse_edges_py(data)
+    src, dst, bad, code = k.parse_edges(data)
+    if bad < 0:
+        return src, dst, -1, ""
+    line = data.split(b"\n", int(bad) + 1)[int(bad)]
+    text = line.decode("utf-8", "replace").strip()
+    why = ("vertex id exceeds int64" if code == 2
+           else f"expected two non-negative integer ids, got {text[:60]!r}")
+    return src, dst, int(bad), why
+
+
+def read_snap(path: str, comm) -> Graph:
+    """Read a SNAP edge list in parallel (each rank its byte range) into a Graph."""
+    p, r = comm.Get_size(), comm.Get_rank()
+    with collective(comm):
+        try:
+            size = os.path.getsize(path)
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            raise UsageError(f"--graph {path}: cannot read ({exc.strerror or exc})") from None
+    data = _byte_share(path, size, p, r)
+    nlines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    first = exscan_sum(comm, nlines)
+    with collective(comm):
+        src, dst, bad, why = parse_edges(data)
+        if bad >= 0:
+            raise UsageError(f"{path}, line {first + bad + 1}: {why}")
+    del data
+    n, s, d, ids_local = relabel(comm, src, dst)
+    return from_edges(comm, n, s, d, ids_local, source=f"snap:{path}")
+
+
+# --------------------------------------------------------------------------------------------
+# Matrix Market and Kronecker (through the sparse core), and the HDF5 cache
+# --------------------------------------------------------------------------------------------
+def read_mtx(path: str, comm) -> Graph:
+    """A Matrix Market file as a graph: a nonzero A[i, j] is the edge i -> j (values ignored).
+
+    Vertices are 0..n-1 for an n x n matrix (isolated ones included).
+    """
+    from hpc.sparse.mmio import read_mm
+
+    with collective(comm):
+        try:
+            A = read_mm(path, comm)
+        except UsageError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--graph {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+    nr, nc = A.shape
+    if nr != nc:
+        raise UsageError(f"--graph {path}: a graph needs a square matrix, got {nr} x {nc}")
+    loc = A.local.tocoo()
+    src = loc.row.astype(np.int64) + int(A.row_offsets[comm.Get_rank()])
+    dst = loc.col.astype(np.int64)
+    lo, hi = block_range(nr, comm.Get_size(), comm.Get_rank())
+    return from_edges(comm, nr, src, dst, np.arange(lo, hi, dtype=np.int64), source=f"mtx:{path}")
+
+
+def parse_kron(spec: str) -> tuple[int, int]:
+    """'kron:SCALE:EDGEFACTOR' -> (scale, edgefactor)."""
+    parts = spec.split(":")
+    try:
+        if len(parts) != 3 or parts[0] != "kron":
+            raise ValueError
+        scale, ef = int(parts[1]), int(parts[2])
+        if not (1 <= scale <= 40 and ef >= 1):
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"--generate {spec!r}: expected kron:SCALE:EDGEFACTOR "
+                         "(1 <= SCALE <= 40, EDGEFACTOR >= 1)") from None
+    return scale, ef
+
+
+def generate_kron(spec: str, seed: int, comm) -> Graph:
+    """Graph500 Kronecker graph (A, B, C = 0.57, 0.19, 0.19, vertices permuted); every
+    vertex 0..2^SCALE-1 is kept, isolated ones included."""
+    from hpc.core.memory import require_memory
+    from hpc.sparse.randgen import rmat_edges
+
+    scale, ef = parse_kron(spec)
+    n = 1 << scale
+    p = comm.Get_size()
+    # generator's edges + the two shuffled copies of src/dst + CSR arrays, int64
+    require_memory(8 * 8 * ef * n / p + 8 * 4 * n / p, f"--generate {spec}", comm)
+    src, dst = rmat_edges(scale, ef, seed, comm)
+    lo, hi = block_range(n, p, comm.Get_rank())
+    return from_edges(comm, n, np.asarray(src, np.int64), np.asarray(dst, np.int64),
+                      np.arange(lo, hi, dtype=np.int64), source=f"{spec} seed {seed}")
+
+
+def save_cache(g: Graph, path: str) -> None:
+    """Write the graph (original ids, out-degrees, out-neighbours) to HDF5 (collective)."""
+    from hpc.core import h5io
+
+    h5io.write(path, g.comm, {
+        "/graph/vertex_ids": h5io.Distributed(g.ids),
+        "/graph/out_degree": h5io.Distributed(g.outdeg.astype(np.int64)),
+        "/graph/out_indices": h5io.Distributed(g.out_indices.astype(np.int64)),
+    }, attrs={"/graph": {"format": CACHE_FORMAT, "n": g.n, "m": g.m, "source": g.source}})
+
+
+def load_cache(path: str, comm) -> Graph:
+    """Read a graph written by :func:`save_cache`; each rank reads only its own rows."""
+    import h5py
+
+    p, r = comm.Get_size(), comm.Get_rank()
+    with collective(comm):
+        try:
+            with h5py.File(path, "r") as f:
+                grp = f["graph"]
+                if grp.attrs.get("format") != CACHE_FORMAT:
+                    raise UsageError(f"--graph {path}: not an hpc.pagerank graph file "
+                                     f"(format {grp.attrs.get('format')!r})")
+                n = int(grp.attrs["n"])
+                source = str(grp.attrs.get("source", path))
+                lo, hi = block_range(n, p, r)
+                ids = grp["vertex_ids"][lo:hi].astype(np.int64)
+                deg = grp["out_degree"][lo:hi].astype(np.int64)
+                start = int(grp["out_degree"][:lo].sum()) if lo else 0
+                dst = grp["out_indices"][start:start + int(deg.sum())].astype(np.int64)
+        except (OSError, KeyError) as exc:
+            raise UsageError(f"--graph {path}: cannot read graph data ({exc})") from None
+    src = np.repeat(np.arange(lo, hi, dtype=np.int64), deg)
+    return from_edges(comm, n, src, dst, ids, source=source)
+
+
+def _is_hdf5(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(8) == b"\x89HDF\r\n\x1a\n"
+    except OSError:
+        return False
+
+
+def load_graph(comm, graph: str | None = None, generate: str | None = None, seed: int = 0,
+               cache: str | None = None) -> Graph:
+    """The graph an app's options name: --graph PATH (SNAP text, .mtx, or HDF5 cache) or
+    --generate kron:S:EF. With ``cache``, a cache newer than the source is read instead, and
+    a missing or stale one is written after reading the source."""
+    if (graph is None) == (generate is None):
+        raise UsageError("give exactly one of --graph PATH and --generate kron:SCALE:EDGEFACTOR")
+    if generate is not None:
+        parse_kron(generate)
+    if cache and os.path.exists(cache):
+        fresh = generate is None and os.path.exists(graph) and \
+            os.path.getmtime(cache) >= os.path.getmtime(graph)
+        if generate is not None:
+            import h5py
+
+            with h5py.File(cache, "r") as f:
+                fresh = f["graph"].attrs.get("source") == f"{generate} seed {seed}"
+        if comm.bcast(fresh if comm.Get_rank() == 0 else None, root=0):
+            return load_cache(cache, comm)
+    if generate is not None:
+        g = generate_kron(generate, seed, comm)
+    elif _is_hdf5(graph):
+        g = load_cache(graph, comm)
+    elif graph.endswith(".mtx") or graph.endswith(".mtx.gz"):
+        g = read_mtx(graph, comm)
+    else:
+        g = read_snap(graph, comm)
+    if cache:
+        save_cache(g, cache)
+    return g
+
+
+def gather_csr(g: Graph, root: int = 0):
+    """The whole adjacency matrix (scipy CSR, A[u, v] = 1 for an edge u -> v) on ``root``."""
+    import scipy.sparse as sp
+
+    comm = g.comm
+    indptr = comm.gather(g.outdeg, root=root)
+    indices = comm.gather(g.out_indices, root=root)
+    if comm.Get_rank() != root:
+        return None
+    deg = np.concatenate(indptr)
+    ptr = np.zeros(g.n + 1, dtype=np.int64)
+    np.cumsum(deg, out=ptr[1:])
+    ind = np.concatenate(indices)
+    return sp.csr_matrix((np.ones(ind.size), ind, ptr), shape=(g.n, g.n))
+
+
+def gather_ids(g: Graph, root: int = 0) -> np.ndarray | None:
+    parts = g.comm.gather(g.ids, root=root)
+    return np.concatenate(parts) if parts is not None else None
+
+
+__all__ = ["Graph", "from_edges", "relabel", "read_snap", "read_mtx", "generate_kron",
+           "save_cache", "load_cache", "load_graph", "gather_csr", "gather_ids",
+           "parse_edges", "parse_edges_py", "parse_kron"]
