@@ -1,0 +1,148 @@
+"""CPU packers for canonical strided blocks: native C++/OpenMP, Numba, and NumPy.
+
+Every packer has the same two calls, on byte addresses of C-contiguous arrays:
+
+    pack(src, block, dst)    gathers block's bytes of src into dst[:block.size]
+    unpack(src, block, dst)  scatters src[:block.size] into block's bytes of dst
+
+``native`` (hpc._core.pack, the fast path), ``numba`` (JIT loops over the same odometer) and
+``numpy`` (a strided view copied with ``np.copyto``; the reference and the fallback) are
+interchangeable; tests check all three against ``MPI_Pack`` byte for byte.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from hpc.core.errors import UsageError
+
+from .canonical import StridedBlock
+
+PACKERS = ("native", "numba", "numpy")
+
+
+def as_bytes(a: np.ndarray) -> np.ndarray:
+    """A flat uint8 view of a C-contiguous array (no copy)."""
+    if not a.flags.c_contiguous:
+        raise ValueError("packers need C-contiguous arrays")
+    return a.reshape(-1).view(np.uint8)
+
+
+def _check(nbytes: int, block: StridedBlock, packed_nbytes: int) -> None:
+    lo, hi = block.span()
+    if lo < 0 or hi > nbytes:
+        raise ValueError(f"block touches bytes [{lo}, {hi}) outside a buffer of {nbytes} bytes")
+    if packed_nbytes < block.size:
+        raise ValueError(f"packed buffer holds {packed_nbytes} bytes, need {block.size}")
+
+
+# -- numpy: a strided view is the block, read outermost first ----------------------------
+def _view(buf: np.ndarray, block: StridedBlock) -> np.ndarray:
+    base = as_bytes(buf)
+    return np.lib.stride_tricks.as_strided(
+        base[block.start:], shape=block.counts[::-1], strides=block.strides[::-1],
+        writeable=True)
+
+
+def numpy_pack(src: np.ndarray, block: StridedBlock, dst: np.ndarray) -> int:
+    d = as_bytes(dst)
+    _check(as_bytes(src).size, block, d.size)
+    if block.size:
+        np.copyto(d[:block.size].reshape(block.counts[::-1]), _view(src, block))
+    return block.size
+
+
+def numpy_unpack(src: np.ndarray, block: StridedBlock, dst: np.ndarray) -> int:
+    s = as_bytes(src)
+    _check(as_bytes(dst).size, block, s.size)
+    if block.size:
+        np.copyto(_view(dst, block), s[:block.size].reshape(block.counts[::-1]))
+    return block.size
+
+
+# -- native: hpc._core.pack ---------------------------------------------------------------
+def native_pack(src: np.ndarray, block: StridedBlock, dst: np.ndarray, threads: int = 0) -> int:
+    from hpc._core import pack as _p
+
+    return _p.pack(src, dst, block.start, list(block.counts), list(block.strides), threads)
+
+
+def native_unpack(src: np.ndarray, block: StridedBlock, dst: np.ndarray, threads: int = 0) -> int:
+    from hpc._core import pack as _p
+
+    return _p.unpack(src, dst, block.start, list(block.counts), list(block.strides), threads)
+
+
+# -- numba ----------------------------------------------------------------------------------
+_NUMBA: dict[str, Callable] = {}
+
+
+def _numba_kernels() -> dict[str, Callable]:
+    if _NUMBA:
+        return _NUMBA
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def walk(strided, packed, start, counts, strides, unpack):  # pragma: no cover - JIT
+        nd = counts.shape[0]
+        ln = counts[0]
+        nblocks = 1
+        for i in range(1, nd):
+            nblocks *= counts[i]
+        if nblocks == 0 or ln == 0:
+            return
+        idx = np.zeros(nd, np.int64)
+        soff = start
+        for b in range(nblocks):
+            p = b * ln
+            if unpack:
+                strided[soff:soff + ln] = packed[p:p + ln]
+            else:
+                packed[p:p + ln] = strided[soff:soff + ln]
+            for i in range(1, nd):
+                soff += strides[i]
+                idx[i] += 1
+                if idx[i] < counts[i]:
+                    break
+                soff -= counts[i] * strides[i]
+                idx[i] = 0
+
+    _NUMBA["walk"] = walk
+    return _NUMBA
+
+
+def numba_pack(src: np.ndarray, block: StridedBlock, dst: np.ndarray) -> int:
+    s, d = as_bytes(src), as_bytes(dst)
+    _check(s.size, block, d.size)
+    _numba_kernels()["walk"](s, d, block.start, np.asarray(block.counts, np.int64),
+                             np.asarray(block.strides, np.int64), False)
+    return block.size
+
+
+def numba_unpack(src: np.ndarray, block: StridedBlock, dst: np.ndarray) -> int:
+    s, d = as_bytes(src), as_bytes(dst)
+    _check(d.size, block, s.size)
+    _numba_kernels()["walk"](d, s, block.start, np.asarray(block.counts, np.int64),
+                             np.asarray(block.strides, np.int64), True)
+    return block.size
+
+
+_TABLE = {
+    "native": (native_pack, native_unpack, "native"),
+    "numba": (numba_pack, numba_unpack, "numba"),
+    "numpy": (numpy_pack, numpy_unpack, "numpy"),
+}
+
+
+def get(name: str) -> tuple[Callable, Callable]:
+    """(pack, unpack) of a packer; an unavailable one is a UsageError naming why."""
+    from hpc.core import backends
+
+    if name not in _TABLE:
+        raise UsageError(f"unknown packer {name!r} (choose from {', '.join(PACKERS)})")
+    pk, up, backend = _TABLE[name]
+    why = backends.why_unavailable(backend)
+    if why:
+        raise UsageError(f"packer {name} is not available here: {why}")
+    return pk, up
