@@ -198,10 +198,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                      f"  {st.step_s * 1e3:8.1f} ms")
     end_step = start + args.steps
 
-    if args.save:
-        with app.timer.phase("save"):
-            checkpoint.save(args.save, model, opt, end_step, args.seed)
-
     # throughput over the steps after warm-up (slowest rank's step time)
     from mpi4py import MPI
 
@@ -262,6 +258,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         passed = passed and rel <= tol
         app.say(f"single-rank reference: max relative loss difference {rel:.3g} "
                 f"(tolerance {tol:g}, {time.perf_counter() - t0:.1f} s)")
+    if args.save:  # after the reference, which may read the --load file this overwrites
+        with app.timer.phase("save"):
+            checkpoint.save(args.save, model, opt, end_step, args.seed)
     ps.free()
     return app.finish(passed, validation)
 

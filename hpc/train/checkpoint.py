@@ -27,27 +27,37 @@ def _owned(model, name: str) -> bool:
     return True
 
 
-def save(path: str, model, opt, step: int, seed: int) -> None:
-    """Collective: gather every parameter to rank 0 in the single-rank layout and write."""
+def gather_full(model, opt=None) -> dict[str, tuple[np.ndarray, ...]] | None:
+    """Collective: {name: (param, adam m, adam v)} as full single-rank tensors on world rank 0
+    (None elsewhere); without opt only the parameter. Also what the tests compare layouts by."""
     ps, st = model.ps, model.store
-    m_full, v_full = opt.full_state()
+    flats = [st.flat_p] + (list(opt.full_state()) if opt is not None else [])
     local = {}
     for name in st.order:
         if _owned(model, name):
             off, n, shp = st.offsets[name]
-            local[name] = tuple(np.array(C.to_host(a[off:off + n])).reshape(shp)
-                                for a in (st.flat_p, m_full, v_full))
+            local[name] = tuple(np.array(C.to_host(a[off:off + n])).reshape(shp) for a in flats)
     gathered = ps.world.gather((ps.tp_rank, local), root=0)
+    if ps.rank != 0:
+        return None
+    pieces: dict[str, dict[int, tuple]] = {}
+    for tp_rank, d in gathered:
+        for name, arrs in d.items():
+            pieces.setdefault(name, {})[tp_rank] = arrs
+    return {s.name: tuple(unshard([pieces[s.name][r][j] for r in range(ps.tp)], s.split)
+                          for j in range(len(flats)))
+            for s in model.all_specs}
+
+
+def save(path: str, model, opt, step: int, seed: int) -> None:
+    """Collective: gather every parameter to rank 0 in the single-rank layout and write."""
+    ps, st = model.ps, model.store
+    full = gather_full(model, opt)
     datasets: dict = {}
-    if ps.rank == 0:
-        pieces: dict[str, dict[int, tuple]] = {}
-        for tp_rank, d in gathered:
-            for name, arrs in d.items():
-                pieces.setdefault(name, {})[tp_rank] = arrs
-        for s in model.all_specs:
-            parts = pieces[s.name]
-            for j, key in enumerate(("/params/", "/adam/m/", "/adam/v/")):
-                datasets[key + s.name] = unshard([parts[r][j] for r in range(ps.tp)], s.split)
+    if full is not None:
+        for name, arrs in full.items():
+            for key, a in zip(("/params/", "/adam/m/", "/adam/v/"), arrs):
+                datasets[key + name] = a
     names = ps.world.bcast(sorted(datasets) if ps.rank == 0 else None, root=0)
     if ps.rank != 0:
         datasets = {k: None for k in names}

@@ -1,0 +1,190 @@
+"""hpc.train kernels and the whole single-rank model: backward against float64 central
+differences (relative error <= 1e-7), and the tensor-parallel slicing of parameters."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpc.train import layers as L
+from hpc.train.model import GPTConfig, param_specs, shard, unshard
+
+TOL = 1e-7
+
+
+def numgrad(f, x: np.ndarray, n: int = 40, eps: float = 1e-5, seed: int = 0):
+    """Central differences of scalar f at up to n entries of x (modified in place, restored)."""
+    rng = np.random.default_rng(seed)
+    flat = x.reshape(-1)
+    idx = rng.choice(flat.size, size=min(n, flat.size), replace=False)
+    out = np.empty(idx.size)
+    for j, i in enumerate(idx):
+        old = flat[i]
+        flat[i] = old + eps
+        fp = f()
+        flat[i] = old - eps
+        fm = f()
+        flat[i] = old
+        out[j] = (fp - fm) / (2 * eps)
+    return idx, out
+
+
+def check(f, x, analytic, n: int = 40, what: str = ""):
+    idx, num = numgrad(f, x, n)
+    ana = analytic.reshape(-1)[idx]
+    err = np.linalg.norm(ana - num) / max(np.linalg.norm(num), 1e-30)
+    assert err <= TOL, f"relative error {err:.3g} ({what})"
+    return err
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+def test_layernorm(rng):
+    x = rng.standard_normal((2, 5, 8))
+    g, b = rng.standard_normal(8), rng.standard_normal(8)
+    R = rng.standard_normal((2, 5, 8))
+    f = lambda: float((L.layernorm_fwd(x, g, b)[0] * R).sum())  # noqa: E731
+    _, c = L.layernorm_fwd(x, g, b)
+    dx, dg, db = L.layernorm_bwd(R, c)
+    check(f, x, dx)
+    check(f, g, dg)
+    check(f, b, db)
+
+
+def test_linear(rng):
+    x, w, b = rng.standard_normal((3, 4, 6)), rng.standard_normal((6, 5)), rng.standard_normal(5)
+    R = rng.standard_normal((3, 4, 5))
+    f = lambda: float((L.linear_fwd(x, w, b)[0] * R).sum())  # noqa: E731
+    dx, dw, db = L.linear_bwd(R, x, w)
+    check(f, x, dx)
+    check(f, w, dw)
+    check(f, b, db)
+
+
+def test_gelu(rng):
+    x = rng.standard_normal((4, 7)) * 2
+    R = rng.standard_normal((4, 7))
+    f = lambda: float((L.gelu_fwd(x)[0] * R).sum())  # noqa: E731
+    check(f, x, L.gelu_bwd(R, L.gelu_fwd(x)[1]))
+
+
+def test_gelu_matches_tanh_formula(rng):
+    x = rng.standard_normal(50)
+    ref = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))
+    np.testing.assert_allclose(L.gelu_fwd(x)[0], ref, rtol=1e-14)
+
+
+def test_causal_attention(rng):
+    q, k, v = (rng.standard_normal((2, 3, 6, 4)) for _ in range(3))
+    R = rng.standard_normal((2, 3, 6, 4))
+    f = lambda: float((L.causal_attention_fwd(q, k, v)[0] * R).sum())  # noqa: E731
+    dq, dk, dv = L.causal_attention_bwd(R, L.causal_attention_fwd(q, k, v)[1])
+    check(f, q, dq)
+    check(f, k, dk)
+    check(f, v, dv)
+
+
+def test_attention_is_causal(rng):
+    q, k, v = (rng.standard_normal((1, 2, 5, 3)) for _ in range(3))
+    o1 = L.causal_attention_fwd(q, k, v)[0]
+    k2, v2 = k.copy(), v.copy()
+    k2[..., 3:, :] += 10
+    v2[..., 3:, :] -= 7
+    o2 = L.causal_attention_fwd(q, k2, v2)[0]
+    np.testing.assert_array_equal(o1[..., :3, :], o2[..., :3, :])
+
+
+def test_embedding_vocab_parallel(rng):
+    w = rng.standard_normal((10, 4))
+    tok = rng.integers(0, 20, size=(3, 5))
+    R = rng.standard_normal((3, 5, 4))
+    f = lambda: float((L.embedding_fwd(tok, w, lo=8)[0] * R).sum())  # noqa: E731
+    out, c = L.embedding_fwd(tok, w, lo=8)
+    inside = (tok >= 8) & (tok < 18)
+    np.testing.assert_array_equal(out[~inside], 0)
+    np.testing.assert_array_equal(out[inside], w[tok[inside] - 8])
+    dw = np.zeros_like(w)
+    L.embedding_bwd(R, c, dw)
+    check(f, w, dw)
+
+
+def test_vocab_parallel_cross_entropy_matches_full(rng):
+    """Two vocabulary halves combined as the all-reduces combine them give the full loss."""
+    logits = rng.standard_normal((2, 3, 12))
+    tgt = rng.integers(0, 12, size=(2, 3))
+    full = -np.log(np.exp(logits - logits.max(-1, keepdims=True)) /
+                   np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True))
+    ref = np.take_along_axis(full, tgt[..., None], -1)[..., 0]
+    halves = [logits[..., :6], logits[..., 6:]]
+    gmax = np.maximum(halves[0].max(-1), halves[1].max(-1))
+    parts = [L.cross_entropy_fwd_local(h, tgt, lo, gmax) for h, lo in zip(halves, (0, 6))]
+    sumexp = parts[0][1] + parts[1][1]
+    tl = parts[0][2] + parts[1][2]
+    np.testing.assert_allclose(np.log(sumexp) + gmax - tl, ref, rtol=1e-13)
+    # backward: softmax minus one-hot, on each half
+    d = np.concatenate([L.cross_entropy_bwd_local(p[0], sumexp, p[3], 1.0) for p in parts], -1)
+    f = lambda: float(_ce(logits, tgt).sum())  # noqa: E731
+    check(f, logits, d)
+
+
+def _ce(logits, tgt):
+    m = logits.max(-1, keepdims=True)
+    lse = np.log(np.exp(logits - m).sum(-1)) + m[..., 0]
+    return lse - np.take_along_axis(logits, tgt[..., None], -1)[..., 0]
+
+
+@pytest.mark.parametrize("tp", [1, 2, 4])
+def test_shard_unshard_roundtrip(tp):
+    cfg = GPTConfig(vocab=200, hidden=16, heads=4, layers=1, seq_len=8)
+    rng = np.random.default_rng(0)
+    for s in param_specs(cfg):
+        full = rng.standard_normal(s.shape)
+        pieces = [shard(full, s.split, tp, r) for r in range(tp)]
+        np.testing.assert_array_equal(unshard(pieces, s.split), full)
+
+
+def test_qkv_shard_keeps_whole_heads():
+    h, tp = 8, 2
+    full = np.arange(3 * h)[None, :].repeat(2, 0)  # q 0..7, k 8..15, v 16..23
+    part = shard(full, "qkv", tp, 1)
+    np.testing.assert_array_equal(part[0], [4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23])
+
+
+def _single_rank_model(dtype=np.float64, **kw):
+    from mpi4py import MPI
+
+    from hpc.train.model import GPT
+    from hpc.train.parallel_state import Layout, ParallelState
+
+    cfg = GPTConfig(**{"vocab": 70, "hidden": 12, "heads": 3, "layers": 2, "seq_len": 6, **kw})
+    ps = ParallelState(MPI.COMM_SELF, Layout())
+    return cfg, GPT(cfg, ps, np, dtype, seed=5)
+
+
+@pytest.mark.parametrize("recompute", [False, True])
+def test_whole_model_gradient(recompute):
+    """Every parameter of the reference GPT (padded vocabulary included) against central
+    differences of the mean token loss."""
+    cfg, model = _single_rank_model()
+    model.recompute = recompute
+    rng = np.random.default_rng(3)
+    # random non-trivial parameters (biases and gains too)
+    model.store.flat_p[...] = rng.standard_normal(model.store.numel) * 0.3
+    model.store.host_param("embed.wte")[cfg.vocab:] = 0
+    tok = rng.integers(0, cfg.vocab, size=(2, cfg.seq_len + 1))
+    scale = 1.0 / tok[:, 1:].size
+
+    def loss():
+        return model.forward(0, tok[:, :-1], tok[:, 1:])[0] * scale
+
+    model.store.zero_grads()
+    _, cache = model.forward(0, tok[:, :-1], tok[:, 1:])
+    model.backward(0, None, cache, scale)
+    for name in model.store.order:
+        p = model.store.host_param(name)
+        g = model.store.host_grad(name).copy()
+        if name == "embed.wte":  # padded rows: no gradient; compare the real rows
+            np.testing.assert_array_equal(g[cfg.vocab:], 0)
+        check(loss, p, g, n=12, what=name)
