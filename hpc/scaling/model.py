@@ -383,8 +383,9 @@ def model_study(doc: dict, cores_per_node: int | None = None, fixed: dict[str, f
     p0 = pts[0]["ranks"]
     q0 = pts[0]["q"]
 
-    def predict(p: int, method: str | None = None) -> float:
-        q = lm.grow(q0, p / p0) if mode == "weak" else q0
+    def predict(p: int, method: str | None = None, q: dict | None = None) -> float:
+        if q is None:
+            q = lm.grow(q0, p / p0) if mode == "weak" else q0
         f = lm.features(q, p)
         if app == "cg" and method == "pipecg":  # the allreduce hides behind the SpMV
             comp = theta[names.index("gamma_s_per_nnz")] * f["gamma_s_per_nnz"]
@@ -394,7 +395,8 @@ def model_study(doc: dict, cores_per_node: int | None = None, fixed: dict[str, f
             f["lambda_s"] = {"cg": 2.0, "pcg": 2.0, "cg1": 1.0}.get(method, 2.0) * _log2(p)
         return float(sum(theta[i] * f[n] for i, n in enumerate(names)))
 
-    report = _report_common(doc, app, mode, cores, pts, params, predict, max_ranks, lm.label)
+    report = _report_common(doc, app, mode, cores, pts, params, predict, max_ranks, lm.label,
+                            at_measured=lambda pt: predict(pt["ranks"], q=pt["q"]))
     if app == "cg":
         ext = extrapolation_ranks(p0, max_ranks)
         report["variants"] = {m: [predict(p, m) for p in ext] for m in ("cg", "pipecg")}
@@ -402,10 +404,12 @@ def model_study(doc: dict, cores_per_node: int | None = None, fixed: dict[str, f
     return report
 
 
-def _report_common(doc, app, mode, cores, pts, params, predict, max_ranks, label) -> dict:
+def _report_common(doc, app, mode, cores, pts, params, predict, max_ranks, label,
+                   at_measured) -> dict:
+    """Measured points (with the model at their own problem sizes) and the extrapolation."""
     p0 = pts[0]["ranks"]
     ext = extrapolation_ranks(p0, max_ranks)
-    measured = [{"ranks": pt["ranks"], "time": pt["time"], "model": predict(pt["ranks"]),
+    measured = [{"ranks": pt["ranks"], "time": pt["time"], "model": at_measured(pt),
                  "oversubscribed": pt["oversubscribed"],
                  "fitted": not pt["oversubscribed"]} for pt in pts]
     t0 = predict(p0)
@@ -465,7 +469,7 @@ def _model_stream(doc: dict, cores: int, fixed: dict[str, float], max_ranks: int
         vals.update(zip(free, np.exp(sol.x)))
     # Saturation is only identified if some fitted point sits on the flat part.
     if status["Bnode_Bps"] == "fitted" and not any(
-            min(pt["ranks"], cores) * vals["b1_Bps"] >= vals["Bnode_Bps"] * 0.999
+            min(pt["ranks"], cores) * vals["b1_Bps"] > vals["Bnode_Bps"] * 1.001
             for pt in fitpts):
         vals["Bnode_Bps"] = max(pt["bw"] / math.ceil(pt["ranks"] / cores) for pt in fitpts)
         status["Bnode_Bps"] = "lower bound (no saturation measured)"
@@ -485,7 +489,8 @@ def _model_stream(doc: dict, cores: int, fixed: dict[str, float], max_ranks: int
         return total / bw(p, vals["b1_Bps"], vals["Bnode_Bps"])
 
     rep = _report_common(doc, "stream", mode, cores, pts, params, predict, max_ranks,
-                         "triad time (s)")
+                         "triad time (s)", at_measured=lambda pt: pt["bytes"] / bw(
+                             pt["ranks"], vals["b1_Bps"], vals["Bnode_Bps"]))
     rep["roofline"] = {"arithmetic_intensity_flop_per_B": 2 / 24,
                        "attainable_GFLOPs_per_node": vals["Bnode_Bps"] * (2 / 24) / 1e9}
     for row in rep["modelled"]:
