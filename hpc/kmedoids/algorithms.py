@@ -1,0 +1,485 @@
+"""The paper's algorithms on block-distributed points (any oracle, any back end).
+
+State per rank, for its own points o: nearest medoid (near_i, near_d), second nearest
+(seco_i, seco_d) and DM[o, m] = d(o, medoid m). Every loss change (ΔTD) is a sum over points,
+so each rank sums over its own points and the sums are reduced (Allreduce): the SWAP phase
+evaluates candidates in column tiles, one reduction per tile.
+
+Semantics follow the reference implementations exactly where they are deterministic (the
+`kmedoids` package): BUILD, the PAM/FastPAM1 best-swap selection with its tie order (lowest
+candidate, then lowest medoid slot), FasterPAM's eager circular sweep (first improving
+candidate in index order, stop after a full cycle without a swap) and its stop rules.
+FasterPAM is parallelised over candidate blocks speculatively: a block is evaluated against the
+current medoids in one pass and one reduction; the first improving candidate in it is swapped,
+and the sweep resumes right after it. The result is the sequential algorithm's, swap for swap.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .oracle import Oracle, chunk_width
+
+B0 = 32  # first speculative block after a swap (FasterPAM, CLARANS); doubles while none improve
+
+
+@dataclass
+class Result:
+    medoids: np.ndarray          # in slot order (labels index this)
+    loss: float
+    swaps: int = 0
+    iterations: int = 0
+    converged: bool = True
+    init_medoids: np.ndarray | None = None
+    build_s: float = 0.0
+    swap_s: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+class Solver:
+    """k-medoids state and moves over one oracle's points."""
+
+    def __init__(self, oracle: Oracle, comm, K, k: int):
+        self.o, self.comm, self.K, self.k = oracle, comm, K, int(k)
+        self.n = oracle.n
+        self.C = chunk_width(self.n, oracle.n_local, self.k)
+        self.rows = oracle.rows
+        self.loss = math.nan
+
+    # -- reductions ---------------------------------------------------------------------
+    def allsum(self, a: np.ndarray) -> np.ndarray:
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        if self.comm.Get_size() > 1:
+            from mpi4py import MPI
+
+            self.comm.Allreduce(MPI.IN_PLACE, a, op=MPI.SUM)
+        return a
+
+    def total(self, x: float) -> float:
+        return float(self.allsum(np.array([x]))[0])
+
+    # -- state --------------------------------------------------------------------------
+    def assign(self, meds) -> float:
+        """Nearest and second nearest medoid of every local point (the reference's order)."""
+        meds = np.asarray(meds, dtype=np.int64).copy()
+        self.med = meds
+        self.is_med = np.zeros(self.n, dtype=bool)
+        self.is_med[meds] = True
+        k, nl = self.k, self.o.n_local
+        self.DM = np.ascontiguousarray(self.o.cols(meds))
+        self.near_i = np.zeros(nl, dtype=np.int64)
+        self.near_d = self.DM[:, 0].copy()
+        self.seco_i = np.full(nl, -1, dtype=np.int64)
+        self.seco_d = np.full(nl, np.inf)
+        for m in range(1, k):
+            d = self.DM[:, m]
+            c1 = (d < self.near_d) | (self.rows == meds[m])
+            c2 = ~c1 & ((self.seco_i < 0) | (d < self.seco_d))
+            self.seco_i = np.where(c1, self.near_i, np.where(c2, m, self.seco_i))
+            self.seco_d = np.where(c1, self.near_d, np.where(c2, d, self.seco_d))
+            self.near_i = np.where(c1, m, self.near_i)
+            self.near_d = np.where(c1, d, self.near_d)
+        self.loss = self.total(float(self.near_d.sum()))
+        return self.loss
+
+    def removal_loss(self) -> np.ndarray:
+        return self.allsum(np.bincount(self.near_i, weights=self.seco_d - self.near_d,
+                                       minlength=self.k))
+
+    def _second(self, sel: np.ndarray, b: int, doj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Second nearest of points `sel` after medoid slot b changed: starts at (b, doj)."""
+        M = self.DM[sel].copy()
+        M[np.arange(sel.size), self.near_i[sel]] = np.inf
+        M[:, b] = np.inf
+        i = np.argmin(M, axis=1)
+        d = M[np.arange(sel.size), i]
+        better = d < doj
+        return np.where(better, i, b), np.where(better, d, doj)
+
+    def swap(self, b: int, j: int) -> float:
+        """Medoid slot b becomes point j; update the assignment; return the new loss."""
+        self.is_med[self.med[b]] = False
+        self.med[b] = j
+        self.is_med[j] = True
+        doj = self.o.cols(np.array([j]))[:, 0]
+        self.DM[:, b] = doj
+        ni, nd, si, sd = self.near_i, self.near_d, self.seco_i, self.seco_d
+        isj = self.rows == j
+        was = (ni == b) & ~isj
+        # nearest medoid replaced: the new one if closer than the second, else the second
+        a1 = was & (doj < sd)
+        a2 = was & ~a1
+        other = ~was & ~isj
+        b1 = other & (doj < nd)
+        b2 = other & ~b1 & (doj < sd)
+        b3 = other & ~b1 & ~b2 & (si == b)
+        nd[a1] = doj[a1]
+        ni[a2], nd[a2] = si[a2], sd[a2]
+        si[b1], sd[b1] = ni[b1], nd[b1]
+        ni[b1], nd[b1] = b, doj[b1]
+        si[b2], sd[b2] = b, doj[b2]
+        fix = np.flatnonzero(a2 | b3)
+        if fix.size:
+            si[fix], sd[fix] = self._second(fix, b, doj[fix])
+        if isj.any():  # the new medoid itself
+            t = np.flatnonzero(isj)
+            keep = ni[t] != b
+            si[t[keep]], sd[t[keep]] = ni[t[keep]], nd[t[keep]]
+            ni[t], nd[t] = b, 0.0
+        self.loss = self.total(float(nd.sum()))
+        return self.loss
+
+    def evaluate(self, meds) -> float:
+        """Loss of a medoid set on all points (no state change)."""
+        return self.total(float(self.o.cols(np.asarray(meds)).min(axis=1).sum()))
+
+    # -- ΔTD over a tile ----------------------------------------------------------------
+    def _fast_tile(self, T) -> np.ndarray:
+        part = self.K.fastpam_delta(T, self.near_i, self.near_d, self.seco_d, self.k)
+        return self.allsum(part)
+
+    def _cand_values(self, part: np.ndarray, rl: np.ndarray, c_ids: np.ndarray):
+        """Best slot per candidate and its ΔTD (FastPAM1's find_best_swap); medoids -> +inf."""
+        ploss = rl[None, :] + part[:, :self.k]
+        m = np.argmin(ploss, axis=1)
+        v = ploss[np.arange(m.size), m] + part[:, self.k]
+        v[self.is_med[c_ids]] = np.inf
+        return m, v
+
+    # -- initialisation -----------------------------------------------------------------
+    def init_build(self) -> np.ndarray:
+        """PAM BUILD: greedy, each medoid the point that lowers the loss most (O(k n^2))."""
+        n, C = self.n, self.C
+        s = np.empty(n)
+        for c0 in range(0, n, C):
+            c1 = min(n, c0 + C)
+            s[c0:c1] = self.allsum(self.K.colsum(self.o.tile(c0, c1)))
+        meds = [int(np.argmin(s))]
+        near_d = self.o.cols(np.array(meds))[:, 0].copy()
+        is_med = np.zeros(n, dtype=bool)
+        is_med[meds[0]] = True
+        for _ in range(1, self.k):
+            g = np.empty(n)
+            for c0 in range(0, n, C):
+                c1 = min(n, c0 + C)
+                g[c0:c1] = self.allsum(self.K.build_gain(self.o.tile(c0, c1), near_d))
+            g[is_med] = np.inf
+            i = int(np.argmin(g))
+            meds.append(i)
+            is_med[i] = True
+            np.minimum(near_d, self.o.cols(np.array([i]))[:, 0], out=near_d)
+        return np.array(meds, dtype=np.int64)
+
+    def init_lab(self, rng: np.random.Generator) -> np.ndarray:
+        """Linear Approximative BUILD: each medoid chosen by BUILD on a fresh subsample of
+        10 + sqrt(n) non-medoids, the gain measured on that subsample only (O(n k) overall)."""
+        n = self.n
+        size = 10 + int(math.ceil(math.sqrt(n)))
+        meds: list[int] = []
+        is_med = np.zeros(n, dtype=bool)
+        for _ in range(self.k):
+            pool = np.flatnonzero(~is_med)
+            S = np.sort(rng.choice(pool, size=min(size, pool.size), replace=False))
+            cols = np.concatenate([S, np.array(meds, dtype=np.int64)])
+            sub = self.o.submatrix(S, cols)
+            near = sub[:, S.size:].min(axis=1) if meds else np.full(S.size, np.inf)
+            td = np.minimum(sub[:, :S.size], near[:, None]).sum(axis=0)
+            i = int(S[np.argmin(td)])
+            meds.append(i)
+            is_med[i] = True
+        return np.array(meds, dtype=np.int64)
+
+    def init_random(self, rng: np.random.Generator) -> np.ndarray:
+        return np.sort(rng.choice(self.n, size=self.k, replace=False)).astype(np.int64)
+
+    # -- k = 1 --------------------------------------------------------------------------
+    def one_medoid(self, meds) -> Result:
+        """k = 1: the medoid is the point with the least total distance (ties: the initial)."""
+        n, C = self.n, self.C
+        s = np.empty(n)
+        for c0 in range(0, n, C):
+            c1 = min(n, c0 + C)
+            s[c0:c1] = self.allsum(self.K.colsum(self.o.tile(c0, c1)))
+        first = int(meds[0])
+        best = int(np.argmin(s))
+        if not s[best] < s[first]:
+            best = first
+        self.assign([best])
+        return Result(np.array([best]), self.loss, int(best != first), 1, True)
+
+    # -- SWAP ---------------------------------------------------------------------------
+    def best_swap(self, pam: bool) -> tuple[float, int, int]:
+        """The best (ΔTD, slot, candidate) over all non-medoids; ties: lowest j, lowest slot."""
+        n, C, k = self.n, self.C, self.k
+        rl = None if pam else self.removal_loss()
+        best = (0.0, -1, -1)
+        for c0 in range(0, n, C):
+            c1 = min(n, c0 + C)
+            T = self.o.tile(c0, c1)
+            ids = np.arange(c0, c1)
+            if pam:
+                part = self.allsum(self.K.pam_delta(T, self.near_i, self.near_d, self.seco_d, k))
+                m = np.argmin(part, axis=1)
+                v = part[np.arange(m.size), m]
+                v[self.is_med[ids]] = np.inf
+            else:
+                m, v = self._cand_values(self._fast_tile(T), rl, ids)
+            t = int(np.argmin(v))
+            if v[t] < best[0]:
+                best = (float(v[t]), int(m[t]), c0 + t)
+        return best
+
+    def pam_swap(self, maxiter: int, pam: bool) -> Result:
+        """PAM (pam=True) or FastPAM1: one best swap per iteration, identical swaps."""
+        swaps = it = 0
+        converged = False
+        while it < maxiter:
+            it += 1
+            v, b, j = self.best_swap(pam)
+            if not v < 0:
+                converged = True
+                break
+            swaps += 1
+            before = self.loss
+            if self.swap(b, j) >= before:
+                converged = True  # no progress possible (numerical noise)
+                break
+        return Result(self.med.copy(), self.loss, swaps, it, converged)
+
+    def fastpam2(self, maxiter: int) -> Result:
+        """FastPAM2: the best candidate of every medoid slot, executed in order of ΔTD while
+        each still improves the loss (re-evaluated after the first swap of the iteration)."""
+        n, C, k = self.n, self.C, self.k
+        swaps = it = 0
+        converged = False
+        while it < maxiter:
+            it += 1
+            rl = self.removal_loss()
+            bv = np.zeros(k)
+            bj = np.full(k, -1, dtype=np.int64)
+            for c0 in range(0, n, C):
+                c1 = min(n, c0 + C)
+                ids = np.arange(c0, c1)
+                part = self._fast_tile(self.o.tile(c0, c1))
+                P = rl[None, :] + part[:, :k] + part[:, k:k + 1]
+                P[self.is_med[ids]] = np.inf
+                t = np.argmin(P, axis=0)
+                vmin = P[t, np.arange(k)]
+                upd = vmin < bv
+                bv[upd], bj[upd] = vmin[upd], ids[t[upd]]
+            order = np.argsort(bv, kind="stable")
+            if not bv[order[0]] < 0:
+                converged = True
+                break
+            before = self.loss
+            done = 0
+            for m in order:
+                if not bv[m] < 0:
+                    break
+                j = int(bj[m])
+                if done:
+                    if self.is_med[j]:
+                        continue
+                    part = self._fast_tile(self.o.cols(np.array([j])))
+                    v = self.removal_loss()[m] + part[0, m] + part[0, k]
+                    if not v < 0:
+                        continue
+                self.swap(int(m), j)
+                swaps += 1
+                done += 1
+            if self.loss >= before:
+                converged = True
+                break
+        return Result(self.med.copy(), self.loss, swaps, it, converged)
+
+    def fasterpam(self, maxiter: int) -> Result:
+        """FasterPAM: eager swaps in a circular sweep; a full cycle without one ends it."""
+        n, C = self.n, self.C
+        rl = self.removal_loss()
+        lastswap, swaps, it = n, 0, 0
+        converged = False
+        while it < maxiter:
+            it += 1
+            before_swaps, before_loss = swaps, self.loss
+            j, B = 0, B0
+            while j < n and j != lastswap:
+                end = lastswap if lastswap > j else n
+                j1 = min(end, j + B, j + C)
+                ids = np.arange(j, j1)
+                m, v = self._cand_values(self._fast_tile(self.o.tile(j, j1)), rl, ids)
+                hit = np.flatnonzero(v < 0)
+                if hit.size:
+                    t = int(hit[0])
+                    swaps += 1
+                    lastswap = j + t
+                    self.swap(int(m[t]), j + t)
+                    rl = self.removal_loss()
+                    j, B = j + t + 1, B0
+                else:
+                    j, B = j1, min(2 * B, C)
+            if swaps == before_swaps or self.loss >= before_loss:
+                converged = True
+                break
+        return Result(self.med.copy(), self.loss, swaps, it, converged)
+
+    def clarans_local(self, rng: np.random.Generator, maxneighbor: int) -> tuple[int, int]:
+        """FastCLARANS from the current medoids: random non-medoid candidates, each evaluated
+        for all k slots at once; stop after maxneighbor non-improving candidates in a row.
+        Candidates are drawn and evaluated in blocks (one reduction per block); the first
+        improving one is taken. Returns (swaps, candidates evaluated)."""
+        n = self.n
+        rl = self.removal_loss()
+        counter = swaps = evaluated = 0
+        B = B0
+        while counter < maxneighbor:
+            cand = rng.integers(0, n, size=min(B, self.C))
+            m, v = self._cand_values(self._fast_tile(self.o.cols(cand)), rl, cand)
+            valid = ~self.is_med[cand]
+            hit = np.flatnonzero(v < 0)
+            upto = int(hit[0]) if hit.size else cand.size
+            seen = int(valid[:upto].sum())
+            if counter + seen >= maxneighbor:  # stopped before reaching the improving one
+                evaluated += maxneighbor - counter
+                break
+            evaluated += seen
+            if hit.size:
+                t = int(hit[0])
+                evaluated += 1
+                self.swap(int(m[t]), int(cand[t]))
+                rl = self.removal_loss()
+                swaps += 1
+                counter, B = 0, B0
+            else:
+                counter += seen
+                B = min(2 * B, self.C)
+        return swaps, evaluated
+
+    # -- checks -------------------------------------------------------------------------
+    def min_delta(self, K=None) -> float:
+        """The most negative ΔTD of any single swap (>= 0 at a local optimum); a full pass."""
+        K = K or self.K
+        n, C, k = self.n, self.C, self.k
+        if k == 1:
+            s = np.empty(n)
+            for c0 in range(0, n, C):
+                c1 = min(n, c0 + C)
+                s[c0:c1] = self.allsum(K.colsum(self.o.tile(c0, c1)))
+            return float(s.min() - self.loss)
+        rl = self.removal_loss()
+        best = np.inf
+        for c0 in range(0, n, C):
+            c1 = min(n, c0 + C)
+            part = self.allsum(K.fastpam_delta(self.o.tile(c0, c1), self.near_i, self.near_d,
+                                               self.seco_d, k))
+            _, v = self._cand_values(part, rl, np.arange(c0, c1))
+            best = min(best, float(v.min()))
+        return best if np.isfinite(best) else 0.0
+
+    def medoid_silhouette(self) -> float:
+        """Mean over points of 1 - near/second (0 where both are 0; 0 for k = 1)."""
+        if self.k == 1:
+            return 0.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s = np.where(self.seco_d > 0, 1.0 - self.near_d / self.seco_d, 0.0)
+        return self.total(float(s.sum())) / self.n
+
+
+def run(solver: Solver, method: str, init: str, rng: np.random.Generator, maxiter: int,
+        samples: int = 5, sample_size: int | None = None, restarts: int = 2,
+        neighbors: float = 0.025, comm_self=None) -> Result:
+    """Initialise and optimise with one method; times BUILD and SWAP separately."""
+    if method == "clara":
+        return clara(solver, init, rng, maxiter, samples, sample_size, comm_self)
+    t0 = time.perf_counter()
+    if method == "clarans":
+        return clarans(solver, init, rng, restarts, neighbors)
+    meds = {"build": solver.init_build, "lab": lambda: solver.init_lab(rng),
+            "random": lambda: solver.init_random(rng)}[init]()
+    solver.assign(meds)
+    t1 = time.perf_counter()
+    if solver.k == 1:
+        res = solver.one_medoid(meds)
+    elif method in ("pam", "fastpam1"):
+        res = solver.pam_swap(maxiter, pam=method == "pam")
+    elif method == "fastpam2":
+        res = solver.fastpam2(maxiter)
+    elif method == "fasterpam":
+        res = solver.fasterpam(maxiter)
+    else:
+        raise ValueError(method)
+    res.init_medoids = meds
+    res.build_s, res.swap_s = t1 - t0, time.perf_counter() - t1
+    return res
+
+
+def clarans(solver: Solver, init: str, rng, restarts: int, neighbors: float) -> Result:
+    """FastCLARANS: `restarts` local searches (the first from --init, the others random)."""
+    t0 = time.perf_counter()
+    n, k = solver.n, solver.k
+    maxneighbor = max(1, int(math.ceil(neighbors * (n - k))))
+    best = None
+    swaps = evaluated = 0
+    build_s = 0.0
+    first = None
+    for r in range(restarts):
+        ts = time.perf_counter()
+        if r == 0 and init == "build":
+            meds = solver.init_build()
+        elif r == 0 and init == "lab":
+            meds = solver.init_lab(rng)
+        else:
+            meds = solver.init_random(rng)
+        first = meds if first is None else first
+        solver.assign(meds)
+        build_s += time.perf_counter() - ts
+        if k < n and k > 1:
+            s, e = solver.clarans_local(rng, maxneighbor)
+            swaps += s
+            evaluated += e
+        elif k == 1:
+            solver.one_medoid(meds)
+        if best is None or solver.loss < best[0]:
+            best = (solver.loss, solver.med.copy())
+    solver.assign(best[1])
+    t = time.perf_counter() - t0
+    return Result(best[1], solver.loss, swaps, restarts, True, first, build_s, t - build_s,
+                  {"neighbors_evaluated": evaluated, "maxneighbor": maxneighbor})
+
+
+def clara(solver: Solver, init: str, rng, maxiter: int, samples: int,
+          sample_size: int | None, comm_self) -> Result:
+    """FastCLARA: FasterPAM (from --init) on `samples` random samples of 80 + 4k points,
+    samples spread over the ranks; every sample's medoids are evaluated on all points and
+    the best kept. Independent samples: the result does not depend on the rank count."""
+    from .oracle import MatrixOracle
+
+    t0 = time.perf_counter()
+    n, k, comm = solver.n, solver.k, solver.comm
+    size, rank = comm.Get_size(), comm.Get_rank()
+    m = min(n, sample_size or 80 + 4 * k)
+    draws = [np.sort(rng.choice(n, size=m, replace=False)) for _ in range(samples)]
+    seeds = rng.integers(0, 2**63 - 1, size=samples)
+    found: dict[int, np.ndarray] = {}
+    swaps = 0
+    for s, S in enumerate(draws):
+        sub = solver.o.submatrix(S, S)  # collective when rows are not replicated
+        if s % size != rank:
+            continue
+        inner = Solver(MatrixOracle(sub, m, 0, comm_self, solver.K, solver.o.metric), comm_self,
+                       solver.K, k)
+        r = run(inner, "fasterpam", init, np.random.default_rng(int(seeds[s])), maxiter)
+        swaps += r.swaps
+        found[s] = S[r.medoids]
+    allfound: dict[int, np.ndarray] = {}
+    for d in comm.allgather(found):
+        allfound.update(d)
+    swaps = int(comm.allreduce(swaps))
+    t1 = time.perf_counter()
+    losses = [solver.evaluate(allfound[s]) for s in range(samples)]
+    best = int(np.argmin(losses))
+    solver.assign(allfound[best])
+    return Result(allfound[best], solver.loss, swaps, samples, True, allfound[0], t1 - t0,
+                  time.perf_counter() - t1, {"sample_size": m, "sample_losses": losses})

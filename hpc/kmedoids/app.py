@@ -1,0 +1,231 @@
+"""hpc.kmedoids: PAM, FastPAM1, FastPAM2, FasterPAM, FastCLARA and FastCLARANS with MPI.
+
+Schubert & Rousseeuw, "Fast and Eager k-Medoids Clustering" (Information Systems 101, 2021).
+Points are block-distributed over the ranks. Each rank keeps its row block of the distance
+matrix when it fits (--distances matrix), or recomputes distance tiles on the fly from the
+replicated data (--distances tiled), so n is not capped by n^2 memory. Every loss change (the
+paper's ΔTD, for all medoids at once) is summed over each rank's points and reduced.
+
+Validation: the loss is recomputed independently (SciPy distances from the data to the
+medoids), every label is checked to be a nearest medoid, and for the SWAP methods a full pass
+checks that no single swap improves the loss (local optimality).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from hpc.core import App, UsageError, make_parser, positive_float, positive_int, run
+from hpc.core import backends as registry
+from hpc.core.memory import available_bytes, gib, require_memory
+
+from . import algorithms, data
+from .kernels import BACKENDS, METRICS
+from .kernels import load as load_kernels
+from .oracle import MatrixOracle, TiledOracle
+
+METHODS = ("pam", "fastpam1", "fastpam2", "fasterpam", "clara", "clarans")
+SWAP_METHODS = ("pam", "fastpam1", "fastpam2", "fasterpam")
+MATRIX_FRACTION = 0.5  # auto mode keeps the matrix when it takes at most this much free memory
+
+
+def parser():
+    p = make_parser(
+        "kmedoids", __doc__, backends=list(BACKENDS), default_backend="native",
+        epilog="Example: mpiexec -n 4 python -m hpc.kmedoids --data blobs:2000:8:10 --k 10 "
+               "--method fasterpam --init build")
+    p.add_argument("--data", default="blobs:1000:4:5", metavar="PATH|GEN",
+                   help="points: .npy, .csv (one row per line, optional header) or .h5 "
+                        "(dataset /X); or a generator blobs:N:D:K (K Gaussian blobs, centres "
+                        "in [-10,10]^D) or uniform:N:D; with --metric precomputed, an n x n "
+                        "distance matrix file")
+    p.add_argument("--k", type=positive_int, default=5, help="number of medoids")
+    p.add_argument("--method", choices=METHODS, default="fasterpam",
+                   help="pam (BUILD+SWAP), fastpam1 (PAM's swaps, O(k) faster), fastpam2 "
+                        "(several swaps per iteration), fasterpam (eager swaps), clara "
+                        "(FastCLARA: best of --samples samples), clarans (FastCLARANS)")
+    p.add_argument("--metric", choices=METRICS + ("precomputed",), default="euclidean",
+                   help="distance; precomputed: --data is the distance matrix")
+    p.add_argument("--init", choices=("auto", "build", "lab", "random"), default="auto",
+                   help="initial medoids: BUILD (O(k n^2)), LAB (linear approximate BUILD on "
+                        "subsamples of 10+sqrt(n)), random; auto = build with a stored "
+                        "matrix, lab with tiles")
+    p.add_argument("--distances", choices=("auto", "matrix", "tiled"), default="auto",
+                   help="keep each rank's row block of the distance matrix (matrix), recompute "
+                        "tiles on the fly (tiled), or matrix when it takes at most "
+                        f"{int(MATRIX_FRACTION * 100)}%% of the free memory (auto)")
+    p.add_argument("--tiled", action="store_true", help="same as --distances tiled")
+    p.add_argument("--max-iter", dest="max_iter", type=positive_int, default=100,
+                   help="SWAP iterations at most (FasterPAM: sweeps)")
+    p.add_argument("--samples", type=positive_int, default=5, help="clara: number of samples")
+    p.add_argument("--sample-size", dest="sample_size", type=positive_int, default=None,
+                   help="clara: points per sample [default: 80 + 4k]")
+    p.add_argument("--restarts", type=positive_int, default=2,
+                   help="clarans: local searches (numlocal)")
+    p.add_argument("--neighbors", type=positive_float, default=0.025,
+                   help="clarans: non-improving candidates in a row that end a local search, "
+                        "as a fraction of n - k (each candidate is tried against all k medoids)")
+    p.add_argument("--silhouette", action="store_true", help="also report the medoid silhouette")
+    p.add_argument("--check", choices=("full", "loss"), default="full",
+                   help="validation: full adds a pass proving no single swap improves "
+                        "(SWAP methods); loss only recomputes the loss and labels")
+    return p
+
+
+def _reference_min(Xl: np.ndarray, M: np.ndarray, metric: str) -> np.ndarray:
+    """Distances from the local points to the medoids by SciPy (independent of the kernels)."""
+    from scipy.spatial.distance import cdist
+
+    name = {"manhattan": "cityblock"}.get(metric, metric)
+    if metric == "cosine":
+        na = np.linalg.norm(Xl, axis=1) == 0
+        nb = np.linalg.norm(M, axis=1) == 0
+        D = cdist(np.where(na[:, None], 1.0, Xl), np.where(nb[:, None], 1.0, M), "cosine")
+        D[na[:, None] | nb[None, :]] = 1.0
+        return D
+    return cdist(Xl, M, name)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.tiled:
+        args.distances = "tiled"
+    registry.require(BACKENDS[args.backend][1], list(BACKENDS))
+    K = load_kernels(args.backend)
+    app = App("kmedoids", args)
+    comm = app.comm
+    precomputed = args.metric == "precomputed"
+    if precomputed and args.distances == "tiled":
+        raise UsageError("--distances tiled needs data points, not --metric precomputed")
+
+    with app.timer.phase("read"):
+        loc = data.read(args.data, comm, args.seed, precomputed)
+    n, k = loc.n, args.k
+    if k > n:
+        raise UsageError(f"--k {k} is larger than the number of points ({n})")
+    nl_max = -(-n // app.size)
+    app.metrics.update(n=n, d=loc.d if not precomputed else None, k=k)
+
+    with app.timer.phase("distances"):
+        if precomputed:
+            oracle = MatrixOracle(K.xp.asarray(loc.X), n, loc.row0, comm, K, "precomputed")
+            mode = "matrix"
+        else:
+            require_memory(8.0 * n * loc.d * 2, f"the data ({n} x {loc.d}) on every rank", comm)
+            X_all = data.allgather_rows(loc.X, n, comm)
+            mat_bytes = 8.0 * nl_max * n
+            mode = args.distances
+            if mode == "auto":
+                ranks_here = _ranks_on_host(comm)
+                fits = mat_bytes * ranks_here <= MATRIX_FRACTION * available_bytes()
+                mode = "matrix" if comm.allreduce(fits, op=_land()) else "tiled"
+            if mode == "matrix":
+                require_memory(mat_bytes, f"the distance matrix block ({nl_max} x {n}; "
+                                          "use --distances tiled)", comm)
+                oracle = MatrixOracle.from_data(loc.X, X_all, loc.row0, comm, K, args.metric)
+            else:
+                oracle = TiledOracle(loc.X, X_all, loc.row0, comm, K, args.metric)
+    init = args.init if args.init != "auto" else ("build" if mode == "matrix" else "lab")
+    app.metrics.update(distances=mode, init=init, matrix_bytes_per_rank=int(8 * nl_max * n)
+                       if mode == "matrix" else 0,
+                       data_bytes_per_rank=0 if precomputed else int(8 * n * loc.d))
+    app.say(f"hpc.kmedoids {args.method} (init {init}), n={n}, k={k}, metric {args.metric}, "
+            f"{mode} distances ({gib(8.0 * nl_max * n)} per rank as a matrix), back end "
+            f"{args.backend}, {app.size} rank(s) x {app.threads} thread(s)")
+
+    solver = algorithms.Solver(oracle, comm, K, k)
+    from mpi4py import MPI
+
+    res = None
+    for _ in range(args.repeat):
+        rng = np.random.default_rng(args.seed)
+        with app.timer.phase("cluster"):
+            res = algorithms.run(solver, args.method, init, rng, args.max_iter, args.samples,
+                                 args.sample_size, args.restarts, args.neighbors, MPI.COMM_SELF)
+        app.timer.add("build", res.build_s)
+        app.timer.add("swap", res.swap_s)
+
+    meds = np.asarray(res.medoids, dtype=np.int64)
+    passed, val = _validate(app, solver, loc, oracle, meds, args, res, precomputed)
+    timings = app.timer.summary()
+    app.metrics.update(loss=res.loss, swaps=res.swaps, iterations=res.iterations,
+                       converged=res.converged, build_s=timings["build"]["min"],
+                       swap_s=timings["swap"]["min"], distances_s=timings["distances"]["min"],
+                       **{k2: v for k2, v in res.extra.items()})
+    if args.silhouette:
+        app.metrics["medoid_silhouette"] = solver.medoid_silhouette()
+    app.say(f"loss {res.loss:.10g}, {res.swaps} swaps, {res.iterations} iterations; BUILD "
+            f"{timings['build']['min']:.3f} s, SWAP {timings['swap']['min']:.3f} s")
+
+    if args.output:
+        from hpc.core import h5io
+
+        order = np.argsort(meds, kind="stable")
+        pos = np.empty(k, dtype=np.int64)
+        pos[order] = np.arange(k)
+        labels = pos[solver.near_i]
+        h5io.write(args.output, comm, {
+            "/medoids": meds[order], "/labels": h5io.Distributed(labels),
+            "/init_medoids": np.asarray(res.init_medoids, dtype=np.int64)},
+            attrs={"/": {"method": args.method, "metric": args.metric, "init": init,
+                         "loss": float(res.loss), "k": k, "n": n}})
+    return app.finish(passed, val, timings)
+
+
+def _validate(app, solver, loc, oracle, meds, args, res, precomputed):
+    comm, k, n = app.comm, args.k, loc.n
+    val: dict = {}
+    ok = len(set(meds.tolist())) == k and meds.min() >= 0 and meds.max() < n
+    val["medoids_distinct"] = bool(ok)
+    if precomputed:
+        Dm = np.asarray(loc.X[:, meds])
+    else:
+        Dm = _reference_min(loc.X, oracle.X_all[meds], args.metric)
+    dmin = Dm.min(axis=1) if Dm.shape[0] else np.zeros(0)
+    ref = solver.total(float(dmin.sum()))
+    err = abs(ref - res.loss) / max(abs(ref), 1e-300) if ref else abs(res.loss)
+    val["loss_reference"] = ref
+    val["loss_rel_err"] = err
+    ok &= err <= 1e-9
+    # labels: every point's medoid is a nearest one
+    lab_d = Dm[np.arange(Dm.shape[0]), solver.near_i] if Dm.shape[0] else np.zeros(0)
+    gap = float(np.max(lab_d - dmin)) if lab_d.size else 0.0
+    gap = comm.allreduce(gap, op=_max())
+    tol = 1e-9 * max(1.0, float(np.max(Dm)) if Dm.size else 1.0)
+    val["label_gap"] = gap
+    ok &= gap <= comm.allreduce(tol, op=_max())
+    if args.check == "full" and args.method in SWAP_METHODS and k < n:
+        md = solver.min_delta()
+        val["min_swap_delta"] = md
+        val["locally_optimal"] = bool(md >= -1e-9 * max(1.0, abs(res.loss)))
+        if res.converged:
+            ok &= val["locally_optimal"]
+    val["converged"] = bool(res.converged)
+    return bool(ok), val
+
+
+def _ranks_on_host(comm) -> int:
+    from mpi4py import MPI
+
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    r = node.Get_size()
+    node.Free()
+    return r
+
+
+def _land():
+    from mpi4py import MPI
+
+    return MPI.LAND
+
+
+def _max():
+    from mpi4py import MPI
+
+    return MPI.MAX
+
+
+if __name__ == "__main__":
+    run(main)

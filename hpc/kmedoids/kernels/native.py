@@ -1,0 +1,34 @@
+"""Native kernels: C++17/OpenMP in hpc._core.kmedoids (native/src/kmedoids.cpp)."""
+from __future__ import annotations
+
+import numpy as np
+
+from hpc import _core
+
+xp = np
+_k = _core.kmedoids
+
+
+def to_host(a):
+    return np.asarray(a)
+
+
+def dist(A, B, metric):
+    return _k.dist(np.ascontiguousarray(A, dtype=np.float64),
+                   np.ascontiguousarray(B, dtype=np.float64), metric)
+
+
+def colsum(D):
+    return _k.colsum(D)
+
+
+def build_gain(D, near_d):
+    return _k.build_gain(D, near_d)
+
+
+def fastpam_delta(D, near_i, near_d, seco_d, k):
+    return _k.fastpam_delta(D, near_i, near_d, seco_d, int(k))
+
+
+def pam_delta(D, near_i, near_d, seco_d, k):
+    return _k.pam_delta(D, near_i, near_d, seco_d, int(k))

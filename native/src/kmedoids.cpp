@@ -1,0 +1,233 @@
+// k-medoids kernels (hpc.kmedoids, native back end): exact distance tiles and the ΔTD sweeps of
+// PAM, FastPAM1/2 and FasterPAM over a tile of candidate columns. Threads own disjoint column
+// chunks and stream the rows in order, so each candidate's sums are accumulated in point order
+// whatever the thread count (results do not depend on OMP_NUM_THREADS).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+#include "hpc/checks.hpp"
+#include "hpc/registry.hpp"
+
+namespace {
+using std::int64_t;
+constexpr int64_t kCW = 32;  // candidate columns per thread chunk
+
+// A read-only 2-D float64 view with unit column stride and any row stride (a column slice of
+// the distance matrix is passed without copying).
+struct Tile {
+  const double* p;
+  int64_t rows, cols, ld;
+  double at(int64_t r, int64_t c) const { return p[r * ld + c]; }
+};
+
+Tile tile(const py::array& a, const char* what) {
+  if (!py::isinstance<py::array_t<double>>(a) || a.ndim() != 2)
+    hpc::fail(std::string(what) + ": expected a 2-D float64 array");
+  if (a.shape(1) > 1 && a.strides(1) != static_cast<py::ssize_t>(sizeof(double)))
+    hpc::fail(std::string(what) + ": columns must be contiguous");
+  if (a.strides(0) % static_cast<py::ssize_t>(sizeof(double)) != 0 || a.strides(0) < 0)
+    hpc::fail(std::string(what) + ": bad row stride");
+  int64_t ld = a.strides(0) / static_cast<py::ssize_t>(sizeof(double));
+  if (a.shape(0) > 1 && ld < a.shape(1)) hpc::fail(std::string(what) + ": overlapping rows");
+  return {static_cast<const double*>(a.data()), a.shape(0), a.shape(1), ld};
+}
+
+template <typename T>
+const T* vec(const py::array& a, int64_t n, const char* what) {
+  auto c = hpc::exact<T>(a, what);
+  hpc::require_1d<T>(c, n, what);
+  return c.data();
+}
+
+int metric_code(const std::string& m) {
+  if (m == "euclidean") return 0;
+  if (m == "sqeuclidean") return 1;
+  if (m == "manhattan") return 2;
+  if (m == "cosine") return 3;
+  hpc::fail("kmedoids.dist: unknown metric " + m);
+}
+
+py::array_t<double> dist(const py::array& a_, const py::array& b_, const std::string& metric) {
+  auto a = hpc::exact<double>(a_, "dist: A");
+  auto b = hpc::exact<double>(b_, "dist: B");
+  if (a.ndim() != 2 || b.ndim() != 2 || a.shape(1) != b.shape(1))
+    hpc::fail("kmedoids.dist: A and B must be 2-D with the same number of columns");
+  const int mc = metric_code(metric);
+  const int64_t na = a.shape(0), nb = b.shape(0), d = a.shape(1);
+  py::array_t<double> out({na, nb});
+  const double* A = a.data();
+  const double* B = b.data();
+  double* O = out.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    std::vector<double> nra, nrb;
+    if (mc == 3) {
+      nra.resize(na);
+      nrb.resize(nb);
+      for (int64_t i = 0; i < na; ++i) {
+        double s = 0;
+        for (int64_t t = 0; t < d; ++t) s += A[i * d + t] * A[i * d + t];
+        nra[i] = s > 0 ? std::sqrt(s) : 1.0;
+      }
+      for (int64_t j = 0; j < nb; ++j) {
+        double s = 0;
+        for (int64_t t = 0; t < d; ++t) s += B[j * d + t] * B[j * d + t];
+        nrb[j] = s > 0 ? std::sqrt(s) : 1.0;
+      }
+    }
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int64_t i = 0; i < na; ++i) {
+      const double* x = A + i * d;
+      for (int64_t j = 0; j < nb; ++j) {
+        const double* y = B + j * d;
+        double s = 0;
+        if (mc <= 1) {
+#pragma omp simd reduction(+ : s)
+          for (int64_t t = 0; t < d; ++t) {
+            double u = x[t] - y[t];
+            s += u * u;
+          }
+          O[i * nb + j] = mc == 0 ? std::sqrt(s) : s;
+        } else if (mc == 2) {
+#pragma omp simd reduction(+ : s)
+          for (int64_t t = 0; t < d; ++t) s += std::fabs(x[t] - y[t]);
+          O[i * nb + j] = s;
+        } else {
+#pragma omp simd reduction(+ : s)
+          for (int64_t t = 0; t < d; ++t) s += x[t] * y[t];
+          O[i * nb + j] = std::min(std::max(1.0 - s / nra[i] / nrb[j], 0.0), 2.0);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+py::array_t<double> colsum(const py::array& D_) {
+  Tile D = tile(D_, "colsum: D");
+  py::array_t<double> out(D.cols);
+  double* o = out.mutable_data();
+  py::gil_scoped_release nogil;
+#pragma omp parallel for schedule(static)
+  for (int64_t lo = 0; lo < D.cols; lo += kCW) {
+    const int64_t hi = std::min(D.cols, lo + kCW);
+    for (int64_t c = lo; c < hi; ++c) o[c] = 0;
+    for (int64_t r = 0; r < D.rows; ++r)
+      for (int64_t c = lo; c < hi; ++c) o[c] += D.at(r, c);
+  }
+  return out;
+}
+
+py::array_t<double> build_gain(const py::array& D_, const py::array& near_d_) {
+  Tile D = tile(D_, "build_gain: D");
+  const double* nd = vec<double>(near_d_, D.rows, "build_gain: near_d");
+  py::array_t<double> out(D.cols);
+  double* o = out.mutable_data();
+  py::gil_scoped_release nogil;
+#pragma omp parallel for schedule(static)
+  for (int64_t lo = 0; lo < D.cols; lo += kCW) {
+    const int64_t hi = std::min(D.cols, lo + kCW);
+    for (int64_t c = lo; c < hi; ++c) o[c] = 0;
+    for (int64_t r = 0; r < D.rows; ++r) {
+      const double n = nd[r];
+      for (int64_t c = lo; c < hi; ++c) {
+        const double x = D.at(r, c) - n;
+        if (x < 0) o[c] += x;
+      }
+    }
+  }
+  return out;
+}
+
+struct Assign {
+  const int64_t* ni;
+  const double *nd, *sd;
+};
+
+Assign assign(const py::array& ni, const py::array& nd, const py::array& sd, int64_t rows,
+              int64_t k) {
+  Assign a{vec<int64_t>(ni, rows, "near_i"), vec<double>(nd, rows, "near_d"),
+           vec<double>(sd, rows, "seco_d")};
+  for (int64_t r = 0; r < rows; ++r)
+    if (a.ni[r] < 0 || a.ni[r] >= k) hpc::fail("kmedoids: near_i out of range [0, k)");
+  return a;
+}
+
+// out[c, m] (m < k): change of the loss, beyond the removal loss of medoid m, when candidate c
+// replaces medoid m; out[c, k]: the part shared by all m (points that move to c).
+py::array_t<double> fastpam_delta(const py::array& D_, const py::array& ni_, const py::array& nd_,
+                                  const py::array& sd_, int64_t k) {
+  if (k < 1) hpc::fail("fastpam_delta: k must be positive");
+  Tile D = tile(D_, "fastpam_delta: D");
+  Assign a = assign(ni_, nd_, sd_, D.rows, k);
+  py::array_t<double> out({D.cols, k + 1});
+  double* o = out.mutable_data();
+  py::gil_scoped_release nogil;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t lo = 0; lo < D.cols; lo += kCW) {
+    const int64_t hi = std::min(D.cols, lo + kCW);
+    std::fill(o + lo * (k + 1), o + hi * (k + 1), 0.0);
+    for (int64_t r = 0; r < D.rows; ++r) {
+      const double n = a.nd[r], s = a.sd[r];
+      const int64_t m = a.ni[r];
+      const double* row = D.p + r * D.ld;
+      for (int64_t c = lo; c < hi; ++c) {
+        const double x = row[c];
+        if (x < n) {
+          o[c * (k + 1) + k] += x - n;
+          o[c * (k + 1) + m] += n - s;
+        } else if (x < s) {
+          o[c * (k + 1) + m] += x - s;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+// The original PAM: every medoid's removal evaluated in its own pass over the points (O(k) more
+// work than fastpam_delta, on purpose: it is the baseline of the paper's speedups).
+py::array_t<double> pam_delta(const py::array& D_, const py::array& ni_, const py::array& nd_,
+                              const py::array& sd_, int64_t k) {
+  if (k < 1) hpc::fail("pam_delta: k must be positive");
+  Tile D = tile(D_, "pam_delta: D");
+  Assign a = assign(ni_, nd_, sd_, D.rows, k);
+  py::array_t<double> out({D.cols, k});
+  double* o = out.mutable_data();
+  py::gil_scoped_release nogil;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t lo = 0; lo < D.cols; lo += kCW) {
+    const int64_t hi = std::min(D.cols, lo + kCW);
+    double acc[kCW];
+    for (int64_t m = 0; m < k; ++m) {
+      std::fill(acc, acc + kCW, 0.0);
+      for (int64_t r = 0; r < D.rows; ++r) {
+        const double n = a.nd[r];
+        const double* row = D.p + r * D.ld;
+        if (a.ni[r] == m) {
+          const double s = a.sd[r];
+          for (int64_t c = lo; c < hi; ++c) acc[c - lo] += std::min(row[c], s) - n;
+        } else {
+          for (int64_t c = lo; c < hi; ++c) {
+            const double x = row[c] - n;
+            if (x < 0) acc[c - lo] += x;
+          }
+        }
+      }
+      for (int64_t c = lo; c < hi; ++c) o[c * k + m] = acc[c - lo];
+    }
+  }
+  return out;
+}
+}  // namespace
+
+HPC_SUBMODULE(kmedoids) {
+  m.doc() = "k-medoids kernels (OpenMP): distance tiles, BUILD gains, PAM/FastPAM ΔTD";
+  m.def("dist", &dist, py::arg("A"), py::arg("B"), py::arg("metric"));
+  m.def("colsum", &colsum);
+  m.def("build_gain", &build_gain);
+  m.def("fastpam_delta", &fastpam_delta);
+  m.def("pam_delta", &pam_delta);
+}
