@@ -1,0 +1,380 @@
+"""PowerWalk personalized PageRank: random-walk fingerprints and the batched decomposition.
+
+Semantics (the contract's, networkx's ``personalization={s: 1}``): teleport to s with
+probability c = 1 - d, and a walker at a dangling vertex also returns to s. That vector is
+exactly the *absorbing* PPR (dangling mass lost)
+
+    pi_abs(s) = c * sum_t (d P)^t e_s,       P = D^-1 A with zero rows at dangling vertices,
+
+renormalised to sum 1 (dangling returns only restart the same process, so they scale the
+vector, never reshape it). Everything below works with pi_abs, which is linear in the source,
+and normalises at the very end, so the convention introduces no bias.
+
+Offline (``build_fingerprints``): R walks from every vertex u; a walk stops with probability c
+at each step and is absorbed at a dangling vertex. F_u(v) = c/R * (visits of v) is an unbiased
+estimate of pi_abs(u)(v). Walkers live on the rank that owns their current vertex and move
+between ranks in supersteps (one all-to-all each). A walk still alive after ``max_length``
+steps is credited with its remaining (at most 1) mass at the vertex where it stops; their
+count is reported. Randomness is a counter-based hash of (seed, walker, step), so the index
+does not depend on the number of ranks.
+
+Online (``query``): PowerWalk's vertex-centric decomposition, all queries of a batch at once.
+For T iterations every residual entry r(v, q) >= threshold is pushed: c*r goes to the
+estimate, d*r/outdeg(v) to each out-neighbour (lost at a dangling vertex); entries below the
+threshold stay. Linearity gives exactly
+
+    pi_abs(s_q) = x_q + sum_w r(w, q) pi_abs(w),
+
+and the remaining residual is combined with the fingerprints F_w ~ pi_abs(w). The normaliser
+uses each fingerprint's full mass (before the top-entry truncation of the index).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .graphio import Graph
+from .shuffle import exchange
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLD = np.uint64(0x9E3779B97F4A7C15)
+_STEP = np.uint64(0xD1B54A32D192ED03)
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser (vectorised, wrapping uint64 arithmetic)."""
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+def uniform(seed: int, walker: np.ndarray, step: int, stream: int) -> np.ndarray:
+    """U[0,1) doubles from (seed, walker id, step, stream): a counter-based generator."""
+    with np.errstate(over="ignore"):
+        key = _mix(np.array([(int(seed) * 4 + stream) & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))[0]
+        z = walker.astype(np.uint64) * _GOLD ^ key ^ (np.uint64(step) * _STEP)
+        h = _mix(_mix(z))
+    return (h >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
+
+
+@dataclass
+class Fingerprints:
+    """Sparse fingerprints of some vertices owned by this rank (CSR by vertex).
+
+    ``vertices`` (sorted global numbers) -> rows; entries ``ids`` (global) and ``vals`` (the
+    estimate of pi_abs), each row sorted by value, largest first; ``mass`` is each row's
+    total before truncation.
+    """
+
+    vertices: np.ndarray
+    indptr: np.ndarray
+    ids: np.ndarray
+    vals: np.ndarray
+    mass: np.ndarray
+    survivors: int = 0
+    walks: int = 0
+
+    def rows_of(self, v: np.ndarray) -> np.ndarray:
+        pos = np.searchsorted(self.vertices, v)
+        ok = pos < self.vertices.size
+        ok[ok] = self.vertices[pos[ok]] == v[ok]
+        if not ok.all():
+            raise RuntimeError("fingerprint missing for a vertex this rank owns")
+        return pos
+
+
+def _round_sources(g: Graph, sources_local: np.ndarray, batch: int):
+    """Split this rank's sources into rounds; every rank runs the same number of rounds."""
+    from mpi4py import MPI
+
+    rounds = int(g.comm.allreduce(-(-sources_local.size // batch) if sources_local.size else 0,
+                                  op=MPI.MAX))
+    return [sources_local[i * batch:(i + 1) * batch] for i in range(rounds)]
+
+
+def build_fingerprints(g: Graph, sources_local: np.ndarray, walks: int, damping: float,
+                       seed: int, max_length: int = 64, keep: int = 0,
+                       batch: int = 4096) -> Fingerprints:
+    """Fingerprints of ``sources_local`` (global numbers this rank owns; collective).
+
+    ``keep`` > 0 stores only the top ``keep`` entries per vertex (the index); 0 keeps all.
+    """
+    from mpi4py import MPI
+
+    comm = g.comm
+    n, lo = g.n, g.lo
+    c = 1.0 - damping
+    sources_local = np.unique(np.asarray(sources_local, dtype=np.int64))
+    deg = g.outdeg
+    rows_ptr, rows_ids, rows_vals, masses = [np.zeros(1, np.int64)], [], [], []
+    survivors = 0
+    for srcs in _round_sources(g, sources_local, batch):
+        # walker state lives on the owner of the current vertex
+        src = np.repeat(srcs, walks)
+        wid = src * walks + np.tile(np.arange(walks, dtype=np.int64), srcs.size)
+        cur = src.copy()
+        keys, wts = [], []
+        step = 0
+        while True:
+            alive = int(comm.allreduce(cur.size, op=MPI.SUM))
+            if alive == 0:
+                break
+            if step == max_length:
+                # survivors: their remaining (<= 1) mass is credited where they stop
+                keys.append(src * n + cur)
+                wts.append(np.ones(cur.size))
+                survivors += cur.size
+                break
+            keys.append(src * n + cur)            # the visit, weight c
+            wts.append(np.full(cur.size, c))
+            go = uniform(seed, wid, step, 0) >= c  # continue with probability d
+            li = cur - lo
+            go &= deg[li] > 0                     # absorbed at a dangling vertex
+            src, wid, li = src[go], wid[go], li[go]
+            k = np.minimum((uniform(seed, wid, step, 1) * deg[li]).astype(np.int64), deg[li] - 1)
+            nxt = g.out_indices[g.out_indptr[li] + k]
+            src, wid, cur = exchange(comm, g.owner(nxt), [src, wid, nxt])
+            step += 1
+            if len(keys) > 8:  # keep the visit log compact
+                keys, wts = _compact(keys, wts)
+        keys, wts = _compact(keys, wts)
+        k0, w0 = (keys[0], wts[0]) if keys else (np.empty(0, np.int64), np.empty(0))
+        # the visits go to the owner of their source
+        k1, w1 = exchange(comm, g.owner(k0 // n), [k0, w0])
+        uk, inv = np.unique(k1, return_inverse=True)
+        w = np.bincount(inv, weights=w1, minlength=uk.size) / walks
+        s_of, v_of = np.divmod(uk, n)
+        # rows in source order, each sorted by value (largest first, ties by id); top `keep`
+        order = np.lexsort((v_of, -w, s_of))
+        s_of, v_of, w = s_of[order], v_of[order], w[order]
+        start = np.searchsorted(s_of, srcs)
+        cnt = np.searchsorted(s_of, srcs, side="right") - start
+        masses.append(np.bincount(np.searchsorted(srcs, s_of), weights=w, minlength=srcs.size))
+        if keep > 0:
+            rank_in_row = np.arange(s_of.size) - np.repeat(start, cnt)
+            sel = rank_in_row < keep
+            v_of, w = v_of[sel], w[sel]
+            cnt = np.minimum(cnt, keep)
+        rows_ids.append(v_of)
+        rows_vals.append(w)
+        rows_ptr.append(cnt.astype(np.int64))
+    indptr = np.cumsum(np.concatenate(rows_ptr))
+    ids = np.concatenate(rows_ids) if rows_ids else np.empty(0, np.int64)
+    vals = np.concatenate(rows_vals) if rows_vals else np.empty(0)
+    surv = int(comm.allreduce(survivors, op=MPI.SUM))
+    mass = np.concatenate(masses) if masses else np.empty(0)
+    return Fingerprints(sources_local, indptr, ids.astype(np.int64), vals, mass, surv, walks)
+
+
+def _compact(keys: list[np.ndarray], wts: list[np.ndarray]):
+    if not keys:
+        return [], []
+    k = np.concatenate(keys)
+    w = np.concatenate(wts)
+    uk, inv = np.unique(k, return_inverse=True)
+    return [uk], [np.bincount(inv, weights=w, minlength=uk.size)]
+
+
+# --------------------------------------------------------------------------------------------
+# the online decomposition
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Decomposition:
+    """Per rank, sparse (owned vertices x queries): the estimate X and the residual R."""
+
+    X: sp.csr_matrix
+    R: sp.csr_matrix
+    pushes: int
+    iterations: int
+
+
+def _push_operator(g: Graph, damping: float) -> sp.csr_matrix:
+    """(d D^-1 A_local)^T, n x nlocal: column v spreads d/outdeg(v) to each out-neighbour.
+    A dangling vertex has an empty column (its mass is absorbed). Cached on the graph."""
+    key = ("push", damping)
+    if key not in g.info:
+        deg = g.outdeg
+        scale = np.zeros(g.nlocal)
+        np.divide(damping, deg, out=scale, where=deg > 0)
+        vals = np.repeat(scale, deg)
+        A = sp.csr_matrix((vals, g.out_indices, g.out_indptr), shape=(g.nlocal, g.n))
+        g.info[key] = A.T.tocsr()
+    return g.info[key]
+
+
+def decompose(g: Graph, sources: np.ndarray, damping: float, iterations: int,
+              threshold: float) -> Decomposition:
+    """Push every query's mass ``iterations`` times (entries >= threshold); collective.
+
+    ``sources``: the global vertex of every query (the same array on every rank). One
+    superstep per iteration: a local sparse product gives the mass each out-neighbour
+    receives, and one all-to-all delivers it to the neighbour's owner.
+    """
+    from mpi4py import MPI
+
+    comm = g.comm
+    c = 1.0 - damping
+    nq, nl, lo = int(sources.size), g.nlocal, g.lo
+    mine = np.flatnonzero((sources >= lo) & (sources < g.hi))
+    R = sp.csr_matrix((np.ones(mine.size), (sources[mine] - lo, mine)), shape=(nl, nq))
+    X = sp.csr_matrix((nl, nq))
+    PT = _push_operator(g, damping)
+    pushes, it = 0, 0
+    for step in range(iterations):
+        big = R.data >= threshold
+        npush = int(comm.allreduce(int(big.sum()), op=MPI.SUM))
+        if npush == 0:
+            break
+        it = step + 1
+        pushes += npush
+        Rp = R.copy()
+        Rp.data = np.where(big, R.data, 0.0)
+        Rp.eliminate_zeros()
+        R.data = np.where(big, 0.0, R.data)
+        R.eliminate_zeros()
+        X = X + c * Rp
+        C = (PT @ Rp).tocoo()                     # n x nq: mass arriving at every vertex
+        w, q, v = exchange(comm, g.owner(C.row), [C.row.astype(np.int64), C.col.astype(np.int64), C.data])
+        R = R + sp.csr_matrix((v, (w - lo, q)), shape=(nl, nq))
+    return Decomposition(sp.csr_matrix(X), sp.csr_matrix(R), pushes, it)
+
+
+@dataclass
+class Answer:
+    """Per-query results gathered on rank 0 (None elsewhere)."""
+
+    topk_ids: np.ndarray | None      # q x K global vertex numbers (-1 padding)
+    topk_scores: np.ndarray | None   # q x K normalised scores (0 padding)
+    full: list | None                # with want_full: per query (ids, scores)
+
+
+def fingerprint_matrix(g: Graph, fp: Fingerprints) -> tuple[sp.csr_matrix, np.ndarray]:
+    """(F, mass): F is nlocal x n with row v - lo = F_v (empty where no fingerprint)."""
+    key = ("F", id(fp))
+    if key not in g.info:
+        cnt = np.zeros(g.nlocal, dtype=np.int64)
+        cnt[fp.vertices - g.lo] = np.diff(fp.indptr)
+        ptr = np.zeros(g.nlocal + 1, dtype=np.int64)
+        np.cumsum(cnt, out=ptr[1:])
+        mass = np.zeros(g.nlocal)
+        mass[fp.vertices - g.lo] = fp.mass
+        g.info[key] = (sp.csr_matrix((fp.vals, fp.ids, ptr), shape=(g.nlocal, g.n)), mass)
+    return g.info[key]
+
+
+def combine(g: Graph, dec: Decomposition, fp: Fingerprints, nq: int, topk: int,
+            want_full: bool = False) -> Answer:
+    """x + sum_w r(w) F_w, normalised per query; top-K per query (collective)."""
+    from mpi4py import MPI
+
+    comm, p, n, lo = g.comm, g.comm.Get_size(), g.n, g.lo
+    F, mass = fingerprint_matrix(g, fp)
+    need = np.unique(dec.R.indices.size and dec.R.tocoo().row)
+    if need.size and (mass[need] == 0).any():
+        raise RuntimeError("fingerprint missing for a residual vertex")
+    RT = dec.R.T.tocsr()
+    XT = dec.X.T.tocsr()
+    norm = np.empty(nq)
+    comm.Allreduce(np.asarray(XT.sum(axis=1)).ravel() + RT @ mass, norm, op=MPI.SUM)
+    E = (RT @ F + sp.csr_matrix((XT.data, XT.indices + lo, XT.indptr), shape=(nq, n))).tocoo()
+    # every query's partial vectors meet on rank q % p
+    q, v, w = exchange(comm, E.row % p, [E.row.astype(np.int64), E.col.astype(np.int64), E.data])
+    M = sp.csr_matrix((w, (q, v)), shape=(nq, n))
+    M.sum_duplicates()
+    mine = np.arange(comm.Get_rank(), nq, p)
+    ids = np.full((mine.size, topk), -1, dtype=np.int64)
+    scores = np.zeros((mine.size, topk))
+    full_local = []
+    for i, qi in enumerate(mine):
+        b, e = M.indptr[qi], M.indptr[qi + 1]
+        cols, vals = M.indices[b:e], M.data[b:e] / norm[qi]
+        if vals.size > topk:
+            part = np.argpartition(-vals, topk - 1)[:topk]
+        else:
+            part = np.arange(vals.size)
+        order = part[np.lexsort((cols[part], -vals[part]))]
+        ids[i, :order.size] = cols[order]
+        scores[i, :order.size] = vals[order]
+        if want_full:
+            full_local.append((cols.astype(np.int64), vals))
+    got = comm.gather((mine, ids, scores, full_local if want_full else None), root=0)
+    if comm.Get_rank() != 0:
+        return Answer(None, None, None)
+    T_ids = np.full((nq, topk), -1, dtype=np.int64)
+    T_sc = np.zeros((nq, topk))
+    full = [None] * nq if want_full else None
+    for m, i_, s_, f_ in got:
+        T_ids[m] = i_
+        T_sc[m] = s_
+        if want_full:
+            for qi, fv in zip(m, f_):
+                full[qi] = fv
+    return Answer(T_ids, T_sc, full)
+
+
+def needed_vertices(g: Graph, dec: Decomposition) -> np.ndarray:
+    """The vertices (global numbers, owned here) whose fingerprints the residual needs."""
+    rows = np.flatnonzero(np.diff(dec.R.indptr) > 0)
+    return rows.astype(np.int64) + g.lo
+
+
+# --------------------------------------------------------------------------------------------
+# exact PPR (the oracle)
+# --------------------------------------------------------------------------------------------
+def exact_ppr(A, sources: np.ndarray, damping: float, tol: float = 1e-13,
+              max_iter: int = 10_000, block: int = 256) -> np.ndarray:
+    """Exact PPR (networkx's convention) of every source, dense q x n, by batched power
+    iteration of the absorbing walk and renormalisation (serial SciPy)."""
+    import scipy.sparse as sp
+
+    n = A.shape[0]
+    deg = np.asarray(A.sum(axis=1)).ravel()
+    inv = np.zeros(n)
+    np.divide(1.0, deg, out=inv, where=deg > 0)
+    PT = sp.csr_matrix(A.multiply(inv[:, None])).T.tocsr() * damping
+    c = 1.0 - damping
+    out = np.empty((sources.size, n))
+    for b0 in range(0, sources.size, block):
+        s = sources[b0:b0 + block]
+        r = np.zeros((n, s.size))
+        r[s, np.arange(s.size)] = 1.0
+        x = c * r
+        for _ in range(max_iter):
+            r = PT @ r
+            x += c * r
+            if np.abs(r).sum(axis=0).max() < tol:
+                break
+        out[b0:b0 + s.size] = (x / x.sum(axis=0)).T
+    return out
+
+
+def power_iteration_ppr(PT, dangling: np.ndarray, s: int, damping: float,
+                        tol: float = 1e-10, max_iter: int = 10_000) -> np.ndarray:
+    """One query by networkx's own iteration (dangling mass and teleport to s): the
+    per-query baseline of the benchmark. PT = (D^-1 A)^T."""
+    n = PT.shape[0]
+    x = np.zeros(n)
+    x[s] = 1.0
+    for _ in range(max_iter):
+        xn = damping * (PT @ x)
+        xn[s] += damping * x[dangling].sum() + (1.0 - damping)
+        if np.abs(xn - x).sum() < tol:
+            return xn
+        x = xn
+    return x
+
+
+def precision_at_k(est_ids: np.ndarray, exact: np.ndarray, k: int) -> float:
+    """Share of the estimated top k that belongs to the exact top k, ties-aware: an id counts
+    when its exact score reaches the k-th largest exact score (less 1e-12). When fewer than
+    k vertices have a positive exact score, k shrinks to their number."""
+    k = min(k, int((exact > 0).sum()))
+    if k == 0:
+        return 1.0
+    kth = np.partition(exact, exact.size - k)[exact.size - k]
+    ids = est_ids[:k]
+    ids = ids[ids >= 0]
+    return float((exact[ids] >= kth - 1e-12).sum()) / k

@@ -1,0 +1,327 @@
+"""The PowerWalk subcommands of hpc.pagerank: ``ppr-index`` and ``ppr`` (see ppr.py)."""
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Sequence
+
+import numpy as np
+
+from hpc.core import App, UsageError, collective, nonneg_int, positive_float, positive_int
+from hpc.core.cli import AppParser, Formatter, add_common
+
+from .app import _load, add_graph_options
+from .graphio import Graph, gather_csr
+from .ppr import (Fingerprints, build_fingerprints, combine, decompose, exact_ppr,
+                  needed_vertices, precision_at_k)
+
+INDEX_FORMAT = "hpc.pagerank.ppr-index/1"
+
+INDEX_DOC = """Build the PowerWalk fingerprint index: --walks random walks from every vertex
+(teleport probability 1 - damping, absorbed at dangling vertices), run as vertex-centric
+supersteps (each rank advances the walkers at its vertices and sends the others on). The
+top --keep entries of every vertex's visit-count estimate of its PPR vector, and each
+estimate's full mass, are written to --output (HDF5: /index/count, /index/ids,
+/index/values, /index/mass, /vertex_ids)."""
+
+QUERY_DOC = """Personalized PageRank of a batch of sources by PowerWalk's decomposition: push
+every query's mass --iterations times (entries >= --threshold), keep the residual, and
+combine it with the fingerprints of --index (or fingerprints built on the fly for the
+vertices the residual needs). Semantics are networkx's personalization={s: 1} (dangling
+mass returns to the source). HDF5 --output: /ppr/sources, /ppr/topk_ids (original ids,
+best first, -1 padding), /ppr/topk_scores."""
+
+
+def _walk_options(p: argparse.ArgumentParser) -> None:
+    w = p.add_argument_group("random walks")
+    w.add_argument("--walks", type=positive_int, default=100, help="walks R per vertex")
+    w.add_argument("--max-length", type=positive_int, default=64,
+                   help="walk length cap (steps); survivors' remaining mass is credited where "
+                        "they stop (a fraction damping^cap of walks)")
+    w.add_argument("--batch", type=positive_int, default=4096,
+                   help="source vertices per rank per round of walks (bounds memory)")
+
+
+def index_parser() -> AppParser:
+    p = AppParser(prog="python -m hpc.pagerank ppr-index", description=INDEX_DOC,
+                  formatter_class=Formatter)
+    add_graph_options(p)
+    _walk_options(p)
+    p.add_argument("--keep", type=nonneg_int, default=128,
+                   help="entries stored per vertex (largest first; 0 keeps all)")
+    p.add_argument("--check", type=nonneg_int, default=0, metavar="S",
+                   help="compare the fingerprints of S sampled vertices with exact PPR on rank 0")
+    add_common(p)
+    return p
+
+
+def query_parser() -> AppParser:
+    p = AppParser(prog="python -m hpc.pagerank ppr", description=QUERY_DOC,
+                  formatter_class=Formatter)
+    add_graph_options(p)
+    q = p.add_argument_group("queries")
+    q.add_argument("--sources", required=True, metavar="ID,ID,...|random:Q",
+                   help="original vertex ids of the queries, or random:Q for Q distinct "
+                        "vertices drawn with --seed")
+    q.add_argument("--index", metavar="PATH", help="fingerprint index from ppr-index "
+                   "[default: build the fingerprints the batch needs on the fly]")
+    q.add_argument("--topk", type=positive_int, default=20, help="entries K reported per query")
+    q.add_argument("--iterations", type=nonneg_int, default=3,
+                   help="push iterations T of the decomposition")
+    q.add_argument("--threshold", type=positive_float, default=1e-3,
+                   help="residual entries below this (fraction of a query's mass) are not "
+                        "pushed")
+    q.add_argument("--check", action="store_true",
+                   help="compare with exact PPR (serial power iteration on rank 0): L1 error, "
+                        "precision@K; small graphs")
+    q.add_argument("--min-precision", type=float, default=0.9,
+                   help="with --check: the run is VALID when mean precision@K reaches this")
+    _walk_options(p)
+    add_common(p)
+    return p
+
+
+# --------------------------------------------------------------------------------------------
+def run_index(argv: Sequence[str]) -> int:
+    args = index_parser().parse_args(argv)
+    if not args.output:
+        raise UsageError("ppr-index: --output INDEX.h5 is required")
+    app = App("pagerank", args)
+    app.extra["subcommand"] = "ppr-index"
+    g = _load(app, args)
+    fp = None
+    for _ in range(args.repeat):
+        with app.timer.phase("walks"):
+            fp = build_fingerprints(g, np.arange(g.lo, g.hi, dtype=np.int64), args.walks,
+                                    args.damping, args.seed, args.max_length, args.keep,
+                                    args.batch)
+    assert fp is not None
+    with app.timer.phase("write_index"):
+        save_index(args.output, g, fp, args)
+    c = 1.0 - args.damping
+    from mpi4py import MPI
+
+    lo_mass = float(app.comm.allreduce(float(fp.mass.min()) if fp.mass.size else 1.0, op=MPI.MIN))
+    hi_mass = float(app.comm.allreduce(float(fp.mass.max()) if fp.mass.size else 0.0, op=MPI.MAX))
+    entries = int(app.comm.allreduce(int(fp.ids.size), op=MPI.SUM))
+    # Every walk visits its start, so every estimate has mass >= c (the mass is random: its
+    # expectation is the walk's survival, at most 1).
+    passed = lo_mass >= c - 1e-12 and np.isfinite(hi_mass)
+    validation = {"min_mass": lo_mass, "max_mass": hi_mass, "survivors": fp.survivors}
+    if args.check:
+        passed = _check_fingerprints(app, g, fp, args, validation) and passed
+    t = app.timer.summary()
+    walks_total = g.n * args.walks
+    app.metrics.update({"walks": walks_total, "time_s": t["walks"]["min"],
+                        "walks_per_s": walks_total / t["walks"]["min"],
+                        "index_entries": entries, "survivors": fp.survivors})
+    app.say(f"{walks_total} walks in {t['walks']['min']:.3g} s, {entries} index entries, "
+            f"{fp.survivors} walks reached the cap")
+    return app.finish(passed, validation, t)
+
+
+def save_index(path: str, g: Graph, fp: Fingerprints, args) -> None:
+    from hpc.core import h5io
+
+    counts = np.diff(fp.indptr)
+    h5io.write(path, g.comm, {
+        "/vertex_ids": h5io.Distributed(g.ids),
+        "/index/count": h5io.Distributed(counts.astype(np.int64)),
+        "/index/ids": h5io.Distributed(fp.ids),
+        "/index/values": h5io.Distributed(fp.vals),
+        "/index/mass": h5io.Distributed(fp.mass),
+    }, attrs={"/index": {"format": INDEX_FORMAT, "n": g.n, "m": g.m, "damping": args.damping,
+                         "walks": args.walks, "max_length": args.max_length,
+                         "keep": args.keep, "seed": args.seed, "survivors": fp.survivors,
+                         "graph": g.source}})
+
+
+def load_index(path: str, g: Graph, damping: float) -> Fingerprints:
+    """This rank's rows of an index; it must match the graph and the damping (collective)."""
+    import h5py
+
+    lo, hi = g.lo, g.hi
+    with collective(g.comm):
+        try:
+            with h5py.File(path, "r") as f:
+                a = f["index"].attrs
+                if a.get("format") != INDEX_FORMAT:
+                    raise UsageError(f"--index {path}: not a ppr-index file")
+                if int(a["n"]) != g.n or int(a["m"]) != g.m or \
+                        not np.array_equal(f["vertex_ids"][lo:hi], g.ids):
+                    raise UsageError(f"--index {path}: built for another graph "
+                                     f"({a.get('graph')}, {int(a['n'])} vertices)")
+                if abs(float(a["damping"]) - damping) > 1e-15:
+                    raise UsageError(f"--index {path}: built with damping {float(a['damping'])}, "
+                                     f"not {damping}")
+                cnt = f["index/count"][lo:hi].astype(np.int64)
+                start = int(f["index/count"][:lo].sum()) if lo else 0
+                stop = start + int(cnt.sum())
+                ids = f["index/ids"][start:stop].astype(np.int64)
+                vals = f["index/values"][start:stop].astype(np.float64)
+                mass = f["index/mass"][lo:hi].astype(np.float64)
+                walks = int(a["walks"])
+                surv = int(a["survivors"])
+        except (OSError, KeyError) as exc:
+            raise UsageError(f"--index {path}: cannot read ({exc})") from None
+    indptr = np.zeros(cnt.size + 1, dtype=np.int64)
+    np.cumsum(cnt, out=indptr[1:])
+    return Fingerprints(np.arange(lo, hi, dtype=np.int64), indptr, ids, vals, mass, surv, walks)
+
+
+def _check_fingerprints(app: App, g: Graph, fp: Fingerprints, args, validation: dict) -> bool:
+    """L1 error of sampled (normalised, truncated) fingerprints against exact PPR."""
+    rng = np.random.default_rng(args.seed)
+    sample = np.sort(rng.choice(g.n, size=min(args.check, g.n), replace=False))
+    mine = sample[(sample >= g.lo) & (sample < g.hi)]
+    rows = fp.rows_of(mine)
+    est = [(int(v), fp.ids[fp.indptr[r]:fp.indptr[r + 1]], fp.vals[fp.indptr[r]:fp.indptr[r + 1]],
+            fp.mass[r]) for v, r in zip(mine, rows)]
+    A = gather_csr(g)
+    got = app.comm.gather(est)
+    ok = True
+    if app.rank == 0:
+        allest = sorted((e for part in got for e in part), key=lambda e: e[0])
+        exact = exact_ppr(A, sample, args.damping)
+        errs = []
+        for (v, ids, vals, mass), ex in zip(allest, exact):
+            dense = np.zeros(g.n)
+            dense[ids] = vals / mass
+            errs.append(float(np.abs(dense - ex).sum()))
+        validation["fingerprint_l1_err_mean"] = float(np.mean(errs))
+        validation["fingerprint_l1_err_max"] = float(np.max(errs))
+        # Monte Carlo with R walks: the L1 error of a whole vector shrinks like 1/sqrt(R)
+        ok = float(np.mean(errs)) < 1.0
+    return bool(app.comm.bcast(ok))
+
+
+# --------------------------------------------------------------------------------------------
+def parse_sources(text: str, g: Graph, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(original ids, global vertex numbers) of --sources."""
+    text = text.strip()
+    if text.startswith("random:"):
+        try:
+            q = int(text.split(":", 1)[1])
+            if q < 1:
+                raise ValueError
+        except ValueError:
+            raise UsageError(f"--sources {text!r}: expected random:Q with Q >= 1") from None
+        if q > g.n:
+            raise UsageError(f"--sources {text}: the graph has only {g.n} vertices")
+        verts = np.sort(np.random.default_rng(seed).choice(g.n, size=q, replace=False))
+        return g.original_ids(verts), verts.astype(np.int64)
+    try:
+        ids = np.array([int(t) for t in text.split(",") if t.strip() != ""], dtype=np.int64)
+    except (ValueError, OverflowError):
+        raise UsageError(f"--sources {text[:60]!r}: expected comma-separated integer ids") from None
+    if ids.size == 0:
+        raise UsageError("--sources: no ids given")
+    verts = g.lookup(ids)
+    if (verts < 0).any():
+        bad = ids[verts < 0][:5].tolist()
+        raise UsageError(f"--sources: not a vertex of the graph: {', '.join(map(str, bad))}")
+    return ids, verts
+
+
+def run_query(argv: Sequence[str]) -> int:
+    args = query_parser().parse_args(argv)
+    app = App("pagerank", args)
+    app.extra["subcommand"] = "ppr"
+    g = _load(app, args)
+    src_ids, verts = parse_sources(args.sources, g, args.seed)
+    nq = int(verts.size)
+    fp_index = None
+    if args.index:
+        with app.timer.phase("load_index"):
+            fp_index = load_index(args.index, g, args.damping)
+    ans, dec, built = None, None, 0
+    for _ in range(args.repeat):
+        with app.timer.phase("query"):
+            dec = decompose(g, verts, args.damping, args.iterations, args.threshold)
+            if fp_index is not None:
+                fp = fp_index
+            else:
+                fp = build_fingerprints(g, needed_vertices(g, dec), args.walks, args.damping,
+                                        args.seed, args.max_length, 0, args.batch)
+                built = int(app.comm.allreduce(int(fp.vertices.size)))
+            ans = combine(g, dec, fp, nq, args.topk, want_full=args.check)
+    assert ans is not None and dec is not None
+    t = app.timer.summary()
+    from mpi4py import MPI
+
+    resid = float(app.comm.allreduce(float(dec.R.sum()), op=MPI.SUM))
+    app.metrics.update({
+        "queries": nq, "time_s": t["query"]["min"], "queries_per_s": nq / t["query"]["min"],
+        "pushes": dec.pushes, "push_iterations": dec.iterations,
+        "residual_mass_per_query": resid / nq,
+        "residual_entries": int(app.comm.allreduce(int(dec.R.nnz), op=MPI.SUM)),
+        "fingerprints_built": built,
+    })
+    # map the top-K ids back to original ids
+    flat = ans.topk_ids.ravel() if app.rank == 0 else None
+    flat = app.comm.bcast(flat, root=0)
+    orig = g.original_ids(np.where(flat >= 0, flat, 0))
+    validation: dict = {}
+    passed = True
+    if app.rank == 0:
+        sc = ans.topk_scores
+        sorted_ok = bool(np.all(np.diff(sc, axis=1) <= 1e-15))
+        passed = bool(np.isfinite(sc).all() and (sc >= 0).all() and sorted_ok
+                      and (sc.sum(axis=1) <= 1 + 1e-9).all() and (sc[:, 0] > 0).all())
+        validation.update({"scores_sorted": sorted_ok,
+                           "max_topk_mass": float(sc.sum(axis=1).max())})
+    passed = bool(app.comm.bcast(passed))
+    if args.check:
+        passed = _check_queries(app, g, verts, ans, args, validation) and passed
+    topk_orig = np.where(flat >= 0, orig, -1).reshape(nq, args.topk) if app.rank == 0 else None
+    if args.output:
+        from hpc.core import h5io
+
+        h5io.write(args.output, app.comm, {
+            "/ppr/sources": np.asarray(src_ids, dtype=np.int64),
+            "/ppr/topk_ids": topk_orig,
+            "/ppr/topk_scores": ans.topk_scores,
+        }, attrs={"/ppr": {"damping": args.damping, "iterations": args.iterations,
+                           "threshold": args.threshold, "index": args.index or "",
+                           "walks": fp.walks}})
+    if app.rank == 0 and not app.quiet:
+        for i in range(min(nq, 3)):
+            pairs = ", ".join(f"{int(v)}:{s:.4g}" for v, s in
+                              zip(topk_orig[i, :5], ans.topk_scores[i, :5]) if v >= 0)
+            print(f"  source {int(src_ids[i])}: {pairs}{' ...' if args.topk > 5 else ''}")
+    app.say(f"{nq} queries in {t['query']['min']:.4g} s ({app.metrics['queries_per_s']:.1f} "
+            f"queries/s), {dec.pushes} pushes, residual mass/query {resid / nq:.3g}")
+    return app.finish(passed, validation, t)
+
+
+def _check_queries(app: App, g: Graph, verts: np.ndarray, ans, args, validation: dict) -> bool:
+    from hpc.core.memory import require_memory
+
+    require_memory(8.0 * g.n * min(256, verts.size) * 3 if app.rank == 0 else 0,
+                   "--check (exact PPR on rank 0)", app.comm)
+    A = gather_csr(g)
+    ok = True
+    if app.rank == 0:
+        t0 = time.perf_counter()
+        exact = exact_ppr(A, verts, args.damping)
+        t_exact = time.perf_counter() - t0
+        l1, prec = [], []
+        for qi in range(verts.size):
+            ids, vals = ans.full[qi]
+            dense = np.zeros(g.n)
+            dense[ids] = vals
+            l1.append(float(np.abs(dense - exact[qi]).sum()))
+            prec.append(precision_at_k(ans.topk_ids[qi], exact[qi], args.topk))
+        validation.update({
+            "l1_err_mean": float(np.mean(l1)), "l1_err_max": float(np.max(l1)),
+            f"precision_at_{args.topk}_mean": float(np.mean(prec)),
+            f"precision_at_{args.topk}_min": float(np.min(prec)),
+            "exact_batched_s": t_exact,
+        })
+        app.metrics["l1_err_mean"] = float(np.mean(l1))
+        app.metrics[f"precision_at_{args.topk}"] = float(np.mean(prec))
+        ok = float(np.mean(prec)) >= args.min_precision
+    ok = bool(app.comm.bcast(ok))
+    for key in ("l1_err_mean", f"precision_at_{args.topk}"):
+        app.metrics[key] = app.comm.bcast(app.metrics.get(key))
+    return ok
