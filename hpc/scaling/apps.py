@@ -233,7 +233,7 @@ APPS: dict[str, AppSpec] = {
         "train", ("--layers", "2", "--hidden", "64", "--heads", "4", "--seq-len", "32",
                   "--vocab", "256", "--global-batch", "8", "--micro-batches", "2",
                   "--steps", "4"),
-        ("timings.step", "metrics.step_s", "metrics.time_s"), weak_train, "train",
+        ("metrics.step_time_s", "timings.step", "metrics.time_s"), weak_train, "train",
         layout=layout_train,
         job_args=("--layers", "12", "--hidden", "768", "--heads", "12", "--seq-len", "1024",
                   "--global-batch", "64", "--steps", "100")),

@@ -8,8 +8,8 @@ iterations):
   bandwidth. Triad's arithmetic intensity is 2 flops / 24 bytes, so it stays on the roofline's
   memory-bound slope; the attainable GFLOP/s is AI x B(p).
 * halo (alpha-beta + compute): T = alpha msgs(p) + beta bytes(p) + gamma cells(p), with the
-  block decomposition MPI_Dims_create would choose; msgs and bytes are one rank's face
-  exchanges, cells its local block (packing work).
+  block decomposition MPI_Dims_create would choose; msgs and bytes are one rank's exchanges
+  with its 26 neighbours (faces, edges, corners), cells its local block (packing work).
 * pagerank (per iteration): T = gamma E/p + beta 8V(p-1)/p + alpha log2 p (SpMV, the
   allgather of the rank vector, the allreduce of the residual).
 * spgemm: T = gamma products/p + beta 12 nnz(B)(p-1)/p + alpha (p-1) (multiply, fetching B's
@@ -134,18 +134,29 @@ def _halo_q(run: dict) -> dict:
 
 
 def _halo_f(q: dict, p: int) -> dict:
+    """One rank's exchange with its 26 neighbours (faces, edges, corners) on the process grid.
+
+    A direction is a message when every axis it crosses is split over ranks (otherwise the
+    neighbour is the rank itself, a local copy); its size is R per crossed axis times the
+    local extent along the others.
+    """
+    import itertools
+
     dims = dims_create(p, 3)
     g = sorted([q["nx"], q["ny"], q["nz"]], reverse=True)
     loc = [gi / di for gi, di in zip(g, dims)]
     msgs = 0.0
     nbytes = 0.0
-    for d in range(3):
-        if dims[d] > 1:
-            area = loc[(d + 1) % 3] * loc[(d + 2) % 3]
-            msgs += 2
-            nbytes += 2 * q["radius"] * area * q["q"] * q["itemsize"]
-    cells = loc[0] * loc[1] * loc[2] * q["q"]
-    return {"alpha_s": msgs, "beta_s_per_B": nbytes, "gamma_s_per_cell": cells}
+    for d in itertools.product((-1, 0, 1), repeat=3):
+        if d == (0, 0, 0) or any(c != 0 and dims[i] == 1 for i, c in enumerate(d)):
+            continue
+        cells = 1.0
+        for i, c in enumerate(d):
+            cells *= q["radius"] if c else loc[i]
+        msgs += 1
+        nbytes += cells * q["q"] * q["itemsize"]
+    return {"alpha_s": msgs, "beta_s_per_B": nbytes,
+            "gamma_s_per_cell": loc[0] * loc[1] * loc[2] * q["q"]}
 
 
 def _halo_grow(q: dict, f: float) -> dict:

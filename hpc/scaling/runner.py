@@ -52,8 +52,12 @@ def find_mpiexec(explicit: str | None = None) -> str:
 def require_app(app: str) -> None:
     """A clear error when the workload's module is not in this build yet."""
     apps.spec(app)
-    if importlib.util.find_spec(f"hpc.{app}") is None:
-        raise apps.StudyError(f"hpc.{app} is not in this build (no module hpc.{app}): "
+    try:
+        found = importlib.util.find_spec(f"hpc.{app}.__main__") is not None
+    except ImportError:  # the package itself is missing
+        found = False
+    if not found:
+        raise apps.StudyError(f"hpc.{app} is not in this build (no module hpc.{app}.__main__): "
                               f"its study runs once the workload lands")
 
 
