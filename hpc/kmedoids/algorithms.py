@@ -389,7 +389,7 @@ class Solver:
 
 def run(solver: Solver, method: str, init: str, rng: np.random.Generator, maxiter: int,
         samples: int = 5, sample_size: int | None = None, restarts: int = 2,
-        neighbors: float = 0.025, comm_self=None) -> Result:
+        neighbors: float = 0.1, comm_self=None) -> Result:
     """Initialise and optimise with one method; times BUILD and SWAP separately."""
     if method == "clara":
         return clara(solver, init, rng, maxiter, samples, sample_size, comm_self)
@@ -398,6 +398,15 @@ def run(solver: Solver, method: str, init: str, rng: np.random.Generator, maxite
         return clarans(solver, init, rng, restarts, neighbors)
     meds = {"build": solver.init_build, "lab": lambda: solver.init_lab(rng),
             "random": lambda: solver.init_random(rng)}[init]()
+    res = run_from(solver, method, meds, maxiter)
+    res.build_s = time.perf_counter() - t0 - res.swap_s  # init + assignment
+    return res
+
+
+def run_from(solver: Solver, method: str, meds, maxiter: int) -> Result:
+    """A SWAP method from given initial medoids (slot order kept)."""
+    t0 = time.perf_counter()
+    meds = np.asarray(meds, dtype=np.int64)
     solver.assign(meds)
     t1 = time.perf_counter()
     if solver.k == 1:

@@ -64,7 +64,7 @@ def parser():
                    help="clara: points per sample [default: 80 + 4k]")
     p.add_argument("--restarts", type=positive_int, default=2,
                    help="clarans: local searches (numlocal)")
-    p.add_argument("--neighbors", type=positive_float, default=0.025,
+    p.add_argument("--neighbors", type=positive_float, default=0.1,
                    help="clarans: non-improving candidates in a row that end a local search, "
                         "as a fraction of n - k (each candidate is tried against all k medoids)")
     p.add_argument("--silhouette", action="store_true", help="also report the medoid silhouette")
