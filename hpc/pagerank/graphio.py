@@ -324,6 +324,7 @@ def save_cache(g: Graph, path: str) -> None:
         "/graph/out_degree": h5io.Distributed(g.outdeg.astype(np.int64)),
         "/graph/out_indices": h5io.Distributed(g.out_indices.astype(np.int64)),
     }, attrs={"/graph": {"format": CACHE_FORMAT, "n": g.n, "m": g.m, "source": g.source}})
+    g.comm.Barrier()  # rank 0 renames the file into place; nobody reads it before that
 
 
 def load_cache(path: str, comm) -> Graph:

@@ -134,6 +134,7 @@ def save_index(path: str, g: Graph, fp: Fingerprints, args) -> None:
                          "walks": args.walks, "max_length": args.max_length,
                          "keep": args.keep, "seed": args.seed, "survivors": fp.survivors,
                          "graph": g.source}})
+    g.comm.Barrier()  # rank 0 renames the file into place; nobody reads it before that
 
 
 def load_index(path: str, g: Graph, damping: float) -> Fingerprints:

@@ -114,38 +114,47 @@ class Pull1D(_Base):
                           shape=(g.nlocal, g.n))
         self.A = DistCSR.from_local(self.comm, T, (g.n, g.n), row_offsets=g.offsets,
                                     backend=self.k.sparse_kernel)
-        plan = self.A.plan()
-        self.plan = plan
+        # DistCSR's ghost plan and its split blocks (owned columns / ghost slots). The sweep
+        # runs the exchange itself so that every back end can use its own pattern kernels
+        # and the native one can fuse the ghost-column product with the update.
+        pl = self.plan = self.A.plan()
+        self.loc = self.k.local(self.A.A_loc)
+        self.gh = self.k.local(self.A.A_gh)
         self.fused = self.k.name == "native"
-        if self.fused:
-            # DistCSR's plan and split blocks; the native sweep fuses the ghost-column
-            # product with the update, which DistCSR.spmv + update would do in two passes.
-            self.loc = self.k.local(self.A.A_loc)
-            self.gh = self.k.local(self.A.A_gh)
-            self._send = np.empty(plan.n_send, dtype=np.float64)
-            self._recv = np.empty(plan.n_ghost, dtype=np.float64)
-            rc = plan.recv_counts[plan.sources].astype(np.int64)
-            sc = plan.send_counts[plan.dests].astype(np.int64)
-            self._rc, self._rd = rc, np.concatenate(([0], np.cumsum(rc)[:-1])).astype(np.int64)
-            self._sc, self._sd = sc, np.concatenate(([0], np.cumsum(sc)[:-1])).astype(np.int64)
-        self.ghosts = plan.n_ghost
+        self._send = np.empty(pl.n_send, dtype=np.float64)
+        self._recv = np.empty(pl.n_ghost, dtype=np.float64)
+        xp = self.k.xp
+        self._send_idx = self.k.asarray(pl.send_idx) if xp is not np else pl.send_idx
+        self._recv_dev = xp.empty(pl.n_ghost, dtype=xp.float64) if xp is not np else self._recv
+        rc = pl.recv_counts[pl.sources].astype(np.int64)
+        sc = pl.send_counts[pl.dests].astype(np.int64)
+        # (cumsum - counts: also right when a rank has no neighbour at all)
+        self._rc, self._rd = rc, (np.cumsum(rc) - rc).astype(np.int64)
+        self._sc, self._sd = sc, (np.cumsum(sc) - sc).astype(np.int64)
+        self.ghosts = pl.n_ghost
 
     def sweep(self, x, xs, y, d, base):
-        if not self.fused:
-            self.A.spmv(xs, out=y)
-            return self.k.update(y, x, xs, self.inv, d, base)
         from mpi4py import MPI
 
-        pl = self.plan
+        pl, k = self.plan, self.k
         req = None
         if self.comm.Get_size() > 1:
-            np.take(xs, pl.send_idx, out=self._send)
+            if k.xp is np:
+                np.take(xs, pl.send_idx, out=self._send)
+            else:
+                self._send[:] = k.host(xs[self._send_idx])
             req = pl.graph.Ineighbor_alltoallv([self._send, self._sc, self._sd, MPI.DOUBLE],
                                                [self._recv, self._rc, self._rd, MPI.DOUBLE])
         self.loc.spmv(xs, y, False)      # owned columns, while the exchange is in flight
         if req is not None:
             req.Wait()
-        return self.gh.spmv_update(self._recv, y, x, xs, self.inv, d, base)
+        if self.fused:
+            return self.gh.spmv_update(self._recv, y, x, xs, self.inv, d, base)
+        if pl.n_ghost:
+            if k.xp is not np:
+                self._recv_dev.set(self._recv)
+            self.gh.spmv(self._recv_dev, y, True)
+        return k.update(y, x, xs, self.inv, d, base)
 
 
 class Pull2D(_Base):

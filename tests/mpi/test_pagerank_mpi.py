@@ -1,0 +1,276 @@
+"""In-process hpc.pagerank tests at any rank count (tools/run_tests.sh runs 1..4 ranks):
+graph reading, global PageRank against networkx, PowerWalk PPR against exact PPR."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from hpc.core import UsageError
+from hpc.core import backends as registry
+from hpc.pagerank import graphio
+from hpc.pagerank.ppr import (build_fingerprints, combine, decompose, exact_ppr,
+                              precision_at_k)
+from hpc.pagerank.solver import make_solver
+
+comm = MPI.COMM_WORLD
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "graphs"
+
+
+def _real(name: str) -> str:
+    p = DATA / name
+    if not p.exists():
+        pytest.skip(f"real data not present: {p}")
+    return str(p)
+
+
+def _tmpdir() -> str:
+    d = tempfile.mkdtemp(prefix="hpc_pr_") if comm.rank == 0 else None
+    return comm.bcast(d)
+
+
+def _write(path: str, text: str) -> None:
+    if comm.rank == 0:
+        with open(path, "w") as f:
+            f.write(text)
+    comm.Barrier()
+
+
+def _gather_scores(g, x):
+    ids = graphio.gather_ids(g)
+    xs = comm.gather(x)
+    ids = comm.bcast(ids)
+    return ids, (np.concatenate(comm.bcast(xs)))
+
+
+def _nx_pagerank(G, d=0.85):
+    return nx.pagerank(G, alpha=d, tol=1e-16, max_iter=10_000)
+
+
+def _nx_graph_from_file(path: str) -> nx.DiGraph:
+    G = nx.DiGraph()
+    with open(path) as f:
+        for line in f:
+            t = line.split()
+            if t and t[0][0] not in "#%":
+                G.add_edge(int(t[0]), int(t[1]))
+    return G
+
+
+# ------------------------------------------------------------------------------ the reader
+SNAP_TEXT = """# Directed graph (each unordered pair of nodes is saved once): header.txt
+# Nodes: 9 Edges: 14
+% a Matrix-Market-style comment too
+# FromNodeId\tToNodeId
+10\t20
+10 20
+  20   10000000019\r
+10000000019 10
+5 5
+5 10
+7 7
+
+77 5
+77 20
+  # indented comment
+20 77
+900 901
+901 900
+900 900
+"""
+
+
+@pytest.mark.mpi
+def test_snap_reader_matches_networkx_digraph():
+    d = _tmpdir()
+    path = os.path.join(d, "g.txt")
+    _write(path, SNAP_TEXT)
+    g = graphio.read_snap(path, comm)
+    G = _nx_graph_from_file(path)
+    ids = comm.bcast(graphio.gather_ids(g))
+    assert list(ids) == sorted(G.nodes())
+    edges = set()
+    for v, row in zip(g.ids, np.split(g.out_indices, g.out_indptr[1:-1])):
+        edges.update((int(v), int(ids[w])) for w in row)
+    edges = set().union(*comm.allgather(edges))
+    assert edges == set(G.edges())            # duplicates collapsed, self-loops kept
+    assert g.m == G.number_of_edges()
+
+
+@pytest.mark.mpi
+def test_snap_reader_reports_first_malformed_line():
+    d = _tmpdir()
+    path = os.path.join(d, "bad.txt")
+    lines = [f"{i} {i + 1}" for i in range(200)]
+    lines[150] = "150 oops"
+    lines[170] = "170"
+    _write(path, "# header\n" + "\n".join(lines) + "\n")
+    with pytest.raises(UsageError, match=r"bad\.txt, line 152: .*'150 oops'"):
+        graphio.read_snap(path, comm)
+
+
+@pytest.mark.mpi
+def test_cache_round_trip():
+    d = _tmpdir()
+    path = os.path.join(d, "g.txt")
+    _write(path, SNAP_TEXT)
+    g = graphio.read_snap(path, comm)
+    h5 = os.path.join(d, "g.h5")
+    graphio.save_cache(g, h5)
+    g2 = graphio.load_cache(h5, comm)
+    assert (g2.n, g2.m) == (g.n, g.m)
+    for a in ("ids", "out_indptr", "out_indices", "in_indptr", "in_indices"):
+        assert np.array_equal(getattr(g, a), getattr(g2, a)), a
+
+
+# ------------------------------------------------------------------------------ global PageRank
+def _check_against_networkx(g, G, backend="native", layout="1d"):
+    s = make_solver(g, backend, layout)
+    res = s.solve(0.85, 1e-14, 10_000)
+    assert res.converged
+    ids, x = _gather_scores(g, res.x)
+    ref = _nx_pagerank(G)
+    want = np.array([ref[int(v)] for v in ids])
+    assert np.abs(x - want).max() <= 1e-12
+    assert abs(x.sum() - 1.0) <= 1e-12
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("name", ["email-Eu-core.txt", "p2p-Gnutella08.txt"])
+@pytest.mark.parametrize("layout", ["1d", "2d"])
+def test_pagerank_equals_networkx_on_real_graphs(name, layout):
+    path = _real(name)
+    g = graphio.read_snap(path, comm)
+    G = _nx_graph_from_file(path) if comm.rank == 0 else None
+    G = comm.bcast(G)
+    _check_against_networkx(g, G, "native", layout)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("backend", ["numpy", "numba", "cupy"])
+def test_pagerank_backends_agree_with_networkx(backend):
+    if not registry.is_available(backend):
+        pytest.skip(f"{backend}: {registry.why_unavailable(backend)}")
+    path = _real("email-Eu-core.txt")
+    g = graphio.read_snap(path, comm)
+    G = comm.bcast(_nx_graph_from_file(path) if comm.rank == 0 else None)
+    for layout in ("1d", "2d"):
+        _check_against_networkx(g, G, backend, layout)
+
+
+@pytest.mark.mpi
+def test_pagerank_kronecker_with_isolated_vertices():
+    from hpc.sparse.randgen import rmat_edges
+
+    g = graphio.load_graph(comm, generate="kron:9:4", seed=3)
+    src, dst = rmat_edges(9, 4, 3, None)
+    G = nx.DiGraph()
+    G.add_nodes_from(range(512))
+    G.add_edges_from(zip(src.tolist(), dst.tolist()))
+    assert nx.number_of_isolates(G) > 0 and g.m == G.number_of_edges()
+    for layout in ("1d", "2d"):
+        _check_against_networkx(g, G, "native", layout)
+
+
+@pytest.mark.mpi
+def test_pagerank_mostly_dangling_and_isolated():
+    """A Matrix Market graph: 300 vertices, most of them sinks, 40 isolated."""
+    import scipy.io
+    import scipy.sparse as sp
+
+    d = _tmpdir()
+    path = os.path.join(d, "sinks.mtx")
+    if comm.rank == 0:
+        rng = np.random.default_rng(7)
+        n = 300
+        src = rng.integers(0, 30, 900)               # only 30 vertices have out-edges
+        dst = rng.integers(0, 260, 900)               # 260..299 are isolated
+        A = sp.coo_matrix((np.ones(900), (src, dst)), shape=(n, n)).tocsr()
+        A.data[:] = 1.0                               # duplicates summed, then binarised
+        scipy.io.mmwrite(path, A)
+    comm.Barrier()
+    g = graphio.load_graph(comm, graph=path)
+    G = None
+    if comm.rank == 0:
+        A = scipy.io.mmread(path).tocsr()
+        G = nx.from_scipy_sparse_array(A, create_using=nx.DiGraph)
+    G = comm.bcast(G)
+    assert sum(1 for v in G if G.out_degree(v) == 0) > 250
+    for backend in ("native", "numpy", "numba"):   # some ranks have no ghost neighbour
+        for layout in ("1d", "2d"):
+            _check_against_networkx(g, G, backend, layout)
+
+
+# ------------------------------------------------------------------------------ PPR
+@pytest.mark.mpi
+def test_exact_ppr_is_networkx_personalization():
+    path = _real("email-Eu-core.txt")
+    g = graphio.read_snap(path, comm)
+    A = graphio.gather_csr(g)
+    if comm.rank == 0:
+        G = _nx_graph_from_file(path)
+        ids = graphio.np.array(sorted(G.nodes()))
+        for s in (0, 17, 500):
+            ref = nx.pagerank(G, alpha=0.85, personalization={int(ids[s]): 1}, tol=1e-15,
+                              max_iter=10_000)
+            want = np.array([ref[int(v)] for v in ids])
+            got = exact_ppr(A, np.array([s]), 0.85)[0]
+            assert np.abs(got - want).max() < 1e-11
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("name", ["email-Eu-core.txt", "p2p-Gnutella08.txt"])
+def test_ppr_precision_at_20(name):
+    g = graphio.read_snap(_real(name), comm)
+    fp = build_fingerprints(g, np.arange(g.lo, g.hi), 100, 0.85, seed=1, keep=128)
+    verts = np.sort(np.random.default_rng(5).choice(g.n, 60, replace=False))
+    dec = decompose(g, verts, 0.85, 3, 1e-3)
+    ans = combine(g, dec, fp, verts.size, 20)
+    A = graphio.gather_csr(g)
+    if comm.rank == 0:
+        ex = exact_ppr(A, verts, 0.85)
+        prec = [precision_at_k(ans.topk_ids[i], ex[i], 20) for i in range(verts.size)]
+        assert np.mean(prec) >= 0.95, np.mean(prec)
+        assert np.all(np.diff(ans.topk_scores, axis=1) <= 0)
+
+
+@pytest.mark.mpi
+def test_ppr_error_falls_as_walks_grow():
+    g = graphio.read_snap(_real("email-Eu-core.txt"), comm)
+    verts = np.sort(np.random.default_rng(2).choice(g.n, 20, replace=False))
+    dec = decompose(g, verts, 0.85, 1, 1.0)   # one push of the source: walks do the rest
+    A = graphio.gather_csr(g)
+    ex = exact_ppr(A, verts, 0.85) if comm.rank == 0 else None
+    errs = []
+    for walks in (4, 40, 400):
+        need = np.unique(dec.R.tocoo().row) + g.lo
+        fp = build_fingerprints(g, need, walks, 0.85, seed=4)
+        ans = combine(g, dec, fp, verts.size, 20, want_full=True)
+        if comm.rank == 0:
+            e = 0.0
+            for i in range(verts.size):
+                d = np.zeros(g.n)
+                d[ans.full[i][0]] = ans.full[i][1]
+                e += np.abs(d - ex[i]).sum()
+            errs.append(e / verts.size)
+    if comm.rank == 0:
+        assert errs[1] < 0.7 * errs[0] and errs[2] < 0.7 * errs[1], errs
+
+
+@pytest.mark.mpi
+def test_fingerprints_do_not_depend_on_rank_count():
+    g = graphio.read_snap(_real("email-Eu-core.txt"), comm)
+    fp = build_fingerprints(g, np.arange(g.lo, g.hi), 20, 0.85, seed=9, keep=0)
+    # serial rebuild of the same rows on one rank
+    me = comm.Split(comm.rank, 0)
+    g1 = graphio.read_snap(_real("email-Eu-core.txt"), me)
+    fp1 = build_fingerprints(g1, np.arange(g.lo, g.hi), 20, 0.85, seed=9, keep=0)
+    me.Free()
+    assert np.array_equal(fp.indptr, fp1.indptr)
+    assert np.array_equal(fp.ids, fp1.ids)
+    assert np.allclose(fp.vals, fp1.vals, rtol=0, atol=1e-15)
