@@ -1,0 +1,286 @@
+"""Conjugate-gradient solvers on row-distributed vectors: PCG, Chronopoulos-Gear, pipelined.
+
+All three stop on the recursive residual, ||r_k|| < rtol ||b|| (SciPy's cg criterion, so with
+the same preconditioner the iterates and iteration counts match scipy.sparse.linalg.cg), then
+confirm with the true residual ||b - A x||: if rounding made the recursive residual lie, the
+residual is replaced by the true one and the iteration continues (at most MAX_REPLACEMENTS
+times), so a reported convergence is always a true one.
+
+A curvature p.Ap <= 0 (or r.z <= 0 with the preconditioner) means the matrix or the
+preconditioner is not SPD: the solve stops with ``breakdown`` set and ``converged`` False.
+
+Reductions: PCG fuses ||r||^2 with r.z (two all-reductions per iteration: that and p.Ap);
+Chronopoulos-Gear needs one (r.u, w.u and r.r together); Ghysels-Vanroose issues the same one
+as a non-blocking Iallreduce and applies the preconditioner and the SpMV while it is in flight.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from .methods import Problem, SolveOptions, SolveResult
+from .precond import make_preconditioner
+
+MAX_REPLACEMENTS = 5
+
+
+class Reducer:
+    """Global sums of a few scalars: blocking (Allreduce) or non-blocking (Iallreduce)."""
+
+    def __init__(self, comm):
+        from mpi4py import MPI
+
+        self.comm, self.MPI = comm, MPI
+        self.count = 0
+        self.serial = comm.Get_size() == 1
+
+    def sum(self, *vals: float) -> np.ndarray:
+        self.count += 1
+        loc = np.array([float(v) for v in vals], dtype=np.float64)
+        if self.serial:
+            return loc
+        out = np.empty_like(loc)
+        self.comm.Allreduce(loc, out, op=self.MPI.SUM)
+        return out
+
+    def isum(self, *vals: float):
+        """Start a global sum; returns (request, result buffer). Call .Wait() before reading."""
+        self.count += 1
+        loc = np.array([float(v) for v in vals], dtype=np.float64)
+        if self.serial:
+            return None, loc
+        out = np.empty_like(loc)
+        req = self.comm.Iallreduce(loc, out, op=self.MPI.SUM)
+        self._keep = loc   # the send buffer must live until the request completes
+        return req, out
+
+
+def _dot(a, b) -> float:
+    return float(a @ b)
+
+
+class _Solve:
+    """Shared setup: the operator, preconditioner, norms and the true-residual check."""
+
+    def __init__(self, problem: Problem, opts: SolveOptions):
+        self.p, self.o = problem, opts
+        self.A = problem.A
+        self.red = Reducer(problem.comm)
+        self.M = (opts.preconditioner if opts.preconditioner is not None
+                  else make_preconditioner(opts.pc, problem, opts))
+        self.matvecs = 0
+        b = problem.b
+        self.x = b * 0.0 if problem.x0 is None else problem.x0.copy()
+        self.bnorm = math.sqrt(self.red.sum(_dot(b, b))[0])
+        self.tol = opts.rtol * self.bnorm
+
+    def spmv(self, v, out=None):
+        self.matvecs += 1
+        return self.A.spmv(v, out=out)
+
+    def initial_residual(self):
+        if self.p.x0 is None:
+            return self.p.b.copy()
+        return self.p.b - self.spmv(self.x)
+
+    def true_residual(self):
+        return self.p.b - self.spmv(self.x)
+
+    def result(self, it: int, hist: list[float], converged: bool, breakdown: str | None,
+               repl: int) -> SolveResult:
+        return SolveResult(self.x, converged, it, hist, breakdown, self.matvecs, self.red.count,
+                           repl, {"pc": self.M.describe()})
+
+
+def _trivial(s: _Solve) -> SolveResult | None:
+    if s.bnorm == 0.0:   # b = 0: x = 0 is exact
+        s.x = s.p.b * 0.0
+        return s.result(0, [0.0], True, None, 0)
+    return None
+
+
+def _not_spd(what: str, val: float, it: int) -> str:
+    return (f"breakdown at iteration {it}: {what} = {val:.3g} <= 0, the matrix (or the "
+            "preconditioner) is not symmetric positive definite")
+
+
+def solve_pcg(problem: Problem, opts: SolveOptions, callback: Callable | None = None) -> SolveResult:
+    """Preconditioned CG (Hestenes-Stiefel), in SciPy's order of operations."""
+    s = _Solve(problem, opts)
+    if (t := _trivial(s)) is not None:
+        return t
+    x, M, red = s.x, s.M, s.red
+    r = s.initial_residual()
+    p = q = None
+    rho_prev = 0.0
+    hist: list[float] = []
+    repl = 0
+    it = 0
+    while True:
+        z = M.apply(r)
+        if z is r:   # identity: r.z = r.r, one dot
+            rr = rho = red.sum(_dot(r, r))[0]
+        else:
+            rr, rho = red.sum(_dot(r, r), _dot(r, z))
+        rnorm = math.sqrt(rr)
+        hist.append(rnorm / s.bnorm)
+        if rnorm < s.tol:
+            rt = s.true_residual()
+            tnorm = math.sqrt(red.sum(_dot(rt, rt))[0])
+            if tnorm <= s.tol or repl >= MAX_REPLACEMENTS:
+                return s.result(it, hist, tnorm <= s.tol, None, repl)
+            # the recursive residual drifted: continue from the true one
+            repl += 1
+            r = rt
+            hist[-1] = tnorm / s.bnorm
+            z = M.apply(r)
+            rr, rho = red.sum(_dot(r, r), _dot(r, z))
+            hist[-1] = math.sqrt(rr) / s.bnorm
+        if it >= opts.maxiter:
+            return s.result(it, hist, False, None, repl)
+        if not rho > 0.0:
+            return s.result(it, hist, False, _not_spd("r.z", rho, it + 1), repl)
+        if it == 0:
+            p = z.copy()
+        else:
+            p *= rho / rho_prev
+            p += z
+        q = s.spmv(p, out=q)
+        pq = red.sum(_dot(p, q))[0]
+        if not pq > 0.0:
+            return s.result(it, hist, False, _not_spd("p.Ap", pq, it + 1), repl)
+        alpha = rho / pq
+        x += alpha * p
+        r -= alpha * q
+        rho_prev = rho
+        it += 1
+        if callback is not None:
+            callback(x)
+
+
+def solve_cg(problem: Problem, opts: SolveOptions, callback: Callable | None = None) -> SolveResult:
+    """Plain CG: PCG with the identity."""
+    if opts.pc not in ("none", None):
+        from hpc.core.errors import UsageError
+
+        raise UsageError(f"--method cg takes no preconditioner (got --pc {opts.pc}); use --method pcg")
+    opts.pc = "none"
+    return solve_pcg(problem, opts, callback)
+
+
+MAX_RESTARTS = 50
+
+
+def _single_reduction(problem: Problem, opts: SolveOptions, pipelined: bool,
+                      callback: Callable | None) -> SolveResult:
+    """Chronopoulos-Gear (pipelined=False) or Ghysels-Vanroose (pipelined=True) PCG.
+
+    Both get alpha from the recurrence p.Ap = w.u - beta gamma / alpha_old, which rounding can
+    drive to <= 0 on ill-conditioned systems although A is SPD. That is not reported as a
+    breakdown: the recurrences restart from the true residual (beta = 0, where p.Ap = u.Au is
+    computed directly). Only a non-positive value right after a restart is a real breakdown.
+    """
+    s = _Solve(problem, opts)
+    if (t := _trivial(s)) is not None:
+        return t
+    x, M, red = s.x, s.M, s.red
+
+    def fresh(r):
+        u = M.apply(r)
+        u = u.copy() if u is r else u
+        return r, u, s.spmv(u)
+
+    r, u, w = fresh(s.initial_residual())
+    hist: list[float] = []
+    z = q = sv = p = nv = None
+    gamma_old = alpha_old = 0.0
+    repl = restarts = 0
+    restart = True
+    it = 0
+    while True:
+        if pipelined:
+            req, out = red.isum(_dot(r, u), _dot(w, u), _dot(r, r))
+            m = M.apply(w)               # overlapped with the reduction
+            m = m.copy() if m is w else m
+            nv = s.spmv(m, out=nv)
+            if req is not None:
+                req.Wait()
+        else:
+            if not restart:              # u = M r and w = A u, recomputed every iteration
+                u = M.apply(r)
+                u = u.copy() if u is r else u
+                w = s.spmv(u, out=w)
+            out = red.sum(_dot(r, u), _dot(w, u), _dot(r, r))
+        gamma, delta, rr = out
+        rnorm = math.sqrt(max(rr, 0.0))
+        hist.append(rnorm / s.bnorm)
+        if rnorm < s.tol:
+            rt = s.true_residual()
+            tnorm = math.sqrt(red.sum(_dot(rt, rt))[0])
+            if tnorm <= s.tol or repl >= MAX_REPLACEMENTS:
+                hist[-1] = tnorm / s.bnorm
+                return s.result(it, hist, tnorm <= s.tol, None, repl)
+            repl += 1
+            hist.pop()
+            r, u, w = fresh(rt)
+            restart = True
+            continue
+        if it >= opts.maxiter:
+            return s.result(it, hist, False, None, repl)
+        if restart:
+            beta, denom = 0.0, delta
+        else:
+            beta = gamma / gamma_old
+            denom = delta - beta * gamma / alpha_old   # = p.Ap by the recurrences
+        if not (gamma > 0.0 and denom > 0.0):
+            if restart:    # computed directly from fresh vectors: a genuine breakdown
+                what, val = ("r.z", gamma) if not gamma > 0.0 else ("p.Ap", denom)
+                return s.result(it, hist, False, _not_spd(what, val, it + 1), repl)
+            if restarts >= MAX_RESTARTS:
+                res = s.result(it, hist, False, None, repl)
+                res.extra["stagnation"] = f"{restarts} restarts of the recurrences"
+                return res
+            restarts += 1
+            hist.pop()
+            r, u, w = fresh(s.true_residual())
+            restart = True
+            continue
+        if restart:
+            p, sv = u.copy(), w.copy()
+            if pipelined:
+                z, q = nv.copy(), m.copy()
+        else:
+            p *= beta
+            p += u
+            sv *= beta
+            sv += w
+            if pipelined:
+                z *= beta
+                z += nv
+                q *= beta
+                q += m
+        alpha = gamma / denom
+        x += alpha * p
+        r -= alpha * sv
+        if pipelined:
+            u -= alpha * q
+            w -= alpha * z
+        gamma_old, alpha_old = gamma, alpha
+        restart = False
+        it += 1
+        if callback is not None:
+            callback(x)
+
+
+def solve_cg1(problem: Problem, opts: SolveOptions, callback: Callable | None = None) -> SolveResult:
+    """Chronopoulos-Gear PCG: r.u, w.u and r.r in one all-reduction per iteration."""
+    res = _single_reduction(problem, opts, False, callback)
+    return res
+
+
+def solve_pipecg(problem: Problem, opts: SolveOptions, callback: Callable | None = None) -> SolveResult:
+    """Ghysels-Vanroose pipelined PCG (SISC 2014): one Iallreduce per iteration, overlapped
+    with m = M w and n = A m; extra recurrences z = A q, q = M s, s = A p."""
+    return _single_reduction(problem, opts, True, callback)
