@@ -197,7 +197,8 @@ class HaloExchange:
         self.shape = tuple(n + 2 * r for n in self.local_shape) + (
             (self.quantities,) if self.quantities is not None else ())
         self._base = dtlib.from_numpy_dtype(self.dtype)
-        self._pack, self._unpack = packers.get(packer) if method != "datatype" else (None, None)
+        if method != "datatype":
+            packers.get(packer)  # an unavailable packer is a UsageError now, not mid-exchange
 
         dirs = [d for d in itertools.product((-1, 0, 1), repeat=nd) if any(d)]
         if neighbors == "faces":
@@ -224,8 +225,23 @@ class HaloExchange:
                 f.method, f.reason = "datatype", f"library fallback: {why_s if sb is None else why_r}"
             self.faces.append(f)
         self.strategy = self._choose(model)
-        for f in self.faces:
-            if f.method == "pack":
+        if transport == "alltoallw" and len({f.method for f in self.faces}) > 1:
+            for f in self.faces:  # one call takes one buffer: the library handles every face
+                if f.method == "pack":
+                    f.method = "datatype"
+                    f.reason = "alltoallw takes one strategy and another face needs the library"
+            self.strategy = self._summarise()
+        self.field_nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
+        # Plans: the packed faces' blocks, validated once against the field's size.
+        self._pk = [f for f in self.faces if f.method == "pack"]
+        self._slot = {f.index: k for k, f in enumerate(self._pk)}
+        self._send_plan = self._recv_plan = None
+        if self._pk:
+            self._send_plan = packers.Plan(packer, [f.send_block for f in self._pk],
+                                           self.field_nbytes)
+            self._recv_plan = packers.Plan(packer, [f.recv_block for f in self._pk],
+                                           self.field_nbytes)
+            for f in self._pk:
                 f.sendbuf = np.empty(f.nbytes, np.uint8)
                 f.recvbuf = np.empty(f.nbytes, np.uint8)
         self._graph = None
@@ -286,6 +302,7 @@ class HaloExchange:
             from .model import load_or_measure
 
             m = model if model is not None else load_or_measure(self.comm)
+            self.model_source = m.source or "model given by the caller"
             for f in self.faces:
                 if f.reason.startswith("library fallback"):
                     continue
@@ -298,6 +315,9 @@ class HaloExchange:
                         f.reason = (f"alltoallw takes one strategy; {pick} won by bytes "
                                     f"(face alone: {f.method}: {f.reason})")
                         f.method = pick
+        return self._summarise()
+
+    def _summarise(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
         for f in self.faces:
             counts[f.method] = counts.get(f.method, 0) + 1
@@ -308,6 +328,7 @@ class HaloExchange:
             "packer": self.packer_name if self.method != "datatype" else None,
             "faces": counts,
             "fallback": fallbacks[0] if fallbacks else None,
+            "model": getattr(self, "model_source", None),
             "choices": [{"direction": list(f.direction), "bytes": f.nbytes, "method": f.method,
                          "same_host": f.same_host, "reason": f.reason,
                          "canonical": str(f.send_block) if f.send_block else None}
@@ -329,6 +350,13 @@ class HaloExchange:
         self._graph = self.comm.Create_dist_graph_adjacent(
             [f.source for f in self.faces if f.source != MPI.PROC_NULL],
             [f.dest for f in self._live], reorder=False)
+        if self._pk:  # all faces packed: one send and one receive buffer, faces at offsets
+            self._a_send = packers.Plan(self.packer_name, [f.send_block for f in self._live],
+                                        self.field_nbytes)
+            self._a_recv = packers.Plan(self.packer_name, [f.recv_block for f in self._live_recv],
+                                        self.field_nbytes)
+            self._sbuf = np.empty(max(1, self._a_send.total), np.uint8)
+            self._rbuf = np.empty(max(1, self._a_recv.total), np.uint8)
 
     # -- the public calls ----------------------------------------------------------------
     def allocate(self, fill: float = 0.0) -> np.ndarray:
@@ -354,13 +382,15 @@ class HaloExchange:
             raise ValueError(f"field must be C-contiguous {self.dtype} of shape {self.shape}, "
                              f"got {field.dtype} {field.shape}")
 
-    def pack_all(self, field: np.ndarray) -> int:
-        """Pack every face sent by the pack strategy (what pack_GBps times); returns bytes."""
-        n = 0
-        for f in self.faces:
-            if f.method == "pack" and f.send_block is not None:
-                n += self._pack(field, f.send_block, f.sendbuf)
-        return n
+    def pack_all(self, field: np.ndarray, out: np.ndarray | None = None) -> int:
+        """Pack every face the pack strategy sends into one buffer (faces in order); bytes."""
+        if self._send_plan is None:
+            return 0
+        if out is None:
+            out = getattr(self, "_scratch", None)
+            if out is None:
+                out = self._scratch = np.empty(max(1, self._send_plan.total), np.uint8)
+        return self._send_plan.pack_all(field, out)
 
     def exchange(self, field: np.ndarray) -> None:
         """Fill every ghost cell of ``field`` in place (collective)."""
@@ -393,7 +423,7 @@ class HaloExchange:
         # (f.dest: the rank at +d, which owns the cells of our ghost region +d)
         for f in self.faces:
             if f.method == "pack":
-                self._pack(field, f.send_block, f.sendbuf)
+                self._send_plan.pack_one(self._slot[f.index], field, f.sendbuf)
                 sends.append(comm.Isend([f.sendbuf, MPI.BYTE], f.dest, f.index))
             else:
                 sends.append(comm.Isend([field, 1, f.send_type], f.dest, f.index))
@@ -401,7 +431,7 @@ class HaloExchange:
             i = MPI.Request.Waitany(recvs)
             f = self.faces[i]
             if f.method == "pack" and f.dest != MPI.PROC_NULL:
-                self._unpack(f.recvbuf, f.recv_block, field)
+                self._recv_plan.unpack_one(self._slot[f.index], f.recvbuf, field)
         MPI.Request.Waitall(sends)
 
     def _exchange_alltoallw(self, field: np.ndarray) -> None:
@@ -411,38 +441,18 @@ class HaloExchange:
         if not live and not back:
             return
         if self.faces[0].method == "pack":
-            sbuf = self._concat_send(live)
-            for f in live:
-                self._pack(field, f.send_block, f.sendbuf)
-            rbuf, roff = self._recv_area(back)
-            counts_s = [f.nbytes for f in live]
-            displ_s = list(np.cumsum([0] + counts_s[:-1]))
-            counts_r = [f.nbytes for f in back]
+            self._a_send.pack_all(field, self._sbuf)
+            cs = [f.nbytes for f in live]
+            cr = [f.nbytes for f in back]
             self._graph.Neighbor_alltoallw(
-                [sbuf, (counts_s, [int(x) for x in displ_s]), [MPI.BYTE] * len(live)],
-                [rbuf, (counts_r, roff), [MPI.BYTE] * len(back)])
-            for f, o in zip(back, roff):
-                self._unpack(rbuf[o:o + f.nbytes], f.recv_block, field)
+                [self._sbuf, (cs, list(self._a_send.offsets)), [MPI.BYTE] * len(live)],
+                [self._rbuf, (cr, list(self._a_recv.offsets)), [MPI.BYTE] * len(back)])
+            self._a_recv.unpack_all(self._rbuf, field)
         else:
-            n = len(live)
+            ns, nr = len(live), len(back)
             self._graph.Neighbor_alltoallw(
-                [field, ([1] * n, [0] * n), [f.send_type for f in live]],
-                [field, ([1] * n, [0] * n), [f.recv_type for f in back]])
-
-    def _concat_send(self, live: list[Face]) -> np.ndarray:
-        if getattr(self, "_sbuf", None) is None:
-            self._sbuf = np.empty(max(1, sum(f.nbytes for f in live)), np.uint8)
-            off = 0
-            for f in live:  # faces pack straight into their slice of the one buffer
-                f.sendbuf = self._sbuf[off:off + f.nbytes]
-                off += f.nbytes
-        return self._sbuf
-
-    def _recv_area(self, back: list[Face]) -> tuple[np.ndarray, list[int]]:
-        if getattr(self, "_rbuf", None) is None:
-            self._roff = [int(x) for x in np.cumsum([0] + [f.nbytes for f in back[:-1]])]
-            self._rbuf = np.empty(max(1, sum(f.nbytes for f in back)), np.uint8)
-        return self._rbuf, self._roff
+                [field, ([1] * ns, [0] * ns), [f.send_type for f in live]],
+                [field, ([1] * nr, [0] * nr), [f.recv_type for f in back]])
 
     def free(self) -> None:
         """Release the datatypes and communicators (collective)."""

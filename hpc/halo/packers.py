@@ -135,6 +135,58 @@ _TABLE = {
 }
 
 
+class Plan:
+    """A fixed list of blocks over one strided buffer size, packed one by one or all at once.
+
+    ``pack_all`` writes block i at ``offsets[i]`` of one contiguous buffer (``total`` bytes).
+    The native packer does this in C++ (one call for all blocks, validated once); the others
+    loop here.
+    """
+
+    def __init__(self, name: str, blocks: list[StridedBlock], strided_bytes: int):
+        self.name = name
+        self.blocks = list(blocks)
+        for b in self.blocks:
+            _check(strided_bytes, b, b.size)
+        self.offsets = [0]
+        for b in self.blocks[:-1]:
+            self.offsets.append(self.offsets[-1] + b.size)
+        self.total = sum(b.size for b in self.blocks)
+        self._pack, self._unpack = get(name)
+        self._native = None
+        if name == "native":
+            from hpc._core import pack as _p
+
+            self._native = _p.Plan([(b.start, list(b.counts), list(b.strides))
+                                    for b in self.blocks], strided_bytes)
+
+    def pack_one(self, i: int, src: np.ndarray, dst: np.ndarray) -> int:
+        if self._native is not None:
+            return self._native.pack_one(i, src, dst)
+        return self._pack(src, self.blocks[i], dst)
+
+    def unpack_one(self, i: int, src: np.ndarray, dst: np.ndarray) -> int:
+        if self._native is not None:
+            return self._native.unpack_one(i, src, dst)
+        return self._unpack(src, self.blocks[i], dst)
+
+    def pack_all(self, src: np.ndarray, dst: np.ndarray) -> int:
+        if self._native is not None:
+            return self._native.pack_all(src, dst)
+        d = as_bytes(dst)
+        for b, o in zip(self.blocks, self.offsets):
+            self._pack(src, b, d[o:o + b.size])
+        return self.total
+
+    def unpack_all(self, src: np.ndarray, dst: np.ndarray) -> int:
+        if self._native is not None:
+            return self._native.unpack_all(src, dst)
+        s = as_bytes(src)
+        for b, o in zip(self.blocks, self.offsets):
+            self._unpack(s[o:o + b.size], b, dst)
+        return self.total
+
+
 def get(name: str) -> tuple[Callable, Callable]:
     """(pack, unpack) of a packer; an unavailable one is a UsageError naming why."""
     from hpc.core import backends

@@ -1,0 +1,4 @@
+from hpc.core import run
+from hpc.halo.app import main
+
+run(main)
