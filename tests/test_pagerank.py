@@ -1,0 +1,171 @@
+"""hpc.pagerank as a program under mpiexec: the contract's outputs, exit codes and errors."""
+from __future__ import annotations
+
+import h5py
+import networkx as nx
+import numpy as np
+import pytest
+
+from conftest import data_file, load_json, run_app
+
+
+def _nx_from_file(path) -> nx.DiGraph:
+    G = nx.DiGraph()
+    with open(path) as f:
+        for line in f:
+            t = line.split()
+            if t and t[0][0] not in "#%":
+                G.add_edge(int(t[0]), int(t[1]))
+    return G
+
+
+def _ok(r):
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("n,layout", [(1, "1d"), (2, "1d"), (3, "2d"), (4, "2d"), (4, "1d")])
+def test_global_pagerank_output_equals_networkx(tmp_path, n, layout):
+    path = data_file("graphs", "email-Eu-core.txt")
+    out, js = tmp_path / "pr.h5", tmp_path / "pr.json"
+    r = run_app("pagerank", n, "--graph", path, "--tol", "1e-14", "--layout", layout,
+                "--output", out, "--json", js, timeout=240)
+    _ok(r)
+    assert "pagerank: VALID" in r.stdout
+    with h5py.File(out) as f:
+        ids, pr = f["/vertex_ids"][:], f["/pagerank"][:]
+    assert ids.dtype == np.int64 and np.all(np.diff(ids) > 0)
+    ref = nx.pagerank(_nx_from_file(path), alpha=0.85, tol=1e-16, max_iter=10_000)
+    assert list(ids) == sorted(ref)
+    assert np.abs(pr - np.array([ref[int(v)] for v in ids])).max() <= 1e-12
+    rec = load_json(js)
+    assert rec["app"] == "pagerank" and rec["ranks"] == n and rec["validation"]["passed"]
+    assert rec["metrics"]["iterations"] > 10 and rec["metrics"]["edges_per_s"] > 0
+    assert set(rec["timings"]) >= {"solve", "load_graph"}
+
+
+def test_snap_header_noncontiguous_ids_and_cache(tmp_path):
+    text = ("# FromNodeId\tToNodeId\n% comment\n"
+            "1000000007 3\n3 1000000007\n3 3\n3 42\n42 99999999999\n42 99999999999\n"
+            "\n99999999999 7\n7 3\n8 7\n")
+    g = tmp_path / "g.txt"
+    g.write_text(text)
+    out, cache = tmp_path / "pr.h5", tmp_path / "cache.h5"
+    r = run_app("pagerank", 3, "--graph", g, "--cache", cache, "--output", out, "--check",
+                "--tol", "1e-14")
+    _ok(r)
+    ref = nx.pagerank(_nx_from_file(g), alpha=0.85, tol=1e-16, max_iter=10_000)
+    with h5py.File(out) as f:
+        ids, pr = f["/vertex_ids"][:], f["/pagerank"][:]
+    assert list(ids) == sorted(ref)
+    assert np.abs(pr - np.array([ref[int(v)] for v in ids])).max() <= 1e-12
+    assert cache.exists()
+    # the cache reloads at another rank count, with the same answer
+    out2 = tmp_path / "pr2.h5"
+    r = run_app("pagerank", 2, "--graph", cache, "--output", out2, "--tol", "1e-14")
+    _ok(r)
+    with h5py.File(out2) as f:
+        assert np.array_equal(f["/vertex_ids"][:], ids)
+        assert np.abs(f["/pagerank"][:] - pr).max() <= 1e-13
+
+
+def test_kronecker_generator_and_backends(tmp_path):
+    from hpc.sparse.randgen import rmat_edges
+
+    src, dst = rmat_edges(10, 8, 5, None)
+    G = nx.DiGraph()
+    G.add_nodes_from(range(1 << 10))
+    G.add_edges_from(zip(src.tolist(), dst.tolist()))
+    ref = nx.pagerank(G, alpha=0.85, tol=1e-16, max_iter=10_000)
+    want = np.array([ref[v] for v in range(1 << 10)])
+    for backend, layout in (("numba", "1d"), ("numpy", "2d")):
+        out = tmp_path / f"{backend}.h5"
+        r = run_app("pagerank", 2, "--generate", "kron:10:8", "--seed", "5", "--backend", backend,
+                    "--layout", layout, "--tol", "1e-14", "--output", out)
+        _ok(r)
+        with h5py.File(out) as f:
+            assert np.array_equal(f["/vertex_ids"][:], np.arange(1 << 10))
+            assert np.abs(f["/pagerank"][:] - want).max() <= 1e-12
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_malformed_line_exits_2_naming_the_line(tmp_path, n):
+    lines = [f"{i} {i + 1}" for i in range(3000)]
+    lines[2900] = "2900 x7"                      # in the last rank's share
+    g = tmp_path / "bad.txt"
+    g.write_text("# header\n" + "\n".join(lines) + "\n")
+    r = run_app("pagerank", n, "--graph", g)
+    assert r.returncode == 2, r.stdout + r.stderr
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and "bad.txt, line 2902" in err[0] and "'2900 x7'" in err[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_bad_usage_exits_2(tmp_path):
+    for args, what in ((["--graph", tmp_path / "missing.txt"], "cannot read"),
+                       (["--generate", "kron:x:4"], "kron:SCALE:EDGEFACTOR"),
+                       (["--generate", "kron:5:4", "--damping", "1.5"], "damping"),
+                       (["ppr", "--generate", "kron:6:4", "--sources", "5,100000"], "100000")):
+        r = run_app("pagerank", 2, *args)
+        assert r.returncode == 2, (args, r.stdout + r.stderr)
+        assert what in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unavailable_backend_is_a_clear_error():
+    from hpc.core import backends
+
+    if backends.is_available("cupy"):
+        pytest.skip("cupy is available here")
+    r = run_app("pagerank", 1, "--generate", "kron:6:4", "--backend", "cupy")
+    assert r.returncode == 2 and "error:" in r.stderr and "cupy" in r.stderr
+
+
+def test_ppr_index_save_reload_and_on_the_fly_agree(tmp_path):
+    path = data_file("graphs", "p2p-Gnutella08.txt")
+    idx, js = tmp_path / "idx.h5", tmp_path / "idx.json"
+    r = run_app("pagerank", 3, "ppr-index", "--graph", path, "--output", idx, "--keep", "0",
+                "--walks", "50", "--seed", "3", "--check", "10", "--json", js)
+    _ok(r)
+    with h5py.File(idx) as f:
+        assert f["/index/mass"].shape == f["/vertex_ids"].shape
+        assert f["/index/count"][:].sum() == f["/index/ids"].shape[0]
+    q1, q2 = tmp_path / "q1.h5", tmp_path / "q2.h5"
+    common = ["--graph", path, "--sources", "0,5,17,633,2000", "--topk", "20", "--walks", "50",
+              "--seed", "3"]
+    r = run_app("pagerank", 2, "ppr", *common, "--index", idx, "--output", q1, "--check")
+    _ok(r)
+    r2 = run_app("pagerank", 4, "ppr", *common, "--output", q2)
+    _ok(r2)
+    with h5py.File(q1) as a, h5py.File(q2) as b:
+        assert list(a["/ppr/sources"][:]) == [0, 5, 17, 633, 2000]
+        assert a["/ppr/topk_ids"].shape == (5, 20)
+        # same walks (counter-based randomness), full fingerprints: the same answer
+        assert np.array_equal(a["/ppr/topk_ids"][:], b["/ppr/topk_ids"][:])
+        assert np.abs(a["/ppr/topk_scores"][:] - b["/ppr/topk_scores"][:]).max() < 1e-12
+    # an index of another graph is refused
+    other = data_file("graphs", "email-Eu-core.txt")
+    r = run_app("pagerank", 2, "ppr", "--graph", other, "--sources", "1", "--index", idx)
+    assert r.returncode == 2 and "another graph" in r.stderr
+
+
+def test_ppr_check_reports_precision_on_a_real_graph(tmp_path):
+    path = data_file("graphs", "email-Eu-core.txt")
+    js = tmp_path / "q.json"
+    r = run_app("pagerank", 4, "ppr", "--graph", path, "--sources", "random:100", "--check",
+                "--json", js)
+    _ok(r)
+    v = load_json(js)["validation"]
+    assert v["precision_at_20_mean"] >= 0.95 and v["l1_err_mean"] < 0.2
+    m = load_json(js)["metrics"]
+    assert m["queries"] == 100 and m["queries_per_s"] > 0
+
+
+@pytest.mark.parametrize("text", [
+    b"# c\n1 2\n 3\t4 \r\n\n% x\n5 6", b"1 2\n3\n", b"1 99999999999999999999\n",
+    b"1 9223372036854775808\n", b"9223372036854775807 0", b"1 2\n-1 3", b"1 2\n1 2 3\n", b"",
+    b"\n\n", b"1 2", b"1 2\na b\n", b"1 2 #c\n", b"1.5 2\n", b"\t7\t8\t\n"])
+def test_native_and_python_parsers_agree(text):
+    from hpc.pagerank.graphio import parse_edges, parse_edges_py
+
+    a, b = parse_edges(text), parse_edges_py(text)
+    assert a[2:] == b[2:]
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
