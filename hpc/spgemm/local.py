@@ -1,0 +1,125 @@
+"""Local (one-rank) SpGEMM back ends: C = A @ B for scipy CSR matrices.
+
+Every back end takes canonical CSR operands (unique, ascending column indices per row, see
+:func:`canonical`) and returns a canonical CSR product plus a stats dict with at least
+``products`` (scalar multiply-adds). ``native`` and ``numba`` are the SMASH-style two-phase
+hash kernels; ``scipy`` is the reference (SciPy's SMMP); ``cupy`` runs the CUDA hash kernel
+(hpc._cuda.spgemm) and ``cusparse`` cuSPARSE through cupyx.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+BACKENDS = ("native", "numba", "scipy", "cupy", "cusparse")
+# The registry name each back end needs (hpc.core.backends).
+REQUIRES = {"native": "native", "numba": "numba", "scipy": "scipy", "cupy": "cuda",
+            "cusparse": "cupy"}
+
+
+def canonical(m: sp.spmatrix) -> sp.csr_matrix:
+    """CSR with float64 data, summed duplicates and ascending columns (what the kernels need)."""
+    m = sp.csr_matrix(m)
+    if m.dtype != np.float64:
+        m = m.astype(np.float64)
+    if not m.has_canonical_format:
+        m.sum_duplicates()  # also sorts indices
+    return m
+
+
+def products(a: sp.csr_matrix, b: sp.csr_matrix) -> int:
+    """Scalar multiplications of A @ B: sum over A's entries (i,k) of nnz(B(k,:))."""
+    if a.nnz == 0:
+        return 0
+    return int(np.diff(b.indptr).astype(np.int64)[a.indices].sum())
+
+
+def _index_dtype(a: sp.csr_matrix, b: sp.csr_matrix, ncols: int) -> np.dtype:
+    big = max(a.nnz, b.nnz, a.shape[0], a.shape[1], ncols) >= 2**31 - 1
+    return np.dtype(np.int64 if big else np.int32)
+
+
+def _wrap(indptr, indices, data, shape) -> sp.csr_matrix:
+    if indices.dtype == np.int32 and indptr[-1] < 2**31 - 1:
+        indptr = indptr.astype(np.int32)
+    else:
+        indices = indices.astype(np.int64, copy=False)
+    c = sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
+    c.has_sorted_indices = True
+    c.has_canonical_format = True
+    return c
+
+
+def _operands(a, b, dt):
+    return (a.indptr.astype(dt, copy=False), a.indices.astype(dt, copy=False), a.data,
+            b.indptr.astype(dt, copy=False), b.indices.astype(dt, copy=False), b.data)
+
+
+def multiply_native(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1, shared_at: int = 0,
+                    dense_at: int = 0):
+    """C++/OpenMP two-phase hash SpGEMM (native/src/spgemm.cpp).
+
+    shared_at / dense_at > 0 force the product count from which a row uses the shared (SMASH)
+    table or the dense accumulator (tests use them to exercise every bin); 0 is automatic.
+    """
+    from hpc import _core
+
+    _check(a, b)
+    dt = _index_dtype(a, b, b.shape[1])
+    ap, ai, ad, bp, bi, bd = _operands(a, b, dt)
+    fn = _core.spgemm.multiply_i32 if dt == np.int32 else _core.spgemm.multiply_i64
+    indptr, indices, data, stats = fn(ap, ai, ad, a.shape[0], a.shape[1], bp, bi, bd,
+                                      b.shape[1], int(threads), int(shared_at), int(dense_at))
+    return _wrap(indptr, indices, data, (a.shape[0], b.shape[1])), dict(stats)
+
+
+def multiply_numba(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1):
+    """Numba two-phase hash SpGEMM (same algorithm as native, hpc/spgemm/numba_kernel.py)."""
+    from .numba_kernel import multiply
+
+    _check(a, b)
+    dt = _index_dtype(a, b, b.shape[1])
+    ap, ai, ad, bp, bi, bd = _operands(a, b, dt)
+    indptr, indices, data, stats = multiply(ap, ai, ad, bp, bi, bd, b.shape[1], int(threads))
+    return _wrap(indptr, indices, data, (a.shape[0], b.shape[1])), stats
+
+
+def multiply_scipy(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1):
+    """SciPy's reference product (single-threaded SMMP)."""
+    _check(a, b)
+    c = (a @ b).tocsr()
+    c.sort_indices()  # scipy's product leaves columns unsorted
+    return c, {"products": products(a, b)}
+
+
+def multiply_cupy(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1):
+    """CUDA hash SpGEMM with per-block shared-memory tables by row bin (native/cuda/spgemm.cu)."""
+    from .gpu import multiply_hash
+
+    _check(a, b)
+    return multiply_hash(a, b)
+
+
+def multiply_cusparse(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1):
+    """cuSPARSE SpGEMM through cupyx.scipy.sparse (the comparison)."""
+    from .gpu import multiply_cusparse as f
+
+    _check(a, b)
+    return f(a, b)
+
+
+def _check(a: sp.csr_matrix, b: sp.csr_matrix) -> None:
+    if a.shape[1] != b.shape[0]:
+        raise ValueError(f"incompatible shapes {a.shape} x {b.shape}")
+
+
+KERNELS: dict[str, Callable] = {"native": multiply_native, "numba": multiply_numba,
+                                "scipy": multiply_scipy, "cupy": multiply_cupy,
+                                "cusparse": multiply_cusparse}
+
+
+def multiply(a: sp.csr_matrix, b: sp.csr_matrix, backend: str = "native", threads: int = 1):
+    """C = A @ B with the named back end; returns (canonical CSR, stats)."""
+    return KERNELS[backend](a, b, threads)

@@ -1,0 +1,562 @@
+// SMASH-style hash SpGEMM (C = A * B, CSR, row-wise Gustavson) with OpenMP.
+//
+// Two phases over the same schedule: symbolic sizes every output row exactly, numeric fills it.
+// Rows are binned by their count of intermediate products ("products" = sum over A(i,k) of
+// nnz(B(k,:))), and rows are split across threads by a prefix sum of products so each thread
+// gets the same work, not the same row count. Per bin:
+//   empty   no products;
+//   copy    A's row has one entry: C(i,:) = a * B(k,:) (no accumulator, already sorted);
+//   hash    per-thread power-of-two table with linear probing, sized to 2 x the row's products;
+//   dense   per-thread dense accumulator over all columns, for rows whose table would be as
+//           large as the column space;
+//   shared  rows heavier than half a thread's share of all products (SMASH): every thread
+//           merges its slice of the row into ONE shared table with atomic compare-and-swap.
+// Output columns are ascending in every row.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <numeric>
+#include <vector>
+
+#include "hpc/checks.hpp"
+#include "hpc/registry.hpp"
+
+namespace {
+using hpc::carray;
+using std::int64_t;
+
+enum Bin : int8_t { kEmpty = 0, kCopy = 1, kHash = 2, kDense = 3, kShared = 4 };
+constexpr int kNumBins = 5;
+
+inline int64_t next_pow2(int64_t x) {
+  int64_t p = 8;
+  while (p < x) p <<= 1;
+  return p;
+}
+
+// Fibonacci hashing: the top bits of col * 2^64/phi spread consecutive columns apart.
+inline int64_t hash_slot(int64_t col, int shift) {
+  return static_cast<int64_t>((static_cast<uint64_t>(col) * 0x9E3779B97F4A7C15ull) >> shift);
+}
+
+inline int log2_of(int64_t pow2) {
+  int s = 0;
+  while ((int64_t(1) << s) < pow2) ++s;
+  return s;
+}
+
+template <typename I>
+struct Csr {
+  const I* ptr;
+  const I* idx;
+  const double* val;  // nullptr: pattern (all ones)
+  int64_t nrows, ncols;
+  double v(int64_t p) const { return val ? val[p] : 1.0; }
+};
+
+struct Plan {
+  std::vector<int64_t> prod;        // products per row of C
+  std::vector<int8_t> bin;          // Bin per row
+  std::vector<int64_t> split;       // thread t owns rows [split[t], split[t+1])
+  std::vector<int64_t> shared_rows; // rows handled by all threads together
+  int64_t total = 0;
+  int64_t bins[kNumBins] = {0, 0, 0, 0, 0};
+  int threads = 1;
+};
+
+template <typename I>
+Plan make_plan(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared_at,
+               int64_t dense_at) {
+  Plan P;
+  const int64_t n = A.nrows;
+  P.threads = threads;
+  P.prod.assign(n, 0);
+  P.bin.assign(n, kEmpty);
+  int64_t total = 0;
+#pragma omp parallel for schedule(static) reduction(+ : total) num_threads(threads)
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t s = 0;
+    for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
+      const int64_t k = A.idx[p];
+      s += B.ptr[k + 1] - B.ptr[k];
+    }
+    P.prod[i] = s;
+    total += s;
+  }
+  P.total = total;
+  // A row is "shared" when it alone exceeds half a thread's share (and is large enough that
+  // synchronising threads pays off).
+  int64_t shared_min =
+      threads > 1 ? std::max<int64_t>(int64_t(1) << 15, total / (2 * threads)) : INT64_MAX;
+  // Dense accumulator: for any row of some weight when it fits in a per-thread cache budget
+  // (random access into a cached array beats hashing + compaction), else only for rows whose
+  // hash table would be about as large as the column space.
+  const bool dense_fits = B.ncols * int64_t(sizeof(I) + sizeof(double)) <= (int64_t(1) << 21);
+  int64_t dense_min = dense_fits ? 32 : std::max<int64_t>(B.ncols / 4, 1);
+  if (shared_at > 0) shared_min = shared_at;  // overrides (tests force every bin)
+  if (dense_at > 0) dense_min = dense_at;
+  // Weights for the thread split: products plus one per row (every row costs something).
+  std::vector<int64_t> pre(n + 1, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t s = P.prod[i];
+    int8_t b;
+    if (s == 0) b = kEmpty;
+    else if (A.ptr[i + 1] - A.ptr[i] == 1) b = kCopy;
+    else if (s >= shared_min) b = kShared;
+    else if (s >= dense_min) b = kDense;
+    else b = kHash;
+    P.bin[i] = b;
+    P.bins[b]++;
+    if (b == kShared) P.shared_rows.push_back(i);
+    pre[i + 1] = pre[i] + (b == kShared ? 1 : s + 1);
+  }
+  P.split.assign(threads + 1, n);
+  P.split[0] = 0;
+  for (int t = 1; t < threads; ++t) {
+    const int64_t target = pre[n] * t / threads;
+    P.split[t] = std::lower_bound(pre.begin(), pre.end(), target) - pre.begin();
+    P.split[t] = std::min<int64_t>(std::max<int64_t>(P.split[t], P.split[t - 1]), n);
+  }
+  return P;
+}
+
+// Per-thread scratch: hash table (keys + values) and a lazily allocated dense accumulator.
+// Keys and stamps use the index type: int32 halves the table's cache footprint.
+template <typename I>
+struct Scratch {
+  std::vector<I> keys;
+  std::vector<double> vals;
+  std::vector<I> mark;  // dense: row stamp per column
+  std::vector<double> dense;
+  std::vector<int64_t> touched;
+  void table(int64_t size, bool values) {
+    if (int64_t(keys.size()) < size) keys.resize(size);
+    if (values && int64_t(vals.size()) < size) vals.resize(size);
+  }
+  void make_dense(int64_t ncols) {
+    if (int64_t(mark.size()) < ncols) {
+      mark.assign(ncols, -1);
+      dense.resize(ncols);
+    }
+  }
+};
+
+// ---------------------------------------------------------------- per-thread row kernels
+template <typename I>
+int64_t hash_count(const Csr<I>& A, const Csr<I>& B, int64_t i, int64_t prod, Scratch<I>& S) {
+  const int64_t size = next_pow2(2 * std::min(prod, B.ncols));
+  const int64_t mask = size - 1;
+  const int shift = 64 - log2_of(size);
+  S.table(size, false);
+  I* keys = S.keys.data();
+  std::fill(keys, keys + size, I(-1));
+  int64_t nnz = 0;
+  for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
+    const int64_t k = A.idx[p];
+    for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
+      const I c = B.idx[q];
+      int64_t h = hash_slot(c, shift);
+      while (true) {
+        if (keys[h] == c) break;
+        if (keys[h] < 0) {
+          keys[h] = c;
+          ++nnz;
+          break;
+        }
+        h = (h + 1) & mask;
+      }
+    }
+  }
+  return nnz;
+}
+
+template <typename I>
+void sort_row(I* cols, int64_t n) {
+  if (n < 32) {  // insertion sort: short rows dominate sparse products
+    for (int64_t a = 1; a < n; ++a) {
+      const I x = cols[a];
+      int64_t b = a - 1;
+      while (b >= 0 && cols[b] > x) {
+        cols[b + 1] = cols[b];
+        --b;
+      }
+      cols[b + 1] = x;
+    }
+  } else {
+    std::sort(cols, cols + n);
+  }
+}
+
+template <typename I>
+void hash_fill(const Csr<I>& A, const Csr<I>& B, int64_t i, Scratch<I>& S, I* oc, double* ov,
+               int64_t nnz) {
+  // The symbolic phase knows the row's size exactly: a table of 2 x nnz, not 2 x products.
+  const int64_t size = next_pow2(2 * nnz);
+  const int64_t mask = size - 1;
+  const int shift = 64 - log2_of(size);
+  S.table(size, true);
+  I* keys = S.keys.data();
+  double* vals = S.vals.data();
+  std::fill(keys, keys + size, I(-1));
+  for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
+    const int64_t k = A.idx[p];
+    const double a = A.v(p);
+    for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
+      const I c = B.idx[q];
+      const double x = a * B.v(q);
+      int64_t h = hash_slot(c, shift);
+      while (true) {
+        if (keys[h] == c) {
+          vals[h] += x;
+          break;
+        }
+        if (keys[h] < 0) {
+          keys[h] = c;
+          vals[h] = x;
+          break;
+        }
+        h = (h + 1) & mask;
+      }
+    }
+  }
+  // Compact the columns, sort them, then look each value up again (cheaper than sorting pairs).
+  int64_t n = 0;
+  for (int64_t h = 0; h < size && n < nnz; ++h)
+    if (keys[h] >= 0) oc[n++] = keys[h];
+  sort_row(oc, nnz);
+  for (int64_t j = 0; j < nnz; ++j) {
+    const I c = oc[j];
+    int64_t h = hash_slot(c, shift);
+    while (keys[h] != c) h = (h + 1) & mask;
+    ov[j] = vals[h];
+  }
+}
+
+template <typename I>
+int64_t dense_count(const Csr<I>& A, const Csr<I>& B, int64_t i, Scratch<I>& S) {
+  S.make_dense(B.ncols);
+  I* mark = S.mark.data();
+  const I stamp = static_cast<I>(i);
+  int64_t nnz = 0;
+  for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
+    const int64_t k = A.idx[p];
+    for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
+      const int64_t c = B.idx[q];
+      if (mark[c] != stamp) {
+        mark[c] = stamp;
+        ++nnz;
+      }
+    }
+  }
+  return nnz;
+}
+
+template <typename I>
+void dense_fill(const Csr<I>& A, const Csr<I>& B, int64_t i, Scratch<I>& S, I* oc, double* ov,
+                int64_t nnz) {
+  S.make_dense(B.ncols);  // each phase has its own Scratch: stamps never collide
+  I* mark = S.mark.data();
+  double* acc = S.dense.data();
+  const I stamp = static_cast<I>(i);
+  const bool scan = nnz * 32 > B.ncols;  // dense result: a scan beats sorting
+  if (!scan && int64_t(S.touched.size()) < nnz) S.touched.resize(nnz);
+  int64_t n = 0;
+  for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
+    const int64_t k = A.idx[p];
+    const double a = A.v(p);
+    for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
+      const int64_t c = B.idx[q];
+      const double x = a * B.v(q);
+      if (mark[c] != stamp) {
+        mark[c] = stamp;
+        acc[c] = x;
+        if (!scan) S.touched[n] = c;
+        ++n;
+      } else {
+        acc[c] += x;
+      }
+    }
+  }
+  if (scan) {
+    int64_t j = 0;
+    for (int64_t c = 0; c < B.ncols && j < nnz; ++c)
+      if (mark[c] == stamp) {
+        oc[j] = static_cast<I>(c);
+        ov[j++] = acc[c];
+      }
+  } else {
+    for (int64_t j = 0; j < nnz; ++j) oc[j] = static_cast<I>(S.touched[j]);
+    sort_row(oc, nnz);
+    for (int64_t j = 0; j < nnz; ++j) ov[j] = acc[oc[j]];
+  }
+}
+
+// ---------------------------------------------------------------- shared (SMASH) rows
+// All threads insert their slice of one heavy row into one table with CAS on the key; the
+// numeric phase adds values with a CAS loop on the value's bits.
+inline bool cas64(int64_t* p, int64_t expected, int64_t desired) {
+  return __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_RELAXED,
+                                     __ATOMIC_RELAXED);
+}
+
+inline void atomic_add_f64(double* p, double x) {
+  int64_t* bits = reinterpret_cast<int64_t*>(p);
+  int64_t old = __atomic_load_n(bits, __ATOMIC_RELAXED);
+  while (true) {
+    double cur;
+    std::memcpy(&cur, &old, sizeof cur);
+    const double nxt = cur + x;
+    int64_t want;
+    std::memcpy(&want, &nxt, sizeof want);
+    if (__atomic_compare_exchange_n(bits, &old, want, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+      return;
+  }
+}
+
+// Returns the slot of column c, inserting it if absent; *inserted tells which.
+inline int64_t shared_insert(int64_t* keys, int64_t mask, int shift, int64_t c, bool* inserted) {
+  int64_t h = hash_slot(c, shift);
+  while (true) {
+    int64_t k = __atomic_load_n(&keys[h], __ATOMIC_RELAXED);
+    if (k == c) {
+      *inserted = false;
+      return h;
+    }
+    if (k < 0) {
+      if (cas64(&keys[h], -1, c)) {
+        *inserted = true;
+        return h;
+      }
+      if (__atomic_load_n(&keys[h], __ATOMIC_RELAXED) == c) {
+        *inserted = false;
+        return h;
+      }
+    }
+    h = (h + 1) & mask;
+  }
+}
+
+struct SharedTable {
+  std::vector<int64_t> keys;
+  std::vector<double> vals;
+  int64_t size = 0, mask = 0;
+  int shift = 0;
+  void reset(int64_t prod, int64_t ncols, bool values, int threads) {
+    size = next_pow2(2 * std::min(prod, ncols));
+    mask = size - 1;
+    shift = 64 - log2_of(size);
+    if (int64_t(keys.size()) < size) keys.resize(size);
+    if (values && int64_t(vals.size()) < size) vals.resize(size);
+    int64_t* kp = keys.data();
+    double* vp = vals.data();
+    const int64_t sz = size;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t h = 0; h < sz; ++h) {
+      kp[h] = -1;
+      if (values) vp[h] = 0.0;
+    }
+  }
+};
+
+template <typename I>
+int64_t shared_count(const Csr<I>& A, const Csr<I>& B, int64_t i, int64_t prod, SharedTable& T,
+                     int threads) {
+  T.reset(prod, B.ncols, false, threads);
+  int64_t* keys = T.keys.data();
+  const int64_t mask = T.mask;
+  const int shift = T.shift;
+  int64_t nnz = 0;
+  const int64_t lo = A.ptr[i], hi = A.ptr[i + 1];
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : nnz) num_threads(threads)
+  for (int64_t p = lo; p < hi; ++p) {
+    const int64_t k = A.idx[p];
+    for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
+      bool ins;
+      shared_insert(keys, mask, shift, B.idx[q], &ins);
+      nnz += ins;
+    }
+  }
+  return nnz;
+}
+
+template <typename I>
+void shared_fill(const Csr<I>& A, const Csr<I>& B, int64_t i, int64_t prod, SharedTable& T,
+                 int threads, I* oc, double* ov, int64_t nnz) {
+  T.reset(prod, B.ncols, true, threads);
+  int64_t* keys = T.keys.data();
+  double* vals = T.vals.data();
+  const int64_t mask = T.mask, size = T.size;
+  const int shift = T.shift;
+  const int64_t lo = A.ptr[i], hi = A.ptr[i + 1];
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (int64_t p = lo; p < hi; ++p) {
+    const int64_t k = A.idx[p];
+    const double a = A.v(p);
+    for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
+      bool ins;
+      const int64_t h = shared_insert(keys, mask, shift, B.idx[q], &ins);
+      atomic_add_f64(&vals[h], a * B.v(q));
+    }
+  }
+  int64_t n = 0;
+  for (int64_t h = 0; h < size && n < nnz; ++h)
+    if (keys[h] >= 0) oc[n++] = static_cast<I>(keys[h]);
+  std::sort(oc, oc + nnz);
+  for (int64_t j = 0; j < nnz; ++j) {
+    const int64_t c = oc[j];
+    int64_t h = hash_slot(c, shift);
+    while (keys[h] != c) h = (h + 1) & mask;
+    ov[j] = vals[h];
+  }
+}
+
+// ---------------------------------------------------------------- driver
+template <typename I>
+py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared_at,
+                   int64_t dense_at) {
+  const int64_t n = A.nrows;
+  std::vector<int64_t> rnnz(n, 0);
+  Plan P;
+  double t0 = omp_get_wtime(), t1 = 0, t2 = 0, t3 = 0;
+  {
+    py::gil_scoped_release nogil;
+    P = make_plan(A, B, threads, shared_at, dense_at);
+    t1 = omp_get_wtime();
+    SharedTable T;
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = omp_get_thread_num();
+      Scratch<I> S;
+      if (t < P.threads)
+        for (int64_t i = P.split[t]; i < P.split[t + 1]; ++i) {
+          switch (P.bin[i]) {
+            case kCopy: rnnz[i] = P.prod[i]; break;
+            case kHash: rnnz[i] = hash_count(A, B, i, P.prod[i], S); break;
+            case kDense: rnnz[i] = dense_count(A, B, i, S); break;
+            default: break;
+          }
+        }
+    }
+    for (int64_t i : P.shared_rows) rnnz[i] = shared_count(A, B, i, P.prod[i], T, threads);
+    t2 = omp_get_wtime();
+  }
+  int64_t nnz = 0;
+  carray<int64_t> indptr(n + 1);
+  int64_t* ip = indptr.mutable_data();
+  ip[0] = 0;
+  for (int64_t i = 0; i < n; ++i) ip[i + 1] = ip[i] + rnnz[i];
+  nnz = ip[n];
+  carray<I> indices(nnz);
+  carray<double> data(nnz);
+  I* oc = indices.mutable_data();
+  double* ov = data.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    SharedTable T;
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = omp_get_thread_num();
+      Scratch<I> S;
+      if (t < P.threads)
+        for (int64_t i = P.split[t]; i < P.split[t + 1]; ++i) {
+          const int64_t s = ip[i];
+          switch (P.bin[i]) {
+            case kCopy: {
+              const I p = A.ptr[i];
+              const int64_t k = A.idx[p];
+              const double a = A.v(p);
+              int64_t j = s;
+              for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q, ++j) {
+                oc[j] = B.idx[q];
+                ov[j] = a * B.v(q);
+              }
+              break;
+            }
+            case kHash: hash_fill(A, B, i, S, oc + s, ov + s, rnnz[i]); break;
+            case kDense: dense_fill(A, B, i, S, oc + s, ov + s, rnnz[i]); break;
+            default: break;
+          }
+        }
+    }
+    for (int64_t i : P.shared_rows)
+      shared_fill(A, B, i, P.prod[i], T, threads, oc + ip[i], ov + ip[i], rnnz[i]);
+  }
+  t3 = omp_get_wtime();
+  py::dict stats;
+  stats["products"] = P.total;
+  stats["rows_empty"] = P.bins[kEmpty];
+  stats["rows_copy"] = P.bins[kCopy];
+  stats["rows_hash"] = P.bins[kHash];
+  stats["rows_dense"] = P.bins[kDense];
+  stats["rows_shared"] = P.bins[kShared];
+  stats["threads"] = threads;
+  stats["plan_s"] = t1 - t0;       // products per row, bins, thread split
+  stats["symbolic_s"] = t2 - t1;
+  stats["numeric_s"] = t3 - t2;    // includes allocating the output
+  return py::make_tuple(indptr, indices, data, stats);
+}
+
+// Validates one CSR operand: lengths, monotone indptr, column indices in range. O(nnz).
+template <typename I>
+Csr<I> check_csr(const py::array& ptr_, const py::array& idx_, const py::object& val_,
+                 int64_t nrows, int64_t ncols, const char* what, std::vector<py::object>& keep) {
+  auto ptr = hpc::exact<I>(ptr_, what);
+  auto idx = hpc::exact<I>(idx_, what);
+  keep.push_back(ptr);
+  keep.push_back(idx);
+  hpc::require_1d(ptr, nrows + 1, what);
+  hpc::require_1d(idx, -1, what);
+  const I* P = ptr.data();
+  const I* X = idx.data();
+  if (P[0] != 0) hpc::fail(std::string(what) + ": indptr[0] must be 0");
+  for (int64_t i = 0; i < nrows; ++i)
+    if (P[i + 1] < P[i]) hpc::fail(std::string(what) + ": indptr is not non-decreasing");
+  if (int64_t(P[nrows]) > int64_t(idx.shape(0)))
+    hpc::fail(std::string(what) + ": indptr[-1] exceeds len(indices)");
+  const int64_t nnz = P[nrows];
+  for (int64_t p = 0; p < nnz; ++p)
+    if (X[p] < 0 || int64_t(X[p]) >= ncols)
+      hpc::fail(std::string(what) + ": column index out of range");
+  const double* V = nullptr;
+  if (!val_.is_none()) {
+    auto val = hpc::exact<double>(py::reinterpret_borrow<py::array>(val_), what);
+    hpc::require_1d(val, -1, what);
+    if (int64_t(val.shape(0)) < nnz) hpc::fail(std::string(what) + ": data shorter than nnz");
+    keep.push_back(val);
+    V = val.data();
+  }
+  return Csr<I>{P, X, V, nrows, ncols};
+}
+
+template <typename I>
+py::tuple entry(py::array ap, py::array ai, py::object av, int64_t an, int64_t ak, py::array bp,
+                py::array bi, py::object bv, int64_t bm, int threads, int64_t shared_at,
+                int64_t dense_at) {
+  if (an < 0 || ak < 0 || bm < 0) hpc::fail("spgemm: negative shape");
+  if (threads < 1) hpc::fail("spgemm: threads must be >= 1");
+  std::vector<py::object> keep;
+  auto A = check_csr<I>(ap, ai, av, an, ak, "spgemm A", keep);
+  auto B = check_csr<I>(bp, bi, bv, ak, bm, "spgemm B", keep);
+  return multiply(A, B, threads, shared_at, dense_at);
+}
+}  // namespace
+
+HPC_SUBMODULE(spgemm) {
+  m.doc() = "SMASH-style two-phase hash SpGEMM (OpenMP)";
+  const char* doc =
+      "multiply(a_indptr, a_indices, a_data|None, n, k, b_indptr, b_indices, b_data|None, m, "
+      "threads) -> (indptr int64, indices, data float64, stats). A is n x k, B is k x m, CSR "
+      "with unique column indices per row; data None means all ones. Output columns ascending. "
+      "shared_at / dense_at > 0 override the product counts from which a row goes to the "
+      "shared (SMASH, all threads) table or the dense accumulator (0: automatic).";
+  m.def("multiply_i32", &entry<int32_t>, doc, py::arg("a_indptr"), py::arg("a_indices"),
+        py::arg("a_data"), py::arg("n"), py::arg("k"), py::arg("b_indptr"), py::arg("b_indices"),
+        py::arg("b_data"), py::arg("m"), py::arg("threads"), py::arg("shared_at") = 0,
+        py::arg("dense_at") = 0);
+  m.def("multiply_i64", &entry<int64_t>, doc, py::arg("a_indptr"), py::arg("a_indices"),
+        py::arg("a_data"), py::arg("n"), py::arg("k"), py::arg("b_indptr"), py::arg("b_indices"),
+        py::arg("b_data"), py::arg("m"), py::arg("threads"), py::arg("shared_at") = 0,
+        py::arg("dense_at") = 0);
+}
