@@ -1,0 +1,4 @@
+from hpc.core import run
+from hpc.spgemm.app import main
+
+run(main)

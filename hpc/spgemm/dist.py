@@ -1,0 +1,328 @@
+"""Distributed SpGEMM C = A B over MPI: 1D row blocks and 2D Sparse SUMMA.
+
+1D: A and C are owned by row blocks (A's DistCSR partition). Each rank lists the rows of B that
+its columns of A touch, asks their owners for them (Alltoall of counts, Alltoallv of row ids),
+and receives every row in ONE Alltoallv (lengths, columns and value bits packed in one int64
+buffer per peer); then it multiplies locally with A's columns renumbered to the fetched rows.
+
+2D: Sparse SUMMA on a q x q grid (p = q^2), as in CombBLAS. Rank (i, j) holds block A_ij
+(row block i, column block j of A) and B_ij; at stage s, A_is is broadcast along grid row i
+and B_sj along grid column j, and rank (i, j) multiplies them locally. The q partial products
+are merged at the end by the same hash kernel ([C_1 .. C_q] times a stack of identities).
+The blocks are distributed before (``distribute``) and C is returned to 1D rows after
+(``collect``); neither is part of the timed multiply.
+
+Every routine records communication (bytes this rank sent, seconds) separately from local
+compute seconds in a :class:`Costs`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from hpc.core.partition import block_offsets
+from hpc.sparse.dcsr import DistCSR
+
+from . import local as L
+
+
+@dataclass
+class Costs:
+    """What one distributed multiply cost on this rank."""
+
+    comm_s: float = 0.0          # seconds in communication calls
+    comm_bytes: int = 0          # payload bytes this rank sent (to other ranks)
+    compute_s: float = 0.0       # seconds in local kernels (symbolic + numeric, and merges)
+    stats: dict = field(default_factory=dict)  # kernel statistics, summed over calls
+
+    def add_stats(self, st: dict) -> None:
+        for k, v in st.items():
+            if isinstance(v, (int, float)) and k != "threads":
+                self.stats[k] = self.stats.get(k, 0) + v
+
+
+def _displ(counts: np.ndarray) -> np.ndarray:
+    return np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+
+
+def _alltoallv_i64(comm, send: np.ndarray, scount: np.ndarray, costs: Costs) -> np.ndarray:
+    """Alltoallv of int64 with counts exchanged first; accounts bytes sent to other ranks."""
+    from mpi4py import MPI
+
+    p, r = comm.Get_size(), comm.Get_rank()
+    rcount = np.empty(p, dtype=np.int64)
+    comm.Alltoall(scount.astype(np.int64), rcount)
+    recv = np.empty(int(rcount.sum()), dtype=np.int64)
+    comm.Alltoallv([send, scount, _displ(scount), MPI.INT64_T],
+                   [recv, rcount, _displ(rcount), MPI.INT64_T])
+    costs.comm_bytes += 8 * int(scount.sum() - scount[r]) + 8 * (p - 1)
+    return recv, rcount
+
+
+def fetch_rows(B: DistCSR, rows: np.ndarray, costs: Costs) -> sp.csr_matrix:
+    """The rows `rows` (sorted unique global ids) of B, as CSR with global columns (collective)."""
+    comm = B.comm
+    p = comm.Get_size()
+    t0 = time.perf_counter()
+    owner = np.searchsorted(B.row_offsets, rows, side="right") - 1
+    req_count = np.bincount(owner, minlength=p).astype(np.int64)  # rows sorted: grouped by owner
+    req, got = _alltoallv_i64(comm, rows.astype(np.int64), req_count, costs)
+    # Serve the requests: per peer, [lengths | columns | value bits] in one int64 block.
+    Bl = B.local
+    lo = B.row_offsets[comm.Get_rank()]
+    lr = req - lo
+    lens = np.diff(Bl.indptr).astype(np.int64)[lr]
+    starts = Bl.indptr[lr].astype(np.int64)
+    # gather the requested rows' entries, in request order
+    tot = int(lens.sum())
+    pos = np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens) + np.arange(tot)
+    cols = Bl.indices[pos].astype(np.int64)
+    vals = np.ascontiguousarray(Bl.data[pos], dtype=np.float64).view(np.int64)
+    row_peer = np.repeat(np.arange(p), got)
+    ent_peer = np.repeat(row_peer, lens)
+    ent_per_peer = np.bincount(ent_peer, minlength=p).astype(np.int64)
+    send_count = got + 2 * ent_per_peer
+    send = np.empty(int(send_count.sum()), dtype=np.int64)
+    off = _displ(send_count)
+    roff = _displ(got)
+    eoff = _displ(ent_per_peer)
+    for q in range(p):
+        o, g, e = int(off[q]), int(got[q]), int(ent_per_peer[q])
+        send[o:o + g] = lens[roff[q]:roff[q] + g]
+        send[o + g:o + g + e] = cols[eoff[q]:eoff[q] + e]
+        send[o + g + e:o + g + 2 * e] = vals[eoff[q]:eoff[q] + e]
+    recv, rcount = _alltoallv_i64(comm, send, send_count, costs)
+    costs.comm_s += time.perf_counter() - t0
+    # Unpack: peers come in rank order, and so do the rows we asked each for (sorted).
+    lens_all, cols_all, vals_all = [], [], []
+    o = 0
+    for q in range(p):
+        g = int(req_count[q])
+        ln = recv[o:o + g]
+        e = int(ln.sum())
+        lens_all.append(ln)
+        cols_all.append(recv[o + g:o + g + e])
+        vals_all.append(recv[o + g + e:o + g + 2 * e])
+        o += g + 2 * e
+    lens = np.concatenate(lens_all) if lens_all else np.zeros(0, np.int64)
+    indptr = np.concatenate(([0], np.cumsum(lens))).astype(np.int64)
+    cols = np.concatenate(cols_all) if cols_all else np.zeros(0, np.int64)
+    vals = (np.concatenate(vals_all) if vals_all else np.zeros(0, np.int64)).view(np.float64)
+    Bf = sp.csr_matrix((vals, cols, indptr), shape=(rows.size, B.shape[1]))
+    Bf.has_sorted_indices = True  # B's rows are canonical
+    Bf.has_canonical_format = True
+    return Bf
+
+
+def multiply_1d(A: DistCSR, B: DistCSR, backend: str, threads: int, costs: Costs,
+                **kw) -> DistCSR:
+    """C = A B with 1D row blocks: one Alltoallv for the needed rows of B, then local SpGEMM."""
+    Al = A.local
+    needed = np.unique(Al.indices)
+    Bf = fetch_rows(B, needed, costs)
+    t0 = time.perf_counter()
+    # A's columns renumbered to positions in `needed` (sorted: the order is kept per row).
+    Ar = sp.csr_matrix((Al.data, np.searchsorted(needed, Al.indices), Al.indptr),
+                       shape=(Al.shape[0], needed.size))
+    Ar.has_sorted_indices = True
+    Ar.has_canonical_format = True
+    C, st = L.multiply(Ar, Bf, backend, threads, **kw)
+    costs.compute_s += time.perf_counter() - t0
+    costs.add_stats(st)
+    return DistCSR(A.comm, C, (A.shape[0], B.shape[1]), row_offsets=A.row_offsets,
+                   col_offsets=B.col_offsets if A.shape[0] != B.shape[1] else A.row_offsets)
+
+
+# ---------------------------------------------------------------------------- 2D SUMMA
+def square_grid(p: int) -> int | None:
+    """q with q * q == p, else None."""
+    q = int(round(np.sqrt(p)))
+    return q if q * q == p else None
+
+
+@dataclass
+class Grid:
+    comm: object
+    q: int
+    i: int           # grid row
+    j: int           # grid column
+    row_comm: object  # ranks (i, *), ordered by j
+    col_comm: object  # ranks (*, j), ordered by i
+
+    def free(self) -> None:
+        self.row_comm.Free()
+        self.col_comm.Free()
+
+
+def make_grid(comm) -> Grid:
+    """The q x q grid of ranks (row-major: rank = i q + j); p must be a square."""
+    p, r = comm.Get_size(), comm.Get_rank()
+    q = square_grid(p)
+    if q is None:
+        raise ValueError(f"2D SUMMA needs a square number of ranks, got {p}")
+    i, j = divmod(r, q)
+    return Grid(comm, q, i, j, comm.Split(i, j), comm.Split(j, i))
+
+
+def to_blocks(M: DistCSR, grid: Grid, row_off: np.ndarray, col_off: np.ndarray,
+              costs: Costs) -> sp.csr_matrix:
+    """Redistribute a 1D DistCSR into 2D block (grid.i, grid.j) with block-local indices."""
+    comm, q = grid.comm, grid.q
+    t0 = time.perf_counter()
+    coo = M.local.tocoo()
+    gi = coo.row.astype(np.int64) + M.row_offsets[M.rank]
+    gj = coo.col.astype(np.int64)
+    bi = np.searchsorted(row_off, gi, side="right") - 1
+    bj = np.searchsorted(col_off, gj, side="right") - 1
+    dest = bi * q + bj
+    order = np.argsort(dest, kind="stable")
+    count = np.bincount(dest, minlength=comm.Get_size()).astype(np.int64)
+    send = np.concatenate((gi[order], gj[order], coo.data[order].astype(np.float64).view(np.int64)))
+    # three segments per peer: rearrange to [i | j | v] per peer
+    off = _displ(count)
+    packed = np.empty(3 * int(count.sum()), dtype=np.int64)
+    n = int(count.sum())
+    for d in range(comm.Get_size()):
+        o, c = int(off[d]), int(count[d])
+        packed[3 * o:3 * o + c] = send[o:o + c]
+        packed[3 * o + c:3 * o + 2 * c] = send[n + o:n + o + c]
+        packed[3 * o + 2 * c:3 * o + 3 * c] = send[2 * n + o:2 * n + o + c]
+    recv, rcount = _alltoallv_i64(comm, packed, 3 * count, costs)
+    costs.comm_s += time.perf_counter() - t0
+    ri, rj, rv = [], [], []
+    o = 0
+    for c in (rcount // 3):
+        c = int(c)
+        ri.append(recv[o:o + c])
+        rj.append(recv[o + c:o + 2 * c])
+        rv.append(recv[o + 2 * c:o + 3 * c])
+        o += 3 * c
+    ri, rj = np.concatenate(ri), np.concatenate(rj)
+    rv = np.concatenate(rv).view(np.float64)
+    r0, r1 = int(row_off[grid.i]), int(row_off[grid.i + 1])
+    c0, c1 = int(col_off[grid.j]), int(col_off[grid.j + 1])
+    blk = sp.csr_matrix((rv, (ri - r0, rj - c0)), shape=(r1 - r0, c1 - c0))
+    blk.sum_duplicates()
+    return L.canonical(blk)
+
+
+def _bcast_csr(comm, M: sp.csr_matrix | None, root: int, shape: tuple[int, int],
+               costs: Costs) -> sp.csr_matrix:
+    """Broadcast a CSR block from root (int32 indices where they fit)."""
+    from mpi4py import MPI
+
+    me = comm.Get_rank()
+    nnz = np.array([M.nnz if me == root else 0], dtype=np.int64)
+    comm.Bcast(nnz, root=root)
+    nnz = int(nnz[0])
+    it = np.int32 if max(nnz, shape[1]) < 2**31 - 1 else np.int64
+    mt = MPI.INT32_T if it == np.int32 else MPI.INT64_T
+    if me == root:
+        indptr = M.indptr.astype(it, copy=False)
+        indices = M.indices.astype(it, copy=False)
+        data = np.ascontiguousarray(M.data, dtype=np.float64)
+        costs.comm_bytes += (comm.Get_size() - 1) * (indptr.nbytes + indices.nbytes + data.nbytes)
+    else:
+        indptr = np.empty(shape[0] + 1, dtype=it)
+        indices = np.empty(nnz, dtype=it)
+        data = np.empty(nnz, dtype=np.float64)
+    comm.Bcast([indptr, mt], root=root)
+    comm.Bcast([indices, mt], root=root)
+    comm.Bcast([data, MPI.DOUBLE], root=root)
+    if me == root:
+        return M
+    out = sp.csr_matrix((data, indices, indptr), shape=shape)
+    out.has_sorted_indices = True
+    out.has_canonical_format = True
+    return out
+
+
+def merge(parts: list[sp.csr_matrix], backend: str, threads: int) -> tuple[sp.csr_matrix, dict]:
+    """Sum of same-shape CSR matrices with the hash kernel: [P_1 .. P_k] @ [I; ..; I]."""
+    parts = [P for P in parts if P.nnz]
+    if not parts:
+        return None, {}
+    if len(parts) == 1:
+        return parts[0], {}
+    n, m = parts[0].shape
+    H = L.canonical(sp.hstack(parts, format="csr"))
+    S = sp.csr_matrix((np.ones(m * len(parts)), np.tile(np.arange(m), len(parts)),
+                       np.arange(m * len(parts) + 1)), shape=(m * len(parts), m))
+    kb = backend if backend in ("native", "numba", "scipy") else "scipy"
+    C, st = L.multiply(H, L.canonical(S), kb, threads)
+    return C, {"merge_products": st.get("products", 0)}
+
+
+def multiply_summa(A2: sp.csr_matrix, B2: sp.csr_matrix, grid: Grid, offs: dict,
+                   backend: str, threads: int, costs: Costs, **kw) -> sp.csr_matrix:
+    """Sparse SUMMA on 2D blocks A2 = A_ij, B2 = B_ij; returns C_ij (block-local indices)."""
+    q = grid.q
+    ro, ko, co = offs["rows"], offs["inner"], offs["cols"]
+    nr = int(ro[grid.i + 1] - ro[grid.i])
+    nc = int(co[grid.j + 1] - co[grid.j])
+    parts = []
+    for s in range(q):
+        t0 = time.perf_counter()
+        ks = int(ko[s + 1] - ko[s])
+        As = _bcast_csr(grid.row_comm, A2 if grid.j == s else None, s, (nr, ks), costs)
+        Bs = _bcast_csr(grid.col_comm, B2 if grid.i == s else None, s, (ks, nc), costs)
+        t1 = time.perf_counter()
+        costs.comm_s += t1 - t0
+        P, st = L.multiply(As, Bs, backend, threads, **kw)
+        costs.add_stats(st)
+        parts.append(P)
+        costs.compute_s += time.perf_counter() - t1
+    t0 = time.perf_counter()
+    C, st = merge(parts, backend, threads)
+    costs.compute_s += time.perf_counter() - t0
+    costs.add_stats(st)
+    if C is None:
+        C = sp.csr_matrix((nr, nc), dtype=np.float64)
+    return C
+
+
+def blocks_to_1d(C2: sp.csr_matrix, grid: Grid, offs: dict, shape: tuple[int, int],
+                 row_offsets: np.ndarray, costs: Costs) -> DistCSR:
+    """Return the 2D result blocks to 1D row blocks (row_offsets) as a DistCSR."""
+    comm = grid.comm
+    t0 = time.perf_counter()
+    coo = C2.tocoo()
+    gi = coo.row.astype(np.int64) + offs["rows"][grid.i]
+    gj = coo.col.astype(np.int64) + offs["cols"][grid.j]
+    dest = np.searchsorted(row_offsets, gi, side="right") - 1
+    order = np.argsort(dest, kind="stable")
+    count = np.bincount(dest, minlength=comm.Get_size()).astype(np.int64)
+    gi, gj, v = gi[order], gj[order], coo.data[order].astype(np.float64)
+    off = _displ(count)
+    packed = np.empty(3 * gi.size, dtype=np.int64)
+    for d in range(comm.Get_size()):
+        o, c = int(off[d]), int(count[d])
+        packed[3 * o:3 * o + c] = gi[o:o + c]
+        packed[3 * o + c:3 * o + 2 * c] = gj[o:o + c]
+        packed[3 * o + 2 * c:3 * o + 3 * c] = v[o:o + c].view(np.int64)
+    recv, rcount = _alltoallv_i64(comm, packed, 3 * count, costs)
+    costs.comm_s += time.perf_counter() - t0
+    ri, rj, rv = [], [], []
+    o = 0
+    for c in (rcount // 3):
+        c = int(c)
+        ri.append(recv[o:o + c])
+        rj.append(recv[o + c:o + 2 * c])
+        rv.append(recv[o + 2 * c:o + 3 * c])
+        o += 3 * c
+    ri, rj = np.concatenate(ri), np.concatenate(rj)
+    rv = np.concatenate(rv).view(np.float64)
+    r = comm.Get_rank()
+    lo, hi = int(row_offsets[r]), int(row_offsets[r + 1])
+    loc = sp.csr_matrix((rv, (ri - lo, rj)), shape=(hi - lo, shape[1]))
+    loc.sum_duplicates()  # entries are distinct; this sorts the columns
+    return DistCSR(comm, loc, shape, row_offsets=row_offsets)
+
+
+def grid_offsets(A: DistCSR, B: DistCSR, q: int) -> dict:
+    """Block boundaries of the 2D layout: rows of A, inner dimension, columns of B."""
+    return {"rows": block_offsets(A.shape[0], q), "inner": block_offsets(A.shape[1], q),
+            "cols": block_offsets(B.shape[1], q)}
