@@ -75,14 +75,16 @@ def multiply_native(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1, shared
     return _wrap(indptr, indices, data, (a.shape[0], b.shape[1])), dict(stats)
 
 
-def multiply_numba(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1):
+def multiply_numba(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1, shared_at: int = 0,
+                   dense_at: int = 0):
     """Numba two-phase hash SpGEMM (same algorithm as native, hpc/spgemm/numba_kernel.py)."""
     from .numba_kernel import multiply
 
     _check(a, b)
     dt = _index_dtype(a, b, b.shape[1])
     ap, ai, ad, bp, bi, bd = _operands(a, b, dt)
-    indptr, indices, data, stats = multiply(ap, ai, ad, bp, bi, bd, b.shape[1], int(threads))
+    indptr, indices, data, stats = multiply(ap, ai, ad, bp, bi, bd, b.shape[1], int(threads),
+                                            int(shared_at), int(dense_at))
     return _wrap(indptr, indices, data, (a.shape[0], b.shape[1])), stats
 
 
