@@ -107,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                    app.comm)
     fill = 0.0 if args.nonperiodic else None
     transports = ["p2p", "alltoallw"] if args.transport == "both" else [args.transport]
+    if gpu:
+        if args.transport == "alltoallw":
+            raise UsageError("GPU methods use point-to-point transport (--transport p2p)")
+        transports = ["p2p"]
     cpu_method = "pack" if gpu else args.method
     app.say(f"hpc.halo: grid {nx}x{ny}x{nz}, {app.size} rank(s) as {dec.dims[2]}x{dec.dims[1]}"
             f"x{dec.dims[0]} (x,y,z), radius {R}, {Q} quantit{'y' if Q == 1 else 'ies'}, "
@@ -160,6 +164,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 strategy[f"faces_{tr}"] = halo.strategy["faces"]
             if gpu:
+                if strategy is halo.strategy:
+                    pack_bytes, t_pack = _gpu_pack_rate(ex, dev, args.iterations, args.repeat)
+                    t_mpi = 0.0
                 ex.free()
         finally:
             halo.free()
@@ -170,7 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         us = timings[f"exchange_{tr}"]["min"] / args.iterations * 1e6
         app.metrics[f"exchange_us_{tr}"] = us
     app.metrics["exchange_us"] = app.metrics[f"exchange_us_{transports[0]}"]
-    if not gpu:
+    if gpu:
+        app.metrics["pack_GBps"] = app.comm.allreduce(pack_bytes / t_pack / 1e9, op=MPI.MIN)
+        app.metrics["pack_GBps_mpi"] = None  # MPI_Pack of device memory needs a CUDA-aware MPI
+    else:
         # rank-local rates; the slowest rank's is the figure (MIN over ranks)
         app.metrics["pack_GBps"] = app.comm.allreduce(pack_bytes / t_pack / 1e9 if t_pack else 0.0,
                                                       op=MPI.MIN)
@@ -190,7 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if app.rank == 0 and not app.quiet:
         for tr in transports:
             print(f"  exchange ({tr:9s}): {app.metrics[f'exchange_us_{tr}']:10.1f} us")
-        if not gpu:
+        if app.metrics.get("pack_GBps_mpi") is None:
+            print(f"  pack 26 faces on the device: {app.metrics['pack_GBps']:.2f} GB/s")
+        else:
             print(f"  pack 26 faces:  ours {app.metrics['pack_GBps']:.2f} GB/s, "
                   f"MPI_Pack {app.metrics['pack_GBps_mpi']:.2f} GB/s")
         print(f"  strategy: {app.metrics['strategy']}")
@@ -262,6 +274,18 @@ def _pack_rates(halo: HaloExchange, field: np.ndarray, iterations: int,
     if len(faces) == len(halo.faces) and not np.array_equal(buf[:total], mpi_buf[:total]):
         raise RuntimeError("packer output differs from MPI_Pack for the face datatypes")
     return total, best["ours"], sum(f.nbytes for f in halo.faces), best["mpi"]
+
+
+def _gpu_pack_rate(ex, dev, iterations: int, repeat: int) -> tuple[int, float]:
+    """Bytes of all faces and the best time to pack them all on the device."""
+    n = ex.pack_all(dev)
+    best = float("inf")
+    for _ in range(max(2, repeat)):
+        t0 = time.perf_counter()
+        for _ in range(iterations):
+            ex.pack_all(dev)
+        best = min(best, (time.perf_counter() - t0) / iterations)
+    return n, best
 
 
 def measure_main(argv: Sequence[str]) -> int:
