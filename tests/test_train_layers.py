@@ -36,13 +36,22 @@ def check(f, x, analytic, n: int = 40, what: str = ""):
     return err
 
 
-@pytest.fixture
-def rng():
+@pytest.fixture(params=["fused", "plain"])
+def rng(request, monkeypatch):
+    """Every kernel test runs twice: numba-fused kernels and plain array expressions."""
+    from hpc.train import kernels
+
+    if request.param == "plain":
+        monkeypatch.setattr(kernels, "ENABLED", False)
+    elif not kernels.ENABLED:
+        pytest.skip("numba not available")
+    else:
+        monkeypatch.setattr(kernels, "MIN_SIZE", 0)
     return np.random.default_rng(1234)
 
 
 def test_layernorm(rng):
-    x = rng.standard_normal((2, 5, 8))
+    x = rng.standard_normal((2, 5, 8)) * 3 + 1
     g, b = rng.standard_normal(8), rng.standard_normal(8)
     R = rng.standard_normal((2, 5, 8))
     f = lambda: float((L.layernorm_fwd(x, g, b)[0] * R).sum())  # noqa: E731
@@ -164,7 +173,7 @@ def _single_rank_model(dtype=np.float64, **kw):
 
 
 @pytest.mark.parametrize("recompute", [False, True])
-def test_whole_model_gradient(recompute):
+def test_whole_model_gradient(recompute, rng):  # rng: fused and plain kernels
     """Every parameter of the reference GPT (padded vocabulary included) against central
     differences of the mean token loss."""
     cfg, model = _single_rank_model()
@@ -188,3 +197,31 @@ def test_whole_model_gradient(recompute):
         if name == "embed.wte":  # padded rows: no gradient; compare the real rows
             np.testing.assert_array_equal(g[cfg.vocab:], 0)
         check(loss, p, g, n=12, what=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_kernels_match_plain_expressions(monkeypatch, dtype):
+    from hpc.train import kernels
+
+    if not kernels.ENABLED:
+        pytest.skip("numba not available")
+    monkeypatch.setattr(kernels, "MIN_SIZE", 0)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((3, 16, 24)).astype(dtype)
+    g, b = rng.standard_normal(24).astype(dtype), rng.standard_normal(24).astype(dtype)
+    q, k, v = (rng.standard_normal((2, 3, 16, 8)).astype(dtype) for _ in range(3))
+    dy = rng.standard_normal(x.shape).astype(dtype)
+
+    def run():
+        y1, c1 = L.layernorm_fwd(x, g, b)
+        y2, c2 = L.gelu_fwd(x)
+        o, ca = L.causal_attention_fwd(q, k, v)
+        return [y1, *L.layernorm_bwd(dy, c1), y2, L.gelu_bwd(dy, c2), o,
+                *L.causal_attention_bwd(o, ca)]
+
+    fused = run()
+    monkeypatch.setattr(kernels, "ENABLED", False)
+    plain = run()
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for a, p in zip(fused, plain):
+        np.testing.assert_allclose(a, p, rtol=tol, atol=tol)

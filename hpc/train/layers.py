@@ -10,12 +10,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from . import kernels as _k
+
 LN_EPS = 1e-5
 _GELU_C = math.sqrt(2.0 / math.pi)
 
 
 def layernorm_fwd(x, g, b, eps: float = LN_EPS):
     """y = (x - mean) / sqrt(var + eps) * g + b over the last axis."""
+    if _k.usable(x, g, b):
+        y, xhat, rstd = _k.layernorm_fwd(x, g, b, eps)
+        return y, (xhat, rstd, g)
     mu = x.mean(axis=-1, keepdims=True)
     xc = x - mu
     var = (xc * xc).mean(axis=-1, keepdims=True)
@@ -26,6 +31,8 @@ def layernorm_fwd(x, g, b, eps: float = LN_EPS):
 
 def layernorm_bwd(dy, cache):
     xhat, rstd, g = cache
+    if _k.usable(dy, xhat, g):
+        return _k.layernorm_bwd(dy, xhat, rstd, g)
     h = xhat.shape[-1]
     dg = (dy * xhat).reshape(-1, h).sum(axis=0)
     db = dy.reshape(-1, h).sum(axis=0)
@@ -55,6 +62,9 @@ def linear_bwd(dy, x, w, need_bias: bool = True):
 
 def gelu_fwd(x):
     """GeLU, tanh approximation (GPT-2's)."""
+    if _k.usable(x):
+        y, t = _k.gelu_fwd(x)
+        return y, (x, t)
     u = _GELU_C * (x + 0.044715 * x * x * x)
     t = _tanh(u)
     return 0.5 * x * (1.0 + t), (x, t)
@@ -62,6 +72,8 @@ def gelu_fwd(x):
 
 def gelu_bwd(dy, cache):
     x, t = cache
+    if _k.usable(dy, x):
+        return _k.gelu_bwd(dy, x, t)
     du = _GELU_C * (1.0 + 3 * 0.044715 * x * x)
     return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
 
@@ -89,13 +101,27 @@ def causal_attention_fwd(q, k, v):
     d = q.shape[-1]
     s_len = q.shape[-2]
     scale = 1.0 / math.sqrt(d)
-    s = (q @ k.swapaxes(-1, -2)) * scale
-    mask = xp.triu(xp.ones((s_len, s_len), dtype=bool), k=1)
-    s[..., mask] = -xp.inf
+    s = q @ k.swapaxes(-1, -2)
+    if _k.usable(s) and s.flags.c_contiguous:
+        p = _k.causal_softmax(s, scale)
+        return p @ v, (q, k, v, p)
+    s *= scale
+    s += _causal_bias(xp, s_len, s.dtype)
     s -= s.max(axis=-1, keepdims=True)
     p = xp.exp(s, out=s)
     p /= p.sum(axis=-1, keepdims=True)
     return p @ v, (q, k, v, p)
+
+
+_BIAS: dict = {}
+
+
+def _causal_bias(xp, n: int, dtype):
+    """0 on and below the diagonal, -inf above (cached per size, dtype and namespace)."""
+    key = (xp.__name__, n, str(dtype))
+    if key not in _BIAS:
+        _BIAS[key] = xp.triu(xp.full((n, n), -xp.inf, dtype=dtype), k=1)
+    return _BIAS[key]
 
 
 def causal_attention_bwd(do, cache):
@@ -103,8 +129,11 @@ def causal_attention_bwd(do, cache):
     scale = 1.0 / math.sqrt(q.shape[-1])
     dv = p.swapaxes(-1, -2) @ do
     dp = do @ v.swapaxes(-1, -2)
-    ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
-    ds *= scale
+    if _k.usable(dp, p):
+        ds = _k.causal_softmax_bwd(dp, p, scale)
+    else:
+        ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))
+        ds *= scale
     dq = ds @ k
     dk = ds.swapaxes(-1, -2) @ q
     return dq, dk, dv

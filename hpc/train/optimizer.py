@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from . import comm as C
+from . import kernels as _k
 
 
 class Adam:
@@ -75,22 +76,33 @@ class Adam:
             C.allreduce_inplace(ps.dp_group, st.flat_g)
             g = st.flat_g
             group = ps.mp_group
-        local = float((g * g * self.weight).sum())
+        if _k.usable(g, self.weight):
+            local = _k.sumsq_weighted(g, self.weight)
+        else:
+            local = float((g * g * self.weight).sum())
         norm = math.sqrt(group.allreduce(local, op=MPI.SUM))
         self.last_grad_norm = norm
+        coef = 1.0
         if self.clip > 0:
-            coef = self.clip / (norm + 1e-6)
-            if coef < 1.0:
-                g *= coef
+            coef = min(1.0, self.clip / (norm + 1e-6))
         self.t += 1
         b1, b2 = self.b1, self.b2
+        p = st.flat_p[self.lo:self.lo + self.shard]
+        if _k.usable(p, g, self.m, self.v):
+            _k.adam(p, g, self.m, self.v, coef, b1, b2, 1 - b1 ** self.t, 1 - b2 ** self.t,
+                    self.lr, self.eps, self.wd)
+            if self.zero:
+                C.allgather_flat(ps.dp_group, st.flat_p)
+            st.refresh_resident()
+            return norm
+        if coef < 1.0:
+            g *= coef
         self.m *= b1
         self.m += (1 - b1) * g
         self.v *= b2
         self.v += (1 - b2) * (g * g)
         mhat = self.m / (1 - b1 ** self.t)
         vhat = self.v / (1 - b2 ** self.t)
-        p = st.flat_p[self.lo:self.lo + self.shard]
         upd = mhat / (vhat ** 0.5 + self.eps)
         if self.wd:
             upd += self.wd * p
