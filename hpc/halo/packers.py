@@ -62,16 +62,24 @@ def numpy_unpack(src: np.ndarray, block: StridedBlock, dst: np.ndarray) -> int:
 
 
 # -- native: hpc._core.pack ---------------------------------------------------------------
-def native_pack(src: np.ndarray, block: StridedBlock, dst: np.ndarray, threads: int = 0) -> int:
-    from hpc._core import pack as _p
+def _native():
+    global _NATIVE
+    if _NATIVE is None:
+        from hpc._core import pack as _p
 
-    return _p.pack(src, dst, block.start, list(block.counts), list(block.strides), threads)
+        _NATIVE = _p
+    return _NATIVE
+
+
+_NATIVE = None
+
+
+def native_pack(src: np.ndarray, block: StridedBlock, dst: np.ndarray, threads: int = 0) -> int:
+    return _native().pack(src, dst, block.start, list(block.counts), list(block.strides), threads)
 
 
 def native_unpack(src: np.ndarray, block: StridedBlock, dst: np.ndarray, threads: int = 0) -> int:
-    from hpc._core import pack as _p
-
-    return _p.unpack(src, dst, block.start, list(block.counts), list(block.strides), threads)
+    return _native().unpack(src, dst, block.start, list(block.counts), list(block.strides), threads)
 
 
 # -- numba ----------------------------------------------------------------------------------
@@ -96,10 +104,12 @@ def _numba_kernels() -> dict[str, Callable]:
         soff = start
         for b in range(nblocks):
             p = b * ln
-            if unpack:
-                strided[soff:soff + ln] = packed[p:p + ln]
+            if unpack:  # explicit byte loops: LLVM vectorises them; slices cost a view each
+                for t in range(ln):
+                    strided[soff + t] = packed[p + t]
             else:
-                packed[p:p + ln] = strided[soff:soff + ln]
+                for t in range(ln):
+                    packed[p + t] = strided[soff + t]
             for i in range(1, nd):
                 soff += strides[i]
                 idx[i] += 1
@@ -115,7 +125,7 @@ def _numba_kernels() -> dict[str, Callable]:
 def numba_pack(src: np.ndarray, block: StridedBlock, dst: np.ndarray) -> int:
     s, d = as_bytes(src), as_bytes(dst)
     _check(s.size, block, d.size)
-    _numba_kernels()["walk"](s, d, block.start, np.asarray(block.counts, np.int64),
+    _numba_kernels()["walk"](s, d, np.int64(block.start), np.asarray(block.counts, np.int64),
                              np.asarray(block.strides, np.int64), False)
     return block.size
 
@@ -123,7 +133,7 @@ def numba_pack(src: np.ndarray, block: StridedBlock, dst: np.ndarray) -> int:
 def numba_unpack(src: np.ndarray, block: StridedBlock, dst: np.ndarray) -> int:
     s, d = as_bytes(src), as_bytes(dst)
     _check(d.size, block, s.size)
-    _numba_kernels()["walk"](d, s, block.start, np.asarray(block.counts, np.int64),
+    _numba_kernels()["walk"](d, s, np.int64(block.start), np.asarray(block.counts, np.int64),
                              np.asarray(block.strides, np.int64), True)
     return block.size
 
