@@ -227,7 +227,8 @@ APPS: dict[str, AppSpec] = {
         job_args=("--generate", "kron:22:16")),
     "kmedoids": AppSpec(
         "kmedoids", ("--data", "blobs:1500:8:5", "--k", "5", "--method", "fasterpam"),
-        ("timings.fit", "timings.build+timings.swap", "metrics.time_s"), weak_kmedoids,
+        ("timings.distances+timings.cluster", "timings.fit", "timings.build+timings.swap",
+         "metrics.time_s"), weak_kmedoids,
         "kmedoids", job_args=("--data", "blobs:100000:16:10", "--k", "10")),
     "train": AppSpec(
         "train", ("--layers", "2", "--hidden", "64", "--heads", "4", "--seq-len", "32",

@@ -302,15 +302,17 @@ MODELS: dict[str, LinearModel] = {
                         label="time per exchange (s)"),
     "pagerank": LinearModel("pagerank", [Term("gamma_s_per_edge", "s", "SpMV per edge", 2e-9),
                                          BETA, ALPHA], _pr_q, _pr_f, _scale(("V", "E")),
-                            per_iteration=True),
+                            per_iteration=True, label="time per iteration (s)"),
     "spgemm": LinearModel("spgemm", [Term("gamma_s_per_product", "s", "per scalar product", 1e-8),
                                      BETA, ALPHA], _sp_q, _sp_f, _scale(("products", "nnzB"))),
     "cg": LinearModel("cg", [Term("gamma_s_per_nnz", "s", "SpMV + vector work per nonzero", 2e-9),
-                             LAMBDA, BETA], _cg_q, _cg_f, _cg_grow, per_iteration=True),
+                             LAMBDA, BETA], _cg_q, _cg_f, _cg_grow, per_iteration=True,
+                      label="time per iteration (s)"),
     "kmedoids": LinearModel("kmedoids", [Term("gamma_s_per_pair", "s", "per distance pair", 1e-8),
                                          LAMBDA], _km_q, _km_f, _scale(("n2",))),
     "train": LinearModel("train", [Term("gamma_s_per_flop", "s", "inverse FLOP rate", 1e-10),
-                                   BETA, LAMBDA], _tr_q, _tr_f, _scale(("tokens",))),
+                                   BETA, LAMBDA], _tr_q, _tr_f, _scale(("tokens",)),
+                         label="time per step (s)"),
 }
 
 
@@ -558,6 +560,7 @@ def plot_report(reps: list[dict], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    variants_drawn = False
     for i, rep in enumerate(reps):
         c = f"C{i}"
         tag = f"{rep['app']} {rep['mode']}" + (f" ({rep.get('method')})" if rep.get("method") else "")
@@ -570,17 +573,19 @@ def plot_report(reps: list[dict], path: Path) -> Path:
         if ov:
             ax.plot([m["ranks"] for m in ov], [m["time"] for m in ov], "o", mfc="none",
                     color=c, label=f"{tag}: measured, oversubscribed")
-        if "variants" in rep:
+        if "variants" in rep and not variants_drawn:
+            variants_drawn = True
             r = [m["ranks"] for m in rep["modelled"]]
-            ax.plot(r, rep["variants"]["cg"], ":", color="C7", label="model: classic CG (2 allreduces)")
+            ax.plot(r, rep["variants"]["cg"], ":", color="C7",
+                    label=f"{tag} fit -> classic CG (2 allreduces)")
             ax.plot(r, rep["variants"]["pipecg"], "--", color="C8",
-                    label="model: pipelined CG (1 hidden allreduce)")
+                    label=f"{tag} fit -> pipelined CG (1 hidden allreduce)")
     cores = reps[0]["cores_per_node"]
     ax.axvline(cores, color="0.5", lw=0.8)
     ax.axvspan(max(m["ranks"] for r in reps for m in r["measured"]) * 1.05,
                reps[0]["modelled"][-1]["ranks"], color="0.93", zorder=0)
-    ax.text(0.98, 0.02, "shaded: extrapolated (not measured)", transform=ax.transAxes,
-            ha="right", fontsize=7)
+    ax.text(0.02, 0.98, "shaded: extrapolated (not measured)", transform=ax.transAxes,
+            ha="left", va="top", fontsize=7)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(f"MPI ranks ({cores} cores on this host: line)")
