@@ -6,7 +6,7 @@ as MPI subarray datatypes; we time, best of --rounds (each the mean of --iters c
 - mpi:       MPI_Pack of each face type (one call per face, as an application must);
 - native:    hpc._core.pack.Plan.pack_all (all canonical faces in one C++ call);
 - native1:   the native packer one face per call (same per-call count as MPI_Pack);
-- numba:     the Numba packer, one face per call;
+- numba:     the Numba packer's plan (all faces in one JIT call);
 - numpy:     a strided view copied by np.copyto, one face per call.
 
 Every packer's bytes are checked against MPI_Pack's before timing. Target: native >= 1.5x
@@ -59,9 +59,9 @@ def one_case(g: int, radius: int, q: int, iters: int, rounds: int, which: list[s
     blocks = [f.send_block for f in faces]
     buf = np.empty(total, np.uint8)
     for name in which:
-        if name == "native":
-            plan = packers.Plan("native", blocks, field.nbytes)
-            fn = lambda: plan.pack_all(field, buf)  # noqa: E731
+        if name in ("native", "numba"):  # a plan: all faces in one call
+            plan = packers.Plan(name, blocks, field.nbytes)
+            fn = lambda plan=plan: plan.pack_all(field, buf)  # noqa: E731
         else:
             pk, _ = packers.get("native" if name == "native1" else name)
             offs = np.cumsum([0] + [b.size for b in blocks[:-1]])

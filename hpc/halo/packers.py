@@ -118,23 +118,45 @@ def _numba_kernels() -> dict[str, Callable]:
                 soff -= counts[i] * strides[i]
                 idx[i] = 0
 
+    @numba.njit(cache=True, nogil=True)
+    def walk_all(strided, packed, starts, counts, strides, ndims, offsets, unpack):  # pragma: no cover
+        # every block of a plan in one call: block k at packed offset offsets[k]
+        for k in range(starts.shape[0]):
+            walk(strided, packed[offsets[k]:], starts[k], counts[k, :ndims[k]],
+                 strides[k, :ndims[k]], unpack)
+
     _NUMBA["walk"] = walk
+    _NUMBA["walk_all"] = walk_all
     return _NUMBA
+
+
+def _words(s: np.ndarray, d: np.ndarray, block: StridedBlock):
+    """Both buffers and the block in the widest word (8/4/2/1 bytes) that divides them."""
+    bits = block.start | block.counts[0] | s.size | d.size
+    for st in block.strides[1:]:
+        bits |= abs(st)
+    w = 8
+    while w > 1 and bits % w:
+        w //= 2
+    wt = {8: np.uint64, 4: np.uint32, 2: np.uint16, 1: np.uint8}[w]
+    counts = np.asarray((block.counts[0] // w,) + block.counts[1:], np.int64)
+    strides = np.asarray((1,) + tuple(x // w for x in block.strides[1:]), np.int64)
+    return s.view(wt), d.view(wt), np.int64(block.start // w), counts, strides
 
 
 def numba_pack(src: np.ndarray, block: StridedBlock, dst: np.ndarray) -> int:
     s, d = as_bytes(src), as_bytes(dst)
     _check(s.size, block, d.size)
-    _numba_kernels()["walk"](s, d, np.int64(block.start), np.asarray(block.counts, np.int64),
-                             np.asarray(block.strides, np.int64), False)
+    ws, wd, start, counts, strides = _words(s, d, block)
+    _numba_kernels()["walk"](ws, wd, start, counts, strides, False)
     return block.size
 
 
 def numba_unpack(src: np.ndarray, block: StridedBlock, dst: np.ndarray) -> int:
     s, d = as_bytes(src), as_bytes(dst)
     _check(d.size, block, s.size)
-    _numba_kernels()["walk"](d, s, np.int64(block.start), np.asarray(block.counts, np.int64),
-                             np.asarray(block.strides, np.int64), True)
+    wd, ws, start, counts, strides = _words(d, s, block)
+    _numba_kernels()["walk"](wd, ws, start, counts, strides, True)
     return block.size
 
 
@@ -155,6 +177,7 @@ class Plan:
 
     def __init__(self, name: str, blocks: list[StridedBlock], strided_bytes: int):
         self.name = name
+        self.strided_bytes = int(strided_bytes)
         self.blocks = list(blocks)
         for b in self.blocks:
             _check(strided_bytes, b, b.size)
@@ -164,6 +187,27 @@ class Plan:
         self.total = sum(b.size for b in self.blocks)
         self._pack, self._unpack = get(name)
         self._native = None
+        self._numba = None
+        if name == "numba" and self.blocks:
+            # one word size for all blocks, so one JIT call packs the whole plan
+            bits = strided_bytes | self.total
+            for b, o in zip(self.blocks, self.offsets):
+                bits |= b.start | b.counts[0] | o
+                for st in b.strides[1:]:
+                    bits |= abs(st)
+            w = 8
+            while w > 1 and bits % w:
+                w //= 2
+            nd = max(b.ndim for b in self.blocks)
+            counts = np.ones((len(self.blocks), nd), np.int64)
+            strides = np.ones((len(self.blocks), nd), np.int64)
+            for k, b in enumerate(self.blocks):
+                counts[k, :b.ndim] = (b.counts[0] // w,) + b.counts[1:]
+                strides[k, :b.ndim] = (1,) + tuple(x // w for x in b.strides[1:])
+            self._numba = (w, np.asarray([b.start // w for b in self.blocks], np.int64), counts,
+                           strides, np.asarray([b.ndim for b in self.blocks], np.int64),
+                           np.asarray([o // w for o in self.offsets], np.int64))
+            self._numba_wt = {8: np.uint64, 4: np.uint32, 2: np.uint16, 1: np.uint8}[w]
         if name == "native":
             from hpc._core import pack as _p
 
@@ -183,6 +227,8 @@ class Plan:
     def pack_all(self, src: np.ndarray, dst: np.ndarray) -> int:
         if self._native is not None:
             return self._native.pack_all(src, dst)
+        if self._numba is not None:
+            return self._numba_all(src, dst, False)
         d = as_bytes(dst)
         for b, o in zip(self.blocks, self.offsets):
             self._pack(src, b, d[o:o + b.size])
@@ -191,9 +237,23 @@ class Plan:
     def unpack_all(self, src: np.ndarray, dst: np.ndarray) -> int:
         if self._native is not None:
             return self._native.unpack_all(src, dst)
+        if self._numba is not None:
+            return self._numba_all(dst, src, True)
         s = as_bytes(src)
         for b, o in zip(self.blocks, self.offsets):
             self._unpack(s[o:o + b.size], b, dst)
+        return self.total
+
+
+    def _numba_all(self, strided: np.ndarray, packed: np.ndarray, unpack: bool) -> int:
+        sb, pb = as_bytes(strided), as_bytes(packed)
+        if sb.size < self.strided_bytes or pb.size < self.total:
+            raise ValueError(f"plan needs {self.strided_bytes} strided and {self.total} packed "
+                             f"bytes, got {sb.size} and {pb.size}")
+        w, starts, counts, strides, ndims, offsets = self._numba
+        n_s, n_p = sb.size - sb.size % w, pb.size - pb.size % w
+        _numba_kernels()["walk_all"](sb[:n_s].view(self._numba_wt), pb[:n_p].view(self._numba_wt),
+                                     starts, counts, strides, ndims, offsets, unpack)
         return self.total
 
 
