@@ -180,7 +180,8 @@ def _single_reduction(problem: Problem, opts: SolveOptions, pipelined: bool,
     Both get alpha from the recurrence p.Ap = w.u - beta gamma / alpha_old, which rounding can
     drive to <= 0 on ill-conditioned systems although A is SPD. That is not reported as a
     breakdown: the recurrences restart from the true residual (beta = 0, where p.Ap = u.Au is
-    computed directly). Only a non-positive value right after a restart is a real breakdown.
+    computed directly). A breakdown is reported only when p.Ap <= 0 computed directly (an
+    extra SpMV, only in that event) or right after a restart.
     """
     s = _Solve(problem, opts)
     if (t := _trivial(s)) is not None:
@@ -238,6 +239,11 @@ def _single_reduction(problem: Problem, opts: SolveOptions, pipelined: bool,
             if restart:    # computed directly from fresh vectors: a genuine breakdown
                 what, val = ("r.z", gamma) if not gamma > 0.0 else ("p.Ap", denom)
                 return s.result(it, hist, False, _not_spd(what, val, it + 1), repl)
+            if gamma > 0.0:   # check the curvature directly: indefinite A, or rounding?
+                pt = u + beta * p
+                direct = red.sum(_dot(pt, s.spmv(pt)))[0]
+                if not direct > 0.0:
+                    return s.result(it, hist, False, _not_spd("p.Ap", direct, it + 1), repl)
             if restarts >= MAX_RESTARTS:
                 res = s.result(it, hist, False, None, repl)
                 res.extra["stagnation"] = f"{restarts} restarts of the recurrences"

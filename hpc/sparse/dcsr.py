@@ -188,9 +188,9 @@ class DistCSR:
         self._send_idx_dev = xp.asarray(send_idx) if xp is not np else send_idx
         # Per-neighbour counts and displacements, in the graph's neighbour order.
         self._n_rc = recv_counts[sources].astype(np.int64)
-        self._n_rd = np.concatenate(([0], np.cumsum(self._n_rc)[:-1])).astype(np.int64)
+        self._n_rd = (np.cumsum(self._n_rc) - self._n_rc).astype(np.int64)
         self._n_sc = send_counts[dests].astype(np.int64)
-        self._n_sd = np.concatenate(([0], np.cumsum(self._n_sc)[:-1])).astype(np.int64)
+        self._n_sd = (np.cumsum(self._n_sc) - self._n_sc).astype(np.int64)
         # Ghost slots are sorted by column, hence grouped by owner rank in ascending order,
         # which is the order of `sources`; pack order is by destination ascending (= dests).
         if xp is not np:
@@ -213,7 +213,7 @@ class DistCSR:
                 self._sendbuf[:] = x_local[self._send_idx_dev].get()
             else:
                 np.take(x_local, pl.send_idx, out=self._sendbuf)
-        if self.size == 1:
+        if self.size == 1 or not (pl.sources or pl.dests):
             return []
         if self.exchange == "neighbor":
             req = pl.graph.Ineighbor_alltoallv(
