@@ -133,6 +133,9 @@ class Pull1D(_Base):
         self._sc, self._sd = sc, (np.cumsum(sc) - sc).astype(np.int64)
         self.ghosts = pl.n_ghost
 
+    def free(self) -> None:
+        self.A.free()
+
     def sweep(self, x, xs, y, d, base):
         from mpi4py import MPI
 
