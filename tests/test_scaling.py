@@ -228,3 +228,44 @@ def test_bad_config(tmp_path):
     cfg.write_text('app = "stream"\nbogus = 1\n')
     p = scaling("run", "--config", cfg, "--out", tmp_path / "o")
     assert p.returncode == 2 and "unknown key(s) bogus" in p.stderr
+
+
+def test_yield_env_only_when_ranks_exceed_cores(tmp_path, monkeypatch):
+    for k in runner.YIELD_ENV:
+        monkeypatch.delenv(k, raising=False)
+    seen = {}
+
+    def fake_run(cmd, capture_output, text, env, timeout):
+        p = int(cmd[cmd.index("-n") + 1])
+        seen[p] = env
+        rec = cmd[cmd.index("--json") + 1]
+        Path(rec).write_text(json.dumps({"ranks": p, "validation": {"passed": True},
+                                         "timings": {"triad": {"min": 0.5 / p}}}))
+        return subprocess.CompletedProcess(cmd, 0, "ok\n", "")
+
+    monkeypatch.setattr(runner.subprocess, "run", fake_run)
+    monkeypatch.setattr(runner, "cores", lambda: 2)
+    st = runner.Study(app="stream", mode="weak", ranks=[1, 2, 4], out=tmp_path, threads=1,
+                      app_args=["--arraysize", "10"])
+    lines = []
+    assert runner.run_study(st, say=lines.append) == 0
+    assert len(lines) == 3 and "oversubscribed" in lines[2] and "oversubscribed" not in lines[1]
+    for k, v in runner.YIELD_ENV.items():
+        assert seen[4][k] == v
+        assert k not in seen[1] and k not in seen[2]
+    assert all(seen[p]["OMP_NUM_THREADS"] == "1" for p in seen)
+
+
+def test_collect_rebuilds_results_from_records(weak_study, tmp_path):
+    out, _ = weak_study
+    import shutil
+
+    shutil.copytree(out / "records", tmp_path / "records")
+    (tmp_path / "records" / "p3-r2.json").unlink()  # a run that never reported
+    p = scaling("collect", "--app", "stream", "--mode", "weak", "--ranks", "1,2,3", "--repeat",
+                "2", "--out", tmp_path, "--", "--arraysize", "20000", "--numtimes", "5",
+                "--backend", "numpy")
+    assert p.returncode == 1 and "5/6 runs validated" in p.stdout
+    rows = list(csv.DictReader(open(tmp_path / "results.csv")))
+    assert [(r["ranks"], r["passed"]) for r in rows][-2:] == [("3", "True"), ("3", "False")]
+    assert scaling("plot", tmp_path).returncode == 0
