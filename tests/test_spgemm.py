@@ -1,0 +1,289 @@
+"""hpc.spgemm: kernels and the distributed app against SciPy, exactly (pattern) and to rounding.
+
+Kernel tests run in-process (native, numba, every bin forced); app tests launch the app under
+mpiexec on 1-4 ranks in both layouts and compare the HDF5 product with SciPy's.
+"""
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import scipy.io
+import scipy.sparse as sp
+
+from conftest import data_file, load_json, run_app
+from hpc.core import backends
+from hpc.sparse.randgen import er_edges, rmat_edges
+from hpc.spgemm import local as L
+
+RTOL = 1e-12
+
+
+class FakeComm:
+    def __init__(self, rank, size):
+        self.r, self.p = rank, size
+
+    def Get_rank(self):
+        return self.r
+
+    def Get_size(self):
+        return self.p
+
+
+def ref_product(a, b):
+    """SciPy's A @ B on the structural pattern of the product.
+
+    SciPy drops entries that cancel to exactly 0.0; the hash kernels (like GraphBLAS) keep
+    the structural pattern, so the pattern comes from |A| |B| and the values from A @ B.
+    """
+    a, b = sp.csr_matrix(a), sp.csr_matrix(b)
+    pat = (abs(a) @ abs(b)).tocsr()
+    pat.sum_duplicates()
+    pat.sort_indices()
+    val = (a @ b).tocsr()
+    rows, cols = np.repeat(np.arange(pat.shape[0]), np.diff(pat.indptr)), pat.indices
+    data = np.asarray(val[rows, cols]).ravel() if pat.nnz else np.zeros(0)
+    ref = sp.csr_matrix((data, pat.indices, pat.indptr), shape=pat.shape)
+    ref.bound = pat.data  # (|A| |B|)_ij: the scale that rounding errors are relative to
+    return ref
+
+
+def assert_same(c, r):
+    assert c.shape == r.shape
+    np.testing.assert_array_equal(np.asarray(c.indptr, np.int64), np.asarray(r.indptr, np.int64))
+    np.testing.assert_array_equal(np.asarray(c.indices, np.int64), np.asarray(r.indices, np.int64))
+    # values to rounding: summation order differs (threads, SUMMA stages), so the error bound
+    # is relative to (|A| |B|)_ij, not to a value that may have cancelled
+    err = np.abs(c.data - r.data)
+    bound = getattr(r, "bound", np.abs(r.data))
+    assert np.all(err <= RTOL * bound), f"max scaled error {np.max(err / np.maximum(bound, 1e-300))}"
+
+
+def awkward(n=300, k=200, m=250, seed=0):
+    """A with empty rows, a row with every column, a one-entry row; rectangular B."""
+    rng = np.random.default_rng(seed)
+    a = sp.random(n, k, 0.03, format="lil", random_state=rng, data_rvs=lambda s: rng.standard_normal(s))
+    a[3, :] = 0
+    a[10, :] = 1.5          # every column
+    a[11, :] = 0
+    a[11, 7] = -2.0         # one entry: the copy bin
+    b = sp.random(k, m, 0.05, format="lil", random_state=rng, data_rvs=lambda s: rng.standard_normal(s))
+    b[7, :] = rng.standard_normal(m)  # a full row of B
+    b[9, :] = 0
+    return L.canonical(a), L.canonical(b)
+
+
+KERNELS = ["native", "numba"]
+
+
+@pytest.mark.parametrize("backend", KERNELS)
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_kernel_matches_scipy_random(backend, threads):
+    a, b = awkward()
+    c, st = L.multiply(a, b, backend, threads)
+    assert_same(c, ref_product(a, b))
+    assert st["products"] == L.products(a, b)
+    assert st["rows_empty"] >= 1 and st["rows_copy"] >= 1
+
+
+@pytest.mark.parametrize("backend", KERNELS)
+@pytest.mark.parametrize("shared_at,dense_at", [(50, 0), (0, 20), (10**9, 10**9), (1, 1)])
+def test_kernel_every_bin(backend, shared_at, dense_at):
+    """Force rows into the shared (SMASH, CAS) table, the dense accumulator or plain hashing."""
+    a, b = awkward(seed=1)
+    fn = L.multiply_native if backend == "native" else L.multiply_numba
+    for threads in (1, 2, 4):
+        c, st = fn(a, b, threads, shared_at, dense_at)
+        assert_same(c, ref_product(a, b))
+    if shared_at == 50:
+        assert st["rows_shared"] > 0
+    if dense_at == 20:
+        assert st["rows_dense"] > 0
+
+
+def test_native_int64_path_and_pattern_data():
+    a, b = awkward(seed=2)
+    from hpc import _core
+
+    i64 = lambda x: x.astype(np.int64)  # noqa: E731
+    ip, ix, d, st = _core.spgemm.multiply_i64(i64(a.indptr), i64(a.indices), None, a.shape[0], a.shape[1],
+                                             i64(b.indptr), i64(b.indices), None, b.shape[1], 2)
+    c = sp.csr_matrix((d, ix, ip), shape=(a.shape[0], b.shape[1]))
+    ones = lambda x: sp.csr_matrix((np.ones(x.nnz), x.indices, x.indptr), shape=x.shape)  # noqa: E731
+    assert_same(c, ref_product(ones(a), ones(b)))
+
+
+def test_native_rejects_bad_arrays():
+    from hpc import _core
+
+    a, b = awkward(seed=3)
+    bad = b.indices.copy()
+    bad[0] = b.shape[1]  # out of range
+    with pytest.raises(ValueError, match="out of range"):
+        _core.spgemm.multiply_i32(a.indptr, a.indices, a.data, a.shape[0], a.shape[1], b.indptr, bad,
+                                  b.data, b.shape[1], 1)
+    with pytest.raises(ValueError, match="length"):
+        _core.spgemm.multiply_i32(a.indptr[:-1], a.indices, a.data, a.shape[0], a.shape[1], b.indptr,
+                                  b.indices, b.data, b.shape[1], 1)
+    with pytest.raises(ValueError):
+        _core.spgemm.multiply_i32(a.indptr, a.indices, a.data.astype(np.float32), a.shape[0], a.shape[1],
+                                  b.indptr, b.indices, b.data, b.shape[1], 1)
+
+
+def test_kernel_real_matrix():
+    A = L.canonical(scipy.io.mmread(data_file("matrices", "bcsstk13.mtx")))
+    for backend in KERNELS:
+        c, _ = L.multiply(A, A, backend, 2)
+        assert_same(c, ref_product(A, A))
+
+
+# -------------------------------------------------------------------------- generators
+def test_rmat_independent_of_rank_count():
+    s1, d1 = rmat_edges(9, 8, 7, FakeComm(0, 1))
+    for p in (2, 3, 5):
+        parts = [rmat_edges(9, 8, 7, FakeComm(r, p)) for r in range(p)]
+        np.testing.assert_array_equal(np.concatenate([x[0] for x in parts]), s1)
+        np.testing.assert_array_equal(np.concatenate([x[1] for x in parts]), d1)
+    assert s1.size == 8 << 9 and s1.max() < 512 and d1.min() >= 0
+    # skew: the R-MAT degree distribution is heavy-tailed, unlike Erdos-Renyi
+    deg = np.bincount(s1, minlength=512)
+    assert deg.max() > 8 * deg.mean()
+    s2, _ = rmat_edges(9, 8, 8, FakeComm(0, 1))
+    assert not np.array_equal(s1, s2)
+
+
+def test_rmat_quadrant_probabilities():
+    # without permutation, the top bit of src/dst follows a, b, c, d at the first level
+    s, d = rmat_edges(12, 16, 1, None, permute=False)
+    top_s, top_d = s >> 11, d >> 11
+    frac = [np.mean((top_s == i) & (top_d == j)) for i, j in ((0, 0), (0, 1), (1, 0), (1, 1))]
+    np.testing.assert_allclose(frac, [0.57, 0.19, 0.19, 0.05], atol=0.01)
+
+
+def test_er_edges():
+    s, d = er_edges(1000, 5.0, 3, FakeComm(0, 1))
+    assert s.size == 5000 and 0 <= s.min() and s.max() < 1000
+    parts = [er_edges(1000, 5.0, 3, FakeComm(r, 4)) for r in range(4)]
+    np.testing.assert_array_equal(np.concatenate([x[1] for x in parts]), d)
+
+
+# -------------------------------------------------------------------------- the app
+def read_c(path):
+    with h5py.File(path, "r") as f:
+        g = f["C"]
+        return sp.csr_matrix((g["data"][:], g["indices"][:], g["indptr"][:]), shape=tuple(g.attrs["shape"]))
+
+
+def rmat_matrix(scale, ef, seed):
+    s, d = rmat_edges(scale, ef, seed, None)
+    n = 1 << scale
+    A = sp.csr_matrix((np.ones(s.size), (s, d)), shape=(n, n))
+    A.sum_duplicates()
+    A.data[:] = 1.0
+    return A
+
+
+def run_ok(tmp_path, n, *args):
+    out, js = tmp_path / "c.h5", tmp_path / "r.json"
+    r = run_app("spgemm", n, *args, "--output", str(out), "--json", str(js), "--quiet", timeout=240)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rec = load_json(js)
+    assert rec["validation"]["passed"] and rec["validation"]["rel_err"] < 1e-12
+    return read_c(out), rec
+
+
+@pytest.mark.parametrize("name,n,layout", [("ani4.mtx", 3, "1d"), ("bcsstk13.mtx", 4, "2d"),
+                                           ("dwt_992.mtx", 2, "1d"), ("1138_bus.mtx", 1, "2d")])
+def test_app_real_matrices(tmp_path, name, n, layout):
+    path = data_file("matrices", name)
+    C, rec = run_ok(tmp_path, n, "--a", str(path), "--layout", layout)
+    A = L.canonical(scipy.io.mmread(path))
+    R = ref_product(A, A)
+    assert_same(C, R)
+    assert rec["metrics"]["nnz_C"] == R.nnz
+    assert rec["metrics"]["products"] == L.products(A, A)
+    assert rec["timings"]["multiply"]["min"] > 0 and "communicate" in rec["timings"]
+
+
+@pytest.mark.parametrize("n,layout,backend", [(4, "1d", "native"), (4, "2d", "numba"),
+                                              (3, "1d", "scipy"), (1, "1d", "numba")])
+def test_app_rmat(tmp_path, n, layout, backend):
+    C, rec = run_ok(tmp_path, n, "--generate", "rmat:9:8", "--seed", "5", "--layout", layout,
+                    "--backend", backend, "--repeat", "2")
+    A = rmat_matrix(9, 8, 5)
+    assert_same(C, ref_product(A, A))
+    m = rec["metrics"]
+    assert m["compression_ratio"] == pytest.approx(m["products"] / m["nnz_C"])
+    if n > 1:
+        assert m["comm_bytes"] > 0
+
+
+def test_app_generated_er_and_poisson(tmp_path):
+    C, _ = run_ok(tmp_path, 2, "--generate", "er:500:4", "--seed", "2")
+    s, d = er_edges(500, 4.0, 2, None)
+    A = sp.csr_matrix((np.ones(s.size), (s, d)), shape=(500, 500))
+    A.sum_duplicates()
+    A.data[:] = 1
+    assert_same(C, ref_product(A, A))
+    C, rec = run_ok(tmp_path, 4, "--generate", "poisson3d:6", "--layout", "2d")
+    assert C.shape == (216, 216)
+    assert rec["metrics"]["products"] > 0 and C.nnz == rec["metrics"]["nnz_C"]
+
+
+@pytest.mark.parametrize("n,layout", [(2, "1d"), (4, "2d"), (3, "1d")])
+def test_app_rectangular_with_empty_and_full_rows(tmp_path, n, layout):
+    a, b = awkward(n=61, k=37, m=53, seed=4)
+    pa, pb = tmp_path / "a.mtx", tmp_path / "b.mtx"
+    scipy.io.mmwrite(str(pa), a)
+    scipy.io.mmwrite(str(pb), b)
+    C, rec = run_ok(tmp_path, n, "--a", str(pa), "--b", str(pb), "--layout", layout)
+    assert_same(C, ref_product(a, b))
+    assert rec["metrics"]["shape_C"] == [61, 53]
+
+
+# -------------------------------------------------------------------------- bad input
+def _fails(tmp_path, n, *args):
+    r = run_app("spgemm", n, *args, timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    return lines[0]
+
+
+def test_bad_inputs(tmp_path):
+    a = tmp_path / "a.mtx"
+    b = tmp_path / "b.mtx"
+    scipy.io.mmwrite(str(a), sp.random(10, 7, 0.3, random_state=1))
+    scipy.io.mmwrite(str(b), sp.random(8, 5, 0.3, random_state=2))
+    assert "incompatible shapes" in _fails(tmp_path, 2, "--a", str(a), "--b", str(b))
+    bad = tmp_path / "bad.mtx"
+    bad.write_text("%%MatrixMarket matrix coordinate real general\n3 3 2\n1 1 1.0\n2 x 2.0\n")
+    assert "bad.mtx" in _fails(tmp_path, 2, "--a", str(bad))
+    assert "square number" in _fails(tmp_path, 3, "--generate", "rmat:6:4", "--layout", "2d")
+    assert "--generate" in _fails(tmp_path, 1, "--generate", "rmat:x:4")
+    assert "exactly one" in _fails(tmp_path, 1, "--a", str(a), "--generate", "er:10:2")
+    assert "missing.mtx" in _fails(tmp_path, 2, "--a", str(tmp_path / "missing.mtx"))
+
+
+def test_gpu_backends_clear_error_or_run(tmp_path):
+    if backends.is_available("cuda"):
+        C, _ = run_ok(tmp_path, 1, "--generate", "rmat:8:4", "--backend", "cupy")
+        A = rmat_matrix(8, 4, 0)
+        assert_same(C, ref_product(A, A))
+    else:
+        assert "not available" in _fails(tmp_path, 1, "--generate", "rmat:6:4", "--backend", "cupy")
+
+
+@pytest.mark.gpu
+def test_cuda_kernel_every_bin():
+    if not backends.is_available("cuda"):
+        pytest.skip(f"no CUDA device: {backends.why_unavailable('cuda')}")
+    a, b = awkward(n=400, k=300, m=5000, seed=6)
+    c, _ = L.multiply(a, b, "cupy")
+    assert_same(c, ref_product(a, b))
+    big = L.canonical(sp.random(50, 6000, 0.5, format="csr", random_state=7))  # global-table rows
+    c, st = L.multiply(big, L.canonical(sp.random(6000, 6000, 0.01, format="csr", random_state=8)), "cupy")
+    assert st["rows_global"] > 0
+    if backends.is_available("cupy"):
+        c2, _ = L.multiply(a, b, "cusparse")
+        assert_same(c2, ref_product(a, b))
