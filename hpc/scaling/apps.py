@@ -218,7 +218,7 @@ APPS: dict[str, AppSpec] = {
         iterations_key="iterations", job_args=("--problem", "hpcg:192")),
     "spgemm": AppSpec(
         "spgemm", ("--generate", "rmat:11:8"),
-        ("timings.multiply", "metrics.time_s"), weak_spgemm, "spgemm",
+        ("timings.spgemm", "timings.multiply", "metrics.time_s"), weak_spgemm, "spgemm",
         job_args=("--generate", "rmat:20:16")),
     "pagerank": AppSpec(
         "pagerank", ("--generate", "kron:12:8"),
