@@ -14,6 +14,7 @@ App options go after `--`, e.g.
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -184,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             script = R.render(spec)
             extra_args = []
             if a.dependency:
-                if not R.re.fullmatch(r"[a-z]+(:\d+)+(,[a-z]+(:\d+)+)*", a.dependency):
+                if not re.fullmatch(r"[a-z]+(:\d+)+(,[a-z]+(:\d+)+)*", a.dependency):
                     raise R.JobError(f"--dependency {a.dependency!r}: expected e.g. afterok:1234")
                 extra_args.append(f"--dependency={a.dependency}")
             print(f"submitted job {sbatch(script, a.sbatch, extra_args)}")
