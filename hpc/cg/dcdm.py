@@ -199,12 +199,14 @@ def solve_method(problem, opts):
 
     Needs a structured 3D problem (the network works on the grid); the model file is
     ``--dcdm-model`` when the app has that option, else the shipped
-    hpc/cg/models/dcdm_poisson3d_n32.h5. --pc does not apply (the network is the
-    preconditioner).
+    hpc/cg/models/dcdm_poisson3d_n32.h5; the network's kernels follow --backend (numpy,
+    numba, cupy; native and scipy use numpy's BLAS). --pc does not apply.
     """
     from .methods import SolveResult
 
-    if opts.pc not in (None, "none"):
+    # hpc.cg defaults --pc to jacobi for every method but cg; DCDM applies none (the network
+    # supplies the directions), so only an explicit other choice is refused.
+    if opts.pc not in (None, "none", "jacobi"):
         raise UsageError(f"--method dcdm takes no --pc (the network supplies the directions; "
                          f"got --pc {opts.pc})")
     grid = getattr(problem, "grid", None)
@@ -232,6 +234,7 @@ def solve_method(problem, opts):
     res = dcdm_solve(comm, matvec, problem.b, direction, opts.rtol, opts.maxiter, x0=problem.x0)
     extra = {
         "network_evals": res.network_evals,
+        "pc": "none (the network supplies the directions)",
         "network_backend": backend,
         "model": model.path,
         "model_trained_grid": model.trained_grid,

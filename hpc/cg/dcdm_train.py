@@ -41,6 +41,8 @@ def parser() -> AppParser:
                         "seed; else compute and store them")
     p.add_argument("--init", metavar="PATH", help="start from this model file's weights")
     p.add_argument("--save", metavar="PATH", required=True, help="model file to write (HDF5)")
+    p.add_argument("--checkpoint-every", type=nonneg_int, default=0, metavar="K",
+                   help="also write --save every K steps (0: only at the end)")
     p.add_argument("--log-every", type=positive_int, default=10, help="steps between log lines")
     add_common(p)
     return p
@@ -145,8 +147,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return b.reshape(size, 1, n, n, n)
 
     net = DCDMNet(args.channels, seed=args.seed)
+    init_note = ""
     if args.init:
-        net.load(W.load(args.init).weights)
+        init = W.load(args.init)
+        if init.channels != args.channels:
+            raise UsageError(f"--init {args.init} has {init.channels} channels, --channels is {args.channels}")
+        net.load(init.weights)
+        init_note = (f"{args.init}: trained on {init.trained_grid}^3, {init.attrs.get('steps')} steps, "
+                     f"validation loss {init.attrs.get('validation_loss')}")
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
@@ -168,6 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             el = time.perf_counter() - t_train
             say(f"step {step + 1}/{args.steps} loss {np.mean(losses[-args.log_every:]):.5f} "
                 f"val {vl:.5f} lr {sched.get_last_lr()[0]:.2e} ({el:.0f}s)")
+        if args.checkpoint_every and (step + 1) % args.checkpoint_every == 0:
+            W.save(args.save, net.export(), args.channels, "poisson3d", n,
+                   {"checkpoint_step": step + 1, "steps": step + 1, "validation_loss": float("nan")},
+                   np.array(losses))
         if args.time_limit and time.perf_counter() - t_train > args.time_limit:
             stopped_early = True
             say(f"time limit reached after {step + 1} steps")
@@ -179,7 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "steps": len(losses), "steps_planned": args.steps, "batch": args.batch,
             "lr": args.lr, "seed": args.seed, "stopped_early": stopped_early,
             "validation_loss": val, "lanczos_s": t_lanczos,
-            "train_s": time.perf_counter() - t_train, "torch": torch.__version__}
+            "train_s": time.perf_counter() - t_train, "torch": torch.__version__,
+            "init": init_note}
     W.save(args.save, net.export(), args.channels, "poisson3d", n, meta, np.array(losses))
     say(f"saved {args.save}: validation loss {val:.5f} after {len(losses)} steps "
         f"({time.perf_counter() - t_start:.0f}s in all)")

@@ -6,8 +6,9 @@ cell on every side. Kernels read the ghosts and write only the interior of their
 whose ghosts stay zero until the next halo exchange fills them.
 
 Back ends:
-- ``numpy`` (and ``cupy``, the same code on the GPU's array module): im2col over a slab of
-  z-planes, then one GEMM (27 C_in x C_out) per slab through BLAS / cuBLAS;
+- ``numpy`` (and ``cupy``, the same code on the GPU's array module): 27 shifted GEMMs
+  (cells x C_in) @ (C_in x C_out) on the flattened ghosted block through BLAS / cuBLAS (no
+  im2col copy: measured 2x faster than im2col + one GEMM here);
 - ``numba``: a direct convolution, parallel over z-planes.
 """
 from __future__ import annotations
@@ -16,9 +17,6 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-
-SLAB_BYTES = 32 << 20  # im2col scratch per slab
-
 
 class ArrayKernels:
     """numpy / cupy kernels (xp is the array module)."""
@@ -30,28 +28,31 @@ class ArrayKernels:
         return self.xp.zeros((shape[0] + 2, shape[1] + 2, shape[2] + 2, c), dtype=np.float32)
 
     def conv3(self, xin, w, relu: bool):
-        """3x3x3 convolution of a ghosted field; returns a new ghosted field."""
+        """3x3x3 convolution of a ghosted field; returns a new ghosted field.
+
+        On the flattened ghosted block, every tap is a constant row offset, so the
+        convolution is 27 GEMMs (rows x C_in) @ (C_in x C_out) on shifted contiguous row
+        ranges, accumulated; output row q is the cell whose 3x3x3 window starts at q.
+        """
         xp = self.xp
-        Z, Y, X = xin.shape[0] - 2, xin.shape[1] - 2, xin.shape[2] - 2
-        ci, co = w.shape[3], w.shape[4]
-        out = self.empty_field((Z, Y, X), co)
-        wm = w.reshape(27 * ci, co)
-        per_plane = Y * X * 27 * ci * 4
-        slab = max(1, min(Z, SLAB_BYTES // max(per_plane, 1)))
-        cols = xp.empty((slab, Y, X, 27, ci), dtype=np.float32)
-        for z0 in range(0, Z, slab):
-            nz = min(slab, Z - z0)
-            c = cols[:nz]
-            t = 0
-            for dz in range(3):
-                for dy in range(3):
-                    for dx in range(3):
-                        c[:, :, :, t, :] = xin[z0 + dz:z0 + dz + nz, dy:dy + Y, dx:dx + X, :]
-                        t += 1
-            res = c.reshape(nz * Y * X, 27 * ci) @ wm
-            if relu:
-                xp.maximum(res, 0, out=res)
-            out[1 + z0:1 + z0 + nz, 1:Y + 1, 1:X + 1, :] = res.reshape(nz, Y, X, co)
+        Zp, Yp, Xp, ci = xin.shape
+        co = w.shape[4]
+        P = Zp * Yp * Xp
+        flat = xin.reshape(P, ci)
+        span = (2 * Yp + 2) * Xp + 2  # largest tap offset
+        L = P - span
+        acc = xp.zeros((P, co), dtype=np.float32)
+        tmp = xp.empty((L, co), dtype=np.float32)
+        for dz in range(3):
+            for dy in range(3):
+                for dx in range(3):
+                    o = (dz * Yp + dy) * Xp + dx
+                    xp.matmul(flat[o:o + L], w[dz, dy, dx], out=tmp)
+                    acc[:L] += tmp
+        if relu:
+            xp.maximum(acc, 0, out=acc)
+        out = self.empty_field((Zp - 2, Yp - 2, Xp - 2), co)
+        out[1:-1, 1:-1, 1:-1, :] = acc.reshape(Zp, Yp, Xp, co)[:Zp - 2, :Yp - 2, :Xp - 2, :]
         return out
 
     def head(self, xin, w):

@@ -1,0 +1,239 @@
+"""hpc.cg --method dcdm: the network's kernels against PyTorch, model files, and the solver.
+
+The distributed network's rank-count independence is tested in tests/mpi/test_dcdm_mpi.py
+(1-4 ranks) and here through the app on 1-3 ranks.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hpc.core.errors import UsageError
+
+
+def _torch():
+    return pytest.importorskip("torch", reason="PyTorch not installed (optional ml extra)")
+
+
+# -- kernels and the network ------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_network_equals_torch(backend):
+    """numpy / numba inference of the whole network equals torch's conv3d network."""
+    torch = _torch()
+    from hpc.cg.nn.infer import serial_forward
+    from hpc.cg.nn.torch_net import DCDMNet
+    from hpc.cg.nn.weights import Model
+
+    net = DCDMNet(16, seed=5)
+    model = Model(net.export(), 16)
+    r = np.random.default_rng(0).standard_normal((6, 8, 10)).astype(np.float32)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(r)[None, None])[0, 0].numpy()
+    out = serial_forward(model, r, backend)
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+def test_single_conv_equals_torch():
+    torch = _torch()
+    import torch.nn.functional as F
+
+    from hpc.cg.nn.kernels import ArrayKernels
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, 7, 4, 3)).astype(np.float32)  # (Z, Y, X, C_in)
+    w = rng.standard_normal((3, 3, 3, 3, 6)).astype(np.float32)
+    k = ArrayKernels()
+    xp = k.empty_field((5, 7, 4), 3)
+    xp[1:-1, 1:-1, 1:-1] = x
+    out = k.conv3(xp, w, relu=False)[1:-1, 1:-1, 1:-1]
+    ref = F.conv3d(torch.from_numpy(x).permute(3, 0, 1, 2)[None],
+                   torch.from_numpy(w).permute(4, 3, 0, 1, 2), padding=1)[0].permute(1, 2, 3, 0)
+    np.testing.assert_allclose(out, ref.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_pool_and_up():
+    from hpc.cg.nn.kernels import ArrayKernels
+
+    k = ArrayKernels()
+    a = np.arange(4 * 6 * 2 * 2, dtype=np.float32).reshape(4, 6, 2, 2)
+    f = k.empty_field((4, 6, 2), 2)
+    f[1:-1, 1:-1, 1:-1] = a
+    p = k.pool(f)[1:-1, 1:-1, 1:-1]
+    assert p.shape == (2, 3, 1, 2)
+    np.testing.assert_allclose(p[1, 2, 0], a[2:4, 4:6, 0:2].reshape(-1, 2).mean(axis=0))
+    u = k.up(k.pool(f))[1:-1, 1:-1, 1:-1]
+    assert u.shape == a.shape
+    np.testing.assert_array_equal(u[3, 5, 1], p[1, 2, 0])
+
+
+# -- model files ------------------------------------------------------------------------
+def test_shipped_model():
+    from hpc.cg.nn import weights as W
+
+    m = W.load()
+    assert m.problem == "poisson3d" and m.trained_grid == 32 and m.channels == 16
+    assert W.DEFAULT_MODEL.stat().st_size < 1 << 20
+    assert m.attrs["steps"] > 0 and np.isfinite(m.attrs["validation_loss"])
+
+
+def test_model_roundtrip_and_bad_files(tmp_path):
+    import h5py
+
+    from hpc.cg.nn import weights as W
+
+    m = W.random_model(8, seed=2)
+    path = tmp_path / "m.h5"
+    W.save(path, m.weights, 8, "poisson3d", 16, {"note": "test"})
+    back = W.load(path)
+    assert back.channels == 8 and back.trained_grid == 16 and back.attrs["note"] == "test"
+    for k, v in m.weights.items():
+        np.testing.assert_array_equal(back.weights[k], v)
+    with pytest.raises(UsageError, match="not found"):
+        W.load(tmp_path / "missing.h5")
+    bad = tmp_path / "bad.h5"
+    with h5py.File(bad, "w") as f:
+        f["x"] = np.zeros(3)
+    with pytest.raises(UsageError, match="not a DCDM model"):
+        W.load(bad)
+    with h5py.File(path, "a") as f:
+        del f["weights/c7"]
+    with pytest.raises(UsageError, match="c7"):
+        W.load(path)
+    text = tmp_path / "text.h5"
+    text.write_text("not hdf5")
+    with pytest.raises(UsageError, match="cannot read"):
+        W.load(text)
+
+
+def test_model_from_another_grid_runs_on_any_even_grid():
+    """Fully convolutional: a model trained on one grid applies to another; odd is refused."""
+    from hpc.cg.nn import weights as W
+    from hpc.cg.nn.infer import serial_forward
+
+    m = W.load()  # trained on 32^3
+    r = np.random.default_rng(0).standard_normal((10, 12, 14))
+    d = serial_forward(m, r)
+    assert d.shape == r.shape and np.all(np.isfinite(d)) and np.abs(d).max() > 0
+    with pytest.raises(UsageError, match="even"):
+        W.check_grid((10, 12, 15))
+
+
+# -- the solver -------------------------------------------------------------------------
+def _poisson(N):
+    from mpi4py import MPI
+
+    from hpc.cg.methods import Problem
+    from hpc.sparse.generators import structured
+
+    comm = MPI.COMM_WORLD
+    A = structured("poisson3d", N, comm, backend="numpy")
+    return comm, A, Problem
+
+
+def _cg_iterations(A, b, rtol):
+    import scipy.sparse.linalg as spla
+
+    its = []
+    spla.cg(A, b, rtol=rtol, maxiter=5000, callback=lambda xk: its.append(1))
+    return len(its)
+
+
+def test_dcdm_converges_poisson3d_32_random_rhs():
+    """poisson3d 32^3, standard normal b, rtol 1e-6: converges (true residual), fewer
+    iterations than CG, two matvecs and one network evaluation per iteration."""
+    from hpc.cg.dcdm import solve_method
+    from hpc.cg.methods import SolveOptions
+
+    comm, A, Problem = _poisson(32)
+    b = np.random.default_rng(3).standard_normal(32 ** 3)
+    res = solve_method(Problem(comm, A, b, grid=(32, 32, 32), stencil="poisson3d"),
+                       SolveOptions(rtol=1e-6, maxiter=200, backend="numpy"))
+    As = A.gather()
+    true = np.linalg.norm(b - As @ res.x) / np.linalg.norm(b)
+    assert res.converged and res.breakdown is None
+    assert true < 1e-6
+    assert res.residuals[-1] == pytest.approx(true, rel=1e-6)
+    assert res.extra["network_evals"] == res.iterations
+    assert res.matvecs == 2 * res.iterations
+    cg = _cg_iterations(As, b, 1e-6)
+    assert res.iterations < cg, (res.iterations, cg)
+
+
+# -- through the app (python -m hpc.cg --method dcdm) ------------------------------------------
+def _app(n, *args, tmp_path=None):
+    from conftest import load_json, run_app
+
+    js = tmp_path / f"r{n}.json"
+    proc = run_app("cg", n, "--method", "dcdm", "--backend", "numpy", "--json", str(js), *args,
+                   timeout=600)
+    return proc, (load_json(js) if proc.returncode == 0 and js.exists() else None)
+
+
+def test_app_rank_count_independent(tmp_path):
+    """poisson3d:16, b = A 1: the same iterations and residual history on 1 and 3 ranks."""
+    runs = {}
+    for n in (1, 3):
+        proc, rec = _app(n, "--problem", "poisson3d:16", "--rtol", "1e-6", tmp_path=tmp_path)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert rec["validation"]["passed"] and rec["metrics"]["converged"]
+        assert rec["metrics"]["final_relres"] < 1e-6
+        assert rec["solver"]["network_evals"] == rec["metrics"]["iterations"]
+        runs[n] = rec
+    assert runs[1]["metrics"]["iterations"] == runs[3]["metrics"]["iterations"]
+    assert runs[3]["solver"]["process_grid"] == [3, 1, 1]
+    assert runs[1]["metrics"]["final_relres"] == pytest.approx(runs[3]["metrics"]["final_relres"], rel=1e-3)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--problem", "poisson3d:15"], "even"),
+    (["--problem", "poisson2d:16"], "3D"),
+    (["--problem", "hpcg:8"], "trained for poisson3d"),
+    (["--problem", "poisson3d:8", "--pc", "mg"], "takes no --pc"),
+])
+def test_app_bad_usage_exits_2(tmp_path, args, message):
+    proc, _ = _app(2, *args, tmp_path=tmp_path)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_dcdm_matrix_file_is_a_usage_error(tmp_path):
+    mtx = tmp_path / "a.mtx"
+    mtx.write_text("%%MatrixMarket matrix coordinate real symmetric\n2 2 2\n1 1 2.0\n2 2 2.0\n")
+    proc, _ = _app(1, "--matrix", str(mtx), tmp_path=tmp_path)
+    assert proc.returncode == 2 and "structured 3D grid" in proc.stderr
+
+
+@pytest.mark.slow
+def test_app_converges_poisson3d_64(tmp_path):
+    """64^3 (the benchmark's size, trained on 32^3), 2 ranks, to rtol 1e-3 (the full 1e-6
+    solve against CG is in scaling/dcdm_bench.py)."""
+    proc, rec = _app(2, "--problem", "poisson3d:64", "--rhs", "random", "--rtol", "1e-3",
+                     tmp_path=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert rec["metrics"]["converged"] and rec["metrics"]["final_relres"] < 1e-3
+
+
+def test_breakdown_on_indefinite_matrix():
+    """d.Ad <= 0 stops the solve unconverged, with the reason."""
+    from mpi4py import MPI
+
+    from hpc.cg.dcdm import dcdm_solve
+
+    A = -np.diag(np.arange(1.0, 9.0))
+    b = np.ones(8)
+    res = dcdm_solve(MPI.COMM_WORLD, lambda v: A @ v, b, lambda r: r.copy(), 1e-8, 50)
+    assert not res.converged and "not SPD" in res.breakdown
+
+
+def test_identity_direction_is_cg():
+    """With f = identity, DCDM's two-term A-orthogonalisation reproduces CG's iterations."""
+    from mpi4py import MPI
+
+    from hpc.cg.dcdm import dcdm_solve
+    from hpc.cg.dcdm_train import poisson3d_csr
+
+    A = poisson3d_csr(12)
+    b = np.random.default_rng(0).standard_normal(A.shape[0])
+    res = dcdm_solve(MPI.COMM_WORLD, lambda v: A @ v, b, lambda r: r.copy(), 1e-8, 500)
+    assert res.converged
+    assert abs(res.iterations - _cg_iterations(A, b, 1e-8)) <= 1
