@@ -61,11 +61,25 @@ def gpu_name() -> str | None:
         return f"{n} CUDA device(s)"
 
 
-def cores_on_host() -> int:
+def _affinity() -> set[int]:
     try:
-        return len(os.sched_getaffinity(0))
+        return set(os.sched_getaffinity(0))
     except AttributeError:
-        return os.cpu_count() or 1
+        return set(range(os.cpu_count() or 1))
+
+
+def cores_on_host(comm=None) -> int:
+    """Cores the ranks on this host may use: the union of their affinity masks (collective
+    when comm is given), so a launcher binding each rank to one core is not mistaken for a
+    one-core host."""
+    if comm is None or comm.Get_size() == 1:
+        return len(_affinity())
+    from mpi4py import MPI
+
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    union = set().union(*node.allgather(_affinity()))
+    node.Free()
+    return len(union)
 
 
 def ranks_on_host(comm) -> int:
@@ -82,7 +96,7 @@ def default_threads(comm) -> int:
     env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0]
     if env.isdigit() and int(env) > 0:
         return int(env)
-    return max(1, cores_on_host() // ranks_on_host(comm))
+    return max(1, cores_on_host(comm) // ranks_on_host(comm))
 
 
 def capture(comm, threads: int) -> dict:
@@ -92,14 +106,15 @@ def capture(comm, threads: int) -> dict:
     import mpi4py
 
     hosts = len(set(comm.allgather(MPI.Get_processor_name())))
+    cores = cores_on_host(comm)
     return {
         "mpi": mpi_library(),
         "mpi4py": mpi4py.__version__,
         "cuda_aware": cuda_aware(),
         "threads": threads,
         "hosts": hosts,
-        "cores_per_host": cores_on_host(),
-        "oversubscribed": comm.Get_size() * threads > cores_on_host() * hosts,
+        "cores_per_host": cores,
+        "oversubscribed": comm.Get_size() * threads > cores * hosts,
         "gpu": gpu_name(),
         "python": platform.python_version(),
         "numpy": np.__version__,
