@@ -225,3 +225,27 @@ def test_fused_kernels_match_plain_expressions(monkeypatch, dtype):
     tol = 1e-5 if dtype == np.float32 else 1e-12
     for a, p in zip(fused, plain):
         np.testing.assert_allclose(a, p, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("wd", [0.0, 0.1])
+def test_fused_adam_matches_formula(wd):
+    from hpc.train import kernels
+
+    if not kernels.ENABLED:
+        pytest.skip("numba not available")
+    rng = np.random.default_rng(2)
+    n = 1000
+    p, g = rng.standard_normal(n), rng.standard_normal(n)
+    m, v = rng.standard_normal(n) * 0.1, rng.random(n) * 0.01
+    b1, b2, t, lr, eps, coef = 0.9, 0.95, 3, 1e-3, 1e-8, 0.7
+    gg = g * coef
+    m_ref = b1 * m + (1 - b1) * gg
+    v_ref = b2 * v + (1 - b2) * gg * gg
+    upd = (m_ref / (1 - b1 ** t)) / (np.sqrt(v_ref / (1 - b2 ** t)) + eps) + wd * p
+    p_ref = p - lr * upd
+    kernels.adam(p, g, m, v, coef, b1, b2, 1 - b1 ** t, 1 - b2 ** t, lr, eps, wd)
+    np.testing.assert_allclose(m, m_ref, rtol=1e-13)
+    np.testing.assert_allclose(v, v_ref, rtol=1e-13)
+    np.testing.assert_allclose(p, p_ref, rtol=1e-12)
+    w = (rng.random(n) < 0.5).astype(float)
+    assert kernels.sumsq_weighted(g, w) == pytest.approx(float((g * g * w).sum()), rel=1e-12)

@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 MIN_SIZE = 1 << 14        # smaller arrays take the plain expressions (no numba import)
+OPT_MIN_SIZE = 1 << 20    # the optimizer's flat buffers: below this numpy is fast enough
 ENABLED = os.environ.get("HPC_TRAIN_NUMBA", "1") != "0"
 _nk = None
 
@@ -31,11 +32,11 @@ def _kernels():
     return _nk
 
 
-def usable(*arrays) -> bool:
+def usable(*arrays, min_size: int | None = None) -> bool:
     """Whether the fused kernels take these arrays (numpy, large enough, numba present)."""
     if not ENABLED or not all(type(a) is np.ndarray for a in arrays):
         return False
-    if arrays[0].size < MIN_SIZE:
+    if arrays[0].size < (MIN_SIZE if min_size is None else max(MIN_SIZE, min_size)):
         return False
     return _kernels() is not None
 

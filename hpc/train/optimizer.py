@@ -76,7 +76,7 @@ class Adam:
             C.allreduce_inplace(ps.dp_group, st.flat_g)
             g = st.flat_g
             group = ps.mp_group
-        if _k.usable(g, self.weight):
+        if _k.usable(g, self.weight, min_size=_k.OPT_MIN_SIZE):
             local = _k.sumsq_weighted(g, self.weight)
         else:
             local = float((g * g * self.weight).sum())
@@ -88,7 +88,7 @@ class Adam:
         self.t += 1
         b1, b2 = self.b1, self.b2
         p = st.flat_p[self.lo:self.lo + self.shard]
-        if _k.usable(p, g, self.m, self.v):
+        if _k.usable(p, g, self.m, self.v, min_size=_k.OPT_MIN_SIZE):
             _k.adam(p, g, self.m, self.v, coef, b1, b2, 1 - b1 ** self.t, 1 - b2 ** self.t,
                     self.lr, self.eps, self.wd)
             if self.zero:

@@ -1,0 +1,67 @@
+"""Pipeline bubble per schedule: Megatron's formula, the schedule simulator (exact), and the
+bubble measured in real hpc.train runs ((schedule wall time - forward/backward compute time)
+/ compute time, averaged over ranks, after a warm-up step).
+
+    .venv/bin/python scaling/train_bubble.py [--pp 2] [--micro-batches 2 4 8] [--steps 4]
+
+Measured runs use pp ranks with one thread each; keep pp <= cores, or the ranks' time slicing
+is measured instead of the bubble.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from hpc.train.schedules import bubble_formula, build, simulate  # noqa: E402
+
+PY = sys.executable
+MPIEXEC = str(Path(PY).parent / "mpiexec")
+
+
+def measured(pp: int, m: int, kind: str, v: int, steps: int, model: list[str]) -> float:
+    e = dict(os.environ)
+    e.update(OMP_NUM_THREADS="1", MPIR_CVAR_POLLS_BEFORE_YIELD="1",
+             MPIR_CVAR_CH4_PROGRESS_THROTTLE="true",
+             MPIR_CVAR_CH4_PROGRESS_THROTTLE_NO_PROGRESS_COUNT="1", MPIEXEC_TIMEOUT="600")
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "r.json"
+        subprocess.run([MPIEXEC, "-n", str(pp), PY, "-m", "hpc.train", "--pp", str(pp),
+                        "--vpp", str(v), "--schedule", kind, "--micro-batches", str(m),
+                        "--global-batch", str(m), "--steps", str(steps), "--threads", "1",
+                        "--reference", "off", "--quiet", "--json", str(out), *model],
+                       check=True, env=e, cwd=ROOT)
+        return json.loads(out.read_text())["metrics"]["bubble_fraction"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pp", type=int, default=2)
+    ap.add_argument("--micro-batches", type=int, nargs="+", default=[2, 4, 8])
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--no-run", action="store_true", help="formula and simulator only")
+    ap.add_argument("--model", default="--layers 4 --hidden 192 --heads 4 --seq-len 128",
+                    help="hpc.train model options of the measured runs")
+    a = ap.parse_args()
+    p = a.pp
+    print(f"{'schedule':<14}{'p':>3}{'v':>3}{'m':>4}{'formula':>10}{'simulated':>11}"
+          f"{'measured':>10}")
+    for kind, v in (("gpipe", 1), ("1f1b", 1), ("interleaved", 2)):
+        for m in a.micro_batches:
+            if kind == "interleaved" and m % p:
+                continue
+            f = bubble_formula(kind, p, m, v)
+            s = simulate(build(kind, p, m, v), p, v).bubble
+            meas = "" if a.no_run else f"{measured(p, m, kind, v, a.steps, a.model.split()):10.3f}"
+            print(f"{kind:<14}{p:>3}{v:>3}{m:>4}{f:>10.3f}{s:>11.3f}{meas:>10}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
