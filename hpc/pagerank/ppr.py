@@ -236,7 +236,11 @@ def decompose(g: Graph, sources: np.ndarray, damping: float, iterations: int,
         R.data = np.where(big, 0.0, R.data)
         R.eliminate_zeros()
         X = X + c * Rp
-        C = (PT @ Rp).tocoo()                     # n x nq: mass arriving at every vertex
+        C = PT @ Rp                               # n x nq: mass arriving at every vertex
+        if comm.Get_size() == 1:
+            R = R + C
+            continue
+        C = C.tocoo()
         w, q, v = exchange(comm, g.owner(C.row), [C.row.astype(np.int64), C.col.astype(np.int64), C.data])
         R = R + sp.csr_matrix((v, (w - lo, q)), shape=(nl, nq))
     return Decomposition(sp.csr_matrix(X), sp.csr_matrix(R), pushes, it)
@@ -252,39 +256,55 @@ class Answer:
 
 
 def fingerprint_matrix(g: Graph, fp: Fingerprints) -> tuple[sp.csr_matrix, np.ndarray]:
-    """(F, mass): F is nlocal x n with row v - lo = F_v (empty where no fingerprint)."""
+    """(K, mass): K = [F; S], 2 nlocal x n. Row v - lo of F is F_v (empty where no
+    fingerprint); S places the estimate of owned vertex v in column v. Cached per index."""
     key = ("F", id(fp))
     if key not in g.info:
-        cnt = np.zeros(g.nlocal, dtype=np.int64)
+        nl = g.nlocal
+        cnt = np.zeros(nl, dtype=np.int64)
         cnt[fp.vertices - g.lo] = np.diff(fp.indptr)
-        ptr = np.zeros(g.nlocal + 1, dtype=np.int64)
-        np.cumsum(cnt, out=ptr[1:])
-        mass = np.zeros(g.nlocal)
+        ptr = np.zeros(2 * nl + 1, dtype=np.int64)
+        np.cumsum(np.concatenate([cnt, np.ones(nl, np.int64)]), out=ptr[1:])
+        ids = np.concatenate([fp.ids, np.arange(g.lo, g.hi, dtype=np.int64)])
+        vals = np.concatenate([fp.vals, np.ones(nl)])
+        mass = np.zeros(2 * nl)
         mass[fp.vertices - g.lo] = fp.mass
-        g.info[key] = (sp.csr_matrix((fp.vals, fp.ids, ptr), shape=(g.nlocal, g.n)), mass)
+        mass[nl:] = 1.0
+        g.info[key] = (sp.csr_matrix((vals, ids, ptr), shape=(2 * nl, g.n)), mass)
     return g.info[key]
 
 
 def combine(g: Graph, dec: Decomposition, fp: Fingerprints, nq: int, topk: int,
             want_full: bool = False) -> Answer:
-    """x + sum_w r(w) F_w, normalised per query; top-K per query (collective)."""
+    """x + sum_w r(w) F_w, normalised per query; top-K per query (collective).
+
+    One local sparse product [R; X]^T [F; S] gives every query's partial vector; queries
+    are block-distributed, so the rows for each rank are contiguous.
+    """
     from mpi4py import MPI
 
-    comm, p, n, lo = g.comm, g.comm.Get_size(), g.n, g.lo
-    F, mass = fingerprint_matrix(g, fp)
-    need = np.unique(dec.R.indices.size and dec.R.tocoo().row)
-    if need.size and (mass[need] == 0).any():
+    from hpc.core.partition import block_offsets
+
+    comm, p, n = g.comm, g.comm.Get_size(), g.n
+    K, mass = fingerprint_matrix(g, fp)
+    rows = np.flatnonzero(np.diff(dec.R.indptr) > 0)
+    if rows.size and (mass[rows] == 0).any():
         raise RuntimeError("fingerprint missing for a residual vertex")
-    RT = dec.R.T.tocsr()
-    XT = dec.X.T.tocsr()
+    L = sp.vstack([dec.R, dec.X], format="csr").T.tocsr()      # nq x 2 nlocal
     norm = np.empty(nq)
-    comm.Allreduce(np.asarray(XT.sum(axis=1)).ravel() + RT @ mass, norm, op=MPI.SUM)
-    E = (RT @ F + sp.csr_matrix((XT.data, XT.indices + lo, XT.indptr), shape=(nq, n))).tocoo()
-    # every query's partial vectors meet on rank q % p
-    q, v, w = exchange(comm, E.row % p, [E.row.astype(np.int64), E.col.astype(np.int64), E.data])
-    M = sp.csr_matrix((w, (q, v)), shape=(nq, n))
-    M.sum_duplicates()
-    mine = np.arange(comm.Get_rank(), nq, p)
+    comm.Allreduce(L @ mass, norm, op=MPI.SUM)
+    E = L @ K                                                  # nq x n, partial vectors
+    qoff = block_offsets(nq, p)
+    r = comm.Get_rank()
+    if p == 1:
+        M = E                     # a product has no duplicate entries: nothing to merge
+    else:
+        Ec = E.tocoo()
+        q, v, w = exchange(comm, np.searchsorted(qoff, Ec.row, side="right") - 1,
+                           [Ec.row.astype(np.int64), Ec.col.astype(np.int64), Ec.data])
+        M = sp.csr_matrix((w, (q, v)), shape=(nq, n))
+        M.sum_duplicates()
+    mine = np.arange(qoff[r], qoff[r + 1])
     ids = np.full((mine.size, topk), -1, dtype=np.int64)
     scores = np.zeros((mine.size, topk))
     full_local = []
