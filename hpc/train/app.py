@@ -43,7 +43,12 @@ REFERENCE_MAX_WORK = 2e10   # auto reference: params x tokens x steps below this
 
 
 def parser():
-    p = make_parser("train", __doc__, backends=["numpy", "cupy"], default_backend="numpy")
+    p = make_parser("train", __doc__, backends=["numpy", "cupy"], default_backend="numpy",
+                    epilog="--output writes /losses and /grad_norms (one per step, HDF5); "
+                           "--repeat is not used (the --steps are the repetitions). "
+                           "Metrics: losses, tokens_per_s, mfu (Megatron's model FLOPs "
+                           "72 B s l h^2 (1 + s/6h + V/12lh) per step over the peak), "
+                           "bubble_fraction (measured) and bubble_fraction_formula.")
     g = p.add_argument_group("parallel layout")
     g.add_argument("--tp", type=positive_int, default=1, help="tensor-parallel degree")
     g.add_argument("--pp", type=positive_int, default=1, help="pipeline-parallel degree")
@@ -157,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                  args.schedule, args.seq_len, args.sequence_parallel, cfg.vocab_padded)
     if args.backend == "cupy":
         import cupy as xp
+
+        local = app.comm.Split_type(__import__("mpi4py").MPI.COMM_TYPE_SHARED)
+        xp.cuda.Device(local.Get_rank() % xp.cuda.runtime.getDeviceCount()).use()
+        local.Free()
     else:
         xp = np
     dtype = np.dtype(args.dtype)
@@ -258,6 +267,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         passed = passed and rel <= tol
         app.say(f"single-rank reference: max relative loss difference {rel:.3g} "
                 f"(tolerance {tol:g}, {time.perf_counter() - t0:.1f} s)")
+    if args.output:
+        from hpc.core import h5io
+
+        h5io.write(args.output, app.comm, {"/losses": np.array(losses),
+                                           "/grad_norms": np.array(norms)},
+                   attrs={"/": {"first_step": start, "tp": tp, "pp": pp, "dp": args.dp,
+                                "vpp": args.vpp, "schedule": trainer.kind}})
     if args.save:  # after the reference, which may read the --load file this overwrites
         with app.timer.phase("save"):
             checkpoint.save(args.save, model, opt, end_step, args.seed)
