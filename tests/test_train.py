@@ -108,7 +108,8 @@ BAD = {
     "batch": (2, ["--dp", "2", "--micro-batches", "4"], "--global-batch 12"),
     "sp-seq": (4, ["--tp", "4", "--sequence-parallel", "--seq-len", "6"], "--seq-len 6"),
     "load-missing": (2, ["--tp", "2", "--load", "/nonexistent/ck.h5"], "cannot open"),
-    "data-missing": (2, ["--tp", "2", "--data", "/nonexistent/text.txt", "--vocab", "256"], "--data"),
+    "data-missing": (2, ["--tp", "2", "--data", "/nonexistent/text.txt", "--vocab", "256"],
+                     "--data"),
     "data-small-vocab": (1, ["--data", "/nonexistent/text.txt"], "at least 256"),
 }
 

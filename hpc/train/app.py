@@ -178,7 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     require_memory(int(per_rank + act * args.layers // pp * args.micro_batches),
                    "the model and its activations", app.comm)
 
-    tokens = data.load_text(args.data, args.vocab) if args.data else data.synthetic(args.seed, args.vocab)
+    if args.data:
+        tokens = data.load_text(args.data, args.vocab)
+    else:
+        tokens = data.synthetic(args.seed, args.vocab)
     if tokens.shape[0] < args.seq_len + 2:
         raise UsageError(f"--data {args.data}: {tokens.shape[0]} tokens, fewer than --seq-len + 2")
 

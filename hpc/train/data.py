@@ -15,7 +15,8 @@ SYNTHETIC_TOKENS = 1 << 17
 def load_text(path: str, vocab: int) -> np.ndarray:
     """The file's bytes as tokens (int64)."""
     if vocab < 256:
-        raise UsageError(f"--data gives byte-level tokens: --vocab must be at least 256 (got {vocab})")
+        raise UsageError(f"--data gives byte-level tokens: --vocab must be at least 256 "
+                         f"(got {vocab})")
     try:
         with open(path, "rb") as f:
             raw = f.read()

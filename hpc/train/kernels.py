@@ -9,7 +9,6 @@ agree with those expressions to rounding (tests/test_train_layers.py), and every
 the same path, so the loss curve's layout independence is untouched."""
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np

@@ -198,8 +198,8 @@ class ParamStore:
             return
         for name in self.order:
             if not self.specs[name].group.startswith("layers."):
-                self._resident_other[name] = (self._to_dev(self.host_param(name)),
-                                              self.xp.zeros(self.offsets[name][2], dtype=self.dtype))
+                zeros = self.xp.zeros(self.offsets[name][2], dtype=self.dtype)
+                self._resident_other[name] = (self._to_dev(self.host_param(name)), zeros)
 
     def flush_resident(self) -> None:
         """Move the resident gradients to the host buffer (before the optimizer; offload only)."""
