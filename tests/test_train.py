@@ -110,6 +110,7 @@ BAD = {
     "load-missing": (2, ["--tp", "2", "--load", "/nonexistent/ck.h5"], "cannot open"),
     "data-missing": (2, ["--tp", "2", "--data", "/nonexistent/text.txt", "--vocab", "256"],
                      "--data"),
+    "save-unwritable": (2, ["--tp", "2", "--save", "{tmp}/file.txt/ck.h5"], "not a writable"),
     "data-small-vocab": (1, ["--data", "/nonexistent/text.txt"], "at least 256"),
 }
 
@@ -117,6 +118,8 @@ BAD = {
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_usage_exits_2(tmp_path, case):
     n, args, msg = BAD[case]
+    (tmp_path / "file.txt").write_text("a file, not a folder")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     r = train(tmp_path, n, *args, check=False, steps=1)
     assert r.returncode == 2, r.stdout + r.stderr
     errs = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]

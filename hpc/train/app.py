@@ -178,6 +178,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     require_memory(int(per_rank + act * args.layers // pp * args.micro_batches),
                    "the model and its activations", app.comm)
 
+    if args.save:
+        import os
+        from pathlib import Path
+
+        from hpc.core.runtime import agree
+
+        parent = Path(args.save).resolve().parent
+        while not parent.exists():
+            parent = parent.parent
+        ok = parent.is_dir() and os.access(parent, os.W_OK)
+        agree(app.comm, None if app.rank != 0 or ok else
+              f"--save {args.save}: {parent} is not a writable folder")
     if args.data:
         tokens = data.load_text(args.data, args.vocab)
     else:
