@@ -333,3 +333,13 @@ def test_cupy_backend_matches_native(digits):
         b = algorithms.run(solver(digits, 10, "native", tiled), "fasterpam", "build",
                            np.random.default_rng(0), 100)
         assert a.loss == pytest.approx(b.loss, rel=1e-9)
+
+
+def test_app_more_ranks_than_points(tmp_path):
+    """Ranks without points take part in every reduction and in the output."""
+    out = tmp_path / "o.h5"
+    r = run_app("kmedoids", 4, "--data", "blobs:3:2:1", "--k", "2", "--method", "fastpam1",
+                "--output", out, "--quiet")
+    assert r.returncode == 0, r.stderr
+    meds, labels, _ = _out(out)
+    assert len(meds) == 2 and len(labels) == 3

@@ -7,12 +7,20 @@
 #include <cstdint>
 #include <string>
 #include <vector>
+#include <omp.h>
 #include "hpc/checks.hpp"
 #include "hpc/registry.hpp"
 
 namespace {
 using std::int64_t;
-constexpr int64_t kCW = 32;  // candidate columns per thread chunk
+constexpr int64_t kCW = 32;  // candidate columns per thread chunk, at most
+
+// Columns per chunk: small blocks (FasterPAM's speculative blocks) are still split over all
+// threads; a chunk's sums do not depend on its width, so results stay thread-count independent.
+int64_t chunk_cols(int64_t cols) {
+  const int64_t nt = std::max(1, omp_get_max_threads());
+  return std::clamp<int64_t>((cols + nt - 1) / nt, 4, kCW);
+}
 
 // A read-only 2-D float64 view with unit column stride and any row stride (a column slice of
 // the distance matrix is passed without copying).
@@ -25,6 +33,8 @@ struct Tile {
 Tile tile(const py::array& a, const char* what) {
   if (!py::isinstance<py::array_t<double>>(a) || a.ndim() != 2)
     hpc::fail(std::string(what) + ": expected a 2-D float64 array");
+  if (a.shape(0) == 0 || a.shape(1) == 0)  // empty (a rank without points): strides are moot
+    return {static_cast<const double*>(a.data()), a.shape(0), a.shape(1), a.shape(1)};
   if (a.shape(1) > 1 && a.strides(1) != static_cast<py::ssize_t>(sizeof(double)))
     hpc::fail(std::string(what) + ": columns must be contiguous");
   if (a.strides(0) % static_cast<py::ssize_t>(sizeof(double)) != 0 || a.strides(0) < 0)
@@ -110,9 +120,10 @@ py::array_t<double> colsum(const py::array& D_) {
   py::array_t<double> out(D.cols);
   double* o = out.mutable_data();
   py::gil_scoped_release nogil;
+  const int64_t cw = chunk_cols(D.cols);
 #pragma omp parallel for schedule(static)
-  for (int64_t lo = 0; lo < D.cols; lo += kCW) {
-    const int64_t hi = std::min(D.cols, lo + kCW);
+  for (int64_t lo = 0; lo < D.cols; lo += cw) {
+    const int64_t hi = std::min(D.cols, lo + cw);
     for (int64_t c = lo; c < hi; ++c) o[c] = 0;
     for (int64_t r = 0; r < D.rows; ++r)
       for (int64_t c = lo; c < hi; ++c) o[c] += D.at(r, c);
@@ -126,9 +137,10 @@ py::array_t<double> build_gain(const py::array& D_, const py::array& near_d_) {
   py::array_t<double> out(D.cols);
   double* o = out.mutable_data();
   py::gil_scoped_release nogil;
+  const int64_t cw = chunk_cols(D.cols);
 #pragma omp parallel for schedule(static)
-  for (int64_t lo = 0; lo < D.cols; lo += kCW) {
-    const int64_t hi = std::min(D.cols, lo + kCW);
+  for (int64_t lo = 0; lo < D.cols; lo += cw) {
+    const int64_t hi = std::min(D.cols, lo + cw);
     for (int64_t c = lo; c < hi; ++c) o[c] = 0;
     for (int64_t r = 0; r < D.rows; ++r) {
       const double n = nd[r];
@@ -165,9 +177,10 @@ py::array_t<double> fastpam_delta(const py::array& D_, const py::array& ni_, con
   py::array_t<double> out({D.cols, k + 1});
   double* o = out.mutable_data();
   py::gil_scoped_release nogil;
+  const int64_t cw = chunk_cols(D.cols);
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t lo = 0; lo < D.cols; lo += kCW) {
-    const int64_t hi = std::min(D.cols, lo + kCW);
+  for (int64_t lo = 0; lo < D.cols; lo += cw) {
+    const int64_t hi = std::min(D.cols, lo + cw);
     std::fill(o + lo * (k + 1), o + hi * (k + 1), 0.0);
     for (int64_t r = 0; r < D.rows; ++r) {
       const double n = a.nd[r], s = a.sd[r];
@@ -197,9 +210,10 @@ py::array_t<double> pam_delta(const py::array& D_, const py::array& ni_, const p
   py::array_t<double> out({D.cols, k});
   double* o = out.mutable_data();
   py::gil_scoped_release nogil;
+  const int64_t cw = chunk_cols(D.cols);
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t lo = 0; lo < D.cols; lo += kCW) {
-    const int64_t hi = std::min(D.cols, lo + kCW);
+  for (int64_t lo = 0; lo < D.cols; lo += cw) {
+    const int64_t hi = std::min(D.cols, lo + cw);
     double acc[kCW];
     for (int64_t m = 0; m < k; ++m) {
       std::fill(acc, acc + kCW, 0.0);

@@ -49,8 +49,35 @@ def build_gain(D, near_d):
     return cp.asnumpy(cp.minimum(_dev(D) - _dev(near_d)[:, None], 0.0).sum(axis=0))
 
 
+def _cuda_kernels():
+    try:
+        from hpc import _cuda
+
+        return getattr(_cuda, "kmedoids", None)
+    except ImportError:
+        return None
+
+
 def fastpam_delta(D, near_i, near_d, seco_d, k):
     D = _dev(D)
+    ck = _cuda_kernels()
+    if ck is not None and D.dtype == cp.float64 and D.ndim == 2 \
+            and (D.shape[1] <= 1 or D.strides[1] == 8) \
+            and D.strides[0] % 8 == 0 and D.shape[0] > 0:
+        # native CUDA sweep (native/cuda/kmedoids.cu): one thread per candidate column
+        ni = cp.ascontiguousarray(_dev(near_i, cp.int64))
+        nd = cp.ascontiguousarray(_dev(near_d))
+        sd = cp.ascontiguousarray(_dev(seco_d))
+        rows, cols = D.shape
+        if ni.shape != (rows,) or nd.shape != (rows,) or sd.shape != (rows,):
+            raise ValueError("fastpam_delta: assignment arrays do not match the tile")
+        if int(ni.min()) < 0 or int(ni.max()) >= k:
+            raise ValueError("fastpam_delta: near_i out of range")
+        out = cp.empty((cols, k + 1))
+        ld = D.strides[0] // 8 if rows > 1 else cols
+        ck.fastpam_delta(D.data.ptr, max(ld, cols), rows, cols, ni.data.ptr, nd.data.ptr,
+                         sd.data.ptr, int(k), out.data.ptr)
+        return cp.asnumpy(out)
     nd = _dev(near_d)[:, None]
     sd = _dev(seco_d)[:, None]
     closer = D < nd
