@@ -50,8 +50,8 @@ def parser():
                    help="distance; precomputed: --data is the distance matrix")
     p.add_argument("--init", choices=("auto", "build", "lab", "random"), default="auto",
                    help="initial medoids: BUILD (O(k n^2)), LAB (linear approximate BUILD on "
-                        "subsamples of 10+sqrt(n)), random; auto = build with a stored "
-                        "matrix, lab with tiles")
+                        "subsamples of 10+sqrt(n)), random; auto = random for clarans, "
+                        "else build with a stored matrix and lab with tiles")
     p.add_argument("--distances", choices=("auto", "matrix", "tiled"), default="auto",
                    help="keep each rank's row block of the distance matrix (matrix), recompute "
                         "tiles on the fly (tiled), or matrix when it takes at most "
@@ -127,7 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 oracle = MatrixOracle.from_data(loc.X, X_all, loc.row0, comm, K, args.metric)
             else:
                 oracle = TiledOracle(loc.X, X_all, loc.row0, comm, K, args.metric)
-    init = args.init if args.init != "auto" else ("build" if mode == "matrix" else "lab")
+    init = args.init
+    if init == "auto":  # CLARANS starts from random medoids, as in the original
+        init = "random" if args.method == "clarans" else "build" if mode == "matrix" else "lab"
     app.metrics.update(distances=mode, init=init, matrix_bytes_per_rank=int(8 * nl_max * n)
                        if mode == "matrix" else 0,
                        data_bytes_per_rank=0 if precomputed else int(8 * n * loc.d))
