@@ -133,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.metrics.update(distances=mode, init=init, matrix_bytes_per_rank=int(8 * nl_max * n)
                        if mode == "matrix" else 0,
                        data_bytes_per_rank=0 if precomputed else int(8 * n * loc.d))
+    app.metrics.update({key: v for key, v in oracle.info().items() if key != "mode"})
     app.say(f"hpc.kmedoids {args.method} (init {init}), n={n}, k={k}, metric {args.metric}, "
             f"{mode} distances ({gib(8.0 * nl_max * n)} per rank as a matrix), back end "
             f"{args.backend}, {app.size} rank(s) x {app.threads} thread(s)")
