@@ -61,6 +61,35 @@ def _dot(a, b) -> float:
     return float(a @ b)
 
 
+def _native_vec():
+    try:
+        from hpc import _core
+
+        return _core.sparse
+    except ImportError:
+        return None
+
+
+_NV = _native_vec()
+
+
+def _axpy(a: float, x, y) -> None:
+    """y += a x in place (native loop: no temporary, honours --threads)."""
+    if _NV is not None and isinstance(y, np.ndarray):
+        _NV.axpy(a, x, y)
+    else:
+        y += a * x
+
+
+def _aypx(a: float, x, y) -> None:
+    """y = x + a y in place."""
+    if _NV is not None and isinstance(y, np.ndarray):
+        _NV.aypx(a, x, y)
+    else:
+        y *= a
+        y += x
+
+
 class _Solve:
     """Shared setup: the operator, preconditioner, norms and the true-residual check."""
 
@@ -145,15 +174,14 @@ def solve_pcg(problem: Problem, opts: SolveOptions, callback: Callable | None = 
         if it == 0:
             p = z.copy()
         else:
-            p *= rho / rho_prev
-            p += z
+            _aypx(rho / rho_prev, z, p)
         q = s.spmv(p, out=q)
         pq = red.sum(_dot(p, q))[0]
         if not pq > 0.0:
             return s.result(it, hist, False, _not_spd("p.Ap", pq, it + 1), repl)
         alpha = rho / pq
-        x += alpha * p
-        r -= alpha * q
+        _axpy(alpha, p, x)
+        _axpy(-alpha, q, r)
         rho_prev = rho
         it += 1
         if callback is not None:
@@ -258,21 +286,17 @@ def _single_reduction(problem: Problem, opts: SolveOptions, pipelined: bool,
             if pipelined:
                 z, q = nv.copy(), m.copy()
         else:
-            p *= beta
-            p += u
-            sv *= beta
-            sv += w
+            _aypx(beta, u, p)
+            _aypx(beta, w, sv)
             if pipelined:
-                z *= beta
-                z += nv
-                q *= beta
-                q += m
+                _aypx(beta, nv, z)
+                _aypx(beta, m, q)
         alpha = gamma / denom
-        x += alpha * p
-        r -= alpha * sv
+        _axpy(alpha, p, x)
+        _axpy(-alpha, sv, r)
         if pipelined:
-            u -= alpha * q
-            w -= alpha * z
+            _axpy(-alpha, q, u)
+            _axpy(-alpha, z, w)
         gamma_old, alpha_old = gamma, alpha
         restart = False
         it += 1

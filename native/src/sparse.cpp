@@ -92,7 +92,30 @@ const double* in_vec(const py::array& x, int64_t n, const char* what) {
 }  // namespace
 
 HPC_SUBMODULE(sparse) {
-  m.doc() = "CSR kernels (OpenMP): SpMV and Gauss-Seidel sweeps";
+  m.doc() = "CSR kernels (OpenMP): SpMV, Gauss-Seidel sweeps, in-place vector updates";
+  // Krylov vector updates without temporaries: y += a x, and y = x + a y.
+  m.def(
+      "axpy",
+      [](double a, py::array x, py::array y) {
+        const int64_t n = y.ndim() == 1 ? y.shape(0) : -1;
+        const double* px = in_vec(x, n, "axpy x");
+        double* py_ = out_vec(y, n, "axpy y");
+        py::gil_scoped_release nogil;
+#pragma omp parallel for simd schedule(static)
+        for (int64_t i = 0; i < n; ++i) py_[i] += a * px[i];
+      },
+      py::arg("a"), py::arg("x"), py::arg("y"), "y += a x (in place)");
+  m.def(
+      "aypx",
+      [](double a, py::array x, py::array y) {
+        const int64_t n = y.ndim() == 1 ? y.shape(0) : -1;
+        const double* px = in_vec(x, n, "aypx x");
+        double* py_ = out_vec(y, n, "aypx y");
+        py::gil_scoped_release nogil;
+#pragma omp parallel for simd schedule(static)
+        for (int64_t i = 0; i < n; ++i) py_[i] = px[i] + a * py_[i];
+      },
+      py::arg("a"), py::arg("x"), py::arg("y"), "y = x + a y (in place)");
   m.def(
       "spmv",
       [](py::array indptr, py::array indices, py::array data, py::array x, py::array y,
