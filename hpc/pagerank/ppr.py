@@ -116,7 +116,7 @@ def build_fingerprints(g: Graph, sources_local: np.ndarray, walks: int, damping:
         src = np.repeat(srcs, walks)
         wid = src * walks + np.tile(np.arange(walks, dtype=np.int64), srcs.size)
         cur = src.copy()
-        keys, wts = [], []
+        visits, stops = [], []                    # keys src*n + vertex
         step = 0
         while True:
             alive = int(comm.allreduce(cur.size, op=MPI.SUM))
@@ -124,12 +124,10 @@ def build_fingerprints(g: Graph, sources_local: np.ndarray, walks: int, damping:
                 break
             if step == max_length:
                 # survivors: their remaining (<= 1) mass is credited where they stop
-                keys.append(src * n + cur)
-                wts.append(np.ones(cur.size))
+                stops.append(src * n + cur)
                 survivors += cur.size
                 break
-            keys.append(src * n + cur)            # the visit, weight c
-            wts.append(np.full(cur.size, c))
+            visits.append(src * n + cur)          # the visit, weight c
             go = uniform(seed, wid, step, 0) >= c  # continue with probability d
             li = cur - lo
             go &= deg[li] > 0                     # absorbed at a dangling vertex
@@ -138,11 +136,12 @@ def build_fingerprints(g: Graph, sources_local: np.ndarray, walks: int, damping:
             nxt = g.out_indices[g.out_indptr[li] + k]
             src, wid, cur = exchange(comm, g.owner(nxt), [src, wid, nxt])
             step += 1
-            if len(keys) > 8:  # keep the visit log compact
-                keys, wts = _compact(keys, wts)
-        keys, wts = _compact(keys, wts)
-        k0, w0 = (keys[0], wts[0]) if keys else (np.empty(0, np.int64), np.empty(0))
-        # the visits go to the owner of their source
+        # one sort per round: counts of every (source, vertex) key, weight c (visits) or 1
+        k0, w0 = _count(visits, c)
+        if stops:
+            ks, ws = _count(stops, 1.0)
+            k0, inv = np.unique(np.concatenate([k0, ks]), return_inverse=True)
+            w0 = np.bincount(inv, weights=np.concatenate([w0, ws]), minlength=k0.size)
         k1, w1 = exchange(comm, g.owner(k0 // n), [k0, w0])
         uk, inv = np.unique(k1, return_inverse=True)
         w = np.bincount(inv, weights=w1, minlength=uk.size) / walks
@@ -169,13 +168,12 @@ def build_fingerprints(g: Graph, sources_local: np.ndarray, walks: int, damping:
     return Fingerprints(sources_local, indptr, ids.astype(np.int64), vals, mass, surv, walks)
 
 
-def _compact(keys: list[np.ndarray], wts: list[np.ndarray]):
+def _count(keys: list[np.ndarray], weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct keys and weight x their multiplicity."""
     if not keys:
-        return [], []
-    k = np.concatenate(keys)
-    w = np.concatenate(wts)
-    uk, inv = np.unique(k, return_inverse=True)
-    return [uk], [np.bincount(inv, weights=w, minlength=uk.size)]
+        return np.empty(0, np.int64), np.empty(0)
+    uk, cnt = np.unique(np.concatenate(keys), return_counts=True)
+    return uk, weight * cnt
 
 
 # --------------------------------------------------------------------------------------------
