@@ -93,8 +93,10 @@ Plan make_plan(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared_at,
   // Dense accumulator: for any row of some weight when it fits in a per-thread cache budget
   // (random access into a cached array beats hashing + compaction), else only for rows whose
   // hash table would be about as large as the column space.
-  const bool dense_fits = B.ncols * int64_t(sizeof(I) + sizeof(double)) <= (int64_t(1) << 21);
-  int64_t dense_min = dense_fits ? 32 : std::max<int64_t>(B.ncols / 4, 1);
+  // (A row costs ncols / 64 words of bitmap to scan: rows lighter than that hash instead.)
+  const bool dense_fits = B.ncols * int64_t(sizeof(double)) <= (int64_t(1) << 21);
+  int64_t dense_min = dense_fits ? std::max<int64_t>(32, B.ncols / 256)
+                                 : std::max<int64_t>(B.ncols / 4, 1);
   if (shared_at > 0) shared_min = shared_at;  // overrides (tests force every bin)
   if (dense_at > 0) dense_min = dense_at;
   // Weights for the thread split: products plus one per row (every row costs something).
@@ -128,16 +130,17 @@ template <typename I>
 struct Scratch {
   std::vector<I> keys;
   std::vector<double> vals;
-  std::vector<I> mark;  // dense: row stamp per column
+  std::vector<uint64_t> bits;  // dense: bitmap of the columns present in the row
   std::vector<double> dense;
-  std::vector<int64_t> touched;
+  int64_t words = 0;
   void table(int64_t size, bool values) {
     if (int64_t(keys.size()) < size) keys.resize(size);
     if (values && int64_t(vals.size()) < size) vals.resize(size);
   }
   void make_dense(int64_t ncols) {
-    if (int64_t(mark.size()) < ncols) {
-      mark.assign(ncols, -1);
+    if (words == 0 && ncols > 0) {
+      words = (ncols + 63) / 64;
+      bits.assign(words, 0);
       dense.resize(ncols);
     }
   }
@@ -234,62 +237,60 @@ void hash_fill(const Csr<I>& A, const Csr<I>& B, int64_t i, Scratch<I>& S, I* oc
   }
 }
 
+// Dense accumulator: a bitmap of the columns present (ncols bits: L1/L2 resident) and a value
+// array. Extraction walks the bitmap's set bits, so the columns come out sorted with no sort,
+// and clears the bitmap as it goes.
 template <typename I>
 int64_t dense_count(const Csr<I>& A, const Csr<I>& B, int64_t i, Scratch<I>& S) {
   S.make_dense(B.ncols);
-  I* mark = S.mark.data();
-  const I stamp = static_cast<I>(i);
+  uint64_t* bits = S.bits.data();
   int64_t nnz = 0;
   for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
     const int64_t k = A.idx[p];
     for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
-      const int64_t c = B.idx[q];
-      if (mark[c] != stamp) {
-        mark[c] = stamp;
-        ++nnz;
-      }
+      const uint64_t c = static_cast<uint64_t>(B.idx[q]);
+      const uint64_t m = uint64_t(1) << (c & 63);
+      uint64_t& w = bits[c >> 6];
+      nnz += (w & m) == 0;
+      w |= m;
     }
   }
+  std::fill(bits, bits + S.words, uint64_t(0));
   return nnz;
 }
 
 template <typename I>
 void dense_fill(const Csr<I>& A, const Csr<I>& B, int64_t i, Scratch<I>& S, I* oc, double* ov,
                 int64_t nnz) {
-  S.make_dense(B.ncols);  // each phase has its own Scratch: stamps never collide
-  I* mark = S.mark.data();
+  S.make_dense(B.ncols);
+  uint64_t* bits = S.bits.data();
   double* acc = S.dense.data();
-  const I stamp = static_cast<I>(i);
-  const bool scan = nnz * 32 > B.ncols;  // dense result: a scan beats sorting
-  if (!scan && int64_t(S.touched.size()) < nnz) S.touched.resize(nnz);
-  int64_t n = 0;
   for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
     const int64_t k = A.idx[p];
     const double a = A.v(p);
     for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
-      const int64_t c = B.idx[q];
+      const uint64_t c = static_cast<uint64_t>(B.idx[q]);
       const double x = a * B.v(q);
-      if (mark[c] != stamp) {
-        mark[c] = stamp;
-        acc[c] = x;
-        if (!scan) S.touched[n] = c;
-        ++n;
-      } else {
+      const uint64_t m = uint64_t(1) << (c & 63);
+      uint64_t& w = bits[c >> 6];
+      if (w & m) {
         acc[c] += x;
+      } else {
+        w |= m;
+        acc[c] = x;
       }
     }
   }
-  if (scan) {
-    int64_t j = 0;
-    for (int64_t c = 0; c < B.ncols && j < nnz; ++c)
-      if (mark[c] == stamp) {
-        oc[j] = static_cast<I>(c);
-        ov[j++] = acc[c];
-      }
-  } else {
-    for (int64_t j = 0; j < nnz; ++j) oc[j] = static_cast<I>(S.touched[j]);
-    sort_row(oc, nnz);
-    for (int64_t j = 0; j < nnz; ++j) ov[j] = acc[oc[j]];
+  int64_t j = 0;
+  for (int64_t wi = 0; wi < S.words && j < nnz; ++wi) {
+    uint64_t w = bits[wi];
+    bits[wi] = 0;
+    while (w) {
+      const int64_t c = (wi << 6) + __builtin_ctzll(w);
+      w &= w - 1;
+      oc[j] = static_cast<I>(c);
+      ov[j++] = acc[c];
+    }
   }
 }
 
