@@ -333,14 +333,16 @@ class GPT:
         o2 = o.transpose(0, 2, 1, 3).reshape(b, s, nh * hd)
         pr = self.g_fwd(o2 @ P(n + "attn.proj.w"))
         pr += P(n + "attn.proj.b")
-        x1 = x + pr
+        pr += x  # fresh array: the residual in place
+        x1 = pr
         m, c_ln2 = L.layernorm_fwd(x1, P(n + "ln2.g"), P(n + "ln2.b"))
         mf = self.f_fwd(m)
         u, _ = L.linear_fwd(mf, P(n + "mlp.fc1.w"), P(n + "mlp.fc1.b"))
         gl, c_g = L.gelu_fwd(u)
         y = self.g_fwd(gl @ P(n + "mlp.fc2.w"))
         y += P(n + "mlp.fc2.b")
-        return x1 + y, (c_ln1, af, c_att, o2, c_ln2, mf, c_g, gl)
+        y += x1
+        return y, (c_ln1, af, c_att, o2, c_ln2, mf, c_g, gl)
 
     def block_bwd(self, i: int, dx2, cache):
         P, G = self.store.p, self.store.g
@@ -357,7 +359,8 @@ class GPT:
         dx1n, dg, db = L.layernorm_bwd(self.f_bwd(dmf), c_ln2)
         G(n + "ln2.g")[...] += dg
         G(n + "ln2.b")[...] += db
-        dx1 = dx2 + dx1n
+        dx1n += dx2
+        dx1 = dx1n
         G(n + "attn.proj.b")[...] += dx1.reshape(-1, h).sum(axis=0)
         do2, dwp, _ = L.linear_bwd(self.g_bwd(dx1), o2, P(n + "attn.proj.w"), need_bias=False)
         G(n + "attn.proj.w")[...] += dwp
@@ -373,7 +376,8 @@ class GPT:
         dxn, dg, db = L.layernorm_bwd(self.f_bwd(daf), c_ln1)
         G(n + "ln1.g")[...] += dg
         G(n + "ln1.b")[...] += db
-        return dx1 + dxn
+        dxn += dx1
+        return dxn
 
     def head_fwd(self, x, targets):
         """Sum over tokens of the cross-entropy (float64), and the cache for the backward."""
