@@ -64,7 +64,7 @@ def main() -> int:
         verts = np.sort(np.random.default_rng(args.seed).choice(n, args.queries, replace=False))
         ts, ans = [], None
         for _ in range(args.repeat):
-            g.info.pop(("F", id(fp)), None)          # no cached matrices between repeats
+            fp.cache.clear()                         # no cached matrices between repeats
             g.info.pop(("push", d), None)
             t0 = time.perf_counter()
             dec = decompose(g, verts, d, args.iterations, args.threshold)

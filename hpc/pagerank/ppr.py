@@ -30,7 +30,7 @@ uses each fingerprint's full mass (before the top-entry truncation of the index)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -76,6 +76,7 @@ class Fingerprints:
     mass: np.ndarray
     survivors: int = 0
     walks: int = 0
+    cache: dict = field(default_factory=dict)   # matrices derived for one graph partition
 
     def rows_of(self, v: np.ndarray) -> np.ndarray:
         pos = np.searchsorted(self.vertices, v)
@@ -189,7 +190,7 @@ class Decomposition:
     iterations: int
 
 
-def _push_operator(g: Graph, damping: float) -> sp.csr_matrix:
+def push_operator(g: Graph, damping: float) -> sp.csr_matrix:
     """(d D^-1 A_local)^T, n x nlocal: column v spreads d/outdeg(v) to each out-neighbour.
     A dangling vertex has an empty column (its mass is absorbed). Cached on the graph."""
     key = ("push", damping)
@@ -219,7 +220,7 @@ def decompose(g: Graph, sources: np.ndarray, damping: float, iterations: int,
     mine = np.flatnonzero((sources >= lo) & (sources < g.hi))
     R = sp.csr_matrix((np.ones(mine.size), (sources[mine] - lo, mine)), shape=(nl, nq))
     X = sp.csr_matrix((nl, nq))
-    PT = _push_operator(g, damping)
+    PT = push_operator(g, damping)
     pushes, it = 0, 0
     for step in range(iterations):
         big = R.data >= threshold
@@ -256,8 +257,8 @@ class Answer:
 def fingerprint_matrix(g: Graph, fp: Fingerprints) -> tuple[sp.csr_matrix, np.ndarray]:
     """(K, mass): K = [F; S], 2 nlocal x n. Row v - lo of F is F_v (empty where no
     fingerprint); S places the estimate of owned vertex v in column v. Cached per index."""
-    key = ("F", id(fp))
-    if key not in g.info:
+    key = ("K", g.lo, g.hi, g.n)
+    if fp.cache.get("key") != key:
         nl = g.nlocal
         cnt = np.zeros(nl, dtype=np.int64)
         cnt[fp.vertices - g.lo] = np.diff(fp.indptr)
@@ -268,8 +269,8 @@ def fingerprint_matrix(g: Graph, fp: Fingerprints) -> tuple[sp.csr_matrix, np.nd
         mass = np.zeros(2 * nl)
         mass[fp.vertices - g.lo] = fp.mass
         mass[nl:] = 1.0
-        g.info[key] = (sp.csr_matrix((vals, ids, ptr), shape=(2 * nl, g.n)), mass)
-    return g.info[key]
+        fp.cache.update(key=key, K=sp.csr_matrix((vals, ids, ptr), shape=(2 * nl, g.n)), mass=mass)
+    return fp.cache["K"], fp.cache["mass"]
 
 
 def combine(g: Graph, dec: Decomposition, fp: Fingerprints, nq: int, topk: int,
