@@ -40,6 +40,27 @@ struct Run {
 
 // Packed offset of block b is b * len; the strided offset follows counts[1..] (outermost
 // slowest). Unpack swaps source and destination.
+// Runs f(lo, hi) over [0, n): serially (no OpenMP region at all: entering one, even with
+// if(false), costs more than packing a small face), or split across threads.
+template <class F>
+inline void split(F&& f, int64_t n, bool par, int threads) {
+  if (!par) {
+    f(int64_t(0), n);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    int tid = 0, nt = 1;
+#ifdef _OPENMP
+    tid = omp_get_thread_num();
+    nt = omp_get_num_threads();
+#endif
+    const int64_t per = (n + nt - 1) / nt;
+    const int64_t lo = std::min(n, tid * per), hi = std::min(n, lo + per);
+    if (hi > lo) f(lo, hi);
+  }
+}
+
 template <bool Unpack, int64_t B>
 void run_fixed(unsigned char* __restrict strided, unsigned char* __restrict packed,
                int64_t start, const Vec& counts, const Vec& strides, int threads) {
@@ -49,61 +70,48 @@ void run_fixed(unsigned char* __restrict strided, unsigned char* __restrict pack
   for (int i = 1; i < nd; ++i) nblocks *= counts[i];
   const Run<B> cp{len};
   const bool par = threads > 1 && nblocks * len >= kParallelBytes;
-#define HPC_MOVE(soff, poff)                                  \
-  do {                                                        \
-    if constexpr (Unpack) cp(strided + (soff), packed + (poff)); \
-    else cp(packed + (poff), strided + (soff));               \
-  } while (0)
+  auto move = [&](int64_t soff, int64_t poff) {
+    if constexpr (Unpack) cp(strided + soff, packed + poff);
+    else cp(packed + poff, strided + soff);
+  };
+  const int64_t n1 = counts[1], s1 = strides[1];
   if (nd == 2) {
-    const int64_t n1 = counts[1], s1 = strides[1];
-#pragma omp parallel for schedule(static) num_threads(threads) if (par)
-    for (int64_t j = 0; j < n1; ++j) HPC_MOVE(start + j * s1, j * len);
+    split([&](int64_t j0, int64_t j1) {
+      for (int64_t j = j0; j < j1; ++j) move(start + j * s1, j * len);
+    }, n1, par, threads);
     return;
   }
   if (nd == 3) {
-    const int64_t n1 = counts[1], s1 = strides[1], n2 = counts[2], s2 = strides[2];
-#pragma omp parallel for schedule(static) num_threads(threads) if (par)
-    for (int64_t k = 0; k < n2; ++k) {
-      const int64_t sk = start + k * s2, pk = k * n1 * len;
-      for (int64_t j = 0; j < n1; ++j) HPC_MOVE(sk + j * s1, pk + j * len);
-    }
+    const int64_t n2 = counts[2], s2 = strides[2];
+    split([&](int64_t k0, int64_t k1) {
+      for (int64_t k = k0; k < k1; ++k) {
+        const int64_t sk = start + k * s2, pk = k * n1 * len;
+        for (int64_t j = 0; j < n1; ++j) move(sk + j * s1, pk + j * len);
+      }
+    }, n2, par, threads);
     return;
   }
-  // N-D: each thread takes a contiguous range of blocks and walks an odometer over
-  // counts[2..], with dimension 1 as the tight inner loop.
-  const int64_t n1 = counts[1], s1 = strides[1];
-  const int64_t nouter = nblocks / n1;
-  const int nthreads = par ? threads : 1;
-#pragma omp parallel num_threads(nthreads) if (par)
-  {
-    int tid = 0, nt = 1;
-#ifdef _OPENMP
-    tid = omp_get_thread_num();
-    nt = omp_get_num_threads();
-#endif
-    const int64_t per = (nouter + nt - 1) / nt;
-    const int64_t o0 = std::min(nouter, tid * per), o1 = std::min(nouter, o0 + per);
-    if (o1 > o0) {
-      Vec idx(nd, 0);
-      int64_t rem = o0, soff = start;
-      for (int i = 2; i < nd; ++i) {
-        idx[i] = rem % counts[i];
-        rem /= counts[i];
-        soff += idx[i] * strides[i];
-      }
-      for (int64_t o = o0; o < o1; ++o) {
-        const int64_t pbase = o * n1 * len;
-        for (int64_t j = 0; j < n1; ++j) HPC_MOVE(soff + j * s1, pbase + j * len);
-        for (int i = 2; i < nd; ++i) {  // advance the odometer
-          soff += strides[i];
-          if (++idx[i] < counts[i]) break;
-          soff -= counts[i] * strides[i];
-          idx[i] = 0;
-        }
+  // N-D: ranges of outer indices (over counts[2..]) walk an odometer; dimension 1 is the
+  // tight inner loop.
+  split([&](int64_t o0, int64_t o1) {
+    Vec idx(nd, 0);
+    int64_t rem = o0, soff = start;
+    for (int i = 2; i < nd; ++i) {
+      idx[i] = rem % counts[i];
+      rem /= counts[i];
+      soff += idx[i] * strides[i];
+    }
+    for (int64_t o = o0; o < o1; ++o) {
+      const int64_t pbase = o * n1 * len;
+      for (int64_t j = 0; j < n1; ++j) move(soff + j * s1, pbase + j * len);
+      for (int i = 2; i < nd; ++i) {  // advance the odometer
+        soff += strides[i];
+        if (++idx[i] < counts[i]) break;
+        soff -= counts[i] * strides[i];
+        idx[i] = 0;
       }
     }
-  }
-#undef HPC_MOVE
+  }, nblocks / n1, par, threads);
 }
 
 template <bool Unpack>
@@ -115,17 +123,10 @@ void run(unsigned char* strided, unsigned char* packed, int64_t start, const Vec
   for (int i = 1; i < nd; ++i) nblocks *= counts[i];
   if (nblocks == 0 || len == 0) return;
   if (nd == 1) {  // one contiguous run: split it across threads when large
-    const bool par = threads > 1 && len >= kParallelBytes;
-    const int nt = par ? threads : 1;
-    const int64_t chunk = (len + nt - 1) / nt;
-#pragma omp parallel for schedule(static) num_threads(nt) if (par)
-    for (int t = 0; t < nt; ++t) {
-      const int64_t lo = std::min(len, t * chunk), hi = std::min(len, lo + chunk);
-      if (hi > lo) {
-        if (Unpack) std::memcpy(strided + start + lo, packed + lo, static_cast<size_t>(hi - lo));
-        else std::memcpy(packed + lo, strided + start + lo, static_cast<size_t>(hi - lo));
-      }
-    }
+    split([&](int64_t lo, int64_t hi) {
+      if (Unpack) std::memcpy(strided + start + lo, packed + lo, static_cast<size_t>(hi - lo));
+      else std::memcpy(packed + lo, strided + start + lo, static_cast<size_t>(hi - lo));
+    }, len, threads > 1 && len >= kParallelBytes, threads);
     return;
   }
   switch (len) {  // the common element and row sizes get fixed-size copies
