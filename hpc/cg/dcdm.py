@@ -54,13 +54,13 @@ class DCDMPreconditioner:
 
     def __init__(self, comm, grid: tuple[int, int, int], row_offsets: np.ndarray,
                  model: W.Model | None = None, backend: str = "numpy",
-                 halo_method: str = "datatype"):
+                 halo_method: str = "datatype", threads: int = 1):
         if backend not in BACKENDS:
             raise UsageError(f"DCDM's network runs on {', '.join(BACKENDS)}, not {backend!r}")
         self.model = model if model is not None else W.load()
         self.dec = decompose(comm, tuple(grid))
         self.redist = Redistributor(self.dec, row_offsets)
-        self.net = DistNet(self.model, self.dec, backend, halo_method)
+        self.net = DistNet(self.model, self.dec, backend, halo_method, threads)
         self.time_redistribute = 0.0
 
     def __call__(self, r_rows):
@@ -222,7 +222,8 @@ def solve_method(problem, opts):
     backend = network_backend(opts.backend, args)
     comm = problem.comm
     t0 = time.perf_counter()
-    pre = DCDMPreconditioner(comm, (nz, ny, nx), problem.row_offsets, model, backend)
+    threads = int(getattr(args, "threads", None) or 1) if args is not None else 1
+    pre = DCDMPreconditioner(comm, (nz, ny, nx), problem.row_offsets, model, backend, threads=threads)
     t_setup = time.perf_counter() - t0
 
     def matvec(v):
