@@ -58,12 +58,14 @@ def scipy_cg(G, b, pc: str, rtol: float):
 
 
 @pytest.mark.parametrize("name,rtol,slack", [("poisson2d:15", 1e-10, 0), ("hpcg:7", 1e-10, 0),
-                                              ("poisson3d:6", 1e-10, 0), ("1138_bus", 1e-6, 3),
-                                              ("bcsstk13", 1e-6, 3), ("ani4", 1e-8, 1)])
+                                              ("poisson3d:6", 1e-10, 0),
+                                              pytest.param("1138_bus", 1e-6, 3, marks=pytest.mark.slow),
+                                              pytest.param("bcsstk13", 1e-6, 3, marks=pytest.mark.slow),
+                                              ("ani4", 1e-8, 1)])
 @pytest.mark.parametrize("method,pc", [("cg", "none"), ("pcg", "jacobi")])
 def test_matches_scipy_cg(name, rtol, slack, method, pc):
-    if name == "bcsstk13" and pc == "none":
-        pytest.skip("bcsstk13 without preconditioner needs > 5000 iterations")
+    if name in ("bcsstk13", "1138_bus") and pc == "none":
+        pytest.skip(f"{name} without preconditioner needs thousands of iterations (covered with jacobi)")
     A = matrix(name)
     G = comm.bcast(A.gather(), root=0)
     res, x, b = solve(A, method, pc, rtol)
@@ -79,7 +81,7 @@ def test_matches_scipy_cg(name, rtol, slack, method, pc):
     assert len(res.residuals) == res.iterations + 1
 
 
-@pytest.mark.parametrize("name", ["poisson2d:16", "hpcg:8", "1138_bus"])
+@pytest.mark.parametrize("name", ["poisson2d:16", "hpcg:8", "ani4"])
 @pytest.mark.parametrize("method", ["cg1", "pipecg"])
 def test_single_reduction_methods_close_to_cg(name, method):
     A = matrix(name)
@@ -89,7 +91,7 @@ def test_single_reduction_methods_close_to_cg(name, method):
     G = comm.bcast(A.gather(), root=0)
     assert res.converged and np.linalg.norm(b - G @ x) <= rtol * np.linalg.norm(b)
     # pipelined CG loses digits on ill-conditioned systems (restarts); structured ones: a few its
-    slack = 3 if name != "1138_bus" else int(2.5 * ref.iterations)
+    slack = 3 if name != "ani4" else max(3, ref.iterations // 10)
     assert abs(res.iterations - ref.iterations) <= slack, (res.iterations, ref.iterations)
     # one all-reduction per iteration instead of two
     assert res.reductions / res.iterations < 0.6 * ref.reductions / ref.iterations
@@ -169,13 +171,13 @@ def petsc_iterations(A, b, ksp_type: str, pc: str, rtol: float) -> int:
 
 
 @pytest.mark.petsc
-@pytest.mark.parametrize("name", ["poisson3d:8", "hpcg:8", "1138_bus"])
+@pytest.mark.parametrize("name", ["poisson3d:8", "hpcg:8", "ani4"])
 @pytest.mark.parametrize("method,pc", [("cg", "none"), ("pcg", "jacobi"), ("pipecg", "jacobi")])
 def test_petsc_iteration_counts(name, method, pc):
     pytest.importorskip("petsc4py", reason="petsc4py not installed (HPC_WITH_PETSC=1 installs it)")
     A = matrix(name)
-    rtol = 1e-8 if name != "1138_bus" else 1e-6
+    rtol = 1e-8 if name != "ani4" else 1e-6
     res, _, b = solve(A, method, pc, rtol)
     its = petsc_iterations(A, b, method, pc, rtol)
-    slack = 1 if method != "pipecg" or name != "1138_bus" else max(3, its // 2)
+    slack = 1 if method != "pipecg" or name != "ani4" else max(3, its // 2)
     assert abs(res.iterations - its) <= slack, (res.iterations, its)
