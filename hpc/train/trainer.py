@@ -1,8 +1,11 @@
 """One training step: run this pipeline rank's schedule action by action, then the optimizer.
 
-Activations and gradients between virtual stages go point to point over the pipeline group
-(Isend, completed at the end of the step; blocking Recv), tagged by (direction, destination
-virtual stage, micro-batch) so every message is unambiguous.
+Activations and gradients between virtual stages go point to point over the pipeline group,
+tagged by (direction, destination virtual stage, micro-batch) so every message is unambiguous.
+Every receive of the step is posted (Irecv) when the step starts and waited for at its
+``recv_*`` action; sends are Isend, completed at the end of the step. After each action the
+pending requests are tested, which lets MPI progress large (rendezvous) transfers while this
+rank computes instead of at its next blocking call.
 """
 from __future__ import annotations
 
@@ -63,14 +66,21 @@ class Trainer:
         loss_sum = 0.0
         busy = 0.0
         tw = time.perf_counter()
+        posted: dict = {}
+        for a in self.actions:  # every receive of the step, posted up front
+            if a.kind in ("recv_fwd", "recv_bwd"):
+                vs = model.chunks[a.chunk]
+                src, _ = ps.stage_rank(vs - 1 if a.kind == "recv_fwd" else vs + 1)
+                buf = np.empty(act_shape, dtype=model.dtype)
+                req = ps.pp_group.Irecv(buf, source=src,
+                                        tag=self._tag(a.kind == "recv_bwd", vs, a.mb))
+                posted[(a.kind, (a.chunk, a.mb))] = (req, buf)
         for a in self.actions:
             vs = model.chunks[a.chunk]
             key = (a.chunk, a.mb)
             if a.kind in ("recv_fwd", "recv_bwd"):
-                src_vs = vs - 1 if a.kind == "recv_fwd" else vs + 1
-                src, _ = ps.stage_rank(src_vs)
-                buf = np.empty(act_shape, dtype=model.dtype)
-                ps.pp_group.Recv(buf, source=src, tag=self._tag(a.kind == "recv_bwd", vs, a.mb))
+                req, buf = posted.pop((a.kind, key))
+                req.Wait()
                 pending[(a.kind, key)] = xp.asarray(buf)
             elif a.kind in ("send_fwd", "send_bwd"):
                 dst_vs = vs + 1 if a.kind == "send_fwd" else vs - 1
@@ -95,6 +105,8 @@ class Trainer:
                 if vs > 0:
                     outs[("send_bwd", key)] = din
                 busy += time.perf_counter() - tc
+            if reqs or posted:  # drive outstanding transfers forward
+                MPI.Request.Testall(reqs + [r for r, _ in posted.values()])
         MPI.Request.Waitall(reqs)
         wall = time.perf_counter() - tw
         assert not caches and not pending and not outs, "schedule left work behind"
