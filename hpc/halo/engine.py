@@ -40,8 +40,9 @@ Contract
   contiguous bytes; ``auto`` chooses one of the two per face from the measured model
   (``python -m hpc.halo measure``; see :mod:`hpc.halo.model`), per (canonical type, bytes,
   same host or not). ``strategy`` (a dict) records what was chosen and why.
-- Transports: ``transport="p2p"`` posts Irecv/Isend per neighbour; ``"alltoallw"`` does one
-  ``Neighbor_alltoallw`` on a distributed-graph communicator of the neighbours (one strategy
+- Transports: ``transport="p2p"`` posts Irecv/Isend per neighbour (``wait="all"``: one
+  Waitall, then one unpack call; ``wait="any"``: unpack each face as it arrives);
+  ``"alltoallw"`` does one ``Neighbor_alltoallw`` on a distributed-graph communicator of the neighbours (one strategy
   for all faces there, since the call takes one buffer).
 - Faces whose datatypes cannot be canonicalised fall back to the library's datatype send
   (never happens for the subarrays built here; see :mod:`hpc.halo.canonical`).
@@ -156,7 +157,7 @@ class HaloExchange:
                  quantities: int | None = None, periodic: bool | Sequence[bool] | None = None,
                  dtype: Any = np.float64, method: str = "pack", packer: str = "native",
                  transport: str = "p2p", neighbors: str = "all", fill: float | None = None,
-                 model: Any = None, typebuild: str = "subarray"):
+                 model: Any = None, typebuild: str = "subarray", wait: str = "all"):
         from mpi4py import MPI
         from mpi4py.util import dtlib
 
@@ -164,6 +165,9 @@ class HaloExchange:
             raise UsageError(f"halo method {method!r}: choose from {', '.join(METHODS)}")
         if transport not in TRANSPORTS:
             raise UsageError(f"halo transport {transport!r}: choose from {', '.join(TRANSPORTS)}")
+        if wait not in ("all", "any"):
+            raise UsageError(f"wait {wait!r}: choose all or any")
+        self.wait = wait
         if neighbors not in ("all", "faces"):
             raise UsageError(f"neighbors {neighbors!r}: choose all or faces")
         topo_dims, topo_periods, coords = cart.Get_topo()
@@ -241,9 +245,14 @@ class HaloExchange:
                                            self.field_nbytes)
             self._recv_plan = packers.Plan(packer, [f.recv_block for f in self._pk],
                                            self.field_nbytes)
-            for f in self._pk:
-                f.sendbuf = np.empty(f.nbytes, np.uint8)
-                f.recvbuf = np.empty(f.nbytes, np.uint8)
+            # one send and one receive buffer; each face's slice sits at its plan offset, so
+            # a single pack_all / unpack_all call serves every face
+            self._p2p_sbuf = np.empty(max(1, self._send_plan.total), np.uint8)
+            self._p2p_rbuf = np.empty(max(1, self._recv_plan.total), np.uint8)
+            for f, so, ro in zip(self._pk, self._send_plan.offsets, self._recv_plan.offsets):
+                f.sendbuf = self._p2p_sbuf[so:so + f.nbytes]
+                f.recvbuf = self._p2p_rbuf[ro:ro + f.nbytes]
+        self._all_live = all(f.dest != MPI.PROC_NULL for f in self._pk)
         self._graph = None
         if transport == "alltoallw":
             self._setup_alltoallw()
@@ -421,17 +430,27 @@ class HaloExchange:
             else:
                 recvs.append(comm.Irecv([field, 1, f.recv_type], f.dest, tag))
         # (f.dest: the rank at +d, which owns the cells of our ghost region +d)
+        if self._pk:
+            self._send_plan.pack_all(field, self._p2p_sbuf)  # every packed face, one call
         for f in self.faces:
             if f.method == "pack":
-                self._send_plan.pack_one(self._slot[f.index], field, f.sendbuf)
                 sends.append(comm.Isend([f.sendbuf, MPI.BYTE], f.dest, f.index))
             else:
                 sends.append(comm.Isend([field, 1, f.send_type], f.dest, f.index))
-        for _ in range(nf):
-            i = MPI.Request.Waitany(recvs)
-            f = self.faces[i]
-            if f.method == "pack" and f.dest != MPI.PROC_NULL:
-                self._recv_plan.unpack_one(self._slot[f.index], f.recvbuf, field)
+        if self.wait == "any":  # unpack each face as it arrives (overlaps unpack and wire)
+            for _ in range(nf):
+                i = MPI.Request.Waitany(recvs)
+                f = self.faces[i]
+                if f.method == "pack" and f.dest != MPI.PROC_NULL:
+                    self._recv_plan.unpack_one(self._slot[f.index], f.recvbuf, field)
+        else:  # one wait, one unpack call (fewer trips into MPI progress and C++)
+            MPI.Request.Waitall(recvs)
+            if self._pk and self._all_live:
+                self._recv_plan.unpack_all(self._p2p_rbuf, field)
+            else:
+                for f in self._pk:
+                    if f.dest != MPI.PROC_NULL:
+                        self._recv_plan.unpack_one(self._slot[f.index], f.recvbuf, field)
         MPI.Request.Waitall(sends)
 
     def _exchange_alltoallw(self, field: np.ndarray) -> None:

@@ -130,3 +130,12 @@ def test_decomposition_covers_the_grid_once():
 def test_directions_are_the_26_neighbours():
     dirs = [d for d in itertools.product((-1, 0, 1), repeat=3) if any(d)]
     assert len(dirs) == 26
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("periodic", [True, False])
+def test_unpack_as_faces_arrive(periodic):
+    dec = decompose(comm, (6, 5, 7), periodic=periodic)
+    with HaloExchange(dec.cart, dec.local_shape, 1, quantities=2, wait="any") as h:
+        assert _check(dec, h, 1, 2, None)
+    dec.cart.Free()
