@@ -31,7 +31,7 @@ from typing import Sequence
 import numpy as np
 
 from hpc.core import App, UsageError, make_parser, positive_int, run
-from hpc.core.cli import AppParser, Formatter, add_common, nonneg_int
+from hpc.core.cli import AppParser, Formatter, add_common
 from hpc.core.memory import require_memory
 
 from . import model as halo_model
