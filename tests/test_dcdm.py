@@ -33,6 +33,20 @@ def test_network_equals_torch(backend):
     np.testing.assert_allclose(out, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
 
 
+def test_cupy_network_equals_numpy():
+    from hpc.core import backends
+
+    if not backends.is_available("cupy"):
+        pytest.skip(f"cupy back end: {backends.why_unavailable('cupy')}")
+    from hpc.cg.nn.infer import serial_forward
+    from hpc.cg.nn.weights import random_model
+
+    m = random_model(16, seed=4)
+    r = np.random.default_rng(0).standard_normal((8, 10, 12))
+    ref = serial_forward(m, r, "numpy")
+    np.testing.assert_allclose(serial_forward(m, r, "cupy"), ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
 def test_single_conv_equals_torch():
     torch = _torch()
     import torch.nn.functional as F

@@ -3,7 +3,7 @@
 Algorithm 1 of the paper, on vectors kept in the solver's row-block layout::
 
     r = b - A x
-    repeat until ||r|| / ||b|| <= rtol:
+    repeat until ||r|| / ||b|| < rtol:
         d = f(r / ||r||)                           the network (one evaluation)
         d -= sum_{i in last two} (d.A d_i / d_i.A d_i) d_i   A-orthogonalise
         alpha = r.d / d.A d
@@ -57,6 +57,9 @@ class DCDMPreconditioner:
                  halo_method: str = "datatype", threads: int = 1):
         if backend not in BACKENDS:
             raise UsageError(f"DCDM's network runs on {', '.join(BACKENDS)}, not {backend!r}")
+        from hpc.core import backends as registry
+
+        registry.require(backend)  # e.g. cupy without a GPU: a clear usage error
         self.model = model if model is not None else W.load()
         self.dec = decompose(comm, tuple(grid))
         self.redist = Redistributor(self.dec, row_offsets)
