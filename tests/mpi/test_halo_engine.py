@@ -139,3 +139,21 @@ def test_unpack_as_faces_arrive(periodic):
     with HaloExchange(dec.cart, dec.local_shape, 1, quantities=2, wait="any") as h:
         assert _check(dec, h, 1, 2, None)
     dec.cart.Free()
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("method", ["pack", "datatype"])
+def test_float32_channels_zero_outside(method):
+    # the DCDM layout: float32, channels innermost, zeros beyond a non-periodic domain
+    dec = decompose(comm, (6, 7, 5), periodic=False)
+    with HaloExchange(dec.cart, dec.local_shape, 1, quantities=3, dtype=np.float32,
+                      method=method, fill=0.0) as h:
+        u = h.allocate(np.nan)
+        assert u.dtype == np.float32
+        fill_global(h.interior(u), dec.offset, dec.global_shape, 3)
+        h.exchange(u)
+        want, mask = expected_ghosts(dec.local_shape, dec.offset, dec.global_shape, 1,
+                                     dec.periodic, 3, 0.0)
+        ok = bool(mask.all()) and np.array_equal(u, want.astype(np.float32))
+    assert comm.allreduce(ok, op=MPI.LAND)
+    dec.cart.Free()
