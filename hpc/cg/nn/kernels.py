@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+
 class ArrayKernels:
     """numpy / cupy kernels (xp is the array module)."""
 
@@ -61,14 +62,15 @@ class ArrayKernels:
         return (inner @ w.reshape(w.shape[3], w.shape[4]))[..., 0]
 
     def pool(self, xin):
-        Z, Y, X, C = (s - 2 for s in xin.shape[:3]) + (xin.shape[3],) if False else (
-            xin.shape[0] - 2, xin.shape[1] - 2, xin.shape[2] - 2, xin.shape[3])
+        """2x2x2 average pooling (sizes even: checked by weights.check_grid)."""
+        Z, Y, X, C = xin.shape[0] - 2, xin.shape[1] - 2, xin.shape[2] - 2, xin.shape[3]
         out = self.empty_field((Z // 2, Y // 2, X // 2), C)
         inner = xin[1:-1, 1:-1, 1:-1, :].reshape(Z // 2, 2, Y // 2, 2, X // 2, 2, C)
         out[1:-1, 1:-1, 1:-1, :] = inner.mean(axis=(1, 3, 5), dtype=np.float32)
         return out
 
     def up(self, xin):
+        """Nearest-neighbour 2x up-sampling."""
         Z, Y, X, C = xin.shape[0] - 2, xin.shape[1] - 2, xin.shape[2] - 2, xin.shape[3]
         out = self.empty_field((2 * Z, 2 * Y, 2 * X), C)
         inner = xin[1:-1, 1:-1, 1:-1, :]
