@@ -120,3 +120,15 @@ def test_petsc_missing_is_usage_error():
         pass
     p = run_app("cg", 2, "--backend", "petsc")
     assert p.returncode == 2 and "petsc4py not installed" in p.stderr
+
+
+def test_matrix_free_operator_same_iterations(tmp_path):
+    its = {}
+    for op in ("assembled", "stencil"):
+        js = tmp_path / f"{op}.json"
+        p = run_app("cg", 3, "--problem", "poisson3d:9", "--operator", op, "--json", js)
+        assert p.returncode == 0, p.stderr
+        rec = load_json(js)
+        its[op] = rec["metrics"]["iterations"]
+        assert rec["note"].startswith("matrix-free") == (op == "stencil")
+    assert its["assembled"] == its["stencil"]

@@ -8,7 +8,8 @@ The solve stops when the recursive residual ||r|| < rtol ||b|| (SciPy's criterio
 confirmed with the true residual ||b - A x|| / ||b||, which the record reports: VALID only if
 that is <= rtol. A breakdown (p.Ap <= 0: the matrix is not SPD) ends INVALID and says so.
 
-Structured problems use the assembled sparse operator (hpc.sparse.DistCSR) for A.
+Structured problems use the assembled sparse matrix (hpc.sparse.DistCSR) for A, or with
+--operator stencil a matrix-free stencil whose ghost planes go through hpc.halo's engine.
 
 Subcommands: python -m hpc.cg train-dcdm --help (train DCDM's network).
 """
@@ -28,8 +29,10 @@ from .precond import PCS, SUB_PCS, make_preconditioner
 
 BACKENDS = ["native", "numba", "numpy", "scipy", "cupy", "petsc"]
 PETSC_PCS = ("none", "jacobi", "bjacobi", "gamg")
-NOTE = ("structured problems use the assembled sparse operator (hpc.sparse.DistCSR, ghost "
-        "exchange by neighbourhood collective), not a matrix-free stencil")
+NOTE = {"assembled": "structured problem with the assembled sparse operator (hpc.sparse.DistCSR, "
+                     "ghost exchange by neighbourhood collective); --operator stencil is matrix-free",
+        "stencil": "matrix-free stencil operator, ghost planes exchanged by hpc.halo.engine "
+                   "(z-slab decomposition); preconditioners that factor use the assembled matrix"}
 
 
 def parser():
@@ -58,6 +61,9 @@ def parser():
     p.add_argument("--rtol", type=positive_float, default=1e-8,
                    help="stop when ||r|| / ||b|| < rtol (relative residual, unitless)")
     p.add_argument("--maxiter", type=positive_int, default=10000, help="iteration limit")
+    p.add_argument("--operator", default="assembled", choices=["assembled", "stencil"],
+                   help="structured problems: the assembled sparse matrix, or a matrix-free "
+                        "stencil whose ghost planes go through hpc.halo's engine")
     p.add_argument("--exchange", default="neighbor", choices=["neighbor", "p2p"],
                    help="ghost exchange: Ineighbor_alltoallv on a dist-graph comm, or Isend/Irecv")
     return p
@@ -102,15 +108,28 @@ def build_problem(args, comm, backend: str) -> Problem:
     if kern == "native" and not registry.is_available("native"):
         kern = "scipy"
     if args.matrix:
+        if args.operator == "stencil":
+            raise UsageError("--operator stencil needs a structured --problem, not --matrix")
         A = read_mm(args.matrix, comm, backend=kern)
         if A.shape[0] != A.shape[1]:
             raise UsageError(f"--matrix {args.matrix}: CG needs a square matrix, got {A.shape[0]} x {A.shape[1]}")
         name = args.matrix
     else:
         spec = args.problem or "hpcg:16"
-        A = make_problem(spec, comm, backend=kern)
         name = spec
-    A.exchange = args.exchange
+        if args.operator == "stencil":
+            from hpc.sparse.generators import parse_problem
+
+            from .stencil import StencilOperator
+
+            kind, N = parse_problem(spec)
+            A = StencilOperator(kind, N, comm, backend=kern)
+        else:
+            A = make_problem(spec, comm, backend=kern)
+    if args.operator == "stencil" and args.matrix:
+        raise UsageError("--operator stencil needs a structured --problem, not --matrix")
+    if args.operator != "stencil":
+        A.exchange = args.exchange
     b, exact = _rhs(args, A, comm)
     if backend == "cupy":
         import cupy
@@ -209,7 +228,7 @@ def report(app: App, problem: Problem, res, args) -> int:
                                                      if isinstance(v, (str, int, float, bool, list, dict))}}
     if getattr(res, "replacements", 0):
         app.extra["solver"]["residual_replacements"] = int(res.replacements)
-    app.extra["note"] = NOTE if problem.grid is not None else None
+    app.extra["note"] = NOTE[args.operator] if problem.grid is not None else None
     if res.breakdown and app.rank == 0:
         print(f"cg: {res.breakdown}", file=sys.stderr, flush=True)
     app.say(f"iterations {its}, true relative residual {true_rel:.3e}, "

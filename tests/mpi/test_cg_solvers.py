@@ -181,3 +181,19 @@ def test_petsc_iteration_counts(name, method, pc):
     its = petsc_iterations(A, b, method, pc, rtol)
     slack = 1 if method != "pipecg" or name != "ani4" else max(3, its // 2)
     assert abs(res.iterations - its) <= slack, (res.iterations, its)
+
+
+@pytest.mark.parametrize("kind,N", [("poisson2d", 9), ("poisson3d", 7), ("hpcg", 6)])
+def test_matrix_free_stencil_matches_assembled(kind, N):
+    from hpc.cg.stencil import StencilOperator
+
+    S = StencilOperator(kind, N, comm)
+    G = comm.bcast(S.assembled.gather(), root=0)     # same layout, assembled
+    x = np.random.default_rng(5).standard_normal(G.shape[0])
+    y = S.gather_vector(S.spmv(S.local_slice(x)), root=None)
+    np.testing.assert_allclose(y, G @ x, rtol=1e-13, atol=1e-12)
+    ref = {"poisson2d": poisson2d, "poisson3d": poisson3d, "hpcg": hpcg}[kind](N, comm)
+    assert abs(G - comm.bcast(ref.gather(), root=0)).max() == 0   # the generator's matrix
+    res, xs, b = solve(S, "pcg", "jacobi", 1e-9)
+    assert res.converged and np.linalg.norm(b - G @ xs) <= 1e-9 * np.linalg.norm(b)
+    S.free()
