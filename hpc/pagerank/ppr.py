@@ -96,12 +96,27 @@ def _round_sources(g: Graph, sources_local: np.ndarray, batch: int):
     return [sources_local[i * batch:(i + 1) * batch] for i in range(rounds)]
 
 
+def _native_walker(g: Graph):
+    """The C++ superstep (bit-identical to the NumPy one) when hpc._core has it."""
+    if "walker" not in g.info:
+        try:
+            from hpc import _core
+
+            g.info["walker"] = _core.pagerank_walk.Walker(
+                np.ascontiguousarray(g.out_indptr, dtype=np.int64),
+                np.ascontiguousarray(g.out_indices, dtype=np.int64), g.lo, g.n)
+        except (ImportError, AttributeError):
+            g.info["walker"] = None
+    return g.info["walker"]
+
+
 def build_fingerprints(g: Graph, sources_local: np.ndarray, walks: int, damping: float,
                        seed: int, max_length: int = 64, keep: int = 0,
-                       batch: int = 4096) -> Fingerprints:
+                       batch: int = 4096, native: bool | None = None) -> Fingerprints:
     """Fingerprints of ``sources_local`` (global numbers this rank owns; collective).
 
     ``keep`` > 0 stores only the top ``keep`` entries per vertex (the index); 0 keeps all.
+    ``native``: the C++ superstep (default: when built) or the NumPy one; same walks.
     """
     from mpi4py import MPI
 
@@ -112,6 +127,9 @@ def build_fingerprints(g: Graph, sources_local: np.ndarray, walks: int, damping:
     deg = g.outdeg
     rows_ptr, rows_ids, rows_vals, masses = [np.zeros(1, np.int64)], [], [], []
     survivors = 0
+    walker = _native_walker(g) if native is not False else None
+    if native and walker is None:
+        raise RuntimeError("native walks requested but hpc._core.pagerank_walk is not built")
     for srcs in _round_sources(g, sources_local, batch):
         # walker state lives on the owner of the current vertex
         src = np.repeat(srcs, walks)
@@ -129,12 +147,15 @@ def build_fingerprints(g: Graph, sources_local: np.ndarray, walks: int, damping:
                 survivors += cur.size
                 break
             visits.append(src * n + cur)          # the visit, weight c
-            go = uniform(seed, wid, step, 0) >= c  # continue with probability d
-            li = cur - lo
-            go &= deg[li] > 0                     # absorbed at a dangling vertex
-            src, wid, li = src[go], wid[go], li[go]
-            k = np.minimum((uniform(seed, wid, step, 1) * deg[li]).astype(np.int64), deg[li] - 1)
-            nxt = g.out_indices[g.out_indptr[li] + k]
+            if walker is not None:
+                src, wid, nxt = walker.step(src, wid, cur, int(seed), step, c)
+            else:
+                go = uniform(seed, wid, step, 0) >= c  # continue with probability d
+                li = cur - lo
+                go &= deg[li] > 0                 # absorbed at a dangling vertex
+                src, wid, li = src[go], wid[go], li[go]
+                k = np.minimum((uniform(seed, wid, step, 1) * deg[li]).astype(np.int64), deg[li] - 1)
+                nxt = g.out_indices[g.out_indptr[li] + k]
             src, wid, cur = exchange(comm, g.owner(nxt), [src, wid, nxt])
             step += 1
         # one sort per round: counts of every (source, vertex) key, weight c (visits) or 1

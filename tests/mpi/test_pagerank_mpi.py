@@ -274,3 +274,19 @@ def test_fingerprints_do_not_depend_on_rank_count():
     assert np.array_equal(fp.indptr, fp1.indptr)
     assert np.array_equal(fp.ids, fp1.ids)
     assert np.allclose(fp.vals, fp1.vals, rtol=0, atol=1e-15)
+
+
+@pytest.mark.mpi
+def test_native_and_numpy_walks_are_identical():
+    try:
+        from hpc import _core
+
+        _core.pagerank_walk
+    except (ImportError, AttributeError):
+        pytest.skip("hpc._core.pagerank_walk not built")
+    g = graphio.load_graph(comm, generate="kron:9:8", seed=2)
+    a = build_fingerprints(g, np.arange(g.lo, g.hi), 30, 0.85, seed=-7, max_length=6, native=True)
+    b = build_fingerprints(g, np.arange(g.lo, g.hi), 30, 0.85, seed=-7, max_length=6, native=False)
+    assert a.survivors == b.survivors > 0
+    assert np.array_equal(a.indptr, b.indptr) and np.array_equal(a.ids, b.ids)
+    assert np.array_equal(a.vals, b.vals) and np.array_equal(a.mass, b.mass)
