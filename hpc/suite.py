@@ -27,6 +27,8 @@ SUITE: list[tuple[str, str, str | None, list[str]]] = [
     ("stream/kokkos", "stream", "kokkos", ["--backend", "kokkos", "-s", "1048576", "-n", "10"]),
     ("stream/cupy", "stream", "cupy", ["--backend", "cupy", "-s", "16777216", "-n", "10"]),
     ("stream/cuda", "stream", "cuda", ["--backend", "cuda", "-s", "16777216", "-n", "10"]),
+    ("halo", "halo", None, ["--grid", "16", "12", "10", "--radius", "2", "--quantities", "2",
+                            "--iterations", "5", "--repeat", "2"]),
 ]
 
 # The figure shown for each app in the table.
@@ -39,6 +41,10 @@ HEADLINE = {
     "cg": ("iterations", "iterations"),
     "train": ("tokens_per_s", "tokens/s"),
 }
+
+
+def _fmt(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}"
 
 
 def parser():
@@ -100,10 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             records[label] = rec
             key, unit = HEADLINE.get(app, (None, ""))
             fig = rec["metrics"].get(key) if key else None
-            figure = f"{fig:,.4g} {unit}" if isinstance(fig, (int, float)) else ""
+            figure = _fmt(fig) + f" {unit}" if isinstance(fig, (int, float)) else ""
             rows.append((label, "VALID" if code == 0 else "INVALID", figure, f"{dt:.1f}s", ""))
     if rank == 0:
-        width = max(len(r[0]) for r in rows) + 2 if rows else 10
+        width = max([len("workload")] + [len(r[0]) for r in rows]) + 2
         say("")
         say(f"{'workload':<{width}}{'verdict':<9}{'figure':>22}{'time':>9}  notes")
         for label, verdict, figure, dt, note in rows:
