@@ -256,7 +256,7 @@ def run_query(argv: Sequence[str]) -> int:
     resid = float(app.comm.allreduce(float(dec.R.sum()), op=MPI.SUM))
     app.metrics.update({
         "queries": nq, "time_s": t["query"]["min"], "queries_per_s": nq / t["query"]["min"],
-        "pushes": dec.pushes, "push_iterations": dec.iterations,
+        "pushes": dec.pushes, "push_iterations": dec.iterations, "iterations": dec.iterations,
         "residual_mass_per_query": resid / nq,
         "residual_entries": int(app.comm.allreduce(int(dec.R.nnz), op=MPI.SUM)),
         "fingerprints_built": built,
