@@ -78,8 +78,8 @@ def _rhs(args, A, comm) -> tuple[np.ndarray, np.ndarray | None]:
     if kind == "ones":
         return np.ones(n), None
     if kind == "unit-solution":
-        one = np.ones(A.local_cols)
-        return A.spmv(one), np.ones(n)
+        b = A.spmv(A._xp().ones(A.local_cols) if hasattr(A, "_xp") else np.ones(A.local_cols))
+        return (b.get() if hasattr(b, "get") else b), np.ones(n)
     if kind == "random":
         rng = np.random.default_rng(args.seed)
         lo, hi = A.row_range
