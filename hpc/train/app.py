@@ -19,7 +19,9 @@ models small enough, rank 0 retrains the single-rank reference model and compare
 from __future__ import annotations
 
 import math
+import os
 import time
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -27,6 +29,7 @@ import numpy as np
 from hpc.core import App, UsageError, make_parser, nonneg_int, positive_float, positive_int, run
 from hpc.core import backends as registry
 from hpc.core.memory import require_memory
+from hpc.core.runtime import agree
 
 from . import checkpoint, data, schedules
 from .model import GPT, GPTConfig, param_specs
@@ -163,7 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.backend == "cupy":
         import cupy as xp
 
-        local = app.comm.Split_type(__import__("mpi4py").MPI.COMM_TYPE_SHARED)
+        from mpi4py import MPI
+
+        local = app.comm.Split_type(MPI.COMM_TYPE_SHARED)  # one GPU per node-local rank
         xp.cuda.Device(local.Get_rank() % xp.cuda.runtime.getDeviceCount()).use()
         local.Free()
     else:
@@ -179,11 +184,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "the model and its activations", app.comm)
 
     if args.save:
-        import os
-        from pathlib import Path
-
-        from hpc.core.runtime import agree
-
         parent = Path(args.save).resolve().parent
         while not parent.exists():
             parent = parent.parent
