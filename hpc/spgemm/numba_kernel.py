@@ -17,6 +17,12 @@ from numba.extending import intrinsic
 EMPTY, COPY, HASH, DENSE, SHARED = 0, 1, 2, 3, 4
 _opts = dict(cache=True, nogil=True, boundscheck=False)
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
+_ONE, _ZERO = np.uint64(1), np.uint64(0)
+# count trailing zeros of a power of two: de Bruijn multiply and a 64-entry table
+_DB_MUL = np.uint64(0x03F79D71B4CB0A89)
+_DEBRUIJN = np.zeros(64, dtype=np.int64)
+for _i in range(64):
+    _DEBRUIJN[int(((1 << _i) * 0x03F79D71B4CB0A89 % 2**64) >> 58)] = _i
 
 
 @intrinsic
@@ -104,8 +110,8 @@ def _plan(ap, prod, ncols, threads, shared_at, dense_at, itemsize):
     n = prod.size
     total = prod.sum()
     shared_min = max(1 << 15, total // (2 * threads)) if threads > 1 else np.int64(2**62)
-    dense_fits = ncols * (itemsize + 8) <= (1 << 21)
-    dense_min = 32 if dense_fits else max(ncols // 4, 1)
+    dense_fits = ncols * 8 <= (1 << 21)
+    dense_min = max(32, ncols // 256) if dense_fits else max(ncols // 4, 1)
     if shared_at > 0:
         shared_min = shared_at
     if dense_at > 0:
@@ -162,7 +168,8 @@ def _symbolic(ap, ai, bp, bi, ncols, prod, bins, split, rnnz):
             elif bins[i] == DENSE:
                 need_dense = True
         keys = np.empty(tmax, dtype=bi.dtype)
-        mark = np.full(ncols if need_dense else 0, -1, dtype=np.int64)
+        words = (ncols + 63) // 64 if need_dense else 0
+        bits = np.zeros(words, dtype=np.uint64)
         for i in range(lo, hi):
             b = bins[i]
             if b == COPY:
@@ -192,10 +199,13 @@ def _symbolic(ap, ai, bp, bi, ncols, prod, bins, split, rnnz):
                 for p in range(ap[i], ap[i + 1]):
                     k = ai[p]
                     for q in range(bp[k], bp[k + 1]):
-                        c = bi[q]
-                        if mark[c] != i:
-                            mark[c] = i
+                        c = np.int64(bi[q])
+                        m = _ONE << np.uint64(c & 63)
+                        w = bits[c >> 6]
+                        if (w & m) == _ZERO:
+                            bits[c >> 6] = w | m
                             nnz += 1
+                bits[:] = 0
                 rnnz[i] = nnz
 
 
@@ -213,9 +223,9 @@ def _numeric(ap, ai, ad, bp, bi, bd, ncols, bins, split, indptr, oc, ov):
                 need_dense = True
         keys = np.empty(tmax, dtype=bi.dtype)
         vals = np.empty(tmax, dtype=np.float64)
-        mark = np.full(ncols if need_dense else 0, -1, dtype=np.int64)
+        words = (ncols + 63) // 64 if need_dense else 0
+        bits = np.zeros(words, dtype=np.uint64)
         acc = np.empty(ncols if need_dense else 0, dtype=np.float64)
-        touched = np.empty(ncols if need_dense else 0, dtype=np.int64)
         for i in range(lo, hi):
             b = bins[i]
             s = indptr[i]
@@ -263,36 +273,33 @@ def _numeric(ap, ai, ad, bp, bi, bd, ncols, bins, split, indptr, oc, ov):
                         h = (h + 1) & mask
                     ov[j] = vals[h]
             elif b == DENSE:
-                scan = nnz * 32 > ncols
-                n = 0
                 for p in range(ap[i], ap[i + 1]):
                     k = ai[p]
                     a = ad[p]
                     for q in range(bp[k], bp[k + 1]):
-                        c = bi[q]
+                        c = np.int64(bi[q])
                         x = a * bd[q]
-                        if mark[c] != i:
-                            mark[c] = i
-                            acc[c] = x
-                            touched[n] = c
-                            n += 1
-                        else:
+                        m = _ONE << np.uint64(c & 63)
+                        w = bits[c >> 6]
+                        if (w & m) != _ZERO:
                             acc[c] += x
-                if scan:
-                    j = s
-                    for c in range(ncols):
-                        if mark[c] == i:
-                            oc[j] = c
-                            ov[j] = acc[c]
-                            j += 1
-                            if j == s + nnz:
-                                break
-                else:
-                    for j in range(nnz):
-                        oc[s + j] = touched[j]
-                    _sort_row(oc[s:s + nnz])
-                    for j in range(s, s + nnz):
-                        ov[j] = acc[oc[j]]
+                        else:
+                            bits[c >> 6] = w | m
+                            acc[c] = x
+                # set bits in ascending order: sorted columns without a sort
+                j = s
+                for wi in range(words):
+                    w = bits[wi]
+                    if w == _ZERO:
+                        continue
+                    bits[wi] = _ZERO
+                    while w != _ZERO:
+                        low = w & (~w + _ONE)
+                        c = (wi << 6) + np.int64(_DEBRUIJN[np.int64((low * _DB_MUL) >> np.uint64(58))])
+                        w = w ^ low
+                        oc[j] = c
+                        ov[j] = acc[c]
+                        j += 1
 
 
 @njit(parallel=True, **_opts)

@@ -71,11 +71,11 @@ Plan make_plan(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared_at,
                int64_t dense_at) {
   Plan P;
   const int64_t n = A.nrows;
-  P.threads = threads;
   P.prod.assign(n, 0);
   P.bin.assign(n, kEmpty);
   int64_t total = 0;
-#pragma omp parallel for schedule(static) reduction(+ : total) num_threads(threads)
+  const int pt = A.ptr[n] > (1 << 16) ? threads : 1;  // waking threads costs more than tiny loops
+#pragma omp parallel for schedule(static) reduction(+ : total) num_threads(pt)
   for (int64_t i = 0; i < n; ++i) {
     int64_t s = 0;
     for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
@@ -86,6 +86,11 @@ Plan make_plan(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared_at,
     total += s;
   }
   P.total = total;
+  // Small products run on fewer threads (about 32k products each at least), unless a test
+  // forces the bins; threads that would idle at the barriers only cost wake-ups.
+  if (shared_at <= 0 && dense_at <= 0)
+    threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, total >> 15)));
+  P.threads = threads;
   // A row is "shared" when it alone exceeds half a thread's share (and is large enough that
   // synchronising threads pays off).
   int64_t shared_min =
@@ -426,7 +431,7 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
     P = make_plan(A, B, threads, shared_at, dense_at);
     t1 = omp_get_wtime();
     SharedTable T;
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(P.threads)
     {
       const int t = omp_get_thread_num();
       Scratch<I> S;
@@ -440,7 +445,7 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
           }
         }
     }
-    for (int64_t i : P.shared_rows) rnnz[i] = shared_count(A, B, i, P.prod[i], T, threads);
+    for (int64_t i : P.shared_rows) rnnz[i] = shared_count(A, B, i, P.prod[i], T, P.threads);
     t2 = omp_get_wtime();
   }
   int64_t nnz = 0;
@@ -456,7 +461,7 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
   {
     py::gil_scoped_release nogil;
     SharedTable T;
-#pragma omp parallel num_threads(threads)
+#pragma omp parallel num_threads(P.threads)
     {
       const int t = omp_get_thread_num();
       Scratch<I> S;
@@ -482,7 +487,7 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
         }
     }
     for (int64_t i : P.shared_rows)
-      shared_fill(A, B, i, P.prod[i], T, threads, oc + ip[i], ov + ip[i], rnnz[i]);
+      shared_fill(A, B, i, P.prod[i], T, P.threads, oc + ip[i], ov + ip[i], rnnz[i]);
   }
   t3 = omp_get_wtime();
   py::dict stats;
@@ -492,7 +497,7 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
   stats["rows_hash"] = P.bins[kHash];
   stats["rows_dense"] = P.bins[kDense];
   stats["rows_shared"] = P.bins[kShared];
-  stats["threads"] = threads;
+  stats["threads"] = P.threads;
   stats["plan_s"] = t1 - t0;       // products per row, bins, thread split
   stats["symbolic_s"] = t2 - t1;
   stats["numeric_s"] = t3 - t2;    // includes allocating the output
