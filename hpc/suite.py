@@ -29,6 +29,9 @@ SUITE: list[tuple[str, str, str | None, list[str]]] = [
     ("stream/cuda", "stream", "cuda", ["--backend", "cuda", "-s", "16777216", "-n", "10"]),
     ("halo", "halo", None, ["--grid", "16", "12", "10", "--radius", "2", "--quantities", "2",
                             "--iterations", "5", "--repeat", "2"]),
+    ("train", "train", None, ["--tp", "2", "--pp", "2", "--layers", "4", "--hidden", "32",
+                              "--heads", "4", "--seq-len", "32", "--global-batch", "8",
+                              "--micro-batches", "4", "--steps", "4", "--dtype", "float64"]),
 ]
 
 # The figure shown for each app in the table.

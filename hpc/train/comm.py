@@ -1,12 +1,13 @@
 """Communication on arrays of either namespace: numpy goes to MPI directly, cupy through host
-memory unless HPC_CUDA_AWARE_MPI=1 says the MPI library takes device pointers."""
+memory unless the MPI library takes device pointers (hpc.core.envinfo.cuda_aware: asked of the
+library, HPC_CUDA_AWARE=0|1 overrides)."""
 from __future__ import annotations
-
-import os
 
 import numpy as np
 
-_CUDA_AWARE = os.environ.get("HPC_CUDA_AWARE_MPI", "0") == "1"
+from hpc.core.envinfo import cuda_aware
+
+_CUDA_AWARE = cuda_aware()
 
 
 def is_device(a) -> bool:
