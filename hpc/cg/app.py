@@ -52,7 +52,7 @@ def parser():
                         "auto: unit-solution for --problem, ones for --matrix")
     p.add_argument("--method", default="cg", choices=list(METHODS), help="solver")
     p.add_argument("--pc", default=None, choices=list(PCS) + ["gamg"],
-                   help="preconditioner (gamg: PETSc only) [default: none for cg, jacobi otherwise]")
+                   help="preconditioner (gamg: PETSc only) [default: none for cg and dcdm, jacobi otherwise]")
     p.add_argument("--sub-pc", default="sgs", choices=SUB_PCS,
                    help="bjacobi's local solver: one symmetric Gauss-Seidel sweep, or IC(0)")
     p.add_argument("--cheb-degree", type=positive_int, default=3,
@@ -144,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return get_subcommand(argv[0])(argv[1:])
     args = parser().parse_args(argv)
     if args.pc is None:
-        args.pc = "none" if args.method == "cg" else "jacobi"
+        args.pc = "none" if args.method in ("cg", "dcdm") else "jacobi"
     backend = registry.require(args.backend, BACKENDS)
     if backend == "petsc":
         if args.method not in ("cg", "pcg", "pipecg"):
