@@ -36,7 +36,7 @@ def main() -> int:
     ap.add_argument("--walks", type=int, default=100)
     ap.add_argument("--keep", type=int, default=128)
     ap.add_argument("--iterations", type=int, default=3)
-    ap.add_argument("--threshold", type=float, default=1e-3)
+    ap.add_argument("--threshold", type=float, default=1e-2)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--baseline-queries", type=int, default=30)
     ap.add_argument("--check-queries", type=int, default=200)

@@ -68,7 +68,7 @@ def query_parser() -> AppParser:
     q.add_argument("--topk", type=positive_int, default=20, help="entries K reported per query")
     q.add_argument("--iterations", type=nonneg_int, default=3,
                    help="push iterations T of the decomposition")
-    q.add_argument("--threshold", type=positive_float, default=1e-3,
+    q.add_argument("--threshold", type=positive_float, default=1e-2,
                    help="residual entries below this (fraction of a query's mass) are not "
                         "pushed")
     q.add_argument("--check", action="store_true",
