@@ -14,6 +14,9 @@
 namespace {
 using std::int64_t;
 constexpr int64_t kCW = 32;  // candidate columns per thread chunk, at most
+// Tiles smaller than this many entries run on one thread: FasterPAM evaluates many small
+// blocks, where a fork/join costs more than the sweep itself.
+constexpr int64_t kParMin = int64_t(1) << 17;
 
 // Columns per chunk: small blocks (FasterPAM's speculative blocks) are still split over all
 // threads; a chunk's sums do not depend on its width, so results stay thread-count independent.
@@ -121,7 +124,7 @@ py::array_t<double> colsum(const py::array& D_) {
   double* o = out.mutable_data();
   py::gil_scoped_release nogil;
   const int64_t cw = chunk_cols(D.cols);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (D.rows * D.cols >= kParMin)
   for (int64_t lo = 0; lo < D.cols; lo += cw) {
     const int64_t hi = std::min(D.cols, lo + cw);
     for (int64_t c = lo; c < hi; ++c) o[c] = 0;
@@ -138,7 +141,7 @@ py::array_t<double> build_gain(const py::array& D_, const py::array& near_d_) {
   double* o = out.mutable_data();
   py::gil_scoped_release nogil;
   const int64_t cw = chunk_cols(D.cols);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (D.rows * D.cols >= kParMin)
   for (int64_t lo = 0; lo < D.cols; lo += cw) {
     const int64_t hi = std::min(D.cols, lo + cw);
     for (int64_t c = lo; c < hi; ++c) o[c] = 0;
@@ -178,7 +181,7 @@ py::array_t<double> fastpam_delta(const py::array& D_, const py::array& ni_, con
   double* o = out.mutable_data();
   py::gil_scoped_release nogil;
   const int64_t cw = chunk_cols(D.cols);
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (D.rows * D.cols >= kParMin)
   for (int64_t lo = 0; lo < D.cols; lo += cw) {
     const int64_t hi = std::min(D.cols, lo + cw);
     std::fill(o + lo * (k + 1), o + hi * (k + 1), 0.0);
@@ -211,7 +214,7 @@ py::array_t<double> pam_delta(const py::array& D_, const py::array& ni_, const p
   double* o = out.mutable_data();
   py::gil_scoped_release nogil;
   const int64_t cw = chunk_cols(D.cols);
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (D.rows * D.cols >= kParMin)
   for (int64_t lo = 0; lo < D.cols; lo += cw) {
     const int64_t hi = std::min(D.cols, lo + cw);
     double acc[kCW];
