@@ -101,7 +101,10 @@ def test_malformed_line_exits_2_naming_the_line(tmp_path, n):
 
 
 def test_bad_usage_exits_2(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# only a header\n% and a comment\n")
     for args, what in ((["--graph", tmp_path / "missing.txt"], "cannot read"),
+                       (["ppr-index", "--graph", empty, "--output", tmp_path / "i.h5"], "no vertices"),
                        (["--generate", "kron:x:4"], "kron:SCALE:EDGEFACTOR"),
                        (["--generate", "kron:5:4", "--damping", "1.5"], "damping"),
                        (["ppr", "--generate", "kron:6:4", "--sources", "5,100000"], "100000")):

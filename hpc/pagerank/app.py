@@ -77,6 +77,8 @@ def _load(app: App, args):
         gen = DEFAULT_GENERATE
     with app.timer.phase("load_graph"):
         g = load_graph(app.comm, args.graph, gen, args.seed, args.cache)
+    if g.n == 0:
+        raise UsageError(f"--graph {args.graph}: the graph has no vertices")
     app.extra["graph"] = {"source": g.source, "vertices": g.n, "edges": g.m}
     app.say(f"graph {g.source}: {g.n} vertices, {g.m} edges (duplicates collapsed), "
             f"{app.size} rank(s)")
@@ -88,8 +90,6 @@ def run_global(argv: Sequence[str]) -> int:
     registry.require(args.backend, list(BACKENDS))
     app = App("pagerank", args)
     g = _load(app, args)
-    if g.n == 0:
-        raise UsageError(f"--graph {args.graph}: the graph has no vertices")
     from .solver import make_solver
 
     with app.timer.phase("setup"):
