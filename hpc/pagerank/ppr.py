@@ -226,7 +226,7 @@ def push_operator(g: Graph, damping: float) -> sp.csr_matrix:
 
 
 def decompose(g: Graph, sources: np.ndarray, damping: float, iterations: int,
-              threshold: float) -> Decomposition:
+              threshold: float, per_edge: bool = False) -> Decomposition:
     """Push every query's mass ``iterations`` times (entries >= threshold); collective.
 
     ``sources``: the global vertex of every query (the same array on every rank). One
@@ -244,7 +244,11 @@ def decompose(g: Graph, sources: np.ndarray, damping: float, iterations: int,
     PT = push_operator(g, damping)
     pushes, it = 0, 0
     for step in range(iterations):
-        big = R.data >= threshold
+        if per_edge:   # Andersen-Chung-Lang: push when r(v) >= threshold * outdeg(v)
+            rowdeg = np.repeat(np.maximum(g.outdeg, 1), np.diff(R.indptr))
+            big = R.data >= threshold * rowdeg
+        else:
+            big = R.data >= threshold
         npush = int(comm.allreduce(int(big.sum()), op=MPI.SUM))
         if npush == 0:
             break

@@ -290,3 +290,17 @@ def test_native_and_numpy_walks_are_identical():
     assert a.survivors == b.survivors > 0
     assert np.array_equal(a.indptr, b.indptr) and np.array_equal(a.ids, b.ids)
     assert np.array_equal(a.vals, b.vals) and np.array_equal(a.mass, b.mass)
+
+
+@pytest.mark.mpi
+def test_ppr_per_edge_push_rule_keeps_precision():
+    g = graphio.read_snap(_real("p2p-Gnutella08.txt"), comm)
+    fp = build_fingerprints(g, np.arange(g.lo, g.hi), 100, 0.85, seed=1, keep=128)
+    verts = np.sort(np.random.default_rng(8).choice(g.n, 60, replace=False))
+    dec = decompose(g, verts, 0.85, 3, 3e-4, per_edge=True)
+    ans = combine(g, dec, fp, verts.size, 20)
+    A = graphio.gather_csr(g)
+    if comm.rank == 0:
+        ex = exact_ppr(A, verts, 0.85)
+        prec = [precision_at_k(ans.topk_ids[i], ex[i], 20) for i in range(verts.size)]
+        assert np.mean(prec) >= 0.95, np.mean(prec)
