@@ -65,6 +65,7 @@ def write(path: str | os.PathLike, comm, datasets: Mapping[str, Any],
         comm.Barrier()
         if rank == 0:
             os.replace(tmp, target)
+        comm.Barrier()  # the file exists under its name for every rank on return
         return
     # Serial h5py: rank 0 writes; an exception aborts the job (hpc.core.runtime), so no
     # collective cleanup is attempted here.
@@ -84,6 +85,7 @@ def write(path: str | os.PathLike, comm, datasets: Mapping[str, Any],
         if f is not None:
             f.close()
             tmp.unlink(missing_ok=True)
+    comm.Barrier()  # the file exists under its name for every rank on return
 
 
 def _attrs(f, attrs: Mapping[str, Mapping[str, Any]] | None) -> None:
