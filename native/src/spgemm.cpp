@@ -86,10 +86,10 @@ Plan make_plan(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared_at,
     total += s;
   }
   P.total = total;
-  // Small products run on fewer threads (about 32k products each at least), unless a test
+  // Small products run on fewer threads (about 256k products each at least), unless a test
   // forces the bins; threads that would idle at the barriers only cost wake-ups.
   if (shared_at <= 0 && dense_at <= 0)
-    threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, total >> 15)));
+    threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, total >> 18)));
   P.threads = threads;
   // A row is "shared" when it alone exceeds half a thread's share (and is large enough that
   // synchronising threads pays off).
