@@ -18,7 +18,8 @@ from hpc.core import EXIT_INVALID, EXIT_OK, UsageError, make_parser, run, world
 from hpc.core import atomic
 from hpc.core import backends as registry
 
-# (label, app, back end it needs or None, argv): the schedule is data.
+# (label, app, back end it needs or None, argv): the schedule is data. A need ending in
+# ":square" also needs a square rank count (2D layouts).
 SUITE: list[tuple[str, str, str | None, list[str]]] = [
     ("stream/numpy", "stream", "numpy", ["--backend", "numpy", "-s", "1048576", "-n", "10"]),
     ("stream/numba", "stream", "numba", ["--backend", "numba", "-s", "1048576", "-n", "10"]),
@@ -33,6 +34,8 @@ SUITE: list[tuple[str, str, str | None, list[str]]] = [
     ("pagerank/2d", "pagerank", "native", ["--generate", "kron:12:8", "--layout", "2d", "--check"]),
     ("pagerank/ppr", "pagerank", None, ["ppr", "--generate", "kron:10:8", "--sources", "random:50",
                                         "--check"]),
+    ("spgemm/1d", "spgemm", "native", ["--generate", "rmat:10:8", "--layout", "1d"]),
+    ("spgemm/2d", "spgemm", "native:square", ["--generate", "rmat:10:8", "--layout", "2d"]),
     ("train", "train", None, ["--tp", "2", "--pp", "2", "--layers", "4", "--hidden", "32",
                               "--heads", "4", "--seq-len", "32", "--global-batch", "8",
                               "--micro-batches", "4", "--steps", "4", "--dtype", "float64"]),
@@ -92,7 +95,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if main_fn is None:
             rows.append((label, "SKIPPED", "", "", f"hpc.{app} is not in this build"))
             continue
+        need, _, shape = (need or "").partition(":")
         why = registry.why_unavailable(need) if need else None
+        if shape == "square" and int(comm.Get_size() ** 0.5) ** 2 != comm.Get_size():
+            why = f"needs a square number of ranks, not {comm.Get_size()}"
         if why:
             rows.append((label, "SKIPPED", "", "", why))
             continue
