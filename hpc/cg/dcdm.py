@@ -197,7 +197,7 @@ def network_backend(opts_backend: str | None, args=None) -> str:
     return be
 
 
-def solve_method(problem, opts):
+def solve_method(problem, opts, callback: Callable[[int, float], None] | None = None):
     """``--method dcdm`` for hpc.cg: ``solve(problem, opts) -> SolveResult``.
 
     Needs a structured 3D problem (the network works on the grid); the model file is
@@ -235,10 +235,13 @@ def solve_method(problem, opts):
     def direction(r):
         return pre(r)
 
-    res = dcdm_solve(comm, matvec, problem.b, direction, opts.rtol, opts.maxiter, x0=problem.x0)
+    keep = int(getattr(args, "dcdm_keep", None) or 2) if args is not None else 2
+    res = dcdm_solve(comm, matvec, problem.b, direction, opts.rtol, opts.maxiter, x0=problem.x0,
+                     keep=keep, callback=callback)
     extra = {
         "network_evals": res.network_evals,
         "pc": "none (the network supplies the directions)",
+        "orthogonalised_against": keep,
         "network_backend": backend,
         "model": model.path,
         "model_trained_grid": model.trained_grid,
