@@ -34,6 +34,7 @@ SUITE: list[tuple[str, str, str | None, list[str]]] = [
     ("pagerank/2d", "pagerank", "native", ["--generate", "kron:12:8", "--layout", "2d", "--check"]),
     ("pagerank/ppr", "pagerank", None, ["ppr", "--generate", "kron:10:8", "--sources", "random:50",
                                         "--check"]),
+    ("kmedoids", "kmedoids", None, ["--data", "blobs:2000:8:10", "--k", "10", "--method", "fasterpam"]),
     ("spgemm/1d", "spgemm", "native", ["--generate", "rmat:10:8", "--layout", "1d"]),
     ("spgemm/2d", "spgemm", "native:square", ["--generate", "rmat:10:8", "--layout", "2d"]),
     ("train", "train", None, ["--tp", "2", "--pp", "2", "--layers", "4", "--hidden", "32",
