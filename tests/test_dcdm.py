@@ -217,6 +217,7 @@ def test_app_rank_count_independent(tmp_path):
     (["--problem", "poisson2d:16"], "3D"),
     (["--problem", "hpcg:8"], "trained for poisson3d"),
     (["--problem", "poisson3d:8", "--pc", "mg"], "takes no --pc"),
+    (["--problem", "poisson3d:8", "--pc", "jacobi"], "takes no --pc"),
 ])
 def test_app_bad_usage_exits_2(tmp_path, args, message):
     proc, _ = _app(2, *args, tmp_path=tmp_path)

@@ -207,9 +207,7 @@ def solve_method(problem, opts, callback: Callable[[int, float], None] | None = 
     """
     from .methods import SolveResult
 
-    # hpc.cg defaults --pc to jacobi for every method but cg; DCDM applies none (the network
-    # supplies the directions), so only an explicit other choice is refused.
-    if opts.pc not in (None, "none", "jacobi"):
+    if opts.pc not in (None, "none"):
         raise UsageError(f"--method dcdm takes no --pc (the network supplies the directions; "
                          f"got --pc {opts.pc})")
     grid = getattr(problem, "grid", None)
