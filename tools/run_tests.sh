@@ -13,10 +13,24 @@ export MPIR_CVAR_CH4_PROGRESS_THROTTLE_NO_PROGRESS_COUNT=${MPIR_CVAR_CH4_PROGRES
 export MPIEXEC_TIMEOUT=${MPIEXEC_TIMEOUT:-900}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 
-if [ "${HPC_WITH_PETSC:-0}" = 1 ] && ! "$PY" -c "import petsc4py" 2>/dev/null; then
-  echo "== installing petsc4py (HPC_WITH_PETSC=1; pip's cache makes later runs fast)"
+# PETSc must be built against the same MPI as mpi4py (the mpich wheel's, which ships mpicc);
+# pip's isolated build cannot see it and silently configures --with-mpi=0. So the wheels are
+# built once, explicitly, into a wheelhouse outside the checkout and installed from there.
+if [ "${HPC_WITH_PETSC:-0}" = 1 ] && ! "$PY" -c "from petsc4py import PETSc; assert PETSc.Sys.getVersion()" 2>/dev/null; then
+  VENV=$(cd "$(dirname "$PY")/.." && pwd)
+  WH=${HPC_PETSC_WHEELHOUSE:-${XDG_CACHE_HOME:-$HOME/.cache}/hpc/petsc-wheels}
+  mkdir -p "$WH"
   export PETSC_CONFIGURE_OPTIONS=${PETSC_CONFIGURE_OPTIONS:-"--with-fc=0 --with-debugging=0"}
-  "$PY" -m pip install -q petsc petsc4py || { echo "petsc4py install failed"; exit 1; }
+  export MPICC=${MPICC:-$VENV/bin/mpicc} MPICXX=${MPICXX:-$VENV/bin/mpicxx}
+  if ! ls "$WH"/petsc-*.whl >/dev/null 2>&1; then
+    echo "== building PETSc against $VENV's MPI (HPC_WITH_PETSC=1; about 30 minutes, once)"
+    "$PY" -m pip wheel -q --no-deps --no-cache-dir "petsc==${HPC_PETSC_VERSION:-3.26.1}" -w "$WH" || { echo "PETSc build failed"; exit 1; }
+  fi
+  if ! ls "$WH"/petsc4py-*.whl >/dev/null 2>&1; then
+    echo "== building petsc4py against that PETSc"
+    PIP_FIND_LINKS="$WH" "$PY" -m pip wheel -q --no-deps --no-cache-dir "petsc4py==${HPC_PETSC_VERSION:-3.26.1}" -w "$WH" || { echo "petsc4py build failed"; exit 1; }
+  fi
+  "$PY" -m pip install -q --no-index --find-links "$WH" --force-reinstall --no-deps petsc petsc4py || exit 1
 fi
 
 status=0
