@@ -66,6 +66,15 @@ def parser():
                         "stencil whose ghost planes go through hpc.halo's engine")
     p.add_argument("--exchange", default="neighbor", choices=["neighbor", "p2p"],
                    help="ghost exchange: Ineighbor_alltoallv on a dist-graph comm, or Isend/Irecv")
+    d = p.add_argument_group("dcdm (--method dcdm)")
+    d.add_argument("--dcdm-model", metavar="PATH.h5", default=None,
+                   help="trained network (HDF5 from train-dcdm) [default: the shipped "
+                        "hpc/cg/models/dcdm_poisson3d_n32.h5]")
+    d.add_argument("--dcdm-backend", choices=["numpy", "numba", "cupy"], default=None,
+                   help="kernels of the network [default: follows --backend]")
+    d.add_argument("--dcdm-keep", type=positive_int, default=2,
+                   help="A-orthogonalise each direction against this many previous ones "
+                        "(the paper: 2)")
     return p
 
 
