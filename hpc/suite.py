@@ -19,7 +19,7 @@ from hpc.core import atomic
 from hpc.core import backends as registry
 
 # (label, app, back end it needs or None, argv): the schedule is data. A need ending in
-# ":square" also needs a square rank count (2D layouts).
+# ":square" also needs a square rank count (2D layouts), ":div4" a multiple of 4.
 SUITE: list[tuple[str, str, str | None, list[str]]] = [
     ("stream/numpy", "stream", "numpy", ["--backend", "numpy", "-s", "1048576", "-n", "10"]),
     ("stream/numba", "stream", "numba", ["--backend", "numba", "-s", "1048576", "-n", "10"]),
@@ -41,7 +41,10 @@ SUITE: list[tuple[str, str, str | None, list[str]]] = [
     ("cg/pipecg", "cg", "native", ["--problem", "poisson3d:16", "--method", "pipecg"]),
     ("cg/dcdm", "cg", None, ["--problem", "poisson3d:16", "--method", "dcdm", "--rtol", "1e-6",
                              "--backend", "numpy"]),
-    ("train", "train", None, ["--tp", "2", "--pp", "2", "--layers", "4", "--hidden", "32",
+    ("train/dp", "train", None, ["--layers", "2", "--hidden", "32", "--heads", "4", "--seq-len",
+                                 "32", "--global-batch", "12", "--micro-batches", "1", "--steps",
+                                 "3", "--dtype", "float64"]),
+    ("train/tp2xpp2", "train", ":div4", ["--tp", "2", "--pp", "2", "--layers", "4", "--hidden", "32",
                               "--heads", "4", "--seq-len", "32", "--global-batch", "8",
                               "--micro-batches", "4", "--steps", "4", "--dtype", "float64"]),
 ]
@@ -104,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         why = registry.why_unavailable(need) if need else None
         if shape == "square" and int(comm.Get_size() ** 0.5) ** 2 != comm.Get_size():
             why = f"needs a square number of ranks, not {comm.Get_size()}"
+        if shape == "div4" and comm.Get_size() % 4:
+            why = f"needs a multiple of 4 ranks, not {comm.Get_size()}"
         if why:
             rows.append((label, "SKIPPED", "", "", why))
             continue
