@@ -34,6 +34,40 @@ def block_owner(idx: np.ndarray | int, n: int, p: int) -> np.ndarray:
     return np.searchsorted(off, np.asarray(idx, dtype=np.int64), side="right") - 1
 
 
+def exchange_by_owner(comm, dest: np.ndarray, arrays) -> list[np.ndarray]:
+    """Send item i of every array to rank dest[i] (one Alltoallv per array); return what
+    this rank receives, grouped by source rank in the order each source sent. Collective.
+
+    The one "route each item to its owner" pattern: file readers, transposes, graph builders.
+    """
+    from mpi4py import MPI
+
+    size = comm.Get_size()
+    arrays = [np.asarray(a) for a in arrays]
+    if size == 1:
+        return [a.copy() for a in arrays]
+    dest = np.asarray(dest, dtype=np.int64)
+    order = np.argsort(dest, kind="stable")
+    scount = np.bincount(dest, minlength=size).astype(np.int64)
+    rcount = np.empty(size, dtype=np.int64)
+    comm.Alltoall(scount, rcount)
+    sdisp = np.zeros(size, dtype=np.int64)
+    np.cumsum(scount[:-1], out=sdisp[1:])
+    rdisp = np.zeros(size, dtype=np.int64)
+    np.cumsum(rcount[:-1], out=rdisp[1:])
+    out = []
+    for a in arrays:
+        sbuf = np.ascontiguousarray(a[order])
+        tail = a.shape[1:]
+        width = int(np.prod(tail, dtype=np.int64)) if tail else 1
+        rbuf = np.empty((int(rcount.sum()), *tail), dtype=a.dtype)
+        t = MPI._typedict[a.dtype.char]
+        comm.Alltoallv([sbuf, (scount * width, sdisp * width), t],
+                       [rbuf, (rcount * width, rdisp * width), t])
+        out.append(rbuf)
+    return out
+
+
 def cart_create(comm, ndims: int, periodic: bool = True, dims: list[int] | None = None,
                 reorder: bool = False):
     """A Cartesian communicator over all of comm, with MPI_Dims_create choosing free dims."""

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from hpc.core.cli import positive_int
 from hpc.core.errors import EXIT_USAGE, UsageError
 
 from . import apps
@@ -45,16 +46,6 @@ def _ranks(text: str) -> list[int]:
     return sorted(set(vals))
 
 
-def _pos(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
-
-
 def parser() -> Parser:
     p = Parser(prog="python -m hpc.scaling", description=__doc__, formatter_class=_fmt)
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=Parser)
@@ -68,9 +59,9 @@ def parser() -> Parser:
     r.add_argument("--mode", choices=["strong", "weak"], help="strong: fixed global problem; "
                    "weak: fixed problem per rank [default: strong]")
     r.add_argument("--ranks", type=_ranks, help="comma-separated rank counts [default: 1,2,4]")
-    r.add_argument("--repeat", type=_pos, help="launches per rank count [default: 1]")
-    r.add_argument("--threads", type=_pos, help="OMP_NUM_THREADS per rank [default: 1]")
-    r.add_argument("--timeout", type=_pos, help="seconds one launch may take [default: 600]")
+    r.add_argument("--repeat", type=positive_int, help="launches per rank count [default: 1]")
+    r.add_argument("--threads", type=positive_int, help="OMP_NUM_THREADS per rank [default: 1]")
+    r.add_argument("--timeout", type=positive_int, help="seconds one launch may take [default: 600]")
     r.add_argument("--mpiexec", metavar="PATH", help="launcher [default: the one beside this "
                    "Python, else mpiexec on PATH]")
     r.add_argument("--out", required=True, metavar="DIR", help="folder for results, records, logs")
@@ -80,7 +71,7 @@ def parser() -> Parser:
     c.add_argument("--app", required=True, choices=list(apps.APPS), help="workload")
     c.add_argument("--mode", required=True, choices=["strong", "weak"], help="study mode")
     c.add_argument("--ranks", required=True, type=_ranks, help="comma-separated rank counts")
-    c.add_argument("--repeat", type=_pos, default=1, help="runs per rank count (default: 1)")
+    c.add_argument("--repeat", type=positive_int, default=1, help="runs per rank count (default: 1)")
     c.add_argument("--out", required=True, metavar="DIR", help="the study's folder")
     pl = sub.add_parser("plot", help="plot a study", formatter_class=_fmt,
                         description=__import__("hpc.scaling.plot", fromlist=["x"]).__doc__)
@@ -90,9 +81,9 @@ def parser() -> Parser:
                        formatter_class=_fmt,
                        description=__import__("hpc.scaling.model", fromlist=["x"]).__doc__)
     m.add_argument("dirs", nargs="+", metavar="DIR", help="study folders (plotted together)")
-    m.add_argument("--cores-per-node", type=_pos, help="cores per node for the extrapolation "
+    m.add_argument("--cores-per-node", type=positive_int, help="cores per node for the extrapolation "
                    "[default: this host's, as recorded in the study]")
-    m.add_argument("--max-ranks", type=_pos, default=10_000, help="extrapolate up to this many "
+    m.add_argument("--max-ranks", type=positive_int, default=10_000, help="extrapolate up to this many "
                    "ranks (default: 10000)")
     m.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="fix a model parameter (e.g. alpha_s=1.5e-6) instead of fitting it")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from hpc.core.partition import block_offsets
+from hpc.core.partition import block_offsets, exchange_by_owner
 
 from .kernels import KERNELS, LocalKernel, default_backend, make_kernel
 
@@ -312,26 +312,13 @@ class DistCSR:
 
     def transpose(self) -> "DistCSR":
         """A^T, its rows partitioned like A's columns (collective all-to-all of the entries)."""
-        from mpi4py import MPI
-
-        comm, p = self.comm, self.size
+        comm = self.comm
         A = self.local.tocoo()
         lo, _ = self.row_range
         gi = A.row.astype(np.int64) + lo
         gj = A.col.astype(np.int64)
         dest = np.searchsorted(self.col_offsets, gj, side="right") - 1
-        order = np.argsort(dest, kind="stable")
-        gi, gj, v, dest = gi[order], gj[order], A.data[order].astype(np.float64), dest[order]
-        scount = np.bincount(dest, minlength=p).astype(np.int64)
-        rcount = np.empty(p, dtype=np.int64)
-        comm.Alltoall(scount, rcount)
-        sd = np.concatenate(([0], np.cumsum(scount)[:-1]))
-        rd = np.concatenate(([0], np.cumsum(rcount)[:-1]))
-        m = int(rcount.sum())
-        ri, rj, rv = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.float64)
-        comm.Alltoallv([gj, scount, sd, MPI.INT64_T], [ri, rcount, rd, MPI.INT64_T])
-        comm.Alltoallv([gi, scount, sd, MPI.INT64_T], [rj, rcount, rd, MPI.INT64_T])
-        comm.Alltoallv([v, scount, sd, MPI.DOUBLE], [rv, rcount, rd, MPI.DOUBLE])
+        ri, rj, rv = exchange_by_owner(comm, dest, [gj, gi, A.data.astype(np.float64)])
         tlo, thi = self.col_range
         T = sp.csr_matrix((rv, (ri - tlo, rj)), shape=(thi - tlo, self.shape[0]))
         return DistCSR(comm, T, (self.shape[1], self.shape[0]), row_offsets=self.col_offsets,

@@ -22,7 +22,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from hpc.core.errors import UsageError
-from hpc.core.partition import block_offsets
+from hpc.core.partition import block_offsets, exchange_by_owner
 from hpc.core.runtime import collective
 
 from .dcsr import DistCSR
@@ -227,18 +227,8 @@ def read_mm(path: str | os.PathLike, comm, backend: str | None = None,
     p, r = comm.Get_size(), comm.Get_rank()
     roff = block_offsets(h.rows, p) if row_offsets is None else np.asarray(row_offsets, np.int64)
     dest = np.searchsorted(roff, i, side="right") - 1
-    order = np.argsort(dest, kind="stable")
-    i, j, v, dest = i[order], j[order], v[order], dest[order]
-    sc = np.bincount(dest, minlength=p).astype(np.int64)
-    rc = np.empty(p, dtype=np.int64)
-    comm.Alltoall(sc, rc)
-    sd = np.concatenate(([0], np.cumsum(sc)[:-1]))
-    rd = np.concatenate(([0], np.cumsum(rc)[:-1]))
-    m = int(rc.sum())
-    ri, rj, rv = np.empty(m, np.int64), np.empty(m, np.int64), np.empty(m, np.float64)
-    comm.Alltoallv([i, sc, sd, MPI.INT64_T], [ri, rc, rd, MPI.INT64_T])
-    comm.Alltoallv([j, sc, sd, MPI.INT64_T], [rj, rc, rd, MPI.INT64_T])
-    comm.Alltoallv([v, sc, sd, MPI.DOUBLE], [rv, rc, rd, MPI.DOUBLE])
+    ri, rj, rv = exchange_by_owner(comm, dest, [np.asarray(i, np.int64), np.asarray(j, np.int64),
+                                                np.asarray(v, np.float64)])
     lo, hi = int(roff[r]), int(roff[r + 1])
     local = sp.csr_matrix((rv, (ri - lo, rj)), shape=(hi - lo, h.cols))
     local.sum_duplicates()

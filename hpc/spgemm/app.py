@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from hpc.core import App, UsageError, make_parser, run
 from hpc.core import backends as registry
 from hpc.core.memory import require_memory
-from hpc.core.partition import block_offsets
+from hpc.core.partition import block_offsets, exchange_by_owner
 from hpc.core.runtime import collective
 from hpc.sparse.dcsr import DistCSR
 
@@ -57,22 +57,11 @@ def parser():
 # ------------------------------------------------------------------------------ inputs
 def _edges_to_dist(comm, src: np.ndarray, dst: np.ndarray, n: int) -> DistCSR:
     """A 0/1 n x n DistCSR from this rank's share of an edge list (duplicates collapse)."""
-    from mpi4py import MPI
-
     p, r = comm.Get_size(), comm.Get_rank()
     off = block_offsets(n, p)
     dest = np.searchsorted(off, src, side="right") - 1
-    order = np.argsort(dest, kind="stable")
-    src, dst, dest = src[order], dst[order], dest[order]
-    sc = np.bincount(dest, minlength=p).astype(np.int64)
-    rc = np.empty(p, dtype=np.int64)
-    comm.Alltoall(sc, rc)
-    sd = np.concatenate(([0], np.cumsum(sc)[:-1]))
-    rd = np.concatenate(([0], np.cumsum(rc)[:-1]))
-    m = int(rc.sum())
-    ri, rj = np.empty(m, np.int64), np.empty(m, np.int64)
-    comm.Alltoallv([src, sc, sd, MPI.INT64_T], [ri, rc, rd, MPI.INT64_T])
-    comm.Alltoallv([dst, sc, sd, MPI.INT64_T], [rj, rc, rd, MPI.INT64_T])
+    ri, rj = exchange_by_owner(comm, dest, [np.asarray(src, np.int64), np.asarray(dst, np.int64)])
+    m = ri.size
     lo, hi = int(off[r]), int(off[r + 1])
     loc = sp.csr_matrix((np.ones(m), (ri - lo, rj)), shape=(hi - lo, n))
     loc.sum_duplicates()
