@@ -58,9 +58,8 @@ class PetscSolver:
                 spc = k.getPC()
                 if sub == "icc":
                     spc.setType("icc")
-                else:
+                else:  # PCSOR's default: one local symmetric sweep, omega 1 (= our SGS)
                     spc.setType("sor")
-                    spc.setSORType(PETSc.PC.SORType.SYMMETRIC_SWEEP)
                 k.setUp()
         self.ksp = ksp
         self.pcname = pcname
