@@ -32,8 +32,11 @@ def build_ref(out: Path) -> Path:
 
 def env_for(threads: int) -> dict:
     e = dict(os.environ)
-    e.update(OMP_NUM_THREADS=str(threads), OMP_PROC_BIND="close", OMP_PLACES="cores",
-             MPIR_CVAR_POLLS_BEFORE_YIELD="1", MPIR_CVAR_CH4_PROGRESS_THROTTLE="true",
+    # No OMP_PROC_BIND: libgomp would pin the initial thread to the first core, and TBB or
+    # numba workers (and every MPI rank) would then inherit that one core.
+    e.pop("OMP_PROC_BIND", None)
+    e.pop("OMP_PLACES", None)
+    e.update(OMP_NUM_THREADS=str(threads), MPIR_CVAR_POLLS_BEFORE_YIELD="1", MPIR_CVAR_CH4_PROGRESS_THROTTLE="true",
              MPIR_CVAR_CH4_PROGRESS_THROTTLE_NO_PROGRESS_COUNT="1", MPIEXEC_TIMEOUT="600")
     return e
 
