@@ -167,6 +167,33 @@ def make_grid(comm) -> Grid:
     return Grid(comm, q, i, j, comm.Split(i, j), comm.Split(j, i))
 
 
+def _route_entries(comm, dest: np.ndarray, gi: np.ndarray, gj: np.ndarray, v: np.ndarray,
+                   costs: Costs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Send entry (gi, gj, v) to rank dest in one Alltoallv of int64 words: per peer the
+    segment [i | j | v bits], so the counted volume is one message per peer."""
+    order = np.argsort(dest, kind="stable")
+    count = np.bincount(dest, minlength=comm.Get_size()).astype(np.int64)
+    gi, gj = gi[order], gj[order]
+    vb = np.ascontiguousarray(v[order], dtype=np.float64).view(np.int64)
+    off = _displ(count)
+    packed = np.empty(3 * gi.size, dtype=np.int64)
+    for d in range(comm.Get_size()):
+        o, c = int(off[d]), int(count[d])
+        packed[3 * o:3 * o + c] = gi[o:o + c]
+        packed[3 * o + c:3 * o + 2 * c] = gj[o:o + c]
+        packed[3 * o + 2 * c:3 * o + 3 * c] = vb[o:o + c]
+    recv, rcount = _alltoallv_i64(comm, packed, 3 * count, costs)
+    ri, rj, rv = [], [], []
+    o = 0
+    for c in (rcount // 3):
+        c = int(c)
+        ri.append(recv[o:o + c])
+        rj.append(recv[o + c:o + 2 * c])
+        rv.append(recv[o + 2 * c:o + 3 * c])
+        o += 3 * c
+    return np.concatenate(ri), np.concatenate(rj), np.concatenate(rv).view(np.float64)
+
+
 def to_blocks(M: DistCSR, grid: Grid, row_off: np.ndarray, col_off: np.ndarray,
               costs: Costs) -> sp.csr_matrix:
     """Redistribute a 1D DistCSR into 2D block (grid.i, grid.j) with block-local indices."""
@@ -178,30 +205,8 @@ def to_blocks(M: DistCSR, grid: Grid, row_off: np.ndarray, col_off: np.ndarray,
     bi = np.searchsorted(row_off, gi, side="right") - 1
     bj = np.searchsorted(col_off, gj, side="right") - 1
     dest = bi * q + bj
-    order = np.argsort(dest, kind="stable")
-    count = np.bincount(dest, minlength=comm.Get_size()).astype(np.int64)
-    send = np.concatenate((gi[order], gj[order], coo.data[order].astype(np.float64).view(np.int64)))
-    # three segments per peer: rearrange to [i | j | v] per peer
-    off = _displ(count)
-    packed = np.empty(3 * int(count.sum()), dtype=np.int64)
-    n = int(count.sum())
-    for d in range(comm.Get_size()):
-        o, c = int(off[d]), int(count[d])
-        packed[3 * o:3 * o + c] = send[o:o + c]
-        packed[3 * o + c:3 * o + 2 * c] = send[n + o:n + o + c]
-        packed[3 * o + 2 * c:3 * o + 3 * c] = send[2 * n + o:2 * n + o + c]
-    recv, rcount = _alltoallv_i64(comm, packed, 3 * count, costs)
+    ri, rj, rv = _route_entries(comm, dest, gi, gj, coo.data, costs)
     costs.comm_s += time.perf_counter() - t0
-    ri, rj, rv = [], [], []
-    o = 0
-    for c in (rcount // 3):
-        c = int(c)
-        ri.append(recv[o:o + c])
-        rj.append(recv[o + c:o + 2 * c])
-        rv.append(recv[o + 2 * c:o + 3 * c])
-        o += 3 * c
-    ri, rj = np.concatenate(ri), np.concatenate(rj)
-    rv = np.concatenate(rv).view(np.float64)
     r0, r1 = int(row_off[grid.i]), int(row_off[grid.i + 1])
     c0, c1 = int(col_off[grid.j]), int(col_off[grid.j + 1])
     blk = sp.csr_matrix((rv, (ri - r0, rj - c0)), shape=(r1 - r0, c1 - c0))
@@ -293,28 +298,8 @@ def blocks_to_1d(C2: sp.csr_matrix, grid: Grid, offs: dict, shape: tuple[int, in
     gi = coo.row.astype(np.int64) + offs["rows"][grid.i]
     gj = coo.col.astype(np.int64) + offs["cols"][grid.j]
     dest = np.searchsorted(row_offsets, gi, side="right") - 1
-    order = np.argsort(dest, kind="stable")
-    count = np.bincount(dest, minlength=comm.Get_size()).astype(np.int64)
-    gi, gj, v = gi[order], gj[order], coo.data[order].astype(np.float64)
-    off = _displ(count)
-    packed = np.empty(3 * gi.size, dtype=np.int64)
-    for d in range(comm.Get_size()):
-        o, c = int(off[d]), int(count[d])
-        packed[3 * o:3 * o + c] = gi[o:o + c]
-        packed[3 * o + c:3 * o + 2 * c] = gj[o:o + c]
-        packed[3 * o + 2 * c:3 * o + 3 * c] = v[o:o + c].view(np.int64)
-    recv, rcount = _alltoallv_i64(comm, packed, 3 * count, costs)
+    ri, rj, rv = _route_entries(comm, dest, gi, gj, coo.data, costs)
     costs.comm_s += time.perf_counter() - t0
-    ri, rj, rv = [], [], []
-    o = 0
-    for c in (rcount // 3):
-        c = int(c)
-        ri.append(recv[o:o + c])
-        rj.append(recv[o + c:o + 2 * c])
-        rv.append(recv[o + 2 * c:o + 3 * c])
-        o += 3 * c
-    ri, rj = np.concatenate(ri), np.concatenate(rj)
-    rv = np.concatenate(rv).view(np.float64)
     r = comm.Get_rank()
     lo, hi = int(row_offsets[r]), int(row_offsets[r + 1])
     loc = sp.csr_matrix((rv, (ri - lo, rj)), shape=(hi - lo, shape[1]))
