@@ -69,6 +69,15 @@ def positive_float(text: str) -> float:
     return v
 
 
+def split_passthrough(argv: Sequence[str] | None) -> tuple[list[str], list[str]]:
+    """Split a tool's own arguments from the app options after a bare ``--``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--" not in argv:
+        return argv, []
+    i = argv.index("--")
+    return argv[:i], argv[i + 1:]
+
+
 def add_common(p: argparse.ArgumentParser, backends: Sequence[str] | None = None,
                default_backend: str | None = None, repeat: int = 1) -> None:
     """Add the options every app accepts (../shared/CONTRACT.md)."""

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from hpc.core.cli import split_passthrough
 from hpc.core.errors import EXIT_USAGE, UsageError
 from hpc.scaling import apps as scaling_apps
 
@@ -163,11 +164,7 @@ def write_examples(out: Path) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    tail: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, tail = argv[:i], argv[i + 1:]
+    argv, tail = split_passthrough(argv)
     p = parser()
     a, extra = p.parse_known_args(argv)
     if extra:

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from hpc.core.cli import positive_int
+from hpc.core.cli import positive_int, split_passthrough
 from hpc.core.errors import EXIT_USAGE, UsageError
 
 from . import apps
@@ -115,11 +115,7 @@ def _load_config(path: str) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    tail: list[str] = []
-    if "--" in argv:
-        i = argv.index("--")
-        argv, tail = argv[:i], argv[i + 1:]
+    argv, tail = split_passthrough(argv)
     p = parser()
     args, extra = p.parse_known_args(argv)
     if extra and args.cmd not in ("run", "collect"):
