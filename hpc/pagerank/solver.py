@@ -392,7 +392,7 @@ class Native1D:
             np.ascontiguousarray(M.indices, dtype=np.int32), ncols, self.xg, self.x, inv[perm],
             self.send, pack_idx, pack_pos, part_pos, rpart_pos, r if extra else 0, self.part)
         self.req = self.gcomm = None
-        if p > 1 and (srcs or dsts):
+        if p > 1:        # collective: also on ranks without neighbours
             self.gcomm = comm.Create_dist_graph_adjacent(srcs, dsts, reorder=False)
             self.req = self.gcomm.Neighbor_alltoallv_init(
                 [self.send, sc, sd, MPI.DOUBLE], [self.recv, rc, rd, MPI.DOUBLE])

@@ -206,6 +206,88 @@ def test_pagerank_mostly_dangling_and_isolated():
             _check_against_networkx(g, G, backend, layout)
 
 
+def _serial_power(A, d: float, tol: float, max_iter: int):
+    """networkx's iteration (SciPy), returning (x, iterations, last L1 change)."""
+    import scipy.sparse as sp
+
+    n = A.shape[0]
+    deg = np.asarray(A.sum(axis=1)).ravel()
+    inv = np.zeros(n)
+    np.divide(1.0, deg, out=inv, where=deg > 0)
+    PT = sp.csr_matrix(A.multiply(inv[:, None])).T.tocsr()
+    x = np.full(n, 1.0 / n)
+    for it in range(1, max_iter + 1):
+        xn = d * (PT @ x) + (d * x[deg == 0].sum() + 1.0 - d) / n
+        change = np.abs(xn - x).sum()
+        x = xn
+        if change < tol:
+            break
+    return x, it, change
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("reduce", ["piggyback", "allreduce"])
+@pytest.mark.parametrize("balance", [True, False])
+def test_native_1d_modes_match_the_serial_iteration(reduce, balance):
+    """Same stopping rule: the same iteration count and iterate as networkx's SciPy loop, in
+    both reduction modes, with and without edge-balanced blocks; also when max_iter stops it."""
+    path = _real("p2p-Gnutella08.txt")
+    g = graphio.read_snap(path, comm)
+    A = comm.bcast(graphio.gather_csr(g))
+    s = make_solver(g, "native", "1d", reduce=reduce, balance=balance)
+    assert s.mode == ("local" if comm.size == 1 else reduce)
+    for tol, max_iter in ((1e-10, 1000), (1e-10, 5)):
+        ref, its, change = _serial_power(A, 0.85, tol, max_iter)
+        res = s.solve(0.85, tol, max_iter)
+        assert res.iterations == its
+        assert res.converged == (change < tol)
+        assert res.l1_change == pytest.approx(change, rel=1e-8)
+        _, x = _gather_scores(g, res.x)
+        assert np.abs(x - ref).max() <= 1e-14
+    again = s.solve(0.85, 1e-10, 1000)                 # a solver is reusable
+    assert np.array_equal(again.x, s.solve(0.85, 1e-10, 1000).x)
+    change, total = s.residual(again.x, 0.85)
+    assert change <= 1e-10 and abs(total - 1.0) <= 1e-12
+    s.free()
+
+
+@pytest.mark.mpi
+def test_native_1d_fewer_vertices_than_ranks():
+    d = _tmpdir()
+    path = os.path.join(d, "two.txt")
+    _write(path, "7 3\n")
+    g = graphio.read_snap(path, comm)
+    for reduce in ("piggyback", "allreduce"):
+        s = make_solver(g, "native", "1d", reduce=reduce)
+        res = s.solve(0.85, 1e-14, 1000)
+        ids, x = _gather_scores(g, res.x)
+        ref = _nx_pagerank(nx.DiGraph([(7, 3)]))
+        assert np.abs(x - np.array([ref[int(v)] for v in ids])).max() <= 1e-12
+        s.free()
+
+
+@pytest.mark.mpi
+def test_balanced_offsets_and_move_blocks():
+    from hpc.core.partition import block_offsets
+    from hpc.pagerank.solver import balanced_offsets, move_blocks
+
+    n = 1001
+    rng = np.random.default_rng(5)
+    cost = rng.integers(0, 50, n).astype(float)
+    cost[:10] = 5000.0                                  # a few heavy rows up front
+    blk = block_offsets(n, comm.size)
+    lo, hi = int(blk[comm.rank]), int(blk[comm.rank + 1])
+    off = balanced_offsets(comm, n, lo, cost[lo:hi])
+    assert off[0] == 0 and off[-1] == n and np.all(np.diff(off) >= 0)
+    loads = np.add.reduceat(cost, off[:-1]) if comm.size > 1 else np.array([cost.sum()])
+    loads[np.diff(off) == 0] = 0.0
+    assert loads.max() <= cost.sum() / comm.size + cost.max()
+    x = np.arange(lo, hi, dtype=float)
+    y = move_blocks(comm, x, blk, off)
+    assert np.array_equal(y, np.arange(off[comm.rank], off[comm.rank + 1], dtype=float))
+    assert np.array_equal(move_blocks(comm, y, off, blk), x)
+
+
 # ------------------------------------------------------------------------------ PPR
 @pytest.mark.mpi
 def test_exact_ppr_is_networkx_personalization():
