@@ -171,11 +171,14 @@ class Plan:
     """A fixed list of blocks over one strided buffer size, packed one by one or all at once.
 
     ``pack_all`` writes block i at ``offsets[i]`` of one contiguous buffer (``total`` bytes).
-    The native packer does this in C++ (one call for all blocks, validated once); the others
-    loop here.
+    The native packer does this in C++ (one call for all blocks, validated once): with
+    ``sweep`` (the default) every block is cut into per-plane pieces that run in order of
+    their source address, one pass over the source for all blocks (same bytes as block after
+    block; unpacking keeps block order where blocks write the same byte). The others loop here.
     """
 
-    def __init__(self, name: str, blocks: list[StridedBlock], strided_bytes: int):
+    def __init__(self, name: str, blocks: list[StridedBlock], strided_bytes: int,
+                 sweep: bool = True):
         self.name = name
         self.strided_bytes = int(strided_bytes)
         self.blocks = list(blocks)
@@ -212,7 +215,7 @@ class Plan:
             from hpc._core import pack as _p
 
             self._native = _p.Plan([(b.start, list(b.counts), list(b.strides))
-                                    for b in self.blocks], strided_bytes)
+                                    for b in self.blocks], strided_bytes, sweep)
 
     def pack_one(self, i: int, src: np.ndarray, dst: np.ndarray) -> int:
         if self._native is not None:

@@ -2,10 +2,23 @@
 //
 // A block is: start byte, counts[0] contiguous bytes, then counts[i] repetitions strides[i]
 // bytes apart for i >= 1 (outermost slowest, the order MPI_Pack follows). pack() gathers the
-// bytes into a contiguous buffer, unpack() scatters them back. 1-, 2- and 3-D blocks have
-// their own loops; deeper ones walk an odometer. Block copies of 4/8/16/32/64 bytes are
-// fixed-size memcpy (the compiler emits vector moves); others call memcpy. OpenMP splits the
-// outermost blocks when there is enough work to pay for the threads.
+// bytes into a contiguous buffer, unpack() scatters them back.
+//
+// Every block runs as 2-D "rows" calls: n runs of counts[0] bytes, one stride apart on the
+// strided side and back to back on the packed side (dimensions >= 2 walk an odometer). One
+// rows kernel serves pack and unpack (only the two strides swap). Runs of common lengths
+// (1..128 bytes: an element, or the R*Q doubles of a halo's x face) have a compile-time
+// length, and the kernel holds every pointer and stride in a register: the loop is one load
+// and one store per run. (The previous loop body was a lambda reading its captures by
+// reference; every char store could alias them, so each 8-byte run re-loaded 9 values.)
+//
+// Plan (a fixed list of blocks, e.g. a halo's 26 faces) packs all blocks in ONE sweep over
+// the source: each block is cut into pieces (one 2-D rows call per outer index, i.e. per
+// plane of a 3-D face) and the pieces of all blocks run in order of their source address,
+// so faces, edges and corners that touch the same plane run together while its cache lines
+// are hot. Each piece writes its own block's packed offsets: the output is byte-identical to
+// packing the blocks one after another (and to MPI_Pack). OpenMP splits large work: one
+// block's outer rows, or a plan's sweep in contiguous byte ranges.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -23,23 +36,56 @@
 namespace {
 using std::int64_t;
 using Vec = std::vector<int64_t>;
+using uchar = unsigned char;
 
 constexpr int64_t kParallelBytes = 1 << 18;     // below this, threads cost more than they save
-constexpr int64_t kParallelAllBytes = 1 << 15;  // a plan's blocks split over threads
+constexpr int64_t kParallelAllBytes = 1 << 15;  // a plan's pieces split over threads
+constexpr int64_t kMaxPieces = 1 << 16;         // per block; more and the block runs whole
 
-// One contiguous run. B > 0: a compile-time length (memcpy becomes a few vector moves);
-// B == 0: the run-time length `len`.
+// n runs of len bytes from s (stride ss) to d (stride ds). B > 0: len == B at compile time.
+using RowsFn = void (*)(const uchar* __restrict s, int64_t ss, uchar* __restrict d,
+                        int64_t ds, int64_t n, int64_t len);
+
 template <int64_t B>
-struct Run {
-  int64_t len;
-  inline void operator()(unsigned char* __restrict d, const unsigned char* __restrict s) const {
-    if constexpr (B > 0) std::memcpy(d, s, B);
-    else std::memcpy(d, s, static_cast<size_t>(len));
+void rows(const uchar* __restrict s, int64_t ss, uchar* __restrict d, int64_t ds, int64_t n,
+          int64_t len) {
+  if constexpr (B == 0) {
+    for (int64_t j = 0; j < n; ++j, s += ss, d += ds) std::memcpy(d, s, static_cast<size_t>(len));
+  } else {
+    (void)len;
+    int64_t j = 0;
+    // four runs per step: their loads are independent, so four cache misses overlap
+    for (; j + 4 <= n; j += 4, s += 4 * ss, d += 4 * ds) {
+      std::memcpy(d, s, B);
+      std::memcpy(d + ds, s + ss, B);
+      std::memcpy(d + 2 * ds, s + 2 * ss, B);
+      std::memcpy(d + 3 * ds, s + 3 * ss, B);
+    }
+    for (; j < n; ++j, s += ss, d += ds) std::memcpy(d, s, B);
   }
-};
+}
 
-// Packed offset of block b is b * len; the strided offset follows counts[1..] (outermost
-// slowest). Unpack swaps source and destination.
+RowsFn pick(int64_t len) {
+  switch (len) {  // element sizes and R*Q element runs of halo faces
+    case 1: return rows<1>;
+    case 2: return rows<2>;
+    case 4: return rows<4>;
+    case 8: return rows<8>;
+    case 12: return rows<12>;
+    case 16: return rows<16>;
+    case 24: return rows<24>;
+    case 32: return rows<32>;
+    case 40: return rows<40>;
+    case 48: return rows<48>;
+    case 56: return rows<56>;
+    case 64: return rows<64>;
+    case 72: return rows<72>;
+    case 96: return rows<96>;
+    case 128: return rows<128>;
+    default: return rows<0>;
+  }
+}
+
 // Runs f(lo, hi) over [0, n): serially (no OpenMP region at all: entering one, even with
 // if(false), costs more than packing a small face), or split across threads.
 template <class F>
@@ -61,39 +107,41 @@ inline void split(F&& f, int64_t n, bool par, int threads) {
   }
 }
 
-template <bool Unpack, int64_t B>
-void run_fixed(unsigned char* __restrict strided, unsigned char* __restrict packed,
-               int64_t start, const Vec& counts, const Vec& strides, int threads) {
+// One 2-D sub-block: n runs, the strided side at byte soff (runs s1 apart), the packed side
+// at poff (runs back to back).
+template <bool Unpack>
+inline void rows2d(RowsFn fn, uchar* strided, uchar* packed, int64_t soff, int64_t s1,
+                   int64_t poff, int64_t n, int64_t len) {
+  if constexpr (Unpack) fn(packed + poff, len, strided + soff, s1, n, len);
+  else fn(strided + soff, s1, packed + poff, len, n, len);
+}
+
+// A whole block: dimensions 0 and 1 are one rows call, outer dimensions an odometer.
+template <bool Unpack>
+void run(uchar* strided, uchar* packed, int64_t start, const Vec& counts, const Vec& strides,
+         int threads) {
   const int64_t len = counts[0];
   const int nd = static_cast<int>(counts.size());
   int64_t nblocks = 1;
   for (int i = 1; i < nd; ++i) nblocks *= counts[i];
-  const Run<B> cp{len};
+  if (nblocks == 0 || len == 0) return;
   const bool par = threads > 1 && nblocks * len >= kParallelBytes;
-  auto move = [&](int64_t soff, int64_t poff) {
-    if constexpr (Unpack) cp(strided + soff, packed + poff);
-    else cp(packed + poff, strided + soff);
-  };
+  if (nd == 1) {  // one contiguous run: split it across threads when large
+    split([&](int64_t lo, int64_t hi) {
+      if (Unpack) std::memcpy(strided + start + lo, packed + lo, static_cast<size_t>(hi - lo));
+      else std::memcpy(packed + lo, strided + start + lo, static_cast<size_t>(hi - lo));
+    }, len, par, threads);
+    return;
+  }
+  const RowsFn fn = pick(len);
   const int64_t n1 = counts[1], s1 = strides[1];
   if (nd == 2) {
     split([&](int64_t j0, int64_t j1) {
-      for (int64_t j = j0; j < j1; ++j) move(start + j * s1, j * len);
+      rows2d<Unpack>(fn, strided, packed, start + j0 * s1, s1, j0 * len, j1 - j0, len);
     }, n1, par, threads);
     return;
   }
-  if (nd == 3) {
-    const int64_t n2 = counts[2], s2 = strides[2];
-    split([&](int64_t k0, int64_t k1) {
-      for (int64_t k = k0; k < k1; ++k) {
-        const int64_t sk = start + k * s2, pk = k * n1 * len;
-        for (int64_t j = 0; j < n1; ++j) move(sk + j * s1, pk + j * len);
-      }
-    }, n2, par, threads);
-    return;
-  }
-  // N-D: ranges of outer indices (over counts[2..]) walk an odometer; dimension 1 is the
-  // tight inner loop.
-  split([&](int64_t o0, int64_t o1) {
+  split([&](int64_t o0, int64_t o1) {  // outer indices [o0, o1) over counts[2..]
     Vec idx(nd, 0);
     int64_t rem = o0, soff = start;
     for (int i = 2; i < nd; ++i) {
@@ -101,9 +149,9 @@ void run_fixed(unsigned char* __restrict strided, unsigned char* __restrict pack
       rem /= counts[i];
       soff += idx[i] * strides[i];
     }
+    const int64_t plen = n1 * len;
     for (int64_t o = o0; o < o1; ++o) {
-      const int64_t pbase = o * n1 * len;
-      for (int64_t j = 0; j < n1; ++j) move(soff + j * s1, pbase + j * len);
+      rows2d<Unpack>(fn, strided, packed, soff, s1, o * plen, n1, len);
       for (int i = 2; i < nd; ++i) {  // advance the odometer
         soff += strides[i];
         if (++idx[i] < counts[i]) break;
@@ -114,40 +162,8 @@ void run_fixed(unsigned char* __restrict strided, unsigned char* __restrict pack
   }, nblocks / n1, par, threads);
 }
 
-template <bool Unpack>
-void run(unsigned char* strided, unsigned char* packed, int64_t start, const Vec& counts,
-         const Vec& strides, int threads) {
-  const int64_t len = counts[0];
-  const int nd = static_cast<int>(counts.size());
-  int64_t nblocks = 1;
-  for (int i = 1; i < nd; ++i) nblocks *= counts[i];
-  if (nblocks == 0 || len == 0) return;
-  if (nd == 1) {  // one contiguous run: split it across threads when large
-    split([&](int64_t lo, int64_t hi) {
-      if (Unpack) std::memcpy(strided + start + lo, packed + lo, static_cast<size_t>(hi - lo));
-      else std::memcpy(packed + lo, strided + start + lo, static_cast<size_t>(hi - lo));
-    }, len, threads > 1 && len >= kParallelBytes, threads);
-    return;
-  }
-  switch (len) {  // the common element and row sizes get fixed-size copies
-    case 1: return run_fixed<Unpack, 1>(strided, packed, start, counts, strides, threads);
-    case 2: return run_fixed<Unpack, 2>(strided, packed, start, counts, strides, threads);
-    case 4: return run_fixed<Unpack, 4>(strided, packed, start, counts, strides, threads);
-    case 8: return run_fixed<Unpack, 8>(strided, packed, start, counts, strides, threads);
-    case 12: return run_fixed<Unpack, 12>(strided, packed, start, counts, strides, threads);
-    case 16: return run_fixed<Unpack, 16>(strided, packed, start, counts, strides, threads);
-    case 24: return run_fixed<Unpack, 24>(strided, packed, start, counts, strides, threads);
-    case 32: return run_fixed<Unpack, 32>(strided, packed, start, counts, strides, threads);
-    case 40: return run_fixed<Unpack, 40>(strided, packed, start, counts, strides, threads);
-    case 48: return run_fixed<Unpack, 48>(strided, packed, start, counts, strides, threads);
-    case 64: return run_fixed<Unpack, 64>(strided, packed, start, counts, strides, threads);
-    case 128: return run_fixed<Unpack, 128>(strided, packed, start, counts, strides, threads);
-    default: return run_fixed<Unpack, 0>(strided, packed, start, counts, strides, threads);
-  }
-}
-
 struct Buf {
-  unsigned char* ptr;
+  uchar* ptr;
   int64_t nbytes;
 };
 
@@ -155,29 +171,34 @@ Buf bytes_of(const py::array& a, bool writable, const char* what) {
   if (!(a.flags() & py::array::c_style))
     hpc::fail(std::string("pack: ") + what + " must be C-contiguous");
   if (writable && !a.writeable()) hpc::fail(std::string("pack: ") + what + " is read-only");
-  return {static_cast<unsigned char*>(const_cast<void*>(a.data())),
-          static_cast<int64_t>(a.nbytes())};
+  return {static_cast<uchar*>(const_cast<void*>(a.data())), static_cast<int64_t>(a.nbytes())};
+}
+
+// [lo, hi) of the bytes a block touches, relative to the strided buffer.
+std::pair<__int128, __int128> span_of(int64_t start, const Vec& counts, const Vec& strides) {
+  __int128 lo = start, hi = start;
+  for (size_t i = 1; i < counts.size(); ++i) {
+    const __int128 d = __int128(counts[i] - 1) * strides[i];
+    if (d < 0) lo += d; else hi += d;
+  }
+  return {lo, hi + counts[0]};
 }
 
 // Validates the block against both buffers: every byte touched lies inside them, the packed
-// buffer is large enough, and the two do not overlap. Returns the packed size.
+// buffer is large enough. Returns the packed size.
 int64_t check_geometry(const Buf& strided, const Buf& packed, int64_t start,
                        const Vec& counts, const Vec& strides) {
   if (counts.empty() || counts.size() != strides.size())
     hpc::fail("pack: counts and strides must be non-empty and of equal length");
   if (strides[0] != 1) hpc::fail("pack: strides[0] must be 1 (dimension 0 is bytes)");
-  __int128 total = 1, lo = start, hi = start;
+  __int128 total = 1;
   for (size_t i = 0; i < counts.size(); ++i) {
     if (counts[i] < 0) hpc::fail("pack: negative count");
     total *= counts[i];
     if (total > (__int128(1) << 62)) hpc::fail("pack: block too large");
   }
   if (total == 0) return 0;
-  for (size_t i = 1; i < counts.size(); ++i) {
-    const __int128 d = __int128(counts[i] - 1) * strides[i];
-    if (d < 0) lo += d; else hi += d;
-  }
-  hi += counts[0];
+  const auto [lo, hi] = span_of(start, counts, strides);
   if (lo < 0 || hi > strided.nbytes)
     hpc::fail("pack: block touches bytes [" + std::to_string(int64_t(lo)) + ", " +
               std::to_string(int64_t(hi)) + ") outside a buffer of " +
@@ -188,20 +209,16 @@ int64_t check_geometry(const Buf& strided, const Buf& packed, int64_t start,
   return int64_t(total);
 }
 
+// check_geometry, and the two buffers do not overlap.
 int64_t check(const Buf& strided, const Buf& packed, int64_t start, const Vec& counts,
               const Vec& strides) {
   const int64_t total = check_geometry(strided, packed, start, counts, strides);
   if (total == 0) return 0;
-  __int128 lo = start, hi = start;
-  for (size_t i = 1; i < counts.size(); ++i) {
-    const __int128 d = __int128(counts[i] - 1) * strides[i];
-    if (d < 0) lo += d; else hi += d;
-  }
-  hi += counts[0];
-  const unsigned char* s0 = strided.ptr + int64_t(lo);
-  const unsigned char* s1 = strided.ptr + int64_t(hi);
-  const unsigned char* p0 = packed.ptr;
-  const unsigned char* p1 = packed.ptr + int64_t(total);
+  const auto [lo, hi] = span_of(start, counts, strides);
+  const uchar* s0 = strided.ptr + int64_t(lo);
+  const uchar* s1 = strided.ptr + int64_t(hi);
+  const uchar* p0 = packed.ptr;
+  const uchar* p1 = packed.ptr + total;
   if (s0 < p1 && p0 < s1) hpc::fail("pack: strided and packed buffers overlap");
   return total;
 }
@@ -240,44 +257,54 @@ int64_t unpack(const py::array& src, py::array& dst, int64_t start, const Vec& c
 }
 
 // A fixed list of blocks (e.g. a halo's 26 faces), validated once against a strided buffer
-// size, then packed one at a time or all together with no per-call list conversions.
+// size, then packed one at a time or all together in one sweep (see the file comment).
 class Plan {
  public:
   struct Block {
     int64_t start;
     Vec counts, strides;
-    int64_t size, lo, hi;
+    int64_t size;
+  };
+  // n runs of len bytes: strided side at soff (s1 apart), packed side at poff. fn == nullptr:
+  // the whole block `block` (too many pieces to list).
+  struct Piece {
+    int64_t soff, s1, poff, n, len;
+    RowsFn fn;
+    int64_t block;
   };
 
-  Plan(const std::vector<std::tuple<int64_t, Vec, Vec>>& blocks, int64_t strided_bytes)
-      : strided_bytes_(strided_bytes) {
+  Plan(const std::vector<std::tuple<int64_t, Vec, Vec>>& blocks, int64_t strided_bytes,
+       bool sweep)
+      : strided_bytes_(strided_bytes), sweep_(sweep) {
     int64_t off = 0;
     for (const auto& [start, counts, strides] : blocks) {
       Buf fake_s{nullptr, strided_bytes}, fake_p{nullptr, int64_t(1) << 62};
-      // check() with null pointers validates the geometry (no overlap test possible yet)
       const int64_t n = check_geometry(fake_s, fake_p, start, counts, strides);
-      Block b{start, counts, strides, n, 0, 0};
-      span(b);
-      blocks_.push_back(b);
+      blocks_.push_back(Block{start, counts, strides, n});
       offsets_.push_back(off);
       off += n;
     }
     total_ = off;
-    order_.resize(blocks_.size());
-    for (size_t i = 0; i < order_.size(); ++i) order_[i] = i;
-    std::stable_sort(order_.begin(), order_.end(),
-                     [this](size_t a, size_t b) { return blocks_[a].size > blocks_[b].size; });
+    for (size_t i = 0; i < blocks_.size(); ++i) cut(i);
+    if (sweep_)  // one sweep in source order; ties keep block order
+      std::stable_sort(pieces_.begin(), pieces_.end(),
+                       [](const Piece& a, const Piece& b) { return a.soff < b.soff; });
+    ends_.reserve(pieces_.size());
+    int64_t acc = 0;
+    for (const Piece& p : pieces_) ends_.push_back(acc += p.fn ? p.n * p.len : blocks_[p.block].size);
   }
   int64_t total() const { return total_; }
   const Vec& offsets() const { return offsets_; }
   size_t size() const { return blocks_.size(); }
+  size_t pieces() const { return pieces_.size(); }
+  bool sweep() const { return sweep_; }
   int64_t block_bytes(size_t i) const { return at(i).size; }
 
   int64_t pack_one(size_t i, const py::array& src, py::array& dst, int threads) const {
-    return one<false>(i, src, dst, 0, threads);
+    return one<false>(i, src, dst, threads);
   }
   int64_t unpack_one(size_t i, const py::array& src, py::array& dst, int threads) const {
-    return one<true>(i, src, dst, 0, threads);
+    return one<true>(i, src, dst, threads);
   }
   int64_t pack_all(const py::array& src, py::array& dst, int threads) const {
     return all<false>(src, dst, threads);
@@ -291,14 +318,35 @@ class Plan {
     if (i >= blocks_.size()) throw py::index_error("pack.Plan: block index out of range");
     return blocks_[i];
   }
-  static void span(Block& b) {
-    __int128 lo = b.start, hi = b.start;
-    for (size_t k = 1; k < b.counts.size(); ++k) {
-      const __int128 d = __int128(b.counts[k] - 1) * b.strides[k];
-      if (d < 0) lo += d; else hi += d;
+  // The pieces of block i: one rows call per outer index (dimensions >= 2).
+  void cut(size_t i) {
+    const Block& b = blocks_[i];
+    if (b.size == 0) return;
+    const int64_t len = b.counts[0], po = offsets_[i];
+    const int nd = static_cast<int>(b.counts.size());
+    if (nd == 1) {
+      pieces_.push_back(Piece{b.start, 0, po, 1, len, pick(len), int64_t(i)});
+      return;
     }
-    b.lo = int64_t(lo);
-    b.hi = int64_t(hi) + b.counts[0];
+    int64_t npieces = 1;
+    for (int k = 2; k < nd; ++k) npieces *= b.counts[k];
+    if (!sweep_ || npieces > kMaxPieces) {
+      pieces_.push_back(Piece{b.start, 0, po, 0, 0, nullptr, int64_t(i)});
+      return;
+    }
+    const int64_t n = b.counts[1];
+    const RowsFn fn = pick(len);
+    Vec idx(nd, 0);
+    int64_t soff = b.start;
+    for (int64_t k = 0; k < npieces; ++k) {
+      pieces_.push_back(Piece{soff, b.strides[1], po + k * n * len, n, len, fn, int64_t(i)});
+      for (int d = 2; d < nd; ++d) {
+        soff += b.strides[d];
+        if (++idx[d] < b.counts[d]) break;
+        soff -= b.counts[d] * b.strides[d];
+        idx[d] = 0;
+      }
+    }
   }
   // strided: the array addressed by the blocks; packed: the contiguous one.
   template <bool Unpack>
@@ -315,7 +363,7 @@ class Plan {
       hpc::fail("pack.Plan: strided and packed buffers overlap");
   }
   template <bool Unpack>
-  int64_t one(size_t i, const py::array& src, py::array& dst, int64_t, int threads) const {
+  int64_t one(size_t i, const py::array& src, py::array& dst, int threads) const {
     const Block& b = at(i);
     auto [s, p] = bufs<Unpack>(src, dst);
     if (p.nbytes < b.size)
@@ -328,6 +376,50 @@ class Plan {
     return b.size;
   }
   template <bool Unpack>
+  void run_pieces(uchar* s, uchar* p, int64_t lo, int64_t hi) const {
+    for (int64_t k = lo; k < hi; ++k) {
+      const Piece& q = pieces_[k];
+      if (q.fn) {
+        rows2d<Unpack>(q.fn, s, p, q.soff, q.s1, q.poff, q.n, q.len);
+      } else {
+        const Block& b = blocks_[q.block];
+        run<Unpack>(s, p + q.poff, b.start, b.counts, b.strides, 1);
+      }
+    }
+  }
+  // Unpacking writes the strided buffer: when two blocks write the same byte, the later
+  // block must win, as in unpacking them one by one. The sweep keeps that order only if no
+  // byte is written twice, which is checked once (sorted runs) on first use.
+  bool writes_disjoint() const {
+    if (disjoint_ >= 0) return disjoint_ == 1;
+    std::vector<std::pair<int64_t, int64_t>> runs;
+    int64_t nruns = 0;
+    for (const Block& b : blocks_) nruns += b.counts[0] ? b.size / b.counts[0] : 0;
+    bool ok = nruns <= (int64_t(1) << 22);
+    if (ok) {
+      runs.reserve(static_cast<size_t>(nruns));
+      for (const Block& b : blocks_) {
+        if (b.size == 0) continue;
+        const int nd = static_cast<int>(b.counts.size());
+        Vec idx(nd, 0);
+        int64_t soff = b.start;
+        for (int64_t r = 0, nr = b.size / b.counts[0]; r < nr; ++r) {
+          runs.emplace_back(soff, soff + b.counts[0]);
+          for (int d = 1; d < nd; ++d) {
+            soff += b.strides[d];
+            if (++idx[d] < b.counts[d]) break;
+            soff -= b.counts[d] * b.strides[d];
+            idx[d] = 0;
+          }
+        }
+      }
+      std::sort(runs.begin(), runs.end());
+      for (size_t k = 1; ok && k < runs.size(); ++k) ok = runs[k].first >= runs[k - 1].second;
+    }
+    disjoint_ = ok ? 1 : 0;
+    return ok;
+  }
+  template <bool Unpack>
   int64_t all(const py::array& src, py::array& dst, int threads) const {
     auto [s, p] = bufs<Unpack>(src, dst);
     if (p.nbytes < total_)
@@ -335,29 +427,46 @@ class Plan {
                 " bytes, the plan needs " + std::to_string(total_));
     no_overlap(s, p, total_);
     const int nt = threads_or_default(threads);
+    const bool in_order = Unpack && !writes_disjoint();
     py::gil_scoped_release nogil;
-    const int64_t nb = static_cast<int64_t>(blocks_.size());
-    if (nt > 1 && total_ >= kParallelAllBytes) {
-      // many independent blocks: threads take whole blocks (largest first balances best)
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-      for (int64_t k = 0; k < nb; ++k) {
-        const size_t i = order_[k];
-        run<Unpack>(s.ptr, p.ptr + offsets_[i], blocks_[i].start, blocks_[i].counts,
-                    blocks_[i].strides, 1);
-      }
-    } else {
-      for (int64_t i = 0; i < nb; ++i)
+    if (in_order) {  // block by block, as unpack_one in turn would
+      for (size_t i = 0; i < blocks_.size(); ++i)
         run<Unpack>(s.ptr, p.ptr + offsets_[i], blocks_[i].start, blocks_[i].counts,
                     blocks_[i].strides, nt);
+      return total_;
+    }
+    const int64_t np = static_cast<int64_t>(pieces_.size());
+    if (nt > 1 && total_ >= kParallelAllBytes && np > 1) {
+      // contiguous ranges of the sweep with about equal bytes: each thread keeps its planes
+#pragma omp parallel num_threads(nt)
+      {
+        int tid = 0, n = 1;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+        n = omp_get_num_threads();
+#endif
+        auto bound = [&](int t) -> int64_t {
+          if (t >= n) return np;
+          const int64_t want = total_ / n * t;
+          return std::lower_bound(ends_.begin(), ends_.end(), want + 1) - ends_.begin();
+        };
+        const int64_t lo = tid == 0 ? 0 : bound(tid), hi = bound(tid + 1);
+        if (hi > lo) run_pieces<Unpack>(s.ptr, p.ptr, lo, hi);
+      }
+    } else {
+      run_pieces<Unpack>(s.ptr, p.ptr, 0, np);
     }
     return total_;
   }
 
   std::vector<Block> blocks_;
-  std::vector<size_t> order_;
+  std::vector<Piece> pieces_;
+  Vec ends_;  // running packed bytes after each piece (thread split)
   Vec offsets_;
   int64_t total_ = 0;
   int64_t strided_bytes_;
+  bool sweep_;
+  mutable int disjoint_ = -1;  // unknown until the first unpack_all
 };
 }  // namespace
 
@@ -371,11 +480,15 @@ HPC_SUBMODULE(pack) {
         py::arg("strides"), py::arg("threads") = 0,
         "Scatter the contiguous src into the strided block of dst; returns the byte count.");
   py::class_<Plan>(m, "Plan", "Blocks validated once against a strided buffer size; packed "
-                              "one by one or all into one buffer at offsets()")
-      .def(py::init<const std::vector<std::tuple<int64_t, Vec, Vec>>&, int64_t>(),
-           py::arg("blocks"), py::arg("strided_bytes"))
+                              "one by one or all into one buffer at offsets(). sweep=True: "
+                              "pack_all/unpack_all run every block's pieces in one pass in "
+                              "source-address order (same bytes); False: block after block")
+      .def(py::init<const std::vector<std::tuple<int64_t, Vec, Vec>>&, int64_t, bool>(),
+           py::arg("blocks"), py::arg("strided_bytes"), py::arg("sweep") = true)
       .def_property_readonly("total", &Plan::total)
       .def_property_readonly("offsets", &Plan::offsets)
+      .def_property_readonly("pieces", &Plan::pieces)
+      .def_property_readonly("sweep", &Plan::sweep)
       .def("__len__", &Plan::size)
       .def("block_bytes", &Plan::block_bytes)
       .def("pack_one", &Plan::pack_one, py::arg("i"), py::arg("src"), py::arg("dst"),
