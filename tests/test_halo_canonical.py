@@ -249,3 +249,104 @@ def test_native_plan_packs_all_faces_at_offsets():
         assert np.array_equal(one, buf[:blocks[0].size])
     with pytest.raises(ValueError):
         packers.Plan("native", blocks, 100)  # blocks reach beyond 100 bytes
+
+
+# -- multi-block plans (one sweep over the source) against MPI_Pack --------------------------
+def _native_plan(blocks, nbytes, sweep):
+    pytest.importorskip("hpc._core")
+    return packers.Plan("native", blocks, nbytes, sweep=sweep)._native
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(datatypes(), min_size=1, max_size=6), st.integers(0, 2**31))
+def test_plan_sweep_matches_mpi_pack_of_every_type_in_turn(types, seed):
+    """Several types over ONE source buffer (they may overlap each other): the plan's single
+    sweep (any thread count) gives the bytes of MPI_Pack called on each type in turn, and
+    unpack_all gives MPI_Unpack in turn (where two types write the same byte, the later wins)."""
+    types = [t.Commit() for t in types]
+    try:
+        blocks = [canonicalize(t) for t in types]
+        nbytes = max([1] + [b.span()[1] for b in blocks]
+                     + [sum(t.Get_true_extent()) for t in types])
+        src = np.random.default_rng(seed).integers(0, 256, nbytes, dtype=np.uint8)
+        wraps = [t.Create_resized(0, nbytes).Commit() for t in types]
+        want = np.zeros(sum(w.Pack_size(1, COMM) for w in wraps) + 1, np.uint8)
+        pos = 0
+        for w in wraps:
+            pos = w.Pack(src, want, pos, COMM)
+        want = want[:pos]
+        back = np.zeros(nbytes, np.uint8)
+        upos = 0
+        for w in wraps:
+            upos = w.Unpack(want, upos, back, COMM)
+        for w in wraps:
+            w.Free()
+        assert sum(b.size for b in blocks) == pos
+        for sweep in (True, False):
+            plan = _native_plan(blocks, nbytes, sweep)
+            for threads in (1, 2):
+                got = np.full(pos + 5, 7, np.uint8)
+                assert plan.pack_all(src, got, threads) == pos
+                assert np.array_equal(got[:pos], want), (sweep, threads)
+                assert (got[pos:] == 7).all()  # nothing past the packed bytes
+                dst = np.zeros(nbytes, np.uint8)
+                assert plan.unpack_all(got, dst, threads) == pos
+                assert np.array_equal(dst, back), (sweep, threads)
+    finally:
+        for t in types:
+            t.Free()
+
+
+def _halo_faces(shape, r, q):
+    from hpc.halo.engine import HaloExchange, decompose
+
+    dec = decompose(COMM, shape)
+    h = HaloExchange(dec.cart, dec.local_shape, r, quantities=q, method="datatype")
+    return dec, h
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.tuples(st.integers(3, 9), st.integers(3, 9), st.integers(3, 9)),
+       st.integers(1, 3), st.sampled_from([None, 1, 2, 3, 5]), st.integers(0, 2**31))
+def test_halo_faces_one_sweep_match_mpi_pack(shape, r, q, seed):
+    """The 26 send faces of a halo (non-cubic, radius 1-3, Q quantities or none), packed in
+    one sweep, equal MPI_Pack of the face types in turn; the 26 ghost regions unpack like
+    MPI_Unpack (they are disjoint, so the sweep order is used for unpacking too)."""
+    r = min(r, *shape)
+    dec, h = _halo_faces(shape, r, q)
+    try:
+        field = h.allocate()
+        field[...] = np.random.default_rng(seed).random(field.shape)
+        fb = field.reshape(-1).view(np.uint8)
+        total = sum(f.nbytes for f in h.faces)
+        want = np.zeros(total + 64, np.uint8)
+        pos = 0
+        for f in h.faces:
+            pos = f.send_type.Pack(fb, want, pos, h.comm)
+        assert pos == total
+        back = np.zeros_like(field)
+        bb = back.reshape(-1).view(np.uint8)
+        upos = 0
+        for f in h.faces:
+            upos = f.recv_type.Unpack(want, upos, bb, h.comm)
+        for sweep in (True, False):
+            send = _native_plan([f.send_block for f in h.faces], field.nbytes, sweep)
+            recv = _native_plan([f.recv_block for f in h.faces], field.nbytes, sweep)
+            for threads in (1, 2):
+                got = np.zeros(total, np.uint8)
+                send.pack_all(field, got, threads)
+                assert np.array_equal(got, want[:total]), (sweep, threads)
+                z = np.zeros_like(field)
+                recv.unpack_all(got, z, threads)
+                assert np.array_equal(z, back), (sweep, threads)
+    finally:
+        h.free()
+        dec.cart.Free()
+
+
+def test_plan_sweep_cuts_3d_faces_into_planes():
+    """The sweep runs per-plane pieces of 3-D blocks (what lets faces share hot planes)."""
+    pytest.importorskip("hpc._core")
+    blocks = [StridedBlock(8, (8, 5, 4), (1, 48, 240)), StridedBlock(0, (48,), (1,))]
+    assert _native_plan(blocks, 4 * 240, True).pieces == 4 + 1
+    assert _native_plan(blocks, 4 * 240, False).pieces == 2
