@@ -43,7 +43,7 @@ def _index_dtype(a: sp.csr_matrix, b: sp.csr_matrix, ncols: int) -> np.dtype:
 
 def _wrap(indptr, indices, data, shape) -> sp.csr_matrix:
     if indices.dtype == np.int32 and indptr[-1] < 2**31 - 1:
-        indptr = indptr.astype(np.int32)
+        indptr = indptr.astype(np.int32, copy=False)
     else:
         indices = indices.astype(np.int64, copy=False)
     c = sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)

@@ -1,14 +1,17 @@
 // SMASH-style hash SpGEMM (C = A * B, CSR, row-wise Gustavson) with OpenMP.
 //
-// Two phases over the same schedule: symbolic sizes every output row exactly, numeric fills it.
-// Rows are binned by their count of intermediate products ("products" = sum over A(i,k) of
-// nnz(B(k,:))), and rows are split across threads by a prefix sum of products so each thread
-// gets the same work, not the same row count. Per bin:
+// Two phases: symbolic sizes every output row exactly, numeric fills it. Rows are binned by their
+// count of intermediate products ("products" = sum over A(i,k) of nnz(B(k,:))), and cut into
+// chunks of equal work by a prefix sum of products (numeric: products + output entries), 8 per
+// thread, taken dynamically, so each thread gets the same work, not the same row count. Per bin:
 //   empty   no products;
 //   copy    A's row has one entry: C(i,:) = a * B(k,:) (no accumulator, already sorted);
 //   hash    per-thread power-of-two table with linear probing, sized to 2 x the row's products;
-//   dense   per-thread dense accumulator over all columns, for rows whose table would be as
-//           large as the column space;
+//   dense   per-thread dense accumulator over all columns (values + a bitmap of the pattern,
+//           so a bit scan emits the columns already sorted), for every row of some weight
+//           when it fits in cache, else for rows whose table would be as large as the column
+//           space; its symbolic phase ORs B's rows packed 64 columns to a word where that
+//           saves work (see Packed);
 //   shared  rows heavier than half a thread's share of all products (SMASH): every thread
 //           merges its slice of the row into ONE shared table with atomic compare-and-swap.
 // Output columns are ascending in every row.
@@ -17,6 +20,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <vector>
 
@@ -56,15 +60,86 @@ struct Csr {
   double v(int64_t p) const { return val ? val[p] : 1.0; }
 };
 
+// B's pattern with each row's columns packed into 64-column words: (c >> 6, bit mask) pairs.
+// The symbolic phase of a dense-accumulator row ORs whole words into its bitmap, and the numeric
+// phase marks the row's pattern the same way (KokkosKernels' compressed symbolic): on matrices
+// whose rows have clustered columns (FEM meshes: ~6-10 columns per word) that is several times
+// fewer operations than one bit per product. Entries of one row need not be sorted: a word that
+// recurs is just ORed twice.
+template <typename I>
+struct Packed {
+  std::vector<int64_t> ptr;  // row k's words are [ptr[k], ptr[k+1])
+  std::vector<I> word;
+  std::vector<uint64_t> mask;
+  bool used = false;
+
+  // Pass 1: words per row (kept in ptr as an exclusive prefix sum); returns the total.
+  int64_t count(const Csr<I>& B, int threads) {
+    const int64_t n = B.nrows;
+    ptr.assign(n + 1, 0);
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t k = 0; k < n; ++k) {
+      int64_t w = 0;
+      for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q)
+        w += q == B.ptr[k] || (B.idx[q] >> 6) != (B.idx[q - 1] >> 6);
+      ptr[k + 1] = w;
+    }
+    for (int64_t k = 0; k < n; ++k) ptr[k + 1] += ptr[k];
+    return ptr[n];
+  }
+  // Pass 2: the words and masks.
+  void fill(const Csr<I>& B, int threads) {
+    const int64_t n = B.nrows;
+    word.resize(ptr[n]);
+    mask.resize(ptr[n]);
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int64_t k = 0; k < n; ++k) {
+      int64_t j = ptr[k] - 1;
+      for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
+        const I c = B.idx[q];
+        if (q == B.ptr[k] || (c >> 6) != (B.idx[q - 1] >> 6)) {
+          ++j;
+          word[j] = c >> 6;
+          mask[j] = 0;
+        }
+        mask[j] |= uint64_t(1) << (c & 63);
+      }
+    }
+    used = true;
+  }
+  // Words one row of A touches: sum over its entries of the packed lengths of B's rows.
+  int64_t row_words(const Csr<I>& A, int64_t i) const {
+    int64_t s = 0;
+    for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) s += ptr[A.idx[p] + 1] - ptr[A.idx[p]];
+    return s;
+  }
+};
+
 struct Plan {
   std::vector<int64_t> prod;        // products per row of C
   std::vector<int8_t> bin;          // Bin per row
-  std::vector<int64_t> split;       // thread t owns rows [split[t], split[t+1])
+  std::vector<int64_t> chunks;      // chunk c = rows [chunks[c], chunks[c+1]), equal products
   std::vector<int64_t> shared_rows; // rows handled by all threads together
   int64_t total = 0;
   int64_t bins[kNumBins] = {0, 0, 0, 0, 0};
   int threads = 1;
 };
+
+// Cuts rows into chunks of equal weight by the prefix sum `pre` (pre[i] = weight of rows < i):
+// 8 chunks per thread, taken dynamically, so a thread that is slowed (or a row heavier than its
+// products say) does not hold the others at the barrier; one chunk when single-threaded.
+std::vector<int64_t> equal_chunks(const std::vector<int64_t>& pre, int threads) {
+  const int64_t n = int64_t(pre.size()) - 1;
+  const int64_t nc = threads > 1 ? std::min<int64_t>(8 * threads, std::max<int64_t>(n, 1)) : 1;
+  std::vector<int64_t> c(nc + 1, n);
+  c[0] = 0;
+  for (int64_t t = 1; t < nc; ++t) {
+    const int64_t target = pre[n] / nc * t + pre[n] % nc * t / nc;
+    c[t] = std::lower_bound(pre.begin(), pre.end(), target) - pre.begin();
+    c[t] = std::min<int64_t>(std::max<int64_t>(c[t], c[t - 1]), n);
+  }
+  return c;
+}
 
 template <typename I>
 Plan make_plan(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared_at,
@@ -86,21 +161,21 @@ Plan make_plan(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared_at,
     total += s;
   }
   P.total = total;
-  // Small products run on fewer threads (about 256k products each at least), unless a test
-  // forces the bins; threads that would idle at the barriers only cost wake-ups.
+  // Small products run on fewer threads (about 8k products each at least), unless a test
+  // forces the bins; below that a fork/join costs more than the work it shares.
   if (shared_at <= 0 && dense_at <= 0)
-    threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, total >> 18)));
+    threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads, total >> 13)));
   P.threads = threads;
   // A row is "shared" when it alone exceeds half a thread's share (and is large enough that
   // synchronising threads pays off).
   int64_t shared_min =
       threads > 1 ? std::max<int64_t>(int64_t(1) << 15, total / (2 * threads)) : INT64_MAX;
   // Dense accumulator: for any row of some weight when it fits in a per-thread cache budget
-  // (random access into a cached array beats hashing + compaction), else only for rows whose
-  // hash table would be about as large as the column space.
-  // (A row costs ncols / 64 words of bitmap to scan: rows lighter than that hash instead.)
+  // (random access into a cached array beats hashing + compaction + sorting), else only for
+  // rows whose hash table would be about as large as the column space. A dense row also scans
+  // ncols / 64 bitmap words: rows with fewer products than an eighth of that hash instead.
   const bool dense_fits = B.ncols * int64_t(sizeof(double)) <= (int64_t(1) << 21);
-  int64_t dense_min = dense_fits ? std::max<int64_t>(32, B.ncols / 256)
+  int64_t dense_min = dense_fits ? std::max<int64_t>(2, B.ncols / 512)
                                  : std::max<int64_t>(B.ncols / 4, 1);
   if (shared_at > 0) shared_min = shared_at;  // overrides (tests force every bin)
   if (dense_at > 0) dense_min = dense_at;
@@ -119,13 +194,7 @@ Plan make_plan(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared_at,
     if (b == kShared) P.shared_rows.push_back(i);
     pre[i + 1] = pre[i] + (b == kShared ? 1 : s + 1);
   }
-  P.split.assign(threads + 1, n);
-  P.split[0] = 0;
-  for (int t = 1; t < threads; ++t) {
-    const int64_t target = pre[n] * t / threads;
-    P.split[t] = std::lower_bound(pre.begin(), pre.end(), target) - pre.begin();
-    P.split[t] = std::min<int64_t>(std::max<int64_t>(P.split[t], P.split[t - 1]), n);
-  }
+  P.chunks = equal_chunks(pre, threads);
   return P;
 }
 
@@ -246,43 +315,55 @@ void hash_fill(const Csr<I>& A, const Csr<I>& B, int64_t i, Scratch<I>& S, I* oc
 // array. Extraction walks the bitmap's set bits, so the columns come out sorted with no sort,
 // and clears the bitmap as it goes.
 template <typename I>
-int64_t dense_count(const Csr<I>& A, const Csr<I>& B, int64_t i, Scratch<I>& S) {
+int64_t dense_count(const Csr<I>& A, const Csr<I>& B, const Packed<I>& W, int64_t i,
+                    Scratch<I>& S) {
   S.make_dense(B.ncols);
   uint64_t* bits = S.bits.data();
   int64_t nnz = 0;
-  for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
-    const int64_t k = A.idx[p];
-    for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
-      const uint64_t c = static_cast<uint64_t>(B.idx[q]);
-      const uint64_t m = uint64_t(1) << (c & 63);
-      uint64_t& w = bits[c >> 6];
-      nnz += (w & m) == 0;
-      w |= m;
+  if (W.used) {
+    for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
+      const int64_t k = A.idx[p];
+      for (int64_t q = W.ptr[k]; q < W.ptr[k + 1]; ++q) bits[W.word[q]] |= W.mask[q];
+    }
+  } else {
+    for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
+      const int64_t k = A.idx[p];
+      for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
+        const uint64_t c = static_cast<uint64_t>(B.idx[q]);
+        bits[c >> 6] |= uint64_t(1) << (c & 63);
+      }
     }
   }
-  std::fill(bits, bits + S.words, uint64_t(0));
+  // One popcount pass over the bitmap (ncols / 64 words) instead of a test per product.
+  for (int64_t w = 0; w < S.words; ++w) {
+    nnz += __builtin_popcountll(bits[w]);
+    bits[w] = 0;
+  }
   return nnz;
 }
 
 template <typename I>
-void dense_fill(const Csr<I>& A, const Csr<I>& B, int64_t i, Scratch<I>& S, I* oc, double* ov,
-                int64_t nnz) {
+void dense_fill(const Csr<I>& A, const Csr<I>& B, const Packed<I>& W, int64_t i, Scratch<I>& S,
+                I* oc, double* ov, int64_t nnz) {
   S.make_dense(B.ncols);
   uint64_t* bits = S.bits.data();
   double* acc = S.dense.data();
-  for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
-    const int64_t k = A.idx[p];
-    const double a = A.v(p);
-    for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
-      const uint64_t c = static_cast<uint64_t>(B.idx[q]);
-      const double x = a * B.v(q);
-      const uint64_t m = uint64_t(1) << (c & 63);
-      uint64_t& w = bits[c >> 6];
-      if (w & m) {
-        acc[c] += x;
-      } else {
-        w |= m;
-        acc[c] = x;
+  if (W.used) {
+    for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
+      const int64_t k = A.idx[p];
+      const double a = A.v(p);
+      for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) acc[B.idx[q]] += a * B.v(q);
+      for (int64_t q = W.ptr[k]; q < W.ptr[k + 1]; ++q) bits[W.word[q]] |= W.mask[q];
+    }
+  } else {
+    for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
+      const int64_t k = A.idx[p];
+      const double a = A.v(p);
+      for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
+        // No branch on "first time seen": acc is all zeros between rows, so add always.
+        const uint64_t c = static_cast<uint64_t>(B.idx[q]);
+        acc[c] += a * B.v(q);
+        bits[c >> 6] |= uint64_t(1) << (c & 63);
       }
     }
   }
@@ -295,6 +376,7 @@ void dense_fill(const Csr<I>& A, const Csr<I>& B, int64_t i, Scratch<I>& S, I* o
       w &= w - 1;
       oc[j] = static_cast<I>(c);
       ov[j++] = acc[c];
+      acc[c] = 0.0;  // ready for the next row
     }
   }
 }
@@ -424,49 +506,77 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
                    int64_t dense_at) {
   const int64_t n = A.nrows;
   std::vector<int64_t> rnnz(n, 0);
+  std::vector<int64_t> off(n + 1, 0);  // row offsets of C
   Plan P;
-  double t0 = omp_get_wtime(), t1 = 0, t2 = 0, t3 = 0;
+  Packed<I> W;
+  double t0 = omp_get_wtime(), t1 = 0, t2 = 0;
   {
     py::gil_scoped_release nogil;
     P = make_plan(A, B, threads, shared_at, dense_at);
     t1 = omp_get_wtime();
-    SharedTable T;
+    // Packed symbolic only where it pays: the dense rows' word count at most 2/3 of products.
+    if (P.bins[kDense] > 0 && W.count(B, P.threads) * 3 <= int64_t(B.ptr[B.nrows]) * 2) {
+      int64_t prod = 0, words = 0;
+#pragma omp parallel for schedule(static) reduction(+ : prod, words) num_threads(P.threads)
+      for (int64_t i = 0; i < n; ++i)
+        if (P.bin[i] == kDense) {
+          prod += P.prod[i];
+          words += W.row_words(A, i);
+        }
+      if (words * 3 <= prod * 2) W.fill(B, P.threads);
+    }
+    const int64_t nc = int64_t(P.chunks.size()) - 1;
 #pragma omp parallel num_threads(P.threads)
     {
-      const int t = omp_get_thread_num();
       Scratch<I> S;
-      if (t < P.threads)
-        for (int64_t i = P.split[t]; i < P.split[t + 1]; ++i) {
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t c = 0; c < nc; ++c)
+        for (int64_t i = P.chunks[c]; i < P.chunks[c + 1]; ++i) {
           switch (P.bin[i]) {
             case kCopy: rnnz[i] = P.prod[i]; break;
             case kHash: rnnz[i] = hash_count(A, B, i, P.prod[i], S); break;
-            case kDense: rnnz[i] = dense_count(A, B, i, S); break;
+            case kDense: rnnz[i] = dense_count(A, B, W, i, S); break;
             default: break;
           }
         }
     }
+    SharedTable T;
     for (int64_t i : P.shared_rows) rnnz[i] = shared_count(A, B, i, P.prod[i], T, P.threads);
     t2 = omp_get_wtime();
+    // The numeric phase writes every output entry: its chunks weigh products + nnz + 1 per row.
+    std::vector<int64_t> pre(n + 1, 0);
+    for (int64_t i = 0; i < n; ++i) {
+      off[i + 1] = off[i] + rnnz[i];
+      pre[i + 1] = pre[i] + (P.bin[i] == kShared ? 1 : P.prod[i] + rnnz[i] + 1);
+    }
+    P.chunks = equal_chunks(pre, P.threads);
   }
-  int64_t nnz = 0;
-  carray<int64_t> indptr(n + 1);
-  int64_t* ip = indptr.mutable_data();
-  ip[0] = 0;
-  for (int64_t i = 0; i < n; ++i) ip[i + 1] = ip[i] + rnnz[i];
-  nnz = ip[n];
+  const int64_t nnz = off[n];
+  // indptr in the index type when nnz fits (what scipy would hold), else int64.
+  py::array indptr;
+  if (nnz <= int64_t(std::numeric_limits<I>::max())) {
+    carray<I> a(n + 1);
+    std::copy(off.begin(), off.end(), a.mutable_data());
+    indptr = a;
+  } else {
+    carray<int64_t> a(n + 1);
+    std::copy(off.begin(), off.end(), a.mutable_data());
+    indptr = a;
+  }
   carray<I> indices(nnz);
   carray<double> data(nnz);
   I* oc = indices.mutable_data();
   double* ov = data.mutable_data();
   {
     py::gil_scoped_release nogil;
-    SharedTable T;
+    const int64_t* ip = off.data();
+    const int64_t nc = int64_t(P.chunks.size()) - 1;
 #pragma omp parallel num_threads(P.threads)
     {
-      const int t = omp_get_thread_num();
       Scratch<I> S;
-      if (t < P.threads)
-        for (int64_t i = P.split[t]; i < P.split[t + 1]; ++i) {
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t c = 0; c < nc; ++c)
+        for (int64_t i = P.chunks[c]; i < P.chunks[c + 1]; ++i) {
           const int64_t s = ip[i];
           switch (P.bin[i]) {
             case kCopy: {
@@ -481,15 +591,16 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
               break;
             }
             case kHash: hash_fill(A, B, i, S, oc + s, ov + s, rnnz[i]); break;
-            case kDense: dense_fill(A, B, i, S, oc + s, ov + s, rnnz[i]); break;
+            case kDense: dense_fill(A, B, W, i, S, oc + s, ov + s, rnnz[i]); break;
             default: break;
           }
         }
     }
+    SharedTable T;
     for (int64_t i : P.shared_rows)
       shared_fill(A, B, i, P.prod[i], T, P.threads, oc + ip[i], ov + ip[i], rnnz[i]);
   }
-  t3 = omp_get_wtime();
+  const double t3 = omp_get_wtime();
   py::dict stats;
   stats["products"] = P.total;
   stats["rows_empty"] = P.bins[kEmpty];
@@ -498,9 +609,10 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
   stats["rows_dense"] = P.bins[kDense];
   stats["rows_shared"] = P.bins[kShared];
   stats["threads"] = P.threads;
-  stats["plan_s"] = t1 - t0;       // products per row, bins, thread split
+  stats["packed_words"] = W.used ? int64_t(W.word.size()) : int64_t(0);
+  stats["plan_s"] = t1 - t0;       // products per row, bins, chunks
   stats["symbolic_s"] = t2 - t1;
-  stats["numeric_s"] = t3 - t2;    // includes allocating the output
+  stats["numeric_s"] = t3 - t2;    // includes row offsets and allocating the output
   return py::make_tuple(indptr, indices, data, stats);
 }
 
