@@ -132,3 +132,97 @@ def test_matrix_free_operator_same_iterations(tmp_path):
         its[op] = rec["metrics"]["iterations"]
         assert rec["note"].startswith("matrix-free") == (op == "stencil")
     assert its["assembled"] == its["stencil"]
+
+
+# -- native kernels behind the CG hot path (in-process, no MPI) -------------------------------
+def _native():
+    from hpc.core import backends
+
+    if not backends.is_available("native"):
+        pytest.skip("the native extension is not built")
+    from hpc import _core
+
+    return _core.sparse
+
+
+@pytest.mark.parametrize("itype", [np.int32, np.int64])
+def test_native_csr_matches_scipy_and_owns_its_copy(itype):
+    import scipy.sparse as sp
+
+    k = _native()
+    rng = np.random.default_rng(3)
+    # rows of 0..40 entries: both the short-row (two accumulators) and SIMD (>= 16) paths
+    lens = rng.integers(0, 41, size=57)
+    rows = np.repeat(np.arange(57), lens)
+    cols = np.concatenate([rng.choice(45, size=n, replace=False) for n in lens])
+    A = sp.csr_matrix((rng.standard_normal(rows.size), (rows, cols)), shape=(57, 45))
+    A.sort_indices()
+    data = A.data.copy()
+    C = k.Csr(A.indptr.astype(np.int64), A.indices.astype(itype), data, 45, None, 57)
+    assert (C.nrows, C.ncols, C.nnz, C.index_itemsize, C.indptr_itemsize) == (57, 45, A.nnz, 4, 4)
+    x, w = rng.standard_normal(45), rng.standard_normal(57)
+    y = np.empty(57)
+    assert C.matvec(x, y) == 0.0
+    np.testing.assert_allclose(y, A @ x, rtol=1e-13, atol=1e-13)
+    data[:] = 0.0                       # the kernel holds its own validated copy
+    y0 = y.copy()
+    d = C.matvec(x, y, True, w)
+    np.testing.assert_allclose(y, y0 + A @ x, rtol=1e-13, atol=1e-13)
+    assert d == pytest.approx(w @ (A @ x), rel=1e-12)
+    # a row subset: stored rows go to output rows `ro` of a longer y
+    ro = np.array([1, 4, 9, 60], dtype=np.int64)
+    S = A[:4]
+    R = k.Csr(S.indptr.astype(np.int64), S.indices.astype(itype), S.data, 45, ro, 64)
+    y = np.full(64, 2.0)
+    d = R.matvec(x, y, True, np.ones(64))
+    ref = np.full(64, 2.0)
+    ref[ro] += S @ x
+    np.testing.assert_allclose(y, ref, rtol=1e-13)
+    assert d == pytest.approx((S @ x).sum(), rel=1e-12)
+
+
+def test_native_csr_refuses_bad_input():
+    k = _native()
+    ip, ix, v = np.array([0, 1, 2], dtype=np.int64), np.array([0, 1], dtype=np.int32), np.ones(2)
+    with pytest.raises(ValueError, match="out of range"):
+        k.Csr(ip, np.array([0, 2], dtype=np.int32), v, 2, None, 2)
+    with pytest.raises(ValueError, match="monotone"):
+        k.Csr(np.array([0, 2, 1, 2], dtype=np.int64), np.array([0, 1], dtype=np.int32), v, 2, None, 3)
+    with pytest.raises(ValueError, match="span"):
+        k.Csr(np.array([0, 1, 1], dtype=np.int64), ix, v, 2, None, 2)
+    with pytest.raises(ValueError, match="increasing"):
+        k.Csr(ip, ix, v, 2, np.array([3, 3], dtype=np.int64), 5)
+    with pytest.raises(ValueError, match="out of range"):
+        k.Csr(ip, ix, v, 2, np.array([0, 5], dtype=np.int64), 5)
+    C = k.Csr(ip, ix, v, 2, None, 2)
+    with pytest.raises(ValueError, match="length"):
+        C.matvec(np.ones(3), np.empty(2))
+    with pytest.raises(ValueError, match="dtype"):
+        C.matvec(np.ones(2, dtype=np.float32), np.empty(2))
+
+
+def test_fused_cg_update_and_jacobi_dots_match_numpy():
+    k = _native()
+    rng = np.random.default_rng(4)
+    n = 1001
+    p, q, x, r, dinv = (rng.standard_normal(n) for _ in range(5))
+    a = 0.37
+    xr, rr_ = x + a * p, r - a * q
+    z = np.empty(n)
+    rr, rz = k.cg_update(a, p, q, x, r, dinv, z)
+    # the kernel may contract a*p + x into one FMA: equal up to one rounding of the inputs' size
+    np.testing.assert_allclose(x, xr, rtol=0, atol=1e-15 * np.abs(xr).max() * 4)
+    np.testing.assert_allclose(r, rr_, rtol=0, atol=1e-15 * np.abs(rr_).max() * 4)
+    np.testing.assert_array_equal(z, dinv * r)
+    assert rr == pytest.approx(r @ r, rel=1e-12) and rz == pytest.approx(r @ (dinv * r), rel=1e-12)
+    rr2, rz2 = k.cg_update(0.0, p, q, x, r)          # no preconditioner: r.z = r.r
+    assert rr2 == rz2 == pytest.approx(r @ r, rel=1e-12)
+    z2 = np.empty(n)
+    assert k.jacobi_dots(dinv, r, z2) == pytest.approx((r @ r, r @ (dinv * r)), rel=1e-12)
+    np.testing.assert_array_equal(z2, dinv * r)
+    with pytest.raises(ValueError, match="overlap"):
+        k.cg_update(a, p, q, x, x)                  # x and r the same array
+    with pytest.raises(ValueError, match="overlap"):
+        k.jacobi_dots(dinv, r, r)
+    with pytest.raises(ValueError, match="both"):
+        k.cg_update(a, p, q, x, r, dinv, None)

@@ -87,6 +87,8 @@ class DistCSR:
             raise ValueError("exchange must be 'neighbor' or 'p2p'")
         self.exchange = exchange
         self._plan: GhostPlan | None = None
+        self._aligned = bool(self.shape[0] == self.shape[1]
+                             and np.array_equal(self.row_offsets, self.col_offsets))
         self._nnz = int(comm.allreduce(int(A.nnz)))  # eager: a lazy collective is a trap
         self.grid: tuple[int, ...] | None = None   # set by the structured generators
         self.stencil: str | None = None
@@ -179,9 +181,10 @@ class DistCSR:
         slots = np.searchsorted(ghost_cols, cols[~own])
         a_gh = sp.csr_matrix((A.data[~own], (rows[~own], slots)), shape=(nl, ghost_cols.size))
         self.A_loc, self.A_gh = _canonical(a_loc), _canonical(a_gh)
-        self._k_loc: LocalKernel = make_kernel(self.backend, self.A_loc)
-        self._k_gh: LocalKernel | None = (make_kernel(self.backend, self.A_gh)
-                                          if self.A_gh.nnz else None)
+        # The ghost kernel stores only the rows that have ghost entries (a stencil's block
+        # boundary: N^2 of N^3/p rows), so y += A_gh g costs O(those rows), not a pass over y.
+        self._gh_rows = np.flatnonzero(np.diff(self.A_gh.indptr)).astype(np.int64)
+        self._make_kernels()
         xp = self._xp()
         self._sendbuf = np.empty(send_idx.size, dtype=np.float64)
         self._recvbuf = np.empty(ghost_cols.size, dtype=np.float64)
@@ -195,6 +198,13 @@ class DistCSR:
         # which is the order of `sources`; pack order is by destination ascending (= dests).
         if xp is not np:
             self._ghost_dev = xp.empty(ghost_cols.size, dtype=xp.float64)
+
+    def _make_kernels(self) -> None:
+        self._k_loc: LocalKernel = make_kernel(self.backend, self.A_loc)
+        self._k_gh: LocalKernel | None = None
+        if self.A_gh.nnz:
+            self._k_gh = make_kernel(self.backend, self.A_gh[self._gh_rows], rows=self._gh_rows,
+                                     nout=self.A_gh.shape[0])
 
     def _xp(self):
         if self.backend == "cupy":
@@ -232,9 +242,21 @@ class DistCSR:
 
     def spmv(self, x_local, out=None):
         """y_local = (A x)[own rows]; x_local is this rank's slice of x (col_offsets). Collective."""
+        return self._product(x_local, out, False)[0]
+
+    def spmv_dot(self, x_local, out=None):
+        """(y_local, x_local . y_local) with y = A x: the product and this rank's part of the
+        dot product x.Ax (CG's p.Ap), the native kernel computing both in one pass. Needs a
+        square matrix whose row and column partitions agree. Collective (the product)."""
+        if not self._aligned:
+            raise ValueError("spmv_dot needs a square matrix with equal row and column partitions")
+        return self._product(x_local, out, True)
+
+    def _product(self, x_local, out, with_dot: bool):
         from mpi4py import MPI
 
-        self.plan()
+        if self._plan is None:
+            self._build_plan()
         xp = self._xp()
         if x_local.shape != (self.local_cols,):
             raise ValueError(f"spmv: x_local has shape {x_local.shape}, expected ({self.local_cols},)")
@@ -242,7 +264,11 @@ class DistCSR:
             x_local = x_local.astype(np.float64)
         y = out if out is not None else xp.empty(self.local_rows, dtype=np.float64)
         reqs = self._start_exchange(x_local)
-        self._k_loc.matvec(x_local, y, accumulate=False)   # overlaps the exchange
+        dot = 0.0
+        if with_dot:   # overlaps the exchange
+            dot = self._k_loc.matvec_dot(x_local, y, x_local, accumulate=False)
+        else:
+            self._k_loc.matvec(x_local, y, accumulate=False)
         if reqs:
             MPI.Request.Waitall(reqs)
         if self._k_gh is not None:
@@ -250,8 +276,11 @@ class DistCSR:
             if xp is not np:
                 self._ghost_dev.set(self._recvbuf)
                 g = self._ghost_dev
-            self._k_gh.matvec(g, y, accumulate=True)
-        return y
+            if with_dot:
+                dot += self._k_gh.matvec_dot(g, y, x_local, accumulate=True)
+            else:
+                self._k_gh.matvec(g, y, accumulate=True)
+        return y, float(dot)
 
     __matmul__ = spmv
 
@@ -262,8 +291,7 @@ class DistCSR:
         if backend != self.backend:
             self.backend = backend
             if self._plan is not None:
-                self._k_loc = make_kernel(backend, self.A_loc)
-                self._k_gh = make_kernel(backend, self.A_gh) if self.A_gh.nnz else None
+                self._make_kernels()
                 if backend == "cupy":
                     xp = self._xp()
                     self._send_idx_dev = xp.asarray(self._plan.send_idx)
@@ -344,6 +372,14 @@ class DistCSR:
         self.comm.Gatherv(v_local, [out, counts, self.row_offsets[:-1], MPI.DOUBLE]
                           if self.rank == root else None, root=root)
         return out
+
+    def spmv_traffic_bytes(self) -> int:
+        """This rank's minimal memory traffic of one SpMV with the kernels' own dtypes (see
+        LocalKernel.traffic_bytes): the owned block plus the ghost block (its stored rows
+        read-modify-write y); the ghost exchange itself is not counted. Builds the plan."""
+        self.plan()
+        b = self._k_loc.traffic_bytes()
+        return b + (self._k_gh.traffic_bytes() if self._k_gh is not None else 0)
 
     def free(self) -> None:
         """Release the dist-graph communicator (optional; also released at exit)."""

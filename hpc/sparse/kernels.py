@@ -3,6 +3,12 @@
 A kernel object is built once per local block (``prepare``) so per-call work is only the
 product: index arrays are converted to the dtype the kernel wants, device copies are made once.
 ``matvec(x, y, accumulate)`` computes y = A x (or y += A x) for this rank's block.
+
+``rows`` (optional, sorted distinct output rows, with ``nout``): the block stores only those
+rows and ``matvec`` writes y[rows] (y has nout entries). DistCSR uses it for the ghost-column
+block, whose entries sit in few rows, so y += A_gh g does not sweep every row.
+``matvec_dot(x, y, w, accumulate)`` also returns w . (A x) over the stored rows (the native
+kernel computes it in the same pass; the others with one dot).
 """
 from __future__ import annotations
 
@@ -39,6 +45,56 @@ class LocalKernel:
     def matvec(self, x, y, accumulate: bool = False):
         raise NotImplementedError
 
+    def matvec_dot(self, x, y, w, accumulate: bool = False) -> float:
+        """matvec, and w . (A x) (the product, before any accumulation into y)."""
+        if accumulate:
+            t = self.matvec(x, y * 0.0, False)
+            y += t
+            return float(w @ t)
+        self.matvec(x, y, False)
+        return float(w @ y)
+
+    def traffic_bytes(self) -> int:
+        """Minimal memory traffic of one product with this kernel's dtypes: values, column
+        indices and the row pointer once, x once (8 B per column) and y written once."""
+        m, n = self.shape
+        return int(self.nnz * (8 + 4) + (m + 1) * 8 + n * 8 + m * 8)
+
+
+class RowSubsetKernel(LocalKernel):
+    """A kernel on the stored rows of a block, scattered into rows ``rows`` of an output of
+    length ``nout`` (generic version of the native kernel's ``rows`` argument)."""
+
+    def __init__(self, inner: LocalKernel, rows, nout: int):
+        self.inner, self.name = inner, inner.name
+        self.rows = rows
+        self.shape = (int(nout), inner.shape[1])
+        self.nnz = inner.nnz
+        self.A = inner.A
+        self._tmp = None
+
+    def matvec(self, x, y, accumulate=False):
+        if self._tmp is None:
+            self._tmp = (y * 0.0)[: self.inner.shape[0]]
+        t = self.inner.matvec(x, self._tmp, False)
+        if accumulate:
+            y[self.rows] += t
+        else:
+            y[...] = 0.0
+            y[self.rows] = t
+        return y
+
+    def matvec_dot(self, x, y, w, accumulate=False):
+        if self._tmp is None:
+            self._tmp = (y * 0.0)[: self.inner.shape[0]]
+        t = self.inner.matvec(x, self._tmp, False)
+        if accumulate:
+            y[self.rows] += t
+        else:
+            y[...] = 0.0
+            y[self.rows] = t
+        return float(w[self.rows] @ t)
+
 
 class ScipyKernel(LocalKernel):
     """SciPy's compiled csr_matvec."""
@@ -73,28 +129,41 @@ class NumpyKernel(LocalKernel):
 
 
 class NativeKernel(LocalKernel):
-    """C++/OpenMP (hpc._core.sparse.spmv); indices validated once here, not every call."""
+    """C++/OpenMP (hpc._core.sparse.Csr): the block is copied into the kernel and validated
+    once at construction (int32 row pointers and column indices where they fit); a product
+    then checks only the vector lengths."""
 
     name = "native"
 
-    def __init__(self, A):
+    def __init__(self, A, rows=None, nout: int | None = None):
         super().__init__(A)
         from hpc import _core
 
-        self.k = _core.sparse
-        idx = self.A.indices
-        small = self.shape[1] < 2**31 - 1
-        self.indptr = np.ascontiguousarray(self.A.indptr, dtype=np.int64)
-        self.indices = np.ascontiguousarray(idx, dtype=np.int32 if small else np.int64)
-        self.data = np.ascontiguousarray(self.A.data)
-        if self.nnz and (self.indices.min() < 0 or self.indices.max() >= self.shape[1]):
-            raise ValueError("column index out of range")
+        m = self.shape[0]
+        self.rows = None if rows is None else np.ascontiguousarray(rows, dtype=np.int64)
+        nout = m if nout is None else int(nout)
+        self.csr = _core.sparse.Csr(np.ascontiguousarray(self.A.indptr, dtype=np.int64),
+                                    np.ascontiguousarray(self.A.indices),
+                                    np.ascontiguousarray(self.A.data), int(self.shape[1]),
+                                    self.rows, nout)
+        self.shape = (nout, self.shape[1])
 
     def matvec(self, x, y, accumulate=False):
-        if x.shape[0] != self.shape[1]:
-            raise ValueError(f"spmv: x has length {x.shape[0]}, expected {self.shape[1]}")
-        self.k.spmv(self.indptr, self.indices, self.data, x, y, accumulate, False)
+        if self.rows is not None and not accumulate:
+            y[...] = 0.0
+        self.csr.matvec(x, y, accumulate)
         return y
+
+    def matvec_dot(self, x, y, w, accumulate=False):
+        if self.rows is not None and not accumulate:
+            y[...] = 0.0
+        return self.csr.matvec(x, y, accumulate, w)
+
+    def traffic_bytes(self) -> int:
+        c = self.csr
+        rows = c.nrows
+        return int(c.nnz * (8 + c.index_itemsize) + (rows + 1) * c.indptr_itemsize
+                   + c.ncols * 8 + rows * (8 if self.rows is None else 8 + 8 + 8))
 
 
 class NumbaKernel(LocalKernel):
@@ -140,7 +209,17 @@ _CLASSES = {"native": NativeKernel, "numba": NumbaKernel, "numpy": NumpyKernel,
             "scipy": ScipyKernel, "cupy": CupyKernel}
 
 
-def make_kernel(backend: str, A: sp.csr_matrix) -> LocalKernel:
+def make_kernel(backend: str, A: sp.csr_matrix, rows=None, nout: int | None = None) -> LocalKernel:
+    """The local kernel of `backend` for A; with rows/nout, A's row i is output row rows[i]."""
     if backend not in _CLASSES:
         raise ValueError(f"unknown sparse kernel back end {backend!r}; known: {', '.join(KERNELS)}")
-    return _CLASSES[backend](A)
+    if rows is None:
+        return _CLASSES[backend](A)
+    if backend == "native":
+        return NativeKernel(A, rows, nout)
+    inner = _CLASSES[backend](A)
+    if backend == "cupy":
+        import cupy
+
+        rows = cupy.asarray(rows)
+    return RowSubsetKernel(inner, rows, nout)

@@ -183,3 +183,34 @@ def test_symmetric_pattern_blank_lines_and_skew():
                              "2 1 5\n3 1 -2\n")
     G = bcast_global(read_mm(path, comm))
     np.testing.assert_array_equal(G.toarray(), [[0, -5, 2], [5, 0, 0], [-2, 0, 0]])
+
+
+@pytest.mark.parametrize("backend", HOST_KERNELS)
+@pytest.mark.parametrize("gen,N", [(poisson3d, 10), (hpcg, 9)])
+def test_spmv_dot_and_compressed_ghost_block(backend, gen, N):
+    """spmv_dot = (A x, x.Ax) and the ghost kernel stores only the rows with ghost entries."""
+    A = gen(N, comm, backend=backend)
+    G = bcast_global(A)
+    x = np.random.default_rng(9).standard_normal(G.shape[0])
+    xl = A.local_slice(x, rows=False)
+    y, d = A.spmv_dot(xl)
+    np.testing.assert_allclose(A.gather_vector(y, root=None), G @ x, rtol=1e-13, atol=1e-12)
+    np.testing.assert_allclose(comm.allreduce(d), x @ (G @ x), rtol=1e-12)
+    np.testing.assert_allclose(A.spmv(xl), y, rtol=1e-15, atol=0)
+    ok = True   # checked on every rank, asserted together (a one-rank failure would hang)
+    if A._k_gh is not None:
+        ghost_rows = np.flatnonzero(np.diff(A.A_gh.indptr))
+        k = A._k_gh
+        stored = k.csr.nrows if backend == "native" else k.inner.shape[0]
+        ok = (k.shape[0] == A.local_rows and stored == ghost_rows.size
+              and np.array_equal(A._gh_rows, ghost_rows)
+              and (A.rank in (0, A.size - 1)) <= (ghost_rows.size < A.local_rows))
+    assert comm.allreduce(not ok) == 0
+    assert comm.allreduce(A.spmv_traffic_bytes()) >= G.nnz * 12
+
+
+def test_spmv_dot_needs_aligned_partitions():
+    R = sp.random(41, 17, density=0.2, random_state=3, format="csr")
+    A = DistCSR.from_global_scipy(comm, R)
+    with pytest.raises(ValueError, match="square"):
+        A.spmv_dot(np.ones(A.local_cols))
