@@ -135,24 +135,80 @@ def _not_spd(what: str, val: float, it: int) -> str:
             "preconditioner) is not symmetric positive definite")
 
 
+class _PcgSteps:
+    """PCG's three vector phases, fused into single native passes where possible.
+
+    - ``pc_dots(r) -> (z, r.r, r.z)`` (local dots; r.z None when z is r): z = M r;
+    - ``spmv_dot(p, q) -> (q, p.q)``: q = A p, with p.q from the SpMV's own pass
+      (DistCSR.spmv_dot) for a native, square, aligned DistCSR;
+    - ``update(alpha, p, q) -> (z, r.r, r.z)``: x += alpha p, r -= alpha q, then pc_dots(r), in
+      one pass (hpc._core.sparse.cg_update) for the identity or Jacobi on host arrays.
+    Otherwise the same steps run as separate numpy/kernel calls. Same arithmetic either way,
+    up to the summation order of the dot products.
+    """
+
+    def __init__(self, s: _Solve):
+        from hpc.sparse.dcsr import DistCSR
+
+        from .precond import Identity, Jacobi
+
+        self.s, self.M = s, s.M
+        host = _NV is not None and isinstance(s.p.b, np.ndarray)
+        self.identity = type(s.M) is Identity
+        self.dinv = (s.M.inv if host and type(s.M) is Jacobi and isinstance(s.M.inv, np.ndarray)
+                     and s.M.inv.dtype == np.float64 and s.M.inv.flags.c_contiguous else None)
+        self.fused_update = host and (self.identity or self.dinv is not None)
+        self.fused_spmv = (host and isinstance(s.A, DistCSR) and s.A.backend == "native"
+                           and s.A._aligned)
+        self.z = None
+
+    def pc_dots(self, r):
+        if self.identity:   # z is r: r.z = r.r, reduced once (None)
+            return r, _dot(r, r), None
+        if self.dinv is not None:
+            if self.z is None:
+                self.z = np.empty_like(r)
+            rr, rz = _NV.jacobi_dots(self.dinv, r, self.z)
+            return self.z, rr, rz
+        z = self.M.apply(r)
+        return z, _dot(r, r), (_dot(r, z) if z is not r else None)
+
+    def spmv_dot(self, p, q):
+        if self.fused_spmv:
+            self.s.matvecs += 1
+            return self.s.A.spmv_dot(p, out=q)
+        q = self.s.spmv(p, out=q)
+        return q, _dot(p, q)
+
+    def update(self, alpha: float, p, q, x, r):
+        if self.fused_update:
+            z = None if self.identity else self.z
+            rr, rz = _NV.cg_update(alpha, p, q, x, r, self.dinv, z)
+            return (r, rr, None) if self.identity else (z, rr, rz)
+        _axpy(alpha, p, x)
+        _axpy(-alpha, q, r)
+        return self.pc_dots(r)
+
+
 def solve_pcg(problem: Problem, opts: SolveOptions, callback: Callable | None = None) -> SolveResult:
     """Preconditioned CG (Hestenes-Stiefel), in SciPy's order of operations."""
     s = _Solve(problem, opts)
     if (t := _trivial(s)) is not None:
         return t
-    x, M, red = s.x, s.M, s.red
+    x, red = s.x, s.red
+    ops = _PcgSteps(s)
     r = s.initial_residual()
     p = q = None
     rho_prev = 0.0
     hist: list[float] = []
     repl = 0
     it = 0
+    z, rr_loc, rz_loc = ops.pc_dots(r)
     while True:
-        z = M.apply(r)
-        if z is r:   # identity: r.z = r.r, one dot
-            rr = rho = red.sum(_dot(r, r))[0]
+        if rz_loc is None:   # identity (z is r): r.z = r.r, one dot
+            rr = rho = red.sum(rr_loc)[0]
         else:
-            rr, rho = red.sum(_dot(r, r), _dot(r, z))
+            rr, rho = red.sum(rr_loc, rz_loc)
         rnorm = math.sqrt(rr)
         hist.append(rnorm / s.bnorm)
         if rnorm < s.tol:
@@ -164,8 +220,8 @@ def solve_pcg(problem: Problem, opts: SolveOptions, callback: Callable | None = 
             repl += 1
             r = rt
             hist[-1] = tnorm / s.bnorm
-            z = M.apply(r)
-            rr, rho = red.sum(_dot(r, r), _dot(r, z))
+            z, rr_loc, rz_loc = ops.pc_dots(r)
+            rr, rho = red.sum(rr_loc, rr_loc if rz_loc is None else rz_loc)
             hist[-1] = math.sqrt(rr) / s.bnorm
         if it >= opts.maxiter:
             return s.result(it, hist, False, None, repl)
@@ -175,13 +231,12 @@ def solve_pcg(problem: Problem, opts: SolveOptions, callback: Callable | None = 
             p = z.copy()
         else:
             _aypx(rho / rho_prev, z, p)
-        q = s.spmv(p, out=q)
-        pq = red.sum(_dot(p, q))[0]
+        q, pq_loc = ops.spmv_dot(p, q)
+        pq = red.sum(pq_loc)[0]
         if not pq > 0.0:
             return s.result(it, hist, False, _not_spd("p.Ap", pq, it + 1), repl)
         alpha = rho / pq
-        _axpy(alpha, p, x)
-        _axpy(-alpha, q, r)
+        z, rr_loc, rz_loc = ops.update(alpha, p, q, x, r)
         rho_prev = rho
         it += 1
         if callback is not None:
