@@ -1,9 +1,13 @@
 """SpMV bandwidth of hpc.sparse (native kernel) as a fraction of STREAM triad on this machine.
 
 For each rank count, runs `python -m hpc.stream --backend native` (triad, aggregate GB/s) and
-then times DistCSR.spmv on the generated problems, side by side. SpMV bytes use the minimum
-traffic model of CSR: values (8 B) + column indices (4 B) per nonzero, the row pointer (8 B per
-row), x read once and y written once (8 B each per row); ghost traffic is not counted.
+then times DistCSR.spmv on the generated problems, side by side. SpMV bytes: the minimal
+traffic of the kernels' own arrays (DistCSR.spmv_traffic_bytes, summed over ranks): values
+(8 B) + column indices (the kernel's dtype: 4 B) per nonzero, the row pointer (the kernel's
+dtype: 4 B per row while nnz < 2^31), x read once (8 B per column the block touches) and y
+written once (8 B per row); with 2+ ranks also the ghost block (its entries, its rows' pointer,
+row ids and y read-modify-write, the received ghost values). The MPI exchange is not counted.
+Before 2026-11-28 17:00 the model was 12 B per nonzero + 24 B per row (8 B row pointer).
 Target: SpMV >= 0.7 of triad (SpMV is bandwidth-bound).
 
     .venv/bin/python scaling/cg_spmv_bandwidth.py [--problems poisson3d:64,hpcg:64] [--ranks 1,2]
@@ -40,7 +44,7 @@ def worker(problems: list[str], reps: int, out: str) -> None:
             comm.Barrier()
             best = min(best, comm.allreduce(time.perf_counter() - t, op=MPI.MAX))
         n, nnz = A.shape[0], A.nnz
-        nbytes = nnz * (8 + 4) + n * (8 + 8 + 8)
+        nbytes = comm.allreduce(A.spmv_traffic_bytes())
         res[spec] = {"time_s": best, "GBps": nbytes / best / 1e9, "nnz": nnz, "n": n}
     if comm.rank == 0:
         write_json(out, {"metrics": res})
