@@ -101,6 +101,53 @@ def test_kernel_every_bin(backend, shared_at, dense_at):
         assert st["rows_dense"] > 0
 
 
+def banded(n=700, half=40, seed=4):
+    """A band matrix: rows' columns are clustered, so B packs ~8+ columns per 64-bit word."""
+    rng = np.random.default_rng(seed)
+    offs = np.arange(-half, half + 1)
+    a = sp.diags([rng.standard_normal(n - abs(o)) for o in offs], offs, shape=(n, n), format="csr")
+    return L.canonical(a)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_native_packed_symbolic(threads):
+    """Clustered columns take the packed-word symbolic path; scattered ones do not; both exact."""
+    a = banded()
+    c, st = L.multiply_native(a, a, threads)
+    assert st["packed_words"] > 0 and st["rows_dense"] > 0
+    assert_same(c, ref_product(a, a))
+    r = L.canonical(sp.random(4000, 4000, 0.002, format="csr", random_state=7))  # ~1 per word
+    c, st = L.multiply_native(r, r, threads)
+    assert st["packed_words"] == 0
+    assert_same(c, ref_product(r, r))
+
+
+def test_native_unsorted_operand_columns():
+    """The kernel needs unique, not sorted, columns per row (packed words may then recur)."""
+    from hpc import _core
+
+    a = banded(n=300, half=20, seed=5)
+    rng = np.random.default_rng(0)
+    perm_idx, perm_val = a.indices.copy(), a.data.copy()
+    for i in range(a.shape[0]):  # shuffle each row's entries
+        lo, hi = a.indptr[i], a.indptr[i + 1]
+        p = lo + rng.permutation(hi - lo)
+        perm_idx[lo:hi], perm_val[lo:hi] = a.indices[p], a.data[p]
+    for threads in (1, 2):
+        ip, ix, d, st = _core.spgemm.multiply_i32(a.indptr, perm_idx, perm_val, a.shape[0], a.shape[1],
+                                                 a.indptr, perm_idx, perm_val, a.shape[1], threads)
+        assert st["packed_words"] > 0
+        assert_same(sp.csr_matrix((d, ix, ip), shape=a.shape), ref_product(a, a))
+
+
+def test_native_indptr_dtype_follows_indices():
+    """int32 operands give an int32 indptr (no int64 copy to convert), int64 give int64."""
+    a, b = awkward(seed=6)
+    c, _ = L.multiply_native(a, b, 2)
+    assert c.indptr.dtype == np.int32 and c.indices.dtype == np.int32
+    assert_same(c, ref_product(a, b))
+
+
 def test_native_int64_path_and_pattern_data():
     a, b = awkward(seed=2)
     from hpc import _core
