@@ -7,8 +7,8 @@
 // Every block runs as 2-D "rows" calls: n runs of counts[0] bytes, one stride apart on the
 // strided side and back to back on the packed side (dimensions >= 2 walk an odometer). One
 // rows kernel serves pack and unpack (only the two strides swap). Runs of common lengths
-// (1..128 bytes: an element, or the R*Q doubles of a halo's x face) have a compile-time
-// length, and the kernel holds every pointer and stride in a register: the loop is one load
+// (1..256 bytes: an element, or the R*Q doubles of a halo's x face) have a compile-time
+// length, runs of whole 64-byte pieces up to 8 KiB (y/z face rows) an inline loop, and the kernel holds every pointer and stride in a register: the loop is one load
 // and one store per run. (The previous loop body was a lambda reading its captures by
 // reference; every char store could alias them, so each 8-byte run re-loaded 9 values.)
 //
@@ -41,6 +41,7 @@ using uchar = unsigned char;
 constexpr int64_t kParallelBytes = 1 << 18;     // below this, threads cost more than they save
 constexpr int64_t kParallelAllBytes = 1 << 15;  // a plan's pieces split over threads
 constexpr int64_t kMaxPieces = 1 << 16;         // per block; more and the block runs whole
+constexpr int64_t kInlineRun = 8192;            // longer runs: libc memcpy (call cost amortised)
 
 // n runs of len bytes from s (stride ss) to d (stride ds). B > 0: len == B at compile time.
 using RowsFn = void (*)(const uchar* __restrict s, int64_t ss, uchar* __restrict d,
@@ -65,6 +66,13 @@ void rows(const uchar* __restrict s, int64_t ss, uchar* __restrict d, int64_t ds
   }
 }
 
+// Runs of a run-time multiple of 64 bytes: 64-byte pieces inline (no libc call per run).
+void rows_m64(const uchar* __restrict s, int64_t ss, uchar* __restrict d, int64_t ds,
+              int64_t n, int64_t len) {
+  for (int64_t j = 0; j < n; ++j, s += ss, d += ds)
+    for (int64_t w = 0; w < len; w += 64) std::memcpy(d + w, s + w, 64);
+}
+
 RowsFn pick(int64_t len) {
   switch (len) {  // element sizes and R*Q element runs of halo faces
     case 1: return rows<1>;
@@ -82,7 +90,10 @@ RowsFn pick(int64_t len) {
     case 72: return rows<72>;
     case 96: return rows<96>;
     case 128: return rows<128>;
-    default: return rows<0>;
+    case 256: return rows<256>;
+    default:  // long runs of whole 64-byte pieces (y/z face rows): inline, no libc call
+      if (len % 64 == 0 && len <= kInlineRun) return rows_m64;
+      return rows<0>;
   }
 }
 
