@@ -359,6 +359,131 @@ def combine(g: Graph, dec: Decomposition, fp: Fingerprints, nq: int, topk: int,
     return Answer(T_ids, T_sc, full)
 
 
+# --------------------------------------------------------------------------------------------
+# the native query engine (hpc._core.pagerank_ppr): the same decomposition, one query per task
+# --------------------------------------------------------------------------------------------
+@dataclass
+class NativeStats:
+    """Batch totals of the native engine (summed over ranks)."""
+
+    pushes: int
+    iterations: int
+    residual_entries: int
+    residual_mass: float
+    combined_entries: int
+
+
+def _native_module():
+    try:
+        from hpc import _core
+
+        return _core.pagerank_ppr
+    except (ImportError, AttributeError):
+        raise RuntimeError("the native PPR engine is not built (make build)") from None
+
+
+def _allgather_rows(comm, counts: np.ndarray, *arrays: np.ndarray) -> tuple:
+    """Concatenate per-rank CSR pieces (rows in rank order) on every rank: (indptr, *data)."""
+    if comm.Get_size() == 1:
+        cnt, parts = counts, arrays
+    else:
+        cnt = np.concatenate(comm.allgather(counts))
+        parts = tuple(np.concatenate(comm.allgather(a)) for a in arrays)
+    ptr = np.zeros(cnt.size + 1, dtype=np.int64)
+    np.cumsum(cnt, out=ptr[1:])
+    return (ptr, *parts)
+
+
+def _graph_csr(g: Graph) -> tuple[np.ndarray, np.ndarray]:
+    """The whole out-edge CSR on every rank (collective; cached on the graph)."""
+    if "csr_all" not in g.info:
+        ptr, idx = _allgather_rows(g.comm, g.outdeg.astype(np.int64),
+                                   np.ascontiguousarray(g.out_indices, dtype=np.int64))
+        g.info["csr_all"] = (ptr, idx)
+    return g.info["csr_all"]
+
+
+def native_engine(g: Graph, fp: Fingerprints | None, damping: float):
+    """A native engine holding the whole graph and the fingerprints of ``fp`` (every rank
+    gets all rows; vertices without a fingerprint have mass 0). ``fp`` None: no fingerprints
+    (for ``residual_support``). Collective; cached on ``fp``."""
+    mod = _native_module()
+    key = ("engine", g.n, damping)
+    if fp is not None and fp.cache.get("engine_key") == key:
+        return fp.cache["engine"]
+    gptr, gidx = _graph_csr(g)
+    if fp is None:
+        return mod.Engine(gptr, gidx, np.zeros(g.n + 1, np.int64), np.empty(0, np.int64),
+                          np.empty(0), np.zeros(g.n), damping)
+    cnt = np.zeros(g.nlocal, dtype=np.int64)
+    cnt[fp.vertices - g.lo] = np.diff(fp.indptr)
+    # rows of the owned vertices in vertex order (fp.vertices is sorted, a subset of lo..hi)
+    mass = np.zeros(g.nlocal)
+    mass[fp.vertices - g.lo] = fp.mass
+    fptr, fids, fvals, fmass = _allgather_rows(g.comm, cnt, np.ascontiguousarray(fp.ids, np.int64),
+                                               np.ascontiguousarray(fp.vals, np.float64), mass)
+    eng = mod.Engine(gptr, gidx, fptr, fids, fvals, fmass, damping)
+    fp.cache.update(engine_key=key, engine=eng)
+    return eng
+
+
+def native_support(g: Graph, sources: np.ndarray, damping: float, iterations: int,
+                   threshold: float, per_edge: bool = False) -> np.ndarray:
+    """The owned vertices whose fingerprints the batch's residual needs (collective)."""
+    from mpi4py import MPI
+
+    from hpc.core.partition import block_offsets
+
+    comm = g.comm
+    off = block_offsets(sources.size, comm.Get_size())
+    r = comm.Get_rank()
+    eng = native_engine(g, None, damping)
+    mine = eng.residual_support(np.ascontiguousarray(sources[off[r]:off[r + 1]], np.int64),
+                                iterations, threshold, per_edge)
+    flag = np.zeros(g.n, dtype=np.uint8)
+    flag[mine] = 1
+    comm.Allreduce(MPI.IN_PLACE, flag, op=MPI.MAX)
+    return np.flatnonzero(flag[g.lo:g.hi]).astype(np.int64) + g.lo
+
+
+def native_query(g: Graph, eng, sources: np.ndarray, iterations: int, threshold: float,
+                 topk: int, per_edge: bool = False, rel: float = 0.0, want_full: bool = False,
+                 threads: int = 1) -> tuple[Answer, NativeStats]:
+    """Answer the batch with the native engine: queries block-distributed over the ranks
+    (every rank holds the whole graph and index), results gathered on rank 0 (collective).
+
+    ``rel`` > 0 drops fingerprint contributions below rel x the K-th score of a first pass
+    over the largest 16 entries of each residual row; 0 combines every stored entry.
+    """
+    from mpi4py import MPI
+
+    from hpc.core.partition import block_offsets
+
+    comm = g.comm
+    off = block_offsets(sources.size, comm.Get_size())
+    r = comm.Get_rank()
+    out = eng.query(np.ascontiguousarray(sources[off[r]:off[r + 1]], np.int64), iterations,
+                    threshold, per_edge, topk, want_full, threads, rel)
+    ids, scores, st = out[0], out[1], out[2]
+    full_local = None
+    if want_full:
+        fptr, fids, fvals = out[3]
+        full_local = [(fids[fptr[i]:fptr[i + 1]], fvals[fptr[i]:fptr[i + 1]])
+                      for i in range(ids.shape[0])]
+    tot = np.array([st["pushes"], st["residual_entries"], st["combined_entries"]], np.int64)
+    comm.Allreduce(MPI.IN_PLACE, tot, op=MPI.SUM)
+    stats = NativeStats(int(tot[0]), int(comm.allreduce(st["iterations"], op=MPI.MAX)), int(tot[1]),
+                        float(comm.allreduce(st["residual_mass"], op=MPI.SUM)), int(tot[2]))
+    if comm.Get_size() == 1:
+        return Answer(ids, scores, full_local), stats
+    got = comm.gather((ids, scores, full_local), root=0)
+    if r != 0:
+        return Answer(None, None, None), stats
+    full = [f for part in got for f in part[2]] if want_full else None
+    return Answer(np.concatenate([x[0] for x in got]), np.concatenate([x[1] for x in got]),
+                  full), stats
+
+
 def needed_vertices(g: Graph, dec: Decomposition) -> np.ndarray:
     """The vertices (global numbers, owned here) whose fingerprints the residual needs."""
     rows = np.flatnonzero(np.diff(dec.R.indptr) > 0)

@@ -8,12 +8,16 @@ from typing import Sequence
 import numpy as np
 
 from hpc.core import App, UsageError, collective, nonneg_int, positive_float, positive_int
+from hpc.core import backends as registry
 from hpc.core.cli import AppParser, Formatter, add_common
 
 from .app import _load, add_graph_options
 from .graphio import Graph, gather_csr
 from .ppr import (Fingerprints, build_fingerprints, combine, decompose, exact_ppr,
-                  fingerprint_matrix, needed_vertices, precision_at_k, push_operator)
+                  fingerprint_matrix, native_engine, native_query, native_support,
+                  needed_vertices, precision_at_k, push_operator)
+
+QUERY_BACKENDS = ("native", "numpy")
 
 INDEX_FORMAT = "hpc.pagerank.ppr-index/1"
 
@@ -75,13 +79,20 @@ def query_parser() -> AppParser:
                    help="mass: push r(v) >= threshold; per-edge: push r(v) >= threshold * "
                         "outdeg(v) (Andersen-Chung-Lang; keeps hubs' mass for their "
                         "fingerprints: faster on power-law graphs at slightly lower precision)")
+    q.add_argument("--combine-rel", type=float, default=0.0, metavar="ETA",
+                   help="native back end: drop fingerprint contributions r(w) F_w(v) below "
+                        "ETA x the K-th score of a first pass over the 16 largest entries of "
+                        "every residual fingerprint (0: combine every stored entry)")
     q.add_argument("--check", action="store_true",
                    help="compare with exact PPR (serial power iteration on rank 0): L1 error, "
                         "precision@K; small graphs")
     q.add_argument("--min-precision", type=float, default=0.9,
                    help="with --check: the run is VALID when mean precision@K reaches this")
     _walk_options(p)
-    add_common(p)
+    add_common(p, backends=list(QUERY_BACKENDS), default_backend="native")
+    p.epilog = ("back ends: native = C++ engine (OpenMP over the queries, --threads; every rank "
+                "holds the whole graph and index and answers a block of the queries); numpy = "
+                "SciPy sparse products on the distributed graph (the reference)")
     return p
 
 
@@ -230,40 +241,66 @@ def parse_sources(text: str, g: Graph, seed: int) -> tuple[np.ndarray, np.ndarra
 
 def run_query(argv: Sequence[str]) -> int:
     args = query_parser().parse_args(argv)
+    registry.require(args.backend, list(QUERY_BACKENDS))
+    if not (args.combine_rel >= 0.0 and np.isfinite(args.combine_rel)):
+        raise UsageError(f"--combine-rel {args.combine_rel}: expected a finite value >= 0")
+    if args.combine_rel > 0 and args.backend != "native":
+        raise UsageError("--combine-rel needs --backend native")
     app = App("pagerank", args)
     app.extra["subcommand"] = "ppr"
     g = _load(app, args)
     src_ids, verts = parse_sources(args.sources, g, args.seed)
     nq = int(verts.size)
+    native = args.backend == "native"
+    per_edge = args.push_rule == "per-edge"
     fp_index = None
     if args.index:
         with app.timer.phase("load_index"):
             fp_index = load_index(args.index, g, args.damping)
-            fingerprint_matrix(g, fp_index)       # derived once per index, like the load
+            if native:                            # derived once per index, like the load
+                native_engine(g, fp_index, args.damping)
+            else:
+                fingerprint_matrix(g, fp_index)
     with app.timer.phase("setup"):
-        push_operator(g, args.damping)            # derived once per graph
-    ans, dec, built = None, None, 0
+        if native:
+            native_engine(g, None, args.damping)  # the replicated graph, once per graph
+        else:
+            push_operator(g, args.damping)        # derived once per graph
+    ans, built, fp = None, 0, fp_index
     for _ in range(args.repeat):
         with app.timer.phase("query"):
-            dec = decompose(g, verts, args.damping, args.iterations, args.threshold,
-                            per_edge=args.push_rule == "per-edge")
-            if fp_index is not None:
-                fp = fp_index
+            if native:
+                if fp_index is None:
+                    need = native_support(g, verts, args.damping, args.iterations,
+                                          args.threshold, per_edge)
+                    fp = build_fingerprints(g, need, args.walks, args.damping, args.seed,
+                                            args.max_length, 0, args.batch)
+                    built = int(app.comm.allreduce(int(fp.vertices.size)))
+                ans, st = native_query(g, native_engine(g, fp, args.damping), verts,
+                                       args.iterations, args.threshold, args.topk, per_edge,
+                                       args.combine_rel, args.check, app.threads)
+                pushes, its, resid, rent = (st.pushes, st.iterations, st.residual_mass,
+                                            st.residual_entries)
             else:
-                fp = build_fingerprints(g, needed_vertices(g, dec), args.walks, args.damping,
-                                        args.seed, args.max_length, 0, args.batch)
-                built = int(app.comm.allreduce(int(fp.vertices.size)))
-            ans = combine(g, dec, fp, nq, args.topk, want_full=args.check)
-    assert ans is not None and dec is not None
-    t = app.timer.summary()
-    from mpi4py import MPI
+                dec = decompose(g, verts, args.damping, args.iterations, args.threshold,
+                                per_edge=per_edge)
+                if fp_index is None:
+                    fp = build_fingerprints(g, needed_vertices(g, dec), args.walks,
+                                            args.damping, args.seed, args.max_length, 0,
+                                            args.batch)
+                    built = int(app.comm.allreduce(int(fp.vertices.size)))
+                ans = combine(g, dec, fp, nq, args.topk, want_full=args.check)
+                from mpi4py import MPI
 
-    resid = float(app.comm.allreduce(float(dec.R.sum()), op=MPI.SUM))
+                pushes, its = dec.pushes, dec.iterations
+                resid = float(app.comm.allreduce(float(dec.R.sum()), op=MPI.SUM))
+                rent = int(app.comm.allreduce(int(dec.R.nnz), op=MPI.SUM))
+    assert ans is not None and fp is not None
+    t = app.timer.summary()
     app.metrics.update({
         "queries": nq, "time_s": t["query"]["min"], "queries_per_s": nq / t["query"]["min"],
-        "pushes": dec.pushes, "push_iterations": dec.iterations, "iterations": dec.iterations,
-        "residual_mass_per_query": resid / nq,
-        "residual_entries": int(app.comm.allreduce(int(dec.R.nnz), op=MPI.SUM)),
+        "pushes": pushes, "push_iterations": its, "iterations": its,
+        "residual_mass_per_query": resid / nq, "residual_entries": rent,
         "fingerprints_built": built,
     })
     # map the top-K ids back to original ids
@@ -299,7 +336,7 @@ def run_query(argv: Sequence[str]) -> int:
                               zip(topk_orig[i, :5], ans.topk_scores[i, :5]) if v >= 0)
             print(f"  source {int(src_ids[i])}: {pairs}{' ...' if args.topk > 5 else ''}")
     app.say(f"{nq} queries in {t['query']['min']:.4g} s ({app.metrics['queries_per_s']:.1f} "
-            f"queries/s), {dec.pushes} pushes, residual mass/query {resid / nq:.3g}")
+            f"queries/s, {args.backend}), {pushes} pushes, residual mass/query {resid / nq:.3g}")
     return app.finish(passed, validation, t)
 
 

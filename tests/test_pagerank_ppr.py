@@ -1,0 +1,160 @@
+"""The native PowerWalk query engine (hpc._core.pagerank_ppr, ppr.native_query): the same
+answer as the SciPy decomposition, precision against exact PPR, the app's back ends."""
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from conftest import data_file, load_json, run_app
+
+from hpc.core import backends as registry
+
+pytestmark = pytest.mark.skipif(not registry.is_available("native"), reason="hpc._core not built")
+
+
+def _graph(name: str):
+    from hpc.pagerank import graphio
+
+    g = graphio.read_snap(str(data_file("graphs", name)), MPI.COMM_SELF)
+    return g, graphio.gather_csr(g)
+
+
+@pytest.fixture(scope="module")
+def email():
+    from hpc.pagerank.ppr import build_fingerprints
+
+    g, A = _graph("email-Eu-core.txt")
+    fp = build_fingerprints(g, np.arange(g.n), 50, 0.85, seed=2, keep=64)
+    return g, A, fp
+
+
+@pytest.mark.parametrize("per_edge,threshold,iterations", [(False, 1e-2, 3), (True, 1e-3, 2),
+                                                            (False, 1.0, 0)])
+def test_native_equals_the_scipy_decomposition(email, per_edge, threshold, iterations):
+    from hpc.pagerank.ppr import combine, decompose, native_engine, native_query
+
+    g, _, fp = email
+    verts = np.array([0, 3, 17, 500, 1004, 3], dtype=np.int64)   # a repeated source too
+    dec = decompose(g, verts, 0.85, iterations, threshold, per_edge=per_edge)
+    ref = combine(g, dec, fp, verts.size, 20, want_full=True)
+    got, st = native_query(g, native_engine(g, fp, 0.85), verts, iterations, threshold, 20,
+                           per_edge, want_full=True, threads=2)
+    assert st.pushes == dec.pushes and st.residual_entries == dec.R.nnz
+    assert np.isclose(st.residual_mass, dec.R.sum(), rtol=1e-12)
+    assert np.abs(got.topk_scores - ref.topk_scores).max() < 1e-14
+    for i in range(verts.size):
+        a = np.zeros(g.n)
+        b = np.zeros(g.n)
+        a[got.full[i][0]] = got.full[i][1]
+        b[ref.full[i][0]] = ref.full[i][1]
+        assert np.abs(a - b).max() < 1e-14 and set(got.full[i][0]) == set(ref.full[i][0])
+        # same order (score desc, id asc) wherever the scores are not tied to rounding
+        same = got.topk_ids[i] == ref.topk_ids[i]
+        assert np.all(same | np.isclose(got.topk_scores[i], ref.topk_scores[i], rtol=1e-12))
+    assert np.array_equal(got.topk_ids[1], got.topk_ids[5])
+
+
+def test_combine_rel_drops_only_small_contributions(email):
+    from hpc.pagerank.ppr import native_engine, native_query
+
+    g, _, fp = email
+    eng = native_engine(g, fp, 0.85)
+    verts = np.arange(0, g.n, 50, dtype=np.int64)
+    full, s0 = native_query(g, eng, verts, 2, 1e-3, 20, True, 0.0)
+    cut, s1 = native_query(g, eng, verts, 2, 1e-3, 20, True, 2e-3)
+    assert s1.combined_entries < s0.combined_entries
+    assert s1.residual_entries == s0.residual_entries and s1.pushes == s0.pushes
+    # the scores only lose the dropped contributions (same normaliser): never larger
+    assert np.all(cut.topk_scores[:, 0] <= full.topk_scores[:, 0] + 1e-15)
+    assert np.mean(cut.topk_ids[:, :10] == full.topk_ids[:, :10]) > 0.9
+
+
+@pytest.mark.parametrize("name", ["email-Eu-core.txt", "p2p-Gnutella08.txt"])
+def test_native_precision_at_20_with_the_benchmark_settings(name):
+    """The settings of scaling/pagerank_ppr.py, with fewer walks (2000, not 4000)."""
+    from hpc.pagerank.ppr import (build_fingerprints, exact_ppr, native_engine, native_query,
+                                  precision_at_k)
+
+    g, A = _graph(name)
+    fp = build_fingerprints(g, np.arange(g.n), 2000, 0.85, seed=1, keep=256, batch=2048)
+    verts = np.sort(np.random.default_rng(7).choice(g.n, 100, replace=False))
+    ans, _ = native_query(g, native_engine(g, fp, 0.85), verts, 2, 1e-3, 20, True, 2e-3)
+    ex = exact_ppr(A, verts, 0.85)
+    prec = [precision_at_k(ans.topk_ids[i], ex[i], 20) for i in range(verts.size)]
+    assert np.mean(prec) >= 0.95, np.mean(prec)
+    assert np.all(np.diff(ans.topk_scores, axis=1) <= 0)
+
+
+def test_engine_rejects_bad_input(email):
+    from hpc import _core
+    from hpc.pagerank.ppr import native_engine
+
+    g, _, fp = email
+    eng = native_engine(g, fp, 0.85)
+    with pytest.raises(ValueError, match="source out of range"):
+        eng.query(np.array([g.n], dtype=np.int64), 2, 1e-3)
+    with pytest.raises(ValueError, match="wrong dtype"):
+        eng.query(np.array([1], dtype=np.int32), 2, 1e-3)
+    with pytest.raises(ValueError, match="threshold"):
+        eng.query(np.array([1], dtype=np.int64), 2, 0.0)
+    E = _core.pagerank_ppr.Engine
+    ptr, idx = np.array([0, 1, 2], np.int64), np.array([1, 0], np.int64)
+    z = np.zeros(3, np.int64)
+    with pytest.raises(ValueError, match="out of range"):
+        E(ptr, np.array([1, 2], np.int64), z, np.empty(0, np.int64), np.empty(0), np.zeros(2), 0.85)
+    with pytest.raises(ValueError, match="span"):
+        E(np.array([0, 1, 3], np.int64), idx, z, np.empty(0, np.int64), np.empty(0), np.zeros(2), 0.85)
+    with pytest.raises(ValueError, match="damping"):
+        E(ptr, idx, z, np.empty(0, np.int64), np.empty(0), np.zeros(2), 1.0)
+    # a residual vertex without a fingerprint is an error, not a silent zero
+    e = E(ptr, idx, z, np.empty(0, np.int64), np.empty(0), np.zeros(2), 0.85)
+    with pytest.raises(RuntimeError, match="no fingerprint"):
+        e.query(np.array([0], dtype=np.int64), 1, 1e-3)
+    assert list(e.residual_support(np.array([0], dtype=np.int64), 1, 1e-3)) == [1]
+
+
+def _same_topk(ia, sa, ib, sb) -> None:
+    """Same top K up to ties: the ids scoring above the K-th score (less 1e-12) agree as sets
+    (summation order may flip scores equal to rounding)."""
+    for i in range(ia.shape[0]):
+        cut = min(sa[i, -1], sb[i, -1]) + 1e-12
+        assert set(ia[i][sa[i] > cut]) == set(ib[i][sb[i] > cut]), i
+
+
+def test_app_backends_agree_across_ranks(tmp_path):
+    path = data_file("graphs", "p2p-Gnutella08.txt")
+    idx = tmp_path / "idx.h5"
+    r = run_app("pagerank", 2, "ppr-index", "--graph", path, "--output", idx, "--walks", "200",
+                "--keep", "64", "--seed", "4")
+    assert r.returncode == 0, r.stderr
+    common = ["ppr", "--graph", path, "--index", idx, "--sources", "random:60", "--seed", "4",
+              "--iterations", "2", "--threshold", "1e-3", "--push-rule", "per-edge"]
+    outs = []
+    for n, backend in ((1, "native"), (3, "native"), (2, "numpy")):
+        out, js = tmp_path / f"{backend}{n}.h5", tmp_path / f"{backend}{n}.json"
+        r = run_app("pagerank", n, *common, "--backend", backend, "--output", out, "--json", js,
+                    "--check", "--min-precision", "0.95")
+        assert r.returncode == 0, r.stdout + r.stderr
+        rec = load_json(js)
+        assert rec["backend"] == backend and rec["metrics"]["queries"] == 60
+        outs.append(out)
+    with h5py.File(outs[0]) as a:
+        for o in outs[1:]:
+            with h5py.File(o) as b:
+                assert np.abs(a["/ppr/topk_scores"][:] - b["/ppr/topk_scores"][:]).max() < 1e-14
+                _same_topk(a["/ppr/topk_ids"][:], a["/ppr/topk_scores"][:],
+                           b["/ppr/topk_ids"][:], b["/ppr/topk_scores"][:])
+    r = run_app("pagerank", 1, *common, "--combine-rel", "2e-3", "--check", "--min-precision",
+                "0.9")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_app_rejects_bad_query_options(tmp_path):
+    path = data_file("graphs", "email-Eu-core.txt")
+    for extra, what in ((["--backend", "numpy", "--combine-rel", "1e-3"], "--combine-rel"),
+                        (["--combine-rel", "-1"], "--combine-rel"),
+                        (["--backend", "numba"], "numba")):
+        r = run_app("pagerank", 2, "ppr", "--graph", path, "--sources", "1", *extra)
+        assert r.returncode == 2 and "error:" in r.stderr and what in r.stderr, r.stderr
