@@ -5,6 +5,7 @@
 // hot path is the `Csr` class: it copies and validates the matrix ONCE at construction (it owns
 // its arrays, so Python cannot change them afterwards), and each product only checks the two
 // vector lengths.
+#include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
@@ -108,6 +109,20 @@ inline double row_dot(P b, P e, const I* __restrict ix, const double* __restrict
   return s + s1;
 }
 
+// Software prefetch of the value and index streams PF entries ahead of the row being summed,
+// one hint per cache line the row spans (clamped to the arrays: no pointer past the end).
+// The hardware prefetchers stop at 4 KiB pages; measured on the development VM (1 thread,
+// hpcg:64, 83 MB, row sums as above): 3.1-3.4 ms with PF = 512 against 4.1-6.6 ms without;
+// poisson3d:64 unchanged (0.96-0.98 against 1.00-1.06 ms). 256-1024 are within noise.
+constexpr int64_t PF = 512;
+
+template <typename P, typename I>
+inline void prefetch_row(P b, P e, P nnz, const I* ix, const double* d) {
+  const int64_t lo = int64_t(b) + PF, hi = std::min<int64_t>(int64_t(e) + PF, nnz);
+  for (int64_t q = lo; q < hi; q += 64 / int64_t(sizeof(double))) __builtin_prefetch(d + q);
+  for (int64_t q = lo; q < hi; q += 64 / int64_t(sizeof(I))) __builtin_prefetch(ix + q);
+}
+
 // A validated CSR block owned by the kernel. P: row pointer type, I: column index type (int32
 // whenever they fit: 4 B less per nonzero / per row of memory traffic). `rows` (optional, sorted
 // distinct) maps stored row i to output row rows[i]: the ghost-column block of a distributed
@@ -129,10 +144,12 @@ struct CsrStore {
     const double* d = data.data();
     const int64_t* ro = rows.empty() ? nullptr : rows.data();
     const int64_t n = nrows;
+    const P nnz = ip[n];
     double dot = 0.0;
     if (w) {
 #pragma omp parallel for schedule(static) reduction(+ : dot)
       for (int64_t i = 0; i < n; ++i) {
+        prefetch_row<P, I>(ip[i], ip[i + 1], nnz, ix, d);
         const double s = row_dot<P, I>(ip[i], ip[i + 1], ix, d, x);
         const int64_t o = ro ? ro[i] : i;
         y[o] = acc ? y[o] + s : s;
@@ -141,6 +158,7 @@ struct CsrStore {
     } else {
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < n; ++i) {
+        prefetch_row<P, I>(ip[i], ip[i + 1], nnz, ix, d);
         const double s = row_dot<P, I>(ip[i], ip[i + 1], ix, d, x);
         const int64_t o = ro ? ro[i] : i;
         y[o] = acc ? y[o] + s : s;
