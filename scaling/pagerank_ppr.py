@@ -1,16 +1,23 @@
 """PowerWalk PPR throughput: a batch of --queries sources answered with the fingerprint
 index, against exact power iteration run query by query, at the accuracy reached.
 
-    python scaling/pagerank_ppr.py --graphs email,gnutella,kron:16:16 --queries 1000 --ranks 2
+    python scaling/pagerank_ppr.py --graphs email,gnutella,kron:15:16 --queries 1000
 
-Per graph (1 rank in-process, then --ranks under mpiexec):
-- index: ppr-index time (--walks per vertex, top --keep entries stored);
-- batch: the decomposition + combination for all queries at once (best of --repeat);
+Per graph, in one process (1 rank, --threads OpenMP threads for the native engine):
+- index: building the fingerprints (--walks per vertex, top --keep entries stored), reported
+  apart (offline); engine: copying graph and index into the native engine (once per index,
+  like loading the index file), also reported apart;
+- batch: every query of the batch through the native engine: T = --iterations pushes with
+  --threshold (--push-rule), the combination with the fingerprints (--combine-rel), top 20,
+  results back in NumPy arrays (best of --repeat);
+- scipy: the same decomposition by the SciPy sparse-product path (ppr.decompose + combine,
+  the `--backend numpy` of the app), once, for reference;
 - baseline: networkx's iteration for personalization={s: 1} (teleport and dangling mass to s),
-  one query at a time to an L1 change of 1e-10, on --baseline-queries of the sources; its mean
-  time per query x queries is the baseline batch time;
-- accuracy on --check-queries of the sources against exact PPR: precision@20 (ties-aware)
-  and L1 error.
+  one query at a time with SciPy's SpMV to an L1 change of 1e-10, on --baseline-queries of
+  the sources; its mean time per query x queries is the baseline batch time;
+- accuracy on --check-queries of the sources against exact PPR (ppr.exact_ppr, residual
+  < 1e-13): precision@20 (ties-aware) and L1 error of the whole estimated vector.
+With --ranks, the app itself (ppr-index, then ppr --index, native back end) under mpiexec.
 """
 from __future__ import annotations
 
@@ -31,16 +38,20 @@ from pagerank_compare import ALIASES, ENV, ROOT, _fmt, load  # noqa: E402
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--graphs", default="email,gnutella,kron:16:16")
+    ap.add_argument("--graphs", default="email,gnutella,kron:15:16")
     ap.add_argument("--queries", type=int, default=1000)
-    ap.add_argument("--walks", type=int, default=100)
-    ap.add_argument("--keep", type=int, default=128)
-    ap.add_argument("--iterations", type=int, default=3)
-    ap.add_argument("--threshold", type=float, default=1e-2)
+    ap.add_argument("--walks", type=int, default=4000, help="walks per vertex in the index")
+    ap.add_argument("--keep", type=int, default=256, help="index entries per vertex")
+    ap.add_argument("--iterations", type=int, default=2, help="push iterations T")
+    ap.add_argument("--threshold", type=float, default=1e-3)
+    ap.add_argument("--push-rule", choices=("mass", "per-edge"), default="per-edge")
+    ap.add_argument("--combine-rel", type=float, default=2e-3)
+    ap.add_argument("--threads", type=int, default=1, help="OpenMP threads of the engine")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--baseline-queries", type=int, default=30)
     ap.add_argument("--check-queries", type=int, default=200)
-    ap.add_argument("--ranks", default="2")
+    ap.add_argument("--no-scipy", action="store_true", help="skip the SciPy-path reference run")
+    ap.add_argument("--ranks", default="", help="also run the app under mpiexec at these counts")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", default=str(ROOT / "scaling" / "results" / "pagerank_ppr.json"))
     args = ap.parse_args()
@@ -49,76 +60,77 @@ def main() -> int:
 
     from hpc.core import backends
     from hpc.pagerank.ppr import (build_fingerprints, combine, decompose, exact_ppr,
-                                  power_iteration_ppr, precision_at_k)
+                                  native_engine, native_query, power_iteration_ppr,
+                                  precision_at_k)
 
-    backends.set_threads(1)
+    backends.set_threads(args.threads)
     d = 0.85
+    per_edge = args.push_rule == "per-edge"
     rows = []
     for spec in args.graphs.split(","):
         g, A = load(spec, args.seed)
         n = g.n
-        row = {"graph": spec, "vertices": n, "edges": g.m, "queries": args.queries}
+        row = {"graph": spec, "vertices": n, "edges": g.m, "queries": args.queries,
+               "load_1min": os.getloadavg()[0]}
         t0 = time.perf_counter()
-        fp = build_fingerprints(g, np.arange(n), args.walks, d, args.seed, keep=args.keep)
+        fp = build_fingerprints(g, np.arange(n), args.walks, d, args.seed, keep=args.keep,
+                                batch=max(64, 4096 * 1000 // args.walks))
         row["index_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        eng = native_engine(g, fp, d)
+        row["engine_s"] = time.perf_counter() - t0
         verts = np.sort(np.random.default_rng(args.seed).choice(n, args.queries, replace=False))
-        ts, ans = [], None
+        ts, ans, st = [], None, None
         for _ in range(args.repeat):
-            fp.cache.clear()                         # no cached matrices between repeats
-            g.info.pop(("push", d), None)
             t0 = time.perf_counter()
-            dec = decompose(g, verts, d, args.iterations, args.threshold)
-            ans = combine(g, dec, fp, verts.size, 20)
+            ans, st = native_query(g, eng, verts, args.iterations, args.threshold, 20, per_edge,
+                                   args.combine_rel, threads=args.threads)
             ts.append(time.perf_counter() - t0)
         row["batch_s"] = min(ts)
         row["queries_per_s"] = args.queries / min(ts)
+        row["residual_entries_per_query"] = st.residual_entries / args.queries
+        row["combined_entries_per_query"] = st.combined_entries / args.queries
+        if not args.no_scipy:
+            fp.cache.pop("K", None)
+            t0 = time.perf_counter()
+            dec = decompose(g, verts, d, args.iterations, args.threshold, per_edge=per_edge)
+            combine(g, dec, fp, verts.size, 20)
+            row["scipy_queries_per_s"] = args.queries / (time.perf_counter() - t0)
         # baseline: one query at a time
         deg = np.asarray(A.sum(axis=1)).ravel()
         inv = np.zeros(n)
         np.divide(1.0, deg, out=inv, where=deg > 0)
         PT = sp.csr_matrix(A.multiply(inv[:, None])).T.tocsr()
+        dangling = np.flatnonzero(deg == 0)
         base = verts[:args.baseline_queries]
         t0 = time.perf_counter()
         for s in base:
-            power_iteration_ppr(PT, deg == 0, int(s), d, tol=1e-10)
+            power_iteration_ppr(PT, dangling, int(s), d, tol=1e-10)
         per_q = (time.perf_counter() - t0) / base.size
         row["baseline_per_query_s"] = per_q
         row["baseline_queries_per_s"] = 1.0 / per_q
         row["speedup"] = per_q * args.queries / row["batch_s"]
-        chk = np.arange(min(args.check_queries, args.queries))
-        ex = exact_ppr(A, verts[chk], d)
-        prec = [precision_at_k(ans.topk_ids[i], ex[i], 20) for i in chk]
+        chk = verts[:min(args.check_queries, args.queries)]
+        ex = exact_ppr(A, chk, d)
+        a2, _ = native_query(g, eng, chk, args.iterations, args.threshold, 20, per_edge,
+                             args.combine_rel, want_full=True, threads=args.threads)
+        prec, l1 = [], []
+        for i in range(chk.size):
+            assert np.array_equal(a2.topk_ids[i], ans.topk_ids[i])
+            prec.append(precision_at_k(a2.topk_ids[i], ex[i], 20))
+            dense = np.zeros(n)
+            dense[a2.full[i][0]] = a2.full[i][1]
+            l1.append(float(np.abs(dense - ex[i]).sum()))
         row["precision_at_20_mean"] = float(np.mean(prec))
         row["precision_at_20_min"] = float(np.min(prec))
-        with tempfile.TemporaryDirectory() as tmp:
-            cache, idx = os.path.join(tmp, "g.h5"), os.path.join(tmp, "idx.h5")
-            src = ["--generate", spec, "--seed", str(args.seed)] if spec.startswith("kron:") else \
-                ["--graph", str(ALIASES.get(spec, spec))]
-            mpiexec = str(Path(sys.executable).parent / "mpiexec")
-            for p in [int(r) for r in args.ranks.split(",") if r]:
-                js = os.path.join(tmp, "r.json")
-                base_cmd = [mpiexec, "-n", str(p), sys.executable, "-m", "hpc.pagerank"]
-                r = subprocess.run(base_cmd + ["ppr-index", *src, "--cache", cache, "--output", idx,
-                                              "--walks", str(args.walks), "--keep", str(args.keep),
-                                              "--json", js, "--quiet"],
-                                   capture_output=True, text=True, cwd=ROOT, env={**os.environ, **ENV})
-                if r.returncode:
-                    raise RuntimeError(r.stderr[-2000:])
-                row[f"index_{p}ranks_s"] = json.load(open(js))["timings"]["walks"]["min"]
-                r = subprocess.run(base_cmd + ["ppr", *src, "--cache", cache, "--index", idx,
-                                              "--sources", f"random:{args.queries}",
-                                              "--iterations", str(args.iterations),
-                                              "--threshold", str(args.threshold),
-                                              "--repeat", str(args.repeat + 1), "--json", js, "--quiet"],
-                                   capture_output=True, text=True, cwd=ROOT, env={**os.environ, **ENV})
-                if r.returncode:
-                    raise RuntimeError(r.stderr[-2000:])
-                row[f"queries_per_s_{p}ranks"] = json.load(open(js))["metrics"]["queries_per_s"]
+        row["l1_err_mean"] = float(np.mean(l1))
+        if args.ranks:
+            _mpi_rows(row, spec, args)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    cols = ["graph", "vertices", "edges", "index_s", "batch_s", "queries_per_s",
-            "baseline_queries_per_s", "speedup", "precision_at_20_mean", "precision_at_20_min"] + \
-        [f"index_{p}ranks_s" for p in args.ranks.split(",") if p] + \
+    cols = ["graph", "vertices", "edges", "index_s", "engine_s", "batch_s", "queries_per_s",
+            "scipy_queries_per_s", "baseline_queries_per_s", "speedup", "precision_at_20_mean",
+            "precision_at_20_min", "l1_err_mean", "load_1min"] + \
         [f"queries_per_s_{p}ranks" for p in args.ranks.split(",") if p]
     print("\n| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
@@ -128,6 +140,38 @@ def main() -> int:
     with open(args.json, "w") as f:
         json.dump({"args": vars(args), "rows": rows}, f, indent=1)
     return 0
+
+
+def _mpi_rows(row: dict, spec: str, args) -> None:
+    """ppr-index then ppr --index under mpiexec at every count of --ranks."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cache, idx = os.path.join(tmp, "g.h5"), os.path.join(tmp, "idx.h5")
+        src = ["--generate", spec, "--seed", str(args.seed)] if spec.startswith("kron:") else \
+            ["--graph", str(ALIASES.get(spec, spec))]
+        mpiexec = str(Path(sys.executable).parent / "mpiexec")
+        for p in [int(r) for r in args.ranks.split(",") if r]:
+            js = os.path.join(tmp, "r.json")
+            base_cmd = [mpiexec, "-n", str(p), sys.executable, "-m", "hpc.pagerank"]
+            r = subprocess.run(base_cmd + ["ppr-index", *src, "--cache", cache, "--output", idx,
+                                          "--walks", str(args.walks), "--keep", str(args.keep),
+                                          "--batch", str(max(64, 4096 * 1000 // args.walks)),
+                                          "--json", js, "--quiet"],
+                               capture_output=True, text=True, cwd=ROOT, env={**os.environ, **ENV})
+            if r.returncode:
+                raise RuntimeError(r.stderr[-2000:])
+            row[f"index_{p}ranks_s"] = json.load(open(js))["timings"]["walks"]["min"]
+            r = subprocess.run(base_cmd + ["ppr", *src, "--cache", cache, "--index", idx,
+                                          "--sources", f"random:{args.queries}",
+                                          "--iterations", str(args.iterations),
+                                          "--threshold", str(args.threshold),
+                                          "--push-rule", args.push_rule,
+                                          "--combine-rel", str(args.combine_rel),
+                                          "--threads", str(args.threads),
+                                          "--repeat", str(args.repeat + 1), "--json", js, "--quiet"],
+                               capture_output=True, text=True, cwd=ROOT, env={**os.environ, **ENV})
+            if r.returncode:
+                raise RuntimeError(r.stderr[-2000:])
+            row[f"queries_per_s_{p}ranks"] = json.load(open(js))["metrics"]["queries_per_s"]
 
 
 if __name__ == "__main__":
