@@ -128,25 +128,56 @@ def from_edges(comm, n: int, src: np.ndarray, dst: np.ndarray, ids_local: np.nda
 
 
 def relabel(comm, src_raw: np.ndarray, dst_raw: np.ndarray):
-    """Map arbitrary non-negative ids to 0..n-1 in ascending order.
+    """Map arbitrary non-negative ids to 0..n-1 in ascending order (collective).
 
-    Returns (n, src, dst, ids_local). The sorted id set is assembled on every rank (n int64
-    per rank): simple and fast at the sizes this suite reads from text files.
+    Returns (n, src, dst, ids_local): the edges relabelled, and the original ids of this
+    rank's block of vertices (``block_range(n, p, rank)``). Distributed, no rank holds the
+    whole id set: the distinct ids are routed to owners by value range (splitters from a
+    sample, as in sample sort), each owner numbers its sorted share after the shares of the
+    ranks before it, answers the ranks that asked, and the sorted ids move to the vertex
+    blocks.
     """
     from mpi4py import MPI
 
-    local = np.unique(np.concatenate([src_raw, dst_raw])) if src_raw.size else np.empty(0, np.int64)
-    counts = np.array(comm.allgather(local.size), dtype=np.int64)
-    allids = np.empty(int(counts.sum()), dtype=np.int64)
-    if comm.Get_size() > 1:
-        comm.Allgatherv(local, [allids, counts, MPI.INT64_T])
+    src_raw = np.asarray(src_raw, dtype=np.int64)
+    dst_raw = np.asarray(dst_raw, dtype=np.int64)
+    local = np.unique(np.concatenate([src_raw, dst_raw]))
+    p, r = comm.Get_size(), comm.Get_rank()
+    if p == 1:
+        return (int(local.size), np.searchsorted(local, src_raw),
+                np.searchsorted(local, dst_raw), local)
+    # splitters: p - 1 quantiles of a sample of every rank's distinct ids
+    k = min(local.size, 32 * p)
+    sample = local[np.linspace(0, local.size - 1, k).astype(np.int64)] if k else local[:0]
+    allsamp = np.sort(np.concatenate(comm.allgather(sample)))
+    if allsamp.size:
+        split = allsamp[(np.arange(1, p) * allsamp.size) // p]
     else:
-        allids[:] = local
-    allids = np.unique(allids)
-    n = int(allids.size)
-    lo, hi = block_range(n, comm.Get_size(), comm.Get_rank())
-    return (n, np.searchsorted(allids, src_raw), np.searchsorted(allids, dst_raw),
-            allids[lo:hi].copy())
+        split = np.zeros(p - 1, dtype=np.int64)
+    owner = np.searchsorted(split, local, side="right")
+    got, asker = exchange(comm, owner, [local, np.full(local.size, r, dtype=np.int64)])
+    mine = np.unique(got)                       # this owner's share, sorted
+    base = exscan_sum(comm, int(mine.size))
+    n = int(comm.allreduce(int(mine.size), op=MPI.SUM))
+    # answer: (id, label) back to each rank that asked
+    qid, lab = exchange(comm, asker, [got, base + np.searchsorted(mine, got)])
+    order = np.argsort(qid, kind="stable")
+    labels = np.empty(local.size, dtype=np.int64)
+    labels[np.searchsorted(local, qid[order])] = lab[order]
+    # the sorted ids, held by value range, to the vertex blocks [lo, hi)
+    lo, hi = block_range(n, p, r)
+    dst_off = block_offsets(n, p)
+    starts = np.array(comm.allgather(base), dtype=np.int64)
+    src_off = np.append(starts, n)
+    blo, bhi = base, base + mine.size
+    sc = np.maximum(0, np.minimum(bhi, dst_off[1:]) - np.maximum(blo, dst_off[:-1])).astype(np.int64)
+    rc = np.maximum(0, np.minimum(hi, src_off[1:]) - np.maximum(lo, src_off[:-1])).astype(np.int64)
+    ids_local = np.empty(hi - lo, dtype=np.int64)
+    comm.Alltoallv([np.ascontiguousarray(mine), sc, np.cumsum(sc) - sc, MPI.INT64_T],
+                   [ids_local, rc, np.cumsum(rc) - rc, MPI.INT64_T])
+    pos_s = np.searchsorted(local, src_raw)
+    pos_d = np.searchsorted(local, dst_raw)
+    return n, labels[pos_s], labels[pos_d], ids_local
 
 
 # --------------------------------------------------------------------------------------------

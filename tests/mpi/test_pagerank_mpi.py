@@ -103,6 +103,35 @@ def test_snap_reader_matches_networkx_digraph():
 
 
 @pytest.mark.mpi
+@pytest.mark.parametrize("spread", ["random", "skewed"])
+def test_relabel_is_distributed_and_matches_a_serial_unique(spread):
+    """Non-contiguous ids (huge, clustered, duplicated across ranks; one rank without edges):
+    the same labels and vertex blocks as np.unique over all edges."""
+    from hpc.core.partition import block_range
+
+    rng = np.random.default_rng(11)
+    pool = np.unique(np.concatenate([rng.integers(0, 2**62, 300), np.arange(1000, 1040),
+                                     [0, 2**63 - 1]]))
+    m = 2000
+    src_all = rng.choice(pool, m)
+    dst_all = rng.choice(pool, m)
+    if spread == "random":
+        part = rng.integers(0, comm.size, m)
+    else:                                   # all edges on the last rank but a few
+        part = np.full(m, comm.size - 1)
+        part[:7] = 0
+    if comm.size > 2:
+        part[part == 1] = 0                 # rank 1 has no edges at all
+    mine = part == comm.rank
+    n, s, d, ids = graphio.relabel(comm, src_all[mine], dst_all[mine])
+    allids = np.unique(np.concatenate([src_all, dst_all]))
+    assert n == allids.size
+    assert np.array_equal(allids[s], src_all[mine]) and np.array_equal(allids[d], dst_all[mine])
+    lo, hi = block_range(n, comm.size, comm.rank)
+    assert np.array_equal(ids, allids[lo:hi])
+
+
+@pytest.mark.mpi
 def test_snap_reader_reports_first_malformed_line():
     d = _tmpdir()
     path = os.path.join(d, "bad.txt")
