@@ -27,6 +27,11 @@ threshold stay. Linearity gives exactly
 
 and the remaining residual is combined with the fingerprints F_w ~ pi_abs(w). The normaliser
 uses each fingerprint's full mass (before the top-entry truncation of the index).
+
+Two implementations of the query: ``decompose`` + ``combine`` (SciPy sparse products on the
+distributed graph, all queries as one matrix) and ``native_query`` (hpc._core.pagerank_ppr:
+one query per OpenMP task over a replicated graph and index; the same arithmetic, plus the
+optional ``rel`` cut of small contributions).
 """
 from __future__ import annotations
 
@@ -411,6 +416,15 @@ def native_engine(g: Graph, fp: Fingerprints | None, damping: float):
     key = ("engine", g.n, damping)
     if fp is not None and fp.cache.get("engine_key") == key:
         return fp.cache["engine"]
+    from mpi4py import MPI
+
+    from hpc.core.memory import require_memory
+
+    entries = int(g.comm.allreduce(int(fp.ids.size) if fp is not None else 0, op=MPI.SUM))
+    # every rank holds the whole graph and index: gathered int64/float64 arrays plus the
+    # engine's copy (int32 ids, float64 values)
+    require_memory(28.0 * (g.m + entries) + 40.0 * g.n, "the native PPR engine (whole graph "
+                   "and index on every rank; --backend numpy keeps them distributed)", g.comm)
     gptr, gidx = _graph_csr(g)
     if fp is None:
         return mod.Engine(gptr, gidx, np.zeros(g.n + 1, np.int64), np.empty(0, np.int64),
