@@ -6,7 +6,8 @@ Runs, per rank count: global PageRank (1D and 2D layouts, solve time to --tol), 
 (walk time) and ppr with the index for a batch of --queries sources (query time). Times are
 the records' (slowest rank, best of --repeat after a warm-up). The graph is generated once
 and read from an HDF5 cache by every run. On a machine with fewer cores than ranks the
-ranks share cores, and the table says so.
+ranks share cores, and the table says so. --skip-ppr: global PageRank only; --mpi-env: the
+MPICH progress settings (default throttle, the suite's; auto = busy polling when ranks <= cores).
 """
 from __future__ import annotations
 
@@ -19,15 +20,20 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {"MPIR_CVAR_POLLS_BEFORE_YIELD": "1", "MPIR_CVAR_CH4_PROGRESS_THROTTLE": "true",
-       "MPIR_CVAR_CH4_PROGRESS_THROTTLE_NO_PROGRESS_COUNT": "1", "OMP_NUM_THREADS": "1",
-       "MPIEXEC_TIMEOUT": "900"}
+THROTTLE = {"MPIR_CVAR_POLLS_BEFORE_YIELD": "1", "MPIR_CVAR_CH4_PROGRESS_THROTTLE": "true",
+            "MPIR_CVAR_CH4_PROGRESS_THROTTLE_NO_PROGRESS_COUNT": "1"}
+ENV = {"OMP_NUM_THREADS": "1", "MPIEXEC_TIMEOUT": "900"}
 
 
-def app(p: int, args: list[str], js: str) -> dict:
+def app(p: int, args: list[str], js: str, mpi_env: str = "throttle") -> dict:
+    """One run of the app; mpi_env 'auto' = busy polling when p <= cores, else throttled."""
     cmd = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(p), sys.executable, "-m",
            "hpc.pagerank", *args, "--json", js, "--quiet"]
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, **ENV})
+    env = {k: v for k, v in os.environ.items() if k not in THROTTLE}
+    env.update(ENV)
+    if mpi_env == "throttle" or (mpi_env == "auto" and p > (os.cpu_count() or 1)):
+        env.update(THROTTLE)
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)}\n{r.stderr[-2000:]}")
     with open(js) as f:
@@ -42,6 +48,10 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", default="1")
+    ap.add_argument("--skip-ppr", action="store_true", help="global PageRank only")
+    ap.add_argument("--mpi-env", choices=("auto", "busy", "throttle"), default="throttle",
+                    help="MPICH progress settings: throttle (the suite's, for oversubscribed "
+                         "runs), busy (MPICH's default polling), auto (busy when ranks <= cores)")
     ap.add_argument("--json", default=str(ROOT / "scaling" / "results" / "pagerank_strong.json"))
     a = ap.parse_args()
     rows = []
@@ -52,26 +62,34 @@ def main() -> int:
         for p in [int(x) for x in a.ranks.split(",")]:
             row = {"ranks": p, "cores": os.cpu_count()}
             for layout in ("1d", "2d"):
-                rec = app(p, [*src, "--tol", a.tol, "--layout", layout, *rep], js)
+                rec = app(p, [*src, "--tol", a.tol, "--layout", layout, *rep], js, a.mpi_env)
                 row[f"pagerank_{layout}_s"] = rec["timings"]["solve"]["min"]
                 row["iterations"] = rec["metrics"]["iterations"]
                 row[f"Medges_per_s_{layout}"] = rec["metrics"]["edges_per_s"] / 1e6
-            rec = app(p, ["ppr-index", *src, "--output", idx, *rep], js)
+            if a.skip_ppr:
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                continue
+            rec = app(p, ["ppr-index", *src, "--output", idx, *rep], js, a.mpi_env)
             row["ppr_index_s"] = rec["timings"]["walks"]["min"]
-            rec = app(p, ["ppr", *src, "--index", idx, "--sources", f"random:{a.queries}", *rep], js)
+            rec = app(p, ["ppr", *src, "--index", idx, "--sources", f"random:{a.queries}", *rep],
+                      js, a.mpi_env)
             row["ppr_batch_s"] = rec["timings"]["query"]["min"]
             row["queries_per_s"] = rec["metrics"]["queries_per_s"]
             rows.append(row)
             print(json.dumps(row), flush=True)
     base = rows[0]
-    cols = ["ranks", "pagerank_1d_s", "pagerank_2d_s", "Medges_per_s_1d", "ppr_index_s",
-            "ppr_batch_s", "queries_per_s"]
-    print(f"\n{a.generate}, tol {a.tol}, {a.queries} PPR queries, {os.cpu_count()} cores")
-    print("| " + " | ".join(cols) + " | speedup 1d | speedup index | speedup ppr |")
-    print("|" + "---|" * (len(cols) + 3))
+    cols = ["ranks", "pagerank_1d_s", "pagerank_2d_s", "Medges_per_s_1d"]
+    sps = ["pagerank_1d_s"]
+    if not a.skip_ppr:
+        cols += ["ppr_index_s", "ppr_batch_s", "queries_per_s"]
+        sps += ["ppr_index_s", "ppr_batch_s"]
+    print(f"\n{a.generate}, tol {a.tol}, {a.queries} PPR queries, {os.cpu_count()} cores, "
+          f"MPI env {a.mpi_env}")
+    print("| " + " | ".join(cols) + " | " + " | ".join(f"speedup {c}" for c in sps) + " |")
+    print("|" + "---|" * (len(cols) + len(sps)))
     for r in rows:
-        sp = [base["pagerank_1d_s"] / r["pagerank_1d_s"], base["ppr_index_s"] / r["ppr_index_s"],
-              base["ppr_batch_s"] / r["ppr_batch_s"]]
+        sp = [base[c] / r[c] for c in sps]
         print("| " + " | ".join(f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c]) for c in cols)
               + " | " + " | ".join(f"{x:.2f}" for x in sp) + " |")
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
