@@ -33,7 +33,7 @@ SUITE: list[tuple[str, str, str | None, list[str]]] = [
     ("pagerank", "pagerank", "native", ["--generate", "kron:12:8", "--check"]),
     ("pagerank/2d", "pagerank", "native", ["--generate", "kron:12:8", "--layout", "2d", "--check"]),
     ("pagerank/ppr", "pagerank", "native", ["ppr", "--generate", "kron:10:8", "--sources", "random:50",
-                                        "--check"]),
+                                            "--check"]),
     ("kmedoids", "kmedoids", None, ["--data", "blobs:2000:8:10", "--k", "10", "--method", "fasterpam"]),
     ("spgemm/1d", "spgemm", "native", ["--generate", "rmat:10:8", "--layout", "1d"]),
     ("spgemm/2d", "spgemm", "native:square", ["--generate", "rmat:10:8", "--layout", "2d"]),
