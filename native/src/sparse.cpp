@@ -130,18 +130,23 @@ inline void prefetch_row(P b, P e, P nnz, const I* ix, const double* d) {
 // O(ghost rows) instead of a pass over every row.
 template <typename P, typename I>
 struct CsrStore {
-  std::vector<P> indptr;
-  std::vector<I> indices;
-  std::vector<double> data;
+  // numpy-allocated (never handed to Python): numpy advises transparent huge pages for large
+  // arrays, which std::vector does not get; fewer TLB misses on the two streamed arrays.
+  py::array_t<P> indptr;
+  py::array_t<I> indices;
+  py::array_t<double> data;
+  const P* ip_ = nullptr;        // their data pointers, taken with the GIL held (fill)
+  const I* ix_ = nullptr;
+  const double* d_ = nullptr;
   std::vector<int64_t> rows;
   int64_t nrows = 0, ncols = 0, nout = 0;
 
   // y (+)= A x over the stored rows; returns sum_i w[out(i)] * (A x)_i when w is given.
   double matvec(const double* __restrict x, double* __restrict y, bool acc,
                 const double* __restrict w) const {
-    const P* ip = indptr.data();
-    const I* ix = indices.data();
-    const double* d = data.data();
+    const P* ip = ip_;
+    const I* ix = ix_;
+    const double* d = d_;
     const int64_t* ro = rows.empty() ? nullptr : rows.data();
     const int64_t n = nrows;
     const P nnz = ip[n];
@@ -169,9 +174,10 @@ struct CsrStore {
 };
 
 template <typename T, typename S>
-std::vector<T> narrow_copy(const S* src, int64_t n) {
-  std::vector<T> out(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(src[i]);
+py::array_t<T> narrow_copy(const S* src, int64_t n) {
+  py::array_t<T> out(static_cast<py::ssize_t>(n));
+  T* o = out.mutable_data();
+  for (int64_t i = 0; i < n; ++i) o[i] = static_cast<T>(src[i]);
   return out;
 }
 
@@ -229,11 +235,14 @@ class CsrMatrix {
     const bool p32 = nnz <= std::numeric_limits<int32_t>::max();
     const bool i32 = ncols <= std::numeric_limits<int32_t>::max();
     auto fill = [&](auto& st) {
-      using P = std::decay_t<decltype(st.indptr[0])>;
-      using I = std::decay_t<decltype(st.indices[0])>;
+      using P = std::decay_t<decltype(*st.indptr.data())>;
+      using I = std::decay_t<decltype(*st.indices.data())>;
       st.indptr = narrow_copy<P>(ip, np1);
       st.indices = ix32 ? narrow_copy<I>(ix32, nnz) : narrow_copy<I>(ix64, nnz);
-      st.data.assign(dv, dv + nnz);
+      st.data = narrow_copy<double>(dv, nnz);
+      st.ip_ = st.indptr.data();
+      st.ix_ = st.indices.data();
+      st.d_ = st.data.data();
       st.rows = std::move(ro);
       st.nrows = n;
       st.ncols = ncols;
@@ -267,10 +276,10 @@ class CsrMatrix {
     return std::visit([](const auto& s) { return int64_t(s.data.size()); }, store_);
   }
   int indptr_itemsize() const {
-    return std::visit([](const auto& s) { return int(sizeof(s.indptr[0])); }, store_);
+    return std::visit([](const auto& s) { return int(sizeof(*s.indptr.data())); }, store_);
   }
   int index_itemsize() const {
-    return std::visit([](const auto& s) { return int(sizeof(s.indices[0])); }, store_);
+    return std::visit([](const auto& s) { return int(sizeof(*s.indices.data())); }, store_);
   }
 
  private:
