@@ -343,9 +343,10 @@ class Native1D:
         own = (cols >= nlo) & (cols < nhi)
         gc = np.unique(cols[~own])
         T = sp.csr_matrix((np.ones(gc.size), gc, np.r_[0, np.full(nl, gc.size)]), shape=(nl, g.n))
-        A = DistCSR.from_local(comm, T, (g.n, g.n), row_offsets=off, backend="scipy")
+        # exchange="p2p": no dist-graph communicator of its own (we build ours below)
+        A = DistCSR.from_local(comm, T, (g.n, g.n), row_offsets=off, backend="scipy",
+                               exchange="p2p")
         pl = A.plan()
-        A.free()                                     # its dist-graph: we build our own
         del A, T
         self.ghosts = pl.n_ghost
         self.mode = "local" if p == 1 else (
