@@ -122,6 +122,69 @@ def test_native_packed_symbolic(threads):
     assert_same(c, ref_product(r, r))
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("fused_max", [-1, 0])
+def test_native_fused_and_two_region_paths_agree(threads, fused_max):
+    """Small products take the one-region path (fused_max -1), or not (0); both exact, on
+    every bin: copy and empty rows, dense rows (packed B or not), short rows of a wide B (hash)."""
+    cases = [awkward(seed=8), (banded(n=300, half=20, seed=9),) * 2,
+             (L.canonical(sp.random(900, 3000, 0.0015, format="csr", random_state=3)),
+              L.canonical(sp.random(3000, 5000, 0.0007, format="csr", random_state=4)))]
+    for a, b in cases:
+        c, st = L.multiply_native(a, b, threads, fused_max=fused_max)
+        assert st["fused"] == (fused_max != 0)
+        assert_same(c, ref_product(a, b))
+        assert c.has_sorted_indices
+        c.check_format(full_check=True)
+    if fused_max:
+        assert st["rows_hash"] > 0  # the wide B: rows of ~2 products hash, not scan a bitmap
+        _, st = L.multiply_native(*cases[1], threads)
+        assert st["packed_words"] > 0 and st["rows_dense"] > 0
+        _, st = L.multiply_native(*cases[0], threads, fused_max=1000)  # over the limit
+        assert not st["fused"]
+
+
+def test_native_fused_reuses_scratch_across_shapes():
+    """The one-region path keeps per-thread scratch between calls: shapes that grow, shrink
+    and change column count (stale bits or values would show up as wrong entries)."""
+    rng = np.random.default_rng(11)
+    shapes = [(50, 40, 60), (400, 300, 2000), (30, 20, 10), (400, 300, 2000), (1, 5, 7),
+              (0, 3, 4), (200, 2000, 100), (60, 60, 60)]
+    for threads in (1, 2, 1, 2):
+        for n, k, m in shapes:
+            a = L.canonical(sp.random(n, k, 0.05, format="csr", random_state=rng))
+            b = L.canonical(sp.random(k, m, 0.05, format="csr", random_state=rng))
+            c, st = L.multiply_native(a, b, threads)
+            assert st["fused"]
+            assert_same(c, ref_product(a, b))
+        a = banded(n=200, half=12, seed=threads)  # packed B, then unpacked ones again
+        c, st = L.multiply_native(a, a, threads)
+        assert st["fused"] and st["packed_words"] > 0
+        assert_same(c, ref_product(a, a))
+
+
+def test_native_wide_b_is_not_fused():
+    """B wider than the 2 MB dense accumulator takes the two-region path."""
+    a = L.canonical(sp.random(20, 30, 0.2, format="csr", random_state=5))
+    b = L.canonical(sp.random(30, 300_000, 1e-4, format="csr", random_state=6))
+    c, st = L.multiply_native(a, b, 2)
+    assert not st["fused"]
+    assert_same(c, ref_product(a, b))
+
+
+def test_wrapped_product_is_a_complete_scipy_matrix():
+    """The result is built without SciPy's constructor checks where SciPy's internals allow
+    it: it must behave exactly like one built by the constructor."""
+    a, b = awkward(seed=12)
+    c, _ = L.multiply_native(a, b, 2)
+    ref = sp.csr_matrix((c.data, c.indices, c.indptr), shape=c.shape)
+    assert type(c) is type(ref) and c.shape == ref.shape and c.format == "csr"
+    assert vars(c).keys() >= vars(ref).keys()
+    c.check_format(full_check=True)
+    assert (c != ref).nnz == 0 and abs(c @ c.T - ref @ ref.T).max() == 0
+    assert L._DIRECT  # on this SciPy the fast path is in use (else the public constructor)
+
+
 def test_native_unsorted_operand_columns():
     """The kernel needs unique, not sorted, columns per row (packed words may then recur)."""
     from hpc import _core

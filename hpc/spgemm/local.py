@@ -41,12 +41,49 @@ def _index_dtype(a: sp.csr_matrix, b: sp.csr_matrix, ncols: int) -> np.dtype:
     return np.dtype(np.int64 if big else np.int32)
 
 
+def _csr_public(data, indices, indptr, shape) -> sp.csr_matrix:
+    return sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
+
+
+def _csr_direct(data, indices, indptr, shape) -> sp.csr_matrix:
+    """The CSR matrix without the constructor's O(nnz) index scan and format checks (~12 us,
+    as much as a whole small product): the kernel has checked its operands and built a valid
+    CSR. Sets what the public constructor sets for (data, indices, indptr) input."""
+    c = sp.csr_matrix.__new__(sp.csr_matrix)
+    _spbase.__init__(c, None)
+    c.indptr, c.indices, c.data = indptr, indices, data
+    c._shape = (int(shape[0]), int(shape[1]))
+    return c
+
+
+def _direct_matches_public() -> bool:
+    """Whether _csr_direct builds what SciPy's constructor builds (checked once at import, so a
+    SciPy whose internals differ falls back to the public constructor)."""
+    try:
+        args = (np.array([1.0, 2.0, 3.0]), np.array([0, 2, 1], np.int32),
+                np.array([0, 2, 2, 3], np.int32), (3, 4))
+        a, b = _csr_direct(*args), _csr_public(*args)
+        a.check_format(full_check=True)
+        return (a.shape == b.shape and a.nnz == b.nnz and (a != b).nnz == 0
+                and np.array_equal((a @ b.T).toarray(), (b @ b.T).toarray())
+                and vars(a).keys() == vars(b).keys() and repr(a) == repr(b))
+    except Exception:  # noqa: BLE001 - any difference means: use the public constructor
+        return False
+
+
+try:
+    from scipy.sparse._base import _spbase
+    _DIRECT = _direct_matches_public()
+except ImportError:
+    _DIRECT = False
+
+
 def _wrap(indptr, indices, data, shape) -> sp.csr_matrix:
     if indices.dtype == np.int32 and indptr[-1] < 2**31 - 1:
         indptr = indptr.astype(np.int32, copy=False)
     else:
         indices = indices.astype(np.int64, copy=False)
-    c = sp.csr_matrix((data, indices, indptr), shape=shape, copy=False)
+    c = (_csr_direct if _DIRECT else _csr_public)(data, indices, indptr, shape)
     c.has_sorted_indices = True
     c.has_canonical_format = True
     return c
@@ -58,11 +95,13 @@ def _operands(a, b, dt):
 
 
 def multiply_native(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1, shared_at: int = 0,
-                    dense_at: int = 0):
+                    dense_at: int = 0, fused_max: int = -1):
     """C++/OpenMP two-phase hash SpGEMM (native/src/spgemm.cpp).
 
     shared_at / dense_at > 0 force the product count from which a row uses the shared (SMASH)
     table or the dense accumulator (tests use them to exercise every bin); 0 is automatic.
+    fused_max: largest product count sent to the one-region small-product path (-1 automatic,
+    0 never; tests use it to run both paths).
     """
     from hpc import _core
 
@@ -71,7 +110,8 @@ def multiply_native(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1, shared
     ap, ai, ad, bp, bi, bd = _operands(a, b, dt)
     fn = _core.spgemm.multiply_i32 if dt == np.int32 else _core.spgemm.multiply_i64
     indptr, indices, data, stats = fn(ap, ai, ad, a.shape[0], a.shape[1], bp, bi, bd,
-                                      b.shape[1], int(threads), int(shared_at), int(dense_at))
+                                      b.shape[1], int(threads), int(shared_at), int(dense_at),
+                                      int(fused_max))
     return _wrap(indptr, indices, data, (a.shape[0], b.shape[1])), dict(stats)
 
 

@@ -14,7 +14,8 @@
 //           saves work (see Packed);
 //   shared  rows heavier than half a thread's share of all products (SMASH): every thread
 //           merges its slice of the row into ONE shared table with atomic compare-and-swap.
-// Output columns are ascending in every row.
+// Output columns are ascending in every row. Products of up to 2M scalar products take a
+// one-parallel-region variant of the same two phases (see "small products" below).
 #include <omp.h>
 
 #include <algorithm>
@@ -500,11 +501,404 @@ void shared_fill(const Csr<I>& A, const Csr<I>& B, int64_t i, int64_t prod, Shar
   }
 }
 
+// ---------------------------------------------------------------- small products: one region
+// Products of up to a few million scalar products (FEM meshes of 1-3k rows) take 0.1-1 ms, and
+// there the fixed costs decided the time: six fork/joins, per-call scratch allocation and
+// zeroing, B packing, a serial plan, and a bitmap scan per row in BOTH phases. This path keeps
+// the two phases but runs everything in ONE parallel region with barriers, on scratch kept per
+// thread across calls:
+//   plan      products and bin per row over a static block of rows per thread, prefix sums
+//             combined from per-thread partials;
+//   symbolic  each row's sorted column list into a temporary (row i at its products offset):
+//             dense rows OR bits into the bitmap (B packed 64 columns to a word when its rows
+//             are long enough) and scan only the words between the lowest and highest touched;
+//             short rows (wide B) hash, then insertion-sort; the count sizes the row exactly;
+//   numeric   into the exactly sized output: scatter-add into the dense accumulator, then
+//             gather the values at the columns the symbolic phase listed (no second scan).
+// Chunks of equal products (8 per thread) are taken dynamically in both phases.
+template <typename I>
+struct Tls {  // OpenMP's threads persist, so this scratch is allocated once, not per call
+  std::vector<uint64_t> bits;  // all-zero between rows
+  std::vector<double> acc;     // all-zero between rows
+  std::vector<I> keys;
+  void ensure(int64_t ncols) {
+    if (int64_t(acc.size()) < ncols) {
+      acc.resize(ncols, 0.0);
+      bits.resize((ncols + 63) / 64, 0);
+    }
+  }
+};
+
+template <typename I>
+Tls<I>& tls() {
+  static thread_local Tls<I> t;
+  return t;
+}
+
+template <typename I>
+struct FusedWork {
+  std::vector<int64_t> pre;
+  std::vector<I> rnnz, tmp, word, wcnt;
+  std::vector<uint64_t> wmask;
+  std::vector<int8_t> bin;
+};
+
+
+template <typename I>
+struct FusedOut {
+  I* indptr = nullptr;
+  I* idx = nullptr;
+  double* val = nullptr;
+  int64_t nnz = 0, total = 0, packed = 0;
+  int64_t bins[kNumBins] = {0, 0, 0, 0, 0};
+  int threads = 1;
+  double t_plan = 0, t_sym = 0, t_num = 0;
+};
+
+// Largest product count the fused path takes (its temporary holds one index per product).
+constexpr int64_t kFusedMax = int64_t(1) << 21;
+// Products per thread below which another thread costs more than it saves (measured: 1138_bus,
+// ~14k estimated products, 144 us on 1 thread, 80 us on 2).
+constexpr int64_t kFusedPerThread = int64_t(1) << 11;
+
+constexpr int kSlack = 4;  // spare temporary entries per row (branch-free bit emission)
+
+template <typename I>
+int64_t fused_symbolic_row(const Csr<I>& A, const Csr<I>& B, int64_t i, int8_t bin, I* out,
+                           Tls<I>& S, const I* wcnt, const I* word, const uint64_t* wmask) {
+  int64_t j = 0;
+  if (bin == kDense) {
+    uint64_t* bits = S.bits.data();
+    int64_t lo = B.ncols, hi = -1;
+    if (wcnt) {  // B packed: one OR per 64-column word
+      for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
+        const int64_t k = A.idx[p];
+        for (I q = B.ptr[k], e = B.ptr[k] + wcnt[k]; q < e; ++q) {
+          const int64_t w = word[q];
+          bits[w] |= wmask[q];
+          lo = std::min(lo, w);
+          hi = std::max(hi, w);
+        }
+      }
+    } else for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
+      const int64_t k = A.idx[p];
+      for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
+        const uint64_t c = static_cast<uint64_t>(B.idx[q]);
+        const int64_t w = int64_t(c >> 6);
+        bits[w] |= uint64_t(1) << (c & 63);
+        lo = std::min(lo, w);
+        hi = std::max(hi, w);
+      }
+    }
+    // Emit the set bits of each word: kSlack unconditional stores (measured: 4 beats 8 and a
+    // plain loop), counting the set bits as they go; stores past the count land in the row's
+    // kSlack spare entries, so a word with few bits costs no mispredicted loop exit.
+    for (int64_t w = lo; w <= hi; ++w) {
+      uint64_t x = bits[w];
+      bits[w] = 0;
+      I* o = out + j;
+      const I base = static_cast<I>(w << 6);
+      for (int u = 0; u < kSlack; ++u) {
+        o[u] = base + static_cast<I>(__builtin_ctzll(x | (uint64_t(1) << 63)));
+        j += x != 0;  // (no popcount instruction in the portable build)
+        x &= x - 1;
+      }
+      while (x) {
+        out[j++] = base + static_cast<I>(__builtin_ctzll(x));
+        x &= x - 1;
+      }
+    }
+  } else {  // kHash: distinct columns appended as they are first seen, then sorted
+    int64_t prod = 0;
+    for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) prod += B.ptr[A.idx[p] + 1] - B.ptr[A.idx[p]];
+    const int64_t size = next_pow2(2 * std::min(prod, B.ncols));
+    const int64_t mask = size - 1;
+    const int shift = 64 - log2_of(size);
+    if (int64_t(S.keys.size()) < size) S.keys.resize(size);
+    I* keys = S.keys.data();
+    std::fill(keys, keys + size, I(-1));
+    for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
+      const int64_t k = A.idx[p];
+      for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
+        const I c = B.idx[q];
+        int64_t h = hash_slot(c, shift);
+        while (keys[h] != c) {
+          if (keys[h] < 0) {
+            keys[h] = c;
+            out[j++] = c;
+            break;
+          }
+          h = (h + 1) & mask;
+        }
+      }
+    }
+    sort_row(out, j);
+  }
+  return j;
+}
+
+template <typename I>
+void fused_numeric_row(const Csr<I>& A, const Csr<I>& B, int64_t i, int8_t bin, const I* cols,
+                       int64_t r, I* oc, double* ov, double* acc) {
+  if (bin == kCopy) {
+    const I p = A.ptr[i];
+    const int64_t k = A.idx[p];
+    const double a = A.v(p);
+    int64_t j = 0;
+    for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q, ++j) {
+      oc[j] = B.idx[q];
+      ov[j] = a * B.v(q);
+    }
+    return;
+  }
+  for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
+    const int64_t k = A.idx[p];
+    const double a = A.v(p);
+    if (B.val) {
+      for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) acc[B.idx[q]] += a * B.val[q];
+    } else {
+      for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) acc[B.idx[q]] += a;
+    }
+  }
+  for (int64_t j = 0; j < r; ++j) {
+    const I c = cols[j];
+    oc[j] = c;
+    ov[j] = acc[c];
+    acc[c] = 0.0;  // ready for the next row
+  }
+}
+
+// Returns false (and does nothing) when the product has more than `limit` products.
+template <typename I>
+bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense_at,
+                    int64_t limit, int64_t per_thread, FusedOut<I>& R) {
+  const int64_t n = A.nrows;
+  // Threads from an estimate (nnz(A) x mean row length of B): the exact count needs a pass.
+  const double est = double(A.ptr[n]) * double(B.ptr[B.nrows]) / double(std::max<int64_t>(B.nrows, 1));
+  if (est > 4.0 * double(limit)) return false;
+  int T = static_cast<int>(std::max<double>(1.0, std::min<double>(threads, est / double(per_thread))));
+  if (dense_at > 0) T = threads;  // tests: every thread count
+  const int64_t dense_min = dense_at > 0 ? dense_at : std::max<int64_t>(2, B.ncols / 512);
+  // Work arrays of the calling thread, kept across calls: fresh ones cost a page fault per
+  // 4 KiB on first touch, which for these sizes is as much as the kernel.
+  static thread_local FusedWork<I> work;
+  FusedWork<I>& Wk = work;
+  Wk.pre.resize(n + 1);
+  Wk.rnnz.resize(n);
+  Wk.bin.resize(n);
+  std::vector<int64_t>& pre = Wk.pre;  // products before row i
+  I* rnnz = Wk.rnnz.data();
+  int8_t* bin = Wk.bin.data();
+  pre[0] = 0;
+  std::vector<int64_t> part(T + 1, 0), part2(T + 1, 0);
+  std::vector<int64_t> nb(int64_t(T) * kNumBins, 0);
+  std::vector<I>& tmp = Wk.tmp;
+  // Packing costs a pass over B: tried when B's rows average 6+ entries (the meshes here:
+  // 6.5-17 entries, 1.7-5.8 per word), not for 1138_bus's 3.6.
+  const bool try_pack = B.nrows > 0 && int64_t(B.ptr[B.nrows]) >= 6 * B.nrows;
+  if (try_pack) {
+    if (int64_t(Wk.word.size()) < int64_t(B.ptr[B.nrows])) {
+      Wk.word.resize(B.ptr[B.nrows]);
+      Wk.wmask.resize(B.ptr[B.nrows]);
+    }
+    if (int64_t(Wk.wcnt.size()) < B.nrows) Wk.wcnt.resize(B.nrows);
+  }
+  I* wcnt = Wk.wcnt.data();
+  std::vector<int64_t> part3(T + 1, 0);
+  bool use_pack = false;
+  const I* wp = nullptr;  // words of B's row k: [B.ptr[k], B.ptr[k] + wp[k])
+  const I* wd = Wk.word.data();
+  const uint64_t* wm = Wk.wmask.data();
+  bool abort = false;
+  int64_t nc = 1;
+  const double t0 = omp_get_wtime();
+  double t1 = t0, t2 = t0, t3 = t0;
+#pragma omp parallel num_threads(T)
+  {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int64_t r0 = n * t / nt, r1 = n * (t + 1) / nt;
+    int64_t s = 0;
+    int64_t* mybins = nb.data() + int64_t(t) * kNumBins;
+    for (int64_t i = r0; i < r1; ++i) {
+      int64_t p = 0;
+      for (I e = A.ptr[i]; e < A.ptr[i + 1]; ++e) p += B.ptr[A.idx[e] + 1] - B.ptr[A.idx[e]];
+      pre[i + 1] = p;
+      s += p;
+      const int8_t b = p == 0 ? kEmpty
+                       : A.ptr[i + 1] - A.ptr[i] == 1 ? kCopy
+                       : p >= dense_min ? kDense : kHash;
+      bin[i] = b;
+      mybins[b]++;
+    }
+    part[t + 1] = s;
+    // B packed into (column / 64, mask) words when its rows are long enough to gain.
+    const int64_t kb0 = B.nrows * t / nt, kb1 = B.nrows * (t + 1) / nt;
+    if (try_pack) {  // one pass: row k's words go at B.ptr[k] (never more words than entries)
+      int64_t w = 0;
+      for (int64_t k = kb0; k < kb1; ++k) {
+        int64_t q0 = int64_t(B.ptr[k]) - 1;
+        int64_t prev = -1;
+        for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
+          const int64_t col = B.idx[q];
+          if ((col >> 6) != prev) {
+            prev = col >> 6;
+            ++q0;
+            Wk.word[q0] = static_cast<I>(prev);
+            Wk.wmask[q0] = 0;
+          }
+          Wk.wmask[q0] |= uint64_t(1) << (col & 63);
+        }
+        const int64_t c = q0 + 1 - int64_t(B.ptr[k]);
+        wcnt[k] = static_cast<I>(c);
+        w += c;
+      }
+      part3[t + 1] = w;
+    }
+#pragma omp barrier
+#pragma omp single
+    {
+      if (try_pack) {
+        for (int u = 0; u < nt; ++u) part3[u + 1] += part3[u];
+        use_pack = part3[nt] * 3 <= int64_t(B.ptr[B.nrows]) * 2;
+        R.packed = use_pack ? part3[nt] : 0;
+        if (use_pack) wp = wcnt;  // read only after the barrier that follows the packing
+      }
+      for (int u = 0; u < nt; ++u) part[u + 1] += part[u];
+      R.total = part[nt];
+      R.threads = nt;
+      if (R.total > limit) {
+        abort = true;
+      } else {
+        if (int64_t(tmp.size()) < R.total + kSlack * n) tmp.resize(R.total + kSlack * n);
+        nc = nt > 1 ? std::min<int64_t>(8 * nt, std::max<int64_t>(n, 1)) : 1;
+      }
+    }
+    if (!abort) {
+      int64_t base = part[t];
+      for (int64_t i = r0; i < r1; ++i) {
+        base += pre[i + 1];
+        pre[i + 1] = base;
+      }
+      Tls<I>& S = tls<I>();
+      S.ensure(B.ncols);
+#pragma omp barrier
+#pragma omp master
+      t1 = omp_get_wtime();
+      const int64_t total = R.total;
+      // Chunk c holds the rows whose products start in [total c / nc, total (c+1) / nc).
+      auto cut = [&](int64_t c) -> int64_t {
+        if (c >= nc) return n;
+        const int64_t target = total / nc * c + total % nc * c / nc;
+        return std::lower_bound(pre.begin(), pre.begin() + n, target) - pre.begin();
+      };
+#pragma omp for schedule(dynamic, 1)
+      for (int64_t c = 0; c < nc; ++c) {
+        const int64_t hi = cut(c + 1);
+        for (int64_t i = cut(c); i < hi; ++i) {
+          const int8_t b = bin[i];
+          if (b == kDense || b == kHash)
+            rnnz[i] = static_cast<I>(fused_symbolic_row(A, B, i, b, tmp.data() + pre[i] + kSlack * i, S,
+                                                          wp, wd, wm));
+          else
+            rnnz[i] = static_cast<I>(pre[i + 1] - pre[i]);
+        }
+      }
+      s = 0;
+      for (int64_t i = r0; i < r1; ++i) s += rnnz[i];
+      part2[t + 1] = s;
+#pragma omp barrier
+#pragma omp single
+      {
+        for (int u = 0; u < nt; ++u) part2[u + 1] += part2[u];
+        R.nnz = part2[nt];
+        R.indptr = static_cast<I*>(std::malloc(sizeof(I) * (n + 1)));
+        R.idx = static_cast<I*>(std::malloc(sizeof(I) * std::max<int64_t>(R.nnz, 1)));
+        R.val = static_cast<double*>(std::malloc(sizeof(double) * std::max<int64_t>(R.nnz, 1)));
+        t2 = omp_get_wtime();
+      }
+      if (R.indptr && R.idx && R.val) {
+        base = part2[t];
+        for (int64_t i = r0; i < r1; ++i) {
+          R.indptr[i] = static_cast<I>(base);
+          base += rnnz[i];
+        }
+        if (t == nt - 1) R.indptr[n] = static_cast<I>(base);
+#pragma omp barrier
+        const I* ip = R.indptr;
+        double* acc = S.acc.data();
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t c = 0; c < nc; ++c) {
+          const int64_t hi = cut(c + 1);
+          for (int64_t i = cut(c); i < hi; ++i)
+            if (bin[i] != kEmpty)
+              fused_numeric_row(A, B, i, bin[i], tmp.data() + pre[i] + kSlack * i, rnnz[i], R.idx + ip[i],
+                                R.val + ip[i], acc);
+        }
+      }
+    }
+  }
+  // Keep at most ~8 MB between calls (the largest fused product's temporary).
+  const size_t kept = Wk.pre.capacity() * 8 + (Wk.rnnz.capacity() + Wk.tmp.capacity() +
+                      Wk.word.capacity() + Wk.wcnt.capacity()) * sizeof(I) +
+                      Wk.wmask.capacity() * 8 + Wk.bin.capacity();
+  if (kept > (size_t(12) << 20)) Wk = FusedWork<I>();
+  if (abort) return false;
+  if (!(R.indptr && R.idx && R.val)) {
+    std::free(R.indptr);
+    std::free(R.idx);
+    std::free(R.val);
+    throw std::bad_alloc();
+  }
+  t3 = omp_get_wtime();
+  for (int u = 0; u < R.threads; ++u)
+    for (int b = 0; b < kNumBins; ++b) R.bins[b] += nb[int64_t(u) * kNumBins + b];
+  R.t_plan = t1 - t0;
+  R.t_sym = t2 - t1;
+  R.t_num = t3 - t2;
+  return true;
+}
+
+template <typename T>
+py::array owned_array(T* p, int64_t n) {
+  py::capsule owner(p, [](void* q) { std::free(q); });
+  return py::array_t<T>({static_cast<py::ssize_t>(n)}, {static_cast<py::ssize_t>(sizeof(T))}, p,
+                        owner);
+}
+
 // ---------------------------------------------------------------- driver
 template <typename I>
 py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared_at,
-                   int64_t dense_at) {
+                   int64_t dense_at, int64_t fused_max) {
   const int64_t n = A.nrows;
+  // Small products: the one-region path (shared rows are for heavy rows: never there).
+  const int64_t limit = fused_max < 0 ? kFusedMax : fused_max;
+  if (limit > 0 && shared_at <= 0 && B.ncols * int64_t(sizeof(double)) <= (int64_t(1) << 21)) {
+    FusedOut<I> R;
+    bool done;
+    {
+      py::gil_scoped_release nogil;
+      done = multiply_fused(A, B, threads, dense_at, limit, kFusedPerThread, R);
+    }
+    if (done) {
+      py::array indptr = owned_array(R.indptr, n + 1);
+      py::array indices = owned_array(R.idx, R.nnz);
+      py::array data = owned_array(R.val, R.nnz);
+      py::dict stats;
+      stats["products"] = R.total;
+      stats["rows_empty"] = R.bins[kEmpty];
+      stats["rows_copy"] = R.bins[kCopy];
+      stats["rows_hash"] = R.bins[kHash];
+      stats["rows_dense"] = R.bins[kDense];
+      stats["rows_shared"] = int64_t(0);
+      stats["threads"] = R.threads;
+      stats["packed_words"] = R.packed;
+      stats["fused"] = true;
+      stats["plan_s"] = R.t_plan;
+      stats["symbolic_s"] = R.t_sym;
+      stats["numeric_s"] = R.t_num;
+      return py::make_tuple(indptr, indices, data, stats);
+    }
+  }
   std::vector<int64_t> rnnz(n, 0);
   std::vector<int64_t> off(n + 1, 0);  // row offsets of C
   Plan P;
@@ -610,6 +1004,7 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
   stats["rows_shared"] = P.bins[kShared];
   stats["threads"] = P.threads;
   stats["packed_words"] = W.used ? int64_t(W.word.size()) : int64_t(0);
+  stats["fused"] = false;
   stats["plan_s"] = t1 - t0;       // products per row, bins, chunks
   stats["symbolic_s"] = t2 - t1;
   stats["numeric_s"] = t3 - t2;    // includes row offsets and allocating the output
@@ -629,14 +1024,14 @@ Csr<I> check_csr(const py::array& ptr_, const py::array& idx_, const py::object&
   const I* P = ptr.data();
   const I* X = idx.data();
   if (P[0] != 0) hpc::fail(std::string(what) + ": indptr[0] must be 0");
-  for (int64_t i = 0; i < nrows; ++i)
-    if (P[i + 1] < P[i]) hpc::fail(std::string(what) + ": indptr is not non-decreasing");
+  bool bad = false;  // branch-free reductions: these loops vectorise
+  for (int64_t i = 0; i < nrows; ++i) bad |= P[i + 1] < P[i];
+  if (bad) hpc::fail(std::string(what) + ": indptr is not non-decreasing");
   if (int64_t(P[nrows]) > int64_t(idx.shape(0)))
     hpc::fail(std::string(what) + ": indptr[-1] exceeds len(indices)");
   const int64_t nnz = P[nrows];
-  for (int64_t p = 0; p < nnz; ++p)
-    if (X[p] < 0 || int64_t(X[p]) >= ncols)
-      hpc::fail(std::string(what) + ": column index out of range");
+  for (int64_t p = 0; p < nnz; ++p) bad |= X[p] < 0 || int64_t(X[p]) >= ncols;
+  if (bad) hpc::fail(std::string(what) + ": column index out of range");
   const double* V = nullptr;
   if (!val_.is_none()) {
     auto val = hpc::exact<double>(py::reinterpret_borrow<py::array>(val_), what);
@@ -651,13 +1046,16 @@ Csr<I> check_csr(const py::array& ptr_, const py::array& idx_, const py::object&
 template <typename I>
 py::tuple entry(py::array ap, py::array ai, py::object av, int64_t an, int64_t ak, py::array bp,
                 py::array bi, py::object bv, int64_t bm, int threads, int64_t shared_at,
-                int64_t dense_at) {
+                int64_t dense_at, int64_t fused_max) {
   if (an < 0 || ak < 0 || bm < 0) hpc::fail("spgemm: negative shape");
   if (threads < 1) hpc::fail("spgemm: threads must be >= 1");
   std::vector<py::object> keep;
   auto A = check_csr<I>(ap, ai, av, an, ak, "spgemm A", keep);
-  auto B = check_csr<I>(bp, bi, bv, ak, bm, "spgemm B", keep);
-  return multiply(A, B, threads, shared_at, dense_at);
+  // A A: the same arrays with the same shape were just checked.
+  const bool same = ap.ptr() == bp.ptr() && ai.ptr() == bi.ptr() && av.ptr() == bv.ptr() &&
+                    an == ak && ak == bm;
+  auto B = same ? A : check_csr<I>(bp, bi, bv, ak, bm, "spgemm B", keep);
+  return multiply(A, B, threads, shared_at, dense_at, fused_max);
 }
 }  // namespace
 
@@ -668,13 +1066,14 @@ HPC_SUBMODULE(spgemm) {
       "threads) -> (indptr int64, indices, data float64, stats). A is n x k, B is k x m, CSR "
       "with unique column indices per row; data None means all ones. Output columns ascending. "
       "shared_at / dense_at > 0 override the product counts from which a row goes to the "
-      "shared (SMASH, all threads) table or the dense accumulator (0: automatic).";
+      "shared (SMASH, all threads) table or the dense accumulator (0: automatic). fused_max: "
+      "largest product count for the one-region small-product path (-1: automatic, 0: never).";
   m.def("multiply_i32", &entry<int32_t>, doc, py::arg("a_indptr"), py::arg("a_indices"),
         py::arg("a_data"), py::arg("n"), py::arg("k"), py::arg("b_indptr"), py::arg("b_indices"),
         py::arg("b_data"), py::arg("m"), py::arg("threads"), py::arg("shared_at") = 0,
-        py::arg("dense_at") = 0);
+        py::arg("dense_at") = 0, py::arg("fused_max") = -1);
   m.def("multiply_i64", &entry<int64_t>, doc, py::arg("a_indptr"), py::arg("a_indices"),
         py::arg("a_data"), py::arg("n"), py::arg("k"), py::arg("b_indptr"), py::arg("b_indices"),
         py::arg("b_data"), py::arg("m"), py::arg("threads"), py::arg("shared_at") = 0,
-        py::arg("dense_at") = 0);
+        py::arg("dense_at") = 0, py::arg("fused_max") = -1);
 }
