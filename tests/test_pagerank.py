@@ -172,3 +172,37 @@ def test_native_and_python_parsers_agree(text):
     a, b = parse_edges(text), parse_edges_py(text)
     assert a[2:] == b[2:]
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+def test_native_ghost_columns_and_local_order_match_numpy():
+    """The setup's two native helpers against NumPy (both the dense-marker and the sort
+    path of ghost_columns), and their bounds checks."""
+    import numpy as np
+
+    from hpc import _core
+
+    rng = np.random.default_rng(3)
+    nl, nlo = 40, 100
+    deg = rng.integers(0, 9, nl)
+    indptr = np.concatenate(([0], np.cumsum(deg))).astype(np.int64)
+    for n in (300, 10**9):                       # dense marker / sort of the ghost entries
+        cols = rng.integers(0, n, int(indptr[-1])).astype(np.int64)
+        cols[::3] = rng.integers(nlo, nlo + nl, cols[::3].size)   # some owned columns
+        ghost = (cols < nlo) | (cols >= nlo + nl)
+        gc, slot = _core.pagerank.ghost_columns(cols, nlo, nlo + nl, n)
+        ref, inv = np.unique(cols[ghost], return_inverse=True)
+        assert np.array_equal(gc, ref)
+        assert np.array_equal(slot[ghost], inv) and np.all(slot[~ghost] == -1)
+        gpos = rng.permutation(gc.size).astype(np.int64) + 5
+        perm, pos, optr, oidx = _core.pagerank.local_order(indptr, cols, nlo, nlo + nl, slot, gpos)
+        assert np.array_equal(perm, np.argsort(-deg, kind="stable"))
+        assert np.array_equal(pos[perm], np.arange(nl))
+        want = np.where(ghost, nl + gpos[np.maximum(slot, 0)], pos[np.clip(cols - nlo, 0, nl - 1)])
+        for i, r in enumerate(perm):              # row r's entries, in order, at row i
+            assert np.array_equal(oidx[optr[i]:optr[i + 1]], want[indptr[r]:indptr[r + 1]])
+    with pytest.raises(ValueError):
+        _core.pagerank.ghost_columns(np.array([5, 400], dtype=np.int64), 0, 10, 300)
+    bad = slot.copy()
+    bad[np.flatnonzero(slot >= 0)[0]] = gc.size   # a slot past the ghost list
+    with pytest.raises(ValueError):
+        _core.pagerank.local_order(indptr, cols, nlo, nlo + nl, bad, gpos)

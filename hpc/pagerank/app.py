@@ -121,6 +121,10 @@ def run_global(argv: Sequence[str]) -> int:
         app.extra["grid"] = list(solver.grid)
     else:
         app.metrics["ghosts_max"] = int(app.comm.allreduce(solver.ghosts, op=_max()))
+    steps = getattr(solver, "setup_times", None)
+    if steps:   # where the setup phase went (seconds per step, slowest rank)
+        app.extra["setup_steps_s"] = {k: float(app.comm.allreduce(v, op=_max()))
+                                      for k, v in steps.items()}
     app.say(f"{res.iterations} iterations, {solve:.4g} s ({per_it * 1e3:.3g} ms/iter, "
             f"{app.metrics['edges_per_s'] / 1e6:.1f} M edges/s), L1 change {res.l1_change:.3g}")
     if args.output:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
@@ -229,17 +230,22 @@ class Pull2D(_Base):
 # --------------------------------------------------------------------------------------------
 # the native 1D solver: balanced blocks, SELL-4 sweep, persistent exchange, piggy-backed sums
 # --------------------------------------------------------------------------------------------
-def balanced_offsets(comm, n: int, lo: int, cost: np.ndarray) -> np.ndarray:
+def balanced_offsets(comm, n: int, lo: int, cost: np.ndarray, slack: float = 0.0) -> np.ndarray:
     """Contiguous blocks of near-equal total cost; ``cost`` holds this rank's rows from lo on,
-    the rows of all ranks in order cover 0..n-1 (collective)."""
+    the rows of all ranks in order cover 0..n-1 (collective: one Allgather, plus one Allreduce
+    when the blocks move). With ``slack`` > 0 the current blocks are kept when the costliest
+    holds at most (1 + slack) x the mean: every rank sees the same totals, so all agree."""
     from mpi4py import MPI
 
-    p = comm.Get_size()
+    p, r = comm.Get_size(), comm.Get_rank()
     csum = np.cumsum(np.asarray(cost, dtype=np.float64))
     mine = float(csum[-1]) if csum.size else 0.0
-    before = comm.exscan(mine, op=MPI.SUM)
-    before = 0.0 if comm.Get_rank() == 0 or before is None else float(before)
-    total = comm.allreduce(mine, op=MPI.SUM)
+    both = np.empty((p, 2))
+    comm.Allgather(np.array([mine, float(csum.size)]), both)
+    total = float(both[:, 0].sum())
+    if slack > 0.0 and both[:, 0].max() <= (1.0 + slack) * total / p:
+        return np.concatenate(([0], np.cumsum(both[:, 1]))).astype(np.int64)
+    before = float(both[:r, 0].sum())
     cuts = np.full(p - 1, -1, dtype=np.int64)
     targets = total * np.arange(1, p, dtype=np.float64) / p
     inside = (targets > before) & (targets <= before + mine)
@@ -263,119 +269,229 @@ def move_blocks(comm, x: np.ndarray, src_off: np.ndarray, dst_off: np.ndarray) -
     p, r = comm.Get_size(), comm.Get_rank()
     if p == 1 or np.array_equal(src_off, dst_off):
         return np.array(x, dtype=np.float64)
-    lo, hi = int(src_off[r]), int(src_off[r + 1])
-    dlo, dhi = int(dst_off[r]), int(dst_off[r + 1])
-    sc = np.maximum(0, np.minimum(hi, dst_off[1:]) - np.maximum(lo, dst_off[:-1])).astype(np.int64)
-    rc = np.maximum(0, np.minimum(dhi, src_off[1:]) - np.maximum(dlo, src_off[:-1])).astype(np.int64)
-    out = np.empty(dhi - dlo, dtype=np.float64)
+    sc, rc = _overlaps(src_off, dst_off, r)
+    out = np.empty(int(dst_off[r + 1] - dst_off[r]), dtype=np.float64)
     comm.Alltoallv([np.ascontiguousarray(x, dtype=np.float64), sc, np.cumsum(sc) - sc, MPI.DOUBLE],
                    [out, rc, np.cumsum(rc) - rc, MPI.DOUBLE])
     return out
 
 
+def _overlaps(src_off: np.ndarray, dst_off: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows rank r sends to each rank (its src block against every dst block) and receives
+    from each (its dst block against every src block), when blocks src_off become dst_off."""
+    lo, hi = int(src_off[r]), int(src_off[r + 1])
+    dlo, dhi = int(dst_off[r]), int(dst_off[r + 1])
+    sc = np.maximum(0, np.minimum(hi, dst_off[1:]) - np.maximum(lo, dst_off[:-1]))
+    rc = np.maximum(0, np.minimum(dhi, src_off[1:]) - np.maximum(dlo, src_off[:-1]))
+    return sc.astype(np.int64), rc.astype(np.int64)
+
+
 def _rows_to(g: Graph, off: np.ndarray):
-    """(in_indptr, in_indices, outdeg) of the vertices [off[r], off[r+1]) (collective)."""
+    """(in_indptr, in_indices, outdeg) of the vertices [off[r], off[r+1]) (collective: two
+    Alltoallv, no count exchange: both block lists are known, and the rows' in-degrees,
+    which travel first, give the edge counts)."""
+    from mpi4py import MPI
+
+    if np.array_equal(off, g.offsets):
+        return g.in_indptr, g.in_indices, g.outdeg
+    comm, r = g.comm, g.comm.Get_rank()
+    srow, rrow = _overlaps(g.offsets, off, r)
+    # Blocks are contiguous and in rank order: rank q's rows follow rank q-1's, both ways.
+    meta = np.empty((g.nlocal, 2), dtype=np.int64)
+    meta[:, 0] = np.diff(g.in_indptr)
+    meta[:, 1] = g.outdeg
+    rmeta = np.empty((int(rrow.sum()), 2), dtype=np.int64)
+    comm.Alltoallv([meta, 2 * srow, 2 * (np.cumsum(srow) - srow), MPI.INT64_T],
+                   [rmeta, 2 * rrow, 2 * (np.cumsum(rrow) - rrow), MPI.INT64_T])
+    ip = np.asarray(g.in_indptr, dtype=np.int64)
+    sedge = np.diff(ip[np.concatenate(([0], np.cumsum(srow)))])
+    indptr = np.zeros(rmeta.shape[0] + 1, dtype=np.int64)
+    np.cumsum(rmeta[:, 0], out=indptr[1:])
+    redge = np.diff(indptr[np.concatenate(([0], np.cumsum(rrow)))])
+    s = np.empty(int(indptr[-1]), dtype=np.int64)
+    comm.Alltoallv([np.ascontiguousarray(g.in_indices, dtype=np.int64), sedge,
+                    np.cumsum(sedge) - sedge, MPI.INT64_T],
+                   [s, redge, np.cumsum(redge) - redge, MPI.INT64_T])
+    return indptr, s, rmeta[:, 1].copy()
+
+
+# Up to this many vertices the solver all-gathers the (in, out) degrees (16 bytes a vertex):
+# one collective decides the blocks, and the rows then move in one Alltoallv.
+_SMALL_N = 1 << 17
+
+
+def _all_degrees(g: Graph) -> np.ndarray:
+    """(n, 2) int64: in- and out-degree of every vertex, on every rank (one Allgatherv)."""
+    from mpi4py import MPI
+
+    mine = np.empty((g.nlocal, 2), dtype=np.int64)
+    np.subtract(g.in_indptr[1:], g.in_indptr[:-1], out=mine[:, 0])
+    np.subtract(g.out_indptr[1:], g.out_indptr[:-1], out=mine[:, 1])
+    deg = np.empty((g.n, 2), dtype=np.int64)
+    off2 = 2 * np.asarray(g.offsets, dtype=np.int64)
+    g.comm.Allgatherv(mine, [deg, off2[1:] - off2[:-1], off2[:-1], MPI.INT64_T])
+    return deg
+
+
+def _cut(cost: np.ndarray, cur: np.ndarray, p: int, slack: float) -> np.ndarray:
+    """balanced_offsets' blocks from the whole integer cost vector (every rank computes the
+    same: integer sums are exact, so the cuts equal the distributed computation's)."""
+    cs0 = np.zeros(cost.size + 1, dtype=np.int64)
+    np.cumsum(cost, out=cs0[1:])
+    csum, total = cs0[1:], int(cs0[-1])
+    if total == 0:                           # no cost at all: equal row blocks
+        from hpc.core.partition import block_offsets
+
+        return block_offsets(cost.size, p)
+    loads = np.diff(cs0[np.asarray(cur, dtype=np.int64)])
+    if slack > 0.0 and loads.max() <= (1.0 + slack) * total / p:
+        return np.asarray(cur, dtype=np.int64)
+    targets = total * np.arange(1, p, dtype=np.float64) / p
+    cuts = np.searchsorted(csum, targets, side="left") + 1
+    off = np.concatenate(([0], cuts, [cost.size])).astype(np.int64)
+    return np.minimum(np.maximum.accumulate(off), cost.size)
+
+
+def _rows_known(g: Graph, off: np.ndarray, deg: np.ndarray):
+    """_rows_to when every rank has every degree: the edge counts are known, one Alltoallv."""
+    from mpi4py import MPI
+
     if np.array_equal(off, g.offsets):
         return g.in_indptr, g.in_indices, g.outdeg
     comm, r = g.comm, g.comm.Get_rank()
     nlo, nhi = int(off[r]), int(off[r + 1])
-    dglob = np.repeat(np.arange(g.lo, g.hi, dtype=np.int64), np.diff(g.in_indptr))
-    own = np.searchsorted(off, dglob, side="right") - 1
-    s, d = exchange(comm, own, [np.asarray(g.in_indices, dtype=np.int64), dglob])
-    # Old blocks are contiguous and ranked in order, the exchange keeps each sender's order:
-    # the edges arrive sorted by (destination, source) already.
-    if d.size > 1 and not (np.all(d[1:] >= d[:-1])):
-        order = np.lexsort((s, d))
-        s, d = s[order], d[order]
-    indptr = np.zeros(nhi - nlo + 1, dtype=np.int64)
-    np.cumsum(np.bincount(d - nlo, minlength=nhi - nlo), out=indptr[1:])
-    v = np.arange(g.lo, g.hi, dtype=np.int64)
-    vv, dd = exchange(comm, np.searchsorted(off, v, side="right") - 1,
-                      [v, g.outdeg.astype(np.int64)])
-    outdeg = np.zeros(nhi - nlo, dtype=np.int64)
-    outdeg[vv - nlo] = dd
-    return indptr, s, outdeg
+    cs = np.zeros(g.n + 1, dtype=np.int64)
+    np.cumsum(deg[:, 0], out=cs[1:])
+    # edges I send to q: my rows inside q's new block; edges I get from q: my new rows
+    # inside q's old block
+    sedge = cs[np.clip(off[1:], g.lo, g.hi)] - cs[np.clip(off[:-1], g.lo, g.hi)]
+    redge = cs[np.clip(g.offsets[1:], nlo, nhi)] - cs[np.clip(g.offsets[:-1], nlo, nhi)]
+    s = np.empty(int(cs[nhi] - cs[nlo]), dtype=np.int64)
+    comm.Alltoallv([np.ascontiguousarray(g.in_indices, dtype=np.int64), sedge,
+                    np.cumsum(sedge) - sedge, MPI.INT64_T],
+                   [s, redge, np.cumsum(redge) - redge, MPI.INT64_T])
+    return cs[nlo:nhi + 1] - cs[nlo], s, deg[nlo:nhi, 1].copy()
+
+
+_TAG = 0x5052          # the p2p exchange's messages ("PR"); one solve at a time per comm
 
 
 class Native1D:
-    """The native back end's 1D solver, built for a short iteration (few microseconds):
+    """The native back end's 1D solver, built for a short iteration (few microseconds) and a
+    short setup (a few collectives, one native call for the local numbering):
 
     - rows are re-balanced over the ranks by in-edges + 6 per row (a row costs about as much
       as 6 edges in the sweep; equal vertex blocks leave rank 0 of email-Eu-core four times
-      the edges of rank 1);
+      the edges of rank 1), unless the blocks are already within 3% of the mean;
     - each rank numbers its rows by in-degree, descending, and sweeps them in SELL-4 chunks
       (``_core.pagerank.Sweep``): one call per iteration updates x, forms xs = x / outdeg,
       packs the send buffer and the partial sums (L1 change, dangling mass);
-    - the ghost exchange is one persistent neighbourhood collective (``Neighbor_alltoallv_init``,
-      planned by ``hpc.sparse.DistCSR``) that receives straight into the sweep's input vector;
+    - the ghost plan is DistCSR's (ghost columns sorted, counts by Alltoall, the requested
+      indices by Alltoallv), made here from the column set alone; the exchange receives
+      straight into the sweep's input vector, through persistent point-to-point requests
+      (``exchange='p2p'``: no new communicator; the default up to 4 ranks) or one persistent
+      neighbourhood collective (``'neighbor'``: ``Neighbor_alltoallv_init`` on a dist-graph
+      communicator; the default above 4 ranks);
     - ``reduce='piggyback'`` (default up to 4 ranks): every rank sends to every other and the
       2 partial sums ride in each message, so an iteration has no Allreduce; the stopping test
       of iteration k then happens after the exchange of iteration k+1 (the iterate returned is
       still the first one whose change is below tol). ``reduce='allreduce'``: one Allreduce of
       the 2-vector per iteration.
-    The result is returned in the graph's own vertex blocks.
+    The result is returned in the graph's own vertex blocks. ``setup_times`` holds the
+    seconds of each setup step on this rank.
     """
 
     layout = "1d"
 
     def __init__(self, g: Graph, backend: str = "native", reduce: str = "auto",
-                 balance: bool = True):
+                 balance: bool = True, exchange: str = "auto"):
         from mpi4py import MPI
 
         from hpc import _core
 
         if reduce not in ("auto", "piggyback", "allreduce"):
             raise ValueError(f"reduce must be auto, piggyback or allreduce, got {reduce!r}")
+        if exchange not in ("auto", "p2p", "neighbor"):
+            raise ValueError(f"exchange must be auto, p2p or neighbor, got {exchange!r}")
+        t_last = [time.perf_counter()]
+        self.setup_times: dict[str, float] = {}
+
+        def lap(name: str) -> None:
+            t = time.perf_counter()
+            self.setup_times[name] = t - t_last[0]
+            t_last[0] = t
+
         self.g = g
         comm = self.comm = g.comm
         p, r = comm.Get_size(), comm.Get_rank()
-        self.k = make(backend)
-        indeg = np.diff(g.in_indptr)
-        off = balanced_offsets(comm, g.n, g.lo, indeg + 6.0) if balance and p > 1 else g.offsets
+        self.reqs: list = []
+        self.gcomm = None
+        deg = None
+        if not (balance and p > 1):
+            off = g.offsets
+        elif g.n <= _SMALL_N:      # every rank gets every (in, out) degree: one collective
+            deg = _all_degrees(g)
+            off = _cut(deg[:, 0] + 6, g.offsets, p, slack=0.03)
+        else:
+            off = balanced_offsets(comm, g.n, g.lo, np.diff(g.in_indptr) + 6.0, slack=0.03)
         self.offsets = off
-        indptr, indices, outdeg = _rows_to(g, off)
+        lap("balance")
+        indptr, indices, outdeg = _rows_to(g, off) if deg is None else _rows_known(g, off, deg)
         nlo, nhi = int(off[r]), int(off[r + 1])
         nl = self.nlocal = nhi - nlo
-        # DistCSR plans the exchange from the set of ghost columns alone, so it gets each
-        # ghost column once (in row 0): its split of the whole block would cost more than
-        # the rest of this setup.
-        cols = np.asarray(indices, dtype=np.int64)
-        own = (cols >= nlo) & (cols < nhi)
-        gc = np.unique(cols[~own])
-        T = sp.csr_matrix((np.ones(gc.size), gc, np.r_[0, np.full(nl, gc.size)]), shape=(nl, g.n))
-        # exchange="p2p": no dist-graph communicator of its own (we build ours below)
-        A = DistCSR.from_local(comm, T, (g.n, g.n), row_offsets=off, backend="scipy",
-                               exchange="p2p")
-        pl = A.plan()
-        del A, T
-        self.ghosts = pl.n_ghost
+        lap("move_rows")
+        # The ghost plan (DistCSR's algorithm on the column set alone: its split of the block
+        # into SciPy matrices and kernels would cost more than the rest of this setup).
+        cols = np.ascontiguousarray(indices, dtype=np.int64)
+        gc, slot = _core.pagerank.ghost_columns(cols, nlo, nhi, g.n)
+        recv_counts = np.bincount(np.searchsorted(off, gc, side="right") - 1,
+                                  minlength=p).astype(np.int64)
+        lap("plan_ghosts")
+        send_counts = recv_counts.copy()
+        need = np.empty(0, dtype=np.int64)
+        if p > 1:
+            comm.Alltoall(recv_counts, send_counts)
+            need = np.empty(int(send_counts.sum()), dtype=np.int64)
+            comm.Alltoallv([gc, recv_counts, np.cumsum(recv_counts) - recv_counts, MPI.INT64_T],
+                           [need, send_counts, np.cumsum(send_counts) - send_counts, MPI.INT64_T])
+        send_idx = need - nlo
+        if send_idx.size and (send_idx.min() < 0 or send_idx.max() >= nl):
+            raise RuntimeError("ghost plan: a rank asked for a column it does not own")
+        self.ghosts = int(gc.size)
+        lap("plan")
         self.mode = "local" if p == 1 else (
             "piggyback" if reduce == "piggyback" or (reduce == "auto" and p <= 4) else "allreduce")
+        self.exchange = "none" if p == 1 else (
+            exchange if exchange != "auto" else ("p2p" if p <= 4 else "neighbor"))
         extra = 2 if self.mode == "piggyback" else 0
+        # every other rank (piggyback) or the ranks with data, both ascending
         if self.mode == "piggyback":
-            srcs = dsts = [q for q in range(p) if q != r]
+            srcs = dsts = np.array([q for q in range(p) if q != r], dtype=np.int64)
         else:
-            srcs, dsts = list(pl.sources), list(pl.dests)
-        rc = np.array([pl.recv_counts[q] + extra for q in srcs], dtype=np.int64)
-        sc = np.array([pl.send_counts[q] + extra for q in dsts], dtype=np.int64)
+            srcs, dsts = np.flatnonzero(recv_counts), np.flatnonzero(send_counts)
+        rc = (recv_counts[srcs] + extra).astype(np.int64)
+        sc = (send_counts[dsts] + extra).astype(np.int64)
         rd, sd = np.cumsum(rc) - rc, np.cumsum(sc) - sc
         R = int(rc.sum())
-        # ghost slot s (ghost_cols sorted, so grouped by owner) -> its receive position
-        gdisp = np.cumsum(pl.recv_counts) - pl.recv_counts
-        gpos = np.empty(pl.n_ghost, dtype=np.int64)
-        for i, q in enumerate(srcs):
-            c = int(pl.recv_counts[q])
-            gpos[gdisp[q]:gdisp[q] + c] = rd[i] + np.arange(c)
+        # ghost slot s (sorted, so grouped by owner) -> its receive position; send slot k
+        # (grouped by destination) -> its send position
+        rd_of = np.zeros(p, dtype=np.int64)
+        rd_of[srcs] = rd
+        sd_of = np.zeros(p, dtype=np.int64)
+        sd_of[dsts] = sd
+        gown = np.repeat(np.arange(p), recv_counts)
+        gpos = rd_of[gown] + np.arange(gc.size) - (np.cumsum(recv_counts) - recv_counts)[gown]
+        lap("local_pos")
         # internal order: in-degree descending (SELL-4 chunks of equal-length rows)
-        perm = np.argsort(-np.diff(indptr), kind="stable")
-        pos = np.empty(nl, dtype=np.int64)
-        pos[perm] = np.arange(nl)
+        perm, pos, mptr, midx = _core.pagerank.local_order(
+            np.ascontiguousarray(indptr, dtype=np.int64), cols, nlo, nhi, slot,
+            np.ascontiguousarray(gpos, dtype=np.int64))
         self.perm, self.pos = perm, pos
-        icol = np.empty(cols.size, dtype=np.int64)
-        icol[own] = pos[cols[own] - nlo]
-        icol[~own] = nl + gpos[np.searchsorted(pl.ghost_cols, cols[~own])]
+        lap("local_order")
+        sown = np.repeat(np.arange(p), send_counts)
+        pack_pos = sd_of[sown] + np.arange(send_idx.size) - (np.cumsum(send_counts) - send_counts)[sown]
+        pack_idx = pos[send_idx].astype(np.int32)
         ncols = nl + R + 1                            # + the zero slot SELL padding reads
-        M = sp.csr_matrix((np.ones(cols.size), icol, indptr), shape=(nl, ncols))[perm]
         inv = np.zeros(nl)
         np.divide(1.0, outdeg, out=inv, where=outdeg > 0)
         self.xg = np.zeros(ncols)
@@ -383,44 +499,61 @@ class Native1D:
         self.x = np.empty(nl)
         self.send = np.zeros(int(sc.sum()))
         self.part = np.zeros(2)
-        sdisp = np.cumsum(pl.send_counts) - pl.send_counts
-        pack_idx = np.empty(pl.n_send, dtype=np.int32)
-        pack_pos = np.empty(pl.n_send, dtype=np.int64)
-        for i, q in enumerate(dsts):
-            c = int(pl.send_counts[q])
-            pack_idx[sdisp[q]:sdisp[q] + c] = pos[pl.send_idx[sdisp[q]:sdisp[q] + c]]
-            pack_pos[sdisp[q]:sdisp[q] + c] = sd[i] + np.arange(c)
         if extra:
             part_pos = (sd + sc - 2).astype(np.int64)
             rpart_pos = (nl + rd + rc - 2).astype(np.int64)
         else:
             part_pos = rpart_pos = np.empty(0, dtype=np.int64)
+        lap("local")
         self.sweep = _core.pagerank.Sweep(
-            np.ascontiguousarray(M.indptr, dtype=np.int64),
-            np.ascontiguousarray(M.indices, dtype=np.int32), ncols, self.xg, self.x, inv[perm],
-            self.send, pack_idx, pack_pos, part_pos, rpart_pos, r if extra else 0, self.part)
-        self.req = self.gcomm = None
-        if p > 1:        # collective: also on ranks without neighbours
-            self.gcomm = comm.Create_dist_graph_adjacent(srcs, dsts, reorder=False)
-            self.req = self.gcomm.Neighbor_alltoallv_init(
-                [self.send, sc, sd, MPI.DOUBLE], [self.recv, rc, rd, MPI.DOUBLE])
+            mptr, midx, ncols, self.xg, self.x, np.ascontiguousarray(inv[perm]), self.send,
+            pack_idx, pack_pos.astype(np.int64), part_pos, rpart_pos, r if extra else 0,
+            self.part)
+        lap("sell")
+        if self.exchange == "p2p":
+            # receives first: a matching send can then land without an unexpected-message copy
+            self.reqs = [comm.Recv_init([self.recv[a:a + c], MPI.DOUBLE], int(q), _TAG)
+                         for q, a, c in zip(srcs, rd, rc)]
+            self.reqs += [comm.Send_init([self.send[a:a + c], MPI.DOUBLE], int(q), _TAG)
+                          for q, a, c in zip(dsts, sd, sc)]
+        elif self.exchange == "neighbor":   # collective: also on ranks without neighbours
+            self.gcomm = comm.Create_dist_graph_adjacent(srcs.tolist(), dsts.tolist(),
+                                                         reorder=False)
+            self.reqs = [self.gcomm.Neighbor_alltoallv_init(
+                [self.send, sc, sd, MPI.DOUBLE], [self.recv, rc, rd, MPI.DOUBLE])]
+        lap("exchange")
         self._red = np.zeros(2)
-        # the result goes back to the graph's blocks through one persistent Alltoallv
+        # the result goes back to the graph's blocks: persistent sends/receives between the
+        # ranks whose blocks overlap (no collective to set up), this rank's own part copied
         self._xnat = np.empty(nl)
         self._move = None
         if not np.array_equal(off, g.offsets):
-            glo, ghi = g.lo, g.hi
-            self._xout = np.empty(ghi - glo)
-            msc = np.maximum(0, np.minimum(nhi, g.offsets[1:]) - np.maximum(nlo, g.offsets[:-1]))
-            mrc = np.maximum(0, np.minimum(ghi, off[1:]) - np.maximum(glo, off[:-1]))
-            msc, mrc = msc.astype(np.int64), mrc.astype(np.int64)
-            self._move = comm.Alltoallv_init([self._xnat, msc, np.cumsum(msc) - msc, MPI.DOUBLE],
-                                             [self._xout, mrc, np.cumsum(mrc) - mrc, MPI.DOUBLE])
+            self._xout = np.empty(g.nlocal)
+            msc, mrc = _overlaps(off, g.offsets, r)
+            msd, mrd = np.cumsum(msc) - msc, np.cumsum(mrc) - mrc
+            self._self_move = (slice(int(msd[r]), int(msd[r] + msc[r])),
+                               slice(int(mrd[r]), int(mrd[r] + mrc[r])))
+            mv = [comm.Recv_init([self._xout[a:a + c], MPI.DOUBLE], int(q), _TAG + 1)
+                  for q, (a, c) in enumerate(zip(mrd, mrc)) if c and q != r]
+            mv += [comm.Send_init([self._xnat[a:a + c], MPI.DOUBLE], int(q), _TAG + 1)
+                   for q, (a, c) in enumerate(zip(msd, msc)) if c and q != r]
+            self._move = mv
+        lap("result_move")
+
+    def _start_wait(self):
+        """(start, wait) of one exchange, as argument-free callables (the loop's hot path)."""
+        from mpi4py import MPI
+
+        reqs = self.reqs
+        if len(reqs) == 1:
+            return reqs[0].Start, reqs[0].Wait
+        return partial(MPI.Prequest.Startall, reqs), partial(MPI.Request.Waitall, reqs)
 
     def _exchange(self) -> None:
-        if self.req is not None:
-            self.req.Start()
-            self.req.Wait()
+        if self.reqs:
+            start, wait = self._start_wait()
+            start()
+            wait()
 
     def solve(self, damping: float, tol: float, max_iter: int) -> Result:
         from mpi4py import MPI
@@ -431,10 +564,10 @@ class Native1D:
         it, change, converged = 0, float("inf"), False
         t0 = time.perf_counter()
         if self.mode == "piggyback":
-            exch = self.req
+            start, wait = self._start_wait()
             while it < max_iter:
-                exch.Start()
-                exch.Wait()
+                start()
+                wait()
                 stopped, change, _ = k.step_pb(d, n, tol, it > 0)
                 if stopped:
                     converged = True
@@ -467,8 +600,12 @@ class Native1D:
         np.take(self.x, self.pos, out=self._xnat)
         if self._move is None:
             return Result(self._xnat.copy(), it, float(change), converged, secs)
-        self._move.Start()
-        self._move.Wait()
+        if self._move:
+            MPI.Prequest.Startall(self._move)
+        a, b = self._self_move
+        self._xout[b] = self._xnat[a]
+        if self._move:
+            MPI.Request.Waitall(self._move)
         return Result(self._xout.copy(), it, float(change), converged, secs)
 
     def residual(self, x_host: np.ndarray, damping: float) -> tuple[float, float]:
@@ -484,10 +621,9 @@ class Native1D:
         return float(change), float(tot[1])
 
     def free(self) -> None:
-        for r in (self.req, self._move):
-            if r is not None:
-                r.Free()
-        self.req = self._move = None
+        for r in self.reqs + (self._move or []):
+            r.Free()
+        self.reqs, self._move = [], None
         if self.gcomm is not None:
             self.gcomm.Free()
             self.gcomm = None

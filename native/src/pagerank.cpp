@@ -393,6 +393,117 @@ class Sweep {
   std::vector<int64_t> pack_pos_, part_pos_, rpart_pos_;
   double own_c_ = 0.0, own_m_ = 0.0;
 };
+
+// ------------------------------------------------------------------ the sweep's local numbering
+// Part of the setup of a millisecond solve, so in two native calls rather than NumPy/SciPy
+// passes (a sort for np.unique, a binary search per entry):
+//
+// ghost_columns(indices, nlo, nhi, n): the sorted distinct columns outside [nlo, nhi) and, per
+// entry, the slot of its column among them (-1 for an owned column). With n <= 4 nnz + 4096 a
+// dense marker over the n columns (O(n + nnz), memory of the order of the indices); otherwise
+// a sort of the ghost entries (O(nnz log nnz), no O(n) memory on a large graph).
+py::tuple ghost_columns(const py::array& indices_, int64_t nlo, int64_t nhi, int64_t n) {
+  auto ix = hpc::exact<int64_t>(indices_, "ghost_columns indices");
+  hpc::require_1d(ix, -1, "ghost_columns indices");
+  if (nlo < 0 || nhi < nlo || n < nhi) hpc::fail("ghost_columns: bad range");
+  const int64_t nnz = ix.shape(0);
+  const int64_t* c = ix.data();
+  py::array_t<int32_t> slot_(nnz);
+  int32_t* slot = slot_.mutable_data();
+  std::vector<int64_t> gc;
+  bool bad = false;
+  {
+    py::gil_scoped_release nogil;
+    for (int64_t k = 0; k < nnz; ++k)
+      if (c[k] < 0 || c[k] >= n) bad = true;
+    if (!bad && n <= 4 * nnz + 4096) {
+      std::vector<int32_t> mark(static_cast<size_t>(n), -1);
+      for (int64_t k = 0; k < nnz; ++k)
+        if (c[k] < nlo || c[k] >= nhi) mark[c[k]] = 0;
+      for (int64_t v = 0; v < n; ++v)
+        if (mark[v] == 0) {
+          mark[v] = static_cast<int32_t>(gc.size());
+          gc.push_back(v);
+        }
+      for (int64_t k = 0; k < nnz; ++k) slot[k] = (c[k] < nlo || c[k] >= nhi) ? mark[c[k]] : -1;
+    } else if (!bad) {
+      std::vector<std::pair<int64_t, int64_t>> e;  // (column, entry)
+      for (int64_t k = 0; k < nnz; ++k) {
+        slot[k] = -1;
+        if (c[k] < nlo || c[k] >= nhi) e.emplace_back(c[k], k);
+      }
+      std::sort(e.begin(), e.end());
+      for (const auto& [col, k] : e) {
+        if (gc.empty() || gc.back() != col) gc.push_back(col);
+        slot[k] = static_cast<int32_t>(gc.size() - 1);
+      }
+    }
+  }
+  if (bad) hpc::fail("ghost_columns: a column is outside [0, n)");
+  if (static_cast<int64_t>(gc.size()) > std::numeric_limits<int32_t>::max())
+    hpc::fail("ghost_columns: too many ghost columns for int32");
+  return py::make_tuple(to_array(std::move(gc)), slot_);
+}
+
+// local_order(indptr, indices, nlo, nhi, slot, gpos): rows renumbered by in-degree, descending
+// (a stable counting sort: equal degrees keep their order), columns to the sweep's numbering:
+// owned column c -> pos[c - nlo], ghost entry k -> nl + gpos[slot[k]]. Entries keep their order
+// within a row (the sums, and so the bits, are those of the original row order). Returns
+// (perm, pos, indptr, indices) of the permuted rows; perm[i] = original row of internal row i.
+py::tuple local_order(const py::array& indptr_, const py::array& indices_, int64_t nlo,
+                      int64_t nhi, const py::array& slot_, const py::array& gpos_) {
+  auto ip = hpc::exact<int64_t>(indptr_, "local_order indptr");
+  auto ix = hpc::exact<int64_t>(indices_, "local_order indices");
+  auto sl = hpc::exact<int32_t>(slot_, "local_order slot");
+  auto gp = hpc::exact<int64_t>(gpos_, "local_order gpos");
+  if (nhi < nlo || nlo < 0) hpc::fail("local_order: bad row range");
+  const int64_t nl = nhi - nlo;
+  if (nl > std::numeric_limits<int32_t>::max()) hpc::fail("local_order: too many rows for int32");
+  hpc::require_1d(ip, nl + 1, "local_order indptr");
+  hpc::require_1d(ix, -1, "local_order indices");
+  hpc::require_1d(sl, ix.shape(0), "local_order slot");
+  hpc::require_1d(gp, -1, "local_order gpos");
+  const int64_t nnz = ix.shape(0), ng = gp.shape(0);
+  const int64_t *p = ip.data(), *c = ix.data(), *q = gp.data();
+  const int32_t* s = sl.data();
+  if (p[0] != 0 || p[nl] != nnz) hpc::fail("local_order: indptr does not span the entries");
+  for (int64_t r = 0; r < nl; ++r)
+    if (p[r + 1] < p[r]) hpc::fail("local_order: indptr is not monotone");
+  for (int64_t k = 0; k < ng; ++k)
+    if (q[k] < 0 || q[k] > std::numeric_limits<int32_t>::max() - nl - 1)
+      hpc::fail("local_order: gpos out of range");
+  for (int64_t k = 0; k < nnz; ++k) {
+    const bool own = c[k] >= nlo && c[k] < nhi;
+    if (own ? s[k] != -1 : (s[k] < 0 || s[k] >= ng)) hpc::fail("local_order: slot out of range");
+  }
+  py::array_t<int64_t> perm_(nl), pos_(nl), optr_(nl + 1);
+  py::array_t<int32_t> oidx_(nnz);
+  int64_t *perm = perm_.mutable_data(), *pos = pos_.mutable_data(), *optr = optr_.mutable_data();
+  int32_t* oidx = oidx_.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    int64_t maxdeg = 0;
+    for (int64_t r = 0; r < nl; ++r) maxdeg = std::max(maxdeg, p[r + 1] - p[r]);
+    // counting sort, descending degree: bucket b = maxdeg - degree
+    std::vector<int64_t> cnt(static_cast<size_t>(maxdeg) + 2, 0);
+    for (int64_t r = 0; r < nl; ++r) ++cnt[maxdeg - (p[r + 1] - p[r]) + 1];
+    for (int64_t b = 1; b <= maxdeg + 1; ++b) cnt[b] += cnt[b - 1];
+    for (int64_t r = 0; r < nl; ++r) {
+      const int64_t i = cnt[maxdeg - (p[r + 1] - p[r])]++;
+      perm[i] = r;
+      pos[r] = i;
+    }
+    optr[0] = 0;
+    for (int64_t i = 0; i < nl; ++i) {
+      const int64_t r = perm[i], b = p[r], e = p[r + 1];
+      int32_t* out = oidx + optr[i];
+      for (int64_t k = b; k < e; ++k)
+        out[k - b] = static_cast<int32_t>(s[k] < 0 ? pos[c[k] - nlo] : nl + q[s[k]]);
+      optr[i + 1] = optr[i] + (e - b);
+    }
+  }
+  return py::make_tuple(perm_, pos_, optr_, oidx_);
+}
 }  // namespace
 
 HPC_SUBMODULE(pagerank) {
@@ -430,6 +541,11 @@ HPC_SUBMODULE(pagerank) {
         py::arg("y"), py::arg("x"), py::arg("xs"), py::arg("inv_deg"), py::arg("d"),
         py::arg("base"));
 
+  m.def("ghost_columns", &ghost_columns, py::arg("indices"), py::arg("nlo"), py::arg("nhi"),
+        py::arg("n"), "Sorted distinct columns outside [nlo, nhi) and each entry's slot among them");
+  m.def("local_order", &local_order, py::arg("indptr"), py::arg("indices"), py::arg("nlo"),
+        py::arg("nhi"), py::arg("slot"), py::arg("gpos"),
+        "Rows by in-degree descending, columns to the sweep's numbering: (perm, pos, indptr, indices)");
   py::class_<Sweep>(m, "Sweep",
                     "SELL-4 pull sweep with bound buffers (rows in-degree descending), fused "
                     "update, send-buffer packing and rank-ordered partial sums")

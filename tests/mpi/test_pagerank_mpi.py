@@ -167,6 +167,8 @@ def _check_against_networkx(g, G, backend="native", layout="1d"):
     want = np.array([ref[int(v)] for v in ids])
     assert np.abs(x - want).max() <= 1e-12
     assert abs(x.sum() - 1.0) <= 1e-12
+    if hasattr(s, "free"):
+        s.free()                 # persistent requests / communicators
 
 
 @pytest.mark.mpi
@@ -278,6 +280,82 @@ def test_native_1d_modes_match_the_serial_iteration(reduce, balance):
     change, total = s.residual(again.x, 0.85)
     assert change <= 1e-10 and abs(total - 1.0) <= 1e-12
     s.free()
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("name", ["email-Eu-core.txt", "p2p-Gnutella08.txt"])
+def test_native_1d_p2p_and_neighbor_exchange_agree(name):
+    """The persistent point-to-point exchange (no new communicator) and the persistent
+    neighbourhood collective give the same bits, in both reduction modes, and the serial
+    iteration's answer; the ghost plan is DistCSR's (same ghost count on the same blocks)."""
+    from hpc.sparse.dcsr import DistCSR
+    import scipy.sparse as sp
+
+    g = graphio.read_snap(_real(name), comm)
+    A = comm.bcast(graphio.gather_csr(g))
+    ref, its, _ = _serial_power(A, 0.85, 1e-10, 1000)
+    out = {}
+    for reduce in ("piggyback", "allreduce"):
+        for exchange in ("p2p", "neighbor"):
+            s = make_solver(g, "native", "1d", reduce=reduce, exchange=exchange)
+            assert s.exchange == ("none" if comm.size == 1 else exchange)
+            assert set(s.setup_times) >= {"balance", "move_rows", "plan", "local", "exchange"}
+            res = s.solve(0.85, 1e-10, 1000)
+            assert res.iterations == its
+            _, x = _gather_scores(g, res.x)
+            assert np.abs(x - ref).max() <= 1e-14
+            out[reduce, exchange] = x
+            # DistCSR's plan on the solver's blocks needs the same ghost columns
+            off = s.offsets
+            lo, hi = int(off[comm.rank]), int(off[comm.rank + 1])
+            T = sp.csr_matrix(A.T.tocsr()[lo:hi])
+            D = DistCSR.from_local(comm, T, A.shape, row_offsets=off, backend="scipy",
+                                   exchange="p2p")
+            assert D.plan().n_ghost == s.ghosts
+            s.free()
+        assert np.array_equal(out[reduce, "p2p"], out[reduce, "neighbor"])
+
+
+@pytest.mark.mpi
+def test_balanced_offsets_slack_keeps_balanced_blocks():
+    """With slack, blocks already within it stay (no row move); without, they are recut."""
+    from hpc.core.partition import block_offsets
+    from hpc.pagerank.solver import balanced_offsets
+
+    n = 999
+    blk = block_offsets(n, comm.size)
+    lo, hi = int(blk[comm.rank]), int(blk[comm.rank + 1])
+    cost = np.full(hi - lo, 7.0)
+    cost[: min(3, cost.size)] += 1.0                     # a little uneven: within 3%
+    assert np.array_equal(balanced_offsets(comm, n, lo, cost, slack=0.03), blk)
+    heavy = cost.copy()
+    if comm.rank == 0:
+        heavy[:] = 50.0                                  # rank 0 far above the mean
+    off = balanced_offsets(comm, n, lo, heavy, slack=0.03)
+    if comm.size > 1:
+        assert not np.array_equal(off, blk) and off[1] < blk[1]
+    else:
+        assert np.array_equal(off, blk)
+
+
+@pytest.mark.mpi
+def test_small_graph_path_equals_the_distributed_one():
+    """Below _SMALL_N the solver all-gathers the degrees: the same blocks as the two-step
+    balanced_offsets, and the same moved rows as _rows_to (two Alltoallv)."""
+    from hpc.pagerank.solver import _all_degrees, _cut, _rows_known, _rows_to, balanced_offsets
+
+    g = graphio.read_snap(_real("email-Eu-core.txt"), comm)
+    deg = _all_degrees(g)
+    assert np.array_equal(deg[g.lo:g.hi, 0], np.diff(g.in_indptr))
+    assert np.array_equal(deg[g.lo:g.hi, 1], g.outdeg)
+    rng = np.random.default_rng(11)
+    for slack in (0.0, 0.03):
+        for cost in (deg[:, 0] + 6, rng.integers(0, 40, g.n), np.full(g.n, 3)):
+            want = balanced_offsets(comm, g.n, g.lo, cost[g.lo:g.hi].astype(float), slack=slack)
+            assert np.array_equal(_cut(cost, g.offsets, comm.size, slack), want)
+    off = _cut(deg[:, 0] + 6, g.offsets, comm.size, 0.0)
+    for a, b in zip(_rows_known(g, off, deg), _rows_to(g, off)):
+        assert np.array_equal(a, b)
 
 
 @pytest.mark.mpi
