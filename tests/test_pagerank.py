@@ -174,9 +174,9 @@ def test_native_and_python_parsers_agree(text):
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
 
 
-def test_native_ghost_columns_and_local_order_match_numpy():
-    """The setup's two native helpers against NumPy (both the dense-marker and the sort
-    path of ghost_columns), and their bounds checks."""
+def test_native_setup_helpers_match_numpy():
+    """The setup's native helpers against NumPy (both the dense-marker and the sort path of
+    ghost_columns), and their bounds checks."""
     import numpy as np
 
     from hpc import _core
@@ -184,25 +184,63 @@ def test_native_ghost_columns_and_local_order_match_numpy():
     rng = np.random.default_rng(3)
     nl, nlo = 40, 100
     deg = rng.integers(0, 9, nl)
+    outdeg = rng.integers(0, 3, nl).astype(np.int64)
     indptr = np.concatenate(([0], np.cumsum(deg))).astype(np.int64)
+    send_idx = rng.integers(0, nl, 17).astype(np.int64)
     for n in (300, 10**9):                       # dense marker / sort of the ghost entries
+        off = np.array([0, nlo, nlo + nl, n], dtype=np.int64)
         cols = rng.integers(0, n, int(indptr[-1])).astype(np.int64)
         cols[::3] = rng.integers(nlo, nlo + nl, cols[::3].size)   # some owned columns
         ghost = (cols < nlo) | (cols >= nlo + nl)
-        gc, slot = _core.pagerank.ghost_columns(cols, nlo, nlo + nl, n)
+        gc, slot, counts = _core.pagerank.ghost_columns(cols, nlo, nlo + nl, n, off)
         ref, inv = np.unique(cols[ghost], return_inverse=True)
         assert np.array_equal(gc, ref)
         assert np.array_equal(slot[ghost], inv) and np.all(slot[~ghost] == -1)
+        assert np.array_equal(counts, np.bincount(np.searchsorted(off, gc, "right") - 1,
+                                                  minlength=3))
         gpos = rng.permutation(gc.size).astype(np.int64) + 5
-        perm, pos, optr, oidx = _core.pagerank.local_order(indptr, cols, nlo, nlo + nl, slot, gpos)
+        perm, pos, optr, oidx, pidx, invd = _core.pagerank.local_order(
+            indptr, cols, nlo, nlo + nl, slot, gpos, send_idx, outdeg)
         assert np.array_equal(perm, np.argsort(-deg, kind="stable"))
         assert np.array_equal(pos[perm], np.arange(nl))
+        assert np.array_equal(pidx, pos[send_idx])
+        want_inv = np.zeros(nl)
+        np.divide(1.0, outdeg, out=want_inv, where=outdeg > 0)
+        assert np.array_equal(invd, want_inv[perm])
         want = np.where(ghost, nl + gpos[np.maximum(slot, 0)], pos[np.clip(cols - nlo, 0, nl - 1)])
         for i, r in enumerate(perm):              # row r's entries, in order, at row i
             assert np.array_equal(oidx[optr[i]:optr[i + 1]], want[indptr[r]:indptr[r + 1]])
     with pytest.raises(ValueError):
-        _core.pagerank.ghost_columns(np.array([5, 400], dtype=np.int64), 0, 10, 300)
+        _core.pagerank.ghost_columns(np.array([5, 400], dtype=np.int64), 0, 10, 300,
+                                     np.array([0, 10, 300], dtype=np.int64))
     bad = slot.copy()
     bad[np.flatnonzero(slot >= 0)[0]] = gc.size   # a slot past the ghost list
     with pytest.raises(ValueError):
-        _core.pagerank.local_order(indptr, cols, nlo, nlo + nl, bad, gpos)
+        _core.pagerank.local_order(indptr, cols, nlo, nlo + nl, bad, gpos, send_idx, outdeg)
+    with pytest.raises(ValueError):               # a row this rank does not own
+        _core.pagerank.local_order(indptr, cols, nlo, nlo + nl, slot, gpos,
+                                   np.array([nl], dtype=np.int64), outdeg)
+
+
+def test_native_exchange_layout():
+    """Rank 1 of 3: piggy-backed (every other rank, 2 partial slots a message) and not."""
+    import numpy as np
+
+    from hpc import _core
+
+    rcnt = np.array([2, 0, 3], dtype=np.int64)
+    scnt = np.array([1, 0, 0], dtype=np.int64)
+    need = np.array([12], dtype=np.int64)            # rank 0 asks for global row 12
+    srcs, dsts, rc, rd, sc, sd, gpos, sidx, ppos, part, rpart = \
+        _core.pagerank.exchange_layout(rcnt, scnt, need, 1, 10, 5, True)
+    assert srcs.tolist() == [0, 2] and dsts.tolist() == [0, 2]
+    assert rc.tolist() == [4, 5] and rd.tolist() == [0, 4]
+    assert sc.tolist() == [3, 2] and sd.tolist() == [0, 3]
+    assert gpos.tolist() == [0, 1, 4, 5, 6] and sidx.tolist() == [2] and ppos.tolist() == [0]
+    assert part.tolist() == [1, 3] and rpart.tolist() == [5 + 2, 5 + 7]
+    srcs, dsts, rc, rd, sc, sd, gpos, sidx, ppos, part, rpart = \
+        _core.pagerank.exchange_layout(rcnt, scnt, need, 1, 10, 5, False)
+    assert srcs.tolist() == [0, 2] and dsts.tolist() == [0]
+    assert rc.tolist() == [2, 3] and gpos.tolist() == [0, 1, 2, 3, 4] and part.size == 0
+    with pytest.raises(ValueError):                 # asks for a row rank 1 does not own
+        _core.pagerank.exchange_layout(rcnt, scnt, np.array([15], dtype=np.int64), 1, 10, 5, True)

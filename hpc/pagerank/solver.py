@@ -443,72 +443,43 @@ class Native1D:
         # The ghost plan (DistCSR's algorithm on the column set alone: its split of the block
         # into SciPy matrices and kernels would cost more than the rest of this setup).
         cols = np.ascontiguousarray(indices, dtype=np.int64)
-        gc, slot = _core.pagerank.ghost_columns(cols, nlo, nhi, g.n)
-        recv_counts = np.bincount(np.searchsorted(off, gc, side="right") - 1,
-                                  minlength=p).astype(np.int64)
+        gc, slot, recv_counts = _core.pagerank.ghost_columns(cols, nlo, nhi, g.n, off)
         lap("plan_ghosts")
-        send_counts = recv_counts.copy()
-        need = np.empty(0, dtype=np.int64)
+        send_counts, need = recv_counts, np.empty(0, dtype=np.int64)
         if p > 1:
+            send_counts = np.empty(p, dtype=np.int64)
             comm.Alltoall(recv_counts, send_counts)
             need = np.empty(int(send_counts.sum()), dtype=np.int64)
             comm.Alltoallv([gc, recv_counts, np.cumsum(recv_counts) - recv_counts, MPI.INT64_T],
                            [need, send_counts, np.cumsum(send_counts) - send_counts, MPI.INT64_T])
-        send_idx = need - nlo
-        if send_idx.size and (send_idx.min() < 0 or send_idx.max() >= nl):
-            raise RuntimeError("ghost plan: a rank asked for a column it does not own")
         self.ghosts = int(gc.size)
         lap("plan")
         self.mode = "local" if p == 1 else (
             "piggyback" if reduce == "piggyback" or (reduce == "auto" and p <= 4) else "allreduce")
         self.exchange = "none" if p == 1 else (
             exchange if exchange != "auto" else ("p2p" if p <= 4 else "neighbor"))
-        extra = 2 if self.mode == "piggyback" else 0
-        # every other rank (piggyback) or the ranks with data, both ascending
-        if self.mode == "piggyback":
-            srcs = dsts = np.array([q for q in range(p) if q != r], dtype=np.int64)
-        else:
-            srcs, dsts = np.flatnonzero(recv_counts), np.flatnonzero(send_counts)
-        rc = (recv_counts[srcs] + extra).astype(np.int64)
-        sc = (send_counts[dsts] + extra).astype(np.int64)
-        rd, sd = np.cumsum(rc) - rc, np.cumsum(sc) - sc
-        R = int(rc.sum())
-        # ghost slot s (sorted, so grouped by owner) -> its receive position; send slot k
-        # (grouped by destination) -> its send position
-        rd_of = np.zeros(p, dtype=np.int64)
-        rd_of[srcs] = rd
-        sd_of = np.zeros(p, dtype=np.int64)
-        sd_of[dsts] = sd
-        gown = np.repeat(np.arange(p), recv_counts)
-        gpos = rd_of[gown] + np.arange(gc.size) - (np.cumsum(recv_counts) - recv_counts)[gown]
-        lap("local_pos")
+        extra = self.mode == "piggyback"
+        # neighbours (every other rank when piggy-backing, else the ranks with data), the
+        # receive position of every ghost slot, the row and send position of every value sent
+        (srcs, dsts, rc, rd, sc, sd, gpos, send_idx, pack_pos, part_pos,
+         rpart_pos) = _core.pagerank.exchange_layout(recv_counts, send_counts, need, r, nlo, nl,
+                                                     extra)
         # internal order: in-degree descending (SELL-4 chunks of equal-length rows)
-        perm, pos, mptr, midx = _core.pagerank.local_order(
-            np.ascontiguousarray(indptr, dtype=np.int64), cols, nlo, nhi, slot,
-            np.ascontiguousarray(gpos, dtype=np.int64))
+        perm, pos, mptr, midx, pack_idx, inv = _core.pagerank.local_order(
+            np.ascontiguousarray(indptr, dtype=np.int64), cols, nlo, nhi, slot, gpos, send_idx,
+            np.ascontiguousarray(outdeg, dtype=np.int64))
         self.perm, self.pos = perm, pos
-        lap("local_order")
-        sown = np.repeat(np.arange(p), send_counts)
-        pack_pos = sd_of[sown] + np.arange(send_idx.size) - (np.cumsum(send_counts) - send_counts)[sown]
-        pack_idx = pos[send_idx].astype(np.int32)
+        R = int(rc.sum())
         ncols = nl + R + 1                            # + the zero slot SELL padding reads
-        inv = np.zeros(nl)
-        np.divide(1.0, outdeg, out=inv, where=outdeg > 0)
         self.xg = np.zeros(ncols)
         self.recv = self.xg[nl:nl + R]
         self.x = np.empty(nl)
         self.send = np.zeros(int(sc.sum()))
         self.part = np.zeros(2)
-        if extra:
-            part_pos = (sd + sc - 2).astype(np.int64)
-            rpart_pos = (nl + rd + rc - 2).astype(np.int64)
-        else:
-            part_pos = rpart_pos = np.empty(0, dtype=np.int64)
         lap("local")
         self.sweep = _core.pagerank.Sweep(
-            mptr, midx, ncols, self.xg, self.x, np.ascontiguousarray(inv[perm]), self.send,
-            pack_idx, pack_pos.astype(np.int64), part_pos, rpart_pos, r if extra else 0,
-            self.part)
+            mptr, midx, ncols, self.xg, self.x, inv, self.send, pack_idx, pack_pos, part_pos,
+            rpart_pos, r if extra else 0, self.part)
         lap("sell")
         if self.exchange == "p2p":
             # receives first: a matching send can then land without an unexpected-message copy

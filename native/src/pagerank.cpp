@@ -398,14 +398,23 @@ class Sweep {
 // Part of the setup of a millisecond solve, so in two native calls rather than NumPy/SciPy
 // passes (a sort for np.unique, a binary search per entry):
 //
-// ghost_columns(indices, nlo, nhi, n): the sorted distinct columns outside [nlo, nhi) and, per
-// entry, the slot of its column among them (-1 for an owned column). With n <= 4 nnz + 4096 a
+// ghost_columns(indices, nlo, nhi, n, offsets): the sorted distinct columns outside [nlo, nhi),
+// per entry the slot of its column among them (-1 for an owned column), and how many ghost
+// columns each rank (blocks ``offsets``) owns. With n <= 4 nnz + 4096 a
 // dense marker over the n columns (O(n + nnz), memory of the order of the indices); otherwise
 // a sort of the ghost entries (O(nnz log nnz), no O(n) memory on a large graph).
-py::tuple ghost_columns(const py::array& indices_, int64_t nlo, int64_t nhi, int64_t n) {
+py::tuple ghost_columns(const py::array& indices_, int64_t nlo, int64_t nhi, int64_t n,
+                        const py::array& offsets_) {
   auto ix = hpc::exact<int64_t>(indices_, "ghost_columns indices");
+  auto of = hpc::exact<int64_t>(offsets_, "ghost_columns offsets");
   hpc::require_1d(ix, -1, "ghost_columns indices");
+  hpc::require_1d(of, -1, "ghost_columns offsets");
   if (nlo < 0 || nhi < nlo || n < nhi) hpc::fail("ghost_columns: bad range");
+  const int64_t p = of.shape(0) - 1;
+  const int64_t* o = of.data();
+  if (p < 1 || o[0] != 0 || o[p] != n) hpc::fail("ghost_columns: offsets must run from 0 to n");
+  for (int64_t q = 0; q < p; ++q)
+    if (o[q + 1] < o[q]) hpc::fail("ghost_columns: offsets are not monotone");
   const int64_t nnz = ix.shape(0);
   const int64_t* c = ix.data();
   py::array_t<int32_t> slot_(nnz);
@@ -418,8 +427,8 @@ py::tuple ghost_columns(const py::array& indices_, int64_t nlo, int64_t nhi, int
       if (c[k] < 0 || c[k] >= n) bad = true;
     if (!bad && n <= 4 * nnz + 4096) {
       std::vector<int32_t> mark(static_cast<size_t>(n), -1);
-      for (int64_t k = 0; k < nnz; ++k)
-        if (c[k] < nlo || c[k] >= nhi) mark[c[k]] = 0;
+      for (int64_t k = 0; k < nnz; ++k) mark[c[k]] = 0;
+      std::fill(mark.begin() + nlo, mark.begin() + nhi, -1);   // owned columns are no ghosts
       for (int64_t v = 0; v < n; ++v)
         if (mark[v] == 0) {
           mark[v] = static_cast<int32_t>(gc.size());
@@ -442,16 +451,94 @@ py::tuple ghost_columns(const py::array& indices_, int64_t nlo, int64_t nhi, int
   if (bad) hpc::fail("ghost_columns: a column is outside [0, n)");
   if (static_cast<int64_t>(gc.size()) > std::numeric_limits<int32_t>::max())
     hpc::fail("ghost_columns: too many ghost columns for int32");
-  return py::make_tuple(to_array(std::move(gc)), slot_);
+  std::vector<int64_t> counts(static_cast<size_t>(p), 0);  // per owner rank (gc is sorted)
+  int64_t q = 0;
+  for (const int64_t v : gc) {
+    while (v >= o[q + 1]) ++q;
+    ++counts[q];
+  }
+  return py::make_tuple(to_array(std::move(gc)), slot_, to_array(std::move(counts)));
+}
+
+// exchange_layout(recv_counts, send_counts, need, rank, nlo, nl, piggyback): where every value
+// of the exchange sits. Neighbours: every other rank (piggyback: each message also carries 2
+// partial sums at its end) or the ranks with data, ascending. Returns (srcs, dsts, rc, rd, sc,
+// sd, gpos, send_idx, pack_pos, part_pos, rpart_pos): per-neighbour counts/displacements; the
+// receive position of every ghost slot (sorted, so grouped by owner); the local row and send
+// position of every requested value (grouped by destination); the partial blocks in the send
+// buffer and in xg (after the nl owned rows).
+py::tuple exchange_layout(const py::array& rcnt_, const py::array& scnt_, const py::array& need_,
+                          int64_t rank, int64_t nlo, int64_t nl, bool piggyback) {
+  auto rcn = hpc::exact<int64_t>(rcnt_, "exchange_layout recv_counts");
+  auto scn = hpc::exact<int64_t>(scnt_, "exchange_layout send_counts");
+  auto nd = hpc::exact<int64_t>(need_, "exchange_layout need");
+  hpc::require_1d(rcn, -1, "exchange_layout recv_counts");
+  const int64_t p = rcn.shape(0);
+  hpc::require_1d(scn, p, "exchange_layout send_counts");
+  hpc::require_1d(nd, -1, "exchange_layout need");
+  if (rank < 0 || rank >= p || nl < 0) hpc::fail("exchange_layout: bad rank or row count");
+  const int64_t *rq = rcn.data(), *sq = scn.data(), *need = nd.data();
+  int64_t ng = 0, ns = 0;
+  for (int64_t q = 0; q < p; ++q) {
+    if (rq[q] < 0 || sq[q] < 0) hpc::fail("exchange_layout: negative count");
+    ng += rq[q];
+    ns += sq[q];
+  }
+  if (ns != nd.shape(0)) hpc::fail("exchange_layout: need does not match send_counts");
+  if (rq[rank] != 0 || sq[rank] != 0) hpc::fail("exchange_layout: a rank exchanges with itself");
+  const int64_t extra = piggyback ? 2 : 0;
+  std::vector<int64_t> srcs, dsts, rc, rd, sc, sd, rd_of(p, 0), sd_of(p, 0);
+  int64_t R = 0, S = 0;
+  for (int64_t q = 0; q < p; ++q) {
+    if (q != rank && (piggyback || rq[q] > 0)) {
+      srcs.push_back(q);
+      rc.push_back(rq[q] + extra);
+      rd.push_back(R);
+      rd_of[q] = R;
+      R += rq[q] + extra;
+    }
+    if (q != rank && (piggyback || sq[q] > 0)) {
+      dsts.push_back(q);
+      sc.push_back(sq[q] + extra);
+      sd.push_back(S);
+      sd_of[q] = S;
+      S += sq[q] + extra;
+    }
+  }
+  std::vector<int64_t> gpos(static_cast<size_t>(ng)), send_idx(static_cast<size_t>(ns)),
+      pack_pos(static_cast<size_t>(ns)), part_pos, rpart_pos;
+  for (int64_t q = 0, k = 0; q < p; ++q)
+    for (int64_t j = 0; j < rq[q]; ++j, ++k) gpos[k] = rd_of[q] + j;
+  for (int64_t q = 0, k = 0; q < p; ++q)
+    for (int64_t j = 0; j < sq[q]; ++j, ++k) {
+      const int64_t v = need[k] - nlo;
+      if (v < 0 || v >= nl) hpc::fail("ghost plan: a rank asked for a column it does not own");
+      send_idx[k] = v;
+      pack_pos[k] = sd_of[q] + j;
+    }
+  if (piggyback) {
+    for (size_t i = 0; i < dsts.size(); ++i) part_pos.push_back(sd[i] + sc[i] - 2);
+    for (size_t i = 0; i < srcs.size(); ++i) rpart_pos.push_back(nl + rd[i] + rc[i] - 2);
+  }
+  return py::make_tuple(to_array(std::move(srcs)), to_array(std::move(dsts)),
+                        to_array(std::move(rc)), to_array(std::move(rd)), to_array(std::move(sc)),
+                        to_array(std::move(sd)), to_array(std::move(gpos)),
+                        to_array(std::move(send_idx)), to_array(std::move(pack_pos)),
+                        to_array(std::move(part_pos)), to_array(std::move(rpart_pos)));
 }
 
 // local_order(indptr, indices, nlo, nhi, slot, gpos): rows renumbered by in-degree, descending
 // (a stable counting sort: equal degrees keep their order), columns to the sweep's numbering:
 // owned column c -> pos[c - nlo], ghost entry k -> nl + gpos[slot[k]]. Entries keep their order
 // within a row (the sums, and so the bits, are those of the original row order). Returns
-// (perm, pos, indptr, indices) of the permuted rows; perm[i] = original row of internal row i.
+// (perm, pos, indptr, indices) of the permuted rows (perm[i] = original row of internal row
+// i), pack_idx = pos[send_idx] (int32) and inv_deg = 1/outdeg in internal order (0: dangling).
 py::tuple local_order(const py::array& indptr_, const py::array& indices_, int64_t nlo,
-                      int64_t nhi, const py::array& slot_, const py::array& gpos_) {
+                      int64_t nhi, const py::array& slot_, const py::array& gpos_,
+                      const py::array& send_idx_, const py::array& outdeg_) {
+  auto si = hpc::exact<int64_t>(send_idx_, "local_order send_idx");
+  auto od = hpc::exact<int64_t>(outdeg_, "local_order outdeg");
+  hpc::require_1d(si, -1, "local_order send_idx");
   auto ip = hpc::exact<int64_t>(indptr_, "local_order indptr");
   auto ix = hpc::exact<int64_t>(indices_, "local_order indices");
   auto sl = hpc::exact<int32_t>(slot_, "local_order slot");
@@ -463,6 +550,9 @@ py::tuple local_order(const py::array& indptr_, const py::array& indices_, int64
   hpc::require_1d(ix, -1, "local_order indices");
   hpc::require_1d(sl, ix.shape(0), "local_order slot");
   hpc::require_1d(gp, -1, "local_order gpos");
+  hpc::require_1d(od, nl, "local_order outdeg");
+  for (py::ssize_t k = 0; k < si.shape(0); ++k)
+    if (si.data()[k] < 0 || si.data()[k] >= nl) hpc::fail("local_order: send_idx out of range");
   const int64_t nnz = ix.shape(0), ng = gp.shape(0);
   const int64_t *p = ip.data(), *c = ix.data(), *q = gp.data();
   const int32_t* s = sl.data();
@@ -502,7 +592,18 @@ py::tuple local_order(const py::array& indptr_, const py::array& indices_, int64
       optr[i + 1] = optr[i] + (e - b);
     }
   }
-  return py::make_tuple(perm_, pos_, optr_, oidx_);
+  // the send buffer's rows in internal numbering; 1/outdeg (0: dangling) in internal order
+  const int64_t ns = si.shape(0);
+  py::array_t<int32_t> pidx_(ns);
+  py::array_t<double> inv_(nl);
+  int32_t* pidx = pidx_.mutable_data();
+  double* inv = inv_.mutable_data();
+  for (int64_t k = 0; k < ns; ++k) pidx[k] = static_cast<int32_t>(pos[si.data()[k]]);
+  for (int64_t i = 0; i < nl; ++i) {
+    const int64_t d = od.data()[perm[i]];
+    inv[i] = d > 0 ? 1.0 / static_cast<double>(d) : 0.0;
+  }
+  return py::make_tuple(perm_, pos_, optr_, oidx_, pidx_, inv_);
 }
 }  // namespace
 
@@ -542,10 +643,16 @@ HPC_SUBMODULE(pagerank) {
         py::arg("base"));
 
   m.def("ghost_columns", &ghost_columns, py::arg("indices"), py::arg("nlo"), py::arg("nhi"),
-        py::arg("n"), "Sorted distinct columns outside [nlo, nhi) and each entry's slot among them");
+        py::arg("n"), py::arg("offsets"),
+        "Sorted distinct columns outside [nlo, nhi), each entry's slot among them, counts per owner");
+  m.def("exchange_layout", &exchange_layout, py::arg("recv_counts"), py::arg("send_counts"),
+        py::arg("need"), py::arg("rank"), py::arg("nlo"), py::arg("nl"), py::arg("piggyback"),
+        "Positions of every exchanged value: (srcs, dsts, rc, rd, sc, sd, gpos, send_idx, "
+        "pack_pos, part_pos, rpart_pos)");
   m.def("local_order", &local_order, py::arg("indptr"), py::arg("indices"), py::arg("nlo"),
-        py::arg("nhi"), py::arg("slot"), py::arg("gpos"),
-        "Rows by in-degree descending, columns to the sweep's numbering: (perm, pos, indptr, indices)");
+        py::arg("nhi"), py::arg("slot"), py::arg("gpos"), py::arg("send_idx"), py::arg("outdeg"),
+        "Rows by in-degree descending, columns to the sweep's numbering: (perm, pos, indptr, "
+        "indices, pack_idx, inv_deg)");
   py::class_<Sweep>(m, "Sweep",
                     "SELL-4 pull sweep with bound buffers (rows in-degree descending), fused "
                     "update, send-buffer packing and rank-ordered partial sums")
