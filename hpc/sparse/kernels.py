@@ -73,7 +73,8 @@ class RowSubsetKernel(LocalKernel):
         self.A = inner.A
         self._tmp = None
 
-    def matvec(self, x, y, accumulate=False):
+    def _scatter(self, x, y, accumulate):
+        """Apply the stored rows and scatter them into y; returns the stored rows' values."""
         if self._tmp is None:
             self._tmp = (y * 0.0)[: self.inner.shape[0]]
         t = self.inner.matvec(x, self._tmp, False)
@@ -82,17 +83,14 @@ class RowSubsetKernel(LocalKernel):
         else:
             y[...] = 0.0
             y[self.rows] = t
+        return t
+
+    def matvec(self, x, y, accumulate=False):
+        self._scatter(x, y, accumulate)
         return y
 
     def matvec_dot(self, x, y, w, accumulate=False):
-        if self._tmp is None:
-            self._tmp = (y * 0.0)[: self.inner.shape[0]]
-        t = self.inner.matvec(x, self._tmp, False)
-        if accumulate:
-            y[self.rows] += t
-        else:
-            y[...] = 0.0
-            y[self.rows] = t
+        t = self._scatter(x, y, accumulate)
         return float(w[self.rows] @ t)
 
 
