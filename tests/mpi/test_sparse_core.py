@@ -80,13 +80,13 @@ def test_generators(gen, N, n, nnz_row_max, diag):
     assert G.sum(axis=1).min() >= 0
     # Against an independent construction from Kronecker products
     if gen is not hpcg:
-        T = sp.diags([-1, 2, -1], [-1, 0, 1], shape=(N, N))
+        T = sp.diags([-1, 2, -1], [-1, 0, 1], shape=(N, N), dtype=float)
         I = sp.eye(N)
         K = sp.kron(I, T) + sp.kron(T, I) if gen is poisson2d else (
             sp.kron(sp.kron(I, I), T) + sp.kron(sp.kron(I, T), I) + sp.kron(sp.kron(T, I), I))
         assert abs(G - K).max() == 0
     else:
-        T = sp.diags([1, 1, 1], [-1, 0, 1], shape=(N, N))
+        T = sp.diags([1, 1, 1], [-1, 0, 1], shape=(N, N), dtype=float)
         K = 27 * sp.eye(n) - sp.kron(sp.kron(T, T), T)
         assert abs(G - K).max() == 0
 
