@@ -42,17 +42,21 @@ def app(p: int, args: list[str], js: str, mpi_env: str = "throttle") -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--generate", default="kron:16:16")
-    ap.add_argument("--ranks", default="1,2,4")
-    ap.add_argument("--tol", default="1e-10")
-    ap.add_argument("--queries", type=int, default=1000)
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--seed", default="1")
+    ap.add_argument("--generate", default="kron:16:16",
+                    help="graph generator, kron:SCALE:EDGEFACTOR (default: kron:16:16)")
+    ap.add_argument("--ranks", default="1,2,4", help="comma-separated rank counts (default: 1,2,4)")
+    ap.add_argument("--tol", default="1e-10", help="PageRank L1-change tolerance (default: 1e-10)")
+    ap.add_argument("--queries", type=int, default=1000,
+                    help="PPR batch size: random sources per ppr run (default: 1000)")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="timed repetitions per run, best kept (default: 3)")
+    ap.add_argument("--seed", default="1", help="generator and source seed (default: 1)")
     ap.add_argument("--skip-ppr", action="store_true", help="global PageRank only")
     ap.add_argument("--mpi-env", choices=("auto", "busy", "throttle"), default="throttle",
                     help="MPICH progress settings: throttle (the suite's, for oversubscribed "
                          "runs), busy (MPICH's default polling), auto (busy when ranks <= cores)")
-    ap.add_argument("--json", default=str(ROOT / "scaling" / "results" / "pagerank_strong.json"))
+    ap.add_argument("--json", default=str(ROOT / "scaling" / "results" / "pagerank_strong.json"),
+                    help="where the records go (default: scaling/results/pagerank_strong.json)")
     a = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as d:
