@@ -144,6 +144,29 @@ def test_native_fused_and_two_region_paths_agree(threads, fused_max):
         assert not st["fused"]
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_native_fused_empty_rows_at_thread_edges(threads):
+    """The one-region plan counts products by a running sum over A's entries and packs B row
+    by row: empty rows of A and of B at the start and end of every thread's block of rows
+    (and runs of them in between) must give 0 products and 0 words, not a neighbour's."""
+    a = banded(n=240, half=10, seed=21).tolil()
+    for lo, hi in [(0, 25), (70, 90), (115, 125), (200, 240)]:  # blocks of empty rows
+        a[lo:hi, :] = 0
+    a = L.canonical(a.tocsr())
+    a.eliminate_zeros()
+    b = banded(n=240, half=10, seed=22).tolil()
+    for lo, hi in [(0, 3), (79, 81), (118, 122), (236, 240)]:  # empty rows of B (packed)
+        b[lo:hi, :] = 0
+    b = L.canonical(b.tocsr())
+    b.eliminate_zeros()
+    for x, y in [(a, b), (b, a), (a, a)]:
+        c, st = L.multiply_native(x, y, threads)
+        assert st["fused"] and st["products"] == L.products(x, y)
+        assert_same(c, ref_product(x, y))
+    _, st = L.multiply_native(a, b, threads)
+    assert st["packed_words"] > 0 and st["rows_empty"] > 0
+
+
 def test_native_fused_reuses_scratch_across_shapes():
     """The one-region path keeps per-thread scratch between calls: shapes that grow, shrink
     and change column count (stale bits or values would show up as wrong entries)."""
