@@ -883,6 +883,26 @@ py::array owned_array(T* p, int64_t n) {
                         owner);
 }
 
+// The record of one multiply: row counts per bin, threads, packing and phase times.
+py::dict run_stats(int64_t products, const int64_t (&bins)[kNumBins], int64_t shared_rows,
+                   int threads, int64_t packed_words, bool fused, double plan_s,
+                   double symbolic_s, double numeric_s) {
+  py::dict stats;
+  stats["products"] = products;
+  stats["rows_empty"] = bins[kEmpty];
+  stats["rows_copy"] = bins[kCopy];
+  stats["rows_hash"] = bins[kHash];
+  stats["rows_dense"] = bins[kDense];
+  stats["rows_shared"] = shared_rows;
+  stats["threads"] = threads;
+  stats["packed_words"] = packed_words;
+  stats["fused"] = fused;
+  stats["plan_s"] = plan_s;
+  stats["symbolic_s"] = symbolic_s;
+  stats["numeric_s"] = numeric_s;
+  return stats;
+}
+
 // ---------------------------------------------------------------- driver
 template <typename I>
 py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared_at,
@@ -901,20 +921,9 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
       py::array indptr = owned_array(R.indptr, n + 1);
       py::array indices = owned_array(R.idx, R.nnz);
       py::array data = owned_array(R.val, R.nnz);
-      py::dict stats;
-      stats["products"] = R.total;
-      stats["rows_empty"] = R.bins[kEmpty];
-      stats["rows_copy"] = R.bins[kCopy];
-      stats["rows_hash"] = R.bins[kHash];
-      stats["rows_dense"] = R.bins[kDense];
-      stats["rows_shared"] = int64_t(0);
-      stats["threads"] = R.threads;
-      stats["packed_words"] = R.packed;
-      stats["fused"] = true;
-      stats["plan_s"] = R.t_plan;
-      stats["symbolic_s"] = R.t_sym;
-      stats["numeric_s"] = R.t_num;
-      return py::make_tuple(indptr, indices, data, stats);
+      return py::make_tuple(indptr, indices, data,
+                            run_stats(R.total, R.bins, 0, R.threads, R.packed, true, R.t_plan,
+                                      R.t_sym, R.t_num));
     }
   }
   std::vector<int64_t> rnnz(n, 0);
@@ -1013,20 +1022,11 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
       shared_fill(A, B, i, P.prod[i], T, P.threads, oc + ip[i], ov + ip[i], rnnz[i]);
   }
   const double t3 = omp_get_wtime();
-  py::dict stats;
-  stats["products"] = P.total;
-  stats["rows_empty"] = P.bins[kEmpty];
-  stats["rows_copy"] = P.bins[kCopy];
-  stats["rows_hash"] = P.bins[kHash];
-  stats["rows_dense"] = P.bins[kDense];
-  stats["rows_shared"] = P.bins[kShared];
-  stats["threads"] = P.threads;
-  stats["packed_words"] = W.used ? int64_t(W.word.size()) : int64_t(0);
-  stats["fused"] = false;
-  stats["plan_s"] = t1 - t0;       // products per row, bins, chunks
-  stats["symbolic_s"] = t2 - t1;
-  stats["numeric_s"] = t3 - t2;    // includes row offsets and allocating the output
-  return py::make_tuple(indptr, indices, data, stats);
+  // plan: products per row, bins, chunks; numeric includes row offsets and output allocation
+  return py::make_tuple(indptr, indices, data,
+                        run_stats(P.total, P.bins, P.bins[kShared], P.threads,
+                                  W.used ? int64_t(W.word.size()) : int64_t(0), false, t1 - t0,
+                                  t2 - t1, t3 - t2));
 }
 
 // Validates one CSR operand: lengths, monotone indptr, column indices in range. O(nnz).
