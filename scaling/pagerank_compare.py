@@ -37,12 +37,12 @@ from pathlib import Path
 
 import numpy as np
 
+from hpc.scaling.runner import find_mpiexec, progress_env
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "graphs"
 ALIASES = {"email": DATA / "email-Eu-core.txt", "gnutella": DATA / "p2p-Gnutella08.txt",
            "wiki-vote": DATA / "Wiki-Vote.txt"}
-THROTTLE = {"MPIR_CVAR_POLLS_BEFORE_YIELD": "1", "MPIR_CVAR_CH4_PROGRESS_THROTTLE": "true",
-            "MPIR_CVAR_CH4_PROGRESS_THROTTLE_NO_PROGRESS_COUNT": "1"}
 ENV = {"OMP_NUM_THREADS": "1", "MPIEXEC_TIMEOUT": "900"}
 
 
@@ -89,15 +89,12 @@ def scipy_power(A, d: float, tol: float):
 
 def run_mpi(spec: str, ranks: int, tol: float, seed: int, repeat: int, layout: str,
             cache: str, mpi_env: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in THROTTLE}
-    env.update(ENV)
-    if mpi_env == "throttle":
-        env.update(THROTTLE)
+    env = progress_env(mpi_env, ranks, ENV)
     with tempfile.TemporaryDirectory() as d:
         js = os.path.join(d, "r.json")
         src = ["--generate", spec, "--seed", str(seed)] if spec.startswith("kron:") else \
             ["--graph", str(ALIASES.get(spec, spec))]
-        cmd = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(ranks), sys.executable,
+        cmd = [find_mpiexec(), "-n", str(ranks), sys.executable,
                "-m", "hpc.pagerank", *src, "--cache", cache, "--tol", str(tol), "--layout", layout,
                "--repeat", str(repeat + 1), "--json", js, "--quiet"]
         r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
@@ -149,13 +146,10 @@ def worker(args) -> int:
 
 
 def run_worker(spec: str, ranks: int, args, cache: str, mpi_env: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in THROTTLE}
-    env.update(ENV)
-    if mpi_env == "throttle":
-        env.update(THROTTLE)
+    env = progress_env(mpi_env, ranks, ENV)
     with tempfile.TemporaryDirectory() as d:
         js = os.path.join(d, "w.json")
-        cmd = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(ranks), sys.executable,
+        cmd = [find_mpiexec(), "-n", str(ranks), sys.executable,
                str(Path(__file__).resolve()), "--worker", spec, "--cache", cache, "--tol",
                str(args.tol), "--damping", str(args.damping), "--seed", str(args.seed),
                "--repeat", str(args.repeat), "--layout", args.layout, "--json", js]

@@ -19,20 +19,17 @@ import sys
 import tempfile
 from pathlib import Path
 
+from hpc.scaling.runner import find_mpiexec, progress_env
+
 ROOT = Path(__file__).resolve().parents[1]
-THROTTLE = {"MPIR_CVAR_POLLS_BEFORE_YIELD": "1", "MPIR_CVAR_CH4_PROGRESS_THROTTLE": "true",
-            "MPIR_CVAR_CH4_PROGRESS_THROTTLE_NO_PROGRESS_COUNT": "1"}
 ENV = {"OMP_NUM_THREADS": "1", "MPIEXEC_TIMEOUT": "900"}
 
 
 def app(p: int, args: list[str], js: str, mpi_env: str = "throttle") -> dict:
     """One run of the app; mpi_env 'auto' = busy polling when p <= cores, else throttled."""
-    cmd = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(p), sys.executable, "-m",
+    cmd = [find_mpiexec(), "-n", str(p), sys.executable, "-m",
            "hpc.pagerank", *args, "--json", js, "--quiet"]
-    env = {k: v for k, v in os.environ.items() if k not in THROTTLE}
-    env.update(ENV)
-    if mpi_env == "throttle" or (mpi_env == "auto" and p > (os.cpu_count() or 1)):
-        env.update(THROTTLE)
+    env = progress_env(mpi_env, p, ENV)
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)}\n{r.stderr[-2000:]}")

@@ -269,3 +269,14 @@ def test_collect_rebuilds_results_from_records(weak_study, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "results.csv")))
     assert [(r["ranks"], r["passed"]) for r in rows][-2:] == [("3", "True"), ("3", "False")]
     assert scaling("plot", tmp_path).returncode == 0
+
+
+def test_progress_env_modes(monkeypatch):
+    monkeypatch.setenv("MPIR_CVAR_POLLS_BEFORE_YIELD", "7")   # a user's setting: replaced
+    monkeypatch.setattr(runner, "cores", lambda: 2)
+    keys = set(runner.YIELD_ENV)
+    busy = runner.progress_env("busy", 2, {"OMP_NUM_THREADS": "1"})
+    assert keys.isdisjoint(busy) and busy["OMP_NUM_THREADS"] == "1"
+    assert runner.progress_env("throttle", 1).items() >= runner.YIELD_ENV.items()
+    assert keys.isdisjoint(runner.progress_env("auto", 2))
+    assert runner.progress_env("auto", 3).items() >= runner.YIELD_ENV.items()

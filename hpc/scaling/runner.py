@@ -36,6 +36,17 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def progress_env(mode: str, ranks: int, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment with MPICH's progress settings chosen explicitly, for side-by-side
+    benchmarks: 'throttle' sets YIELD_ENV, 'busy' removes it (MPICH's default polling, best
+    when every rank has a core), 'auto' throttles only when ranks outnumber cores."""
+    env = {k: v for k, v in os.environ.items() if k not in YIELD_ENV}
+    env.update(extra or {})
+    if mode == "throttle" or (mode == "auto" and ranks > cores()):
+        env.update(YIELD_ENV)
+    return env
+
+
 def find_mpiexec(explicit: str | None = None) -> str:
     """The mpiexec beside this Python (the mpich wheel's), else the one on PATH."""
     if explicit:
