@@ -19,20 +19,20 @@ import sys
 import tempfile
 from pathlib import Path
 
+from hpc.scaling.runner import find_mpiexec, progress_env
+
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {"MPIR_CVAR_POLLS_BEFORE_YIELD": "1", "MPIR_CVAR_CH4_PROGRESS_THROTTLE": "true",
-       "MPIR_CVAR_CH4_PROGRESS_THROTTLE_NO_PROGRESS_COUNT": "1", "OMP_NUM_THREADS": "1",
-       "MPIEXEC_TIMEOUT": "900"}
+ENV = {"OMP_NUM_THREADS": "1", "MPIEXEC_TIMEOUT": "900"}
 
 
 def run(ranks: int, layout: str, args) -> dict:
-    mpiexec = str(Path(sys.executable).parent / "mpiexec")
+    mpiexec = find_mpiexec()
     with tempfile.TemporaryDirectory() as d:
         js = os.path.join(d, "r.json")
         cmd = [mpiexec, "-n", str(ranks), sys.executable, "-m", "hpc.spgemm", "--generate",
                args.generate, "--layout", layout, "--repeat", str(args.repeat), "--threads",
                str(args.threads), "--backend", args.backend, "--json", js, "--quiet"]
-        env = dict(os.environ, **ENV)
+        env = progress_env("throttle", ranks, ENV)
         r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
         if r.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr}")
