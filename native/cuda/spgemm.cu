@@ -25,6 +25,26 @@ __device__ __forceinline__ int slot(int c, int mask) {
   return static_cast<int>((static_cast<unsigned>(c) * 2654435761u) & static_cast<unsigned>(mask));
 }
 
+// Linear probing from slot(c): the slot holding key c, claiming an empty one with CAS;
+// *fresh says whether this thread's claim inserted c.
+__device__ __forceinline__ int insert(int* keys, int c, int mask, bool* fresh) {
+  int h = slot(c, mask);
+  *fresh = false;
+  while (true) {
+    int old = keys[h];
+    if (old == c) return h;
+    if (old == -1) {
+      old = atomicCAS(&keys[h], -1, c);
+      if (old == -1) {
+        *fresh = true;
+        return h;
+      }
+      if (old == c) return h;
+    }
+    h = (h + 1) & mask;
+  }
+}
+
 // One block per row in `rows`; table of `size` slots in shared memory or at gkeys + goff[b].
 __global__ void k_symbolic(const int* rows, const int64_t* ap, const int* ai, const int64_t* bp,
                            const int* bi, int size, int* gkeys, const int64_t* goff,
@@ -42,21 +62,9 @@ __global__ void k_symbolic(const int* rows, const int64_t* ap, const int* ai, co
   for (int64_t p = ap[row] + warp; p < ap[row + 1]; p += nwarps) {
     const int k = ai[p];
     for (int64_t q = bp[k] + lane; q < bp[k + 1]; q += 32) {
-      const int c = bi[q];
-      int h = slot(c, mask);
-      while (true) {
-        int old = keys[h];
-        if (old == c) break;
-        if (old == -1) {
-          old = atomicCAS(&keys[h], -1, c);
-          if (old == -1) {
-            ++mine;
-            break;
-          }
-          if (old == c) break;
-        }
-        h = (h + 1) & mask;
-      }
+      bool fresh;
+      insert(keys, bi[q], mask, &fresh);
+      mine += fresh;
     }
   }
   atomicAdd(&count, mine);
@@ -85,17 +93,8 @@ __global__ void k_numeric(const int* rows, const int64_t* ap, const int* ai, con
     const int k = ai[p];
     const double a = ad[p];
     for (int64_t q = bp[k] + lane; q < bp[k + 1]; q += 32) {
-      const int c = bi[q];
-      int h = slot(c, mask);
-      while (true) {
-        int old = keys[h];
-        if (old == c) break;
-        if (old == -1) {
-          old = atomicCAS(&keys[h], -1, c);
-          if (old == -1 || old == c) break;
-        }
-        h = (h + 1) & mask;
-      }
+      bool fresh;
+      const int h = insert(keys, bi[q], mask, &fresh);
       atomicAdd(&vals[h], a * bd[q]);
     }
   }
