@@ -767,7 +767,7 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
     const int64_t r0 = n * t / nt, r1 = n * (t + 1) / nt;
     int64_t s = 0;
-    int64_t mybins[kNumBins] = {0, 0, 0, 0, 0};  // in registers: nb's counters share a line
+    int64_t* mybins = nb.data() + int64_t(t) * kNumBins;
     // Products per row from a running sum over the thread's entries of A (one flat loop, then
     // one read per row): a loop per row of 3-17 entries mispredicts its exit on most rows.
     const int64_t e0 = A.ptr[r0], e1 = A.ptr[r1];
@@ -790,7 +790,6 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
       bin[i] = b;
       mybins[b]++;
     }
-    std::copy(mybins, mybins + kNumBins, nb.data() + int64_t(t) * kNumBins);
     part[t + 1] = s;
     // B packed into (column / 64, mask) words when its rows are long enough to gain.
     const int64_t kb0 = B.nrows * t / nt, kb1 = B.nrows * (t + 1) / nt;
