@@ -4,6 +4,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from conftest import data_file, load_json, run_app
 
@@ -199,6 +200,32 @@ def test_native_csr_refuses_bad_input():
         C.matvec(np.ones(3), np.empty(2))
     with pytest.raises(ValueError, match="dtype"):
         C.matvec(np.ones(2, dtype=np.float32), np.empty(2))
+
+
+
+@pytest.mark.parametrize("itype", [np.int32, np.int64])
+def test_native_sweep_and_spmv_check_every_index(itype):
+    """The per-call CSR checks of gs_sweep and spmv read every entry (negative, too large, last)."""
+    k = _native()
+    n = 50
+    A = sp.random(n, n, 0.2, random_state=1, format="csr") + sp.identity(n, format="csr")
+    A.sort_indices()
+    ip, v = A.indptr.astype(np.int64), A.data.copy()
+    diag, b = A.diagonal().copy(), np.ones(n)
+    for pos, val in ((-1, n), (-1, -1), (A.nnz // 2, -(2**31) if itype == np.int32 else -(2**40))):
+        ix = A.indices.astype(itype)
+        ix[pos] = val
+        with pytest.raises(ValueError, match="gs_sweep: column index out of range"):
+            k.gs_sweep(ip, ix, v, diag, b, np.zeros(n))
+        with pytest.raises(ValueError, match="spmv: column index out of range"):
+            k.spmv(ip, ix, v, np.ones(n), np.empty(n))
+    bad = ip.copy()
+    bad[-2] = bad[-1] + 1
+    with pytest.raises(ValueError, match="not monotone"):
+        k.spmv(bad, A.indices.astype(itype), v, np.ones(n), np.empty(n))
+    y = np.empty(n)
+    k.spmv(ip, A.indices.astype(itype), v, np.ones(n), y)
+    np.testing.assert_allclose(y, A @ np.ones(n), rtol=1e-14)
 
 
 def test_fused_cg_update_and_jacobi_dots_match_numpy():

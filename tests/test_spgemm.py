@@ -255,6 +255,23 @@ def test_native_rejects_bad_arrays():
     with pytest.raises(ValueError, match="out of range"):
         _core.spgemm.multiply_i32(a.indptr, a.indices, a.data, a.shape[0], a.shape[1], b.indptr, bad,
                                   b.data, b.shape[1], 1)
+    for pos, val in ((-1, -1), (-1, b.shape[1]), (len(bad) // 2, -2**31)):  # every entry is read
+        bad = b.indices.copy()
+        bad[pos] = val
+        with pytest.raises(ValueError, match="spgemm B: column index out of range"):
+            _core.spgemm.multiply_i32(a.indptr, a.indices, a.data, a.shape[0], a.shape[1], b.indptr,
+                                      bad, b.data, b.shape[1], 1)
+    badp = a.indptr.copy()
+    badp[-2] = badp[-1] + 1  # a decrease at the end
+    with pytest.raises(ValueError, match="spgemm A: indptr is not non-decreasing"):
+        _core.spgemm.multiply_i32(badp, a.indices, a.data, a.shape[0], a.shape[1], b.indptr,
+                                  b.indices, b.data, b.shape[1], 1)
+    i64 = lambda x: x.astype(np.int64)  # noqa: E731
+    bad64 = i64(b.indices)
+    bad64[-1] = -(2**40)
+    with pytest.raises(ValueError, match="out of range"):
+        _core.spgemm.multiply_i64(i64(a.indptr), i64(a.indices), a.data, a.shape[0], a.shape[1],
+                                  i64(b.indptr), bad64, b.data, b.shape[1], 1)
     with pytest.raises(ValueError, match="length"):
         _core.spgemm.multiply_i32(a.indptr[:-1], a.indices, a.data, a.shape[0], a.shape[1], b.indptr,
                                   b.indices, b.data, b.shape[1], 1)

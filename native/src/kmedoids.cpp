@@ -165,8 +165,7 @@ Assign assign(const py::array& ni, const py::array& nd, const py::array& sd, int
               int64_t k) {
   Assign a{vec<int64_t>(ni, rows, "near_i"), vec<double>(nd, rows, "near_d"),
            vec<double>(sd, rows, "seco_d")};
-  for (int64_t r = 0; r < rows; ++r)
-    if (a.ni[r] < 0 || a.ni[r] >= k) hpc::fail("kmedoids: near_i out of range [0, k)");
+  if (!hpc::all_in_range(a.ni, rows, k)) hpc::fail("kmedoids: near_i out of range [0, k)");
   return a;
 }
 

@@ -98,10 +98,9 @@ class Pull {
     ptr_.assign(ip.data(), ip.data() + rows_ + 1);
     idx_.assign(ix.data(), ix.data() + nnz);
     if (ptr_[0] != 0 || ptr_[rows_] != nnz) hpc::fail("pagerank.Pull: indptr does not span the entries");
-    for (int64_t r = 0; r < rows_; ++r)
-      if (ptr_[r + 1] < ptr_[r]) hpc::fail("pagerank.Pull: indptr is not monotone");
-    for (int64_t k = 0; k < nnz; ++k)
-      if (idx_[k] < 0 || int64_t(idx_[k]) >= ncols) hpc::fail("pagerank.Pull: column index out of range");
+    if (!hpc::non_decreasing(ptr_.data(), rows_)) hpc::fail("pagerank.Pull: indptr is not monotone");
+    if (!hpc::all_in_range(idx_.data(), nnz, ncols))
+      hpc::fail("pagerank.Pull: column index out of range");
   }
 
   int64_t rows() const { return rows_; }
@@ -245,10 +244,8 @@ class Sweep {
     const int64_t* p = ip.data();
     const int32_t* c = ix.data();
     if (p[0] != 0 || p[rows_] != nnz) hpc::fail("Sweep: indptr does not span the entries");
-    for (int64_t r = 0; r < rows_; ++r)
-      if (p[r + 1] < p[r]) hpc::fail("Sweep: indptr is not monotone");
-    for (int64_t k = 0; k < nnz; ++k)
-      if (c[k] < 0 || int64_t(c[k]) >= ncols - 1) hpc::fail("Sweep: column index out of range");
+    if (!hpc::non_decreasing(p, rows_)) hpc::fail("Sweep: indptr is not monotone");
+    if (!hpc::all_in_range(c, nnz, ncols - 1)) hpc::fail("Sweep: column index out of range");
     zero_ = static_cast<int32_t>(ncols - 1);
     if (ncols - 1 > std::numeric_limits<int32_t>::max()) hpc::fail("Sweep: column space exceeds int32");
     // SELL-4: chunk c holds rows 4c..4c+3, width = the longest of them, entry (l, j) at
@@ -277,10 +274,8 @@ class Sweep {
     hpc::require_1d(qp, -1, "Sweep part_pos");
     hpc::require_1d(rp, -1, "Sweep rpart_pos");
     const int64_t ns = send_.shape(0);
-    for (py::ssize_t k = 0; k < pi.shape(0); ++k) {
-      if (pi.data()[k] < 0 || pi.data()[k] >= rows_) hpc::fail("Sweep: pack_idx out of range");
-      if (pp.data()[k] < 0 || pp.data()[k] >= ns) hpc::fail("Sweep: pack_pos out of range");
-    }
+    if (!hpc::all_in_range(pi.data(), pi.shape(0), rows_)) hpc::fail("Sweep: pack_idx out of range");
+    if (!hpc::all_in_range(pp.data(), pp.shape(0), ns)) hpc::fail("Sweep: pack_pos out of range");
     for (py::ssize_t k = 0; k < qp.shape(0); ++k)
       if (qp.data()[k] < 0 || qp.data()[k] + 1 >= ns) hpc::fail("Sweep: part_pos out of range");
     for (py::ssize_t k = 0; k < rp.shape(0); ++k)
@@ -551,14 +546,12 @@ py::tuple local_order(const py::array& indptr_, const py::array& indices_, int64
   hpc::require_1d(sl, ix.shape(0), "local_order slot");
   hpc::require_1d(gp, -1, "local_order gpos");
   hpc::require_1d(od, nl, "local_order outdeg");
-  for (py::ssize_t k = 0; k < si.shape(0); ++k)
-    if (si.data()[k] < 0 || si.data()[k] >= nl) hpc::fail("local_order: send_idx out of range");
+  if (!hpc::all_in_range(si.data(), si.shape(0), nl)) hpc::fail("local_order: send_idx out of range");
   const int64_t nnz = ix.shape(0), ng = gp.shape(0);
   const int64_t *p = ip.data(), *c = ix.data(), *q = gp.data();
   const int32_t* s = sl.data();
   if (p[0] != 0 || p[nl] != nnz) hpc::fail("local_order: indptr does not span the entries");
-  for (int64_t r = 0; r < nl; ++r)
-    if (p[r + 1] < p[r]) hpc::fail("local_order: indptr is not monotone");
+  if (!hpc::non_decreasing(p, nl)) hpc::fail("local_order: indptr is not monotone");
   for (int64_t k = 0; k < ng; ++k)
     if (q[k] < 0 || q[k] > std::numeric_limits<int32_t>::max() - nl - 1)
       hpc::fail("local_order: gpos out of range");

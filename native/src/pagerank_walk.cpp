@@ -35,10 +35,9 @@ class Walker {
     idx_.assign(ix.data(), ix.data() + ix.shape(0));
     if (ptr_[0] != 0 || ptr_[rows_] != static_cast<int64_t>(idx_.size()))
       hpc::fail("pagerank_walk: indptr does not span the entries");
-    for (int64_t r = 0; r < rows_; ++r)
-      if (ptr_[r + 1] < ptr_[r]) hpc::fail("pagerank_walk: indptr is not monotone");
-    for (int64_t v : idx_)
-      if (v < 0 || v >= n) hpc::fail("pagerank_walk: vertex out of range");
+    if (!hpc::non_decreasing(ptr_.data(), rows_)) hpc::fail("pagerank_walk: indptr is not monotone");
+    if (!hpc::all_in_range(idx_.data(), int64_t(idx_.size()), n))
+      hpc::fail("pagerank_walk: vertex out of range");
   }
 
   // Advance every walker (at owned vertex cur) by one step: continue with probability 1 - c

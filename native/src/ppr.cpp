@@ -69,8 +69,7 @@ class Engine {
     if (!(rel >= 0.0) || rel > 1e300) hpc::fail("ppr query: rel must be finite, >= 0");
     const int64_t q = src.shape(0);
     const int64_t* s = src.data();
-    for (int64_t i = 0; i < q; ++i)
-      if (s[i] < 0 || s[i] >= n_) hpc::fail("ppr query: source out of range");
+    if (!hpc::all_in_range(s, q, n_)) hpc::fail("ppr query: source out of range");
     py::array_t<int64_t> ids({q, topk});
     py::array_t<double> scores({q, topk});
     int64_t* pid = ids.mutable_data();

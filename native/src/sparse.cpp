@@ -14,6 +14,7 @@
 #include <utility>
 #include <variant>
 #include <vector>
+#include <omp.h>
 #include <pybind11/stl.h>
 #include "hpc/checks.hpp"
 #include "hpc/registry.hpp"
@@ -44,14 +45,17 @@ Csr<I> check_csr(const py::array& indptr, const py::array& indices, const py::ar
   if (dv.shape(0) != nnz) hpc::fail(std::string(what) + ": indices and data differ in length");
   const int64_t* p = ip.data();
   if (p[0] != 0 || p[rows] != nnz) hpc::fail(std::string(what) + ": indptr does not span the entries");
-  for (int64_t i = 0; i < rows; ++i)
-    if (p[i + 1] < p[i]) hpc::fail(std::string(what) + ": indptr is not monotone");
+  if (!hpc::non_decreasing(p, rows)) hpc::fail(std::string(what) + ": indptr is not monotone");
   if (check_cols) {
     const I* c = ix.data();
-    bool bad = false;
-#pragma omp parallel for reduction(|| : bad) schedule(static)
-    for (int64_t k = 0; k < nnz; ++k) bad = bad || c[k] < 0 || int64_t(c[k]) >= cols;
-    if (bad) hpc::fail(std::string(what) + ": column index out of range");
+    bool ok = true;
+#pragma omp parallel reduction(&& : ok)
+    {
+      const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+      const int64_t lo = nnz * t / nt, hi = nnz * (t + 1) / nt;
+      ok = hpc::all_in_range(c + lo, hi - lo, cols);
+    }
+    if (!ok) hpc::fail(std::string(what) + ": column index out of range");
   }
   return {p, ix.data(), dv.data(), rows, cols};
 }

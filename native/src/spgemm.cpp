@@ -1084,14 +1084,11 @@ Csr<I> check_csr(const py::array& ptr_, const py::array& idx_, const py::object&
   const I* P = ptr.data();
   const I* X = idx.data();
   if (P[0] != 0) hpc::fail(std::string(what) + ": indptr[0] must be 0");
-  bool bad = false;  // branch-free reductions: these loops vectorise
-  for (int64_t i = 0; i < nrows; ++i) bad |= P[i + 1] < P[i];
-  if (bad) hpc::fail(std::string(what) + ": indptr is not non-decreasing");
+  if (!hpc::non_decreasing(P, nrows)) hpc::fail(std::string(what) + ": indptr is not non-decreasing");
   if (int64_t(P[nrows]) > int64_t(idx.shape(0)))
     hpc::fail(std::string(what) + ": indptr[-1] exceeds len(indices)");
   const int64_t nnz = P[nrows];
-  for (int64_t p = 0; p < nnz; ++p) bad |= X[p] < 0 || int64_t(X[p]) >= ncols;
-  if (bad) hpc::fail(std::string(what) + ": column index out of range");
+  if (!hpc::all_in_range(X, nnz, ncols)) hpc::fail(std::string(what) + ": column index out of range");
   const double* V = nullptr;
   if (!val_.is_none()) {
     auto val = hpc::exact<double>(py::reinterpret_borrow<py::array>(val_), what);
