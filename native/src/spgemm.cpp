@@ -766,27 +766,32 @@ __attribute__((noinline)) int64_t fused_plan_block(const Csr<I>& A, const Csr<I>
 }
 
 // B's rows [k0, k1) packed into (column / 64, mask) words, row k's at B.ptr[k] (never more words
-// than entries); returns their words. Branch-free: a new word starts where column / 64 changes,
-// which on meshes is every 2-4 entries, unpredictably; the slot is rewritten until it ends.
+// than entries); returns their words. The slot is rewritten until its word ends. Written with
+// selects on the slot pointers (GCC branches on them): 0.96 -> 0.79 ns an entry on ani4, against
+// the branch-free form with a running slot index and masks.
 template <typename I>
 __attribute__((noinline)) int64_t fused_pack_block(const Csr<I>& B, int64_t k0, int64_t k1,
                                                    I* word, uint64_t* wmask, I* wcnt) {
+  const I* const bi = B.idx;
   int64_t w = 0;
   for (int64_t k = k0; k < k1; ++k) {
-    int64_t q0 = int64_t(B.ptr[k]) - 1;
+    const int64_t qb = B.ptr[k], qe = B.ptr[k + 1];
+    I* wq = word + qb - 1;  // the current word's slot
+    uint64_t* mq = wmask + qb - 1;
     int64_t prev = -1;
     uint64_t m = 0;
-    for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
-      const int64_t col = B.idx[q];
-      const int64_t cw = col >> 6;
-      const bool fresh = cw != prev;
-      q0 += fresh;
-      m = (m & (uint64_t(0) - uint64_t(!fresh))) | (uint64_t(1) << (col & 63));
-      word[q0] = static_cast<I>(cw);
-      wmask[q0] = m;
+    for (const I *p = bi + qb, *e = bi + qe; p < e; ++p) {
+      const int64_t col = *p, cw = col >> 6;
+      const bool same = cw == prev;
+      m = same ? m : 0;
+      wq = same ? wq : wq + 1;
+      mq = same ? mq : mq + 1;
+      m |= uint64_t(1) << (col & 63);
+      *wq = static_cast<I>(cw);
+      *mq = m;
       prev = cw;
     }
-    const int64_t c = q0 + 1 - int64_t(B.ptr[k]);
+    const int64_t c = wq + 1 - (word + qb);
     wcnt[k] = static_cast<I>(c);
     w += c;
   }
