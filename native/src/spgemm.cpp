@@ -728,10 +728,17 @@ void fused_numeric_row(const Csr<I>& A, const Csr<I>& B, int64_t i, int8_t bin, 
       for (I q = Bp[k]; q < Bp[k + 1]; ++q) acc[Bi[q]] += a * B.v(q);
     }
   }
-  for (int64_t j = 0; j < r; ++j) {
-    const I c = cols[j];
-    ov[j] = acc[c];
-    acc[c] = 0.0;  // ready for the next row
+  int64_t j = 0;
+  for (; j + 1 < r; j += 2) {  // two per iteration: half the loop overhead
+    const I c0 = cols[j], c1 = cols[j + 1];
+    ov[j] = acc[c0];
+    ov[j + 1] = acc[c1];
+    acc[c0] = 0.0;  // ready for the next row
+    acc[c1] = 0.0;
+  }
+  if (j < r) {
+    ov[j] = acc[cols[j]];
+    acc[cols[j]] = 0.0;
   }
 }
 
