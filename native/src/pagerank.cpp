@@ -276,8 +276,7 @@ class Sweep {
     const int64_t ns = send_.shape(0);
     if (!hpc::all_in_range(pi.data(), pi.shape(0), rows_)) hpc::fail("Sweep: pack_idx out of range");
     if (!hpc::all_in_range(pp.data(), pp.shape(0), ns)) hpc::fail("Sweep: pack_pos out of range");
-    for (py::ssize_t k = 0; k < qp.shape(0); ++k)
-      if (qp.data()[k] < 0 || qp.data()[k] + 1 >= ns) hpc::fail("Sweep: part_pos out of range");
+    if (!hpc::all_in_range(qp.data(), qp.shape(0), ns - 1)) hpc::fail("Sweep: part_pos out of range");
     for (py::ssize_t k = 0; k < rp.shape(0); ++k)
       if (rp.data()[k] < rows_ || rp.data()[k] + 1 >= ncols - 1) hpc::fail("Sweep: rpart_pos out of range");
     if (own_rank < 0 || own_rank > rp.shape(0)) hpc::fail("Sweep: own_rank out of range");
@@ -552,9 +551,8 @@ py::tuple local_order(const py::array& indptr_, const py::array& indices_, int64
   const int32_t* s = sl.data();
   if (p[0] != 0 || p[nl] != nnz) hpc::fail("local_order: indptr does not span the entries");
   if (!hpc::non_decreasing(p, nl)) hpc::fail("local_order: indptr is not monotone");
-  for (int64_t k = 0; k < ng; ++k)
-    if (q[k] < 0 || q[k] > std::numeric_limits<int32_t>::max() - nl - 1)
-      hpc::fail("local_order: gpos out of range");
+  if (!hpc::all_in_range(q, ng, int64_t(std::numeric_limits<int32_t>::max()) - nl))
+    hpc::fail("local_order: gpos out of range");
   for (int64_t k = 0; k < nnz; ++k) {
     const bool own = c[k] >= nlo && c[k] < nhi;
     if (own ? s[k] != -1 : (s[k] < 0 || s[k] >= ng)) hpc::fail("local_order: slot out of range");

@@ -215,8 +215,7 @@ class CsrMatrix {
       ix64 = as_ptr<int64_t>(indices, nnz, "Csr indices (int32 or int64)");
     if (nd != nnz) hpc::fail("Csr: indices and data differ in length");
     if (ip[0] != 0 || ip[n] != nnz) hpc::fail("Csr: indptr does not span the entries");
-    for (int64_t i = 0; i < n; ++i)
-      if (ip[i + 1] < ip[i]) hpc::fail("Csr: indptr is not monotone");
+    if (!hpc::non_decreasing(ip, n)) hpc::fail("Csr: indptr is not monotone");
     for (int64_t k = 0; k < nnz; ++k) {
       const int64_t c = ix32 ? int64_t(ix32[k]) : ix64[k];
       if (c < 0 || c >= ncols)
