@@ -6,8 +6,10 @@ and whose --help prints on rank 0 only.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 from .errors import UsageError
 
@@ -105,3 +107,50 @@ def make_parser(app: str, description: str, backends: Sequence[str] | None = Non
                   formatter_class=Formatter)
     add_common(p, backends, default_backend, repeat)
     return p
+
+
+# -- subcommands ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Subcommand:
+    """One verb of an app: ``target`` is ``"module:function"``, a ``main(argv) -> int``
+    imported only when the verb runs (so ``--help`` of the others stays fast)."""
+
+    name: str
+    target: str
+    help: str
+
+
+def _resolve(target: str) -> Callable[[Sequence[str]], int]:
+    mod, _, fn = target.partition(":")
+    return getattr(importlib.import_module(mod), fn)
+
+
+def subcommand_epilog(commands: Sequence[Subcommand]) -> str:
+    """The list of verbs, for the epilog of a default command's --help."""
+    width = max(len(c.name) for c in commands)
+    return "subcommands:\n" + "\n".join(f"  {c.name:<{width}}  {c.help}" for c in commands)
+
+
+def dispatch(prog: str, commands: Sequence[Subcommand], argv: Sequence[str] | None = None,
+             default: str | None = None, description: str | None = None) -> int:
+    """Run the verb named by ``argv[0]`` with the rest of ``argv``: the one subcommand
+    mechanism of every app and tool.
+
+    With ``default`` (an app whose plain form runs a workload: ``python -m hpc.cg ...``),
+    arguments that do not start with a known verb go to that verb, so the plain command line
+    keeps working; its ``--help`` should end with :func:`subcommand_epilog`. Without one,
+    an argparse parser with one subparser per verb answers ``--help`` and rejects an unknown
+    or missing verb with a usage error (exit 2).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    by_name = {c.name: c for c in commands}
+    if argv and argv[0] in by_name:
+        return _resolve(by_name[argv[0]].target)(argv[1:])
+    if default is not None:
+        return _resolve(by_name[default].target)(argv)
+    p = AppParser(prog=prog, description=description, formatter_class=Formatter)
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", required=True, parser_class=AppParser)
+    for c in commands:
+        sub.add_parser(c.name, help=c.help, add_help=False)
+    p.parse_args(argv[:1])  # --help, or an unknown/missing verb: a UsageError
+    raise UsageError(f"{prog}: unknown command {argv[0]!r} (see --help)")  # not reached
