@@ -20,9 +20,9 @@ def _torch():
 def test_network_equals_torch(backend):
     """numpy / numba inference of the whole network equals torch's conv3d network."""
     torch = _torch()
-    from hpc.cg.nn.infer import serial_forward
-    from hpc.cg.nn.torch_net import DCDMNet
-    from hpc.cg.nn.weights import Model
+    from hpc.cg.dcdm.infer import serial_forward
+    from hpc.cg.dcdm.torch_net import DCDMNet
+    from hpc.cg.dcdm.weights import Model
 
     net = DCDMNet(16, seed=5)
     model = Model(net.export(), 16)
@@ -38,8 +38,8 @@ def test_cupy_network_equals_numpy():
 
     if not backends.is_available("cupy"):
         pytest.skip(f"cupy back end: {backends.why_unavailable('cupy')}")
-    from hpc.cg.nn.infer import serial_forward
-    from hpc.cg.nn.weights import random_model
+    from hpc.cg.dcdm.infer import serial_forward
+    from hpc.cg.dcdm.weights import random_model
 
     m = random_model(16, seed=4)
     r = np.random.default_rng(0).standard_normal((8, 10, 12))
@@ -51,7 +51,7 @@ def test_single_conv_equals_torch():
     torch = _torch()
     import torch.nn.functional as F
 
-    from hpc.cg.nn.kernels import ArrayKernels
+    from hpc.cg.dcdm.kernels import ArrayKernels
 
     rng = np.random.default_rng(1)
     x = rng.standard_normal((5, 7, 4, 3)).astype(np.float32)  # (Z, Y, X, C_in)
@@ -66,7 +66,7 @@ def test_single_conv_equals_torch():
 
 
 def test_pool_and_up():
-    from hpc.cg.nn.kernels import ArrayKernels
+    from hpc.cg.dcdm.kernels import ArrayKernels
 
     k = ArrayKernels()
     a = np.arange(4 * 6 * 2 * 2, dtype=np.float32).reshape(4, 6, 2, 2)
@@ -82,7 +82,7 @@ def test_pool_and_up():
 
 # -- model files ------------------------------------------------------------------------
 def test_shipped_model():
-    from hpc.cg.nn import weights as W
+    from hpc.cg.dcdm import weights as W
 
     m = W.load()
     assert m.problem == "poisson3d" and m.trained_grid == 32 and m.channels == 16
@@ -93,7 +93,7 @@ def test_shipped_model():
 def test_model_roundtrip_and_bad_files(tmp_path):
     import h5py
 
-    from hpc.cg.nn import weights as W
+    from hpc.cg.dcdm import weights as W
 
     m = W.random_model(8, seed=2)
     path = tmp_path / "m.h5"
@@ -121,8 +121,8 @@ def test_model_roundtrip_and_bad_files(tmp_path):
 
 def test_model_from_another_grid_runs_on_any_even_grid():
     """Fully convolutional: a model trained on one grid applies to another; odd is refused."""
-    from hpc.cg.nn import weights as W
-    from hpc.cg.nn.infer import serial_forward
+    from hpc.cg.dcdm import weights as W
+    from hpc.cg.dcdm.infer import serial_forward
 
     m = W.load()  # trained on 32^3
     r = np.random.default_rng(0).standard_normal((10, 12, 14))
@@ -153,7 +153,7 @@ def _cg_iterations(A, b, rtol):
 
 
 def _solve_in_process(N, b):
-    from hpc.cg.dcdm import solve_method
+    from hpc.cg.dcdm.solver import solve_method
     from hpc.cg.methods import SolveOptions
 
     comm, A, Problem = _poisson(N)
@@ -256,7 +256,7 @@ def test_breakdown_on_indefinite_matrix():
     """d.Ad <= 0 stops the solve unconverged, with the reason."""
     from mpi4py import MPI
 
-    from hpc.cg.dcdm import dcdm_solve
+    from hpc.cg.dcdm.solver import dcdm_solve
 
     A = -np.diag(np.arange(1.0, 9.0))
     b = np.ones(8)
@@ -268,8 +268,8 @@ def test_identity_direction_is_cg():
     """With f = identity, DCDM's two-term A-orthogonalisation reproduces CG's iterations."""
     from mpi4py import MPI
 
-    from hpc.cg.dcdm import dcdm_solve
-    from hpc.cg.dcdm_train import poisson3d_csr
+    from hpc.cg.dcdm.solver import dcdm_solve
+    from hpc.cg.dcdm.train import poisson3d_csr
 
     A = poisson3d_csr(12)
     b = np.random.default_rng(0).standard_normal(A.shape[0])

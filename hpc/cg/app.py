@@ -69,7 +69,7 @@ def parser():
     d = p.add_argument_group("dcdm (--method dcdm)")
     d.add_argument("--dcdm-model", metavar="PATH.h5", default=None,
                    help="trained network (HDF5 from train-dcdm) [default: the shipped "
-                        "hpc/cg/models/dcdm_poisson3d_n32.h5]")
+                        "hpc/cg/dcdm/models/dcdm_poisson3d_n32.h5]")
     d.add_argument("--dcdm-backend", choices=["numpy", "numba", "cupy"], default=None,
                    help="kernels of the network [default: follows --backend]")
     d.add_argument("--dcdm-keep", type=positive_int, default=2,

@@ -73,8 +73,8 @@ METHODS: dict[str, Solver | str] = {
     "pcg": "hpc.cg.krylov:solve_pcg",
     "cg1": "hpc.cg.krylov:solve_cg1",
     "pipecg": "hpc.cg.krylov:solve_pipecg",
-    # The Deep Conjugate Direction Method; hpc/cg/dcdm*.py provides solve_method(problem, opts).
-    "dcdm": "hpc.cg.dcdm:solve_method",
+    # The Deep Conjugate Direction Method; hpc/cg/dcdm/ provides solve_method(problem, opts).
+    "dcdm": "hpc.cg.dcdm.solver:solve_method",
 }
 
 METHOD_HELP = {
@@ -86,7 +86,7 @@ METHOD_HELP = {
 }
 
 SUBCOMMANDS: dict[str, str] = {
-    "train-dcdm": "hpc.cg.dcdm_train:main",
+    "train-dcdm": "hpc.cg.dcdm.train:main",
 }
 
 

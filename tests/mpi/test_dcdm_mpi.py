@@ -13,7 +13,7 @@ pytestmark = pytest.mark.mpi
 
 
 def _setup(shape, seed=0):
-    from hpc.cg.nn.weights import random_model
+    from hpc.cg.dcdm.weights import random_model
 
     model = random_model(16, seed=seed)
     rng = np.random.default_rng(seed + 1)
@@ -23,8 +23,8 @@ def _setup(shape, seed=0):
 
 @pytest.mark.parametrize("shape", [(8, 12, 10), (6, 6, 16), (10, 8, 8)])
 def test_distributed_network_equals_serial(shape):
-    from hpc.cg.dcdm import DCDMPreconditioner
-    from hpc.cg.nn.infer import serial_forward
+    from hpc.cg.dcdm.solver import DCDMPreconditioner
+    from hpc.cg.dcdm.infer import serial_forward
 
     comm = MPI.COMM_WORLD
     model, r = _setup(shape)
@@ -43,7 +43,7 @@ def test_distributed_network_equals_serial(shape):
 
 def test_uneven_row_offsets_roundtrip():
     """Any row-block layout maps to the blocks and back exactly."""
-    from hpc.cg.nn.decomp import Redistributor, decompose
+    from hpc.cg.dcdm.decomp import Redistributor, decompose
 
     comm = MPI.COMM_WORLD
     shape = (6, 8, 10)
@@ -63,7 +63,7 @@ def test_uneven_row_offsets_roundtrip():
 
 
 def test_numba_backend_equals_numpy():
-    from hpc.cg.dcdm import DCDMPreconditioner
+    from hpc.cg.dcdm.solver import DCDMPreconditioner
 
     comm = MPI.COMM_WORLD
     shape = (8, 8, 8)
@@ -80,7 +80,7 @@ def test_numba_backend_equals_numpy():
 
 
 def test_too_small_grid_is_a_clear_error_on_every_rank():
-    from hpc.cg.nn.decomp import decompose
+    from hpc.cg.dcdm.decomp import decompose
 
     comm = MPI.COMM_WORLD
     if comm.size == 1:

@@ -103,8 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         import torch
     except ImportError:
         raise UsageError("train-dcdm needs PyTorch: pip install '.[ml]'") from None
-    from .nn import weights as W
-    from .nn.torch_net import DCDMNet, dcdm_loss
+    from . import weights as W
+    from .torch_net import DCDMNet, dcdm_loss
 
     W.check_grid((args.grid,) * 3)
     n, m = args.grid, args.ritz

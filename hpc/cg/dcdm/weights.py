@@ -25,7 +25,7 @@ from .arch import layer_shapes
 
 FORMAT = "hpc-dcdm-1"
 ARCH = "dcdm-unet1"
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+MODELS_DIR = Path(__file__).resolve().parent / "models"
 DEFAULT_MODEL = MODELS_DIR / "dcdm_poisson3d_n32.h5"
 
 

@@ -1,6 +1,6 @@
 """The DCDM network in PyTorch, for training only (solving never imports torch).
 
-Weights are exchanged with the numpy back ends through :mod:`hpc.cg.nn.weights` in the stored
+Weights are exchanged with the numpy back ends through :mod:`hpc.cg.dcdm.weights` in the stored
 channel-last layout (kz, ky, kx, c_in, c_out); torch's Conv3d keeps (c_out, c_in, kz, ky, kx)
 on (N, C, Z, Y, X) tensors.
 """
@@ -14,7 +14,7 @@ from .arch import forward, layer_shapes
 
 
 class DCDMNet(torch.nn.Module):
-    """The paper's network (see :mod:`hpc.cg.nn.arch`), bias-free, float32."""
+    """The paper's network (see :mod:`hpc.cg.dcdm.arch`), bias-free, float32."""
 
     def __init__(self, channels: int = 16, seed: int = 0):
         super().__init__()

@@ -13,7 +13,7 @@ Algorithm 1 of the paper, on vectors kept in the solver's row-block layout::
 Two matrix-vector products per iteration (A d and the true residual), one network
 evaluation, three all-reductions (the two previous directions are A-orthogonal to each
 other, so both projections fuse into one reduction; d.Ad with r.d in a second; ||r||).
-The network runs on 3D blocks of the grid (:mod:`hpc.cg.nn`); residual and direction move
+The network runs on 3D blocks of the grid (:mod:`hpc.cg.dcdm`); residual and direction move
 between the two layouts with one Alltoallv each way.
 
 A direction with d.Ad <= 0 (a non-SPD matrix, or a network direction that vanished after
@@ -29,9 +29,9 @@ import numpy as np
 
 from hpc.core.errors import UsageError
 
-from .nn import weights as W
-from .nn.decomp import Redistributor, decompose
-from .nn.infer import DistNet
+from . import weights as W
+from .decomp import Redistributor, decompose
+from .infer import DistNet
 
 BACKENDS = ("numpy", "numba", "cupy")
 
@@ -202,10 +202,10 @@ def solve_method(problem, opts, callback: Callable[[int, float], None] | None = 
 
     Needs a structured 3D problem (the network works on the grid); the model file is
     ``--dcdm-model`` when the app has that option, else the shipped
-    hpc/cg/models/dcdm_poisson3d_n32.h5; the network's kernels follow --backend (numpy,
+    hpc/cg/dcdm/models/dcdm_poisson3d_n32.h5; the network's kernels follow --backend (numpy,
     numba, cupy; native and scipy use numpy's BLAS). --pc does not apply.
     """
-    from .methods import SolveResult
+    from hpc.cg.methods import SolveResult
 
     if opts.pc not in (None, "none"):
         raise UsageError(f"--method dcdm takes no --pc (the network supplies the directions; "
@@ -258,6 +258,6 @@ def solve_method(problem, opts, callback: Callable[[int, float], None] | None = 
 
 
 def _net_gflop(model: W.Model, cells: int) -> float:
-    from .nn.arch import flops
+    from .arch import flops
 
     return flops(cells, model.channels) / 1e9
