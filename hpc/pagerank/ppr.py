@@ -39,9 +39,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+from mpi4py import MPI
+
+from hpc.core.memory import require_memory
+from hpc.core.partition import block_offsets
+from hpc.core.partition import exchange_by_owner as exchange
 
 from .graphio import Graph
-from .shuffle import exchange
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -94,8 +98,6 @@ class Fingerprints:
 
 def _round_sources(g: Graph, sources_local: np.ndarray, batch: int):
     """Split this rank's sources into rounds; every rank runs the same number of rounds."""
-    from mpi4py import MPI
-
     rounds = int(g.comm.allreduce(-(-sources_local.size // batch) if sources_local.size else 0,
                                   op=MPI.MAX))
     return [sources_local[i * batch:(i + 1) * batch] for i in range(rounds)]
@@ -123,8 +125,6 @@ def build_fingerprints(g: Graph, sources_local: np.ndarray, walks: int, damping:
     ``keep`` > 0 stores only the top ``keep`` entries per vertex (the index); 0 keeps all.
     ``native``: the C++ superstep (default: when built) or the NumPy one; same walks.
     """
-    from mpi4py import MPI
-
     comm = g.comm
     n, lo = g.n, g.lo
     c = 1.0 - damping
@@ -238,8 +238,6 @@ def decompose(g: Graph, sources: np.ndarray, damping: float, iterations: int,
     superstep per iteration: a local sparse product gives the mass each out-neighbour
     receives, and one all-to-all delivers it to the neighbour's owner.
     """
-    from mpi4py import MPI
-
     comm = g.comm
     c = 1.0 - damping
     nq, nl, lo = int(sources.size), g.nlocal, g.lo
@@ -310,10 +308,6 @@ def combine(g: Graph, dec: Decomposition, fp: Fingerprints, nq: int, topk: int,
     One local sparse product [R; X]^T [F; S] gives every query's partial vector; queries
     are block-distributed, so the rows for each rank are contiguous.
     """
-    from mpi4py import MPI
-
-    from hpc.core.partition import block_offsets
-
     comm, p, n = g.comm, g.comm.Get_size(), g.n
     K, mass = fingerprint_matrix(g, fp)
     rows = np.flatnonzero(np.diff(dec.R.indptr) > 0)
@@ -416,10 +410,6 @@ def native_engine(g: Graph, fp: Fingerprints | None, damping: float):
     key = ("engine", g.n, damping)
     if fp is not None and fp.cache.get("engine_key") == key:
         return fp.cache["engine"]
-    from mpi4py import MPI
-
-    from hpc.core.memory import require_memory
-
     entries = int(g.comm.allreduce(int(fp.ids.size) if fp is not None else 0, op=MPI.SUM))
     # every rank holds the whole graph and index: gathered int64/float64 arrays plus the
     # engine's copy (int32 ids, float64 values)
@@ -444,10 +434,6 @@ def native_engine(g: Graph, fp: Fingerprints | None, damping: float):
 def native_support(g: Graph, sources: np.ndarray, damping: float, iterations: int,
                    threshold: float, per_edge: bool = False) -> np.ndarray:
     """The owned vertices whose fingerprints the batch's residual needs (collective)."""
-    from mpi4py import MPI
-
-    from hpc.core.partition import block_offsets
-
     comm = g.comm
     off = block_offsets(sources.size, comm.Get_size())
     r = comm.Get_rank()
@@ -469,10 +455,6 @@ def native_query(g: Graph, eng, sources: np.ndarray, iterations: int, threshold:
     ``rel`` > 0 drops fingerprint contributions below rel x the K-th score of a first pass
     over the largest 16 entries of each residual row; 0 combines every stored entry.
     """
-    from mpi4py import MPI
-
-    from hpc.core.partition import block_offsets
-
     comm = g.comm
     off = block_offsets(sources.size, comm.Get_size())
     r = comm.Get_rank()
@@ -511,8 +493,6 @@ def exact_ppr(A, sources: np.ndarray, damping: float, tol: float = 1e-13,
               max_iter: int = 10_000, block: int = 256) -> np.ndarray:
     """Exact PPR (networkx's convention) of every source, dense q x n, by batched power
     iteration of the absorbing walk and renormalisation (serial SciPy)."""
-    import scipy.sparse as sp
-
     n = A.shape[0]
     deg = np.asarray(A.sum(axis=1)).ravel()
     inv = np.zeros(n)
