@@ -6,6 +6,7 @@ n % p ranks hold one extra item. Works for n < p (some ranks own nothing).
 from __future__ import annotations
 
 import numpy as np
+from mpi4py import MPI
 
 
 def block_offsets(n: int, p: int) -> np.ndarray:
@@ -39,9 +40,8 @@ def exchange_by_owner(comm, dest: np.ndarray, arrays) -> list[np.ndarray]:
     this rank receives, grouped by source rank in the order each source sent. Collective.
 
     The one "route each item to its owner" pattern: file readers, transposes, graph builders.
+    (The repeated exchange of ghost values is :class:`hpc.core.exchange.GhostPlan`.)
     """
-    from mpi4py import MPI
-
     size = comm.Get_size()
     arrays = [np.asarray(a) for a in arrays]
     if size == 1:
@@ -71,15 +71,8 @@ def exchange_by_owner(comm, dest: np.ndarray, arrays) -> list[np.ndarray]:
 def cart_create(comm, ndims: int, periodic: bool = True, dims: list[int] | None = None,
                 reorder: bool = False):
     """A Cartesian communicator over all of comm, with MPI_Dims_create choosing free dims."""
-    from mpi4py import MPI
-
     dims = MPI.Compute_dims(comm.Get_size(), dims if dims is not None else [0] * ndims)
     return comm.Create_cart(dims, periods=[periodic] * ndims, reorder=reorder)
-
-
-def dist_graph(comm, sources: list[int], destinations: list[int], reorder: bool = False):
-    """A distributed-graph communicator with explicit in/out neighbour lists (order kept)."""
-    return comm.Create_dist_graph_adjacent(sources, destinations, reorder=reorder)
 
 
 def grid_2d(p: int) -> tuple[int, int]:
