@@ -1,15 +1,49 @@
 """The shared SPMD runtime: one home for what every app needs.
 
 - :mod:`.runtime`: ``run(main)`` (errors to exit codes, exceptions to MPI Abort), ``collective``
-- :mod:`.cli`: the contract's common options
+- :mod:`.cli`: the contract's common options and the one subcommand dispatcher
 - :mod:`.app`: the per-run context, result record and VALID/INVALID verdict
+- :mod:`.launch`: finding ``mpiexec`` and MPICH's progress settings (``python -m hpc.core.launch``)
+- :mod:`.errors`: exit codes, ``UsageError`` (a ``ValueError``) and ``InputTypeError``
 - :mod:`.timers`, :mod:`.partition`, :mod:`.backends`, :mod:`.envinfo`, :mod:`.memory`,
   :mod:`.h5io`, :mod:`.atomic`
-"""
-from .app import App
-from .cli import make_parser, nonneg_int, positive_float, positive_int
-from .errors import EXIT_INVALID, EXIT_OK, EXIT_USAGE, UsageError
-from .runtime import agree, collective, run, world
 
-__all__ = ["App", "make_parser", "positive_int", "nonneg_int", "positive_float", "UsageError",
-           "EXIT_OK", "EXIT_INVALID", "EXIT_USAGE", "run", "collective", "agree", "world"]
+The names below are resolved on first use (PEP 562), so importing one submodule (for example
+:mod:`.launch`, which starts MPI jobs and must not initialise MPI itself) does not import the
+others, nor mpi4py and NumPy.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# name -> the submodule that defines it
+_EXPORTS: dict[str, str] = {
+    "App": "app",
+    "make_parser": "cli", "positive_int": "cli", "nonneg_int": "cli", "positive_float": "cli",
+    "UsageError": "errors", "InputTypeError": "errors",
+    "EXIT_OK": "errors", "EXIT_INVALID": "errors", "EXIT_USAGE": "errors",
+    "run": "runtime", "collective": "runtime", "agree": "runtime", "world": "runtime",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{mod}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ resolves these
+    from .app import App
+    from .cli import make_parser, nonneg_int, positive_float, positive_int
+    from .errors import EXIT_INVALID, EXIT_OK, EXIT_USAGE, InputTypeError, UsageError
+    from .runtime import agree, collective, run, world

@@ -19,6 +19,8 @@ import sys
 import time
 from typing import Any
 
+from mpi4py import MPI
+
 from .. import __version__
 from . import atomic, backends, envinfo
 from .errors import EXIT_INVALID, EXIT_OK
@@ -87,8 +89,6 @@ class App:
 
     def finish(self, passed: bool, validation: dict[str, Any], timings: dict | None = None) -> int:
         """Print VALID/INVALID, write --json, and return the exit status (collective)."""
-        from mpi4py import MPI
-
         passed = bool(self.comm.allreduce(bool(passed), op=MPI.LAND))
         rec = self.record(passed, validation, timings)
         if self.rank == 0:

@@ -11,12 +11,12 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from mpi4py import MPI
+
 from .errors import UsageError
 
 
 def _rank() -> int:
-    from mpi4py import MPI
-
     return MPI.COMM_WORLD.Get_rank()
 
 

@@ -6,10 +6,14 @@ import os
 import platform
 import sys
 
+import mpi4py
+import numpy as np
+from mpi4py import MPI
+
+from .backends import _gpu_count
+
 
 def mpi_library() -> str:
-    from mpi4py import MPI
-
     return MPI.Get_library_version().strip().splitlines()[0].strip()
 
 
@@ -47,8 +51,6 @@ def cuda_aware() -> bool:
 
 
 def gpu_name() -> str | None:
-    from .backends import _gpu_count
-
     n, _ = _gpu_count()
     if not n:
         return None
@@ -74,8 +76,6 @@ def cores_on_host(comm=None) -> int:
     one-core host."""
     if comm is None or comm.Get_size() == 1:
         return len(_affinity())
-    from mpi4py import MPI
-
     node = comm.Split_type(MPI.COMM_TYPE_SHARED)
     union = set().union(*node.allgather(_affinity()))
     node.Free()
@@ -83,8 +83,6 @@ def cores_on_host(comm=None) -> int:
 
 
 def ranks_on_host(comm) -> int:
-    from mpi4py import MPI
-
     node = comm.Split_type(MPI.COMM_TYPE_SHARED)
     n = node.Get_size()
     node.Free()
@@ -101,10 +99,6 @@ def default_threads(comm) -> int:
 
 def capture(comm, threads: int) -> dict:
     """The record's ``env`` block (collective: counts distinct hosts)."""
-    import numpy as np
-    from mpi4py import MPI
-    import mpi4py
-
     hosts = len(set(comm.allgather(MPI.Get_processor_name())))
     cores = cores_on_host(comm)
     return {

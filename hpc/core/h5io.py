@@ -117,10 +117,3 @@ def _gather_write(f, name: str, comm, loc: np.ndarray, rows: np.ndarray, tail: t
         for lo in range(0, loc.shape[0], step):
             comm.Send(np.ascontiguousarray(loc[lo:lo + step]), dest=0, tag=77)
 
-
-def read_rows(path: str | os.PathLike, name: str, start: int, stop: int) -> np.ndarray:
-    """Read rows [start, stop) of a dataset (every rank reads its own share)."""
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        return f[name][start:stop]

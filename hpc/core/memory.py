@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 
+from mpi4py import MPI
+
 from .errors import UsageError
 
 
@@ -41,8 +43,6 @@ def require_memory(bytes_per_rank: float, what: str, comm=None, fraction: float 
     """Raise UsageError on every rank unless the ranks on each host fit in its free memory."""
     ranks_here = 1
     if comm is not None and comm.Get_size() > 1:
-        from mpi4py import MPI
-
         node = comm.Split_type(MPI.COMM_TYPE_SHARED)
         ranks_here = node.Get_size()
         node.Free()
@@ -50,8 +50,6 @@ def require_memory(bytes_per_rank: float, what: str, comm=None, fraction: float 
     have = available_bytes()
     ok = need <= fraction * have
     if comm is not None and comm.Get_size() > 1:
-        from mpi4py import MPI
-
         ok = comm.allreduce(ok, op=MPI.LAND)
     if not ok:
         raise UsageError(

@@ -13,15 +13,15 @@ import traceback
 from contextlib import contextmanager
 from typing import Callable, Iterator, NoReturn, Sequence
 
+from mpi4py import MPI
+
 from .errors import EXIT_USAGE, UsageError
 
 _ERRCOMM = None  # a private duplicate of COMM_WORLD that only error agreement uses
 
 
 def world():
-    """COMM_WORLD (imports mpi4py lazily so --help stays fast)."""
-    from mpi4py import MPI
-
+    """COMM_WORLD."""
     return MPI.COMM_WORLD
 
 

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 import numpy as np
+from mpi4py import MPI
 
 
 class PhaseTimer:
@@ -39,8 +40,6 @@ class PhaseTimer:
 
     def slowest(self, name: str) -> np.ndarray:
         """Per-repetition slowest-rank times of one phase (collective)."""
-        from mpi4py import MPI
-
         local = np.asarray(self.samples.get(name, []), dtype=np.float64)
         counts = self.comm.allgather(local.size)
         if len(set(counts)) != 1:
