@@ -5,12 +5,12 @@ PY      := $(VENV)/bin/python
 BUILD   := build/dev
 NP      ?= 4
 EXTRAS  ?= test
-# Yield instead of busy-polling when ranks outnumber cores (30x faster oversubscribed).
-export MPIR_CVAR_POLLS_BEFORE_YIELD ?= 1
-export MPIR_CVAR_CH4_PROGRESS_THROTTLE ?= true
-export MPIR_CVAR_CH4_PROGRESS_THROTTLE_NO_PROGRESS_COUNT ?= 1
 export MPIEXEC_TIMEOUT ?= 600
-MPIEXEC := $(VENV)/bin/mpiexec
+# mpiexec and MPICH's progress settings come from hpc.core.launch, their one home: it prints
+# `export` lines (yield instead of busy-polling when ranks outnumber cores; a variable already
+# set wins) and the mpiexec to use.
+LAUNCH   = eval "$$($(PY) -m hpc.core.launch env --ranks $(NP))" && \
+           "$$($(PY) -m hpc.core.launch mpiexec)" -n $(NP)
 
 .PHONY: all system-deps venv build demo test test-fast bench clean
 
@@ -21,13 +21,15 @@ $(VENV)/.deps: pyproject.toml tools/deps.py
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) tools/deps.py $(EXTRAS) > $(VENV)/requirements.txt
 	$(PY) -m pip install -q -r $(VENV)/requirements.txt
-	$(PY) -c "import site,os; open(os.path.join(site.getsitepackages()[0],'hpc-dev.pth'),'w').write(os.getcwd()+'\n')"
+	$(PY) -m pip install -q --no-build-isolation --no-deps -e . -Cwheel.cmake=false
 	touch $@
 
 venv: $(VENV)/.deps
 
-# In-place native build (hpc/_core*.so, and _kokkos/_cuda where found); flock keeps concurrent
-# builds from sharing one tree at once.
+# The venv holds an editable install of this tree (scikit-build-core, editable.mode = inplace,
+# no rebuild on import): Python imports hpc/ from here and `hpc` is on the venv's PATH. The
+# extensions are built here, in build/dev, and copied into hpc/ (hpc/_core*.so, and
+# _kokkos/_cuda where found); flock keeps concurrent builds from sharing one tree at once.
 system-deps:
 	@if [ "$(HPC_INSTALL_SYSTEM_DEPS)" = 1 ]; then ./tools/system_deps.sh; fi
 
@@ -41,7 +43,7 @@ build: system-deps venv
 	  cmake --build $(BUILD) -j2'
 
 demo: build
-	$(MPIEXEC) -n $(NP) $(PY) -m hpc.suite
+	$(LAUNCH) $(PY) -m hpc.suite
 
 test: build
 	./tools/run_tests.sh
