@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from mpi4py import MPI
 
 from .oracle import Oracle, chunk_width
 
@@ -53,8 +54,6 @@ class Solver:
     def allsum(self, a: np.ndarray) -> np.ndarray:
         a = np.ascontiguousarray(a, dtype=np.float64)
         if self.comm.Get_size() > 1:
-            from mpi4py import MPI
-
             self.comm.Allreduce(MPI.IN_PLACE, a, op=MPI.SUM)
         return a
 

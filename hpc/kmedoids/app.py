@@ -12,23 +12,18 @@ checks that no single swap improves the loss (local optimality).
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
+from mpi4py import MPI
 
 from hpc.core import App, UsageError, make_parser, positive_float, positive_int, run
 from hpc.core import backends as registry
-from hpc.core.memory import available_bytes, gib, require_memory
+from hpc.core.memory import gib
 
-from . import algorithms, data
+from . import api, data
+from .api import MATRIX_FRACTION, METHODS, SWAP_METHODS
 from .kernels import BACKENDS, METRICS
-from .kernels import load as load_kernels
-from .oracle import MatrixOracle, TiledOracle
-
-METHODS = ("pam", "fastpam1", "fastpam2", "fasterpam", "clara", "clarans")
-SWAP_METHODS = ("pam", "fastpam1", "fastpam2", "fasterpam")
-MATRIX_FRACTION = 0.5  # auto mode keeps the matrix when it takes at most this much free memory
 
 
 def parser():
@@ -93,7 +88,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.tiled:
         args.distances = "tiled"
     registry.require(BACKENDS[args.backend][1], list(BACKENDS))
-    K = load_kernels(args.backend)
     app = App("kmedoids", args)
     comm = app.comm
     precomputed = args.metric == "precomputed"
@@ -105,31 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     n, k = loc.n, args.k
     if k > n:
         raise UsageError(f"--k {k} is larger than the number of points ({n})")
-    nl_max = -(-n // app.size)
     app.metrics.update(n=n, d=loc.d if not precomputed else None, k=k)
 
     with app.timer.phase("distances"):
-        if precomputed:
-            oracle = MatrixOracle(K.xp.asarray(loc.X), n, loc.row0, comm, K, "precomputed")
-            mode = "matrix"
-        else:
-            require_memory(8.0 * n * loc.d * 2, f"the data ({n} x {loc.d}) on every rank", comm)
-            X_all = data.allgather_rows(loc.X, n, comm)
-            mat_bytes = 8.0 * nl_max * n
-            mode = args.distances
-            if mode == "auto":
-                ranks_here = _ranks_on_host(comm)
-                fits = mat_bytes * ranks_here <= MATRIX_FRACTION * available_bytes()
-                mode = "matrix" if comm.allreduce(fits, op=_land()) else "tiled"
-            if mode == "matrix":
-                require_memory(mat_bytes, f"the distance matrix block ({nl_max} x {n}; "
-                                          "use --distances tiled)", comm)
-                oracle = MatrixOracle.from_data(loc.X, X_all, loc.row0, comm, K, args.metric)
-            else:
-                oracle = TiledOracle(loc.X, X_all, loc.row0, comm, K, args.metric)
-    init = args.init
-    if init == "auto":  # CLARANS starts from random medoids, as in the original
-        init = "random" if args.method == "clarans" else "build" if mode == "matrix" else "lab"
+        oracle = api.distance_oracle(loc, args.metric, distances=args.distances,
+                                     backend=args.backend, comm=comm)
+    mode = oracle.mode
+    init = api.resolve_init(args.init, args.method, mode)
+    nl_max = -(-n // app.size)
     app.metrics.update(distances=mode, init=init, matrix_bytes_per_rank=int(8 * nl_max * n)
                        if mode == "matrix" else 0,
                        data_bytes_per_rank=0 if precomputed else int(8 * n * loc.d))
@@ -138,15 +115,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{mode} distances ({gib(8.0 * nl_max * n)} per rank as a matrix), back end "
             f"{args.backend}, {app.size} rank(s) x {app.threads} thread(s)")
 
-    solver = algorithms.Solver(oracle, comm, K, k)
-    from mpi4py import MPI
-
-    res = None
+    res = solver = None
     for _ in range(args.repeat):
-        rng = np.random.default_rng(args.seed)
         with app.timer.phase("cluster"):
-            res = algorithms.run(solver, args.method, init, rng, args.max_iter, args.samples,
-                                 args.sample_size, args.restarts, args.neighbors, MPI.COMM_SELF)
+            res, solver = api.cluster(oracle, k, method=args.method, init=init,
+                                      max_iter=args.max_iter,
+                                      rng=np.random.default_rng(args.seed),
+                                      samples=args.samples, sample_size=args.sample_size,
+                                      restarts=args.restarts, neighbors=args.neighbors)
         app.timer.add("build", res.build_s)
         app.timer.add("swap", res.swap_s)
 
@@ -161,20 +137,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         app.metrics["medoid_silhouette"] = solver.medoid_silhouette()
     app.say(f"loss {res.loss:.10g}, {res.swaps} swaps, {res.iterations} iterations; BUILD "
             f"{timings['build']['min']:.3f} s, SWAP {timings['swap']['min']:.3f} s")
-
     if args.output:
-        from hpc.core import h5io
-
-        order = np.argsort(meds, kind="stable")
-        pos = np.empty(k, dtype=np.int64)
-        pos[order] = np.arange(k)
-        labels = pos[solver.near_i]
-        h5io.write(args.output, comm, {
-            "/medoids": meds[order], "/labels": h5io.Distributed(labels),
-            "/init_medoids": np.asarray(res.init_medoids, dtype=np.int64)},
-            attrs={"/": {"method": args.method, "metric": args.metric, "init": init,
-                         "loss": float(res.loss), "k": k, "n": n}})
+        _write(args, comm, solver, res, meds, init, n, k)
     return app.finish(passed, val, timings)
+
+
+def _write(args, comm, solver, res, meds, init: str, n: int, k: int) -> None:
+    """HDF5: medoids sorted, labels numbering them in that order, the initial medoids."""
+    from hpc.core import h5io
+
+    order = np.argsort(meds, kind="stable")
+    pos = np.empty(k, dtype=np.int64)
+    pos[order] = np.arange(k)
+    labels = pos[solver.near_i]
+    h5io.write(args.output, comm, {
+        "/medoids": meds[order], "/labels": h5io.Distributed(labels),
+        "/init_medoids": np.asarray(res.init_medoids, dtype=np.int64)},
+        attrs={"/": {"method": args.method, "metric": args.metric, "init": init,
+                     "loss": float(res.loss), "k": k, "n": n}})
 
 
 def _validate(app, solver, loc, oracle, meds, args, res, precomputed):
@@ -195,10 +175,10 @@ def _validate(app, solver, loc, oracle, meds, args, res, precomputed):
     # labels: every point's medoid is a nearest one
     lab_d = Dm[np.arange(Dm.shape[0]), solver.near_i] if Dm.shape[0] else np.zeros(0)
     gap = float(np.max(lab_d - dmin)) if lab_d.size else 0.0
-    gap = comm.allreduce(gap, op=_max())
+    gap = comm.allreduce(gap, op=MPI.MAX)
     tol = 1e-9 * max(1.0, float(np.max(Dm)) if Dm.size else 1.0)
     val["label_gap"] = gap
-    ok &= gap <= comm.allreduce(tol, op=_max())
+    ok &= gap <= comm.allreduce(tol, op=MPI.MAX)
     if args.check == "full" and args.method in SWAP_METHODS and k < n:
         md = solver.min_delta()
         val["min_swap_delta"] = md
@@ -207,27 +187,6 @@ def _validate(app, solver, loc, oracle, meds, args, res, precomputed):
             ok &= val["locally_optimal"]
     val["converged"] = bool(res.converged)
     return bool(ok), val
-
-
-def _ranks_on_host(comm) -> int:
-    from mpi4py import MPI
-
-    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
-    r = node.Get_size()
-    node.Free()
-    return r
-
-
-def _land():
-    from mpi4py import MPI
-
-    return MPI.LAND
-
-
-def _max():
-    from mpi4py import MPI
-
-    return MPI.MAX
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
+from mpi4py import MPI
 
 from hpc.core import UsageError, agree
 from hpc.core.partition import block_range
@@ -172,11 +173,5 @@ def allgather_rows(X_local: np.ndarray, n: int, comm) -> np.ndarray:
     counts = np.array(comm.allgather(X_local.shape[0]), dtype=np.int64) * d
     out = np.empty((n, d))
     displs = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    comm.Allgatherv(np.ascontiguousarray(X_local), [out, counts, displs, _dtype()])
+    comm.Allgatherv(np.ascontiguousarray(X_local), [out, counts, displs, MPI.DOUBLE])
     return out
-
-
-def _dtype():
-    from mpi4py import MPI
-
-    return MPI.DOUBLE
