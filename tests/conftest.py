@@ -1,42 +1,29 @@
-"""Shared test helpers: launching apps under the mpich wheel's mpiexec, and the real data."""
+"""Shared test helpers: launching apps under mpiexec (through hpc.core.launch), and the real data."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from hpc.core.launch import YIELD_ENV, launch
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
 
-# Yield instead of busy-polling when ranks exceed cores; nothing may hang.
-MPI_ENV = {
-    "MPIR_CVAR_POLLS_BEFORE_YIELD": "1",
-    "MPIR_CVAR_CH4_PROGRESS_THROTTLE": "true",
-    "MPIR_CVAR_CH4_PROGRESS_THROTTLE_NO_PROGRESS_COUNT": "1",
-    "OMP_NUM_THREADS": "1",
-    "PYTHONUNBUFFERED": "1",
-}
+# Every launch yields instead of busy-polling (the tests oversubscribe small machines), uses one
+# thread per rank, and streams its output; nothing may hang (MPIEXEC_TIMEOUT).
+TEST_ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+MPI_ENV = {**YIELD_ENV, **TEST_ENV}  # for tests that pass the environment on themselves
 
 
 def mpirun(n: int, *args: str, timeout: int = 300, env: dict | None = None,
            module: str | None = None) -> subprocess.CompletedProcess:
-    """Run ``mpiexec -n n python [-m module] args...``; MPIEXEC_TIMEOUT guards against hangs."""
-    e = dict(os.environ)
-    e.update(MPI_ENV)
-    e["MPIEXEC_TIMEOUT"] = str(timeout)
-    if env:
-        e.update(env)
-    cmd = [MPIEXEC, "-n", str(n), sys.executable]
-    if module:
-        cmd += ["-m", module]
-    cmd += [str(a) for a in args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=timeout + 60,
-                          cwd=str(ROOT))
+    """Run ``mpiexec -n n python [-m module] args...`` from the repository root, output
+    captured; MPIEXEC_TIMEOUT (``timeout`` seconds) guards against hangs."""
+    return launch(n, args, module=module, progress="throttle", env={**TEST_ENV, **(env or {})},
+                  timeout=timeout, capture_output=True, text=True, cwd=str(ROOT))
 
 
 def run_app(app: str, n: int, *args: str, timeout: int = 300, env: dict | None = None):
