@@ -17,8 +17,11 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
+import scipy.sparse as sp
+from mpi4py import MPI
 
 from hpc.core import UsageError, collective
+from hpc.core.errors import InputTypeError
 from hpc.core.partition import block_offsets, block_owner, block_range
 
 from .shuffle import exchange, exscan_sum
@@ -72,8 +75,6 @@ class Graph:
 
     def lookup(self, original_ids: np.ndarray) -> np.ndarray:
         """Global vertex numbers of original ids; -1 where an id is not a vertex (collective)."""
-        from mpi4py import MPI
-
         q = np.asarray(original_ids, dtype=np.int64)
         pos = np.searchsorted(self.ids, q)
         hit = (pos < self.ids.size)
@@ -85,8 +86,6 @@ class Graph:
 
     def original_ids(self, v: np.ndarray) -> np.ndarray:
         """Original ids of global vertex numbers (collective; every rank gets them all)."""
-        from mpi4py import MPI
-
         v = np.asarray(v, dtype=np.int64)
         mine = (v >= self.lo) & (v < self.hi)
         local = np.full(v.shape, -1, dtype=np.int64)
@@ -102,8 +101,6 @@ class Graph:
 def from_edges(comm, n: int, src: np.ndarray, dst: np.ndarray, ids_local: np.ndarray,
                source: str = "") -> Graph:
     """The partitioned graph of global edges (src, dst) in 0..n-1, duplicates collapsed."""
-    from mpi4py import MPI
-
     p, r = comm.Get_size(), comm.Get_rank()
     offsets = block_offsets(n, p)
     lo, hi = int(offsets[r]), int(offsets[r + 1])
@@ -137,8 +134,6 @@ def relabel(comm, src_raw: np.ndarray, dst_raw: np.ndarray):
     ranks before it, answers the ranks that asked, and the sorted ids move to the vertex
     blocks.
     """
-    from mpi4py import MPI
-
     src_raw = np.asarray(src_raw, dtype=np.int64)
     dst_raw = np.asarray(dst_raw, dtype=np.int64)
     local = np.unique(np.concatenate([src_raw, dst_raw]))
@@ -304,14 +299,61 @@ def read_mtx(path: str, comm) -> Graph:
             raise
         except (OSError, ValueError) as exc:
             raise UsageError(f"--graph {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+    return from_distcsr(A, source=f"mtx:{path}", what=f"--graph {path}")
+
+
+def from_distcsr(A, source: str = "", what: str = "G") -> Graph:
+    """The graph of a distributed adjacency matrix (an ``hpc.sparse.DistCSR``, any row
+    blocks): a nonzero A[i, j] is the edge i -> j, values ignored; vertices 0..n-1
+    (collective over ``A.comm``)."""
+    comm = A.comm
     nr, nc = A.shape
     if nr != nc:
-        raise UsageError(f"--graph {path}: a graph needs a square matrix, got {nr} x {nc}")
+        raise UsageError(f"{what}: a graph needs a square matrix, got {nr} x {nc}")
     loc = A.local.tocoo()
-    src = loc.row.astype(np.int64) + int(A.row_offsets[comm.Get_rank()])
-    dst = loc.col.astype(np.int64)
+    keep = loc.data != 0
+    src = loc.row[keep].astype(np.int64) + int(A.row_offsets[comm.Get_rank()])
+    dst = loc.col[keep].astype(np.int64)
     lo, hi = block_range(nr, comm.Get_size(), comm.Get_rank())
-    return from_edges(comm, nr, src, dst, np.arange(lo, hi, dtype=np.int64), source=f"mtx:{path}")
+    return from_edges(comm, nr, src, dst, np.arange(lo, hi, dtype=np.int64),
+                      source=source or f"DistCSR {nr}x{nc}")
+
+
+def from_scipy(A, comm, what: str = "G") -> Graph:
+    """The graph of a SciPy sparse adjacency matrix given identically on every rank: a
+    nonzero A[i, j] is the edge i -> j (values ignored, stored zeros are no edge); vertices
+    0..n-1, isolated ones included. Each rank takes its block of rows (collective)."""
+    nr, nc = A.shape
+    if nr != nc:
+        raise UsageError(f"{what}: an adjacency matrix must be square, got {nr} x {nc}")
+    lo, hi = block_range(nr, comm.Get_size(), comm.Get_rank())
+    B = sp.csr_matrix(A)[lo:hi].tocoo()
+    keep = B.data != 0
+    return from_edges(comm, nr, B.row[keep].astype(np.int64) + lo, B.col[keep].astype(np.int64),
+                      np.arange(lo, hi, dtype=np.int64), source=f"scipy {nr}x{nc}")
+
+
+def from_edge_array(E: np.ndarray, comm, what: str = "G") -> Graph:
+    """The graph of an (m, 2) array of edges (source, target) given identically on every rank:
+    vertices 0..n-1 with n = the largest id + 1 (ids that appear in no edge are isolated
+    vertices); duplicates collapse, self-loops stay. Each rank takes its block of edges."""
+    E = np.asarray(E)
+    if E.ndim != 2 or E.shape[1] != 2:
+        raise UsageError(f"{what}: an edge array must have shape (m, 2), got {E.shape}")
+    if E.shape[0] == 0:
+        raise UsageError(f"{what}: the edge array is empty (the graph has no vertices)")
+    if not np.issubdtype(E.dtype, np.integer):
+        raise InputTypeError(f"{what}: an edge array must hold integers, got dtype {E.dtype}")
+    lowest = int(E.min())
+    if lowest < 0:
+        raise UsageError(f"{what}: vertex ids must be non-negative, got {lowest}")
+    if E.dtype == np.uint64 and int(E.max()) > MAX_ID:
+        raise UsageError(f"{what}: vertex id {int(E.max())} exceeds int64")
+    n = int(E.max()) + 1
+    lo, hi = block_range(E.shape[0], comm.Get_size(), comm.Get_rank())
+    vlo, vhi = block_range(n, comm.Get_size(), comm.Get_rank())
+    return from_edges(comm, n, E[lo:hi, 0].astype(np.int64), E[lo:hi, 1].astype(np.int64),
+                      np.arange(vlo, vhi, dtype=np.int64), source=f"edge array {n} vertices")
 
 
 def parse_kron(spec: str) -> tuple[int, int]:
@@ -425,8 +467,6 @@ def load_graph(comm, graph: str | None = None, generate: str | None = None, seed
 
 def gather_csr(g: Graph, root: int = 0):
     """The whole adjacency matrix (scipy CSR, A[u, v] = 1 for an edge u -> v) on ``root``."""
-    import scipy.sparse as sp
-
     comm = g.comm
     indptr = comm.gather(g.outdeg, root=root)
     indices = comm.gather(g.out_indices, root=root)
@@ -444,6 +484,6 @@ def gather_ids(g: Graph, root: int = 0) -> np.ndarray | None:
     return np.concatenate(parts) if parts is not None else None
 
 
-__all__ = ["Graph", "from_edges", "relabel", "read_snap", "read_mtx", "generate_kron",
+__all__ = ["Graph", "from_edges", "from_scipy", "from_edge_array", "from_distcsr", "relabel", "read_snap", "read_mtx", "generate_kron",
            "save_cache", "load_cache", "load_graph", "gather_csr", "gather_ids",
            "parse_edges", "parse_edges_py", "parse_kron"]
