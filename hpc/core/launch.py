@@ -10,6 +10,7 @@ made oversubscribed runs up to 30x faster here.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -132,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = progress_env(a.mode, a.ranks, base={})
     for k, v in chosen.items():
         if k not in os.environ:
-            print(f"export {k}={v}")
+            print(f"export {k}={shlex.quote(v)}")
     return 0
 
 
