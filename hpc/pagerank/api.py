@@ -444,15 +444,15 @@ class QueryStats:
 
 
 def prepare(g: Graph, fingerprints: Fingerprints | None, alpha: float, backend: str) -> None:
-    """Derive what a batch needs once per graph and once per index (collective): the native
-    engine's copies of the graph and index, or the SciPy operators."""
+    """Derive once what batches of queries reuse (collective; cached on the graph or the
+    fingerprints): with ``fingerprints``, the index's part (the native engine's copy of the
+    graph and index, or the SciPy fingerprint matrix); without, the graph's part (the
+    replicated graph, or the SciPy push operator)."""
     if backend == "native":
-        if fingerprints is not None:
-            native_engine(g, fingerprints, alpha)
-        native_engine(g, None, alpha)
+        native_engine(g, fingerprints, alpha)
+    elif fingerprints is not None:
+        fingerprint_matrix(g, fingerprints)
     else:
-        if fingerprints is not None:
-            fingerprint_matrix(g, fingerprints)
         push_operator(g, alpha)
 
 

@@ -14,21 +14,34 @@ Each subcommand has its own --help.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Sequence
 
 import numpy as np
+from mpi4py import MPI
 
-from hpc.core import App, UsageError, positive_float, positive_int, run
+from hpc.core import App, UsageError, h5io, positive_float, positive_int, run
 from hpc.core import backends as registry
-from hpc.core.cli import AppParser, Formatter, add_common
+from hpc.core.cli import (AppParser, Formatter, Subcommand, add_common, dispatch,
+                          subcommand_epilog)
+from hpc.core.memory import require_memory
 
 from .backends import BACKENDS
+from .graphio import Graph, gather_csr, load_graph
+from .solver import make_solver, reference_pagerank
 
-SUBCOMMANDS = ("pagerank", "ppr-index", "ppr")
+# The verbs; each module is imported only when its verb runs (no import of ppr_app here).
+COMMANDS = (
+    Subcommand("pagerank", "hpc.pagerank.app:run_global", "global PageRank (the default verb)"),
+    Subcommand("ppr-index", "hpc.pagerank.ppr_app:run_index",
+               "build the PowerWalk fingerprint index"),
+    Subcommand("ppr", "hpc.pagerank.ppr_app:run_query",
+               "personalized PageRank of a batch of sources"),
+)
+SUBCOMMANDS = tuple(c.name for c in COMMANDS)
 DEFAULT_GENERATE = "kron:12:16"
 
 
+# -- the options every verb shares ----------------------------------------------------------
 def _damping(text: str) -> float:
     v = float(text)
     if not 0.0 < v < 1.0:
@@ -51,9 +64,25 @@ def add_graph_options(p: argparse.ArgumentParser) -> None:
                    help="damping factor d; teleport probability is 1 - d")
 
 
+def load(app: App, args) -> Graph:
+    """The graph the options name (phase load_graph), announced on rank 0."""
+    gen = args.generate
+    if args.graph is None and gen is None:
+        gen = DEFAULT_GENERATE
+    with app.timer.phase("load_graph"):
+        g = load_graph(app.comm, args.graph, gen, args.seed, args.cache)
+    if g.n == 0:
+        raise UsageError(f"--graph {args.graph}: the graph has no vertices")
+    app.extra["graph"] = {"source": g.source, "vertices": g.n, "edges": g.m}
+    app.say(f"graph {g.source}: {g.n} vertices, {g.m} edges (duplicates collapsed), "
+            f"{app.size} rank(s)")
+    return g
+
+
+# -- global PageRank ------------------------------------------------------------------------
 def global_parser() -> AppParser:
     p = AppParser(prog="python -m hpc.pagerank [pagerank]", description=__doc__,
-                  formatter_class=Formatter)
+                  epilog=subcommand_epilog(COMMANDS), formatter_class=Formatter)
     add_graph_options(p)
     s = p.add_argument_group("global PageRank")
     s.add_argument("--tol", type=positive_float, default=1e-10,
@@ -69,67 +98,22 @@ def global_parser() -> AppParser:
     return p
 
 
-def _load(app: App, args):
-    from .graphio import load_graph
-
-    gen = args.generate
-    if args.graph is None and gen is None:
-        gen = DEFAULT_GENERATE
-    with app.timer.phase("load_graph"):
-        g = load_graph(app.comm, args.graph, gen, args.seed, args.cache)
-    if g.n == 0:
-        raise UsageError(f"--graph {args.graph}: the graph has no vertices")
-    app.extra["graph"] = {"source": g.source, "vertices": g.n, "edges": g.m}
-    app.say(f"graph {g.source}: {g.n} vertices, {g.m} edges (duplicates collapsed), "
-            f"{app.size} rank(s)")
-    return g
-
-
 def run_global(argv: Sequence[str]) -> int:
     args = global_parser().parse_args(argv)
-    registry.require(args.backend, list(BACKENDS))
+    registry.require(BACKENDS[args.backend][1], list(BACKENDS))
     app = App("pagerank", args)
-    g = _load(app, args)
-    from .solver import make_solver
-
+    g = load(app, args)
     with app.timer.phase("setup"):
         solver = make_solver(g, args.backend, args.layout)
     res = None
-    for rep in range(args.repeat):
+    for _ in range(args.repeat):
         with app.timer.phase("solve"):
             res = solver.solve(args.damping, args.tol, args.max_iter)
     assert res is not None
-    change, total = solver.residual(res.x, args.damping)
-    validation = {"converged": res.converged, "iterations": res.iterations,
-                  "l1_change": res.l1_change, "tol": args.tol,
-                  "fixed_point_residual_l1": change, "sum": total}
-    # The map is a d-contraction in L1, so the residual of the returned iterate is at most
-    # d times the last change; sum 1 holds to rounding.
-    passed = res.converged and change <= args.tol and abs(total - 1.0) <= 1e-9
-    if args.check:
-        passed = _check_global(app, g, res.x, args, validation) and passed
+    passed, validation = _validate_global(app, g, solver, res, args)
     t = app.timer.summary()
-    solve = t["solve"]["min"]
-    per_it = solve / max(res.iterations, 1)
-    app.metrics.update({
-        "iterations": res.iterations, "time_s": solve, "time_per_iter_s": per_it,
-        "edges_per_s": g.m / per_it if per_it > 0 else 0.0,
-        "gteps": g.m / per_it / 1e9 if per_it > 0 else 0.0,
-        "vertices": g.n, "edges": g.m, "layout": args.layout,
-    })
-    if args.layout == "2d":
-        app.extra["grid"] = list(solver.grid)
-    else:
-        app.metrics["ghosts_max"] = int(app.comm.allreduce(solver.ghosts, op=_max()))
-    steps = getattr(solver, "setup_times", None)
-    if steps:   # where the setup phase went (seconds per step, slowest rank)
-        app.extra["setup_steps_s"] = {k: float(app.comm.allreduce(v, op=_max()))
-                                      for k, v in steps.items()}
-    app.say(f"{res.iterations} iterations, {solve:.4g} s ({per_it * 1e3:.3g} ms/iter, "
-            f"{app.metrics['edges_per_s'] / 1e6:.1f} M edges/s), L1 change {res.l1_change:.3g}")
+    _global_metrics(app, g, solver, res, args, t)
     if args.output:
-        from hpc.core import h5io
-
         h5io.write(args.output, app.comm, {
             "/vertex_ids": h5io.Distributed(g.ids),
             "/pagerank": h5io.Distributed(res.x),
@@ -142,18 +126,20 @@ def run_global(argv: Sequence[str]) -> int:
     return app.finish(passed, validation, t)
 
 
-def _max():
-    from mpi4py import MPI
+def _validate_global(app: App, g: Graph, solver, res, args) -> tuple[bool, dict]:
+    change, total = solver.residual(res.x, args.damping)
+    validation = {"converged": res.converged, "iterations": res.iterations,
+                  "l1_change": res.l1_change, "tol": args.tol,
+                  "fixed_point_residual_l1": change, "sum": total}
+    # The map is a d-contraction in L1, so the residual of the returned iterate is at most
+    # d times the last change; sum 1 holds to rounding.
+    passed = res.converged and change <= args.tol and abs(total - 1.0) <= 1e-9
+    if args.check:
+        passed = _check_global(app, g, res.x, args, validation) and passed
+    return passed, validation
 
-    return MPI.MAX
 
-
-def _check_global(app: App, g, x_local: np.ndarray, args, validation: dict) -> bool:
-    from hpc.core.memory import require_memory
-
-    from .graphio import gather_csr
-    from .solver import reference_pagerank
-
+def _check_global(app: App, g: Graph, x_local: np.ndarray, args, validation: dict) -> bool:
     require_memory(40.0 * (g.m + g.n) if app.rank == 0 else 0, "--check (serial reference)", app.comm)
     A = gather_csr(g)
     parts = app.comm.gather(x_local)
@@ -168,15 +154,30 @@ def _check_global(app: App, g, x_local: np.ndarray, args, validation: dict) -> b
     return ok
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    cmd = argv[0] if argv and argv[0] in SUBCOMMANDS else "pagerank"
-    rest = argv[1:] if argv and argv[0] in SUBCOMMANDS else argv
-    if cmd == "pagerank":
-        return run_global(rest)
-    from . import ppr_app
+def _global_metrics(app: App, g: Graph, solver, res, args, t: dict) -> None:
+    solve = t["solve"]["min"]
+    per_it = solve / max(res.iterations, 1)
+    app.metrics.update({
+        "iterations": res.iterations, "time_s": solve, "time_per_iter_s": per_it,
+        "edges_per_s": g.m / per_it if per_it > 0 else 0.0,
+        "gteps": g.m / per_it / 1e9 if per_it > 0 else 0.0,
+        "vertices": g.n, "edges": g.m, "layout": args.layout,
+    })
+    if args.layout == "2d":
+        app.extra["grid"] = list(solver.grid)
+    else:
+        app.metrics["ghosts_max"] = int(app.comm.allreduce(solver.ghosts, op=MPI.MAX))
+    steps = getattr(solver, "setup_times", None)
+    if steps:   # where the setup phase went (seconds per step, slowest rank)
+        app.extra["setup_steps_s"] = {k: float(app.comm.allreduce(v, op=MPI.MAX))
+                                      for k, v in steps.items()}
+    app.say(f"{res.iterations} iterations, {solve:.4g} s ({per_it * 1e3:.3g} ms/iter, "
+            f"{app.metrics['edges_per_s'] / 1e6:.1f} M edges/s), L1 change {res.l1_change:.3g}")
 
-    return ppr_app.run_index(rest) if cmd == "ppr-index" else ppr_app.run_query(rest)
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return dispatch("python -m hpc.pagerank", COMMANDS, argv, default="pagerank",
+                    description=__doc__)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,6 @@
-"""The PowerWalk subcommands of hpc.pagerank: ``ppr-index`` and ``ppr`` (see ppr.py)."""
+"""The PowerWalk subcommands of hpc.pagerank, ``ppr-index`` and ``ppr``: the command line over
+:class:`hpc.pagerank.PPRIndex` and the batch query of :mod:`hpc.pagerank.api` (the
+algorithms live in ppr.py)."""
 from __future__ import annotations
 
 import argparse
@@ -6,20 +8,19 @@ import time
 from typing import Sequence
 
 import numpy as np
+from mpi4py import MPI
 
-from hpc.core import App, UsageError, collective, nonneg_int, positive_float, positive_int
+from hpc.core import App, UsageError, h5io, nonneg_int, positive_float, positive_int
 from hpc.core import backends as registry
 from hpc.core.cli import AppParser, Formatter, add_common
+from hpc.core.memory import require_memory
 
-from .app import _load, add_graph_options
+from .api import PPRIndex, prepare, query, source_vertices
+from .app import add_graph_options, load
 from .graphio import Graph, gather_csr
-from .ppr import (Fingerprints, build_fingerprints, combine, decompose, exact_ppr,
-                  fingerprint_matrix, native_engine, native_query, native_support,
-                  needed_vertices, precision_at_k, push_operator)
+from .ppr import Fingerprints, exact_ppr, precision_at_k
 
 QUERY_BACKENDS = ("native", "numpy")
-
-INDEX_FORMAT = "hpc.pagerank.ppr-index/1"
 
 INDEX_DOC = """Build the PowerWalk fingerprint index: --walks random walks from every vertex
 (teleport probability 1 - damping, absorbed at dangling vertices), run as vertex-centric
@@ -97,35 +98,28 @@ def query_parser() -> AppParser:
 
 
 # --------------------------------------------------------------------------------------------
+# ppr-index
+# --------------------------------------------------------------------------------------------
 def run_index(argv: Sequence[str]) -> int:
     args = index_parser().parse_args(argv)
     if not args.output:
         raise UsageError("ppr-index: --output INDEX.h5 is required")
     app = App("pagerank", args)
     app.extra["subcommand"] = "ppr-index"
-    g = _load(app, args)
-    fp = None
+    g = load(app, args)
+    index = None
     for _ in range(args.repeat):
         with app.timer.phase("walks"):
-            fp = build_fingerprints(g, np.arange(g.lo, g.hi, dtype=np.int64), args.walks,
-                                    args.damping, args.seed, args.max_length, args.keep,
-                                    args.batch)
-    assert fp is not None
+            index = PPRIndex.build(g, alpha=args.damping, walks=args.walks,
+                                   max_length=args.max_length, keep=args.keep, seed=args.seed,
+                                   batch=args.batch)
+    assert index is not None
     with app.timer.phase("write_index"):
-        save_index(args.output, g, fp, args)
-    c = 1.0 - args.damping
-    from mpi4py import MPI
-
-    lo_mass = float(app.comm.allreduce(float(fp.mass.min()) if fp.mass.size else 1.0, op=MPI.MIN))
-    hi_mass = float(app.comm.allreduce(float(fp.mass.max()) if fp.mass.size else 0.0, op=MPI.MAX))
-    entries = int(app.comm.allreduce(int(fp.ids.size), op=MPI.SUM))
-    # Every walk visits its start, so every estimate has mass >= c (the mass is random: its
-    # expectation is the walk's survival, at most 1).
-    passed = lo_mass >= c - 1e-12 and np.isfinite(hi_mass)
-    validation = {"min_mass": lo_mass, "max_mass": hi_mass, "survivors": fp.survivors}
-    if args.check:
-        passed = _check_fingerprints(app, g, fp, args, validation) and passed
+        index.save(args.output)
+    passed, validation = _validate_index(app, g, index.fingerprints, args)
     t = app.timer.summary()
+    fp = index.fingerprints
+    entries = int(app.comm.allreduce(int(fp.ids.size), op=MPI.SUM))
     walks_total = g.n * args.walks
     app.metrics.update({"walks": walks_total, "time_s": t["walks"]["min"],
                         "walks_per_s": walks_total / t["walks"]["min"],
@@ -135,54 +129,17 @@ def run_index(argv: Sequence[str]) -> int:
     return app.finish(passed, validation, t)
 
 
-def save_index(path: str, g: Graph, fp: Fingerprints, args) -> None:
-    from hpc.core import h5io
-
-    counts = np.diff(fp.indptr)
-    h5io.write(path, g.comm, {
-        "/vertex_ids": h5io.Distributed(g.ids),
-        "/index/count": h5io.Distributed(counts.astype(np.int64)),
-        "/index/ids": h5io.Distributed(fp.ids),
-        "/index/values": h5io.Distributed(fp.vals),
-        "/index/mass": h5io.Distributed(fp.mass),
-    }, attrs={"/index": {"format": INDEX_FORMAT, "n": g.n, "m": g.m, "damping": args.damping,
-                         "walks": args.walks, "max_length": args.max_length,
-                         "keep": args.keep, "seed": args.seed, "survivors": fp.survivors,
-                         "graph": g.source}})
-    g.comm.Barrier()  # rank 0 renames the file into place; nobody reads it before that
-
-
-def load_index(path: str, g: Graph, damping: float) -> Fingerprints:
-    """This rank's rows of an index; it must match the graph and the damping (collective)."""
-    import h5py
-
-    lo, hi = g.lo, g.hi
-    with collective(g.comm):
-        try:
-            with h5py.File(path, "r") as f:
-                a = f["index"].attrs
-                if a.get("format") != INDEX_FORMAT:
-                    raise UsageError(f"--index {path}: not a ppr-index file")
-                if int(a["n"]) != g.n or int(a["m"]) != g.m or \
-                        not np.array_equal(f["vertex_ids"][lo:hi], g.ids):
-                    raise UsageError(f"--index {path}: built for another graph "
-                                     f"({a.get('graph')}, {int(a['n'])} vertices)")
-                if abs(float(a["damping"]) - damping) > 1e-15:
-                    raise UsageError(f"--index {path}: built with damping {float(a['damping'])}, "
-                                     f"not {damping}")
-                cnt = f["index/count"][lo:hi].astype(np.int64)
-                start = int(f["index/count"][:lo].sum()) if lo else 0
-                stop = start + int(cnt.sum())
-                ids = f["index/ids"][start:stop].astype(np.int64)
-                vals = f["index/values"][start:stop].astype(np.float64)
-                mass = f["index/mass"][lo:hi].astype(np.float64)
-                walks = int(a["walks"])
-                surv = int(a["survivors"])
-        except (OSError, KeyError) as exc:
-            raise UsageError(f"--index {path}: cannot read ({exc})") from None
-    indptr = np.zeros(cnt.size + 1, dtype=np.int64)
-    np.cumsum(cnt, out=indptr[1:])
-    return Fingerprints(np.arange(lo, hi, dtype=np.int64), indptr, ids, vals, mass, surv, walks)
+def _validate_index(app: App, g: Graph, fp: Fingerprints, args) -> tuple[bool, dict]:
+    c = 1.0 - args.damping
+    lo_mass = float(app.comm.allreduce(float(fp.mass.min()) if fp.mass.size else 1.0, op=MPI.MIN))
+    hi_mass = float(app.comm.allreduce(float(fp.mass.max()) if fp.mass.size else 0.0, op=MPI.MAX))
+    # Every walk visits its start, so every estimate has mass >= c (the mass is random: its
+    # expectation is the walk's survival, at most 1).
+    passed = lo_mass >= c - 1e-12 and np.isfinite(hi_mass)
+    validation = {"min_mass": lo_mass, "max_mass": hi_mass, "survivors": fp.survivors}
+    if args.check:
+        passed = _check_fingerprints(app, g, fp, args, validation) and passed
+    return passed, validation
 
 
 def _check_fingerprints(app: App, g: Graph, fp: Fingerprints, args, validation: dict) -> bool:
@@ -212,6 +169,8 @@ def _check_fingerprints(app: App, g: Graph, fp: Fingerprints, args, validation: 
 
 
 # --------------------------------------------------------------------------------------------
+# ppr
+# --------------------------------------------------------------------------------------------
 def parse_sources(text: str, g: Graph, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(original ids, global vertex numbers) of --sources."""
     text = text.strip()
@@ -232,81 +191,85 @@ def parse_sources(text: str, g: Graph, seed: int) -> tuple[np.ndarray, np.ndarra
         raise UsageError(f"--sources {text[:60]!r}: expected comma-separated integer ids") from None
     if ids.size == 0:
         raise UsageError("--sources: no ids given")
-    verts = g.lookup(ids)
-    if (verts < 0).any():
-        bad = ids[verts < 0][:5].tolist()
-        raise UsageError(f"--sources: not a vertex of the graph: {', '.join(map(str, bad))}")
-    return ids, verts
+    return ids, source_vertices(g, ids, "--sources")
 
 
-def run_query(argv: Sequence[str]) -> int:
-    args = query_parser().parse_args(argv)
+def _check_query_options(args) -> None:
     registry.require(args.backend, list(QUERY_BACKENDS))
     if not (args.combine_rel >= 0.0 and np.isfinite(args.combine_rel)):
         raise UsageError(f"--combine-rel {args.combine_rel}: expected a finite value >= 0")
     if args.combine_rel > 0 and args.backend != "native":
         raise UsageError("--combine-rel needs --backend native")
+
+
+def _load_index(app: App, g: Graph, args) -> PPRIndex | None:
+    """The --index for this graph and damping, with what it derives once (phase load_index)."""
+    if not args.index:
+        return None
+    with app.timer.phase("load_index"):
+        index = PPRIndex.load(args.index, g)
+        if abs(index.alpha - args.damping) > 1e-15:
+            raise UsageError(f"--index {args.index}: built with damping {index.alpha}, "
+                             f"not {args.damping}")
+        prepare(g, index.fingerprints, args.damping, args.backend)
+    return index
+
+
+def run_query(argv: Sequence[str]) -> int:
+    args = query_parser().parse_args(argv)
+    _check_query_options(args)
     app = App("pagerank", args)
     app.extra["subcommand"] = "ppr"
-    g = _load(app, args)
+    g = load(app, args)
     src_ids, verts = parse_sources(args.sources, g, args.seed)
     nq = int(verts.size)
-    native = args.backend == "native"
-    per_edge = args.push_rule == "per-edge"
-    fp_index = None
-    if args.index:
-        with app.timer.phase("load_index"):
-            fp_index = load_index(args.index, g, args.damping)
-            if native:                            # derived once per index, like the load
-                native_engine(g, fp_index, args.damping)
-            else:
-                fingerprint_matrix(g, fp_index)
+    index = _load_index(app, g, args)
     with app.timer.phase("setup"):
-        if native:
-            native_engine(g, None, args.damping)  # the replicated graph, once per graph
-        else:
-            push_operator(g, args.damping)        # derived once per graph
-    ans, built, fp = None, 0, fp_index
+        prepare(g, None, args.damping, args.backend)   # once per graph
+    ans, st = None, None
     for _ in range(args.repeat):
         with app.timer.phase("query"):
-            if native:
-                if fp_index is None:
-                    need = native_support(g, verts, args.damping, args.iterations,
-                                          args.threshold, per_edge)
-                    fp = build_fingerprints(g, need, args.walks, args.damping, args.seed,
-                                            args.max_length, 0, args.batch)
-                    built = int(app.comm.allreduce(int(fp.vertices.size)))
-                ans, st = native_query(g, native_engine(g, fp, args.damping), verts,
-                                       args.iterations, args.threshold, args.topk, per_edge,
-                                       args.combine_rel, args.check, app.threads)
-                pushes, its, resid, rent = (st.pushes, st.iterations, st.residual_mass,
-                                            st.residual_entries)
-            else:
-                dec = decompose(g, verts, args.damping, args.iterations, args.threshold,
-                                per_edge=per_edge)
-                if fp_index is None:
-                    fp = build_fingerprints(g, needed_vertices(g, dec), args.walks,
-                                            args.damping, args.seed, args.max_length, 0,
-                                            args.batch)
-                    built = int(app.comm.allreduce(int(fp.vertices.size)))
-                ans = combine(g, dec, fp, nq, args.topk, want_full=args.check)
-                from mpi4py import MPI
-
-                pushes, its = dec.pushes, dec.iterations
-                resid = float(app.comm.allreduce(float(dec.R.sum()), op=MPI.SUM))
-                rent = int(app.comm.allreduce(int(dec.R.nnz), op=MPI.SUM))
-    assert ans is not None and fp is not None
+            ans, st = query(g, verts, alpha=args.damping,
+                            fingerprints=index.fingerprints if index else None,
+                            backend=args.backend, topk=args.topk, iterations=args.iterations,
+                            threshold=args.threshold, per_edge=args.push_rule == "per-edge",
+                            combine_rel=args.combine_rel, walks=args.walks,
+                            max_length=args.max_length, batch=args.batch, seed=args.seed,
+                            want_full=args.check, threads=app.threads)
+    assert ans is not None and st is not None
     t = app.timer.summary()
     app.metrics.update({
         "queries": nq, "time_s": t["query"]["min"], "queries_per_s": nq / t["query"]["min"],
-        "pushes": pushes, "push_iterations": its, "iterations": its,
-        "residual_mass_per_query": resid / nq, "residual_entries": rent,
-        "fingerprints_built": built,
+        "pushes": st.pushes, "push_iterations": st.iterations, "iterations": st.iterations,
+        "residual_mass_per_query": st.residual_mass / nq,
+        "residual_entries": st.residual_entries, "fingerprints_built": st.fingerprints_built,
     })
     # map the top-K ids back to original ids
-    flat = ans.topk_ids.ravel() if app.rank == 0 else None
-    flat = app.comm.bcast(flat, root=0)
+    flat = app.comm.bcast(ans.topk_ids.ravel() if app.rank == 0 else None, root=0)
     orig = g.original_ids(np.where(flat >= 0, flat, 0))
+    passed, validation = _validate_queries(app, g, verts, ans, args)
+    topk_orig = np.where(flat >= 0, orig, -1).reshape(nq, args.topk) if app.rank == 0 else None
+    if args.output:
+        h5io.write(args.output, app.comm, {
+            "/ppr/sources": np.asarray(src_ids, dtype=np.int64),
+            "/ppr/topk_ids": topk_orig,
+            "/ppr/topk_scores": ans.topk_scores,
+        }, attrs={"/ppr": {"damping": args.damping, "iterations": args.iterations,
+                           "threshold": args.threshold, "index": args.index or "",
+                           "walks": index.walks if index else args.walks}})
+    if app.rank == 0 and not app.quiet:
+        for i in range(min(nq, 3)):
+            pairs = ", ".join(f"{int(v)}:{s:.4g}" for v, s in
+                              zip(topk_orig[i, :5], ans.topk_scores[i, :5]) if v >= 0)
+            print(f"  source {int(src_ids[i])}: {pairs}{' ...' if args.topk > 5 else ''}")
+    app.say(f"{nq} queries in {t['query']['min']:.4g} s ({app.metrics['queries_per_s']:.1f} "
+            f"queries/s, {args.backend}), {st.pushes} pushes, residual mass/query "
+            f"{st.residual_mass / nq:.3g}")
+    return app.finish(passed, validation, t)
+
+
+def _validate_queries(app: App, g: Graph, verts: np.ndarray, ans, args) -> tuple[bool, dict]:
+    """Scores finite, non-negative, sorted, at most mass 1; with --check, against exact PPR."""
     validation: dict = {}
     passed = True
     if app.rank == 0:
@@ -319,30 +282,10 @@ def run_query(argv: Sequence[str]) -> int:
     passed = bool(app.comm.bcast(passed))
     if args.check:
         passed = _check_queries(app, g, verts, ans, args, validation) and passed
-    topk_orig = np.where(flat >= 0, orig, -1).reshape(nq, args.topk) if app.rank == 0 else None
-    if args.output:
-        from hpc.core import h5io
-
-        h5io.write(args.output, app.comm, {
-            "/ppr/sources": np.asarray(src_ids, dtype=np.int64),
-            "/ppr/topk_ids": topk_orig,
-            "/ppr/topk_scores": ans.topk_scores,
-        }, attrs={"/ppr": {"damping": args.damping, "iterations": args.iterations,
-                           "threshold": args.threshold, "index": args.index or "",
-                           "walks": fp.walks}})
-    if app.rank == 0 and not app.quiet:
-        for i in range(min(nq, 3)):
-            pairs = ", ".join(f"{int(v)}:{s:.4g}" for v, s in
-                              zip(topk_orig[i, :5], ans.topk_scores[i, :5]) if v >= 0)
-            print(f"  source {int(src_ids[i])}: {pairs}{' ...' if args.topk > 5 else ''}")
-    app.say(f"{nq} queries in {t['query']['min']:.4g} s ({app.metrics['queries_per_s']:.1f} "
-            f"queries/s, {args.backend}), {pushes} pushes, residual mass/query {resid / nq:.3g}")
-    return app.finish(passed, validation, t)
+    return passed, validation
 
 
 def _check_queries(app: App, g: Graph, verts: np.ndarray, ans, args, validation: dict) -> bool:
-    from hpc.core.memory import require_memory
-
     require_memory(8.0 * g.n * min(256, verts.size) * 3 if app.rank == 0 else 0,
                    "--check (exact PPR on rank 0)", app.comm)
     A = gather_csr(g)
