@@ -165,10 +165,10 @@ def _single_rank_model(dtype=np.float64, **kw):
     from mpi4py import MPI
 
     from hpc.train.model import GPT
-    from hpc.train.parallel_state import Layout, ParallelState
+    from hpc.train.parallel_state import ParallelLayout, ParallelState
 
     cfg = GPTConfig(**{"vocab": 70, "hidden": 12, "heads": 3, "layers": 2, "seq_len": 6, **kw})
-    ps = ParallelState(MPI.COMM_SELF, Layout())
+    ps = ParallelState(MPI.COMM_SELF, ParallelLayout())
     return cfg, GPT(cfg, ps, np, dtype, seed=5)
 
 
@@ -257,10 +257,10 @@ def test_offload_moves_layers_only_while_in_use():
     from mpi4py import MPI
 
     from hpc.train.model import GPT
-    from hpc.train.parallel_state import Layout, ParallelState
+    from hpc.train.parallel_state import ParallelLayout, ParallelState
 
     cfg = GPTConfig(vocab=70, hidden=12, heads=3, layers=2, seq_len=6)
-    ps = ParallelState(MPI.COMM_SELF, Layout())
+    ps = ParallelState(MPI.COMM_SELF, ParallelLayout())
     grads = []
     tok = np.random.default_rng(4).integers(0, cfg.vocab, size=(2, cfg.seq_len + 1))
     for offload in (False, True):

@@ -18,24 +18,22 @@ models small enough, rank 0 retrains the single-rank reference model and compare
 """
 from __future__ import annotations
 
+import argparse
 import math
-import os
 import time
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from mpi4py import MPI
 
-from hpc.core import App, UsageError, make_parser, nonneg_int, positive_float, positive_int, run
-from hpc.core import backends as registry
-from hpc.core.memory import require_memory
-from hpc.core.runtime import agree
+from hpc.core import App, h5io, make_parser, nonneg_int, positive_float, positive_int, run
 
-from . import checkpoint, data, schedules
-from .model import GPT, GPTConfig, param_specs
-from .optimizer import Adam
-from .parallel_state import Layout, ParallelState, check_layout
-from .trainer import Trainer
+from . import checkpoint, schedules
+from .model import GPTConfig, model_flops_per_step
+from .parallel_state import ParallelLayout, default_schedule
+from .schedules import SCHEDULES
+from .trainer import StepStats, Trainer, reference_losses
+from .validate import cli_names
 
 # Default per-rank peak (TFLOP/s) for MFU when --peak-tflops is not given: one CPU core with
 # AVX-512 FMA at ~3 GHz (fp32: 2 FMA units x 16 lanes x 2 flops), half that in fp64; on a GPU
@@ -59,7 +57,7 @@ def parser():
                    help="data-parallel degree [default: ranks / (tp x pp)]")
     g.add_argument("--vpp", type=positive_int, default=1,
                    help="model chunks per pipeline rank (interleaved schedule)")
-    g.add_argument("--schedule", choices=schedules.SCHEDULES, default=None,
+    g.add_argument("--schedule", choices=SCHEDULES, default=None,
                    help="pipeline schedule [default: interleaved when --vpp > 1, else 1f1b]")
     g.add_argument("--sequence-parallel", action="store_true",
                    help="split layer norms and residuals along the sequence over tp ranks")
@@ -105,159 +103,97 @@ def parser():
     return p
 
 
-def model_flops_per_step(cfg: GPTConfig, batch: int, recompute: bool = False) -> float:
-    """Megatron's formula (Narayanan et al. 2021, eq. 3): 72 B s l h^2 (1 + s/6h + V/12lh)
-    per step without recomputation (96 and V/16lh with full recomputation)."""
-    B, s, l, h, V = batch, cfg.seq_len, cfg.layers, cfg.hidden, cfg.vocab_padded
-    if recompute:
-        return 96.0 * B * s * l * h * h * (1 + s / (6 * h) + V / (16 * l * h))
-    return 72.0 * B * s * l * h * h * (1 + s / (6 * h) + V / (12 * l * h))
-
-
-def build(cfg, layout, comm, args, xp, dtype, tokens):
-    ps = ParallelState(comm, layout)
-    model = GPT(cfg, ps, xp, dtype, args.seed, sequence_parallel=args.sequence_parallel,
-                recompute=args.recompute, offload=args.offload)
-    opt = Adam(model, args.lr, weight_decay=args.weight_decay, clip=args.clip_grad,
-               zero=args.zero1)
-    trainer = Trainer(model, opt, tokens, args.seed, args.global_batch, args.micro_batches,
-                      args.schedule)
-    return ps, model, opt, trainer
-
-
-def reference_losses(cfg, args, dtype, tokens, start: int, steps: int) -> list[float]:
-    """Single-rank, no tp/pp/dp, no recompute/offload/ZeRO: the model without parallelism."""
-    import numpy
-    from mpi4py import MPI
-
-    class A:  # the reference's own options
-        pass
-
-    ra = A()
-    ra.__dict__.update(vars(args))
-    ra.sequence_parallel = ra.recompute = ra.offload = ra.zero1 = False
-    ra.schedule = "gpipe"
-    ps, model, opt, tr = build(cfg, Layout(), MPI.COMM_SELF, ra, numpy, dtype, tokens)
-    if args.load:
-        checkpoint.load(args.load, model, opt)
-    out = [tr.step(start + k).loss for k in range(steps)]
-    ps.free()
-    return out
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    registry.require(args.backend, ["numpy", "cupy"])
-    app = App("train", args)
-    size = app.size
-    tp, pp = args.tp, args.pp
-    if args.dp is None:
-        if size % (tp * pp):
-            raise UsageError(f"{size} rank(s) are not divisible by --tp {tp} x --pp {pp}")
-        args.dp = size // (tp * pp)
-    if args.schedule is None:
-        args.schedule = "interleaved" if args.vpp > 1 else "1f1b"
-    if args.hidden % args.heads:
-        raise UsageError(f"--hidden {args.hidden} is not divisible by --heads {args.heads}")
+def set_up(app: App, args: argparse.Namespace) -> Trainer:
+    """The Trainer of the command line's model, layout and data, at the --load checkpoint's
+    step when given (collective). Fills the record's dp and schedule with their values."""
     cfg = GPTConfig(args.vocab, args.hidden, args.heads, args.layers, args.seq_len)
-    layout = Layout(tp, pp, args.dp, args.vpp)
-    check_layout(layout, size, args.layers, args.heads, args.micro_batches, args.global_batch,
-                 args.schedule, args.seq_len, args.sequence_parallel, cfg.vocab_padded)
-    if args.backend == "cupy":
-        import cupy as xp
-
-        from mpi4py import MPI
-
-        local = app.comm.Split_type(MPI.COMM_TYPE_SHARED)  # one GPU per node-local rank
-        xp.cuda.Device(local.Get_rank() % xp.cuda.runtime.getDeviceCount()).use()
-        local.Free()
-    else:
-        xp = np
-    dtype = np.dtype(args.dtype)
-
-    n_params = sum(int(np.prod(s.shape)) for s in param_specs(cfg))
-    per_rank = n_params / (tp * pp) * dtype.itemsize * 4  # params, grads, Adam m and v
-    mbs = args.global_batch // (args.dp * args.micro_batches)
-    act = (mbs * args.seq_len * (16 * args.hidden + 2 * cfg.vocab_padded // tp)
-           + mbs * args.heads // tp * args.seq_len ** 2 * 2) * dtype.itemsize
-    require_memory(int(per_rank + act * args.layers // pp * args.micro_batches),
-                   "the model and its activations", app.comm)
-
-    if args.save:
-        parent = Path(args.save).resolve().parent
-        while not parent.exists():
-            parent = parent.parent
-        ok = parent.is_dir() and os.access(parent, os.W_OK)
-        agree(app.comm, None if app.rank != 0 or ok else
-              f"--save {args.save}: {parent} is not a writable folder")
-    if args.data:
-        tokens = data.load_text(args.data, args.vocab)
-    else:
-        tokens = data.synthetic(args.seed, args.vocab)
-    if tokens.shape[0] < args.seq_len + 2:
-        raise UsageError(f"--data {args.data}: {tokens.shape[0]} tokens, fewer than --seq-len + 2")
-
+    layout = ParallelLayout(args.tp, args.pp, args.dp, args.vpp,
+                            sequence_parallel=args.sequence_parallel, zero1=args.zero1)
+    if args.save:  # fail before training, not after
+        checkpoint.check_writable(args.save, app.comm)
     with app.timer.phase("setup"):
-        ps, model, opt, trainer = build(cfg, layout, app.comm, args, xp, dtype, tokens)
-    start = 0
+        trainer = Trainer(cfg, layout, data=args.data, dtype=args.dtype, lr=args.lr,
+                          weight_decay=args.weight_decay, clip_grad=args.clip_grad,
+                          global_batch=args.global_batch, micro_batches=args.micro_batches,
+                          schedule=args.schedule, recompute=args.recompute,
+                          offload=args.offload, seed=args.seed, backend=args.backend,
+                          comm=app.comm)
+    args.dp = trainer.layout.dp
+    args.schedule = args.schedule or default_schedule(trainer.layout)
     if args.load:
         with app.timer.phase("load"):
-            start = checkpoint.load(args.load, model, opt)
-    app.say(f"hpc.train: GPT {args.layers} layers x hidden {args.hidden} x {args.heads} heads, "
-            f"seq {args.seq_len}, vocab {args.vocab} (padded {cfg.vocab_padded}), "
-            f"{n_params / 1e6:.3f} M params, {args.dtype}, back end {args.backend}")
-    app.say(f"layout tp {tp} x dp {args.dp} x pp {pp} (vpp {args.vpp}, {trainer.kind}), "
-            f"global batch {args.global_batch} = dp {args.dp} x {args.micro_batches} "
-            f"micro-batches x {mbs}; start at step {start}"
-            + (", sequence parallel" if model.sp else "") + (", ZeRO-1" if opt.zero else "")
+            trainer.load(args.load)
+    lay = trainer.layout
+    app.say(f"hpc.train: GPT {cfg.layers} layers x hidden {cfg.hidden} x {cfg.heads} heads, "
+            f"seq {cfg.seq_len}, vocab {cfg.vocab} (padded {cfg.vocab_padded}), "
+            f"{cfg.n_params / 1e6:.3f} M params, {args.dtype}, back end {args.backend}")
+    app.say(f"layout tp {lay.tp} x dp {lay.dp} x pp {lay.pp} (vpp {lay.vpp}, {trainer.schedule}), "
+            f"global batch {trainer.global_batch} = dp {lay.dp} x {trainer.micro_batches} "
+            f"micro-batches x {trainer.micro_batch_size}; start at step {trainer.iteration}"
+            + (", sequence parallel" if trainer.model.sp else "")
+            + (", ZeRO-1" if trainer.optimizer.zero else "")
             + (", recompute" if args.recompute else "") + (", offload" if args.offload else ""))
+    return trainer
 
-    losses, norms, stats = [], [], []
-    for k in range(args.steps):
-        st = trainer.step(start + k)
-        losses.append(st.loss)
-        norms.append(st.grad_norm)
+
+def train(app: App, trainer: Trainer, steps: int) -> list[StepStats]:
+    """Run the steps, one progress line each; every step's stats."""
+    stats: list[StepStats] = []
+
+    def report(st: StepStats) -> None:
         stats.append(st)
-        app.progress(f"step {start + k + 1:5d}  loss {st.loss:.6f}  grad-norm {st.grad_norm:.4f}"
+        app.progress(f"step {st.step + 1:5d}  loss {st.loss:.6f}  grad-norm {st.grad_norm:.4f}"
                      f"  {st.step_s * 1e3:8.1f} ms")
-    end_step = start + args.steps
 
-    # throughput over the steps after warm-up (slowest rank's step time)
-    from mpi4py import MPI
+    trainer.fit(steps, callback=report)
+    return stats
 
+
+def performance(app: App, trainer: Trainer, args: argparse.Namespace,
+                stats: list[StepStats], start: int) -> None:
+    """The record's metrics: losses, tokens/s and MFU over the steps after warm-up (the
+    slowest rank's step time), the measured and the formula's pipeline bubble."""
+    size = app.size
+    losses = [s.loss for s in stats]
     timed = stats[args.warmup_steps:] or stats
     step_s = app.comm.allreduce(sum(s.step_s for s in timed), op=MPI.MAX) / len(timed)
-    tokens_per_step = args.global_batch * args.seq_len
-    flops = model_flops_per_step(cfg, args.global_batch)
+    tokens_per_step = trainer.tokens_per_step
+    flops = model_flops_per_step(trainer.config, trainer.global_batch)
     peak = args.peak_tflops or DEFAULT_PEAK_TFLOPS[(args.backend, args.dtype)]
     wall = sum(s.wall_s for s in timed)
     busy = sum(s.busy_s for s in timed)
     bubble = app.comm.allreduce((wall - busy) / busy if busy > 0 else 0.0, op=MPI.SUM) / size
+    lay = trainer.layout
     app.metrics.update({
         "losses": losses,
-        "grad_norms": norms,
+        "grad_norms": [s.grad_norm for s in stats],
         "tokens_per_s": tokens_per_step / step_s,
         "step_time_s": step_s,
         "model_tflops_per_step": flops / 1e12,
         "mfu": flops / step_s / (peak * 1e12 * size),
         "peak_tflops_per_rank": peak,
         "bubble_fraction": bubble,
-        "bubble_fraction_formula": schedules.bubble_formula(trainer.kind, pp, args.micro_batches,
-                                                            args.vpp),
-        "params": n_params,
+        "bubble_fraction_formula": schedules.bubble_formula(trainer.schedule, lay.pp,
+                                                            trainer.micro_batches, lay.vpp),
+        "params": trainer.config.n_params,
         "first_step": start,
     })
     if args.recompute:
-        app.metrics["hfu"] = model_flops_per_step(cfg, args.global_batch, True) / step_s / (
-            peak * 1e12 * size)
+        app.metrics["hfu"] = model_flops_per_step(trainer.config, trainer.global_batch,
+                                                  True) / step_s / (peak * 1e12 * size)
     if args.offload:
-        app.metrics["offload_h2d_bytes"] = app.comm.allreduce(model.store.bytes_h2d)
-        app.metrics["offload_d2h_bytes"] = app.comm.allreduce(model.store.bytes_d2h)
+        app.metrics["offload_h2d_bytes"] = app.comm.allreduce(trainer.model.store.bytes_h2d)
+        app.metrics["offload_d2h_bytes"] = app.comm.allreduce(trainer.model.store.bytes_d2h)
     app.say(f"tokens/s {tokens_per_step / step_s:.1f}, MFU {app.metrics['mfu'] * 100:.2f}% "
             f"(peak {peak} TFLOP/s/rank), bubble {bubble:.3f} (formula "
             f"{app.metrics['bubble_fraction_formula']:.3f})")
 
-    # validation
+
+def validate(app: App, trainer: Trainer, args: argparse.Namespace,
+             losses: list[float]) -> tuple[bool, dict]:
+    """The losses are finite and fall; for small enough runs (or --reference on) rank 0
+    retrains the single-rank reference and the curves must agree (float64 1e-9, float32 1e-4
+    relative)."""
     finite = all(math.isfinite(x) for x in losses)
     validation: dict = {"losses_finite": finite}
     passed = finite
@@ -266,33 +202,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         validation["loss_last"] = losses[-1]
         validation["loss_decreased"] = losses[-1] < losses[0]
         passed = passed and losses[-1] < losses[0]
-    work = n_params * tokens_per_step * args.steps
+    work = trainer.config.n_params * trainer.tokens_per_step * len(losses)
     want_ref = args.reference == "on" or (args.reference == "auto" and work <= REFERENCE_MAX_WORK
                                           and args.backend == "numpy")
     if want_ref:
         t0 = time.perf_counter()
-        ref = None
-        if app.rank == 0:
-            ref = reference_losses(cfg, args, dtype, tokens, start, args.steps)
+        ref = reference_losses(trainer, len(losses), args.load) if app.rank == 0 else None
         ref = app.comm.bcast(ref, root=0)
         rel = max(abs(a - b) / abs(b) for a, b in zip(losses, ref))
-        tol = 1e-9 if dtype == np.float64 else 1e-4
+        tol = 1e-9 if trainer.dtype == np.float64 else 1e-4
         validation.update({"reference_losses": ref, "reference_max_rel_diff": rel,
                            "reference_tolerance": tol})
         passed = passed and rel <= tol
         app.say(f"single-rank reference: max relative loss difference {rel:.3g} "
                 f"(tolerance {tol:g}, {time.perf_counter() - t0:.1f} s)")
-    if args.output:
-        from hpc.core import h5io
+    return passed, validation
 
-        h5io.write(args.output, app.comm, {"/losses": np.array(losses),
-                                           "/grad_norms": np.array(norms)},
-                   attrs={"/": {"first_step": start, "tp": tp, "pp": pp, "dp": args.dp,
-                                "vpp": args.vpp, "schedule": trainer.kind}})
+
+def write_outputs(app: App, trainer: Trainer, args: argparse.Namespace, start: int) -> None:
+    """--output (losses and gradient norms per step) and --save (the checkpoint)."""
+    if args.output:
+        lay = trainer.layout
+        h5io.write(args.output, app.comm, {"/losses": np.array(app.metrics["losses"]),
+                                           "/grad_norms": np.array(app.metrics["grad_norms"])},
+                   attrs={"/": {"first_step": start, "tp": lay.tp, "pp": lay.pp, "dp": lay.dp,
+                                "vpp": lay.vpp, "schedule": trainer.schedule}})
     if args.save:  # after the reference, which may read the --load file this overwrites
         with app.timer.phase("save"):
-            checkpoint.save(args.save, model, opt, end_step, args.seed)
-    ps.free()
+            trainer.save(args.save)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    app = App("train", args)
+    with cli_names():  # API errors name the options (--heads, not heads)
+        trainer = set_up(app, args)
+        with trainer:
+            start = trainer.iteration
+            stats = train(app, trainer, args.steps)
+            performance(app, trainer, args, stats, start)
+            passed, validation = validate(app, trainer, args, [s.loss for s in stats])
+            write_outputs(app, trainer, args, start)
     return app.finish(passed, validation)
 
 

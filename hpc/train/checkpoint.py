@@ -7,13 +7,18 @@ dtype). Written atomically through hpc.core.h5io (rank 0 writes a temporary file
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
-from hpc.core import UsageError, h5io
-from hpc.core.runtime import collective
+from hpc.core import h5io
+from hpc.core.errors import UsageError
+from hpc.core.runtime import agree, collective
 
 from . import comm as C
 from .model import shard, unshard
+from .validate import arg
 
 SHAPE_ATTRS = ("vocab", "hidden", "heads", "layers", "seq_len")
 
@@ -49,7 +54,19 @@ def gather_full(model, opt=None) -> dict[str, tuple[np.ndarray, ...]] | None:
             for s in model.all_specs}
 
 
-def save(path: str, model, opt, step: int, seed: int) -> None:
+def check_writable(path: str | os.PathLike, comm) -> None:
+    """Collective: raise ValueError on every rank unless rank 0 can create ``path`` (its
+    nearest existing parent is a writable folder). Lets a run fail before it trains."""
+    ok = True
+    parent = Path(path).resolve().parent
+    if comm.Get_rank() == 0:
+        while not parent.exists():
+            parent = parent.parent
+        ok = parent.is_dir() and os.access(parent, os.W_OK)
+    agree(comm, None if ok else f"{arg('save')} {path}: {parent} is not a writable folder")
+
+
+def save(path: str | os.PathLike, model, opt, step: int, seed: int) -> None:
     """Collective: gather every parameter to rank 0 in the single-rank layout and write."""
     ps, st = model.ps, model.store
     full = gather_full(model, opt)
@@ -63,12 +80,12 @@ def save(path: str, model, opt, step: int, seed: int) -> None:
         datasets = {k: None for k in names}
     attrs = {"step": step, "adam_t": opt.t, "seed": seed, "dtype": str(st.dtype),
              **{k: getattr(model.cfg, k) for k in SHAPE_ATTRS}}
-    h5io.write(path, ps.world, datasets, attrs={"/": attrs})
+    h5io.write(str(path), ps.world, datasets, attrs={"/": attrs})
 
 
-def load(path: str, model, opt) -> int:
+def load(path: str | os.PathLike, model, opt) -> int:
     """Collective: fill this rank's slices from a checkpoint; returns the step it was saved at."""
-    import h5py
+    import h5py  # 0.13 s to import: only runs that load pay it (hpc.core.h5io does the same)
 
     ps, st = model.ps, model.store
     step = 0
@@ -76,14 +93,14 @@ def load(path: str, model, opt) -> int:
         try:
             f = h5py.File(path, "r")
         except OSError as err:
-            raise UsageError(f"--load {path}: cannot open ({err})") from None
+            raise UsageError(f"{arg('load')} {path}: cannot open ({err})") from None
         with f:
             for k in SHAPE_ATTRS:
                 want = getattr(model.cfg, k)
                 if k not in f.attrs or int(f.attrs[k]) != want:
                     got = f.attrs.get(k)
-                    raise UsageError(f"--load {path}: checkpoint has {k}={got}, the run has "
-                                     f"--{k.replace('_', '-')} {want}")
+                    raise UsageError(f"{arg('load')} {path}: checkpoint has {k}={got}, the run "
+                                     f"has {arg(k)} {want}")
             step = int(f.attrs["step"])
             t = int(f.attrs["adam_t"])
             ns = st.host_ns
@@ -95,7 +112,7 @@ def load(path: str, model, opt) -> int:
                 for key, flat in (("/params/", st.flat_p), ("/adam/m/", m_full),
                                   ("/adam/v/", v_full)):
                     if key + name not in f:
-                        raise UsageError(f"--load {path}: no dataset {key + name}")
+                        raise UsageError(f"{arg('load')} {path}: no dataset {key + name}")
                     full = f[key + name][...]
                     part = shard(full, spec.split, ps.tp, ps.tp_rank).astype(st.dtype).reshape(-1)
                     flat[off:off + n] = part if ns is np else ns.asarray(part)

@@ -23,11 +23,11 @@ def _kernels():
     global _nk, ENABLED
     if _nk is None:
         try:
-            from . import _numba_kernels
+            from . import numba_
         except ImportError:  # pragma: no cover - numba is a dependency of the suite
             ENABLED = False
             return None
-        _nk = _numba_kernels
+        _nk = numba_
     return _nk
 
 

@@ -22,27 +22,86 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from hpc.core.errors import UsageError
+
 from . import comm as C
 from . import layers as L
+from . import validate as V
 
 VOCAB_PAD = 64
 
 
 @dataclass(frozen=True)
 class GPTConfig:
+    """The model: a GPT-2-shaped decoder (Radford et al. 2019) as Megatron-LM trains it.
+
+    Token and position embeddings, ``layers`` pre-LayerNorm blocks (causal self-attention with
+    ``heads`` heads, a GeLU MLP of 4 x ``hidden``), a final LayerNorm and an output layer tied
+    to the token embedding. Parameters are drawn from (seed, name) alone, so every parallel
+    layout starts from the same model.
+
+    Parameters
+    ----------
+    vocab : int, default 256
+        Vocabulary size (byte-level text: 256). Padded once to a multiple of 64
+        (:attr:`vocab_padded`); the padded logits are masked.
+    hidden : int, default 64
+        Hidden size h; a multiple of ``heads``.
+    heads : int, default 4
+        Attention heads.
+    layers : int, default 2
+        Transformer blocks.
+    seq_len : int, default 32
+        Tokens per sequence (the context length).
+
+    Raises
+    ------
+    TypeError
+        A size that is not an integer.
+    ValueError
+        A size below 1, or ``hidden`` not divisible by ``heads``.
+    """
+
     vocab: int = 256
     hidden: int = 64
     heads: int = 4
     layers: int = 2
     seq_len: int = 32
 
+    def __post_init__(self) -> None:
+        for name in ("vocab", "hidden", "heads", "layers", "seq_len"):
+            object.__setattr__(self, name, V.integer(getattr(self, name), name))
+        if self.hidden % self.heads:
+            raise UsageError(f"{V.arg('hidden')} {self.hidden} is not divisible by "
+                             f"{V.arg('heads')} {self.heads}")
+
     @property
     def vocab_padded(self) -> int:
+        """The vocabulary padded to a multiple of 64 (the same whatever the tp degree)."""
         return -(-self.vocab // VOCAB_PAD) * VOCAB_PAD
 
     @property
     def ffn(self) -> int:
+        """The MLP's inner size, 4 x hidden."""
         return 4 * self.hidden
+
+    @property
+    def n_params(self) -> int:
+        """Parameters of the model (padded vocabulary included)."""
+        return sum(int(np.prod(s.shape)) for s in param_specs(self))
+
+
+def model_flops_per_step(cfg: GPTConfig, batch: int, recompute: bool = False) -> float:
+    """Model FLOPs of one training step (forward and backward) on ``batch`` sequences.
+
+    Megatron's count (Narayanan et al. 2021, eq. 3): 72 B s l h^2 (1 + s/6h + V/12lh) without
+    recomputation, 96 B s l h^2 (1 + s/6h + V/16lh) with full activation recomputation (the
+    hardware FLOPs then). Divided by the step time and the peak it gives MFU (HFU).
+    """
+    B, s, l, h, V = batch, cfg.seq_len, cfg.layers, cfg.hidden, cfg.vocab_padded
+    if recompute:
+        return 96.0 * B * s * l * h * h * (1 + s / (6 * h) + V / (16 * l * h))
+    return 72.0 * B * s * l * h * h * (1 + s / (6 * h) + V / (12 * l * h))
 
 
 @dataclass(frozen=True)

@@ -17,63 +17,173 @@ pipeline group strides over tp * dp ranks. The groups built here:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from hpc.core import UsageError
+from mpi4py import MPI
+
+from hpc.core.errors import InputTypeError, UsageError
+
+from . import validate as V
+from .model import GPTConfig
+from .schedules import SCHEDULES
 
 
 @dataclass(frozen=True)
-class Layout:
+class ParallelLayout:
+    """How a run spreads one GPT over the ranks: tensor x pipeline x data parallel.
+
+    Megatron-LM's decomposition: tensor parallelism inside each layer (Shoeybi et al. 2019),
+    pipeline parallelism over the layers, optionally interleaved (Narayanan et al. 2021), data
+    parallelism over the batch, optionally with a ZeRO-1 sharded optimizer (Rajbhandari et al.
+    2020). The loss curve does not depend on the layout.
+
+    Parameters
+    ----------
+    tp : int, default 1
+        Tensor-parallel degree: ranks sharing each layer's matrices (must divide ``heads`` and
+        the padded vocabulary).
+    pp : int, default 1
+        Pipeline-parallel degree: stages the layers are split into (must divide ``layers`` /
+        ``vpp``).
+    dp : int or None, default None
+        Data-parallel degree; None takes the rest: ranks / (tp x pp).
+    vpp : int, default 1
+        Model chunks per pipeline rank (the interleaved schedule when > 1).
+    sequence_parallel : bool, default False
+        Split layer norms, residuals and dropout-free element-wise work along the sequence over
+        the tp ranks (Korthikanti et al. 2022); needs ``seq_len`` divisible by ``tp``.
+    zero1 : bool, default False
+        ZeRO-1: shard the Adam state over the data-parallel group (reduce-scatter the
+        gradients, update the shard, all-gather the parameters).
+
+    Ranks are numbered as Megatron numbers them: tp fastest, then dp, then pp,
+    ``rank = tp_rank + tp * (dp_rank + dp * pp_rank)``.
+
+    Raises
+    ------
+    TypeError
+        A degree that is not an integer, a switch that is not a bool.
+    ValueError
+        A degree below 1.
+    """
+
     tp: int = 1
     pp: int = 1
-    dp: int = 1
+    dp: int | None = None
     vpp: int = 1
+    sequence_parallel: bool = False
+    zero1: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("tp", "pp", "vpp"):
+            object.__setattr__(self, name, V.integer(getattr(self, name), name))
+        if self.dp is not None:
+            object.__setattr__(self, "dp", V.integer(self.dp, "dp"))
+        for name in ("sequence_parallel", "zero1"):
+            object.__setattr__(self, name, V.flag(getattr(self, name), name))
+
+    def resolve(self, world_size: int) -> "ParallelLayout":
+        """This layout with ``dp`` set for a job of ``world_size`` ranks.
+
+        Raises
+        ------
+        ValueError
+            tp x pp does not divide the ranks, or tp x pp x dp is not the rank count.
+        """
+        t, p = self.tp, self.pp
+        d = self.dp
+        if d is None:
+            if world_size % (t * p):
+                raise UsageError(f"{world_size} rank(s) are not divisible by {V.arg('tp')} {t} "
+                                 f"x {V.arg('pp')} {p}")
+            d = world_size // (t * p)
+        if t * p * d != world_size:
+            raise UsageError(f"{V.arg('tp')} {t} x {V.arg('pp')} {p} x {V.arg('dp')} {d} = "
+                             f"{t * p * d} but the job has {world_size} rank(s)")
+        return replace(self, dp=d)
+
+    def _need_dp(self) -> int:
+        if self.dp is None:
+            raise UsageError("the layout's dp is not set yet: resolve(world_size) first")
+        return self.dp
 
     def rank_of(self, tp_rank: int, dp_rank: int, pp_rank: int) -> int:
         """World rank of grid coordinates (Megatron's tp-dp-pp order)."""
-        return tp_rank + self.tp * (dp_rank + self.dp * pp_rank)
+        return tp_rank + self.tp * (dp_rank + self._need_dp() * pp_rank)
 
     def coords(self, rank: int) -> tuple[int, int, int]:
         """(tp_rank, dp_rank, pp_rank) of a world rank."""
-        return rank % self.tp, (rank // self.tp) % self.dp, rank // (self.tp * self.dp)
+        dp = self._need_dp()
+        return rank % self.tp, (rank // self.tp) % dp, rank // (self.tp * dp)
 
     @property
     def size(self) -> int:
-        return self.tp * self.pp * self.dp
+        """Ranks the layout takes (tp x pp x dp)."""
+        return self.tp * self.pp * self._need_dp()
 
 
-def check_layout(layout: Layout, world_size: int, layers: int, heads: int, micro_batches: int,
-                 global_batch: int, schedule: str, seq_len: int, sequence_parallel: bool,
-                 vocab_padded: int) -> None:
-    """Raise UsageError (exit 2) for a layout the run cannot take."""
-    t, p, d, v = layout.tp, layout.pp, layout.dp, layout.vpp
-    if t * p * d != world_size:
-        raise UsageError(f"--tp {t} x --pp {p} x --dp {d} = {t * p * d} but the job has "
-                         f"{world_size} rank(s)")
-    if layers % (p * v):
-        raise UsageError(f"--layers {layers} is not divisible by --pp {p} x --vpp {v}")
-    if heads % t:
-        raise UsageError(f"--heads {heads} is not divisible by --tp {t}")
-    if vocab_padded % t:
-        raise UsageError(f"the padded vocabulary ({vocab_padded}) is not divisible by --tp {t}")
+def default_schedule(layout: ParallelLayout) -> str:
+    """Megatron's choice: the interleaved 1F1B with model chunks (vpp > 1), else 1F1B."""
+    return "interleaved" if layout.vpp > 1 else "1f1b"
+
+
+def check_layout(layout: ParallelLayout, cfg: GPTConfig, micro_batches: int,
+                 global_batch: int, schedule: str) -> None:
+    """Raise ValueError (hpc.core.errors.UsageError; exit 2 on the CLI) for a resolved layout
+    the model, batch or schedule cannot take."""
+    t, p, d, v = layout.tp, layout.pp, layout._need_dp(), layout.vpp
+    a = V.arg
+    if schedule not in SCHEDULES:
+        raise UsageError(f"{a('schedule')} must be one of {', '.join(SCHEDULES)}, "
+                         f"got {schedule!r}")
+    if cfg.layers % (p * v):
+        raise UsageError(f"{a('layers')} {cfg.layers} is not divisible by {a('pp')} {p} x "
+                         f"{a('vpp')} {v}")
+    if cfg.heads % t:
+        raise UsageError(f"{a('heads')} {cfg.heads} is not divisible by {a('tp')} {t}")
+    if cfg.vocab_padded % t:
+        raise UsageError(f"the padded vocabulary ({cfg.vocab_padded}) is not divisible by "
+                         f"{a('tp')} {t}")
     if global_batch % (d * micro_batches):
-        raise UsageError(f"--global-batch {global_batch} is not divisible by --dp {d} x "
-                         f"--micro-batches {micro_batches}")
+        raise UsageError(f"{a('global_batch')} {global_batch} is not divisible by {a('dp')} {d} "
+                         f"x {a('micro_batches')} {micro_batches}")
     if v > 1 and schedule != "interleaved":
-        raise UsageError(f"--vpp {v} needs --schedule interleaved (got {schedule})")
+        raise UsageError(f"{a('vpp')} {v} needs {a('schedule')} interleaved (got {schedule})")
     if schedule == "interleaved" and p > 1 and micro_batches % p:
-        raise UsageError(f"the interleaved schedule needs --micro-batches ({micro_batches}) to be "
-                         f"a multiple of --pp ({p})")
-    if sequence_parallel and seq_len % t:
-        raise UsageError(f"--sequence-parallel needs --seq-len {seq_len} divisible by --tp {t}")
+        raise UsageError(f"the interleaved schedule needs {a('micro_batches')} ({micro_batches}) "
+                         f"to be a multiple of {a('pp')} ({p})")
+    if layout.sequence_parallel and cfg.seq_len % t:
+        raise UsageError(f"{a('sequence_parallel')} needs {a('seq_len')} {cfg.seq_len} "
+                         f"divisible by {a('tp')} {t}")
 
 
 class ParallelState:
-    """This rank's coordinates and communicators (collective to build)."""
+    """This rank's coordinates in a layout and every process group of it (collective to build).
 
-    def __init__(self, comm, layout: Layout):
-        from mpi4py import MPI
+    Parameters
+    ----------
+    comm : mpi4py.MPI.Comm
+        The ranks of the run (``world`` below); its size must be the layout's.
+    layout : ParallelLayout
+        ``dp`` None is resolved against ``comm``'s size.
 
+    Attributes
+    ----------
+    world, tp_group, dp_group, pp_group, mp_group, embedding_group : mpi4py.MPI.Comm
+        The groups of the module docstring (``embedding_group`` is ``MPI.COMM_NULL`` off the
+        first and last pipeline stage, and everywhere when pp == 1).
+    tp_rank, dp_rank, pp_rank : int
+        This rank's grid coordinates.
+
+    :meth:`free` releases the groups (collective).
+    """
+
+    def __init__(self, comm: MPI.Comm, layout: ParallelLayout):
+        if not isinstance(comm, MPI.Comm):
+            raise InputTypeError(f"comm must be an mpi4py communicator, got {type(comm).__name__}")
+        if not isinstance(layout, ParallelLayout):
+            raise InputTypeError(f"layout must be a ParallelLayout, got {type(layout).__name__}")
+        layout = layout.resolve(comm.Get_size())
         self.world = comm
         self.layout = layout
         self.rank = comm.Get_rank()
@@ -89,10 +199,13 @@ class ParallelState:
                                           else MPI.UNDEFINED, self.pp_rank)
         self.is_first_stage = self.pp_rank == 0
         self.is_last_stage = self.pp_rank == p - 1
+        self._freed = False
 
     def free(self) -> None:
-        from mpi4py import MPI
-
+        """Release every group (collective; a second call does nothing)."""
+        if self._freed:
+            return
+        self._freed = True
         for g in (self.tp_group, self.dp_group, self.pp_group, self.mp_group, self.embedding_group):
             if g != MPI.COMM_NULL:
                 g.Free()

@@ -1,7 +1,8 @@
 """Pipeline schedules as pure data: for each pipeline rank, the ordered list of its actions.
 
-A schedule is built without MPI and executed by ``trainer.py`` action by action, so its order,
-deadlock freedom, bubble and activation memory are unit-tested here on plain lists.
+A schedule is built without MPI and executed action by action by the one executor that
+:func:`get_forward_backward_func` returns, so its order, deadlock freedom, bubble and
+activation memory are unit-tested on plain lists (:func:`simulate`).
 
 Actions (``Action(kind, chunk, mb)``; chunk is the model chunk on this rank, virtual stage
 ``chunk * p + rank`` as in Megatron's interleaved schedule):
@@ -22,10 +23,21 @@ Schedules (p pipeline ranks, m micro-batches, v chunks per rank):
   forward and one backward; at most p-r activations in flight; bubble (p-1)/m.
 - ``interleaved``: Megatron's interleaved 1F1B over v model chunks per rank (needs m a
   multiple of p); bubble (p-1)/(v m).
+
+(GPipe: Huang et al. 2019; 1F1B and the interleaved schedule: Narayanan et al. 2021.)
+
+:func:`get_forward_backward_func` picks a schedule as Megatron's function of the same name
+does and returns the one executor that runs any action list over MPI.
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+import time
+from typing import Any, Callable, NamedTuple, Sequence
+
+import numpy as np
+from mpi4py import MPI
+
+from . import comm as C
 
 SCHEDULES = ("gpipe", "1f1b", "interleaved")
 
@@ -171,3 +183,145 @@ def simulate(sched: Sequence[Sequence[Action]], p: int, v: int, t_f: float = 1.0
     ideal = max(busy)
     del nv
     return SimResult(makespan, busy, (makespan - ideal) / ideal, peak, order)
+
+
+# -- running a schedule ------------------------------------------------------------------------
+class ForwardBackwardResult(NamedTuple):
+    loss_sum: float   # summed token losses of this rank's micro-batches (last stage), else 0
+    wall_s: float     # the schedule, first action to last send completed
+    busy_s: float     # forward + backward compute inside it
+
+
+#: The contract of what :func:`get_forward_backward_func` returns.
+ForwardBackwardFunc = Callable[[Any, Sequence[Any], Sequence[Any], float], ForwardBackwardResult]
+
+
+def _tag(direction: int, dest_vs: int, mb: int, n_virtual: int, m: int) -> int:
+    return (direction * n_virtual + dest_vs) * m + mb
+
+
+def _execute(actions: Sequence[Action], model, inputs, targets, scale: float
+             ) -> ForwardBackwardResult:
+    """Run one pipeline rank's action list.
+
+    Activations and gradients between virtual stages go point to point over the pipeline
+    group, tagged by (direction, destination virtual stage, micro-batch) so every message is
+    unambiguous. Every receive is posted (Irecv) when the step starts and waited for at its
+    ``recv_*`` action; sends are Isend, completed at the end. After each action the pending
+    requests are tested, which lets MPI progress large (rendezvous) transfers while this rank
+    computes instead of at its next blocking call.
+    """
+    ps, xp = model.ps, model.xp
+    m = len(inputs)
+    nv = ps.n_virtual
+    mbs = inputs[0].shape[0]
+    act_shape = (mbs, model.s_local, model.cfg.hidden)
+    pending: dict = {}
+    caches: dict = {}
+    outs: dict = {}
+    reqs: list = []
+    keep: list = []
+    loss_sum = 0.0
+    busy = 0.0
+    tw = time.perf_counter()
+    posted: dict = {}
+    for a in actions:  # every receive of the step, posted up front
+        if a.kind in ("recv_fwd", "recv_bwd"):
+            vs = model.chunks[a.chunk]
+            src, _ = ps.stage_rank(vs - 1 if a.kind == "recv_fwd" else vs + 1)
+            buf = np.empty(act_shape, dtype=model.dtype)
+            req = ps.pp_group.Irecv(buf, source=src,
+                                    tag=_tag(a.kind == "recv_bwd", vs, a.mb, nv, m))
+            posted[(a.kind, (a.chunk, a.mb))] = (req, buf)
+    for a in actions:
+        vs = model.chunks[a.chunk]
+        key = (a.chunk, a.mb)
+        if a.kind in ("recv_fwd", "recv_bwd"):
+            req, buf = posted.pop((a.kind, key))
+            req.Wait()
+            pending[(a.kind, key)] = xp.asarray(buf)
+        elif a.kind in ("send_fwd", "send_bwd"):
+            dst_vs = vs + 1 if a.kind == "send_fwd" else vs - 1
+            dst, _ = ps.stage_rank(dst_vs)
+            h = np.ascontiguousarray(C.to_host(outs.pop((a.kind, key))))
+            keep.append(h)
+            reqs.append(ps.pp_group.Isend(h, dest=dst, tag=_tag(a.kind == "send_bwd", dst_vs,
+                                                                a.mb, nv, m)))
+        elif a.kind == "F":
+            tc = time.perf_counter()
+            inp = inputs[a.mb] if vs == 0 else pending.pop(("recv_fwd", key))
+            out, caches[key] = model.forward(a.chunk, inp, targets[a.mb])
+            if vs == nv - 1:
+                loss_sum += out
+            else:
+                outs[("send_fwd", key)] = out
+            busy += time.perf_counter() - tc
+        elif a.kind == "B":
+            tc = time.perf_counter()
+            dout = None if vs == nv - 1 else pending.pop(("recv_bwd", key))
+            din = model.backward(a.chunk, dout, caches.pop(key), scale)
+            if vs > 0:
+                outs[("send_bwd", key)] = din
+            busy += time.perf_counter() - tc
+        if reqs or posted:  # drive outstanding transfers forward
+            MPI.Request.Testall(reqs + [r for r, _ in posted.values()])
+    MPI.Request.Waitall(reqs)
+    wall = time.perf_counter() - tw
+    assert not caches and not pending and not outs, "schedule left work behind"
+    return ForwardBackwardResult(float(loss_sum), wall, busy)
+
+
+def resolve(schedule: str, p: int, v: int = 1) -> str:
+    """The schedule that actually runs: without pipelining (p == v == 1) every schedule is
+    GPipe's (all forwards, then all backwards: gradient accumulation)."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r} (one of {', '.join(SCHEDULES)})")
+    return schedule if p > 1 or v > 1 else "gpipe"
+
+
+def get_forward_backward_func(schedule: str, p: int, m: int, v: int = 1, rank: int = 0
+                              ) -> ForwardBackwardFunc:
+    """The function that runs one step's forward and backward passes on pipeline rank ``rank``.
+
+    As Megatron-LM's ``get_forward_backward_func``: no pipelining (p == v == 1) runs all
+    forwards then all backwards, ``1f1b`` is PipeDream-Flush, ``interleaved`` (v > 1) is the
+    interleaved 1F1B; :func:`resolve` makes the choice, :func:`build` the action list.
+
+    Parameters
+    ----------
+    schedule : {'gpipe', '1f1b', 'interleaved'}
+        The schedule asked for.
+    p, m, v : int
+        Pipeline ranks, micro-batches per step, model chunks per pipeline rank.
+    rank : int
+        This rank's pipeline rank.
+
+    Returns
+    -------
+    forward_backward : callable
+        ``forward_backward(model, inputs, targets, scale) -> ForwardBackwardResult``, with
+        ``model`` an :class:`hpc.train.model.GPT` (its ``ps`` gives the groups), ``inputs`` and
+        ``targets`` the ``m`` micro-batches of this data-parallel rank ((mbs, seq_len) token
+        arrays; only the first and last virtual stage read them) and ``scale`` the factor of
+        every token's loss gradient (1 / tokens of the global batch, for a mean). Collective
+        over ``model.ps.world`` (tensor-parallel collectives run inside the model; activations
+        move over the pipeline group). It accumulates each parameter's gradient into
+        ``model.store`` (zero it first) and does not run the optimizer. The result's
+        ``loss_sum`` is the sum of token losses of the micro-batches on the last virtual
+        stage (0 on other ranks; every tp rank holds it), ``wall_s`` the schedule's wall time
+        and ``busy_s`` the compute inside it (their difference is the bubble). The attribute
+        ``kind`` names the schedule that runs, ``actions`` the action list.
+    """
+    kind = resolve(schedule, p, v)
+    actions = build(kind, p, m, v)[rank]
+
+    def forward_backward(model, inputs: Sequence[Any], targets: Sequence[Any], scale: float
+                         ) -> ForwardBackwardResult:
+        if len(inputs) != m or len(targets) != m:
+            raise ValueError(f"the schedule runs {m} micro-batches, got {len(inputs)} inputs "
+                             f"and {len(targets)} targets")
+        return _execute(actions, model, inputs, targets, scale)
+
+    forward_backward.kind = kind  # type: ignore[attr-defined]
+    forward_backward.actions = actions  # type: ignore[attr-defined]
+    return forward_backward

@@ -1,117 +1,339 @@
-"""One training step: run this pipeline rank's schedule action by action, then the optimizer.
+"""The training API: a :class:`Trainer` trains a :class:`~hpc.train.model.GPTConfig` model at
+a :class:`~hpc.train.parallel_state.ParallelLayout`, one optimizer step at a time.
 
-Activations and gradients between virtual stages go point to point over the pipeline group,
-tagged by (direction, destination virtual stage, micro-batch) so every message is unambiguous.
-Every receive of the step is posted (Irecv) when the step starts and waited for at its
-``recv_*`` action; sends are Isend, completed at the end of the step. After each action the
-pending requests are tested, which lets MPI progress large (rendezvous) transfers while this
-rank computes instead of at its next blocking call.
+A step draws the global batch of (seed, step), gives each data-parallel rank its share, runs
+the pipeline schedule that :func:`~hpc.train.schedules.get_forward_backward_func` returns
+(forwards and backwards of every micro-batch, tensor-parallel collectives inside the model),
+then Adam (:mod:`hpc.train.optimizer`). Every parameter derives from (seed, name) and every
+batch from (seed, step), so the loss curve is the same at every layout (float64: to ~1e-12).
 """
 from __future__ import annotations
 
+import importlib
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
+from mpi4py import MPI
 
-from . import comm as C
-from . import schedules
-from .data import global_batch
-from .model import GPT
+from hpc.core import backends as registry
+from hpc.core.errors import InputTypeError, UsageError
+from hpc.core.exchange import node_comm
+from hpc.core.memory import require_memory
+
+from . import checkpoint
+from . import validate as V
+from .data import Data, global_batch, tokens_from
+from .model import GPT, GPTConfig
+from .optimizer import Adam
+from .parallel_state import ParallelLayout, ParallelState, check_layout, default_schedule
+from .schedules import SCHEDULES, get_forward_backward_func
+
+#: Array back ends: name -> (array module, hpc.core.backends entry it needs).
+BACKENDS: dict[str, tuple[str, str]] = {
+    "numpy": ("numpy", "numpy"),
+    "cupy": ("cupy", "cupy"),
+}
+DTYPES = ("float32", "float64")
 
 
 @dataclass
 class StepStats:
-    loss: float
-    grad_norm: float
-    wall_s: float            # the schedule, start to last send completed
-    busy_s: float            # forward + backward compute inside it
-    step_s: float            # whole step including the optimizer
-    extra: dict = field(default_factory=dict)
+    """What one optimizer step did (every rank holds the same ``loss`` and ``grad_norm``)."""
+
+    step: int                # the step's index (0-based, counting from the first step ever)
+    loss: float              # mean token cross-entropy over the global batch (nats)
+    grad_norm: float         # global gradient norm before clipping
+    wall_s: float            # this rank's schedule, start to last send completed (s)
+    busy_s: float            # forward + backward compute inside it (s)
+    step_s: float            # the whole step on this rank, optimizer included (s)
+
+
+def memory_per_rank(cfg: GPTConfig, layout: ParallelLayout, global_batch: int,
+                    micro_batches: int, dtype: np.dtype) -> int:
+    """Bytes one rank needs: parameters, gradients and Adam's two moments of its tp x pp share,
+    and the activations of its micro-batches in flight (an upper bound: GPipe's m)."""
+    tp, pp, dp = layout.tp, layout.pp, layout.dp or 1
+    per_rank = cfg.n_params / (tp * pp) * dtype.itemsize * 4
+    mbs = global_batch // (dp * micro_batches)
+    act = (mbs * cfg.seq_len * (16 * cfg.hidden + 2 * cfg.vocab_padded // tp)
+           + mbs * cfg.heads // tp * cfg.seq_len ** 2 * 2) * dtype.itemsize
+    return int(per_rank + act * cfg.layers // pp * micro_batches)
+
+
+def _dtype(dtype: Any) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise InputTypeError(f"{V.arg('dtype')} must be one of {', '.join(DTYPES)}, got "
+                             f"{type(dtype).__name__}") from None
+    if dt.name not in DTYPES:
+        raise UsageError(f"{V.arg('dtype')} must be one of {', '.join(DTYPES)}, got {dt.name}")
+    return dt
+
+
+def _use_device(xp, comm: MPI.Intracomm) -> None:
+    """One GPU per node-local rank."""
+    xp.cuda.Device(node_comm(comm).Get_rank() % xp.cuda.runtime.getDeviceCount()).use()
 
 
 class Trainer:
-    def __init__(self, model: GPT, opt, tokens, seed: int, global_batch_size: int,
-                 micro_batches: int, schedule: str):
-        self.model, self.opt, self.ps = model, opt, model.ps
-        self.tokens, self.seed = tokens, seed
-        self.G, self.m = global_batch_size, micro_batches
-        ps = self.ps
-        self.mbs = self.G // (ps.dp * self.m)
-        kind = schedule if ps.pp > 1 or ps.vpp > 1 else "gpipe"
-        self.kind = kind
-        self.actions = schedules.build(kind, ps.pp, self.m, ps.vpp)[ps.pp_rank]
-        self.scale = 1.0 / (self.G * model.cfg.seq_len)  # loss = mean over the global batch
+    """Megatron-LM style training of a GPT at any tensor x pipeline x data parallel layout.
 
-    def _tag(self, direction: int, dest_vs: int, mb: int) -> int:
-        return (direction * self.ps.n_virtual + dest_vs) * self.m + mb
+    Tensor parallelism as Megatron-LM (Shoeybi et al. 2019), pipeline schedules GPipe, 1F1B
+    and interleaved 1F1B (Narayanan et al. 2021), data parallelism with an all-reduce or ZeRO-1
+    (Rajbhandari et al. 2020), sequence parallelism and activation recomputation (Korthikanti
+    et al. 2022); Adam with decoupled weight decay and global gradient-norm clipping.
+    Collective: every rank of ``comm`` constructs it and calls each method together.
 
-    def step(self, step: int) -> StepStats:
-        from mpi4py import MPI
+    Parameters
+    ----------
+    config : GPTConfig
+        The model.
+    layout : ParallelLayout, optional
+        tp x pp x dp (dp None: the rest of the ranks), vpp, sequence parallelism, ZeRO-1;
+        default ``ParallelLayout()``: pure data parallelism over every rank of ``comm``.
+    data : None, str or os.PathLike, bytes, or ndarray, optional
+        The corpus: a text file's path or bytes (byte-level tokens; ``vocab`` >= 256), a 1-D
+        integer array of token ids in [0, vocab) (given identically on every rank), or None
+        (default) for a seeded synthetic corpus with learnable structure (2^17 tokens).
+    dtype : {'float32', 'float64'}, default 'float32'
+        Parameters, activations and optimizer state (float64: the loss curve equals the
+        one-rank curve to ~1e-12 at every layout).
+    lr : float, default 3e-3
+        Adam's learning rate (betas 0.9, 0.95, eps 1e-8).
+    weight_decay : float, default 0.0
+        Decoupled weight decay (AdamW).
+    clip_grad : float, default 1.0
+        Clip the global gradient norm to this; <= 0 turns clipping off.
+    global_batch : int, default 8
+        Sequences per step over all data-parallel ranks.
+    micro_batches : int, default 4
+        Micro-batches per step per data-parallel rank (global_batch must be a multiple of
+        dp x micro_batches).
+    schedule : {'gpipe', '1f1b', 'interleaved'}, optional
+        Pipeline schedule; default interleaved when vpp > 1, else 1f1b. Without pipelining
+        every schedule runs as GPipe's (gradient accumulation).
+    recompute : bool, default False
+        Activation recomputation: keep each layer's input only, recompute its forward in the
+        backward.
+    offload : bool, default False
+        Keep transformer layers in host memory, copy each to the device while it computes.
+    seed : int, default 0
+        Parameters derive from (seed, name), batches from (seed, step).
+    backend : {'numpy', 'cupy'}, default 'numpy'
+        Array back end; cupy uses one GPU per node-local rank.
+    comm : mpi4py.MPI.Intracomm, optional
+        The ranks of the run; default ``MPI.COMM_WORLD``.
 
-        model, ps, xp = self.model, self.ps, self.model.xp
+    Attributes
+    ----------
+    config, layout : the model and the resolved layout (dp set)
+    schedule : str, the schedule that runs
+    iteration : int, steps done so far (the index of the next step; set by :meth:`load`)
+    state : ParallelState, model : GPT, optimizer : Adam, tokens : ndarray (the corpus)
+
+    Raises
+    ------
+    TypeError
+        An argument of the wrong type.
+    ValueError
+        A layout the ranks or the model cannot take (tp x pp not dividing the ranks, heads or
+        the padded vocabulary not divisible by tp, layers not divisible by pp x vpp,
+        dp x micro_batches not dividing global_batch, vpp > 1 without the interleaved
+        schedule, ...), a bad dtype, schedule or back end, unreadable or too short data, or
+        not enough memory.
+
+    Notes
+    -----
+    Cost per step: about 6 N tokens FLOPs (N parameters; 8 N with ``recompute``) over the
+    ranks, a gradient all-reduce of 2 N (dp - 1) / dp / (tp pp) elements per rank, tensor-
+    parallel all-reduces of the activations per layer, and pipeline bubble
+    (pp - 1) / (micro_batches x vpp).
+
+    Examples
+    --------
+    >>> from hpc.train import GPTConfig, ParallelLayout, Trainer
+    >>> t = Trainer(GPTConfig(layers=2, hidden=32, heads=4, seq_len=32), ParallelLayout(),
+    ...             dtype="float64", global_batch=8, micro_batches=2)
+    >>> losses = t.fit(5)
+    """
+
+    def __init__(self, config: GPTConfig, layout: ParallelLayout | None = None, *,
+                 data: Data = None, dtype: Any = "float32", lr: float = 3e-3,
+                 weight_decay: float = 0.0, clip_grad: float = 1.0, global_batch: int = 8,
+                 micro_batches: int = 4, schedule: str | None = None, recompute: bool = False,
+                 offload: bool = False, seed: int = 0, backend: str = "numpy",
+                 comm: MPI.Intracomm | None = None):
+        if not isinstance(config, GPTConfig):
+            raise InputTypeError(f"config must be a GPTConfig, got {type(config).__name__}")
+        layout = ParallelLayout() if layout is None else layout
+        if not isinstance(layout, ParallelLayout):
+            raise InputTypeError(f"layout must be a ParallelLayout, got {type(layout).__name__}")
+        comm = MPI.COMM_WORLD if comm is None else comm
+        if not isinstance(comm, MPI.Intracomm):
+            raise InputTypeError(f"comm must be an mpi4py intracommunicator, got "
+                                 f"{type(comm).__name__}")
+        self.dtype = _dtype(dtype)
+        self.lr = V.real(lr, "lr", 0.0, strict=True)
+        self.weight_decay = V.real(weight_decay, "weight_decay", -float("inf"))
+        self.clip_grad = V.real(clip_grad, "clip_grad", -float("inf"))
+        self.global_batch = V.integer(global_batch, "global_batch")
+        self.micro_batches = V.integer(micro_batches, "micro_batches")
+        self.seed = V.integer(seed, "seed", 0)
+        self.recompute = V.flag(recompute, "recompute")
+        self.offload = V.flag(offload, "offload")
+        self.backend = V.choice(backend, "backend", tuple(BACKENDS))
+        layout = layout.resolve(comm.Get_size())
+        asked = default_schedule(layout) if schedule is None else V.choice(schedule, "schedule",
+                                                                          SCHEDULES)
+        check_layout(layout, config, self.micro_batches, self.global_batch, asked)
+        registry.require(self.backend, list(BACKENDS))
+        self.xp = importlib.import_module(BACKENDS[self.backend][0])
+        if self.backend == "cupy":
+            _use_device(self.xp, comm)
+        require_memory(memory_per_rank(config, layout, self.global_batch, self.micro_batches,
+                                       self.dtype), "the model and its activations", comm)
+        self.tokens = tokens_from(data, config.vocab, config.seq_len, self.seed)
+
+        self.config, self.layout, self.comm = config, layout, comm
+        self.state = ps = ParallelState(comm, layout)
+        self.model = GPT(config, ps, self.xp, self.dtype, self.seed,
+                         sequence_parallel=layout.sequence_parallel, recompute=self.recompute,
+                         offload=self.offload)
+        self.optimizer = Adam(self.model, self.lr, weight_decay=self.weight_decay,
+                              clip=self.clip_grad, zero=layout.zero1)
+        self._forward_backward = get_forward_backward_func(asked, ps.pp, self.micro_batches,
+                                                           ps.vpp, ps.pp_rank)
+        self.schedule: str = self._forward_backward.kind  # type: ignore[attr-defined]
+        self.micro_batch_size = self.global_batch // (ps.dp * self.micro_batches)
+        self.iteration = 0
+        self._scale = 1.0 / (self.global_batch * config.seq_len)  # loss: mean over the batch
+
+    # -- training ----------------------------------------------------------------------------
+    @property
+    def tokens_per_step(self) -> int:
+        """Tokens of one global batch (global_batch x seq_len)."""
+        return self.global_batch * self.config.seq_len
+
+    def step(self) -> StepStats:
+        """One optimizer step on the global batch of step :attr:`iteration` (collective).
+
+        Returns
+        -------
+        StepStats
+            The step's mean loss (nats per token) and gradient norm, the same on every rank,
+            and this rank's times.
+        """
+        model, ps, xp = self.model, self.state, self.xp
         t0 = time.perf_counter()
-        batch = global_batch(self.tokens, self.seed, step, self.G, model.cfg.seq_len)
-        share = batch[ps.dp_rank * self.m * self.mbs:(ps.dp_rank + 1) * self.m * self.mbs]
-        inputs = [xp.asarray(share[i * self.mbs:(i + 1) * self.mbs, :-1]) for i in range(self.m)]
-        targets = [xp.asarray(share[i * self.mbs:(i + 1) * self.mbs, 1:]) for i in range(self.m)]
+        m, mbs, s = self.micro_batches, self.micro_batch_size, self.config.seq_len
+        batch = global_batch(self.tokens, self.seed, self.iteration, self.global_batch, s)
+        share = batch[ps.dp_rank * m * mbs:(ps.dp_rank + 1) * m * mbs]
+        inputs = [xp.asarray(share[i * mbs:(i + 1) * mbs, :-1]) for i in range(m)]
+        targets = [xp.asarray(share[i * mbs:(i + 1) * mbs, 1:]) for i in range(m)]
         model.store.zero_grads()
-        nv = ps.n_virtual
-        act_shape = (self.mbs, model.s_local, model.cfg.hidden)
-        pending: dict = {}
-        caches: dict = {}
-        outs: dict = {}
-        reqs: list = []
-        keep: list = []
-        loss_sum = 0.0
-        busy = 0.0
-        tw = time.perf_counter()
-        posted: dict = {}
-        for a in self.actions:  # every receive of the step, posted up front
-            if a.kind in ("recv_fwd", "recv_bwd"):
-                vs = model.chunks[a.chunk]
-                src, _ = ps.stage_rank(vs - 1 if a.kind == "recv_fwd" else vs + 1)
-                buf = np.empty(act_shape, dtype=model.dtype)
-                req = ps.pp_group.Irecv(buf, source=src,
-                                        tag=self._tag(a.kind == "recv_bwd", vs, a.mb))
-                posted[(a.kind, (a.chunk, a.mb))] = (req, buf)
-        for a in self.actions:
-            vs = model.chunks[a.chunk]
-            key = (a.chunk, a.mb)
-            if a.kind in ("recv_fwd", "recv_bwd"):
-                req, buf = posted.pop((a.kind, key))
-                req.Wait()
-                pending[(a.kind, key)] = xp.asarray(buf)
-            elif a.kind in ("send_fwd", "send_bwd"):
-                dst_vs = vs + 1 if a.kind == "send_fwd" else vs - 1
-                dst, _ = ps.stage_rank(dst_vs)
-                h = np.ascontiguousarray(C.to_host(outs.pop((a.kind, key))))
-                keep.append(h)
-                reqs.append(ps.pp_group.Isend(h, dest=dst, tag=self._tag(a.kind == "send_bwd",
-                                                                         dst_vs, a.mb)))
-            elif a.kind == "F":
-                tc = time.perf_counter()
-                inp = inputs[a.mb] if vs == 0 else pending.pop(("recv_fwd", key))
-                out, caches[key] = model.forward(a.chunk, inp, targets[a.mb])
-                if vs == nv - 1:
-                    loss_sum += out
-                else:
-                    outs[("send_fwd", key)] = out
-                busy += time.perf_counter() - tc
-            elif a.kind == "B":
-                tc = time.perf_counter()
-                dout = None if vs == nv - 1 else pending.pop(("recv_bwd", key))
-                din = model.backward(a.chunk, dout, caches.pop(key), self.scale)
-                if vs > 0:
-                    outs[("send_bwd", key)] = din
-                busy += time.perf_counter() - tc
-            if reqs or posted:  # drive outstanding transfers forward
-                MPI.Request.Testall(reqs + [r for r, _ in posted.values()])
-        MPI.Request.Waitall(reqs)
-        wall = time.perf_counter() - tw
-        assert not caches and not pending and not outs, "schedule left work behind"
-        norm = self.opt.step()
+        fb = self._forward_backward(model, inputs, targets, self._scale)
+        norm = self.optimizer.step()
         # the loss: last-stage, tp-rank-0 ranks hold their dp share's token-loss sums
-        mine = loss_sum if (ps.is_last_stage and ps.tp_rank == 0) else 0.0
-        loss = ps.world.allreduce(mine, op=MPI.SUM) * self.scale
-        return StepStats(loss, norm, wall, busy, time.perf_counter() - t0)
+        mine = fb.loss_sum if (ps.is_last_stage and ps.tp_rank == 0) else 0.0
+        loss = ps.world.allreduce(mine, op=MPI.SUM) * self._scale
+        stats = StepStats(self.iteration, loss, norm, fb.wall_s, fb.busy_s,
+                          time.perf_counter() - t0)
+        self.iteration += 1
+        return stats
+
+    def fit(self, steps: int, callback: Callable[[StepStats], Any] | None = None) -> list[float]:
+        """Run ``steps`` optimizer steps (collective).
+
+        Parameters
+        ----------
+        steps : int
+            Steps to run, from :attr:`iteration` on.
+        callback : callable, optional
+            Called with each step's :class:`StepStats` after the step.
+
+        Returns
+        -------
+        list of float
+            The loss of each step run (the loss history of this call).
+        """
+        steps = V.integer(steps, "steps")
+        if callback is not None and not callable(callback):
+            raise InputTypeError(f"callback must be callable, got {type(callback).__name__}")
+        losses = []
+        for _ in range(steps):
+            st = self.step()
+            losses.append(st.loss)
+            if callback is not None:
+                callback(st)
+        return losses
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> None:
+        """Write an HDF5 checkpoint (collective; rank 0 writes, atomically).
+
+        Every parameter and both Adam moments are stored as full single-rank tensors, with
+        the step, so the checkpoint loads at any layout. Raises ValueError when the folder is
+        not writable.
+        """
+        if not isinstance(path, (str, os.PathLike)):
+            raise InputTypeError(f"{V.arg('save')} must be a path, got {type(path).__name__}")
+        checkpoint.check_writable(path, self.comm)
+        checkpoint.save(path, self.model, self.optimizer, self.iteration, self.seed)
+
+    def load(self, path: str | os.PathLike) -> int:
+        """Continue from a checkpoint saved at any layout (collective).
+
+        Returns
+        -------
+        int
+            The step it was saved at, now :attr:`iteration`.
+
+        Raises
+        ------
+        ValueError
+            The file cannot be opened, or holds another model (sizes differ).
+        """
+        if not isinstance(path, (str, os.PathLike)):
+            raise InputTypeError(f"{V.arg('load')} must be a path, got {type(path).__name__}")
+        self.iteration = checkpoint.load(path, self.model, self.optimizer)
+        return self.iteration
+
+    def parameters(self) -> dict[str, np.ndarray] | None:
+        """Every parameter as its full single-rank tensor, on rank 0 (None elsewhere);
+        collective."""
+        full = checkpoint.gather_full(self.model)
+        return None if full is None else {k: v[0] for k, v in full.items()}
+
+    # -- lifetime ----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Free the process groups (collective; the trainer cannot step afterwards)."""
+        self.state.free()
+
+    def __enter__(self) -> "Trainer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def reference_losses(trainer: Trainer, steps: int, checkpoint_path: str | os.PathLike | None
+                     = None) -> list[float]:
+    """The loss curve of ``trainer``'s run without any parallelism: the same model, data,
+    batch and optimizer on this process alone (``MPI.COMM_SELF``; GPipe with the same
+    micro-batches, no sequence parallelism, recomputation, offload or ZeRO), ``steps`` steps
+    from step 0 or from ``checkpoint_path``. Not collective: call it on one rank.
+
+    Cost: the whole run's compute on one rank (the rank count times a rank's share).
+    """
+    ref = Trainer(trainer.config, ParallelLayout(), data=trainer.tokens, dtype=trainer.dtype,
+                  lr=trainer.lr, weight_decay=trainer.weight_decay, clip_grad=trainer.clip_grad,
+                  global_batch=trainer.global_batch, micro_batches=trainer.micro_batches,
+                  schedule="gpipe", seed=trainer.seed, backend="numpy", comm=MPI.COMM_SELF)
+    with ref:
+        if checkpoint_path is not None:
+            ref.load(checkpoint_path)
+        return ref.fit(steps)

@@ -9,12 +9,10 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
+from hpc.train import GPTConfig, ParallelLayout, Trainer
 from hpc.train import comm as C
-from hpc.train.app import build, parser
 from hpc.train.checkpoint import gather_full
-from hpc.train.data import synthetic
-from hpc.train.model import GPTConfig
-from hpc.train.parallel_state import Layout, ParallelState
+from hpc.train.parallel_state import ParallelState
 
 world = MPI.COMM_WORLD
 
@@ -28,7 +26,7 @@ def factorisations(n: int):
 @pytest.mark.mpi
 @pytest.mark.parametrize("tp,pp,dp", list(factorisations(world.size)))
 def test_groups_follow_megatron_order(tp, pp, dp):
-    lay = Layout(tp, pp, dp)
+    lay = ParallelLayout(tp, pp, dp)
     ps = ParallelState(world, lay)
     t, d, p = ps.tp_rank, ps.dp_rank, ps.pp_rank
     assert world.rank == t + tp * (d + dp * p)
@@ -54,34 +52,29 @@ def test_sequence_parallel_collectives():
                                rtol=1e-13, atol=1e-14)  # MPI may sum in another order
 
 
-TINY = ["--layers", "12", "--hidden", "16", "--heads", "4", "--seq-len", "8", "--vocab", "100",
-        "--global-batch", "24", "--micro-batches", "2", "--dtype", "float64", "--lr", "1e-2",
-        "--seed", "3"]
+CFG = GPTConfig(vocab=100, hidden=16, heads=4, layers=12, seq_len=8)
+OPTIONS = dict(global_batch=24, micro_batches=2, dtype="float64", lr=1e-2, seed=3,
+               schedule="1f1b")
 
 
-def _train(comm, layout: Layout, extra=(), steps: int = 2):
-    args = parser().parse_args(TINY + list(extra))
-    cfg = GPTConfig(args.vocab, args.hidden, args.heads, args.layers, args.seq_len)
-    args.dp = layout.dp
-    args.schedule = args.schedule or "1f1b"
-    tokens = synthetic(args.seed, args.vocab)
-    ps, model, opt, tr = build(cfg, layout, comm, args, np, np.float64, tokens)
-    losses = [tr.step(k).loss for k in range(steps)]
-    full = gather_full(model, opt)
-    ps.free()
+def _train(comm, layout: ParallelLayout, recompute: bool = False, steps: int = 2):
+    with Trainer(CFG, layout, recompute=recompute, comm=comm, **OPTIONS) as t:
+        losses = t.fit(steps)
+        full = gather_full(t.model, t.optimizer)
     return losses, full
 
 
 @pytest.fixture(scope="module")
 def reference():
-    return _train(MPI.COMM_SELF, Layout()) if world.rank == 0 else None
+    return _train(MPI.COMM_SELF, ParallelLayout()) if world.rank == 0 else None
 
 
 @pytest.mark.mpi
 @pytest.mark.parametrize("tp,pp,dp", list(factorisations(world.size)))
-@pytest.mark.parametrize("extra", [[], ["--sequence-parallel", "--zero1", "--recompute"]])
+@pytest.mark.parametrize("extra", [False, True], ids=["plain", "sp-zero1-recompute"])
 def test_every_factorisation_matches_single_rank(reference, tp, pp, dp, extra):
-    losses, full = _train(world, Layout(tp, pp, dp), extra)
+    lay = ParallelLayout(tp, pp, dp, sequence_parallel=extra, zero1=extra)
+    losses, full = _train(world, lay, recompute=extra)
     if world.rank == 0:
         ref_losses, ref_full = reference
         np.testing.assert_allclose(losses, ref_losses, rtol=1e-12)
