@@ -134,13 +134,15 @@ def test_launch_runs_a_two_rank_job(tmp_path):
     script.write_text(
         "import os\nfrom mpi4py import MPI\nc = MPI.COMM_WORLD\n"
         "s = c.allreduce(c.Get_rank() + 1)\n"
-        "print(f\"rank {c.Get_rank()} of {c.Get_size()} sum {s} \"\n"
-        "      f\"yield {os.environ.get('MPIR_CVAR_POLLS_BEFORE_YIELD')} \"\n"
-        "      f\"timeout {os.environ.get('MPIEXEC_TIMEOUT')} mark {os.environ.get('HPC_MARK')}\")\n")
+        "line = (f\"rank {c.Get_rank()} of {c.Get_size()} sum {s} \"\n"
+        "        f\"yield {os.environ.get('MPIR_CVAR_POLLS_BEFORE_YIELD')} \"\n"
+        "        f\"timeout {os.environ.get('MPIEXEC_TIMEOUT')} mark {os.environ.get('HPC_MARK')}\")\n"
+        "lines = c.gather(line)\n"  # printed by rank 0 alone: ranks' output may interleave
+        "if c.Get_rank() == 0:\n    print('\\n'.join(lines), flush=True)\n")
     r = L.launch(2, [script], progress="throttle", env={"HPC_MARK": "m"}, timeout=120,
                  capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    lines = sorted(line for line in r.stdout.splitlines() if line.startswith("rank"))
+    lines = [line for line in r.stdout.splitlines() if line.startswith("rank")]
     assert lines == [f"rank {i} of 2 sum 3 yield 1 timeout 120 mark m" for i in range(2)]
     r = L.launch(2, [script], progress="busy", timeout=120, capture_output=True, text=True)
     assert r.returncode == 0 and "yield None" in r.stdout
