@@ -15,32 +15,48 @@ Subcommands: python -m hpc.cg train-dcdm --help (train DCDM's network).
 """
 from __future__ import annotations
 
-import math
 import sys
+from contextlib import nullcontext
 from typing import Sequence
 
 import numpy as np
+from mpi4py import MPI
 
 from hpc.core import App, UsageError, make_parser, positive_float, positive_int, run
-from hpc.core import backends as registry
+from hpc.core.cli import Subcommand, dispatch, subcommand_epilog
+from hpc.core.runtime import collective
+from hpc.sparse import read_matrix
+from hpc.sparse.generators import make_problem, parse_problem
 
-from .methods import METHOD_HELP, METHODS, SUBCOMMANDS, Problem, SolveOptions, get_method, get_subcommand
-from .precond import PCS, SUB_PCS, make_preconditioner
+from .api import DCDMOptions, SolveInfo, Solver, check_options, kernel_backend
+from .local import SUB_PCS
+from .methods import BACKENDS, METHOD_HELP, METHODS
+from .precond import PCS
+from .stencil import StencilOperator
 
-BACKENDS = ["native", "numba", "numpy", "scipy", "cupy", "petsc"]
-PETSC_PCS = ("none", "jacobi", "bjacobi", "gamg")
+COMMANDS = (
+    Subcommand("solve", "hpc.cg.app:solve_main",
+               "solve A x = b (the default: python -m hpc.cg [options])"),
+    Subcommand("train-dcdm", "hpc.cg.dcdm.train:main", "train DCDM's network (PyTorch, one rank)"),
+)
 NOTE = {"assembled": "structured problem with the assembled sparse operator (hpc.sparse.DistCSR, "
                      "ghost exchange by neighbourhood collective); --operator stencil is matrix-free",
         "stencil": "matrix-free stencil operator, ghost planes exchanged by hpc.halo.engine "
                    "(z-slab decomposition); preconditioners that factor use the assembled matrix"}
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    """python -m hpc.cg [train-dcdm] ...: the solve unless the first argument names a verb."""
+    return dispatch("python -m hpc.cg", COMMANDS, argv, default="solve")
+
+
 def parser():
     methods = "; ".join(f"{k}: {v}" for k, v in METHOD_HELP.items() if k in METHODS)
-    p = make_parser("cg", __doc__, backends=BACKENDS, default_backend="native",
+    p = make_parser("cg", __doc__, backends=list(BACKENDS), default_backend="native",
                     epilog=f"Methods: {methods}. Back ends: native (C++/OpenMP SpMV), numba, numpy, "
                            "scipy, cupy (GPU vectors and cuSPARSE), petsc (petsc4py KSP on the "
-                           "same matrix: KSPCG / KSPPIPECG with PCJACOBI, PCBJACOBI, PCGAMG).")
+                           "same matrix: KSPCG / KSPPIPECG with PCJACOBI, PCBJACOBI, PCGAMG).\n\n"
+                           + subcommand_epilog(COMMANDS))
     src = p.add_mutually_exclusive_group()
     src.add_argument("--matrix", metavar="PATH.mtx", help="Matrix Market file (SPD, coordinate)")
     src.add_argument("--problem", metavar="KIND:N", default=None,
@@ -95,8 +111,6 @@ def _rhs(args, A, comm) -> tuple[np.ndarray, np.ndarray | None]:
         return rng.random(A.shape[0])[lo:hi].copy() if A.shape[0] < 2**24 else \
             np.random.default_rng([args.seed, comm.Get_rank()]).random(n), None
     if kind.endswith(".npy"):
-        from hpc.core.runtime import collective
-
         with collective(comm):
             try:
                 v = np.load(kind, mmap_mode="r")
@@ -109,137 +123,89 @@ def _rhs(args, A, comm) -> tuple[np.ndarray, np.ndarray | None]:
     raise UsageError(f"--rhs {kind}: expected ones, random, unit-solution or a .npy file")
 
 
-def build_problem(args, comm, backend: str) -> Problem:
-    from hpc.sparse.generators import make_problem
-    from hpc.sparse.mmio import read_mm
-
-    kern = backend if backend != "petsc" else "native"
-    if kern == "native" and not registry.is_available("native"):
-        kern = "scipy"
+def build_matrix(args, comm, backend: str):
+    """The operator (row-distributed) and its name: a Matrix Market file or a generated problem."""
+    kern = kernel_backend(backend)
     if args.matrix:
         if args.operator == "stencil":
             raise UsageError("--operator stencil needs a structured --problem, not --matrix")
-        A = read_mm(args.matrix, comm, backend=kern)
+        A = read_matrix(args.matrix, comm, backend=kern)
         if A.shape[0] != A.shape[1]:
             raise UsageError(f"--matrix {args.matrix}: CG needs a square matrix, got {A.shape[0]} x {A.shape[1]}")
         name = args.matrix
     else:
-        spec = args.problem or "hpcg:16"
-        name = spec
+        name = args.problem or "hpcg:16"
         if args.operator == "stencil":
-            from hpc.sparse.generators import parse_problem
-
-            from .stencil import StencilOperator
-
-            kind, N = parse_problem(spec)
+            kind, N = parse_problem(name)
             A = StencilOperator(kind, N, comm, backend=kern)
         else:
-            A = make_problem(spec, comm, backend=kern)
-    if args.operator == "stencil" and args.matrix:
-        raise UsageError("--operator stencil needs a structured --problem, not --matrix")
+            A = make_problem(name, comm, backend=kern)
     if args.operator != "stencil":
         A.exchange = args.exchange
-    b, exact = _rhs(args, A, comm)
-    if backend == "cupy":
-        import cupy
-
-        b = cupy.asarray(b)
-    return Problem(comm, A, b, None, A.grid, A.stencil, exact, name)
+    return A, name
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in SUBCOMMANDS:
-        return get_subcommand(argv[0])(argv[1:])
+def solve_main(argv: Sequence[str] | None = None) -> int:
+    """The solve: parse, build the inputs, set up and call :class:`hpc.cg.Solver`, validate."""
     args = parser().parse_args(argv)
-    if args.pc is None:
-        args.pc = "none" if args.method in ("cg", "dcdm") else "jacobi"
-    backend = registry.require(args.backend, BACKENDS)
-    if backend == "petsc":
-        if args.method not in ("cg", "pcg", "pipecg"):
-            raise UsageError(f"--backend petsc runs cg, pcg and pipecg, not {args.method}")
-        if args.pc not in PETSC_PCS:
-            raise UsageError(f"--backend petsc: --pc {args.pc} not offered (use {', '.join(PETSC_PCS)})")
-    elif args.pc == "gamg":
-        raise UsageError("--pc gamg is PETSc's algebraic multigrid: use it with --backend petsc")
-    if args.method == "cg" and args.pc != "none":
-        raise UsageError(f"--method cg takes no preconditioner (got --pc {args.pc}); use --method pcg")
-    solver = None if backend == "petsc" else get_method(args.method)
+    args.pc = check_options(args.method, args.pc, args.backend)
+    backend = args.backend
     app = App("cg", args)
     comm = app.comm
     with app.timer.phase("setup"):
-        problem = build_problem(args, comm, backend)
-    A = problem.A
-    app.say(f"hpc.cg: {problem.name}, n = {A.shape[0]}, nnz = {A.nnz}, method {args.method}, "
+        A, name = build_matrix(args, comm, backend)
+        b, exact = _rhs(args, A, comm)
+    app.say(f"hpc.cg: {name}, n = {A.shape[0]}, nnz = {A.nnz}, method {args.method}, "
             f"pc {args.pc}, back end {backend}, {app.size} rank(s)")
-    opts = SolveOptions(rtol=args.rtol, maxiter=args.maxiter, pc=args.pc, backend=backend, args=args,
+    dcdm = DCDMOptions(model=args.dcdm_model, keep=args.dcdm_keep, backend=args.dcdm_backend,
+                       threads=args.threads or 1)
+    # DCDM's network is set up inside each solve (its setup_s is in the record)
+    with app.timer.phase("pc_setup") if args.method != "dcdm" else nullcontext():
+        solver = Solver(A, method=args.method, pc=args.pc, rtol=args.rtol, maxiter=args.maxiter,
+                        comm=comm, backend=backend, dcdm=dcdm,
                         pc_options={"sub_pc": args.sub_pc, "cheb_degree": args.cheb_degree,
                                     "mg_levels": args.mg_levels, "seed": args.seed})
-    res = None
-    if backend == "petsc":
-        from .petsc_backend import PetscSolver
-
-        with app.timer.phase("pc_setup"):
-            ps = PetscSolver(problem, opts)
-        for _ in range(args.repeat):
-            with app.timer.phase("solve"):
-                res = ps.solve()
-        app.extra["petsc"] = ps.describe()
-    else:
-        if args.method != "dcdm":
-            from hpc.core.runtime import collective
-
-            with app.timer.phase("pc_setup"):
-                with collective(comm):
-                    opts.preconditioner = make_preconditioner(args.pc, problem, opts)
-        for _ in range(args.repeat):
-            with app.timer.phase("solve"):
-                res = solver(problem, opts)
-    return report(app, problem, res, args)
+    x = info = None
+    for _ in range(args.repeat):
+        with app.timer.phase("solve"):
+            x, info = solver.solve(b)
+    return report(app, A, x, info, exact, args)
 
 
-def report(app: App, problem: Problem, res, args) -> int:
-    from mpi4py import MPI
-
-    comm, A = app.comm, problem.A
-    x = res.x
-    r = problem.b - A.spmv(x)
-    xp = np
-    if args.backend == "cupy":
-        import cupy as xp  # noqa: F811
-    rr, bb = comm.allreduce(np.array([float(xp.dot(r, r)), float(xp.dot(problem.b, problem.b))]))
-    true_rel = math.sqrt(rr) / math.sqrt(bb) if bb > 0 else math.sqrt(rr)
-    converged = bool(res.converged) and true_rel <= args.rtol and res.breakdown is None
+def report(app: App, A, x, info: SolveInfo, exact, args) -> int:
+    """Validate (the true residual, the exact solution when known) and write the record."""
+    comm = app.comm
+    true_rel, converged = info.true_relres, info.converged
     t = app.timer.summary()
     solve_t = t.get("solve", {}).get("min", float("nan"))
-    its = int(res.iterations)
+    its = info.iterations
     m = app.metrics
     m.update({"iterations": its, "final_relres": true_rel, "converged": converged,
-              "recursive_relres": float(res.residuals[-1]) if res.residuals else float("nan"),
+              "recursive_relres": info.recursive_relres,
               "time_s": solve_t, "time_per_iteration_s": solve_t / its if its else None,
-              "n": A.shape[0], "nnz": A.nnz,
-              "matvecs": int(getattr(res, "matvecs", 0)),
-              "reductions": int(getattr(res, "reductions", 0))})
+              "n": A.shape[0], "nnz": A.nnz, "matvecs": info.matvecs, "reductions": info.reductions})
     validation = {"true_relres": true_rel, "rtol": args.rtol, "iterations": its,
                   "converged": converged}
-    if problem.exact is not None:
+    if exact is not None:
         e = comm.allreduce(float(np.abs(np.asarray(x.get() if hasattr(x, "get") else x)
-                                        - problem.exact).max(initial=0.0)), op=MPI.MAX)
+                                        - exact).max(initial=0.0)), op=MPI.MAX)
         m["error_vs_exact_inf"] = e
         validation["error_vs_exact_inf"] = e
-    if res.breakdown:
-        validation["breakdown"] = res.breakdown
+    if info.breakdown:
+        validation["breakdown"] = info.breakdown
     elif not converged:
         validation["failure"] = (f"not converged: true relative residual {true_rel:.3g} > rtol "
                                  f"{args.rtol:g} after {its} iterations")
-    extra = getattr(res, "extra", None) or {}
-    app.extra["solver"] = {"method": args.method, **{k: v for k, v in extra.items()
+    details = dict(info.details)
+    if "petsc" in details:
+        app.extra["petsc"] = details.pop("petsc")
+    app.extra["solver"] = {"method": args.method, **{k: v for k, v in details.items()
                                                      if isinstance(v, (str, int, float, bool, list, dict))}}
-    if getattr(res, "replacements", 0):
-        app.extra["solver"]["residual_replacements"] = int(res.replacements)
-    app.extra["note"] = NOTE[args.operator] if problem.grid is not None else None
-    if res.breakdown and app.rank == 0:
-        print(f"cg: {res.breakdown}", file=sys.stderr, flush=True)
+    if info.replacements:
+        app.extra["solver"]["residual_replacements"] = info.replacements
+    app.extra["note"] = NOTE[args.operator] if getattr(A, "grid", None) is not None else None
+    if info.breakdown and app.rank == 0:
+        print(f"cg: {info.breakdown}", file=sys.stderr, flush=True)
     app.say(f"iterations {its}, true relative residual {true_rel:.3e}, "
             f"{'converged' if converged else 'NOT converged'}, solve {solve_t:.4f} s"
             + (f" ({1e3 * solve_t / its:.3f} ms/iteration)" if its else ""))
@@ -248,7 +214,7 @@ def report(app: App, problem: Problem, res, args) -> int:
 
         xh = x.get() if hasattr(x, "get") else x
         h5io.write(args.output, comm, {"/x": h5io.Distributed(np.asarray(xh)),
-                                       "/residuals": np.asarray(res.residuals, dtype=np.float64)},
+                                       "/residuals": np.asarray(info.residuals, dtype=np.float64)},
                    attrs={"/": {"method": args.method, "pc": args.pc, "iterations": its,
                                 "final_relres": true_rel, "converged": converged}})
     return app.finish(converged, validation)

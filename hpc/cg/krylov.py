@@ -1,6 +1,6 @@
 """Conjugate-gradient solvers on row-distributed vectors: PCG, Chronopoulos-Gear, pipelined.
 
-All three stop on the recursive residual, ||r_k|| < rtol ||b|| (SciPy's cg criterion, so with
+All three stop on the recursive residual, ||r_k|| < max(rtol ||b||, atol) (SciPy's cg criterion, so with
 the same preconditioner the iterates and iteration counts match scipy.sparse.linalg.cg), then
 confirm with the true residual ||b - A x||: if rounding made the recursive residual lie, the
 residual is replaced by the true one and the iteration continues (at most MAX_REPLACEMENTS
@@ -19,6 +19,9 @@ import math
 from typing import Any, Callable
 
 import numpy as np
+from mpi4py import MPI
+
+from hpc.core.errors import UsageError
 
 from .methods import Problem, SolveOptions, SolveResult
 from .precond import make_preconditioner
@@ -30,8 +33,6 @@ class Reducer:
     """Global sums of a few scalars: blocking (Allreduce) or non-blocking (Iallreduce)."""
 
     def __init__(self, comm):
-        from mpi4py import MPI
-
         self.comm, self.MPI = comm, MPI
         self.count = 0
         self.serial = comm.Get_size() == 1
@@ -103,7 +104,7 @@ class _Solve:
         b = problem.b
         self.x = b * 0.0 if problem.x0 is None else problem.x0.copy()
         self.bnorm = math.sqrt(self.red.sum(_dot(b, b))[0])
-        self.tol = opts.rtol * self.bnorm
+        self.tol = max(opts.rtol * self.bnorm, opts.atol)
 
     def spmv(self, v, out=None):
         self.matvecs += 1
@@ -246,8 +247,6 @@ def solve_pcg(problem: Problem, opts: SolveOptions, callback: Callable | None = 
 def solve_cg(problem: Problem, opts: SolveOptions, callback: Callable | None = None) -> SolveResult:
     """Plain CG: PCG with the identity."""
     if opts.pc not in ("none", None):
-        from hpc.core.errors import UsageError
-
         raise UsageError(f"--method cg takes no preconditioner (got --pc {opts.pc}); use --method pcg")
     opts.pc = "none"
     return solve_pcg(problem, opts, callback)

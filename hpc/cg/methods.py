@@ -1,4 +1,4 @@
-"""The solver registry of hpc.cg: method name -> solver, and the objects they exchange.
+"""The solver registry of hpc.cg: method and back-end names, and the objects solvers exchange.
 
 A method is a function ``solve(problem: Problem, opts: SolveOptions) -> result`` where the
 result has at least ``x`` (this rank's rows), ``converged``, ``iterations``, ``residuals``
@@ -8,17 +8,21 @@ result has at least ``x`` (this rank's rows), ``converged``, ``iterations``, ``r
 Registering a method: add it to METHODS, either the function itself or a lazy
 ``"module:function"`` string (imported only when chosen, so an optional method whose module or
 dependency is missing is a clear usage error, not an import failure of the whole app).
-Subcommands (``python -m hpc.cg <name> ...``) are registered the same way in SUBCOMMANDS.
+A back end is a row of BACKENDS: ``{name: (module that runs the solve, hpc.core.backends
+requirement)}``.
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from hpc.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from .dcdm.solver import DCDMOptions
 
 
 @dataclass
@@ -44,13 +48,17 @@ class Problem:
 
 @dataclass
 class SolveOptions:
+    """How to solve: stop when ||r|| < max(rtol ||b||, atol) (SciPy's rule) or after maxiter."""
+
     rtol: float = 1e-8
     maxiter: int = 1000
     pc: str = "none"
     pc_options: dict[str, Any] = field(default_factory=dict)
     backend: str = "native"
     preconditioner: Any = None      # prebuilt (so setup is timed apart from the solve)
-    args: Any = None                # the parsed command line (method-specific options)
+    atol: float = 0.0
+    method: str = "cg"
+    dcdm: DCDMOptions | None = None  # --method dcdm's options (None: the defaults)
 
 
 @dataclass
@@ -85,9 +93,19 @@ METHOD_HELP = {
     "dcdm": "Deep Conjugate Direction Method (learned directions, structured problems)",
 }
 
-SUBCOMMANDS: dict[str, str] = {
-    "train-dcdm": "hpc.cg.dcdm.train:main",
+#: back end -> (module that runs the solve, hpc.core.backends requirement). The Krylov
+#: solvers run on every hpc.sparse kernel back end; petsc hands the system to petsc4py's KSP.
+BACKENDS: dict[str, tuple[str, str]] = {
+    "native": ("hpc.cg.krylov", "native"),
+    "numba": ("hpc.cg.krylov", "numba"),
+    "numpy": ("hpc.cg.krylov", "numpy"),
+    "scipy": ("hpc.cg.krylov", "scipy"),
+    "cupy": ("hpc.cg.krylov", "cupy"),
+    "petsc": ("hpc.cg.petsc_backend", "petsc"),
 }
+#: the methods and preconditioners --backend petsc offers (KSPCG / KSPPIPECG; PC types)
+PETSC_METHODS = ("cg", "pcg", "pipecg")
+PETSC_PCS = ("none", "jacobi", "bjacobi", "gamg")
 
 
 def _load(ref: Callable | str, what: str) -> Callable:
@@ -108,13 +126,3 @@ def get_method(name: str) -> Solver:
     if name not in METHODS:
         raise UsageError(f"--method {name}: unknown (known: {', '.join(METHODS)})")
     return _load(METHODS[name], f"--method {name}")
-
-
-def get_subcommand(name: str) -> Callable:
-    return _load(SUBCOMMANDS[name], f"subcommand {name}")
-
-
-def register_method(name: str, solver: Solver | str, help: str = "") -> None:
-    METHODS[name] = solver
-    if help:
-        METHOD_HELP[name] = help

@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 
 from hpc.core.errors import UsageError
+from hpc.sparse.generators import structured
 
-from .precond import LocalSGS
+from .local import LocalSGS
 
 
 class Level:
@@ -38,8 +39,6 @@ class Multigrid:
     name = "mg"
 
     def __init__(self, problem, levels: int = 4, backend: str = "native"):
-        from hpc.sparse.generators import structured
-
         A = problem.A
         grid, stencil = problem.grid, problem.stencil
         if grid is None or stencil is None:

@@ -3,7 +3,9 @@
 The matrix is handed to PETSc as this rank's CSR rows (MatCreateAIJ with the same row
 partition), so PETSc solves exactly our system. Settings that make the iteration counts
 comparable with hpc.cg's: zero initial guess, convergence on the unpreconditioned residual
-norm relative to ||b|| (KSP_NORM_UNPRECONDITIONED), absolute tolerance off.
+norm relative to ||b|| (KSP_NORM_UNPRECONDITIONED), absolute tolerance ``opts.atol`` (off
+when 0). The operator and the preconditioner are set up once; :meth:`PetscSolver.solve` takes
+the right-hand side.
 Mapping: cg/pcg -> KSPCG, pipecg -> KSPPIPECG; none/jacobi/bjacobi/gamg -> PCNONE/PCJACOBI/
 PCBJACOBI (sub-PC ICC(0) for --sub-pc icc, SOR with symmetric sweeps for sgs)/PCGAMG.
 """
@@ -13,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from hpc.core.errors import UsageError
+
 from .methods import Problem, SolveOptions, SolveResult
 
 KSP_TYPES = {"cg": "cg", "pcg": "cg", "pipecg": "pipecg"}
@@ -20,7 +24,9 @@ KSP_TYPES = {"cg": "cg", "pcg": "cg", "pipecg": "pipecg"}
 
 class PetscSolver:
     def __init__(self, problem: Problem, opts: SolveOptions):
-        import petsc4py
+        if not hasattr(problem.A, "local"):
+            raise UsageError("--backend petsc needs an assembled matrix (hpc.sparse.DistCSR)")
+        import petsc4py  # optional dependency: imported only for --backend petsc
 
         petsc4py.init([])
         from petsc4py import PETSc
@@ -38,16 +44,16 @@ class PetscSolver:
                  L.data.astype(PETSc.ScalarType)), comm=comm)
         self.mat.assemble()
         self.b = self.mat.createVecLeft()
-        self.b.setArray(np.asarray(problem.b, dtype=np.float64))
         self.x = self.mat.createVecRight()
         ksp = PETSc.KSP().create(comm=comm)
         ksp.setOperators(self.mat)
-        ksp.setType(KSP_TYPES[opts.args.method if opts.args is not None else "cg"])
+        ksp.setType(KSP_TYPES[opts.method])
         pc = ksp.getPC()
         pcname = opts.pc or "none"
         pc.setType({"none": "none", "jacobi": "jacobi", "bjacobi": "bjacobi", "gamg": "gamg"}[pcname])
         ksp.setNormType(PETSc.KSP.NormType.UNPRECONDITIONED)
-        ksp.setTolerances(rtol=opts.rtol, atol=1e-300, max_it=opts.maxiter)
+        ksp.setTolerances(rtol=opts.rtol, atol=opts.atol if opts.atol > 0 else 1e-300,
+                          max_it=opts.maxiter)
         ksp.setInitialGuessNonzero(False)
         ksp.setConvergenceHistory(length=opts.maxiter + 1)
         ksp.setUp()
@@ -64,7 +70,9 @@ class PetscSolver:
         self.ksp = ksp
         self.pcname = pcname
 
-    def solve(self) -> SolveResult:
+    def solve(self, b=None) -> SolveResult:
+        """Solve for ``b`` (this rank's rows; None: the problem's right-hand side) from x = 0."""
+        self.b.setArray(np.asarray(self.problem.b if b is None else b, dtype=np.float64))
         self.x.set(0.0)
         self.ksp.solve(self.b, self.x)
         reason = int(self.ksp.getConvergedReason())

@@ -8,6 +8,8 @@
   [lambda_max/ratio, 1.1 lambda_max], lambda_max estimated by power iteration (as PETSc's
   PCCHEBYSHEV/KSPCHEBYSHEV with a Jacobi inner PC). A fixed polynomial is a linear SPD operator.
 - ``mg``: geometric multigrid V-cycle (HPCG's), for the structured problems; see :mod:`.mg`.
+
+The local solvers of block Jacobi and of multigrid's smoother live in :mod:`.local`.
 """
 from __future__ import annotations
 
@@ -18,9 +20,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from hpc.core.errors import UsageError
+from hpc.core.runtime import collective
+
+from .local import SUB_PCS, LocalIC0, LocalSGS
+from .mg import Multigrid
 
 PCS = ("none", "jacobi", "bjacobi", "chebyshev", "mg")
-SUB_PCS = ("sgs", "icc")
 
 
 class Identity:
@@ -58,64 +63,6 @@ def _local_block(A) -> sp.csr_matrix:
     return A.A_loc
 
 
-class LocalSGS:
-    """One symmetric Gauss-Seidel sweep on a square local block: z = (D+U)^{-1} D (D+L)^{-1} r."""
-
-    def __init__(self, B: sp.csr_matrix, backend: str = "native"):
-        from hpc.core import backends
-
-        B = sp.csr_matrix(B)
-        B.sort_indices()
-        self.n = B.shape[0]
-        self.indptr = B.indptr.astype(np.int64)
-        self.indices = B.indices.astype(np.int32 if self.n < 2**31 - 1 else np.int64)
-        self.data = np.ascontiguousarray(B.data, dtype=np.float64)
-        self.diag = np.ascontiguousarray(B.diagonal(), dtype=np.float64)
-        if self.n and not np.all(self.diag > 0):
-            raise UsageError("symmetric Gauss-Seidel: the diagonal has entries <= 0 (not SPD)")
-        if backend == "native" and backends.is_available("native"):
-            from hpc import _core
-
-            self._sweep = _core.sparse.gs_sweep
-        else:
-            from hpc.sparse import _numba
-
-            self.indices = self.indices.astype(np.int64)
-            self._sweep = _numba.gs_sweep
-
-    def sweep(self, b: np.ndarray, x: np.ndarray, forward: bool) -> None:
-        self._sweep(self.indptr, self.indices, self.data, self.diag, b, x, forward)
-
-    def apply(self, r: np.ndarray) -> np.ndarray:
-        r = np.ascontiguousarray(r, dtype=np.float64)
-        z = np.zeros_like(r)
-        self.sweep(r, z, True)
-        self.sweep(r, z, False)
-        return z
-
-
-class LocalIC0:
-    """Incomplete Cholesky with zero fill (IC(0)) of a square local block: z = (L L^T)^{-1} r."""
-
-    def __init__(self, B: sp.csr_matrix):
-        from . import _ic0
-
-        L = sp.tril(sp.csr_matrix(B), format="csr")
-        L.sort_indices()
-        self.indptr = L.indptr.astype(np.int64)
-        self.indices = L.indices.astype(np.int64)
-        self.data = np.ascontiguousarray(L.data, dtype=np.float64).copy()
-        bad = _ic0.factor(self.indptr, self.indices, self.data)
-        if bad >= 0:
-            raise UsageError(f"--sub-pc icc: IC(0) breaks down at local row {bad} (pivot <= 0); "
-                             "the block is not an M-matrix; use --sub-pc sgs")
-        self._solve = _ic0.solve
-
-    def apply(self, r):
-        r = np.ascontiguousarray(r, dtype=np.float64)
-        return self._solve(self.indptr, self.indices, self.data, r)
-
-
 class BlockJacobi:
     name = "bjacobi"
 
@@ -123,8 +70,6 @@ class BlockJacobi:
         if sub not in SUB_PCS:
             raise UsageError(f"--sub-pc {sub}: expected one of {', '.join(SUB_PCS)}")
         B = _local_block(A)
-        from hpc.core.runtime import collective
-
         with collective(A.comm):
             self.solver = LocalSGS(B, backend) if sub == "sgs" else LocalIC0(B)
         self.sub = sub
@@ -203,7 +148,5 @@ def make_preconditioner(name: str | None, problem, opts) -> Any:
     if name == "chebyshev":
         return Chebyshev(A, po.get("cheb_degree", 3), po.get("cheb_ratio", 30.0), seed=po.get("seed", 0))
     if name == "mg":
-        from .mg import Multigrid
-
         return Multigrid(problem, levels=po.get("mg_levels", 4), backend=opts.backend)
     raise UsageError(f"--pc {name}: unknown (known: {', '.join(PCS)})")

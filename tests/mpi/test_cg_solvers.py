@@ -14,7 +14,7 @@ from hpc.cg import krylov
 from hpc.cg.methods import Problem, SolveOptions
 from hpc.cg.precond import make_preconditioner
 from hpc.sparse.generators import hpcg, poisson2d, poisson3d
-from hpc.sparse.mmio import read_mm
+from hpc.sparse import read_matrix
 
 pytestmark = pytest.mark.mpi
 comm = MPI.COMM_WORLD
@@ -31,7 +31,7 @@ def matrix(name: str):
     path = DATA / f"{name}.mtx"
     if not path.exists():
         pytest.skip(f"real data not present: {path}")
-    return read_mm(path, comm)
+    return read_matrix(path, comm)
 
 
 def rhs(n: int) -> np.ndarray:
@@ -144,7 +144,7 @@ def test_breakdown_on_indefinite():
     from hpc.sparse import DistCSR
 
     G = sp.diags(np.array([1.0, -3.0, 2.0, 4.0, -1.0, 5.0]), format="csr")
-    A = DistCSR.from_global_scipy(comm, G)
+    A = DistCSR.from_scipy(G, comm)
     for method in ("cg", "cg1", "pipecg"):
         res, _, _ = solve(A, method, "none", 1e-8, b=np.ones(6))
         assert not res.converged and res.breakdown and "not symmetric positive definite" in res.breakdown

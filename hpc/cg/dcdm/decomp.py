@@ -16,9 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from mpi4py import MPI
 
 from hpc.core.errors import UsageError
 from hpc.core.partition import block_range
+
+from .weights import check_grid
 
 
 @dataclass
@@ -44,10 +47,6 @@ class Decomposition:
 
 def decompose(comm, shape: tuple[int, int, int], dims: tuple[int, int, int] | None = None) -> Decomposition:
     """Cut the grid for comm's ranks (collective; every rank gets the same dims)."""
-    from mpi4py import MPI
-
-    from .weights import check_grid
-
     check_grid(shape)
     p = comm.Get_size()
     coarse = [s // 2 for s in shape]

@@ -3,7 +3,7 @@
 Algorithm 1 of the paper, on vectors kept in the solver's row-block layout::
 
     r = b - A x
-    repeat until ||r|| / ||b|| < rtol:
+    repeat until ||r|| < max(rtol ||b||, atol):
         d = f(r / ||r||)                           the network (one evaluation)
         d -= sum_{i in last two} (d.A d_i / d_i.A d_i) d_i   A-orthogonalise
         alpha = r.d / d.A d
@@ -21,19 +21,42 @@ the projections) is a breakdown: the solve stops, unconverged, and says so.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+from mpi4py import MPI
 
+from hpc.core import backends as registry
 from hpc.core.errors import UsageError
 
+from ..methods import SolveResult
 from . import weights as W
+from .arch import flops
 from .decomp import Redistributor, decompose
 from .infer import DistNet
 
 BACKENDS = ("numpy", "numba", "cupy")
+
+
+@dataclass
+class DCDMOptions:
+    """The options of ``--method dcdm`` (the command line's ``--dcdm-*``).
+
+    model: the trained network, an HDF5 file from ``train-dcdm`` (None: the shipped
+        ``hpc/cg/dcdm/models/dcdm_poisson3d_n32.h5``).
+    keep: A-orthogonalise each direction against this many previous ones (the paper: 2).
+    backend: the network's kernels, numpy, numba or cupy (None: follow the solve's back end;
+        native and scipy have none of their own and use numpy's BLAS).
+    threads: threads of the network's kernels per rank.
+    """
+
+    model: str | os.PathLike | None = None
+    keep: int = 2
+    backend: str | None = None
+    threads: int = 1
 
 
 @dataclass
@@ -57,8 +80,6 @@ class DCDMPreconditioner:
                  halo_method: str = "datatype", threads: int = 1):
         if backend not in BACKENDS:
             raise UsageError(f"DCDM's network runs on {', '.join(BACKENDS)}, not {backend!r}")
-        from hpc.core import backends as registry
-
         registry.require(backend)  # e.g. cupy without a GPU: a clear usage error
         self.model = model if model is not None else W.load()
         self.dec = decompose(comm, tuple(grid))
@@ -94,15 +115,13 @@ class DCDMPreconditioner:
 def dcdm_solve(comm, matvec: Callable[[np.ndarray], np.ndarray], b: np.ndarray,
                direction: Callable[[np.ndarray], np.ndarray], rtol: float, maxiter: int,
                x0: np.ndarray | None = None, keep: int = 2,
-               callback: Callable[[int, float], None] | None = None) -> DCDMResult:
-    """Solve A x = b with DCDM. Vectors are this rank's rows; reductions go over comm."""
-    from mpi4py import MPI
+               callback: Callable[[np.ndarray], None] | None = None,
+               atol: float = 0.0) -> DCDMResult:
+    """Solve A x = b with DCDM. Vectors are this rank's rows; reductions go over comm.
 
-    def allsum(vals: np.ndarray) -> np.ndarray:
-        out = np.empty_like(vals)
-        comm.Allreduce(vals, out, op=MPI.SUM)
-        return out
-
+    Stops when ||r|| < max(rtol ||b||, atol) or after maxiter iterations; ``callback(x)``
+    after every iteration with this rank's rows of the iterate (SciPy's convention).
+    """
     xp = _array_module(b)
     reductions = 0
 
@@ -133,7 +152,8 @@ def dcdm_solve(comm, matvec: Callable[[np.ndarray], np.ndarray], b: np.ndarray,
     breakdown = None
     it = 0
     evals = 0
-    while not rel < rtol and it < maxiter:  # the CG solvers' test: ||r|| < rtol ||b||
+    # the CG solvers' test: ||r|| < max(rtol ||b||, atol)
+    while not (rel < rtol or rel * nb < atol) and it < maxiter:
         t0 = time.perf_counter()
         d = direction(r / (rel * nb))
         t_net += time.perf_counter() - t0
@@ -161,11 +181,11 @@ def dcdm_solve(comm, matvec: Callable[[np.ndarray], np.ndarray], b: np.ndarray,
         rel = float(np.sqrt(allsum(r @ r)[0])) / nb
         residuals.append(rel)
         if callback is not None:
-            callback(it, rel)
+            callback(x)
         prev.append((d, ad, float(dad)))
         if len(prev) > keep:
             prev.pop(0)
-    return DCDMResult(x, rel < rtol, it, matvecs, evals, residuals, breakdown,
+    return DCDMResult(x, rel < rtol or rel * nb < atol, it, matvecs, evals, residuals, breakdown,
                       {"network_s": t_net, "matvec_s": t_mv}, reductions)
 
 
@@ -186,8 +206,8 @@ NETWORK_BACKEND = {"numpy": "numpy", "numba": "numba", "cupy": "cupy", "native":
                    "scipy": "numpy"}
 
 
-def network_backend(opts_backend: str | None, args=None) -> str:
-    explicit = getattr(args, "dcdm_backend", None) if args is not None else None
+def network_backend(opts_backend: str | None, explicit: str | None = None) -> str:
+    """The network's kernels: ``explicit`` if given, else those that follow the solve's."""
     if explicit:
         return explicit
     be = NETWORK_BACKEND.get(opts_backend or "numpy")
@@ -197,16 +217,14 @@ def network_backend(opts_backend: str | None, args=None) -> str:
     return be
 
 
-def solve_method(problem, opts, callback: Callable[[int, float], None] | None = None):
+def solve_method(problem, opts, callback: Callable[[np.ndarray], None] | None = None):
     """``--method dcdm`` for hpc.cg: ``solve(problem, opts) -> SolveResult``.
 
-    Needs a structured 3D problem (the network works on the grid); the model file is
-    ``--dcdm-model`` when the app has that option, else the shipped
-    hpc/cg/dcdm/models/dcdm_poisson3d_n32.h5; the network's kernels follow --backend (numpy,
-    numba, cupy; native and scipy use numpy's BLAS). --pc does not apply.
+    Needs a structured 3D problem (the network works on the grid). ``opts.dcdm``
+    (:class:`DCDMOptions`, None: the defaults) names the model file, how many directions to
+    orthogonalise against and the network's kernels, which by default follow
+    ``opts.backend`` (numpy, numba, cupy; native and scipy use numpy's BLAS). No --pc.
     """
-    from hpc.cg.methods import SolveResult
-
     if opts.pc not in (None, "none"):
         raise UsageError(f"--method dcdm takes no --pc (the network supplies the directions; "
                          f"got --pc {opts.pc})")
@@ -215,16 +233,16 @@ def solve_method(problem, opts, callback: Callable[[int, float], None] | None = 
     if grid is None or len(grid) != 3 or stencil is None or min(grid) < 2:
         raise UsageError("--method dcdm needs a structured 3D grid problem (--problem poisson3d:N): "
                          "its network works on the grid, not on a matrix file")
-    args = getattr(opts, "args", None)
-    model = W.load(getattr(args, "dcdm_model", None) if args is not None else None)
+    dopts = opts.dcdm if opts.dcdm is not None else DCDMOptions()
+    model = W.load(dopts.model)
     if model.problem and stencil != model.problem:
         raise UsageError(f"DCDM model {model.path} was trained for {model.problem}, not {stencil}")
     nx, ny, nz = grid
-    backend = network_backend(opts.backend, args)
+    backend = network_backend(opts.backend, dopts.backend)
     comm = problem.comm
     t0 = time.perf_counter()
-    threads = int(getattr(args, "threads", None) or 1) if args is not None else 1
-    pre = DCDMPreconditioner(comm, (nz, ny, nx), problem.row_offsets, model, backend, threads=threads)
+    pre = DCDMPreconditioner(comm, (nz, ny, nx), problem.row_offsets, model, backend,
+                             threads=dopts.threads)
     t_setup = time.perf_counter() - t0
 
     def matvec(v):
@@ -233,9 +251,9 @@ def solve_method(problem, opts, callback: Callable[[int, float], None] | None = 
     def direction(r):
         return pre(r)
 
-    keep = int(getattr(args, "dcdm_keep", None) or 2) if args is not None else 2
+    keep = dopts.keep
     res = dcdm_solve(comm, matvec, problem.b, direction, opts.rtol, opts.maxiter, x0=problem.x0,
-                     keep=keep, callback=callback)
+                     keep=keep, callback=callback, atol=opts.atol)
     extra = {
         "network_evals": res.network_evals,
         "pc": "none (the network supplies the directions)",
@@ -258,6 +276,4 @@ def solve_method(problem, opts, callback: Callable[[int, float], None] | None = 
 
 
 def _net_gflop(model: W.Model, cells: int) -> float:
-    from .arch import flops
-
     return flops(cells, model.channels) / 1e9
