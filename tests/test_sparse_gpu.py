@@ -25,7 +25,7 @@ def test_cupy_spmv_matches_scipy():
     from hpc.sparse import DistCSR
 
     R = sp.random(300, 300, density=0.05, random_state=2, format="csr") + sp.eye(300)
-    A = DistCSR.from_global_scipy(MPI.COMM_WORLD, R, backend="cupy")
+    A = DistCSR.from_scipy(R, MPI.COMM_WORLD, backend="cupy")
     x = np.random.default_rng(1).standard_normal(300)
     y = A.spmv(cupy.asarray(x)).get()
     np.testing.assert_allclose(y, R @ x, rtol=1e-12, atol=1e-12)

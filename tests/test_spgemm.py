@@ -91,7 +91,7 @@ def test_kernel_matches_scipy_random(backend, threads):
 def test_kernel_every_bin(backend, shared_at, dense_at):
     """Force rows into the shared (SMASH, CAS) table, the dense accumulator or plain hashing."""
     a, b = awkward(seed=1)
-    fn = L.multiply_native if backend == "native" else L.multiply_numba
+    fn = L.kernel(backend)
     for threads in (1, 2, 4):
         c, st = fn(a, b, threads, shared_at, dense_at)
         assert_same(c, ref_product(a, b))
@@ -417,11 +417,11 @@ def test_bad_inputs(tmp_path):
 
 def test_gpu_backends_clear_error_or_run(tmp_path):
     if backends.is_available("cuda"):
-        C, _ = run_ok(tmp_path, 1, "--generate", "rmat:8:4", "--backend", "cupy")
+        C, _ = run_ok(tmp_path, 1, "--generate", "rmat:8:4", "--backend", "cuda")
         A = rmat_matrix(8, 4, 0)
         assert_same(C, ref_product(A, A))
     else:
-        assert "not available" in _fails(tmp_path, 1, "--generate", "rmat:6:4", "--backend", "cupy")
+        assert "not available" in _fails(tmp_path, 1, "--generate", "rmat:6:4", "--backend", "cuda")
 
 
 @pytest.mark.gpu
@@ -429,10 +429,10 @@ def test_cuda_kernel_every_bin():
     if not backends.is_available("cuda"):
         pytest.skip(f"no CUDA device: {backends.why_unavailable('cuda')}")
     a, b = awkward(n=400, k=300, m=5000, seed=6)
-    c, _ = L.multiply(a, b, "cupy")
+    c, _ = L.multiply(a, b, "cuda")
     assert_same(c, ref_product(a, b))
     big = L.canonical(sp.random(50, 6000, 0.5, format="csr", random_state=7))  # global-table rows
-    c, st = L.multiply(big, L.canonical(sp.random(6000, 6000, 0.01, format="csr", random_state=8)), "cupy")
+    c, st = L.multiply(big, L.canonical(sp.random(6000, 6000, 0.01, format="csr", random_state=8)), "cuda")
     assert st["rows_global"] > 0
     if backends.is_available("cupy"):
         c2, _ = L.multiply(a, b, "cusparse")

@@ -1,1 +1,10 @@
-"""SpGEMM: SMASH-style hash sparse matrix-matrix products, native and distributed (see app.py)."""
+"""SpGEMM: SMASH-style hash sparse matrix-matrix products, native and distributed.
+
+The public API is :func:`multiply` (:mod:`hpc.spgemm.api`): SciPy in, SciPy CSR out on every
+rank; :class:`hpc.sparse.DistCSR` in, ``DistCSR`` out. ``python -m hpc.spgemm`` is the command
+line (app.py); local.py holds the one-rank back ends (``BACKENDS``), dist.py the 1D and 2D
+(Sparse SUMMA) distributed products.
+"""
+from .api import Product, multiply
+
+__all__ = ["multiply", "Product"]

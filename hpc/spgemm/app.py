@@ -24,15 +24,19 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from mpi4py import MPI
+
 from hpc.core import App, UsageError, make_parser, run
 from hpc.core import backends as registry
+from hpc.core.exchange import exscan
 from hpc.core.memory import require_memory
 from hpc.core.partition import block_offsets, exchange_by_owner
 from hpc.core.runtime import collective
-from hpc.sparse.dcsr import DistCSR
+from hpc.sparse import DistCSR, read_matrix
 
 from . import dist
-from .local import BACKENDS, REQUIRES
+from .api import Product
+from .local import BACKENDS
 
 VALID_TOL = 1e-10
 
@@ -41,7 +45,7 @@ def parser():
     p = make_parser(
         "spgemm", __doc__, backends=list(BACKENDS), default_backend="native",
         epilog="Back ends: native (C++/OpenMP hash), numba (same algorithm), scipy (reference), "
-               "cupy (CUDA hash kernel, shared-memory tables by row bin), cusparse (cuSPARSE "
+               "cuda (CUDA hash kernel, shared-memory tables by row bin), cusparse (cuSPARSE "
                "through cupyx).")
     g = p.add_argument_group("input (one of --a or --generate)")
     g.add_argument("--a", metavar="PATH", help="A as a Matrix Market file")
@@ -97,8 +101,6 @@ def parse_generate(spec: str) -> tuple[str, list]:
 
 def load_inputs(args, comm) -> tuple[DistCSR, DistCSR, str]:
     """A and B as DistCSR (collective); every input error is a UsageError on all ranks."""
-    from hpc.sparse import mmio
-
     if bool(args.a) == bool(args.generate):
         raise UsageError("give exactly one of --a PATH or --generate SPEC")
     if args.b and not args.a:
@@ -125,8 +127,8 @@ def load_inputs(args, comm) -> tuple[DistCSR, DistCSR, str]:
             require_memory(7 * 12 * prm[0] ** 3 / comm.Get_size(), f"--generate {args.generate}", comm)
             A = poisson3d(prm[0], comm)
         return A, A, args.generate
-    A = mmio.read_mm(args.a, comm)
-    B = mmio.read_mm(args.b, comm) if args.b else A
+    A = read_matrix(args.a, comm)
+    B = read_matrix(args.b, comm) if args.b else A
     if A.shape[1] != B.shape[0]:
         raise UsageError(f"incompatible shapes: --a {args.a} is {A.shape[0]} x {A.shape[1]} but "
                          f"--b {args.b} is {B.shape[0]} x {B.shape[1]} (inner dimensions differ)")
@@ -136,8 +138,6 @@ def load_inputs(args, comm) -> tuple[DistCSR, DistCSR, str]:
 # ------------------------------------------------------------------------------ checks
 def validate(A: DistCSR, B: DistCSR, C: DistCSR, seed: int) -> tuple[bool, dict]:
     """||C x - A (B x)|| / ||A (B x)|| for x uniform in [0.5, 1.5) (collective, C not gathered)."""
-    from mpi4py import MPI
-
     comm = A.comm
     x = np.random.default_rng([seed, 0x5A]).random(B.shape[1]) + 0.5
     bx = B.local @ x
@@ -169,7 +169,7 @@ def write_output(path: str, C: DistCSR) -> None:
 
     comm = C.comm
     Cl = C.local
-    off = comm.exscan(int(Cl.nnz)) or 0
+    off = exscan(comm, int(Cl.nnz))
     ip = Cl.indptr.astype(np.int64) + off
     piece = ip if comm.Get_rank() == 0 else ip[1:]
     h5io.write(path, comm, {"/C/indptr": h5io.Distributed(piece),
@@ -181,7 +181,7 @@ def write_output(path: str, C: DistCSR) -> None:
 # ------------------------------------------------------------------------------ main
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    registry.require(REQUIRES.get(args.backend, args.backend))
+    registry.require(BACKENDS[args.backend][1])
     app = App("spgemm", args)
     comm = app.comm
     if args.layout == "2d" and dist.square_grid(app.size) is None:
@@ -189,29 +189,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"{app.size}; use --layout 1d")
     with collective(comm):
         A, B, what = load_inputs(args, comm)
-    # Output of C: products is an upper bound on nnz(C); 12 bytes per entry, 2 copies.
     app.say(f"hpc.spgemm: {what}: A {A.shape[0]} x {A.shape[1]} ({A.nnz} nnz), "
             f"B {B.shape[0]} x {B.shape[1]} ({B.nnz} nnz); layout {args.layout}, back end "
             f"{args.backend}, {app.size} rank(s) x {app.threads} thread(s)")
 
-    grid = A2 = B2 = offs = None
-    setup = dist.Costs()
-    if args.layout == "2d":
-        grid = dist.make_grid(comm)
-        offs = dist.grid_offsets(A, B, grid.q)
-        A2 = dist.to_blocks(A, grid, offs["rows"], offs["inner"], setup)
-        B2 = dist.to_blocks(B, grid, offs["inner"], offs["cols"], setup)
-
-    C = None
+    prod = Product(A, B, layout=args.layout, backend=args.backend, threads=app.threads)
     per_rep = []
-    for rep in range(args.repeat):
-        costs = dist.Costs()
+    for _ in range(args.repeat):
         comm.Barrier()
         t0 = time.perf_counter()
-        if args.layout == "1d":
-            C = dist.multiply_1d(A, B, args.backend, app.threads, costs)
-        else:
-            C2 = dist.multiply_summa(A2, B2, grid, offs, args.backend, app.threads, costs)
+        costs = prod.run()
         comm.Barrier()
         app.timer.add("spgemm", time.perf_counter() - t0)
         app.timer.add("communicate", costs.comm_s)
@@ -219,21 +206,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         per_rep.append(costs)
     if args.layout == "2d":
         with app.timer.phase("collect"):
-            C = dist.blocks_to_1d(C2, grid, offs, (A.shape[0], B.shape[1]), A.row_offsets, setup)
-        grid.free()
+            C = prod.result()
+    else:
+        C = prod.result()
+    prod.free()
 
     passed, validation = validate(A, B, C, args.seed)
     if args.output:
         with app.timer.phase("write"):
             write_output(args.output, C)
-
     timings = app.timer.summary()
-    costs = per_rep[-1]
-    from mpi4py import MPI
+    _record(app, A, B, C, prod, per_rep[-1], timings)
+    return app.finish(passed, validation, timings)
 
-    def total(v):
-        return comm.allreduce(v, op=MPI.SUM)
 
+def _record(app, A: DistCSR, B: DistCSR, C: DistCSR, prod: Product, costs: dist.Costs,
+            timings: dict) -> None:
+    """The record's metrics (collective): products, nnz, GFLOP/s, communication volume."""
+    comm = app.comm
     stats: dict = {}
     for st in comm.allgather(costs.stats):  # keys may differ between ranks
         for k, v in st.items():
@@ -251,18 +241,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     m["multiply_s"] = t_mul
     m["communicate_s"] = timings["communicate"]["min"]
     m["spgemm_s"] = timings["spgemm"]["min"]
-    m["comm_bytes"] = int(total(costs.comm_bytes))
-    m["setup_comm_bytes"] = int(total(setup.comm_bytes))
+    m["comm_bytes"] = int(comm.allreduce(costs.comm_bytes, op=MPI.SUM))
+    m["setup_comm_bytes"] = int(comm.allreduce(prod.setup.comm_bytes, op=MPI.SUM))
     m["nnz_A"], m["nnz_B"] = int(A.nnz), int(B.nnz)
     m["shape_C"] = [A.shape[0], B.shape[1]]
     m["kernel_stats"] = {k: int(v) for k, v in stats.items()}
-    app.extra["layout"] = args.layout
-    if grid is not None:
-        app.extra["grid"] = [grid.q, grid.q]
+    app.extra["layout"] = prod.layout
+    if prod.layout == "2d":
+        q = dist.square_grid(app.size)
+        app.extra["grid"] = [q, q]
     app.say(f"products {products}, nnz(C) {nnz_c} (compression {m['compression_ratio']:.2f}); "
             f"multiply {t_mul:.4f} s = {m['gflops']:.3f} GFLOP/s; communicate "
             f"{m['communicate_s']:.4f} s, {m['comm_bytes'] / 1e6:.2f} MB")
-    return app.finish(passed, validation, timings)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+from mpi4py import MPI
 
 from hpc.core.partition import block_offsets
 from hpc.sparse.dcsr import DistCSR
@@ -50,8 +51,6 @@ def _displ(counts: np.ndarray) -> np.ndarray:
 
 def _alltoallv_i64(comm, send: np.ndarray, scount: np.ndarray, costs: Costs) -> np.ndarray:
     """Alltoallv of int64 with counts exchanged first; accounts bytes sent to other ranks."""
-    from mpi4py import MPI
-
     p, r = comm.Get_size(), comm.Get_rank()
     rcount = np.empty(p, dtype=np.int64)
     comm.Alltoall(scount.astype(np.int64), rcount)
@@ -217,8 +216,6 @@ def to_blocks(M: DistCSR, grid: Grid, row_off: np.ndarray, col_off: np.ndarray,
 def _bcast_csr(comm, M: sp.csr_matrix | None, root: int, shape: tuple[int, int],
                costs: Costs) -> sp.csr_matrix:
     """Broadcast a CSR block from root (int32 indices where they fit)."""
-    from mpi4py import MPI
-
     me = comm.Get_rank()
     nnz = np.array([M.nnz if me == root else 0], dtype=np.int64)
     comm.Bcast(nnz, root=root)

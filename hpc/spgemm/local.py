@@ -3,20 +3,29 @@
 Every back end takes canonical CSR operands (unique, ascending column indices per row, see
 :func:`canonical`) and returns a canonical CSR product plus a stats dict with at least
 ``products`` (scalar multiply-adds). ``native`` and ``numba`` are the SMASH-style two-phase
-hash kernels; ``scipy`` is the reference (SciPy's SMMP); ``cupy`` runs the CUDA hash kernel
+hash kernels; ``scipy`` is the reference (SciPy's SMMP); ``cuda`` runs the CUDA hash kernel
 (hpc._cuda.spgemm) and ``cusparse`` cuSPARSE through cupyx.
+
+Back end ``name`` is the function ``multiply_<name>`` of module ``hpc.spgemm.<module>`` with
+``BACKENDS[name] == (module, requirement)``; modules other than this one are imported when
+their back end is first used (they import this one, never the reverse).
 """
 from __future__ import annotations
 
+import importlib
 from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
 
-BACKENDS = ("native", "numba", "scipy", "cupy", "cusparse")
-# The registry name each back end needs (hpc.core.backends).
-REQUIRES = {"native": "native", "numba": "numba", "scipy": "scipy", "cupy": "cuda",
-            "cusparse": "cupy"}
+# back end name -> (module, hpc.core.backends entry it needs)
+BACKENDS: dict[str, tuple[str, str]] = {
+    "native": ("local", "native"),
+    "numba": ("numba_", "numba"),
+    "scipy": ("local", "scipy"),
+    "cuda": ("gpu", "cuda"),
+    "cusparse": ("gpu", "cupy"),
+}
 
 
 def canonical(m: sp.spmatrix) -> sp.csr_matrix:
@@ -118,7 +127,7 @@ def multiply_native(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1, shared
     fused_max: largest product count sent to the one-region small-product path (-1 automatic,
     0 never; tests use it to run both paths).
     """
-    _check(a, b)
+    check(a, b)
     dt = _index_dtype(a, b, b.shape[1])
     ap, ai, ad, bp, bi, bd = _operands(a, b, dt)
     core = _native_core()
@@ -129,53 +138,35 @@ def multiply_native(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1, shared
     return _wrap(indptr, indices, data, (a.shape[0], b.shape[1])), stats  # a fresh dict
 
 
-def multiply_numba(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1, shared_at: int = 0,
-                   dense_at: int = 0):
-    """Numba two-phase hash SpGEMM (same algorithm as native, hpc/spgemm/numba_kernel.py)."""
-    from .numba_kernel import multiply
-
-    _check(a, b)
-    dt = _index_dtype(a, b, b.shape[1])
-    ap, ai, ad, bp, bi, bd = _operands(a, b, dt)
-    indptr, indices, data, stats = multiply(ap, ai, ad, bp, bi, bd, b.shape[1], int(threads),
-                                            int(shared_at), int(dense_at))
-    return _wrap(indptr, indices, data, (a.shape[0], b.shape[1])), stats
-
-
 def multiply_scipy(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1):
     """SciPy's reference product (single-threaded SMMP)."""
-    _check(a, b)
+    check(a, b)
     c = (a @ b).tocsr()
     c.sort_indices()  # scipy's product leaves columns unsorted
     return c, {"products": products(a, b)}
 
 
-def multiply_cupy(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1):
-    """CUDA hash SpGEMM with per-block shared-memory tables by row bin (native/cuda/spgemm.cu)."""
-    from .gpu import multiply_hash
-
-    _check(a, b)
-    return multiply_hash(a, b)
-
-
-def multiply_cusparse(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1):
-    """cuSPARSE SpGEMM through cupyx.scipy.sparse (the comparison)."""
-    from .gpu import multiply_cusparse as f
-
-    _check(a, b)
-    return f(a, b)
-
-
-def _check(a: sp.csr_matrix, b: sp.csr_matrix) -> None:
+def check(a: sp.csr_matrix, b: sp.csr_matrix) -> None:
+    """ValueError unless A's columns match B's rows."""
     if a.shape[1] != b.shape[0]:
         raise ValueError(f"incompatible shapes {a.shape} x {b.shape}")
 
 
-KERNELS: dict[str, Callable] = {"native": multiply_native, "numba": multiply_numba,
-                                "scipy": multiply_scipy, "cupy": multiply_cupy,
-                                "cusparse": multiply_cusparse}
+_KERNELS: dict[str, Callable] = {"native": multiply_native, "scipy": multiply_scipy}
 
 
-def multiply(a: sp.csr_matrix, b: sp.csr_matrix, backend: str = "native", threads: int = 1):
+def kernel(backend: str) -> Callable:
+    """The function ``multiply_<backend>(a, b, threads, **kw) -> (C, stats)`` of a back end
+    (its module imported on first use; KeyError for an unknown name)."""
+    f = _KERNELS.get(backend)
+    if f is None:
+        mod = importlib.import_module(f"{__package__}.{BACKENDS[backend][0]}")
+        f = _KERNELS[backend] = getattr(mod, f"multiply_{backend}")
+    return f
+
+
+def multiply(a: sp.csr_matrix, b: sp.csr_matrix, backend: str = "native", threads: int = 1,
+             **kw):
     """C = A @ B with the named back end; returns (canonical CSR, stats)."""
-    return KERNELS[backend](a, b, threads)
+    f = _KERNELS.get(backend) or kernel(backend)
+    return f(a, b, threads, **kw)

@@ -4,7 +4,8 @@ Rows binned by product count (empty / copy / hash / dense / shared), threads giv
 row ranges of equal products (prefix sum), a per-thread power-of-two linear-probing table sized
 to the row, a dense accumulator for heavy rows, and for the heaviest rows one table shared by
 all threads, filled with atomic compare-and-swap (LLVM cmpxchg / atomicrmw fadd via an
-intrinsic, since Numba has no CPU atomics of its own).
+intrinsic, since Numba has no CPU atomics of its own). :func:`multiply_numba` is the
+``numba`` back end of hpc.spgemm.local (the same operands and result as ``multiply_native``).
 """
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import numpy as np
 from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from .local import _index_dtype, _operands, _wrap, check
 
 EMPTY, COPY, HASH, DENSE, SHARED = 0, 1, 2, 3, 4
 _opts = dict(cache=True, nogil=True, boundscheck=False)
@@ -410,3 +413,17 @@ def multiply(ap, ai, ad, bp, bi, bd, ncols: int, threads: int = 1, shared_at: in
              "rows_dense": int(counts[DENSE]), "rows_shared": int(counts[SHARED]),
              "threads": threads}
     return indptr, oc, ov, stats
+
+
+def multiply_numba(a, b, threads: int = 1, shared_at: int = 0, dense_at: int = 0):
+    """Numba two-phase hash SpGEMM of canonical CSR operands: (canonical CSR, stats).
+
+    shared_at / dense_at > 0 force the product count from which a row uses the shared table or
+    the dense accumulator (tests use them to exercise every bin); 0 is automatic.
+    """
+    check(a, b)
+    dt = _index_dtype(a, b, b.shape[1])
+    ap, ai, ad, bp, bi, bd = _operands(a, b, dt)
+    indptr, indices, data, stats = multiply(ap, ai, ad, bp, bi, bd, b.shape[1], int(threads),
+                                            int(shared_at), int(dense_at))
+    return _wrap(indptr, indices, data, (a.shape[0], b.shape[1])), stats

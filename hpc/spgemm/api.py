@@ -1,0 +1,246 @@
+"""The public API of hpc.spgemm: :func:`multiply`, C = A B for sparse A and B, over MPI.
+
+``multiply`` works in a plain ``python`` process (one rank) and unchanged under
+``mpiexec -n N``: SciPy matrices given identically on every rank give the SciPy CSR product on
+every rank; :class:`hpc.sparse.DistCSR` operands give a ``DistCSR`` product (1D row blocks).
+:class:`Product` is the prepared distributed product the command line times.
+
+References
+----------
+.. [SMASH] A. Shivdikar et al., "SMASH: Sparse Matrix Atomic Scratchpad Hashing", 2021
+   (arXiv:2105.14156): row-wise (Gustavson) products merged in hash tables as they are made.
+.. [BG08] A. Buluç, J. R. Gilbert, "On the Representation and Multiplication of Hypersparse
+   Matrices", IPDPS 2008; "Parallel Sparse Matrix-Matrix Multiplication and Indexing:
+   Implementation and Experiments", SIAM J. Sci. Comput. 34(4), 2012 (Sparse SUMMA).
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+from mpi4py import MPI
+
+from hpc.core import backends as registry
+from hpc.core.envinfo import default_threads
+from hpc.core.errors import InputTypeError, UsageError
+from hpc.sparse import DistCSR
+
+from . import dist
+from . import local as L
+from .local import BACKENDS
+
+LAYOUTS = ("1d", "2d")
+
+
+def _check_options(layout, backend, threads) -> None:
+    if not isinstance(layout, str) or layout not in LAYOUTS:
+        raise UsageError(f"layout={layout!r}: expected one of {', '.join(LAYOUTS)}")
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise UsageError(f"backend={backend!r}: expected one of {', '.join(BACKENDS)}")
+    why = registry.why_unavailable(BACKENDS[backend][1])
+    if why:
+        raise UsageError(f"backend {backend!r} is not available here: {why}")
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, numbers.Integral):
+            raise InputTypeError(f"threads must be a positive int or None, got "
+                                 f"{type(threads).__name__}")
+        if threads < 1:
+            raise UsageError(f"threads must be positive, got {threads}")
+
+
+def _check_grid(layout: str, comm) -> None:
+    if layout == "2d" and dist.square_grid(comm.Get_size()) is None:
+        raise UsageError(f"layout '2d' needs a square number of ranks (1, 4, 9, ...), got "
+                         f"{comm.Get_size()}; use layout '1d'")
+
+
+def _check_shapes(A, B) -> None:
+    if A.shape[1] != B.shape[0]:
+        raise UsageError(f"incompatible shapes: A is {A.shape[0]} x {A.shape[1]} but B is "
+                         f"{B.shape[0]} x {B.shape[1]} (inner dimensions differ)")
+
+
+def _check_dtype(name: str, dtype) -> None:
+    if np.dtype(dtype).kind not in "biuf":
+        raise InputTypeError(f"{name} must have real entries (bool, integer or float), got "
+                             f"dtype {dtype}")
+
+
+class Product:
+    """A distributed product C = A B made ready to run, possibly many times (collective).
+
+    The 1d layout needs no preparation; the 2d layout builds the sqrt(p) x sqrt(p) grid and
+    redistributes A and B into its blocks here (communication recorded in ``setup``), so that
+    :meth:`run` times only the multiplication.
+
+    Parameters
+    ----------
+    A, B : DistCSR
+        Operands on the same communicator, ``A.shape[1] == B.shape[0]``, float64 entries.
+    layout : {'1d', '2d'}
+    backend : str
+        A key of :data:`hpc.spgemm.local.BACKENDS`.
+    threads : int
+        Threads per rank of the local kernel.
+    """
+
+    def __init__(self, A: DistCSR, B: DistCSR, *, layout: str = "1d", backend: str = "native",
+                 threads: int = 1):
+        _check_grid(layout, A.comm)
+        self.A, self.B = A, B
+        self.layout, self.backend, self.threads = layout, backend, int(threads)
+        self.setup = dist.Costs()
+        self.grid = None
+        self._C1 = self._C2 = None
+        if layout == "2d":
+            self.grid = dist.make_grid(A.comm)
+            self.offs = dist.grid_offsets(A, B, self.grid.q)
+            self._A2 = dist.to_blocks(A, self.grid, self.offs["rows"], self.offs["inner"],
+                                      self.setup)
+            self._B2 = dist.to_blocks(B, self.grid, self.offs["inner"], self.offs["cols"],
+                                      self.setup)
+
+    def run(self, costs: dist.Costs | None = None) -> dist.Costs:
+        """Multiply once (collective); returns what it cost this rank (communication bytes
+        and seconds, local compute seconds, kernel statistics)."""
+        costs = dist.Costs() if costs is None else costs
+        if self.layout == "1d":
+            self._C1 = dist.multiply_1d(self.A, self.B, self.backend, self.threads, costs)
+        else:
+            self._C2 = dist.multiply_summa(self._A2, self._B2, self.grid, self.offs,
+                                           self.backend, self.threads, costs)
+        return costs
+
+    def result(self) -> DistCSR:
+        """The last product as a DistCSR in A's row blocks (2d: collective, the blocks are
+        sent back to rows; its communication is added to ``setup``)."""
+        if self._C1 is None and self._C2 is None:
+            raise UsageError("Product.result(): run() first")
+        if self.layout == "1d":
+            return self._C1
+        return dist.blocks_to_1d(self._C2, self.grid, self.offs,
+                                 (self.A.shape[0], self.B.shape[1]), self.A.row_offsets,
+                                 self.setup)
+
+    def free(self) -> None:
+        """Release the 2d grid's communicators."""
+        if self.grid is not None:
+            self.grid.free()
+            self.grid = None
+
+
+def _float64(M: DistCSR) -> DistCSR:
+    if M.local.dtype == np.float64:
+        return M
+    return DistCSR(M.comm, M.local.astype(np.float64), M.shape, row_offsets=M.row_offsets,
+                   col_offsets=M.col_offsets)
+
+
+def _distributed(A: DistCSR, B: DistCSR, layout: str, backend: str, threads: int) -> DistCSR:
+    prod = Product(_float64(A), _float64(B), layout=layout, backend=backend, threads=threads)
+    try:
+        prod.run()
+        return prod.result()
+    finally:
+        prod.free()
+
+
+def multiply(A, B, *, layout: str = "1d", backend: str = "native", threads: int | None = None,
+             comm=None):
+    """Sparse matrix times sparse matrix, C = A @ B, with SMASH-style hash accumulation.
+
+    Every row of C is made from the rows of B that row i of A selects (Gustavson's row-wise
+    product); a symbolic phase sizes every row of C exactly, a numeric phase fills it, the
+    partial sums merged in a hash table per row as they are made [SMASH]_ (a dense
+    accumulator for heavy rows, one table shared by all threads with atomic compare-and-swap
+    for the heaviest). Rows are binned by their count of scalar products and split across
+    threads by a prefix sum of products.
+
+    Parameters
+    ----------
+    A, B : scipy.sparse array or matrix, or hpc.sparse.DistCSR
+        Both SciPy (the same global matrices on every rank; any sparse format, real entries)
+        or both ``DistCSR`` (distributed by row blocks, on the same communicator).
+        ``A.shape[1] == B.shape[0]``.
+    layout : {'1d', '2d'}, default '1d'
+        '1d': A and C by row blocks, each rank fetching the rows of B its columns of A touch in
+        one all-to-all exchange; '2d': Sparse SUMMA [BG08]_ on a sqrt(p) x sqrt(p) grid of
+        ranks (p must be a square number), A and B redistributed into blocks first.
+    backend : {'native', 'numba', 'scipy', 'cuda', 'cusparse'}, default 'native'
+        Local kernel: C++/OpenMP hash SpGEMM, the same algorithm in Numba, SciPy's SMMP, the
+        CUDA hash kernel, or cuSPARSE through CuPy.
+    threads : int, optional
+        Threads per rank [default: OMP_NUM_THREADS, else this host's cores / its ranks].
+    comm : mpi4py.MPI.Comm, optional
+        For SciPy operands: the ranks that share the work (default ``MPI.COMM_WORLD``). For
+        ``DistCSR`` operands their own communicator is used (a different one is an error).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix or csr_array, or DistCSR
+        SciPy operands: C on every rank, CSR with sorted column indices and summed entries,
+        float64 (a ``csr_array`` when A or B is a sparse array). ``DistCSR`` operands: C
+        distributed like A's rows.
+
+    Raises
+    ------
+    ValueError
+        Inner dimensions differ, unknown layout or back end, a back end not available here,
+        layout '2d' on a rank count that is not a square, ``threads`` < 1, a ``comm`` that is
+        not the ``DistCSR`` operands' own.
+    TypeError
+        An operand that is neither SciPy sparse nor ``DistCSR`` (e.g. a dense array), one of
+        each kind, complex entries, a ``threads`` that is not an int.
+
+    Notes
+    -----
+    Cost: O(flops) work, flops = sum over A's entries (i, k) of nnz(B[k, :]), plus O(nnz(C))
+    for the output, over p ranks. Communication: 1d moves the rows of B each rank needs
+    (at most 12 nnz(B) bytes per rank, one Alltoallv); 2d broadcasts sqrt(p) blocks of A and of
+    B along grid rows and columns. SciPy operands: C is also gathered on every rank
+    (12 nnz(C) bytes each).
+    """
+    _check_options(layout, backend, threads)
+    if isinstance(A, DistCSR) or isinstance(B, DistCSR):
+        if not (isinstance(A, DistCSR) and isinstance(B, DistCSR)):
+            raise InputTypeError(f"A and B must both be DistCSR or both SciPy sparse, got "
+                                 f"{type(A).__name__} and {type(B).__name__}")
+        if MPI.Comm.Compare(A.comm, B.comm) not in (MPI.IDENT, MPI.CONGRUENT):
+            raise UsageError("A and B are distributed over different communicators")
+        if comm is not None and (not isinstance(comm, MPI.Comm)
+                                 or MPI.Comm.Compare(A.comm, comm) not in (MPI.IDENT,
+                                                                           MPI.CONGRUENT)):
+            raise UsageError("comm differs from the DistCSR operands' communicator (leave it "
+                             "None)")
+        _check_shapes(A, B)
+        _check_dtype("A", A.dtype)
+        _check_dtype("B", B.dtype)
+        _check_grid(layout, A.comm)
+        return _distributed(A, B, layout, backend,
+                            threads if threads is not None else default_threads(A.comm))
+    if not (sp.issparse(A) and sp.issparse(B)):
+        raise InputTypeError(f"A and B must be SciPy sparse arrays/matrices or DistCSR, got "
+                             f"{type(A).__name__} and {type(B).__name__} (dense operands: use "
+                             "numpy's @)")
+    if comm is None:
+        comm = MPI.COMM_WORLD
+    elif not isinstance(comm, MPI.Comm):
+        raise InputTypeError(f"comm must be an mpi4py communicator or None, got "
+                             f"{type(comm).__name__}")
+    _check_shapes(A, B)
+    _check_dtype("A", A.dtype)
+    _check_dtype("B", B.dtype)
+    _check_grid(layout, comm)
+    threads = threads if threads is not None else default_threads(comm)
+    a, b = L.canonical(A), L.canonical(B)
+    if comm.Get_size() == 1:
+        C, _ = L.multiply(a, b, backend, threads)
+    else:
+        C = _distributed(DistCSR.from_scipy(a, comm), DistCSR.from_scipy(b, comm), layout,
+                         backend, threads).to_scipy(root=None)
+        C.has_canonical_format = True  # gathered rows of canonical blocks, in order
+    C = C.astype(np.float64, copy=False)
+    if isinstance(A, getattr(sp, "sparray", ())) or isinstance(B, getattr(sp, "sparray", ())):
+        return sp.csr_array(C)
+    return C
