@@ -34,6 +34,7 @@ from mpi4py import MPI
 
 from hpc.core import backends as registry
 from hpc.core.errors import InputTypeError, UsageError
+from hpc.core.exchange import node_comm
 from hpc.core.memory import available_bytes, require_memory
 from hpc.core.partition import block_offsets, block_range
 
@@ -188,13 +189,6 @@ def _gather_labels(solver: algorithms.Solver, comm) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ building blocks
-def _ranks_on_host(comm) -> int:
-    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
-    r = node.Get_size()
-    node.Free()
-    return r
-
-
 def distance_oracle(loc: data.Local, metric: str = "euclidean", *, distances: str = "auto",
                     backend: str = "native", comm=None,
                     X_all: np.ndarray | None = None) -> Oracle:
@@ -245,7 +239,7 @@ def distance_oracle(loc: data.Local, metric: str = "euclidean", *, distances: st
     mat_bytes = 8.0 * nl_max * n
     mode = distances
     if mode == "auto":
-        fits = mat_bytes * _ranks_on_host(comm) <= MATRIX_FRACTION * available_bytes()
+        fits = mat_bytes * node_comm(comm).Get_size() <= MATRIX_FRACTION * available_bytes()
         mode = "matrix" if comm.allreduce(fits, op=MPI.LAND) else "tiled"
     if mode == "matrix":
         require_memory(mat_bytes, f"the distance matrix block ({nl_max} x {n}; use --distances "
