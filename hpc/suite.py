@@ -1,14 +1,16 @@
 """hpc.suite: run every available workload at laptop size and print one VALID/INVALID table.
 
 The suite's main job (`make demo` runs it under `mpiexec -n 4`). Every workload runs in this
-same MPI job, one after another, with small arguments; each validates its own answer. A
-workload missing from this build, or a back end missing on this machine, shows as SKIPPED
-with the reason. Exit status 0 only if everything that ran was VALID.
+same MPI job, one after another, with small arguments; each validates its own answer. The
+schedule is data: each workload's rows and headline figure are in its spec
+(``hpc/<app>/spec.py``, see hpc.core.spec). A workload missing from this build, or a back end
+missing on this machine, shows as SKIPPED with the reason. Exit status 0 only if everything that ran was VALID.
 """
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
 import tempfile
 import time
@@ -17,52 +19,26 @@ from typing import Sequence
 from hpc.core import EXIT_INVALID, EXIT_OK, UsageError, make_parser, run, world
 from hpc.core import atomic
 from hpc.core import backends as registry
+from hpc.core.spec import SuiteRow, WorkloadSpec, all_specs
 
-# (label, app, back end it needs or None, argv): the schedule is data. A need ending in
-# ":square" also needs a square rank count (2D layouts), ":div4" a multiple of 4.
-SUITE: list[tuple[str, str, str | None, list[str]]] = [
-    ("stream/numpy", "stream", "numpy", ["--backend", "numpy", "-s", "1048576", "-n", "10"]),
-    ("stream/numba", "stream", "numba", ["--backend", "numba", "-s", "1048576", "-n", "10"]),
-    ("stream/native", "stream", "native", ["--backend", "native", "-s", "1048576", "-n", "10"]),
-    ("stream/stdpar", "stream", "stdpar", ["--backend", "stdpar", "-s", "1048576", "-n", "10"]),
-    ("stream/kokkos", "stream", "kokkos", ["--backend", "kokkos", "-s", "1048576", "-n", "10"]),
-    ("stream/cupy", "stream", "cupy", ["--backend", "cupy", "-s", "16777216", "-n", "10"]),
-    ("stream/cuda", "stream", "cuda", ["--backend", "cuda", "-s", "16777216", "-n", "10"]),
-    ("halo", "halo", None, ["--grid", "16", "12", "10", "--radius", "2", "--quantities", "2",
-                            "--iterations", "5", "--repeat", "2"]),
-    ("pagerank", "pagerank", "native", ["--generate", "kron:12:8", "--check"]),
-    ("pagerank/2d", "pagerank", "native", ["--generate", "kron:12:8", "--layout", "2d", "--check"]),
-    ("pagerank/ppr", "pagerank", "native", ["ppr", "--generate", "kron:10:8", "--sources", "random:50",
-                                            "--check"]),
-    ("kmedoids", "kmedoids", None, ["--data", "blobs:2000:8:10", "--k", "10", "--method", "fasterpam"]),
-    ("spgemm/1d", "spgemm", "native", ["--generate", "rmat:10:8", "--layout", "1d"]),
-    ("spgemm/2d", "spgemm", "native:square", ["--generate", "rmat:10:8", "--layout", "2d"]),
-    ("cg/pcg-mg", "cg", "native", ["--problem", "hpcg:16", "--method", "pcg", "--pc", "mg"]),
-    ("cg/pipecg", "cg", "native", ["--problem", "poisson3d:16", "--method", "pipecg"]),
-    ("cg/dcdm", "cg", None, ["--problem", "poisson3d:16", "--method", "dcdm", "--rtol", "1e-6",
-                             "--backend", "numpy"]),
-    ("train/dp", "train", None, ["--layers", "2", "--hidden", "32", "--heads", "4", "--seq-len",
-                                 "32", "--global-batch", "12", "--micro-batches", "1", "--steps",
-                                 "3", "--dtype", "float64"]),
-    ("train/tp2xpp2", "train", ":div4", ["--tp", "2", "--pp", "2", "--layers", "4", "--hidden", "32",
-                              "--heads", "4", "--seq-len", "32", "--global-batch", "8",
-                              "--micro-batches", "4", "--steps", "4", "--dtype", "float64"]),
-]
 
-# The figure shown for each app in the table.
-HEADLINE = {
-    "stream": ("triad_GBps", "triad GB/s"),
-    "halo": ("exchange_us", "us/exchange"),
-    "pagerank": ("iterations", "iterations"),
-    "kmedoids": ("loss", "loss"),
-    "spgemm": ("gflops", "GFLOP/s"),
-    "cg": ("iterations", "iterations"),
-    "train": ("tokens_per_s", "tokens/s"),
-}
+def schedule() -> list[tuple[WorkloadSpec, SuiteRow]]:
+    """(workload, row) for every row of every spec's suite, in the specs' order."""
+    return [(spec, row) for spec in all_specs() for row in spec.suite]
 
 
 def _fmt(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.4g}"
+
+
+def _figure(spec: WorkloadSpec, rec: dict) -> str:
+    """The workload's headline figure from its record, with its unit ('' when absent)."""
+    if spec.headline is None:
+        return ""
+    fig = (rec.get("metrics") or {}).get(spec.headline.key)
+    if isinstance(fig, bool) or not isinstance(fig, (int, float)):
+        return ""
+    return _fmt(fig) + f" {spec.headline.unit}"
 
 
 def parser():
@@ -88,49 +64,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     comm = world()
     rank = comm.Get_rank()
     only = set(args.only.split(",")) if args.only else None
-    schedule = [s for s in SUITE if only is None or s[1] in only or s[0] in only]
+    plan = [(spec, row) for spec, row in schedule()
+            if only is None or spec.name in only or row.label in only]
     if args.list:
         if rank == 0:
-            for label, _, _, argv_ in schedule:
-                print(f"{label:<18} {' '.join(argv_)}")
+            for _, row in plan:
+                print(f"{row.label:<18} {' '.join(row.argv)}")
         return EXIT_OK
     say = (lambda *m: print(*m, flush=True)) if rank == 0 and not args.quiet else (lambda *m: None)
-    say(f"hpc suite on {comm.Get_size()} rank(s): {len(schedule)} runs")
+    say(f"hpc suite on {comm.Get_size()} rank(s): {len(plan)} runs")
     tmpdir = comm.bcast(tempfile.mkdtemp(prefix="hpc-suite-") if rank == 0 else None)
     rows, records = [], {}
-    for label, app, need, app_argv in schedule:
-        main_fn = _app_main(app)
+    for spec, row in plan:
+        main_fn = _app_main(spec.name)
         if main_fn is None:
-            rows.append((label, "SKIPPED", "", "", f"hpc.{app} is not in this build"))
+            rows.append((row.label, "SKIPPED", "", "", f"hpc.{spec.name} is not in this build"))
             continue
-        need, _, shape = (need or "").partition(":")
-        why = registry.why_unavailable(need) if need else None
-        if shape == "square" and int(comm.Get_size() ** 0.5) ** 2 != comm.Get_size():
-            why = f"needs a square number of ranks, not {comm.Get_size()}"
-        if shape == "div4" and comm.Get_size() % 4:
-            why = f"needs a multiple of 4 ranks, not {comm.Get_size()}"
+        why = registry.why_unavailable(row.backend) if row.backend else None
+        why = row.rank_problem(comm.Get_size()) or why
         if why:
-            rows.append((label, "SKIPPED", "", "", why))
+            rows.append((row.label, "SKIPPED", "", "", why))
             continue
-        out = os.path.join(tmpdir, label.replace("/", "_") + ".json")
-        say(f"-- {label}: python -m hpc.{app} {' '.join(app_argv)}")
+        out = os.path.join(tmpdir, row.label.replace("/", "_") + ".json")
+        say(f"-- {row.label}: python -m hpc.{spec.name} {' '.join(row.argv)}")
         t0 = time.perf_counter()
         try:
-            code = main_fn(list(app_argv) + ["--json", out, "--quiet"])
+            code = main_fn(list(row.argv) + ["--json", out, "--quiet"])
         except UsageError as err:  # raised on every rank: the workload could not start
-            rows.append((label, "ERROR", "", "", str(err)))
+            rows.append((row.label, "ERROR", "", "", str(err)))
             continue
         dt = time.perf_counter() - t0
         comm.Barrier()
         if rank == 0:
-            import json
-
-            rec = json.load(open(out))
-            records[label] = rec
-            key, unit = HEADLINE.get(app, (None, ""))
-            fig = rec["metrics"].get(key) if key else None
-            figure = _fmt(fig) + f" {unit}" if isinstance(fig, (int, float)) else ""
-            rows.append((label, "VALID" if code == 0 else "INVALID", figure, f"{dt:.1f}s", ""))
+            with open(out) as f:
+                rec = json.load(f)
+            records[row.label] = rec
+            rows.append((row.label, "VALID" if code == 0 else "INVALID",
+                         _figure(spec, rec), f"{dt:.1f}s", ""))
     if rank == 0:
         width = max([len("workload")] + [len(r[0]) for r in rows]) + 2
         say("")

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpc.scaling.runner import find_mpiexec, progress_env
+from hpc.core.launch import find_mpiexec, progress_env
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "graphs"

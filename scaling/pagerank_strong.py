@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hpc.scaling.runner import find_mpiexec, progress_env
+from hpc.core.launch import find_mpiexec, progress_env
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {"OMP_NUM_THREADS": "1", "MPIEXEC_TIMEOUT": "900"}

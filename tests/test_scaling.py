@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from hpc.core import launch
+from hpc.core.spec import names
 from hpc.scaling import apps, argv as A, runner
 from conftest import MPI_ENV, ROOT
 
@@ -110,7 +112,7 @@ def test_run_time_sources():
 @pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
 def test_study_configs_are_valid(path):
     cfg = tomllib.loads(path.read_text())
-    assert cfg["app"] in apps.APPS and cfg["mode"] in ("strong", "weak")
+    assert cfg["app"] in names() and cfg["mode"] in ("strong", "weak")
     assert cfg["ranks"] == sorted(cfg["ranks"]) and all(isinstance(a, str) for a in cfg["args"])
     p0 = min(cfg["ranks"])
     for p in cfg["ranks"]:
@@ -120,7 +122,7 @@ def test_study_configs_are_valid(path):
 def test_every_app_has_a_study_of_each_mode():
     have = {(tomllib.loads(p.read_text())["app"], tomllib.loads(p.read_text())["mode"])
             for p in STUDIES}
-    for app in apps.APPS:
+    for app in names():
         assert (app, "strong") in have and (app, "weak") in have, app
 
 
@@ -180,7 +182,7 @@ def test_model_prints_measured_and_modelled(weak_study):
     text = p.stdout
     assert "MEASURED" in text and "MODELLED" in text and "b1_Bps" in text
     assert "\n   10000 " in text  # extrapolated to 10^4 ranks
-    if runner.cores() < 3:
+    if launch.cores() < 3:
         assert "exceed them (oversubscribed)" in text and "not fitted" in text
     rep = json.loads((out / "model.json").read_text())
     assert rep["modelled"][-1]["ranks"] == 10000
@@ -231,7 +233,7 @@ def test_bad_config(tmp_path):
 
 
 def test_yield_env_only_when_ranks_exceed_cores(tmp_path, monkeypatch):
-    for k in runner.YIELD_ENV:
+    for k in launch.YIELD_ENV:
         monkeypatch.delenv(k, raising=False)
     seen = {}
 
@@ -250,7 +252,7 @@ def test_yield_env_only_when_ranks_exceed_cores(tmp_path, monkeypatch):
     lines = []
     assert runner.run_study(st, say=lines.append) == 0
     assert len(lines) == 3 and "oversubscribed" in lines[2] and "oversubscribed" not in lines[1]
-    for k, v in runner.YIELD_ENV.items():
+    for k, v in launch.YIELD_ENV.items():
         assert seen[4][k] == v
         assert k not in seen[1] and k not in seen[2]
     assert all(seen[p]["OMP_NUM_THREADS"] == "1" for p in seen)
@@ -272,11 +274,13 @@ def test_collect_rebuilds_results_from_records(weak_study, tmp_path):
 
 
 def test_progress_env_modes(monkeypatch):
+    """The runner's launches and the benchmarks share hpc.core.launch's progress settings."""
+    assert runner.YIELD_ENV is launch.YIELD_ENV and runner.find_mpiexec is launch.find_mpiexec
     monkeypatch.setenv("MPIR_CVAR_POLLS_BEFORE_YIELD", "7")   # a user's setting: replaced
-    monkeypatch.setattr(runner, "cores", lambda: 2)
-    keys = set(runner.YIELD_ENV)
-    busy = runner.progress_env("busy", 2, {"OMP_NUM_THREADS": "1"})
+    monkeypatch.setattr(launch, "cores", lambda: 2)
+    keys = set(launch.YIELD_ENV)
+    busy = launch.progress_env("busy", 2, {"OMP_NUM_THREADS": "1"})
     assert keys.isdisjoint(busy) and busy["OMP_NUM_THREADS"] == "1"
-    assert runner.progress_env("throttle", 1).items() >= runner.YIELD_ENV.items()
-    assert keys.isdisjoint(runner.progress_env("auto", 2))
-    assert runner.progress_env("auto", 3).items() >= runner.YIELD_ENV.items()
+    assert launch.progress_env("throttle", 1).items() >= launch.YIELD_ENV.items()
+    assert keys.isdisjoint(launch.progress_env("auto", 2))
+    assert launch.progress_env("auto", 3).items() >= launch.YIELD_ENV.items()

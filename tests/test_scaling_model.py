@@ -38,10 +38,11 @@ BASE_ARGS = {
 def _synthetic(app: str, truth: dict, mode: str = "strong", ranks=RANKS, cores: int = 1024,
                base: list[str] | None = None):
     """Runs (options grown as the study runner grows them) whose times are the model's."""
+    from hpc.core.spec import load
     from hpc.scaling import apps
     from hpc.scaling.argv import find
 
-    lm = M.MODELS[app]
+    lm = load(app).model
     runs = []
     for p in ranks:
         f = p / ranks[0] if mode == "weak" else 1

@@ -19,20 +19,15 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from hpc.core.cli import positive_int, split_passthrough
+from hpc.core.cli import AppParser, positive_int, split_passthrough
 from hpc.core.errors import EXIT_USAGE, UsageError
+from hpc.core.spec import names
 
 from . import apps
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse whose errors are one `error:` line and exit 2 (no MPI: this is the driver)."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see --help)")
-
-
 def _fmt(prog: str) -> argparse.HelpFormatter:
+    # The help texts state their defaults; ArgumentDefaultsHelpFormatter would repeat them.
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=30)
 
 
@@ -46,16 +41,18 @@ def _ranks(text: str) -> list[int]:
     return sorted(set(vals))
 
 
-def parser() -> Parser:
-    p = Parser(prog="python -m hpc.scaling", description=__doc__, formatter_class=_fmt)
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=Parser)
+def parser() -> AppParser:
+    apps_ = names()
+    p = AppParser(prog="python -m hpc.scaling", description=__doc__, formatter_class=_fmt)
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=AppParser)
     r = sub.add_parser("run", help="run a study", formatter_class=_fmt,
                        description="Run a scaling study. App options go after `--` (or after "
                                    "the study's own options); in weak mode they describe the "
-                                   "problem at the smallest rank count.\n\n" + apps.__doc__)
+                                   "problem at the smallest rank count.\n\n" + apps.__doc__
+                                   + "\n" + apps.rules_text())
     r.add_argument("--config", metavar="FILE", help="a study file (TOML: app, mode, ranks, "
                    "repeat, threads, args); options given here override it")
-    r.add_argument("--app", choices=list(apps.APPS), help="workload (hpc.<app>)")
+    r.add_argument("--app", choices=apps_, help="workload (hpc.<app>)")
     r.add_argument("--mode", choices=["strong", "weak"], help="strong: fixed global problem; "
                    "weak: fixed problem per rank [default: strong]")
     r.add_argument("--ranks", type=_ranks, help="comma-separated rank counts [default: 1,2,4]")
@@ -68,7 +65,7 @@ def parser() -> Parser:
     c = sub.add_parser("collect", help="results from batch-job records", formatter_class=_fmt,
                        description="Write DIR/results.{csv,json} from DIR/records/pP-rR.json "
                                    "(what the jobs of `python -m hpc.jobs scaling` leave).")
-    c.add_argument("--app", required=True, choices=list(apps.APPS), help="workload")
+    c.add_argument("--app", required=True, choices=apps_, help="workload")
     c.add_argument("--mode", required=True, choices=["strong", "weak"], help="study mode")
     c.add_argument("--ranks", required=True, type=_ranks, help="comma-separated rank counts")
     c.add_argument("--repeat", type=positive_int, default=1, help="runs per rank count (default: 1)")
@@ -127,8 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = args.app or cfg.get("app")
         if app is None:
             raise UsageError("run: --app (or a --config with app) is required")
-        if app not in apps.APPS:
-            raise UsageError(f"run: unknown app {app!r} (one of: {', '.join(apps.APPS)})")
+        if app not in names():
+            raise UsageError(f"run: unknown app {app!r} (one of: {', '.join(names())})")
         app_args = extra + tail if (extra or tail) else list(cfg.get("args", []))
         st = Study(app=app, mode=args.mode or cfg.get("mode", "strong"),
                    ranks=args.ranks or sorted(set(cfg.get("ranks", [1, 2, 4]))),

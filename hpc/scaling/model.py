@@ -1,6 +1,8 @@
 """`python -m hpc.scaling model DIR [DIR...]`: fit a performance model per app, extrapolate.
 
-Models (p ranks, C cores per node, times per run or per iteration where the record counts
+Each workload declares its model in its spec (``hpc/<app>/spec.py``, ``SPEC.model``): a
+LinearModel's terms, quantities and features, or stream's BandwidthModel; this module fits
+them. Models (p ranks, C cores per node, times per run or per iteration where the record counts
 iterations):
 
 * stream, bandwidth/roofline: aggregate bandwidth B(p) = nodes(p) * min(r(p) b1, Bnode), with
@@ -31,41 +33,16 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from hpc.core.spec import load
+
 from . import results
+from .rules import BandwidthModel, LinearModel, ModelError, dims_create  # noqa: F401 (API)
 
 MAX_RANKS = 10_000
-
-
-class ModelError(ValueError):
-    """The results lack what a model needs."""
-
-
-# -- helpers ----------------------------------------------------------------------------
-def dims_create(p: int, nd: int = 3) -> list[int]:
-    """A balanced factorisation of p into nd factors, largest first (as MPI_Dims_create)."""
-    dims = [1] * nd
-    n, d, primes = p, 2, []
-    while d * d <= n:
-        while n % d == 0:
-            primes.append(d)
-            n //= d
-        d += 1
-    if n > 1:
-        primes.append(n)
-    for q in sorted(primes, reverse=True):
-        i = min(range(nd), key=lambda j: dims[j])
-        dims[i] *= q
-    return sorted(dims, reverse=True)
-
-
-def _log2(p: float) -> float:
-    return math.log2(p) if p > 1 else 0.0
 
 
 def extrapolation_ranks(p0: int, max_ranks: int = MAX_RANKS) -> list[int]:
@@ -76,244 +53,6 @@ def extrapolation_ranks(p0: int, max_ranks: int = MAX_RANKS) -> list[int]:
     if out[-1] != max_ranks and max_ranks % p0 == 0:
         out.append(max_ranks)
     return out
-
-
-def _num(d: dict, *keys: str) -> float | None:
-    for k in keys:
-        v = d.get(k)
-        if isinstance(v, (int, float)) and not isinstance(v, bool):
-            return float(v)
-    return None
-
-
-def _opt(run: dict, name: str, nargs: int = 1) -> list[str] | None:
-    from .argv import find
-
-    return find(run.get("args", []), name, nargs)
-
-
-# -- linear models: T = sum_k theta_k f_k(q, p) -------------------------------------------
-@dataclass(frozen=True)
-class Term:
-    name: str
-    unit: str
-    what: str
-    prior: float
-
-
-@dataclass
-class LinearModel:
-    """One app's terms, the problem quantities it reads from a run, and its features."""
-
-    app: str
-    terms: list[Term]
-    quantities: Callable[[dict], dict]                  # run -> {quantity: value}
-    features: Callable[[dict, int], dict]               # (q, p) -> {term: feature}
-    grow: Callable[[dict, float], dict]                 # weak scaling: q at p0 -> at f p0
-    per_iteration: bool = False
-    label: str = "time per run (s)"
-
-
-def _scale(keys: tuple[str, ...]) -> Callable[[dict, float], dict]:
-    def grow(q: dict, f: float) -> dict:
-        return {k: (v * f if k in keys else v) for k, v in q.items()}
-    return grow
-
-
-# halo -----------------------------------------------------------------------------------
-def _halo_q(run: dict) -> dict:
-    rec = run.get("record") or {}
-    params = rec.get("params") or {}
-    grid = params.get("grid") or _opt(run, "--grid", 3)
-    if not grid or len(grid) != 3:
-        raise ModelError("halo model needs the global --grid")
-    radius = params.get("radius") or (_opt(run, "--radius") or [1])[0]
-    qn = params.get("quantities") or (_opt(run, "--quantities") or [1])[0]
-    return {"nx": float(grid[0]), "ny": float(grid[1]), "nz": float(grid[2]),
-            "radius": float(radius), "q": float(qn), "itemsize": 8.0}
-
-
-def _halo_f(q: dict, p: int) -> dict:
-    """One rank's exchange with its 26 neighbours (faces, edges, corners) on the process grid.
-
-    A direction is a message when every axis it crosses is split over ranks (otherwise the
-    neighbour is the rank itself, a local copy); its size is R per crossed axis times the
-    local extent along the others.
-    """
-    import itertools
-
-    dims = dims_create(p, 3)
-    g = sorted([q["nx"], q["ny"], q["nz"]], reverse=True)
-    loc = [gi / di for gi, di in zip(g, dims)]
-    msgs = 0.0
-    nbytes = 0.0
-    for d in itertools.product((-1, 0, 1), repeat=3):
-        if d == (0, 0, 0) or any(c != 0 and dims[i] == 1 for i, c in enumerate(d)):
-            continue
-        cells = 1.0
-        for i, c in enumerate(d):
-            cells *= q["radius"] if c else loc[i]
-        msgs += 1
-        nbytes += cells * q["q"] * q["itemsize"]
-    return {"alpha_s": msgs, "beta_s_per_B": nbytes,
-            "gamma_s_per_cell": loc[0] * loc[1] * loc[2] * q["q"]}
-
-
-def _halo_grow(q: dict, f: float) -> dict:
-    from .apps import _prime_factors
-
-    g = [q["nx"], q["ny"], q["nz"]]
-    mult = [1, 1, 1]
-    for pr in sorted(_prime_factors(int(round(f))), reverse=True):
-        i = min(range(3), key=lambda j: (mult[j], j))
-        mult[i] *= pr
-    return {**q, "nx": g[0] * mult[0], "ny": g[1] * mult[1], "nz": g[2] * mult[2]}
-
-
-# pagerank --------------------------------------------------------------------------------
-def _pr_q(run: dict) -> dict:
-    rec = run.get("record") or {}
-    m = rec.get("metrics") or {}
-    v = _num(m, "vertices", "num_vertices", "n", "nodes")
-    e = _num(m, "edges", "num_edges", "nnz", "arcs")
-    if v is None or e is None:
-        gen = _opt(run, "--generate")
-        mm = re.fullmatch(r"kron:(\d+):(\d+)", gen[0]) if gen else None
-        if not mm:
-            raise ModelError("pagerank model needs vertex/edge counts (metrics) or kron:S:EF")
-        v = float(2 ** int(mm.group(1)))
-        e = v * int(mm.group(2))
-    return {"V": v, "E": e}
-
-
-def _pr_f(q: dict, p: int) -> dict:
-    return {"gamma_s_per_edge": q["E"] / p, "beta_s_per_B": 8 * q["V"] * (p - 1) / p,
-            "alpha_s": _log2(p)}
-
-
-# spgemm ----------------------------------------------------------------------------------
-def _sp_q(run: dict) -> dict:
-    m = (run.get("record") or {}).get("metrics") or {}
-    prod = _num(m, "products")
-    nnzb = _num(m, "nnz_B", "nnz_b", "nnz_A", "nnz_a", "nnz")
-    if prod is None:
-        raise ModelError("spgemm model needs the metric 'products'")
-    if nnzb is None:
-        nnzc = _num(m, "nnz_C")
-        nnzb = nnzc if nnzc is not None else prod
-    return {"products": prod, "nnzB": nnzb}
-
-
-def _sp_f(q: dict, p: int) -> dict:
-    return {"gamma_s_per_product": q["products"] / p,
-            "beta_s_per_B": 12 * q["nnzB"] * (p - 1) / p, "alpha_s": float(p - 1)}
-
-
-# cg --------------------------------------------------------------------------------------
-_STENCIL = {"poisson2d": (5, 2), "poisson3d": (7, 3), "hpcg": (27, 3)}
-
-
-def _cg_q(run: dict) -> dict:
-    rec = run.get("record") or {}
-    m = rec.get("metrics") or {}
-    params = rec.get("params") or {}
-    method = str(params.get("method") or (_opt(run, "--method") or ["cg"])[0])
-    prob = params.get("problem") or (_opt(run, "--problem") or [None])[0]
-    nnz = _num(m, "nnz", "nnz_A")
-    n = _num(m, "n", "rows", "unknowns")
-    plane, dim = None, 3.0
-    mm = re.fullmatch(r"(poisson2d|poisson3d|hpcg):(\d+)", str(prob)) if prob else None
-    if mm:
-        pts, dim = _STENCIL[mm.group(1)]
-        side = int(mm.group(2))
-        n = n or float(side ** dim)
-        nnz = nnz or float(pts * side ** dim)
-        plane = float(side ** (dim - 1))
-        dim = float(dim)
-    if nnz is None or n is None:
-        raise ModelError("cg model needs nnz and n (metrics) or a generated --problem")
-    return {"nnz": nnz, "n": n, "plane": plane if plane is not None else n ** (2 / 3),
-            "dim": dim, "k": {"cg": 2.0, "pcg": 2.0, "cg1": 1.0, "pipecg": 1.0}.get(method, 2.0),
-            "method": method}
-
-
-def _cg_f(q: dict, p: int) -> dict:
-    return {"gamma_s_per_nnz": q["nnz"] / p,
-            "beta_s_per_B": (2 * q["plane"] * 8 if p > 1 else 0.0),
-            "lambda_s": q["k"] * _log2(p)}
-
-
-def _cg_grow(q: dict, f: float) -> dict:
-    """Weak scaling: unknowns and nonzeros grow by f, a grid plane by f^((dim-1)/dim)."""
-    dim = q.get("dim", 3.0)
-    return {**q, "nnz": q["nnz"] * f, "n": q["n"] * f,
-            "plane": q["plane"] * f ** ((dim - 1) / dim)}
-
-
-# kmedoids / train ------------------------------------------------------------------------
-def _km_q(run: dict) -> dict:
-    m = (run.get("record") or {}).get("metrics") or {}
-    n = _num(m, "n", "rows", "points")
-    if n is None:
-        for opt in ("--data", "--generate"):
-            val = _opt(run, opt)
-            mm = re.fullmatch(r"(?:blobs|uniform):(\d+).*", val[0]) if val else None
-            if mm:
-                n = float(mm.group(1))
-    if n is None:
-        raise ModelError("kmedoids model needs the number of rows (metric n, or a generator)")
-    return {"n2": n * n}
-
-
-def _km_f(q: dict, p: int) -> dict:
-    return {"gamma_s_per_pair": q["n2"] / p, "lambda_s": _log2(p)}
-
-
-def _tr_q(run: dict) -> dict:
-    rec = run.get("record") or {}
-    prm = rec.get("params") or {}
-
-    def val(name: str, default: float) -> float:
-        v = prm.get(name.lstrip("-").replace("-", "_"))
-        if v is None:
-            v = (_opt(run, name) or [default])[0]
-        return float(v)
-
-    L, h, V = val("--layers", 2), val("--hidden", 64), val("--vocab", 256)
-    N = 12 * L * h * h + V * h
-    tokens = val("--global-batch", 8) * val("--seq-len", 32)
-    return {"N": N, "tokens": tokens, "tp": val("--tp", 1), "pp": val("--pp", 1)}
-
-
-def _tr_f(q: dict, p: int) -> dict:
-    dp = max(1.0, p / (q["tp"] * q["pp"]))
-    return {"gamma_s_per_flop": 6 * q["N"] * q["tokens"] / p,
-            "beta_s_per_B": 2 * q["N"] * 8 * (dp - 1) / dp / (q["tp"] * q["pp"]),
-            "lambda_s": _log2(p)}
-
-
-ALPHA = Term("alpha_s", "s", "latency per message", 2e-6)
-BETA = Term("beta_s_per_B", "s/B", "inverse bandwidth", 1 / 10e9)
-LAMBDA = Term("lambda_s", "s", "allreduce latency per log2(p) level", 2e-6)
-
-MODELS: dict[str, LinearModel] = {
-    "halo": LinearModel("halo", [Term("gamma_s_per_cell", "s", "packing per local cell", 0.0),
-                                 BETA, ALPHA], _halo_q, _halo_f, _halo_grow,
-                        label="time per exchange (s)"),
-    "pagerank": LinearModel("pagerank", [Term("gamma_s_per_edge", "s", "SpMV per edge", 2e-9),
-                                         BETA, ALPHA], _pr_q, _pr_f, _scale(("V", "E")),
-                            per_iteration=True, label="time per iteration (s)"),
-    "spgemm": LinearModel("spgemm", [Term("gamma_s_per_product", "s", "per scalar product", 1e-8),
-                                     BETA, ALPHA], _sp_q, _sp_f, _scale(("products", "nnzB"))),
-    "cg": LinearModel("cg", [Term("gamma_s_per_nnz", "s", "SpMV + vector work per nonzero", 2e-9),
-                             LAMBDA, BETA], _cg_q, _cg_f, _cg_grow, per_iteration=True,
-                      label="time per iteration (s)"),
-    "kmedoids": LinearModel("kmedoids", [Term("gamma_s_per_pair", "s", "per distance pair", 1e-8),
-                                         LAMBDA], _km_q, _km_f, _scale(("n2",))),
-    "train": LinearModel("train", [Term("gamma_s_per_flop", "s", "inverse FLOP rate", 1e-10),
-                                   BETA, LAMBDA], _tr_q, _tr_f, _scale(("tokens",)),
-                         label="time per step (s)"),
-}
 
 
 def fit_linear(X: np.ndarray, y: np.ndarray, priors: np.ndarray,
@@ -368,18 +107,21 @@ def _measured(doc: dict, per_iteration: bool, iterations_key: str | None) -> lis
 
 def model_study(doc: dict, cores_per_node: int | None = None, fixed: dict[str, float] | None = None,
                 max_ranks: int = MAX_RANKS) -> dict:
-    """Fit the app's model to one study and extrapolate; a JSON-able report."""
-    from .apps import APPS
-
+    """Fit the app's model (its spec's ``model``) to one study and extrapolate; a JSON-able
+    report."""
     st = doc["study"]
     app, mode = st["app"], st["mode"]
     cores = int(cores_per_node or doc["machine"]["cores"])
-    if app == "stream":
-        return _model_stream(doc, cores, fixed or {}, max_ranks)
-    if app not in MODELS:
+    try:
+        spec = load(app)
+    except ValueError:
+        raise ModelError(f"no model for app {app!r}") from None
+    lm = spec.model
+    if isinstance(lm, BandwidthModel):
+        return _model_bandwidth(doc, lm, cores, fixed or {}, max_ranks)
+    if not isinstance(lm, LinearModel):
         raise ModelError(f"no model for app {app!r}")
-    lm = MODELS[app]
-    pts = _measured(doc, lm.per_iteration, APPS[app].iterations_key)
+    pts = _measured(doc, lm.per_iteration, spec.iterations_key)
     if not pts:
         raise ModelError("no valid runs to fit")
     for pt in pts:
@@ -393,6 +135,7 @@ def model_study(doc: dict, cores_per_node: int | None = None, fixed: dict[str, f
                                np.array([t.prior for t in lm.terms]), fx)
     params = {t.name: {"value": float(v), "unit": t.unit, "what": t.what, "status": s}
               for t, v, s in zip(lm.terms, theta, status)}
+    by_name = {n: float(v) for n, v in zip(names, theta)}
     p0 = pts[0]["ranks"]
     q0 = pts[0]["q"]
 
@@ -400,19 +143,16 @@ def model_study(doc: dict, cores_per_node: int | None = None, fixed: dict[str, f
         if q is None:
             q = lm.grow(q0, p / p0) if mode == "weak" else q0
         f = lm.features(q, p)
-        if app == "cg" and method == "pipecg":  # the allreduce hides behind the SpMV
-            comp = theta[names.index("gamma_s_per_nnz")] * f["gamma_s_per_nnz"]
-            lat = theta[names.index("lambda_s")] * _log2(p)
-            return max(comp, lat) + theta[names.index("beta_s_per_B")] * f["beta_s_per_B"]
-        if app == "cg" and method is not None:
-            f["lambda_s"] = {"cg": 2.0, "pcg": 2.0, "cg1": 1.0}.get(method, 2.0) * _log2(p)
+        if method is not None and lm.predict_variant is not None:
+            return float(lm.predict_variant(by_name, f, q, p, method))
         return float(sum(theta[i] * f[n] for i, n in enumerate(names)))
 
     report = _report_common(doc, app, mode, cores, pts, params, predict, max_ranks, lm.label,
                             at_measured=lambda pt: predict(pt["ranks"], q=pt["q"]))
-    if app == "cg":
+    if lm.variants:
         ext = extrapolation_ranks(p0, max_ranks)
-        report["variants"] = {m: [predict(p, m) for p in ext] for m in ("cg", "pipecg")}
+        report["variants"] = {m: [predict(p, m) for p in ext] for m, _ in lm.variants}
+        report["variant_labels"] = dict(lm.variants)
         report["method"] = q0.get("method")
     return report
 
@@ -437,8 +177,9 @@ def _report_common(doc, app, mode, cores, pts, params, predict, max_ranks, label
             "max_measured_ranks": max(pt["ranks"] for pt in pts)}
 
 
-def _model_stream(doc: dict, cores: int, fixed: dict[str, float], max_ranks: int) -> dict:
-    """Aggregate triad bandwidth B(p) = nodes * min(r b1, Bnode); time = bytes / B."""
+def _model_bandwidth(doc: dict, bm: BandwidthModel, cores: int, fixed: dict[str, float],
+                     max_ranks: int) -> dict:
+    """Aggregate bandwidth B(p) = nodes * min(r b1, Bnode); time = bytes / B."""
     from scipy.optimize import least_squares
 
     mode = doc["study"]["mode"]
@@ -446,12 +187,7 @@ def _model_stream(doc: dict, cores: int, fixed: dict[str, float], max_ranks: int
     if not pts:
         raise ModelError("no valid runs to fit")
     for pt in pts:
-        m = (pt["run"].get("record") or {}).get("metrics") or {}
-        per_rank = _num(m, "bytes_per_array_per_rank")
-        if per_rank is None:
-            n = int((_opt(pt["run"], "--arraysize") or ["0"])[0])
-            per_rank = 8.0 * n
-        pt["bytes"] = 3 * per_rank * pt["ranks"]  # triad moves three arrays
+        pt["bytes"] = float(bm.bytes_moved(pt["run"]))
         pt["bw"] = pt["bytes"] / pt["time"]
 
     def bw(p: float, b1: float, bnode: float) -> float:
@@ -501,11 +237,12 @@ def _model_stream(doc: dict, cores: int, fixed: dict[str, float], max_ranks: int
         total = total0 * p / p0 if mode == "weak" else total0
         return total / bw(p, vals["b1_Bps"], vals["Bnode_Bps"])
 
-    rep = _report_common(doc, "stream", mode, cores, pts, params, predict, max_ranks,
-                         "triad time (s)", at_measured=lambda pt: pt["bytes"] / bw(
+    rep = _report_common(doc, bm.app, mode, cores, pts, params, predict, max_ranks,
+                         bm.label, at_measured=lambda pt: pt["bytes"] / bw(
                              pt["ranks"], vals["b1_Bps"], vals["Bnode_Bps"]))
-    rep["roofline"] = {"arithmetic_intensity_flop_per_B": 2 / 24,
-                       "attainable_GFLOPs_per_node": vals["Bnode_Bps"] * (2 / 24) / 1e9}
+    rep["roofline"] = {"kernel": bm.kernel,
+                       "arithmetic_intensity_flop_per_B": bm.flops_per_byte,
+                       "attainable_GFLOPs_per_node": vals["Bnode_Bps"] * bm.flops_per_byte / 1e9}
     for row in rep["modelled"]:
         row["bandwidth_GBps"] = bw(row["ranks"], vals["b1_Bps"], vals["Bnode_Bps"]) / 1e9
     for row in rep["measured"]:
@@ -527,7 +264,8 @@ def format_report(rep: dict) -> str:
         lines.append(f"  {k:<22} {v['value']:.4g} {v['unit']:<4} {v['status']:<8} ({v['what']})")
     if "roofline" in rep:
         r = rep["roofline"]
-        lines.append(f"  roofline: triad AI = {r['arithmetic_intensity_flop_per_B']:.4f} flop/B, "
+        lines.append(f"  roofline: {r.get('kernel', 'kernel')} AI = "
+                     f"{r['arithmetic_intensity_flop_per_B']:.4f} flop/B, "
                      f"memory-bound; attainable {r['attainable_GFLOPs_per_node']:.3g} GFLOP/s "
                      f"per node")
     lines.append(f"MEASURED ({rep['label']}):")
@@ -537,17 +275,17 @@ def format_report(rep: dict) -> str:
         lines.append(f"  {m['ranks']:>6} {m['time']:>12.4g} {m['model']:>12.4g}  {note}")
     lines.append(f"MODELLED (extrapolation to {rep['modelled'][-1]['ranks']} ranks, "
                  f"{cores} ranks per node; not measured):")
-    extra = "  bandwidth" if rep["app"] == "stream" else ""
+    bandwidth = "roofline" in rep
+    extra = "  bandwidth" if bandwidth else ""
+    variants = list(rep.get("variants") or {})
     head = f"  {'ranks':>6} {'time':>12} {'speedup':>10} {'efficiency':>10}"
-    if "variants" in rep:
-        head += f" {'cg':>12} {'pipecg':>12}"
+    head += "".join(f" {v:>12}" for v in variants)
     lines.append(head + extra)
     for i, m in enumerate(rep["modelled"]):
         row = (f"  {m['ranks']:>6} {m['time']:>12.4g} {m['speedup']:>10.4g} "
                f"{m['efficiency']:>10.3f}")
-        if "variants" in rep:
-            row += f" {rep['variants']['cg'][i]:>12.4g} {rep['variants']['pipecg'][i]:>12.4g}"
-        if rep["app"] == "stream":
+        row += "".join(f" {rep['variants'][v][i]:>12.4g}" for v in variants)
+        if bandwidth:
             row += f"  {m['bandwidth_GBps']:.4g} GB/s"
         lines.append(row)
     return "\n".join(lines)
@@ -576,10 +314,10 @@ def plot_report(reps: list[dict], path: Path) -> Path:
         if "variants" in rep and not variants_drawn:
             variants_drawn = True
             r = [m["ranks"] for m in rep["modelled"]]
-            ax.plot(r, rep["variants"]["cg"], ":", color="C7",
-                    label=f"{tag} fit -> classic CG (2 allreduces)")
-            ax.plot(r, rep["variants"]["pipecg"], "--", color="C8",
-                    label=f"{tag} fit -> pipelined CG (1 hidden allreduce)")
+            labels = rep.get("variant_labels") or {}
+            for k, (name, times) in enumerate(rep["variants"].items()):
+                ax.plot(r, times, (":", "--", "-.")[k % 3], color=f"C{7 + k}",
+                        label=f"{tag} fit -> {labels.get(name, name)}")
     cores = reps[0]["cores_per_node"]
     ax.axvline(cores, color="0.5", lw=0.8)
     ax.axvspan(max(m["ranks"] for r in reps for m in r["measured"]) * 1.05,

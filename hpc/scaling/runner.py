@@ -1,16 +1,17 @@
 """`python -m hpc.scaling run`: one mpiexec launch per rank count and repeat, records collected.
 
 Each run is ``mpiexec -n P python -m hpc.<app> <options> --json DIR/records/pP-rR.json``; its
-stdout/stderr go to DIR/logs/. When the ranks outnumber the cores the MPICH wheel's yield
-settings are set (unless already in the environment) so oversubscribed ranks sleep instead of
-spinning. One progress line per run; DIR/results.{csv,json} are rewritten after every run so an
-interrupted study keeps what it measured.
+stdout/stderr go to DIR/logs/. The launcher and MPICH's progress settings come from
+:mod:`hpc.core.launch`: when the ranks outnumber the cores the yield settings are set (unless
+already in the environment) so oversubscribed ranks sleep instead of spinning. One progress
+line per run; DIR/results.{csv,json} are rewritten after every run so an interrupted study
+keeps what it measured.
 """
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,45 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from hpc.core.launch import YIELD_ENV, cores, find_mpiexec, mpiexec_cmd
+
 from . import apps, results
 
-YIELD_ENV = {
-    "MPIR_CVAR_POLLS_BEFORE_YIELD": "1",
-    "MPIR_CVAR_CH4_PROGRESS_THROTTLE": "true",
-    "MPIR_CVAR_CH4_PROGRESS_THROTTLE_NO_PROGRESS_COUNT": "1",
-}
-
-
-def cores() -> int:
-    """Cores this process may run on (the affinity mask, as the apps count them)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def progress_env(mode: str, ranks: int, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This environment with MPICH's progress settings chosen explicitly, for side-by-side
-    benchmarks: 'throttle' sets YIELD_ENV, 'busy' removes it (MPICH's default polling, best
-    when every rank has a core), 'auto' throttles only when ranks outnumber cores."""
-    env = {k: v for k, v in os.environ.items() if k not in YIELD_ENV}
-    env.update(extra or {})
-    if mode == "throttle" or (mode == "auto" and ranks > cores()):
-        env.update(YIELD_ENV)
-    return env
-
-
-def find_mpiexec(explicit: str | None = None) -> str:
-    """The mpiexec beside this Python (the mpich wheel's), else the one on PATH."""
-    if explicit:
-        return explicit
-    beside = Path(sys.executable).parent / "mpiexec"
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("mpiexec")
-    if not found:
-        raise apps.StudyError("no mpiexec found (beside this Python or on PATH); pass --mpiexec")
-    return found
+__all__ = ["Study", "run_study", "collect_study", "require_app"]
 
 
 def require_app(app: str) -> None:
@@ -144,8 +111,8 @@ def _launch(st: Study, p: int, rep: int, args: Sequence[str], mpiexec: str, ncor
     env["OMP_NUM_THREADS"] = str(st.threads)
     env["MPIEXEC_TIMEOUT"] = str(st.timeout)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    cmd = [mpiexec, "-n", str(p), sys.executable, "-m", f"hpc.{st.app}", *args,
-           "--json", str(rec_path)]
+    cmd = mpiexec_cmd(p, [*args, "--json", str(rec_path)], module=f"hpc.{st.app}",
+                      mpiexec=mpiexec)
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
@@ -158,8 +125,6 @@ def _launch(st: Study, p: int, rep: int, args: Sequence[str], mpiexec: str, ncor
     log_path.write_text("$ " + " ".join(cmd) + "\n" + text)
     record = None
     if rec_path.exists():
-        import json
-
         try:
             record = json.loads(rec_path.read_text())
         except ValueError:
@@ -195,8 +160,6 @@ def collect_study(st: Study, say: Callable[[str], None] = print) -> int:
                     "python": sys.executable},
         "runs": [],
     }
-    import json
-
     done = 0
     for p in st.ranks:
         for rep in range(1, st.repeat + 1):
