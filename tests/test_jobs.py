@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from hpc.core.spec import load, names
+from hpc.scaling.argv import find as A_find
 from hpc.jobs import render as R
 from hpc.jobs.cli import write_examples
-from hpc.scaling.apps import APPS
 from conftest import ROOT
+
+APPS = names()
 
 
 def jobs_cli(*args: str, env: dict | None = None, cwd: Path | None = None):
@@ -63,8 +66,7 @@ def test_render_every_app_parses(app, variant, tmp_path):
         assert '--cpus-per-task="$SRUN_CPUS_PER_TASK" --cpu-bind=cores' in script
     if kind == "gpu":
         assert "#SBATCH --gpus-per-node=4" in script and "hpc_one_gpu" in script
-        if APPS[app].gpu_backend:
-            assert f"--backend {APPS[app].gpu_backend}" in script
+        assert load(app).gpu_args and " ".join(load(app).gpu_args) in script
         if launcher == "srun":
             assert "--gpu-bind=none" in script
     else:
@@ -83,21 +85,96 @@ def test_render_studies_parse(app, mode, tmp_path):
     assert 'flock "$OUT/.collect.lock"' in arr and "hpc.scaling collect" in arr
     chain = R.render_chain(st)
     bash_n(chain, tmp_path, "chain.sh")
-    assert chain.count("sbatch --parsable") == 8 and 'afterany:$id' in chain
-    for p, rep, script in R.render_chain_jobs(st):
-        bash_n(script, tmp_path, f"c{p}-{rep}.sh")
-        assert f"#SBATCH --nodes={max(1, -(-p // 4))}" in script
+    bash_n(R.chain_job(st), tmp_path, "job.sh")
+    # one job script and a loop, not one copy per run
+    assert chain.count("sbatch --parsable") == 1 and chain.count("#SBATCH --nodes") == 1
+    assert 'afterany:$id' in chain and "for P in 1 2 4 8; do" in chain
+    subs = R.chain_submissions(st)
+    assert [(p, r) for p, r, _ in subs] == [(p, r) for p in ranks for r in (1, 2)]
+    for p, rep, opts in subs:
+        assert f"--nodes={max(1, -(-p // 4))}" in opts and f"--export=ALL,HPC_P={p},HPC_R={rep}" in opts
+
+
+def _fake_sbatch(tmp_path: Path) -> Path:
+    """An sbatch stand-in: logs its options, keeps the script, answers ids 101, 102, ..."""
+    log = tmp_path / "sbatch.log"
+    _exe(tmp_path / "sbatch", f"""#!/bin/bash
+n=$(( $(cat {tmp_path}/n 2>/dev/null || echo 100) + 1 )); echo $n > {tmp_path}/n
+printf '%s\\n' "ARGS $*" >> {log}; cat > {tmp_path}/script-$n.sh
+echo "$n;cluster"
+""")
+    return log
+
+
+@pytest.mark.parametrize("app,mode,args", [
+    ("stream", "weak", ["--arraysize", "1000", "--numtimes", "3"]),
+    ("train", "weak", ["--global-batch", "4", "--tp", "2"]),
+    ("halo", "strong", ["--grid", "8", "8", "8", "--radius", "1"]),
+])
+def test_chain_script_submits_each_run_sized_and_chained(tmp_path, app, mode, args):
+    """Run the compact chain under bash with a stand-in sbatch, then each submitted job with
+    its HPC_P/HPC_R and stand-in srun and python: every run gets its nodes, its place in the
+    chain and its own rank count's options."""
+    log = _fake_sbatch(tmp_path)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake_py = _exe(bindir / "python", FAKE_PY.format(py=sys.executable))
+    _exe(bindir / "srun", FAKE_SRUN)
+    ranks = [2, 4, 8]
+    st = R.StudyJob(spec(app, nodes=1, ntasks_per_node=4, python=str(fake_py),
+                         workdir=str(tmp_path), app_args=args), mode=mode, ranks=ranks,
+                    out="study", repeat=2)
+    chain = tmp_path / "chain.sh"
+    chain.write_text(R.render_chain(st))
+    env = dict(os.environ, PATH=f"{bindir}:{tmp_path}:{os.environ['PATH']}")
+    r = subprocess.run(["bash", str(chain)], capture_output=True, text=True, env=env,
+                       cwd=str(tmp_path), timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "submitted 8 rank(s) repeat 2: job 106"
+    calls = log.read_text().splitlines()
+    assert calls == [f"ARGS --parsable {dep}--job-name=hpc-{app}-{mode}-p{p} "
+                     f"--nodes={-(-p // 4)} --export=ALL,HPC_P={p},HPC_R={rep}"
+                     for k, (p, rep) in enumerate((p, rep) for p in ranks for rep in (1, 2))
+                     for dep in [f"--dependency=afterany:{100 + k} " if k else ""]]
+    job = R.chain_job(st)
+    plan = st.plan()
+    out = tmp_path / "calls.jsonl"
+    for n, (p, rep) in enumerate(((p, rep) for p in ranks for rep in (1, 2)), start=101):
+        script = tmp_path / f"script-{n}.sh"
+        assert script.read_text() == job  # byte for byte the script of the chain
+        e = dict(env, HPC_P=str(p), HPC_R=str(rep), FAKE_OUT=str(out), SLURM_CPUS_PER_TASK="1")
+        jr = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=e,
+                            cwd=str(tmp_path), timeout=60)
+        assert jr.returncode == 0, jr.stderr
+        run, collect = [json.loads(ln)["argv"] for ln in out.read_text().splitlines()[-2:]]
+        rec = str(Path("study") / "records" / f"p{p}-r{rep}.json")
+        assert run == ["-m", f"hpc.{app}", *plan[p], "--json", rec]
+        assert collect[:4] == ["-m", "hpc.scaling", "collect", "--app"]
+    assert A_find(plan[8], "--dp" if app == "train" else "--arraysize" if app == "stream"
+                  else "--grid") is not None
+    bad = subprocess.run(["bash", "-c", f"HPC_P=3 HPC_R=1 bash {tmp_path}/script-101.sh"],
+                         capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=60)
+    assert bad.returncode == 2 and "rank count 3 is not in this study" in bad.stderr
 
 
 def test_examples_in_jobs_are_current(tmp_path):
-    written = write_examples(tmp_path)
+    """jobs/ is exactly what `python -m hpc.jobs examples` writes, byte for byte, with no
+    path of the machine that generated it, and no script of hundreds of lines."""
+    p = jobs_cli("examples", "--out", tmp_path / "jobs")
+    assert p.returncode == 0, p.stderr
+    written = sorted((tmp_path / "jobs").iterdir())
     assert len(written) == 2 * len(APPS) + 2
+    committed = sorted(f.name for f in (ROOT / "jobs").iterdir() if f.name != "README.md")
+    assert committed == [f.name for f in written], "jobs/ has files the generator does not write"
     for path in written:
-        committed = ROOT / "jobs" / path.name
-        assert committed.exists(), f"jobs/{path.name} missing: run python -m hpc.jobs examples"
-        assert committed.read_text() == path.read_text(), \
+        text = path.read_text()
+        assert (ROOT / "jobs" / path.name).read_bytes() == path.read_bytes(), \
             f"jobs/{path.name} is stale: run python -m hpc.jobs examples"
-        bash_n(path.read_text(), tmp_path, "x.sh")
+        assert str(ROOT) not in text and sys.executable not in text and str(Path.home()) not in text
+        assert len(text.splitlines()) < 100, path.name
+        bash_n(text, tmp_path, "x.sh")
+    again = write_examples(tmp_path / "again")
+    assert [f.read_bytes() for f in sorted(again)] == [f.read_bytes() for f in written]
 
 
 @pytest.mark.parametrize("opts,msg", [
@@ -206,12 +283,7 @@ def test_app_options_reach_the_app_verbatim(tmp_path, launcher, gpu):
 
 
 def test_submit_uses_sbatch_and_chains(tmp_path):
-    log = tmp_path / "sbatch.log"
-    _exe(tmp_path / "sbatch", f"""#!/bin/bash
-n=$(( $(cat {tmp_path}/n 2>/dev/null || echo 100) + 1 )); echo $n > {tmp_path}/n
-printf '%s\\n' "ARGS $*" >> {log}; cat > {tmp_path}/script-$n.sh
-echo "$n;cluster"
-""")
+    log = _fake_sbatch(tmp_path)
     env = {"PATH": f"{tmp_path}:{os.environ['PATH']}"}
     p = jobs_cli("submit", "--app", "stream", "--time", "00:05:00", "--dependency", "afterok:7",
                  "--", "--arraysize", "1000", env=env)
@@ -224,10 +296,24 @@ echo "$n;cluster"
                  "o", "--chain", "--submit", "--", "--arraysize", "1000", env=env)
     assert p.returncode == 0, p.stderr
     calls = log.read_text().splitlines()
-    assert calls == ["ARGS --parsable --dependency=afterok:7", "ARGS --parsable",
-                     "ARGS --parsable --dependency=afterany:102"]
+    assert calls == ["ARGS --parsable --dependency=afterok:7",
+                     "ARGS --parsable --job-name=hpc-stream-strong-p1 --nodes=1 "
+                     "--export=ALL,HPC_P=1,HPC_R=1",
+                     "ARGS --parsable --dependency=afterany:102 --job-name=hpc-stream-strong-p2 "
+                     "--nodes=2 --export=ALL,HPC_P=2,HPC_R=1"]
+    assert (tmp_path / "script-102.sh").read_text() == (tmp_path / "script-103.sh").read_text()
+    printed = jobs_cli("scaling", "--app", "stream", "--ranks", "1,2", "--time", "00:05:00",
+                       "--out", "o", "--chain", "--", "--arraysize", "1000").stdout
+    assert (tmp_path / "script-102.sh").read_text().rstrip("\n") in printed
     p = jobs_cli("submit", "--app", "stream", "--time", "00:05:00", "--dependency", "x;y", env=env)
     assert p.returncode == 2 and "--dependency" in p.stderr
+
+
+def test_unknown_verb_is_one_error_line():
+    p = jobs_cli("frobnicate")
+    assert p.returncode == 2 and p.stdout == ""
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "invalid choice" in lines[0]
 
 
 def test_submit_without_sbatch_is_a_clear_error(tmp_path):

@@ -5,7 +5,8 @@
   submit    the same script, handed to sbatch (prints the job id)
   scaling   a whole scaling study: one job array (default) or a dependency chain of jobs
             sized per rank count (--chain); --submit hands it to sbatch
-  examples  write the reference scripts of jobs/ (every app, CPU and GPU, and a study)
+  examples  regenerate every script in jobs/ (every app, CPU and GPU, and a study as a job
+            array and as a chain); a test checks the committed jobs/ are current
 
 App options go after `--`, e.g.
   python -m hpc.jobs render --app cg --nodes 4 --ntasks-per-node 32 --time 00:30:00 \\
@@ -21,16 +22,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from hpc.core.cli import split_passthrough
+from hpc.core.cli import AppParser, split_passthrough
 from hpc.core.errors import EXIT_USAGE, UsageError
-from hpc.scaling import apps as scaling_apps
+from hpc.core.spec import all_specs, names
 
 from . import render as R
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
 def _int(text: str) -> int:
@@ -41,11 +37,12 @@ def _int(text: str) -> int:
 
 
 def _fmt(prog: str) -> argparse.HelpFormatter:
+    # The help texts state their defaults; ArgumentDefaultsHelpFormatter would repeat them.
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
 
 def _job_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--app", required=True, choices=list(scaling_apps.APPS), help="workload")
+    p.add_argument("--app", required=True, choices=names(), help="workload")
     p.add_argument("--nodes", type=_int, default=1, help="nodes (default: 1)")
     p.add_argument("--ntasks-per-node", type=_int, help="MPI ranks per node (default: "
                    "--gpus-per-node on GPU nodes, else 1)")
@@ -74,9 +71,9 @@ def _job_options(p: argparse.ArgumentParser) -> None:
                    help="export this in the job (repeatable)")
 
 
-def parser() -> Parser:
-    p = Parser(prog="python -m hpc.jobs", description=__doc__, formatter_class=_fmt)
-    sub = p.add_subparsers(dest="cmd", required=True, parser_class=Parser)
+def parser() -> AppParser:
+    p = AppParser(prog="python -m hpc.jobs", description=__doc__, formatter_class=_fmt)
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=AppParser)
     for name, what in (("render", "print an sbatch script"), ("submit", "submit it with sbatch")):
         s = sub.add_parser(name, help=what, formatter_class=_fmt)
         _job_options(s)
@@ -94,8 +91,11 @@ def parser() -> Parser:
                    help="a bash script submitting one job per run, each after the previous")
     s.add_argument("--submit", action="store_true", help="submit instead of printing")
     s.add_argument("--sbatch", default="sbatch", help="sbatch command (default: sbatch)")
-    e = sub.add_parser("examples", help="write the reference scripts in jobs/",
-                       formatter_class=_fmt)
+    e = sub.add_parser("examples", help="regenerate every script in jobs/",
+                       formatter_class=_fmt,
+                       description="Write every file of jobs/ but its README, deterministically: "
+                                   "placeholders (PARTITION, ACCOUNT, /path/to/venv/bin/python, "
+                                   "/path/to/hpc) instead of this machine's paths.")
     e.add_argument("--out", default="jobs", help="folder (default: jobs)")
     return p
 
@@ -137,29 +137,32 @@ def _ranks(text: str) -> list[int]:
     return vals
 
 
+#: The placeholders of jobs/: nothing of the machine that generated them (jobs/README.md).
+EXAMPLE = dict(time="00:30:00", python="/path/to/venv/bin/python", workdir="/path/to/hpc",
+               partition="PARTITION", account="ACCOUNT")
+
+
 def write_examples(out: Path) -> list[Path]:
-    """The reference scripts of jobs/: every app on CPU and GPU nodes, and a study."""
+    """The scripts of jobs/: every app on CPU and GPU nodes, and a study as an array and as a
+    chain. Deterministic (a test regenerates them and compares byte for byte)."""
     out.mkdir(parents=True, exist_ok=True)
+    scripts: dict[str, str] = {}
+    for spec in all_specs():
+        cpu = R.JobSpec(app=spec.name, nodes=2, ntasks_per_node=32, exclusive=True, **EXAMPLE)
+        gpu = R.JobSpec(app=spec.name, nodes=2, gpus_per_node=4, cpus_per_task=8,
+                        exclusive=True, **EXAMPLE)
+        scripts[f"{spec.name}-cpu.sbatch"] = R.render(cpu)
+        scripts[f"{spec.name}-gpu.sbatch"] = R.render(gpu)
+    st = R.StudyJob(R.JobSpec(app="stream", nodes=1, ntasks_per_node=32, **EXAMPLE),
+                    mode="weak", ranks=[1, 2, 4, 8, 16, 32, 64],
+                    out="scaling/results/stream_weak_cluster", repeat=3)
+    scripts["scaling-array.sbatch"] = R.render_array(st)
+    scripts["scaling-chain.sh"] = R.render_chain(st)
     written = []
-    common = dict(time="00:30:00", python="/path/to/venv/bin/python", workdir="/path/to/hpc",
-                  partition="PARTITION", account="ACCOUNT")
-    for app in scaling_apps.APPS:
-        cpu = R.JobSpec(app=app, nodes=2, ntasks_per_node=32, exclusive=True, **common)
-        gpu = R.JobSpec(app=app, nodes=2, gpus_per_node=4, cpus_per_task=8, exclusive=True,
-                        **common)
-        for kind, spec in (("cpu", cpu), ("gpu", gpu)):
-            p = out / f"{app}-{kind}.sbatch"
-            p.write_text(R.render(spec))
-            written.append(p)
-    st = R.StudyJob(R.JobSpec(app="stream", nodes=1, ntasks_per_node=32, **common),
-                    mode="weak", ranks=[1, 2, 4, 8, 16, 32, 64], out="scaling/results/stream_weak_cluster",
-                    repeat=3)
-    p = out / "scaling-array.sbatch"
-    p.write_text(R.render_array(st))
-    written.append(p)
-    p = out / "scaling-chain.sh"
-    p.write_text(R.render_chain(st))
-    written.append(p)
+    for name, text in scripts.items():
+        path = out / name
+        path.write_text(text)
+        written.append(path)
     return written
 
 
@@ -195,9 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"submitted job array {sbatch(R.render_array(st), a.sbatch)} "
                   f"({len(st.ranks) * st.repeat} runs); results in {a.out}/results.csv")
             return 0
+        script = R.chain_job(st)
         dep: list[str] = []
-        for ranks, rep, script in R.render_chain_jobs(st):
-            jid = sbatch(script, a.sbatch, dep)
+        for ranks, rep, opts in R.chain_submissions(st):
+            jid = sbatch(script, a.sbatch, dep + opts)
             print(f"submitted {ranks} rank(s) repeat {rep}: job {jid}")
             dep = [f"--dependency=afterany:{jid}"]
         return 0

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
-from hpc.scaling import apps as scaling_apps
+from hpc.core.spec import StudyError, load, names
 
 NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 ENV_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
@@ -98,8 +98,8 @@ class JobSpec:
     app_args: list[str] = field(default_factory=list)
 
     def validate(self) -> "JobSpec":
-        if self.app not in scaling_apps.APPS:
-            raise JobError(f"--app {self.app!r}: one of {', '.join(scaling_apps.APPS)}")
+        if self.app not in names():
+            raise JobError(f"--app {self.app!r}: one of {', '.join(names())}")
         _count("--nodes", self.nodes)
         _count("--gpus-per-node", self.gpus_per_node, 1, 64)
         if self.ntasks_per_node is None:
@@ -213,12 +213,12 @@ def _env_block(s: JobSpec) -> str:
 
 
 def _app_argv(s: JobSpec, ranks: int) -> tuple[list[str], bool]:
-    """The app's options (its cluster default when none given) with the GPU back end."""
-    spec = scaling_apps.spec(s.app)
+    """The app's options (its spec's cluster default when none given), with the spec's GPU
+    options on GPU nodes and the layout its rank count forces."""
+    spec = load(s.app)
     argv = list(s.app_args) if s.app_args else list(spec.job_args)
-    if s.gpus_per_node and spec.gpu_backend and "--backend" not in argv and not any(
-            a.startswith("--backend=") for a in argv):
-        argv += ["--backend", spec.gpu_backend]
+    if s.gpus_per_node:
+        argv = spec.gpu_argv(argv)
     if spec.layout is not None:
         argv = spec.layout(argv, ranks)
     has_json = "--json" in argv or any(a.startswith("--json=") for a in argv)
@@ -230,7 +230,7 @@ def render(s: JobSpec) -> str:
     s.validate()
     try:
         argv, has_json = _app_argv(s, s.ntasks)
-    except scaling_apps.StudyError as exc:
+    except StudyError as exc:
         raise JobError(str(exc)) from None
     name = s.job_name or f"hpc-{s.app}"
     json_arg = None if has_json else '"${SLURM_JOB_NAME:-' + name + '}-${SLURM_JOB_ID:-0}.json"'
@@ -270,19 +270,16 @@ class StudyJob:
         return self
 
     def plan(self) -> dict[int, list[str]]:
+        """The app options of each rank count (the spec's study rules, GPU options)."""
+        spec = load(self.job.app)
         p0 = min(self.ranks)
         out = {}
         for p in self.ranks:
             try:
-                base = list(self.job.app_args) or list(scaling_apps.spec(self.job.app).study_args)
-                argv = scaling_apps.args_for(self.job.app, self.mode, base, p, p0)
-            except scaling_apps.StudyError as exc:
+                argv = spec.study_argv(self.mode, self.job.app_args, p, p0)
+            except StudyError as exc:
                 raise JobError(str(exc)) from None
-            if self.job.gpus_per_node:
-                spec = scaling_apps.spec(self.job.app)
-                if spec.gpu_backend and "--backend" not in argv:
-                    argv += ["--backend", spec.gpu_backend]
-            out[p] = argv
+            out[p] = spec.gpu_argv(argv) if self.job.gpus_per_node else argv
         return out
 
     def nodes_for(self, p: int) -> int:
@@ -304,84 +301,94 @@ def _study_prologue(st: StudyJob) -> str:
     return "\n".join(lines)
 
 
-def _run_point(st: StudyJob, p: int, argv: list[str], rep: str) -> str:
-    s = st.job
-    rec = f'"$OUT/records/p{p}-r{rep}.json"'
-    log = f'"$OUT/logs/p{p}-r{rep}.log"'
-    line = launch_line(s, str(p), str(st.nodes_for(p)), words(argv), rec)
-    return (f'echo "hpc.{s.app} {st.mode} scaling: {p} rank(s), repeat {rep}"\n'
-            f"set +e\n{line} > {log} 2>&1\nrc=$?\nset -e\n"
-            f'echo "exit $rc" >> {log}\nhpc_collect\nexit $rc')
-
-
-def render_array(st: StudyJob) -> str:
-    """One sbatch script: a job array with one element per (rank count, repeat)."""
-    st.validate()
+def _study_script(st: StudyJob, title: str, name: str, select: list[str], array: str | None,
+                  nodes: int) -> str:
+    """A job script running one point of a study: ``select`` sets P (ranks) and R (repeat)."""
     s = st.job
     plan = st.plan()
-    n = len(st.ranks) * st.repeat
-    cases = []
-    for p in st.ranks:
-        cases.append(f"  {p}) ARGS=({words(plan[p])}) ;;")
-    name = s.job_name or f"hpc-{s.app}-{st.mode}"
+    cases = [f"  {p}) ARGS=({words(plan[p])}) ;;" for p in st.ranks]
     body = "\n".join([
-        _study_prologue(st),
-        f"RANKS=({' '.join(map(str, st.ranks))})",
-        f"REPEAT={st.repeat}",
-        "i=${SLURM_ARRAY_TASK_ID:?run this script with sbatch (it is a job array)}",
-        "P=${RANKS[$((i / REPEAT))]}",
-        "R=$((i % REPEAT + 1))",
+        _study_prologue(st), *select,
         f"NODES=$(( (P + {s.ntasks_per_node} - 1) / {s.ntasks_per_node} ))",
-        'case "$P" in', *cases, "esac",
+        'case "$P" in', *cases,
+        '  *) echo "rank count $P is not in this study" >&2; exit 2 ;;', "esac",
         f'echo "hpc.{s.app} {st.mode} scaling: $P rank(s) on $NODES node(s), repeat $R"',
         "set +e",
         launch_line(s, '"$P"', '"$NODES"', '"${ARGS[@]}"', '"$OUT/records/p${P}-r${R}.json"')
         + ' > "$OUT/logs/p${P}-r${R}.log" 2>&1',
         "rc=$?", "set -e", 'echo "exit $rc" >> "$OUT/logs/p${P}-r${R}.log"', "hpc_collect",
         "exit $rc"])
-    max_nodes = max(st.nodes_for(p) for p in st.ranks)
     return _fill(_template("job.sbatch.in"), {
-        "title": f"hpc.{s.app} {st.mode} scaling study, ranks {st.ranks} x {st.repeat} "
-                 f"repeat(s): a job array, one element per run (each sized for the largest)",
-        "sbatch": sbatch_lines(s, name, array=f"0-{n - 1}", nodes=max_nodes),
+        "title": title, "sbatch": sbatch_lines(s, name, array=array, nodes=nodes),
         "workdir": q(s.workdir), "python": q(s.python), "cpus_per_task": str(s.cpus_per_task),
         "env": _env_block(s), "gpu_setup": _template("gpu_setup.in") if s.gpus_per_node else "",
         "body": body})
 
 
-def render_chain_jobs(st: StudyJob) -> list[tuple[int, int, str]]:
-    """One sbatch script per run, each sized for its rank count: (ranks, repeat, script)."""
+def render_array(st: StudyJob) -> str:
+    """One sbatch script: a job array with one element per (rank count, repeat)."""
     st.validate()
-    s = st.job
-    out = []
-    for p, argv in st.plan().items():
-        for rep in range(1, st.repeat + 1):
-            name = s.job_name or f"hpc-{s.app}-{st.mode}-p{p}"
-            body = _study_prologue(st) + "\n" + _run_point(st, p, argv, str(rep))
-            script = _fill(_template("job.sbatch.in"), {
-                "title": f"hpc.{s.app} {st.mode} scaling study: {p} rank(s), repeat {rep}",
-                "sbatch": sbatch_lines(s, name, nodes=st.nodes_for(p)),
-                "workdir": q(s.workdir), "python": q(s.python),
-                "cpus_per_task": str(s.cpus_per_task), "env": _env_block(s),
-                "gpu_setup": _template("gpu_setup.in") if s.gpus_per_node else "", "body": body})
-            out.append((p, rep, script))
-    return out
+    n = len(st.ranks) * st.repeat
+    select = [f"RANKS=({' '.join(map(str, st.ranks))})", f"REPEAT={st.repeat}",
+              "i=${SLURM_ARRAY_TASK_ID:?run this script with sbatch (it is a job array)}",
+              "P=${RANKS[$((i / REPEAT))]}", "R=$((i % REPEAT + 1))"]
+    return _study_script(
+        st, f"hpc.{st.job.app} {st.mode} scaling study, ranks {st.ranks} x {st.repeat} "
+            f"repeat(s): a job array, one element per run (each sized for the largest)",
+        st.job.job_name or f"hpc-{st.job.app}-{st.mode}", select, f"0-{n - 1}",
+        max(st.nodes_for(p) for p in st.ranks))
+
+
+def chain_job(st: StudyJob) -> str:
+    """The job script of a chained study: one run, its ranks and repeat from the environment
+    (``HPC_P``, ``HPC_R``; :func:`chain_submissions` gives each job's sbatch options)."""
+    st.validate()
+    why = "submit it through the chain (python -m hpc.jobs scaling --chain)"
+    select = [f"P=${{HPC_P:?{why}}}", f"R=${{HPC_R:?{why}}}"]
+    return _study_script(
+        st, f"hpc.{st.job.app} {st.mode} scaling study, ranks {st.ranks} x {st.repeat} "
+            f"repeat(s): one run per job (HPC_P ranks, repeat HPC_R), each sized for its ranks",
+        st.job.job_name or f"hpc-{st.job.app}-{st.mode}", select, None,
+        max(st.nodes_for(p) for p in st.ranks))
+
+
+def chain_submissions(st: StudyJob) -> list[tuple[int, int, list[str]]]:
+    """(ranks, repeat, sbatch options) of each job of a chained study, in submission order:
+    the job is sized for its rank count (``--nodes`` overrides the script's)."""
+    st.validate()
+    name = st.job.job_name or f"hpc-{st.job.app}-{st.mode}"
+    return [(p, rep, [f"--job-name={name}-p{p}", f"--nodes={st.nodes_for(p)}",
+                      f"--export=ALL,HPC_P={p},HPC_R={rep}"])
+            for p in st.ranks for rep in range(1, st.repeat + 1)]
 
 
 def render_chain(st: StudyJob) -> str:
-    """A bash script that submits the study's jobs as a chain (each after the previous)."""
-    jobs = render_chain_jobs(st)
+    """A bash script that submits the study's jobs as a chain (each after the previous): one
+    job script, submitted once per (rank count, repeat) with its size and point."""
+    script = chain_job(st)
+    s = st.job
+    name = s.job_name or f"hpc-{s.app}-{st.mode}"
+    n = len(st.ranks) * st.repeat
     lines = ["#!/bin/bash",
-             f"# Submits hpc.{st.job.app} {st.mode} scaling ({len(jobs)} jobs) as a dependency "
-             "chain: each job starts after the previous one ends (afterany), so runs never share nodes.",
+             f"# Submits hpc.{s.app} {st.mode} scaling ({n} jobs: ranks "
+             f"{' '.join(map(str, st.ranks))} x {st.repeat} repeat(s)) as a dependency chain:",
+             "# each job starts after the previous one ends (afterany), so runs never share "
+             "nodes, and asks",
+             "# for the nodes of its own rank count.",
              "# Rendered by `python -m hpc.jobs scaling --chain`.", "set -euo pipefail",
-             "dep=()"]
-    for p, rep, script in jobs:
-        lines.append(f"id=$(sbatch --parsable \"${{dep[@]}}\" <<'HPC_JOB_SCRIPT_END'")
-        lines.append(script.rstrip("\n"))
-        lines.append("HPC_JOB_SCRIPT_END")
-        lines.append(")")
-        lines.append("id=${id%%;*}")
-        lines.append(f'echo "submitted {p} rank(s) repeat {rep}: job $id"')
-        lines.append('dep=(--dependency="afterany:$id")')
+             "# The one job script; each submission sets its rank count and repeat (HPC_P, HPC_R).",
+             "IFS= read -r -d '' JOB <<'HPC_JOB_SCRIPT_END' || true", script.rstrip("\n"),
+             "HPC_JOB_SCRIPT_END",
+             "dep=()",
+             f"for P in {' '.join(map(str, st.ranks))}; do",
+             f"  for R in $(seq 1 {st.repeat}); do",
+             f"    id=$(printf '%s' \"$JOB\" | sbatch --parsable \"${{dep[@]}}\" "
+             f"--job-name={name}-p\"$P\" "
+             f"--nodes=$(( (P + {s.ntasks_per_node} - 1) / {s.ntasks_per_node} )) "
+             '--export="ALL,HPC_P=$P,HPC_R=$R")',
+             "    id=${id%%;*}",
+             '    echo "submitted $P rank(s) repeat $R: job $id"',
+             '    dep=(--dependency="afterany:$id")',
+             "  done",
+             "done"]
     return "\n".join(lines) + "\n"
