@@ -298,7 +298,8 @@ def test_plan_sweep_matches_mpi_pack_of_every_type_in_turn(types, seed):
 
 
 def _halo_faces(shape, r, q):
-    from hpc.halo.engine import HaloExchange, decompose
+    from hpc.core.decomp import decompose
+    from hpc.halo.engine import HaloExchange
 
     dec = decompose(COMM, shape)
     h = HaloExchange(dec.cart, dec.local_shape, r, quantities=q, method="datatype")

@@ -1,7 +1,7 @@
 """Matrix-free operator for the structured problems, ghost planes through hpc.halo's engine.
 
 The grid is split into z-slabs (a (p, 1, 1) Cartesian decomposition from
-:func:`hpc.halo.engine.decompose`), so a rank's cells are a contiguous range of lexicographic
+:func:`hpc.core.decomp.decompose`), so a rank's cells are a contiguous range of lexicographic
 rows: the same row-block layout as DistCSR, with plane-aligned offsets. y = A x is computed
 from shifted views of the haloed field: 7-point: 6 x - sum of the 6 face neighbours (5-point
 in 2-D); 27-point: 27 x - the 3x3x3 box sum (separable: 3 passes). Ghost cells beyond the
@@ -20,7 +20,8 @@ from hpc.core.partition import block_offsets
 
 class StencilOperator:
     def __init__(self, kind: str, N: int, comm, backend: str = "native"):
-        from hpc.halo.engine import HaloExchange, decompose
+        from hpc.core.decomp import decompose
+        from hpc.halo.engine import HaloExchange
         from hpc.sparse.generators import STENCILS, grid_dims
 
         nx, ny, nz = grid_dims(kind, N)

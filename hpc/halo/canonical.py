@@ -30,7 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import reduce
 from operator import mul
-from typing import Any
+
+from mpi4py import MPI
 
 
 class NotCanonical(Exception):
@@ -77,10 +78,6 @@ class StridedBlock:
                          self.extent * count, self.lb)
         return simplify(b)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"start": self.start, "counts": list(self.counts), "strides": list(self.strides),
-                "extent": self.extent}
-
     def __str__(self) -> str:
         dims = " x ".join(f"{c}@{s}" for c, s in zip(self.counts, self.strides))
         return f"start {self.start}: {dims}"
@@ -124,8 +121,6 @@ def _regular(displs: list[int]) -> int | None:
 
 def _raw(dt) -> StridedBlock:
     """The unsimplified strided block of one datatype (recursive over the type tree)."""
-    from mpi4py import MPI
-
     lb, extent = dt.Get_extent()
     base, combiner, p = dt.decode()
     owned = [base] + list(p.get("datatypes", []))  # handles decode() created for us
@@ -202,8 +197,6 @@ def _add(old: StridedBlock, dims: list[tuple[int, int]], shift: int, extent: int
 
 def _free(dt) -> None:
     """decode() hands back new handles for derived base types; free them (named are shared)."""
-    from mpi4py import MPI
-
     try:
         if dt != MPI.DATATYPE_NULL and not dt.is_predefined:
             dt.Free()

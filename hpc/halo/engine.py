@@ -3,7 +3,8 @@
 Used by ``hpc.halo`` and by the stencil solvers (CG's matrix-free Poisson operator, DCDM's
 distributed convolutions). Typical use::
 
-    from hpc.halo.engine import decompose, HaloExchange
+    from hpc.core.decomp import decompose
+    from hpc.halo import HaloExchange
 
     dec = decompose(comm, (NZ, NY, NX), periodic=False)        # Dims_create + Cartesian comm
     halo = HaloExchange(dec.cart, dec.local_shape, radius=1, quantities=None,
@@ -11,6 +12,7 @@ distributed convolutions). Typical use::
     u = halo.allocate()                                        # zeros, shape local + 2R
     halo.interior(u)[...] = my_block                           # global cells dec.offset + ...
     halo.exchange(u)                                           # ghosts filled in place
+    halo.start(u); ...; halo.wait()                            # the same, split (overlap)
     ...
     halo.free()                                                # collective
 
@@ -28,22 +30,27 @@ Contract
   owner's interior values. It is collective over the communicator (every rank calls it).
   Interior cells are never written. Ghost cells are the cells of the neighbour's block, so
   the radius may not exceed any rank's local extent (checked, UsageError on every rank).
+  ``start(field)`` / ``wait()`` split it: between them the field's interior may be read but
+  nothing of the field may be written.
 - Boundaries: along a periodic dimension the neighbour wraps around (a rank can be its own
   neighbour). Along a non-periodic one, ghost cells beyond the physical boundary get
   ``fill`` when it is not None (e.g. 0.0 for a homogeneous Dirichlet problem) and are left
   untouched when it is None. ``periodic`` defaults to the communicator's own periods.
 - Non-divisible grids: local shapes may differ between ranks; each rank passes its own
-  (``decompose`` gives it); faces still match because a block's extent along a dimension
-  depends only on its coordinate along that dimension.
+  (:func:`hpc.core.decomp.decompose` gives it); faces still match because a block's extent
+  along a dimension depends only on its coordinate along that dimension.
 - Methods: ``datatype`` sends each face with an MPI subarray datatype (the library packs);
   ``pack`` packs each face with a fast packer (``packer="native"|"numba"|"numpy"``) and sends
   contiguous bytes; ``auto`` chooses one of the two per face from the measured model
   (``python -m hpc.halo measure``; see :mod:`hpc.halo.model`), per (canonical type, bytes,
   same host or not). ``strategy`` (a dict) records what was chosen and why.
-- Transports: ``transport="p2p"`` posts Irecv/Isend per neighbour (``wait="all"``: one
-  Waitall, then one unpack call; ``wait="any"``: unpack each face as it arrives);
-  ``"alltoallw"`` does one ``Neighbor_alltoallw`` on a distributed-graph communicator of the neighbours (one strategy
-  for all faces there, since the call takes one buffer).
+- Transports: ``transport="p2p"`` uses persistent Recv_init/Send_init requests per neighbour,
+  made once and started every exchange (``wait="all"``: one Waitall, then one unpack call;
+  ``wait="any"``: unpack each face as it arrives); ``"alltoallw"`` does one neighbourhood
+  all-to-all (persistent ``Neighbor_alltoallw_init`` where the library has it) on a
+  distributed-graph communicator of the neighbours (one strategy for all faces there, since
+  the call takes one buffer). Requests that carry the field itself (library-packed faces) are
+  made for the field passed and kept for the last few fields seen.
 - Faces whose datatypes cannot be canonicalised fall back to the library's datatype send
   (never happens for the subarrays built here; see :mod:`hpc.halo.canonical`).
 - ``HaloExchange`` duplicates the communicator (its messages never meet the caller's); call
@@ -56,68 +63,20 @@ from dataclasses import dataclass, field as dfield
 from typing import Any, Sequence
 
 import numpy as np
+from mpi4py import MPI
+from mpi4py.util import dtlib
 
-from hpc.core.errors import UsageError
-from hpc.core.partition import block_range
+from hpc.core.errors import InputTypeError, UsageError
+from hpc.core.exchange import host_ids, resolve_method
 
+from . import model as halo_model
 from . import packers
 from .canonical import StridedBlock, try_canonicalize
 
 METHODS = ("datatype", "pack", "auto")
 TRANSPORTS = ("p2p", "alltoallw")
-
-
-@dataclass(frozen=True)
-class Decomposition:
-    """One rank's share of a global grid on a Cartesian communicator."""
-
-    cart: Any                       # MPI.Cartcomm
-    dims: tuple[int, ...]           # process grid, one entry per grid dimension
-    coords: tuple[int, ...]         # this rank's coordinates
-    periodic: tuple[bool, ...]
-    global_shape: tuple[int, ...]
-    local_shape: tuple[int, ...]    # cells this rank owns per dimension
-    offset: tuple[int, ...]         # global index of its first owned cell per dimension
-
-    def global_slices(self) -> tuple[slice, ...]:
-        return tuple(slice(o, o + n) for o, n in zip(self.offset, self.local_shape))
-
-
-def decompose(comm, global_shape: Sequence[int], periodic: bool | Sequence[bool] = True,
-              dims: Sequence[int] | None = None, reorder: bool = False) -> Decomposition:
-    """Block-decompose a grid (axis order as the array's) over a new Cartesian communicator.
-
-    ``MPI_Dims_create`` chooses the process grid (``dims`` entries that are 0 are free);
-    sizes need not divide: the first ``n % p`` blocks of a dimension get one more cell.
-    Raises UsageError (on every rank) for an empty grid or a process grid that leaves some
-    rank without cells. Collective.
-    """
-    from mpi4py import MPI
-
-    shape = tuple(int(n) for n in global_shape)
-    nd = len(shape)
-    if nd < 1 or any(n <= 0 for n in shape):
-        raise UsageError(f"grid {list(shape)} is empty: every extent must be positive")
-    per = (bool(periodic),) * nd if isinstance(periodic, (bool, np.bool_)) else tuple(map(bool, periodic))
-    if len(per) != nd:
-        raise UsageError(f"periodic has {len(per)} entries for a {nd}-D grid")
-    want = list(dims) if dims is not None else [0] * nd
-    if len(want) != nd:
-        raise UsageError(f"dims has {len(want)} entries for a {nd}-D grid")
-    try:
-        pdims = tuple(MPI.Compute_dims(comm.Get_size(), want))
-    except MPI.Exception as exc:
-        raise UsageError(f"cannot lay {comm.Get_size()} ranks out as {want}: "
-                         f"{exc.Get_error_string()}") from None
-    for k, (n, p) in enumerate(zip(shape, pdims)):
-        if p > n:
-            raise UsageError(f"grid extent {n} along dimension {k} is smaller than the "
-                             f"{p} ranks laid along it")
-    cart = comm.Create_cart(list(pdims), periods=list(per), reorder=reorder)
-    coords = tuple(cart.Get_coords(cart.Get_rank()))
-    rngs = [block_range(n, p, c) for n, p, c in zip(shape, pdims, coords)]
-    return Decomposition(cart, pdims, coords, per, shape, tuple(b - a for a, b in rngs),
-                         tuple(a for a, _ in rngs))
+#: fields whose library-packed requests are kept (a solver alternates a few fields)
+_BOUND_FIELDS = 4
 
 
 @dataclass
@@ -150,67 +109,149 @@ def _region(d: int, n: int, r: int, send: bool) -> tuple[int, int]:
     return (0, r) if d < 0 else (n + r, r)
 
 
-class HaloExchange:
-    """Ghost-layer exchange for one field layout on one Cartesian communicator (collective)."""
+def _positive_int(name: str, value: Any, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise InputTypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if int(value) < 1:
+        raise UsageError(f"{name} must be at least 1, got {int(value)}")
+    return int(value)
 
-    def __init__(self, cart, local_shape: Sequence[int], radius: int,
+
+class HaloExchange:
+    """Ghost-layer exchange for one field layout on one Cartesian communicator.
+
+    Parameters
+    ----------
+    cart : mpi4py.MPI.Cartcomm
+        The Cartesian communicator the blocks are laid on (e.g. ``decompose(...).cart`` or
+        ``comm.Create_cart(dims, periods)``); its dimensions are the field's leading axes.
+        It is duplicated: the exchange's messages never meet the caller's.
+    local_shape : sequence of int
+        Cells this rank owns along each grid axis (without ghosts); may differ between ranks
+        as long as ranks with the same coordinate along an axis agree on its extent.
+    radius : int
+        Ghost-layer width R in cells; at most every rank's smallest local extent.
+    quantities : int, optional
+        Values per cell Q (a trailing, innermost axis of the field); None: no such axis.
+    periodic : bool or sequence of bool, optional
+        Whether each axis wraps around; default: the communicator's own periods.
+    dtype : numpy dtype, default float64
+        The field's element type.
+    method : {'pack', 'datatype', 'auto'}, default 'pack'
+        How faces are sent: packed by ``packer`` into contiguous bytes, described by MPI
+        subarray datatypes (the library packs), or chosen per face from the measured model
+        (:mod:`hpc.halo.model`; ``model`` or the cached one, measured on the spot if absent).
+    packer : {'native', 'numba', 'numpy'}, default 'native'
+        The CPU packer of the ``pack`` faces.
+    transport : {'p2p', 'alltoallw', 'auto'}, default 'p2p'
+        Persistent point-to-point requests per neighbour, or one neighbourhood all-to-all;
+        'auto' asks :func:`hpc.core.exchange.resolve_method` (p2p up to 4 ranks).
+    neighbors : {'all', 'faces'}, default 'all'
+        Every one of the 3^d - 1 neighbours (edges and corners too), or the 2d face ones.
+    fill : float, optional
+        Value of ghost cells beyond a non-periodic boundary; None leaves them untouched.
+    model : hpc.halo.model.Model, optional
+        The send model ``method='auto'`` asks (default: the cached one).
+    typebuild : {'subarray', 'hvector', 'struct'}, default 'subarray'
+        How face datatypes are built (the same bytes; 'struct' is not canonicalisable and falls
+        back to the library, a test of that path).
+    wait : {'all', 'any'}, default 'all'
+        p2p: wait for every face then unpack in one call, or unpack each face as it arrives.
+
+    Raises
+    ------
+    InputTypeError (a TypeError)
+        ``cart`` is not a Cartesian communicator; a non-integer size.
+    UsageError (a ValueError), on every rank
+        A shape of the wrong length or with non-positive entries, a radius below 1 or above
+        the smallest block of any rank, an unknown method, transport, packer or option, an
+        unavailable packer.
+
+    Notes
+    -----
+    Construction is collective (a communicator duplicate, one allreduce, one host-id
+    allgather; ``method='auto'`` may measure the model, seconds). Per exchange a rank sends
+    and receives sum over live faces of (face cells x Q x itemsize) bytes in 3^d - 1 messages
+    (or one neighbourhood call) and packs/unpacks the same bytes once each. The TEMPI paper
+    (Pearson et al., "TEMPI: An Interposed MPI Library with a Canonical Representation of CUDA-
+    aware Datatypes", HPDC 2021) is the design of the canonical form and of the model.
+    """
+
+    def __init__(self, cart: MPI.Cartcomm, local_shape: Sequence[int], radius: int,
                  quantities: int | None = None, periodic: bool | Sequence[bool] | None = None,
                  dtype: Any = np.float64, method: str = "pack", packer: str = "native",
                  transport: str = "p2p", neighbors: str = "all", fill: float | None = None,
                  model: Any = None, typebuild: str = "subarray", wait: str = "all"):
-        from mpi4py import MPI
-        from mpi4py.util import dtlib
-
+        self.comm = None
+        self._graph = None
+        self.faces: list[Face] = []
+        self._bound: dict[Any, tuple[Any, list, list]] = {}
+        self._pending: tuple[np.ndarray, list, list] | None = None
+        if not isinstance(cart, MPI.Cartcomm):
+            raise InputTypeError("cart must be a Cartesian communicator (mpi4py.MPI.Cartcomm, "
+                                 "e.g. comm.Create_cart(dims) or hpc.core.decomp.decompose(...)"
+                                 f".cart), got {type(cart).__name__}")
         if method not in METHODS:
             raise UsageError(f"halo method {method!r}: choose from {', '.join(METHODS)}")
+        if transport == "auto":  # the suite's one p2p/neighbourhood choice (hpc.core.exchange)
+            transport = {"neighbor": "alltoallw"}.get(resolve_method("auto", cart.Get_size()),
+                                                      "p2p")
         if transport not in TRANSPORTS:
-            raise UsageError(f"halo transport {transport!r}: choose from {', '.join(TRANSPORTS)}")
+            raise UsageError(f"halo transport {transport!r}: choose from "
+                             f"{', '.join(TRANSPORTS)} or auto")
         if wait not in ("all", "any"):
             raise UsageError(f"wait {wait!r}: choose all or any")
-        self.wait = wait
         if neighbors not in ("all", "faces"):
             raise UsageError(f"neighbors {neighbors!r}: choose all or faces")
+        if typebuild not in ("subarray", "hvector", "struct"):
+            raise UsageError(f"typebuild {typebuild!r}: choose subarray, hvector or struct")
+        self.wait_mode = wait
         topo_dims, topo_periods, coords = cart.Get_topo()
         self.ndim = nd = len(topo_dims)
-        self.local_shape = tuple(int(n) for n in local_shape)
+        if isinstance(local_shape, (str, bytes)) or not hasattr(local_shape, "__iter__"):
+            raise InputTypeError(f"local_shape must be a sequence of integers, got "
+                                 f"{local_shape!r}")
+        self.local_shape = tuple(_positive_int("local_shape entry", n) for n in local_shape)
         if len(self.local_shape) != nd:
             raise UsageError(f"local_shape {list(self.local_shape)} has {len(self.local_shape)} "
                              f"dimensions, the communicator {nd}")
-        self.radius = r = int(radius)
-        if r < 1:
-            raise UsageError(f"radius must be at least 1, got {r}")
-        if quantities is not None and int(quantities) < 1:
-            raise UsageError(f"quantities must be at least 1, got {quantities}")
+        self.radius = r = _positive_int("radius", radius)
+        self.quantities = _positive_int("quantities", quantities, allow_none=True)
         smallest = cart.allreduce(min(self.local_shape), op=MPI.MIN)
         if r > smallest:
             raise UsageError(f"radius {r} is larger than the smallest local block "
                              f"({smallest} cells along some dimension): ghosts would need "
                              "cells beyond the nearest neighbour")
-        self.quantities = None if quantities is None else int(quantities)
-        self.dtype = np.dtype(dtype)
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            raise InputTypeError(f"dtype {dtype!r} is not a numpy dtype") from None
         if periodic is None:
             self.periodic = tuple(bool(p) for p in topo_periods)
         elif isinstance(periodic, (bool, np.bool_)):
             self.periodic = (bool(periodic),) * nd
         else:
             self.periodic = tuple(bool(p) for p in periodic)
+            if len(self.periodic) != nd:
+                raise UsageError(f"periodic has {len(self.periodic)} entries for a {nd}-D grid")
         self.dims, self.coords = tuple(topo_dims), tuple(coords)
         self.method, self.packer_name, self.transport = method, packer, transport
         self.fill = fill
-        self.comm = cart.Dup()
-        self.shape = tuple(n + 2 * r for n in self.local_shape) + (
-            (self.quantities,) if self.quantities is not None else ())
         self._base = dtlib.from_numpy_dtype(self.dtype)
         if method != "datatype":
             packers.get(packer)  # an unavailable packer is a UsageError now, not mid-exchange
+        self.comm = cart.Dup()
+        self.shape = tuple(n + 2 * r for n in self.local_shape) + (
+            (self.quantities,) if self.quantities is not None else ())
 
         dirs = [d for d in itertools.product((-1, 0, 1), repeat=nd) if any(d)]
         if neighbors == "faces":
             dirs = [d for d in dirs if sum(map(abs, d)) == 1]
         self.directions = dirs
-        hosts = _host_ids(self.comm)
+        hosts = host_ids(self.comm)
         me = self.comm.Get_rank()
-        self.faces: list[Face] = []
         for i, d in enumerate(dirs):
             dest = self._neighbor(d)
             src = self._neighbor(tuple(-x for x in d))
@@ -228,6 +269,10 @@ class HaloExchange:
             if sb is None or rb is None:
                 f.method, f.reason = "datatype", f"library fallback: {why_s if sb is None else why_r}"
             self.faces.append(f)
+        # Ghost region f is filled by the rank at f.direction, which sent its face
+        # -f.direction: that tag is the mirror face's index.
+        mirror = {f.direction: f.index for f in self.faces}
+        self._recv_tags = [mirror[tuple(-x for x in f.direction)] for f in self.faces]
         self.strategy = self._choose(model)
         if transport == "alltoallw" and len({f.method for f in self.faces}) > 1:
             for f in self.faces:  # one call takes one buffer: the library handles every face
@@ -239,6 +284,7 @@ class HaloExchange:
         # Plans: the packed faces' blocks, validated once against the field's size.
         self._pk = [f for f in self.faces if f.method == "pack"]
         self._slot = {f.index: k for k, f in enumerate(self._pk)}
+        self._by_library = any(f.method != "pack" for f in self.faces)
         self._send_plan = self._recv_plan = None
         if self._pk:
             self._send_plan = packers.Plan(packer, [f.send_block for f in self._pk],
@@ -253,14 +299,13 @@ class HaloExchange:
                 f.sendbuf = self._p2p_sbuf[so:so + f.nbytes]
                 f.recvbuf = self._p2p_rbuf[ro:ro + f.nbytes]
         self._all_live = all(f.dest != MPI.PROC_NULL for f in self._pk)
-        self._graph = None
+        self._boundary = [f for f in self.faces if f.dest == MPI.PROC_NULL]
+        self._live_idx = [i for i, f in enumerate(self.faces) if f.dest != MPI.PROC_NULL]
         if transport == "alltoallw":
             self._setup_alltoallw()
 
     # -- construction helpers ------------------------------------------------------------
     def _neighbor(self, d: tuple[int, ...]) -> int:
-        from mpi4py import MPI
-
         c = []
         for k, (x, dk) in enumerate(zip(self.coords, d)):
             y = x + dk
@@ -271,36 +316,32 @@ class HaloExchange:
             c.append(y)
         return self.comm.Get_cart_rank(c)
 
-    def _subarray(self, reg: list[tuple[int, int]], typebuild: str):
+    def _subarray(self, reg: list[tuple[int, int]], typebuild: str) -> MPI.Datatype:
         """The datatype of one region: a subarray, or the same bytes built other ways."""
-        from mpi4py import MPI
-
         sizes = list(self.shape)
         sub = [s for _, s in reg] + ([self.quantities] if self.quantities else [])
         starts = [a for a, _ in reg] + ([0] if self.quantities else [])
         if typebuild == "subarray":
             return self._base.Create_subarray(sizes, sub, starts, order=MPI.ORDER_C).Commit()
-        if typebuild in ("hvector", "struct"):
-            # nested hvectors, innermost first; an hvector stride is in bytes
-            item = self._base.Get_extent()[1]
-            t = self._base.Create_contiguous(sub[-1])
-            stride = item * sizes[-1]
-            off = starts[-1] * item
-            for k in range(len(sizes) - 2, -1, -1):
-                nt = t.Create_hvector(sub[k], 1, stride)
-                t.Free()
-                t = nt
-                off += starts[k] * stride
-                stride *= sizes[k]
-            if typebuild == "hvector":
-                out = MPI.Datatype.Create_struct([1], [off], [t]) if off else t.Dup()
-            else:  # a two-member struct (the region, then nothing): not a strided form
-                out = MPI.Datatype.Create_struct([1, 0], [off, 0], [t, MPI.BYTE])
+        # nested hvectors, innermost first; an hvector stride is in bytes
+        item = self._base.Get_extent()[1]
+        t = self._base.Create_contiguous(sub[-1])
+        stride = item * sizes[-1]
+        off = starts[-1] * item
+        for k in range(len(sizes) - 2, -1, -1):
+            nt = t.Create_hvector(sub[k], 1, stride)
             t.Free()
-            return out.Commit()
-        raise UsageError(f"typebuild {typebuild!r}: choose subarray, hvector or struct")
+            t = nt
+            off += starts[k] * stride
+            stride *= sizes[k]
+        if typebuild == "hvector":
+            out = MPI.Datatype.Create_struct([1], [off], [t]) if off else t.Dup()
+        else:  # a two-member struct (the region, then nothing): not a strided form
+            out = MPI.Datatype.Create_struct([1, 0], [off, 0], [t, MPI.BYTE])
+        t.Free()
+        return out.Commit()
 
-    def _choose(self, model) -> dict[str, Any]:
+    def _choose(self, model: Any) -> dict[str, Any]:
         """Per face: datatype or pack (auto asks the model); returns the record's summary."""
         if self.method in ("datatype", "pack"):
             for f in self.faces:
@@ -308,9 +349,7 @@ class HaloExchange:
                     continue
                 f.method, f.reason = self.method, f"--method {self.method}"
         else:
-            from .model import load_or_measure
-
-            m = model if model is not None else load_or_measure(self.comm)
+            m = model if model is not None else halo_model.load_or_measure(self.comm)
             self.model_source = m.source or "model given by the caller"
             for f in self.faces:
                 if f.reason.startswith("library fallback"):
@@ -346,8 +385,6 @@ class HaloExchange:
 
     def _setup_alltoallw(self) -> None:
         """A dist-graph comm whose j-th out-edge is face j and j-th in-edge its mirror."""
-        from mpi4py import MPI
-
         # Out-edge j: our face d_j to the rank at +d_j. In-edge j: the face d_j of the rank at
         # -d_j, landing in our ghost region -d_j. Both lists in face order (boundary entries
         # dropped) make the k-th message between two ranks match the k-th edge on both
@@ -359,6 +396,7 @@ class HaloExchange:
         self._graph = self.comm.Create_dist_graph_adjacent(
             [f.source for f in self.faces if f.source != MPI.PROC_NULL],
             [f.dest for f in self._live], reorder=False)
+        self._persistent_coll = hasattr(self._graph, "Neighbor_alltoallw_init")
         if self._pk:  # all faces packed: one send and one receive buffer, faces at offsets
             self._a_send = packers.Plan(self.packer_name, [f.send_block for f in self._live],
                                         self.field_nbytes)
@@ -366,6 +404,62 @@ class HaloExchange:
                                         self.field_nbytes)
             self._sbuf = np.empty(max(1, self._a_send.total), np.uint8)
             self._rbuf = np.empty(max(1, self._a_recv.total), np.uint8)
+
+    # -- requests ------------------------------------------------------------------------
+    def _requests(self, field: np.ndarray) -> tuple[list, list]:
+        """The persistent (receives, sends) of an exchange of ``field``, made on first use.
+
+        Packed faces' requests carry the engine's own buffers, so one set serves every field;
+        library-packed faces carry the field itself, so they are made per field (the last
+        few fields' sets are kept, the oldest freed)."""
+        key = field.__array_interface__["data"][0] if self._by_library else None
+        got = self._bound.get(key)
+        if got is not None and got[0] is field:
+            return got[1], got[2]
+        if got is not None:  # another array at the same address: rebuild for it
+            self._free_requests(self._bound.pop(key))
+        if len(self._bound) >= _BOUND_FIELDS:
+            self._free_requests(self._bound.pop(next(iter(self._bound))))
+        recvs, sends = (self._make_alltoallw(field) if self.transport == "alltoallw"
+                        else self._make_p2p(field))
+        self._bound[key] = (field if self._by_library else None, recvs, sends)
+        return recvs, sends
+
+    def _make_p2p(self, field: np.ndarray) -> tuple[list, list]:
+        comm = self.comm
+        recvs, sends = [], []
+        # (f.dest: the rank at +d, which owns the cells of our ghost region +d)
+        for f, tag in zip(self.faces, self._recv_tags):
+            spec = [f.recvbuf, MPI.BYTE] if f.method == "pack" else [field, 1, f.recv_type]
+            recvs.append(comm.Recv_init(spec, f.dest, tag))
+        for f in self.faces:
+            spec = [f.sendbuf, MPI.BYTE] if f.method == "pack" else [field, 1, f.send_type]
+            sends.append(comm.Send_init(spec, f.dest, f.index))
+        return recvs, sends
+
+    def _make_alltoallw(self, field: np.ndarray) -> tuple[list, list]:
+        """One request (persistent where the library has neighbourhood init calls)."""
+        live, back = self._live, self._live_recv
+        if not live and not back:
+            return [], []
+        if self.faces[0].method == "pack":
+            cs = [f.nbytes for f in live]
+            cr = [f.nbytes for f in back]
+            args = ([self._sbuf, (cs, list(self._a_send.offsets)), [MPI.BYTE] * len(live)],
+                    [self._rbuf, (cr, list(self._a_recv.offsets)), [MPI.BYTE] * len(back)])
+        else:
+            ns, nr = len(live), len(back)
+            args = ([field, ([1] * ns, [0] * ns), [f.send_type for f in live]],
+                    [field, ([1] * nr, [0] * nr), [f.recv_type for f in back]])
+        if self._persistent_coll:
+            return [self._graph.Neighbor_alltoallw_init(*args)], []
+        return [args], []  # started as Ineighbor_alltoallw each time
+
+    @staticmethod
+    def _free_requests(entry: tuple[Any, list, list]) -> None:
+        for req in entry[1] + entry[2]:
+            if isinstance(req, MPI.Request):
+                req.Free()
 
     # -- the public calls ----------------------------------------------------------------
     def allocate(self, fill: float = 0.0) -> np.ndarray:
@@ -377,72 +471,94 @@ class HaloExchange:
         r = self.radius
         return field[tuple(slice(r, r + n) for n in self.local_shape)]
 
-    @property
-    def send_bytes(self) -> int:
-        """Bytes this rank sends per exchange (all live faces)."""
-        from mpi4py import MPI
-
-        return sum(f.nbytes for f in self.faces if f.dest != MPI.PROC_NULL)
-
     def _check_field(self, field: np.ndarray) -> None:
         if not isinstance(field, np.ndarray):
-            raise TypeError("field must be a numpy array (GPU fields: hpc.halo.gpu)")
-        if field.shape != self.shape or field.dtype != self.dtype or not field.flags.c_contiguous:
-            raise ValueError(f"field must be C-contiguous {self.dtype} of shape {self.shape}, "
-                             f"got {field.dtype} {field.shape}")
-
-    def pack_all(self, field: np.ndarray, out: np.ndarray | None = None) -> int:
-        """Pack every face the pack strategy sends into one buffer (faces in order); bytes."""
-        if self._send_plan is None:
-            return 0
-        if out is None:
-            out = getattr(self, "_scratch", None)
-            if out is None:
-                out = self._scratch = np.empty(max(1, self._send_plan.total), np.uint8)
-        return self._send_plan.pack_all(field, out)
+            raise InputTypeError(f"field must be a numpy array (GPU fields: hpc.halo.gpu), got "
+                                 f"{type(field).__name__}")
+        if field.dtype != self.dtype:
+            raise InputTypeError(f"field must be of dtype {self.dtype} (the exchange's), got "
+                                 f"{field.dtype}")
+        if field.shape != self.shape or not field.flags.c_contiguous:
+            raise UsageError(f"field must be C-contiguous {self.dtype} of shape {self.shape} "
+                             f"(local_shape + 2*radius{', quantities' if self.quantities else ''}"
+                             f"), got {'non-contiguous ' if not field.flags.c_contiguous else ''}"
+                             f"{field.dtype} {field.shape}")
+        if not field.flags.writeable:
+            raise UsageError("field must be writeable: its ghost cells are filled in place")
 
     def exchange(self, field: np.ndarray) -> None:
-        """Fill every ghost cell of ``field`` in place (collective)."""
+        """Fill every ghost cell of ``field`` in place (collective): ``start`` then ``wait``.
+
+        Parameters
+        ----------
+        field : numpy.ndarray
+            C-contiguous, of shape :attr:`shape` and dtype :attr:`dtype` (see
+            :meth:`allocate`); its interior holds this rank's cells.
+
+        Raises
+        ------
+        InputTypeError (a TypeError)
+            ``field`` is not a NumPy array or has another dtype.
+        UsageError (a ValueError)
+            Wrong shape, not C-contiguous, read-only, or an exchange already started.
+        """
+        self.start(field)
+        self.wait()
+
+    def start(self, field: np.ndarray) -> None:
+        """Begin filling the ghost cells of ``field`` (collective, non-blocking).
+
+        Posts every receive, packs the outgoing faces and starts the sends; the exchange
+        completes in :meth:`wait`. Until then the field's interior may be read (a stencil on
+        interior cells overlaps the messages) but nothing of the field may be written.
+        Persistent requests are reused across calls. Raises as :meth:`exchange`.
+        """
+        if self.comm is None:
+            raise UsageError("this HaloExchange was freed")
+        if self._pending is not None:
+            raise UsageError("start() called again before wait(): one exchange at a time")
         self._check_field(field)
+        recvs, sends = self._requests(field)
         if self.transport == "alltoallw":
-            self._exchange_alltoallw(field)
+            if recvs and self.faces[0].method == "pack":
+                self._a_send.pack_all(field, self._sbuf)
+            if recvs and not isinstance(recvs[0], MPI.Request):
+                recvs = [self._graph.Ineighbor_alltoallw(*recvs[0])]
+            elif recvs:
+                MPI.Prequest.Startall(recvs)
         else:
-            self._exchange_p2p(field)
-        if self.fill is not None:
-            from mpi4py import MPI
+            MPI.Prequest.Startall(recvs)
+            if self._pk:
+                self._send_plan.pack_all(field, self._p2p_sbuf)  # every packed face, one call
+            MPI.Prequest.Startall(sends)
+        self._pending = (field, recvs, sends)
 
-            for f in self.faces:
-                if f.dest == MPI.PROC_NULL:  # the cells of ghost region d lie outside
-                    field[f.recv_slices] = self.fill
+    def wait(self) -> None:
+        """Complete the exchange begun by :meth:`start`: every ghost cell is filled (collective).
 
-    def _exchange_p2p(self, field: np.ndarray) -> None:
-        from mpi4py import MPI
-
-        comm, nf = self.comm, len(self.faces)
-        recvs, sends = [], []
-        # Ghost region of face f is filled by the rank at f.direction, which sent its face
-        # -f.direction: that tag is the mirror face's index.
-        mirror = {f.direction: f.index for f in self.faces}
-        for f in self.faces:
-            tag = mirror[tuple(-x for x in f.direction)]
-            if f.method == "pack":
-                recvs.append(comm.Irecv([f.recvbuf, MPI.BYTE], f.dest, tag))
-            else:
-                recvs.append(comm.Irecv([field, 1, f.recv_type], f.dest, tag))
-        # (f.dest: the rank at +d, which owns the cells of our ghost region +d)
-        if self._pk:
-            self._send_plan.pack_all(field, self._p2p_sbuf)  # every packed face, one call
-        for f in self.faces:
-            if f.method == "pack":
-                sends.append(comm.Isend([f.sendbuf, MPI.BYTE], f.dest, f.index))
-            else:
-                sends.append(comm.Isend([field, 1, f.send_type], f.dest, f.index))
-        if self.wait == "any":  # unpack each face as it arrives (overlaps unpack and wire)
-            for _ in range(nf):
-                i = MPI.Request.Waitany(recvs)
-                f = self.faces[i]
-                if f.method == "pack" and f.dest != MPI.PROC_NULL:
+        Raises
+        ------
+        UsageError (a ValueError)
+            No exchange was started.
+        """
+        if self._pending is None:
+            raise UsageError("wait() without start(): no exchange in progress")
+        field, recvs, sends = self._pending
+        self._pending = None
+        if self.transport == "alltoallw":
+            MPI.Request.Waitall(recvs)
+            if recvs and self.faces[0].method == "pack":
+                self._a_recv.unpack_all(self._rbuf, field)
+        elif self.wait_mode == "any":  # unpack each face as it arrives (overlaps unpack and wire)
+            live = [recvs[i] for i in self._live_idx]
+            while True:  # completed persistent requests turn inactive: UNDEFINED at the end
+                j = MPI.Request.Waitany(live)
+                if j == MPI.UNDEFINED:
+                    break
+                f = self.faces[self._live_idx[j]]
+                if f.method == "pack":
                     self._recv_plan.unpack_one(self._slot[f.index], f.recvbuf, field)
+            MPI.Request.Waitall(recvs)  # the boundary faces' (PROC_NULL) requests
         else:  # one wait, one unpack call (fewer trips into MPI progress and C++)
             MPI.Request.Waitall(recvs)
             if self._pk and self._all_live:
@@ -451,41 +567,30 @@ class HaloExchange:
                 for f in self._pk:
                     if f.dest != MPI.PROC_NULL:
                         self._recv_plan.unpack_one(self._slot[f.index], f.recvbuf, field)
-        MPI.Request.Waitall(sends)
-
-    def _exchange_alltoallw(self, field: np.ndarray) -> None:
-        from mpi4py import MPI
-
-        live, back = self._live, self._live_recv
-        if not live and not back:
-            return
-        if self.faces[0].method == "pack":
-            self._a_send.pack_all(field, self._sbuf)
-            cs = [f.nbytes for f in live]
-            cr = [f.nbytes for f in back]
-            self._graph.Neighbor_alltoallw(
-                [self._sbuf, (cs, list(self._a_send.offsets)), [MPI.BYTE] * len(live)],
-                [self._rbuf, (cr, list(self._a_recv.offsets)), [MPI.BYTE] * len(back)])
-            self._a_recv.unpack_all(self._rbuf, field)
-        else:
-            ns, nr = len(live), len(back)
-            self._graph.Neighbor_alltoallw(
-                [field, ([1] * ns, [0] * ns), [f.send_type for f in live]],
-                [field, ([1] * nr, [0] * nr), [f.recv_type for f in back]])
+        if sends:
+            MPI.Request.Waitall(sends)
+        if self.fill is not None:
+            for f in self._boundary:  # the cells of ghost region d lie outside the domain
+                field[f.recv_slices] = self.fill
 
     def free(self) -> None:
-        """Release the datatypes and communicators (collective)."""
-        for f in getattr(self, "faces", []):
+        """Release the requests, datatypes and communicators (collective)."""
+        if self._pending is not None:
+            self.wait()
+        for entry in self._bound.values():
+            self._free_requests(entry)
+        self._bound = {}
+        for f in self.faces:
             for t in (f.send_type, f.recv_type):
                 try:
                     t.Free()
-                except Exception:  # noqa: BLE001
+                except MPI.Exception:
                     pass
         self.faces = []
         if self._graph is not None:
             self._graph.Free()
             self._graph = None
-        if getattr(self, "comm", None) is not None:
+        if self.comm is not None:
             self.comm.Free()
             self.comm = None
 
@@ -494,16 +599,6 @@ class HaloExchange:
 
     def __exit__(self, *exc) -> None:
         self.free()
-
-
-def _host_ids(comm) -> list[int]:
-    """Per rank of comm, an id shared by the ranks on the same host (shared-memory node)."""
-    from mpi4py import MPI
-
-    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
-    leader = node.bcast(comm.Get_rank(), root=0)
-    node.Free()
-    return comm.allgather(leader)
 
 
 def fill_global(field_interior: np.ndarray, offset: Sequence[int], global_shape: Sequence[int],

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from mpi4py import MPI
 
 from hpc.core.errors import UsageError
 
@@ -60,8 +61,6 @@ class GpuHaloExchange:
     """Exchange the ghosts of a device-resident field (a DeviceBuffer of the padded field)."""
 
     def __init__(self, halo: HaloExchange, mode: str):
-        from mpi4py import MPI
-
         require(mode)
         from hpc._cuda import pack as cp
 
@@ -119,8 +118,6 @@ class GpuHaloExchange:
 
     def exchange(self, dev) -> None:
         """Fill every ghost cell of the device field in place (collective)."""
-        from mpi4py import MPI
-
         h, comm, cp = self.halo, self.halo.comm, self._cp
         mirror = {f.direction: f.index for f in h.faces}
         recvs, sends = [], []

@@ -32,6 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mpi4py import MPI
+
+from hpc.core.exchange import host_ids
 
 from . import packers
 from .canonical import StridedBlock
@@ -131,8 +134,6 @@ class Model:
 
 def load(path: Path | None = None) -> Model | None:
     """The cached model, or None when absent, unreadable, or measured with another MPI."""
-    from mpi4py import MPI
-
     path = Path(path or cache_path())
     try:
         with open(path) as f:
@@ -172,8 +173,6 @@ class _Stable:
 def _pingpong(comm, me: int, peer: int, lead: bool, nbytes: int, dtype, stable: _Stable,
               batch: int) -> float | None:
     """Half round trip of one message (seconds), repeated until stable; lead decides."""
-    from mpi4py import MPI
-
     if dtype is None:
         buf = np.zeros(nbytes, np.uint8)
         spec = [buf, MPI.BYTE]
@@ -222,14 +221,10 @@ def measure(comm, quick: bool = False, packer: str = "native", progress=None,
     Returns the model on every rank. quick: fewer sizes and batches (the automatic
     measurement ``--method auto`` does when no model is cached).
     """
-    from mpi4py import MPI
-
-    from .engine import _host_ids
-
     rank, size = comm.Get_rank(), comm.Get_size()
     sizes = QUICK_SIZES if quick else SIZES
     min_b, max_b, batch = (2, 6, 5) if quick else (3, 30, 10)
-    hosts = _host_ids(comm)
+    hosts = host_ids(comm)
     partners: dict[str, int] = {}
     same = [r for r in range(1, size) if hosts[r] == hosts[0]]
     other = [r for r in range(1, size) if hosts[r] != hosts[0]]
@@ -310,8 +305,6 @@ def measure(comm, quick: bool = False, packer: str = "native", progress=None,
 def _self_time(comm, nbytes: int, dtype, min_b: int, max_b: int, batch: int,
                rtol: float) -> float:
     """One rank alone: a message to itself (Isend + Recv), the best a single rank can time."""
-    from mpi4py import MPI
-
     if dtype is None:
         a, b = np.zeros(nbytes, np.uint8), np.zeros(nbytes, np.uint8)
         sa, sb = [a, MPI.BYTE], [b, MPI.BYTE]

@@ -13,7 +13,8 @@ from mpi4py import MPI
 
 from hpc.core import UsageError
 from hpc.halo.canonical import StridedBlock
-from hpc.halo.engine import HaloExchange, decompose, expected_ghosts, fill_global
+from hpc.core.decomp import decompose
+from hpc.halo.engine import HaloExchange, expected_ghosts, fill_global
 from hpc.halo.model import Model
 
 comm = MPI.COMM_WORLD
