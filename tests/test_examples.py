@@ -1,0 +1,24 @@
+"""Every examples/<workload>.py runs, at 1 and 2 ranks, using only the public API."""
+from __future__ import annotations
+
+import pytest
+
+from conftest import ROOT
+from hpc.core.launch import launch
+
+
+def run_example(name: str, ranks: int, timeout: int = 300):
+    """``mpiexec -n ranks python examples/<name>.py``; asserts exit 0, returns its stdout."""
+    r = launch(ranks, [str(ROOT / "examples" / f"{name}.py")], env={"OMP_NUM_THREADS": "1"},
+               timeout=timeout, capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_example_pagerank(ranks):
+    pytest.importorskip("networkx")
+    out = run_example("pagerank", ranks)
+    lines = out.splitlines()
+    assert any(ln.startswith("VALID: max |hpc - networkx|") for ln in lines), out
+    assert out.count("top vertices:") == 1          # rank 0 prints
