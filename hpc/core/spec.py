@@ -37,7 +37,8 @@ from typing import Any, Callable, Sequence
 
 from .errors import UsageError
 
-__all__ = ["WorkloadSpec", "SuiteRow", "Metric", "StudyError", "load", "all_specs", "names"]
+__all__ = ["WorkloadSpec", "SuiteRow", "Metric", "StudyError", "load", "all_specs", "names",
+           "clear_cache"]
 
 #: A scaling rule: (app argv, ranks p, smallest ranks p0) -> the app argv at p ranks.
 ScaleRule = Callable[[Sequence[str], int, int], list[str]]
@@ -220,19 +221,17 @@ def _lookup(record: dict, key: str) -> float | None:
     return float(v) * scale
 
 
-def _package_root() -> Path:
-    import hpc
-
-    return Path(hpc.__file__).resolve().parent
-
-
 @functools.lru_cache(maxsize=1)
 def _discover() -> tuple[str, ...]:
     """Sub-packages of ``hpc`` that hold a ``spec.py`` (not imported), but ``hpc.core``."""
-    root = _package_root()
-    return tuple(sorted(m.name for m in pkgutil.iter_modules([str(root)])
-                        if m.ispkg and m.name != "core"
-                        and (root / m.name / "spec.py").is_file()))
+    import hpc
+
+    found = set()
+    for m in pkgutil.iter_modules(hpc.__path__):
+        root = Path(getattr(m.module_finder, "path", ""))
+        if m.ispkg and m.name != "core" and (root / m.name / "spec.py").is_file():
+            found.add(m.name)
+    return tuple(sorted(found))
 
 
 @functools.lru_cache(maxsize=None)
@@ -260,6 +259,13 @@ def load(name: str) -> WorkloadSpec:
 @functools.lru_cache(maxsize=1)
 def _all() -> tuple[WorkloadSpec, ...]:
     return tuple(sorted((_load(n) for n in _discover()), key=lambda s: (s.order, s.name)))
+
+
+def clear_cache() -> None:
+    """Forget discovered workloads (after adding one to a running process, e.g. in a test)."""
+    _discover.cache_clear()
+    _load.cache_clear()
+    _all.cache_clear()
 
 
 def all_specs() -> list[WorkloadSpec]:
