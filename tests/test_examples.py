@@ -22,3 +22,18 @@ def test_example_pagerank(ranks):
     lines = out.splitlines()
     assert any(ln.startswith("VALID: max |hpc - networkx|") for ln in lines), out
     assert out.count("top vertices:") == 1          # rank 0 prints
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_example_kmedoids(ranks):
+    pytest.importorskip("kmedoids")
+    out = run_example("kmedoids", ranks)
+    assert any(ln.startswith("VALID: loss") for ln in out.splitlines()), out
+    assert out.count("cluster sizes:") == 1         # rank 0 prints
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_example_spgemm(ranks):
+    out = run_example("spgemm", ranks)
+    assert any(ln.startswith("VALID: against SciPy") for ln in out.splitlines()), out
+    assert out.count("C = A B:") == 1
