@@ -199,8 +199,10 @@ def test_native_setup_helpers_match_numpy():
         assert np.array_equal(counts, np.bincount(np.searchsorted(off, gc, "right") - 1,
                                                   minlength=3))
         gpos = rng.permutation(gc.size).astype(np.int64) + 5
-        perm, pos, optr, oidx, pidx, invd = _core.pagerank.local_order(
-            indptr, cols, nlo, nlo + nl, slot, gpos, send_idx, outdeg)
+        o = _core.pagerank.local_order(indptr=indptr, indices=cols, nlo=nlo, nhi=nlo + nl,
+                                       slot=slot, ghost_pos=gpos, send_idx=send_idx,
+                                       outdeg=outdeg)
+        perm, pos, optr, oidx, pidx, invd = o.perm, o.pos, o.indptr, o.indices, o.pack_idx, o.inv_deg
         assert np.array_equal(perm, np.argsort(-deg, kind="stable"))
         assert np.array_equal(pos[perm], np.arange(nl))
         assert np.array_equal(pidx, pos[send_idx])
@@ -230,17 +232,19 @@ def test_native_exchange_layout():
 
     rcnt = np.array([2, 0, 3], dtype=np.int64)
     scnt = np.array([1, 0, 0], dtype=np.int64)
-    need = np.array([12], dtype=np.int64)            # rank 0 asks for global row 12
-    srcs, dsts, rc, rd, sc, sd, gpos, sidx, ppos, part, rpart = \
-        _core.pagerank.exchange_layout(rcnt, scnt, need, 1, 10, 5, True)
-    assert srcs.tolist() == [0, 2] and dsts.tolist() == [0, 2]
-    assert rc.tolist() == [4, 5] and rd.tolist() == [0, 4]
-    assert sc.tolist() == [3, 2] and sd.tolist() == [0, 3]
-    assert gpos.tolist() == [0, 1, 4, 5, 6] and sidx.tolist() == [2] and ppos.tolist() == [0]
-    assert part.tolist() == [1, 3] and rpart.tolist() == [5 + 2, 5 + 7]
-    srcs, dsts, rc, rd, sc, sd, gpos, sidx, ppos, part, rpart = \
-        _core.pagerank.exchange_layout(rcnt, scnt, need, 1, 10, 5, False)
-    assert srcs.tolist() == [0, 2] and dsts.tolist() == [0]
-    assert rc.tolist() == [2, 3] and gpos.tolist() == [0, 1, 2, 3, 4] and part.size == 0
+    sidx = np.array([2], dtype=np.int64)             # rank 0 asks for local row 2
+    L = _core.pagerank.exchange_layout(recv_counts=rcnt, send_counts=scnt, send_idx=sidx,
+                                       rank=1, nl=5, piggyback=True)
+    assert L.sources.tolist() == [0, 2] and L.dests.tolist() == [0, 2]
+    assert L.recv_counts.tolist() == [4, 5] and L.recv_displs.tolist() == [0, 4]
+    assert L.send_counts.tolist() == [3, 2] and L.send_displs.tolist() == [0, 3]
+    assert L.ghost_pos.tolist() == [0, 1, 4, 5, 6] and L.send_idx.tolist() == [2]
+    assert L.pack_pos.tolist() == [0] and (L.n_recv, L.n_send, L.own_block) == (9, 5, 1)
+    assert L.part_pos.tolist() == [1, 3] and L.rpart_pos.tolist() == [5 + 2, 5 + 7]
+    L = _core.pagerank.exchange_layout(recv_counts=rcnt, send_counts=scnt, send_idx=sidx,
+                                       rank=1, nl=5, piggyback=False)
+    assert L.sources.tolist() == [0, 2] and L.dests.tolist() == [0] and L.own_block == 0
+    assert L.recv_counts.tolist() == [2, 3] and L.ghost_pos.tolist() == [0, 1, 2, 3, 4]
+    assert L.part_pos.size == 0
     with pytest.raises(ValueError):                 # asks for a row rank 1 does not own
-        _core.pagerank.exchange_layout(rcnt, scnt, np.array([15], dtype=np.int64), 1, 10, 5, True)
+        _core.pagerank.exchange_layout(rcnt, scnt, np.array([5], dtype=np.int64), 1, 5, True)

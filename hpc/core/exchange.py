@@ -39,7 +39,7 @@ from mpi4py import MPI
 
 from .errors import InputTypeError, UsageError
 
-__all__ = ["METHODS", "resolve_method", "Transfer", "GhostPlan", "exscan", "node_comm",
+__all__ = ["METHODS", "resolve_method", "as_comm", "Transfer", "GhostPlan", "exscan", "node_comm",
            "host_ids", "owners_of"]
 
 #: The transports of a ghost exchange (see the module docstring).
@@ -81,7 +81,9 @@ def resolve_method(method: str, nranks: int) -> str:
     return method
 
 
-def _check_comm(comm) -> MPI.Intracomm:
+def as_comm(comm) -> MPI.Intracomm:
+    """``comm`` checked for the public API: None gives ``MPI.COMM_WORLD``; anything but an
+    mpi4py intracommunicator raises :class:`InputTypeError` (a TypeError)."""
     if comm is None:
         return MPI.COMM_WORLD
     if not isinstance(comm, MPI.Intracomm):
@@ -282,7 +284,7 @@ class GhostPlan:
 
     def __init__(self, comm, needs, offsets, *, method: str = "neighbor", tag: int = TAG,
                  assume_unique: bool = False, recv_counts=None, validate: bool = True):
-        comm = _check_comm(comm)
+        comm = as_comm(comm)
         self.comm = comm
         p, r = comm.Get_size(), comm.Get_rank()
         self.rank, self.size = r, p
@@ -469,7 +471,7 @@ def exscan(comm, value: int) -> int:
         ``sum(value of rank q for q < rank)``; the start of this rank's slice when every rank
         contributes its count.
     """
-    comm = _check_comm(comm)
+    comm = as_comm(comm)
     if comm.Get_size() == 1:
         return 0
     r = comm.exscan(int(value), op=MPI.SUM)
@@ -486,9 +488,9 @@ def node_comm(comm=None) -> MPI.Intracomm:
     ``comm`` is freed).
     """
     global _NODE_KEY
-    comm = _check_comm(comm)
-    if _NODE_KEY is None:
-        _NODE_KEY = MPI.Comm.Create_keyval()
+    comm = as_comm(comm)
+    if _NODE_KEY is None:  # freeing comm frees its node communicator (no leaked context ids)
+        _NODE_KEY = MPI.Comm.Create_keyval(delete_fn=lambda _comm, _key, node: node.Free())
     node = comm.Get_attr(_NODE_KEY)
     if node is None:
         node = comm.Split_type(MPI.COMM_TYPE_SHARED)
@@ -499,7 +501,7 @@ def node_comm(comm=None) -> MPI.Intracomm:
 def host_ids(comm=None) -> list[int]:
     """Per rank of ``comm``, an id its host's ranks share: the lowest ``comm`` rank on that
     host (so ids are ascending in first appearance). Collective."""
-    comm = _check_comm(comm)
+    comm = as_comm(comm)
     node = node_comm(comm)
     leader = node.bcast(comm.Get_rank(), root=0)
     return [int(h) for h in comm.allgather(leader)]

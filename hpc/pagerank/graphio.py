@@ -22,9 +22,9 @@ from mpi4py import MPI
 
 from hpc.core import UsageError, collective
 from hpc.core.errors import InputTypeError
+from hpc.core.exchange import exscan as exscan_sum
 from hpc.core.partition import block_offsets, block_owner, block_range
-
-from .shuffle import exchange, exscan_sum
+from hpc.core.partition import exchange_by_owner as exchange
 
 CACHE_FORMAT = "hpc.pagerank.graph/1"
 MAX_ID = np.iinfo(np.int64).max
@@ -290,11 +290,11 @@ def read_mtx(path: str, comm) -> Graph:
 
     Vertices are 0..n-1 for an n x n matrix (isolated ones included).
     """
-    from hpc.sparse.mmio import read_mm
+    from hpc.sparse.mmio import read_matrix
 
     with collective(comm):
         try:
-            A = read_mm(path, comm)
+            A = read_matrix(path, comm)
         except UsageError:
             raise
         except (OSError, ValueError) as exc:

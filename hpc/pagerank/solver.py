@@ -23,17 +23,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
+from mpi4py import MPI
 
-from hpc.core.partition import grid_2d
+from hpc.core.exchange import GhostPlan, Transfer, resolve_method
+from hpc.core.partition import block_offsets, exchange_by_owner, grid_2d
 from hpc.sparse.dcsr import DistCSR  # at import: its import (~6 ms) is not solver setup
 
 from .backends import make
 from .graphio import Graph
-from .shuffle import exchange
 
 
 @dataclass
@@ -59,8 +59,6 @@ class _Base:
         self.nlocal = g.nlocal
 
     def solve(self, damping: float, tol: float, max_iter: int) -> Result:
-        from mpi4py import MPI
-
         g, k, xp = self.g, self.k, self.k.xp
         n = g.n
         x = xp.full(self.nlocal, 1.0 / n, dtype=xp.float64)
@@ -86,8 +84,6 @@ class _Base:
 
     def residual(self, x_host: np.ndarray, damping: float) -> tuple[float, float]:
         """(||G(x) - x||_1, sum x) for the PageRank map G (collective; one more sweep)."""
-        from mpi4py import MPI
-
         k = self.k
         x = k.asarray(np.array(x_host, dtype=np.float64))
         xs = x * self.inv
@@ -115,47 +111,37 @@ class Pull1D(_Base):
         self.A = DistCSR.from_local(self.comm, T, (g.n, g.n), row_offsets=g.offsets,
                                     backend=self.k.sparse_kernel)
         # DistCSR's ghost plan and its split blocks (owned columns / ghost slots). The sweep
-        # runs the exchange itself so that every back end can use its own pattern kernels
-        # and the native one can fuse the ghost-column product with the update.
+        # runs the exchange itself (the plan's float64 channel) so that every back end can
+        # use its own pattern kernels and the native one can fuse the ghost-column product
+        # with the update.
         pl = self.plan = self.A.plan()
         self.loc = self.k.local(self.A.A_loc)
         self.gh = self.k.local(self.A.A_gh)
         self.fused = self.k.name == "native"
-        self._send = np.empty(pl.n_send, dtype=np.float64)
-        self._recv = np.empty(pl.n_ghost, dtype=np.float64)
+        self.ch = pl.channel(np.float64)
         xp = self.k.xp
         self._send_idx = self.k.asarray(pl.send_idx) if xp is not np else pl.send_idx
-        self._recv_dev = xp.empty(pl.n_ghost, dtype=xp.float64) if xp is not np else self._recv
-        rc = pl.recv_counts[pl.sources].astype(np.int64)
-        sc = pl.send_counts[pl.dests].astype(np.int64)
-        # (cumsum - counts: also right when a rank has no neighbour at all)
-        self._rc, self._rd = rc, (np.cumsum(rc) - rc).astype(np.int64)
-        self._sc, self._sd = sc, (np.cumsum(sc) - sc).astype(np.int64)
+        self._recv_dev = xp.empty(pl.n_ghost, dtype=xp.float64) if xp is not np else self.ch.recv
         self.ghosts = pl.n_ghost
 
     def free(self) -> None:
         self.A.free()
 
     def sweep(self, x, xs, y, d, base):
-        from mpi4py import MPI
-
-        pl, k = self.plan, self.k
-        req = None
-        if self.comm.Get_size() > 1:
+        pl, k, ch = self.plan, self.k, self.ch
+        if pl.n_send:
             if k.xp is np:
-                np.take(xs, pl.send_idx, out=self._send)
+                np.take(xs, pl.send_idx, out=ch.send)
             else:
-                self._send[:] = k.host(xs[self._send_idx])
-            req = pl.graph.Ineighbor_alltoallv([self._send, self._sc, self._sd, MPI.DOUBLE],
-                                               [self._recv, self._rc, self._rd, MPI.DOUBLE])
+                ch.send[:] = k.host(xs[self._send_idx])
+        ch.start()
         self.loc.spmv(xs, y, False)      # owned columns, while the exchange is in flight
-        if req is not None:
-            req.Wait()
+        ch.wait()
         if self.fused:
-            return self.gh.spmv_update(self._recv, y, x, xs, self.inv, d, base)
+            return self.gh.spmv_update(ch.recv, y, x, xs, self.inv, d, base)
         if pl.n_ghost:
             if k.xp is not np:
-                self._recv_dev.set(self._recv)
+                self._recv_dev.set(ch.recv)
             self.gh.spmv(self._recv_dev, y, True)
         return k.update(y, x, xs, self.inv, d, base)
 
@@ -190,7 +176,7 @@ class Pull2D(_Base):
         dglob = np.repeat(np.arange(g.lo, g.hi, dtype=np.int64), np.diff(g.in_indptr))
         s = g.in_indices
         own_s = g.owner(s)
-        s_r, d_r, o_r = exchange(comm, i * pc + own_s % pc, [s, dglob, own_s])
+        s_r, d_r, o_r = exchange_by_owner(comm, i * pc + own_s % pc, [s, dglob, own_s])
         rows = d_r - r_lo
         cols = s_r - off[o_r] + base_of[o_r]
         c_len = int(self.col_counts.sum())
@@ -207,8 +193,6 @@ class Pull2D(_Base):
         self._yown = np.empty(self.nlocal, dtype=np.float64)
 
     def sweep(self, x, xs, y, d, base):
-        from mpi4py import MPI
-
         k = self.k
         self.col_comm.Allgatherv(np.ascontiguousarray(k.host(xs), dtype=np.float64),
                                  [self._xc, self.col_counts, self.col_displs, MPI.DOUBLE])
@@ -235,8 +219,6 @@ def balanced_offsets(comm, n: int, lo: int, cost: np.ndarray, slack: float = 0.0
     the rows of all ranks in order cover 0..n-1 (collective: one Allgather, plus one Allreduce
     when the blocks move). With ``slack`` > 0 the current blocks are kept when the costliest
     holds at most (1 + slack) x the mean: every rank sees the same totals, so all agree."""
-    from mpi4py import MPI
-
     p, r = comm.Get_size(), comm.Get_rank()
     csum = np.cumsum(np.asarray(cost, dtype=np.float64))
     mine = float(csum[-1]) if csum.size else 0.0
@@ -255,8 +237,6 @@ def balanced_offsets(comm, n: int, lo: int, cost: np.ndarray, slack: float = 0.0
     out = np.empty_like(cuts)
     comm.Allreduce(cuts, out, op=MPI.MAX)
     if p > 1 and (out < 0).any():            # no cost at all: equal row blocks
-        from hpc.core.partition import block_offsets
-
         return block_offsets(n, p)
     off = np.concatenate(([0], out, [n])).astype(np.int64)
     return np.minimum(np.maximum.accumulate(off), n)
@@ -264,8 +244,6 @@ def balanced_offsets(comm, n: int, lo: int, cost: np.ndarray, slack: float = 0.0
 
 def move_blocks(comm, x: np.ndarray, src_off: np.ndarray, dst_off: np.ndarray) -> np.ndarray:
     """A vector distributed by contiguous blocks src_off, redistributed to blocks dst_off."""
-    from mpi4py import MPI
-
     p, r = comm.Get_size(), comm.Get_rank()
     if p == 1 or np.array_equal(src_off, dst_off):
         return np.array(x, dtype=np.float64)
@@ -290,8 +268,6 @@ def _rows_to(g: Graph, off: np.ndarray):
     """(in_indptr, in_indices, outdeg) of the vertices [off[r], off[r+1]) (collective: two
     Alltoallv, no count exchange: both block lists are known, and the rows' in-degrees,
     which travel first, give the edge counts)."""
-    from mpi4py import MPI
-
     if np.array_equal(off, g.offsets):
         return g.in_indptr, g.in_indices, g.outdeg
     comm, r = g.comm, g.comm.Get_rank()
@@ -322,8 +298,6 @@ _SMALL_N = 1 << 17
 
 def _all_degrees(g: Graph) -> np.ndarray:
     """(n, 2) int64: in- and out-degree of every vertex, on every rank (one Allgatherv)."""
-    from mpi4py import MPI
-
     mine = np.empty((g.nlocal, 2), dtype=np.int64)
     np.subtract(g.in_indptr[1:], g.in_indptr[:-1], out=mine[:, 0])
     np.subtract(g.out_indptr[1:], g.out_indptr[:-1], out=mine[:, 1])
@@ -340,8 +314,6 @@ def _cut(cost: np.ndarray, cur: np.ndarray, p: int, slack: float) -> np.ndarray:
     np.cumsum(cost, out=cs0[1:])
     csum, total = cs0[1:], int(cs0[-1])
     if total == 0:                           # no cost at all: equal row blocks
-        from hpc.core.partition import block_offsets
-
         return block_offsets(cost.size, p)
     loads = np.diff(cs0[np.asarray(cur, dtype=np.int64)])
     if slack > 0.0 and loads.max() <= (1.0 + slack) * total / p:
@@ -354,8 +326,6 @@ def _cut(cost: np.ndarray, cur: np.ndarray, p: int, slack: float) -> np.ndarray:
 
 def _rows_known(g: Graph, off: np.ndarray, deg: np.ndarray):
     """_rows_to when every rank has every degree: the edge counts are known, one Alltoallv."""
-    from mpi4py import MPI
-
     if np.array_equal(off, g.offsets):
         return g.in_indptr, g.in_indices, g.outdeg
     comm, r = g.comm, g.comm.Get_rank()
@@ -386,12 +356,14 @@ class Native1D:
     - each rank numbers its rows by in-degree, descending, and sweeps them in SELL-4 chunks
       (``_core.pagerank.Sweep``): one call per iteration updates x, forms xs = x / outdeg,
       packs the send buffer and the partial sums (L1 change, dangling mass);
-    - the ghost plan is DistCSR's (ghost columns sorted, counts by Alltoall, the requested
-      indices by Alltoallv), made here from the column set alone; the exchange receives
-      straight into the sweep's input vector, through persistent point-to-point requests
-      (``exchange='p2p'``: no new communicator; the default up to 4 ranks) or one persistent
-      neighbourhood collective (``'neighbor'``: ``Neighbor_alltoallv_init`` on a dist-graph
-      communicator; the default above 4 ranks);
+    - the ghost plan is :class:`hpc.core.exchange.GhostPlan` (ghost columns sorted, counts by
+      Alltoall, the requested indices by Alltoallv), made from the column set alone, and the
+      positions of every value in the buffers come from ``_core.pagerank.exchange_layout``;
+      the exchange (a :class:`hpc.core.exchange.Transfer`) receives straight into the sweep's
+      input vector, through persistent point-to-point requests (``exchange='p2p'``: no new
+      communicator; the default up to 4 ranks) or one persistent neighbourhood collective
+      (``'neighbor'``: ``Neighbor_alltoallv_init`` on a dist-graph communicator; the default
+      above 4 ranks, as :func:`hpc.core.exchange.resolve_method` decides);
     - ``reduce='piggyback'`` (default up to 4 ranks): every rank sends to every other and the
       2 partial sums ride in each message, so an iteration has no Allreduce; the stopping test
       of iteration k then happens after the exchange of iteration k+1 (the iterate returned is
@@ -405,8 +377,6 @@ class Native1D:
 
     def __init__(self, g: Graph, backend: str = "native", reduce: str = "auto",
                  balance: bool = True, exchange: str = "auto"):
-        from mpi4py import MPI
-
         from hpc import _core
 
         if reduce not in ("auto", "piggyback", "allreduce"):
@@ -424,8 +394,6 @@ class Native1D:
         self.g = g
         comm = self.comm = g.comm
         p, r = comm.Get_size(), comm.Get_rank()
-        self.reqs: list = []
-        self.gcomm = None
         deg = None
         if not (balance and p > 1):
             off = g.offsets
@@ -440,58 +408,44 @@ class Native1D:
         nlo, nhi = int(off[r]), int(off[r + 1])
         nl = self.nlocal = nhi - nlo
         lap("move_rows")
-        # The ghost plan (DistCSR's algorithm on the column set alone: its split of the block
-        # into SciPy matrices and kernels would cost more than the rest of this setup).
+        # The ghost plan (core.exchange.GhostPlan on the column set alone: DistCSR's split of
+        # the block into SciPy matrices and kernels would cost more than the rest of this
+        # setup); the ghost columns and their counts per owner come from one native pass.
         cols = np.ascontiguousarray(indices, dtype=np.int64)
         gc, slot, recv_counts = _core.pagerank.ghost_columns(cols, nlo, nhi, g.n, off)
         lap("plan_ghosts")
-        send_counts, need = recv_counts, np.empty(0, dtype=np.int64)
-        if p > 1:
-            send_counts = np.empty(p, dtype=np.int64)
-            comm.Alltoall(recv_counts, send_counts)
-            need = np.empty(int(send_counts.sum()), dtype=np.int64)
-            comm.Alltoallv([gc, recv_counts, np.cumsum(recv_counts) - recv_counts, MPI.INT64_T],
-                           [need, send_counts, np.cumsum(send_counts) - send_counts, MPI.INT64_T])
-        self.ghosts = int(gc.size)
+        self.exchange = resolve_method(exchange, p)
+        plan = GhostPlan(comm, gc, off, method=exchange, tag=_TAG, assume_unique=True,
+                         recv_counts=recv_counts, validate=False)
+        self.ghosts = plan.n_ghost
         lap("plan")
         self.mode = "local" if p == 1 else (
             "piggyback" if reduce == "piggyback" or (reduce == "auto" and p <= 4) else "allreduce")
-        self.exchange = "none" if p == 1 else (
-            exchange if exchange != "auto" else ("p2p" if p <= 4 else "neighbor"))
-        extra = self.mode == "piggyback"
         # neighbours (every other rank when piggy-backing, else the ranks with data), the
         # receive position of every ghost slot, the row and send position of every value sent
-        (srcs, dsts, rc, rd, sc, sd, gpos, send_idx, pack_pos, part_pos,
-         rpart_pos) = _core.pagerank.exchange_layout(recv_counts, send_counts, need, r, nlo, nl,
-                                                     extra)
+        lay = _core.pagerank.exchange_layout(
+            recv_counts=plan.recv_counts, send_counts=plan.send_counts, send_idx=plan.send_idx,
+            rank=r, nl=nl, piggyback=self.mode == "piggyback")
         # internal order: in-degree descending (SELL-4 chunks of equal-length rows)
-        perm, pos, mptr, midx, pack_idx, inv = _core.pagerank.local_order(
-            np.ascontiguousarray(indptr, dtype=np.int64), cols, nlo, nhi, slot, gpos, send_idx,
-            np.ascontiguousarray(outdeg, dtype=np.int64))
-        self.perm, self.pos = perm, pos
-        R = int(rc.sum())
-        ncols = nl + R + 1                            # + the zero slot SELL padding reads
-        self.xg = np.zeros(ncols)
+        order = _core.pagerank.local_order(
+            indptr=np.ascontiguousarray(indptr, dtype=np.int64), indices=cols, nlo=nlo, nhi=nhi,
+            slot=slot, ghost_pos=lay.ghost_pos, send_idx=lay.send_idx,
+            outdeg=np.ascontiguousarray(outdeg, dtype=np.int64))
+        self.perm, self.pos = order.perm, order.pos
+        R = int(lay.n_recv)
+        self.xg = np.zeros(nl + R + 1)                # + the zero slot SELL padding reads
         self.recv = self.xg[nl:nl + R]
         self.x = np.empty(nl)
-        self.send = np.zeros(int(sc.sum()))
+        self.send = np.zeros(int(lay.n_send))
         self.part = np.zeros(2)
         lap("local")
-        self.sweep = _core.pagerank.Sweep(
-            mptr, midx, ncols, self.xg, self.x, inv, self.send, pack_idx, pack_pos, part_pos,
-            rpart_pos, r if extra else 0, self.part)
+        self.sweep = _core.pagerank.Sweep(order, lay, xg=self.xg, x=self.x, send=self.send,
+                                          part_out=self.part)
         lap("sell")
-        if self.exchange == "p2p":
-            # receives first: a matching send can then land without an unexpected-message copy
-            self.reqs = [comm.Recv_init([self.recv[a:a + c], MPI.DOUBLE], int(q), _TAG)
-                         for q, a, c in zip(srcs, rd, rc)]
-            self.reqs += [comm.Send_init([self.send[a:a + c], MPI.DOUBLE], int(q), _TAG)
-                          for q, a, c in zip(dsts, sd, sc)]
-        elif self.exchange == "neighbor":   # collective: also on ranks without neighbours
-            self.gcomm = comm.Create_dist_graph_adjacent(srcs.tolist(), dsts.tolist(),
-                                                         reorder=False)
-            self.reqs = [self.gcomm.Neighbor_alltoallv_init(
-                [self.send, sc, sd, MPI.DOUBLE], [self.recv, rc, rd, MPI.DOUBLE])]
+        # persistent p2p requests or one persistent neighbourhood collective (collective: also
+        # on ranks without neighbours), straight from the sweep's buffers
+        self.transfer = Transfer(comm, lay.sources, lay.recv_counts, lay.dests, lay.send_counts,
+                                 self.recv, self.send, method=self.exchange, tag=_TAG)
         lap("exchange")
         self._red = np.zeros(2)
         # the result goes back to the graph's blocks: persistent sends/receives between the
@@ -511,31 +465,17 @@ class Native1D:
             self._move = mv
         lap("result_move")
 
-    def _start_wait(self):
-        """(start, wait) of one exchange, as argument-free callables (the loop's hot path)."""
-        from mpi4py import MPI
-
-        reqs = self.reqs
-        if len(reqs) == 1:
-            return reqs[0].Start, reqs[0].Wait
-        return partial(MPI.Prequest.Startall, reqs), partial(MPI.Request.Waitall, reqs)
-
     def _exchange(self) -> None:
-        if self.reqs:
-            start, wait = self._start_wait()
-            start()
-            wait()
+        self.transfer.run()
 
     def solve(self, damping: float, tol: float, max_iter: int) -> Result:
-        from mpi4py import MPI
-
         n, d = float(self.g.n), float(damping)
         k, comm = self.sweep, self.comm
         k.start(np.full(self.nlocal, 1.0 / n))
         it, change, converged = 0, float("inf"), False
         t0 = time.perf_counter()
         if self.mode == "piggyback":
-            start, wait = self._start_wait()
+            start, wait = self.transfer.start, self.transfer.wait   # argument-free: hot path
             while it < max_iter:
                 start()
                 wait()
@@ -581,8 +521,6 @@ class Native1D:
 
     def residual(self, x_host: np.ndarray, damping: float) -> tuple[float, float]:
         """(||G(x) - x||_1, sum x) for the PageRank map G (collective; one more sweep)."""
-        from mpi4py import MPI
-
         xb = move_blocks(self.comm, x_host, self.g.offsets, self.offsets)
         self.sweep.start(np.ascontiguousarray(xb[self.perm]))
         tot = self.comm.allreduce(np.array([float(self.part[1]), float(xb.sum())]), op=MPI.SUM)
@@ -592,12 +530,10 @@ class Native1D:
         return float(change), float(tot[1])
 
     def free(self) -> None:
-        for r in self.reqs + (self._move or []):
+        self.transfer.free()
+        for r in self._move or []:
             r.Free()
-        self.reqs, self._move = [], None
-        if self.gcomm is not None:
-            self.gcomm.Free()
-            self.gcomm = None
+        self._move = None
 
 
 def make_solver(g: Graph, backend: str, layout: str = "1d", **kw):

@@ -171,9 +171,9 @@ class NumbaKernel(LocalKernel):
 
     def __init__(self, A):
         super().__init__(A)
-        from . import _numba
+        from . import numba_
 
-        self.f = _numba.spmv
+        self.f = numba_.spmv
         self.indptr = self.A.indptr.astype(np.int64)
         self.indices = self.A.indices.astype(np.int64)
 

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from mpi4py import MPI
 
-from hpc.core.errors import UsageError
+from hpc.core.errors import InputTypeError, UsageError
+from hpc.core.exchange import as_comm, exscan
 from hpc.core.partition import block_offsets, exchange_by_owner
 from hpc.core.runtime import collective
 
@@ -169,8 +171,6 @@ def _parse_region(h: Header, region: bytes, first_line: int):
 
 def read_local_entries(path, comm):
     """Header plus this rank's parsed entries (0-based), with the declared count checked."""
-    from mpi4py import MPI
-
     p, r = comm.Get_size(), comm.Get_rank()
     h = None
     with collective(comm):
@@ -187,15 +187,13 @@ def read_local_entries(path, comm):
         f.seek(s0)
         region = f.read(max(0, e0 - s0))
     nl = region.count(b"\n")
-    before = comm.exscan(nl) if p > 1 else 0
-    first_line = h.size_line + 1 + (before or 0)
+    first_line = h.size_line + 1 + exscan(comm, nl)
     with collective(comm):
         result = _parse_region(h, region, first_line)
     del region
     i, j, v, lines = result
     count = i.size
-    start = comm.exscan(count) if p > 1 else 0
-    start = start or 0
+    start = exscan(comm, count)
     total = comm.allreduce(count)
     with collective(comm):
         if total > h.entries and start + count > h.entries >= start:
@@ -205,19 +203,49 @@ def read_local_entries(path, comm):
     if total < h.entries:
         raise UsageError(f"{h.path}:{h.size_line}: declares {h.entries} entries but the file has "
                          f"{total} (truncated?)")
-    del MPI
     return h, i, j, v
 
 
-def read_mm(path: str | os.PathLike, comm, backend: str | None = None,
-            row_offsets=None) -> DistCSR:
-    """Read a Matrix Market file into a row-block DistCSR (collective; see module docstring).
+def read_matrix(path: str | os.PathLike, comm=None, backend: str | None = None,
+                row_offsets=None) -> DistCSR:
+    """Read a Matrix Market file in parallel into a row-block :class:`DistCSR`. Collective.
 
-    Symmetric and skew-symmetric storage is expanded (the mirror of every off-diagonal entry
-    is added); duplicate entries are summed.
+    Every rank reads and parses its own byte range of the file (no rank holds the whole file)
+    and the entries are routed to their row owners (see the module docstring).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.mtx`` file in ``coordinate`` format with ``real``, ``integer`` or ``pattern``
+        values and ``general``, ``symmetric`` or ``skew-symmetric`` symmetry (the same path on
+        every rank).
+    comm : mpi4py.MPI.Intracomm, optional
+        None: ``MPI.COMM_WORLD``.
+    backend : str, optional
+        The local SpMV kernel of the result (default: the fastest available).
+    row_offsets : array_like of int, optional
+        The row partition (default: equal blocks).
+
+    Returns
+    -------
+    DistCSR
+        Symmetric and skew-symmetric storage expanded (the mirror of every off-diagonal entry
+        added), duplicate entries summed, values float64. ``.mm_header`` holds the header.
+
+    Raises
+    ------
+    InputTypeError
+        (TypeError) ``path`` is not a str or path, or ``comm`` not an intracommunicator.
+    UsageError
+        (ValueError) a missing or malformed file (naming the file and line), on every rank.
+
+    Notes
+    -----
+    Cost: O(file size / p) reading and parsing per rank, one Alltoallv of the entries.
     """
-    from mpi4py import MPI
-
+    comm = as_comm(comm)
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     h, i, j, v = read_local_entries(path, comm)
     if h.symmetry != "general":
         off = i != j
@@ -235,6 +263,10 @@ def read_mm(path: str | os.PathLike, comm, backend: str | None = None,
     A = DistCSR(comm, local, (h.rows, h.cols), row_offsets=roff, backend=backend)
     A.mm_header = h
     return A
+
+
+#: The former name of :func:`read_matrix` (same arguments).
+read_mm = read_matrix
 
 
 def _format_entries(i: np.ndarray, j: np.ndarray, v: np.ndarray | None) -> bytes:
@@ -256,8 +288,6 @@ def write_mm(path: str | os.PathLike, A, comm=None, symmetric: bool = False,
     caller asserts A is symmetric). Every rank writes its own rows at its byte offset (MPI-IO)
     into a temporary file that rank 0 renames when all are done.
     """
-    from mpi4py import MPI
-
     if isinstance(A, DistCSR):
         comm, local, lo, shape = A.comm, A.local, A.row_range[0], A.shape
     else:
@@ -279,7 +309,7 @@ def write_mm(path: str | os.PathLike, A, comm=None, symmetric: bool = False,
         head += "".join(f"%{line}\n" for line in comment.splitlines())
     head += f"{shape[0]} {shape[1]} {count}\n"
     head_b = head.encode()
-    offset = (comm.exscan(len(body)) or 0) if comm.Get_size() > 1 else 0
+    offset = exscan(comm, len(body))
     target = Path(path)
     tmp = comm.bcast(str(target.with_name(f".{target.name}.tmp.{os.getpid()}"))
                      if comm.Get_rank() == 0 else None, root=0)

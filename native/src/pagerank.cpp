@@ -198,6 +198,30 @@ class Pull {
   std::vector<int32_t> idx_;
 };
 
+// ------------------------------------------------------------------ typed setup results
+// exchange_layout's result: where every value of the 1D solver's exchange sits (see there).
+struct ExchangeLayout {
+  py::array_t<int64_t> sources, dests;                  // neighbour ranks, ascending
+  py::array_t<int64_t> recv_counts, recv_displs;        // per source, in values (+2 piggyback)
+  py::array_t<int64_t> send_counts, send_displs;        // per destination
+  py::array_t<int64_t> ghost_pos;  // receive position of every ghost slot (sorted ghosts)
+  py::array_t<int64_t> send_idx;   // local row of every value sent (grouped by destination)
+  py::array_t<int64_t> pack_pos;   // its position in the send buffer
+  py::array_t<int64_t> part_pos;   // the 2-slot partial blocks in the send buffer
+  py::array_t<int64_t> rpart_pos;  // ... and in xg (after the nl owned rows), one per source
+  int64_t rank = 0, nl = 0, n_recv = 0, n_send = 0;
+  bool piggyback = false;
+  // this rank's place among the partial blocks summed in rank order (0 without piggyback)
+  int64_t own_block() const { return piggyback ? rank : 0; }
+};
+
+// local_order's result: the rows renumbered for the SELL-4 sweep (see there).
+struct LocalOrder {
+  py::array_t<int64_t> perm, pos, indptr;
+  py::array_t<int32_t> indices, pack_idx;
+  py::array_t<double> inv_deg;
+};
+
 // ------------------------------------------------------------------ SELL-4 sweep with bound buffers
 // One rank's share of the 1D pull iteration, for small-latency loops: every buffer is bound once
 // (validated here, kept alive by the references this object holds), so an iteration is one call
@@ -214,22 +238,30 @@ class Pull {
 // rank order so that every rank gets the same bits (the stopping decision must agree).
 class Sweep {
  public:
-  Sweep(const py::array& indptr, const py::array& indices, int64_t ncols, py::array xg,
-        py::array x, const py::array& inv, py::array send, const py::array& pack_idx,
-        const py::array& pack_pos, const py::array& part_pos, const py::array& rpart_pos,
-        int64_t own_rank, py::array part_out)
+  // order: local_order's rows; layout: exchange_layout's positions; xg = [xs of the owned rows |
+  // receive buffer | zero slot] (length rows + layout.n_recv + 1), x the owned rows, send the
+  // send buffer (layout.n_send), part_out the 2 partial sums. Everything is checked here.
+  Sweep(const LocalOrder& order, const ExchangeLayout& layout, py::array xg, py::array x,
+        py::array send, py::array part_out)
       : xg_(hpc::exact<double>(xg, "Sweep xg")), x_(hpc::exact<double>(x, "Sweep x")),
         send_(hpc::exact<double>(send, "Sweep send")),
         out_(hpc::exact<double>(part_out, "Sweep part_out")) {
-    auto ip = hpc::exact<int64_t>(indptr, "Sweep indptr");
-    auto ix = hpc::exact<int32_t>(indices, "Sweep indices");
+    auto ip = hpc::exact<int64_t>(order.indptr, "Sweep order.indptr");
+    auto ix = hpc::exact<int32_t>(order.indices, "Sweep order.indices");
+    const py::array& inv = order.inv_deg;
+    const py::array& pack_idx = order.pack_idx;
+    const py::array& pack_pos = layout.pack_pos;
+    const py::array& part_pos = layout.part_pos;
+    const py::array& rpart_pos = layout.rpart_pos;
+    const int64_t own_rank = layout.own_block();
     if (ip.ndim() != 1 || ix.ndim() != 1 || ip.shape(0) < 1) hpc::fail("Sweep: CSR arrays must be 1-D");
     rows_ = ip.shape(0) - 1;
+    if (layout.nl != rows_) hpc::fail("Sweep: the layout's row count differs from the order's");
+    const int64_t ncols = rows_ + layout.n_recv + 1;
     ncols_ = ncols;
-    if (ncols < rows_ + 1) hpc::fail("Sweep: ncols must cover the owned rows and the zero slot");
-    hpc::require_1d(xg_, ncols, "Sweep xg");
+    hpc::require_1d(xg_, ncols, "Sweep xg (rows + received values + 1)");
     hpc::require_1d(x_, rows_, "Sweep x");
-    hpc::require_1d(send_, -1, "Sweep send");
+    hpc::require_1d(send_, layout.n_send, "Sweep send");
     hpc::require_1d(out_, 2, "Sweep part_out");
     pxg_ = hpc::mut_ptr(xg_, "Sweep xg");
     px_ = hpc::mut_ptr(x_, "Sweep x");
@@ -454,32 +486,34 @@ py::tuple ghost_columns(const py::array& indices_, int64_t nlo, int64_t nhi, int
   return py::make_tuple(to_array(std::move(gc)), slot_, to_array(std::move(counts)));
 }
 
-// exchange_layout(recv_counts, send_counts, need, rank, nlo, nl, piggyback): where every value
+// exchange_layout(recv_counts, send_counts, send_idx, rank, nl, piggyback): where every value
 // of the exchange sits. Neighbours: every other rank (piggyback: each message also carries 2
-// partial sums at its end) or the ranks with data, ascending. Returns (srcs, dsts, rc, rd, sc,
-// sd, gpos, send_idx, pack_pos, part_pos, rpart_pos): per-neighbour counts/displacements; the
-// receive position of every ghost slot (sorted, so grouped by owner); the local row and send
-// position of every requested value (grouped by destination); the partial blocks in the send
-// buffer and in xg (after the nl owned rows).
-py::tuple exchange_layout(const py::array& rcnt_, const py::array& scnt_, const py::array& need_,
-                          int64_t rank, int64_t nlo, int64_t nl, bool piggyback) {
+// partial sums at its end) or the ranks with data, ascending. The result (ExchangeLayout) holds
+// per-neighbour counts/displacements; the receive position of every ghost slot (sorted, so
+// grouped by owner); the local row (send_idx, the ghost plan's, checked < nl) and send position
+// of every requested value (grouped by destination); the partial blocks in the send buffer and
+// in xg (after the nl owned rows).
+ExchangeLayout exchange_layout(const py::array& rcnt_, const py::array& scnt_,
+                               const py::array& sidx_, int64_t rank, int64_t nl, bool piggyback) {
   auto rcn = hpc::exact<int64_t>(rcnt_, "exchange_layout recv_counts");
   auto scn = hpc::exact<int64_t>(scnt_, "exchange_layout send_counts");
-  auto nd = hpc::exact<int64_t>(need_, "exchange_layout need");
+  auto si = hpc::exact<int64_t>(sidx_, "exchange_layout send_idx");
   hpc::require_1d(rcn, -1, "exchange_layout recv_counts");
   const int64_t p = rcn.shape(0);
   hpc::require_1d(scn, p, "exchange_layout send_counts");
-  hpc::require_1d(nd, -1, "exchange_layout need");
+  hpc::require_1d(si, -1, "exchange_layout send_idx");
   if (rank < 0 || rank >= p || nl < 0) hpc::fail("exchange_layout: bad rank or row count");
-  const int64_t *rq = rcn.data(), *sq = scn.data(), *need = nd.data();
+  const int64_t *rq = rcn.data(), *sq = scn.data(), *sidx = si.data();
   int64_t ng = 0, ns = 0;
   for (int64_t q = 0; q < p; ++q) {
     if (rq[q] < 0 || sq[q] < 0) hpc::fail("exchange_layout: negative count");
     ng += rq[q];
     ns += sq[q];
   }
-  if (ns != nd.shape(0)) hpc::fail("exchange_layout: need does not match send_counts");
+  if (ns != si.shape(0)) hpc::fail("exchange_layout: send_idx does not match send_counts");
   if (rq[rank] != 0 || sq[rank] != 0) hpc::fail("exchange_layout: a rank exchanges with itself");
+  if (!hpc::all_in_range(sidx, ns, nl))
+    hpc::fail("ghost plan: a rank asked for a row it does not own");
   const int64_t extra = piggyback ? 2 : 0;
   std::vector<int64_t> srcs, dsts, rc, rd, sc, sd, rd_of(p, 0), sd_of(p, 0);
   int64_t R = 0, S = 0;
@@ -499,35 +533,44 @@ py::tuple exchange_layout(const py::array& rcnt_, const py::array& scnt_, const 
       S += sq[q] + extra;
     }
   }
-  std::vector<int64_t> gpos(static_cast<size_t>(ng)), send_idx(static_cast<size_t>(ns)),
+  std::vector<int64_t> gpos(static_cast<size_t>(ng)), send_idx(sidx, sidx + ns),
       pack_pos(static_cast<size_t>(ns)), part_pos, rpart_pos;
   for (int64_t q = 0, k = 0; q < p; ++q)
     for (int64_t j = 0; j < rq[q]; ++j, ++k) gpos[k] = rd_of[q] + j;
   for (int64_t q = 0, k = 0; q < p; ++q)
-    for (int64_t j = 0; j < sq[q]; ++j, ++k) {
-      const int64_t v = need[k] - nlo;
-      if (v < 0 || v >= nl) hpc::fail("ghost plan: a rank asked for a column it does not own");
-      send_idx[k] = v;
-      pack_pos[k] = sd_of[q] + j;
-    }
+    for (int64_t j = 0; j < sq[q]; ++j, ++k) pack_pos[k] = sd_of[q] + j;
   if (piggyback) {
     for (size_t i = 0; i < dsts.size(); ++i) part_pos.push_back(sd[i] + sc[i] - 2);
     for (size_t i = 0; i < srcs.size(); ++i) rpart_pos.push_back(nl + rd[i] + rc[i] - 2);
   }
-  return py::make_tuple(to_array(std::move(srcs)), to_array(std::move(dsts)),
-                        to_array(std::move(rc)), to_array(std::move(rd)), to_array(std::move(sc)),
-                        to_array(std::move(sd)), to_array(std::move(gpos)),
-                        to_array(std::move(send_idx)), to_array(std::move(pack_pos)),
-                        to_array(std::move(part_pos)), to_array(std::move(rpart_pos)));
+  ExchangeLayout L;
+  L.sources = to_array(std::move(srcs));
+  L.dests = to_array(std::move(dsts));
+  L.recv_counts = to_array(std::move(rc));
+  L.recv_displs = to_array(std::move(rd));
+  L.send_counts = to_array(std::move(sc));
+  L.send_displs = to_array(std::move(sd));
+  L.ghost_pos = to_array(std::move(gpos));
+  L.send_idx = to_array(std::move(send_idx));
+  L.pack_pos = to_array(std::move(pack_pos));
+  L.part_pos = to_array(std::move(part_pos));
+  L.rpart_pos = to_array(std::move(rpart_pos));
+  L.rank = rank;
+  L.nl = nl;
+  L.n_recv = R;
+  L.n_send = S;
+  L.piggyback = piggyback;
+  return L;
 }
 
 // local_order(indptr, indices, nlo, nhi, slot, gpos): rows renumbered by in-degree, descending
 // (a stable counting sort: equal degrees keep their order), columns to the sweep's numbering:
 // owned column c -> pos[c - nlo], ghost entry k -> nl + gpos[slot[k]]. Entries keep their order
 // within a row (the sums, and so the bits, are those of the original row order). Returns
-// (perm, pos, indptr, indices) of the permuted rows (perm[i] = original row of internal row
-// i), pack_idx = pos[send_idx] (int32) and inv_deg = 1/outdeg in internal order (0: dangling).
-py::tuple local_order(const py::array& indptr_, const py::array& indices_, int64_t nlo,
+// a LocalOrder: perm, pos, indptr, indices of the permuted rows (perm[i] = original row of
+// internal row i), pack_idx = pos[send_idx] (int32) and inv_deg = 1/outdeg in internal order
+// (0: dangling).
+LocalOrder local_order(const py::array& indptr_, const py::array& indices_, int64_t nlo,
                       int64_t nhi, const py::array& slot_, const py::array& gpos_,
                       const py::array& send_idx_, const py::array& outdeg_) {
   auto si = hpc::exact<int64_t>(send_idx_, "local_order send_idx");
@@ -594,7 +637,14 @@ py::tuple local_order(const py::array& indptr_, const py::array& indices_, int64
     const int64_t d = od.data()[perm[i]];
     inv[i] = d > 0 ? 1.0 / static_cast<double>(d) : 0.0;
   }
-  return py::make_tuple(perm_, pos_, optr_, oidx_, pidx_, inv_);
+  LocalOrder o;
+  o.perm = perm_;
+  o.pos = pos_;
+  o.indptr = optr_;
+  o.indices = oidx_;
+  o.pack_idx = pidx_;
+  o.inv_deg = inv_;
+  return o;
 }
 }  // namespace
 
@@ -636,23 +686,48 @@ HPC_SUBMODULE(pagerank) {
   m.def("ghost_columns", &ghost_columns, py::arg("indices"), py::arg("nlo"), py::arg("nhi"),
         py::arg("n"), py::arg("offsets"),
         "Sorted distinct columns outside [nlo, nhi), each entry's slot among them, counts per owner");
+  py::class_<ExchangeLayout>(m, "ExchangeLayout",
+                             "Where every value of the 1D exchange sits (exchange_layout's result)")
+      .def_readonly("sources", &ExchangeLayout::sources, "neighbour ranks received from, ascending")
+      .def_readonly("dests", &ExchangeLayout::dests, "neighbour ranks sent to, ascending")
+      .def_readonly("recv_counts", &ExchangeLayout::recv_counts, "values per source (+2 piggyback)")
+      .def_readonly("recv_displs", &ExchangeLayout::recv_displs, "start of each source's values")
+      .def_readonly("send_counts", &ExchangeLayout::send_counts, "values per destination")
+      .def_readonly("send_displs", &ExchangeLayout::send_displs, "start of each destination's")
+      .def_readonly("ghost_pos", &ExchangeLayout::ghost_pos, "receive position of each ghost slot")
+      .def_readonly("send_idx", &ExchangeLayout::send_idx, "local row of each value sent")
+      .def_readonly("pack_pos", &ExchangeLayout::pack_pos, "send-buffer position of each value sent")
+      .def_readonly("part_pos", &ExchangeLayout::part_pos, "partial blocks in the send buffer")
+      .def_readonly("rpart_pos", &ExchangeLayout::rpart_pos, "partial blocks received, in xg")
+      .def_readonly("rank", &ExchangeLayout::rank)
+      .def_readonly("nl", &ExchangeLayout::nl, "rows this rank owns")
+      .def_readonly("n_recv", &ExchangeLayout::n_recv, "length of the receive buffer")
+      .def_readonly("n_send", &ExchangeLayout::n_send, "length of the send buffer")
+      .def_readonly("piggyback", &ExchangeLayout::piggyback)
+      .def_property_readonly("own_block", &ExchangeLayout::own_block,
+                             "this rank's place among the partial blocks (0 without piggyback)");
+  py::class_<LocalOrder>(m, "LocalOrder", "The sweep's row order (local_order's result)")
+      .def_readonly("perm", &LocalOrder::perm, "original row of each internal row")
+      .def_readonly("pos", &LocalOrder::pos, "internal row of each original row")
+      .def_readonly("indptr", &LocalOrder::indptr)
+      .def_readonly("indices", &LocalOrder::indices, "int32 columns in the sweep's numbering")
+      .def_readonly("pack_idx", &LocalOrder::pack_idx, "internal row of each value sent (int32)")
+      .def_readonly("inv_deg", &LocalOrder::inv_deg, "1/outdeg in internal order (0: dangling)");
   m.def("exchange_layout", &exchange_layout, py::arg("recv_counts"), py::arg("send_counts"),
-        py::arg("need"), py::arg("rank"), py::arg("nlo"), py::arg("nl"), py::arg("piggyback"),
-        "Positions of every exchanged value: (srcs, dsts, rc, rd, sc, sd, gpos, send_idx, "
-        "pack_pos, part_pos, rpart_pos)");
+        py::arg("send_idx"), py::arg("rank"), py::arg("nl"), py::arg("piggyback"),
+        "Positions of every exchanged value (an ExchangeLayout) from the ghost plan's counts "
+        "per rank and requested local rows");
   m.def("local_order", &local_order, py::arg("indptr"), py::arg("indices"), py::arg("nlo"),
-        py::arg("nhi"), py::arg("slot"), py::arg("gpos"), py::arg("send_idx"), py::arg("outdeg"),
-        "Rows by in-degree descending, columns to the sweep's numbering: (perm, pos, indptr, "
-        "indices, pack_idx, inv_deg)");
+        py::arg("nhi"), py::arg("slot"), py::arg("ghost_pos"), py::arg("send_idx"),
+        py::arg("outdeg"),
+        "Rows by in-degree descending, columns to the sweep's numbering (a LocalOrder)");
   py::class_<Sweep>(m, "Sweep",
                     "SELL-4 pull sweep with bound buffers (rows in-degree descending), fused "
                     "update, send-buffer packing and rank-ordered partial sums")
-      .def(py::init<const py::array&, const py::array&, int64_t, py::array, py::array,
-                    const py::array&, py::array, const py::array&, const py::array&,
-                    const py::array&, const py::array&, int64_t, py::array>(),
-           py::arg("indptr"), py::arg("indices"), py::arg("ncols"), py::arg("xg"), py::arg("x"),
-           py::arg("inv_deg"), py::arg("send"), py::arg("pack_idx"), py::arg("pack_pos"),
-           py::arg("part_pos"), py::arg("rpart_pos"), py::arg("own_rank"), py::arg("part_out"))
+      .def(py::init<const LocalOrder&, const ExchangeLayout&, py::array, py::array, py::array,
+                    py::array>(),
+           py::arg("order"), py::arg("layout"), py::kw_only(), py::arg("xg"), py::arg("x"),
+           py::arg("send"), py::arg("part_out"))
       .def_property_readonly("rows", &Sweep::rows)
       .def_property_readonly("padded", &Sweep::padded)
       .def("start", &Sweep::start, py::arg("x0"))

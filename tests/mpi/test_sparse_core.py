@@ -18,7 +18,7 @@ from hpc.core.errors import UsageError
 from hpc.sparse import DistCSR
 from hpc.sparse.generators import hpcg, parse_problem, poisson2d, poisson3d
 from hpc.sparse.kernels import KERNELS
-from hpc.sparse.mmio import read_mm, write_mm
+from hpc.sparse.mmio import read_matrix, write_mm
 from hpc.core import backends
 
 pytestmark = pytest.mark.mpi
@@ -45,7 +45,7 @@ def spmv_global(A: DistCSR, x: np.ndarray) -> np.ndarray:
 def test_spmv_matches_scipy(backend, exchange):
     rng = np.random.default_rng(7)
     R = sp.random(53, 53, density=0.15, random_state=11, format="csr") + sp.eye(53)
-    A = DistCSR.from_global_scipy(comm, R, backend=backend, exchange=exchange)
+    A = DistCSR.from_scipy(R, comm, backend=backend, exchange=exchange)
     x = rng.standard_normal(53)
     np.testing.assert_allclose(spmv_global(A, x), R @ x, rtol=1e-13, atol=1e-13)
     # the plan is built once and reused; a second product gives the same answer
@@ -55,7 +55,7 @@ def test_spmv_matches_scipy(backend, exchange):
 
 def test_rectangular_spmv_and_transpose():
     R = sp.random(41, 17, density=0.2, random_state=3, format="csr")
-    A = DistCSR.from_global_scipy(comm, R)
+    A = DistCSR.from_scipy(R, comm)
     x = np.arange(17.0)
     np.testing.assert_allclose(spmv_global(A, x), R @ x, rtol=1e-13)
     T = A.transpose()
@@ -103,7 +103,7 @@ def test_read_real_matrices(name):
     path = DATA / f"{name}.mtx"
     if not path.exists():
         pytest.skip(f"real data not present: {path}")
-    A = read_mm(path, comm)
+    A = read_matrix(path, comm)
     G = bcast_global(A)
     R = sp.csr_matrix(scipy.io.mmread(str(path)))
     assert G.shape == R.shape and abs(G - R).max() == 0
@@ -117,12 +117,12 @@ def test_write_read_roundtrip():
     for sym in (False, True):
         path = os.path.join(d, f"h{int(sym)}.mtx")
         write_mm(path, A, symmetric=sym)
-        B = read_mm(path, comm)
+        B = read_matrix(path, comm)
         assert abs(bcast_global(B) - bcast_global(A)).max() == 0
     R = sp.random(9, 5, density=0.4, random_state=1, format="csr")
     R.data = np.pi * np.arange(1, R.nnz + 1) / 7
     path = os.path.join(d, "r.mtx")
-    write_mm(path, DistCSR.from_global_scipy(comm, R))
+    write_mm(path, DistCSR.from_scipy(R, comm))
     if comm.rank == 0:
         assert abs(sp.csr_matrix(scipy.io.mmread(path)) - R).max() == 0  # exact: %.17g
 
@@ -162,26 +162,26 @@ def test_malformed(text, fragment):
     d = shared_tmpdir()
     path = _write(d, "bad.mtx", text)
     with pytest.raises(UsageError) as ei:
-        read_mm(path, comm)
+        read_matrix(path, comm)
     msg = str(ei.value)
     assert path in msg and fragment in msg, msg
 
 
 def test_missing_file():
     with pytest.raises(UsageError, match="cannot open"):
-        read_mm("/nonexistent/x.mtx", comm)
+        read_matrix("/nonexistent/x.mtx", comm)
 
 
 def test_symmetric_pattern_blank_lines_and_skew():
     d = shared_tmpdir()
     path = _write(d, "s.mtx", "%%MatrixMarket matrix coordinate pattern symmetric\n4 4 4\n"
                              "1 1\n\n2 1\n3 2\n   \n4 4\n")
-    G = bcast_global(read_mm(path, comm))
+    G = bcast_global(read_matrix(path, comm))
     E = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], float)
     np.testing.assert_array_equal(G.toarray(), E)
     path = _write(d, "k.mtx", "%%MatrixMarket matrix coordinate integer skew-symmetric\n3 3 2\n"
                              "2 1 5\n3 1 -2\n")
-    G = bcast_global(read_mm(path, comm))
+    G = bcast_global(read_matrix(path, comm))
     np.testing.assert_array_equal(G.toarray(), [[0, -5, 2], [5, 0, 0], [-2, 0, 0]])
 
 
@@ -211,6 +211,6 @@ def test_spmv_dot_and_compressed_ghost_block(backend, gen, N):
 
 def test_spmv_dot_needs_aligned_partitions():
     R = sp.random(41, 17, density=0.2, random_state=3, format="csr")
-    A = DistCSR.from_global_scipy(comm, R)
+    A = DistCSR.from_scipy(R, comm)
     with pytest.raises(ValueError, match="square"):
         A.spmv_dot(np.ones(A.local_cols))
