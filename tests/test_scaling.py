@@ -217,6 +217,8 @@ def test_app_usage_error_stops_the_study(tmp_path):
     (["plot", "/nonexistent/dir"], "no such results file"),
     (["model", "/nonexistent/dir"], "no such results file"),
     (["model", ".", "--set", "bad"], "NAME=VALUE"),
+    (["frobnicate"], "invalid choice"),
+    ([], "required"),
 ])
 def test_cli_errors_are_one_line_exit_2(args, msg, monkeypatch):
     p = scaling(*args)
