@@ -73,7 +73,7 @@ def test_combine_rel_drops_only_small_contributions(email):
 
 @pytest.mark.parametrize("name", ["email-Eu-core.txt", "p2p-Gnutella08.txt"])
 def test_native_precision_at_20_with_the_benchmark_settings(name):
-    """The settings of scaling/pagerank_ppr.py, with fewer walks (2000, not 4000)."""
+    """The settings of scaling/compare/pagerank_ppr.py, with fewer walks (2000, not 4000)."""
     from hpc.pagerank.ppr import (build_fingerprints, exact_ppr, native_engine, native_query,
                                   precision_at_k)
 

@@ -1,7 +1,7 @@
 """Global PageRank time to an L1 change of --tol: hpc.pagerank against networkx, a SciPy power
 iteration and igraph (PRPACK), side by side on the same graphs and machine.
 
-    python scaling/pagerank_compare.py --graphs email,gnutella,kron:16:16 --ranks 2
+    python scaling/compare/pagerank_compare.py --graphs email,gnutella,kron:16:16 --ranks 2
 
 Every solver gets the same deduplicated graph (self-loops kept, networkx DiGraph semantics).
 What each time includes (best of --repeat calls):
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,13 +36,14 @@ from pathlib import Path
 
 import numpy as np
 
-from hpc.core.launch import find_mpiexec, progress_env
+from hpc.core.launch import launch
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "graphs"
 ALIASES = {"email": DATA / "email-Eu-core.txt", "gnutella": DATA / "p2p-Gnutella08.txt",
            "wiki-vote": DATA / "Wiki-Vote.txt"}
-ENV = {"OMP_NUM_THREADS": "1", "MPIEXEC_TIMEOUT": "900"}
+ENV = {"OMP_NUM_THREADS": "1"}
+TIMEOUT = 900   # seconds a launch may run (MPIEXEC_TIMEOUT)
 
 
 def best(f, repeat: int):
@@ -89,15 +89,14 @@ def scipy_power(A, d: float, tol: float):
 
 def run_mpi(spec: str, ranks: int, tol: float, seed: int, repeat: int, layout: str,
             cache: str, mpi_env: str) -> dict:
-    env = progress_env(mpi_env, ranks, ENV)
     with tempfile.TemporaryDirectory() as d:
         js = os.path.join(d, "r.json")
         src = ["--generate", spec, "--seed", str(seed)] if spec.startswith("kron:") else \
             ["--graph", str(ALIASES.get(spec, spec))]
-        cmd = [find_mpiexec(), "-n", str(ranks), sys.executable,
-               "-m", "hpc.pagerank", *src, "--cache", cache, "--tol", str(tol), "--layout", layout,
-               "--repeat", str(repeat + 1), "--json", js, "--quiet"]
-        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+        r = launch(ranks, [*src, "--cache", cache, "--tol", str(tol), "--layout", layout,
+                           "--repeat", str(repeat + 1), "--json", js, "--quiet"],
+                   module="hpc.pagerank", progress=mpi_env, env=ENV, timeout=TIMEOUT,
+                   capture_output=True, text=True, cwd=ROOT)
         if r.returncode != 0:
             raise RuntimeError(r.stderr[-2000:])
         with open(js) as f:
@@ -146,14 +145,14 @@ def worker(args) -> int:
 
 
 def run_worker(spec: str, ranks: int, args, cache: str, mpi_env: str) -> dict:
-    env = progress_env(mpi_env, ranks, ENV)
     with tempfile.TemporaryDirectory() as d:
         js = os.path.join(d, "w.json")
-        cmd = [find_mpiexec(), "-n", str(ranks), sys.executable,
-               str(Path(__file__).resolve()), "--worker", spec, "--cache", cache, "--tol",
-               str(args.tol), "--damping", str(args.damping), "--seed", str(args.seed),
-               "--repeat", str(args.repeat), "--layout", args.layout, "--json", js]
-        r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+        r = launch(ranks, [str(Path(__file__).resolve()), "--worker", spec, "--cache", cache,
+                           "--tol", str(args.tol), "--damping", str(args.damping),
+                           "--seed", str(args.seed), "--repeat", str(args.repeat),
+                           "--layout", args.layout, "--json", js],
+                   progress=mpi_env, env=ENV, timeout=TIMEOUT, capture_output=True, text=True,
+                   cwd=ROOT)
         if r.returncode != 0:
             raise RuntimeError(r.stderr[-2000:])
         with open(js) as f:

@@ -1,6 +1,6 @@
 """Strong scaling of hpc.pagerank: the same problem on 1, 2, 4, ... ranks (mpiexec).
 
-    python scaling/pagerank_strong.py --generate kron:16:16 --ranks 1,2,4
+    python scaling/compare/pagerank_strong.py --generate kron:16:16 --ranks 1,2,4
 
 Runs, per rank count: global PageRank (1D and 2D layouts, solve time to --tol), ppr-index
 (walk time) and ppr with the index for a batch of --queries sources (query time). Times are
@@ -14,25 +14,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from hpc.core.launch import find_mpiexec, progress_env
+from hpc.core.launch import launch
 
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {"OMP_NUM_THREADS": "1", "MPIEXEC_TIMEOUT": "900"}
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {"OMP_NUM_THREADS": "1"}
+TIMEOUT = 900   # seconds a launch may run (MPIEXEC_TIMEOUT)
 
 
 def app(p: int, args: list[str], js: str, mpi_env: str = "throttle") -> dict:
     """One run of the app; mpi_env 'auto' = busy polling when p <= cores, else throttled."""
-    cmd = [find_mpiexec(), "-n", str(p), sys.executable, "-m",
-           "hpc.pagerank", *args, "--json", js, "--quiet"]
-    env = progress_env(mpi_env, p, ENV)
-    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
+    r = launch(p, [*args, "--json", js, "--quiet"], module="hpc.pagerank", progress=mpi_env,
+               env=ENV, timeout=TIMEOUT, capture_output=True, text=True, cwd=ROOT)
     if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)}\n{r.stderr[-2000:]}")
+        raise RuntimeError(f"{' '.join(r.args)}\n{r.stderr[-2000:]}")
     with open(js) as f:
         return json.load(f)
 

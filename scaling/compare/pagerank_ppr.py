@@ -1,7 +1,7 @@
 """PowerWalk PPR throughput: a batch of --queries sources answered with the fingerprint
 index, against exact power iteration run query by query, at the accuracy reached.
 
-    python scaling/pagerank_ppr.py --graphs email,gnutella,kron:15:16 --queries 1000
+    python scaling/compare/pagerank_ppr.py --graphs email,gnutella,kron:15:16 --queries 1000
 
 Per graph, in one process (1 rank, --threads OpenMP threads for the native engine):
 - index: building the fingerprints (--walks per vertex, top --keep entries stored), reported
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,8 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pagerank_compare import ALIASES, ENV, ROOT, _fmt, load  # noqa: E402
+from hpc.core.launch import launch
+
+# the sibling script (its directory is the script's, first on the path when run as a script)
+from pagerank_compare import ALIASES, ENV, ROOT, TIMEOUT, _fmt, load
 
 
 def main() -> int:
@@ -148,27 +149,25 @@ def _mpi_rows(row: dict, spec: str, args) -> None:
         cache, idx = os.path.join(tmp, "g.h5"), os.path.join(tmp, "idx.h5")
         src = ["--generate", spec, "--seed", str(args.seed)] if spec.startswith("kron:") else \
             ["--graph", str(ALIASES.get(spec, spec))]
-        mpiexec = str(Path(sys.executable).parent / "mpiexec")
         for p in [int(r) for r in args.ranks.split(",") if r]:
             js = os.path.join(tmp, "r.json")
-            base_cmd = [mpiexec, "-n", str(p), sys.executable, "-m", "hpc.pagerank"]
-            r = subprocess.run(base_cmd + ["ppr-index", *src, "--cache", cache, "--output", idx,
-                                          "--walks", str(args.walks), "--keep", str(args.keep),
-                                          "--batch", str(max(64, 4096 * 1000 // args.walks)),
-                                          "--json", js, "--quiet"],
-                               capture_output=True, text=True, cwd=ROOT, env={**os.environ, **ENV})
+            r = launch(p, ["ppr-index", *src, "--cache", cache, "--output", idx,
+                           "--walks", str(args.walks), "--keep", str(args.keep),
+                           "--batch", str(max(64, 4096 * 1000 // args.walks)),
+                           "--json", js, "--quiet"],
+                       module="hpc.pagerank", env=ENV, timeout=TIMEOUT, capture_output=True,
+                       text=True, cwd=ROOT)
             if r.returncode:
                 raise RuntimeError(r.stderr[-2000:])
             row[f"index_{p}ranks_s"] = json.load(open(js))["timings"]["walks"]["min"]
-            r = subprocess.run(base_cmd + ["ppr", *src, "--cache", cache, "--index", idx,
-                                          "--sources", f"random:{args.queries}",
-                                          "--iterations", str(args.iterations),
-                                          "--threshold", str(args.threshold),
-                                          "--push-rule", args.push_rule,
-                                          "--combine-rel", str(args.combine_rel),
-                                          "--threads", str(args.threads),
-                                          "--repeat", str(args.repeat + 1), "--json", js, "--quiet"],
-                               capture_output=True, text=True, cwd=ROOT, env={**os.environ, **ENV})
+            r = launch(p, ["ppr", *src, "--cache", cache, "--index", idx,
+                           "--sources", f"random:{args.queries}",
+                           "--iterations", str(args.iterations),
+                           "--threshold", str(args.threshold), "--push-rule", args.push_rule,
+                           "--combine-rel", str(args.combine_rel), "--threads", str(args.threads),
+                           "--repeat", str(args.repeat + 1), "--json", js, "--quiet"],
+                       module="hpc.pagerank", env=ENV, timeout=TIMEOUT, capture_output=True,
+                       text=True, cwd=ROOT)
             if r.returncode:
                 raise RuntimeError(r.stderr[-2000:])
             row[f"queries_per_s_{p}ranks"] = json.load(open(js))["metrics"]["queries_per_s"]
