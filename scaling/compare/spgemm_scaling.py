@@ -5,8 +5,8 @@ one row per run: multiply (local compute, slowest rank), communicate (time and v
 whole distributed product, GFLOP/s, and the speedup over 1 rank. 2D runs only at square rank
 counts.
 
-    python scaling/spgemm_scaling.py                          # rmat:13:16, ranks 1 2 4
-    python scaling/spgemm_scaling.py --generate rmat:16:16 --ranks 1 4 9 16 --repeat 3
+    python scaling/compare/spgemm_scaling.py                          # rmat:13:16, ranks 1 2 4
+    python scaling/compare/spgemm_scaling.py --generate rmat:16:16 --ranks 1 4 9 16 --repeat 3
 """
 from __future__ import annotations
 
@@ -14,29 +14,27 @@ import argparse
 import json
 import math
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from hpc.core.launch import find_mpiexec, progress_env
+from hpc.core.launch import launch
 
-ROOT = Path(__file__).resolve().parents[1]
-ENV = {"OMP_NUM_THREADS": "1", "MPIEXEC_TIMEOUT": "900"}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(ranks: int, layout: str, args) -> dict:
-    mpiexec = find_mpiexec()
     with tempfile.TemporaryDirectory() as d:
         js = os.path.join(d, "r.json")
-        cmd = [mpiexec, "-n", str(ranks), sys.executable, "-m", "hpc.spgemm", "--generate",
-               args.generate, "--layout", layout, "--repeat", str(args.repeat), "--threads",
-               str(args.threads), "--backend", args.backend, "--json", js, "--quiet"]
-        env = progress_env("throttle", ranks, ENV)
-        r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        argv = ["--generate", args.generate, "--layout", layout, "--repeat", str(args.repeat),
+                "--threads", str(args.threads), "--backend", args.backend, "--json", js,
+                "--quiet"]
+        r = launch(ranks, argv, module="hpc.spgemm", progress="throttle",
+                   env={"OMP_NUM_THREADS": "1"}, timeout=900, cwd=ROOT, capture_output=True,
+                   text=True)
         if r.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr}")
-        return json.load(open(js))
+            raise SystemExit(f"{' '.join(r.args)} failed ({r.returncode}):\n{r.stderr}")
+        with open(js) as f:
+            return json.load(f)
 
 
 def main() -> None:

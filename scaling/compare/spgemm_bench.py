@@ -5,9 +5,9 @@ changes hurts them alike); the table reports each kernel's best wall time over t
 its CPU time in that call, GFLOP/s = 2 x products / best wall time, and the ratios the issue
 sets targets for (native at 2 threads vs SciPy, and vs GraphBLAS at the same thread count).
 
-    python scaling/spgemm_bench.py                       # R-MAT 14..15 and the real matrices
-    python scaling/spgemm_bench.py --rmat 14 15 16 --rounds 3 --threads 1 2
-    python scaling/spgemm_bench.py --mtx ../shared/data/matrices/pushpull.mtx --rmat
+    python scaling/compare/spgemm_bench.py                       # R-MAT 14..15 and the real matrices
+    python scaling/compare/spgemm_bench.py --rmat 14 15 16 --rounds 3 --threads 1 2
+    python scaling/compare/spgemm_bench.py --mtx ../shared/data/matrices/pushpull.mtx --rmat
 
 Matrices: R-MAT (Graph500 a,b,c = 0.57,0.19,0.19, edge factor 16, 0/1 entries), C = A A;
 Matrix Market files, C = A A. Every product is checked against SciPy's pattern once.
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -33,11 +32,10 @@ import numpy as np
 import scipy.io
 import scipy.sparse as sp
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from hpc.sparse.randgen import rmat_edges
+from hpc.spgemm import local as L
 
-from hpc.sparse.randgen import rmat_edges  # noqa: E402
-from hpc.spgemm import local as L  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 DATA = ROOT.parent / "shared" / "data" / "matrices"
 
@@ -60,7 +58,7 @@ def kernels(threads: list[int], with_numba: bool):
         ks[f"native-{t}t"] = (lambda t: lambda A: L.multiply_native(A, A, t))(t)
     if with_numba:
         for t in threads:
-            ks[f"numba-{t}t"] = (lambda t: lambda A: L.multiply_numba(A, A, t))(t)
+            ks[f"numba-{t}t"] = (lambda t: lambda A: L.kernel("numba")(A, A, t))(t)
     try:
         import graphblas as gb
 
@@ -88,7 +86,7 @@ def bench(name: str, A: sp.csr_matrix, ks: dict, rounds: int) -> list[dict]:
     assert nnz_c >= (A @ A).nnz, "native product misses entries"  # scipy drops exact zeros
     del C  # the products of R-MAT 16 are 2 GB each: hold at most one at a time
     if "numba-1t" in ks or any(k.startswith("numba") for k in ks):
-        L.multiply_numba(A, A, 1)  # compile outside the timing
+        L.kernel("numba")(A, A, 1)  # compile outside the timing
     # Sub-millisecond products: several calls per round (the best call counts), so that timer
     # resolution and one-off stalls do not decide the ratio.
     t0 = time.perf_counter()
