@@ -64,6 +64,9 @@ def memory_per_rank(cfg: GPTConfig, layout: ParallelLayout, global_batch: int,
 
 
 def _dtype(dtype: Any) -> np.dtype:
+    if not isinstance(dtype, (str, np.dtype, type)):
+        raise InputTypeError(f"{V.arg('dtype')} must be one of {', '.join(DTYPES)}, got "
+                             f"{type(dtype).__name__}")
     try:
         dt = np.dtype(dtype)
     except TypeError:
