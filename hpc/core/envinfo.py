@@ -11,6 +11,7 @@ import numpy as np
 from mpi4py import MPI
 
 from .backends import _gpu_count
+from .exchange import node_comm
 
 
 def mpi_library() -> str:
@@ -76,17 +77,12 @@ def cores_on_host(comm=None) -> int:
     one-core host."""
     if comm is None or comm.Get_size() == 1:
         return len(_affinity())
-    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
-    union = set().union(*node.allgather(_affinity()))
-    node.Free()
+    union = set().union(*node_comm(comm).allgather(_affinity()))
     return len(union)
 
 
 def ranks_on_host(comm) -> int:
-    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
-    n = node.Get_size()
-    node.Free()
-    return n
+    return node_comm(comm).Get_size()
 
 
 def default_threads(comm) -> int:

@@ -6,6 +6,7 @@ import os
 from mpi4py import MPI
 
 from .errors import UsageError
+from .exchange import node_comm
 
 
 def available_bytes() -> int:
@@ -43,9 +44,7 @@ def require_memory(bytes_per_rank: float, what: str, comm=None, fraction: float 
     """Raise UsageError on every rank unless the ranks on each host fit in its free memory."""
     ranks_here = 1
     if comm is not None and comm.Get_size() > 1:
-        node = comm.Split_type(MPI.COMM_TYPE_SHARED)
-        ranks_here = node.Get_size()
-        node.Free()
+        ranks_here = node_comm(comm).Get_size()
     need = float(bytes_per_rank) * ranks_here
     have = available_bytes()
     ok = need <= fraction * have
