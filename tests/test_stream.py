@@ -8,16 +8,16 @@ import pytest
 from conftest import load_json, run_app
 from hpc.core import backends
 from hpc.stream import models
-from hpc.stream.app import ARRAYS_MOVED, gold
+from hpc.stream.api import ARRAYS_MOVED, gold
 
-ALL = list(models.MODELS)
-AVAILABLE = [b for b in ALL if backends.is_available(models.MODELS[b][2])]
+ALL = list(models.BACKENDS)
+AVAILABLE = [b for b in ALL if backends.is_available(models.BACKENDS[b][1])]
 GPU = ["cupy", "cuda"]
 
 
 @pytest.mark.parametrize("backend", ALL)
 def test_backend_validates_one_rank(backend, tmp_path):
-    need = models.MODELS[backend][2]
+    need = models.BACKENDS[backend][1]
     if not backends.is_available(need):
         pytest.skip(f"{backend}: {backends.why_unavailable(need)}")
     out = tmp_path / "r.json"
@@ -97,7 +97,7 @@ def test_usage_errors_exit_2_one_line(args, needle):
 
 @pytest.mark.parametrize("backend", GPU)
 def test_gpu_backends_unavailable_is_clear_error(backend):
-    if backends.is_available(models.MODELS[backend][2]):
+    if backends.is_available(models.BACKENDS[backend][1]):
         pytest.skip("a GPU is present: covered by test_backend_validates_one_rank")
     r = run_app("stream", 1, "--backend", backend)
     assert r.returncode == 2
@@ -123,6 +123,7 @@ def test_gold_recurrence_matches_a_direct_simulation():
 WRONG_KERNEL = """
 import sys
 from hpc.core import run, world
+import hpc.stream.api as api
 import hpc.stream.app as app
 from hpc.stream.models.native import NativeStream
 
@@ -132,7 +133,7 @@ class Wrong(NativeStream):
         if world().Get_rank() == world().Get_size() - 1:
             self.a[len(self.a) // 2] *= 1.0 + 1e-9   # one element, one rank, barely off
 
-app.load = lambda name: Wrong
+api.load = lambda name: Wrong   # the model hpc.stream.run builds
 run(app.main)
 """
 

@@ -8,22 +8,23 @@ import importlib
 
 from .base import StreamModel
 
-# name -> (module, class, core back end whose availability it needs)
-MODELS: dict[str, tuple[str, str, str]] = {
-    "numpy": ("numpy_", "NumpyStream", "numpy"),
-    "numpy-naive": ("numpy_", "NumpyNaiveStream", "numpy"),
-    "numba": ("numba_", "NumbaStream", "numba"),
-    "native": ("native", "NativeStream", "native"),
-    "stdpar": ("native", "StdparStream", "stdpar"),
-    "kokkos": ("device", "KokkosStream", "kokkos"),
-    "cupy": ("cupy_", "CupyStream", "cupy"),
-    "cuda": ("device", "CudaStream", "cuda"),
+# back end name -> ("module:StreamModel subclass", hpc.core.backends entry it needs)
+BACKENDS: dict[str, tuple[str, str]] = {
+    "numpy": ("numpy_:NumpyStream", "numpy"),
+    "numpy-naive": ("numpy_:NumpyNaiveStream", "numpy"),
+    "numba": ("numba_:NumbaStream", "numba"),
+    "native": ("native:NativeStream", "native"),
+    "stdpar": ("native:StdparStream", "stdpar"),
+    "kokkos": ("device:KokkosStream", "kokkos"),
+    "cupy": ("cupy_:CupyStream", "cupy"),
+    "cuda": ("device:CudaStream", "cuda"),
 }
 
 
 def load(name: str) -> type[StreamModel]:
-    mod, cls, _ = MODELS[name]
+    """The model class of back end ``name`` (its module is imported now)."""
+    mod, _, cls = BACKENDS[name][0].partition(":")
     return getattr(importlib.import_module(f"{__name__}.{mod}"), cls)
 
 
-__all__ = ["MODELS", "load", "StreamModel"]
+__all__ = ["BACKENDS", "load", "StreamModel"]
