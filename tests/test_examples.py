@@ -37,3 +37,10 @@ def test_example_spgemm(ranks):
     out = run_example("spgemm", ranks)
     assert any(ln.startswith("VALID: against SciPy") for ln in out.splitlines()), out
     assert out.count("C = A B:") == 1
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_example_train(ranks):
+    out = run_example("train", ranks)
+    assert out.count("loss fell:") == 1, out      # rank 0 prints, and the loss fell
+    assert f"on {ranks} rank(s)" in out
