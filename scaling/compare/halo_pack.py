@@ -20,7 +20,7 @@ each figure is the best round, a round being the mean of --iters back-to-back ca
 warm cache state for every packer). The headline ratio is native against the FASTER of mpi
 and mpi1. Target: >= 1.5x. Threads: OMP_NUM_THREADS (1 unless set; MPI_Pack is serial).
 
-    OMP_NUM_THREADS=1 .venv/bin/python scaling/halo_pack.py [--grids 16 32 64 96] [--q 1 4]
+    OMP_NUM_THREADS=1 .venv/bin/python scaling/compare/halo_pack.py [--grids 16 32 64 96] [--q 1 4]
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ from typing import Callable
 import numpy as np
 from mpi4py import MPI
 
-from hpc.halo import packers
-from hpc.halo.engine import HaloExchange, decompose
+from hpc.core.decomp import decompose
+from hpc.halo import HaloExchange, packers
 
 ALL = ["native", "native-faces", "native1", "numba", "numpy"]
 
@@ -109,7 +109,7 @@ def one_case(g: int, radius: int, q: int, iters: int, rounds: int, which: list[s
     out.update(interleaved_best(fns, iters, rounds))
     every1.Free()
     h.free()
-    dec.cart.Free()
+    dec.free()
     return out
 
 

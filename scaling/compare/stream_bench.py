@@ -1,11 +1,11 @@
 """STREAM triad: every back end against a plain C/OpenMP reference, side by side in one run.
 
-Builds scaling/ref/stream_ref.c with the system compiler, then alternates reference and suite
+Builds scaling/compare/ref/stream_ref.c with the system compiler, then alternates reference and suite
 runs (best of --rounds each) at 1 and 2 threads, and `mpiexec -n 2` with one thread per rank.
 Targets (ratio to the reference at the same threads): native >= 0.95, numba >= 0.9,
 mpiexec -n 2 aggregate >= 0.9 of the reference at 2 threads.
 
-    .venv/bin/python scaling/stream_bench.py [--arraysize N] [--numtimes K] [--rounds R]
+    .venv/bin/python scaling/compare/stream_bench.py [--arraysize N] [--numtimes K] [--rounds R]
 """
 from __future__ import annotations
 
@@ -17,28 +17,28 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from hpc.core import backends as reg
+from hpc.core.launch import mpiexec_cmd, progress_env
+from hpc.stream.models import BACKENDS
+
+ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
-MPIEXEC = str(Path(PY).parent / "mpiexec")
 TARGETS = {"native": 0.95, "numba": 0.9, "mpi2-native": 0.9}
 
 
 def build_ref(out: Path) -> Path:
     exe = out / "stream_ref"
-    subprocess.run(["cc", "-O3", "-march=native", "-fopenmp", str(ROOT / "scaling/ref/stream_ref.c"),
+    subprocess.run(["cc", "-O3", "-march=native", "-fopenmp", str(ROOT / "scaling/compare/ref/stream_ref.c"),
                     "-o", str(exe)], check=True)
     return exe
 
 
-def env_for(threads: int) -> dict:
-    e = dict(os.environ)
+def env_for(threads: int, ranks: int = 1) -> dict:
     # No OMP_PROC_BIND: libgomp would pin the initial thread to the first core, and TBB or
     # numba workers (and every MPI rank) would then inherit that one core.
-    e.pop("OMP_PROC_BIND", None)
-    e.pop("OMP_PLACES", None)
-    e.update(OMP_NUM_THREADS=str(threads), MPIR_CVAR_POLLS_BEFORE_YIELD="1", MPIR_CVAR_CH4_PROGRESS_THROTTLE="true",
-             MPIR_CVAR_CH4_PROGRESS_THROTTLE_NO_PROGRESS_COUNT="1", MPIEXEC_TIMEOUT="600")
-    return e
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_PROC_BIND", "OMP_PLACES")}
+    return progress_env("throttle", ranks, base=base,
+                        extra={"OMP_NUM_THREADS": str(threads), "MPIEXEC_TIMEOUT": "600"})
 
 
 def ref_gbps(exe: Path, n: int, k: int, threads: int) -> float:
@@ -53,8 +53,8 @@ def suite_gbps(backend: str, n: int, k: int, threads: int, ranks: int = 1) -> fl
         cmd = [PY, "-m", "hpc.stream", "--backend", backend, "--only", "triad", "-s", str(n),
                "-n", str(k), "--threads", str(threads), "--quiet", "--json", str(out)]
         if ranks > 1:
-            cmd = [MPIEXEC, "-n", str(ranks)] + cmd
-        subprocess.run(cmd, check=True, env=env_for(threads), cwd=ROOT)
+            cmd = mpiexec_cmd(ranks, cmd[1:])
+        subprocess.run(cmd, check=True, env=env_for(threads, ranks), cwd=ROOT)
         rec = json.loads(out.read_text())
         if not rec["validation"]["passed"]:
             raise SystemExit(f"{backend}: INVALID")
@@ -69,11 +69,7 @@ def main() -> int:
     ap.add_argument("--backends", default="native,stdpar,numba,numpy,numpy-naive,kokkos")
     ap.add_argument("--json", help="write the table here")
     a = ap.parse_args()
-    sys.path.insert(0, str(ROOT))
-    from hpc.core import backends as reg
-    from hpc.stream.models import MODELS
-
-    names = [b for b in a.backends.split(",") if reg.is_available(MODELS[b][2])]
+    names = [b for b in a.backends.split(",") if reg.is_available(BACKENDS[b][1])]
     with tempfile.TemporaryDirectory() as d:
         exe = build_ref(Path(d))
         rows = []

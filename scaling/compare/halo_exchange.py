@@ -3,8 +3,8 @@
 Runs `mpiexec -n P python -m hpc.halo` (which validates every ghost cell each run) and
 prints exchange_us (per exchange, slowest rank, best repetition) per method x transport:
 
-    .venv/bin/python scaling/halo_exchange.py methods [--ranks 4] [--grid 48 48 48] [-q 2] [-r 2]
-    .venv/bin/python scaling/halo_exchange.py weak [--ranks 1 2 4 8] [--local 24] [-q 2] [-r 2]
+    .venv/bin/python scaling/compare/halo_exchange.py methods [--ranks 4] [--grid 48 48 48] [-q 2] [-r 2]
+    .venv/bin/python scaling/compare/halo_exchange.py weak [--ranks 1 2 4 8] [--local 24] [-q 2] [-r 2]
 
 `weak` keeps the local block at --local^3 cells per rank (the global grid grows with
 MPI_Dims_create's process grid) and reports exchange_us and its efficiency against the
@@ -18,31 +18,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-PY = sys.executable
-MPIEXEC = str(Path(PY).parent / "mpiexec")
+from mpi4py import MPI
 
+from hpc.core.launch import launch
 
-def env() -> dict:
-    e = dict(os.environ)
-    e.setdefault("OMP_NUM_THREADS", "1")
-    e.update(MPIR_CVAR_POLLS_BEFORE_YIELD="1", MPIR_CVAR_CH4_PROGRESS_THROTTLE="true",
-             MPIR_CVAR_CH4_PROGRESS_THROTTLE_NO_PROGRESS_COUNT="1", MPIEXEC_TIMEOUT="600")
-    return e
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(p: int, args: list[str]) -> dict:
+    """One validated ``python -m hpc.halo`` run on p ranks (MPICH told to yield), its record."""
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "r.json"
-        cmd = [MPIEXEC, "-n", str(p), PY, "-m", "hpc.halo", *args, "--json", str(out), "--quiet"]
-        r = subprocess.run(cmd, capture_output=True, text=True, env=env(), cwd=str(ROOT))
+        argv = [*args, "--json", str(out), "--quiet"]
+        threads = {} if "OMP_NUM_THREADS" in os.environ else {"OMP_NUM_THREADS": "1"}
+        r = launch(p, argv, module="hpc.halo", progress="throttle", env=threads, timeout=600,
+                   capture_output=True, text=True, cwd=str(ROOT))
         if r.returncode != 0:
-            raise SystemExit(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr[-2000:]}")
+            raise SystemExit(f"failed ({r.returncode}): hpc.halo {' '.join(argv)} on {p} "
+                             f"ranks\n{r.stderr[-2000:]}")
         return json.loads(out.read_text())
 
 
@@ -63,8 +59,6 @@ def methods(a: argparse.Namespace) -> None:
 
 
 def weak(a: argparse.Namespace) -> None:
-    from mpi4py import MPI
-
     print(f"weak scaling: {a.local}^3 cells per rank, R={a.radius}, Q={a.q}, method {a.method}")
     print(f"{'ranks':>5} {'grid':>14} {'p2p us':>10} {'alltoallw us':>13} {'eff p2p':>8}")
     base = None
