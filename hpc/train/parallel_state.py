@@ -206,7 +206,8 @@ class ParallelState:
         if self._freed:
             return
         self._freed = True
-        for g in (self.tp_group, self.dp_group, self.pp_group, self.mp_group, self.embedding_group):
+        for g in (self.tp_group, self.dp_group, self.pp_group, self.mp_group,
+                  self.embedding_group):
             if g != MPI.COMM_NULL:
                 g.Free()
 

@@ -1,5 +1,5 @@
 """The same GPT in PyTorch (autograd, scaled_dot_product_attention, torch.optim.Adam): the
-independent reference of the tests and the baseline of scaling/train_torch_bench.py.
+independent reference of the tests and the baseline of scaling/compare/train_torch_bench.py.
 
 Parameters come from the same (seed, name) full tensors as hpc.train's, the batches from the
 same (seed, step) draw, so in float64 the two loss curves agree to rounding.

@@ -2,7 +2,7 @@
 bubble measured in real hpc.train runs ((schedule wall time - forward/backward compute time)
 / compute time, averaged over ranks, after a warm-up step).
 
-    .venv/bin/python scaling/train_bubble.py [--pp 2] [--micro-batches 2 4 8] [--steps 4]
+    .venv/bin/python scaling/compare/train_bubble.py [--pp 2] [--micro-batches 2 4 8] [--steps 4]
 
 Measured runs use pp ranks with one thread each; keep pp <= cores, or the ranks' time slicing
 is measured instead of the bubble.
@@ -11,32 +11,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from hpc.train.schedules import bubble_formula, build, simulate  # noqa: E402
+from hpc.core.launch import launch
+from hpc.train.schedules import bubble_formula, build, simulate
 
-PY = sys.executable
-MPIEXEC = str(Path(PY).parent / "mpiexec")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def measured(pp: int, m: int, kind: str, v: int, steps: int, model: list[str]) -> float:
-    e = dict(os.environ)
-    e.update(OMP_NUM_THREADS="1", MPIR_CVAR_POLLS_BEFORE_YIELD="1",
-             MPIR_CVAR_CH4_PROGRESS_THROTTLE="true",
-             MPIR_CVAR_CH4_PROGRESS_THROTTLE_NO_PROGRESS_COUNT="1", MPIEXEC_TIMEOUT="600")
+    """The bubble fraction `python -m hpc.train` measures on pp ranks (waiting ranks yield)."""
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "r.json"
-        subprocess.run([MPIEXEC, "-n", str(pp), PY, "-m", "hpc.train", "--pp", str(pp),
-                        "--vpp", str(v), "--schedule", kind, "--micro-batches", str(m),
-                        "--global-batch", str(m), "--steps", str(steps), "--threads", "1",
-                        "--reference", "off", "--quiet", "--json", str(out), *model],
-                       check=True, env=e, cwd=ROOT)
+        launch(pp, ["--pp", pp, "--vpp", v, "--schedule", kind, "--micro-batches", m,
+                    "--global-batch", m, "--steps", steps, "--threads", "1",
+                    "--reference", "off", "--quiet", "--json", out, *model],
+               module="hpc.train", progress="throttle", env={"OMP_NUM_THREADS": "1"},
+               timeout=600, check=True, cwd=ROOT)
         return json.loads(out.read_text())["metrics"]["bubble_fraction"]
 
 

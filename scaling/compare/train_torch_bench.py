@@ -2,7 +2,8 @@
 Adam), float32, one rank, the same number of threads; rounds alternate the two and the best
 round of each counts. Target: hpc.train >= 0.7x PyTorch.
 
-    .venv/bin/python scaling/train_torch_bench.py [--config small|medium] [--rounds R] [--threads T]
+    .venv/bin/python scaling/compare/train_torch_bench.py [--config small|medium] [--rounds R] \
+        [--threads T]
 
 PyTorch runs in its own process with torch.set_num_threads(T) (F.scaled_dot_product_attention,
 autograd, torch.optim.Adam); hpc.train as `python -m hpc.train --threads T`.
@@ -17,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 CONFIGS = {  # layers, hidden, heads, seq_len, batch
     "small": (2, 128, 4, 64, 8),
