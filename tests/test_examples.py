@@ -44,3 +44,20 @@ def test_example_train(ranks):
     out = run_example("train", ranks)
     assert out.count("loss fell:") == 1, out      # rank 0 prints, and the loss fell
     assert f"on {ranks} rank(s)" in out
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_example_halo(ranks):
+    out = run_example("halo", ranks)
+    assert any(ln.startswith("VALID: every ghost cell equals its owner's value")
+               for ln in out.splitlines()), out
+    assert out.count(f"on {ranks} rank(s)") == 1     # rank 0 prints
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_example_stream(ranks):
+    out = run_example("stream", ranks)
+    lines = out.splitlines()
+    assert "VALID" in lines, out
+    assert sum(ln.startswith("triad bandwidth:") and f"on {ranks} rank(s)" in ln
+               for ln in lines) == 1, out
