@@ -10,17 +10,31 @@ As in Kaneda et al. (ICML 2023), section 3.3:
 Sized for a laptop: a 32^3 grid, m = 400 Ritz vectors (theta = m/20, the paper's 500 of
 10000), fresh right-hand sides every step. The weights go to an HDF5 model file that the
 numpy / numba / CuPy inference reads (solving never needs torch).
+
+Adam with a cosine learning-rate decay to lr/100 over the budget: the fraction of --steps
+done or, with --time-limit, of the wall time elapsed, whichever is larger (so a run cut by
+wall time still completes its decay however fast the machine is). --val-every N validates
+every N steps on fixed right-hand sides (the first 8 are the default run's validation set
+for --seed) and keeps the best weights by validation loss in --save. --init continues from a
+model, --data-seed draws the training right-hand sides from a stream of their own (new data,
+not the one the model already saw).
+
+From a script: ``train(TrainOptions(save="model.h5", steps=100))``.
 """
 from __future__ import annotations
 
 import math
 import time
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from hpc.core import UsageError, positive_float, positive_int
+from hpc.core import UsageError, positive_float, positive_int, run
 from hpc.core.cli import AppParser, Formatter, add_common, nonneg_int
+from hpc.core.runtime import world
+
+from . import weights as W
 
 
 def parser() -> AppParser:
@@ -33,16 +47,28 @@ def parser() -> AppParser:
     p.add_argument("--batch", type=positive_int, default=4, help="right-hand sides per step")
     p.add_argument("--steps", type=positive_int, default=400, help="optimizer steps")
     p.add_argument("--lr", type=positive_float, default=1e-3,
-                   help="Adam learning rate (cosine decay to lr/100 over --steps)")
+                   help="Adam learning rate (cosine decay to lr/100 over the budget: --steps, "
+                        "or --time-limit's wall time when that runs out first)")
     p.add_argument("--time-limit", type=positive_float, default=None, metavar="S",
-                   help="stop after S seconds of training (the record says so)")
+                   help="wall-time budget in seconds: stop after S seconds of training, the "
+                        "learning-rate decay following the fraction of S elapsed (give a large "
+                        "--steps for a run cut by time only)")
+    p.add_argument("--val-every", type=nonneg_int, default=0, metavar="N",
+                   help="validate every N steps and keep the best weights by validation loss "
+                        "in --save (0: --save gets the last weights)")
+    p.add_argument("--val-size", type=positive_int, default=8, metavar="K",
+                   help="fixed validation right-hand sides (the first 8: the default run's)")
+    p.add_argument("--data-seed", type=int, default=None, metavar="S",
+                   help="seed of the training right-hand sides [default: they continue --seed's "
+                        "stream after the validation set]")
     p.add_argument("--ritz-cache", metavar="PATH",
                    help="reuse the Ritz vectors stored here (.npz) when they match grid, m and "
                         "seed; else compute and store them")
     p.add_argument("--init", metavar="PATH", help="start from this model file's weights")
     p.add_argument("--save", metavar="PATH", required=True, help="model file to write (HDF5)")
     p.add_argument("--checkpoint-every", type=nonneg_int, default=0, metavar="K",
-                   help="also write --save every K steps (0: only at the end)")
+                   help="also write --save every K steps (0: only at the end; not with "
+                        "--val-every, which writes --save on every new best)")
     p.add_argument("--log-every", type=positive_int, default=10, help="steps between log lines")
     add_common(p)
     return p
@@ -92,114 +118,200 @@ def lanczos_ritz(A, m: int, rng: np.random.Generator, log=print) -> tuple[np.nda
     return vals, ritz
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    from hpc.core.runtime import world
+@dataclass
+class TrainOptions:
+    """One training run (the command line's options; see the module docstring)."""
 
-    comm = world()
-    if comm.Get_size() != 1:
-        raise UsageError("train-dcdm runs on one rank (PyTorch uses --threads threads)")
-    try:
-        import torch
-    except ImportError:
-        raise UsageError("train-dcdm needs PyTorch: pip install '.[ml]'") from None
-    from . import weights as W
-    from .torch_net import DCDMNet, dcdm_loss
+    save: str
+    grid: int = 32
+    ritz: int = 400
+    theta: int | None = None          # None: ritz // 20
+    channels: int = 16
+    batch: int = 4
+    steps: int = 400
+    lr: float = 1e-3
+    time_limit: float | None = None   # seconds of training
+    val_every: int = 0                # 0: no keep-best, --save gets the last weights
+    val_size: int = 8
+    data_seed: int | None = None      # None: continue --seed's stream
+    ritz_cache: str | None = None
+    init: str | None = None
+    checkpoint_every: int = 0
+    log_every: int = 10
+    seed: int = 0
+    threads: int = 2
 
-    W.check_grid((args.grid,) * 3)
-    n, m = args.grid, args.ritz
-    theta = args.theta if args.theta is not None else m // 20
-    cut = min(m, m // 2 + theta)
-    threads = args.threads or 2
-    torch.set_num_threads(threads)
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
 
-    t_start = time.perf_counter()
-    A = poisson3d_csr(n)
-    say(f"train-dcdm: {n}^3 Poisson, {m} Lanczos steps, theta {theta}, {args.channels} channels, "
-        f"batch {args.batch}, {args.steps} steps, lr {args.lr}, {threads} threads")
-    vals = ritz = None
-    if args.ritz_cache:
+def lr_factor(frac: float) -> float:
+    """The cosine decay from 1 to 1/100 over a budget fraction in [0, 1]."""
+    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(max(frac, 0.0), 1.0)))
+
+
+def _ritz(opts: TrainOptions, rng: np.random.Generator, say) -> tuple[np.ndarray, np.ndarray]:
+    """The Ritz pairs: from --ritz-cache when it matches grid, m and seed, else computed."""
+    n, m = opts.grid, opts.ritz
+    if opts.ritz_cache:
         try:
-            with np.load(args.ritz_cache) as z:
-                if (int(z["n"]), int(z["m"]), int(z["seed"])) == (n, m, args.seed):
-                    vals, ritz = z["vals"], z["ritz"]
-                    say(f"Ritz vectors from {args.ritz_cache}")
+            with np.load(opts.ritz_cache) as z:
+                if (int(z["n"]), int(z["m"]), int(z["seed"])) == (n, m, opts.seed):
+                    say(f"Ritz vectors from {opts.ritz_cache}")
+                    rng.standard_normal(n ** 3)  # the draw Lanczos makes: the stream matches
+                    return z["vals"], z["ritz"]
         except (OSError, KeyError, ValueError):
             pass
-    if ritz is None:
-        vals, ritz = lanczos_ritz(A, m, rng, log=say)
-        if args.ritz_cache:
-            np.savez(args.ritz_cache, n=n, m=m, seed=args.seed, vals=vals, ritz=ritz)
-    else:
-        rng.standard_normal(n)  # the draw Lanczos makes, so the stream matches a fresh run
+    vals, ritz = lanczos_ritz(poisson3d_csr(n), m, rng, log=say)
+    if opts.ritz_cache:
+        np.savez(opts.ritz_cache, n=n, m=m, seed=opts.seed, vals=vals, ritz=ritz)
+    return vals, ritz
+
+
+def train(opts: TrainOptions, say: Callable[..., None] = print) -> dict[str, Any]:
+    """Train the network (one process, PyTorch) and write opts.save; returns its metadata."""
+    W.check_grid((opts.grid,) * 3)
+    init = W.load(opts.init) if opts.init else None
+    if init is not None and init.channels != opts.channels:
+        raise UsageError(f"--init {opts.init} has {init.channels} channels, --channels is {opts.channels}")
+    if opts.val_every and opts.checkpoint_every:
+        raise UsageError("--val-every keeps the best weights in --save; --checkpoint-every would "
+                         "overwrite them: use one of the two")
+    if opts.ritz > opts.grid ** 3:
+        raise UsageError(f"--ritz {opts.ritz} exceeds the matrix size {opts.grid ** 3}")
+    try:
+        import torch  # optional dependency (the ml extra): only training needs it
+    except ImportError:
+        raise UsageError("train-dcdm needs PyTorch: pip install '.[ml]'") from None
+    from .torch_net import DCDMNet, dcdm_loss
+
+    n, m = opts.grid, opts.ritz
+    theta = opts.theta if opts.theta is not None else m // 20
+    cut = min(m, m // 2 + theta)
+    torch.set_num_threads(opts.threads)
+    torch.manual_seed(opts.seed)
+    rng = np.random.default_rng(opts.seed)
+
+    t_start = time.perf_counter()
+    say(f"train-dcdm: {n}^3 Poisson, {m} Lanczos steps, theta {theta}, {opts.channels} channels, "
+        f"batch {opts.batch}, {opts.steps} steps, lr {opts.lr}, {opts.threads} threads")
+    vals, ritz = _ritz(opts, rng, say)
     t_lanczos = time.perf_counter() - t_start
     say(f"Ritz values {vals[0]:.4g} .. {vals[-1]:.4g} ({t_lanczos:.0f}s)")
     ritz_t = torch.from_numpy(ritz)  # (m, n^3) float32
 
-    def batch(size: int) -> torch.Tensor:
-        c = rng.standard_normal((size, m)).astype(np.float32)
+    def batch(size: int, g: np.random.Generator) -> torch.Tensor:
+        c = g.standard_normal((size, m)).astype(np.float32)
         c[:, :cut] *= 9.0
         b = torch.from_numpy(c) @ ritz_t
         b /= torch.linalg.vector_norm(b, dim=1, keepdim=True)
         return b.reshape(size, 1, n, n, n)
 
-    net = DCDMNet(args.channels, seed=args.seed)
+    val_b = batch(opts.val_size, rng)
+    data_rng = rng if opts.data_seed is None else np.random.default_rng(opts.data_seed)
+
+    net = DCDMNet(opts.channels, seed=opts.seed)
     init_note = ""
-    if args.init:
-        init = W.load(args.init)
-        if init.channels != args.channels:
-            raise UsageError(f"--init {args.init} has {init.channels} channels, --channels is {args.channels}")
+    if init is not None:
         net.load(init.weights)
-        init_note = (f"{args.init}: trained on {init.trained_grid}^3, {init.attrs.get('steps')} steps, "
+        init_note = (f"{opts.init}: trained on {init.trained_grid}^3, {init.attrs.get('steps')} steps, "
                      f"validation loss {init.attrs.get('validation_loss')}")
-    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
-    val_b = batch(8)
+    opt = torch.optim.Adam(net.parameters(), lr=opts.lr)
+
+    def validate() -> float:
+        with torch.no_grad():
+            return float(dcdm_loss(val_b, net(val_b)))
+
+    def meta(steps: int, val: float, **more) -> dict[str, Any]:
+        return {"loss": "||b - alpha A y||^2, alpha = y.b/y.Ay (Kaneda et al. 2023)",
+                "rhs": f"Lanczos Ritz vectors, m={m}, 9x weight on the {cut} lowest",
+                "steps": steps, "steps_planned": opts.steps, "batch": opts.batch, "lr": opts.lr,
+                "seed": opts.seed, "validation_loss": val, "validation_size": opts.val_size,
+                "data_seed": -1 if opts.data_seed is None else opts.data_seed,
+                "schedule": ("cosine to lr/100 over max(step / steps, elapsed / time_limit)"
+                             if opts.time_limit else "cosine to lr/100 over steps"),
+                "time_limit_s": opts.time_limit or 0.0, "lanczos_s": t_lanczos,
+                "train_s": time.perf_counter() - t_train, "torch": torch.__version__,
+                "init": init_note,
+                "previous_steps": int(init.attrs.get("steps", 0)) if init is not None else 0,
+                **more}
+
     losses: list[float] = []
+    best = (validate(), 0, net.export()) if opts.val_every else None
+    if best is not None:
+        say(f"step 0 val {best[0]:.5f} (the starting weights)")
     stopped_early = False
     t_train = time.perf_counter()
-    for step in range(args.steps):
-        b = batch(args.batch)
+    step = 0
+    while step < opts.steps:
+        elapsed = time.perf_counter() - t_train
+        frac = step / opts.steps
+        if opts.time_limit:
+            frac = max(frac, elapsed / opts.time_limit)
+        for g in opt.param_groups:
+            g["lr"] = opts.lr * lr_factor(frac)
+        b = batch(opts.batch, data_rng)
         loss = dcdm_loss(b, net(b))
         opt.zero_grad()
         loss.backward()
         opt.step()
-        sched.step()
         losses.append(float(loss.detach()))
-        if (step + 1) % args.log_every == 0 or step == 0:
-            with torch.no_grad():
-                vl = float(dcdm_loss(val_b, net(val_b)))
-            el = time.perf_counter() - t_train
-            say(f"step {step + 1}/{args.steps} loss {np.mean(losses[-args.log_every:]):.5f} "
-                f"val {vl:.5f} lr {sched.get_last_lr()[0]:.2e} ({el:.0f}s)")
-        if args.checkpoint_every and (step + 1) % args.checkpoint_every == 0:
-            W.save(args.save, net.export(), args.channels, "poisson3d", n,
-                   {"checkpoint_step": step + 1, "steps": step + 1, "validation_loss": float("nan")},
+        step += 1
+        lr_now = opt.param_groups[0]["lr"]
+        el = time.perf_counter() - t_train
+        if best is not None and step % opts.val_every == 0:
+            vl = validate()
+            mark = ""
+            if vl < best[0]:
+                best = (vl, step, net.export())
+                W.save(opts.save, best[2], opts.channels, "poisson3d", n,
+                       meta(step, vl, best_step=step), np.array(losses))
+                mark = " *best, saved"
+            say(f"step {step}/{opts.steps} loss {np.mean(losses[-opts.val_every:]):.5f} "
+                f"val {vl:.5f} lr {lr_now:.2e} ({el:.0f}s){mark}")
+        elif step % opts.log_every == 0 or step == 1:
+            vl = validate()
+            say(f"step {step}/{opts.steps} loss {np.mean(losses[-opts.log_every:]):.5f} "
+                f"val {vl:.5f} lr {lr_now:.2e} ({el:.0f}s)")
+        if opts.checkpoint_every and step % opts.checkpoint_every == 0:
+            W.save(opts.save, net.export(), opts.channels, "poisson3d", n,
+                   {"checkpoint_step": step, "steps": step, "validation_loss": float("nan")},
                    np.array(losses))
-        if args.time_limit and time.perf_counter() - t_train > args.time_limit:
-            stopped_early = True
-            say(f"time limit reached after {step + 1} steps")
+        if opts.time_limit and el > opts.time_limit:
+            stopped_early = step < opts.steps
+            say(f"time limit reached after {step} steps")
             break
-    with torch.no_grad():
-        val = float(dcdm_loss(val_b, net(val_b)))
-    meta = {"loss": "||b - alpha A y||^2, alpha = y.b/y.Ay (Kaneda et al. 2023)",
-            "rhs": f"Lanczos Ritz vectors, m={m}, 9x weight on the {cut} lowest",
-            "steps": len(losses), "steps_planned": args.steps, "batch": args.batch,
-            "lr": args.lr, "seed": args.seed, "stopped_early": stopped_early,
-            "validation_loss": val, "lanczos_s": t_lanczos,
-            "train_s": time.perf_counter() - t_train, "torch": torch.__version__,
-            "init": init_note}
-    W.save(args.save, net.export(), args.channels, "poisson3d", n, meta, np.array(losses))
-    say(f"saved {args.save}: validation loss {val:.5f} after {len(losses)} steps "
+    val = validate()
+    if best is None:
+        weights, info = net.export(), meta(len(losses), val, stopped_early=stopped_early)
+    else:
+        if val < best[0]:
+            best = (val, step, net.export())
+        weights = best[2]
+        info = meta(len(losses), best[0], best_step=best[1], last_validation_loss=val,
+                    stopped_early=stopped_early)
+    W.save(opts.save, weights, opts.channels, "poisson3d", n, info, np.array(losses))
+    what = (f"best validation loss {best[0]:.5f} (step {best[1]})" if best is not None
+            else f"validation loss {val:.5f}")
+    say(f"saved {opts.save}: {what} after {len(losses)} steps "
         f"({time.perf_counter() - t_start:.0f}s in all)")
+    return info
+
+
+def options(args) -> TrainOptions:
+    """The parsed command line as TrainOptions."""
+    fields = TrainOptions.__dataclass_fields__
+    kw = {k: v for k, v in vars(args).items() if k in fields}
+    kw["threads"] = args.threads or 2
+    return TrainOptions(**kw)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """python -m hpc.cg train-dcdm: parse, check, train, save."""
+    args = parser().parse_args(argv)
+    if world().Get_size() != 1:
+        raise UsageError("train-dcdm runs on one rank (PyTorch uses --threads threads)")
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    train(options(args), say)
     return 0
 
 
 if __name__ == "__main__":
-    from hpc.core import run
-
     run(main)

@@ -1,6 +1,6 @@
 """Iterations and time per method and preconditioner on one problem (default hpcg:64).
 
-    .venv/bin/python scaling/cg_methods.py [--problem hpcg:64] [--ranks 2] [--rtol 1e-8]
+    .venv/bin/python scaling/compare/cg_methods.py [--problem hpcg:64] [--ranks 2] [--rtol 1e-8]
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Both run through `python -m hpc.cg` (--backend native vs --backend petsc: petsc4
 identical distributed CSR), same preconditioner, same rtol, alternated --rounds times (best
 kept). Target: hpc.cg <= 1.2x PETSc's time per iteration.
 
-    .venv/bin/python scaling/cg_vs_petsc.py [--problems poisson3d:64,hpcg:64] [--ranks 1,2] [--pcs jacobi,none]
+    .venv/bin/python scaling/compare/cg_vs_petsc.py [--problems poisson3d:64,hpcg:64] [--ranks 1,2] [--pcs jacobi,none]
 """
 from __future__ import annotations
 

@@ -1,26 +1,27 @@
 """DCDM against CG, Jacobi-PCG, IC-PCG and MG-PCG on poisson3d, random right-hand side.
 
-    .venv/bin/python scaling/dcdm_bench.py [--n 64] [--rtol 1e-6] [--model PATH]
-    mpiexec -n 2 .venv/bin/python scaling/dcdm_bench.py ...
+    .venv/bin/python scaling/compare/dcdm_bench.py [--n 64] [--rtol 1e-6] [--model PATH]
+    mpiexec -n 2 .venv/bin/python scaling/compare/dcdm_bench.py ...
 
 Every solver runs in this process on the same DistCSR matrix (hpc.sparse) and the same b
-(standard normal, --seed), through hpc.cg's method registry, one after the other on the same
-machine. Reports iterations, matrix-vector products, network evaluations, wall time (slowest
-rank, best of --repeat) and the true final residual ||b - Ax|| / ||b||. IC-PCG is block
+(standard normal, --seed), through the public API (hpc.cg.Solver), one after the other on the
+same machine. Reports iterations, matrix-vector products, network evaluations, wall time
+(set-up and solve, slowest rank, best of --repeat) and the true final residual
+||b - Ax|| / ||b||. IC-PCG is block
 Jacobi with IC(0) blocks (one block per rank: on one rank, global IC(0)).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from mpi4py import MPI
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from hpc.cg import DCDMOptions, Solver
+from hpc.sparse.generators import structured
 
 CASES = [  # label, method, pc, pc_options
     ("CG", "cg", "none", {}),
@@ -32,11 +33,6 @@ CASES = [  # label, method, pc, pc_options
 
 
 def main() -> int:
-    from mpi4py import MPI
-
-    from hpc.cg.methods import Problem, SolveOptions, get_method
-    from hpc.sparse.generators import structured
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=64, help="grid points per side (poisson3d:N)")
     ap.add_argument("--rtol", type=float, default=1e-6)
@@ -57,48 +53,42 @@ def main() -> int:
     A = structured("poisson3d", N, comm, backend=args.backend)
     lo, hi = A.row_range
     b = np.random.default_rng(args.seed).standard_normal(N ** 3)[lo:hi].copy()
-    bnorm = float(np.sqrt(comm.allreduce(float(b @ b))))
+    dcdm = DCDMOptions(model=args.model, keep=args.keep, backend=args.net_backend)
     rows = []
     only = set(args.only.split(",")) if args.only else None
     for label, method, pc, po in CASES:
         if only and label not in only:
             continue
-        ns = argparse.Namespace(dcdm_model=args.model, dcdm_backend=args.net_backend, dcdm_keep=args.keep)
         best = None
         for _ in range(args.repeat):
-            prob = Problem(comm, A, b.copy(), grid=(N, N, N), stencil="poisson3d")
-            opts = SolveOptions(rtol=args.rtol, maxiter=args.maxiter, pc=pc, pc_options=dict(po),
-                                backend=args.backend, args=ns)
             comm.Barrier()
             t0 = time.perf_counter()
-            if method == "dcdm":
-                def progress(it, rel):
-                    if comm.rank == 0 and it % 10 == 0:
-                        print(f"    dcdm iteration {it}: relres {rel:.2e} "
-                              f"({time.perf_counter() - t0:.0f} s)", flush=True)
-                res = get_method(method)(prob, opts, progress)
-            else:
-                res = get_method(method)(prob, opts)
+            its = [0]
+
+            def progress(xk):
+                its[0] += 1
+                if method == "dcdm" and comm.rank == 0 and its[0] % 10 == 0:
+                    print(f"    dcdm iteration {its[0]} ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+            solver = Solver(A, method=method, pc=pc, rtol=args.rtol, maxiter=args.maxiter,
+                            backend=args.backend, pc_options=dict(po), dcdm=dcdm)
+            x, info = solver.solve(b, callback=progress)
             t = comm.allreduce(time.perf_counter() - t0, op=MPI.MAX)
             if best is None or t < best[0]:
-                best = (t, res)
-        t, res = best
-        r = b - A.spmv(res.x)
-        relres = float(np.sqrt(comm.allreduce(float(r @ r)))) / bnorm
-        extra = getattr(res, "extra", {}) or {}
-        rows.append({"solver": label, "iterations": int(res.iterations), "converged": bool(res.converged),
-                     "matvecs": int(getattr(res, "matvecs", 0)),
-                     "network_evals": int(extra.get("network_evals", 0)),
-                     "time_s": t, "time_per_iter_ms": 1e3 * t / max(res.iterations, 1),
-                     "final_relres": relres,
-                     "network_s": extra.get("network_s")})
+                best = (t, info)
+        t, info = best
+        d = info.details
+        rows.append({"solver": label, "iterations": info.iterations, "converged": info.converged,
+                     "matvecs": info.matvecs, "network_evals": int(d.get("network_evals", 0)),
+                     "time_s": t, "time_per_iter_ms": 1e3 * t / max(info.iterations, 1),
+                     "final_relres": info.true_relres, "network_s": d.get("network_s")})
         if comm.rank == 0:
-            print(f"  {label}: {res.iterations} iterations, {t:.2f} s", flush=True)
+            print(f"  {label}: {info.iterations} iterations, {t:.2f} s", flush=True)
     if comm.rank == 0:
         cg = next((r["iterations"] for r in rows if r["solver"] == "CG"), None)
         print(f"\npoisson3d:{N} ({N ** 3} unknowns), random b (seed {args.seed}), rtol {args.rtol:g}, "
               f"{comm.size} rank(s), sparse kernels {args.backend}, network {args.net_backend}")
-        print(f"| solver | iterations | vs CG | matvecs | network evals | time (s) | ms/iter | final relres |")
+        print("| solver | iterations | vs CG | matvecs | network evals | time (s) | ms/iter | final relres |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
         for r in rows:
             ratio = f"{r['iterations'] / cg:.3f}" if cg else "-"

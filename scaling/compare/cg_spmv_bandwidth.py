@@ -10,12 +10,11 @@ row ids and y read-modify-write, the received ghost values). The MPI exchange is
 Before 2026-11-28 17:00 the model was 12 B per nonzero + 24 B per row (8 B row pointer).
 Target: SpMV >= 0.7 of triad (SpMV is bandwidth-bound).
 
-    .venv/bin/python scaling/cg_spmv_bandwidth.py [--problems poisson3d:64,hpcg:64] [--ranks 1,2]
+    .venv/bin/python scaling/compare/cg_spmv_bandwidth.py [--problems poisson3d:64,hpcg:64] [--ranks 1,2]
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
@@ -23,6 +22,8 @@ from cg_common import run_json, table
 
 
 def worker(problems: list[str], reps: int, out: str) -> None:
+    # imported here, not at the top: the driver that launches the workers under mpiexec must
+    # not itself initialise MPI (importing mpi4py.MPI does)
     import numpy as np
     from mpi4py import MPI
 
