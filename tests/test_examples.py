@@ -61,3 +61,10 @@ def test_example_stream(ranks):
     assert "VALID" in lines, out
     assert sum(ln.startswith("triad bandwidth:") and f"on {ranks} rank(s)" in ln
                for ln in lines) == 1, out
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_example_cg(ranks):
+    out = run_example("cg", ranks)
+    assert any(ln.startswith("VALID: against scipy.sparse.linalg.spsolve") for ln in out.splitlines()), out
+    assert out.count(f"on {ranks} rank(s):") == 1   # rank 0 prints
