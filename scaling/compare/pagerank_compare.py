@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from mpi4py import MPI
 
 from hpc.core.launch import launch
 
@@ -56,8 +57,6 @@ def best(f, repeat: int):
 
 
 def load(spec: str, seed: int):
-    from mpi4py import MPI
-
     from hpc.pagerank import graphio
 
     comm = MPI.COMM_SELF
@@ -109,8 +108,6 @@ def run_mpi(spec: str, ranks: int, tol: float, seed: int, repeat: int, layout: s
 def worker(args) -> int:
     """Under mpiexec: load the graph, then --repeat + 1 times make a new solver and solve
     (barrier to barrier, slowest rank); write first / best times to --json (rank 0)."""
-    from mpi4py import MPI
-
     from hpc.core import backends
     from hpc.pagerank import graphio
     from hpc.pagerank.solver import make_solver
