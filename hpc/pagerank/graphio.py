@@ -323,9 +323,9 @@ def from_scipy(A, comm, what: str = "G") -> Graph:
     """The graph of a SciPy sparse adjacency matrix given identically on every rank: a
     nonzero A[i, j] is the edge i -> j (values ignored, stored zeros are no edge); vertices
     0..n-1, isolated ones included. Each rank takes its block of rows (collective)."""
+    if len(A.shape) != 2 or A.shape[0] != A.shape[1]:
+        raise UsageError(f"{what}: an adjacency matrix must be square, got shape {A.shape}")
     nr, nc = A.shape
-    if nr != nc:
-        raise UsageError(f"{what}: an adjacency matrix must be square, got {nr} x {nc}")
     lo, hi = block_range(nr, comm.Get_size(), comm.Get_rank())
     B = sp.csr_matrix(A)[lo:hi].tocoo()
     keep = B.data != 0
