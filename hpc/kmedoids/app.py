@@ -9,6 +9,9 @@ paper's ΔTD, for all medoids at once) is summed over each rank's points and red
 Validation: the loss is recomputed independently (SciPy distances from the data to the
 medoids), every label is checked to be a nearest medoid, and for the SWAP methods a full pass
 checks that no single swap improves the loss (local optimality).
+
+This is the command line over the Python API (hpc.kmedoids.api: distance_oracle, cluster; the
+KMedoids estimator and the fasterpam/pam/... functions for in-memory data).
 """
 from __future__ import annotations
 

@@ -15,6 +15,8 @@ Every run checks ||C x - A (B x)|| / ||A (B x)|| for a random x, without gatheri
 Inputs: --a PATH.mtx [--b PATH.mtx] (default B = A), or --generate rmat:SCALE:EDGEFACTOR
 (Graph500 R-MAT, a,b,c = 0.57,0.19,0.19, 0/1 entries, A*A), er:N:DEG (Erdos-Renyi, N rows,
 DEG entries per row on average) or poisson3d:N (7-point Laplacian on an N^3 grid).
+
+This is the command line over the Python API (hpc.spgemm.multiply, hpc.spgemm.Product).
 """
 from __future__ import annotations
 
@@ -181,7 +183,9 @@ def write_output(path: str, C: DistCSR) -> None:
 # ------------------------------------------------------------------------------ main
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    registry.require(BACKENDS[args.backend][1])
+    why = registry.why_unavailable(BACKENDS[args.backend][1])
+    if why:
+        raise UsageError(f"--backend {args.backend} is not available here: {why}")
     app = App("spgemm", args)
     comm = app.comm
     if args.layout == "2d" and dist.square_grid(app.size) is None:
