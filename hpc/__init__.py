@@ -1,8 +1,15 @@
 """hpc: an MPI-parallel HPC application suite.
 
-Each workload is a module run as ``mpiexec -n N python -m hpc.<app>``; ``hpc.core`` is the
-shared SPMD runtime (command line, result record, timers, errors, partitions, back ends).
+Each workload is a Python API first (``import hpc; hpc.cg.solve(A, b)``: the sub-packages
+load on first use) and a command line over it, ``mpiexec -n N python -m hpc.<app>``;
+``hpc.sparse`` holds the distributed sparse matrix, ``hpc.core`` the shared SPMD runtime
+(launching, command line, result record, timers, errors, partitions, back ends). The ``hpc``
+command lists the workloads and runs the suite, scaling and job tools.
 """
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -16,3 +23,16 @@ WORKLOADS: dict[str, str] = {
     "cg": "CG, PCG, single-reduction and pipelined CG, DCDM",
     "train": "Megatron-style tensor x pipeline x data parallel GPT training",
 }
+
+# Sub-packages reachable as attributes of ``hpc`` without importing them first (PEP 562).
+_SUBPACKAGES = frozenset(WORKLOADS) | {"core", "sparse"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _SUBPACKAGES)
