@@ -12,15 +12,15 @@ The building blocks the command line uses, for data already distributed by rows
 
 References
 ----------
-.. [KR87] L. Kaufman, P. J. Rousseeuw, "Clustering by means of medoids", in Statistical Data
-   Analysis Based on the L1 Norm and Related Methods, 405-416, 1987 (PAM: BUILD and SWAP).
-.. [SR19] E. Schubert, P. J. Rousseeuw, "Faster k-Medoids Clustering: Improving the PAM,
-   CLARA, and CLARANS Algorithms", SISAP 2019, 171-187 (FastPAM1, FastPAM2).
-.. [SR21] E. Schubert, P. J. Rousseeuw, "Fast and Eager k-Medoids Clustering: O(k) Runtime
-   Improvement of the PAM, CLARA, and CLARANS Algorithms", Information Systems 101 (2021),
-   101804 (FasterPAM, FastCLARA, FastCLARANS).
-.. [NH02] R. T. Ng, J. Han, "CLARANS: A Method for Clustering Objects for Spatial Data
-   Mining", IEEE TKDE 14(5), 2002, 1003-1016.
+- L. Kaufman, P. J. Rousseeuw, "Clustering by means of medoids", in Statistical Data
+  Analysis Based on the L1 Norm and Related Methods, 405-416, 1987 (PAM: BUILD and SWAP).
+- E. Schubert, P. J. Rousseeuw, "Faster k-Medoids Clustering: Improving the PAM,
+  CLARA, and CLARANS Algorithms", SISAP 2019, 171-187 (FastPAM1, FastPAM2).
+- E. Schubert, P. J. Rousseeuw, "Fast and Eager k-Medoids Clustering: O(k) Runtime
+  Improvement of the PAM, CLARA, and CLARANS Algorithms", Information Systems 101 (2021),
+  101804 (FasterPAM, FastCLARA, FastCLARANS).
+- R. T. Ng, J. Han, "CLARANS: A Method for Clustering Objects for Spatial Data
+  Mining", IEEE TKDE 14(5), 2002, 1003-1016.
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ MATRIX_FRACTION = 0.5  # auto mode keeps the matrix when it takes at most this m
 class KMedoidsResult:
     """A k-medoids clustering, with the fields of the `kmedoids` package's result.
 
-    Attributes
+    Parameters
     ----------
     loss : float
         The total deviation: the sum over all points of the distance to their medoid.
@@ -331,7 +331,8 @@ def _run_precomputed(method: str, diss, medoids, max_iter: int, init: str, rando
 
 def fasterpam(diss, medoids, max_iter: int = 100, init: str = "random", random_state=None, *,
               comm=None, backend: str = "native") -> KMedoidsResult:
-    """FasterPAM k-medoids clustering [SR21]_: eager swaps in a circular sweep over the points.
+    """FasterPAM k-medoids clustering (Schubert & Rousseeuw 2021): eager swaps in a circular
+    sweep over the points.
 
     The first swap that lowers the loss is taken at once (each candidate evaluated for all k
     medoids in O(k) with FastPAM1's shared terms); a full sweep without a swap ends it. From
@@ -380,7 +381,8 @@ def fasterpam(diss, medoids, max_iter: int = 100, init: str = "random", random_s
 
 def fastpam1(diss, medoids, max_iter: int = 100, init: str = "random", random_state=None, *,
              comm=None, backend: str = "native") -> KMedoidsResult:
-    """FastPAM1 k-medoids clustering [SR19]_: PAM's swaps, found O(k) times faster.
+    """FastPAM1 k-medoids clustering (Schubert & Rousseeuw 2019): PAM's swaps, found O(k)
+    times faster.
 
     Every iteration evaluates all (medoid, non-medoid) swaps, in O(n^2) instead of PAM's
     O(k n^2), through the loss change shared by all medoids, and performs the best one
@@ -411,8 +413,9 @@ def fastpam1(diss, medoids, max_iter: int = 100, init: str = "random", random_st
 
 def fastpam2(diss, medoids, max_iter: int = 100, init: str = "build", random_state=None, *,
              comm=None, backend: str = "native") -> KMedoidsResult:
-    """FastPAM2 [SR19]_: per iteration, the best swap of every medoid slot, performed in
-    order of gain while each still improves the loss (fewer iterations than FastPAM1).
+    """FastPAM2 (Schubert & Rousseeuw 2019): per iteration, the best swap of every medoid
+    slot, performed in order of gain while each still improves the loss (fewer iterations than
+    FastPAM1).
 
     Parameters and results as in :func:`fasterpam`. Cost: O(n^2) per iteration.
     """
@@ -422,7 +425,8 @@ def fastpam2(diss, medoids, max_iter: int = 100, init: str = "build", random_sta
 
 def pam(diss, medoids, max_iter: int = 100, init: str = "build", random_state=None, *,
         comm=None, backend: str = "native") -> KMedoidsResult:
-    """PAM k-medoids clustering [KR87]_: BUILD, then SWAP, the original algorithm.
+    """PAM k-medoids clustering (Kaufman & Rousseeuw 1987): BUILD, then SWAP, the original
+    algorithm.
 
     Each SWAP iteration evaluates every (medoid, non-medoid) pair with one pass over the points
     per medoid and performs the best swap, until none improves the loss.
@@ -453,8 +457,9 @@ def pam(diss, medoids, max_iter: int = 100, init: str = "build", random_state=No
 def clara(diss, k: int, *, samples: int = 5, sample_size: int | None = None,
           max_iter: int = 100, init: str = "build", random_state=None, comm=None,
           backend: str = "native") -> KMedoidsResult:
-    """FastCLARA [SR21]_: FasterPAM on ``samples`` random samples of ``sample_size`` points
-    (default 80 + 4k), every sample's medoids evaluated on all points, the best kept.
+    """FastCLARA (Schubert & Rousseeuw 2021): FasterPAM on ``samples`` random samples of
+    ``sample_size`` points (default 80 + 4k), every sample's medoids evaluated on all points,
+    the best kept.
 
     Samples are spread over the ranks; the result does not depend on the rank count.
     Parameters otherwise as in :func:`fasterpam` (``init`` initialises each sample).
@@ -468,9 +473,10 @@ def clara(diss, k: int, *, samples: int = 5, sample_size: int | None = None,
 
 def clarans(diss, k: int, *, restarts: int = 2, neighbors: float = 0.1, init: str = "random",
             random_state=None, comm=None, backend: str = "native") -> KMedoidsResult:
-    """FastCLARANS [SR21]_, [NH02]_: ``restarts`` randomised local searches; each tries random
-    non-medoids (each against all k medoids at once, O(k) faster than CLARANS) and stops after
-    ``neighbors * (n - k)`` non-improving candidates in a row; the best search is kept.
+    """FastCLARANS (Schubert & Rousseeuw 2021; CLARANS: Ng & Han 2002): ``restarts``
+    randomised local searches; each tries random non-medoids (each against all k medoids at
+    once, O(k) faster than CLARANS) and stops after ``neighbors * (n - k)`` non-improving
+    candidates in a row; the best search is kept.
 
     Parameters otherwise as in :func:`fasterpam`. Cost: O(n) per candidate over p ranks.
     """
@@ -482,7 +488,8 @@ def clarans(diss, k: int, *, restarts: int = 2, neighbors: float = 0.1, init: st
 
 
 def pam_build(diss, k: int, *, comm=None, backend: str = "native") -> KMedoidsResult:
-    """PAM's BUILD [KR87]_ only: k medoids chosen greedily, each lowering the loss most.
+    """PAM's BUILD (Kaufman & Rousseeuw 1987) only: k medoids chosen greedily, each lowering
+    the loss most.
 
     Parameters
     ----------
@@ -529,9 +536,9 @@ class KMedoids:
     n_clusters : int, default 8
         Number of medoids k.
     method : {'fasterpam', 'fastpam1', 'fastpam2', 'pam', 'clara', 'clarans'}, default 'fasterpam'
-        FasterPAM [SR21]_ (eager swaps), FastPAM1/2 [SR19]_, PAM [KR87]_, FastCLARA (FasterPAM
-        on random samples, the best kept) and FastCLARANS [SR21]_, [NH02]_ (randomised
-        search).
+        FasterPAM (eager swaps; Schubert & Rousseeuw 2021), FastPAM1/2 (Schubert & Rousseeuw
+        2019), PAM (Kaufman & Rousseeuw 1987), FastCLARA (FasterPAM on random samples, the best
+        kept) and FastCLARANS (randomised search; Schubert & Rousseeuw 2021, Ng & Han 2002).
     metric : {'euclidean', 'sqeuclidean', 'manhattan', 'cosine', 'precomputed'}
         Distance between points; 'precomputed': X is an (n, n) dissimilarity matrix.
     init : {'build', 'lab', 'random', 'first'}, default 'build'

@@ -7,11 +7,11 @@ every rank; :class:`hpc.sparse.DistCSR` operands give a ``DistCSR`` product (1D 
 
 References
 ----------
-.. [SMASH] A. Shivdikar et al., "SMASH: Sparse Matrix Atomic Scratchpad Hashing", 2021
-   (arXiv:2105.14156): row-wise (Gustavson) products merged in hash tables as they are made.
-.. [BG08] A. Buluç, J. R. Gilbert, "On the Representation and Multiplication of Hypersparse
-   Matrices", IPDPS 2008; "Parallel Sparse Matrix-Matrix Multiplication and Indexing:
-   Implementation and Experiments", SIAM J. Sci. Comput. 34(4), 2012 (Sparse SUMMA).
+- A. Shivdikar et al., "SMASH: Sparse Matrix Atomic Scratchpad Hashing", 2021
+  (arXiv:2105.14156): row-wise (Gustavson) products merged in hash tables as they are made.
+- A. Buluç, J. R. Gilbert, "On the Representation and Multiplication of Hypersparse
+  Matrices", IPDPS 2008; "Parallel Sparse Matrix-Matrix Multiplication and Indexing:
+  Implementation and Experiments", SIAM J. Sci. Comput. 34(4), 2012 (Sparse SUMMA).
 """
 from __future__ import annotations
 
@@ -152,10 +152,10 @@ def multiply(A, B, *, layout: str = "1d", backend: str = "native", threads: int 
 
     Every row of C is made from the rows of B that row i of A selects (Gustavson's row-wise
     product); a symbolic phase sizes every row of C exactly, a numeric phase fills it, the
-    partial sums merged in a hash table per row as they are made [SMASH]_ (a dense
-    accumulator for heavy rows, one table shared by all threads with atomic compare-and-swap
-    for the heaviest). Rows are binned by their count of scalar products and split across
-    threads by a prefix sum of products.
+    partial sums merged in a hash table per row as they are made (SMASH, Shivdikar et al.
+    2021), a dense accumulator for heavy rows, one table shared by all threads with atomic
+    compare-and-swap for the heaviest. Rows are binned by their count of scalar products and
+    split across threads by a prefix sum of products.
 
     Parameters
     ----------
@@ -165,8 +165,9 @@ def multiply(A, B, *, layout: str = "1d", backend: str = "native", threads: int 
         ``A.shape[1] == B.shape[0]``.
     layout : {'1d', '2d'}, default '1d'
         '1d': A and C by row blocks, each rank fetching the rows of B its columns of A touch in
-        one all-to-all exchange; '2d': Sparse SUMMA [BG08]_ on a sqrt(p) x sqrt(p) grid of
-        ranks (p must be a square number), A and B redistributed into blocks first.
+        one all-to-all exchange; '2d': Sparse SUMMA (Buluç & Gilbert 2008, 2012) on a
+        sqrt(p) x sqrt(p) grid of ranks (p must be a square number), A and B redistributed into
+        blocks first.
     backend : {'native', 'numba', 'scipy', 'cuda', 'cusparse'}, default 'native'
         Local kernel: C++/OpenMP hash SpGEMM, the same algorithm in Numba, SciPy's SMMP, the
         CUDA hash kernel, or cuSPARSE through CuPy.
