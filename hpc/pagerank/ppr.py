@@ -207,8 +207,9 @@ def _count(keys: list[np.ndarray], weight: float) -> tuple[np.ndarray, np.ndarra
 # the online decomposition
 # --------------------------------------------------------------------------------------------
 @dataclass
-class Decomposition:
-    """Per rank, sparse (owned vertices x queries): the estimate X and the residual R."""
+class PushState:
+    """Per rank, sparse (owned vertices x queries): the estimate X and the residual R of the
+    forward push (PPR = X + the residual's walk part; not a domain decomposition)."""
 
     X: sp.csr_matrix
     R: sp.csr_matrix
@@ -231,7 +232,7 @@ def push_operator(g: Graph, damping: float) -> sp.csr_matrix:
 
 
 def decompose(g: Graph, sources: np.ndarray, damping: float, iterations: int,
-              threshold: float, per_edge: bool = False) -> Decomposition:
+              threshold: float, per_edge: bool = False) -> PushState:
     """Push every query's mass ``iterations`` times (entries >= threshold); collective.
 
     ``sources``: the global vertex of every query (the same array on every rank). One
@@ -270,7 +271,7 @@ def decompose(g: Graph, sources: np.ndarray, damping: float, iterations: int,
         C = C.tocoo()
         w, q, v = exchange(comm, g.owner(C.row), [C.row.astype(np.int64), C.col.astype(np.int64), C.data])
         R = R + sp.csr_matrix((v, (w - lo, q)), shape=(nl, nq))
-    return Decomposition(sp.csr_matrix(X), sp.csr_matrix(R), pushes, it)
+    return PushState(sp.csr_matrix(X), sp.csr_matrix(R), pushes, it)
 
 
 @dataclass
@@ -301,7 +302,7 @@ def fingerprint_matrix(g: Graph, fp: Fingerprints) -> tuple[sp.csr_matrix, np.nd
     return fp.cache["K"], fp.cache["mass"]
 
 
-def combine(g: Graph, dec: Decomposition, fp: Fingerprints, nq: int, topk: int,
+def combine(g: Graph, dec: PushState, fp: Fingerprints, nq: int, topk: int,
             want_full: bool = False) -> Answer:
     """x + sum_w r(w) F_w, normalised per query; top-K per query (collective).
 
@@ -480,7 +481,7 @@ def native_query(g: Graph, eng, sources: np.ndarray, iterations: int, threshold:
                   full), stats
 
 
-def needed_vertices(g: Graph, dec: Decomposition) -> np.ndarray:
+def needed_vertices(g: Graph, dec: PushState) -> np.ndarray:
     """The vertices (global numbers, owned here) whose fingerprints the residual needs."""
     rows = np.flatnonzero(np.diff(dec.R.indptr) > 0)
     return rows.astype(np.int64) + g.lo
