@@ -114,13 +114,21 @@ def test_failed_app_fails_the_job(cluster, tmp_path):
     assert "error: --numtimes must be at least 2" in (tmp_path / f"hpc-stream-{jid}.out").read_text()
 
 
-@pytest.mark.parametrize("how", ["array", "chain"])
+@pytest.mark.parametrize("how", ["array", "chain", "chain-script"])
 def test_scaling_study_as_jobs(cluster, tmp_path, how):
-    extra = ["--chain"] if how == "chain" else []
+    """A study as a job array, as a chain submitted from Python, and as the chain script
+    (what jobs/scaling-chain.sh is) run with bash."""
+    extra = {"array": ["--submit"], "chain": ["--chain", "--submit"],
+             "chain-script": ["--chain"]}[how]
     p = jobs_cli(cluster, tmp_path, "scaling", "--app", "stream", "--mode", "weak",
                  "--ranks", "1,2", "--repeat", "2", "--ntasks-per-node", "2", "--time", "00:03:00",
-                 "--workdir", tmp_path, "--out", "study", "--submit", *extra, *YIELD,
+                 "--workdir", tmp_path, "--out", "study", *extra, *YIELD,
                  "--", *STREAM)
+    if how == "chain-script":
+        (tmp_path / "chain.sh").write_text(p.stdout)
+        p = subprocess.run(["bash", "chain.sh"], capture_output=True, text=True,
+                           env=cluster.env, cwd=str(tmp_path), timeout=120)
+        assert p.returncode == 0, p.stderr
     ids = ids_in(p.stdout)
     assert len(ids) == (1 if how == "array" else 4), p.stdout
     states = cluster.wait(ids, timeout=300)
