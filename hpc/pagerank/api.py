@@ -325,7 +325,7 @@ class PPRIndex:
         walks : int, default 100
             Walks per vertex (the error of a fingerprint shrinks like 1/sqrt(walks)).
         max_length : int, default 64
-            Steps after which a surviving walk (a fraction alpha**max_length) stops; its
+            Steps after which a surviving walk (a fraction ``alpha ** max_length``) stops; its
             remaining mass is credited where it stops.
         keep : int, default 128
             Entries stored per vertex, largest first (0 keeps all).

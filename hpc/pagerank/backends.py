@@ -3,11 +3,13 @@ update x_new = d*y + base that also returns the L1 change and the new dangling m
 
 Every back end is one module of this package with a class ``Kernels`` giving the same
 interface:
+
 - ``local(csr)`` -> an object with ``spmv(x, y, accumulate=False)`` for one local block;
 - ``update(y, x, xs, inv_deg, d, base) -> (l1_change, dangling_mass)``; sets x = x_new and
   xs = x_new * inv_deg (what the neighbours pull), inv_deg = 0 marking a dangling vertex;
 - ``xp`` (numpy or cupy), ``asarray`` (host -> back end), ``host`` (back end -> host);
 - ``sparse_kernel``: the name of the hpc.sparse kernel DistCSR uses for this back end.
+
 A new back end is one module and one line in :data:`BACKENDS`.
 """
 from __future__ import annotations

@@ -22,7 +22,7 @@ def spmv_pattern(indptr, indices, x, y, accumulate):
 
 @nb.njit(parallel=True, cache=True)
 def update(y, x, xs, inv, d, base):
-    """x_new = d*y + base; returns (|x_new - x|_1, dangling mass); sets x, xs."""
+    """``x_new = d*y + base``; returns (L1 norm of ``x_new - x``, dangling mass); sets x, xs."""
     diff = 0.0
     dsum = 0.0
     for i in nb.prange(y.shape[0]):

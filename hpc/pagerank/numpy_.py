@@ -35,5 +35,12 @@ class Kernels:
         dsum = float(xn[inv == 0.0].sum())
         return diff, dsum
 
-    asarray = staticmethod(np.ascontiguousarray)
-    host = staticmethod(np.asarray)
+    @staticmethod
+    def asarray(a):
+        """A host array as this back end's array (contiguous; no copy when it already is)."""
+        return np.ascontiguousarray(a)
+
+    @staticmethod
+    def host(a):
+        """This back end's array as a host array (no copy for NumPy)."""
+        return np.asarray(a)
