@@ -113,6 +113,17 @@ def test_bad_usage_exits_2(tmp_path):
         assert what in r.stderr and "Traceback" not in r.stderr
 
 
+def test_help_lists_the_verbs():
+    r = run_app("pagerank", 1, "--help")
+    _ok(r)
+    assert "subcommands:" in r.stdout
+    for verb in ("pagerank", "ppr-index", "ppr"):
+        assert f"\n  {verb} " in r.stdout
+    r = run_app("pagerank", 1, "ppr-index", "--help")
+    _ok(r)
+    assert "--walks" in r.stdout and "--keep" in r.stdout
+
+
 def test_unavailable_backend_is_a_clear_error():
     from hpc.core import backends
 
