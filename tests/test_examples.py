@@ -68,3 +68,10 @@ def test_example_cg(ranks):
     out = run_example("cg", ranks)
     assert any(ln.startswith("VALID: against scipy.sparse.linalg.spsolve") for ln in out.splitlines()), out
     assert out.count(f"on {ranks} rank(s):") == 1   # rank 0 prints
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_example_sparse(ranks):
+    out = run_example("sparse", ranks)
+    assert any(ln.startswith("VALID: max |A @ x - SciPy|") for ln in out.splitlines()), out
+    assert out.count(f"over {ranks} rank(s)") == 1  # rank 0 prints
