@@ -59,7 +59,7 @@ def test_uneven_row_offsets_roundtrip():
     np.testing.assert_array_equal(blk, want)
     back = red.to_rows(blk)
     np.testing.assert_array_equal(back, g[off[comm.rank]:off[comm.rank + 1]])
-    dec.comm.Free()
+    dec.free()
 
 
 def test_numba_backend_equals_numpy():

@@ -16,8 +16,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from hpc.core.decomp import Decomposition
+
 from .arch import HALF_RES, forward
-from .decomp import Decomposition
 from .kernels import ArrayKernels, kernels
 from .weights import Model
 
@@ -51,15 +52,15 @@ class DistNet:
         self.k: ArrayKernels = kernels(backend)
         self.backend = backend
         self.w = {name: self.k.from_host(w) for name, w in model.weights.items()}
-        fine = dec.local
+        fine = dec.local_shape
         coarse = tuple(s // 2 for s in fine)
         c = model.channels
         # Halo exchanges keyed by (level, channels); the conv_in input has one channel.
         kw = dict(radius=1, dtype=np.float32, method=halo_method, fill=0.0, neighbors="all")
         self._halos = {
-            ("fine", 1): HaloExchange(dec.comm, fine, quantities=1, **kw),
-            ("fine", c): HaloExchange(dec.comm, fine, quantities=c, **kw),
-            ("coarse", c): HaloExchange(dec.comm, coarse, quantities=c, **kw),
+            ("fine", 1): HaloExchange(dec.cart, fine, quantities=1, **kw),
+            ("fine", c): HaloExchange(dec.cart, fine, quantities=c, **kw),
+            ("coarse", c): HaloExchange(dec.cart, coarse, quantities=c, **kw),
         }
         self.evaluations = 0
         self.time_conv = 0.0
@@ -102,9 +103,9 @@ class DistNet:
     # -- evaluation -------------------------------------------------------------------------
     def __call__(self, block: np.ndarray) -> np.ndarray:
         """The direction on my block, from the residual on my block ((lz, ly, lx), host)."""
-        if tuple(block.shape) != tuple(self.dec.local):
-            raise ValueError(f"block shape {block.shape} != local {self.dec.local}")
-        x = self.k.empty_field(self.dec.local, 1)
+        if tuple(block.shape) != tuple(self.dec.local_shape):
+            raise ValueError(f"block shape {block.shape} != local {self.dec.local_shape}")
+        x = self.k.empty_field(self.dec.local_shape, 1)
         x[1:-1, 1:-1, 1:-1, 0] = self.k.from_host(np.asarray(block, dtype=np.float32))
         with blas_threads(self.threads):
             y = forward(self, x)

@@ -38,19 +38,30 @@ from .arch import flops
 from .decomp import Redistributor, decompose
 from .infer import DistNet
 
-BACKENDS = ("numpy", "numba", "cupy")
+#: the network's back ends: name -> (module of its kernels, hpc.core.backends requirement)
+BACKENDS: dict[str, tuple[str, str]] = {
+    "numpy": ("hpc.cg.dcdm.kernels", "numpy"),
+    "numba": ("hpc.cg.dcdm.kernels", "numba"),
+    "cupy": ("hpc.cg.dcdm.kernels", "cupy"),
+}
 
 
 @dataclass
 class DCDMOptions:
     """The options of ``--method dcdm`` (the command line's ``--dcdm-*``).
 
-    model: the trained network, an HDF5 file from ``train-dcdm`` (None: the shipped
+    Attributes
+    ----------
+    model : str or os.PathLike or None
+        The trained network, an HDF5 file from ``train-dcdm`` (None: the shipped
         ``hpc/cg/dcdm/models/dcdm_poisson3d_n32.h5``).
-    keep: A-orthogonalise each direction against this many previous ones (the paper: 2).
-    backend: the network's kernels, numpy, numba or cupy (None: follow the solve's back end;
+    keep : int
+        A-orthogonalise each direction against this many previous ones (the paper: 2).
+    backend : str or None
+        The network's kernels, numpy, numba or cupy (None: follow the solve's back end;
         native and scipy have none of their own and use numpy's BLAS).
-    threads: threads of the network's kernels per rank.
+    threads : int
+        Threads of the network's kernels per rank.
     """
 
     model: str | os.PathLike | None = None
@@ -80,7 +91,7 @@ class DCDMPreconditioner:
                  halo_method: str = "datatype", threads: int = 1):
         if backend not in BACKENDS:
             raise UsageError(f"DCDM's network runs on {', '.join(BACKENDS)}, not {backend!r}")
-        registry.require(backend)  # e.g. cupy without a GPU: a clear usage error
+        registry.require(BACKENDS[backend][1])  # e.g. cupy without a GPU: a clear usage error
         self.model = model if model is not None else W.load()
         self.dec = decompose(comm, tuple(grid))
         self.redist = Redistributor(self.dec, row_offsets)
@@ -109,7 +120,7 @@ class DCDMPreconditioner:
 
     def free(self) -> None:
         self.net.free()
-        self.dec.comm.Free()
+        self.dec.free()
 
 
 def dcdm_solve(comm, matvec: Callable[[np.ndarray], np.ndarray], b: np.ndarray,
