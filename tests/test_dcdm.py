@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from mpi4py import MPI
 
 from hpc.core.errors import UsageError
 
@@ -134,8 +135,6 @@ def test_model_from_another_grid_runs_on_any_even_grid():
 
 # -- the solver -------------------------------------------------------------------------
 def _poisson(N):
-    from mpi4py import MPI
-
     from hpc.cg.methods import Problem
     from hpc.sparse.generators import structured
 
@@ -254,8 +253,6 @@ def test_app_converges_poisson3d_64(tmp_path):
 
 def test_breakdown_on_indefinite_matrix():
     """d.Ad <= 0 stops the solve unconverged, with the reason."""
-    from mpi4py import MPI
-
     from hpc.cg.dcdm.solver import dcdm_solve
 
     A = -np.diag(np.arange(1.0, 9.0))
@@ -266,8 +263,6 @@ def test_breakdown_on_indefinite_matrix():
 
 def test_identity_direction_is_cg():
     """With f = identity, DCDM's two-term A-orthogonalisation reproduces CG's iterations."""
-    from mpi4py import MPI
-
     from hpc.cg.dcdm.solver import dcdm_solve
     from hpc.cg.dcdm.train import poisson3d_csr
 
@@ -276,3 +271,64 @@ def test_identity_direction_is_cg():
     res = dcdm_solve(MPI.COMM_WORLD, lambda v: A @ v, b, lambda r: r.copy(), 1e-8, 500)
     assert res.converged
     assert abs(res.iterations - _cg_iterations(A, b, 1e-8)) <= 1
+
+
+# -- training (train-dcdm): the wall-time schedule and keep-best-by-validation ----------------
+def test_lr_schedule_is_cosine_to_one_percent():
+    from hpc.cg.dcdm.train import lr_factor
+
+    assert lr_factor(0.0) == pytest.approx(1.0)
+    assert lr_factor(0.5) == pytest.approx(0.505)
+    assert lr_factor(1.0) == pytest.approx(0.01)
+    assert lr_factor(3.0) == pytest.approx(0.01)       # past the budget: the floor
+    f = [lr_factor(t) for t in np.linspace(0, 1, 11)]
+    assert all(a > b for a, b in zip(f, f[1:]))
+
+
+def _train(tmp_path, name, **kw):
+    from hpc.cg.dcdm.train import TrainOptions, train
+
+    lines: list[str] = []
+    opts = TrainOptions(save=str(tmp_path / name), grid=8, ritz=40, channels=4, batch=2,
+                        threads=1, **kw)
+    meta = train(opts, say=lambda *a: lines.append(" ".join(map(str, a))))
+    return meta, lines
+
+
+def test_train_keeps_the_best_weights_by_validation(tmp_path):
+    _torch()
+    import h5py
+
+    from hpc.cg.dcdm import weights as W
+
+    meta, lines = _train(tmp_path, "best.h5", steps=8, val_every=2, val_size=4, data_seed=5)
+    vals = {}
+    for ln in lines:   # "step 0 val V (...)" and "step k/8 loss L val V lr ..."
+        if ln.startswith("step ") and " val " in ln:
+            step = int(ln.split()[1].split("/")[0])
+            if step % 2 == 0:
+                vals[step] = float(ln.split(" val ")[1].split()[0])
+    assert sorted(vals) == [0, 2, 4, 6, 8]
+    best_step = min(vals, key=vals.get)
+    assert meta["best_step"] == best_step
+    assert meta["validation_loss"] == pytest.approx(vals[best_step], rel=1e-4)
+    m = W.load(tmp_path / "best.h5")
+    assert m.attrs["best_step"] == best_step and m.attrs["data_seed"] == 5
+    with h5py.File(tmp_path / "best.h5") as f:
+        assert f["/training/loss"].shape == (8,)
+
+
+def test_train_time_budget_and_init(tmp_path):
+    """--time-limit with an unreachable --steps: the run stops on time, the learning rate
+    having decayed with the elapsed fraction; --init continues from a saved model."""
+    _torch()
+    from hpc.cg.dcdm import weights as W
+
+    _train(tmp_path, "a.h5", steps=2)
+    meta, lines = _train(tmp_path, "b.h5", steps=10 ** 6, time_limit=2.0, log_every=1,
+                         init=str(tmp_path / "a.h5"))
+    assert meta["stopped_early"] and 0 < meta["steps"] < 10 ** 6
+    assert meta["previous_steps"] == 2 and "a.h5" in meta["init"]
+    lrs = [float(ln.split(" lr ")[1].split()[0]) for ln in lines if ln.startswith("step ")]
+    assert lrs[0] > 0.9e-3 and lrs[-1] < 0.5e-3       # decayed over the wall-time budget
+    assert W.load(tmp_path / "b.h5").attrs["schedule"].startswith("cosine to lr/100 over max")

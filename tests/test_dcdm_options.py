@@ -19,3 +19,15 @@ def test_dcdm_missing_model_is_a_usage_error(tmp_path):
     assert r.returncode == 2
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and "none.h5" in lines[0]
+
+
+def test_train_dcdm_option_errors_exit_2(tmp_path):
+    """train-dcdm's options are checked before PyTorch is needed (one error: line, exit 2)."""
+    for args, fragment in ((["--val-every", "2", "--checkpoint-every", "3"], "use one of the two"),
+                           (["--val-every", "-1"], "--val-every"),
+                           (["--grid", "7"], "even"),
+                           (["--init", str(tmp_path / "none.h5")], "none.h5")):
+        r = run_app("cg", 1, "train-dcdm", "--save", str(tmp_path / "m.h5"), *args)
+        lines = [l for l in r.stderr.splitlines() if l.strip()]
+        assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:"), r.stderr
+        assert fragment in lines[0], lines[0]
