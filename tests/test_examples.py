@@ -27,7 +27,7 @@ def test_example_pagerank(ranks):
 @pytest.mark.parametrize("ranks", [1, 2])
 def test_example_kmedoids(ranks):
     pytest.importorskip("kmedoids")
-    out = run_example("kmedoids", ranks)
+    out = run_example("kmedoids_clustering", ranks)
     assert any(ln.startswith("VALID: loss") for ln in out.splitlines()), out
     assert out.count("cluster sizes:") == 1         # rank 0 prints
 

@@ -1,36 +1,16 @@
 """k-medoids clustering of a NumPy array with hpc.kmedoids, checked against the `kmedoids`
 package when it is installed.
 
-    python examples/kmedoids.py                 # one process
-    mpiexec -n 4 python examples/kmedoids.py    # the same call, four ranks share the work
+    python examples/kmedoids_clustering.py                 # one process
+    mpiexec -n 4 python examples/kmedoids_clustering.py    # the same call, four ranks share the work
 
 The points are a NumPy array given identically on every rank; the medoids, labels and loss
 come back on every rank (scikit-learn's estimator protocol).
 """
-import importlib.metadata
-import importlib.util
-import sys
-
 import numpy as np
 from mpi4py import MPI
 
 from hpc.kmedoids import KMedoids
-
-
-def reference_package():
-    """The installed `kmedoids` package, or None (this script's own name, kmedoids.py, hides
-    it from a plain ``import kmedoids``, so it is loaded from where it is installed)."""
-    try:
-        init = importlib.metadata.distribution("kmedoids").locate_file("kmedoids/__init__.py")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    spec = importlib.util.spec_from_file_location("kmedoids", init,
-                                                  submodule_search_locations=[str(init.parent)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["kmedoids"] = module
-    spec.loader.exec_module(module)
-    return module
-
 
 # 600 points around 5 centres in 4-D (a fixed seed, so every rank builds the same array).
 rng = np.random.default_rng(0)
@@ -43,8 +23,9 @@ say(f"loss {km.inertia_:.6f}, {km.n_iter_} iterations, medoids {km.medoid_indice
 say("cluster sizes:", np.bincount(km.labels_, minlength=5).tolist())
 say("the first three points belong to clusters", km.predict(X[:3]).tolist())
 
-kmedoids = reference_package()
-if kmedoids is None:
+try:
+    import kmedoids  # the python-kmedoids package, the reference
+except ImportError:
     say("kmedoids not installed: no check")
 else:
     from scipy.spatial.distance import cdist
