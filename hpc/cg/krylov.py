@@ -1,7 +1,8 @@
 """Conjugate-gradient solvers on row-distributed vectors: PCG, Chronopoulos-Gear, pipelined.
 
-All three stop on the recursive residual, ||r_k|| < max(rtol ||b||, atol) (SciPy's cg criterion, so with
-the same preconditioner the iterates and iteration counts match scipy.sparse.linalg.cg), then
+All three stop on the recursive residual, ||r_k|| < max(rtol ||b||, atol) (SciPy's cg
+criterion, so with the same preconditioner the iterates and iteration counts match
+scipy.sparse.linalg.cg), then
 confirm with the true residual ||b - A x||: if rounding made the recursive residual lie, the
 residual is replaced by the true one and the iteration continues (at most MAX_REPLACEMENTS
 times), so a reported convergence is always a true one.
