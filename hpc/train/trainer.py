@@ -20,7 +20,7 @@ from mpi4py import MPI
 
 from hpc.core import backends as registry
 from hpc.core.errors import InputTypeError, UsageError
-from hpc.core.exchange import node_comm
+from hpc.core.exchange import as_comm, node_comm
 from hpc.core.memory import require_memory
 
 from . import checkpoint
@@ -133,10 +133,22 @@ class Trainer:
 
     Attributes
     ----------
-    config, layout : the model and the resolved layout (dp set)
-    schedule : str, the schedule that runs
-    iteration : int, steps done so far (the index of the next step; set by :meth:`load`)
-    state : ParallelState, model : GPT, optimizer : Adam, tokens : ndarray (the corpus)
+    config : GPTConfig
+        The model.
+    layout : ParallelLayout
+        The layout, ``dp`` resolved.
+    schedule : str
+        The pipeline schedule that runs.
+    iteration : int
+        Steps done so far: the index of the next step (set by :meth:`load`).
+    state : ParallelState
+        This rank's coordinates and process groups.
+    model : hpc.train.model.GPT
+        This rank's model chunks (its parameters and gradients).
+    optimizer : hpc.train.optimizer.Adam
+        Adam over this rank's parameters (its shard under ZeRO-1).
+    tokens : numpy.ndarray
+        The corpus as int64 token ids.
 
     Raises
     ------
@@ -175,10 +187,7 @@ class Trainer:
         layout = ParallelLayout() if layout is None else layout
         if not isinstance(layout, ParallelLayout):
             raise InputTypeError(f"layout must be a ParallelLayout, got {type(layout).__name__}")
-        comm = MPI.COMM_WORLD if comm is None else comm
-        if not isinstance(comm, MPI.Intracomm):
-            raise InputTypeError(f"comm must be an mpi4py intracommunicator, got "
-                                 f"{type(comm).__name__}")
+        comm = as_comm(comm)
         self.dtype = _dtype(dtype)
         self.lr = V.real(lr, "lr", 0.0, strict=True)
         self.weight_decay = V.real(weight_decay, "weight_decay", -float("inf"))
