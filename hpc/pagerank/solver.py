@@ -466,7 +466,8 @@ class Native1D:
         lap("result_move")
 
     def _exchange(self) -> None:
-        self.transfer.run()
+        if self.transfer.requests:            # one rank: nothing to call
+            self.transfer.run()
 
     def solve(self, damping: float, tol: float, max_iter: int) -> Result:
         n, d = float(self.g.n), float(damping)
