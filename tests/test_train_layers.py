@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from mpi4py import MPI
 
 from hpc.train import layers as L
 from hpc.train.model import GPTConfig, param_specs, shard, unshard
@@ -162,8 +163,6 @@ def test_qkv_shard_keeps_whole_heads():
 
 
 def _single_rank_model(dtype=np.float64, **kw):
-    from mpi4py import MPI
-
     from hpc.train.model import GPT
     from hpc.train.parallel_state import ParallelLayout, ParallelState
 
@@ -254,8 +253,6 @@ def test_fused_adam_matches_formula(wd):
 def test_offload_moves_layers_only_while_in_use():
     """Superpipeline-style offload: layer parameters live in host memory, are copied in for
     their forward/backward only, and the gradients equal those without offload."""
-    from mpi4py import MPI
-
     from hpc.train.model import GPT
     from hpc.train.parallel_state import ParallelLayout, ParallelState
 

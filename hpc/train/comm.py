@@ -4,6 +4,7 @@ library, HPC_CUDA_AWARE=0|1 overrides)."""
 from __future__ import annotations
 
 import numpy as np
+from mpi4py import MPI
 
 from hpc.core.envinfo import cuda_aware
 
@@ -30,8 +31,6 @@ def _like(h: np.ndarray, ref):
 
 def allreduce(group, x, op=None):
     """Sum (or op) of x over group; returns a (new or the same) array in x's namespace."""
-    from mpi4py import MPI
-
     op = MPI.SUM if op is None else op
     if group.Get_size() == 1:
         return x
@@ -92,8 +91,6 @@ def reduce_scatter_flat(group, flat, shard_out) -> None:
 
 def allgather_flat(group, flat) -> None:
     """ZeRO-1: every rank's shard (its 1/n of flat, in place) gathered into flat."""
-    from mpi4py import MPI
-
     if is_device(flat):
         h = flat.get()
         group.Allgather(MPI.IN_PLACE, h)

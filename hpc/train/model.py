@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
+from mpi4py import MPI
 
 from hpc.core.errors import UsageError
 
@@ -440,8 +441,6 @@ class GPT:
 
     def head_fwd(self, x, targets):
         """Sum over tokens of the cross-entropy (float64), and the cache for the backward."""
-        from mpi4py import MPI
-
         xp, P = self.xp, self.store.p
         y, c_lnf = L.layernorm_fwd(x, P("head.lnf.g"), P("head.lnf.b"))
         yf = self.f_fwd(y)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from mpi4py import MPI
 
 from . import comm as C
 from . import kernels as _k
@@ -63,8 +64,6 @@ class Adam:
     def step(self) -> float:
         """Finish the gradients, clip to the global norm, update; returns the norm before
         clipping (collective over the world)."""
-        from mpi4py import MPI
-
         st, ps = self.store, self.ps
         st.flush_resident()
         self._finish_grads()

@@ -171,7 +171,8 @@ def test_wrong_inputs_raise_value_and_type_errors(tmp_path_factory):
             **{**OPTIONS, "global_batch": 48.0})
     _raises(TypeError, "config must be a GPTConfig", T, {"layers": 2})
     _raises(TypeError, "layout must be a ParallelLayout", T, CFG, (1, 1, N), **OPTIONS)
-    _raises(TypeError, "comm must be an mpi4py intracommunicator", T, CFG, comm="world", **OPTIONS)
+    _raises(TypeError, "comm must be an mpi4py intracommunicator", T, CFG, comm="world",
+            **OPTIONS)
     _raises(TypeError, "data must be None, a text file's path", T, CFG, data=[1, 2, 3], **OPTIONS)
     _raises(TypeError, "1-D integer array", T, CFG, data=np.zeros(100), **OPTIONS)
     _raises(ValueError, r"outside \[0, vocab 100\)", T, CFG, data=np.arange(200), **OPTIONS)
