@@ -47,6 +47,8 @@ def _canonical(local) -> sp.csr_matrix:
 class DistCSR:
     """A sparse matrix distributed by contiguous row blocks (see the module docstring).
 
+    Most users build one with :meth:`from_scipy` or :func:`hpc.sparse.read_matrix`.
+
     Parameters
     ----------
     comm : mpi4py.MPI.Intracomm
@@ -64,7 +66,17 @@ class DistCSR:
     exchange : {"neighbor", "p2p", "auto"}
         The ghost exchange's transport (:func:`hpc.core.exchange.resolve_method`).
 
-    Most users build one with :meth:`from_scipy` or :func:`hpc.sparse.read_matrix`.
+    Attributes
+    ----------
+    comm : mpi4py.MPI.Intracomm
+        The ranks holding the matrix.
+    shape : (int, int)
+        The global shape (the global entry count is :attr:`nnz`, the value type :attr:`dtype`).
+    row_offsets, col_offsets : numpy.ndarray of int64
+        The row partition and the partition of ``matvec``'s argument: rank ``r`` holds rows
+        ``row_offsets[r]:row_offsets[r+1]`` and ``x[col_offsets[r]:col_offsets[r+1]]``.
+    local : scipy.sparse.csr_matrix
+        This rank's rows, global column indices, canonical (sorted, no duplicates).
     """
 
     def __init__(self, comm, local, shape: tuple[int, int], row_offsets=None, col_offsets=None,
