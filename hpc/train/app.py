@@ -122,7 +122,11 @@ def set_up(app: App, args: argparse.Namespace) -> Trainer:
     args.schedule = args.schedule or default_schedule(trainer.layout)
     if args.load:
         with app.timer.phase("load"):
-            trainer.load(args.load)
+            try:
+                trainer.load(args.load)
+            except BaseException:
+                trainer.close()
+                raise
     lay = trainer.layout
     app.say(f"hpc.train: GPT {cfg.layers} layers x hidden {cfg.hidden} x {cfg.heads} heads, "
             f"seq {cfg.seq_len}, vocab {cfg.vocab} (padded {cfg.vocab_padded}), "
