@@ -259,3 +259,45 @@ def test_native_exchange_layout():
     assert L.part_pos.size == 0
     with pytest.raises(ValueError):                 # asks for a row rank 1 does not own
         _core.pagerank.exchange_layout(rcnt, scnt, np.array([5], dtype=np.int64), 1, 5, True)
+
+
+def test_native_sweep_typed_arguments():
+    """Sweep(order, layout, xg=, x=, send=, part_out=) on one rank of 1 against NumPy, and its
+    checks of the buffers against the layout."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    from hpc import _core
+
+    rng = np.random.default_rng(5)
+    n = 30
+    A = sp.random(n, n, density=0.2, random_state=rng, format="csr")   # A[v, u]: edge u -> v
+    A.data[:] = 1.0
+    outdeg = np.asarray(A.sum(axis=0)).ravel().astype(np.int64)
+    none = np.zeros(1, dtype=np.int64)
+    L = _core.pagerank.exchange_layout(recv_counts=none, send_counts=none,
+                                       send_idx=np.empty(0, dtype=np.int64), rank=0, nl=n,
+                                       piggyback=False)
+    cols = A.indices.astype(np.int64)
+    o = _core.pagerank.local_order(indptr=A.indptr.astype(np.int64), indices=cols, nlo=0, nhi=n,
+                                   slot=np.full(cols.size, -1, dtype=np.int32),
+                                   ghost_pos=np.empty(0, dtype=np.int64),
+                                   send_idx=L.send_idx, outdeg=outdeg)
+    xg, x, send, part = np.zeros(n + 1), np.empty(n), np.zeros(0), np.zeros(2)
+    s = _core.pagerank.Sweep(o, L, xg=xg, x=x, send=send, part_out=part)
+    x0 = rng.random(n)
+    s.start(np.ascontiguousarray(x0[o.perm]))
+    d, base = 0.85, 0.01
+    s.step(d, base)
+    inv = np.zeros(n)
+    np.divide(1.0, outdeg, out=inv, where=outdeg > 0)
+    want = d * (A @ (x0 * inv)) + base
+    np.testing.assert_allclose(x, want[o.perm], rtol=1e-14)
+    np.testing.assert_allclose(part, [np.abs(want - x0).sum(), want[outdeg == 0].sum()],
+                               rtol=1e-13)
+    with pytest.raises(ValueError, match="xg"):      # one slot short of rows + received + 1
+        _core.pagerank.Sweep(o, L, xg=np.zeros(n), x=x, send=send, part_out=part)
+    with pytest.raises(ValueError, match="send"):    # the layout sends nothing
+        _core.pagerank.Sweep(o, L, xg=xg, x=x, send=np.zeros(3), part_out=part)
+    with pytest.raises(TypeError):                   # buffers are keyword arguments
+        _core.pagerank.Sweep(o, L, xg, x, send, part)
