@@ -45,8 +45,8 @@ class SolveInfo:
         True when the solver stopped on its tolerance without a breakdown and the true
         residual confirms it: ``||b - A x|| <= rtol ||b||`` or ``<= atol``.
     iterations : int
-        Iterations taken (matrix-vector products of the Krylov method, network evaluations
-        of DCDM).
+        Iterations taken (each one SpMV for the CG methods; one network evaluation and two
+        SpMVs for DCDM).
     recursive_relres : float
         The solver's own last relative residual norm ``||r_k|| / ||b||`` (the recursively
         updated one for the CG methods; DCDM computes the true one every iteration).
@@ -433,7 +433,7 @@ def solve(A, b, x0=None, *, method: str = "cg", pc: str | None = None, rtol: flo
     --------
     >>> import numpy as np, scipy.sparse as sp
     >>> import hpc.cg
-    >>> T = sp.diags([-1, 2, -1], [-1, 0, 1], shape=(50, 50))
+    >>> T = sp.diags([-1.0, 2.0, -1.0], [-1, 0, 1], shape=(50, 50))
     >>> A = sp.kronsum(T, T).tocsr()                  # 2D Poisson, 2500 rows
     >>> x, info = hpc.cg.solve(A, np.ones(2500), method="pcg", pc="jacobi")
     >>> info.converged, info.true_relres < 1e-8

@@ -256,3 +256,12 @@ def test_wrong_local_block_length_raises_on_every_rank():
     b = np.ones(A.local_rows + (1 if comm.rank == comm.size - 1 else 0))   # one rank is wrong
     with pytest.raises(ValueError, match="b has shape"):
         hpc.cg.solve(A, b)
+
+
+def test_docstring_example_runs():
+    import doctest
+
+    import hpc.cg.api
+
+    res = doctest.testmod(hpc.cg.api)
+    assert res.attempted > 0 and res.failed == 0
