@@ -23,9 +23,10 @@ import numpy as np
 from mpi4py import MPI
 
 from hpc.core.errors import UsageError
+from hpc.sparse import DistCSR
 
 from .methods import Problem, SolveOptions, SolveResult
-from .precond import make_preconditioner
+from .precond import Identity, Jacobi, make_preconditioner
 
 MAX_REPLACEMENTS = 5
 
@@ -150,10 +151,6 @@ class _PcgSteps:
     """
 
     def __init__(self, s: _Solve):
-        from hpc.sparse.dcsr import DistCSR
-
-        from .precond import Identity, Jacobi
-
         self.s, self.M = s, s.M
         host = _NV is not None and isinstance(s.p.b, np.ndarray)
         self.identity = type(s.M) is Identity

@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from hpc.core.decomp import decompose
 from hpc.core.errors import UsageError
 from hpc.core.partition import block_offsets
+from hpc.halo.engine import HaloExchange
+from hpc.sparse.generators import STENCILS, grid_dims, structured
 
 
 class StencilOperator:
     def __init__(self, kind: str, N: int, comm, backend: str = "native"):
-        from hpc.core.decomp import decompose
-        from hpc.halo.engine import HaloExchange
-        from hpc.sparse.generators import STENCILS, grid_dims
-
         nx, ny, nz = grid_dims(kind, N)
         p = comm.Get_size()
         if p > nz if nz > 1 else p > ny:
@@ -108,8 +107,6 @@ class StencilOperator:
     def assembled(self):
         """The same operator as a DistCSR (same row layout), for preconditioners that factor."""
         if self._assembled is None:
-            from hpc.sparse.generators import structured
-
             self._assembled = structured(self.kind, self.N, self.comm, row_offsets=self.row_offsets,
                                          backend=self.backend)
         return self._assembled

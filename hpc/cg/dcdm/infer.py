@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from hpc.core.decomp import Decomposition
+from hpc.halo.engine import HaloExchange
 
 from .arch import HALF_RES, forward
 from .kernels import ArrayKernels, kernels
@@ -44,8 +45,6 @@ class DistNet:
 
     def __init__(self, model: Model, dec: Decomposition, backend: str = "numpy",
                  halo_method: str = "datatype", threads: int = 1):
-        from hpc.halo.engine import HaloExchange
-
         self.model = model
         self.dec = dec
         self.threads = threads
