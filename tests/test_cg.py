@@ -253,3 +253,15 @@ def test_fused_cg_update_and_jacobi_dots_match_numpy():
         k.jacobi_dots(dinv, r, r)
     with pytest.raises(ValueError, match="both"):
         k.cg_update(a, p, q, x, r, dinv, None)
+
+
+def test_subcommands_dispatch(tmp_path):
+    """The solve is the default verb (and also 'solve'); --help lists train-dcdm."""
+    h = run_app("cg", 1, "--help")
+    assert h.returncode == 0 and "train-dcdm" in h.stdout and "subcommands:" in h.stdout
+    js = tmp_path / "r.json"
+    p = run_app("cg", 2, "solve", "--problem", "poisson2d:12", "--json", js)
+    assert p.returncode == 0, p.stderr
+    assert load_json(js)["metrics"]["converged"] is True
+    t = run_app("cg", 1, "train-dcdm", "--help")
+    assert t.returncode == 0 and "--val-every" in t.stdout and "--time-limit" in t.stdout
