@@ -13,6 +13,19 @@ The API: :func:`solve` (``scipy.sparse.linalg.cg`` on every rank of a communicat
 - :mod:`.dcdm`: the Deep Conjugate Direction Method: solver, training, network, shipped model
 - :mod:`.petsc_backend`: the same solve with petsc4py KSP
 """
-from .api import DCDMOptions, SolveInfo, Solver, solve
+from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from hpc.core.lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "DCDMOptions": ".api",
+    "SolveInfo": ".api",
+    "Solver": ".api",
+    "solve": ".api",
+})
 __all__ = ["DCDMOptions", "SolveInfo", "Solver", "solve"]
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ resolves these
+    from .api import DCDMOptions, SolveInfo, Solver, solve

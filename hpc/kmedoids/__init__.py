@@ -10,8 +10,26 @@ returning a :class:`KMedoidsResult`. They take a NumPy array given identically o
 and work in one process or under ``mpiexec``. ``python -m hpc.kmedoids`` is the command line
 (app.py); algorithms.py holds the distributed design.
 """
-from .api import (KMedoids, KMedoidsResult, clara, clarans, fasterpam, fastpam1, fastpam2, pam,
-                  pam_build)
+from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from hpc.core.lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "KMedoids": ".api",
+    "KMedoidsResult": ".api",
+    "clara": ".api",
+    "clarans": ".api",
+    "fasterpam": ".api",
+    "fastpam1": ".api",
+    "fastpam2": ".api",
+    "pam": ".api",
+    "pam_build": ".api",
+})
 __all__ = ["KMedoids", "KMedoidsResult", "fasterpam", "fastpam1", "fastpam2", "pam", "pam_build",
            "clara", "clarans"]
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ resolves these
+    from .api import (KMedoids, KMedoidsResult, clara, clarans, fasterpam, fastpam1, fastpam2, pam,
+                      pam_build)

@@ -5,6 +5,17 @@ rank; :class:`hpc.sparse.DistCSR` in, ``DistCSR`` out. ``python -m hpc.spgemm`` 
 line (app.py); local.py holds the one-rank back ends (``BACKENDS``), dist.py the 1D and 2D
 (Sparse SUMMA) distributed products.
 """
-from .api import Product, multiply
+from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from hpc.core.lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "Product": ".api",
+    "multiply": ".api",
+})
 __all__ = ["multiply", "Product"]
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ resolves these
+    from .api import Product, multiply

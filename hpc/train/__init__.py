@@ -21,10 +21,27 @@ The API, usable from a script (one rank, or unchanged under ``mpiexec -n N``)::
 (Megatron-LM), Narayanan et al. 2021 (pipeline schedules), Korthikanti et al. 2022 (sequence
 parallelism, recomputation), Rajbhandari et al. 2020 (ZeRO).
 """
-from .model import GPTConfig, model_flops_per_step
-from .parallel_state import ParallelLayout
-from .schedules import SCHEDULES
-from .trainer import BACKENDS, StepStats, Trainer, reference_losses
+from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from hpc.core.lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "GPTConfig": ".model",
+    "model_flops_per_step": ".model",
+    "ParallelLayout": ".parallel_state",
+    "SCHEDULES": ".schedules",
+    "BACKENDS": ".trainer",
+    "StepStats": ".trainer",
+    "Trainer": ".trainer",
+    "reference_losses": ".trainer",
+})
 __all__ = ["GPTConfig", "ParallelLayout", "Trainer", "StepStats", "reference_losses",
            "model_flops_per_step", "BACKENDS", "SCHEDULES"]
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ resolves these
+    from .model import GPTConfig, model_flops_per_step
+    from .parallel_state import ParallelLayout
+    from .schedules import SCHEDULES
+    from .trainer import BACKENDS, StepStats, Trainer, reference_losses
