@@ -30,7 +30,7 @@ napoleon_use_ivar = True  # "Attributes" sections as fields: no duplicate of aut
 autodoc_mock_imports = ["cupy", "torch", "petsc4py"]
 nitpicky = False
 # Markdown pages link to files of the repository (scripts, data) that are not documents.
-suppress_warnings = ["myst.xref_missing"]
+suppress_warnings: list[str] = []
 
 intersphinx_mapping: dict = {}  # offline builds: no network in CI
 html_theme = "alabaster"

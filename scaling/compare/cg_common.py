@@ -11,7 +11,7 @@ from hpc.core.launch import launch
 
 ROOT = Path(__file__).resolve().parents[2]
 
-#: MPICH's progress mode of every launch: the figures in scaling/README_cg.md were measured
+#: MPICH's progress mode of every launch: the figures in docs/workloads/cg.md were measured
 #: with waiting ranks yielding their core (hpc.core.launch.YIELD_ENV)
 PROGRESS = "throttle"
 
