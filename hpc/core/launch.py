@@ -84,7 +84,26 @@ def find_mpiexec(explicit: str | None = None) -> str:
 
 def mpiexec_cmd(ranks: int, args: Sequence[str], *, module: str | None = None,
                 mpiexec: str | None = None, python: str | None = None) -> list[str]:
-    """``mpiexec -n ranks python [-m module] args...`` as an argument list."""
+    """``mpiexec -n ranks python [-m module] args...`` as an argument list.
+
+    Parameters
+    ----------
+    ranks : int
+        Ranks to start (``-n``).
+    args : sequence
+        Arguments after the interpreter (and ``-m module``); each is passed through ``str``.
+    module : str, optional
+        Run ``python -m module`` instead of a script.
+    mpiexec : str, optional
+        The launcher; default :func:`find_mpiexec`'s choice.
+    python : str, optional
+        The interpreter; default this one (``sys.executable``).
+
+    Raises
+    ------
+    UsageError
+        When no ``mpiexec`` is found.
+    """
     cmd = [find_mpiexec(mpiexec), "-n", str(int(ranks)), python or sys.executable]
     if module:
         cmd += ["-m", module]
@@ -97,9 +116,24 @@ def launch(ranks: int, args: Sequence[str], *, module: str | None = None,
            **run_kwargs) -> subprocess.CompletedProcess:
     """Run ``mpiexec -n ranks python [-m module] args`` and wait for it.
 
-    ``MPIEXEC_TIMEOUT`` is set from ``timeout`` (seconds) so that a hung job is killed by
-    mpiexec itself; the subprocess gets a minute more. Other keyword arguments go to
-    :func:`subprocess.run`.
+    Parameters
+    ----------
+    ranks, args, module, mpiexec
+        As for :func:`mpiexec_cmd`.
+    progress : {'auto', 'throttle', 'busy'}, default 'auto'
+        MPICH's progress settings, chosen by :func:`progress_env` for ``ranks``.
+    env : mapping, optional
+        Variables added to this process's environment after the progress choice (they win).
+    timeout : float, optional
+        Seconds: ``MPIEXEC_TIMEOUT`` is set from it so that a hung job is killed by mpiexec
+        itself, and the subprocess gets a minute more before :func:`subprocess.run` gives up.
+    **run_kwargs
+        Passed to :func:`subprocess.run` (``capture_output``, ``text``, ``cwd``, ...).
+
+    Returns
+    -------
+    subprocess.CompletedProcess
+        mpiexec's exit status is the job's (non-zero when any rank failed).
     """
     e = progress_env(progress, ranks, extra=env)
     if timeout is not None:
