@@ -20,7 +20,18 @@ Modules:
 - :mod:`.generators`: ``poisson2d``, ``poisson3d``, ``hpcg``, ``parse_problem``
 - :mod:`.kernels`: local SpMV back ends (native, numba, numpy, scipy, cupy)
 """
-from .dcsr import DistCSR, pdot, pnorm
-from .mmio import read_matrix, write_mm
+from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from hpc.core.lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "DistCSR": ".dcsr", "pdot": ".dcsr", "pnorm": ".dcsr",
+    "read_matrix": ".mmio", "write_mm": ".mmio",
+})
 __all__ = ["DistCSR", "read_matrix", "write_mm", "pdot", "pnorm"]
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ resolves these
+    from .dcsr import DistCSR, pdot, pnorm
+    from .mmio import read_matrix, write_mm

@@ -265,10 +265,6 @@ def read_matrix(path: str | os.PathLike, comm=None, backend: str | None = None,
     return A
 
 
-#: The former name of :func:`read_matrix` (same arguments).
-read_mm = read_matrix
-
-
 def _format_entries(i: np.ndarray, j: np.ndarray, v: np.ndarray | None) -> bytes:
     buf = io.BytesIO()
     if v is None:
