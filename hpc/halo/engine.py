@@ -412,10 +412,16 @@ class HaloExchange:
         Packed faces' requests carry the engine's own buffers, so one set serves every field;
         library-packed faces carry the field itself, so they are made per field (the last
         few fields' sets are kept, the oldest freed)."""
-        key = field.__array_interface__["data"][0] if self._by_library else None
-        got = self._bound.get(key)
-        if got is not None and got[0] is field:
-            return got[1], got[2]
+        if not self._by_library:  # one set for every field
+            got = self._bound.get(None)
+            if got is not None:
+                return got[1], got[2]
+            key = None
+        else:
+            key = field.__array_interface__["data"][0]
+            got = self._bound.get(key)
+            if got is not None and got[0] is field:
+                return got[1], got[2]
         if got is not None:  # another array at the same address: rebuild for it
             self._free_requests(self._bound.pop(key))
         if len(self._bound) >= _BOUND_FIELDS:
@@ -478,12 +484,13 @@ class HaloExchange:
         if field.dtype != self.dtype:
             raise InputTypeError(f"field must be of dtype {self.dtype} (the exchange's), got "
                                  f"{field.dtype}")
-        if field.shape != self.shape or not field.flags.c_contiguous:
+        flags = field.flags
+        if field.shape != self.shape or not flags.c_contiguous:
             raise UsageError(f"field must be C-contiguous {self.dtype} of shape {self.shape} "
                              f"(local_shape + 2*radius{', quantities' if self.quantities else ''}"
                              f"), got {'non-contiguous ' if not field.flags.c_contiguous else ''}"
                              f"{field.dtype} {field.shape}")
-        if not field.flags.writeable:
+        if not flags.writeable:
             raise UsageError("field must be writeable: its ghost cells are filled in place")
 
     def exchange(self, field: np.ndarray) -> None:
