@@ -149,3 +149,16 @@ def test_help_names_every_option():
     for opt in ("--grid", "--radius", "--quantities", "--method", "--transport", "--backend",
                 "--json", "--typebuild", "measure"):
         assert opt in r.stdout
+
+
+def test_exchange_is_the_default_verb_and_can_be_named(tmp_path):
+    out = tmp_path / "r.json"
+    r = run_app("halo", 2, "exchange", "--grid", "6", "5", "4", "--transport", "p2p",
+                "--json", str(out), *FAST)
+    _ok(r)
+    rec = load_json(out)
+    assert rec["validation"]["wrong_ghost_cells_p2p"] == 0
+    assert set(rec["timings"]) == {"exchange_p2p"}
+    r = run_app("halo", 1, "bogus", "--quiet")
+    assert r.returncode == 2 and r.stderr.strip().startswith("error:")
+    assert "bogus" in r.stderr

@@ -38,7 +38,7 @@ from hpc.core.cli import AppParser, Formatter, Subcommand, add_common, dispatch,
 from hpc.core.decomp import Decomposition, decompose
 from hpc.core.memory import require_memory
 
-from . import bench
+from . import bench, gpu
 from . import model as halo_model
 
 CPU_METHODS = ("datatype", "pack", "auto")
@@ -110,11 +110,8 @@ def exchange_main(argv: Sequence[str] | None = None) -> int:
 # -- parse and set up -----------------------------------------------------------------------
 def _setup(args: argparse.Namespace) -> tuple[App, Decomposition]:
     registry.require(args.backend, PACKERS)
-    gpu = args.method in GPU_METHODS
-    if gpu:
-        from . import gpu as gpu_mod
-
-        gpu_mod.require(args.method)
+    if args.method in GPU_METHODS:
+        gpu.require(args.method)
         if args.transport == "alltoallw":
             raise UsageError("GPU methods use point-to-point transport (--transport p2p)")
     app = App("halo", args)
@@ -134,14 +131,14 @@ def _setup(args: argparse.Namespace) -> tuple[App, Decomposition]:
 
 # -- run -----------------------------------------------------------------------------------
 def _run(args: argparse.Namespace, app: App, dec: Decomposition) -> list[bench.TransportResult]:
-    gpu = args.method in GPU_METHODS
-    transports = ["p2p"] if gpu else bench.transports_of(args.transport)
+    on_gpu = args.method in GPU_METHODS
+    transports = ["p2p"] if on_gpu else bench.transports_of(args.transport)
     return [bench.run_transport(dec, args.radius, args.quantities, transport=tr,
-                                method="pack" if gpu else args.method, packer=args.backend,
+                                method="pack" if on_gpu else args.method, packer=args.backend,
                                 fill=0.0 if args.nonperiodic else None,
                                 typebuild=args.typebuild, iterations=args.iterations,
                                 repeat=args.repeat, timer=app.timer,
-                                gpu_method=args.method if gpu else None, measure_pack=(k == 0))
+                                gpu_method=args.method if on_gpu else None, measure_pack=(k == 0))
             for k, tr in enumerate(transports)]
 
 

@@ -18,7 +18,7 @@ from mpi4py import MPI
 from hpc.core.decomp import Decomposition
 from hpc.core.timers import PhaseTimer
 
-from . import packers
+from . import gpu, packers
 from .engine import HaloExchange, expected_ghosts, fill_global
 
 
@@ -50,8 +50,6 @@ def run_transport(dec: Decomposition, radius: int, quantities: int, *, transport
         field = halo.allocate(np.nan)
         fill_global(halo.interior(field), dec.offset, dec.global_shape, quantities)
         if gpu_method is not None:
-            from . import gpu
-
             ex = gpu.GpuHaloExchange(halo, gpu_method)
             dev = ex.upload(field)
             do = lambda: ex.exchange(dev)  # noqa: E731
