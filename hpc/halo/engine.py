@@ -44,13 +44,17 @@ Contract
   contiguous bytes; ``auto`` chooses one of the two per face from the measured model
   (``python -m hpc.halo measure``; see :mod:`hpc.halo.model`), per (canonical type, bytes,
   same host or not). ``strategy`` (a dict) records what was chosen and why.
-- Transports: ``transport="p2p"`` uses persistent Recv_init/Send_init requests per neighbour,
-  made once and started every exchange (``wait="all"``: one Waitall, then one unpack call;
-  ``wait="any"``: unpack each face as it arrives); ``"alltoallw"`` does one neighbourhood
-  all-to-all (persistent ``Neighbor_alltoallw_init`` where the library has it) on a
-  distributed-graph communicator of the neighbours (one strategy for all faces there, since
-  the call takes one buffer). Requests that carry the field itself (library-packed faces) are
-  made for the field passed and kept for the last few fields seen.
+- Transports: when every face of every rank is packed (``method="pack"``, the default), the
+  faces to one neighbour rank travel as one message through the suite's exchange transport,
+  :class:`hpc.core.exchange.Transfer`: persistent point-to-point requests
+  (``transport="p2p"``) or a persistent neighbourhood all-to-all on a distributed-graph
+  communicator of the neighbour ranks (``"alltoallw"``); one pack call fills the send buffer
+  and one unpack call empties the receive buffer. Otherwise (library-packed faces, or
+  ``wait="any"``: unpack each face as it arrives) every face is its own persistent request,
+  or, for ``"alltoallw"``, one ``Neighbor_alltoallw`` of the face datatypes (one strategy for
+  every face and rank there, since the call takes one buffer). ``"auto"`` takes the suite's
+  one choice (:func:`hpc.core.exchange.resolve_method`). Requests that carry the field itself
+  (library-packed faces) are made for the field passed and kept for the last few fields seen.
 - Faces whose datatypes cannot be canonicalised fall back to the library's datatype send
   (never happens for the subarrays built here; see :mod:`hpc.halo.canonical`).
 - ``HaloExchange`` duplicates the communicator (its messages never meet the caller's); call
@@ -67,7 +71,7 @@ from mpi4py import MPI
 from mpi4py.util import dtlib
 
 from hpc.core.errors import InputTypeError, UsageError
-from hpc.core.exchange import host_ids, resolve_method
+from hpc.core.exchange import Transfer, host_ids, resolve_method
 
 from . import model as halo_model
 from . import packers
@@ -186,6 +190,7 @@ class HaloExchange:
                  model: Any = None, typebuild: str = "subarray", wait: str = "all"):
         self.comm = None
         self._graph = None
+        self._transfer: Transfer | None = None
         self.faces: list[Face] = []
         self._bound: dict[Any, tuple[Any, list, list]] = {}
         self._pending: tuple[np.ndarray, list, list] | None = None
@@ -281,15 +286,69 @@ class HaloExchange:
                     f.reason = "alltoallw takes one strategy and another face needs the library"
             self.strategy = self._summarise()
         self.field_nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
-        # Plans: the packed faces' blocks, validated once against the field's size.
+        # Every face of every rank packed: one message per neighbour rank through the suite's
+        # exchange transport. Decided together (the ranks' messages must match).
+        all_packed = self.comm.allreduce(all(f.method == "pack" for f in self.faces),
+                                         op=MPI.LAND)
+        if transport == "alltoallw" and not all_packed:  # one strategy for every rank too
+            for f in self.faces:
+                if f.method == "pack":
+                    f.method = "datatype"
+                    f.reason = "alltoallw takes one strategy and another rank needs the library"
+            self.strategy = self._summarise()
+        self._boundary = [f for f in self.faces if f.dest == MPI.PROC_NULL]
+        self._live_idx = [i for i, f in enumerate(self.faces) if f.dest != MPI.PROC_NULL]
         self._pk = [f for f in self.faces if f.method == "pack"]
-        self._slot = {f.index: k for k, f in enumerate(self._pk)}
-        self._by_library = any(f.method != "pack" for f in self.faces)
+        self._by_library = len(self._pk) < len(self.faces)
         self._send_plan = self._recv_plan = None
-        if self._pk:
-            self._send_plan = packers.Plan(packer, [f.send_block for f in self._pk],
+        if all_packed and (transport == "alltoallw" or wait == "all"):
+            self._setup_transfer()
+        else:
+            self._setup_faces()
+
+    def _setup_transfer(self) -> None:
+        """All faces packed: one message per neighbour rank (:class:`hpc.core.exchange.
+        Transfer`: persistent p2p, or a persistent neighbourhood collective for alltoallw).
+
+        The faces to one rank go in face order; a rank receives the faces from one rank in
+        the order of their index there, the index of the mirror direction here (the ghost
+        region of face f is filled by the rank at +f's face -f). One pack_all fills the send
+        buffer, one unpack_all empties the receive buffer."""
+        live = [f for f in self.faces if f.dest != MPI.PROC_NULL]
+        out = sorted(live, key=lambda f: (f.dest, f.index))
+        inc = sorted(live, key=lambda f: (f.dest, self._recv_tags[f.index]))
+        if live:
+            self._send_plan = packers.Plan(self.packer_name, [f.send_block for f in out],
                                            self.field_nbytes)
-            self._recv_plan = packers.Plan(packer, [f.recv_block for f in self._pk],
+            self._recv_plan = packers.Plan(self.packer_name, [f.recv_block for f in inc],
+                                           self.field_nbytes)
+        self._sbuf = np.empty(max(1, sum(f.nbytes for f in out)), np.uint8)
+        self._rbuf = np.empty(max(1, sum(f.nbytes for f in inc)), np.uint8)
+
+        def by_rank(faces: list[Face]) -> tuple[list[int], list[int]]:
+            ranks: list[int] = []
+            counts: list[int] = []
+            for f in faces:
+                if not ranks or ranks[-1] != f.dest:
+                    ranks.append(f.dest)
+                    counts.append(0)
+                counts[-1] += f.nbytes
+            return ranks, counts
+
+        dests, scounts = by_rank(out)
+        sources, rcounts = by_rank(inc)
+        self._transfer = Transfer(self.comm, sources, rcounts, dests, scounts, self._rbuf,
+                                  self._sbuf,
+                                  method="neighbor" if self.transport == "alltoallw" else "p2p")
+
+    def _setup_faces(self) -> None:
+        """One persistent request per face and direction (p2p), or one neighbourhood
+        all-to-all of the face datatypes (alltoallw); packed faces share one buffer."""
+        self._slot = {f.index: k for k, f in enumerate(self._pk)}
+        if self._pk:  # validated once against the field's size
+            self._send_plan = packers.Plan(self.packer_name, [f.send_block for f in self._pk],
+                                           self.field_nbytes)
+            self._recv_plan = packers.Plan(self.packer_name, [f.recv_block for f in self._pk],
                                            self.field_nbytes)
             # one send and one receive buffer; each face's slice sits at its plan offset, so
             # a single pack_all / unpack_all call serves every face
@@ -299,9 +358,7 @@ class HaloExchange:
                 f.sendbuf = self._p2p_sbuf[so:so + f.nbytes]
                 f.recvbuf = self._p2p_rbuf[ro:ro + f.nbytes]
         self._all_live = all(f.dest != MPI.PROC_NULL for f in self._pk)
-        self._boundary = [f for f in self.faces if f.dest == MPI.PROC_NULL]
-        self._live_idx = [i for i, f in enumerate(self.faces) if f.dest != MPI.PROC_NULL]
-        if transport == "alltoallw":
+        if self.transport == "alltoallw":
             self._setup_alltoallw()
 
     # -- construction helpers ------------------------------------------------------------
@@ -397,13 +454,6 @@ class HaloExchange:
             [f.source for f in self.faces if f.source != MPI.PROC_NULL],
             [f.dest for f in self._live], reorder=False)
         self._persistent_coll = hasattr(self._graph, "Neighbor_alltoallw_init")
-        if self._pk:  # all faces packed: one send and one receive buffer, faces at offsets
-            self._a_send = packers.Plan(self.packer_name, [f.send_block for f in self._live],
-                                        self.field_nbytes)
-            self._a_recv = packers.Plan(self.packer_name, [f.recv_block for f in self._live_recv],
-                                        self.field_nbytes)
-            self._sbuf = np.empty(max(1, self._a_send.total), np.uint8)
-            self._rbuf = np.empty(max(1, self._a_recv.total), np.uint8)
 
     # -- requests ------------------------------------------------------------------------
     def _requests(self, field: np.ndarray) -> tuple[list, list]:
@@ -448,15 +498,9 @@ class HaloExchange:
         live, back = self._live, self._live_recv
         if not live and not back:
             return [], []
-        if self.faces[0].method == "pack":
-            cs = [f.nbytes for f in live]
-            cr = [f.nbytes for f in back]
-            args = ([self._sbuf, (cs, list(self._a_send.offsets)), [MPI.BYTE] * len(live)],
-                    [self._rbuf, (cr, list(self._a_recv.offsets)), [MPI.BYTE] * len(back)])
-        else:
-            ns, nr = len(live), len(back)
-            args = ([field, ([1] * ns, [0] * ns), [f.send_type for f in live]],
-                    [field, ([1] * nr, [0] * nr), [f.recv_type for f in back]])
+        ns, nr = len(live), len(back)  # (every face is the library's here)
+        args = ([field, ([1] * ns, [0] * ns), [f.send_type for f in live]],
+                [field, ([1] * nr, [0] * nr), [f.recv_type for f in back]])
         if self._persistent_coll:
             return [self._graph.Neighbor_alltoallw_init(*args)], []
         return [args], []  # started as Ineighbor_alltoallw each time
@@ -525,10 +569,14 @@ class HaloExchange:
         if self._pending is not None:
             raise UsageError("start() called again before wait(): one exchange at a time")
         self._check_field(field)
+        if self._transfer is not None:
+            if self._send_plan is not None:
+                self._send_plan.pack_all(field, self._sbuf)  # every face, one call
+            self._transfer.start()
+            self._pending = (field, [], [])
+            return
         recvs, sends = self._requests(field)
         if self.transport == "alltoallw":
-            if recvs and self.faces[0].method == "pack":
-                self._a_send.pack_all(field, self._sbuf)
             if recvs and not isinstance(recvs[0], MPI.Request):
                 recvs = [self._graph.Ineighbor_alltoallw(*recvs[0])]
             elif recvs:
@@ -552,10 +600,12 @@ class HaloExchange:
             raise UsageError("wait() without start(): no exchange in progress")
         field, recvs, sends = self._pending
         self._pending = None
-        if self.transport == "alltoallw":
+        if self._transfer is not None:
+            self._transfer.wait()
+            if self._recv_plan is not None:
+                self._recv_plan.unpack_all(self._rbuf, field)  # every face, one call
+        elif self.transport == "alltoallw":
             MPI.Request.Waitall(recvs)
-            if recvs and self.faces[0].method == "pack":
-                self._a_recv.unpack_all(self._rbuf, field)
         elif self.wait_mode == "any":  # unpack each face as it arrives (overlaps unpack and wire)
             live = [recvs[i] for i in self._live_idx]
             while True:  # completed persistent requests turn inactive: UNDEFINED at the end
@@ -587,6 +637,9 @@ class HaloExchange:
         for entry in self._bound.values():
             self._free_requests(entry)
         self._bound = {}
+        if self._transfer is not None:
+            self._transfer.free()
+            self._transfer = None
         for f in self.faces:
             for t in (f.send_type, f.recv_type):
                 try:
