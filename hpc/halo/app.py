@@ -3,8 +3,9 @@
 A global grid NX x NY x NZ is block-decomposed over a periodic 3D Cartesian communicator
 (MPI_Dims_create; sizes need not divide). Each rank holds a C-ordered float64 field of shape
 (nz+2R, ny+2R, nx+2R, Q), quantities innermost, and exchanges ghost layers of radius R with
-all 26 neighbours, by Isend/Irecv (transport p2p) and by Neighbor_alltoallw on a
-distributed-graph communicator (transport alltoallw).
+all 26 neighbours, by persistent point-to-point requests (transport p2p) and by a
+neighbourhood all-to-all on a distributed-graph communicator (transport alltoallw); with
+--method pack the faces to one neighbour rank travel as one message (hpc.core.exchange).
 
 Every face is an MPI subarray datatype, canonicalised into a strided block (start, counts,
 strides) read through mpi4py's envelope/contents. --method datatype sends the datatype (the
@@ -68,8 +69,9 @@ def parser() -> AppParser:
                    help="how faces are sent: datatype (library), pack (ours, then bytes), "
                         "auto (per face, from the measured model), or a GPU path")
     p.add_argument("--transport", choices=("p2p", "alltoallw", "both"), default="both",
-                   help="Isend/Irecv per neighbour, one Neighbor_alltoallw, or both (each "
-                        "validated; exchange_us is p2p's when it ran)")
+                   help="persistent point-to-point requests per neighbour, one neighbourhood "
+                        "all-to-all, or both (each validated; exchange_us is p2p's when it "
+                        "ran)")
     p.add_argument("--iterations", "-n", type=positive_int, default=20,
                    help="exchanges per timed repetition")
     p.add_argument("--typebuild", choices=("subarray", "hvector", "struct"), default="subarray",
