@@ -210,3 +210,18 @@ def test_wrong_inputs_raise_value_or_type_errors():
             h.start(u)
         h.wait()
     dec.free()
+
+
+@pytest.mark.mpi
+def test_auto_transport_is_the_suites_one_choice():
+    from hpc.core.exchange import resolve_method
+
+    dec = decompose(comm, (6, 5, 4))
+    want = {"neighbor": "alltoallw"}.get(resolve_method("auto", comm.size), "p2p")
+    with HaloExchange(dec.cart, dec.local_shape, 1, transport="auto") as h:
+        assert h.transport == want and h.strategy["transport"] == want
+        g = _global((6, 5, 4), None, seed=3)
+        u = _load(h, dec, g)
+        h.exchange(u)
+        assert _all(_same(u, _want(g, dec, 1, True, None)))
+    dec.free()
