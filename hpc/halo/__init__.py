@@ -22,8 +22,18 @@ Modules:
 - :mod:`.model`: the measured send model behind ``method="auto"``
 - :mod:`.bench`, :mod:`.app`: ``python -m hpc.halo`` (and ``python -m hpc.halo measure``)
 """
-from hpc.core.decomp import Decomposition, decompose
+from __future__ import annotations
 
-from .engine import HaloExchange
+from typing import TYPE_CHECKING
 
+from hpc.core.lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "HaloExchange": ".engine", "Decomposition": "hpc.core.decomp", "decompose": "hpc.core.decomp",
+})
 __all__ = ["HaloExchange", "Decomposition", "decompose"]
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ resolves these
+    from hpc.core.decomp import Decomposition, decompose
+
+    from .engine import HaloExchange
