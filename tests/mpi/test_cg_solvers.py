@@ -160,12 +160,9 @@ def petsc_iterations(A, b, ksp_type: str, pc: str, rtol: float) -> int:
     pytest.importorskip("petsc4py", reason="petsc4py not installed (HPC_WITH_PETSC=1 installs it)")
     from hpc.cg.petsc_backend import PetscSolver
 
-    class Args:
-        method = ksp_type
-
     P = Problem(comm, A, A.local_slice(b))
     # bjacobi: PETSc's SOR with a symmetric sweep from zero is our local SGS
-    s = PetscSolver(P, SolveOptions(rtol=rtol, maxiter=5000, pc=pc, args=Args,
+    s = PetscSolver(P, SolveOptions(rtol=rtol, maxiter=5000, pc=pc, method=ksp_type,
                                     pc_options={"sub_pc": "sgs"}))
     res = s.solve()
     assert res.converged
