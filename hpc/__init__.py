@@ -9,30 +9,31 @@ command lists the workloads and runs the suite, scaling and job tools.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 __version__ = "0.1.0"
 
-# Workloads in the order the suite runs them; a missing one is reported, not fatal.
-WORKLOADS: dict[str, str] = {
-    "stream": "BabelStream's six kernels across back ends (memory bandwidth)",
-    "halo": "3D halo exchange with TEMPI-style canonical datatypes and packers",
-    "pagerank": "distributed PageRank and PowerWalk personalized PageRank",
-    "kmedoids": "PAM, FastPAM1/2, FasterPAM, CLARA, CLARANS, distributed",
-    "spgemm": "SMASH-style hash SpGEMM, 1D and 2D distributed",
-    "cg": "CG, PCG, single-reduction and pipelined CG, DCDM",
-    "train": "Megatron-style tensor x pipeline x data parallel GPT training",
-}
 
-# Sub-packages reachable as attributes of ``hpc`` without importing them first (PEP 562).
-_SUBPACKAGES = frozenset(WORKLOADS) | {"core", "sparse"}
+def _workloads() -> dict[str, str]:
+    """name -> one-line description of every workload, in the suite's order, read from the
+    workloads' specs (``hpc/<name>/spec.py``, :mod:`hpc.core.spec`): nothing else lists them."""
+    from hpc.core.spec import all_specs
+
+    return {s.name: s.description for s in all_specs()}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SUBPACKAGES:
+    # WORKLOADS and the sub-packages resolve on first use (PEP 562): ``import hpc`` stays free.
+    if name == "WORKLOADS":
+        return _workloads()
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | _SUBPACKAGES)
+    import pkgutil
+
+    return sorted(set(globals()) | {"WORKLOADS"}
+                  | {m.name for m in pkgutil.iter_modules(__path__) if m.ispkg})

@@ -31,6 +31,7 @@ import functools
 import importlib
 import math
 import pkgutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -224,10 +225,10 @@ def _lookup(record: dict, key: str) -> float | None:
 @functools.lru_cache(maxsize=1)
 def _discover() -> tuple[str, ...]:
     """Sub-packages of ``hpc`` that hold a ``spec.py`` (not imported), but ``hpc.core``."""
-    import hpc
-
     found = set()
-    for m in pkgutil.iter_modules(hpc.__path__):
+    # hpc's search path: the package is imported before any of its modules, and is not
+    # imported here by name (its __init__ reads the specs: no import cycle)
+    for m in pkgutil.iter_modules(sys.modules["hpc"].__path__):
         root = Path(getattr(m.module_finder, "path", ""))
         if m.ispkg and m.name != "core" and (root / m.name / "spec.py").is_file():
             found.add(m.name)
