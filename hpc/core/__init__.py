@@ -14,32 +14,21 @@ others, nor mpi4py and NumPy.
 """
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .lazy import lazy_exports
 
 # name -> the submodule that defines it
-_EXPORTS: dict[str, str] = {
-    "App": "app",
-    "make_parser": "cli", "positive_int": "cli", "nonneg_int": "cli", "positive_float": "cli",
-    "UsageError": "errors", "InputTypeError": "errors",
-    "EXIT_OK": "errors", "EXIT_INVALID": "errors", "EXIT_USAGE": "errors",
-    "run": "runtime", "collective": "runtime", "agree": "runtime", "world": "runtime",
-}
-
-__all__ = list(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    mod = _EXPORTS.get(name)
-    if mod is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{mod}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "App": ".app",
+    "make_parser": ".cli", "positive_int": ".cli", "nonneg_int": ".cli", "positive_float": ".cli",
+    "UsageError": ".errors", "InputTypeError": ".errors",
+    "EXIT_OK": ".errors", "EXIT_INVALID": ".errors", "EXIT_USAGE": ".errors",
+    "run": ".runtime", "collective": ".runtime", "agree": ".runtime", "world": ".runtime",
+})
+__all__ = ["App", "make_parser", "positive_int", "nonneg_int", "positive_float", "UsageError",
+           "InputTypeError", "EXIT_OK", "EXIT_INVALID", "EXIT_USAGE", "run", "collective",
+           "agree", "world"]
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ resolves these
