@@ -19,7 +19,7 @@ from mpi4py import MPI
 
 from hpc.core import backends as registry
 from hpc.core.errors import InputTypeError, UsageError
-from hpc.core.runtime import collective
+from hpc.core.runtime import as_comm, collective
 from hpc.sparse import DistCSR, read_matrix
 
 from .dcdm.solver import DCDMOptions
@@ -80,14 +80,6 @@ class SolveInfo:
     reductions: int = 0
     replacements: int = 0
     details: dict[str, Any] = field(default_factory=dict)
-
-
-def _check_comm(comm) -> Any:
-    if comm is None:
-        return MPI.COMM_WORLD
-    if not isinstance(comm, MPI.Comm):
-        raise InputTypeError(f"comm: expected an mpi4py communicator, got {type(comm).__name__}")
-    return comm
 
 
 def _check_tol(name: str, value) -> float:
@@ -235,7 +227,7 @@ class Solver:
                  atol: float = 0.0, maxiter: int | None = None, comm=None,
                  backend: str = "native", pc_options: dict[str, Any] | None = None,
                  dcdm: DCDMOptions | None = None):
-        comm = _check_comm(comm)
+        comm = as_comm(comm)
         pc = check_options(method, pc, backend)
         rtol, atol = _check_tol("rtol", rtol), _check_tol("atol", atol)
         maxiter = _check_maxiter(maxiter)

@@ -17,7 +17,7 @@ as a non-blocking Iallreduce and applies the preconditioner and the SpMV while i
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 from mpi4py import MPI

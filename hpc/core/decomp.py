@@ -24,6 +24,7 @@ from mpi4py import MPI
 
 from .errors import InputTypeError, UsageError
 from .partition import block_range
+from .runtime import as_comm
 
 __all__ = ["Decomposition", "decompose"]
 
@@ -165,9 +166,7 @@ def decompose(comm: MPI.Intracomm | None, global_shape: Sequence[int],
     -----
     Cost: one ``MPI_Cart_create`` (collective) and O(ranks) arithmetic.
     """
-    comm = MPI.COMM_WORLD if comm is None else comm
-    if not isinstance(comm, MPI.Intracomm):
-        raise InputTypeError(f"comm must be an mpi4py intra-communicator, got {type(comm).__name__}")
+    comm = as_comm(comm)
     try:
         shape = tuple(int(n) for n in global_shape)
     except (TypeError, ValueError):

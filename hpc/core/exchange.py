@@ -39,8 +39,9 @@ import numpy as np
 from mpi4py import MPI
 
 from .errors import InputTypeError, UsageError
+from .runtime import as_comm
 
-__all__ = ["METHODS", "resolve_method", "as_comm", "Transfer", "GhostPlan", "exscan",
+__all__ = ["METHODS", "resolve_method", "Transfer", "GhostPlan", "exscan",
            "node_comm", "host_ids", "owners_of"]
 
 #: The transports of a ghost exchange (see the module docstring).
@@ -80,16 +81,6 @@ def resolve_method(method: str, nranks: int) -> str:
     if method == "auto":
         return "p2p" if nranks <= AUTO_P2P_MAX_RANKS else "neighbor"
     return method
-
-
-def as_comm(comm) -> MPI.Intracomm:
-    """``comm`` checked for the public API: None gives ``MPI.COMM_WORLD``; anything but an
-    mpi4py intracommunicator raises :class:`InputTypeError` (a TypeError)."""
-    if comm is None:
-        return MPI.COMM_WORLD
-    if not isinstance(comm, MPI.Intracomm):
-        raise InputTypeError(f"comm must be an mpi4py intracommunicator, got {type(comm).__name__}")
-    return comm
 
 
 def _mpi_type(dtype: np.dtype) -> MPI.Datatype:

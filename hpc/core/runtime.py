@@ -15,7 +15,7 @@ from typing import Callable, Iterator, NoReturn, Sequence
 
 from mpi4py import MPI
 
-from .errors import EXIT_USAGE, UsageError
+from .errors import EXIT_USAGE, InputTypeError, UsageError
 
 _ERRCOMM = None  # a private duplicate of COMM_WORLD that only error agreement uses
 
@@ -23,6 +23,17 @@ _ERRCOMM = None  # a private duplicate of COMM_WORLD that only error agreement u
 def world():
     """COMM_WORLD."""
     return MPI.COMM_WORLD
+
+
+def as_comm(comm) -> MPI.Intracomm:
+    """``comm`` checked for the public API: None gives ``MPI.COMM_WORLD``; anything but an
+    mpi4py intracommunicator raises :class:`InputTypeError` (a TypeError). The one check every
+    public function's ``comm`` argument goes through."""
+    if comm is None:
+        return MPI.COMM_WORLD
+    if not isinstance(comm, MPI.Intracomm):
+        raise InputTypeError(f"comm must be an mpi4py intracommunicator, got {type(comm).__name__}")
+    return comm
 
 
 def _agree_timeout() -> float:

@@ -37,6 +37,7 @@ from hpc.core.errors import InputTypeError, UsageError
 from hpc.core.exchange import node_comm
 from hpc.core.memory import available_bytes, require_memory
 from hpc.core.partition import block_offsets, block_range
+from hpc.core.runtime import as_comm
 
 from . import algorithms, data
 from .kernels import BACKENDS, METRICS
@@ -76,15 +77,6 @@ class KMedoidsResult:
 
 
 # ------------------------------------------------------------------------------ checks
-def _comm(comm):
-    if comm is None:
-        return MPI.COMM_WORLD
-    if not isinstance(comm, MPI.Comm):
-        raise InputTypeError(f"comm must be an mpi4py communicator or None, got "
-                             f"{type(comm).__name__}")
-    return comm
-
-
 def _kernels(backend: str):
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise UsageError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
@@ -223,7 +215,7 @@ def distance_oracle(loc: data.Local, metric: str = "euclidean", *, distances: st
         Unknown metric, distances mode or back end; 'tiled' with precomputed distances; not
         enough memory for the data or the matrix block.
     """
-    comm = _comm(comm)
+    comm = as_comm(comm)
     K = _kernels(backend)
     _choice("metric", metric, METRICS + ("precomputed",))
     _choice("distances", distances, DISTANCES)
@@ -311,7 +303,7 @@ def cluster(oracle: Oracle, k: int, *, method: str = "fasterpam", init: str = "b
 # ------------------------------------------------------------------------------ functions
 def _run_precomputed(method: str, diss, medoids, max_iter: int, init: str, random_state,
                      comm, backend: str, **kw) -> KMedoidsResult:
-    comm = _comm(comm)
+    comm = as_comm(comm)
     D = _dissimilarity("diss", diss)
     n = D.shape[0]
     k, meds = _initial_medoids(medoids, n)
@@ -507,7 +499,7 @@ def pam_build(diss, k: int, *, comm=None, backend: str = "native") -> KMedoidsRe
     -----
     Cost: O(k n^2), over p ranks.
     """
-    comm = _comm(comm)
+    comm = as_comm(comm)
     D = _dissimilarity("diss", diss)
     n = D.shape[0]
     k, _ = _initial_medoids(_positive_int("k", k), n)
@@ -628,7 +620,7 @@ class KMedoids:
 
     # -- fit / predict --------------------------------------------------------------------
     def _check_params(self):
-        comm = _comm(self.comm)
+        comm = as_comm(self.comm)
         k = _positive_int("n_clusters", self.n_clusters)
         _choice("method", self.method, METHODS)
         _choice("metric", self.metric, METRICS + ("precomputed",))

@@ -33,7 +33,7 @@ from mpi4py import MPI
 from hpc.core import backends as registry
 from hpc.core import envinfo, h5io
 from hpc.core.errors import InputTypeError, UsageError
-from hpc.core.runtime import collective
+from hpc.core.runtime import as_comm, collective
 from hpc.sparse.dcsr import DistCSR
 
 from . import graphio
@@ -71,15 +71,6 @@ class PowerIterationFailedConvergence(RuntimeError):
 # --------------------------------------------------------------------------------------------
 # argument checks and inputs
 # --------------------------------------------------------------------------------------------
-def _comm(comm) -> MPI.Intracomm:
-    if comm is None:
-        return MPI.COMM_WORLD
-    if not isinstance(comm, MPI.Intracomm):
-        raise InputTypeError(f"comm: expected an mpi4py intracommunicator or None, "
-                             f"got {type(comm).__name__}")
-    return comm
-
-
 def _real(value, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InputTypeError(f"{name}: expected a real number, got {type(value).__name__}")
@@ -119,7 +110,7 @@ class _Input:
 def as_graph(G: GraphLike, comm=None, what: str = "G") -> Graph:
     """The distributed :class:`~hpc.pagerank.graphio.Graph` of any input :func:`pagerank`
     takes (collective). A ``Graph`` is returned as it is."""
-    return _load(G, _comm(comm), what).g
+    return _load(G, as_comm(comm), what).g
 
 
 def _load(G, comm: MPI.Intracomm, what: str = "G") -> _Input:
@@ -237,7 +228,7 @@ def pagerank(G: GraphLike, alpha: float = 0.85, *, tol: float = 1e-06, max_iter:
     alpha = _alpha(alpha)
     tol = _positive(tol, "tol")
     max_iter = _count(max_iter, "max_iter")
-    inp = _load(G, _comm(comm))
+    inp = _load(G, as_comm(comm))
     res = solve(inp.g, alpha, inp.g.n * tol, max_iter)
     if not res.converged:
         raise PowerIterationFailedConvergence(max_iter, res.l1_change, inp.g.n * tol)
@@ -352,7 +343,7 @@ class PPRIndex:
         batch = _count(batch, "batch")
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise InputTypeError(f"seed: expected an integer, got {type(seed).__name__}")
-        g = _load(G, _comm(comm)).g
+        g = _load(G, as_comm(comm)).g
         fp = build_fingerprints(g, np.arange(g.lo, g.hi, dtype=np.int64), walks, alpha,
                                 int(seed), max_length, keep, batch)
         return cls(g, fp, alpha, walks, max_length, keep, int(seed), source=G)
@@ -392,7 +383,7 @@ class PPRIndex:
         if not isinstance(path, (str, os.PathLike)):
             raise InputTypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}")
         path = os.fspath(path)
-        g = _load(G, _comm(comm)).g
+        g = _load(G, as_comm(comm)).g
         lo, hi = g.lo, g.hi
         with collective(g.comm):
             try:
@@ -584,7 +575,7 @@ def personalized(G: GraphLike, sources, *, topk: int = 20, index: PPRIndex | Non
     alpha = _alpha(alpha)
     if index is not None and abs(index.alpha - alpha) > 1e-15:
         raise UsageError(f"alpha: the index was built with alpha {index.alpha}, not {alpha}")
-    comm = _comm(comm)
+    comm = as_comm(comm)
     if index is not None and (G is index.graph or G is index._source):
         g = index.graph
     else:

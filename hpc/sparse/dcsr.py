@@ -23,7 +23,8 @@ import scipy.sparse as sp
 from mpi4py import MPI
 
 from hpc.core.errors import InputTypeError, UsageError
-from hpc.core.exchange import GhostPlan, Transfer, as_comm
+from hpc.core.exchange import GhostPlan, Transfer
+from hpc.core.runtime import as_comm
 from hpc.core.partition import block_offsets, exchange_by_owner
 
 from .kernels import KERNELS, LocalKernel, default_backend, make_kernel

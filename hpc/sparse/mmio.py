@@ -23,7 +23,8 @@ import scipy.sparse as sp
 from mpi4py import MPI
 
 from hpc.core.errors import InputTypeError, UsageError
-from hpc.core.exchange import as_comm, exscan
+from hpc.core.exchange import exscan
+from hpc.core.runtime import as_comm
 from hpc.core.partition import block_offsets, exchange_by_owner
 from hpc.core.runtime import collective
 
@@ -180,7 +181,6 @@ def read_local_entries(path, comm):
     lo = h.data_start + span * r // p
     hi = h.data_start + span * (r + 1) // p
     result = None
-    err = None
     with open(path, "rb") as f:
         s0 = _line_start_at_or_after(f, lo, h.data_start, size)
         e0 = _line_start_at_or_after(f, hi, h.data_start, size) if r < p - 1 else size

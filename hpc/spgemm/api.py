@@ -24,6 +24,7 @@ from mpi4py import MPI
 from hpc.core import backends as registry
 from hpc.core.envinfo import default_threads
 from hpc.core.errors import InputTypeError, UsageError
+from hpc.core.runtime import as_comm
 from hpc.sparse import DistCSR
 
 from . import dist
@@ -224,11 +225,7 @@ def multiply(A, B, *, layout: str = "1d", backend: str = "native", threads: int 
         raise InputTypeError(f"A and B must be SciPy sparse arrays/matrices or DistCSR, got "
                              f"{type(A).__name__} and {type(B).__name__} (dense operands: use "
                              "numpy's @)")
-    if comm is None:
-        comm = MPI.COMM_WORLD
-    elif not isinstance(comm, MPI.Comm):
-        raise InputTypeError(f"comm must be an mpi4py communicator or None, got "
-                             f"{type(comm).__name__}")
+    comm = as_comm(comm)
     _check_shapes(A, B)
     _check_dtype("A", A.dtype)
     _check_dtype("B", B.dtype)

@@ -13,7 +13,7 @@ from mpi4py import MPI
 
 from hpc.core import backends as registry
 from hpc.core.errors import InputTypeError, UsageError
-from hpc.core.exchange import as_comm
+from hpc.core.runtime import as_comm
 from hpc.core.memory import require_memory
 from hpc.core.timers import PhaseTimer
 

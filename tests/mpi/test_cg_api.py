@@ -241,7 +241,7 @@ BAD_A.data[3] = np.nan
     ((A_OK, B_OK + 1j), {}, TypeError, "complex"),
     ((A_OK, B_OK), {"rtol": "1e-8"}, TypeError, "rtol: expected a real number"),
     ((A_OK, B_OK), {"maxiter": 2.5}, TypeError, "maxiter: expected an integer"),
-    ((A_OK, B_OK), {"comm": 0}, TypeError, "comm: expected an mpi4py communicator"),
+    ((A_OK, B_OK), {"comm": 0}, TypeError, "comm must be an mpi4py intracommunicator"),
     ((A_OK, B_OK), {"callback": 5}, TypeError, "callback: expected a callable"),
 ])
 def test_wrong_input_raises(args, kwargs, exc, fragment):

@@ -169,7 +169,7 @@ def test_decompose_rejects_wrong_input():
         decompose(comm, (5, 4, 4), align=2)
     with pytest.raises(ValueError, match="periodic has 2 entries"):
         decompose(comm, (4, 4, 4), periodic=[True, False])
-    with pytest.raises(TypeError, match="intra-communicator"):
+    with pytest.raises(TypeError, match="intracommunicator"):
         decompose("world", (4, 4, 4))
     if comm.size > 1:
         with pytest.raises(ValueError, match="smaller than the"):

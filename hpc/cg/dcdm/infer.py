@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager, nullcontext
-from typing import Any, Iterator
+from typing import Iterator
 
 import numpy as np
 
