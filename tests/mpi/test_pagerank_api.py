@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -18,15 +17,13 @@ from hpc.pagerank import PowerIterationFailedConvergence, PPRIndex, TopK, pagera
 from hpc.pagerank import graphio
 from hpc.sparse import DistCSR
 
+from conftest import data_file
+
 comm = MPI.COMM_WORLD
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "graphs"
 
 
 def _real(name: str) -> str:
-    p = DATA / name
-    if not p.exists():
-        pytest.skip(f"real data not present: {p}")
-    return str(p)
+    return str(data_file("graphs", name))
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -18,15 +17,13 @@ from hpc.pagerank.ppr import (build_fingerprints, combine, decompose, exact_ppr,
                               precision_at_k)
 from hpc.pagerank.solver import make_solver
 
+from conftest import data_file
+
 comm = MPI.COMM_WORLD
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "graphs"
 
 
 def _real(name: str) -> str:
-    p = DATA / name
-    if not p.exists():
-        pytest.skip(f"real data not present: {p}")
-    return str(p)
+    return str(data_file("graphs", name))
 
 
 def _tmpdir() -> str:
