@@ -153,3 +153,63 @@ def test_launch_reports_a_failing_job(tmp_path):
     script.write_text("from mpi4py import MPI\nimport sys\nsys.exit(3 if MPI.COMM_WORLD.Get_rank() == 1 else 0)\n")
     r = L.launch(2, [script], timeout=120, capture_output=True, text=True)
     assert r.returncode != 0
+
+
+def _no_records_left(monkeypatch, tmp_path) -> Path:
+    """Point tempfile's directory at an empty folder, to see what run_record leaves there."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(L.tempfile, "tempdir", str(tmp))
+    return tmp
+
+
+def test_run_record_returns_a_two_rank_apps_record(monkeypatch, tmp_path):
+    tmp = _no_records_left(monkeypatch, tmp_path)
+    rec = L.run_record(2, "hpc.stream", ["--arraysize", 1000, "--numtimes", 2, "--backend",
+                                         "numpy", "--quiet"], progress="throttle",
+                       env={"OMP_NUM_THREADS": "1"}, timeout=120)
+    assert rec["app"] == "stream" and rec["ranks"] == 2
+    assert rec["validation"]["passed"] is True
+    assert list(tmp.iterdir()) == []  # the record's private directory is gone
+
+
+def test_run_record_raises_with_the_error_line(monkeypatch, tmp_path):
+    tmp = _no_records_left(monkeypatch, tmp_path)
+    for allow_invalid in (False, True):  # exit status 2 is never a record
+        with pytest.raises(RuntimeError) as e:
+            L.run_record(2, "hpc.stream", ["--arraysize", "0", "--backend", "numpy"],
+                         timeout=120, allow_invalid=allow_invalid)
+        msg = str(e.value)
+        assert "-m hpc.stream --arraysize 0" in msg and "exit status 2" in msg
+        assert "error: " in msg and "--arraysize" in msg.splitlines()[-1]
+    assert list(tmp.iterdir()) == []
+    with pytest.raises(ValueError, match="adds --json itself"):
+        L.run_record(1, "hpc.stream", ["--json", "x.json"])
+
+
+def test_run_record_invalid_runs_exclusive_file_and_no_record(monkeypatch, tmp_path):
+    """Exit status 1 is accepted only with allow_invalid; the file is an exclusive temporary in
+    a private directory, removed afterwards; a run that writes nothing is an error."""
+    tmp = _no_records_left(monkeypatch, tmp_path)
+    script = tmp_path / "invalid.py"
+    script.write_text(
+        "import json, os, stat, sys\nfrom mpi4py import MPI\n"
+        "path = sys.argv[sys.argv.index('--json') + 1]\n"
+        "if MPI.COMM_WORLD.Get_rank() == 0 and '--write' in sys.argv:\n"
+        "    mode = stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode)\n"
+        "    size = os.path.getsize(path)\n"
+        "    with open(path, 'w') as f:\n"
+        "        json.dump({'path': path, 'dir_mode': mode, 'size': size,\n"
+        "                   'validation': {'passed': False}}, f)\n"
+        "sys.exit(1 if '--write' in sys.argv else 0)\n")
+    with pytest.raises(RuntimeError, match="exit status 1"):
+        L.run_record(2, None, [script, "--write"], timeout=120)
+    rec = L.run_record(2, None, [script, "--write"], timeout=120, allow_invalid=True)
+    assert rec["validation"]["passed"] is False
+    path = Path(rec["path"])
+    assert path.parent.parent == tmp and path.suffix == ".json"
+    assert rec["dir_mode"] == 0o700 and rec["size"] == 0  # private directory, fresh empty file
+    assert not path.exists() and list(tmp.iterdir()) == []
+    with pytest.raises(RuntimeError, match="wrote no readable record"):
+        L.run_record(1, None, [script], timeout=120)
+    assert list(tmp.iterdir()) == []

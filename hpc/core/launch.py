@@ -1,7 +1,8 @@
 """Launching MPI jobs: the one home of the ``mpiexec`` lookup and MPICH's progress settings.
 
 Every script, test helper, benchmark, the Makefile and ``tools/run_tests.sh`` use this module;
-shell scripts call it as ``python -m hpc.core.launch`` (see :func:`main`).
+shell scripts call it as ``python -m hpc.core.launch`` (see :func:`main`). A driver that wants an
+app's result record back runs it with :func:`run_record`.
 
 When ranks outnumber cores (a laptop, CI), MPICH's default busy polling makes every rank spin
 for its time slice; the settings in :data:`YIELD_ENV` make a waiting rank yield instead, which
@@ -9,11 +10,13 @@ made oversubscribed runs up to 30x faster here.
 """
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -141,6 +144,76 @@ def launch(ranks: int, args: Sequence[str], *, module: str | None = None,
         run_kwargs.setdefault("timeout", timeout + 60)
     return subprocess.run(mpiexec_cmd(ranks, args, module=module, mpiexec=mpiexec),
                           env=e, **run_kwargs)
+
+
+#: Characters of a failed job's output that :func:`run_record` puts in its error.
+TAIL_CHARS = 2000
+
+
+def run_record(ranks: int, module: str | None, args: Sequence[str], *, progress: str = "auto",
+               env: Mapping[str, str] | None = None, timeout: float | None = None,
+               cwd: str | os.PathLike | None = None, allow_invalid: bool = False) -> dict:
+    """Run ``mpiexec -n ranks python -m module args --json TMP`` and return the record it wrote.
+
+    The record file is a fresh exclusive temporary (:func:`tempfile.mkstemp` in a private
+    temporary directory), removed with its directory afterwards whatever happens.
+
+    Parameters
+    ----------
+    ranks : int
+        Ranks to start.
+    module : str or None
+        The app, e.g. ``'hpc.stream'``; None runs a script named by ``args[0]`` instead (it
+        must take ``--json PATH`` like the apps).
+    args : sequence
+        The app's arguments, without ``--json`` (added here); each is passed through ``str``.
+    progress : {'auto', 'throttle', 'busy'}, default 'auto'
+        MPICH's progress settings, as for :func:`launch`.
+    env : mapping, optional
+        Variables added to this process's environment (they win), as for :func:`launch`.
+    timeout : float, optional
+        Seconds the job may run (``MPIEXEC_TIMEOUT``), as for :func:`launch`.
+    cwd : path, optional
+        Working directory of the job.
+    allow_invalid : bool, default False
+        Also accept exit status 1 (ran, validation failed); the record then says so in
+        ``record['validation']['passed']``.
+
+    Returns
+    -------
+    dict
+        The parsed JSON record.
+
+    Raises
+    ------
+    RuntimeError
+        When the exit status is not 0 (not 0 or 1 with ``allow_invalid``), or the job wrote
+        no readable record; the message names the command and ends with the tail of its
+        stderr (of its stdout when stderr is empty).
+    ValueError
+        When ``args`` already holds ``--json``.
+    subprocess.TimeoutExpired
+        When the job outlives ``timeout`` by a minute (mpiexec did not stop it).
+    """
+    args = [str(a) for a in args]
+    if "--json" in args:
+        raise ValueError("run_record adds --json itself; leave it out of args")
+    accepted = (0, 1) if allow_invalid else (0,)
+    with tempfile.TemporaryDirectory(prefix="hpc-record-") as d:
+        fd, path = tempfile.mkstemp(prefix="record-", suffix=".json", dir=d)
+        os.close(fd)
+        p = launch(ranks, [*args, "--json", path], module=module, progress=progress, env=env,
+                   timeout=timeout, capture_output=True, text=True, cwd=cwd)
+        cmd = shlex.join(p.args)
+        tail = (p.stderr.strip() or p.stdout.strip())[-TAIL_CHARS:]
+        if p.returncode not in accepted:
+            raise RuntimeError(f"{cmd} failed (exit status {p.returncode}):\n{tail}")
+        try:
+            with open(path) as f:
+                return json.load(f)
+        except (OSError, ValueError) as e:
+            raise RuntimeError(f"{cmd} exited {p.returncode} but wrote no readable record "
+                               f"({e}):\n{tail}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,30 +16,21 @@ measure the scheduler; compare methods within one table, not across machines.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import tempfile
 from pathlib import Path
 
 from mpi4py import MPI
 
-from hpc.core.launch import launch
+from hpc.core.launch import run_record
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(p: int, args: list[str]) -> dict:
     """One validated ``python -m hpc.halo`` run on p ranks (MPICH told to yield), its record."""
-    with tempfile.TemporaryDirectory() as d:
-        out = Path(d) / "r.json"
-        argv = [*args, "--json", str(out), "--quiet"]
-        threads = {} if "OMP_NUM_THREADS" in os.environ else {"OMP_NUM_THREADS": "1"}
-        r = launch(p, argv, module="hpc.halo", progress="throttle", env=threads, timeout=600,
-                   capture_output=True, text=True, cwd=str(ROOT))
-        if r.returncode != 0:
-            raise SystemExit(f"failed ({r.returncode}): hpc.halo {' '.join(argv)} on {p} "
-                             f"ranks\n{r.stderr[-2000:]}")
-        return json.loads(out.read_text())
+    threads = {} if "OMP_NUM_THREADS" in os.environ else {"OMP_NUM_THREADS": "1"}
+    return run_record(p, "hpc.halo", [*args, "--quiet"], progress="throttle", env=threads,
+                      timeout=600, cwd=ROOT)
 
 
 def methods(a: argparse.Namespace) -> None:

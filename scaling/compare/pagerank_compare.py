@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 from mpi4py import MPI
 
-from hpc.core.launch import launch
+from hpc.core.launch import run_record
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "graphs"
@@ -88,18 +88,11 @@ def scipy_power(A, d: float, tol: float):
 
 def run_mpi(spec: str, ranks: int, tol: float, seed: int, repeat: int, layout: str,
             cache: str, mpi_env: str) -> dict:
-    with tempfile.TemporaryDirectory() as d:
-        js = os.path.join(d, "r.json")
-        src = ["--generate", spec, "--seed", str(seed)] if spec.startswith("kron:") else \
-            ["--graph", str(ALIASES.get(spec, spec))]
-        r = launch(ranks, [*src, "--cache", cache, "--tol", str(tol), "--layout", layout,
-                           "--repeat", str(repeat + 1), "--json", js, "--quiet"],
-                   module="hpc.pagerank", progress=mpi_env, env=ENV, timeout=TIMEOUT,
-                   capture_output=True, text=True, cwd=ROOT)
-        if r.returncode != 0:
-            raise RuntimeError(r.stderr[-2000:])
-        with open(js) as f:
-            rec = json.load(f)
+    src = ["--generate", spec, "--seed", str(seed)] if spec.startswith("kron:") else \
+        ["--graph", str(ALIASES.get(spec, spec))]
+    rec = run_record(ranks, "hpc.pagerank", [*src, "--cache", cache, "--tol", tol, "--layout",
+                                             layout, "--repeat", repeat + 1, "--quiet"],
+                     progress=mpi_env, env=ENV, timeout=TIMEOUT, cwd=ROOT)
     t = rec["timings"]
     return {"time_s": t["solve"]["min"], "setup_s": t["setup"]["min"],
             "iterations": rec["metrics"]["iterations"]}
@@ -142,18 +135,11 @@ def worker(args) -> int:
 
 
 def run_worker(spec: str, ranks: int, args, cache: str, mpi_env: str) -> dict:
-    with tempfile.TemporaryDirectory() as d:
-        js = os.path.join(d, "w.json")
-        r = launch(ranks, [str(Path(__file__).resolve()), "--worker", spec, "--cache", cache,
-                           "--tol", str(args.tol), "--damping", str(args.damping),
-                           "--seed", str(args.seed), "--repeat", str(args.repeat),
-                           "--layout", args.layout, "--json", js],
-                   progress=mpi_env, env=ENV, timeout=TIMEOUT, capture_output=True, text=True,
-                   cwd=ROOT)
-        if r.returncode != 0:
-            raise RuntimeError(r.stderr[-2000:])
-        with open(js) as f:
-            return json.load(f)
+    return run_record(ranks, None, [Path(__file__).resolve(), "--worker", spec, "--cache", cache,
+                                    "--tol", args.tol, "--damping", args.damping,
+                                    "--seed", args.seed, "--repeat", args.repeat,
+                                    "--layout", args.layout],
+                      progress=mpi_env, env=ENV, timeout=TIMEOUT, cwd=ROOT)
 
 
 def l1(a, b) -> float:

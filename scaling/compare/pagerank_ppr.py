@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpc.core.launch import launch
+from hpc.core.launch import run_record
 
 # the sibling script (its directory is the script's, first on the path when run as a script)
 from pagerank_compare import ALIASES, ENV, ROOT, TIMEOUT, _fmt, load
@@ -150,27 +150,20 @@ def _mpi_rows(row: dict, spec: str, args) -> None:
         src = ["--generate", spec, "--seed", str(args.seed)] if spec.startswith("kron:") else \
             ["--graph", str(ALIASES.get(spec, spec))]
         for p in [int(r) for r in args.ranks.split(",") if r]:
-            js = os.path.join(tmp, "r.json")
-            r = launch(p, ["ppr-index", *src, "--cache", cache, "--output", idx,
-                           "--walks", str(args.walks), "--keep", str(args.keep),
-                           "--batch", str(max(64, 4096 * 1000 // args.walks)),
-                           "--json", js, "--quiet"],
-                       module="hpc.pagerank", env=ENV, timeout=TIMEOUT, capture_output=True,
-                       text=True, cwd=ROOT)
-            if r.returncode:
-                raise RuntimeError(r.stderr[-2000:])
-            row[f"index_{p}ranks_s"] = json.load(open(js))["timings"]["walks"]["min"]
-            r = launch(p, ["ppr", *src, "--cache", cache, "--index", idx,
-                           "--sources", f"random:{args.queries}",
-                           "--iterations", str(args.iterations),
-                           "--threshold", str(args.threshold), "--push-rule", args.push_rule,
-                           "--combine-rel", str(args.combine_rel), "--threads", str(args.threads),
-                           "--repeat", str(args.repeat + 1), "--json", js, "--quiet"],
-                       module="hpc.pagerank", env=ENV, timeout=TIMEOUT, capture_output=True,
-                       text=True, cwd=ROOT)
-            if r.returncode:
-                raise RuntimeError(r.stderr[-2000:])
-            row[f"queries_per_s_{p}ranks"] = json.load(open(js))["metrics"]["queries_per_s"]
+            rec = run_record(p, "hpc.pagerank",
+                             ["ppr-index", *src, "--cache", cache, "--output", idx,
+                              "--walks", args.walks, "--keep", args.keep,
+                              "--batch", max(64, 4096 * 1000 // args.walks), "--quiet"],
+                             env=ENV, timeout=TIMEOUT, cwd=ROOT)
+            row[f"index_{p}ranks_s"] = rec["timings"]["walks"]["min"]
+            rec = run_record(p, "hpc.pagerank",
+                             ["ppr", *src, "--cache", cache, "--index", idx,
+                              "--sources", f"random:{args.queries}",
+                              "--iterations", args.iterations, "--threshold", args.threshold,
+                              "--push-rule", args.push_rule, "--combine-rel", args.combine_rel,
+                              "--threads", args.threads, "--repeat", args.repeat + 1, "--quiet"],
+                             env=ENV, timeout=TIMEOUT, cwd=ROOT)
+            row[f"queries_per_s_{p}ranks"] = rec["metrics"]["queries_per_s"]
 
 
 if __name__ == "__main__":

@@ -18,21 +18,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hpc.core.launch import launch
+from hpc.core.launch import run_record
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {"OMP_NUM_THREADS": "1"}
 TIMEOUT = 900   # seconds a launch may run (MPIEXEC_TIMEOUT)
 
 
-def app(p: int, args: list[str], js: str, mpi_env: str = "throttle") -> dict:
+def app(p: int, args: list[str], mpi_env: str = "throttle") -> dict:
     """One run of the app; mpi_env 'auto' = busy polling when p <= cores, else throttled."""
-    r = launch(p, [*args, "--json", js, "--quiet"], module="hpc.pagerank", progress=mpi_env,
-               env=ENV, timeout=TIMEOUT, capture_output=True, text=True, cwd=ROOT)
-    if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(r.args)}\n{r.stderr[-2000:]}")
-    with open(js) as f:
-        return json.load(f)
+    return run_record(p, "hpc.pagerank", [*args, "--quiet"], progress=mpi_env, env=ENV,
+                      timeout=TIMEOUT, cwd=ROOT)
 
 
 def main() -> int:
@@ -55,13 +51,13 @@ def main() -> int:
     a = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as d:
-        cache, idx, js = (os.path.join(d, x) for x in ("g.h5", "idx.h5", "r.json"))
+        cache, idx = (os.path.join(d, x) for x in ("g.h5", "idx.h5"))
         src = ["--generate", a.generate, "--seed", a.seed, "--cache", cache]
         rep = ["--repeat", str(a.repeat + 1)]
         for p in [int(x) for x in a.ranks.split(",")]:
             row = {"ranks": p, "cores": os.cpu_count()}
             for layout in ("1d", "2d"):
-                rec = app(p, [*src, "--tol", a.tol, "--layout", layout, *rep], js, a.mpi_env)
+                rec = app(p, [*src, "--tol", a.tol, "--layout", layout, *rep], a.mpi_env)
                 row[f"pagerank_{layout}_s"] = rec["timings"]["solve"]["min"]
                 row["iterations"] = rec["metrics"]["iterations"]
                 row[f"Medges_per_s_{layout}"] = rec["metrics"]["edges_per_s"] / 1e6
@@ -69,10 +65,10 @@ def main() -> int:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
                 continue
-            rec = app(p, ["ppr-index", *src, "--output", idx, *rep], js, a.mpi_env)
+            rec = app(p, ["ppr-index", *src, "--output", idx, *rep], a.mpi_env)
             row["ppr_index_s"] = rec["timings"]["walks"]["min"]
             rec = app(p, ["ppr", *src, "--index", idx, "--sources", f"random:{a.queries}", *rep],
-                      js, a.mpi_env)
+                      a.mpi_env)
             row["ppr_batch_s"] = rec["timings"]["query"]["min"]
             row["queries_per_s"] = rec["metrics"]["queries_per_s"]
             rows.append(row)

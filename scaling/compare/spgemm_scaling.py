@@ -11,30 +11,20 @@ counts.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
-from hpc.core.launch import launch
+from hpc.core.launch import run_record
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(ranks: int, layout: str, args) -> dict:
-    with tempfile.TemporaryDirectory() as d:
-        js = os.path.join(d, "r.json")
-        argv = ["--generate", args.generate, "--layout", layout, "--repeat", str(args.repeat),
-                "--threads", str(args.threads), "--backend", args.backend, "--json", js,
-                "--quiet"]
-        r = launch(ranks, argv, module="hpc.spgemm", progress="throttle",
-                   env={"OMP_NUM_THREADS": "1"}, timeout=900, cwd=ROOT, capture_output=True,
-                   text=True)
-        if r.returncode != 0:
-            raise SystemExit(f"{' '.join(r.args)} failed ({r.returncode}):\n{r.stderr}")
-        with open(js) as f:
-            return json.load(f)
+    argv = ["--generate", args.generate, "--layout", layout, "--repeat", args.repeat,
+            "--threads", args.threads, "--backend", args.backend, "--quiet"]
+    return run_record(ranks, "hpc.spgemm", argv, progress="throttle",
+                      env={"OMP_NUM_THREADS": "1"}, timeout=900, cwd=ROOT)
 
 
 def main() -> None:

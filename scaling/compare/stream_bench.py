@@ -18,11 +18,10 @@ import tempfile
 from pathlib import Path
 
 from hpc.core import backends as reg
-from hpc.core.launch import mpiexec_cmd, progress_env
+from hpc.core.launch import progress_env, run_record
 from hpc.stream.models import BACKENDS
 
 ROOT = Path(__file__).resolve().parents[2]
-PY = sys.executable
 TARGETS = {"native": 0.95, "numba": 0.9, "mpi2-native": 0.9}
 
 
@@ -33,12 +32,15 @@ def build_ref(out: Path) -> Path:
     return exe
 
 
-def env_for(threads: int, ranks: int = 1) -> dict:
-    # No OMP_PROC_BIND: libgomp would pin the initial thread to the first core, and TBB or
-    # numba workers (and every MPI rank) would then inherit that one core.
-    base = {k: v for k, v in os.environ.items() if k not in ("OMP_PROC_BIND", "OMP_PLACES")}
-    return progress_env("throttle", ranks, base=base,
-                        extra={"OMP_NUM_THREADS": str(threads), "MPIEXEC_TIMEOUT": "600"})
+def unpin() -> None:
+    """No OMP_PROC_BIND (nor OMP_PLACES) in any run: libgomp would pin the initial thread to the
+    first core, and TBB or numba workers (and every MPI rank) would then inherit that one core."""
+    for k in ("OMP_PROC_BIND", "OMP_PLACES"):
+        os.environ.pop(k, None)
+
+
+def env_for(threads: int) -> dict:
+    return progress_env("throttle", 1, extra={"OMP_NUM_THREADS": str(threads)})
 
 
 def ref_gbps(exe: Path, n: int, k: int, threads: int) -> float:
@@ -48,17 +50,13 @@ def ref_gbps(exe: Path, n: int, k: int, threads: int) -> float:
 
 
 def suite_gbps(backend: str, n: int, k: int, threads: int, ranks: int = 1) -> float:
-    with tempfile.TemporaryDirectory() as d:
-        out = Path(d) / "r.json"
-        cmd = [PY, "-m", "hpc.stream", "--backend", backend, "--only", "triad", "-s", str(n),
-               "-n", str(k), "--threads", str(threads), "--quiet", "--json", str(out)]
-        if ranks > 1:
-            cmd = mpiexec_cmd(ranks, cmd[1:])
-        subprocess.run(cmd, check=True, env=env_for(threads, ranks), cwd=ROOT)
-        rec = json.loads(out.read_text())
-        if not rec["validation"]["passed"]:
-            raise SystemExit(f"{backend}: INVALID")
-        return rec["metrics"]["triad_GBps"]
+    rec = run_record(ranks, "hpc.stream", ["--backend", backend, "--only", "triad", "-s", n,
+                                           "-n", k, "--threads", threads, "--quiet"],
+                     progress="throttle", env={"OMP_NUM_THREADS": str(threads)}, timeout=600,
+                     cwd=ROOT, allow_invalid=True)
+    if not rec["validation"]["passed"]:
+        raise SystemExit(f"{backend}: INVALID")
+    return rec["metrics"]["triad_GBps"]
 
 
 def main() -> int:
@@ -69,6 +67,7 @@ def main() -> int:
     ap.add_argument("--backends", default="native,stdpar,numba,numpy,numpy-naive,kokkos")
     ap.add_argument("--json", help="write the table here")
     a = ap.parse_args()
+    unpin()
     names = [b for b in a.backends.split(",") if reg.is_available(BACKENDS[b][1])]
     with tempfile.TemporaryDirectory() as d:
         exe = build_ref(Path(d))

@@ -10,11 +10,9 @@ is measured instead of the bubble.
 from __future__ import annotations
 
 import argparse
-import json
-import tempfile
 from pathlib import Path
 
-from hpc.core.launch import launch
+from hpc.core.launch import run_record
 from hpc.train.schedules import bubble_formula, build, simulate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,14 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def measured(pp: int, m: int, kind: str, v: int, steps: int, model: list[str]) -> float:
     """The bubble fraction `python -m hpc.train` measures on pp ranks (waiting ranks yield)."""
-    with tempfile.TemporaryDirectory() as d:
-        out = Path(d) / "r.json"
-        launch(pp, ["--pp", pp, "--vpp", v, "--schedule", kind, "--micro-batches", m,
-                    "--global-batch", m, "--steps", steps, "--threads", "1",
-                    "--reference", "off", "--quiet", "--json", out, *model],
-               module="hpc.train", progress="throttle", env={"OMP_NUM_THREADS": "1"},
-               timeout=600, check=True, cwd=ROOT)
-        return json.loads(out.read_text())["metrics"]["bubble_fraction"]
+    rec = run_record(pp, "hpc.train", ["--pp", pp, "--vpp", v, "--schedule", kind,
+                                       "--micro-batches", m, "--global-batch", m, "--steps", steps,
+                                       "--threads", "1", "--reference", "off", "--quiet", *model],
+                     progress="throttle", env={"OMP_NUM_THREADS": "1"}, timeout=600, cwd=ROOT)
+    return rec["metrics"]["bubble_fraction"]
 
 
 def main() -> None:

@@ -15,8 +15,9 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
+
+from hpc.core.launch import run_record
 
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
@@ -38,28 +39,24 @@ print(json.dumps({"tokens_per_s": B * S / float(np.mean(times[1:])), "losses": l
 """
 
 
-def env(threads: int) -> dict:
-    e = dict(os.environ)
-    e.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    return e
+def thread_env(threads: int) -> dict:
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
 
 
 def run_torch(cfg, steps, threads) -> dict:
     r = subprocess.run([PY, "-c", TORCH, str(threads), *map(str, cfg), str(steps)],
-                       capture_output=True, text=True, check=True, env=env(threads), cwd=ROOT)
+                       capture_output=True, text=True, check=True,
+                       env={**os.environ, **thread_env(threads)}, cwd=ROOT)
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def run_ours(cfg, steps, threads) -> dict:
     L, H, NH, S, B = cfg
-    with tempfile.TemporaryDirectory() as d:
-        out = Path(d) / "r.json"
-        subprocess.run([PY, "-m", "hpc.train", "--layers", str(L), "--hidden", str(H), "--heads",
-                        str(NH), "--seq-len", str(S), "--global-batch", str(B),
-                        "--micro-batches", "1", "--steps", str(steps), "--lr", "1e-3",
-                        "--threads", str(threads), "--reference", "off", "--quiet",
-                        "--json", str(out)], check=True, env=env(threads), cwd=ROOT)
-        return json.loads(out.read_text())["metrics"]
+    rec = run_record(1, "hpc.train", ["--layers", L, "--hidden", H, "--heads", NH, "--seq-len", S,
+                                      "--global-batch", B, "--micro-batches", "1", "--steps",
+                                      steps, "--lr", "1e-3", "--threads", threads, "--reference",
+                                      "off", "--quiet"], env=thread_env(threads), cwd=ROOT)
+    return rec["metrics"]
 
 
 def main() -> None:
