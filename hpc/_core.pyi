@@ -1,0 +1,318 @@
+"""Type stubs of ``hpc._core``, the C++17/OpenMP extension built from ``native/src/*.cpp``.
+
+Each submodule (``hpc._core.<name>``, registered by ``native/src/<name>.cpp``) is written as a
+``ModuleType`` subclass ``_<name>`` whose static methods are its functions and whose nested
+classes are its classes; ``<name>: _<name>`` is the module attribute. Parameters the binding
+leaves unnamed are positional-only here. ``stream_stdpar`` exists only in a build with TBB
+(``has_stdpar``). tests/test_stubs.py checks this file against the built module: every name,
+and every function's parameters. Drafted with pybind11-stubgen.
+"""
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, Sequence, overload
+
+import numpy as np
+import numpy.typing as npt
+
+def omp_max_threads() -> int: ...
+def omp_set_threads(n: int, /) -> None: ...
+has_stdpar: bool
+
+
+class _kmedoids(ModuleType):
+    """k-medoids kernels (OpenMP): distance tiles, BUILD gains, PAM/FastPAM ΔTD"""
+    @staticmethod
+    def build_gain(D: np.ndarray, near_d: np.ndarray, /) -> npt.NDArray[np.float64]: ...
+    @staticmethod
+    def colsum(D: np.ndarray, /) -> npt.NDArray[np.float64]: ...
+    @staticmethod
+    def dist(A: np.ndarray, B: np.ndarray, metric: str) -> npt.NDArray[np.float64]: ...
+    @staticmethod
+    def fastpam_delta(D: np.ndarray, near_i: np.ndarray, near_d: np.ndarray, seco_d: np.ndarray, k: int, /) -> npt.NDArray[np.float64]: ...
+    @staticmethod
+    def pam_delta(D: np.ndarray, near_i: np.ndarray, near_d: np.ndarray, seco_d: np.ndarray, k: int, /) -> npt.NDArray[np.float64]: ...
+kmedoids: _kmedoids
+
+
+class _pack(ModuleType):
+    """Pack/unpack TEMPI canonical strided blocks (start, counts[], strides[] in bytes)"""
+    class Plan:
+        """Blocks validated once against a strided buffer size; packed one by one or all into one buffer at offsets(). sweep=True: pack_all/unpack_all run every block's pieces in one pass in source-address order (same bytes); False: block after block"""
+        def __init__(self, blocks: Sequence[tuple[int, Sequence[int], Sequence[int]]], strided_bytes: int, sweep: bool = True) -> None: ...
+        def __len__(self) -> int: ...
+        def block_bytes(self, i: int, /) -> int: ...
+        def pack_all(self, src: np.ndarray, dst: np.ndarray, threads: int = 0) -> int: ...
+        def pack_one(self, i: int, src: np.ndarray, dst: np.ndarray, threads: int = 0) -> int: ...
+        def unpack_all(self, src: np.ndarray, dst: np.ndarray, threads: int = 0) -> int: ...
+        def unpack_one(self, i: int, src: np.ndarray, dst: np.ndarray, threads: int = 0) -> int: ...
+        @property
+        def offsets(self) -> list[int]: ...
+        @property
+        def pieces(self) -> int: ...
+        @property
+        def sweep(self) -> bool: ...
+        @property
+        def total(self) -> int: ...
+    @staticmethod
+    def pack(src: np.ndarray, dst: np.ndarray, start: int, counts: Sequence[int], strides: Sequence[int], threads: int = 0) -> int:
+        """Gather the strided block of src (any C-contiguous array, addressed in bytes) into the contiguous dst; returns the packed byte count. threads=0: OpenMP's default."""
+    @staticmethod
+    def unpack(src: np.ndarray, dst: np.ndarray, start: int, counts: Sequence[int], strides: Sequence[int], threads: int = 0) -> int:
+        """Scatter the contiguous src into the strided block of dst; returns the byte count."""
+pack: _pack
+
+
+class _pagerank(ModuleType):
+    """hpc.pagerank kernels: SNAP parser, pull-based PageRank sweep (OpenMP)"""
+    class Pull:
+        """Validated pattern CSR for the pull sweep (copied once)"""
+        def __init__(self, indptr: np.ndarray, indices: np.ndarray, ncols: int) -> None: ...
+        def spmv(self, x: np.ndarray, y: np.ndarray, accumulate: bool = False) -> None: ...
+        def spmv_update(self, xg: np.ndarray, y: np.ndarray, x: np.ndarray, xs: np.ndarray, inv_deg: np.ndarray, d: float, base: float) -> tuple[float, float]: ...
+        @property
+        def cols(self) -> int: ...
+        @property
+        def nnz(self) -> int: ...
+        @property
+        def rows(self) -> int: ...
+    class ExchangeLayout:
+        """Where every value of the 1D exchange sits (exchange_layout's result)"""
+        @property
+        def dests(self) -> npt.NDArray[np.int64]:
+            """neighbour ranks sent to, ascending"""
+        @property
+        def ghost_pos(self) -> npt.NDArray[np.int64]:
+            """receive position of each ghost slot"""
+        @property
+        def n_recv(self) -> int:
+            """length of the receive buffer"""
+        @property
+        def n_send(self) -> int:
+            """length of the send buffer"""
+        @property
+        def nl(self) -> int:
+            """rows this rank owns"""
+        @property
+        def own_block(self) -> int:
+            """this rank's place among the partial blocks (0 without piggyback)"""
+        @property
+        def pack_pos(self) -> npt.NDArray[np.int64]:
+            """send-buffer position of each value sent"""
+        @property
+        def part_pos(self) -> npt.NDArray[np.int64]:
+            """partial blocks in the send buffer"""
+        @property
+        def piggyback(self) -> bool: ...
+        @property
+        def rank(self) -> int: ...
+        @property
+        def recv_counts(self) -> npt.NDArray[np.int64]:
+            """values per source (+2 piggyback)"""
+        @property
+        def recv_displs(self) -> npt.NDArray[np.int64]:
+            """start of each source's values"""
+        @property
+        def rpart_pos(self) -> npt.NDArray[np.int64]:
+            """partial blocks received, in xg"""
+        @property
+        def send_counts(self) -> npt.NDArray[np.int64]:
+            """values per destination"""
+        @property
+        def send_displs(self) -> npt.NDArray[np.int64]:
+            """start of each destination's"""
+        @property
+        def send_idx(self) -> npt.NDArray[np.int64]:
+            """local row of each value sent"""
+        @property
+        def sources(self) -> npt.NDArray[np.int64]:
+            """neighbour ranks received from, ascending"""
+    class LocalOrder:
+        """The sweep's row order (local_order's result)"""
+        @property
+        def indices(self) -> npt.NDArray[np.int32]:
+            """int32 columns in the sweep's numbering"""
+        @property
+        def indptr(self) -> npt.NDArray[np.int64]: ...
+        @property
+        def inv_deg(self) -> npt.NDArray[np.float64]:
+            """1/outdeg in internal order (0: dangling)"""
+        @property
+        def pack_idx(self) -> npt.NDArray[np.int32]:
+            """internal row of each value sent (int32)"""
+        @property
+        def perm(self) -> npt.NDArray[np.int64]:
+            """original row of each internal row"""
+        @property
+        def pos(self) -> npt.NDArray[np.int64]:
+            """internal row of each original row"""
+    class Sweep:
+        """SELL-4 pull sweep with bound buffers (rows in-degree descending), fused update, send-buffer packing and rank-ordered partial sums"""
+        def __init__(self, order: _pagerank.LocalOrder, layout: _pagerank.ExchangeLayout, *, xg: np.ndarray, x: np.ndarray, send: np.ndarray, part_out: np.ndarray) -> None: ...
+        def global_prev(self) -> tuple[float, float]: ...
+        def start(self, x0: np.ndarray) -> None: ...
+        def step(self, d: float, base: float) -> None: ...
+        def step_pb(self, d: float, n: float, tol: float, check: bool) -> tuple[Any, ...]: ...
+        @property
+        def padded(self) -> int: ...
+        @property
+        def rows(self) -> int: ...
+    @staticmethod
+    def exchange_layout(recv_counts: np.ndarray, send_counts: np.ndarray, send_idx: np.ndarray, rank: int, nl: int, piggyback: bool) -> _pagerank.ExchangeLayout:
+        """Positions of every exchanged value (an ExchangeLayout) from the ghost plan's counts per rank and requested local rows"""
+    @staticmethod
+    def ghost_columns(indices: np.ndarray, nlo: int, nhi: int, n: int, offsets: np.ndarray) -> tuple[Any, ...]:
+        """Sorted distinct columns outside [nlo, nhi), each entry's slot among them, counts per owner"""
+    @staticmethod
+    def local_order(indptr: np.ndarray, indices: np.ndarray, nlo: int, nhi: int, slot: np.ndarray, ghost_pos: np.ndarray, send_idx: np.ndarray, outdeg: np.ndarray) -> _pagerank.LocalOrder:
+        """Rows by in-degree descending, columns to the sweep's numbering (a LocalOrder)"""
+    @staticmethod
+    def parse_edges(data: bytes) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], int, int]:
+        """Parse SNAP text: (src, dst, bad_line, code 0 ok/1 malformed/2 overflow)"""
+    @staticmethod
+    def update(y: np.ndarray, x: np.ndarray, xs: np.ndarray, inv_deg: np.ndarray, d: float, base: float) -> tuple[float, float]: ...
+pagerank: _pagerank
+
+
+class _pagerank_ppr(ModuleType):
+    """hpc.pagerank PowerWalk queries: push, fingerprint combination and top-K per query"""
+    class Engine:
+        """Validated copy of a graph's out-edge CSR and its fingerprint index (CSR by vertex, with each fingerprint's full mass)"""
+        def __init__(self, out_indptr: np.ndarray, out_indices: np.ndarray, fp_indptr: np.ndarray, fp_ids: np.ndarray, fp_vals: np.ndarray, fp_mass: np.ndarray, damping: float) -> None: ...
+        def query(self, sources: np.ndarray, iterations: int, threshold: float, per_edge: bool = False, topk: int = 20, want_full: bool = False, threads: int = 1, rel: float = 0.0) -> tuple[Any, ...]:
+            """Answer a batch: (topk_ids, topk_scores, stats[, (indptr, ids, values)])"""
+        def residual_support(self, sources: np.ndarray, iterations: int, threshold: float, per_edge: bool = False) -> npt.NDArray[np.int64]:
+            """Sorted vertices whose fingerprints the batch's residual needs"""
+        @property
+        def n(self) -> int: ...
+pagerank_ppr: _pagerank_ppr
+
+
+class _pagerank_walk(ModuleType):
+    """hpc.pagerank random-walk superstep (counter-based splitmix64, as the NumPy path)"""
+    class Walker:
+        """Validated out-edge CSR of the vertices a rank owns"""
+        def __init__(self, indptr: np.ndarray, indices: np.ndarray, lo: int, n: int) -> None: ...
+        def step(self, src: np.ndarray, wid: np.ndarray, cur: np.ndarray, seed: int, step: int, c: float) -> tuple[Any, ...]: ...
+pagerank_walk: _pagerank_walk
+
+
+class _sparse(ModuleType):
+    """CSR kernels (OpenMP): SpMV, Gauss-Seidel sweeps, fused CG vector updates"""
+    class Csr:
+        """A CSR block copied and validated once; matvec checks only the vectors"""
+        # the binding gives rows a default (None) ahead of the required nout: pass both
+        def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, ncols: int, rows: np.ndarray | None, nout: int) -> None:
+            """indptr int64, indices int32/int64 in [0, ncols), data float64; rows (int64, strictly increasing, < nout): stored row i is output row rows[i] (None: nout == rows)"""
+        def matvec(self, x: np.ndarray, y: np.ndarray, accumulate: bool = False, w: np.ndarray | None = None) -> float:
+            """y = A x (or y += A x); returns w . (A x) over the stored rows when w is given, else 0"""
+        @property
+        def index_itemsize(self) -> int: ...
+        @property
+        def indptr_itemsize(self) -> int: ...
+        @property
+        def ncols(self) -> int: ...
+        @property
+        def nnz(self) -> int: ...
+        @property
+        def nout(self) -> int: ...
+        @property
+        def nrows(self) -> int: ...
+    @staticmethod
+    def axpy(a: float, x: np.ndarray, y: np.ndarray) -> None:
+        """y += a x (in place)"""
+    @staticmethod
+    def aypx(a: float, x: np.ndarray, y: np.ndarray) -> None:
+        """y = x + a y (in place)"""
+    @staticmethod
+    def cg_update(a: float, p: np.ndarray, q: np.ndarray, x: np.ndarray, r: np.ndarray, dinv: np.ndarray | None = None, z: np.ndarray | None = None) -> tuple[float, float]:
+        """x += a p; r -= a q; z = dinv r; returns local (r.r, r.z)"""
+    @staticmethod
+    def gs_sweep(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, diag: np.ndarray, b: np.ndarray, x: np.ndarray, forward: bool = True) -> None:
+        """one Gauss-Seidel sweep on a square local CSR block, x updated in place"""
+    @staticmethod
+    def jacobi_dots(dinv: np.ndarray, r: np.ndarray, z: np.ndarray) -> tuple[float, float]:
+        """z = dinv r; returns local (r.r, r.z)"""
+    @staticmethod
+    def spmv(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, x: np.ndarray, y: np.ndarray, accumulate: bool = False, check: bool = True) -> None:
+        """y = A x (or y += A x); A in CSR with int64 indptr, column indices < len(x)"""
+sparse: _sparse
+
+
+class _spgemm(ModuleType):
+    """SMASH-style two-phase hash SpGEMM (OpenMP)"""
+    @staticmethod
+    def multiply_i32(a_indptr: np.ndarray, a_indices: np.ndarray, a_data: np.ndarray | None, n: int, k: int, b_indptr: np.ndarray, b_indices: np.ndarray, b_data: np.ndarray | None, m: int, threads: int, shared_at: int = 0, dense_at: int = 0, fused_max: int = -1) -> tuple[Any, ...]:
+        """multiply(a_indptr, a_indices, a_data|None, n, k, b_indptr, b_indices, b_data|None, m, threads) -> (indptr int64, indices, data float64, stats). A is n x k, B is k x m, CSR with unique column indices per row; data None means all ones. Output columns ascending. shared_at / dense_at > 0 override the product counts from which a row goes to the shared (SMASH, all threads) table or the dense accumulator (0: automatic). fused_max: largest product count for the one-region small-product path (-1: automatic, 0: never)."""
+    @staticmethod
+    def multiply_i64(a_indptr: np.ndarray, a_indices: np.ndarray, a_data: np.ndarray | None, n: int, k: int, b_indptr: np.ndarray, b_indices: np.ndarray, b_data: np.ndarray | None, m: int, threads: int, shared_at: int = 0, dense_at: int = 0, fused_max: int = -1) -> tuple[Any, ...]:
+        """multiply(a_indptr, a_indices, a_data|None, n, k, b_indptr, b_indices, b_data|None, m, threads) -> (indptr int64, indices, data float64, stats). A is n x k, B is k x m, CSR with unique column indices per row; data None means all ones. Output columns ascending. shared_at / dense_at > 0 override the product counts from which a row goes to the shared (SMASH, all threads) table or the dense accumulator (0: automatic). fused_max: largest product count for the one-region small-product path (-1: automatic, 0: never)."""
+spgemm: _spgemm
+
+
+class _stream(ModuleType):
+    """BabelStream kernels (OpenMP)"""
+    @staticmethod
+    def add(a: np.ndarray, b: np.ndarray, c: np.ndarray, /) -> None: ...
+    @staticmethod
+    def copy(a: np.ndarray, b: np.ndarray, c: np.ndarray, /) -> None: ...
+    @staticmethod
+    def dot(a: np.ndarray, b: np.ndarray, c: np.ndarray, /) -> float: ...
+    @staticmethod
+    def init(a: np.ndarray, b: np.ndarray, c: np.ndarray, va: float, vb: float, vc: float, /) -> None: ...
+    @staticmethod
+    def mul(a: np.ndarray, b: np.ndarray, c: np.ndarray, scalar: float, /) -> None: ...
+    @staticmethod
+    def nstream(a: np.ndarray, b: np.ndarray, c: np.ndarray, scalar: float, /) -> None: ...
+    @staticmethod
+    def triad(a: np.ndarray, b: np.ndarray, c: np.ndarray, scalar: float, /) -> None: ...
+stream: _stream
+
+
+class _stream_stdpar(ModuleType):
+    """BabelStream kernels (C++17 std::execution::par_unseq); only in a build with TBB (has_stdpar). Each kernel takes three float64 or three float32 arrays, never converted."""
+    @staticmethod
+    def set_threads(n: int, /) -> None: ...
+    @overload
+    @staticmethod
+    def add(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], c: npt.NDArray[np.float64]) -> None: ...
+    @overload
+    @staticmethod
+    def add(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], c: npt.NDArray[np.float32]) -> None: ...
+    @overload
+    @staticmethod
+    def copy(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], c: npt.NDArray[np.float64]) -> None: ...
+    @overload
+    @staticmethod
+    def copy(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], c: npt.NDArray[np.float32]) -> None: ...
+    @overload
+    @staticmethod
+    def dot(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], c: npt.NDArray[np.float64]) -> float: ...
+    @overload
+    @staticmethod
+    def dot(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], c: npt.NDArray[np.float32]) -> float: ...
+    @overload
+    @staticmethod
+    def init(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], c: npt.NDArray[np.float64], va: float, vb: float, vc: float) -> None: ...
+    @overload
+    @staticmethod
+    def init(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], c: npt.NDArray[np.float32], va: float, vb: float, vc: float) -> None: ...
+    @overload
+    @staticmethod
+    def mul(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], c: npt.NDArray[np.float64], scalar: float) -> None: ...
+    @overload
+    @staticmethod
+    def mul(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], c: npt.NDArray[np.float32], scalar: float) -> None: ...
+    @overload
+    @staticmethod
+    def nstream(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], c: npt.NDArray[np.float64], scalar: float) -> None: ...
+    @overload
+    @staticmethod
+    def nstream(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], c: npt.NDArray[np.float32], scalar: float) -> None: ...
+    @overload
+    @staticmethod
+    def triad(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], c: npt.NDArray[np.float64], scalar: float) -> None: ...
+    @overload
+    @staticmethod
+    def triad(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], c: npt.NDArray[np.float32], scalar: float) -> None: ...
+stream_stdpar: _stream_stdpar
