@@ -22,9 +22,11 @@ from typing import Any
 from mpi4py import MPI
 
 from .. import __version__
-from . import atomic, backends, envinfo
+from . import atomic, backends, envinfo, provenance
+from .cli import configure_logging
 from .errors import EXIT_INVALID, EXIT_OK
 from .runtime import world
+from .progress import Progress
 from .timers import PhaseTimer
 
 
@@ -47,6 +49,9 @@ class App:
         self.rank = self.comm.Get_rank()
         self.size = self.comm.Get_size()
         self.quiet = bool(getattr(args, "quiet", False))
+        self.verbose = int(getattr(args, "verbose", 0) or 0)
+        configure_logging(self.verbose, self.quiet)
+        self.started_utc = provenance.utc_now()
         self.backend = backend if backend is not None else getattr(args, "backend", None)
         self.threads = getattr(args, "threads", None) or envinfo.default_threads(self.comm)
         args.threads = self.threads
@@ -68,12 +73,18 @@ class App:
             elapsed = time.perf_counter() - self.t_start
             print(f"[{self.name} {elapsed:7.1f}s] {msg}", flush=True)
 
+    def track(self, total: float | None, phase: str, unit: str = "it") -> Progress:
+        """A :class:`~hpc.core.progress.Progress` for a long loop of this run: rank 0
+        prints, --quiet silences it. ``with app.track(n, "swap") as prog: ... prog.update()``."""
+        return Progress(total, phase, comm=self.comm, quiet=self.quiet, unit=unit)
+
     # -- the record -------------------------------------------------------------------
     def record(self, passed: bool, validation: dict[str, Any], timings: dict | None = None) -> dict:
         """Build the contract's result record (collective)."""
         timings = self.timer.summary() if timings is None else timings
         env = envinfo.capture(self.comm, self.threads)
         rec = {
+            "schema_version": provenance.SCHEMA_VERSION,
             "app": self.name,
             "version": __version__,
             "ranks": self.size,
@@ -83,6 +94,7 @@ class App:
             "timings": timings,
             "validation": {"passed": bool(passed), **validation},
             "env": env,
+            "provenance": provenance.capture(self.comm, self.started_utc),
         }
         rec.update(self.extra)
         return rec

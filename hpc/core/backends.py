@@ -135,11 +135,25 @@ def available(names: list[str] | None = None) -> list[str]:
     return [n for n in (names or list(REGISTRY)) if is_available(n)]
 
 
+_POOL_LIMITS = None  # the threadpoolctl limiter of the last set_threads (kept alive)
+
+
 def set_threads(n: int) -> None:
-    """Use n threads per rank in every threaded back end (OpenMP and Numba)."""
+    """Use n threads per rank in every threaded back end: OpenMP (native and the BLAS/OpenMP
+    pools NumPy and SciPy loaded, through threadpoolctl), Numba, and the BLAS libraries loaded
+    later (their ``*_NUM_THREADS`` variables)."""
     import sys
 
+    global _POOL_LIMITS
     os.environ["OMP_NUM_THREADS"] = str(n)
+    for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS"):
+        os.environ[var] = str(n)  # libraries not loaded yet (SciPy's BLAS) read these
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # a declared dependency; without it only the variables above apply
+        pass
+    else:
+        _POOL_LIMITS = threadpool_limits(limits=n)  # every pool loaded now, BLAS and OpenMP
     if "hpc._core" in sys.modules or not _native():
         from hpc import _core
 

@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 from mpi4py import MPI
 
+from . import atomic, checks
 from .errors import UsageError
 
 
@@ -21,7 +22,13 @@ def _rank() -> int:
 
 
 class AppParser(argparse.ArgumentParser):
-    """argparse with the suite's error handling."""
+    """argparse with the suite's error handling; output paths (:func:`mark_output`) are
+    checked as soon as the arguments are parsed, before any work starts."""
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        ns, rest = super().parse_known_args(args, namespace)
+        check_outputs(self, ns)
+        return ns, rest
 
     def error(self, message: str):  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message} (see --help)")
@@ -31,6 +38,10 @@ class AppParser(argparse.ArgumentParser):
             super().print_help(file)
             (file or sys.stdout).flush()
 
+    def _print_message(self, message: str, file=None) -> None:
+        if _rank() == 0:  # --version and usage text: once, not once per rank
+            super()._print_message(message, file)
+
     def exit(self, status: int = 0, message: str | None = None):  # type: ignore[override]
         if message and _rank() == 0:
             sys.stderr.write(message)
@@ -38,7 +49,36 @@ class AppParser(argparse.ArgumentParser):
 
 
 class Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keeps the description's layout and shows every default."""
+    """Keeps the description's layout and shows every default once: not for a help text
+    that states its own ``[default: ...]``, nor for None, False or a count's 0."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or any(action.default is v for v in (None, False, argparse.SUPPRESS)) \
+                or isinstance(action, (argparse._CountAction, argparse._VersionAction)):
+            return text
+        return super()._get_help_string(action)
+
+
+def configure_logging(verbose: int = 0, quiet: bool = False) -> None:
+    """The ``logging`` level of the ``hpc`` loggers from ``-v``/``-vv`` and ``--quiet``:
+    WARNING by default, INFO with -v, DEBUG with -vv, ERROR with --quiet. Messages go to
+    stderr on rank 0 (every rank with -vv, each line tagged with its rank)."""
+    import logging
+
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logger = logging.getLogger("hpc")
+    logger.setLevel(level)
+    rank = _rank()
+    for h in list(logger.handlers):
+        if getattr(h, "_hpc", False):
+            logger.removeHandler(h)
+    if rank == 0 or verbose >= 2:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter(f"[%(name)s r{rank}] %(levelname)s %(message)s"))
+        h._hpc = True  # type: ignore[attr-defined]
+        logger.addHandler(h)
+    logger.propagate = False
 
 
 def positive_int(text: str) -> int:
@@ -71,6 +111,28 @@ def positive_float(text: str) -> float:
     return v
 
 
+def mark_output(p: argparse.ArgumentParser, action: argparse.Action, stream: bool = False,
+                what: str | None = None) -> argparse.Action:
+    """Declare ``action`` an output path of ``p``: an :class:`AppParser` checks it after
+    parsing (:func:`hpc.core.atomic.check_output`; ``stream``: a device or FIFO is written
+    in place) and refuses two outputs naming one file."""
+    outs = p.__dict__.setdefault("_hpc_outputs", [])
+    outs.append((action.dest, what or action.option_strings[-1], stream))
+    return action
+
+
+def check_outputs(p: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
+    """Check the output paths declared with :func:`mark_output` (UsageError if unwritable)."""
+    outs = [(dest, what, stream) for dest, what, stream in p.__dict__.get("_hpc_outputs", ())
+            if getattr(ns, dest, None) not in (None, "")]
+    try:
+        for dest, what, stream in outs:
+            atomic.check_output(getattr(ns, dest), what, stream=stream)
+        atomic.check_distinct(**{what: getattr(ns, dest) for dest, what, _ in outs})
+    except UsageError as e:
+        raise UsageError(f"{p.prog}: {e}") from None
+
+
 def split_passthrough(argv: Sequence[str] | None) -> tuple[list[str], list[str]]:
     """Split a tool's own arguments from the app options after a bare ``--``."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -84,19 +146,28 @@ def add_common(p: argparse.ArgumentParser, backends: Sequence[str] | None = None
                default_backend: str | None = None, repeat: int = 1) -> None:
     """Add the options every app accepts (../shared/CONTRACT.md)."""
     g = p.add_argument_group("common options (every app)")
-    g.add_argument("--json", metavar="PATH", help="rank 0 writes the result record (JSON) here")
-    g.add_argument("--output", metavar="PATH", help="HDF5 file with the app's result data")
+    mark_output(p, g.add_argument("--json", metavar="PATH",
+                                  help="rank 0 writes the result record (JSON) here"), stream=True)
+    mark_output(p, g.add_argument("--output", metavar="PATH",
+                                  help="HDF5 file with the app's result data"))
     if backends:
         g.add_argument("--backend", default=default_backend or backends[0], metavar="NAME",
                        choices=list(backends),
                        help=f"kernel back end: {', '.join(backends)} (python -m hpc lists "
                             "which are available here)")
-    g.add_argument("--seed", type=int, default=0, help="seed all randomness derives from")
-    g.add_argument("--repeat", type=positive_int, default=repeat,
-                   help="timed repetitions (the record reports min/mean/max)")
+    g.add_argument("--seed", type=checks.SEED, default=0,
+                   help="seed all randomness derives from (0 <= SEED < 2**63)")
+    g.add_argument("--repeat", type=checks.REPEAT, default=repeat,
+                   help=f"timed repetitions, 1 to {checks.REPEAT_MAX} (the record reports "
+                        "min/mean/max)")
     g.add_argument("--threads", type=positive_int, default=None,
                    help="threads per rank [default: OMP_NUM_THREADS, else cores/ranks]")
     g.add_argument("--quiet", action="store_true", help="print nothing on stdout but errors")
+    g.add_argument("-v", "--verbose", action="count", default=0,
+                   help="more detail through logging on stderr (-vv: debug, every rank)")
+    from .. import __version__
+
+    g.add_argument("--version", action="version", version=f"%(prog)s (hpc {__version__})")
 
 
 def make_parser(app: str, description: str, backends: Sequence[str] | None = None,
