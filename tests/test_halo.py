@@ -5,6 +5,7 @@ Grids are tiny: 8 ranks share 2 cores here.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -88,6 +89,33 @@ def test_auto_measures_once_then_uses_the_cached_model(tmp_path):
                 *FAST, env=env)
     _ok(r)
     assert load_json(out)["strategy"]["model"].startswith("cached model")
+
+
+def test_auto_replaces_a_cache_of_the_wrong_structure(tmp_path):
+    model = tmp_path / "model.json"
+    model.write_text('[{"version": 1}]')  # well-formed JSON, not a model: aborted every run
+    out = tmp_path / "r.json"
+    r = run_app("halo", 1, "--grid", "8", "8", "8", "--method", "auto", "--json", str(out),
+                *FAST, env={"HPC_HALO_MODEL": str(model)})
+    _ok(r)
+    src = load_json(out)["strategy"]["model"]
+    assert "cached model not used" in src and "a model is a JSON object" in src
+    assert isinstance(json.loads(model.read_text()), dict)  # replaced by a valid model
+
+
+def test_measure_refuses_a_directory_of_someone_else(tmp_path):
+    import os
+
+    if os.geteuid() == 0:  # root: hand a directory to nobody
+        theirs = tmp_path / "theirs"
+        theirs.mkdir(mode=0o755)
+        os.chown(theirs, 65534, 65534)
+    else:
+        theirs = Path("/")  # root's, not ours
+    r = run_app("halo", 2, "measure", "--quick", "--model", str(theirs / "m.json"))
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+    errs = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert errs and "belongs to uid" in errs[0] and not (theirs / "m.json").exists()
 
 
 def test_measure_subcommand_writes_a_stable_model(tmp_path):

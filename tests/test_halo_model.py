@@ -86,7 +86,7 @@ def test_cache_roundtrip_and_foreign_models_are_ignored(tmp_path, monkeypatch):
     assert M.load() is None  # measured with another library: not used
     monkeypatch.delenv("HPC_HALO_MODEL")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert str(M.cache_path()).startswith(str(tmp_path / "xdg" / "hpc" / "halo_model-"))
+    assert str(M.cache_path()).startswith(str(tmp_path / "xdg" / "hpc" / "halo" / "model-"))
 
 
 def test_measure_on_one_rank_gives_a_complete_model():
@@ -94,3 +94,119 @@ def test_measure_on_one_rank_gives_a_complete_model():
     assert m.sizes == M.QUICK_SIZES and "same_host" in m.contig
     assert all(len(v) == len(m.sizes) for v in m.pack.values())
     assert all(t > 0 for t in m.contig["same_host"])
+
+
+# -- the cache hardened: validated on load, re-measured when invalid, a private directory ----
+def _good() -> dict:
+    return make(dt_same=(1e-6, 1e-5, 1e-4), pack=(1e-6, 1e-6, 1e-6)).to_json()
+
+
+def _broken(kind: str) -> str:
+    d = _good()
+    if kind == "list":
+        return json.dumps([d])
+    if kind == "empty_object":
+        return "{}"
+    if kind == "empty_sizes":
+        d["sizes"] = []
+    elif kind == "missing_key":
+        del d["pack"]
+    elif kind == "missing_block":
+        del d["unpack"]["512"]
+    elif kind == "missing_place":
+        del d["contig"]["same_host"]
+    elif kind == "short_series":
+        d["datatype"]["same_host"]["64"] = d["datatype"]["same_host"]["64"][:1]
+    elif kind == "string_series":
+        d["contig"]["same_host"] = "fast"
+    elif kind == "negative_time":
+        d["pack"]["8"][0] = -1.0
+    elif kind == "unsorted_sizes":
+        d["sizes"] = d["sizes"][::-1]
+    elif kind == "deep_nesting":
+        return "[" * 100_000 + "]" * 100_000
+    elif kind == "not_json":
+        return "{\"version\": 1,"
+    elif kind == "nan":
+        return json.dumps(d).replace("1e-06", "NaN", 1)
+    return json.dumps(d)
+
+
+BROKEN = ["list", "empty_object", "empty_sizes", "missing_key", "missing_block",
+          "missing_place", "short_series", "string_series", "negative_time", "unsorted_sizes",
+          "deep_nesting", "not_json", "nan"]
+
+
+@pytest.mark.parametrize("kind", BROKEN)
+def test_a_cache_of_the_wrong_structure_is_refused_with_the_reason(tmp_path, kind):
+    path = tmp_path / "m.json"
+    path.write_text(_broken(kind))
+    m, why = M.read(path)
+    assert m is None and "not" in why and str(path) in why
+    with pytest.raises(ValueError):  # InvalidModel, JSONDecodeError or RecursionError's kin
+        try:
+            M.Model.from_json(json.loads(path.read_text()))
+        except RecursionError as exc:
+            raise ValueError("deep") from exc
+
+
+def test_an_invalid_cache_is_remeasured_and_replaced(tmp_path, monkeypatch):
+    path = tmp_path / "m.json"
+    monkeypatch.setenv("HPC_HALO_MODEL", str(path))
+    fresh = make(dt_same=(2e-6, 2e-5, 2e-4), pack=(1e-6, 1e-6, 1e-6))
+    calls = []
+    monkeypatch.setattr(M, "measure", lambda comm, quick: calls.append(quick) or fresh)
+    for kind in ("list", "short_series", "deep_nesting"):
+        path.write_text(_broken(kind))
+        m = M.load_or_measure(MPI.COMM_SELF)
+        assert m is fresh and "cached model not used" in m.source and "cached in" in m.source
+        assert M.load() is not None and M.load().to_json() == fresh.to_json()  # replaced
+        assert M.load_or_measure(MPI.COMM_SELF).source.startswith("cached model")
+    assert calls == [True] * 3
+
+
+def test_default_cache_directory_is_private(tmp_path, monkeypatch):
+    import stat
+
+    monkeypatch.delenv("HPC_HALO_MODEL", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    m = make(dt_same=(1e-6, 1e-5, 1e-4), pack=(1e-6, 1e-6, 1e-6))
+    path = m.save()
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    path.parent.chmod(0o755)  # loosened by hand: tightened again on the next write
+    m.save()
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert M.load() is not None
+
+
+def test_a_directory_of_someone_else_is_refused(tmp_path, monkeypatch):
+    path = tmp_path / "m.json"
+    monkeypatch.setenv("HPC_HALO_MODEL", str(path))
+    m = make(dt_same=(1e-6, 1e-5, 1e-4), pack=(1e-6, 1e-6, 1e-6))
+    m.save()
+    assert M.load() is not None
+    me = M._uid()
+    monkeypatch.setattr(M, "_uid", lambda: me + 1)  # the directory and file are now another's
+    got, why = M.read()
+    assert got is None and "belongs to uid" in why and "refused" in why
+    with pytest.raises(M.UntrustedCache):
+        m.save()
+    monkeypatch.setattr(M, "measure", lambda comm, quick: m)
+    src = M.load_or_measure(MPI.COMM_SELF).source
+    assert "cached model not used" in src and "not cached" in src
+
+
+def test_a_cache_others_can_write_or_a_symlink_is_refused(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    m = make(dt_same=(1e-6, 1e-5, 1e-4), pack=(1e-6, 1e-6, 1e-6))
+    m.save(shared / "m.json")
+    shared.chmod(0o777)
+    got, why = M.read(shared / "m.json")
+    assert got is None and "writable by others" in why
+    with pytest.raises(M.UntrustedCache):
+        m.save(shared / "m.json")
+    shared.chmod(0o700)
+    (shared / "link.json").symlink_to(shared / "m.json")
+    got, why = M.read(shared / "link.json")
+    assert got is None and "cannot open" in why

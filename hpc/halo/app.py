@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -35,9 +36,11 @@ from mpi4py import MPI
 
 from hpc.core import App, UsageError, make_parser, positive_int, run
 from hpc.core import backends as registry
+from hpc.core import checks
 from hpc.core.cli import AppParser, Formatter, Subcommand, add_common, dispatch, subcommand_epilog
 from hpc.core.decomp import Decomposition, decompose
 from hpc.core.memory import require_memory
+from hpc.core.runtime import collective
 
 from . import bench, gpu
 from . import model as halo_model
@@ -91,7 +94,7 @@ def measure_parser() -> AppParser:
     p.add_argument("--quick", action="store_true", help="fewer sizes and batches (seconds)")
     p.add_argument("--model", metavar="PATH", default=None,
                    help=f"where to cache the model [default: {halo_model.cache_path()}]")
-    p.add_argument("--rtol", type=float, default=0.05,
+    p.add_argument("--rtol", type=checks.real(0, 1, lo_open=True), default=0.05,
                    help="stop sampling when successive trimeans agree within this fraction")
     return p
 
@@ -217,6 +220,11 @@ def measure_main(argv: Sequence[str]) -> int:
     args = measure_parser().parse_args(list(argv))
     registry.require(args.backend, PACKERS)
     app = App("halo", args)
+    target = Path(args.model) if args.model else halo_model.cache_path()
+    with collective(app.comm):  # an untrusted cache directory: exit 2 before measuring
+        if app.rank == 0:
+            halo_model.check_dir(target.parent, create=True,
+                                 dedicated=args.model is None and halo_model._default_dir())
     app.say(f"hpc.halo measure: ping-pong on {app.size} rank(s) and {args.backend} "
             f"pack/unpack, sizes {halo_model.QUICK_SIZES[0] if args.quick else halo_model.SIZES[0]}"
             f" B.., blocks {halo_model.BLOCKS} B")
@@ -227,7 +235,7 @@ def measure_main(argv: Sequence[str]) -> int:
     path = None
     ok_roundtrip = True
     if app.rank == 0:
-        path = m.save(args.model)
+        path = m.save(target)
         back = halo_model.load(path)
         ok_roundtrip = back is not None and back.to_json() == m.to_json()
     ok_roundtrip = app.comm.bcast(ok_roundtrip, root=0)

@@ -11,7 +11,11 @@ lengths:
 Each figure is a trimean ((Q1 + 2 Q2 + Q3) / 4) of samples taken in batches until two
 successive batches' trimeans agree within a tolerance (or a batch limit is hit), and the
 whole table is cached as JSON per user (``$HPC_HALO_MODEL``, else
-``$XDG_CACHE_HOME/hpc/halo_model-<host>.json``, else ``~/.cache/hpc/...``). Ping-pongs are
+``$XDG_CACHE_HOME/hpc/halo/model-<host>.json``, else ``~/.cache/hpc/halo/...``). The cache
+is trusted only as far as it must be: its directory must belong to the user and is kept at
+mode 0700 (one owned by someone else, or writable by others, is refused: never read, never
+written), the file must be a regular file of the user's, and its structure is validated on
+load (:func:`validate`); an invalid cache is re-measured and replaced. Ping-pongs are
 measured between rank 0 and a rank on the same host, and, when the job spans hosts, a rank on
 another host; a model without the off-host table says so when it is used off-host.
 
@@ -26,6 +30,7 @@ import json
 import math
 import os
 import socket
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,12 +39,15 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
+from hpc.core.errors import UsageError
 from hpc.core.exchange import host_ids
 
 from . import packers
 from .canonical import StridedBlock
 
 VERSION = 1
+#: a model file is a few kB; anything far larger is not one of ours (and is not parsed)
+MAX_BYTES = 1 << 20
 SIZES = [2**k for k in range(6, 23, 2)]        # 64 B .. 4 MiB
 QUICK_SIZES = [2**k for k in range(6, 21, 2)]  # 64 B .. 1 MiB
 BLOCKS = [8, 64, 512, 4096]
@@ -57,7 +65,112 @@ def cache_path() -> Path:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     host = socket.gethostname().split(".")[0] or "host"
-    return Path(base) / "hpc" / f"halo_model-{host}.json"
+    return Path(base) / "hpc" / "halo" / f"model-{host}.json"
+
+
+class InvalidModel(ValueError):
+    """A model file that is not a model of this version: wrong structure or values."""
+
+
+class UntrustedCache(UsageError):
+    """The cache's directory or file belongs to someone else or others may write it."""
+
+
+def _uid() -> int:
+    return os.geteuid()
+
+
+def _default_dir() -> bool:
+    return not os.environ.get("HPC_HALO_MODEL")
+
+
+def check_dir(d: Path, create: bool, dedicated: bool | None = None) -> None:
+    """Check (and with ``create`` make) the directory of a model cache.
+
+    It must be a directory of the user's that nobody else may write. The default one
+    (``.../hpc/halo``, ``dedicated``) is the cache's alone: created with mode 0700 and
+    tightened to 0700 when looser. A directory named through ``HPC_HALO_MODEL`` or
+    ``--model`` is the user's to set up: never chmod-ed, refused when others may write it.
+
+    Raises UntrustedCache (a UsageError) otherwise."""
+    dedicated = _default_dir() if dedicated is None else dedicated
+    if create and not d.exists():
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        st = os.lstat(d)
+    except FileNotFoundError:
+        return  # nothing there yet: nothing to trust or distrust
+    if not stat.S_ISDIR(st.st_mode):
+        raise UntrustedCache(f"halo model cache directory {d} is not a directory")
+    if st.st_uid != _uid():
+        raise UntrustedCache(f"halo model cache directory {d} belongs to uid {st.st_uid}, not "
+                             f"to this user (uid {_uid()}): refused (set HPC_HALO_MODEL to a "
+                             "path in a directory of yours, mode 0700)")
+    mode = stat.S_IMODE(st.st_mode)
+    if dedicated and create and mode != 0o700:
+        os.chmod(d, 0o700)
+    elif mode & 0o022:  # others could plant or swap the file
+        raise UntrustedCache(f"halo model cache directory {d} is writable by others (mode "
+                             f"{mode:04o}): refused")
+
+
+def _series(name: str, v: Any, n: int) -> None:
+    if not isinstance(v, list) or len(v) != n:
+        raise InvalidModel(f"{name} must be a list of {n} times, got "
+                           f"{type(v).__name__}{' of ' + str(len(v)) if isinstance(v, list) else ''}")
+    for x in v:
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) \
+                or x <= 0:
+            raise InvalidModel(f"{name} holds {x!r}: times must be positive finite numbers")
+
+
+def _ints(name: str, v: Any) -> list[int]:
+    if not isinstance(v, list) or not v:
+        raise InvalidModel(f"{name} must be a non-empty list of byte counts")
+    if any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in v):
+        raise InvalidModel(f"{name} must hold positive integers, got {v!r:.80}")
+    if any(b <= a for a, b in zip(v, v[1:])):
+        raise InvalidModel(f"{name} must be strictly increasing, got {v!r:.80}")
+    return v
+
+
+def validate(d: Any) -> None:
+    """Raise InvalidModel (with the first thing wrong) unless d is a well-formed model.
+
+    Checked: a JSON object of this version; ``sizes`` and ``blocks`` non-empty, strictly
+    increasing positive integers; ``contig`` with a ``same_host`` series (``other_host``
+    optional); ``datatype`` with the same placements, each with a series per block; ``pack``
+    and ``unpack`` with a series per block; every series as long as ``sizes`` of positive
+    finite times; ``meta`` an object."""
+    if not isinstance(d, dict):
+        raise InvalidModel(f"a model is a JSON object, got {type(d).__name__}")
+    if d.get("version") != VERSION:
+        raise InvalidModel(f"model version {d.get('version')!r:.40} (expected {VERSION})")
+    missing = [k for k in ("sizes", "blocks", "contig", "datatype", "pack", "unpack")
+               if k not in d]
+    if missing:
+        raise InvalidModel(f"model lacks {', '.join(missing)}")
+    n = len(_ints("sizes", d["sizes"]))
+    blocks = [str(b) for b in _ints("blocks", d["blocks"])]
+    contig, dtype = d["contig"], d["datatype"]
+    if not isinstance(contig, dict) or "same_host" not in contig \
+            or set(contig) - {"same_host", "other_host"}:
+        raise InvalidModel("contig must map same_host (and optionally other_host) to series")
+    if not isinstance(dtype, dict) or set(dtype) != set(contig):
+        raise InvalidModel(f"datatype must have the placements of contig ({sorted(contig)})")
+    for place in contig:
+        _series(f"contig.{place}", contig[place], n)
+        if not isinstance(dtype[place], dict) or set(dtype[place]) != set(blocks):
+            raise InvalidModel(f"datatype.{place} must have a series per block {blocks}")
+        for b in blocks:
+            _series(f"datatype.{place}.{b}", dtype[place][b], n)
+    for key in ("pack", "unpack"):
+        if not isinstance(d[key], dict) or set(d[key]) != set(blocks):
+            raise InvalidModel(f"{key} must have a series per block {blocks}")
+        for b in blocks:
+            _series(f"{key}.{b}", d[key][b], n)
+    if not isinstance(d.get("meta", {}), dict):
+        raise InvalidModel("meta must be an object")
 
 
 @dataclass
@@ -118,31 +231,68 @@ class Model:
 
     @classmethod
     def from_json(cls, d: dict[str, Any], source: str = "") -> "Model":
-        if d.get("version") != VERSION:
-            raise ValueError(f"model version {d.get('version')} (expected {VERSION})")
+        """The model of a JSON object; InvalidModel (a ValueError) unless :func:`validate`
+        passes."""
+        validate(d)
         return cls(d["sizes"], d["blocks"], d["contig"], d["datatype"], d["pack"], d["unpack"],
                    d.get("meta", {}), source)
 
     def save(self, path: Path | None = None) -> Path:
+        """Write the model (atomically) into a directory of the user's, mode 0700.
+
+        Raises UntrustedCache (a UsageError) when the directory belongs to someone else."""
         from hpc.core.atomic import write_json
 
+        dedicated = path is None and _default_dir()
         path = Path(path or cache_path())
-        path.parent.mkdir(parents=True, exist_ok=True)
+        check_dir(path.parent, create=True, dedicated=dedicated)
         write_json(str(path), self.to_json())
         return path
 
 
-def load(path: Path | None = None) -> Model | None:
-    """The cached model, or None when absent, unreadable, or measured with another MPI."""
+def read(path: Path | None = None) -> tuple[Model | None, str]:
+    """(the cached model, "") or (None, why it is not used): absent, untrusted, unreadable,
+    invalid, or measured with another MPI. Never raises for a bad file."""
+    dedicated = path is None and _default_dir()
     path = Path(path or cache_path())
     try:
-        with open(path) as f:
-            m = Model.from_json(json.load(f), source=f"cached model {path}")
-    except (OSError, ValueError, KeyError):
-        return None
+        check_dir(path.parent, create=False, dedicated=dedicated)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return None, "absent"
+    except UntrustedCache as exc:
+        return None, str(exc)
+    except OSError as exc:  # a symlink (ELOOP), a directory, no permission
+        return None, f"cannot open {path}: {exc.strerror or exc}"
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None, f"{path} is not a regular file"
+        if st.st_uid != _uid():
+            return None, f"{path} belongs to uid {st.st_uid}, not to this user: refused"
+        if st.st_size > MAX_BYTES:
+            return None, f"{path} is {st.st_size} bytes, not a model (at most {MAX_BYTES})"
+        with os.fdopen(fd, "rb") as f:
+            fd = -1
+            raw = f.read(MAX_BYTES + 1)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    try:
+        m = Model.from_json(json.loads(raw), source=f"cached model {path}")
+    except RecursionError:  # deeply nested JSON
+        return None, f"{path} is not a model: nested too deeply"
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, InvalidModel
+        return None, f"{path} is not a valid model: {exc}"
     if m.meta.get("mpi") != MPI.Get_library_version().splitlines()[0]:
-        return None
-    return m
+        return None, f"{path} was measured with another MPI library"
+    return m, ""
+
+
+def load(path: Path | None = None) -> Model | None:
+    """The cached model, or None when absent, untrusted, unreadable, invalid, or measured
+    with another MPI (:func:`read` says which)."""
+    return read(path)[0]
 
 
 # -- measuring -------------------------------------------------------------------------------
@@ -328,19 +478,24 @@ def _self_time(comm, nbytes: int, dtype, min_b: int, max_b: int, batch: int,
 
 def load_or_measure(comm, quick: bool = True) -> Model:
     """The cached model (rank 0 reads, every rank gets it), else a quick measurement now,
-    cached for next time. Collective."""
-    m = load() if comm.Get_rank() == 0 else None
+    cached for next time (replacing an invalid cache). Collective.
+
+    A cache that cannot be used never aborts the run: it is re-measured, and the model's
+    ``source`` (in the run record) says why and whether the new one was cached."""
+    m, why = read() if comm.Get_rank() == 0 else (None, "")
     d = comm.bcast(None if m is None else (m.to_json(), m.source), root=0)
     if d is not None:
         return Model.from_json(d[0], source=d[1])
+    why = comm.bcast(why, root=0)
     m = measure(comm, quick=quick)
-    path = None
+    path, err = None, ""
     if comm.Get_rank() == 0:
         try:
             path = m.save()
-        except OSError:
-            path = None
-    path = comm.bcast(str(path) if path else None, root=0)
-    m.source = (f"no cached model: measured now (quick) and cached in {path}" if path
-                else "no cached model: measured now (quick); cache not writable")
+        except (OSError, UsageError) as exc:
+            err = str(exc)
+    path, err = comm.bcast((str(path) if path else None, err), root=0)
+    head = "no cached model" if why == "absent" else f"cached model not used ({why})"
+    m.source = (f"{head}: measured now (quick) and cached in {path}" if path
+                else f"{head}: measured now (quick); not cached ({err})")
     return m
