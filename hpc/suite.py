@@ -73,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     say = (lambda *m: print(*m, flush=True)) if rank == 0 and not args.quiet else (lambda *m: None)
     say(f"hpc suite on {comm.Get_size()} rank(s): {len(plan)} runs")
+    from hpc.core import envinfo, provenance
+
+    started = provenance.utc_now()
     tmpdir = comm.bcast(tempfile.mkdtemp(prefix="hpc-suite-") if rank == 0 else None)
     rows, records = [], {}
     for spec, row in plan:
@@ -101,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             records[row.label] = rec
             rows.append((row.label, "VALID" if code == 0 else "INVALID",
                          _figure(spec, rec), f"{dt:.1f}s", ""))
+    env = envinfo.capture(comm, envinfo.default_threads(comm))
+    prov = provenance.capture(comm, started)
     if rank == 0:
         width = max([len("workload")] + [len(r[0]) for r in rows]) + 2
         say("")
@@ -112,10 +117,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"\n{len(ran) - len(bad)} VALID, {len(bad)} not valid, "
             f"{len(rows) - len(ran)} skipped")
         if args.json:
-            atomic.write_json(args.json, {"app": "suite", "ranks": comm.Get_size(),
-                                          "runs": [dict(zip(("label", "verdict", "figure", "time", "note"), r)) for r in rows],
-                                          "records": records,
-                                          "validation": {"passed": not bad}})
+            from hpc import __version__
+
+            secs = {r[0]: float(r[3][:-1]) for r in rows if r[3]}
+            atomic.write_json(args.json, {
+                "schema_version": provenance.SCHEMA_VERSION, "app": "suite",
+                "version": __version__, "ranks": comm.Get_size(),
+                "runs": [dict(zip(("label", "verdict", "figure", "time", "note"), r),
+                              time_s=secs.get(r[0])) for r in rows],
+                "records": records,
+                "timings": {k: {"min": v, "mean": v, "max": v, "n": 1} for k, v in secs.items()},
+                "validation": {"passed": not bad}, "env": env, "provenance": prov})
         status = EXIT_OK if not bad else EXIT_INVALID
     else:
         status = None

@@ -211,3 +211,19 @@ def capture(comm, started: str, finished: str | None = None,
         "slurm": slurm(),
         "environment": environment(),
     }
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of the result record (``hpc/core/record.schema.json``, package data)."""
+    import json
+    from importlib.resources import files
+
+    return json.loads(files("hpc.core").joinpath("record.schema.json").read_text())
+
+
+def validate_record(record: dict[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` unless ``record`` matches :func:`schema` (needs
+    the ``jsonschema`` package: ``pip install jsonschema``)."""
+    import jsonschema
+
+    jsonschema.Draft202012Validator(schema()).validate(record)
