@@ -1,6 +1,8 @@
 """hpc.pagerank as a program under mpiexec: the contract's outputs, exit codes and errors."""
 from __future__ import annotations
 
+import os
+
 import h5py
 import networkx as nx
 import numpy as np
@@ -301,3 +303,37 @@ def test_native_sweep_typed_arguments():
         _core.pagerank.Sweep(o, L, xg=xg, x=x, send=np.zeros(3), part_out=part)
     with pytest.raises(TypeError):                   # buffers are keyword arguments
         _core.pagerank.Sweep(o, L, xg, x, send, part)
+
+
+def test_cache_of_another_graph_is_rebuilt_not_used(tmp_path):
+    """A cache newer than the graph, built from another graph, is rebuilt (not used)."""
+    a, b, cache = tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "c.h5"
+    a.write_text("".join(f"{i} {(i * 7 + 1) % 40}\n" for i in range(40)))
+    b.write_text("0 1\n1 2\n2 0\n")
+    js = tmp_path / "r.json"
+    _ok(run_app("pagerank", 3, "--graph", a, "--cache", cache))
+    os.utime(b, (1e9, 1e9))   # older than the cache
+    r = run_app("pagerank", 3, "--graph", b, "--cache", cache, "--json", js)
+    _ok(r)
+    rec = load_json(js)
+    rec = rec["graph"] if "graph" in rec else rec["extra"]["graph"]   # app.extra's home
+    assert rec["vertices"] == 3 and "another input" in rec["cache"], rec
+    assert "rebuilt" in r.stdout
+
+
+def test_index_of_the_reversed_graph_exits_2(tmp_path):
+    """Same vertex count, edge count and ids, every edge reversed: the index is refused."""
+    edges = [(i, (i * 7 + 3) % 50) for i in range(50)] + [(i, (i + 1) % 50) for i in range(50)]
+    g, rev, idx = tmp_path / "g.txt", tmp_path / "rev.txt", tmp_path / "i.h5"
+    g.write_text("".join(f"{u} {v}\n" for u, v in edges))
+    rev.write_text("".join(f"{v} {u}\n" for u, v in edges))
+    _ok(run_app("pagerank", 3, "ppr-index", "--graph", g, "--output", idx, "--walks", "10"))
+    r = run_app("pagerank", 3, "ppr", "--graph", rev, "--sources", "1,2", "--index", idx)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert f"index {idx}: built for another graph" in r.stderr
+    # a corrupt field: exit 2 naming the file and the field
+    with h5py.File(idx, "r+") as f:
+        f["index/values"][3] = np.nan
+    r = run_app("pagerank", 3, "ppr", "--graph", g, "--sources", "1,2", "--index", idx)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert f"index {idx}: corrupt: /index/values" in r.stderr

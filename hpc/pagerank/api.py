@@ -45,7 +45,7 @@ from .solver import make_solver, move_blocks
 
 GraphLike = Union[sp.spmatrix, "sp.sparray", np.ndarray, str, "os.PathLike[str]", Graph, DistCSR]
 
-INDEX_FORMAT = "hpc.pagerank.ppr-index/1"
+INDEX_FORMAT = "hpc.pagerank.ppr-index/2"   # /2: the graph's content fingerprint
 
 
 class PowerIterationFailedConvergence(RuntimeError):
@@ -365,7 +365,8 @@ class PPRIndex:
         }, attrs={"/index": {"format": INDEX_FORMAT, "n": g.n, "m": g.m, "damping": self.alpha,
                              "walks": self.walks, "max_length": self.max_length,
                              "keep": self.keep, "seed": self.seed,
-                             "survivors": fp.survivors, "graph": g.source}})
+                             "survivors": fp.survivors, "graph": g.source,
+                             "graph_fingerprint": _fingerprint(g)}})
         g.comm.Barrier()  # rank 0 renames the file into place; nobody reads it before that
 
     @classmethod
@@ -376,42 +377,108 @@ class PPRIndex:
         Raises
         ------
         ValueError
-            The file is unreadable, not an index, or built for another graph.
+            (``UsageError``) the file is unreadable, not an index of this version, built for
+            another graph (its stored content fingerprint, see
+            :func:`hpc.pagerank.graphio.content_hash`, differs from ``G``'s), or corrupt: a
+            field of the wrong shape, vertex numbers outside [0, n), negative counts or
+            counts above ``keep``, counts that do not sum to the stored entries, NaN,
+            infinite or negative values, or a zero, negative or non-finite mass; the
+            message names the file and the field.
         """
-        import h5py
-
         if not isinstance(path, (str, os.PathLike)):
             raise InputTypeError(f"path: expected a str or os.PathLike, got {type(path).__name__}")
         path = os.fspath(path)
         g = _load(G, as_comm(comm)).g
-        lo, hi = g.lo, g.hi
+        mine = _fingerprint(g)   # collective: before any rank may raise
         with collective(g.comm):
-            try:
-                with h5py.File(path, "r") as f:
-                    a = f["index"].attrs
-                    if a.get("format") != INDEX_FORMAT:
-                        raise UsageError(f"index {path}: not a ppr-index file")
-                    if int(a["n"]) != g.n or int(a["m"]) != g.m or \
-                            not np.array_equal(f["vertex_ids"][lo:hi], g.ids):
-                        raise UsageError(f"index {path}: built for another graph "
-                                         f"({a.get('graph')}, {int(a['n'])} vertices)")
-                    cnt = f["index/count"][lo:hi].astype(np.int64)
-                    start = int(f["index/count"][:lo].sum()) if lo else 0
-                    stop = start + int(cnt.sum())
-                    ids = f["index/ids"][start:stop].astype(np.int64)
-                    vals = f["index/values"][start:stop].astype(np.float64)
-                    mass = f["index/mass"][lo:hi].astype(np.float64)
-                    params = {k: a[k] for k in ("damping", "walks", "max_length", "keep",
-                                                "seed", "survivors")}
-            except (OSError, KeyError) as exc:
-                raise UsageError(f"index {path}: cannot read ({exc})") from None
-        indptr = np.zeros(cnt.size + 1, dtype=np.int64)
-        np.cumsum(cnt, out=indptr[1:])
-        fp = Fingerprints(np.arange(lo, hi, dtype=np.int64), indptr, ids, vals, mass,
-                          int(params["survivors"]), int(params["walks"]))
+            fp, params = _read_index(path, g, mine)
         return cls(g, fp, float(params["damping"]), int(params["walks"]),
                    int(params["max_length"]), int(params["keep"]), int(params["seed"]),
                    source=G)
+
+
+def _fingerprint(g: Graph) -> str:
+    """The graph's content fingerprint, computed once per graph (collective)."""
+    if "content_hash" not in g.info:
+        g.info["content_hash"] = graphio.content_hash(g)
+    return g.info["content_hash"]
+
+
+def _read_index(path: str, g: Graph, graph_fp: str) -> tuple[Fingerprints, dict]:
+    """This rank's rows of an index file, every field checked (see :meth:`PPRIndex.load`):
+    a UsageError names the file and the field."""
+    import h5py
+
+    def bad(field: str, why: str) -> UsageError:
+        return UsageError(f"index {path}: corrupt: {field} {why}")
+
+    n, lo, hi = g.n, g.lo, g.hi
+    try:
+        with h5py.File(path, "r") as f:
+            a = f["index"].attrs
+            if a.get("format") != INDEX_FORMAT:
+                raise UsageError(f"index {path}: not a ppr-index file of this version (format "
+                                 f"{a.get('format')!r}, expected {INDEX_FORMAT!r}); rebuild it "
+                                 f"with ppr-index")
+            stored = str(a.get("graph_fingerprint", ""))
+            if int(a["n"]) != n or int(a["m"]) != g.m or stored != graph_fp:
+                raise UsageError(f"index {path}: built for another graph ({a.get('graph')}, "
+                                 f"{int(a['n'])} vertices, {int(a['m'])} edges, content "
+                                 f"fingerprint {stored or 'none'}; this graph's is "
+                                 f"{graph_fp}); rebuild it with ppr-index")
+            params = {k: a[k] for k in ("damping", "walks", "max_length", "keep", "seed",
+                                        "survivors")}
+            damping = float(params["damping"])
+            if not 0.0 < damping < 1.0:
+                raise bad("damping", f"{damping} is outside (0, 1)")
+            for k, least in (("walks", 1), ("max_length", 1), ("keep", 0), ("survivors", 0)):
+                if int(params[k]) < least:
+                    raise bad(k, f"{int(params[k])} is below {least}")
+            keep = int(params["keep"])
+            for name in ("vertex_ids", "index/count", "index/mass"):
+                if f[name].shape != (n,):
+                    raise bad(f"/{name}", f"has shape {f[name].shape}, expected ({n},)")
+            size = f["index/ids"].shape
+            if len(size) != 1 or f["index/values"].shape != size:
+                raise bad("/index/values", f"has shape {f['index/values'].shape}, /index/ids "
+                          f"{size}: expected two equal 1-D arrays")
+            if not np.array_equal(f["vertex_ids"][lo:hi], g.ids):
+                raise bad("/vertex_ids", "are not this graph's vertex ids")
+            before = f["index/count"][:lo].astype(np.int64)
+            cnt = f["index/count"][lo:hi].astype(np.int64)
+            limit = min(n, keep) if keep > 0 else n
+            if (before < 0).any() or (cnt < 0).any():
+                raise bad("/index/count", "has negative entries")
+            if (before > limit).any() or (cnt > limit).any():
+                raise bad("/index/count", f"has entries above {limit} (keep {keep}, "
+                          f"{n} vertices)")
+            start = int(before.sum())
+            stop = start + int(cnt.sum())
+            if stop > size[0] or (hi == n and stop != size[0]):
+                raise bad("/index/ids", f"holds {size[0]} entries, /index/count sums to "
+                          f"{stop if hi == n else 'more'}")
+            ids = f["index/ids"][start:stop].astype(np.int64)
+            vals = f["index/values"][start:stop].astype(np.float64)
+            mass = f["index/mass"][lo:hi].astype(np.float64)
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, UsageError):
+            raise
+        raise UsageError(f"index {path}: cannot read ({exc})") from None
+    if ids.size and (ids.min() < 0 or ids.max() >= n):
+        raise bad("/index/ids", f"has vertex numbers outside [0, {n})")
+    if not (np.isfinite(vals).all() and (vals >= 0).all()):
+        raise bad("/index/values", "has NaN, infinite or negative entries")
+    if not (np.isfinite(mass).all() and (mass > 0).all()):
+        raise bad("/index/mass", "has zero, negative, NaN or infinite entries")
+    indptr = np.zeros(cnt.size + 1, dtype=np.int64)
+    np.cumsum(cnt, out=indptr[1:])
+    # a row's stored entries are part of its estimate: their sum cannot exceed its mass
+    if cnt.size and (np.add.reduceat(np.append(vals, 0.0), indptr[:-1]) * (cnt > 0)
+                     > mass * (1 + 1e-9)).any():
+        raise bad("/index/values", "exceed their row's /index/mass")
+    fp = Fingerprints(np.arange(lo, hi, dtype=np.int64), indptr, ids, vals, mass,
+                      int(params["survivors"]), int(params["walks"]))
+    return fp, params
 
 
 class TopK(NamedTuple):

@@ -58,8 +58,10 @@ def add_graph_options(p: argparse.ArgumentParser) -> None:
                         f"(A,B,C = 0.57,0.19,0.19, permuted) [default without --graph: "
                         f"{DEFAULT_GENERATE}]")
     g.add_argument("--cache", metavar="PATH",
-                   help="HDF5 graph cache: read it if newer than --graph (or made from the same "
-                        "--generate and --seed), else build the graph and write it here")
+                   help="HDF5 graph cache: read it if it was built from the same input (the "
+                        "SHA-256 of --graph's bytes and its format, or the same --generate "
+                        "and --seed) and its content fingerprint checks; else build the "
+                        "graph and (re)write it here, saying why")
     g.add_argument("--damping", type=_damping, default=0.85,
                    help="damping factor d; teleport probability is 1 - d")
 
@@ -74,6 +76,9 @@ def load(app: App, args) -> Graph:
     if g.n == 0:
         raise UsageError(f"--graph {args.graph}: the graph has no vertices")
     app.extra["graph"] = {"source": g.source, "vertices": g.n, "edges": g.m}
+    if "cache" in g.info:   # whether the cache was read, or rebuilt and why
+        app.extra["graph"]["cache"] = g.info["cache"]
+        app.say(f"cache: {g.info['cache']}")
     app.say(f"graph {g.source}: {g.n} vertices, {g.m} edges (duplicates collapsed), "
             f"{app.size} rank(s)")
     return g

@@ -12,6 +12,7 @@ makes every rank exit 2 with the first bad line's number.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -26,8 +27,19 @@ from hpc.core.exchange import exscan as exscan_sum
 from hpc.core.partition import block_offsets, block_owner, block_range
 from hpc.core.partition import exchange_by_owner as exchange
 
-CACHE_FORMAT = "hpc.pagerank.graph/1"
+CACHE_FORMAT = "hpc.pagerank.graph/2"   # /2: the input and content fingerprints
 MAX_ID = np.iinfo(np.int64).max
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_LANES = (np.uint64(0x243F6A8885A308D3), np.uint64(0x13198A2E03707344))
+_HASH_BLOCK = 8 << 20     # bytes per block of a file fingerprint (fixed: independent of p)
+
+
+def mix64(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser (vectorised, wrapping uint64 arithmetic)."""
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
 
 
 @dataclass
@@ -93,6 +105,61 @@ class Graph:
         out = np.empty_like(local)
         self.comm.Allreduce(local, out, op=MPI.MAX)
         return out
+
+
+# --------------------------------------------------------------------------------------------
+# fingerprints: what proves that a cache or an index belongs to its input
+# --------------------------------------------------------------------------------------------
+def content_hash(g: Graph) -> str:
+    """A fingerprint of the graph itself (collective): n, m, the original ids and the edge
+    set, independent of the number of ranks and of how the graph was read.
+
+    Every edge (u, v) and every vertex (v, id) is hashed on its own (splitmix64 in two
+    independent lanes); the sums of the hashes modulo 2^64 over all ranks (a multiset hash,
+    order-free, so any block partition gives the same value) and n, m go through SHA-256.
+    A reversed, relabelled or re-weighted graph with the same counts gets another value.
+    """
+    v = np.arange(g.lo, g.hi, dtype=np.int64).astype(np.uint64)
+    src = np.repeat(v, g.outdeg)
+    dst = g.out_indices.astype(np.uint64)
+    ids = np.asarray(g.ids, dtype=np.int64).astype(np.uint64)
+    local = np.zeros(4, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for i, key in enumerate(_LANES):
+            local[i] = mix64(mix64(src ^ key) + dst).sum(dtype=np.uint64)
+            local[2 + i] = mix64(mix64(v ^ ~key) + ids).sum(dtype=np.uint64)
+    total = np.empty_like(local)
+    g.comm.Allreduce(local, total, op=MPI.SUM)   # uint64 sums wrap modulo 2^64, as wanted
+    text = f"{g.n}:{g.m}:" + ":".join(f"{int(w):016x}" for w in total)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def file_fingerprint(path: str, comm) -> str:
+    """SHA-256 over the bytes of a file (collective, each rank hashes every p-th block of
+    ``_HASH_BLOCK`` bytes; the digest does not depend on the number of ranks)."""
+    p, r = comm.Get_size(), comm.Get_rank()
+    size = os.path.getsize(path)
+    nblocks = -(-size // _HASH_BLOCK)
+    mine = []
+    with open(path, "rb") as f:
+        for b in range(r, nblocks, p):
+            f.seek(b * _HASH_BLOCK)
+            mine.append((b, hashlib.sha256(f.read(_HASH_BLOCK)).digest()))
+    parts = comm.allgather(mine)
+    h = hashlib.sha256(f"{size}:".encode())
+    for _, d in sorted(x for part in parts for x in part):
+        h.update(d)
+    return h.hexdigest()[:32]
+
+
+def input_key(comm, graph: str | None, generate: str | None, seed: int) -> str:
+    """What a graph cache was built from (collective): the file's format and bytes, or the
+    generator, its parameters and seed, with the cache format (the options that shape it)."""
+    if generate is not None:
+        return f"{CACHE_FORMAT};generate={generate};seed={int(seed)}"
+    kind = ("hdf5" if _is_hdf5(graph) else
+            "mtx" if graph.endswith(".mtx") or graph.endswith(".mtx.gz") else "snap")
+    return f"{CACHE_FORMAT};{kind};sha256={file_fingerprint(graph, comm)}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,20 +455,33 @@ def generate_kron(spec: str, seed: int, comm) -> Graph:
                       np.arange(lo, hi, dtype=np.int64), source=f"{spec} seed {seed}")
 
 
-def save_cache(g: Graph, path: str) -> None:
-    """Write the graph (original ids, out-degrees, out-neighbours) to HDF5 (collective)."""
+def save_cache(g: Graph, path: str, input_fp: str = "") -> None:
+    """Write the graph (original ids, out-degrees, out-neighbours) to HDF5 (collective), with
+    the fingerprint of what it was built from (``input_fp``, see :func:`input_key`) and of
+    its content (:func:`content_hash`)."""
     from hpc.core import h5io
 
+    content = content_hash(g)
     h5io.write(path, g.comm, {
         "/graph/vertex_ids": h5io.Distributed(g.ids),
         "/graph/out_degree": h5io.Distributed(g.outdeg.astype(np.int64)),
         "/graph/out_indices": h5io.Distributed(g.out_indices.astype(np.int64)),
-    }, attrs={"/graph": {"format": CACHE_FORMAT, "n": g.n, "m": g.m, "source": g.source}})
+    }, attrs={"/graph": {"format": CACHE_FORMAT, "n": g.n, "m": g.m, "source": g.source,
+                         "input": input_fp, "content": content}})
+    g.info["content_hash"] = content
     g.comm.Barrier()  # rank 0 renames the file into place; nobody reads it before that
 
 
-def load_cache(path: str, comm) -> Graph:
-    """Read a graph written by :func:`save_cache`; each rank reads only its own rows."""
+def _bad(path: str, field: str, why: str) -> UsageError:
+    return UsageError(f"{path}: corrupt graph file: {field} {why}")
+
+
+def load_cache(path: str, comm, what: str = "--graph") -> Graph:
+    """Read a graph written by :func:`save_cache`; each rank reads only its own rows.
+
+    Every field is checked (shapes, ranges, ascending ids) and the graph read must have the
+    stored content fingerprint: a corrupt file is a UsageError naming the file and field.
+    """
     import h5py
 
     p, r = comm.Get_size(), comm.Get_rank()
@@ -410,19 +490,50 @@ def load_cache(path: str, comm) -> Graph:
             with h5py.File(path, "r") as f:
                 grp = f["graph"]
                 if grp.attrs.get("format") != CACHE_FORMAT:
-                    raise UsageError(f"--graph {path}: not an hpc.pagerank graph file "
-                                     f"(format {grp.attrs.get('format')!r})")
-                n = int(grp.attrs["n"])
+                    raise UsageError(f"{what} {path}: not an hpc.pagerank graph file of this "
+                                     f"version (format {grp.attrs.get('format')!r}, expected "
+                                     f"{CACHE_FORMAT!r})")
+                n, m = int(grp.attrs["n"]), int(grp.attrs["m"])
                 source = str(grp.attrs.get("source", path))
+                content = str(grp.attrs.get("content", ""))
+                if n < 0 or m < 0:
+                    raise _bad(path, "n/m", f"negative ({n}, {m})")
+                for name, size in (("vertex_ids", n), ("out_degree", n), ("out_indices", m)):
+                    if grp[name].shape != (size,):
+                        raise _bad(path, f"/graph/{name}", f"has shape {grp[name].shape}, "
+                                   f"expected ({size},)")
                 lo, hi = block_range(n, p, r)
-                ids = grp["vertex_ids"][lo:hi].astype(np.int64)
+                ids = grp["vertex_ids"][max(lo - 1, 0):hi].astype(np.int64)
+                deg_before = grp["out_degree"][:lo].astype(np.int64)
                 deg = grp["out_degree"][lo:hi].astype(np.int64)
-                start = int(grp["out_degree"][:lo].sum()) if lo else 0
-                dst = grp["out_indices"][start:start + int(deg.sum())].astype(np.int64)
-        except (OSError, KeyError) as exc:
-            raise UsageError(f"--graph {path}: cannot read graph data ({exc})") from None
+                if (deg_before < 0).any() or (deg < 0).any():
+                    raise _bad(path, "/graph/out_degree", "has negative entries")
+                start = int(deg_before.sum())
+                stop = start + int(deg.sum())
+                if stop > m or (hi == n and stop != m):
+                    raise _bad(path, "/graph/out_degree", f"does not sum to the {m} edges")
+                dst = grp["out_indices"][start:stop].astype(np.int64)
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, UsageError):
+                raise
+            raise UsageError(f"{what} {path}: cannot read graph data ({exc})") from None
+        if ids.size and (ids.min() < 0 or (np.diff(ids) <= 0).any()):
+            raise _bad(path, "/graph/vertex_ids", "are not non-negative and ascending")
+        ids = ids[1:] if lo > 0 else ids
+        if dst.size and (dst.min() < 0 or dst.max() >= n):
+            raise _bad(path, "/graph/out_indices", f"has ids outside [0, {n})")
     src = np.repeat(np.arange(lo, hi, dtype=np.int64), deg)
-    return from_edges(comm, n, src, dst, ids, source=source)
+    g = from_edges(comm, n, src, dst, ids, source=source)
+    with collective(comm):
+        if g.m != m:
+            raise _bad(path, "/graph/out_indices", f"holds {g.m} distinct edges, the file "
+                       f"says m = {m}")
+        got = content_hash(g)
+        if got != content:
+            raise _bad(path, "content", f"fingerprint {got} differs from the stored "
+                       f"{content or 'none'}")
+    g.info["content_hash"] = content
+    return g
 
 
 def _is_hdf5(path: str) -> bool:
@@ -433,25 +544,55 @@ def _is_hdf5(path: str) -> bool:
         return False
 
 
+def _cached_input(cache: str) -> str | None:
+    """The input fingerprint stored in a cache file, or None (unreadable, other format)."""
+    import h5py
+
+    try:
+        with h5py.File(cache, "r") as f:
+            a = f["graph"].attrs
+            return str(a["input"]) if a.get("format") == CACHE_FORMAT else None
+    except (OSError, KeyError):
+        return None
+
+
 def load_graph(comm, graph: str | None = None, generate: str | None = None, seed: int = 0,
                cache: str | None = None) -> Graph:
     """The graph an app's options name: --graph PATH (SNAP text, .mtx, or HDF5 cache) or
-    --generate kron:S:EF. With ``cache``, a cache newer than the source is read instead, and
-    a missing or stale one is written after reading the source."""
+    --generate kron:S:EF.
+
+    With ``cache``, the cache is read when it was built from the same input: the same file
+    bytes and format (SHA-256), or the same generator, parameters and seed; its content
+    fingerprint is checked as it is read. A missing, foreign or corrupt cache is rebuilt from
+    the input and rewritten; ``g.info["cache"]`` says which happened and why.
+    """
     if (graph is None) == (generate is None):
         raise UsageError("give exactly one of --graph PATH and --generate kron:SCALE:EDGEFACTOR")
     if generate is not None:
         parse_kron(generate)
-    if cache and os.path.exists(cache):
-        fresh = generate is None and os.path.exists(graph) and \
-            os.path.getmtime(cache) >= os.path.getmtime(graph)
-        if generate is not None:
-            import h5py
-
-            with h5py.File(cache, "r") as f:
-                fresh = f["graph"].attrs.get("source") == f"{generate} seed {seed}"
-        if comm.bcast(fresh if comm.Get_rank() == 0 else None, root=0):
-            return load_cache(cache, comm)
+    key, why = None, "no cache file yet"
+    if cache:
+        with collective(comm):
+            if graph is not None and not os.path.isfile(graph):
+                raise UsageError(f"--graph {graph}: cannot read (no such file)")
+            try:
+                key = input_key(comm, graph, generate, seed)
+            except OSError as exc:
+                raise UsageError(f"--graph {graph}: cannot read ({exc.strerror or exc})") from None
+        if os.path.exists(cache):
+            stored = _cached_input(cache) if comm.Get_rank() == 0 else None
+            stored = comm.bcast(stored, root=0)
+            if stored == key:
+                try:
+                    g = load_cache(cache, comm, what="--cache")
+                    g.info["cache"] = f"read {cache} (built from the same input)"
+                    return g
+                except UsageError as exc:
+                    why = f"the cache is unusable ({exc})"
+            elif stored is None:
+                why = "the cache is not a graph cache of this version"
+            else:
+                why = "the cache was built from another input (fingerprints differ)"
     if generate is not None:
         g = generate_kron(generate, seed, comm)
     elif _is_hdf5(graph):
@@ -461,7 +602,8 @@ def load_graph(comm, graph: str | None = None, generate: str | None = None, seed
     else:
         g = read_snap(graph, comm)
     if cache:
-        save_cache(g, cache)
+        save_cache(g, cache, key or "")
+        g.info["cache"] = f"rebuilt {cache}: {why}"
     return g
 
 
@@ -485,5 +627,6 @@ def gather_ids(g: Graph, root: int = 0) -> np.ndarray | None:
 
 
 __all__ = ["Graph", "from_edges", "from_scipy", "from_edge_array", "from_distcsr", "relabel", "read_snap", "read_mtx", "generate_kron",
-           "save_cache", "load_cache", "load_graph", "gather_csr", "gather_ids",
+           "save_cache", "load_cache", "load_graph", "content_hash", "file_fingerprint",
+           "input_key", "mix64", "gather_csr", "gather_ids",
            "parse_edges", "parse_edges_py", "parse_kron"]

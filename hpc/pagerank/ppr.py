@@ -46,18 +46,10 @@ from hpc.core.partition import block_offsets
 from hpc.core.partition import exchange_by_owner as exchange
 
 from .graphio import Graph
+from .graphio import mix64 as _mix
 
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
 _STEP = np.uint64(0xD1B54A32D192ED03)
-
-
-def _mix(z: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser (vectorised, wrapping uint64 arithmetic)."""
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
 
 
 def uniform(seed: int, walker: np.ndarray, step: int, stream: int) -> np.ndarray:
