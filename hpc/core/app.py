@@ -25,7 +25,7 @@ from .. import __version__
 from . import atomic, backends, envinfo, provenance
 from .cli import configure_logging
 from .errors import EXIT_INVALID, EXIT_OK
-from .runtime import world
+from .runtime import collective, world
 from .progress import Progress
 from .timers import PhaseTimer
 
@@ -111,8 +111,10 @@ class App:
                 self.say(line)
             else:  # an INVALID verdict is printed even with --quiet
                 print(line, file=sys.stdout if not self.quiet else sys.stderr, flush=True)
+        # A record that cannot be written (/dev/full, a full disk) is exit 2 on every rank.
+        with collective(self.comm):
             path = getattr(self.args, "json", None)
-            if path:
+            if path and self.rank == 0:
                 atomic.write_json(path, rec)
         self.last_record = rec
         return EXIT_OK if passed else EXIT_INVALID

@@ -1,37 +1,276 @@
-"""Atomic file writing: a temporary name beside the target, then rename.
+"""Output files that never destroy anything: written to a private temporary, then renamed.
 
-A run that fails half-way never leaves a file that looks complete.
+A run that fails half-way never leaves a file that looks complete, and never replaces what it
+must not:
+
+- the temporary is created with ``O_EXCL`` under a random name in the target's folder
+  (:func:`tempfile.mkstemp`), so a symlink planted there is never followed;
+- it is renamed only over a regular file or over nothing: a directory, a device, a FIFO or a
+  socket at the target is refused (:class:`~hpc.core.errors.UsageError`), except that
+  :func:`write_json` writes a character device or a FIFO directly (``--json /dev/stdout``);
+- it is removed when the write fails, when the process gets SIGTERM/SIGHUP/SIGINT, and, for a
+  process killed outright, by the next write to the same target on the same host.
+
+:func:`check_output` tests a path before the work starts, so an unwritable output is an exit 2
+at once and not a traceback after the whole run.
 """
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import os
+import signal
+import socket
+import stat
+import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from .errors import UsageError
+
+__all__ = ["atomic_path", "write_json", "check_output", "check_distinct"]
+
+_LIVE: set[str] = set()          # temporaries of this process not yet renamed or removed
+_HANDLED: dict[int, Any] = {}    # signal -> the handler ours replaced
+_SIGNALS = tuple(getattr(signal, s) for s in ("SIGTERM", "SIGHUP", "SIGINT") if hasattr(signal, s))
+_NAME_MAX = 100                  # characters of the target's name kept in a temporary's name
+
+
+def _host_tag() -> str:
+    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _prefix(name: str, pid: int | None = None) -> str:
+    """``.NAME.hpc-PID-HOST-``: the pid and host let a later write remove a killed run's file."""
+    return f".{name[:_NAME_MAX]}.hpc-{os.getpid() if pid is None else pid}-{_host_tag()}-"
+
+
+def _on_signal(signum, frame) -> None:  # pragma: no cover - exercised through a subprocess
+    for p in list(_LIVE):
+        try:
+            os.unlink(p)
+        except OSError:
+            pass
+    _LIVE.clear()
+    prev = _HANDLED.get(signum, signal.SIG_DFL)
+    if callable(prev) and prev not in (signal.SIG_DFL, signal.SIG_IGN):
+        prev(signum, frame)
+        return
+    if prev == signal.SIG_IGN:
+        return
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _install_handlers() -> None:
+    """Remove live temporaries on a terminating signal (main thread only; installed once)."""
+    if _HANDLED or threading.current_thread() is not threading.main_thread():
+        return
+    for s in _SIGNALS:
+        try:
+            prev = signal.getsignal(s)
+            if prev is None:  # installed from C: leave it alone
+                continue
+            _HANDLED[s] = prev
+            signal.signal(s, _on_signal)
+        except (ValueError, OSError):  # not the main interpreter, or an unsupported signal
+            pass
+
+
+def _sweep(folder: Path, name: str) -> None:
+    """Remove this user's temporaries of ``name`` left on this host by processes now dead."""
+    head = f".{name[:_NAME_MAX]}.hpc-"
+    tag = _host_tag()
+    try:
+        entries = os.listdir(folder)
+    except OSError:
+        return
+    for e in entries:
+        if not (e.startswith(head) and e.endswith(".tmp")):
+            continue
+        parts = e[len(head):].split("-")
+        if len(parts) < 3 or parts[1] != tag or not parts[0].isdigit():
+            continue
+        pid = int(parts[0])
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # still running
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        p = folder / e
+        try:
+            st = os.lstat(p)
+            if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid():
+                os.unlink(p)
+        except OSError:
+            pass
+
+
+def _resolve(path: str | os.PathLike) -> Path:
+    """The file a write to ``path`` means: symlinks followed (as a shell redirection does)."""
+    p = Path(os.fspath(path))
+    if os.fspath(p) == "":
+        raise UsageError("output path is empty")
+    return Path(os.path.realpath(p))
+
+
+def _kind(st: os.stat_result) -> str:
+    m = st.st_mode
+    for test, word in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(m):
+            return word
+    return "not a regular file"
+
+
+def _existing_folder(folder: Path) -> Path:
+    """The nearest existing ancestor of a folder still to be created."""
+    f = folder
+    while not f.exists() and f != f.parent:
+        f = f.parent
+    return f
+
+
+def check_output(path: str | os.PathLike, what: str = "output", *, stream: bool = False) -> None:
+    """Check before the work starts that ``path`` can be written; UsageError naming ``what``
+    if not.
+
+    Refused: an empty path, a directory, a socket or block device (and a character device or
+    FIFO unless ``stream``: what :func:`write_json` writes directly), a folder that is not one,
+    cannot be created, or refuses a new file (read-only, full permissions, ``/proc``). The test
+    creates and removes one temporary file in the target's folder; nothing else is touched.
+    """
+    raw = os.fspath(path)
+    if raw == "":
+        raise UsageError(f"{what}: the path is empty")
+    target = _resolve(raw)
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise UsageError(f"{what} {raw}: cannot be written ({e.strerror})") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        if not (stream and (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode))):
+            raise UsageError(f"{what} {raw}: is {_kind(st)}, not a file that can be replaced")
+        if not os.access(target, os.W_OK):
+            raise UsageError(f"{what} {raw}: cannot be written (permission denied)")
+        return
+    folder = _existing_folder(target.parent)
+    if not folder.is_dir():
+        raise UsageError(f"{what} {raw}: {folder} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".hpc-probe-", suffix=".tmp")
+    except OSError as e:
+        why = e.strerror or str(e)
+        raise UsageError(f"{what} {raw}: cannot create a file in {folder} ({why})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_distinct(**paths: str | os.PathLike | None) -> None:
+    """UsageError if two of the named output paths (``json=..., output=...``) are one file."""
+    seen: dict[str, str] = {}
+    for name, p in paths.items():
+        if p is None or os.fspath(p) == "":
+            continue
+        key = os.path.normcase(os.path.realpath(os.fspath(p)))
+        if key in seen:
+            raise UsageError(f"{seen[key]} and {name} name the same file {os.fspath(p)}; "
+                             "give each output its own path")
+        seen[key] = name
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; rename it onto `path` on success."""
-    target = Path(path)
-    if target.parent and not target.parent.exists():
+    """Yield a new, empty temporary file beside ``path``; rename it onto ``path`` on success.
+
+    The temporary is private (``O_EXCL``, a random name, mode 0600 until the rename, when it
+    gets the mode a new file would have), and removed on any failure. Raises UsageError, before
+    yielding, if the target exists and is not a regular file.
+    """
+    target = _resolve(path)
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{os.fspath(path)}: is {_kind(st)}, not a file that can be replaced")
+    try:
         target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp.{os.getpid()}")
+        _sweep(target.parent, target.name)
+        _install_handlers()
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=_prefix(target.name), suffix=".tmp")
+    except OSError as e:
+        raise UsageError(f"{os.fspath(path)}: cannot create a file in {target.parent} "
+                         f"({e.strerror or e})") from None
+    os.close(fd)
+    _LIVE.add(name)
+    tmp = Path(name)
     try:
         yield tmp
+        os.chmod(tmp, stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask())
         os.replace(tmp, target)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        _LIVE.discard(name)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write obj as indented JSON, atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False, default=_jsonable)
-            f.write("\n")
+    """Write obj as indented JSON: atomically to a file, directly to a character device or
+    FIFO. A write that fails (``/dev/full``, a FIFO with no reader) raises UsageError and
+    leaves the target as it was."""
+    text = json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n"
+    target = _resolve(path)
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    try:
+        if st is not None and (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode)):
+            _write_stream(target, text.encode())
+            return
+        with atomic_path(target) as tmp:
+            with open(tmp, "w") as f:
+                f.write(text)
+    except OSError as e:
+        raise UsageError(f"{os.fspath(path)}: the record could not be written "
+                         f"({e.strerror or e})") from None
+
+
+def _write_stream(target: Path, data: bytes) -> None:
+    """Write to a device or FIFO in place; a FIFO with no reader is an error, not a hang."""
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as e:
+        if e.errno == errno.ENXIO:
+            raise OSError(errno.ENXIO, "a FIFO with no reader") from None
+        raise
+    try:
+        os.set_blocking(fd, True)
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+    finally:
+        os.close(fd)
 
 
 def _jsonable(x: Any) -> Any:

@@ -1,4 +1,4 @@
-"""HDF5 results through h5py, written atomically.
+"""HDF5 results through h5py, written atomically (:mod:`hpc.core.atomic`).
 
 pip's h5py has no MPI, so by default rank 0 writes: distributed arrays are streamed to it rank
 by rank in bounded chunks (never the whole array in one message). When h5py is built with MPI
@@ -7,11 +7,14 @@ by rank in bounded chunks (never the whole array in one message). When h5py is b
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
+
+from . import atomic
+from .runtime import collective
 
 CHUNK_BYTES = 64 << 20
 
@@ -35,14 +38,26 @@ def write(path: str | os.PathLike, comm, datasets: Mapping[str, Any],
 
     Collective. Plain arrays are taken from rank 0. Group paths are created as needed.
     """
+    rank, size = comm.Get_rank(), comm.Get_size()
+    with ExitStack() as stack:
+        # Rank 0 creates the private temporary (hpc.core.atomic: O_EXCL, a random name,
+        # removed on failure or SIGTERM, renamed only over a regular file); every rank learns
+        # its name, or every rank raises the same UsageError.
+        tmp = None
+        with collective(comm):
+            if rank == 0:
+                tmp = str(stack.enter_context(atomic.atomic_path(path)))
+        tmp = comm.bcast(tmp, root=0)
+        _write_tmp(tmp, comm, datasets, attrs)
+        comm.Barrier()  # every rank has finished writing before rank 0 renames
+    comm.Barrier()  # the file exists under its name for every rank on return
+
+
+def _write_tmp(tmp: str, comm, datasets: Mapping[str, Any],
+               attrs: Mapping[str, Mapping[str, Any]] | None) -> None:
     import h5py
 
     rank, size = comm.Get_rank(), comm.Get_size()
-    target = Path(path)
-    tmp = target.with_name(f".{target.name}.tmp.{os.getpid() if rank == 0 else 0}")
-    tmp = Path(comm.bcast(str(tmp) if rank == 0 else None, root=0))
-    if rank == 0:
-        target.parent.mkdir(parents=True, exist_ok=True)
     # Shapes and dtypes of distributed arrays, known to all ranks.
     meta = {}
     for name, d in datasets.items():
@@ -62,13 +77,9 @@ def write(path: str | os.PathLike, comm, datasets: Mapping[str, Any],
                 else:
                     f.create_dataset(name, data=np.asarray(comm.bcast(np.asarray(d) if rank == 0 else None)))
             _attrs(f, attrs)
-        comm.Barrier()
-        if rank == 0:
-            os.replace(tmp, target)
-        comm.Barrier()  # the file exists under its name for every rank on return
         return
-    # Serial h5py: rank 0 writes; an exception aborts the job (hpc.core.runtime), so no
-    # collective cleanup is attempted here.
+    # Serial h5py: rank 0 writes; an exception aborts the job (hpc.core.runtime), and the
+    # temporary is removed by atomic_path on the way out.
     f = h5py.File(tmp, "w") if rank == 0 else None
     try:
         for name, d in datasets.items():
@@ -78,14 +89,9 @@ def write(path: str | os.PathLike, comm, datasets: Mapping[str, Any],
                 f.create_dataset(name, data=np.asarray(d))
         if rank == 0:
             _attrs(f, attrs)
-            f.close()
-            f = None
-            os.replace(tmp, target)
     finally:
         if f is not None:
             f.close()
-            tmp.unlink(missing_ok=True)
-    comm.Barrier()  # the file exists under its name for every rank on return
 
 
 def _attrs(f, attrs: Mapping[str, Mapping[str, Any]] | None) -> None:
