@@ -10,6 +10,16 @@ clipping on byte-level tokens. Communication is explicit over mpi4py:
   pipeline parallel (--pp)  --schedule gpipe | 1f1b | interleaved (--vpp chunks per rank)
   data parallel (--dp)      gradient all-reduce, or --zero1 (reduce-scatter, shard, all-gather)
 
+Runs that survive time limits: --save-every N writes a checkpoint of the whole state (step,
+parameters, Adam moments, schedule, loss history) into --save-dir every N steps, atomically
+and from a background thread, keeping the newest --keep; SIGTERM or SIGUSR1 (what SLURM sends
+before a time limit with --signal) makes every rank finish its step, write a checkpoint and
+exit 0; --resume auto continues from the newest checkpoint in --save-dir, and --steps is then
+the run's total (the same command line finishes the run however often it is requeued).
+Learning rate: --lr-warmup-steps, then --lr-decay-style constant | linear | cosine down to
+--min-lr at --lr-decay-steps; AdamW --weight-decay; --clip-grad on the global norm over every
+rank. --eval-every N: the loss on a held-out tail of the corpus (--eval-fraction).
+
 Ranks are ordered as Megatron orders them: tp fastest, then dp, then pp
 (rank = tp_rank + tp * (dp_rank + dp * pp_rank)). Every parameter's full tensor derives from
 (seed, name) and each step's global batch from (seed, step), so the loss curve does not depend
@@ -20,19 +30,23 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import time
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 import numpy as np
 from mpi4py import MPI
 
-from hpc.core import App, h5io, make_parser, nonneg_int, positive_float, positive_int, run
+from hpc.core import App, checks, h5io, make_parser, positive_int, run
+from hpc.core.runtime import agree
 
 from . import checkpoint, schedules
+from .lr_schedule import DECAY_STYLES, LR_MAX, STEPS_MAX
 from .model import GPTConfig, model_flops_per_step
 from .parallel_state import ParallelLayout, default_schedule
 from .schedules import SCHEDULES
-from .trainer import StepStats, Trainer, reference_losses
+from .trainer import CLIP_MAX, EVAL_FRACTION_MAX, WD_MAX, StepStats, Trainer, reference_losses
 from .validate import cli_names
 
 # Default per-rank peak (TFLOP/s) for MFU when --peak-tflops is not given: one CPU core with
@@ -41,15 +55,19 @@ from .validate import cli_names
 DEFAULT_PEAK_TFLOPS = {("numpy", "float32"): 0.192, ("numpy", "float64"): 0.096,
                        ("cupy", "float32"): 67.0, ("cupy", "float64"): 34.0}
 REFERENCE_MAX_WORK = 2e10   # auto reference: params x tokens x steps below this
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+STEPS = checks.integer(1, STEPS_MAX)
+EVERY = checks.integer(0, STEPS_MAX)
 
 
 def parser():
     p = make_parser("train", __doc__, backends=["numpy", "cupy"], default_backend="numpy",
                     epilog="--output writes /losses and /grad_norms (one per step, HDF5); "
                            "--repeat is not used (the --steps are the repetitions). "
-                           "Metrics: losses, tokens_per_s, mfu (Megatron's model FLOPs "
-                           "72 B s l h^2 (1 + s/6h + V/12lh) per step over the peak), "
-                           "bubble_fraction (measured) and bubble_fraction_formula.")
+                           "Metrics: losses, lrs, eval_steps / eval_losses, tokens_per_s, mfu "
+                           "(Megatron's model FLOPs 72 B s l h^2 (1 + s/6h + V/12lh) per step "
+                           "over the peak), bubble_fraction (measured) and "
+                           "bubble_fraction_formula, checkpoint_stall_s / checkpoint_write_s.")
     g = p.add_argument_group("parallel layout")
     g.add_argument("--tp", type=positive_int, default=1, help="tensor-parallel degree")
     g.add_argument("--pp", type=positive_int, default=1, help="pipeline-parallel degree")
@@ -80,53 +98,135 @@ def parser():
                    help="sequences per step over all data-parallel ranks")
     m.add_argument("--micro-batches", type=positive_int, default=4,
                    help="micro-batches per step per data-parallel rank")
-    m.add_argument("--steps", type=positive_int, default=10, help="optimizer steps to run")
-    m.add_argument("--lr", type=positive_float, default=3e-3, help="Adam learning rate")
-    m.add_argument("--weight-decay", type=float, default=0.0, help="decoupled weight decay")
-    m.add_argument("--clip-grad", type=float, default=1.0,
-                   help="clip the global gradient norm to this (0: no clipping)")
+    m.add_argument("--steps", type=STEPS, default=10,
+                   help="optimizer steps to run (with --resume: the run's total, counted "
+                        "from step 0)")
+    m.add_argument("--lr", type=checks.real(0, LR_MAX, lo_open=True), default=3e-3,
+                   help=f"peak Adam learning rate, in (0, {LR_MAX:g}]")
+    m.add_argument("--lr-warmup-steps", type=EVERY, default=0,
+                   help="linear learning-rate warm-up over the first steps")
+    m.add_argument("--lr-decay-style", choices=DECAY_STYLES, default="constant",
+                   help="learning-rate decay after the warm-up")
+    m.add_argument("--lr-decay-steps", type=STEPS, default=None,
+                   help="step at which the decay reaches --min-lr [default: --steps]")
+    m.add_argument("--min-lr", type=checks.real(0, LR_MAX), default=0.0,
+                   help="floor of the learning-rate decay, in [0, --lr]")
+    m.add_argument("--weight-decay", type=checks.real(0, WD_MAX), default=0.0,
+                   help=f"AdamW decoupled weight decay, in [0, {WD_MAX:g}]")
+    m.add_argument("--clip-grad", type=checks.real(0, CLIP_MAX), default=1.0,
+                   help=f"clip the global gradient norm (over tp, pp and dp) to this, in "
+                        f"[0, {CLIP_MAX:g}] (0: no clipping)")
     m.add_argument("--dtype", choices=["float32", "float64"], default="float32",
                    help="parameter, activation and optimizer precision")
     m.add_argument("--data", metavar="PATH",
                    help="text file trained on as bytes [default: a seeded synthetic corpus]")
     m.add_argument("--save", metavar="PATH", help="write an HDF5 checkpoint after the last step")
-    m.add_argument("--load", metavar="PATH", help="continue from an HDF5 checkpoint (any layout)")
+    m.add_argument("--load", metavar="PATH",
+                   help="continue from an HDF5 checkpoint (any layout) for --steps more steps")
+    c = p.add_argument_group("checkpoints and evaluation")
+    c.add_argument("--save-dir", metavar="DIR",
+                   help="folder of the periodic checkpoints (step_NNNNNNNN.h5)")
+    c.add_argument("--save-every", type=EVERY, default=0,
+                   help="checkpoint into --save-dir every N steps, and after the last (0: "
+                        "only after the last step and on SIGTERM / SIGUSR1)")
+    c.add_argument("--keep", type=checks.integer(1, 10 ** 6), default=3,
+                   help="periodic checkpoints kept (the newest)")
+    c.add_argument("--resume", metavar="auto|PATH",
+                   help="continue from a checkpoint (auto: the newest in --save-dir; none "
+                        "there: start at step 0); --steps is then the total")
+    c.add_argument("--no-background-save", dest="background_save", action="store_false",
+                   help="write periodic checkpoints on the training thread")
+    c.add_argument("--eval-every", type=EVERY, default=0,
+                   help="evaluate on the held-out split every N steps and after the last")
+    c.add_argument("--eval-fraction", type=checks.real(0, EVAL_FRACTION_MAX, lo_open=True),
+                   default=None, help="tail of the corpus held out for evaluation, in (0, "
+                                      f"{EVAL_FRACTION_MAX:g}] [default: 0.1 with "
+                                      "--eval-every, else none]")
+    c.add_argument("--eval-batches", type=checks.integer(1, 10 ** 6), default=4,
+                   help="global batches per evaluation")
     m.add_argument("--reference", choices=["auto", "on", "off"], default="auto",
                    help="retrain the single-rank model on rank 0 and compare loss curves "
                         f"(auto: when params x tokens x steps <= {REFERENCE_MAX_WORK:g})")
-    m.add_argument("--peak-tflops", type=positive_float, default=None,
+    m.add_argument("--peak-tflops", type=checks.real(0, 1e6, lo_open=True), default=None,
                    help="peak TFLOP/s per rank for MFU [default: numpy fp32 0.192, fp64 0.096 "
                         "(one AVX-512 core); cupy fp32 67, fp64 34 (H100/H200 SXM, no tensor "
                         "cores)]")
-    m.add_argument("--warmup-steps", type=nonneg_int, default=1,
+    m.add_argument("--warmup-steps", type=checks.integer(0, STEPS_MAX), default=1,
                    help="first steps left out of tokens/s, MFU and the bubble")
     return p
 
 
+def resume_path(args: argparse.Namespace) -> str | None:
+    """The checkpoint --resume names (auto: the newest complete one in --save-dir, None when
+    the folder has none yet); rank 0 looks, the others are told."""
+    if args.resume is None:
+        return None
+    if args.resume != "auto":
+        return args.resume
+    found = checkpoint.newest(args.save_dir)
+    return None if found is None else str(found)
+
+
+def check_options(app: App, args: argparse.Namespace) -> None:
+    """Option combinations and output paths, before any work (exit 2 on every rank)."""
+    err = None
+    if args.resume is not None and args.load is not None:
+        err = "--resume and --load are exclusive (--load: --steps more steps; --resume: " \
+              "up to step --steps)"
+    elif args.resume == "auto" and not args.save_dir:
+        err = "--resume auto needs --save-dir (the folder it resumes from)"
+    elif args.save_every and not args.save_dir:
+        err = "--save-every needs --save-dir"
+    elif args.eval_fraction is not None and not args.eval_every:
+        err = "--eval-fraction needs --eval-every"
+    elif args.min_lr > args.lr:
+        err = f"--min-lr {args.min_lr:g} is above --lr {args.lr:g}"
+    agree(app.comm, err)
+    if args.save:  # fail before training, not after
+        checkpoint.check_writable(args.save, app.comm)
+    if args.save_dir:
+        checkpoint.check_folder(args.save_dir, app.comm)
+
+
 def set_up(app: App, args: argparse.Namespace) -> Trainer:
-    """The Trainer of the command line's model, layout and data, at the --load checkpoint's
-    step when given (collective). Fills the record's dp and schedule with their values."""
+    """The Trainer of the command line's model, layout and data, at the --load (or --resume)
+    checkpoint's step when given (collective). Fills the record's dp and schedule with their
+    values."""
+    check_options(app, args)
     cfg = GPTConfig(args.vocab, args.hidden, args.heads, args.layers, args.seq_len)
     layout = ParallelLayout(args.tp, args.pp, args.dp, args.vpp,
                             sequence_parallel=args.sequence_parallel, zero1=args.zero1)
-    if args.save:  # fail before training, not after
-        checkpoint.check_writable(args.save, app.comm)
+    decay_steps = args.lr_decay_steps
+    if decay_steps is None and args.lr_decay_style != "constant":
+        decay_steps = args.steps
+    eval_fraction = (args.eval_fraction or 0.1) if args.eval_every else 0.0
     with app.timer.phase("setup"):
         trainer = Trainer(cfg, layout, data=args.data, dtype=args.dtype, lr=args.lr,
-                          weight_decay=args.weight_decay, clip_grad=args.clip_grad,
-                          global_batch=args.global_batch, micro_batches=args.micro_batches,
-                          schedule=args.schedule, recompute=args.recompute,
-                          offload=args.offload, seed=args.seed, backend=args.backend,
-                          comm=app.comm)
+                          lr_warmup_steps=args.lr_warmup_steps,
+                          lr_decay_style=args.lr_decay_style, lr_decay_steps=decay_steps,
+                          min_lr=args.min_lr, weight_decay=args.weight_decay,
+                          clip_grad=args.clip_grad, global_batch=args.global_batch,
+                          micro_batches=args.micro_batches, schedule=args.schedule,
+                          recompute=args.recompute, offload=args.offload, seed=args.seed,
+                          backend=args.backend, eval_fraction=eval_fraction, comm=app.comm)
     args.dp = trainer.layout.dp
     args.schedule = args.schedule or default_schedule(trainer.layout)
-    if args.load:
+    src = args.load
+    if args.resume is not None:
+        src = app.comm.bcast(resume_path(args) if app.rank == 0 else None, root=0)
+        if src is None:
+            app.say(f"--resume auto: no checkpoint in {args.save_dir} yet, starting at step 0")
+    args.resumed_from = src
+    if src:
         with app.timer.phase("load"):
             try:
-                trainer.load(args.load)
+                trainer.load(src, option="resume" if args.resume is not None else "load")
             except BaseException:
                 trainer.close()
                 raise
+        differs = trainer.loaded["differs"] if trainer.loaded else []
+        app.say(f"continuing from {src} at step {trainer.iteration}"
+                + (f" (the checkpoint's run had other {', '.join(differs)})" if differs else ""))
     lay = trainer.layout
     app.say(f"hpc.train: GPT {cfg.layers} layers x hidden {cfg.hidden} x {cfg.heads} heads, "
             f"seq {cfg.seq_len}, vocab {cfg.vocab} (padded {cfg.vocab_padded}), "
@@ -140,25 +240,89 @@ def set_up(app: App, args: argparse.Namespace) -> Trainer:
     return trainer
 
 
-def train(app: App, trainer: Trainer, steps: int) -> list[StepStats]:
-    """Run the steps, one progress line each; every step's stats."""
+@contextmanager
+def stop_signals() -> Iterator[dict]:
+    """SIGTERM and SIGUSR1 set ``flag["signal"]`` instead of killing the process (the loop
+    checks it after each step); the previous handlers come back on exit."""
+    flag: dict = {"signal": 0}
+
+    def handler(signum, frame):  # noqa: ARG001 - the signal module's signature
+        flag["signal"] = signum
+
+    old = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
+    try:
+        yield flag
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def train(app: App, trainer: Trainer, args: argparse.Namespace, steps: int
+          ) -> tuple[list[StepStats], dict]:
+    """Run the steps, one progress line each, evaluating, checkpointing and watching for
+    SIGTERM / SIGUSR1 as asked; every step's stats and what happened (checkpoints, signal)."""
+    from mpi4py import MPI
+
     stats: list[StepStats] = []
-
-    def report(st: StepStats) -> None:
-        stats.append(st)
-        app.progress(f"step {st.step + 1:5d}  loss {st.loss:.6f}  grad-norm {st.grad_norm:.4f}"
-                     f"  {st.step_s * 1e3:8.1f} ms")
-
-    trainer.fit(steps, callback=report)
-    return stats
+    info: dict = {"signal": None, "checkpoints": [], "stall_s": 0.0, "write_s": 0.0}
+    ck = (checkpoint.Checkpointer(args.save_dir, args.keep, app.comm,
+                                  background=args.background_save)
+          if args.save_dir else None)
+    last = trainer.iteration + steps
+    with stop_signals() as flag:
+        for _ in range(steps):
+            st = trainer.step()
+            stats.append(st)
+            step = trainer.iteration  # steps done
+            line = (f"step {step:5d}  loss {st.loss:.6f}  grad-norm {st.grad_norm:.4f}  "
+                    f"lr {st.lr:.3e}  {st.step_s * 1e3:8.1f} ms")
+            if args.eval_every and (step % args.eval_every == 0 or step == last):
+                line += f"  eval-loss {trainer.evaluate(args.eval_batches):.6f}"
+            app.progress(line)
+            # one small collective a step: every rank stops at the same step
+            sig = app.comm.allreduce(int(flag["signal"]), op=MPI.MAX)
+            if sig:
+                info["signal"] = signal.Signals(sig).name
+                break
+            if ck is not None and args.save_every and step % args.save_every == 0 \
+                    and step != last:
+                ck.save(trainer.model, trainer.optimizer, trainer.state_attrs(),
+                        trainer.history)
+    if ck is not None:
+        path = None
+        if stats:
+            path = ck.save(trainer.model, trainer.optimizer, trainer.state_attrs(),
+                           trainer.history, wait=True)
+        ck.close()
+        info.update(checkpoints=ck.saved, stall_s=ck.stall_s, write_s=ck.write_s,
+                    checkpoint=str(path) if path else None)
+    return stats, info
 
 
 def performance(app: App, trainer: Trainer, args: argparse.Namespace,
-                stats: list[StepStats], start: int) -> None:
-    """The record's metrics: losses, tokens/s and MFU over the steps after warm-up (the
-    slowest rank's step time), the measured and the formula's pipeline bubble."""
+                stats: list[StepStats], start: int, info: dict) -> None:
+    """The record's metrics: losses, learning rates and evaluations, tokens/s and MFU over
+    the steps after warm-up (the slowest rank's step time), the measured and the formula's
+    pipeline bubble, and what checkpointing cost the training (stall) and took (write)."""
     size = app.size
-    losses = [s.loss for s in stats]
+    hist = trainer.history
+    lay = trainer.layout
+    app.metrics.update({
+        "losses": [s.loss for s in stats],
+        "grad_norms": [s.grad_norm for s in stats],
+        "lrs": [s.lr for s in stats],
+        "eval_steps": list(hist["eval_steps"]),
+        "eval_losses": list(hist["eval_losses"]),
+        "params": trainer.config.n_params,
+        "first_step": start,
+        "last_step": trainer.iteration,
+        "stopped_by_signal": info["signal"],
+        "checkpoints": info["checkpoints"],
+        "checkpoint_stall_s": info["stall_s"],
+        "checkpoint_write_s": info["write_s"],
+    })
+    if not stats:
+        return
     timed = stats[args.warmup_steps:] or stats
     step_s = app.comm.allreduce(sum(s.step_s for s in timed), op=MPI.MAX) / len(timed)
     tokens_per_step = trainer.tokens_per_step
@@ -167,10 +331,7 @@ def performance(app: App, trainer: Trainer, args: argparse.Namespace,
     wall = sum(s.wall_s for s in timed)
     busy = sum(s.busy_s for s in timed)
     bubble = app.comm.allreduce((wall - busy) / busy if busy > 0 else 0.0, op=MPI.SUM) / size
-    lay = trainer.layout
     app.metrics.update({
-        "losses": losses,
-        "grad_norms": [s.grad_norm for s in stats],
         "tokens_per_s": tokens_per_step / step_s,
         "step_time_s": step_s,
         "model_tflops_per_step": flops / 1e12,
@@ -179,8 +340,6 @@ def performance(app: App, trainer: Trainer, args: argparse.Namespace,
         "bubble_fraction": bubble,
         "bubble_fraction_formula": schedules.bubble_formula(trainer.schedule, lay.pp,
                                                             trainer.micro_batches, lay.vpp),
-        "params": trainer.config.n_params,
-        "first_step": start,
     })
     if args.recompute:
         app.metrics["hfu"] = model_flops_per_step(trainer.config, trainer.global_batch,
@@ -190,28 +349,56 @@ def performance(app: App, trainer: Trainer, args: argparse.Namespace,
         app.metrics["offload_d2h_bytes"] = app.comm.allreduce(trainer.model.store.bytes_d2h)
     app.say(f"tokens/s {tokens_per_step / step_s:.1f}, MFU {app.metrics['mfu'] * 100:.2f}% "
             f"(peak {peak} TFLOP/s/rank), bubble {bubble:.3f} (formula "
-            f"{app.metrics['bubble_fraction_formula']:.3f})")
+            f"{app.metrics['bubble_fraction_formula']:.3f})"
+            + (f", checkpoints stalled training {info['stall_s']:.3f} s (written in "
+               f"{info['write_s']:.3f} s)" if info["checkpoints"] else ""))
+
+
+# A resumed run's first loss continues the saved curve when it is within this of the saved
+# last loss (relative, plus an absolute slack for batch-to-batch noise); a run that lost its
+# state jumps back towards ln(vocab).
+CONTINUE_REL, CONTINUE_ABS = 0.25, 0.1
 
 
 def validate(app: App, trainer: Trainer, args: argparse.Namespace,
-             losses: list[float]) -> tuple[bool, dict]:
-    """The losses are finite and fall; for small enough runs (or --reference on) rank 0
-    retrains the single-rank reference and the curves must agree (float64 1e-9, float32 1e-4
-    relative)."""
+             losses: list[float], start: int, info: dict) -> tuple[bool, dict]:
+    """A run from step 0: the losses are finite and fall. A resumed run is validated against
+    its checkpoint instead (a short window need not fall): finite losses, the saved curve is
+    finite and the first resumed loss continues it. Both: for small enough runs (or
+    --reference on) rank 0 retrains the single-rank reference from the same start and the
+    curves must agree (float64 1e-9, float32 1e-4 relative)."""
     finite = all(math.isfinite(x) for x in losses)
     validation: dict = {"losses_finite": finite}
     passed = finite
-    if len(losses) >= 2:
+    saved = trainer.history["losses"][:start] if start else []
+    if start:
+        validation["resumed_from"] = args.resumed_from
+        validation["resumed_at_step"] = start
+        if trainer.loaded and trainer.loaded["differs"]:
+            validation["checkpoint_settings_differ"] = trainer.loaded["differs"]
+        if saved:  # a format-2 checkpoint: its curve since step 0
+            ok_saved = all(math.isfinite(x) for x in saved)
+            validation["checkpoint_losses_finite"] = ok_saved
+            passed = passed and ok_saved
+            if losses:
+                gap = abs(losses[0] - saved[-1])
+                cont = gap <= CONTINUE_REL * abs(saved[-1]) + CONTINUE_ABS
+                validation.update({"checkpoint_last_loss": saved[-1],
+                                   "first_resumed_loss": losses[0],
+                                   "continues_checkpoint_curve": cont})
+                passed = passed and cont
+    elif len(losses) >= 2:
         validation["loss_first"] = losses[0]
         validation["loss_last"] = losses[-1]
         validation["loss_decreased"] = losses[-1] < losses[0]
         passed = passed and losses[-1] < losses[0]
     work = trainer.config.n_params * trainer.tokens_per_step * len(losses)
     want_ref = args.reference == "on" or (args.reference == "auto" and work <= REFERENCE_MAX_WORK
-                                          and args.backend == "numpy")
-    if want_ref:
+                                          and args.backend == "numpy" and not info["signal"])
+    if want_ref and losses:
         t0 = time.perf_counter()
-        ref = reference_losses(trainer, len(losses), args.load) if app.rank == 0 else None
+        ref = (reference_losses(trainer, len(losses), args.resumed_from) if app.rank == 0
+               else None)
         ref = app.comm.bcast(ref, root=0)
         rel = max(abs(a - b) / abs(b) for a, b in zip(losses, ref))
         tol = 1e-9 if trainer.dtype == np.float64 else 1e-4
@@ -243,10 +430,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         trainer = set_up(app, args)
         with trainer:
             start = trainer.iteration
-            stats = train(app, trainer, args.steps)
-            performance(app, trainer, args, stats, start)
-            passed, validation = validate(app, trainer, args, [s.loss for s in stats])
+            # --resume: --steps is the run's total; --load: more steps from the checkpoint
+            steps = max(0, args.steps - start) if args.resume is not None else args.steps
+            stats, info = train(app, trainer, args, steps)
+            performance(app, trainer, args, stats, start, info)
+            passed, validation = validate(app, trainer, args, [s.loss for s in stats], start,
+                                          info)
             write_outputs(app, trainer, args, start)
+            if info["signal"]:
+                where = info.get("checkpoint") or args.save
+                app.say(f"{info['signal']}: stopped after step {trainer.iteration}, "
+                        + (f"checkpoint written to {where}" if where else
+                           "no checkpoint (neither --save-dir nor --save)"))
     return app.finish(passed, validation)
 
 

@@ -15,6 +15,8 @@ from hpc.core.errors import InputTypeError, UsageError
 from .validate import arg
 
 SYNTHETIC_TOKENS = 1 << 17
+TRAIN_SALT = 0xBA7C   # the random stream of the training batches
+EVAL_SALT = 0xE7A1    # ... and of the evaluation batches: never the same windows by chance
 
 #: What a Trainer trains on: None (a seeded synthetic corpus), a text file's path (its bytes),
 #: bytes, or a 1-D integer array of token ids.
@@ -90,12 +92,14 @@ def synthetic(seed: int, vocab: int, n: int = SYNTHETIC_TOKENS) -> np.ndarray:
     return out
 
 
-def global_batch(tokens: np.ndarray, seed: int, step: int, batch: int, seq_len: int) -> np.ndarray:
-    """(batch, seq_len + 1) token windows of the corpus for step `step` (inputs and targets)."""
+def global_batch(tokens: np.ndarray, seed: int, step: int, batch: int, seq_len: int,
+                 salt: int = TRAIN_SALT) -> np.ndarray:
+    """(batch, seq_len + 1) token windows of the corpus for step `step` (inputs and targets),
+    drawn from the random stream (seed, step, salt)."""
     n = tokens.shape[0] - seq_len - 1
     if n <= 0:
         raise UsageError(f"the corpus has {tokens.shape[0]} tokens, fewer than "
                          f"{arg('seq_len')} + 2")
-    rng = np.random.default_rng([seed, step, 0xBA7C])
+    rng = np.random.default_rng([seed, step, salt])
     starts = rng.integers(0, n + 1, size=batch)
     return tokens[starts[:, None] + np.arange(seq_len + 1)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -19,6 +20,7 @@ import numpy as np
 from mpi4py import MPI
 
 from hpc.core import backends as registry
+from hpc.core import checks
 from hpc.core.errors import InputTypeError, UsageError
 from hpc.core.exchange import node_comm
 from hpc.core.runtime import as_comm
@@ -26,7 +28,8 @@ from hpc.core.memory import require_memory
 
 from . import checkpoint
 from . import validate as V
-from .data import Data, global_batch, tokens_from
+from .data import EVAL_SALT, Data, global_batch, tokens_from
+from .lr_schedule import LRSchedule
 from .model import GPT, GPTConfig
 from .optimizer import Adam
 from .parallel_state import ParallelLayout, ParallelState, check_layout, default_schedule
@@ -38,6 +41,9 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "cupy": ("cupy", "cupy"),
 }
 DTYPES = ("float32", "float64")
+WD_MAX = 10.0              # AdamW decay: p -= lr wd p; beyond 10 it is a typo
+CLIP_MAX = 1e6             # gradient-norm clip: finite; 0 is off
+EVAL_FRACTION_MAX = 0.5    # the held-out tail: at most half the corpus
 
 
 @dataclass
@@ -50,6 +56,7 @@ class StepStats:
     wall_s: float            # this rank's schedule, start to last send completed (s)
     busy_s: float            # forward + backward compute inside it (s)
     step_s: float            # the whole step on this rank, optimizer included (s)
+    lr: float = 0.0          # the learning rate the step used (the schedule's)
 
 
 def memory_per_rank(cfg: GPTConfig, layout: ParallelLayout, global_batch: int,
@@ -107,11 +114,24 @@ class Trainer:
         Parameters, activations and optimizer state (float64: the loss curve equals the
         one-rank curve to ~1e-12 at every layout).
     lr : float, default 3e-3
-        Adam's learning rate (betas 0.9, 0.95, eps 1e-8).
+        Adam's peak learning rate, in (0, 10] (betas 0.9, 0.95, eps 1e-8).
+    lr_warmup_steps : int, default 0
+        Linear warm-up of the learning rate over the first steps.
+    lr_decay_style : {'constant', 'linear', 'cosine'}, default 'constant'
+        Decay of the learning rate after the warm-up (:class:`~hpc.train.lr_schedule.
+        LRSchedule`).
+    lr_decay_steps : int, optional
+        The step at which the decay reaches ``min_lr``; needed by 'linear' and 'cosine'.
+    min_lr : float, default 0.0
+        The floor of the decay, in [0, lr].
     weight_decay : float, default 0.0
-        Decoupled weight decay (AdamW).
+        Decoupled weight decay (AdamW: p -= lr_t wd p), in [0, 10].
     clip_grad : float, default 1.0
-        Clip the global gradient norm to this; <= 0 turns clipping off.
+        Clip the gradient norm over every parameter of the model (all of tp, pp and dp) to
+        this, in [0, 1e6]; 0 turns clipping off.
+    eval_fraction : float, default 0.0
+        Hold out this tail fraction of the corpus, in [0, 0.5], for :meth:`evaluate`; the
+        steps train on the rest.
     global_batch : int, default 8
         Sequences per step over all data-parallel ranks.
     micro_batches : int, default 4
@@ -149,7 +169,13 @@ class Trainer:
     optimizer : hpc.train.optimizer.Adam
         Adam over this rank's parameters (its shard under ZeRO-1).
     tokens : numpy.ndarray
-        The corpus as int64 token ids.
+        The corpus as int64 token ids (all of it, the held-out tail included).
+    lr_schedule : LRSchedule
+        The learning rate of every step.
+    history : dict of str to list
+        Every step's loss, gradient norm and learning rate since step 0 (``losses``,
+        ``grad_norms``, ``lrs``) and the evaluations (``eval_steps``, ``eval_losses``);
+        restored by :meth:`load`.
 
     Raises
     ------
@@ -179,10 +205,12 @@ class Trainer:
 
     def __init__(self, config: GPTConfig, layout: ParallelLayout | None = None, *,
                  data: Data = None, dtype: Any = "float32", lr: float = 3e-3,
+                 lr_warmup_steps: int = 0, lr_decay_style: str = "constant",
+                 lr_decay_steps: int | None = None, min_lr: float = 0.0,
                  weight_decay: float = 0.0, clip_grad: float = 1.0, global_batch: int = 8,
                  micro_batches: int = 4, schedule: str | None = None, recompute: bool = False,
                  offload: bool = False, seed: int = 0, backend: str = "numpy",
-                 comm: MPI.Intracomm | None = None):
+                 eval_fraction: float = 0.0, comm: MPI.Intracomm | None = None):
         if not isinstance(config, GPTConfig):
             raise InputTypeError(f"config must be a GPTConfig, got {type(config).__name__}")
         layout = ParallelLayout() if layout is None else layout
@@ -190,9 +218,13 @@ class Trainer:
             raise InputTypeError(f"layout must be a ParallelLayout, got {type(layout).__name__}")
         comm = as_comm(comm)
         self.dtype = _dtype(dtype)
-        self.lr = V.real(lr, "lr", 0.0, strict=True)
-        self.weight_decay = V.real(weight_decay, "weight_decay", -float("inf"))
-        self.clip_grad = V.real(clip_grad, "clip_grad", -float("inf"))
+        self.lr_schedule = LRSchedule(lr, lr_warmup_steps, lr_decay_style, lr_decay_steps,
+                                      min_lr)
+        self.lr = self.lr_schedule.lr
+        self.weight_decay = checks.check_real(V.arg("weight_decay"), weight_decay, 0, WD_MAX)
+        self.clip_grad = checks.check_real(V.arg("clip_grad"), clip_grad, 0, CLIP_MAX)
+        self.eval_fraction = checks.check_real(V.arg("eval_fraction"), eval_fraction, 0,
+                                               EVAL_FRACTION_MAX)
         self.global_batch = V.integer(global_batch, "global_batch")
         self.micro_batches = V.integer(micro_batches, "micro_batches")
         self.seed = V.integer(seed, "seed", 0)
@@ -210,6 +242,17 @@ class Trainer:
         require_memory(memory_per_rank(config, layout, self.global_batch, self.micro_batches,
                                        self.dtype), "the model and its activations", comm)
         self.tokens = tokens_from(data, config.vocab, config.seq_len, self.seed)
+        n_eval = int(self.tokens.shape[0] * self.eval_fraction)
+        if self.eval_fraction > 0 and min(n_eval, self.tokens.shape[0] - n_eval) < \
+                config.seq_len + 2:
+            raise UsageError(f"{V.arg('eval_fraction')} {self.eval_fraction:g} of "
+                             f"{self.tokens.shape[0]} tokens leaves a split shorter than "
+                             f"{V.arg('seq_len')} + 2")
+        self.train_tokens = self.tokens[:self.tokens.shape[0] - n_eval]
+        self.eval_tokens = self.tokens[self.tokens.shape[0] - n_eval:]
+        self.history: dict[str, list] = {k: [] for k in checkpoint.HISTORY}
+        self.loaded: dict[str, Any] | None = None  # what load() read, and what differs
+        self._crc: int | None = None
 
         self.config, self.layout, self.comm = config, layout, comm
         self.state = ps = ParallelState(comm, layout)
@@ -243,20 +286,54 @@ class Trainer:
         model, ps, xp = self.model, self.state, self.xp
         t0 = time.perf_counter()
         m, mbs, s = self.micro_batches, self.micro_batch_size, self.config.seq_len
-        batch = global_batch(self.tokens, self.seed, self.iteration, self.global_batch, s)
+        batch = global_batch(self.train_tokens, self.seed, self.iteration, self.global_batch, s)
+        model.store.zero_grads()
+        fb, loss = self._run_batch(batch)
+        lr = self.lr_schedule(self.iteration)
+        self.optimizer.lr = lr
+        norm = self.optimizer.step()
+        stats = StepStats(self.iteration, loss, norm, fb.wall_s, fb.busy_s,
+                          time.perf_counter() - t0, lr)
+        for k, v in (("losses", loss), ("grad_norms", norm), ("lrs", lr)):
+            self.history[k].append(v)
+        self.iteration += 1
+        return stats
+
+    def _run_batch(self, batch: np.ndarray) -> tuple[Any, float]:
+        """Forward and backward of this dp rank's share of a global batch through the
+        pipeline schedule (gradients accumulate); (the schedule's result, the mean loss)."""
+        ps, xp = self.state, self.xp
+        m, mbs = self.micro_batches, self.micro_batch_size
         share = batch[ps.dp_rank * m * mbs:(ps.dp_rank + 1) * m * mbs]
         inputs = [xp.asarray(share[i * mbs:(i + 1) * mbs, :-1]) for i in range(m)]
         targets = [xp.asarray(share[i * mbs:(i + 1) * mbs, 1:]) for i in range(m)]
-        model.store.zero_grads()
-        fb = self._forward_backward(model, inputs, targets, self._scale)
-        norm = self.optimizer.step()
+        fb = self._forward_backward(self.model, inputs, targets, self._scale)
         # the loss: last-stage, tp-rank-0 ranks hold their dp share's token-loss sums
         mine = fb.loss_sum if (ps.is_last_stage and ps.tp_rank == 0) else 0.0
-        loss = ps.world.allreduce(mine, op=MPI.SUM) * self._scale
-        stats = StepStats(self.iteration, loss, norm, fb.wall_s, fb.busy_s,
-                          time.perf_counter() - t0)
-        self.iteration += 1
-        return stats
+        return fb, ps.world.allreduce(mine, op=MPI.SUM) * self._scale
+
+    def evaluate(self, batches: int = 4) -> float:
+        """The mean loss over ``batches`` global batches of the held-out split (collective).
+
+        The batches are the same at every call (drawn from (seed, i) with their own stream),
+        so evaluations along a run are comparable; the parameters and the optimizer are not
+        changed. Needs ``eval_fraction`` > 0.
+        """
+        batches = checks.check_int(V.arg("eval_batches"), batches, 1, 10 ** 6)
+        if self.eval_tokens.shape[0] == 0:
+            raise UsageError(f"evaluation needs a held-out split: {V.arg('eval_fraction')} > 0")
+        total = 0.0
+        for i in range(batches):
+            batch = global_batch(self.eval_tokens, self.seed, i, self.global_batch,
+                                 self.config.seq_len, salt=EVAL_SALT)
+            # the schedule runs backwards too; their gradients are thrown away
+            total += self._run_batch(batch)[1]
+            self.model.store.flush_resident()
+            self.model.store.zero_grads()
+        loss = total / batches
+        self.history["eval_steps"].append(self.iteration)
+        self.history["eval_losses"].append(loss)
+        return loss
 
     def fit(self, steps: int, callback: Callable[[StepStats], Any] | None = None) -> list[float]:
         """Run ``steps`` optimizer steps (collective).
@@ -285,19 +362,35 @@ class Trainer:
         return losses
 
     # -- checkpoints -------------------------------------------------------------------------
+    def state_attrs(self) -> dict[str, Any]:
+        """What a checkpoint stores besides the tensors and the history: the step (the data
+        position), the seed (the only random state), the schedule, the optimizer settings
+        and the data's length and CRC-32."""
+        return {"step": self.iteration, "seed": self.seed, **self.lr_schedule.attrs(),
+                "weight_decay": self.weight_decay, "clip_grad": self.clip_grad,
+                "global_batch": self.global_batch, "eval_fraction": self.eval_fraction,
+                "data_tokens": int(self.tokens.shape[0]), "data_crc32": self.data_crc32}
+
+    @property
+    def data_crc32(self) -> int:
+        """CRC-32 of the corpus' token ids (int64): which data a checkpoint trained on."""
+        if self._crc is None:
+            self._crc = zlib.crc32(np.ascontiguousarray(self.tokens, dtype=np.int64).data)
+        return self._crc
+
     def save(self, path: str | os.PathLike) -> None:
         """Write an HDF5 checkpoint (collective; rank 0 writes, atomically).
 
         Every parameter and both Adam moments are stored as full single-rank tensors, with
-        the step, so the checkpoint loads at any layout. Raises ValueError when the folder is
-        not writable.
+        the step, the schedule and the loss history, so the checkpoint loads at any layout
+        and the run continues its curve. Raises ValueError when the folder is not writable.
         """
         if not isinstance(path, (str, os.PathLike)):
             raise InputTypeError(f"{V.arg('save')} must be a path, got {type(path).__name__}")
         checkpoint.check_writable(path, self.comm)
-        checkpoint.save(path, self.model, self.optimizer, self.iteration, self.seed)
+        checkpoint.save(path, self.model, self.optimizer, self.state_attrs(), self.history)
 
-    def load(self, path: str | os.PathLike) -> int:
+    def load(self, path: str | os.PathLike, option: str = "load") -> int:
         """Continue from a checkpoint saved at any layout (collective).
 
         Returns
@@ -308,11 +401,26 @@ class Trainer:
         Raises
         ------
         ValueError
-            The file cannot be opened, or holds another model (sizes differ).
+            The file cannot be opened, holds another model (sizes differ), or a field is
+            corrupt (a wrong shape, a non-finite value, an impossible count); the message
+            names the file and the field.
+
+        Notes
+        -----
+        :attr:`loaded` afterwards lists the settings of the checkpoint's run that differ from
+        this trainer's (data, schedule, batch...): the curve continues exactly only when
+        there are none.
         """
         if not isinstance(path, (str, os.PathLike)):
             raise InputTypeError(f"{V.arg('load')} must be a path, got {type(path).__name__}")
-        self.iteration = checkpoint.load(path, self.model, self.optimizer)
+        got = checkpoint.load(path, self.model, self.optimizer, option=option)
+        self.iteration = got["step"]
+        self.history = {k: list(v) for k, v in got["history"].items()}
+        mine = self.state_attrs()
+        self.loaded = {"path": str(path), "step": self.iteration,
+                       "differs": sorted(k for k, v in mine.items()
+                                         if k != "step" and k in got["attrs"]
+                                         and got["attrs"][k] != v)}
         return self.iteration
 
     def parameters(self) -> dict[str, np.ndarray] | None:
@@ -342,10 +450,14 @@ def reference_losses(trainer: Trainer, steps: int, checkpoint_path: str | os.Pat
 
     Cost: the whole run's compute on one rank (the rank count times a rank's share).
     """
+    sch = trainer.lr_schedule
     ref = Trainer(trainer.config, ParallelLayout(), data=trainer.tokens, dtype=trainer.dtype,
-                  lr=trainer.lr, weight_decay=trainer.weight_decay, clip_grad=trainer.clip_grad,
+                  lr=sch.lr, lr_warmup_steps=sch.warmup, lr_decay_style=sch.style,
+                  lr_decay_steps=sch.decay_steps, min_lr=sch.min_lr,
+                  weight_decay=trainer.weight_decay, clip_grad=trainer.clip_grad,
                   global_batch=trainer.global_batch, micro_batches=trainer.micro_batches,
-                  schedule="gpipe", seed=trainer.seed, backend="numpy", comm=MPI.COMM_SELF)
+                  schedule="gpipe", seed=trainer.seed, backend="numpy",
+                  eval_fraction=trainer.eval_fraction, comm=MPI.COMM_SELF)
     with ref:
         if checkpoint_path is not None:
             ref.load(checkpoint_path)
