@@ -118,6 +118,30 @@ def test_measure_refuses_a_directory_of_someone_else(tmp_path):
     assert errs and "belongs to uid" in errs[0] and not (theirs / "m.json").exists()
 
 
+@pytest.mark.parametrize("n, extra", [
+    (3, ["--compute", "stencil27", "--wait", "any", "--transport", "p2p"]),
+    (2, ["--compute", "stencil7", "--transport", "alltoallw", "--reorder", "--nonperiodic"]),
+])
+def test_overlapped_stencil_and_phase_breakdown_in_the_record(tmp_path, n, extra):
+    out = tmp_path / "r.json"
+    r = run_app("halo", n, "--grid", "12", "10", "9", "--radius", "1", "2", "1", "-q", "2",
+                "--json", str(out), *FAST, *extra)
+    _ok(r)
+    d = load_json(out)
+    v, m = d["validation"], d["metrics"]
+    kind = extra[1]
+    assert v["passed"] and v[f"{kind}_wrong_cells"] == 0 and v[f"{kind}_overlap_equals_plain"]
+    ov = m["overlap"]
+    assert 0.0 <= ov["hidden_fraction"] <= 1.0 and ov["compute"] == kind
+    assert ov["plain_us"] > 0 and ov["overlapped_us"] > 0 and ov["exchange_us"] > 0
+    tr = extra[extra.index("--transport") + 1]
+    ph = m[f"phases_us_{tr}"]
+    assert set(ph) == {"post_recv", "pack", "post_send", "wait_recv", "unpack", "wait_send"}
+    assert m[f"phases_sum_us_{tr}"] == pytest.approx(sum(ph.values()))
+    if "--reorder" in extra:
+        assert isinstance(m["reordered"], bool)
+
+
 def test_measure_subcommand_writes_a_stable_model(tmp_path):
     model = tmp_path / "m.json"
     out = tmp_path / "r.json"
@@ -134,10 +158,13 @@ def test_measure_subcommand_writes_a_stable_model(tmp_path):
 
 @pytest.mark.parametrize("n, args, needle", [
     (2, ["--grid", "4", "4", "4", "--radius", "3"], "radius 3 is larger"),
-    (1, ["--grid", "0", "4", "4"], "positive integer"),
+    (1, ["--grid", "0", "4", "4"], "argument --grid"),
     (2, ["--grid", "1", "1", "1"], "smaller than the 2 ranks"),
     (1, ["--grid", "4", "4", "4", "--method", "bogus"], "invalid choice"),
     (1, ["--grid", "4", "4", "4", "--backend", "fortran"], "fortran"),
+    (1, ["--grid", "4", "4", "4", "--radius", "1", "2"], "one width or three"),
+    (3, ["--grid", "9", "9", "9", "--radius", "4", "1", "1"], "along dimension 0"),
+    (1, ["--grid", "4", "4", "4", "--compute", "stencil5"], "invalid choice"),
 ])
 def test_bad_input_exits_2_with_one_line(n, args, needle):
     r = run_app("halo", n, *args, "--quiet", timeout=120)

@@ -42,7 +42,7 @@ from hpc.core.decomp import Decomposition, decompose
 from hpc.core.memory import require_memory
 from hpc.core.runtime import collective
 
-from . import bench, gpu
+from . import bench, gpu, stencil
 from . import model as halo_model
 
 CPU_METHODS = ("datatype", "pack", "auto")
@@ -64,8 +64,10 @@ def parser() -> AppParser:
                            "packers in hpc._cuda.\n\n" + subcommand_epilog(COMMANDS))
     p.add_argument("--grid", nargs=3, type=positive_int, metavar=("NX", "NY", "NZ"),
                    default=[32, 32, 32], help="global grid in cells (x fastest)")
-    p.add_argument("--radius", "-r", type=positive_int, default=1,
-                   help="ghost-layer width in cells (at most the smallest local block)")
+    p.add_argument("--radius", "-r", type=checks.integer(1, 1 << 20), nargs="+", default=[1],
+                   metavar="R",
+                   help="ghost-layer width in cells: one for every axis, or three, RZ RY RX "
+                        "(each at most the smallest local block along its axis)")
     p.add_argument("--quantities", "-q", type=positive_int, default=1,
                    help="values per cell (the innermost axis of the field)")
     p.add_argument("--method", choices=CPU_METHODS + GPU_METHODS, default="pack",
@@ -81,6 +83,17 @@ def parser() -> AppParser:
                    help="how face datatypes are built: subarray, nested hvectors (the same "
                         "bytes; same canonical form), or a two-member struct (not "
                         "canonicalisable: falls back to the library, and the record says so)")
+    p.add_argument("--wait", choices=("all", "any"), default="all",
+                   help="p2p: wait for every face, then unpack all in one call (all), or "
+                        "unpack each face as it arrives (any)")
+    p.add_argument("--compute", choices=("none",) + stencil.KINDS, default="none",
+                   help="also time a stencil sweep per exchange (7 or 27 points, a mean), "
+                        "plain (exchange, then update) against overlapped (interior updated "
+                        "while the messages travel, the shell after): the record gives the "
+                        "fraction of the exchange hidden; both are validated")
+    p.add_argument("--reorder", action="store_true",
+                   help="alltoallw: let the MPI library renumber the ranks of the graph "
+                        "communicator (the record says whether it did)")
     p.add_argument("--nonperiodic", action="store_true",
                    help="physical boundaries instead of periodic ones: ghosts outside the "
                         "domain are set to 0 and checked to be 0")
@@ -109,7 +122,8 @@ def exchange_main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     app, dec = _setup(args)
     results = _run(args, app, dec)
-    return _finish(args, app, dec, results)
+    sweep = _run_stencil(args, dec) if args.compute != "none" else None
+    return _finish(args, app, dec, results, sweep)
 
 
 # -- parse and set up -----------------------------------------------------------------------
@@ -121,14 +135,24 @@ def _setup(args: argparse.Namespace) -> tuple[App, Decomposition]:
             raise UsageError("GPU methods use point-to-point transport (--transport p2p)")
     app = App("halo", args)
     nx, ny, nz = args.grid
-    R, Q = args.radius, args.quantities
+    if len(args.radius) not in (1, 3):
+        raise UsageError(f"--radius takes one width or three (RZ RY RX), got "
+                         f"{len(args.radius)}")
+    radii = tuple(args.radius) * 3 if len(args.radius) == 1 else tuple(args.radius)
+    args.radii = radii
+    Q = args.quantities
+    if args.method in GPU_METHODS and (len(set(radii)) > 1 or args.compute != "none"):
+        raise UsageError("GPU methods take one --radius and no --compute")
     dec = decompose(app.comm, (nz, ny, nx), periodic=not args.nonperiodic)
     lz, ly, lx = dec.local_shape
-    field_bytes = (lz + 2 * R) * (ly + 2 * R) * (lx + 2 * R) * Q * 8
-    require_memory(5 * field_bytes, f"--grid {nx} {ny} {nz} --radius {R} --quantities {Q}",
-                   app.comm)
+    rz, ry, rx = radii
+    field_bytes = (lz + 2 * rz) * (ly + 2 * ry) * (lx + 2 * rx) * Q * 8
+    rtext = " ".join(map(str, args.radius))
+    # the field, its expected image and mask, and (--compute) two sweep outputs and a reference
+    require_memory((8 if args.compute != "none" else 5) * field_bytes,
+                   f"--grid {nx} {ny} {nz} --radius {rtext} --quantities {Q}", app.comm)
     app.say(f"hpc.halo: grid {nx}x{ny}x{nz}, {app.size} rank(s) as {dec.dims[2]}x{dec.dims[1]}"
-            f"x{dec.dims[0]} (x,y,z), radius {R}, {Q} quantit{'y' if Q == 1 else 'ies'}, "
+            f"x{dec.dims[0]} (x,y,z), radius {rtext}, {Q} quantit{'y' if Q == 1 else 'ies'}, "
             f"method {args.method}, packer {args.backend}, "
             f"{'non-periodic' if args.nonperiodic else 'periodic'}")
     return app, dec
@@ -138,23 +162,43 @@ def _setup(args: argparse.Namespace) -> tuple[App, Decomposition]:
 def _run(args: argparse.Namespace, app: App, dec: Decomposition) -> list[bench.TransportResult]:
     on_gpu = args.method in GPU_METHODS
     transports = ["p2p"] if on_gpu else bench.transports_of(args.transport)
-    return [bench.run_transport(dec, args.radius, args.quantities, transport=tr,
+    return [bench.run_transport(dec, args.radii, args.quantities, transport=tr,
                                 method="pack" if on_gpu else args.method, packer=args.backend,
                                 fill=0.0 if args.nonperiodic else None,
                                 typebuild=args.typebuild, iterations=args.iterations,
                                 repeat=args.repeat, timer=app.timer,
-                                gpu_method=args.method if on_gpu else None, measure_pack=(k == 0))
+                                gpu_method=args.method if on_gpu else None, measure_pack=(k == 0),
+                                wait=args.wait, reorder=args.reorder)
             for k, tr in enumerate(transports)]
+
+
+def _run_stencil(args: argparse.Namespace, dec: Decomposition) -> bench.StencilResult:
+    return bench.run_stencil(dec, args.radii, args.quantities, kind=args.compute,
+                             transport=bench.transports_of(args.transport)[0],
+                             method=args.method, packer=args.backend,
+                             fill=0.0 if args.nonperiodic else None,
+                             iterations=args.iterations, repeat=args.repeat, wait=args.wait,
+                             reorder=args.reorder)
 
 
 # -- validate and record -------------------------------------------------------------------
 def _finish(args: argparse.Namespace, app: App, dec: Decomposition,
-            results: list[bench.TransportResult]) -> int:
+            results: list[bench.TransportResult], sweep: bench.StencilResult | None) -> int:
     validation: dict = {}
     for r in results:
         validation[f"wrong_ghost_cells_{r.transport}"] = r.wrong_ghost_cells
         validation[f"interior_intact_{r.transport}"] = r.interior_intact
     passed = all(r.wrong_ghost_cells == 0 and r.interior_intact for r in results)
+    if sweep is not None:
+        validation[f"{sweep.kind}_wrong_cells"] = sweep.wrong_cells
+        validation[f"{sweep.kind}_overlap_equals_plain"] = sweep.overlap_equals_plain
+        passed = passed and sweep.wrong_cells == 0 and sweep.overlap_equals_plain
+        app.metrics["overlap"] = {
+            "compute": sweep.kind, "plain_us": sweep.plain * 1e6,
+            "overlapped_us": sweep.overlapped * 1e6, "exchange_us": sweep.exchange * 1e6,
+            "compute_us": sweep.compute * 1e6, "hidden_fraction": sweep.hidden_fraction,
+            "definition": "hidden_fraction = (plain - overlapped) / exchange, in [0, 1]; "
+                          "per sweep, best of --repeat alternating rounds, slowest rank"}
     validation["checked"] = ("ghost == owner (26 neighbours; value = global index*Q+q+1)"
                              + ("; outside the domain == 0" if args.nonperiodic else ""))
     strategy = results[0].strategy
@@ -177,7 +221,7 @@ def _finish(args: argparse.Namespace, app: App, dec: Decomposition,
                     app.timer.slowest(f"exchange_{r.transport}") / args.iterations
                     for r in results},
                    attrs={"/": {"method": args.method, "grid": list(args.grid),
-                                "radius": args.radius, "quantities": args.quantities}})
+                                "radius": list(args.radii), "quantities": args.quantities}})
     dec.free()
     return app.finish(passed, validation, timings)
 
@@ -187,6 +231,11 @@ def _metrics(args: argparse.Namespace, app: App, results: list[bench.TransportRe
     for r in results:
         app.metrics[f"exchange_us_{r.transport}"] = (
             timings[f"exchange_{r.transport}"]["min"] / args.iterations * 1e6)
+        if r.phases is not None:  # Comb's breakdown; sums to the time in start + wait
+            app.metrics[f"phases_us_{r.transport}"] = {k: v * 1e6 for k, v in r.phases.items()}
+            app.metrics[f"phases_sum_us_{r.transport}"] = sum(r.phases.values()) * 1e6
+        if r.transport == "alltoallw":
+            app.metrics["reordered"] = r.reordered
     app.metrics["exchange_us"] = app.metrics[f"exchange_us_{results[0].transport}"]
     pack_bytes, t_pack, mpi_bytes, t_mpi = results[0].pack
     # rank-local rates; the slowest rank's is the figure (MIN over ranks)
@@ -211,6 +260,16 @@ def _print(app: App, transports: list[str]) -> None:
     else:
         print(f"  pack 26 faces:  ours {app.metrics['pack_GBps']:.2f} GB/s, "
               f"MPI_Pack {app.metrics['pack_GBps_mpi']:.2f} GB/s")
+    ph = app.metrics.get(f"phases_us_{transports[0]}")
+    if ph:
+        print(f"  phases ({transports[0]}, us per exchange): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in ph.items())
+              + f"; sum {sum(ph.values()):.1f}")
+    ov = app.metrics.get("overlap")
+    if ov:
+        print(f"  {ov['compute']}: plain {ov['plain_us']:.1f} us, overlapped "
+              f"{ov['overlapped_us']:.1f} us (exchange {ov['exchange_us']:.1f}, compute "
+              f"{ov['compute_us']:.1f}): {ov['hidden_fraction']:.0%} of the exchange hidden")
     print(f"  strategy: {app.metrics['strategy']}")
 
 

@@ -19,7 +19,8 @@ from hpc.core.decomp import Decomposition
 from hpc.core.timers import PhaseTimer
 
 from . import gpu, packers
-from .engine import HaloExchange, expected_ghosts, fill_global
+from . import stencil
+from .engine import PHASES, HaloExchange, expected_ghosts, fill_global
 
 
 @dataclass
@@ -31,12 +32,15 @@ class TransportResult:
     interior_intact: bool                  # on every rank
     strategy: dict[str, Any]
     pack: tuple[int, float, int, float] | None  # (bytes, s, MPI_Pack bytes, s); GPU: s_mpi 0
+    phases: dict[str, float] | None = None  # seconds per exchange per phase, slowest rank
+    reordered: bool = False
 
 
 def run_transport(dec: Decomposition, radius: int, quantities: int, *, transport: str,
                   method: str, packer: str, fill: float | None, typebuild: str,
                   iterations: int, repeat: int, timer: PhaseTimer, gpu_method: str | None = None,
-                  measure_pack: bool = False) -> TransportResult:
+                  measure_pack: bool = False, wait: str = "all",
+                  reorder: bool = False) -> TransportResult:
     """Validate one exchange, then time ``repeat + 1`` phases of ``iterations`` exchanges
     (phase ``exchange_<transport>`` of ``timer``; the first is the dropped warm-up).
     Collective over ``dec.cart``."""
@@ -44,7 +48,8 @@ def run_transport(dec: Decomposition, radius: int, quantities: int, *, transport
     expect, mask = expected_ghosts(dec.local_shape, dec.offset, dec.global_shape, radius,
                                    dec.periodic, quantities, fill)
     halo = HaloExchange(dec.cart, dec.local_shape, radius, quantities=quantities, method=method,
-                        packer=packer, transport=transport, fill=fill, typebuild=typebuild)
+                        packer=packer, transport=transport, fill=fill, typebuild=typebuild,
+                        wait=wait, reorder=reorder)
     ex = None
     try:
         field = halo.allocate(np.nan)
@@ -58,16 +63,28 @@ def run_transport(dec: Decomposition, radius: int, quantities: int, *, transport
         else:
             do = lambda: halo.exchange(field)  # noqa: E731
             result = lambda: field  # noqa: E731
+        phases: dict[str, float] | None = None
+        best = 0.0
         do()  # the first exchange is the one validated (ghosts start as NaN)
         got = result()
         bad = int(np.count_nonzero(got[mask] != expect[mask]))
         intact = bool(np.array_equal(halo.interior(got), halo.interior(expect)))
         bad = comm.allreduce(bad, op=MPI.SUM)
         intact = comm.allreduce(intact, op=MPI.LAND)
-        for _ in range(repeat + 1):  # the first repetition is dropped
+        for k in range(repeat + 1):  # the first repetition is dropped
+            halo.phase_times(reset=True)
             with timer.phase(f"exchange_{transport}"):
                 for _ in range(iterations):
                     do()
+            if k == 0:
+                continue
+            ph = halo.phase_times()  # this repetition's; the best repetition's phases kept
+            total = sum(ph[p] for p in PHASES)
+            if phases is None or total < best:
+                best, phases = total, {p: ph[p] / iterations for p in PHASES}
+        # the slowest rank's breakdown (the one whose sum is largest): phases add up per rank
+        sums = comm.allgather(sum(phases.values()) if phases else 0.0)
+        phases = comm.bcast(phases, root=int(np.argmax(sums)))
         pack = None
         if measure_pack:
             if ex is not None:
@@ -75,7 +92,8 @@ def run_transport(dec: Decomposition, radius: int, quantities: int, *, transport
                 pack = (nbytes, t, 0, 0.0)
             else:
                 pack = pack_rates(halo, field, iterations, repeat)
-        return TransportResult(transport, bad, intact, halo.strategy, pack)
+        return TransportResult(transport, bad, intact, halo.strategy, pack,
+                               phases if gpu_method is None else None, halo.reordered)
     finally:
         if ex is not None:
             ex.free()
@@ -155,3 +173,68 @@ def summary(strategy: dict | None) -> str:
 def transports_of(choice: str) -> Sequence[str]:
     """The transports ``--transport`` names (``both``: p2p then alltoallw)."""
     return ["p2p", "alltoallw"] if choice == "both" else [choice]
+
+
+@dataclass
+class StencilResult:
+    """The overlapped stencil against the plain one: validation and times (seconds)."""
+
+    kind: str
+    wrong_cells: int          # overlapped result != the np.roll reference, summed over ranks
+    overlap_equals_plain: bool  # bit for bit, on every rank
+    plain: float              # one exchange + sweep, exchange first (best repetition)
+    overlapped: float         # the same with the interior updated during the exchange
+    exchange: float           # the exchange alone within the plain sweep
+    compute: float            # inner + shell update within the plain sweep
+    hidden_fraction: float
+
+
+def run_stencil(dec: Decomposition, radius, quantities: int, *, kind: str, transport: str,
+                method: str, packer: str, fill: float | None, iterations: int, repeat: int,
+                wait: str = "all", reorder: bool = False) -> StencilResult:
+    """Sweeps of ``kind`` with and without overlap, validated against the stencil of the
+    field as it must look after an exchange, then timed alternately (``repeat`` rounds of
+    ``iterations`` sweeps each way; per sweep, the best round, slowest rank). Collective."""
+    comm = dec.cart
+    halo = HaloExchange(dec.cart, dec.local_shape, radius, quantities=quantities, method=method,
+                        packer=packer, transport=transport, fill=fill, wait=wait,
+                        reorder=reorder)
+    try:
+        st = stencil.Stencil(halo, kind)
+        u = halo.allocate(np.nan)
+        fill_global(halo.interior(u), dec.offset, dec.global_shape, quantities)
+        expect, _ = expected_ghosts(dec.local_shape, dec.offset, dec.global_shape, radius,
+                                    dec.periodic, quantities, 0.0 if fill is None else fill)
+        ref = halo.interior(stencil.rolled_mean(expect, kind, halo.ndim))
+        a, b = halo.allocate(0.0), halo.allocate(0.0)
+        st.sweep(u, a, overlap=True)
+        st.sweep(u, b, overlap=False)
+        # periodic: every neighbourhood cell is a real cell; non-periodic: zeros outside
+        wrong = int(np.count_nonzero(~np.isclose(halo.interior(a), ref, rtol=1e-13, atol=0)))
+        same = bool(np.array_equal(halo.interior(a), halo.interior(b)))
+        wrong = comm.allreduce(wrong, op=MPI.SUM)
+        same = comm.allreduce(same, op=MPI.LAND)
+        best: dict[str, list[float]] = {"plain": [], "overlapped": [], "exchange": [],
+                                        "compute": []}
+        for _ in range(max(1, repeat)):  # alternate, so load drifts hit both alike
+            for mode in ("plain", "overlapped"):
+                comm.Barrier()
+                tot = ex = comp = 0.0
+                for _ in range(iterations):
+                    t = st.sweep(u, a, overlap=(mode == "overlapped"))
+                    tot += t["total"]
+                    ex += t["exchange"]
+                    comp += t["inner"] + t["shell"]
+                best[mode].append(tot / iterations)
+                if mode == "plain":
+                    best["exchange"].append(ex / iterations)
+                    best["compute"].append(comp / iterations)
+        k = int(np.argmin(best["plain"]))
+        plain = comm.allreduce(best["plain"][k], op=MPI.MAX)
+        ex = comm.allreduce(best["exchange"][k], op=MPI.MAX)
+        comp = comm.allreduce(best["compute"][k], op=MPI.MAX)
+        over = comm.allreduce(min(best["overlapped"]), op=MPI.MAX)
+        return StencilResult(kind, wrong, same, plain, over, ex, comp,
+                             stencil.hidden_fraction(plain, over, ex))
+    finally:
+        halo.free()

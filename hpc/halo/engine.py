@@ -63,6 +63,7 @@ Contract
 from __future__ import annotations
 
 import itertools
+from time import perf_counter
 from dataclasses import dataclass, field as dfield
 from typing import Any, Sequence
 
@@ -81,6 +82,8 @@ METHODS = ("datatype", "pack", "auto")
 TRANSPORTS = ("p2p", "alltoallw")
 #: fields whose library-packed requests are kept (a solver alternates a few fields)
 _BOUND_FIELDS = 4
+#: the phases of one exchange, as LLNL's Comb reports them; their sum is the exchange's time
+PHASES = ("post_recv", "pack", "post_send", "wait_recv", "unpack", "wait_send")
 
 
 @dataclass
@@ -135,8 +138,9 @@ class HaloExchange:
     local_shape : sequence of int
         Cells this rank owns along each grid axis (without ghosts); may differ between ranks
         as long as ranks with the same coordinate along an axis agree on its extent.
-    radius : int
-        Ghost-layer width R in cells; at most every rank's smallest local extent.
+    radius : int or sequence of int
+        Ghost-layer width R in cells, one for every axis or one per axis (``(RZ, RY, RX)``
+        in 3-D); along each axis at most every rank's smallest local extent.
     quantities : int, optional
         Values per cell Q (a trailing, innermost axis of the field); None: no such axis.
     periodic : bool or sequence of bool, optional
@@ -163,6 +167,12 @@ class HaloExchange:
         back to the library, a test of that path).
     wait : {'all', 'any'}, default 'all'
         p2p: wait for every face then unpack in one call, or unpack each face as it arrives.
+    reorder : bool, default False
+        ``transport='alltoallw'``: let the MPI library renumber the ranks of the distributed-
+        graph communicator (``reorder`` of ``MPI_Dist_graph_create_adjacent``) to place
+        neighbours close; the exchange stays correct either way (a neighbourhood collective
+        addresses processes, not rank numbers). :attr:`reordered` says whether the library
+        renumbered any rank.
 
     Raises
     ------
@@ -183,13 +193,20 @@ class HaloExchange:
     aware Datatypes", HPDC 2021) is the design of the canonical form and of the model.
     """
 
-    def __init__(self, cart: MPI.Cartcomm, local_shape: Sequence[int], radius: int,
-                 quantities: int | None = None, periodic: bool | Sequence[bool] | None = None,
+    def __init__(self, cart: MPI.Cartcomm, local_shape: Sequence[int],
+                 radius: int | Sequence[int], quantities: int | None = None,
+                 periodic: bool | Sequence[bool] | None = None,
                  dtype: Any = np.float64, method: str = "pack", packer: str = "native",
                  transport: str = "p2p", neighbors: str = "all", fill: float | None = None,
-                 model: Any = None, typebuild: str = "subarray", wait: str = "all"):
+                 model: Any = None, typebuild: str = "subarray", wait: str = "all",
+                 reorder: bool = False):
         self.comm = None
         self._graph = None
+        self._own_graph = None  # a graph communicator made here for Transfer (freed here)
+        self.reorder = bool(reorder)
+        self.reordered = False
+        self._ph = [0.0] * len(PHASES)
+        self._nex = 0
         self._transfer: Transfer | None = None
         self.faces: list[Face] = []
         self._bound: dict[Any, tuple[Any, list, list]] = {}
@@ -222,13 +239,22 @@ class HaloExchange:
         if len(self.local_shape) != nd:
             raise UsageError(f"local_shape {list(self.local_shape)} has {len(self.local_shape)} "
                              f"dimensions, the communicator {nd}")
-        self.radius = r = _positive_int("radius", radius)
+        if isinstance(radius, (str, bytes)) or (hasattr(radius, "__iter__")
+                                                and len(list(radius)) != nd):
+            raise UsageError(f"radius {radius!r}: one width, or one per dimension ({nd})")
+        radii = (tuple(_positive_int("radius", x) for x in radius)
+                 if hasattr(radius, "__iter__") else (_positive_int("radius", radius),) * nd)
+        #: ghost width per axis; ``radius`` is the one width when they agree, else the tuple
+        self.radii = radii
+        self.radius = radii[0] if len(set(radii)) == 1 else radii
         self.quantities = _positive_int("quantities", quantities, allow_none=True)
-        smallest = cart.allreduce(min(self.local_shape), op=MPI.MIN)
-        if r > smallest:
-            raise UsageError(f"radius {r} is larger than the smallest local block "
-                             f"({smallest} cells along some dimension): ghosts would need "
-                             "cells beyond the nearest neighbour")
+        smallest = np.array(self.local_shape, np.int64)
+        cart.Allreduce(MPI.IN_PLACE, smallest, op=MPI.MIN)
+        for k, (rk, nk) in enumerate(zip(radii, smallest)):
+            if rk > nk:
+                raise UsageError(f"radius {rk} is larger than the smallest local block "
+                                 f"({nk} cells along dimension {k}): ghosts would need "
+                                 "cells beyond the nearest neighbour")
         try:
             self.dtype = np.dtype(dtype)
         except TypeError:
@@ -248,7 +274,7 @@ class HaloExchange:
         if method != "datatype":
             packers.get(packer)  # an unavailable packer is a UsageError now, not mid-exchange
         self.comm = cart.Dup()
-        self.shape = tuple(n + 2 * r for n in self.local_shape) + (
+        self.shape = tuple(n + 2 * r for n, r in zip(self.local_shape, radii)) + (
             (self.quantities,) if self.quantities is not None else ())
 
         dirs = [d for d in itertools.product((-1, 0, 1), repeat=nd) if any(d)]
@@ -260,8 +286,8 @@ class HaloExchange:
         for i, d in enumerate(dirs):
             dest = self._neighbor(d)
             src = self._neighbor(tuple(-x for x in d))
-            s_reg = [_region(c, n, r, True) for c, n in zip(d, self.local_shape)]
-            r_reg = [_region(c, n, r, False) for c, n in zip(d, self.local_shape)]
+            s_reg = [_region(c, n, r, True) for c, n, r in zip(d, self.local_shape, radii)]
+            r_reg = [_region(c, n, r, False) for c, n, r in zip(d, self.local_shape, radii)]
             st = self._subarray(s_reg, typebuild)
             rt = self._subarray(r_reg, typebuild)
             sb, why_s = try_canonicalize(st)
@@ -337,9 +363,23 @@ class HaloExchange:
 
         dests, scounts = by_rank(out)
         sources, rcounts = by_rank(inc)
+        graph = None
+        if self.transport == "alltoallw":
+            graph = self._own_graph = self._make_graph(sources, dests)
         self._transfer = Transfer(self.comm, sources, rcounts, dests, scounts, self._rbuf,
-                                  self._sbuf,
+                                  self._sbuf, graph=graph,
                                   method="neighbor" if self.transport == "alltoallw" else "p2p")
+        # p2p: receives first in the request list; posted and completed apart (phases)
+        n_r = len(sources) if self.transport == "p2p" else 0
+        self._t_recvs = self._transfer.requests[:n_r]
+        self._t_sends = self._transfer.requests[n_r:]
+
+    def _make_graph(self, sources: list[int], dests: list[int]) -> MPI.Distgraphcomm:
+        """The distributed-graph communicator of the neighbourhood calls (collective)."""
+        g = self.comm.Create_dist_graph_adjacent(sources, dests, reorder=self.reorder)
+        self.reordered = bool(self.comm.allreduce(g.Get_rank() != self.comm.Get_rank(),
+                                                  op=MPI.LOR))
+        return g
 
     def _setup_faces(self) -> None:
         """One persistent request per face and direction (p2p), or one neighbourhood
@@ -450,9 +490,9 @@ class HaloExchange:
         self._live = [f for f in self.faces if f.dest != MPI.PROC_NULL]
         self._live_recv = [mirror[tuple(-x for x in f.direction)] for f in self.faces
                            if f.source != MPI.PROC_NULL]
-        self._graph = self.comm.Create_dist_graph_adjacent(
+        self._graph = self._make_graph(
             [f.source for f in self.faces if f.source != MPI.PROC_NULL],
-            [f.dest for f in self._live], reorder=False)
+            [f.dest for f in self._live])
         self._persistent_coll = hasattr(self._graph, "Neighbor_alltoallw_init")
 
     # -- requests ------------------------------------------------------------------------
@@ -518,8 +558,7 @@ class HaloExchange:
 
     def interior(self, field: np.ndarray) -> np.ndarray:
         """The owned cells of a padded field (a view)."""
-        r = self.radius
-        return field[tuple(slice(r, r + n) for n in self.local_shape)]
+        return field[tuple(slice(r, r + n) for n, r in zip(self.local_shape, self.radii))]
 
     def _check_field(self, field: np.ndarray) -> None:
         if not isinstance(field, np.ndarray):
@@ -564,29 +603,45 @@ class HaloExchange:
         interior cells overlaps the messages) but nothing of the field may be written.
         Persistent requests are reused across calls. Raises as :meth:`exchange`.
         """
+        t0 = perf_counter()
         if self.comm is None:
             raise UsageError("this HaloExchange was freed")
         if self._pending is not None:
             raise UsageError("start() called again before wait(): one exchange at a time")
         self._check_field(field)
         if self._transfer is not None:
+            # Comb's order: receives posted before packing, so a neighbour's early message
+            # lands without an unexpected-message copy (p2p; the collective posts both at once)
+            if self._t_recvs:
+                MPI.Prequest.Startall(self._t_recvs)
+            t1 = perf_counter()
             if self._send_plan is not None:
                 self._send_plan.pack_all(field, self._sbuf)  # every face, one call
-            self._transfer.start()
+            t2 = perf_counter()
+            if self._t_sends:
+                MPI.Prequest.Startall(self._t_sends)
             self._pending = (field, [], [])
-            return
-        recvs, sends = self._requests(field)
-        if self.transport == "alltoallw":
-            if recvs and not isinstance(recvs[0], MPI.Request):
-                recvs = [self._graph.Ineighbor_alltoallw(*recvs[0])]
-            elif recvs:
-                MPI.Prequest.Startall(recvs)
         else:
-            MPI.Prequest.Startall(recvs)
-            if self._pk:
-                self._send_plan.pack_all(field, self._p2p_sbuf)  # every packed face, one call
-            MPI.Prequest.Startall(sends)
-        self._pending = (field, recvs, sends)
+            recvs, sends = self._requests(field)
+            if self.transport == "alltoallw":
+                t1 = t2 = perf_counter()
+                if recvs and not isinstance(recvs[0], MPI.Request):
+                    recvs = [self._graph.Ineighbor_alltoallw(*recvs[0])]
+                elif recvs:
+                    MPI.Prequest.Startall(recvs)
+            else:
+                MPI.Prequest.Startall(recvs)
+                t1 = perf_counter()
+                if self._pk:
+                    self._send_plan.pack_all(field, self._p2p_sbuf)  # every packed face
+                t2 = perf_counter()
+                MPI.Prequest.Startall(sends)
+            self._pending = (field, recvs, sends)
+        t3 = perf_counter()
+        ph = self._ph
+        ph[0] += t1 - t0
+        ph[1] += t2 - t1
+        ph[2] += t3 - t2
 
     def wait(self) -> None:
         """Complete the exchange begun by :meth:`start`: every ghost cell is filled (collective).
@@ -596,16 +651,24 @@ class HaloExchange:
         UsageError (a ValueError)
             No exchange was started.
         """
+        t0 = perf_counter()
         if self._pending is None:
             raise UsageError("wait() without start(): no exchange in progress")
         field, recvs, sends = self._pending
         self._pending = None
+        t_unpack = 0.0  # wait="any" interleaves waits and unpacks: the unpacks summed apart
         if self._transfer is not None:
-            self._transfer.wait()
+            if self._t_recvs:
+                MPI.Request.Waitall(self._t_recvs)
+            else:  # the neighbourhood collective: one request, sends and receives
+                self._transfer.wait()
+            t1 = perf_counter()
             if self._recv_plan is not None:
                 self._recv_plan.unpack_all(self._rbuf, field)  # every face, one call
+            sends = self._t_sends if self._t_recvs else []  # the collective: done above
         elif self.transport == "alltoallw":
             MPI.Request.Waitall(recvs)
+            t1 = perf_counter()
         elif self.wait_mode == "any":  # unpack each face as it arrives (overlaps unpack and wire)
             live = [recvs[i] for i in self._live_idx]
             while True:  # completed persistent requests turn inactive: UNDEFINED at the end
@@ -614,21 +677,49 @@ class HaloExchange:
                     break
                 f = self.faces[self._live_idx[j]]
                 if f.method == "pack":
+                    u0 = perf_counter()
                     self._recv_plan.unpack_one(self._slot[f.index], f.recvbuf, field)
+                    t_unpack += perf_counter() - u0
             MPI.Request.Waitall(recvs)  # the boundary faces' (PROC_NULL) requests
+            t1 = perf_counter()
         else:  # one wait, one unpack call (fewer trips into MPI progress and C++)
             MPI.Request.Waitall(recvs)
+            t1 = perf_counter()
             if self._pk and self._all_live:
                 self._recv_plan.unpack_all(self._p2p_rbuf, field)
             else:
                 for f in self._pk:
                     if f.dest != MPI.PROC_NULL:
                         self._recv_plan.unpack_one(self._slot[f.index], f.recvbuf, field)
-        if sends:
-            MPI.Request.Waitall(sends)
         if self.fill is not None:
             for f in self._boundary:  # the cells of ghost region d lie outside the domain
                 field[f.recv_slices] = self.fill
+        t2 = perf_counter()
+        if sends:
+            MPI.Request.Waitall(sends)
+        t3 = perf_counter()
+        ph = self._ph
+        ph[3] += t1 - t0 - t_unpack
+        ph[4] += t2 - t1 + t_unpack
+        ph[5] += t3 - t2
+        self._nex += 1
+
+    def phase_times(self, reset: bool = False) -> dict[str, float]:
+        """Seconds spent in each phase of the exchanges since the last reset, and their count.
+
+        Phases (LLNL Comb's breakdown): ``post_recv`` (start the receives; with a persistent
+        neighbourhood collective the whole call is ``post_send``), ``pack``, ``post_send``,
+        ``wait_recv`` (with ``wait='any'`` the waits between unpacks), ``unpack`` (with the
+        boundary ``fill``), ``wait_send``. Every moment inside :meth:`start` and :meth:`wait`
+        belongs to exactly one phase, so the phases add up to the exchange's time (what is
+        done between ``start`` and ``wait`` is not counted). Local: this rank's times.
+        """
+        out = dict(zip(PHASES, self._ph))
+        out["exchanges"] = self._nex
+        if reset:
+            self._ph = [0.0] * len(PHASES)
+            self._nex = 0
+        return out
 
     def free(self) -> None:
         """Release the requests, datatypes and communicators (collective)."""
@@ -640,6 +731,9 @@ class HaloExchange:
         if self._transfer is not None:
             self._transfer.free()
             self._transfer = None
+        if self._own_graph is not None:
+            self._own_graph.Free()
+            self._own_graph = None
         for f in self.faces:
             for t in (f.send_type, f.recv_type):
                 try:
@@ -680,7 +774,8 @@ def fill_global(field_interior: np.ndarray, offset: Sequence[int], global_shape:
 
 
 def expected_ghosts(shape_local: Sequence[int], offset: Sequence[int], global_shape: Sequence[int],
-                    radius: int, periodic: Sequence[bool], quantities: int | None,
+                    radius: int | Sequence[int], periodic: Sequence[bool],
+                    quantities: int | None,
                     fill: float | None) -> tuple[np.ndarray, np.ndarray]:
     """The whole padded field as it must look after an exchange, and a mask of cells to check.
 
@@ -688,9 +783,10 @@ def expected_ghosts(shape_local: Sequence[int], offset: Sequence[int], global_sh
     not checked at all when it is None.
     """
     nd = len(offset)
-    r = radius
-    idx, ok = [], np.ones([n + 2 * r for n in shape_local], bool)
+    radii = tuple(radius) if hasattr(radius, "__iter__") else (radius,) * nd
+    idx, ok = [], np.ones([n + 2 * r for n, r in zip(shape_local, radii)], bool)
     for k in range(nd):
+        r = radii[k]
         g = np.arange(offset[k] - r, offset[k] + shape_local[k] + r)
         inside = (g >= 0) & (g < global_shape[k])
         if periodic[k]:
