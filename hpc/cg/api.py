@@ -8,7 +8,6 @@ over :class:`Solver`.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -18,6 +17,7 @@ import scipy.sparse as sp
 from mpi4py import MPI
 
 from hpc.core import backends as registry
+from hpc.core.checks import check_int, check_real
 from hpc.core.errors import InputTypeError, UsageError
 from hpc.core.runtime import as_comm, collective
 from hpc.sparse import DistCSR, read_matrix
@@ -82,23 +82,8 @@ class SolveInfo:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def _check_tol(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InputTypeError(f"{name}: expected a real number, got {type(value).__name__}")
-    value = float(value)
-    if not (math.isfinite(value) and value >= 0.0):
-        raise UsageError(f"{name} = {value!r}: expected a finite number >= 0")
-    return value
-
-
 def _check_maxiter(maxiter) -> int:
-    if maxiter is None:
-        return DEFAULT_MAXITER
-    if isinstance(maxiter, bool) or not isinstance(maxiter, numbers.Integral):
-        raise InputTypeError(f"maxiter: expected an integer, got {type(maxiter).__name__}")
-    if maxiter < 0:
-        raise UsageError(f"maxiter = {maxiter}: expected an integer >= 0")
-    return int(maxiter)
+    return DEFAULT_MAXITER if maxiter is None else check_int("maxiter", maxiter, 0)
 
 
 def _as_vector(name: str, v, n: int, what: str) -> np.ndarray:
@@ -229,7 +214,7 @@ class Solver:
                  dcdm: DCDMOptions | None = None):
         comm = as_comm(comm)
         pc = check_options(method, pc, backend)
-        rtol, atol = _check_tol("rtol", rtol), _check_tol("atol", atol)
+        rtol, atol = check_real("rtol", rtol, 0), check_real("atol", atol, 0)
         maxiter = _check_maxiter(maxiter)
         if dcdm is not None and not isinstance(dcdm, DCDMOptions):
             raise InputTypeError(f"dcdm: expected hpc.cg.DCDMOptions, got {type(dcdm).__name__}")

@@ -139,9 +139,11 @@ def _existing_folder(folder: Path) -> Path:
     return f
 
 
-def check_output(path: str | os.PathLike, what: str = "output", *, stream: bool = False) -> None:
+def check_output(path: str | os.PathLike, what: str = "output", *, stream: bool = False,
+                 directory: bool = False) -> None:
     """Check before the work starts that ``path`` can be written; UsageError naming ``what``
-    if not.
+    if not. With ``directory``, ``path`` is a folder to write files in: it must be one, or be
+    creatable.
 
     Refused: an empty path, a directory, a socket or block device (and a character device or
     FIFO unless ``stream``: what :func:`write_json` writes directly), a folder that is not one,
@@ -158,13 +160,23 @@ def check_output(path: str | os.PathLike, what: str = "output", *, stream: bool 
         st = None
     except OSError as e:
         raise UsageError(f"{what} {raw}: cannot be written ({e.strerror})") from None
+    if directory:
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            raise UsageError(f"{what} {raw}: is {_kind(st) if not stat.S_ISREG(st.st_mode) else 'a file'}"
+                             ", not a directory")
+        _probe(target if st is not None else _existing_folder(target), what, raw)
+        return
     if st is not None and not stat.S_ISREG(st.st_mode):
         if not (stream and (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode))):
             raise UsageError(f"{what} {raw}: is {_kind(st)}, not a file that can be replaced")
         if not os.access(target, os.W_OK):
             raise UsageError(f"{what} {raw}: cannot be written (permission denied)")
         return
-    folder = _existing_folder(target.parent)
+    _probe(_existing_folder(target.parent), what, raw)
+
+
+def _probe(folder: Path, what: str, raw: str) -> None:
+    """UsageError unless a new file can be created in ``folder`` (created and removed)."""
     if not folder.is_dir():
         raise UsageError(f"{what} {raw}: {folder} is not a directory")
     try:

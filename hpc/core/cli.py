@@ -81,43 +81,24 @@ def configure_logging(verbose: int = 0, quiet: bool = False) -> None:
     logger.propagate = False
 
 
-def positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
+positive_int = checks.integer(1, checks.SEED_MAX)
+"""argparse type: an integer 1 <= n < 2**63 (what a C int64 holds)."""
 
+nonneg_int = checks.integer(0, checks.SEED_MAX)
+"""argparse type: an integer 0 <= n < 2**63."""
 
-def nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {v}")
-    return v
-
-
-def positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {v}")
-    return v
+positive_float = checks.real(0, None, lo_open=True)
+"""argparse type: a finite number > 0 (NaN, inf and 1e400 refused)."""
 
 
 def mark_output(p: argparse.ArgumentParser, action: argparse.Action, stream: bool = False,
-                what: str | None = None) -> argparse.Action:
+                what: str | None = None, directory: bool = False) -> argparse.Action:
     """Declare ``action`` an output path of ``p``: an :class:`AppParser` checks it after
     parsing (:func:`hpc.core.atomic.check_output`; ``stream``: a device or FIFO is written
-    in place) and refuses two outputs naming one file."""
+    in place; ``directory``: a folder to write in) and refuses two outputs naming one file."""
     outs = p.__dict__.setdefault("_hpc_outputs", [])
-    outs.append((action.dest, what or action.option_strings[-1], stream))
+    outs.append((action.dest, what or (action.option_strings or [action.dest])[-1],
+                 "dir" if directory else stream))
     return action
 
 
@@ -126,8 +107,9 @@ def check_outputs(p: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
     outs = [(dest, what, stream) for dest, what, stream in p.__dict__.get("_hpc_outputs", ())
             if getattr(ns, dest, None) not in (None, "")]
     try:
-        for dest, what, stream in outs:
-            atomic.check_output(getattr(ns, dest), what, stream=stream)
+        for dest, what, kind in outs:
+            atomic.check_output(getattr(ns, dest), what, stream=kind is True,
+                                directory=kind == "dir")
         atomic.check_distinct(**{what: getattr(ns, dest) for dest, what, _ in outs})
     except UsageError as e:
         raise UsageError(f"{p.prog}: {e}") from None

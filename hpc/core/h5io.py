@@ -38,7 +38,7 @@ def write(path: str | os.PathLike, comm, datasets: Mapping[str, Any],
 
     Collective. Plain arrays are taken from rank 0. Group paths are created as needed.
     """
-    rank, size = comm.Get_rank(), comm.Get_size()
+    rank = comm.Get_rank()
     with ExitStack() as stack:
         # Rank 0 creates the private temporary (hpc.core.atomic: O_EXCL, a random name,
         # removed on failure or SIGTERM, renamed only over a regular file); every rank learns

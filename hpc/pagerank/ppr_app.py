@@ -12,6 +12,7 @@ from mpi4py import MPI
 
 from hpc.core import App, UsageError, h5io, nonneg_int, positive_float, positive_int
 from hpc.core import backends as registry
+from hpc.core import checks
 from hpc.core.cli import AppParser, Formatter, add_common
 from hpc.core.memory import require_memory
 
@@ -80,14 +81,14 @@ def query_parser() -> AppParser:
                    help="mass: push r(v) >= threshold; per-edge: push r(v) >= threshold * "
                         "outdeg(v) (Andersen-Chung-Lang; keeps hubs' mass for their "
                         "fingerprints: faster on power-law graphs at slightly lower precision)")
-    q.add_argument("--combine-rel", type=float, default=0.0, metavar="ETA",
+    q.add_argument("--combine-rel", type=checks.real(0), default=0.0, metavar="ETA",
                    help="native back end: drop fingerprint contributions r(w) F_w(v) below "
                         "ETA x the K-th score of a first pass over the 16 largest entries of "
                         "every residual fingerprint (0: combine every stored entry)")
     q.add_argument("--check", action="store_true",
                    help="compare with exact PPR (serial power iteration on rank 0): L1 error, "
                         "precision@K; small graphs")
-    q.add_argument("--min-precision", type=float, default=0.9,
+    q.add_argument("--min-precision", type=checks.real(0, 1), default=0.9,
                    help="with --check: the run is VALID when mean precision@K reaches this")
     _walk_options(p)
     add_common(p, backends=list(QUERY_BACKENDS), default_backend="native")

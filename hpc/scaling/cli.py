@@ -19,7 +19,8 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from hpc.core.cli import AppParser, positive_int, split_passthrough
+from hpc.core import checks
+from hpc.core.cli import AppParser, mark_output, positive_int, split_passthrough
 from hpc.core.errors import EXIT_USAGE, UsageError
 from hpc.core.spec import names
 
@@ -56,19 +57,19 @@ def parser() -> AppParser:
     r.add_argument("--mode", choices=["strong", "weak"], help="strong: fixed global problem; "
                    "weak: fixed problem per rank [default: strong]")
     r.add_argument("--ranks", type=_ranks, help="comma-separated rank counts [default: 1,2,4]")
-    r.add_argument("--repeat", type=positive_int, help="launches per rank count [default: 1]")
+    r.add_argument("--repeat", type=checks.REPEAT, help="launches per rank count [default: 1]")
     r.add_argument("--threads", type=positive_int, help="OMP_NUM_THREADS per rank [default: 1]")
     r.add_argument("--timeout", type=positive_int, help="seconds one launch may take [default: 600]")
     r.add_argument("--mpiexec", metavar="PATH", help="launcher [default: the one beside this "
                    "Python, else mpiexec on PATH]")
-    r.add_argument("--out", required=True, metavar="DIR", help="folder for results, records, logs")
+    mark_output(r, r.add_argument("--out", required=True, metavar="DIR", help="folder for results, records, logs"), directory=True)
     c = sub.add_parser("collect", help="results from batch-job records", formatter_class=_fmt,
                        description="Write DIR/results.{csv,json} from DIR/records/pP-rR.json "
                                    "(what the jobs of `python -m hpc.jobs scaling` leave).")
     c.add_argument("--app", required=True, choices=apps_, help="workload")
     c.add_argument("--mode", required=True, choices=["strong", "weak"], help="study mode")
     c.add_argument("--ranks", required=True, type=_ranks, help="comma-separated rank counts")
-    c.add_argument("--repeat", type=positive_int, default=1, help="runs per rank count (default: 1)")
+    c.add_argument("--repeat", type=checks.REPEAT, default=1, help="runs per rank count (default: 1)")
     c.add_argument("--out", required=True, metavar="DIR", help="the study's folder")
     pl = sub.add_parser("plot", help="plot a study", formatter_class=_fmt,
                         description=__import__("hpc.scaling.plot", fromlist=["x"]).__doc__)

@@ -12,6 +12,7 @@ import numpy as np
 from mpi4py import MPI
 
 from hpc.core import backends as registry
+from hpc.core.checks import REPEAT_MAX, check_int
 from hpc.core.errors import InputTypeError, UsageError
 from hpc.core.runtime import as_comm
 from hpc.core.memory import require_memory
@@ -95,14 +96,6 @@ def device_peak_GBps() -> float | None:
         return None
 
 
-def _int_arg(name: str, value: Any, least: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise InputTypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    if int(value) < least:
-        raise UsageError(f"{name} must be at least {least}, got {int(value)}")
-    return int(value)
-
-
 def run(arraysize: int, *, backend: str = "native", ntimes: int = 100,
         comm: MPI.Intracomm | None = None, dtype: Any = np.float64,
         only: str | None = None, repeat: int = 1,
@@ -174,9 +167,9 @@ def run(arraysize: int, *, backend: str = "native", ntimes: int = 100,
     (True, 9.8)
     """
     comm = as_comm(comm)
-    n = _int_arg("arraysize", arraysize, 1)
-    ntimes = _int_arg("ntimes", ntimes, 2)
-    repeat = _int_arg("repeat", repeat, 1)
+    n = check_int("arraysize", arraysize, 1)
+    ntimes = check_int("ntimes", ntimes, 2)
+    repeat = check_int("repeat", repeat, 1, REPEAT_MAX)
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise UsageError(f"backend {backend!r}: choose from {', '.join(BACKENDS)}")
     why = registry.why_unavailable(BACKENDS[backend][1])

@@ -75,11 +75,11 @@ def test_only_and_repeat_and_a_sub_communicator():
 
 @pytest.mark.mpi
 @pytest.mark.parametrize("kwargs, exc, needle", [
-    ({"arraysize": 0}, ValueError, "arraysize must be at least 1"),
+    ({"arraysize": 0}, ValueError, "arraysize must be a positive integer"),
     ({"arraysize": -5}, ValueError, "arraysize"),
     ({"arraysize": 10.5}, TypeError, "arraysize must be an integer"),
     ({"arraysize": 100, "backend": "fortran"}, ValueError, "backend 'fortran'"),
-    ({"arraysize": 100, "ntimes": 1}, ValueError, "ntimes must be at least 2"),
+    ({"arraysize": 100, "ntimes": 1}, ValueError, "ntimes must be an integer >= 2"),
     ({"arraysize": 100, "only": "scale"}, ValueError, "only='scale'"),
     ({"arraysize": 100, "dtype": np.int32}, ValueError, "float64 or float32"),
     ({"arraysize": 100, "comm": "world"}, TypeError, "comm must be"),

@@ -31,6 +31,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from hpc.core import UsageError, positive_float, positive_int, run
+from hpc.core import checks
 from hpc.core.cli import AppParser, Formatter, add_common, nonneg_int
 from hpc.core.runtime import world
 
@@ -58,7 +59,7 @@ def parser() -> AppParser:
                         "in --save (0: --save gets the last weights)")
     p.add_argument("--val-size", type=positive_int, default=8, metavar="K",
                    help="fixed validation right-hand sides (the first 8: the default run's)")
-    p.add_argument("--data-seed", type=int, default=None, metavar="S",
+    p.add_argument("--data-seed", type=checks.SEED, default=None, metavar="S",
                    help="seed of the training right-hand sides [default: they continue --seed's "
                         "stream after the validation set]")
     p.add_argument("--ritz-cache", metavar="PATH",
