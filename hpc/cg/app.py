@@ -11,7 +11,8 @@ that is <= rtol. A breakdown (p.Ap <= 0: the matrix is not SPD) ends INVALID and
 Structured problems use the assembled sparse matrix (hpc.sparse.DistCSR) for A, or with
 --operator stencil a matrix-free stencil whose ghost planes go through hpc.halo's engine.
 
-Subcommands: python -m hpc.cg train-dcdm --help (train DCDM's network).
+Subcommands: python -m hpc.cg train-dcdm --help (train DCDM's network); python -m hpc.cg hpcg
+--help (the HPCG benchmark).
 """
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ COMMANDS = (
     Subcommand("solve", "hpc.cg.app:solve_main",
                "solve A x = b (the default: python -m hpc.cg [options])"),
     Subcommand("train-dcdm", "hpc.cg.dcdm.train:main", "train DCDM's network (PyTorch, one rank)"),
+    Subcommand("hpcg", "hpc.cg.hpcg.app:main",
+               "the HPCG 3.1 benchmark: --nx --ny --nz per rank, --rt seconds (rating, VALID)"),
 )
 NOTE = {"assembled": "structured problem with the assembled sparse operator (hpc.sparse.DistCSR, "
                      "ghost exchange by neighbourhood collective); --operator stencil is matrix-free",

@@ -1,0 +1,221 @@
+"""HPCG's CG and multigrid V-cycle, with the reference kernels or the suite's optimised ones.
+
+Both kernel sets compute HPCG's algorithm: preconditioned CG (the order of operations of
+HPCG's CG), the V-cycle of :mod:`.problem`'s levels with one symmetric Gauss-Seidel pre- and
+post-smoothing step, each preceded by a halo exchange of the current iterate (so the sweeps of
+neighbouring ranks are coupled through their boundary values, as HPCG's SYMGS is), the
+residual restricted by injection, the correction prolongated by injection, one SYMGS on the
+coarsest level.
+
+- ``reference``: HPCG's reference kernels: sequential SYMGS in row order, the full SpMV for the
+  residual of the pre-smoothed iterate, separate vector operations.
+- ``optimised``: the pre-smoother starts from x = 0, so its halo is zero (no exchange) and its
+  forward sweep reads only the lower entries; the residual is computed only at the coarse
+  points (the rows restriction reads), fused with the restriction; SpMV fused with p'Ap; the
+  x and r updates fused with r'r; with more than one thread, SYMGS runs level-scheduled (rows
+  of a level in parallel, levels in the sequential order: the same values as the sequential
+  sweep, so the iteration count does not change).
+
+Times accumulate per category in :attr:`Kernels.times` as HPCG reports them: ``total``,
+``ddot`` (including its all-reduction), ``waxpby``, ``spmv``, ``mg``, ``allreduce``.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from mpi4py import MPI
+
+from .problem import Level, Problem, _core
+
+CATEGORIES = ("total", "ddot", "waxpby", "spmv", "mg", "allreduce")
+
+
+@dataclass
+class CGResult:
+    """One CG call: iterations done, the final and initial residual norms."""
+
+    iterations: int
+    normr: float
+    normr0: float
+
+    @property
+    def scaled_residual(self) -> float:
+        """``normr / normr0``."""
+        return self.normr / self.normr0 if self.normr0 else 0.0
+
+
+class Kernels:
+    """The kernels of one HPCG run on one :class:`Problem`.
+
+    Parameters
+    ----------
+    problem : Problem
+        The system and its levels.
+    optimised : bool
+        The suite's kernels (True) or HPCG's reference kernels (False).
+    post_smooth : bool
+        Test hook: False drops the post-smoother, which makes the V-cycle non-symmetric
+        (the symmetry test must then fail).
+    """
+
+    def __init__(self, problem: Problem, optimised: bool = True, post_smooth: bool = True):
+        self.problem = problem
+        self.comm = problem.comm
+        self.optimised = optimised
+        self.post_smooth = post_smooth
+        self.h = _core()
+        self.times = dict.fromkeys(CATEGORIES, 0.0)
+        n, m = problem.fine.nrow, problem.fine.ncol
+        self.r = np.zeros(n)
+        self.z = np.zeros(m)
+        self.p = np.zeros(m)
+        self.Ap = np.zeros(n)
+        self._red = np.zeros(1)
+        self._red_out = np.zeros(1)
+        self.parallel = comm_size(self.comm) > 1
+        for lv in problem.levels:
+            lv.rc = np.zeros(lv.coarse.nrow) if lv.coarse is not None else None
+
+    # -- reductions and vectors ------------------------------------------------------------
+    def allreduce(self, v: float) -> float:
+        if not self.parallel:
+            return v
+        t = time.perf_counter()
+        self._red[0] = v
+        self.comm.Allreduce(self._red, self._red_out, op=MPI.SUM)
+        self.times["allreduce"] += time.perf_counter() - t
+        return float(self._red_out[0])
+
+    def dot(self, a: np.ndarray, b: np.ndarray) -> float:
+        t = time.perf_counter()
+        v = self.allreduce(self.h.dot(a, b))
+        self.times["ddot"] += time.perf_counter() - t
+        return v
+
+    # -- SpMV ------------------------------------------------------------------------------
+    def spmv(self, lv: Level, x: np.ndarray, y: np.ndarray) -> None:
+        """y = A x (x with ghosts; the halo is exchanged first)."""
+        lv.halo(x)
+        lv.A.spmv(x, y)
+
+    # -- multigrid -------------------------------------------------------------------------
+    def mg(self, lv: Level, r: np.ndarray, x: np.ndarray) -> None:
+        """x = M^{-1} r on level ``lv`` (x with ghosts; zeroed first)."""
+        if self.optimised:
+            self._mg_opt(lv, r, x)
+        else:
+            self._mg_ref(lv, r, x)
+
+    def _mg_ref(self, lv: Level, r: np.ndarray, x: np.ndarray) -> None:
+        x[:] = 0.0
+        A = lv.A
+        lv.halo(x)
+        A.symgs_ref(r, x)
+        if lv.coarse is None:
+            return
+        self.spmv(lv, x, lv.Axf[:lv.nrow])
+        self.h.restrict_ref(r, lv.Axf, lv.f2c, lv.rc)
+        self._mg_ref(lv.coarse, lv.rc, lv.coarse.x)
+        self.h.prolong(x, lv.coarse.x, lv.f2c)
+        if self.post_smooth:
+            lv.halo(x)
+            A.symgs_ref(r, x)
+
+    def _mg_opt(self, lv: Level, r: np.ndarray, x: np.ndarray) -> None:
+        x[:] = 0.0
+        A = lv.A
+        A.symgs(r, x, True)          # from zero: its halo is zero, nothing to exchange
+        if lv.coarse is None:
+            return
+        lv.halo(x)
+        A.residual_restrict(r, x, lv.f2c, lv.rc)
+        self._mg_opt(lv.coarse, lv.rc, lv.coarse.x)
+        self.h.prolong(x, lv.coarse.x, lv.f2c)
+        if self.post_smooth:
+            lv.halo(x)
+            A.symgs(r, x, False)
+
+    def symgs(self, lv: Level, r: np.ndarray, x: np.ndarray) -> None:
+        """One SYMGS step from the given x (halo exchanged first), with this kernel set."""
+        lv.halo(x)
+        if self.optimised:
+            lv.A.symgs(r, x, False)
+        else:
+            lv.A.symgs_ref(r, x)
+
+    # -- CG --------------------------------------------------------------------------------
+    def cg(self, b: np.ndarray, x: np.ndarray, max_iter: int, tolerance: float,
+           precondition: bool = True) -> CGResult:
+        """HPCG's preconditioned CG from x (length nrow), at most ``max_iter`` iterations,
+        while ``normr / normr0 > tolerance``."""
+        T = self.times
+        t_begin = time.perf_counter()
+        lv = self.problem.fine
+        h, n = self.h, lv.nrow
+        r, z, p, Ap = self.r, self.z, self.p, self.Ap
+        tick = time.perf_counter
+        p[:n] = x
+        t = tick(); self.spmv(lv, p, Ap); T["spmv"] += tick() - t
+        t = tick(); h.waxpby(1.0, b, -1.0, Ap, r); T["waxpby"] += tick() - t
+        normr = math.sqrt(self.dot(r, r))
+        normr0 = normr
+        rtz = 0.0
+        k = 0
+        opt = self.optimised
+        while k < max_iter and normr / normr0 > tolerance:
+            k += 1
+            t = tick()
+            if precondition:
+                self.mg(lv, r, z)
+            else:
+                h.waxpby(1.0, r, 0.0, r, z[:n])
+            T["mg"] += tick() - t
+            if k == 1:
+                t = tick(); p[:n] = z[:n]; T["waxpby"] += tick() - t
+                rtz = self.dot(r, z[:n])
+            else:
+                oldrtz = rtz
+                rtz = self.dot(r, z[:n])
+                beta = rtz / oldrtz
+                t = tick(); h.waxpby(1.0, z, beta, p, p[:n]); T["waxpby"] += tick() - t
+            t = tick()
+            if opt:
+                lv.halo(p)
+                pAp_local = lv.A.spmv_dot(p, Ap)
+                T["spmv"] += tick() - t
+                t = tick(); pAp = self.allreduce(pAp_local); T["ddot"] += tick() - t
+            else:
+                self.spmv(lv, p, Ap)
+                T["spmv"] += tick() - t
+                pAp = self.dot(p[:n], Ap)
+            alpha = rtz / pAp
+            t = tick()
+            if opt:
+                rr_local = h.cg_update(x, r, p, Ap, alpha)
+                T["waxpby"] += tick() - t
+                t = tick(); rr = self.allreduce(rr_local); T["ddot"] += tick() - t
+            else:
+                h.waxpby(1.0, x, alpha, p, x)
+                h.waxpby(1.0, r, -alpha, Ap, r)
+                T["waxpby"] += tick() - t
+                rr = self.dot(r, r)
+            normr = math.sqrt(rr)
+        T["total"] += time.perf_counter() - t_begin
+        return CGResult(k, normr, normr0)
+
+    def optimise(self) -> float:
+        """The optimisation phase (HPCG's OptimizeProblem): the level schedules of SYMGS.
+        Returns its time (slowest rank)."""
+        t = time.perf_counter()
+        if self.optimised:
+            for lv in self.problem.levels:
+                lv.levels_scheduled = lv.A.build_levels()
+        dt = time.perf_counter() - t
+        return float(self.comm.allreduce(dt, op=MPI.MAX)) if self.parallel else dt
+
+
+def comm_size(comm) -> int:
+    return comm.Get_size()

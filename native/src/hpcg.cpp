@@ -1,0 +1,433 @@
+// HPCG's kernels for hpc.cg.hpcg: problem generation on one rank's box of the global grid,
+// the 27-point operator stored as a general sparse matrix (ELLPACK, 27 slots per row, values
+// and column indices read from memory on every product, as HPCG's rules require), the
+// reference kernels (SpMV, the sequential symmetric Gauss-Seidel, restriction by injection,
+// prolongation) and the optimised ones: OpenMP SpMV fused with its dot product, the residual
+// computed only at the coarse points restriction needs, the pre-smoother's forward sweep
+// from x = 0 reading only the strictly lower entries, and a level-scheduled OpenMP SYMGS
+// whose row order is the sequential one (so it changes no result and no iteration count).
+//
+// Every entry point checks lengths and dtypes; the matrix class copies and validates its
+// arrays once (column range, row layout) so the products only check vector lengths.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+#include <omp.h>
+#include "hpc/checks.hpp"
+#include "hpc/registry.hpp"
+
+namespace {
+using hpc::carray;
+using std::int32_t;
+using std::int64_t;
+
+constexpr int W = 27;  // slots per row: the 27-point stencil's largest row
+
+template <typename T>
+const T* in(const carray<T>& a, int64_t n, const char* what) {
+  hpc::require_1d(a, n, what);
+  return a.data();
+}
+
+template <typename T>
+T* out(carray<T>& a, int64_t n, const char* what) {
+  hpc::require_1d(a, n, what);
+  return hpc::mut_ptr(a, what);
+}
+
+// One rank's rows of HPCG's matrix in ELLPACK form. Row i holds nnz[i] entries in slots
+// [i*W, i*W + nnz[i]); the rest are padding (column i, value 0), so a fixed-length loop over
+// the 27 slots gives the same sums. Within a row the strictly lower local entries (column < i)
+// come first (nlow[i] of them), then the diagonal and the rest in the order generated.
+class Ell {
+ public:
+  Ell(const py::array& cols, const py::array& vals, const py::array& nnz, int64_t ncol)
+      : ncol_(ncol) {
+    auto c = hpc::exact<int32_t>(cols, "cols");
+    auto v = hpc::exact<double>(vals, "vals");
+    auto z = hpc::exact<int32_t>(nnz, "nnz");
+    if (c.ndim() != 1 || v.ndim() != 1 || z.ndim() != 1) hpc::fail("Ell: arrays must be 1-D");
+    nrow_ = z.shape(0);
+    if (c.shape(0) != nrow_ * W || v.shape(0) != nrow_ * W)
+      hpc::fail("Ell: cols and vals must hold 27 slots per row");
+    if (ncol < nrow_ || ncol > INT32_MAX) hpc::fail("Ell: ncol must be in [nrow, 2**31)");
+    if (!hpc::all_in_range(c.data(), nrow_ * W, ncol)) hpc::fail("Ell: column index out of range");
+    cols_.resize(nrow_ * W);
+    vals_.resize(nrow_ * W);
+    nnz_.assign(z.data(), z.data() + nrow_);
+    nlow_.resize(nrow_);
+    diag_.resize(nrow_);
+    dpos_.resize(nrow_);
+    const int32_t* cs = c.data();
+    const double* vs = v.data();
+    for (int64_t i = 0; i < nrow_; ++i) {
+      const int n = nnz_[i];
+      if (n < 1 || n > W) hpc::fail("Ell: nnz per row must be in [1, 27]");
+      int32_t* cd = &cols_[i * W];
+      double* vd = &vals_[i * W];
+      int k = 0, dpos = -1;
+      for (int j = 0; j < n; ++j)  // lower local entries first, in the order given
+        if (cs[i * W + j] < i) { cd[k] = cs[i * W + j]; vd[k] = vs[i * W + j]; ++k; }
+      nlow_[i] = k;
+      for (int j = 0; j < n; ++j)
+        if (cs[i * W + j] >= i) {
+          if (cs[i * W + j] == i) dpos = k;
+          cd[k] = cs[i * W + j]; vd[k] = vs[i * W + j]; ++k;
+        }
+      if (dpos < 0) hpc::fail("Ell: row " + std::to_string(i) + " has no diagonal entry");
+      if (!(vd[dpos] != 0.0)) hpc::fail("Ell: zero diagonal in row " + std::to_string(i));
+      dpos_[i] = dpos;
+      diag_[i] = vd[dpos];
+      for (; k < W; ++k) { cd[k] = int32_t(i); vd[k] = 0.0; }
+    }
+  }
+
+  int64_t nrow() const { return nrow_; }
+  int64_t ncol() const { return ncol_; }
+
+  // y = A x (x has ncol entries: own rows, then the ghosts)
+  void spmv(const carray<double>& x, carray<double>& y) const {
+    spmv_k(in(x, ncol_, "x"), out(y, nrow_, "y"), nullptr);
+  }
+
+  // y = A x and return x[:nrow] . y (the local part of p'Ap)
+  double spmv_dot(const carray<double>& x, carray<double>& y) const {
+    double d = 0.0;
+    spmv_k(in(x, ncol_, "x"), out(y, nrow_, "y"), &d);
+    return d;
+  }
+
+  // HPCG's reference SYMGS: one forward then one backward sweep in row order, sequential.
+  void symgs_ref(const carray<double>& r, carray<double>& x) const {
+    const double* rv = in(r, nrow_, "r");
+    double* xv = out(x, ncol_, "x");
+    for (int64_t i = 0; i < nrow_; ++i) row_update(i, rv, xv);
+    for (int64_t i = nrow_ - 1; i >= 0; --i) row_update(i, rv, xv);
+  }
+
+  // The optimised SYMGS. zero_init: x is 0 on entry (MG's pre-smoother), so the forward
+  // sweep reads only the lower entries (the others multiply zeros). With more than one
+  // thread and a level schedule, rows of one level (independent by construction) run in
+  // parallel; levels run in the sequential order, so every row sees the same values it
+  // would in the sequential sweep.
+  void symgs(const carray<double>& r, carray<double>& x, bool zero_init) const {
+    const double* rv = in(r, nrow_, "r");
+    double* xv = out(x, ncol_, "x");
+    const int nt = omp_get_max_threads();
+    if (nt <= 1 || level_ptr_.empty()) {
+      if (zero_init)
+        for (int64_t i = 0; i < nrow_; ++i) row_lower(i, rv, xv);
+      else
+        for (int64_t i = 0; i < nrow_; ++i) row_update(i, rv, xv);
+      for (int64_t i = nrow_ - 1; i >= 0; --i) row_update(i, rv, xv);
+      return;
+    }
+    const int64_t nl = int64_t(level_ptr_.size()) - 1;
+    const int32_t* lr = level_rows_.data();
+    const int64_t* lp = level_ptr_.data();
+#pragma omp parallel
+    {
+      for (int64_t l = 0; l < nl; ++l) {
+#pragma omp for schedule(static)
+        for (int64_t t = lp[l]; t < lp[l + 1]; ++t) {
+          if (zero_init) row_lower(lr[t], rv, xv); else row_update(lr[t], rv, xv);
+        }
+      }
+      for (int64_t l = nl - 1; l >= 0; --l) {
+#pragma omp for schedule(static)
+        for (int64_t t = lp[l]; t < lp[l + 1]; ++t) row_update(lr[t], rv, xv);
+      }
+    }
+  }
+
+  // rc[k] = r[f[k]] - (A x)[f[k]]: the residual at the coarse points only (restriction by
+  // injection needs nothing else), fused with the restriction.
+  void residual_restrict(const carray<double>& r, const carray<double>& x,
+                         const carray<int32_t>& f2c, carray<double>& rc) const {
+    const double* rv = in(r, nrow_, "r");
+    const double* xv = in(x, ncol_, "x");
+    const int64_t nc = f2c.shape(0);
+    const int32_t* f = in(f2c, -1, "f2c");
+    double* o = out(rc, nc, "rc");
+    if (!hpc::all_in_range(f, nc, nrow_)) hpc::fail("f2c: index out of range");
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < nc; ++k) {
+      const int64_t i = f[k];
+      const int32_t* c = &cols_[i * W];
+      const double* a = &vals_[i * W];
+      double s = 0.0;
+      for (int j = 0; j < W; ++j) s += a[j] * xv[c[j]];
+      o[k] = rv[i] - s;
+    }
+  }
+
+  // The level schedule of the sequential forward sweep (the optimisation phase): level(i) =
+  // 1 + the largest level among the lower entries of row i, read from the matrix's pattern.
+  int64_t build_levels() {
+    std::vector<int32_t> lev(nrow_, 0);
+    int32_t top = 0;
+    for (int64_t i = 0; i < nrow_; ++i) {
+      int32_t l = 0;
+      for (int j = 0; j < nlow_[i]; ++j) l = std::max(l, lev[cols_[i * W + j]] + 1);
+      lev[i] = l;
+      top = std::max(top, l);
+    }
+    level_ptr_.assign(size_t(top) + 2, 0);
+    for (int64_t i = 0; i < nrow_; ++i) ++level_ptr_[lev[i] + 1];
+    for (int32_t l = 0; l <= top; ++l) level_ptr_[l + 1] += level_ptr_[l];
+    level_rows_.resize(nrow_);
+    std::vector<int64_t> fill(level_ptr_.begin(), level_ptr_.end() - 1);
+    for (int64_t i = 0; i < nrow_; ++i) level_rows_[fill[lev[i]]++] = int32_t(i);
+    return int64_t(top) + 1;
+  }
+
+  py::array_t<double> diagonal() const {
+    py::array_t<double> d(nrow_);
+    std::copy(diag_.begin(), diag_.end(), d.mutable_data());
+    return d;
+  }
+
+  void set_diagonal(const carray<double>& d) {
+    const double* dv = in(d, nrow_, "diagonal");
+    for (int64_t i = 0; i < nrow_; ++i) {
+      if (!(dv[i] != 0.0) || !std::isfinite(dv[i])) hpc::fail("diagonal: entries must be finite and non-zero");
+    }
+    for (int64_t i = 0; i < nrow_; ++i) { diag_[i] = dv[i]; vals_[i * W + dpos_[i]] = dv[i]; }
+  }
+
+  // The stored entries of row i (for checks): (columns, values), the row's nnz entries.
+  py::tuple row(int64_t i) const {
+    if (i < 0 || i >= nrow_) hpc::fail("row: index out of range");
+    py::array_t<int32_t> c(nnz_[i]);
+    py::array_t<double> v(nnz_[i]);
+    std::copy(&cols_[i * W], &cols_[i * W] + nnz_[i], c.mutable_data());
+    std::copy(&vals_[i * W], &vals_[i * W] + nnz_[i], v.mutable_data());
+    return py::make_tuple(c, v);
+  }
+
+  int64_t nnz() const {
+    int64_t s = 0;
+    for (int32_t n : nnz_) s += n;
+    return s;
+  }
+
+ private:
+  void spmv_k(const double* __restrict x, double* __restrict y, double* dot) const {
+    const int32_t* C = cols_.data();
+    const double* A = vals_.data();
+    double d = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : d)
+    for (int64_t i = 0; i < nrow_; ++i) {
+      const int32_t* c = C + i * W;
+      const double* a = A + i * W;
+      double s = 0.0;
+      for (int j = 0; j < W; ++j) s += a[j] * x[c[j]];
+      y[i] = s;
+      d += x[i] * s;
+    }
+    if (dot) *dot = d;
+  }
+
+  // x_i <- (r_i - sum_{j != i} a_ij x_j) / a_ii over the whole row (padding adds 0 * x_i)
+  inline void row_update(int64_t i, const double* __restrict r, double* __restrict x) const {
+    const int32_t* c = &cols_[i * W];
+    const double* a = &vals_[i * W];
+    double s = 0.0;
+    for (int j = 0; j < W; ++j) s += a[j] * x[c[j]];
+    const double d = diag_[i];
+    x[i] = (r[i] - s + d * x[i]) / d;
+  }
+
+  // the same from x = 0 ahead of row i: only the lower entries are non-zero products
+  inline void row_lower(int64_t i, const double* __restrict r, double* __restrict x) const {
+    const int32_t* c = &cols_[i * W];
+    const double* a = &vals_[i * W];
+    double s = 0.0;
+    const int n = nlow_[i];
+    for (int j = 0; j < n; ++j) s += a[j] * x[c[j]];
+    x[i] = (r[i] - s) / diag_[i];
+  }
+
+  int64_t nrow_ = 0, ncol_ = 0;
+  std::vector<int32_t> cols_;
+  std::vector<double> vals_;
+  std::vector<int32_t> nnz_, nlow_, dpos_;
+  std::vector<double> diag_;
+  std::vector<int64_t> level_ptr_;
+  std::vector<int32_t> level_rows_;
+};
+
+// HPCG's problem on the box of rank (ipx, ipy, ipz) of an npx x npy x npz process grid, each
+// box nx x ny x nz: row (ix, iy, iz) couples to every point of its 3x3x3 neighbourhood inside
+// the global box: 26 on the diagonal, -1 elsewhere; b = 26 - (nnz - 1) (so A 1 = b). Columns
+// are "rank-major" ids, owner * nx*ny*nz + the owner's local row, so the caller can tell its
+// own columns from the ghosts and ask their owners. Rows: local lexicographic order, x fastest.
+py::tuple generate(int64_t nx, int64_t ny, int64_t nz, int64_t npx, int64_t npy, int64_t npz,
+                   int64_t ipx, int64_t ipy, int64_t ipz) {
+  if (nx < 1 || ny < 1 || nz < 1 || npx < 1 || npy < 1 || npz < 1)
+    hpc::fail("generate: sizes must be positive");
+  if (ipx < 0 || ipx >= npx || ipy < 0 || ipy >= npy || ipz < 0 || ipz >= npz)
+    hpc::fail("generate: process coordinates outside the grid");
+  const int64_t nrow = nx * ny * nz;
+  if (nrow * npx * npy * npz > (int64_t(1) << 50)) hpc::fail("generate: problem too large");
+  const int64_t gnx = nx * npx, gny = ny * npy, gnz = nz * npz;
+  py::array_t<int64_t> cols(nrow * W);
+  py::array_t<double> vals(nrow * W);
+  py::array_t<int32_t> nnz(nrow);
+  py::array_t<double> b(nrow);
+  int64_t* C = cols.mutable_data();
+  double* V = vals.mutable_data();
+  int32_t* Z = nnz.mutable_data();
+  double* B = b.mutable_data();
+#pragma omp parallel for schedule(static)
+  for (int64_t iz = 0; iz < nz; ++iz)
+    for (int64_t iy = 0; iy < ny; ++iy)
+      for (int64_t ix = 0; ix < nx; ++ix) {
+        const int64_t i = ix + nx * (iy + ny * iz);
+        const int64_t gx = ipx * nx + ix, gy = ipy * ny + iy, gz = ipz * nz + iz;
+        int k = 0;
+        for (int dz = -1; dz <= 1; ++dz)
+          for (int dy = -1; dy <= 1; ++dy)
+            for (int dx = -1; dx <= 1; ++dx) {
+              const int64_t qx = gx + dx, qy = gy + dy, qz = gz + dz;
+              if (qx < 0 || qx >= gnx || qy < 0 || qy >= gny || qz < 0 || qz >= gnz) continue;
+              const int64_t ox = qx / nx, oy = qy / ny, oz = qz / nz;
+              const int64_t owner = ox + npx * (oy + npy * oz);
+              const int64_t loc = (qx - ox * nx) + nx * ((qy - oy * ny) + ny * (qz - oz * nz));
+              C[i * W + k] = owner * nrow + loc;
+              V[i * W + k] = (dx == 0 && dy == 0 && dz == 0) ? 26.0 : -1.0;
+              ++k;
+            }
+        Z[i] = k;
+        B[i] = 26.0 - double(k - 1);
+        for (int j = k; j < W; ++j) { C[i * W + j] = -1; V[i * W + j] = 0.0; }
+      }
+  return py::make_tuple(cols, vals, nnz, b);
+}
+
+// f2c[k]: the fine local row of coarse local row k, (2x, 2y, 2z) under (x, y, z)
+py::array_t<int32_t> f2c_map(int64_t nxf, int64_t nyf, int64_t nzf) {
+  if (nxf < 2 || nyf < 2 || nzf < 2 || nxf % 2 || nyf % 2 || nzf % 2)
+    hpc::fail("f2c: fine extents must be even and at least 2");
+  const int64_t nxc = nxf / 2, nyc = nyf / 2, nzc = nzf / 2;
+  py::array_t<int32_t> f(nxc * nyc * nzc);
+  int32_t* F = f.mutable_data();
+  for (int64_t z = 0; z < nzc; ++z)
+    for (int64_t y = 0; y < nyc; ++y)
+      for (int64_t x = 0; x < nxc; ++x)
+        F[x + nxc * (y + nyc * z)] = int32_t(2 * x + nxf * (2 * y + nyf * 2 * z));
+  return f;
+}
+
+double dot(const carray<double>& a, const carray<double>& b) {
+  const int64_t n = a.shape(0);
+  const double* x = in(a, -1, "a");
+  const double* y = in(b, n, "b");
+  double s = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += x[i] * y[i];
+  return s;
+}
+
+// w = alpha x + beta y (w may be x or y)
+void waxpby(double alpha, const carray<double>& x, double beta, const carray<double>& y,
+            carray<double>& w) {
+  const int64_t n = w.shape(0);
+  const double* xv = in(x, -1, "x");
+  const double* yv = in(y, -1, "y");
+  if (x.shape(0) < n || y.shape(0) < n) hpc::fail("waxpby: x and y must be at least as long as w");
+  double* wv = out(w, n, "w");
+  // HPCG's three cases: a unit coefficient is not multiplied (so x + beta y rounds as the
+  // fused updates of the optimised CG do: one fused multiply-add)
+  if (alpha == 1.0) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) wv[i] = xv[i] + beta * yv[i];
+  } else if (beta == 1.0) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) wv[i] = alpha * xv[i] + yv[i];
+  } else {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) wv[i] = alpha * xv[i] + beta * yv[i];
+  }
+}
+
+// CG's two updates and the new residual norm in one pass: x += alpha p, r -= alpha Ap,
+// return r.r (local)
+double cg_update(carray<double>& x, carray<double>& r, const carray<double>& p,
+                 const carray<double>& Ap, double alpha) {
+  const int64_t n = r.shape(0);
+  double* xv = hpc::mut_ptr(x, "x");
+  double* rv = out(r, n, "r");
+  const double* pv = in(p, -1, "p");
+  const double* av = in(Ap, n, "Ap");
+  if (x.ndim() != 1 || x.shape(0) < n || p.shape(0) < n) hpc::fail("cg_update: x and p must hold the rows");
+  double s = 0.0;
+#pragma omp parallel for schedule(static) reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) {
+    xv[i] += alpha * pv[i];
+    const double ri = rv[i] - alpha * av[i];
+    rv[i] = ri;
+    s += ri * ri;
+  }
+  return s;
+}
+
+// rc[k] = rf[f2c[k]] - Axf[f2c[k]]  (HPCG's reference restriction)
+void restrict_ref(const carray<double>& rf, const carray<double>& Axf, const carray<int32_t>& f2c,
+                  carray<double>& rc) {
+  const int64_t nf = rf.shape(0), nc = f2c.shape(0);
+  const double* r = in(rf, -1, "rf");
+  const double* a = in(Axf, -1, "Axf");
+  if (Axf.shape(0) < nf) hpc::fail("restrict: Axf shorter than rf");
+  const int32_t* f = in(f2c, -1, "f2c");
+  double* o = out(rc, nc, "rc");
+  if (!hpc::all_in_range(f, nc, nf)) hpc::fail("f2c: index out of range");
+  for (int64_t k = 0; k < nc; ++k) o[k] = r[f[k]] - a[f[k]];
+}
+
+// xf[f2c[k]] += xc[k]  (HPCG's prolongation)
+void prolong(carray<double>& xf, const carray<double>& xc, const carray<int32_t>& f2c) {
+  const int64_t nc = f2c.shape(0);
+  const int32_t* f = in(f2c, -1, "f2c");
+  const double* c = in(xc, -1, "xc");
+  if (xc.shape(0) < nc) hpc::fail("prolong: xc shorter than f2c");
+  double* x = hpc::mut_ptr(xf, "xf");
+  if (xf.ndim() != 1 || !hpc::all_in_range(f, nc, xf.shape(0))) hpc::fail("f2c: index out of range");
+#pragma omp parallel for schedule(static)
+  for (int64_t k = 0; k < nc; ++k) x[f[k]] += c[k];
+}
+}  // namespace
+
+HPC_SUBMODULE(hpcg) {
+  m.doc() = "HPCG kernels: problem generation, ELLPACK 27-point operator, SYMGS, MG transfers";
+  py::class_<Ell>(m, "Ell", "One rank's rows of HPCG's matrix (ELLPACK, 27 slots per row)")
+      .def(py::init<const py::array&, const py::array&, const py::array&, int64_t>(),
+           py::arg("cols"), py::arg("vals"), py::arg("nnz"), py::arg("ncol"))
+      .def_property_readonly("nrow", &Ell::nrow)
+      .def_property_readonly("ncol", &Ell::ncol)
+      .def("spmv", &Ell::spmv, py::arg("x"), py::arg("y"), "y = A x")
+      .def("spmv_dot", &Ell::spmv_dot, py::arg("x"), py::arg("y"), "y = A x; return x[:nrow].y")
+      .def("symgs_ref", &Ell::symgs_ref, py::arg("r"), py::arg("x"),
+           "reference SYMGS: sequential forward and backward sweeps")
+      .def("symgs", &Ell::symgs, py::arg("r"), py::arg("x"), py::arg("zero_init"),
+           "optimised SYMGS (level-scheduled with threads; zero_init skips zero products)")
+      .def("residual_restrict", &Ell::residual_restrict, py::arg("r"), py::arg("x"),
+           py::arg("f2c"), py::arg("rc"), "rc = (r - A x)[f2c]")
+      .def("build_levels", &Ell::build_levels, "level schedule of the forward sweep; returns levels")
+      .def("diagonal", &Ell::diagonal)
+      .def("set_diagonal", &Ell::set_diagonal, py::arg("d"))
+      .def("row", &Ell::row, py::arg("i"), "(columns, values) of local row i as stored")
+      .def("nnz", &Ell::nnz);
+  m.def("generate", &generate, py::arg("nx"), py::arg("ny"), py::arg("nz"), py::arg("npx"),
+        py::arg("npy"), py::arg("npz"), py::arg("ipx"), py::arg("ipy"), py::arg("ipz"),
+        "HPCG's rows on one box: (rank-major cols int64, vals, nnz int32, b)");
+  m.def("f2c_map", &f2c_map, py::arg("nxf"), py::arg("nyf"), py::arg("nzf"));
+  m.def("dot", &dot, py::arg("a"), py::arg("b"));
+  m.def("waxpby", &waxpby, py::arg("alpha"), py::arg("x"), py::arg("beta"), py::arg("y"), py::arg("w"));
+  m.def("cg_update", &cg_update, py::arg("x"), py::arg("r"), py::arg("p"), py::arg("Ap"),
+        py::arg("alpha"));
+  m.def("restrict_ref", &restrict_ref, py::arg("rf"), py::arg("Axf"), py::arg("f2c"), py::arg("rc"));
+  m.def("prolong", &prolong, py::arg("xf"), py::arg("xc"), py::arg("f2c"));
+}
