@@ -173,6 +173,8 @@ def check_output(path: str | os.PathLike, what: str = "output", *, stream: bool 
             raise UsageError(f"{what} {raw}: cannot be written (permission denied)")
         return
     _probe(_existing_folder(target.parent), what, raw)
+    if target.parent.is_dir():
+        _sweep(target.parent, target.name)  # what a killed earlier run left beside it
 
 
 def _probe(folder: Path, what: str, raw: str) -> None:

@@ -1,0 +1,395 @@
+"""Issue 17, items 1-3 and 7-9: outputs never destroy, unwritable outputs and bad numbers are
+an exit 2 before any work, and the range checks of hpc.core.checks.
+
+Items 4-6, 10 and 11 (caches, indexes, checkpoints) are tested by their owners' packages and
+driven with hostile inputs by tests/test_fuzz.py.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, mpirun, run_app
+from hpc.core import atomic, checks, h5io
+from hpc.core.cli import make_parser
+from hpc.core.errors import InputTypeError, UsageError
+from hpc.core.memory import available_bytes, require_memory
+from hpc.core.runtime import world
+
+PY = sys.executable
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(os.listdir(folder))
+
+
+def _one_error(proc: subprocess.CompletedProcess) -> str:
+    """The run's single ``error:`` line (asserting there is exactly one, and no traceback)."""
+    out = proc.stdout + proc.stderr
+    lines = [ln for ln in out.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, out
+    assert "Traceback" not in out, out
+    return lines[0]
+
+
+# -- item 1: a non-regular target is never replaced -------------------------------------------
+def test_write_json_to_character_device_writes_in_place():
+    before = os.stat("/dev/null")
+    atomic.write_json("/dev/null", {"a": 1})
+    after = os.stat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+def test_write_json_to_dev_full_is_a_usage_error_and_keeps_the_device():
+    with pytest.raises(UsageError, match="No space left"):
+        atomic.write_json("/dev/full", {"a": 1})
+    assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+def test_write_json_to_fifo_without_reader_fails_fast_and_keeps_it(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    t0 = time.monotonic()
+    with pytest.raises(UsageError, match="no reader"):
+        atomic.write_json(fifo, {"a": 1})
+    assert time.monotonic() - t0 < 5
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert _listing(tmp_path) == ["pipe"]
+
+
+def test_write_json_to_fifo_with_reader(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.3)  # the reader has the FIFO open
+    try:
+        atomic.write_json(fifo, {"a": 1})
+        out, _ = reader.communicate(timeout=10)
+    finally:
+        reader.kill()
+    assert json.loads(out) == {"a": 1}
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_atomic_path_refuses_socket_and_directory(tmp_path):
+    sock_path = tmp_path / "s"
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(sock_path))
+    try:
+        for target, kind in ((sock_path, "socket"), (tmp_path, "directory")):
+            with pytest.raises(UsageError, match=kind):
+                with atomic.atomic_path(target):
+                    pass
+            with pytest.raises(UsageError, match=kind):
+                atomic.write_json(target, {})
+            with pytest.raises(UsageError, match=kind):
+                atomic.check_output(target, "--json", stream=True)
+        assert stat.S_ISSOCK(os.lstat(sock_path).st_mode)
+        assert _listing(tmp_path) == ["s"]
+    finally:
+        s.close()
+
+
+def test_hdf5_output_to_a_device_is_refused_before_writing():
+    with pytest.raises(UsageError, match="character device"):
+        atomic.check_output("/dev/null", "--output")
+    with pytest.raises(UsageError, match="character device"):
+        h5io.write("/dev/null", world(), {"/x": np.arange(3)})
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_app_json_dev_full_exits_2_and_keeps_device():
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    for n in (1, 3):
+        r = run_app("stream", n, "--arraysize", "1000", "--numtimes", "2", "--json", "/dev/full",
+                    timeout=120)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert "No space left" in _one_error(r)
+        assert stat.S_ISCHR(os.stat("/dev/full").st_mode)
+
+
+# -- item 2: private, random temporaries; no symlink followed; removed on failure/kill ---------
+def test_temporary_is_random_private_and_beside_target(tmp_path):
+    names = []
+    for _ in range(2):
+        with atomic.atomic_path(tmp_path / "out.json") as tmp:
+            assert tmp.parent == tmp_path and tmp.exists() and tmp.stat().st_size == 0
+            assert stat.S_IMODE(tmp.stat().st_mode) == 0o600
+            names.append(tmp.name)
+            tmp.write_text("{}")
+    assert names[0] != names[1]
+    assert str(os.getpid()) in names[0]
+    assert _listing(tmp_path) == ["out.json"]
+
+
+def test_planted_symlinks_for_the_old_names_are_never_followed(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    # The old scheme's names for the next pids (and this one), pointing at the victim.
+    for pid in range(os.getpid(), os.getpid() + 50):
+        (tmp_path / f".out.json.tmp.{pid}").symlink_to(victim)
+    atomic.write_json(tmp_path / "out.json", {"a": 1})
+    assert victim.read_text() == "precious"
+    assert json.loads((tmp_path / "out.json").read_text()) == {"a": 1}
+    assert not (tmp_path / "out.json").is_symlink()
+
+
+def test_symlinked_target_updates_the_file_it_names(tmp_path):
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    (tmp_path / "link.json").symlink_to(real)
+    atomic.write_json(tmp_path / "link.json", {"a": 2})
+    assert (tmp_path / "link.json").is_symlink()
+    assert json.loads(real.read_text()) == {"a": 2}
+
+
+def test_failed_write_removes_the_temporary_and_keeps_the_old_file(tmp_path):
+    target = tmp_path / "r.json"
+    target.write_text('{"old": true}\n')
+    with pytest.raises(RuntimeError):
+        with atomic.atomic_path(target) as tmp:
+            tmp.write_text("partial")
+            raise RuntimeError("boom")
+    assert _listing(tmp_path) == ["r.json"]
+    assert json.loads(target.read_text()) == {"old": True}
+
+
+def test_replaced_file_keeps_its_mode(tmp_path):
+    target = tmp_path / "r.json"
+    target.write_text("{}")
+    target.chmod(0o640)
+    atomic.write_json(target, {"a": 1})
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
+KILLED_WRITER = """
+import os, sys, time
+from hpc.core.atomic import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    with open(tmp, "wb") as f:
+        f.write(b"x" * (1 << 20))
+    print("writing", flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_terminating_signal_removes_the_temporary(tmp_path, sig):
+    p = subprocess.Popen([PY, "-c", KILLED_WRITER, str(tmp_path / "ckpt.h5")],
+                         stdout=subprocess.PIPE, text=True, cwd=str(ROOT))
+    try:
+        assert p.stdout.readline().strip() == "writing"
+        assert len(_listing(tmp_path)) == 1  # the temporary
+        p.send_signal(sig)
+        p.wait(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode != 0
+    assert _listing(tmp_path) == []
+
+
+def test_killed_writer_temporary_is_removed_by_the_next_run(tmp_path):
+    p = subprocess.Popen([PY, "-c", KILLED_WRITER, str(tmp_path / "ckpt.h5")],
+                         stdout=subprocess.PIPE, text=True, cwd=str(ROOT))
+    try:
+        assert p.stdout.readline().strip() == "writing"
+        p.kill()  # SIGKILL: no handler runs
+        p.wait(timeout=30)
+    finally:
+        p.kill()
+    left = _listing(tmp_path)
+    assert len(left) == 1 and left[0].startswith(".ckpt.h5.")
+    # Someone else's temporary (another live pid, another name) is never touched.
+    other = tmp_path / f".ckpt.h5.hpc-{os.getpid()}-{atomic._host_tag()}-abcdef.tmp"
+    other.write_text("live")
+    atomic.check_output(tmp_path / "ckpt.h5", "--save")  # before the next run's work
+    assert _listing(tmp_path) == [other.name]
+
+
+# -- item 3: unwritable outputs are exit 2 before the work ------------------------------------
+@pytest.mark.parametrize("case", ["dir", "proc", "missing-parent-file", "readonly", "empty"])
+def test_check_output_refuses_unwritable(tmp_path, case):
+    if case == "dir":
+        path = tmp_path
+    elif case == "proc":
+        path = Path("/proc/version")
+    elif case == "missing-parent-file":
+        (tmp_path / "f").write_text("")
+        path = tmp_path / "f" / "sub" / "out.json"
+    elif case == "readonly":
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        if os.access(ro, os.W_OK) and os.getuid() == 0:
+            # root writes anywhere permissions are concerned; a read-only mount is the case
+            path = Path("/proc/sys/hpc-out.json")
+        else:
+            path = ro / "out.json"
+    else:
+        path = ""
+    before = _listing(tmp_path)
+    with pytest.raises(UsageError):
+        atomic.check_output(path, "--json")
+    assert _listing(tmp_path) == before
+
+
+def test_check_output_accepts_new_file_in_new_folder_without_creating_it(tmp_path):
+    atomic.check_output(tmp_path / "a" / "b" / "out.json", "--json")
+    assert _listing(tmp_path) == []
+
+
+def test_same_path_for_two_outputs_is_refused(tmp_path):
+    p = make_parser("x", "d")
+    j = str(tmp_path / "r")
+    with pytest.raises(UsageError, match="same file"):
+        p.parse_args(["--json", j, "--output", j])
+    os.symlink(j + ".h5", j + ".link")
+    with pytest.raises(UsageError, match="same file"):
+        p.parse_args(["--json", j + ".link", "--output", j + ".h5"])
+    assert _listing(tmp_path) == ["r.link"]
+
+
+def _bad_output_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
+    (tmp_path / "file").write_text("keep")
+    return [
+        (["--json", str(tmp_path)], "directory"),
+        (["--output", str(tmp_path)], "directory"),
+        (["--json", "/proc/version"], "/proc"),
+        (["--json", str(tmp_path / "file" / "r.json")], "not a directory"),
+        (["--json", str(tmp_path / "same"), "--output", str(tmp_path / "same")], "same file"),
+    ]
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_unwritable_outputs_exit_2_before_the_work(tmp_path, n):
+    # A big, slow problem: exit 2 within seconds shows nothing ran before the check.
+    cases = _bad_output_cases(tmp_path)
+    for extra, needle in cases if n == 1 else cases[::2]:  # fewer launches at 3 ranks
+        t0 = time.monotonic()
+        r = run_app("stream", n, "--arraysize", str(2**26), "--numtimes", "1000", *extra,
+                    timeout=120)
+        assert r.returncode == 2, (extra, r.stdout, r.stderr)
+        assert needle.lower() in _one_error(r).lower()
+        assert "Function" not in r.stdout  # no kernel ran
+        assert time.monotonic() - t0 < 60
+        assert _listing(tmp_path) == ["file"] and (tmp_path / "file").read_text() == "keep"
+
+
+def test_scaling_run_out_naming_a_file_exits_2(tmp_path):
+    f = tmp_path / "FILE"
+    f.write_text("keep")
+    r = subprocess.run([PY, "-m", "hpc.scaling", "run", "--app", "stream", "--ranks", "1",
+                        "--out", str(f)], capture_output=True, text=True, cwd=str(ROOT),
+                       timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "not a directory" in _one_error(r)
+    assert f.read_text() == "keep"
+
+
+# -- item 7: memory estimates --------------------------------------------------------------------
+def test_require_memory_message_gives_estimate_and_available():
+    with pytest.raises(UsageError) as err:
+        require_memory(8 * 2**40, "a 10^12-row matrix", world())
+    msg = str(err.value)
+    assert "8192.00 GiB per rank" in msg and "available" in msg and "\n" not in msg
+    require_memory(1024, "a small thing", world())
+    assert available_bytes() > 0
+
+
+def test_stream_too_large_exits_2_with_estimate():
+    r = run_app("stream", 1, "--arraysize", str(2**50), timeout=120)
+    assert r.returncode == 2
+    line = _one_error(r)
+    assert "GiB" in line and "available" in line
+
+
+# -- items 8 and 9: --seed, --repeat and every numeric range -----------------------------------
+def test_seed_type_is_the_same_everywhere():
+    p = make_parser("x", "d")
+    assert p.parse_args(["--seed", str(2**63 - 1)]).seed == 2**63 - 1
+    assert p.parse_args(["--seed", "0"]).seed == 0
+    for bad in ("-1", str(2**63), "1.5", "1e3", "nan", "", "0x10"):
+        with pytest.raises(UsageError, match="--seed"):
+            p.parse_args(["--seed", bad])
+
+
+def test_repeat_is_bounded():
+    p = make_parser("x", "d")
+    assert p.parse_args(["--repeat", str(checks.REPEAT_MAX)]).repeat == checks.REPEAT_MAX
+    for bad in ("1e20", "0", "-3", str(checks.REPEAT_MAX + 1), "inf"):
+        with pytest.raises(UsageError, match="--repeat"):
+            p.parse_args(["--repeat", bad])
+
+
+@pytest.mark.parametrize("lo, hi, lo_open, hi_open, accept, reject", [
+    (0, None, True, False, ["1e-300", "5", "1e300"], ["0", "-1", "nan", "inf", "1e400", "x", ""]),
+    (0, 1, False, False, ["0", "1", "0.5"], ["-0.1", "1.0000001", "nan", "-inf"]),
+    (0, 1, True, True, ["0.5", "1e-9"], ["0", "1"]),
+    (None, None, False, False, ["-1e300", "0", "7"], ["nan", "inf", "-inf", "-1e400"]),
+])
+def test_real_type(lo, hi, lo_open, hi_open, accept, reject):
+    t = checks.real(lo, hi, lo_open=lo_open, hi_open=hi_open)
+    for a in accept:
+        assert t(a) == float(a)
+    for r in reject:
+        with pytest.raises(argparse.ArgumentTypeError, match="finite number"):
+            t(r)
+
+
+def test_check_helpers():
+    assert checks.check_real("lr", 1, 0, 1) == 1.0
+    assert checks.check_int("k", np.int64(3), 1) == 3
+    assert checks.check_choice("m", "a", ("a", "b")) == "a"
+    with pytest.raises(UsageError, match=r"lr must be a finite number in \(0, 10\], got nan"):
+        checks.check_real("lr", math.nan, 0, 10, lo_open=True)
+    with pytest.raises(InputTypeError, match="lr must be a real number, got str"):
+        checks.check_real("lr", "0.1")
+    with pytest.raises(InputTypeError):
+        checks.check_real("lr", True)
+    with pytest.raises(InputTypeError, match="k must be an integer, got float"):
+        checks.check_int("k", 2.0, 1)
+    with pytest.raises(UsageError, match=r"k must be an integer in \[1, 4\], got 5"):
+        checks.check_int("k", 5, 1, 4)
+    with pytest.raises(UsageError, match="m must be one of a, b, got 'c'"):
+        checks.check_choice("m", "c", ("a", "b"))
+    with pytest.raises(InputTypeError):
+        checks.check_choice("m", 3, ("a", "b"))
+    assert issubclass(UsageError, ValueError) and issubclass(InputTypeError, TypeError)
+
+
+SCRIPT_FAILED_H5 = """
+import numpy as np
+from hpc.core import h5io, run, world
+def main(argv):
+    class Bad:  # fails to convert on rank 0 half-way through the write
+        def __array__(self, *a, **k):
+            raise RuntimeError("deliberate")
+    h5io.write({path!r}, world(), {{"/a": np.arange(4), "/b": Bad()}})
+    return 0
+run(main)
+"""
+
+
+def test_failed_hdf5_write_leaves_nothing(tmp_path):
+    target = tmp_path / "out.h5"
+    script = tmp_path / "s.py"
+    script.write_text(SCRIPT_FAILED_H5.format(path=str(target)))
+    (tmp_path / "keep").write_text("")
+    r = mpirun(1, str(script), timeout=120)
+    assert r.returncode != 0 and "deliberate" in r.stderr
+    assert _listing(tmp_path) == ["keep", "s.py"]
