@@ -49,14 +49,45 @@ def loss_fn(P, cfg: GPTConfig, tok, tgt):
     return F.cross_entropy(logits.reshape(-1, cfg.vocab_padded), tgt.reshape(-1))
 
 
+def scheduler(opt, warmup: int, decay_style: str, decay_steps: int | None, min_lr: float):
+    """PyTorch's own schedulers for hpc.train's learning-rate schedules (an independent
+    implementation: LinearLR warm-up, then CosineAnnealingLR or LinearLR decay); None for a
+    constant rate without warm-up."""
+    import torch.optim.lr_scheduler as S
+
+    lr = opt.param_groups[0]["lr"]
+    parts, milestones = [], []
+    if warmup:
+        parts.append(S.LinearLR(opt, start_factor=1 / warmup, end_factor=1.0,
+                                total_iters=max(1, warmup - 1)))
+        milestones.append(warmup)
+    if decay_style == "cosine":
+        parts.append(S.CosineAnnealingLR(opt, T_max=decay_steps - warmup, eta_min=min_lr))
+    elif decay_style == "linear":
+        parts.append(S.LinearLR(opt, start_factor=1.0, end_factor=min_lr / lr,
+                                total_iters=decay_steps - warmup))
+    else:
+        parts.append(S.ConstantLR(opt, factor=1.0, total_iters=0))
+    if len(parts) == 1:
+        return parts[0]
+    return S.SequentialLR(opt, parts, milestones=milestones)
+
+
 def train(cfg: GPTConfig, tokens: np.ndarray, seed: int, batch: int, steps: int, lr: float,
-          dtype: str = "float32", clip: float = 1.0, start: int = 0):
-    """Losses per step and seconds per step (steps start..start+steps-1)."""
+          dtype: str = "float32", clip: float = 1.0, start: int = 0, weight_decay: float = 0.0,
+          warmup: int = 0, decay_style: str = "constant", decay_steps: int | None = None,
+          min_lr: float = 0.0):
+    """Losses per step and seconds per step (steps start..start+steps-1), with AdamW's
+    decoupled ``weight_decay`` and PyTorch's schedulers for the learning rate."""
     import torch
 
     tdt = {"float32": torch.float32, "float64": torch.float64}[dtype]
     P = make_params(cfg, seed, tdt)
-    opt = torch.optim.Adam(P.values(), lr=lr, betas=(0.9, 0.95), eps=1e-8)
+    opt = torch.optim.AdamW(P.values(), lr=lr, betas=(0.9, 0.95), eps=1e-8,
+                            weight_decay=weight_decay)
+    sched = scheduler(opt, warmup, decay_style, decay_steps, min_lr)
+    for _ in range(start):
+        sched.step()
     losses, times = [], []
     for k in range(steps):
         t0 = time.perf_counter()
@@ -72,6 +103,7 @@ def train(cfg: GPTConfig, tokens: np.ndarray, seed: int, batch: int, steps: int,
                     for p in P.values():
                         p.grad.mul_(coef)
         opt.step()
+        sched.step()
         losses.append(float(loss.detach()))
         times.append(time.perf_counter() - t0)
     return losses, times
