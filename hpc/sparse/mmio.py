@@ -6,10 +6,26 @@ first byte, so no rank ever holds the whole file and nothing is gathered on rank
 learns the line number of its first line from an exclusive scan of newline counts, so every
 error names the file and line. Entries are then routed to their row owners (Alltoallv).
 
-Supported: ``coordinate`` with ``real``, ``integer`` or ``pattern`` fields and ``general``,
-``symmetric`` or ``skew-symmetric`` symmetry. Checked: the banner, the size line, the number
-of tokens per entry line, numeric fields, 1-based index ranges, the declared entry count
-(too few = truncated file, too many). Errors are UsageError, agreed on all ranks.
+Each rank's range is parsed by fast_matrix_market (C++, ``fast_float``; the parser inside
+``scipy.io.mmread``) when it is installed; when that parser rejects the range, or finds a
+value that is not finite or an ``integer`` value with a fraction, the exact NumPy parser below
+parses it again to name the line and the fault. Before that, two byte counts at memchr
+speed check what fmm would let pass: only the field's numeral characters (digits, signs and,
+for real values, ``.eE``) between the whitespace, and exactly one separator between tokens or
+else an exact token count. What remains unchecked on the fast path, as in
+``scipy.io.mmread``: a numeral made of those characters but malformed only in its structure
+(``9.2.5``, ``1e5e5``) is read as its longest valid prefix.
+
+Compressed files (``.gz``, ``.bz2``, ``.xz``: recognised by their first bytes) cannot be split
+by byte offset: every rank decompresses the stream and keeps its share of the entry lines.
+The ``array`` (dense, column-major) format is read whole by every rank, after a memory check.
+
+Supported: ``coordinate`` and ``array`` with ``real``, ``integer`` or ``pattern`` fields and
+``general``, ``symmetric`` or ``skew-symmetric`` symmetry. Checked: the banner, the size line,
+the number of tokens per entry line, numeric and finite fields, 1-based index ranges, the
+declared entry count (too few = truncated file, too many). Errors are UsageError, agreed on
+all ranks. The memory an entry needs is checked (:func:`hpc.core.memory.require_memory`)
+from the header before anything is allocated.
 """
 from __future__ import annotations
 
@@ -24,6 +40,8 @@ from mpi4py import MPI
 
 from hpc.core.errors import InputTypeError, UsageError
 from hpc.core.exchange import exscan
+from hpc.core.fileio import compression, open_input
+from hpc.core.memory import require_memory
 from hpc.core.runtime import as_comm
 from hpc.core.partition import block_offsets, exchange_by_owner
 from hpc.core.runtime import collective
@@ -31,6 +49,7 @@ from hpc.core.runtime import collective
 from .dcsr import DistCSR
 
 FIELDS = ("real", "integer", "pattern")
+FORMATS = ("coordinate", "array")
 SYMMETRIES = ("general", "symmetric", "skew-symmetric")
 _WS = np.array([32, 9, 13, 10, 11, 12], dtype=np.uint8)
 
@@ -44,14 +63,17 @@ class Header:
     cols: int
     entries: int
     size_line: int    # 1-based line number of the size line
-    data_start: int   # byte offset of the first line after the size line
+    data_start: int   # byte offset of the first line after the size line (decompressed)
+    format: str = "coordinate"
+    compression: str | None = None  # "gzip", "bz2", "xz" or None
 
 
 def read_header(path: str | os.PathLike) -> Header:
     """Parse banner, comments and size line; UsageError names the file and line."""
     name = str(path)
     try:
-        f = open(path, "rb")
+        kind = compression(path)
+        f = open_input(path, "rb")
     except OSError as exc:
         raise UsageError(f"{name}: cannot open ({exc.strerror})") from None
     with f:
@@ -62,15 +84,21 @@ def read_header(path: str | os.PathLike) -> Header:
         obj, fmt, field, sym = (t.lower() for t in banner[1:5])
         if obj != "matrix":
             raise UsageError(f"{name}:1: object '{obj}' not supported (only 'matrix')")
-        if fmt != "coordinate":
-            raise UsageError(f"{name}:1: format '{fmt}' not supported (only 'coordinate')")
+        if fmt not in FORMATS:
+            raise UsageError(f"{name}:1: format '{fmt}' not supported (supported: {', '.join(FORMATS)})")
+        if fmt == "array" and field == "pattern":
+            raise UsageError(f"{name}:1: an 'array' matrix cannot have the 'pattern' field")
         if field not in FIELDS:
             raise UsageError(f"{name}:1: field '{field}' not supported (supported: {', '.join(FIELDS)})")
         if sym not in SYMMETRIES:
             raise UsageError(f"{name}:1: symmetry '{sym}' not supported (supported: {', '.join(SYMMETRIES)})")
         lineno = 1
+        want = 3 if fmt == "coordinate" else 2
         while True:
-            raw = f.readline()
+            try:
+                raw = f.readline()
+            except (OSError, EOFError) as exc:
+                raise UsageError(f"{name}: corrupt {kind} stream ({exc})") from None
             if not raw:
                 raise UsageError(f"{name}:{lineno}: file ends before the size line (truncated?)")
             lineno += 1
@@ -82,14 +110,23 @@ def read_header(path: str | os.PathLike) -> Header:
                 vals = [int(t) for t in parts]
             except ValueError:
                 vals = []
-            if len(parts) != 3 or len(vals) != 3:
-                raise UsageError(f"{name}:{lineno}: bad size line {text[:60]!r} (expected 'rows cols entries')")
-            m, n, nnz = vals
+            if len(parts) != want or len(vals) != want:
+                expect = "rows cols entries" if want == 3 else "rows cols"
+                raise UsageError(f"{name}:{lineno}: bad size line {text[:60]!r} (expected '{expect}')")
+            m, n = vals[:2]
+            nnz = vals[2] if want == 3 else _array_count(m, n, sym)
             if m < 0 or n < 0 or nnz < 0:
                 raise UsageError(f"{name}:{lineno}: negative size in {text!r}")
             if sym != "general" and m != n:
                 raise UsageError(f"{name}:{lineno}: a {sym} matrix must be square, got {m} x {n}")
-            return Header(name, field, sym, m, n, nnz, lineno, f.tell())
+            return Header(name, field, sym, m, n, nnz, lineno, f.tell(), fmt, kind)
+
+
+def _array_count(m: int, n: int, sym: str) -> int:
+    """Values stored by an ``array`` file: all, the lower triangle, or the strict lower one."""
+    if sym == "general":
+        return m * n
+    return n * (n + 1) // 2 if sym == "symmetric" else n * (n - 1) // 2
 
 
 def _line_start_at_or_after(f, pos: int, lo: int, size: int) -> int:
@@ -156,6 +193,11 @@ def _parse_region(h: Header, region: bytes, first_line: int):
     else:
         v = convert(2, np.int64 if h.field == "integer" else np.float64,
                     "integer value" if h.field == "integer" else "value").astype(np.float64)
+        bad = np.flatnonzero(~np.isfinite(v))
+        if bad.size:
+            r = int(bad[0])
+            raise UsageError(f"{name}:{first_line + int(entry_line[r])}: value "
+                             f"{toks[r, 2].decode('latin-1')!r} is not finite")
     for arr, lim, what in ((i, h.rows, "row"), (j, h.cols, "column")):
         out = np.flatnonzero((arr < 1) | (arr > lim))
         if out.size:
@@ -170,40 +212,235 @@ def _parse_region(h: Header, region: bytes, first_line: int):
     return i - 1, j - 1, v, entry_line + first_line
 
 
-def read_local_entries(path, comm):
-    """Header plus this rank's parsed entries (0-based), with the declared count checked."""
+class _Chain:
+    """A read-only stream of a short header followed by a buffer (no copy of the buffer):
+    what fast_matrix_market reads a rank's range through."""
+
+    def __init__(self, head: bytes, body: bytes):
+        self._parts = [memoryview(head), memoryview(body)]
+        self._k = 0
+        self._pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        out = []
+        while self._k < len(self._parts) and (n < 0 or n > 0):
+            part = self._parts[self._k]
+            take = part[self._pos:] if n < 0 else part[self._pos:self._pos + n]
+            out.append(bytes(take))
+            self._pos += len(take)
+            if n > 0:
+                n -= len(take)
+            if self._pos >= len(part):
+                self._k, self._pos = self._k + 1, 0
+        return b"".join(out)
+
+
+_WS_BYTES = b" \t\r\n\v\f"
+_WS_TABLE = np.zeros(256, dtype=bool)
+_WS_TABLE[list(_WS_BYTES)] = True
+#: the bytes an entry line may hold, per field: anything else is a fault to report
+_ALLOWED = {"real": b"0123456789+-.eE", "integer": b"0123456789+-"}
+_ALLOWED["pattern"] = _ALLOWED["integer"]
+
+
+def _tokens_ok(region: bytes, nonws: int, end: int, k: int, lines: int) -> bool:
+    """Whether ``region[:end]`` (``lines`` entry lines) holds exactly ``k`` tokens a line:
+    fast_matrix_market ignores extra tokens. Every line has at least ``k`` (fmm fails on a
+    short line), so a whitespace count of exactly one separator between tokens proves it at
+    memchr speed; other layouts (aligned columns, CR LF) count the tokens with NumPy.
+    ``nonws``: the number of bytes in ``region`` that are not whitespace."""
+    if end - nonws == k * lines - 1:  # (the trailing whitespace is past end)
+        return True
+    ws = _WS_TABLE[np.frombuffer(region, dtype=np.uint8, count=end)]
+    tokens = int(not ws[0]) + int(np.count_nonzero(ws[:-1] & ~ws[1:]))
+    return tokens == k * lines
+
+
+def _parse_fast(h: Header, region: bytes, threads: int, path: str | None = None):
+    """Parse a range with fast_matrix_market: (i, j, v) 0-based, or None when it is not
+    installed or the range needs the exact parser (a fault to report, blank lines). With
+    ``path`` (one rank, a plain file: ``region`` is all its entry lines) fmm reads the file
+    itself; otherwise the range goes through an in-memory file behind a made-up header."""
+    try:
+        import fast_matrix_market as fmm
+    except ImportError:
+        return None
+    end = len(region)
+    while end and region[end - 1] in _WS_BYTES:  # trailing blank lines: not entries
+        end -= 1
+    lines = region.count(b"\n", 0, end) + 1 if end else 0
+    if lines == 0:
+        e = np.empty(0, np.int64)
+        return e, e, np.empty(0, np.float64)
+    k = 2 if h.field == "pattern" else 3
+    # fmm takes a numeral's prefix ('1x2' -> 1): only the field's numeral bytes may appear
+    # (integer fields: digits and signs, so fmm's integer parse is exact)
+    text = region.translate(None, _WS_BYTES)
+    if text.translate(None, _ALLOWED[h.field]) or not _tokens_ok(region, len(text), end, k, lines):
+        return None
+    del text
+    if path is not None and lines != h.entries:
+        path = None  # the count is wrong: let the range parse report it
+    try:
+        if path is not None:
+            (v, (i, j)), _ = fmm.read_coo(path, parallelism=threads, generalize_symmetry=False)
+        else:
+            head = (f"%%MatrixMarket matrix coordinate {h.field} general\n"
+                    f"{h.rows} {h.cols} {lines}\n").encode()
+            (v, (i, j)), _ = _fmm_range(fmm, head, memoryview(region)[:end], threads)
+    except (ValueError, RuntimeError, OverflowError):
+        return None
+    v = np.asarray(v, dtype=np.float64)
+    if not np.isfinite(v).all():  # overflow to inf ('1e999')
+        return None
+    if h.symmetry == "skew-symmetric" and (i == j).any():
+        return None
+    return i.astype(np.int64, copy=False), j.astype(np.int64, copy=False), v
+
+
+def _fmm_range(fmm, head: bytes, body: memoryview, threads: int):
+    """fmm.read_coo of ``head`` + ``body``: through an in-memory file where Linux has one
+    (fmm reads a file natively, a Python stream 1 KiB a call), else a stream."""
+    if not hasattr(os, "memfd_create"):
+        return fmm.read_coo(_Chain(head, body), parallelism=threads, generalize_symmetry=False)
+    fd = os.memfd_create("hpc-mmio")
+    try:
+        os.write(fd, head)
+        while body:
+            body = body[os.write(fd, body):]
+        return fmm.read_coo(f"/proc/self/fd/{fd}", parallelism=threads,
+                            generalize_symmetry=False)
+    finally:
+        os.close(fd)
+
+
+def _threads() -> int:
+    """Parser threads: the run's --threads (set_threads exports OMP_NUM_THREADS), else 1."""
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0]
+    return int(env) if env.isdigit() and int(env) > 0 else 1
+
+
+def _take_lines(f, first: int, stop: int | None) -> bytes:
+    """Lines ``first`` .. ``stop - 1`` (0-based, counted from the stream's position; ``stop``
+    None: to the end) of a stream read in chunks, keeping only those bytes."""
+    out = []
+    line = 0
+    while True:
+        chunk = f.read(1 << 22)
+        if not chunk:
+            break
+        n = chunk.count(b"\n")
+        if line + n < first:
+            line += n
+            continue
+        nl = None
+        if line < first or (stop is not None and line + n >= stop):
+            nl = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10)
+        s0 = 0 if line >= first else int(nl[first - line - 1]) + 1
+        if stop is not None and line + n >= stop:
+            e0 = int(nl[stop - line - 1]) + 1 if stop > line else 0
+            out.append(chunk[s0:e0])
+            break
+        out.append(chunk[s0:])
+        line += n
+    return b"".join(out)
+
+
+def _local_range(h: Header, comm) -> tuple[bytes, int | None]:
+    """This rank's entry lines as bytes, and the file line number of the first of them when
+    known without a scan (compressed input), else None."""
     p, r = comm.Get_size(), comm.Get_rank()
-    h = None
-    with collective(comm):
-        h = read_header(path)
-    size = os.path.getsize(path)
+    if h.compression is not None:
+        # no byte offsets into a compressed stream: split by line, each rank decompresses
+        first = h.entries * r // p
+        stop = h.entries * (r + 1) // p if r < p - 1 else None
+        try:
+            with open_input(h.path, "rb") as f:
+                f.seek(h.data_start)
+                return _take_lines(f, first, stop), h.size_line + 1 + first
+        except (OSError, EOFError) as exc:
+            raise UsageError(f"{h.path}: corrupt {h.compression} stream ({exc})") from None
+    size = os.path.getsize(h.path)
     span = size - h.data_start
     lo = h.data_start + span * r // p
     hi = h.data_start + span * (r + 1) // p
-    result = None
-    with open(path, "rb") as f:
+    with open(h.path, "rb") as f:
         s0 = _line_start_at_or_after(f, lo, h.data_start, size)
         e0 = _line_start_at_or_after(f, hi, h.data_start, size) if r < p - 1 else size
         f.seek(s0)
-        region = f.read(max(0, e0 - s0))
-    nl = region.count(b"\n")
-    first_line = h.size_line + 1 + exscan(comm, nl)
+        return f.read(max(0, e0 - s0)), None
+
+
+def _entry_bytes(h: Header, p: int) -> float:
+    """Bytes per rank the entries need while read: the text share, the parsed triplets (the
+    mirrors of a symmetric matrix doubled), their exchange and the local CSR."""
+    mirror = 1 if h.symmetry == "general" else 2
+    per_rank = h.entries / max(p, 1)
+    return per_rank * (3 * 24 * mirror + 40)
+
+
+def read_local_entries(path, comm, threads: int | None = None):
+    """Header plus this rank's parsed entries (0-based), with the declared count checked."""
+    h = None
     with collective(comm):
-        result = _parse_region(h, region, first_line)
-    del region
-    i, j, v, lines = result
+        h = read_header(path)
+        require_memory(_entry_bytes(h, comm.Get_size()), f"reading {h.path} "
+                       f"({h.entries:,} entries)", comm)
+    if h.format == "array":
+        return h, *_read_array(h, comm)
+    region, first_line = None, None
+    with collective(comm):
+        region, first_line = _local_range(h, comm)
+    if first_line is None:  # (one rank: no scan, and no newline count)
+        nl = region.count(b"\n") if comm.Get_size() > 1 else 0
+        first_line = h.size_line + 1 + exscan(comm, nl)
+    with collective(comm):
+        whole = h.path if comm.Get_size() == 1 and h.compression is None else None
+        result = _parse_fast(h, region, threads or _threads(), whole)
+        if result is None:
+            result = _parse_region(h, region, first_line)[:3]
+    i, j, v = result
     count = i.size
     start = exscan(comm, count)
     total = comm.allreduce(count)
     with collective(comm):
         if total > h.entries and start + count > h.entries >= start:
+            lines = _parse_region(h, region, first_line)[3]
             extra = int(lines[h.entries - start])
             raise UsageError(f"{h.path}:{extra}: more entries than the {h.entries} declared on "
                              f"line {h.size_line}")
+    del region
     if total < h.entries:
         raise UsageError(f"{h.path}:{h.size_line}: declares {h.entries} entries but the file has "
                          f"{total} (truncated?)")
     return h, i, j, v
+
+
+def _read_array(h: Header, comm):
+    """An ``array`` file: every rank parses the whole (dense) file and keeps the nonzeros of
+    its share of the columns as triplets (the row owners are found later, as for coordinate).
+    Symmetric storage is returned as stored (the lower triangle) for read_matrix to mirror."""
+    import fast_matrix_market as fmm
+
+    p, r = comm.Get_size(), comm.Get_rank()
+    with collective(comm):
+        require_memory(8.0 * h.rows * h.cols, f"reading the dense {h.rows} x {h.cols} "
+                       f"array {h.path}", comm)
+        try:
+            with open_input(h.path, "rb") as f:
+                dense = fmm.read_array(f, parallelism=_threads())
+        except (ValueError, RuntimeError, OSError, EOFError) as exc:
+            raise UsageError(f"{h.path}: {exc}") from None
+        dense = np.asarray(dense, dtype=np.float64)
+        if not np.isfinite(dense).all():
+            c = np.argwhere(~np.isfinite(dense))[0]
+            raise UsageError(f"{h.path}: value at ({c[0] + 1}, {c[1] + 1}) is not finite")
+    if h.symmetry != "general":
+        dense = np.tril(dense, 0 if h.symmetry == "symmetric" else -1)
+    c0, c1 = h.cols * r // p, h.cols * (r + 1) // p
+    i, j = np.nonzero(dense[:, c0:c1])
+    v = dense[i, j + c0]
+    return i.astype(np.int64), (j + c0).astype(np.int64), v
 
 
 def read_matrix(path: str | os.PathLike, comm=None, backend: str | None = None,
@@ -254,9 +491,13 @@ def read_matrix(path: str | os.PathLike, comm=None, backend: str | None = None,
                    np.concatenate((v, sign * v[off])))
     p, r = comm.Get_size(), comm.Get_rank()
     roff = block_offsets(h.rows, p) if row_offsets is None else np.asarray(row_offsets, np.int64)
-    dest = np.searchsorted(roff, i, side="right") - 1
-    ri, rj, rv = exchange_by_owner(comm, dest, [np.asarray(i, np.int64), np.asarray(j, np.int64),
-                                                np.asarray(v, np.float64)])
+    if p == 1:  # every row is here: no routing
+        ri, rj, rv = i, j, v
+    else:
+        dest = np.searchsorted(roff, i, side="right") - 1
+        ri, rj, rv = exchange_by_owner(comm, dest, [np.asarray(i, np.int64),
+                                                    np.asarray(j, np.int64),
+                                                    np.asarray(v, np.float64)])
     lo, hi = int(roff[r]), int(roff[r + 1])
     local = sp.csr_matrix((rv, (ri - lo, rj)), shape=(hi - lo, h.cols))
     local.sum_duplicates()

@@ -151,7 +151,8 @@ GOOD_ROWS = "".join(f"{i} {i} {i}.5\n" for i in range(1, 21))
     (HEAD + "20 20 20\n" + GOOD_ROWS[:-9], ":23: expected 3 fields"),  # truncated mid-line
     (HEAD + "20 20\n" + GOOD_ROWS, ":3: bad size line"),
     (HEAD, ":2: file ends before the size line"),
-    ("%%MatrixMarket matrix array real general\n2 2\n1\n2\n3\n4\n", ":1: format 'array' not supported"),
+    ("%%MatrixMarket matrix tensor real general\n2 2\n1\n2\n3\n4\n", ":1: format 'tensor' not supported"),
+    ("%%MatrixMarket matrix array pattern general\n2 2\n", ":1: an 'array' matrix cannot"),
     ("hello\n", ":1: not a Matrix Market file"),
     ("%%MatrixMarket matrix coordinate complex general\n1 1 1\n1 1 1 0\n", "field 'complex'"),
     ("%%MatrixMarket matrix coordinate real symmetric\n2 3 1\n1 1 1\n", "must be square"),

@@ -1,0 +1,177 @@
+"""The Matrix Market reader's fast path, compressed inputs and the array format (1-4 ranks).
+
+The reference is ``scipy.io.mmread`` on the same (uncompressed) file, gathered and compared
+exactly; malformed ranges that the fast parser would accept (a numeral's prefix, extra tokens,
+non-finite values) must still be errors naming the line.
+"""
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import scipy.sparse as sp
+from mpi4py import MPI
+
+from hpc.core.errors import UsageError
+from hpc.sparse.mmio import read_header, read_matrix
+
+pytestmark = pytest.mark.mpi
+comm = MPI.COMM_WORLD
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "matrices"
+# fastest presets: the test is about reading, not compressing
+COMPRESS = {".gz": lambda b: gzip.compress(b, compresslevel=1),
+            ".bz2": lambda b: bz2.compress(b, compresslevel=1),
+            ".xz": lambda b: lzma.compress(b, preset=0)}
+
+
+def shared_tmpdir() -> str:
+    d = tempfile.mkdtemp(prefix="hpc_mmio_") if comm.rank == 0 else None
+    return comm.bcast(d, root=0)
+
+
+def _write(d: str, name: str, data: bytes | str | None) -> str:
+    path = os.path.join(d, name)
+    if comm.rank == 0:
+        with open(path, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+    comm.Barrier()
+    return path
+
+
+def gathered(A) -> sp.csr_matrix:
+    return comm.bcast(A.gather(root=0), root=0)
+
+
+def reference(path: str) -> sp.csr_matrix:
+    return sp.csr_matrix(scipy.io.mmread(path))
+
+
+@pytest.mark.parametrize("name", ["bcsstk13", "jagmesh7"])
+@pytest.mark.parametrize("ext", sorted(COMPRESS))
+def test_compressed_real_matrix_identical(name, ext):
+    src = DATA / f"{name}.mtx"
+    if not src.exists():
+        pytest.skip(f"real data not present: {src}")
+    d = shared_tmpdir()
+    raw = src.read_bytes()
+    # a misleading name: the compression is read from the first bytes, not the suffix
+    packed = COMPRESS[ext](raw) if comm.rank == 0 else None
+    path = _write(d, f"{name}{ext}", packed)
+    odd = _write(d, f"{name}.mtx", packed)
+    R = reference(str(src))
+    plain = gathered(read_matrix(src, comm))
+    for p in (path, odd):
+        A = read_matrix(p, comm)
+        assert A.mm_header.compression == {".gz": "gzip", ".bz2": "bz2", ".xz": "xz"}[ext]
+        G = gathered(A)
+        assert G.shape == R.shape and abs(G - R).max() == 0
+        assert (G != plain).nnz == 0
+        assert A.local.shape[0] == A.local_rows
+
+
+def test_compressed_error_names_line():
+    d = shared_tmpdir()
+    text = ("%%MatrixMarket matrix coordinate real general\n5 5 5\n"
+            + "".join(f"{i} {i} {i}.5\n" for i in range(1, 6)).replace("4 4 4.5", "4 4 4x5"))
+    path = _write(d, "bad.mtx.gz", gzip.compress(text.encode()))  # (small: any rank may)
+    with pytest.raises(UsageError, match=r"bad\.mtx\.gz:6: value '4x5' is not a valid number"):
+        read_matrix(path, comm)
+    path = _write(d, "trunc.mtx.gz", gzip.compress(text.encode())[:-12])
+    with pytest.raises(UsageError, match="trunc.mtx.gz"):
+        read_matrix(path, comm)
+
+
+HEAD = "%%MatrixMarket matrix coordinate real general\n"
+ROWS = "".join(f"{i} {(i * 7) % 30 + 1} {i}.25\n" for i in range(1, 31))
+
+
+@pytest.mark.parametrize("bad,fragment", [
+    (ROWS.replace("12 25 12.25", "12 25 1x2"), ":14: value '1x2' is not a valid number"),
+    (ROWS.replace("9 4 9.25", "9 4 9,25"), ":11: value '9,25' is not a valid number"),
+    (ROWS.replace("5 6 5.25", "5 6 5.25 7"), ":7: expected 3 fields"),
+    (ROWS.replace("20 21 20.25", "20 21 nan"), ":22: value 'nan' is not finite"),
+    (ROWS.replace("20 21 20.25", "20 21 1e999"), ":22: value '1e999' is not finite"),
+    (ROWS.replace("3 22 3.25", "3 22 -inf"), ":5: value '-inf' is not finite"),
+    (ROWS.replace("7 20 7.25", "7 2O 7.25"), ":9: column index '2O' is not"),
+])
+def test_fast_path_faults_name_the_line(bad, fragment):
+    d = shared_tmpdir()
+    path = _write(d, "bad.mtx", HEAD + "30 30 30\n" + bad)
+    with pytest.raises(UsageError) as ei:
+        read_matrix(path, comm)
+    assert fragment in str(ei.value), str(ei.value)
+
+
+def test_integer_field_fraction_rejected():
+    d = shared_tmpdir()
+    rows = "".join(f"{i} {i} {i}\n" for i in range(1, 11)).replace("6 6 6", "6 6 6.5")
+    path = _write(d, "i.mtx", "%%MatrixMarket matrix coordinate integer general\n10 10 10\n" + rows)
+    with pytest.raises(UsageError, match=r":8: integer value '6.5'"):
+        read_matrix(path, comm)
+
+
+@pytest.mark.parametrize("layout", ["aligned", "crlf", "tabs", "blank-lines"])
+def test_irregular_layouts_match_scipy(layout):
+    rng = np.random.default_rng(3)
+    n, nnz = 40, 150
+    i = rng.integers(1, n + 1, nnz)
+    j = rng.integers(1, n + 1, nnz)
+    v = rng.standard_normal(nnz)
+    sep = {"aligned": "   ", "crlf": " ", "tabs": "\t", "blank-lines": " "}[layout]
+    end = "\r\n" if layout == "crlf" else "\n"
+    lines = [f"{a:>4}{sep}{b}{sep}{float(c)!r}{end}" if layout == "aligned"
+             else f"{a}{sep}{b}{sep}{float(c)!r}{end}" for a, b, c in zip(i, j, v)]
+    if layout == "blank-lines":
+        lines = [ln + ("\n" if k % 17 == 0 else "") for k, ln in enumerate(lines)]
+    d = shared_tmpdir()
+    path = _write(d, f"{layout}.mtx", HEAD + f"{n} {n} {nnz}{end}" + "".join(lines) + "\n\n")
+    R = sp.csr_matrix((v, (i - 1, j - 1)), shape=(n, n))
+    G = gathered(read_matrix(path, comm))
+    assert abs(G - R).max() == 0
+
+
+@pytest.mark.parametrize("sym", ["general", "symmetric", "skew-symmetric"])
+def test_array_format_matches_scipy(sym):
+    rng = np.random.default_rng(5)
+    n = 7
+    M = rng.standard_normal((n, n))
+    M[rng.random((n, n)) < 0.4] = 0.0
+    if sym == "symmetric":
+        M = np.tril(M) + np.tril(M, -1).T
+    elif sym == "skew-symmetric":
+        M = np.tril(M, -1) - np.tril(M, -1).T
+    d = shared_tmpdir()
+    path = os.path.join(d, f"a_{sym}.mtx")
+    if comm.rank == 0:
+        scipy.io.mmwrite(path, M, symmetry=sym)
+    comm.Barrier()
+    assert read_header(path).format == "array"
+    G = gathered(read_matrix(path, comm))
+    np.testing.assert_array_equal(G.toarray(), M)
+    np.testing.assert_array_equal(G.toarray(), scipy.io.mmread(path))
+    # compressed array input too
+    gz = _write(d, f"a_{sym}.mtx.xz", COMPRESS[".xz"](Path(path).read_bytes())
+                if comm.rank == 0 else None)
+    np.testing.assert_array_equal(gathered(read_matrix(gz, comm)).toarray(), M)
+
+
+def test_array_nonfinite_rejected():
+    d = shared_tmpdir()
+    path = _write(d, "an.mtx", "%%MatrixMarket matrix array real general\n2 2\n1\n2\ninf\n4\n")
+    with pytest.raises(UsageError, match=r"an\.mtx: value at \(1, 2\) is not finite"):
+        read_matrix(path, comm)
+
+
+def test_memory_estimate_from_header():
+    d = shared_tmpdir()
+    # declares 10**14 entries: refused from the header, before reading or allocating
+    path = _write(d, "huge.mtx", HEAD + "1000000000 1000000000 100000000000000\n1 1 1\n")
+    with pytest.raises(UsageError, match="needs .* GiB per rank"):
+        read_matrix(path, comm)
