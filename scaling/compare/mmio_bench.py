@@ -1,0 +1,114 @@
+"""Matrix Market reading: hpc.sparse.read_matrix at 1 and 2 ranks against scipy.io.mmread.
+
+The matrix is the largest .mtx in ../shared/data/matrices (bcsstk13 in the shipped set) unless
+--matrix names one. Each job alternates, --repeat times: a barrier, scipy.io.mmread on rank 0
+(the other ranks wait), a barrier, then read_matrix on every rank (to a DistCSR, each rank its
+rows) between barriers. The reference is timed in both the 1-rank and the 2-rank job, so every
+ratio compares runs made side by side. Reported: the median of each, the ratio
+mmread / read_matrix (> 1: the suite is faster), the CSR-converted reference
+(mmread(...).tocsr(), what read_matrix's result is), and the load average.
+Targets (issue 18): >= 1.0x at one rank, faster still at two.
+
+    .venv/bin/python scaling/compare/mmio_bench.py [--matrix PATH] [--repeat 15] [--json OUT]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data" / "matrices"
+
+
+def largest_matrix() -> Path:
+    mats = sorted(DATA.glob("*.mtx"), key=lambda p: p.stat().st_size)
+    if not mats:
+        raise SystemExit(f"no .mtx files in {DATA}")
+    return mats[-1]
+
+
+def worker(path: str, repeat: int, out: str) -> None:
+    """Runs under mpiexec: alternating timings, written by rank 0 to ``out``."""
+    import numpy as np
+    import scipy.io
+    from mpi4py import MPI
+
+    from hpc.sparse.mmio import read_matrix
+
+    comm = MPI.COMM_WORLD
+    t_ref, t_csr, t_ours = [], [], []
+    read_matrix(path, comm)  # warm the page cache and imports
+    if comm.rank == 0:
+        scipy.io.mmread(path)
+    for _ in range(repeat):
+        comm.Barrier()
+        if comm.rank == 0:
+            t0 = time.perf_counter()
+            scipy.io.mmread(path)
+            t_ref.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            scipy.io.mmread(path).tocsr()
+            t_csr.append(time.perf_counter() - t0)
+        comm.Barrier()
+        t0 = time.perf_counter()
+        read_matrix(path, comm)
+        comm.Barrier()
+        t_ours.append(time.perf_counter() - t0)
+    if comm.rank == 0:
+        med = {k: float(np.median(v)) for k, v in
+               (("mmread_s", t_ref), ("mmread_tocsr_s", t_csr), ("read_matrix_s", t_ours))}
+        med["ranks"] = comm.Get_size()
+        med["load"] = os.getloadavg()
+        with open(out, "w") as f:
+            json.dump(med, f)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--matrix", help="a .mtx file [default: the largest in ../shared/data]")
+    ap.add_argument("--repeat", type=int, default=15, help="alternating timed repetitions")
+    ap.add_argument("--ranks", default="1,2", help="rank counts to run")
+    ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--worker", nargs=3, metavar=("PATH", "REPEAT", "OUT"), help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker:
+        worker(a.worker[0], int(a.worker[1]), a.worker[2])
+        return 0
+    from hpc.core.launch import launch
+
+    path = Path(a.matrix) if a.matrix else largest_matrix()
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        for ranks in (int(r) for r in a.ranks.split(",")):
+            out = os.path.join(d, f"r{ranks}.json")
+            r = launch(ranks, [__file__, "--worker", str(path), str(a.repeat), out],
+                       progress="throttle", env={"OMP_NUM_THREADS": "1"}, timeout=900,
+                       capture_output=True, text=True, cwd=ROOT)
+            if r.returncode != 0:
+                sys.stderr.write(r.stdout[-2000:] + r.stderr[-2000:])
+                return 1
+            with open(out) as f:
+                rows.append(json.load(f))
+    print(f"{path.name} ({path.stat().st_size / 1e6:.2f} MB), median of {a.repeat} alternating runs")
+    print(f"{'ranks':>5} {'mmread ms':>10} {'+tocsr ms':>10} {'read_matrix ms':>15} "
+          f"{'ratio':>6} {'ratio csr':>9}  load (1/5/15 min)")
+    for row in rows:
+        row["ratio"] = row["mmread_s"] / row["read_matrix_s"]
+        row["ratio_csr"] = row["mmread_tocsr_s"] / row["read_matrix_s"]
+        print(f"{row['ranks']:>5} {1e3 * row['mmread_s']:>10.2f} {1e3 * row['mmread_tocsr_s']:>10.2f} "
+              f"{1e3 * row['read_matrix_s']:>15.2f} {row['ratio']:>5.2f}x {row['ratio_csr']:>8.2f}x  "
+              + " ".join(f"{x:.1f}" for x in row["load"]))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"matrix": str(path), "repeat": a.repeat, "rows": rows}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
