@@ -212,3 +212,33 @@ def test_matches_pytorch_autograd():
     with Trainer(cfg, lay, dtype="float64", lr=5e-3, clip_grad=0.5, global_batch=8,
                  micro_batches=2, seed=11, comm=comm) as t:
         np.testing.assert_allclose(t.fit(4), ref, rtol=1e-10)
+
+
+# A real training loop: warm-up and linear decay, AdamW, clipping active at every step (the
+# global norm over tp, pp and dp), and evaluation on the held-out tail.
+LOOP = dict(OPTIONS, lr_warmup_steps=1, lr_decay_style="linear", lr_decay_steps=4,
+            min_lr=1e-3, weight_decay=0.1, clip_grad=0.05, eval_fraction=0.2)
+
+
+@pytest.fixture(scope="module")
+def one_rank_loop():
+    with Trainer(CFG, comm=MPI.COMM_SELF, **LOOP) as t:
+        stats = [t.step() for _ in range(STEPS)]
+        return stats, t.evaluate(2)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("layout", layouts(N)[-3:], ids=lid)
+def test_schedule_clipping_weight_decay_eval_equal_one_rank(one_rank_loop, layout):
+    ref, ref_eval = one_rank_loop
+    with Trainer(CFG, layout, **LOOP) as t:
+        stats = [t.step() for _ in range(STEPS)]
+        ev = t.evaluate(2)
+        assert t.history["eval_steps"] == [STEPS]
+    assert all(s.grad_norm > 0.05 for s in ref)  # the clip acted
+    np.testing.assert_allclose([s.lr for s in stats], [s.lr for s in ref], rtol=0)
+    np.testing.assert_allclose([s.grad_norm for s in stats], [s.grad_norm for s in ref],
+                               rtol=1e-11)
+    np.testing.assert_allclose([s.loss for s in stats], [s.loss for s in ref], rtol=1e-12)
+    np.testing.assert_allclose(ev, ref_eval, rtol=1e-12)
+    assert same_on_every_rank(ev)
