@@ -166,7 +166,12 @@ def test_wrong_inputs_raise_value_and_type_errors(tmp_path_factory):
     _raises(ValueError, "dtype must be one of float32, float64, got float16", T, CFG,
             **{**OPTIONS, "dtype": "float16"})
     _raises(TypeError, "dtype must be one of", T, CFG, **{**OPTIONS, "dtype": None})
-    _raises(ValueError, "lr must be a finite number > 0", T, CFG, **{**OPTIONS, "lr": 0.0})
+    _raises(ValueError, r"lr must be a finite number in \(0, 10\]", T, CFG,
+            **{**OPTIONS, "lr": 0.0})
+    _raises(ValueError, "clip_grad must be", T, CFG, **{**OPTIONS, "clip_grad": -1.0})
+    _raises(ValueError, "weight_decay must be", T, CFG, **{**OPTIONS, "weight_decay": np.inf})
+    _raises(ValueError, "needs lr_decay_steps", T, CFG, **{**OPTIONS, "lr_decay_style": "cosine"})
+    _raises(ValueError, "eval_fraction must be", T, CFG, **{**OPTIONS, "eval_fraction": 0.9})
     _raises(TypeError, "global_batch must be an integer", T, CFG,
             **{**OPTIONS, "global_batch": 48.0})
     _raises(TypeError, "config must be a GPTConfig", T, {"layers": 2})
@@ -193,6 +198,7 @@ def test_wrong_inputs_raise_value_and_type_errors(tmp_path_factory):
         _raises(ValueError, "cannot open", t.load, "/nonexistent/ck.h5")
         _raises(ValueError, "is not a writable folder", t.save, f"{d}/file.txt/ck.h5")
         _raises(TypeError, "load must be a path", t.load, 3)
+        _raises(ValueError, "needs a held-out split", t.evaluate)
         t.save(f"{d}/ck.h5")
     with Trainer(GPTConfig(vocab=100, hidden=32, heads=4, layers=8, seq_len=8), **OPTIONS) as t:
         _raises(ValueError, "checkpoint has hidden=16, the run has hidden 32", t.load,
