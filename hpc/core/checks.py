@@ -97,6 +97,7 @@ def real(lo: float | None = None, hi: float | None = None, *, lo_open: bool = Fa
 
     parse.__name__ = "real"  # argparse names the type in some messages
     parse.range = want  # type: ignore[attr-defined]  # for help texts and the docs
+    parse.bounds = (lo, hi, lo_open, hi_open)  # type: ignore[attr-defined]  # for the tests
     return parse
 
 
@@ -119,6 +120,7 @@ def integer(lo: int | None = None, hi: int | None = None, *,
 
     parse.__name__ = "integer"
     parse.range = want  # type: ignore[attr-defined]
+    parse.bounds = (lo, hi)  # type: ignore[attr-defined]
     return parse
 
 
