@@ -280,3 +280,12 @@ def test_bad_options_exit_2(tmp_path, case):
     errs = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert r.returncode == 2 and len(errs) == 1 and msg in errs[0], r.stdout + r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_slurm_job_asks_for_the_signal_and_resumes():
+    from hpc.jobs import render as R
+
+    script = R.render(R.JobSpec(app="train", nodes=1, ntasks_per_node=2, time="01:00:00",
+                                python="/opt/venv/bin/python", workdir="/scratch/me"))
+    assert "#SBATCH --signal=USR1@120" in script
+    assert "--save-dir checkpoints --save-every 50 --resume auto" in script

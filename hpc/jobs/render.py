@@ -166,6 +166,8 @@ def sbatch_lines(s: JobSpec, name: str, array: str | None = None,
             lines.append(f"#SBATCH --{opt}={v}")
     if s.exclusive:
         lines.append("#SBATCH --exclusive")
+    if s.app == "train":  # it checkpoints and exits 0 on SIGUSR1: sent to every task 2 min
+        lines.append("#SBATCH --signal=USR1@120")  # before the time limit (--resume auto)
     if array:
         lines.append(f"#SBATCH --array={array}")
     lines.append(f"#SBATCH --output={s.output or ('%x-%A_%a.out' if array else '%x-%j.out')}")

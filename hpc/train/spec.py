@@ -72,6 +72,9 @@ SPEC = WorkloadSpec(
                                 BETA, LAMBDA), quantities, features, scale_keys(("tokens",)),
                       label="time per step (s)"),
     gpu_args=("--backend", "cupy"),
+    # a cluster run survives its time limit: checkpoints every 50 steps, SIGUSR1 (the job
+    # script's --signal) writes one and exits 0, and the same script resubmitted resumes
     job_args=("--layers", "12", "--hidden", "768", "--heads", "12", "--seq-len", "1024",
-              "--global-batch", "64", "--steps", "100"),
+              "--global-batch", "64", "--steps", "100", "--save-dir", "checkpoints",
+              "--save-every", "50", "--resume", "auto"),
 )
