@@ -35,6 +35,15 @@ class _kmedoids(ModuleType):
 kmedoids: _kmedoids
 
 
+class _kmedoids_msc(ModuleType):
+    """medoid silhouette kernels (OpenMP): FastMSC/FasterMSC gains, the k = 2 loss"""
+    @staticmethod
+    def msc2_loss(D: np.ndarray, d0: np.ndarray, d1: np.ndarray) -> npt.NDArray[np.float64]: ...
+    @staticmethod
+    def msc_delta(D: np.ndarray, near_i: np.ndarray, seco_i: np.ndarray, near_d: np.ndarray, seco_d: np.ndarray, third_d: np.ndarray, k: int) -> npt.NDArray[np.float64]: ...
+kmedoids_msc: _kmedoids_msc
+
+
 class _pack(ModuleType):
     """Pack/unpack TEMPI canonical strided blocks (start, counts[], strides[] in bytes)"""
     class Plan:
@@ -248,6 +257,53 @@ class _spgemm(ModuleType):
     def multiply_i64(a_indptr: np.ndarray, a_indices: np.ndarray, a_data: np.ndarray | None, n: int, k: int, b_indptr: np.ndarray, b_indices: np.ndarray, b_data: np.ndarray | None, m: int, threads: int, shared_at: int = 0, dense_at: int = 0, fused_max: int = -1) -> tuple[Any, ...]:
         """multiply(a_indptr, a_indices, a_data|None, n, k, b_indptr, b_indices, b_data|None, m, threads) -> (indptr int64, indices, data float64, stats). A is n x k, B is k x m, CSR with unique column indices per row; data None means all ones. Output columns ascending. shared_at / dense_at > 0 override the product counts from which a row goes to the shared (SMASH, all threads) table or the dense accumulator (0: automatic). fused_max: largest product count for the one-region small-product path (-1: automatic, 0: never)."""
 spgemm: _spgemm
+
+
+class _spgemm_semiring(ModuleType):
+    """Masked semiring SpGEMM: symbolic pattern, numeric values, masked counts (OpenMP)"""
+    @staticmethod
+    def mask_count_i32(a_indptr: np.ndarray, a_indices: np.ndarray, n: int, k: int, b_indptr: np.ndarray, b_indices: np.ndarray, m: int, mask_indptr: np.ndarray, mask_indices: np.ndarray, threads: int) -> int:
+        """mask_count(a_indptr, a_indices, n, k, b_indptr, b_indices, m, mask_indptr, mask_indices, threads) -> int: sum of C<M> = A B over the plus_pair semiring."""
+    @staticmethod
+    def mask_count_i64(a_indptr: np.ndarray, a_indices: np.ndarray, n: int, k: int, b_indptr: np.ndarray, b_indices: np.ndarray, m: int, mask_indptr: np.ndarray, mask_indices: np.ndarray, threads: int) -> int:
+        """mask_count(a_indptr, a_indices, n, k, b_indptr, b_indices, m, mask_indptr, mask_indices, threads) -> int: sum of C<M> = A B over the plus_pair semiring."""
+    @staticmethod
+    def numeric_i32_bool(semiring: int, a_indptr: np.ndarray, a_indices: np.ndarray, a_data: np.ndarray, n: int, k: int, b_indptr: np.ndarray, b_indices: np.ndarray, b_data: np.ndarray, m: int, c_indptr: np.ndarray, c_indices: np.ndarray, threads: int) -> np.ndarray:
+        """numeric(semiring, a_indptr, a_indices, a_data, n, k, b_indptr, b_indices, b_data, m, c_indptr, c_indices, threads) -> c_data: the values of C's known pattern (from symbolic) under semiring 0 plus_times, 1 plus_pair, 2 min_plus, 3 max_plus, 4 any_pair, 5 lor_land."""
+    @staticmethod
+    def numeric_i32_float32(semiring: int, a_indptr: np.ndarray, a_indices: np.ndarray, a_data: np.ndarray, n: int, k: int, b_indptr: np.ndarray, b_indices: np.ndarray, b_data: np.ndarray, m: int, c_indptr: np.ndarray, c_indices: np.ndarray, threads: int) -> np.ndarray:
+        """numeric(semiring, a_indptr, a_indices, a_data, n, k, b_indptr, b_indices, b_data, m, c_indptr, c_indices, threads) -> c_data: the values of C's known pattern (from symbolic) under semiring 0 plus_times, 1 plus_pair, 2 min_plus, 3 max_plus, 4 any_pair, 5 lor_land."""
+    @staticmethod
+    def numeric_i32_float64(semiring: int, a_indptr: np.ndarray, a_indices: np.ndarray, a_data: np.ndarray, n: int, k: int, b_indptr: np.ndarray, b_indices: np.ndarray, b_data: np.ndarray, m: int, c_indptr: np.ndarray, c_indices: np.ndarray, threads: int) -> np.ndarray:
+        """numeric(semiring, a_indptr, a_indices, a_data, n, k, b_indptr, b_indices, b_data, m, c_indptr, c_indices, threads) -> c_data: the values of C's known pattern (from symbolic) under semiring 0 plus_times, 1 plus_pair, 2 min_plus, 3 max_plus, 4 any_pair, 5 lor_land."""
+    @staticmethod
+    def numeric_i32_int32(semiring: int, a_indptr: np.ndarray, a_indices: np.ndarray, a_data: np.ndarray, n: int, k: int, b_indptr: np.ndarray, b_indices: np.ndarray, b_data: np.ndarray, m: int, c_indptr: np.ndarray, c_indices: np.ndarray, threads: int) -> np.ndarray:
+        """numeric(semiring, a_indptr, a_indices, a_data, n, k, b_indptr, b_indices, b_data, m, c_indptr, c_indices, threads) -> c_data: the values of C's known pattern (from symbolic) under semiring 0 plus_times, 1 plus_pair, 2 min_plus, 3 max_plus, 4 any_pair, 5 lor_land."""
+    @staticmethod
+    def numeric_i32_int64(semiring: int, a_indptr: np.ndarray, a_indices: np.ndarray, a_data: np.ndarray, n: int, k: int, b_indptr: np.ndarray, b_indices: np.ndarray, b_data: np.ndarray, m: int, c_indptr: np.ndarray, c_indices: np.ndarray, threads: int) -> np.ndarray:
+        """numeric(semiring, a_indptr, a_indices, a_data, n, k, b_indptr, b_indices, b_data, m, c_indptr, c_indices, threads) -> c_data: the values of C's known pattern (from symbolic) under semiring 0 plus_times, 1 plus_pair, 2 min_plus, 3 max_plus, 4 any_pair, 5 lor_land."""
+    @staticmethod
+    def numeric_i64_bool(semiring: int, a_indptr: np.ndarray, a_indices: np.ndarray, a_data: np.ndarray, n: int, k: int, b_indptr: np.ndarray, b_indices: np.ndarray, b_data: np.ndarray, m: int, c_indptr: np.ndarray, c_indices: np.ndarray, threads: int) -> np.ndarray:
+        """numeric(semiring, a_indptr, a_indices, a_data, n, k, b_indptr, b_indices, b_data, m, c_indptr, c_indices, threads) -> c_data: the values of C's known pattern (from symbolic) under semiring 0 plus_times, 1 plus_pair, 2 min_plus, 3 max_plus, 4 any_pair, 5 lor_land."""
+    @staticmethod
+    def numeric_i64_float32(semiring: int, a_indptr: np.ndarray, a_indices: np.ndarray, a_data: np.ndarray, n: int, k: int, b_indptr: np.ndarray, b_indices: np.ndarray, b_data: np.ndarray, m: int, c_indptr: np.ndarray, c_indices: np.ndarray, threads: int) -> np.ndarray:
+        """numeric(semiring, a_indptr, a_indices, a_data, n, k, b_indptr, b_indices, b_data, m, c_indptr, c_indices, threads) -> c_data: the values of C's known pattern (from symbolic) under semiring 0 plus_times, 1 plus_pair, 2 min_plus, 3 max_plus, 4 any_pair, 5 lor_land."""
+    @staticmethod
+    def numeric_i64_float64(semiring: int, a_indptr: np.ndarray, a_indices: np.ndarray, a_data: np.ndarray, n: int, k: int, b_indptr: np.ndarray, b_indices: np.ndarray, b_data: np.ndarray, m: int, c_indptr: np.ndarray, c_indices: np.ndarray, threads: int) -> np.ndarray:
+        """numeric(semiring, a_indptr, a_indices, a_data, n, k, b_indptr, b_indices, b_data, m, c_indptr, c_indices, threads) -> c_data: the values of C's known pattern (from symbolic) under semiring 0 plus_times, 1 plus_pair, 2 min_plus, 3 max_plus, 4 any_pair, 5 lor_land."""
+    @staticmethod
+    def numeric_i64_int32(semiring: int, a_indptr: np.ndarray, a_indices: np.ndarray, a_data: np.ndarray, n: int, k: int, b_indptr: np.ndarray, b_indices: np.ndarray, b_data: np.ndarray, m: int, c_indptr: np.ndarray, c_indices: np.ndarray, threads: int) -> np.ndarray:
+        """numeric(semiring, a_indptr, a_indices, a_data, n, k, b_indptr, b_indices, b_data, m, c_indptr, c_indices, threads) -> c_data: the values of C's known pattern (from symbolic) under semiring 0 plus_times, 1 plus_pair, 2 min_plus, 3 max_plus, 4 any_pair, 5 lor_land."""
+    @staticmethod
+    def numeric_i64_int64(semiring: int, a_indptr: np.ndarray, a_indices: np.ndarray, a_data: np.ndarray, n: int, k: int, b_indptr: np.ndarray, b_indices: np.ndarray, b_data: np.ndarray, m: int, c_indptr: np.ndarray, c_indices: np.ndarray, threads: int) -> np.ndarray:
+        """numeric(semiring, a_indptr, a_indices, a_data, n, k, b_indptr, b_indices, b_data, m, c_indptr, c_indices, threads) -> c_data: the values of C's known pattern (from symbolic) under semiring 0 plus_times, 1 plus_pair, 2 min_plus, 3 max_plus, 4 any_pair, 5 lor_land."""
+    @staticmethod
+    def symbolic_i32(a_indptr: np.ndarray, a_indices: np.ndarray, n: int, k: int, b_indptr: np.ndarray, b_indices: np.ndarray, m: int, mask_indptr: np.ndarray | None, mask_indices: np.ndarray | None, complement: bool, threads: int) -> tuple[Any, ...]:
+        """symbolic(a_indptr, a_indices, n, k, b_indptr, b_indices, m, mask_indptr|None, mask_indices|None, complement, threads) -> (indptr, indices): the pattern of C<M> = A B, columns ascending per row."""
+    @staticmethod
+    def symbolic_i64(a_indptr: np.ndarray, a_indices: np.ndarray, n: int, k: int, b_indptr: np.ndarray, b_indices: np.ndarray, m: int, mask_indptr: np.ndarray | None, mask_indices: np.ndarray | None, complement: bool, threads: int) -> tuple[Any, ...]:
+        """symbolic(a_indptr, a_indices, n, k, b_indptr, b_indices, m, mask_indptr|None, mask_indices|None, complement, threads) -> (indptr, indices): the pattern of C<M> = A B, columns ascending per row."""
+spgemm_semiring: _spgemm_semiring
 
 
 class _stream(ModuleType):

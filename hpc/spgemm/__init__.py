@@ -14,8 +14,10 @@ from hpc.core.lazy import lazy_exports
 __getattr__, __dir__ = lazy_exports(__name__, {
     "Product": ".api",
     "multiply": ".api",
+    "Plan": ".api",
+    "symbolic": ".api",
 })
-__all__ = ["multiply", "Product"]
+__all__ = ["multiply", "symbolic", "Plan", "Product"]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ resolves these
-    from .api import Product, multiply
+    from .api import Plan, Product, multiply, symbolic

@@ -29,6 +29,7 @@ from hpc.sparse import DistCSR
 
 from . import dist
 from . import local as L
+from . import semiring as S
 from .local import BACKENDS
 
 LAYOUTS = ("1d", "2d")
@@ -147,8 +148,38 @@ def _distributed(A: DistCSR, B: DistCSR, layout: str, backend: str, threads: int
         prod.free()
 
 
+def _check_pair(A, B, comm) -> tuple[bool, MPI.Comm]:
+    """Validates the operands; returns (both DistCSR, the communicator of the work)."""
+    if isinstance(A, DistCSR) or isinstance(B, DistCSR):
+        if not (isinstance(A, DistCSR) and isinstance(B, DistCSR)):
+            raise InputTypeError(f"A and B must both be DistCSR or both SciPy sparse, got "
+                                 f"{type(A).__name__} and {type(B).__name__}")
+        if MPI.Comm.Compare(A.comm, B.comm) not in (MPI.IDENT, MPI.CONGRUENT):
+            raise UsageError("A and B are distributed over different communicators")
+        if comm is not None and (not isinstance(comm, MPI.Comm)
+                                 or MPI.Comm.Compare(A.comm, comm) not in (MPI.IDENT,
+                                                                           MPI.CONGRUENT)):
+            raise UsageError("comm differs from the DistCSR operands' communicator (leave it "
+                             "None)")
+        comm = A.comm
+        distributed = True
+    else:
+        if not (sp.issparse(A) and sp.issparse(B)):
+            raise InputTypeError(f"A and B must be SciPy sparse arrays/matrices or DistCSR, "
+                                 f"got {type(A).__name__} and {type(B).__name__} (dense "
+                                 "operands: use numpy's @)")
+        comm = as_comm(comm)
+        distributed = False
+    _check_shapes(A, B)
+    _check_dtype("A", A.dtype)
+    _check_dtype("B", B.dtype)
+    return distributed, comm
+
+
 def multiply(A, B, *, layout: str = "1d", backend: str = "native", threads: int | None = None,
-             comm=None):
+             comm=None, semiring: str | None = None, mask=None, complement: bool = False,
+             structural: bool = True, accum: str | None = None, C=None, dtype=None,
+             plan: "Plan | None" = None):
     """Sparse matrix times sparse matrix, C = A @ B, with SMASH-style hash accumulation.
 
     Every row of C is made from the rows of B that row i of A selects (Gustavson's row-wise
@@ -177,6 +208,24 @@ def multiply(A, B, *, layout: str = "1d", backend: str = "native", threads: int 
     comm : mpi4py.MPI.Comm, optional
         For SciPy operands: the ranks that share the work (default ``MPI.COMM_WORLD``). For
         ``DistCSR`` operands their own communicator is used (a different one is an error).
+    semiring : {'plus_times', 'plus_pair', 'min_plus', 'max_plus', 'any_pair', 'lor_land'}
+        The semiring (GraphBLAS ``GrB_mxm``); any of the arguments from here on selects the
+        masked semiring kernel (native, layout '1d'), whose pattern is structural: explicit
+        zeros of A and B count, and computed zeros are kept.
+    mask : same kind as A, optional
+        C<M>: the product is kept where M (``C.shape``; DistCSR: A's row partition) stores an
+        entry, or, with ``complement=True``, where it does not. ``structural=False`` ignores
+        M's stored zeros.
+    accum : {'plus', 'times', 'min', 'max', 'first', 'second', 'lor', 'land'}, optional
+        With ``C``: C = accum(C, T) on the union of patterns, T the masked product; without
+        accum, T replaces C inside the mask and C is kept outside it.
+    C : same kind as A, optional
+        The matrix the product is written into (not modified: a new matrix is returned).
+    dtype : {bool, int32, int64, float32, float64}, optional
+        Value type. Default: float64 for the plain product, else the operands' common type.
+    plan : Plan, optional
+        From :func:`symbolic` for operands with the same patterns: only the numeric phase (and,
+        distributed, one exchange of B's values) runs. Its mask is the plan's.
 
     Returns
     -------
@@ -204,32 +253,17 @@ def multiply(A, B, *, layout: str = "1d", backend: str = "native", threads: int 
     (12 nnz(C) bytes each).
     """
     _check_options(layout, backend, threads)
-    if isinstance(A, DistCSR) or isinstance(B, DistCSR):
-        if not (isinstance(A, DistCSR) and isinstance(B, DistCSR)):
-            raise InputTypeError(f"A and B must both be DistCSR or both SciPy sparse, got "
-                                 f"{type(A).__name__} and {type(B).__name__}")
-        if MPI.Comm.Compare(A.comm, B.comm) not in (MPI.IDENT, MPI.CONGRUENT):
-            raise UsageError("A and B are distributed over different communicators")
-        if comm is not None and (not isinstance(comm, MPI.Comm)
-                                 or MPI.Comm.Compare(A.comm, comm) not in (MPI.IDENT,
-                                                                           MPI.CONGRUENT)):
-            raise UsageError("comm differs from the DistCSR operands' communicator (leave it "
-                             "None)")
-        _check_shapes(A, B)
-        _check_dtype("A", A.dtype)
-        _check_dtype("B", B.dtype)
-        _check_grid(layout, A.comm)
+    if (semiring is not None or mask is not None or accum is not None or C is not None
+            or dtype is not None or plan is not None or complement):
+        return _masked(A, B, layout=layout, backend=backend, threads=threads, comm=comm,
+                       semiring="plus_times" if semiring is None else semiring, mask=mask,
+                       complement=complement, structural=structural, accum=accum, C=C,
+                       dtype=dtype, plan=plan)
+    distributed, comm = _check_pair(A, B, comm)
+    _check_grid(layout, comm)
+    if distributed:
         return _distributed(A, B, layout, backend,
                             threads if threads is not None else default_threads(A.comm))
-    if not (sp.issparse(A) and sp.issparse(B)):
-        raise InputTypeError(f"A and B must be SciPy sparse arrays/matrices or DistCSR, got "
-                             f"{type(A).__name__} and {type(B).__name__} (dense operands: use "
-                             "numpy's @)")
-    comm = as_comm(comm)
-    _check_shapes(A, B)
-    _check_dtype("A", A.dtype)
-    _check_dtype("B", B.dtype)
-    _check_grid(layout, comm)
     threads = threads if threads is not None else default_threads(comm)
     a, b = L.canonical(A), L.canonical(B)
     if comm.Get_size() == 1:
@@ -242,3 +276,180 @@ def multiply(A, B, *, layout: str = "1d", backend: str = "native", threads: int 
     if isinstance(A, getattr(sp, "sparray", ())) or isinstance(B, getattr(sp, "sparray", ())):
         return sp.csr_array(C)
     return C
+
+
+# ------------------------------------------------------------ masked semiring products, plans
+def _value_dtype(A, B, dtype) -> np.dtype:
+    if dtype is None:
+        return S.value_type(np.result_type(A.dtype, B.dtype))
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as e:
+        raise InputTypeError(f"dtype={dtype!r}: not a NumPy dtype") from e
+    if dt not in S.TYPES:
+        raise UsageError(f"dtype={dt}: expected one of {', '.join(t.name for t in S.TYPES)}")
+    return dt
+
+
+def _same_rows(name: str, M, A, distributed: bool, shape) -> None:
+    """M (mask or C) must be the same kind as A, of the product's shape, in A's rows."""
+    if distributed:
+        if not isinstance(M, DistCSR):
+            raise InputTypeError(f"{name} must be a DistCSR like A, got {type(M).__name__}")
+        if M.shape != shape or not np.array_equal(M.row_offsets, A.row_offsets):
+            raise UsageError(f"{name} must be {shape[0]} x {shape[1]} with A's row partition")
+    else:
+        if not sp.issparse(M):
+            raise InputTypeError(f"{name} must be SciPy sparse like A, got {type(M).__name__}")
+        if M.shape != shape:
+            raise UsageError(f"{name} is {M.shape[0]} x {M.shape[1]}, the product "
+                             f"{shape[0]} x {shape[1]}")
+
+
+def _block(M, comm, offsets) -> sp.csr_matrix:
+    """This rank's rows of a SciPy matrix given on every rank."""
+    r = comm.Get_rank()
+    return sp.csr_matrix(M)[int(offsets[r]):int(offsets[r + 1])]
+
+
+class Plan:
+    """The symbolic phase of ``C<M> = A B``, made by :func:`symbolic`, run by ``multiply(...,
+    plan=...)`` for operands of the same patterns (checked) with new values.
+
+    Holds C's pattern; distributed (DistCSR operands, or SciPy operands on several ranks) also
+    the 1D communication plan: which rows of B each rank fetches and their pattern, so a
+    reuse exchanges B's values only.
+
+    Attributes
+    ----------
+    shape : (int, int)
+        The product's shape.
+    nnz : int
+        Entries of this rank's part of the pattern (SciPy operands on one rank: all of C).
+    """
+
+    def __init__(self, A, B, mask, complement: bool, threads: int, comm, distributed: bool):
+        self.comm, self.distributed, self.threads = comm, distributed, threads
+        self.shape = (A.shape[0], B.shape[1])
+        self.complement = bool(complement)
+        self.setup = dist.Costs()
+        self.local = self.dist = None
+        self.mask = mask  # canonical pattern: SciPy (whole, or this rank's rows) or DistCSR
+        if not distributed and comm.Get_size() == 1:
+            self.local = S.symbolic(S.structure(A), S.structure(B), mask, complement, threads)
+            return
+        if not distributed:
+            A = DistCSR.from_scipy(S.structure(A), comm)
+            B = DistCSR.from_scipy(S.structure(B), comm)
+            if mask is not None:
+                self.mask = mask = DistCSR(comm, _block(mask, comm, A.row_offsets), self.shape,
+                                           row_offsets=A.row_offsets)
+        self.dist = dist.Plan1D(A, B, mask, complement, threads, self.setup)
+
+    @property
+    def nnz(self) -> int:
+        return self.local.nnz if self.local is not None else self.dist.local.nnz
+
+    def numeric(self, A, B, semiring: str, dtype: np.dtype, threads: int):
+        """T = the masked product's values (SciPy: this rank's rows when distributed)."""
+        if self.local is not None:
+            return S.numeric(self.local, S.structure(A, dtype), S.structure(B, dtype), semiring,
+                             dtype, threads)
+        if not self.distributed:
+            A = DistCSR.from_scipy(S.structure(A, dtype), self.comm)
+            B = DistCSR.from_scipy(S.structure(B, dtype), self.comm)
+        try:
+            self.dist.threads = threads
+            return self.dist.run(A, B, semiring, dtype, dist.Costs())
+        except ValueError as e:  # a pattern differs from the plan's
+            raise UsageError(f"plan: {e}") from e
+
+
+def symbolic(A, B, *, mask=None, complement: bool = False, structural: bool = True,
+             threads: int | None = None, comm=None) -> Plan:
+    """The symbolic phase of ``C<M> = A B``: C's pattern (and, distributed, the communication
+    plan), for :func:`multiply` ``(..., plan=...)`` to reuse (collective).
+
+    Parameters
+    ----------
+    A, B, mask, complement, structural, threads, comm
+        As in :func:`multiply`. Only the structures matter: a plan serves every later product
+        whose operands store the same entries, whatever their values, semiring or type.
+
+    Returns
+    -------
+    Plan
+
+    Raises
+    ------
+    ValueError, TypeError
+        As :func:`multiply`.
+    """
+    _check_options("1d", "native", threads)
+    distributed, comm = _check_pair(A, B, comm)
+    threads = threads if threads is not None else default_threads(comm)
+    shape = (A.shape[0], B.shape[1])
+    if mask is not None:
+        _same_rows("mask", mask, A, distributed, shape)
+        if distributed:
+            mask = DistCSR(mask.comm, S.mask_pattern(mask.local, structural), mask.shape,
+                           row_offsets=mask.row_offsets, col_offsets=mask.col_offsets)
+        else:
+            mask = S.mask_pattern(mask, structural)
+    return Plan(A, B, mask, complement, int(threads), comm, distributed)
+
+
+def _gather_rows(comm, block: sp.csr_matrix, shape) -> sp.csr_matrix:
+    """Every rank's row block, stacked in rank order, on every rank (exact for every type)."""
+    parts = comm.allgather(block)
+    C = sp.vstack(parts, format="csr")
+    C = sp.csr_matrix(C, shape=shape)
+    C.has_canonical_format = True  # canonical blocks in row order
+    return C
+
+
+def _masked(A, B, *, layout, backend, threads, comm, semiring, mask, complement, structural,
+            accum, C, dtype, plan):
+    S.check_semiring(semiring)
+    S.check_accum(accum)
+    if layout != "1d":
+        raise UsageError(f"layout={layout!r}: the masked semiring product runs with layout '1d'")
+    if backend != "native":
+        raise UsageError(f"backend={backend!r}: the masked semiring product runs on the "
+                         "'native' back end")
+    distributed, comm = _check_pair(A, B, comm)
+    threads = int(threads if threads is not None else default_threads(comm))
+    dt = _value_dtype(A, B, dtype)
+    shape = (A.shape[0], B.shape[1])
+    if plan is None:
+        plan = symbolic(A, B, mask=mask, complement=complement, structural=structural,
+                        threads=threads, comm=comm)
+    else:
+        if not isinstance(plan, Plan):
+            raise InputTypeError(f"plan must be an hpc.spgemm.Plan, got {type(plan).__name__}")
+        if mask is not None or complement:
+            raise UsageError("plan: the mask is the plan's; leave mask and complement unset")
+        if (plan.distributed != distributed or plan.shape != shape
+                or MPI.Comm.Compare(plan.comm, comm) not in (MPI.IDENT, MPI.CONGRUENT)):
+            raise UsageError("plan: made for operands of another kind, shape or communicator")
+    if C is not None:
+        _same_rows("C", C, A, distributed, shape)
+        _check_dtype("C", C.dtype)
+    T = plan.numeric(A, B, semiring, dt, threads)
+    pm = plan.mask
+    if distributed:
+        Cl = None if C is None else S.structure(C.local, dt)
+        out = S.combine(Cl, T, None if pm is None else pm.local, plan.complement, accum)
+        return DistCSR(A.comm, out, shape, row_offsets=A.row_offsets,
+                       col_offsets=plan.dist.col_offsets)
+    if plan.local is not None:  # one rank
+        out = S.combine(None if C is None else S.structure(C, dt), T, pm, plan.complement,
+                        accum)
+    else:
+        off = plan.dist.row_offsets
+        Cl = None if C is None else S.structure(_block(C, comm, off), dt)
+        out = _gather_rows(comm, S.combine(Cl, T, None if pm is None else pm.local,
+                                           plan.complement, accum), shape)
+    if isinstance(A, getattr(sp, "sparray", ())) or isinstance(B, getattr(sp, "sparray", ())):
+        return sp.csr_array(out)
+    return out

@@ -308,3 +308,134 @@ def grid_offsets(A: DistCSR, B: DistCSR, q: int) -> dict:
     """Block boundaries of the 2D layout: rows of A, inner dimension, columns of B."""
     return {"rows": block_offsets(A.shape[0], q), "inner": block_offsets(A.shape[1], q),
             "cols": block_offsets(B.shape[1], q)}
+
+
+# ------------------------------------------------------- 1D with a cached communication plan
+class RowFetch:
+    """The fetch of rows ``rows`` of B made once: whom to ask, what to serve, the pattern got.
+
+    The first exchange (collective) moves the requests and the rows' structure (lengths and
+    columns); :meth:`values` then moves the values only, one Alltoallv of ``dtype`` bytes, for
+    every later product with B's pattern unchanged (the cached 1D communication plan).
+    """
+
+    def __init__(self, B: DistCSR, rows: np.ndarray, costs: Costs):
+        comm = B.comm
+        p, r = comm.Get_size(), comm.Get_rank()
+        t0 = time.perf_counter()
+        owner = np.searchsorted(B.row_offsets, rows, side="right") - 1
+        req_count = np.bincount(owner, minlength=p).astype(np.int64)
+        req, got = _alltoallv_i64(comm, rows.astype(np.int64), req_count, costs)
+        Bl = B.local
+        lr = req - B.row_offsets[r]
+        lens = np.diff(Bl.indptr).astype(np.int64)[lr]
+        starts = Bl.indptr[lr].astype(np.int64)
+        tot = int(lens.sum())
+        # positions in B.local of the served entries, peer by peer (requests come grouped)
+        self.serve = (np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens)
+                      + np.arange(tot))
+        ent_peer = np.repeat(np.repeat(np.arange(p), got), lens)
+        self.send_count = np.bincount(ent_peer, minlength=p).astype(np.int64)
+        # structure: per peer [lengths | columns]
+        send_count = got + self.send_count
+        send = np.empty(int(send_count.sum()), dtype=np.int64)
+        off, roff, eoff = _displ(send_count), _displ(got), _displ(self.send_count)
+        cols = Bl.indices[self.serve].astype(np.int64)
+        for q in range(p):
+            o, g, e = int(off[q]), int(got[q]), int(self.send_count[q])
+            send[o:o + g] = lens[roff[q]:roff[q] + g]
+            send[o + g:o + g + e] = cols[eoff[q]:eoff[q] + e]
+        recv, _ = _alltoallv_i64(comm, send, send_count, costs)
+        lens_all, cols_all, self.recv_count = [], [], np.zeros(p, np.int64)
+        o = 0
+        for q in range(p):
+            g = int(req_count[q])
+            ln = recv[o:o + g]
+            e = int(ln.sum())
+            lens_all.append(ln)
+            cols_all.append(recv[o + g:o + g + e])
+            self.recv_count[q] = e
+            o += g + e
+        lens = np.concatenate(lens_all)
+        self.indptr = np.concatenate(([0], np.cumsum(lens))).astype(np.int64)
+        self.indices = np.concatenate(cols_all)
+        self.shape = (int(rows.size), int(B.shape[1]))
+        self.comm = comm
+        self.served_nnz = int(Bl.indptr[-1])
+        costs.comm_s += time.perf_counter() - t0
+
+    def values(self, B: DistCSR, dtype: np.dtype, costs: Costs) -> np.ndarray:
+        """The fetched rows' values in ``dtype`` (collective; B's pattern must be unchanged)."""
+        if int(B.local.indptr[-1]) != self.served_nnz:
+            raise ValueError("B's pattern changed since the plan was made")
+        t0 = time.perf_counter()
+        dtype = np.dtype(dtype)
+        send = np.ascontiguousarray(B.local.data[self.serve], dtype=dtype)
+        recv = np.empty(int(self.recv_count.sum()), dtype=dtype)
+        w = dtype.itemsize
+        r = self.comm.Get_rank()
+        self.comm.Alltoallv([send.view(np.uint8), self.send_count * w,
+                             _displ(self.send_count) * w, MPI.BYTE],
+                            [recv.view(np.uint8), self.recv_count * w,
+                             _displ(self.recv_count) * w, MPI.BYTE])
+        costs.comm_bytes += w * int(self.send_count.sum() - self.send_count[r])
+        costs.comm_s += time.perf_counter() - t0
+        return recv
+
+    def fetch(self, B: DistCSR, dtype: np.dtype, costs: Costs) -> sp.csr_matrix:
+        """The fetched rows as CSR (global columns) with values of ``dtype`` (collective)."""
+        m = sp.csr_matrix((self.values(B, dtype, costs), self.indices, self.indptr),
+                          shape=self.shape, copy=False)
+        m.has_canonical_format = True  # B's rows are canonical
+        return m
+
+
+class Plan1D:
+    """The distributed 1D ``C<M> = A B`` made once: the rows of B to fetch, their pattern, and
+    the local symbolic product; :meth:`run` exchanges values and runs the numeric phase only.
+
+    ``mask`` is a DistCSR with A's row partition (or None).
+    """
+
+    def __init__(self, A: DistCSR, B: DistCSR, mask: DistCSR | None, complement: bool,
+                 threads: int, costs: Costs):
+        from . import semiring as S
+
+        Al = A.local
+        self.needed = np.unique(Al.indices)
+        self.fetch = RowFetch(B, self.needed, costs)
+        t0 = time.perf_counter()
+        Ar = self._renumber(Al)
+        Bf = sp.csr_matrix((np.zeros(self.fetch.indices.size, np.int8), self.fetch.indices,
+                            self.fetch.indptr), shape=self.fetch.shape, copy=False)
+        self.a_pattern = (Al.indptr.copy(), Al.indices.copy())
+        self.local = S.symbolic(Ar, Bf, None if mask is None else mask.local, complement,
+                                threads)
+        self.shape = (A.shape[0], B.shape[1])
+        self.row_offsets = A.row_offsets
+        self.col_offsets = B.col_offsets if A.shape[0] != B.shape[1] else A.row_offsets
+        self.threads = threads
+        costs.compute_s += time.perf_counter() - t0
+
+    def _renumber(self, Al: sp.csr_matrix) -> sp.csr_matrix:
+        Ar = sp.csr_matrix((Al.data, np.searchsorted(self.needed, Al.indices), Al.indptr),
+                           shape=(Al.shape[0], self.needed.size))
+        Ar.has_canonical_format = True
+        return Ar
+
+    def run(self, A: DistCSR, B: DistCSR, semiring: str, dtype: np.dtype,
+            costs: Costs) -> sp.csr_matrix:
+        """This rank's rows of C (collective)."""
+        from . import semiring as S
+
+        Al = A.local
+        if not (np.array_equal(Al.indptr, self.a_pattern[0])
+                and np.array_equal(Al.indices, self.a_pattern[1])):
+            raise ValueError("A's pattern changed since the plan was made")
+        Bf = self.fetch.fetch(B, dtype, costs)
+        t0 = time.perf_counter()
+        Ar = self._renumber(Al.astype(dtype, copy=False))
+        # the local plan recorded Bf's pattern: the fetched structure, unchanged by construction
+        C = S.numeric(self.local, Ar, Bf, semiring, dtype, self.threads, check=False)
+        costs.compute_s += time.perf_counter() - t0
+        return C
