@@ -25,6 +25,10 @@ COMMANDS = (
                "strong and weak scaling studies, plots and models (python -m hpc.scaling)"),
     Subcommand("jobs", "hpc.jobs.cli:entry",
                "SLURM job scripts for every workload (python -m hpc.jobs)"),
+    Subcommand("report", "hpc.report:main",
+               "one table from result records, suite records and study folders"),
+    Subcommand("compare", "hpc.compare:main",
+               "compare two sets of runs; exit 1 when a headline metric regressed"),
 )
 
 

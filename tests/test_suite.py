@@ -21,6 +21,12 @@ def test_suite_all_valid(ranks, tmp_path):
     assert all(v in ("VALID", "SKIPPED") for v in verdicts.values()), verdicts
     assert verdicts["train/tp2xpp2"] == ("VALID" if ranks % 4 == 0 else "SKIPPED")
     assert "VALID" in r.stdout and "workload" in r.stdout
+    # the suite's record and every app's record in it match the shipped JSON Schema
+    jsonschema = pytest.importorskip("jsonschema")
+    from hpc.core.provenance import schema
+
+    jsonschema.Draft202012Validator(schema()).validate(rec)
+    assert rec["provenance"]["hosts"][0]["ranks"] == list(range(ranks))
 
 
 def test_suite_list_and_only():
