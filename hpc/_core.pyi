@@ -44,6 +44,15 @@ class _kmedoids_msc(ModuleType):
 kmedoids_msc: _kmedoids_msc
 
 
+class _kmedoids_msc(ModuleType):
+    """medoid silhouette kernels (OpenMP): FastMSC/FasterMSC gains, the k = 2 loss"""
+    @staticmethod
+    def msc2_loss(D: np.ndarray, d0: np.ndarray, d1: np.ndarray) -> npt.NDArray[np.float64]: ...
+    @staticmethod
+    def msc_delta(D: np.ndarray, near_i: np.ndarray, seco_i: np.ndarray, near_d: np.ndarray, seco_d: np.ndarray, third_d: np.ndarray, k: int) -> npt.NDArray[np.float64]: ...
+kmedoids_msc: _kmedoids_msc
+
+
 class _pack(ModuleType):
     """Pack/unpack TEMPI canonical strided blocks (start, counts[], strides[] in bytes)"""
     class Plan:

@@ -39,13 +39,16 @@ from hpc.core.memory import available_bytes, require_memory
 from hpc.core.partition import block_offsets, block_range
 from hpc.core.runtime import as_comm
 
-from . import algorithms, data
+from . import algorithms, data, msc
+from . import quality as sil
 from .kernels import BACKENDS, METRICS
 from .kernels import load as load_kernels
 from .oracle import MatrixOracle, Oracle, TiledOracle
 
-METHODS = ("pam", "fastpam1", "fastpam2", "fasterpam", "clara", "clarans")
+METHODS = ("pam", "fastpam1", "fastpam2", "fasterpam", "clara", "clarans", "fastmsc",
+           "fastermsc", "dynmsc", "pammedsil")
 SWAP_METHODS = ("pam", "fastpam1", "fastpam2", "fasterpam")
+MSC_METHODS = msc.MSC_METHODS
 INITS = ("build", "lab", "random", "first")
 DISTANCES = ("auto", "matrix", "tiled")
 MATRIX_FRACTION = 0.5  # auto mode keeps the matrix when it takes at most this much free memory
@@ -74,6 +77,28 @@ class KMedoidsResult:
     medoids: np.ndarray
     n_iter: int = 0
     n_swap: int = 0
+
+
+@dataclass
+class DynkResult(KMedoidsResult):
+    """A DynMSC clustering: the `kmedoids` package's ``DynkResult``.
+
+    Parameters
+    ----------
+    loss, labels, medoids, n_iter, n_swap
+        As in :class:`KMedoidsResult`, for the chosen k (``loss``: its average medoid
+        silhouette; ``n_iter``, ``n_swap``: summed over every k tried).
+    losses : ndarray of float64
+        The average medoid silhouette reached at each k of ``rangek``.
+    rangek : ndarray of int64
+        The k tried, ascending.
+    bestk : int
+        The chosen k (the largest average medoid silhouette).
+    """
+
+    losses: np.ndarray = None  # type: ignore[assignment]
+    rangek: np.ndarray = None  # type: ignore[assignment]
+    bestk: int = 0
 
 
 # ------------------------------------------------------------------------------ checks
@@ -252,7 +277,7 @@ def cluster(oracle: Oracle, k: int, *, method: str = "fasterpam", init: str = "b
             max_iter: int = 100, rng: np.random.Generator | None = None,
             medoids: np.ndarray | None = None, samples: int = 5,
             sample_size: int | None = None, restarts: int = 2,
-            neighbors: float = 0.1) -> tuple[algorithms.Result, algorithms.Solver]:
+            neighbors: float = 0.1, min_k: int = 2) -> tuple[algorithms.Result, algorithms.Solver]:
     """Cluster the points behind ``oracle`` into ``k`` clusters (collective).
 
     Parameters
@@ -278,6 +303,8 @@ def cluster(oracle: Oracle, k: int, *, method: str = "fasterpam", init: str = "b
     neighbors : float
         CLARANS: non-improving candidates in a row that end a local search, as a fraction of
         n - k.
+    min_k : int
+        DynMSC: the smallest k tried (k is the largest).
 
     Returns
     -------
@@ -288,9 +315,11 @@ def cluster(oracle: Oracle, k: int, *, method: str = "fasterpam", init: str = "b
     comm = oracle.comm
     rng = np.random.default_rng(0) if rng is None else rng
     if medoids is None and init == "first":
-        if method not in SWAP_METHODS:
+        if method not in SWAP_METHODS + MSC_METHODS:
             raise UsageError(f"init='first' is not supported by method={method!r}")
         medoids = np.arange(k, dtype=np.int64)
+    if method in MSC_METHODS:
+        return _cluster_msc(oracle, k, method, init, max_iter, rng, medoids, min_k)
     solver = algorithms.Solver(oracle, comm, oracle.K, k)
     if medoids is not None:
         res = algorithms.run_from(solver, method, medoids, max_iter)
@@ -300,9 +329,31 @@ def cluster(oracle: Oracle, k: int, *, method: str = "fasterpam", init: str = "b
     return res, solver
 
 
+def _cluster_msc(oracle: Oracle, k: int, method: str, init: str, max_iter: int,
+                 rng: np.random.Generator, medoids, min_k: int):
+    """A medoid silhouette method (hpc.kmedoids.msc): initial medoids, then its swaps."""
+    import time
+
+    t0 = time.perf_counter()
+    solver = msc.MSCSolver(oracle, oracle.comm, oracle.K, k)
+    if medoids is None:
+        medoids = {"build": solver.init_build, "lab": lambda: solver.init_lab(rng),
+                   "random": lambda: solver.init_random(rng)}[init]()
+    t1 = time.perf_counter()
+    res = msc.run_msc(solver, method, medoids, max_iter, min_k)
+    res.build_s = t1 - t0
+    return res, solver
+
+
 # ------------------------------------------------------------------------------ functions
 def _run_precomputed(method: str, diss, medoids, max_iter: int, init: str, random_state,
                      comm, backend: str, **kw) -> KMedoidsResult:
+    return _fit_precomputed(method, diss, medoids, max_iter, init, random_state, comm, backend,
+                            **kw)[0]
+
+
+def _fit_precomputed(method: str, diss, medoids, max_iter: int, init: str, random_state,
+                     comm, backend: str, **kw) -> tuple[KMedoidsResult, algorithms.Result]:
     comm = as_comm(comm)
     D = _dissimilarity("diss", diss)
     n = D.shape[0]
@@ -318,7 +369,7 @@ def _run_precomputed(method: str, diss, medoids, max_iter: int, init: str, rando
                           rng=_rng(random_state), medoids=meds, **kw)
     return KMedoidsResult(float(res.loss), _gather_labels(solver, comm),
                           np.asarray(res.medoids, dtype=np.int64), int(res.iterations),
-                          int(res.swaps))
+                          int(res.swaps)), res
 
 
 def fasterpam(diss, medoids, max_iter: int = 100, init: str = "random", random_state=None, *,
@@ -511,6 +562,203 @@ def pam_build(diss, k: int, *, comm=None, backend: str = "native") -> KMedoidsRe
     meds = solver.init_build()
     loss = solver.assign(meds)
     return KMedoidsResult(float(loss), _gather_labels(solver, comm), meds.astype(np.int64), 0, 0)
+
+
+_MSC_DOC = """
+
+    Parameters
+    ----------
+    diss, medoids, max_iter, init, random_state, comm, backend
+        As in :func:`fasterpam`.
+
+    Returns
+    -------
+    KMedoidsResult
+        ``loss`` is the average medoid silhouette of the result (larger is better; with one
+        medoid, the total distance, as in the package).
+
+    Raises
+    ------
+    ValueError, TypeError
+        As in :func:`fasterpam`.
+    """
+
+
+def fastmsc(diss, medoids, max_iter: int = 100, init: str = "random", random_state=None, *,
+            comm=None, backend: str = "native") -> KMedoidsResult:
+    """FastMSC (Lenssen & Schubert 2022, 2024): the best swap for the average medoid
+    silhouette per iteration, found O(k^2) faster than PAMMEDSIL with the same swaps.
+
+    From the same initial medoids the result is the `kmedoids` package's ``fastmsc``:
+    medoids, labels, loss, n_iter, n_swap. Cost: O(n^2) per iteration (one swap), over p
+    ranks; one reduction of (k+1) sums per tile of candidates.
+    """
+    return _run_precomputed("fastmsc", diss, medoids, max_iter, init, random_state, comm,
+                            backend)
+
+
+def fastermsc(diss, medoids, max_iter: int = 100, init: str = "random", random_state=None, *,
+              comm=None, backend: str = "native") -> KMedoidsResult:
+    """FasterMSC (Lenssen & Schubert 2024): eager swaps for the average medoid silhouette,
+    the first improving candidate in index order taken at once, until a pass makes none.
+
+    From the same initial medoids the result is the `kmedoids` package's ``fastermsc``,
+    swap for swap; candidates are evaluated in speculative blocks as FasterPAM's. Cost: about
+    O(n^2) per pass, over p ranks.
+    """
+    return _run_precomputed("fastermsc", diss, medoids, max_iter, init, random_state, comm,
+                            backend)
+
+
+def pammedsil(diss, medoids, max_iter: int = 100, init: str = "build", random_state=None, *,
+              comm=None, backend: str = "native") -> KMedoidsResult:
+    """PAMMEDSIL (Van der Laan, Pollard & Bryan 2003): PAM's SWAP on the average medoid
+    silhouette, every (medoid, candidate) pair in its own pass over the points.
+
+    The same swaps as :func:`fastmsc` (the package's ``pammedsil``), k times slower: the
+    baseline of FastMSC's speedup. Cost: O(k n^2) per iteration, over p ranks.
+    """
+    return _run_precomputed("pammedsil", diss, medoids, max_iter, init, random_state, comm,
+                            backend)
+
+
+for _f in (fastmsc, fastermsc, pammedsil):
+    _f.__doc__ += _MSC_DOC
+
+
+def dynmsc(diss, medoids, minimum_k: int = 2, max_iter: int = 100, init: str = "random",
+           random_state=None, *, comm=None, backend: str = "native") -> DynkResult:
+    """DynMSC (Lenssen & Schubert 2024): FasterMSC from k_max medoids down to ``minimum_k``,
+    dropping after each k the medoid whose removal costs least, and keeping the k of the
+    largest average medoid silhouette.
+
+    From the same initial medoids the result is the `kmedoids` package's ``dynmsc``
+    (medoids, labels, loss, n_iter, n_swap, losses, rangek, bestk).
+
+    Parameters
+    ----------
+    diss, init, random_state, comm, backend
+        As in :func:`fasterpam`.
+    medoids : int or array_like of int
+        k_max, or k_max initial medoids.
+    minimum_k : int, default 2
+        The smallest k tried (2 <= minimum_k <= k_max).
+    max_iter : int, default 100
+        FasterMSC passes at most, per k.
+
+    Returns
+    -------
+    DynkResult
+
+    Raises
+    ------
+    ValueError, TypeError
+        As in :func:`fasterpam`; ``minimum_k`` outside 2..k_max.
+
+    Notes
+    -----
+    Cost: one FasterMSC run per k (each about O(n^2) per pass), over p ranks.
+    """
+    comm = as_comm(comm)
+    D = _dissimilarity("diss", diss)
+    k, meds = _initial_medoids(medoids, D.shape[0])
+    mk = _positive_int("minimum_k", minimum_k)
+    if not 2 <= mk <= max(k, 2) or mk > k:
+        raise UsageError(f"minimum_k={mk}: expected 2 <= minimum_k <= {k} (the number of "
+                         "medoids)")
+    base, res = _fit_precomputed("dynmsc", D, medoids if meds is None else meds, max_iter,
+                                 init, random_state, comm, backend, min_k=mk)
+    return DynkResult(base.loss, base.labels, base.medoids, base.n_iter, base.n_swap,
+                      np.asarray(res.extra["silhouettes"], dtype=np.float64),
+                      np.arange(mk, k + 1, dtype=np.int64), int(base.medoids.size))
+
+
+def silhouette(diss, labels, samples: bool = False, *, comm=None):
+    """The silhouette (Rousseeuw 1987) of a clustering of the n points behind ``diss``.
+
+    Per point (b - a) / max(a, b): a its mean dissimilarity to the other members of its
+    cluster, b the least mean dissimilarity to the members of another cluster; 0 for a point
+    alone in its cluster. The `kmedoids` package's ``silhouette``.
+
+    Parameters
+    ----------
+    diss : array_like, shape (n, n)
+        Dissimilarities, identical on every rank.
+    labels : array_like of int, shape (n,)
+        Cluster of every point (any integer values).
+    samples : bool, default False
+        Also return every point's value.
+    comm : mpi4py.MPI.Comm, optional
+
+    Returns
+    -------
+    (float, ndarray or None)
+        The average silhouette, and the n per-point values when ``samples``.
+
+    Notes
+    -----
+    Cost: O(n^2) over p ranks (one pass over the matrix).
+    """
+    comm = as_comm(comm)
+    D = _dissimilarity("diss", diss)
+    lab = _labels(labels, D.shape[0])
+    K = _kernels("numpy")
+    lo, hi = block_range(D.shape[0], comm.Get_size(), comm.Get_rank())
+    oracle = MatrixOracle(np.ascontiguousarray(D[lo:hi]), D.shape[0], lo, comm, K, "precomputed")
+    avg, s = sil.silhouette(oracle, lab, comm)
+    return avg, (_gather_values(s, D.shape[0], comm) if samples else None)
+
+
+def medoid_silhouette(diss, meds, samples: bool = False, *, comm=None):
+    """The medoid silhouette (Van der Laan et al. 2003) of the medoids ``meds``.
+
+    Per point 1 - a/b, a and b its dissimilarities to the nearest and second nearest medoid
+    (a/b taken as 0 when a or b is 0); the `kmedoids` package's ``medoid_silhouette``.
+
+    Parameters
+    ----------
+    diss : array_like, shape (n, n)
+    meds : array_like of int
+        Distinct medoid indices.
+    samples : bool, default False
+        Also return every point's value.
+    comm : mpi4py.MPI.Comm, optional
+
+    Returns
+    -------
+    (float, ndarray or None)
+
+    Notes
+    -----
+    Cost: O(n k) over p ranks.
+    """
+    comm = as_comm(comm)
+    D = _dissimilarity("diss", diss)
+    n = D.shape[0]
+    _, m = _initial_medoids(np.asarray(meds) if not isinstance(meds, np.ndarray) else meds, n)
+    lo, hi = block_range(n, comm.Get_size(), comm.Get_rank())
+    s = sil.medoid_silhouette_points(D[lo:hi][:, m])
+    avg = comm.allreduce(float(s.sum()), op=MPI.SUM) / n
+    return avg, (_gather_values(s, n, comm) if samples else None)
+
+
+def _labels(labels, n: int) -> np.ndarray:
+    lab = np.asarray(labels)
+    if lab.dtype.kind not in "iu" or lab.shape != (n,):
+        raise UsageError(f"labels must be {n} integers (one per point), got {lab.dtype} "
+                         f"shape {lab.shape}")
+    return lab.astype(np.int64)
+
+
+def _gather_values(mine: np.ndarray, n: int, comm) -> np.ndarray:
+    """This rank's per-point values, all n on every rank."""
+    mine = np.ascontiguousarray(mine, dtype=np.float64)
+    if comm.Get_size() == 1:
+        return mine.copy()
+    off = block_offsets(n, comm.Get_size())
+    out = np.empty(n)
+    comm.Allgatherv(mine, [out, np.diff(off), off[:-1], MPI.DOUBLE])
+    return out
 
 
 # ------------------------------------------------------------------------------ estimator

@@ -20,13 +20,22 @@ from typing import Sequence
 import numpy as np
 from mpi4py import MPI
 
-from hpc.core import App, UsageError, make_parser, positive_float, positive_int, run
+from hpc.core import App, UsageError, checks, make_parser, run
 from hpc.core import backends as registry
 from hpc.core.memory import gib
 
-from . import api, data
-from .api import MATRIX_FRACTION, METHODS, SWAP_METHODS
+from . import api, data, quality
+from .api import MATRIX_FRACTION, METHODS, MSC_METHODS, SWAP_METHODS
 from .kernels import BACKENDS, METRICS
+from .msc import ratio
+
+# the documented ranges of the numeric options (checked by the parser, hpc.core.checks)
+K_MAX = 1_000_000
+ITER_MAX = 1_000_000
+SAMPLES_MAX = 10_000
+SAMPLE_SIZE_MAX = 10_000_000
+RESTARTS_MAX = 10_000
+NEIGHBORS_MAX = 10.0
 
 
 def parser():
@@ -39,11 +48,16 @@ def parser():
                         "(dataset /X); or a generator blobs:N:D:K (K Gaussian blobs, centres "
                         "in [-10,10]^D) or uniform:N:D; with --metric precomputed, an n x n "
                         "distance matrix file")
-    p.add_argument("--k", type=positive_int, default=5, help="number of medoids")
+    p.add_argument("--k", type=checks.integer(1, K_MAX), default=5,
+                   help=f"number of medoids, 1..{K_MAX} (at most the number of points); "
+                        "dynmsc: the largest k tried")
     p.add_argument("--method", choices=METHODS, default="fasterpam",
                    help="pam (BUILD+SWAP), fastpam1 (PAM's swaps, O(k) faster), fastpam2 "
                         "(several swaps per iteration), fasterpam (eager swaps), clara "
-                        "(FastCLARA: best of --samples samples), clarans (FastCLARANS)")
+                        "(FastCLARA: best of --samples samples), clarans (FastCLARANS); the "
+                        "medoid silhouette: fastmsc (best swap), fastermsc (eager swaps), "
+                        "dynmsc (k from --min-k to --k by the medoid silhouette), pammedsil "
+                        "(the original, O(k^2) slower than fastmsc)")
     p.add_argument("--metric", choices=METRICS + ("precomputed",), default="euclidean",
                    help="distance; precomputed: --data is the distance matrix")
     p.add_argument("--init", choices=("auto", "build", "lab", "random"), default="auto",
@@ -55,17 +69,26 @@ def parser():
                         "tiles on the fly (tiled), or matrix when it takes at most "
                         f"{int(MATRIX_FRACTION * 100)}%% of the free memory (auto)")
     p.add_argument("--tiled", action="store_true", help="same as --distances tiled")
-    p.add_argument("--max-iter", dest="max_iter", type=positive_int, default=100,
-                   help="SWAP iterations at most (FasterPAM: sweeps)")
-    p.add_argument("--samples", type=positive_int, default=5, help="clara: number of samples")
-    p.add_argument("--sample-size", dest="sample_size", type=positive_int, default=None,
-                   help="clara: points per sample [default: 80 + 4k]")
-    p.add_argument("--restarts", type=positive_int, default=2,
-                   help="clarans: local searches (numlocal)")
-    p.add_argument("--neighbors", type=positive_float, default=0.1,
+    p.add_argument("--max-iter", dest="max_iter", type=checks.integer(1, ITER_MAX), default=100,
+                   help=f"SWAP iterations at most (FasterPAM: sweeps), 1..{ITER_MAX}")
+    p.add_argument("--min-k", dest="min_k", type=checks.integer(2, K_MAX), default=2,
+                   help="dynmsc: the smallest k tried, 2..--k")
+    p.add_argument("--samples", type=checks.integer(1, SAMPLES_MAX), default=5,
+                   help=f"clara: number of samples, 1..{SAMPLES_MAX}")
+    p.add_argument("--sample-size", dest="sample_size",
+                   type=checks.integer(2, SAMPLE_SIZE_MAX), default=None,
+                   help=f"clara: points per sample, --k..{SAMPLE_SIZE_MAX} [default: 80 + 4k]")
+    p.add_argument("--restarts", type=checks.integer(1, RESTARTS_MAX), default=2,
+                   help=f"clarans: local searches (numlocal), 1..{RESTARTS_MAX}")
+    p.add_argument("--neighbors", type=checks.real(0, NEIGHBORS_MAX, lo_open=True), default=0.1,
                    help="clarans: non-improving candidates in a row that end a local search, "
-                        "as a fraction of n - k (each candidate is tried against all k medoids)")
-    p.add_argument("--silhouette", action="store_true", help="also report the medoid silhouette")
+                        f"as a fraction of n - k, in (0, {NEIGHBORS_MAX:g}] (each candidate "
+                        "is tried against all k medoids)")
+    p.add_argument("--silhouette", nargs="?", const="full", default="full",
+                   choices=("full", "medoid"),
+                   help="quality in the record: full = the silhouette (one more O(n^2) pass) "
+                        "and the medoid silhouette; medoid = the medoid silhouette only "
+                        "[default: full]")
     p.add_argument("--check", choices=("full", "loss"), default="full",
                    help="validation: full adds a pass proving no single swap improves "
                         "(SWAP methods); loss only recomputes the loss and labels")
@@ -96,6 +119,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     precomputed = args.metric == "precomputed"
     if precomputed and args.distances == "tiled":
         raise UsageError("--distances tiled needs data points, not --metric precomputed")
+    if args.sample_size is not None and args.sample_size < args.k:
+        raise UsageError(f"--sample-size {args.sample_size} is smaller than --k {args.k} "
+                         "(a sample must hold the k medoids)")
+    if args.method == "dynmsc" and args.min_k > args.k:
+        raise UsageError(f"--min-k {args.min_k} is larger than --k {args.k}")
 
     with app.timer.phase("read"):
         loc = data.read(args.data, comm, args.seed, precomputed)
@@ -125,7 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       max_iter=args.max_iter,
                                       rng=np.random.default_rng(args.seed),
                                       samples=args.samples, sample_size=args.sample_size,
-                                      restarts=args.restarts, neighbors=args.neighbors)
+                                      restarts=args.restarts, neighbors=args.neighbors,
+                                      min_k=args.min_k)
         app.timer.add("build", res.build_s)
         app.timer.add("swap", res.swap_s)
 
@@ -136,13 +165,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                        converged=res.converged, build_s=timings["build"]["min"],
                        swap_s=timings["swap"]["min"], distances_s=timings["distances"]["min"],
                        **{k2: v for k2, v in res.extra.items()})
-    if args.silhouette:
-        app.metrics["medoid_silhouette"] = solver.medoid_silhouette()
+    if args.method in MSC_METHODS:
+        app.metrics.update(objective="medoid silhouette (larger is better)",
+                           total_deviation=val["loss_reference"])
+    else:
+        app.metrics.update(objective="total deviation (smaller is better)")
+    with app.timer.phase("quality"):
+        app.metrics.update(_quality(args, comm, solver, oracle, meds, n))
     app.say(f"loss {res.loss:.10g}, {res.swaps} swaps, {res.iterations} iterations; BUILD "
             f"{timings['build']['min']:.3f} s, SWAP {timings['swap']['min']:.3f} s")
     if args.output:
         _write(args, comm, solver, res, meds, init, n, k)
     return app.finish(passed, val, timings)
+
+
+def _quality(args, comm, solver, oracle, meds, n: int) -> dict:
+    """The medoid silhouette, and (--silhouette full) the silhouette of the labels."""
+    out = {"medoid_silhouette": quality.medoid_silhouette(oracle, meds, comm)[0]}
+    if args.silhouette == "full":
+        labels = api._gather_labels(solver, comm)
+        out["silhouette"] = quality.silhouette(oracle, labels, comm)[0]
+    return out
 
 
 def _write(args, comm, solver, res, meds, init: str, n: int, k: int) -> None:
@@ -161,7 +204,7 @@ def _write(args, comm, solver, res, meds, init: str, n: int, k: int) -> None:
 
 
 def _validate(app, solver, loc, oracle, meds, args, res, precomputed):
-    comm, k, n = app.comm, args.k, loc.n
+    comm, k, n = app.comm, meds.size, loc.n
     val: dict = {}
     ok = len(set(meds.tolist())) == k and meds.min() >= 0 and meds.max() < n
     val["medoids_distinct"] = bool(ok)
@@ -171,8 +214,18 @@ def _validate(app, solver, loc, oracle, meds, args, res, precomputed):
         Dm = _reference_min(loc.X, oracle.X_all[meds], args.metric)
     dmin = Dm.min(axis=1) if Dm.shape[0] else np.zeros(0)
     ref = solver.total(float(dmin.sum()))
-    err = abs(ref - res.loss) / max(abs(ref), 1e-300) if ref else abs(res.loss)
     val["loss_reference"] = ref
+    if args.method in MSC_METHODS and k > 1:
+        # the medoid silhouette from the SciPy distances: the mean of 1 - near/second
+        two = np.partition(Dm, 1, axis=1)[:, :2] if Dm.shape[0] else np.zeros((0, 2))
+        msil = 1.0 - solver.total(float(ratio(two[:, 0], two[:, 1]).sum())) / n
+        val["medoid_silhouette_reference"] = msil
+        # DynMSC reports the package's value, which its third-nearest bookkeeping after a
+        # removal can leave off the true one: there the solver's state (rebuilt) is checked
+        got = solver.silhouette_value() if args.method == "dynmsc" else res.loss
+        err = abs(msil - got) / max(abs(msil), 1e-300) if msil else abs(got)
+    else:
+        err = abs(ref - res.loss) / max(abs(ref), 1e-300) if ref else abs(res.loss)
     val["loss_rel_err"] = err
     ok &= err <= 1e-9
     # labels: every point's medoid is a nearest one
@@ -182,6 +235,12 @@ def _validate(app, solver, loc, oracle, meds, args, res, precomputed):
     tol = 1e-9 * max(1.0, float(np.max(Dm)) if Dm.size else 1.0)
     val["label_gap"] = gap
     ok &= gap <= comm.allreduce(tol, op=MPI.MAX)
+    if args.check == "full" and args.method in ("fastmsc", "fastermsc", "pammedsil") and 1 < k < n:
+        gain = solver.max_gain()
+        val["max_swap_gain"] = gain
+        val["locally_optimal"] = bool(gain <= 1e-9 * max(1.0, solver.loss))
+        if res.converged:
+            ok &= val["locally_optimal"]
     if args.check == "full" and args.method in SWAP_METHODS and k < n:
         md = solver.min_delta()
         val["min_swap_delta"] = md

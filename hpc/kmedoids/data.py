@@ -12,6 +12,7 @@ import numpy as np
 from mpi4py import MPI
 
 from hpc.core import UsageError, agree
+from hpc.core.memory import require_memory
 from hpc.core.partition import block_range
 
 GEN_CHUNK = 1 << 16  # generated rows come in fixed chunks: the data do not depend on the ranks
@@ -87,6 +88,9 @@ def read(spec: str, comm, seed: int, precomputed: bool = False) -> Local:
             raise UsageError("--metric precomputed needs --data PATH (a distance matrix file)")
         kind, vals = gen
         n, d = vals[0], vals[1]
+        # before generating: the points are replicated on every rank for the distance tiles
+        require_memory(8.0 * n * d * 2, f"--data {spec}: the {n} x {d} points on every rank",
+                       comm)
         lo, hi = block_range(n, size, rank)
         return Local(_generate(kind, vals, seed, lo, hi), n, d, lo, spec)
     if not os.path.exists(spec):

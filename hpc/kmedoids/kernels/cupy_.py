@@ -101,3 +101,18 @@ def pam_delta(D, near_i, near_d, seco_d, k):
         t = cp.where(ni == m, cp.minimum(D, sd) - nd, cp.minimum(D - nd, 0.0))
         out[:, m] = t.sum(axis=0)
     return cp.asnumpy(out)
+
+
+def msc_delta(D, near_i, seco_i, near_d, seco_d, third_d, k):
+    from . import numpy_
+    return numpy_.msc_delta(to_host(D), near_i, seco_i, near_d, seco_d, third_d, k)
+
+
+def msc2_loss(D, d0, d1):
+    from . import numpy_
+    return numpy_.msc2_loss(to_host(D), d0, d1)
+
+
+def pammedsil_gain(D, near_i, seco_i, near_d, seco_d, third_d, k, skip):
+    from . import numpy_
+    return numpy_.pammedsil_gain(to_host(D), near_i, seco_i, near_d, seco_d, third_d, k, skip)

@@ -32,3 +32,15 @@ def fastpam_delta(D, near_i, near_d, seco_d, k):
 
 def pam_delta(D, near_i, near_d, seco_d, k):
     return _k.pam_delta(D, near_i, near_d, seco_d, int(k))
+
+
+# PAMMEDSIL (the slow baseline) stays vectorised NumPy on every host back end
+from .numpy_ import pammedsil_gain  # noqa: E402,F401
+
+
+def msc_delta(D, near_i, seco_i, near_d, seco_d, third_d, k):
+    return _core.kmedoids_msc.msc_delta(D, near_i, seco_i, near_d, seco_d, third_d, int(k))
+
+
+def msc2_loss(D, d0, d1):
+    return _core.kmedoids_msc.msc2_loss(D, np.ascontiguousarray(d0), np.ascontiguousarray(d1))

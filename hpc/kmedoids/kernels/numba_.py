@@ -159,3 +159,7 @@ def pam_delta(D, near_i, near_d, seco_d, k):
     out = np.empty((D.shape[1], k))
     _pam_delta(D, near_i, near_d, seco_d, k, out)
     return out
+
+
+# medoid silhouette kernels: the NumPy versions (vectorised; no Numba loop of their own yet)
+from .numpy_ import msc2_loss, msc_delta, pammedsil_gain  # noqa: E402,F401

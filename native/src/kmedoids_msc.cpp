@@ -1,0 +1,169 @@
+// Medoid silhouette kernels (hpc.kmedoids.msc, native back end): the gain of FastMSC/FasterMSC
+// for a tile of candidate columns, and the k = 2 loss. Tiles may be float64 or float32 (the
+// --dtype float32 matrix); sums are float64. As in kmedoids.cpp, threads own disjoint column
+// chunks and stream the rows in order, so results do not depend on the thread count.
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <omp.h>
+#include "hpc/checks.hpp"
+#include "hpc/registry.hpp"
+
+namespace {
+using std::int64_t;
+constexpr int64_t kCW = 32;
+constexpr int64_t kParMin = int64_t(1) << 17;
+
+int64_t chunk_cols(int64_t cols) {
+  const int64_t nt = std::max(1, omp_get_max_threads());
+  return std::clamp<int64_t>((cols + nt - 1) / nt, 4, kCW);
+}
+
+// A read-only 2-D view with unit column stride and any row stride (a column slice of the
+// stored matrix is passed without a copy).
+template <typename T>
+struct View {
+  const T* p;
+  int64_t rows, cols, ld;
+};
+
+template <typename T>
+View<T> view(const py::array& a, const char* what) {
+  if (a.ndim() != 2) hpc::fail(std::string(what) + ": expected a 2-D array");
+  if (a.shape(0) == 0 || a.shape(1) == 0)
+    return {static_cast<const T*>(a.data()), a.shape(0), a.shape(1), a.shape(1)};
+  const auto sz = static_cast<py::ssize_t>(sizeof(T));
+  if (a.shape(1) > 1 && a.strides(1) != sz)
+    hpc::fail(std::string(what) + ": columns must be contiguous");
+  if (a.strides(0) % sz != 0 || a.strides(0) < 0) hpc::fail(std::string(what) + ": bad row stride");
+  const int64_t ld = a.strides(0) / sz;
+  if (a.shape(0) > 1 && ld < a.shape(1)) hpc::fail(std::string(what) + ": overlapping rows");
+  return {static_cast<const T*>(a.data()), a.shape(0), a.shape(1), ld};
+}
+
+template <typename T>
+const T* vec(const py::array& a, int64_t n, const char* what) {
+  auto c = hpc::exact<T>(a, what);
+  hpc::require_1d<T>(c, n, what);
+  return c.data();
+}
+
+// a / b, 0 when a or b is 0: the medoid silhouette's loss term
+inline double ratio(double a, double b) { return (a == 0.0 || b == 0.0) ? 0.0 : a / b; }
+
+struct Near3 {
+  const int64_t *ni, *si;
+  const double *nd, *sd, *td;
+};
+
+// out[c, m] (m < k): gain of L = sum near/second when candidate c replaces medoid m, beyond
+// m's removal gain; out[c, k]: the gain shared by every m (points that move to c).
+template <typename T>
+void msc_sweep(const View<T>& D, const Near3& a, int64_t k, double* o) {
+  const int64_t cw = chunk_cols(D.cols);
+#pragma omp parallel for schedule(dynamic, 1) if (D.rows * D.cols >= kParMin)
+  for (int64_t lo = 0; lo < D.cols; lo += cw) {
+    const int64_t hi = std::min(D.cols, lo + cw);
+    std::fill(o + lo * (k + 1), o + hi * (k + 1), 0.0);
+    for (int64_t r = 0; r < D.rows; ++r) {
+      const double n = a.nd[r], s = a.sd[r], t = a.td[r];
+      const int64_t mn = a.ni[r], ms = a.si[r];
+      const double ns = ratio(n, s), st = ratio(s, t), nt = ratio(n, t);
+      const T* row = D.p + r * D.ld;
+      for (int64_t c = lo; c < hi; ++c) {
+        const double x = static_cast<double>(row[c]);
+        double* oc = o + c * (k + 1);
+        if (x < n) {
+          oc[k] += ns - ratio(x, n);
+          oc[mn] += ratio(x, n) + st - ratio(n + x, s);
+          oc[ms] += nt - ns;
+        } else if (x < s) {
+          oc[k] += ns - ratio(n, x);
+          oc[mn] += ratio(n, x) + st - ratio(n + x, s);
+          oc[ms] += nt - ns;
+        } else if (x < t) {
+          oc[mn] += st - ratio(s, x);
+          oc[ms] += nt - ratio(n, x);
+        }
+      }
+    }
+  }
+}
+
+py::array_t<double> msc_delta(const py::array& D_, const py::array& ni_, const py::array& si_,
+                              const py::array& nd_, const py::array& sd_, const py::array& td_,
+                              int64_t k) {
+  if (k < 3) hpc::fail("msc_delta: k must be at least 3 (k = 2 has msc2_loss)");
+  const int64_t rows = D_.ndim() == 2 ? D_.shape(0) : -1;
+  Near3 a{vec<int64_t>(ni_, rows, "near_i"), vec<int64_t>(si_, rows, "seco_i"),
+          vec<double>(nd_, rows, "near_d"), vec<double>(sd_, rows, "seco_d"),
+          vec<double>(td_, rows, "third_d")};
+  if (rows > 0 && (!hpc::all_in_range(a.ni, rows, k) || !hpc::all_in_range(a.si, rows, k)))
+    hpc::fail("msc_delta: near_i/seco_i out of range [0, k)");
+  const bool f32 = py::isinstance<py::array_t<float>>(D_);
+  if (!f32 && !py::isinstance<py::array_t<double>>(D_))
+    hpc::fail("msc_delta: D must be float32 or float64");
+  const int64_t cols = D_.ndim() == 2 ? D_.shape(1) : 0;
+  py::array_t<double> out({cols, k + 1});
+  double* o = out.mutable_data();
+  if (f32) {
+    auto D = view<float>(D_, "msc_delta: D");
+    py::gil_scoped_release nogil;
+    msc_sweep(D, a, k, o);
+  } else {
+    auto D = view<double>(D_, "msc_delta: D");
+    py::gil_scoped_release nogil;
+    msc_sweep(D, a, k, o);
+  }
+  return out;
+}
+
+template <typename T>
+void msc2_sweep(const View<T>& D, const double* d0, const double* d1, double* o) {
+  const int64_t cw = chunk_cols(D.cols);
+#pragma omp parallel for schedule(dynamic, 1) if (D.rows * D.cols >= kParMin)
+  for (int64_t lo = 0; lo < D.cols; lo += cw) {
+    const int64_t hi = std::min(D.cols, lo + cw);
+    std::fill(o + lo * 2, o + hi * 2, 0.0);
+    for (int64_t r = 0; r < D.rows; ++r) {
+      const double a = d0[r], b = d1[r];
+      const T* row = D.p + r * D.ld;
+      for (int64_t c = lo; c < hi; ++c) {
+        const double x = static_cast<double>(row[c]);
+        o[2 * c] += x < b ? ratio(x, b) : ratio(b, x);      // c replaces slot 0
+        o[2 * c + 1] += x < a ? ratio(x, a) : ratio(a, x);  // c replaces slot 1
+      }
+    }
+  }
+}
+
+// k = 2: the loss L after candidate c replaces medoid slot 0 (out[c, 0]) or 1 (out[c, 1]).
+py::array_t<double> msc2_loss(const py::array& D_, const py::array& d0_, const py::array& d1_) {
+  const int64_t rows = D_.ndim() == 2 ? D_.shape(0) : -1;
+  const double* d0 = vec<double>(d0_, rows, "d0");
+  const double* d1 = vec<double>(d1_, rows, "d1");
+  const bool f32 = py::isinstance<py::array_t<float>>(D_);
+  if (!f32 && !py::isinstance<py::array_t<double>>(D_))
+    hpc::fail("msc2_loss: D must be float32 or float64");
+  const int64_t cols = D_.ndim() == 2 ? D_.shape(1) : 0;
+  py::array_t<double> out({cols, int64_t(2)});
+  double* o = out.mutable_data();
+  if (f32) {
+    auto D = view<float>(D_, "msc2_loss: D");
+    py::gil_scoped_release nogil;
+    msc2_sweep(D, d0, d1, o);
+  } else {
+    auto D = view<double>(D_, "msc2_loss: D");
+    py::gil_scoped_release nogil;
+    msc2_sweep(D, d0, d1, o);
+  }
+  return out;
+}
+}  // namespace
+
+HPC_SUBMODULE(kmedoids_msc) {
+  m.doc() = "medoid silhouette kernels (OpenMP): FastMSC/FasterMSC gains, the k = 2 loss";
+  m.def("msc_delta", &msc_delta, py::arg("D"), py::arg("near_i"), py::arg("seco_i"),
+        py::arg("near_d"), py::arg("seco_d"), py::arg("third_d"), py::arg("k"));
+  m.def("msc2_loss", &msc2_loss, py::arg("D"), py::arg("d0"), py::arg("d1"));
+}
