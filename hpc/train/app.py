@@ -81,6 +81,9 @@ def parser():
                    help="split layer norms and residuals along the sequence over tp ranks")
     g.add_argument("--zero1", action="store_true",
                    help="ZeRO-1 distributed optimizer over the data-parallel group")
+    g.add_argument("--overlap-grad-reduce", action="store_true",
+                   help="reduce data-parallel gradients per layer by non-blocking all-reduces "
+                        "while the backward goes on (not with --zero1)")
     g.add_argument("--recompute", action="store_true",
                    help="activation recomputation: keep only each layer's input, recompute "
                         "its forward during the backward")
@@ -209,7 +212,8 @@ def set_up(app: App, args: argparse.Namespace) -> Trainer:
                           clip_grad=args.clip_grad, global_batch=args.global_batch,
                           micro_batches=args.micro_batches, schedule=args.schedule,
                           recompute=args.recompute, offload=args.offload, seed=args.seed,
-                          backend=args.backend, eval_fraction=eval_fraction, comm=app.comm)
+                          backend=args.backend, eval_fraction=eval_fraction,
+                          overlap_grad_reduce=args.overlap_grad_reduce, comm=app.comm)
     args.dp = trainer.layout.dp
     args.schedule = args.schedule or default_schedule(trainer.layout)
     src = args.load
@@ -237,6 +241,7 @@ def set_up(app: App, args: argparse.Namespace) -> Trainer:
             f"micro-batches x {trainer.micro_batch_size}; start at step {trainer.iteration}"
             + (", sequence parallel" if trainer.model.sp else "")
             + (", ZeRO-1" if trainer.optimizer.zero else "")
+            + (", overlapped dp reduction" if trainer.optimizer.overlap else "")
             + (", recompute" if args.recompute else "") + (", offload" if args.offload else ""))
     return trainer
 

@@ -18,7 +18,7 @@ import math
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from mpi4py import MPI
@@ -338,6 +338,9 @@ class GPT:
         self.vocab_local = cfg.vocab_padded // ps.tp
         self.vocab_lo = ps.tp_rank * self.vocab_local
         self.s_local = cfg.seq_len // ps.tp if self.sp else cfg.seq_len
+        # called with a layer's index after each of its backward passes (the optimizer's
+        # bucketed gradient reduction starts a layer's all-reduce after its last one)
+        self.grad_hook: Callable[[int], None] | None = None
 
     def _cast(self, a: np.ndarray):
         a = a.astype(self.dtype)
@@ -505,6 +508,8 @@ class GPT:
                 if isinstance(c, tuple) and len(c) == 2 and c[0] == "recompute":
                     _, c = self.block_fwd(i, c[1])
                 dout = self.block_bwd(i, dout, c)
+            if self.grad_hook is not None:  # after the offloaded gradient reached the host
+                self.grad_hook(i)
         if vs == 0:
             self.embed_bwd(dout, caches.pop())
             return None

@@ -21,12 +21,29 @@ from . import kernels as _k
 
 class Adam:
     def __init__(self, model, lr: float, betas=(0.9, 0.95), eps: float = 1e-8,
-                 weight_decay: float = 0.0, clip: float = 1.0, zero: bool = False):
+                 weight_decay: float = 0.0, clip: float = 1.0, zero: bool = False,
+                 overlap: bool = False):
         self.model, self.store, self.ps = model, model.store, model.ps
         self.lr, self.b1, self.b2, self.eps = lr, betas[0], betas[1], eps
         self.wd, self.clip, self.zero = weight_decay, clip, zero and self.ps.dp > 1
         st, ps = self.store, self.ps
         ns = st.host_ns
+        # Bucketed, overlapped data-parallel reduction (Megatron's overlap_grad_reduce): one
+        # bucket per transformer layer, its non-blocking all-reduce started as soon as the
+        # layer's last backward of the step is done. Host (numpy) buffers, no ZeRO.
+        self.overlap = overlap and ps.dp > 1 and not self.zero and ns is np
+        self.buckets: dict[int, tuple[int, int]] = {}
+        for name in st.order:
+            grp = st.specs[name].group
+            if grp.startswith("layers."):
+                i = int(grp.split(".")[1])
+                off, n, _ = st.offsets[name]
+                lo, hi = self.buckets.get(i, (off, off + n))
+                self.buckets[i] = (min(lo, off), max(hi, off + n))
+        self._count: dict[int, int] = {}
+        self._reqs: list = []
+        self._micro_batches = 0
+        self.bucketed_steps = 0  # steps whose dp reduction went by the overlapped buckets
         dp = ps.dp if self.zero else 1
         self.padded = -(-st.numel // dp) * dp
         self.shard = self.padded // dp
@@ -61,10 +78,46 @@ class Adam:
         if ps.pp > 1 and "embed.wte" in st.offsets and (ps.is_first_stage or ps.is_last_stage):
             C.allreduce_inplace(ps.embedding_group, st.host_grad("embed.wte"))
 
+    # -- bucketed overlap --------------------------------------------------------------
+    def begin_step(self, micro_batches: int) -> None:
+        """Arm the buckets for a step of ``micro_batches`` backward passes per layer."""
+        self._count = {}
+        self._reqs = []
+        self._micro_batches = micro_batches
+
+    def layer_done(self, i: int) -> None:
+        """The model's grad_hook: after a layer's last backward, start its all-reduce."""
+        if not self.overlap:
+            return
+        c = self._count[i] = self._count.get(i, 0) + 1
+        if c == self._micro_batches:
+            lo, hi = self.buckets[i]
+            self._reqs.append(self.ps.dp_group.Iallreduce(MPI.IN_PLACE,
+                                                          self.store.flat_g[lo:hi]))
+        if self._reqs:  # let MPI move the buckets along while the backward goes on
+            MPI.Request.Testall(self._reqs)
+
+    def _reduce_dp(self) -> None:
+        """The data-parallel sum of the gradients: the buckets in flight and the rest."""
+        st, ps = self.store, self.ps
+        started, self._reqs = len(self._reqs), []
+        if not self.overlap or started != len(self.buckets):
+            if started:
+                raise RuntimeError("a step's buckets were only partly reduced")
+            C.allreduce_inplace(ps.dp_group, st.flat_g)  # no buckets: one all-reduce
+            return
+        self.bucketed_steps += 1
+        done = sorted(self.buckets.values())
+        edges = [0] + [x for lo, hi in done for x in (lo, hi)] + [st.flat_g.shape[0]]
+        for lo, hi in zip(edges[0::2], edges[1::2]):  # embedding, head: not in a bucket
+            if hi > lo:
+                C.allreduce_inplace(ps.dp_group, st.flat_g[lo:hi])
+
     def step(self) -> float:
         """Finish the gradients, clip to the global norm, update; returns the norm before
         clipping (collective over the world)."""
         st, ps = self.store, self.ps
+        MPI.Request.Waitall(self._reqs)  # the buckets in flight: before anything else writes
         st.flush_resident()
         self._finish_grads()
         if self.zero:
@@ -72,7 +125,7 @@ class Adam:
             C.reduce_scatter_flat(ps.dp_group, st.flat_g, g)
             group = ps.world
         else:
-            C.allreduce_inplace(ps.dp_group, st.flat_g)
+            self._reduce_dp()
             g = st.flat_g
             group = ps.mp_group
         if _k.usable(g, self.weight, min_size=_k.OPT_MIN_SIZE):

@@ -129,6 +129,11 @@ class Trainer:
     clip_grad : float, default 1.0
         Clip the gradient norm over every parameter of the model (all of tp, pp and dp) to
         this, in [0, 1e6]; 0 turns clipping off.
+    overlap_grad_reduce : bool, default False
+        Reduce the data-parallel gradients in buckets (one per transformer layer) by
+        non-blocking all-reduces started as soon as a layer's backward passes of the step
+        are done, while the backward goes on (Megatron's overlap_grad_reduce; numpy back end,
+        without ZeRO-1; otherwise one all-reduce after the backward, as without it).
     eval_fraction : float, default 0.0
         Hold out this tail fraction of the corpus, in [0, 0.5], for :meth:`evaluate`; the
         steps train on the rest.
@@ -210,7 +215,8 @@ class Trainer:
                  weight_decay: float = 0.0, clip_grad: float = 1.0, global_batch: int = 8,
                  micro_batches: int = 4, schedule: str | None = None, recompute: bool = False,
                  offload: bool = False, seed: int = 0, backend: str = "numpy",
-                 eval_fraction: float = 0.0, comm: MPI.Intracomm | None = None):
+                 eval_fraction: float = 0.0, overlap_grad_reduce: bool = False,
+                 comm: MPI.Intracomm | None = None):
         if not isinstance(config, GPTConfig):
             raise InputTypeError(f"config must be a GPTConfig, got {type(config).__name__}")
         layout = ParallelLayout() if layout is None else layout
@@ -230,6 +236,7 @@ class Trainer:
         self.seed = V.integer(seed, "seed", 0)
         self.recompute = V.flag(recompute, "recompute")
         self.offload = V.flag(offload, "offload")
+        self.overlap_grad_reduce = V.flag(overlap_grad_reduce, "overlap_grad_reduce")
         self.backend = V.choice(backend, "backend", tuple(BACKENDS))
         layout = layout.resolve(comm.Get_size())
         asked = default_schedule(layout) if schedule is None else V.choice(schedule, "schedule",
@@ -260,7 +267,8 @@ class Trainer:
                          sequence_parallel=layout.sequence_parallel, recompute=self.recompute,
                          offload=self.offload)
         self.optimizer = Adam(self.model, self.lr, weight_decay=self.weight_decay,
-                              clip=self.clip_grad, zero=layout.zero1)
+                              clip=self.clip_grad, zero=layout.zero1,
+                              overlap=self.overlap_grad_reduce)
         self._forward_backward = get_forward_backward_func(asked, ps.pp, self.micro_batches,
                                                            ps.vpp, ps.pp_rank)
         self.schedule: str = self._forward_backward.kind  # type: ignore[attr-defined]
@@ -288,7 +296,13 @@ class Trainer:
         m, mbs, s = self.micro_batches, self.micro_batch_size, self.config.seq_len
         batch = global_batch(self.train_tokens, self.seed, self.iteration, self.global_batch, s)
         model.store.zero_grads()
-        fb, loss = self._run_batch(batch)
+        if self.optimizer.overlap:  # each layer's bucket starts its reduction when done
+            self.optimizer.begin_step(m)
+            model.grad_hook = self.optimizer.layer_done
+        try:
+            fb, loss = self._run_batch(batch)
+        finally:
+            model.grad_hook = None
         lr = self.lr_schedule(self.iteration)
         self.optimizer.lr = lr
         norm = self.optimizer.step()

@@ -248,3 +248,16 @@ def test_schedule_clipping_weight_decay_eval_equal_one_rank(one_rank_loop, layou
     np.testing.assert_allclose([s.loss for s in stats], [s.loss for s in ref], rtol=1e-12)
     np.testing.assert_allclose(ev, ref_eval, rtol=1e-12)
     assert same_on_every_rank(ev)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("layout", [ParallelLayout(), ParallelLayout(
+    tp=2 if N % 2 == 0 else 1, sequence_parallel=True)] + (
+    [ParallelLayout(pp=2, vpp=2)] if N % 2 == 0 else []), ids=lid)
+def test_overlapped_bucketed_dp_reduction_equals_one_rank(one_rank, layout):
+    with Trainer(CFG, layout, overlap_grad_reduce=True, **OPTIONS) as t:
+        assert t.optimizer.overlap == (t.layout.dp > 1)
+        assert len(t.optimizer.buckets) == CFG.layers // t.layout.pp
+        losses = t.fit(STEPS)
+        assert t.optimizer.bucketed_steps == (STEPS if t.layout.dp > 1 else 0)
+    np.testing.assert_allclose(losses, one_rank[0], rtol=1e-12)
