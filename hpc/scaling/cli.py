@@ -5,6 +5,7 @@
          write DIR/results.csv and DIR/results.json; one progress line per run
   plot   time, speedup and parallel efficiency against ranks (PNG), with ideal lines
   model  fit the app's performance model, print it, plot it, extrapolate to 10^4 ranks
+  check  compare a study with per-system reference values and tolerances (exit 1 outside)
 
 Examples:
   python -m hpc.scaling run --app stream --mode weak --ranks 1,2,4 --out /tmp/s -- --arraysize 100000
@@ -75,6 +76,13 @@ def parser() -> AppParser:
                         description=__import__("hpc.scaling.plot", fromlist=["x"]).__doc__)
     pl.add_argument("dir", metavar="DIR", help="a study's folder (with results.json)")
     pl.add_argument("--out", metavar="DIR", help="where the PNGs go [default: DIR]")
+    ck = sub.add_parser("check", help="check a study against per-system references",
+                        formatter_class=_fmt,
+                        description=__import__("hpc.scaling.check", fromlist=["x"]).__doc__)
+    ck.add_argument("dir", metavar="STUDY", help="a study's folder (with results.json)")
+    ck.add_argument("--reference", required=True, metavar="REF.toml", help="reference values")
+    ck.add_argument("--system", help="use this system's references [default: the one whose "
+                    "match globs match the study's host]")
     m = sub.add_parser("model", help="fit and extrapolate a performance model",
                        formatter_class=_fmt,
                        description=__import__("hpc.scaling.model", fromlist=["x"]).__doc__)
@@ -150,6 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                        repeat=args.repeat))
         except apps.StudyError as exc:
             raise UsageError(str(exc)) from None
+    if args.cmd == "check":
+        from .check import check
+
+        return check(args.dir, args.reference, args.system)
     if args.cmd == "plot":
         from .plot import plot
 

@@ -4,8 +4,9 @@ Each run is ``mpiexec -n P python -m hpc.<app> <options> --json DIR/records/pP-r
 stdout/stderr go to DIR/logs/. The launcher and MPICH's progress settings come from
 :mod:`hpc.core.launch`: when the ranks outnumber the cores the yield settings are set (unless
 already in the environment) so oversubscribed ranks sleep instead of spinning. One progress
-line per run; DIR/results.{csv,json} are rewritten after every run so an interrupted study
-keeps what it measured.
+line per run, with the study's elapsed time and an estimate of what remains, and a line every
+30 s while a long run is still going (:data:`HEARTBEAT_S`); DIR/results.{csv,json} are
+rewritten after every run so an interrupted study keeps what it measured.
 """
 from __future__ import annotations
 
@@ -15,16 +16,42 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from hpc.core.launch import YIELD_ENV, cores, find_mpiexec, mpiexec_cmd
+from hpc.core.progress import format_seconds
 
 from . import apps, results
 
 __all__ = ["Study", "run_study", "collect_study", "require_app"]
+
+#: seconds between the lines that say a long run is still going
+HEARTBEAT_S = 30.0
+
+
+@contextmanager
+def heartbeat(say: Callable[[str], None], what: str, interval: float = HEARTBEAT_S) -> Iterator[None]:
+    """While the block runs, ``say`` a line every ``interval`` seconds: ``what`` and the time
+    it has been running (a thread, so a blocking launch still reports)."""
+    stop = threading.Event()
+    t0 = time.monotonic()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            say(f"{what}: still running, {format_seconds(time.monotonic() - t0)}")
+
+    th = threading.Thread(target=beat, daemon=True)
+    th.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        th.join()
 
 
 def require_app(app: str) -> None:
@@ -79,13 +106,15 @@ def run_study(st: Study, say: Callable[[str], None] = print) -> int:
     total = len(st.ranks) * st.repeat
     k = 0
     status = 0
+    t0 = time.monotonic()
     for p in st.ranks:
         for rep in range(1, st.repeat + 1):
             k += 1
-            run = _launch(st, p, rep, plan[p], mpiexec, ncores)
+            with heartbeat(say, f"[scaling {k}/{total}] {st.app} {st.mode} ranks={p} rep={rep}"):
+                run = _launch(st, p, rep, plan[p], mpiexec, ncores)
             doc["runs"].append(run)
             results.write(out, doc)
-            say(_progress(st, k, total, run))
+            say(_progress(st, k, total, run, time.monotonic() - t0))
             if run["exit_code"] == 2:
                 say(f"error: hpc.{st.app} rejected its options at {p} ranks "
                     f"(see {run['log']}): {run.get('error', '')}")
@@ -191,9 +220,14 @@ def require_app_known(app: str) -> None:
     apps.spec(app)
 
 
-def _progress(st: Study, k: int, total: int, run: dict) -> str:
+def _progress(st: Study, k: int, total: int, run: dict, elapsed: float | None = None) -> str:
     t = f"{run['time_s']:.4g} s ({run['time_source']})" if run["time_s"] is not None else "no time"
     verdict = "VALID" if run["passed"] else f"FAILED exit {run['exit_code']}"
     over = "  [oversubscribed: ranks > cores]" if run["oversubscribed"] else ""
+    eta = ""
+    if elapsed is not None:
+        # runs at more ranks take longer in a weak study: the estimate is the plain average
+        eta = (f"; study {format_seconds(elapsed)} elapsed, "
+               f"~{format_seconds(elapsed * (total - k) / k)} remaining")
     return (f"[scaling {k}/{total}] {st.app} {st.mode} ranks={run['ranks']} rep={run['rep']}: "
-            f"{t}, {verdict}, wall {run['wall_s']:.1f} s{over}")
+            f"{t}, {verdict}, wall {run['wall_s']:.1f} s{over}{eta}")
