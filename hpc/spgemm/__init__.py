@@ -16,8 +16,12 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "multiply": ".api",
     "Plan": ".api",
     "symbolic": ".api",
+    "ptap": ".ptap",
+    "count_triangles": ".triangles",
 })
-__all__ = ["multiply", "symbolic", "Plan", "Product"]
+__all__ = ["multiply", "symbolic", "Plan", "Product", "ptap", "count_triangles"]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ resolves these
     from .api import Plan, Product, multiply, symbolic
+    from .ptap import ptap
+    from .triangles import count_triangles

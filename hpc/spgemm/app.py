@@ -29,6 +29,7 @@ import scipy.sparse as sp
 from mpi4py import MPI
 
 from hpc.core import App, UsageError, make_parser, run
+from hpc.core.cli import Subcommand, dispatch, subcommand_epilog
 from hpc.core import backends as registry
 from hpc.core.exchange import exscan
 from hpc.core.memory import require_memory
@@ -48,7 +49,7 @@ def parser():
         "spgemm", __doc__, backends=list(BACKENDS), default_backend="native",
         epilog="Back ends: native (C++/OpenMP hash), numba (same algorithm), scipy (reference), "
                "cuda (CUDA hash kernel, shared-memory tables by row bin), cusparse (cuSPARSE "
-               "through cupyx).")
+               "through cupyx).\n\n" + subcommand_epilog(COMMANDS))
     g = p.add_argument_group("input (one of --a or --generate)")
     g.add_argument("--a", metavar="PATH", help="A as a Matrix Market file")
     g.add_argument("--b", metavar="PATH", help="B as a Matrix Market file [default: B = A]")
@@ -181,7 +182,22 @@ def write_output(path: str, C: DistCSR) -> None:
 
 
 # ------------------------------------------------------------------------------ main
+COMMANDS = (
+    Subcommand("multiply", "hpc.spgemm.app:multiply_main",
+               "C = A B (the default: python -m hpc.spgemm [options])"),
+    Subcommand("triangles", "hpc.spgemm.triangles:main",
+               "count triangles as the masked product L Lᵀ<L> (--graph PATH | --generate SPEC)"),
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """python -m hpc.spgemm [triangles] ...: the product unless the first argument names a
+    verb."""
+    return dispatch("python -m hpc.spgemm", COMMANDS, argv, default="multiply")
+
+
+def multiply_main(argv: Sequence[str] | None = None) -> int:
+    """python -m hpc.spgemm [multiply] [options]: time C = A B."""
     args = parser().parse_args(argv)
     why = registry.why_unavailable(BACKENDS[args.backend][1])
     if why:
