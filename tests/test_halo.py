@@ -84,7 +84,8 @@ def test_auto_measures_once_then_uses_the_cached_model(tmp_path):
     s = load_json(out)["strategy"]
     assert "measured now" in s["model"] and model.exists()
     assert all(c["reason"] for c in s["choices"])
-    assert any(c["reason"].startswith("model:") for c in s["choices"])
+    assert all("the model alone" in c["reason"] for c in s["choices"])
+    assert min(s["autotune_us"], key=s["autotune_us"].get) in s["choices"][0]["reason"]
     r = run_app("halo", 2, "--grid", "8", "8", "8", "--method", "auto", "--json", str(out),
                 *FAST, env=env)
     _ok(r)

@@ -79,8 +79,9 @@ def test_auto_uses_the_given_model_and_records_why():
                     {"same_host": {str(b): [1.0, 1.0] for b in blocks}},
                     {str(b): [1e-7, 1e-4] for b in blocks}, {str(b): [1e-7, 1e-4] for b in blocks},
                     source="test model")
-    with HaloExchange(dec.cart, dec.local_shape, 1, method="auto", model=slow_dt) as h:
-        assert h.strategy["model"] == "test model"
+    with HaloExchange(dec.cart, dec.local_shape, 1, method="auto", model=slow_dt,
+                      autotune=False) as h:
+        assert h.strategy["model"] == "test model" and h.strategy["autotune_us"] is None
         for c in h.strategy["choices"]:
             if c["canonical"].count("@") > 1:  # strided: the model says pack
                 assert c["method"] == "pack" and c["reason"].startswith("model:")
@@ -90,6 +91,34 @@ def test_auto_uses_the_given_model_and_records_why():
     dec.cart.Free()
     m = slow_dt
     assert m.choose(StridedBlock(0, (8, 4), (1, 64)), 32, True)[0] == "pack"
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("transport", ["p2p", "alltoallw"])
+def test_auto_keeps_the_candidate_it_measured_fastest(transport):
+    dec = decompose(comm, (8, 7, 6))
+    sizes, blocks = [64, 1 << 20], [8, 64, 512, 4096]
+    mixed = Model(sizes, blocks, {"same_host": [1e-6, 1e-3]},
+                  {"same_host": {str(b): [1e-5, 1e-2] for b in blocks}},
+                  {str(b): [1e-7, 1e-4] for b in blocks}, {str(b): [1e-7, 1e-4] for b in blocks},
+                  source="test model")  # strided faces packed, contiguous ones the library's
+    with HaloExchange(dec.cart, dec.local_shape, 1, quantities=2, method="auto", model=mixed,
+                      transport=transport) as h:
+        t = h.strategy["autotune_us"]
+        assert set(t) == ({"pack", "datatype", "model"} if transport == "p2p"
+                          else {"pack", "datatype"})
+        assert all(v > 0 for v in t.values())
+        best = min(t, key=t.get)
+        assert comm.allgather(best) == [best] * comm.size  # one decision everywhere
+        methods = {c["method"] for c in h.strategy["choices"]}
+        if best != "model":
+            assert methods == {best}
+        else:
+            assert methods == {"pack", "datatype"}
+        assert all(c["reason"].startswith("auto, measured per exchange") and
+                   "the model alone" in c["reason"] for c in h.strategy["choices"])
+        assert _check(dec, h, 1, 2, None)
+    dec.free()
 
 
 @pytest.mark.mpi
