@@ -337,3 +337,31 @@ def test_index_of_the_reversed_graph_exits_2(tmp_path):
     r = run_app("pagerank", 3, "ppr", "--graph", g, "--sources", "1,2", "--index", idx)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert f"index {idx}: corrupt: /index/values" in r.stderr
+
+
+@pytest.mark.parametrize("n,layout", [(3, "2d"), (1, "1d")])
+def test_weighted_personalized_undirected_runs_equal_networkx(tmp_path, n, layout):
+    """--weights (third column, the last duplicate line counts), --personalization and
+    --dangling files (ids, some not in the graph), --undirected: networkx's answer."""
+    rng = np.random.default_rng(n)
+    e = rng.integers(0, 40, size=(160, 2)) * 3 + 5
+    w = np.round(rng.random(160) * 4, 3)
+    g, pf, df = tmp_path / "w.txt", tmp_path / "p.txt", tmp_path / "d.txt"
+    g.write_text("# u v w\n" + "".join(f"{u} {v} {x}\n" for (u, v), x in zip(e, w)))
+    pers = {int(v): float(rng.random()) for v in rng.choice(np.unique(e), 12, replace=False)}
+    dang = {int(v): float(rng.random()) for v in rng.choice(np.unique(e), 9, replace=False)}
+    pf.write_text("".join(f"{k} {v!r}\n" for k, v in pers.items()) + "999999 1.0\n")
+    df.write_text("".join(f"{k}\t{v!r}\n" for k, v in dang.items()))
+    out = tmp_path / "pr.h5"
+    for undirected in (False, True):
+        G = nx.Graph() if undirected else nx.DiGraph()
+        G.add_weighted_edges_from((int(u), int(v), float(x)) for (u, v), x in zip(e, w))
+        ref = nx.pagerank(G, alpha=0.85, personalization=pers, dangling=dang, tol=1e-16,
+                          max_iter=10_000)
+        r = run_app("pagerank", n, "--graph", g, "--weights", "--personalization", pf,
+                    "--dangling", df, "--layout", layout, "--tol", "1e-14", "--check",
+                    "--output", out, *(["--undirected"] if undirected else []))
+        _ok(r)
+        with h5py.File(out) as f:
+            ids, pr = f["/vertex_ids"][:], f["/pagerank"][:]
+        assert np.abs(pr - np.array([ref[int(v)] for v in ids])).max() <= 1e-12

@@ -41,7 +41,7 @@ from .graphio import Graph
 from .ppr import (Answer, Fingerprints, build_fingerprints, combine, decompose,
                   fingerprint_matrix, native_engine, native_query, native_support,
                   needed_vertices, push_operator)
-from .solver import make_solver, move_blocks
+from .solver import Teleport, distribution, make_solver, move_blocks
 
 GraphLike = Union[sp.spmatrix, "sp.sparray", np.ndarray, str, "os.PathLike[str]", Graph, DistCSR]
 
@@ -113,17 +113,19 @@ def as_graph(G: GraphLike, comm=None, what: str = "G") -> Graph:
     return _load(G, as_comm(comm), what).g
 
 
-def _load(G, comm: MPI.Intracomm, what: str = "G") -> _Input:
+def _load(G, comm: MPI.Intracomm, what: str = "G", weights: bool = False,
+          undirected: bool = False) -> _Input:
     if isinstance(G, Graph):
         return _Input(G, G.offsets)
     if isinstance(G, DistCSR):
-        return _Input(graphio.from_distcsr(G, what=what), np.asarray(G.row_offsets))
+        return _Input(graphio.from_distcsr(G, what=what, weights=weights,
+                                           undirected=undirected), np.asarray(G.row_offsets))
     if sp.issparse(G):
-        g = graphio.from_scipy(G, comm, what)
+        g = graphio.from_scipy(G, comm, what, weights, undirected)
     elif isinstance(G, (str, os.PathLike)):
-        g = _read(os.fspath(G), comm, what)
+        g = _read(os.fspath(G), comm, what, weights, undirected)
     elif isinstance(G, (np.ndarray, list, tuple)):
-        g = graphio.from_edge_array(np.asarray(G), comm, what)
+        g = graphio.from_edge_array(np.asarray(G), comm, what, weights, undirected)
     else:
         raise InputTypeError(
             f"{what}: expected a SciPy sparse adjacency matrix, an (m, 2) integer edge array, "
@@ -133,11 +135,19 @@ def _load(G, comm: MPI.Intracomm, what: str = "G") -> _Input:
     return _Input(g, None)
 
 
-def _read(path: str, comm: MPI.Intracomm, what: str) -> Graph:
+def _read(path: str, comm: MPI.Intracomm, what: str, weights: bool = False,
+          undirected: bool = False) -> Graph:
     with collective(comm):
         if not os.path.isfile(path):
             raise UsageError(f"{what}: cannot read {path!r} (no such file)")
-    return graphio.load_graph(comm, graph=path)
+    return graphio.load_graph(comm, graph=path, weights=weights, undirected=undirected)
+
+
+def teleport_of(g: Graph, personalization=None, dangling=None) -> Teleport:
+    """The :class:`~hpc.pagerank.solver.Teleport` of networkx's ``personalization`` and
+    ``dangling`` arguments (see :func:`distribution`; collective)."""
+    return Teleport(distribution(g, personalization, "personalization"),
+                    distribution(g, dangling, "dangling"))
 
 
 def _default_backend() -> str:
@@ -155,7 +165,8 @@ def _allgather(comm, x_local: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # global PageRank
 # --------------------------------------------------------------------------------------------
-def pagerank(G: GraphLike, alpha: float = 0.85, *, tol: float = 1e-06, max_iter: int = 100,
+def pagerank(G: GraphLike, alpha: float = 0.85, personalization=None, *, tol: float = 1e-06,
+             max_iter: int = 100, weight=None, dangling=None, undirected: bool = False,
              comm=None) -> np.ndarray:
     """PageRank of every vertex of a directed graph, as ``networkx.pagerank`` computes it.
 
@@ -169,8 +180,15 @@ def pagerank(G: GraphLike, alpha: float = 0.85, *, tol: float = 1e-06, max_iter:
     all N vertices (networkx's default ``personalization=None, dangling=None``); an isolated
     vertex is dangling and keeps the teleport share. The iteration stops at the first
     ``x_{k+1}`` whose L1 change is below ``N * tol``, as networkx's does, and returns it
-    (scores sum to 1). The graph is unweighted: it equals networkx with ``weight=None`` (or
-    on a graph whose edge weights are all 1).
+    (scores sum to 1).
+
+    The variants take networkx's names and semantics: ``weight`` (A^T D^-1 with A the
+    weighted adjacency and D the out-weights; a vertex whose out-weights sum to 0 is
+    dangling), ``personalization`` (the teleport goes to p / sum(p) instead of 1/N) and
+    ``dangling`` (the dangling mass goes to that distribution; default: the
+    personalization, as in networkx)::
+
+        x_{k+1} = alpha * (A^T D^-1 x_k + dangling(x_k) * q) + (1 - alpha) * p
 
     Distributed: every rank owns a block of vertices and pulls the scores of its
     in-neighbours each iteration (ghost exchange of the 1D layout; the native C++ kernels
@@ -185,10 +203,26 @@ def pagerank(G: GraphLike, alpha: float = 0.85, *, tol: float = 1e-06, max_iter:
         graph file.
     alpha : float, default 0.85
         Damping factor, in (0, 1); the teleport probability is ``1 - alpha``.
+    personalization : dict or sequence of float, optional
+        The teleport distribution: {vertex id: value} (ids as the graph names its vertices:
+        0..N-1 for a matrix or edge array, the file's ids for a file; other ids are ignored,
+        missing vertices get 0) or N values; normalised to sum 1. Default uniform.
     tol : float, default 1e-06
         Per-vertex tolerance, > 0: stop when the L1 change is below ``N * tol``.
     max_iter : int, default 100
         Iteration limit, >= 1.
+    weight : str or bool, optional
+        None or False (default): unweighted. Any string (networkx's attribute name, e.g.
+        ``"weight"``) or True: edge weights, finite and >= 0: the values of a sparse matrix
+        or DistCSR, the third column of an (m, 3) edge array or of a SNAP file (of duplicate
+        edges the last one counts, as networkx's ``add_edge``), the values of a ``.mtx``
+        file, the weights of an HDF5 graph file. A Graph is used as it is.
+    dangling : dict or sequence of float, optional
+        Where the dangling mass goes (as ``personalization``); default: the personalization
+        (networkx's default), which is uniform when that is.
+    undirected : bool, default False
+        Every edge both ways (networkx on an undirected ``Graph``, igraph's
+        ``directed=False``); not for a Graph or an HDF5 graph file.
     comm : mpi4py.MPI.Intracomm, optional
         The ranks that share the work (default ``MPI.COMM_WORLD``). Ignored for a Graph or
         DistCSR, which carry their own.
@@ -228,8 +262,15 @@ def pagerank(G: GraphLike, alpha: float = 0.85, *, tol: float = 1e-06, max_iter:
     alpha = _alpha(alpha)
     tol = _positive(tol, "tol")
     max_iter = _count(max_iter, "max_iter")
-    inp = _load(G, as_comm(comm))
-    res = solve(inp.g, alpha, inp.g.n * tol, max_iter)
+    if weight is not None and not isinstance(weight, (str, bool)):
+        raise InputTypeError(f"weight: expected None, a str or a bool, got {type(weight).__name__}")
+    if not isinstance(undirected, (bool, np.bool_)):
+        raise InputTypeError(f"undirected: expected a bool, got {type(undirected).__name__}")
+    if undirected and isinstance(G, Graph):
+        raise UsageError("undirected: a Graph is used as it is; build it undirected")
+    inp = _load(G, as_comm(comm), weights=bool(weight), undirected=bool(undirected))
+    tp = teleport_of(inp.g, personalization, dangling)
+    res = solve(inp.g, alpha, inp.g.n * tol, max_iter, teleport=tp)
     if not res.converged:
         raise PowerIterationFailedConvergence(max_iter, res.l1_change, inp.g.n * tol)
     g = inp.g
@@ -239,12 +280,13 @@ def pagerank(G: GraphLike, alpha: float = 0.85, *, tol: float = 1e-06, max_iter:
 
 
 def solve(g: Graph, alpha: float, l1_tol: float, max_iter: int, backend: str | None = None,
-          layout: str = "1d"):
+          layout: str = "1d", teleport: Teleport | None = None):
     """One power iteration on a distributed graph to an absolute L1 change ``l1_tol``: the
     solver's result (this rank's scores ``x``, ``iterations``, ``l1_change``, ``converged``).
     ``backend``: a name of :data:`hpc.pagerank.backends.BACKENDS` (default: native when
-    built, else numpy); ``layout``: '1d' or '2d' (collective)."""
-    solver = make_solver(g, backend or _default_backend(), layout)
+    built, else numpy); ``layout``: '1d' or '2d'; ``teleport``: see :func:`teleport_of`
+    (collective)."""
+    solver = make_solver(g, backend or _default_backend(), layout, teleport)
     try:
         return solver.solve(alpha, l1_tol, max_iter)
     finally:
@@ -675,4 +717,5 @@ def _same_graph(g: Graph, index: PPRIndex) -> Graph:
 
 
 __all__ = ["pagerank", "personalized", "PPRIndex", "TopK", "PowerIterationFailedConvergence",
-           "as_graph", "solve", "query", "prepare", "source_vertices", "QueryStats"]
+           "as_graph", "solve", "query", "prepare", "source_vertices", "QueryStats",
+           "distribution", "teleport_of"]

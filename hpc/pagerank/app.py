@@ -21,13 +21,15 @@ from mpi4py import MPI
 
 from hpc.core import App, UsageError, h5io, positive_float, positive_int, run
 from hpc.core import backends as registry
+from hpc.core import checks
 from hpc.core.cli import (AppParser, Formatter, Subcommand, add_common, dispatch,
                           subcommand_epilog)
 from hpc.core.memory import require_memory
+from hpc.core.runtime import collective
 
 from .backends import BACKENDS
-from .graphio import Graph, gather_csr, load_graph
-from .solver import make_solver, reference_pagerank
+from .graphio import Graph, gather_csr, load_graph, read_vertex_values
+from .solver import Teleport, distribution, make_solver, reference_pagerank
 
 # The verbs; each module is imported only when its verb runs (no import of ppr_app here).
 COMMANDS = (
@@ -42,11 +44,7 @@ DEFAULT_GENERATE = "kron:12:16"
 
 
 # -- the options every verb shares ----------------------------------------------------------
-def _damping(text: str) -> float:
-    v = float(text)
-    if not 0.0 < v < 1.0:
-        raise argparse.ArgumentTypeError(f"damping must lie in (0, 1), got {v}")
-    return v
+_damping = checks.real(0, 1, lo_open=True, hi_open=True)  # the damping factor d
 
 
 def add_graph_options(p: argparse.ArgumentParser) -> None:
@@ -62,6 +60,9 @@ def add_graph_options(p: argparse.ArgumentParser) -> None:
                         "SHA-256 of --graph's bytes and its format, or the same --generate "
                         "and --seed) and its content fingerprint checks; else build the "
                         "graph and (re)write it here, saying why")
+    g.add_argument("--undirected", action="store_true",
+                   help="every edge both ways (networkx's undirected Graph, igraph's "
+                        "directed=False)")
     g.add_argument("--damping", type=_damping, default=0.85,
                    help="damping factor d; teleport probability is 1 - d")
 
@@ -72,7 +73,8 @@ def load(app: App, args) -> Graph:
     if args.graph is None and gen is None:
         gen = DEFAULT_GENERATE
     with app.timer.phase("load_graph"):
-        g = load_graph(app.comm, args.graph, gen, args.seed, args.cache)
+        g = load_graph(app.comm, args.graph, gen, args.seed, args.cache,
+                       weights=getattr(args, "weights", False), undirected=args.undirected)
     if g.n == 0:
         raise UsageError(f"--graph {args.graph}: the graph has no vertices")
     app.extra["graph"] = {"source": g.source, "vertices": g.n, "edges": g.m}
@@ -94,6 +96,16 @@ def global_parser() -> AppParser:
                    help="stop when the L1 change of the score vector between iterations is "
                         "below this (networkx stops at N*tol)")
     s.add_argument("--max-iter", type=positive_int, default=1000, help="iteration limit")
+    s.add_argument("--weights", action="store_true",
+                   help="weighted edges: the third column of a SNAP file, the values of a "
+                        "Matrix Market file (finite, >= 0; of duplicate lines the last counts)")
+    s.add_argument("--personalization", metavar="PATH",
+                   help="teleport distribution: a two-column 'id value' file (normalised; "
+                        "vertices not named get 0) [default: uniform]")
+    s.add_argument("--dangling", default="personalization",
+                   metavar="uniform|personalization|PATH",
+                   help="where the dangling mass goes: uniformly, as the teleport (networkx's "
+                        "default), or a two-column 'id value' file")
     s.add_argument("--layout", choices=("1d", "2d"), default="1d",
                    help="1d: row blocks with ghost exchange; 2d: pr x pc blocks (CombBLAS)")
     s.add_argument("--check", action="store_true",
@@ -108,8 +120,9 @@ def run_global(argv: Sequence[str]) -> int:
     registry.require(BACKENDS[args.backend][1], list(BACKENDS))
     app = App("pagerank", args)
     g = load(app, args)
+    tp = _teleport(app, g, args)
     with app.timer.phase("setup"):
-        solver = make_solver(g, args.backend, args.layout)
+        solver = make_solver(g, args.backend, args.layout, tp)
     res = None
     for _ in range(args.repeat):
         with app.timer.phase("solve"):
@@ -131,6 +144,25 @@ def run_global(argv: Sequence[str]) -> int:
     return app.finish(passed, validation, t)
 
 
+def _teleport(app: App, g: Graph, args) -> Teleport:
+    """--personalization and --dangling as this rank's blocks of the distributions."""
+    pers = read_vertex_values(args.personalization, app.comm, "--personalization") \
+        if args.personalization else None
+    if args.dangling == "personalization":
+        dang = None
+    elif args.dangling == "uniform":
+        dang = np.ones(g.n) if pers is not None else None   # same as the default then
+    else:
+        dang = read_vertex_values(args.dangling, app.comm, "--dangling")
+    with collective(app.comm):
+        tp = Teleport(distribution(g, pers, "--personalization"),
+                      distribution(g, dang, "--dangling"))
+    app.extra["variant"] = {"weights": bool(args.weights), "undirected": bool(args.undirected),
+                            "personalization": args.personalization or "uniform",
+                            "dangling": args.dangling}
+    return tp
+
+
 def _validate_global(app: App, g: Graph, solver, res, args) -> tuple[bool, dict]:
     change, total = solver.residual(res.x, args.damping)
     validation = {"converged": res.converged, "iterations": res.iterations,
@@ -140,17 +172,23 @@ def _validate_global(app: App, g: Graph, solver, res, args) -> tuple[bool, dict]
     # d times the last change; sum 1 holds to rounding.
     passed = res.converged and change <= args.tol and abs(total - 1.0) <= 1e-9
     if args.check:
-        passed = _check_global(app, g, res.x, args, validation) and passed
+        passed = _check_global(app, g, res.x, args, validation, solver) and passed
     return passed, validation
 
 
-def _check_global(app: App, g: Graph, x_local: np.ndarray, args, validation: dict) -> bool:
+def _check_global(app: App, g: Graph, x_local: np.ndarray, args, validation: dict,
+                  solver) -> bool:
     require_memory(40.0 * (g.m + g.n) if app.rank == 0 else 0, "--check (serial reference)", app.comm)
     A = gather_csr(g)
     parts = app.comm.gather(x_local)
+    tp = getattr(solver, "teleport", None) or Teleport()
+    pv = app.comm.gather(tp.personalization) if tp.personalization is not None else None
+    dv = app.comm.gather(tp.dangling) if tp.dangling is not None else None
     ok = True
     if app.rank == 0:
-        ref = reference_pagerank(A, args.damping)
+        ref = reference_pagerank(A, args.damping,
+                                 personalization=np.concatenate(pv) if pv else None,
+                                 dangling=np.concatenate(dv) if dv else None)
         err = float(np.abs(np.concatenate(parts) - ref).max())
         validation["max_abs_err_vs_scipy"] = err
         ok = err <= max(10 * args.tol, 1e-12)

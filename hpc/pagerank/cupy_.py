@@ -31,7 +31,13 @@ class Kernels:
             else:
                 y[...] = self.A @ x
 
-    def local(self, A):
+    def local(self, A, values: bool = False):
+        """The local kernel of one block: pattern (all values 1) or, with ``values``, the
+        stored values (weights)."""
+        if values:
+            loc = self._Local(A)
+            loc.A = csp.csr_matrix(sp.csr_matrix(A, dtype=np.float64))
+            return loc
         return self._Local(A)
 
     def update(self, y, x, xs, inv, d, base):

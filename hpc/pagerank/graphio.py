@@ -64,6 +64,12 @@ class Graph:
     in_indices: np.ndarray
     source: str = ""
     info: dict = field(default_factory=dict)
+    out_weights: np.ndarray | None = None   # edge weights aligned with out_indices (None: all 1)
+    in_weights: np.ndarray | None = None    # the same weights aligned with in_indices
+
+    @property
+    def weighted(self) -> bool:
+        return self.out_weights is not None
 
     @property
     def lo(self) -> int:
@@ -80,6 +86,15 @@ class Graph:
     @property
     def outdeg(self) -> np.ndarray:
         return np.diff(self.out_indptr)
+
+    @property
+    def out_strength(self) -> np.ndarray:
+        """Out-degree (unweighted) or sum of the out-edge weights of this rank's vertices;
+        0 marks a dangling vertex (networkx: a vertex whose out-weights sum to 0)."""
+        if self.out_weights is None:
+            return self.outdeg.astype(np.float64)
+        return np.add.reduceat(np.append(self.out_weights, 0.0), self.out_indptr[:-1]) * \
+            (self.outdeg > 0)
 
     def owner(self, v: np.ndarray) -> np.ndarray:
         """Owning rank of global vertex numbers."""
@@ -123,14 +138,16 @@ def content_hash(g: Graph) -> str:
     src = np.repeat(v, g.outdeg)
     dst = g.out_indices.astype(np.uint64)
     ids = np.asarray(g.ids, dtype=np.int64).astype(np.uint64)
+    wbits = (np.ascontiguousarray(g.out_weights, dtype=np.float64).view(np.uint64)
+             if g.weighted else np.uint64(0))
     local = np.zeros(4, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for i, key in enumerate(_LANES):
-            local[i] = mix64(mix64(src ^ key) + dst).sum(dtype=np.uint64)
+            local[i] = mix64(mix64(mix64(src ^ key) + dst) ^ wbits).sum(dtype=np.uint64)
             local[2 + i] = mix64(mix64(v ^ ~key) + ids).sum(dtype=np.uint64)
     total = np.empty_like(local)
     g.comm.Allreduce(local, total, op=MPI.SUM)   # uint64 sums wrap modulo 2^64, as wanted
-    text = f"{g.n}:{g.m}:" + ":".join(f"{int(w):016x}" for w in total)
+    text = f"{g.n}:{g.m}:{int(g.weighted)}:" + ":".join(f"{int(w):016x}" for w in total)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -152,43 +169,82 @@ def file_fingerprint(path: str, comm) -> str:
     return h.hexdigest()[:32]
 
 
-def input_key(comm, graph: str | None, generate: str | None, seed: int) -> str:
+def input_key(comm, graph: str | None, generate: str | None, seed: int,
+              weights: bool = False, undirected: bool = False) -> str:
     """What a graph cache was built from (collective): the file's format and bytes, or the
-    generator, its parameters and seed, with the cache format (the options that shape it)."""
+    generator, its parameters and seed, with the cache format and the options that shape
+    the graph (weights, undirected)."""
+    opts = f"weights={int(weights)};undirected={int(undirected)}"
     if generate is not None:
-        return f"{CACHE_FORMAT};generate={generate};seed={int(seed)}"
+        return f"{CACHE_FORMAT};generate={generate};seed={int(seed)};{opts}"
     kind = ("hdf5" if _is_hdf5(graph) else
             "mtx" if graph.endswith(".mtx") or graph.endswith(".mtx.gz") else "snap")
-    return f"{CACHE_FORMAT};{kind};sha256={file_fingerprint(graph, comm)}"
+    return f"{CACHE_FORMAT};{kind};sha256={file_fingerprint(graph, comm)};{opts}"
 
 
 # --------------------------------------------------------------------------------------------
 # building a Graph from an edge list that is spread arbitrarily over the ranks
 # --------------------------------------------------------------------------------------------
 def from_edges(comm, n: int, src: np.ndarray, dst: np.ndarray, ids_local: np.ndarray,
-               source: str = "") -> Graph:
-    """The partitioned graph of global edges (src, dst) in 0..n-1, duplicates collapsed."""
+               source: str = "", weights: np.ndarray | None = None,
+               pos: np.ndarray | None = None) -> Graph:
+    """The partitioned graph of global edges (src, dst) in 0..n-1, duplicates collapsed.
+
+    ``weights``: one float per edge (a weighted graph); of duplicate edges the one with the
+    largest ``pos`` (its place in the input, as networkx's last ``add_edge`` wins) keeps its
+    weight. Without ``pos`` the weights of duplicates must agree (any is kept).
+    """
     p, r = comm.Get_size(), comm.Get_rank()
     offsets = block_offsets(n, p)
     lo, hi = int(offsets[r]), int(offsets[r + 1])
     src = np.asarray(src, dtype=np.int64)
     dst = np.asarray(dst, dtype=np.int64)
+    out_w = in_w = None
     # Out side: every edge goes to the owner of its source; unique keys sort rows and columns.
-    s, d = exchange(comm, block_owner(src, n, p), [src, dst])
-    key = np.unique(s * np.int64(n) + d) if n > 0 else np.empty(0, np.int64)
+    if weights is None:
+        s, d = exchange(comm, block_owner(src, n, p), [src, dst])
+        key = np.unique(s * np.int64(n) + d) if n > 0 else np.empty(0, np.int64)
+    else:
+        w = np.asarray(weights, dtype=np.float64)
+        at = np.zeros(src.size, np.int64) if pos is None else np.asarray(pos, dtype=np.int64)
+        s, d, w, at = exchange(comm, block_owner(src, n, p), [src, dst, w, at])
+        k = s * np.int64(n) + d
+        order = np.lexsort((at, k))
+        k, w = k[order], w[order]
+        last = np.ones(k.size, dtype=bool)     # the last of every run of equal keys
+        last[:-1] = k[1:] != k[:-1]
+        key, out_w = k[last], w[last]
     s, d = np.divmod(key, np.int64(max(n, 1)))
     out_indptr = np.zeros(hi - lo + 1, dtype=np.int64)
     np.cumsum(np.bincount(s - lo, minlength=hi - lo), out=out_indptr[1:])
     out_indices = d
     # In side: the collapsed edges go to the owner of their destination.
-    s2, d2 = exchange(comm, block_owner(d, n, p), [s, d])
+    if out_w is None:
+        s2, d2 = exchange(comm, block_owner(d, n, p), [s, d])
+    else:
+        s2, d2, w2 = exchange(comm, block_owner(d, n, p), [s, d, out_w])
     order = np.lexsort((s2, d2))
     in_indices = s2[order]
+    if out_w is not None:
+        in_w = w2[order]
     in_indptr = np.zeros(hi - lo + 1, dtype=np.int64)
     np.cumsum(np.bincount(d2 - lo, minlength=hi - lo), out=in_indptr[1:])
     m = int(comm.allreduce(int(key.size), op=MPI.SUM))
     return Graph(comm, int(n), m, offsets, np.asarray(ids_local, dtype=np.int64),
-                 out_indptr, out_indices, in_indptr, in_indices, source)
+                 out_indptr, out_indices, in_indptr, in_indices, source,
+                 out_weights=out_w, in_weights=in_w)
+
+
+def both_ways(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None,
+              pos: np.ndarray | None = None):
+    """Every edge in both directions (an undirected graph as networkx's ``to_directed`` and
+    igraph see it); a reversed copy keeps its edge's weight and place in the input."""
+    src, dst = np.asarray(src, np.int64), np.asarray(dst, np.int64)
+    rev = src != dst                      # a self-loop stays one directed edge
+    out = [np.concatenate([src, dst[rev]]), np.concatenate([dst, src[rev]])]
+    out.append(None if weights is None else np.concatenate([weights, np.asarray(weights)[rev]]))
+    out.append(None if pos is None else np.concatenate([pos, np.asarray(pos)[rev]]))
+    return tuple(out)
 
 
 def relabel(comm, src_raw: np.ndarray, dst_raw: np.ndarray):
@@ -249,6 +305,52 @@ _EDGE = re.compile(rb"(?m)^[ \t]*(\d+)[ \t]+(\d+)[ \t\r]*$")
 _SKIP = re.compile(rb"(?m)^[ \t]*(?:[#%].*)?\r?$")
 _EDGE1 = re.compile(rb"[ \t]*(\d+)[ \t]+(\d+)[ \t\r]*")
 _SKIP1 = re.compile(rb"[ \t]*(?:[#%].*)?\r?")
+
+
+_WEDGE = re.compile(rb"(?m)^[ \t]*(\d+)[ \t]+(\d+)[ \t]+([-+0-9.eEinfINFaA]+)[ \t\r]*$")
+_WEDGE1 = re.compile(rb"[ \t]*(\d+)[ \t]+(\d+)[ \t]+([-+0-9.eEinfINFaA]+)[ \t\r]*")
+
+
+def parse_weighted_edges(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, str]:
+    """(src, dst, weight, bad_line_index or -1, reason) of a chunk of SNAP text with a third
+    column of edge weights (finite, >= 0)."""
+    empty = np.empty(0, np.int64)
+    rows = _WEDGE.findall(data)
+    ok = len(rows) + len(_SKIP.findall(data)) == data.count(b"\n") + 1
+    if ok and rows:
+        raw = np.array(rows)
+        try:
+            w = raw[:, 2].astype(np.float64)
+            fits = raw[:, :2].dtype.itemsize < 19 or all(int(v) <= MAX_ID for v in raw[:, :2].ravel())
+        except ValueError:
+            w, fits = np.array([np.nan]), True
+        if fits and np.isfinite(w).all() and (w >= 0).all():
+            return raw[:, 0].astype(np.int64), raw[:, 1].astype(np.int64), w, -1, ""
+        ok = False
+    if ok:
+        return empty, empty, np.empty(0), -1, ""
+    for i, line in enumerate(data.split(b"\n")):     # find the first bad line
+        if _SKIP1.fullmatch(line):
+            continue
+        mt = _WEDGE1.fullmatch(line)
+        text = line.decode("utf-8", "replace").strip()[:60]
+        if mt is None:
+            return empty, empty, np.empty(0), i, \
+                f"expected two non-negative integer ids and a weight, got {text!r}"
+        if max(int(mt.group(1)), int(mt.group(2))) > MAX_ID:
+            return empty, empty, np.empty(0), i, "vertex id exceeds int64"
+        if _bad_weight(mt.group(3)):
+            return empty, empty, np.empty(0), i, \
+                f"the weight must be a finite number >= 0, got {mt.group(3).decode()!r}"
+    return empty, empty, np.empty(0), 0, "unparsable weighted edge list"
+
+
+def _bad_weight(text: bytes) -> bool:
+    try:
+        w = float(text)
+    except ValueError:
+        return True
+    return not (np.isfinite(w) and w >= 0.0)
 
 
 def _byte_share(path: str, size: int, p: int, r: int) -> bytes:
@@ -327,8 +429,11 @@ def parse_edges(data: bytes) -> tuple[np.ndarray, np.ndarray, int, str]:
     return src, dst, int(bad), why
 
 
-def read_snap(path: str, comm) -> Graph:
-    """Read a SNAP edge list in parallel (each rank its byte range) into a Graph."""
+def read_snap(path: str, comm, weights: bool = False, undirected: bool = False) -> Graph:
+    """Read a SNAP edge list in parallel (each rank its byte range) into a Graph.
+
+    ``weights``: the third column of every line is the edge's weight (of duplicate edges the
+    last line's counts); ``undirected``: every edge also the other way."""
     p, r = comm.Get_size(), comm.Get_rank()
     with collective(comm):
         try:
@@ -340,20 +445,29 @@ def read_snap(path: str, comm) -> Graph:
     data = _byte_share(path, size, p, r)
     nlines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
     first = exscan_sum(comm, nlines)
+    w = pos = None
     with collective(comm):
-        src, dst, bad, why = parse_edges(data)
+        if weights:
+            src, dst, w, bad, why = parse_weighted_edges(data)
+        else:
+            src, dst, bad, why = parse_edges(data)
         if bad >= 0:
             raise UsageError(f"{path}, line {first + bad + 1}: {why}")
     del data
+    if weights:   # the edges' order in the file: the last of duplicate lines wins
+        pos = exscan_sum(comm, src.size) + np.arange(src.size, dtype=np.int64)
     n, s, d, ids_local = relabel(comm, src, dst)
-    return from_edges(comm, n, s, d, ids_local, source=f"snap:{path}")
+    if undirected:
+        s, d, w, pos = both_ways(s, d, w, pos)
+    return from_edges(comm, n, s, d, ids_local, source=f"snap:{path}", weights=w, pos=pos)
 
 
 # --------------------------------------------------------------------------------------------
 # Matrix Market and Kronecker (through the sparse core), and the HDF5 cache
 # --------------------------------------------------------------------------------------------
-def read_mtx(path: str, comm) -> Graph:
-    """A Matrix Market file as a graph: a nonzero A[i, j] is the edge i -> j (values ignored).
+def read_mtx(path: str, comm, weights: bool = False, undirected: bool = False) -> Graph:
+    """A Matrix Market file as a graph: a nonzero A[i, j] is the edge i -> j (with
+    ``weights``, of weight A[i, j]; else values ignored).
 
     Vertices are 0..n-1 for an n x n matrix (isolated ones included).
     """
@@ -366,13 +480,24 @@ def read_mtx(path: str, comm) -> Graph:
             raise
         except (OSError, ValueError) as exc:
             raise UsageError(f"--graph {path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
-    return from_distcsr(A, source=f"mtx:{path}", what=f"--graph {path}")
+    return from_distcsr(A, source=f"mtx:{path}", what=f"--graph {path}", weights=weights,
+                        undirected=undirected)
 
 
-def from_distcsr(A, source: str = "", what: str = "G") -> Graph:
+def _edge_weights(values: np.ndarray, what: str) -> np.ndarray:
+    """Edge weights as float64, each finite and >= 0 (a UsageError on this rank otherwise)."""
+    w = np.asarray(values, dtype=np.float64)
+    if w.size and not (np.isfinite(w).all() and (w >= 0).all()):
+        bad = w[~(np.isfinite(w) & (w >= 0))][0]
+        raise UsageError(f"{what}: edge weights must be finite and >= 0, got {bad}")
+    return w
+
+
+def from_distcsr(A, source: str = "", what: str = "G", weights: bool = False,
+                 undirected: bool = False) -> Graph:
     """The graph of a distributed adjacency matrix (an ``hpc.sparse.DistCSR``, any row
-    blocks): a nonzero A[i, j] is the edge i -> j, values ignored; vertices 0..n-1
-    (collective over ``A.comm``)."""
+    blocks): a nonzero A[i, j] is the edge i -> j (its weight with ``weights``, else values
+    ignored; ``undirected``: also j -> i); vertices 0..n-1 (collective over ``A.comm``)."""
     comm = A.comm
     nr, nc = A.shape
     if nr != nc:
@@ -381,34 +506,62 @@ def from_distcsr(A, source: str = "", what: str = "G") -> Graph:
     keep = loc.data != 0
     src = loc.row[keep].astype(np.int64) + int(A.row_offsets[comm.Get_rank()])
     dst = loc.col[keep].astype(np.int64)
+    w = None
+    if weights:
+        with collective(comm):
+            w = _edge_weights(loc.data[keep], what)
+    if undirected:
+        src, dst, w, _ = both_ways(src, dst, w)
     lo, hi = block_range(nr, comm.Get_size(), comm.Get_rank())
     return from_edges(comm, nr, src, dst, np.arange(lo, hi, dtype=np.int64),
-                      source=source or f"DistCSR {nr}x{nc}")
+                      source=source or f"DistCSR {nr}x{nc}", weights=w)
 
 
-def from_scipy(A, comm, what: str = "G") -> Graph:
+def from_scipy(A, comm, what: str = "G", weights: bool = False,
+               undirected: bool = False) -> Graph:
     """The graph of a SciPy sparse adjacency matrix given identically on every rank: a
-    nonzero A[i, j] is the edge i -> j (values ignored, stored zeros are no edge); vertices
-    0..n-1, isolated ones included. Each rank takes its block of rows (collective)."""
+    nonzero A[i, j] is the edge i -> j (its weight with ``weights``, else values ignored;
+    stored zeros are no edge; ``undirected``: also j -> i); vertices 0..n-1, isolated ones
+    included. Each rank takes its block of rows (collective)."""
     if len(A.shape) != 2 or A.shape[0] != A.shape[1]:
         raise UsageError(f"{what}: an adjacency matrix must be square, got shape {A.shape}")
     nr, nc = A.shape
     lo, hi = block_range(nr, comm.Get_size(), comm.Get_rank())
-    B = sp.csr_matrix(A)[lo:hi].tocoo()
+    B = sp.csr_matrix(A)
+    B.sum_duplicates()
+    B = B[lo:hi].tocoo()
     keep = B.data != 0
-    return from_edges(comm, nr, B.row[keep].astype(np.int64) + lo, B.col[keep].astype(np.int64),
-                      np.arange(lo, hi, dtype=np.int64), source=f"scipy {nr}x{nc}")
+    src, dst = B.row[keep].astype(np.int64) + lo, B.col[keep].astype(np.int64)
+    w = None
+    if weights:
+        with collective(comm):
+            w = _edge_weights(B.data[keep], what)
+    if undirected:
+        src, dst, w, _ = both_ways(src, dst, w)
+    return from_edges(comm, nr, src, dst, np.arange(lo, hi, dtype=np.int64),
+                      source=f"scipy {nr}x{nc}", weights=w)
 
 
-def from_edge_array(E: np.ndarray, comm, what: str = "G") -> Graph:
-    """The graph of an (m, 2) array of edges (source, target) given identically on every rank:
-    vertices 0..n-1 with n = the largest id + 1 (ids that appear in no edge are isolated
-    vertices); duplicates collapse, self-loops stay. Each rank takes its block of edges."""
+def from_edge_array(E: np.ndarray, comm, what: str = "G", weights: bool = False,
+                    undirected: bool = False) -> Graph:
+    """The graph of an (m, 2) array of edges (source, target) given identically on every rank
+    (with ``weights``: (m, 3), the third column the weight; of duplicate edges the last row
+    counts): vertices 0..n-1 with n = the largest id + 1 (ids that appear in no edge are
+    isolated vertices); duplicates collapse, self-loops stay; ``undirected``: every edge
+    also the other way. Each rank takes its block of edges."""
     E = np.asarray(E)
-    if E.ndim != 2 or E.shape[1] != 2:
-        raise UsageError(f"{what}: an edge array must have shape (m, 2), got {E.shape}")
+    cols = 3 if weights else 2
+    if E.ndim != 2 or E.shape[1] != cols:
+        raise UsageError(f"{what}: an edge array must have shape (m, {cols}), got {E.shape}")
     if E.shape[0] == 0:
         raise UsageError(f"{what}: the edge array is empty (the graph has no vertices)")
+    w = None
+    if weights:
+        w = _edge_weights(E[:, 2], what)
+        ends = E[:, :2]
+        if not np.array_equal(ends, np.round(ends)) or not np.isfinite(ends).all():
+            raise InputTypeError(f"{what}: the first two columns must hold integer ids")
+        E = ends.astype(np.int64)
     if not np.issubdtype(E.dtype, np.integer):
         raise InputTypeError(f"{what}: an edge array must hold integers, got dtype {E.dtype}")
     lowest = int(E.min())
@@ -419,8 +572,14 @@ def from_edge_array(E: np.ndarray, comm, what: str = "G") -> Graph:
     n = int(E.max()) + 1
     lo, hi = block_range(E.shape[0], comm.Get_size(), comm.Get_rank())
     vlo, vhi = block_range(n, comm.Get_size(), comm.Get_rank())
-    return from_edges(comm, n, E[lo:hi, 0].astype(np.int64), E[lo:hi, 1].astype(np.int64),
-                      np.arange(vlo, vhi, dtype=np.int64), source=f"edge array {n} vertices")
+    src, dst = E[lo:hi, 0].astype(np.int64), E[lo:hi, 1].astype(np.int64)
+    pos = np.arange(lo, hi, dtype=np.int64)
+    if w is not None:
+        w = w[lo:hi]
+    if undirected:
+        src, dst, w, pos = both_ways(src, dst, w, pos)
+    return from_edges(comm, n, src, dst, np.arange(vlo, vhi, dtype=np.int64),
+                      source=f"edge array {n} vertices", weights=w, pos=pos)
 
 
 def parse_kron(spec: str) -> tuple[int, int]:
@@ -438,9 +597,9 @@ def parse_kron(spec: str) -> tuple[int, int]:
     return scale, ef
 
 
-def generate_kron(spec: str, seed: int, comm) -> Graph:
+def generate_kron(spec: str, seed: int, comm, undirected: bool = False) -> Graph:
     """Graph500 Kronecker graph (A, B, C = 0.57, 0.19, 0.19, vertices permuted); every
-    vertex 0..2^SCALE-1 is kept, isolated ones included."""
+    vertex 0..2^SCALE-1 is kept, isolated ones included (``undirected``: both ways)."""
     from hpc.core.memory import require_memory
     from hpc.sparse.randgen import rmat_edges
 
@@ -450,9 +609,12 @@ def generate_kron(spec: str, seed: int, comm) -> Graph:
     # generator's edges + the two shuffled copies of src/dst + CSR arrays, int64
     require_memory(8 * 8 * ef * n / p + 8 * 4 * n / p, f"--generate {spec}", comm)
     src, dst = rmat_edges(scale, ef, seed, comm)
+    src, dst = np.asarray(src, np.int64), np.asarray(dst, np.int64)
+    if undirected:
+        src, dst, _, _ = both_ways(src, dst)
     lo, hi = block_range(n, p, comm.Get_rank())
-    return from_edges(comm, n, np.asarray(src, np.int64), np.asarray(dst, np.int64),
-                      np.arange(lo, hi, dtype=np.int64), source=f"{spec} seed {seed}")
+    return from_edges(comm, n, src, dst, np.arange(lo, hi, dtype=np.int64),
+                      source=f"{spec} seed {seed}{' undirected' if undirected else ''}")
 
 
 def save_cache(g: Graph, path: str, input_fp: str = "") -> None:
@@ -462,12 +624,17 @@ def save_cache(g: Graph, path: str, input_fp: str = "") -> None:
     from hpc.core import h5io
 
     content = content_hash(g)
-    h5io.write(path, g.comm, {
+    data = {
         "/graph/vertex_ids": h5io.Distributed(g.ids),
         "/graph/out_degree": h5io.Distributed(g.outdeg.astype(np.int64)),
         "/graph/out_indices": h5io.Distributed(g.out_indices.astype(np.int64)),
-    }, attrs={"/graph": {"format": CACHE_FORMAT, "n": g.n, "m": g.m, "source": g.source,
-                         "input": input_fp, "content": content}})
+    }
+    if g.weighted:
+        data["/graph/out_weights"] = h5io.Distributed(g.out_weights.astype(np.float64))
+    h5io.write(path, g.comm, data,
+               attrs={"/graph": {"format": CACHE_FORMAT, "n": g.n, "m": g.m, "source": g.source,
+                                 "input": input_fp, "content": content,
+                                 "weighted": int(g.weighted)}})
     g.info["content_hash"] = content
     g.comm.Barrier()  # rank 0 renames the file into place; nobody reads it before that
 
@@ -476,11 +643,13 @@ def _bad(path: str, field: str, why: str) -> UsageError:
     return UsageError(f"{path}: corrupt graph file: {field} {why}")
 
 
-def load_cache(path: str, comm, what: str = "--graph") -> Graph:
+def load_cache(path: str, comm, what: str = "--graph", weights: bool | None = None) -> Graph:
     """Read a graph written by :func:`save_cache`; each rank reads only its own rows.
 
-    Every field is checked (shapes, ranges, ascending ids) and the graph read must have the
-    stored content fingerprint: a corrupt file is a UsageError naming the file and field.
+    Every field is checked (shapes, ranges, ascending ids, finite weights) and the graph read
+    must have the stored content fingerprint: a corrupt file is a UsageError naming the file
+    and field. ``weights``: None keeps the file's weights, False drops them, True requires
+    them.
     """
     import h5py
 
@@ -513,6 +682,19 @@ def load_cache(path: str, comm, what: str = "--graph") -> Graph:
                 if stop > m or (hi == n and stop != m):
                     raise _bad(path, "/graph/out_degree", f"does not sum to the {m} edges")
                 dst = grp["out_indices"][start:stop].astype(np.int64)
+                stored_w = bool(grp.attrs.get("weighted", 0))
+                if weights and not stored_w:
+                    raise UsageError(f"{what} {path}: --weights, but the graph file holds no "
+                                     "edge weights")
+                w = None
+                if stored_w:
+                    if grp["out_weights"].shape != (m,):
+                        raise _bad(path, "/graph/out_weights", f"has shape "
+                                   f"{grp['out_weights'].shape}, expected ({m},)")
+                    w = grp["out_weights"][start:stop].astype(np.float64)
+                    if not (np.isfinite(w).all() and (w >= 0).all()):
+                        raise _bad(path, "/graph/out_weights", "has NaN, infinite or negative "
+                                   "entries")
         except (OSError, KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, UsageError):
                 raise
@@ -523,7 +705,7 @@ def load_cache(path: str, comm, what: str = "--graph") -> Graph:
         if dst.size and (dst.min() < 0 or dst.max() >= n):
             raise _bad(path, "/graph/out_indices", f"has ids outside [0, {n})")
     src = np.repeat(np.arange(lo, hi, dtype=np.int64), deg)
-    g = from_edges(comm, n, src, dst, ids, source=source)
+    g = from_edges(comm, n, src, dst, ids, source=source, weights=w)
     with collective(comm):
         if g.m != m:
             raise _bad(path, "/graph/out_indices", f"holds {g.m} distinct edges, the file "
@@ -532,7 +714,10 @@ def load_cache(path: str, comm, what: str = "--graph") -> Graph:
         if got != content:
             raise _bad(path, "content", f"fingerprint {got} differs from the stored "
                        f"{content or 'none'}")
-    g.info["content_hash"] = content
+    if weights is False and g.weighted:    # the file's weights are not wanted
+        g.out_weights = g.in_weights = None
+    else:
+        g.info["content_hash"] = content
     return g
 
 
@@ -557,7 +742,8 @@ def _cached_input(cache: str) -> str | None:
 
 
 def load_graph(comm, graph: str | None = None, generate: str | None = None, seed: int = 0,
-               cache: str | None = None) -> Graph:
+               cache: str | None = None, weights: bool = False,
+               undirected: bool = False) -> Graph:
     """The graph an app's options name: --graph PATH (SNAP text, .mtx, or HDF5 cache) or
     --generate kron:S:EF.
 
@@ -565,6 +751,10 @@ def load_graph(comm, graph: str | None = None, generate: str | None = None, seed
     bytes and format (SHA-256), or the same generator, parameters and seed; its content
     fingerprint is checked as it is read. A missing, foreign or corrupt cache is rebuilt from
     the input and rewritten; ``g.info["cache"]`` says which happened and why.
+
+    ``weights``: edge weights from the third column of a SNAP file, the values of a Matrix
+    Market file or the weights of an HDF5 graph file; ``undirected``: every edge both ways
+    (not for an HDF5 graph file, which is used as it was stored).
     """
     if (graph is None) == (generate is None):
         raise UsageError("give exactly one of --graph PATH and --generate kron:SCALE:EDGEFACTOR")
@@ -576,7 +766,7 @@ def load_graph(comm, graph: str | None = None, generate: str | None = None, seed
             if graph is not None and not os.path.isfile(graph):
                 raise UsageError(f"--graph {graph}: cannot read (no such file)")
             try:
-                key = input_key(comm, graph, generate, seed)
+                key = input_key(comm, graph, generate, seed, weights, undirected)
             except OSError as exc:
                 raise UsageError(f"--graph {graph}: cannot read ({exc.strerror or exc})") from None
         if os.path.exists(cache):
@@ -584,7 +774,7 @@ def load_graph(comm, graph: str | None = None, generate: str | None = None, seed
             stored = comm.bcast(stored, root=0)
             if stored == key:
                 try:
-                    g = load_cache(cache, comm, what="--cache")
+                    g = load_cache(cache, comm, what="--cache", weights=weights)
                     g.info["cache"] = f"read {cache} (built from the same input)"
                     return g
                 except UsageError as exc:
@@ -594,31 +784,66 @@ def load_graph(comm, graph: str | None = None, generate: str | None = None, seed
             else:
                 why = "the cache was built from another input (fingerprints differ)"
     if generate is not None:
-        g = generate_kron(generate, seed, comm)
+        if weights:
+            raise UsageError("--weights needs a --graph file with weights (a Kronecker graph "
+                             "has none)")
+        g = generate_kron(generate, seed, comm, undirected)
     elif _is_hdf5(graph):
-        g = load_cache(graph, comm)
+        if undirected:
+            raise UsageError(f"--graph {graph}: an HDF5 graph file is used as stored; give "
+                             "--undirected when it is built from the text or .mtx file")
+        g = load_cache(graph, comm, weights=weights)
     elif graph.endswith(".mtx") or graph.endswith(".mtx.gz"):
-        g = read_mtx(graph, comm)
+        g = read_mtx(graph, comm, weights, undirected)
     else:
-        g = read_snap(graph, comm)
+        g = read_snap(graph, comm, weights, undirected)
     if cache:
         save_cache(g, cache, key or "")
         g.info["cache"] = f"rebuilt {cache}: {why}"
     return g
 
 
+_VALUE1 = re.compile(rb"[ \t]*(\d+)[ \t,]+([-+0-9.eEinfINFaA]+)[ \t\r]*")
+
+
+def read_vertex_values(path: str, comm, what: str) -> dict:
+    """A two-column file 'id value' ('#'/'%' comments) as {id: value} (every rank reads it;
+    collective: a bad line is a UsageError naming the file and line on every rank). Of
+    repeated ids the last line counts; values must be finite and >= 0."""
+    out: dict = {}
+    with collective(comm):
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise UsageError(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
+        for i, line in enumerate(data.split(b"\n")):
+            if _SKIP1.fullmatch(line):
+                continue
+            mt = _VALUE1.fullmatch(line)
+            if mt is None or int(mt.group(1)) > MAX_ID or _bad_weight(mt.group(2)):
+                text = line.decode("utf-8", "replace").strip()[:60]
+                raise UsageError(f"{path}, line {i + 1}: expected a vertex id and a finite "
+                                 f"value >= 0, got {text!r}")
+            out[int(mt.group(1))] = float(mt.group(2))
+    return out
+
+
 def gather_csr(g: Graph, root: int = 0):
-    """The whole adjacency matrix (scipy CSR, A[u, v] = 1 for an edge u -> v) on ``root``."""
+    """The whole adjacency matrix (scipy CSR, A[u, v] = 1, or the weight, for an edge
+    u -> v) on ``root``."""
     comm = g.comm
     indptr = comm.gather(g.outdeg, root=root)
     indices = comm.gather(g.out_indices, root=root)
+    weights = comm.gather(g.out_weights, root=root) if g.weighted else None
     if comm.Get_rank() != root:
         return None
     deg = np.concatenate(indptr)
     ptr = np.zeros(g.n + 1, dtype=np.int64)
     np.cumsum(deg, out=ptr[1:])
     ind = np.concatenate(indices)
-    return sp.csr_matrix((np.ones(ind.size), ind, ptr), shape=(g.n, g.n))
+    vals = np.concatenate(weights) if weights is not None else np.ones(ind.size)
+    return sp.csr_matrix((vals, ind, ptr), shape=(g.n, g.n))
 
 
 def gather_ids(g: Graph, root: int = 0) -> np.ndarray | None:
@@ -628,5 +853,5 @@ def gather_ids(g: Graph, root: int = 0) -> np.ndarray | None:
 
 __all__ = ["Graph", "from_edges", "from_scipy", "from_edge_array", "from_distcsr", "relabel", "read_snap", "read_mtx", "generate_kron",
            "save_cache", "load_cache", "load_graph", "content_hash", "file_fingerprint",
-           "input_key", "mix64", "gather_csr", "gather_ids",
+           "input_key", "mix64", "both_ways", "parse_weighted_edges", "read_vertex_values", "gather_csr", "gather_ids",
            "parse_edges", "parse_edges_py", "parse_kron"]

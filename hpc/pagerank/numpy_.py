@@ -23,8 +23,22 @@ class Kernels:
             else:
                 y[:] = self.A @ x
 
-    def local(self, A):
-        return self._Local(A)
+    class _Valued:
+        """A local block with its stored values (edge weights): SciPy's CSR product."""
+
+        def __init__(self, A: sp.csr_matrix):
+            self.A = sp.csr_matrix(A, dtype=np.float64)
+
+        def spmv(self, x, y, accumulate=False):
+            if accumulate:
+                y += self.A @ x
+            else:
+                y[:] = self.A @ x
+
+    def local(self, A, values: bool = False):
+        """The local kernel of one block: pattern (all values 1) or, with ``values``, the
+        stored values (weights)."""
+        return Kernels._Valued(A) if values else self._Local(A)   # numpy_'s, for every subclass
 
     @staticmethod
     def update(y, x, xs, inv, d, base):

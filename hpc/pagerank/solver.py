@@ -28,12 +28,68 @@ import numpy as np
 import scipy.sparse as sp
 from mpi4py import MPI
 
+from hpc.core.errors import InputTypeError, UsageError
 from hpc.core.exchange import GhostPlan, Transfer, resolve_method
 from hpc.core.partition import block_offsets, exchange_by_owner, grid_2d
 from hpc.sparse.dcsr import DistCSR  # at import: its import (~6 ms) is not solver setup
 
 from .backends import make
 from .graphio import Graph
+
+
+@dataclass
+class Teleport:
+    """Where the teleport and the dangling mass go (networkx's ``personalization`` and
+    ``dangling``), as this rank's block of each distribution (non-negative, summing to 1
+    over all ranks); None: uniform 1/N (the plain PageRank the fast paths compute)."""
+
+    personalization: np.ndarray | None = None
+    dangling: np.ndarray | None = None
+
+    @property
+    def uniform(self) -> bool:
+        return self.personalization is None and self.dangling is None
+
+
+def distribution(g: Graph, spec, name: str) -> np.ndarray | None:
+    """This rank's block of a distribution over the vertices, normalised to sum 1 as networkx
+    normalises ``personalization`` and ``dangling`` (collective).
+
+    ``spec``: None (uniform: returns None); a dict {vertex id: value} (ids as the graph's
+    vertices are named: 0..N-1 for a matrix or edge array, the file's ids for a file; ids
+    not in the graph are ignored and missing vertices get 0, as in networkx); or a sequence
+    of N values, entry i for vertex i. Values must be finite and >= 0 with a positive sum.
+    """
+    if spec is None:
+        return None
+    if isinstance(spec, dict):
+        try:
+            keys = np.array(list(spec.keys()), dtype=np.int64)
+            vals = np.array(list(spec.values()), dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            raise InputTypeError(f"{name}: expected a dict of integer vertex ids to numbers") from None
+        verts = g.lookup(keys) if keys.size else keys
+        mine = (verts >= g.lo) & (verts < g.hi)
+        local = np.zeros(g.nlocal)
+        local[verts[mine] - g.lo] = vals[mine]
+        bad = vals[~np.isfinite(vals) | (vals < 0)]
+    else:
+        try:
+            arr = np.asarray(spec, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InputTypeError(f"{name}: expected a dict or a sequence of N numbers, got "
+                                 f"{type(spec).__name__}") from None
+        if arr.shape != (g.n,):
+            raise UsageError(f"{name}: expected {g.n} values (one per vertex), got shape "
+                             f"{arr.shape}")
+        local = arr[g.lo:g.hi].copy()
+        bad = arr[~np.isfinite(arr) | (arr < 0)]
+    if bad.size:
+        raise UsageError(f"{name}: values must be finite and >= 0, got {bad[0]}")
+    total = float(g.comm.allreduce(float(local.sum()), op=MPI.SUM))
+    if not total > 0.0:
+        raise UsageError(f"{name}: the values of the graph's vertices sum to {total}, not > 0")
+    return local / total
 
 
 @dataclass
@@ -46,17 +102,42 @@ class Result:
 
 
 class _Base:
-    """Shared state: back end, inverse out-degrees, vertex block of this rank."""
+    """Shared state: back end, inverse out-degrees (out-weights of a weighted graph), vertex
+    block of this rank, and the teleport / dangling distributions (``Teleport``).
 
-    def __init__(self, g: Graph, backend: str):
+    With a non-uniform teleport the update is x_new = d*y + d*dangling_mass*dangling_vector
+    + (1 - d)*personalization (networkx's iteration), done with the back end's array module;
+    the uniform case keeps the back end's fused update."""
+
+    def __init__(self, g: Graph, backend: str, teleport: Teleport | None = None):
         self.g = g
         self.comm = g.comm
         self.k = make(backend)
-        deg = g.outdeg.astype(np.float64)
+        deg = g.out_strength
         inv = np.zeros_like(deg)
         np.divide(1.0, deg, out=inv, where=deg > 0)
         self.inv = self.k.asarray(inv)
         self.nlocal = g.nlocal
+        tp = self.teleport = teleport or Teleport()
+        self.general = not tp.uniform
+        n = float(g.n)
+        self._pv = (self.k.asarray(np.asarray(tp.personalization, dtype=np.float64))
+                    if tp.personalization is not None else 1.0 / n)
+        # networkx: dangling=None sends the dangling mass where the teleport goes
+        self._dv = (self.k.asarray(np.asarray(tp.dangling, dtype=np.float64))
+                    if tp.dangling is not None else self._pv)
+        self._dm = 0.0          # the dangling mass the next update spreads (general case)
+
+    def _update(self, y, x, xs, d, base):
+        """The back end's update (uniform teleport), or networkx's general one."""
+        if not self.general:
+            return self.k.update(y, x, xs, self.inv, d, base)
+        xp = self.k.xp
+        xn = d * y + (d * self._dm) * self._dv + (1.0 - d) * self._pv
+        diff = float(xp.abs(xn - x).sum())
+        x[...] = xn
+        xp.multiply(xn, self.inv, out=xs)
+        return diff, float(xn[self.inv == 0.0].sum())
 
     def solve(self, damping: float, tol: float, max_iter: int) -> Result:
         g, k, xp = self.g, self.k, self.k.xp
@@ -72,6 +153,7 @@ class _Base:
         t0 = time.perf_counter()
         while it < max_iter:
             base = (damping * dangling + (1.0 - damping)) / n
+            self._dm = dangling
             loc = self.sweep(x, xs, y, damping, base)
             self.comm.Allreduce(np.asarray(loc, dtype=np.float64), red, op=MPI.SUM)
             change, dangling = float(red[0]), float(red[1])
@@ -91,6 +173,7 @@ class _Base:
         dm = float(x[self.inv == 0.0].sum()) if self.nlocal else 0.0
         tot = self.comm.allreduce(np.array([dm, float(x.sum())]), op=MPI.SUM)
         base = (damping * tot[0] + (1.0 - damping)) / self.g.n
+        self._dm = float(tot[0])
         loc = self.sweep(x, xs, y, damping, base)
         change = self.comm.allreduce(float(loc[0]), op=MPI.SUM)
         return float(change), float(tot[1])
@@ -104,10 +187,10 @@ class Pull1D(_Base):
 
     layout = "1d"
 
-    def __init__(self, g: Graph, backend: str):
-        super().__init__(g, backend)
-        T = sp.csr_matrix((np.ones(g.in_indices.size), g.in_indices, g.in_indptr),
-                          shape=(g.nlocal, g.n))
+    def __init__(self, g: Graph, backend: str, teleport: Teleport | None = None):
+        super().__init__(g, backend, teleport)
+        vals = g.in_weights if g.weighted else np.ones(g.in_indices.size)
+        T = sp.csr_matrix((vals, g.in_indices, g.in_indptr), shape=(g.nlocal, g.n))
         self.A = DistCSR.from_local(self.comm, T, (g.n, g.n), row_offsets=g.offsets,
                                     backend=self.k.sparse_kernel)
         # DistCSR's ghost plan and its split blocks (owned columns / ghost slots). The sweep
@@ -115,9 +198,9 @@ class Pull1D(_Base):
         # use its own pattern kernels and the native one can fuse the ghost-column product
         # with the update.
         pl = self.plan = self.A.plan()
-        self.loc = self.k.local(self.A.A_loc)
-        self.gh = self.k.local(self.A.A_gh)
-        self.fused = self.k.name == "native"
+        self.loc = self.k.local(self.A.A_loc, values=g.weighted)
+        self.gh = self.k.local(self.A.A_gh, values=g.weighted)
+        self.fused = self.k.name == "native" and not (g.weighted or self.general)
         self.ch = pl.channel(np.float64)
         xp = self.k.xp
         self._send_idx = self.k.asarray(pl.send_idx) if xp is not np else pl.send_idx
@@ -143,7 +226,7 @@ class Pull1D(_Base):
             if k.xp is not np:
                 self._recv_dev.set(ch.recv)
             self.gh.spmv(self._recv_dev, y, True)
-        return k.update(y, x, xs, self.inv, d, base)
+        return self._update(y, x, xs, d, base)
 
 
 class Pull2D(_Base):
@@ -151,8 +234,8 @@ class Pull2D(_Base):
 
     layout = "2d"
 
-    def __init__(self, g: Graph, backend: str):
-        super().__init__(g, backend)
+    def __init__(self, g: Graph, backend: str, teleport: Teleport | None = None):
+        super().__init__(g, backend, teleport)
         comm = self.comm
         p, r = comm.Get_size(), comm.Get_rank()
         pr, pc = grid_2d(p)
@@ -176,14 +259,15 @@ class Pull2D(_Base):
         dglob = np.repeat(np.arange(g.lo, g.hi, dtype=np.int64), np.diff(g.in_indptr))
         s = g.in_indices
         own_s = g.owner(s)
-        s_r, d_r, o_r = exchange_by_owner(comm, i * pc + own_s % pc, [s, dglob, own_s])
+        w = g.in_weights if g.weighted else np.ones(s.size)
+        s_r, d_r, o_r, w_r = exchange_by_owner(comm, i * pc + own_s % pc, [s, dglob, own_s, w])
         rows = d_r - r_lo
         cols = s_r - off[o_r] + base_of[o_r]
         c_len = int(self.col_counts.sum())
-        A = sp.csr_matrix((np.ones(rows.size), (rows, cols)), shape=(r_len, c_len))
+        A = sp.csr_matrix((w_r, (rows, cols)), shape=(r_len, c_len))
         A.sum_duplicates()
         A.sort_indices()
-        self.loc = self.k.local(A)
+        self.loc = self.k.local(A, values=g.weighted)
         self.local_nnz = int(A.nnz)
         xp = self.k.xp
         self._xc = np.empty(c_len, dtype=np.float64)
@@ -203,8 +287,8 @@ class Pull2D(_Base):
         self.row_comm.Reduce_scatter(np.ascontiguousarray(yr), self._yown, self.row_counts, op=MPI.SUM)
         if k.xp is not np:
             y.set(self._yown)
-            return k.update(y, x, xs, self.inv, d, base)
-        return k.update(self._yown, x, xs, self.inv, d, base)
+            return self._update(y, x, xs, d, base)
+        return self._update(self._yown, x, xs, d, base)
 
     def free(self) -> None:
         self.row_comm.Free()
@@ -392,6 +476,7 @@ class Native1D:
             t_last[0] = t
 
         self.g = g
+        self.teleport = Teleport()
         comm = self.comm = g.comm
         p, r = comm.Get_size(), comm.Get_rank()
         deg = None
@@ -537,19 +622,24 @@ class Native1D:
         self._move = None
 
 
-def make_solver(g: Graph, backend: str, layout: str = "1d", **kw):
+def make_solver(g: Graph, backend: str, layout: str = "1d", teleport: Teleport | None = None,
+                **kw):
     """The pull operator of a layout ('1d' or '2d') on a back end; the native back end's 1D
-    layout is :class:`Native1D` (``kw``: its reduce / balance options)."""
+    layout is :class:`Native1D` (``kw``: its reduce / balance options) for an unweighted
+    graph with uniform teleport, else :class:`Pull1D` with the native kernels."""
     if layout == "2d":
-        return Pull2D(g, backend)
-    if backend == "native":
+        return Pull2D(g, backend, teleport)
+    if backend == "native" and not g.weighted and (teleport is None or teleport.uniform):
         return Native1D(g, backend, **kw)
-    return Pull1D(g, backend)
+    return Pull1D(g, backend, teleport)
 
 
 def reference_pagerank(A: sp.csr_matrix, damping: float = 0.85, tol: float = 1e-15,
-                       max_iter: int = 10_000) -> np.ndarray:
-    """Serial scipy power iteration with networkx's semantics (the oracle for --check)."""
+                       max_iter: int = 10_000, personalization: np.ndarray | None = None,
+                       dangling: np.ndarray | None = None) -> np.ndarray:
+    """Serial scipy power iteration with networkx's semantics (the oracle for --check):
+    A's values are the edge weights; ``personalization`` / ``dangling``: the whole
+    distributions (None: uniform; dangling None: the personalization)."""
     n = A.shape[0]
     deg = np.asarray(A.sum(axis=1)).ravel()
     inv = np.zeros(n)
@@ -557,9 +647,11 @@ def reference_pagerank(A: sp.csr_matrix, damping: float = 0.85, tol: float = 1e-
     P = sp.csr_matrix(A.multiply(inv[:, None]))
     PT = P.T.tocsr()
     dang = deg == 0
+    pv = np.full(n, 1.0 / n) if personalization is None else np.asarray(personalization)
+    dv = pv if dangling is None else np.asarray(dangling)
     x = np.full(n, 1.0 / n)
     for _ in range(max_iter):
-        xn = damping * (PT @ x) + (damping * x[dang].sum() + 1.0 - damping) / n
+        xn = damping * (PT @ x) + damping * x[dang].sum() * dv + (1.0 - damping) * pv
         if np.abs(xn - x).sum() < tol:
             return xn
         x = xn

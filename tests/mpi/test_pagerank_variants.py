@@ -1,0 +1,148 @@
+"""PageRank variants against networkx at any rank count (tools/run_tests.sh runs 1..4 ranks):
+edge weights, personalization, dangling distributions and undirected graphs, on the real graphs,
+in both layouts and on the native and NumPy back ends."""
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from hpc.core import backends as registry
+from hpc.core.errors import InputTypeError, UsageError
+from hpc.pagerank import graphio, pagerank
+from hpc.pagerank.api import _allgather, solve, teleport_of
+
+from conftest import data_file
+
+comm = MPI.COMM_WORLD
+ALPHA = 0.85
+
+
+def _edges(name: str) -> np.ndarray:
+    e = np.loadtxt(data_file("graphs", name), dtype=np.int64, comments=["#", "%"])
+    return e.reshape(-1, 2)
+
+
+def _weights(e: np.ndarray) -> np.ndarray:
+    """Deterministic weights in (0, 5], some repeated, a few zero (such a vertex may become
+    dangling, as in networkx)."""
+    w = ((e[:, 0] * 31 + e[:, 1] * 17) % 11) / 2.0
+    return w
+
+
+@pytest.fixture(scope="module")
+def email():
+    e = _edges("email-Eu-core.txt")
+    n = int(e.max()) + 1
+    w = _weights(e)
+    rng = np.random.default_rng(11)
+    pers = {int(v): float(rng.random()) for v in rng.choice(n, size=n // 4, replace=False)}
+    dang = {int(v): float(rng.random()) for v in rng.choice(n, size=n // 3, replace=False)}
+    return e, w, n, pers, dang
+
+
+def _nx(e, n, w=None, undirected=False, alpha=ALPHA, **kw) -> np.ndarray:
+    """networkx's answer, computed on rank 0 only (the ranks share two cores in CI)."""
+    ref = _nx_serial(e, n, w, undirected, alpha, **kw) if comm.rank == 0 else None
+    return comm.bcast(ref)
+
+
+def _nx_serial(e, n, w=None, undirected=False, alpha=ALPHA, **kw) -> np.ndarray:
+    G = nx.Graph() if undirected else nx.DiGraph()
+    G.add_nodes_from(range(n))
+    if w is None:
+        G.add_edges_from(e.tolist())
+    else:
+        G.add_weighted_edges_from((int(u), int(v), float(x)) for (u, v), x in zip(e, w))
+    ref = nx.pagerank(G, alpha=alpha, tol=1e-15, max_iter=10_000,
+                      weight="weight" if w is not None else None, **kw)
+    return np.array([ref[v] for v in range(n)])
+
+
+def _backends():
+    return [b for b in ("native", "numpy") if registry.is_available(b)]
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("variant", ["weighted", "personalized", "dangling", "all", "undirected"])
+def test_variant_equals_networkx(email, variant):
+    """Both layouts, both back ends, against one networkx answer per variant (damping 0.5
+    but for 'all': a third of the iterations, each an exchange between busy ranks)."""
+    e, w, n, pers, dang = email
+    alpha = ALPHA if variant == "all" else 0.5
+    weighted = variant in ("weighted", "all")
+    undirected = variant == "undirected"
+    kw = {}
+    if variant in ("personalized", "all"):
+        kw["personalization"] = pers
+    if variant in ("dangling", "all"):
+        kw["dangling"] = dang
+    ref = _nx(e, n, w if weighted else None, undirected, alpha, **kw)
+    E = np.column_stack([e, w]) if weighted else e
+    g = graphio.from_edge_array(E, comm, weights=weighted, undirected=undirected)
+    tp = teleport_of(g, kw.get("personalization"), kw.get("dangling"))
+    for layout in ("1d", "2d"):
+        for backend in _backends():
+            res = solve(g, alpha, 1e-15 * n, 10_000, backend=backend, layout=layout,
+                        teleport=tp)
+            assert res.converged
+            x = _allgather(comm, res.x, g.offsets)
+            assert np.abs(x - ref).max() <= 1e-12, (backend, layout, variant)
+
+
+@pytest.mark.mpi
+def test_api_takes_networkx_names(email):
+    e, w, n, pers, dang = email
+    ref = _nx(e, n, w, personalization=pers, dangling=dang)
+    x = pagerank(np.column_stack([e, w]), ALPHA, pers, weight="weight", dangling=dang,
+                 tol=1e-15, max_iter=10_000)
+    assert np.abs(x - ref).max() <= 1e-12
+    # a personalization given as a vector, and a sparse matrix's values as the weights
+    import scipy.sparse as sp
+
+    A = sp.coo_matrix((w, (e[:, 0], e[:, 1])), shape=(n, n)).tocsr()
+    vec = np.zeros(n)
+    vec[list(pers)] = list(pers.values())
+    G = nx.DiGraph()
+    G.add_nodes_from(range(n))
+    Acsr = A.tocoo()   # duplicates summed, as a sparse matrix states them
+    G.add_weighted_edges_from(zip(Acsr.row.tolist(), Acsr.col.tolist(), Acsr.data.tolist()))
+    ref2 = nx.pagerank(G, alpha=ALPHA, personalization=pers, tol=1e-15, max_iter=10_000)
+    x2 = pagerank(A, ALPHA, vec, weight=True, tol=1e-15, max_iter=10_000)
+    assert np.abs(x2 - np.array([ref2[v] for v in range(n)])).max() <= 1e-12
+
+
+@pytest.mark.mpi
+def test_duplicate_weighted_edges_keep_the_last(email):
+    e = np.array([[0, 1], [1, 2], [0, 1], [2, 0], [1, 2], [2, 2]])
+    w = np.array([1.0, 2.0, 5.0, 1.0, 0.5, 3.0])
+    ref = _nx(e, 3, w, alpha=0.5)
+    x = pagerank(np.column_stack([e, w]), 0.5, weight="weight", tol=1e-15, max_iter=10_000)
+    assert np.abs(x - ref).max() <= 1e-14
+    # undirected: (u, v, w1) then (v, u, w2) is one edge of weight w2
+    ref = _nx(e, 3, w, undirected=True, alpha=0.5)
+    x = pagerank(np.column_stack([e, w]), 0.5, weight="weight", undirected=True, tol=1e-15,
+                 max_iter=10_000)
+    assert np.abs(x - ref).max() <= 1e-14
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("kw,exc,what", [
+    (dict(personalization={0: -1.0, 1: 2.0}), UsageError, "personalization"),
+    (dict(personalization={999: 1.0}), UsageError, "personalization"),
+    (dict(personalization=[1.0, 2.0]), UsageError, "personalization"),
+    (dict(dangling={0: float("nan")}), UsageError, "dangling"),
+    (dict(personalization="abc"), InputTypeError, "personalization"),
+    (dict(weight=3), InputTypeError, "weight"),
+])
+def test_bad_variant_arguments_raise(kw, exc, what):
+    e = np.array([[0, 1], [1, 2], [2, 0]])
+    with pytest.raises(exc, match=what):
+        pagerank(e, **kw)
+
+
+@pytest.mark.mpi
+def test_negative_weight_is_refused():
+    with pytest.raises(UsageError, match="weights must be finite"):
+        pagerank(np.array([[0, 1, 1.0], [1, 0, -2.0]]), weight="weight")
