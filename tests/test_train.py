@@ -52,6 +52,8 @@ LAYOUTS = {
     "dp2xtp2-sp-zero1": (4, ["--dp", "2", "--tp", "2", "--sequence-parallel", "--zero1",
                              "--micro-batches", "3"]),
     "tp2xpp2-recompute-offload": (4, ["--tp", "2", "--pp", "2", "--recompute", "--offload"]),
+    "pp2xdp2-zbh1-overlap": (4, ["--pp", "2", "--dp", "2", "--schedule", "zbh1",
+                                 "--overlap-grad-reduce", "--micro-batches", "2"]),
 }
 
 

@@ -13,7 +13,8 @@ from hpc.train.schedules import Action, Deadlock, bubble_formula, build, simulat
 CASES = ([("gpipe", p, m, 1) for p in (1, 2, 3, 4) for m in (1, 2, 4, 7, 8)]
          + [("1f1b", p, m, 1) for p in (1, 2, 3, 4) for m in (1, 2, 4, 7, 8)]
          + [("interleaved", p, m, v) for p in (1, 2, 3, 4) for v in (1, 2, 3)
-            for m in (p, 2 * p, 3 * p)])
+            for m in (p, 2 * p, 3 * p)]
+         + [("zbh1", p, m, 1) for p in (1, 2, 3, 4) for m in (1, 2, 4, 7, 8)])
 
 
 @pytest.mark.parametrize("kind,p,m,v", CASES)
@@ -112,3 +113,30 @@ def test_comm_latency_grows_bubble_not_order():
     p, m = 4, 8
     res = simulate(build("1f1b", p, m), p, 1, t_comm=0.25)
     assert res.bubble > bubble_formula("1f1b", p, m)
+
+
+@pytest.mark.parametrize("p,m", [(2, 1), (2, 8), (3, 7), (4, 4), (4, 8), (4, 16)])
+def test_zbh1_every_weight_gradient_once_after_its_backward(p, m):
+    for acts in build("zbh1", p, m):
+        w = [a.mb for a in acts if a.kind == "W"]
+        assert sorted(w) == list(range(m))
+        done_b, pending = set(), 0
+        for a in acts:
+            if a.kind == "B":
+                done_b.add(a.mb)
+                pending += 1
+            elif a.kind == "W":
+                assert a.mb in done_b
+                pending -= 1
+            assert pending <= p  # what pending W's keep is bounded too
+
+
+@pytest.mark.parametrize("p,m", [(2, 8), (3, 7), (4, 8), (4, 16)])
+def test_zbh1_bubble_a_third_of_1f1b_at_the_same_memory(p, m):
+    """Qi et al. 2023: with F, B and W of equal cost ZB-H1's bubble is a third of 1F1B's,
+    its activations in flight those of 1F1B."""
+    z = simulate(build("zbh1", p, m), p, 1, t_f=1.0, t_b=2.0, t_w=1.0)
+    o = simulate(build("1f1b", p, m), p, 1, t_f=1.0, t_b=2.0)
+    assert z.bubble <= o.bubble / 3 + 1e-12, (z.bubble, o.bubble)
+    assert z.max_in_flight == o.max_in_flight
+    assert bubble_formula("zbh1", p, m) == pytest.approx(z.bubble)

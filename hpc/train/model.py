@@ -407,35 +407,51 @@ class GPT:
         y += x1
         return y, (c_ln1, af, c_att, o2, c_ln2, mf, c_g, gl)
 
-    def block_bwd(self, i: int, dx2, cache):
+    def _wgrad(self, name: str, x, dy, defer: list | None) -> None:
+        """A linear layer's weight gradient x^T dy into the store: now, or appended to
+        ``defer`` for the zero-bubble schedules' W action."""
+        def run() -> None:
+            k, n = x.shape[-1], dy.shape[-1]
+            self.store.g(name)[...] += x.reshape(-1, k).T @ dy.reshape(-1, n)
+        if defer is None:
+            run()
+        else:
+            defer.append(run)
+
+    def block_bwd(self, i: int, dx2, cache, defer: list | None = None):
+        """Gradient of the layer's input from its output's; with ``defer`` a list, the four
+        weight-gradient products are left in it for later (B/W split), the rest done now."""
         P, G = self.store.p, self.store.g
         n = f"layers.{i}."
         c_ln1, af, c_att, o2, c_ln2, mf, c_g, gl = cache
         h = dx2.shape[-1]
         G(n + "mlp.fc2.b")[...] += dx2.reshape(-1, h).sum(axis=0)
-        dgl, dw2, _ = L.linear_bwd(self.g_bwd(dx2), gl, P(n + "mlp.fc2.w"), need_bias=False)
-        G(n + "mlp.fc2.w")[...] += dw2
+        dy2 = self.g_bwd(dx2)
+        self._wgrad(n + "mlp.fc2.w", gl, dy2, defer)
+        dgl = dy2 @ P(n + "mlp.fc2.w").T
         du = L.gelu_bwd(dgl, c_g)
-        dmf, dw1, db1 = L.linear_bwd(du, mf, P(n + "mlp.fc1.w"))
-        G(n + "mlp.fc1.w")[...] += dw1
-        G(n + "mlp.fc1.b")[...] += db1
+        G(n + "mlp.fc1.b")[...] += du.reshape(-1, du.shape[-1]).sum(axis=0)
+        self._wgrad(n + "mlp.fc1.w", mf, du, defer)
+        dmf = du @ P(n + "mlp.fc1.w").T
         dx1n, dg, db = L.layernorm_bwd(self.f_bwd(dmf), c_ln2)
         G(n + "ln2.g")[...] += dg
         G(n + "ln2.b")[...] += db
         dx1n += dx2
         dx1 = dx1n
         G(n + "attn.proj.b")[...] += dx1.reshape(-1, h).sum(axis=0)
-        do2, dwp, _ = L.linear_bwd(self.g_bwd(dx1), o2, P(n + "attn.proj.w"), need_bias=False)
-        G(n + "attn.proj.w")[...] += dwp
+        dyp = self.g_bwd(dx1)
+        self._wgrad(n + "attn.proj.w", o2, dyp, defer)
+        do2 = dyp @ P(n + "attn.proj.w").T
         b, s, _ = do2.shape
         nh, hd = self.heads_local, h // self.cfg.heads
         dq, dk, dv = L.causal_attention_bwd(do2.reshape(b, s, nh, hd).transpose(0, 2, 1, 3), c_att)
         dqkv = self.xp.empty((b, s, 3, nh, hd), dtype=do2.dtype)
         for j, d in enumerate((dq, dk, dv)):
             dqkv[:, :, j] = d.transpose(0, 2, 1, 3)
-        daf, dwq, dbq = L.linear_bwd(dqkv.reshape(b, s, 3 * nh * hd), af, P(n + "attn.qkv.w"))
-        G(n + "attn.qkv.w")[...] += dwq
-        G(n + "attn.qkv.b")[...] += dbq
+        dq3 = dqkv.reshape(b, s, 3 * nh * hd)
+        G(n + "attn.qkv.b")[...] += dq3.reshape(-1, 3 * nh * hd).sum(axis=0)
+        self._wgrad(n + "attn.qkv.w", af, dq3, defer)
+        daf = dq3 @ P(n + "attn.qkv.w").T
         dxn, dg, db = L.layernorm_bwd(self.f_bwd(daf), c_ln1)
         G(n + "ln1.g")[...] += dg
         G(n + "ln1.b")[...] += db
@@ -470,6 +486,15 @@ class GPT:
         G("head.lnf.b")[...] += db
         return dx
 
+    def backward_w(self, deferred: list) -> None:
+        """The W action: run the weight-gradient products :meth:`backward` deferred, then
+        tell the grad hook each of those layers is done for this micro-batch."""
+        for _, fn in deferred:
+            fn()
+        if self.grad_hook is not None:
+            for i in dict.fromkeys(i for i, _ in deferred):
+                self.grad_hook(i)
+
     # -- one chunk ------------------------------------------------------------------------
     def forward(self, chunk: int, inp, targets=None):
         """Input activation (or tokens on virtual stage 0) -> output activation, or the summed
@@ -495,9 +520,12 @@ class GPT:
             return loss, caches
         return x, caches
 
-    def backward(self, chunk: int, dout, caches, scale: float):
+    def backward(self, chunk: int, dout, caches, scale: float,
+                 defer: list | None = None):
         """Gradient of the chunk's output (None on the last stage) -> gradient of its input
-        (None on virtual stage 0); parameter gradients accumulate in the store."""
+        (None on virtual stage 0); parameter gradients accumulate in the store. With
+        ``defer`` a list, the layers' weight-gradient products are appended to it as
+        (layer, thunk) for :meth:`backward_w` (the zero-bubble B/W split; not offloaded)."""
         vs = self.chunks[chunk]
         caches = list(caches)
         if vs == self.ps.n_virtual - 1:
@@ -507,8 +535,13 @@ class GPT:
             with self.store.resident(f"layers.{i}", grads=True):
                 if isinstance(c, tuple) and len(c) == 2 and c[0] == "recompute":
                     _, c = self.block_fwd(i, c[1])
-                dout = self.block_bwd(i, dout, c)
-            if self.grad_hook is not None:  # after the offloaded gradient reached the host
+                if defer is None:
+                    dout = self.block_bwd(i, dout, c)
+                else:
+                    mine: list = []
+                    dout = self.block_bwd(i, dout, c, mine)
+                    defer.extend((i, fn) for fn in mine)
+            if self.grad_hook is not None and defer is None:  # the offloaded grads are home
                 self.grad_hook(i)
         if vs == 0:
             self.embed_bwd(dout, caches.pop())

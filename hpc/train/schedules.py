@@ -11,7 +11,10 @@ Actions (``Action(kind, chunk, mb)``; chunk is the model chunk on this rank, vir
 - ``recv_fwd`` / ``send_fwd``: the chunk's input activation from, its output to, the
   neighbouring virtual stage;
 - ``recv_bwd`` / ``send_bwd``: the gradient of the chunk's output from the next stage, of its
-  input to the previous stage.
+  input to the previous stage;
+- ``W`` (zero-bubble schedules only): the weight gradients of micro-batch ``mb``'s linear
+  layers, whose ``B`` then computes only the input gradient (and the cheap bias and norm
+  gradients) the previous stage waits for.
 
 Sends are non-blocking (MPI Isend; completed at the end of the step) and receives block, which
 is the semantics :func:`simulate` models.
@@ -23,6 +26,11 @@ Schedules (p pipeline ranks, m micro-batches, v chunks per rank):
   forward and one backward; at most p-r activations in flight; bubble (p-1)/m.
 - ``interleaved``: Megatron's interleaved 1F1B over v model chunks per rank (needs m a
   multiple of p); bubble (p-1)/(v m).
+- ``zbh1``: ZB-H1 (Qi et al. 2023, zero-bubble pipeline parallelism): 1F1B's warm-up and
+  its peak of p-r activations in flight on rank r, with each backward split into B and W
+  and the W passes put off to fill the time a rank would wait; with equal F, B and W times
+  the bubble is a third of 1F1B's. Its order is built by :func:`_zbh1_order`, a greedy
+  simulation of the ranks.
 
 (GPipe: Huang et al. 2019; 1F1B and the interleaved schedule: Narayanan et al. 2021.)
 
@@ -39,7 +47,7 @@ from mpi4py import MPI
 
 from . import comm as C
 
-SCHEDULES = ("gpipe", "1f1b", "interleaved")
+SCHEDULES = ("gpipe", "1f1b", "interleaved", "zbh1")
 
 
 class Action(NamedTuple):
@@ -48,7 +56,66 @@ class Action(NamedTuple):
     mb: int
 
 
+def _zbh1_order(p: int, m: int) -> list[list[tuple[str, int, int]]]:
+    """ZB-H1's compute order of every rank: a simulation with unit F, B and W times in which
+    a free rank does, in this order of preference, the backward B whose gradient has
+    arrived, the next forward F (when it has fewer than 1F1B's p-r micro-batches in flight:
+    forwarded, not yet backwarded), or a pending W; when it can do none it waits for the next
+    message; and it does a W first when p of them are pending. So the activations of the
+    layers (freed at B) peak as 1F1B's, and what pending W's keep (each linear layer's input
+    and output gradient, a fraction of that) is bounded by p micro-batches."""
+    clock = [0.0] * p
+    next_f = [0] * p
+    next_b = [0] * p
+    f_ready = [[0.0] * m] + [[None] * m for _ in range(p - 1)]   # input activation arrival
+    b_ready: list[list] = [[None] * m for _ in range(p)]          # output gradient arrival
+    pending: list[list[int]] = [[] for _ in range(p)]             # W to do, oldest first
+    live = [0] * p
+    order: list[list[tuple[str, int, int]]] = [[] for _ in range(p)]
+    cap = [min(p - r, m) for r in range(p)]
+    while any(next_b[r] < m or pending[r] for r in range(p)):
+        r = min((r for r in range(p) if next_b[r] < m or pending[r]), key=lambda q: clock[q])
+        t = clock[r]
+        b, f = next_b[r], next_f[r]
+        if len(pending[r]) >= p:  # W's kept inputs: at most p micro-batches
+            clock[r] = t + 1
+            order[r].append(("W", 0, pending[r].pop(0)))
+        elif b < f and b_ready[r][b] is not None and b_ready[r][b] <= t:
+            clock[r] = t + 1
+            if r > 0:
+                b_ready[r - 1][b] = clock[r]
+            order[r].append(("B", 0, b))
+            pending[r].append(b)
+            live[r] -= 1
+            next_b[r] += 1
+        elif f < m and f_ready[r][f] is not None and f_ready[r][f] <= t and live[r] < cap[r]:
+            clock[r] = t + 1
+            if r < p - 1:
+                f_ready[r + 1][f] = clock[r]
+            else:
+                b_ready[r][f] = clock[r]  # the last stage's loss gradient: at once
+            order[r].append(("F", 0, f))
+            live[r] += 1
+            next_f[r] += 1
+        elif pending[r]:
+            clock[r] = t + 1
+            order[r].append(("W", 0, pending[r].pop(0)))
+        else:  # wait for the next message this rank can use
+            times = [x for x in (b_ready[r][b] if b < f else None,
+                                 f_ready[r][f] if f < m and live[r] < cap[r] else None)
+                     if x is not None and x > t]
+            if not times:  # another rank must move first: let it (it has a smaller clock)
+                others = [clock[q] for q in range(p) if q != r and (next_b[q] < m or pending[q])]
+                clock[r] = min(x for x in others if x > t) if any(x > t for x in others) \
+                    else t + 1
+            else:
+                clock[r] = min(times)
+    return order
+
+
 def _compute_order(kind: str, p: int, m: int, v: int, r: int) -> list[tuple[str, int, int]]:
+    if kind == "zbh1":
+        return _zbh1_order(p, m)[r]
     if kind == "gpipe":
         return [("F", 0, i) for i in range(m)] + [("B", 0, i) for i in range(m)]
     if kind == "1f1b":
@@ -95,6 +162,8 @@ def build(kind: str, p: int, m: int, v: int = 1) -> list[list[Action]]:
                 acts.append(Action("F", c, i))
                 if vs < nv - 1:
                     acts.append(Action("send_fwd", c, i))
+            elif k == "W":
+                acts.append(Action("W", c, i))
             else:
                 if vs < nv - 1:
                     acts.append(Action("recv_bwd", c, i))
@@ -106,7 +175,10 @@ def build(kind: str, p: int, m: int, v: int = 1) -> list[list[Action]]:
 
 
 def bubble_formula(kind: str, p: int, m: int, v: int = 1) -> float:
-    """Megatron's bubble fraction (idle time / ideal compute time)."""
+    """Megatron's bubble fraction (idle time / ideal compute time); for zbh1, which has no
+    closed form here, the simulated one with F : B : W = 1 : 1 : 1."""
+    if kind == "zbh1":
+        return simulate(build(kind, p, m, v), p, v, t_f=1.0, t_b=2.0).bubble if p > 1 else 0.0
     return (p - 1) / (m * (v if kind == "interleaved" else 1))
 
 
@@ -123,9 +195,12 @@ class Deadlock(RuntimeError):
 
 
 def simulate(sched: Sequence[Sequence[Action]], p: int, v: int, t_f: float = 1.0,
-             t_b: float = 2.0, t_comm: float = 0.0) -> SimResult:
+             t_b: float = 2.0, t_comm: float = 0.0, t_w: float | None = None) -> SimResult:
     """Run a schedule on an idealised machine: each chunk's forward takes t_f / v, backward
-    t_b / v, a message t_comm; sends never block, receives wait for their message.
+    t_b / v, a message t_comm; sends never block, receives wait for their message. In a
+    schedule with W actions the backward is split: B takes (t_b - t_w) / v and W t_w / v
+    (t_w default t_b / 2). ``max_in_flight`` counts micro-batches forwarded and not yet
+    backwarded (B), the activations 1F1B's memory bound is about.
 
     Raises Deadlock when no rank can move and some have actions left, and ValueError when an
     action is out of order (a backward before its forward, a receive with no sender).
@@ -139,6 +214,9 @@ def simulate(sched: Sequence[Sequence[Action]], p: int, v: int, t_f: float = 1.0
     done_f: set[tuple[int, int]] = set()   # (virtual stage, mb)
     msgs: dict[tuple[str, int, int], float] = {}  # (kind, destination vstage, mb) -> arrival
     order: list[list[Action]] = [[] for _ in range(p)]
+    split = any(a.kind == "W" for acts in sched for a in acts)
+    t_w = (t_b / 2 if t_w is None else t_w) if split else 0.0
+    done_b: set[tuple[int, int]] = set()
     while True:
         moved = False
         for r in range(p):
@@ -164,9 +242,16 @@ def simulate(sched: Sequence[Sequence[Action]], p: int, v: int, t_f: float = 1.0
                 elif a.kind == "B":
                     if (vs, a.mb) not in done_f:
                         raise ValueError(f"rank {r}: backward {a} before its forward")
-                    clock[r] += t_b / v
-                    busy[r] += t_b / v
+                    clock[r] += (t_b - t_w) / v
+                    busy[r] += (t_b - t_w) / v
                     live[r] -= 1
+                    done_b.add((vs, a.mb))
+                    order[r].append(a)
+                elif a.kind == "W":
+                    if (vs, a.mb) not in done_b:
+                        raise ValueError(f"rank {r}: weight gradient {a} before its backward")
+                    clock[r] += t_w / v
+                    busy[r] += t_w / v
                     order[r].append(a)
                 else:
                     raise ValueError(f"unknown action {a}")
@@ -225,6 +310,8 @@ def _execute(actions: Sequence[Action], model, inputs, targets, scale: float
     busy = 0.0
     tw = time.perf_counter()
     posted: dict = {}
+    split = any(a.kind == "W" for a in actions)  # zero-bubble: B leaves the W work behind
+    deferred: dict = {}
     for a in actions:  # every receive of the step, posted up front
         if a.kind in ("recv_fwd", "recv_bwd"):
             vs = model.chunks[a.chunk]
@@ -259,15 +346,24 @@ def _execute(actions: Sequence[Action], model, inputs, targets, scale: float
         elif a.kind == "B":
             tc = time.perf_counter()
             dout = None if vs == nv - 1 else pending.pop(("recv_bwd", key))
-            din = model.backward(a.chunk, dout, caches.pop(key), scale)
+            if split:
+                deferred[key] = []
+                din = model.backward(a.chunk, dout, caches.pop(key), scale, deferred[key])
+            else:
+                din = model.backward(a.chunk, dout, caches.pop(key), scale)
             if vs > 0:
                 outs[("send_bwd", key)] = din
+            busy += time.perf_counter() - tc
+        elif a.kind == "W":
+            tc = time.perf_counter()
+            model.backward_w(deferred.pop(key))
             busy += time.perf_counter() - tc
         if reqs or posted:  # drive outstanding transfers forward
             MPI.Request.Testall(reqs + [r for r, _ in posted.values()])
     MPI.Request.Waitall(reqs)
     wall = time.perf_counter() - tw
-    assert not caches and not pending and not outs, "schedule left work behind"
+    assert not caches and not pending and not outs and not deferred, \
+        "schedule left work behind"
     return ForwardBackwardResult(float(loss_sum), wall, busy)
 
 

@@ -142,8 +142,9 @@ class Trainer:
     micro_batches : int, default 4
         Micro-batches per step per data-parallel rank (global_batch must be a multiple of
         dp x micro_batches).
-    schedule : {'gpipe', '1f1b', 'interleaved'}, optional
-        Pipeline schedule; default interleaved when vpp > 1, else 1f1b. Without pipelining
+    schedule : {'gpipe', '1f1b', 'interleaved', 'zbh1'}, optional
+        Pipeline schedule (zbh1: zero-bubble ZB-H1, backward split into input and weight
+        gradients); default interleaved when vpp > 1, else 1f1b. Without pipelining
         every schedule runs as GPipe's (gradient accumulation).
     recompute : bool, default False
         Activation recomputation: keep each layer's input only, recompute its forward in the
@@ -242,6 +243,9 @@ class Trainer:
         asked = default_schedule(layout) if schedule is None else V.choice(schedule, "schedule",
                                                                           SCHEDULES)
         check_layout(layout, config, self.micro_batches, self.global_batch, asked)
+        if self.offload and asked == "zbh1" and layout.pp > 1:
+            raise UsageError(f"{V.arg('schedule')} zbh1 defers weight gradients past the "
+                             f"layer's stay on the device: not with {V.arg('offload')}")
         registry.require(self.backend, list(BACKENDS))
         self.xp = importlib.import_module(BACKENDS[self.backend][0])
         if self.backend == "cupy":

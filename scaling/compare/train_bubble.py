@@ -40,7 +40,7 @@ def main() -> None:
     p = a.pp
     print(f"{'schedule':<14}{'p':>3}{'v':>3}{'m':>4}{'formula':>10}{'simulated':>11}"
           f"{'measured':>10}")
-    for kind, v in (("gpipe", 1), ("1f1b", 1), ("interleaved", 2)):
+    for kind, v in (("gpipe", 1), ("1f1b", 1), ("interleaved", 2), ("zbh1", 1)):
         for m in a.micro_batches:
             if kind == "interleaved" and m % p:
                 continue

@@ -261,3 +261,21 @@ def test_overlapped_bucketed_dp_reduction_equals_one_rank(one_rank, layout):
         losses = t.fit(STEPS)
         assert t.optimizer.bucketed_steps == (STEPS if t.layout.dp > 1 else 0)
     np.testing.assert_allclose(losses, one_rank[0], rtol=1e-12)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("layout", [ParallelLayout(pp=p, tp=N // p // d, dp=d,
+                                                   sequence_parallel=N // p // d > 1)
+                                    for p, d in sorted({(N, 1), (2, 1), (2, 2)})
+                                    if p > 1 and N % (p * d) == 0 and CFG.layers % p == 0],
+                         ids=lid)
+def test_zero_bubble_schedule_equals_one_rank(one_rank, layout):
+    """ZB-H1 (B and W split), with recompute and the overlapped dp reduction (its buckets
+    start after the W): the one-rank curve."""
+    with Trainer(CFG, layout, schedule="zbh1", recompute=True, overlap_grad_reduce=True,
+                 **OPTIONS) as t:
+        assert t.schedule == "zbh1"
+        assert any(a.kind == "W" for a in t._forward_backward.actions)
+        losses = t.fit(STEPS)
+        assert t.optimizer.bucketed_steps == (STEPS if t.layout.dp > 1 else 0)
+    np.testing.assert_allclose(losses, one_rank[0], rtol=1e-12)
