@@ -50,7 +50,7 @@ def test_mpi_aggregate_and_record(ranks, tmp_path):
         assert key in rec
     assert rec["app"] == "stream" and rec["ranks"] == ranks and rec["backend"] == "native"
     assert rec["params"]["arraysize"] == 10001 and rec["params"]["numtimes"] == 3
-    assert set(rec["timings"]) == set(ARRAYS_MOVED)
+    assert set(rec["timings"]) == set(ARRAYS_MOVED) | {"init", "read"}  # BabelStream 5
     t = rec["timings"]["triad"]
     assert t["min"] <= t["mean"] <= t["max"] and t["n"] == 2  # first iteration dropped
     # aggregate bandwidth = bytes x ranks / best slowest-rank time

@@ -18,6 +18,7 @@ from hpc.core.runtime import as_comm
 from hpc.core.memory import require_memory
 from hpc.core.timers import PhaseTimer
 
+from . import rules
 from .models import BACKENDS, load
 
 START_A, START_B, START_C, START_SCALAR = 0.1, 0.2, 0.0, 0.4
@@ -144,7 +145,12 @@ def run(arraysize: int, *, backend: str = "native", ntimes: int = 100,
         ``valid`` (the verdict) and ``errors`` (the observed relative errors and their
         tolerances); ``timings`` (per kernel min/mean/max/n in seconds, the suite's record
         format); ``samples_s`` (per kernel, every iteration's slowest-rank time, NumPy array);
-        ``model`` (facts the back end reports: threads, execution space, device).
+        ``model`` (facts the back end reports: threads, execution space, device); ``init`` and
+        ``read`` (BabelStream 5's Init and Read: the arrays' initialisation and their read-back
+        to the host, timed once per run: ``best_s``, ``GBps`` of three arrays); ``rules``
+        (STREAM's run rules, :func:`hpc.stream.rules.check`: ``cache_resident`` when an array
+        is under 4x the rank's share of the last-level cache, ``short_kernels`` under 20 timer
+        ticks, the timer's granularity, every rank's placement and ``ranks_share_cores``).
 
     Raises
     ------
@@ -196,7 +202,8 @@ def run(arraysize: int, *, backend: str = "native", ntimes: int = 100,
     ga, gb, gc, gsum = gold(dt, selection, ntimes, n * p)
     valid, errors = True, {}
     for rep in range(repeat):
-        model.init_arrays(START_A, START_B, START_C)
+        with timer.phase("init"):  # BabelStream 5: Init and Read timed, once per run
+            model.init_arrays(START_A, START_B, START_C)
         dot_sum = None
         for it in range(ntimes):
             for k in selection:
@@ -207,7 +214,9 @@ def run(arraysize: int, *, backend: str = "native", ntimes: int = 100,
                         kernels[k]()
             if say and ntimes >= 20 and (it + 1) % (ntimes // 4) == 0:
                 say(f"run {rep + 1}/{repeat}: iteration {it + 1}/{ntimes}")
-        ok, errors = check(model.read_arrays(), (ga, gb, gc), dt, dot_sum, gsum, comm)
+        with timer.phase("read"):
+            arrays = model.read_arrays()
+        ok, errors = check(arrays, (ga, gb, gc), dt, dot_sum, gsum, comm)
         valid = valid and ok
     timings = timer.summary()
     out: dict[str, Any] = {
@@ -221,4 +230,11 @@ def run(arraysize: int, *, backend: str = "native", ntimes: int = 100,
         nbytes = ARRAYS_MOVED[k] * n * dt.itemsize * p
         out["kernels"][k] = {"best_s": t["min"], "avg_s": t["mean"], "max_s": t["max"],
                              "GBps": nbytes / t["min"] / 1e9, "bytes": nbytes}
+    for k in ("init", "read"):  # three arrays written (Init) or read back to the host (Read)
+        t = timings[k]
+        nbytes = 3 * n * dt.itemsize * p
+        out[k] = {"best_s": t["min"], "GBps": nbytes / t["min"] / 1e9 if t["min"] else None,
+                  "bytes": nbytes, "runs": t.get("n", repeat)}
+    out["rules"] = rules.check(comm, n * dt.itemsize,
+                               {k: v["best_s"] for k, v in out["kernels"].items()})
     return out

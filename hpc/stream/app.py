@@ -76,11 +76,38 @@ def _record(app: App, res: dict, peak: float | None) -> None:
     for k, r in res["kernels"].items():
         app.metrics[f"{k}_GBps"] = r["GBps"]
     app.metrics["bytes_per_array_per_rank"] = res["bytes_per_array"]
+    for k in ("init", "read"):
+        app.metrics[f"{k}_GBps"] = res[k]["GBps"]
+    rules = res["rules"]
+    app.metrics["cache_resident"] = rules["cache_resident"]
+    app.metrics["short_kernels"] = rules["short_kernels"]
+    app.metrics["timer_granularity_s"] = rules["timer_granularity_s"]
+    app.metrics["ranks_share_cores"] = rules["ranks_share_cores"]
+    app.extra["run_rules"] = rules
     if peak:
         app.metrics["peak_GBps"] = peak * app.size
         for k, r in res["kernels"].items():
             app.metrics[f"{k}_fraction_of_peak"] = r["GBps"] / (peak * app.size)
     app.extra["model"] = res["model"]
+
+
+def notes(rules: dict) -> list[str]:
+    """The run-rule warnings of a run, one line each (empty when it keeps every rule)."""
+    out = []
+    if rules["cache_resident"]:
+        out.append(f"note: cache_resident: {rules['array_bytes']} bytes per array is under "
+                   f"{rules['cache_rule'].split(': ')[-1]} ({rules['cache_rule'].split(':')[0]}): "
+                   "this run measures cache, not memory")
+    if rules["short_kernels"]:
+        out.append(f"note: {', '.join(LABEL[k] for k in rules['short_kernels'])} ran under "
+                   f"{rules['short_rule'].split('>= ')[-1]}: timer granularity "
+                   f"{rules['timer_granularity_s'] * 1e9:.0f} ns limits their accuracy")
+    if rules["ranks_share_cores"]:
+        pairs = "; ".join(f"ranks {a} and {b} on cores {c}"
+                          for a, b, c in rules["placement"]["shared_cores"][:4])
+        out.append(f"warning: ranks share cores ({pairs}): their bandwidths are not "
+                   "independent; pin one rank per core set (e.g. mpiexec -bind-to core)")
+    return out
 
 
 def _print(app: App, args: argparse.Namespace, res: dict, peak: float | None) -> None:
@@ -101,6 +128,12 @@ def _print(app: App, args: argparse.Namespace, res: dict, peak: float | None) ->
             frac = f"{100 * r['GBps'] / (peak * app.size):9.1f}%" if peak else ""
             print(f"{LABEL[k]:<10}{r['GBps'] * 1e3:>14.3f}{t[k]['min']:>12.5f}{t[k]['max']:>12.5f}"
                   f"{t[k]['mean']:>12.5f}{frac}")
+        for k in ("init", "read"):
+            r = res[k]
+            rate = f"{r['GBps'] * 1e3:>14.3f}" if r["GBps"] else f"{'-':>14}"
+            print(f"{k.capitalize():<10}{rate}{r['best_s']:>12.5f}")
+    for line in notes(res["rules"]):
+        print(line)
     sys.stdout.flush()
 
 

@@ -1,0 +1,82 @@
+"""STREAM's run rules (hpc.stream.rules): the cache rule, the timer rule, placement.
+
+Sizes are chosen on both sides of the rule: with a known (faked) last-level cache the flag
+must be set exactly when an array is under 4x the rank's share; the real machine's cache is
+read from sysfs where it is there.
+"""
+from __future__ import annotations
+
+import pytest
+from mpi4py import MPI
+
+from conftest import load_json, run_app
+from hpc.stream import api, rules
+
+COMM = MPI.COMM_SELF
+
+
+def _fake_sysfs(root, llc_kib: int, cpus: int = 2):
+    for c in range(cpus):
+        for i, (level, kind, size, shared) in enumerate([
+                (1, "Data", "32K", str(c)), (1, "Instruction", "32K", str(c)),
+                (2, "Unified", "512K", str(c)), (3, "Unified", f"{llc_kib}K", f"0-{cpus - 1}")]):
+            d = root / f"cpu{c}" / "cache" / f"index{i}"
+            d.mkdir(parents=True)
+            for name, val in (("level", level), ("type", kind), ("size", size),
+                              ("shared_cpu_list", shared)):
+                (d / name).write_text(f"{val}\n")
+
+
+def test_sysfs_parsing_finds_the_last_level(tmp_path):
+    _fake_sysfs(tmp_path, 8192)
+    assert rules.llc_instances({0, 1}, tmp_path) == {"0-1": 8192 * 1024}
+    assert rules.llc_instances({5}, tmp_path) == {}
+    assert rules._cpulist("0-2,5,7-8") == {0, 1, 2, 5, 7, 8}
+    assert rules._ranges({0, 1, 2, 5, 7, 8}) == "0-2,5,7-8"
+    assert rules._size("32768K") == 32 << 20 and rules._size("2M") == 2 << 20
+
+
+@pytest.mark.parametrize("array_bytes, resident", [(4 * 256 * 1024 - 8, True),
+                                                   (4 * 256 * 1024, False)])
+def test_cache_rule_flags_exactly_below_four_times_the_share(monkeypatch, array_bytes,
+                                                             resident):
+    monkeypatch.setattr(rules, "llc_instances", lambda cpus: {"0-1": 256 * 1024})
+    got = rules.check(COMM, array_bytes, {"copy": 1.0})
+    assert got["cache_resident"] is resident
+    assert got["llc"]["share_bytes"] == 256 * 1024 and str(4 * 256 * 1024) in got["cache_rule"]
+
+
+def test_unknown_cache_is_said_not_guessed(monkeypatch):
+    monkeypatch.setattr(rules, "llc_instances", lambda cpus: {})
+    got = rules.check(COMM, 8, {"copy": 1.0})
+    assert got["cache_resident"] is False and "unknown" in got["cache_rule"]
+
+
+def test_timer_rule_flags_kernels_under_twenty_ticks(monkeypatch):
+    tick = rules.timer_granularity()
+    assert 0 < tick < 1e-3
+    monkeypatch.setattr(rules, "timer_granularity", lambda: 1e-6)
+    got = rules.check(COMM, 8, {"copy": 19e-6, "triad": 21e-6})
+    assert got["short_kernels"] == ["copy"] and got["timer_granularity_s"] == 1e-6
+
+
+def test_a_real_run_of_a_cache_sized_array_is_flagged():
+    if not rules.llc_instances(rules.affinity()):
+        pytest.skip("this machine's sysfs does not list the caches")
+    r = api.run(1000, backend="numpy", ntimes=3, comm=COMM)
+    assert r["valid"] and r["rules"]["cache_resident"] is True
+    assert r["init"]["best_s"] > 0 and r["read"]["bytes"] == 3 * 1000 * 8
+    assert r["rules"]["placement"]["ranks"][0]["cpus"]
+
+
+def test_app_notes_and_record(tmp_path):
+    out = tmp_path / "r.json"
+    r = run_app("stream", 2, "-s", "2000", "-n", "3", "--backend", "numpy", "--json", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = load_json(out)["metrics"]
+    assert m["init_GBps"] > 0 and "read_GBps" in m
+    assert isinstance(m["ranks_share_cores"], bool) and isinstance(m["short_kernels"], list)
+    if m["cache_resident"]:
+        assert "cache_resident" in r.stdout and "measures cache, not memory" in r.stdout
+    if m["ranks_share_cores"]:
+        assert "warning: ranks share cores" in r.stdout
