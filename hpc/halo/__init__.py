@@ -17,7 +17,9 @@ blocks::
 Modules:
 
 - :mod:`.engine`: the exchange engine (``HaloExchange``)
-- :mod:`.canonical`: MPI derived datatype -> canonical strided block
+- :mod:`.canonical`: MPI derived datatype -> canonical strided block (or a list of them)
+- :mod:`.datatype`: ``fast(dt)``, the suite's packer for any mpi4py program's datatypes
+- :mod:`.stencil`: 7/27-point sweeps with the exchange overlapped by the interior update
 - :mod:`.packers`: CPU packers (native C++/OpenMP, Numba, NumPy); :mod:`.gpu`: CUDA packers
 - :mod:`.model`: the measured send model behind ``method="auto"``
 - :mod:`.bench`, :mod:`.app`: ``python -m hpc.halo`` (and ``python -m hpc.halo measure``)
