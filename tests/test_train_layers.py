@@ -278,3 +278,51 @@ def test_offload_moves_layers_only_while_in_use():
             assert model.store.bytes_d2h == layer_bytes  # layer gradients back once
     np.testing.assert_array_equal(grads[0], grads[1])
     ps.free()
+
+
+# -- blocked (online-softmax) attention and selective recompute ------------------------------
+@pytest.mark.parametrize("s,block", [(16, 4), (17, 5), (33, 8), (8, 8)])
+def test_blocked_and_selective_attention_equal_the_full_one(s, block):
+    from hpc.train import layers as L
+
+    rng = np.random.default_rng(s)
+    q, k, v = (rng.standard_normal((2, 3, s, 4)) for _ in range(3))
+    do = rng.standard_normal((2, 3, s, 4))
+    o, c = L.causal_attention_fwd(q, k, v)
+    grads = L.causal_attention_bwd(do, c)
+    for kw in (dict(block=block), dict(keep_probs=False)):
+        o2, c2 = L.causal_attention_fwd(q, k, v, **kw)
+        np.testing.assert_allclose(o2, o, rtol=1e-12, atol=1e-14)
+        for a, b in zip(L.causal_attention_bwd(do, c2), grads):
+            np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
+    torch = pytest.importorskip("torch")
+    ref = torch.nn.functional.scaled_dot_product_attention(
+        *(torch.from_numpy(x) for x in (q, k, v)), is_causal=True)
+    np.testing.assert_allclose(L.causal_attention_fwd(q, k, v, block=block)[0], ref.numpy(),
+                               rtol=1e-12, atol=1e-14)
+
+
+def test_blocked_attention_memory_is_linear_in_the_sequence(monkeypatch):
+    """The full attention holds S x S scores per head; the blocked one block x block tiles."""
+    import tracemalloc
+
+    from hpc.train import kernels
+    from hpc.train import layers as L
+
+    monkeypatch.setattr(kernels, "ENABLED", False)  # numpy's expressions: nothing to compile
+
+    def peak(s: int, block) -> int:
+        rng = np.random.default_rng(0)
+        q, k, v = (rng.standard_normal((1, 2, s, 8)) for _ in range(3))
+        tracemalloc.start()
+        o, c = L.causal_attention_fwd(q, k, v, block=block)
+        L.causal_attention_bwd(np.ones_like(o), c)
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    full = [peak(s, None) for s in (128, 256)]
+    blocked = [peak(s, 16) for s in (128, 256)]
+    assert full[1] > 3.5 * full[0]          # quadratic: S x S x heads x 8 bytes
+    assert blocked[1] < 2.5 * blocked[0]    # linear
+    assert blocked[1] < full[1] / 8

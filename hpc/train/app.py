@@ -87,6 +87,12 @@ def parser():
     g.add_argument("--recompute", action="store_true",
                    help="activation recomputation: keep only each layer's input, recompute "
                         "its forward during the backward")
+    g.add_argument("--recompute-activations", action="store_true",
+                   help="selective recomputation: keep no attention probabilities, recompute "
+                        "them in the backward")
+    g.add_argument("--attention-block", type=checks.integer(1, 1 << 30), default=None,
+                   help="attention in blocks of this many tokens with an online softmax "
+                        "(memory linear in --seq-len)")
     g.add_argument("--offload", action="store_true",
                    help="keep transformer layers in host memory and copy each to the device "
                         "only while it computes (Superpipeline-style; meant for GPUs)")
@@ -213,7 +219,9 @@ def set_up(app: App, args: argparse.Namespace) -> Trainer:
                           micro_batches=args.micro_batches, schedule=args.schedule,
                           recompute=args.recompute, offload=args.offload, seed=args.seed,
                           backend=args.backend, eval_fraction=eval_fraction,
-                          overlap_grad_reduce=args.overlap_grad_reduce, comm=app.comm)
+                          overlap_grad_reduce=args.overlap_grad_reduce,
+                          recompute_attention=args.recompute_activations,
+                          attention_block=args.attention_block, comm=app.comm)
     args.dp = trainer.layout.dp
     args.schedule = args.schedule or default_schedule(trainer.layout)
     src = args.load
@@ -242,7 +250,9 @@ def set_up(app: App, args: argparse.Namespace) -> Trainer:
             + (", sequence parallel" if trainer.model.sp else "")
             + (", ZeRO-1" if trainer.optimizer.zero else "")
             + (", overlapped dp reduction" if trainer.optimizer.overlap else "")
-            + (", recompute" if args.recompute else "") + (", offload" if args.offload else ""))
+            + (", recompute" if args.recompute else "") + (", offload" if args.offload else "")
+            + (", selective recompute" if args.recompute_activations else "")
+            + (f", attention blocks of {args.attention_block}" if args.attention_block else ""))
     return trainer
 
 

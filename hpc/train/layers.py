@@ -95,8 +95,19 @@ def _ns(a) -> Any:
     return numpy
 
 
-def causal_attention_fwd(q, k, v):
-    """softmax(q k^T / sqrt(d) + causal mask) v; q, k, v (B, heads, S, d)."""
+def causal_attention_fwd(q, k, v, block: int | None = None, keep_probs: bool = True):
+    """softmax(q k^T / sqrt(d) + causal mask) v; q, k, v (B, heads, S, d).
+
+    ``block`` < S: computed in query x key blocks with an online softmax (FlashAttention),
+    never holding more than a block x block tile of scores; the cache then keeps the output
+    and each row's log-sum-exp instead of the S x S probabilities. ``keep_probs`` False
+    (selective recompute): the cache keeps q, k, v only and the backward recomputes the
+    probabilities."""
+    if block is not None and block < q.shape[-2]:
+        return blocked_attention_fwd(q, k, v, block)
+    if not keep_probs:
+        o, _ = causal_attention_fwd(q, k, v)
+        return o, (q, k, v, None)
     xp = _ns(q)
     d = q.shape[-1]
     s_len = q.shape[-2]
@@ -125,7 +136,11 @@ def _causal_bias(xp, n: int, dtype):
 
 
 def causal_attention_bwd(do, cache):
+    if isinstance(cache[0], str):  # ("blocked", ...)
+        return blocked_attention_bwd(do, cache)
     q, k, v, p = cache
+    if p is None:  # selective recompute: the probabilities again, from q and k
+        _, (_, _, _, p) = causal_attention_fwd(q, k, v)
     scale = 1.0 / math.sqrt(q.shape[-1])
     dv = p.swapaxes(-1, -2) @ do
     dp = do @ v.swapaxes(-1, -2)
@@ -137,6 +152,73 @@ def causal_attention_bwd(do, cache):
     dq = ds @ k
     dk = ds.swapaxes(-1, -2) @ q
     return dq, dk, dv
+
+
+def blocked_attention_fwd(q, k, v, block: int):
+    """Causal attention by blocks with an online softmax: for each block of queries, the key
+    blocks up to the diagonal, rescaling the running output by the change of the running
+    maximum (Milakov & Gimelshein 2018; Dao et al. 2022). Memory O(S d + block^2) per head.
+    Returns the output and the cache ("blocked", q, k, v, o, lse, block)."""
+    xp = _ns(q)
+    n, d = q.shape[-2], q.shape[-1]
+    scale = 1.0 / math.sqrt(d)
+    o = xp.empty_like(q)
+    lse = xp.empty(q.shape[:-1], dtype=q.dtype)
+    for i0 in range(0, n, block):
+        i1 = min(n, i0 + block)
+        qi = q[..., i0:i1, :] * scale
+        m = xp.full(qi.shape[:-1] + (1,), -xp.inf, dtype=q.dtype)
+        den = xp.zeros_like(m)
+        acc = xp.zeros(qi.shape, dtype=q.dtype)
+        for j0 in range(0, i1, block):
+            j1 = min(i1, j0 + block)
+            s = qi @ k[..., j0:j1, :].swapaxes(-1, -2)
+            if j1 > i0:  # the diagonal block: mask keys after each query
+                s += _causal_tile(xp, i0, i1, j0, j1, s.dtype)
+            m_new = xp.maximum(m, s.max(axis=-1, keepdims=True))
+            alpha = xp.exp(m - m_new)
+            pt = xp.exp(s - m_new)
+            den = den * alpha + pt.sum(axis=-1, keepdims=True)
+            acc = acc * alpha + pt @ v[..., j0:j1, :]
+            m = m_new
+        o[..., i0:i1, :] = acc / den
+        lse[..., i0:i1] = (m + xp.log(den))[..., 0]
+    return o, ("blocked", q, k, v, o, lse, block)
+
+
+def blocked_attention_bwd(do, cache):
+    """The backward of :func:`blocked_attention_fwd` by the same blocks (FlashAttention-2):
+    each tile's probabilities recomputed from the saved log-sum-exp."""
+    _, q, k, v, o, lse, block = cache
+    xp = _ns(q)
+    n, d = q.shape[-2], q.shape[-1]
+    scale = 1.0 / math.sqrt(d)
+    dq, dk, dv = xp.zeros_like(q), xp.zeros_like(k), xp.zeros_like(v)
+    delta = (do * o).sum(axis=-1, keepdims=True)  # rowsum(dP * P) = rowsum(dO * O)
+    for i0 in range(0, n, block):
+        i1 = min(n, i0 + block)
+        qi, doi = q[..., i0:i1, :], do[..., i0:i1, :]
+        li, di = lse[..., i0:i1, None], delta[..., i0:i1, :]
+        for j0 in range(0, i1, block):
+            j1 = min(i1, j0 + block)
+            kj, vj = k[..., j0:j1, :], v[..., j0:j1, :]
+            s = (qi * scale) @ kj.swapaxes(-1, -2)
+            if j1 > i0:
+                s += _causal_tile(xp, i0, i1, j0, j1, s.dtype)
+            p = xp.exp(s - li)
+            dv[..., j0:j1, :] += p.swapaxes(-1, -2) @ doi
+            ds = p * (doi @ vj.swapaxes(-1, -2) - di)
+            ds *= scale
+            dq[..., i0:i1, :] += ds @ kj
+            dk[..., j0:j1, :] += ds.swapaxes(-1, -2) @ qi
+    return dq, dk, dv
+
+
+def _causal_tile(xp, i0: int, i1: int, j0: int, j1: int, dtype):
+    """The causal mask of the score tile of queries [i0, i1) x keys [j0, j1)."""
+    qi = xp.arange(i0, i1)[:, None]
+    kj = xp.arange(j0, j1)[None, :]
+    return xp.where(kj > qi, -xp.inf, 0.0).astype(dtype)
 
 
 def embedding_fwd(tokens, w, lo: int = 0):

@@ -310,11 +310,14 @@ class GPT:
     """The model chunks of one pipeline rank, computing with tensor (and sequence) parallelism."""
 
     def __init__(self, cfg: GPTConfig, ps, xp, dtype, seed: int, sequence_parallel: bool = False,
-                 recompute: bool = False, offload: bool = False):
+                 recompute: bool = False, offload: bool = False,
+                 recompute_attention: bool = False, attention_block: int | None = None):
         self.cfg, self.ps, self.xp = cfg, ps, xp
         self.dtype = np.dtype(dtype)
         self.sp = bool(sequence_parallel) and ps.tp > 1
         self.recompute = recompute
+        self.recompute_attention = recompute_attention  # selective: the softmax's S x S
+        self.attention_block = attention_block          # blocked online-softmax attention
         nv = ps.n_virtual
         self.layers_per_chunk = cfg.layers // nv
         self.chunks = [ps.virtual_stage(c) for c in range(ps.vpp)]  # virtual stage per chunk
@@ -392,7 +395,8 @@ class GPT:
         nh, hd = self.heads_local, h // self.cfg.heads
         q5 = qkv.reshape(b, s, 3, nh, hd)
         q, k, v = (q5[:, :, j].transpose(0, 2, 1, 3) for j in range(3))
-        o, c_att = L.causal_attention_fwd(q, k, v)
+        o, c_att = L.causal_attention_fwd(q, k, v, block=self.attention_block,
+                                          keep_probs=not self.recompute_attention)
         o2 = o.transpose(0, 2, 1, 3).reshape(b, s, nh * hd)
         pr = self.g_fwd(o2 @ P(n + "attn.proj.w"))
         pr += P(n + "attn.proj.b")

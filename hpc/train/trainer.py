@@ -60,14 +60,17 @@ class StepStats:
 
 
 def memory_per_rank(cfg: GPTConfig, layout: ParallelLayout, global_batch: int,
-                    micro_batches: int, dtype: np.dtype) -> int:
+                    micro_batches: int, dtype: np.dtype, attention_block: int | None = None
+                    ) -> int:
     """Bytes one rank needs: parameters, gradients and Adam's two moments of its tp x pp share,
-    and the activations of its micro-batches in flight (an upper bound: GPipe's m)."""
+    and the activations of its micro-batches in flight (an upper bound: GPipe's m; blocked
+    attention keeps no S x S scores)."""
     tp, pp, dp = layout.tp, layout.pp, layout.dp or 1
     per_rank = cfg.n_params / (tp * pp) * dtype.itemsize * 4
     mbs = global_batch // (dp * micro_batches)
     act = (mbs * cfg.seq_len * (16 * cfg.hidden + 2 * cfg.vocab_padded // tp)
-           + mbs * cfg.heads // tp * cfg.seq_len ** 2 * 2) * dtype.itemsize
+           + mbs * cfg.heads // tp * cfg.seq_len * min(cfg.seq_len, attention_block
+                                                        or cfg.seq_len) * 2) * dtype.itemsize
     return int(per_rank + act * cfg.layers // pp * micro_batches)
 
 
@@ -129,6 +132,12 @@ class Trainer:
     clip_grad : float, default 1.0
         Clip the gradient norm over every parameter of the model (all of tp, pp and dp) to
         this, in [0, 1e6]; 0 turns clipping off.
+    recompute_attention : bool, default False
+        Selective recomputation (Korthikanti et al. 2022): keep no attention probabilities
+        (S x S per head), recompute them from q and k in the backward.
+    attention_block : int, optional
+        Compute attention in blocks of this many queries and keys with an online softmax
+        (FlashAttention), so its memory grows linearly with the sequence; the same results.
     overlap_grad_reduce : bool, default False
         Reduce the data-parallel gradients in buckets (one per transformer layer) by
         non-blocking all-reduces started as soon as a layer's backward passes of the step
@@ -217,6 +226,7 @@ class Trainer:
                  micro_batches: int = 4, schedule: str | None = None, recompute: bool = False,
                  offload: bool = False, seed: int = 0, backend: str = "numpy",
                  eval_fraction: float = 0.0, overlap_grad_reduce: bool = False,
+                 recompute_attention: bool = False, attention_block: int | None = None,
                  comm: MPI.Intracomm | None = None):
         if not isinstance(config, GPTConfig):
             raise InputTypeError(f"config must be a GPTConfig, got {type(config).__name__}")
@@ -238,6 +248,10 @@ class Trainer:
         self.recompute = V.flag(recompute, "recompute")
         self.offload = V.flag(offload, "offload")
         self.overlap_grad_reduce = V.flag(overlap_grad_reduce, "overlap_grad_reduce")
+        self.recompute_attention = V.flag(recompute_attention, "recompute_attention")
+        self.attention_block = (None if attention_block is None else
+                                checks.check_int(V.arg("attention_block"), attention_block, 1,
+                                                 1 << 30))
         self.backend = V.choice(backend, "backend", tuple(BACKENDS))
         layout = layout.resolve(comm.Get_size())
         asked = default_schedule(layout) if schedule is None else V.choice(schedule, "schedule",
@@ -251,7 +265,8 @@ class Trainer:
         if self.backend == "cupy":
             _use_device(self.xp, comm)
         require_memory(memory_per_rank(config, layout, self.global_batch, self.micro_batches,
-                                       self.dtype), "the model and its activations", comm)
+                                       self.dtype, self.attention_block),
+                       "the model and its activations", comm)
         self.tokens = tokens_from(data, config.vocab, config.seq_len, self.seed)
         n_eval = int(self.tokens.shape[0] * self.eval_fraction)
         if self.eval_fraction > 0 and min(n_eval, self.tokens.shape[0] - n_eval) < \
@@ -269,7 +284,8 @@ class Trainer:
         self.state = ps = ParallelState(comm, layout)
         self.model = GPT(config, ps, self.xp, self.dtype, self.seed,
                          sequence_parallel=layout.sequence_parallel, recompute=self.recompute,
-                         offload=self.offload)
+                         offload=self.offload, recompute_attention=self.recompute_attention,
+                         attention_block=self.attention_block)
         self.optimizer = Adam(self.model, self.lr, weight_decay=self.weight_decay,
                               clip=self.clip_grad, zero=layout.zero1,
                               overlap=self.overlap_grad_reduce)

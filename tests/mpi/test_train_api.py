@@ -279,3 +279,14 @@ def test_zero_bubble_schedule_equals_one_rank(one_rank, layout):
         losses = t.fit(STEPS)
         assert t.optimizer.bucketed_steps == (STEPS if t.layout.dp > 1 else 0)
     np.testing.assert_allclose(losses, one_rank[0], rtol=1e-12)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("extra", [dict(attention_block=3), dict(recompute_attention=True),
+                                   dict(attention_block=4, recompute=True)],
+                         ids=["blocked", "selective", "blocked-full-recompute"])
+def test_blocked_attention_and_selective_recompute_equal_one_rank(one_rank, extra):
+    lay = layouts(N)[-1]  # the most parallel layout of the world (sequence parallel at even N)
+    with Trainer(CFG, lay, **extra, **OPTIONS) as t:
+        losses = t.fit(STEPS)
+    np.testing.assert_allclose(losses, one_rank[0], rtol=1e-12)
