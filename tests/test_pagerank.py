@@ -365,3 +365,23 @@ def test_weighted_personalized_undirected_runs_equal_networkx(tmp_path, n, layou
         with h5py.File(out) as f:
             ids, pr = f["/vertex_ids"][:], f["/pagerank"][:]
         assert np.abs(pr - np.array([ref[int(v)] for v in ids])).max() <= 1e-12
+
+
+@pytest.mark.parametrize("args", [
+    ["--seed", "-1"], ["--damping", "nan"], ["--tol", "inf"], ["--max-iter", "0"],
+    ["ppr", "--sources", "1", "--threshold", "0"], ["ppr", "--sources", "1", "--seed", "-1"],
+    ["ppr-index", "--output", "NEVER", "--walks", "1e9"],
+])
+def test_out_of_range_options_exit_2(tmp_path, args):
+    args = [str(tmp_path / "never.h5") if a == "NEVER" else a for a in args]
+    verb = args[:1] if args[0] in ("ppr", "ppr-index") else []
+    r = run_app("pagerank", 3, *verb, "--generate", "kron:5:2", *args[len(verb):])
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.count("error:") >= 1 and "expected" in r.stderr
+    assert not (tmp_path / "never.h5").exists()
+
+
+def test_largest_seed_is_accepted():
+    r = run_app("pagerank", 2, "ppr", "--generate", "kron:6:4", "--sources", "random:3",
+                "--seed", str(2**63 - 1))
+    _ok(r)

@@ -340,7 +340,7 @@ class PPRIndex:
     @classmethod
     def build(cls, G: GraphLike, *, alpha: float = 0.85, walks: int = 100,
               max_length: int = 64, keep: int = 128, seed: int = 0, batch: int = 4096,
-              comm=None) -> "PPRIndex":
+              comm=None, progress=None) -> "PPRIndex":
         """Run ``walks`` random walks from every vertex and keep the fingerprints (collective).
 
         A walk stops with probability ``1 - alpha`` at each step and is absorbed at a
@@ -368,6 +368,10 @@ class PPRIndex:
             Source vertices per rank per round of walks (bounds memory).
         comm : mpi4py.MPI.Intracomm, optional
             Default ``MPI.COMM_WORLD``.
+        progress : callable, optional
+            ``progress(rounds_done)`` before each round of walks (there are
+            ceil(largest vertex block / batch) rounds; e.g. a
+            :class:`hpc.core.progress.Progress`'s ``set``).
 
         Returns
         -------
@@ -387,7 +391,7 @@ class PPRIndex:
             raise InputTypeError(f"seed: expected an integer, got {type(seed).__name__}")
         g = _load(G, as_comm(comm)).g
         fp = build_fingerprints(g, np.arange(g.lo, g.hi, dtype=np.int64), walks, alpha,
-                                int(seed), max_length, keep, batch)
+                                int(seed), max_length, keep, batch, progress=progress)
         return cls(g, fp, alpha, walks, max_length, keep, int(seed), source=G)
 
     def save(self, path: str | os.PathLike) -> None:

@@ -19,17 +19,19 @@ from typing import Sequence
 import numpy as np
 from mpi4py import MPI
 
-from hpc.core import App, UsageError, h5io, positive_float, positive_int, run
+from hpc.core import App, UsageError, h5io, run
 from hpc.core import backends as registry
 from hpc.core import checks
 from hpc.core.cli import (AppParser, Formatter, Subcommand, add_common, dispatch,
                           subcommand_epilog)
 from hpc.core.memory import require_memory
+from hpc.core.progress import Progress
 from hpc.core.runtime import collective
 
 from .backends import BACKENDS
 from .graphio import Graph, gather_csr, load_graph, read_vertex_values
-from .solver import Teleport, distribution, make_solver, reference_pagerank
+from .solver import (Teleport, distribution, iteration_bound, make_solver,
+                     reference_pagerank)
 
 # The verbs; each module is imported only when its verb runs (no import of ppr_app here).
 COMMANDS = (
@@ -44,7 +46,9 @@ DEFAULT_GENERATE = "kron:12:16"
 
 
 # -- the options every verb shares ----------------------------------------------------------
+# every numeric option's documented, finite range (hpc.core.checks: NaN/Inf/out of range exit 2)
 _damping = checks.real(0, 1, lo_open=True, hi_open=True)  # the damping factor d
+MAX_ITER = 10_000_000
 
 
 def add_graph_options(p: argparse.ArgumentParser) -> None:
@@ -64,7 +68,7 @@ def add_graph_options(p: argparse.ArgumentParser) -> None:
                    help="every edge both ways (networkx's undirected Graph, igraph's "
                         "directed=False)")
     g.add_argument("--damping", type=_damping, default=0.85,
-                   help="damping factor d; teleport probability is 1 - d")
+                   help="damping factor d in (0, 1); teleport probability is 1 - d")
 
 
 def load(app: App, args) -> Graph:
@@ -92,10 +96,11 @@ def global_parser() -> AppParser:
                   epilog=subcommand_epilog(COMMANDS), formatter_class=Formatter)
     add_graph_options(p)
     s = p.add_argument_group("global PageRank")
-    s.add_argument("--tol", type=positive_float, default=1e-10,
+    s.add_argument("--tol", type=checks.real(0, 1, lo_open=True), default=1e-10,
                    help="stop when the L1 change of the score vector between iterations is "
-                        "below this (networkx stops at N*tol)")
-    s.add_argument("--max-iter", type=positive_int, default=1000, help="iteration limit")
+                        "below this, in (0, 1] (networkx stops at N*tol)")
+    s.add_argument("--max-iter", type=checks.integer(1, MAX_ITER), default=1000,
+                   help=f"iteration limit, 1..{MAX_ITER}")
     s.add_argument("--weights", action="store_true",
                    help="weighted edges: the third column of a SNAP file, the values of a "
                         "Matrix Market file (finite, >= 0; of duplicate lines the last counts)")
@@ -124,9 +129,13 @@ def run_global(argv: Sequence[str]) -> int:
     with app.timer.phase("setup"):
         solver = make_solver(g, args.backend, args.layout, tp)
     res = None
+    bound = iteration_bound(args.damping, args.tol, args.max_iter)
     for _ in range(args.repeat):
-        with app.timer.phase("solve"):
-            res = solver.solve(args.damping, args.tol, args.max_iter)
+        # progress on rank 0 (collective-free): total = the contraction's iteration bound
+        with Progress(bound, "pagerank", app.comm, quiet=app.quiet) as prog, \
+                app.timer.phase("solve"):
+            res = solver.solve(args.damping, args.tol, args.max_iter,
+                               progress=lambda it, ch: prog.set(it, l1_change=f"{ch:.2e}"))
     assert res is not None
     passed, validation = _validate_global(app, g, solver, res, args)
     t = app.timer.summary()

@@ -36,6 +36,7 @@ optional ``rel`` cut of small contributions).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -111,7 +112,8 @@ def _native_walker(g: Graph):
 
 def build_fingerprints(g: Graph, sources_local: np.ndarray, walks: int, damping: float,
                        seed: int, max_length: int = 64, keep: int = 0,
-                       batch: int = 4096, native: bool | None = None) -> Fingerprints:
+                       batch: int = 4096, native: bool | None = None,
+                       progress: Callable[[int], None] | None = None) -> Fingerprints:
     """Fingerprints of ``sources_local`` (global numbers this rank owns; collective).
 
     ``keep`` > 0 stores only the top ``keep`` entries per vertex (the index); 0 keeps all.
@@ -127,7 +129,9 @@ def build_fingerprints(g: Graph, sources_local: np.ndarray, walks: int, damping:
     walker = _native_walker(g) if native is not False else None
     if native and walker is None:
         raise RuntimeError("native walks requested but hpc._core.pagerank_walk is not built")
-    for srcs in _round_sources(g, sources_local, batch):
+    for done, srcs in enumerate(_round_sources(g, sources_local, batch)):
+        if progress is not None:
+            progress(done)          # rounds finished so far (every rank runs as many)
         # walker state lives on the owner of the current vertex
         src = np.repeat(srcs, walks)
         wid = src * walks + np.tile(np.arange(walks, dtype=np.int64), srcs.size)

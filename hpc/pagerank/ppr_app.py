@@ -10,11 +10,12 @@ from typing import Sequence
 import numpy as np
 from mpi4py import MPI
 
-from hpc.core import App, UsageError, h5io, nonneg_int, positive_float, positive_int
+from hpc.core import App, UsageError, h5io
 from hpc.core import backends as registry
 from hpc.core import checks
 from hpc.core.cli import AppParser, Formatter, add_common
 from hpc.core.memory import require_memory
+from hpc.core.progress import Progress
 
 from .api import PPRIndex, prepare, query, source_vertices
 from .app import add_graph_options, load
@@ -40,11 +41,12 @@ best first, -1 padding), /ppr/topk_scores."""
 
 def _walk_options(p: argparse.ArgumentParser) -> None:
     w = p.add_argument_group("random walks")
-    w.add_argument("--walks", type=positive_int, default=100, help="walks R per vertex")
-    w.add_argument("--max-length", type=positive_int, default=64,
+    w.add_argument("--walks", type=checks.integer(1, 1_000_000), default=100,
+                   help="walks R per vertex, 1..10^6")
+    w.add_argument("--max-length", type=checks.integer(1, 100_000), default=64,
                    help="walk length cap (steps); survivors' remaining mass is credited where "
                         "they stop (a fraction damping^cap of walks)")
-    w.add_argument("--batch", type=positive_int, default=4096,
+    w.add_argument("--batch", type=checks.integer(1, 1 << 30), default=4096,
                    help="source vertices per rank per round of walks (bounds memory)")
 
 
@@ -53,9 +55,9 @@ def index_parser() -> AppParser:
                   formatter_class=Formatter)
     add_graph_options(p)
     _walk_options(p)
-    p.add_argument("--keep", type=nonneg_int, default=128,
+    p.add_argument("--keep", type=checks.integer(0, 1 << 30), default=128,
                    help="entries stored per vertex (largest first; 0 keeps all)")
-    p.add_argument("--check", type=nonneg_int, default=0, metavar="S",
+    p.add_argument("--check", type=checks.integer(0, 1_000_000), default=0, metavar="S",
                    help="compare the fingerprints of S sampled vertices with exact PPR on rank 0")
     add_common(p)
     return p
@@ -71,10 +73,11 @@ def query_parser() -> AppParser:
                         "vertices drawn with --seed")
     q.add_argument("--index", metavar="PATH", help="fingerprint index from ppr-index "
                    "[default: build the fingerprints the batch needs on the fly]")
-    q.add_argument("--topk", type=positive_int, default=20, help="entries K reported per query")
-    q.add_argument("--iterations", type=nonneg_int, default=3,
+    q.add_argument("--topk", type=checks.integer(1, 1_000_000), default=20,
+                   help="entries K reported per query")
+    q.add_argument("--iterations", type=checks.integer(0, 10_000), default=3,
                    help="push iterations T of the decomposition")
-    q.add_argument("--threshold", type=positive_float, default=1e-2,
+    q.add_argument("--threshold", type=checks.real(0, 1, lo_open=True), default=1e-2,
                    help="residual entries below this (fraction of a query's mass) are not "
                         "pushed")
     q.add_argument("--push-rule", choices=("mass", "per-edge"), default="mass",
@@ -109,11 +112,13 @@ def run_index(argv: Sequence[str]) -> int:
     app.extra["subcommand"] = "ppr-index"
     g = load(app, args)
     index = None
+    rounds = max(1, -(-int(np.diff(g.offsets).max()) // args.batch))
     for _ in range(args.repeat):
-        with app.timer.phase("walks"):
+        with Progress(rounds, "ppr-index walks", app.comm, quiet=app.quiet,
+                      unit="round") as prog, app.timer.phase("walks"):
             index = PPRIndex.build(g, alpha=args.damping, walks=args.walks,
                                    max_length=args.max_length, keep=args.keep, seed=args.seed,
-                                   batch=args.batch)
+                                   batch=args.batch, progress=prog.set)
     assert index is not None
     with app.timer.phase("write_index"):
         index.save(args.output)

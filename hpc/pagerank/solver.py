@@ -21,8 +21,10 @@ the next dangling mass.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,6 +37,17 @@ from hpc.sparse.dcsr import DistCSR  # at import: its import (~6 ms) is not solv
 
 from .backends import make
 from .graphio import Graph
+
+
+PROGRESS_EVERY = 16   # iterations between progress calls (a call costs ~1 us; a sweep more)
+
+
+def iteration_bound(damping: float, tol: float, max_iter: int) -> int:
+    """Iterations the power iteration needs at most: the L1 change after k iterations is at
+    most 2 d^k (the map is a d-contraction in L1), so ceil(log(tol / 2) / log(d))."""
+    if tol >= 2.0:
+        return 1
+    return max(1, min(int(max_iter), math.ceil(math.log(tol / 2.0) / math.log(damping))))
 
 
 @dataclass
@@ -139,7 +152,10 @@ class _Base:
         xp.multiply(xn, self.inv, out=xs)
         return diff, float(xn[self.inv == 0.0].sum())
 
-    def solve(self, damping: float, tol: float, max_iter: int) -> Result:
+    def solve(self, damping: float, tol: float, max_iter: int,
+              progress: Callable[[int, float], None] | None = None) -> Result:
+        """Iterate from x = 1/N until the L1 change is below ``tol`` (collective);
+        ``progress(iteration, change)`` is called every ``PROGRESS_EVERY`` iterations."""
         g, k, xp = self.g, self.k, self.k.xp
         n = g.n
         x = xp.full(self.nlocal, 1.0 / n, dtype=xp.float64)
@@ -161,6 +177,8 @@ class _Base:
             if change < tol:
                 converged = True
                 break
+            if progress is not None and it % PROGRESS_EVERY == 0:
+                progress(it, change)
         secs = time.perf_counter() - t0
         return Result(k.host(x).astype(np.float64, copy=False), it, change, converged, secs)
 
@@ -554,7 +572,10 @@ class Native1D:
         if self.transfer.requests:            # one rank: nothing to call
             self.transfer.run()
 
-    def solve(self, damping: float, tol: float, max_iter: int) -> Result:
+    def solve(self, damping: float, tol: float, max_iter: int,
+              progress: Callable[[int, float], None] | None = None) -> Result:
+        """As :meth:`_Base.solve` (the hot loop checks ``progress`` every
+        ``PROGRESS_EVERY`` iterations only)."""
         n, d = float(self.g.n), float(damping)
         k, comm = self.sweep, self.comm
         k.start(np.full(self.nlocal, 1.0 / n))
@@ -570,6 +591,8 @@ class Native1D:
                     converged = True
                     break
                 it += 1
+                if progress is not None and it % PROGRESS_EVERY == 0:
+                    progress(it, change)
             if not converged:                          # the last step's change
                 self._exchange()
                 change = k.global_prev()[0]
@@ -593,6 +616,8 @@ class Native1D:
                 if change < tol:
                     converged = True
                     break
+                if progress is not None and it % PROGRESS_EVERY == 0:
+                    progress(it, change)
         secs = time.perf_counter() - t0
         np.take(self.x, self.pos, out=self._xnat)
         if self._move is None:

@@ -146,3 +146,28 @@ def test_bad_variant_arguments_raise(kw, exc, what):
 def test_negative_weight_is_refused():
     with pytest.raises(UsageError, match="weights must be finite"):
         pagerank(np.array([[0, 1, 1.0], [1, 0, -2.0]]), weight="weight")
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("backend,layout", [("native", "1d"), ("numpy", "2d")])
+def test_solve_and_index_build_report_progress(backend, layout):
+    """The iteration reports (iteration, change) every PROGRESS_EVERY iterations; the index
+    build reports each round of walks."""
+    from hpc.pagerank import PPRIndex
+    from hpc.pagerank.solver import PROGRESS_EVERY, make_solver
+
+    if not registry.is_available(backend):
+        pytest.skip(f"{backend} back end not built")
+    g = graphio.generate_kron("kron:8:8", 1, comm)
+    calls: list = []
+    solver = make_solver(g, backend, layout)
+    try:
+        res = solver.solve(0.85, 1e-13, 1000, progress=lambda it, ch: calls.append((it, ch)))
+    finally:
+        solver.free()
+    its = [c[0] for c in calls]
+    assert its == list(range(PROGRESS_EVERY, res.iterations, PROGRESS_EVERY))
+    assert all(c[1] >= 1e-13 for c in calls)
+    rounds: list = []
+    PPRIndex.build(g, walks=2, keep=4, batch=16, progress=rounds.append)
+    assert rounds == list(range(len(rounds))) and len(rounds) == -(-int(np.diff(g.offsets).max()) // 16)
