@@ -267,10 +267,17 @@ def plot_history(rec: dict, path: str | Path, title: str | None = None) -> str:
     from hpc.core.atomic import atomic_path
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    if kind == "loss":
-        ax.plot(range(1, len(ys) + 1), ys, marker="." if len(ys) < 60 else None)
+    if kind == "loss":  # train (from the run's first step) and, when evaluated, eval
+        m = rec.get("metrics") or {}
+        x0 = int(m.get("first_step") or 0)
+        ax.plot(range(x0 + 1, x0 + len(ys) + 1), ys, marker="." if len(ys) < 60 else None,
+                label="train")
+        ev_x, ev_y = m.get("eval_steps") or [], m.get("eval_losses") or []
+        if ev_x and len(ev_x) == len(ev_y):
+            ax.plot(ev_x, ev_y, marker="o", label="eval")
+            ax.legend()
         ax.set_xlabel("step")
-        ax.set_ylabel("training loss")
+        ax.set_ylabel("loss")
     else:
         ax.semilogy(range(len(ys)), ys)
         ax.set_xlabel("iteration")

@@ -10,6 +10,7 @@ import random
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -289,3 +290,22 @@ def test_slurm_job_asks_for_the_signal_and_resumes():
                                 python="/opt/venv/bin/python", workdir="/scratch/me"))
     assert "#SBATCH --signal=USR1@120" in script
     assert "--save-dir checkpoints --save-every 50 --resume auto" in script
+
+
+def test_eval_loss_in_progress_record_and_plot(tmp_path):
+    """--eval-every: the held-out loss in the progress line and the record, and the loss
+    curve (train and eval) drawn from the record by python -m hpc report --plot."""
+    pytest.importorskip("matplotlib")
+    rec_path = tmp_path / "ev.json"
+    r = run_app("train", 1, *TINY, "--steps", "4", "--eval-every", "2", "--eval-batches", "2",
+                "--json", str(rec_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sum("eval-loss" in ln for ln in r.stdout.splitlines()) == 2
+    m = load_json(rec_path)["metrics"]
+    assert m["eval_steps"] == [2, 4] and len(m["eval_losses"]) == 2
+    assert all(4.0 < x < 6.0 for x in m["eval_losses"])  # about ln 200 = 5.3 untrained
+    png = tmp_path / "curve.png"
+    p = subprocess.run([sys.executable, "-m", "hpc", "report", str(rec_path), "--plot",
+                        str(png)], capture_output=True, text=True, cwd=str(ROOT), timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
