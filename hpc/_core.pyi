@@ -18,6 +18,14 @@ import numpy.typing as npt
 def omp_max_threads() -> int: ...
 def omp_set_threads(n: int, /) -> None: ...
 has_stdpar: bool
+def build_info() -> dict[str, Any]: ...
+
+
+class _buildinfo(ModuleType):
+    """how the extensions were built (also hpc._core.build_info())"""
+    @staticmethod
+    def build_info() -> dict[str, Any]: ...
+buildinfo: _buildinfo
 
 
 class _kmedoids(ModuleType):
@@ -33,15 +41,6 @@ class _kmedoids(ModuleType):
     @staticmethod
     def pam_delta(D: np.ndarray, near_i: np.ndarray, near_d: np.ndarray, seco_d: np.ndarray, k: int, /) -> npt.NDArray[np.float64]: ...
 kmedoids: _kmedoids
-
-
-class _kmedoids_msc(ModuleType):
-    """medoid silhouette kernels (OpenMP): FastMSC/FasterMSC gains, the k = 2 loss"""
-    @staticmethod
-    def msc2_loss(D: np.ndarray, d0: np.ndarray, d1: np.ndarray) -> npt.NDArray[np.float64]: ...
-    @staticmethod
-    def msc_delta(D: np.ndarray, near_i: np.ndarray, seco_i: np.ndarray, near_d: np.ndarray, seco_d: np.ndarray, third_d: np.ndarray, k: int) -> npt.NDArray[np.float64]: ...
-kmedoids_msc: _kmedoids_msc
 
 
 class _kmedoids_msc(ModuleType):

@@ -20,4 +20,6 @@ PYBIND11_MODULE(_core, m) {
     auto sub = m.def_submodule(name.c_str());
     fn(sub);
   }
+  // hpc._core.build_info(): the build_info.cpp submodule's function, at the top level
+  if (py::hasattr(m, "buildinfo")) m.attr("build_info") = m.attr("buildinfo").attr("build_info");
 }
