@@ -339,6 +339,9 @@ def performance(app: App, trainer: Trainer, args: argparse.Namespace,
     })
     if not stats:
         return
+    mem = trainer.memory()  # the largest rank's of each
+    app.metrics["memory_bytes_per_rank"] = {k: app.comm.allreduce(v, op=MPI.MAX)
+                                            for k, v in mem.items()}
     timed = stats[args.warmup_steps:] or stats
     step_s = app.comm.allreduce(sum(s.step_s for s in timed), op=MPI.MAX) / len(timed)
     tokens_per_step = trainer.tokens_per_step

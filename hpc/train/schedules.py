@@ -275,6 +275,16 @@ class ForwardBackwardResult(NamedTuple):
     loss_sum: float   # summed token losses of this rank's micro-batches (last stage), else 0
     wall_s: float     # the schedule, first action to last send completed
     busy_s: float     # forward + backward compute inside it
+    act_peak_bytes: int = 0  # most bytes of forward caches (activations) held at once
+
+
+def nbytes(obj: Any) -> int:
+    """Bytes of the arrays in a (nested) cache: tuples, lists, arrays; others count 0."""
+    if hasattr(obj, "nbytes") and hasattr(obj, "shape"):
+        return int(obj.nbytes)
+    if isinstance(obj, (tuple, list)):
+        return sum(nbytes(x) for x in obj)
+    return 0
 
 
 #: The contract of what :func:`get_forward_backward_func` returns.
@@ -312,6 +322,8 @@ def _execute(actions: Sequence[Action], model, inputs, targets, scale: float
     posted: dict = {}
     split = any(a.kind == "W" for a in actions)  # zero-bubble: B leaves the W work behind
     deferred: dict = {}
+    held = peak = 0  # bytes of the forward caches alive (views count their own size)
+    sizes: dict = {}
     for a in actions:  # every receive of the step, posted up front
         if a.kind in ("recv_fwd", "recv_bwd"):
             vs = model.chunks[a.chunk]
@@ -338,6 +350,9 @@ def _execute(actions: Sequence[Action], model, inputs, targets, scale: float
             tc = time.perf_counter()
             inp = inputs[a.mb] if vs == 0 else pending.pop(("recv_fwd", key))
             out, caches[key] = model.forward(a.chunk, inp, targets[a.mb])
+            sizes[key] = nbytes(caches[key])
+            held += sizes[key]
+            peak = max(peak, held)
             if vs == nv - 1:
                 loss_sum += out
             else:
@@ -346,6 +361,7 @@ def _execute(actions: Sequence[Action], model, inputs, targets, scale: float
         elif a.kind == "B":
             tc = time.perf_counter()
             dout = None if vs == nv - 1 else pending.pop(("recv_bwd", key))
+            held -= sizes.pop(key)
             if split:
                 deferred[key] = []
                 din = model.backward(a.chunk, dout, caches.pop(key), scale, deferred[key])
@@ -364,7 +380,7 @@ def _execute(actions: Sequence[Action], model, inputs, targets, scale: float
     wall = time.perf_counter() - tw
     assert not caches and not pending and not outs and not deferred, \
         "schedule left work behind"
-    return ForwardBackwardResult(float(loss_sum), wall, busy)
+    return ForwardBackwardResult(float(loss_sum), wall, busy, peak)
 
 
 def resolve(schedule: str, p: int, v: int = 1) -> str:

@@ -278,6 +278,7 @@ class Trainer:
         self.eval_tokens = self.tokens[self.tokens.shape[0] - n_eval:]
         self.history: dict[str, list] = {k: [] for k in checkpoint.HISTORY}
         self.loaded: dict[str, Any] | None = None  # what load() read, and what differs
+        self.act_peak_bytes = 0  # the most activation bytes a step held (this rank)
         self._crc: int | None = None
 
         self.config, self.layout, self.comm = config, layout, comm
@@ -342,9 +343,20 @@ class Trainer:
         inputs = [xp.asarray(share[i * mbs:(i + 1) * mbs, :-1]) for i in range(m)]
         targets = [xp.asarray(share[i * mbs:(i + 1) * mbs, 1:]) for i in range(m)]
         fb = self._forward_backward(self.model, inputs, targets, self._scale)
+        self.act_peak_bytes = max(self.act_peak_bytes, fb.act_peak_bytes)
         # the loss: last-stage, tp-rank-0 ranks hold their dp share's token-loss sums
         mine = fb.loss_sum if (ps.is_last_stage and ps.tp_rank == 0) else 0.0
         return fb, ps.world.allreduce(mine, op=MPI.SUM) * self._scale
+
+    def memory(self) -> dict[str, int]:
+        """This rank's bytes of parameters, gradients (the flat buffers), optimizer state
+        (Adam's moments: its shard under ZeRO-1) and the most activations a step has held
+        (forward caches, measured), and the whole model's parameter bytes for scale."""
+        st, opt = self.model.store, self.optimizer
+        return {"params": int(st.flat_p.nbytes), "grads": int(st.flat_g.nbytes),
+                "optimizer": int(opt.m.nbytes + opt.v.nbytes),
+                "activations_peak": int(self.act_peak_bytes),
+                "model_params": int(self.config.n_params * self.dtype.itemsize)}
 
     def evaluate(self, batches: int = 4) -> float:
         """The mean loss over ``batches`` global batches of the held-out split (collective).

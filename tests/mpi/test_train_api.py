@@ -290,3 +290,23 @@ def test_blocked_attention_and_selective_recompute_equal_one_rank(one_rank, extr
     with Trainer(CFG, lay, **extra, **OPTIONS) as t:
         losses = t.fit(STEPS)
     np.testing.assert_allclose(losses, one_rank[0], rtol=1e-12)
+
+
+@pytest.mark.mpi
+def test_memory_report_zero1_shards_and_1f1b_holds_fewer_activations():
+    if N == 1:
+        pytest.skip("needs 2 or more ranks")
+    with Trainer(CFG, ParallelLayout(dp=N, zero1=True), **OPTIONS) as t:
+        t.fit(1)
+        mem = t.memory()
+    numel = t.model.store.numel
+    assert mem["params"] == mem["grads"] >= numel * 8
+    assert mem["optimizer"] == 2 * 8 * -(-numel // N)  # Adam's two moments, 1/dp of them
+    assert mem["model_params"] == CFG.n_params * 8
+    if N % 2 == 0:  # pipeline: GPipe keeps all micro-batches' activations, 1F1B at most pp
+        peaks = {}
+        for kind in ("gpipe", "1f1b"):
+            with Trainer(CFG, ParallelLayout(pp=2), schedule=kind, **OPTIONS) as t:
+                t.fit(1)
+                peaks[kind] = world.allreduce(t.memory()["activations_peak"], op=MPI.MAX)
+        assert peaks["1f1b"] * 1.9 < peaks["gpipe"], peaks  # 2 of 4 micro-batches at most
