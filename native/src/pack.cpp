@@ -120,6 +120,27 @@ inline void split(F&& f, int64_t n, bool par, int threads) {
 
 // One 2-D sub-block: n runs, the strided side at byte soff (runs s1 apart), the packed side
 // at poff (runs back to back).
+// One short run (1..64 bytes) copied inline: two overlapping loads and stores of the largest
+// power of two not above the length (no call, no loop). Block lists of application types
+// (indexed atoms, mesh points) are thousands of such runs; a libc call each costs more.
+inline void small_copy(uchar* __restrict d, const uchar* __restrict s, int64_t len) {
+  if (len >= 32) {
+    std::memcpy(d, s, 32);
+    std::memcpy(d + len - 32, s + len - 32, 32);
+  } else if (len >= 16) {
+    std::memcpy(d, s, 16);
+    std::memcpy(d + len - 16, s + len - 16, 16);
+  } else if (len >= 8) {
+    std::memcpy(d, s, 8);
+    std::memcpy(d + len - 8, s + len - 8, 8);
+  } else if (len >= 4) {
+    std::memcpy(d, s, 4);
+    std::memcpy(d + len - 4, s + len - 4, 4);
+  } else {
+    for (int64_t t = 0; t < len; ++t) d[t] = s[t];
+  }
+}
+
 template <bool Unpack>
 inline void rows2d(RowsFn fn, uchar* strided, uchar* packed, int64_t soff, int64_t s1,
                    int64_t poff, int64_t n, int64_t len) {
@@ -390,7 +411,10 @@ class Plan {
   void run_pieces(uchar* s, uchar* p, int64_t lo, int64_t hi) const {
     for (int64_t k = lo; k < hi; ++k) {
       const Piece& q = pieces_[k];
-      if (q.fn) {
+      if (q.n == 1 && q.len <= 64 && q.fn) {  // one short run (block lists): inline
+        if constexpr (Unpack) small_copy(s + q.soff, p + q.poff, q.len);
+        else small_copy(p + q.poff, s + q.soff, q.len);
+      } else if (q.fn) {
         rows2d<Unpack>(q.fn, s, p, q.soff, q.s1, q.poff, q.n, q.len);
       } else {
         const Block& b = blocks_[q.block];
