@@ -215,15 +215,17 @@ def multiply_main(argv: Sequence[str] | None = None) -> int:
 
     prod = Product(A, B, layout=args.layout, backend=args.backend, threads=app.threads)
     per_rep = []
-    for _ in range(args.repeat):
-        comm.Barrier()
-        t0 = time.perf_counter()
-        costs = prod.run()
-        comm.Barrier()
-        app.timer.add("spgemm", time.perf_counter() - t0)
-        app.timer.add("communicate", costs.comm_s)
-        app.timer.add("multiply", costs.compute_s)
-        per_rep.append(costs)
+    with app.track(args.repeat, "spgemm", unit="product") as prog:  # rank 0, bounded rate
+        for _ in range(args.repeat):
+            comm.Barrier()
+            t0 = time.perf_counter()
+            costs = prod.run()
+            comm.Barrier()
+            app.timer.add("spgemm", time.perf_counter() - t0)
+            app.timer.add("communicate", costs.comm_s)
+            app.timer.add("multiply", costs.compute_s)
+            per_rep.append(costs)
+            prog.update(multiply_s=costs.compute_s, communicate_s=costs.comm_s)
     if args.layout == "2d":
         with app.timer.phase("collect"):
             C = prod.result()

@@ -166,8 +166,10 @@ def _ritz(opts: TrainOptions, rng: np.random.Generator, say) -> tuple[np.ndarray
     return vals, ritz
 
 
-def train(opts: TrainOptions, say: Callable[..., None] = print) -> dict[str, Any]:
-    """Train the network (one process, PyTorch) and write opts.save; returns its metadata."""
+def train(opts: TrainOptions, say: Callable[..., None] = print,
+          progress: bool = True) -> dict[str, Any]:
+    """Train the network (one process, PyTorch) and write opts.save; returns its metadata.
+    ``progress``: a bounded-rate progress line (hpc.core.progress) over the steps."""
     W.check_grid((opts.grid,) * 3)
     init = W.load(opts.init) if opts.init else None
     if init is not None and init.channels != opts.channels:
@@ -241,6 +243,9 @@ def train(opts: TrainOptions, say: Callable[..., None] = print) -> dict[str, Any
     stopped_early = False
     t_train = time.perf_counter()
     step = 0
+    from hpc.core.progress import Progress
+
+    prog = Progress(opts.steps, "train-dcdm", quiet=not progress, unit="step")
     while step < opts.steps:
         elapsed = time.perf_counter() - t_train
         frac = step / opts.steps
@@ -255,6 +260,7 @@ def train(opts: TrainOptions, say: Callable[..., None] = print) -> dict[str, Any
         opt.step()
         losses.append(float(loss.detach()))
         step += 1
+        prog.update(loss=losses[-1])
         lr_now = opt.param_groups[0]["lr"]
         el = time.perf_counter() - t_train
         if best is not None and step % opts.val_every == 0:
@@ -279,6 +285,7 @@ def train(opts: TrainOptions, say: Callable[..., None] = print) -> dict[str, Any
             stopped_early = step < opts.steps
             say(f"time limit reached after {step} steps")
             break
+    prog.close()
     val = validate()
     if best is None:
         weights, info = net.export(), meta(len(losses), val, stopped_early=stopped_early)
@@ -310,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if world().Get_size() != 1:
         raise UsageError("train-dcdm runs on one rank (PyTorch uses --threads threads)")
     say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
-    train(options(args), say)
+    train(options(args), say, progress=not args.quiet)
     return 0
 
 
