@@ -43,7 +43,7 @@ from . import algorithms, data, msc
 from . import quality as sil
 from .kernels import BACKENDS, METRICS
 from .kernels import load as load_kernels
-from .oracle import MatrixOracle, Oracle, TiledOracle
+from .oracle import DTYPES, MatrixOracle, Oracle, TiledOracle
 
 METHODS = ("pam", "fastpam1", "fastpam2", "fasterpam", "clara", "clarans", "fastmsc",
            "fastermsc", "dynmsc", "pammedsil")
@@ -208,7 +208,7 @@ def _gather_labels(solver: algorithms.Solver, comm) -> np.ndarray:
 # ------------------------------------------------------------------------------ building blocks
 def distance_oracle(loc: data.Local, metric: str = "euclidean", *, distances: str = "auto",
                     backend: str = "native", comm=None,
-                    X_all: np.ndarray | None = None) -> Oracle:
+                    X_all: np.ndarray | None = None, dtype: str = "float64") -> Oracle:
     """Where this rank's distances come from: its row block of the matrix, or tiles.
 
     Collective. Rows are block-distributed: this rank owns points ``loc.row0 ..
@@ -228,6 +228,10 @@ def distance_oracle(loc: data.Local, metric: str = "euclidean", *, distances: st
     comm : mpi4py.MPI.Comm, optional
     X_all : ndarray, optional
         All points, when every rank already has them (else they are allgathered).
+    dtype : {'float64', 'float32'}, default 'float64'
+        Of the stored matrix and the tiles: float32 halves their memory; distances are
+        computed in float64 and rounded once, and every sum (loss, loss change) is float64,
+        so the loss stays within about 1e-7 relative of the float64 run's.
 
     Returns
     -------
@@ -244,16 +248,18 @@ def distance_oracle(loc: data.Local, metric: str = "euclidean", *, distances: st
     K = _kernels(backend)
     _choice("metric", metric, METRICS + ("precomputed",))
     _choice("distances", distances, DISTANCES)
+    dt = DTYPES[_choice("dtype", dtype, tuple(DTYPES))]
+    item = np.dtype(dt).itemsize
     n = loc.n
     if metric == "precomputed":
         if distances == "tiled":
             raise UsageError("tiled distances need data points, not a precomputed matrix")
-        return MatrixOracle(K.xp.asarray(loc.X), n, loc.row0, comm, K, "precomputed")
+        return MatrixOracle(K.xp.asarray(loc.X, dtype=dt), n, loc.row0, comm, K, "precomputed")
     if X_all is None:
         require_memory(8.0 * n * loc.d * 2, f"the data ({n} x {loc.d}) on every rank", comm)
         X_all = data.allgather_rows(loc.X, n, comm)
     nl_max = -(-n // comm.Get_size())
-    mat_bytes = 8.0 * nl_max * n
+    mat_bytes = float(item) * nl_max * n
     mode = distances
     if mode == "auto":
         fits = mat_bytes * node_comm(comm).Get_size() <= MATRIX_FRACTION * available_bytes()
@@ -261,8 +267,8 @@ def distance_oracle(loc: data.Local, metric: str = "euclidean", *, distances: st
     if mode == "matrix":
         require_memory(mat_bytes, f"the distance matrix block ({nl_max} x {n}; use --distances "
                                   "tiled)", comm)
-        return MatrixOracle.from_data(loc.X, X_all, loc.row0, comm, K, metric)
-    return TiledOracle(loc.X, X_all, loc.row0, comm, K, metric)
+        return MatrixOracle.from_data(loc.X, X_all, loc.row0, comm, K, metric, dt)
+    return TiledOracle(loc.X, X_all, loc.row0, comm, K, metric, dt)
 
 
 def resolve_init(init: str, method: str, mode: str) -> str:
@@ -796,7 +802,9 @@ class KMedoids:
         See :func:`distance_oracle`.
     method_params : dict, optional
         CLARA: ``samples`` (5), ``sample_size`` (80 + 4k); CLARANS: ``restarts`` (2),
-        ``neighbors`` (0.1).
+        ``neighbors`` (0.1); DynMSC: ``min_k`` (2).
+    dtype : {'float64', 'float32'}, default 'float64'
+        Of the stored distances and tiles (float32: half the memory, float64 sums).
 
     Attributes
     ----------
@@ -825,7 +833,8 @@ class KMedoids:
     def __init__(self, n_clusters: int = 8, *, method: str = "fasterpam",
                  metric: str = "euclidean", init: str = "build", max_iter: int = 100,
                  random_state=None, comm=None, backend: str = "native",
-                 distances: str = "auto", method_params: dict | None = None):
+                 distances: str = "auto", method_params: dict | None = None,
+                 dtype: str = "float64"):
         self.n_clusters = n_clusters
         self.method = method
         self.metric = metric
@@ -836,6 +845,7 @@ class KMedoids:
         self.backend = backend
         self.distances = distances
         self.method_params = method_params
+        self.dtype = dtype
 
     # -- scikit-learn's parameter protocol ------------------------------------------------
     @classmethod
@@ -876,10 +886,11 @@ class KMedoids:
         _choice("distances", self.distances, DISTANCES)
         max_iter = _positive_int("max_iter", self.max_iter)
         mp = dict(self.method_params or {})
-        unknown = set(mp) - {"samples", "sample_size", "restarts", "neighbors"}
+        unknown = set(mp) - {"samples", "sample_size", "restarts", "neighbors", "min_k"}
         if unknown:
             raise UsageError(f"method_params: unknown {', '.join(sorted(unknown))} (expected "
-                             "samples, sample_size, restarts, neighbors)")
+                             "samples, sample_size, restarts, neighbors, min_k)")
+        _choice("dtype", self.dtype, tuple(DTYPES))
         return comm, k, max_iter, mp
 
     def fit(self, X, y=None) -> "KMedoids":
@@ -913,7 +924,7 @@ class KMedoids:
         loc = data.Local(np.ascontiguousarray(X[lo:hi]), n, X.shape[1], lo, "array")
         oracle = distance_oracle(loc, self.metric, distances=self.distances,
                                  backend=self.backend, comm=comm,
-                                 X_all=None if precomputed else X)
+                                 X_all=None if precomputed else X, dtype=self.dtype)
         res, solver = cluster(oracle, k, method=self.method, init=self.init,
                               max_iter=max_iter, rng=_rng(self.random_state), **mp)
         self.labels_ = _gather_labels(solver, comm)

@@ -1,5 +1,6 @@
 // k-medoids kernels (hpc.kmedoids, native back end): exact distance tiles and the ΔTD sweeps of
-// PAM, FastPAM1/2 and FasterPAM over a tile of candidate columns. Threads own disjoint column
+// PAM, FastPAM1/2 and FasterPAM over a tile of candidate columns, on float64 or float32 tiles
+// (--dtype float32: half the memory; the sums stay float64). Threads own disjoint column
 // chunks and stream the rows in order, so each candidate's sums are accumulated in point order
 // whatever the thread count (results do not depend on OMP_NUM_THREADS).
 #include <algorithm>
@@ -25,26 +26,41 @@ int64_t chunk_cols(int64_t cols) {
   return std::clamp<int64_t>((cols + nt - 1) / nt, 4, kCW);
 }
 
-// A read-only 2-D float64 view with unit column stride and any row stride (a column slice of
-// the distance matrix is passed without copying).
+// A read-only 2-D view (float64, or float32 for --dtype float32) with unit column stride and
+// any row stride (a column slice of the distance matrix is passed without copying). Sums are
+// float64 whatever the element type.
+template <typename T>
 struct Tile {
-  const double* p;
+  const T* p;
   int64_t rows, cols, ld;
-  double at(int64_t r, int64_t c) const { return p[r * ld + c]; }
+  double at(int64_t r, int64_t c) const { return static_cast<double>(p[r * ld + c]); }
 };
 
-Tile tile(const py::array& a, const char* what) {
-  if (!py::isinstance<py::array_t<double>>(a) || a.ndim() != 2)
-    hpc::fail(std::string(what) + ": expected a 2-D float64 array");
+template <typename T>
+Tile<T> tile(const py::array& a, const char* what) {
+  if (a.ndim() != 2) hpc::fail(std::string(what) + ": expected a 2-D float64 or float32 array");
   if (a.shape(0) == 0 || a.shape(1) == 0)  // empty (a rank without points): strides are moot
-    return {static_cast<const double*>(a.data()), a.shape(0), a.shape(1), a.shape(1)};
-  if (a.shape(1) > 1 && a.strides(1) != static_cast<py::ssize_t>(sizeof(double)))
+    return {static_cast<const T*>(a.data()), a.shape(0), a.shape(1), a.shape(1)};
+  const auto sz = static_cast<py::ssize_t>(sizeof(T));
+  if (a.shape(1) > 1 && a.strides(1) != sz)
     hpc::fail(std::string(what) + ": columns must be contiguous");
-  if (a.strides(0) % static_cast<py::ssize_t>(sizeof(double)) != 0 || a.strides(0) < 0)
+  if (a.strides(0) % sz != 0 || a.strides(0) < 0)
     hpc::fail(std::string(what) + ": bad row stride");
-  int64_t ld = a.strides(0) / static_cast<py::ssize_t>(sizeof(double));
+  int64_t ld = a.strides(0) / sz;
   if (a.shape(0) > 1 && ld < a.shape(1)) hpc::fail(std::string(what) + ": overlapping rows");
-  return {static_cast<const double*>(a.data()), a.shape(0), a.shape(1), ld};
+  return {static_cast<const T*>(a.data()), a.shape(0), a.shape(1), ld};
+}
+
+// Calls f(Tile<float>) or f(Tile<double>) by the array's dtype.
+template <typename F>
+void with_tile(const py::array& a, const char* what, F&& f) {
+  if (py::isinstance<py::array_t<double>>(a)) {
+    f(tile<double>(a, what));
+  } else if (py::isinstance<py::array_t<float>>(a)) {
+    f(tile<float>(a, what));
+  } else {
+    hpc::fail(std::string(what) + ": expected a 2-D float64 or float32 array");
+  }
 }
 
 template <typename T>
@@ -62,17 +78,20 @@ int metric_code(const std::string& m) {
   hpc::fail("kmedoids.dist: unknown metric " + m);
 }
 
-py::array_t<double> dist(const py::array& a_, const py::array& b_, const std::string& metric) {
+// Distances computed in float64 and stored as O (float64, or float32: each the float64 value
+// rounded once, so a float32 run sees the float64 distances to 24 bits).
+template <typename O_t>
+py::array dist_into(const py::array& a_, const py::array& b_, const std::string& metric) {
   auto a = hpc::exact<double>(a_, "dist: A");
   auto b = hpc::exact<double>(b_, "dist: B");
   if (a.ndim() != 2 || b.ndim() != 2 || a.shape(1) != b.shape(1))
     hpc::fail("kmedoids.dist: A and B must be 2-D with the same number of columns");
   const int mc = metric_code(metric);
   const int64_t na = a.shape(0), nb = b.shape(0), d = a.shape(1);
-  py::array_t<double> out({na, nb});
+  py::array_t<O_t> out({na, nb});
   const double* A = a.data();
   const double* B = b.data();
-  double* O = out.mutable_data();
+  O_t* O = out.mutable_data();
   {
     py::gil_scoped_release nogil;
     std::vector<double> nra, nrb;
@@ -102,15 +121,15 @@ py::array_t<double> dist(const py::array& a_, const py::array& b_, const std::st
             double u = x[t] - y[t];
             s += u * u;
           }
-          O[i * nb + j] = mc == 0 ? std::sqrt(s) : s;
+          O[i * nb + j] = static_cast<O_t>(mc == 0 ? std::sqrt(s) : s);
         } else if (mc == 2) {
 #pragma omp simd reduction(+ : s)
           for (int64_t t = 0; t < d; ++t) s += std::fabs(x[t] - y[t]);
-          O[i * nb + j] = s;
+          O[i * nb + j] = static_cast<O_t>(s);
         } else {
 #pragma omp simd reduction(+ : s)
           for (int64_t t = 0; t < d; ++t) s += x[t] * y[t];
-          O[i * nb + j] = std::min(std::max(1.0 - s / nra[i] / nrb[j], 0.0), 2.0);
+          O[i * nb + j] = static_cast<O_t>(std::min(std::max(1.0 - s / nra[i] / nrb[j], 0.0), 2.0));
         }
       }
     }
@@ -118,10 +137,15 @@ py::array_t<double> dist(const py::array& a_, const py::array& b_, const std::st
   return out;
 }
 
-py::array_t<double> colsum(const py::array& D_) {
-  Tile D = tile(D_, "colsum: D");
-  py::array_t<double> out(D.cols);
-  double* o = out.mutable_data();
+py::array dist(const py::array& a, const py::array& b, const std::string& metric,
+               const std::string& dtype) {
+  if (dtype == "float64") return dist_into<double>(a, b, metric);
+  if (dtype == "float32") return dist_into<float>(a, b, metric);
+  hpc::fail("kmedoids.dist: dtype must be float64 or float32, got " + dtype);
+}
+
+template <typename T>
+void colsum_t(const Tile<T>& D, double* o) {
   py::gil_scoped_release nogil;
   const int64_t cw = chunk_cols(D.cols);
 #pragma omp parallel for schedule(static) if (D.rows * D.cols >= kParMin)
@@ -131,14 +155,17 @@ py::array_t<double> colsum(const py::array& D_) {
     for (int64_t r = 0; r < D.rows; ++r)
       for (int64_t c = lo; c < hi; ++c) o[c] += D.at(r, c);
   }
+}
+
+py::array_t<double> colsum(const py::array& D_) {
+  py::array_t<double> out(D_.ndim() == 2 ? D_.shape(1) : 0);
+  double* o = out.mutable_data();
+  with_tile(D_, "colsum: D", [&](auto D) { colsum_t(D, o); });
   return out;
 }
 
-py::array_t<double> build_gain(const py::array& D_, const py::array& near_d_) {
-  Tile D = tile(D_, "build_gain: D");
-  const double* nd = vec<double>(near_d_, D.rows, "build_gain: near_d");
-  py::array_t<double> out(D.cols);
-  double* o = out.mutable_data();
+template <typename T>
+void build_gain_t(const Tile<T>& D, const double* nd, double* o) {
   py::gil_scoped_release nogil;
   const int64_t cw = chunk_cols(D.cols);
 #pragma omp parallel for schedule(static) if (D.rows * D.cols >= kParMin)
@@ -153,6 +180,14 @@ py::array_t<double> build_gain(const py::array& D_, const py::array& near_d_) {
       }
     }
   }
+}
+
+py::array_t<double> build_gain(const py::array& D_, const py::array& near_d_) {
+  const int64_t rows = D_.ndim() == 2 ? D_.shape(0) : -1;
+  const double* nd = vec<double>(near_d_, rows, "build_gain: near_d");
+  py::array_t<double> out(D_.ndim() == 2 ? D_.shape(1) : 0);
+  double* o = out.mutable_data();
+  with_tile(D_, "build_gain: D", [&](auto D) { build_gain_t(D, nd, o); });
   return out;
 }
 
@@ -171,13 +206,8 @@ Assign assign(const py::array& ni, const py::array& nd, const py::array& sd, int
 
 // out[c, m] (m < k): change of the loss, beyond the removal loss of medoid m, when candidate c
 // replaces medoid m; out[c, k]: the part shared by all m (points that move to c).
-py::array_t<double> fastpam_delta(const py::array& D_, const py::array& ni_, const py::array& nd_,
-                                  const py::array& sd_, int64_t k) {
-  if (k < 1) hpc::fail("fastpam_delta: k must be positive");
-  Tile D = tile(D_, "fastpam_delta: D");
-  Assign a = assign(ni_, nd_, sd_, D.rows, k);
-  py::array_t<double> out({D.cols, k + 1});
-  double* o = out.mutable_data();
+template <typename T>
+void fastpam_delta_t(const Tile<T>& D, const Assign& a, int64_t k, double* o) {
   py::gil_scoped_release nogil;
   const int64_t cw = chunk_cols(D.cols);
 #pragma omp parallel for schedule(dynamic, 1) if (D.rows * D.cols >= kParMin)
@@ -187,9 +217,9 @@ py::array_t<double> fastpam_delta(const py::array& D_, const py::array& ni_, con
     for (int64_t r = 0; r < D.rows; ++r) {
       const double n = a.nd[r], s = a.sd[r];
       const int64_t m = a.ni[r];
-      const double* row = D.p + r * D.ld;
+      const T* row = D.p + r * D.ld;
       for (int64_t c = lo; c < hi; ++c) {
-        const double x = row[c];
+        const double x = static_cast<double>(row[c]);
         if (x < n) {
           o[c * (k + 1) + k] += x - n;
           o[c * (k + 1) + m] += n - s;
@@ -199,18 +229,23 @@ py::array_t<double> fastpam_delta(const py::array& D_, const py::array& ni_, con
       }
     }
   }
+}
+
+py::array_t<double> fastpam_delta(const py::array& D_, const py::array& ni_, const py::array& nd_,
+                                  const py::array& sd_, int64_t k) {
+  if (k < 1) hpc::fail("fastpam_delta: k must be positive");
+  if (D_.ndim() != 2) hpc::fail("fastpam_delta: D: expected a 2-D float64 or float32 array");
+  Assign a = assign(ni_, nd_, sd_, D_.shape(0), k);
+  py::array_t<double> out({static_cast<int64_t>(D_.shape(1)), k + 1});
+  double* o = out.mutable_data();
+  with_tile(D_, "fastpam_delta: D", [&](auto D) { fastpam_delta_t(D, a, k, o); });
   return out;
 }
 
 // The original PAM: every medoid's removal evaluated in its own pass over the points (O(k) more
 // work than fastpam_delta, on purpose: it is the baseline of the paper's speedups).
-py::array_t<double> pam_delta(const py::array& D_, const py::array& ni_, const py::array& nd_,
-                              const py::array& sd_, int64_t k) {
-  if (k < 1) hpc::fail("pam_delta: k must be positive");
-  Tile D = tile(D_, "pam_delta: D");
-  Assign a = assign(ni_, nd_, sd_, D.rows, k);
-  py::array_t<double> out({D.cols, k});
-  double* o = out.mutable_data();
+template <typename T>
+void pam_delta_t(const Tile<T>& D, const Assign& a, int64_t k, double* o) {
   py::gil_scoped_release nogil;
   const int64_t cw = chunk_cols(D.cols);
 #pragma omp parallel for schedule(dynamic, 1) if (D.rows * D.cols >= kParMin)
@@ -221,13 +256,14 @@ py::array_t<double> pam_delta(const py::array& D_, const py::array& ni_, const p
       std::fill(acc, acc + kCW, 0.0);
       for (int64_t r = 0; r < D.rows; ++r) {
         const double n = a.nd[r];
-        const double* row = D.p + r * D.ld;
+        const T* row = D.p + r * D.ld;
         if (a.ni[r] == m) {
           const double s = a.sd[r];
-          for (int64_t c = lo; c < hi; ++c) acc[c - lo] += std::min(row[c], s) - n;
+          for (int64_t c = lo; c < hi; ++c)
+            acc[c - lo] += std::min(static_cast<double>(row[c]), s) - n;
         } else {
           for (int64_t c = lo; c < hi; ++c) {
-            const double x = row[c] - n;
+            const double x = static_cast<double>(row[c]) - n;
             if (x < 0) acc[c - lo] += x;
           }
         }
@@ -235,13 +271,24 @@ py::array_t<double> pam_delta(const py::array& D_, const py::array& ni_, const p
       for (int64_t c = lo; c < hi; ++c) o[c * k + m] = acc[c - lo];
     }
   }
+}
+
+py::array_t<double> pam_delta(const py::array& D_, const py::array& ni_, const py::array& nd_,
+                              const py::array& sd_, int64_t k) {
+  if (k < 1) hpc::fail("pam_delta: k must be positive");
+  if (D_.ndim() != 2) hpc::fail("pam_delta: D: expected a 2-D float64 or float32 array");
+  Assign a = assign(ni_, nd_, sd_, D_.shape(0), k);
+  py::array_t<double> out({static_cast<int64_t>(D_.shape(1)), k});
+  double* o = out.mutable_data();
+  with_tile(D_, "pam_delta: D", [&](auto D) { pam_delta_t(D, a, k, o); });
   return out;
 }
 }  // namespace
 
 HPC_SUBMODULE(kmedoids) {
   m.doc() = "k-medoids kernels (OpenMP): distance tiles, BUILD gains, PAM/FastPAM ΔTD";
-  m.def("dist", &dist, py::arg("A"), py::arg("B"), py::arg("metric"));
+  m.def("dist", &dist, py::arg("A"), py::arg("B"), py::arg("metric"),
+        py::arg("dtype") = "float64");
   m.def("colsum", &colsum);
   m.def("build_gain", &build_gain);
   m.def("fastpam_delta", &fastpam_delta);

@@ -44,3 +44,10 @@ def msc_delta(D, near_i, seco_i, near_d, seco_d, third_d, k):
 
 def msc2_loss(D, d0, d1):
     return _core.kmedoids_msc.msc2_loss(D, np.ascontiguousarray(d0), np.ascontiguousarray(d1))
+
+
+def dist_as(A, B, metric, dtype):
+    """Distances stored as dtype ('float32': each float64 distance rounded once, no float64
+    tile in between)."""
+    return _k.dist(np.ascontiguousarray(A, dtype=np.float64),
+                   np.ascontiguousarray(B, dtype=np.float64), metric, dtype)
