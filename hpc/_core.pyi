@@ -214,6 +214,15 @@ class _pagerank_walk(ModuleType):
 pagerank_walk: _pagerank_walk
 
 
+class _pagerank_gs(ModuleType):
+    """hpc.pagerank Gauss-Seidel sweep inside a rank's block (as GAP's pr)"""
+    class GaussSeidel:
+        """Validated owned-column CSR block of a rank"""
+        def __init__(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray) -> None: ...
+        def sweep(self, xs: np.ndarray, yg: np.ndarray, x: np.ndarray, inv: np.ndarray, d: float, dm: float, p: np.ndarray, q: np.ndarray) -> tuple[Any, ...]: ...
+pagerank_gs: _pagerank_gs
+
+
 class _sparse(ModuleType):
     """CSR kernels (OpenMP): SpMV, Gauss-Seidel sweeps, fused CG vector updates"""
     class Csr:

@@ -385,3 +385,21 @@ def test_largest_seed_is_accepted():
     r = run_app("pagerank", 2, "ppr", "--generate", "kron:6:4", "--sources", "random:3",
                 "--seed", str(2**63 - 1))
     _ok(r)
+
+
+def test_gauss_seidel_sweep_run(tmp_path):
+    path = data_file("graphs", "p2p-Gnutella08.txt")
+    out, js = tmp_path / "pr.h5", tmp_path / "pr.json"
+    r = run_app("pagerank", 3, "--graph", path, "--sweep", "gauss-seidel", "--tol", "1e-13",
+                "--check", "--output", out, "--json", js)
+    _ok(r)
+    rec = load_json(js)
+    assert rec["metrics"]["sweep"] == "gauss-seidel" and rec["validation"]["passed"]
+    assert rec["validation"]["fixed_point_residual_l1"] < 1e-13
+    ref = nx.pagerank(_nx_from_file(path), alpha=0.85, tol=1e-16, max_iter=10_000)
+    with h5py.File(out) as f:
+        ids, pr = f["/vertex_ids"][:], f["/pagerank"][:]
+    assert np.abs(pr - np.array([ref[int(v)] for v in ids])).max() <= 1e-12
+    r = run_app("pagerank", 1, "--generate", "kron:5:2", "--sweep", "gauss-seidel",
+                "--layout", "2d")
+    assert r.returncode == 2 and "layout 1d" in r.stderr

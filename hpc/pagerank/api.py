@@ -280,13 +280,13 @@ def pagerank(G: GraphLike, alpha: float = 0.85, personalization=None, *, tol: fl
 
 
 def solve(g: Graph, alpha: float, l1_tol: float, max_iter: int, backend: str | None = None,
-          layout: str = "1d", teleport: Teleport | None = None):
+          layout: str = "1d", teleport: Teleport | None = None, sweep: str = "jacobi"):
     """One power iteration on a distributed graph to an absolute L1 change ``l1_tol``: the
     solver's result (this rank's scores ``x``, ``iterations``, ``l1_change``, ``converged``).
     ``backend``: a name of :data:`hpc.pagerank.backends.BACKENDS` (default: native when
-    built, else numpy); ``layout``: '1d' or '2d'; ``teleport``: see :func:`teleport_of`
-    (collective)."""
-    solver = make_solver(g, backend or _default_backend(), layout, teleport)
+    built, else numpy); ``layout``: '1d' or '2d'; ``teleport``: see :func:`teleport_of`;
+    ``sweep``: 'jacobi' or 'gauss-seidel' (1d; stops on the Jacobi residual) (collective)."""
+    solver = make_solver(g, backend or _default_backend(), layout, teleport, sweep=sweep)
     try:
         return solver.solve(alpha, l1_tol, max_iter)
     finally:

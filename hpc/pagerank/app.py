@@ -30,7 +30,7 @@ from hpc.core.runtime import collective
 
 from .backends import BACKENDS
 from .graphio import Graph, gather_csr, load_graph, read_vertex_values
-from .solver import (Teleport, distribution, iteration_bound, make_solver,
+from .solver import (SWEEPS, Teleport, distribution, iteration_bound, make_solver,
                      reference_pagerank)
 
 # The verbs; each module is imported only when its verb runs (no import of ppr_app here).
@@ -111,6 +111,11 @@ def global_parser() -> AppParser:
                    metavar="uniform|personalization|PATH",
                    help="where the dangling mass goes: uniformly, as the teleport (networkx's "
                         "default), or a two-column 'id value' file")
+    s.add_argument("--sweep", choices=SWEEPS, default="jacobi",
+                   help="jacobi: the power iteration (networkx's); gauss-seidel (1d layout): "
+                        "each rank sweeps its block in order with the scores already updated "
+                        "(as GAP's pr), the exchange between sweeps; it stops on the Jacobi "
+                        "residual (networkx's rule), so the accuracy is the same")
     s.add_argument("--layout", choices=("1d", "2d"), default="1d",
                    help="1d: row blocks with ghost exchange; 2d: pr x pc blocks (CombBLAS)")
     s.add_argument("--check", action="store_true",
@@ -123,11 +128,13 @@ def global_parser() -> AppParser:
 def run_global(argv: Sequence[str]) -> int:
     args = global_parser().parse_args(argv)
     registry.require(BACKENDS[args.backend][1], list(BACKENDS))
+    if args.sweep == "gauss-seidel" and (args.layout != "1d" or args.backend == "cupy"):
+        raise UsageError("--sweep gauss-seidel: needs --layout 1d and a host back end")
     app = App("pagerank", args)
     g = load(app, args)
     tp = _teleport(app, g, args)
     with app.timer.phase("setup"):
-        solver = make_solver(g, args.backend, args.layout, tp)
+        solver = make_solver(g, args.backend, args.layout, tp, sweep=args.sweep)
     res = None
     bound = iteration_bound(args.damping, args.tol, args.max_iter)
     for _ in range(args.repeat):
@@ -213,7 +220,7 @@ def _global_metrics(app: App, g: Graph, solver, res, args, t: dict) -> None:
         "iterations": res.iterations, "time_s": solve, "time_per_iter_s": per_it,
         "edges_per_s": g.m / per_it if per_it > 0 else 0.0,
         "gteps": g.m / per_it / 1e9 if per_it > 0 else 0.0,
-        "vertices": g.n, "edges": g.m, "layout": args.layout,
+        "vertices": g.n, "edges": g.m, "layout": args.layout, "sweep": args.sweep,
     })
     if args.layout == "2d":
         app.extra["grid"] = list(solver.grid)

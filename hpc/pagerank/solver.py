@@ -39,6 +39,7 @@ from .backends import make
 from .graphio import Graph
 
 
+SWEEPS = ("jacobi", "gauss-seidel")
 PROGRESS_EVERY = 16   # iterations between progress calls (a call costs ~1 us; a sweep more)
 
 
@@ -140,6 +141,8 @@ class _Base:
         self._dv = (self.k.asarray(np.asarray(tp.dangling, dtype=np.float64))
                     if tp.dangling is not None else self._pv)
         self._dm = 0.0          # the dangling mass the next update spreads (general case)
+        self.gs = False         # Gauss-Seidel sweeps (Pull1D with method='gauss-seidel')
+        self._jacobi = False    # set while residual() runs its Jacobi sweep
 
     def _update(self, y, x, xs, d, base):
         """The back end's update (uniform teleport), or networkx's general one."""
@@ -167,13 +170,30 @@ class _Base:
         dangling = red[1]
         it, change, converged = 0, float("inf"), False
         t0 = time.perf_counter()
+        if self.gs:
+            red = np.empty(3)
         while it < max_iter:
             base = (damping * dangling + (1.0 - damping)) / n
             self._dm = dangling
             loc = self.sweep(x, xs, y, damping, base)
-            self.comm.Allreduce(np.asarray(loc, dtype=np.float64), red, op=MPI.SUM)
+            if self.gs:
+                # A Gauss-Seidel sweep (with the dangling mass of the last one) does not keep
+                # sum x = 1; the error would decay only like d^k. Rescaling to sum 1 (the
+                # fixed point's sum, so the fixed point is unchanged) removes it.
+                self.comm.Allreduce(np.array([loc[0], loc[1], float(x.sum())]), red,
+                                    op=MPI.SUM)
+                scale = 1.0 / float(red[2])
+                x *= scale
+                xs *= scale
+                red[1] *= scale
+            else:
+                self.comm.Allreduce(np.asarray(loc, dtype=np.float64), red, op=MPI.SUM)
             change, dangling = float(red[0]), float(red[1])
             it += 1
+            if change < tol and self.gs:
+                # networkx's stopping rule on the Jacobi residual ||G(x) - x||_1 of the
+                # Gauss-Seidel iterate (one Jacobi sweep, only once the sweeps' change is small)
+                change = self.residual(k.host(x), damping)[0]
             if change < tol:
                 converged = True
                 break
@@ -192,7 +212,11 @@ class _Base:
         tot = self.comm.allreduce(np.array([dm, float(x.sum())]), op=MPI.SUM)
         base = (damping * tot[0] + (1.0 - damping)) / self.g.n
         self._dm = float(tot[0])
-        loc = self.sweep(x, xs, y, damping, base)
+        self._jacobi = True
+        try:
+            loc = self.sweep(x, xs, y, damping, base)
+        finally:
+            self._jacobi = False
         change = self.comm.allreduce(float(loc[0]), op=MPI.SUM)
         return float(change), float(tot[1])
 
@@ -205,8 +229,11 @@ class Pull1D(_Base):
 
     layout = "1d"
 
-    def __init__(self, g: Graph, backend: str, teleport: Teleport | None = None):
+    def __init__(self, g: Graph, backend: str, teleport: Teleport | None = None,
+                 method: str = "jacobi"):
         super().__init__(g, backend, teleport)
+        if method not in SWEEPS:
+            raise UsageError(f"sweep: expected one of {', '.join(SWEEPS)}, got {method!r}")
         vals = g.in_weights if g.weighted else np.ones(g.in_indices.size)
         T = sp.csr_matrix((vals, g.in_indices, g.in_indptr), shape=(g.nlocal, g.n))
         self.A = DistCSR.from_local(self.comm, T, (g.n, g.n), row_offsets=g.offsets,
@@ -224,11 +251,48 @@ class Pull1D(_Base):
         self._send_idx = self.k.asarray(pl.send_idx) if xp is not np else pl.send_idx
         self._recv_dev = xp.empty(pl.n_ghost, dtype=xp.float64) if xp is not np else self.ch.recv
         self.ghosts = pl.n_ghost
+        if method == "gauss-seidel":
+            self._init_gs(g)
+
+    def _init_gs(self, g: Graph) -> None:
+        """The native Gauss-Seidel kernel over the owned columns (host back ends)."""
+        if self.k.xp is not np:
+            raise UsageError("sweep gauss-seidel: needs a host back end (native, numpy, numba)")
+        try:
+            from hpc import _core
+
+            make_gs = _core.pagerank_gs.GaussSeidel
+        except (ImportError, AttributeError):
+            raise UsageError("sweep gauss-seidel: needs hpc._core (build the native "
+                             "extension)") from None
+        A = self.A.A_loc
+        vals = np.ascontiguousarray(A.data, dtype=np.float64) if g.weighted else np.empty(0)
+        self._gs = make_gs(np.ascontiguousarray(A.indptr, dtype=np.int64),
+                           np.ascontiguousarray(A.indices, dtype=np.int64), vals)
+        self._yg = np.zeros(self.nlocal)
+        self._p = np.atleast_1d(np.asarray(self._pv, dtype=np.float64))
+        self._q = np.atleast_1d(np.asarray(self._dv, dtype=np.float64))
+        self.gs = True
+        self.fused = False
 
     def free(self) -> None:
         self.A.free()
 
+    def _gs_sweep(self, x, xs):
+        """Exchange the ghosts of the last sweep, then one Gauss-Seidel sweep of the block."""
+        pl, ch = self.plan, self.ch
+        if pl.n_send:
+            np.take(xs, pl.send_idx, out=ch.send)
+        ch.start()
+        ch.wait()
+        if pl.n_ghost:
+            self.gh.spmv(ch.recv, self._yg, False)
+        return self._gs.sweep(xs, self._yg, x, self.inv, self._d, self._dm, self._p, self._q)
+
     def sweep(self, x, xs, y, d, base):
+        if self.gs and not self._jacobi:
+            self._d = float(d)
+            return self._gs_sweep(x, xs)
         pl, k, ch = self.plan, self.k, self.ch
         if pl.n_send:
             if k.xp is np:
@@ -648,15 +712,23 @@ class Native1D:
 
 
 def make_solver(g: Graph, backend: str, layout: str = "1d", teleport: Teleport | None = None,
-                **kw):
+                sweep: str = "jacobi", **kw):
     """The pull operator of a layout ('1d' or '2d') on a back end; the native back end's 1D
     layout is :class:`Native1D` (``kw``: its reduce / balance options) for an unweighted
-    graph with uniform teleport, else :class:`Pull1D` with the native kernels."""
+    graph with uniform teleport and Jacobi sweeps, else :class:`Pull1D` with the native
+    kernels. ``sweep='gauss-seidel'`` (1D only): Gauss-Seidel inside each rank's block, the
+    exchange between sweeps (as GAP's pr), stopping on the Jacobi residual."""
+    if sweep not in SWEEPS:
+        raise UsageError(f"sweep: expected one of {', '.join(SWEEPS)}, got {sweep!r}")
     if layout == "2d":
+        if sweep != "jacobi":
+            raise UsageError("sweep gauss-seidel: needs layout 1d (a 2D block's rows and "
+                             "columns are different vertex sets)")
         return Pull2D(g, backend, teleport)
-    if backend == "native" and not g.weighted and (teleport is None or teleport.uniform):
+    if backend == "native" and not g.weighted and (teleport is None or teleport.uniform) \
+            and sweep == "jacobi":
         return Native1D(g, backend, **kw)
-    return Pull1D(g, backend, teleport)
+    return Pull1D(g, backend, teleport, method=sweep)
 
 
 def reference_pagerank(A: sp.csr_matrix, damping: float = 0.85, tol: float = 1e-15,
