@@ -73,3 +73,43 @@ def test_cuda_pack_refuses_out_of_range():
     d = cp.DeviceBuffer(64)
     with pytest.raises(ValueError):
         cp.pack(d.ptr, 64, d.ptr, 64, 0, [8, 9], [1, 8])
+
+
+@pytest.mark.parametrize("radius, q", [(1, 1), (2, 3)])
+def test_fused_plan_packs_all_26_faces_in_one_launch_like_the_cpu_plan(radius, q):
+    cp = _cuda_pack()
+    from hpc.core.decomp import decompose
+    from hpc.halo.engine import HaloExchange
+
+    dec = decompose(MPI.COMM_SELF, (9, 7, 8))
+    with HaloExchange(dec.cart, dec.local_shape, radius, quantities=q) as h:
+        a = np.random.default_rng(radius).random(h.shape)
+        blocks = [f.send_block for f in h.faces]
+        cpu = packers.Plan("numpy", blocks, a.nbytes)
+        want = np.empty(cpu.total, np.uint8)
+        cpu.pack_all(a, want)
+        plan = cp.DevicePlan([(b.start, list(b.counts), list(b.strides)) for b in blocks],
+                             a.nbytes)
+        assert plan.total == cpu.total and list(plan.offsets) == cpu.offsets
+        dev = cp.DeviceBuffer(a.nbytes)
+        dev.upload(a.reshape(-1).view(np.uint8))
+        d = cp.DeviceBuffer(plan.total)
+        assert plan.pack_all(dev.ptr, a.nbytes, d.ptr, plan.total) == plan.total
+        got = np.empty(plan.total, np.uint8)
+        cp.copy_to_host(got, d.ptr, plan.total)
+        assert np.array_equal(got, want)
+        # unpack of the receive blocks: the ghosts, and nothing else, written
+        rblocks = [f.recv_block for f in h.faces]
+        rplan = cp.DevicePlan([(b.start, list(b.counts), list(b.strides)) for b in rblocks],
+                              a.nbytes)
+        z = cp.DeviceBuffer(a.nbytes)
+        z.upload(np.zeros(a.nbytes, np.uint8))
+        rplan.unpack_all(d.ptr, plan.total, z.ptr, a.nbytes)
+        back = np.zeros_like(a)
+        z.download(back.reshape(-1).view(np.uint8))
+        ref = np.zeros_like(a)
+        packers.Plan("numpy", rblocks, a.nbytes).unpack_all(want, ref)
+        assert np.array_equal(back, ref)
+        with pytest.raises(ValueError, match="packed buffer holds"):
+            plan.pack_all(dev.ptr, a.nbytes, d.ptr, plan.total - 1)
+    dec.free()

@@ -11,7 +11,11 @@ Three ways to get a face from one device to another (TEMPI's), each with pack an
   CUDA-aware MPI; refused otherwise); unpack from the device receive buffer.
 
 Built on :class:`hpc.halo.engine.HaloExchange` (the faces, their canonical blocks, the
-neighbours and tags) and the CUDA packers of ``hpc._cuda.pack`` (native/cuda/pack.cu).
+neighbours and tags) and the CUDA packers of ``hpc._cuda.pack`` (native/cuda/pack.cu). The
+send side packs every face in ONE kernel launch (``DevicePlan``: all 26 faces into one buffer
+at per-face offsets; one-shot into one mapped pinned buffer, staged into one device buffer
+copied to the host in one copy); each face is then sent from its slice. Faces are unpacked
+one kernel each as they arrive (the arrivals overlap the unpacking).
 Point-to-point transport only. Without a CUDA device every entry point raises UsageError.
 """
 from __future__ import annotations
@@ -71,12 +75,25 @@ class GpuHaloExchange:
                 raise UsageError(f"GPU methods need canonical face types: {f.reason}")
         self.halo, self.mode, self._cp = halo, mode, cp
         self.nbytes = halo.field_nbytes
+        # every face's send block in one plan: one launch packs them all, face k at offset k
+        self._plan = cp.DevicePlan([(f.send_block.start, list(f.send_block.counts),
+                                     list(f.send_block.strides)) for f in halo.faces],
+                                   self.nbytes)
+        self._offs = [0]
+        for f in halo.faces[:-1]:
+            self._offs.append(self._offs[-1] + f.nbytes)
+        total = max(1, sum(f.nbytes for f in halo.faces))
+        self._hsend = cp.PinnedBuffer(total) if mode in ("gpu-oneshot", "gpu-staged") else None
+        self._dsend = cp.DeviceBuffer(total) if mode == "gpu-staged" else None
         self._bufs: list[dict[str, Any]] = []
-        for f in halo.faces:
+        for f, o in zip(halo.faces, self._offs):
             b: dict[str, Any] = {}
             if mode in ("gpu-oneshot", "gpu-staged"):
-                b["hsend"], b["hrecv"] = cp.PinnedBuffer(f.nbytes), cp.PinnedBuffer(f.nbytes)
-            if mode in ("gpu-staged", "gpu-device"):
+                b["hsend"] = self._hsend.array[o:o + f.nbytes]  # a host view of the slice
+                b["hrecv"] = cp.PinnedBuffer(f.nbytes)
+            if mode == "gpu-staged":
+                b["drecv"] = cp.DeviceBuffer(f.nbytes)
+            if mode == "gpu-device":
                 b["dsend"], b["drecv"] = cp.DeviceBuffer(f.nbytes), cp.DeviceBuffer(f.nbytes)
             self._bufs.append(b)
         # ghosts beyond a physical boundary: unpacked from a constant buffer each exchange
@@ -125,17 +142,19 @@ class GpuHaloExchange:
             tag = mirror[tuple(-x for x in f.direction)]
             buf = [b["hrecv"].array, MPI.BYTE] if self.mode != "gpu-device" else b["drecv"]
             recvs.append(comm.Irecv(buf, f.dest, tag))
+        if self.mode == "gpu-oneshot":  # one launch, straight into mapped pinned memory
+            self._plan.pack_all(dev.ptr, self.nbytes, self._hsend.device_ptr,
+                                self._hsend.nbytes, True)
+        elif self.mode == "gpu-staged":  # one launch, then one copy of every face
+            self._plan.pack_all(dev.ptr, self.nbytes, self._dsend.ptr, self._dsend.nbytes,
+                                True)
+            cp.copy_to_host(self._hsend.array, self._dsend.ptr, self._plan.total)
         for f, b in zip(h.faces, self._bufs):
-            if self.mode == "gpu-oneshot":
-                self._pack(dev, f, b["hsend"].device_ptr)
-                buf = [b["hsend"].array, MPI.BYTE]
-            elif self.mode == "gpu-staged":
-                self._pack(dev, f, b["dsend"].ptr)
-                cp.copy_to_host(b["hsend"].array, b["dsend"].ptr, f.nbytes)
-                buf = [b["hsend"].array, MPI.BYTE]
-            else:
+            if self.mode == "gpu-device":  # device buffers per face for a CUDA-aware MPI
                 self._pack(dev, f, b["dsend"].ptr)
                 buf = b["dsend"]
+            else:
+                buf = [b["hsend"], MPI.BYTE]
             sends.append(comm.Isend(buf, f.dest, f.index))
         for _ in range(len(h.faces)):
             i = MPI.Request.Waitany(recvs)
@@ -154,21 +173,26 @@ class GpuHaloExchange:
         MPI.Request.Waitall(sends)
 
     def pack_all(self, dev) -> int:
-        """Pack every face on the device into one device buffer (what pack_GBps times)."""
-        h, cp = self.halo, self._cp
-        total = sum(f.nbytes for f in h.faces)
+        """Pack every face on the device into one device buffer, ONE kernel launch (what
+        pack_GBps times)."""
         if getattr(self, "_scratch", None) is None:
-            self._scratch = cp.DeviceBuffer(max(1, total))
-        off = 0
-        for f in h.faces:
+            self._scratch = self._cp.DeviceBuffer(max(1, self._plan.total))
+        return self._plan.pack_all(dev.ptr, self.nbytes, self._scratch.ptr,
+                                   self._scratch.nbytes, True)
+
+    def pack_faces(self, dev) -> int:
+        """The same bytes one kernel launch per face (the fused launch's baseline)."""
+        if getattr(self, "_scratch", None) is None:
+            self._scratch = self._cp.DeviceBuffer(max(1, self._plan.total))
+        for f, o in zip(self.halo.faces, self._offs):
             b = f.send_block
-            cp.pack(dev.ptr, self.nbytes, self._scratch.ptr + off, f.nbytes, b.start,
-                    list(b.counts), list(b.strides), False)
-            off += f.nbytes
-        cp.synchronize()
-        return total
+            self._cp.pack(dev.ptr, self.nbytes, self._scratch.ptr + o, f.nbytes, b.start,
+                          list(b.counts), list(b.strides), False)
+        self._cp.synchronize()
+        return self._plan.total
 
     def free(self) -> None:
         self._scratch = None
         self._bufs = []
+        self._plan = self._hsend = self._dsend = None
         self._fill = None

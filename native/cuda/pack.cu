@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <tuple>
 #include <vector>
 #include "hpc/cuda_check.hpp"
 #include "hpc/registry.hpp"
@@ -136,6 +137,145 @@ int64_t move(bool unpack, uintptr_t strided, int64_t strided_bytes, uintptr_t pa
   return g.words * word;
 }
 
+// A fixed list of blocks (a halo's 26 faces) packed or unpacked in ONE kernel launch: block
+// k goes to packed bytes [offs[k], offs[k+1]). One thread moves one word of the packed
+// buffer, finds its block by binary search over offs (26 entries: a few compares), then
+// walks that block's odometer as k_move does. The word is the widest that divides every
+// block's start, run length and strides, every offset and both pointers.
+struct PlanGeo {
+  int64_t start;
+  int nd;
+  int64_t counts[kMaxDims];
+  int64_t strides[kMaxDims];
+};
+
+template <typename W, bool Unpack>
+__global__ void k_move_all(unsigned char* strided, unsigned char* packed, const PlanGeo* geos,
+                           const int64_t* offs, int nblocks, int64_t words) {
+  const int64_t step = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t w = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; w < words; w += step) {
+    const int64_t pb = w * int64_t(sizeof(W));
+    int lo = 0, hi = nblocks - 1;  // the last block whose offset is <= pb
+    while (lo < hi) {
+      const int mid = (lo + hi + 1) / 2;
+      if (offs[mid] <= pb) lo = mid; else hi = mid - 1;
+    }
+    const PlanGeo& g = geos[lo];
+    const int64_t row_words = g.counts[0] / int64_t(sizeof(W));
+    const int64_t local = (pb - offs[lo]) / int64_t(sizeof(W));
+    int64_t b = local / row_words;
+    int64_t off = g.start + (local - b * row_words) * int64_t(sizeof(W));
+    for (int i = 1; i < g.nd; ++i) {
+      const int64_t c = b % g.counts[i];
+      b /= g.counts[i];
+      off += c * g.strides[i];
+    }
+    W* s = reinterpret_cast<W*>(strided + off);
+    W* p = reinterpret_cast<W*>(packed + pb);
+    if (Unpack) *s = *p;
+    else *p = *s;
+  }
+}
+
+class DevicePlan {
+ public:
+  DevicePlan(const std::vector<std::tuple<int64_t, std::vector<int64_t>, std::vector<int64_t>>>&
+                 blocks,
+             int64_t strided_bytes)
+      : strided_bytes_(strided_bytes) {
+    std::vector<PlanGeo> geos;
+    std::vector<int64_t> offs;
+    int64_t off = 0;
+    for (const auto& [start, counts, strides] : blocks) {
+      // validated as a single block (fake non-null pointers: only the geometry is checked)
+      const Geo g = geometry(1, strided_bytes, 1, int64_t(1) << 62, start, counts, strides);
+      const int64_t n = g.words * (g.words ? counts[0] / g.row_words : 1);
+      if (n == 0) continue;  // empty blocks take no packed bytes and no threads
+      PlanGeo pg{};
+      pg.start = start;
+      pg.nd = int(counts.size());
+      for (int i = 0; i < pg.nd; ++i) {
+        pg.counts[i] = counts[i];
+        pg.strides[i] = strides[i];
+        if (i) bits_ |= uint64_t(strides[i]);
+      }
+      bits_ |= uint64_t(start) | uint64_t(counts[0]) | uint64_t(off);
+      geos.push_back(pg);
+      offs.push_back(off);
+      offsets_.push_back(off);
+      off += n;
+    }
+    total_ = off;
+    nblocks_ = int(geos.size());
+    if (nblocks_) {
+      HPC_CUDA_CHECK(cudaMalloc(&geos_, sizeof(PlanGeo) * geos.size()));
+      HPC_CUDA_CHECK(cudaMalloc(&offs_, sizeof(int64_t) * offs.size()));
+      HPC_CUDA_CHECK(cudaMemcpy(geos_, geos.data(), sizeof(PlanGeo) * geos.size(),
+                                cudaMemcpyHostToDevice));
+      HPC_CUDA_CHECK(cudaMemcpy(offs_, offs.data(), sizeof(int64_t) * offs.size(),
+                                cudaMemcpyHostToDevice));
+    }
+  }
+  ~DevicePlan() {
+    cudaFree(geos_);
+    cudaFree(offs_);
+  }
+  DevicePlan(const DevicePlan&) = delete;
+  DevicePlan& operator=(const DevicePlan&) = delete;
+  int64_t total() const { return total_; }
+  const std::vector<int64_t>& offsets() const { return offsets_; }
+
+  // strided: the device field; packed: device or mapped pinned memory (device pointers)
+  int64_t run(bool unpack, uintptr_t strided, int64_t strided_bytes, uintptr_t packed,
+              int64_t packed_bytes, bool sync) const {
+    if (strided_bytes < strided_bytes_)
+      fail("cuda DevicePlan: strided buffer has " + std::to_string(strided_bytes) +
+           " bytes, the plan needs " + std::to_string(strided_bytes_));
+    if (packed_bytes < total_)
+      fail("cuda DevicePlan: packed buffer holds " + std::to_string(packed_bytes) +
+           " bytes, the plan needs " + std::to_string(total_));
+    if (!strided || !packed) fail("cuda DevicePlan: null pointer");
+    if (total_ == 0) return 0;
+    const uint64_t bits = bits_ | uint64_t(strided) | uint64_t(packed);
+    int word = 16;
+    while (word > 1 && (bits & uint64_t(word - 1))) word /= 2;
+    auto* s = reinterpret_cast<unsigned char*>(strided);
+    auto* p = reinterpret_cast<unsigned char*>(packed);
+    py::gil_scoped_release nogil;
+    int dev = 0, sms = 0;
+    HPC_CUDA_CHECK(cudaGetDevice(&dev));
+    HPC_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    const int64_t words = total_ / word;
+    const int blocks =
+        int(std::min<int64_t>((words + kThreads - 1) / kThreads, int64_t(sms) * 32));
+    if (unpack) launch_all<true>(s, p, word, words, blocks);
+    else launch_all<false>(s, p, word, words, blocks);
+    HPC_CUDA_CHECK(cudaGetLastError());
+    if (sync) HPC_CUDA_CHECK(cudaDeviceSynchronize());
+    return total_;
+  }
+
+ private:
+  template <bool Unpack>
+  void launch_all(unsigned char* s, unsigned char* p, int word, int64_t words,
+                  int blocks) const {
+    switch (word) {
+      case 16: k_move_all<W16, Unpack><<<blocks, kThreads>>>(s, p, geos_, offs_, nblocks_, words); break;
+      case 8: k_move_all<uint64_t, Unpack><<<blocks, kThreads>>>(s, p, geos_, offs_, nblocks_, words); break;
+      case 4: k_move_all<uint32_t, Unpack><<<blocks, kThreads>>>(s, p, geos_, offs_, nblocks_, words); break;
+      case 2: k_move_all<uint16_t, Unpack><<<blocks, kThreads>>>(s, p, geos_, offs_, nblocks_, words); break;
+      default: k_move_all<uint8_t, Unpack><<<blocks, kThreads>>>(s, p, geos_, offs_, nblocks_, words); break;
+    }
+  }
+  PlanGeo* geos_ = nullptr;
+  int64_t* offs_ = nullptr;
+  std::vector<int64_t> offsets_;
+  int64_t total_ = 0;
+  int64_t strided_bytes_;
+  int nblocks_ = 0;
+  uint64_t bits_ = 0;
+};
+
 // Device memory, exposed through __cuda_array_interface__ so mpi4py hands the device
 // pointer to a CUDA-aware MPI.
 class DeviceBuffer {
@@ -241,6 +381,30 @@ HPC_SUBMODULE(pack) {
                                     cudaMemcpyHostToDevice));
         },
         py::arg("dst"), py::arg("host"), py::arg("nbytes"));
+  py::class_<DevicePlan>(m, "DevicePlan",
+                         "A fixed list of strided blocks packed or unpacked in ONE kernel "
+                         "launch (block k at packed byte offsets()[k])")
+      .def(py::init<const std::vector<std::tuple<int64_t, std::vector<int64_t>,
+                                                 std::vector<int64_t>>>&, int64_t>(),
+           py::arg("blocks"), py::arg("strided_bytes"))
+      .def_property_readonly("total", &DevicePlan::total)
+      .def_property_readonly("offsets", &DevicePlan::offsets)
+      .def("pack_all",
+           [](const DevicePlan& p, uintptr_t src, int64_t src_bytes, uintptr_t dst,
+              int64_t dst_bytes, bool sync) {
+             return p.run(false, src, src_bytes, dst, dst_bytes, sync);
+           },
+           py::arg("src"), py::arg("src_bytes"), py::arg("dst"), py::arg("dst_bytes"),
+           py::arg("sync") = true,
+           "Gather every block of the device field src into dst (device pointers), one launch.")
+      .def("unpack_all",
+           [](const DevicePlan& p, uintptr_t src, int64_t src_bytes, uintptr_t dst,
+              int64_t dst_bytes, bool sync) {
+             return p.run(true, dst, dst_bytes, src, src_bytes, sync);
+           },
+           py::arg("src"), py::arg("src_bytes"), py::arg("dst"), py::arg("dst_bytes"),
+           py::arg("sync") = true,
+           "Scatter the packed src into every block of the device field dst, one launch.");
   py::class_<DeviceBuffer>(m, "DeviceBuffer", "cudaMalloc'd bytes (freed with the object)")
       .def(py::init<int64_t>(), py::arg("nbytes"))
       .def_property_readonly("ptr", &DeviceBuffer::ptr)
