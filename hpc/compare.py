@@ -27,6 +27,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Sequence
 
+from hpc.core import checks
 from hpc.core.cli import AppParser
 from hpc.core.errors import EXIT_USAGE, UsageError
 from hpc.report import Run, headline, load_runs
@@ -143,7 +144,7 @@ def parser() -> AppParser:
                   formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("base", metavar="BASE", help="record, study folder, folder or results.csv")
     p.add_argument("new", metavar="NEW", help="the same kinds, to compare against BASE")
-    p.add_argument("--threshold", type=float, default=0.05, metavar="REL",
+    p.add_argument("--threshold", type=checks.real(0), default=0.05, metavar="REL",
                    help="relative difference that counts (default 0.05 = 5%%)")
     p.add_argument("--all", action="store_true", help="also list the metrics that did not change")
     return p

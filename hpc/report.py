@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from hpc.core.cli import AppParser
+from hpc.core.cli import AppParser, mark_outputs
 from hpc.core.errors import EXIT_USAGE, UsageError
 
 #: parameters that say where output goes or how much is printed, not what ran
@@ -303,6 +303,7 @@ def parser() -> AppParser:
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.add_argument("--plot", metavar="PATH",
                    help="draw the loss curve or residual history of the first record with one")
+    mark_outputs(p, "--csv", "--plot")
     return p
 
 

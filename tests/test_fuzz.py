@@ -74,8 +74,8 @@ VERBS: dict[str, tuple[str, list[str], str | None]] = {
                                          "--out", "{tmp}/study"], "hpc.scaling.cli:parser"),
     "jobs": ("hpc.jobs.cli:main", ["render", "--app", "stream", "--time", "00:10:00"],
              "hpc.jobs.cli:parser"),
-    "report": ("hpc.report:main", ["{tmp}"], None),
-    "compare": ("hpc.compare:main", ["{tmp}", "{tmp}"], None),
+    "report": ("hpc.report:main", ["{tmp}/out"], "hpc.report:parser"),
+    "compare": ("hpc.compare:main", ["{tmp}/out", "{tmp}/out"], "hpc.compare:parser"),
     "list": ("hpc.__main__:main", ["list"], None),
 }
 
@@ -279,6 +279,26 @@ class Case:
     ranks: tuple[int, ...] = (1, 3)  # the rank counts whose batch runs it
 
 
+def _outputs(factory: str, labels: set[str]):
+    """(dest, option, kind) of the outputs marked (hpc.core.cli.mark_output) in the parsers
+    of ``labels``."""
+    root = _obj(factory)()
+    parsers = {}
+
+    def collect(p, label):
+        parsers[label] = p
+        for a in p._actions:
+            if isinstance(a, argparse._SubParsersAction):
+                for name, sub in a.choices.items():
+                    collect(sub, f"{label} {name}")
+
+    collect(root, next(iter(sorted(labels))).split(" ")[0])
+    for label in labels:
+        p = parsers.get(label)
+        if p is not None:
+            yield from p.__dict__.get("_hpc_outputs", ())
+
+
 def _generic_cases() -> list[Case]:
     """Per verb: hostile outputs, --seed, --repeat, and every ranged option out of range."""
     cases = []
@@ -301,6 +321,16 @@ def _generic_cases() -> list[Case]:
                               ["--json", "{tmp}/out/r", "--output", "{tmp}/out/r"], "same file"))
             cases.append(Case(f"{label}:output-device", label, ["--output", "/dev/null"],
                               "device"))
+        for dest, what, kind in _outputs(factory, mine):
+            if what in ("--json", "--output"):
+                continue
+            if kind == "dir":
+                cases.append(Case(f"{label}:{what}-file", label, [what, "{tmp}/out/keep"],
+                                  "not a directory"))
+            else:
+                cases.append(Case(f"{label}:{what}-dir", label, [what, "{tmp}/out"],
+                                  "directory"))
+            cases.append(Case(f"{label}:{what}-proc", label, [what, "/proc/hpc/x"], "/proc"))
         if "--seed" in opts:
             cases.append(Case(f"{label}:seed-neg", label, ["--seed", "-1"], "--seed"))
             cases.append(Case(f"{label}:seed-big", label, ["--seed", str(2**63)], "--seed"))
@@ -536,7 +566,7 @@ FILES.update(GRAPH_FILES)
 CASES = {c.id: c for c in GENERIC + SPECIFIC + FILE_CASES}
 
 DRIVER = r'''
-import importlib, json, os, sys, time
+import contextlib, importlib, io, json, os, sys, time
 from mpi4py import MPI
 from hpc.core.errors import UsageError
 
@@ -549,8 +579,15 @@ def listing(folders):
 def outcome(target, argv):
     mod, _, fn = target.partition(":")
     main = getattr(importlib.import_module(mod), fn)
+    err_text = io.StringIO()
     try:
-        return ["ok", main(list(argv))]
+        with contextlib.redirect_stderr(err_text):
+            code = main(list(argv))
+        lines = [ln[len("error: "):] for ln in err_text.getvalue().splitlines()
+                 if ln.startswith("error: ")]
+        if code == 2 and len(lines) == 1:  # a tool that prints its own error line
+            return ["usage", lines[0]]
+        return ["ok", code]
     except UsageError as err:
         return ["usage", str(err)]
     except SystemExit as exc:

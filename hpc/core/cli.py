@@ -102,6 +102,14 @@ def mark_output(p: argparse.ArgumentParser, action: argparse.Action, stream: boo
     return action
 
 
+def mark_outputs(p: argparse.ArgumentParser, *options: str, stream: bool = False,
+                 directory: bool = False) -> None:
+    """:func:`mark_output` for options already added, named by an option string
+    (``mark_outputs(p, "--save")`` before ``return p``)."""
+    for opt in options:
+        mark_output(p, p._option_string_actions[opt], stream=stream, directory=directory)
+
+
 def check_outputs(p: argparse.ArgumentParser, ns: argparse.Namespace) -> None:
     """Check the output paths declared with :func:`mark_output` (UsageError if unwritable)."""
     outs = [(dest, what, stream) for dest, what, stream in p.__dict__.get("_hpc_outputs", ())

@@ -37,6 +37,7 @@ from mpi4py import MPI
 from hpc.core import App, UsageError, make_parser, positive_int, run
 from hpc.core import backends as registry
 from hpc.core import checks
+from hpc.core.cli import mark_outputs
 from hpc.core.cli import AppParser, Formatter, Subcommand, add_common, dispatch, subcommand_epilog
 from hpc.core.decomp import Decomposition, decompose
 from hpc.core.memory import require_memory
@@ -109,6 +110,7 @@ def measure_parser() -> AppParser:
                    help=f"where to cache the model [default: {halo_model.cache_path()}]")
     p.add_argument("--rtol", type=checks.real(0, 1, lo_open=True), default=0.05,
                    help="stop sampling when successive trimeans agree within this fraction")
+    mark_outputs(p, "--model")
     return p
 
 

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from hpc.core.cli import AppParser, split_passthrough
+from hpc.core.cli import AppParser, mark_output, split_passthrough
 from hpc.core.errors import EXIT_USAGE, UsageError
 from hpc.core.spec import all_specs, names
 
@@ -96,7 +96,8 @@ def parser() -> AppParser:
                        description="Write every file of jobs/ but its README, deterministically: "
                                    "placeholders (PARTITION, ACCOUNT, /path/to/venv/bin/python, "
                                    "/path/to/hpc) instead of this machine's paths.")
-    e.add_argument("--out", default="jobs", help="folder (default: jobs)")
+    mark_output(e, e.add_argument("--out", default="jobs", help="folder (default: jobs)"),
+                directory=True)
     return p
 
 

@@ -94,6 +94,9 @@ def parser() -> AppParser:
     m.add_argument("--set", action="append", metavar="NAME=VALUE",
                    help="fix a model parameter (e.g. alpha_s=1.5e-6) instead of fitting it")
     m.add_argument("--out", metavar="PNG", help="figure path [default: first DIR/model.png]")
+    mark_output(m, m._option_string_actions["--out"])
+    mark_output(pl, pl._option_string_actions["--out"], directory=True)
+    mark_output(c, c._option_string_actions["--out"], directory=True)
     return p
 
 

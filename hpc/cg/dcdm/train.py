@@ -32,7 +32,7 @@ import numpy as np
 
 from hpc.core import UsageError, positive_float, positive_int, run
 from hpc.core import checks
-from hpc.core.cli import AppParser, Formatter, add_common, nonneg_int
+from hpc.core.cli import AppParser, Formatter, add_common, mark_outputs, nonneg_int
 from hpc.core.runtime import world
 
 from . import weights as W
@@ -72,6 +72,7 @@ def parser() -> AppParser:
                         "--val-every, which writes --save on every new best)")
     p.add_argument("--log-every", type=positive_int, default=10, help="steps between log lines")
     add_common(p)
+    mark_outputs(p, "--save")  # checked before any work (hpc.core.atomic.check_output)
     return p
 
 
