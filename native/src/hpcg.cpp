@@ -24,6 +24,30 @@ using std::int32_t;
 using std::int64_t;
 
 constexpr int W = 27;  // slots per row: the 27-point stencil's largest row
+constexpr int64_t BLK = 512;  // rows per block of the blocked loops
+
+// sum over blocks of [0, n) of body(lo, hi) (each block's partial, in row order), blocks
+// split statically over the threads and the threads' partials added in thread order: the
+// same rounding for every kernel that reduces over rows, and the same from run to run
+// (OpenMP's reduction clause leaves the order of the threads' partials open).
+template <typename F>
+double blocked_sum(int64_t n, F&& body) {
+  const int64_t nb = (n + BLK - 1) / BLK;
+  const int nt = omp_get_max_threads();
+  std::vector<double> part(size_t(nt), 0.0);
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num(), T = omp_get_num_threads();
+    const int64_t b0 = nb * t / T, b1 = nb * (t + 1) / T;
+    double d = 0.0;
+    for (int64_t b = b0; b < b1; ++b) d += body(b * BLK, std::min(n, (b + 1) * BLK));
+    part[size_t(t)] = d;
+  }
+  double s = 0.0;
+  for (double v : part) s += v;
+  return s;
+}
+
 
 template <typename T>
 const T* in(const carray<T>& a, int64_t n, const char* what) {
@@ -157,9 +181,7 @@ class Ell {
       const int64_t i = f[k];
       const int32_t* c = &cols_[i * W];
       const double* a = &vals_[i * W];
-      double s = 0.0;
-      for (int j = 0; j < W; ++j) s += a[j] * xv[c[j]];
-      o[k] = rv[i] - s;
+      o[k] = rv[i] - row_sum(c, a, xv, W);
     }
   }
 
@@ -214,19 +236,38 @@ class Ell {
   }
 
  private:
+  // sum_j a[j] x[c[j]] over slots [0, n) with four interleaved partial sums (slot j goes to
+  // sum j % 4): four independent multiply-add chains instead of one 27 long. Every kernel
+  // sums a row this way, so a sum over the lower slots only (the rest multiply zeros) is
+  // bitwise the full row's, and the reference and optimised kernels agree to the last bit.
+  static inline double row_sum(const int32_t* __restrict c, const double* __restrict a,
+                               const double* __restrict x, int n) {
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    int j = 0;
+    for (; j + 3 < n; j += 4) {
+      s0 += a[j] * x[c[j]];
+      s1 += a[j + 1] * x[c[j + 1]];
+      s2 += a[j + 2] * x[c[j + 2]];
+      s3 += a[j + 3] * x[c[j + 3]];
+    }
+    if (j < n) s0 += a[j] * x[c[j]];
+    if (j + 1 < n) s1 += a[j + 1] * x[c[j + 1]];
+    if (j + 2 < n) s2 += a[j + 2] * x[c[j + 2]];
+    return (s0 + s1) + (s2 + s3);
+  }
+
+  // The dot product is taken per block of rows just computed (still in cache), in row
+  // order, so it rounds exactly as the separate dot kernel does.
   void spmv_k(const double* __restrict x, double* __restrict y, double* dot) const {
     const int32_t* C = cols_.data();
     const double* A = vals_.data();
-    double d = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : d)
-    for (int64_t i = 0; i < nrow_; ++i) {
-      const int32_t* c = C + i * W;
-      const double* a = A + i * W;
+    const double d = blocked_sum(nrow_, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) y[i] = row_sum(C + i * W, A + i * W, x, W);
       double s = 0.0;
-      for (int j = 0; j < W; ++j) s += a[j] * x[c[j]];
-      y[i] = s;
-      d += x[i] * s;
-    }
+      if (dot)
+        for (int64_t i = lo; i < hi; ++i) s += x[i] * y[i];
+      return s;
+    });
     if (dot) *dot = d;
   }
 
@@ -234,8 +275,7 @@ class Ell {
   inline void row_update(int64_t i, const double* __restrict r, double* __restrict x) const {
     const int32_t* c = &cols_[i * W];
     const double* a = &vals_[i * W];
-    double s = 0.0;
-    for (int j = 0; j < W; ++j) s += a[j] * x[c[j]];
+    const double s = row_sum(c, a, x, W);
     const double d = diag_[i];
     x[i] = (r[i] - s + d * x[i]) / d;
   }
@@ -244,10 +284,7 @@ class Ell {
   inline void row_lower(int64_t i, const double* __restrict r, double* __restrict x) const {
     const int32_t* c = &cols_[i * W];
     const double* a = &vals_[i * W];
-    double s = 0.0;
-    const int n = nlow_[i];
-    for (int j = 0; j < n; ++j) s += a[j] * x[c[j]];
-    x[i] = (r[i] - s) / diag_[i];
+    x[i] = (r[i] - row_sum(c, a, x, nlow_[i])) / diag_[i];
   }
 
   int64_t nrow_ = 0, ncol_ = 0;
@@ -325,10 +362,11 @@ double dot(const carray<double>& a, const carray<double>& b) {
   const int64_t n = a.shape(0);
   const double* x = in(a, -1, "a");
   const double* y = in(b, n, "b");
-  double s = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) s += x[i] * y[i];
-  return s;
+  return blocked_sum(n, [&](int64_t lo, int64_t hi) {
+    double s = 0.0;
+    for (int64_t i = lo; i < hi; ++i) s += x[i] * y[i];
+    return s;
+  });
 }
 
 // w = alpha x + beta y (w may be x or y)
@@ -363,15 +401,15 @@ double cg_update(carray<double>& x, carray<double>& r, const carray<double>& p,
   const double* pv = in(p, -1, "p");
   const double* av = in(Ap, n, "Ap");
   if (x.ndim() != 1 || x.shape(0) < n || p.shape(0) < n) hpc::fail("cg_update: x and p must hold the rows");
-  double s = 0.0;
-#pragma omp parallel for schedule(static) reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) {
-    xv[i] += alpha * pv[i];
-    const double ri = rv[i] - alpha * av[i];
-    rv[i] = ri;
-    s += ri * ri;
-  }
-  return s;
+  return blocked_sum(n, [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) {
+      xv[i] += alpha * pv[i];
+      rv[i] = rv[i] - alpha * av[i];
+    }
+    double s = 0.0;
+    for (int64_t i = lo; i < hi; ++i) s += rv[i] * rv[i];
+    return s;
+  });
 }
 
 // rc[k] = rf[f2c[k]] - Axf[f2c[k]]  (HPCG's reference restriction)

@@ -78,6 +78,17 @@ def process_grid(size: int) -> tuple[int, int, int]:
     return best
 
 
+def checked_process_grid(size: int) -> tuple[int, int, int]:
+    """:func:`process_grid`, or UsageError where HPCG refuses it (smallest/largest extent of
+    the process grid below 1/8, e.g. 11 ranks: 11x1x1)."""
+    npx, npy, npz = process_grid(size)
+    if min(npx, npy, npz) / max(npx, npy, npz) < MIN_ASPECT:
+        raise UsageError(f"{size} ranks: the process grid {npx}x{npy}x{npz} is too far from a "
+                         f"cube (smallest/largest below {MIN_ASPECT}, HPCG's rule); use another "
+                         "rank count")
+    return npx, npy, npz
+
+
 def check_local(nx: int, ny: int, nz: int) -> None:
     """Raise UsageError unless the local box is one HPCG accepts with 4 grid levels."""
     for name, n in (("nx", nx), ("ny", ny), ("nz", nz)):
@@ -138,11 +149,7 @@ def make_geometry(comm, nx: int, ny: int, nz: int) -> Geometry:
     comm = as_comm(comm)
     check_local(nx, ny, nz)
     p = comm.Get_size()
-    npx, npy, npz = process_grid(p)
-    if min(npx, npy, npz) / max(npx, npy, npz) < MIN_ASPECT:
-        raise UsageError(f"{p} ranks: the process grid {npx}x{npy}x{npz} is too far from a cube "
-                         f"(smallest/largest below {MIN_ASPECT}, HPCG's rule); use another "
-                         "rank count")
+    npx, npy, npz = checked_process_grid(p)
     dec = decompose(comm, (nz * npz, ny * npy, nx * npx), periodic=False, dims=(npz, npy, npx))
     try:
         ipz, ipy, ipx = dec.coords

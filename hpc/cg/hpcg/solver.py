@@ -148,9 +148,10 @@ class Kernels:
 
     # -- CG --------------------------------------------------------------------------------
     def cg(self, b: np.ndarray, x: np.ndarray, max_iter: int, tolerance: float,
-           precondition: bool = True) -> CGResult:
+           precondition: bool = True, history: list[float] | None = None) -> CGResult:
         """HPCG's preconditioned CG from x (length nrow), at most ``max_iter`` iterations,
-        while ``normr / normr0 > tolerance``."""
+        while ``normr / normr0 > tolerance``; ``history`` gets ``normr / normr0`` of every
+        iteration."""
         T = self.times
         t_begin = time.perf_counter()
         lv = self.problem.fine
@@ -203,6 +204,8 @@ class Kernels:
                 T["waxpby"] += tick() - t
                 rr = self.dot(r, r)
             normr = math.sqrt(rr)
+            if history is not None:
+                history.append(normr / normr0)
         T["total"] += time.perf_counter() - t_begin
         return CGResult(k, normr, normr0)
 
