@@ -158,3 +158,40 @@ def test_app_rejects_bad_query_options(tmp_path):
                         (["--backend", "numba"], "numba")):
         r = run_app("pagerank", 2, "ppr", "--graph", path, "--sources", "1", *extra)
         assert r.returncode == 2 and "error:" in r.stderr and what in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("name,eps,failure,backend", [
+    ("email-Eu-core.txt", 0.3, 0.01, "native"),
+    ("p2p-Gnutella08.txt", 0.5, 0.1, "native"),
+    ("email-Eu-core.txt", 0.5, 0.1, "numpy"),
+])
+def test_accuracy_mode_meets_its_bound(tmp_path, name, eps, failure, backend):
+    """--accuracy EPS --failure DELTA: on every one of 40 sources, every score above 1/n
+    within relative error EPS of exact PPR (the bound holds with probability 1 - DELTA per
+    source; FORA's is conservative, so no source may fail here); the record states it."""
+    from hpc.pagerank.ppr import guarantee_parameters
+
+    path = data_file("graphs", name)
+    js = tmp_path / "q.json"
+    r = run_app("pagerank", 3, "ppr", "--graph", path, "--sources", "random:40", "--seed", "5",
+                "--accuracy", str(eps), "--failure", str(failure), "--check", "--backend",
+                backend, "--json", js, timeout=400)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rec = load_json(js)
+    v = rec["validation"]
+    assert v["guarantee_failed_sources"] == 0 and v["max_rel_err_above_1_over_n"] <= eps
+    gp = rec["guarantee"]
+    n = rec["graph"]["vertices"]
+    assert gp == guarantee_parameters(n, eps, failure)
+    assert f"{eps:g} pi(t)" in gp["bound"] and "guarantee:" in r.stdout
+    assert rec["params"]["threshold"] == gp["threshold"] and rec["params"]["walks"] == gp["walks"]
+
+
+def test_accuracy_mode_needs_a_full_index(tmp_path):
+    path = data_file("graphs", "email-Eu-core.txt")
+    idx = tmp_path / "i.h5"
+    assert run_app("pagerank", 1, "ppr-index", "--graph", path, "--output", idx, "--walks",
+                   "4", "--keep", "8").returncode == 0
+    r = run_app("pagerank", 3, "ppr", "--graph", path, "--sources", "1", "--index", idx,
+                "--accuracy", "0.5")
+    assert r.returncode == 2 and "--keep 0" in r.stderr

@@ -62,6 +62,35 @@ def uniform(seed: int, walker: np.ndarray, step: int, stream: int) -> np.ndarray
     return (h >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
 
 
+def guarantee_parameters(n: int, epsilon: float, failure: float,
+                         index_walks: int | None = None) -> dict:
+    """Push threshold and walks per residual vertex for FORA's guarantee (Wang, Yang, Xiao,
+    Wei, Yang, "FORA: Simple and effective approximate single-source personalized PageRank",
+    KDD 2017): relative error ``epsilon`` for every score above delta = 1/n, for each source,
+    with probability at least 1 - ``failure``.
+
+    After the push no residual entry r(v) reaches the threshold theta, and every residual
+    vertex is combined with R walks, so each walk's share r(v)/R is at most theta/R = 1/W
+    with W = (2 epsilon/3 + 2) ln(2/failure) / (epsilon^2 delta): FORA's Chernoff bound on
+    bounded samples then gives |pi^(t) - pi(t)| <= epsilon pi(t) whenever pi(t) >= delta.
+    With an index of R walks per vertex (``index_walks``, stored in full: keep 0) theta =
+    R / W; without one theta = 1/sqrt(W) (FORA's balance of push and walk work, per unit
+    mass) and R = ceil(theta W).
+    """
+    delta = 1.0 / max(int(n), 1)
+    W = (2.0 * epsilon / 3.0 + 2.0) * np.log(2.0 / failure) / (epsilon * epsilon * delta)
+    if index_walks is not None:
+        theta = min(1.0, index_walks / W)
+        R = int(index_walks)
+    else:
+        theta = min(1.0, 1.0 / np.sqrt(W))
+        R = int(np.ceil(theta * W))
+    return {"epsilon": float(epsilon), "failure": float(failure), "delta": delta,
+            "walk_budget_W": float(W), "threshold": float(theta), "walks": R,
+            "bound": f"|pi^(t) - pi(t)| <= {epsilon:g} pi(t) for every t with pi(t) >= 1/{n}, "
+                     f"each source with probability >= {1 - failure:g} (FORA, KDD 2017)"}
+
+
 @dataclass
 class Fingerprints:
     """Sparse fingerprints of some vertices owned by this rank (CSR by vertex).

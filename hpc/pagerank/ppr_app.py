@@ -16,13 +16,15 @@ from hpc.core import checks
 from hpc.core.cli import AppParser, Formatter, add_common
 from hpc.core.memory import require_memory
 from hpc.core.progress import Progress
+from hpc.core.runtime import collective
 
 from .api import PPRIndex, prepare, query, source_vertices
 from .app import add_graph_options, load
 from .graphio import Graph, gather_csr
-from .ppr import Fingerprints, exact_ppr, precision_at_k
+from .ppr import Fingerprints, exact_ppr, guarantee_parameters, precision_at_k
 
 QUERY_BACKENDS = ("native", "numpy")
+GUARANTEE_ITERATIONS = 100_000   # push iterations in --accuracy mode: until none is left
 
 INDEX_DOC = """Build the PowerWalk fingerprint index: --walks random walks from every vertex
 (teleport probability 1 - damping, absorbed at dangling vertices), run as vertex-centric
@@ -88,6 +90,16 @@ def query_parser() -> AppParser:
                    help="native back end: drop fingerprint contributions r(w) F_w(v) below "
                         "ETA x the K-th score of a first pass over the 16 largest entries of "
                         "every residual fingerprint (0: combine every stored entry)")
+    q.add_argument("--accuracy", type=checks.real(0, 1, lo_open=True, hi_open=True),
+                   metavar="EPS",
+                   help="guarantee mode (FORA's bound): relative error EPS for every score "
+                        "above 1/n with probability 1 - --failure per source; chooses the "
+                        "push threshold and the walks (instead of --threshold/--walks), "
+                        "pushes until no entry reaches the threshold; an --index must be "
+                        "built with --keep 0; the record states the bound")
+    q.add_argument("--failure", type=checks.real(0, 1, lo_open=True, hi_open=True),
+                   default=0.01, metavar="DELTA",
+                   help="with --accuracy: the failure probability per source")
     q.add_argument("--check", action="store_true",
                    help="compare with exact PPR (serial power iteration on rank 0): L1 error, "
                         "precision@K; small graphs")
@@ -206,6 +218,26 @@ def _check_query_options(args) -> None:
         raise UsageError(f"--combine-rel {args.combine_rel}: expected a finite value >= 0")
     if args.combine_rel > 0 and args.backend != "native":
         raise UsageError("--combine-rel needs --backend native")
+    if args.accuracy is not None and (args.combine_rel > 0 or args.push_rule != "mass"):
+        raise UsageError("--accuracy: the guarantee needs --combine-rel 0 and --push-rule mass")
+
+
+def _guarantee(app: App, g: Graph, index, args) -> None:
+    """--accuracy: set --threshold, --walks and --iterations from FORA's bound; record it."""
+    if args.accuracy is None:
+        return
+    with collective(app.comm):
+        if index is not None and index.keep != 0:
+            raise UsageError(f"--accuracy with --index {args.index}: the index keeps only "
+                             f"{index.keep} entries per vertex; the guarantee needs the whole "
+                             "fingerprints (ppr-index --keep 0)")
+    gp = guarantee_parameters(g.n, args.accuracy, args.failure,
+                              index.walks if index is not None else None)
+    args.threshold, args.walks = gp["threshold"], gp["walks"]
+    args.iterations = GUARANTEE_ITERATIONS   # push until no entry reaches the threshold
+    app.extra["guarantee"] = gp
+    app.say(f"guarantee: {gp['bound']}; push threshold {gp['threshold']:.3g}, "
+            f"{gp['walks']} walks per residual vertex")
 
 
 def _load_index(app: App, g: Graph, args) -> PPRIndex | None:
@@ -230,6 +262,7 @@ def run_query(argv: Sequence[str]) -> int:
     src_ids, verts = parse_sources(args.sources, g, args.seed)
     nq = int(verts.size)
     index = _load_index(app, g, args)
+    _guarantee(app, g, index, args)
     with app.timer.phase("setup"):
         prepare(g, None, args.damping, args.backend)   # once per graph
     ans, st = None, None
@@ -300,13 +333,15 @@ def _check_queries(app: App, g: Graph, verts: np.ndarray, ans, args, validation:
         t0 = time.perf_counter()
         exact = exact_ppr(A, verts, args.damping)
         t_exact = time.perf_counter() - t0
-        l1, prec = [], []
+        l1, prec, worst = [], [], []
         for qi in range(verts.size):
             ids, vals = ans.full[qi]
             dense = np.zeros(g.n)
             dense[ids] = vals
             l1.append(float(np.abs(dense - exact[qi]).sum()))
             prec.append(precision_at_k(ans.topk_ids[qi], exact[qi], args.topk))
+            big = exact[qi] >= 1.0 / g.n     # the scores the guarantee covers
+            worst.append(float((np.abs(dense[big] - exact[qi][big]) / exact[qi][big]).max()))
         validation.update({
             "l1_err_mean": float(np.mean(l1)), "l1_err_max": float(np.max(l1)),
             f"precision_at_{args.topk}_mean": float(np.mean(prec)),
@@ -316,6 +351,17 @@ def _check_queries(app: App, g: Graph, verts: np.ndarray, ans, args, validation:
         app.metrics["l1_err_mean"] = float(np.mean(l1))
         app.metrics[f"precision_at_{args.topk}"] = float(np.mean(prec))
         ok = float(np.mean(prec)) >= args.min_precision
+        validation["max_rel_err_above_1_over_n"] = float(np.max(worst))
+        if args.accuracy is not None:
+            # each source meets the bound with probability >= 1 - failure: allow that many
+            # failures (at least one in a small batch) before calling the run INVALID
+            fails = int(sum(w > args.accuracy for w in worst))
+            validation["guarantee_failed_sources"] = fails
+            ok = ok and fails <= max(1, int(np.ceil(args.failure * verts.size)))
+        elif float(np.min(prec)) < 0.9 and not app.quiet:
+            print(f"  precision@{args.topk} is {np.min(prec):.2f} on the worst source: for "
+                  f">= 0.9 on every source use --accuracy 0.3 (FORA's guarantee), or more "
+                  f"--walks with a lower --threshold", flush=True)
     ok = bool(app.comm.bcast(ok))
     for key in ("l1_err_mean", f"precision_at_{args.topk}"):
         app.metrics[key] = app.comm.bcast(app.metrics.get(key))
