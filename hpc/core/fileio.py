@@ -78,3 +78,50 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     """The whole decompressed content of ``path``."""
     with open_input(path, "rb") as f:
         return f.read()
+
+
+def take_lines(f: IO[bytes], first: int, stop: int | None, chunk: int = 1 << 22) -> bytes:
+    """Lines ``first`` .. ``stop - 1`` (0-based, counted from the stream's position; ``stop``
+    None: to the end) of a binary stream read in 4 MiB chunks, keeping only those bytes: how
+    a rank takes its share of a compressed file, which has no byte offsets to seek to."""
+    import numpy as np
+
+    out = []
+    line = 0
+    while True:
+        buf = f.read(chunk)
+        if not buf:
+            break
+        n = buf.count(b"\n")
+        if line + n < first:
+            line += n
+            continue
+        nl = None
+        if line < first or (stop is not None and line + n >= stop):
+            nl = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 10)
+        s0 = 0 if line >= first else int(nl[first - line - 1]) + 1
+        if stop is not None and line + n >= stop:
+            e0 = int(nl[stop - line - 1]) + 1 if stop > line else 0
+            out.append(buf[s0:e0])
+            break
+        out.append(buf[s0:])
+        line += n
+    return b"".join(out)
+
+
+def count_lines(path: str | os.PathLike) -> int:
+    """Lines in the decompressed content (a last line without a newline counts)."""
+    n, last = 0, b"\n"
+    with open_input(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            n += chunk.count(b"\n")
+            last = chunk[-1:]
+    return n + (last != b"\n")
+
+
+def line_share(path: str | os.PathLike, p: int, r: int) -> bytes:
+    """Rank ``r`` of ``p``'s block of the lines of a (compressed) text file: every rank
+    decompresses the stream twice (count, then take), holding only its own lines."""
+    total = count_lines(path)
+    with open_input(path, "rb") as f:
+        return take_lines(f, total * r // p, total * (r + 1) // p if r < p - 1 else None)

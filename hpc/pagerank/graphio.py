@@ -442,7 +442,10 @@ def read_snap(path: str, comm, weights: bool = False, undirected: bool = False) 
                 pass
         except OSError as exc:
             raise UsageError(f"--graph {path}: cannot read ({exc.strerror or exc})") from None
-    data = _byte_share(path, size, p, r)
+    from hpc.core.fileio import compression, line_share
+
+    # .gz/.bz2/.xz (by their first bytes): no byte offsets, each rank decompresses its lines
+    data = line_share(path, p, r) if compression(path) else _byte_share(path, size, p, r)
     nlines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
     first = exscan_sum(comm, nlines)
     w = pos = None
@@ -793,7 +796,7 @@ def load_graph(comm, graph: str | None = None, generate: str | None = None, seed
             raise UsageError(f"--graph {graph}: an HDF5 graph file is used as stored; give "
                              "--undirected when it is built from the text or .mtx file")
         g = load_cache(graph, comm, weights=weights)
-    elif graph.endswith(".mtx") or graph.endswith(".mtx.gz"):
+    elif graph.endswith((".mtx", ".mtx.gz", ".mtx.bz2", ".mtx.xz")):
         g = read_mtx(graph, comm, weights, undirected)
     else:
         g = read_snap(graph, comm, weights, undirected)

@@ -40,7 +40,7 @@ from mpi4py import MPI
 
 from hpc.core.errors import InputTypeError, UsageError
 from hpc.core.exchange import exscan
-from hpc.core.fileio import compression, open_input
+from hpc.core.fileio import compression, open_input, take_lines
 from hpc.core.memory import require_memory
 from hpc.core.runtime import as_comm
 from hpc.core.partition import block_offsets, exchange_by_owner
@@ -320,32 +320,6 @@ def _threads() -> int:
     return int(env) if env.isdigit() and int(env) > 0 else 1
 
 
-def _take_lines(f, first: int, stop: int | None) -> bytes:
-    """Lines ``first`` .. ``stop - 1`` (0-based, counted from the stream's position; ``stop``
-    None: to the end) of a stream read in chunks, keeping only those bytes."""
-    out = []
-    line = 0
-    while True:
-        chunk = f.read(1 << 22)
-        if not chunk:
-            break
-        n = chunk.count(b"\n")
-        if line + n < first:
-            line += n
-            continue
-        nl = None
-        if line < first or (stop is not None and line + n >= stop):
-            nl = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10)
-        s0 = 0 if line >= first else int(nl[first - line - 1]) + 1
-        if stop is not None and line + n >= stop:
-            e0 = int(nl[stop - line - 1]) + 1 if stop > line else 0
-            out.append(chunk[s0:e0])
-            break
-        out.append(chunk[s0:])
-        line += n
-    return b"".join(out)
-
-
 def _local_range(h: Header, comm) -> tuple[bytes, int | None]:
     """This rank's entry lines as bytes, and the file line number of the first of them when
     known without a scan (compressed input), else None."""
@@ -357,7 +331,7 @@ def _local_range(h: Header, comm) -> tuple[bytes, int | None]:
         try:
             with open_input(h.path, "rb") as f:
                 f.seek(h.data_start)
-                return _take_lines(f, first, stop), h.size_line + 1 + first
+                return take_lines(f, first, stop), h.size_line + 1 + first
         except (OSError, EOFError) as exc:
             raise UsageError(f"{h.path}: corrupt {h.compression} stream ({exc})") from None
     size = os.path.getsize(h.path)
