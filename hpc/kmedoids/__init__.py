@@ -30,6 +30,7 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "pam": ".api",
     "pam_build": ".api",
     "fastmsc": ".api",
+    "alternating": ".api",
     "fastermsc": ".api",
     "pammedsil": ".api",
     "dynmsc": ".api",
@@ -39,9 +40,10 @@ __getattr__, __dir__ = lazy_exports(__name__, {
 })
 __all__ = ["KMedoids", "KMedoidsResult", "DynkResult", "fasterpam", "fastpam1", "fastpam2", "pam",
            "pam_build", "clara", "clarans", "fastmsc", "fastermsc", "pammedsil", "dynmsc",
-           "silhouette", "medoid_silhouette"]
+           "silhouette", "medoid_silhouette", "alternating"]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ resolves these
-    from .api import (DynkResult, KMedoids, KMedoidsResult, clara, clarans, dynmsc, fastermsc,
+    from .api import (DynkResult, KMedoids, KMedoidsResult, alternating, clara, clarans, dynmsc,
+                      fastermsc,
                       fasterpam, fastmsc, fastpam1, fastpam2, medoid_silhouette, pam, pam_build,
                       pammedsil, silhouette)

@@ -356,6 +356,56 @@ class Solver:
                 B = min(2 * B, self.C)
         return swaps, evaluated
 
+    # -- alternating (Voronoi iteration) ------------------------------------------------
+    def _labels_all(self) -> np.ndarray:
+        """Every point's cluster, on every rank (one Allgatherv)."""
+        mine = np.ascontiguousarray(self.near_i, dtype=np.int64)
+        p = self.comm.Get_size()
+        if p == 1:
+            return mine.copy()
+        counts = np.array(self.comm.allgather(mine.size), dtype=np.int64)
+        out = np.empty(self.n, dtype=np.int64)
+        self.comm.Allgatherv(mine, [out, counts, np.concatenate([[0], np.cumsum(counts)[:-1]]),
+                                    MPI.INT64_T])
+        return out
+
+    def alternating(self, maxiter: int) -> Result:
+        """Alternating k-medoids (the k-means-style Voronoi iteration; "Alternate" in facility
+        location, Park & Jun 2009): each medoid becomes the member of its cluster with the
+        least total distance to the cluster, then every point is reassigned; until no medoid
+        changes. As the `kmedoids` package's ``alternating``: medoid slots in order, the
+        first member of least sum, the old medoid kept on ties. One pass over the matrix per
+        iteration (a one-hot product per tile, one reduction per tile)."""
+        n, C, k = self.n, self.C, self.k
+        it = swaps = 0
+        onehot = np.zeros((self.o.n_local, k))
+        while it < maxiter:
+            it += 1
+            lab = self._labels_all()
+            onehot[:] = 0.0
+            onehot[np.arange(self.o.n_local), self.near_i] = 1.0
+            own = np.empty(n)  # per point: the sum of its distances to its own cluster
+            for c0 in range(0, n, C):
+                c1 = min(n, c0 + C)
+                T = np.asarray(self.K.to_host(self.o.tile(c0, c1)), dtype=np.float64)
+                part = self.allsum(T.T @ onehot)
+                own[c0:c1] = part[np.arange(c1 - c0), lab[c0:c1]]
+            meds = self.med.copy()
+            for m in range(k):
+                first = int(meds[m])
+                members = np.flatnonzero(lab == m)
+                members = members[members != first]
+                if members.size:
+                    j = int(members[np.argmin(own[members])])
+                    if own[j] < own[first]:
+                        meds[m] = j
+            changed = int((meds != self.med).sum())
+            if not changed:
+                break
+            swaps += changed
+            self.assign(meds)
+        return Result(self.med.copy(), self.loss, swaps, it, True)
+
     # -- checks -------------------------------------------------------------------------
     def min_delta(self, K=None) -> float:
         """The most negative ΔTD of any single swap (>= 0 at a local optimum); a full pass."""
@@ -388,10 +438,10 @@ class Solver:
 
 def run(solver: Solver, method: str, init: str, rng: np.random.Generator, maxiter: int,
         samples: int = 5, sample_size: int | None = None, restarts: int = 2,
-        neighbors: float = 0.1, comm_self=None) -> Result:
+        neighbors: float = 0.1, comm_self=None, keep: bool = True) -> Result:
     """Initialise and optimise with one method; times BUILD and SWAP separately."""
     if method == "clara":
-        return clara(solver, init, rng, maxiter, samples, sample_size, comm_self)
+        return clara(solver, init, rng, maxiter, samples, sample_size, comm_self, keep)
     t0 = time.perf_counter()
     if method == "clarans":
         return clarans(solver, init, rng, restarts, neighbors)
@@ -408,7 +458,7 @@ def run_from(solver: Solver, method: str, meds, maxiter: int) -> Result:
     meds = np.asarray(meds, dtype=np.int64)
     solver.assign(meds)
     t1 = time.perf_counter()
-    if solver.k == 1:
+    if solver.k == 1 and method != "alternating":
         res = solver.one_medoid(meds)
     elif method in ("pam", "fastpam1"):
         res = solver.pam_swap(maxiter, pam=method == "pam")
@@ -416,6 +466,8 @@ def run_from(solver: Solver, method: str, meds, maxiter: int) -> Result:
         res = solver.fastpam2(maxiter)
     elif method == "fasterpam":
         res = solver.fasterpam(maxiter)
+    elif method == "alternating":
+        res = solver.alternating(maxiter)
     else:
         raise ValueError(method)
     res.init_medoids = meds
@@ -458,10 +510,17 @@ def clarans(solver: Solver, init: str, rng, restarts: int, neighbors: float) -> 
 
 
 def clara(solver: Solver, init: str, rng, maxiter: int, samples: int,
-          sample_size: int | None, comm_self) -> Result:
-    """FastCLARA: FasterPAM (from --init) on `samples` random samples of 80 + 4k points,
-    samples spread over the ranks; every sample's medoids are evaluated on all points and
-    the best kept. Independent samples: the result does not depend on the rank count."""
+          sample_size: int | None, comm_self, keep: bool = True) -> Result:
+    """FastCLARA: FasterPAM on `samples` random samples of 80 + 4k points, every sample's
+    medoids evaluated on all points and the best kept.
+
+    keep (ELKI's default): every sample after the first holds the best medoids so far, and
+    FasterPAM starts from them, so each sample can only improve on them; the samples are then
+    sequential, each solved on every rank alike (a sample is small) and evaluated in parallel.
+    Without keep, independent samples from --init, spread over the ranks. Either way the
+    result does not depend on the rank count."""
+    if keep:
+        return _clara_keep(solver, init, rng, maxiter, samples, sample_size, comm_self)
     from .oracle import MatrixOracle
 
     t0 = time.perf_counter()
@@ -491,3 +550,48 @@ def clara(solver: Solver, init: str, rng, maxiter: int, samples: int,
     solver.assign(allfound[best])
     return Result(allfound[best], solver.loss, swaps, samples, True, allfound[0], t1 - t0,
                   time.perf_counter() - t1, {"sample_size": m, "sample_losses": losses})
+
+
+def _clara_keep(solver: Solver, init: str, rng, maxiter: int, samples: int,
+                sample_size: int | None, comm_self) -> Result:
+    """FastCLARA keeping the best medoids in the next sample (see :func:`clara`)."""
+    from .oracle import MatrixOracle
+
+    t0 = time.perf_counter()
+    n, k = solver.n, solver.k
+    m = min(n, sample_size or 80 + 4 * k)
+    best_meds: np.ndarray | None = None
+    best_loss = math.inf
+    first = None
+    swaps = 0
+    losses: list[float] = []
+    eval_s = 0.0
+    for _ in range(samples):
+        seed = int(rng.integers(0, 2**63 - 1))
+        if best_meds is None:
+            S = np.sort(rng.choice(n, size=m, replace=False))
+        else:
+            pool = np.setdiff1d(np.arange(n), best_meds, assume_unique=True)
+            S = np.sort(np.concatenate([best_meds, rng.choice(pool, size=m - k, replace=False)]))
+        sub = solver.o.submatrix(S, S)  # collective: the same sample on every rank
+        inner = Solver(MatrixOracle(sub, m, 0, comm_self, solver.K, solver.o.metric),
+                       comm_self, solver.K, k)
+        if best_meds is None:
+            r = run(inner, "fasterpam", init, np.random.default_rng(seed), maxiter)
+        else:  # start from the kept medoids, in their slot order
+            r = run_from(inner, "fasterpam", np.searchsorted(S, best_meds), maxiter)
+        swaps += r.swaps
+        meds = S[r.medoids]
+        first = meds if first is None else first
+        te = time.perf_counter()
+        loss = solver.evaluate(meds)
+        eval_s += time.perf_counter() - te
+        losses.append(loss)
+        if loss < best_loss:
+            best_loss, best_meds = loss, meds
+    te = time.perf_counter()
+    solver.assign(best_meds)
+    eval_s += time.perf_counter() - te
+    t = time.perf_counter() - t0
+    return Result(best_meds, solver.loss, swaps, samples, True, first, t - eval_s, eval_s,
+                  {"sample_size": m, "sample_losses": losses, "keep_medoids": True})

@@ -45,8 +45,8 @@ from .kernels import BACKENDS, METRICS
 from .kernels import load as load_kernels
 from .oracle import DTYPES, MatrixOracle, Oracle, TiledOracle
 
-METHODS = ("pam", "fastpam1", "fastpam2", "fasterpam", "clara", "clarans", "fastmsc",
-           "fastermsc", "dynmsc", "pammedsil")
+METHODS = ("pam", "fastpam1", "fastpam2", "fasterpam", "clara", "clarans", "alternating",
+           "fastmsc", "fastermsc", "dynmsc", "pammedsil")
 SWAP_METHODS = ("pam", "fastpam1", "fastpam2", "fasterpam")
 MSC_METHODS = msc.MSC_METHODS
 INITS = ("build", "lab", "random", "first")
@@ -283,7 +283,8 @@ def cluster(oracle: Oracle, k: int, *, method: str = "fasterpam", init: str = "b
             max_iter: int = 100, rng: np.random.Generator | None = None,
             medoids: np.ndarray | None = None, samples: int = 5,
             sample_size: int | None = None, restarts: int = 2,
-            neighbors: float = 0.1, min_k: int = 2) -> tuple[algorithms.Result, algorithms.Solver]:
+            neighbors: float = 0.1, min_k: int = 2,
+            keep_medoids: bool = True) -> tuple[algorithms.Result, algorithms.Solver]:
     """Cluster the points behind ``oracle`` into ``k`` clusters (collective).
 
     Parameters
@@ -311,6 +312,8 @@ def cluster(oracle: Oracle, k: int, *, method: str = "fasterpam", init: str = "b
         n - k.
     min_k : int
         DynMSC: the smallest k tried (k is the largest).
+    keep_medoids : bool
+        CLARA: every sample after the first holds the best medoids so far (ELKI's default).
 
     Returns
     -------
@@ -321,7 +324,7 @@ def cluster(oracle: Oracle, k: int, *, method: str = "fasterpam", init: str = "b
     comm = oracle.comm
     rng = np.random.default_rng(0) if rng is None else rng
     if medoids is None and init == "first":
-        if method not in SWAP_METHODS + MSC_METHODS:
+        if method not in SWAP_METHODS + MSC_METHODS + ("alternating",):
             raise UsageError(f"init='first' is not supported by method={method!r}")
         medoids = np.arange(k, dtype=np.int64)
     if method in MSC_METHODS:
@@ -331,7 +334,7 @@ def cluster(oracle: Oracle, k: int, *, method: str = "fasterpam", init: str = "b
         res = algorithms.run_from(solver, method, medoids, max_iter)
     else:
         res = algorithms.run(solver, method, init, rng, max_iter, samples, sample_size,
-                             restarts, neighbors, MPI.COMM_SELF)
+                             restarts, neighbors, MPI.COMM_SELF, keep_medoids)
     return res, solver
 
 
@@ -505,19 +508,48 @@ def pam(diss, medoids, max_iter: int = 100, init: str = "build", random_state=No
 
 def clara(diss, k: int, *, samples: int = 5, sample_size: int | None = None,
           max_iter: int = 100, init: str = "build", random_state=None, comm=None,
-          backend: str = "native") -> KMedoidsResult:
+          backend: str = "native", keep_medoids: bool = True) -> KMedoidsResult:
     """FastCLARA (Schubert & Rousseeuw 2021): FasterPAM on ``samples`` random samples of
     ``sample_size`` points (default 80 + 4k), every sample's medoids evaluated on all points,
     the best kept.
 
-    Samples are spread over the ranks; the result does not depend on the rank count.
-    Parameters otherwise as in :func:`fasterpam` (``init`` initialises each sample).
+    With ``keep_medoids`` (ELKI's default) every sample after the first holds the best
+    medoids so far and FasterPAM starts from them (sequential samples, each evaluated on all
+    points in parallel); without, independent samples spread over the ranks. The result does
+    not depend on the rank count. Parameters otherwise as in :func:`fasterpam` (``init``
+    initialises the first sample, or each without ``keep_medoids``).
     Cost: O(samples (80 + 4k)^2) per sweep plus O(samples k n) for the evaluations.
     """
-    return _run_precomputed("clara", diss, _positive_int("k", k), max_iter, init,
+    k = _positive_int("k", k)
+    if sample_size is not None and _positive_int("sample_size", sample_size) < k:
+        raise UsageError(f"sample_size={sample_size} is smaller than k={k} (a sample must "
+                         "hold the k medoids)")
+    return _run_precomputed("clara", diss, k, max_iter, init,
                             random_state, comm, backend, samples=_positive_int("samples", samples),
-                            sample_size=None if sample_size is None
-                            else _positive_int("sample_size", sample_size))
+                            sample_size=sample_size, keep_medoids=bool(keep_medoids))
+
+
+def alternating(diss, medoids, max_iter: int = 100, init: str = "random", random_state=None, *,
+                comm=None, backend: str = "native") -> KMedoidsResult:
+    """Alternating k-medoids (the k-means-style Voronoi iteration; "Alternate" in facility
+    location, Park & Jun 2009): every medoid becomes the member of its cluster with the least
+    total distance to it, then every point is reassigned, until no medoid changes.
+
+    The cheap baseline: O(n^2) per iteration like a FasterPAM sweep, but it stops in worse
+    local optima. From the same initial medoids the result is the `kmedoids` package's
+    ``alternating`` (medoids, labels, loss, n_iter; ``n_swap`` counts medoid changes).
+
+    Parameters
+    ----------
+    diss, medoids, max_iter, init, random_state, comm, backend
+        As in :func:`fasterpam` (``max_iter``: iterations).
+
+    Returns
+    -------
+    KMedoidsResult
+    """
+    return _run_precomputed("alternating", diss, medoids, max_iter, init, random_state, comm,
+                            backend)
 
 
 def clarans(diss, k: int, *, restarts: int = 2, neighbors: float = 0.1, init: str = "random",
@@ -781,10 +813,12 @@ class KMedoids:
     ----------
     n_clusters : int, default 8
         Number of medoids k.
-    method : {'fasterpam', 'fastpam1', 'fastpam2', 'pam', 'clara', 'clarans'}, default 'fasterpam'
-        FasterPAM (eager swaps; Schubert & Rousseeuw 2021), FastPAM1/2 (Schubert & Rousseeuw
-        2019), PAM (Kaufman & Rousseeuw 1987), FastCLARA (FasterPAM on random samples, the best
-        kept) and FastCLARANS (randomised search; Schubert & Rousseeuw 2021, Ng & Han 2002).
+    method : str, default 'fasterpam'
+        FasterPAM (eager swaps; Schubert & Rousseeuw 2021), 'fastpam1', 'fastpam2' (Schubert &
+        Rousseeuw 2019), 'pam' (Kaufman & Rousseeuw 1987), 'clara' (FasterPAM on random
+        samples, the best kept), 'clarans' (randomised search; Schubert & Rousseeuw 2021, Ng &
+        Han 2002), 'alternating' (Voronoi iteration), or the medoid silhouette methods
+        'fastmsc', 'fastermsc', 'dynmsc', 'pammedsil' (Lenssen & Schubert 2022, 2024).
     metric : {'euclidean', 'sqeuclidean', 'manhattan', 'cosine', 'precomputed'}
         Distance between points; 'precomputed': X is an (n, n) dissimilarity matrix.
     init : {'build', 'lab', 'random', 'first'}, default 'build'
@@ -801,8 +835,8 @@ class KMedoids:
     distances : {'auto', 'matrix', 'tiled'}, default 'auto'
         See :func:`distance_oracle`.
     method_params : dict, optional
-        CLARA: ``samples`` (5), ``sample_size`` (80 + 4k); CLARANS: ``restarts`` (2),
-        ``neighbors`` (0.1); DynMSC: ``min_k`` (2).
+        CLARA: ``samples`` (5), ``sample_size`` (80 + 4k), ``keep_medoids`` (True);
+        CLARANS: ``restarts`` (2), ``neighbors`` (0.1); DynMSC: ``min_k`` (2).
     dtype : {'float64', 'float32'}, default 'float64'
         Of the stored distances and tiles (float32: half the memory, float64 sums).
 
@@ -886,10 +920,11 @@ class KMedoids:
         _choice("distances", self.distances, DISTANCES)
         max_iter = _positive_int("max_iter", self.max_iter)
         mp = dict(self.method_params or {})
-        unknown = set(mp) - {"samples", "sample_size", "restarts", "neighbors", "min_k"}
+        unknown = set(mp) - {"samples", "sample_size", "restarts", "neighbors", "min_k",
+                             "keep_medoids"}
         if unknown:
             raise UsageError(f"method_params: unknown {', '.join(sorted(unknown))} (expected "
-                             "samples, sample_size, restarts, neighbors, min_k)")
+                             "samples, sample_size, restarts, neighbors, min_k, keep_medoids)")
         _choice("dtype", self.dtype, tuple(DTYPES))
         return comm, k, max_iter, mp
 

@@ -54,7 +54,8 @@ def parser():
     p.add_argument("--method", choices=METHODS, default="fasterpam",
                    help="pam (BUILD+SWAP), fastpam1 (PAM's swaps, O(k) faster), fastpam2 "
                         "(several swaps per iteration), fasterpam (eager swaps), clara "
-                        "(FastCLARA: best of --samples samples), clarans (FastCLARANS); the "
+                        "(FastCLARA: best of --samples samples), clarans (FastCLARANS), "
+                        "alternating (Voronoi iteration, the cheap baseline); the "
                         "medoid silhouette: fastmsc (best swap), fastermsc (eager swaps), "
                         "dynmsc (k from --min-k to --k by the medoid silhouette), pammedsil "
                         "(the original, O(k^2) slower than fastmsc)")
@@ -82,6 +83,9 @@ def parser():
     p.add_argument("--sample-size", dest="sample_size",
                    type=checks.integer(2, SAMPLE_SIZE_MAX), default=None,
                    help=f"clara: points per sample, --k..{SAMPLE_SIZE_MAX} [default: 80 + 4k]")
+    p.add_argument("--no-keep-medoids", dest="keep_medoids", action="store_false",
+                   help="clara: independent samples (spread over the ranks) instead of "
+                        "keeping the best medoids in every next sample (ELKI's default)")
     p.add_argument("--restarts", type=checks.integer(1, RESTARTS_MAX), default=2,
                    help=f"clarans: local searches (numlocal), 1..{RESTARTS_MAX}")
     p.add_argument("--neighbors", type=checks.real(0, NEIGHBORS_MAX, lo_open=True), default=0.1,
@@ -159,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       rng=np.random.default_rng(args.seed),
                                       samples=args.samples, sample_size=args.sample_size,
                                       restarts=args.restarts, neighbors=args.neighbors,
-                                      min_k=args.min_k)
+                                      min_k=args.min_k, keep_medoids=args.keep_medoids)
         app.timer.add("build", res.build_s)
         app.timer.add("swap", res.swap_s)
 

@@ -1,0 +1,78 @@
+"""Alternating k-medoids and CLARA keeping its best medoids, at any rank count
+(tools/run_tests.sh runs 1..4 ranks), against the `kmedoids` package (a test-only reference)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mpi4py import MPI
+from scipy.spatial.distance import cdist
+
+import hpc.kmedoids as hk
+
+kmedoids = pytest.importorskip("kmedoids")
+comm = MPI.COMM_WORLD
+N, DIM, K = 241, 3, 6
+
+
+def _points(seed: int = 4) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    c = rng.uniform(-9, 9, (K, DIM))
+    return c[rng.integers(0, K, N)] + rng.standard_normal((N, DIM))
+
+
+X = _points()
+D = cdist(X, X)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("k", [1, 3, 6, 11])
+def test_alternating_equals_reference(k):
+    init = np.random.default_rng(k).choice(N, k, replace=False)
+    got = hk.alternating(D, init)
+    ref = kmedoids.alternating(D, init.astype(np.uintp))
+    assert got.medoids.tolist() == ref.medoids.tolist()
+    assert got.labels.tolist() == ref.labels.tolist()
+    assert got.loss == pytest.approx(ref.loss, rel=1e-12)
+    assert got.n_iter == ref.n_iter
+
+
+@pytest.mark.mpi
+def test_alternating_estimator_tiled_float32():
+    ref = kmedoids.alternating(D, K, init="build")
+    km = hk.KMedoids(K, method="alternating", init="build", distances="tiled").fit(X)
+    assert km.medoid_indices_.tolist() == ref.medoids.tolist()
+    k32 = hk.KMedoids(K, method="alternating", init="build", dtype="float32").fit(X)
+    assert k32.inertia_ == pytest.approx(ref.loss, rel=1e-6)
+
+
+@pytest.mark.mpi
+def test_clara_keeps_best_medoids():
+    ref = kmedoids.fasterpam(D, K, init="build", n_cpu=1).loss
+    for keep in (True, False):
+        km = hk.KMedoids(K, method="clara", init="lab", random_state=3,
+                         method_params={"samples": 6, "keep_medoids": keep}).fit(X)
+        assert ref * 0.99 <= km.inertia_ <= ref * 1.10
+        assert km.inertia_ == pytest.approx(cdist(X, km.cluster_centers_).min(axis=1).sum(),
+                                            rel=1e-9)
+        # the same result on one rank: it does not depend on the rank count
+        solo = hk.KMedoids(K, method="clara", init="lab", random_state=3, comm=MPI.COMM_SELF,
+                           method_params={"samples": 6, "keep_medoids": keep}).fit(X)
+        assert solo.medoid_indices_.tolist() == km.medoid_indices_.tolist()
+
+
+@pytest.mark.mpi
+def test_clara_keep_starts_each_sample_from_the_best():
+    from hpc.core.partition import block_range
+    from hpc.kmedoids import api, data
+
+    lo, hi = block_range(N, comm.size, comm.rank)
+    loc = data.Local(np.ascontiguousarray(X[lo:hi]), N, DIM, lo, "array")
+    oracle = api.distance_oracle(loc, X_all=X, comm=comm)
+    res, _ = api.cluster(oracle, K, method="clara", init="lab", samples=5, sample_size=40,
+                         rng=np.random.default_rng(1))
+    losses = res.extra["sample_losses"]
+    assert len(losses) == 5 and res.extra["keep_medoids"] is True
+    assert res.loss == pytest.approx(min(losses), rel=1e-12)
+    assert len(res.init_medoids) == K  # the first sample's medoids
+    with pytest.raises(ValueError, match="sample_size"):
+        hk.clara(D, 5, sample_size=3)
