@@ -311,13 +311,15 @@ class GPT:
 
     def __init__(self, cfg: GPTConfig, ps, xp, dtype, seed: int, sequence_parallel: bool = False,
                  recompute: bool = False, offload: bool = False,
-                 recompute_attention: bool = False, attention_block: int | None = None):
+                 recompute_attention: bool = False, attention_block: int | None = None,
+                 bf16: bool = False):
         self.cfg, self.ps, self.xp = cfg, ps, xp
         self.dtype = np.dtype(dtype)
         self.sp = bool(sequence_parallel) and ps.tp > 1
         self.recompute = recompute
         self.recompute_attention = recompute_attention  # selective: the softmax's S x S
         self.attention_block = attention_block          # blocked online-softmax attention
+        self.bf16 = bf16  # bfloat16 GEMM operands, float32 accumulation and everything else
         nv = ps.n_virtual
         self.layers_per_chunk = cfg.layers // nv
         self.chunks = [ps.virtual_stage(c) for c in range(ps.vpp)]  # virtual stage per chunk
@@ -344,6 +346,20 @@ class GPT:
         # called with a layer's index after each of its backward passes (the optimizer's
         # bucketed gradient reduction starts a layer's all-reduce after its last one)
         self.grad_hook: Callable[[int], None] | None = None
+
+    def rnd(self, a):
+        """``a`` rounded to bfloat16 (and held as float32) under bf16, else ``a`` itself: a
+        GEMM of rounded operands in float32 is exactly a bfloat16 GEMM with float32
+        accumulation (the products of two bfloat16 numbers are exact in float32)."""
+        if not self.bf16:
+            return a
+        import ml_dtypes  # a dependency of the CPU bfloat16 path only
+
+        return a.astype(ml_dtypes.bfloat16).astype(a.dtype)
+
+    def mm(self, a, b):
+        """a @ b, as a bfloat16 GEMM under bf16."""
+        return self.rnd(a) @ self.rnd(b)
 
     def _cast(self, a: np.ndarray):
         a = a.astype(self.dtype)
@@ -390,23 +406,25 @@ class GPT:
         b, s_loc, h = x.shape
         a, c_ln1 = L.layernorm_fwd(x, P(n + "ln1.g"), P(n + "ln1.b"))
         af = self.f_fwd(a)
-        qkv, _ = L.linear_fwd(af, P(n + "attn.qkv.w"), P(n + "attn.qkv.b"))
+        qkv = self.mm(af, P(n + "attn.qkv.w"))
+        qkv += P(n + "attn.qkv.b")
         s = qkv.shape[1]
         nh, hd = self.heads_local, h // self.cfg.heads
         q5 = qkv.reshape(b, s, 3, nh, hd)
-        q, k, v = (q5[:, :, j].transpose(0, 2, 1, 3) for j in range(3))
+        q, k, v = (self.rnd(q5[:, :, j].transpose(0, 2, 1, 3)) for j in range(3))
         o, c_att = L.causal_attention_fwd(q, k, v, block=self.attention_block,
                                           keep_probs=not self.recompute_attention)
         o2 = o.transpose(0, 2, 1, 3).reshape(b, s, nh * hd)
-        pr = self.g_fwd(o2 @ P(n + "attn.proj.w"))
+        pr = self.g_fwd(self.mm(o2, P(n + "attn.proj.w")))
         pr += P(n + "attn.proj.b")
         pr += x  # fresh array: the residual in place
         x1 = pr
         m, c_ln2 = L.layernorm_fwd(x1, P(n + "ln2.g"), P(n + "ln2.b"))
         mf = self.f_fwd(m)
-        u, _ = L.linear_fwd(mf, P(n + "mlp.fc1.w"), P(n + "mlp.fc1.b"))
+        u = self.mm(mf, P(n + "mlp.fc1.w"))
+        u += P(n + "mlp.fc1.b")
         gl, c_g = L.gelu_fwd(u)
-        y = self.g_fwd(gl @ P(n + "mlp.fc2.w"))
+        y = self.g_fwd(self.mm(gl, P(n + "mlp.fc2.w")))
         y += P(n + "mlp.fc2.b")
         y += x1
         return y, (c_ln1, af, c_att, o2, c_ln2, mf, c_g, gl)
@@ -416,7 +434,7 @@ class GPT:
         ``defer`` for the zero-bubble schedules' W action."""
         def run() -> None:
             k, n = x.shape[-1], dy.shape[-1]
-            self.store.g(name)[...] += x.reshape(-1, k).T @ dy.reshape(-1, n)
+            self.store.g(name)[...] += self.mm(x.reshape(-1, k).T, dy.reshape(-1, n))
         if defer is None:
             run()
         else:
@@ -432,11 +450,11 @@ class GPT:
         G(n + "mlp.fc2.b")[...] += dx2.reshape(-1, h).sum(axis=0)
         dy2 = self.g_bwd(dx2)
         self._wgrad(n + "mlp.fc2.w", gl, dy2, defer)
-        dgl = dy2 @ P(n + "mlp.fc2.w").T
+        dgl = self.mm(dy2, P(n + "mlp.fc2.w").T)
         du = L.gelu_bwd(dgl, c_g)
         G(n + "mlp.fc1.b")[...] += du.reshape(-1, du.shape[-1]).sum(axis=0)
         self._wgrad(n + "mlp.fc1.w", mf, du, defer)
-        dmf = du @ P(n + "mlp.fc1.w").T
+        dmf = self.mm(du, P(n + "mlp.fc1.w").T)
         dx1n, dg, db = L.layernorm_bwd(self.f_bwd(dmf), c_ln2)
         G(n + "ln2.g")[...] += dg
         G(n + "ln2.b")[...] += db
@@ -445,7 +463,7 @@ class GPT:
         G(n + "attn.proj.b")[...] += dx1.reshape(-1, h).sum(axis=0)
         dyp = self.g_bwd(dx1)
         self._wgrad(n + "attn.proj.w", o2, dyp, defer)
-        do2 = dyp @ P(n + "attn.proj.w").T
+        do2 = self.mm(dyp, P(n + "attn.proj.w").T)
         b, s, _ = do2.shape
         nh, hd = self.heads_local, h // self.cfg.heads
         dq, dk, dv = L.causal_attention_bwd(do2.reshape(b, s, nh, hd).transpose(0, 2, 1, 3), c_att)
@@ -455,7 +473,7 @@ class GPT:
         dq3 = dqkv.reshape(b, s, 3 * nh * hd)
         G(n + "attn.qkv.b")[...] += dq3.reshape(-1, 3 * nh * hd).sum(axis=0)
         self._wgrad(n + "attn.qkv.w", af, dq3, defer)
-        daf = dq3 @ P(n + "attn.qkv.w").T
+        daf = self.mm(dq3, P(n + "attn.qkv.w").T)
         dxn, dg, db = L.layernorm_bwd(self.f_bwd(daf), c_ln1)
         G(n + "ln1.g")[...] += dg
         G(n + "ln1.b")[...] += db
@@ -467,7 +485,7 @@ class GPT:
         xp, P = self.xp, self.store.p
         y, c_lnf = L.layernorm_fwd(x, P("head.lnf.g"), P("head.lnf.b"))
         yf = self.f_fwd(y)
-        logits = yf @ P("embed.wte").T
+        logits = self.mm(yf, P("embed.wte").T)
         pad = self.cfg.vocab - self.vocab_lo  # first padded column in local numbering
         if pad < self.vocab_local:
             logits[..., max(pad, 0):] = -xp.inf
@@ -483,8 +501,9 @@ class GPT:
         G = self.store.g
         dlog = L.cross_entropy_bwd_local(ex, sumexp, tc, scale)
         w = self.store.p("embed.wte")
-        dyf = dlog @ w
-        G("embed.wte")[...] += dlog.reshape(-1, dlog.shape[-1]).T @ yf.reshape(-1, yf.shape[-1])
+        dyf = self.mm(dlog, w)
+        G("embed.wte")[...] += self.mm(dlog.reshape(-1, dlog.shape[-1]).T,
+                                       yf.reshape(-1, yf.shape[-1]))
         dx, dg, db = L.layernorm_bwd(self.f_bwd(dyf), c_lnf)
         G("head.lnf.g")[...] += dg
         G("head.lnf.b")[...] += db

@@ -132,6 +132,11 @@ class Trainer:
     clip_grad : float, default 1.0
         Clip the gradient norm over every parameter of the model (all of tp, pp and dp) to
         this, in [0, 1e6]; 0 turns clipping off.
+    bf16 : bool, default False
+        Mixed precision: every GEMM (linear layers, attention, logits, forward and backward)
+        takes bfloat16 operands (rounded with ml_dtypes) and accumulates in float32; the
+        master weights, gradients, Adam state, norms, softmax and reductions stay float32.
+        Needs dtype float32 (numpy back end).
     recompute_attention : bool, default False
         Selective recomputation (Korthikanti et al. 2022): keep no attention probabilities
         (S x S per head), recompute them from q and k in the backward.
@@ -227,7 +232,7 @@ class Trainer:
                  offload: bool = False, seed: int = 0, backend: str = "numpy",
                  eval_fraction: float = 0.0, overlap_grad_reduce: bool = False,
                  recompute_attention: bool = False, attention_block: int | None = None,
-                 comm: MPI.Intracomm | None = None):
+                 bf16: bool = False, comm: MPI.Intracomm | None = None):
         if not isinstance(config, GPTConfig):
             raise InputTypeError(f"config must be a GPTConfig, got {type(config).__name__}")
         layout = ParallelLayout() if layout is None else layout
@@ -249,6 +254,7 @@ class Trainer:
         self.offload = V.flag(offload, "offload")
         self.overlap_grad_reduce = V.flag(overlap_grad_reduce, "overlap_grad_reduce")
         self.recompute_attention = V.flag(recompute_attention, "recompute_attention")
+        self.bf16 = V.flag(bf16, "bf16")
         self.attention_block = (None if attention_block is None else
                                 checks.check_int(V.arg("attention_block"), attention_block, 1,
                                                  1 << 30))
@@ -257,6 +263,9 @@ class Trainer:
         asked = default_schedule(layout) if schedule is None else V.choice(schedule, "schedule",
                                                                           SCHEDULES)
         check_layout(layout, config, self.micro_batches, self.global_batch, asked)
+        if self.bf16 and (self.dtype != np.float32 or self.backend != "numpy"):
+            raise UsageError(f"{V.arg('bf16')} keeps float32 master weights on the numpy back "
+                             f"end: needs {V.arg('dtype')} float32 and {V.arg('backend')} numpy")
         if self.offload and asked == "zbh1" and layout.pp > 1:
             raise UsageError(f"{V.arg('schedule')} zbh1 defers weight gradients past the "
                              f"layer's stay on the device: not with {V.arg('offload')}")
@@ -286,7 +295,7 @@ class Trainer:
         self.model = GPT(config, ps, self.xp, self.dtype, self.seed,
                          sequence_parallel=layout.sequence_parallel, recompute=self.recompute,
                          offload=self.offload, recompute_attention=self.recompute_attention,
-                         attention_block=self.attention_block)
+                         attention_block=self.attention_block, bf16=self.bf16)
         self.optimizer = Adam(self.model, self.lr, weight_decay=self.weight_decay,
                               clip=self.clip_grad, zero=layout.zero1,
                               overlap=self.overlap_grad_reduce)
@@ -503,7 +512,7 @@ def reference_losses(trainer: Trainer, steps: int, checkpoint_path: str | os.Pat
                   weight_decay=trainer.weight_decay, clip_grad=trainer.clip_grad,
                   global_batch=trainer.global_batch, micro_batches=trainer.micro_batches,
                   schedule="gpipe", seed=trainer.seed, backend="numpy",
-                  eval_fraction=trainer.eval_fraction, comm=MPI.COMM_SELF)
+                  eval_fraction=trainer.eval_fraction, bf16=trainer.bf16, comm=MPI.COMM_SELF)
     with ref:
         if checkpoint_path is not None:
             ref.load(checkpoint_path)
