@@ -80,3 +80,55 @@ def test_app_notes_and_record(tmp_path):
         assert "cache_resident" in r.stdout and "measures cache, not memory" in r.stdout
     if m["ranks_share_cores"]:
         assert "warning: ranks share cores" in r.stdout
+
+
+# -- devices: --list, --device, --mem, --copies ---------------------------------------------
+def test_list_shows_the_host_for_host_back_ends():
+    r = run_app("stream", 1, "--list", "--backend", "numpy")
+    assert r.returncode == 0 and r.stdout.startswith("numpy device 0: host: ")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--device", "1"], "runs on the host"),
+    (["--mem", "managed"], "takes device"),
+    (["--copies"], "--backend cuda"),
+    (["--device", "-1"], "argument --device"),
+])
+def test_device_options_on_host_back_ends_exit_2(args, needle):
+    r = run_app("stream", 1, "-s", "1000", "-n", "2", "--backend", "numpy", *args)
+    errs = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert r.returncode == 2 and len(errs) == 1 and needle in errs[0], r.stderr[-1000:]
+
+
+def _cuda():
+    from hpc.core import backends
+
+    why = backends.why_unavailable("cuda")
+    if why:
+        pytest.skip(f"no CUDA here: {why}")
+    from hpc import _cuda
+
+    return _cuda
+
+
+@pytest.mark.parametrize("mem", ["device", "managed", "pagefault"])
+def test_cuda_memory_modes_validate_and_time_with_events(mem):
+    _cuda()
+    try:
+        r = api.run(1 << 20, backend="cuda", ntimes=3, comm=COMM, mem=mem, device=0)
+    except Exception as exc:  # noqa: BLE001 - a device without pageable access says so
+        if mem == "pagefault" and "pageable" in str(exc):
+            pytest.skip(str(exc))
+        raise
+    assert r["valid"] and r["model"]["mem"] == mem and "CUDA events" in r["model"]["timing"]
+    assert all(k["best_s"] > 0 for k in r["kernels"].values())
+
+
+def test_cuda_list_and_copy_bandwidth():
+    cu = _cuda()
+    devs = cu.stream.devices()
+    assert devs and devs[0]["index"] == 0 and devs[0]["memory_bytes"] > 0
+    for what in ("h2d_ce", "d2h_ce", "bidir_ce", "h2d_sm", "d2h_sm"):
+        assert cu.stream.copy_bandwidth(what, 1 << 24) > 0
+    with pytest.raises(ValueError, match="unknown copy"):
+        cu.stream.copy_bandwidth("sideways", 1 << 20)

@@ -100,7 +100,8 @@ def device_peak_GBps() -> float | None:
 def run(arraysize: int, *, backend: str = "native", ntimes: int = 100,
         comm: MPI.Intracomm | None = None, dtype: Any = np.float64,
         only: str | None = None, repeat: int = 1,
-        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+        progress: Callable[[str], None] | None = None, device: int | None = None,
+        mem: str = "device") -> dict[str, Any]:
     """Run BabelStream's six kernels on every rank and return their bandwidths, validated.
 
     Every rank allocates three arrays a, b, c of ``arraysize`` elements (a = 0.1, b = 0.2,
@@ -133,6 +134,12 @@ def run(arraysize: int, *, backend: str = "native", ntimes: int = 100,
         validated and every iteration is a sample (only the very first is dropped).
     progress : callable, optional
         Called with a progress line a few times per run on rank 0.
+    device : int, optional
+        The device of a GPU back end ('cuda', 'cupy') every rank uses (None: device 0);
+        host back ends take only None or 0 (``python -m hpc.stream --list`` lists them).
+    mem : {'device', 'managed', 'pagefault'}, default 'device'
+        'cuda' only: arrays in device memory, CUDA managed memory, or plain host memory the
+        GPU reaches by page faults (BabelStream's CUDA memory modes).
 
     Returns
     -------
@@ -156,7 +163,8 @@ def run(arraysize: int, *, backend: str = "native", ntimes: int = 100,
     ------
     UsageError (a ValueError), on every rank
         ``arraysize`` < 1, ``ntimes`` < 2, ``repeat`` < 1, an unknown or unavailable back
-        end, an unknown kernel, a dtype other than float32/float64, or arrays that do not fit
+        end, an unknown kernel, a dtype other than float32/float64, a device other than 0 on
+        a host back end, a memory mode the back end does not have, or arrays that do not fit
         in the host's free memory.
     InputTypeError (a TypeError)
         A non-integer size or count, or ``comm`` not an intra-communicator.
@@ -189,9 +197,24 @@ def run(arraysize: int, *, backend: str = "native", ntimes: int = 100,
         raise UsageError(f"dtype must be float64 or float32, got {dt}")
     if only is not None and only not in KERNELS:
         raise UsageError(f"only={only!r}: choose from {', '.join(KERNELS)}")
-    require_memory(memory_bytes(n, backend, dt), f"arraysize {n}", comm)
+    cls = load(backend)
+    if mem not in cls.MEM_MODES:
+        raise UsageError(f"mem {mem!r}: back end {backend} takes {', '.join(cls.MEM_MODES)}")
+    kw: dict[str, Any] = {}
+    if device is not None:
+        check_int("device", device, 0)
+        if backend in ("cuda", "cupy"):
+            kw["device"] = device
+        elif device != 0:
+            raise UsageError(f"device {device}: back end {backend} runs on the host (device 0)")
+    if mem != "device":
+        kw["mem"] = mem
+    if mem != "pagefault":  # page-faulting arrays live in host memory, managed ones migrate
+        require_memory(memory_bytes(n, backend, dt), f"arraysize {n}", comm)
+    else:
+        require_memory(memory_bytes(n, "numpy", dt), f"arraysize {n}", comm)
 
-    model = load(backend)(n, dt)
+    model = cls(n, dt, **kw)
     timer = PhaseTimer(comm, sync=model.sync)
     selection = (only,) if only else KERNELS
     p = comm.Get_size()
@@ -207,6 +230,16 @@ def run(arraysize: int, *, backend: str = "native", ntimes: int = 100,
         dot_sum = None
         for it in range(ntimes):
             for k in selection:
+                if model.event_timed:  # the device's own clock: CUDA events around the kernel
+                    comm.Barrier()
+                    if k == "dot":
+                        local = model.dot()
+                        timer.add(k, model.last_seconds())
+                        dot_sum = comm.allreduce(local)
+                    else:
+                        kernels[k]()
+                        timer.add(k, model.last_seconds())
+                    continue
                 with timer.phase(k):
                     if k == "dot":
                         dot_sum = comm.allreduce(model.dot())

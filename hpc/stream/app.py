@@ -15,6 +15,7 @@ import numpy as np
 
 from hpc.core import App, UsageError, make_parser, positive_float, positive_int, run
 from hpc.core import backends as registry
+from hpc.core import checks
 from hpc.core.memory import require_memory
 
 from . import api
@@ -35,6 +36,17 @@ def parser():
     p.add_argument("--only", choices=KERNELS, help="run only this kernel")
     p.add_argument("--float", action="store_true", help="float32 instead of float64")
     p.add_argument("--csv", action="store_true", help="print BabelStream's CSV columns")
+    p.add_argument("--list", action="store_true",
+                   help="list the devices of the back end (--device N picks one) and exit")
+    p.add_argument("--device", type=checks.integer(0, 1 << 16), default=None,
+                   help="device of a GPU back end (cuda, cupy) every rank uses [default: 0]")
+    p.add_argument("--mem", choices=("device", "managed", "pagefault"), default="device",
+                   help="cuda: arrays in device memory, CUDA managed memory, or plain host "
+                        "memory reached by page faults (BabelStream's CUDA memory modes)")
+    p.add_argument("--copies", action="store_true",
+                   help="cuda: also measure copy bandwidth as nvbandwidth does (host<->device "
+                        "by copy engines and copy kernels, each direction and both at once; "
+                        "device->peer when there are two devices), --arraysize bytes x 8 each")
     p.add_argument("--peak-GBps", dest="peak_GBps", type=positive_float,
                    help="peak memory bandwidth per rank (GB/s) to report the fraction of peak "
                         "[default: the device's, on a GPU]")
@@ -47,6 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.numtimes < 2:
         raise UsageError("--numtimes must be at least 2 (the first iteration is dropped)")
     registry.require(BACKENDS[args.backend][1])
+    if args.list:
+        return list_devices(args.backend)
+    if args.copies and args.backend != "cuda":
+        raise UsageError("--copies measures CUDA copies: use --backend cuda")
     app = App("stream", args)
     dtype = np.dtype(np.float32 if args.float else np.float64)
     n = args.arraysize
@@ -56,7 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.say(f"Precision: {'float' if args.float else 'double'}; {n} elements per array per rank "
             f"({n * dtype.itemsize / 1e6:.1f} MB), {args.numtimes} iterations")
     res = api.run(n, backend=args.backend, ntimes=args.numtimes, comm=app.comm, dtype=dtype,
-                  only=args.only, repeat=args.repeat, progress=app.progress)
+                  only=args.only, repeat=args.repeat, progress=app.progress,
+                  device=args.device, mem=args.mem)
+    if args.copies:
+        app.metrics["copies_GBps"] = copies(n * 8, args.device or 0, app)
     peak = args.peak_GBps
     if peak is None and args.backend in ("cupy", "cuda"):
         peak = api.device_peak_GBps()
@@ -70,6 +89,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         h5io.write(args.output, app.comm, data,
                    attrs={"/": {"kernels": ",".join(res["kernels"]), "backend": args.backend}})
     return app.finish(res["valid"], res["errors"], res["timings"])
+
+
+def list_devices(backend: str) -> int:
+    """``--list``: the back end's devices, one line each (rank 0), exit 0."""
+    from hpc.core.runtime import world
+
+    from .models import load
+
+    devs = load(backend).devices()
+    if world().Get_rank() == 0:
+        if not devs:
+            print(f"{backend}: no device")
+        for d in devs:
+            extra = ", ".join(f"{k} {v}" for k, v in d.items() if k not in ("index", "name"))
+            print(f"{backend} device {d['index']}: {d['name']}" + (f" ({extra})" if extra else ""))
+    return 0
+
+
+COPIES = ("h2d_ce", "d2h_ce", "bidir_ce", "h2d_sm", "d2h_sm", "d2d_ce", "d2d_sm")
+
+
+def copies(nbytes: int, device: int, app: App) -> dict[str, float]:
+    """nvbandwidth's table on this rank's device: GB/s per copy (rank 0 prints it)."""
+    from hpc import _cuda
+
+    nbytes -= nbytes % 16
+    two = len(_cuda.stream.devices()) > 1
+    out: dict[str, float] = {}
+    for what in COPIES:
+        if what.startswith("d2d") and not two:
+            continue
+        out[what] = _cuda.stream.copy_bandwidth(what, max(16, nbytes), device,
+                                                (device + 1) % 2 if two else 0, 5)
+    if app.rank == 0 and not app.quiet:
+        print("copy bandwidth (GB/s, best of 5, CUDA events; ce: copy engine, sm: copy kernel; "
+              "bidir: both directions at once): "
+              + ", ".join(f"{k} {v:.1f}" for k, v in out.items()))
+    return out
 
 
 def _record(app: App, res: dict, peak: float | None) -> None:

@@ -15,10 +15,40 @@ class StreamModel(ABC):
     """
 
     name: str = "?"
+    #: True when kernels are timed on the device (CUDA events): last_seconds() after each
+    event_timed: bool = False
+    #: the memory modes the model takes (``mem=``); host models have one
+    MEM_MODES: tuple[str, ...] = ("device",)
 
     def __init__(self, n: int, dtype: np.dtype):
         self.n = int(n)
         self.dtype = np.dtype(dtype)
+
+    @classmethod
+    def devices(cls) -> list[dict[str, Any]]:
+        """What ``--list`` shows: the devices this back end can run on (``--device N``
+        picks one). Host models: the one host, its CPU and the cores this process may use."""
+        import os
+        import platform
+
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            cores = os.cpu_count() or 1
+        name = platform.processor() or platform.machine()
+        try:
+            with open("/proc/cpuinfo") as f:
+                for line in f:
+                    if line.startswith("model name"):
+                        name = line.split(":", 1)[1].strip()
+                        break
+        except OSError:
+            pass
+        return [{"index": 0, "name": f"host: {name}", "cores": cores}]
+
+    def last_seconds(self) -> float:
+        """Device-timed models: the last kernel's time; host models never use it."""
+        raise NotImplementedError
 
     @abstractmethod
     def init_arrays(self, a: float, b: float, c: float) -> None: ...

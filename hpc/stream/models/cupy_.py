@@ -9,10 +9,11 @@ from .base import StreamModel
 class CupyStream(StreamModel):
     name = "cupy"
 
-    def __init__(self, n, dtype):
+    def __init__(self, n, dtype, device: int = 0):
         super().__init__(n, dtype)
         import cupy as cp
 
+        cp.cuda.Device(int(device)).use()  # --device N: this rank's arrays and kernels there
         self.cp = cp
         t = "float" if self.dtype.itemsize == 4 else "double"
         self._triad = cp.ElementwiseKernel(f"{t} b, {t} c, {t} s", f"{t} a", "a = b + s * c", "hpc_triad")
@@ -53,7 +54,18 @@ class CupyStream(StreamModel):
     def read_arrays(self):
         return tuple(np.asarray(x.get()) for x in (self.a, self.b, self.c))
 
+    @classmethod
+    def devices(cls):
+        import cupy
+
+        out = []
+        for i in range(cupy.cuda.runtime.getDeviceCount()):
+            p = cupy.cuda.runtime.getDeviceProperties(i)
+            name = p["name"].decode() if isinstance(p["name"], bytes) else str(p["name"])
+            out.append({"index": i, "name": name, "memory_bytes": int(p["totalGlobalMem"])})
+        return out
+
     def info(self):
         from hpc.core.envinfo import gpu_name
 
-        return {"device": gpu_name()}
+        return {"device": gpu_name(), "device_index": int(self.cp.cuda.Device().id)}

@@ -55,15 +55,33 @@ class KokkosStream(_Owned):
 
 
 class CudaStream(_Owned):
+    """Native CUDA kernels (native/cuda/stream.cu), timed with CUDA events; arrays in device,
+    managed (``cudaMallocManaged``) or page-faulting (plain host) memory."""
+
     name = "cuda"
+    event_timed = True
+    MEM_MODES = ("device", "managed", "pagefault")
+
+    def __init__(self, n, dtype, device: int = 0, mem: str = "device"):
+        self.device, self.mem = int(device), mem
+        super().__init__(n, dtype)
 
     def _make(self):
         from hpc import _cuda
 
         cls = _cuda.stream.StreamF32 if self.dtype.itemsize == 4 else _cuda.stream.StreamF64
-        return cls(self.n)
+        return cls(self.n, self.device, self.mem)
+
+    def last_seconds(self) -> float:
+        return self.obj.last_seconds()
+
+    @classmethod
+    def devices(cls):
+        from hpc import _cuda
+
+        return list(_cuda.stream.devices())
 
     def info(self):
-        from hpc.core.envinfo import gpu_name
-
-        return {"device": gpu_name()}
+        d = next((x for x in self.devices() if x["index"] == self.device), {})
+        return {"device": d.get("name"), "device_index": self.device, "mem": self.mem,
+                "timing": "CUDA events around each kernel"}
