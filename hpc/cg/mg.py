@@ -5,8 +5,14 @@ even (at most ``levels``). Coarse operators are the same stencil rediscretised o
 grid (HPCG's choice). Coarse point (x, y, z) sits on fine point (2x, 2y, 2z); the coarse row
 is owned by the rank that owns that fine row, so restriction (injection of the fine residual)
 and prolongation (adding the coarse correction back at those points) need no communication.
-The smoother is one symmetric Gauss-Seidel sweep on each rank's diagonal block (block Jacobi
-SGS), pre and post; the coarsest level gets one sweep. Pre- and post-smoother are the same
+The smoother is HPCG's symmetric Gauss-Seidel step, coupled across ranks: the iterate's ghost
+values are exchanged before the step (inside ``A.spmv``) and each rank sweeps its rows forward
+then backward with its neighbours' values as exchanged. In correction form that step is
+``x + SGS_loc(r - A x)``, SGS_loc the forward-backward sweep of the rank's diagonal block from
+zero; from x = 0 (the pre-smoother, and the coarsest level) the halo is zero and it is
+``SGS_loc(r)``. (``--pc bjacobi`` is that local sweep alone, one level, no coupling.)
+``tests/mpi/test_cg_mg_coupled.py`` checks the V-cycle against a serial one whose smoother
+sweeps every rank's block with the other blocks frozen. Pre- and post-smoother are the same
 symmetric operator and prolongation is the transpose of restriction, so the V-cycle is a
 symmetric linear operator, as PCG needs.
 """
@@ -83,5 +89,5 @@ class Multigrid:
 
     def describe(self):
         return {"type": "mg", "levels": len(self.levels),
-                "grids": [list(d) for d in self.dims], "smoother": "block-Jacobi SGS (1 pre, 1 post)",
+                "grids": [list(d) for d in self.dims], "smoother": "SYMGS coupled across ranks by a halo exchange (HPCG's; 1 pre, 1 post)",
                 "coarse_operator": "rediscretised stencil (HPCG)"}
