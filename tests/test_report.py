@@ -180,3 +180,21 @@ def test_scaling_check_against_references(tmp_path):
                 'systems = 3\n', '[systems."*"\n'):                   # not tables; not TOML
         r = check(bad)
         assert r.returncode == 2 and r.stderr.startswith("error:"), (bad, r.stdout, r.stderr)
+
+
+def test_cg_monitor_residual_history_and_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    out, png = tmp_path / "cg.json", tmp_path / "res.png"
+    r = run_app("cg", 3, "--problem", "poisson2d:40", "--monitor", "3", "--json", out,
+                "--plot", png, env={"HPC_PROGRESS": "plain"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = load_json(out)["metrics"]
+    res, mon = m["residuals"], m["monitor"]
+    assert len(res) == m["iterations"] + 1 and res[0] == pytest.approx(1.0)
+    assert [it for it, _ in mon] == list(range(3, m["iterations"] + 1, 3))
+    for it, rel in mon:  # the true residual the monitor computed, the recursive one CG kept
+        assert rel == pytest.approx(res[it], rel=1e-6, abs=1e-12)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # every progress line (if the solve took long enough to print one) is rank 0's, on stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("[cg]")]
+    assert all("true_relres=" in ln for ln in lines)

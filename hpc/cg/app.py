@@ -23,8 +23,9 @@ from typing import Sequence
 import numpy as np
 from mpi4py import MPI
 
-from hpc.core import App, UsageError, make_parser, positive_float, positive_int, run
-from hpc.core.cli import Subcommand, dispatch, subcommand_epilog
+from hpc.core import App, UsageError, make_parser, positive_int, run
+from hpc.core.checks import integer, real
+from hpc.core.cli import Subcommand, dispatch, mark_output, subcommand_epilog
 from hpc.core.runtime import collective
 from hpc.sparse import read_matrix
 from hpc.sparse.generators import make_problem, parse_problem
@@ -74,12 +75,18 @@ def parser():
                    help="preconditioner (gamg: PETSc only) [default: none for cg and dcdm, jacobi otherwise]")
     p.add_argument("--sub-pc", default="sgs", choices=SUB_PCS,
                    help="bjacobi's local solver: one symmetric Gauss-Seidel sweep, or IC(0)")
-    p.add_argument("--cheb-degree", type=positive_int, default=3,
+    p.add_argument("--cheb-degree", type=integer(1, 64), default=3,
                    help="chebyshev: polynomial degree (SpMVs per application)")
-    p.add_argument("--mg-levels", type=positive_int, default=4, help="mg: grid levels (HPCG: 4)")
-    p.add_argument("--rtol", type=positive_float, default=1e-8,
+    p.add_argument("--mg-levels", type=integer(1, 20), default=4, help="mg: grid levels (HPCG: 4)")
+    p.add_argument("--rtol", type=real(0, 1, lo_open=True), default=1e-8,
                    help="stop when ||r|| / ||b|| < rtol (relative residual, unitless)")
-    p.add_argument("--maxiter", type=positive_int, default=10000, help="iteration limit")
+    p.add_argument("--maxiter", type=integer(1, 10**9), default=10000, help="iteration limit")
+    p.add_argument("--monitor", type=positive_int, metavar="K", default=None,
+                   help="every K iterations compute the true relative residual (one SpMV and "
+                        "a reduction) and show it in a progress line on rank 0 (at most one a "
+                        "second); the values go in the record's metrics.monitor")
+    mark_output(p, p.add_argument("--plot", metavar="PATH", default=None,
+                   help="draw the residual history (PNG, SVG or PDF; needs matplotlib)"))
     p.add_argument("--operator", default="assembled", choices=["assembled", "stencil"],
                    help="structured problems: the assembled sparse matrix, or a matrix-free "
                         "stencil whose ghost planes go through hpc.halo's engine")
@@ -91,7 +98,7 @@ def parser():
                         "hpc/cg/dcdm/models/dcdm_poisson3d_n32.h5]")
     d.add_argument("--dcdm-backend", choices=["numpy", "numba", "cupy"], default=None,
                    help="kernels of the network [default: follows --backend]")
-    d.add_argument("--dcdm-keep", type=positive_int, default=2,
+    d.add_argument("--dcdm-keep", type=integer(1, 64), default=2,
                    help="A-orthogonalise each direction against this many previous ones "
                         "(the paper: 2)")
     return p
@@ -170,9 +177,46 @@ def solve_main(argv: Sequence[str] | None = None) -> int:
                                     "mg_levels": args.mg_levels, "seed": args.seed})
     x = info = None
     for _ in range(args.repeat):
+        mon = Monitor(app, A, b, args) if args.monitor and backend != "petsc" else None
         with app.timer.phase("solve"):
-            x, info = solver.solve(b)
-    return report(app, A, x, info, exact, args)
+            x, info = solver.solve(b, callback=mon) if mon else solver.solve(b)
+        if mon:
+            mon.close()
+            app.metrics["monitor"] = mon.history
+    status = report(app, A, x, info, exact, args)
+    if args.plot and app.rank == 0:
+        from hpc.report import plot_history
+
+        plot_history(app.last_record, args.plot)
+    return status
+
+
+class Monitor:
+    """``--monitor K``: a solve callback that, every K iterations, computes the true relative
+    residual ||b - A x|| / ||b|| (collective: every rank calls it at the same iteration) and
+    shows it through :class:`hpc.core.progress.Progress` (rank 0, bounded rate)."""
+
+    def __init__(self, app: App, A, b, args):
+        self.A, self.b, self.k, self.comm = A, b, args.monitor, app.comm
+        self.rtol = args.rtol
+        self.bnorm = float(np.sqrt(self.comm.allreduce(float(b @ b)))) or 1.0
+        self.it = 0
+        self.history: list[list[float]] = []  # [iteration, true relative residual]
+        self.prog = app.track(None, "cg", unit="it")
+
+    def __call__(self, x) -> None:
+        self.it += 1
+        if self.it % self.k:
+            return
+        r = self.b - self.A.spmv(x)
+        rel = float(np.sqrt(self.comm.allreduce(float(r @ r)))) / self.bnorm
+        self.history.append([self.it, rel])
+        # how far towards rtol, in orders of magnitude: the line's percentage and estimate
+        frac = float(np.log(rel) / np.log(self.rtol)) if 0 < rel < 1 and self.rtol < 1 else None
+        self.prog.set(self.it, fraction=frac, true_relres=f"{rel:.3e}")
+
+    def close(self) -> None:
+        self.prog.close()
 
 
 def report(app: App, A, x, info: SolveInfo, exact, args) -> int:
@@ -186,7 +230,9 @@ def report(app: App, A, x, info: SolveInfo, exact, args) -> int:
     m.update({"iterations": its, "final_relres": true_rel, "converged": converged,
               "recursive_relres": info.recursive_relres,
               "time_s": solve_t, "time_per_iteration_s": solve_t / its if its else None,
-              "n": A.shape[0], "nnz": A.nnz, "matvecs": info.matvecs, "reductions": info.reductions})
+              "n": A.shape[0], "nnz": A.nnz, "matvecs": info.matvecs, "reductions": info.reductions,
+              # the residual history (recursive ||r|| / ||b|| per iteration): report --plot
+              "residuals": [float(v) for v in info.residuals]})
     validation = {"true_relres": true_rel, "rtol": args.rtol, "iterations": its,
                   "converged": converged}
     if exact is not None:

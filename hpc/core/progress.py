@@ -84,6 +84,7 @@ class Progress:
         self.phase = phase
         self.unit = unit
         self.done: float = 0
+        self.fraction: float | None = None  # set() may give the fraction done directly
         self.fields: dict[str, Any] = {}
         self.lines = 0  # plain lines written (tests read it)
         self._clock = clock or time.monotonic
@@ -123,8 +124,12 @@ class Progress:
         """Add ``n`` to the work done; ``fields`` (residual=..., change=...) are shown."""
         self.set(self.done + n, **fields)
 
-    def set(self, done: float, **fields: Any) -> None:
-        """Set the work done to ``done``; ``fields`` are shown beside it."""
+    def set(self, done: float, fraction: float | None = None, **fields: Any) -> None:
+        """Set the work done to ``done``; ``fields`` are shown beside it. ``fraction`` (0..1),
+        when the work is not a count towards ``total`` (an iterative solve converging towards
+        a tolerance), is shown as the percentage and drives the estimate of what remains."""
+        if fraction is not None:
+            self.fraction = min(max(float(fraction), 0.0), 1.0)
         if self.mode == "off":
             self.done = done
             return
@@ -144,7 +149,7 @@ class Progress:
             return
         step = (done - self._last_done) / self.total if self.total else 0.0
         if since >= MAX_INTERVAL or step >= MIN_STEP or self.total is None \
-                or (self.total is not None and done >= self.total):
+                or self.fraction is not None or (self.total is not None and done >= self.total):
             self._write(now)
 
     def close(self) -> None:
@@ -162,6 +167,9 @@ class Progress:
 
     def remaining(self) -> float | None:
         """Estimated seconds left at the average rate so far (None when unknown)."""
+        if self.fraction is not None:
+            f = self.fraction
+            return self.elapsed() * (1 - f) / f if f > 0 else None
         if not self.total or self.done <= 0:
             return None
         return self.elapsed() * max(self.total - self.done, 0) / self.done
@@ -170,7 +178,9 @@ class Progress:
         """The current progress line (without the newline)."""
         parts = [f"[{self.phase}]"]
         done = _field(self.done) if isinstance(self.done, float) else str(self.done)
-        if self.total:
+        if self.fraction is not None:
+            parts.append(f"{100.0 * self.fraction:5.1f}% ({done} {self.unit})")
+        elif self.total:
             parts.append(f"{100.0 * self.done / self.total:5.1f}% ({done}/{self.total} {self.unit})")
         else:
             parts.append(f"{done} {self.unit}")

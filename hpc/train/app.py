@@ -135,6 +135,8 @@ def parser():
     m.add_argument("--data", metavar="PATH",
                    help="text file trained on as bytes [default: a seeded synthetic corpus]")
     m.add_argument("--save", metavar="PATH", help="write an HDF5 checkpoint after the last step")
+    m.add_argument("--plot", metavar="PATH",
+                   help="draw the loss curve (PNG, SVG or PDF; needs matplotlib)")
     m.add_argument("--load", metavar="PATH",
                    help="continue from an HDF5 checkpoint (any layout) for --steps more steps")
     c = p.add_argument_group("checkpoints and evaluation")
@@ -167,7 +169,7 @@ def parser():
                         "cores)]")
     m.add_argument("--warmup-steps", type=checks.integer(0, STEPS_MAX), default=1,
                    help="first steps left out of tokens/s, MFU and the bubble")
-    mark_outputs(p, "--save")  # checked before any work (hpc.core.atomic.check_output)
+    mark_outputs(p, "--save", "--plot")  # checked before any work (hpc.core.atomic.check_output)
     mark_outputs(p, "--save-dir", directory=True)
     return p
 
@@ -293,6 +295,7 @@ def train(app: App, trainer: Trainer, args: argparse.Namespace, steps: int
                                   background=args.background_save)
           if args.save_dir else None)
     last = trainer.iteration + steps
+    t0 = time.perf_counter()
     with stop_signals() as flag:
         for _ in range(steps):
             st = trainer.step()
@@ -320,6 +323,7 @@ def train(app: App, trainer: Trainer, args: argparse.Namespace, steps: int
         ck.close()
         info.update(checkpoints=ck.saved, stall_s=ck.stall_s, write_s=ck.write_s,
                     checkpoint=str(path) if path else None)
+    info["wall_s"] = time.perf_counter() - t0
     return stats, info
 
 
@@ -344,6 +348,8 @@ def performance(app: App, trainer: Trainer, args: argparse.Namespace,
         "checkpoints": info["checkpoints"],
         "checkpoint_stall_s": info["stall_s"],
         "checkpoint_write_s": info["write_s"],
+        # the whole loop, evaluations and checkpoints included (slowest rank)
+        "train_wall_s": app.comm.allreduce(info["wall_s"], op=MPI.MAX),
     })
     if not stats:
         return
@@ -480,7 +486,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 app.say(f"{info['signal']}: stopped after step {trainer.iteration}, "
                         + (f"checkpoint written to {where}" if where else
                            "no checkpoint (neither --save-dir nor --save)"))
-    return app.finish(passed, validation)
+    status = app.finish(passed, validation)
+    if args.plot and app.rank == 0:
+        from hpc.report import plot_history
+
+        plot_history(app.last_record, args.plot)
+    return status
 
 
 if __name__ == "__main__":
