@@ -28,6 +28,50 @@ class _buildinfo(ModuleType):
 buildinfo: _buildinfo
 
 
+class _hpcg(ModuleType):
+    """HPCG kernels: problem generation, ELLPACK 27-point operator, SYMGS, MG transfers"""
+    class Ell:
+        """One rank's rows of HPCG's matrix (ELLPACK, 27 slots per row)"""
+        def __init__(self, cols: np.ndarray, vals: np.ndarray, nnz: np.ndarray, ncol: int) -> None: ...
+        def build_levels(self) -> int:
+            """level schedule of the forward sweep; returns levels"""
+        def diagonal(self) -> npt.NDArray[np.float64]: ...
+        def nnz(self) -> int: ...
+        def residual_restrict(self, r: np.ndarray, x: np.ndarray, f2c: np.ndarray, rc: np.ndarray) -> None:
+            """rc = (r - A x)[f2c]"""
+        def row(self, i: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float64]]:
+            """(columns, values) of local row i as stored"""
+        def set_diagonal(self, d: np.ndarray) -> None: ...
+        def spmv(self, x: np.ndarray, y: np.ndarray) -> None:
+            """y = A x"""
+        def spmv_dot(self, x: np.ndarray, y: np.ndarray) -> float:
+            """y = A x; return x[:nrow].y"""
+        def symgs(self, r: np.ndarray, x: np.ndarray, zero_init: bool) -> None:
+            """optimised SYMGS (level-scheduled with threads; zero_init skips zero products)"""
+        def symgs_ref(self, r: np.ndarray, x: np.ndarray) -> None:
+            """reference SYMGS: sequential forward and backward sweeps"""
+        @property
+        def ncol(self) -> int: ...
+        @property
+        def nrow(self) -> int: ...
+    @staticmethod
+    def cg_update(x: np.ndarray, r: np.ndarray, p: np.ndarray, Ap: np.ndarray, alpha: float) -> float: ...
+    @staticmethod
+    def dot(a: np.ndarray, b: np.ndarray) -> float: ...
+    @staticmethod
+    def f2c_map(nxf: int, nyf: int, nzf: int) -> npt.NDArray[np.int32]: ...
+    @staticmethod
+    def generate(nx: int, ny: int, nz: int, npx: int, npy: int, npz: int, ipx: int, ipy: int, ipz: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.int32], npt.NDArray[np.float64]]:
+        """HPCG's rows on one box: (rank-major cols int64, vals, nnz int32, b)"""
+    @staticmethod
+    def prolong(xf: np.ndarray, xc: np.ndarray, f2c: np.ndarray) -> None: ...
+    @staticmethod
+    def restrict_ref(rf: np.ndarray, Axf: np.ndarray, f2c: np.ndarray, rc: np.ndarray) -> None: ...
+    @staticmethod
+    def waxpby(alpha: float, x: np.ndarray, beta: float, y: np.ndarray, w: np.ndarray) -> None: ...
+hpcg: _hpcg
+
+
 class _kmedoids(ModuleType):
     """k-medoids kernels (OpenMP): distance tiles, BUILD gains, PAM/FastPAM ΔTD"""
     @staticmethod
