@@ -240,3 +240,23 @@ def test_progress_lines_in_a_real_run():
     assert lines[-1].startswith("[spgemm] 100.0% (40/40 product)")
     q = run_app("spgemm", 3, *args, "--quiet", env=env, timeout=600)
     assert q.returncode == 0 and "[spgemm]" not in q.stderr + q.stdout
+
+
+def test_build_watch_reports_a_silent_build(tmp_path):
+    """tools/build_watch.py (the PETSc build in tools/run_tests.sh): lines while it runs with
+    the stage and files compiled, the log kept, the command's exit status passed on."""
+    script = ('echo configure; sleep 1.3; for i in 1 2 3; do echo "  CC src/f$i.c"; sleep 0.6; done; '
+              'echo "  CLINKER libpetsc.so"; sleep 1.3; echo done')
+    log = tmp_path / "b.log"
+    r = subprocess.run([sys.executable, "tools/build_watch.py", "--log", log, "--every", "1",
+                        "--label", "PETSc build", "--", "bash", "-c", script],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("[PETSc build]")]
+    assert len(lines) >= 3 and "stage=configure" in lines[0]
+    assert any("stage=compiling" in ln for ln in lines) and "stage=linking" in lines[-1]
+    assert re.search(r"\] 3 files compiled", lines[-1]) and log.read_text().endswith("done\n")
+    bad = subprocess.run([sys.executable, "tools/build_watch.py", "--log", log, "--", "bash",
+                          "-c", "echo broken; exit 3"], capture_output=True, text=True,
+                         cwd=ROOT, timeout=60)
+    assert bad.returncode == 3 and "failed (exit 3)" in bad.stdout and "broken" in bad.stdout

@@ -24,11 +24,14 @@ if [ "${HPC_WITH_PETSC:-0}" = 1 ] && ! "$PY" -c "from petsc4py import PETSc; ass
   export MPICC=${MPICC:-$VENV/bin/mpicc} MPICXX=${MPICXX:-$VENV/bin/mpicxx}
   if ! ls "$WH"/petsc-*.whl >/dev/null 2>&1; then
     echo "== building PETSc against $VENV's MPI (HPC_WITH_PETSC=1; about 30 minutes, once)"
-    "$PY" -m pip wheel -q --no-deps --no-cache-dir "petsc==${HPC_PETSC_VERSION:-3.26.1}" -w "$WH" || { echo "PETSc build failed"; exit 1; }
+    # pip -v into a log; tools/build_watch.py prints the stage and files compiled every 10 s
+    "$PY" tools/build_watch.py --log "$WH/petsc-build.log" --label "PETSc build" -- \
+      "$PY" -m pip wheel -v --no-deps --no-cache-dir "petsc==${HPC_PETSC_VERSION:-3.26.1}" -w "$WH" || { echo "PETSc build failed"; exit 1; }
   fi
   if ! ls "$WH"/petsc4py-*.whl >/dev/null 2>&1; then
     echo "== building petsc4py against that PETSc"
-    PIP_FIND_LINKS="$WH" "$PY" -m pip wheel -q --no-deps --no-cache-dir "petsc4py==${HPC_PETSC_VERSION:-3.26.1}" -w "$WH" || { echo "petsc4py build failed"; exit 1; }
+    PIP_FIND_LINKS="$WH" "$PY" tools/build_watch.py --log "$WH/petsc4py-build.log" --label "petsc4py build" -- \
+      "$PY" -m pip wheel -v --no-deps --no-cache-dir "petsc4py==${HPC_PETSC_VERSION:-3.26.1}" -w "$WH" || { echo "petsc4py build failed"; exit 1; }
   fi
   "$PY" -m pip install -q --no-index --find-links "$WH" --force-reinstall --no-deps petsc petsc4py || exit 1
 fi
