@@ -39,14 +39,14 @@ from hpc.core.memory import available_bytes, require_memory
 from hpc.core.partition import block_offsets, block_range
 from hpc.core.runtime import as_comm
 
-from . import algorithms, data, msc
+from . import algorithms, data, msc, onebatch
 from . import quality as sil
 from .kernels import BACKENDS, METRICS
 from .kernels import load as load_kernels
 from .oracle import DTYPES, MatrixOracle, Oracle, TiledOracle
 
 METHODS = ("pam", "fastpam1", "fastpam2", "fasterpam", "clara", "clarans", "alternating",
-           "fastmsc", "fastermsc", "dynmsc", "pammedsil")
+           "onebatch", "fastmsc", "fastermsc", "dynmsc", "pammedsil")
 SWAP_METHODS = ("pam", "fastpam1", "fastpam2", "fasterpam")
 MSC_METHODS = msc.MSC_METHODS
 INITS = ("build", "lab", "random", "first")
@@ -284,7 +284,8 @@ def cluster(oracle: Oracle, k: int, *, method: str = "fasterpam", init: str = "b
             medoids: np.ndarray | None = None, samples: int = 5,
             sample_size: int | None = None, restarts: int = 2,
             neighbors: float = 0.1, min_k: int = 2,
-            keep_medoids: bool = True) -> tuple[algorithms.Result, algorithms.Solver]:
+            keep_medoids: bool = True,
+            batch_size: int | None = None) -> tuple[algorithms.Result, algorithms.Solver]:
     """Cluster the points behind ``oracle`` into ``k`` clusters (collective).
 
     Parameters
@@ -314,6 +315,8 @@ def cluster(oracle: Oracle, k: int, *, method: str = "fasterpam", init: str = "b
         DynMSC: the smallest k tried (k is the largest).
     keep_medoids : bool
         CLARA: every sample after the first holds the best medoids so far (ELKI's default).
+    batch_size : int, optional
+        OneBatchPAM: points the loss is estimated on (default 100 ln(k n)).
 
     Returns
     -------
@@ -329,6 +332,13 @@ def cluster(oracle: Oracle, k: int, *, method: str = "fasterpam", init: str = "b
         medoids = np.arange(k, dtype=np.int64)
     if method in MSC_METHODS:
         return _cluster_msc(oracle, k, method, init, max_iter, rng, medoids, min_k)
+    if method == "onebatch":
+        if oracle.X_all is None:
+            raise UsageError("method='onebatch' needs data points, not a precomputed matrix")
+        if medoids is not None or init == "first":
+            raise UsageError("method='onebatch' draws its initial medoids from the batch "
+                             "(init 'build', 'lab' or 'random')")
+        return onebatch.onebatch(oracle, k, init, rng, max_iter, batch_size)
     solver = algorithms.Solver(oracle, comm, oracle.K, k)
     if medoids is not None:
         res = algorithms.run_from(solver, method, medoids, max_iter)
@@ -818,7 +828,8 @@ class KMedoids:
         Rousseeuw 2019), 'pam' (Kaufman & Rousseeuw 1987), 'clara' (FasterPAM on random
         samples, the best kept), 'clarans' (randomised search; Schubert & Rousseeuw 2021, Ng &
         Han 2002), 'alternating' (Voronoi iteration), or the medoid silhouette methods
-        'fastmsc', 'fastermsc', 'dynmsc', 'pammedsil' (Lenssen & Schubert 2022, 2024).
+        'fastmsc', 'fastermsc', 'dynmsc', 'pammedsil' (Lenssen & Schubert 2022, 2024), and
+        'onebatch' (OneBatchPAM: FasterPAM on a batch estimate of the loss, for large n).
     metric : {'euclidean', 'sqeuclidean', 'manhattan', 'cosine', 'precomputed'}
         Distance between points; 'precomputed': X is an (n, n) dissimilarity matrix.
     init : {'build', 'lab', 'random', 'first'}, default 'build'
@@ -836,7 +847,8 @@ class KMedoids:
         See :func:`distance_oracle`.
     method_params : dict, optional
         CLARA: ``samples`` (5), ``sample_size`` (80 + 4k), ``keep_medoids`` (True);
-        CLARANS: ``restarts`` (2), ``neighbors`` (0.1); DynMSC: ``min_k`` (2).
+        CLARANS: ``restarts`` (2), ``neighbors`` (0.1); DynMSC: ``min_k`` (2); OneBatchPAM:
+        ``batch_size`` (100 ln(k n)).
     dtype : {'float64', 'float32'}, default 'float64'
         Of the stored distances and tiles (float32: half the memory, float64 sums).
 
@@ -921,10 +933,11 @@ class KMedoids:
         max_iter = _positive_int("max_iter", self.max_iter)
         mp = dict(self.method_params or {})
         unknown = set(mp) - {"samples", "sample_size", "restarts", "neighbors", "min_k",
-                             "keep_medoids"}
+                             "keep_medoids", "batch_size"}
         if unknown:
             raise UsageError(f"method_params: unknown {', '.join(sorted(unknown))} (expected "
-                             "samples, sample_size, restarts, neighbors, min_k, keep_medoids)")
+                             "samples, sample_size, restarts, neighbors, min_k, keep_medoids, "
+                             "batch_size)")
         _choice("dtype", self.dtype, tuple(DTYPES))
         return comm, k, max_iter, mp
 
@@ -957,7 +970,10 @@ class KMedoids:
             raise UsageError(f"n_clusters={k} is larger than the number of points ({n})")
         lo, hi = block_range(n, comm.Get_size(), comm.Get_rank())
         loc = data.Local(np.ascontiguousarray(X[lo:hi]), n, X.shape[1], lo, "array")
-        oracle = distance_oracle(loc, self.metric, distances=self.distances,
+        mode = self.distances
+        if self.method == "onebatch" and mode == "auto" and not precomputed:
+            mode = "tiled"  # only the final assignment reads all-pairs distances: no matrix
+        oracle = distance_oracle(loc, self.metric, distances=mode,
                                  backend=self.backend, comm=comm,
                                  X_all=None if precomputed else X, dtype=self.dtype)
         res, solver = cluster(oracle, k, method=self.method, init=self.init,

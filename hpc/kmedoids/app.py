@@ -36,6 +36,7 @@ SAMPLES_MAX = 10_000
 SAMPLE_SIZE_MAX = 10_000_000
 RESTARTS_MAX = 10_000
 NEIGHBORS_MAX = 10.0
+BATCH_MAX = 10_000_000
 
 
 def parser():
@@ -55,7 +56,9 @@ def parser():
                    help="pam (BUILD+SWAP), fastpam1 (PAM's swaps, O(k) faster), fastpam2 "
                         "(several swaps per iteration), fasterpam (eager swaps), clara "
                         "(FastCLARA: best of --samples samples), clarans (FastCLARANS), "
-                        "alternating (Voronoi iteration, the cheap baseline); the "
+                        "alternating (Voronoi iteration, the cheap baseline), onebatch "
+                        "(OneBatchPAM: eager swaps on a batch estimate of the loss, n up to "
+                        "10^6 and beyond); the "
                         "medoid silhouette: fastmsc (best swap), fastermsc (eager swaps), "
                         "dynmsc (k from --min-k to --k by the medoid silhouette), pammedsil "
                         "(the original, O(k^2) slower than fastmsc)")
@@ -86,6 +89,10 @@ def parser():
     p.add_argument("--no-keep-medoids", dest="keep_medoids", action="store_false",
                    help="clara: independent samples (spread over the ranks) instead of "
                         "keeping the best medoids in every next sample (ELKI's default)")
+    p.add_argument("--batch-size", dest="batch_size", type=checks.integer(2, BATCH_MAX),
+                   default=None,
+                   help=f"onebatch: points the loss is estimated on, 2..{BATCH_MAX} "
+                        "[default: 100 ln(k n)]")
     p.add_argument("--restarts", type=checks.integer(1, RESTARTS_MAX), default=2,
                    help=f"clarans: local searches (numlocal), 1..{RESTARTS_MAX}")
     p.add_argument("--neighbors", type=checks.real(0, NEIGHBORS_MAX, lo_open=True), default=0.1,
@@ -130,6 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.sample_size is not None and args.sample_size < args.k:
         raise UsageError(f"--sample-size {args.sample_size} is smaller than --k {args.k} "
                          "(a sample must hold the k medoids)")
+    if args.method == "onebatch" and precomputed:
+        raise UsageError("--method onebatch needs data points, not --metric precomputed")
+    if args.method == "onebatch" and args.distances == "auto":
+        args.distances = "tiled"  # the full matrix is never read: only the final assignment
     if args.method == "dynmsc" and args.min_k > args.k:
         raise UsageError(f"--min-k {args.min_k} is larger than --k {args.k}")
 
@@ -163,7 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       rng=np.random.default_rng(args.seed),
                                       samples=args.samples, sample_size=args.sample_size,
                                       restarts=args.restarts, neighbors=args.neighbors,
-                                      min_k=args.min_k, keep_medoids=args.keep_medoids)
+                                      min_k=args.min_k, keep_medoids=args.keep_medoids,
+                                      batch_size=args.batch_size)
         app.timer.add("build", res.build_s)
         app.timer.add("swap", res.swap_s)
 

@@ -76,3 +76,37 @@ def test_clara_keep_starts_each_sample_from_the_best():
     assert len(res.init_medoids) == K  # the first sample's medoids
     with pytest.raises(ValueError, match="sample_size"):
         hk.clara(D, 5, sample_size=3)
+
+
+def _blobs(n: int, k: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    c = rng.uniform(-12, 12, (k, 5))
+    return c[rng.integers(0, k, n)] + rng.standard_normal((n, 5))
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_onebatch_loss_near_fasterpam_on_blobs(dtype):
+    """OneBatchPAM estimates the loss on 100 ln(k n) points; on well-separated clusters its
+    true loss stays within 1% of FasterPAM's (the `kmedoids` package's, from BUILD)."""
+    Xb = _blobs(1501, 8, 6)
+    ref = kmedoids.fasterpam(cdist(Xb, Xb), 8, init="build", n_cpu=1)
+    km = hk.KMedoids(8, method="onebatch", init="lab", random_state=2, dtype=dtype).fit(Xb)
+    assert km.inertia_ == pytest.approx(cdist(Xb, km.cluster_centers_).min(axis=1).sum(),
+                                        rel=1e-6)
+    assert ref.loss * 0.999 <= km.inertia_ <= ref.loss * 1.01
+    # the batch SWAP is the sequential one at any rank count
+    solo = hk.KMedoids(8, method="onebatch", init="lab", random_state=2, dtype=dtype,
+                       comm=MPI.COMM_SELF).fit(Xb)
+    assert solo.medoid_indices_.tolist() == km.medoid_indices_.tolist()
+    assert solo.labels_.tolist() == km.labels_.tolist()
+
+
+@pytest.mark.mpi
+def test_onebatch_small_batch_and_errors():
+    Xb = _blobs(600, 4, 1)
+    km = hk.KMedoids(4, method="onebatch", random_state=0, init="random",
+                     method_params={"batch_size": 50}).fit(Xb)
+    assert len(set(km.medoid_indices_.tolist())) == 4
+    with pytest.raises(ValueError, match="onebatch"):
+        hk.KMedoids(4, method="onebatch", metric="precomputed").fit(cdist(Xb, Xb))
