@@ -41,7 +41,7 @@ def test_help_lists_workloads_and_verbs(script):
     assert r.returncode == 0, r.stderr
     for name, what in hpc.WORKLOADS.items():
         assert f"{name}" in r.stdout and what in r.stdout
-    for verb in ("list", "suite", "scaling", "jobs"):
+    for verb in ("list", "suite", "scaling", "jobs", "report", "compare"):
         assert f"\n  {verb} " in r.stdout
 
 
@@ -53,7 +53,7 @@ def test_plain_command_is_the_listing():
     assert _run("list").stdout == r.stdout
 
 
-@pytest.mark.parametrize("argv, named", [(["report", "x"], "report"), (["frobnicate"], "frobnicate"),
+@pytest.mark.parametrize("argv, named", [(["reprot", "x"], "reprot"), (["frobnicate"], "frobnicate"),
                                          (["--frobnicate"], "--frobnicate"),
                                          (["list", "extra"], "extra")])
 @pytest.mark.parametrize("script", [False, True], ids=["python-m-hpc", "hpc"])
