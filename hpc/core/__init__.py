@@ -7,6 +7,9 @@
 - :mod:`.errors`: exit codes, ``UsageError`` (a ``ValueError``) and ``InputTypeError``
 - :mod:`.timers`, :mod:`.partition`, :mod:`.backends`, :mod:`.envinfo`, :mod:`.memory`,
   :mod:`.h5io`, :mod:`.atomic`
+- :mod:`.provenance`: the record's provenance block and its JSON Schema
+  (``record.schema.json``); :mod:`.progress`: rank-0 progress lines at a bounded rate;
+  :mod:`.fileio`: compressed inputs (``open_input``)
 
 The names below are resolved on first use (PEP 562), so importing one submodule (for example
 :mod:`.launch`, which starts MPI jobs and must not initialise MPI itself) does not import the
