@@ -119,7 +119,8 @@ def pack_rates(halo: HaloExchange, field: np.ndarray, iterations: int,
     Raises RuntimeError when the two differ byte for byte (packing order is the type map's
     in both)."""
     faces = [f for f in halo.faces if f.send_block is not None]
-    plan = packers.Plan(halo.packer_name, [f.send_block for f in faces], field.nbytes)
+    plan = packers.Plan(halo.packer_name, [f.send_block for f in faces], field.nbytes,
+                        threads=halo.threads)
     buf = np.empty(max(1, plan.total), np.uint8)
     total = plan.total
     mpi_buf = np.empty(max(1, sum(f.send_type.Pack_size(1, halo.comm) for f in halo.faces)),

@@ -86,13 +86,13 @@ def _spec(msg: Any) -> tuple[Any, int | None]:
 class FastType:
     """A datatype packed by the suite's packer (see :func:`fast`)."""
 
-    def __init__(self, dt: MPI.Datatype, packer: str = "native"):
+    def __init__(self, dt: MPI.Datatype, packer: str = "native", threads: int = 1):
         if not isinstance(dt, MPI.Datatype):
             raise InputTypeError(f"fast() takes an mpi4py Datatype, got {type(dt).__name__}")
         if dt == MPI.DATATYPE_NULL:
             raise UsageError("fast() of MPI.DATATYPE_NULL")
         packers.get(packer)  # an unavailable packer is a UsageError now
-        self.dt, self.packer = dt, packer
+        self.dt, self.packer, self.threads = dt, packer, int(threads)
         self.lb, self.extent = dt.Get_extent()
         self.size = dt.Get_size()
         try:
@@ -132,17 +132,18 @@ class FastType:
         return nbytes // self.extent if self.extent > 0 else 0  # mpi4py's rule
 
     def _plan(self, count: int) -> tuple[int, Any]:
-        """(packed bytes, plan) of ``count`` elements, kept per count: the native C++ plan
-        itself when the packer is native (one call, no Python layer in between). The plan
-        needs the strided buffer to reach the last byte the elements touch."""
+        """(packed bytes, plan) of ``count`` elements, kept per count. The plan needs the
+        strided buffer to reach the last byte the elements touch."""
         plan = self._plans.get(count)
         if plan is None:
             if count < 0:
                 raise UsageError(f"count must be >= 0, got {count}")
             blocks = repeat_blocks(self.blocks, count, self.extent) if count else []
             reach = max((b.span()[1] for b in blocks), default=0)
-            p = packers.Plan(self.packer, blocks, reach)
-            plan = (p.total, p._native if p._native is not None else p)
+            p = packers.Plan(self.packer, blocks, reach, threads=self.threads)
+            # the native C++ plan itself: one call, no Python layer (it takes the threads)
+            plan = (p.total, p._native) if p._native is not None else \
+                (p.total, _Threadless(p))
             if len(self._plans) >= _PLANS:
                 self._plans.pop(next(iter(self._plans)))
             self._plans[count] = plan
@@ -188,9 +189,9 @@ class FastType:
             return position
         try:
             if unpack:
-                plan.unpack_all(packed, strided)
+                plan.unpack_all(packed, strided, self.threads)
             else:
-                plan.pack_all(strided, packed)
+                plan.pack_all(strided, packed, self.threads)
         except ValueError as exc:  # the plan's own checks: one-line usage errors
             raise UsageError(f"{'unpack' if unpack else 'pack'}: {exc}") from None
         return position + total
@@ -259,6 +260,19 @@ class FastType:
         return buf if count is None else [buf, count, self.dt]
 
 
+class _Threadless:
+    """A Python-side plan (numba, numpy packers) called like the native one."""
+
+    def __init__(self, plan: packers.Plan):
+        self.plan = plan
+
+    def pack_all(self, src: np.ndarray, dst: np.ndarray, threads: int) -> int:
+        return self.plan.pack_all(src, dst)
+
+    def unpack_all(self, src: np.ndarray, dst: np.ndarray, threads: int) -> int:
+        return self.plan.unpack_all(src, dst)
+
+
 class _Keep:
     """A send request that keeps its packed buffer alive until completion."""
 
@@ -295,7 +309,7 @@ class _Unpacking:
             self._unpack = None
 
 
-def fast(dt: MPI.Datatype, packer: str = "native") -> FastType:
+def fast(dt: MPI.Datatype, packer: str = "native", threads: int = 1) -> FastType:
     """The suite's packer for a committed mpi4py datatype (see the module docstring).
 
     Parameters
@@ -304,6 +318,9 @@ def fast(dt: MPI.Datatype, packer: str = "native") -> FastType:
         A datatype (predefined or derived; committed to be sent); not modified, not freed.
     packer : {'native', 'numba', 'numpy'}, default 'native'
         The CPU packer (:mod:`hpc.halo.packers`).
+    threads : int, default 1
+        OpenMP threads of the native packer (``MPI_Pack`` is serial; an MPI program's ranks
+        usually share the host's cores). 0: OpenMP's default.
 
     Returns
     -------
@@ -318,4 +335,4 @@ def fast(dt: MPI.Datatype, packer: str = "native") -> FastType:
     UsageError (a ValueError)
         ``MPI.DATATYPE_NULL``, an unavailable packer.
     """
-    return FastType(dt, packer)
+    return FastType(dt, packer, threads)

@@ -71,6 +71,7 @@ import numpy as np
 from mpi4py import MPI
 from mpi4py.util import dtlib
 
+from hpc.core.envinfo import default_threads
 from hpc.core.errors import InputTypeError, UsageError
 from hpc.core.exchange import Transfer, host_ids, resolve_method
 
@@ -174,6 +175,9 @@ class HaloExchange:
         compares one face at a time; the exchange sends all faces to one rank as one
         message, which the model cannot see (at one rank it picked the packer, 579 us,
         where the library's datatypes took 404 us). False: the model's choice alone.
+    threads : int, optional
+        OpenMP threads of the native packer per call; default ``OMP_NUM_THREADS``, else this
+        host's cores shared evenly by the ranks on it.
     reorder : bool, default False
         ``transport='alltoallw'``: let the MPI library renumber the ranks of the distributed-
         graph communicator (``reorder`` of ``MPI_Dist_graph_create_adjacent``) to place
@@ -206,12 +210,12 @@ class HaloExchange:
                  dtype: Any = np.float64, method: str = "pack", packer: str = "native",
                  transport: str = "p2p", neighbors: str = "all", fill: float | None = None,
                  model: Any = None, typebuild: str = "subarray", wait: str = "all",
-                 reorder: bool = False, autotune: bool = True):
+                 reorder: bool = False, autotune: bool = True, threads: int | None = None):
         # the arguments again, for the trial engines of method="auto" (see _autotune)
         self._args = dict(cart=cart, local_shape=local_shape, radius=radius,
                           quantities=quantities, periodic=periodic, dtype=dtype, packer=packer,
                           transport=transport, neighbors=neighbors, fill=fill,
-                          typebuild=typebuild, wait=wait, reorder=reorder)
+                          typebuild=typebuild, wait=wait, reorder=reorder, threads=threads)
         self.autotune = bool(autotune)
         self.comm = None
         self._graph = None
@@ -287,6 +291,10 @@ class HaloExchange:
         if method != "datatype":
             packers.get(packer)  # an unavailable packer is a UsageError now, not mid-exchange
         self.comm = cart.Dup()
+        # the native packer's threads: OMP_NUM_THREADS, else this host's cores shared by its
+        # ranks (OpenMP's default, every core per rank, oversubscribes a shared host badly)
+        self.threads = (int(threads) if threads is not None and int(threads) > 0
+                        else default_threads(self.comm))
         self.shape = tuple(n + 2 * r for n, r in zip(self.local_shape, radii)) + (
             (self.quantities,) if self.quantities is not None else ())
 
@@ -360,9 +368,9 @@ class HaloExchange:
         inc = sorted(live, key=lambda f: (f.dest, self._recv_tags[f.index]))
         if live:
             self._send_plan = packers.Plan(self.packer_name, [f.send_block for f in out],
-                                           self.field_nbytes)
+                                           self.field_nbytes, threads=self.threads)
             self._recv_plan = packers.Plan(self.packer_name, [f.recv_block for f in inc],
-                                           self.field_nbytes)
+                                           self.field_nbytes, threads=self.threads)
         self._sbuf = np.empty(max(1, sum(f.nbytes for f in out)), np.uint8)
         self._rbuf = np.empty(max(1, sum(f.nbytes for f in inc)), np.uint8)
 
@@ -402,9 +410,9 @@ class HaloExchange:
         self._slot = {f.index: k for k, f in enumerate(self._pk)}
         if self._pk:  # validated once against the field's size
             self._send_plan = packers.Plan(self.packer_name, [f.send_block for f in self._pk],
-                                           self.field_nbytes)
+                                           self.field_nbytes, threads=self.threads)
             self._recv_plan = packers.Plan(self.packer_name, [f.recv_block for f in self._pk],
-                                           self.field_nbytes)
+                                           self.field_nbytes, threads=self.threads)
             # one send and one receive buffer; each face's slice sits at its plan offset, so
             # a single pack_all / unpack_all call serves every face
             self._p2p_sbuf = np.empty(max(1, self._send_plan.total), np.uint8)

@@ -178,8 +178,11 @@ class Plan:
     """
 
     def __init__(self, name: str, blocks: list[StridedBlock], strided_bytes: int,
-                 sweep: bool = True):
+                 sweep: bool = True, threads: int = 0):
         self.name = name
+        # native OpenMP threads per call (0: the OpenMP default, every core: too many when
+        # several ranks share a host -- callers in MPI jobs pass their share)
+        self.threads = int(threads)
         self.strided_bytes = int(strided_bytes)
         self.blocks = list(blocks)
         for b in self.blocks:
@@ -219,17 +222,17 @@ class Plan:
 
     def pack_one(self, i: int, src: np.ndarray, dst: np.ndarray) -> int:
         if self._native is not None:
-            return self._native.pack_one(i, src, dst)
+            return self._native.pack_one(i, src, dst, self.threads)
         return self._pack(src, self.blocks[i], dst)
 
     def unpack_one(self, i: int, src: np.ndarray, dst: np.ndarray) -> int:
         if self._native is not None:
-            return self._native.unpack_one(i, src, dst)
+            return self._native.unpack_one(i, src, dst, self.threads)
         return self._unpack(src, self.blocks[i], dst)
 
     def pack_all(self, src: np.ndarray, dst: np.ndarray) -> int:
         if self._native is not None:
-            return self._native.pack_all(src, dst)
+            return self._native.pack_all(src, dst, self.threads)
         if self._numba is not None:
             return self._numba_all(src, dst, False)
         d = as_bytes(dst)
@@ -239,7 +242,7 @@ class Plan:
 
     def unpack_all(self, src: np.ndarray, dst: np.ndarray) -> int:
         if self._native is not None:
-            return self._native.unpack_all(src, dst)
+            return self._native.unpack_all(src, dst, self.threads)
         if self._numba is not None:
             return self._numba_all(dst, src, True)
         s = as_bytes(src)
