@@ -113,3 +113,21 @@ def test_fused_plan_packs_all_26_faces_in_one_launch_like_the_cpu_plan(radius, q
         with pytest.raises(ValueError, match="packed buffer holds"):
             plan.pack_all(dev.ptr, a.nbytes, d.ptr, plan.total - 1)
     dec.free()
+
+
+def test_gpu_auto_is_refused_cleanly_without_a_device_or_picks_a_measured_path(tmp_path):
+    from conftest import load_json, run_app
+    from hpc.halo import gpu
+
+    out = tmp_path / "r.json"
+    r = run_app("halo", 1, "--grid", "8", "8", "8", "--method", "gpu-auto", "--iterations", "2",
+                "--repeat", "1", "--json", str(out), "--quiet")
+    why = gpu.why_unavailable("gpu-auto")
+    if why:
+        errs = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+        assert r.returncode == 2 and len(errs) == 1 and "not available" in errs[0]
+        return
+    assert r.returncode == 0, r.stderr[-2000:]
+    s = load_json(out)["strategy"]
+    assert s["gpu_method"] in gpu.MODES and s["gpu_method"] in s["gpu_auto_us"]
+    assert min(s["gpu_auto_us"], key=s["gpu_auto_us"].get) == s["gpu_method"]

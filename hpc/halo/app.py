@@ -13,7 +13,8 @@ library packs); pack packs with our packer (--backend) and sends bytes; auto cho
 from the model measured by `python -m hpc.halo measure` (cached per user; measured quickly on
 the spot when absent). The GPU methods keep the field on a CUDA device and pack there:
 gpu-oneshot (into mapped pinned host memory), gpu-staged (on the device, then copied to the
-host), gpu-device (device buffers handed to a CUDA-aware MPI).
+host), gpu-device (device buffers handed to a CUDA-aware MPI), gpu-auto (the fastest of
+those available, timed on the spot; the record's strategy says which and the times).
 
 Validation: the field is filled from a function of the global cell index; after an exchange
 every ghost cell must equal its owner's value (checked on every rank, for every transport).
@@ -47,7 +48,7 @@ from . import bench, gpu, stencil
 from . import model as halo_model
 
 CPU_METHODS = ("datatype", "pack", "auto")
-GPU_METHODS = ("gpu-oneshot", "gpu-staged", "gpu-device")
+GPU_METHODS = ("gpu-oneshot", "gpu-staged", "gpu-device", "gpu-auto")
 PACKERS = ["native", "numba", "numpy"]
 
 COMMANDS = (

@@ -30,12 +30,16 @@ from hpc.core.errors import UsageError
 from .engine import HaloExchange
 
 MODES = ("gpu-oneshot", "gpu-staged", "gpu-device")
+#: chooses one of MODES by timing them here (the GPU counterpart of --method auto)
+AUTO = "gpu-auto"
 
 
 def why_unavailable(mode: str) -> str | None:
     """None when this GPU path can run here, else why not."""
     from hpc.core import backends
 
+    if mode == AUTO:
+        return why_unavailable("gpu-staged")  # auto needs at least the staged path
     if mode not in MODES:
         return f"unknown GPU method {mode!r}"
     why = backends.why_unavailable("cuda")
@@ -196,3 +200,35 @@ class GpuHaloExchange:
         self._bufs = []
         self._plan = self._hsend = self._dsend = None
         self._fill = None
+
+
+def choose(halo: HaloExchange, field: np.ndarray, rounds: int = 3) -> tuple[str, dict[str, float]]:
+    """The GPU path to use, measured on the spot (collective): every available mode times
+    two exchanges of ``field`` (uploaded to the device) per round, rounds alternating; the
+    median of the slowest rank decides, as ``method='auto'`` does on the CPU (TEMPI chooses
+    between its device, one-shot and staged paths from measured costs the same way).
+
+    Returns (mode, {mode: us per exchange})."""
+    import time
+
+    modes = [m for m in MODES if why_unavailable(m) is None]
+    exs = {m: GpuHaloExchange(halo, m) for m in modes}
+    try:
+        devs = {m: ex.upload(field) for m, ex in exs.items()}
+        for m, ex in exs.items():
+            ex.exchange(devs[m])  # warm: buffers touched, kernels loaded
+        samples: dict[str, list[float]] = {m: [] for m in modes}
+        for _ in range(rounds):
+            for m, ex in exs.items():
+                halo.comm.Barrier()
+                t0 = time.perf_counter()
+                ex.exchange(devs[m])
+                ex.exchange(devs[m])
+                ex.sync()
+                samples[m].append((time.perf_counter() - t0) / 2)
+    finally:
+        for ex in exs.values():
+            ex.free()
+    med = np.array([float(np.median(samples[m])) for m in modes])
+    halo.comm.Allreduce(MPI.IN_PLACE, med, op=MPI.MAX)
+    return modes[int(np.argmin(med))], {m: float(t * 1e6) for m, t in zip(modes, med)}
