@@ -112,6 +112,9 @@ def test_version_and_help_defaults_once():
     assert r.returncode == 0 and r.stdout.strip() == f"python -m hpc.stream (hpc {__version__})"
     r = run_app("stream", 3, "--version")
     assert r.stdout.count("hpc ") == 1  # rank 0 only
+    r = run_app("stream", 3, "--arraysize", "1000", "-v")
+    assert r.returncode == 0 and "[hpc.app r0] INFO stream on 3 rank(s)" in r.stderr, r.stderr
+    assert "r1]" not in r.stderr and "DEBUG" not in r.stderr  # -v: rank 0, INFO
     r = subprocess.run([sys.executable, "-m", "hpc", "--version"], capture_output=True,
                        text=True, cwd=ROOT, timeout=60)
     assert r.stdout.strip() == f"hpc {__version__}"

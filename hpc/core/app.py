@@ -15,6 +15,7 @@ Typical use::
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from typing import Any
@@ -28,6 +29,9 @@ from .errors import EXIT_INVALID, EXIT_OK
 from .runtime import collective, world
 from .progress import Progress
 from .timers import PhaseTimer
+
+
+log = logging.getLogger("hpc.app")
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
@@ -60,6 +64,9 @@ class App:
         self.metrics: dict[str, Any] = {}
         self.extra: dict[str, Any] = {}  # extra top-level record fields (e.g. "strategy")
         self.t_start = time.perf_counter()
+        log.info("%s on %d rank(s) x %d thread(s), back end %s", name, self.size, self.threads,
+                 self.backend)
+        log.debug("%s options: %s", name, _params(args))
 
     # -- printing ---------------------------------------------------------------------
     def say(self, *msg: Any) -> None:
@@ -97,6 +104,8 @@ class App:
             "provenance": provenance.capture(self.comm, self.started_utc),
         }
         rec.update(self.extra)
+        log.debug("%s timings: %s", self.name, timings)
+        log.info("%s finished: %s", self.name, "VALID" if passed else "INVALID")
         return rec
 
     def finish(self, passed: bool, validation: dict[str, Any], timings: dict | None = None) -> int:

@@ -30,6 +30,7 @@ from the header before anything is allocated.
 from __future__ import annotations
 
 import io
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,8 @@ from hpc.core.partition import block_offsets, exchange_by_owner
 from hpc.core.runtime import collective
 
 from .dcsr import DistCSR
+
+log = logging.getLogger("hpc.sparse.mmio")
 
 FIELDS = ("real", "integer", "pattern")
 FORMATS = ("coordinate", "array")
@@ -371,6 +374,8 @@ def read_local_entries(path, comm, threads: int | None = None):
         whole = h.path if comm.Get_size() == 1 and h.compression is None else None
         result = _parse_fast(h, region, threads or _threads(), whole)
     counts = comm.allgather(-1 if result is None else int(result[0].size))
+    log.debug("%s: %d entries here, parsed by %s", h.path, max(counts[comm.Get_rank()], 0),
+              "fast_matrix_market" if result is not None else "the exact parser")
 
     def line_numbers() -> int:  # collective: every rank calls it under the same condition
         if first_line is not None:
