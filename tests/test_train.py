@@ -112,7 +112,7 @@ BAD = {
     "load-missing": (2, ["--tp", "2", "--load", "/nonexistent/ck.h5"], "cannot open"),
     "data-missing": (2, ["--tp", "2", "--data", "/nonexistent/text.txt", "--vocab", "256"],
                      "--data"),
-    "save-unwritable": (2, ["--tp", "2", "--save", "{tmp}/file.txt/ck.h5"], "not a writable"),
+    "save-unwritable": (2, ["--tp", "2", "--save", "{tmp}/file.txt/ck.h5"], "cannot be written"),
     "data-small-vocab": (1, ["--data", "/nonexistent/text.txt"], "at least 256"),
 }
 

@@ -264,7 +264,7 @@ BAD_OPTIONS = {  # refused before any work, on every rank
     "min-lr-above": (["--min-lr", "0.5"], "--min-lr 0.5 is above --lr"),
     "save-every-no-dir": (["--save-every", "2"], "--save-every needs --save-dir"),
     "resume-auto-no-dir": (["--resume", "auto"], "--resume auto needs --save-dir"),
-    "save-dir-file": (["--save-dir", "{tmp}/file.txt"], "is not a folder"),
+    "save-dir-file": (["--save-dir", "{tmp}/file.txt"], "is a file, not a directory"),
     "resume-missing": (["--resume", "/nonexistent/ck.h5"], "--resume /nonexistent/ck.h5: "
                                                            "cannot open"),
     "decay-before-warmup": (["--lr-warmup-steps", "5", "--lr-decay-style", "linear",
