@@ -246,13 +246,13 @@ _ALLOWED = {"real": b"0123456789+-.eE", "integer": b"0123456789+-"}
 _ALLOWED["pattern"] = _ALLOWED["integer"]
 
 
-def _tokens_ok(region: bytes, nonws: int, end: int, k: int, lines: int) -> bool:
+def _tokens_ok(region: bytes, end: int, k: int, lines: int, regular: bool) -> bool:
     """Whether ``region[:end]`` (``lines`` entry lines) holds exactly ``k`` tokens a line:
     fast_matrix_market ignores extra tokens. Every line has at least ``k`` (fmm fails on a
-    short line), so a whitespace count of exactly one separator between tokens proves it at
-    memchr speed; other layouts (aligned columns, CR LF) count the tokens with NumPy.
-    ``nonws``: the number of bytes in ``region`` that are not whitespace."""
-    if end - nonws == k * lines - 1:  # (the trailing whitespace is past end)
+    short line), so with only spaces and newlines (``regular``), a count of exactly one
+    space between tokens proves it at memchr speed; other layouts (tabs, aligned columns,
+    CR LF) count the tokens with NumPy."""
+    if regular and region.count(b" ", 0, end) == (k - 1) * lines:
         return True
     ws = _WS_TABLE[np.frombuffer(region, dtype=np.uint8, count=end)]
     tokens = int(not ws[0]) + int(np.count_nonzero(ws[:-1] & ~ws[1:]))
@@ -277,11 +277,13 @@ def _parse_fast(h: Header, region: bytes, threads: int, path: str | None = None)
         return e, e, np.empty(0, np.float64)
     k = 2 if h.field == "pattern" else 3
     # fmm takes a numeral's prefix ('1x2' -> 1): only the field's numeral bytes may appear
-    # (integer fields: digits and signs, so fmm's integer parse is exact)
-    text = region.translate(None, _WS_BYTES)
-    if text.translate(None, _ALLOWED[h.field]) or not _tokens_ok(region, len(text), end, k, lines):
+    # (integer fields: digits and signs, so fmm's integer parse is exact); one pass, whose
+    # output (what is neither a numeral byte, a space nor a newline) is empty in a usual file
+    other = region.translate(None, _ALLOWED[h.field] + b" \n")
+    if other.translate(None, _WS_BYTES):
         return None
-    del text
+    if not _tokens_ok(region, end, k, lines, regular=not other):
+        return None
     if path is not None and lines != h.entries:
         path = None  # the count is wrong: let the range parse report it
     try:
@@ -317,10 +319,17 @@ def _fmm_range(fmm, head: bytes, body: memoryview, threads: int):
         os.close(fd)
 
 
-def _threads() -> int:
-    """Parser threads: the run's --threads (set_threads exports OMP_NUM_THREADS), else 1."""
+def _threads(comm=None) -> int:
+    """Parser threads: the run's --threads (set_threads exports OMP_NUM_THREADS), else this
+    process's cores shared by the job's ranks."""
     env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0]
-    return int(env) if env.isdigit() and int(env) > 0 else 1
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, cores // (comm.Get_size() if comm is not None else 1))
 
 
 def _local_range(h: Header, comm) -> tuple[bytes, int | None]:
@@ -372,7 +381,7 @@ def read_local_entries(path, comm, threads: int | None = None):
     with collective(comm):
         region, first_line = _local_range(h, comm)
         whole = h.path if comm.Get_size() == 1 and h.compression is None else None
-        result = _parse_fast(h, region, threads or _threads(), whole)
+        result = _parse_fast(h, region, threads or _threads(comm), whole)
     counts = comm.allgather(-1 if result is None else int(result[0].size))
     log.debug("%s: %d entries here, parsed by %s", h.path, max(counts[comm.Get_rank()], 0),
               "fast_matrix_market" if result is not None else "the exact parser")
