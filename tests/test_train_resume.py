@@ -50,6 +50,15 @@ def uninterrupted(tmp_path_factory):
     return rec["metrics"]["losses"]
 
 
+def _valid_record(rec: dict) -> None:
+    """The record matches hpc.core's JSON Schema (when jsonschema is installed)."""
+    try:
+        from hpc.core.provenance import validate_record
+        validate_record(rec)
+    except ImportError:
+        pass
+
+
 def _children(pid: int) -> list[int]:
     """Every descendant process of ``pid`` (from /proc)."""
     parents: dict[int, list[int]] = {}
@@ -114,7 +123,8 @@ def combined(folder: Path) -> list[float]:
 
 def test_kill9_at_random_step_resumes_the_same_curve(tmp_path, uninterrupted):
     rng = random.Random(os.environ.get("PYTEST_XDIST_WORKER", "") + str(time.time()))
-    kill_after = rng.randint(5, 14)
+    # from step 7 on, step 3's file is complete: the step-6 save waited for its writer
+    kill_after = rng.randint(7, 16)
     ck = tmp_path / "ck"
     proc = start(2, "--pp", "2", "--steps", str(STEPS), "--save-every", "3", "--keep", "2",
                  "--save-dir", str(ck))
@@ -148,6 +158,8 @@ def test_kill9_at_random_step_resumes_the_same_curve(tmp_path, uninterrupted):
     rec = train(tmp_path, 1, "--steps", str(STEPS), "--save-dir", str(ck), "--resume", "auto",
                 name="again")
     assert rec["metrics"]["losses"] == [] and rec["metrics"]["first_step"] == STEPS
+    assert rec["validation"]["passed"]
+    _valid_record(rec)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGUSR1])
@@ -301,6 +313,7 @@ def test_eval_loss_in_progress_record_and_plot(tmp_path):
                 "--json", str(rec_path))
     assert r.returncode == 0, r.stdout + r.stderr
     assert sum("eval-loss" in ln for ln in r.stdout.splitlines()) == 2
+    _valid_record(load_json(rec_path))
     m = load_json(rec_path)["metrics"]
     assert m["eval_steps"] == [2, 4] and len(m["eval_losses"]) == 2
     assert all(4.0 < x < 6.0 for x in m["eval_losses"])  # about ln 200 = 5.3 untrained
