@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from mpi4py import MPI
 
+from .loops import progress
 from .oracle import Oracle, chunk_width
 
 B0 = 32  # first speculative block after a swap (FasterPAM, CLARANS); doubles while none improve
@@ -100,6 +101,23 @@ class Solver:
 
     def swap(self, b: int, j: int) -> float:
         """Medoid slot b becomes point j; update the assignment; return the new loss."""
+        self._swap_local(b, j)
+        self.loss = self.total(float(self.near_d.sum()))
+        return self.loss
+
+    def swap_removal(self, b: int, j: int) -> np.ndarray:
+        """swap(b, j), then the new removal losses, the loss riding in the same reduction
+        (one collective per swap instead of two)."""
+        self._swap_local(b, j)
+        v = np.empty(self.k + 1)
+        v[:self.k] = np.bincount(self.near_i, weights=self.seco_d - self.near_d,
+                                 minlength=self.k)
+        v[self.k] = float(self.near_d.sum())
+        v = self.allsum(v)
+        self.loss = float(v[self.k])
+        return v[:self.k].copy()
+
+    def _swap_local(self, b: int, j: int) -> None:
         self.is_med[self.med[b]] = False
         self.med[b] = j
         self.is_med[j] = True
@@ -128,8 +146,6 @@ class Solver:
             keep = ni[t] != b
             si[t[keep]], sd[t[keep]] = ni[t[keep]], nd[t[keep]]
             ni[t], nd[t] = b, 0.0
-        self.loss = self.total(float(nd.sum()))
-        return self.loss
 
     def evaluate(self, meds) -> float:
         """Loss of a medoid set on all points (no state change)."""
@@ -160,16 +176,20 @@ class Solver:
         near_d = self.o.cols(np.array(meds))[:, 0].copy()
         is_med = np.zeros(n, dtype=bool)
         is_med[meds[0]] = True
-        for _ in range(1, self.k):
+        prog = progress(self.k * n, "build", self.comm)
+        prog.set(n)
+        for m in range(1, self.k):
             g = np.empty(n)
             for c0 in range(0, n, C):
                 c1 = min(n, c0 + C)
                 g[c0:c1] = self.allsum(self.K.build_gain(self.o.tile(c0, c1), near_d))
+                prog.set(m * n + c1, medoids=m)
             g[is_med] = np.inf
             i = int(np.argmin(g))
             meds.append(i)
             is_med[i] = True
             np.minimum(near_d, self.o.cols(np.array([i]))[:, 0], out=near_d)
+        prog.close()
         return np.array(meds, dtype=np.int64)
 
     def init_lab(self, rng: np.random.Generator) -> np.ndarray:
@@ -215,8 +235,10 @@ class Solver:
         n, C, k = self.n, self.C, self.k
         rl = None if pam else self.removal_loss()
         best = (0.0, -1, -1)
+        prog = progress(n, "pam swap" if pam else "fastpam1 swap", self.comm)
         for c0 in range(0, n, C):
             c1 = min(n, c0 + C)
+            prog.set(c0, loss=f"{self.loss:.8g}")
             T = self.o.tile(c0, c1)
             ids = np.arange(c0, c1)
             if pam:
@@ -229,6 +251,7 @@ class Solver:
             t = int(np.argmin(v))
             if v[t] < best[0]:
                 best = (float(v[t]), int(m[t]), c0 + t)
+        prog.close()
         return best
 
     def pam_swap(self, maxiter: int, pam: bool) -> Result:
@@ -295,30 +318,62 @@ class Solver:
         return Result(self.med.copy(), self.loss, swaps, it, converged)
 
     def fasterpam(self, maxiter: int) -> Result:
-        """FasterPAM: eager swaps in a circular sweep; a full cycle without one ends it."""
+        """FasterPAM: eager swaps in a circular sweep; a full cycle without one ends it.
+
+        Distributed as speculative blocks of candidates, each one pass and one reduction; the
+        reduction of a block is non-blocking and overlaps the next block's pass (evaluated as
+        if the block held no improving candidate: when it did, that pass is dropped). The
+        swaps are the sequential algorithm's, at any rank count."""
         n, C = self.n, self.C
         rl = self.removal_loss()
         lastswap, swaps, it = n, 0, 0
         converged = False
+        par = self.comm.Get_size() > 1
+
+        def issue(j0: int, j1: int):
+            part = np.ascontiguousarray(self.K.fastpam_delta(
+                self.o.tile(j0, j1), self.near_i, self.near_d, self.seco_d, self.k),
+                dtype=np.float64)
+            req = self.comm.Iallreduce(MPI.IN_PLACE, part, op=MPI.SUM) if par else None
+            return j0, j1, part, req
+
+        def block_end(j: int, B: int) -> int | None:
+            """The block after position j (None: the sweep is over)."""
+            if not (j < n and j != lastswap):
+                return None
+            end = lastswap if lastswap > j else n
+            return min(end, j + B, j + C)
+
         while it < maxiter:
             it += 1
             before_swaps, before_loss = swaps, self.loss
-            j, B = 0, B0
-            while j < n and j != lastswap:
-                end = lastswap if lastswap > j else n
-                j1 = min(end, j + B, j + C)
-                ids = np.arange(j, j1)
-                m, v = self._cand_values(self._fast_tile(self.o.tile(j, j1)), rl, ids)
+            B = B0
+            j1 = block_end(0, B)
+            cur = issue(0, j1) if j1 is not None else None
+            prog = progress(n, f"fasterpam sweep {it}", self.comm)
+            while cur is not None:
+                j0, j1, part, req = cur
+                prog.set(j0, swaps=swaps, loss=f"{self.loss:.8g}")
+                nB = min(2 * B, C)
+                e = block_end(j1, nB)
+                nxt = issue(j1, e) if e is not None else None  # overlaps the reduction
+                if req is not None:
+                    req.Wait()
+                m, v = self._cand_values(part, rl, np.arange(j0, j1))
                 hit = np.flatnonzero(v < 0)
-                if hit.size:
-                    t = int(hit[0])
-                    swaps += 1
-                    lastswap = j + t
-                    self.swap(int(m[t]), j + t)
-                    rl = self.removal_loss()
-                    j, B = j + t + 1, B0
-                else:
-                    j, B = j1, min(2 * B, C)
+                if not hit.size:
+                    cur, B = nxt, nB
+                    continue
+                if nxt is not None and nxt[3] is not None:
+                    nxt[3].Wait()  # every rank dropped it alike
+                t = int(hit[0])
+                swaps += 1
+                lastswap = j0 + t
+                rl = self.swap_removal(int(m[t]), j0 + t)
+                B = B0
+                e = block_end(j0 + t + 1, B)
+                cur = issue(j0 + t + 1, e) if e is not None else None
+            prog.close()
             if swaps == before_swaps or self.loss >= before_loss:
                 converged = True
                 break
@@ -385,11 +440,14 @@ class Solver:
             onehot[:] = 0.0
             onehot[np.arange(self.o.n_local), self.near_i] = 1.0
             own = np.empty(n)  # per point: the sum of its distances to its own cluster
+            prog = progress(n, f"alternating {it}", self.comm)
             for c0 in range(0, n, C):
                 c1 = min(n, c0 + C)
+                prog.set(c0, loss=f"{self.loss:.8g}")
                 T = np.asarray(self.K.to_host(self.o.tile(c0, c1)), dtype=np.float64)
                 part = self.allsum(T.T @ onehot)
                 own[c0:c1] = part[np.arange(c1 - c0), lab[c0:c1]]
+            prog.close()
             meds = self.med.copy()
             for m in range(k):
                 first = int(meds[m])

@@ -24,7 +24,7 @@ from hpc.core import App, UsageError, checks, make_parser, run
 from hpc.core import backends as registry
 from hpc.core.memory import gib
 
-from . import api, data, quality
+from . import api, data, loops, quality
 from .api import MATRIX_FRACTION, METHODS, MSC_METHODS, SWAP_METHODS
 from .kernels import BACKENDS, METRICS
 from .msc import ratio
@@ -130,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.distances = "tiled"
     registry.require(BACKENDS[args.backend][1], list(BACKENDS))
     app = App("kmedoids", args)
+    loops.QUIET = bool(args.quiet)  # progress lines of the long loops
     comm = app.comm
     precomputed = args.metric == "precomputed"
     if precomputed and args.distances == "tiled":

@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from .algorithms import B0, Result, Solver
+from .loops import progress
 
 MSC_METHODS = ("fastmsc", "fastermsc", "pammedsil", "dynmsc")
 
@@ -250,8 +251,10 @@ class MSCSolver(Solver):
             it += 1
             rl = self.msc_removal() if self.k > 2 else None
             best_v, best_b, best_j = (np.inf if self.slot2 else 0.0), -1, -1
+            prog = progress(n, f"{'pammedsil' if pammedsil else 'fastmsc'} {it}", self.comm)
             for c0 in range(0, n, C):
                 c1 = min(n, c0 + C)
+                prog.set(c0, swaps=swaps)
                 ids = np.arange(c0, c1)
                 T = self.o.tile(c0, c1)
                 b, v = self._pam_tile(T, ids) if pammedsil else self._gain_tile(T, ids, rl)
@@ -263,6 +266,7 @@ class MSCSolver(Solver):
                     t = int(np.argmax(v))
                     if v[t] > best_v:
                         best_v, best_b, best_j = float(v[t]), int(b[t]), c0 + t
+            prog.close()
             if best_j < 0 or not (best_v < self.loss if self.slot2 else best_v > 0):
                 break
             swaps += 1
@@ -297,7 +301,9 @@ class MSCSolver(Solver):
             it += 1
             before_swaps, before_loss = swaps, self.loss
             j, B = 0, B0
+            prog = progress(n, f"fastermsc sweep {it}", self.comm)
             while j < n and j != lastswap:
+                prog.set(j, swaps=swaps)
                 end = lastswap if lastswap > j else n
                 j1 = min(end, j + B, j + C)
                 ids = np.arange(j, j1)
@@ -312,6 +318,7 @@ class MSCSolver(Solver):
                     j, B = j + t + 1, B0
                 else:
                     j, B = j1, min(2 * B, C)
+            prog.close()
             if swaps == before_swaps or self.loss >= before_loss:
                 break
         return Result(self.med.copy(), self.loss, swaps, it, True)

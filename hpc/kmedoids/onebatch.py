@@ -23,6 +23,7 @@ from hpc.core.memory import available_bytes
 from hpc.core.partition import block_range
 
 from .algorithms import Result, Solver
+from .loops import progress
 from .oracle import Oracle, TiledOracle, chunk_width, distances
 
 
@@ -47,9 +48,11 @@ class BatchOracle(TiledOracle):
             n = self.n
             self.D = K.xp.empty((rows.size, n), dtype=dtype)
             w = chunk_width(n, rows.size, 1)
-            for c0 in range(0, n, w):
-                c1 = min(n, c0 + w)
-                self.D[:, c0:c1] = self._tile(c0, c1)
+            with progress(n, "batch distances", comm, unit="pts") as prog:
+                for c0 in range(0, n, w):
+                    c1 = min(n, c0 + w)
+                    self.D[:, c0:c1] = self._tile(c0, c1)
+                    prog.set(c1)
         self.mode = "batch-matrix" if store else "batch-tiled"
 
     def _tile(self, c0: int, c1: int):

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from .loops import progress
+
 TILE_BYTES = 64 << 20  # budget of one on-the-fly tile per rank
 
 
@@ -100,9 +102,11 @@ class MatrixOracle(Oracle):
         n, nl = X_all.shape[0], X_local.shape[0]
         D = K.xp.empty((nl, n), dtype=dtype)
         w = chunk_width(n, nl, 1)
-        for c0 in range(0, n, w):
-            c1 = min(n, c0 + w)
-            D[:, c0:c1] = distances(K, X_local, X_all[c0:c1], metric, dtype)
+        with progress(n, "distances", comm, unit="pts") as prog:
+            for c0 in range(0, n, w):
+                c1 = min(n, c0 + w)
+                D[:, c0:c1] = distances(K, X_local, X_all[c0:c1], metric, dtype)
+                prog.set(c1)
         _zero_diag(D, row0, 0, n, K.xp)
         return cls(D, n, row0, comm, K, metric, X_all)
 

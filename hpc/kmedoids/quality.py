@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from mpi4py import MPI
 
+from .loops import progress
 from .msc import ratio
 from .oracle import Oracle, chunk_width
 
@@ -46,12 +47,15 @@ def silhouette(oracle: Oracle, labels: np.ndarray, comm) -> tuple[float, np.ndar
     nl, n = oracle.n_local, oracle.n
     sums = np.zeros((nl, c))
     w = chunk_width(n, nl, c)
+    prog = progress(n, "silhouette", comm, unit="pts")
     for c0 in range(0, n, w):
         c1 = min(n, c0 + w)
+        prog.set(c0)
         T = np.asarray(oracle.K.to_host(oracle.tile(c0, c1)), dtype=np.float64)
         onehot = np.zeros((c1 - c0, c))
         onehot[np.arange(c1 - c0), lab[c0:c1]] = 1.0
         sums += T @ onehot
+    prog.close()
     mine = lab[oracle.row0:oracle.row0 + nl]
     r = np.arange(nl)
     own = size[mine]
