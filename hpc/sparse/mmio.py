@@ -286,6 +286,8 @@ def _parse_fast(h: Header, region: bytes, threads: int, path: str | None = None)
         return None
     if path is not None and lines != h.entries:
         path = None  # the count is wrong: let the range parse report it
+    # a thread per MiB at most: starting threads costs more than a small range takes
+    threads = max(1, min(threads, end >> 20))
     try:
         if path is not None:
             (v, (i, j)), _ = fmm.read_coo(path, parallelism=threads, generalize_symmetry=False)
@@ -377,12 +379,18 @@ def read_local_entries(path, comm, threads: int | None = None):
                        f"({h.entries:,} entries)", comm)
     if h.format == "array":
         return h, *_read_array(h, comm)
-    region, first_line, result = None, None, None
-    with collective(comm):
+    region, first_line, result, err = b"", None, None, None
+    try:  # (the allgather below agrees on errors too: one collective, not two)
         region, first_line = _local_range(h, comm)
         whole = h.path if comm.Get_size() == 1 and h.compression is None else None
         result = _parse_fast(h, region, threads or _threads(comm), whole)
-    counts = comm.allgather(-1 if result is None else int(result[0].size))
+    except UsageError as exc:
+        err = str(exc)
+    gathered = comm.allgather((err, -1 if result is None else int(result[0].size)))
+    first_err = next((e for e, _ in gathered if e is not None), None)
+    if first_err is not None:
+        raise UsageError(first_err)
+    counts = [c for _, c in gathered]
     log.debug("%s: %d entries here, parsed by %s", h.path, max(counts[comm.Get_rank()], 0),
               "fast_matrix_market" if result is not None else "the exact parser")
 
@@ -494,9 +502,13 @@ def read_matrix(path: str | os.PathLike, comm=None, backend: str | None = None,
         ri, rj, rv = i, j, v
     else:
         dest = np.searchsorted(roff, i, side="right") - 1
-        ri, rj, rv = exchange_by_owner(comm, dest, [np.asarray(i, np.int64),
-                                                    np.asarray(j, np.int64),
-                                                    np.asarray(v, np.float64)])
+        # one Alltoallv: (i, j, the bits of v) packed as rows of three int64
+        packed = np.empty((i.size, 3), dtype=np.int64)
+        packed[:, 0], packed[:, 1] = i, j
+        packed[:, 2] = np.ascontiguousarray(v, dtype=np.float64).view(np.int64)
+        (got,) = exchange_by_owner(comm, dest, [packed])
+        ri, rj = got[:, 0], got[:, 1]
+        rv = np.ascontiguousarray(got[:, 2]).view(np.float64)
     lo, hi = int(roff[r]), int(roff[r + 1])
     local = sp.csr_matrix((rv, (ri - lo, rj)), shape=(hi - lo, h.cols))
     local.sum_duplicates()
