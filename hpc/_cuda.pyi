@@ -57,6 +57,9 @@ class _pack(ModuleType):
         @property
         def nbytes(self) -> int: ...
     @staticmethod
+    def copy_device(dst: int, src: int, nbytes: int, sync: bool = True) -> None:
+        """Contiguous device-to-device copy (the baseline a device pack is measured against)."""
+    @staticmethod
     def copy_to_device(dst: int, host: np.ndarray, nbytes: int) -> None: ...
     @staticmethod
     def copy_to_host(host: np.ndarray, src: int, nbytes: int) -> None: ...

@@ -362,6 +362,18 @@ HPC_SUBMODULE(pack) {
     py::gil_scoped_release nogil;
     HPC_CUDA_CHECK(cudaDeviceSynchronize());
   });
+  m.def("copy_device",
+        [](uintptr_t dst, uintptr_t src, int64_t nbytes, bool sync) {
+          if (nbytes < 0 || (!dst && nbytes) || (!src && nbytes))
+            fail("copy_device: null pointer or negative size");
+          py::gil_scoped_release nogil;
+          HPC_CUDA_CHECK(cudaMemcpyAsync(reinterpret_cast<void*>(dst),
+                                         reinterpret_cast<const void*>(src), nbytes,
+                                         cudaMemcpyDeviceToDevice, 0));
+          if (sync) HPC_CUDA_CHECK(cudaDeviceSynchronize());
+        },
+        py::arg("dst"), py::arg("src"), py::arg("nbytes"), py::arg("sync") = true,
+        "Contiguous device-to-device copy (the baseline a device pack is measured against).");
   m.def("copy_to_host",
         [](py::array host, uintptr_t src, int64_t nbytes) {
           if (!(host.flags() & py::array::c_style) || !host.writeable() ||
