@@ -212,7 +212,11 @@ class _pagerank(ModuleType):
         def __init__(self, order: _pagerank.LocalOrder, layout: _pagerank.ExchangeLayout, *, xg: np.ndarray, x: np.ndarray, send: np.ndarray, part_out: np.ndarray) -> None: ...
         def global_prev(self) -> tuple[float, float]: ...
         def start(self, x0: np.ndarray) -> None: ...
+        def set_teleport(self, p: np.ndarray, q: np.ndarray) -> None:
+            """personalization p and dangling distribution q (owned rows, internal order; empty arrays: uniform)"""
         def step(self, d: float, base: float) -> None: ...
+        def step_dm(self, d: float, dm: float, n: float) -> None:
+            """one step from the global dangling mass dm (n vertices)"""
         def step_pb(self, d: float, n: float, tol: float, check: bool) -> tuple[Any, ...]: ...
         @property
         def padded(self) -> int: ...
@@ -318,6 +322,17 @@ class _spgemm(ModuleType):
     def multiply_i64(a_indptr: np.ndarray, a_indices: np.ndarray, a_data: np.ndarray | None, n: int, k: int, b_indptr: np.ndarray, b_indices: np.ndarray, b_data: np.ndarray | None, m: int, threads: int, shared_at: int = 0, dense_at: int = 0, fused_max: int = -1) -> tuple[Any, ...]:
         """multiply(a_indptr, a_indices, a_data|None, n, k, b_indptr, b_indices, b_data|None, m, threads) -> (indptr int64, indices, data float64, stats). A is n x k, B is k x m, CSR with unique column indices per row; data None means all ones. Output columns ascending. shared_at / dense_at > 0 override the product counts from which a row goes to the shared (SMASH, all threads) table or the dense accumulator (0: automatic). fused_max: largest product count for the one-region small-product path (-1: automatic, 0: never)."""
 spgemm: _spgemm
+
+
+class _spgemm_amg(ModuleType):
+    """Smoothed-aggregation AMG kernels: standard (three-pass greedy) aggregation"""
+    @staticmethod
+    def aggregate_i32(indptr: np.ndarray, indices: np.ndarray, n: int) -> tuple[Any, ...]:
+        """aggregate(indptr, indices, n) -> (aggregate of every node int64 (-1: none), count): standard three-pass aggregation of a symmetric strength graph (pyamg's standard_aggregation)."""
+    @staticmethod
+    def aggregate_i64(indptr: np.ndarray, indices: np.ndarray, n: int) -> tuple[Any, ...]:
+        """aggregate(indptr, indices, n) -> (aggregate of every node int64 (-1: none), count): standard three-pass aggregation of a symmetric strength graph (pyamg's standard_aggregation)."""
+spgemm_amg: _spgemm_amg
 
 
 class _spgemm_semiring(ModuleType):

@@ -198,7 +198,8 @@ class Solver:
     pc_options : dict, optional
         Preconditioner settings, the command line's: ``sub_pc`` (``"sgs"`` or ``"icc"``,
         block Jacobi's local solver), ``cheb_degree`` (3), ``cheb_ratio`` (30.0),
-        ``mg_levels`` (4), ``seed`` (0, Chebyshev's power iteration).
+        ``mg_levels`` (4), ``seed`` (0, Chebyshev's power iteration); ``amg_theta``,
+        ``amg_max_coarse``, ``amg_smoother``, ``amg_degree`` (:class:`hpc.amg.SmoothedAggregation`).
     dcdm : DCDMOptions, optional
         ``method="dcdm"``'s model file, directions kept and network kernels.
 
@@ -355,11 +356,12 @@ def solve(A, b, x0=None, *, method: str = "cg", pc: str | None = None, rtol: flo
 
         Iterates, and so iteration counts, match SciPy's ``cg`` for cg and pcg with Jacobi (up
         to the summation order of the dot products).
-    pc : {None, "none", "jacobi", "bjacobi", "chebyshev", "mg", "gamg"}
+    pc : {None, "none", "jacobi", "bjacobi", "chebyshev", "mg", "amg", "gamg"}
         The command line's ``--pc``. None: ``"none"`` for cg and dcdm, ``"jacobi"`` otherwise.
         ``bjacobi``: one symmetric Gauss-Seidel sweep on each rank's diagonal block;
         ``chebyshev``: a degree-3 Chebyshev polynomial in D^-1 A; ``mg``: HPCG's geometric
-        multigrid V-cycle (structured problems only); ``gamg``: PETSc's (``backend="petsc"``).
+        multigrid V-cycle (structured problems only); ``amg``: smoothed-aggregation algebraic
+        multigrid (:mod:`hpc.amg`); ``gamg``: PETSc's (``backend="petsc"``).
     rtol, atol : float
         Stop when ``||r_k|| < max(rtol * ||b||, atol)`` (SciPy's rule; ``r_k`` the
         recursive residual, confirmed with the true residual ``b - A x`` before stopping).

@@ -8,6 +8,8 @@
   [lambda_max/ratio, 1.1 lambda_max], lambda_max estimated by power iteration (as PETSc's
   PCCHEBYSHEV/KSPCHEBYSHEV with a Jacobi inner PC). A fixed polynomial is a linear SPD operator.
 - ``mg``: geometric multigrid V-cycle (HPCG's), for the structured problems; see :mod:`.mg`.
+- ``amg``: smoothed-aggregation algebraic multigrid V-cycle (:mod:`hpc.amg`), any assembled SPD
+  matrix; its coarse operators are Galerkin products on hpc.spgemm.
 
 The local solvers of block Jacobi and of multigrid's smoother live in :mod:`.local`.
 """
@@ -25,7 +27,7 @@ from hpc.core.runtime import collective
 from .local import SUB_PCS, LocalIC0, LocalSGS
 from .mg import Multigrid
 
-PCS = ("none", "jacobi", "bjacobi", "chebyshev", "mg")
+PCS = ("none", "jacobi", "bjacobi", "chebyshev", "mg", "amg")
 
 
 class Identity:
@@ -135,7 +137,7 @@ def make_preconditioner(name: str | None, problem, opts) -> Any:
     name = name or "none"
     po = opts.pc_options or {}
     A = problem.A
-    host_only = name in ("bjacobi", "mg") and getattr(A, "backend", "") == "cupy"
+    host_only = name in ("bjacobi", "mg", "amg") and getattr(A, "backend", "") == "cupy"
     if host_only:
         raise UsageError(f"--pc {name} runs on the host; with --backend cupy use none, jacobi or chebyshev")
     if name == "none":
@@ -149,4 +151,11 @@ def make_preconditioner(name: str | None, problem, opts) -> Any:
         return Chebyshev(A, po.get("cheb_degree", 3), po.get("cheb_ratio", 30.0), seed=po.get("seed", 0))
     if name == "mg":
         return Multigrid(problem, levels=po.get("mg_levels", 4), backend=opts.backend)
+    if name == "amg":
+        from hpc.amg import SmoothedAggregation
+        from hpc.sparse import DistCSR
+
+        if not isinstance(A, DistCSR):
+            raise UsageError("--pc amg needs the assembled matrix (not --operator stencil)")
+        return SmoothedAggregation(A, **{k[4:]: v for k, v in po.items() if k.startswith("amg_")})
     raise UsageError(f"--pc {name}: unknown (known: {', '.join(PCS)})")
