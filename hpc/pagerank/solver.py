@@ -542,7 +542,8 @@ class Native1D:
     layout = "1d"
 
     def __init__(self, g: Graph, backend: str = "native", reduce: str = "auto",
-                 balance: bool = True, exchange: str = "auto"):
+                 balance: bool = True, exchange: str = "auto",
+                 teleport: Teleport | None = None):
         from hpc import _core
 
         if reduce not in ("auto", "piggyback", "allreduce"):
@@ -558,7 +559,7 @@ class Native1D:
             t_last[0] = t
 
         self.g = g
-        self.teleport = Teleport()
+        self.teleport = teleport or Teleport()
         comm = self.comm = g.comm
         p, r = comm.Get_size(), comm.Get_rank()
         deg = None
@@ -608,6 +609,14 @@ class Native1D:
         lap("local")
         self.sweep = _core.pagerank.Sweep(order, lay, xg=self.xg, x=self.x, send=self.send,
                                           part_out=self.part)
+        if not self.teleport.uniform:   # personalization / dangling, in the sweep's row order
+            tp = self.teleport
+            pv = tp.personalization if tp.personalization is not None \
+                else np.full(g.nlocal, 1.0 / g.n)
+            qv = tp.dangling if tp.dangling is not None else pv
+            self.sweep.set_teleport(
+                np.ascontiguousarray(move_blocks(comm, pv, g.offsets, off)[self.perm]),
+                np.ascontiguousarray(move_blocks(comm, qv, g.offsets, off)[self.perm]))
         lap("sell")
         # persistent p2p requests or one persistent neighbourhood collective (collective: also
         # on ranks without neighbours), straight from the sweep's buffers
@@ -670,7 +679,7 @@ class Native1D:
                 dangling = float(red[1])
             while it < max_iter:
                 self._exchange()
-                k.step(d, (d * dangling + (1.0 - d)) / n)
+                k.step_dm(d, dangling, n)
                 if self.mode == "local":
                     change, dangling = float(part[0]), float(part[1])
                 else:
@@ -700,7 +709,7 @@ class Native1D:
         self.sweep.start(np.ascontiguousarray(xb[self.perm]))
         tot = self.comm.allreduce(np.array([float(self.part[1]), float(xb.sum())]), op=MPI.SUM)
         self._exchange()
-        self.sweep.step(float(damping), (damping * tot[0] + (1.0 - damping)) / self.g.n)
+        self.sweep.step_dm(float(damping), float(tot[0]), float(self.g.n))
         change = self.comm.allreduce(float(self.part[0]), op=MPI.SUM)
         return float(change), float(tot[1])
 
@@ -715,8 +724,7 @@ def make_solver(g: Graph, backend: str, layout: str = "1d", teleport: Teleport |
                 sweep: str = "jacobi", **kw):
     """The pull operator of a layout ('1d' or '2d') on a back end; the native back end's 1D
     layout is :class:`Native1D` (``kw``: its reduce / balance options) for an unweighted
-    graph with uniform teleport and Jacobi sweeps, else :class:`Pull1D` with the native
-    kernels. ``sweep='gauss-seidel'`` (1D only): Gauss-Seidel inside each rank's block, the
+    graph with Jacobi sweeps (any teleport), else :class:`Pull1D` with the native kernels. ``sweep='gauss-seidel'`` (1D only): Gauss-Seidel inside each rank's block, the
     exchange between sweeps (as GAP's pr), stopping on the Jacobi residual."""
     if sweep not in SWEEPS:
         raise UsageError(f"sweep: expected one of {', '.join(SWEEPS)}, got {sweep!r}")
@@ -725,9 +733,8 @@ def make_solver(g: Graph, backend: str, layout: str = "1d", teleport: Teleport |
             raise UsageError("sweep gauss-seidel: needs layout 1d (a 2D block's rows and "
                              "columns are different vertex sets)")
         return Pull2D(g, backend, teleport)
-    if backend == "native" and not g.weighted and (teleport is None or teleport.uniform) \
-            and sweep == "jacobi":
-        return Native1D(g, backend, **kw)
+    if backend == "native" and not g.weighted and sweep == "jacobi":
+        return Native1D(g, backend, teleport=teleport, **kw)
     return Pull1D(g, backend, teleport, method=sweep)
 
 

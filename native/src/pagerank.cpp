@@ -336,13 +336,41 @@ class Sweep {
     finish(0.0, dsum);
   }
 
-  void step(double d, double base) {
+  void step(double d, double base) { run<false>(d, base, 0.0, 0.0); }
+
+  // networkx's personalization p and dangling distribution q (owned rows, internal order;
+  // empty arrays: uniform again): x_new = d * (A xg) + d * dm * q + (1 - d) * p.
+  void set_teleport(const py::array& p_, const py::array& q_) {
+    auto p = hpc::exact<double>(p_, "Sweep.set_teleport p");
+    auto q = hpc::exact<double>(q_, "Sweep.set_teleport q");
+    if (p.ndim() == 1 && p.shape(0) == 0 && q.ndim() == 1 && q.shape(0) == 0) {
+      tp_.clear();
+      tq_.clear();
+      return;
+    }
+    hpc::require_1d(p, rows_, "Sweep.set_teleport p");
+    hpc::require_1d(q, rows_, "Sweep.set_teleport q");
+    tp_.assign(p.data(), p.data() + rows_);
+    tq_.assign(q.data(), q.data() + rows_);
+  }
+
+  // One step from the global dangling mass dm of the current x (n vertices).
+  void step_dm(double d, double dm, double n) {
+    if (tp_.empty()) step(d, (d * dm + (1.0 - d)) / n);
+    else run<true>(d, 0.0, d * dm, 1.0 - d);
+  }
+
+ private:
+  template <bool VEC>
+  void run(double d, double base, double ddm, double c) {
     double diff = 0.0, dsum = 0.0;
     {
       py::gil_scoped_release nogil;
       const double* xg = pxg_;
       double* x = px_;
       const double* dg = dang_.data();
+      const double* tp = tp_.data();
+      const double* tq = tq_.data();
 #pragma omp parallel for schedule(static) reduction(+ : diff, dsum) if (nch_ > 512)
       for (int64_t ch = 0; ch < nch_; ++ch) {
         double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
@@ -356,7 +384,9 @@ class Sweep {
         const double s[4] = {s0, s1, s2, s3};
         const int64_t r0 = 4 * ch, nr = std::min<int64_t>(4, rows_ - r0);
         for (int64_t j = 0; j < nr; ++j) {
-          const double xn = d * s[j] + base;
+          double xn;
+          if constexpr (VEC) xn = d * s[j] + ddm * tq[r0 + j] + c * tp[r0 + j];
+          else xn = d * s[j] + base;
           diff += std::fabs(xn - x[r0 + j]);
           x[r0 + j] = xn;
           dsum += xn * dg[r0 + j];
@@ -365,6 +395,8 @@ class Sweep {
     }
     finish(diff, dsum);
   }
+
+ public:
 
   // Global (change, dangling) of the previous step, summed in rank order.
   std::pair<double, double> global_prev() const {
@@ -388,7 +420,7 @@ class Sweep {
   py::tuple step_pb(double d, double n, double tol, bool check) {
     const auto [c, m] = global_prev();
     if (check && c < tol) return py::make_tuple(true, c, m);
-    step(d, (d * m + (1.0 - d)) / n);
+    step_dm(d, m, n);
     return py::make_tuple(false, c, m);
   }
 
@@ -411,6 +443,7 @@ class Sweep {
   carray<double> xg_, x_, send_, out_;  // bound buffers (references keep them alive)
   double *pxg_ = nullptr, *px_ = nullptr, *psend_ = nullptr, *pout_ = nullptr;
   std::vector<double> inv_, dang_;
+  std::vector<double> tp_, tq_;   // teleport / dangling distributions (empty: uniform)
   int64_t rows_ = 0, ncols_ = 0, nch_ = 0, own_ = 0;
   int32_t zero_ = 0;
   std::vector<int64_t> start_, width_;
@@ -732,6 +765,8 @@ HPC_SUBMODULE(pagerank) {
       .def_property_readonly("padded", &Sweep::padded)
       .def("start", &Sweep::start, py::arg("x0"))
       .def("step", &Sweep::step, py::arg("d"), py::arg("base"))
+      .def("set_teleport", &Sweep::set_teleport, py::arg("p"), py::arg("q"))
+      .def("step_dm", &Sweep::step_dm, py::arg("d"), py::arg("dm"), py::arg("n"))
       .def("global_prev", &Sweep::global_prev)
       .def("step_pb", &Sweep::step_pb, py::arg("d"), py::arg("n"), py::arg("tol"), py::arg("check"));
 }
