@@ -88,16 +88,24 @@ def test_list_shows_the_host_for_host_back_ends():
     assert r.returncode == 0 and r.stdout.startswith("numpy device 0: host: ")
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--device", "1"], "runs on the host"),
-    (["--mem", "managed"], "takes device"),
-    (["--copies"], "--backend cuda"),
-    (["--device", "-1"], "argument --device"),
+@pytest.mark.parametrize("kw, needle", [
+    ({"device": 1}, "runs on the host"),
+    ({"mem": "managed"}, "takes device"),
+    ({"mem": "sideways"}, "takes device"),
 ])
-def test_device_options_on_host_back_ends_exit_2(args, needle):
-    r = run_app("stream", 1, "-s", "1000", "-n", "2", "--backend", "numpy", *args)
-    errs = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
-    assert r.returncode == 2 and len(errs) == 1 and needle in errs[0], r.stderr[-1000:]
+def test_device_options_on_host_back_ends_are_usage_errors(kw, needle):
+    from hpc.core.errors import UsageError
+
+    with pytest.raises(UsageError, match=needle):
+        api.run(1000, backend="numpy", ntimes=2, comm=COMM, **kw)
+
+
+def test_device_options_on_the_command_line_exit_2_with_one_line():
+    for args, needle in ((["--device", "1"], "runs on the host"),
+                         (["--copies"], "--backend cuda")):
+        r = run_app("stream", 1, "-s", "1000", "-n", "2", "--backend", "numpy", *args)
+        errs = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+        assert r.returncode == 2 and len(errs) == 1 and needle in errs[0], r.stderr[-1000:]
 
 
 def _cuda():
