@@ -35,3 +35,14 @@ else:
     ok = err < 1e-9 and sorted(km.medoid_indices_.tolist()) == sorted(ref.medoids.tolist())
     say(f"{'VALID' if ok else 'INVALID'}: loss {km.inertia_:.6f} vs kmedoids.fasterpam "
         f"{ref.loss:.6f} (relative difference {err:.1e})")
+
+    # k chosen by the medoid silhouette (DynMSC, k from 2 to 8), and the silhouettes
+    from hpc.kmedoids import dynmsc, silhouette
+
+    D = cdist(X, X)
+    best = dynmsc(D, 8, minimum_k=2, init="build")
+    rdyn = kmedoids.dynmsc(D, 8, minimum_k=2, init="build")
+    sil = silhouette(D, best.labels)[0]
+    ok = best.bestk == rdyn.bestk and abs(best.loss - rdyn.loss) < 1e-12
+    say(f"{'VALID' if ok else 'INVALID'}: DynMSC chose k={best.bestk} (kmedoids.dynmsc: "
+        f"{rdyn.bestk}), average medoid silhouette {best.loss:.6f}, silhouette {sil:.6f}")

@@ -29,6 +29,7 @@ def test_example_kmedoids(ranks):
     pytest.importorskip("kmedoids")
     out = run_example("kmedoids_clustering", ranks)
     assert any(ln.startswith("VALID: loss") for ln in out.splitlines()), out
+    assert any(ln.startswith("VALID: DynMSC chose k=5") for ln in out.splitlines()), out
     assert out.count("cluster sizes:") == 1         # rank 0 prints
 
 

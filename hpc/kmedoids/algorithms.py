@@ -356,12 +356,17 @@ class Solver:
                 prog.set(j0, swaps=swaps, loss=f"{self.loss:.8g}")
                 nB = min(2 * B, C)
                 e = block_end(j1, nB)
-                nxt = issue(j1, e) if e is not None else None  # overlaps the reduction
+                # on one rank there is no reduction to hide: no look-ahead (it would only
+                # waste a block per swap)
+                nxt = issue(j1, e) if e is not None and par else None
                 if req is not None:
                     req.Wait()
                 m, v = self._cand_values(part, rl, np.arange(j0, j1))
                 hit = np.flatnonzero(v < 0)
                 if not hit.size:
+                    if not par:
+                        e = block_end(j1, nB)
+                        nxt = issue(j1, e) if e is not None else None
                     cur, B = nxt, nB
                     continue
                 if nxt is not None and nxt[3] is not None:
