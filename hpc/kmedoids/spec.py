@@ -44,7 +44,8 @@ def features(q: dict, p: int) -> dict:
 
 SPEC = WorkloadSpec(
     name="kmedoids",
-    description="PAM, FastPAM1/2, FasterPAM, CLARA, CLARANS, distributed",
+    description="PAM, FastPAM1/2, FasterPAM, CLARA, CLARANS, OneBatchPAM, medoid silhouette "
+                "(FastMSC, FasterMSC, DynMSC), distributed",
     order=40,
     suite=(SuiteRow("kmedoids", ("--data", "blobs:2000:8:10", "--k", "10", "--method",
                                  "fasterpam")),),
