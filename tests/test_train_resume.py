@@ -242,10 +242,27 @@ def good_checkpoint(tmp_path_factory):
 
 
 @pytest.mark.parametrize("how", list(CORRUPT))
-def test_corrupt_checkpoint_exits_2_naming_file_and_field(tmp_path, good_checkpoint, how):
+def test_corrupt_checkpoint_raises_naming_file_and_field(tmp_path, good_checkpoint, how):
+    """Trainer.load (in process, one rank) names the file and the field."""
+    from mpi4py import MPI
+
+    from hpc.core.errors import UsageError
+    from hpc.train import GPTConfig, Trainer
+
     bad = tmp_path / f"{how}.h5"
     _corrupt(good_checkpoint, bad, how)
-    n = 3 if how in ("shape", "nan") else 1
+    cfg = GPTConfig(vocab=200, hidden=16, heads=4, layers=4, seq_len=8)
+    with Trainer(cfg, dtype="float64", global_batch=12, micro_batches=2, seed=11,
+                 comm=MPI.COMM_SELF) as t:
+        with pytest.raises(UsageError) as e:
+            t.load(bad)
+    assert str(e.value).startswith(f"load {bad}: ") and CORRUPT[how] in str(e.value)
+
+
+@pytest.mark.parametrize("how,n", [("shape", 3), ("nan", 1)])
+def test_corrupt_checkpoint_exits_2_naming_file_and_field(tmp_path, good_checkpoint, how, n):
+    bad = tmp_path / f"{how}.h5"
+    _corrupt(good_checkpoint, bad, how)
     r = train(tmp_path, n, "--steps", "1", "--load", str(bad), check=False)
     errs = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert r.returncode == 2 and len(errs) == 1, r.stdout + r.stderr
