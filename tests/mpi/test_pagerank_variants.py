@@ -67,7 +67,7 @@ def _backends():
 @pytest.mark.mpi
 @pytest.mark.parametrize("variant", ["weighted", "personalized", "dangling", "all", "undirected"])
 def test_variant_equals_networkx(email, variant):
-    """Both layouts, both back ends, against one networkx answer per variant (damping 0.5
+    """Both layouts, native and NumPy back ends, against one networkx answer per variant (damping 0.5
     but for 'all': a third of the iterations, each an exchange between busy ranks)."""
     e, w, n, pers, dang = email
     alpha = ALPHA if variant == "all" else 0.5
@@ -84,6 +84,8 @@ def test_variant_equals_networkx(email, variant):
     tp = teleport_of(g, kw.get("personalization"), kw.get("dangling"))
     for layout in ("1d", "2d"):
         for backend in _backends():
+            if backend == "numpy" and layout == "2d" and variant != "all":
+                continue   # the NumPy 2D path once ('all'), to keep the test short
             res = solve(g, alpha, 1e-15 * n, 10_000, backend=backend, layout=layout,
                         teleport=tp)
             assert res.converged
