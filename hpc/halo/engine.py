@@ -781,6 +781,16 @@ class HaloExchange:
         ph[5] += t3 - t2
         self._nex += 1
 
+    def progress(self) -> None:
+        """Drive the MPI library's progress once (an ``Iprobe``; completes nothing).
+
+        Between :meth:`start` and :meth:`wait`, call it now and then from the overlapped
+        work: a library without a progress thread (MPICH's default) moves a message only
+        inside MPI calls, so a long computation with none hides nothing of a rendezvous
+        transfer."""
+        if self.comm is not None:
+            self.comm.Iprobe(MPI.ANY_SOURCE, MPI.ANY_TAG)
+
     def phase_times(self, reset: bool = False) -> dict[str, float]:
         """Seconds spent in each phase of the exchanges since the last reset, and their count.
 

@@ -88,6 +88,9 @@ def test_overlapped_stencil_equals_plain_and_the_global_reference(kind, periodic
             ref = ref[1:-1, 1:-1, 1:-1]
         mine = ref[tuple(slice(o, o + n) for o, n in zip(dec.offset, dec.local_shape))]
         assert _all(np.array_equal(h.interior(over), h.interior(plain)))
+        one = h.allocate(np.nan)  # one slab, no progress poke: the same bits
+        st.sweep(u, one, overlap=True, pokes=1)
+        assert _all(np.array_equal(h.interior(one), h.interior(plain)))
         assert _all(np.allclose(h.interior(over), mine, rtol=1e-13, atol=0))
         # every owned cell is written exactly once: inner box + shell boxes tile the block
         cover = np.zeros(h.shape[:3], int)
