@@ -49,18 +49,21 @@ def _prefix(name: str, pid: int | None = None) -> str:
 
 
 def _on_signal(signum, frame) -> None:  # pragma: no cover - exercised through a subprocess
-    for p in list(_LIVE):
+    prev = _HANDLED.get(signum, signal.SIG_DFL)
+    if callable(prev) and prev not in (signal.SIG_DFL, signal.SIG_IGN):
+        # The program handles this signal itself (Ctrl-C's KeyboardInterrupt unwinds through
+        # atomic_path, which removes its file; train stops after a final checkpoint): a write
+        # in progress must be left to finish.
+        prev(signum, frame)
+        return
+    if prev == signal.SIG_IGN:
+        return
+    for p in list(_LIVE):  # the signal ends the process: remove what it was writing
         try:
             os.unlink(p)
         except OSError:
             pass
     _LIVE.clear()
-    prev = _HANDLED.get(signum, signal.SIG_DFL)
-    if callable(prev) and prev not in (signal.SIG_DFL, signal.SIG_IGN):
-        prev(signum, frame)
-        return
-    if prev == signal.SIG_IGN:
-        return
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 

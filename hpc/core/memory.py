@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 from mpi4py import MPI
 
 from .errors import UsageError
@@ -50,6 +51,11 @@ def require_memory(bytes_per_rank: float, what: str, comm=None, fraction: float 
     ok = need <= fraction * have
     if comm is not None and comm.Get_size() > 1:
         ok = comm.allreduce(ok, op=MPI.LAND)
+        # One message on every rank: the tightest host's figures (ranks read /proc/meminfo
+        # at slightly different moments).
+        both = np.array([-need, have], dtype=np.float64)
+        comm.Allreduce(MPI.IN_PLACE, both, op=MPI.MIN)
+        need, have = -float(both[0]), float(both[1])
     if not ok:
         raise UsageError(
             f"{what} needs {gib(bytes_per_rank)} per rank ({gib(need)} on this host), "
