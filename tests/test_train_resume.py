@@ -339,3 +339,18 @@ def test_eval_loss_in_progress_record_and_plot(tmp_path):
                         str(png)], capture_output=True, text=True, cwd=str(ROOT), timeout=120)
     assert p.returncode == 0, p.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_newest_complete_checkpoint_and_keep(tmp_path, good_checkpoint):
+    """--resume auto's choice: the highest step whose file opens as a format-2 checkpoint
+    (a damaged newest file is passed over; temporaries and other names are ignored)."""
+    from hpc.train import checkpoint as ck
+
+    for step in (2, 4, 6):
+        shutil.copy(good_checkpoint, tmp_path / ck.file_name(step))
+    (tmp_path / ck.file_name(8)).write_bytes(b"not HDF5: a file cut short")
+    (tmp_path / ".step_00000010.h5.tmp.x").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("x")
+    assert [s for s, _ in ck.listing(tmp_path)] == [2, 4, 6, 8]
+    assert ck.newest(tmp_path) == tmp_path / ck.file_name(6)
+    assert ck.newest(tmp_path / "none") is None
