@@ -62,3 +62,25 @@ def test_bad_inputs_exit_2(args, match):
 def test_spgemm_seed_minus_one_exits_2():
     r = run_app("spgemm", 1, "--generate", "rmat:6:4", "--seed", "-1", timeout=120)
     assert r.returncode == 2 and "seed" in r.stderr, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_app_phases_same_product_less_memory(tmp_path, n):
+    recs = {}
+    for k in (1, 4):
+        js = tmp_path / f"r{k}.json"
+        r = run_app("spgemm", n, "--generate", "rmat:10:8", "--phases", str(k), "--json",
+                    str(js), "--quiet", timeout=240)
+        assert r.returncode == 0, r.stdout + r.stderr
+        recs[k] = load_json(js)
+    m1, m4 = recs[1]["metrics"], recs[4]["metrics"]
+    assert recs[4]["validation"]["passed"] and m4["phases"] == 4
+    assert m4["nnz_C"] == m1["nnz_C"] and m4["products"] == m1["products"]
+    assert recs[4]["validation"]["rel_err"] == recs[1]["validation"]["rel_err"]
+    assert m4["c_peak_bytes"] <= 0.4 * m1["c_peak_bytes"]
+
+
+def test_app_phases_usage_errors(tmp_path):
+    for args in (("--phases", "0"), ("--phases", "2", "--output", str(tmp_path / "c.h5"))):
+        r = run_app("spgemm", 1, "--generate", "rmat:6:4", *args, timeout=120)
+        assert r.returncode == 2 and "phases" in r.stderr, r.stdout + r.stderr

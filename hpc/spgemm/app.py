@@ -28,7 +28,7 @@ import scipy.sparse as sp
 
 from mpi4py import MPI
 
-from hpc.core import App, UsageError, make_parser, run
+from hpc.core import App, UsageError, checks, make_parser, run
 from hpc.core.cli import Subcommand, dispatch, subcommand_epilog
 from hpc.core import backends as registry
 from hpc.core.exchange import exscan
@@ -55,6 +55,10 @@ def parser():
     g.add_argument("--b", metavar="PATH", help="B as a Matrix Market file [default: B = A]")
     g.add_argument("--generate", metavar="SPEC",
                    help="generated A (and B = A): rmat:SCALE:EDGEFACTOR, er:N:DEG, poisson3d:N")
+    p.add_argument("--phases", type=checks.integer(1, 1 << 20), default=1,
+                   help="memory-bounded phases (1d): C made in K chunks of A's rows of equal "
+                        "work, each validated and dropped, so at most about 1/K of C is held "
+                        "at a time (not with --output)")
     p.add_argument("--layout", choices=("1d", "2d"), default="1d",
                    help="1d row blocks with one Alltoallv of B rows, or 2d Sparse SUMMA "
                         "(needs a square number of ranks)")
@@ -139,31 +143,53 @@ def load_inputs(args, comm) -> tuple[DistCSR, DistCSR, str]:
 
 
 # ------------------------------------------------------------------------------ checks
+class Validator:
+    """||C x - A (B x)|| / ||A (B x)|| for x uniform in [0.5, 1.5), and C's columns ascending
+    and in range, accumulated over C's local rows as they come (whole, or phase by phase:
+    the same rows give the same bits either way). Collective construction and :meth:`finish`.
+    """
+
+    def __init__(self, A: DistCSR, B: DistCSR, seed: int):
+        comm = self.comm = A.comm
+        self.ncols = B.shape[1]
+        self.x = np.random.default_rng([seed, 0x5A]).random(B.shape[1]) + 0.5
+        bx = B.local @ self.x
+        bx_all = np.empty(B.shape[0], dtype=np.float64)
+        comm.Allgatherv(np.ascontiguousarray(bx), [bx_all, np.diff(B.row_offsets),
+                                                   B.row_offsets[:-1], MPI.DOUBLE])
+        self.ref = A.local @ bx_all
+        self.y = np.zeros_like(self.ref)
+        self.ok_struct = True
+        self.nnz = 0
+
+    def add(self, r0: int, Cl: sp.csr_matrix) -> None:
+        """Rows r0, r0 + 1, ... of this rank's block of C."""
+        self.y[r0:r0 + Cl.shape[0]] = Cl @ self.x
+        self.nnz += int(Cl.indptr[-1])
+        ok = bool(Cl.indices.size == 0 or (Cl.indices.min() >= 0
+                                            and Cl.indices.max() < self.ncols))
+        d = np.diff(Cl.indices.astype(np.int64))
+        starts = Cl.indptr[1:-1]
+        mask = np.ones(d.size, dtype=bool)
+        mask[starts[(starts > 0) & (starts <= d.size)] - 1] = False
+        self.ok_struct &= ok and bool(np.all(d[mask] > 0))
+
+    def finish(self) -> tuple[bool, dict]:
+        comm, y, ref = self.comm, self.y, self.ref
+        num = comm.allreduce(float(np.sum((y - ref) ** 2)))
+        den = comm.allreduce(float(np.sum(ref ** 2)))
+        yy = comm.allreduce(float(np.sum(y ** 2)))
+        err = float(np.sqrt(num / den)) if den > 0 else float(np.sqrt(yy))
+        ok_struct = bool(comm.allreduce(self.ok_struct, op=MPI.LAND))
+        return err <= VALID_TOL and ok_struct, {"rel_err": err, "tolerance": VALID_TOL,
+                                                "columns_sorted": ok_struct}
+
+
 def validate(A: DistCSR, B: DistCSR, C: DistCSR, seed: int) -> tuple[bool, dict]:
     """||C x - A (B x)|| / ||A (B x)|| for x uniform in [0.5, 1.5) (collective, C not gathered)."""
-    comm = A.comm
-    x = np.random.default_rng([seed, 0x5A]).random(B.shape[1]) + 0.5
-    bx = B.local @ x
-    bx_all = np.empty(B.shape[0], dtype=np.float64)
-    comm.Allgatherv(np.ascontiguousarray(bx), [bx_all, np.diff(B.row_offsets), B.row_offsets[:-1],
-                                               MPI.DOUBLE])
-    ref = A.local @ bx_all
-    y = C.local @ x
-    num = comm.allreduce(float(np.sum((y - ref) ** 2)))
-    den = comm.allreduce(float(np.sum(ref ** 2)))
-    yy = comm.allreduce(float(np.sum(y ** 2)))
-    err = float(np.sqrt(num / den)) if den > 0 else float(np.sqrt(yy))
-    # C's structure: columns ascending and in range in every row
-    Cl = C.local
-    ok_struct = bool(Cl.indices.size == 0 or (Cl.indices.min() >= 0 and Cl.indices.max() < C.shape[1]))
-    d = np.diff(Cl.indices.astype(np.int64))
-    starts = Cl.indptr[1:-1]
-    mask = np.ones(d.size, dtype=bool)
-    mask[starts[(starts > 0) & (starts <= d.size)] - 1] = False
-    ok_struct &= bool(np.all(d[mask] > 0))
-    ok_struct = bool(comm.allreduce(ok_struct, op=MPI.LAND))
-    return err <= VALID_TOL and ok_struct, {"rel_err": err, "tolerance": VALID_TOL,
-                                            "columns_sorted": ok_struct}
+    v = Validator(A, B, seed)
+    v.add(0, C.local)
+    return v.finish()
 
 
 def write_output(path: str, C: DistCSR) -> None:
@@ -207,12 +233,17 @@ def multiply_main(argv: Sequence[str] | None = None) -> int:
     if args.layout == "2d" and dist.square_grid(app.size) is None:
         raise UsageError(f"--layout 2d needs a square number of ranks (1, 4, 9, ...), got "
                          f"{app.size}; use --layout 1d")
+    if args.phases > 1 and (args.layout != "1d" or args.output):
+        raise UsageError("--phases K > 1 runs with --layout 1d and without --output (each "
+                         "chunk of C is validated and dropped)")
     with collective(comm):
         A, B, what = load_inputs(args, comm)
     app.say(f"hpc.spgemm: {what}: A {A.shape[0]} x {A.shape[1]} ({A.nnz} nnz), "
             f"B {B.shape[0]} x {B.shape[1]} ({B.nnz} nnz); layout {args.layout}, back end "
             f"{args.backend}, {app.size} rank(s) x {app.threads} thread(s)")
 
+    if args.phases > 1:  # (checked before the inputs are read, below)
+        return _phased(app, args, A, B)
     prod = Product(A, B, layout=args.layout, backend=args.backend, threads=app.threads)
     per_rep = []
     with app.track(args.repeat, "spgemm", unit="product") as prog:  # rank 0, bounded rate
@@ -242,8 +273,46 @@ def multiply_main(argv: Sequence[str] | None = None) -> int:
     return app.finish(passed, validation, timings)
 
 
+def _phased(app, args, A: DistCSR, B: DistCSR) -> int:
+    """--phases K: the 1d product made and validated chunk by chunk (C never held whole)."""
+    comm = app.comm
+    costs = dist.Costs()
+    check = None
+    peak = 0
+    for _ in range(args.repeat):
+        check = Validator(A, B, args.seed)
+        comm.Barrier()
+        t0 = time.perf_counter()
+        costs = dist.Costs()
+        # the validation of each chunk is inside the timed loop (it is what drops the chunk)
+        peak = dist.multiply_1d_phased(A, B, args.backend, app.threads, costs, args.phases,
+                                       check.add)
+        comm.Barrier()
+        app.timer.add("spgemm", time.perf_counter() - t0)
+        app.timer.add("communicate", costs.comm_s)
+        app.timer.add("multiply", costs.compute_s)
+    passed, validation = check.finish()
+    timings = app.timer.summary()
+    nnz_c = int(comm.allreduce(check.nnz, op=MPI.SUM))
+    _metrics(app, A, B, nnz_c, costs, timings, 0, "1d")
+    app.metrics["phases"] = args.phases
+    app.metrics["c_peak_bytes"] = int(comm.allreduce(peak, op=MPI.MAX))
+    return app.finish(passed, validation, timings)
+
+
 def _record(app, A: DistCSR, B: DistCSR, C: DistCSR, prod: Product, costs: dist.Costs,
             timings: dict) -> None:
+    """The record's metrics of an unphased run (collective)."""
+    Cl = C.local
+    _metrics(app, A, B, int(C.nnz), costs, timings,
+             int(app.comm.allreduce(prod.setup.comm_bytes, op=MPI.SUM)), prod.layout)
+    app.metrics["phases"] = 1
+    app.metrics["c_peak_bytes"] = int(app.comm.allreduce(
+        Cl.indptr.nbytes + Cl.indices.nbytes + Cl.data.nbytes, op=MPI.MAX))
+
+
+def _metrics(app, A: DistCSR, B: DistCSR, nnz_c: int, costs: dist.Costs, timings: dict,
+             setup_bytes: int, layout: str) -> None:
     """The record's metrics (collective): products, nnz, GFLOP/s, communication volume."""
     comm = app.comm
     stats: dict = {}
@@ -253,7 +322,6 @@ def _record(app, A: DistCSR, B: DistCSR, C: DistCSR, prod: Product, costs: dist.
                 stats[k] = stats.get(k, 0) + v
     products = int(stats.get("products", 0))
     # Products of the multiplication proper (SUMMA's merge products are reported apart).
-    nnz_c = C.nnz
     t_mul = timings["multiply"]["min"]
     m = app.metrics
     m["products"] = products
@@ -264,12 +332,12 @@ def _record(app, A: DistCSR, B: DistCSR, C: DistCSR, prod: Product, costs: dist.
     m["communicate_s"] = timings["communicate"]["min"]
     m["spgemm_s"] = timings["spgemm"]["min"]
     m["comm_bytes"] = int(comm.allreduce(costs.comm_bytes, op=MPI.SUM))
-    m["setup_comm_bytes"] = int(comm.allreduce(prod.setup.comm_bytes, op=MPI.SUM))
+    m["setup_comm_bytes"] = int(setup_bytes)
     m["nnz_A"], m["nnz_B"] = int(A.nnz), int(B.nnz)
     m["shape_C"] = [A.shape[0], B.shape[1]]
     m["kernel_stats"] = {k: int(v) for k, v in stats.items()}
-    app.extra["layout"] = prod.layout
-    if prod.layout == "2d":
+    app.extra["layout"] = layout
+    if layout == "2d":
         q = dist.square_grid(app.size)
         app.extra["grid"] = [q, q]
     app.say(f"products {products}, nnz(C) {nnz_c} (compression {m['compression_ratio']:.2f}); "

@@ -439,3 +439,47 @@ class Plan1D:
         C = S.numeric(self.local, Ar, Bf, semiring, dtype, self.threads, check=False)
         costs.compute_s += time.perf_counter() - t0
         return C
+
+
+def phase_bounds(A_local: sp.csr_matrix, Bf: sp.csr_matrix, ncols_index: np.ndarray,
+                 phases: int) -> np.ndarray:
+    """Row boundaries cutting A's local rows into ``phases`` chunks of equal scalar products
+    (a chunk's output is bounded by its products, so each holds about 1/phases of C)."""
+    lens = np.diff(Bf.indptr).astype(np.int64)[ncols_index]
+    rows = np.repeat(np.arange(A_local.shape[0]), np.diff(A_local.indptr))
+    work = np.bincount(rows, weights=lens, minlength=A_local.shape[0])
+    cum = np.concatenate(([0.0], np.cumsum(work)))
+    targets = cum[-1] * np.arange(1, phases) / phases
+    cuts = np.searchsorted(cum, targets, side="left")
+    return np.unique(np.concatenate(([0], np.clip(cuts, 0, A_local.shape[0]),
+                                     [A_local.shape[0]])))
+
+
+def multiply_1d_phased(A: DistCSR, B: DistCSR, backend: str, threads: int, costs: Costs,
+                       phases: int, consume) -> int:
+    """C = A B with 1D row blocks in ``phases`` memory-bounded phases (collective).
+
+    B's needed rows are fetched once; then each phase multiplies a chunk of A's local rows
+    (equal scalar products per chunk) and hands ``consume(first_local_row, C_chunk)`` its rows
+    of C, which it may keep or drop, so at most one chunk of C is held at a time. Returns the
+    largest chunk's bytes (indptr, indices and values).
+    """
+    Al = A.local
+    needed = np.unique(Al.indices)
+    Bf = fetch_rows(B, needed, costs)
+    cols = np.searchsorted(needed, Al.indices)
+    bounds = phase_bounds(Al, Bf, cols, phases)
+    peak = 0
+    for r0, r1 in zip(bounds[:-1], bounds[1:]):
+        t0 = time.perf_counter()
+        p0, p1 = int(Al.indptr[r0]), int(Al.indptr[r1])
+        Ar = sp.csr_matrix((Al.data[p0:p1], cols[p0:p1], Al.indptr[r0:r1 + 1] - p0),
+                           shape=(int(r1 - r0), needed.size))
+        Ar.has_canonical_format = True
+        C, st = L.multiply(Ar, Bf, backend, threads)
+        costs.compute_s += time.perf_counter() - t0
+        costs.add_stats(st)
+        peak = max(peak, C.indptr.nbytes + C.indices.nbytes + C.data.nbytes)
+        consume(int(r0), C)
+        del C
+    return peak
