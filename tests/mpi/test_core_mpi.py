@@ -46,3 +46,46 @@ def test_cartesian_communicator_covers_all_ranks():
     cart = partition.cart_create(comm, 3)
     assert int(np.prod(cart.Get_topo()[0])) == comm.size
     cart.Free()
+
+
+def _shared_tmp(tmp_path_factory):
+    """One folder every rank sees (rank 0's pytest temporary folder)."""
+    return comm.bcast(str(tmp_path_factory.mktemp("shared")) if comm.rank == 0 else None)
+
+
+@pytest.mark.mpi
+def test_hdf5_write_to_a_device_is_refused_on_every_rank():
+    from hpc.core import h5io
+
+    with pytest.raises(UsageError, match="character device"):
+        h5io.write("/dev/null", comm, {"/x": h5io.Distributed(np.arange(3.0))})
+
+
+@pytest.mark.mpi
+def test_hdf5_distributed_write_leaves_only_the_file(tmp_path_factory):
+    import os
+
+    import h5py
+
+    from hpc.core import h5io
+
+    d = _shared_tmp(tmp_path_factory)
+    path = os.path.join(d, "x.h5")
+    local = np.arange(comm.rank * 10, comm.rank * 10 + 3 + comm.rank, dtype=np.float64)
+    for _ in range(2):  # the second write replaces the first
+        h5io.write(path, comm, {"/x": h5io.Distributed(local), "/n": np.int64(comm.size)})
+    want = np.concatenate(comm.allgather(local))
+    with h5py.File(path, "r") as f:
+        assert np.array_equal(f["/x"][...], want) and int(f["/n"][()]) == comm.size
+    comm.Barrier()
+    assert sorted(os.listdir(d)) == ["x.h5"]
+
+
+@pytest.mark.mpi
+def test_memory_check_raises_the_same_message_on_every_rank():
+    from hpc.core.memory import require_memory
+
+    with pytest.raises(UsageError) as err:
+        require_memory(2.0**60, "a huge thing", comm)
+    msgs = comm.allgather(str(err.value))
+    assert len(set(msgs)) == 1 and "a huge thing" in msgs[0]
