@@ -200,8 +200,11 @@ def test_gauss_seidel_gives_the_jacobi_answer(name, email):
             xg, xj = (_allgather(comm, r.x, g.offsets) for r in (gs, jac))
             assert np.abs(xg - xj).sum() <= 2 * tol / (1 - ALPHA)
             assert abs(xg.sum() - 1.0) <= 1e-12
-    if name.startswith("p2p"):   # a graph where the sweeps pay: well under Jacobi's count
-        assert gs.iterations <= 0.75 * jac.iterations, (gs.iterations, jac.iterations)
+    if name.startswith("p2p"):   # a graph where the sweeps pay (11 vs 20 on one rank; the
+        # more blocks, the more of the graph sees only the last exchange: 18 vs 22 on 4)
+        assert gs.iterations < jac.iterations, (gs.iterations, jac.iterations)
+        if comm.size == 1:
+            assert gs.iterations <= 0.75 * jac.iterations, (gs.iterations, jac.iterations)
 
 
 @pytest.mark.mpi
