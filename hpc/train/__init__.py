@@ -13,7 +13,12 @@ The API, usable from a script (one rank, or unchanged under ``mpiexec -n N``)::
 - :class:`GPTConfig`: the model (vocab, hidden, heads, layers, seq_len).
 - :class:`ParallelLayout`: tp x pp x dp (dp None: the rest of the ranks), vpp,
   sequence parallelism, ZeRO-1.
-- :class:`Trainer`: ``step()``, ``fit(steps)``, ``save(path)``, ``load(path)``.
+- :class:`Trainer`: ``step()``, ``fit(steps)``, ``evaluate()``, ``save(path)``,
+  ``load(path)`` (the whole state: the run continues its curve at any layout),
+  ``memory()``; learning-rate warm-up and decay, AdamW, global-norm clipping, bfloat16
+  GEMMs, blocked attention, selective recomputation, overlapped data-parallel reduction,
+  the zero-bubble ZB-H1 schedule.
+- :class:`LRSchedule`: the learning rate of every step.
 - :func:`reference_losses`: the same run without parallelism, on one rank.
 - :func:`model_flops_per_step`: Megatron's FLOP count, for MFU.
 
@@ -29,6 +34,7 @@ from hpc.core.lazy import lazy_exports
 
 __getattr__, __dir__ = lazy_exports(__name__, {
     "GPTConfig": ".model",
+    "LRSchedule": ".lr_schedule",
     "model_flops_per_step": ".model",
     "ParallelLayout": ".parallel_state",
     "SCHEDULES": ".schedules",
@@ -37,10 +43,11 @@ __getattr__, __dir__ = lazy_exports(__name__, {
     "Trainer": ".trainer",
     "reference_losses": ".trainer",
 })
-__all__ = ["GPTConfig", "ParallelLayout", "Trainer", "StepStats", "reference_losses",
-           "model_flops_per_step", "BACKENDS", "SCHEDULES"]
+__all__ = ["GPTConfig", "ParallelLayout", "Trainer", "StepStats", "LRSchedule",
+           "reference_losses", "model_flops_per_step", "BACKENDS", "SCHEDULES"]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ resolves these
+    from .lr_schedule import LRSchedule
     from .model import GPTConfig, model_flops_per_step
     from .parallel_state import ParallelLayout
     from .schedules import SCHEDULES

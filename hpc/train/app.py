@@ -142,23 +142,24 @@ def parser():
     c = p.add_argument_group("checkpoints and evaluation")
     c.add_argument("--save-dir", metavar="DIR",
                    help="folder of the periodic checkpoints (step_NNNNNNNN.h5)")
-    c.add_argument("--save-every", type=EVERY, default=0,
+    c.add_argument("--save-every", type=EVERY, default=0, metavar="N",
                    help="checkpoint into --save-dir every N steps, and after the last (0: "
                         "only after the last step and on SIGTERM / SIGUSR1)")
-    c.add_argument("--keep", type=checks.integer(1, 10 ** 6), default=3,
+    c.add_argument("--keep", type=checks.integer(1, 10 ** 6), default=3, metavar="K",
                    help="periodic checkpoints kept (the newest)")
     c.add_argument("--resume", metavar="auto|PATH",
                    help="continue from a checkpoint (auto: the newest in --save-dir; none "
                         "there: start at step 0); --steps is then the total")
     c.add_argument("--no-background-save", dest="background_save", action="store_false",
-                   help="write periodic checkpoints on the training thread")
-    c.add_argument("--eval-every", type=EVERY, default=0,
+                   help="write periodic checkpoints on the training thread [default: a "
+                        "background thread writes them while training goes on]")
+    c.add_argument("--eval-every", type=EVERY, default=0, metavar="N",
                    help="evaluate on the held-out split every N steps and after the last")
     c.add_argument("--eval-fraction", type=checks.real(0, EVAL_FRACTION_MAX, lo_open=True),
-                   default=None, help="tail of the corpus held out for evaluation, in (0, "
-                                      f"{EVAL_FRACTION_MAX:g}] [default: 0.1 with "
-                                      "--eval-every, else none]")
-    c.add_argument("--eval-batches", type=checks.integer(1, 10 ** 6), default=4,
+                   default=None, metavar="F",
+                   help=f"tail of the corpus held out for evaluation, in (0, "
+                        f"{EVAL_FRACTION_MAX:g}] [default: 0.1 with --eval-every, else none]")
+    c.add_argument("--eval-batches", type=checks.integer(1, 10 ** 6), default=4, metavar="N",
                    help="global batches per evaluation")
     m.add_argument("--reference", choices=["auto", "on", "off"], default="auto",
                    help="retrain the single-rank model on rank 0 and compare loss curves "

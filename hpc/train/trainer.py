@@ -321,9 +321,9 @@ class Trainer:
             The step's mean loss (nats per token) and gradient norm, the same on every rank,
             and this rank's times.
         """
-        model, ps, xp = self.model, self.state, self.xp
+        model = self.model
         t0 = time.perf_counter()
-        m, mbs, s = self.micro_batches, self.micro_batch_size, self.config.seq_len
+        m, s = self.micro_batches, self.config.seq_len
         batch = global_batch(self.train_tokens, self.seed, self.iteration, self.global_batch, s)
         model.store.zero_grads()
         if self.optimizer.overlap:  # each layer's bucket starts its reduction when done
