@@ -20,7 +20,8 @@ Contract
 --------
 - Grid and field: the Cartesian communicator's dimensions are the array's leading axes, in
   order (axis 0 = cart dimension 0, usually z, slowest). A rank's field has shape
-  ``local_shape[k] + 2R`` on each of those axes, then ``(Q,)`` if ``quantities`` is given
+  ``local_shape[k] + 2R_k`` on each of those axes (``radius`` is one width R for every axis
+  or one per axis), then ``(Q,)`` if ``quantities`` is given
   (quantities innermost, as in TEMPI's halo benchmark); C-contiguous, of ``dtype``. Interior
   is ``[R:R+n]`` on each axis. Any number of grid dimensions works (1, 2, 3, ...); the halo app
   uses 3.
@@ -31,7 +32,9 @@ Contract
   Interior cells are never written. Ghost cells are the cells of the neighbour's block, so
   the radius may not exceed any rank's local extent (checked, UsageError on every rank).
   ``start(field)`` / ``wait()`` split it: between them the field's interior may be read but
-  nothing of the field may be written.
+  nothing of the field may be written (``progress()`` now and then lets the library move the
+  messages meanwhile). ``phase_times()`` breaks the time in ``start`` and ``wait`` into
+  Comb's phases (post receives, pack, post sends, wait receives, unpack, wait sends).
 - Boundaries: along a periodic dimension the neighbour wraps around (a rank can be its own
   neighbour). Along a non-periodic one, ghost cells beyond the physical boundary get
   ``fill`` when it is not None (e.g. 0.0 for a homogeneous Dirichlet problem) and are left
