@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 #include <omp.h>
 #include "hpc/checks.hpp"
@@ -64,7 +65,8 @@ T* out(carray<T>& a, int64_t n, const char* what) {
 // One rank's rows of HPCG's matrix in ELLPACK form. Row i holds nnz[i] entries in slots
 // [i*W, i*W + nnz[i]); the rest are padding (column i, value 0), so a fixed-length loop over
 // the 27 slots gives the same sums. Within a row the strictly lower local entries (column < i)
-// come first (nlow[i] of them), then the diagonal and the rest in the order generated.
+// come first, ascending (nlow[i] of them), then the diagonal, then the rest by descending
+// column (ghost columns, numbered after the rank's own, first).
 class Ell {
  public:
   Ell(const py::array& cols, const py::array& vals, const py::array& nnz, int64_t ncol)
@@ -91,16 +93,27 @@ class Ell {
       if (n < 1 || n > W) hpc::fail("Ell: nnz per row must be in [1, 27]");
       int32_t* cd = &cols_[i * W];
       double* vd = &vals_[i * W];
-      int k = 0, dpos = -1;
-      for (int j = 0; j < n; ++j)  // lower local entries first, in the order given
-        if (cs[i * W + j] < i) { cd[k] = cs[i * W + j]; vd[k] = vs[i * W + j]; ++k; }
+      // lower local entries (column < i) ascending, then the diagonal, then the others by
+      // descending column: the entry a sweep has just updated (column i - 1 forward, i + 1
+      // backward) comes last in its part, so the other products do not wait for it
+      std::vector<std::pair<int32_t, double>> lo, up;
+      int ndiag = 0;
+      double dval = 0.0;
+      for (int j = 0; j < n; ++j) {
+        const int32_t col = cs[i * W + j];
+        if (col < i) lo.emplace_back(col, vs[i * W + j]);
+        else if (col == i) { ++ndiag; dval += vs[i * W + j]; }
+        else up.emplace_back(col, vs[i * W + j]);
+      }
+      if (ndiag != 1) hpc::fail("Ell: row " + std::to_string(i) + " needs exactly one diagonal entry");
+      std::sort(lo.begin(), lo.end(), [](auto& a, auto& b) { return a.first < b.first; });
+      std::sort(up.begin(), up.end(), [](auto& a, auto& b) { return a.first > b.first; });
+      int k = 0;
+      for (auto& e : lo) { cd[k] = e.first; vd[k] = e.second; ++k; }
       nlow_[i] = k;
-      for (int j = 0; j < n; ++j)
-        if (cs[i * W + j] >= i) {
-          if (cs[i * W + j] == i) dpos = k;
-          cd[k] = cs[i * W + j]; vd[k] = vs[i * W + j]; ++k;
-        }
-      if (dpos < 0) hpc::fail("Ell: row " + std::to_string(i) + " has no diagonal entry");
+      const int dpos = k;
+      cd[k] = int32_t(i); vd[k] = dval; ++k;
+      for (auto& e : up) { cd[k] = e.first; vd[k] = e.second; ++k; }
       if (!(vd[dpos] != 0.0)) hpc::fail("Ell: zero diagonal in row " + std::to_string(i));
       dpos_[i] = dpos;
       diag_[i] = vd[dpos];
@@ -178,10 +191,7 @@ class Ell {
     if (!hpc::all_in_range(f, nc, nrow_)) hpc::fail("f2c: index out of range");
 #pragma omp parallel for schedule(static)
     for (int64_t k = 0; k < nc; ++k) {
-      const int64_t i = f[k];
-      const int32_t* c = &cols_[i * W];
-      const double* a = &vals_[i * W];
-      o[k] = rv[i] - row_sum(c, a, xv, W);
+      o[k] = rv[f[k]] - row_sum(f[k], xv);
     }
   }
 
@@ -236,33 +246,39 @@ class Ell {
   }
 
  private:
-  // sum_j a[j] x[c[j]] over slots [0, n) with four interleaved partial sums (slot j goes to
-  // sum j % 4): four independent multiply-add chains instead of one 27 long. Every kernel
-  // sums a row this way, so a sum over the lower slots only (the rest multiply zeros) is
-  // bitwise the full row's, and the reference and optimised kernels agree to the last bit.
-  static inline double row_sum(const int32_t* __restrict c, const double* __restrict a,
-                               const double* __restrict x, int n) {
+  // sum_j a[j] x[c[j]] over slots [lo, hi) with four interleaved partial sums (slot j goes to
+  // sum (j - lo) % 4): four independent multiply-add chains instead of one.
+  static inline double acc4(const int32_t* __restrict c, const double* __restrict a,
+                            const double* __restrict x, int lo, int hi) {
     double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-    int j = 0;
-    for (; j + 3 < n; j += 4) {
+    int j = lo;
+    for (; j + 3 < hi; j += 4) {
       s0 += a[j] * x[c[j]];
       s1 += a[j + 1] * x[c[j + 1]];
       s2 += a[j + 2] * x[c[j + 2]];
       s3 += a[j + 3] * x[c[j + 3]];
     }
-    if (j < n) s0 += a[j] * x[c[j]];
-    if (j + 1 < n) s1 += a[j + 1] * x[c[j + 1]];
-    if (j + 2 < n) s2 += a[j + 2] * x[c[j + 2]];
+    if (j < hi) s0 += a[j] * x[c[j]];
+    if (j + 1 < hi) s1 += a[j + 1] * x[c[j + 1]];
+    if (j + 2 < hi) s2 += a[j + 2] * x[c[j + 2]];
     return (s0 + s1) + (s2 + s3);
+  }
+
+  // A row's sum: its lower part plus the rest, each by acc4. Every kernel sums a row this way,
+  // so the pre-smoother's sum over the lower part alone (the rest multiplies zeros) is
+  // bitwise the full row's, and the reference and optimised kernels agree to the last bit.
+  inline double row_sum(int64_t i, const double* __restrict x) const {
+    const int32_t* c = &cols_[i * W];
+    const double* a = &vals_[i * W];
+    const int nl = nlow_[i];
+    return acc4(c, a, x, 0, nl) + acc4(c, a, x, nl, W);
   }
 
   // The dot product is taken per block of rows just computed (still in cache), in row
   // order, so it rounds exactly as the separate dot kernel does.
   void spmv_k(const double* __restrict x, double* __restrict y, double* dot) const {
-    const int32_t* C = cols_.data();
-    const double* A = vals_.data();
     const double d = blocked_sum(nrow_, [&](int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; ++i) y[i] = row_sum(C + i * W, A + i * W, x, W);
+      for (int64_t i = lo; i < hi; ++i) y[i] = row_sum(i, x);
       double s = 0.0;
       if (dot)
         for (int64_t i = lo; i < hi; ++i) s += x[i] * y[i];
@@ -273,18 +289,15 @@ class Ell {
 
   // x_i <- (r_i - sum_{j != i} a_ij x_j) / a_ii over the whole row (padding adds 0 * x_i)
   inline void row_update(int64_t i, const double* __restrict r, double* __restrict x) const {
-    const int32_t* c = &cols_[i * W];
-    const double* a = &vals_[i * W];
-    const double s = row_sum(c, a, x, W);
+    const double s = row_sum(i, x);
     const double d = diag_[i];
     x[i] = (r[i] - s + d * x[i]) / d;
   }
 
-  // the same from x = 0 ahead of row i: only the lower entries are non-zero products
+  // the same from x = 0 ahead of row i: only the lower entries are non-zero products (and
+  // lower + (+-0) is lower, so this is bitwise row_update's value)
   inline void row_lower(int64_t i, const double* __restrict r, double* __restrict x) const {
-    const int32_t* c = &cols_[i * W];
-    const double* a = &vals_[i * W];
-    x[i] = (r[i] - row_sum(c, a, x, nlow_[i])) / diag_[i];
+    x[i] = (r[i] - acc4(&cols_[i * W], &vals_[i * W], x, 0, nlow_[i])) / diag_[i];
   }
 
   int64_t nrow_ = 0, ncol_ = 0;

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from mpi4py import MPI
 
+from hpc.core.memory import require_memory
 from hpc.core.progress import Progress
 from hpc.core.runtime import as_comm
 
@@ -271,6 +272,10 @@ def run_hpcg(nx: int, ny: int, nz: int, rt: float = 0.0, comm=None, *, threads: 
     rt = check_real("rt", rt, 0, 1e7)
     say = say or (lambda *_: None)
     geom = make_geometry(comm, nx, ny, nz)
+    # per fine row: the generator's int64/float64 slots and the stored int32/float64 ones
+    # (27 each), the CG and MG vectors; the coarse levels add an eighth each
+    require_memory(geom.nrow * (27 * (16 + 12) + 12 * 8) * 8 / 7, "HPCG's matrices and vectors",
+                   comm)
     quick = rt == 0
     problem = Problem(geom, comm)
     say(f"setup {problem.setup_s:.3g} s: {geom.npx}x{geom.npy}x{geom.npz} ranks, "
