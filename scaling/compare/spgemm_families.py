@@ -1,0 +1,156 @@
+"""SpGEMM on a set of structure families, native against SciPy and SuiteSparse:GraphBLAS.
+
+Families (each at the sizes ``--sizes``, seeded): banded (bandwidth 5), uniform (8 random
+columns per row), powerlaw (row lengths from a Zipf law, mean ~8), block (dense 16 x 16
+diagonal blocks), denserows (uniform with a few rows of n/8 entries), unsymmetric (A B, B
+another uniform matrix), rectangular (n x n/2 times n/2 x 2n), rmat (Graph500, edge factor
+8); plus the Matrix Market files in ../shared/data/matrices (C = A A).
+
+Rounds interleave the kernels (SciPy ``A @ B``; ``hpc.spgemm.local.multiply_native`` at each
+thread count; GraphBLAS ``mxm`` at each thread count, conversion excluded); the table gives
+each kernel's median time and the ratios of medians the issue sets targets for: native at 2
+threads over SciPy (>= 2) and over GraphBLAS at 2 threads (>= 1), native at 1 thread over
+SciPy (>= 1). The load average is printed: on a loaded machine these are noise.
+
+    python scaling/compare/spgemm_families.py --sizes 2500 13000 100000 --rounds 5
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+import scipy.sparse as sp
+
+from hpc.sparse.randgen import rmat_edges
+from hpc.spgemm import local as L
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "matrices"
+
+
+def _uniform(rng, m, n, per_row):
+    rows = np.repeat(np.arange(m), per_row)
+    return L.canonical(sp.csr_matrix((rng.random(rows.size), (rows, rng.integers(0, n, rows.size))),
+                                     shape=(m, n)))
+
+
+def family(name: str, n: int, seed: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    rng = np.random.default_rng([seed, n])
+    if name == "banded":
+        A = sp.diags([rng.random(n - abs(k)) for k in range(-5, 6)], list(range(-5, 6)))
+        A = L.canonical(A)
+        return A, A
+    if name == "uniform":
+        A = _uniform(rng, n, n, 8)
+        return A, A
+    if name == "powerlaw":
+        lens = np.minimum(rng.zipf(2.0, n) * 4, n // 4)
+        rows = np.repeat(np.arange(n), lens)
+        A = L.canonical(sp.csr_matrix((rng.random(rows.size), (rows, rng.integers(0, n, rows.size))),
+                                      shape=(n, n)))
+        return A, A
+    if name == "block":
+        b = 16
+        nb = n // b
+        blocks = [sp.csr_matrix(rng.random((b, b))) for _ in range(nb)]
+        A = L.canonical(sp.block_diag(blocks))
+        return A, A
+    if name == "denserows":
+        A = _uniform(rng, n, n, 4).tolil()
+        for i in rng.choice(n, size=4, replace=False):
+            A[i, rng.choice(n, size=n // 8, replace=False)] = 1.0
+        A = L.canonical(A)
+        return A, A
+    if name == "unsymmetric":
+        return _uniform(rng, n, n, 7), _uniform(rng, n, n, 7)
+    if name == "rectangular":
+        return _uniform(rng, n, n // 2, 6), _uniform(rng, n // 2, 2 * n, 6)
+    if name == "rmat":
+        scale = max(4, int(round(np.log2(n))))
+        s, d = rmat_edges(scale, 8, seed, None)
+        A = sp.csr_matrix((np.ones(s.size), (s, d)), shape=(1 << scale, 1 << scale))
+        A.sum_duplicates()
+        A.data[:] = 1.0
+        A = L.canonical(A)
+        return A, A
+    raise ValueError(name)
+
+
+FAMILIES = ("banded", "uniform", "powerlaw", "block", "denserows", "unsymmetric",
+            "rectangular", "rmat")
+
+
+def kernels(threads):
+    ks = {"scipy": lambda A, B: A @ B}
+    for t in threads:
+        ks[f"native-{t}t"] = (lambda t: lambda A, B: L.multiply_native(A, B, t))(t)
+    try:
+        import graphblas as gb
+
+        gb.init("suitesparse", blocking=True)
+        for t in threads:
+            def g(A, B, t=t, cache={}):
+                key = (id(A), id(B))
+                if key not in cache:
+                    cache.clear()
+                    cache[key] = (gb.io.from_scipy_sparse(A), gb.io.from_scipy_sparse(B))
+                GA, GB = cache[key]
+                gb.ss.config["nthreads"] = t
+                t0 = time.perf_counter()
+                C = GA.mxm(GB, gb.semiring.plus_times).new()
+                C.wait()
+                return time.perf_counter() - t0
+            ks[f"graphblas-{t}t"] = g
+    except ImportError:
+        print("# python-graphblas not installed: GraphBLAS skipped")
+    return ks
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--families", nargs="*", default=list(FAMILIES))
+    p.add_argument("--sizes", type=int, nargs="+", default=[2500, 13000])
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--mtx", action="store_true", help="also the files in shared/data/matrices")
+    p.add_argument("--seed", type=int, default=1)
+    a = p.parse_args()
+    ks = kernels(a.threads)
+    cases = [(f"{f}-{n}", lambda f=f, n=n: family(f, n, a.seed)) for f in a.families
+             for n in a.sizes]
+    if a.mtx:
+        for f in sorted(DATA.glob("*.mtx")):
+            cases.append((f.name, lambda f=f: (lambda M: (M, M))(L.canonical(scipy.io.mmread(f)))))
+    print(f"# {os.cpu_count()} cores; median of {a.rounds} interleaved rounds; "
+          f"load {os.getloadavg()}")
+    print(f"{'matrix':<20}{'products':>11}{'nnz(C)':>10}" + "".join(f"{k:>14}" for k in ks)
+          + f"{'n2/sp':>7}{'n1/sp':>7}{'n2/gb2':>7}")
+    for name, make in cases:
+        A, B = make()
+        C, st = L.multiply_native(A, B, 1)
+        R = (A @ B).tocsr()
+        assert C.nnz >= R.nnz and abs(C - R).max() <= 1e-9 * max(1.0, abs(R).max())
+        times = {k: [] for k in ks}
+        for _ in range(a.rounds):
+            for k, f in ks.items():
+                t0 = time.perf_counter()
+                r = f(A, B)
+                dt = r if isinstance(r, float) else time.perf_counter() - t0
+                times[k].append(dt)
+                del r
+        med = {k: statistics.median(v) for k, v in times.items()}
+        t2 = max(a.threads)
+        ratio = lambda x, y: med[x] / med[y] if x in med and y in med else float("nan")  # noqa
+        print(f"{name:<20}{st['products']:>11}{C.nnz:>10}" + "".join(f"{med[k]:>14.5f}" for k in ks)
+              + f"{ratio('scipy', f'native-{t2}t'):>7.2f}{ratio('scipy', 'native-1t'):>7.2f}"
+              + f"{ratio(f'graphblas-{t2}t', f'native-{t2}t'):>7.2f}", flush=True)
+    print(f"# load after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
