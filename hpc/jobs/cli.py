@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from hpc.core.atomic import atomic_path
 from hpc.core.cli import AppParser, mark_output, split_passthrough
 from hpc.core.errors import EXIT_USAGE, UsageError
 from hpc.core.spec import all_specs, names
@@ -162,7 +163,8 @@ def write_examples(out: Path) -> list[Path]:
     written = []
     for name, text in scripts.items():
         path = out / name
-        path.write_text(text)
+        with atomic_path(path) as tmp:
+            tmp.write_text(text)
         written.append(path)
     return written
 

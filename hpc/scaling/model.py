@@ -30,13 +30,13 @@ any parameter can be fixed with --set NAME=VALUE (e.g. a cluster's network alpha
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
 
 import numpy as np
 
+from hpc.core.atomic import atomic_path, write_json
 from hpc.core.spec import load
 
 from . import results
@@ -332,7 +332,8 @@ def plot_report(reps: list[dict], path: Path) -> Path:
     ax.legend(fontsize=6)
     ax.set_title("fitted model and extrapolation to 10^4 ranks", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format=Path(path).suffix.lstrip(".") or "png")
     plt.close(fig)
     return path
 
@@ -348,7 +349,7 @@ def model_dirs(dirs: list[str], cores_per_node: int | None = None,
         reps.append(rep)
         texts.append(format_report(rep))
         folder = Path(d) if Path(d).is_dir() else Path(d).parent
-        (folder / "model.json").write_text(json.dumps(rep, indent=1) + "\n")
+        write_json(folder / "model.json", rep)
     first = Path(dirs[0]) if Path(dirs[0]).is_dir() else Path(dirs[0]).parent
     png = plot_report(reps, Path(out) if out else first / "model.png")
     return reps, "\n\n".join(texts), png

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hpc.core.atomic import atomic_path
+
 from . import results
 
 
@@ -96,7 +98,8 @@ def plot(path: Path | str, out: Path | str | None = None) -> list[Path]:
         ax.set_title(title, fontsize=8)
         fig.tight_layout()
         p = outdir / f"{key}.png"
-        fig.savefig(p, dpi=110)
+        with atomic_path(p) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
         plt.close(fig)
         written.append(p)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
@@ -107,7 +110,8 @@ def plot(path: Path | str, out: Path | str | None = None) -> list[Path]:
     fig.suptitle(title + f"; host has {cores} cores (shaded: ranks > cores)", fontsize=9)
     fig.tight_layout()
     p = outdir / "scaling.png"
-    fig.savefig(p, dpi=110)
+    with atomic_path(p) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     written.append(p)
     return written
