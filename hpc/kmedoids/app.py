@@ -15,6 +15,7 @@ KMedoids estimator and the fasterpam/pam/... functions for in-memory data).
 """
 from __future__ import annotations
 
+import time
 from typing import Sequence
 
 import numpy as np
@@ -168,7 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"matrix), back end {args.backend}, {app.size} rank(s) x {app.threads} thread(s)")
 
     res = solver = None
+    cpu = []  # this process's CPU seconds per repeat: the work a rank did, without the waits
     for _ in range(args.repeat):
+        c0 = time.process_time()
         with app.timer.phase("cluster"):
             res, solver = api.cluster(oracle, k, method=args.method, init=init,
                                       max_iter=args.max_iter,
@@ -179,6 +182,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                       batch_size=args.batch_size)
         app.timer.add("build", res.build_s)
         app.timer.add("swap", res.swap_s)
+        cpu.append(time.process_time() - c0)
+    # the busiest rank's CPU time: on an oversubscribed host the wall times mostly measure
+    # scheduling, this how the work divides over the ranks
+    app.metrics["cluster_cpu_s_max_rank"] = comm.allreduce(min(cpu), op=MPI.MAX)
 
     meds = np.asarray(res.medoids, dtype=np.int64)
     passed, val = _validate(app, solver, loc, oracle, meds, args, res, precomputed)

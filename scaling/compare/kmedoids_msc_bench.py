@@ -122,24 +122,29 @@ def suite_strong(rows, args):
             "--init", "lab", "--distances", "matrix", "--dtype", "float32", "--check", "loss",
             "--silhouette", "medoid"]
     t = {1: [], 2: []}
+    cpu = {1: [], 2: []}
     loss = {}
     for _ in range(args.repeats):
         for p in (1, 2):  # alternating
             rec = _app(p, argv)
             if rec:
                 t[p].append(rec["metrics"]["swap_s"])
+                cpu[p].append(rec["metrics"]["cluster_cpu_s_max_rank"])
                 loss[p] = rec["metrics"]["loss"]
     if not (t[1] and t[2]):
         return
     speedup = statistics.median(t[1]) / statistics.median(t[2])
+    cpu_speedup = statistics.median(cpu[1]) / statistics.median(cpu[2])
     row = {"suite": "strong", "n": args.strong_n, "k": 20, "swap_s_1": t[1], "swap_s_2": t[2],
-           "speedup": speedup, "same_loss": loss.get(1) == loss.get(2),
+           "cpu_s_1": cpu[1], "cpu_s_2_busiest_rank": cpu[2], "speedup": speedup,
+           "cpu_speedup": cpu_speedup, "same_loss": loss.get(1) == loss.get(2),
            "load": os.getloadavg()}
     rows.append(row)
     print(f"strong FasterPAM SWAP n={args.strong_n} k=20: 1 rank median "
           f"{statistics.median(t[1]):.2f}s, 2 ranks {statistics.median(t[2]):.2f}s, speedup "
-          f"{speedup:.2f}x (target 1.6x) same loss {row['same_loss']} ({load_avg()})",
-          flush=True)
+          f"{speedup:.2f}x (target 1.6x); CPU seconds of the busiest rank (LAB+SWAP) "
+          f"{statistics.median(cpu[1]):.2f} vs {statistics.median(cpu[2]):.2f}, "
+          f"{cpu_speedup:.2f}x; same loss {row['same_loss']} ({load_avg()})", flush=True)
 
 
 def suite_onebatch(rows, args):
