@@ -221,6 +221,8 @@ def _corrupt(src: Path, dst: Path, how: str) -> None:
         elif how == "history":
             del f["/history/losses"]
             f["/history/losses"] = np.zeros(1)
+        elif how == "history-start":
+            f.attrs["history_start"] = 7
         elif how == "adam_t":
             f.attrs["adam_t"] = 10 ** 6
 
@@ -230,7 +232,8 @@ CORRUPT = {"shape": "/params/layers.1.mlp.fc1.w has shape (16, 63), expected (16
            "nan": "/params/embed.wpe has 1 non-finite values",
            "missing": "/adam/v/head.lnf.g is missing",
            "negative-v": "/adam/v/layers.0.ln1.b has negative values",
-           "history": "/history/losses has 1 entries",
+           "history": "/history/losses has 1 entries, the checkpoint's steps 0 to 2 are 2",
+           "history-start": "history_start 7 is more than step 2",
            "adam_t": "adam_t 1000000 is more than step"}
 
 
@@ -354,3 +357,23 @@ def test_newest_complete_checkpoint_and_keep(tmp_path, good_checkpoint):
     assert [s for s, _ in ck.listing(tmp_path)] == [2, 4, 6, 8]
     assert ck.newest(tmp_path) == tmp_path / ck.file_name(6)
     assert ck.newest(tmp_path / "none") is None
+
+
+def test_checkpoint_without_history_continues(tmp_path, good_checkpoint):
+    """A checkpoint of the first format (no history) loads; the history then begins at its
+    step, and the next checkpoint says so, so it loads too."""
+    old = tmp_path / "old.h5"
+    shutil.copy(good_checkpoint, old)
+    with h5py.File(old, "r+") as f:
+        del f["/history"]
+        del f.attrs["history_start"]
+        del f.attrs["format"]
+    new = tmp_path / "new.h5"
+    rec = train(tmp_path, 1, "--steps", "2", "--load", str(old), "--save", str(new),
+                "--reference", "on")
+    assert rec["validation"]["passed"] and rec["metrics"]["first_step"] == 2
+    with h5py.File(new) as f:
+        assert int(f.attrs["history_start"]) == 2 and int(f.attrs["step"]) == 4
+        assert len(f["/history/losses"]) == 2
+    rec = train(tmp_path, 1, "--steps", "1", "--load", str(new), name="again")
+    assert rec["validation"]["continues_checkpoint_curve"]

@@ -407,7 +407,7 @@ def validate(app: App, trainer: Trainer, args: argparse.Namespace,
     finite = all(math.isfinite(x) for x in losses)
     validation: dict = {"losses_finite": finite}
     passed = finite
-    saved = trainer.history["losses"][:start] if start else []
+    saved = trainer.history["losses"][:start - trainer.history_start] if start else []
     if start:
         validation["resumed_from"] = args.resumed_from
         validation["resumed_at_step"] = start

@@ -3,7 +3,7 @@ saved at any layout loads at any other and the resumed run continues the uninter
 
 Layout of the file: ``/params/<name>``, ``/adam/m/<name>``, ``/adam/v/<name>`` (full tensors,
 vocabulary padded as in every layout); ``/history/losses``, ``/history/grad_norms``,
-``/history/lrs`` (one per step since step 0) and ``/history/eval_steps``,
+``/history/lrs`` (one per step since step ``history_start``, normally 0) and ``/history/eval_steps``,
 ``/history/eval_losses``; attributes on ``/``: ``format``, ``step`` (the next step to run:
 also the data position, since a step's batch is a function of (seed, step)), ``adam_t``,
 ``seed`` (the only random state: parameters derive from (seed, name), batches from (seed,
@@ -210,9 +210,9 @@ def load(path: str | os.PathLike, model, opt, option: str = "load") -> dict[str,
     Returns
     -------
     dict
-        ``step`` (the next step), ``attrs`` (every attribute, as Python values) and
-        ``history`` (the curves since step 0: losses, grad_norms, lrs, eval_steps,
-        eval_losses).
+        ``step`` (the next step), ``attrs`` (every attribute, as Python values),
+        ``history`` (the curves: losses, grad_norms, lrs, eval_steps, eval_losses) and
+        ``history_start`` (the step they begin at: 0, or ``step`` for a file without).
 
     Raises
     ------
@@ -253,21 +253,26 @@ def load(path: str | os.PathLike, model, opt, option: str = "load") -> dict[str,
                     part = shard(full, spec.split, ps.tp, ps.tp_rank).astype(st.dtype).reshape(-1)
                     flat[off:off + n] = part if ns is np else ns.asarray(part)
             history: dict[str, list] = {k: [] for k in HISTORY}
-            if "history" in f:  # format 1 files have none
+            start = step  # format 1 files have no history: it begins here
+            if "history" in f:
+                start = r.int_attr("history_start", 0) if "history_start" in f.attrs else 0
+                if start > step:
+                    raise r.fail("history_start", f"{start} is more than step {step}")
                 for k in HISTORY:
                     a = r.array("/history/" + k, finite=k != "losses")
                     if a.ndim != 1:
                         raise r.fail("/history/" + k, f"must be 1-D, has shape {a.shape}")
                     history[k] = a.tolist()
-                if len(history["losses"]) != step:
+                if len(history["losses"]) != step - start:
                     raise r.fail("/history/losses", f"has {len(history['losses'])} entries, "
-                                 f"the checkpoint's step is {step}")
+                                 f"the checkpoint's steps {start} to {step} are "
+                                 f"{step - start}")
                 if len(history["eval_steps"]) != len(history["eval_losses"]):
                     raise r.fail("/history/eval_losses", "is not as long as "
                                  "/history/eval_steps")
             attrs = {k: (v.item() if isinstance(v, np.generic) else
                          v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-            out = {"step": step, "attrs": attrs, "history": history}
+            out = {"step": step, "attrs": attrs, "history": history, "history_start": start}
     opt.set_full_state(m_full, v_full, t)
     st.refresh_resident()
     return out

@@ -193,7 +193,8 @@ class Trainer:
     lr_schedule : LRSchedule
         The learning rate of every step.
     history : dict of str to list
-        Every step's loss, gradient norm and learning rate since step 0 (``losses``,
+        Every step's loss, gradient norm and learning rate since step ``history_start`` (0
+        unless the run continued a checkpoint without a history) (``losses``,
         ``grad_norms``, ``lrs``) and the evaluations (``eval_steps``, ``eval_losses``);
         restored by :meth:`load`.
 
@@ -286,6 +287,7 @@ class Trainer:
         self.train_tokens = self.tokens[:self.tokens.shape[0] - n_eval]
         self.eval_tokens = self.tokens[self.tokens.shape[0] - n_eval:]
         self.history: dict[str, list] = {k: [] for k in checkpoint.HISTORY}
+        self.history_start = 0  # the step the history begins at (a checkpoint without one)
         self.loaded: dict[str, Any] | None = None  # what load() read, and what differs
         self.act_peak_bytes = 0  # the most activation bytes a step held (this rank)
         self._crc: int | None = None
@@ -421,7 +423,8 @@ class Trainer:
         """What a checkpoint stores besides the tensors and the history: the step (the data
         position), the seed (the only random state), the schedule, the optimizer settings
         and the data's length and CRC-32."""
-        return {"step": self.iteration, "seed": self.seed, **self.lr_schedule.attrs(),
+        return {"step": self.iteration, "history_start": self.history_start, "seed": self.seed,
+                **self.lr_schedule.attrs(),
                 "weight_decay": self.weight_decay, "clip_grad": self.clip_grad,
                 "global_batch": self.global_batch, "eval_fraction": self.eval_fraction,
                 "data_tokens": int(self.tokens.shape[0]), "data_crc32": self.data_crc32}
@@ -471,6 +474,7 @@ class Trainer:
         got = checkpoint.load(path, self.model, self.optimizer, option=option)
         self.iteration = got["step"]
         self.history = {k: list(v) for k, v in got["history"].items()}
+        self.history_start = got["history_start"]
         mine = self.state_attrs()
         self.loaded = {"path": str(path), "step": self.iteration,
                        "differs": sorted(k for k, v in mine.items()
