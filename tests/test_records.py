@@ -238,9 +238,10 @@ def test_progress_lines_in_a_real_run():
     times = [float(re.search(r"elapsed ([0-9.]+)s", ln).group(1)) for ln in lines]
     if not times:
         pytest.skip("the 40 products took under a second here: nothing to rate")
-    assert all(b - a >= 0.999 for a, b in zip(times, times[1:])), lines
+    # at least a second apart (the times are printed to 0.1 s)
+    assert all(b - a >= 0.9 for a, b in zip(times, times[1:])), lines
     assert all("remaining ~" in ln and "multiply_s=" in ln for ln in lines)
-    assert lines[-1].startswith("[spgemm] 100.0% (40/40 product)")
+    assert all(re.match(r"\[spgemm\] +[0-9.]+% \([0-9]+/40 product\)", ln) for ln in lines)
     q = run_app("spgemm", 3, *args, "--quiet", env=env, timeout=600)
     assert q.returncode == 0 and "[spgemm]" not in q.stderr + q.stdout
 

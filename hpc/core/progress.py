@@ -14,7 +14,7 @@ fraction done, the elapsed time, an estimate of what remains, and the caller's f
 terminal the line is a live tqdm bar; in a log file (or without tqdm) plain lines, of which a
 new one is written when the work has advanced by at least 1 % or 30 s have passed. A run that
 ends within the first second prints nothing, so short runs stay quiet; one that printed a
-line ends with a final line. ``quiet=True`` (the apps' ``--quiet``) silences it all.
+line ends with a final line unless the last came less than a second before the end. ``quiet=True`` (the apps' ``--quiet``) silences it all.
 
 ``HPC_PROGRESS`` overrides the choice: ``bar``, ``plain`` or ``off``.
 """
@@ -153,12 +153,15 @@ class Progress:
             self._write(now)
 
     def close(self) -> None:
-        """End the phase: a final line if any line was written (idempotent)."""
+        """End the phase: a final line if any line was written and the last one is at least
+        a second old (the rate holds for the last line too; idempotent)."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None
         elif self.mode == "plain" and self.lines and self._last_done != self.done:
-            self._write(self._clock())
+            now = self._clock()
+            if now - self._last_t >= MIN_INTERVAL:
+                self._write(now)
         self.mode = "off"
 
     # -- the line ---------------------------------------------------------------------
