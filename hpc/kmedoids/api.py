@@ -33,6 +33,7 @@ import numpy as np
 from mpi4py import MPI
 
 from hpc.core import backends as registry
+from hpc.core import checks
 from hpc.core.errors import InputTypeError, UsageError
 from hpc.core.exchange import node_comm
 from hpc.core.memory import available_bytes, require_memory
@@ -52,6 +53,14 @@ MSC_METHODS = msc.MSC_METHODS
 INITS = ("build", "lab", "random", "first")
 DISTANCES = ("auto", "matrix", "tiled")
 MATRIX_FRACTION = 0.5  # auto mode keeps the matrix when it takes at most this much free memory
+# the documented ranges of the numeric parameters (the CLI's options and the API's arguments)
+K_MAX = 1_000_000
+ITER_MAX = 1_000_000
+SAMPLES_MAX = 10_000
+SAMPLE_SIZE_MAX = 10_000_000
+RESTARTS_MAX = 10_000
+NEIGHBORS_MAX = 10.0
+BATCH_MAX = 10_000_000
 
 
 @dataclass
@@ -326,6 +335,18 @@ def cluster(oracle: Oracle, k: int, *, method: str = "fasterpam", init: str = "b
     """
     comm = oracle.comm
     rng = np.random.default_rng(0) if rng is None else rng
+    # every numeric parameter in its documented, finite range (hpc.core.checks)
+    _choice("method", method, METHODS)
+    max_iter = checks.check_int("max_iter", max_iter, 1, ITER_MAX)
+    samples = checks.check_int("samples", samples, 1, SAMPLES_MAX)
+    restarts = checks.check_int("restarts", restarts, 1, RESTARTS_MAX)
+    neighbors = checks.check_real("neighbors", neighbors, 0, NEIGHBORS_MAX, lo_open=True)
+    if sample_size is not None:
+        sample_size = checks.check_int("sample_size", sample_size, max(2, k), SAMPLE_SIZE_MAX)
+    if batch_size is not None:
+        batch_size = checks.check_int("batch_size", batch_size, 2, BATCH_MAX)
+    if method == "dynmsc":
+        min_k = checks.check_int("min_k", min_k, 2, max(2, k))
     if medoids is None and init == "first":
         if method not in SWAP_METHODS + MSC_METHODS + ("alternating",):
             raise UsageError(f"init='first' is not supported by method={method!r}")
@@ -571,8 +592,7 @@ def clarans(diss, k: int, *, restarts: int = 2, neighbors: float = 0.1, init: st
 
     Parameters otherwise as in :func:`fasterpam`. Cost: O(n) per candidate over p ranks.
     """
-    if isinstance(neighbors, bool) or not isinstance(neighbors, numbers.Real) or not neighbors > 0:
-        raise UsageError(f"neighbors must be a positive number, got {neighbors!r}")
+    neighbors = checks.check_real("neighbors", neighbors, 0, NEIGHBORS_MAX, lo_open=True)
     return _run_precomputed("clarans", diss, _positive_int("k", k), 100, init, random_state,
                             comm, backend, restarts=_positive_int("restarts", restarts),
                             neighbors=float(neighbors))

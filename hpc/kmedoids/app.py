@@ -26,18 +26,10 @@ from hpc.core import backends as registry
 from hpc.core.memory import gib
 
 from . import api, data, loops, quality
-from .api import MATRIX_FRACTION, METHODS, MSC_METHODS, SWAP_METHODS
+from .api import (BATCH_MAX, ITER_MAX, K_MAX, MATRIX_FRACTION, METHODS, MSC_METHODS,
+                  NEIGHBORS_MAX, RESTARTS_MAX, SAMPLE_SIZE_MAX, SAMPLES_MAX, SWAP_METHODS)
 from .kernels import BACKENDS, METRICS
 from .msc import ratio
-
-# the documented ranges of the numeric options (checked by the parser, hpc.core.checks)
-K_MAX = 1_000_000
-ITER_MAX = 1_000_000
-SAMPLES_MAX = 10_000
-SAMPLE_SIZE_MAX = 10_000_000
-RESTARTS_MAX = 10_000
-NEIGHBORS_MAX = 10.0
-BATCH_MAX = 10_000_000
 
 
 def parser():

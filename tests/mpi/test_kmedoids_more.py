@@ -110,3 +110,22 @@ def test_onebatch_small_batch_and_errors():
     assert len(set(km.medoid_indices_.tolist())) == 4
     with pytest.raises(ValueError, match="onebatch"):
         hk.KMedoids(4, method="onebatch", metric="precomputed").fit(cdist(Xb, Xb))
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("params,match", [
+    ({"neighbors": float("inf")}, "neighbors"),
+    ({"neighbors": 0.0}, "neighbors"),
+    ({"samples": 0}, "samples"),
+    ({"sample_size": 3}, "sample_size"),
+    ({"restarts": 10**9}, "restarts"),
+    ({"batch_size": 1}, "batch_size"),
+])
+def test_estimator_ranges_refused(params, match):
+    method = "clarans" if "neighbors" in params or "restarts" in params else (
+        "onebatch" if "batch_size" in params else "clara")
+    with pytest.raises(ValueError, match=match):
+        hk.KMedoids(K, method=method, method_params=params).fit(X)
+    if "neighbors" in params:
+        with pytest.raises(ValueError, match="neighbors"):
+            hk.clarans(D, K, neighbors=params["neighbors"])
