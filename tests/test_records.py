@@ -264,3 +264,35 @@ def test_build_watch_reports_a_silent_build(tmp_path):
                           "-c", "echo broken; exit 3"], capture_output=True, text=True,
                          cwd=ROOT, timeout=60)
     assert bad.returncode == 3 and "failed (exit 3)" in bad.stdout and "broken" in bad.stdout
+
+
+def test_progress_bar_on_a_terminal_style():
+    """mode='bar' (what a terminal gets): a tqdm bar with the phase, count and fields."""
+    pytest.importorskip("tqdm")
+    import time as _time
+
+    from hpc.core.progress import Progress
+
+    out = io.StringIO()
+    with Progress(5, "bar-phase", stream=out, mode="bar", unit="tile") as p:
+        for k in range(5):
+            _time.sleep(0.3)  # past tqdm's one-second delay
+            p.update(gain=0.5 * k)
+    text = out.getvalue()
+    assert "bar-phase" in text and "5/5" in text and "tile" in text and "gain=" in text
+
+
+def test_study_runner_heartbeat():
+    """A long study run says it is still going (here every 0.2 s instead of 30 s)."""
+    import time as _time
+
+    from hpc.scaling.runner import heartbeat
+
+    lines: list[str] = []
+    with heartbeat(lines.append, "[scaling 1/2] cg strong ranks=4 rep=1", interval=0.2):
+        _time.sleep(0.75)
+    assert 2 <= len(lines) <= 4
+    assert all(ln.startswith("[scaling 1/2] cg strong ranks=4 rep=1: still running") for ln in lines)
+    n = len(lines)
+    _time.sleep(0.4)
+    assert len(lines) == n  # stopped with the block
