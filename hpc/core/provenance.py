@@ -114,16 +114,17 @@ def host_info() -> dict[str, Any]:
     }
 
 
-def hosts(comm) -> list[dict[str, Any]]:
-    """Every host of the job with the ranks placed there, in order of first rank (collective;
-    the result is complete on rank 0 and on every other rank too)."""
-    mine = host_info()
-    facts = comm.allgather((comm.Get_rank(), mine))
+def hosts(comm, root_extra: Any = None) -> tuple[list[dict[str, Any]], Any]:
+    """Every host of the job with the ranks placed there, in order of first rank, and
+    ``root_extra`` as rank 0 gave it (collective: one allgather; the result is complete on
+    every rank)."""
+    rank = comm.Get_rank()
+    facts = comm.allgather((rank, host_info(), root_extra if rank == 0 else None))
     out: dict[str, dict[str, Any]] = {}
-    for rank, info in facts:
+    for r, info, _ in facts:
         h = out.setdefault(info["name"], {**info, "ranks": []})
-        h["ranks"].append(rank)
-    return list(out.values())
+        h["ranks"].append(r)
+    return list(out.values()), facts[0][2]
 
 
 @lru_cache(maxsize=None)
@@ -199,13 +200,16 @@ def capture(comm, started: str, finished: str | None = None,
     """
     from mpi4py import MPI
 
+    # git runs on rank 0 only (thousands of ranks must not each start it on a shared file
+    # system); the other facts are cheap and local
+    placed, pkg = hosts(comm, package() if comm.Get_rank() == 0 else None)
     return {
         "started_utc": started,
         "finished_utc": finished or utc_now(),
         "command": command_line(argv),
         "world_size": MPI.COMM_WORLD.Get_size(),
-        "hosts": hosts(comm),
-        "package": package(),
+        "hosts": placed,
+        "package": pkg,
         "build": build_info(),
         "thread_pools": thread_pools(),
         "slurm": slurm(),
