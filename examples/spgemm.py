@@ -27,3 +27,16 @@ same = (np.array_equal(C.indptr, R.indptr) and np.array_equal(C.indices, R.indic
         and np.allclose(C.data, R.data, rtol=1e-12, atol=0))
 err = abs(C - R).max() if R.nnz else 0.0
 say(f"{'VALID' if same else 'INVALID'}: against SciPy's A @ B, max |difference| = {err:.1e}")
+
+# A masked semiring product: triangles of the graph of A + Aᵀ, counted as sum(C<L> = L Lᵀ).
+from hpc.spgemm import count_triangles  # noqa: E402
+
+G = sp.csr_matrix(((A[:1000, :1000] + A[:1000, :1000].T) != 0).astype(np.int64))
+G.setdiag(0)  # a simple graph: no self loops
+G.eliminate_zeros()
+L = sp.tril(G, k=-1).tocsr()
+masked = multiply(L, L.T.tocsr(), semiring="plus_pair", mask=L)
+tri = int(masked.sum())
+ref = int(round(np.trace((G @ G @ G).toarray()) / 6))  # dense trace(G^3)/6
+say(f"{'VALID' if tri == ref == count_triangles(G) else 'INVALID'}: {tri} triangles "
+    f"(trace(G^3)/6 = {ref})")

@@ -37,6 +37,7 @@ def test_example_kmedoids(ranks):
 def test_example_spgemm(ranks):
     out = run_example("spgemm", ranks)
     assert any(ln.startswith("VALID: against SciPy") for ln in out.splitlines()), out
+    assert any(ln.startswith("VALID:") and "triangles" in ln for ln in out.splitlines()), out
     assert out.count("C = A B:") == 1
 
 
