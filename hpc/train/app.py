@@ -187,7 +187,7 @@ def resume_path(args: argparse.Namespace) -> str | None:
 
 
 def check_options(app: App, args: argparse.Namespace) -> None:
-    """Option combinations and output paths, before any work (exit 2 on every rank)."""
+    """Option combinations, before any work (exit 2 on every rank)."""
     err = None
     if args.resume is not None and args.load is not None:
         err = "--resume and --load are exclusive (--load: --steps more steps; --resume: " \
@@ -200,11 +200,7 @@ def check_options(app: App, args: argparse.Namespace) -> None:
         err = "--eval-fraction needs --eval-every"
     elif args.min_lr > args.lr:
         err = f"--min-lr {args.min_lr:g} is above --lr {args.lr:g}"
-    agree(app.comm, err)
-    if args.save:  # fail before training, not after
-        checkpoint.check_writable(args.save, app.comm)
-    if args.save_dir:
-        checkpoint.check_folder(args.save_dir, app.comm)
+    agree(app.comm, err)  # (--save, --save-dir: checked by the parser, hpc.core.cli outputs)
 
 
 def set_up(app: App, args: argparse.Namespace) -> Trainer:

@@ -97,23 +97,6 @@ def check_writable(path: str | os.PathLike, comm, option: str = "save") -> None:
     agree(comm, err)
 
 
-def check_folder(path: str | os.PathLike, comm, option: str = "save_dir") -> None:
-    """Collective: UsageError everywhere unless rank 0 can create files in folder ``path``
-    (existing, or creatable below its nearest existing writable parent)."""
-    err = None
-    if comm.Get_rank() == 0:
-        p = Path(path)
-        if p.exists() and not p.is_dir():
-            err = f"{arg(option)} {path} is not a folder"
-        else:
-            q = p.resolve()
-            while not q.exists():
-                q = q.parent
-            if not (q.is_dir() and os.access(q, os.W_OK | os.X_OK)):
-                err = f"{arg(option)} {path}: {q} is not a writable folder"
-    agree(comm, err)
-
-
 def snapshot(model, opt, attrs: Mapping[str, Any], history: Mapping[str, Any]
              ) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
     """Collective: the checkpoint's datasets and attributes on world rank 0 (None elsewhere),
