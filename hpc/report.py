@@ -27,9 +27,10 @@ from typing import Any, Iterable, Sequence
 from hpc.core.cli import AppParser, mark_outputs
 from hpc.core.errors import EXIT_USAGE, UsageError
 
-#: parameters that say where output goes or how much is printed, not what ran
+#: parameters that say where output goes, how much is printed or how often it is timed, not
+#: what ran (runs differing only in these are repeats of one experiment)
 VOLATILE = frozenset({"json", "output", "quiet", "verbose", "plot", "monitor", "save",
-                      "checkpoint", "log", "version"})
+                      "checkpoint", "log", "version", "repeat"})
 
 
 @dataclass

@@ -75,9 +75,16 @@ def test_compare_clean_repeats_not_flagged(records, tmp_path):
     new.mkdir()
     (base / "a.json").write_text(records["a"].read_text())
     (new / "b.json").write_text(records["b"].read_text())
-    (new / "one.json").write_text(records["one"].read_text())  # other options: not matched
+    (new / "one.json").write_text(records["one"].read_text())  # --repeat differs: pooled
     r = hpc("compare", base, new, "--threshold", "0.25")
     assert r.returncode == 0 and "1 matched experiment" in r.stdout, r.stdout
+    assert "(n=2)" in r.stdout  # NEW's two runs pooled
+    other = tmp_path / "other"
+    other.mkdir()
+    rec = load_json(records["a"])
+    rec["params"]["rtol"] = 1e-6  # another experiment: not matched
+    (other / "x.json").write_text(json.dumps(rec))
+    assert hpc("compare", base, other).returncode == 2
 
 
 def test_compare_usage_errors(records, tmp_path):
