@@ -8,6 +8,9 @@
 #include <string>
 #include <utility>
 #include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include "hpc/checks.hpp"
 #include "hpc/registry.hpp"
 
@@ -371,8 +374,21 @@ class Sweep {
       const double* dg = dang_.data();
       const double* tp = tp_.data();
       const double* tq = tq_.data();
-#pragma omp parallel for schedule(static) reduction(+ : diff, dsum) if (nch_ > 512)
-      for (int64_t ch = 0; ch < nch_; ++ch) {
+      // Each thread takes a contiguous range of chunks holding an equal share of the work
+      // (padded entries + a per-row cost). Rows are sorted by in-degree, so equal chunk
+      // counts (schedule(static)) gave the first thread nearly all of a power-law graph's
+      // edges: a second thread gained nothing on Kronecker graphs.
+#pragma omp parallel reduction(+ : diff, dsum) if (nch_ > 512)
+      {
+        int64_t c_lo = 0, c_hi = nch_;
+#ifdef _OPENMP
+        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        if (nt > 1) {
+          c_lo = split(t, nt);
+          c_hi = split(t + 1, nt);
+        }
+#endif
+      for (int64_t ch = c_lo; ch < c_hi; ++ch) {
         double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
         const int32_t* q = sell_.data() + start_[ch];
         for (int64_t l = 0, w = width_[ch]; l < w; ++l, q += 4) {
@@ -392,8 +408,25 @@ class Sweep {
           dsum += xn * dg[r0 + j];
         }
       }
+      }
     }
     finish(diff, dsum);
+  }
+
+  // First chunk of thread t of nt: cost(ch) = padded entries before ch + kRowCost per row.
+  int64_t split(int t, int nt) const {
+    constexpr int64_t kRowCost = 4;   // a row's update and store, in entries' worth
+    if (t <= 0) return 0;
+    if (t >= nt) return nch_;
+    const int64_t total = start_[nch_] + kRowCost * 4 * nch_;
+    const int64_t target = static_cast<int64_t>(static_cast<double>(total) * t / nt);
+    int64_t lo = 0, hi = nch_;
+    while (lo < hi) {   // first ch with cost(ch) >= target
+      const int64_t mid = lo + (hi - lo) / 2;
+      if (start_[mid] + kRowCost * 4 * mid < target) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
  public:
@@ -427,7 +460,12 @@ class Sweep {
  private:
   // xs = x * inv_deg into xg, pack the send buffer, record the partials.
   void finish(double diff, double dsum) {
-    for (int64_t i = 0; i < rows_; ++i) pxg_[i] = px_[i] * inv_[i];
+    double* xg = pxg_;
+    const double* x = px_;
+    const double* inv = inv_.data();
+    const int64_t rows = rows_;
+#pragma omp parallel for schedule(static) if (rows > 65536)
+    for (int64_t i = 0; i < rows; ++i) xg[i] = x[i] * inv[i];
     const int64_t np_ = static_cast<int64_t>(pack_idx_.size());
     for (int64_t k = 0; k < np_; ++k) psend_[pack_pos_[k]] = pxg_[pack_idx_[k]];
     for (const int64_t q : part_pos_) {

@@ -242,3 +242,27 @@ def test_native_fast_path_takes_personalization_and_dangling(email, reduce):
     x = _allgather(comm, res.x, g.offsets)
     assert res.converged and np.abs(x - ref).max() <= 1e-12
     assert change < 1e-15 * n and abs(total - 1.0) < 1e-12   # |G(x) - x| <= d * tol
+
+
+@pytest.mark.mpi
+def test_native_sweep_threads_give_the_same_scores():
+    """The SELL-4 sweep splits its chunks between threads by work (rows are sorted by
+    in-degree, so equal chunk counts put ~89% of kron:17's edges on the first of 2 threads);
+    every row's update is the same arithmetic whatever the split; only the order of the
+    summed change and dangling mass differs (last bits)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from hpc.pagerank.solver import Native1D
+
+    if not registry.is_available("native"):
+        pytest.skip("native back end not built")
+    g = graphio.generate_kron("kron:12:8", 3, comm)
+    xs = {}
+    for t in (1, 2, 3):
+        with threadpoolctl.threadpool_limits(t, user_api="openmp"):
+            s = Native1D(g)
+            try:
+                xs[t] = s.solve(0.85, 1e-12, 1000).x
+            finally:
+                s.free()
+    for t in (2, 3):
+        assert np.abs(xs[t] - xs[1]).max() <= 1e-16, t
