@@ -135,6 +135,7 @@ class Level:
     P: DistCSR | None = None
     R: DistCSR | None = None   # Pᵀ, for the restriction
     block: tuple | None = None  # own rows x own columns (indptr, indices, data, diag): GS
+    coupled: bool = True        # some rank's rows reach other ranks' columns
 
 
 class SmoothedAggregation:
@@ -197,6 +198,8 @@ class SmoothedAggregation:
             lvl = Level(A, dinv, spectral_radius(A, dinv, seed=seed))
             if self.smoother == "gauss_seidel":
                 lvl.block = _gs_block(A)
+                # ranks coupled on this level (collective): else a sweep needs no exchange
+                lvl.coupled = bool(self.comm.allreduce(bool(np.any(lvl.block[4])), op=MPI.LOR))
             self.levels.append(lvl)
             if A.shape[0] <= self.max_coarse or len(self.levels) >= self.max_levels:
                 break
@@ -259,6 +262,8 @@ class SmoothedAggregation:
                 for forward in (True, False):
                     if x is None:  # a zero guess: no ghost values to account for
                         x = np.zeros_like(b)
+                        rhs = b
+                    elif not lvl.coupled:  # no rank reaches another's columns: A = A_own
                         rhs = b
                     else:  # b - (A - A_own) x: the other ranks' columns at their last values;
                         # + l1 x makes the sweep x_i += r_i / (a_ii + l1_i)
