@@ -85,6 +85,9 @@ def parser():
     g.add_argument("--overlap-grad-reduce", action="store_true",
                    help="reduce data-parallel gradients per layer by non-blocking all-reduces "
                         "while the backward goes on (not with --zero1)")
+    g.add_argument("--overlap-param-gather", action="store_true",
+                   help="with --zero1: gather the updated parameters per layer by "
+                        "non-blocking all-gathers, each waited for at the layer's forward")
     g.add_argument("--recompute", action="store_true",
                    help="activation recomputation: keep only each layer's input, recompute "
                         "its forward during the backward")
@@ -227,7 +230,7 @@ def set_up(app: App, args: argparse.Namespace) -> Trainer:
                           overlap_grad_reduce=args.overlap_grad_reduce,
                           recompute_attention=args.recompute_activations,
                           attention_block=args.attention_block, bf16=args.bf16,
-                          comm=app.comm)
+                          overlap_param_gather=args.overlap_param_gather, comm=app.comm)
     args.dp = trainer.layout.dp
     args.schedule = args.schedule or default_schedule(trainer.layout)
     src = args.load
@@ -257,6 +260,7 @@ def set_up(app: App, args: argparse.Namespace) -> Trainer:
             + (", sequence parallel" if trainer.model.sp else "")
             + (", ZeRO-1" if trainer.optimizer.zero else "")
             + (", overlapped dp reduction" if trainer.optimizer.overlap else "")
+            + (", overlapped parameter gather" if trainer.optimizer.overlap_params else "")
             + (", recompute" if args.recompute else "") + (", offload" if args.offload else "")
             + (", selective recompute" if args.recompute_activations else "")
             + (f", attention blocks of {args.attention_block}" if args.attention_block else ""))

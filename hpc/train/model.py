@@ -346,6 +346,9 @@ class GPT:
         # called with a layer's index after each of its backward passes (the optimizer's
         # bucketed gradient reduction starts a layer's all-reduce after its last one)
         self.grad_hook: Callable[[int], None] | None = None
+        # called with a layer's index before its forward (the optimizer's overlapped ZeRO-1
+        # parameter gather waits there for that layer's bucket)
+        self.param_hook: Callable[[int], None] | None = None
 
     def rnd(self, a):
         """``a`` rounded to bfloat16 (and held as float32) under bf16, else ``a`` itself: a
@@ -529,6 +532,8 @@ class GPT:
             x, c = self.embed_fwd(inp)
             caches.append(c)
         for i in self.layer_range(vs):
+            if self.param_hook is not None:  # before the offloaded copy reads it too
+                self.param_hook(i)
             with self.store.resident(f"layers.{i}", grads=False):
                 if self.recompute:
                     keep = x

@@ -22,7 +22,7 @@ from . import kernels as _k
 class Adam:
     def __init__(self, model, lr: float, betas=(0.9, 0.95), eps: float = 1e-8,
                  weight_decay: float = 0.0, clip: float = 1.0, zero: bool = False,
-                 overlap: bool = False):
+                 overlap: bool = False, overlap_params: bool = False):
         self.model, self.store, self.ps = model, model.store, model.ps
         self.lr, self.b1, self.b2, self.eps = lr, betas[0], betas[1], eps
         self.wd, self.clip, self.zero = weight_decay, clip, zero and self.ps.dp > 1
@@ -44,6 +44,11 @@ class Adam:
         self._reqs: list = []
         self._micro_batches = 0
         self.bucketed_steps = 0  # steps whose dp reduction went by the overlapped buckets
+        # ZeRO-1's parameter all-gather per layer bucket, non-blocking, each waited for just
+        # before the layer's next forward (Megatron's overlap_param_gather)
+        self.overlap_params = overlap_params and self.zero and ns is np
+        self._param_reqs: dict[int, MPI.Request] = {}
+        self.async_gathers = 0  # steps whose parameters were gathered that way
         dp = ps.dp if self.zero else 1
         self.padded = -(-st.numel // dp) * dp
         self.shard = self.padded // dp
@@ -118,6 +123,7 @@ class Adam:
         clipping (collective over the world)."""
         st, ps = self.store, self.ps
         MPI.Request.Waitall(self._reqs)  # the buckets in flight: before anything else writes
+        self.finish_params()
         st.flush_resident()
         self._finish_grads()
         if self.zero:
@@ -144,7 +150,7 @@ class Adam:
             _k.adam(p, g, self.m, self.v, coef, b1, b2, 1 - b1 ** self.t, 1 - b2 ** self.t,
                     self.lr, self.eps, self.wd)
             if self.zero:
-                C.allgather_flat(ps.dp_group, st.flat_p)
+                self._gather_params()
             st.refresh_resident()
             return norm
         if coef < 1.0:
@@ -160,13 +166,53 @@ class Adam:
             upd += self.wd * p
         p -= self.lr * upd
         if self.zero:
-            C.allgather_flat(ps.dp_group, st.flat_p)
+            self._gather_params()
         st.refresh_resident()
         return norm
+
+    # -- ZeRO-1 parameter gather, overlapped ---------------------------------------------
+    def _pieces(self, lo: int, hi: int) -> tuple[list[int], list[int]]:
+        """Counts and displacements of every dp rank's shard within flat[lo:hi]."""
+        S, n = self.shard, self.ps.dp
+        counts = [max(0, min(hi, (r + 1) * S) - max(lo, r * S)) for r in range(n)]
+        displs = [max(lo, r * S) - lo if counts[r] else 0 for r in range(n)]
+        return counts, displs
+
+    def _gather_params(self) -> None:
+        """Every rank's updated shard into flat_p: at once, or (overlap_params) the layer
+        buckets by non-blocking all-gathers that :meth:`wait_params` completes."""
+        st, grp = self.store, self.ps.dp_group
+        if not self.overlap_params:
+            C.allgather_flat(grp, st.flat_p)
+            return
+        self.finish_params()
+        spans = sorted(self.buckets.items(), key=lambda kv: kv[1])
+        edges = [0] + [x for _, (lo, hi) in spans for x in (lo, hi)] + [st.flat_p.shape[0]]
+        for lo, hi in zip(edges[0::2], edges[1::2]):  # embedding, head, padding: now
+            if hi > lo:
+                grp.Allgatherv(MPI.IN_PLACE, [st.flat_p[lo:hi], self._pieces(lo, hi)])
+        for i, (lo, hi) in spans:
+            self._param_reqs[i] = grp.Iallgatherv(MPI.IN_PLACE,
+                                                  [st.flat_p[lo:hi], self._pieces(lo, hi)])
+        self.async_gathers += 1
+
+    def wait_params(self, i: int) -> None:
+        """The model's param_hook: layer i's parameters are complete on return."""
+        req = self._param_reqs.pop(i, None)
+        if req is not None:
+            req.Wait()
+
+    def finish_params(self) -> None:
+        """Complete every parameter gather in flight (before flat_p is read or written as a
+        whole: checkpoints, loading, the next update, closing)."""
+        if self._param_reqs:
+            MPI.Request.Waitall(list(self._param_reqs.values()))
+            self._param_reqs = {}
 
     # -- checkpoint support ---------------------------------------------------------------
     def full_state(self):
         """(m, v) over this rank's whole flat buffer (all-gathered over dp under ZeRO-1)."""
+        self.finish_params()  # the caller reads flat_p too
         if not self.zero:
             return self.m, self.v
         ns = self.store.host_ns

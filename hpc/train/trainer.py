@@ -143,6 +143,10 @@ class Trainer:
     attention_block : int, optional
         Compute attention in blocks of this many queries and keys with an online softmax
         (FlashAttention), so its memory grows linearly with the sequence; the same results.
+    overlap_param_gather : bool, default False
+        Under ZeRO-1, all-gather the updated parameters per transformer layer by non-blocking
+        collectives, each waited for just before the layer's next forward (Megatron's
+        overlap_param_gather; numpy back end).
     overlap_grad_reduce : bool, default False
         Reduce the data-parallel gradients in buckets (one per transformer layer) by
         non-blocking all-reduces started as soon as a layer's backward passes of the step
@@ -233,7 +237,8 @@ class Trainer:
                  offload: bool = False, seed: int = 0, backend: str = "numpy",
                  eval_fraction: float = 0.0, overlap_grad_reduce: bool = False,
                  recompute_attention: bool = False, attention_block: int | None = None,
-                 bf16: bool = False, comm: MPI.Intracomm | None = None):
+                 bf16: bool = False, overlap_param_gather: bool = False,
+                 comm: MPI.Intracomm | None = None):
         if not isinstance(config, GPTConfig):
             raise InputTypeError(f"config must be a GPTConfig, got {type(config).__name__}")
         layout = ParallelLayout() if layout is None else layout
@@ -256,6 +261,7 @@ class Trainer:
         self.overlap_grad_reduce = V.flag(overlap_grad_reduce, "overlap_grad_reduce")
         self.recompute_attention = V.flag(recompute_attention, "recompute_attention")
         self.bf16 = V.flag(bf16, "bf16")
+        self.overlap_param_gather = V.flag(overlap_param_gather, "overlap_param_gather")
         self.attention_block = (None if attention_block is None else
                                 checks.check_int(V.arg("attention_block"), attention_block, 1,
                                                  1 << 30))
@@ -300,7 +306,10 @@ class Trainer:
                          attention_block=self.attention_block, bf16=self.bf16)
         self.optimizer = Adam(self.model, self.lr, weight_decay=self.weight_decay,
                               clip=self.clip_grad, zero=layout.zero1,
-                              overlap=self.overlap_grad_reduce)
+                              overlap=self.overlap_grad_reduce,
+                              overlap_params=self.overlap_param_gather)
+        if self.optimizer.overlap_params:
+            self.model.param_hook = self.optimizer.wait_params
         self._forward_backward = get_forward_backward_func(asked, ps.pp, self.micro_batches,
                                                            ps.vpp, ps.pp_rank)
         self.schedule: str = self._forward_backward.kind  # type: ignore[attr-defined]
@@ -471,6 +480,7 @@ class Trainer:
         """
         if not isinstance(path, (str, os.PathLike)):
             raise InputTypeError(f"{V.arg('load')} must be a path, got {type(path).__name__}")
+        self.optimizer.finish_params()  # no gather may still write the parameters
         got = checkpoint.load(path, self.model, self.optimizer, option=option)
         self.iteration = got["step"]
         self.history = {k: list(v) for k, v in got["history"].items()}
@@ -485,12 +495,14 @@ class Trainer:
     def parameters(self) -> dict[str, np.ndarray] | None:
         """Every parameter as its full single-rank tensor, on rank 0 (None elsewhere);
         collective."""
+        self.optimizer.finish_params()
         full = checkpoint.gather_full(self.model)
         return None if full is None else {k: v[0] for k, v in full.items()}
 
     # -- lifetime ----------------------------------------------------------------------------
     def close(self) -> None:
         """Free the process groups (collective; the trainer cannot step afterwards)."""
+        self.optimizer.finish_params()
         self.state.free()
 
     def __enter__(self) -> "Trainer":

@@ -330,3 +330,26 @@ def test_bf16_gemms_follow_the_float32_curve():
     assert b[-1] < b[0]
     _raises(ValueError, "bf16 keeps float32 master weights", Trainer, cfg, lay, bf16=True,
             **{**opts, "dtype": "float64"})
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("layout", [ParallelLayout(dp=N, zero1=True)] + (
+    [ParallelLayout(pp=2, zero1=True)] if N % 2 == 0 else []), ids=lid)
+def test_zero1_overlapped_parameter_gather_equals_one_rank(tmp_path_factory, one_rank, layout):
+    """ZeRO-1 with the parameters gathered per layer, each waited for at its forward: the
+    one-rank curve, and a checkpoint taken mid-way holds the complete parameters."""
+    path = world.bcast(str(tmp_path_factory.mktemp("og") / "ck.h5") if world.rank == 0
+                       else None)
+    with Trainer(CFG, layout, overlap_param_gather=True, **OPTIONS) as t:
+        losses = t.fit(2)
+        t.save(path)
+        losses += t.fit(STEPS - 2)
+        assert t.optimizer.async_gathers == (STEPS if t.layout.dp > 1 else 0)
+        params = t.parameters()
+    np.testing.assert_allclose(losses, one_rank[0], rtol=1e-12)
+    if world.rank == 0:
+        for name, a in params.items():
+            np.testing.assert_allclose(a, one_rank[1][name], rtol=1e-9, atol=1e-13)
+    with Trainer(CFG, comm=MPI.COMM_SELF, **OPTIONS) as t:  # the mid-way file continues
+        t.load(path)
+        np.testing.assert_allclose(t.fit(STEPS - 2), one_rank[0][2:], rtol=1e-12)
