@@ -78,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = provenance.utc_now()
     tmpdir = comm.bcast(tempfile.mkdtemp(prefix="hpc-suite-") if rank == 0 else None)
     rows, records = [], {}
+    failed = None  # the record could not be written
     for spec, row in plan:
         main_fn = _app_main(spec.name)
         if main_fn is None:
@@ -120,18 +121,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             from hpc import __version__
 
             secs = {r[0]: float(r[3][:-1]) for r in rows if r[3]}
-            atomic.write_json(args.json, {
-                "schema_version": provenance.SCHEMA_VERSION, "app": "suite",
-                "version": __version__, "ranks": comm.Get_size(),
-                "runs": [dict(zip(("label", "verdict", "figure", "time", "note"), r),
-                              time_s=secs.get(r[0])) for r in rows],
-                "records": records,
-                "timings": {k: {"min": v, "mean": v, "max": v, "n": 1} for k, v in secs.items()},
-                "validation": {"passed": not bad}, "env": env, "provenance": prov})
+            try:
+                atomic.write_json(args.json, {
+                    "schema_version": provenance.SCHEMA_VERSION, "app": "suite",
+                    "version": __version__, "ranks": comm.Get_size(),
+                    "runs": [dict(zip(("label", "verdict", "figure", "time", "note"), r),
+                                  time_s=secs.get(r[0])) for r in rows],
+                    "records": records,
+                    "timings": {k: {"min": v, "mean": v, "max": v, "n": 1}
+                                for k, v in secs.items()},
+                    "validation": {"passed": not bad}, "env": env, "provenance": prov})
+            except UsageError as err:  # /dev/full, a full disk: exit 2 on every rank
+                failed = str(err)
         status = EXIT_OK if not bad else EXIT_INVALID
     else:
         status = None
-    return comm.bcast(status)
+    status, failed = comm.bcast((status, failed))
+    if failed:
+        raise UsageError(failed)
+    return status
 
 
 if __name__ == "__main__":
