@@ -5,7 +5,9 @@ venv's mpicxx, the same MPI and compiler as the suite) into a cache directory ou
 checkout ($HPC_COMPARE_CACHE, default ~/.cache/hpc-compare), then runs both on the same ranks,
 threads, local size and --rt, ALTERNATING (xhpcg, suite, xhpcg, suite, ...), and reports per
 case both GFLOP/s ratings (HPCG's final rating: with the convergence and optimisation-phase
-overheads), both verdicts, the ratio of the median ratings and the machine load:
+overheads), both verdicts, the ratio of the median ratings, the ratio of flops per CPU second
+(each whole run's CPU time, process start included: less sensitive to a loaded machine than
+the wall-clock rating) and the machine load:
 
     .venv/bin/python scaling/compare/hpcg_compare.py                      # the cases
     .venv/bin/python scaling/compare/hpcg_compare.py --case 2x1:32 --rt 5 --repeats 3
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -86,7 +89,13 @@ def read_report(run_dir: Path) -> dict:
             "dep_spmv": num("Departure for SpMV"), "dep_mg": num("Departure for MG"),
             "residual": num("Scaled residual mean"),
             "opt_iters": int(num("Optimized CG iterations per set")),
-            "total_s": num("Benchmark Time Summary::Total")}
+            "total_s": num("Benchmark Time Summary::Total"),
+            "flops": num("Total with convergence overhead")}
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def run_xhpcg(exe: Path, ranks: int, threads: int, n: int, rt: float) -> dict:
@@ -95,13 +104,16 @@ def run_xhpcg(exe: Path, ranks: int, threads: int, n: int, rt: float) -> dict:
         env = progress_env("throttle", ranks, extra={"OMP_NUM_THREADS": str(threads)})
         cmd = [find_mpiexec(), "-n", str(ranks), str(exe), f"--nx={n}", f"--ny={n}", f"--nz={n}",
                f"--rt={int(round(rt))}"]
+        cpu = _children_cpu()
         r = subprocess.run(cmd, cwd=d, env=env, capture_output=True, text=True, timeout=3600)
+        cpu = _children_cpu() - cpu
         if r.returncode != 0:
             raise RuntimeError(f"xhpcg failed: {r.stderr[-1000:]}")
-        return read_report(Path(d))
+        return {**read_report(Path(d)), "cpu_s": cpu}
 
 
 def run_suite(ranks: int, threads: int, n: int, rt: float) -> dict:
+    cpu = _children_cpu()
     rec = run_record(ranks, "hpc.cg", ["hpcg", "--nx", str(n), "--ny", str(n), "--nz", str(n),
                                        "--rt", str(rt), "--quiet"],
                      progress="throttle", env={"OMP_NUM_THREADS": str(threads)}, timeout=3600,
@@ -110,7 +122,8 @@ def run_suite(ranks: int, threads: int, n: int, rt: float) -> dict:
     return {"valid": bool(rec["validation"]["passed"]), "rating": m["gflops_rating"],
             "no_prec": m["spectral"]["max_iters_no_prec"], "prec": m["spectral"]["max_iters_prec"],
             "opt_iters": m["optimised_iterations"], "residual": m["reference_scaled_residual"],
-            "total_s": m["phase_times_s"]["total"]}
+            "total_s": m["phase_times_s"]["total"], "flops": m["flops"]["with_convergence"],
+            "cpu_s": _children_cpu() - cpu}
 
 
 def parse_case(text: str) -> tuple[int, int, int]:
@@ -135,7 +148,7 @@ def main(argv=None) -> int:
         return 0
     cases = a.case or [parse_case(c) for c in DEFAULT_CASES]
     rows, ok = [], True
-    print(f"{'case':>10} {'xhpcg GF/s':>11} {'suite GF/s':>11} {'ratio':>6} "
+    print(f"{'case':>10} {'xhpcg GF/s':>11} {'suite GF/s':>11} {'ratio':>6} {'cpu ratio':>9} "
           f"{'xhpcg':>8} {'suite':>8} {'its':>7} {'load':>15}")
     for ranks, threads, n in cases:
         ref, ours, loads = [], [], []
@@ -147,17 +160,22 @@ def main(argv=None) -> int:
         r_med = statistics.median(x["rating"] for x in ref)
         s_med = statistics.median(x["rating"] for x in ours)
         ratio = s_med / r_med if r_med else float("nan")
+        # flops per CPU second of the whole run (all phases, process start included): what
+        # each side gets done with the CPU it was given, less sensitive to the load than the
+        # wall-clock rating
+        cpu_ratio = (statistics.median(x["flops"] / x["cpu_s"] for x in ours)
+                     / statistics.median(x["flops"] / x["cpu_s"] for x in ref))
         ref_valid = all(x["valid"] for x in ref)
         our_valid = all(x["valid"] for x in ours)
         verdict_ok = our_valid or not ref_valid
         ok &= verdict_ok and ratio >= 1.5
         its = f"{ours[0]['opt_iters']}/{ref[0]['opt_iters']}"
         load = f"{min(loads):.1f}-{max(loads):.1f}"
-        print(f"{ranks}x{threads}:{n:<4} {r_med:>11.3f} {s_med:>11.3f} {ratio:>6.2f} "
+        print(f"{ranks}x{threads}:{n:<4} {r_med:>11.3f} {s_med:>11.3f} {ratio:>6.2f} {cpu_ratio:>9.2f} "
               f"{'VALID' if ref_valid else 'INVALID':>8} {'VALID' if our_valid else 'INVALID':>8} "
               f"{its:>7} {load:>15}", flush=True)
         rows.append({"ranks": ranks, "threads": threads, "n": n, "rt": a.rt, "xhpcg": ref,
-                     "suite": ours, "median_ratio": ratio, "load": loads})
+                     "suite": ours, "median_ratio": ratio, "cpu_ratio": cpu_ratio, "load": loads})
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=1))
     print("target (VALID where xhpcg is, rating >= 1.5x): "
