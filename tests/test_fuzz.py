@@ -6,10 +6,11 @@ Three layers, cheapest first:
 - the argument space, in-process: every numeric option of every parser is a ranged, finite
   type (``hpc.core.checks``), and hypothesis checks that it accepts exactly its range;
   the Matrix Market reader against SciPy's on garbled files (hypothesis);
-- a batch of ~200 bad command lines (hostile output paths, bad seeds and repeats, every
+- a batch of ~450 bad command lines (hostile output paths, bad seeds and repeats, every
   numeric option out of range, garbled / lying / non-finite / huge matrices, impossible sizes,
-  corrupt checkpoints and PPR indexes) run in-process by one MPI job at 1 and at 3 ranks
-  (``DRIVER``): every rank must raise the same one-line UsageError (what
+  corrupt checkpoints and PPR indexes, caches) run in-process by one MPI job at 1 and at 3
+  ranks (``DRIVER``; cases that only exercise the parser, the same on every rank, at 1 rank
+  only): every rank must raise the same one-line UsageError (what
   ``hpc.core.runtime.run`` turns into exit 2 and one ``error:`` line) and the watched folders
   must be unchanged;
 - real launches (``python -m hpc.<app>``) of one hostile case per app at 1 and 3 ranks: exit
