@@ -250,7 +250,7 @@ def test_build_watch_reports_a_silent_build(tmp_path):
     """tools/build_watch.py (the PETSc build in tools/run_tests.sh): lines while it runs with
     the stage and files compiled, the log kept, the command's exit status passed on."""
     script = ('echo configure; sleep 1.3; for i in 1 2 3; do echo "  CC src/f$i.c"; sleep 0.6; done; '
-              'echo "  CLINKER libpetsc.so"; sleep 1.3; echo done')
+              'echo "  CLINKER libpetsc.so"; sleep 2.5; echo done')
     log = tmp_path / "b.log"
     r = subprocess.run([sys.executable, "tools/build_watch.py", "--log", log, "--every", "1",
                         "--label", "PETSc build", "--", "bash", "-c", script],
