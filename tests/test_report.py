@@ -152,6 +152,9 @@ def test_plot_cg_residual_history_and_train_loss(tmp_path):
 
 
 def test_scaling_check_against_references(tmp_path):
+    from hpc.core.errors import UsageError
+    from hpc.scaling.check import check as run_check
+
     study = ROOT / "scaling" / "results" / "cg_strong"
     if not (study / "results.json").exists():
         pytest.skip("no committed study results")
@@ -161,32 +164,39 @@ def test_scaling_check_against_references(tmp_path):
     t1 = sorted(r["time_s"] for r in doc["runs"] if r["ranks"] == 1)
     median1 = (t1[0] + t1[-1]) / 2 if len(t1) == 2 else t1[len(t1) // 2]
 
-    def check(text: str, *extra: str) -> subprocess.CompletedProcess:
+    def check(text: str, system: str | None = None) -> tuple[int, str]:
         ref = tmp_path / "ref.toml"
         ref.write_text(text)
-        return subprocess.run([sys.executable, "-m", "hpc.scaling", "check", study,
-                               "--reference", ref, *extra], capture_output=True, text=True,
-                              cwd=ROOT, timeout=120)
+        lines: list[str] = []
+        code = run_check(study, ref, system, say=lines.append)
+        return code, "\n".join(lines)
 
-    ok = check(f'[systems.other]\nmatch = "nohost-*"\niterations = [1, 0, 0]\n'
-               f'[systems.this]\nmatch = ["{host}"]\niterations = {{value = {iters}, lower = 0, upper = 0}}\n'
-               f'"time_s@1" = [{median1}, -0.01, 0.01]\n')
-    assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "system 'this'" in ok.stdout and ok.stdout.count(": ok") == len(doc["study"]["ranks"]) + 1
+    code, out = check(f'[systems.other]\nmatch = "nohost-*"\niterations = [1, 0, 0]\n'
+                      f'[systems.this]\nmatch = ["{host}"]\n'
+                      f'iterations = {{value = {iters}, lower = 0, upper = 0}}\n'
+                      f'"time_s@1" = [{median1}, -0.01, 0.01]\n')
+    assert code == 0, out
+    assert "system 'this'" in out and out.count(": ok") == len(doc["study"]["ranks"]) + 1
     # the time 10 % off a reference with 5 % tolerance: outside, exit 1
-    off = check(f'[systems."*"]\n"time_s@1" = [{median1 * 1.1}, -0.05, 0.05]\n')
-    assert off.returncode == 1 and "OUTSIDE" in off.stdout and "FAILED" in off.stdout
+    code, out = check(f'[systems."*"]\n"time_s@1" = [{median1 * 1.1}, -0.05, 0.05]\n')
+    assert code == 1 and "OUTSIDE" in out and "FAILED" in out
     # a metric no run has, and a rank count the study did not run
-    miss = check('[systems."*"]\nnope = [1.0]\n"iterations@3" = [1.0]\n')
-    assert miss.returncode == 1 and miss.stdout.count("MISSING") == len(doc["study"]["ranks"]) + 1
-    # --system picks a table by name; bad files are usage errors
-    assert check('[systems.x]\nmatch = "zz"\niterations = [1, 0, 0]\n', "--system", "x").returncode == 1
+    code, out = check('[systems."*"]\nnope = [1.0]\n"iterations@3" = [1.0]\n')
+    assert code == 1 and out.count("MISSING") == len(doc["study"]["ranks"]) + 1
+    # --system picks a table by name
+    assert check('[systems.x]\nmatch = "zz"\niterations = [1, 0, 0]\n', "x")[0] == 1
     for bad in ('[systems.a]\nmatch = "zz"\niterations = [1]\n',      # no system matches
                 '[systems."*"]\niterations = [1, 0.5]\n',             # lower > 0
                 '[systems."*"]\n"iterations@x" = [1]\n',              # bad rank count
                 'systems = 3\n', '[systems."*"\n'):                   # not tables; not TOML
-        r = check(bad)
-        assert r.returncode == 2 and r.stderr.startswith("error:"), (bad, r.stdout, r.stderr)
+        with pytest.raises(UsageError):
+            check(bad)
+    # the command line: exit 2 with one error line for a bad file, 1 outside
+    ref = tmp_path / "cli.toml"
+    ref.write_text('[systems."*"]\niterations = [1, 0.5]\n')
+    r = subprocess.run([sys.executable, "-m", "hpc.scaling", "check", study, "--reference", ref],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 2 and r.stderr.startswith("error:") and "lower" in r.stderr
 
 
 def test_cg_monitor_residual_history_and_plot(tmp_path):
