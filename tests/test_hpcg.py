@@ -48,9 +48,18 @@ def test_run_matches_xhpcg(tmp_path, ranks, local):
     ref = XHPCG[(ranks, local)]
     out = tmp_path / "hpcg.json"
     nx, ny, nz = (str(v) for v in local)
-    r = run_app("cg", ranks, "hpcg", "--nx", nx, "--ny", ny, "--nz", nz, "--json", str(out))
+    h5 = tmp_path / "hpcg.h5"
+    r = run_app("cg", ranks, "hpcg", "--nx", nx, "--ny", ny, "--nz", nz, "--json", str(out),
+                "--output", str(h5))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "HPCG result is VALID" in r.stdout
+    import h5py
+    import numpy as np
+
+    with h5py.File(h5) as f:
+        n = ranks * int(np.prod(local))
+        assert sorted(f["/global_rows"][:].tolist()) == list(range(n))
+        np.testing.assert_allclose(f["/x"][:], 1.0, atol=1e-10)   # the exact solution
     rec = load_json(out)
     m = rec["metrics"]
     assert rec["validation"]["passed"] and rec["ranks"] == ranks

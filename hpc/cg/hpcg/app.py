@@ -9,10 +9,15 @@ spectral and symmetry tests, the reference run (50 iterations with the reference
 the optimised run (iterations the suite's kernels need for the same reduction; more than 50
 is the convergence penalty), as many timed CG sets as fill --rt seconds, the norm variance
 test, the official flop count and the GFLOP/s rating. VALID only where HPCG would say VALID.
+
+--output PATH (HDF5): /x (the last timed set's solution, every rank's rows in rank order),
+/global_rows (HPCG's global row number of each, int64), /scaled_residuals (one per timed set).
 """
 from __future__ import annotations
 
 from typing import Sequence
+
+import numpy as np
 
 from hpc.core import App, make_parser, run
 from hpc.core.checks import integer, real
@@ -22,7 +27,6 @@ from .benchmark import run_hpcg
 
 def parser():
     p = make_parser("cg hpcg", __doc__)
-    p.prog = "python -m hpc.cg hpcg"
     p.add_argument("--nx", type=integer(16, 4096), default=16,
                    help="local grid points along x per rank (a multiple of 8, at least 16)")
     p.add_argument("--ny", type=integer(16, 4096), default=16, help="local points along y per rank")
@@ -55,6 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "gflops_rating": res.gflops_rating}
     if res.failures:
         validation["failures"] = res.failures
+    if args.output:
+        from hpc.core import h5io
+
+        h5io.write(args.output, app.comm,
+                   {"/x": h5io.Distributed(res.x), "/global_rows": h5io.Distributed(res.global_rows),
+                    "/scaled_residuals": np.asarray(res.set_residuals, dtype=np.float64)},
+                   attrs={"/": {"valid": res.valid, "gflops_rating": res.gflops_rating}})
     return app.finish(res.valid, validation)
 
 

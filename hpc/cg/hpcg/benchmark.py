@@ -71,6 +71,8 @@ class HPCGResult:
     gflops: dict[str, float]
     valid: bool
     failures: list[str] = field(default_factory=list)
+    x: np.ndarray | None = None             # this rank's rows of the last set's solution
+    global_rows: np.ndarray | None = None   # HPCG's global row number of each of them
 
     @property
     def gflops_rating(self) -> float:
@@ -370,5 +372,6 @@ def run_hpcg(nx: int, ny: int, nz: int, rt: float = 0.0, comm=None, *, threads: 
                        "scaled_residual": ores.scaled_residual, "passed": not tol_fail,
                        "worst_time_s": worst},
         cg_sets=sets, set_residuals=[float(v) for v in residuals], norm_variance=norms,
-        times=times, flops=flops, gflops=gflops, valid=valid, failures=failures)
+        times=times, flops=flops, gflops=gflops, valid=valid, failures=failures,
+        x=x, global_rows=fine.global_rows())
 

@@ -66,6 +66,7 @@ class Level:
             self.plan = GhostPlan(comm, self.ghost_ids, offsets, assume_unique=True, validate=False)
         self.f2c: np.ndarray | None = None       # fine rows of the next level's rows
         self.coarse: Level | None = None
+        self.rc: np.ndarray | None = None        # the residual restricted to the next level
         # MG work vectors of this level: the correction x (with ghosts), A x for the
         # reference restriction
         self.x = np.zeros(self.ncol)
@@ -101,6 +102,7 @@ class Problem:
             g = fine.geom
             fine.f2c = _core().f2c_map(g.nx, g.ny, g.nz)
             fine.coarse = Level(g.coarse(), comm)
+            fine.rc = np.zeros(fine.coarse.nrow)
             self.levels.append(fine.coarse)
         fine = self.levels[0]
         self.b = fine.b

@@ -75,9 +75,7 @@ class Kernels:
         self.Ap = np.zeros(n)
         self._red = np.zeros(1)
         self._red_out = np.zeros(1)
-        self.parallel = comm_size(self.comm) > 1
-        for lv in problem.levels:
-            lv.rc = np.zeros(lv.coarse.nrow) if lv.coarse is not None else None
+        self.parallel = self.comm.Get_size() > 1
 
     # -- reductions and vectors ------------------------------------------------------------
     def allreduce(self, v: float) -> float:
@@ -219,6 +217,3 @@ class Kernels:
         dt = time.perf_counter() - t
         return float(self.comm.allreduce(dt, op=MPI.MAX)) if self.parallel else dt
 
-
-def comm_size(comm) -> int:
-    return comm.Get_size()
