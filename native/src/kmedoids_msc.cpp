@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
+#include <vector>
 #include <omp.h>
 #include "hpc/checks.hpp"
 #include "hpc/registry.hpp"
@@ -61,6 +62,13 @@ struct Near3 {
 template <typename T>
 void msc_sweep(const View<T>& D, const Near3& a, int64_t k, double* o) {
   const int64_t cw = chunk_cols(D.cols);
+  // the per-point ratios, once per call rather than once per column chunk
+  std::vector<double> r3(3 * static_cast<size_t>(D.rows));
+  for (int64_t r = 0; r < D.rows; ++r) {
+    r3[3 * r] = ratio(a.nd[r], a.sd[r]);
+    r3[3 * r + 1] = ratio(a.sd[r], a.td[r]);
+    r3[3 * r + 2] = ratio(a.nd[r], a.td[r]);
+  }
 #pragma omp parallel for schedule(dynamic, 1) if (D.rows * D.cols >= kParMin)
   for (int64_t lo = 0; lo < D.cols; lo += cw) {
     const int64_t hi = std::min(D.cols, lo + cw);
@@ -68,7 +76,7 @@ void msc_sweep(const View<T>& D, const Near3& a, int64_t k, double* o) {
     for (int64_t r = 0; r < D.rows; ++r) {
       const double n = a.nd[r], s = a.sd[r], t = a.td[r];
       const int64_t mn = a.ni[r], ms = a.si[r];
-      const double ns = ratio(n, s), st = ratio(s, t), nt = ratio(n, t);
+      const double ns = r3[3 * r], st = r3[3 * r + 1], nt = r3[3 * r + 2];
       const T* row = D.p + r * D.ld;
       for (int64_t c = lo; c < hi; ++c) {
         const double x = static_cast<double>(row[c]);
