@@ -358,7 +358,10 @@ MM_FILES = {
 MM_NEEDLES = {"huge": "GiB", "nan": "finite", "inf": "finite", "lying": "declares",
               "range": "out of range", "garbled": "coordinat", "empty": "mtx",
               "binary": "mtx"}
-MM_APPS = {"cg": "--matrix", "spgemm": "--a", "pagerank": "--graph"}
+# label -> (verb, option, argv prefix) of every command that reads a Matrix Market file
+MM_APPS = {"cg": ("cg", "--matrix", []), "spgemm": ("spgemm", "--a", []),
+           "pagerank": ("pagerank", "--graph", []),
+           "triangles": ("spgemm triangles", "--graph", ["triangles"])}
 
 
 def _random_mm(rng: random.Random) -> tuple[str, str]:
@@ -390,16 +393,16 @@ def _specific_cases() -> tuple[list[Case], dict[str, str]]:
     cases, files = [], {}
     for name, text in MM_FILES.items():
         files[f"{name}.mtx"] = text
-        for app, opt in MM_APPS.items():
-            cases.append(Case(f"{app}:mm-{name}", app, [opt, f"{{tmp}}/{name}.mtx"],
-                              MM_NEEDLES[name], prefix=[]))
+        for app, (verb, opt, prefix) in MM_APPS.items():
+            cases.append(Case(f"{app}:mm-{name}", verb, [opt, f"{{tmp}}/{name}.mtx"],
+                              MM_NEEDLES[name], prefix=prefix))
     rng = random.Random(17)
     for k in range(4):
         text, needle = _random_mm(rng)
         files[f"r{k}.mtx"] = text
-        for app, opt in MM_APPS.items():
-            cases.append(Case(f"{app}:mm-random{k}", app, [opt, f"{{tmp}}/r{k}.mtx"], needle,
-                              prefix=[]))
+        for app, (verb, opt, prefix) in MM_APPS.items():
+            cases.append(Case(f"{app}:mm-random{k}", verb, [opt, f"{{tmp}}/r{k}.mtx"], needle,
+                              prefix=prefix))
     cases += [
         Case("cg:rhs-random-seed-neg", "cg", ["--rhs", "random", "--seed", "-1"], "--seed"),
         Case("cg:rtol-inf", "cg", ["--rtol", "inf"], "--rtol"),
