@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import ROOT, mpirun, run_app
 from hpc.core import atomic, checks, h5io
@@ -433,3 +435,23 @@ def test_failed_hdf5_write_leaves_nothing(tmp_path):
     r = mpirun(1, str(script), timeout=120)
     assert r.returncode != 0 and "deliberate" in r.stderr
     assert _listing(tmp_path) == ["keep", "s.py"]
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="/\x00"),
+                    min_size=1, max_size=80).filter(lambda s: s not in (".", "..")),
+       pad=st.integers(0, 170))
+def test_any_file_name_is_written_and_leaves_nothing_else(tmp_path, name, pad):
+    """Hostile names (unicode, spaces, leading dots and dashes, up to NAME_MAX bytes)."""
+    name = name + "x" * pad
+    if len(name.encode()) > 255:
+        name = name.encode()[:255].decode(errors="ignore") or "x"
+    d = tmp_path / "h"
+    d.mkdir(exist_ok=True)
+    for f in d.iterdir():
+        f.unlink()
+    atomic.check_output(d / name, "--json")
+    atomic.write_json(d / name, {"n": name})
+    assert _listing(d) == [name]
+    assert json.loads((d / name).read_text()) == {"n": name}
