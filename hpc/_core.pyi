@@ -41,11 +41,15 @@ class _hpcg(ModuleType):
             """rc = (r - A x)[f2c]"""
         def row(self, i: int) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float64]]:
             """(columns, values) of local row i as stored"""
+        def rows_touching_ghosts(self, touching: bool) -> npt.NDArray[np.int32]:
+            """local rows with (True) or without (False) an entry in a ghost column"""
         def set_diagonal(self, d: np.ndarray) -> None: ...
         def spmv(self, x: np.ndarray, y: np.ndarray) -> None:
             """y = A x"""
         def spmv_dot(self, x: np.ndarray, y: np.ndarray) -> float:
             """y = A x; return x[:nrow].y"""
+        def spmv_rows(self, x: np.ndarray, y: np.ndarray, rows: np.ndarray) -> None:
+            """y[rows] = (A x)[rows]"""
         def symgs(self, r: np.ndarray, x: np.ndarray, zero_init: bool) -> None:
             """optimised SYMGS (level-scheduled with threads; zero_init skips zero products)"""
         def symgs_ref(self, r: np.ndarray, x: np.ndarray) -> None:
@@ -212,6 +216,8 @@ class _pagerank(ModuleType):
         def __init__(self, order: _pagerank.LocalOrder, layout: _pagerank.ExchangeLayout, *, xg: np.ndarray, x: np.ndarray, send: np.ndarray, part_out: np.ndarray) -> None: ...
         def global_prev(self) -> tuple[float, float]: ...
         def start(self, x0: np.ndarray) -> None: ...
+        def set_weights(self, indptr: np.ndarray, values: np.ndarray) -> None:
+            """edge weights per entry of the order's CSR (internal row order), laid out as the SELL-4 columns"""
         def set_teleport(self, p: np.ndarray, q: np.ndarray) -> None:
             """personalization p and dangling distribution q (owned rows, internal order; empty arrays: uniform)"""
         def step(self, d: float, base: float) -> None: ...

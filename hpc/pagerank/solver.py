@@ -563,7 +563,8 @@ class Native1D:
         comm = self.comm = g.comm
         p, r = comm.Get_size(), comm.Get_rank()
         deg = None
-        if not (balance and p > 1):
+        # a weighted graph keeps its blocks (its rows' weights do not travel with a re-balance)
+        if not (balance and p > 1) or g.weighted:
             off = g.offsets
         elif g.n <= _SMALL_N:      # every rank gets every (in, out) degree: one collective
             deg = _all_degrees(g)
@@ -600,6 +601,11 @@ class Native1D:
             slot=slot, ghost_pos=lay.ghost_pos, send_idx=lay.send_idx,
             outdeg=np.ascontiguousarray(outdeg, dtype=np.int64))
         self.perm, self.pos = order.perm, order.pos
+        if g.weighted:   # 1 / out-weight for the sweep (made from the order's inv_deg)
+            strength = g.out_strength
+            inv = np.zeros_like(strength)
+            np.divide(1.0, strength, out=inv, where=strength > 0)
+            order.inv_deg[:] = inv[self.perm]
         R = int(lay.n_recv)
         self.xg = np.zeros(nl + R + 1)                # + the zero slot SELL padding reads
         self.recv = self.xg[nl:nl + R]
@@ -609,6 +615,13 @@ class Native1D:
         lap("local")
         self.sweep = _core.pagerank.Sweep(order, lay, xg=self.xg, x=self.x, send=self.send,
                                           part_out=self.part)
+        if g.weighted:   # the in-edges' weights in the order's entry order (rows permuted)
+            lens = np.diff(indptr)[self.perm]
+            starts = np.asarray(indptr, dtype=np.int64)[:-1][self.perm]
+            first = np.cumsum(lens) - lens
+            idx = np.repeat(starts - first, lens) + np.arange(int(lens.sum()), dtype=np.int64)
+            self.sweep.set_weights(order.indptr, np.ascontiguousarray(g.in_weights[idx],
+                                                                      dtype=np.float64))
         if not self.teleport.uniform:   # personalization / dangling, in the sweep's row order
             tp = self.teleport
             pv = tp.personalization if tp.personalization is not None \
@@ -723,8 +736,8 @@ class Native1D:
 def make_solver(g: Graph, backend: str, layout: str = "1d", teleport: Teleport | None = None,
                 sweep: str = "jacobi", **kw):
     """The pull operator of a layout ('1d' or '2d') on a back end; the native back end's 1D
-    layout is :class:`Native1D` (``kw``: its reduce / balance options) for an unweighted
-    graph with Jacobi sweeps (any teleport), else :class:`Pull1D` with the native kernels. ``sweep='gauss-seidel'`` (1D only): Gauss-Seidel inside each rank's block, the
+    layout is :class:`Native1D` (``kw``: its reduce / balance options) for Jacobi sweeps
+    (any weights and teleport), else :class:`Pull1D` with the native kernels. ``sweep='gauss-seidel'`` (1D only): Gauss-Seidel inside each rank's block, the
     exchange between sweeps (as GAP's pr), stopping on the Jacobi residual."""
     if sweep not in SWEEPS:
         raise UsageError(f"sweep: expected one of {', '.join(SWEEPS)}, got {sweep!r}")
@@ -733,7 +746,7 @@ def make_solver(g: Graph, backend: str, layout: str = "1d", teleport: Teleport |
             raise UsageError("sweep gauss-seidel: needs layout 1d (a 2D block's rows and "
                              "columns are different vertex sets)")
         return Pull2D(g, backend, teleport)
-    if backend == "native" and not g.weighted and sweep == "jacobi":
+    if backend == "native" and sweep == "jacobi":
         return Native1D(g, backend, teleport=teleport, **kw)
     return Pull1D(g, backend, teleport, method=sweep)
 

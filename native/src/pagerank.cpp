@@ -339,7 +339,30 @@ class Sweep {
     finish(0.0, dsum);
   }
 
-  void step(double d, double base) { run<false>(d, base, 0.0, 0.0); }
+  void step(double d, double base) {
+    if (sellv_.empty()) run<false, false>(d, base, 0.0, 0.0);
+    else run<false, true>(d, base, 0.0, 0.0);
+  }
+
+  // Edge weights (a weighted graph): one value per entry of the order's CSR (internal row
+  // order, entries as in local_order's indices), laid out as the SELL-4 columns; the caller
+  // sets inv_deg to 1 / (sum of out-weights) before building the Sweep.
+  void set_weights(const py::array& indptr_, const py::array& values_) {
+    auto ip = hpc::exact<int64_t>(indptr_, "Sweep.set_weights indptr");
+    auto vv = hpc::exact<double>(values_, "Sweep.set_weights values");
+    hpc::require_1d(ip, rows_ + 1, "Sweep.set_weights indptr");
+    const int64_t* p = ip.data();
+    hpc::require_1d(vv, p[rows_], "Sweep.set_weights values");
+    if (p[0] != 0 || !hpc::non_decreasing(p, rows_)) hpc::fail("Sweep.set_weights: bad indptr");
+    const double* v = vv.data();
+    std::vector<double> sv(sell_.size(), 0.0);
+    for (int64_t ch = 0; ch < nch_; ++ch)
+      for (int64_t r = 4 * ch; r < std::min(rows_, 4 * ch + 4); ++r) {
+        if (p[r + 1] - p[r] > width_[ch]) hpc::fail("Sweep.set_weights: indptr differs from the order's");
+        for (int64_t k = p[r]; k < p[r + 1]; ++k) sv[start_[ch] + 4 * (k - p[r]) + (r - 4 * ch)] = v[k];
+      }
+    sellv_.swap(sv);
+  }
 
   // networkx's personalization p and dangling distribution q (owned rows, internal order;
   // empty arrays: uniform again): x_new = d * (A xg) + d * dm * q + (1 - d) * p.
@@ -360,11 +383,12 @@ class Sweep {
   // One step from the global dangling mass dm of the current x (n vertices).
   void step_dm(double d, double dm, double n) {
     if (tp_.empty()) step(d, (d * dm + (1.0 - d)) / n);
-    else run<true>(d, 0.0, d * dm, 1.0 - d);
+    else if (sellv_.empty()) run<true, false>(d, 0.0, d * dm, 1.0 - d);
+    else run<true, true>(d, 0.0, d * dm, 1.0 - d);
   }
 
  private:
-  template <bool VEC>
+  template <bool VEC, bool W>
   void run(double d, double base, double ddm, double c) {
     double diff = 0.0, dsum = 0.0;
     {
@@ -391,11 +415,21 @@ class Sweep {
       for (int64_t ch = c_lo; ch < c_hi; ++ch) {
         double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
         const int32_t* q = sell_.data() + start_[ch];
-        for (int64_t l = 0, w = width_[ch]; l < w; ++l, q += 4) {
-          s0 += xg[q[0]];
-          s1 += xg[q[1]];
-          s2 += xg[q[2]];
-          s3 += xg[q[3]];
+        if constexpr (W) {
+          const double* wv = sellv_.data() + start_[ch];
+          for (int64_t l = 0, w = width_[ch]; l < w; ++l, q += 4, wv += 4) {
+            s0 += wv[0] * xg[q[0]];
+            s1 += wv[1] * xg[q[1]];
+            s2 += wv[2] * xg[q[2]];
+            s3 += wv[3] * xg[q[3]];
+          }
+        } else {
+          for (int64_t l = 0, w = width_[ch]; l < w; ++l, q += 4) {
+            s0 += xg[q[0]];
+            s1 += xg[q[1]];
+            s2 += xg[q[2]];
+            s3 += xg[q[3]];
+          }
         }
         const double s[4] = {s0, s1, s2, s3};
         const int64_t r0 = 4 * ch, nr = std::min<int64_t>(4, rows_ - r0);
@@ -482,6 +516,7 @@ class Sweep {
   double *pxg_ = nullptr, *px_ = nullptr, *psend_ = nullptr, *pout_ = nullptr;
   std::vector<double> inv_, dang_;
   std::vector<double> tp_, tq_;   // teleport / dangling distributions (empty: uniform)
+  std::vector<double> sellv_;     // edge weights in the SELL-4 layout (empty: all 1)
   int64_t rows_ = 0, ncols_ = 0, nch_ = 0, own_ = 0;
   int32_t zero_ = 0;
   std::vector<int64_t> start_, width_;
@@ -804,6 +839,7 @@ HPC_SUBMODULE(pagerank) {
       .def("start", &Sweep::start, py::arg("x0"))
       .def("step", &Sweep::step, py::arg("d"), py::arg("base"))
       .def("set_teleport", &Sweep::set_teleport, py::arg("p"), py::arg("q"))
+      .def("set_weights", &Sweep::set_weights, py::arg("indptr"), py::arg("values"))
       .def("step_dm", &Sweep::step_dm, py::arg("d"), py::arg("dm"), py::arg("n"))
       .def("global_prev", &Sweep::global_prev)
       .def("step_pb", &Sweep::step_pb, py::arg("d"), py::arg("n"), py::arg("tol"), py::arg("check"));

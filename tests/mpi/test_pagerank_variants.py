@@ -217,18 +217,21 @@ def test_gauss_seidel_needs_the_1d_layout():
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("reduce", ["piggyback", "allreduce"])
-def test_native_fast_path_takes_personalization_and_dangling(email, reduce):
-    """The native 1D solver (SELL-4 sweep) runs personalized / dangling PageRank itself, in
-    both of its reduction modes, with networkx's answer; rows are re-balanced, so the
-    distributions move with them."""
+@pytest.mark.parametrize("reduce,weighted", [("piggyback", False), ("allreduce", False),
+                                             ("piggyback", True), ("allreduce", True)])
+def test_native_fast_path_takes_personalization_and_dangling(email, reduce, weighted):
+    """The native 1D solver (SELL-4 sweep) runs personalized / dangling and weighted
+    PageRank itself, in both of its reduction modes, with networkx's answer; unweighted rows
+    are re-balanced, so the distributions move with them (weighted ones keep their blocks;
+    a vertex whose out-weights are all 0 is dangling)."""
     from hpc.pagerank.solver import Native1D, make_solver
 
     if not registry.is_available("native"):
         pytest.skip("native back end not built")
     e, w, n, pers, dang = email
-    ref = _nx(e, n, None, False, 0.5, personalization=pers, dangling=dang)
-    g = graphio.from_edge_array(e, comm)
+    ref = _nx(e, n, w if weighted else None, False, 0.5, personalization=pers, dangling=dang)
+    g = graphio.from_edge_array(np.column_stack([e, w]) if weighted else e, comm,
+                                weights=weighted)
     tp = teleport_of(g, pers, dang)
     chosen = make_solver(g, "native", "1d", tp)
     chosen.free()
