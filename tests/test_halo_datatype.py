@@ -236,3 +236,72 @@ def test_send_and_recv_to_self_round_trip():
     mask = np.tile(mask, 4)
     assert np.array_equal(dst[mask], src[mask]) and not dst[~mask].any()
     t.Free()
+
+
+def _native_plan_of(ft, count):
+    total, plan = ft._plan(count)
+    return plan
+
+
+@pytest.mark.skipif("native" not in PACKERS, reason="native packer not built")
+@pytest.mark.parametrize("kind", ["fixed", "variable", "long"])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_run_list_packs_block_lists_like_mpi_pack(kind, threads):
+    """Block lists of short runs go through the flat run list: a compile-time gather when
+    every run has one length, else over-copying chunks (runs near either buffer's end copy
+    exactly). Byte-identical to MPI_Pack, unpack to MPI_Unpack, at odd thread counts."""
+    rng = np.random.default_rng({"fixed": 1, "variable": 2, "long": 3}[kind])
+    n = 3000
+    pick = np.sort(rng.choice(4 * n, n, replace=False))
+    if kind == "fixed":  # atoms of 3 doubles: one length (adjacent atoms merged are rare)
+        t = MPI.DOUBLE.Create_indexed_block(3, (3 * pick[::2]).tolist())
+    else:  # mesh points: runs of 1..9 floats (or up to 150), the last one at the buffer end
+        top = 150 if kind == "long" else 9
+        lens = rng.integers(1, top + 1, n).tolist()
+        displs = np.cumsum([0] + [ln + int(g) for ln, g in zip(lens, rng.integers(1, 40, n))])
+        t = MPI.FLOAT.Create_indexed(lens, displs[:-1].tolist())
+    t = t.Commit()
+    try:
+        tlb, text = t.Get_true_extent()
+        src = rng.integers(0, 256, tlb + text, dtype=np.uint8)
+        want = _mpi_pack(t, 1, src)
+        back = _mpi_unpack(t, 1, want, src.size)
+        ft = fast(t, threads=threads)
+        plan = _native_plan_of(ft, 1)
+        assert plan.runs > 0, ft.reason  # the run list, not the pieces
+        if kind == "fixed":
+            assert plan.run_copy == 24
+        else:
+            assert plan.run_copy < 0  # chunks of the median run length
+        for position in (0, 3):
+            got = np.full(position + want.size, 7, np.uint8)  # exactly sized: no slack
+            assert ft.pack(src, got, position) == position + want.size
+            assert np.array_equal(got[position:], want) and (got[:position] == 7).all()
+            dst = np.zeros(src.size, np.uint8)
+            assert ft.unpack(got, position, dst) == position + want.size
+            assert np.array_equal(dst, back)
+    finally:
+        t.Free()
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_transpose_columns_pack_like_mpi_pack(threads):
+    """FFT transposes (columns of a row-major matrix as resized vectors) pack in tiles of
+    columns that share cache lines: the same bytes as MPI_Pack, and unpack likewise."""
+    n = 40
+    col = MPI.C_DOUBLE_COMPLEX.Create_vector(n, 1, n)
+    t = col.Create_resized(0, 16).Commit()
+    try:
+        for count in (n // 2, 7):  # a whole number of tiles and not
+            src = np.random.default_rng(count).integers(0, 256, n * n * 16, dtype=np.uint8)
+            want = _mpi_pack(t, count, src)
+            ft = fast(t, threads=threads)
+            got = np.empty(want.size, np.uint8)
+            assert ft.pack(src, got, 0, count=count) == want.size
+            assert np.array_equal(got, want)
+            dst = np.zeros(src.size, np.uint8)
+            ft.unpack(got, 0, dst, count=count)
+            assert np.array_equal(dst, _mpi_unpack(t, count, want, src.size))
+    finally:
+        col.Free()
+        t.Free()

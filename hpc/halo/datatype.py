@@ -105,6 +105,10 @@ class FastType:
             warnings.warn(f"hpc.halo.datatype.fast: {self.reason}; MPI packs this type",
                           FallbackWarning, stacklevel=3)
         self._plans: dict[int, tuple[int, Any]] = {}
+        # count -> the native plan's pack_at / unpack_at: FastType.pack of numpy arrays is
+        # one dict lookup and one native call (the Python layer cost more than small packs)
+        self._pack_at: dict[int, Any] = {}
+        self._unpack_at: dict[int, Any] = {}
 
     @property
     def canonical(self) -> bool:
@@ -145,8 +149,13 @@ class FastType:
             plan = (p.total, p._native) if p._native is not None else \
                 (p.total, _Threadless(p))
             if len(self._plans) >= _PLANS:
-                self._plans.pop(next(iter(self._plans)))
+                old = next(iter(self._plans))
+                del self._plans[old]
+                self._pack_at.pop(old, None)
+                self._unpack_at.pop(old, None)
             self._plans[count] = plan
+            self._pack_at[count] = plan[1].pack_at
+            self._unpack_at[count] = plan[1].unpack_at
         return plan
 
     # -- pack / unpack (mpi4py's Datatype.Pack / Unpack) ------------------------------------
@@ -157,6 +166,14 @@ class FastType:
 
         Raises UsageError when a buffer is too small, not C-contiguous or (outbuf) read-only.
         """
+        if type(inbuf) is np.ndarray and type(outbuf) is np.ndarray:  # the fast path
+            f = self._pack_at.get(count if count is not None else
+                                  inbuf.nbytes // self.extent if self.extent > 0 else 0)
+            if f is not None:  # the plan checks the buffers itself
+                try:
+                    return f(inbuf, outbuf, position, self.threads)
+                except ValueError as exc:
+                    raise UsageError(f"pack: {exc}") from None
         if self.blocks is None:
             return self._lib_call("Pack", inbuf, outbuf, position, comm, count)
         return self._run(False, inbuf, outbuf, position, count)
@@ -165,6 +182,14 @@ class FastType:
                count: int | None = None) -> int:
         """Unpack from ``inbuf`` at ``position`` into ``count`` elements of ``outbuf``
         (default: as many as it holds); the new position."""
+        if type(inbuf) is np.ndarray and type(outbuf) is np.ndarray:  # as in pack
+            f = self._unpack_at.get(count if count is not None else
+                                    outbuf.nbytes // self.extent if self.extent > 0 else 0)
+            if f is not None:
+                try:
+                    return f(inbuf, position, outbuf, self.threads)
+                except ValueError as exc:
+                    raise UsageError(f"unpack: {exc}") from None
         if self.blocks is None:
             return self._lib_call("Unpack", inbuf, outbuf, position, comm, count)
         return self._run(True, inbuf, outbuf, position, count)
@@ -271,6 +296,20 @@ class _Threadless:
 
     def unpack_all(self, src: np.ndarray, dst: np.ndarray, threads: int) -> int:
         return self.plan.unpack_all(src, dst)
+
+    def pack_at(self, src: np.ndarray, dst: np.ndarray, position: int, threads: int) -> int:
+        return position + self.pack_all(src, _at(dst, position), threads)
+
+    def unpack_at(self, src: np.ndarray, position: int, dst: np.ndarray, threads: int) -> int:
+        return position + self.unpack_all(_at(src, position), dst, threads)
+
+
+def _at(packed: np.ndarray, position: int) -> np.ndarray:
+    """The packed bytes from ``position`` on (the Python plans' pack_at)."""
+    b = _bytes(packed, False, "packed buffer")
+    if position < 0 or position > b.size:
+        raise UsageError(f"position {position} outside a buffer of {b.size} bytes")
+    return b[position:]
 
 
 class _Keep:

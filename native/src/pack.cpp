@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -41,6 +42,7 @@ using uchar = unsigned char;
 constexpr int64_t kParallelBytes = 1 << 18;     // below this, threads cost more than they save
 constexpr int64_t kParallelAllBytes = 1 << 15;  // a plan's pieces split over threads
 constexpr int64_t kMaxPieces = 1 << 16;         // per block; more and the block runs whole
+constexpr int64_t kReleaseGil = 1 << 16;       // packs below this keep the GIL (see all())
 constexpr int64_t kInlineRun = 8192;            // longer runs: libc memcpy (call cost amortised)
 
 // n runs of len bytes from s (stride ss) to d (stride ds). B > 0: len == B at compile time.
@@ -141,6 +143,82 @@ inline void small_copy(uchar* __restrict d, const uchar* __restrict s, int64_t l
   }
 }
 
+// A transpose-like 3-D block (FFT columns of a row-major matrix): neighbouring outer
+// indices lie less than a cache line apart while every row is a line of its own, so the plain
+// order (one outer index, all rows) reads each line once per outer index and a column's
+// lines, all a power-of-two stride apart, do not stay in L1. Tiled: the outer indices that
+// share a line (64 / stride of them, at most 16 write streams) go together, row by row, so
+// each line is read once. The rows of one tile never overlap another's (checked here), so
+// the order of the writes does not matter for unpacking either. 0: no tiling.
+inline int64_t tile_of(const Vec& c, const Vec& st) {
+  if (c.size() != 3) return 0;
+  const int64_t len = c[0], n1 = c[1], n2 = c[2], s1 = st[1], s2 = st[2];
+  if (s2 <= 0 || len > s2 || s1 < 64 || (n2 - 1) * s2 + len > s1 || n2 < 2) return 0;
+  const int64_t t = std::min<int64_t>(64 / s2, 16);
+  return t >= 2 && n1 >= 8 ? t : 0;
+}
+
+// Run lists (block lists of short runs): n runs of a compile-time length B, the strided
+// side at offsets so[k], the packed side back to back. Four runs a step, as in rows<B>.
+using GatherFn = void (*)(uchar* __restrict strided, const int64_t* __restrict so,
+                          uchar* __restrict packed, int64_t n);
+template <int64_t B, bool Unpack>
+void gather(uchar* __restrict strided, const int64_t* __restrict so, uchar* __restrict packed,
+            int64_t n) {
+  auto cp = [&](int64_t k) {
+    if constexpr (Unpack) std::memcpy(strided + so[k], packed + k * B, B);
+    else std::memcpy(packed + k * B, strided + so[k], B);
+  };
+  int64_t k = 0;
+  for (; k + 4 <= n; k += 4) {
+    cp(k);
+    cp(k + 1);
+    cp(k + 2);
+    cp(k + 3);
+  }
+  for (; k < n; ++k) cp(k);
+}
+
+template <bool Unpack>
+GatherFn pick_gather(int64_t len) {
+  switch (len) {  // element sizes and small multiples (atoms' 3 doubles, points' 3 floats)
+    case 1: return gather<1, Unpack>;
+    case 2: return gather<2, Unpack>;
+    case 4: return gather<4, Unpack>;
+    case 8: return gather<8, Unpack>;
+    case 12: return gather<12, Unpack>;
+    case 16: return gather<16, Unpack>;
+    case 24: return gather<24, Unpack>;
+    case 32: return gather<32, Unpack>;
+    case 48: return gather<48, Unpack>;
+    case 64: return gather<64, Unpack>;
+    default: return nullptr;
+  }
+}
+
+// Variable-length runs packed with chunks of W bytes, rounding each run up to whole chunks:
+// the bytes written past a run's end are rewritten by the next run (the packed side is back
+// to back), and the bytes read past it lie inside the source buffer (checked when the plan
+// is built; runs flagged kExact, and the last run of a range, copy exactly instead).
+constexpr uint32_t kExact = 1u << 31;
+template <int64_t W>
+void gather_chunks(const uchar* __restrict s, const int64_t* __restrict so,
+                   const uint32_t* __restrict ln, uchar* __restrict d, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) {
+    const uint32_t l = ln[k];
+    const uchar* sp = s + so[k];
+    if (l & kExact) {
+      const int64_t len = l & ~kExact;
+      if (len <= 64) small_copy(d, sp, len);
+      else std::memcpy(d, sp, static_cast<size_t>(len));
+      d += len;
+    } else {
+      for (uint32_t w = 0; w < l; w += W) std::memcpy(d + w, sp + w, W);
+      d += l;
+    }
+  }
+}
+
 template <bool Unpack>
 inline void rows2d(RowsFn fn, uchar* strided, uchar* packed, int64_t soff, int64_t s1,
                    int64_t poff, int64_t n, int64_t len) {
@@ -171,6 +249,21 @@ void run(uchar* strided, uchar* packed, int64_t start, const Vec& counts, const 
     split([&](int64_t j0, int64_t j1) {
       rows2d<Unpack>(fn, strided, packed, start + j0 * s1, s1, j0 * len, j1 - j0, len);
     }, n1, par, threads);
+    return;
+  }
+  if (const int64_t tile = tile_of(counts, strides)) {  // transpose-like: tiles of columns
+    const int64_t n2 = counts[2], s2 = strides[2], plen = n1 * len;
+    split([&](int64_t t0, int64_t t1) {
+      for (int64_t o = t0 * tile; o < std::min(n2, t1 * tile); o += tile) {
+        const int64_t m = std::min(tile, n2 - o);
+        for (int64_t j = 0; j < n1; ++j) {
+          uchar* sp = strided + start + j * s1 + o * s2;
+          uchar* pp = packed + o * plen + j * len;
+          if constexpr (Unpack) fn(pp, plen, sp, s2, m, len);
+          else fn(sp, s2, pp, plen, m, len);
+        }
+      }
+    }, (n2 + tile - 1) / tile, par, threads);
     return;
   }
   split([&](int64_t o0, int64_t o1) {  // outer indices [o0, o1) over counts[2..]
@@ -324,12 +417,15 @@ class Plan {
     ends_.reserve(pieces_.size());
     int64_t acc = 0;
     for (const Piece& p : pieces_) ends_.push_back(acc += p.fn ? p.n * p.len : blocks_[p.block].size);
+    build_runs();
   }
   int64_t total() const { return total_; }
   const Vec& offsets() const { return offsets_; }
   size_t size() const { return blocks_.size(); }
   size_t pieces() const { return pieces_.size(); }
   bool sweep() const { return sweep_; }
+  size_t runs() const { return rsoff_.size(); }
+  int64_t run_copy() const { return rfixed_ ? rfixed_ : -rchunk_; }
   int64_t block_bytes(size_t i) const { return at(i).size; }
 
   int64_t pack_one(size_t i, const py::array& src, py::array& dst, int threads) const {
@@ -362,7 +458,7 @@ class Plan {
     }
     int64_t npieces = 1;
     for (int k = 2; k < nd; ++k) npieces *= b.counts[k];
-    if (!sweep_ || npieces > kMaxPieces) {
+    if (!sweep_ || npieces > kMaxPieces || tile_of(b.counts, b.strides)) {
       pieces_.push_back(Piece{b.start, 0, po, 0, 0, nullptr, int64_t(i)});
       return;
     }
@@ -379,6 +475,98 @@ class Plan {
         idx[d] = 0;
       }
     }
+  }
+  // Block lists whose pieces are a few short runs each (indexed atoms, mesh points) pack
+  // from one flat list of runs in packed order instead: (strided offset, length), adjacent
+  // runs merged. The copy is chosen from the measured lengths: one length for all runs -> a
+  // compile-time gather (no length array); else chunks of the smallest power of two (8..64)
+  // not below the median length, runs rounded up to whole chunks where that stays inside
+  // both buffers (kExact otherwise; over 256 bytes a libc memcpy).
+  void build_runs() {
+    int64_t nruns = 0;
+    for (const Block& b : blocks_) nruns += b.counts[0] ? b.size / b.counts[0] : 0;
+    if (blocks_.size() < 2 || nruns >= (int64_t(1) << 26) || nruns > 4 * int64_t(pieces_.size()))
+      return;  // long pieces: the rows kernels move several runs per call already
+    Vec so, po, ln;
+    so.reserve(nruns);
+    ln.reserve(nruns);
+    for (size_t i = 0; i < blocks_.size(); ++i) {
+      const Block& b = blocks_[i];
+      if (b.size == 0) continue;
+      const int nd = static_cast<int>(b.counts.size());
+      const int64_t len = b.counts[0];
+      Vec idx(nd, 0);
+      int64_t soff = b.start;
+      for (int64_t r = 0, nr = b.size / len; r < nr; ++r) {
+        if (!so.empty() && so.back() + ln.back() == soff && ln.back() + len < (1 << 30))
+          ln.back() += len;  // continues the previous run on both sides
+        else {
+          so.push_back(soff);
+          ln.push_back(len);
+        }
+        for (int d = 1; d < nd; ++d) {
+          soff += b.strides[d];
+          if (++idx[d] < b.counts[d]) break;
+          soff -= b.counts[d] * b.strides[d];
+          idx[d] = 0;
+        }
+      }
+    }
+    for (int64_t l : ln)
+      if (l >= (int64_t(1) << 30)) return;  // lengths must fit the 31-bit field
+    const size_t n = so.size();
+    po.resize(n);
+    int64_t acc = 0;
+    for (size_t k = 0; k < n; ++k) {
+      po[k] = acc;
+      acc += ln[k];
+    }
+    const bool same = std::all_of(ln.begin(), ln.end(), [&](int64_t l) { return l == ln[0]; });
+    rfixed_ = same && pick_gather<false>(ln[0]) ? ln[0] : 0;
+    if (!rfixed_) {
+      Vec sorted(ln);
+      std::nth_element(sorted.begin(), sorted.begin() + n / 2, sorted.end());
+      const int64_t med = sorted[n / 2];
+      rchunk_ = med <= 8 ? 8 : med <= 16 ? 16 : med <= 32 ? 32 : 64;
+      rlen_.resize(n);
+      for (size_t k = 0; k < n; ++k) {
+        const int64_t up = (ln[k] + rchunk_ - 1) / rchunk_ * rchunk_;
+        const bool exact = ln[k] > 256 || so[k] + up > strided_bytes_ || po[k] + up > total_;
+        rlen_[k] = static_cast<uint32_t>(ln[k]) | (exact ? kExact : 0u);
+      }
+    }
+    rsoff_ = std::move(so);
+    rpoff_ = std::move(po);
+  }
+  // Runs [lo, hi) of the run list; the last one copies exactly (another thread may own the
+  // bytes after it).
+  template <bool Unpack>
+  void run_list(uchar* s, uchar* p, int64_t lo, int64_t hi) const {
+    if (hi <= lo) return;
+    const int64_t* so = rsoff_.data();
+    if (rfixed_) {
+      pick_gather<Unpack>(rfixed_)(s, so + lo, p + rpoff_[lo], hi - lo);
+      return;
+    }
+    const uint32_t* ln = rlen_.data();
+    if constexpr (Unpack) {  // the strided side is written: exact copies only
+      for (int64_t k = lo; k < hi; ++k) {
+        const int64_t len = ln[k] & ~kExact;
+        if (len <= 64) small_copy(s + so[k], p + rpoff_[k], len);
+        else std::memcpy(s + so[k], p + rpoff_[k], static_cast<size_t>(len));
+      }
+      return;
+    }
+    uchar* d = p + rpoff_[lo];
+    const int64_t n = hi - lo - 1;
+    switch (rchunk_) {
+      case 8: gather_chunks<8>(s, so + lo, ln + lo, d, n); break;
+      case 16: gather_chunks<16>(s, so + lo, ln + lo, d, n); break;
+      case 32: gather_chunks<32>(s, so + lo, ln + lo, d, n); break;
+      default: gather_chunks<64>(s, so + lo, ln + lo, d, n); break;
+    }
+    const int64_t last = hi - 1, len = ln[last] & ~kExact;
+    std::memcpy(p + rpoff_[last], s + so[last], static_cast<size_t>(len));
   }
   // strided: the array addressed by the blocks; packed: the contiguous one.
   template <bool Unpack>
@@ -454,16 +642,57 @@ class Plan {
     disjoint_ = ok ? 1 : 0;
     return ok;
   }
+ public:
+  // pack_all / unpack_all with the packed side at byte `position` of its buffer (mpi4py's
+  // Pack/Unpack position): returns the new position. One call for FastType.pack.
+  int64_t pack_at(const py::array& src, py::array& dst, int64_t position, int threads) const {
+    return position + all<false>(src, dst, threads, position);
+  }
+  int64_t unpack_at(const py::array& src, int64_t position, py::array& dst, int threads) const {
+    return position + all<true>(src, dst, threads, position);
+  }
+
+ private:
   template <bool Unpack>
-  int64_t all(const py::array& src, py::array& dst, int threads) const {
+  int64_t all(const py::array& src, py::array& dst, int threads, int64_t position = 0) const {
     auto [s, p] = bufs<Unpack>(src, dst);
+    if (position < 0 || position > p.nbytes)
+      hpc::fail("position " + std::to_string(position) + " outside a buffer of " +
+                std::to_string(p.nbytes) + " bytes");
+    p.ptr += position;
+    p.nbytes -= position;
+    if (total_ == 0) return 0;
     if (p.nbytes < total_)
       hpc::fail("pack.Plan: packed buffer holds " + std::to_string(p.nbytes) +
                 " bytes, the plan needs " + std::to_string(total_));
     no_overlap(s, p, total_);
     const int nt = threads_or_default(threads);
     const bool in_order = Unpack && !writes_disjoint();
-    py::gil_scoped_release nogil;
+    // small packs keep the GIL: releasing and taking it back costs more than the copy
+    std::optional<py::gil_scoped_release> nogil;
+    if (total_ >= kReleaseGil || nt > 1) nogil.emplace();
+    if (!rsoff_.empty()) {  // the run list is in packed (type-map) order: later runs win
+      const int64_t nr = static_cast<int64_t>(rsoff_.size());
+      if (nt > 1 && !in_order && total_ >= kParallelAllBytes && nr > 1) {
+#pragma omp parallel num_threads(nt)
+        {
+          int tid = 0, n = 1;
+#ifdef _OPENMP
+          tid = omp_get_thread_num();
+          n = omp_get_num_threads();
+#endif
+          auto bound = [&](int t) -> int64_t {  // equal packed bytes per thread
+            if (t >= n) return nr;
+            return std::lower_bound(rpoff_.begin(), rpoff_.end(), total_ / n * t) -
+                   rpoff_.begin();
+          };
+          run_list<Unpack>(s.ptr, p.ptr, tid == 0 ? 0 : bound(tid), bound(tid + 1));
+        }
+      } else {
+        run_list<Unpack>(s.ptr, p.ptr, 0, nr);
+      }
+      return total_;
+    }
     if (in_order) {  // block by block, as unpack_one in turn would
       for (size_t i = 0; i < blocks_.size(); ++i)
         run<Unpack>(s.ptr, p.ptr + offsets_[i], blocks_[i].start, blocks_[i].counts,
@@ -502,6 +731,10 @@ class Plan {
   int64_t strided_bytes_;
   bool sweep_;
   mutable int disjoint_ = -1;  // unknown until the first unpack_all
+  Vec rsoff_, rpoff_;           // run list: strided and packed offset of each run
+  std::vector<uint32_t> rlen_;  // its length (| kExact: copy exactly); empty when rfixed_
+  int64_t rfixed_ = 0;          // every run this long: a compile-time gather
+  int64_t rchunk_ = 0;          // else the chunk of the variable-length gather
 };
 }  // namespace
 
@@ -524,6 +757,11 @@ HPC_SUBMODULE(pack) {
       .def_property_readonly("offsets", &Plan::offsets)
       .def_property_readonly("pieces", &Plan::pieces)
       .def_property_readonly("sweep", &Plan::sweep)
+      .def_property_readonly("runs", &Plan::runs,
+                             "runs of the flat run list (block lists of short runs); 0: pieces")
+      .def_property_readonly("run_copy", &Plan::run_copy,
+                             "run list copy: L > 0 every run L bytes (compile-time gather), "
+                             "-W chunks of W bytes; 0 without a run list")
       .def("__len__", &Plan::size)
       .def("block_bytes", &Plan::block_bytes)
       .def("pack_one", &Plan::pack_one, py::arg("i"), py::arg("src"), py::arg("dst"),
@@ -532,5 +770,9 @@ HPC_SUBMODULE(pack) {
            py::arg("threads") = 0)
       .def("pack_all", &Plan::pack_all, py::arg("src"), py::arg("dst"), py::arg("threads") = 0)
       .def("unpack_all", &Plan::unpack_all, py::arg("src"), py::arg("dst"),
-           py::arg("threads") = 0);
+           py::arg("threads") = 0)
+      .def("pack_at", &Plan::pack_at, py::arg("src"), py::arg("dst"), py::arg("position"),
+           py::arg("threads") = 0, "pack_all into dst at byte position; the new position")
+      .def("unpack_at", &Plan::unpack_at, py::arg("src"), py::arg("position"), py::arg("dst"),
+           py::arg("threads") = 0, "unpack_all from src at byte position; the new position");
 }
