@@ -136,6 +136,31 @@ class Ell {
     return d;
   }
 
+  // y[i] = (A x)[i] for the listed rows only (the interior rows while the halo is in
+  // flight, then the boundary rows), each row summed as spmv sums it
+  void spmv_rows(const carray<double>& x, carray<double>& y, const carray<int32_t>& rows) const {
+    const double* xv = in(x, ncol_, "x");
+    double* yv = out(y, nrow_, "y");
+    const int64_t m = rows.shape(0);
+    const int32_t* rv = in(rows, -1, "rows");
+    if (!hpc::all_in_range(rv, m, nrow_)) hpc::fail("rows: index out of range");
+#pragma omp parallel for schedule(static)
+    for (int64_t k = 0; k < m; ++k) yv[rv[k]] = row_sum(rv[k], xv);
+  }
+
+  // Rows with an entry in a ghost column (they need the halo), or without one (interior).
+  py::array_t<int32_t> rows_touching_ghosts(bool touching) const {
+    std::vector<int32_t> out;
+    for (int64_t i = 0; i < nrow_; ++i) {
+      bool g = false;
+      for (int j = 0; j < nnz_[i]; ++j) g |= cols_[i * W + j] >= nrow_;
+      if (g == touching) out.push_back(int32_t(i));
+    }
+    py::array_t<int32_t> a(int64_t(out.size()));
+    std::copy(out.begin(), out.end(), a.mutable_data());
+    return a;
+  }
+
   // HPCG's reference SYMGS: one forward then one backward sweep in row order, sequential.
   void symgs_ref(const carray<double>& r, carray<double>& x) const {
     const double* rv = in(r, nrow_, "r");
@@ -460,6 +485,10 @@ HPC_SUBMODULE(hpcg) {
       .def_property_readonly("ncol", &Ell::ncol)
       .def("spmv", &Ell::spmv, py::arg("x"), py::arg("y"), "y = A x")
       .def("spmv_dot", &Ell::spmv_dot, py::arg("x"), py::arg("y"), "y = A x; return x[:nrow].y")
+      .def("spmv_rows", &Ell::spmv_rows, py::arg("x"), py::arg("y"), py::arg("rows"),
+           "y[rows] = (A x)[rows]")
+      .def("rows_touching_ghosts", &Ell::rows_touching_ghosts, py::arg("touching"),
+           "local rows with (True) or without (False) an entry in a ghost column")
       .def("symgs_ref", &Ell::symgs_ref, py::arg("r"), py::arg("x"),
            "reference SYMGS: sequential forward and backward sweeps")
       .def("symgs", &Ell::symgs, py::arg("r"), py::arg("x"), py::arg("zero_init"),

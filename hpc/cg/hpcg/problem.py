@@ -61,9 +61,12 @@ class Level:
         self.b = b                               # HPCG's b on every level (used on the fine one)
         self.nnz_local = int(nnz.sum())
         self.plan: GhostPlan | None = None
+        self.interior = self.boundary = None     # rows without / with a ghost column
         if g.size > 1:
             offsets = np.arange(g.size + 1, dtype=np.int64) * nrow
             self.plan = GhostPlan(comm, self.ghost_ids, offsets, assume_unique=True, validate=False)
+            self.interior = self.A.rows_touching_ghosts(False)
+            self.boundary = self.A.rows_touching_ghosts(True)
         self.f2c: np.ndarray | None = None       # fine rows of the next level's rows
         self.coarse: Level | None = None
         self.rc: np.ndarray | None = None        # the residual restricted to the next level
