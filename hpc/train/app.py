@@ -82,6 +82,9 @@ def parser():
                    help="split layer norms and residuals along the sequence over tp ranks")
     g.add_argument("--zero1", action="store_true",
                    help="ZeRO-1 distributed optimizer over the data-parallel group")
+    g.add_argument("--zero", type=int, choices=(0, 1, 2), default=0, metavar="STAGE",
+                   help="ZeRO stage: 1 shards the optimizer state (as --zero1), 2 the "
+                        "gradients too (reduce-scattered per layer bucket) [default: 0]")
     g.add_argument("--overlap-grad-reduce", action="store_true",
                    help="reduce data-parallel gradients per layer by non-blocking all-reduces "
                         "while the backward goes on (not with --zero1)")
@@ -213,7 +216,8 @@ def set_up(app: App, args: argparse.Namespace) -> Trainer:
     check_options(app, args)
     cfg = GPTConfig(args.vocab, args.hidden, args.heads, args.layers, args.seq_len)
     layout = ParallelLayout(args.tp, args.pp, args.dp, args.vpp,
-                            sequence_parallel=args.sequence_parallel, zero1=args.zero1)
+                            sequence_parallel=args.sequence_parallel, zero1=args.zero1,
+                            zero=args.zero)
     decay_steps = args.lr_decay_steps
     if decay_steps is None and args.lr_decay_style != "constant":
         decay_steps = max(args.steps, args.lr_warmup_steps + 1)
@@ -258,7 +262,7 @@ def set_up(app: App, args: argparse.Namespace) -> Trainer:
             f"global batch {trainer.global_batch} = dp {lay.dp} x {trainer.micro_batches} "
             f"micro-batches x {trainer.micro_batch_size}; start at step {trainer.iteration}"
             + (", sequence parallel" if trainer.model.sp else "")
-            + (", ZeRO-1" if trainer.optimizer.zero else "")
+            + (f", ZeRO-{trainer.optimizer.stage}" if trainer.optimizer.zero else "")
             + (", overlapped dp reduction" if trainer.optimizer.overlap else "")
             + (", overlapped parameter gather" if trainer.optimizer.overlap_params else "")
             + (", recompute" if args.recompute else "") + (", offload" if args.offload else "")

@@ -223,6 +223,44 @@ class ParamStore:
         self._resident_other: dict[str, tuple[Any, Any]] = {}
         self.bytes_h2d = 0
         self.bytes_d2h = 0
+        # ZeRO-2 (shard_grads): a gradient buffer per group, allocated at first use and
+        # released by the optimizer once reduce-scattered; flat_g is then empty
+        self.grad_spans: dict[str, tuple[int, int]] | None = None
+        self._gbufs: dict[str, Any] = {}
+        self.grad_bytes = 0       # bytes of the per-group buffers alive now
+        self.grad_bytes_peak = 0  # the most alive at once
+
+    def shard_grads(self) -> None:
+        """Replace the flat gradient buffer by one buffer per parameter group (ZeRO-2)."""
+        if self.offload:
+            raise RuntimeError("per-group gradient buffers are not for offloaded stores")
+        spans: dict[str, tuple[int, int]] = {}
+        for name in self.order:
+            off, n, _ = self.offsets[name]
+            lo, hi = spans.get(self.specs[name].group, (off, off + n))
+            spans[self.specs[name].group] = (min(lo, off), max(hi, off + n))
+        if sum(hi - lo for lo, hi in spans.values()) != self.numel:
+            raise RuntimeError("parameter groups are not contiguous in the flat buffer")
+        self.grad_spans = spans
+        self.flat_g = self.host_ns.zeros(0, dtype=self.dtype)
+        self._gbufs = {}
+
+    def grad_buffer(self, group: str):
+        """The group's gradient buffer (ZeRO-2), allocated (zero) if not alive."""
+        buf = self._gbufs.get(group)
+        if buf is None:
+            lo, hi = self.grad_spans[group]
+            buf = self._gbufs[group] = self.host_ns.zeros(hi - lo, dtype=self.dtype)
+            self.grad_bytes += buf.nbytes
+            self.grad_bytes_peak = max(self.grad_bytes_peak, self.grad_bytes)
+        return buf
+
+    def take_grad(self, group: str):
+        """Detach the group's buffer (ZeRO-2); the caller calls :meth:`freed` when done."""
+        return self._gbufs.pop(group, None)
+
+    def freed(self, nbytes: int) -> None:
+        self.grad_bytes -= nbytes
 
     def _view(self, flat, name: str):
         off, n, shp = self.offsets[name]
@@ -232,7 +270,12 @@ class ParamStore:
         return self._view(self.flat_p, name)
 
     def host_grad(self, name: str):
-        return self._view(self.flat_g, name)
+        if self.grad_spans is None:
+            return self._view(self.flat_g, name)
+        group = self.specs[name].group
+        off, n, shp = self.offsets[name]
+        lo = off - self.grad_spans[group][0]
+        return self.grad_buffer(group)[lo:lo + n].reshape(shp)
 
     def p(self, name: str):
         """The parameter as the computation sees it (device copy when offloaded)."""
@@ -240,6 +283,8 @@ class ParamStore:
 
     def g(self, name: str):
         """The gradient accumulator the computation adds into."""
+        if self.grad_spans is not None:
+            return self.host_grad(name)
         return self._get(name, 1, self.flat_g)
 
     def _get(self, name: str, which: int, flat):
@@ -304,6 +349,9 @@ class ParamStore:
 
     def zero_grads(self) -> None:
         self.flat_g[...] = 0
+        for buf in self._gbufs.values():  # ZeRO-2: what a step left alive (evaluation)
+            self.freed(buf.nbytes)
+        self._gbufs = {}
 
 
 class GPT:

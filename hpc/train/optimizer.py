@@ -1,7 +1,9 @@
 """Adam with global gradient-norm clipping over the flat parameter buffer, optionally as a
 ZeRO-1 distributed optimizer (Rajbhandari et al. 2020: the optimizer state is sharded over the
 data-parallel group; gradients are reduce-scattered, each rank updates its shard, and the
-parameters are all-gathered).
+parameters are all-gathered), and as ZeRO-2 (the gradients sharded too: each bucket, a
+transformer layer or the embedding/head group, is reduce-scattered over dp as soon as its last
+backward of the step is done and its full-size buffer is released).
 
 Before the update the gradients are finished the way Megatron finishes them: sequence-parallel
 replicated parameters are all-reduced over tp, the tied embedding over the embedding group
@@ -21,17 +23,25 @@ from . import kernels as _k
 
 class Adam:
     def __init__(self, model, lr: float, betas=(0.9, 0.95), eps: float = 1e-8,
-                 weight_decay: float = 0.0, clip: float = 1.0, zero: bool = False,
+                 weight_decay: float = 0.0, clip: float = 1.0, zero: bool | int = False,
                  overlap: bool = False, overlap_params: bool = False):
         self.model, self.store, self.ps = model, model.store, model.ps
         self.lr, self.b1, self.b2, self.eps = lr, betas[0], betas[1], eps
-        self.wd, self.clip, self.zero = weight_decay, clip, zero and self.ps.dp > 1
+        # the ZeRO stage (True: 1); nothing to shard at dp = 1
+        self.stage = int(zero) if self.ps.dp > 1 else 0
+        self.wd, self.clip, self.zero = weight_decay, clip, self.stage >= 1
         st, ps = self.store, self.ps
         ns = st.host_ns
+        if self.stage == 2 and (ns is not np or st.offload):
+            raise RuntimeError("ZeRO-2 keeps host (numpy) gradient buffers, not offloaded")
         # Bucketed, overlapped data-parallel reduction (Megatron's overlap_grad_reduce): one
         # bucket per transformer layer, its non-blocking all-reduce started as soon as the
-        # layer's last backward of the step is done. Host (numpy) buffers, no ZeRO.
-        self.overlap = overlap and ps.dp > 1 and not self.zero and ns is np
+        # layer's last backward of the step is done. Host (numpy) buffers; not ZeRO-1. Under
+        # ZeRO-2 the buckets are reduce-scattered, non-blocking with overlap (one in flight).
+        self.overlap = overlap and ps.dp > 1 and self.stage != 1 and ns is np
+        self.hooks_grads = self.overlap or self.stage == 2  # wants the model's grad_hook
+        self._reduced: set[str] = set()  # ZeRO-2: the groups reduce-scattered this step
+        self._inflight: list = []        # ZeRO-2: (request, buffer) of the bucket in flight
         self.buckets: dict[int, tuple[int, int]] = {}
         for name in st.order:
             grp = st.specs[name].group
@@ -60,6 +70,9 @@ class Adam:
                 new = ns.zeros(self.padded, dtype=st.dtype)
                 new[:st.numel] = old
                 setattr(st, attr, new)
+        if self.stage == 2:  # per-group gradient buffers; this rank keeps its shard's sum
+            st.shard_grads()
+            self.g_shard = np.zeros(self.shard, dtype=st.dtype)
         weight = np.zeros(self.padded, dtype=st.dtype)
         for name in st.order:
             off, n, _ = st.offsets[name]
@@ -78,7 +91,7 @@ class Adam:
         st, ps, model = self.store, self.ps, self.model
         if model.sp:
             for name in st.order:
-                if st.specs[name].split == "rep":
+                if st.specs[name].split == "rep" and st.specs[name].group not in self._reduced:
                     C.allreduce_inplace(ps.tp_group, st.host_grad(name))
         if ps.pp > 1 and "embed.wte" in st.offsets and (ps.is_first_stage or ps.is_last_stage):
             C.allreduce_inplace(ps.embedding_group, st.host_grad("embed.wte"))
@@ -91,10 +104,15 @@ class Adam:
         self._micro_batches = micro_batches
 
     def layer_done(self, i: int) -> None:
-        """The model's grad_hook: after a layer's last backward, start its all-reduce."""
-        if not self.overlap:
+        """The model's grad_hook: after a layer's last backward, start its all-reduce (its
+        reduce-scatter under ZeRO-2)."""
+        if not self.hooks_grads:
             return
         c = self._count[i] = self._count.get(i, 0) + 1
+        if self.stage == 2:
+            if c == self._micro_batches:
+                self._scatter(f"layers.{i}", nonblocking=self.overlap)
+            return
         if c == self._micro_batches:
             lo, hi = self.buckets[i]
             self._reqs.append(self.ps.dp_group.Iallreduce(MPI.IN_PLACE,
@@ -118,6 +136,46 @@ class Adam:
             if hi > lo:
                 C.allreduce_inplace(ps.dp_group, st.flat_g[lo:hi])
 
+    # -- ZeRO-2: gradients reduce-scattered per bucket --------------------------------------
+    def _wait_inflight(self) -> None:
+        for req, buf in self._inflight:
+            req.Wait()
+            self.store.freed(buf.nbytes)
+        self._inflight = []
+
+    def _scatter(self, group: str, nonblocking: bool) -> None:
+        """Reduce-scatter the group's gradient buffer over dp into this rank's part of
+        g_shard, then release the buffer (after the request, when non-blocking)."""
+        st, ps = self.store, self.ps
+        if self.model.sp:  # sequence-parallel replicated parameters: their tp sum first
+            for name in st.order:
+                if st.specs[name].group == group and st.specs[name].split == "rep":
+                    C.allreduce_inplace(ps.tp_group, st.host_grad(name))
+        buf = st.grad_buffer(group)  # (a group without any backward: zeros, all take part)
+        st.take_grad(group)
+        lo, hi = st.grad_spans[group]
+        counts, _ = self._pieces(lo, hi)
+        a = min(max(lo, self.lo), self.lo + self.shard) - self.lo
+        recv = self.g_shard[a:a + counts[ps.dp_rank]]
+        self._reduced.add(group)
+        if not nonblocking:
+            ps.dp_group.Reduce_scatter(buf, recv, counts, op=MPI.SUM)
+            st.freed(buf.nbytes)
+            return
+        self._wait_inflight()  # one bucket in flight bounds the gradient memory
+        self._inflight.append((ps.dp_group.Ireduce_scatter(buf, recv, counts, op=MPI.SUM),
+                               buf))
+
+    def _reduce_scatter_rest(self) -> None:
+        """The buckets no hook reduced (embedding, head; all of them without the hook)."""
+        st = self.store
+        self._wait_inflight()
+        self._finish_grads()
+        for group in sorted(st.grad_spans, key=lambda k: st.grad_spans[k]):
+            if group not in self._reduced:
+                self._scatter(group, nonblocking=False)
+        self._reduced = set()
+
     def step(self) -> float:
         """Finish the gradients, clip to the global norm, update; returns the norm before
         clipping (collective over the world)."""
@@ -125,12 +183,17 @@ class Adam:
         MPI.Request.Waitall(self._reqs)  # the buckets in flight: before anything else writes
         self.finish_params()
         st.flush_resident()
-        self._finish_grads()
-        if self.zero:
+        if self.stage == 2:
+            self._reduce_scatter_rest()
+            g = self.g_shard
+            group = ps.world
+        elif self.zero:
+            self._finish_grads()
             g = st.host_ns.empty(self.shard, dtype=st.dtype)
             C.reduce_scatter_flat(ps.dp_group, st.flat_g, g)
             group = ps.world
         else:
+            self._finish_grads()
             self._reduce_dp()
             g = st.flat_g
             group = ps.mp_group

@@ -55,6 +55,11 @@ class ParallelLayout:
     zero1 : bool, default False
         ZeRO-1: shard the Adam state over the data-parallel group (reduce-scatter the
         gradients, update the shard, all-gather the parameters).
+    zero : int, default 0
+        The ZeRO stage, 0, 1 or 2 (``zero1`` is stage 1). Stage 2 also shards the gradients:
+        each bucket (a transformer layer; the embedding and head groups) is reduce-scattered
+        once its last backward of the step is done and its full-size buffer released, so only
+        this rank's 1/dp of the gradients outlives the backward (numpy back end, no offload).
 
     Ranks are numbered as Megatron numbers them: tp fastest, then dp, then pp,
     ``rank = tp_rank + tp * (dp_rank + dp * pp_rank)``.
@@ -73,6 +78,7 @@ class ParallelLayout:
     vpp: int = 1
     sequence_parallel: bool = False
     zero1: bool = False
+    zero: int = 0
 
     def __post_init__(self) -> None:
         for name in ("tp", "pp", "vpp"):
@@ -81,6 +87,14 @@ class ParallelLayout:
             object.__setattr__(self, "dp", V.integer(self.dp, "dp"))
         for name in ("sequence_parallel", "zero1"):
             object.__setattr__(self, name, V.flag(getattr(self, name), name))
+        object.__setattr__(self, "zero", V.integer(self.zero, "zero", 0))
+        if self.zero > 2:
+            raise UsageError(f"{V.arg('zero')} is a ZeRO stage 0, 1 or 2, got {self.zero}")
+
+    @property
+    def zero_stage(self) -> int:
+        """The ZeRO stage: ``zero``, or 1 for ``zero1``."""
+        return max(self.zero, 1 if self.zero1 else 0)
 
     def resolve(self, world_size: int) -> "ParallelLayout":
         """This layout with ``dp`` set for a job of ``world_size`` ranks.

@@ -273,6 +273,9 @@ class Trainer:
         if self.bf16 and (self.dtype != np.float32 or self.backend != "numpy"):
             raise UsageError(f"{V.arg('bf16')} keeps float32 master weights on the numpy back "
                              f"end: needs {V.arg('dtype')} float32 and {V.arg('backend')} numpy")
+        if layout.zero_stage == 2 and (self.offload or self.backend != "numpy"):
+            raise UsageError(f"{V.arg('zero')} 2 keeps host gradient buffers: needs "
+                             f"{V.arg('backend')} numpy, without {V.arg('offload')}")
         if self.offload and asked == "zbh1" and layout.pp > 1:
             raise UsageError(f"{V.arg('schedule')} zbh1 defers weight gradients past the "
                              f"layer's stay on the device: not with {V.arg('offload')}")
@@ -305,7 +308,7 @@ class Trainer:
                          offload=self.offload, recompute_attention=self.recompute_attention,
                          attention_block=self.attention_block, bf16=self.bf16)
         self.optimizer = Adam(self.model, self.lr, weight_decay=self.weight_decay,
-                              clip=self.clip_grad, zero=layout.zero1,
+                              clip=self.clip_grad, zero=layout.zero_stage,
                               overlap=self.overlap_grad_reduce,
                               overlap_params=self.overlap_param_gather)
         if self.optimizer.overlap_params:
@@ -337,7 +340,7 @@ class Trainer:
         m, s = self.micro_batches, self.config.seq_len
         batch = global_batch(self.train_tokens, self.seed, self.iteration, self.global_batch, s)
         model.store.zero_grads()
-        if self.optimizer.overlap:  # each layer's bucket starts its reduction when done
+        if self.optimizer.hooks_grads:  # each layer's bucket starts its reduction when done
             self.optimizer.begin_step(m)
             model.grad_hook = self.optimizer.layer_done
         try:
@@ -370,10 +373,14 @@ class Trainer:
 
     def memory(self) -> dict[str, int]:
         """This rank's bytes of parameters, gradients (the flat buffers), optimizer state
-        (Adam's moments: its shard under ZeRO-1) and the most activations a step has held
+        (Adam's moments: its shard under ZeRO-1; under ZeRO-2 the gradients are the
+        shard plus the peak of the per-bucket buffers alive during a backward) and the most activations a step has held
         (forward caches, measured), and the whole model's parameter bytes for scale."""
         st, opt = self.model.store, self.optimizer
-        return {"params": int(st.flat_p.nbytes), "grads": int(st.flat_g.nbytes),
+        grads = int(st.flat_g.nbytes)
+        if opt.stage == 2:  # the shard, and the most full-size bucket buffers alive at once
+            grads = int(opt.g_shard.nbytes + st.grad_bytes_peak)
+        return {"params": int(st.flat_p.nbytes), "grads": grads,
                 "optimizer": int(opt.m.nbytes + opt.v.nbytes),
                 "activations_peak": int(self.act_peak_bytes),
                 "model_params": int(self.config.n_params * self.dtype.itemsize)}
