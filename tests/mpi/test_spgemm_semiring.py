@@ -23,7 +23,7 @@ SEMIRINGS = ["plus_times", "plus_pair", "min_plus", "max_plus", "any_pair", "lor
 TYPES = [np.bool_, np.int32, np.int64, np.float32, np.float64]
 MASKS = [None, "structural", "complement", "valued"]
 ACCUMS = [None, "plus", "times", "min", "max", "first", "second", "lor", "land"]
-SETTINGS = settings(derandomize=True, database=None, deadline=None, max_examples=40,
+SETTINGS = settings(derandomize=True, database=None, deadline=None, max_examples=25,
                     suppress_health_check=list(HealthCheck))
 
 
