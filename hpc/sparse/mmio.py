@@ -2,9 +2,13 @@
 
 Reader: the header (banner, comments, size line) is read by every rank (it is short); the
 entry lines are split into p byte ranges, a line belonging to the rank whose range holds its
-first byte, so no rank ever holds the whole file and nothing is gathered on rank 0. Each rank
-learns the line number of its first line from an exclusive scan of newline counts, so every
-error names the file and line. Entries are then routed to their row owners (Alltoallv).
+first byte, so no rank ever holds the whole file and nothing is gathered on rank 0. The usual
+read costs two collectives: ONE Allgather carries every rank's status (an error, a range that
+needs the exact parser, a memory shortfall), its memory figures, entry count and per-owner send
+counts, and one Alltoallv routes the entries (i, j and the bits of v as int64 rows) to their
+row owners. One rank calls no MPI. Only when something is wrong does a rank learn the line
+number of its first line (an exclusive scan of newline counts), so every error names the file
+and line.
 
 Each rank's range is parsed by fast_matrix_market (C++, ``fast_float``; the parser inside
 ``scipy.io.mmread``) when it is installed; when that parser rejects the range, or finds a
@@ -40,14 +44,14 @@ import scipy.sparse as sp
 from mpi4py import MPI
 
 from hpc.core.errors import InputTypeError, UsageError
-from hpc.core.exchange import exscan
+from hpc.core.exchange import exscan, node_comm
 from hpc.core.fileio import compression, open_input, take_lines
-from hpc.core.memory import require_memory
+from hpc.core.memory import available_bytes, gib, require_memory
 from hpc.core.runtime import as_comm
-from hpc.core.partition import block_offsets, exchange_by_owner
+from hpc.core.partition import block_offsets
 from hpc.core.runtime import collective
 
-from .dcsr import DistCSR
+from .dcsr import DistCSR, _as_offsets
 
 log = logging.getLogger("hpc.sparse.mmio")
 
@@ -302,7 +306,7 @@ def _parse_fast(h: Header, region: bytes, threads: int, path: str | None = None)
         return None
     if h.symmetry == "skew-symmetric" and (i == j).any():
         return None
-    return i.astype(np.int64, copy=False), j.astype(np.int64, copy=False), v
+    return i, j, v  # fmm's int32 indices where they fit: half the bytes to sort and send
 
 
 def _fmm_range(fmm, head: bytes, body: memoryview, threads: int):
@@ -367,47 +371,140 @@ def _entry_bytes(h: Header, p: int) -> float:
     return per_rank * (3 * 24 * mirror + 40)
 
 
-def read_local_entries(path, comm, threads: int | None = None):
-    """Header plus this rank's parsed entries (0-based), with the declared count checked.
+# A rank's state after reading its range, the first column of the one Allgather.
+_OK, _ERROR, _EXACT, _MEMORY = 0, 1, 2, 3
+#: up to this many ranks the send counts ride in the Allgather (p*p int64 on every rank);
+#: beyond it they take their own Alltoall
+_GATHER_COUNTS_MAX = 64
 
-    The usual path costs two error agreements and one allgather: the line numbers (a scan of
-    newline counts) are only computed when some rank has an error to name."""
-    h = None
-    with collective(comm):
+
+def _memory_here(h: Header, comm) -> tuple[bool, int, int]:
+    """The memory check of :func:`hpc.core.memory.require_memory`, local only (the node
+    communicator is cached on ``comm``): (fits, bytes needed on this host, bytes free)."""
+    per_rank = _entry_bytes(h, comm.Get_size())
+    ranks_here = node_comm(comm).Get_size() if comm.Get_size() > 1 else 1
+    need, have = per_rank * ranks_here, available_bytes()
+    return need <= 0.85 * have, int(need), int(have)
+
+
+def _read_fast(path, comm, threads: int | None, roff_arg):
+    """Header, memory check, range read and fast parse: everything a rank does before it
+    must hear from the others, with no communication. Returns (status, message, header,
+    row offsets, region, first line, (i, j, v) or None, need, have)."""
+    p = comm.Get_size()
+    h = roff = None
+    region, first_line, result, need, have = b"", None, None, 0, 0
+    try:
         h = read_header(path)
-        require_memory(_entry_bytes(h, comm.Get_size()), f"reading {h.path} "
-                       f"({h.entries:,} entries)", comm)
-    if h.format == "array":
-        return h, *_read_array(h, comm)
-    region, first_line, result, err = b"", None, None, None
-    try:  # (the allgather below agrees on errors too: one collective, not two)
+        roff = (block_offsets(h.rows, p) if roff_arg is None
+                else _as_offsets(roff_arg, h.rows, p))
+        fits, need, have = _memory_here(h, comm)
+        if not fits:  # nothing allocated: the agreement names the shortfall
+            return _MEMORY, None, h, roff, region, first_line, None, need, have
+        if h.format == "array":  # read whole after the agreement (its own checks)
+            return _OK, None, h, roff, region, first_line, None, need, have
         region, first_line = _local_range(h, comm)
-        whole = h.path if comm.Get_size() == 1 and h.compression is None else None
+        whole = h.path if p == 1 and h.compression is None else None
         result = _parse_fast(h, region, threads or _threads(comm), whole)
     except UsageError as exc:
-        err = str(exc)
-    gathered = comm.allgather((err, -1 if result is None else int(result[0].size)))
-    first_err = next((e for e, _ in gathered if e is not None), None)
-    if first_err is not None:
-        raise UsageError(first_err)
-    counts = [c for _, c in gathered]
-    log.debug("%s: %d entries here, parsed by %s", h.path, max(counts[comm.Get_rank()], 0),
-              "fast_matrix_market" if result is not None else "the exact parser")
+        return _ERROR, str(exc), h, roff, region, first_line, None, need, have
+    return (_EXACT if result is None else _OK), None, h, roff, region, first_line, result, \
+        need, have
+
+
+def _expand(h: Header, i, j, v):
+    """Add the mirror of every off-diagonal entry of symmetric and skew-symmetric storage."""
+    if h.symmetry == "general":
+        return i, j, v
+    off = i != j
+    if h.symmetry == "skew-symmetric":
+        return (np.concatenate((i, j[off])), np.concatenate((j, i[off])),
+                np.concatenate((v, -v[off])))
+    return np.concatenate((i, j[off])), np.concatenate((j, i[off])), np.concatenate((v, v[off]))
+
+
+def _owners(roff: np.ndarray, i: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
+    """The owner rank of every row index, and how many entries go to each rank."""
+    dest = np.searchsorted(roff, i, side="right") - 1
+    return dest, np.bincount(dest, minlength=p).astype(np.int64)
+
+
+def _gather_rows(comm, row: np.ndarray) -> np.ndarray:
+    """One Allgather of a fixed-length int64 row from every rank: (p, len(row))."""
+    out = np.empty((comm.Get_size(), row.size), dtype=np.int64)
+    comm.Allgather(np.ascontiguousarray(row, dtype=np.int64), out)
+    return out
+
+
+def _raise_agreed(comm, table: np.ndarray, msg: str | None, h, bytes_per_rank) -> None:
+    """Raise on every rank when some rank failed (column 0 of the gathered ``table``): the
+    lowest failing rank's message (one broadcast, only then)."""
+    status = table[:, 0]
+    if (status == _ERROR).any():
+        raise UsageError(comm.bcast(msg, root=int(np.flatnonzero(status == _ERROR)[0])))
+    if (status == _MEMORY).any():
+        what = f"reading {h.path} ({h.entries:,} entries)"
+        require_memory(bytes_per_rank, what, comm)  # the agreed message, on every rank
+        # memory was freed meanwhile: name the shortfall every rank saw
+        need, have = int(table[:, 1].max()), int(table[:, 2].min())
+        raise UsageError(f"{what} needs {gib(need)} on a host that had {gib(have)} free; "
+                         "use a smaller size or more nodes")
+
+
+def read_local_entries(path, comm, threads: int | None = None, row_offsets=None):
+    """Header, row offsets, and this rank's entries (0-based, symmetric storage expanded)
+    with the rank each goes to and the receive counts. Collective.
+
+    The usual path (every range parsed by fast_matrix_market) costs ONE collective: an
+    Allgather of each rank's status, memory figures, entry count and send counts (an
+    Alltoall of the send counts beyond ``_GATHER_COUNTS_MAX`` ranks). On one rank it costs
+    none. Errors, memory shortfalls and ranges that need the exact parser (to name a fault)
+    cost more, and the line numbers (a scan of newline counts) are only computed then.
+    """
+    p, rank = comm.Get_size(), comm.Get_rank()
+    status, msg, h, roff, region, first_line, result, need, have = \
+        _read_fast(path, comm, threads, row_offsets)
+    dest = scount = None
+    if status == _OK and h.format == "coordinate":
+        i, j, v = result
+        count = int(i.size)
+        i, j, v = _expand(h, i, j, v)
+        if p > 1:
+            dest, scount = _owners(roff, i, p)
+    else:
+        count, scount = 0, np.zeros(p, np.int64)
+    if p == 1:  # nothing to agree with
+        if status == _ERROR:
+            raise UsageError(msg)
+        table = np.array([[status, need, have, count]], dtype=np.int64)
+    else:
+        small = p <= _GATHER_COUNTS_MAX
+        table = _gather_rows(comm, np.concatenate(
+            ([status, need, have, count], scount if small else [])))
+    bytes_per_rank = _entry_bytes(h, p) if h is not None else 0.0
+    _raise_agreed(comm, table, msg, h, bytes_per_rank)
+    if h.format == "array":
+        i, j, v = _expand(h, *_read_array(h, comm))
+        return h, roff, *_routing(comm, roff, i, j, v)
+    counts = table[:, 3]
 
     def line_numbers() -> int:  # collective: every rank calls it under the same condition
         if first_line is not None:
             return first_line
         return h.size_line + 1 + exscan(comm, region.count(b"\n"))
 
-    if min(counts) < 0:  # some rank's range needs the exact parser (to name a fault)
+    if (table[:, 0] == _EXACT).any():  # some range needs the exact parser to name a fault
         first_line = line_numbers()
         with collective(comm):
             if result is None:
                 result = _parse_region(h, region, first_line)[:3]
-        counts = comm.allgather(int(result[0].size))
-    i, j, v = result
-    rank = comm.Get_rank()
-    count, start, total = counts[rank], sum(counts[:rank]), sum(counts)
+        i, j, v = result
+        count = int(i.size)
+        i, j, v = _expand(h, i, j, v)
+        counts = np.array(comm.allgather(count), dtype=np.int64) if p > 1 \
+            else np.array([count])
+        table = None  # the send counts are recounted by the routing
+    start, total = int(counts[:rank].sum()), int(counts.sum())
     if total > h.entries:
         first_line = line_numbers()
         with collective(comm):
@@ -416,11 +513,44 @@ def read_local_entries(path, comm, threads: int | None = None):
                 extra = int(lines[h.entries - start])
                 raise UsageError(f"{h.path}:{extra}: more entries than the {h.entries} "
                                  f"declared on line {h.size_line}")
-    del region
+    region = b""  # the text is parsed: free it before the exchange
     if total < h.entries:
         raise UsageError(f"{h.path}:{h.size_line}: declares {h.entries} entries but the file has "
                          f"{total} (truncated?)")
-    return h, i, j, v
+    if p == 1:
+        return h, roff, i, j, v
+    if table is not None and table.shape[1] == 4 + p:
+        rcount = np.ascontiguousarray(table[:, 4 + rank])
+    else:
+        rcount = None
+    return h, roff, *_routing(comm, roff, i, j, v, dest, scount, rcount)
+
+
+def _routing(comm, roff, i, j, v, dest=None, scount=None, rcount=None):
+    """Send every entry to its row owner in one Alltoallv of (i, j, the bits of v) packed
+    as rows of three int64; the receive counts come from the caller's Allgather, else one
+    Alltoall."""
+    p = comm.Get_size()
+    if p == 1:
+        return i, j, v
+    if dest is None:
+        dest, scount = _owners(roff, i, p)
+    if rcount is None:
+        rcount = np.empty(p, dtype=np.int64)
+        comm.Alltoall(scount, rcount)
+    order = np.argsort(dest, kind="stable")
+    packed = np.empty((i.size, 3), dtype=np.int64)
+    packed[:, 0] = i[order]
+    packed[:, 1] = j[order]
+    packed[:, 2] = np.ascontiguousarray(v, dtype=np.float64)[order].view(np.int64)
+    got = np.empty((int(rcount.sum()), 3), dtype=np.int64)
+    sdisp = np.zeros(p, np.int64)
+    np.cumsum(scount[:-1], out=sdisp[1:])
+    rdisp = np.zeros(p, np.int64)
+    np.cumsum(rcount[:-1], out=rdisp[1:])
+    comm.Alltoallv([packed, (3 * scount, 3 * sdisp), MPI.INT64_T],
+                   [got, (3 * rcount, 3 * rdisp), MPI.INT64_T])
+    return got[:, 0], got[:, 1], np.ascontiguousarray(got[:, 2]).view(np.float64)
 
 
 def _read_array(h: Header, comm):
@@ -485,32 +615,15 @@ def read_matrix(path: str | os.PathLike, comm=None, backend: str | None = None,
 
     Notes
     -----
-    Cost: O(file size / p) reading and parsing per rank, one Alltoallv of the entries.
+    Cost: O(file size / p) reading and parsing per rank; one Allgather (statuses and
+    counts), one Alltoallv of the entries, and DistCSR's count of nonzeros.
     """
     comm = as_comm(comm)
     if not isinstance(path, (str, os.PathLike)):
         raise InputTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    h, i, j, v = read_local_entries(path, comm)
-    if h.symmetry != "general":
-        off = i != j
-        sign = -1.0 if h.symmetry == "skew-symmetric" else 1.0
-        i, j, v = (np.concatenate((i, j[off])), np.concatenate((j, i[off])),
-                   np.concatenate((v, sign * v[off])))
-    p, r = comm.Get_size(), comm.Get_rank()
-    roff = block_offsets(h.rows, p) if row_offsets is None else np.asarray(row_offsets, np.int64)
-    if p == 1:  # every row is here: no routing
-        ri, rj, rv = i, j, v
-    else:
-        dest = np.searchsorted(roff, i, side="right") - 1
-        # one Alltoallv: (i, j, the bits of v) packed as rows of three int64
-        packed = np.empty((i.size, 3), dtype=np.int64)
-        packed[:, 0], packed[:, 1] = i, j
-        packed[:, 2] = np.ascontiguousarray(v, dtype=np.float64).view(np.int64)
-        (got,) = exchange_by_owner(comm, dest, [packed])
-        ri, rj = got[:, 0], got[:, 1]
-        rv = np.ascontiguousarray(got[:, 2]).view(np.float64)
-    lo, hi = int(roff[r]), int(roff[r + 1])
-    local = sp.csr_matrix((rv, (ri - lo, rj)), shape=(hi - lo, h.cols))
+    h, roff, i, j, v = read_local_entries(path, comm, row_offsets=row_offsets)
+    lo, hi = int(roff[comm.Get_rank()]), int(roff[comm.Get_rank() + 1])
+    local = sp.csr_matrix((v, (i - lo if lo else i, j)), shape=(hi - lo, h.cols))
     local.sum_duplicates()
     A = DistCSR(comm, local, (h.rows, h.cols), row_offsets=roff, backend=backend)
     A.mm_header = h

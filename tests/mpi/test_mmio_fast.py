@@ -175,3 +175,77 @@ def test_memory_estimate_from_header():
     path = _write(d, "huge.mtx", HEAD + "1000000000 1000000000 100000000000000\n1 1 1\n")
     with pytest.raises(UsageError, match="needs .* GiB per rank"):
         read_matrix(path, comm)
+
+
+# Every collective (and communicator constructor) an mpi4py Intracomm offers that the reader
+# or DistCSR could reach: a counting subclass records each call by name.
+_COLLECTIVES = ("Barrier", "barrier", "Bcast", "bcast", "Allgather", "allgather", "Allgatherv",
+                "Alltoall", "alltoall", "Alltoallv", "Alltoallw", "Allreduce", "allreduce",
+                "Reduce", "reduce", "Reduce_scatter", "Gather", "gather", "Gatherv", "Scatter",
+                "scatter", "Scatterv", "Scan", "scan", "Exscan", "exscan", "Split",
+                "Split_type", "Dup", "Create_cart", "Create_dist_graph_adjacent")
+
+
+class CountingComm(MPI.Intracomm):
+    """The same communicator (a copy of the handle), counting the collectives called on it."""
+
+    calls: list[str]
+
+
+def _counting(name):
+    def call(self, *args, **kw):
+        self.calls.append(name)
+        return getattr(MPI.Intracomm, name)(self, *args, **kw)
+    return call
+
+
+for _name in _COLLECTIVES:
+    setattr(CountingComm, _name, _counting(_name))
+
+
+@pytest.mark.parametrize("name", ["bcsstk13", "jagmesh7"])
+def test_usual_path_collectives(name):
+    """The usual read (fast parse on every rank) costs one Allgather and one Alltoallv, and
+    read_matrix adds only DistCSR's nnz count; on one rank the reader calls no MPI at all."""
+    from hpc.sparse.mmio import read_local_entries
+
+    src = DATA / f"{name}.mtx"
+    if not src.exists():
+        pytest.skip(f"real data not present: {src}")
+    c = CountingComm(comm)
+    c.calls = []
+    read_matrix(src, c)  # warm: the node communicator is made once and cached on comm
+    c.calls = []
+    h, roff, i, j, v = read_local_entries(src, c)
+    assert c.calls == ([] if comm.size == 1 else ["Allgather", "Alltoallv"])
+    # what arrived is exactly this rank's rows of the reference
+    lo, hi = int(roff[comm.rank]), int(roff[comm.rank + 1])
+    R = reference(str(src))[lo:hi]
+    G = sp.csr_matrix((v, (np.asarray(i) - lo, j)), shape=(hi - lo, h.cols))
+    assert abs(G - R).max() == 0 and G.nnz == R.nnz
+    c.calls = []
+    A = read_matrix(src, c)
+    assert c.calls == (["allreduce"] if comm.size == 1
+                       else ["Allgather", "Alltoallv", "allreduce"])
+    assert (gathered(A) != reference(str(src))).nnz == 0
+
+
+def test_row_offsets_and_faults_agree_with_few_collectives():
+    """User row offsets route the entries; a fault on one rank's range still names its line
+    on every rank (the slower path: the exact parser and a scan of line counts)."""
+    src = DATA / "jagmesh7.mtx"
+    if not src.exists():
+        pytest.skip(f"real data not present: {src}")
+    n = read_header(src).rows
+    roff = np.array([0] + [n // 7 + r for r in range(comm.size - 1)] + [n])
+    roff[1:-1] = np.sort(roff[1:-1])
+    A = read_matrix(src, comm, row_offsets=roff)
+    assert np.array_equal(A.row_offsets, roff)
+    assert (gathered(A) != reference(str(src))).nnz == 0
+    with pytest.raises(UsageError, match="bad offsets"):
+        read_matrix(src, comm, row_offsets=[0, n + 1] if comm.size == 1 else [0, n])
+    d = shared_tmpdir()
+    # the fault on the last line: the last rank's range at every rank count
+    path = _write(d, "late.mtx", HEAD + "30 30 30\n" + ROWS.replace("30 1 30.25", "30 1 3O"))
+    with pytest.raises(UsageError, match=r"late\.mtx:32: value '3O' is not a valid number"):
+        read_matrix(path, comm)
