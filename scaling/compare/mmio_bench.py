@@ -8,10 +8,13 @@ ratio compares runs made side by side. Reported: the median of each, the ratio
 mmread / read_matrix (> 1: the suite is faster), the CSR-converted reference
 (mmread(...).tocsr(), what read_matrix's result is), the ratio of the fastest runs (the least
 disturbed by other load), and the load average. No OMP_NUM_THREADS: mmread's parser uses every
-core, read_matrix's the cores shared by the ranks.
+core, read_matrix's the cores shared by the ranks. ``--baseline FILE`` (a .py file defining
+``read_matrix``, e.g. an earlier hpc/sparse/mmio.py) is timed in the same alternation, for a
+before/after under the same load.
 Targets (issue 18): >= 1.0x at one rank, faster still at two.
 
     .venv/bin/python scaling/compare/mmio_bench.py [--matrix PATH] [--repeat 15] [--json OUT]
+        [--baseline FILE]
 """
 from __future__ import annotations
 
@@ -34,7 +37,18 @@ def largest_matrix() -> Path:
     return mats[-1]
 
 
-def worker(path: str, repeat: int, out: str) -> None:
+def _load_baseline(file: str):
+    """``read_matrix`` of a reader module given as a file (imported under its own name)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mmio_baseline", file)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # (dataclasses look their module up there)
+    spec.loader.exec_module(mod)
+    return mod.read_matrix
+
+
+def worker(path: str, repeat: int, out: str, baseline: str = "") -> None:
     """Runs under mpiexec: alternating timings, written by rank 0 to ``out``."""
     import numpy as np
     import scipy.io
@@ -43,8 +57,11 @@ def worker(path: str, repeat: int, out: str) -> None:
     from hpc.sparse.mmio import read_matrix
 
     comm = MPI.COMM_WORLD
-    t_ref, t_csr, t_ours = [], [], []
+    t_ref, t_csr, t_ours, t_base = [], [], [], []
+    before = _load_baseline(baseline) if baseline else None
     read_matrix(path, comm)  # warm the page cache and imports
+    if before is not None:
+        before(path, comm)
     if comm.rank == 0:
         scipy.io.mmread(path)
     for _ in range(repeat):
@@ -61,11 +78,20 @@ def worker(path: str, repeat: int, out: str) -> None:
         read_matrix(path, comm)
         comm.Barrier()
         t_ours.append(time.perf_counter() - t0)
+        if before is not None:
+            comm.Barrier()
+            t0 = time.perf_counter()
+            before(path, comm)
+            comm.Barrier()
+            t_base.append(time.perf_counter() - t0)
     if comm.rank == 0:
         med = {k: float(np.median(v)) for k, v in
                (("mmread_s", t_ref), ("mmread_tocsr_s", t_csr), ("read_matrix_s", t_ours))}
         med.update({"min_" + k: float(np.min(v)) for k, v in
                     (("mmread_s", t_ref), ("read_matrix_s", t_ours))})
+        if t_base:
+            med["baseline_s"] = float(np.median(t_base))
+            med["min_baseline_s"] = float(np.min(t_base))
         med["ranks"] = comm.Get_size()
         med["load"] = os.getloadavg()
         with open(out, "w") as f:
@@ -79,10 +105,12 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=15, help="alternating timed repetitions")
     ap.add_argument("--ranks", default="1,2", help="rank counts to run")
     ap.add_argument("--json", help="write the results here")
-    ap.add_argument("--worker", nargs=3, metavar=("PATH", "REPEAT", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument("--baseline", default="", help="a .py reader (read_matrix) to time alongside")
+    ap.add_argument("--worker", nargs=4, metavar=("PATH", "REPEAT", "OUT", "BASE"),
+                    help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.worker:
-        worker(a.worker[0], int(a.worker[1]), a.worker[2])
+        worker(a.worker[0], int(a.worker[1]), a.worker[2], a.worker[3])
         return 0
     from hpc.core.launch import launch
 
@@ -94,7 +122,8 @@ def main() -> int:
             # no OMP_NUM_THREADS: mmread's parser uses every core, read_matrix's the cores
             # shared by the ranks (as an app with the default --threads)
             os.environ.pop("OMP_NUM_THREADS", None)
-            r = launch(ranks, [__file__, "--worker", str(path), str(a.repeat), out],
+            r = launch(ranks, [__file__, "--worker", str(path), str(a.repeat), out,
+                                  os.path.abspath(a.baseline) if a.baseline else ""],
                        progress="throttle", timeout=900, capture_output=True, text=True,
                        cwd=ROOT)
             if r.returncode != 0:
@@ -113,6 +142,15 @@ def main() -> int:
               f"{1e3 * row['read_matrix_s']:>15.2f} {row['ratio']:>5.2f}x {row['ratio_csr']:>8.2f}x "
               f"{row['ratio_min']:>12.2f}x  "
               + " ".join(f"{x:.1f}" for x in row["load"]))
+    if any("baseline_s" in row for row in rows):
+        print(f"{'ranks':>5} {'baseline ms':>12} {'read_matrix ms':>15} {'speed-up':>8} "
+              f"{'speed-up of mins':>16}  (baseline: {a.baseline})")
+        for row in rows:
+            row["speedup"] = row["baseline_s"] / row["read_matrix_s"]
+            row["speedup_min"] = row["min_baseline_s"] / row["min_read_matrix_s"]
+            print(f"{row['ranks']:>5} {1e3 * row['baseline_s']:>12.2f} "
+                  f"{1e3 * row['read_matrix_s']:>15.2f} {row['speedup']:>7.2f}x "
+                  f"{row['speedup_min']:>15.2f}x")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"matrix": str(path), "repeat": a.repeat, "rows": rows}, f, indent=2)
