@@ -82,9 +82,10 @@ def parser():
                    help="split layer norms and residuals along the sequence over tp ranks")
     g.add_argument("--zero1", action="store_true",
                    help="ZeRO-1 distributed optimizer over the data-parallel group")
-    g.add_argument("--zero", type=int, choices=(0, 1, 2), default=0, metavar="STAGE",
+    g.add_argument("--zero", type=int, choices=(0, 1, 2, 3), default=0, metavar="STAGE",
                    help="ZeRO stage: 1 shards the optimizer state (as --zero1), 2 the "
-                        "gradients too (reduce-scattered per layer bucket) [default: 0]")
+                        "gradients too (reduce-scattered per layer bucket), 3 the parameters "
+                        "too (gathered per layer for its forward and backward) [default: 0]")
     g.add_argument("--overlap-grad-reduce", action="store_true",
                    help="reduce data-parallel gradients per layer by non-blocking all-reduces "
                         "while the backward goes on (not with --zero1)")
@@ -361,6 +362,7 @@ def performance(app: App, trainer: Trainer, args: argparse.Namespace,
     mem = trainer.memory()  # the largest rank's of each
     app.metrics["memory_bytes_per_rank"] = {k: app.comm.allreduce(v, op=MPI.MAX)
                                             for k, v in mem.items()}
+    app.metrics["zero_stage"] = trainer.optimizer.stage  # 0 at dp 1: nothing to shard
     timed = stats[args.warmup_steps:] or stats
     step_s = app.comm.allreduce(sum(s.step_s for s in timed), op=MPI.MAX) / len(timed)
     tokens_per_step = trainer.tokens_per_step

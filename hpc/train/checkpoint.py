@@ -60,7 +60,8 @@ def gather_full(model, opt=None) -> dict[str, tuple[np.ndarray, ...]] | None:
     (None elsewhere); without opt only the parameter. Also what the tests compare layouts by.
     The arrays are copies: the model may train on while they are written."""
     ps, st = model.ps, model.store
-    flats = [st.flat_p] + (list(opt.full_state()) if opt is not None else [])
+    whole = st.flat_p if st.sharder is None else st.sharder.full_params()  # ZeRO-3: gathered
+    flats = [whole] + (list(opt.full_state()) if opt is not None else [])
     local = {}
     for name in st.order:
         if _owned(model, name):
@@ -210,6 +211,7 @@ def load(path: str | os.PathLike, model, opt, option: str = "load") -> dict[str,
     ns = st.host_ns
     m_full = ns.zeros(opt.padded, dtype=st.dtype)
     v_full = ns.zeros(opt.padded, dtype=st.dtype)
+    p_full = st.flat_p if st.sharder is None else ns.zeros(opt.padded, dtype=st.dtype)
     with collective(ps.world):
         try:
             f = h5py.File(path, "r")
@@ -230,7 +232,7 @@ def load(path: str | os.PathLike, model, opt, option: str = "load") -> dict[str,
             for name in st.order:
                 spec = st.specs[name]
                 off, n, _ = st.offsets[name]
-                for key, flat in (("/params/", st.flat_p), ("/adam/m/", m_full),
+                for key, flat in (("/params/", p_full), ("/adam/m/", m_full),
                                   ("/adam/v/", v_full)):
                     full = r.array(key + name, spec.shape, nonneg=key == "/adam/v/")
                     part = shard(full, spec.split, ps.tp, ps.tp_rank).astype(st.dtype).reshape(-1)
@@ -256,6 +258,8 @@ def load(path: str | os.PathLike, model, opt, option: str = "load") -> dict[str,
             attrs = {k: (v.item() if isinstance(v, np.generic) else
                          v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
             out = {"step": step, "attrs": attrs, "history": history, "history_start": start}
+    if st.sharder is not None:  # ZeRO-3: this rank's shard of what was read
+        st.sharder.set_full_params(p_full)
     opt.set_full_state(m_full, v_full, t)
     st.refresh_resident()
     return out

@@ -229,6 +229,12 @@ class ParamStore:
         self._gbufs: dict[str, Any] = {}
         self.grad_bytes = 0       # bytes of the per-group buffers alive now
         self.grad_bytes_peak = 0  # the most alive at once
+        # ZeRO-3 (the optimizer, when it shards the parameters): each layer's parameters are
+        # gathered by sharder.gather_group for the span of :meth:`gathered` only
+        self.sharder: Any = None
+        self._pbufs: dict[str, Any] = {}
+        self.param_bytes = 0       # bytes of gathered (or kept) group parameter buffers
+        self.param_bytes_peak = 0
 
     def shard_grads(self) -> None:
         """Replace the flat gradient buffer by one buffer per parameter group (ZeRO-2)."""
@@ -267,7 +273,37 @@ class ParamStore:
         return flat[off:off + n].reshape(shp)
 
     def host_param(self, name: str):
-        return self._view(self.flat_p, name)
+        if self.sharder is None:
+            return self._view(self.flat_p, name)
+        group = self.specs[name].group
+        buf = self._pbufs.get(group)
+        if buf is None:
+            raise RuntimeError(f"{name}: ZeRO-3 parameters used outside their gather")
+        off, n, shp = self.offsets[name]
+        lo = off - self.grad_spans[group][0]
+        return buf[lo:lo + n].reshape(shp)
+
+    def keep_params(self, group: str, buf) -> None:
+        """ZeRO-3: hold the group's gathered buffer until :meth:`drop_params`."""
+        self._pbufs[group] = buf
+        self.param_bytes += buf.nbytes
+        self.param_bytes_peak = max(self.param_bytes_peak, self.param_bytes)
+
+    def drop_params(self, group: str) -> None:
+        self.param_bytes -= self._pbufs.pop(group).nbytes
+
+    @contextmanager
+    def gathered(self, group: str) -> Iterator[None]:
+        """ZeRO-3: the group's parameters all-gathered for the block and freed after (a
+        no-op otherwise)."""
+        if self.sharder is None or group in self._pbufs:
+            yield
+            return
+        self.keep_params(group, self.sharder.gather_group(group))
+        try:
+            yield
+        finally:
+            self.drop_params(group)
 
     def host_grad(self, name: str):
         if self.grad_spans is None:
@@ -279,6 +315,8 @@ class ParamStore:
 
     def p(self, name: str):
         """The parameter as the computation sees it (device copy when offloaded)."""
+        if self.sharder is not None:
+            return self.host_param(name)
         return self._get(name, 0, self.flat_p)
 
     def g(self, name: str):
@@ -478,6 +516,8 @@ class GPT:
         y = self.g_fwd(self.mm(gl, P(n + "mlp.fc2.w")))
         y += P(n + "mlp.fc2.b")
         y += x1
+        if self.store.sharder is not None:  # ZeRO-3: no reference keeps the gather alive
+            c_ln1, c_ln2 = (*c_ln1[:2], None), (*c_ln2[:2], None)
         return y, (c_ln1, af, c_att, o2, c_ln2, mf, c_g, gl)
 
     def _wgrad(self, name: str, x, dy, defer: list | None) -> None:
@@ -497,6 +537,7 @@ class GPT:
         P, G = self.store.p, self.store.g
         n = f"layers.{i}."
         c_ln1, af, c_att, o2, c_ln2, mf, c_g, gl = cache
+        c_ln1, c_ln2 = (*c_ln1[:2], P(n + "ln1.g")), (*c_ln2[:2], P(n + "ln2.g"))
         h = dx2.shape[-1]
         G(n + "mlp.fc2.b")[...] += dx2.reshape(-1, h).sum(axis=0)
         dy2 = self.g_bwd(dx2)
@@ -582,7 +623,8 @@ class GPT:
         for i in self.layer_range(vs):
             if self.param_hook is not None:  # before the offloaded copy reads it too
                 self.param_hook(i)
-            with self.store.resident(f"layers.{i}", grads=False):
+            with self.store.gathered(f"layers.{i}"), \
+                    self.store.resident(f"layers.{i}", grads=False):
                 if self.recompute:
                     keep = x
                     x, _ = self.block_fwd(i, x)
@@ -608,7 +650,8 @@ class GPT:
             dout = self.head_bwd(caches.pop(), scale)
         for i in reversed(self.layer_range(vs)):
             c = caches.pop()
-            with self.store.resident(f"layers.{i}", grads=True):
+            with self.store.gathered(f"layers.{i}"), \
+                    self.store.resident(f"layers.{i}", grads=True):
                 if isinstance(c, tuple) and len(c) == 2 and c[0] == "recompute":
                     _, c = self.block_fwd(i, c[1])
                 if defer is None:

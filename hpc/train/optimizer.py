@@ -2,8 +2,11 @@
 ZeRO-1 distributed optimizer (Rajbhandari et al. 2020: the optimizer state is sharded over the
 data-parallel group; gradients are reduce-scattered, each rank updates its shard, and the
 parameters are all-gathered), and as ZeRO-2 (the gradients sharded too: each bucket, a
-transformer layer or the embedding/head group, is reduce-scattered over dp as soon as its last
-backward of the step is done and its full-size buffer is released).
+transformer layer, is reduce-scattered over dp after each of its backward passes, summed into
+this rank's shard, and its full-size buffer released; the embedding/head groups at the step), and as ZeRO-3 (the
+parameters sharded too: a rank keeps its 1/dp of the flat parameter vector and the embedding
+and head groups; each transformer layer's parameters are all-gathered just before its forward
+and its backward and freed right after).
 
 Before the update the gradients are finished the way Megatron finishes them: sequence-parallel
 replicated parameters are all-reduced over tp, the tied embedding over the embedding group
@@ -32,14 +35,14 @@ class Adam:
         self.wd, self.clip, self.zero = weight_decay, clip, self.stage >= 1
         st, ps = self.store, self.ps
         ns = st.host_ns
-        if self.stage == 2 and (ns is not np or st.offload):
-            raise RuntimeError("ZeRO-2 keeps host (numpy) gradient buffers, not offloaded")
+        if self.stage >= 2 and (ns is not np or st.offload):
+            raise RuntimeError("ZeRO-2/3 keep host (numpy) gradient buffers, not offloaded")
         # Bucketed, overlapped data-parallel reduction (Megatron's overlap_grad_reduce): one
         # bucket per transformer layer, its non-blocking all-reduce started as soon as the
         # layer's last backward of the step is done. Host (numpy) buffers; not ZeRO-1. Under
         # ZeRO-2 the buckets are reduce-scattered, non-blocking with overlap (one in flight).
         self.overlap = overlap and ps.dp > 1 and self.stage != 1 and ns is np
-        self.hooks_grads = self.overlap or self.stage == 2  # wants the model's grad_hook
+        self.hooks_grads = self.overlap or self.stage >= 2  # wants the model's grad_hook
         self._reduced: set[str] = set()  # ZeRO-2: the groups reduce-scattered this step
         self._inflight: list = []        # ZeRO-2: (request, buffer) of the bucket in flight
         self.buckets: dict[int, tuple[int, int]] = {}
@@ -56,7 +59,7 @@ class Adam:
         self.bucketed_steps = 0  # steps whose dp reduction went by the overlapped buckets
         # ZeRO-1's parameter all-gather per layer bucket, non-blocking, each waited for just
         # before the layer's next forward (Megatron's overlap_param_gather)
-        self.overlap_params = overlap_params and self.zero and ns is np
+        self.overlap_params = overlap_params and self.stage in (1, 2) and ns is np
         self._param_reqs: dict[int, MPI.Request] = {}
         self.async_gathers = 0  # steps whose parameters were gathered that way
         dp = ps.dp if self.zero else 1
@@ -70,9 +73,14 @@ class Adam:
                 new = ns.zeros(self.padded, dtype=st.dtype)
                 new[:st.numel] = old
                 setattr(st, attr, new)
-        if self.stage == 2:  # per-group gradient buffers; this rank keeps its shard's sum
+        if self.stage >= 2:  # per-group gradient buffers; this rank keeps its shard's sum
             st.shard_grads()
             self.g_shard = np.zeros(self.shard, dtype=st.dtype)
+        if self.stage == 3:  # this rank's shard of the parameters, and the groups it keeps
+            self.p_shard = st.flat_p[self.lo:self.lo + self.shard].copy()
+            st.flat_p = np.zeros(0, dtype=st.dtype)
+            st.sharder = self
+            self._keep_rest()
         weight = np.zeros(self.padded, dtype=st.dtype)
         for name in st.order:
             off, n, _ = st.offsets[name]
@@ -102,6 +110,8 @@ class Adam:
         self._count = {}
         self._reqs = []
         self._micro_batches = micro_batches
+        if self.stage >= 2:
+            self.g_shard[...] = 0
 
     def layer_done(self, i: int) -> None:
         """The model's grad_hook: after a layer's last backward, start its all-reduce (its
@@ -109,9 +119,8 @@ class Adam:
         if not self.hooks_grads:
             return
         c = self._count[i] = self._count.get(i, 0) + 1
-        if self.stage == 2:
-            if c == self._micro_batches:
-                self._scatter(f"layers.{i}", nonblocking=self.overlap)
+        if self.stage >= 2:  # every micro-batch: the layer's buffer lives through one backward
+            self._scatter(f"layers.{i}", nonblocking=self.overlap)
             return
         if c == self._micro_batches:
             lo, hi = self.buckets[i]
@@ -138,14 +147,15 @@ class Adam:
 
     # -- ZeRO-2: gradients reduce-scattered per bucket --------------------------------------
     def _wait_inflight(self) -> None:
-        for req, buf in self._inflight:
+        for req, buf, recv, a in self._inflight:
             req.Wait()
+            self.g_shard[a:a + recv.shape[0]] += recv
             self.store.freed(buf.nbytes)
         self._inflight = []
 
     def _scatter(self, group: str, nonblocking: bool) -> None:
-        """Reduce-scatter the group's gradient buffer over dp into this rank's part of
-        g_shard, then release the buffer (after the request, when non-blocking)."""
+        """Reduce-scatter the group's gradient buffer over dp, add this rank's part into
+        g_shard, and release the buffer (after the request, when non-blocking)."""
         st, ps = self.store, self.ps
         if self.model.sp:  # sequence-parallel replicated parameters: their tp sum first
             for name in st.order:
@@ -156,15 +166,16 @@ class Adam:
         lo, hi = st.grad_spans[group]
         counts, _ = self._pieces(lo, hi)
         a = min(max(lo, self.lo), self.lo + self.shard) - self.lo
-        recv = self.g_shard[a:a + counts[ps.dp_rank]]
+        recv = np.empty(counts[ps.dp_rank], dtype=st.dtype)
         self._reduced.add(group)
         if not nonblocking:
             ps.dp_group.Reduce_scatter(buf, recv, counts, op=MPI.SUM)
+            self.g_shard[a:a + recv.shape[0]] += recv
             st.freed(buf.nbytes)
             return
         self._wait_inflight()  # one bucket in flight bounds the gradient memory
         self._inflight.append((ps.dp_group.Ireduce_scatter(buf, recv, counts, op=MPI.SUM),
-                               buf))
+                               buf, recv, a))
 
     def _reduce_scatter_rest(self) -> None:
         """The buckets no hook reduced (embedding, head; all of them without the hook)."""
@@ -183,7 +194,7 @@ class Adam:
         MPI.Request.Waitall(self._reqs)  # the buckets in flight: before anything else writes
         self.finish_params()
         st.flush_resident()
-        if self.stage == 2:
+        if self.stage >= 2:
             self._reduce_scatter_rest()
             g = self.g_shard
             group = ps.world
@@ -208,12 +219,11 @@ class Adam:
             coef = min(1.0, self.clip / (norm + 1e-6))
         self.t += 1
         b1, b2 = self.b1, self.b2
-        p = st.flat_p[self.lo:self.lo + self.shard]
+        p = self.p_shard if self.stage == 3 else st.flat_p[self.lo:self.lo + self.shard]
         if _k.usable(p, g, self.m, self.v, min_size=_k.OPT_MIN_SIZE):
             _k.adam(p, g, self.m, self.v, coef, b1, b2, 1 - b1 ** self.t, 1 - b2 ** self.t,
                     self.lr, self.eps, self.wd)
-            if self.zero:
-                self._gather_params()
+            self._share_update()
             st.refresh_resident()
             return norm
         if coef < 1.0:
@@ -228,10 +238,51 @@ class Adam:
         if self.wd:
             upd += self.wd * p
         p -= self.lr * upd
-        if self.zero:
-            self._gather_params()
+        self._share_update()
         st.refresh_resident()
         return norm
+
+    def _share_update(self) -> None:
+        """After the update of this rank's shard: the parameters every rank needs."""
+        if self.stage == 3:
+            self._keep_rest()
+        elif self.zero:
+            self._gather_params()
+
+    # -- ZeRO-3: parameters gathered per group ------------------------------------------
+    def gather_group(self, group: str, out=None):
+        """The group's full parameter buffer, all-gathered from every dp rank's shard."""
+        lo, hi = self.store.grad_spans[group]
+        counts, displs = self._pieces(lo, hi)
+        a = min(max(lo, self.lo), self.lo + self.shard) - self.lo
+        if out is None:
+            out = np.empty(hi - lo, dtype=self.store.dtype)
+        self.ps.dp_group.Allgatherv(self.p_shard[a:a + counts[self.ps.dp_rank]],
+                                    [out, (counts, displs)])
+        return out
+
+    def _keep_rest(self) -> None:
+        """(Re)gather the groups outside the transformer layers, kept whole: the tied
+        embedding is used by the first and the last action of a step."""
+        st = self.store
+        for group in sorted(st.grad_spans, key=lambda k: st.grad_spans[k]):
+            if not group.startswith("layers."):
+                if group in st._pbufs:
+                    self.gather_group(group, st._pbufs[group])
+                else:
+                    st.keep_params(group, self.gather_group(group))
+
+    def full_params(self):
+        """The whole flat parameter vector (padded), all-gathered over dp (checkpoints)."""
+        full = np.zeros(self.padded, dtype=self.store.dtype)
+        full[self.lo:self.lo + self.shard] = self.p_shard
+        C.allgather_flat(self.ps.dp_group, full)
+        return full
+
+    def set_full_params(self, full) -> None:
+        """Take this rank's shard of a whole flat parameter vector (loading)."""
+        self.p_shard[...] = full[self.lo:self.lo + self.shard]
+        self._keep_rest()
 
     # -- ZeRO-1 parameter gather, overlapped ---------------------------------------------
     def _pieces(self, lo: int, hi: int) -> tuple[list[int], list[int]]:

@@ -56,10 +56,13 @@ class ParallelLayout:
         ZeRO-1: shard the Adam state over the data-parallel group (reduce-scatter the
         gradients, update the shard, all-gather the parameters).
     zero : int, default 0
-        The ZeRO stage, 0, 1 or 2 (``zero1`` is stage 1). Stage 2 also shards the gradients:
+        The ZeRO stage, 0 to 3 (``zero1`` is stage 1). Stage 2 also shards the gradients:
         each bucket (a transformer layer; the embedding and head groups) is reduce-scattered
         once its last backward of the step is done and its full-size buffer released, so only
         this rank's 1/dp of the gradients outlives the backward (numpy back end, no offload).
+        Stage 3 also shards the parameters: a rank keeps its 1/dp of them (and the embedding
+        and head groups whole); each transformer layer is all-gathered for its forward and
+        for its backward and freed after each.
 
     Ranks are numbered as Megatron numbers them: tp fastest, then dp, then pp,
     ``rank = tp_rank + tp * (dp_rank + dp * pp_rank)``.
@@ -88,8 +91,8 @@ class ParallelLayout:
         for name in ("sequence_parallel", "zero1"):
             object.__setattr__(self, name, V.flag(getattr(self, name), name))
         object.__setattr__(self, "zero", V.integer(self.zero, "zero", 0))
-        if self.zero > 2:
-            raise UsageError(f"{V.arg('zero')} is a ZeRO stage 0, 1 or 2, got {self.zero}")
+        if self.zero > 3:
+            raise UsageError(f"{V.arg('zero')} is a ZeRO stage 0 to 3, got {self.zero}")
 
     @property
     def zero_stage(self) -> int:

@@ -273,8 +273,8 @@ class Trainer:
         if self.bf16 and (self.dtype != np.float32 or self.backend != "numpy"):
             raise UsageError(f"{V.arg('bf16')} keeps float32 master weights on the numpy back "
                              f"end: needs {V.arg('dtype')} float32 and {V.arg('backend')} numpy")
-        if layout.zero_stage == 2 and (self.offload or self.backend != "numpy"):
-            raise UsageError(f"{V.arg('zero')} 2 keeps host gradient buffers: needs "
+        if layout.zero_stage >= 2 and (self.offload or self.backend != "numpy"):
+            raise UsageError(f"{V.arg('zero')} {layout.zero_stage} keeps host gradient buffers: needs "
                              f"{V.arg('backend')} numpy, without {V.arg('offload')}")
         if self.offload and asked == "zbh1" and layout.pp > 1:
             raise UsageError(f"{V.arg('schedule')} zbh1 defers weight gradients past the "
@@ -374,13 +374,17 @@ class Trainer:
     def memory(self) -> dict[str, int]:
         """This rank's bytes of parameters, gradients (the flat buffers), optimizer state
         (Adam's moments: its shard under ZeRO-1; under ZeRO-2 the gradients are the
-        shard plus the peak of the per-bucket buffers alive during a backward) and the most activations a step has held
+        shard plus the peak of the per-bucket buffers alive during a backward, and under
+        ZeRO-3 the parameters the shard plus the peak of the gathered groups) and the most activations a step has held
         (forward caches, measured), and the whole model's parameter bytes for scale."""
         st, opt = self.model.store, self.optimizer
         grads = int(st.flat_g.nbytes)
-        if opt.stage == 2:  # the shard, and the most full-size bucket buffers alive at once
+        params = int(st.flat_p.nbytes)
+        if opt.stage >= 2:  # the shard, and the most full-size bucket buffers alive at once
             grads = int(opt.g_shard.nbytes + st.grad_bytes_peak)
-        return {"params": int(st.flat_p.nbytes), "grads": grads,
+        if opt.stage == 3:  # the shard, and the most gathered (or kept) groups at once
+            params = int(opt.p_shard.nbytes + st.param_bytes_peak)
+        return {"params": params, "grads": grads,
                 "optimizer": int(opt.m.nbytes + opt.v.nbytes),
                 "activations_peak": int(self.act_peak_bytes),
                 "model_params": int(self.config.n_params * self.dtype.itemsize)}

@@ -89,13 +89,13 @@ def test_zero2_checkpoint_continues_at_another_layout(tmp_path_factory, one_rank
 @pytest.mark.mpi
 @pytest.mark.parametrize("overlap", [False, True], ids=["blocking", "overlap"])
 def test_zero2_gradient_memory_is_a_shard_plus_one_bucket(overlap):
-    """One micro-batch, no pipeline: the backward finishes one layer at a time, so a rank
-    holds its 1/dp of the gradients, the embedding/head groups' buffers (alive through the
-    whole backward: the tied embedding is used first and last) and one layer's buffer (two
-    with overlap: one reducing while the next computes)."""
+    """Each layer's gradient is reduce-scattered after each of its backward passes (four
+    micro-batches here), so a rank holds its 1/dp of the gradients, the embedding/head groups'
+    buffers (alive through the whole backward: the tied embedding is used first and last) and
+    one layer's buffer (two with overlap: one reducing while the next computes)."""
     if N == 1:
         pytest.skip("needs 2 or more ranks")
-    opts = {**OPTIONS, "micro_batches": 1}
+    opts = OPTIONS
     with Trainer(CFG, ParallelLayout(dp=N, zero=2), overlap_grad_reduce=overlap, **opts) as t:
         t.fit(2)
         mem = t.memory()
@@ -119,9 +119,87 @@ def test_zero2_gradient_memory_is_a_shard_plus_one_bucket(overlap):
 @pytest.mark.mpi
 def test_zero_stage_checked():
     with pytest.raises(ValueError, match="zero"):
-        ParallelLayout(zero=3)
+        ParallelLayout(zero=4)
     with pytest.raises(TypeError, match="zero"):
         ParallelLayout(zero=1.5)
     if N > 1:
         with pytest.raises(ValueError, match="zero"):
             Trainer(CFG, ParallelLayout(dp=N, zero=2), offload=True, **OPTIONS)
+        with pytest.raises(ValueError, match="zero"):
+            Trainer(CFG, ParallelLayout(dp=N, zero=3), backend="cupy", **OPTIONS)
+
+
+# -- ZeRO-3 ----------------------------------------------------------------------------------
+@pytest.mark.mpi
+@pytest.mark.parametrize("overlap", [False, True], ids=["blocking", "overlap"])
+@pytest.mark.parametrize("layout", layouts(N, 3), ids=lid)
+def test_zero3_curve_equals_one_rank(one_rank, layout, overlap):
+    with Trainer(CFG, layout, overlap_grad_reduce=overlap, **OPTIONS) as t:
+        losses = t.fit(STEPS)
+        params = t.parameters()
+        assert t.optimizer.stage == (3 if t.layout.dp > 1 else 0)
+    np.testing.assert_allclose(losses, one_rank[0], rtol=1e-12)
+    if world.rank == 0:
+        for name, a in params.items():
+            np.testing.assert_allclose(a, one_rank[1][name], rtol=1e-9, atol=1e-13)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("extra", [dict(schedule="zbh1"), dict(recompute=True),
+                                   dict(schedule="interleaved", vpp=2)],
+                         ids=["zbh1", "recompute", "interleaved"])
+def test_zero3_schedules_and_recompute_equal_one_rank(one_rank, extra):
+    if N % 2:
+        pytest.skip("needs an even rank count")
+    extra = dict(extra)
+    lay = ParallelLayout(pp=2, vpp=extra.pop("vpp", 1), zero=3)
+    with Trainer(CFG, lay, **extra, **OPTIONS) as t:
+        np.testing.assert_allclose(t.fit(STEPS), one_rank[0], rtol=1e-12)
+
+
+@pytest.mark.mpi
+def test_zero3_checkpoint_continues_at_another_layout(tmp_path_factory, one_rank):
+    path = world.bcast(str(tmp_path_factory.mktemp("z3") / "ck.h5") if world.rank == 0
+                       else None)
+    with Trainer(CFG, ParallelLayout(dp=N, zero=3), **OPTIONS) as t:
+        losses = t.fit(2)
+        t.save(path)
+        losses += t.fit(STEPS - 2)  # and the run goes on after saving
+    np.testing.assert_allclose(losses, one_rank[0], rtol=1e-12)
+    with Trainer(CFG, comm=MPI.COMM_SELF, **OPTIONS) as t:  # one rank, no ZeRO
+        t.load(path)
+        np.testing.assert_allclose(t.fit(STEPS - 2), one_rank[0][2:], rtol=1e-12)
+    lay = ParallelLayout(tp=2, zero=3) if N % 2 == 0 else ParallelLayout(dp=N, zero=2)
+    with Trainer(CFG, lay, **OPTIONS) as t:  # another layout reads it back
+        t.load(path)
+        np.testing.assert_allclose(t.fit(STEPS - 2), one_rank[0][2:], rtol=1e-12)
+
+
+@pytest.mark.mpi
+def test_zero3_memory_is_a_shard_plus_one_layer():
+    """Parameters + gradients + optimizer state per rank: at most 1/dp of the whole model's
+    (parameters, gradients, two Adam moments) plus one layer's parameters and gradients,
+    beside the embedding/head groups kept whole (four micro-batches, no pipeline, blocking)."""
+    if N == 1:
+        pytest.skip("needs 2 or more ranks")
+    opts = OPTIONS
+    with Trainer(CFG, ParallelLayout(dp=N, zero=3), **opts) as t:
+        t.fit(2)
+        mem = t.memory()
+        st = t.model.store
+        spans = st.grad_spans
+        assert st.param_bytes == sum(b.nbytes for b in st._pbufs.values())
+        assert not any(g.startswith("layers.") for g in st._pbufs)  # freed after use
+    item = 8
+    layer = max(hi - lo for g, (lo, hi) in spans.items() if g.startswith("layers.")) * item
+    rest = sum(hi - lo for g, (lo, hi) in spans.items() if not g.startswith("layers.")) * item
+    whole = st.numel * item
+    shard = -(-st.numel // N) * item
+    total = mem["params"] + mem["grads"] + mem["optimizer"]
+    bound = 4 * whole / N + 4 * item * N + 2 * (rest + layer)
+    assert total <= bound, (mem, bound)
+    assert mem["params"] <= shard + rest + layer
+    with Trainer(CFG, ParallelLayout(dp=N, zero=1), **opts) as t:  # ZeRO-1 holds much more
+        t.fit(1)
+        m1 = t.memory()
+    assert total < m1["params"] + m1["grads"] + m1["optimizer"]
