@@ -403,3 +403,13 @@ def test_gauss_seidel_sweep_run(tmp_path):
     r = run_app("pagerank", 1, "--generate", "kron:5:2", "--sweep", "gauss-seidel",
                 "--layout", "2d")
     assert r.returncode == 2 and "layout 1d" in r.stderr
+
+
+def test_unwritable_cache_exits_2_before_the_work(tmp_path):
+    g = tmp_path / "g.txt"
+    g.write_text("0 1\n1 2\n")
+    for cache in (tmp_path, g):   # a directory; the input itself
+        r = run_app("pagerank", 3, "--graph", g, "--cache", cache)
+        assert r.returncode == 2 and "--cache" in r.stderr and "Traceback" not in r.stderr
+        assert "load_graph" not in r.stdout and "iterations" not in r.stdout
+    assert g.read_text() == "0 1\n1 2\n"

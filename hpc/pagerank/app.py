@@ -14,6 +14,7 @@ Each subcommand has its own --help.
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Sequence
 
 import numpy as np
@@ -24,6 +25,7 @@ from hpc.core import backends as registry
 from hpc.core import checks
 from hpc.core.cli import (AppParser, Formatter, Subcommand, add_common, dispatch,
                           subcommand_epilog)
+from hpc.core.atomic import check_output
 from hpc.core.memory import require_memory
 from hpc.core.progress import Progress
 from hpc.core.runtime import collective
@@ -76,6 +78,12 @@ def load(app: App, args) -> Graph:
     gen = args.generate
     if args.graph is None and gen is None:
         gen = DEFAULT_GENERATE
+    if args.cache:   # a cache that cannot be written, or that is the input, fails now
+        with collective(app.comm):
+            if args.graph is not None and os.path.abspath(args.cache) == os.path.abspath(args.graph):
+                raise UsageError(f"--cache {args.cache}: is the --graph file itself")
+            if app.rank == 0:
+                check_output(args.cache, "--cache")
     with app.timer.phase("load_graph"):
         g = load_graph(app.comm, args.graph, gen, args.seed, args.cache,
                        weights=getattr(args, "weights", False), undirected=args.undirected)
