@@ -275,10 +275,12 @@ def _parse_fast(h: Header, region: bytes, threads: int, path: str | None = None)
     end = len(region)
     while end and region[end - 1] in _WS_BYTES:  # trailing blank lines: not entries
         end -= 1
-    lines = region.count(b"\n", 0, end) + 1 if end else 0
-    if lines == 0:
+    if end == 0:
         e = np.empty(0, np.int64)
         return e, e, np.empty(0, np.float64)
+    # the whole file: fmm checks the declared count itself ("too many lines", "truncated"),
+    # so a success has read exactly h.entries lines (blank ones aside): no newline count
+    lines = h.entries if path is not None else region.count(b"\n", 0, end) + 1
     k = 2 if h.field == "pattern" else 3
     # fmm takes a numeral's prefix ('1x2' -> 1): only the field's numeral bytes may appear
     # (integer fields: digits and signs, so fmm's integer parse is exact); one pass, whose
@@ -288,8 +290,6 @@ def _parse_fast(h: Header, region: bytes, threads: int, path: str | None = None)
         return None
     if not _tokens_ok(region, end, k, lines, regular=not other):
         return None
-    if path is not None and lines != h.entries:
-        path = None  # the count is wrong: let the range parse report it
     # a thread per MiB at most: starting threads costs more than a small range takes
     threads = max(1, min(threads, end >> 20))
     try:
@@ -365,10 +365,12 @@ def _local_range(h: Header, comm) -> tuple[bytes, int | None]:
 
 def _entry_bytes(h: Header, p: int) -> float:
     """Bytes per rank the entries need while read: the text share, the parsed triplets (the
-    mirrors of a symmetric matrix doubled), their exchange and the local CSR."""
+    mirrors of a symmetric matrix doubled), their exchange and the local CSR, plus what the
+    declared rows cost (the local indptr and two vectors of the rows: a 10^12-row header
+    with one entry is refused, not allocated)."""
     mirror = 1 if h.symmetry == "general" else 2
     per_rank = h.entries / max(p, 1)
-    return per_rank * (3 * 24 * mirror + 40)
+    return per_rank * (3 * 24 * mirror + 40) + 24.0 * (h.rows / max(p, 1) + 1)
 
 
 # A rank's state after reading its range, the first column of the one Allgather.
@@ -443,7 +445,7 @@ def _raise_agreed(comm, table: np.ndarray, msg: str | None, h, bytes_per_rank) -
     if (status == _ERROR).any():
         raise UsageError(comm.bcast(msg, root=int(np.flatnonzero(status == _ERROR)[0])))
     if (status == _MEMORY).any():
-        what = f"reading {h.path} ({h.entries:,} entries)"
+        what = f"reading {h.path} ({h.rows:,} x {h.cols:,}, {h.entries:,} entries)"
         require_memory(bytes_per_rank, what, comm)  # the agreed message, on every rank
         # memory was freed meanwhile: name the shortfall every rank saw
         need, have = int(table[:, 1].max()), int(table[:, 2].min())
