@@ -578,8 +578,6 @@ FILE_CASES = _file_cases()
 # Cases owned by another engineer of issue 17 and still failing when this file was committed:
 # strict, so each one fails loudly once fixed (remove it from here then).
 KNOWN_FAILING: dict[str, str] = {
-    f"{app}:mm-huge": "item 7: the memory estimate from the Matrix Market header (engineer 18)"
-    for app in MM_APPS
 }
 
 GENERIC = _generic_cases()

@@ -386,7 +386,7 @@ def _memory_here(h: Header, comm) -> tuple[bool, int, int]:
     per_rank = _entry_bytes(h, comm.Get_size())
     ranks_here = node_comm(comm).Get_size() if comm.Get_size() > 1 else 1
     need, have = per_rank * ranks_here, available_bytes()
-    return need <= 0.85 * have, int(need), int(have)
+    return need <= 0.85 * have, int(min(need, 2**62)), int(have)  # an int64 in the table
 
 
 def _read_fast(path, comm, threads: int | None, roff_arg):
