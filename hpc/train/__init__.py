@@ -12,7 +12,7 @@ The API, usable from a script (one rank, or unchanged under ``mpiexec -n N``)::
 
 - :class:`GPTConfig`: the model (vocab, hidden, heads, layers, seq_len).
 - :class:`ParallelLayout`: tp x pp x dp (dp None: the rest of the ranks), vpp,
-  sequence parallelism, ZeRO-1.
+  sequence parallelism, ZeRO stage 1, 2 or 3.
 - :class:`Trainer`: ``step()``, ``fit(steps)``, ``evaluate()``, ``save(path)``,
   ``load(path)`` (the whole state: the run continues its curve at any layout),
   ``memory()``; learning-rate warm-up and decay, AdamW, global-norm clipping, bfloat16

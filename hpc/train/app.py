@@ -8,7 +8,8 @@ clipping on byte-level tokens. Communication is explicit over mpi4py:
   tensor parallel (--tp)    column-parallel QKV / fc1, row-parallel proj / fc2, f/g operators,
                             vocab-parallel embedding and cross-entropy, --sequence-parallel
   pipeline parallel (--pp)  --schedule gpipe | 1f1b | interleaved (--vpp chunks per rank)
-  data parallel (--dp)      gradient all-reduce, or --zero1 (reduce-scatter, shard, all-gather)
+  data parallel (--dp)      gradient all-reduce, or --zero 1|2|3 (optimizer state, gradients,
+                            parameters sharded over dp)
 
 Runs that survive time limits: --save-every N writes a checkpoint of the whole state (step,
 parameters, Adam moments, schedule, loss history) into --save-dir every N steps, atomically
