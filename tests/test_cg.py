@@ -76,7 +76,7 @@ def test_maxiter_reached_exit_1(tmp_path):
     (["--method", "cg", "--pc", "jacobi"], "takes no preconditioner"),
     (["--pc", "gamg", "--method", "pcg"], "--backend petsc"),
     (["--pc", "mg", "--method", "pcg", "--matrix", "MTX"], "structured problem"),
-    (["--rtol", "-1"], "positive"),
+    (["--rtol", "-1"], "--rtol: expected a finite number in (0, 1]"),
     (["--rhs", "missing.npy"], "cannot read"),
 ])
 def test_usage_errors_exit_2(args, fragment, tmp_path):
