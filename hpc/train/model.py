@@ -576,6 +576,8 @@ class GPT:
         """Sum over tokens of the cross-entropy (float64), and the cache for the backward."""
         xp, P = self.xp, self.store.p
         y, c_lnf = L.layernorm_fwd(x, P("head.lnf.g"), P("head.lnf.b"))
+        if self.store.sharder is not None:  # ZeRO-3: no reference keeps the gather alive
+            c_lnf = (*c_lnf[:2], None)
         yf = self.f_fwd(y)
         logits = self.mm(yf, P("embed.wte").T)
         pad = self.cfg.vocab - self.vocab_lo  # first padded column in local numbering
@@ -590,6 +592,7 @@ class GPT:
 
     def head_bwd(self, cache, scale: float):
         c_lnf, yf, ex, sumexp, tc = cache
+        c_lnf = (*c_lnf[:2], self.store.p("head.lnf.g"))
         G = self.store.g
         dlog = L.cross_entropy_bwd_local(ex, sumexp, tc, scale)
         w = self.store.p("embed.wte")
@@ -618,7 +621,8 @@ class GPT:
         caches: list[Any] = []
         x = inp
         if vs == 0:
-            x, c = self.embed_fwd(inp)
+            with self.store.gathered("embed"):
+                x, c = self.embed_fwd(inp)
             caches.append(c)
         for i in self.layer_range(vs):
             if self.param_hook is not None:  # before the offloaded copy reads it too
@@ -633,7 +637,8 @@ class GPT:
                     x, c = self.block_fwd(i, x)
                     caches.append(c)
         if vs == self.ps.n_virtual - 1:
-            loss, c = self.head_fwd(x, targets)
+            with self.store.gathered("head"), self.store.gathered("embed"):
+                loss, c = self.head_fwd(x, targets)
             caches.append(c)
             return loss, caches
         return x, caches
@@ -647,7 +652,8 @@ class GPT:
         vs = self.chunks[chunk]
         caches = list(caches)
         if vs == self.ps.n_virtual - 1:
-            dout = self.head_bwd(caches.pop(), scale)
+            with self.store.gathered("head"), self.store.gathered("embed"):
+                dout = self.head_bwd(caches.pop(), scale)
         for i in reversed(self.layer_range(vs)):
             c = caches.pop()
             with self.store.gathered(f"layers.{i}"), \

@@ -4,9 +4,9 @@ data-parallel group; gradients are reduce-scattered, each rank updates its shard
 parameters are all-gathered), and as ZeRO-2 (the gradients sharded too: each bucket, a
 transformer layer, is reduce-scattered over dp after each of its backward passes, summed into
 this rank's shard, and its full-size buffer released; the embedding/head groups at the step), and as ZeRO-3 (the
-parameters sharded too: a rank keeps its 1/dp of the flat parameter vector and the embedding
-and head groups; each transformer layer's parameters are all-gathered just before its forward
-and its backward and freed right after).
+parameters sharded too: a rank keeps only its 1/dp of the flat parameter vector; each
+parameter group, a transformer layer or the embedding/head, is all-gathered just before its
+forward and its backward and freed right after).
 
 Before the update the gradients are finished the way Megatron finishes them: sequence-parallel
 replicated parameters are all-reduced over tp, the tied embedding over the embedding group
@@ -80,7 +80,6 @@ class Adam:
             self.p_shard = st.flat_p[self.lo:self.lo + self.shard].copy()
             st.flat_p = np.zeros(0, dtype=st.dtype)
             st.sharder = self
-            self._keep_rest()
         weight = np.zeros(self.padded, dtype=st.dtype)
         for name in st.order:
             off, n, _ = st.offsets[name]
@@ -244,9 +243,7 @@ class Adam:
 
     def _share_update(self) -> None:
         """After the update of this rank's shard: the parameters every rank needs."""
-        if self.stage == 3:
-            self._keep_rest()
-        elif self.zero:
+        if self.stage in (1, 2):  # (ZeRO-3 gathers each group when it is used)
             self._gather_params()
 
     # -- ZeRO-3: parameters gathered per group ------------------------------------------
@@ -261,17 +258,6 @@ class Adam:
                                     [out, (counts, displs)])
         return out
 
-    def _keep_rest(self) -> None:
-        """(Re)gather the groups outside the transformer layers, kept whole: the tied
-        embedding is used by the first and the last action of a step."""
-        st = self.store
-        for group in sorted(st.grad_spans, key=lambda k: st.grad_spans[k]):
-            if not group.startswith("layers."):
-                if group in st._pbufs:
-                    self.gather_group(group, st._pbufs[group])
-                else:
-                    st.keep_params(group, self.gather_group(group))
-
     def full_params(self):
         """The whole flat parameter vector (padded), all-gathered over dp (checkpoints)."""
         full = np.zeros(self.padded, dtype=self.store.dtype)
@@ -282,7 +268,6 @@ class Adam:
     def set_full_params(self, full) -> None:
         """Take this rank's shard of a whole flat parameter vector (loading)."""
         self.p_shard[...] = full[self.lo:self.lo + self.shard]
-        self._keep_rest()
 
     # -- ZeRO-1 parameter gather, overlapped ---------------------------------------------
     def _pieces(self, lo: int, hi: int) -> tuple[list[int], list[int]]:

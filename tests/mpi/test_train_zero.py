@@ -179,7 +179,8 @@ def test_zero3_checkpoint_continues_at_another_layout(tmp_path_factory, one_rank
 def test_zero3_memory_is_a_shard_plus_one_layer():
     """Parameters + gradients + optimizer state per rank: at most 1/dp of the whole model's
     (parameters, gradients, two Adam moments) plus one layer's parameters and gradients,
-    beside the embedding/head groups kept whole (four micro-batches, no pipeline, blocking)."""
+    beside the embedding/head groups (gathered apart from the layers; their gradient lives
+    through the backward) (four micro-batches, no pipeline, blocking)."""
     if N == 1:
         pytest.skip("needs 2 or more ranks")
     opts = OPTIONS
@@ -189,16 +190,16 @@ def test_zero3_memory_is_a_shard_plus_one_layer():
         st = t.model.store
         spans = st.grad_spans
         assert st.param_bytes == sum(b.nbytes for b in st._pbufs.values())
-        assert not any(g.startswith("layers.") for g in st._pbufs)  # freed after use
+        assert not st._pbufs and st.param_bytes == 0  # every gather freed after use
     item = 8
     layer = max(hi - lo for g, (lo, hi) in spans.items() if g.startswith("layers.")) * item
     rest = sum(hi - lo for g, (lo, hi) in spans.items() if not g.startswith("layers.")) * item
     whole = st.numel * item
     shard = -(-st.numel // N) * item
     total = mem["params"] + mem["grads"] + mem["optimizer"]
-    bound = 4 * whole / N + 4 * item * N + 2 * (rest + layer)
+    bound = 4 * whole / N + 4 * item * N + max(rest, layer) + rest + layer
     assert total <= bound, (mem, bound)
-    assert mem["params"] <= shard + rest + layer
+    assert mem["params"] <= shard + max(rest, layer)  # one group gathered at a time
     with Trainer(CFG, ParallelLayout(dp=N, zero=1), **opts) as t:  # ZeRO-1 holds much more
         t.fit(1)
         m1 = t.memory()
