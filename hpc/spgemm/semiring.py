@@ -22,6 +22,8 @@ import scipy.sparse as sp
 
 from hpc.core.errors import InputTypeError, UsageError
 
+from .local import _wrap
+
 SEMIRINGS: dict[str, int] = {"plus_times": 0, "plus_pair": 1, "min_plus": 2, "max_plus": 3,
                              "any_pair": 4, "lor_land": 5}
 """Semiring name -> the native kernel's code."""
@@ -154,6 +156,8 @@ def symbolic(a: sp.csr_matrix, b: sp.csr_matrix, mask: sp.csr_matrix | None = No
                 int(threads))
     pats = (a.indptr.copy(), a.indices[:a.indptr[-1]].copy(), b.indptr.copy(),
             b.indices[:b.indptr[-1]].copy())
+    ip.flags.writeable = False
+    ix.flags.writeable = False
     return LocalPlan((a.shape[0], b.shape[1]), ip, ix, dt, pats)
 
 
@@ -173,9 +177,9 @@ def numeric(plan: LocalPlan, a: sp.csr_matrix, b: sp.csr_matrix, semiring: str =
               np.ascontiguousarray(a.data, dtype=dtype), a.shape[0], a.shape[1],
               _ix(b.indptr, dt), _ix(b.indices, dt), np.ascontiguousarray(b.data, dtype=dtype),
               b.shape[1], plan.indptr, plan.indices, int(threads))
-    c = sp.csr_matrix((data, plan.indices, plan.indptr), shape=plan.shape, copy=False)
-    c.has_canonical_format = True
-    return c
+    # C shares the plan's index arrays (read-only: an in-place edit would corrupt the plan),
+    # built without SciPy's O(nnz) constructor checks: the kernel's pattern is valid CSR
+    return _wrap(plan.indptr, plan.indices, data, plan.shape)
 
 
 def mask_count(a: sp.csr_matrix, b: sp.csr_matrix, mask: sp.csr_matrix, threads: int = 1) -> int:

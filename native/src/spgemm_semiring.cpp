@@ -211,15 +211,17 @@ void numeric_rows(const Pat<I>& A, const T* av, const Pat<I>& B, const T* bv, co
                   const I* ci, T* cv, int threads) {
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<int64_t> mark(B.ncols, -1);
-    std::vector<int64_t> pos(B.ncols);
+    // the row stamp and the entry's position side by side: one cache line per column touched
+    struct Slot {
+      int64_t row, pos;
+    };
+    std::vector<Slot> slot(B.ncols, Slot{-1, 0});
 #pragma omp for schedule(dynamic, 256)
     for (int64_t i = 0; i < A.nrows; ++i) {
       const I cb = cp[i], ce = cp[i + 1];
       if (cb == ce) continue;
       for (I q = cb; q < ce; ++q) {
-        mark[ci[q]] = i;
-        pos[ci[q]] = q;
+        slot[ci[q]] = Slot{i, int64_t(q)};
         cv[q] = SR<T, S>::id();
       }
       const int64_t cut = ci[ce - 1];  // the pattern is sorted: its last column bounds the row
@@ -229,8 +231,9 @@ void numeric_rows(const Pat<I>& A, const T* av, const Pat<I>& B, const T* bv, co
         for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
           const int64_t j = B.idx[q];
           if (j > cut) break;
-          if (mark[j] != i) continue;
-          T& c = cv[pos[j]];
+          const Slot sl = slot[j];
+          if (sl.row != i) continue;
+          T& c = cv[sl.pos];
           c = SR<T, S>::add(c, SR<T, S>::mul(a, bv[q]));
         }
       }
