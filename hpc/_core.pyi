@@ -54,6 +54,7 @@ class _hpcg(ModuleType):
             """optimised SYMGS (level-scheduled with threads; zero_init skips zero products)"""
         def symgs_ref(self, r: np.ndarray, x: np.ndarray) -> None:
             """reference SYMGS: sequential forward and backward sweeps"""
+        min_rows_per_level: int
         @property
         def ncol(self) -> int: ...
         @property
@@ -100,6 +101,14 @@ class _kmedoids_msc(ModuleType):
 kmedoids_msc: _kmedoids_msc
 
 
+class _mmio(ModuleType):
+    """Strict one-pass parser of Matrix Market coordinate entry lines."""
+    @staticmethod
+    def parse_coo(text: Any, k: int, field: str, rows: int, cols: int, skew: bool, threads: int = 1) -> tuple[Any, ...] | None:
+        """(i, j, v): 0-based int64 indices and float64 values of the entry lines in `text` (a bytes-like object), or None when any line is not exactly k numerals of the field with indices in 1..rows, 1..cols (no diagonal when skew) and finite values."""
+mmio: _mmio
+
+
 class _pack(ModuleType):
     """Pack/unpack TEMPI canonical strided blocks (start, counts[], strides[] in bytes)"""
     class Plan:
@@ -121,7 +130,10 @@ class _pack(ModuleType):
         def pieces(self) -> int: ...
         @property
         def run_copy(self) -> int:
-            """run list copy: L > 0 every run L bytes (compile-time gather), -W chunks of W bytes; 0 without a run list"""
+            """run list copy: L > 0 every run L bytes (compile-time gather), else -W: chunks of W bytes where runs vary; 0 without a run list"""
+        @property
+        def run_segments(self) -> int:
+            """segments of the run list (one copy kernel each)"""
         @property
         def runs(self) -> int:
             """runs of the flat run list (block lists of short runs); 0: pieces"""
@@ -285,6 +297,27 @@ class _pagerank_gs(ModuleType):
         def __init__(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray) -> None: ...
         def sweep(self, xs: np.ndarray, yg: np.ndarray, x: np.ndarray, inv: np.ndarray, d: float, dm: float, p: np.ndarray, q: np.ndarray) -> tuple[Any, ...]: ...
 pagerank_gs: _pagerank_gs
+
+
+class _pagerank_2d(ModuleType):
+    """hpc.pagerank 2D layout: SELL-4 block product and the teleport-vector update"""
+    class Block:
+        """Validated CSR block of a 2D rank in SELL-4, bound to xc and y"""
+        def __init__(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, ncols: int, *, xc: np.ndarray, y: np.ndarray) -> None: ...
+        def spmv(self) -> None:
+            """y = A xc[:ncols] (the bound buffers)"""
+        @property
+        def cols(self) -> int: ...
+        @property
+        def padded(self) -> int: ...
+        @property
+        def rows(self) -> int: ...
+        @property
+        def weighted(self) -> bool: ...
+    @staticmethod
+    def update_teleport(y: np.ndarray, x: np.ndarray, xs: np.ndarray, inv: np.ndarray, d: float, ddm: float, c: float, p: np.ndarray, q: np.ndarray) -> tuple[float, float]:
+        """x_new = d*y + ddm*q + c*p; sets x, xs = x_new*inv; returns (L1 change, dangling sum)"""
+pagerank_2d: _pagerank_2d
 
 
 class _sparse(ModuleType):

@@ -10,8 +10,11 @@ row owners. One rank calls no MPI. Only when something is wrong does a rank lear
 number of its first line (an exclusive scan of newline counts), so every error names the file
 and line.
 
-Each rank's range is parsed by fast_matrix_market (C++, ``fast_float``; the parser inside
-``scipy.io.mmread``) when it is installed; when that parser rejects the range, or finds a
+Each rank's range is parsed in one strict pass by the native parser (``hpc._core.mmio``:
+every line exactly k numerals, read with ``std::from_chars``; indices in range; values finite)
+when the extension is built; when it rejects a line, the exact NumPy parser below names the
+line and the fault. Without the extension, fast_matrix_market (C++, ``fast_float``; the parser
+inside ``scipy.io.mmread``) parses the range; when that parser rejects the range, or finds a
 value that is not finite or an ``integer`` value with a fraction, the exact NumPy parser below
 parses it again to name the line and the fault. Before that, two byte counts at memchr
 speed check what fmm would let pass: only the field's numeral characters (digits, signs and,
@@ -263,11 +266,27 @@ def _tokens_ok(region: bytes, end: int, k: int, lines: int, regular: bool) -> bo
     return tokens == k * lines
 
 
+def _native_parser():
+    """hpc._core.mmio.parse_coo, or None where the extension is not built."""
+    try:
+        from hpc import _core
+    except ImportError:
+        return None
+    return getattr(getattr(_core, "mmio", None), "parse_coo", None)
+
+
 def _parse_fast(h: Header, region: bytes, threads: int, path: str | None = None):
-    """Parse a range with fast_matrix_market: (i, j, v) 0-based, or None when it is not
-    installed or the range needs the exact parser (a fault to report, blank lines). With
-    ``path`` (one rank, a plain file: ``region`` is all its entry lines) fmm reads the file
-    itself; otherwise the range goes through an in-memory file behind a made-up header."""
+    """Parse a range: (i, j, v) 0-based, or None when the range needs the exact parser (a
+    fault to report). The native strict parser (hpc._core.mmio: one pass, every line exactly
+    k numerals, indices in range, values finite) when built; else fast_matrix_market after
+    byte checks: with ``path`` (one rank, a plain file: ``region`` is all its entry lines)
+    fmm reads the file itself, otherwise the range goes through an in-memory file behind a
+    made-up header."""
+    native = _native_parser()
+    if native is not None:
+        k = 2 if h.field == "pattern" else 3
+        return native(region, k, h.field, h.rows, h.cols, h.symmetry == "skew-symmetric",
+                      threads)
     try:
         import fast_matrix_market as fmm
     except ImportError:

@@ -45,6 +45,20 @@ def _write(d: str, name: str, data: bytes | str | None) -> str:
     return path
 
 
+@pytest.fixture(params=["native", "fmm"])
+def parser(request, monkeypatch):
+    """Both fast parsers: the native strict one (hpc._core.mmio) and fast_matrix_market
+    behind the byte checks (what runs where the extension is not built)."""
+    import hpc.sparse.mmio as mmio
+
+    if request.param == "native":
+        if mmio._native_parser() is None:
+            pytest.skip("hpc._core.mmio not built")
+    else:
+        monkeypatch.setattr(mmio, "_native_parser", lambda: None)
+    return request.param
+
+
 def gathered(A) -> sp.csr_matrix:
     return comm.bcast(A.gather(root=0), root=0)
 
@@ -101,7 +115,7 @@ ROWS = "".join(f"{i} {(i * 7) % 30 + 1} {i}.25\n" for i in range(1, 31))
     (ROWS.replace("3 22 3.25", "3 22 -inf"), ":5: value '-inf' is not finite"),
     (ROWS.replace("7 20 7.25", "7 2O 7.25"), ":9: column index '2O' is not"),
 ])
-def test_fast_path_faults_name_the_line(bad, fragment):
+def test_fast_path_faults_name_the_line(bad, fragment, parser):
     d = shared_tmpdir()
     path = _write(d, "bad.mtx", HEAD + "30 30 30\n" + bad)
     with pytest.raises(UsageError) as ei:
@@ -109,7 +123,7 @@ def test_fast_path_faults_name_the_line(bad, fragment):
     assert fragment in str(ei.value), str(ei.value)
 
 
-def test_integer_field_fraction_rejected():
+def test_integer_field_fraction_rejected(parser):
     d = shared_tmpdir()
     rows = "".join(f"{i} {i} {i}\n" for i in range(1, 11)).replace("6 6 6", "6 6 6.5")
     path = _write(d, "i.mtx", "%%MatrixMarket matrix coordinate integer general\n10 10 10\n" + rows)
@@ -118,7 +132,7 @@ def test_integer_field_fraction_rejected():
 
 
 @pytest.mark.parametrize("layout", ["aligned", "crlf", "tabs", "blank-lines"])
-def test_irregular_layouts_match_scipy(layout):
+def test_irregular_layouts_match_scipy(layout, parser):
     rng = np.random.default_rng(3)
     n, nnz = 40, 150
     i = rng.integers(1, n + 1, nnz)
@@ -204,7 +218,7 @@ for _name in _COLLECTIVES:
 
 
 @pytest.mark.parametrize("name", ["bcsstk13", "jagmesh7"])
-def test_usual_path_collectives(name):
+def test_usual_path_collectives(name, parser):
     """The usual read (fast parse on every rank) costs one Allgather and one Alltoallv, and
     read_matrix adds only DistCSR's nnz count; on one rank the reader calls no MPI at all."""
     from hpc.sparse.mmio import read_local_entries
@@ -230,7 +244,7 @@ def test_usual_path_collectives(name):
     assert (gathered(A) != reference(str(src))).nnz == 0
 
 
-def test_row_offsets_and_faults_agree_with_few_collectives():
+def test_row_offsets_and_faults_agree_with_few_collectives(parser):
     """User row offsets route the entries; a fault on one rank's range still names its line
     on every rank (the slower path: the exact parser and a scan of line counts)."""
     src = DATA / "jagmesh7.mtx"
@@ -249,3 +263,69 @@ def test_row_offsets_and_faults_agree_with_few_collectives():
     path = _write(d, "late.mtx", HEAD + "30 30 30\n" + ROWS.replace("30 1 30.25", "30 1 3O"))
     with pytest.raises(UsageError, match=r"late\.mtx:32: value '3O' is not a valid number"):
         read_matrix(path, comm)
+
+
+@pytest.mark.parametrize("text,field,ok", [
+    (b"1 2 3.5\n", "real", True),
+    (b" 1\t2  +3e2 \r\n\n", "real", True),
+    (b"1 2 .5", "real", True),
+    (b"", "real", True),
+    (b"1 2 1x2\n", "real", False),
+    (b"1 2 9.2.5\n", "real", False),
+    (b"1 2 3 4\n", "real", False),
+    (b"1 2\n", "real", False),
+    (b"1 2 -+3\n", "real", False),
+    (b"1 2 nan\n", "real", False),
+    (b"1 2 -inf\n", "real", False),
+    (b"1 2 1e999\n", "real", False),
+    (b"0 1 1\n", "real", False),
+    (b"1 6 1\n", "real", False),
+    (b"2O 2 1\n", "real", False),
+    (b"%c\n1 2 3\n", "real", False),
+    (b"1 2 -3\n", "integer", True),
+    (b"1 2 3.5\n", "integer", False),
+    (b"1 2 3e1\n", "integer", False),
+    (b"2 3\n", "pattern", True),
+    (b"2 3 1\n", "pattern", False),
+])
+def test_native_parser_accepts_only_exact_lines(text, field, ok):
+    """The native parser accepts exactly what the exact NumPy parser reads, with the same
+    numbers; anything else is None (the exact parser then names the line)."""
+    import hpc.sparse.mmio as mmio
+
+    native = mmio._native_parser()
+    if native is None:
+        pytest.skip("hpc._core.mmio not built")
+    k = 2 if field == "pattern" else 3
+    got = native(text, k, field, 5, 5, False, 1)
+    h = mmio.Header("t.mtx", field, "general", 5, 5, 0, 2, 0)
+    if ok:
+        i, j, v, _ = mmio._parse_region(h, text, 3)
+        assert got is not None
+        for a, b in zip(got, (i, j, v)):
+            assert np.array_equal(a, b)
+    else:
+        assert got is None
+        with pytest.raises(UsageError):
+            mmio._parse_region(h, text, 3)
+    if field == "real" and ok and text:  # skew-symmetric: a diagonal entry is a fault
+        assert native(text, k, field, 5, 5, True, 1) is not None
+        assert native(b"3 3 1\n" + text, k, field, 5, 5, True, 1) is None
+
+
+def test_native_parser_threads_agree():
+    """Split into per-thread chunks at newlines, the result is the one-thread result."""
+    import hpc.sparse.mmio as mmio
+
+    native = mmio._native_parser()
+    if native is None:
+        pytest.skip("hpc._core.mmio not built")
+    rng = np.random.default_rng(7)
+    n = 60000
+    i, j = rng.integers(1, 1001, n), rng.integers(1, 1001, n)
+    v = rng.standard_normal(n)
+    text = "".join(f"{a} {b} {float(c)!r}\n" for a, b, c in zip(i, j, v)).encode()
+    one = native(text, 3, "real", 1000, 1000, False, 1)
+    four = native(memoryview(text), 3, "real", 1000, 1000, False, 4)
+    for a, b, c in zip(one, four, (i - 1, j - 1, v)):
+        assert np.array_equal(a, b) and np.array_equal(a, c)
