@@ -35,3 +35,13 @@ def test_zero3_checkpoint_moves_to_another_layout(tmp_path, baseline):  # noqa: 
     assert b["metrics"]["first_step"] == 2
     assert rel(b["metrics"]["losses"], baseline[2:4]) <= TOL, b["metrics"]["losses"]
     assert b["validation"]["passed"]
+
+
+@pytest.mark.parametrize("stage", ["2", "3"])
+def test_zero_mixed_tp_sp_dp_reproduces_single_rank_curve(tmp_path, baseline,  # noqa: F811
+                                                          stage):
+    """tp 2 with sequence parallelism (replicated norms summed over tp first) x dp 2."""
+    rec = train(tmp_path, 4, "--dp", "2", "--tp", "2", "--sequence-parallel", "--zero", stage,
+                "--micro-batches", "2", "--reference", "off", steps=3)
+    assert rel(rec["metrics"]["losses"], baseline[:3]) <= TOL, rec["metrics"]["losses"]
+    assert rec["metrics"]["zero_stage"] == int(stage)

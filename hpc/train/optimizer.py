@@ -152,11 +152,11 @@ class Adam:
             self.store.freed(buf.nbytes)
         self._inflight = []
 
-    def _scatter(self, group: str, nonblocking: bool) -> None:
+    def _scatter(self, group: str, nonblocking: bool, tp_summed: bool = False) -> None:
         """Reduce-scatter the group's gradient buffer over dp, add this rank's part into
         g_shard, and release the buffer (after the request, when non-blocking)."""
         st, ps = self.store, self.ps
-        if self.model.sp:  # sequence-parallel replicated parameters: their tp sum first
+        if self.model.sp and not tp_summed:  # sequence-parallel replicated: tp sum first
             for name in st.order:
                 if st.specs[name].group == group and st.specs[name].split == "rep":
                     C.allreduce_inplace(ps.tp_group, st.host_grad(name))
@@ -180,10 +180,10 @@ class Adam:
         """The buckets no hook reduced (embedding, head; all of them without the hook)."""
         st = self.store
         self._wait_inflight()
-        self._finish_grads()
+        self._finish_grads()  # (the tp sums of these groups included)
         for group in sorted(st.grad_spans, key=lambda k: st.grad_spans[k]):
             if group not in self._reduced:
-                self._scatter(group, nonblocking=False)
+                self._scatter(group, nonblocking=False, tp_summed=True)
         self._reduced = set()
 
     def step(self) -> float:
