@@ -47,7 +47,11 @@ class Solver:
     def __init__(self, oracle: Oracle, comm, K, k: int):
         self.o, self.comm, self.K, self.k = oracle, comm, K, int(k)
         self.n = oracle.n
-        self.C = chunk_width(self.n, oracle.n_local, self.k)
+        # one candidate-block width on every rank: the blocks end in collective reductions,
+        # so it comes from the largest row block (a rank-local width diverged when n % p != 0)
+        nl = oracle.n_local if comm.Get_size() == 1 else comm.allreduce(oracle.n_local,
+                                                                         op=MPI.MAX)
+        self.C = chunk_width(self.n, nl, self.k)
         self.rows = oracle.rows
         self.loss = math.nan
 

@@ -129,3 +129,23 @@ def test_estimator_ranges_refused(params, match):
     if "neighbors" in params:
         with pytest.raises(ValueError, match="neighbors"):
             hk.clarans(D, K, neighbors=params["neighbors"])
+
+
+@pytest.mark.mpi
+def test_uneven_rows_agree_on_block_width(monkeypatch):
+    """Candidate blocks narrower than n with row blocks of unequal size (n % p != 0): every
+    rank must cut the same blocks, or the reductions pair different blocks and hang. Before
+    the width came from the largest row block, 2 ranks hung on OneBatchPAM at n = 30,000."""
+    from hpc.kmedoids import oracle
+
+    monkeypatch.setattr(oracle, "TILE_BYTES", 8 * 81 * 100)  # about 100 columns a block
+    init = np.random.default_rng(7).choice(N, K, replace=False)
+    got = hk.fasterpam(D, init)
+    ref = kmedoids.fasterpam(D, init.astype(np.uintp), n_cpu=1)
+    assert got.medoids.tolist() == ref.medoids.tolist()
+    assert (got.n_iter, got.n_swap) == (ref.n_iter, ref.n_swap)
+    km = hk.KMedoids(K, method="onebatch", init="lab", random_state=1,
+                     method_params={"batch_size": 161}).fit(X)
+    solo = hk.KMedoids(K, method="onebatch", init="lab", random_state=1, comm=MPI.COMM_SELF,
+                       method_params={"batch_size": 161}).fit(X)
+    assert km.medoid_indices_.tolist() == solo.medoid_indices_.tolist()
