@@ -8,7 +8,9 @@ ratio compares runs made side by side. Reported: the median of each, the ratio
 mmread / read_matrix (> 1: the suite is faster), the CSR-converted reference
 (mmread(...).tocsr(), what read_matrix's result is), the ratio of the fastest runs (the least
 disturbed by other load), and the load average. No OMP_NUM_THREADS: mmread's parser uses every
-core, read_matrix's the cores shared by the ranks. ``--baseline FILE`` (a .py file defining
+core, read_matrix's the cores shared by the ranks. Also reported: the median CPU time (all
+threads) of mmread and of read_matrix's busiest rank, the work done, which other load
+disturbs less than wall time. ``--baseline FILE`` (a .py file defining
 ``read_matrix``, e.g. an earlier hpc/sparse/mmio.py) is timed in the same alternation, for a
 before/after under the same load.
 Targets (issue 18): >= 1.0x at one rank, faster still at two.
@@ -58,6 +60,7 @@ def worker(path: str, repeat: int, out: str, baseline: str = "") -> None:
 
     comm = MPI.COMM_WORLD
     t_ref, t_csr, t_ours, t_base = [], [], [], []
+    c_ref, c_ours = [], []  # CPU seconds (all threads): the work, less disturbed by load
     before = _load_baseline(baseline) if baseline else None
     read_matrix(path, comm)  # warm the page cache and imports
     if before is not None:
@@ -67,17 +70,20 @@ def worker(path: str, repeat: int, out: str, baseline: str = "") -> None:
     for _ in range(repeat):
         comm.Barrier()
         if comm.rank == 0:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             scipy.io.mmread(path)
             t_ref.append(time.perf_counter() - t0)
+            c_ref.append(time.process_time() - c0)
             t0 = time.perf_counter()
             scipy.io.mmread(path).tocsr()
             t_csr.append(time.perf_counter() - t0)
         comm.Barrier()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         read_matrix(path, comm)
+        c1 = time.process_time() - c0
         comm.Barrier()
         t_ours.append(time.perf_counter() - t0)
+        c_ours.append(comm.allreduce(c1, op=MPI.MAX))  # the busiest rank (outside the timing)
         if before is not None:
             comm.Barrier()
             t0 = time.perf_counter()
@@ -89,6 +95,8 @@ def worker(path: str, repeat: int, out: str, baseline: str = "") -> None:
                (("mmread_s", t_ref), ("mmread_tocsr_s", t_csr), ("read_matrix_s", t_ours))}
         med.update({"min_" + k: float(np.min(v)) for k, v in
                     (("mmread_s", t_ref), ("read_matrix_s", t_ours))})
+        med.update({"cpu_mmread_s": float(np.median(c_ref)),
+                    "cpu_read_matrix_s": float(np.median(c_ours))})
         if t_base:
             med["baseline_s"] = float(np.median(t_base))
             med["min_baseline_s"] = float(np.min(t_base))
@@ -142,6 +150,12 @@ def main() -> int:
               f"{1e3 * row['read_matrix_s']:>15.2f} {row['ratio']:>5.2f}x {row['ratio_csr']:>8.2f}x "
               f"{row['ratio_min']:>12.2f}x  "
               + " ".join(f"{x:.1f}" for x in row["load"]))
+    print(f"{'ranks':>5} {'mmread cpu ms':>14} {'read_matrix cpu ms':>19} {'cpu ratio':>9}  "
+          "(median CPU time; read_matrix: its busiest rank)")
+    for row in rows:
+        row["ratio_cpu"] = row["cpu_mmread_s"] / row["cpu_read_matrix_s"]
+        print(f"{row['ranks']:>5} {1e3 * row['cpu_mmread_s']:>14.2f} "
+              f"{1e3 * row['cpu_read_matrix_s']:>19.2f} {row['ratio_cpu']:>8.2f}x")
     if any("baseline_s" in row for row in rows):
         print(f"{'ranks':>5} {'baseline ms':>12} {'read_matrix ms':>15} {'speed-up':>8} "
               f"{'speed-up of mins':>16}  (baseline: {a.baseline})")
