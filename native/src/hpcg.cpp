@@ -178,7 +178,9 @@ class Ell {
     const double* rv = in(r, nrow_, "r");
     double* xv = out(x, ncol_, "x");
     const int nt = omp_get_max_threads();
-    if (nt <= 1 || level_ptr_.empty()) {
+    // a level schedule pays only when each thread gets enough rows between two barriers
+    const int64_t nl_all = level_ptr_.empty() ? 0 : int64_t(level_ptr_.size()) - 1;
+    if (nt <= 1 || nl_all == 0 || nrow_ < min_rows_per_level * nt * nl_all) {
       if (zero_init)
         for (int64_t i = 0; i < nrow_; ++i) row_lower(i, rv, xv);
       else
@@ -325,6 +327,12 @@ class Ell {
     x[i] = (r[i] - acc4(&cols_[i * W], &vals_[i * W], x, 0, nlow_[i])) / diag_[i];
   }
 
+
+ public:
+  // rows per level and thread below which SYMGS stays sequential (barrier cost); settable
+  int64_t min_rows_per_level = 128;
+
+ private:
   int64_t nrow_ = 0, ncol_ = 0;
   std::vector<int32_t> cols_;
   std::vector<double> vals_;
@@ -499,7 +507,9 @@ HPC_SUBMODULE(hpcg) {
       .def("diagonal", &Ell::diagonal)
       .def("set_diagonal", &Ell::set_diagonal, py::arg("d"))
       .def("row", &Ell::row, py::arg("i"), "(columns, values) of local row i as stored")
-      .def("nnz", &Ell::nnz);
+      .def("nnz", &Ell::nnz)
+      .def_readwrite("min_rows_per_level", &Ell::min_rows_per_level,
+                     "rows per level and thread below which SYMGS runs sequentially");
   m.def("generate", &generate, py::arg("nx"), py::arg("ny"), py::arg("nz"), py::arg("npx"),
         py::arg("npy"), py::arg("npz"), py::arg("ipx"), py::arg("ipy"), py::arg("ipz"),
         "HPCG's rows on one box: (rank-major cols int64, vals, nnz int32, b)");

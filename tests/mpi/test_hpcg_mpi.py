@@ -167,6 +167,8 @@ def test_optimised_kernels_match_reference_bit_for_bit(problem, threads):
     try:
         ref, opt = Kernels(problem, optimised=False), Kernels(problem, optimised=True)
         assert opt.optimise() >= 0
+        for lv in problem.levels:   # level-schedule even these small levels
+            lv.A.min_rows_per_level = 0
         assert all(lv.levels_scheduled > 1 for lv in problem.levels)
         xa, xb = np.zeros(problem.fine.nrow), np.zeros(problem.fine.nrow)
         a = ref.cg(problem.b, xa, 10, 0.0)
@@ -175,6 +177,8 @@ def test_optimised_kernels_match_reference_bit_for_bit(problem, threads):
         np.testing.assert_array_equal(xa, xb)
     finally:
         set_threads(1)
+        for lv in problem.levels:
+            lv.A.min_rows_per_level = 128
 
 
 def test_nonsymmetric_mg_is_caught():
