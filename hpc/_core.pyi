@@ -305,13 +305,16 @@ class _pagerank_2d(ModuleType):
         """Validated CSR block of a 2D rank in SELL-4, bound to xc and y"""
         def __init__(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, ncols: int, *, xc: np.ndarray, y: np.ndarray) -> None: ...
         def spmv(self) -> None:
-            """y = A xc[:ncols] (the bound buffers)"""
+            """y = A xc (the bound buffers)"""
         @property
         def cols(self) -> int: ...
         @property
         def padded(self) -> int: ...
         @property
         def rows(self) -> int: ...
+        @property
+        def used(self) -> int:
+            """columns that occur in the block"""
         @property
         def weighted(self) -> bool: ...
     @staticmethod

@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <numeric>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -44,6 +45,8 @@ constexpr int64_t kParallelAllBytes = 1 << 15;  // a plan's pieces split over th
 constexpr int64_t kMaxPieces = 1 << 16;         // per block; more and the block runs whole
 constexpr int64_t kReleaseGil = 1 << 16;       // packs below this keep the GIL (see all())
 constexpr int64_t kInlineRun = 8192;            // longer runs: libc memcpy (call cost amortised)
+constexpr size_t kWindow = 64;  // runs per decision of the run list's copy kernel
+constexpr int64_t kAhead = 8;  // runs prefetched ahead when each run is its own cache line
 
 // n runs of len bytes from s (stride ss) to d (stride ds). B > 0: len == B at compile time.
 using RowsFn = void (*)(const uchar* __restrict s, int64_t ss, uchar* __restrict d,
@@ -57,8 +60,15 @@ void rows(const uchar* __restrict s, int64_t ss, uchar* __restrict d, int64_t ds
   } else {
     (void)len;
     int64_t j = 0;
+    // runs a cache line or more apart: each is a miss of its own, so the line kAhead runs on
+    // is asked for now (the stride prefetchers stop at page ends and ramp up slowly)
+    const bool far_s = ss >= 64 || ss <= -64, far_d = ds >= 64 || ds <= -64;
     // four runs per step: their loads are independent, so four cache misses overlap
     for (; j + 4 <= n; j += 4, s += 4 * ss, d += 4 * ds) {
+      if (far_s && j + kAhead + 4 <= n)
+        for (int q = 0; q < 4; ++q) __builtin_prefetch(s + (kAhead + q) * ss, 0);
+      if (far_d && j + kAhead + 4 <= n)
+        for (int q = 0; q < 4; ++q) __builtin_prefetch(d + (kAhead + q) * ds, 1);
       std::memcpy(d, s, B);
       std::memcpy(d + ds, s + ss, B);
       std::memcpy(d + 2 * ds, s + 2 * ss, B);
@@ -71,8 +81,15 @@ void rows(const uchar* __restrict s, int64_t ss, uchar* __restrict d, int64_t ds
 // Runs of a run-time multiple of 64 bytes: 64-byte pieces inline (no libc call per run).
 void rows_m64(const uchar* __restrict s, int64_t ss, uchar* __restrict d, int64_t ds,
               int64_t n, int64_t len) {
-  for (int64_t j = 0; j < n; ++j, s += ss, d += ds)
-    for (int64_t w = 0; w < len; w += 64) std::memcpy(d + w, s + w, 64);
+  const bool far_s = ss > len || ss < -len, far_d = ds > len || ds < -len;
+  for (int64_t j = 0; j < n; ++j, s += ss, d += ds) {
+    const bool ahead = j + 1 < n;  // the next run's lines asked for while this one copies
+    for (int64_t w = 0; w < len; w += 64) {
+      if (ahead && far_s) __builtin_prefetch(s + ss + w, 0);
+      if (ahead && far_d) __builtin_prefetch(d + ds + w, 1);
+      std::memcpy(d + w, s + w, 64);
+    }
+  }
 }
 
 RowsFn pick(int64_t len) {
@@ -171,6 +188,8 @@ void gather(uchar* __restrict strided, const int64_t* __restrict so, uchar* __re
   };
   int64_t k = 0;
   for (; k + 4 <= n; k += 4) {
+    if (k + kAhead + 4 <= n)  // irregular offsets: no hardware prefetcher follows them
+      for (int q = 0; q < 4; ++q) __builtin_prefetch(strided + so[k + kAhead + q], Unpack);
     cp(k);
     cp(k + 1);
     cp(k + 2);
@@ -425,7 +444,12 @@ class Plan {
   size_t pieces() const { return pieces_.size(); }
   bool sweep() const { return sweep_; }
   size_t runs() const { return rsoff_.size(); }
-  int64_t run_copy() const { return rfixed_ ? rfixed_ : -rchunk_; }
+  int64_t run_copy() const {
+    if (segs_.empty()) return 0;
+    if (segs_.size() == 1 && segs_[0].unit) return segs_[0].unit;
+    return -rchunk_;
+  }
+  size_t run_segments() const { return segs_.size(); }
   int64_t block_bytes(size_t i) const { return at(i).size; }
 
   int64_t pack_one(size_t i, const py::array& src, py::array& dst, int threads) const {
@@ -477,11 +501,10 @@ class Plan {
     }
   }
   // Block lists whose pieces are a few short runs each (indexed atoms, mesh points) pack
-  // from one flat list of runs in packed order instead: (strided offset, length), adjacent
-  // runs merged. The copy is chosen from the measured lengths: one length for all runs -> a
-  // compile-time gather (no length array); else chunks of the smallest power of two (8..64)
-  // not below the median length, runs rounded up to whole chunks where that stays inside
-  // both buffers (kExact otherwise; over 256 bytes a libc memcpy).
+  // from one flat list of runs in packed order instead: (strided offset, length). The copy is chosen from the measured lengths: a stretch of runs of one
+  // length -> a compile-time gather (no length read); the other runs -> chunks of the
+  // smallest power of two (8..64) not below their median length, runs rounded up to whole
+  // chunks where that stays inside both buffers (kExact otherwise; over 256 bytes memcpy).
   void build_runs() {
     int64_t nruns = 0;
     for (const Block& b : blocks_) nruns += b.counts[0] ? b.size / b.counts[0] : 0;
@@ -498,12 +521,10 @@ class Plan {
       Vec idx(nd, 0);
       int64_t soff = b.start;
       for (int64_t r = 0, nr = b.size / len; r < nr; ++r) {
-        if (!so.empty() && so.back() + ln.back() == soff && ln.back() + len < (1 << 30))
-          ln.back() += len;  // continues the previous run on both sides
-        else {
-          so.push_back(soff);
-          ln.push_back(len);
-        }
+        // runs that touch stay apart: merging them would turn a gather of one length
+        // (atoms of 3 doubles) into runs of several (the blocks are folded already)
+        so.push_back(soff);
+        ln.push_back(len);
         for (int d = 1; d < nd; ++d) {
           soff += b.strides[d];
           if (++idx[d] < b.counts[d]) break;
@@ -521,52 +542,81 @@ class Plan {
       po[k] = acc;
       acc += ln[k];
     }
-    const bool same = std::all_of(ln.begin(), ln.end(), [&](int64_t l) { return l == ln[0]; });
-    rfixed_ = same && pick_gather<false>(ln[0]) ? ln[0] : 0;
-    if (!rfixed_) {
-      Vec sorted(ln);
-      std::nth_element(sorted.begin(), sorted.begin() + n / 2, sorted.end());
-      const int64_t med = sorted[n / 2];
-      rchunk_ = med <= 8 ? 8 : med <= 16 ? 16 : med <= 32 ? 32 : 64;
-      rlen_.resize(n);
-      for (size_t k = 0; k < n; ++k) {
-        const int64_t up = (ln[k] + rchunk_ - 1) / rchunk_ * rchunk_;
-        const bool exact = ln[k] > 256 || so[k] + up > strided_bytes_ || po[k] + up > total_;
-        rlen_[k] = static_cast<uint32_t>(ln[k]) | (exact ? kExact : 0u);
+    // segments: windows of kWindow runs all of one length with a compile-time gather (an
+    // indexed member's element) are gathered; the other windows are chunked (runs of
+    // several lengths: one over-copying chunk loop is cheaper than a loop of exact units).
+    // Equal neighbours are joined: a struct of uniform indexed members gets one segment each.
+    for (size_t k = 0; k < n; k += kWindow) {
+      const size_t e = std::min(n, k + kWindow);
+      int64_t g = 0;
+      bool one = true;
+      for (size_t r = k; r < e; ++r) {
+        g = std::gcd(g, ln[r]);
+        one = one && ln[r] == ln[k];
       }
+      const int64_t unit = one && pick_gather<false>(g) ? g : 0;
+      one = unit != 0;
+      if (!segs_.empty() && segs_.back().unit == unit && segs_.back().one == one)
+        segs_.back().hi = static_cast<int64_t>(e);
+      else
+        segs_.push_back(Seg{static_cast<int64_t>(k), static_cast<int64_t>(e), unit, one});
+    }
+    Vec mixed;
+    for (const Seg& g : segs_)
+      if (g.unit == 0) mixed.insert(mixed.end(), ln.begin() + g.lo, ln.begin() + g.hi);
+    if (!mixed.empty()) {
+      std::nth_element(mixed.begin(), mixed.begin() + mixed.size() / 2, mixed.end());
+      const int64_t med = mixed[mixed.size() / 2];
+      rchunk_ = med <= 8 ? 8 : med <= 16 ? 16 : med <= 32 ? 32 : 64;
+    } else {
+      rchunk_ = 64;
+    }
+    rlen_.resize(n);
+    for (size_t k = 0; k < n; ++k) {
+      const int64_t up = (ln[k] + rchunk_ - 1) / rchunk_ * rchunk_;
+      const bool exact = ln[k] > 256 || so[k] + up > strided_bytes_ || po[k] + up > total_;
+      rlen_[k] = static_cast<uint32_t>(ln[k]) | (exact ? kExact : 0u);
     }
     rsoff_ = std::move(so);
     rpoff_ = std::move(po);
   }
-  // Runs [lo, hi) of the run list; the last one copies exactly (another thread may own the
-  // bytes after it).
+  // Runs [lo, hi) of the run list, segment by segment; the last run copies exactly (another
+  // thread may own the bytes after it).
   template <bool Unpack>
   void run_list(uchar* s, uchar* p, int64_t lo, int64_t hi) const {
     if (hi <= lo) return;
     const int64_t* so = rsoff_.data();
-    if (rfixed_) {
-      pick_gather<Unpack>(rfixed_)(s, so + lo, p + rpoff_[lo], hi - lo);
-      return;
-    }
     const uint32_t* ln = rlen_.data();
-    if constexpr (Unpack) {  // the strided side is written: exact copies only
-      for (int64_t k = lo; k < hi; ++k) {
-        const int64_t len = ln[k] & ~kExact;
-        if (len <= 64) small_copy(s + so[k], p + rpoff_[k], len);
-        else std::memcpy(s + so[k], p + rpoff_[k], static_cast<size_t>(len));
+    auto g = std::upper_bound(segs_.begin(), segs_.end(), lo,
+                              [](int64_t v, const Seg& x) { return v < x.hi; });
+    for (; g != segs_.end() && g->lo < hi; ++g) {
+      const int64_t a = std::max(lo, g->lo), b = std::min(hi, g->hi);
+      if (g->one) {
+        pick_gather<Unpack>(g->unit)(s, so + a, p + rpoff_[a], b - a);
+        continue;
       }
-      return;
+      if constexpr (Unpack) {  // the strided side is written: exact copies only
+        for (int64_t k = a; k < b; ++k) {
+          const int64_t len = ln[k] & ~kExact;
+          if (len <= 64) small_copy(s + so[k], p + rpoff_[k], len);
+          else std::memcpy(s + so[k], p + rpoff_[k], static_cast<size_t>(len));
+        }
+        continue;
+      }
+      // over-copying runs write past their end into the next run's bytes (rewritten next)
+      const int64_t n = b == hi ? b - a - 1 : b - a;
+      uchar* d = p + rpoff_[a];
+      switch (rchunk_) {
+        case 8: gather_chunks<8>(s, so + a, ln + a, d, n); break;
+        case 16: gather_chunks<16>(s, so + a, ln + a, d, n); break;
+        case 32: gather_chunks<32>(s, so + a, ln + a, d, n); break;
+        default: gather_chunks<64>(s, so + a, ln + a, d, n); break;
+      }
+      if (b == hi) {
+        const int64_t last = hi - 1, len = ln[last] & ~kExact;
+        std::memcpy(p + rpoff_[last], s + so[last], static_cast<size_t>(len));
+      }
     }
-    uchar* d = p + rpoff_[lo];
-    const int64_t n = hi - lo - 1;
-    switch (rchunk_) {
-      case 8: gather_chunks<8>(s, so + lo, ln + lo, d, n); break;
-      case 16: gather_chunks<16>(s, so + lo, ln + lo, d, n); break;
-      case 32: gather_chunks<32>(s, so + lo, ln + lo, d, n); break;
-      default: gather_chunks<64>(s, so + lo, ln + lo, d, n); break;
-    }
-    const int64_t last = hi - 1, len = ln[last] & ~kExact;
-    std::memcpy(p + rpoff_[last], s + so[last], static_cast<size_t>(len));
   }
   // strided: the array addressed by the blocks; packed: the contiguous one.
   template <bool Unpack>
@@ -732,9 +782,13 @@ class Plan {
   bool sweep_;
   mutable int disjoint_ = -1;  // unknown until the first unpack_all
   Vec rsoff_, rpoff_;           // run list: strided and packed offset of each run
-  std::vector<uint32_t> rlen_;  // its length (| kExact: copy exactly); empty when rfixed_
-  int64_t rfixed_ = 0;          // every run this long: a compile-time gather
-  int64_t rchunk_ = 0;          // else the chunk of the variable-length gather
+  std::vector<uint32_t> rlen_;  // its length (| kExact: copy exactly)
+  struct Seg {
+    int64_t lo, hi, unit;  // runs [lo, hi): all unit bytes long (a gather), 0: chunked
+    bool one;              // unit != 0
+  };
+  std::vector<Seg> segs_;
+  int64_t rchunk_ = 0;          // the chunk of the variable-length gather
 };
 }  // namespace
 
@@ -759,9 +813,11 @@ HPC_SUBMODULE(pack) {
       .def_property_readonly("sweep", &Plan::sweep)
       .def_property_readonly("runs", &Plan::runs,
                              "runs of the flat run list (block lists of short runs); 0: pieces")
+      .def_property_readonly("run_segments", &Plan::run_segments,
+                             "segments of the run list (one copy kernel each)")
       .def_property_readonly("run_copy", &Plan::run_copy,
                              "run list copy: L > 0 every run L bytes (compile-time gather), "
-                             "-W chunks of W bytes; 0 without a run list")
+                             "else -W: chunks of W bytes where runs vary; 0 without a run list")
       .def("__len__", &Plan::size)
       .def("block_bytes", &Plan::block_bytes)
       .def("pack_one", &Plan::pack_one, py::arg("i"), py::arg("src"), py::arg("dst"),

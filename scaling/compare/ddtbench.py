@@ -155,12 +155,14 @@ def main() -> int:
     ap.add_argument("--iters", type=int, default=20, help="packs per round and method")
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                     help="cpu: this thread's CPU time (default; robust to preemption); wall")
+    ap.add_argument("--patterns", default=None, help="comma-separated names (default: all)")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args()
     clock = time.thread_time if args.clock == "cpu" else time.perf_counter
     load0 = os.getloadavg()
     rows = [bench(n, dt, c, args.rounds, args.iters, clock)
-            for n, (dt, c) in patterns(args.scale).items()]
+            for n, (dt, c) in patterns(args.scale).items()
+            if not args.patterns or n in args.patterns.split(",")]
     load1 = os.getloadavg()
     print(f"{'pattern':15} {'bytes':>9} {'blocks':>6} {'fast us':>9} {'MPI us':>9} "
           f"{'manual us':>9} {'x MPI':>6} {'x man':>6} same")
