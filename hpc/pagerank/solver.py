@@ -349,19 +349,53 @@ class Pull2D(_Base):
         A = sp.csr_matrix((w_r, (rows, cols)), shape=(r_len, c_len))
         A.sum_duplicates()
         A.sort_indices()
-        self.loc = self.k.local(A, values=g.weighted)
         self.local_nnz = int(A.nnz)
         xp = self.k.xp
-        self._xc = np.empty(c_len, dtype=np.float64)
         self._yr = np.empty(r_len, dtype=np.float64)
+        self.native = self.k.name == "native"
+        if self.native:
+            self._init_native(A, g.weighted)
+        else:
+            self.loc = self.k.local(A, values=g.weighted)
+            self._xc = np.empty(c_len, dtype=np.float64)
         self._xc_dev = xp.empty(c_len, dtype=xp.float64) if xp is not np else self._xc
         self._yr_dev = xp.empty(r_len, dtype=xp.float64) if xp is not np else self._yr
         self._yown = np.empty(self.nlocal, dtype=np.float64)
+
+    def _init_native(self, A: sp.csr_matrix, weighted: bool) -> None:
+        """The native block product: the 1D sweep's SELL-4 layout (``_core.pagerank_2d.Block``:
+        rows by length, columns renumbered by occurrence, weights included) bound to the
+        all-gather's receive buffer and to the partial products; networkx's update with
+        personalization / dangling vectors in one native pass (``update_teleport``)."""
+        from hpc import _core
+
+        c_len = A.shape[1]
+        self._xc = np.empty(c_len, dtype=np.float64)     # the Allgatherv target
+        vals = np.ascontiguousarray(A.data, dtype=np.float64) if weighted else np.empty(0)
+        self._blk = _core.pagerank_2d.Block(
+            np.ascontiguousarray(A.indptr, dtype=np.int64),
+            np.ascontiguousarray(A.indices, dtype=np.int64), vals, int(c_len),
+            xc=self._xc, y=self._yr)
+        self._upd_tp = _core.pagerank_2d.update_teleport
+        if self.general:
+            shape = (self.nlocal,)
+            self._p = np.ascontiguousarray(np.broadcast_to(self._pv, shape), dtype=np.float64)
+            self._q = np.ascontiguousarray(np.broadcast_to(self._dv, shape), dtype=np.float64)
+
+    def _update(self, y, x, xs, d, base):
+        if self.native and self.general:
+            return self._upd_tp(y, x, xs, self.inv, float(d), float(d) * self._dm, 1.0 - float(d),
+                                self._p, self._q)
+        return super()._update(y, x, xs, d, base)
 
     def sweep(self, x, xs, y, d, base):
         k = self.k
         self.col_comm.Allgatherv(np.ascontiguousarray(k.host(xs), dtype=np.float64),
                                  [self._xc, self.col_counts, self.col_displs, MPI.DOUBLE])
+        if self.native:
+            self._blk.spmv()
+            self.row_comm.Reduce_scatter(self._yr, self._yown, self.row_counts, op=MPI.SUM)
+            return self._update(self._yown, x, xs, d, base)
         if k.xp is not np:
             self._xc_dev.set(self._xc)
         self.loc.spmv(self._xc_dev, self._yr_dev, False)
