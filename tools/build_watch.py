@@ -14,7 +14,6 @@ import argparse
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from hpc.core.progress import MAX_INTERVAL, Progress

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 from time import perf_counter
-from typing import Any
 
 import numpy as np
 

@@ -95,7 +95,7 @@ class LocalCluster:
         r = self.root
         for d in ("state", "spool", "log"):
             (r / d).mkdir(parents=True, exist_ok=True)
-        auth = ([f"AuthType=auth/munge", f"AuthInfo=socket={self.munge_socket}",
+        auth = (["AuthType=auth/munge", f"AuthInfo=socket={self.munge_socket}",
                  "CredType=cred/munge"] if self.auth == "munge"
                 else ["AuthType=auth/none", "CredType=cred/none"])
         lines = [

@@ -19,7 +19,6 @@ import os
 import statistics
 import time
 
-import numpy as np
 from mpi4py import MPI
 
 

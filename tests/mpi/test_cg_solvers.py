@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.io
 import scipy.sparse as sp
 import scipy.sparse.linalg as sla
 from mpi4py import MPI
