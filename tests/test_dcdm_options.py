@@ -31,3 +31,26 @@ def test_train_dcdm_option_errors_exit_2(tmp_path):
         lines = [l for l in r.stderr.splitlines() if l.strip()]
         assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error:"), r.stderr
         assert fragment in lines[0], lines[0]
+
+
+def test_ritz_cache_is_written_atomically_and_checked_on_load(tmp_path):
+    """--ritz-cache: written through the atomic writer (no temporary left beside it), reused
+    when its key and contents match, recomputed when the key matches but the arrays do not."""
+    import numpy as np
+
+    from hpc.cg.dcdm.train import TrainOptions, _ritz
+
+    cache = tmp_path / "ritz.npz"
+    opts = TrainOptions(save=str(tmp_path / "m.h5"), grid=6, ritz=12, seed=3,
+                        ritz_cache=str(cache))
+    said: list[str] = []
+    vals, ritz = _ritz(opts, np.random.default_rng(3), said.append)
+    assert cache.is_file() and [p.name for p in tmp_path.iterdir()] == ["ritz.npz"]
+    v2, r2 = _ritz(opts, np.random.default_rng(3), said.append)
+    assert any("from" in s for s in said) and np.array_equal(v2, vals) and np.array_equal(r2, ritz)
+    # same key, wrong shape: recomputed (equal to the fresh result), never returned as is
+    np.savez(cache, n=6, m=12, seed=3, vals=vals[:5], ritz=ritz)
+    said.clear()
+    v3, r3 = _ritz(opts, np.random.default_rng(3), said.append)
+    assert any("recomputing" in s for s in said)
+    assert np.array_equal(v3, vals) and np.array_equal(r3, ritz)

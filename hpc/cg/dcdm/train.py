@@ -32,6 +32,7 @@ import numpy as np
 
 from hpc.core import UsageError, positive_float, positive_int, run
 from hpc.core import checks
+from hpc.core.atomic import atomic_path
 from hpc.core.cli import AppParser, Formatter, add_common, mark_outputs, nonneg_int
 from hpc.core.runtime import world
 
@@ -64,7 +65,8 @@ def parser() -> AppParser:
                         "stream after the validation set]")
     p.add_argument("--ritz-cache", metavar="PATH",
                    help="reuse the Ritz vectors stored here (.npz) when they match grid, m and "
-                        "seed; else compute and store them")
+                        "seed and have the right shapes; else compute and store them (written "
+                        "atomically; the folder must be writable)")
     p.add_argument("--init", metavar="PATH", help="start from this model file's weights")
     p.add_argument("--save", metavar="PATH", required=True, help="model file to write (HDF5)")
     p.add_argument("--checkpoint-every", type=nonneg_int, default=0, metavar="K",
@@ -72,7 +74,7 @@ def parser() -> AppParser:
                         "--val-every, which writes --save on every new best)")
     p.add_argument("--log-every", type=positive_int, default=10, help="steps between log lines")
     add_common(p)
-    mark_outputs(p, "--save")  # checked before any work (hpc.core.atomic.check_output)
+    mark_outputs(p, "--save", "--ritz-cache")  # checked before any work (atomic.check_output)
     return p
 
 
@@ -156,14 +158,20 @@ def _ritz(opts: TrainOptions, rng: np.random.Generator, say) -> tuple[np.ndarray
         try:
             with np.load(opts.ritz_cache) as z:
                 if (int(z["n"]), int(z["m"]), int(z["seed"])) == (n, m, opts.seed):
-                    say(f"Ritz vectors from {opts.ritz_cache}")
-                    rng.standard_normal(n ** 3)  # the draw Lanczos makes: the stream matches
-                    return z["vals"], z["ritz"]
-        except (OSError, KeyError, ValueError):
+                    vals, ritz = z["vals"], z["ritz"]
+                    # A cache of the right key but the wrong contents is recomputed, not used.
+                    if (vals.shape == (m,) and ritz.shape == (m, n ** 3)
+                            and np.isfinite(vals).all() and np.isfinite(ritz).all()):
+                        say(f"Ritz vectors from {opts.ritz_cache}")
+                        rng.standard_normal(n ** 3)  # the draw Lanczos makes: stream matches
+                        return vals, ritz
+                    say(f"{opts.ritz_cache}: wrong shapes or non-finite values; recomputing")
+        except (OSError, KeyError, ValueError, EOFError):
             pass
     vals, ritz = lanczos_ritz(poisson3d_csr(n), m, rng, log=say)
     if opts.ritz_cache:
-        np.savez(opts.ritz_cache, n=n, m=m, seed=opts.seed, vals=vals, ritz=ritz)
+        with atomic_path(opts.ritz_cache) as tmp, open(tmp, "wb") as f:
+            np.savez(f, n=n, m=m, seed=opts.seed, vals=vals, ritz=ritz)
     return vals, ritz
 
 
