@@ -13,6 +13,7 @@
 #endif
 #include "hpc/checks.hpp"
 #include "hpc/registry.hpp"
+#include "hpc/sell4.hpp"
 
 namespace {
 using hpc::carray;
@@ -413,25 +414,9 @@ class Sweep {
         }
 #endif
       for (int64_t ch = c_lo; ch < c_hi; ++ch) {
-        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-        const int32_t* q = sell_.data() + start_[ch];
-        if constexpr (W) {
-          const double* wv = sellv_.data() + start_[ch];
-          for (int64_t l = 0, w = width_[ch]; l < w; ++l, q += 4, wv += 4) {
-            s0 += wv[0] * xg[q[0]];
-            s1 += wv[1] * xg[q[1]];
-            s2 += wv[2] * xg[q[2]];
-            s3 += wv[3] * xg[q[3]];
-          }
-        } else {
-          for (int64_t l = 0, w = width_[ch]; l < w; ++l, q += 4) {
-            s0 += xg[q[0]];
-            s1 += xg[q[1]];
-            s2 += xg[q[2]];
-            s3 += xg[q[3]];
-          }
-        }
-        const double s[4] = {s0, s1, s2, s3};
+        double s[4];
+        hpc::sell4_chunk_sums<W>(sell_.data() + start_[ch],
+                                 W ? sellv_.data() + start_[ch] : nullptr, width_[ch], xg, s);
         const int64_t r0 = 4 * ch, nr = std::min<int64_t>(4, rows_ - r0);
         for (int64_t j = 0; j < nr; ++j) {
           double xn;

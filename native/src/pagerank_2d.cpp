@@ -21,6 +21,7 @@
 #endif
 #include "hpc/checks.hpp"
 #include "hpc/registry.hpp"
+#include "hpc/sell4.hpp"
 
 namespace {
 using hpc::carray;
@@ -133,25 +134,9 @@ class Block {
       }
 #endif
       for (int64_t ch = c_lo; ch < c_hi; ++ch) {
-        double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-        const int32_t* q = sell_.data() + start_[ch];
-        if constexpr (W) {
-          const double* wv = sellv_.data() + start_[ch];
-          for (int64_t l = 0, w = width_[ch]; l < w; ++l, q += 4, wv += 4) {
-            s0 += wv[0] * x[q[0]];
-            s1 += wv[1] * x[q[1]];
-            s2 += wv[2] * x[q[2]];
-            s3 += wv[3] * x[q[3]];
-          }
-        } else {
-          for (int64_t l = 0, w = width_[ch]; l < w; ++l, q += 4) {
-            s0 += x[q[0]];
-            s1 += x[q[1]];
-            s2 += x[q[2]];
-            s3 += x[q[3]];
-          }
-        }
-        const double s[4] = {s0, s1, s2, s3};
+        double s[4];
+        hpc::sell4_chunk_sums<W>(sell_.data() + start_[ch],
+                                 W ? sellv_.data() + start_[ch] : nullptr, width_[ch], x, s);
         const int64_t r0 = 4 * ch, nr = std::min<int64_t>(4, rows_ - r0);
         for (int64_t j = 0; j < nr; ++j) y[perm[r0 + j]] = s[j];
       }
