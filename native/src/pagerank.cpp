@@ -405,14 +405,8 @@ class Sweep {
       // edges: a second thread gained nothing on Kronecker graphs.
 #pragma omp parallel reduction(+ : diff, dsum) if (nch_ > 512)
       {
-        int64_t c_lo = 0, c_hi = nch_;
-#ifdef _OPENMP
-        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        if (nt > 1) {
-          c_lo = split(t, nt);
-          c_hi = split(t + 1, nt);
-        }
-#endif
+        // a row costs its update and store: 4 entries' worth
+        const auto [c_lo, c_hi] = hpc::sell4_thread_chunks(start_.data(), nch_, 4);
       for (int64_t ch = c_lo; ch < c_hi; ++ch) {
         double s[4];
         hpc::sell4_chunk_sums<W>(sell_.data() + start_[ch],
@@ -430,22 +424,6 @@ class Sweep {
       }
     }
     finish(diff, dsum);
-  }
-
-  // First chunk of thread t of nt: cost(ch) = padded entries before ch + kRowCost per row.
-  int64_t split(int t, int nt) const {
-    constexpr int64_t kRowCost = 4;   // a row's update and store, in entries' worth
-    if (t <= 0) return 0;
-    if (t >= nt) return nch_;
-    const int64_t total = start_[nch_] + kRowCost * 4 * nch_;
-    const int64_t target = static_cast<int64_t>(static_cast<double>(total) * t / nt);
-    int64_t lo = 0, hi = nch_;
-    while (lo < hi) {   // first ch with cost(ch) >= target
-      const int64_t mid = lo + (hi - lo) / 2;
-      if (start_[mid] + kRowCost * 4 * mid < target) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
   }
 
  public:

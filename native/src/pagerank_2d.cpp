@@ -125,14 +125,8 @@ class Block {
     const int64_t* perm = perm_.data();
 #pragma omp parallel if (nch_ > 512)
     {
-      int64_t c_lo = 0, c_hi = nch_;
-#ifdef _OPENMP
-      const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-      if (nt > 1) {
-        c_lo = split(t, nt);
-        c_hi = split(t + 1, nt);
-      }
-#endif
+      // a row costs its store: 2 entries' worth
+      const auto [c_lo, c_hi] = hpc::sell4_thread_chunks(start_.data(), nch_, 2);
       for (int64_t ch = c_lo; ch < c_hi; ++ch) {
         double s[4];
         hpc::sell4_chunk_sums<W>(sell_.data() + start_[ch],
@@ -141,23 +135,6 @@ class Block {
         for (int64_t j = 0; j < nr; ++j) y[perm[r0 + j]] = s[j];
       }
     }
-  }
-
-  // First chunk of thread t of nt: cost(ch) = padded entries before ch + kRowCost per row
-  // (as the 1D sweep: rows sorted by length put most edges in the first chunks).
-  int64_t split(int t, int nt) const {
-    constexpr int64_t kRowCost = 2;   // a row's store, in entries' worth
-    if (t <= 0) return 0;
-    if (t >= nt) return nch_;
-    const int64_t total = start_[nch_] + kRowCost * 4 * nch_;
-    const int64_t target = static_cast<int64_t>(static_cast<double>(total) * t / nt);
-    int64_t lo = 0, hi = nch_;
-    while (lo < hi) {
-      const int64_t mid = lo + (hi - lo) / 2;
-      if (start_[mid] + kRowCost * 4 * mid < target) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
   }
 
   carray<double> xc_, y_;   // bound buffers (the references keep them alive)

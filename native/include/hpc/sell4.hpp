@@ -1,8 +1,12 @@
-// One SELL-4 chunk of a pull product: the four row sums of chunk `ch`, each summing x over the
-// chunk's column slots (times the edge weight when W). Shared by the 1D and 2D PageRank kernels.
+// SELL-4 pull products, shared by the 1D and 2D PageRank kernels: the four row sums of one
+// chunk, and the split of the chunks between OpenMP threads by work.
 #pragma once
 
 #include <cstdint>
+#include <utility>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace hpc {
 
@@ -30,6 +34,36 @@ inline void sell4_chunk_sums(const int32_t* q, const double* wv, int64_t width, 
   s[1] = s1;
   s[2] = s2;
   s[3] = s3;
+}
+
+// First chunk of part t of nt, chunk ch costing its padded entries (start[ch+1] - start[ch])
+// plus row_cost per row. Rows sorted by length put most edges in the first chunks, so equal
+// chunk counts would give the first thread nearly all of a power-law graph's edges.
+inline int64_t sell4_split(const int64_t* start, int64_t nch, int64_t row_cost, int t, int nt) {
+  if (t <= 0) return 0;
+  if (t >= nt) return nch;
+  const int64_t total = start[nch] + row_cost * 4 * nch;
+  const int64_t target = static_cast<int64_t>(static_cast<double>(total) * t / nt);
+  int64_t lo = 0, hi = nch;
+  while (lo < hi) {  // first ch with cost(ch) >= target
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (start[mid] + row_cost * 4 * mid < target) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+// The calling OpenMP thread's chunks [lo, hi): all of them outside a parallel region.
+inline std::pair<int64_t, int64_t> sell4_thread_chunks(const int64_t* start, int64_t nch,
+                                                       int64_t row_cost) {
+#ifdef _OPENMP
+  const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+  if (nt > 1)
+    return {sell4_split(start, nch, row_cost, t, nt), sell4_split(start, nch, row_cost, t + 1, nt)};
+#endif
+  (void)start;
+  (void)row_cost;
+  return {0, nch};
 }
 
 }  // namespace hpc
