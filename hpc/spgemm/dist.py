@@ -61,56 +61,78 @@ def _alltoallv_i64(comm, send: np.ndarray, scount: np.ndarray, costs: Costs) -> 
     return recv, rcount
 
 
-def fetch_rows(B: DistCSR, rows: np.ndarray, costs: Costs) -> sp.csr_matrix:
-    """The rows `rows` (sorted unique global ids) of B, as CSR with global columns (collective)."""
+def _serve(B: DistCSR, rows: np.ndarray, costs: Costs):
+    """Exchange the requests for rows ``rows`` (sorted unique global ids) of B (collective).
+
+    Returns the rows asked of each owner (``req_count``), the rows each peer asked of this rank
+    (``got``), their lengths in request order, the positions of their entries in ``B.local``
+    and the entries served to each peer."""
     comm = B.comm
     p = comm.Get_size()
-    t0 = time.perf_counter()
     owner = np.searchsorted(B.row_offsets, rows, side="right") - 1
     req_count = np.bincount(owner, minlength=p).astype(np.int64)  # rows sorted: grouped by owner
     req, got = _alltoallv_i64(comm, rows.astype(np.int64), req_count, costs)
-    # Serve the requests: per peer, [lengths | columns | value bits] in one int64 block.
     Bl = B.local
-    lo = B.row_offsets[comm.Get_rank()]
-    lr = req - lo
+    lr = req - B.row_offsets[comm.Get_rank()]
     lens = np.diff(Bl.indptr).astype(np.int64)[lr]
     starts = Bl.indptr[lr].astype(np.int64)
-    # gather the requested rows' entries, in request order
+    # positions in B.local of the served entries, peer by peer (requests come grouped)
     tot = int(lens.sum())
     pos = np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens) + np.arange(tot)
-    cols = Bl.indices[pos].astype(np.int64)
-    vals = np.ascontiguousarray(Bl.data[pos], dtype=np.float64).view(np.int64)
-    row_peer = np.repeat(np.arange(p), got)
-    ent_peer = np.repeat(row_peer, lens)
-    ent_per_peer = np.bincount(ent_peer, minlength=p).astype(np.int64)
-    send_count = got + 2 * ent_per_peer
+    ent_peer = np.repeat(np.repeat(np.arange(p), got), lens)
+    ent_count = np.bincount(ent_peer, minlength=p).astype(np.int64)
+    return req_count, got, lens, pos, ent_count
+
+
+def _pack_by_peer(got: np.ndarray, lens: np.ndarray, ent_count: np.ndarray,
+                  payloads: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """One int64 block per peer: [its rows' lengths | each payload's entries, in turn]."""
+    send_count = got + len(payloads) * ent_count
     send = np.empty(int(send_count.sum()), dtype=np.int64)
-    off = _displ(send_count)
-    roff = _displ(got)
-    eoff = _displ(ent_per_peer)
-    for q in range(p):
-        o, g, e = int(off[q]), int(got[q]), int(ent_per_peer[q])
+    off, roff, eoff = _displ(send_count), _displ(got), _displ(ent_count)
+    for q in range(got.size):
+        o, g, e = int(off[q]), int(got[q]), int(ent_count[q])
         send[o:o + g] = lens[roff[q]:roff[q] + g]
-        send[o + g:o + g + e] = cols[eoff[q]:eoff[q] + e]
-        send[o + g + e:o + g + 2 * e] = vals[eoff[q]:eoff[q] + e]
-    recv, rcount = _alltoallv_i64(comm, send, send_count, costs)
-    costs.comm_s += time.perf_counter() - t0
-    # Unpack: peers come in rank order, and so do the rows we asked each for (sorted).
-    lens_all, cols_all, vals_all = [], [], []
+        o += g
+        for a in payloads:
+            send[o:o + e] = a[eoff[q]:eoff[q] + e]
+            o += e
+    return send, send_count
+
+
+def _unpack_by_peer(recv: np.ndarray, req_count: np.ndarray, k: int):
+    """The inverse of :func:`_pack_by_peer` on the receiving side (peers come in rank order, and
+    so do the rows asked of each): the lengths, the ``k`` payloads and the entries per peer."""
+    lens_all: list[np.ndarray] = []
+    parts: list[list[np.ndarray]] = [[] for _ in range(k)]
+    ent = np.zeros(req_count.size, np.int64)
     o = 0
-    for q in range(p):
+    for q in range(req_count.size):
         g = int(req_count[q])
         ln = recv[o:o + g]
         e = int(ln.sum())
         lens_all.append(ln)
-        cols_all.append(recv[o + g:o + g + e])
-        vals_all.append(recv[o + g + e:o + g + 2 * e])
-        o += g + 2 * e
-    lens = np.concatenate(lens_all) if lens_all else np.zeros(0, np.int64)
+        ent[q] = e
+        o += g
+        for part in parts:
+            part.append(recv[o:o + e])
+            o += e
+    return np.concatenate(lens_all), [np.concatenate(part) for part in parts], ent
+
+
+def fetch_rows(B: DistCSR, rows: np.ndarray, costs: Costs) -> sp.csr_matrix:
+    """The rows `rows` (sorted unique global ids) of B, as CSR with global columns (collective)."""
+    t0 = time.perf_counter()
+    req_count, got, lens, pos, ent_count = _serve(B, rows, costs)
+    # Serve the requests: per peer, [lengths | columns | value bits] in one int64 block.
+    cols = B.local.indices[pos].astype(np.int64)
+    vals = np.ascontiguousarray(B.local.data[pos], dtype=np.float64).view(np.int64)
+    send, send_count = _pack_by_peer(got, lens, ent_count, [cols, vals])
+    recv, rcount = _alltoallv_i64(B.comm, send, send_count, costs)
+    costs.comm_s += time.perf_counter() - t0
+    lens, (cols, vals), _ = _unpack_by_peer(recv, req_count, 2)
     indptr = np.concatenate(([0], np.cumsum(lens))).astype(np.int64)
-    cols = np.concatenate(cols_all) if cols_all else np.zeros(0, np.int64)
-    vals = (np.concatenate(vals_all) if vals_all else np.zeros(0, np.int64)).view(np.float64)
-    Bf = sp.csr_matrix((vals, cols, indptr), shape=(rows.size, B.shape[1]))
+    Bf = sp.csr_matrix((vals.view(np.float64), cols, indptr), shape=(rows.size, B.shape[1]))
     Bf.has_sorted_indices = True  # B's rows are canonical
     Bf.has_canonical_format = True
     return Bf
@@ -321,47 +343,17 @@ class RowFetch:
 
     def __init__(self, B: DistCSR, rows: np.ndarray, costs: Costs):
         comm = B.comm
-        p, r = comm.Get_size(), comm.Get_rank()
         t0 = time.perf_counter()
-        owner = np.searchsorted(B.row_offsets, rows, side="right") - 1
-        req_count = np.bincount(owner, minlength=p).astype(np.int64)
-        req, got = _alltoallv_i64(comm, rows.astype(np.int64), req_count, costs)
-        Bl = B.local
-        lr = req - B.row_offsets[r]
-        lens = np.diff(Bl.indptr).astype(np.int64)[lr]
-        starts = Bl.indptr[lr].astype(np.int64)
-        tot = int(lens.sum())
-        # positions in B.local of the served entries, peer by peer (requests come grouped)
-        self.serve = (np.repeat(starts - np.concatenate(([0], np.cumsum(lens)[:-1])), lens)
-                      + np.arange(tot))
-        ent_peer = np.repeat(np.repeat(np.arange(p), got), lens)
-        self.send_count = np.bincount(ent_peer, minlength=p).astype(np.int64)
+        req_count, got, lens, self.serve, self.send_count = _serve(B, rows, costs)
         # structure: per peer [lengths | columns]
-        send_count = got + self.send_count
-        send = np.empty(int(send_count.sum()), dtype=np.int64)
-        off, roff, eoff = _displ(send_count), _displ(got), _displ(self.send_count)
-        cols = Bl.indices[self.serve].astype(np.int64)
-        for q in range(p):
-            o, g, e = int(off[q]), int(got[q]), int(self.send_count[q])
-            send[o:o + g] = lens[roff[q]:roff[q] + g]
-            send[o + g:o + g + e] = cols[eoff[q]:eoff[q] + e]
+        cols = B.local.indices[self.serve].astype(np.int64)
+        send, send_count = _pack_by_peer(got, lens, self.send_count, [cols])
         recv, _ = _alltoallv_i64(comm, send, send_count, costs)
-        lens_all, cols_all, self.recv_count = [], [], np.zeros(p, np.int64)
-        o = 0
-        for q in range(p):
-            g = int(req_count[q])
-            ln = recv[o:o + g]
-            e = int(ln.sum())
-            lens_all.append(ln)
-            cols_all.append(recv[o + g:o + g + e])
-            self.recv_count[q] = e
-            o += g + e
-        lens = np.concatenate(lens_all)
+        lens, (self.indices,), self.recv_count = _unpack_by_peer(recv, req_count, 1)
         self.indptr = np.concatenate(([0], np.cumsum(lens))).astype(np.int64)
-        self.indices = np.concatenate(cols_all)
         self.shape = (int(rows.size), int(B.shape[1]))
         self.comm = comm
-        self.served_nnz = int(Bl.indptr[-1])
+        self.served_nnz = int(B.local.indptr[-1])
         costs.comm_s += time.perf_counter() - t0
 
     def values(self, B: DistCSR, dtype: np.dtype, costs: Costs) -> np.ndarray:
