@@ -276,9 +276,45 @@ class _pagerank_ppr(ModuleType):
             """Answer a batch: (topk_ids, topk_scores, stats[, (indptr, ids, values)])"""
         def residual_support(self, sources: np.ndarray, iterations: int, threshold: float, per_edge: bool = False) -> npt.NDArray[np.int64]:
             """Sorted vertices whose fingerprints the batch's residual needs"""
+        def nbytes(self) -> dict[str, int]:
+            """Bytes held: {'graph': ..., 'index': ...}"""
         @property
         def n(self) -> int: ...
 pagerank_ppr: _pagerank_ppr
+
+
+class _pagerank_ppr_part(ModuleType):
+    """hpc.pagerank partitioned PowerWalk queries: owned rows of graph and index, batched push rounds and partial vectors routed between ranks"""
+    class PartEngine:
+        """Validated out-edge rows and fingerprints of one rank's vertex block, and the state of a batch"""
+        def __init__(self, offsets: np.ndarray, rank: int, out_indptr: np.ndarray, out_indices: np.ndarray, damping: float) -> None: ...
+        def set_index(self, fp_indptr: np.ndarray, fp_ids: np.ndarray, fp_vals: np.ndarray, fp_mass: np.ndarray) -> None:
+            """Replace the fingerprints of the owned vertices"""
+        def nbytes(self) -> dict[str, int]:
+            """Bytes held: {'graph': ..., 'index': ...}"""
+        def begin(self, sources: np.ndarray) -> None:
+            """Start a batch (sources: every query's global vertex, the same on every rank)"""
+        def push(self, threshold: float, per_edge: bool = False, threads: int = 1) -> tuple[Any, ...]:
+            """One push iteration: (counts per rank, keys, values, pushes)"""
+        def receive(self, keys: np.ndarray, vals: np.ndarray, threads: int = 1) -> None:
+            """Add arrived shares to the residuals"""
+        def support(self) -> npt.NDArray[np.int64]:
+            """Sorted owned vertices with residual left in some query"""
+        def combine(self, qoff: np.ndarray, rel: float = 0.0, threads: int = 1) -> tuple[Any, ...]:
+            """Partial vectors for the asking ranks: (counts, keys, values, norm, missing)"""
+        def tails(self, qoff: np.ndarray, eps: np.ndarray, threads: int = 1) -> tuple[Any, ...]:
+            """Residual rows past their head, contributions >= eps: (counts, keys, values)"""
+        def answer(self, keys: np.ndarray, vals: np.ndarray, norm: np.ndarray, qlo: int, qhi: int, topk: int = 20, want_full: bool = False, kth_only: bool = False, threads: int = 1) -> tuple[Any, ...]:
+            """Sum partial vectors of queries [qlo, qhi): (ids, scores[, (indptr, ids, values)])"""
+        def stats(self) -> dict[str, Any]:
+            """The batch's totals on this rank"""
+        @property
+        def n(self) -> int: ...
+        @property
+        def lo(self) -> int: ...
+        @property
+        def nlocal(self) -> int: ...
+pagerank_ppr_part: _pagerank_ppr_part
 
 
 class _pagerank_walk(ModuleType):

@@ -38,9 +38,10 @@ from hpc.sparse.dcsr import DistCSR
 
 from . import graphio
 from .graphio import Graph
-from .ppr import (Answer, Fingerprints, build_fingerprints, combine, decompose,
-                  fingerprint_matrix, native_engine, native_query, native_support,
-                  needed_vertices, push_operator)
+from .ppr import (ENGINES, Answer, Fingerprints, build_fingerprints, choose_engine, combine,
+                  decompose, fingerprint_matrix, native_engine, native_query, native_support,
+                  needed_vertices, partitioned_answer, partitioned_engine, partitioned_push,
+                  push_operator)
 from .solver import Teleport, distribution, make_solver, move_blocks
 
 GraphLike = Union[sp.spmatrix, "sp.sparray", np.ndarray, str, "os.PathLike[str]", Graph, DistCSR]
@@ -547,12 +548,16 @@ class QueryStats:
     fingerprints_built: int     # fingerprints built on the fly (0 with an index)
 
 
-def prepare(g: Graph, fingerprints: Fingerprints | None, alpha: float, backend: str) -> None:
+def prepare(g: Graph, fingerprints: Fingerprints | None, alpha: float, backend: str,
+            engine: str = "replicated") -> None:
     """Derive once what batches of queries reuse (collective; cached on the graph or the
     fingerprints): with ``fingerprints``, the index's part (the native engine's copy of the
     graph and index, or the SciPy fingerprint matrix); without, the graph's part (the
-    replicated graph, or the SciPy push operator)."""
-    if backend == "native":
+    replicated graph, or the SciPy push operator). ``engine``: the native engine, replicated
+    or partitioned (see :func:`hpc.pagerank.ppr.choose_engine`)."""
+    if backend == "native" and engine == "partitioned":
+        partitioned_engine(g, fingerprints, alpha)
+    elif backend == "native":
         native_engine(g, fingerprints, alpha)
     elif fingerprints is not None:
         fingerprint_matrix(g, fingerprints)
@@ -564,19 +569,34 @@ def query(g: Graph, verts: np.ndarray, *, alpha: float, fingerprints: Fingerprin
           backend: str | None = None, topk: int = 20, iterations: int = 3,
           threshold: float = 1e-2, per_edge: bool = False, combine_rel: float = 0.0,
           walks: int = 100, max_length: int = 64, batch: int = 4096, seed: int = 0,
-          want_full: bool = False, threads: int = 1) -> tuple[Answer, QueryStats]:
+          want_full: bool = False, threads: int = 1,
+          engine: str | None = None) -> tuple[Answer, QueryStats]:
     """A batch of PPR queries by PowerWalk's decomposition (collective): the engine behind
     :func:`personalized` and ``python -m hpc.pagerank ppr``.
 
     ``verts`` are global vertex numbers (the same array on every rank). Without
     ``fingerprints`` the ones the residual needs are built on the fly. ``backend`` 'native'
-    (C++ engine, queries block-distributed, every rank holding the whole graph and index) or
-    'numpy' (SciPy sparse products on the distributed graph). The answer (vertex numbers) is
-    on rank 0, None elsewhere; the stats are on every rank.
+    (C++ engine, queries block-distributed) or 'numpy' (SciPy sparse products on the
+    distributed graph). The native ``engine``: 'replicated' (every rank holds the whole graph
+    and index and answers its queries alone), 'partitioned' (each rank holds its vertex
+    block's rows; pushes and partial vectors are routed between the ranks in batched rounds;
+    the same answer to rounding) or None/'auto' (chosen by memory). The answer (vertex
+    numbers) is on rank 0, None elsewhere; the stats are on every rank.
     """
     backend = backend or _default_backend()
     built = 0
     fp = fingerprints
+    if backend == "native" and choose_engine(g, fp, engine) == "partitioned":
+        eng = partitioned_engine(g, fp, alpha)
+        rounds = partitioned_push(g, eng, verts, iterations, threshold, per_edge, threads)
+        if fp is None:
+            fp = build_fingerprints(g, eng.support(), walks, alpha, seed, max_length, 0, batch)
+            built = int(g.comm.allreduce(int(fp.vertices.size)))
+            eng = partitioned_engine(g, fp, alpha)     # the pushed batch stays
+        ans, st = partitioned_answer(g, eng, int(verts.size), rounds, topk, combine_rel,
+                                     want_full, threads)
+        return ans, QueryStats(st.pushes, st.iterations, st.residual_mass,
+                               st.residual_entries, built)
     if backend == "native":
         if fp is None:
             need = native_support(g, verts, alpha, iterations, threshold, per_edge)
@@ -617,7 +637,8 @@ def source_vertices(g: Graph, sources, what: str = "sources") -> np.ndarray:
 
 def personalized(G: GraphLike, sources, *, topk: int = 20, index: PPRIndex | None = None,
                  alpha: float | None = None, iterations: int = 3, threshold: float = 1e-2,
-                 walks: int = 100, seed: int = 0, comm=None) -> TopK:
+                 walks: int = 100, seed: int = 0, engine: str | None = None,
+                 comm=None) -> TopK:
     """Personalized PageRank of a batch of sources by PowerWalk: each source's ``topk``
     vertices and scores.
 
@@ -650,6 +671,10 @@ def personalized(G: GraphLike, sources, *, topk: int = 20, index: PPRIndex | Non
         Walks per vertex of fingerprints built on the fly (no index).
     seed : int, default 0
         Seed of those walks.
+    engine : {'replicated', 'partitioned', 'auto'}, optional
+        The native engine: every rank holding the whole graph and index, or each rank only
+        its vertex block's rows (pushes and partial vectors routed between the ranks; the
+        same answer to rounding). Default: chosen by memory (see ``query``).
     comm : mpi4py.MPI.Intracomm, optional
         Default ``MPI.COMM_WORLD``.
 
@@ -672,8 +697,9 @@ def personalized(G: GraphLike, sources, *, topk: int = 20, index: PPRIndex | Non
     Cost per query: the pushes touch O(out-degree) entries per pushed vertex over
     ``iterations`` rounds, and the combination one fingerprint row per residual entry
     (O(keep) each): milliseconds on graphs of 10^4 - 10^5 vertices, independent of N. With
-    the native engine every rank holds the whole graph and index (memory O(N + E + N keep))
-    and answers a block of the queries with OpenMP threads.
+    the replicated native engine every rank holds the whole graph and index (memory O(N + E + N keep))
+    and answers a block of the queries with OpenMP threads; the partitioned engine holds
+    O((N + E + N keep) / p) per rank.
     """
     topk = _count(topk, "topk")
     iterations = _count(iterations, "iterations", 0)
@@ -681,6 +707,10 @@ def personalized(G: GraphLike, sources, *, topk: int = 20, index: PPRIndex | Non
     walks = _count(walks, "walks")
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise InputTypeError(f"seed: expected an integer, got {type(seed).__name__}")
+    if engine is not None and not isinstance(engine, str):
+        raise InputTypeError(f"engine: expected a str or None, got {type(engine).__name__}")
+    if engine not in (None, "auto", *ENGINES):
+        raise UsageError(f"engine: expected one of {', '.join(ENGINES)} or auto, got {engine!r}")
     if index is not None and not isinstance(index, PPRIndex):
         raise InputTypeError(f"index: expected a PPRIndex or None, got {type(index).__name__}")
     if alpha is None:
@@ -700,7 +730,8 @@ def personalized(G: GraphLike, sources, *, topk: int = 20, index: PPRIndex | Non
     fp = index.fingerprints if index is not None else None
     ans, _ = query(g, verts, alpha=alpha, fingerprints=fp, backend=backend, topk=topk,
                    iterations=iterations, threshold=threshold, walks=walks, seed=int(seed),
-                   threads=envinfo.default_threads(g.comm) if backend == "native" else 1)
+                   threads=envinfo.default_threads(g.comm) if backend == "native" else 1,
+                   engine=engine)
     flat = g.comm.bcast(ans.topk_ids.ravel() if g.comm.Get_rank() == 0 else None, root=0)
     scores = g.comm.bcast(ans.topk_scores if g.comm.Get_rank() == 0 else None, root=0)
     orig = g.original_ids(np.where(flat >= 0, flat, 0))

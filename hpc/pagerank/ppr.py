@@ -42,6 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 from mpi4py import MPI
 
+from hpc.core.errors import UsageError
 from hpc.core.memory import require_memory
 from hpc.core.partition import block_offsets
 from hpc.core.partition import exchange_by_owner as exchange
@@ -436,11 +437,10 @@ def native_engine(g: Graph, fp: Fingerprints | None, damping: float):
     key = ("engine", g.n, damping)
     if fp is not None and fp.cache.get("engine_key") == key:
         return fp.cache["engine"]
-    entries = int(g.comm.allreduce(int(fp.ids.size) if fp is not None else 0, op=MPI.SUM))
-    # every rank holds the whole graph and index: gathered int64/float64 arrays plus the
-    # engine's copy (int32 ids, float64 values)
-    require_memory(28.0 * (g.m + entries) + 40.0 * g.n, "the native PPR engine (whole graph "
-                   "and index on every rank; --backend numpy keeps them distributed)", g.comm)
+    # every rank holds the whole graph and index
+    require_memory(replicated_bytes(g, fp), "the replicated native PPR engine (whole graph "
+                   "and index on every rank; --engine partitioned keeps them distributed)",
+                   g.comm)
     gptr, gidx = _graph_csr(g)
     if fp is None:
         return mod.Engine(gptr, gidx, np.zeros(g.n + 1, np.int64), np.empty(0, np.int64),
@@ -487,23 +487,195 @@ def native_query(g: Graph, eng, sources: np.ndarray, iterations: int, threshold:
     out = eng.query(np.ascontiguousarray(sources[off[r]:off[r + 1]], np.int64), iterations,
                     threshold, per_edge, topk, want_full, threads, rel)
     ids, scores, st = out[0], out[1], out[2]
-    full_local = None
-    if want_full:
-        fptr, fids, fvals = out[3]
-        full_local = [(fids[fptr[i]:fptr[i + 1]], fvals[fptr[i]:fptr[i + 1]])
-                      for i in range(ids.shape[0])]
     tot = np.array([st["pushes"], st["residual_entries"], st["combined_entries"]], np.int64)
     comm.Allreduce(MPI.IN_PLACE, tot, op=MPI.SUM)
     stats = NativeStats(int(tot[0]), int(comm.allreduce(st["iterations"], op=MPI.MAX)), int(tot[1]),
                         float(comm.allreduce(st["residual_mass"], op=MPI.SUM)), int(tot[2]))
+    return _gather_answer(comm, ids, scores, out[3] if want_full else None), stats
+
+
+def _gather_answer(comm, ids: np.ndarray, scores: np.ndarray, full_csr) -> Answer:
+    """Each rank's block of queries (top-K arrays, the full vectors as a CSR or None) put
+    together on rank 0 in query order (collective; None elsewhere)."""
+    full_local = None
+    if full_csr is not None:
+        fptr, fids, fvals = full_csr
+        full_local = [(fids[fptr[i]:fptr[i + 1]], fvals[fptr[i]:fptr[i + 1]])
+                      for i in range(ids.shape[0])]
     if comm.Get_size() == 1:
-        return Answer(ids, scores, full_local), stats
+        return Answer(ids, scores, full_local)
     got = comm.gather((ids, scores, full_local), root=0)
-    if r != 0:
-        return Answer(None, None, None), stats
-    full = [f for part in got for f in part[2]] if want_full else None
-    return Answer(np.concatenate([x[0] for x in got]), np.concatenate([x[1] for x in got]),
-                  full), stats
+    if comm.Get_rank() != 0:
+        return Answer(None, None, None)
+    full = [f for part in got for f in part[2]] if full_csr is not None else None
+    return Answer(np.concatenate([x[0] for x in got]), np.concatenate([x[1] for x in got]), full)
+
+
+# --------------------------------------------------------------------------------------------
+# the partitioned native engine (hpc._core.pagerank_ppr_part): each rank holds the rows of its
+# own vertex block, all queries of a batch advance together, shares and partial vectors are
+# routed to their owner / asking rank in batched rounds
+# --------------------------------------------------------------------------------------------
+ENGINES = ("replicated", "partitioned")
+
+
+def replicated_bytes(g: Graph, fp: Fingerprints | None) -> float:
+    """Per-rank bytes of the replicated engine: the gathered int64/float64 graph and index
+    plus the engine's copy (int32 ids, float64 values); collective."""
+    entries = int(g.comm.allreduce(int(fp.ids.size) if fp is not None else 0, op=MPI.SUM))
+    return 28.0 * (g.m + entries) + 40.0 * g.n
+
+
+def engine_nbytes(g: Graph, fp: Fingerprints | None) -> int:
+    """Bytes of graph and index in a replicated engine (its ``nbytes()``, without building
+    one; collective): row pointers of both, int32 ids, float64 values and masses."""
+    entries = int(g.comm.allreduce(int(fp.ids.size) if fp is not None else 0, op=MPI.SUM))
+    return 8 * (g.n + 1) + 4 * g.m + 8 * (g.n + 1) + 12 * entries + 8 * g.n
+
+
+def choose_engine(g: Graph, fp: Fingerprints | None, engine: str | None = None) -> str:
+    """``engine``, or by memory when None/'auto' (collective): the replicated engine (every
+    rank answers its queries alone, no messages) when one rank runs or when a whole copy of
+    graph and index per rank takes at most half of the free memory on every host, else the
+    partitioned one."""
+    if engine not in (None, "auto"):
+        if engine not in ENGINES:
+            raise UsageError(f"engine: expected one of {', '.join(ENGINES)} or auto, got "
+                             f"{engine!r}")
+        return engine
+    if g.comm.Get_size() == 1:
+        return "replicated"
+    from hpc.core.exchange import node_comm
+    from hpc.core.memory import available_bytes
+
+    need = replicated_bytes(g, fp) * node_comm(g.comm).Get_size()
+    fits = bool(g.comm.allreduce(need <= 0.5 * available_bytes(), op=MPI.LAND))
+    return "replicated" if fits else "partitioned"
+
+
+def _part_module():
+    try:
+        from hpc import _core
+
+        return _core.pagerank_ppr_part
+    except (ImportError, AttributeError):
+        raise RuntimeError("the partitioned PPR engine is not built (make build)") from None
+
+
+def _route(comm, counts: np.ndarray, keys: np.ndarray, vals: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Deliver (key, value) pairs already grouped by destination rank (``counts`` per rank):
+    one Alltoall of the counts, one Alltoallv each for keys and values (collective)."""
+    if comm.Get_size() == 1:
+        return keys, vals
+    recv = np.empty_like(counts)
+    comm.Alltoall(counts, recv)
+    sdisp = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rdisp = np.concatenate([[0], np.cumsum(recv)[:-1]])
+    total = int(recv.sum())
+    rk, rv = np.empty(total, np.int64), np.empty(total, np.float64)
+    comm.Alltoallv([keys, (counts, sdisp), MPI.INT64_T], [rk, (recv, rdisp), MPI.INT64_T])
+    comm.Alltoallv([vals, (counts, sdisp), MPI.DOUBLE], [rv, (recv, rdisp), MPI.DOUBLE])
+    return rk, rv
+
+
+def partitioned_engine(g: Graph, fp: Fingerprints | None, damping: float):
+    """The partitioned engine of this rank: its vertex block's out-edge rows and, with ``fp``,
+    the fingerprints of its vertices (vertices without one have mass 0). Nothing is gathered:
+    per rank O((N + E + N keep) / p). Collective only in the memory check; cached on the
+    graph, the fingerprints reloaded when ``fp`` changes."""
+    key = ("part_engine", damping)
+    eng = g.info.get(key)
+    if eng is None:
+        mod = _part_module()
+        require_memory(16.0 * (g.nlocal + g.out_indices.size), "the partitioned PPR engine",
+                       g.comm)
+        eng = mod.PartEngine(np.ascontiguousarray(g.offsets, dtype=np.int64),
+                             g.comm.Get_rank(), np.ascontiguousarray(g.out_indptr, np.int64),
+                             np.ascontiguousarray(g.out_indices, np.int64), damping)
+        g.info[key] = eng
+        g.info[key + ("fp",)] = None
+    if fp is not None and g.info[key + ("fp",)] is not fp:
+        cnt = np.zeros(g.nlocal, dtype=np.int64)
+        cnt[fp.vertices - g.lo] = np.diff(fp.indptr)
+        ptr = np.zeros(g.nlocal + 1, dtype=np.int64)
+        np.cumsum(cnt, out=ptr[1:])
+        mass = np.zeros(g.nlocal)
+        mass[fp.vertices - g.lo] = fp.mass
+        eng.set_index(ptr, np.ascontiguousarray(fp.ids, np.int64),
+                      np.ascontiguousarray(fp.vals, np.float64), mass)
+        g.info[key + ("fp",)] = fp
+    return eng
+
+
+def partitioned_push(g: Graph, eng, sources: np.ndarray, iterations: int, threshold: float,
+                     per_edge: bool = False, threads: int = 1) -> int:
+    """Start a batch (``sources``: every query's global vertex, the same array on every rank)
+    and push it: each round every rank pushes the entries of its vertices that meet the rule
+    and one Alltoallv delivers the shares to their owners. Returns the rounds that pushed
+    (collective)."""
+    comm = g.comm
+    eng.begin(np.ascontiguousarray(sources, np.int64))
+    rounds = 0
+    for _ in range(iterations):
+        counts, keys, vals, pushes = eng.push(threshold, per_edge, threads)
+        if int(comm.allreduce(int(pushes), op=MPI.SUM)) == 0:
+            break
+        rounds += 1
+        keys, vals = _route(comm, counts, keys, vals)
+        eng.receive(keys, vals, threads)
+    return rounds
+
+
+def partitioned_support(g: Graph, eng) -> np.ndarray:
+    """The owned vertices whose fingerprints the pushed batch's residual needs."""
+    return eng.support()
+
+
+def partitioned_answer(g: Graph, eng, nq: int, rounds: int, topk: int, rel: float = 0.0,
+                       want_full: bool = False, threads: int = 1
+                       ) -> tuple[Answer, NativeStats]:
+    """Combine the pushed batch with the fingerprints and assemble each query at its asking
+    rank (queries block-distributed, as the replicated engine's), results gathered on rank 0
+    (collective). With ``rel`` > 0 the asking rank finds the K-th score of the heads and the
+    owners then send only the tail contributions above rel x that score (one more round)."""
+    comm = g.comm
+    p, r = comm.Get_size(), comm.Get_rank()
+    qoff = block_offsets(nq, p).astype(np.int64)
+    qlo, qhi = int(qoff[r]), int(qoff[r + 1])
+    counts, keys, vals, norm, missing = eng.combine(qoff, rel, threads)
+    missing = int(comm.allreduce(int(missing), op=MPI.MAX))
+    if missing >= 0:
+        raise RuntimeError(f"ppr query: no fingerprint for residual vertex {missing}")
+    if p > 1:
+        comm.Allreduce(MPI.IN_PLACE, norm, op=MPI.SUM)
+    keys, vals = _route(comm, counts, keys, vals)
+    if rel > 0:
+        kth = eng.answer(keys, vals, norm[qlo:qhi], qlo, qhi, topk, False, True, threads)[1]
+        eps = rel * np.ascontiguousarray(kth[:, 0])
+        if p > 1:
+            eps = np.concatenate(comm.allgather(eps))
+        tc, tk, tv = eng.tails(qoff, np.ascontiguousarray(eps), threads)
+        tk, tv = _route(comm, tc, tk, tv)
+        keys, vals = np.concatenate([keys, tk]), np.concatenate([vals, tv])
+    out = eng.answer(keys, vals, norm[qlo:qhi], qlo, qhi, topk, want_full, False, threads)
+    st = eng.stats()
+    tot = np.array([st["pushes"], st["residual_entries"], st["combined_entries"]], np.int64)
+    if p > 1:
+        comm.Allreduce(MPI.IN_PLACE, tot, op=MPI.SUM)
+    stats = NativeStats(int(tot[0]), rounds, int(tot[1]),
+                        float(comm.allreduce(st["residual_mass"], op=MPI.SUM)), int(tot[2]))
+    return _gather_answer(comm, out[0], out[1], out[2] if want_full else None), stats
+
+
+def partitioned_query(g: Graph, eng, sources: np.ndarray, iterations: int, threshold: float,
+                      topk: int, per_edge: bool = False, rel: float = 0.0,
+                      want_full: bool = False, threads: int = 1) -> tuple[Answer, NativeStats]:
+    """Answer the batch with the partitioned engine (collective; the answer on rank 0): the
+    replicated engine's arithmetic (``native_query``), with the graph and index rows left on
+    their owners."""
+    rounds = partitioned_push(g, eng, sources, iterations, threshold, per_edge, threads)
+    return partitioned_answer(g, eng, int(sources.size), rounds, topk, rel, want_full, threads)
 
 
 def needed_vertices(g: Graph, dec: PushState) -> np.ndarray:

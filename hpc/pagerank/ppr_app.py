@@ -21,7 +21,8 @@ from hpc.core.runtime import collective
 from .api import PPRIndex, prepare, query, source_vertices
 from .app import add_graph_options, load
 from .graphio import Graph, gather_csr
-from .ppr import Fingerprints, exact_ppr, guarantee_parameters, precision_at_k
+from .ppr import (ENGINES, Fingerprints, choose_engine, exact_ppr, guarantee_parameters,
+                  engine_nbytes, precision_at_k)
 
 QUERY_BACKENDS = ("native", "numpy")
 GUARANTEE_ITERATIONS = 100_000   # push iterations in --accuracy mode: until none is left
@@ -100,6 +101,14 @@ def query_parser() -> AppParser:
     q.add_argument("--failure", type=checks.real(0, 1, lo_open=True, hi_open=True),
                    default=0.01, metavar="DELTA",
                    help="with --accuracy: the failure probability per source")
+    q.add_argument("--engine", choices=("auto",) + ENGINES, default="auto",
+                   help="native back end: replicated = every rank holds the whole graph and "
+                        "index and answers its block of the queries alone (no messages); "
+                        "partitioned = each rank holds only its vertex block's graph rows and "
+                        "fingerprints (memory ~1/p), all queries advance together and pushes "
+                        "and partial results are routed to their owners in batched rounds "
+                        "(the same answer to rounding); auto = replicated when a whole copy "
+                        "per rank takes at most half the free memory, else partitioned")
     q.add_argument("--check", action="store_true",
                    help="compare with exact PPR (serial power iteration on rank 0): L1 error, "
                         "precision@K; small graphs")
@@ -107,9 +116,9 @@ def query_parser() -> AppParser:
                    help="with --check: the run is VALID when mean precision@K reaches this")
     _walk_options(p)
     add_common(p, backends=list(QUERY_BACKENDS), default_backend="native")
-    p.epilog = ("back ends: native = C++ engine (OpenMP over the queries, --threads; every rank "
-                "holds the whole graph and index and answers a block of the queries); numpy = "
-                "SciPy sparse products on the distributed graph (the reference)")
+    p.epilog = ("back ends: native = C++ engine (OpenMP over the queries, --threads; --engine "
+                "replicated or partitioned, see above); numpy = SciPy sparse products on the "
+                "distributed graph (the reference)")
     return p
 
 
@@ -218,6 +227,8 @@ def _check_query_options(args) -> None:
         raise UsageError(f"--combine-rel {args.combine_rel}: expected a finite value >= 0")
     if args.combine_rel > 0 and args.backend != "native":
         raise UsageError("--combine-rel needs --backend native")
+    if args.engine != "auto" and args.backend != "native":
+        raise UsageError(f"--engine {args.engine} needs --backend native")
     if args.accuracy is not None and (args.combine_rel > 0 or args.push_rule != "mass"):
         raise UsageError("--accuracy: the guarantee needs --combine-rel 0 and --push-rule mass")
 
@@ -249,7 +260,9 @@ def _load_index(app: App, g: Graph, args) -> PPRIndex | None:
         if abs(index.alpha - args.damping) > 1e-15:
             raise UsageError(f"--index {args.index}: built with damping {index.alpha}, "
                              f"not {args.damping}")
-        prepare(g, index.fingerprints, args.damping, args.backend)
+        if args.backend == "native":
+            args.engine = choose_engine(g, index.fingerprints, args.engine)
+        prepare(g, index.fingerprints, args.damping, args.backend, args.engine)
     return index
 
 
@@ -263,8 +276,11 @@ def run_query(argv: Sequence[str]) -> int:
     nq = int(verts.size)
     index = _load_index(app, g, args)
     _guarantee(app, g, index, args)
+    if args.backend == "native":
+        args.engine = choose_engine(g, None, args.engine)
+        app.extra["engine"] = args.engine
     with app.timer.phase("setup"):
-        prepare(g, None, args.damping, args.backend)   # once per graph
+        prepare(g, None, args.damping, args.backend, args.engine)   # once per graph
     ans, st = None, None
     for _ in range(args.repeat):
         with app.timer.phase("query"):
@@ -274,7 +290,8 @@ def run_query(argv: Sequence[str]) -> int:
                             threshold=args.threshold, per_edge=args.push_rule == "per-edge",
                             combine_rel=args.combine_rel, walks=args.walks,
                             max_length=args.max_length, batch=args.batch, seed=args.seed,
-                            want_full=args.check, threads=app.threads)
+                            want_full=args.check, threads=app.threads,
+                            engine=args.engine if args.backend == "native" else None)
     assert ans is not None and st is not None
     t = app.timer.summary()
     app.metrics.update({
@@ -283,6 +300,8 @@ def run_query(argv: Sequence[str]) -> int:
         "residual_mass_per_query": st.residual_mass / nq,
         "residual_entries": st.residual_entries, "fingerprints_built": st.fingerprints_built,
     })
+    if args.backend == "native":
+        app.metrics.update(_engine_bytes(app, g, index, args))
     # map the top-K ids back to original ids
     flat = app.comm.bcast(ans.topk_ids.ravel() if app.rank == 0 else None, root=0)
     orig = g.original_ids(np.where(flat >= 0, flat, 0))
@@ -305,6 +324,25 @@ def run_query(argv: Sequence[str]) -> int:
             f"queries/s, {args.backend}), {st.pushes} pushes, residual mass/query "
             f"{st.residual_mass / nq:.3g}")
     return app.finish(passed, validation, t)
+
+
+def _engine_bytes(app: App, g: Graph, index, args) -> dict:
+    """Graph and index bytes of the native engine on each rank (collective): the replicated
+    engine's whole copy, and with --engine partitioned the rows each rank holds (measured)."""
+    fp = index.fingerprints if index is not None else None
+    if fp is None and args.engine == "partitioned":
+        fp = g.info.get(("part_engine", args.damping, "fp"))   # built for the last batch
+    rep = engine_nbytes(g, fp)
+    out = {"engine": args.engine, "replicated_engine_bytes": rep}
+    if args.engine == "partitioned":
+        b = g.info[("part_engine", args.damping)].nbytes()
+        per_rank = [int(x) for x in app.comm.allgather(int(b["graph"] + b["index"]))]
+        out.update({"engine_bytes_per_rank": per_rank,
+                    "engine_bytes_max_times_p_over_replicated":
+                        max(per_rank) * app.comm.Get_size() / rep})
+    else:
+        out["engine_bytes_per_rank"] = [rep] * app.comm.Get_size()
+    return out
 
 
 def _validate_queries(app: App, g: Graph, verts: np.ndarray, ans, args) -> tuple[bool, dict]:

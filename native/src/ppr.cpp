@@ -57,6 +57,15 @@ class Engine {
 
   int64_t n() const { return n_; }
 
+  // Bytes of the stored graph and index (the partitioned engine holds a block of their rows).
+  py::dict nbytes() const {
+    py::dict d;
+    d["graph"] = static_cast<int64_t>(gptr_.size() * sizeof(int64_t) + gidx_.size() * sizeof(int32_t));
+    d["index"] = static_cast<int64_t>(fptr_.size() * sizeof(int64_t) + fidx_.size() * sizeof(int32_t) +
+                                      fval_.size() * sizeof(double) + mass_.size() * sizeof(double));
+    return d;
+  }
+
   // Answer every query; returns (topk_ids q x K, topk_scores q x K, stats dict[, full CSR]).
   py::tuple query(const py::array& sources_, int64_t iterations, double threshold,
                   bool per_edge, int64_t topk, bool want_full, int threads,
@@ -358,6 +367,7 @@ HPC_SUBMODULE(pagerank_ppr) {
            py::arg("out_indptr"), py::arg("out_indices"), py::arg("fp_indptr"), py::arg("fp_ids"),
            py::arg("fp_vals"), py::arg("fp_mass"), py::arg("damping"))
       .def_property_readonly("n", &Engine::n)
+      .def("nbytes", &Engine::nbytes, "Bytes held: {'graph': ..., 'index': ...}")
       .def("query", &Engine::query, py::arg("sources"), py::arg("iterations"),
            py::arg("threshold"), py::arg("per_edge") = false, py::arg("topk") = 20,
            py::arg("want_full") = false, py::arg("threads") = 1, py::arg("rel") = 0.0,
