@@ -180,21 +180,46 @@ def test_replaced_file_keeps_its_mode(tmp_path):
 
 KILLED_WRITER = """
 import os, sys, time
-from hpc.core.atomic import atomic_path
-with atomic_path(sys.argv[1]) as tmp:
+from hpc.core import atomic
+with atomic.atomic_path(sys.argv[1]) as tmp:
     with open(tmp, "wb") as f:
         f.write(b"x" * (1 << 20))
-    print("writing", flush=True)
+    print("writing", atomic._WATCHER["proc"].pid, flush=True)
     time.sleep(60)
 """
 
 
+def _gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie nobody reaps counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
+def _wait_gone(pids, timeout: float = 30.0) -> None:
+    """Wait until every process in ``pids`` has exited: a file it removes is removed by then."""
+    deadline = time.monotonic() + timeout
+    while not all(_gone(p) for p in pids):
+        assert time.monotonic() < deadline, [p for p in pids if not _gone(p)]
+        time.sleep(0.01)
+
+
+def _start_writer(path: Path) -> tuple[subprocess.Popen, int]:
+    """A process holding a 1 MiB temporary of ``path``; returns it and its watcher's pid."""
+    p = subprocess.Popen([PY, "-c", KILLED_WRITER, str(path)], stdout=subprocess.PIPE,
+                         text=True, cwd=str(ROOT))
+    word, watcher = p.stdout.readline().split()
+    assert word == "writing"
+    return p, int(watcher)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_terminating_signal_removes_the_temporary(tmp_path, sig):
-    p = subprocess.Popen([PY, "-c", KILLED_WRITER, str(tmp_path / "ckpt.h5")],
-                         stdout=subprocess.PIPE, text=True, cwd=str(ROOT))
+    """The writer's own handler removes it before the process dies (no waiting for anyone)."""
+    p, _ = _start_writer(tmp_path / "ckpt.h5")
     try:
-        assert p.stdout.readline().strip() == "writing"
         assert len(_listing(tmp_path)) == 1  # the temporary
         p.send_signal(sig)
         p.wait(timeout=30)
@@ -204,15 +229,29 @@ def test_terminating_signal_removes_the_temporary(tmp_path, sig):
     assert _listing(tmp_path) == []
 
 
-def test_killed_writer_temporary_is_removed_by_the_next_run(tmp_path):
-    p = subprocess.Popen([PY, "-c", KILLED_WRITER, str(tmp_path / "ckpt.h5")],
-                         stdout=subprocess.PIPE, text=True, cwd=str(ROOT))
+def test_sigkilled_writer_temporary_is_removed_by_its_watcher(tmp_path):
+    """SIGKILL runs no handler: the watcher process removes the file when the writer dies."""
+    p, watcher = _start_writer(tmp_path / "ckpt.h5")
     try:
-        assert p.stdout.readline().strip() == "writing"
-        p.kill()  # SIGKILL: no handler runs
+        assert len(_listing(tmp_path)) == 1
+        p.kill()
         p.wait(timeout=30)
     finally:
         p.kill()
+    _wait_gone([p.pid, watcher])
+    assert _listing(tmp_path) == []
+
+
+def test_killed_writer_temporary_is_removed_by_the_next_run(tmp_path):
+    """Writer and watcher killed together (a node or cgroup kill): the next write sweeps."""
+    p, watcher = _start_writer(tmp_path / "ckpt.h5")
+    try:
+        os.kill(watcher, signal.SIGKILL)
+        p.kill()  # SIGKILL: no handler runs, and no watcher is left
+        p.wait(timeout=30)
+    finally:
+        p.kill()
+    _wait_gone([p.pid, watcher])
     left = _listing(tmp_path)
     assert len(left) == 1 and left[0].startswith(".ckpt.h5.")
     # Someone else's temporary (another live pid, another name) is never touched.
@@ -222,43 +261,78 @@ def test_killed_writer_temporary_is_removed_by_the_next_run(tmp_path):
     assert _listing(tmp_path) == [other.name]
 
 
+def test_handlers_are_installed_only_while_a_temporary_is_live(tmp_path):
+    """A process that is not writing gets its signals as it would without hpc.core.atomic."""
+    before = {s: signal.getsignal(s) for s in atomic._SIGNALS}
+    with atomic.atomic_path(tmp_path / "a.json") as tmp:
+        assert all(signal.getsignal(s) is atomic._on_signal for s in atomic._SIGNALS)
+        assert str(tmp) in atomic._LIVE
+        tmp.write_text("{}")
+    assert {s: signal.getsignal(s) for s in atomic._SIGNALS} == before
+    assert not atomic._LIVE and not atomic._HANDLED
+
+
 MPI_WRITER = """
-import sys, time
-from hpc.core import run, world
-from hpc.core.atomic import atomic_path
+import os, sys, time
+from pathlib import Path
+from hpc.core import atomic, run, world
 def main(argv):
     c = world()
+    pids = Path(sys.argv[2])
+    (pids / str(os.getpid())).touch()  # files, not stdout: mpiexec may split lines it forwards
+    in_mpi = sys.argv[3] == "mpi"
     if c.Get_rank() == 0:
-        with atomic_path(sys.argv[1]) as tmp:
+        with atomic.atomic_path(sys.argv[1]) as tmp:
             with open(tmp, "wb") as f:
                 f.write(b"x" * (1 << 20))
+            (pids / str(atomic._WATCHER["proc"].pid)).touch()
             print("writing", flush=True)
-            time.sleep(120)
-    c.Barrier()
+            if in_mpi:  # blocked in C when the signal comes: no Python handler can run
+                c.Barrier()
+            else:
+                time.sleep(120)
+    elif in_mpi:
+        time.sleep(120)
+    if not in_mpi:
+        c.Barrier()
     return 0
 run(main)
 """
 
 
-def test_sigterm_to_mpiexec_removes_the_writers_temporary(tmp_path):
-    """A 3-rank job stopped with SIGTERM (scancel, timeout) mid-save leaves nothing."""
+@pytest.mark.parametrize("where", ["python", "mpi"])
+def test_sigterm_to_mpiexec_removes_the_writers_temporary(tmp_path, where):
+    """A 3-rank job stopped with SIGTERM (scancel, timeout) mid-save leaves nothing.
+
+    mpiexec forwards SIGTERM to every rank and SIGKILLs the rest a few milliseconds after the
+    first one dies, which may be before the writer's handler has run ("python": a race it
+    usually wins; "mpi": the writer is blocked in a collective, where a Python handler never
+    runs): then its watcher removes the file. Every rank and the watcher are waited for before
+    the folder is looked at.
+    """
     from hpc.core.launch import mpiexec_cmd, progress_env
 
     script = tmp_path / "w.py"
     script.write_text(MPI_WRITER)
-    out = tmp_path / "out"
+    out, pids = tmp_path / "out", tmp_path / "pids"
     out.mkdir()
-    cmd = mpiexec_cmd(3, [str(script), str(out / "ck.h5")])
+    pids.mkdir()
+    cmd = mpiexec_cmd(3, [str(script), str(out / "ck.h5"), str(pids), where])
     env = progress_env("throttle", 3, extra={"MPIEXEC_TIMEOUT": "150", "OMP_NUM_THREADS": "1"})
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                          env=env, cwd=str(ROOT))
     try:
         assert p.stdout.readline().strip() == "writing"
+        deadline = time.monotonic() + 60
+        while len(_listing(pids)) < 4:  # three ranks and the writer's watcher
+            assert time.monotonic() < deadline, _listing(pids)
+            time.sleep(0.01)
         assert len(_listing(out)) == 1
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=60)
     finally:
         p.kill()
+    _wait_gone([int(x) for x in _listing(pids)])
     assert _listing(out) == []
 
 

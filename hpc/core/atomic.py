@@ -8,8 +8,13 @@ must not:
 - it is renamed only over a regular file or over nothing: a directory, a device, a FIFO or a
   socket at the target is refused (:class:`~hpc.core.errors.UsageError`), except that
   :func:`write_json` writes a character device or a FIFO directly (``--json /dev/stdout``);
-- it is removed when the write fails, when the process gets SIGTERM/SIGHUP/SIGINT, and, for a
-  process killed outright, by the next write to the same target on the same host.
+- it is removed when the write fails; when the process gets SIGTERM/SIGHUP/SIGINT, by a
+  handler that unlinks it first thing (it is registered in the same signal-blocked step that
+  creates it, and the handler is installed only while a temporary is live); when the process is
+  killed outright (SIGKILL: ``mpiexec`` kills the other ranks a few milliseconds after the first
+  one dies, before their handlers may have run), by a small watcher process that outlives the
+  writer and removes what it left when its pipe closes; and, when the watcher died with it
+  (the whole node or cgroup killed), by the next write to the same target on the same host.
 
 :func:`check_output` tests a path before the work starts, so an unwritable output is an exit 2
 at once and not a traceback after the whole run.
@@ -23,6 +28,8 @@ import os
 import signal
 import socket
 import stat
+import subprocess
+import sys
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -34,9 +41,41 @@ from .errors import UsageError
 __all__ = ["atomic_path", "write_json", "check_output", "check_distinct"]
 
 _LIVE: set[str] = set()          # temporaries of this process not yet renamed or removed
-_HANDLED: dict[int, Any] = {}    # signal -> the handler ours replaced
+_HANDLED: dict[int, Any] = {}    # signal -> the handler ours replaced (while ours is installed)
 _SIGNALS = tuple(getattr(signal, s) for s in ("SIGTERM", "SIGHUP", "SIGINT") if hasattr(signal, s))
 _NAME_MAX = 100                  # characters of the target's name kept in a temporary's name
+_LOCK = threading.RLock()
+_WATCHER: dict[str, Any] = {}    # {"pid": owner pid, "proc": Popen} of this process's watcher
+
+# The watcher: reads "+ DEV INO HEXPATH" / "- DEV INO HEXPATH" lines until EOF (the writer has
+# exited, however it ended), then removes each temporary still registered that is still the
+# same file (same device and inode, a regular file of this user). It ignores the signals that
+# end a job, so a SIGTERM sent to every process still leaves it to clean up after the others.
+_WATCHER_SRC = r"""
+import os, signal, stat, sys
+for s in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"):
+    if hasattr(signal, s):
+        signal.signal(getattr(signal, s), signal.SIG_IGN)
+live = {}
+for line in sys.stdin.buffer:
+    try:
+        op, dev, ino, path = line.split()
+        key = bytes.fromhex(path.decode())
+        if op == b"+":
+            live[key] = (int(dev), int(ino))
+        else:
+            live.pop(key, None)
+    except ValueError:
+        continue
+uid = os.getuid()
+for p, ident in live.items():
+    try:
+        st = os.lstat(p)
+        if stat.S_ISREG(st.st_mode) and st.st_uid == uid and (st.st_dev, st.st_ino) == ident:
+            os.unlink(p)
+    except OSError:
+        pass
+"""
 
 
 def _host_tag() -> str:
@@ -58,7 +97,7 @@ def _on_signal(signum, frame) -> None:  # pragma: no cover - exercised through a
         return
     if prev == signal.SIG_IGN:
         return
-    for p in list(_LIVE):  # the signal ends the process: remove what it was writing
+    for p in list(_LIVE):  # the signal ends the process: remove what it was writing, first
         try:
             os.unlink(p)
         except OSError:
@@ -69,18 +108,94 @@ def _on_signal(signum, frame) -> None:  # pragma: no cover - exercised through a
 
 
 def _install_handlers() -> None:
-    """Remove live temporaries on a terminating signal (main thread only; installed once)."""
-    if _HANDLED or threading.current_thread() is not threading.main_thread():
+    """Remove live temporaries on a terminating signal (main thread only). Called with the
+    signals blocked, while a temporary is live; :func:`_restore_handlers` undoes it."""
+    if threading.current_thread() is not threading.main_thread():
         return
     for s in _SIGNALS:
         try:
             prev = signal.getsignal(s)
-            if prev is None:  # installed from C: leave it alone
+            if prev is None or prev is _on_signal:  # installed from C (leave it), or ours
                 continue
             _HANDLED[s] = prev
             signal.signal(s, _on_signal)
         except (ValueError, OSError):  # not the main interpreter, or an unsupported signal
             pass
+
+
+def _restore_handlers() -> None:
+    """Put back the handlers ours replaced, once no temporary is live: a process that is not
+    writing gets its signals exactly as it would without this module (a rank blocked in MPI
+    is not kept alive by a Python-level handler that cannot run)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for s, prev in list(_HANDLED.items()):
+        try:
+            if signal.getsignal(s) is _on_signal:  # not if the program has replaced ours since
+                signal.signal(s, prev)
+                del _HANDLED[s]
+        except (ValueError, OSError):
+            pass
+
+
+@contextmanager
+def _signals_blocked() -> Iterator[None]:
+    """The terminating signals held back (this thread) while a temporary is created and
+    registered, or renamed and unregistered: a handler never sees a half-registered file."""
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    except (AttributeError, ValueError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _watch(op: str, name: str, st: os.stat_result) -> None:
+    """Tell this process's watcher (started on first use) that ``name`` is live (``+``) or gone
+    (``-``). Best effort: without a watcher, the signal handler and the next write's sweep
+    still remove the file."""
+    line = f"{op} {st.st_dev} {st.st_ino} {os.fsencode(name).hex()}\n".encode()
+    w = _WATCHER.get("proc")
+    if w is None or _WATCHER.get("pid") != os.getpid() or w.poll() is not None:
+        if op == "-":
+            return
+        try:
+            w = subprocess.Popen([sys.executable, "-I", "-S", "-c", _WATCHER_SRC],
+                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, bufsize=0, close_fds=True,
+                                 start_new_session=True)  # not in the job's process group
+        except (OSError, ValueError):
+            _WATCHER.clear()
+            return
+        _WATCHER.update(pid=os.getpid(), proc=w)
+    try:
+        w.stdin.write(line)
+    except (OSError, ValueError):
+        _WATCHER.clear()
+
+
+def _register(name: str) -> None:
+    """Mark a just-created temporary live: for the handler, the watcher and (the first one)
+    install the handler. Called with the signals blocked, right after the file is created."""
+    with _LOCK:
+        _LIVE.add(name)
+        try:
+            _watch("+", name, os.lstat(name))
+        except OSError:
+            pass
+        _install_handlers()
+
+
+def _unregister(name: str, st: os.stat_result | None) -> None:
+    with _LOCK:
+        _LIVE.discard(name)
+        if st is not None:
+            _watch("-", name, st)
+        if not _LIVE:
+            _restore_handlers()
 
 
 def _sweep(folder: Path, name: str) -> None:
@@ -224,24 +339,27 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         _sweep(target.parent, target.name)
-        _install_handlers()
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=_prefix(target.name), suffix=".tmp")
+        with _signals_blocked():  # created and registered as one step
+            fd, name = tempfile.mkstemp(dir=target.parent, prefix=_prefix(target.name),
+                                        suffix=".tmp")
+            ident = os.fstat(fd)
+            _register(name)
     except OSError as e:
         raise UsageError(f"{os.fspath(path)}: cannot create a file in {target.parent} "
                          f"({e.strerror or e})") from None
     os.close(fd)
-    _LIVE.add(name)
     tmp = Path(name)
     try:
         yield tmp
         os.chmod(tmp, stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~_umask())
         os.replace(tmp, target)
     finally:
-        _LIVE.discard(name)
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        with _signals_blocked():
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            _unregister(name, ident)
 
 
 def _umask() -> int:
