@@ -3,20 +3,24 @@
 Setup, level by level, until the operator has at most ``max_coarse`` rows:
 
 1. strength of connection: (i, j) is strong when |a_ij| >= theta sqrt(|a_ii a_jj|)
-   (pyamg's symmetric strength; theta = 0 keeps every stored off-diagonal entry);
+   (pyamg's symmetric strength; theta = 0 keeps every stored off-diagonal entry), decided
+   inside the aggregation kernel, never stored;
 2. aggregation: the standard three-pass greedy aggregation (native/src/spgemm_amg.cpp) of each
    rank's own rows and columns (decoupled aggregation: aggregates never cross ranks, so the
-   tentative prolongator needs no communication and the coarse rows stay with their ranks);
+   coarse rows stay with their ranks; the iteration counts barely depend on it, see
+   docs/workloads/spgemm.md);
 3. tentative prolongator T: T(i, a) = B_i / ||B_a|| for the near-null-space vector B (ones on
    the finest level; its coarse image ||B_a|| on the next), pyamg's ``fit_candidates``;
 4. smoothed prolongator P = (I - omega/rho D^-1 A) T, omega = 4/3, rho the spectral radius of
-   D^-1 A by power iteration; A T is the distributed SpGEMM (:func:`hpc.spgemm.multiply`);
+   D^-1 A by power iteration; T has one entry per row, so a row of A T only gathers a_ij t_j
+   into the column of j's aggregate: one native pass over A after one ghost exchange of the
+   aggregate ids and T values (no general SpGEMM);
 5. Galerkin coarse operator Pᵀ A P by :func:`hpc.spgemm.ptap`.
 
 The coarsest operator is gathered on every rank and factored (Cholesky; a pseudo-inverse if it
 is singular). The V-cycle smooths with the same symmetric smoother before and after the coarse
-correction: hybrid symmetric l1 Gauss-Seidel (forward then backward sweep on each rank's block),
-a Chebyshev polynomial in D^-1 A on [rho/30, 1.1 rho], or damped Jacobi of weight 4/(3 rho);
+correction: symmetric Gauss-Seidel (the default, as pyamg's: a forward then a backward sweep in
+one global order, coupled across ranks; :class:`GSPlan`), a Chebyshev polynomial in D^-1 A on [rho/30, 1.1 rho], or damped Jacobi of weight 4/(3 rho);
 so with a zero initial guess the cycle is a fixed, symmetric positive definite operator: a
 valid preconditioner for CG.
 """
@@ -59,31 +63,6 @@ def aggregate(S: sp.csr_matrix) -> tuple[np.ndarray, int]:
     return agg, int(count)
 
 
-def own_block(A: DistCSR) -> sp.csr_matrix:
-    """This rank's rows x its own columns of a square DistCSR, local numbering."""
-    lo, hi = A.row_range
-    Al = A.local
-    keep = (Al.indices >= lo) & (Al.indices < hi)
-    rows = np.repeat(np.arange(Al.shape[0]), np.diff(Al.indptr))
-    B = sp.csr_matrix((Al.data[keep], (rows[keep], Al.indices[keep] - lo)),
-                      shape=(hi - lo, hi - lo))
-    B.sum_duplicates()
-    return B
-
-
-def strength(Aloc: sp.csr_matrix, diag: np.ndarray, theta: float) -> sp.csr_matrix:
-    """Symmetric strength of connection of a local square block (diagonal dropped)."""
-    coo = Aloc.tocoo()
-    off = (coo.row != coo.col) & (coo.data != 0)
-    r, c, v = coo.row[off], coo.col[off], coo.data[off]
-    if theta > 0:
-        keep = np.abs(v) >= theta * np.sqrt(np.abs(diag[r] * diag[c]))
-        r, c, v = r[keep], c[keep], v[keep]
-    S = sp.csr_matrix((np.abs(v), (r, c)), shape=Aloc.shape)
-    S.sum_duplicates()
-    return S
-
-
 def spectral_radius(A: DistCSR, dinv: np.ndarray, its: int = 20, seed: int = 0) -> float:
     """rho(D^-1 A) by power iteration (collective); from below, so callers add a margin."""
     comm = A.comm
@@ -100,29 +79,64 @@ def spectral_radius(A: DistCSR, dinv: np.ndarray, its: int = 20, seed: int = 0) 
     return lam
 
 
-def _gs_block(A: DistCSR) -> tuple:
-    """The own block for hybrid l1 Gauss-Seidel: (indptr, indices, data, diag + l1, l1).
-
-    l1 is each row's sum of |a_ij| over other ranks' columns (Baker, Falgout, Kolev, Yang,
-    SIAM J. Sci. Comput. 33(5), 2011): added to the divisor, it makes the hybrid smoother
-    convergent for every SPD A, whatever the partition; zero on one rank (plain GS).
-    """
-    B = sp.csr_matrix(own_block(A))
-    B.sort_indices()
-    lo, hi = A.row_range
-    Al = A.local
-    off = (Al.indices < lo) | (Al.indices >= hi)
-    rows = np.repeat(np.arange(Al.shape[0]), np.diff(Al.indptr))
-    l1 = np.bincount(rows[off], weights=np.abs(Al.data[off]), minlength=Al.shape[0])
-    it = np.int32 if B.shape[0] < 2**31 - 1 else np.int64
-    return (B.indptr.astype(np.int64), B.indices.astype(it),
-            np.ascontiguousarray(B.data, dtype=np.float64),
-            np.ascontiguousarray(B.diagonal() + l1, dtype=np.float64), l1)
+def _idx(*arrays: np.ndarray) -> tuple[type, list[np.ndarray]]:
+    """One index dtype (int32 where every array fits, else int64) for a kernel's CSR arrays."""
+    big = any(a.size and (a.max() >= 2**31 - 1) for a in arrays)
+    dt = np.int64 if big else np.int32
+    return dt, [np.ascontiguousarray(a, dtype=dt) for a in arrays]
 
 
-def _own_matvec(block: tuple, x: np.ndarray) -> np.ndarray:
-    ip, ix, dat = block[:3]
-    return sp.csr_matrix((dat, ix, ip), shape=(x.size, x.size)) @ x
+def _kernel(name: str, dt: type):
+    return getattr(_core(), f"{name}_{'i32' if dt == np.int32 else 'i64'}")
+
+
+def _rank_colours(comm, neighbours: list[int]) -> tuple[int, int]:
+    """(this rank's colour, number of colours) of a greedy colouring of the rank graph, in rank
+    order, the same on every rank (collective): neighbouring ranks get different colours."""
+    adj = comm.allgather(sorted(set(neighbours)))
+    col = [-1] * len(adj)
+    for r, nb in enumerate(adj):
+        taken = {col[q] for q in nb if q < r} | {col[q] for q in range(r) if r in adj[q]}
+        col[r] = min(c for c in range(len(adj) + 1) if c not in taken)
+    return col[comm.Get_rank()], max(col) + 1
+
+
+@dataclass
+class GSPlan:
+    """A rank's share of a global Gauss-Seidel sweep (see :meth:`SmoothedAggregation._gs`).
+
+    Interior rows (no ghost columns) go first; then the boundary rows, colour by colour of the
+    rank graph, each colour after an exchange of the latest ghost values. Ranks of one colour
+    share no edges, so a sweep is exact Gauss-Seidel in one global order, and the backward sweep
+    the same order reversed: the symmetric sweep is SPD for any SPD A and any partition."""
+
+    dt: type
+    arrays: list          # indptr, indices of the own block (kernel dtype)
+    data: np.ndarray
+    diag: np.ndarray
+    inner: tuple          # (forward, backward) row lists, int64
+    bnd: tuple
+    gh_bnd: sp.csr_matrix  # the boundary rows' ghost columns (A_gh rows)
+    colour: int
+    ncolours: int
+    coupled: bool          # some rank's rows reach other ranks' columns (collective)
+
+
+def _gs_plan(A: DistCSR) -> GSPlan:
+    pl = A.plan()
+    Ao, Ag = A.A_loc, A.A_gh
+    dt, arrays = _idx(Ao.indptr, Ao.indices)
+    has_gh = np.diff(Ag.indptr) > 0
+    inner = np.flatnonzero(~has_gh).astype(np.int64)
+    bnd = np.flatnonzero(has_gh).astype(np.int64)
+    coupled = bool(A.comm.allreduce(bool(bnd.size), op=MPI.LOR))
+    colour, ncol = (_rank_colours(A.comm, list(pl.sources) + list(pl.dests)) if coupled
+                    else (0, 1))
+    return GSPlan(dt, arrays, np.ascontiguousarray(Ao.data, dtype=np.float64),
+                  np.ascontiguousarray(Ao.diagonal(), dtype=np.float64),
+                  (inner, np.ascontiguousarray(inner[::-1])),
+                  (bnd, np.ascontiguousarray(bnd[::-1])), sp.csr_matrix(Ag[bnd]), colour, ncol,
+                  coupled)
 
 
 @dataclass
@@ -134,8 +148,7 @@ class Level:
     rho: float
     P: DistCSR | None = None
     R: DistCSR | None = None   # Pᵀ, for the restriction
-    block: tuple | None = None  # own rows x own columns (indptr, indices, data, diag): GS
-    coupled: bool = True        # some rank's rows reach other ranks' columns
+    gs: GSPlan | None = None    # the Gauss-Seidel sweep's plan
 
 
 class SmoothedAggregation:
@@ -151,9 +164,9 @@ class SmoothedAggregation:
         Stop coarsening at this many rows (the coarsest level is solved directly).
     max_levels : int, default 10
     smoother : {'gauss_seidel', 'chebyshev', 'jacobi'}, default 'gauss_seidel'
-        Hybrid symmetric l1 Gauss-Seidel (a forward and a backward sweep on each rank's own
-        block, the other ranks' columns at their last values and their l1 norm added to the
-        diagonal: pyamg's default smoother on one rank), a Chebyshev polynomial in D^-1 A, or damped Jacobi.
+        Symmetric Gauss-Seidel (a forward and a backward sweep in one global order, coupled
+        across ranks: :class:`GSPlan`; pyamg's default smoother, the same sweep on one rank), a
+        Chebyshev polynomial in D^-1 A, or damped Jacobi.
     degree : int, default 1
         Symmetric Gauss-Seidel sweeps, Chebyshev degree, or Jacobi sweeps, per pre- and
         post-smoothing.
@@ -197,9 +210,7 @@ class SmoothedAggregation:
             dinv = 1.0 / d
             lvl = Level(A, dinv, spectral_radius(A, dinv, seed=seed))
             if self.smoother == "gauss_seidel":
-                lvl.block = _gs_block(A)
-                # ranks coupled on this level (collective): else a sweep needs no exchange
-                lvl.coupled = bool(self.comm.allreduce(bool(np.any(lvl.block[4])), op=MPI.LOR))
+                lvl.gs = _gs_plan(A)
             self.levels.append(lvl)
             if A.shape[0] <= self.max_coarse or len(self.levels) >= self.max_levels:
                 break
@@ -216,26 +227,40 @@ class SmoothedAggregation:
     # -- setup ------------------------------------------------------------------------------
     def _prolongator(self, lvl: Level, B: np.ndarray) -> tuple[DistCSR, np.ndarray]:
         """Smoothed prolongator of level ``lvl`` and the coarse near-null-space vector."""
-        from hpc.spgemm import multiply
-
         A, comm = lvl.A, lvl.A.comm
-        Aloc = own_block(A)
-        agg, na = aggregate(strength(Aloc, A.diagonal(), self.theta))
-        counts = np.array(comm.allgather(na), dtype=np.int64)
+        pl = A.plan()  # also splits the block: own columns (A_loc) and ghost columns (A_gh)
+        Ao, Ag = A.A_loc, A.A_gh
+        dt, (op, oi) = _idx(Ao.indptr, Ao.indices)
+        agg, na = _kernel("aggregate_strong", dt)(op, oi, np.ascontiguousarray(Ao.data, np.float64),
+                                                  np.ascontiguousarray(Ao.diagonal(), np.float64),
+                                                  self.theta)
+        counts = np.array(comm.allgather(int(na)), dtype=np.int64)
         coff = np.concatenate(([0], np.cumsum(counts)))
         nc = int(coff[-1])
         r = comm.Get_rank()
         rows = np.flatnonzero(agg >= 0)
         a = agg[rows]
+        # T(i, a) = B_i / ||B_a||: pyamg's fit_candidates for one candidate vector
         norms = np.sqrt(np.bincount(a, weights=B[rows] ** 2, minlength=na))
         norms[norms == 0] = 1.0
-        T = sp.csr_matrix((B[rows] / norms[a], (rows, a + coff[r])),
-                          shape=(A.local_rows, nc))
-        Td = DistCSR(comm, T, (A.shape[0], nc), row_offsets=A.row_offsets, col_offsets=coff)
-        AT = multiply(A, Td, threads=self.threads)
+        t = np.zeros(A.local_rows)
+        t[rows] = B[rows] / norms[a]
+        # each ghost column's aggregate (global id, exact in a float64) and T value
+        pl.start(np.column_stack((np.where(agg >= 0, agg + coff[r], -1).astype(np.float64), t)))
+        g = pl.wait()
+        ggid = g[:, 0].astype(np.int64)
+        remote = np.unique(ggid[ggid >= 0])
+        gagg = np.where(ggid >= 0, na + np.searchsorted(remote, ggid), -1).astype(np.int64)
+        colid = np.concatenate((np.arange(na, dtype=np.int64) + coff[r], remote))
+        gdt, (gp, gi) = _idx(Ag.indptr, Ag.indices)
+        if gdt != dt:
+            dt, (op, oi, gp, gi) = np.int64, [x.astype(np.int64) for x in (op, oi, gp, gi)]
         w = (4.0 / 3.0) / lvl.rho if lvl.rho > 0 else 0.0
-        Ploc = (T - sp.diags(w * lvl.dinv) @ AT.local).tocsr()
-        Ploc.eliminate_zeros()
+        ip, ix, dv = _kernel("smoothed_prolongator", dt)(
+            op, oi, np.ascontiguousarray(Ao.data, np.float64), gp, gi,
+            np.ascontiguousarray(Ag.data, np.float64), agg, t, gagg,
+            np.ascontiguousarray(g[:, 1]), colid, np.ascontiguousarray(lvl.dinv), w)
+        Ploc = sp.csr_matrix((dv, ix, ip), shape=(A.local_rows, nc))
         P = DistCSR(comm, Ploc, (A.shape[0], nc), row_offsets=A.row_offsets, col_offsets=coff)
         return P, norms
 
@@ -255,20 +280,11 @@ class SmoothedAggregation:
         polynomial p (Chebyshev, damped Jacobi)."""
         A, dinv = lvl.A, lvl.dinv
         if self.smoother == "gauss_seidel":
-            from hpc import _core
-
-            ip, ix, dat, diag, l1 = lvl.block
+            if x is None:
+                x = np.zeros_like(b)
             for _ in range(self.degree):
-                for forward in (True, False):
-                    if x is None:  # a zero guess: no ghost values to account for
-                        x = np.zeros_like(b)
-                        rhs = b
-                    elif not lvl.coupled:  # no rank reaches another's columns: A = A_own
-                        rhs = b
-                    else:  # b - (A - A_own) x: the other ranks' columns at their last values;
-                        # + l1 x makes the sweep x_i += r_i / (a_ii + l1_i)
-                        rhs = b - A.spmv(x) + _own_matvec(lvl.block, x) + l1 * x
-                    _core.sparse.gs_sweep(ip, ix, dat, diag, rhs, x, forward)
+                self._gs(lvl.A, lvl.gs, b, x, True)
+                self._gs(lvl.A, lvl.gs, b, x, False)
             return x
         if self.smoother == "jacobi":
             w = (4.0 / 3.0) / lvl.rho
@@ -292,6 +308,27 @@ class SmoothedAggregation:
             x = x + d
             rho = rho_new
         return x
+
+    @staticmethod
+    def _gs(A: DistCSR, g: GSPlan, b: np.ndarray, x: np.ndarray, forward: bool) -> None:
+        """One forward or backward Gauss-Seidel sweep in the global order of :class:`GSPlan`
+        (x in place; collective where the level is coupled)."""
+        sweep = _kernel("gs_rows", g.dt)
+        d = 0 if forward else 1
+        ip, ix = g.arrays
+        if forward:
+            sweep(ip, ix, g.data, g.diag, b, x, g.inner[d])
+        if g.coupled:
+            pl = A.plan()
+            for c in (range(g.ncolours) if forward else reversed(range(g.ncolours))):
+                pl.start(x)
+                gh = pl.wait()
+                if c == g.colour and g.bnd[0].size:
+                    rhs = b.copy()
+                    rhs[g.bnd[0]] -= g.gh_bnd @ gh
+                    sweep(ip, ix, g.data, g.diag, rhs, x, g.bnd[d])
+        if not forward:
+            sweep(ip, ix, g.data, g.diag, b, x, g.inner[d])
 
     def _coarse_solve(self, Ac: DistCSR, b: np.ndarray) -> np.ndarray:
         bg = Ac.gather_vector(b, root=None)

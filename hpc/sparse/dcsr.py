@@ -212,11 +212,17 @@ class DistCSR:
                        assume_unique=True, validate=False)
         self._plan = pl
         # Split the block: owned columns (local numbering) and ghost columns (slot numbering).
-        rows = np.repeat(np.arange(A.shape[0], dtype=np.int64), np.diff(A.indptr))
+        # Filtering a canonical block keeps each row's order, so both parts are canonical CSR
+        # as they stand (no COO round trip: that sorted all nnz again).
         nl = A.shape[0]
-        a_loc = sp.csr_matrix((A.data[own], (rows[own], cols[own] - clo)), shape=(nl, chi - clo))
-        slots = np.searchsorted(ghost_cols, cols[~own])
-        a_gh = sp.csr_matrix((A.data[~own], (rows[~own], slots)), shape=(nl, ghost_cols.size))
+        rows = np.repeat(np.arange(nl, dtype=np.int64), np.diff(A.indptr))
+        it = np.int32 if max(A.nnz, self.shape[1]) < 2**31 - 1 else np.int64
+        p_loc = np.concatenate(([0], np.cumsum(np.bincount(rows[own], minlength=nl))))
+        p_gh = A.indptr.astype(np.int64) - p_loc
+        a_loc = sp.csr_matrix((A.data[own], (cols[own] - clo).astype(it), p_loc.astype(it)),
+                              shape=(nl, chi - clo))
+        slots = np.searchsorted(ghost_cols, cols[~own]).astype(it)
+        a_gh = sp.csr_matrix((A.data[~own], slots, p_gh.astype(it)), shape=(nl, ghost_cols.size))
         self.A_loc, self.A_gh = _canonical(a_loc), _canonical(a_gh)
         # The ghost kernel stores only the rows that have ghost entries (a stencil's block
         # boundary: N^2 of N^3/p rows), so y += A_gh g costs O(those rows), not a pass over y.

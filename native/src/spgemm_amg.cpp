@@ -1,12 +1,24 @@
-// Aggregation for smoothed-aggregation AMG (hpc.amg): the standard three-pass greedy
-// aggregation of Vanek, Mandel and Brezina (1996), as pyamg's standard_aggregation does it,
-// on one rank's strength graph (its own rows and columns: decoupled aggregation).
+// Kernels of smoothed-aggregation AMG (hpc.amg), each one pass over a rank's rows:
 //
-// Pass 1: a node whose strong neighbours are all free roots a new aggregate with them.
-// Pass 2: a free node joins an aggregate of a neighbour aggregated in pass 1.
-// Pass 3: the free nodes left root new aggregates with their free neighbours.
-// Nodes without neighbours (e.g. Dirichlet rows) join no aggregate (-1).
+// - aggregate: the standard three-pass greedy aggregation of Vanek, Mandel and Brezina (1996),
+//   as pyamg's standard_aggregation does it, on a strength graph given as CSR;
+// - aggregate_strong: the same on the symmetric strength graph of a matrix block, decided on
+//   the fly: (i, j) is strong when j != i, a_ij != 0 and |a_ij| >= theta sqrt(|a_ii a_jj|)
+//   (pyamg's symmetric_strength_of_connection), so the graph is never stored;
+// - smoothed_prolongator: the rows of P = T - w D^-1 (A T) for the tentative prolongator T of
+//   an aggregation (one entry per row: t_i in the column of i's aggregate). Row i of A T
+//   gathers a_ij t_j into the column of j's aggregate, so no general SpGEMM is needed;
+// - gs_rows: Gauss-Seidel on a list of rows, in the order given (the coupled smoother).
+//
+// Aggregation passes: 1. a node whose strong neighbours are all free roots a new aggregate with
+// them; 2. a free node joins an aggregate of a neighbour aggregated in pass 1; 3. the free
+// nodes left root new aggregates with their free neighbours. Nodes without strong neighbours
+// (e.g. Dirichlet rows) join no aggregate (-1).
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "hpc/checks.hpp"
@@ -15,32 +27,52 @@
 namespace {
 using std::int64_t;
 
+// A checked CSR block (n rows, column indices in [0, ncols)); keeps the arrays alive.
 template <typename I>
-py::tuple aggregate(py::array ptr_, py::array idx_, int64_t n) {
-  if (n < 0) hpc::fail("aggregate: negative size");
-  auto ptr = hpc::exact<I>(ptr_, "aggregate indptr");
-  auto idx = hpc::exact<I>(idx_, "aggregate indices");
-  hpc::require_1d(ptr, n + 1, "aggregate indptr");
-  hpc::require_1d(idx, -1, "aggregate indices");
-  const I* P = ptr.data();
-  const I* J = idx.data();
-  if (P[0] != 0 || !hpc::non_decreasing(P, n) || int64_t(P[n]) > int64_t(idx.shape(0)))
-    hpc::fail("aggregate indptr: not a CSR row pointer");
-  if (!hpc::all_in_range(J, int64_t(P[n]), n)) hpc::fail("aggregate indices: out of range");
-  hpc::carray<int64_t> out(n);
-  int64_t* x = out.mutable_data();
+struct Csr {
+  hpc::carray<I> ptr, idx;
+  const I* P = nullptr;
+  const I* J = nullptr;
+  int64_t n = 0;
+  Csr(const py::array& ptr_, const py::array& idx_, int64_t n_, int64_t ncols,
+      const std::string& what)
+      : n(n_) {
+    if (n < 0) hpc::fail(what + ": negative size");
+    ptr = hpc::exact<I>(ptr_, (what + " indptr").c_str());
+    idx = hpc::exact<I>(idx_, (what + " indices").c_str());
+    hpc::require_1d(ptr, n + 1, (what + " indptr").c_str());
+    hpc::require_1d(idx, -1, (what + " indices").c_str());
+    P = ptr.data();
+    J = idx.data();
+    if (P[0] != 0 || !hpc::non_decreasing(P, n) || int64_t(P[n]) > int64_t(idx.shape(0)))
+      hpc::fail(what + " indptr: not a CSR row pointer");
+    if (!hpc::all_in_range(J, int64_t(P[n]), ncols)) hpc::fail(what + " indices: out of range");
+  }
+  int64_t nnz() const { return int64_t(P[n]); }
+};
+
+template <typename T>
+const T* vec_in(const py::array& a, int64_t n, const std::string& what, hpc::carray<T>& keep) {
+  keep = hpc::exact<T>(a, what.c_str());
+  hpc::require_1d(keep, n, what.c_str());
+  return keep.data();
+}
+
+// The three passes into x[0..n); strong(q, j) says whether entry q (column j) of the current
+// row is a strong off-diagonal edge. Returns the number of aggregates.
+template <typename I, typename Strong>
+int64_t aggregate_passes(const I* P, const I* J, int64_t n, int64_t* x, Strong strong) {
   // x: 0 free, k > 0 in aggregate k (pass 1), -k joined aggregate k (pass 2), -n-1 isolated
   const int64_t isolated = -n - 1;
-  for (int64_t i = 0; i < n; ++i) x[i] = 0;
+  std::fill(x, x + n, int64_t(0));
   int64_t next = 1;
   for (int64_t i = 0; i < n; ++i) {
     if (x[i]) continue;
     bool neighbours = false, taken = false;
     for (I q = P[i]; q < P[i + 1]; ++q) {
-      const int64_t j = J[q];
-      if (j == i) continue;
+      if (!strong(i, q)) continue;
       neighbours = true;
-      if (x[j]) {
+      if (x[J[q]]) {
         taken = true;
         break;
       }
@@ -49,13 +81,15 @@ py::tuple aggregate(py::array ptr_, py::array idx_, int64_t n) {
       x[i] = isolated;
     } else if (!taken) {
       x[i] = next;
-      for (I q = P[i]; q < P[i + 1]; ++q) x[J[q]] = next;
+      for (I q = P[i]; q < P[i + 1]; ++q)
+        if (strong(i, q)) x[J[q]] = next;
       ++next;
     }
   }
   for (int64_t i = 0; i < n; ++i) {
     if (x[i]) continue;
     for (I q = P[i]; q < P[i + 1]; ++q) {
+      if (!strong(i, q)) continue;
       const int64_t xj = x[J[q]];
       if (xj > 0) {
         x[i] = -xj;
@@ -68,20 +102,178 @@ py::tuple aggregate(py::array ptr_, py::array idx_, int64_t n) {
     if (x[i] != 0) continue;
     x[i] = -next;
     for (I q = P[i]; q < P[i + 1]; ++q)
-      if (x[J[q]] == 0) x[J[q]] = -next;
+      if (strong(i, q) && x[J[q]] == 0) x[J[q]] = -next;
     ++next;
   }
   for (int64_t i = 0; i < n; ++i) {  // decode: aggregate numbers from 0
     const int64_t xi = x[i];
     x[i] = xi == isolated ? -1 : (xi > 0 ? xi - 1 : -xi - 1);
   }
-  --next;  // the count
-  return py::make_tuple(out, next);
+  return next - 1;
+}
+
+// On a strength graph S (pyamg's convention: the diagonal, if stored, is skipped).
+template <typename I>
+py::tuple aggregate(py::array ptr_, py::array idx_, int64_t n) {
+  Csr<I> S(ptr_, idx_, n, n, "aggregate");
+  hpc::carray<int64_t> out(n);
+  int64_t* x = out.mutable_data();
+  int64_t count;
+  {
+    py::gil_scoped_release nogil;
+    const I* J = S.J;
+    count = aggregate_passes(S.P, J, n, x, [J](int64_t i, I q) { return int64_t(J[q]) != i; });
+  }
+  return py::make_tuple(out, count);
+}
+
+// On the symmetric strength graph of a square block (values and diagonal given).
+template <typename I>
+py::tuple aggregate_strong(py::array ptr_, py::array idx_, py::array data_, py::array diag_,
+                           double theta) {
+  const int64_t n = diag_.ndim() == 1 ? diag_.shape(0) : -1;
+  if (!(theta >= 0.0 && theta < 1.0)) hpc::fail("aggregate_strong: theta must be in [0, 1)");
+  Csr<I> A(ptr_, idx_, n, n, "aggregate_strong");
+  hpc::carray<double> kd, kv;
+  const double* V = vec_in<double>(data_, -1, "aggregate_strong data", kv);
+  if (kv.shape(0) < A.nnz()) hpc::fail("aggregate_strong data: shorter than the indices");
+  const double* d = vec_in<double>(diag_, n, "aggregate_strong diag", kd);
+  hpc::carray<int64_t> out(n);
+  int64_t* x = out.mutable_data();
+  int64_t count;
+  {
+    py::gil_scoped_release nogil;
+    const I* J = A.J;
+    std::vector<double> root(theta > 0 ? n : 0);
+    for (int64_t i = 0; i < int64_t(root.size()); ++i) root[i] = std::sqrt(std::fabs(d[i]));
+    const double* R = root.data();
+    if (theta > 0)
+      count = aggregate_passes(A.P, J, n, x, [=](int64_t i, I q) {
+        const int64_t j = J[q];
+        return j != i && V[q] != 0.0 && std::fabs(V[q]) >= theta * R[i] * R[j];
+      });
+    else
+      count = aggregate_passes(A.P, J, n, x, [=](int64_t i, I q) {
+        return int64_t(J[q]) != i && V[q] != 0.0;
+      });
+  }
+  return py::make_tuple(out, count);
+}
+
+// Rows of P = T - w D^-1 A T. The block's own columns (A_own, local numbering) map to the
+// aggregates in `agg` (compact ids, -1: none) with T values `t`; its ghost columns (A_gh, ghost
+// slots) to compact ids `gagg` with values `gt`. `colid` gives each compact id its global
+// column. Returns (indptr, global column indices sorted per row, values), exact zeros dropped.
+template <typename I>
+py::tuple smoothed_prolongator(py::array optr, py::array oidx, py::array odat, py::array gptr,
+                               py::array gidx, py::array gdat, py::array agg_, py::array t_,
+                               py::array gagg_, py::array gt_, py::array colid_, py::array dinv_,
+                               double w) {
+  const int64_t n = agg_.ndim() == 1 ? agg_.shape(0) : -1;
+  const int64_t ng = gagg_.ndim() == 1 ? gagg_.shape(0) : -1;
+  const int64_t nc = colid_.ndim() == 1 ? colid_.shape(0) : -1;
+  if (n < 0 || ng < 0 || nc < 0) hpc::fail("smoothed_prolongator: expected 1-D arrays");
+  Csr<I> Ao(optr, oidx, n, n, "smoothed_prolongator own block");
+  Csr<I> Ag(gptr, gidx, n, ng, "smoothed_prolongator ghost block");
+  hpc::carray<double> k1, k2, k3, k4, k5;
+  hpc::carray<int64_t> k6, k7, k8;
+  const double* OV = vec_in<double>(odat, -1, "smoothed_prolongator own data", k1);
+  const double* GV = vec_in<double>(gdat, -1, "smoothed_prolongator ghost data", k2);
+  if (k1.shape(0) < Ao.nnz() || k2.shape(0) < Ag.nnz())
+    hpc::fail("smoothed_prolongator data: shorter than the indices");
+  const double* t = vec_in<double>(t_, n, "smoothed_prolongator t", k3);
+  const double* gt = vec_in<double>(gt_, ng, "smoothed_prolongator gt", k4);
+  const double* dinv = vec_in<double>(dinv_, n, "smoothed_prolongator dinv", k5);
+  const int64_t* agg = vec_in<int64_t>(agg_, n, "smoothed_prolongator agg", k6);
+  const int64_t* gagg = vec_in<int64_t>(gagg_, ng, "smoothed_prolongator gagg", k7);
+  const int64_t* colid = vec_in<int64_t>(colid_, nc, "smoothed_prolongator colid", k8);
+  for (int64_t i = 0; i < n; ++i)
+    if (agg[i] < -1 || agg[i] >= nc) hpc::fail("smoothed_prolongator agg: out of range");
+  for (int64_t i = 0; i < ng; ++i)
+    if (gagg[i] < -1 || gagg[i] >= nc) hpc::fail("smoothed_prolongator gagg: out of range");
+  std::vector<int64_t> ptr(n + 1, 0), col;
+  std::vector<double> val;
+  {
+    py::gil_scoped_release nogil;
+    col.reserve(size_t(Ao.nnz() / 2 + n));
+    val.reserve(col.capacity());
+    std::vector<double> acc(nc, 0.0);
+    std::vector<char> seen(nc, 0);
+    std::vector<int64_t> list;
+    std::vector<std::pair<int64_t, double>> row;
+    for (int64_t i = 0; i < n; ++i) {
+      list.clear();
+      auto add = [&](int64_t c, double v) {
+        if (c < 0) return;
+        if (!seen[c]) {
+          seen[c] = 1;
+          acc[c] = 0.0;
+          list.push_back(c);
+        }
+        acc[c] += v;
+      };
+      const double s = -w * dinv[i];
+      for (I q = Ao.P[i]; q < Ao.P[i + 1]; ++q) add(agg[Ao.J[q]], s * OV[q] * t[Ao.J[q]]);
+      for (I q = Ag.P[i]; q < Ag.P[i + 1]; ++q) add(gagg[Ag.J[q]], s * GV[q] * gt[Ag.J[q]]);
+      add(agg[i], t[i]);
+      row.clear();
+      for (int64_t c : list) {
+        seen[c] = 0;
+        if (acc[c] != 0.0) row.emplace_back(colid[c], acc[c]);
+      }
+      std::sort(row.begin(), row.end());
+      for (auto& e : row) {
+        col.push_back(e.first);
+        val.push_back(e.second);
+      }
+      ptr[i + 1] = int64_t(col.size());
+    }
+  }
+  hpc::carray<int64_t> p(n + 1), c(int64_t(col.size()));
+  hpc::carray<double> v(int64_t(val.size()));
+  std::copy(ptr.begin(), ptr.end(), p.mutable_data());
+  std::copy(col.begin(), col.end(), c.mutable_data());
+  std::copy(val.begin(), val.end(), v.mutable_data());
+  return py::make_tuple(p, c, v);
+}
+
+// x_i <- (b_i - sum_{j != i} a_ij x_j) / diag_i for the rows i of `rows`, in that order.
+template <typename I>
+void gs_rows(py::array ptr_, py::array idx_, py::array data_, py::array diag_, py::array b_,
+             py::array x_, py::array rows_) {
+  const int64_t n = diag_.ndim() == 1 ? diag_.shape(0) : -1;
+  Csr<I> A(ptr_, idx_, n, n, "gs_rows");
+  hpc::carray<double> kv, kd, kb;
+  hpc::carray<int64_t> kr;
+  const double* V = vec_in<double>(data_, -1, "gs_rows data", kv);
+  if (kv.shape(0) < A.nnz()) hpc::fail("gs_rows data: shorter than the indices");
+  const double* d = vec_in<double>(diag_, n, "gs_rows diag", kd);
+  const double* b = vec_in<double>(b_, n, "gs_rows b", kb);
+  auto xx = hpc::exact<double>(x_, "gs_rows x");
+  hpc::require_1d(xx, n, "gs_rows x");
+  double* x = hpc::mut_ptr(xx, "gs_rows x");
+  const int64_t* rows = vec_in<int64_t>(rows_, -1, "gs_rows rows", kr);
+  const int64_t m = kr.shape(0);
+  if (!hpc::all_in_range(rows, m, n)) hpc::fail("gs_rows rows: out of range");
+  for (int64_t k = 0; k < m; ++k)
+    if (d[rows[k]] == 0.0) hpc::fail("gs_rows: zero divisor in row " + std::to_string(rows[k]));
+  py::gil_scoped_release nogil;
+  const I* P = A.P;
+  const I* J = A.J;
+  for (int64_t k = 0; k < m; ++k) {
+    const int64_t i = rows[k];
+    double s = b[i];
+    for (I q = P[i]; q < P[i + 1]; ++q) {
+      const int64_t j = J[q];
+      if (j != i) s -= V[q] * x[j];
+    }
+    x[i] = s / d[i];
+  }
 }
 }  // namespace
 
 HPC_SUBMODULE(spgemm_amg) {
-  m.doc() = "Smoothed-aggregation AMG kernels: standard (three-pass greedy) aggregation";
+  m.doc() = "Smoothed-aggregation AMG kernels: aggregation, smoothed prolongator, Gauss-Seidel";
   const char* doc =
       "aggregate(indptr, indices, n) -> (aggregate of every node int64 (-1: none), count): "
       "standard three-pass aggregation of a symmetric strength graph (pyamg's "
@@ -90,4 +282,31 @@ HPC_SUBMODULE(spgemm_amg) {
         py::arg("n"));
   m.def("aggregate_i64", &aggregate<int64_t>, doc, py::arg("indptr"), py::arg("indices"),
         py::arg("n"));
+  const char* sdoc =
+      "aggregate_strong(indptr, indices, data, diag, theta) -> (aggregate int64 (-1: none), "
+      "count): standard aggregation of the symmetric strength graph of a square block, "
+      "|a_ij| >= theta sqrt(|a_ii a_jj|), a_ij != 0, j != i.";
+  m.def("aggregate_strong_i32", &aggregate_strong<int32_t>, sdoc, py::arg("indptr"),
+        py::arg("indices"), py::arg("data"), py::arg("diag"), py::arg("theta"));
+  m.def("aggregate_strong_i64", &aggregate_strong<int64_t>, sdoc, py::arg("indptr"),
+        py::arg("indices"), py::arg("data"), py::arg("diag"), py::arg("theta"));
+  const char* pdoc =
+      "smoothed_prolongator(own_indptr, own_indices, own_data, gh_indptr, gh_indices, gh_data, "
+      "agg, t, gagg, gt, colid, dinv, w) -> (indptr, indices, data) int64/int64/float64: rows "
+      "of P = T - w D^-1 A T, T(i, agg_i) = t_i; compact aggregate ids map to columns colid.";
+  m.def("smoothed_prolongator_i32", &smoothed_prolongator<int32_t>, pdoc, py::arg("own_indptr"),
+        py::arg("own_indices"), py::arg("own_data"), py::arg("gh_indptr"), py::arg("gh_indices"),
+        py::arg("gh_data"), py::arg("agg"), py::arg("t"), py::arg("gagg"), py::arg("gt"),
+        py::arg("colid"), py::arg("dinv"), py::arg("w"));
+  m.def("smoothed_prolongator_i64", &smoothed_prolongator<int64_t>, pdoc, py::arg("own_indptr"),
+        py::arg("own_indices"), py::arg("own_data"), py::arg("gh_indptr"), py::arg("gh_indices"),
+        py::arg("gh_data"), py::arg("agg"), py::arg("t"), py::arg("gagg"), py::arg("gt"),
+        py::arg("colid"), py::arg("dinv"), py::arg("w"));
+  const char* gdoc =
+      "gs_rows(indptr, indices, data, diag, b, x, rows) -> None: Gauss-Seidel updates "
+      "x_i = (b_i - sum_{j != i} a_ij x_j) / diag_i of the rows `rows` (int64), in that order.";
+  m.def("gs_rows_i32", &gs_rows<int32_t>, gdoc, py::arg("indptr"), py::arg("indices"),
+        py::arg("data"), py::arg("diag"), py::arg("b"), py::arg("x"), py::arg("rows"));
+  m.def("gs_rows_i64", &gs_rows<int64_t>, gdoc, py::arg("indptr"), py::arg("indices"),
+        py::arg("data"), py::arg("diag"), py::arg("b"), py::arg("x"), py::arg("rows"));
 }
