@@ -554,3 +554,17 @@ class _stream_stdpar(ModuleType):
     @staticmethod
     def triad(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], c: npt.NDArray[np.float32], scalar: float) -> None: ...
 stream_stdpar: _stream_stdpar
+
+
+class _train(ModuleType):
+    """hpc.train's fused float32 element-wise kernels (GeLU, causal softmax)."""
+    @staticmethod
+    def causal_softmax(s: npt.NDArray[np.float32], scale: float) -> None:
+        """In place: softmax(scale * s) over keys j <= i of each row i of float32 (..., n, n) score matrices, 0 above the diagonal."""
+    @staticmethod
+    def exp(x: npt.NDArray[np.float32], y: npt.NDArray[np.float32]) -> None:
+        """exp of float32 x into y by the kernels' vectorised exp (for its accuracy test)."""
+    @staticmethod
+    def gelu_fwd(x: npt.NDArray[np.float32], y: npt.NDArray[np.float32], t: npt.NDArray[np.float32]) -> None:
+        """Tanh-approximate GeLU of float32 x into y, tanh(u) into t (C-contiguous, one size)."""
+train: _train

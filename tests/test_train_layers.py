@@ -326,3 +326,39 @@ def test_blocked_attention_memory_is_linear_in_the_sequence(monkeypatch):
     assert full[1] > 3.5 * full[0]          # quadratic: S x S x heads x 8 bytes
     assert blocked[1] < 2.5 * blocked[0]    # linear
     assert blocked[1] < full[1] / 8
+
+
+def test_native_float32_kernels_against_float64():
+    """hpc._core.train's vectorised exp, GeLU and causal softmax (float32) against float64
+    numpy, over the whole range (large |x|: tanh saturates, exp clamps) and odd sizes."""
+    nat = pytest.importorskip("hpc._core").train
+    x = np.concatenate([np.linspace(-87.0, 88.0, 100_003), [0.0, -0.0, 1e-30, -1e-30]])
+    x = x.astype(np.float32)
+    y = np.empty_like(x)
+    nat.exp(x, y)
+    ref = np.exp(x.astype(np.float64))
+    assert np.max(np.abs(y - ref) / ref) < 3 * 2.0 ** -24  # within 3 ulp
+    x = np.concatenate([np.linspace(-60, 60, 70_001), [0.0, 1e-20, -1e-20, 1e4, -1e4]])
+    x = x.astype(np.float32)
+    y, t = np.empty_like(x), np.empty_like(x)
+    nat.gelu_fwd(x, y, t)
+    xd = x.astype(np.float64)
+    td = np.tanh(np.sqrt(2 / np.pi) * (xd + 0.044715 * xd ** 3))
+    np.testing.assert_allclose(t, td, rtol=0, atol=3e-7)
+    yd = 0.5 * xd * (1 + td)  # (1 + t cancels for x << 0: an absolute error of t's size)
+    assert np.all(np.abs(y - yd) <= 1e-6 * np.abs(yd) + 3e-7 * np.abs(xd))
+    rng = np.random.default_rng(4)
+    for n in (1, 7, 33):
+        s = (rng.standard_normal((3, n, n)) * 30).astype(np.float32)
+        ref = s.astype(np.float64) * 0.3 + np.triu(np.full((n, n), -np.inf), 1)
+        ref = np.exp(ref - ref.max(axis=-1, keepdims=True))
+        ref /= ref.sum(axis=-1, keepdims=True)
+        nat.causal_softmax(s, 0.3)
+        np.testing.assert_allclose(s, ref, rtol=1e-5, atol=1e-7)
+        assert not np.triu(s, 1).any()
+    with pytest.raises(ValueError, match="wrong dtype"):
+        nat.gelu_fwd(x.astype(np.float64), y, t)
+    with pytest.raises(ValueError, match="sizes differ"):
+        nat.gelu_fwd(x, y[:-1], t)
+    with pytest.raises(ValueError, match="n, n"):
+        nat.causal_softmax(np.zeros((2, 3, 4), np.float32), 1.0)

@@ -2,7 +2,10 @@
 temporaries: layer norm, GeLU, the causal softmax (forward and backward) and the Adam update.
 
 Transcendentals (tanh, exp) stay with numpy's SIMD ufuncs, an order of magnitude faster than
-numba's scalar libm calls; numba fuses the arithmetic around them. Used for numpy arrays of at
+numba's scalar libm calls; numba fuses the arithmetic around them. In float32 the GeLU
+forward and the causal softmax forward are native instead (hpc._core.train: one pass each
+with a vectorised exp, the softmax's only over the causal half; numpy's float32 tanh was the
+largest non-GEMM cost of a step). Used for numpy arrays of at
 least MIN_SIZE elements when numba is importable (HPC_TRAIN_NUMBA=0 turns them off); cupy
 arrays and small arrays take the plain array expressions in layers.py / optimizer.py. Results
 agree with those expressions to rounding (tests/test_train_layers.py), and every layout runs
@@ -29,6 +32,22 @@ def _kernels():
             return None
         _nk = numba_
     return _nk
+
+
+def _native():
+    """hpc._core.train (native/src/train_kernels.cpp: float32 GeLU and causal softmax with a
+    vectorised exp), or None in a build without it."""
+    global _nat
+    if _nat is False:
+        try:
+            from hpc._core import train as nat
+        except ImportError:  # pragma: no cover - the suite is built with its extension
+            nat = None
+        _nat = nat
+    return _nat
+
+
+_nat: object = False
 
 
 def usable(*arrays, min_size: int | None = None) -> bool:
@@ -65,6 +84,10 @@ def gelu_fwd(x):
     """(y, tanh term) of the tanh-approximate GeLU."""
     x = np.ascontiguousarray(x)
     t = np.empty_like(x)
+    if x.dtype == np.float32 and _native() is not None:
+        y = np.empty_like(x)
+        _native().gelu_fwd(x, y, t)
+        return y, t
     _kernels()._gelu_arg(x.reshape(-1), t.reshape(-1))
     np.tanh(t, out=t)
     y = np.empty_like(x)
@@ -75,6 +98,9 @@ def gelu_fwd(x):
 def causal_softmax(s, scale: float):
     """softmax(scale * s + causal mask) over the last axis, in place on a contiguous s."""
     n = s.shape[-1]
+    if s.dtype == np.float32 and _native() is not None:
+        _native().causal_softmax(s, scale)
+        return s
     s3 = s.reshape(-1, n, n)
     _kernels()._softmax_pre(s3, s.dtype.type(scale))
     np.exp(s, out=s)
