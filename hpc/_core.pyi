@@ -101,6 +101,15 @@ class _kmedoids_msc(ModuleType):
 kmedoids_msc: _kmedoids_msc
 
 
+class _kmedoids_swap(ModuleType):
+    """FasterPAM/FasterMSC eager SWAP loops on one rank's full matrix (in place)"""
+    @staticmethod
+    def fastermsc_sweep(D: np.ndarray, DM: np.ndarray, med: np.ndarray, is_med: np.ndarray, rl: np.ndarray, near_i: np.ndarray, seco_i: np.ndarray, third_i: np.ndarray, near_d: np.ndarray, seco_d: np.ndarray, third_d: np.ndarray, loss: float, j: int, lastswap: int, budget: int, slot2: bool, par_rows: int = 16384) -> tuple[int, int, int, float]: ...
+    @staticmethod
+    def fasterpam_sweep(D: np.ndarray, DM: np.ndarray, med: np.ndarray, is_med: np.ndarray, rl: np.ndarray, near_i: np.ndarray, seco_i: np.ndarray, near_d: np.ndarray, seco_d: np.ndarray, loss: float, j: int, lastswap: int, budget: int, par_rows: int = 16384) -> tuple[int, int, int, float]: ...
+kmedoids_swap: _kmedoids_swap
+
+
 class _mmio(ModuleType):
     """Strict one-pass parser of Matrix Market coordinate entry lines."""
     @staticmethod

@@ -26,6 +26,11 @@ from .loops import progress
 from .oracle import Oracle, chunk_width
 
 B0 = 32  # first speculative block after a swap (FasterPAM, CLARANS); doubles while none improve
+# distance entries per call of the native one-rank SWAP loop (a progress line between calls)
+NATIVE_WORK = 1 << 24
+# points from which the native loop evaluates a candidate per thread (fewer: one thread, as a
+# fork per candidate group would cost more than the group)
+NATIVE_PAR_ROWS = 16384
 
 
 @dataclass
@@ -88,6 +93,19 @@ class Solver:
             self.near_d = np.where(c1, d, self.near_d)
         self.loss = self.total(float(self.near_d.sum()))
         return self.loss
+
+    def native_loop(self):
+        """hpc._core.kmedoids_swap when the eager SWAP can run in one native loop: one rank,
+        the native back end and the full matrix in memory (else None: the blocked loop)."""
+        from .oracle import MatrixOracle
+
+        if (self.comm.Get_size() != 1 or not getattr(self.K, "__name__", "").endswith(".native")
+                or not isinstance(self.o, MatrixOracle) or not isinstance(self.o.D, np.ndarray)
+                or self.o.D.shape != (self.n, self.n) or self.k < 2):
+            return None
+        from hpc import _core
+
+        return _core.kmedoids_swap
 
     def removal_loss(self) -> np.ndarray:
         return self.allsum(np.bincount(self.near_i, weights=self.seco_d - self.near_d,
@@ -327,7 +345,11 @@ class Solver:
         Distributed as speculative blocks of candidates, each one pass and one reduction; the
         reduction of a block is non-blocking and overlaps the next block's pass (evaluated as
         if the block held no improving candidate: when it did, that pass is dropped). The
-        swaps are the sequential algorithm's, at any rank count."""
+        swaps are the sequential algorithm's, at any rank count. On one rank with the matrix
+        (native back end) the whole sweep runs natively, candidate by candidate
+        (native/src/kmedoids_swap.cpp): the same swaps."""
+        if self.native_loop() is not None:
+            return self._fasterpam_native(maxiter)
         n, C = self.n, self.C
         rl = self.removal_loss()
         lastswap, swaps, it = n, 0, 0
@@ -382,6 +404,32 @@ class Solver:
                 B = B0
                 e = block_end(j0 + t + 1, B)
                 cur = issue(j0 + t + 1, e) if e is not None else None
+            prog.close()
+            if swaps == before_swaps or self.loss >= before_loss:
+                converged = True
+                break
+        return Result(self.med.copy(), self.loss, swaps, it, converged)
+
+    def _fasterpam_native(self, maxiter: int) -> Result:
+        """FasterPAM's sweeps in hpc._core.kmedoids_swap (state updated in place), entered
+        once per NATIVE_WORK distances for the progress line."""
+        sw = self.native_loop()
+        n = self.n
+        rl = self.removal_loss()
+        lastswap, swaps, it = n, 0, 0
+        converged = False
+        budget = max(1, NATIVE_WORK // n)
+        while it < maxiter:
+            it += 1
+            before_swaps, before_loss = swaps, self.loss
+            j = 0
+            prog = progress(n, f"fasterpam sweep {it}", self.comm)
+            while j < n and j != lastswap:
+                prog.set(j, swaps=swaps, loss=f"{self.loss:.8g}")
+                j, lastswap, s, self.loss = sw.fasterpam_sweep(
+                    self.o.D, self.DM, self.med, self.is_med, rl, self.near_i, self.seco_i,
+                    self.near_d, self.seco_d, self.loss, j, lastswap, budget, NATIVE_PAR_ROWS)
+                swaps += s
             prog.close()
             if swaps == before_swaps or self.loss >= before_loss:
                 converged = True

@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from . import algorithms
 from .algorithms import B0, Result, Solver
 from .loops import progress
 
@@ -293,7 +294,10 @@ class MSCSolver(Solver):
 
     def fastermsc(self, maxiter: int) -> Result:
         """FasterMSC: eager swaps (the first improving candidate in index order); a pass from
-        0 to the last swap without a swap ends it. Speculative blocks as FasterPAM's."""
+        0 to the last swap without a swap ends it. Speculative blocks as FasterPAM's; on one
+        rank with the matrix (native back end) the sweep runs natively, the same swaps."""
+        if self.native_loop() is not None and (self.k > 2 or self.slot2):
+            return self._fastermsc_native(maxiter)
         n, C = self.n, self.C
         lastswap, swaps, it = n, 0, 0
         rl = self.msc_removal() if self.k > 2 else None
@@ -318,6 +322,31 @@ class MSCSolver(Solver):
                     j, B = j + t + 1, B0
                 else:
                     j, B = j1, min(2 * B, C)
+            prog.close()
+            if swaps == before_swaps or self.loss >= before_loss:
+                break
+        return Result(self.med.copy(), self.loss, swaps, it, True)
+
+    def _fastermsc_native(self, maxiter: int) -> Result:
+        """FasterMSC's sweeps in hpc._core.kmedoids_swap (state updated in place), entered
+        once per NATIVE_WORK distances for the progress line."""
+        sw = self.native_loop()
+        n = self.n
+        rl = self.msc_removal() if self.k > 2 else np.zeros(self.k)
+        lastswap, swaps, it = n, 0, 0
+        budget = max(1, algorithms.NATIVE_WORK // n)
+        while it < maxiter:
+            it += 1
+            before_swaps, before_loss = swaps, self.loss
+            j = 0
+            prog = progress(n, f"fastermsc sweep {it}", self.comm)
+            while j < n and j != lastswap:
+                prog.set(j, swaps=swaps)
+                j, lastswap, s, self.loss = sw.fastermsc_sweep(
+                    self.o.D, self.DM, self.med, self.is_med, rl, self.near_i, self.seco_i,
+                    self.third_i, self.near_d, self.seco_d, self.third_d, self.loss, j,
+                    lastswap, budget, self.slot2, algorithms.NATIVE_PAR_ROWS)
+                swaps += s
             prog.close()
             if swaps == before_swaps or self.loss >= before_loss:
                 break

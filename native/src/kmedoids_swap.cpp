@@ -1,0 +1,549 @@
+// The eager SWAP loops of FasterPAM and FasterMSC on one rank's full distance matrix (native
+// back end, hpc.kmedoids.algorithms / .msc): the candidate scan, the gain, the swap and the
+// update of the nearest/second (/third) medoid run here, so Python is entered once per chunk
+// of candidates instead of once per candidate block and swap.
+//
+// The sequential algorithm exactly (the `kmedoids` package's and hpc.kmedoids' Python loop,
+// swap for swap): candidates in index order, each evaluated against the current medoids, the
+// first improving one swapped at once. A candidate's distances are its column of D, gathered
+// a few columns at a time into a contiguous buffer (D need not be symmetric; one pass over the
+// rows reads each cache line once); its gain is summed over the points in point order, with
+// the same float64 expressions as kmedoids.cpp / kmedoids_msc.cpp, so the sums are those of
+// the tile kernels bit for bit. With several OpenMP threads, a group of candidates (one per
+// thread) is evaluated at once and the first improving one of the group taken: the result does
+// not depend on the thread count; the rest of the group is wasted work (at most threads - 1
+// candidates per swap).
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <vector>
+#include <omp.h>
+#include "hpc/checks.hpp"
+#include "hpc/registry.hpp"
+
+namespace {
+using std::int64_t;
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr int64_t kGather = 16;          // candidate columns gathered per pass over the rows
+
+inline double ratio(double a, double b) { return (a == 0.0 || b == 0.0) ? 0.0 : a / b; }
+
+// The local rows x all columns of D (here: every row), columns contiguous, any row stride.
+template <typename T>
+struct Mat {
+  const T* p;
+  int64_t n, ld;
+};
+
+template <typename T>
+Mat<T> mat(const py::array& a, int64_t n) {
+  if (a.ndim() != 2 || a.shape(0) != n || a.shape(1) != n)
+    hpc::fail("kmedoids_swap: D must be n x n (one rank's full matrix)");
+  const auto sz = static_cast<py::ssize_t>(sizeof(T));
+  if (n > 1 && a.strides(1) != sz) hpc::fail("kmedoids_swap: D: columns must be contiguous");
+  if (a.strides(0) % sz != 0 || a.strides(0) < 0) hpc::fail("kmedoids_swap: D: bad row stride");
+  const int64_t ld = a.strides(0) / sz;
+  if (n > 1 && ld < n) hpc::fail("kmedoids_swap: D: overlapping rows");
+  return {static_cast<const T*>(a.data()), n, ld};
+}
+
+// Candidate columns of D, contiguous: gathered kGather at a time (candidates come in order).
+template <typename T>
+class Columns {
+ public:
+  Columns(const Mat<T>& D, bool par)
+      : D_(D), buf_(static_cast<size_t>(kGather * D.n)), par_(par) {}
+  const T* col(int64_t j) {
+    if (j < g0_ || j >= g0_ + gw_) gather(j);
+    return buf_.data() + (j - g0_) * D_.n;
+  }
+  // candidates from j (gathered) held in the buffer
+  int64_t avail(int64_t j) const { return g0_ + gw_ - j; }
+
+ private:
+  void gather(int64_t j) {
+    const int64_t n = D_.n, w = std::min(kGather, n - j);
+    T* b = buf_.data();
+    const T* p = D_.p;
+    const int64_t ld = D_.ld;
+#pragma omp parallel for schedule(static) if (par_)
+    for (int64_t r = 0; r < n; ++r) {
+      const T* row = p + r * ld + j;
+      for (int64_t c = 0; c < w; ++c) b[c * n + r] = row[c];
+    }
+    g0_ = j;
+    gw_ = w;
+  }
+  const Mat<T>& D_;
+  std::vector<T> buf_;
+  bool par_;
+  int64_t g0_ = -1, gw_ = 0;
+};
+
+// The state both methods share (arrays owned by the Python solver, updated in place).
+struct State {
+  int64_t n, k;
+  double* DM;      // n x k: d(o, medoid m)
+  int64_t* med;    // k
+  bool* is_med;    // n
+  double* rl;      // k: removal loss (FasterPAM) / removal gain (FasterMSC)
+  int64_t *ni, *si, *ti;
+  double *nd, *sd, *td;
+};
+
+template <typename I>
+I* mut(const py::array& a, int64_t n, const char* what) {
+  auto c = hpc::exact<I>(a, what);
+  hpc::require_1d<I>(c, n, what);
+  return hpc::mut_ptr<I>(c, what);
+}
+
+State state(const py::array& DM, const py::array& med, const py::array& is_med,
+            const py::array& rl, const py::array& ni, const py::array& si, const py::array& nd,
+            const py::array& sd, int64_t n) {
+  auto dm = hpc::exact<double>(DM, "DM");
+  if (dm.ndim() != 2 || dm.shape(0) != n || dm.shape(1) < 2)
+    hpc::fail("kmedoids_swap: DM must be n x k with k >= 2");
+  const int64_t k = dm.shape(1);
+  State s{n, k, hpc::mut_ptr<double>(dm, "DM"), mut<int64_t>(med, k, "med"),
+          mut<bool>(is_med, n, "is_med"), mut<double>(rl, k, "rl"),
+          mut<int64_t>(ni, n, "near_i"), mut<int64_t>(si, n, "seco_i"), nullptr,
+          mut<double>(nd, n, "near_d"), mut<double>(sd, n, "seco_d"), nullptr};
+  if (!hpc::all_in_range(s.med, k, n)) hpc::fail("kmedoids_swap: med out of range [0, n)");
+  if (!hpc::all_in_range(s.ni, n, k)) hpc::fail("kmedoids_swap: near_i out of range [0, k)");
+  return s;
+}
+
+// d(o, j) for every point o, written into DM's column b (the new medoid's distances).
+template <typename T>
+void set_column(const Mat<T>& D, State& s, int64_t b, int64_t j) {
+  for (int64_t o = 0; o < s.n; ++o) s.DM[o * s.k + b] = static_cast<double>(D.p[o * D.ld + j]);
+}
+
+// The medoid slot of least distance in DM's row o other than `a`, `c` and b (the first of
+// equals), or (b, doj) unless it is strictly closer.
+inline void nearest_other(const State& s, int64_t o, int64_t a, int64_t c, int64_t b,
+                          double doj, int64_t& oi, double& od) {
+  const double* row = s.DM + o * s.k;
+  double best = kInf;
+  int64_t bi = 0;
+  for (int64_t m = 0; m < s.k; ++m) {
+    if (m == a || m == c || m == b) continue;
+    if (row[m] < best) {
+      best = row[m];
+      bi = m;
+    }
+  }
+  if (best < doj) {
+    oi = bi;
+    od = best;
+  } else {
+    oi = b;
+    od = doj;
+  }
+}
+
+// The sweep from candidate j: candidates in order up to lastswap (or n), at most `budget` of
+// them; gain(x, acc, slot) -> value of the candidate with distances x (its best slot in
+// `slot`), improves(value, loss), swap(slot, candidate) -> the new loss. A group of candidates
+// (one per thread) is evaluated at once and the first improving one of the group is swapped.
+// Threads only from par_rows points (below, a fork per candidate group costs more than the
+// group). Returns (j, lastswap, swaps, loss).
+template <typename T, typename Gain, typename Improves, typename Swap>
+py::tuple drive(const Mat<T>& D, State& s, double loss, int64_t j, int64_t lastswap,
+                int64_t budget, int64_t par_rows, Gain&& gain, Improves&& improves,
+                Swap&& swap) {
+  const int64_t n = s.n;
+  const int nt = (n >= par_rows) ? std::max(1, omp_get_max_threads()) : 1;
+  std::vector<std::vector<double>> accs(nt, std::vector<double>(s.k + 1));
+  std::vector<double> vals(nt);
+  std::vector<int64_t> slots(nt);
+  Columns<T> cols(D, nt > 1);
+  int64_t swaps = 0, done = 0;
+  {
+    py::gil_scoped_release nogil;
+    while (j < n && j != lastswap && done < budget) {
+      const int64_t end = lastswap > j ? lastswap : n;
+      const T* base = cols.col(j);
+      const int64_t g = std::min<int64_t>({int64_t(nt), end - j, cols.avail(j)});
+      const int64_t c0 = j;
+#pragma omp parallel for schedule(static, 1) if (g > 1)
+      for (int64_t t = 0; t < g; ++t) {
+        if (s.is_med[c0 + t]) continue;
+        const int th = g > 1 ? omp_get_thread_num() : 0;
+        vals[t] = gain(base + t * n, accs[th], slots[t]);
+      }
+      int64_t hit = -1;
+      for (int64_t t = 0; t < g && hit < 0; ++t)
+        if (!s.is_med[c0 + t] && improves(vals[t], loss)) hit = t;
+      done += g;
+      if (hit < 0) {
+        j += g;
+        continue;
+      }
+      loss = swap(slots[hit], c0 + hit);
+      ++swaps;
+      lastswap = c0 + hit;
+      j = c0 + hit + 1;
+    }
+  }
+  return py::make_tuple(j, lastswap, swaps, loss);
+}
+
+// ---------------------------------------------------------------------------------------
+// FasterPAM
+// ---------------------------------------------------------------------------------------
+template <typename T>
+double pam_gain(const T* x, const State& s, std::vector<double>& acc, int64_t& best) {
+  const int64_t k = s.k;
+  std::fill(acc.begin(), acc.end(), 0.0);
+  double* a = acc.data();
+  for (int64_t o = 0; o < s.n; ++o) {
+    const double d = static_cast<double>(x[o]), n = s.nd[o], sd = s.sd[o];
+    if (d < n) {
+      a[k] += d - n;
+      a[s.ni[o]] += n - sd;
+    } else if (d < sd) {
+      a[s.ni[o]] += d - sd;
+    }
+  }
+  // FastPAM1's choice: the first slot of least removal loss + change
+  int64_t m = 0;
+  double v = s.rl[0] + a[0];
+  for (int64_t i = 1; i < k; ++i) {
+    const double w = s.rl[i] + a[i];
+    if (w < v) {
+      v = w;
+      m = i;
+    }
+  }
+  best = m;
+  return v + a[k];
+}
+
+double pam_refresh(State& s) {
+  std::fill(s.rl, s.rl + s.k, 0.0);
+  double loss = 0.0;
+  for (int64_t o = 0; o < s.n; ++o) {
+    s.rl[s.ni[o]] += s.sd[o] - s.nd[o];
+    loss += s.nd[o];
+  }
+  return loss;
+}
+
+template <typename T>
+void pam_swap(const Mat<T>& D, State& s, int64_t b, int64_t j) {
+  s.is_med[s.med[b]] = false;
+  s.med[b] = j;
+  s.is_med[j] = true;
+  set_column(D, s, b, j);
+  for (int64_t o = 0; o < s.n; ++o) {
+    const double doj = s.DM[o * s.k + b];
+    int64_t& ni = s.ni[o];
+    int64_t& si = s.si[o];
+    double& nd = s.nd[o];
+    double& sd = s.sd[o];
+    if (o == j) {  // the new medoid itself
+      if (ni != b) {
+        si = ni;
+        sd = nd;
+      }
+      ni = b;
+      nd = 0.0;
+      continue;
+    }
+    if (ni == b) {  // its nearest medoid replaced
+      if (doj < sd) {
+        nd = doj;
+      } else {
+        ni = si;
+        nd = sd;
+        nearest_other(s, o, ni, -1, b, doj, si, sd);
+      }
+    } else if (doj < nd) {
+      si = ni;
+      sd = nd;
+      ni = b;
+      nd = doj;
+    } else if (doj < sd) {
+      si = b;
+      sd = doj;
+    } else if (si == b) {
+      nearest_other(s, o, ni, -1, b, doj, si, sd);
+    }
+  }
+}
+
+template <typename T>
+py::tuple pam_sweep_t(const Mat<T>& D, State& s, double loss, int64_t j, int64_t lastswap,
+                      int64_t budget, int64_t par_rows) {
+  return drive(
+      D, s, loss, j, lastswap, budget, par_rows,
+      [&](const T* x, std::vector<double>& acc, int64_t& m) { return pam_gain(x, s, acc, m); },
+      [](double v, double) { return v < 0.0; },
+      [&](int64_t b, int64_t c) {
+        pam_swap(D, s, b, c);
+        return pam_refresh(s);
+      });
+}
+
+py::tuple fasterpam_sweep(const py::array& D, const py::array& DM, const py::array& med,
+                          const py::array& is_med, const py::array& rl, const py::array& ni,
+                          const py::array& si, const py::array& nd, const py::array& sd,
+                          double loss, int64_t j, int64_t lastswap, int64_t budget,
+                          int64_t par_rows) {
+  const int64_t n = D.ndim() == 2 ? D.shape(0) : -1;
+  State s = state(DM, med, is_med, rl, ni, si, nd, sd, n);
+  if (!hpc::all_in_range(s.si, n, s.k)) hpc::fail("kmedoids_swap: seco_i out of range [0, k)");
+  if (j < 0 || j > n || lastswap < 0 || lastswap > n || budget < 1)
+    hpc::fail("fasterpam_sweep: j, lastswap in [0, n], budget >= 1");
+  if (py::isinstance<py::array_t<float>>(D))
+    return pam_sweep_t(mat<float>(D, n), s, loss, j, lastswap, budget, par_rows);
+  if (py::isinstance<py::array_t<double>>(D))
+    return pam_sweep_t(mat<double>(D, n), s, loss, j, lastswap, budget, par_rows);
+  hpc::fail("fasterpam_sweep: D must be float32 or float64");
+}
+
+// ---------------------------------------------------------------------------------------
+// FasterMSC (k >= 3: three nearest medoids; k = 2: the package's slot form)
+// ---------------------------------------------------------------------------------------
+struct Msc {
+  State& s;
+  std::vector<double> r3;  // per point: near/second, second/third, near/third
+
+  void ratios() {
+    r3.resize(3 * static_cast<size_t>(s.n));
+    for (int64_t o = 0; o < s.n; ++o) {
+      r3[3 * o] = ratio(s.nd[o], s.sd[o]);
+      r3[3 * o + 1] = ratio(s.sd[o], s.td[o]);
+      r3[3 * o + 2] = ratio(s.nd[o], s.td[o]);
+    }
+  }
+
+  // As kmedoids_msc.cpp's msc_sweep for one column, then the best slot (the first of the
+  // largest rl + change) and the gain
+  template <typename T>
+  double gain(const T* x, std::vector<double>& acc, int64_t& best) const {
+    const int64_t k = s.k;
+    std::fill(acc.begin(), acc.end(), 0.0);
+    double* oc = acc.data();
+    for (int64_t o = 0; o < s.n; ++o) {
+      const double d = static_cast<double>(x[o]);
+      const double n = s.nd[o], sd = s.sd[o], t = s.td[o];
+      if (d < n) {
+        const int64_t mn = s.ni[o], ms = s.si[o];
+        const double ns = r3[3 * o], st = r3[3 * o + 1], nt = r3[3 * o + 2];
+        oc[k] += ns - ratio(d, n);
+        oc[mn] += ratio(d, n) + st - ratio(n + d, sd);
+        oc[ms] += nt - ns;
+      } else if (d < sd) {
+        const int64_t mn = s.ni[o], ms = s.si[o];
+        const double ns = r3[3 * o], st = r3[3 * o + 1], nt = r3[3 * o + 2];
+        oc[k] += ns - ratio(n, d);
+        oc[mn] += ratio(n, d) + st - ratio(n + d, sd);
+        oc[ms] += nt - ns;
+      } else if (d < t) {
+        const double st = r3[3 * o + 1], nt = r3[3 * o + 2];
+        oc[s.ni[o]] += st - ratio(sd, d);
+        oc[s.si[o]] += nt - ratio(n, d);
+      }
+    }
+    int64_t m = 0;
+    double v = s.rl[0] + oc[0];
+    for (int64_t i = 1; i < k; ++i) {
+      const double w = s.rl[i] + oc[i];
+      if (w > v) {
+        v = w;
+        m = i;
+      }
+    }
+    best = m;
+    return v + oc[k];
+  }
+
+  // The loss L = sum near/second and the removal gains (msc.py's msc_removal)
+  double refresh() {
+    const int64_t k = s.k;
+    std::vector<double> ra(k, 0.0), rb(k, 0.0);
+    double loss = 0.0;
+    for (int64_t o = 0; o < s.n; ++o) {
+      const double ns = ratio(s.nd[o], s.sd[o]);
+      ra[s.ni[o]] += ns - ratio(s.sd[o], s.td[o]);
+      rb[s.si[o]] += ns - ratio(s.nd[o], s.td[o]);
+      loss += ns;
+    }
+    for (int64_t m = 0; m < k; ++m) s.rl[m] = ra[m] + rb[m];
+    ratios();
+    return loss;
+  }
+
+  // msc.py's MSCSolver.swap (k >= 3), point by point
+  template <typename T>
+  void swap(const Mat<T>& D, int64_t b, int64_t j) {
+    s.is_med[s.med[b]] = false;
+    s.med[b] = j;
+    s.is_med[j] = true;
+    set_column(D, s, b, j);
+    for (int64_t o = 0; o < s.n; ++o) {
+      const double doj = s.DM[o * s.k + b];
+      int64_t &ni = s.ni[o], &si = s.si[o], &ti = s.ti[o];
+      double &nd = s.nd[o], &sd = s.sd[o], &td = s.td[o];
+      if (o == j) {  // nearest to itself
+        if (ni != b) {
+          if (si != b) {
+            ti = si;
+            td = sd;
+          }
+          si = ni;
+          sd = nd;
+        }
+        ni = b;
+        nd = 0.0;
+        continue;
+      }
+      const bool t3 = ti < 0 || doj < td;
+      bool fix = false;
+      if (ni == b) {  // nearest replaced
+        if (doj < sd) {
+          nd = doj;
+        } else if (t3) {
+          ni = si;
+          nd = sd;
+          si = b;
+          sd = doj;
+        } else {
+          ni = si;
+          nd = sd;
+          si = ti;
+          sd = td;
+          fix = true;
+        }
+      } else if (si == b) {  // second replaced
+        if (doj < nd) {
+          si = ni;
+          sd = nd;
+          ni = b;
+          nd = doj;
+        } else if (t3) {
+          sd = doj;
+        } else {
+          si = ti;
+          sd = td;
+          fix = true;
+        }
+      } else if (doj < nd) {
+        ti = si;
+        td = sd;
+        si = ni;
+        sd = nd;
+        ni = b;
+        nd = doj;
+      } else if (doj < sd) {
+        ti = si;
+        td = sd;
+        si = b;
+        sd = doj;
+      } else if (t3) {
+        ti = b;
+        td = doj;
+      } else if (ti == b) {
+        fix = true;
+      }
+      if (fix) nearest_other(s, o, ni, si, b, doj, ti, td);
+    }
+  }
+};
+
+// k = 2, the package's form: DM's two columns by slot and the label near_i (ties: slot 1)
+template <typename T>
+double msc2_gain(const T* x, const State& s, int64_t& best) {
+  double p0 = 0.0, p1 = 0.0;
+  for (int64_t o = 0; o < s.n; ++o) {
+    const double d = static_cast<double>(x[o]);
+    const double a = s.DM[2 * o], b = s.DM[2 * o + 1];
+    p0 += d < b ? ratio(d, b) : ratio(b, d);  // replaces slot 0
+    p1 += d < a ? ratio(d, a) : ratio(a, d);  // replaces slot 1
+  }
+  best = p1 < p0 ? 1 : 0;
+  return best ? p1 : p0;
+}
+
+template <typename T>
+double msc2_swap(const Mat<T>& D, State& s, int64_t b, int64_t j) {
+  s.is_med[s.med[b]] = false;
+  s.med[b] = j;
+  s.is_med[j] = true;
+  const int64_t other = 1 - b;
+  double loss = 0.0;
+  for (int64_t o = 0; o < s.n; ++o) {
+    const double doj = static_cast<double>(D.p[o * D.ld + j]);
+    const double dother = s.DM[2 * o + other];
+    s.DM[2 * o + b] = o == j ? 0.0 : doj;
+    const bool to_b = o == j || doj < dother || (doj == dother && s.ni[o] == b);
+    s.ni[o] = to_b ? b : other;
+    const double d0 = s.DM[2 * o], d1 = s.DM[2 * o + 1];
+    loss += s.ni[o] == 0 ? ratio(d0, d1) : ratio(d1, d0);
+  }
+  return loss;
+}
+
+template <typename T>
+py::tuple msc_sweep_t(const Mat<T>& D, State& s, double loss, int64_t j, int64_t lastswap,
+                      int64_t budget, int64_t par_rows, bool slot2) {
+  if (slot2) {
+    return drive(
+        D, s, loss, j, lastswap, budget, par_rows,
+        [&](const T* x, std::vector<double>&, int64_t& m) { return msc2_gain(x, s, m); },
+        [](double v, double l) { return v < l; },
+        [&](int64_t b, int64_t c) { return msc2_swap(D, s, b, c); });
+  }
+  Msc msc{s, {}};
+  msc.ratios();
+  return drive(
+      D, s, loss, j, lastswap, budget, par_rows,
+      [&](const T* x, std::vector<double>& acc, int64_t& m) { return msc.gain(x, acc, m); },
+      [](double v, double) { return v > 0.0; },
+      [&](int64_t b, int64_t c) {
+        msc.swap(D, b, c);
+        return msc.refresh();
+      });
+}
+
+py::tuple fastermsc_sweep(const py::array& D, const py::array& DM, const py::array& med,
+                          const py::array& is_med, const py::array& rl, const py::array& ni,
+                          const py::array& si, const py::array& ti, const py::array& nd,
+                          const py::array& sd, const py::array& td, double loss, int64_t j,
+                          int64_t lastswap, int64_t budget, bool slot2, int64_t par_rows) {
+  const int64_t n = D.ndim() == 2 ? D.shape(0) : -1;
+  State s = state(DM, med, is_med, rl, ni, si, nd, sd, n);
+  s.ti = mut<int64_t>(ti, n, "third_i");
+  s.td = mut<double>(td, n, "third_d");
+  if (slot2 && s.k != 2) hpc::fail("fastermsc_sweep: slot2 needs k = 2");
+  if (!slot2) {
+    if (s.k < 3) hpc::fail("fastermsc_sweep: k must be at least 3 (k = 2: slot2)");
+    if (!hpc::all_in_range(s.si, n, s.k) || !hpc::all_in_range(s.ti, n, s.k))
+      hpc::fail("kmedoids_swap: seco_i/third_i out of range [0, k)");
+  }
+  if (j < 0 || j > n || lastswap < 0 || lastswap > n || budget < 1)
+    hpc::fail("fastermsc_sweep: j, lastswap in [0, n], budget >= 1");
+  if (py::isinstance<py::array_t<float>>(D))
+    return msc_sweep_t(mat<float>(D, n), s, loss, j, lastswap, budget, par_rows, slot2);
+  if (py::isinstance<py::array_t<double>>(D))
+    return msc_sweep_t(mat<double>(D, n), s, loss, j, lastswap, budget, par_rows, slot2);
+  hpc::fail("fastermsc_sweep: D must be float32 or float64");
+}
+}  // namespace
+
+HPC_SUBMODULE(kmedoids_swap) {
+  m.doc() = "FasterPAM/FasterMSC eager SWAP loops on one rank's full matrix (in place)";
+  m.def("fasterpam_sweep", &fasterpam_sweep, py::arg("D"), py::arg("DM"), py::arg("med"),
+        py::arg("is_med"), py::arg("rl"), py::arg("near_i"), py::arg("seco_i"),
+        py::arg("near_d"), py::arg("seco_d"), py::arg("loss"), py::arg("j"),
+        py::arg("lastswap"), py::arg("budget"), py::arg("par_rows") = 16384);
+  m.def("fastermsc_sweep", &fastermsc_sweep, py::arg("D"), py::arg("DM"), py::arg("med"),
+        py::arg("is_med"), py::arg("rl"), py::arg("near_i"), py::arg("seco_i"),
+        py::arg("third_i"), py::arg("near_d"), py::arg("seco_d"), py::arg("third_d"),
+        py::arg("loss"), py::arg("j"), py::arg("lastswap"), py::arg("budget"),
+        py::arg("slot2"), py::arg("par_rows") = 16384);
+}
