@@ -31,7 +31,7 @@ buildinfo: _buildinfo
 class _hpcg(ModuleType):
     """HPCG kernels: problem generation, ELLPACK 27-point operator, SYMGS, MG transfers"""
     class Ell:
-        """One rank's rows of HPCG's matrix (ELLPACK, 27 slots per row)"""
+        """One rank's rows of HPCG's matrix (split ELLPACK, int16 column offsets)"""
         def __init__(self, cols: np.ndarray, vals: np.ndarray, nnz: np.ndarray, ncol: int) -> None: ...
         def build_levels(self) -> int:
             """level schedule of the forward sweep; returns levels"""
@@ -44,6 +44,8 @@ class _hpcg(ModuleType):
         def rows_touching_ghosts(self, touching: bool) -> npt.NDArray[np.int32]:
             """local rows with (True) or without (False) an entry in a ghost column"""
         def set_diagonal(self, d: np.ndarray) -> None: ...
+        def side_entries(self) -> int:
+            """entries stored in the side table (column offsets beyond int16)"""
         def spmv(self, x: np.ndarray, y: np.ndarray) -> None:
             """y = A x"""
         def spmv_dot(self, x: np.ndarray, y: np.ndarray) -> float:
@@ -423,6 +425,18 @@ spgemm: _spgemm
 
 class _spgemm_amg(ModuleType):
     """Smoothed-aggregation AMG kernels: aggregation, smoothed prolongator, Gauss-Seidel"""
+    class GaussSeidel_i32:
+        """Gauss-Seidel on a square CSR block, checked and copied once"""
+        def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, diag: np.ndarray) -> None: ...
+        def rows(self) -> int: ...
+        def sweep(self, b: np.ndarray, x: np.ndarray, rows: np.ndarray) -> None:
+            """x_i = (b_i - sum_{j != i} a_ij x_j) / diag_i for the rows `rows` (int64), in order"""
+    class GaussSeidel_i64:
+        """Gauss-Seidel on a square CSR block, checked and copied once"""
+        def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, diag: np.ndarray) -> None: ...
+        def rows(self) -> int: ...
+        def sweep(self, b: np.ndarray, x: np.ndarray, rows: np.ndarray) -> None:
+            """x_i = (b_i - sum_{j != i} a_ij x_j) / diag_i for the rows `rows` (int64), in order"""
     @staticmethod
     def aggregate_i32(indptr: np.ndarray, indices: np.ndarray, n: int) -> tuple[Any, ...]:
         """aggregate(indptr, indices, n) -> (aggregate of every node int64 (-1: none), count): standard three-pass aggregation of a symmetric strength graph (pyamg's standard_aggregation)."""
@@ -435,12 +449,6 @@ class _spgemm_amg(ModuleType):
     @staticmethod
     def aggregate_strong_i64(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, diag: np.ndarray, theta: float) -> tuple[Any, ...]:
         """aggregate_strong(indptr, indices, data, diag, theta) -> (aggregate int64 (-1: none), count): standard aggregation of the symmetric strength graph of a square block, |a_ij| >= theta sqrt(|a_ii a_jj|), a_ij != 0, j != i."""
-    @staticmethod
-    def gs_rows_i32(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, diag: np.ndarray, b: np.ndarray, x: np.ndarray, rows: np.ndarray) -> None:
-        """gs_rows(indptr, indices, data, diag, b, x, rows) -> None: Gauss-Seidel updates x_i = (b_i - sum_{j != i} a_ij x_j) / diag_i of the rows `rows` (int64), in that order."""
-    @staticmethod
-    def gs_rows_i64(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, diag: np.ndarray, b: np.ndarray, x: np.ndarray, rows: np.ndarray) -> None:
-        """gs_rows(indptr, indices, data, diag, b, x, rows) -> None: Gauss-Seidel updates x_i = (b_i - sum_{j != i} a_ij x_j) / diag_i of the rows `rows` (int64), in that order."""
     @staticmethod
     def smoothed_prolongator_i32(own_indptr: np.ndarray, own_indices: np.ndarray, own_data: np.ndarray, gh_indptr: np.ndarray, gh_indices: np.ndarray, gh_data: np.ndarray, agg: np.ndarray, t: np.ndarray, gagg: np.ndarray, gt: np.ndarray, colid: np.ndarray, dinv: np.ndarray, w: float) -> tuple[Any, ...]:
         """smoothed_prolongator(own_indptr, own_indices, own_data, gh_indptr, gh_indices, gh_data, agg, t, gagg, gt, colid, dinv, w) -> (indptr, indices, data) int64/int64/float64: rows of P = T - w D^-1 A T, T(i, agg_i) = t_i; compact aggregate ids map to columns colid."""

@@ -1,6 +1,6 @@
 // HPCG's kernels for hpc.cg.hpcg: problem generation on one rank's box of the global grid,
-// the 27-point operator stored as a general sparse matrix (ELLPACK, 27 slots per row, values
-// and column indices read from memory on every product, as HPCG's rules require), the
+// the 27-point operator stored as a general sparse matrix (split ELLPACK, int16 column offsets,
+// values and column indices read from memory on every product, as HPCG's rules require), the
 // reference kernels (SpMV, the sequential symmetric Gauss-Seidel, restriction by injection,
 // prolongation) and the optimised ones: OpenMP SpMV fused with its dot product, the residual
 // computed only at the coarse points restriction needs, the pre-smoother's forward sweep
@@ -10,12 +10,16 @@
 // Every entry point checks lengths and dtypes; the matrix class copies and validates its
 // arrays once (column range, row layout) so the products only check vector lengths.
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
 #include <omp.h>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 #include "hpc/checks.hpp"
 #include "hpc/registry.hpp"
 
@@ -62,13 +66,34 @@ T* out(carray<T>& a, int64_t n, const char* what) {
   return hpc::mut_ptr(a, what);
 }
 
-// One rank's rows of HPCG's matrix in ELLPACK form. Row i holds nnz[i] entries in slots
-// [i*W, i*W + nnz[i]); the rest are padding (column i, value 0), so a fixed-length loop over
-// the 27 slots gives the same sums. Within a row the strictly lower local entries (column < i)
-// come first, ascending (nlow[i] of them), then the diagonal, then the rest by descending
-// column (ghost columns, numbered after the rank's own, first).
+// a * b + c rounded once where the CPU has FMA (every kernel sums rows through these helpers,
+// so the reference and optimised kernels round alike in any build)
+#if defined(__FMA__)
+inline double fmadd(double a, double b, double c) { return std::fma(a, b, c); }
+#else
+inline double fmadd(double a, double b, double c) { return a * b + c; }
+#endif
+
+// One rank's rows of HPCG's matrix in a split, sliced ELLPACK form: int16 column offsets
+// (column - row) and float64 values, both read on every product. Each row has 28 slots in
+// two streams, so the pre-smoother's forward sweep (from x = 0) reads only the first:
+//   L (16 slots): 0: the entry in column i - 1 (the forward sweep's newest value), 1: column
+//     i + 1 (the backward sweep's), 2-3: row data (offset slots: the row's index in the side
+//     table as an int32, or -1; value slots: the diagonal and 1 / diagonal), 4-15: groups 1-3,
+//     the other strictly lower entries (column < i) ascending;
+//   U (12 slots): groups 4-6, the other upper entries by descending column.
+// Missing entries are padding (offset 0, value 0): a product that adds +-0. The ghost columns
+// (numbered after the rank's own rows) and any entry whose offset does not fit in int16 (a far
+// column of a very large box) or that finds its 12 slots full go to the side table (int32
+// column, value), summed after the groups. A row's sum over the six groups runs in four lanes (slot 4g + q into lane q, group
+// after group, each step a fused multiply-add), the lanes added as (l0 + l1) + (l2 + l3), then
+// the side entries in order, then the fixed slots in an order fixed per kernel. Gauss-Seidel
+// computes x_i = (r_i - s) / a_ii - (a_i,i-1 / a_ii) x_{i-1} (backward: i + 1), so the sweep's
+// chain from one row to the next is one fused multiply-add.
 class Ell {
  public:
+  static constexpr int SL = 16, SU = 12;  // slots per row in the L and U streams
+
   Ell(const py::array& cols, const py::array& vals, const py::array& nnz, int64_t ncol)
       : ncol_(ncol) {
     auto c = hpc::exact<int32_t>(cols, "cols");
@@ -80,44 +105,59 @@ class Ell {
       hpc::fail("Ell: cols and vals must hold 27 slots per row");
     if (ncol < nrow_ || ncol > INT32_MAX) hpc::fail("Ell: ncol must be in [nrow, 2**31)");
     if (!hpc::all_in_range(c.data(), nrow_ * W, ncol)) hpc::fail("Ell: column index out of range");
-    cols_.resize(nrow_ * W);
-    vals_.resize(nrow_ * W);
+    cL_.assign(size_t(nrow_) * SL, 0);
+    vL_.assign(size_t(nrow_) * SL, 0.0);
+    cU_.assign(size_t(nrow_) * SU, 0);
+    vU_.assign(size_t(nrow_) * SU, 0.0);
     nnz_.assign(z.data(), z.data() + nrow_);
-    nlow_.resize(nrow_);
     diag_.resize(nrow_);
-    dpos_.resize(nrow_);
+    side_ptr_.assign(1, 0);
     const int32_t* cs = c.data();
     const double* vs = v.data();
     for (int64_t i = 0; i < nrow_; ++i) {
       const int n = nnz_[i];
       if (n < 1 || n > W) hpc::fail("Ell: nnz per row must be in [1, 27]");
-      int32_t* cd = &cols_[i * W];
-      double* vd = &vals_[i * W];
-      // lower local entries (column < i) ascending, then the diagonal, then the others by
-      // descending column: the entry a sweep has just updated (column i - 1 forward, i + 1
-      // backward) comes last in its part, so the other products do not wait for it
-      std::vector<std::pair<int32_t, double>> lo, up;
+      int16_t* cl = &cL_[size_t(i) * SL];
+      double* vl = &vL_[size_t(i) * SL];
+      int16_t* cu = &cU_[size_t(i) * SU];
+      double* vu = &vU_[size_t(i) * SU];
+      std::vector<std::pair<int32_t, double>> lo, up, side;
       int ndiag = 0;
       double dval = 0.0;
+      bool left = false, right = false;
       for (int j = 0; j < n; ++j) {
         const int32_t col = cs[i * W + j];
-        if (col < i) lo.emplace_back(col, vs[i * W + j]);
-        else if (col == i) { ++ndiag; dval += vs[i * W + j]; }
-        else up.emplace_back(col, vs[i * W + j]);
+        const double val = vs[i * W + j];
+        const int64_t off = int64_t(col) - i;
+        if (col == i) { ++ndiag; dval += val; }
+        else if (off == -1 && !left) { cl[0] = -1; vl[0] = val; left = true; }
+        else if (off == 1 && !right) { cl[1] = 1; vl[1] = val; right = true; }
+        else if (col >= nrow_ || off < INT16_MIN || off > INT16_MAX) side.emplace_back(col, val);
+        else if (col < i) lo.emplace_back(col, val);
+        else up.emplace_back(col, val);
       }
       if (ndiag != 1) hpc::fail("Ell: row " + std::to_string(i) + " needs exactly one diagonal entry");
+      if (!(dval != 0.0)) hpc::fail("Ell: zero diagonal in row " + std::to_string(i));
       std::sort(lo.begin(), lo.end(), [](auto& a, auto& b) { return a.first < b.first; });
       std::sort(up.begin(), up.end(), [](auto& a, auto& b) { return a.first > b.first; });
-      int k = 0;
-      for (auto& e : lo) { cd[k] = e.first; vd[k] = e.second; ++k; }
-      nlow_[i] = k;
-      const int dpos = k;
-      cd[k] = int32_t(i); vd[k] = dval; ++k;
-      for (auto& e : up) { cd[k] = e.first; vd[k] = e.second; ++k; }
-      if (!(vd[dpos] != 0.0)) hpc::fail("Ell: zero diagonal in row " + std::to_string(i));
-      dpos_[i] = dpos;
-      diag_[i] = vd[dpos];
-      for (; k < W; ++k) { cd[k] = int32_t(i); vd[k] = 0.0; }
+      // more than 12 on one side (not in HPCG's matrix): the farthest ones to the side table
+      while (lo.size() > 12) { side.push_back(lo.front()); lo.erase(lo.begin()); }
+      while (up.size() > 12) { side.push_back(up.front()); up.erase(up.begin()); }
+      std::sort(side.begin(), side.end(), [](auto& a, auto& b) { return a.first > b.first; });
+      int k = 4;
+      for (auto& e : lo) { cl[k] = int16_t(e.first - i); vl[k] = e.second; ++k; }
+      k = 0;
+      for (auto& e : up) { cu[k] = int16_t(e.first - i); vu[k] = e.second; ++k; }
+      int32_t sidx = -1;
+      if (!side.empty()) {
+        sidx = int32_t(side_ptr_.size()) - 1;
+        for (auto& e : side) { side_col_.push_back(e.first); side_val_.push_back(e.second); }
+        side_ptr_.push_back(int64_t(side_col_.size()));
+      }
+      std::memcpy(cl + 2, &sidx, 4);
+      vl[2] = dval;
+      vl[3] = 1.0 / dval;
+      diag_[i] = dval;
     }
   }
 
@@ -153,7 +193,7 @@ class Ell {
     std::vector<int32_t> out;
     for (int64_t i = 0; i < nrow_; ++i) {
       bool g = false;
-      for (int j = 0; j < nnz_[i]; ++j) g |= cols_[i * W + j] >= nrow_;
+      for_each_entry(i, [&](int64_t col, double) { g |= col >= nrow_; });
       if (g == touching) out.push_back(int32_t(i));
     }
     py::array_t<int32_t> a(int64_t(out.size()));
@@ -165,15 +205,15 @@ class Ell {
   void symgs_ref(const carray<double>& r, carray<double>& x) const {
     const double* rv = in(r, nrow_, "r");
     double* xv = out(x, ncol_, "x");
-    for (int64_t i = 0; i < nrow_; ++i) row_update(i, rv, xv);
-    for (int64_t i = nrow_ - 1; i >= 0; --i) row_update(i, rv, xv);
+    for (int64_t i = 0; i < nrow_; ++i) row_forward(i, rv, xv, false);
+    for (int64_t i = nrow_ - 1; i >= 0; --i) row_backward(i, rv, xv);
   }
 
   // The optimised SYMGS. zero_init: x is 0 on entry (MG's pre-smoother), so the forward
-  // sweep reads only the lower entries (the others multiply zeros). With more than one
-  // thread and a level schedule, rows of one level (independent by construction) run in
-  // parallel; levels run in the sequential order, so every row sees the same values it
-  // would in the sequential sweep.
+  // sweep reads only the L stream (the U groups multiply zeros). With more than one thread
+  // and a level schedule, rows of one level (independent by construction) run in parallel;
+  // levels run in the sequential order, so every row sees the same values it would in the
+  // sequential sweep.
   void symgs(const carray<double>& r, carray<double>& x, bool zero_init) const {
     const double* rv = in(r, nrow_, "r");
     double* xv = out(x, ncol_, "x");
@@ -181,27 +221,22 @@ class Ell {
     // a level schedule pays only when each thread gets enough rows between two barriers
     const int64_t nl_all = level_ptr_.empty() ? 0 : int64_t(level_ptr_.size()) - 1;
     if (nt <= 1 || nl_all == 0 || nrow_ < min_rows_per_level * nt * nl_all) {
-      if (zero_init)
-        for (int64_t i = 0; i < nrow_; ++i) row_lower(i, rv, xv);
-      else
-        for (int64_t i = 0; i < nrow_; ++i) row_update(i, rv, xv);
-      for (int64_t i = nrow_ - 1; i >= 0; --i) row_update(i, rv, xv);
+      for (int64_t i = 0; i < nrow_; ++i) row_forward(i, rv, xv, zero_init);
+      for (int64_t i = nrow_ - 1; i >= 0; --i) row_backward(i, rv, xv);
       return;
     }
-    const int64_t nl = int64_t(level_ptr_.size()) - 1;
+    const int64_t nl = nl_all;
     const int32_t* lr = level_rows_.data();
     const int64_t* lp = level_ptr_.data();
 #pragma omp parallel
     {
       for (int64_t l = 0; l < nl; ++l) {
 #pragma omp for schedule(static)
-        for (int64_t t = lp[l]; t < lp[l + 1]; ++t) {
-          if (zero_init) row_lower(lr[t], rv, xv); else row_update(lr[t], rv, xv);
-        }
+        for (int64_t t = lp[l]; t < lp[l + 1]; ++t) row_forward(lr[t], rv, xv, zero_init);
       }
       for (int64_t l = nl - 1; l >= 0; --l) {
 #pragma omp for schedule(static)
-        for (int64_t t = lp[l]; t < lp[l + 1]; ++t) row_update(lr[t], rv, xv);
+        for (int64_t t = lp[l]; t < lp[l + 1]; ++t) row_backward(lr[t], rv, xv);
       }
     }
   }
@@ -229,7 +264,9 @@ class Ell {
     int32_t top = 0;
     for (int64_t i = 0; i < nrow_; ++i) {
       int32_t l = 0;
-      for (int j = 0; j < nlow_[i]; ++j) l = std::max(l, lev[cols_[i * W + j]] + 1);
+      for_each_entry(i, [&](int64_t col, double) {
+        if (col < i) l = std::max(l, lev[col] + 1);
+      });
       lev[i] = l;
       top = std::max(top, l);
     }
@@ -253,17 +290,25 @@ class Ell {
     for (int64_t i = 0; i < nrow_; ++i) {
       if (!(dv[i] != 0.0) || !std::isfinite(dv[i])) hpc::fail("diagonal: entries must be finite and non-zero");
     }
-    for (int64_t i = 0; i < nrow_; ++i) { diag_[i] = dv[i]; vals_[i * W + dpos_[i]] = dv[i]; }
+    for (int64_t i = 0; i < nrow_; ++i) {
+      diag_[i] = dv[i];
+      vL_[size_t(i) * SL + 2] = dv[i];
+      vL_[size_t(i) * SL + 3] = 1.0 / dv[i];
+    }
   }
 
-  // The stored entries of row i (for checks): (columns, values), the row's nnz entries.
+  // The stored entries of row i (for checks): (columns, values), the row's nnz entries
+  // (the diagonal, every slot that is not padding, the side entries).
   py::tuple row(int64_t i) const {
     if (i < 0 || i >= nrow_) hpc::fail("row: index out of range");
-    py::array_t<int32_t> c(nnz_[i]);
-    py::array_t<double> v(nnz_[i]);
-    std::copy(&cols_[i * W], &cols_[i * W] + nnz_[i], c.mutable_data());
-    std::copy(&vals_[i * W], &vals_[i * W] + nnz_[i], v.mutable_data());
-    return py::make_tuple(c, v);
+    std::vector<int32_t> cs{int32_t(i)};
+    std::vector<double> vs{diag_[i]};
+    for_each_entry(i, [&](int64_t col, double val) { cs.push_back(int32_t(col)); vs.push_back(val); });
+    py::array_t<int32_t> co(int64_t(cs.size()));
+    py::array_t<double> vo(int64_t(vs.size()));
+    std::copy(cs.begin(), cs.end(), co.mutable_data());
+    std::copy(vs.begin(), vs.end(), vo.mutable_data());
+    return py::make_tuple(co, vo);
   }
 
   int64_t nnz() const {
@@ -272,33 +317,108 @@ class Ell {
     return s;
   }
 
+  // entries kept in the side table (offsets beyond int16): ghost columns, far columns
+  int64_t side_entries() const { return int64_t(side_col_.size()); }
+
  private:
-  // sum_j a[j] x[c[j]] over slots [lo, hi) with four interleaved partial sums (slot j goes to
-  // sum (j - lo) % 4): four independent multiply-add chains instead of one.
-  static inline double acc4(const int32_t* __restrict c, const double* __restrict a,
-                            const double* __restrict x, int lo, int hi) {
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-    int j = lo;
-    for (; j + 3 < hi; j += 4) {
-      s0 += a[j] * x[c[j]];
-      s1 += a[j + 1] * x[c[j + 1]];
-      s2 += a[j + 2] * x[c[j + 2]];
-      s3 += a[j + 3] * x[c[j + 3]];
-    }
-    if (j < hi) s0 += a[j] * x[c[j]];
-    if (j + 1 < hi) s1 += a[j + 1] * x[c[j + 1]];
-    if (j + 2 < hi) s2 += a[j + 2] * x[c[j + 2]];
-    return (s0 + s1) + (s2 + s3);
+  // f(column, value) for every stored off-diagonal entry of row i (padding skipped: an
+  // off-diagonal slot with offset 0)
+  template <typename F>
+  void for_each_entry(int64_t i, F&& f) const {
+    const int16_t* cl = &cL_[size_t(i) * SL];
+    const double* vl = &vL_[size_t(i) * SL];
+    const int16_t* cu = &cU_[size_t(i) * SU];
+    const double* vu = &vU_[size_t(i) * SU];
+    for (int j = 0; j < SL; ++j)
+      if (j != 2 && j != 3 && cl[j] != 0) f(i + cl[j], vl[j]);
+    for (int j = 0; j < SU; ++j)
+      if (cu[j] != 0) f(i + cu[j], vu[j]);
+    const int32_t s = side_index(i);
+    if (s >= 0)
+      for (int64_t k = side_ptr_[s]; k < side_ptr_[s + 1]; ++k) f(side_col_[k], side_val_[k]);
   }
 
-  // A row's sum: its lower part plus the rest, each by acc4. Every kernel sums a row this way,
-  // so the pre-smoother's sum over the lower part alone (the rest multiplies zeros) is
-  // bitwise the full row's, and the reference and optimised kernels agree to the last bit.
+  inline int32_t side_index(int64_t i) const {
+    int32_t s;
+    std::memcpy(&s, &cL_[size_t(i) * SL + 2], 4);
+    return s;
+  }
+
+#if defined(__AVX__) && defined(__FMA__)
+  // lanes += a[0:4] * x[i + c[0:4]] (four scalar loads of x: faster than the hardware gather
+  // on this kind of CPU)
+  static inline __m256d group(const int16_t* __restrict c, const double* __restrict a,
+                              const double* __restrict x, __m128i vi, __m256d acc) {
+    const __m128i d = _mm_add_epi32(
+        _mm_cvtepi16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(c))), vi);
+    const uint64_t c01 = uint64_t(_mm_cvtsi128_si64(d)), c23 = uint64_t(_mm_extract_epi64(d, 1));
+    const __m128d lo = _mm_loadh_pd(_mm_load_sd(x + uint32_t(c01)), x + (c01 >> 32));
+    const __m128d hi = _mm_loadh_pd(_mm_load_sd(x + uint32_t(c23)), x + (c23 >> 32));
+    const __m256d xv = _mm256_insertf128_pd(_mm256_castpd128_pd256(lo), hi, 1);
+    return _mm256_fmadd_pd(_mm256_loadu_pd(a), xv, acc);
+  }
+#endif
+
+  // The four lanes of groups 1-3 (and 4-6 unless lower_only), added (l0 + l1) + (l2 + l3),
+  // then the side entries.
+  inline double groups(int64_t i, const double* __restrict x, bool lower_only) const {
+    const int16_t* cl = &cL_[size_t(i) * SL];
+    const double* vl = &vL_[size_t(i) * SL];
+    const int16_t* cu = &cU_[size_t(i) * SU];
+    const double* vu = &vU_[size_t(i) * SU];
+    double h;
+#if defined(__AVX__) && defined(__FMA__)
+    const __m128i vi = _mm_set1_epi32(int32_t(i));
+    __m256d acc = _mm256_setzero_pd();
+    for (int g = 1; g < 4; ++g) acc = group(cl + 4 * g, vl + 4 * g, x, vi, acc);
+    if (!lower_only)
+      for (int g = 0; g < 3; ++g) acc = group(cu + 4 * g, vu + 4 * g, x, vi, acc);
+    const __m128d l01 = _mm256_castpd256_pd128(acc), l23 = _mm256_extractf128_pd(acc, 1);
+    // [l0 + l1, l2 + l3], then their sum
+    const __m128d s = _mm_add_pd(_mm_unpacklo_pd(l01, l23), _mm_unpackhi_pd(l01, l23));
+    h = _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+#else
+    double l[4] = {0.0, 0.0, 0.0, 0.0};
+    for (int j = 4; j < SL; ++j) l[j % 4] = fmadd(vl[j], x[i + cl[j]], l[j % 4]);
+    if (!lower_only)
+      for (int j = 0; j < SU; ++j) l[j % 4] = fmadd(vu[j], x[i + cu[j]], l[j % 4]);
+    h = (l[0] + l[1]) + (l[2] + l[3]);
+#endif
+    const int32_t sx = side_index(i);
+    if (sx >= 0)
+      for (int64_t k = side_ptr_[sx]; k < side_ptr_[sx + 1]; ++k)
+        h = fmadd(side_val_[k], x[side_col_[k]], h);
+    return h;
+  }
+
+  // (A x)_i: the groups and side entries, then columns i - 1, i + 1 and the diagonal
   inline double row_sum(int64_t i, const double* __restrict x) const {
-    const int32_t* c = &cols_[i * W];
-    const double* a = &vals_[i * W];
-    const int nl = nlow_[i];
-    return acc4(c, a, x, 0, nl) + acc4(c, a, x, nl, W);
+    const double* a = &vL_[size_t(i) * SL];
+    const int16_t* c = &cL_[size_t(i) * SL];
+    const double h = groups(i, x, false);
+    return fmadd(a[2], x[i], fmadd(a[1], x[i + c[1]], fmadd(a[0], x[i + c[0]], h)));
+  }
+
+  // The forward sweep's update of row i; zero_init: x is 0 from row i on (and in the ghosts),
+  // so the U groups are skipped (they would add +-0 to the lanes: the same bits) and so is
+  // column i + 1 (its product is +-0 as well).
+  inline void row_forward(int64_t i, const double* __restrict r, double* __restrict x,
+                          bool zero_init) const {
+    const double* a = &vL_[size_t(i) * SL];
+    const int16_t* c = &cL_[size_t(i) * SL];
+    const double h = groups(i, x, zero_init);
+    const double inv = a[3];
+    const double q = (r[i] - fmadd(a[1], x[i + c[1]], h)) * inv;
+    x[i] = fmadd(-(a[0] * inv), x[i + c[0]], q);
+  }
+
+  inline void row_backward(int64_t i, const double* __restrict r, double* __restrict x) const {
+    const double* a = &vL_[size_t(i) * SL];
+    const int16_t* c = &cL_[size_t(i) * SL];
+    const double h = groups(i, x, false);
+    const double inv = a[3];
+    const double q = (r[i] - fmadd(a[0], x[i + c[0]], h)) * inv;
+    x[i] = fmadd(-(a[1] * inv), x[i + c[1]], q);
   }
 
   // The dot product is taken per block of rows just computed (still in cache), in row
@@ -314,29 +434,18 @@ class Ell {
     if (dot) *dot = d;
   }
 
-  // x_i <- (r_i - sum_{j != i} a_ij x_j) / a_ii over the whole row (padding adds 0 * x_i)
-  inline void row_update(int64_t i, const double* __restrict r, double* __restrict x) const {
-    const double s = row_sum(i, x);
-    const double d = diag_[i];
-    x[i] = (r[i] - s + d * x[i]) / d;
-  }
-
-  // the same from x = 0 ahead of row i: only the lower entries are non-zero products (and
-  // lower + (+-0) is lower, so this is bitwise row_update's value)
-  inline void row_lower(int64_t i, const double* __restrict r, double* __restrict x) const {
-    x[i] = (r[i] - acc4(&cols_[i * W], &vals_[i * W], x, 0, nlow_[i])) / diag_[i];
-  }
-
-
  public:
   // rows per level and thread below which SYMGS stays sequential (barrier cost); settable
   int64_t min_rows_per_level = 128;
 
  private:
   int64_t nrow_ = 0, ncol_ = 0;
-  std::vector<int32_t> cols_;
-  std::vector<double> vals_;
-  std::vector<int32_t> nnz_, nlow_, dpos_;
+  std::vector<int16_t> cL_, cU_;
+  std::vector<double> vL_, vU_;
+  std::vector<int64_t> side_ptr_;
+  std::vector<int32_t> side_col_;
+  std::vector<double> side_val_;
+  std::vector<int32_t> nnz_;
   std::vector<double> diag_;
   std::vector<int64_t> level_ptr_;
   std::vector<int32_t> level_rows_;
@@ -486,7 +595,7 @@ void prolong(carray<double>& xf, const carray<double>& xc, const carray<int32_t>
 
 HPC_SUBMODULE(hpcg) {
   m.doc() = "HPCG kernels: problem generation, ELLPACK 27-point operator, SYMGS, MG transfers";
-  py::class_<Ell>(m, "Ell", "One rank's rows of HPCG's matrix (ELLPACK, 27 slots per row)")
+  py::class_<Ell>(m, "Ell", "One rank's rows of HPCG's matrix (split ELLPACK, int16 column offsets)")
       .def(py::init<const py::array&, const py::array&, const py::array&, int64_t>(),
            py::arg("cols"), py::arg("vals"), py::arg("nnz"), py::arg("ncol"))
       .def_property_readonly("nrow", &Ell::nrow)
@@ -508,6 +617,8 @@ HPC_SUBMODULE(hpcg) {
       .def("set_diagonal", &Ell::set_diagonal, py::arg("d"))
       .def("row", &Ell::row, py::arg("i"), "(columns, values) of local row i as stored")
       .def("nnz", &Ell::nnz)
+      .def("side_entries", &Ell::side_entries,
+           "entries stored in the side table (column offsets beyond int16)")
       .def_readwrite("min_rows_per_level", &Ell::min_rows_per_level,
                      "rows per level and thread below which SYMGS runs sequentially");
   m.def("generate", &generate, py::arg("nx"), py::arg("ny"), py::arg("nz"), py::arg("npx"),
