@@ -110,10 +110,7 @@ class GSPlan:
     share no edges, so a sweep is exact Gauss-Seidel in one global order, and the backward sweep
     the same order reversed: the symmetric sweep is SPD for any SPD A and any partition."""
 
-    dt: type
-    arrays: list          # indptr, indices of the own block (kernel dtype)
-    data: np.ndarray
-    diag: np.ndarray
+    kernel: Any           # the own block's native GaussSeidel (checked and copied once)
     inner: tuple          # (forward, backward) row lists, int64
     bnd: tuple
     gh_bnd: sp.csr_matrix  # the boundary rows' ghost columns (A_gh rows)
@@ -132,9 +129,9 @@ def _gs_plan(A: DistCSR) -> GSPlan:
     coupled = bool(A.comm.allreduce(bool(bnd.size), op=MPI.LOR))
     colour, ncol = (_rank_colours(A.comm, list(pl.sources) + list(pl.dests)) if coupled
                     else (0, 1))
-    return GSPlan(dt, arrays, np.ascontiguousarray(Ao.data, dtype=np.float64),
-                  np.ascontiguousarray(Ao.diagonal(), dtype=np.float64),
-                  (inner, np.ascontiguousarray(inner[::-1])),
+    kernel = _kernel("GaussSeidel", dt)(*arrays, np.ascontiguousarray(Ao.data, dtype=np.float64),
+                                        np.ascontiguousarray(Ao.diagonal(), dtype=np.float64))
+    return GSPlan(kernel, (inner, np.ascontiguousarray(inner[::-1])),
                   (bnd, np.ascontiguousarray(bnd[::-1])), sp.csr_matrix(Ag[bnd]), colour, ncol,
                   coupled)
 
@@ -313,11 +310,10 @@ class SmoothedAggregation:
     def _gs(A: DistCSR, g: GSPlan, b: np.ndarray, x: np.ndarray, forward: bool) -> None:
         """One forward or backward Gauss-Seidel sweep in the global order of :class:`GSPlan`
         (x in place; collective where the level is coupled)."""
-        sweep = _kernel("gs_rows", g.dt)
+        sweep = g.kernel.sweep
         d = 0 if forward else 1
-        ip, ix = g.arrays
         if forward:
-            sweep(ip, ix, g.data, g.diag, b, x, g.inner[d])
+            sweep(b, x, g.inner[d])
         if g.coupled:
             pl = A.plan()
             for c in (range(g.ncolours) if forward else reversed(range(g.ncolours))):
@@ -326,9 +322,9 @@ class SmoothedAggregation:
                 if c == g.colour and g.bnd[0].size:
                     rhs = b.copy()
                     rhs[g.bnd[0]] -= g.gh_bnd @ gh
-                    sweep(ip, ix, g.data, g.diag, rhs, x, g.bnd[d])
+                    sweep(rhs, x, g.bnd[d])
         if not forward:
-            sweep(ip, ix, g.data, g.diag, b, x, g.inner[d])
+            sweep(b, x, g.inner[d])
 
     def _coarse_solve(self, Ac: DistCSR, b: np.ndarray) -> np.ndarray:
         bg = Ac.gather_vector(b, root=None)

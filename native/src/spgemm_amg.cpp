@@ -8,7 +8,7 @@
 // - smoothed_prolongator: the rows of P = T - w D^-1 (A T) for the tentative prolongator T of
 //   an aggregation (one entry per row: t_i in the column of i's aggregate). Row i of A T
 //   gathers a_ij t_j into the column of j's aggregate, so no general SpGEMM is needed;
-// - gs_rows: Gauss-Seidel on a list of rows, in the order given (the coupled smoother).
+// - GaussSeidel: Gauss-Seidel on a list of rows, in the order given (the coupled smoother).
 //
 // Aggregation passes: 1. a node whose strong neighbours are all free roots a new aggregate with
 // them; 2. a free node joins an aggregate of a neighbour aggregated in pass 1; 3. the free
@@ -237,38 +237,71 @@ py::tuple smoothed_prolongator(py::array optr, py::array oidx, py::array odat, p
   return py::make_tuple(p, c, v);
 }
 
-// x_i <- (b_i - sum_{j != i} a_ij x_j) / diag_i for the rows i of `rows`, in that order.
+// Gauss-Seidel on one rank's own block, checked and copied once (a sweep of hpcg:64's 6.9M
+// entries took 16 ms with the O(nnz) index check per call, 9 ms without):
+// sweep(b, x, rows) sets x_i = (b_i - sum_{j != i} a_ij x_j) / diag_i for the rows i of `rows`,
+// in that order.
 template <typename I>
-void gs_rows(py::array ptr_, py::array idx_, py::array data_, py::array diag_, py::array b_,
-             py::array x_, py::array rows_) {
-  const int64_t n = diag_.ndim() == 1 ? diag_.shape(0) : -1;
-  Csr<I> A(ptr_, idx_, n, n, "gs_rows");
-  hpc::carray<double> kv, kd, kb;
-  hpc::carray<int64_t> kr;
-  const double* V = vec_in<double>(data_, -1, "gs_rows data", kv);
-  if (kv.shape(0) < A.nnz()) hpc::fail("gs_rows data: shorter than the indices");
-  const double* d = vec_in<double>(diag_, n, "gs_rows diag", kd);
-  const double* b = vec_in<double>(b_, n, "gs_rows b", kb);
-  auto xx = hpc::exact<double>(x_, "gs_rows x");
-  hpc::require_1d(xx, n, "gs_rows x");
-  double* x = hpc::mut_ptr(xx, "gs_rows x");
-  const int64_t* rows = vec_in<int64_t>(rows_, -1, "gs_rows rows", kr);
-  const int64_t m = kr.shape(0);
-  if (!hpc::all_in_range(rows, m, n)) hpc::fail("gs_rows rows: out of range");
-  for (int64_t k = 0; k < m; ++k)
-    if (d[rows[k]] == 0.0) hpc::fail("gs_rows: zero divisor in row " + std::to_string(rows[k]));
-  py::gil_scoped_release nogil;
-  const I* P = A.P;
-  const I* J = A.J;
-  for (int64_t k = 0; k < m; ++k) {
-    const int64_t i = rows[k];
-    double s = b[i];
-    for (I q = P[i]; q < P[i + 1]; ++q) {
-      const int64_t j = J[q];
-      if (j != i) s -= V[q] * x[j];
-    }
-    x[i] = s / d[i];
+class GaussSeidel {
+ public:
+  GaussSeidel(py::array ptr_, py::array idx_, py::array data_, py::array diag_) {
+    n_ = diag_.ndim() == 1 ? diag_.shape(0) : -1;
+    Csr<I> A(ptr_, idx_, n_, n_, "GaussSeidel");
+    hpc::carray<double> kv, kd;
+    const double* V = vec_in<double>(data_, -1, "GaussSeidel data", kv);
+    if (kv.shape(0) < A.nnz()) hpc::fail("GaussSeidel data: shorter than the indices");
+    const double* d = vec_in<double>(diag_, n_, "GaussSeidel diag", kd);
+    for (int64_t i = 0; i < n_; ++i)
+      if (!(d[i] != 0.0)) hpc::fail("GaussSeidel: zero divisor in row " + std::to_string(i));
+    ptr_v.assign(A.P, A.P + n_ + 1);
+    idx_v.assign(A.J, A.J + A.nnz());
+    val_v.assign(V, V + A.nnz());
+    diag_v.assign(d, d + n_);
   }
+
+  void sweep(py::array b_, py::array x_, py::array rows_) const {
+    hpc::carray<double> kb;
+    hpc::carray<int64_t> kr;
+    const double* b = vec_in<double>(b_, n_, "GaussSeidel.sweep b", kb);
+    auto xx = hpc::exact<double>(x_, "GaussSeidel.sweep x");
+    hpc::require_1d(xx, n_, "GaussSeidel.sweep x");
+    double* x = hpc::mut_ptr(xx, "GaussSeidel.sweep x");
+    const int64_t* rows = vec_in<int64_t>(rows_, -1, "GaussSeidel.sweep rows", kr);
+    const int64_t m = kr.shape(0);
+    if (!hpc::all_in_range(rows, m, n_)) hpc::fail("GaussSeidel.sweep rows: out of range");
+    py::gil_scoped_release nogil;
+    const I* P = ptr_v.data();
+    const I* J = idx_v.data();
+    const double* V = val_v.data();
+    const double* d = diag_v.data();
+    for (int64_t k = 0; k < m; ++k) {
+      const I i = I(rows[k]);
+      double s = b[i];
+      for (I q = P[i]; q < P[i + 1]; ++q) {
+        const I j = J[q];
+        if (j != i) s -= V[q] * x[j];
+      }
+      x[i] = s / d[i];
+    }
+  }
+
+  int64_t rows() const { return n_; }
+
+ private:
+  int64_t n_ = 0;
+  std::vector<I> ptr_v, idx_v;
+  std::vector<double> val_v, diag_v;
+};
+
+template <typename I>
+void bind_gs(py::module_& m, const char* name) {
+  py::class_<GaussSeidel<I>>(m, name,
+                             "Gauss-Seidel on a square CSR block, checked and copied once")
+      .def(py::init<py::array, py::array, py::array, py::array>(), py::arg("indptr"),
+           py::arg("indices"), py::arg("data"), py::arg("diag"))
+      .def("sweep", &GaussSeidel<I>::sweep, py::arg("b"), py::arg("x"), py::arg("rows"),
+           "x_i = (b_i - sum_{j != i} a_ij x_j) / diag_i for the rows `rows` (int64), in order")
+      .def("rows", &GaussSeidel<I>::rows);
 }
 }  // namespace
 
@@ -302,11 +335,6 @@ HPC_SUBMODULE(spgemm_amg) {
         py::arg("own_indices"), py::arg("own_data"), py::arg("gh_indptr"), py::arg("gh_indices"),
         py::arg("gh_data"), py::arg("agg"), py::arg("t"), py::arg("gagg"), py::arg("gt"),
         py::arg("colid"), py::arg("dinv"), py::arg("w"));
-  const char* gdoc =
-      "gs_rows(indptr, indices, data, diag, b, x, rows) -> None: Gauss-Seidel updates "
-      "x_i = (b_i - sum_{j != i} a_ij x_j) / diag_i of the rows `rows` (int64), in that order.";
-  m.def("gs_rows_i32", &gs_rows<int32_t>, gdoc, py::arg("indptr"), py::arg("indices"),
-        py::arg("data"), py::arg("diag"), py::arg("b"), py::arg("x"), py::arg("rows"));
-  m.def("gs_rows_i64", &gs_rows<int64_t>, gdoc, py::arg("indptr"), py::arg("indices"),
-        py::arg("data"), py::arg("diag"), py::arg("b"), py::arg("x"), py::arg("rows"));
+  bind_gs<int32_t>(m, "GaussSeidel_i32");
+  bind_gs<int64_t>(m, "GaussSeidel_i64");
 }
