@@ -63,27 +63,40 @@ def aggregate(S: sp.csr_matrix) -> tuple[np.ndarray, int]:
     return agg, int(count)
 
 
-def spectral_radius(A: DistCSR, dinv: np.ndarray, its: int = 20, seed: int = 0) -> float:
-    """rho(D^-1 A) by power iteration (collective); from below, so callers add a margin."""
+def spectral_radius(A: DistCSR, dinv: np.ndarray, its: int = 10, seed: int = 0) -> float:
+    """rho(D^-1 A) for SPD A and D (collective): the largest Ritz value of ``its`` Lanczos steps
+    on D^-1/2 A D^-1/2 (similar to D^-1 A). From below, as pyamg's approximate_spectral_radius;
+    callers add a margin where they need an upper bound. Lanczos finds the extreme eigenvalue
+    in fewer products than power iteration (10 here against 20)."""
     comm = A.comm
     rng = np.random.default_rng([seed, comm.Get_rank()])
+    sq = np.sqrt(dinv)
     v = rng.random(A.local_rows) + 0.5
-    lam = 0.0
+    v /= math.sqrt(comm.allreduce(float(v @ v)))
+    v_prev = np.zeros_like(v)
+    alpha: list[float] = []
+    beta: list[float] = []
     for _ in range(its):
-        w = dinv * A.spmv(v)
-        nv, nw = (math.sqrt(t) for t in comm.allreduce(np.array([v @ v, w @ w])))
-        if nw == 0 or nv == 0:
-            return 0.0
-        lam = nw / nv
-        v = w / nw
-    return lam
+        w = sq * A.spmv(sq * v)
+        if beta:
+            w -= beta[-1] * v_prev
+        a = comm.allreduce(float(w @ v))
+        w -= a * v
+        alpha.append(a)
+        b = math.sqrt(max(comm.allreduce(float(w @ w)), 0.0))
+        if b <= 1e-12 * abs(a):  # an invariant subspace: the Ritz values are exact
+            break
+        beta.append(b)
+        v_prev, v = v, w / b
+    off = np.array(beta[:len(alpha) - 1])
+    return float(sla.eigvalsh_tridiagonal(np.array(alpha), off)[-1]) if len(alpha) > 1 \
+        else max(alpha[0], 0.0)
 
 
-def _idx(*arrays: np.ndarray) -> tuple[type, list[np.ndarray]]:
-    """One index dtype (int32 where every array fits, else int64) for a kernel's CSR arrays."""
-    big = any(a.size and (a.max() >= 2**31 - 1) for a in arrays)
-    dt = np.int64 if big else np.int32
-    return dt, [np.ascontiguousarray(a, dtype=dt) for a in arrays]
+def _idx(M: sp.csr_matrix) -> tuple[type, list[np.ndarray]]:
+    """(dtype, [indptr, indices]) of a CSR block in one index type: int32 where it fits."""
+    dt = np.int64 if max(M.nnz, M.shape[1]) >= 2**31 - 1 else np.int32
+    return dt, [np.ascontiguousarray(a, dtype=dt) for a in (M.indptr, M.indices)]
 
 
 def _kernel(name: str, dt: type):
@@ -122,7 +135,7 @@ class GSPlan:
 def _gs_plan(A: DistCSR) -> GSPlan:
     pl = A.plan()
     Ao, Ag = A.A_loc, A.A_gh
-    dt, arrays = _idx(Ao.indptr, Ao.indices)
+    dt, arrays = _idx(Ao)
     has_gh = np.diff(Ag.indptr) > 0
     inner = np.flatnonzero(~has_gh).astype(np.int64)
     bnd = np.flatnonzero(has_gh).astype(np.int64)
@@ -167,6 +180,9 @@ class SmoothedAggregation:
     degree : int, default 1
         Symmetric Gauss-Seidel sweeps, Chebyshev degree, or Jacobi sweeps, per pre- and
         post-smoothing.
+    improve : int, default 4
+        Symmetric Gauss-Seidel sweeps on A B = 0 that improve the near-null-space vector B
+        (ones) before the first aggregation: pyamg's default ``improve_candidates``.
     threads : int, optional
         Threads of the SpGEMM kernels.
 
@@ -181,7 +197,7 @@ class SmoothedAggregation:
 
     def __init__(self, A: DistCSR, *, theta: float = 0.0, max_coarse: int = 100,
                  max_levels: int = 10, smoother: str = "gauss_seidel", degree: int = 1,
-                 threads: int | None = None, seed: int = 0):
+                 improve: int = 4, threads: int | None = None, seed: int = 0):
         from hpc.core.checks import check_choice, check_int, check_real
 
         if not isinstance(A, DistCSR):
@@ -193,13 +209,15 @@ class SmoothedAggregation:
         self.max_levels = check_int("max_levels", max_levels, 1)
         self.smoother = check_choice("smoother", smoother, SMOOTHERS)
         self.degree = check_int("degree", degree, 1)
+        self.improve = check_int("improve", improve, 0)
         self.threads = threads
         self.comm = A.comm
         t0 = time.perf_counter()
         self.levels: list[Level] = []
         B = np.ones(A.local_rows)
         while True:
-            d = A.diagonal()
+            A.plan()  # the SpMV plan, which also splits off the own block (A_loc)
+            d = A.A_loc.diagonal()
             bad = int(self.comm.allreduce(int(np.count_nonzero(~(d > 0)))))
             if bad:
                 raise UsageError(f"--pc amg: {bad} diagonal entries are not positive (A is not "
@@ -208,6 +226,13 @@ class SmoothedAggregation:
             lvl = Level(A, dinv, spectral_radius(A, dinv, seed=seed))
             if self.smoother == "gauss_seidel":
                 lvl.gs = _gs_plan(A)
+            if not self.levels and self.improve:
+                # pyamg's improve_candidates: relax A B = 0 from B = ones by symmetric
+                # Gauss-Seidel sweeps, so B is smoother where A 1 != 0 (boundaries)
+                g, zero = lvl.gs or _gs_plan(A), np.zeros(A.local_rows)
+                for _ in range(self.improve):
+                    self._gs(A, g, zero, B, True)
+                    self._gs(A, g, zero, B, False)
             self.levels.append(lvl)
             if A.shape[0] <= self.max_coarse or len(self.levels) >= self.max_levels:
                 break
@@ -227,7 +252,7 @@ class SmoothedAggregation:
         A, comm = lvl.A, lvl.A.comm
         pl = A.plan()  # also splits the block: own columns (A_loc) and ghost columns (A_gh)
         Ao, Ag = A.A_loc, A.A_gh
-        dt, (op, oi) = _idx(Ao.indptr, Ao.indices)
+        dt, (op, oi) = _idx(Ao)
         agg, na = _kernel("aggregate_strong", dt)(op, oi, np.ascontiguousarray(Ao.data, np.float64),
                                                   np.ascontiguousarray(Ao.diagonal(), np.float64),
                                                   self.theta)
@@ -249,7 +274,7 @@ class SmoothedAggregation:
         remote = np.unique(ggid[ggid >= 0])
         gagg = np.where(ggid >= 0, na + np.searchsorted(remote, ggid), -1).astype(np.int64)
         colid = np.concatenate((np.arange(na, dtype=np.int64) + coff[r], remote))
-        gdt, (gp, gi) = _idx(Ag.indptr, Ag.indices)
+        gdt, (gp, gi) = _idx(Ag)
         if gdt != dt:
             dt, (op, oi, gp, gi) = np.int64, [x.astype(np.int64) for x in (op, oi, gp, gi)]
         w = (4.0 / 3.0) / lvl.rho if lvl.rho > 0 else 0.0
