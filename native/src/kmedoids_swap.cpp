@@ -25,7 +25,9 @@
 namespace {
 using std::int64_t;
 constexpr double kInf = std::numeric_limits<double>::infinity();
-constexpr int64_t kGather = 16;          // candidate columns gathered per pass over the rows
+// candidate columns gathered per pass over the rows: one cache line of each row
+template <typename T>
+constexpr int64_t kGather = 64 / sizeof(T);
 
 inline double ratio(double a, double b) { return (a == 0.0 || b == 0.0) ? 0.0 : a / b; }
 
@@ -53,7 +55,7 @@ template <typename T>
 class Columns {
  public:
   Columns(const Mat<T>& D, bool par)
-      : D_(D), buf_(static_cast<size_t>(kGather * D.n)), par_(par) {}
+      : D_(D), buf_(static_cast<size_t>(kGather<T> * D.n)), par_(par) {}
   const T* col(int64_t j) {
     if (j < g0_ || j >= g0_ + gw_) gather(j);
     return buf_.data() + (j - g0_) * D_.n;
@@ -63,7 +65,7 @@ class Columns {
 
  private:
   void gather(int64_t j) {
-    const int64_t n = D_.n, w = std::min(kGather, n - j);
+    const int64_t n = D_.n, w = std::min(kGather<T>, n - j);
     T* b = buf_.data();
     const T* p = D_.p;
     const int64_t ld = D_.ld;
@@ -90,6 +92,9 @@ struct State {
   double* rl;      // k: removal loss (FasterPAM) / removal gain (FasterMSC)
   int64_t *ni, *si, *ti;
   double *nd, *sd, *td;
+  // per point: the distance below which a candidate changes its terms (the second (PAM) or
+  // third (MSC) nearest, as a max so that the skip never depends on the order invariant)
+  std::vector<double> lim;
 };
 
 template <typename I>
@@ -109,7 +114,7 @@ State state(const py::array& DM, const py::array& med, const py::array& is_med,
   State s{n, k, hpc::mut_ptr<double>(dm, "DM"), mut<int64_t>(med, k, "med"),
           mut<bool>(is_med, n, "is_med"), mut<double>(rl, k, "rl"),
           mut<int64_t>(ni, n, "near_i"), mut<int64_t>(si, n, "seco_i"), nullptr,
-          mut<double>(nd, n, "near_d"), mut<double>(sd, n, "seco_d"), nullptr};
+          mut<double>(nd, n, "near_d"), mut<double>(sd, n, "seco_d"), nullptr, {}};
   if (!hpc::all_in_range(s.med, k, n)) hpc::fail("kmedoids_swap: med out of range [0, n)");
   if (!hpc::all_in_range(s.ni, n, k)) hpc::fail("kmedoids_swap: near_i out of range [0, k)");
   return s;
@@ -191,6 +196,29 @@ py::tuple drive(const Mat<T>& D, State& s, double loss, int64_t j, int64_t lasts
   return py::make_tuple(j, lastswap, swaps, loss);
 }
 
+// f(o, x[o]) for every o < n with x[o] < lim[o], in increasing o: the test is vectorised over
+// kSkip points at a time (most points are far from a candidate), the calls are not.
+constexpr int64_t kSkip = 16;
+template <typename T, typename F>
+inline void for_hits(const T* x, const double* lim, int64_t n, F&& f) {
+  int64_t o0 = 0;
+  for (; o0 + kSkip <= n; o0 += kSkip) {
+    uint32_t mask = 0;
+#pragma omp simd reduction(| : mask)
+    for (int64_t i = 0; i < kSkip; ++i)
+      mask |= uint32_t(static_cast<double>(x[o0 + i]) < lim[o0 + i]) << i;
+    while (mask) {
+      const int i = __builtin_ctz(mask);
+      mask &= mask - 1;
+      f(o0 + i, static_cast<double>(x[o0 + i]));
+    }
+  }
+  for (int64_t o = o0; o < n; ++o) {
+    const double d = static_cast<double>(x[o]);
+    if (d < lim[o]) f(o, d);
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 // FasterPAM
 // ---------------------------------------------------------------------------------------
@@ -199,15 +227,17 @@ double pam_gain(const T* x, const State& s, std::vector<double>& acc, int64_t& b
   const int64_t k = s.k;
   std::fill(acc.begin(), acc.end(), 0.0);
   double* a = acc.data();
-  for (int64_t o = 0; o < s.n; ++o) {
-    const double d = static_cast<double>(x[o]), n = s.nd[o], sd = s.sd[o];
+  // only points closer to the candidate than to their second medoid contribute: a
+  // vectorised test per kSkip points, the rest in point order (the same sums)
+  for_hits(x, s.lim.data(), s.n, [&](int64_t o, double d) {
+    const double n = s.nd[o];
     if (d < n) {
       a[k] += d - n;
-      a[s.ni[o]] += n - sd;
-    } else if (d < sd) {
-      a[s.ni[o]] += d - sd;
+      a[s.ni[o]] += n - s.sd[o];
+    } else {
+      a[s.ni[o]] += d - s.sd[o];
     }
-  }
+  });
   // FastPAM1's choice: the first slot of least removal loss + change
   int64_t m = 0;
   double v = s.rl[0] + a[0];
@@ -222,6 +252,11 @@ double pam_gain(const T* x, const State& s, std::vector<double>& acc, int64_t& b
   return v + a[k];
 }
 
+void pam_limits(State& s) {
+  s.lim.resize(s.n);
+  for (int64_t o = 0; o < s.n; ++o) s.lim[o] = std::max(s.nd[o], s.sd[o]);
+}
+
 double pam_refresh(State& s) {
   std::fill(s.rl, s.rl + s.k, 0.0);
   double loss = 0.0;
@@ -229,6 +264,7 @@ double pam_refresh(State& s) {
     s.rl[s.ni[o]] += s.sd[o] - s.nd[o];
     loss += s.nd[o];
   }
+  pam_limits(s);
   return loss;
 }
 
@@ -278,6 +314,7 @@ void pam_swap(const Mat<T>& D, State& s, int64_t b, int64_t j) {
 template <typename T>
 py::tuple pam_sweep_t(const Mat<T>& D, State& s, double loss, int64_t j, int64_t lastswap,
                       int64_t budget, int64_t par_rows) {
+  pam_limits(s);
   return drive(
       D, s, loss, j, lastswap, budget, par_rows,
       [&](const T* x, std::vector<double>& acc, int64_t& m) { return pam_gain(x, s, acc, m); },
@@ -314,7 +351,9 @@ struct Msc {
 
   void ratios() {
     r3.resize(3 * static_cast<size_t>(s.n));
+    s.lim.resize(s.n);
     for (int64_t o = 0; o < s.n; ++o) {
+      s.lim[o] = std::max({s.nd[o], s.sd[o], s.td[o]});
       r3[3 * o] = ratio(s.nd[o], s.sd[o]);
       r3[3 * o + 1] = ratio(s.sd[o], s.td[o]);
       r3[3 * o + 2] = ratio(s.nd[o], s.td[o]);
@@ -328,27 +367,24 @@ struct Msc {
     const int64_t k = s.k;
     std::fill(acc.begin(), acc.end(), 0.0);
     double* oc = acc.data();
-    for (int64_t o = 0; o < s.n; ++o) {
-      const double d = static_cast<double>(x[o]);
-      const double n = s.nd[o], sd = s.sd[o], t = s.td[o];
+    // only points closer to the candidate than to their third medoid contribute
+    for_hits(x, s.lim.data(), s.n, [&](int64_t o, double d) {
+      const double n = s.nd[o], sd = s.sd[o];
+      const double ns = r3[3 * o], st = r3[3 * o + 1], nt = r3[3 * o + 2];
+      const int64_t mn = s.ni[o], ms = s.si[o];
       if (d < n) {
-        const int64_t mn = s.ni[o], ms = s.si[o];
-        const double ns = r3[3 * o], st = r3[3 * o + 1], nt = r3[3 * o + 2];
         oc[k] += ns - ratio(d, n);
         oc[mn] += ratio(d, n) + st - ratio(n + d, sd);
         oc[ms] += nt - ns;
       } else if (d < sd) {
-        const int64_t mn = s.ni[o], ms = s.si[o];
-        const double ns = r3[3 * o], st = r3[3 * o + 1], nt = r3[3 * o + 2];
         oc[k] += ns - ratio(n, d);
         oc[mn] += ratio(n, d) + st - ratio(n + d, sd);
         oc[ms] += nt - ns;
-      } else if (d < t) {
-        const double st = r3[3 * o + 1], nt = r3[3 * o + 2];
-        oc[s.ni[o]] += st - ratio(sd, d);
-        oc[s.si[o]] += nt - ratio(n, d);
+      } else {
+        oc[mn] += st - ratio(sd, d);
+        oc[ms] += nt - ratio(n, d);
       }
-    }
+    });
     int64_t m = 0;
     double v = s.rl[0] + oc[0];
     for (int64_t i = 1; i < k; ++i) {
