@@ -41,7 +41,7 @@ from .graphio import Graph
 from .ppr import (ENGINES, Answer, Fingerprints, build_fingerprints, choose_engine, combine,
                   decompose, fingerprint_matrix, native_engine, native_query, native_support,
                   needed_vertices, partitioned_answer, partitioned_engine, partitioned_push,
-                  push_operator)
+                  partitioned_support, push_operator)
 from .solver import Teleport, distribution, make_solver, move_blocks
 
 GraphLike = Union[sp.spmatrix, "sp.sparray", np.ndarray, str, "os.PathLike[str]", Graph, DistCSR]
@@ -590,9 +590,10 @@ def query(g: Graph, verts: np.ndarray, *, alpha: float, fingerprints: Fingerprin
         eng = partitioned_engine(g, fp, alpha)
         rounds = partitioned_push(g, eng, verts, iterations, threshold, per_edge, threads)
         if fp is None:
-            fp = build_fingerprints(g, eng.support(), walks, alpha, seed, max_length, 0, batch)
+            fp = build_fingerprints(g, partitioned_support(g, eng), walks, alpha, seed,
+                                    max_length, 0, batch)
             built = int(g.comm.allreduce(int(fp.vertices.size)))
-            eng = partitioned_engine(g, fp, alpha)     # the pushed batch stays
+            eng = partitioned_engine(g, fp, alpha, keep_blocks=True)   # the batch stays
         ans, st = partitioned_answer(g, eng, int(verts.size), rounds, topk, combine_rel,
                                      want_full, threads)
         return ans, QueryStats(st.pushes, st.iterations, st.residual_mass,

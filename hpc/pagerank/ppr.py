@@ -49,6 +49,7 @@ from hpc.core.partition import exchange_by_owner as exchange
 
 from .graphio import Graph
 from .graphio import mix64 as _mix
+from .solver import balanced_offsets, move_blocks
 
 _GOLD = np.uint64(0x9E3779B97F4A7C15)
 _STEP = np.uint64(0xD1B54A32D192ED03)
@@ -579,33 +580,91 @@ def _route(comm, counts: np.ndarray, keys: np.ndarray, vals: np.ndarray
     return rk, rv
 
 
-def partitioned_engine(g: Graph, fp: Fingerprints | None, damping: float):
-    """The partitioned engine of this rank: its vertex block's out-edge rows and, with ``fp``,
-    the fingerprints of its vertices (vertices without one have mass 0). Nothing is gathered:
-    per rank O((N + E + N keep) / p). Collective only in the memory check; cached on the
-    graph, the fingerprints reloaded when ``fp`` changes."""
+def _move_rows(comm, indptr: np.ndarray, arrays: list[np.ndarray], src_off: np.ndarray,
+               dst_off: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """CSR rows held in contiguous vertex blocks ``src_off`` moved to blocks ``dst_off``
+    (collective: the row lengths through ``move_blocks``, then one Alltoallv per array;
+    both block lists are known, so no count exchange)."""
+    p, r = comm.Get_size(), comm.Get_rank()
+    if p == 1 or np.array_equal(src_off, dst_off):
+        return indptr, list(arrays)
+    lens = move_blocks(comm, np.diff(indptr).astype(np.float64), src_off, dst_off)
+    ptr = np.zeros(lens.size + 1, dtype=np.int64)
+    np.cumsum(lens.astype(np.int64), out=ptr[1:])
+
+    def spans(rows_ptr: np.ndarray, mine: tuple[int, int], theirs: np.ndarray) -> np.ndarray:
+        # entries of my rows inside each of their blocks
+        lo, hi = mine
+        return (rows_ptr[np.clip(theirs[1:], lo, hi) - lo]
+                - rows_ptr[np.clip(theirs[:-1], lo, hi) - lo]).astype(np.int64)
+
+    sc = spans(indptr, (int(src_off[r]), int(src_off[r + 1])), dst_off)
+    rc = spans(ptr, (int(dst_off[r]), int(dst_off[r + 1])), src_off)
+    out = []
+    for a in arrays:
+        buf = np.empty(int(rc.sum()), dtype=a.dtype)
+        t = MPI._typedict[a.dtype.char]
+        comm.Alltoallv([np.ascontiguousarray(a), (sc, np.cumsum(sc) - sc), t],
+                       [buf, (rc, np.cumsum(rc) - rc), t])
+        out.append(buf)
+    return ptr, out
+
+
+def _index_rows(g: Graph, fp: Fingerprints) -> tuple[np.ndarray, np.ndarray]:
+    """(indptr over all nlocal owned vertices, mass): vertices without a fingerprint get an
+    empty row and mass 0."""
+    cnt = np.zeros(g.nlocal, dtype=np.int64)
+    cnt[fp.vertices - g.lo] = np.diff(fp.indptr)
+    ptr = np.zeros(g.nlocal + 1, dtype=np.int64)
+    np.cumsum(cnt, out=ptr[1:])
+    mass = np.zeros(g.nlocal)
+    mass[fp.vertices - g.lo] = fp.mass
+    return ptr, mass
+
+
+def partitioned_engine(g: Graph, fp: Fingerprints | None, damping: float,
+                       keep_blocks: bool = False):
+    """The partitioned engine of this rank (collective): a contiguous vertex block with its
+    out-edge rows and, with ``fp``, the fingerprints of its vertices (vertices without one
+    have mass 0). The blocks hold near-equal bytes of graph and index rows (the graph's own
+    vertex blocks are equal in vertices, but fingerprints vary in length): rows move to them
+    once. Nothing is gathered: per rank about (N + E + N keep) / p. Cached on the graph;
+    a new ``fp`` rebalances the blocks, unless ``keep_blocks`` (fingerprints built for a
+    batch already pushed), which only moves its rows to the current blocks."""
     key = ("part_engine", damping)
-    eng = g.info.get(key)
-    if eng is None:
+    st = g.info.get(key)
+    comm = g.comm
+    if st is None or (fp is not None and not keep_blocks and st["basis"] is not fp):
         mod = _part_module()
-        require_memory(16.0 * (g.nlocal + g.out_indices.size), "the partitioned PPR engine",
-                       g.comm)
-        eng = mod.PartEngine(np.ascontiguousarray(g.offsets, dtype=np.int64),
-                             g.comm.Get_rank(), np.ascontiguousarray(g.out_indptr, np.int64),
-                             np.ascontiguousarray(g.out_indices, np.int64), damping)
-        g.info[key] = eng
-        g.info[key + ("fp",)] = None
-    if fp is not None and g.info[key + ("fp",)] is not fp:
-        cnt = np.zeros(g.nlocal, dtype=np.int64)
-        cnt[fp.vertices - g.lo] = np.diff(fp.indptr)
-        ptr = np.zeros(g.nlocal + 1, dtype=np.int64)
-        np.cumsum(cnt, out=ptr[1:])
-        mass = np.zeros(g.nlocal)
-        mass[fp.vertices - g.lo] = fp.mass
-        eng.set_index(ptr, np.ascontiguousarray(fp.ids, np.int64),
-                      np.ascontiguousarray(fp.vals, np.float64), mass)
-        g.info[key + ("fp",)] = fp
-    return eng
+        cost = 8.0 + 4.0 * g.outdeg
+        if fp is not None:
+            cost = cost + 16.0 + 12.0 * np.diff(_index_rows(g, fp)[0])
+        off = (balanced_offsets(comm, g.n, g.lo, cost) if comm.Get_size() > 1
+               else np.asarray(g.offsets, dtype=np.int64))
+        require_memory(12.0 * (g.nlocal + g.out_indices.size), "the partitioned PPR engine",
+                       comm)
+        ptr, (idx,) = _move_rows(comm, np.asarray(g.out_indptr, np.int64),
+                                 [np.ascontiguousarray(g.out_indices, np.int64)], g.offsets, off)
+        eng = mod.PartEngine(np.ascontiguousarray(off, dtype=np.int64), comm.Get_rank(),
+                             np.ascontiguousarray(ptr), np.ascontiguousarray(idx), damping)
+        st = {"engine": eng, "offsets": off, "basis": fp, "fp": None}
+        g.info[key] = st
+    if fp is not None and st["fp"] is not fp:
+        ptr, mass = _index_rows(g, fp)
+        ptr, (ids, vals) = _move_rows(comm, ptr, [np.ascontiguousarray(fp.ids, np.int64),
+                                                  np.ascontiguousarray(fp.vals, np.float64)],
+                                      g.offsets, st["offsets"])
+        mass = move_blocks(comm, mass, g.offsets, st["offsets"])
+        st["engine"].set_index(np.ascontiguousarray(ptr), np.ascontiguousarray(ids),
+                               np.ascontiguousarray(vals), np.ascontiguousarray(mass))
+        st["fp"] = fp
+    return st["engine"]
+
+
+def partitioned_state(g: Graph, damping: float) -> dict | None:
+    """The cached partitioned engine of ``g``: {'engine', 'offsets' (its vertex blocks),
+    'fp' (the fingerprints loaded)}, or None."""
+    return g.info.get(("part_engine", damping))
 
 
 def partitioned_push(g: Graph, eng, sources: np.ndarray, iterations: int, threshold: float,
@@ -628,8 +687,12 @@ def partitioned_push(g: Graph, eng, sources: np.ndarray, iterations: int, thresh
 
 
 def partitioned_support(g: Graph, eng) -> np.ndarray:
-    """The owned vertices whose fingerprints the pushed batch's residual needs."""
-    return eng.support()
+    """The vertices of this rank's graph block (g.lo..g.hi, where the walks start) whose
+    fingerprints the pushed batch's residual needs (collective)."""
+    v = eng.support()
+    if g.comm.Get_size() > 1:
+        v = np.unique(exchange(g.comm, g.owner(v), [v])[0])
+    return v
 
 
 def partitioned_answer(g: Graph, eng, nq: int, rounds: int, topk: int, rel: float = 0.0,

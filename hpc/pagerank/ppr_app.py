@@ -22,7 +22,7 @@ from .api import PPRIndex, prepare, query, source_vertices
 from .app import add_graph_options, load
 from .graphio import Graph, gather_csr
 from .ppr import (ENGINES, Fingerprints, choose_engine, exact_ppr, guarantee_parameters,
-                  engine_nbytes, precision_at_k)
+                  engine_nbytes, partitioned_state, precision_at_k)
 
 QUERY_BACKENDS = ("native", "numpy")
 GUARANTEE_ITERATIONS = 100_000   # push iterations in --accuracy mode: until none is left
@@ -330,12 +330,13 @@ def _engine_bytes(app: App, g: Graph, index, args) -> dict:
     """Graph and index bytes of the native engine on each rank (collective): the replicated
     engine's whole copy, and with --engine partitioned the rows each rank holds (measured)."""
     fp = index.fingerprints if index is not None else None
-    if fp is None and args.engine == "partitioned":
-        fp = g.info.get(("part_engine", args.damping, "fp"))   # built for the last batch
+    part = partitioned_state(g, args.damping) if args.engine == "partitioned" else None
+    if part is not None:
+        fp = part["fp"]            # the index's, or the fingerprints built for the last batch
     rep = engine_nbytes(g, fp)
     out = {"engine": args.engine, "replicated_engine_bytes": rep}
-    if args.engine == "partitioned":
-        b = g.info[("part_engine", args.damping)].nbytes()
+    if part is not None:
+        b = part["engine"].nbytes()
         per_rank = [int(x) for x in app.comm.allgather(int(b["graph"] + b["index"]))]
         out.update({"engine_bytes_per_rank": per_rank,
                     "engine_bytes_max_times_p_over_replicated":

@@ -329,7 +329,17 @@ class PartEngine {
           }
           auto& T = tails_[q];
           T.clear();
-          for (const Entry& e : res_[q]) {
+          const auto& R = res_[q];
+          for (size_t i = 0; i < R.size(); ++i) {
+            const Entry& e = R[i];
+            if (i + 2 < R.size()) {
+              // the index rows live in DRAM: start fetching a later row while this one is summed
+              const int64_t pb = fptr_[R[i + 2].first], pe = fptr_[R[i + 2].first + 1];
+              for (int64_t j = pb; j < pe && j < pb + 32; j += 8) {
+                __builtin_prefetch(&fval_[j]);
+                __builtin_prefetch(&fidx_[j]);
+              }
+            }
             const int32_t v = e.first;
             const double rv = e.second;
             if (rv == 0.0) continue;
@@ -383,7 +393,16 @@ class PartEngine {
         int64_t combined = 0;
 #pragma omp for schedule(dynamic, 4)
         for (int64_t q = 0; q < nq_; ++q) {
-          for (const Tail& tl : tails_[q]) {
+          const auto& TQ = tails_[q];
+          for (size_t i = 0; i < TQ.size(); ++i) {
+            const Tail& tl = TQ[i];
+            if (i + 2 < TQ.size()) {   // as in combine: fetch a later row early
+              const int64_t pb = TQ[i + 2].start, pend = fptr_[TQ[i + 2].v + 1];
+              for (int64_t j = pb; j < pend && j < pb + 32; j += 8) {
+                __builtin_prefetch(&fval_[j]);
+                __builtin_prefetch(&fidx_[j]);
+              }
+            }
             const int64_t e = fptr_[tl.v + 1];
             int64_t j = tl.start;
             for (; j < e; ++j) {

@@ -92,20 +92,26 @@ def test_partitioned_on_the_fly_fingerprints_equal_replicated():
 
 def test_each_rank_holds_only_its_rows(indexed):
     """Summed over the ranks, the partitioned engines hold the replicated engine's graph and
-    index (plus one row pointer per extra rank), each rank its own block's part."""
+    index (plus one row pointer per extra rank); the blocks are balanced in bytes, so no rank
+    holds more than an equal share plus one vertex's rows."""
     from hpc.pagerank.ppr import engine_nbytes, native_engine, partitioned_engine
 
     g, fp = indexed
-    part = partitioned_engine(g, fp, 0.85).nbytes()
+    eng = partitioned_engine(g, fp, 0.85)
+    part = eng.nbytes()
     rep = native_engine(g, fp, 0.85).nbytes()
     assert engine_nbytes(g, fp) == rep["graph"] + rep["index"]
     p = comm.size
     tot = {k: comm.allreduce(v) for k, v in part.items()}
     assert tot["graph"] == rep["graph"] + 8 * (p - 1)
     assert tot["index"] == rep["index"] + 8 * (p - 1)
+    assert comm.allreduce(eng.nlocal) == g.n
     entries = comm.allreduce(int(fp.ids.size))
-    assert part["index"] == 8 * (g.nlocal + 1) + 12 * fp.ids.size + 8 * g.nlocal
     assert rep["index"] == 8 * (g.n + 1) + 12 * entries + 8 * g.n
+    row = comm.allreduce(int(g.outdeg.max(initial=0)) * 4 + 12 * int(np.diff(fp.indptr).max(initial=0)),
+                         op=MPI.MAX) + 24
+    mine = part["graph"] + part["index"]
+    assert comm.allreduce(mine, op=MPI.MAX) <= (tot["graph"] + tot["index"]) / p + row + 16
 
 
 def test_missing_fingerprint_is_an_error_on_every_rank(indexed):
