@@ -19,11 +19,17 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <fstream>
 #include <numeric>
+#include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #if defined(__AVX512VBMI2__)
 #include <immintrin.h>
@@ -36,8 +42,51 @@ namespace {
 using hpc::carray;
 using std::int64_t;
 
-enum Bin : int8_t { kEmpty = 0, kCopy = 1, kHash = 2, kDense = 3, kShared = 4 };
-constexpr int kNumBins = 5;
+// kSparse and kEsc are chosen by the one-region path's cost model only (see choose_bin).
+enum Bin : int8_t { kEmpty = 0, kCopy = 1, kHash = 2, kDense = 3, kShared = 4, kSparse = 5, kEsc = 6 };
+constexpr int kNumBins = 7;
+
+// Cache sizes of this machine (bytes), read once: sysfs, else sysconf, else 32 KiB / 1 MiB /
+// 32 MiB. They bound the accumulators (see choose_bin and the callers of dense_fits).
+struct Caches {
+  int64_t l1 = 32 << 10, l2 = 1 << 20, l3 = 32 << 20;
+};
+
+int64_t sysfs_cache(int level) {
+  for (int idx = 0; idx < 8; ++idx) {
+    const std::string d = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(idx) + "/";
+    std::ifstream lv(d + "level"), ty(d + "type"), sz(d + "size");
+    int l = 0;
+    std::string type, size;
+    if (!(lv >> l) || !(ty >> type) || !(sz >> size)) break;
+    if (l != level || type == "Instruction" || size.empty()) continue;
+    int64_t v = std::atoll(size.c_str());
+    const char u = size.back();
+    if (u == 'K') v <<= 10;
+    else if (u == 'M') v <<= 20;
+    return v;
+  }
+  return 0;
+}
+
+const Caches& caches() {
+  static const Caches c = [] {
+    Caches r;
+    const int names[3] = {_SC_LEVEL1_DCACHE_SIZE, _SC_LEVEL2_CACHE_SIZE, _SC_LEVEL3_CACHE_SIZE};
+    int64_t* out[3] = {&r.l1, &r.l2, &r.l3};
+    for (int l = 0; l < 3; ++l) {
+      int64_t v = sysfs_cache(l + 1);
+      if (v <= 0) v = sysconf(names[l]);
+      if (v > 0) *out[l] = v;
+    }
+    return r;
+  }();
+  return c;
+}
+
+// The dense accumulator (8 bytes per column of B) is used where it fits in this core's L2: its
+// random accesses then cost an L2 hit at worst, against a hash probe into an L1-sized table.
+inline bool dense_fits(int64_t ncols) { return ncols * int64_t(sizeof(double)) <= caches().l2; }
 
 inline int64_t next_pow2(int64_t x) {
   int64_t p = 8;
@@ -126,7 +175,7 @@ struct Plan {
   std::vector<int64_t> chunks;      // chunk c = rows [chunks[c], chunks[c+1]), equal products
   std::vector<int64_t> shared_rows; // rows handled by all threads together
   int64_t total = 0;
-  int64_t bins[kNumBins] = {0, 0, 0, 0, 0};
+  int64_t bins[kNumBins] = {};
   int threads = 1;
 };
 
@@ -185,8 +234,7 @@ Plan make_plan(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared_at,
   // (random access into a cached array beats hashing + compaction + sorting), else only for
   // rows whose hash table would be about as large as the column space. A dense row also scans
   // ncols / 64 bitmap words: rows with fewer products than an eighth of that hash instead.
-  const bool dense_fits = B.ncols * int64_t(sizeof(double)) <= (int64_t(1) << 21);
-  int64_t dense_min = dense_fits ? std::max<int64_t>(2, B.ncols / 512)
+  int64_t dense_min = dense_fits(B.ncols) ? std::max<int64_t>(2, B.ncols / 512)
                                  : std::max<int64_t>(B.ncols / 4, 1);
   if (shared_at > 0) shared_min = shared_at;  // overrides (tests force every bin)
   if (dense_at > 0) dense_min = dense_at;
@@ -531,15 +579,31 @@ void shared_fill(const Csr<I>& A, const Csr<I>& B, int64_t i, int64_t prod, Shar
 // numeric phase then reads the columns its own symbolic phase wrote, and the B rows it packed,
 // from its own cache (measured: dynamic chunks, which moved them between cores, made jagmesh7's
 // symbolic phase as slow on 2 threads as on 1).
+// Prefetch of the B row that A's entry p + kAhead reads (its first line of columns, and of
+// values when `vals`): B's rows are read in the order of A's columns, which no hardware
+// prefetcher follows, so where columns are scattered every B row is a cache miss, in both
+// phases. A's entries are contiguous across rows, so this reaches into the next rows too.
+constexpr int kAhead = 8;
+template <typename I>
+inline void prefetch_b(const Csr<I>& A, const Csr<I>& B, I p, bool vals) {
+  if (p + kAhead < A.ptr[A.nrows]) {
+    const I q = B.ptr[A.idx[p + kAhead]];
+    __builtin_prefetch(B.idx + q);
+    if (vals && B.val) __builtin_prefetch(B.val + q);
+  }
+}
+
 template <typename I>
 struct Tls {  // OpenMP's threads persist, so this scratch is allocated once, not per call
   std::vector<uint64_t> bits;  // all-zero between rows
+  std::vector<uint64_t> summ;  // bit w: word w of bits touched (kSparse rows); all-zero between rows
   std::vector<double> acc;     // all-zero between rows
   std::vector<I> keys;
   void ensure(int64_t ncols) {
     if (int64_t(acc.size()) < ncols) {
       acc.resize(ncols, 0.0);
       bits.resize((ncols + 63) / 64, 0);
+      summ.resize((ncols + 4095) / 4096, 0);
     }
   }
 };
@@ -565,16 +629,100 @@ struct FusedOut {
   I* idx = nullptr;
   double* val = nullptr;
   int64_t nnz = 0, total = 0, packed = 0;
-  int64_t bins[kNumBins] = {0, 0, 0, 0, 0};
+  int64_t bins[kNumBins] = {};
   int threads = 1;
   double t_plan = 0, t_sym = 0, t_num = 0;
 };
 
 // Largest product count the fused path takes (its temporary holds one index per product).
 constexpr int64_t kFusedMax = int64_t(1) << 21;
-// Products per thread below which another thread costs more than it saves (measured: 1138_bus,
-// ~14k estimated products, 144 us on 1 thread, 80 us on 2).
-constexpr int64_t kFusedPerThread = int64_t(1) << 11;
+
+// ---- thread count from measured costs (the one-region path)
+// The region's fixed cost at t threads: a fork/join and the path's four barriers, measured
+// once per t (minimum of 16 empty regions, so a preempted thread does not inflate it).
+double region_overhead(int t) {
+  static std::vector<double> cost(1024, -1.0);
+  static std::mutex mu;
+  if (t <= 1) return 0.0;
+  std::lock_guard<std::mutex> g(mu);
+  if (t >= int(cost.size())) return 0.0;
+  if (cost[t] < 0) {
+    double best = 1e30;
+    for (int r = 0; r < 16; ++r) {
+      const double t0 = omp_get_wtime();
+#pragma omp parallel num_threads(t)
+      {
+#pragma omp barrier
+#pragma omp barrier
+#pragma omp barrier
+#pragma omp barrier
+      }
+      best = std::min(best, omp_get_wtime() - t0);
+    }
+    cost[t] = best;
+  }
+  return cost[t];
+}
+
+// Seconds per scalar product of the whole one-region call on one thread (plan, symbolic and
+// numeric together), measured on this process's previous calls (time x threads / products,
+// smoothed over calls); 0 before the first call.
+std::atomic<double> g_rate{0.0};
+
+void record_rate(double seconds, int threads, int64_t products) {
+  if (products < 1024) return;  // timer resolution and fixed costs would dominate
+  const double x = seconds * threads / double(products);
+  const double old = g_rate.load(std::memory_order_relaxed);
+  g_rate.store(old > 0 ? 0.75 * old + 0.25 * x : x, std::memory_order_relaxed);
+}
+
+// Threads for an estimated `est` products: the t <= threads that minimises est x rate / t +
+// region_overhead(t). Before any call has measured the rate, one thread (that call measures it).
+int choose_threads(double est, int threads) {
+  const double rate = g_rate.load(std::memory_order_relaxed);
+  if (rate <= 0 || threads <= 1) return 1;
+  const double work = est * rate;
+  int best = 1;
+  double best_t = work;
+  for (int t = 2; t <= threads; ++t) {
+    const double tt = work / t + region_overhead(t);
+    if (tt < best_t) {
+      best_t = tt;
+      best = t;
+    }
+  }
+  return best;
+}
+
+// ---- accumulator per row (the one-region path)
+// The numeric phase always scatters into the dense value array and gathers at the columns the
+// symbolic phase listed; the choice is how the symbolic phase finds a row's distinct columns,
+// sorted. Inputs, all measured per row in the plan pass:
+//   p     products, the upper bound on the row's entries;
+//   span  64-column words between the row's lowest and highest candidate column (each B row
+//         read gives its first and last column: B's rows are sorted);
+// Cost model, in L1 operations (a load, store or ALU op on L1-resident data), where touched
+// words are bounded by t = min(p, span):
+//   kDense  (bitmap, linear scan)   p ORs + 2 per word of the span (load, clear) + 4 per touched
+//                                   word (its set bits emitted);
+//   kSparse (bitmap + summary)      2p ORs (the word, and its bit in a summary bitmap of
+//                                   words) + 2 per summary word of the span + 6 per touched word
+//                                   (found by the summary's set bits, then emitted);
+//   kEsc    (expand, sort, compress) p stores + the sort (insertion: ~p^2/4 compare-moves, else
+//                                   p log2 p) at 2 each + p to drop repeats.
+// Rows with clustered columns (meshes: span ~ p / 8) scan linearly; scattered columns (span >>
+// p) take the summary; only short rows of a very wide B sort. The bitmap is ncols / 8 bytes
+// (a 64k-column B: 8 KiB), L1/L2-resident when the accumulator itself fits in L2 (dense_fits).
+inline int8_t choose_bin(int64_t p, int64_t span) {
+  const int64_t t = std::min(p, span);
+  const int64_t lin = p + 2 * span + 4 * t;
+  const int64_t sparse = 2 * p + 2 * ((span + 63) / 64 + 1) + 6 * t;
+  int64_t lg = 0;
+  while ((int64_t(1) << lg) < p) ++lg;
+  const int64_t esc = 2 * p + 2 * (p < 32 ? p * p / 4 : p * lg);
+  if (esc < lin && esc < sparse) return kEsc;
+  return sparse < lin ? kSparse : kDense;
+}
 
 #if defined(__AVX512VBMI2__)
 constexpr int kSlack = 16;  // spare temporary entries past a row: one 16-column store per word
@@ -644,6 +792,7 @@ int64_t fused_symbolic_row(const Csr<I>& A, const Csr<I>& B, int64_t i, int8_t b
         }
       }
     } else for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
+      prefetch_b(A, B, p, false);
       const int64_t k = A.idx[p];
       for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
         const uint64_t c = static_cast<uint64_t>(B.idx[q]);
@@ -658,6 +807,70 @@ int64_t fused_symbolic_row(const Csr<I>& A, const Csr<I>& B, int64_t i, int8_t b
       bits[w] = 0;
       j += emit_word(x, w, out + j);
     }
+  } else if (bin == kSparse) {
+    // As kDense, and each touched word also sets its bit in the summary: the scan then visits
+    // the summary's words of the span and the touched words only, not every word between.
+    uint64_t* bits = S.bits.data();
+    uint64_t* summ = S.summ.data();
+    int64_t lo = B.ncols, hi = -1;
+    if (wcnt) {
+      for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
+        const int64_t k = A.idx[p];
+        for (I q = B.ptr[k], e = B.ptr[k] + wcnt[k]; q < e; ++q) {
+          const int64_t w = word[q];
+          bits[w] |= wmask[q];
+          summ[w >> 6] |= uint64_t(1) << (w & 63);
+          lo = std::min(lo, w);
+          hi = std::max(hi, w);
+        }
+      }
+    } else for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
+      prefetch_b(A, B, p, false);
+      const int64_t k = A.idx[p];
+      for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
+        const uint64_t c = static_cast<uint64_t>(B.idx[q]);
+        const int64_t w = int64_t(c >> 6);
+        bits[w] |= uint64_t(1) << (c & 63);
+        summ[w >> 6] |= uint64_t(1) << (w & 63);
+        lo = std::min(lo, w);
+        hi = std::max(hi, w);
+      }
+    }
+    for (int64_t sw = lo >> 6; sw <= (hi >> 6); ++sw) {
+      uint64_t m = summ[sw];
+      summ[sw] = 0;
+      while (m) {
+        const int64_t w = (sw << 6) + __builtin_ctzll(m);
+        m &= m - 1;
+        uint64_t x = bits[w];
+        bits[w] = 0;
+        // Scattered columns: a touched word mostly holds one column, so the first is stored
+        // unconditionally and a loop (rarely entered) takes the rest.
+        const I base = static_cast<I>(w << 6);
+        out[j++] = base + static_cast<I>(__builtin_ctzll(x));
+        x &= x - 1;
+        while (x) {
+          out[j++] = base + static_cast<I>(__builtin_ctzll(x));
+          x &= x - 1;
+        }
+      }
+    }
+  } else if (bin == kEsc) {
+    // Expand the row's candidate columns, sort, compress repeats (no accumulator to clear).
+    for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
+      prefetch_b(A, B, p, false);
+      const int64_t k = A.idx[p];
+      const I n = B.ptr[k + 1] - B.ptr[k];
+      std::memcpy(out + j, B.idx + B.ptr[k], sizeof(I) * n);
+      j += n;
+    }
+    sort_row(out, j);
+    int64_t u = 0;
+    for (int64_t a = 0; a < j; ++a) {
+      out[u] = out[a];
+      u += u == 0 || out[a] != out[u - 1];
+    }
+    j = u;
   } else {  // kHash: distinct columns appended as they are first seen, then sorted
     int64_t prod = 0;
     for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) prod += B.ptr[A.idx[p] + 1] - B.ptr[A.idx[p]];
@@ -708,6 +921,7 @@ void fused_numeric_row(const Csr<I>& A, const Csr<I>& B, int64_t i, int8_t bin, 
     const I* const Ai = A.idx;
     const double* const Av = A.val;
     for (I p = pa; p < pe; ++p) {
+      prefetch_b(A, B, p, true);
       const int64_t k = Ai[p];
       const double a = Av[p];
       const I* q = Bi + Bp[k];
@@ -742,13 +956,46 @@ void fused_numeric_row(const Csr<I>& A, const Csr<I>& B, int64_t i, int8_t bin, 
   }
 }
 
-// Plan of rows [r0, r1): products per row into pre[i + 1], bins, bin counts; returns their
-// products. Products per row come from a running sum over the rows' entries of A (one flat
+// Plan of rows [r0, r1) by the cost model (choose_bin): products per row into pre[i + 1], and
+// the span of each row's candidate columns from the first and last column of every B row it
+// reads; bins and bin counts; returns their products.
+template <typename I>
+__attribute__((noinline)) int64_t fused_plan_block_model(const Csr<I>& A, const Csr<I>& B,
+                                                         int64_t r0, int64_t r1, int64_t* pre,
+                                                         int8_t* bin, int64_t* bins) {
+  const I* const Bp = B.ptr;
+  const I* const Bi = B.idx;
+  int64_t s = 0;
+  for (int64_t i = r0; i < r1; ++i) {
+    int64_t p = 0, lo = B.ncols, hi = -1;
+    for (I e = A.ptr[i]; e < A.ptr[i + 1]; ++e) {
+      const int64_t k = A.idx[e];
+      const I q0 = Bp[k], q1 = Bp[k + 1];
+      p += q1 - q0;
+      if (q1 > q0) {
+        lo = std::min<int64_t>(lo, Bi[q0]);
+        hi = std::max<int64_t>(hi, Bi[q1 - 1]);
+      }
+    }
+    pre[i + 1] = p;
+    s += p;
+    const int8_t b = p == 0 ? kEmpty
+                     : A.ptr[i + 1] - A.ptr[i] == 1 ? kCopy
+                     : static_cast<int8_t>(choose_bin(p, (hi >> 6) - (lo >> 6) + 1));
+    bin[i] = b;
+    bins[b]++;
+  }
+  return s;
+}
+
+// Plan of rows [r0, r1) with a forced dense threshold (tests): products per row into
+// pre[i + 1], bins, bin counts; returns their products. Products per row come from a running sum over the rows' entries of A (one flat
 // loop, then one read per row): a loop per row of 3-17 entries mispredicts its exit on most rows.
 template <typename I>
 __attribute__((noinline)) int64_t fused_plan_block(const Csr<I>& A, const Csr<I>& B, int64_t r0,
                                                    int64_t r1, int64_t dense_min, int64_t* ep,
                                                    int64_t* pre, int8_t* bin, int64_t* bins) {
+  if (dense_min <= 0) return fused_plan_block_model(A, B, r0, r1, pre, bin, bins);
   const int64_t e0 = A.ptr[r0], e1 = A.ptr[r1];
   int64_t run = 0;
   for (int64_t e = e0; e < e1; ++e) {
@@ -818,7 +1065,7 @@ __attribute__((noinline)) int64_t fused_symbolic_block(const Csr<I>& A, const Cs
   for (int64_t i = rb; i < re; ++i) {
     const int8_t b = bin[i];
     int64_t r = 0;
-    if (b == kDense || b == kHash) {
+    if (b != kCopy && b != kEmpty) {
       r = fused_symbolic_row(A, B, i, b, out + j, S, wcnt, word, wmask);
     } else if (b == kCopy) {
       const int64_t k = A.idx[A.ptr[i]];
@@ -843,14 +1090,14 @@ __attribute__((noinline)) void fused_numeric_block(const Csr<I>& A, const Csr<I>
 // Returns false (and does nothing) when the product has more than `limit` products.
 template <typename I>
 bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense_at,
-                    int64_t limit, int64_t per_thread, FusedOut<I>& R) {
+                    int64_t limit, FusedOut<I>& R) {
   const int64_t n = A.nrows;
   // Threads from an estimate (nnz(A) x mean row length of B): the exact count needs a pass.
   const double est = double(A.ptr[n]) * double(B.ptr[B.nrows]) / double(std::max<int64_t>(B.nrows, 1));
   if (est > 4.0 * double(limit)) return false;
-  int T = static_cast<int>(std::max<double>(1.0, std::min<double>(threads, est / double(per_thread))));
+  int T = choose_threads(est, threads);
   if (dense_at > 0) T = threads;  // tests: every thread count
-  const int64_t dense_min = dense_at > 0 ? dense_at : std::max<int64_t>(2, B.ncols / 512);
+  const int64_t dense_min = dense_at > 0 ? dense_at : 0;  // 0: the cost model (choose_bin)
   // Work arrays of the calling thread, kept across calls: fresh ones cost a page fault per
   // 4 KiB on first touch, which for these sizes is as much as the kernel.
   static thread_local FusedWork<I> work;
@@ -970,6 +1217,7 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
   R.t_plan = t1 - t0;
   R.t_sym = t2 - t1;
   R.t_num = t3 - t2;
+  record_rate(t3 - t0, R.threads, R.total);
   return true;
 }
 
@@ -990,6 +1238,8 @@ py::dict run_stats(int64_t products, const int64_t (&bins)[kNumBins], int64_t sh
   stats["rows_copy"] = bins[kCopy];
   stats["rows_hash"] = bins[kHash];
   stats["rows_dense"] = bins[kDense];
+  stats["rows_sparse"] = bins[kSparse];
+  stats["rows_esc"] = bins[kEsc];
   stats["rows_shared"] = shared_rows;
   stats["threads"] = threads;
   stats["packed_words"] = packed_words;
@@ -1007,12 +1257,12 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
   const int64_t n = A.nrows;
   // Small products: the one-region path (shared rows are for heavy rows: never there).
   const int64_t limit = fused_max < 0 ? kFusedMax : fused_max;
-  if (limit > 0 && shared_at <= 0 && B.ncols * int64_t(sizeof(double)) <= (int64_t(1) << 21)) {
+  if (limit > 0 && shared_at <= 0 && dense_fits(B.ncols)) {
     FusedOut<I> R;
     bool done;
     {
       py::gil_scoped_release nogil;
-      done = multiply_fused(A, B, threads, dense_at, limit, kFusedPerThread, R);
+      done = multiply_fused(A, B, threads, dense_at, limit, R);
     }
     if (done) {
       py::array indptr = owned_array(R.indptr, n + 1);
