@@ -66,6 +66,9 @@ class DistCSR:
         The local SpMV kernel (:data:`hpc.sparse.kernels.KERNELS`; default the fastest here).
     exchange : {"neighbor", "p2p", "auto"}
         The ghost exchange's transport (:func:`hpc.core.exchange.resolve_method`).
+    canonical : bool, default False
+        ``local`` is a ``csr_matrix`` already canonical (indices sorted, no duplicates): kept
+        as it is (no copy, no check). For readers that build it so.
 
     Attributes
     ----------
@@ -81,7 +84,8 @@ class DistCSR:
     """
 
     def __init__(self, comm, local, shape: tuple[int, int], row_offsets=None, col_offsets=None,
-                 backend: str | None = None, exchange: str = "neighbor"):
+                 backend: str | None = None, exchange: str = "neighbor", *,
+                 canonical: bool = False):
         comm = as_comm(comm)
         self.comm = comm
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
@@ -93,7 +97,9 @@ class DistCSR:
             col_offsets = (self.row_offsets if self.shape[0] == self.shape[1]
                            else block_offsets(self.shape[1], p))
         self.col_offsets = _as_offsets(col_offsets, self.shape[1], p)
-        A = _canonical(local)
+        # canonical: the caller built a canonical csr_matrix (a reader that sorted and summed
+        # its rows already): used as it is, without SciPy's checks and re-sort
+        A = local if canonical and isinstance(local, sp.csr_matrix) else _canonical(local)
         lo, hi = self.row_range
         if A.shape != (hi - lo, self.shape[1]):
             raise UsageError(f"local block has shape {A.shape}, expected {(hi - lo, self.shape[1])}")

@@ -275,7 +275,31 @@ def _native_parser():
     return getattr(getattr(_core, "mmio", None), "parse_coo", None)
 
 
-def _parse_fast(h: Header, region: bytes, threads: int, path: str | None = None):
+@dataclass
+class _Packed:
+    """A range parsed by the native router: its entries and their mirrors as rows (i, j,
+    bits of v) of an (n, 3) int64 array grouped by owner rank (``counts`` of each), ready for
+    the Alltoallv, and ``lines``, the entry lines parsed (what the declared count counts)."""
+
+    packed: np.ndarray
+    counts: np.ndarray
+    lines: int
+
+
+def _native_router():
+    """(hpc._core.mmio.parse_route, csr_from_packed), or None where the extension is not built
+    (or the native parser is switched off, as the tests do to run the fmm path)."""
+    if _native_parser() is None:
+        return None
+    from hpc import _core
+
+    route = getattr(_core.mmio, "parse_route", None)
+    build = getattr(_core.mmio, "csr_from_packed", None)
+    return None if route is None or build is None else (route, build)
+
+
+def _parse_fast(h: Header, region: bytes, threads: int, path: str | None = None,
+                roff: np.ndarray | None = None):
     """Parse a range: (i, j, v) 0-based, or None when the range needs the exact parser (a
     fault to report). The native strict parser (hpc._core.mmio: one pass, every line exactly
     k numerals, indices in range, values finite) when built; else fast_matrix_market after
@@ -287,8 +311,14 @@ def _parse_fast(h: Header, region: bytes, threads: int, path: str | None = None)
         k = 2 if h.field == "pattern" else 3
         # a thread per 2 MiB at most: OpenMP's start and spin-wait cost more CPU than a
         # smaller range takes (bcsstk13, 1 MB: 2.1 ms of CPU on one thread, 8 ms on two)
+        threads = max(1, min(threads, len(region) >> 21))
+        router = _native_router() if roff is not None else None
+        if router is not None:  # parsed, mirrored and grouped by owner in one native call
+            got = router[0](region, k, h.field, h.rows, h.cols, h.symmetry,
+                            np.ascontiguousarray(roff, dtype=np.int64), threads)
+            return None if got is None else _Packed(*got)
         return native(region, k, h.field, h.rows, h.cols, h.symmetry == "skew-symmetric",
-                      max(1, min(threads, len(region) >> 21)))
+                      threads)
     try:
         import fast_matrix_market as fmm
     except ImportError:
@@ -428,7 +458,7 @@ def _read_fast(path, comm, threads: int | None, roff_arg):
             return _OK, None, h, roff, region, first_line, None, need, have
         region, first_line = _local_range(h, comm)
         whole = h.path if p == 1 and h.compression is None else None
-        result = _parse_fast(h, region, threads or _threads(comm), whole)
+        result = _parse_fast(h, region, threads or _threads(comm), whole, roff)
     except UsageError as exc:
         return _ERROR, str(exc), h, roff, region, first_line, None, need, have
     return (_EXACT if result is None else _OK), None, h, roff, region, first_line, result, \
@@ -475,8 +505,18 @@ def _raise_agreed(comm, table: np.ndarray, msg: str | None, h, bytes_per_rank) -
 
 
 def read_local_entries(path, comm, threads: int | None = None, row_offsets=None):
-    """Header, row offsets, and this rank's entries (0-based, symmetric storage expanded)
-    with the rank each goes to and the receive counts. Collective.
+    """Header, row offsets, and this rank's entries ``(h, roff, i, j, v)``: 0-based, its
+    rows only, symmetric storage expanded. Collective (see :func:`_entries`)."""
+    h, roff, got = _entries(path, comm, threads, row_offsets)
+    if isinstance(got, np.ndarray):
+        return h, roff, got[:, 0], got[:, 1], np.ascontiguousarray(got[:, 2]).view(np.float64)
+    return (h, roff, *got)
+
+
+def _entries(path, comm, threads: int | None = None, row_offsets=None):
+    """Header, row offsets, and this rank's entries (0-based, symmetric storage expanded):
+    the received (n, 3) int64 rows (i, j, bits of v) of the native router, else (i, j, v).
+    Collective.
 
     The usual path (every range parsed by fast_matrix_market) costs ONE collective: an
     Allgather of each rank's status, memory figures, entry count and send counts (an
@@ -488,7 +528,9 @@ def read_local_entries(path, comm, threads: int | None = None, row_offsets=None)
     status, msg, h, roff, region, first_line, result, need, have = \
         _read_fast(path, comm, threads, row_offsets)
     dest = scount = None
-    if status == _OK and h.format == "coordinate":
+    if status == _OK and h.format == "coordinate" and isinstance(result, _Packed):
+        count, scount = int(result.lines), result.counts  # mirrored and grouped natively
+    elif status == _OK and h.format == "coordinate":
         i, j, v = result
         count = int(i.size)
         i, j, v = _expand(h, i, j, v)
@@ -508,7 +550,7 @@ def read_local_entries(path, comm, threads: int | None = None, row_offsets=None)
     _raise_agreed(comm, table, msg, h, bytes_per_rank)
     if h.format == "array":
         i, j, v = _expand(h, *_read_array(h, comm))
-        return h, roff, *_routing(comm, roff, i, j, v)
+        return h, roff, _routing(comm, roff, i, j, v)
     counts = table[:, 3]
 
     def line_numbers() -> int:  # collective: every rank calls it under the same condition
@@ -521,9 +563,12 @@ def read_local_entries(path, comm, threads: int | None = None, row_offsets=None)
         with collective(comm):
             if result is None:
                 result = _parse_region(h, region, first_line)[:3]
-        i, j, v = result
-        count = int(i.size)
-        i, j, v = _expand(h, i, j, v)
+        if isinstance(result, _Packed):  # this rank's range was fine: already expanded
+            count = int(result.lines)
+        else:
+            i, j, v = result
+            count = int(i.size)
+            i, j, v = _expand(h, i, j, v)
         counts = np.array(comm.allgather(count), dtype=np.int64) if p > 1 \
             else np.array([count])
         table = None  # the send counts are recounted by the routing
@@ -540,13 +585,34 @@ def read_local_entries(path, comm, threads: int | None = None, row_offsets=None)
     if total < h.entries:
         raise UsageError(f"{h.path}:{h.size_line}: declares {h.entries} entries but the file has "
                          f"{total} (truncated?)")
-    if p == 1:
-        return h, roff, i, j, v
     if table is not None and table.shape[1] == 4 + p:
         rcount = np.ascontiguousarray(table[:, 4 + rank])
     else:
         rcount = None
-    return h, roff, *_routing(comm, roff, i, j, v, dest, scount, rcount)
+    if isinstance(result, _Packed):
+        return h, roff, _exchange_packed(comm, result.packed, result.counts, rcount)
+    if p == 1:
+        return h, roff, (i, j, v)
+    return h, roff, _routing(comm, roff, i, j, v, dest, scount, rcount)
+
+
+def _exchange_packed(comm, packed: np.ndarray, scount: np.ndarray,
+                     rcount: np.ndarray | None) -> np.ndarray:
+    """The one Alltoallv of rows already grouped by owner (no sort, no copy to pack)."""
+    p = comm.Get_size()
+    if p == 1:
+        return packed
+    if rcount is None:
+        rcount = np.empty(p, dtype=np.int64)
+        comm.Alltoall(scount, rcount)
+    got = np.empty((int(rcount.sum()), 3), dtype=np.int64)
+    sdisp = np.zeros(p, np.int64)
+    np.cumsum(scount[:-1], out=sdisp[1:])
+    rdisp = np.zeros(p, np.int64)
+    np.cumsum(rcount[:-1], out=rdisp[1:])
+    comm.Alltoallv([packed, (3 * scount, 3 * sdisp), MPI.INT64_T],
+                   [got, (3 * rcount, 3 * rdisp), MPI.INT64_T])
+    return got
 
 
 def _routing(comm, roff, i, j, v, dest=None, scount=None, rcount=None):
@@ -558,21 +624,12 @@ def _routing(comm, roff, i, j, v, dest=None, scount=None, rcount=None):
         return i, j, v
     if dest is None:
         dest, scount = _owners(roff, i, p)
-    if rcount is None:
-        rcount = np.empty(p, dtype=np.int64)
-        comm.Alltoall(scount, rcount)
     order = np.argsort(dest, kind="stable")
     packed = np.empty((i.size, 3), dtype=np.int64)
     packed[:, 0] = i[order]
     packed[:, 1] = j[order]
     packed[:, 2] = np.ascontiguousarray(v, dtype=np.float64)[order].view(np.int64)
-    got = np.empty((int(rcount.sum()), 3), dtype=np.int64)
-    sdisp = np.zeros(p, np.int64)
-    np.cumsum(scount[:-1], out=sdisp[1:])
-    rdisp = np.zeros(p, np.int64)
-    np.cumsum(rcount[:-1], out=rdisp[1:])
-    comm.Alltoallv([packed, (3 * scount, 3 * sdisp), MPI.INT64_T],
-                   [got, (3 * rcount, 3 * rdisp), MPI.INT64_T])
+    got = _exchange_packed(comm, packed, scount, rcount)
     return got[:, 0], got[:, 1], np.ascontiguousarray(got[:, 2]).view(np.float64)
 
 
@@ -644,11 +701,23 @@ def read_matrix(path: str | os.PathLike, comm=None, backend: str | None = None,
     comm = as_comm(comm)
     if not isinstance(path, (str, os.PathLike)):
         raise InputTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    h, roff, i, j, v = read_local_entries(path, comm, row_offsets=row_offsets)
+    h, roff, got = _entries(path, comm, row_offsets=row_offsets)
     lo, hi = int(roff[comm.Get_rank()]), int(roff[comm.Get_rank() + 1])
-    local = sp.csr_matrix((v, (i - lo if lo else i, j)), shape=(hi - lo, h.cols))
-    local.sum_duplicates()
-    A = DistCSR(comm, local, (h.rows, h.cols), row_offsets=roff, backend=backend)
+    router = _native_router() if isinstance(got, np.ndarray) else None
+    if router is not None:  # canonical CSR straight from the received rows
+        indptr, indices, data = router[1](got, lo, hi - lo, h.cols)
+        local = sp.csr_matrix((data, indices, indptr), shape=(hi - lo, h.cols))
+        local.has_canonical_format = True
+    else:
+        if isinstance(got, np.ndarray):
+            i, j = got[:, 0], got[:, 1]
+            v = np.ascontiguousarray(got[:, 2]).view(np.float64)
+        else:
+            i, j, v = got
+        local = sp.csr_matrix((v, (i - lo if lo else i, j)), shape=(hi - lo, h.cols))
+        local.sum_duplicates()
+    A = DistCSR(comm, local, (h.rows, h.cols), row_offsets=roff, backend=backend,
+                canonical=True)
     A.mm_header = h
     return A
 

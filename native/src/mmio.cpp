@@ -6,10 +6,12 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -154,6 +156,167 @@ py::object parse_coo(py::buffer text, int k, const std::string& field, int64_t r
   }
   return py::make_tuple(I, J, V);
 }
+
+// The rank whose rows [roff[q], roff[q+1]) hold row r (roff checked: 0 .. rows, non-decreasing).
+inline int owner_of(const int64_t* roff, int p, int64_t r) {
+  return int(std::upper_bound(roff + 1, roff + p + 1, r) - (roff + 1));
+}
+
+// parse_coo, then every entry (and, for symmetric storage, the mirror of every off-diagonal
+// one) written once into rows of three int64 (i, j, the bits of v) grouped by the rank that
+// owns its row: a counting sort by owner, so the buffer goes to MPI_Alltoallv as it is.
+py::object parse_route(py::buffer text, int k, const std::string& field, int64_t rows,
+                       int64_t cols, const std::string& symmetry, py::array row_offsets,
+                       int threads) {
+  const int sym = symmetry == "general" ? 0 : symmetry == "symmetric" ? 1
+                  : symmetry == "skew-symmetric" ? 2 : -1;
+  if (sym < 0) hpc::fail("symmetry must be general, symmetric or skew-symmetric");
+  auto roff_a = hpc::exact<int64_t>(row_offsets, "row_offsets");
+  hpc::require_1d(roff_a, -1, "row_offsets");
+  const int p = int(roff_a.shape(0)) - 1;
+  const int64_t* roff = roff_a.data();
+  if (p < 1 || roff[0] != 0 || roff[p] != rows || !hpc::non_decreasing(roff, p))
+    hpc::fail("row_offsets must run from 0 to rows, never decreasing");
+  py::object parsed = parse_coo(text, k, field, rows, cols, sym == 2, threads);
+  if (parsed.is_none()) return parsed;
+  auto t = parsed.cast<py::tuple>();
+  auto I = t[0].cast<hpc::carray<int64_t>>(), J = t[1].cast<hpc::carray<int64_t>>();
+  auto V = t[2].cast<hpc::carray<double>>();
+  const int64_t n = I.shape(0);
+  const int64_t* pi = I.data();
+  const int64_t* pj = J.data();
+  const double* pv = V.data();
+  std::vector<int64_t> count(p, 0);
+  int64_t total = 0;
+  {
+    py::gil_scoped_release nogil;
+    for (int64_t e = 0; e < n; ++e) {
+      ++count[p == 1 ? 0 : owner_of(roff, p, pi[e])];
+      if (sym && pi[e] != pj[e]) ++count[p == 1 ? 0 : owner_of(roff, p, pj[e])];
+    }
+    for (int q = 0; q < p; ++q) total += count[q];
+  }
+  hpc::carray<int64_t> packed({static_cast<py::ssize_t>(total), py::ssize_t(3)});
+  hpc::carray<int64_t> counts(static_cast<py::ssize_t>(p));
+  int64_t* out = packed.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    std::vector<int64_t> at(p, 0);
+    for (int q = 1; q < p; ++q) at[q] = at[q - 1] + count[q - 1];
+    auto put = [&](int64_t r, int64_t c, double v) {
+      int64_t* row = out + 3 * at[p == 1 ? 0 : owner_of(roff, p, r)]++;
+      row[0] = r;
+      row[1] = c;
+      std::memcpy(row + 2, &v, sizeof v);
+    };
+    for (int64_t e = 0; e < n; ++e) {
+      put(pi[e], pj[e], pv[e]);
+      if (sym && pi[e] != pj[e]) put(pj[e], pi[e], sym == 2 ? -pv[e] : pv[e]);
+    }
+    std::copy(count.begin(), count.end(), counts.mutable_data());
+  }
+  return py::make_tuple(packed, counts, n);
+}
+
+struct ColVal {
+  int64_t c;
+  double v;
+};
+
+// One row's entries sorted by column (stable: duplicates are summed in arrival order) and
+// duplicates summed in place; returns how many are left. Rows arrive mostly sorted (a file in
+// row or column order, its mirrors in order), where insertion sort is one pass.
+inline int64_t sort_sum_row(ColVal* a, int64_t m) {
+  if (m <= 64) {
+    for (int64_t x = 1; x < m; ++x) {
+      ColVal key = a[x];
+      int64_t y = x;
+      while (y > 0 && a[y - 1].c > key.c) {
+        a[y] = a[y - 1];
+        --y;
+      }
+      a[y] = key;
+    }
+  } else {
+    std::stable_sort(a, a + m, [](const ColVal& l, const ColVal& r) { return l.c < r.c; });
+  }
+  int64_t w = 0;
+  for (int64_t x = 0; x < m; ++x) {
+    if (w > 0 && a[w - 1].c == a[x].c)
+      a[w - 1].v += a[x].v;
+    else
+      a[w++] = a[x];
+  }
+  return w;
+}
+
+template <typename I>
+py::tuple csr_out(const std::vector<ColVal>& tmp, const std::vector<int64_t>& start,
+                  const std::vector<int64_t>& kept, int64_t nrows, int64_t nnz) {
+  hpc::carray<I> indptr(static_cast<py::ssize_t>(nrows + 1));
+  hpc::carray<I> indices(static_cast<py::ssize_t>(nnz));
+  hpc::carray<double> data(static_cast<py::ssize_t>(nnz));
+  I* ptr = indptr.mutable_data();
+  I* ind = indices.mutable_data();
+  double* val = data.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    int64_t w = 0;
+    ptr[0] = 0;
+    for (int64_t r = 0; r < nrows; ++r) {
+      const ColVal* a = tmp.data() + start[r];
+      for (int64_t x = 0; x < kept[r]; ++x, ++w) {
+        ind[w] = static_cast<I>(a[x].c);
+        val[w] = a[x].v;
+      }
+      ptr[r + 1] = static_cast<I>(w);
+    }
+  }
+  return py::make_tuple(indptr, indices, data);
+}
+
+// The canonical CSR (sorted columns, duplicates summed, explicit zeros kept, as SciPy's
+// sum_duplicates) of packed rows (i, j, bits of v) whose rows lie in [lo, lo + nrows):
+// a counting sort by row, then each row sorted by column. int32 indices where they fit.
+py::tuple csr_from_packed(py::array packed_a, int64_t lo, int64_t nrows, int64_t ncols) {
+  auto packed = hpc::exact<int64_t>(packed_a, "packed");
+  if (packed.ndim() != 2 || packed.shape(1) != 3) hpc::fail("packed: expected shape (n, 3)");
+  if (nrows < 0 || ncols < 0 || lo < 0) hpc::fail("lo, nrows and ncols must be >= 0");
+  const int64_t n = packed.shape(0);
+  const int64_t* in = packed.data();
+  std::vector<int64_t> start(nrows + 1, 0), kept(nrows, 0);
+  std::vector<ColVal> tmp(n);
+  int64_t nnz = 0;
+  bool ok = true;
+  {
+    py::gil_scoped_release nogil;
+    for (int64_t e = 0; e < n; ++e) {
+      const int64_t r = in[3 * e] - lo, c = in[3 * e + 1];
+      if (r < 0 || r >= nrows || c < 0 || c >= ncols) {
+        ok = false;
+        break;
+      }
+      ++start[r + 1];
+    }
+    if (ok) {
+      for (int64_t r = 0; r < nrows; ++r) start[r + 1] += start[r];
+      std::vector<int64_t> at(start.begin(), start.end() - 1);
+      for (int64_t e = 0; e < n; ++e) {
+        ColVal& d = tmp[at[in[3 * e] - lo]++];
+        d.c = in[3 * e + 1];
+        std::memcpy(&d.v, in + 3 * e + 2, sizeof d.v);
+      }
+      for (int64_t r = 0; r < nrows; ++r) {
+        kept[r] = sort_sum_row(tmp.data() + start[r], start[r + 1] - start[r]);
+        nnz += kept[r];
+      }
+    }
+  }
+  if (!ok) hpc::fail("packed: a row or column index out of range");
+  const int64_t i32max = std::numeric_limits<int32_t>::max();
+  if (ncols <= i32max && nnz <= i32max) return csr_out<int32_t>(tmp, start, kept, nrows, nnz);
+  return csr_out<int64_t>(tmp, start, kept, nrows, nnz);
+}
 }  // namespace
 
 HPC_SUBMODULE(mmio) {
@@ -163,4 +326,16 @@ HPC_SUBMODULE(mmio) {
         "(i, j, v): 0-based int64 indices and float64 values of the entry lines in `text` "
         "(a bytes-like object), or None when any line is not exactly k numerals of the field "
         "with indices in 1..rows, 1..cols (no diagonal when skew) and finite values.");
+  m.def("parse_route", &parse_route, py::arg("text"), py::arg("k"), py::arg("field"),
+        py::arg("rows"), py::arg("cols"), py::arg("symmetry"), py::arg("row_offsets"),
+        py::arg("threads") = 1,
+        "(packed, counts, lines): parse_coo's entries, plus the mirror of every off-diagonal "
+        "entry of symmetric (negated: skew-symmetric) storage, as rows (i, j, bits of v) of an "
+        "(n, 3) int64 array grouped by the rank owning row i under `row_offsets` (counts: how "
+        "many each), and the number of entry lines; None where parse_coo gives None.");
+  m.def("csr_from_packed", &csr_from_packed, py::arg("packed"), py::arg("lo"), py::arg("nrows"),
+        py::arg("ncols"),
+        "(indptr, indices, data): canonical CSR (columns sorted, duplicates summed in order, "
+        "explicit zeros kept) of packed rows (i, j, bits of v) with lo <= i < lo + nrows; int32 "
+        "indices where they fit. ValueError on an index out of range.");
 }

@@ -329,3 +329,54 @@ def test_native_parser_threads_agree():
     four = native(memoryview(text), 3, "real", 1000, 1000, False, 4)
     for a, b, c in zip(one, four, (i - 1, j - 1, v)):
         assert np.array_equal(a, b) and np.array_equal(a, c)
+
+
+def _canonical_rows(L: sp.csr_matrix) -> bool:
+    """Columns strictly increasing within every row (sorted, no duplicates)."""
+    d = np.diff(L.indices.astype(np.int64))
+    starts = L.indptr[1:-1]
+    inner = np.ones(d.size, dtype=bool)
+    inner[starts[(starts > 0) & (starts <= d.size)] - 1] = False  # a row boundary
+    return bool((d[inner] > 0).all())
+
+
+@pytest.mark.parametrize("sym", ["general", "symmetric", "skew-symmetric"])
+def test_routed_entries_match_scipy_with_duplicates_and_zeros(sym, parser):
+    """Entries in random order with duplicates (summed), explicit zeros (kept) and mirrors
+    of symmetric storage, on uneven row blocks: each rank's CSR (built by the native router,
+    or from the fmm path) is canonical and the matrix is scipy.io.mmread's."""
+    rng = np.random.default_rng(11)
+    n, m = 37, 400
+    i, j = rng.integers(1, n + 1, m), rng.integers(1, n + 1, m)
+    if sym != "general":
+        i, j = np.maximum(i, j), np.minimum(i, j)
+        if sym == "skew-symmetric":
+            i, j = i[i != j], j[i != j]
+    v = rng.integers(-2, 3, i.size).astype(float)  # small integers: exact sums, some zeros
+    text = (f"%%MatrixMarket matrix coordinate real {sym}\n{n} {n} {i.size}\n"
+            + "".join(f"{a} {b} {float(c)!r}\n" for a, b, c in zip(i, j, v)))
+    path = _write(shared_tmpdir(), f"dup-{sym}.mtx", text)
+    roff = np.array([0] + [min(n, 3 + 11 * r) for r in range(1, comm.size)] + [n])
+    A = read_matrix(path, comm, row_offsets=roff)
+    assert _canonical_rows(A.local) and A.local.shape == (roff[comm.rank + 1] - roff[comm.rank], n)
+    R = sp.csr_matrix(scipy.io.mmread(path))
+    R.sum_duplicates()
+    G = gathered(A)
+    assert (G != R).nnz == 0
+    assert A.nnz == R.nnz  # explicit zeros kept, as SciPy keeps them
+
+
+def test_csr_from_packed_checks_its_rows():
+    from hpc.sparse.mmio import _native_router
+
+    router = _native_router()
+    if router is None:
+        pytest.skip("hpc._core.mmio not built")
+    packed = np.array([[4, 0, 0], [5, 2, 0]], dtype=np.int64)
+    packed[:, 2] = np.array([1.5, -2.0]).view(np.int64)
+    indptr, indices, data = router[1](packed, 4, 2, 3)
+    assert indptr.tolist() == [0, 1, 2] and indices.tolist() == [0, 2]
+    assert data.tolist() == [1.5, -2.0]
+    for lo, nrows, ncols in ((5, 2, 3), (4, 1, 3), (4, 2, 2)):
+        with pytest.raises(ValueError, match="out of range"):
+            router[1](packed, lo, nrows, ncols)
