@@ -10,6 +10,15 @@ of batch x all-points tiles (stored, or recomputed from the replicated data), an
 candidates ends in one reduction of (k+1) sums, exactly as FasterPAM's. The swaps are therefore
 the sequential OneBatchPAM's (FasterPAM on the batch estimate) at any rank count. At the end
 every point is assigned to its nearest medoid and the true loss is summed over all n points.
+
+The batch estimate overfits: among n candidates, the medoid of a cluster is chosen on the
+~m/k batch points of that cluster. A refinement on all points follows (the alternating
+(Voronoi) step of Park & Jun with a sampled estimate): every medoid moves to the member of
+its cluster with the least distance sum to a uniform sample of REFINE_SAMPLE members of that
+cluster (every member a candidate; O(n * REFINE_SAMPLE) distances per round, spread over the
+ranks by their own points); a round is kept only when the true loss over all n points falls,
+so the refinement never makes the result worse, and stops after REFINE_ROUNDS rounds or the
+first round that does not improve.
 """
 from __future__ import annotations
 
@@ -25,6 +34,11 @@ from hpc.core.partition import block_range
 from .algorithms import Result, Solver
 from .loops import progress
 from .oracle import Oracle, TiledOracle, chunk_width, distances
+
+
+REFINE_SAMPLE = 400  # members per cluster the refinement's distance sums are taken over
+REFINE_ROUNDS = 3
+ROWS_PER_TILE = 8192
 
 
 def default_batch(n: int, k: int) -> int:
@@ -93,9 +107,71 @@ def onebatch(full: Oracle, k: int, init: str, rng: np.random.Generator, maxiter:
     t2 = time.perf_counter()
     everyone = Solver(full, comm, full.K, k)
     loss = everyone.assign(res.medoids)  # the true loss, over all n points
-    out = Result(res.medoids.copy(), loss, res.swaps, res.iterations, res.converged,
-                 np.asarray(meds), t1 - t0, t2 - t1,
+    rounds, moved = (refine(everyone, rng, REFINE_SAMPLE, REFINE_ROUNDS) if 1 < k < n
+                     else (0, 0))
+    out = Result(everyone.med.copy(), everyone.loss, res.swaps, res.iterations, res.converged,
+                 np.asarray(meds), t1 - t0, time.perf_counter() - t1,
                  {"batch_size": m, "batch_loss": float(res.loss),
-                  "batch_distances": oracle.mode})
+                  "batch_distances": oracle.mode, "onebatch_loss": float(loss),
+                  "refine_rounds": rounds, "refine_moved": moved,
+                  "refine_s": time.perf_counter() - t2})
     return out, everyone
+
+
+def refine(solver: Solver, rng: np.random.Generator, sample: int,
+           rounds: int) -> tuple[int, int]:
+    """Sampled alternating refinement of ``solver``'s medoids on all its points (see the
+    module docstring). Returns (rounds kept, medoid moves kept); the solver ends on the best
+    medoids, its loss the true loss over all points."""
+    o, comm, k = solver.o, solver.comm, solver.k
+    K, X = o.K, o.X_all
+    kept = moved = 0
+    for r in range(rounds):
+        lab = solver._labels_all()
+        members = np.split(np.argsort(lab, kind="stable"),
+                           np.cumsum(np.bincount(lab, minlength=k))[:-1])
+        # the same sample on every rank (the same generator state everywhere)
+        S = [c if c.size <= sample else np.sort(rng.choice(c, size=sample, replace=False))
+             for c in members]
+        best = np.full(k, np.inf)
+        best_id = np.full(k, -1, dtype=np.int64)
+        cur = np.full(k, np.inf)  # the current medoid's sum (from the rank that owns it)
+        prog = progress(k, f"onebatch refine {r + 1}", comm, unit="clusters")
+        for c in range(k):
+            prog.set(c)
+            mine = solver.rows[solver.near_i == c]
+            if not mine.size:
+                continue
+            Xs = K.xp.asarray(X[S[c]])
+            for a in range(0, mine.size, ROWS_PER_TILE):
+                ids = mine[a:a + ROWS_PER_TILE]
+                cost = np.asarray(K.to_host(distances(K, K.xp.asarray(X[ids]), Xs, o.metric,
+                                                       o.dtype)), dtype=np.float64).sum(axis=1)
+                i = int(np.argmin(cost))
+                if cost[i] < best[c]:
+                    best[c], best_id[c] = cost[i], ids[i]
+                at = np.flatnonzero(ids == solver.med[c])
+                if at.size:
+                    cur[c] = cost[at[0]]
+        prog.close()
+        if comm.Get_size() > 1:  # per cluster: the least sum, ties to the lowest point id
+            allb = np.array(comm.allgather(best))
+            alli = np.array(comm.allgather(best_id))
+            cur = np.min(comm.allgather(cur), axis=0)
+            key = np.where(np.isfinite(allb), allb, np.inf)
+            best = key.min(axis=0)
+            tie = key == best[None, :]
+            best_id = np.where(tie, alli, np.iinfo(np.int64).max).min(axis=0)
+        new = solver.med.copy()
+        move = (best_id >= 0) & (best < cur)
+        new[move] = best_id[move]
+        if not move.any():
+            break
+        old, old_loss = solver.med.copy(), solver.loss
+        if not solver.assign(new) < old_loss:
+            solver.assign(old)
+            break
+        kept += 1
+        moved += int(move.sum())
+    return kept, moved
 

@@ -149,3 +149,31 @@ def test_uneven_rows_agree_on_block_width(monkeypatch):
     solo = hk.KMedoids(K, method="onebatch", init="lab", random_state=1, comm=MPI.COMM_SELF,
                        method_params={"batch_size": 161}).fit(X)
     assert km.medoid_indices_.tolist() == solo.medoid_indices_.tolist()
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("tiled", [False, True])
+def test_onebatch_refinement_with_whole_clusters_is_alternating(tiled):
+    """OneBatchPAM's refinement with a sample as large as every cluster is the alternating
+    (Voronoi) step on all points: from the same medoids it ends where the `kmedoids` package's
+    ``alternating`` does (medoids in slot order, loss), at any rank count."""
+    from hpc.core import backends as registry
+    from hpc.core.partition import block_range
+    from hpc.kmedoids import algorithms, onebatch
+    from hpc.kmedoids.kernels import load
+    from hpc.kmedoids.oracle import MatrixOracle, TiledOracle
+
+    Xb = _blobs(403, 5, 3)
+    init = np.random.default_rng(5).choice(Xb.shape[0], 5, replace=False)
+    ref = kmedoids.alternating(cdist(Xb, Xb), init.astype(np.uintp), max_iter=100)
+    comm = MPI.COMM_WORLD
+    lo, hi = block_range(Xb.shape[0], comm.Get_size(), comm.Get_rank())
+    kern = load("native" if not registry.why_unavailable("native") else "numpy")
+    o = (TiledOracle(Xb[lo:hi], Xb, lo, comm, kern, "euclidean") if tiled
+         else MatrixOracle.from_data(Xb[lo:hi], Xb, lo, comm, kern, "euclidean"))
+    s = algorithms.Solver(o, comm, kern, 5)
+    before = s.assign(init)
+    rounds, moved = onebatch.refine(s, np.random.default_rng(0), Xb.shape[0], 100)
+    assert rounds > 0 and moved > 0 and s.loss < before
+    assert s.med.tolist() == ref.medoids.tolist()
+    assert s.loss == pytest.approx(ref.loss, rel=1e-12)
