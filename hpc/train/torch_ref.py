@@ -76,9 +76,10 @@ def scheduler(opt, warmup: int, decay_style: str, decay_steps: int | None, min_l
 def train(cfg: GPTConfig, tokens: np.ndarray, seed: int, batch: int, steps: int, lr: float,
           dtype: str = "float32", clip: float = 1.0, start: int = 0, weight_decay: float = 0.0,
           warmup: int = 0, decay_style: str = "constant", decay_steps: int | None = None,
-          min_lr: float = 0.0):
-    """Losses per step and seconds per step (steps start..start+steps-1), with AdamW's
-    decoupled ``weight_decay`` and PyTorch's schedulers for the learning rate."""
+          min_lr: float = 0.0, clock=time.perf_counter):
+    """Losses per step and seconds per step (steps start..start+steps-1; by ``clock``, e.g.
+    time.process_time for CPU seconds), with AdamW's decoupled ``weight_decay`` and PyTorch's
+    schedulers for the learning rate."""
     import torch
 
     tdt = {"float32": torch.float32, "float64": torch.float64}[dtype]
@@ -90,7 +91,7 @@ def train(cfg: GPTConfig, tokens: np.ndarray, seed: int, batch: int, steps: int,
         sched.step()
     losses, times = [], []
     for k in range(steps):
-        t0 = time.perf_counter()
+        t0 = clock()
         bt = torch.from_numpy(global_batch(tokens, seed, start + k, batch, cfg.seq_len))
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(P, cfg, bt[:, :-1], bt[:, 1:])
@@ -105,5 +106,5 @@ def train(cfg: GPTConfig, tokens: np.ndarray, seed: int, batch: int, steps: int,
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return losses, times

@@ -27,6 +27,7 @@ from hpc.core.runtime import as_comm
 from hpc.core.memory import require_memory
 
 from . import checkpoint
+from . import kernels
 from . import validate as V
 from .data import EVAL_SALT, Data, global_batch, tokens_from
 from .lr_schedule import LRSchedule
@@ -283,6 +284,8 @@ class Trainer:
         self.xp = importlib.import_module(BACKENDS[self.backend][0])
         if self.backend == "cupy":
             _use_device(self.xp, comm)
+        else:  # each step's activations reuse the last step's pages (no fault per page)
+            kernels.keep_freed_memory()
         require_memory(memory_per_rank(config, layout, self.global_batch, self.micro_batches,
                                        self.dtype, self.attention_block),
                        "the model and its activations", comm)
