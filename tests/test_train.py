@@ -155,6 +155,28 @@ def test_trains_on_real_text(tmp_path):
     assert np.mean(losses[-5:]) < 3.3, losses
 
 
+@pytest.mark.slow
+def test_bf16_300_steps_within_2_percent_of_float32(tmp_path):
+    """The issue's mixed-precision check: after 300 steps on tinyshakespeare a bfloat16 run's
+    loss (mean of the last ten steps, the same batches) is within 2% of the float32 run's
+    (measured: 2.3259 against 2.3218, 0.18%; the last step alone 2.2995 against 2.3331).
+    ~45 s on one core."""
+    text = data_file("text", "tinyshakespeare.txt")
+    means = {}
+    for name, extra in (("f32", []), ("bf16", ["--bf16"])):
+        out = tmp_path / f"{name}.json"
+        r = run_app("train", 1, "--data", str(text), "--layers", "2", "--hidden", "64",
+                    "--heads", "4", "--seq-len", "64", "--global-batch", "16",
+                    "--micro-batches", "1", "--steps", "300", "--reference", "off",
+                    "--json", str(out), *extra, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        losses = load_json(out)["metrics"]["losses"]
+        assert len(losses) == 300 and losses[0] > 5.0
+        means[name] = float(np.mean(losses[-10:]))
+    assert means["f32"] < 2.6, means  # it learnt (ln 256 = 5.55 at the start)
+    assert abs(means["bf16"] - means["f32"]) <= 0.02 * means["f32"], means
+
+
 def test_progress_line_per_step_and_metrics(tmp_path):
     out = tmp_path / "m.json"
     r = run_app("train", 2, *TINY, "--pp", "2", "--steps", "3", "--json", str(out))
