@@ -16,6 +16,7 @@ and the sweep resumes right after it. The result is the sequential algorithm's, 
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -31,6 +32,9 @@ NATIVE_WORK = 1 << 24
 # points from which the native loop evaluates a candidate per thread (fewer: one thread, as a
 # fork per candidate group would cost more than the group)
 NATIVE_PAR_ROWS = 16384
+# HPC_KMEDOIDS_LOOP=blocked keeps the blocked loop on one rank too (the strong-scaling
+# benchmark's like-for-like 1-rank baseline)
+NATIVE_LOOP = os.environ.get("HPC_KMEDOIDS_LOOP", "native") != "blocked"
 
 
 @dataclass
@@ -99,7 +103,7 @@ class Solver:
         the native back end and the full matrix in memory (else None: the blocked loop)."""
         from .oracle import MatrixOracle
 
-        if (self.comm.Get_size() != 1 or not getattr(self.K, "__name__", "").endswith(".native")
+        if (not NATIVE_LOOP or self.comm.Get_size() != 1 or not getattr(self.K, "__name__", "").endswith(".native")
                 or not isinstance(self.o, MatrixOracle) or not isinstance(self.o.D, np.ndarray)
                 or self.o.D.shape != (self.n, self.n) or self.k < 2):
             return None
@@ -355,13 +359,27 @@ class Solver:
         lastswap, swaps, it = n, 0, 0
         converged = False
         par = self.comm.Get_size() > 1
+        # where the time goes (the record's swap_* metrics): the tile + ΔTD passes, the waits
+        # for the block reductions (communication not hidden, and the ranks' imbalance), the
+        # swaps (one reduction each); blocks per sweep and look-ahead blocks dropped
+        st = {"compute_s": 0.0, "wait_s": 0.0, "swap_update_s": 0.0, "blocks": 0,
+              "dropped": 0}
+        per_sweep: list[int] = []
 
         def issue(j0: int, j1: int):
+            t = time.perf_counter()
             part = np.ascontiguousarray(self.K.fastpam_delta(
                 self.o.tile(j0, j1), self.near_i, self.near_d, self.seco_d, self.k),
                 dtype=np.float64)
+            st["compute_s"] += time.perf_counter() - t
+            st["blocks"] += 1
             req = self.comm.Iallreduce(MPI.IN_PLACE, part, op=MPI.SUM) if par else None
             return j0, j1, part, req
+
+        def wait(req) -> None:
+            t = time.perf_counter()
+            req.Wait()
+            st["wait_s"] += time.perf_counter() - t
 
         def block_end(j: int, B: int) -> int | None:
             """The block after position j (None: the sweep is over)."""
@@ -373,6 +391,7 @@ class Solver:
         while it < maxiter:
             it += 1
             before_swaps, before_loss = swaps, self.loss
+            blocks_before = st["blocks"]
             B = B0
             j1 = block_end(0, B)
             cur = issue(0, j1) if j1 is not None else None
@@ -386,7 +405,7 @@ class Solver:
                 # waste a block per swap)
                 nxt = issue(j1, e) if e is not None and par else None
                 if req is not None:
-                    req.Wait()
+                    wait(req)
                 m, v = self._cand_values(part, rl, np.arange(j0, j1))
                 hit = np.flatnonzero(v < 0)
                 if not hit.size:
@@ -396,19 +415,30 @@ class Solver:
                     cur, B = nxt, nB
                     continue
                 if nxt is not None and nxt[3] is not None:
-                    nxt[3].Wait()  # every rank dropped it alike
+                    wait(nxt[3])  # every rank dropped it alike
+                    st["dropped"] += 1
                 t = int(hit[0])
                 swaps += 1
                 lastswap = j0 + t
+                t_sw = time.perf_counter()
                 rl = self.swap_removal(int(m[t]), j0 + t)
+                st["swap_update_s"] += time.perf_counter() - t_sw
                 B = B0
                 e = block_end(j0 + t + 1, B)
                 cur = issue(j0 + t + 1, e) if e is not None else None
             prog.close()
+            per_sweep.append(st["blocks"] - blocks_before)
             if swaps == before_swaps or self.loss >= before_loss:
                 converged = True
                 break
-        return Result(self.med.copy(), self.loss, swaps, it, converged)
+        res = Result(self.med.copy(), self.loss, swaps, it, converged)
+        # reductions: one per candidate block and one per swap (0 on one rank)
+        res.extra = {"swap_loop": "blocked", "swap_blocks": st["blocks"],
+                     "swap_blocks_per_sweep": per_sweep, "swap_dropped_blocks": st["dropped"],
+                     "swap_reductions": (st["blocks"] + swaps) if par else 0,
+                     "swap_compute_s": st["compute_s"], "swap_wait_s": st["wait_s"],
+                     "swap_update_s": st["swap_update_s"]}
+        return res
 
     def _fasterpam_native(self, maxiter: int) -> Result:
         """FasterPAM's sweeps in hpc._core.kmedoids_swap (state updated in place), entered
@@ -434,7 +464,9 @@ class Solver:
             if swaps == before_swaps or self.loss >= before_loss:
                 converged = True
                 break
-        return Result(self.med.copy(), self.loss, swaps, it, converged)
+        res = Result(self.med.copy(), self.loss, swaps, it, converged)
+        res.extra = {"swap_loop": "native"}
+        return res
 
     def clarans_local(self, rng: np.random.Generator, maxneighbor: int) -> tuple[int, int]:
         """FastCLARANS from the current medoids: random non-medoid candidates, each evaluated

@@ -8,7 +8,10 @@ be shared: a single timing is noise).
            Fashion-MNIST itself when /usr/share/datasets/fashion-mnist exists, else 784-d
            Gaussian blobs of the same size). Target: the same loss at <= 1.0x the time.
   strong   FasterPAM SWAP, `mpiexec -n 1` against `-n 2` (one thread each) on blobs of
-           --strong-n points (matrix, float32). Target: >= 1.6x from 1 to 2 ranks.
+           --strong-n points (matrix, float32), both the distributed blocked loop
+           (HPC_KMEDOIDS_LOOP=blocked on one rank); the one-rank native loop beside them.
+           Target: >= 1.6x from 1 to 2 ranks. Prints the reductions per sweep and rank 0's
+           split of the 2-rank SWAP time (passes, reduction waits, swap updates).
   onebatch OneBatchPAM (the sampling SWAP) on --ob-n points, d=--ob-d, k=--ob-k on
            --ob-ranks ranks: its time, and its loss beside tiled FasterPAM's when
            --ob-compare (FasterPAM is O(n^2) per sweep: minutes at n = 10^5).
@@ -108,43 +111,61 @@ def suite_package(rows, args):
         del D
 
 
-def _app(p, argv, threads=1):
+def _app(p, argv, threads=1, loop="native"):
     try:
         return run_record(p, "hpc.kmedoids", [*argv, "--quiet"], progress="throttle",
-                          env={"OMP_NUM_THREADS": str(threads)}, timeout=3000, cwd=ROOT)
+                          env={"OMP_NUM_THREADS": str(threads), "HPC_KMEDOIDS_LOOP": loop},
+                          timeout=3000, cwd=ROOT)
     except RuntimeError as e:
         print(e)
         return None
 
 
 def suite_strong(rows, args):
+    """The distributed (blocked) FasterPAM SWAP on 1 and 2 ranks, alternating; beside them the
+    one-rank native loop (the fastest one-rank run, a different loop: reported, not the
+    speedup's baseline). The 2-rank records say where the time goes: tile + ΔTD passes,
+    waits for the block reductions, swap updates; blocks (= reductions) per sweep."""
     argv = ["--data", f"blobs:{args.strong_n}:16:20", "--k", "20", "--method", "fasterpam",
             "--init", "lab", "--distances", "matrix", "--dtype", "float32", "--check", "loss",
             "--silhouette", "medoid"]
-    t = {1: [], 2: []}
-    cpu = {1: [], 2: []}
-    loss = {}
+    runs = {"1": (1, "blocked"), "2": (2, "blocked"), "1-native": (1, "native")}
+    t = {key: [] for key in runs}
+    cpu = {key: [] for key in runs}
+    loss, last = {}, {}
     for _ in range(args.repeats):
-        for p in (1, 2):  # alternating
-            rec = _app(p, argv)
+        for key, (p, loop) in runs.items():  # alternating
+            rec = _app(p, argv, loop=loop)
             if rec:
-                t[p].append(rec["metrics"]["swap_s"])
-                cpu[p].append(rec["metrics"]["cluster_cpu_s_max_rank"])
-                loss[p] = rec["metrics"]["loss"]
-    if not (t[1] and t[2]):
+                t[key].append(rec["metrics"]["swap_s"])
+                cpu[key].append(rec["metrics"]["cluster_cpu_s_max_rank"])
+                loss[key] = rec["metrics"]["loss"]
+                last[key] = rec["metrics"]
+    if not (t["1"] and t["2"]):
         return
-    speedup = statistics.median(t[1]) / statistics.median(t[2])
-    cpu_speedup = statistics.median(cpu[1]) / statistics.median(cpu[2])
-    row = {"suite": "strong", "n": args.strong_n, "k": 20, "swap_s_1": t[1], "swap_s_2": t[2],
-           "cpu_s_1": cpu[1], "cpu_s_2_busiest_rank": cpu[2], "speedup": speedup,
-           "cpu_speedup": cpu_speedup, "same_loss": loss.get(1) == loss.get(2),
-           "load": os.getloadavg()}
+    med = {key: statistics.median(v) for key, v in t.items() if v}
+    speedup = med["1"] / med["2"]
+    cpu_speedup = statistics.median(cpu["1"]) / statistics.median(cpu["2"])
+    m2 = last["2"]
+    split = {key: m2.get(f"swap_{key}") for key in ("compute_s", "wait_s", "update_s")}
+    row = {"suite": "strong", "n": args.strong_n, "k": 20, "swap_s_1": t["1"], "swap_s_2": t["2"],
+           "swap_s_1_native": t["1-native"], "cpu_s_1": cpu["1"],
+           "cpu_s_2_busiest_rank": cpu["2"], "speedup": speedup, "cpu_speedup": cpu_speedup,
+           "same_loss": len(set(loss.values())) == 1, "split_2_ranks": split,
+           "reductions_2_ranks": m2.get("swap_reductions"),
+           "blocks_per_sweep_2_ranks": m2.get("swap_blocks_per_sweep"),
+           "dropped_blocks_2_ranks": m2.get("swap_dropped_blocks"), "load": os.getloadavg()}
     rows.append(row)
-    print(f"strong FasterPAM SWAP n={args.strong_n} k=20: 1 rank median "
-          f"{statistics.median(t[1]):.2f}s, 2 ranks {statistics.median(t[2]):.2f}s, speedup "
-          f"{speedup:.2f}x (target 1.6x); CPU seconds of the busiest rank (LAB+SWAP) "
-          f"{statistics.median(cpu[1]):.2f} vs {statistics.median(cpu[2]):.2f}, "
+    native = f", 1-rank native loop {med['1-native']:.2f}s" if "1-native" in med else ""
+    print(f"strong FasterPAM SWAP n={args.strong_n} k=20 (blocked loop): 1 rank median "
+          f"{med['1']:.2f}s, 2 ranks {med['2']:.2f}s, speedup {speedup:.2f}x (target 1.6x)"
+          f"{native}; CPU seconds of the busiest rank (LAB+SWAP) "
+          f"{statistics.median(cpu['1']):.2f} vs {statistics.median(cpu['2']):.2f}, "
           f"{cpu_speedup:.2f}x; same loss {row['same_loss']} ({load_avg()})", flush=True)
+    print(f"  2 ranks: {row['reductions_2_ranks']} reductions (blocks per sweep "
+          f"{row['blocks_per_sweep_2_ranks']}, {row['dropped_blocks_2_ranks']} look-ahead "
+          f"blocks dropped); rank 0's SWAP time: passes {split['compute_s']:.2f}s, reduction "
+          f"waits {split['wait_s']:.2f}s, swap updates {split['update_s']:.2f}s", flush=True)
 
 
 def suite_onebatch(rows, args):
