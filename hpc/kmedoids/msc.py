@@ -423,6 +423,8 @@ def dynmsc(solver: MSCSolver, meds: np.ndarray, maxiter: int, min_k: int) -> Res
     sils = [0.0] * (k_max - 1)  # index k - 2, as the package's losses
     best_sil, best_meds = 0.0, None
     swaps = iters = 0
+    # the whole descent's progress (one FasterMSC per k; each prints its own sweeps too)
+    prog = progress(k_max - max(2, min_k) + 1, "dynmsc", solver.comm, unit="k")
     while solver.k >= 3 and solver.k >= min_k:
         r = solver.fastermsc(maxiter)
         swaps += r.swaps
@@ -430,6 +432,7 @@ def dynmsc(solver: MSCSolver, meds: np.ndarray, maxiter: int, min_k: int) -> Res
         rl = solver.msc_removal()
         sil = solver.silhouette_value()
         sils[solver.k - 2] = sil
+        prog.set(k_max - solver.k + 1, k=solver.k, silhouette=f"{sil:.6f}")
         if sil > best_sil:
             best_sil, best_meds = sil, solver.med.copy()
         if solver.k - 1 < min_k:
@@ -441,8 +444,10 @@ def dynmsc(solver: MSCSolver, meds: np.ndarray, maxiter: int, min_k: int) -> Res
         iters += r.iterations
         sil = solver.silhouette_value()
         sils[0] = sil
+        prog.set(k_max - 1, k=2, silhouette=f"{sil:.6f}")
         if sil > best_sil:
             best_sil, best_meds = sil, solver.med.copy()
+    prog.close()
     if best_meds is None:
         best_meds = solver.med.copy()
     solver.k = best_meds.size
