@@ -128,6 +128,19 @@ mmio: _mmio
 
 class _pack(ModuleType):
     """Pack/unpack TEMPI canonical strided blocks (start, counts[], strides[] in bytes)"""
+    class FastCall:
+        """hpc.halo.datatype.FastType's one native call: plans by element count; pack/unpack hand what they do not serve to owner._pack_py/_unpack_py (owner: weakly held)"""
+        def __init__(self, extent: int, threads: int, owner: object) -> None: ...
+        def __len__(self) -> int: ...
+        def add(self, count: int, plan: object) -> None:
+            """serve `count` elements with this Plan (kept alive)"""
+        def remove(self, count: int) -> None: ...
+        @property
+        def pack(self) -> Any:
+            """pack(inbuf, outbuf, position=0, comm=None, count=None) -> int"""
+        @property
+        def unpack(self) -> Any:
+            """unpack(inbuf, position, outbuf, comm=None, count=None) -> int"""
     class Plan:
         """Blocks validated once against a strided buffer size; packed one by one or all into one buffer at offsets(). sweep=True: pack_all/unpack_all run every block's pieces in one pass in source-address order (same bytes); False: block after block"""
         def __init__(self, blocks: Sequence[tuple[int, Sequence[int], Sequence[int]]], strided_bytes: int, sweep: bool = True) -> None: ...
@@ -147,7 +160,7 @@ class _pack(ModuleType):
         def pieces(self) -> int: ...
         @property
         def run_copy(self) -> int:
-            """run list copy: L > 0 every run L bytes (compile-time gather), else -W: chunks of W bytes where runs vary; 0 without a run list"""
+            """run list copy: L > 0 every run L bytes (compile-time gather), else -W: chunks of up to W bytes where runs vary; 0 without a run list"""
         @property
         def run_segments(self) -> int:
             """segments of the run list (one copy kernel each)"""

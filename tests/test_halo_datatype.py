@@ -175,6 +175,64 @@ def test_mpi4py_count_convention_and_buffer_kinds():
     t.Free()
 
 
+def test_native_one_call_path_serves_repeat_calls_like_the_python_path():
+    """The native packer binds one CPython function as the instance's pack/unpack: the first
+    call of a count goes through the Python path (it builds the plan), later calls of numpy
+    arrays are served natively -- the same bytes, positions and one-line errors, in every
+    mpi4py argument form; other buffers go back to the Python path; no reference cycle."""
+    import gc
+    import types
+    import weakref
+
+    if "native" not in PACKERS:
+        pytest.skip("native packer not built")
+    t = MPI.DOUBLE.Create_vector(4, 3, 7).Commit()  # extent 24 doubles, 12 moved
+    try:
+        a = np.random.default_rng(5).random(2 * 24)
+        want = _mpi_pack(t, 2, a.view(np.uint8))
+        ft = fast(t)
+        assert isinstance(ft.pack, types.BuiltinFunctionType)  # native, not the method
+        assert isinstance(ft.unpack, types.BuiltinFunctionType)
+        for _ in range(2):  # first: the Python path builds the plan; then: native
+            out = np.full(3 + want.size, 9, np.uint8)
+            assert ft.pack(a, out, 3) == 3 + want.size
+            assert np.array_equal(out[3:], want) and (out[:3] == 9).all()
+        pk = ft.pack
+        for call in (lambda o: pk(a, o), lambda o: pk(a, o, 0, None, 2),
+                     lambda o: pk(a, o, count=2), lambda o: pk(inbuf=a, outbuf=o),
+                     lambda o: pk(a, o, position=0, comm=COMM, count=2),
+                     lambda o: pk(bytearray(a.tobytes()), o)):
+            out = np.zeros(want.size, np.uint8)
+            assert call(out) == want.size and np.array_equal(out, want)
+        back = np.zeros_like(a)
+        assert ft.unpack(want, 0, back) == want.size
+        assert ft.unpack(want, 0, back, count=2) == want.size
+        assert ft.unpack(inbuf=want, position=0, outbuf=back, count=2) == want.size
+        assert np.array_equal(back.view(np.uint8), _mpi_unpack(t, 2, want, a.nbytes))
+        with pytest.raises(UsageError, match="packed buffer holds 10 bytes"):
+            ft.pack(a, np.zeros(10, np.uint8))
+        with pytest.raises(UsageError, match="position 400 outside"):
+            ft.pack(a, np.zeros(want.size, np.uint8), 400)
+        with pytest.raises(UsageError, match="position -1 outside"):
+            ft.pack(a, np.zeros(want.size, np.uint8), -1)
+        ro = np.zeros(want.size, np.uint8)
+        ro.flags.writeable = False
+        with pytest.raises(UsageError, match="read-only|writable"):
+            ft.pack(a, ro)
+        with pytest.raises(UsageError, match="count must be >= 0"):
+            ft.pack(a, np.zeros(want.size, np.uint8), count=-1)
+        with pytest.raises(TypeError):
+            ft.pack(a, np.zeros(want.size, np.uint8), 0, None, 2, 5)  # too many, as a method
+        ref = weakref.ref(ft)
+        del ft
+        gc.collect()
+        assert ref() is None  # the native function (pk, alive) holds the FastType weakly
+        out = np.zeros(want.size, np.uint8)
+        assert pk(a, out) == want.size and np.array_equal(out, want)  # its plans live on
+    finally:
+        t.Free()
+
+
 def test_application_patterns_canonicalise_to_few_blocks():
     D = MPI.DOUBLE
     # WRF: a struct of subarrays of several 3-D fields
@@ -292,7 +350,7 @@ def test_transpose_columns_pack_like_mpi_pack(threads):
     col = MPI.C_DOUBLE_COMPLEX.Create_vector(n, 1, n)
     t = col.Create_resized(0, 16).Commit()
     try:
-        for count in (n // 2, 7):  # a whole number of tiles and not
+        for count in (16, n // 2, 7):  # a whole number of tiles and not
             src = np.random.default_rng(count).integers(0, 256, n * n * 16, dtype=np.uint8)
             want = _mpi_pack(t, count, src)
             ft = fast(t, threads=threads)

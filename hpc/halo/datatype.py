@@ -105,10 +105,19 @@ class FastType:
             warnings.warn(f"hpc.halo.datatype.fast: {self.reason}; MPI packs this type",
                           FallbackWarning, stacklevel=3)
         self._plans: dict[int, tuple[int, Any]] = {}
-        # count -> the native plan's pack_at / unpack_at: FastType.pack of numpy arrays is
-        # one dict lookup and one native call (the Python layer cost more than small packs)
-        self._pack_at: dict[int, Any] = {}
-        self._unpack_at: dict[int, Any] = {}
+        # ``pack`` / ``unpack`` of numpy arrays with a plan for the count: ONE native call.
+        # The native packer binds a plain CPython function as this instance's pack/unpack
+        # (same signatures as the methods below); it serves numpy arrays from the plans it
+        # is given, by element count, and hands every other call, unchanged, to the methods
+        # (_pack_py/_unpack_py), which build the plan or raise. Measured per call: a pybind11
+        # method plus a Python layer 0.45 us, this 0.09 us; mpi4py's Datatype.Pack 0.6 us.
+        self._fast: Any = None
+        if self.blocks is not None and packer == "native":
+            from hpc._core import pack as _native
+
+            self._fast = _native.FastCall(self.extent, self.threads, self)
+            self.pack = self._fast.pack  # type: ignore[method-assign]
+            self.unpack = self._fast.unpack  # type: ignore[method-assign]
 
     @property
     def canonical(self) -> bool:
@@ -151,11 +160,11 @@ class FastType:
             if len(self._plans) >= _PLANS:
                 old = next(iter(self._plans))
                 del self._plans[old]
-                self._pack_at.pop(old, None)
-                self._unpack_at.pop(old, None)
+                if self._fast is not None:
+                    self._fast.remove(old)
             self._plans[count] = plan
-            self._pack_at[count] = plan[1].pack_at
-            self._unpack_at[count] = plan[1].unpack_at
+            if self._fast is not None and p._native is not None:
+                self._fast.add(count, p._native)
         return plan
 
     # -- pack / unpack (mpi4py's Datatype.Pack / Unpack) ------------------------------------
@@ -166,14 +175,6 @@ class FastType:
 
         Raises UsageError when a buffer is too small, not C-contiguous or (outbuf) read-only.
         """
-        if type(inbuf) is np.ndarray and type(outbuf) is np.ndarray:  # the fast path
-            f = self._pack_at.get(count if count is not None else
-                                  inbuf.nbytes // self.extent if self.extent > 0 else 0)
-            if f is not None:  # the plan checks the buffers itself
-                try:
-                    return f(inbuf, outbuf, position, self.threads)
-                except ValueError as exc:
-                    raise UsageError(f"pack: {exc}") from None
         if self.blocks is None:
             return self._lib_call("Pack", inbuf, outbuf, position, comm, count)
         return self._run(False, inbuf, outbuf, position, count)
@@ -182,14 +183,6 @@ class FastType:
                count: int | None = None) -> int:
         """Unpack from ``inbuf`` at ``position`` into ``count`` elements of ``outbuf``
         (default: as many as it holds); the new position."""
-        if type(inbuf) is np.ndarray and type(outbuf) is np.ndarray:  # as in pack
-            f = self._unpack_at.get(count if count is not None else
-                                    outbuf.nbytes // self.extent if self.extent > 0 else 0)
-            if f is not None:
-                try:
-                    return f(inbuf, position, outbuf, self.threads)
-                except ValueError as exc:
-                    raise UsageError(f"unpack: {exc}") from None
         if self.blocks is None:
             return self._lib_call("Unpack", inbuf, outbuf, position, comm, count)
         return self._run(True, inbuf, outbuf, position, count)
@@ -220,6 +213,10 @@ class FastType:
         except ValueError as exc:  # the plan's own checks: one-line usage errors
             raise UsageError(f"{'unpack' if unpack else 'pack'}: {exc}") from None
         return position + total
+
+    # what the native pack/unpack hand back (the instance attributes shadow the methods)
+    _pack_py = pack
+    _unpack_py = unpack
 
     def _lib_call(self, what: str, inbuf: Any, outbuf: Any, position: int,
                   comm: MPI.Comm | None, count: int | None) -> int:
@@ -296,20 +293,6 @@ class _Threadless:
 
     def unpack_all(self, src: np.ndarray, dst: np.ndarray, threads: int) -> int:
         return self.plan.unpack_all(src, dst)
-
-    def pack_at(self, src: np.ndarray, dst: np.ndarray, position: int, threads: int) -> int:
-        return position + self.pack_all(src, _at(dst, position), threads)
-
-    def unpack_at(self, src: np.ndarray, position: int, dst: np.ndarray, threads: int) -> int:
-        return position + self.unpack_all(_at(src, position), dst, threads)
-
-
-def _at(packed: np.ndarray, position: int) -> np.ndarray:
-    """The packed bytes from ``position`` on (the Python plans' pack_at)."""
-    b = _bytes(packed, False, "packed buffer")
-    if position < 0 or position > b.size:
-        raise UsageError(f"position {position} outside a buffer of {b.size} bytes")
-    return b[position:]
 
 
 class _Keep:
