@@ -140,6 +140,15 @@ def parser():
     m.add_argument("--bf16", action="store_true",
                    help="mixed precision: bfloat16 GEMM operands, float32 accumulation, "
                         "master weights and optimizer (with --dtype float32)")
+    m.add_argument("--fp16", action="store_true",
+                   help="mixed precision: float16 GEMM operands (CPU: rounded; cupy: on the "
+                        "GPU), float32 master weights, dynamic loss scaling: a step with an "
+                        "inf/NaN gradient is skipped and halves the scale")
+    m.add_argument("--loss-scale", type=checks.real(1.0, 2.0 ** 64), default=2.0 ** 16,
+                   metavar="S", help="the first loss scale of --fp16 (default: 65536)")
+    m.add_argument("--loss-scale-window", type=checks.integer(1, STEPS_MAX), default=1000,
+                   metavar="N", help="--fp16: double the scale after N good steps in a row "
+                                     "(default: 1000)")
     m.add_argument("--data", metavar="PATH",
                    help="text file trained on as bytes [default: a seeded synthetic corpus]")
     m.add_argument("--save", metavar="PATH", help="write an HDF5 checkpoint after the last step")
@@ -236,7 +245,9 @@ def set_up(app: App, args: argparse.Namespace) -> Trainer:
                           overlap_grad_reduce=args.overlap_grad_reduce,
                           recompute_attention=args.recompute_activations,
                           attention_block=args.attention_block, bf16=args.bf16,
-                          overlap_param_gather=args.overlap_param_gather, comm=app.comm)
+                          overlap_param_gather=args.overlap_param_gather, fp16=args.fp16,
+                          loss_scale=args.loss_scale,
+                          loss_scale_window=args.loss_scale_window, comm=app.comm)
     args.dp = trainer.layout.dp
     args.schedule = args.schedule or default_schedule(trainer.layout)
     src = args.load
@@ -259,7 +270,9 @@ def set_up(app: App, args: argparse.Namespace) -> Trainer:
     app.say(f"hpc.train: GPT {cfg.layers} layers x hidden {cfg.hidden} x {cfg.heads} heads, "
             f"seq {cfg.seq_len}, vocab {cfg.vocab} (padded {cfg.vocab_padded}), "
             f"{cfg.n_params / 1e6:.3f} M params, {args.dtype}"
-            + (" (bfloat16 GEMMs)" if args.bf16 else "") + f", back end {args.backend}")
+            + (" (bfloat16 GEMMs)" if args.bf16 else "")
+            + (" (float16 GEMMs, dynamic loss scale)" if args.fp16 else "")
+            + f", back end {args.backend}")
     app.say(f"layout tp {lay.tp} x dp {lay.dp} x pp {lay.pp} (vpp {lay.vpp}, {trainer.schedule}), "
             f"global batch {trainer.global_batch} = dp {lay.dp} x {trainer.micro_batches} "
             f"micro-batches x {trainer.micro_batch_size}; start at step {trainer.iteration}"
@@ -364,6 +377,9 @@ def performance(app: App, trainer: Trainer, args: argparse.Namespace,
     app.metrics["memory_bytes_per_rank"] = {k: app.comm.allreduce(v, op=MPI.MAX)
                                             for k, v in mem.items()}
     app.metrics["zero_stage"] = trainer.optimizer.stage  # 0 at dp 1: nothing to shard
+    if trainer.scaler is not None:  # float16: the loss scale now, the steps skipped
+        app.metrics["loss_scale"] = trainer.scaler.scale
+        app.metrics["loss_scale_skipped_steps"] = trainer.scaler.skipped
     timed = stats[args.warmup_steps:] or stats
     step_s = app.comm.allreduce(sum(s.step_s for s in timed), op=MPI.MAX) / len(timed)
     tokens_per_step = trainer.tokens_per_step
@@ -453,7 +469,8 @@ def validate(app: App, trainer: Trainer, args: argparse.Namespace,
         rel = max(abs(a - b) / abs(b) for a, b in zip(losses, ref))
         # bfloat16 operands: one rounding flip (2^-8) moves a layout's curve off the
         # reference by more than float32's rounding does
-        tol = 1e-9 if trainer.dtype == np.float64 else 1e-2 if trainer.bf16 else 1e-4
+        tol = (1e-9 if trainer.dtype == np.float64 else
+               1e-2 if trainer.bf16 or trainer.fp16 else 1e-4)
         validation.update({"reference_losses": ref, "reference_max_rel_diff": rel,
                            "reference_tolerance": tol})
         passed = passed and rel <= tol

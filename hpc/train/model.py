@@ -398,7 +398,7 @@ class GPT:
     def __init__(self, cfg: GPTConfig, ps, xp, dtype, seed: int, sequence_parallel: bool = False,
                  recompute: bool = False, offload: bool = False,
                  recompute_attention: bool = False, attention_block: int | None = None,
-                 bf16: bool = False):
+                 bf16: bool = False, fp16: bool = False):
         self.cfg, self.ps, self.xp = cfg, ps, xp
         self.dtype = np.dtype(dtype)
         self.sp = bool(sequence_parallel) and ps.tp > 1
@@ -406,6 +406,7 @@ class GPT:
         self.recompute_attention = recompute_attention  # selective: the softmax's S x S
         self.attention_block = attention_block          # blocked online-softmax attention
         self.bf16 = bf16  # bfloat16 GEMM operands, float32 accumulation and everything else
+        self.fp16 = fp16  # the same with float16 operands (the trainer scales the loss)
         nv = ps.n_virtual
         self.layers_per_chunk = cfg.layers // nv
         self.chunks = [ps.virtual_stage(c) for c in range(ps.vpp)]  # virtual stage per chunk
@@ -439,7 +440,11 @@ class GPT:
     def rnd(self, a):
         """``a`` rounded to bfloat16 (and held as float32) under bf16, else ``a`` itself: a
         GEMM of rounded operands in float32 is exactly a bfloat16 GEMM with float32
-        accumulation (the products of two bfloat16 numbers are exact in float32)."""
+        accumulation (the products of two bfloat16 numbers are exact in float32). Under fp16
+        rounded to float16 the same way (numpy or cupy alike; 11-bit significands, products
+        exact in float32 too): beyond 65504 an operand becomes inf, as on a GPU."""
+        if self.fp16:
+            return a.astype(self.xp.float16).astype(a.dtype)
         if not self.bf16:
             return a
         import ml_dtypes  # a dependency of the CPU bfloat16 path only

@@ -93,6 +93,11 @@ class Adam:
         self.v = ns.zeros(self.shard, dtype=st.dtype)
         self.t = 0
         self.last_grad_norm = 0.0
+        # float16 loss scaling: the gradients arrive multiplied by grad_scale; the update
+        # divides it out, and a step with an inf or NaN anywhere is skipped (check_finite)
+        self.grad_scale = 1.0
+        self.check_finite = False
+        self.skipped = False  # whether the last step was skipped
 
     def _finish_grads(self) -> None:
         st, ps, model = self.store, self.ps, self.model
@@ -207,15 +212,21 @@ class Adam:
             self._reduce_dp()
             g = st.flat_g
             group = ps.mp_group
-        if _k.usable(g, self.weight, min_size=_k.OPT_MIN_SIZE):
+        if self.check_finite and not bool(st.host_ns.isfinite(g).all()):
+            local = math.inf  # (the fused sum below assumes finite numbers)
+        elif _k.usable(g, self.weight, min_size=_k.OPT_MIN_SIZE):
             local = _k.sumsq_weighted(g, self.weight)
         else:
             local = float((g * g * self.weight).sum())
-        norm = math.sqrt(group.allreduce(local, op=MPI.SUM))
+        norm = math.sqrt(group.allreduce(local, op=MPI.SUM)) / self.grad_scale
         self.last_grad_norm = norm
+        self.skipped = self.check_finite and not math.isfinite(norm)
+        if self.skipped:  # every rank saw the same sum: all skip, parameters untouched
+            return norm
         coef = 1.0
         if self.clip > 0:
             coef = min(1.0, self.clip / (norm + 1e-6))
+        coef /= self.grad_scale  # unscaled in the update's one pass
         self.t += 1
         b1, b2 = self.b1, self.b2
         p = self.p_shard if self.stage == 3 else st.flat_p[self.lo:self.lo + self.shard]
@@ -225,7 +236,7 @@ class Adam:
             self._share_update()
             st.refresh_resident()
             return norm
-        if coef < 1.0:
+        if coef != 1.0:
             g *= coef
         self.m *= b1
         self.m += (1 - b1) * g

@@ -9,6 +9,7 @@ batch from (seed, step), so the loss curve is the same at every layout (float64:
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import time
@@ -30,6 +31,7 @@ from . import checkpoint
 from . import kernels
 from . import validate as V
 from .data import EVAL_SALT, Data, global_batch, tokens_from
+from .loss_scale import DynamicLossScaler
 from .lr_schedule import LRSchedule
 from .model import GPT, GPTConfig
 from .optimizer import Adam
@@ -138,6 +140,16 @@ class Trainer:
         takes bfloat16 operands (rounded with ml_dtypes) and accumulates in float32; the
         master weights, gradients, Adam state, norms, softmax and reductions stay float32.
         Needs dtype float32 (numpy back end).
+    fp16 : bool, default False
+        Mixed precision with float16 GEMM operands (numpy: rounded on the CPU; cupy: the same
+        code on a GPU), float32 master weights and everything else, and dynamic loss scaling
+        (:class:`~hpc.train.loss_scale.DynamicLossScaler`): the loss gradient is scaled by
+        the current scale, a step with an inf or NaN gradient is skipped and halves it,
+        ``loss_scale_window`` good steps in a row double it. Needs dtype float32.
+    loss_scale : float, default 65536
+        The first loss scale (fp16), in [1, 2**64].
+    loss_scale_window : int, default 1000
+        Good steps after which the loss scale doubles (fp16).
     recompute_attention : bool, default False
         Selective recomputation (Korthikanti et al. 2022): keep no attention probabilities
         (S x S per head), recompute them from q and k in the backward.
@@ -239,7 +251,8 @@ class Trainer:
                  eval_fraction: float = 0.0, overlap_grad_reduce: bool = False,
                  recompute_attention: bool = False, attention_block: int | None = None,
                  bf16: bool = False, overlap_param_gather: bool = False,
-                 comm: MPI.Intracomm | None = None):
+                 fp16: bool = False, loss_scale: float = 2.0 ** 16,
+                 loss_scale_window: int = 1000, comm: MPI.Intracomm | None = None):
         if not isinstance(config, GPTConfig):
             raise InputTypeError(f"config must be a GPTConfig, got {type(config).__name__}")
         layout = ParallelLayout() if layout is None else layout
@@ -262,6 +275,10 @@ class Trainer:
         self.overlap_grad_reduce = V.flag(overlap_grad_reduce, "overlap_grad_reduce")
         self.recompute_attention = V.flag(recompute_attention, "recompute_attention")
         self.bf16 = V.flag(bf16, "bf16")
+        self.fp16 = V.flag(fp16, "fp16")
+        self.scaler = (DynamicLossScaler(loss_scale, loss_scale_window) if self.fp16
+                       else None)
+        self.loss_scale_init, self.loss_scale_window = loss_scale, loss_scale_window
         self.overlap_param_gather = V.flag(overlap_param_gather, "overlap_param_gather")
         self.attention_block = (None if attention_block is None else
                                 checks.check_int(V.arg("attention_block"), attention_block, 1,
@@ -274,6 +291,9 @@ class Trainer:
         if self.bf16 and (self.dtype != np.float32 or self.backend != "numpy"):
             raise UsageError(f"{V.arg('bf16')} keeps float32 master weights on the numpy back "
                              f"end: needs {V.arg('dtype')} float32 and {V.arg('backend')} numpy")
+        if self.fp16 and (self.dtype != np.float32 or self.bf16):
+            raise UsageError(f"{V.arg('fp16')} keeps float32 master weights: needs "
+                             f"{V.arg('dtype')} float32, and not {V.arg('bf16')} too")
         if layout.zero_stage >= 2 and (self.offload or self.backend != "numpy"):
             raise UsageError(f"{V.arg('zero')} {layout.zero_stage} keeps host gradient buffers: needs "
                              f"{V.arg('backend')} numpy, without {V.arg('offload')}")
@@ -309,11 +329,13 @@ class Trainer:
         self.model = GPT(config, ps, self.xp, self.dtype, self.seed,
                          sequence_parallel=layout.sequence_parallel, recompute=self.recompute,
                          offload=self.offload, recompute_attention=self.recompute_attention,
-                         attention_block=self.attention_block, bf16=self.bf16)
+                         attention_block=self.attention_block, bf16=self.bf16,
+                         fp16=self.fp16)
         self.optimizer = Adam(self.model, self.lr, weight_decay=self.weight_decay,
                               clip=self.clip_grad, zero=layout.zero_stage,
                               overlap=self.overlap_grad_reduce,
                               overlap_params=self.overlap_param_gather)
+        self.optimizer.check_finite = self.fp16
         if self.optimizer.overlap_params:
             self.model.param_hook = self.optimizer.wait_params
         self._forward_backward = get_forward_backward_func(asked, ps.pp, self.micro_batches,
@@ -346,13 +368,23 @@ class Trainer:
         if self.optimizer.hooks_grads:  # each layer's bucket starts its reduction when done
             self.optimizer.begin_step(m)
             model.grad_hook = self.optimizer.layer_done
-        try:
-            fb, loss = self._run_batch(batch)
-        finally:
-            model.grad_hook = None
-        lr = self.lr_schedule(self.iteration)
-        self.optimizer.lr = lr
-        norm = self.optimizer.step()
+        loss_scale = self.scaler.scale if self.scaler is not None else 1.0
+        # float16: an overflow to inf (and the NaNs after it) is the expected signal the
+        # scaler acts on, not a numpy warning
+        quiet = (np.errstate(over="ignore", invalid="ignore") if self.fp16
+                 else contextlib.nullcontext())
+        with quiet:
+            try:
+                fb, loss = self._run_batch(batch, loss_scale)
+            finally:
+                model.grad_hook = None
+            lr = self.lr_schedule(self.iteration)
+            self.optimizer.lr = lr
+            self.optimizer.grad_scale = loss_scale
+            norm = self.optimizer.step()
+        if self.scaler is not None:  # a skipped step (overflow) records a norm of 0
+            if not self.scaler.update(not self.optimizer.skipped):
+                norm = 0.0
         stats = StepStats(self.iteration, loss, norm, fb.wall_s, fb.busy_s,
                           time.perf_counter() - t0, lr)
         for k, v in (("losses", loss), ("grad_norms", norm), ("lrs", lr)):
@@ -360,15 +392,16 @@ class Trainer:
         self.iteration += 1
         return stats
 
-    def _run_batch(self, batch: np.ndarray) -> tuple[Any, float]:
+    def _run_batch(self, batch: np.ndarray, loss_scale: float = 1.0) -> tuple[Any, float]:
         """Forward and backward of this dp rank's share of a global batch through the
-        pipeline schedule (gradients accumulate); (the schedule's result, the mean loss)."""
+        pipeline schedule (gradients accumulate, times ``loss_scale``); (the schedule's
+        result, the mean loss)."""
         ps, xp = self.state, self.xp
         m, mbs = self.micro_batches, self.micro_batch_size
         share = batch[ps.dp_rank * m * mbs:(ps.dp_rank + 1) * m * mbs]
         inputs = [xp.asarray(share[i * mbs:(i + 1) * mbs, :-1]) for i in range(m)]
         targets = [xp.asarray(share[i * mbs:(i + 1) * mbs, 1:]) for i in range(m)]
-        fb = self._forward_backward(self.model, inputs, targets, self._scale)
+        fb = self._forward_backward(self.model, inputs, targets, self._scale * loss_scale)
         self.act_peak_bytes = max(self.act_peak_bytes, fb.act_peak_bytes)
         # the loss: last-stage, tp-rank-0 ranks hold their dp share's token-loss sums
         mine = fb.loss_sum if (ps.is_last_stage and ps.tp_rank == 0) else 0.0
@@ -450,7 +483,8 @@ class Trainer:
                 **self.lr_schedule.attrs(),
                 "weight_decay": self.weight_decay, "clip_grad": self.clip_grad,
                 "global_batch": self.global_batch, "eval_fraction": self.eval_fraction,
-                "data_tokens": int(self.tokens.shape[0]), "data_crc32": self.data_crc32}
+                "data_tokens": int(self.tokens.shape[0]), "data_crc32": self.data_crc32,
+                **(self.scaler.attrs() if self.scaler is not None else {})}
 
     @property
     def data_crc32(self) -> int:
@@ -499,6 +533,8 @@ class Trainer:
         self.iteration = got["step"]
         self.history = {k: list(v) for k, v in got["history"].items()}
         self.history_start = got["history_start"]
+        if self.scaler is not None:  # the loss scale continues where it was
+            self.scaler.set_attrs(got["attrs"])
         mine = self.state_attrs()
         self.loaded = {"path": str(path), "step": self.iteration,
                        "differs": sorted(k for k, v in mine.items()
@@ -542,7 +578,9 @@ def reference_losses(trainer: Trainer, steps: int, checkpoint_path: str | os.Pat
                   weight_decay=trainer.weight_decay, clip_grad=trainer.clip_grad,
                   global_batch=trainer.global_batch, micro_batches=trainer.micro_batches,
                   schedule="gpipe", seed=trainer.seed, backend="numpy",
-                  eval_fraction=trainer.eval_fraction, bf16=trainer.bf16, comm=MPI.COMM_SELF)
+                  eval_fraction=trainer.eval_fraction, bf16=trainer.bf16, fp16=trainer.fp16,
+                  loss_scale=trainer.loss_scale_init,
+                  loss_scale_window=trainer.loss_scale_window, comm=MPI.COMM_SELF)
     with ref:
         if checkpoint_path is not None:
             ref.load(checkpoint_path)
