@@ -45,3 +45,28 @@ def test_zero_mixed_tp_sp_dp_reproduces_single_rank_curve(tmp_path, baseline,  #
                 "--micro-batches", "2", "--reference", "off", steps=3)
     assert rel(rec["metrics"]["losses"], baseline[:3]) <= TOL, rec["metrics"]["losses"]
     assert rec["metrics"]["zero_stage"] == int(stage)
+
+
+@pytest.mark.parametrize("n,layout", [(3, ["--dp", "3"]),
+                                      (4, ["--dp", "2", "--pp", "2", "--schedule", "1f1b"])])
+def test_zero3_prefetch_reproduces_single_rank_curve(tmp_path, baseline, n,  # noqa: F811
+                                                     layout):
+    """--zero 3 --overlap-param-gather: layer i + 1's all-gather (i - 1's in the backward)
+    starts as layer i begins; the curve is unchanged, the prefetches are used, and the
+    gathered parameters peak at two layers beside the shard (one layer of parameters,
+    gradients and two moments bounds them: "1/dp of the whole plus one layer")."""
+    rec = train(tmp_path, n, *layout, "--micro-batches", "2", "--zero", "3",
+                "--overlap-param-gather", "--reference", "off", steps=3)
+    m = rec["metrics"]
+    assert rel(m["losses"], baseline[:3]) <= TOL, m["losses"]
+    dp = int(layout[1])
+    per_step_layers = 8 // (n // dp) * 2 * 2 - 2  # (forward + backward) x micro-batches
+    assert m["param_prefetch_hits"] >= 3 * per_step_layers // 2
+    mem = m["memory_bytes_per_rank"]
+    whole = mem["model_params"]
+    h, s, v = 16, 8, 256  # TINY: hidden, seq-len, vocabulary padded
+    layer = (12 * h * h + 13 * h) * 8
+    rest = (v * h + s * h + 2 * h) * 8  # the embedding and head groups, gathered whole
+    assert mem["params"] <= whole / dp + 2 * layer + rest
+    total = mem["params"] + mem["grads"] + mem["optimizer"]
+    assert total <= 4 * whole / dp + 4 * layer + 2 * rest  # one layer's p, g, m and v

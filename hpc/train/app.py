@@ -91,8 +91,10 @@ def parser():
                    help="reduce data-parallel gradients per layer by non-blocking all-reduces "
                         "while the backward goes on (not with --zero1)")
     g.add_argument("--overlap-param-gather", action="store_true",
-                   help="with --zero1: gather the updated parameters per layer by "
-                        "non-blocking all-gathers, each waited for at the layer's forward")
+                   help="with --zero 1 or 2: gather the updated parameters per layer by "
+                        "non-blocking all-gathers, each waited for at the layer's forward; "
+                        "with --zero 3: start the next layer's gather as a layer begins "
+                        "(forward and backward)")
     g.add_argument("--recompute", action="store_true",
                    help="activation recomputation: keep only each layer's input, recompute "
                         "its forward during the backward")
@@ -280,6 +282,7 @@ def set_up(app: App, args: argparse.Namespace) -> Trainer:
             + (f", ZeRO-{trainer.optimizer.stage}" if trainer.optimizer.zero else "")
             + (", overlapped dp reduction" if trainer.optimizer.overlap else "")
             + (", overlapped parameter gather" if trainer.optimizer.overlap_params else "")
+            + (", next layer's parameters prefetched" if trainer.optimizer.prefetch else "")
             + (", recompute" if args.recompute else "") + (", offload" if args.offload else "")
             + (", selective recompute" if args.recompute_activations else "")
             + (f", attention blocks of {args.attention_block}" if args.attention_block else ""))
@@ -377,6 +380,9 @@ def performance(app: App, trainer: Trainer, args: argparse.Namespace,
     app.metrics["memory_bytes_per_rank"] = {k: app.comm.allreduce(v, op=MPI.MAX)
                                             for k, v in mem.items()}
     app.metrics["zero_stage"] = trainer.optimizer.stage  # 0 at dp 1: nothing to shard
+    if trainer.optimizer.prefetch:  # ZeRO-3: layers whose gather a prefetch had done
+        app.metrics["param_prefetch_hits"] = app.comm.allreduce(
+            trainer.model.store.prefetch_hits, op=MPI.MIN)
     if trainer.scaler is not None:  # float16: the loss scale now, the steps skipped
         app.metrics["loss_scale"] = trainer.scaler.scale
         app.metrics["loss_scale_skipped_steps"] = trainer.scaler.skipped

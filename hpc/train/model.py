@@ -235,6 +235,9 @@ class ParamStore:
         self._pbufs: dict[str, Any] = {}
         self.param_bytes = 0       # bytes of gathered (or kept) group parameter buffers
         self.param_bytes_peak = 0
+        # ZeRO-3 prefetch: group -> (buffer, request) of the one all-gather started ahead
+        self._prefetched: dict[str, tuple[Any, Any]] = {}
+        self.prefetch_hits = 0     # groups whose parameters a prefetch had already gathered
 
     def shard_grads(self) -> None:
         """Replace the flat gradient buffer by one buffer per parameter group (ZeRO-2)."""
@@ -293,17 +296,44 @@ class ParamStore:
         self.param_bytes -= self._pbufs.pop(group).nbytes
 
     @contextmanager
-    def gathered(self, group: str) -> Iterator[None]:
+    def gathered(self, group: str, prefetch: str | None = None) -> Iterator[None]:
         """ZeRO-3: the group's parameters all-gathered for the block and freed after (a
-        no-op otherwise)."""
+        no-op otherwise). With ``prefetch`` (the sharder's ``prefetch`` on), that group's
+        all-gather starts, non-blocking, as this block begins, and its later
+        :meth:`gathered` waits for it instead of gathering: at most one group ahead, so the
+        gathered parameters peak at two groups."""
         if self.sharder is None or group in self._pbufs:
             yield
             return
-        self.keep_params(group, self.sharder.gather_group(group))
+        ahead = self._prefetched.pop(group, None)
+        if ahead is not None:
+            buf, req = ahead
+            req.Wait()
+            self.param_bytes -= buf.nbytes  # (counted again by keep_params)
+            self.prefetch_hits += 1
+        else:
+            self.drop_prefetched()  # a guess that was not used next: all ranks drop it
+            buf = self.sharder.gather_group(group)
+        self.keep_params(group, buf)
+        if (prefetch is not None and self.sharder.prefetch and prefetch not in self._pbufs
+                and prefetch not in self._prefetched):
+            self.drop_prefetched()
+            nbuf, req = self.sharder.gather_group_async(prefetch)
+            self._prefetched[prefetch] = (nbuf, req)
+            self.param_bytes += nbuf.nbytes
+            self.param_bytes_peak = max(self.param_bytes_peak, self.param_bytes)
         try:
             yield
         finally:
             self.drop_params(group)
+
+    def drop_prefetched(self) -> None:
+        """Complete and discard the all-gathers started ahead (before the parameters'
+        shard changes, and when the one ahead was not the group used next)."""
+        for buf, req in self._prefetched.values():
+            req.Wait()
+            self.param_bytes -= buf.nbytes
+        self._prefetched = {}
 
     def host_grad(self, name: str):
         if self.grad_spans is None:
@@ -629,10 +659,12 @@ class GPT:
             with self.store.gathered("embed"):
                 x, c = self.embed_fwd(inp)
             caches.append(c)
-        for i in self.layer_range(vs):
+        layers = self.layer_range(vs)
+        for i in layers:
             if self.param_hook is not None:  # before the offloaded copy reads it too
                 self.param_hook(i)
-            with self.store.gathered(f"layers.{i}"), \
+            nxt = f"layers.{i + 1}" if i + 1 in layers else None  # ZeRO-3 prefetch
+            with self.store.gathered(f"layers.{i}", nxt), \
                     self.store.resident(f"layers.{i}", grads=False):
                 if self.recompute:
                     keep = x
@@ -659,9 +691,11 @@ class GPT:
         if vs == self.ps.n_virtual - 1:
             with self.store.gathered("head"), self.store.gathered("embed"):
                 dout = self.head_bwd(caches.pop(), scale)
-        for i in reversed(self.layer_range(vs)):
+        layers = self.layer_range(vs)
+        for i in reversed(layers):
             c = caches.pop()
-            with self.store.gathered(f"layers.{i}"), \
+            nxt = f"layers.{i - 1}" if i - 1 in layers else None  # ZeRO-3 prefetch
+            with self.store.gathered(f"layers.{i}", nxt), \
                     self.store.resident(f"layers.{i}", grads=True):
                 if isinstance(c, tuple) and len(c) == 2 and c[0] == "recompute":
                     _, c = self.block_fwd(i, c[1])

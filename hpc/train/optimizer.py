@@ -60,6 +60,9 @@ class Adam:
         # ZeRO-1's parameter all-gather per layer bucket, non-blocking, each waited for just
         # before the layer's next forward (Megatron's overlap_param_gather)
         self.overlap_params = overlap_params and self.stage in (1, 2) and ns is np
+        # ZeRO-3: each layer group's all-gather for the next layer (forward: i + 1, backward:
+        # i - 1) started, non-blocking, as layer i begins (ParamStore.gathered)
+        self.prefetch = overlap_params and self.stage == 3
         self._param_reqs: dict[int, MPI.Request] = {}
         self.async_gathers = 0  # steps whose parameters were gathered that way
         dp = ps.dp if self.zero else 1
@@ -269,6 +272,16 @@ class Adam:
                                     [out, (counts, displs)])
         return out
 
+    def gather_group_async(self, group: str):
+        """(buffer, request): the group's all-gather started, non-blocking (prefetch)."""
+        lo, hi = self.store.grad_spans[group]
+        counts, displs = self._pieces(lo, hi)
+        a = min(max(lo, self.lo), self.lo + self.shard) - self.lo
+        out = np.empty(hi - lo, dtype=self.store.dtype)
+        req = self.ps.dp_group.Iallgatherv(self.p_shard[a:a + counts[self.ps.dp_rank]],
+                                           [out, (counts, displs)])
+        return out, req
+
     def full_params(self):
         """The whole flat parameter vector (padded), all-gathered over dp (checkpoints)."""
         full = np.zeros(self.padded, dtype=self.store.dtype)
@@ -318,6 +331,8 @@ class Adam:
         if self._param_reqs:
             MPI.Request.Waitall(list(self._param_reqs.values()))
             self._param_reqs = {}
+        if self.stage == 3:  # a prefetch reads p_shard: done before anything writes it
+            self.store.drop_prefetched()
 
     # -- checkpoint support ---------------------------------------------------------------
     def full_state(self):
