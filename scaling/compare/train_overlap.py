@@ -6,7 +6,11 @@ the load average beside them. Target (issue 20): dp = 2 with overlap at most 1.1
 model large enough for the reduction to matter.
 
     .venv/bin/python scaling/compare/train_overlap.py [--rounds 3] [--steps 6] \
-        [--model "--layers 4 --hidden 256 --heads 8 --seq-len 128"]
+        [--model "--layers 4 --hidden 256 --heads 8 --seq-len 128"] [--progress auto]
+
+--progress: MPICH's progress settings for the launches (hpc.core.launch): 'auto' polls when
+the ranks have a core each (a quiet machine) and yields when oversubscribed; 'throttle'
+always yields (default: shared machines).
 
 Needs 2 free cores for dp = 2 to mean anything: on a shared machine the ranks' time slicing
 is measured instead (the load is printed for that reason).
@@ -18,19 +22,20 @@ import os
 import statistics
 from pathlib import Path
 
-from hpc.core.launch import run_record
+from hpc.core.launch import PROGRESS_MODES, run_record
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def step_time(dp: int, overlap: bool, steps: int, model: list[str], batch: int) -> float:
+def step_time(dp: int, overlap: bool, steps: int, model: list[str], batch: int,
+              progress: str = "throttle") -> float:
     """The slowest rank's mean step time after the first step (the app's step_time_s)."""
     rec = run_record(dp, "hpc.train", ["--dp", dp, "--global-batch", batch * dp,
                                        "--micro-batches", "2", "--steps", steps,
                                        "--threads", "1", "--reference", "off", "--quiet",
                                        *(["--overlap-grad-reduce"] if overlap else []),
                                        *model],
-                     progress="throttle", env={"OMP_NUM_THREADS": "1"}, timeout=1200, cwd=ROOT)
+                     progress=progress, env={"OMP_NUM_THREADS": "1"}, timeout=1200, cwd=ROOT)
     return float(rec["metrics"]["step_time_s"])
 
 
@@ -41,6 +46,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--batch", type=int, default=4, help="sequences per data-parallel rank")
     ap.add_argument("--model", default="--layers 4 --hidden 256 --heads 8 --seq-len 128")
+    ap.add_argument("--progress", choices=PROGRESS_MODES, default="throttle")
     a = ap.parse_args()
     model = a.model.split()
     runs = {"dp1": (1, False), "dp2": (2, False), "dp2-overlap": (2, True)}
@@ -49,7 +55,7 @@ def main() -> None:
     for _ in range(a.rounds):
         for name, (dp, ov) in runs.items():  # alternate: load drifts hit all three alike
             loads.append(os.getloadavg()[0])
-            times[name].append(step_time(dp, ov, a.steps, model, a.batch))
+            times[name].append(step_time(dp, ov, a.steps, model, a.batch, a.progress))
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"model: {a.model}; {a.batch} sequences per rank; {a.rounds} rounds; load average "
           f"{min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores")
