@@ -9,7 +9,8 @@ coarsest level.
 
 - ``reference``: HPCG's reference kernels: sequential SYMGS in row order, the full SpMV for the
   residual of the pre-smoothed iterate, separate vector operations.
-- ``optimised``: the pre-smoother starts from x = 0, so its halo is zero (no exchange) and its
+- ``optimised``: the V-cycle runs in one native call (:class:`hpc._core.hpcg.VCycle`; only
+  the halo exchanges come back to Python); the pre-smoother starts from x = 0, so its halo is zero (no exchange) and its
   forward sweep reads only the lower entries; the residual is computed only at the coarse
   points (the rows restriction reads), fused with the restriction; CG's SpMV fused with p'Ap
   (one rank) or with the halo exchange in flight while the interior rows are computed (several
@@ -77,6 +78,7 @@ class Kernels:
         self._red = np.zeros(1)
         self._red_out = np.zeros(1)
         self.parallel = self.comm.Get_size() > 1
+        self._vcycle = None   # hpc._core.hpcg.VCycle over the levels, made on first use
 
     # -- reductions and vectors ------------------------------------------------------------
     def allreduce(self, v: float) -> float:
@@ -103,10 +105,20 @@ class Kernels:
     # -- multigrid -------------------------------------------------------------------------
     def mg(self, lv: Level, r: np.ndarray, x: np.ndarray) -> None:
         """x = M^{-1} r on level ``lv`` (x with ghosts; zeroed first)."""
-        if self.optimised:
+        if self.optimised and lv is self.problem.fine:
+            # the whole cycle in one native call; only the halo exchanges come back here
+            if self._vcycle is None:
+                lvs = self.problem.levels
+                self._vcycle = self.h.VCycle([v.A for v in lvs], [v.f2c for v in lvs[:-1]],
+                                             [v.x for v in lvs[1:]], [v.rc for v in lvs[:-1]])
+            self._vcycle.run(r, x, self._halo if self.parallel else None, self.post_smooth)
+        elif self.optimised:
             self._mg_opt(lv, r, x)
         else:
             self._mg_ref(lv, r, x)
+
+    def _halo(self, level: int, x: np.ndarray) -> None:
+        self.problem.levels[level].halo(x)
 
     def _mg_ref(self, lv: Level, r: np.ndarray, x: np.ndarray) -> None:
         x[:] = 0.0
