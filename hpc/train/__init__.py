@@ -16,7 +16,7 @@ The API, usable from a script (one rank, or unchanged under ``mpiexec -n N``)::
 - :class:`Trainer`: ``step()``, ``fit(steps)``, ``evaluate()``, ``save(path)``,
   ``load(path)`` (the whole state: the run continues its curve at any layout),
   ``memory()``; learning-rate warm-up and decay, AdamW, global-norm clipping, bfloat16
-  GEMMs, blocked attention, selective recomputation, overlapped data-parallel reduction,
+  GEMMs, float16 GEMMs with dynamic loss scaling, blocked attention, selective recomputation, overlapped data-parallel reduction,
   the zero-bubble ZB-H1 schedule.
 - :class:`LRSchedule`: the learning rate of every step.
 - :func:`reference_losses`: the same run without parallelism, on one rank.
