@@ -238,6 +238,9 @@ class ParamStore:
         # ZeRO-3 prefetch: group -> (buffer, request) of the one all-gather started ahead
         self._prefetched: dict[str, tuple[Any, Any]] = {}
         self.prefetch_hits = 0     # groups whose parameters a prefetch had already gathered
+        # weight gradients still zero this step: the first product is written into the
+        # buffer (matmul out=) instead of into a temporary added to zeros (same bits)
+        self._fresh: set[str] = set()
 
     def shard_grads(self) -> None:
         """Replace the flat gradient buffer by one buffer per parameter group (ZeRO-2)."""
@@ -415,7 +418,17 @@ class ParamStore:
                     self.bytes_d2h += h.nbytes
                     self.host_grad(n)[...] += h
 
+    def fresh_grad(self, name: str):
+        """The gradient buffer of ``name`` if nothing was added to it since
+        :meth:`zero_grads` (and it is one of the flat buffer's views), else None."""
+        if name not in self._fresh:
+            return None
+        self._fresh.discard(name)
+        return self._view(self.flat_g, name)
+
     def zero_grads(self) -> None:
+        if self.grad_spans is None and not self.offload and self.xp is np:
+            self._fresh = {n for n in self.order if n.endswith(".w")}
         self.flat_g[...] = 0
         for buf in self._gbufs.values():  # ZeRO-2: what a step left alive (evaluation)
             self.freed(buf.nbytes)
@@ -560,7 +573,12 @@ class GPT:
         ``defer`` for the zero-bubble schedules' W action."""
         def run() -> None:
             k, n = x.shape[-1], dy.shape[-1]
-            self.store.g(name)[...] += self.mm(x.reshape(-1, k).T, dy.reshape(-1, n))
+            a, b = x.reshape(-1, k).T, dy.reshape(-1, n)
+            out = self.store.fresh_grad(name)
+            if out is not None:  # the step's first product: straight into the buffer
+                self.xp.matmul(self.rnd(a), self.rnd(b), out=out)
+            else:
+                self.store.g(name)[...] += self.mm(a, b)
         if defer is None:
             run()
         else:
