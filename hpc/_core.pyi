@@ -127,7 +127,7 @@ class _mmio(ModuleType):
         """(i, j, v): 0-based int64 indices and float64 values of the entry lines in `text` (a bytes-like object), or None when any line is not exactly k numerals of the field with indices in 1..rows, 1..cols (no diagonal when skew) and finite values."""
     @staticmethod
     def parse_route(text: Any, k: int, field: str, rows: int, cols: int, symmetry: str, row_offsets: np.ndarray, threads: int = 1) -> tuple[Any, ...] | None:
-        """(packed, counts, lines): parse_coo's entries, plus the mirror of every off-diagonal entry of symmetric (negated: skew-symmetric) storage, as rows (i, j, bits of v) of an (n, 3) int64 array grouped by the rank owning row i under `row_offsets` (counts: how many each), and the number of entry lines; None where parse_coo gives None."""
+        """(packed, counts, lines, order): parse_coo's entries, plus the mirror of every off-diagonal entry of symmetric (negated: skew-symmetric) storage, as rows (i, j, bits of v) of an (n, 3) int64 array grouped by the rank owning row i under `row_offsets` (counts: how many each), the number of entry lines, and what their order proves: (flags, first/last row-major key, first/last column-major key), flags 1 row-major strictly increasing, 2 column-major strictly increasing, 4 all i >= j, 8 all i <= j, 16 not empty; None where parse_coo gives None."""
 mmio: _mmio
 
 
@@ -283,6 +283,9 @@ class _pagerank(ModuleType):
         def step_pb(self, d: float, n: float, tol: float, check: bool) -> tuple[Any, ...]: ...
         @property
         def padded(self) -> int: ...
+        @property
+        def weight_layout(self) -> str:
+            """'none', 'values' (a weight beside every column) or 'coded' (at most 256 distinct weights, coded into the columns)"""
         @property
         def rows(self) -> int: ...
     @staticmethod
@@ -440,10 +443,10 @@ class _spgemm(ModuleType):
     """SMASH-style two-phase hash SpGEMM (OpenMP)"""
     @staticmethod
     def multiply_i32(a_indptr: np.ndarray, a_indices: np.ndarray, a_data: np.ndarray | None, n: int, k: int, b_indptr: np.ndarray, b_indices: np.ndarray, b_data: np.ndarray | None, m: int, threads: int, shared_at: int = 0, dense_at: int = 0, fused_max: int = -1, interleave: int = -1) -> tuple[Any, ...]:
-        """multiply(a_indptr, a_indices, a_data|None, n, k, b_indptr, b_indices, b_data|None, m, threads) -> (indptr int64, indices, data float64, stats). A is n x k, B is k x m, CSR with unique column indices per row; data None means all ones. Output columns ascending. shared_at / dense_at > 0 override the product counts from which a row goes to the shared (SMASH, all threads) table or the dense accumulator (0: automatic). fused_max: largest product count for the one-region small-product path (-1: automatic, 0: never). interleave: the one-region path's phases row by row (-1: when B exceeds the L2 cache, 0: never, 1: always)."""
+        """multiply(a_indptr, a_indices, a_data|None, n, k, b_indptr, b_indices, b_data|None, m, threads) -> (indptr int64, indices, data float64, stats). A is n x k, B is k x m, CSR with unique column indices per row; data None means all ones. Output columns ascending. shared_at / dense_at > 0 override the product counts from which a row goes to the shared (SMASH, all threads) table or the dense accumulator (0: automatic). fused_max: largest product count for the one-region small-product path (-1: automatic, 0: never). interleave: the one-region path's phases row by row (1; -1 automatic and 0: not)."""
     @staticmethod
     def multiply_i64(a_indptr: np.ndarray, a_indices: np.ndarray, a_data: np.ndarray | None, n: int, k: int, b_indptr: np.ndarray, b_indices: np.ndarray, b_data: np.ndarray | None, m: int, threads: int, shared_at: int = 0, dense_at: int = 0, fused_max: int = -1, interleave: int = -1) -> tuple[Any, ...]:
-        """multiply(a_indptr, a_indices, a_data|None, n, k, b_indptr, b_indices, b_data|None, m, threads) -> (indptr int64, indices, data float64, stats). A is n x k, B is k x m, CSR with unique column indices per row; data None means all ones. Output columns ascending. shared_at / dense_at > 0 override the product counts from which a row goes to the shared (SMASH, all threads) table or the dense accumulator (0: automatic). fused_max: largest product count for the one-region small-product path (-1: automatic, 0: never). interleave: the one-region path's phases row by row (-1: when B exceeds the L2 cache, 0: never, 1: always)."""
+        """multiply(a_indptr, a_indices, a_data|None, n, k, b_indptr, b_indices, b_data|None, m, threads) -> (indptr int64, indices, data float64, stats). A is n x k, B is k x m, CSR with unique column indices per row; data None means all ones. Output columns ascending. shared_at / dense_at > 0 override the product counts from which a row goes to the shared (SMASH, all threads) table or the dense accumulator (0: automatic). fused_max: largest product count for the one-region small-product path (-1: automatic, 0: never). interleave: the one-region path's phases row by row (1; -1 automatic and 0: not)."""
 spgemm: _spgemm
 
 
