@@ -132,13 +132,21 @@ def test_app_backends_agree_across_ranks(tmp_path):
     common = ["ppr", "--graph", path, "--index", idx, "--sources", "random:60", "--seed", "4",
               "--iterations", "2", "--threshold", "1e-3", "--push-rule", "per-edge"]
     outs = []
-    for n, backend in ((1, "native"), (3, "native"), (2, "numpy")):
-        out, js = tmp_path / f"{backend}{n}.h5", tmp_path / f"{backend}{n}.json"
+    for n, backend, engine in ((1, "native", "auto"), (3, "native", "replicated"),
+                               (3, "native", "partitioned"), (2, "numpy", "auto")):
+        out, js = tmp_path / f"{backend}{n}{engine}.h5", tmp_path / f"{backend}{n}{engine}.json"
         r = run_app("pagerank", n, *common, "--backend", backend, "--output", out, "--json", js,
-                    "--check", "--min-precision", "0.95")
+                    "--check", "--min-precision", "0.95",
+                    *(["--engine", engine] if engine != "auto" else []))
         assert r.returncode == 0, r.stdout + r.stderr
         rec = load_json(js)
         assert rec["backend"] == backend and rec["metrics"]["queries"] == 60
+        if engine == "partitioned":   # each rank its block's rows, balanced in bytes
+            m = rec["metrics"]
+            assert rec["engine"] == m["engine"] == "partitioned"
+            assert len(m["engine_bytes_per_rank"]) == 3
+            assert sum(m["engine_bytes_per_rank"]) == m["replicated_engine_bytes"] + 32
+            assert m["engine_bytes_max_times_p_over_replicated"] <= 1.2
         outs.append(out)
     with h5py.File(outs[0]) as a:
         for o in outs[1:]:
@@ -155,7 +163,9 @@ def test_app_rejects_bad_query_options(tmp_path):
     path = data_file("graphs", "email-Eu-core.txt")
     for extra, what in ((["--backend", "numpy", "--combine-rel", "1e-3"], "--combine-rel"),
                         (["--combine-rel", "-1"], "--combine-rel"),
-                        (["--backend", "numba"], "numba")):
+                        (["--backend", "numba"], "numba"),
+                        (["--backend", "numpy", "--engine", "partitioned"], "--engine"),
+                        (["--engine", "sharded"], "--engine")):
         r = run_app("pagerank", 2, "ppr", "--graph", path, "--sources", "1", *extra)
         assert r.returncode == 2 and "error:" in r.stderr and what in r.stderr, r.stderr
 

@@ -17,7 +17,9 @@ Per graph, in one process (1 rank, --threads OpenMP threads for the native engin
   the sources; its mean time per query x queries is the baseline batch time;
 - accuracy on --check-queries of the sources against exact PPR (ppr.exact_ppr, residual
   < 1e-13): precision@20 (ties-aware) and L1 error of the whole estimated vector.
-With --ranks, the app itself (ppr-index, then ppr --index, native back end) under mpiexec.
+With --ranks, the app itself (ppr-index, then ppr --index, native back end) under mpiexec, for
+each of --engines (replicated / partitioned), the engines alternating --repeat times (median
+queries/s), with the engine's graph + index bytes per rank from the record.
 """
 from __future__ import annotations
 
@@ -53,6 +55,10 @@ def main() -> int:
     ap.add_argument("--check-queries", type=int, default=200)
     ap.add_argument("--no-scipy", action="store_true", help="skip the SciPy-path reference run")
     ap.add_argument("--ranks", default="", help="also run the app under mpiexec at these counts")
+    ap.add_argument("--engines", default="replicated",
+                    help="native engines of the app runs (--ranks), alternating: replicated, "
+                         "partitioned or both (comma-separated); each run's record gives the "
+                         "engine's graph + index bytes per rank")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", default=str(ROOT / "scaling" / "results" / "pagerank_ppr.json"))
     args = ap.parse_args()
@@ -132,7 +138,10 @@ def main() -> int:
     cols = ["graph", "vertices", "edges", "index_s", "engine_s", "batch_s", "queries_per_s",
             "scipy_queries_per_s", "baseline_queries_per_s", "speedup", "precision_at_20_mean",
             "precision_at_20_min", "l1_err_mean", "load_1min"] + \
-        [f"queries_per_s_{p}ranks" for p in args.ranks.split(",") if p]
+        [f"queries_per_s_{p}ranks_{e}" for p in args.ranks.split(",") if p
+         for e in args.engines.split(",")] + \
+        [f"bytes_max_x_p_over_replicated_{p}ranks" for p in args.ranks.split(",") if p
+         and "partitioned" in args.engines]
     print("\n| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:
@@ -156,14 +165,29 @@ def _mpi_rows(row: dict, spec: str, args) -> None:
                               "--batch", max(64, 4096 * 1000 // args.walks), "--quiet"],
                              env=ENV, timeout=TIMEOUT, cwd=ROOT)
             row[f"index_{p}ranks_s"] = rec["timings"]["walks"]["min"]
-            rec = run_record(p, "hpc.pagerank",
-                             ["ppr", *src, "--cache", cache, "--index", idx,
-                              "--sources", f"random:{args.queries}",
-                              "--iterations", args.iterations, "--threshold", args.threshold,
-                              "--push-rule", args.push_rule, "--combine-rel", args.combine_rel,
-                              "--threads", args.threads, "--repeat", args.repeat + 1, "--quiet"],
-                             env=ENV, timeout=TIMEOUT, cwd=ROOT)
-            row[f"queries_per_s_{p}ranks"] = rec["metrics"]["queries_per_s"]
+            engines = args.engines.split(",")
+            rates: dict = {e: [] for e in engines}
+            for _ in range(max(1, args.repeat)):      # alternating engines, each best of 2
+                for e in engines:
+                    rec = run_record(p, "hpc.pagerank",
+                                     ["ppr", *src, "--cache", cache, "--index", idx,
+                                      "--sources", f"random:{args.queries}",
+                                      "--iterations", args.iterations,
+                                      "--threshold", args.threshold,
+                                      "--push-rule", args.push_rule,
+                                      "--combine-rel", args.combine_rel, "--engine", e,
+                                      "--threads", args.threads, "--repeat", 2, "--quiet"],
+                                     env=ENV, timeout=TIMEOUT, cwd=ROOT)
+                    m = rec["metrics"]
+                    rates[e].append(m["queries_per_s"])
+                    row[f"engine_bytes_per_rank_{p}ranks_{e}"] = m["engine_bytes_per_rank"]
+                    row[f"replicated_engine_bytes_{p}ranks"] = m["replicated_engine_bytes"]
+                    if e == "partitioned":
+                        row[f"bytes_max_x_p_over_replicated_{p}ranks"] = \
+                            m["engine_bytes_max_times_p_over_replicated"]
+            for e in engines:   # median of the alternating runs
+                row[f"queries_per_s_{p}ranks_{e}"] = float(np.median(rates[e]))
+            row[f"load_1min_{p}ranks"] = os.getloadavg()[0]
 
 
 if __name__ == "__main__":
