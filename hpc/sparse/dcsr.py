@@ -69,6 +69,9 @@ class DistCSR:
     canonical : bool, default False
         ``local`` is a ``csr_matrix`` already canonical (indices sorted, no duplicates): kept
         as it is (no copy, no check). For readers that build it so.
+    nnz : int, optional
+        The global entry count, when the caller knows it (the same on every rank): saves the
+        allreduce that counts it.
 
     Attributes
     ----------
@@ -85,7 +88,7 @@ class DistCSR:
 
     def __init__(self, comm, local, shape: tuple[int, int], row_offsets=None, col_offsets=None,
                  backend: str | None = None, exchange: str = "neighbor", *,
-                 canonical: bool = False):
+                 canonical: bool = False, nnz: int | None = None):
         comm = as_comm(comm)
         self.comm = comm
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
@@ -113,7 +116,8 @@ class DistCSR:
         self._plan: GhostPlan | None = None
         self._aligned = bool(self.shape[0] == self.shape[1]
                              and np.array_equal(self.row_offsets, self.col_offsets))
-        self._nnz = int(comm.allreduce(int(A.nnz)))  # eager: a lazy collective is a trap
+        # eager: a lazy collective is a trap
+        self._nnz = int(nnz) if nnz is not None else int(comm.allreduce(int(A.nnz)))
         self.grid: tuple[int, ...] | None = None   # set by the structured generators
         self.stencil: str | None = None
 

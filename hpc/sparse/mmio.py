@@ -284,6 +284,7 @@ class _Packed:
     packed: np.ndarray
     counts: np.ndarray
     lines: int
+    order: tuple = (0, 0, 0, 0, 0)  # (flags, first/last row-major, first/last column-major key)
 
 
 def _native_router():
@@ -429,6 +430,9 @@ _OK, _ERROR, _EXACT, _MEMORY = 0, 1, 2, 3
 #: up to this many ranks the send counts ride in the Allgather (p*p int64 on every rank);
 #: beyond it they take their own Alltoall
 _GATHER_COUNTS_MAX = 64
+#: columns of the Allgather before the send counts: status, need, have, entry lines, and the
+#: order flags and keys of parse_route
+_FIXED = 9
 
 
 def _memory_here(h: Header, comm) -> tuple[bool, int, int]:
@@ -507,16 +511,17 @@ def _raise_agreed(comm, table: np.ndarray, msg: str | None, h, bytes_per_rank) -
 def read_local_entries(path, comm, threads: int | None = None, row_offsets=None):
     """Header, row offsets, and this rank's entries ``(h, roff, i, j, v)``: 0-based, its
     rows only, symmetric storage expanded. Collective (see :func:`_entries`)."""
-    h, roff, got = _entries(path, comm, threads, row_offsets)
+    h, roff, got, _ = _entries(path, comm, threads, row_offsets)
     if isinstance(got, np.ndarray):
         return h, roff, got[:, 0], got[:, 1], np.ascontiguousarray(got[:, 2]).view(np.float64)
     return (h, roff, *got)
 
 
 def _entries(path, comm, threads: int | None = None, row_offsets=None):
-    """Header, row offsets, and this rank's entries (0-based, symmetric storage expanded):
-    the received (n, 3) int64 rows (i, j, bits of v) of the native router, else (i, j, v).
-    Collective.
+    """Header, row offsets, this rank's entries (0-based, symmetric storage expanded): the
+    received (n, 3) int64 rows (i, j, bits of v) of the native router, else (i, j, v); and
+    the matrix's entry count when the gathered order proves there are no duplicates, else
+    None. Collective.
 
     The usual path (every range parsed by fast_matrix_market) costs ONE collective: an
     Allgather of each rank's status, memory figures, entry count and send counts (an
@@ -528,8 +533,10 @@ def _entries(path, comm, threads: int | None = None, row_offsets=None):
     status, msg, h, roff, region, first_line, result, need, have = \
         _read_fast(path, comm, threads, row_offsets)
     dest = scount = None
+    order = (0, 0, 0, 0, 0)  # nothing proved
     if status == _OK and h.format == "coordinate" and isinstance(result, _Packed):
         count, scount = int(result.lines), result.counts  # mirrored and grouped natively
+        order = result.order
     elif status == _OK and h.format == "coordinate":
         i, j, v = result
         count = int(i.size)
@@ -541,16 +548,16 @@ def _entries(path, comm, threads: int | None = None, row_offsets=None):
     if p == 1:  # nothing to agree with
         if status == _ERROR:
             raise UsageError(msg)
-        table = np.array([[status, need, have, count]], dtype=np.int64)
+        table = np.array([[status, need, have, count, *order]], dtype=np.int64)
     else:
         small = p <= _GATHER_COUNTS_MAX
         table = _gather_rows(comm, np.concatenate(
-            ([status, need, have, count], scount if small else [])))
+            ([status, need, have, count, *order], scount if small else [])))
     bytes_per_rank = _entry_bytes(h, p) if h is not None else 0.0
     _raise_agreed(comm, table, msg, h, bytes_per_rank)
     if h.format == "array":
         i, j, v = _expand(h, *_read_array(h, comm))
-        return h, roff, _routing(comm, roff, i, j, v)
+        return h, roff, _routing(comm, roff, i, j, v), None
     counts = table[:, 3]
 
     def line_numbers() -> int:  # collective: every rank calls it under the same condition
@@ -585,15 +592,40 @@ def _entries(path, comm, threads: int | None = None, row_offsets=None):
     if total < h.entries:
         raise UsageError(f"{h.path}:{h.size_line}: declares {h.entries} entries but the file has "
                          f"{total} (truncated?)")
-    if table is not None and table.shape[1] == 4 + p:
-        rcount = np.ascontiguousarray(table[:, 4 + rank])
+    if table is not None and table.shape[1] == _FIXED + p:
+        rcount = np.ascontiguousarray(table[:, _FIXED + rank])
     else:
         rcount = None
     if isinstance(result, _Packed):
-        return h, roff, _exchange_packed(comm, result.packed, result.counts, rcount)
+        nnz = None
+        if _no_duplicates(h, table):  # then the global entry count is the routed total
+            nnz = int(result.packed.shape[0]) if p == 1 else \
+                (int(table[:, _FIXED:].sum()) if table.shape[1] == _FIXED + p else None)
+        return h, roff, _exchange_packed(comm, result.packed, result.counts, rcount), nnz
     if p == 1:
-        return h, roff, (i, j, v)
-    return h, roff, _routing(comm, roff, i, j, v, dest, scount, rcount)
+        return h, roff, (i, j, v), None
+    return h, roff, _routing(comm, roff, i, j, v, dest, scount, rcount), None
+
+
+def _no_duplicates(h: Header, table: np.ndarray | None) -> bool:
+    """Whether the gathered order columns (:func:`hpc._core.mmio.parse_route`'s ``order``)
+    prove that no two entries of the file, mirrors included, share a (row, column): every
+    non-empty range strictly increasing in one key order, each range's first key above the
+    previous one's last, and symmetric storage all in one triangle (the mirrors then lie in
+    the other, strictly). Every rank decides the same from the same table."""
+    if table is None or (table[:, 0] != _OK).any():
+        return False
+    flags, keys = table[:, 4], table[:, 5:9]
+    full = (flags & 16) != 0
+    flags, keys = flags[full], keys[full]
+    if flags.size == 0:
+        return True
+    if h.symmetry != "general" and not ((flags & 4).all() or (flags & 8).all()):
+        return False
+    for bit, first, last in ((1, 0, 1), (2, 2, 3)):
+        if (flags & bit).all() and (keys[1:, first] > keys[:-1, last]).all():
+            return True
+    return False
 
 
 def _exchange_packed(comm, packed: np.ndarray, scount: np.ndarray,
@@ -701,7 +733,7 @@ def read_matrix(path: str | os.PathLike, comm=None, backend: str | None = None,
     comm = as_comm(comm)
     if not isinstance(path, (str, os.PathLike)):
         raise InputTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    h, roff, got = _entries(path, comm, row_offsets=row_offsets)
+    h, roff, got, nnz = _entries(path, comm, row_offsets=row_offsets)
     lo, hi = int(roff[comm.Get_rank()]), int(roff[comm.Get_rank() + 1])
     router = _native_router() if isinstance(got, np.ndarray) else None
     if router is not None:  # canonical CSR straight from the received rows
@@ -717,7 +749,7 @@ def read_matrix(path: str | os.PathLike, comm=None, backend: str | None = None,
         local = sp.csr_matrix((v, (i - lo if lo else i, j)), shape=(hi - lo, h.cols))
         local.sum_duplicates()
     A = DistCSR(comm, local, (h.rows, h.cols), row_offsets=roff, backend=backend,
-                canonical=True)
+                canonical=True, nnz=nnz if router is not None else None)
     A.mm_header = h
     return A
 

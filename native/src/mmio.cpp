@@ -13,6 +13,8 @@
 #include <cstring>
 #include <limits>
 #include <optional>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "hpc/checks.hpp"
@@ -101,8 +103,10 @@ void parse_lines(const char* p, const char* e, int k, int field, int64_t rows, i
   }
 }
 
-py::object parse_coo(py::buffer text, int k, const std::string& field, int64_t rows,
-                     int64_t cols, bool skew, int threads) {
+// Parses `text` on up to `threads` threads (cut at newlines): the parts in order, or an
+// empty vector when any line is not exact.
+std::vector<Part> parse_parts(py::buffer text, int k, const std::string& field, int64_t rows,
+                              int64_t cols, bool skew, int threads) {
   if (k != 2 && k != 3) hpc::fail("k must be 2 or 3");
   const int f = field == "real" ? 0 : field == "integer" ? 1 : field == "pattern" ? 2 : -1;
   if (f < 0 || (f == 2) != (k == 2)) hpc::fail("field must be real, integer (k=3) or pattern (k=2)");
@@ -129,11 +133,17 @@ py::object parse_coo(py::buffer text, int k, const std::string& field, int64_t r
     for (int t = 0; t < nt; ++t)
       parse_lines(base + cut[t], base + cut[t + 1], k, f, rows, cols, skew, parts[t]);
   }
+  for (auto& part : parts)
+    if (!part.ok) return {};
+  return parts;
+}
+
+py::object parse_coo(py::buffer text, int k, const std::string& field, int64_t rows,
+                     int64_t cols, bool skew, int threads) {
+  std::vector<Part> parts = parse_parts(text, k, field, rows, cols, skew, threads);
+  if (parts.empty()) return py::none();
   std::size_t total = 0;
-  for (auto& part : parts) {
-    if (!part.ok) return py::none();
-    total += part.i.size();
-  }
+  for (auto& part : parts) total += part.i.size();
   hpc::carray<int64_t> I(static_cast<py::ssize_t>(total)), J(static_cast<py::ssize_t>(total));
   hpc::carray<double> V(static_cast<py::ssize_t>(total));
   int64_t* pi = I.mutable_data();
@@ -162,6 +172,40 @@ inline int owner_of(const int64_t* roff, int p, int64_t r) {
   return int(std::upper_bound(roff + 1, roff + p + 1, r) - (roff + 1));
 }
 
+// What the stored entries' order proves, for a reader that must know whether any two are one
+// (row, column): (flags, first and last row-major key, first and last column-major key) with
+// flags 1: row-major keys (i * cols + j) strictly increasing, 2: column-major keys (j * rows +
+// i) strictly increasing, 4: all in the lower triangle (i >= j), 8: all in the upper one,
+// 16: not empty. Ranges in file order, each strictly increasing and each first key above the
+// previous range's last, hold no duplicates. Keys need rows * cols < 2^62 (else flags 1, 2 off).
+py::tuple order_of(const std::vector<Part>& parts, int64_t rows, int64_t cols) {
+  const bool keyed = rows < (int64_t(1) << 31) && cols < (int64_t(1) << 31);
+  bool rm = keyed, cm = keyed, lower = true, upper = true, any = false;
+  int64_t f_rm = 0, l_rm = 0, f_cm = 0, l_cm = 0;
+  for (const Part& part : parts) {
+    const int64_t m = int64_t(part.i.size());
+    for (int64_t e = 0; e < m; ++e) {
+      const int64_t i = part.i[e], j = part.j[e];
+      const int64_t kr = i * cols + j, kc = j * rows + i;
+      if (!any) {
+        f_rm = kr;
+        f_cm = kc;
+        any = true;
+      } else {
+        rm = rm && kr > l_rm;
+        cm = cm && kc > l_cm;
+      }
+      l_rm = kr;
+      l_cm = kc;
+      lower = lower && i >= j;
+      upper = upper && i <= j;
+    }
+  }
+  const int64_t flags = (any && rm ? 1 : 0) | (any && cm ? 2 : 0) | (lower ? 4 : 0) |
+                        (upper ? 8 : 0) | (any ? 16 : 0);
+  return py::make_tuple(flags, f_rm, l_rm, f_cm, l_cm);
+}
+
 // parse_coo, then every entry (and, for symmetric storage, the mirror of every off-diagonal
 // one) written once into rows of three int64 (i, j, the bits of v) grouped by the rank that
 // owns its row: a counting sort by owner, so the buffer goes to MPI_Alltoallv as it is.
@@ -177,22 +221,27 @@ py::object parse_route(py::buffer text, int k, const std::string& field, int64_t
   const int64_t* roff = roff_a.data();
   if (p < 1 || roff[0] != 0 || roff[p] != rows || !hpc::non_decreasing(roff, p))
     hpc::fail("row_offsets must run from 0 to rows, never decreasing");
-  py::object parsed = parse_coo(text, k, field, rows, cols, sym == 2, threads);
-  if (parsed.is_none()) return parsed;
-  auto t = parsed.cast<py::tuple>();
-  auto I = t[0].cast<hpc::carray<int64_t>>(), J = t[1].cast<hpc::carray<int64_t>>();
-  auto V = t[2].cast<hpc::carray<double>>();
-  const int64_t n = I.shape(0);
-  const int64_t* pi = I.data();
-  const int64_t* pj = J.data();
-  const double* pv = V.data();
+  std::vector<Part> parts = parse_parts(text, k, field, rows, cols, sym == 2, threads);
+  if (parts.empty()) return py::none();
   std::vector<int64_t> count(p, 0);
-  int64_t total = 0;
+  int64_t total = 0, n = 0;
   {
     py::gil_scoped_release nogil;
-    for (int64_t e = 0; e < n; ++e) {
-      ++count[p == 1 ? 0 : owner_of(roff, p, pi[e])];
-      if (sym && pi[e] != pj[e]) ++count[p == 1 ? 0 : owner_of(roff, p, pj[e])];
+    for (const Part& part : parts) {
+      const int64_t m = int64_t(part.i.size());
+      const int64_t* pi = part.i.data();
+      const int64_t* pj = part.j.data();
+      n += m;
+      if (p == 1) {
+        count[0] += m;
+        if (sym)
+          for (int64_t e = 0; e < m; ++e) count[0] += pi[e] != pj[e];
+        continue;
+      }
+      for (int64_t e = 0; e < m; ++e) {
+        ++count[owner_of(roff, p, pi[e])];
+        if (sym && pi[e] != pj[e]) ++count[owner_of(roff, p, pj[e])];
+      }
     }
     for (int q = 0; q < p; ++q) total += count[q];
   }
@@ -209,70 +258,107 @@ py::object parse_route(py::buffer text, int k, const std::string& field, int64_t
       row[1] = c;
       std::memcpy(row + 2, &v, sizeof v);
     };
-    for (int64_t e = 0; e < n; ++e) {
-      put(pi[e], pj[e], pv[e]);
-      if (sym && pi[e] != pj[e]) put(pj[e], pi[e], sym == 2 ? -pv[e] : pv[e]);
+    for (const Part& part : parts) {
+      const int64_t m = int64_t(part.i.size());
+      for (int64_t e = 0; e < m; ++e) {
+        const int64_t r = part.i[e], c = part.j[e];
+        const double v = k == 3 ? part.v[e] : 1.0;
+        put(r, c, v);
+        if (sym && r != c) put(c, r, sym == 2 ? -v : v);
+      }
     }
     std::copy(count.begin(), count.end(), counts.mutable_data());
   }
-  return py::make_tuple(packed, counts, n);
+  return py::make_tuple(packed, counts, n, order_of(parts, rows, cols));
 }
 
-struct ColVal {
-  int64_t c;
-  double v;
-};
-
-// One row's entries sorted by column (stable: duplicates are summed in arrival order) and
-// duplicates summed in place; returns how many are left. Rows arrive mostly sorted (a file in
-// row or column order, its mirrors in order), where insertion sort is one pass.
-inline int64_t sort_sum_row(ColVal* a, int64_t m) {
-  if (m <= 64) {
+// One row's (column, value) pairs sorted by column (stable: duplicates are summed in
+// arrival order) and duplicates summed, in place; returns how many are left. Rows arrive
+// mostly sorted (a file in row or column order, its mirrors in order): insertion sort is then
+// one pass; long unsorted rows go through an index sort.
+template <typename I>
+int64_t sort_sum_row(I* c, double* v, int64_t m, std::vector<std::pair<I, double>>& scratch) {
+  bool sorted = true;
+  for (int64_t x = 1; x < m && sorted; ++x) sorted = c[x - 1] <= c[x];
+  if (!sorted && m <= 64) {
     for (int64_t x = 1; x < m; ++x) {
-      ColVal key = a[x];
+      const I kc = c[x];
+      const double kv = v[x];
       int64_t y = x;
-      while (y > 0 && a[y - 1].c > key.c) {
-        a[y] = a[y - 1];
-        --y;
+      for (; y > 0 && c[y - 1] > kc; --y) {
+        c[y] = c[y - 1];
+        v[y] = v[y - 1];
       }
-      a[y] = key;
+      c[y] = kc;
+      v[y] = kv;
     }
-  } else {
-    std::stable_sort(a, a + m, [](const ColVal& l, const ColVal& r) { return l.c < r.c; });
+  } else if (!sorted) {
+    scratch.resize(std::size_t(m));
+    for (int64_t x = 0; x < m; ++x) scratch[x] = {c[x], v[x]};
+    std::stable_sort(scratch.begin(), scratch.end(),
+                     [](const auto& l, const auto& r) { return l.first < r.first; });
+    for (int64_t x = 0; x < m; ++x) std::tie(c[x], v[x]) = scratch[x];
   }
   int64_t w = 0;
   for (int64_t x = 0; x < m; ++x) {
-    if (w > 0 && a[w - 1].c == a[x].c)
-      a[w - 1].v += a[x].v;
-    else
-      a[w++] = a[x];
+    if (w > 0 && c[w - 1] == c[x]) {
+      v[w - 1] += v[x];
+    } else {
+      c[w] = c[x];
+      v[w] = v[x];
+      ++w;
+    }
+  }
+  return w;
+}
+
+// Scatter by row into indices/data (a counting sort), then sort and sum each row in place and
+// close the gaps duplicates leave. Returns the final entry count; ptr gets the final indptr.
+template <typename I>
+int64_t build_rows(const int64_t* in, int64_t n, int64_t lo, int64_t nrows, I* ptr, I* ind,
+                   double* val) {
+  std::vector<int64_t> start(nrows + 1, 0);
+  for (int64_t e = 0; e < n; ++e) ++start[in[3 * e] - lo + 1];
+  for (int64_t r = 0; r < nrows; ++r) start[r + 1] += start[r];
+  {
+    std::vector<int64_t> at(start.begin(), start.end() - 1);
+    for (int64_t e = 0; e < n; ++e) {
+      const int64_t w = at[in[3 * e] - lo]++;
+      ind[w] = static_cast<I>(in[3 * e + 1]);
+      std::memcpy(val + w, in + 3 * e + 2, sizeof(double));
+    }
+  }
+  std::vector<std::pair<I, double>> scratch;
+  int64_t w = 0;
+  ptr[0] = 0;
+  for (int64_t r = 0; r < nrows; ++r) {
+    const int64_t b = start[r], m = start[r + 1] - b;
+    const int64_t kept = sort_sum_row(ind + b, val + b, m, scratch);
+    if (w != b) {  // duplicates earlier: move this row down
+      std::memmove(ind + w, ind + b, std::size_t(kept) * sizeof(I));
+      std::memmove(val + w, val + b, std::size_t(kept) * sizeof(double));
+    }
+    w += kept;
+    ptr[r + 1] = static_cast<I>(w);
   }
   return w;
 }
 
 template <typename I>
-py::tuple csr_out(const std::vector<ColVal>& tmp, const std::vector<int64_t>& start,
-                  const std::vector<int64_t>& kept, int64_t nrows, int64_t nnz) {
+py::tuple csr_out(const int64_t* in, int64_t n, int64_t lo, int64_t nrows) {
   hpc::carray<I> indptr(static_cast<py::ssize_t>(nrows + 1));
-  hpc::carray<I> indices(static_cast<py::ssize_t>(nnz));
-  hpc::carray<double> data(static_cast<py::ssize_t>(nnz));
-  I* ptr = indptr.mutable_data();
-  I* ind = indices.mutable_data();
-  double* val = data.mutable_data();
+  hpc::carray<I> indices(static_cast<py::ssize_t>(n));
+  hpc::carray<double> data(static_cast<py::ssize_t>(n));
+  int64_t nnz;
   {
     py::gil_scoped_release nogil;
-    int64_t w = 0;
-    ptr[0] = 0;
-    for (int64_t r = 0; r < nrows; ++r) {
-      const ColVal* a = tmp.data() + start[r];
-      for (int64_t x = 0; x < kept[r]; ++x, ++w) {
-        ind[w] = static_cast<I>(a[x].c);
-        val[w] = a[x].v;
-      }
-      ptr[r + 1] = static_cast<I>(w);
-    }
+    nnz = build_rows<I>(in, n, lo, nrows, indptr.mutable_data(), indices.mutable_data(),
+                        data.mutable_data());
   }
-  return py::make_tuple(indptr, indices, data);
+  if (nnz == n) return py::make_tuple(indptr, indices, data);
+  py::slice keep(0, static_cast<py::ssize_t>(nnz), 1);  // duplicates summed: a prefix
+  return py::make_tuple(indptr, py::array(indices[keep]).attr("copy")(),
+                        py::array(data[keep]).attr("copy")());
 }
 
 // The canonical CSR (sorted columns, duplicates summed, explicit zeros kept, as SciPy's
@@ -284,38 +370,18 @@ py::tuple csr_from_packed(py::array packed_a, int64_t lo, int64_t nrows, int64_t
   if (nrows < 0 || ncols < 0 || lo < 0) hpc::fail("lo, nrows and ncols must be >= 0");
   const int64_t n = packed.shape(0);
   const int64_t* in = packed.data();
-  std::vector<int64_t> start(nrows + 1, 0), kept(nrows, 0);
-  std::vector<ColVal> tmp(n);
-  int64_t nnz = 0;
-  bool ok = true;
+  uint64_t bad = 0;
   {
     py::gil_scoped_release nogil;
-    for (int64_t e = 0; e < n; ++e) {
-      const int64_t r = in[3 * e] - lo, c = in[3 * e + 1];
-      if (r < 0 || r >= nrows || c < 0 || c >= ncols) {
-        ok = false;
-        break;
-      }
-      ++start[r + 1];
-    }
-    if (ok) {
-      for (int64_t r = 0; r < nrows; ++r) start[r + 1] += start[r];
-      std::vector<int64_t> at(start.begin(), start.end() - 1);
-      for (int64_t e = 0; e < n; ++e) {
-        ColVal& d = tmp[at[in[3 * e] - lo]++];
-        d.c = in[3 * e + 1];
-        std::memcpy(&d.v, in + 3 * e + 2, sizeof d.v);
-      }
-      for (int64_t r = 0; r < nrows; ++r) {
-        kept[r] = sort_sum_row(tmp.data() + start[r], start[r + 1] - start[r]);
-        nnz += kept[r];
-      }
-    }
+    // unsigned: a negative index wraps above any bound (one vectorisable pass)
+    for (int64_t e = 0; e < n; ++e)
+      bad |= uint64_t(uint64_t(in[3 * e] - lo) >= uint64_t(nrows)) |
+             uint64_t(uint64_t(in[3 * e + 1]) >= uint64_t(ncols));
   }
-  if (!ok) hpc::fail("packed: a row or column index out of range");
-  const int64_t i32max = std::numeric_limits<int32_t>::max();
-  if (ncols <= i32max && nnz <= i32max) return csr_out<int32_t>(tmp, start, kept, nrows, nnz);
-  return csr_out<int64_t>(tmp, start, kept, nrows, nnz);
+  if (bad) hpc::fail("packed: a row or column index out of range");
+  if (ncols <= std::numeric_limits<int32_t>::max() && n <= std::numeric_limits<int32_t>::max())
+    return csr_out<int32_t>(in, n, lo, nrows);
+  return csr_out<int64_t>(in, n, lo, nrows);
 }
 }  // namespace
 
@@ -329,10 +395,13 @@ HPC_SUBMODULE(mmio) {
   m.def("parse_route", &parse_route, py::arg("text"), py::arg("k"), py::arg("field"),
         py::arg("rows"), py::arg("cols"), py::arg("symmetry"), py::arg("row_offsets"),
         py::arg("threads") = 1,
-        "(packed, counts, lines): parse_coo's entries, plus the mirror of every off-diagonal "
-        "entry of symmetric (negated: skew-symmetric) storage, as rows (i, j, bits of v) of an "
-        "(n, 3) int64 array grouped by the rank owning row i under `row_offsets` (counts: how "
-        "many each), and the number of entry lines; None where parse_coo gives None.");
+        "(packed, counts, lines, order): parse_coo's entries, plus the mirror of every "
+        "off-diagonal entry of symmetric (negated: skew-symmetric) storage, as rows (i, j, bits "
+        "of v) of an (n, 3) int64 array grouped by the rank owning row i under `row_offsets` "
+        "(counts: how many each), the number of entry lines, and what their order proves: "
+        "(flags, first/last row-major key, first/last column-major key), flags 1 row-major "
+        "strictly increasing, 2 column-major strictly increasing, 4 all i >= j, 8 all i <= j, "
+        "16 not empty; None where parse_coo gives None.");
   m.def("csr_from_packed", &csr_from_packed, py::arg("packed"), py::arg("lo"), py::arg("nrows"),
         py::arg("ncols"),
         "(indptr, indices, data): canonical CSR (columns sorted, duplicates summed in order, "

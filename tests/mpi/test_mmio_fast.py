@@ -220,7 +220,8 @@ for _name in _COLLECTIVES:
 @pytest.mark.parametrize("name", ["bcsstk13", "jagmesh7"])
 def test_usual_path_collectives(name, parser):
     """The usual read (fast parse on every rank) costs one Allgather and one Alltoallv, and
-    read_matrix adds only DistCSR's nnz count; on one rank the reader calls no MPI at all."""
+    read_matrix adds only DistCSR's nnz count (none with the native router, on these files);
+    on one rank the reader calls no MPI at all."""
     from hpc.sparse.mmio import read_local_entries
 
     src = DATA / f"{name}.mtx"
@@ -239,9 +240,12 @@ def test_usual_path_collectives(name, parser):
     assert abs(G - R).max() == 0 and G.nnz == R.nnz
     c.calls = []
     A = read_matrix(src, c)
-    assert c.calls == (["allreduce"] if comm.size == 1
-                       else ["Allgather", "Alltoallv", "allreduce"])
+    # the native router proves from the entries' order (column-major, strictly increasing,
+    # one triangle) that nothing is summed: DistCSR gets the count without an allreduce
+    count = [] if parser == "native" else ["allreduce"]
+    assert c.calls == (count if comm.size == 1 else ["Allgather", "Alltoallv", *count])
     assert (gathered(A) != reference(str(src))).nnz == 0
+    assert A.nnz == reference(str(src)).nnz
 
 
 def test_row_offsets_and_faults_agree_with_few_collectives(parser):
@@ -340,18 +344,25 @@ def _canonical_rows(L: sp.csr_matrix) -> bool:
     return bool((d[inner] > 0).all())
 
 
+@pytest.mark.parametrize("order", ["random", "sorted", "unique", "both-triangles"])
 @pytest.mark.parametrize("sym", ["general", "symmetric", "skew-symmetric"])
-def test_routed_entries_match_scipy_with_duplicates_and_zeros(sym, parser):
-    """Entries in random order with duplicates (summed), explicit zeros (kept) and mirrors
-    of symmetric storage, on uneven row blocks: each rank's CSR (built by the native router,
-    or from the fmm path) is canonical and the matrix is scipy.io.mmread's."""
+def test_routed_entries_match_scipy_with_duplicates_and_zeros(sym, order, parser):
+    """Entries with duplicates (summed; in random order, or sorted so that a duplicate may
+    straddle two ranks' ranges), or unique and sorted (the count then proved without an
+    allreduce), explicit zeros (kept) and mirrors of symmetric storage (stored in both
+    triangles: a mirror may meet a stored entry), on uneven row blocks: each rank's CSR is
+    canonical and the matrix and its count are scipy.io.mmread's."""
     rng = np.random.default_rng(11)
     n, m = 37, 400
     i, j = rng.integers(1, n + 1, m), rng.integers(1, n + 1, m)
-    if sym != "general":
+    if sym != "general" and order != "both-triangles":
         i, j = np.maximum(i, j), np.minimum(i, j)
-        if sym == "skew-symmetric":
-            i, j = i[i != j], j[i != j]
+    if sym == "skew-symmetric":
+        i, j = i[i != j], j[i != j]
+    if order != "random":  # column-major, as the files in ../shared/data are
+        k = np.unique(j * (n + 1) + i, return_index=True)[1] if order == "unique" \
+            else np.lexsort((i, j))
+        i, j = i[k], j[k]
     v = rng.integers(-2, 3, i.size).astype(float)  # small integers: exact sums, some zeros
     text = (f"%%MatrixMarket matrix coordinate real {sym}\n{n} {n} {i.size}\n"
             + "".join(f"{a} {b} {float(c)!r}\n" for a, b, c in zip(i, j, v)))
@@ -364,6 +375,10 @@ def test_routed_entries_match_scipy_with_duplicates_and_zeros(sym, parser):
     G = gathered(A)
     assert (G != R).nnz == 0
     assert A.nnz == R.nnz  # explicit zeros kept, as SciPy keeps them
+    if parser == "native":  # the count is proved only where nothing can be summed
+        from hpc.sparse.mmio import _entries
+
+        assert _entries(path, comm, row_offsets=roff)[3] == (R.nnz if order == "unique" else None)
 
 
 def test_csr_from_packed_checks_its_rows():
