@@ -596,11 +596,10 @@ class Plan {
       acc += ln[k];
     }
     // segments, decided per window of kWindow runs: all of one length with a compile-time
-    // gather (an indexed member's element) -> kGather; several lengths, all within 64 bytes
-    // -> kOne, one W-byte copy a run (W: the smallest power of two, 8..64, not below the
-    // longest); longer runs -> kChunks of W (not below the window's median length). Each
-    // window of a struct's members gets its members' own W (LAMMPS: 32 for the atoms'
-    // coordinates, 8 for their types). Equal neighbours are joined.
+    // gather (an indexed member's element) -> kGather; else chunks of W, the smallest power
+    // of two (8..64) not below the window's median length: kOne when every run fits one
+    // chunk (one W-byte copy a run, no loop), else kChunks. A struct's members get their own
+    // W (LAMMPS: 32 for the atoms' coordinates, 8 for their types). Equal neighbours join.
     auto pow2 = [](int64_t v) -> int64_t { return v <= 8 ? 8 : v <= 16 ? 16 : v <= 32 ? 32 : 64; };
     Vec win;
     for (size_t k = 0; k < n; k += kWindow) {
@@ -608,16 +607,15 @@ class Plan {
       win.assign(ln.begin() + static_cast<std::ptrdiff_t>(k), ln.begin() + static_cast<std::ptrdiff_t>(e));
       const int64_t top = *std::max_element(win.begin(), win.end());
       const bool same = std::all_of(win.begin(), win.end(), [&](int64_t l) { return l == top; });
-      Seg g{static_cast<int64_t>(k), static_cast<int64_t>(e), 0, kChunks};
+      std::nth_element(win.begin(), win.begin() + static_cast<std::ptrdiff_t>(win.size() / 2),
+                       win.end());
+      Seg g{static_cast<int64_t>(k), static_cast<int64_t>(e), pow2(win[win.size() / 2]),
+            kChunks};
       if (same && pick_gather<false>(top)) {
         g.unit = top;
         g.kind = kGather;
-      } else if (top <= 64) {
-        g.unit = pow2(top);
+      } else if (top <= g.unit) {  // every run one chunk: no loop (wider chunks waste stores)
         g.kind = kOne;
-      } else {
-        std::nth_element(win.begin(), win.begin() + static_cast<std::ptrdiff_t>(win.size() / 2), win.end());
-        g.unit = pow2(win[win.size() / 2]);
       }
       if (!segs_.empty() && segs_.back().unit == g.unit && segs_.back().kind == g.kind)
         segs_.back().hi = g.hi;
