@@ -147,6 +147,30 @@ def test_native_fused_and_two_region_paths_agree(threads, fused_max):
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
+def test_native_fused_bins_from_structure(threads):
+    """The one-region path's cost model: scattered columns take the summary bitmap, a band the
+    linear scan; with the phases interleaved row by row too; all exact against SciPy."""
+    rng = np.random.default_rng(31)
+    n = 20000  # 16 products over ~310 words per row: the summary (costs 140 vs linear 700)
+    rows = np.repeat(np.arange(n), 4)
+    scat = L.canonical(sp.csr_matrix((rng.standard_normal(rows.size),
+                                      (rows, rng.integers(0, n, rows.size))), shape=(n, n)))
+    band = banded(n=600, half=12, seed=32)
+    for a, b, kind in [(scat, scat, "rows_sparse"), (band, band, "rows_dense")]:
+        ref = ref_product(a, b)
+        for interleave in (-1, 1):
+            c, st = L.multiply_native(a, b, threads, interleave=interleave)
+            assert st["fused"] and st["interleaved"] == (interleave == 1)
+            assert st[kind] > a.shape[0] // 2
+            assert_same(c, ref)
+            assert c.has_sorted_indices
+    a, b = awkward(seed=33)
+    c, st = L.multiply_native(a, b, threads, interleave=1)
+    assert st["interleaved"] and st["rows_copy"] > 0 and st["rows_empty"] > 0
+    assert_same(c, ref_product(a, b))
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
 def test_native_fused_empty_rows_at_thread_edges(threads):
     """The one-region plan counts products by a running sum over A's entries and packs B row
     by row: empty rows of A and of B at the start and end of every thread's block of rows

@@ -119,13 +119,14 @@ def _native_core():
 
 
 def multiply_native(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1, shared_at: int = 0,
-                    dense_at: int = 0, fused_max: int = -1):
+                    dense_at: int = 0, fused_max: int = -1, interleave: int = -1):
     """C++/OpenMP two-phase hash SpGEMM (native/src/spgemm.cpp).
 
     shared_at / dense_at > 0 force the product count from which a row uses the shared (SMASH)
     table or the dense accumulator (tests use them to exercise every bin); 0 is automatic.
     fused_max: largest product count sent to the one-region small-product path (-1 automatic,
-    0 never; tests use it to run both paths).
+    0 never; tests use it to run both paths). interleave=1 runs that path's two phases row by
+    row (measured no faster, so -1 automatic and 0 leave them apart).
     """
     check(a, b)
     dt = _index_dtype(a, b, b.shape[1])
@@ -134,7 +135,7 @@ def multiply_native(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1, shared
     fn = core.multiply_i32 if dt == np.int32 else core.multiply_i64
     indptr, indices, data, stats = fn(ap, ai, ad, a.shape[0], a.shape[1], bp, bi, bd,
                                       b.shape[1], int(threads), int(shared_at), int(dense_at),
-                                      int(fused_max))
+                                      int(fused_max), int(interleave))
     return _wrap(indptr, indices, data, (a.shape[0], b.shape[1])), stats  # a fresh dict
 
 

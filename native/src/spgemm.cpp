@@ -618,6 +618,7 @@ template <typename I>
 struct FusedWork {
   std::vector<int64_t> pre, ep;  // ep: running products over A's entries (plan)
   std::vector<I> rnnz, tmp, word, wcnt;
+  std::vector<double> tmpv;  // values beside tmp (interleaved phases)
   std::vector<uint64_t> wmask;
   std::vector<int8_t> bin;
 };
@@ -631,6 +632,7 @@ struct FusedOut {
   int64_t nnz = 0, total = 0, packed = 0;
   int64_t bins[kNumBins] = {};
   int threads = 1;
+  bool interleaved = false;
   double t_plan = 0, t_sym = 0, t_num = 0;
 };
 
@@ -979,9 +981,9 @@ __attribute__((noinline)) int64_t fused_plan_block_model(const Csr<I>& A, const 
     }
     pre[i + 1] = p;
     s += p;
-    const int8_t b = p == 0 ? kEmpty
-                     : A.ptr[i + 1] - A.ptr[i] == 1 ? kCopy
-                     : static_cast<int8_t>(choose_bin(p, (hi >> 6) - (lo >> 6) + 1));
+    int8_t b = choose_bin(p, (hi >> 6) - (lo >> 6) + 1);
+    if (A.ptr[i + 1] - A.ptr[i] == 1) b = kCopy;
+    if (p == 0) b = kEmpty;
     bin[i] = b;
     bins[b]++;
   }
@@ -1078,6 +1080,35 @@ __attribute__((noinline)) int64_t fused_symbolic_block(const Csr<I>& A, const Cs
   return j;
 }
 
+// Both phases row by row (the interleaved mode): each row's sorted columns, then at once its
+// values, into the thread's temporaries; the second read of the row's B rows hits the cache.
+template <typename I>
+__attribute__((noinline)) int64_t fused_both_block(const Csr<I>& A, const Csr<I>& B, int64_t rb,
+                                                   int64_t re, const int8_t* bin, I* out,
+                                                   double* vout, I* rnnz, Tls<I>& S,
+                                                   const I* wcnt, const I* word,
+                                                   const uint64_t* wmask) {
+  int64_t j = 0;
+  double* acc = S.acc.data();
+  for (int64_t i = rb; i < re; ++i) {
+    const int8_t b = bin[i];
+    int64_t r = 0;
+    if (b != kEmpty) {
+      if (b == kCopy) {
+        const int64_t k = A.idx[A.ptr[i]];
+        r = B.ptr[k + 1] - B.ptr[k];
+        std::memcpy(out + j, B.idx + B.ptr[k], sizeof(I) * r);
+      } else {
+        r = fused_symbolic_row(A, B, i, b, out + j, S, wcnt, word, wmask);
+      }
+      fused_numeric_row(A, B, i, b, out + j, r, vout + j, acc);
+    }
+    rnnz[i] = static_cast<I>(r);
+    j += r;
+  }
+  return j;
+}
+
 template <typename I>
 __attribute__((noinline)) void fused_numeric_block(const Csr<I>& A, const Csr<I>& B, int64_t rb,
                                                    int64_t re, const int8_t* bin, const I* ip,
@@ -1090,7 +1121,7 @@ __attribute__((noinline)) void fused_numeric_block(const Csr<I>& A, const Csr<I>
 // Returns false (and does nothing) when the product has more than `limit` products.
 template <typename I>
 bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense_at,
-                    int64_t limit, FusedOut<I>& R) {
+                    int64_t limit, int interleave, FusedOut<I>& R) {
   const int64_t n = A.nrows;
   // Threads from an estimate (nnz(A) x mean row length of B): the exact count needs a pass.
   const double est = double(A.ptr[n]) * double(B.ptr[B.nrows]) / double(std::max<int64_t>(B.nrows, 1));
@@ -1098,10 +1129,19 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
   int T = choose_threads(est, threads);
   if (dense_at > 0) T = threads;  // tests: every thread count
   const int64_t dense_min = dense_at > 0 ? dense_at : 0;  // 0: the cost model (choose_bin)
+  // Phases interleaved row by row (interleave 1): each row's numeric step right after its
+  // symbolic one, while its B rows are in L1/L2, values into a temporary copied out at the
+  // end. Meant for a B larger than L2, where a separate numeric phase reads every B row from
+  // L3 a second time; measured on the scattered families (B 0.5-1.1 MB, L2 512 KiB), it was no
+  // faster (uniform-13000 slower: the values' temporary is written and copied), so it is
+  // off unless asked for (-1 automatic = off, 0 off, 1 on).
+  R.interleaved = interleave > 0;
+
   // Work arrays of the calling thread, kept across calls: fresh ones cost a page fault per
   // 4 KiB on first touch, which for these sizes is as much as the kernel.
   static thread_local FusedWork<I> work;
   FusedWork<I>& Wk = work;
+  std::vector<double>& tmpv = Wk.tmpv;
   Wk.pre.resize(n + 1);
   Wk.rnnz.resize(n);
   Wk.bin.resize(n);
@@ -1159,6 +1199,8 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
         abort = true;
       } else {
         if (int64_t(tmp.size()) < R.total + kSlack * nt) tmp.resize(R.total + kSlack * nt);
+        if (R.interleaved && int64_t(tmpv.size()) < R.total + kSlack * nt)
+          tmpv.resize(R.total + kSlack * nt);
       }
     }
     if (!abort) {
@@ -1175,7 +1217,10 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
       // This thread's rows, both phases: a block of equal products.
       const int64_t rb = equal_cut(pre, nt, t), re = equal_cut(pre, nt, t + 1);
       I* tb = tmp.data() + pre[rb] + kSlack * t;     // their column lists, back to back
-      const int64_t j = fused_symbolic_block(A, B, rb, re, bin, tb, rnnz, S, wp, wd, wm);
+      double* tv = R.interleaved ? tmpv.data() + pre[rb] + kSlack * t : nullptr;
+      const int64_t j = R.interleaved
+                            ? fused_both_block(A, B, rb, re, bin, tb, tv, rnnz, S, wp, wd, wm)
+                            : fused_symbolic_block(A, B, rb, re, bin, tb, rnnz, S, wp, wd, wm);
       part2[t + 1] = j;
 #pragma omp barrier
 #pragma omp single
@@ -1195,14 +1240,17 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
           base += rnnz[i];
         }
         if (t == nt - 1) R.indptr[n] = static_cast<I>(base);
-        fused_numeric_block(A, B, rb, re, bin, R.indptr, R.idx, rnnz, R.val, S.acc.data());
+        if (R.interleaved)
+          std::memcpy(R.val + part2[t], tv, sizeof(double) * j);
+        else
+          fused_numeric_block(A, B, rb, re, bin, R.indptr, R.idx, rnnz, R.val, S.acc.data());
       }
     }
   }
   // Keep at most ~8 MB between calls (the largest fused product's temporary).
   const size_t kept = (Wk.pre.capacity() + Wk.ep.capacity()) * 8 + (Wk.rnnz.capacity() + Wk.tmp.capacity() +
                       Wk.word.capacity() + Wk.wcnt.capacity()) * sizeof(I) +
-                      Wk.wmask.capacity() * 8 + Wk.bin.capacity();
+                      Wk.wmask.capacity() * 8 + Wk.bin.capacity() + tmpv.capacity() * 8;
   if (kept > (size_t(12) << 20)) Wk = FusedWork<I>();
   if (abort) return false;
   if (!(R.indptr && R.idx && R.val)) {
@@ -1230,7 +1278,7 @@ py::array owned_array(T* p, int64_t n) {
 
 // The record of one multiply: row counts per bin, threads, packing and phase times.
 py::dict run_stats(int64_t products, const int64_t (&bins)[kNumBins], int64_t shared_rows,
-                   int threads, int64_t packed_words, bool fused, double plan_s,
+                   int threads, int64_t packed_words, bool fused, bool interleaved, double plan_s,
                    double symbolic_s, double numeric_s) {
   py::dict stats;
   stats["products"] = products;
@@ -1244,6 +1292,7 @@ py::dict run_stats(int64_t products, const int64_t (&bins)[kNumBins], int64_t sh
   stats["threads"] = threads;
   stats["packed_words"] = packed_words;
   stats["fused"] = fused;
+  stats["interleaved"] = interleaved;
   stats["plan_s"] = plan_s;
   stats["symbolic_s"] = symbolic_s;
   stats["numeric_s"] = numeric_s;
@@ -1253,7 +1302,7 @@ py::dict run_stats(int64_t products, const int64_t (&bins)[kNumBins], int64_t sh
 // ---------------------------------------------------------------- driver
 template <typename I>
 py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared_at,
-                   int64_t dense_at, int64_t fused_max) {
+                   int64_t dense_at, int64_t fused_max, int interleave) {
   const int64_t n = A.nrows;
   // Small products: the one-region path (shared rows are for heavy rows: never there).
   const int64_t limit = fused_max < 0 ? kFusedMax : fused_max;
@@ -1262,14 +1311,15 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
     bool done;
     {
       py::gil_scoped_release nogil;
-      done = multiply_fused(A, B, threads, dense_at, limit, R);
+      done = multiply_fused(A, B, threads, dense_at, limit, interleave, R);
     }
     if (done) {
       py::array indptr = owned_array(R.indptr, n + 1);
       py::array indices = owned_array(R.idx, R.nnz);
       py::array data = owned_array(R.val, R.nnz);
       return py::make_tuple(indptr, indices, data,
-                            run_stats(R.total, R.bins, 0, R.threads, R.packed, true, R.t_plan,
+                            run_stats(R.total, R.bins, 0, R.threads, R.packed, true,
+                                      R.interleaved, R.t_plan,
                                       R.t_sym, R.t_num));
     }
   }
@@ -1372,7 +1422,7 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
   // plan: products per row, bins, chunks; numeric includes row offsets and output allocation
   return py::make_tuple(indptr, indices, data,
                         run_stats(P.total, P.bins, P.bins[kShared], P.threads,
-                                  W.used ? int64_t(W.word.size()) : int64_t(0), false, t1 - t0,
+                                  W.used ? int64_t(W.word.size()) : int64_t(0), false, false, t1 - t0,
                                   t2 - t1, t3 - t2));
 }
 
@@ -1408,7 +1458,7 @@ Csr<I> check_csr(const py::array& ptr_, const py::array& idx_, const py::object&
 template <typename I>
 py::tuple entry(py::array ap, py::array ai, py::object av, int64_t an, int64_t ak, py::array bp,
                 py::array bi, py::object bv, int64_t bm, int threads, int64_t shared_at,
-                int64_t dense_at, int64_t fused_max) {
+                int64_t dense_at, int64_t fused_max, int interleave) {
   if (an < 0 || ak < 0 || bm < 0) hpc::fail("spgemm: negative shape");
   if (threads < 1) hpc::fail("spgemm: threads must be >= 1");
   std::vector<py::object> keep;
@@ -1417,7 +1467,7 @@ py::tuple entry(py::array ap, py::array ai, py::object av, int64_t an, int64_t a
   const bool same = ap.ptr() == bp.ptr() && ai.ptr() == bi.ptr() && av.ptr() == bv.ptr() &&
                     an == ak && ak == bm;
   auto B = same ? A : check_csr<I>(bp, bi, bv, ak, bm, "spgemm B", keep);
-  return multiply(A, B, threads, shared_at, dense_at, fused_max);
+  return multiply(A, B, threads, shared_at, dense_at, fused_max, interleave);
 }
 }  // namespace
 
@@ -1429,13 +1479,14 @@ HPC_SUBMODULE(spgemm) {
       "with unique column indices per row; data None means all ones. Output columns ascending. "
       "shared_at / dense_at > 0 override the product counts from which a row goes to the "
       "shared (SMASH, all threads) table or the dense accumulator (0: automatic). fused_max: "
-      "largest product count for the one-region small-product path (-1: automatic, 0: never).";
+      "largest product count for the one-region small-product path (-1: automatic, 0: never). "
+      "interleave: the one-region path's phases row by row (1; -1 automatic and 0: not).";
   m.def("multiply_i32", &entry<int32_t>, doc, py::arg("a_indptr"), py::arg("a_indices"),
         py::arg("a_data"), py::arg("n"), py::arg("k"), py::arg("b_indptr"), py::arg("b_indices"),
         py::arg("b_data"), py::arg("m"), py::arg("threads"), py::arg("shared_at") = 0,
-        py::arg("dense_at") = 0, py::arg("fused_max") = -1);
+        py::arg("dense_at") = 0, py::arg("fused_max") = -1, py::arg("interleave") = -1);
   m.def("multiply_i64", &entry<int64_t>, doc, py::arg("a_indptr"), py::arg("a_indices"),
         py::arg("a_data"), py::arg("n"), py::arg("k"), py::arg("b_indptr"), py::arg("b_indices"),
         py::arg("b_data"), py::arg("m"), py::arg("threads"), py::arg("shared_at") = 0,
-        py::arg("dense_at") = 0, py::arg("fused_max") = -1);
+        py::arg("dense_at") = 0, py::arg("fused_max") = -1, py::arg("interleave") = -1);
 }
