@@ -360,6 +360,26 @@ struct Msc {
     }
   }
 
+  // One point's terms (d below its limit), as kmedoids_msc.cpp's msc_sweep
+  void point(int64_t o, double d, double* oc) const {
+    const int64_t k = s.k;
+    const double n = s.nd[o], sd = s.sd[o];
+    const double ns = r3[3 * o], st = r3[3 * o + 1], nt = r3[3 * o + 2];
+    const int64_t mn = s.ni[o], ms = s.si[o];
+    if (d < n) {
+      oc[k] += ns - ratio(d, n);
+      oc[mn] += ratio(d, n) + st - ratio(n + d, sd);
+      oc[ms] += nt - ns;
+    } else if (d < sd) {
+      oc[k] += ns - ratio(n, d);
+      oc[mn] += ratio(n, d) + st - ratio(n + d, sd);
+      oc[ms] += nt - ns;
+    } else {
+      oc[mn] += st - ratio(sd, d);
+      oc[ms] += nt - ratio(n, d);
+    }
+  }
+
   // As kmedoids_msc.cpp's msc_sweep for one column, then the best slot (the first of the
   // largest rl + change) and the gain
   template <typename T>
@@ -367,24 +387,10 @@ struct Msc {
     const int64_t k = s.k;
     std::fill(acc.begin(), acc.end(), 0.0);
     double* oc = acc.data();
-    // only points closer to the candidate than to their third medoid contribute
-    for_hits(x, s.lim.data(), s.n, [&](int64_t o, double d) {
-      const double n = s.nd[o], sd = s.sd[o];
-      const double ns = r3[3 * o], st = r3[3 * o + 1], nt = r3[3 * o + 2];
-      const int64_t mn = s.ni[o], ms = s.si[o];
-      if (d < n) {
-        oc[k] += ns - ratio(d, n);
-        oc[mn] += ratio(d, n) + st - ratio(n + d, sd);
-        oc[ms] += nt - ns;
-      } else if (d < sd) {
-        oc[k] += ns - ratio(n, d);
-        oc[mn] += ratio(n, d) + st - ratio(n + d, sd);
-        oc[ms] += nt - ns;
-      } else {
-        oc[mn] += st - ratio(sd, d);
-        oc[ms] += nt - ratio(n, d);
-      }
-    });
+    // only points closer to the candidate than to their third medoid contribute (a
+    // branch-free variant computing every point's terms with vectorised divisions was
+    // slower on digits, k = 10: 0.154 s against 0.11 s of CPU time)
+    for_hits(x, s.lim.data(), s.n, [&](int64_t o, double d) { point(o, d, oc); });
     int64_t m = 0;
     double v = s.rl[0] + oc[0];
     for (int64_t i = 1; i < k; ++i) {
