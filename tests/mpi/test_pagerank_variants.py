@@ -182,7 +182,6 @@ def test_gauss_seidel_gives_the_jacobi_answer(name, email):
     as Jacobi to the tolerance (L1 <= 2 tol / (1 - d) apart: both within tol d/(1-d) of the
     fixed point), in no more iterations; plain and weighted + personalized."""
     e = _edges(name)
-    n = int(e.max()) + 1
     tol = 1e-11
     cases = [(e, False, {})]
     if name.startswith("email"):
