@@ -59,9 +59,15 @@ def main() -> int:
                     help="native engines of the app runs (--ranks), alternating: replicated, "
                          "partitioned or both (comma-separated); each run's record gives the "
                          "engine's graph + index bytes per rank")
+    ap.add_argument("--mpi-only", action="store_true",
+                    help="only the app runs of --ranks (index built by ppr-index on the ranks; "
+                         "no 1-process index, baseline or SciPy run); precision@20 from one "
+                         "extra `ppr --check` run on --check-queries of the sources")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", default=str(ROOT / "scaling" / "results" / "pagerank_ppr.json"))
     args = ap.parse_args()
+    if args.mpi_only and not args.ranks:
+        ap.error("--mpi-only needs --ranks")
 
     import scipy.sparse as sp
 
@@ -75,6 +81,12 @@ def main() -> int:
     per_edge = args.push_rule == "per-edge"
     rows = []
     for spec in args.graphs.split(","):
+        if args.mpi_only:
+            row = {"graph": spec, "queries": args.queries, "load_1min": os.getloadavg()[0]}
+            _mpi_rows(row, spec, args)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            continue
         g, A = load(spec, args.seed)
         n = g.n
         row = {"graph": spec, "vertices": n, "edges": g.m, "queries": args.queries,
@@ -188,6 +200,17 @@ def _mpi_rows(row: dict, spec: str, args) -> None:
             for e in engines:   # median of the alternating runs
                 row[f"queries_per_s_{p}ranks_{e}"] = float(np.median(rates[e]))
             row[f"load_1min_{p}ranks"] = os.getloadavg()[0]
+            if args.mpi_only and args.check_queries > 0:   # accuracy: exact PPR on rank 0
+                rec = run_record(p, "hpc.pagerank",
+                                 ["ppr", *src, "--cache", cache, "--index", idx,
+                                  "--sources", f"random:{min(args.check_queries, args.queries)}",
+                                  "--iterations", args.iterations,
+                                  "--threshold", args.threshold, "--push-rule", args.push_rule,
+                                  "--combine-rel", args.combine_rel, "--engine", engines[-1],
+                                  "--check", "--min-precision", 0, "--quiet"],
+                                 env=ENV, timeout=TIMEOUT, cwd=ROOT)
+                row["precision_at_20_mean"] = rec["metrics"]["precision_at_20"]
+                row["precision_at_20_min"] = rec["validation"]["precision_at_20_min"]
 
 
 if __name__ == "__main__":
