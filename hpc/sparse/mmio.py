@@ -39,13 +39,14 @@ from __future__ import annotations
 import io
 import logging
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 from mpi4py import MPI
 
+from hpc.core.atomic import atomic_path
 from hpc.core.errors import InputTypeError, UsageError
 from hpc.core.exchange import exscan, node_comm
 from hpc.core.fileio import compression, open_input, take_lines
@@ -771,7 +772,8 @@ def write_mm(path: str | os.PathLike, A, comm=None, symmetric: bool = False,
 
     With symmetric=True only the lower triangle is written, under a 'symmetric' banner (the
     caller asserts A is symmetric). Every rank writes its own rows at its byte offset (MPI-IO)
-    into a temporary file that rank 0 renames when all are done.
+    into a private temporary file (:func:`hpc.core.atomic.atomic_path`) that rank 0 renames
+    when all are done.
     """
     if isinstance(A, DistCSR):
         comm, local, lo, shape = A.comm, A.local, A.row_range[0], A.shape
@@ -795,18 +797,21 @@ def write_mm(path: str | os.PathLike, A, comm=None, symmetric: bool = False,
     head += f"{shape[0]} {shape[1]} {count}\n"
     head_b = head.encode()
     offset = exscan(comm, len(body))
-    target = Path(path)
-    tmp = comm.bcast(str(target.with_name(f".{target.name}.tmp.{os.getpid()}"))
-                     if comm.Get_rank() == 0 else None, root=0)
-    fh = MPI.File.Open(comm, tmp, MPI.MODE_WRONLY | MPI.MODE_CREATE)
-    try:
-        fh.Set_size(0)
-        if comm.Get_rank() == 0:
-            fh.Write_at(0, head_b)
-        fh.Write_at_all(len(head_b) + offset, np.frombuffer(body, dtype=np.uint8))
-    finally:
-        fh.Close()
-    comm.Barrier()
-    if comm.Get_rank() == 0:
-        os.replace(tmp, target)
-    comm.Barrier()
+    with ExitStack() as stack:
+        # Rank 0 creates the private temporary (hpc.core.atomic: O_EXCL, a random name,
+        # removed on failure or a kill, renamed only over a regular file); every rank learns
+        # its name, or every rank raises the same UsageError.
+        tmp = None
+        with collective(comm):
+            if comm.Get_rank() == 0:
+                tmp = str(stack.enter_context(atomic_path(path)))
+        tmp = comm.bcast(tmp, root=0)
+        fh = MPI.File.Open(comm, tmp, MPI.MODE_WRONLY)
+        try:
+            if comm.Get_rank() == 0:
+                fh.Write_at(0, head_b)
+            fh.Write_at_all(len(head_b) + offset, np.frombuffer(body, dtype=np.uint8))
+        finally:
+            fh.Close()
+        comm.Barrier()  # every rank has written before rank 0 renames
+    comm.Barrier()  # the file exists under its name for every rank on return

@@ -395,3 +395,26 @@ def test_csr_from_packed_checks_its_rows():
     for lo, nrows, ncols in ((5, 2, 3), (4, 1, 3), (4, 2, 2)):
         with pytest.raises(ValueError, match="out of range"):
             router[1](packed, lo, nrows, ncols)
+
+
+def test_write_mm_uses_a_private_temporary():
+    """write_mm goes through hpc.core.atomic: a symlink planted at the old predictable
+    temporary name (``.NAME.tmp.<pid>``) is never followed, and nothing is left beside the
+    target."""
+    from hpc.sparse import DistCSR
+    from hpc.sparse.mmio import write_mm
+
+    d = shared_tmpdir()
+    victim, target = os.path.join(d, "victim"), os.path.join(d, "out.mtx")
+    pid = comm.bcast(os.getpid(), root=0)
+    if comm.rank == 0:
+        with open(victim, "w") as f:
+            f.write("keep")
+        os.symlink(victim, os.path.join(d, f".out.mtx.tmp.{pid}"))
+    comm.Barrier()
+    R = sp.random(23, 23, density=0.2, random_state=5, format="csr")
+    write_mm(target, DistCSR.from_scipy(R, comm), comm)
+    with open(victim) as f:
+        assert f.read() == "keep"
+    assert sorted(os.listdir(d)) == sorted([".out.mtx.tmp." + str(pid), "out.mtx", "victim"])
+    assert abs(sp.csr_matrix(scipy.io.mmread(target)) - R).max() == 0
