@@ -434,6 +434,8 @@ _GATHER_COUNTS_MAX = 64
 #: columns of the Allgather before the send counts: status, need, have, entry lines, and the
 #: order flags and keys of parse_route
 _FIXED = 9
+#: an order flag the reader adds: this rank's range went through the native router
+_ROUTED = 32
 
 
 def _memory_here(h: Header, comm) -> tuple[bool, int, int]:
@@ -537,7 +539,7 @@ def _entries(path, comm, threads: int | None = None, row_offsets=None):
     order = (0, 0, 0, 0, 0)  # nothing proved
     if status == _OK and h.format == "coordinate" and isinstance(result, _Packed):
         count, scount = int(result.lines), result.counts  # mirrored and grouped natively
-        order = result.order
+        order = (int(result.order[0]) | _ROUTED, *result.order[1:])
     elif status == _OK and h.format == "coordinate":
         i, j, v = result
         count = int(i.size)
@@ -614,8 +616,8 @@ def _no_duplicates(h: Header, table: np.ndarray | None) -> bool:
     non-empty range strictly increasing in one key order, each range's first key above the
     previous one's last, and symmetric storage all in one triangle (the mirrors then lie in
     the other, strictly). Every rank decides the same from the same table."""
-    if table is None or (table[:, 0] != _OK).any():
-        return False
+    if table is None or (table[:, 0] != _OK).any() or not (table[:, 4] & _ROUTED).all():
+        return False  # some range was not parsed by the router: nothing is proved
     flags, keys = table[:, 4], table[:, 5:9]
     full = (flags & 16) != 0
     flags, keys = flags[full], keys[full]
