@@ -28,6 +28,7 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // candidate columns gathered per pass over the rows: one cache line of each row
 template <typename T>
 constexpr int64_t kGather = 64 / sizeof(T);
+constexpr int64_t kAhead = 16;  // rows prefetched ahead in a gather
 
 inline double ratio(double a, double b) { return (a == 0.0 || b == 0.0) ? 0.0 : a / b; }
 
@@ -72,6 +73,8 @@ class Columns {
 #pragma omp parallel for schedule(static) if (par_)
     for (int64_t r = 0; r < n; ++r) {
       const T* row = p + r * ld + j;
+      // strided rows: the hardware prefetchers do not follow them
+      if (r + kAhead < n) __builtin_prefetch(row + kAhead * ld, 0, 0);
       for (int64_t c = 0; c < w; ++c) b[c * n + r] = row[c];
     }
     g0_ = j;
