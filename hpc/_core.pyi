@@ -471,11 +471,11 @@ class _spgemm_amg(ModuleType):
     def aggregate_i64(indptr: np.ndarray, indices: np.ndarray, n: int) -> tuple[Any, ...]:
         """aggregate(indptr, indices, n) -> (aggregate of every node int64 (-1: none), count): standard three-pass aggregation of a symmetric strength graph (pyamg's standard_aggregation)."""
     @staticmethod
-    def aggregate_strong_i32(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, diag: np.ndarray, theta: float) -> tuple[Any, ...]:
-        """aggregate_strong(indptr, indices, data, diag, theta) -> (aggregate int64 (-1: none), count): standard aggregation of the symmetric strength graph of a square block, |a_ij| >= theta sqrt(|a_ii a_jj|), a_ij != 0, j != i."""
+    def aggregate_pass_i32(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, diag: np.ndarray, theta: float, state: np.ndarray, pass_: int, first_code: int) -> int:
+        """aggregate_pass(indptr, indices, data, diag, theta, state, pass, first_code) -> int: one pass (1, 2 or 3) of the standard aggregation over own rows, columns numbered own then ghost; state (int64, own + ghost) updated in place; returns the aggregates made."""
     @staticmethod
-    def aggregate_strong_i64(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, diag: np.ndarray, theta: float) -> tuple[Any, ...]:
-        """aggregate_strong(indptr, indices, data, diag, theta) -> (aggregate int64 (-1: none), count): standard aggregation of the symmetric strength graph of a square block, |a_ij| >= theta sqrt(|a_ii a_jj|), a_ij != 0, j != i."""
+    def aggregate_pass_i64(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, diag: np.ndarray, theta: float, state: np.ndarray, pass_: int, first_code: int) -> int:
+        """aggregate_pass(indptr, indices, data, diag, theta, state, pass, first_code) -> int: one pass (1, 2 or 3) of the standard aggregation over own rows, columns numbered own then ghost; state (int64, own + ghost) updated in place; returns the aggregates made."""
     @staticmethod
     def smoothed_prolongator_i32(own_indptr: np.ndarray, own_indices: np.ndarray, own_data: np.ndarray, gh_indptr: np.ndarray, gh_indices: np.ndarray, gh_data: np.ndarray, agg: np.ndarray, t: np.ndarray, gagg: np.ndarray, gt: np.ndarray, colid: np.ndarray, dinv: np.ndarray, w: float) -> tuple[Any, ...]:
         """smoothed_prolongator(own_indptr, own_indices, own_data, gh_indptr, gh_indices, gh_data, agg, t, gagg, gt, colid, dinv, w) -> (indptr, indices, data) int64/int64/float64: rows of P = T - w D^-1 A T, T(i, agg_i) = t_i; compact aggregate ids map to columns colid."""

@@ -37,6 +37,7 @@ import scipy.sparse as sp
 from mpi4py import MPI
 
 from hpc.core.errors import InputTypeError, UsageError
+from hpc.core.partition import exchange_by_owner
 from hpc.sparse import DistCSR
 
 SMOOTHERS = ("gauss_seidel", "chebyshev", "jacobi")
@@ -103,15 +104,92 @@ def _kernel(name: str, dt: type):
     return getattr(_core(), f"{name}_{'i32' if dt == np.int32 else 'i64'}")
 
 
-def _rank_colours(comm, neighbours: list[int]) -> tuple[int, int]:
+def _rank_colours(comm, neighbours: list[int], distance: int = 1) -> tuple[int, int]:
     """(this rank's colour, number of colours) of a greedy colouring of the rank graph, in rank
-    order, the same on every rank (collective): neighbouring ranks get different colours."""
-    adj = comm.allgather(sorted(set(neighbours)))
+    order, the same on every rank (collective): ranks at most ``distance`` (1 or 2) edges apart
+    get different colours."""
+    adj = [set(nb) for nb in comm.allgather(sorted(set(neighbours)))]
+    for r, nb in enumerate(adj):  # symmetric
+        for q in nb:
+            adj[q].add(r)
+    if distance == 2:
+        adj = [set().union(nb, *(adj[q] for q in nb)) - {r} for r, nb in enumerate(adj)]
     col = [-1] * len(adj)
     for r, nb in enumerate(adj):
-        taken = {col[q] for q in nb if q < r} | {col[q] for q in range(r) if r in adj[q]}
+        taken = {col[q] for q in nb if q < r}
         col[r] = min(c for c in range(len(adj) + 1) if c not in taken)
     return col[comm.Get_rank()], max(col) + 1
+
+
+_NONE = np.iinfo(np.int64).min  # aggregate_pass's mark of a node without strong neighbours
+_CODE = 40                       # aggregate codes: rank << 40 | number on that rank
+
+
+def aggregate_coupled(A: DistCSR, theta: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Standard aggregation of the strength graph of a distributed SPD ``A``, across ranks
+    (collective).
+
+    The three passes of pyamg's standard_aggregation (native aggregate_pass), each rank over its
+    own rows with its ghost columns' states. Passes 1 and 3 depend on the order of the nodes:
+    they run rank colour by rank colour (a distance-2 colouring of the rank graph, so ranks
+    running together never claim the same node), and the claims on other ranks' nodes go to
+    their owners after each colour. Pass 2 does not depend on the order and runs everywhere at
+    once. When the colours follow the rank order (one or two ranks; a chain of three) this is
+    the serial algorithm on the global order: the same aggregates as pyamg's.
+
+    Returns
+    -------
+    (aggregate of each own row, global id, -1 for none), aggregate offsets per rank (an
+    aggregate belongs to the rank that made it).
+    """
+    comm = A.comm
+    r, p = comm.Get_rank(), comm.Get_size()
+    pl = A.plan()
+    n = A.local_rows
+    lo = A.row_range[0]
+    L = A.local
+    cols = L.indices.astype(np.int64)
+    own = (cols >= lo) & (cols < lo + n)
+    comb = np.where(own, cols - lo, n + np.searchsorted(pl.ghost_ids, cols))  # own, then ghosts
+    dt = np.int64 if max(L.nnz, n + pl.n_ghost) >= 2**31 - 1 else np.int32
+    ip, ix = L.indptr.astype(dt), comb.astype(dt)
+    data = np.ascontiguousarray(L.data, dtype=np.float64)
+    dg = np.ascontiguousarray(A.A_loc.diagonal(), dtype=np.float64)
+    pl.start(dg)
+    dg = np.concatenate((dg, pl.wait()))
+    state = np.zeros(n + pl.n_ghost, dtype=np.int64)
+    kernel = _kernel("aggregate_pass", dt)
+    colour, ncol = (_rank_colours(comm, list(pl.sources) + list(pl.dests), 2) if p > 1
+                    else (0, 1))
+    made = 0
+
+    def refresh() -> None:
+        pl.start(state[:n])
+        state[n:] = pl.wait()
+
+    for pass_ in (1, 2, 3):
+        if pass_ == 2:
+            kernel(ip, ix, data, dg, theta, state, 2, 0)
+            if p > 1:
+                refresh()
+            continue
+        for c in range(ncol):
+            before = state[n:].copy()
+            if c == colour:
+                made += kernel(ip, ix, data, dg, theta, state, pass_, (r << _CODE) + made)
+            if p > 1:  # claims on ghost nodes to their owners, then every ghost's state
+                ch = np.flatnonzero(state[n:] != before)
+                gids = pl.ghost_ids[ch]
+                dest = np.searchsorted(A.row_offsets, gids, side="right") - 1
+                ri, rv = exchange_by_owner(comm, dest, [gids, state[n + ch]])
+                state[ri - lo] = rv
+                refresh()
+    counts = np.array(comm.allgather(made), dtype=np.int64)
+    coff = np.concatenate(([0], np.cumsum(counts)))
+    s = state[:n]
+    code = np.abs(np.where(s == _NONE, 1, s)) - 1
+    gid = coff[code >> _CODE] + (code & ((1 << _CODE) - 1))
+    return np.where(s == _NONE, -1, gid), coff
 
 
 @dataclass
@@ -242,6 +320,8 @@ class SmoothedAggregation:
             from hpc.spgemm import ptap
 
             lvl.P, lvl.R = P, P.transpose()
+            lvl.P.plan()  # the transfer operators' SpMV plans are setup work, not the solve's
+            lvl.R.plan()
             A = ptap(A, P, threads=threads)
         self._coarse_setup(self.levels[-1].A)
         self.setup_s = time.perf_counter() - t0
@@ -253,27 +333,34 @@ class SmoothedAggregation:
         pl = A.plan()  # also splits the block: own columns (A_loc) and ghost columns (A_gh)
         Ao, Ag = A.A_loc, A.A_gh
         dt, (op, oi) = _idx(Ao)
-        agg, na = _kernel("aggregate_strong", dt)(op, oi, np.ascontiguousarray(Ao.data, np.float64),
-                                                  np.ascontiguousarray(Ao.diagonal(), np.float64),
-                                                  self.theta)
-        counts = np.array(comm.allgather(int(na)), dtype=np.int64)
-        coff = np.concatenate(([0], np.cumsum(counts)))
+        gid, coff = aggregate_coupled(A, self.theta)
         nc = int(coff[-1])
         r = comm.Get_rank()
-        rows = np.flatnonzero(agg >= 0)
-        a = agg[rows]
-        # T(i, a) = B_i / ||B_a||: pyamg's fit_candidates for one candidate vector
-        norms = np.sqrt(np.bincount(a, weights=B[rows] ** 2, minlength=na))
-        norms[norms == 0] = 1.0
+        rows = np.flatnonzero(gid >= 0)
+        # T(i, a) = B_i / ||B_a|| (pyamg's fit_candidates for one candidate vector); an
+        # aggregate's members may sit on several ranks: its owner sums their parts of ||B_a||^2
+        # and returns the sum to every rank that sent a part
+        u, inv = np.unique(gid[rows], return_inverse=True)
+        part = np.bincount(inv, weights=B[rows] ** 2, minlength=u.size)
+        owner = np.searchsorted(coff, u, side="right") - 1
+        ru, rpart, rsrc = exchange_by_owner(comm, owner, [u, part, np.full(u.size, r)])
+        na = int(coff[r + 1] - coff[r])
+        norm2 = np.bincount(ru - coff[r], weights=rpart, minlength=na)
+        bu, bn = exchange_by_owner(comm, rsrc, [ru, norm2[ru - coff[r]]])
+        order = np.argsort(bu)
+        norms_u = np.sqrt(bn[order][np.searchsorted(bu[order], u)])
+        norms_u[norms_u == 0] = 1.0
         t = np.zeros(A.local_rows)
-        t[rows] = B[rows] / norms[a]
+        t[rows] = B[rows] / norms_u[inv]
+        norms = np.sqrt(norm2)
+        norms[norms == 0] = 1.0
         # each ghost column's aggregate (global id, exact in a float64) and T value
-        pl.start(np.column_stack((np.where(agg >= 0, agg + coff[r], -1).astype(np.float64), t)))
+        pl.start(np.column_stack((gid.astype(np.float64), t)))
         g = pl.wait()
         ggid = g[:, 0].astype(np.int64)
-        remote = np.unique(ggid[ggid >= 0])
-        gagg = np.where(ggid >= 0, na + np.searchsorted(remote, ggid), -1).astype(np.int64)
-        colid = np.concatenate((np.arange(na, dtype=np.int64) + coff[r], remote))
+        colid = np.unique(np.concatenate((gid[rows], ggid[ggid >= 0])))  # the columns P uses
+        agg = np.where(gid >= 0, np.searchsorted(colid, gid), -1).astype(np.int64)
+        gagg = np.where(ggid >= 0, np.searchsorted(colid, ggid), -1).astype(np.int64)
         gdt, (gp, gi) = _idx(Ag)
         if gdt != dt:
             dt, (op, oi, gp, gi) = np.int64, [x.astype(np.int64) for x in (op, oi, gp, gi)]

@@ -2,9 +2,10 @@
 //
 // - aggregate: the standard three-pass greedy aggregation of Vanek, Mandel and Brezina (1996),
 //   as pyamg's standard_aggregation does it, on a strength graph given as CSR;
-// - aggregate_strong: the same on the symmetric strength graph of a matrix block, decided on
-//   the fly: (i, j) is strong when j != i, a_ij != 0 and |a_ij| >= theta sqrt(|a_ii a_jj|)
-//   (pyamg's symmetric_strength_of_connection), so the graph is never stored;
+// - aggregate_pass: one pass of it over a rank's rows with ghost columns, for the coupled
+//   aggregation across ranks (hpc/amg/sa.py runs the passes rank colour by rank colour), on
+//   the symmetric strength graph decided on the fly: (i, j) is strong when j != i, a_ij != 0
+//   and |a_ij| >= theta sqrt(|a_ii a_jj|) (pyamg's symmetric_strength_of_connection);
 // - smoothed_prolongator: the rows of P = T - w D^-1 (A T) for the tentative prolongator T of
 //   an aggregation (one entry per row: t_i in the column of i's aggregate). Row i of A T
 //   gathers a_ij t_j into the column of j's aggregate, so no general SpGEMM is needed;
@@ -17,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -127,37 +129,77 @@ py::tuple aggregate(py::array ptr_, py::array idx_, int64_t n) {
   return py::make_tuple(out, count);
 }
 
-// On the symmetric strength graph of a square block (values and diagonal given).
+// One pass of the standard aggregation over a rank's own rows, for the coupled (cross-rank)
+// aggregation of hpc.amg: columns are numbered own rows first [0, n), then ghosts [n, n + g);
+// state[0, n + g) holds 0 free, +(c + 1) member of aggregate c from pass 1, -(c + 1) member of
+// aggregate c from pass 2 or 3, INT64_MIN no strong neighbour. Pass 1 and pass 3 may claim
+// ghost nodes (the caller sends those claims to their owners); new aggregates get the codes
+// first_code, first_code + 1, ...; returns how many were made. diag covers own and ghost
+// columns (the strength test).
 template <typename I>
-py::tuple aggregate_strong(py::array ptr_, py::array idx_, py::array data_, py::array diag_,
-                           double theta) {
-  const int64_t n = diag_.ndim() == 1 ? diag_.shape(0) : -1;
-  if (!(theta >= 0.0 && theta < 1.0)) hpc::fail("aggregate_strong: theta must be in [0, 1)");
-  Csr<I> A(ptr_, idx_, n, n, "aggregate_strong");
-  hpc::carray<double> kd, kv;
-  const double* V = vec_in<double>(data_, -1, "aggregate_strong data", kv);
-  if (kv.shape(0) < A.nnz()) hpc::fail("aggregate_strong data: shorter than the indices");
-  const double* d = vec_in<double>(diag_, n, "aggregate_strong diag", kd);
-  hpc::carray<int64_t> out(n);
-  int64_t* x = out.mutable_data();
-  int64_t count;
-  {
-    py::gil_scoped_release nogil;
-    const I* J = A.J;
-    std::vector<double> root(theta > 0 ? n : 0);
-    for (int64_t i = 0; i < int64_t(root.size()); ++i) root[i] = std::sqrt(std::fabs(d[i]));
-    const double* R = root.data();
-    if (theta > 0)
-      count = aggregate_passes(A.P, J, n, x, [=](int64_t i, I q) {
-        const int64_t j = J[q];
-        return j != i && V[q] != 0.0 && std::fabs(V[q]) >= theta * R[i] * R[j];
-      });
-    else
-      count = aggregate_passes(A.P, J, n, x, [=](int64_t i, I q) {
-        return int64_t(J[q]) != i && V[q] != 0.0;
-      });
+int64_t aggregate_pass(py::array ptr_, py::array idx_, py::array data_, py::array diag_,
+                       double theta, py::array state_, int pass, int64_t first_code) {
+  const int64_t nt = diag_.ndim() == 1 ? diag_.shape(0) : -1;
+  if (nt < 0) hpc::fail("aggregate_pass diag: expected a 1-D array");
+  if (pass < 1 || pass > 3) hpc::fail("aggregate_pass: pass must be 1, 2 or 3");
+  if (!(theta >= 0.0 && theta < 1.0)) hpc::fail("aggregate_pass: theta must be in [0, 1)");
+  const int64_t n = ptr_.ndim() == 1 ? ptr_.shape(0) - 1 : -1;
+  if (n < 0 || n > nt) hpc::fail("aggregate_pass indptr: more rows than columns");
+  Csr<I> A(ptr_, idx_, n, nt, "aggregate_pass");
+  hpc::carray<double> kv, kd;
+  const double* V = vec_in<double>(data_, -1, "aggregate_pass data", kv);
+  if (kv.shape(0) < A.nnz()) hpc::fail("aggregate_pass data: shorter than the indices");
+  const double* d = vec_in<double>(diag_, nt, "aggregate_pass diag", kd);
+  auto ss = hpc::exact<int64_t>(state_, "aggregate_pass state");
+  hpc::require_1d(ss, nt, "aggregate_pass state");
+  int64_t* x = hpc::mut_ptr(ss, "aggregate_pass state");
+  const int64_t none = std::numeric_limits<int64_t>::min();
+  int64_t made = 0;
+  py::gil_scoped_release nogil;
+  const I* P = A.P;
+  const I* J = A.J;
+  auto strong = [&](int64_t i, I q) {
+    const int64_t j = J[q];
+    if (j == i || V[q] == 0.0) return false;
+    return theta == 0.0 || std::fabs(V[q]) >= theta * std::sqrt(std::fabs(d[i] * d[j]));
+  };
+  for (int64_t i = 0; i < n; ++i) {
+    if (x[i]) continue;
+    if (pass == 1) {
+      bool neighbours = false, taken = false;
+      for (I q = P[i]; q < P[i + 1]; ++q) {
+        if (!strong(i, q)) continue;
+        neighbours = true;
+        if (x[J[q]]) {
+          taken = true;
+          break;
+        }
+      }
+      if (!neighbours) {
+        x[i] = none;
+      } else if (!taken) {
+        const int64_t c = first_code + made++ + 1;
+        x[i] = c;
+        for (I q = P[i]; q < P[i + 1]; ++q)
+          if (strong(i, q)) x[J[q]] = c;
+      }
+    } else if (pass == 2) {
+      for (I q = P[i]; q < P[i + 1]; ++q) {
+        if (!strong(i, q)) continue;
+        const int64_t xj = x[J[q]];
+        if (xj > 0) {
+          x[i] = -xj;
+          break;
+        }
+      }
+    } else {
+      const int64_t c = -(first_code + made++ + 1);
+      x[i] = c;
+      for (I q = P[i]; q < P[i + 1]; ++q)
+        if (strong(i, q) && x[J[q]] == 0) x[J[q]] = c;
+    }
   }
-  return py::make_tuple(out, count);
+  return made;
 }
 
 // Rows of P = T - w D^-1 A T. The block's own columns (A_own, local numbering) map to the
@@ -315,14 +357,6 @@ HPC_SUBMODULE(spgemm_amg) {
         py::arg("n"));
   m.def("aggregate_i64", &aggregate<int64_t>, doc, py::arg("indptr"), py::arg("indices"),
         py::arg("n"));
-  const char* sdoc =
-      "aggregate_strong(indptr, indices, data, diag, theta) -> (aggregate int64 (-1: none), "
-      "count): standard aggregation of the symmetric strength graph of a square block, "
-      "|a_ij| >= theta sqrt(|a_ii a_jj|), a_ij != 0, j != i.";
-  m.def("aggregate_strong_i32", &aggregate_strong<int32_t>, sdoc, py::arg("indptr"),
-        py::arg("indices"), py::arg("data"), py::arg("diag"), py::arg("theta"));
-  m.def("aggregate_strong_i64", &aggregate_strong<int64_t>, sdoc, py::arg("indptr"),
-        py::arg("indices"), py::arg("data"), py::arg("diag"), py::arg("theta"));
   const char* pdoc =
       "smoothed_prolongator(own_indptr, own_indices, own_data, gh_indptr, gh_indices, gh_data, "
       "agg, t, gagg, gt, colid, dinv, w) -> (indptr, indices, data) int64/int64/float64: rows "
@@ -335,6 +369,16 @@ HPC_SUBMODULE(spgemm_amg) {
         py::arg("own_indices"), py::arg("own_data"), py::arg("gh_indptr"), py::arg("gh_indices"),
         py::arg("gh_data"), py::arg("agg"), py::arg("t"), py::arg("gagg"), py::arg("gt"),
         py::arg("colid"), py::arg("dinv"), py::arg("w"));
+  const char* adoc =
+      "aggregate_pass(indptr, indices, data, diag, theta, state, pass, first_code) -> int: one "
+      "pass (1, 2 or 3) of the standard aggregation over own rows, columns numbered own then "
+      "ghost; state (int64, own + ghost) updated in place; returns the aggregates made.";
+  m.def("aggregate_pass_i32", &aggregate_pass<int32_t>, adoc, py::arg("indptr"),
+        py::arg("indices"), py::arg("data"), py::arg("diag"), py::arg("theta"), py::arg("state"),
+        py::arg("pass_"), py::arg("first_code"));
+  m.def("aggregate_pass_i64", &aggregate_pass<int64_t>, adoc, py::arg("indptr"),
+        py::arg("indices"), py::arg("data"), py::arg("diag"), py::arg("theta"), py::arg("state"),
+        py::arg("pass_"), py::arg("first_code"));
   bind_gs<int32_t>(m, "GaussSeidel_i32");
   bind_gs<int64_t>(m, "GaussSeidel_i64");
 }

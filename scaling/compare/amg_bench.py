@@ -2,14 +2,19 @@
 CG, Jacobi-PCG and (structured problems) geometric MG-PCG in the same table.
 
 Same right-hand side (ones), zero initial guess, relative tolerance ``--rtol`` for all. For
-each solver: setup seconds, solve seconds, iterations; rounds interleave the solvers, the
-table gives medians. pyamg (``smoothed_aggregation_solver(A).solve(b, accel='cg')``) runs on
-rank 0 of a one-rank run only; targets there: hpc AMG iterations within 1.2x pyamg's and time
-to solution (setup + solve) <= pyamg's. Under ``mpiexec -n 2`` the table gives the hpc
-solvers' setup/solve times and iterations (which must not grow more than 10% over one rank).
+each solver: setup seconds (the preconditioner's, the whole hierarchy for AMG), solve seconds,
+iterations. Every round runs every solver once, in an order rotated from round to round (so
+no solver always follows the same one); the table gives medians over the rounds, the load
+average before and after each problem, and the ratio of medians against pyamg.
 
-    python scaling/compare/amg_bench.py --problems poisson3d:64 hpcg:64 --matrices --rounds 3
-    mpiexec -n 2 python scaling/compare/amg_bench.py --problems poisson3d:64 --rounds 3
+pyamg (``smoothed_aggregation_solver(A)`` with its defaults, ``solve(b, accel='cg')``) runs in
+a one-rank run only; targets there: hpc AMG iterations within 1.2x pyamg's and time to
+solution (setup + solve) <= pyamg's. Under ``mpiexec -n 2`` the table gives the hpc solvers'
+setup/solve times and iterations, and rank 0 also solves once alone (COMM_SELF) for the
+one-rank AMG iteration count: the count must not grow more than 10% with the ranks.
+
+    OMP_NUM_THREADS=1 python scaling/compare/amg_bench.py --matrices --rounds 5
+    OMP_NUM_THREADS=1 mpiexec -n 2 python scaling/compare/amg_bench.py --matrices --rounds 3
 """
 from __future__ import annotations
 
@@ -29,31 +34,34 @@ from hpc.sparse import DistCSR
 from hpc.sparse.generators import make_problem
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "matrices"
-SPD = ["bcsstk13.mtx", "1138_bus.mtx"]
+SPD = ["bcsstk13.mtx", "1138_bus.mtx"]  # the symmetric positive definite ones there
 
 
-def hpc_solver(A, b, method, pc):
+def hpc_solver(A, b, method: str, pc: str, rtol: float, comm=None):
+    """(setup s, solve s, iterations, converged) of hpc.cg's Solver (collective)."""
     t0 = time.perf_counter()
-    s = Solver(A, method=method, pc=pc, rtol=RTOL[0], maxiter=20000)
+    s = Solver(A, method=method, pc=pc, rtol=rtol, maxiter=20000, comm=comm)
     t1 = time.perf_counter()
     _, info = s.solve(b)
     t2 = time.perf_counter()
     return t1 - t0, t2 - t1, info.iterations, bool(info.converged)
 
 
-def pyamg_solver(Ag, b):
+def pyamg_solver(Ag: sp.csr_matrix, b: np.ndarray, rtol: float):
+    """(setup s, solve s, iterations, converged) of pyamg's smoothed aggregation + CG."""
     import pyamg
 
     t0 = time.perf_counter()
     ml = pyamg.smoothed_aggregation_solver(Ag)
     t1 = time.perf_counter()
     res: list = []
-    ml.solve(b, tol=RTOL[0], accel="cg", residuals=res, maxiter=20000)
+    ml.solve(b, tol=rtol, accel="cg", residuals=res, maxiter=20000)
     t2 = time.perf_counter()
-    return t1 - t0, t2 - t1, len(res) - 1, res[-1] <= RTOL[0] * res[0] * 1.0001
+    return t1 - t0, t2 - t1, len(res) - 1, res[-1] <= rtol * res[0] * 1.0001
 
 
-RTOL = [1e-8]
+def load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main() -> None:
@@ -63,53 +71,75 @@ def main() -> None:
     p.add_argument("--matrices", action="store_true", help=f"also {', '.join(SPD)}")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--rtol", type=float, default=1e-8)
+    p.add_argument("--only-amg", action="store_true", help="AMG-PCG and pyamg only")
     a = p.parse_args()
-    RTOL[0] = a.rtol
     comm = MPI.COMM_WORLD
-    cases = [(s, lambda s=s: make_problem(s, comm)) for s in a.problems]
+    nproc = comm.Get_size()
+
+    def read(m, c):
+        return DistCSR.from_scipy(sp.csr_matrix(scipy.io.mmread(DATA / m)), c)
+
+    cases = [(s, lambda c, s=s: make_problem(s, c)) for s in a.problems]
     if a.matrices:
-        cases += [(m, lambda m=m: DistCSR.from_scipy(sp.csr_matrix(scipy.io.mmread(DATA / m)),
-                                                      comm)) for m in SPD]
+        cases += [(m, lambda c, m=m: read(m, c)) for m in SPD]
     say = print if comm.Get_rank() == 0 else (lambda *x, **k: None)
-    say(f"# {comm.Get_size()} rank(s), {os.cpu_count()} cores, median of {a.rounds} "
-        f"interleaved rounds, rtol {a.rtol}; load {os.getloadavg()}")
-    say(f"{'problem':<16}{'solver':<12}{'setup_s':>9}{'solve_s':>9}{'total_s':>9}{'its':>7}"
-        f"{'conv':>6}")
+    say(f"# {nproc} rank(s), {os.cpu_count()} cores, OMP_NUM_THREADS="
+        f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, median of {a.rounds} rounds (order "
+        f"rotated), rtol {a.rtol}, b = ones")
+    say(f"{'problem':<14}{'solver':<12}{'setup_s':>9}{'solve_s':>9}{'total_s':>9}{'its':>7}"
+        f"{'conv':>6}  load 1/5/15 min")
     for name, make in cases:
-        A = make()
+        A = make(comm)
         lo, hi = A.row_range
         b = np.ones(hi - lo)
-        solvers = {"cg": ("cg", "none"), "jacobi-pcg": ("pcg", "jacobi"),
-                   "amg-pcg": ("pcg", "amg")}
-        if getattr(A, "grid", None) is not None:
-            solvers["mg-pcg"] = ("pcg", "mg")
-        Ag = A.to_scipy(root=None) if comm.Get_size() == 1 else None
-        res = {k: [] for k in list(solvers) + (["pyamg"] if Ag is not None else [])}
-        for _ in range(a.rounds):
-            for k, (m, pc) in solvers.items():
+        solvers = {"amg-pcg": ("pcg", "amg")}
+        if not a.only_amg:
+            solvers.update({"cg": ("cg", "none"), "jacobi-pcg": ("pcg", "jacobi")})
+            if getattr(A, "grid", None) is not None:
+                solvers["mg-pcg"] = ("pcg", "mg")
+        runners = {k: (lambda m=m, pc=pc: hpc_solver(A, b, m, pc, a.rtol))
+                   for k, (m, pc) in solvers.items()}
+        if nproc == 1:
+            try:
+                import pyamg  # noqa: F401
+
+                Ag = A.to_scipy(root=None)
+                runners["pyamg"] = lambda: pyamg_solver(Ag, np.ones(Ag.shape[0]), a.rtol)
+            except ImportError:
+                say("# pyamg not installed: no reference column")
+        before = load()
+        res: dict[str, list] = {k: [] for k in runners}
+        keys = list(runners)
+        for rnd in range(a.rounds):
+            for k in keys[rnd % len(keys):] + keys[:rnd % len(keys)]:
                 comm.Barrier()
-                res[k].append(hpc_solver(A, b, m, pc))
-            if Ag is not None:
-                try:
-                    res["pyamg"].append(pyamg_solver(Ag, np.ones(Ag.shape[0])))
-                except ImportError:
-                    res.pop("pyamg")
-                    Ag = None
+                res[k].append(runners[k]())
         for k, runs in res.items():
-            if not runs:
-                continue
             su = statistics.median(r[0] for r in runs)
             so = statistics.median(r[1] for r in runs)
-            say(f"{name:<16}{k:<12}{su:>9.3f}{so:>9.3f}{su + so:>9.3f}{runs[-1][2]:>7}"
+            say(f"{name:<14}{k:<12}{su:>9.3f}{so:>9.3f}{su + so:>9.3f}{runs[-1][2]:>7}"
                 f"{str(runs[-1][3]):>6}", flush=True)
-        if "pyamg" in res and res["pyamg"]:
-            ours = res["amg-pcg"]
-            ref = res["pyamg"]
+        after = load()
+        if res.get("pyamg"):
+            ours, ref = res["amg-pcg"], res["pyamg"]
             t_o = statistics.median(r[0] + r[1] for r in ours)
             t_r = statistics.median(r[0] + r[1] for r in ref)
-            say(f"{name:<16}amg/pyamg: iterations {ours[-1][2] / max(ref[-1][2], 1):.2f}x, "
-                f"time to solution {t_o / t_r:.2f}x", flush=True)
-    say(f"# load after: {os.getloadavg()}")
+            su = statistics.median(r[0] for r in ours) / statistics.median(r[0] for r in ref)
+            so = statistics.median(r[1] for r in ours) / statistics.median(r[1] for r in ref)
+            say(f"{name:<14}amg/pyamg: iterations {ours[-1][2] / max(ref[-1][2], 1):.2f}x, "
+                f"setup {su:.2f}x, solve {so:.2f}x, time to solution {t_o / t_r:.2f}x  "
+                f"load {before} -> {after}", flush=True)
+        if nproc > 1:
+            one = None
+            if comm.Get_rank() == 0:  # the one-rank count, rank 0 alone
+                A1 = make(MPI.COMM_SELF)
+                one = hpc_solver(A1, np.ones(A1.shape[0]), "pcg", "amg", a.rtol,
+                                 comm=MPI.COMM_SELF)[2]
+            one = comm.bcast(one)
+            its = res["amg-pcg"][-1][2]
+            say(f"{name:<14}amg iterations: {its} at {nproc} ranks, {one} at 1 rank "
+                f"({its / max(one, 1):.2f}x)  load {before} -> {after}", flush=True)
+    say(f"# load after: {load()}")
 
 
 if __name__ == "__main__":
