@@ -343,10 +343,11 @@ def test_run_list_packs_block_lists_like_mpi_pack(kind, threads):
 
 
 @pytest.mark.parametrize("threads", [1, 3])
-def test_transpose_columns_pack_like_mpi_pack(threads):
+@pytest.mark.parametrize("n", [40, 256])
+def test_transpose_columns_pack_like_mpi_pack(threads, n):
     """FFT transposes (columns of a row-major matrix as resized vectors) pack in tiles of
-    columns that share cache lines: the same bytes as MPI_Pack, and unpack likewise."""
-    n = 40
+    columns that share cache lines (two lines; one when the packed columns lie a multiple
+    of 4 KiB apart, n = 256): the same bytes as MPI_Pack, and unpack likewise."""
     col = MPI.C_DOUBLE_COMPLEX.Create_vector(n, 1, n)
     t = col.Create_resized(0, 16).Commit()
     try:
