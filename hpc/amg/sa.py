@@ -5,14 +5,13 @@ Setup, level by level, until the operator has at most ``max_coarse`` rows:
 1. strength of connection: (i, j) is strong when |a_ij| >= theta sqrt(|a_ii a_jj|)
    (pyamg's symmetric strength; theta = 0 keeps every stored off-diagonal entry), decided
    inside the aggregation kernel, never stored;
-2. aggregation: the standard three-pass greedy aggregation (native/src/spgemm_amg.cpp) of each
-   rank's own rows and columns (decoupled aggregation: aggregates never cross ranks, so the
-   coarse rows stay with their ranks; the iteration counts barely depend on it, see
-   docs/workloads/spgemm.md);
+2. aggregation: the standard three-pass greedy aggregation (pyamg's standard_aggregation;
+   native/src/spgemm_amg.cpp) across ranks (:func:`aggregate_coupled`): aggregates may span a
+   rank boundary, so the hierarchy, and the iteration count, barely depend on the partition;
 3. tentative prolongator T: T(i, a) = B_i / ||B_a|| for the near-null-space vector B (ones on
    the finest level; its coarse image ||B_a|| on the next), pyamg's ``fit_candidates``;
 4. smoothed prolongator P = (I - omega/rho D^-1 A) T, omega = 4/3, rho the spectral radius of
-   D^-1 A by power iteration; T has one entry per row, so a row of A T only gathers a_ij t_j
+   D^-1 A by 10 Lanczos steps; T has one entry per row, so a row of A T only gathers a_ij t_j
    into the column of j's aggregate: one native pass over A after one ghost exchange of the
    aggregate ids and T values (no general SpGEMM);
 5. Galerkin coarse operator Pᵀ A P by :func:`hpc.spgemm.ptap`.
@@ -20,8 +19,8 @@ Setup, level by level, until the operator has at most ``max_coarse`` rows:
 The coarsest operator is gathered on every rank and factored (Cholesky; a pseudo-inverse if it
 is singular). The V-cycle smooths with the same symmetric smoother before and after the coarse
 correction: symmetric Gauss-Seidel (the default, as pyamg's: a forward then a backward sweep in
-one global order, coupled across ranks; :class:`GSPlan`), a Chebyshev polynomial in D^-1 A on [rho/30, 1.1 rho], or damped Jacobi of weight 4/(3 rho);
-so with a zero initial guess the cycle is a fixed, symmetric positive definite operator: a
+one global order, coupled across ranks; :class:`GSPlan`), a Chebyshev polynomial in D^-1 A
+on [rho/30, 1.1 rho], or damped Jacobi of weight 4/(3 rho); so with a zero initial guess the cycle is a fixed, symmetric positive definite operator: a
 valid preconditioner for CG.
 """
 from __future__ import annotations
