@@ -146,12 +146,16 @@ def aggregate_coupled(A: DistCSR, theta: float = 0.0) -> tuple[np.ndarray, np.nd
     pl = A.plan()
     n = A.local_rows
     lo = A.row_range[0]
-    L = A.local
-    cols = L.indices.astype(np.int64)
-    own = (cols >= lo) & (cols < lo + n)
-    comb = np.where(own, cols - lo, n + np.searchsorted(pl.ghost_ids, cols))  # own, then ghosts
-    dt = np.int64 if max(L.nnz, n + pl.n_ghost) >= 2**31 - 1 else np.int32
-    ip, ix = L.indptr.astype(dt), comb.astype(dt)
+    if pl.n_ghost == 0:  # the own block alone, in local numbering already
+        L = A.A_loc
+        dt, (ip, ix) = _idx(L)
+    else:
+        L = A.local
+        cols = L.indices.astype(np.int64)
+        own = (cols >= lo) & (cols < lo + n)
+        comb = np.where(own, cols - lo, n + np.searchsorted(pl.ghost_ids, cols))  # own, ghosts
+        dt = np.int64 if max(L.nnz, n + pl.n_ghost) >= 2**31 - 1 else np.int32
+        ip, ix = L.indptr.astype(dt), comb.astype(dt)
     data = np.ascontiguousarray(L.data, dtype=np.float64)
     dg = np.ascontiguousarray(A.A_loc.diagonal(), dtype=np.float64)
     pl.start(dg)
