@@ -122,6 +122,9 @@ class LocalPlan:
     indices: np.ndarray
     idx: np.ndarray                      # index dtype of the kernel
     patterns: tuple[np.ndarray, ...]     # A's and B's indptr and indices, to check reuse
+    # no mask: the pattern holds every product's column, so the numeric phase accumulates
+    # into a dense row with no per-product lookup (see spgemm_semiring.cpp)
+    complete: bool = False
 
     @property
     def nnz(self) -> int:
@@ -158,7 +161,7 @@ def symbolic(a: sp.csr_matrix, b: sp.csr_matrix, mask: sp.csr_matrix | None = No
             b.indices[:b.indptr[-1]].copy())
     ip.flags.writeable = False
     ix.flags.writeable = False
-    return LocalPlan((a.shape[0], b.shape[1]), ip, ix, dt, pats)
+    return LocalPlan((a.shape[0], b.shape[1]), ip, ix, dt, pats, mask is None)
 
 
 def numeric(plan: LocalPlan, a: sp.csr_matrix, b: sp.csr_matrix, semiring: str = "plus_times",
@@ -176,7 +179,7 @@ def numeric(plan: LocalPlan, a: sp.csr_matrix, b: sp.csr_matrix, semiring: str =
     data = fn(code, _ix(a.indptr, dt), _ix(a.indices, dt),
               np.ascontiguousarray(a.data, dtype=dtype), a.shape[0], a.shape[1],
               _ix(b.indptr, dt), _ix(b.indices, dt), np.ascontiguousarray(b.data, dtype=dtype),
-              b.shape[1], plan.indptr, plan.indices, int(threads))
+              b.shape[1], plan.indptr, plan.indices, int(threads), bool(plan.complete))
     # C shares the plan's index arrays (read-only: an in-place edit would corrupt the plan),
     # built without SciPy's O(nnz) constructor checks: the kernel's pattern is valid CSR
     return _wrap(plan.indptr, plan.indices, data, plan.shape)

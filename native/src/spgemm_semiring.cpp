@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <memory>
 #include <vector>
 
 #include "hpc/checks.hpp"
@@ -206,9 +207,41 @@ struct SR {
   }
 };
 
+// A complete pattern (made without a mask) holds the column of every product of its row: the
+// numeric phase then needs no lookup at all, only the symbolic result's columns. Each product
+// accumulates straight into a dense row (initialised to the semiring's identity), and the row's
+// pattern gathers and resets it: the work of the full product's numeric phase, with none of its
+// symbolic work (no hashing, no bitmap, no sort).
+template <typename I, typename T, int S>
+void numeric_rows_complete(const Pat<I>& A, const T* av, const Pat<I>& B, const T* bv,
+                           const I* cp, const I* ci, T* cv, int threads) {
+#pragma omp parallel num_threads(threads)
+  {
+    std::unique_ptr<T[]> acc(new T[std::max<int64_t>(B.ncols, 1)]);  // not vector<bool>
+    T* const w = acc.get();
+    std::fill(w, w + B.ncols, SR<T, S>::id());
+#pragma omp for schedule(dynamic, 256)
+    for (int64_t i = 0; i < A.nrows; ++i) {
+      for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
+        const int64_t k = A.idx[p];
+        const T a = av[p];
+        for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
+          T& c = w[B.idx[q]];
+          c = SR<T, S>::add(c, SR<T, S>::mul(a, bv[q]));
+        }
+      }
+      for (I q = cp[i]; q < cp[i + 1]; ++q) {
+        cv[q] = w[ci[q]];
+        w[ci[q]] = SR<T, S>::id();
+      }
+    }
+  }
+}
+
 template <typename I, typename T, int S>
 void numeric_rows(const Pat<I>& A, const T* av, const Pat<I>& B, const T* bv, const I* cp,
-                  const I* ci, T* cv, int threads) {
+                  const I* ci, T* cv, int threads, bool complete) {
+  if (complete) return numeric_rows_complete<I, T, S>(A, av, B, bv, cp, ci, cv, threads);
 #pragma omp parallel num_threads(threads)
   {
     // the row stamp and the entry's position side by side: one cache line per column touched
@@ -244,7 +277,7 @@ void numeric_rows(const Pat<I>& A, const T* av, const Pat<I>& B, const T* bv, co
 template <typename I, typename T>
 hpc::carray<T> numeric(int semiring, py::array ap, py::array ai, py::array av, int64_t n,
                        int64_t k, py::array bp, py::array bi, py::array bv, int64_t m,
-                       py::array cp, py::array ci, int threads) {
+                       py::array cp, py::array ci, int threads, bool complete) {
   if (n < 0 || k < 0 || m < 0) hpc::fail("numeric: negative shape");
   if (threads < 1) hpc::fail("numeric: threads must be >= 1");
   if (semiring < kPlusTimes || semiring > kLorLand) hpc::fail("numeric: unknown semiring");
@@ -262,12 +295,12 @@ hpc::carray<T> numeric(int semiring, py::array ap, py::array ai, py::array av, i
   {
     py::gil_scoped_release nogil;
     switch (semiring) {
-      case kPlusTimes: numeric_rows<I, T, kPlusTimes>(A, a, B, b, C.ptr, C.idx, cv, threads); break;
-      case kPlusPair: numeric_rows<I, T, kPlusPair>(A, a, B, b, C.ptr, C.idx, cv, threads); break;
-      case kMinPlus: numeric_rows<I, T, kMinPlus>(A, a, B, b, C.ptr, C.idx, cv, threads); break;
-      case kMaxPlus: numeric_rows<I, T, kMaxPlus>(A, a, B, b, C.ptr, C.idx, cv, threads); break;
-      case kAnyPair: numeric_rows<I, T, kAnyPair>(A, a, B, b, C.ptr, C.idx, cv, threads); break;
-      default: numeric_rows<I, T, kLorLand>(A, a, B, b, C.ptr, C.idx, cv, threads); break;
+      case kPlusTimes: numeric_rows<I, T, kPlusTimes>(A, a, B, b, C.ptr, C.idx, cv, threads, complete); break;
+      case kPlusPair: numeric_rows<I, T, kPlusPair>(A, a, B, b, C.ptr, C.idx, cv, threads, complete); break;
+      case kMinPlus: numeric_rows<I, T, kMinPlus>(A, a, B, b, C.ptr, C.idx, cv, threads, complete); break;
+      case kMaxPlus: numeric_rows<I, T, kMaxPlus>(A, a, B, b, C.ptr, C.idx, cv, threads, complete); break;
+      case kAnyPair: numeric_rows<I, T, kAnyPair>(A, a, B, b, C.ptr, C.idx, cv, threads, complete); break;
+      default: numeric_rows<I, T, kLorLand>(A, a, B, b, C.ptr, C.idx, cv, threads, complete); break;
     }
   }
   return out;
@@ -313,11 +346,13 @@ void def_numeric(py::module_& m, const std::string& suffix) {
         "numeric(semiring, a_indptr, a_indices, a_data, n, k, b_indptr, b_indices, b_data, m, "
         "c_indptr, c_indices, threads) -> c_data: the values of C's known pattern (from "
         "symbolic) under semiring 0 plus_times, 1 plus_pair, 2 min_plus, 3 max_plus, "
-        "4 any_pair, 5 lor_land.",
+        "4 any_pair, 5 lor_land. complete: the pattern is the whole product's (no mask), so "
+        "every product accumulates without a lookup; with a pattern that misses a product's "
+        "column that product is dropped only when complete is false.",
         py::arg("semiring"), py::arg("a_indptr"), py::arg("a_indices"), py::arg("a_data"),
         py::arg("n"), py::arg("k"), py::arg("b_indptr"), py::arg("b_indices"),
         py::arg("b_data"), py::arg("m"), py::arg("c_indptr"), py::arg("c_indices"),
-        py::arg("threads"));
+        py::arg("threads"), py::arg("complete") = false);
 }
 
 template <typename I>
