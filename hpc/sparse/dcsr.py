@@ -225,14 +225,20 @@ class DistCSR:
         # Filtering a canonical block keeps each row's order, so both parts are canonical CSR
         # as they stand (no COO round trip: that sorted all nnz again).
         nl = A.shape[0]
-        rows = np.repeat(np.arange(nl, dtype=np.int64), np.diff(A.indptr))
         it = np.int32 if max(A.nnz, self.shape[1]) < 2**31 - 1 else np.int64
-        p_loc = np.concatenate(([0], np.cumsum(np.bincount(rows[own], minlength=nl))))
-        p_gh = A.indptr.astype(np.int64) - p_loc
-        a_loc = sp.csr_matrix((A.data[own], (cols[own] - clo).astype(it), p_loc.astype(it)),
-                              shape=(nl, chi - clo))
-        slots = np.searchsorted(ghost_cols, cols[~own]).astype(it)
-        a_gh = sp.csr_matrix((A.data[~own], slots, p_gh.astype(it)), shape=(nl, ghost_cols.size))
+        if ghost_cols.size == 0:  # e.g. one rank: the whole block is owned, nothing to split
+            a_loc = sp.csr_matrix((A.data, (cols - clo).astype(it), A.indptr.astype(it)),
+                                  shape=(nl, chi - clo))
+            a_gh = sp.csr_matrix((nl, 0))
+        else:
+            rows = np.repeat(np.arange(nl, dtype=np.int64), np.diff(A.indptr))
+            p_loc = np.concatenate(([0], np.cumsum(np.bincount(rows[own], minlength=nl))))
+            p_gh = A.indptr.astype(np.int64) - p_loc
+            a_loc = sp.csr_matrix((A.data[own], (cols[own] - clo).astype(it), p_loc.astype(it)),
+                                  shape=(nl, chi - clo))
+            slots = np.searchsorted(ghost_cols, cols[~own]).astype(it)
+            a_gh = sp.csr_matrix((A.data[~own], slots, p_gh.astype(it)),
+                                 shape=(nl, ghost_cols.size))
         self.A_loc, self.A_gh = _canonical(a_loc), _canonical(a_gh)
         # The ghost kernel stores only the rows that have ghost entries (a stencil's block
         # boundary: N^2 of N^3/p rows), so y += A_gh g costs O(those rows), not a pass over y.
