@@ -100,12 +100,12 @@ def main() -> None:
         runners = {k: (lambda m=m, pc=pc: hpc_solver(A, b, m, pc, a.rtol))
                    for k, (m, pc) in solvers.items()}
         if nproc == 1:
-            try:
-                import pyamg  # noqa: F401
+            import importlib.util
 
+            if importlib.util.find_spec("pyamg") is not None:
                 Ag = A.to_scipy(root=None)
                 runners["pyamg"] = lambda: pyamg_solver(Ag, np.ones(Ag.shape[0]), a.rtol)
-            except ImportError:
+            else:
                 say("# pyamg not installed: no reference column")
         before = load()
         res: dict[str, list] = {k: [] for k in runners}
