@@ -38,6 +38,7 @@
 
 #include "hpc/checks.hpp"
 #include "hpc/registry.hpp"
+#include "hpc/thread_model.hpp"
 
 namespace {
 using hpc::carray;
@@ -678,62 +679,8 @@ int64_t fused_max_products() {
   return std::max<int64_t>(int64_t(1) << 16, caches().l3_share / int64_t(sizeof(I)));
 }
 
-// ---- thread count from measured costs (the one-region path)
-// The region's fixed cost at t threads: a fork/join and the path's four barriers, measured
-// once per t (minimum of 16 empty regions, so a preempted thread does not inflate it).
-double region_overhead(int t) {
-  static std::vector<double> cost(1024, -1.0);
-  static std::mutex mu;
-  if (t <= 1) return 0.0;
-  std::lock_guard<std::mutex> g(mu);
-  if (t >= int(cost.size())) return 0.0;
-  if (cost[t] < 0) {
-    double best = 1e30;
-    for (int r = 0; r < 16; ++r) {
-      const double t0 = omp_get_wtime();
-#pragma omp parallel num_threads(t)
-      {
-#pragma omp barrier
-#pragma omp barrier
-#pragma omp barrier
-#pragma omp barrier
-      }
-      best = std::min(best, omp_get_wtime() - t0);
-    }
-    cost[t] = best;
-  }
-  return cost[t];
-}
-
-// Seconds per scalar product of the whole one-region call on one thread (plan, symbolic and
-// numeric together), measured on this process's previous calls (time x threads / products,
-// smoothed over calls); 0 before the first call.
-std::atomic<double> g_rate{0.0};
-
-void record_rate(double seconds, int threads, int64_t products) {
-  if (products < 1024) return;  // timer resolution and fixed costs would dominate
-  const double x = seconds * threads / double(products);
-  const double old = g_rate.load(std::memory_order_relaxed);
-  g_rate.store(old > 0 ? 0.75 * old + 0.25 * x : x, std::memory_order_relaxed);
-}
-
-// Threads for an estimated `est` products: the t <= threads that minimises est x rate / t +
-// region_overhead(t). Before any call has measured the rate, one thread (that call measures it).
-int choose_threads(double est, int threads) {
-  const double rate = g_rate.load(std::memory_order_relaxed);
-  if (rate <= 0 || threads <= 1) return 1;
-  const double work = est * rate;
-  int best = 1;
-  double best_t = work;
-  for (int t = 2; t <= threads; ++t) {
-    const double tt = work / t + region_overhead(t);
-    if (tt < best_t) {
-      best_t = tt;
-      best = t;
-    }
-  }
-  return best;
-}
+// ---- thread count from measured costs (the one-region path): hpc/thread_model.hpp
+hpc::ThreadModel g_threads;  // seconds per product of this path
 
 // ---- accumulator per row (the one-region path)
 // The numeric phase always scatters into the dense value array and gathers at the columns the
@@ -1165,7 +1112,7 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
   // Threads from an estimate (nnz(A) x mean row length of B): the exact count needs a pass.
   const double est = double(A.ptr[n]) * double(B.ptr[B.nrows]) / double(std::max<int64_t>(B.nrows, 1));
   if (est > 4.0 * double(limit)) return false;
-  int T = choose_threads(est, threads);
+  int T = g_threads.choose(est, threads);
   if (dense_at > 0) T = threads;  // tests: every thread count
   const int64_t dense_min = dense_at > 0 ? dense_at : 0;  // 0: the cost model (choose_bin)
   // Phases interleaved row by row (interleave 1): each row's numeric step right after its
@@ -1304,7 +1251,7 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
   R.t_plan = t1 - t0;
   R.t_sym = t2 - t1;
   R.t_num = t3 - t2;
-  record_rate(t3 - t0, R.threads, R.total);
+  g_threads.record(t3 - t0, R.threads, R.total);
   return true;
 }
 
