@@ -485,6 +485,17 @@ class _spgemm_amg(ModuleType):
 spgemm_amg: _spgemm_amg
 
 
+class _spgemm_renumber(ModuleType):
+    """Column renumbering for the distributed SpGEMM: a marker array, O(nnz + ncols)"""
+    @staticmethod
+    def renumber_i32(indices: np.ndarray, ncols: int) -> tuple[Any, ...]:
+        """renumber(indices, ncols) -> (used int64, positions): the sorted distinct values of indices (each in [0, ncols)) and every index replaced by its position among them (same dtype); what np.unique + np.searchsorted give, without sorting."""
+    @staticmethod
+    def renumber_i64(indices: np.ndarray, ncols: int) -> tuple[Any, ...]:
+        """renumber(indices, ncols) -> (used int64, positions): the sorted distinct values of indices (each in [0, ncols)) and every index replaced by its position among them (same dtype); what np.unique + np.searchsorted give, without sorting."""
+spgemm_renumber: _spgemm_renumber
+
+
 class _spgemm_semiring(ModuleType):
     """Masked semiring SpGEMM: symbolic pattern, numeric values, masked counts (OpenMP)"""
     @staticmethod

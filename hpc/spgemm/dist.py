@@ -28,6 +28,7 @@ from hpc.core.partition import block_offsets
 from hpc.sparse.dcsr import DistCSR
 
 from . import local as L
+from .renumber import renumber, within
 
 
 @dataclass
@@ -142,12 +143,22 @@ def multiply_1d(A: DistCSR, B: DistCSR, backend: str, threads: int, costs: Costs
                 **kw) -> DistCSR:
     """C = A B with 1D row blocks: one Alltoallv for the needed rows of B, then local SpGEMM."""
     Al = A.local
-    needed = np.unique(Al.indices)
-    Bf = fetch_rows(B, needed, costs)
-    t0 = time.perf_counter()
-    # A's columns renumbered to positions in `needed` (sorted: the order is kept per row).
-    Ar = sp.csr_matrix((Al.data, np.searchsorted(needed, Al.indices), Al.indptr),
-                       shape=(Al.shape[0], needed.size))
+    r = A.comm.Get_rank()
+    lo, hi = int(B.row_offsets[r]), int(B.row_offsets[r + 1])
+    if within(Al.indices, lo, hi):
+        # no ghost column (one rank, say): B's own block is the rows needed, no renumbering
+        fetch_rows(B, np.empty(0, np.int64), costs)  # still serves the others (collective)
+        Bf = B.local if B.local.dtype == np.float64 else B.local.astype(np.float64)
+        t0 = time.perf_counter()
+        Ar = sp.csr_matrix((Al.data, Al.indices - lo if lo else Al.indices, Al.indptr),
+                           shape=(Al.shape[0], hi - lo), copy=False)
+    else:
+        # A's columns renumbered to positions in `needed` (sorted: the order is kept per row)
+        needed, cols = renumber(Al.indices, A.shape[1])
+        Bf = fetch_rows(B, needed, costs)
+        t0 = time.perf_counter()
+        Ar = sp.csr_matrix((Al.data, cols, Al.indptr), shape=(Al.shape[0], needed.size),
+                           copy=False)
     Ar.has_sorted_indices = True
     Ar.has_canonical_format = True
     C, st = L.multiply(Ar, Bf, backend, threads, **kw)

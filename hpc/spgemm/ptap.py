@@ -20,14 +20,17 @@ from hpc.sparse import DistCSR
 
 from . import dist
 from . import local as L
+from .renumber import renumber
 
 
 def _local_ptap(Pl: sp.csr_matrix, APl: sp.csr_matrix, threads: int):
     """(coarse rows, CSR of their partial sums): Pl's rows transposed times APl's rows."""
-    used = np.unique(Pl.indices)
-    # Plᵀ restricted to the used coarse columns: (used.size x local rows)
-    Pr = sp.csr_matrix((Pl.data, np.searchsorted(used, Pl.indices), Pl.indptr),
-                       shape=(Pl.shape[0], used.size))
+    m = Pl.shape[1]
+    used, cols = renumber(Pl.indices, m)
+    # Plᵀ restricted to the used coarse columns: (used.size x local rows); all used (one
+    # rank, say): the renumbering is the identity and Pl serves as it is
+    Pr = Pl if used.size == m else sp.csr_matrix((Pl.data, cols, Pl.indptr),
+                                                 shape=(Pl.shape[0], used.size), copy=False)
     Pt = L.canonical(Pr.T.tocsr())
     Z, _ = L.multiply(Pt, L.canonical(APl), "native", threads)
     return used, Z
