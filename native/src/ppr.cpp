@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 #include "hpc/checks.hpp"
+#include "hpc/ppr_bytes.hpp"
 #include "hpc/registry.hpp"
 
 namespace {
@@ -59,11 +60,7 @@ class Engine {
 
   // Bytes of the stored graph and index (the partitioned engine holds a block of their rows).
   py::dict nbytes() const {
-    py::dict d;
-    d["graph"] = static_cast<int64_t>(gptr_.size() * sizeof(int64_t) + gidx_.size() * sizeof(int32_t));
-    d["index"] = static_cast<int64_t>(fptr_.size() * sizeof(int64_t) + fidx_.size() * sizeof(int32_t) +
-                                      fval_.size() * sizeof(double) + mass_.size() * sizeof(double));
-    return d;
+    return hpc::ppr_engine_bytes(gptr_, gidx_, fptr_, fidx_, fval_, mass_);
   }
 
   // Answer every query; returns (topk_ids q x K, topk_scores q x K, stats dict[, full CSR]).

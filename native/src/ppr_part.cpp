@@ -16,6 +16,7 @@
 #include <omp.h>
 #endif
 #include "hpc/checks.hpp"
+#include "hpc/ppr_bytes.hpp"
 #include "hpc/registry.hpp"
 
 namespace {
@@ -148,11 +149,7 @@ class PartEngine {
 
   // Bytes of the stored graph rows and index rows (what the replicated engine holds n rows of).
   py::dict nbytes() const {
-    py::dict d;
-    d["graph"] = static_cast<int64_t>(gptr_.size() * sizeof(int64_t) + gidx_.size() * sizeof(int32_t));
-    d["index"] = static_cast<int64_t>(fptr_.size() * sizeof(int64_t) + fidx_.size() * sizeof(int32_t) +
-                                      fval_.size() * sizeof(double) + mass_.size() * sizeof(double));
-    return d;
+    return hpc::ppr_engine_bytes(gptr_, gidx_, fptr_, fidx_, fval_, mass_);
   }
 
   // Start a batch: query q's unit mass at its source, on the source's owner.
