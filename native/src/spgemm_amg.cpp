@@ -60,53 +60,64 @@ const T* vec_in(const py::array& a, int64_t n, const std::string& what, hpc::car
   return keep.data();
 }
 
-// The three passes into x[0..n); strong(q, j) says whether entry q (column j) of the current
-// row is a strong off-diagonal edge. Returns the number of aggregates.
+// The standard aggregation's three row steps, shared by the serial passes and the coupled
+// (cross-rank) pass. strong(i, q) says whether entry q of row i is a strong off-diagonal edge.
+// Pass 1: row i becomes the root of aggregate `code` with its strong neighbours when none of
+// them is taken; a row with no strong neighbour gets `isolated`. Returns whether it made one.
+template <typename I, typename Strong>
+bool root_step(int64_t i, const I* P, const I* J, int64_t* x, Strong strong, int64_t code,
+               int64_t isolated) {
+  bool neighbours = false;
+  for (I q = P[i]; q < P[i + 1]; ++q) {
+    if (!strong(i, q)) continue;
+    neighbours = true;
+    if (x[J[q]]) return false;
+  }
+  if (!neighbours) {
+    x[i] = isolated;
+    return false;
+  }
+  x[i] = code;
+  for (I q = P[i]; q < P[i + 1]; ++q)
+    if (strong(i, q)) x[J[q]] = code;
+  return true;
+}
+
+// Pass 2: a free row joins the first pass-1 aggregate k > 0 among its strong neighbours (-k).
+template <typename I, typename Strong>
+void join_step(int64_t i, const I* P, const I* J, int64_t* x, Strong strong) {
+  for (I q = P[i]; q < P[i + 1]; ++q) {
+    if (!strong(i, q)) continue;
+    const int64_t xj = x[J[q]];
+    if (xj > 0) {
+      x[i] = -xj;
+      return;
+    }
+  }
+}
+
+// Pass 3: a row still free roots aggregate `code` (< 0) with its free strong neighbours.
+template <typename I, typename Strong>
+void leftover_step(int64_t i, const I* P, const I* J, int64_t* x, Strong strong, int64_t code) {
+  x[i] = code;
+  for (I q = P[i]; q < P[i + 1]; ++q)
+    if (strong(i, q) && x[J[q]] == 0) x[J[q]] = code;
+}
+
+// The three passes into x[0..n). Returns the number of aggregates.
 template <typename I, typename Strong>
 int64_t aggregate_passes(const I* P, const I* J, int64_t n, int64_t* x, Strong strong) {
   // x: 0 free, k > 0 in aggregate k (pass 1), -k joined aggregate k (pass 2), -n-1 isolated
   const int64_t isolated = -n - 1;
   std::fill(x, x + n, int64_t(0));
   int64_t next = 1;
-  for (int64_t i = 0; i < n; ++i) {
-    if (x[i]) continue;
-    bool neighbours = false, taken = false;
-    for (I q = P[i]; q < P[i + 1]; ++q) {
-      if (!strong(i, q)) continue;
-      neighbours = true;
-      if (x[J[q]]) {
-        taken = true;
-        break;
-      }
-    }
-    if (!neighbours) {
-      x[i] = isolated;
-    } else if (!taken) {
-      x[i] = next;
-      for (I q = P[i]; q < P[i + 1]; ++q)
-        if (strong(i, q)) x[J[q]] = next;
-      ++next;
-    }
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    if (x[i]) continue;
-    for (I q = P[i]; q < P[i + 1]; ++q) {
-      if (!strong(i, q)) continue;
-      const int64_t xj = x[J[q]];
-      if (xj > 0) {
-        x[i] = -xj;
-        break;
-      }
-    }
-  }
+  for (int64_t i = 0; i < n; ++i)
+    if (!x[i] && root_step(i, P, J, x, strong, next, isolated)) ++next;
+  for (int64_t i = 0; i < n; ++i)
+    if (!x[i]) join_step(i, P, J, x, strong);
   // pass 3: the free nodes left root aggregates next, next + 1, ... (encoded as pass 2's -k)
-  for (int64_t i = 0; i < n; ++i) {
-    if (x[i] != 0) continue;
-    x[i] = -next;
-    for (I q = P[i]; q < P[i + 1]; ++q)
-      if (strong(i, q) && x[J[q]] == 0) x[J[q]] = -next;
-    ++next;
-  }
+  for (int64_t i = 0; i < n; ++i)
+    if (!x[i]) leftover_step(i, P, J, x, strong, -next++);
   for (int64_t i = 0; i < n; ++i) {  // decode: aggregate numbers from 0
     const int64_t xi = x[i];
     x[i] = xi == isolated ? -1 : (xi > 0 ? xi - 1 : -xi - 1);
@@ -166,37 +177,11 @@ int64_t aggregate_pass(py::array ptr_, py::array idx_, py::array data_, py::arra
   for (int64_t i = 0; i < n; ++i) {
     if (x[i]) continue;
     if (pass == 1) {
-      bool neighbours = false, taken = false;
-      for (I q = P[i]; q < P[i + 1]; ++q) {
-        if (!strong(i, q)) continue;
-        neighbours = true;
-        if (x[J[q]]) {
-          taken = true;
-          break;
-        }
-      }
-      if (!neighbours) {
-        x[i] = none;
-      } else if (!taken) {
-        const int64_t c = first_code + made++ + 1;
-        x[i] = c;
-        for (I q = P[i]; q < P[i + 1]; ++q)
-          if (strong(i, q)) x[J[q]] = c;
-      }
+      if (root_step(i, P, J, x, strong, first_code + made + 1, none)) ++made;
     } else if (pass == 2) {
-      for (I q = P[i]; q < P[i + 1]; ++q) {
-        if (!strong(i, q)) continue;
-        const int64_t xj = x[J[q]];
-        if (xj > 0) {
-          x[i] = -xj;
-          break;
-        }
-      }
+      join_step(i, P, J, x, strong);
     } else {
-      const int64_t c = -(first_code + made++ + 1);
-      x[i] = c;
-      for (I q = P[i]; q < P[i + 1]; ++q)
-        if (strong(i, q) && x[J[q]] == 0) x[J[q]] = c;
+      leftover_step(i, P, J, x, strong, -(first_code + made++ + 1));
     }
   }
   return made;
