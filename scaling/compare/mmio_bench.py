@@ -16,7 +16,7 @@ before/after under the same load.
 Targets (issue 18): >= 1.0x at one rank, faster still at two.
 
     .venv/bin/python scaling/compare/mmio_bench.py [--matrix PATH] [--repeat 15] [--json OUT]
-        [--baseline FILE]
+        [--baseline FILE] [--progress throttle|busy|auto]
 """
 from __future__ import annotations
 
@@ -114,6 +114,9 @@ def main() -> int:
     ap.add_argument("--ranks", default="1,2", help="rank counts to run")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--baseline", default="", help="a .py reader (read_matrix) to time alongside")
+    ap.add_argument("--progress", choices=("throttle", "busy", "auto"), default="throttle",
+                    help="MPI progress mode (hpc.core.launch): throttle (yield, for a loaded "
+                         "machine), busy, or auto (busy when every rank has its own core)")
     ap.add_argument("--worker", nargs=4, metavar=("PATH", "REPEAT", "OUT", "BASE"),
                     help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -132,7 +135,7 @@ def main() -> int:
             os.environ.pop("OMP_NUM_THREADS", None)
             r = launch(ranks, [__file__, "--worker", str(path), str(a.repeat), out,
                                   os.path.abspath(a.baseline) if a.baseline else ""],
-                       progress="throttle", timeout=900, capture_output=True, text=True,
+                       progress=a.progress, timeout=900, capture_output=True, text=True,
                        cwd=ROOT)
             if r.returncode != 0:
                 sys.stderr.write(r.stdout[-2000:] + r.stderr[-2000:])
