@@ -161,6 +161,7 @@ def test_bf16_300_steps_within_2_percent_of_float32(tmp_path):
     loss (mean of the last ten steps, the same batches) is within 2% of the float32 run's
     (measured: 2.3259 against 2.3218, 0.18%; the last step alone 2.2995 against 2.3331).
     ~45 s on one core."""
+    pytest.importorskip("ml_dtypes")
     text = data_file("text", "tinyshakespeare.txt")
     means = {}
     for name, extra in (("f32", []), ("bf16", ["--bf16"])):

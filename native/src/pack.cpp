@@ -881,8 +881,10 @@ class Plan {
 // built, one per element count. FastType binds it as the instance's `pack` / `unpack`, with
 // mpi4py's signatures. What it does not serve (buffers that are not numpy arrays, a count
 // without a plan yet, any error) it hands, arguments unchanged, to the FastType's Python
-// method `_pack_py` / `_unpack_py` (found through a weak reference: no cycle), which builds
-// the plan or raises the one-line UsageError.
+// method `_pack_py` / `_unpack_py`, which builds the plan or raises the one-line UsageError.
+// The function's self is a tuple (capsule of the state, the FastType): like a bound method it
+// keeps its FastType alive (`fast(t).pack(...)` works), and the cycle through the instance's
+// __dict__ is one the garbage collector sees (tuples and functions are GC-tracked).
 struct FastState {
   int64_t extent = 0;
   int threads = 1;
@@ -961,7 +963,8 @@ int64_t fast_path(const FastState& st, PyObject* const* args, Py_ssize_t nargs,
 template <bool Unpack>
 PyObject* fast_call(PyObject* self, PyObject* const* args, Py_ssize_t nargsf,
                     PyObject* kwnames) {
-  const FastState& st = **static_cast<FastPtr*>(PyCapsule_GetPointer(self, "hpc.pack.fast"));
+  PyObject* cap = PyTuple_GET_ITEM(self, 0);  // self: (capsule, FastType), see above
+  const FastState& st = **static_cast<FastPtr*>(PyCapsule_GetPointer(cap, "hpc.pack.fast"));
   const Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
   try {
     const int64_t pos = fast_path<Unpack>(st, args, nargs, kwnames);
@@ -969,11 +972,7 @@ PyObject* fast_call(PyObject* self, PyObject* const* args, Py_ssize_t nargsf,
   } catch (...) {  // an error: the Python path raises it as a UsageError
     PyErr_Clear();
   }
-  PyObject* owner = PyWeakref_GetObject(st.owner.ptr());  // borrowed; None when gone
-  if (owner == nullptr || owner == Py_None) {
-    PyErr_SetString(PyExc_ReferenceError, "hpc.halo.datatype: the FastType is gone");
-    return nullptr;
-  }
+  PyObject* owner = PyTuple_GET_ITEM(self, 1);  // borrowed from self, which the call holds
   Py_INCREF(owner);
   PyObject* meth = PyObject_GetAttrString(owner, Unpack ? "_unpack_py" : "_pack_py");
   Py_DECREF(owner);
@@ -1018,12 +1017,19 @@ class FastCall {
       }
   }
   size_t size() const { return st_->plans.size(); }
-  // The bound function: its self is a capsule sharing the state (it may outlive this object).
+  // The bound function: its self is (a capsule sharing the state, the FastType); it may
+  // outlive this object and keeps the FastType alive as a bound method does.
   py::object function(bool unpack) const {
+    PyObject* owner = PyWeakref_GetObject(st_->owner.ptr());  // borrowed; None when gone
+    if (owner == nullptr || owner == Py_None) {  // only while the FastType is being built
+      PyErr_SetString(PyExc_ReferenceError, "hpc.halo.datatype: the FastType is gone");
+      throw py::error_already_set();
+    }
     py::capsule cap(new FastPtr(st_), "hpc.pack.fast", [](PyObject* c) {
       delete static_cast<FastPtr*>(PyCapsule_GetPointer(c, "hpc.pack.fast"));
     });
-    PyObject* f = PyCFunction_NewEx(unpack ? &kFastUnpack : &kFastPack, cap.ptr(), nullptr);
+    py::tuple self = py::make_tuple(cap, py::reinterpret_borrow<py::object>(owner));
+    PyObject* f = PyCFunction_NewEx(unpack ? &kFastUnpack : &kFastPack, self.ptr(), nullptr);
     if (f == nullptr) throw py::error_already_set();
     return py::reinterpret_steal<py::object>(f);
   }
@@ -1074,7 +1080,7 @@ HPC_SUBMODULE(pack) {
            py::arg("threads") = 0, "unpack_all from src at byte position; the new position");
   py::class_<FastCall>(m, "FastCall", "hpc.halo.datatype.FastType's one native call: plans by "
                                       "element count; pack/unpack hand what they do not serve "
-                                      "to owner._pack_py/_unpack_py (owner: weakly held)")
+                                      "to owner._pack_py/_unpack_py (the functions hold the owner)")
       .def(py::init<int64_t, int, const py::object&>(), py::arg("extent"), py::arg("threads"),
            py::arg("owner"))
       .def("add", &FastCall::add, py::arg("count"), py::arg("plan"),
