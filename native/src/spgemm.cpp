@@ -762,34 +762,46 @@ inline int64_t emit_word(uint64_t x, int64_t w, I* out) {
   return j;
 }
 
+// Row i's columns of C as bits of the bitmap (one OR per 64-column word when B is packed:
+// wcnt/word/wmask), and the span [lo, hi] of words touched; with Summary, each touched word
+// also sets its bit in summ, so a scan can skip the words between.
+template <bool Summary, typename I>
+inline void mark_row_bits(const Csr<I>& A, const Csr<I>& B, int64_t i, const I* wcnt,
+                          const I* word, const uint64_t* wmask, uint64_t* bits, uint64_t* summ,
+                          int64_t& lo, int64_t& hi) {
+  lo = B.ncols;
+  hi = -1;
+  auto touch = [&](int64_t w, uint64_t m) {
+    bits[w] |= m;
+    if constexpr (Summary) summ[w >> 6] |= uint64_t(1) << (w & 63);
+    lo = std::min(lo, w);
+    hi = std::max(hi, w);
+  };
+  if (wcnt) {
+    for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
+      const int64_t k = A.idx[p];
+      for (I q = B.ptr[k], e = B.ptr[k] + wcnt[k]; q < e; ++q) touch(word[q], wmask[q]);
+    }
+  } else {
+    for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
+      prefetch_b(A, B, p, false);
+      const int64_t k = A.idx[p];
+      for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
+        const uint64_t c = static_cast<uint64_t>(B.idx[q]);
+        touch(int64_t(c >> 6), uint64_t(1) << (c & 63));
+      }
+    }
+  }
+}
+
 template <typename I>
 int64_t fused_symbolic_row(const Csr<I>& A, const Csr<I>& B, int64_t i, int8_t bin, I* out,
                            Tls<I>& S, const I* wcnt, const I* word, const uint64_t* wmask) {
   int64_t j = 0;
   if (bin == kDense) {
     uint64_t* bits = S.bits.data();
-    int64_t lo = B.ncols, hi = -1;
-    if (wcnt) {  // B packed: one OR per 64-column word
-      for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
-        const int64_t k = A.idx[p];
-        for (I q = B.ptr[k], e = B.ptr[k] + wcnt[k]; q < e; ++q) {
-          const int64_t w = word[q];
-          bits[w] |= wmask[q];
-          lo = std::min(lo, w);
-          hi = std::max(hi, w);
-        }
-      }
-    } else for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
-      prefetch_b(A, B, p, false);
-      const int64_t k = A.idx[p];
-      for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
-        const uint64_t c = static_cast<uint64_t>(B.idx[q]);
-        const int64_t w = int64_t(c >> 6);
-        bits[w] |= uint64_t(1) << (c & 63);
-        lo = std::min(lo, w);
-        hi = std::max(hi, w);
-      }
-    }
+    int64_t lo, hi;
+    mark_row_bits<false>(A, B, i, wcnt, word, wmask, bits, nullptr, lo, hi);
     for (int64_t w = lo; w <= hi; ++w) {
       const uint64_t x = bits[w];
       bits[w] = 0;
@@ -800,30 +812,8 @@ int64_t fused_symbolic_row(const Csr<I>& A, const Csr<I>& B, int64_t i, int8_t b
     // the summary's words of the span and the touched words only, not every word between.
     uint64_t* bits = S.bits.data();
     uint64_t* summ = S.summ.data();
-    int64_t lo = B.ncols, hi = -1;
-    if (wcnt) {
-      for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
-        const int64_t k = A.idx[p];
-        for (I q = B.ptr[k], e = B.ptr[k] + wcnt[k]; q < e; ++q) {
-          const int64_t w = word[q];
-          bits[w] |= wmask[q];
-          summ[w >> 6] |= uint64_t(1) << (w & 63);
-          lo = std::min(lo, w);
-          hi = std::max(hi, w);
-        }
-      }
-    } else for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
-      prefetch_b(A, B, p, false);
-      const int64_t k = A.idx[p];
-      for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) {
-        const uint64_t c = static_cast<uint64_t>(B.idx[q]);
-        const int64_t w = int64_t(c >> 6);
-        bits[w] |= uint64_t(1) << (c & 63);
-        summ[w >> 6] |= uint64_t(1) << (w & 63);
-        lo = std::min(lo, w);
-        hi = std::max(hi, w);
-      }
-    }
+    int64_t lo, hi;
+    mark_row_bits<true>(A, B, i, wcnt, word, wmask, bits, summ, lo, hi);
     for (int64_t sw = lo >> 6; sw <= (hi >> 6); ++sw) {
       uint64_t m = summ[sw];
       summ[sw] = 0;
