@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -440,30 +441,41 @@ class Solver:
                      "swap_update_s": st["swap_update_s"]}
         return res
 
-    def _fasterpam_native(self, maxiter: int) -> Result:
-        """FasterPAM's sweeps in hpc._core.kmedoids_swap (state updated in place), entered
-        once per NATIVE_WORK distances for the progress line."""
-        sw = self.native_loop()
+    def native_sweeps(self, name: str, maxiter: int, sweep: Callable[[int, int, int], tuple],
+                      show_loss: bool = False) -> tuple[int, int, bool]:
+        """Drive a native SWAP sweep (FasterPAM's or FasterMSC's, state updated in place) to
+        convergence: ``sweep(j, lastswap, budget)`` scans candidates from j for about
+        NATIVE_WORK distances and returns (next j, lastswap, swaps, loss); the progress line
+        is updated between calls. Returns (swaps, sweeps, converged)."""
         n = self.n
-        rl = self.removal_loss()
         lastswap, swaps, it = n, 0, 0
-        converged = False
         budget = max(1, NATIVE_WORK // n)
         while it < maxiter:
             it += 1
             before_swaps, before_loss = swaps, self.loss
             j = 0
-            prog = progress(n, f"fasterpam sweep {it}", self.comm)
+            prog = progress(n, f"{name} sweep {it}", self.comm)
             while j < n and j != lastswap:
-                prog.set(j, swaps=swaps, loss=f"{self.loss:.8g}")
-                j, lastswap, s, self.loss = sw.fasterpam_sweep(
-                    self.o.D, self.DM, self.med, self.is_med, rl, self.near_i, self.seco_i,
-                    self.near_d, self.seco_d, self.loss, j, lastswap, budget, NATIVE_PAR_ROWS)
+                if show_loss:
+                    prog.set(j, swaps=swaps, loss=f"{self.loss:.8g}")
+                else:
+                    prog.set(j, swaps=swaps)
+                j, lastswap, s, self.loss = sweep(j, lastswap, budget)
                 swaps += s
             prog.close()
             if swaps == before_swaps or self.loss >= before_loss:
-                converged = True
-                break
+                return swaps, it, True
+        return swaps, it, False
+
+    def _fasterpam_native(self, maxiter: int) -> Result:
+        """FasterPAM's sweeps in hpc._core.kmedoids_swap, through :meth:`native_sweeps`."""
+        sw = self.native_loop()
+        rl = self.removal_loss()
+        swaps, it, converged = self.native_sweeps(
+            "fasterpam", maxiter, lambda j, last, budget: sw.fasterpam_sweep(
+                self.o.D, self.DM, self.med, self.is_med, rl, self.near_i, self.seco_i,
+                self.near_d, self.seco_d, self.loss, j, last, budget, NATIVE_PAR_ROWS),
+            show_loss=True)
         res = Result(self.med.copy(), self.loss, swaps, it, converged)
         res.extra = {"swap_loop": "native"}
         return res

@@ -328,28 +328,14 @@ class MSCSolver(Solver):
         return Result(self.med.copy(), self.loss, swaps, it, True)
 
     def _fastermsc_native(self, maxiter: int) -> Result:
-        """FasterMSC's sweeps in hpc._core.kmedoids_swap (state updated in place), entered
-        once per NATIVE_WORK distances for the progress line."""
+        """FasterMSC's sweeps in hpc._core.kmedoids_swap, through :meth:`native_sweeps`."""
         sw = self.native_loop()
-        n = self.n
         rl = self.msc_removal() if self.k > 2 else np.zeros(self.k)
-        lastswap, swaps, it = n, 0, 0
-        budget = max(1, algorithms.NATIVE_WORK // n)
-        while it < maxiter:
-            it += 1
-            before_swaps, before_loss = swaps, self.loss
-            j = 0
-            prog = progress(n, f"fastermsc sweep {it}", self.comm)
-            while j < n and j != lastswap:
-                prog.set(j, swaps=swaps)
-                j, lastswap, s, self.loss = sw.fastermsc_sweep(
-                    self.o.D, self.DM, self.med, self.is_med, rl, self.near_i, self.seco_i,
-                    self.third_i, self.near_d, self.seco_d, self.third_d, self.loss, j,
-                    lastswap, budget, self.slot2, algorithms.NATIVE_PAR_ROWS)
-                swaps += s
-            prog.close()
-            if swaps == before_swaps or self.loss >= before_loss:
-                break
+        swaps, it, _ = self.native_sweeps(
+            "fastermsc", maxiter, lambda j, last, budget: sw.fastermsc_sweep(
+                self.o.D, self.DM, self.med, self.is_med, rl, self.near_i, self.seco_i,
+                self.third_i, self.near_d, self.seco_d, self.third_d, self.loss, j, last,
+                budget, self.slot2, algorithms.NATIVE_PAR_ROWS))
         return Result(self.med.copy(), self.loss, swaps, it, True)
 
     def max_gain(self) -> float:
