@@ -99,3 +99,11 @@ def test_ell_is_a_general_sparse_matrix(nrow, nghost, far):
     E.symgs_ref(r, a)
     E.symgs(r, b, True)
     np.testing.assert_array_equal(a, b)
+    # from any x (the post-smoother: the backward sweep takes each row's lower sum from the
+    # forward sweep instead of reading the row again) = the reference sweep, bit for bit,
+    # and both = the plain sweeps
+    a, b = x.copy(), x.copy()
+    E.symgs_ref(r, a)
+    E.symgs(r, b, False)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(b, want, rtol=1e-12, atol=1e-14)

@@ -4,8 +4,10 @@
 // reference kernels (SpMV, the sequential symmetric Gauss-Seidel, restriction by injection,
 // prolongation) and the optimised ones: OpenMP SpMV fused with its dot product, the residual
 // computed only at the coarse points restriction needs, the pre-smoother's forward sweep
-// from x = 0 reading only the strictly lower entries, and a level-scheduled OpenMP SYMGS
-// whose row order is the sequential one (so it changes no result and no iteration count).
+// from x = 0 reading only the strictly lower entries, every backward sweep reading only the
+// upper ones (each row's lower sum kept from the forward sweep), and a level-scheduled
+// OpenMP SYMGS whose row order is the sequential one (so it changes no result and no
+// iteration count).
 //
 // Every entry point checks lengths and dtypes; the matrix class copies and validates its
 // arrays once (column range, row layout) so the products only check vector lengths.
@@ -75,24 +77,31 @@ inline double fmadd(double a, double b, double c) { return a * b + c; }
 #endif
 
 // One rank's rows of HPCG's matrix in a split, sliced ELLPACK form: int16 column offsets
-// (column - row) and float64 values, both read on every product. Each row has 28 slots in
-// two streams, so the pre-smoother's forward sweep (from x = 0) reads only the first:
-//   L (16 slots): 0: the entry in column i - 1 (the forward sweep's newest value), 1: column
-//     i + 1 (the backward sweep's), 2-3: row data (offset slots: the row's index in the side
-//     table as an int32, or -1; value slots: the diagonal and 1 / diagonal), 4-15: groups 1-3,
-//     the other strictly lower entries (column < i) ascending;
-//   U (12 slots): groups 4-6, the other upper entries by descending column.
+// (column - row) and float64 values, both read on every product. Each row has two streams,
+// L (the strictly lower entries) and U (the upper ones), so that a sweep reads only what it
+// needs: the pre-smoother's forward sweep (from x = 0) reads L, every backward sweep reads U
+// (the lower part of its sum is the forward sweep's, kept per row, see symgs_raw):
+//   L (16 values, 16 offsets): 0: the entry in column i - 1 (the forward sweep's newest
+//     value); values 1-2: the diagonal and 1 / diagonal, offsets 1-2: the row's index in the
+//     side table as an int32, or -1; 3: padding; 4-15: groups 1-3, the other strictly lower
+//     entries (column < i) ascending;
+//   U (14 values, 16 offsets): 0-11: groups 4-6, the other upper entries by descending
+//     column; 12: the entry in column i + 1 (the backward sweep's newest value); value 13:
+//     1 / diagonal again, offsets 14-15: the side index again.
 // Missing entries are padding (offset 0, value 0): a product that adds +-0. The ghost columns
 // (numbered after the rank's own rows) and any entry whose offset does not fit in int16 (a far
 // column of a very large box) or that finds its 12 slots full go to the side table (int32
-// column, value), summed after the groups. A row's sum over the six groups runs in four lanes (slot 4g + q into lane q, group
-// after group, each step a fused multiply-add), the lanes added as (l0 + l1) + (l2 + l3), then
-// the side entries in order, then the fixed slots in an order fixed per kernel. Gauss-Seidel
-// computes x_i = (r_i - s) / a_ii - (a_i,i-1 / a_ii) x_{i-1} (backward: i + 1), so the sweep's
-// chain from one row to the next is one fused multiply-add.
+// column, value). A row's sum is two partial sums: hL over groups 1-3 and hU over groups 4-6,
+// each in four lanes (slot 4g + q into lane q, group after group, each step a fused
+// multiply-add) added as (l0 + l1) + (l2 + l3), hU then taking the side entries in order.
+// Gauss-Seidel computes, forward, x_i = (r_i - (hL + (a_i,i+1 x_{i+1} + hU))) / a_ii
+// - (a_i,i-1 / a_ii) x_{i-1} and, backward, x_i = (r_i - (sL + hU)) / a_ii
+// - (a_i,i+1 / a_ii) x_{i+1} with sL = a_i,i-1 x_{i-1} + hL, so the sweep's chain from one
+// row to the next is one fused multiply-add, and the backward sweep's sL is the value the
+// forward sweep had (the lower columns do not change in between).
 class Ell {
  public:
-  static constexpr int SL = 16, SU = 12;  // slots per row in the L and U streams
+  static constexpr int SL = 16, SU = 14, SUC = 16;  // L slots; U values; U offsets
 
   Ell(const py::array& cols, const py::array& vals, const py::array& nnz, int64_t ncol)
       : ncol_(ncol) {
@@ -107,8 +116,9 @@ class Ell {
     if (!hpc::all_in_range(c.data(), nrow_ * W, ncol)) hpc::fail("Ell: column index out of range");
     cL_.assign(size_t(nrow_) * SL, 0);
     vL_.assign(size_t(nrow_) * SL, 0.0);
-    cU_.assign(size_t(nrow_) * SU, 0);
+    cU_.assign(size_t(nrow_) * SUC, 0);
     vU_.assign(size_t(nrow_) * SU, 0.0);
+    sl_.assign(size_t(nrow_), 0.0);
     nnz_.assign(z.data(), z.data() + nrow_);
     diag_.resize(nrow_);
     side_ptr_.assign(1, 0);
@@ -119,7 +129,7 @@ class Ell {
       if (n < 1 || n > W) hpc::fail("Ell: nnz per row must be in [1, 27]");
       int16_t* cl = &cL_[size_t(i) * SL];
       double* vl = &vL_[size_t(i) * SL];
-      int16_t* cu = &cU_[size_t(i) * SU];
+      int16_t* cu = &cU_[size_t(i) * SUC];
       double* vu = &vU_[size_t(i) * SU];
       std::vector<std::pair<int32_t, double>> lo, up, side;
       int ndiag = 0;
@@ -131,7 +141,7 @@ class Ell {
         const int64_t off = int64_t(col) - i;
         if (col == i) { ++ndiag; dval += val; }
         else if (off == -1 && !left) { cl[0] = -1; vl[0] = val; left = true; }
-        else if (off == 1 && !right) { cl[1] = 1; vl[1] = val; right = true; }
+        else if (off == 1 && !right) { cu[12] = 1; vu[12] = val; right = true; }
         else if (col >= nrow_ || off < INT16_MIN || off > INT16_MAX) side.emplace_back(col, val);
         else if (col < i) lo.emplace_back(col, val);
         else up.emplace_back(col, val);
@@ -154,9 +164,10 @@ class Ell {
         for (auto& e : side) { side_col_.push_back(e.first); side_val_.push_back(e.second); }
         side_ptr_.push_back(int64_t(side_col_.size()));
       }
-      std::memcpy(cl + 2, &sidx, 4);
-      vl[2] = dval;
-      vl[3] = 1.0 / dval;
+      std::memcpy(cl + 1, &sidx, 4);
+      std::memcpy(cu + 14, &sidx, 4);
+      vl[1] = dval;
+      vl[2] = vu[13] = 1.0 / dval;
       diag_[i] = dval;
     }
   }
@@ -205,12 +216,15 @@ class Ell {
   void symgs_ref(const carray<double>& r, carray<double>& x) const {
     const double* rv = in(r, nrow_, "r");
     double* xv = out(x, ncol_, "x");
-    for (int64_t i = 0; i < nrow_; ++i) row_forward(i, rv, xv, false);
-    for (int64_t i = nrow_ - 1; i >= 0; --i) row_backward(i, rv, xv);
+    for (int64_t i = 0; i < nrow_; ++i) row_forward(i, rv, xv, nullptr, false);
+    for (int64_t i = nrow_ - 1; i >= 0; --i) row_backward(i, rv, xv, lower_sum(i, xv));
   }
 
   // The optimised SYMGS. zero_init: x is 0 on entry (MG's pre-smoother), so the forward
-  // sweep reads only the L stream (the U groups multiply zeros). With more than one thread
+  // sweep reads only the L stream (the U groups multiply zeros). The forward sweep keeps
+  // each row's lower sum sL (its columns j < i hold their forward values until the backward
+  // sweep reaches row i), so the backward sweep reads only the U stream and gets the bits
+  // symgs_ref gets by recomputing sL from the whole row. With more than one thread
   // and a level schedule, rows of one level (independent by construction) run in parallel;
   // levels run in the sequential order, so every row sees the same values it would in the
   // sequential sweep.
@@ -223,9 +237,10 @@ class Ell {
     const int nt = omp_get_max_threads();
     // a level schedule pays only when each thread gets enough rows between two barriers
     const int64_t nl_all = level_ptr_.empty() ? 0 : int64_t(level_ptr_.size()) - 1;
+    double* sl = sl_.data();
     if (nt <= 1 || nl_all == 0 || nrow_ < min_rows_per_level * nt * nl_all) {
-      for (int64_t i = 0; i < nrow_; ++i) row_forward(i, rv, xv, zero_init);
-      for (int64_t i = nrow_ - 1; i >= 0; --i) row_backward(i, rv, xv);
+      for (int64_t i = 0; i < nrow_; ++i) row_forward(i, rv, xv, sl, zero_init);
+      for (int64_t i = nrow_ - 1; i >= 0; --i) row_backward(i, rv, xv, sl[i]);
       return;
     }
     const int64_t nl = nl_all;
@@ -235,11 +250,11 @@ class Ell {
     {
       for (int64_t l = 0; l < nl; ++l) {
 #pragma omp for schedule(static)
-        for (int64_t t = lp[l]; t < lp[l + 1]; ++t) row_forward(lr[t], rv, xv, zero_init);
+        for (int64_t t = lp[l]; t < lp[l + 1]; ++t) row_forward(lr[t], rv, xv, sl, zero_init);
       }
       for (int64_t l = nl - 1; l >= 0; --l) {
 #pragma omp for schedule(static)
-        for (int64_t t = lp[l]; t < lp[l + 1]; ++t) row_backward(lr[t], rv, xv);
+        for (int64_t t = lp[l]; t < lp[l + 1]; ++t) row_backward(lr[t], rv, xv, sl[lr[t]]);
       }
     }
   }
@@ -298,8 +313,8 @@ class Ell {
     }
     for (int64_t i = 0; i < nrow_; ++i) {
       diag_[i] = dv[i];
-      vL_[size_t(i) * SL + 2] = dv[i];
-      vL_[size_t(i) * SL + 3] = 1.0 / dv[i];
+      vL_[size_t(i) * SL + 1] = dv[i];
+      vL_[size_t(i) * SL + 2] = vU_[size_t(i) * SU + 13] = 1.0 / dv[i];
     }
   }
 
@@ -333,11 +348,11 @@ class Ell {
   void for_each_entry(int64_t i, F&& f) const {
     const int16_t* cl = &cL_[size_t(i) * SL];
     const double* vl = &vL_[size_t(i) * SL];
-    const int16_t* cu = &cU_[size_t(i) * SU];
+    const int16_t* cu = &cU_[size_t(i) * SUC];
     const double* vu = &vU_[size_t(i) * SU];
     for (int j = 0; j < SL; ++j)
-      if (j != 2 && j != 3 && cl[j] != 0) f(i + cl[j], vl[j]);
-    for (int j = 0; j < SU; ++j)
+      if (j != 1 && j != 2 && cl[j] != 0) f(i + cl[j], vl[j]);
+    for (int j = 0; j < 13; ++j)
       if (cu[j] != 0) f(i + cu[j], vu[j]);
     const int32_t s = side_index(i);
     if (s >= 0)
@@ -346,7 +361,14 @@ class Ell {
 
   inline int32_t side_index(int64_t i) const {
     int32_t s;
-    std::memcpy(&s, &cL_[size_t(i) * SL + 2], 4);
+    std::memcpy(&s, &cL_[size_t(i) * SL + 1], 4);
+    return s;
+  }
+
+  // the same from the U stream (the backward sweep reads no L offsets)
+  inline int32_t side_index_u(int64_t i) const {
+    int32_t s;
+    std::memcpy(&s, &cU_[size_t(i) * SUC + 14], 4);
     return s;
   }
 
@@ -365,66 +387,93 @@ class Ell {
   }
 #endif
 
-  // The four lanes of groups 1-3 (and 4-6 unless lower_only), added (l0 + l1) + (l2 + l3),
-  // then the side entries.
-  inline double groups(int64_t i, const double* __restrict x, bool lower_only) const {
-    const int16_t* cl = &cL_[size_t(i) * SL];
-    const double* vl = &vL_[size_t(i) * SL];
-    const int16_t* cu = &cU_[size_t(i) * SU];
-    const double* vu = &vU_[size_t(i) * SU];
-    double h;
+  // four lanes over the three groups at c / a (slots 4g + q into lane q), added
+  // (l0 + l1) + (l2 + l3)
+  static inline double lanes3(const int16_t* __restrict c, const double* __restrict a,
+                              const double* __restrict x, int64_t i) {
 #if defined(__AVX__) && defined(__FMA__)
     const __m128i vi = _mm_set1_epi32(int32_t(i));
     __m256d acc = _mm256_setzero_pd();
-    for (int g = 1; g < 4; ++g) acc = group(cl + 4 * g, vl + 4 * g, x, vi, acc);
-    if (!lower_only)
-      for (int g = 0; g < 3; ++g) acc = group(cu + 4 * g, vu + 4 * g, x, vi, acc);
+    for (int g = 0; g < 3; ++g) acc = group(c + 4 * g, a + 4 * g, x, vi, acc);
     const __m128d l01 = _mm256_castpd256_pd128(acc), l23 = _mm256_extractf128_pd(acc, 1);
     // [l0 + l1, l2 + l3], then their sum
     const __m128d s = _mm_add_pd(_mm_unpacklo_pd(l01, l23), _mm_unpackhi_pd(l01, l23));
-    h = _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
+    return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 #else
     double l[4] = {0.0, 0.0, 0.0, 0.0};
-    for (int j = 4; j < SL; ++j) l[j % 4] = fmadd(vl[j], x[i + cl[j]], l[j % 4]);
-    if (!lower_only)
-      for (int j = 0; j < SU; ++j) l[j % 4] = fmadd(vu[j], x[i + cu[j]], l[j % 4]);
-    h = (l[0] + l[1]) + (l[2] + l[3]);
+    for (int j = 0; j < 12; ++j) l[j % 4] = fmadd(a[j], x[i + c[j]], l[j % 4]);
+    return (l[0] + l[1]) + (l[2] + l[3]);
 #endif
-    const int32_t sx = side_index(i);
+  }
+
+  // hL: groups 1-3 of row i
+  inline double hl(int64_t i, const double* __restrict x) const {
+    return lanes3(&cL_[size_t(i) * SL + 4], &vL_[size_t(i) * SL + 4], x, i);
+  }
+
+  // side entries of table row sx added to h in order
+  inline double side(int32_t sx, const double* __restrict x, double h) const {
     if (sx >= 0)
       for (int64_t k = side_ptr_[sx]; k < side_ptr_[sx + 1]; ++k)
         h = fmadd(side_val_[k], x[side_col_[k]], h);
     return h;
   }
 
-  // (A x)_i: the groups and side entries, then columns i - 1, i + 1 and the diagonal
+  // hU: groups 4-6 of row i, then the side entries
+  inline double hu(int64_t i, const double* __restrict x) const {
+    return side(side_index_u(i),
+                x, lanes3(&cU_[size_t(i) * SUC], &vU_[size_t(i) * SU], x, i));
+  }
+
+  // (A x)_i: hL + hU, then columns i - 1, i + 1 and the diagonal
   inline double row_sum(int64_t i, const double* __restrict x) const {
     const double* a = &vL_[size_t(i) * SL];
     const int16_t* c = &cL_[size_t(i) * SL];
-    const double h = groups(i, x, false);
-    return fmadd(a[2], x[i], fmadd(a[1], x[i + c[1]], fmadd(a[0], x[i + c[0]], h)));
+    const double* u = &vU_[size_t(i) * SU];
+    const int16_t* cu = &cU_[size_t(i) * SUC];
+    const double h = hl(i, x) + hu(i, x);
+    return fmadd(a[1], x[i], fmadd(u[12], x[i + cu[12]], fmadd(a[0], x[i + c[0]], h)));
   }
 
-  // The forward sweep's update of row i; zero_init: x is 0 from row i on (and in the ghosts),
-  // so the U groups are skipped (they would add +-0 to the lanes: the same bits) and so is
-  // column i + 1 (its product is +-0 as well).
+  // The forward sweep's update of row i; sl (if given) gets the row's lower sum sL for the
+  // backward sweep. zero_init: x is 0 from row i on (and in the ghosts), so hU is the side
+  // entries alone (the U lanes would stay +0: the same bits) and column i + 1 is skipped
+  // (its product is +-0, and hU is never -0).
   inline void row_forward(int64_t i, const double* __restrict r, double* __restrict x,
-                          bool zero_init) const {
+                          double* __restrict sl, bool zero_init) const {
     const double* a = &vL_[size_t(i) * SL];
     const int16_t* c = &cL_[size_t(i) * SL];
-    const double h = groups(i, x, zero_init);
-    const double inv = a[3];
-    const double q = (r[i] - fmadd(a[1], x[i + c[1]], h)) * inv;
-    x[i] = fmadd(-(a[0] * inv), x[i + c[0]], q);
+    const double l = hl(i, x);
+    double u;
+    if (zero_init) {
+      u = side(side_index(i), x, 0.0);
+    } else {
+      const double* v = &vU_[size_t(i) * SU];
+      const int16_t* cu = &cU_[size_t(i) * SUC];
+      u = fmadd(v[12], x[i + cu[12]], hu(i, x));
+    }
+    const double inv = a[2];
+    const double q = (r[i] - (l + u)) * inv;
+    const double xm = x[i + c[0]];
+    x[i] = fmadd(-(a[0] * inv), xm, q);
+    if (sl) sl[i] = fmadd(a[0], xm, l);
   }
 
-  inline void row_backward(int64_t i, const double* __restrict r, double* __restrict x) const {
+  // The backward sweep's update of row i given its lower sum sL (the forward sweep's)
+  inline void row_backward(int64_t i, const double* __restrict r, double* __restrict x,
+                           double sl) const {
+    const double* v = &vU_[size_t(i) * SU];
+    const int16_t* cu = &cU_[size_t(i) * SUC];
+    const double inv = v[13];
+    const double q = (r[i] - (sl + hu(i, x))) * inv;
+    x[i] = fmadd(-(v[12] * inv), x[i + cu[12]], q);
+  }
+
+  // sL of row i recomputed (the reference's backward sweep reads the whole row)
+  inline double lower_sum(int64_t i, const double* __restrict x) const {
     const double* a = &vL_[size_t(i) * SL];
     const int16_t* c = &cL_[size_t(i) * SL];
-    const double h = groups(i, x, false);
-    const double inv = a[3];
-    const double q = (r[i] - fmadd(a[0], x[i + c[0]], h)) * inv;
-    x[i] = fmadd(-(a[1] * inv), x[i + c[1]], q);
+    return fmadd(a[0], x[i + c[0]], hl(i, x));
   }
 
   // The dot product is taken per block of rows just computed (still in cache), in row
@@ -453,6 +502,9 @@ class Ell {
   std::vector<double> side_val_;
   std::vector<int32_t> nnz_;
   std::vector<double> diag_;
+  // sL per row: written by the optimised forward sweep, read by its backward sweep (so the
+  // backward sweep reads the U stream only); one SYMGS at a time per matrix
+  mutable std::vector<double> sl_;
   std::vector<int64_t> level_ptr_;
   std::vector<int32_t> level_rows_;
 };
