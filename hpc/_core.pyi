@@ -126,8 +126,8 @@ class _mmio(ModuleType):
     def parse_coo(text: Any, k: int, field: str, rows: int, cols: int, skew: bool, threads: int = 1) -> tuple[Any, ...] | None:
         """(i, j, v): 0-based int64 indices and float64 values of the entry lines in `text` (a bytes-like object), or None when any line is not exactly k numerals of the field with indices in 1..rows, 1..cols (no diagonal when skew) and finite values."""
     @staticmethod
-    def parse_route(text: Any, k: int, field: str, rows: int, cols: int, symmetry: str, row_offsets: np.ndarray, threads: int = 1) -> tuple[Any, ...] | None:
-        """(packed, counts, lines, order): parse_coo's entries, plus the mirror of every off-diagonal entry of symmetric (negated: skew-symmetric) storage, as rows (i, j, bits of v) of an (n, 3) int64 array grouped by the rank owning row i under `row_offsets` (counts: how many each), the number of entry lines, and what their order proves: (flags, first/last row-major key, first/last column-major key), flags 1 row-major strictly increasing, 2 column-major strictly increasing, 4 all i >= j, 8 all i <= j, 16 not empty; None where parse_coo gives None."""
+    def parse_route(text: Any, k: int, field: str, rows: int, cols: int, symmetry: str, row_offsets: np.ndarray, threads: int = 1, out: Any = None) -> tuple[Any, ...] | None:
+        """(packed, counts, lines, order): parse_coo's entries, plus the mirror of every off-diagonal entry of symmetric (negated: skew-symmetric) storage, as rows (i, j, bits of v) of an (n, 3) int64 array grouped by the rank owning row i under `row_offsets` (counts: how many each), the number of entry lines, and what their order proves: (flags, first/last row-major key, first/last column-major key), flags 1 row-major strictly increasing, 2 column-major strictly increasing, 4 all i >= j, 8 all i <= j, 16 not empty; None where parse_coo gives None. With `out`, an (m, 3) int64 array with m >= the rows needed, packed is the view out[:n] (a buffer reused from call to call)."""
 mmio: _mmio
 
 

@@ -10,28 +10,46 @@ from .errors import UsageError
 from .exchange import node_comm
 
 
-def available_bytes() -> int:
-    """Memory this node can still give: MemAvailable, capped by a cgroup limit if any."""
-    avail = None
+def _read_small(path: str) -> bytes | None:
+    """A small /proc or /sys file's bytes (one read, no text layer), or None if unreadable."""
     try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    avail = int(line.split()[1]) * 1024
-                    break
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
-        pass
+        return None
+    try:
+        return os.read(fd, 1 << 14)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def available_bytes() -> int:
+    """Memory this node can still give: MemAvailable, capped by a cgroup limit if any.
+
+    Raw reads (``os.read``, no text decoding): a reader checks this on every call, and the
+    text-mode version cost ~0.25 ms, as much as parsing 100 kB of a matrix."""
+    avail = None
+    info = _read_small("/proc/meminfo")
+    k = info.find(b"MemAvailable:") if info else -1
+    if k >= 0:
+        try:
+            avail = int(info[k + 13:info.index(b"\n", k)].split()[0]) * 1024
+        except (ValueError, IndexError):
+            avail = None
     if avail is None:
         avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            raw = open(path).read().strip()
-        except OSError:
+    for limit, usage in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                          "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        raw = _read_small(limit)
+        if raw is None:
             continue
+        raw = raw.strip()
         if raw.isdigit():
             try:
-                used = int(open(path.replace("max", "current").replace("limit_in_bytes", "usage_in_bytes")).read())
-            except (OSError, ValueError):
+                used = int(_read_small(usage) or b"0")
+            except ValueError:
                 used = 0
             avail = min(avail, int(raw) - used)
     return max(avail, 0)

@@ -39,7 +39,8 @@ from __future__ import annotations
 import io
 import logging
 import os
-from contextlib import ExitStack
+import threading
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,56 +82,65 @@ class Header:
 
 def read_header(path: str | os.PathLike) -> Header:
     """Parse banner, comments and size line; UsageError names the file and line."""
-    name = str(path)
+    f, kind = _open(path)
+    with f:
+        return _parse_header(str(path), f, kind)
+
+
+def _open(path: str | os.PathLike):
+    """``(stream, compression)``: the decompressed binary stream of ``path``, or UsageError."""
     try:
         kind = compression(path)
-        f = open_input(path, "rb")
+        return open_input(path, "rb"), kind
     except OSError as exc:
-        raise UsageError(f"{name}: cannot open ({exc.strerror})") from None
-    with f:
-        first = f.readline()
-        banner = first.decode("latin-1").split()
-        if len(banner) < 5 or banner[0].lower() != "%%matrixmarket":
-            raise UsageError(f"{name}:1: not a Matrix Market file (expected a '%%MatrixMarket' banner)")
-        obj, fmt, field, sym = (t.lower() for t in banner[1:5])
-        if obj != "matrix":
-            raise UsageError(f"{name}:1: object '{obj}' not supported (only 'matrix')")
-        if fmt not in FORMATS:
-            raise UsageError(f"{name}:1: format '{fmt}' not supported (supported: {', '.join(FORMATS)})")
-        if fmt == "array" and field == "pattern":
-            raise UsageError(f"{name}:1: an 'array' matrix cannot have the 'pattern' field")
-        if field not in FIELDS:
-            raise UsageError(f"{name}:1: field '{field}' not supported (supported: {', '.join(FIELDS)})")
-        if sym not in SYMMETRIES:
-            raise UsageError(f"{name}:1: symmetry '{sym}' not supported (supported: {', '.join(SYMMETRIES)})")
-        lineno = 1
-        want = 3 if fmt == "coordinate" else 2
-        while True:
-            try:
-                raw = f.readline()
-            except (OSError, EOFError) as exc:
-                raise UsageError(f"{name}: corrupt {kind} stream ({exc})") from None
-            if not raw:
-                raise UsageError(f"{name}:{lineno}: file ends before the size line (truncated?)")
-            lineno += 1
-            text = raw.decode("latin-1").strip()
-            if not text or text.startswith("%"):
-                continue
-            parts = text.split()
-            try:
-                vals = [int(t) for t in parts]
-            except ValueError:
-                vals = []
-            if len(parts) != want or len(vals) != want:
-                expect = "rows cols entries" if want == 3 else "rows cols"
-                raise UsageError(f"{name}:{lineno}: bad size line {text[:60]!r} (expected '{expect}')")
-            m, n = vals[:2]
-            nnz = vals[2] if want == 3 else _array_count(m, n, sym)
-            if m < 0 or n < 0 or nnz < 0:
-                raise UsageError(f"{name}:{lineno}: negative size in {text!r}")
-            if sym != "general" and m != n:
-                raise UsageError(f"{name}:{lineno}: a {sym} matrix must be square, got {m} x {n}")
-            return Header(name, field, sym, m, n, nnz, lineno, f.tell(), fmt, kind)
+        raise UsageError(f"{path}: cannot open ({exc.strerror})") from None
+
+
+def _parse_header(name: str, f, kind: str | None) -> Header:
+    """The header read from the binary stream ``f`` at its start (``kind``: its compression)."""
+    first = f.readline()
+    banner = first.decode("latin-1").split()
+    if len(banner) < 5 or banner[0].lower() != "%%matrixmarket":
+        raise UsageError(f"{name}:1: not a Matrix Market file (expected a '%%MatrixMarket' banner)")
+    obj, fmt, field, sym = (t.lower() for t in banner[1:5])
+    if obj != "matrix":
+        raise UsageError(f"{name}:1: object '{obj}' not supported (only 'matrix')")
+    if fmt not in FORMATS:
+        raise UsageError(f"{name}:1: format '{fmt}' not supported (supported: {', '.join(FORMATS)})")
+    if fmt == "array" and field == "pattern":
+        raise UsageError(f"{name}:1: an 'array' matrix cannot have the 'pattern' field")
+    if field not in FIELDS:
+        raise UsageError(f"{name}:1: field '{field}' not supported (supported: {', '.join(FIELDS)})")
+    if sym not in SYMMETRIES:
+        raise UsageError(f"{name}:1: symmetry '{sym}' not supported (supported: {', '.join(SYMMETRIES)})")
+    lineno = 1
+    want = 3 if fmt == "coordinate" else 2
+    while True:
+        try:
+            raw = f.readline()
+        except (OSError, EOFError) as exc:
+            raise UsageError(f"{name}: corrupt {kind} stream ({exc})") from None
+        if not raw:
+            raise UsageError(f"{name}:{lineno}: file ends before the size line (truncated?)")
+        lineno += 1
+        text = raw.decode("latin-1").strip()
+        if not text or text.startswith("%"):
+            continue
+        parts = text.split()
+        try:
+            vals = [int(t) for t in parts]
+        except ValueError:
+            vals = []
+        if len(parts) != want or len(vals) != want:
+            expect = "rows cols entries" if want == 3 else "rows cols"
+            raise UsageError(f"{name}:{lineno}: bad size line {text[:60]!r} (expected '{expect}')")
+        m, n = vals[:2]
+        nnz = vals[2] if want == 3 else _array_count(m, n, sym)
+        if m < 0 or n < 0 or nnz < 0:
+            raise UsageError(f"{name}:{lineno}: negative size in {text!r}")
+        if sym != "general" and m != n:
+            raise UsageError(f"{name}:{lineno}: a {sym} matrix must be square, got {m} x {n}")
+        return Header(name, field, sym, m, n, nnz, lineno, f.tell(), fmt, kind)
 
 
 def _array_count(m: int, n: int, sym: str) -> int:
@@ -300,14 +310,60 @@ def _native_router():
     return None if route is None or build is None else (route, build)
 
 
-def _parse_fast(h: Header, region: bytes, threads: int, path: str | None = None,
-                roff: np.ndarray | None = None):
+#: a reused buffer is kept only up to this size: a huge read gives its memory back
+_KEEP_MAX = 64 << 20
+_scratch_lock = threading.Lock()
+_scratch: dict[str, np.ndarray] = {}
+
+
+@contextmanager
+def _scratch_lease():
+    """The reader's buffers reused from one read to the next (a dict of arrays), or None
+    while another thread holds them (that read allocates its own).
+
+    Why: fresh buffers cost a page fault per 4 KiB first touched, and glibc gives freed
+    memory back to the kernel, so every read faulted its text, routed and received rows
+    again (bcsstk13 at 2 ranks: ~500 faults a read, a fifth of its time)."""
+    if not _scratch_lock.acquire(blocking=False):
+        yield None
+        return
+    try:
+        yield _scratch
+    finally:
+        for name in [n for n, b in _scratch.items() if b.nbytes > _KEEP_MAX]:
+            del _scratch[name]
+        _scratch_lock.release()
+
+
+def _buffer(bufs: dict | None, name: str, shape: tuple, dtype) -> np.ndarray:
+    """An uninitialised array: a view of the reused buffer ``name`` of ``bufs`` (replaced by a
+    larger one when too small), or a fresh array where ``bufs`` is None."""
+    if bufs is None:
+        return np.empty(shape, dtype)
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buf = bufs.get(name)
+    if buf is None or buf.nbytes < nbytes:
+        buf = bufs[name] = np.empty(nbytes, np.uint8)
+    else:
+        buf = buf.reshape(-1).view(np.uint8)
+    return buf[:nbytes].view(dtype).reshape(shape)
+
+
+def _text(region) -> bytes:
+    """A range's text as bytes (the exact parser and the line count work on bytes)."""
+    return region if isinstance(region, bytes) else bytes(region)
+
+
+def _parse_fast(h: Header, region, threads: int, path: str | None = None,
+                roff: np.ndarray | None = None, bufs: dict | None = None):
     """Parse a range: (i, j, v) 0-based, or None when the range needs the exact parser (a
     fault to report). The native strict parser (hpc._core.mmio: one pass, every line exactly
     k numerals, indices in range, values finite) when built; else fast_matrix_market after
     byte checks: with ``path`` (one rank, a plain file: ``region`` is all its entry lines)
     fmm reads the file itself, otherwise the range goes through an in-memory file behind a
-    made-up header."""
+    made-up header. ``region``: bytes or a uint8 array; ``bufs``: see :func:`_scratch_lease`
+    (the routed rows are written into its ``packed`` buffer when large enough)."""
     native = _native_parser()
     if native is not None:
         k = 2 if h.field == "pattern" else 3
@@ -316,15 +372,21 @@ def _parse_fast(h: Header, region: bytes, threads: int, path: str | None = None,
         threads = max(1, min(threads, len(region) >> 21))
         router = _native_router() if roff is not None else None
         if router is not None:  # parsed, mirrored and grouped by owner in one native call
+            spare = bufs.get("packed") if bufs is not None else None
             got = router[0](region, k, h.field, h.rows, h.cols, h.symmetry,
-                            np.ascontiguousarray(roff, dtype=np.int64), threads)
-            return None if got is None else _Packed(*got)
+                            np.ascontiguousarray(roff, dtype=np.int64), threads, spare)
+            if got is None:
+                return None
+            if bufs is not None and got[0].base is None:  # the spare was too small: keep
+                bufs["packed"] = got[0]                   # this one for the next read
+            return _Packed(*got)
         return native(region, k, h.field, h.rows, h.cols, h.symmetry == "skew-symmetric",
                       threads)
     try:
         import fast_matrix_market as fmm
     except ImportError:
         return None
+    region = _text(region)
     end = len(region)
     while end and region[end - 1] in _WS_BYTES:  # trailing blank lines: not entries
         end -= 1
@@ -391,29 +453,36 @@ def _threads(comm=None) -> int:
     return max(1, cores // (comm.Get_size() if comm is not None else 1))
 
 
-def _local_range(h: Header, comm) -> tuple[bytes, int | None]:
-    """This rank's entry lines as bytes, and the file line number of the first of them when
-    known without a scan (compressed input), else None."""
+def _local_range(h: Header, comm, f=None, bufs: dict | None = None):
+    """This rank's entry lines, and the file line number of the first of them when known
+    without a scan (compressed input), else None. A plain file is read through ``f`` (the
+    stream its header was read from: one open per read) when given, into the reused
+    ``text`` buffer of ``bufs`` (a uint8 array) when given, else as bytes."""
     p, r = comm.Get_size(), comm.Get_rank()
     if h.compression is not None:
         # no byte offsets into a compressed stream: split by line, each rank decompresses
         first = h.entries * r // p
         stop = h.entries * (r + 1) // p if r < p - 1 else None
         try:
-            with open_input(h.path, "rb") as f:
-                f.seek(h.data_start)
-                return take_lines(f, first, stop), h.size_line + 1 + first
+            with open_input(h.path, "rb") as g:
+                g.seek(h.data_start)
+                return take_lines(g, first, stop), h.size_line + 1 + first
         except (OSError, EOFError) as exc:
             raise UsageError(f"{h.path}: corrupt {h.compression} stream ({exc})") from None
-    size = os.path.getsize(h.path)
-    span = size - h.data_start
-    lo = h.data_start + span * r // p
-    hi = h.data_start + span * (r + 1) // p
-    with open(h.path, "rb") as f:
+    with ExitStack() as stack:
+        if f is None:
+            f = stack.enter_context(open(h.path, "rb"))
+        size = os.fstat(f.fileno()).st_size
+        span = size - h.data_start
+        lo = h.data_start + span * r // p
+        hi = h.data_start + span * (r + 1) // p
         s0 = _line_start_at_or_after(f, lo, h.data_start, size)
         e0 = _line_start_at_or_after(f, hi, h.data_start, size) if r < p - 1 else size
         f.seek(s0)
-        return f.read(max(0, e0 - s0)), None
+        if bufs is None:
+            return f.read(max(0, e0 - s0)), None
+        text = _buffer(bufs, "text", (max(0, e0 - s0),), np.uint8)
+        return text[:f.readinto(text)], None
 
 
 def _entry_bytes(h: Header, p: int) -> float:
@@ -447,25 +516,28 @@ def _memory_here(h: Header, comm) -> tuple[bool, int, int]:
     return need <= 0.85 * have, int(min(need, 2**62)), int(have)  # an int64 in the table
 
 
-def _read_fast(path, comm, threads: int | None, roff_arg):
+def _read_fast(path, comm, threads: int | None, roff_arg, bufs: dict | None = None):
     """Header, memory check, range read and fast parse: everything a rank does before it
     must hear from the others, with no communication. Returns (status, message, header,
-    row offsets, region, first line, (i, j, v) or None, need, have)."""
+    row offsets, region, first line, (i, j, v) or None, need, have). The file is opened
+    once (its header and this rank's range read through one stream)."""
     p = comm.Get_size()
     h = roff = None
     region, first_line, result, need, have = b"", None, None, 0, 0
     try:
-        h = read_header(path)
-        roff = (block_offsets(h.rows, p) if roff_arg is None
-                else _as_offsets(roff_arg, h.rows, p))
-        fits, need, have = _memory_here(h, comm)
-        if not fits:  # nothing allocated: the agreement names the shortfall
-            return _MEMORY, None, h, roff, region, first_line, None, need, have
-        if h.format == "array":  # read whole after the agreement (its own checks)
-            return _OK, None, h, roff, region, first_line, None, need, have
-        region, first_line = _local_range(h, comm)
+        f, kind = _open(path)
+        with f:
+            h = _parse_header(str(path), f, kind)
+            roff = (block_offsets(h.rows, p) if roff_arg is None
+                    else _as_offsets(roff_arg, h.rows, p))
+            fits, need, have = _memory_here(h, comm)
+            if not fits:  # nothing allocated: the agreement names the shortfall
+                return _MEMORY, None, h, roff, region, first_line, None, need, have
+            if h.format == "array":  # read whole after the agreement (its own checks)
+                return _OK, None, h, roff, region, first_line, None, need, have
+            region, first_line = _local_range(h, comm, f if kind is None else None, bufs)
         whole = h.path if p == 1 and h.compression is None else None
-        result = _parse_fast(h, region, threads or _threads(comm), whole, roff)
+        result = _parse_fast(h, region, threads or _threads(comm), whole, roff, bufs)
     except UsageError as exc:
         return _ERROR, str(exc), h, roff, region, first_line, None, need, have
     return (_EXACT if result is None else _OK), None, h, roff, region, first_line, result, \
@@ -520,7 +592,8 @@ def read_local_entries(path, comm, threads: int | None = None, row_offsets=None)
     return (h, roff, *got)
 
 
-def _entries(path, comm, threads: int | None = None, row_offsets=None):
+def _entries(path, comm, threads: int | None = None, row_offsets=None,
+             bufs: dict | None = None):
     """Header, row offsets, this rank's entries (0-based, symmetric storage expanded): the
     received (n, 3) int64 rows (i, j, bits of v) of the native router, else (i, j, v); and
     the matrix's entry count when the gathered order proves there are no duplicates, else
@@ -531,10 +604,14 @@ def _entries(path, comm, threads: int | None = None, row_offsets=None):
     Alltoall of the send counts beyond ``_GATHER_COUNTS_MAX`` ranks). On one rank it costs
     none. Errors, memory shortfalls and ranges that need the exact parser (to name a fault)
     cost more, and the line numbers (a scan of newline counts) are only computed then.
+
+    With ``bufs`` (:func:`_scratch_lease`), the text, the routed rows and the received rows
+    live in buffers reused from read to read: the received rows are then valid only until
+    the lease ends.
     """
     p, rank = comm.Get_size(), comm.Get_rank()
     status, msg, h, roff, region, first_line, result, need, have = \
-        _read_fast(path, comm, threads, row_offsets)
+        _read_fast(path, comm, threads, row_offsets, bufs)
     dest = scount = None
     order = (0, 0, 0, 0, 0)  # nothing proved
     if status == _OK and h.format == "coordinate" and isinstance(result, _Packed):
@@ -566,13 +643,13 @@ def _entries(path, comm, threads: int | None = None, row_offsets=None):
     def line_numbers() -> int:  # collective: every rank calls it under the same condition
         if first_line is not None:
             return first_line
-        return h.size_line + 1 + exscan(comm, region.count(b"\n"))
+        return h.size_line + 1 + exscan(comm, _text(region).count(b"\n"))
 
     if (table[:, 0] == _EXACT).any():  # some range needs the exact parser to name a fault
         first_line = line_numbers()
         with collective(comm):
             if result is None:
-                result = _parse_region(h, region, first_line)[:3]
+                result = _parse_region(h, _text(region), first_line)[:3]
         if isinstance(result, _Packed):  # this rank's range was fine: already expanded
             count = int(result.lines)
         else:
@@ -587,7 +664,7 @@ def _entries(path, comm, threads: int | None = None, row_offsets=None):
         first_line = line_numbers()
         with collective(comm):
             if start + count > h.entries >= start:
-                lines = _parse_region(h, region, first_line)[3]
+                lines = _parse_region(h, _text(region), first_line)[3]
                 extra = int(lines[h.entries - start])
                 raise UsageError(f"{h.path}:{extra}: more entries than the {h.entries} "
                                  f"declared on line {h.size_line}")
@@ -604,7 +681,7 @@ def _entries(path, comm, threads: int | None = None, row_offsets=None):
         if _no_duplicates(h, table):  # then the global entry count is the routed total
             nnz = int(result.packed.shape[0]) if p == 1 else \
                 (int(table[:, _FIXED:].sum()) if table.shape[1] == _FIXED + p else None)
-        return h, roff, _exchange_packed(comm, result.packed, result.counts, rcount), nnz
+        return h, roff, _exchange_packed(comm, result.packed, result.counts, rcount, bufs), nnz
     if p == 1:
         return h, roff, (i, j, v), None
     return h, roff, _routing(comm, roff, i, j, v, dest, scount, rcount), None
@@ -632,15 +709,16 @@ def _no_duplicates(h: Header, table: np.ndarray | None) -> bool:
 
 
 def _exchange_packed(comm, packed: np.ndarray, scount: np.ndarray,
-                     rcount: np.ndarray | None) -> np.ndarray:
-    """The one Alltoallv of rows already grouped by owner (no sort, no copy to pack)."""
+                     rcount: np.ndarray | None, bufs: dict | None = None) -> np.ndarray:
+    """The one Alltoallv of rows already grouped by owner (no sort, no copy to pack), into
+    the reused ``recv`` buffer of ``bufs`` when given."""
     p = comm.Get_size()
     if p == 1:
         return packed
     if rcount is None:
         rcount = np.empty(p, dtype=np.int64)
         comm.Alltoall(scount, rcount)
-    got = np.empty((int(rcount.sum()), 3), dtype=np.int64)
+    got = _buffer(bufs, "recv", (int(rcount.sum()), 3), np.int64)
     sdisp = np.zeros(p, np.int64)
     np.cumsum(scount[:-1], out=sdisp[1:])
     rdisp = np.zeros(p, np.int64)
@@ -736,21 +814,23 @@ def read_matrix(path: str | os.PathLike, comm=None, backend: str | None = None,
     comm = as_comm(comm)
     if not isinstance(path, (str, os.PathLike)):
         raise InputTypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-    h, roff, got, nnz = _entries(path, comm, row_offsets=row_offsets)
-    lo, hi = int(roff[comm.Get_rank()]), int(roff[comm.Get_rank() + 1])
-    router = _native_router() if isinstance(got, np.ndarray) else None
-    if router is not None:  # canonical CSR straight from the received rows
-        indptr, indices, data = router[1](got, lo, hi - lo, h.cols)
-        local = sp.csr_matrix((data, indices, indptr), shape=(hi - lo, h.cols))
-        local.has_canonical_format = True
-    else:
-        if isinstance(got, np.ndarray):
-            i, j = got[:, 0], got[:, 1]
-            v = np.ascontiguousarray(got[:, 2]).view(np.float64)
+    with _scratch_lease() as bufs:  # the buffers are free again once the CSR is built
+        h, roff, got, nnz = _entries(path, comm, row_offsets=row_offsets, bufs=bufs)
+        lo, hi = int(roff[comm.Get_rank()]), int(roff[comm.Get_rank() + 1])
+        router = _native_router() if isinstance(got, np.ndarray) else None
+        if router is not None:  # canonical CSR straight from the received rows (a copy)
+            indptr, indices, data = router[1](got, lo, hi - lo, h.cols)
+            local = sp.csr_matrix((data, indices, indptr), shape=(hi - lo, h.cols))
+            local.has_canonical_format = True
         else:
-            i, j, v = got
-        local = sp.csr_matrix((v, (i - lo if lo else i, j)), shape=(hi - lo, h.cols))
-        local.sum_duplicates()
+            if isinstance(got, np.ndarray):
+                i, j = got[:, 0], got[:, 1]
+                v = np.ascontiguousarray(got[:, 2]).view(np.float64)
+            else:
+                i, j, v = got
+            local = sp.csr_matrix((v, (i - lo if lo else i, j)), shape=(hi - lo, h.cols))
+            local.sum_duplicates()
+        del got
     A = DistCSR(comm, local, (h.rows, h.cols), row_offsets=roff, backend=backend,
                 canonical=True, nnz=nnz if router is not None else None)
     A.mm_header = h

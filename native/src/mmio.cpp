@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <optional>
 #include <tuple>
 #include <utility>
@@ -63,15 +64,112 @@ inline const char* parse_real(const char* p, const char* e, double& out) {
   return q;
 }
 
+// The rank whose rows [roff[q], roff[q+1]) hold row r (roff checked: 0 .. rows, non-decreasing).
+inline int owner_of(const int64_t* roff, int p, int64_t r) {
+  return int(std::upper_bound(roff + 1, roff + p + 1, r) - (roff + 1));
+}
+
+// Where the entries go and what their order proves, gathered while parsing (no second pass):
+// `count[q]`, the rows (mirrors included) rank q owns, when a router is given; the order
+// stats of order_of below.
+struct Route {
+  const int64_t* roff = nullptr;  // null: no routing
+  int p = 1;
+  bool mirror = false;            // symmetric storage: every off-diagonal entry also as (c, r)
+  int64_t rows = 0, cols = 0;
+};
+
 struct Part {
   std::vector<int64_t> i, j;
   std::vector<double> v;
+  std::vector<int64_t> count;  // per owner rank (Route), mirrors included
   bool ok = true;
+  // order stats (see order_of): row-major / column-major keys strictly increasing, triangle
+  bool any = false, rm = true, cm = true, lower = true, upper = true;
+  int64_t f_rm = 0, l_rm = 0, f_cm = 0, l_cm = 0;
+  void reset(int p) {
+    i.clear();
+    j.clear();
+    v.clear();
+    count.assign(std::size_t(p), 0);
+    ok = true;
+    any = false;
+    rm = cm = lower = upper = true;
+    f_rm = l_rm = f_cm = l_cm = 0;
+  }
+  std::size_t bytes() const {
+    return (i.capacity() + j.capacity() + count.capacity()) * sizeof(int64_t) +
+           v.capacity() * sizeof(double);
+  }
 };
 
+// The parser's vectors kept from one call to the next. Fresh ones cost a page fault per 4 KiB
+// first touched (a 0.5 MB range, 2 ranks: ~390 faults, parse_route 2.4 -> 1.4 ms of CPU on a
+// rank whose heap glibc had trimmed). One call at a time holds them (try_lock: a concurrent
+// call uses its own), and they are kept only up to kScratchCap bytes, so a huge read does not
+// pin its memory for the life of the process.
+constexpr std::size_t kScratchCap = std::size_t(64) << 20;
+
+struct Scratch {
+  std::mutex mu;
+  std::vector<Part> parts;
+};
+
+Scratch& scratch() {
+  static Scratch s;  // never destroyed before the module: a function-local static
+  return s;
+}
+
+class PartsLease {
+ public:
+  PartsLease() : lock_(scratch().mu, std::try_to_lock) {}
+  ~PartsLease() {
+    if (!lock_.owns_lock()) return;
+    std::size_t bytes = 0;
+    for (const Part& part : scratch().parts) bytes += part.bytes();
+    if (bytes > kScratchCap) std::vector<Part>().swap(scratch().parts);
+  }
+  PartsLease(const PartsLease&) = delete;
+  PartsLease& operator=(const PartsLease&) = delete;
+  std::vector<Part>& parts() { return lock_.owns_lock() ? scratch().parts : own_; }
+
+ private:
+  std::unique_lock<std::mutex> lock_;
+  std::vector<Part> own_;
+};
+
+// Records a parsed entry (0-based) in the part's routing counts and order stats.
+inline void note(Part& o, const Route& rt, int64_t i, int64_t j) {
+  if (rt.roff != nullptr) {
+    const bool twin = rt.mirror && i != j;
+    if (rt.p == 1) {
+      o.count[0] += 1 + int64_t(twin);
+    } else {
+      ++o.count[owner_of(rt.roff, rt.p, i)];
+      if (twin) ++o.count[owner_of(rt.roff, rt.p, j)];
+    }
+  }
+  // unsigned: no overflow where rows * cols is too large to key (order_of then ignores them)
+  const int64_t kr = int64_t(uint64_t(i) * uint64_t(rt.cols) + uint64_t(j));
+  const int64_t kc = int64_t(uint64_t(j) * uint64_t(rt.rows) + uint64_t(i));
+  if (!o.any) {
+    o.f_rm = kr;
+    o.f_cm = kc;
+    o.any = true;
+  } else {
+    o.rm = o.rm && kr > o.l_rm;
+    o.cm = o.cm && kc > o.l_cm;
+  }
+  o.l_rm = kr;
+  o.l_cm = kc;
+  o.lower = o.lower && i >= j;
+  o.upper = o.upper && i <= j;
+}
+
 // Parses [p, e): whole lines. k = 2 (pattern) or 3; field 0 real, 1 integer, 2 pattern.
-void parse_lines(const char* p, const char* e, int k, int field, int64_t rows, int64_t cols,
-                 bool skew, Part& out) {
+void parse_lines(const char* p, const char* e, int k, int field, const Route& rt, bool skew,
+                 Part& out) {
+  const int64_t rows = rt.rows, cols = rt.cols;
   const std::size_t guess = std::size_t(e - p) / 16 + 1;
   out.i.reserve(guess);
   out.j.reserve(guess);
@@ -100,17 +198,18 @@ void parse_lines(const char* p, const char* e, int k, int field, int64_t rows, i
     out.i.push_back(r - 1);
     out.j.push_back(c - 1);
     if (k == 3) out.v.push_back(v);
+    note(out, rt, r - 1, c - 1);
   }
 }
 
-// Parses `text` on up to `threads` threads (cut at newlines): the parts in order, or an
-// empty vector when any line is not exact.
-std::vector<Part> parse_parts(py::buffer text, int k, const std::string& field, int64_t rows,
-                              int64_t cols, bool skew, int threads) {
+// Parses `text` on up to `threads` threads (cut at newlines) into `parts` (resized to the
+// threads used, in order): false when any line is not exact.
+bool parse_parts(py::buffer text, int k, const std::string& field, const Route& rt, bool skew,
+                 int threads, std::vector<Part>& parts) {
   if (k != 2 && k != 3) hpc::fail("k must be 2 or 3");
   const int f = field == "real" ? 0 : field == "integer" ? 1 : field == "pattern" ? 2 : -1;
   if (f < 0 || (f == 2) != (k == 2)) hpc::fail("field must be real, integer (k=3) or pattern (k=2)");
-  if (rows < 0 || cols < 0) hpc::fail("rows and cols must be >= 0");
+  if (rt.rows < 0 || rt.cols < 0) hpc::fail("rows and cols must be >= 0");
   py::buffer_info info = text.request();
   if (info.ndim != 1 || info.itemsize != 1 || (info.ndim == 1 && info.strides[0] != 1))
     hpc::fail("text must be a contiguous byte buffer");
@@ -118,7 +217,8 @@ std::vector<Part> parse_parts(py::buffer text, int k, const std::string& field, 
   const int64_t n = info.size;
   // a thread per 256 KiB at most: below that, starting one costs what it saves
   int nt = int(std::max<int64_t>(1, std::min<int64_t>(std::max(threads, 1), n >> 18)));
-  std::vector<Part> parts(nt);
+  parts.resize(std::size_t(nt));
+  for (Part& part : parts) part.reset(rt.p);
   {
     py::gil_scoped_release nogil;
     std::vector<int64_t> cut(nt + 1, n);
@@ -131,17 +231,19 @@ std::vector<Part> parse_parts(py::buffer text, int k, const std::string& field, 
     }
 #pragma omp parallel for num_threads(nt) schedule(static, 1)
     for (int t = 0; t < nt; ++t)
-      parse_lines(base + cut[t], base + cut[t + 1], k, f, rows, cols, skew, parts[t]);
+      parse_lines(base + cut[t], base + cut[t + 1], k, f, rt, skew, parts[t]);
   }
   for (auto& part : parts)
-    if (!part.ok) return {};
-  return parts;
+    if (!part.ok) return false;
+  return true;
 }
 
 py::object parse_coo(py::buffer text, int k, const std::string& field, int64_t rows,
                      int64_t cols, bool skew, int threads) {
-  std::vector<Part> parts = parse_parts(text, k, field, rows, cols, skew, threads);
-  if (parts.empty()) return py::none();
+  PartsLease lease;
+  std::vector<Part>& parts = lease.parts();
+  if (!parse_parts(text, k, field, Route{nullptr, 1, false, rows, cols}, skew, threads, parts))
+    return py::none();
   std::size_t total = 0;
   for (auto& part : parts) total += part.i.size();
   hpc::carray<int64_t> I(static_cast<py::ssize_t>(total)), J(static_cast<py::ssize_t>(total));
@@ -167,39 +269,33 @@ py::object parse_coo(py::buffer text, int k, const std::string& field, int64_t r
   return py::make_tuple(I, J, V);
 }
 
-// The rank whose rows [roff[q], roff[q+1]) hold row r (roff checked: 0 .. rows, non-decreasing).
-inline int owner_of(const int64_t* roff, int p, int64_t r) {
-  return int(std::upper_bound(roff + 1, roff + p + 1, r) - (roff + 1));
-}
-
 // What the stored entries' order proves, for a reader that must know whether any two are one
 // (row, column): (flags, first and last row-major key, first and last column-major key) with
 // flags 1: row-major keys (i * cols + j) strictly increasing, 2: column-major keys (j * rows +
 // i) strictly increasing, 4: all in the lower triangle (i >= j), 8: all in the upper one,
 // 16: not empty. Ranges in file order, each strictly increasing and each first key above the
 // previous range's last, hold no duplicates. Keys need rows * cols < 2^62 (else flags 1, 2 off).
+// The parts' own stats (note) are joined here in file order.
 py::tuple order_of(const std::vector<Part>& parts, int64_t rows, int64_t cols) {
   const bool keyed = rows < (int64_t(1) << 31) && cols < (int64_t(1) << 31);
   bool rm = keyed, cm = keyed, lower = true, upper = true, any = false;
   int64_t f_rm = 0, l_rm = 0, f_cm = 0, l_cm = 0;
   for (const Part& part : parts) {
-    const int64_t m = int64_t(part.i.size());
-    for (int64_t e = 0; e < m; ++e) {
-      const int64_t i = part.i[e], j = part.j[e];
-      const int64_t kr = i * cols + j, kc = j * rows + i;
-      if (!any) {
-        f_rm = kr;
-        f_cm = kc;
-        any = true;
-      } else {
-        rm = rm && kr > l_rm;
-        cm = cm && kc > l_cm;
-      }
-      l_rm = kr;
-      l_cm = kc;
-      lower = lower && i >= j;
-      upper = upper && i <= j;
+    if (!part.any) continue;
+    rm = rm && part.rm;
+    cm = cm && part.cm;
+    lower = lower && part.lower;
+    upper = upper && part.upper;
+    if (!any) {
+      f_rm = part.f_rm;
+      f_cm = part.f_cm;
+      any = true;
+    } else {
+      rm = rm && part.f_rm > l_rm;
+      cm = cm && part.f_cm > l_cm;
     }
+    l_rm = part.l_rm;
+    l_cm = part.l_cm;
   }
   const int64_t flags = (any && rm ? 1 : 0) | (any && cm ? 2 : 0) | (lower ? 4 : 0) |
                         (upper ? 8 : 0) | (any ? 16 : 0);
@@ -208,10 +304,13 @@ py::tuple order_of(const std::vector<Part>& parts, int64_t rows, int64_t cols) {
 
 // parse_coo, then every entry (and, for symmetric storage, the mirror of every off-diagonal
 // one) written once into rows of three int64 (i, j, the bits of v) grouped by the rank that
-// owns its row: a counting sort by owner, so the buffer goes to MPI_Alltoallv as it is.
+// owns its row: a counting sort by owner (the counts taken while parsing), so the buffer goes
+// to MPI_Alltoallv as it is. With `out` (an (m, 3) int64 C-contiguous array, m large enough)
+// the rows are written into out[:n] and that view is returned: a caller reusing one buffer
+// from read to read touches no fresh pages.
 py::object parse_route(py::buffer text, int k, const std::string& field, int64_t rows,
                        int64_t cols, const std::string& symmetry, py::array row_offsets,
-                       int threads) {
+                       int threads, py::object out_obj) {
   const int sym = symmetry == "general" ? 0 : symmetry == "symmetric" ? 1
                   : symmetry == "skew-symmetric" ? 2 : -1;
   if (sym < 0) hpc::fail("symmetry must be general, symmetric or skew-symmetric");
@@ -221,33 +320,34 @@ py::object parse_route(py::buffer text, int k, const std::string& field, int64_t
   const int64_t* roff = roff_a.data();
   if (p < 1 || roff[0] != 0 || roff[p] != rows || !hpc::non_decreasing(roff, p))
     hpc::fail("row_offsets must run from 0 to rows, never decreasing");
-  std::vector<Part> parts = parse_parts(text, k, field, rows, cols, sym == 2, threads);
-  if (parts.empty()) return py::none();
+  py::array given;
+  const bool have_out = !out_obj.is_none();
+  if (have_out) {
+    if (!py::isinstance<py::array>(out_obj)) hpc::fail("out: expected an int64 array");
+    auto g = hpc::exact<int64_t>(py::reinterpret_borrow<py::array>(out_obj), "out");
+    if (g.ndim() != 2 || g.shape(1) != 3) hpc::fail("out: expected shape (m, 3)");
+    hpc::mut_ptr(g, "out");
+    given = g;
+  }
+  PartsLease lease;
+  std::vector<Part>& parts = lease.parts();
+  if (!parse_parts(text, k, field, Route{roff, p, sym != 0, rows, cols}, sym == 2, threads,
+                   parts))
+    return py::none();
   std::vector<int64_t> count(p, 0);
   int64_t total = 0, n = 0;
-  {
-    py::gil_scoped_release nogil;
-    for (const Part& part : parts) {
-      const int64_t m = int64_t(part.i.size());
-      const int64_t* pi = part.i.data();
-      const int64_t* pj = part.j.data();
-      n += m;
-      if (p == 1) {
-        count[0] += m;
-        if (sym)
-          for (int64_t e = 0; e < m; ++e) count[0] += pi[e] != pj[e];
-        continue;
-      }
-      for (int64_t e = 0; e < m; ++e) {
-        ++count[owner_of(roff, p, pi[e])];
-        if (sym && pi[e] != pj[e]) ++count[owner_of(roff, p, pj[e])];
-      }
-    }
-    for (int q = 0; q < p; ++q) total += count[q];
+  for (const Part& part : parts) {
+    n += int64_t(part.i.size());
+    for (int q = 0; q < p; ++q) count[q] += part.count[q];
   }
-  hpc::carray<int64_t> packed({static_cast<py::ssize_t>(total), py::ssize_t(3)});
+  for (int q = 0; q < p; ++q) total += count[q];
+  py::array packed;
+  if (have_out && given.shape(0) >= total)
+    packed = given.attr("__getitem__")(py::slice(0, static_cast<py::ssize_t>(total), 1));
+  else
+    packed = hpc::carray<int64_t>({static_cast<py::ssize_t>(total), py::ssize_t(3)});
   hpc::carray<int64_t> counts(static_cast<py::ssize_t>(p));
-  int64_t* out = packed.mutable_data();
+  int64_t* out = static_cast<int64_t*>(packed.mutable_data());
   {
     py::gil_scoped_release nogil;
     std::vector<int64_t> at(p, 0);
@@ -394,14 +494,15 @@ HPC_SUBMODULE(mmio) {
         "with indices in 1..rows, 1..cols (no diagonal when skew) and finite values.");
   m.def("parse_route", &parse_route, py::arg("text"), py::arg("k"), py::arg("field"),
         py::arg("rows"), py::arg("cols"), py::arg("symmetry"), py::arg("row_offsets"),
-        py::arg("threads") = 1,
+        py::arg("threads") = 1, py::arg("out") = py::none(),
         "(packed, counts, lines, order): parse_coo's entries, plus the mirror of every "
         "off-diagonal entry of symmetric (negated: skew-symmetric) storage, as rows (i, j, bits "
         "of v) of an (n, 3) int64 array grouped by the rank owning row i under `row_offsets` "
         "(counts: how many each), the number of entry lines, and what their order proves: "
         "(flags, first/last row-major key, first/last column-major key), flags 1 row-major "
         "strictly increasing, 2 column-major strictly increasing, 4 all i >= j, 8 all i <= j, "
-        "16 not empty; None where parse_coo gives None.");
+        "16 not empty; None where parse_coo gives None. With `out`, an (m, 3) int64 array with m >= "
+        "the rows needed, packed is the view out[:n] (a buffer reused from call to call).");
   m.def("csr_from_packed", &csr_from_packed, py::arg("packed"), py::arg("lo"), py::arg("nrows"),
         py::arg("ncols"),
         "(indptr, indices, data): canonical CSR (columns sorted, duplicates summed in order, "
