@@ -563,21 +563,62 @@ def _part_module():
         raise RuntimeError("the partitioned PPR engine is not built (make build)") from None
 
 
-def _route(comm, counts: np.ndarray, keys: np.ndarray, vals: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray]:
+def _route(comm, counts: np.ndarray, keys: np.ndarray, vals: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Deliver (key, value) pairs already grouped by destination rank (``counts`` per rank):
-    one Alltoall of the counts, one Alltoallv each for keys and values (collective)."""
+    one Alltoall of the counts, one Alltoallv each for keys and values (collective). Returns
+    (keys, values, how many came from each rank); ``vals`` None: keys only."""
     if comm.Get_size() == 1:
-        return keys, vals
+        return keys, vals, np.asarray(counts, np.int64)
     recv = np.empty_like(counts)
     comm.Alltoall(counts, recv)
     sdisp = np.concatenate([[0], np.cumsum(counts)[:-1]])
     rdisp = np.concatenate([[0], np.cumsum(recv)[:-1]])
     total = int(recv.sum())
-    rk, rv = np.empty(total, np.int64), np.empty(total, np.float64)
+    rk = np.empty(total, np.int64)
     comm.Alltoallv([keys, (counts, sdisp), MPI.INT64_T], [rk, (recv, rdisp), MPI.INT64_T])
-    comm.Alltoallv([vals, (counts, sdisp), MPI.DOUBLE], [rv, (recv, rdisp), MPI.DOUBLE])
-    return rk, rv
+    rv = None
+    if vals is not None:
+        rv = np.empty(total, np.float64)
+        comm.Alltoallv([vals, (counts, sdisp), MPI.DOUBLE], [rv, (recv, rdisp), MPI.DOUBLE])
+    return rk, rv, recv
+
+
+def _reply(comm, vals: np.ndarray, sent: np.ndarray, got: np.ndarray) -> np.ndarray:
+    """Send ``vals`` (answers to the keys that arrived, ``got`` per rank) back to the ranks
+    that asked (``sent`` per rank): the reverse of a ``_route`` (collective)."""
+    if comm.Get_size() == 1:
+        return vals
+    out = np.empty(int(sent.sum()), np.float64)
+    comm.Alltoallv([vals, (got, np.cumsum(got) - got), MPI.DOUBLE],
+                   [out, (sent, np.cumsum(sent) - sent), MPI.DOUBLE])
+    return out
+
+
+def _exact_top(comm, eng, qoff: np.ndarray, topk: int, norm: np.ndarray, kth_only: bool,
+               threads: int) -> tuple[np.ndarray, np.ndarray]:
+    """The asking ranks' exact top K of the summed partial vectors (collective), by TPUT's
+    three rounds (the engine's ``top`` documents the bounds): each rank's K largest entries,
+    then its entries >= tau1 / p, then the missing entries of the candidates only. The same
+    ids and scores as summing every partial vector (``answer``), from a fraction of them."""
+    p, r = comm.Get_size(), comm.Get_rank()
+    qlo, qhi = int(qoff[r]), int(qoff[r + 1])
+    c, k, v = eng.top(qoff, topk, threads)
+    k, v, src = _route(comm, c, k, v)
+    tau = eng.ask_begin(k, v, src, qlo, qhi, topk, threads)
+    # (1 - 1e-12): p floors below thr sum to less than tau1 despite rounding
+    thr = tau * ((1.0 - 1e-12) / p)
+    if p > 1:
+        thr = np.concatenate(comm.allgather(thr))
+    c, k, v, floor = eng.more(qoff, np.ascontiguousarray(thr), threads)
+    k, v, src = _route(comm, c, k, v)
+    floors = np.empty((p, floor.size)) if p > 1 else floor[None, :]
+    if p > 1:
+        comm.Allgather(floor, floors)
+    c, req = eng.ask_more(k, v, src, np.ascontiguousarray(floors[:, qlo:qhi]), topk, threads)
+    got_k, _, got = _route(comm, c, req)
+    vals = _reply(comm, eng.values(got_k, threads), c, got)
+    return eng.ask_finish(vals, norm[qlo:qhi], topk, kth_only, threads)
 
 
 def _move_rows(comm, indptr: np.ndarray, arrays: list[np.ndarray], src_off: np.ndarray,
@@ -681,7 +722,7 @@ def partitioned_push(g: Graph, eng, sources: np.ndarray, iterations: int, thresh
         if int(comm.allreduce(int(pushes), op=MPI.SUM)) == 0:
             break
         rounds += 1
-        keys, vals = _route(comm, counts, keys, vals)
+        keys, vals, _ = _route(comm, counts, keys, vals)
         eng.receive(keys, vals, threads)
     return rounds
 
@@ -706,22 +747,29 @@ def partitioned_answer(g: Graph, eng, nq: int, rounds: int, topk: int, rel: floa
     p, r = comm.Get_size(), comm.Get_rank()
     qoff = block_offsets(nq, p).astype(np.int64)
     qlo, qhi = int(qoff[r]), int(qoff[r + 1])
-    counts, keys, vals, norm, missing = eng.combine(qoff, rel, threads)
+    norm, missing = eng.combine(rel, threads)
     missing = int(comm.allreduce(int(missing), op=MPI.MAX))
     if missing >= 0:
         raise RuntimeError(f"ppr query: no fingerprint for residual vertex {missing}")
     if p > 1:
         comm.Allreduce(MPI.IN_PLACE, norm, op=MPI.SUM)
-    keys, vals = _route(comm, counts, keys, vals)
+    # the top K by TPUT (ranks in a 64-bit mask), or every partial vector to the asking rank
+    tput = p <= 64
     if rel > 0:
-        kth = eng.answer(keys, vals, norm[qlo:qhi], qlo, qhi, topk, False, True, threads)[1]
+        if tput:
+            kth = _exact_top(comm, eng, qoff, topk, norm, True, threads)[1]
+        else:
+            keys, vals, _ = _route(comm, *eng.partial(qoff))
+            kth = eng.answer(keys, vals, norm[qlo:qhi], qlo, qhi, topk, False, True, threads)[1]
         eps = rel * np.ascontiguousarray(kth[:, 0])
         if p > 1:
             eps = np.concatenate(comm.allgather(eps))
-        tc, tk, tv = eng.tails(qoff, np.ascontiguousarray(eps), threads)
-        tk, tv = _route(comm, tc, tk, tv)
-        keys, vals = np.concatenate([keys, tk]), np.concatenate([vals, tv])
-    out = eng.answer(keys, vals, norm[qlo:qhi], qlo, qhi, topk, want_full, False, threads)
+        eng.tails(np.ascontiguousarray(eps), threads)
+    if tput and not want_full:
+        out = _exact_top(comm, eng, qoff, topk, norm, False, threads)
+    else:
+        keys, vals, _ = _route(comm, *eng.partial(qoff))
+        out = eng.answer(keys, vals, norm[qlo:qhi], qlo, qhi, topk, want_full, False, threads)
     st = eng.stats()
     tot = np.array([st["pushes"], st["residual_entries"], st["combined_entries"]], np.int64)
     if p > 1:

@@ -294,18 +294,15 @@ class PartEngine {
   }
 
   // Each query's owned estimate plus its residual rows times their fingerprints (the first
-  // HEAD entries of each row when rel > 0; the rest is left to `tails`), as partial vectors
-  // for the asking rank of the query (qoff: query blocks per rank). Returns (counts, keys,
-  // values, norm: each query's x + sum r(w) mass(w) over the owned part, missing vertex or -1).
-  py::tuple combine(const py::array& qoff_, double rel, int threads) {
-    auto qoff = hpc::exact<int64_t>(qoff_, "ppr qoff");
-    const size_t p = off_.size() - 1;
-    hpc::require_1d(qoff, static_cast<py::ssize_t>(p + 1), "ppr qoff");
-    const int64_t* qo = qoff.data();
-    if (qo[0] != 0 || qo[p] != nq_ || !hpc::non_decreasing(qo, static_cast<int64_t>(p)))
-      hpc::fail("ppr combine: qoff must split the batch's queries");
+  // HEAD entries of each row when rel > 0; the rest is left to `tails`): the query's partial
+  // vector on this rank, kept for `partial`, `top`/`more`/`values` (the asking rank's exact
+  // top K from a few entries, see `ask_begin`). Returns (norm: each query's x + sum r(w)
+  // mass(w) over the owned part, missing vertex or -1).
+  py::tuple combine(double rel, int threads) {
     if (!(rel >= 0.0) || rel > 1e300) hpc::fail("ppr combine: rel must be finite, >= 0");
-    std::vector<std::vector<Entry>> out(static_cast<size_t>(nq_));
+    std::vector<std::vector<Entry>>& out = part_;
+    out.assign(static_cast<size_t>(nq_), {});
+    sent_.assign(static_cast<size_t>(nq_), 0);
     py::array_t<double> norm(nq_);
     double* pn = norm.mutable_data();
     int64_t missing = -1;
@@ -364,23 +361,16 @@ class PartEngine {
         }
       }
     }
-    auto packed = pack(out, qo, p);
-    return py::make_tuple(packed[0], packed[1], packed[2], norm, missing);
+    return py::make_tuple(norm, missing);
   }
 
   // The rest of the residual rows (rel > 0): contributions r(w) F_w(v) >= eps[q] (rows are
-  // sorted by value: each stops at the first one below). Returns (counts, keys, values).
-  py::tuple tails(const py::array& qoff_, const py::array& eps_, int threads) {
-    auto qoff = hpc::exact<int64_t>(qoff_, "ppr qoff");
+  // sorted by value: each stops at the first one below), added to the partial vectors.
+  void tails(const py::array& eps_, int threads) {
     auto eps = hpc::exact<double>(eps_, "ppr eps");
-    const size_t p = off_.size() - 1;
-    hpc::require_1d(qoff, static_cast<py::ssize_t>(p + 1), "ppr qoff");
     hpc::require_1d(eps, nq_, "ppr eps");
-    const int64_t* qo = qoff.data();
-    if (qo[0] != 0 || qo[p] != nq_ || !hpc::non_decreasing(qo, static_cast<int64_t>(p)))
-      hpc::fail("ppr tails: qoff must split the batch's queries");
+    if (part_.size() != static_cast<size_t>(nq_)) hpc::fail("ppr tails: combine first");
     const double* pe = eps.data();
-    std::vector<std::vector<Entry>> out(static_cast<size_t>(nq_));
     const int nt = max_threads(threads);
     {
       py::gil_scoped_release nogil;
@@ -391,6 +381,8 @@ class PartEngine {
 #pragma omp for schedule(dynamic, 4)
         for (int64_t q = 0; q < nq_; ++q) {
           const auto& TQ = tails_[q];
+          if (TQ.empty()) continue;
+          for (const Entry& e : part_[q]) a.add(e.first, e.second);
           for (size_t i = 0; i < TQ.size(); ++i) {
             const Tail& tl = TQ[i];
             if (i + 2 < TQ.size()) {   // as in combine: fetch a later row early
@@ -409,14 +401,215 @@ class PartEngine {
             }
             combined += j - tl.start;
           }
-          take(a, out[q]);
+          take(a, part_[q]);
         }
 #pragma omp critical
         st_.combined_entries += combined;
       }
     }
-    auto packed = pack(out, qo, p);
+  }
+
+  // Every partial vector, for the asking ranks (qoff: query blocks per rank): (counts per
+  // rank, keys query << 32 | vertex, values).
+  py::tuple partial(const py::array& qoff_) const {
+    const std::vector<int64_t> qo = check_qoff(qoff_, "ppr partial");
+    if (part_.size() != static_cast<size_t>(nq_)) hpc::fail("ppr partial: combine first");
+    auto packed = pack(part_, qo, off_.size() - 1, nullptr, nullptr);
     return py::make_tuple(packed[0], packed[1], packed[2]);
+  }
+
+  // The exact top K of the sums over the ranks without sending every partial vector (Cao and
+  // Wang's three-phase uniform threshold, TPUT): `top` sends each query's K largest entries;
+  // the asking rank's `ask_begin` finds tau1, the K-th largest of those sums (a lower bound of
+  // the true K-th score: every entry is > 0); `more` sends the entries >= thr = tau1 / p, and
+  // each rank's largest unsent entry (its floor, < thr); `ask_more` bounds every vertex by
+  // lower = the sum received, upper = lower + the floors of the ranks that did not send it,
+  // tau2 = the K-th largest lower bound; a vertex whose upper bound is below tau2 cannot be in
+  // the top K (a vertex no rank sent has upper < p thr <= tau1 <= tau2); it asks the ranks that
+  // did not send a candidate for its entry (`values`), and `ask_finish` ranks the exact sums.
+  py::tuple top(const py::array& qoff_, int64_t topk, int threads) {
+    const std::vector<int64_t> qo = check_qoff(qoff_, "ppr top");
+    if (topk < 1) hpc::fail("ppr top: topk must be >= 1");
+    if (part_.size() != static_cast<size_t>(nq_)) hpc::fail("ppr top: combine first");
+    const int nt = max_threads(threads);
+    {
+      py::gil_scoped_release nogil;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 16)
+      for (int64_t q = 0; q < nq_; ++q) {
+        auto& P = part_[q];
+        const size_t k = std::min(P.size(), static_cast<size_t>(topk));
+        std::nth_element(P.begin(), P.begin() + static_cast<std::ptrdiff_t>(k), P.end(),
+                         [](const Entry& a, const Entry& b) { return a.second > b.second; });
+        sent_[q] = static_cast<int64_t>(k);
+      }
+    }
+    std::vector<int64_t> from(static_cast<size_t>(nq_), 0);
+    auto packed = pack(part_, qo, off_.size() - 1, from.data(), sent_.data());
+    return py::make_tuple(packed[0], packed[1], packed[2]);
+  }
+
+  // The entries not yet sent that are >= thr[q]: (counts, keys, values, floor: each query's
+  // largest entry left unsent, 0 when none).
+  py::tuple more(const py::array& qoff_, const py::array& thr_, int threads) {
+    const std::vector<int64_t> qo = check_qoff(qoff_, "ppr more");
+    auto thr = hpc::exact<double>(thr_, "ppr thr");
+    hpc::require_1d(thr, nq_, "ppr thr");
+    if (sent_.size() != static_cast<size_t>(nq_)) hpc::fail("ppr more: top first");
+    const double* th = thr.data();
+    std::vector<int64_t> from(sent_);
+    py::array_t<double> floor(nq_);
+    double* pf = floor.mutable_data();
+    const int nt = max_threads(threads);
+    {
+      py::gil_scoped_release nogil;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 16)
+      for (int64_t q = 0; q < nq_; ++q) {
+        auto& P = part_[q];
+        const double t = th[q];
+        auto mid = std::partition(P.begin() + sent_[q], P.end(),
+                                  [t](const Entry& e) { return e.second >= t; });
+        double f = 0.0;
+        for (auto it = mid; it != P.end(); ++it) f = std::max(f, it->second);
+        pf[q] = f;
+        sent_[q] = mid - P.begin();
+      }
+    }
+    auto packed = pack(part_, qo, off_.size() - 1, from.data(), sent_.data());
+    return py::make_tuple(packed[0], packed[1], packed[2], floor);
+  }
+
+  // This rank's entries of the asked (query << 32 | vertex) keys, 0 where it has none.
+  py::array_t<double> values(const py::array& keys_, int threads) const {
+    auto keys = hpc::exact<int64_t>(keys_, "ppr keys");
+    hpc::require_1d(keys, -1, "ppr keys");
+    if (part_.size() != static_cast<size_t>(nq_)) hpc::fail("ppr values: combine first");
+    const int64_t m = keys.shape(0);
+    const int64_t* k = keys.data();
+    std::vector<int64_t> ptr, order;
+    group(k, m, 0, nq_, 0, n_, ptr, order, "ppr values");
+    py::array_t<double> out(m);
+    double* po = out.mutable_data();
+    const int nt = max_threads(threads);
+    {
+      py::gil_scoped_release nogil;
+#pragma omp parallel num_threads(nt)
+      {
+        std::vector<double> val(static_cast<size_t>(n_), 0.0);
+#pragma omp for schedule(dynamic, 16)
+        for (int64_t q = 0; q < nq_; ++q) {
+          if (ptr[q] == ptr[q + 1]) continue;
+          for (const Entry& e : part_[q]) val[e.first] = e.second;
+          for (int64_t j = ptr[q]; j < ptr[q + 1]; ++j)
+            po[order[j]] = val[k[order[j]] & 0xFFFFFFFFLL];
+          for (const Entry& e : part_[q]) val[e.first] = 0.0;
+        }
+      }
+    }
+    return out;
+  }
+
+  // At the asking rank, queries [qlo, qhi): the entries of `top` from every rank (src: how
+  // many came from each rank, in rank order). Returns tau1 per query (0: fewer than K).
+  py::array_t<double> ask_begin(const py::array& keys_, const py::array& vals_,
+                                const py::array& src_, int64_t qlo, int64_t qhi, int64_t topk,
+                                int threads) {
+    if (qlo < 0 || qhi < qlo || qhi > nq_) hpc::fail("ppr ask_begin: query range out of the batch");
+    if (topk < 1) hpc::fail("ppr ask_begin: topk must be >= 1");
+    if (off_.size() - 1 > 64) hpc::fail("ppr ask_begin: at most 64 ranks");
+    qlo_ = qlo;
+    ask_.assign(static_cast<size_t>(qhi - qlo), {});
+    return ask_merge(keys_, vals_, src_, nullptr, topk, threads);
+  }
+
+  // The entries of `more` and every rank's floors (p x queries [qlo, qhi)): keeps the
+  // candidates and returns the requests for the entries not sent, (counts per rank, keys).
+  py::tuple ask_more(const py::array& keys_, const py::array& vals_, const py::array& src_,
+                     const py::array& floors_, int64_t topk, int threads) {
+    const int64_t nql = static_cast<int64_t>(ask_.size());
+    const size_t p = off_.size() - 1;
+    auto floors = hpc::exact<double>(floors_, "ppr floors");
+    if (floors.ndim() != 2 || floors.shape(0) != static_cast<py::ssize_t>(p) || floors.shape(1) != nql)
+      hpc::fail("ppr ask_more: floors must be ranks x the asked queries");
+    for (int64_t j = 0; j < static_cast<int64_t>(p) * nql; ++j)
+      if (!(floors.data()[j] >= 0.0) || floors.data()[j] > 1e300)
+        hpc::fail("ppr ask_more: floors must be finite, >= 0");
+    ask_merge(keys_, vals_, src_, floors.data(), topk, threads);
+    std::vector<std::vector<int64_t>> req(p);
+    req_.assign(p, {});
+    for (int64_t i = 0; i < nql; ++i) {
+      const double* fl = floors.data() + i;
+      const auto& A = ask_[static_cast<size_t>(i)];
+      for (size_t j = 0; j < A.size(); ++j)
+        for (size_t r = 0; r < p; ++r)
+          if (!(A[j].mask >> r & 1ULL) && fl[r * static_cast<size_t>(nql)] > 0.0) {
+            req[r].push_back(key_of(i + qlo_, A[j].v));
+            req_[r].emplace_back(static_cast<int32_t>(i), static_cast<int32_t>(j));
+          }
+    }
+    py::array_t<int64_t> counts(static_cast<py::ssize_t>(p));
+    int64_t total = 0;
+    for (size_t r = 0; r < p; ++r) total += counts.mutable_data()[r] = static_cast<int64_t>(req[r].size());
+    py::array_t<int64_t> keys(total);
+    int64_t at = 0;
+    for (size_t r = 0; r < p; ++r) {
+      std::copy(req[r].begin(), req[r].end(), keys.mutable_data() + at);
+      at += static_cast<int64_t>(req[r].size());
+    }
+    return py::make_tuple(counts, keys);
+  }
+
+  // The answers to `ask_more`'s requests (in its order): the top K of the exact sums scaled
+  // by 1 / norm, or with kth_only the unscaled K-th largest sum (0 when fewer than K).
+  py::tuple ask_finish(const py::array& vals_, const py::array& norm_, int64_t topk,
+                       bool kth_only, int threads) {
+    auto vals = hpc::exact<double>(vals_, "ppr vals");
+    auto norm = hpc::exact<double>(norm_, "ppr norm");
+    const int64_t nq = static_cast<int64_t>(ask_.size());
+    hpc::require_1d(norm, nq, "ppr norm");
+    int64_t want = 0;
+    for (const auto& R : req_) want += static_cast<int64_t>(R.size());
+    hpc::require_1d(vals, want, "ppr vals");
+    if (topk < 1) hpc::fail("ppr ask_finish: topk must be >= 1");
+    const double* v = vals.data();
+    int64_t at = 0;
+    for (const auto& R : req_)
+      for (const auto& ij : R) {
+        const double x = v[at++];
+        if (!(x >= 0.0) || x > 1e300) hpc::fail("ppr ask_finish: values must be finite, >= 0");
+        ask_[static_cast<size_t>(ij.first)][static_cast<size_t>(ij.second)].s += x;
+      }
+    const double* pn = norm.data();
+    const size_t K = static_cast<size_t>(topk);
+    py::array_t<int64_t> ids({nq, kth_only ? int64_t(1) : topk});
+    py::array_t<double> scores({nq, kth_only ? int64_t(1) : topk});
+    int64_t* pid = ids.mutable_data();
+    double* psc = scores.mutable_data();
+    const int nt = max_threads(threads);
+    {
+      py::gil_scoped_release nogil;
+#pragma omp parallel num_threads(nt)
+      {
+        Acc a(n_);
+#pragma omp for schedule(dynamic, 16)
+        for (int64_t i = 0; i < nq; ++i) {
+          for (const Ask& e : ask_[static_cast<size_t>(i)]) a.add(e.v, e.s);
+          a.select(K);
+          const size_t got = a.cand.size();
+          if (kth_only) {
+            pid[i] = got == K ? a.cand.back().second : -1;
+            psc[i] = got == K ? a.cand.back().first : 0.0;
+          } else {
+            const double inv = pn[i] > 0.0 ? 1.0 / pn[i] : 0.0;
+            for (size_t j = 0; j < K; ++j) {
+              pid[i * topk + j] = j < got ? a.cand[j].second : -1;
+              psc[i * topk + j] = j < got ? a.cand[j].first * inv : 0.0;
+            }
+          }
+          a.reset();
+        }
+      }
+    }
+    return py::make_tuple(ids, scores);
   }
 
   // At the asking rank: sum the partial vectors of queries [qlo, qhi) (keys query << 32 |
@@ -549,15 +742,18 @@ class PartEngine {
     a.reset();
   }
 
-  // Per-query partial vectors as (counts per asking rank, keys, values); queries are in
-  // blocks, so query order is rank order.
-  static std::vector<py::array> pack(const std::vector<std::vector<Entry>>& out, const int64_t* qo,
-                                     size_t p) {
+  // Per-query partial vectors, entries [from[q], to[q]) of each (all when from is null), as
+  // (counts per asking rank, keys, values); queries are in blocks, so query order is rank order.
+  static std::vector<py::array> pack(const std::vector<std::vector<Entry>>& out,
+                                     const std::vector<int64_t>& qo, size_t p,
+                                     const int64_t* from, const int64_t* to) {
+    auto lo = [&](size_t q) { return from ? from[q] : int64_t(0); };
+    auto hi = [&](size_t q) { return to ? to[q] : static_cast<int64_t>(out[q].size()); };
     py::array_t<int64_t> counts(static_cast<py::ssize_t>(p));
     int64_t total = 0;
     for (size_t r = 0; r < p; ++r) {
       int64_t c = 0;
-      for (int64_t q = qo[r]; q < qo[r + 1]; ++q) c += static_cast<int64_t>(out[q].size());
+      for (int64_t q = qo[r]; q < qo[r + 1]; ++q) c += hi(q) - lo(q);
       counts.mutable_data()[r] = c;
       total += c;
     }
@@ -567,11 +763,110 @@ class PartEngine {
     double* pv = vals.mutable_data();
     int64_t at = 0;
     for (size_t q = 0; q < out.size(); ++q)
-      for (const Entry& e : out[q]) {
-        pk[at] = key_of(static_cast<int64_t>(q), e.first);
-        pv[at++] = e.second;
+      for (int64_t j = lo(q); j < hi(q); ++j) {
+        pk[at] = key_of(static_cast<int64_t>(q), out[q][j].first);
+        pv[at++] = out[q][j].second;
       }
     return {counts, keys, vals};
+  }
+
+  // qoff (query blocks per asking rank) checked against the batch.
+  std::vector<int64_t> check_qoff(const py::array& qoff_, const char* what) const {
+    auto qoff = hpc::exact<int64_t>(qoff_, "ppr qoff");
+    const size_t p = off_.size() - 1;
+    hpc::require_1d(qoff, static_cast<py::ssize_t>(p + 1), "ppr qoff");
+    const int64_t* qo = qoff.data();
+    if (qo[0] != 0 || qo[p] != nq_ || !hpc::non_decreasing(qo, static_cast<int64_t>(p)))
+      hpc::fail(std::string(what) + ": qoff must split the batch's queries");
+    return std::vector<int64_t>(qo, qo + p + 1);
+  }
+
+  // Merge arrived (query << 32 | vertex, value) entries, src[r] of them from rank r in rank
+  // order, into the asked queries' sums and sender masks. Without floors: returns each query's
+  // K-th largest sum (tau1). With floors (p x asked queries): keeps only the candidates, the
+  // vertices whose upper bound reaches the K-th largest lower bound (returns an empty array).
+  py::array_t<double> ask_merge(const py::array& keys_, const py::array& vals_,
+                                const py::array& src_, const double* floors, int64_t topk,
+                                int threads) {
+    auto keys = hpc::exact<int64_t>(keys_, "ppr keys");
+    auto vals = hpc::exact<double>(vals_, "ppr vals");
+    auto src = hpc::exact<int64_t>(src_, "ppr src");
+    const size_t p = off_.size() - 1;
+    hpc::require_1d(keys, -1, "ppr keys");
+    hpc::require_1d(vals, keys.shape(0), "ppr vals");
+    hpc::require_1d(src, static_cast<py::ssize_t>(p), "ppr src");
+    if (topk < 1) hpc::fail("ppr ask: topk must be >= 1");
+    const int64_t m = keys.shape(0);
+    const int64_t* k = keys.data();
+    const double* v = vals.data();
+    std::vector<uint8_t> from(static_cast<size_t>(m));
+    int64_t at = 0;
+    for (size_t r = 0; r < p; ++r) {
+      const int64_t c = src.data()[r];
+      if (c < 0 || at + c > m) hpc::fail("ppr ask: src counts do not split the entries");
+      std::fill(from.begin() + at, from.begin() + at + c, static_cast<uint8_t>(r));
+      at += c;
+    }
+    if (at != m) hpc::fail("ppr ask: src counts do not split the entries");
+    for (int64_t j = 0; j < m; ++j)
+      if (!(v[j] > 0.0) || v[j] > 1e300) hpc::fail("ppr ask: values must be finite, > 0");
+    const int64_t nql = static_cast<int64_t>(ask_.size());
+    std::vector<int64_t> ptr, order;
+    group(k, m, qlo_, qlo_ + nql, 0, n_, ptr, order, "ppr ask");
+    py::array_t<double> tau(floors ? 0 : nql);
+    double* pt = tau.mutable_data();
+    const size_t K = static_cast<size_t>(topk);
+    bool broken = false;
+    const int nt = max_threads(threads);
+    {
+      py::gil_scoped_release nogil;
+#pragma omp parallel num_threads(nt)
+      {
+        Acc a(n_);
+        std::vector<uint64_t> mask(static_cast<size_t>(n_), 0);
+#pragma omp for schedule(dynamic, 16)
+        for (int64_t i = 0; i < nql; ++i) {
+          auto& A = ask_[static_cast<size_t>(i)];
+          for (const Ask& e : A) {
+            a.add(e.v, e.s);
+            mask[e.v] = e.mask;
+          }
+          for (int64_t j = ptr[i]; j < ptr[i + 1]; ++j) {
+            const int64_t e = order[j];
+            const int32_t u = static_cast<int32_t>(k[e] & 0xFFFFFFFFLL);
+            a.add(u, v[e]);
+            mask[u] |= 1ULL << from[e];
+          }
+          a.select(K);
+          const double t = a.cand.size() == K ? a.cand.back().first : 0.0;
+          A.clear();
+          if (!floors) {
+            pt[i] = t;
+            for (size_t j = 0; j < a.na; ++j) A.push_back({a.list[j], a.acc[a.list[j]], mask[a.list[j]]});
+          } else {
+            double fl[64], unseen = 0.0;
+            for (size_t r = 0; r < p; ++r) unseen += fl[r] = floors[r * static_cast<size_t>(nql) + i];
+            // a vertex no rank sent is bounded by the sum of the floors: it must be out
+            if (unseen > 0.0 && !(unseen < t)) {
+#pragma omp atomic write
+              broken = true;
+            }
+            const double cut = t * (1.0 - 1e-12);   // rounding of the bounds only adds candidates
+            for (size_t j = 0; j < a.na; ++j) {
+              const int32_t u = a.list[j];
+              double up = a.acc[u];
+              for (size_t r = 0; r < p; ++r)
+                if (!(mask[u] >> r & 1ULL)) up += fl[r];
+              if (up >= cut) A.push_back({u, a.acc[u], mask[u]});
+            }
+          }
+          for (size_t j = 0; j < a.na; ++j) mask[a.list[j]] = 0;
+          a.reset();
+        }
+      }
+    }
+    if (broken) hpc::fail("ppr ask_more: floors not below the K-th lower bound (thr > tau1 / p?)");
+    return tau;
   }
 
   int64_t n_ = 0, lo_ = 0, nl_ = 0, nq_ = 0;
@@ -582,6 +877,19 @@ class PartEngine {
   std::vector<std::vector<Entry>> res_, xs_;
   std::vector<std::vector<Tail>> tails_;
   Stats st_;
+  // the partial vectors of the combination (entries [0, sent_) already sent by top/more)
+  std::vector<std::vector<Entry>> part_;
+  std::vector<int64_t> sent_;
+  // the asking rank's queries [qlo_, qlo_ + ask_.size()): sums so far, candidates after
+  // ask_more, and its requests per rank as (query, candidate) positions
+  struct Ask {
+    int32_t v;
+    double s;
+    uint64_t mask;   // ranks whose entry is in s
+  };
+  int64_t qlo_ = 0;
+  std::vector<std::vector<Ask>> ask_;
+  std::vector<std::vector<std::pair<int32_t, int32_t>>> req_;
 };
 }  // namespace
 
@@ -609,11 +917,27 @@ HPC_SUBMODULE(pagerank_ppr_part) {
            py::arg("threads") = 1, "Add arrived shares to the residuals")
       .def("support", &PartEngine::support,
            "Sorted owned vertices with residual left in some query")
-      .def("combine", &PartEngine::combine, py::arg("qoff"), py::arg("rel") = 0.0,
-           py::arg("threads") = 1,
-           "Partial vectors for the asking ranks: (counts, keys, values, norm, missing)")
-      .def("tails", &PartEngine::tails, py::arg("qoff"), py::arg("eps"), py::arg("threads") = 1,
-           "Residual rows past their head, contributions >= eps: (counts, keys, values)")
+      .def("combine", &PartEngine::combine, py::arg("rel") = 0.0, py::arg("threads") = 1,
+           "Keep each query's partial vector on this rank: (norm, missing)")
+      .def("tails", &PartEngine::tails, py::arg("eps"), py::arg("threads") = 1,
+           "Add the residual rows past their head, contributions >= eps, to the partial vectors")
+      .def("partial", &PartEngine::partial, py::arg("qoff"),
+           "Every partial vector for the asking ranks: (counts, keys, values)")
+      .def("top", &PartEngine::top, py::arg("qoff"), py::arg("topk") = 20, py::arg("threads") = 1,
+           "Each partial vector's K largest entries: (counts, keys, values)")
+      .def("more", &PartEngine::more, py::arg("qoff"), py::arg("thr"), py::arg("threads") = 1,
+           "Unsent entries >= thr per query: (counts, keys, values, floor)")
+      .def("values", &PartEngine::values, py::arg("keys"), py::arg("threads") = 1,
+           "This rank's partial-vector entries of the asked keys (0 where none)")
+      .def("ask_begin", &PartEngine::ask_begin, py::arg("keys"), py::arg("vals"), py::arg("src"),
+           py::arg("qlo"), py::arg("qhi"), py::arg("topk") = 20, py::arg("threads") = 1,
+           "At the asking rank: merge the top entries, return tau1 per query")
+      .def("ask_more", &PartEngine::ask_more, py::arg("keys"), py::arg("vals"), py::arg("src"),
+           py::arg("floors"), py::arg("topk") = 20, py::arg("threads") = 1,
+           "Merge the entries >= thr, keep the candidates: requests (counts, keys)")
+      .def("ask_finish", &PartEngine::ask_finish, py::arg("vals"), py::arg("norm"),
+           py::arg("topk") = 20, py::arg("kth_only") = false, py::arg("threads") = 1,
+           "The requested values in: (ids, scores) of the exact top K")
       .def("answer", &PartEngine::answer, py::arg("keys"), py::arg("vals"), py::arg("norm"),
            py::arg("qlo"), py::arg("qhi"), py::arg("topk") = 20, py::arg("want_full") = false,
            py::arg("kth_only") = false, py::arg("threads") = 1,

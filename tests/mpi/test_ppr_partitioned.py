@@ -49,17 +49,19 @@ def indexed(request):
     return g, fp
 
 
-@pytest.mark.parametrize("per_edge,threshold,iterations,rel", [
-    (False, 1e-2, 3, 0.0), (True, 1e-3, 2, 0.0), (True, 1e-3, 2, 2e-3), (False, 1.0, 0, 0.0),
-    (False, 5e-4, 5, 0.0)])
-def test_partitioned_equals_replicated(indexed, per_edge, threshold, iterations, rel):
+@pytest.mark.parametrize("per_edge,threshold,iterations,rel,want_full", [
+    (False, 1e-2, 3, 0.0, True), (True, 1e-3, 2, 0.0, True), (True, 1e-3, 2, 2e-3, False),
+    (False, 1.0, 0, 0.0, True), (False, 5e-4, 5, 0.0, True), (False, 1e-2, 3, 0.0, False),
+    (False, 1.0, 0, 0.0, False), (True, 1e-3, 2, 2e-3, True)])
+def test_partitioned_equals_replicated(indexed, per_edge, threshold, iterations, rel, want_full):
+    """want_full: every partial vector goes to the asking rank; else only the top K is
+    assembled (TPUT: top entries, entries above tau1 / p, the candidates' missing entries)."""
     from hpc.pagerank.ppr import (native_engine, native_query, partitioned_engine,
                                   partitioned_query)
 
     g, fp = indexed
     rng = np.random.default_rng(5)
     verts = np.concatenate([rng.choice(g.n, 37, replace=False), [0, g.n - 1, 0]]).astype(np.int64)
-    want_full = rel == 0.0
     ref, s0 = native_query(g, native_engine(g, fp, 0.85), verts, iterations, threshold, 20,
                            per_edge, rel, want_full, threads=2)
     got, s1 = partitioned_query(g, partitioned_engine(g, fp, 0.85), verts, iterations,
