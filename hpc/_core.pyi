@@ -338,10 +338,24 @@ class _pagerank_ppr_part(ModuleType):
             """Add arrived shares to the residuals"""
         def support(self) -> npt.NDArray[np.int64]:
             """Sorted owned vertices with residual left in some query"""
-        def combine(self, qoff: np.ndarray, rel: float = 0.0, threads: int = 1) -> tuple[Any, ...]:
-            """Partial vectors for the asking ranks: (counts, keys, values, norm, missing)"""
-        def tails(self, qoff: np.ndarray, eps: np.ndarray, threads: int = 1) -> tuple[Any, ...]:
-            """Residual rows past their head, contributions >= eps: (counts, keys, values)"""
+        def combine(self, rel: float = 0.0, threads: int = 1) -> tuple[Any, ...]:
+            """Keep each query's partial vector on this rank: (norm, missing)"""
+        def tails(self, eps: np.ndarray, threads: int = 1) -> None:
+            """Add the residual rows past their head, contributions >= eps, to the partial vectors"""
+        def partial(self, qoff: np.ndarray) -> tuple[Any, ...]:
+            """Every partial vector for the asking ranks: (counts, keys, values)"""
+        def top(self, qoff: np.ndarray, topk: int = 20, threads: int = 1) -> tuple[Any, ...]:
+            """Each partial vector's K largest entries: (counts, keys, values)"""
+        def more(self, qoff: np.ndarray, thr: np.ndarray, threads: int = 1) -> tuple[Any, ...]:
+            """Unsent entries >= thr per query: (counts, keys, values, floor)"""
+        def values(self, keys: np.ndarray, threads: int = 1) -> npt.NDArray[np.float64]:
+            """This rank's partial-vector entries of the asked keys (0 where none)"""
+        def ask_begin(self, keys: np.ndarray, vals: np.ndarray, src: np.ndarray, qlo: int, qhi: int, topk: int = 20, threads: int = 1) -> npt.NDArray[np.float64]:
+            """At the asking rank: merge the top entries, return tau1 per query"""
+        def ask_more(self, keys: np.ndarray, vals: np.ndarray, src: np.ndarray, floors: np.ndarray, topk: int = 20, threads: int = 1) -> tuple[Any, ...]:
+            """Merge the entries >= thr, keep the candidates: requests (counts, keys)"""
+        def ask_finish(self, vals: np.ndarray, norm: np.ndarray, topk: int = 20, kth_only: bool = False, threads: int = 1) -> tuple[Any, ...]:
+            """The requested values in: (ids, scores) of the exact top K"""
         def answer(self, keys: np.ndarray, vals: np.ndarray, norm: np.ndarray, qlo: int, qhi: int, topk: int = 20, want_full: bool = False, kth_only: bool = False, threads: int = 1) -> tuple[Any, ...]:
             """Sum partial vectors of queries [qlo, qhi): (ids, scores[, (indptr, ids, values)])"""
         def stats(self) -> dict[str, Any]:
