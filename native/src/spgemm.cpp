@@ -1241,7 +1241,7 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
   R.t_plan = t1 - t0;
   R.t_sym = t2 - t1;
   R.t_num = t3 - t2;
-  g_threads.record(t3 - t0, R.threads, R.total);
+  g_threads.record(t3 - t0, R.threads, est);  // the estimate choose() classed it by
   return true;
 }
 

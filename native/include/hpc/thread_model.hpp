@@ -1,19 +1,28 @@
-// Thread count from measured costs: one thread where the work is below a parallel region's
-// fixed cost. Used by the SpGEMM kernels (spgemm.cpp, spgemm_semiring.cpp).
+// Thread count from measured call times: a kernel runs on the thread count that has been the
+// fastest per unit of work on this process's previous calls of about the same size. Used by
+// the SpGEMM kernels (spgemm.cpp, spgemm_semiring.cpp).
+//
+// Why measured per size and not predicted from an empty region's cost: a 2-thread call of a
+// small product (ani4, dwt_992: 0.2-0.5 ms) was measured 2-10x SLOWER than the 1-thread call
+// when the second core was busy (another process, or the spinning workers of another OpenMP
+// runtime such as GraphBLAS's), while an empty region, timed back to back, cost ~2 us. Only
+// the call itself shows what a second thread costs where it runs.
 #pragma once
 
 #include <omp.h>
 
 #include <algorithm>
-#include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 namespace hpc {
 
 // A region's fixed cost at t threads: a fork/join and four barriers, measured once per t
-// (minimum of 16 empty regions, so a preempted thread does not inflate it).
+// (minimum of 16 empty regions, so a preempted thread does not inflate it). Only the prior for
+// a size that no call has measured yet (ThreadModel::choose).
 inline double region_overhead(int t) {
   static std::vector<double> cost(1024, -1.0);
   static std::mutex mu;
@@ -38,32 +47,98 @@ inline double region_overhead(int t) {
   return cost[t];
 }
 
-// One kernel's seconds per unit of work (a scalar product) on one thread, measured on this
-// process's previous calls (time x threads / units, smoothed over calls); 0 before the first.
+// One kernel's thread choice. Calls are classed by the size of their work estimate (a power
+// of two: log2 of the units); per class and thread count it keeps the seconds per unit of the
+// calls made so (smoothed). The candidates are 1, 2, 4, ... and the thread limit; choose()
+// returns the candidate with the least time per unit, trying each once where a class has not
+// measured it, and now and then the one measured longest ago (so a choice made while the
+// machine was busy is revisited). A class with no measurement at all
+// takes the prior: est x (1-thread rate) / t + region_overhead(t).
 struct ThreadModel {
-  std::atomic<double> rate{0.0};
+  static constexpr int kExplore = 16;
 
-  void record(double seconds, int threads, int64_t units) {
-    if (units < 1024) return;  // timer resolution and fixed costs would dominate
-    const double x = seconds * threads / double(units);
-    const double old = rate.load(std::memory_order_relaxed);
-    rate.store(old > 0 ? 0.75 * old + 0.25 * x : x, std::memory_order_relaxed);
+  struct Cell {
+    double spu = 0;      // seconds per unit, smoothed; 0: not measured
+    int64_t when = -1;   // the class's call count at the last measurement
+  };
+  struct Class {
+    int64_t calls = 0;
+    std::unordered_map<int, Cell> cells;  // by thread count
+  };
+
+  std::mutex mu;
+  std::unordered_map<int, Class> classes;  // by size class
+  double rate1 = 0;  // seconds per unit on one thread, over all classes (the prior)
+
+  static int size_class(double units) {
+    return units < 1 ? 0 : int(std::ilogb(units)) + 1;
   }
 
-  // The t <= threads that minimises est x rate / t + region_overhead(t); before any call has
-  // measured the rate, one thread (that call measures it).
-  int choose(double est, int threads) const {
-    const double r = rate.load(std::memory_order_relaxed);
-    if (r <= 0 || threads <= 1) return 1;
-    const double work = est * r;
-    int best = 1;
-    double best_t = work;
-    for (int t = 2; t <= threads; ++t) {
-      const double tt = work / t + region_overhead(t);
-      if (tt < best_t) {
-        best_t = tt;
-        best = t;
+  static std::vector<int> candidates(int threads) {
+    std::vector<int> c;
+    for (int t = 1; t < threads; t *= 2) c.push_back(t);
+    c.push_back(threads);
+    return c;
+  }
+
+  // `units`: the same work estimate that was passed to choose() for this call.
+  void record(double seconds, int threads, double units) {
+    if (!(units >= 1) || !(seconds >= 0)) return;
+    const double x = seconds / units;
+    std::lock_guard<std::mutex> g(mu);
+    Class& k = classes[size_class(units)];
+    Cell& c = k.cells[threads];
+    // Smoothed, and a single outlier (a preempted call) moves it at most 4x its weight.
+    c.spu = c.spu > 0 ? 0.75 * c.spu + 0.25 * std::min(x, 4 * c.spu) : x;
+    c.when = k.calls;
+    if (threads == 1) rate1 = rate1 > 0 ? 0.75 * rate1 + 0.25 * x : x;
+  }
+
+  int choose(double est, int threads) {
+    if (threads <= 1) return 1;
+    const std::vector<int> cand = candidates(threads);
+    std::lock_guard<std::mutex> g(mu);
+    Class& k = classes[size_class(est)];
+    const int64_t call = ++k.calls;
+    int best = 0, unmeasured = 0, oldest = 0;
+    double best_spu = 0;
+    int64_t oldest_when = INT64_MAX;
+    for (int t : cand) {
+      auto it = k.cells.find(t);
+      if (it == k.cells.end() || it->second.spu <= 0) {
+        if (!unmeasured) unmeasured = t;
+        continue;
       }
+      const Cell& c = it->second;
+      if (!best || c.spu < best_spu) {
+        best = t;
+        best_spu = c.spu;
+      }
+      if (c.when < oldest_when) {
+        oldest_when = c.when;
+        oldest = t;
+      }
+    }
+    if (!best) {  // nothing measured at this size: the prior (one thread before any rate)
+      if (rate1 <= 0) return 1;
+      const double work = est * rate1;
+      int pick = 1;
+      double pick_t = work;
+      for (int t : cand) {
+        const double tt = work / t + region_overhead(t);
+        if (tt < pick_t) {
+          pick_t = tt;
+          pick = t;
+        }
+      }
+      return pick;
+    }
+    if (unmeasured) return unmeasured;
+    // Revisit the stalest candidate after kExplore x (its time / the best's) calls: a retry
+    // then costs at most about 1 / kExplore of the calls' time, however slow it was.
+    if (oldest != best) {
+      const Cell& o = k.cells[oldest];
+      if (double(call - o.when) >= kExplore * (o.spu / best_spu)) return oldest;
     }
     return best;
   }
