@@ -40,6 +40,7 @@ from hpc.core.partition import exchange_by_owner
 from hpc.sparse import DistCSR
 
 SMOOTHERS = ("gauss_seidel", "chebyshev", "jacobi")
+ORDERS = ("global", "coloured")
 
 _CORE = []
 
@@ -63,15 +64,26 @@ def aggregate(S: sp.csr_matrix) -> tuple[np.ndarray, int]:
     return agg, int(count)
 
 
+def _hash_uniform(i: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Uniform [0, 1) values of the global indices ``i`` (uint64): splitmix64 of i and the seed,
+    the same value for an index whatever rank holds it."""
+    with np.errstate(over="ignore"):
+        z = i + np.uint64((0x9E3779B97F4A7C15 * (seed + 1)) % 2**64)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
 def spectral_radius(A: DistCSR, dinv: np.ndarray, its: int = 10, seed: int = 0) -> float:
     """rho(D^-1 A) for SPD A and D (collective): the largest Ritz value of ``its`` Lanczos steps
     on D^-1/2 A D^-1/2 (similar to D^-1 A). From below, as pyamg's approximate_spectral_radius;
     callers add a margin where they need an upper bound. Lanczos finds the extreme eigenvalue
-    in fewer products than power iteration (10 here against 20)."""
+    in fewer products than power iteration (10 here against 20). The start vector is a hash of
+    the global row index, so rho does not depend on the partition (up to rounding)."""
     comm = A.comm
-    rng = np.random.default_rng([seed, comm.Get_rank()])
     sq = np.sqrt(dinv)
-    v = rng.random(A.local_rows) + 0.5
+    v = _hash_uniform(np.arange(*A.row_range, dtype=np.uint64), seed) + 0.5
     v /= math.sqrt(comm.allreduce(float(v @ v)))
     v_prev = np.zeros_like(v)
     alpha: list[float] = []
@@ -124,17 +136,19 @@ _NONE = np.iinfo(np.int64).min  # aggregate_pass's mark of a node without strong
 _CODE = 40                       # aggregate codes: rank << 40 | number on that rank
 
 
-def aggregate_coupled(A: DistCSR, theta: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def aggregate_coupled(A: DistCSR, theta: float = 0.0,
+                      order: str = "global") -> tuple[np.ndarray, np.ndarray]:
     """Standard aggregation of the strength graph of a distributed SPD ``A``, across ranks
     (collective).
 
     The three passes of pyamg's standard_aggregation (native aggregate_pass), each rank over its
     own rows with its ghost columns' states. Passes 1 and 3 depend on the order of the nodes:
-    they run rank colour by rank colour (a distance-2 colouring of the rank graph, so ranks
-    running together never claim the same node), and the claims on other ranks' nodes go to
-    their owners after each colour. Pass 2 does not depend on the order and runs everywhere at
-    once. When the colours follow the rank order (one or two ranks; a chain of three) this is
-    the serial algorithm on the global order: the same aggregates as pyamg's.
+    they run rank after rank (``order="global"``: the serial algorithm on the global row order,
+    pyamg's aggregates at any rank count) or rank colour by rank colour (``"coloured"``: a
+    distance-2 colouring of the rank graph, so ranks running together never claim the same
+    node; the serial algorithm only while the colours follow the rank order, as for one to
+    three ranks in a chain), and the claims on other ranks' nodes go to their owners after
+    each rank or colour. Pass 2 does not depend on the order and runs everywhere at once.
 
     Returns
     -------
@@ -162,8 +176,10 @@ def aggregate_coupled(A: DistCSR, theta: float = 0.0) -> tuple[np.ndarray, np.nd
     dg = np.concatenate((dg, pl.wait()))
     state = np.zeros(n + pl.n_ghost, dtype=np.int64)
     kernel = _kernel("aggregate_pass", dt)
-    colour, ncol = (_rank_colours(comm, list(pl.sources) + list(pl.dests), 2) if p > 1
-                    else (0, 1))
+    if p == 1 or order == "global":
+        colour, ncol = r, p
+    else:
+        colour, ncol = _rank_colours(comm, list(pl.sources) + list(pl.dests), 2)
     made = 0
 
     def refresh() -> None:
@@ -199,10 +215,13 @@ def aggregate_coupled(A: DistCSR, theta: float = 0.0) -> tuple[np.ndarray, np.nd
 class GSPlan:
     """A rank's share of a global Gauss-Seidel sweep (see :meth:`SmoothedAggregation._gs`).
 
-    Interior rows (no ghost columns) go first; then the boundary rows, colour by colour of the
-    rank graph, each colour after an exchange of the latest ghost values. Ranks of one colour
-    share no edges, so a sweep is exact Gauss-Seidel in one global order, and the backward sweep
-    the same order reversed: the symmetric sweep is SPD for any SPD A and any partition."""
+    ``order="global"``: the ranks sweep one after another, each after an exchange of the
+    latest ghost values, so the forward sweep is Gauss-Seidel in the global row order (the
+    one-rank sweep, whatever the partition) and the backward sweep the same order reversed.
+    ``"coloured"``: interior rows (no ghost columns) first, all ranks at once; then the
+    boundary rows, colour by colour of the rank graph, each colour after an exchange. Ranks of
+    one colour share no edges, so this too is exact Gauss-Seidel in one global order, but the
+    order depends on the partition. Either way the symmetric sweep is SPD for any SPD A."""
 
     kernel: Any           # the own block's native GaussSeidel (checked and copied once)
     inner: tuple          # (forward, backward) row lists, int64
@@ -213,16 +232,20 @@ class GSPlan:
     coupled: bool          # some rank's rows reach other ranks' columns (collective)
 
 
-def _gs_plan(A: DistCSR) -> GSPlan:
+def _gs_plan(A: DistCSR, order: str = "global") -> GSPlan:
     pl = A.plan()
     Ao, Ag = A.A_loc, A.A_gh
     dt, arrays = _idx(Ao)
     has_gh = np.diff(Ag.indptr) > 0
-    inner = np.flatnonzero(~has_gh).astype(np.int64)
-    bnd = np.flatnonzero(has_gh).astype(np.int64)
-    coupled = bool(A.comm.allreduce(bool(bnd.size), op=MPI.LOR))
-    colour, ncol = (_rank_colours(A.comm, list(pl.sources) + list(pl.dests)) if coupled
-                    else (0, 1))
+    coupled = bool(A.comm.allreduce(bool(has_gh.any()), op=MPI.LOR))
+    if coupled and order == "global":  # every row in its global place, rank after rank
+        inner, bnd = np.zeros(0, np.int64), np.arange(A.local_rows, dtype=np.int64)
+        colour, ncol = A.comm.Get_rank(), A.comm.Get_size()
+    else:
+        inner = np.flatnonzero(~has_gh).astype(np.int64)
+        bnd = np.flatnonzero(has_gh).astype(np.int64)
+        colour, ncol = (_rank_colours(A.comm, list(pl.sources) + list(pl.dests)) if coupled
+                        else (0, 1))
     kernel = _kernel("GaussSeidel", dt)(*arrays, np.ascontiguousarray(Ao.data, dtype=np.float64),
                                         np.ascontiguousarray(Ao.diagonal(), dtype=np.float64))
     return GSPlan(kernel, (inner, np.ascontiguousarray(inner[::-1])),
@@ -264,6 +287,14 @@ class SmoothedAggregation:
     improve : int, default 4
         Symmetric Gauss-Seidel sweeps on A B = 0 that improve the near-null-space vector B
         (ones) before the first aggregation: pyamg's default ``improve_candidates``.
+    order : {'global', 'coloured'}, default 'global'
+        The node order of the order-dependent steps (aggregation passes 1 and 3, Gauss-Seidel
+        sweeps). ``'global'``: the global row order, rank after rank, so the hierarchy and the
+        cycle are the one-rank ones up to rounding at any partition (and the iteration count
+        does not grow with the ranks), at the price of those steps running one rank at a time.
+        ``'coloured'``: colour by colour of the rank graph, ranks of a colour at once (interior
+        Gauss-Seidel rows at once on every rank); the order, so the hierarchy, depends on the
+        partition.
     threads : int, optional
         Threads of the SpGEMM kernels.
 
@@ -278,7 +309,8 @@ class SmoothedAggregation:
 
     def __init__(self, A: DistCSR, *, theta: float = 0.0, max_coarse: int = 100,
                  max_levels: int = 10, smoother: str = "gauss_seidel", degree: int = 1,
-                 improve: int = 4, threads: int | None = None, seed: int = 0):
+                 improve: int = 4, order: str = "global", threads: int | None = None,
+                 seed: int = 0):
         from hpc.core.checks import check_choice, check_int, check_real
 
         if not isinstance(A, DistCSR):
@@ -291,6 +323,7 @@ class SmoothedAggregation:
         self.smoother = check_choice("smoother", smoother, SMOOTHERS)
         self.degree = check_int("degree", degree, 1)
         self.improve = check_int("improve", improve, 0)
+        self.order = check_choice("order", order, ORDERS)
         self.threads = threads
         self.comm = A.comm
         t0 = time.perf_counter()
@@ -306,11 +339,11 @@ class SmoothedAggregation:
             dinv = 1.0 / d
             lvl = Level(A, dinv, spectral_radius(A, dinv, seed=seed))
             if self.smoother == "gauss_seidel":
-                lvl.gs = _gs_plan(A)
+                lvl.gs = _gs_plan(A, self.order)
             if not self.levels and self.improve:
                 # pyamg's improve_candidates: relax A B = 0 from B = ones by symmetric
                 # Gauss-Seidel sweeps, so B is smoother where A 1 != 0 (boundaries)
-                g, zero = lvl.gs or _gs_plan(A), np.zeros(A.local_rows)
+                g, zero = lvl.gs or _gs_plan(A, self.order), np.zeros(A.local_rows)
                 for _ in range(self.improve):
                     self._gs(A, g, zero, B, True)
                     self._gs(A, g, zero, B, False)
@@ -336,7 +369,7 @@ class SmoothedAggregation:
         pl = A.plan()  # also splits the block: own columns (A_loc) and ghost columns (A_gh)
         Ao, Ag = A.A_loc, A.A_gh
         dt, (op, oi) = _idx(Ao)
-        gid, coff = aggregate_coupled(A, self.theta)
+        gid, coff = aggregate_coupled(A, self.theta, self.order)
         nc = int(coff[-1])
         r = comm.Get_rank()
         rows = np.flatnonzero(gid >= 0)
@@ -344,11 +377,13 @@ class SmoothedAggregation:
         # aggregate's members may sit on several ranks: its owner sums their parts of ||B_a||^2
         # and returns the sum to every rank that sent a part
         u, inv = np.unique(gid[rows], return_inverse=True)
-        part = np.bincount(inv, weights=B[rows] ** 2, minlength=u.size)
+        # float64 even where empty (bincount of nothing is int64): every rank must send the
+        # same dtype, or a rank that owns no aggregate receives the norms as integers
+        part = np.bincount(inv, weights=B[rows] ** 2, minlength=u.size).astype(np.float64)
         owner = np.searchsorted(coff, u, side="right") - 1
         ru, rpart, rsrc = exchange_by_owner(comm, owner, [u, part, np.full(u.size, r)])
         na = int(coff[r + 1] - coff[r])
-        norm2 = np.bincount(ru - coff[r], weights=rpart, minlength=na)
+        norm2 = np.bincount(ru - coff[r], weights=rpart, minlength=na).astype(np.float64)
         bu, bn = exchange_by_owner(comm, rsrc, [ru, norm2[ru - coff[r]]])
         order = np.argsort(bu)
         norms_u = np.sqrt(bn[order][np.searchsorted(bu[order], u)])
