@@ -190,5 +190,63 @@ def test_bad_options():
         SmoothedAggregation(A, smoother="sor")
     with pytest.raises(ValueError, match="theta"):
         SmoothedAggregation(A, theta=1.5)
+    with pytest.raises(ValueError, match="order"):
+        SmoothedAggregation(A, order="random")
     with pytest.raises(TypeError, match="DistCSR"):
         SmoothedAggregation(sp.eye(4, format="csr"))
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("problem", ["hpcg:16", "poisson3d:12"])
+def test_hierarchy_independent_of_partition(problem):
+    """order='global' (the default): every level's spectral radius, prolongator and coarse
+    operator at this rank count equal the one-rank ones to rounding (every rank also builds
+    the hierarchy alone on COMM_SELF), and so do the PCG iteration counts. max_coarse=5 makes
+    coarse levels where, at 3 ranks, a rank owns no aggregate."""
+    from hpc.cg import Solver
+    from hpc.sparse import generators
+
+    kind, n = problem.split(":")
+    make = getattr(generators, kind)
+    A, A1 = make(int(n), comm), make(int(n), MPI.COMM_SELF)
+    ml, ml1 = SmoothedAggregation(A, max_coarse=5), SmoothedAggregation(A1, max_coarse=5)
+    assert len(ml.levels) == len(ml1.levels) >= 3
+    for lvl, one in zip(ml.levels, ml1.levels):
+        assert lvl.rho == pytest.approx(one.rho, rel=1e-12)
+        Ak, Ak1 = _gather(lvl.A), _gather(one.A)
+        assert Ak.shape == Ak1.shape
+        assert abs(Ak - Ak1).max() <= 1e-12 * abs(Ak1).max()
+        if one.P is not None:
+            P, P1 = _gather(lvl.P), _gather(one.P)
+            assert P.shape == P1.shape
+            assert abs(P - P1).max() <= 1e-12 * abs(P1).max()
+    lo, hi = A.row_range
+    b = np.random.default_rng(4).random(A.shape[0])
+    for rtol in (1e-6, 1e-10):
+        _, info = Solver(A, method="pcg", pc="amg", rtol=rtol).solve(b[lo:hi])
+        _, info1 = Solver(A1, method="pcg", pc="amg", rtol=rtol, comm=MPI.COMM_SELF).solve(b)
+        assert info.converged and info.iterations == info1.iterations, (rtol, info.iterations,
+                                                                         info1.iterations)
+
+
+@pytest.mark.mpi
+def test_coloured_order_is_a_valid_preconditioner():
+    """order='coloured' (ranks of a colour sweep at once; the order depends on the partition)
+    still gives a symmetric positive preconditioner and PCG convergence near the global
+    order's."""
+    from hpc.cg import Solver
+
+    A = poisson3d(12, comm)
+    ml = SmoothedAggregation(A, order="coloured", max_coarse=30)
+    lo, hi = A.row_range
+    rng = np.random.default_rng(12)
+    u, v = rng.standard_normal(A.shape[0]), rng.standard_normal(A.shape[0])
+    Mu, Mv = ml.apply(u[lo:hi]), ml.apply(v[lo:hi])
+    uMv, vMu = comm.allreduce(float(u[lo:hi] @ Mv)), comm.allreduce(float(v[lo:hi] @ Mu))
+    uMu = comm.allreduce(float(u[lo:hi] @ Mu))
+    assert abs(uMv - vMu) <= 1e-10 * abs(uMu) and uMu > 0
+    b = np.ones(A.shape[0])
+    _, col = Solver(A, method="pcg", pc="amg", rtol=1e-8,
+                    pc_options={"amg_order": "coloured"}).solve(b[lo:hi])
+    _, glob = Solver(A, method="pcg", pc="amg", rtol=1e-8).solve(b[lo:hi])
+    assert col.converged and col.iterations <= max(1.2 * glob.iterations, glob.iterations + 2)
