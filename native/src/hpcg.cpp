@@ -81,27 +81,28 @@ inline double fmadd(double a, double b, double c) { return a * b + c; }
 // L (the strictly lower entries) and U (the upper ones), so that a sweep reads only what it
 // needs: the pre-smoother's forward sweep (from x = 0) reads L, every backward sweep reads U
 // (the lower part of its sum is the forward sweep's, kept per row, see symgs_raw):
-//   L (16 values, 16 offsets): 0: the entry in column i - 1 (the forward sweep's newest
+//   L (15 values, 15 offsets): 0: the entry in column i - 1 (the forward sweep's newest
 //     value); values 1-2: the diagonal and 1 / diagonal, offsets 1-2: the row's index in the
-//     side table as an int32, or -1; 3: padding; 4-15: groups 1-3, the other strictly lower
-//     entries (column < i) ascending;
-//   U (14 values, 16 offsets): 0-11: groups 4-6, the other upper entries by descending
+//     side table as an int32, or -1; 3-14: groups 1-3, the other strictly lower entries
+//     (column < i) ascending;
+//   U (14 values, 15 offsets): 0-11: groups 4-6, the other upper entries by descending
 //     column; 12: the entry in column i + 1 (the backward sweep's newest value); value 13:
-//     1 / diagonal again, offsets 14-15: the side index again.
+//     1 / diagonal again, offsets 13-14: the side index again.
+// No slot is padding by layout: per row 29 values and 30 offsets, 292 bytes.
 // Missing entries are padding (offset 0, value 0): a product that adds +-0. The ghost columns
 // (numbered after the rank's own rows) and any entry whose offset does not fit in int16 (a far
 // column of a very large box) or that finds its 12 slots full go to the side table (int32
 // column, value). A row's sum is two partial sums: hL over groups 1-3 and hU over groups 4-6,
-// each in four lanes (slot 4g + q into lane q, group after group, each step a fused
+// each in four lanes (slot 4g + q of the groups into lane q, group after group, each step a fused
 // multiply-add) added as (l0 + l1) + (l2 + l3), hU then taking the side entries in order.
 // Gauss-Seidel computes, forward, x_i = (r_i - (hL + (a_i,i+1 x_{i+1} + hU))) / a_ii
-// - (a_i,i-1 / a_ii) x_{i-1} and, backward, x_i = (r_i - (sL + hU)) / a_ii
+// - (a_i,i-1 / a_ii) x_{i-1} and, backward, x_i = ((r_i - sL) - hU) / a_ii
 // - (a_i,i+1 / a_ii) x_{i+1} with sL = a_i,i-1 x_{i-1} + hL, so the sweep's chain from one
-// row to the next is one fused multiply-add, and the backward sweep's sL is the value the
-// forward sweep had (the lower columns do not change in between).
+// row to the next is one fused multiply-add, and the backward sweep's r_i - sL is the value
+// the forward sweep had (the lower columns do not change in between).
 class Ell {
  public:
-  static constexpr int SL = 16, SU = 14, SUC = 16;  // L slots; U values; U offsets
+  static constexpr int SL = 15, SU = 14, SUC = 15;  // L slots; U values; U offsets
 
   Ell(const py::array& cols, const py::array& vals, const py::array& nnz, int64_t ncol)
       : ncol_(ncol) {
@@ -154,7 +155,7 @@ class Ell {
       while (lo.size() > 12) { side.push_back(lo.front()); lo.erase(lo.begin()); }
       while (up.size() > 12) { side.push_back(up.front()); up.erase(up.begin()); }
       std::sort(side.begin(), side.end(), [](auto& a, auto& b) { return a.first > b.first; });
-      int k = 4;
+      int k = 3;
       for (auto& e : lo) { cl[k] = int16_t(e.first - i); vl[k] = e.second; ++k; }
       k = 0;
       for (auto& e : up) { cu[k] = int16_t(e.first - i); vu[k] = e.second; ++k; }
@@ -165,7 +166,7 @@ class Ell {
         side_ptr_.push_back(int64_t(side_col_.size()));
       }
       std::memcpy(cl + 1, &sidx, 4);
-      std::memcpy(cu + 14, &sidx, 4);
+      std::memcpy(cu + 13, &sidx, 4);
       vl[1] = dval;
       vl[2] = vu[13] = 1.0 / dval;
       diag_[i] = dval;
@@ -217,14 +218,14 @@ class Ell {
     const double* rv = in(r, nrow_, "r");
     double* xv = out(x, ncol_, "x");
     for (int64_t i = 0; i < nrow_; ++i) row_forward(i, rv, xv, nullptr, false);
-    for (int64_t i = nrow_ - 1; i >= 0; --i) row_backward(i, rv, xv, lower_sum(i, xv));
+    for (int64_t i = nrow_ - 1; i >= 0; --i) row_backward(i, xv, rv[i] - lower_sum(i, xv));
   }
 
   // The optimised SYMGS. zero_init: x is 0 on entry (MG's pre-smoother), so the forward
   // sweep reads only the L stream (the U groups multiply zeros). The forward sweep keeps
-  // each row's lower sum sL (its columns j < i hold their forward values until the backward
-  // sweep reaches row i), so the backward sweep reads only the U stream and gets the bits
-  // symgs_ref gets by recomputing sL from the whole row. With more than one thread
+  // each row's tL = r_i - sL (sL: the lower sum; its columns j < i hold their forward values
+  // until the backward sweep reaches row i), so the backward sweep reads only the U stream
+  // and tL (not r) and gets the bits symgs_ref gets by recomputing sL from the whole row. With more than one thread
   // and a level schedule, rows of one level (independent by construction) run in parallel;
   // levels run in the sequential order, so every row sees the same values it would in the
   // sequential sweep.
@@ -240,7 +241,7 @@ class Ell {
     double* sl = sl_.data();
     if (nt <= 1 || nl_all == 0 || nrow_ < min_rows_per_level * nt * nl_all) {
       for (int64_t i = 0; i < nrow_; ++i) row_forward(i, rv, xv, sl, zero_init);
-      for (int64_t i = nrow_ - 1; i >= 0; --i) row_backward(i, rv, xv, sl[i]);
+      for (int64_t i = nrow_ - 1; i >= 0; --i) row_backward(i, xv, sl[i]);
       return;
     }
     const int64_t nl = nl_all;
@@ -254,7 +255,7 @@ class Ell {
       }
       for (int64_t l = nl - 1; l >= 0; --l) {
 #pragma omp for schedule(static)
-        for (int64_t t = lp[l]; t < lp[l + 1]; ++t) row_backward(lr[t], rv, xv, sl[lr[t]]);
+        for (int64_t t = lp[l]; t < lp[l + 1]; ++t) row_backward(lr[t], xv, sl[lr[t]]);
       }
     }
   }
@@ -368,7 +369,7 @@ class Ell {
   // the same from the U stream (the backward sweep reads no L offsets)
   inline int32_t side_index_u(int64_t i) const {
     int32_t s;
-    std::memcpy(&s, &cU_[size_t(i) * SUC + 14], 4);
+    std::memcpy(&s, &cU_[size_t(i) * SUC + 13], 4);
     return s;
   }
 
@@ -408,7 +409,7 @@ class Ell {
 
   // hL: groups 1-3 of row i
   inline double hl(int64_t i, const double* __restrict x) const {
-    return lanes3(&cL_[size_t(i) * SL + 4], &vL_[size_t(i) * SL + 4], x, i);
+    return lanes3(&cL_[size_t(i) * SL + 3], &vL_[size_t(i) * SL + 3], x, i);
   }
 
   // side entries of table row sx added to h in order
@@ -435,12 +436,12 @@ class Ell {
     return fmadd(a[1], x[i], fmadd(u[12], x[i + cu[12]], fmadd(a[0], x[i + c[0]], h)));
   }
 
-  // The forward sweep's update of row i; sl (if given) gets the row's lower sum sL for the
-  // backward sweep. zero_init: x is 0 from row i on (and in the ghosts), so hU is the side
+  // The forward sweep's update of row i; tl (if given) gets r_i - sL for the backward
+  // sweep. zero_init: x is 0 from row i on (and in the ghosts), so hU is the side
   // entries alone (the U lanes would stay +0: the same bits) and column i + 1 is skipped
   // (its product is +-0, and hU is never -0).
   inline void row_forward(int64_t i, const double* __restrict r, double* __restrict x,
-                          double* __restrict sl, bool zero_init) const {
+                          double* __restrict tl, bool zero_init) const {
     const double* a = &vL_[size_t(i) * SL];
     const int16_t* c = &cL_[size_t(i) * SL];
     const double l = hl(i, x);
@@ -456,16 +457,15 @@ class Ell {
     const double q = (r[i] - (l + u)) * inv;
     const double xm = x[i + c[0]];
     x[i] = fmadd(-(a[0] * inv), xm, q);
-    if (sl) sl[i] = fmadd(a[0], xm, l);
+    if (tl) tl[i] = r[i] - fmadd(a[0], xm, l);
   }
 
-  // The backward sweep's update of row i given its lower sum sL (the forward sweep's)
-  inline void row_backward(int64_t i, const double* __restrict r, double* __restrict x,
-                           double sl) const {
+  // The backward sweep's update of row i given tL = r_i - sL (the forward sweep's)
+  inline void row_backward(int64_t i, double* __restrict x, double tl) const {
     const double* v = &vU_[size_t(i) * SU];
     const int16_t* cu = &cU_[size_t(i) * SUC];
     const double inv = v[13];
-    const double q = (r[i] - (sl + hu(i, x))) * inv;
+    const double q = (tl - hu(i, x)) * inv;
     x[i] = fmadd(-(v[12] * inv), x[i + cu[12]], q);
   }
 
@@ -502,8 +502,8 @@ class Ell {
   std::vector<double> side_val_;
   std::vector<int32_t> nnz_;
   std::vector<double> diag_;
-  // sL per row: written by the optimised forward sweep, read by its backward sweep (so the
-  // backward sweep reads the U stream only); one SYMGS at a time per matrix
+  // r_i - sL per row: written by the optimised forward sweep, read by its backward sweep
+  // (which reads the U stream only); one SYMGS at a time per matrix
   mutable std::vector<double> sl_;
   std::vector<int64_t> level_ptr_;
   std::vector<int32_t> level_rows_;
