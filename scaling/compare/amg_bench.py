@@ -15,6 +15,11 @@ one-rank AMG iteration count: the count must not grow more than 10% with the ran
 
     OMP_NUM_THREADS=1 python scaling/compare/amg_bench.py --matrices --rounds 5
     OMP_NUM_THREADS=1 mpiexec -n 2 python scaling/compare/amg_bench.py --matrices --rounds 3
+    OMP_NUM_THREADS=1 mpiexec -n 2 python scaling/compare/amg_bench.py --only-amg --coloured
+
+``--coloured`` adds AMG-PCG with ``order='coloured'`` (amg-col): the default order='global'
+sweeps and aggregates rank after rank (the one-rank hierarchy and iteration count at any
+partition); the coloured order runs the ranks of a colour at once.
 """
 from __future__ import annotations
 
@@ -37,10 +42,11 @@ DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "matrices"
 SPD = ["bcsstk13.mtx", "1138_bus.mtx"]  # the symmetric positive definite ones there
 
 
-def hpc_solver(A, b, method: str, pc: str, rtol: float, comm=None):
+def hpc_solver(A, b, method: str, pc: str, rtol: float, comm=None, pc_options=None):
     """(setup s, solve s, iterations, converged) of hpc.cg's Solver (collective)."""
     t0 = time.perf_counter()
-    s = Solver(A, method=method, pc=pc, rtol=rtol, maxiter=20000, comm=comm)
+    s = Solver(A, method=method, pc=pc, rtol=rtol, maxiter=20000, comm=comm,
+               pc_options=pc_options)
     t1 = time.perf_counter()
     _, info = s.solve(b)
     t2 = time.perf_counter()
@@ -72,6 +78,9 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--rtol", type=float, default=1e-8)
     p.add_argument("--only-amg", action="store_true", help="AMG-PCG and pyamg only")
+    p.add_argument("--coloured", action="store_true",
+                   help="also AMG-PCG with order='coloured' (amg-col: ranks of a colour sweep "
+                        "at once; the hierarchy depends on the partition)")
     a = p.parse_args()
     comm = MPI.COMM_WORLD
     nproc = comm.Get_size()
@@ -92,13 +101,15 @@ def main() -> None:
         A = make(comm)
         lo, hi = A.row_range
         b = np.ones(hi - lo)
-        solvers = {"amg-pcg": ("pcg", "amg")}
+        solvers = {"amg-pcg": ("pcg", "amg", None)}
+        if a.coloured:
+            solvers["amg-col"] = ("pcg", "amg", {"amg_order": "coloured"})
         if not a.only_amg:
-            solvers.update({"cg": ("cg", "none"), "jacobi-pcg": ("pcg", "jacobi")})
+            solvers.update({"cg": ("cg", "none", None), "jacobi-pcg": ("pcg", "jacobi", None)})
             if getattr(A, "grid", None) is not None:
-                solvers["mg-pcg"] = ("pcg", "mg")
-        runners = {k: (lambda m=m, pc=pc: hpc_solver(A, b, m, pc, a.rtol))
-                   for k, (m, pc) in solvers.items()}
+                solvers["mg-pcg"] = ("pcg", "mg", None)
+        runners = {k: (lambda m=m, pc=pc, o=o: hpc_solver(A, b, m, pc, a.rtol, pc_options=o))
+                   for k, (m, pc, o) in solvers.items()}
         if nproc == 1:
             import importlib.util
 
@@ -136,9 +147,10 @@ def main() -> None:
                 one = hpc_solver(A1, np.ones(A1.shape[0]), "pcg", "amg", a.rtol,
                                  comm=MPI.COMM_SELF)[2]
             one = comm.bcast(one)
-            its = res["amg-pcg"][-1][2]
-            say(f"{name:<14}amg iterations: {its} at {nproc} ranks, {one} at 1 rank "
-                f"({its / max(one, 1):.2f}x)  load {before} -> {after}", flush=True)
+            for k in (k for k in res if k.startswith("amg-")):
+                its = res[k][-1][2]
+                say(f"{name:<14}{k} iterations: {its} at {nproc} ranks, {one} at 1 rank "
+                    f"({its / max(one, 1):.2f}x)  load {before} -> {after}", flush=True)
     say(f"# load after: {load()}")
 
 
