@@ -11,6 +11,7 @@ the wall-clock rating) and the machine load:
 
     .venv/bin/python scaling/compare/hpcg_compare.py                      # the issue's cases
     .venv/bin/python scaling/compare/hpcg_compare.py --case 2x1:32 --rt 5 --repeats 3
+    .venv/bin/python scaling/compare/hpcg_compare.py --case 2x1:64 --progress auto --bind core
     .venv/bin/python scaling/compare/hpcg_compare.py --build-only         # prints xhpcg's path
 
 A case RANKSxTHREADS:N runs N^3 points per rank. Default cases: 1x1 and 2x1 at 32^3 and 64^3,
@@ -98,11 +99,18 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def binding_env(bind: str, threads: int) -> dict[str, str]:
+    """Hydra's process binding for both sides: ``core`` binds each rank to ``threads`` cores
+    of its own (``-bind-to core:T``), ``none`` leaves placement to the OS."""
+    return {"HYDRA_BINDING": f"core:{threads}"} if bind == "core" else {}
+
+
 def run_xhpcg(exe: Path, ranks: int, threads: int, n: int, rt: float,
-              progress: str = "throttle") -> dict:
+              progress: str = "throttle", bind: str = "none") -> dict:
     """One xhpcg run in a fresh directory; its report's figures."""
     with tempfile.TemporaryDirectory(prefix="xhpcg-") as d:
-        env = progress_env(progress, ranks * threads, extra={"OMP_NUM_THREADS": str(threads)})
+        env = progress_env(progress, ranks * threads,
+                           extra={"OMP_NUM_THREADS": str(threads), **binding_env(bind, threads)})
         cmd = [find_mpiexec(), "-n", str(ranks), str(exe), f"--nx={n}", f"--ny={n}", f"--nz={n}",
                f"--rt={int(round(rt))}"]
         cpu = _children_cpu()
@@ -113,13 +121,15 @@ def run_xhpcg(exe: Path, ranks: int, threads: int, n: int, rt: float,
         return {**read_report(Path(d)), "cpu_s": cpu}
 
 
-def run_suite(ranks: int, threads: int, n: int, rt: float, progress: str = "throttle") -> dict:
+def run_suite(ranks: int, threads: int, n: int, rt: float, progress: str = "throttle",
+              bind: str = "none") -> dict:
     cpu = _children_cpu()
     if progress == "auto":   # the same decision progress_env makes for xhpcg
         progress = "throttle" if ranks * threads > cores() else "busy"
     rec = run_record(ranks, "hpc.cg", ["hpcg", "--nx", str(n), "--ny", str(n), "--nz", str(n),
                                        "--rt", str(rt), "--quiet"],
-                     progress=progress, env={"OMP_NUM_THREADS": str(threads)}, timeout=3600,
+                     progress=progress,
+                     env={"OMP_NUM_THREADS": str(threads), **binding_env(bind, threads)}, timeout=3600,
                      cwd=ROOT, allow_invalid=True)
     m = rec["metrics"]
     return {"valid": bool(rec["validation"]["passed"]), "rating": m["gflops_rating"],
@@ -147,6 +157,10 @@ def main(argv=None) -> int:
                    help="MPI progress mode of both sides (hpc.core.launch): throttle (yield "
                         "while waiting; a loaded machine), busy (MPICH's polling; a quiet one), "
                         "auto (busy when ranks x threads fit the cores) [throttle]")
+    p.add_argument("--bind", choices=("none", "core"), default="none",
+                   help="process binding of both sides: core (each rank on THREADS cores of "
+                        "its own, mpiexec -bind-to core:THREADS; a quiet machine), none (the OS "
+                        "places them; a loaded one) [none]")
     p.add_argument("--json", help="write every run's figures here")
     a = p.parse_args(argv)
     exe = build_xhpcg()
@@ -161,9 +175,9 @@ def main(argv=None) -> int:
         ref, ours, loads = [], [], []
         for _ in range(a.repeats):
             loads.append(os.getloadavg()[0])
-            ref.append(run_xhpcg(exe, ranks, threads, n, a.rt, a.progress))
+            ref.append(run_xhpcg(exe, ranks, threads, n, a.rt, a.progress, a.bind))
             loads.append(os.getloadavg()[0])
-            ours.append(run_suite(ranks, threads, n, a.rt, a.progress))
+            ours.append(run_suite(ranks, threads, n, a.rt, a.progress, a.bind))
         r_med = statistics.median(x["rating"] for x in ref)
         s_med = statistics.median(x["rating"] for x in ours)
         ratio = s_med / r_med if r_med else float("nan")
@@ -181,7 +195,8 @@ def main(argv=None) -> int:
         print(f"{ranks}x{threads}:{n:<4} {r_med:>11.3f} {s_med:>11.3f} {ratio:>6.2f} {cpu_ratio:>9.2f} "
               f"{'VALID' if ref_valid else 'INVALID':>8} {'VALID' if our_valid else 'INVALID':>8} "
               f"{its:>7} {load:>15}", flush=True)
-        rows.append({"ranks": ranks, "threads": threads, "n": n, "rt": a.rt, "xhpcg": ref,
+        rows.append({"ranks": ranks, "threads": threads, "n": n, "rt": a.rt, "bind": a.bind,
+                     "progress": a.progress, "xhpcg": ref,
                      "suite": ours, "median_ratio": ratio, "cpu_ratio": cpu_ratio, "load": loads})
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=1))
