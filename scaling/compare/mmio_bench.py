@@ -2,15 +2,24 @@
 
 The matrix is the largest .mtx in ../shared/data/matrices (bcsstk13 in the shipped set) unless
 --matrix names one. Each job alternates, --repeat times: a barrier, scipy.io.mmread on rank 0
-(the other ranks wait), a barrier, then read_matrix on every rank (to a DistCSR, each rank its
-rows) between barriers. The reference is timed in both the 1-rank and the 2-rank job, so every
-ratio compares runs made side by side. Reported: the median of each, the ratio
-mmread / read_matrix (> 1: the suite is faster), the CSR-converted reference
-(mmread(...).tocsr(), what read_matrix's result is), the ratio of the fastest runs (the least
-disturbed by other load), and the load average. No OMP_NUM_THREADS: mmread's parser uses every
-core, read_matrix's the cores shared by the ranks. Also reported: the median CPU time (all
-threads) of mmread and of read_matrix's busiest rank, the work done, which other load
-disturbs less than wall time. ``--baseline FILE`` (a .py file defining
+while the other ranks wait ASLEEP (a polled Ibarrier, so mmread has every core, as in a serial
+run, and no spinning rank steals one), then read_matrix on every rank (to a DistCSR, each rank
+its rows) between barriers. The reference is timed in both the 1-rank and the 2-rank job, so
+every ratio compares runs made side by side.
+
+Like with like: both read the same file from the page cache (one untimed read first) and both
+expand symmetric storage; mmread returns a COO matrix, read_matrix a canonical CSR (sorted,
+duplicates summed) split by rows, so the ``ratio csr`` column, against
+``mmread(...).tocsr()``, compares the same result. Threads: no OMP_NUM_THREADS; mmread's
+parser (fast_matrix_market) may use every core, read_matrix's threads are the cores shared by
+the ranks (one per rank at 2 ranks on 2 cores; a thread per 2 MiB of text at most). The
+1-rank job also times the serial pair, ``1x1``: mmread limited to one thread (threadpoolctl)
+against read_matrix at one rank with OMP_NUM_THREADS=1.
+
+Reported: the median of each, the ratio mmread / read_matrix (> 1: the suite is faster), the
+ratio of the fastest runs (the least disturbed by other load), and the load average. Also
+the median CPU time (all threads) of mmread and of read_matrix's busiest rank, the work
+done, which other load disturbs less than wall time. ``--baseline FILE`` (a .py file defining
 ``read_matrix``, e.g. an earlier hpc/sparse/mmio.py) is timed in the same alternation, for a
 before/after under the same load.
 Targets (issue 18): >= 1.0x at one rank, faster still at two.
@@ -50,17 +59,35 @@ def _load_baseline(file: str):
     return mod.read_matrix
 
 
+def _asleep_barrier(comm) -> None:
+    """A barrier the waiting ranks pass asleep, polling: a rank spinning in MPI (busy
+    progress) would take a core from the reference timed on rank 0 meanwhile."""
+    req = comm.Ibarrier()
+    while not req.Test():
+        time.sleep(2e-4)
+
+
 def worker(path: str, repeat: int, out: str, baseline: str = "") -> None:
     """Runs under mpiexec: alternating timings, written by rank 0 to ``out``."""
     import numpy as np
     import scipy.io
     from mpi4py import MPI
+    from threadpoolctl import threadpool_limits
 
     from hpc.sparse.mmio import read_matrix
 
     comm = MPI.COMM_WORLD
-    t_ref, t_csr, t_ours, t_base = [], [], [], []
+    serial = comm.Get_size() == 1  # the 1x1 pair too
+    t_ref, t_csr, t_ours, t_base, t_ref1, t_ours1 = [], [], [], [], [], []
     c_ref, c_ours = [], []  # CPU seconds (all threads): the work, less disturbed by load
+
+    def read_one_thread():
+        os.environ["OMP_NUM_THREADS"] = "1"  # read_matrix's parser threads (read per call)
+        try:
+            read_matrix(path, comm)
+        finally:
+            del os.environ["OMP_NUM_THREADS"]
+
     before = _load_baseline(baseline) if baseline else None
     read_matrix(path, comm)  # warm the page cache and imports
     if before is not None:
@@ -77,6 +104,12 @@ def worker(path: str, repeat: int, out: str, baseline: str = "") -> None:
             t0 = time.perf_counter()
             scipy.io.mmread(path).tocsr()
             t_csr.append(time.perf_counter() - t0)
+            if serial:
+                with threadpool_limits(limits=1, user_api="scipy"):
+                    t0 = time.perf_counter()
+                    scipy.io.mmread(path)
+                    t_ref1.append(time.perf_counter() - t0)
+        _asleep_barrier(comm)
         comm.Barrier()
         t0, c0 = time.perf_counter(), time.process_time()
         read_matrix(path, comm)
@@ -84,6 +117,10 @@ def worker(path: str, repeat: int, out: str, baseline: str = "") -> None:
         comm.Barrier()
         t_ours.append(time.perf_counter() - t0)
         c_ours.append(comm.allreduce(c1, op=MPI.MAX))  # the busiest rank (outside the timing)
+        if serial:
+            t0 = time.perf_counter()
+            read_one_thread()
+            t_ours1.append(time.perf_counter() - t0)
         if before is not None:
             comm.Barrier()
             t0 = time.perf_counter()
@@ -97,6 +134,9 @@ def worker(path: str, repeat: int, out: str, baseline: str = "") -> None:
                     (("mmread_s", t_ref), ("read_matrix_s", t_ours))})
         med.update({"cpu_mmread_s": float(np.median(c_ref)),
                     "cpu_read_matrix_s": float(np.median(c_ours))})
+        if serial:
+            med["mmread_1thread_s"] = float(np.median(t_ref1))
+            med["read_matrix_1thread_s"] = float(np.median(t_ours1))
         if t_base:
             med["baseline_s"] = float(np.median(t_base))
             med["min_baseline_s"] = float(np.min(t_base))
@@ -153,6 +193,13 @@ def main() -> int:
               f"{1e3 * row['read_matrix_s']:>15.2f} {row['ratio']:>5.2f}x {row['ratio_csr']:>8.2f}x "
               f"{row['ratio_min']:>12.2f}x  "
               + " ".join(f"{x:.1f}" for x in row["load"]))
+    for row in rows:
+        if "mmread_1thread_s" in row:
+            row["ratio_1x1"] = row["mmread_1thread_s"] / row["read_matrix_1thread_s"]
+            print(f"{'1x1':>5} {1e3 * row['mmread_1thread_s']:>10.2f} {'':>10} "
+                  f"{1e3 * row['read_matrix_1thread_s']:>15.2f} {row['ratio_1x1']:>5.2f}x"
+                  "  (one thread each: mmread under threadpoolctl, read_matrix at "
+                  "OMP_NUM_THREADS=1)")
     print(f"{'ranks':>5} {'mmread cpu ms':>14} {'read_matrix cpu ms':>19} {'cpu ratio':>9}  "
           "(median CPU time; read_matrix: its busiest rank)")
     for row in rows:

@@ -335,6 +335,56 @@ def test_native_parser_threads_agree():
         assert np.array_equal(a, b) and np.array_equal(a, c)
 
 
+def _numerals(rng: np.random.Generator, n: int) -> list[str]:
+    """Decimal numerals of every shape a file may hold: signs, leading and trailing zeros,
+    no integer or no fraction part, 1-25 digits, exponents from -330 to 330, and the edges
+    of the exact fast path (2^53, 10^22, 19 and 20 digits)."""
+    out = ["0", "-0", "0.0", "-0.0", ".5", "5.", "+7.25", "9007199254740992",
+           "9007199254740993", "90071992547409921", "1e22", "1e23", "1e-22", "1e-23",
+           "1234567890123456789", "12345678901234567890", "0000000000000000000001.5",
+           "0e-400", "2.2250738585072014e-308", "1.7976931348623157e308", "1E5", "1e+05",
+           "123456789012345.6e-7", "0.1", "0.3", "2.5e0001"]
+    for _ in range(n):
+        digits = "".join(rng.choice(list("0123456789"), int(rng.integers(1, 26))))
+        cut = int(rng.integers(0, len(digits) + 1))
+        body = digits[:cut] + ("." + digits[cut:] if cut < len(digits) or rng.random() < .2
+                               else "")
+        if body.startswith("."):
+            body = body if len(body) > 1 else "0"
+        exp = "" if rng.random() < 0.5 else f"{rng.choice(['e', 'E'])}" \
+            f"{rng.choice(['', '+', '-'])}{int(rng.integers(0, 331))}"
+        out.append(f"{rng.choice(['', '-', '+'])}{body}{exp}")
+    return out
+
+
+def test_native_real_values_are_correctly_rounded():
+    """Every value the native parser reads is Python's correctly rounded ``float`` of the
+    numeral (its fast path for short numerals and std::from_chars for the rest)."""
+    import hpc.sparse.mmio as mmio
+
+    native = mmio._native_parser()
+    if native is None:
+        pytest.skip("hpc._core.mmio not built")
+    def normal(t: str) -> bool:  # from_chars refuses underflow (the exact parser reads it)
+        x = float(t)
+        nonzero = any(c in "123456789" for c in t.lower().split("e")[0])
+        return np.isfinite(x) and (abs(x) >= np.finfo(float).tiny or not nonzero)
+
+    nums = [t for t in _numerals(np.random.default_rng(11), 20000) if normal(t)]
+    for sep in (" ", "\t", "  "):  # what ends a numeral: a blank or the newline
+        text = "".join(f"1 1{sep}{t}{sep if k % 2 else ''}\n" for k, t in enumerate(nums))
+        got = native(text.encode(), 3, "real", 1, 1, False, 1)
+        assert got is not None
+        want = np.array([float(t) for t in nums])
+        bad = np.flatnonzero(got[2].view(np.int64) != want.view(np.int64))
+        assert bad.size == 0, [(nums[b], got[2][b], want[b]) for b in bad[:5]]
+    # the last line without its newline; junk right after a numeral is not a number
+    assert native(b"1 1 2.5", 3, "real", 1, 1, False, 1)[2][0] == 2.5
+    for junk in (b"1 1 2.5x\n", b"1 1 2.5.1\n", b"1 1 1e5e5\n", b"1 1 1e\n", b"1 1 -\n",
+                 b"1 1 1e99999\n", b"1 1 inf\n", b"1 1 nan\n", b"1 1 0x10\n"):
+        assert native(junk, 3, "real", 1, 1, False, 1) is None, junk
+
+
 def _canonical_rows(L: sp.csr_matrix) -> bool:
     """Columns strictly increasing within every row (sorted, no duplicates)."""
     d = np.diff(L.indices.astype(np.int64))
