@@ -213,7 +213,7 @@ def aggregate_coupled(A: DistCSR, theta: float = 0.0,
 
 @dataclass
 class GSPlan:
-    """A rank's share of a global Gauss-Seidel sweep (see :meth:`SmoothedAggregation._gs`).
+    """A rank's share of a global Gauss-Seidel sweep (see :meth:`SmoothedAggregation._sgs`).
 
     ``order="global"``: the ranks sweep one after another, each after an exchange of the
     latest ghost values, so the forward sweep is Gauss-Seidel in the global row order (the
@@ -345,8 +345,7 @@ class SmoothedAggregation:
                 # Gauss-Seidel sweeps, so B is smoother where A 1 != 0 (boundaries)
                 g, zero = lvl.gs or _gs_plan(A, self.order), np.zeros(A.local_rows)
                 for _ in range(self.improve):
-                    self._gs(A, g, zero, B, True)
-                    self._gs(A, g, zero, B, False)
+                    self._sgs(A, g, zero, B)
             self.levels.append(lvl)
             if A.shape[0] <= self.max_coarse or len(self.levels) >= self.max_levels:
                 break
@@ -427,11 +426,11 @@ class SmoothedAggregation:
         polynomial p (Chebyshev, damped Jacobi)."""
         A, dinv = lvl.A, lvl.dinv
         if self.smoother == "gauss_seidel":
-            if x is None:
+            zero = x is None
+            if zero:
                 x = np.zeros_like(b)
-            for _ in range(self.degree):
-                self._gs(lvl.A, lvl.gs, b, x, True)
-                self._gs(lvl.A, lvl.gs, b, x, False)
+            for k in range(self.degree):
+                self._sgs(lvl.A, lvl.gs, b, x, zero and k == 0)
             return x
         if self.smoother == "jacobi":
             w = (4.0 / 3.0) / lvl.rho
@@ -457,24 +456,30 @@ class SmoothedAggregation:
         return x
 
     @staticmethod
-    def _gs(A: DistCSR, g: GSPlan, b: np.ndarray, x: np.ndarray, forward: bool) -> None:
-        """One forward or backward Gauss-Seidel sweep in the global order of :class:`GSPlan`
-        (x in place; collective where the level is coupled)."""
+    def _sgs(A: DistCSR, g: GSPlan, b: np.ndarray, x: np.ndarray, zero: bool = False) -> None:
+        """One symmetric Gauss-Seidel sweep, forward then backward, in the global order of
+        :class:`GSPlan` (x in place; collective where the level is coupled). ``zero``: x is
+        zero on entry, so the first colour's ghost values are zeros without an exchange."""
         sweep = g.kernel.sweep
-        d = 0 if forward else 1
-        if forward:
-            sweep(b, x, g.inner[d])
+        sweep(b, x, g.inner[0])
         if g.coupled:
             pl = A.plan()
-            for c in (range(g.ncolours) if forward else reversed(range(g.ncolours))):
-                pl.start(x)
-                gh = pl.wait()
-                if c == g.colour and g.bnd[0].size:
+            order = [(c, 0) for c in range(g.ncolours)] + \
+                [(c, 1) for c in reversed(range(g.ncolours))]
+            gh = np.zeros(pl.n_ghost)
+            for k, (c, d) in enumerate(order):
+                # an exchange brings the values the previous colour changed; none before the
+                # first colour of a zero x (the interior rows that changed are nobody's ghosts:
+                # A is symmetric) or before the backward sweep's first colour, which is the
+                # forward sweep's last: nothing changed since its exchange
+                if not (k == 0 and zero) and k != g.ncolours:
+                    pl.start(x)
+                    gh = pl.wait()
+                if c == g.colour and g.bnd[d].size:
                     rhs = b.copy()
                     rhs[g.bnd[0]] -= g.gh_bnd @ gh
                     sweep(rhs, x, g.bnd[d])
-        if not forward:
-            sweep(b, x, g.inner[d])
+        sweep(b, x, g.inner[1])
 
     def _coarse_solve(self, Ac: DistCSR, b: np.ndarray) -> np.ndarray:
         bg = Ac.gather_vector(b, root=None)
