@@ -114,6 +114,10 @@ class _kmedoids_swap(ModuleType):
     def fastermsc_sweep(D: np.ndarray, DM: np.ndarray, med: np.ndarray, is_med: np.ndarray, rl: np.ndarray, near_i: np.ndarray, seco_i: np.ndarray, third_i: np.ndarray, near_d: np.ndarray, seco_d: np.ndarray, third_d: np.ndarray, loss: float, j: int, lastswap: int, budget: int, slot2: bool, par_rows: int = 16384) -> tuple[int, int, int, float]: ...
     @staticmethod
     def fasterpam_sweep(D: np.ndarray, DM: np.ndarray, med: np.ndarray, is_med: np.ndarray, rl: np.ndarray, near_i: np.ndarray, seco_i: np.ndarray, near_d: np.ndarray, seco_d: np.ndarray, loss: float, j: int, lastswap: int, budget: int, par_rows: int = 16384) -> tuple[int, int, int, float]: ...
+    @staticmethod
+    def gather(D: np.ndarray, j0: int, j1: int) -> np.ndarray: ...
+    @staticmethod
+    def fasterpam_partials(X: np.ndarray, near_i: np.ndarray, near_d: np.ndarray, seco_d: np.ndarray, k: int) -> np.ndarray: ...
 kmedoids_swap: _kmedoids_swap
 
 
@@ -285,7 +289,7 @@ class _pagerank(ModuleType):
         def padded(self) -> int: ...
         @property
         def weight_layout(self) -> str:
-            """'none', 'values' (a weight beside every column) or 'coded' (at most 256 distinct weights, coded into the columns)"""
+            """'none', 'values' (a weight beside every column), 'values32' (as floats: every weight exactly a float) or 'coded' (at most 256 distinct weights, coded into the columns)"""
         @property
         def rows(self) -> int: ...
     @staticmethod
@@ -338,8 +342,8 @@ class _pagerank_ppr_part(ModuleType):
             """Add arrived shares to the residuals"""
         def support(self) -> npt.NDArray[np.int64]:
             """Sorted owned vertices with residual left in some query"""
-        def combine(self, rel: float = 0.0, threads: int = 1) -> tuple[Any, ...]:
-            """Keep each query's partial vector on this rank: (norm, missing)"""
+        def combine(self, rel: float = 0.0, topk: int = 20, threads: int = 1) -> tuple[Any, ...]:
+            """Keep each query's partial vector on this rank, its top K first: (norm, missing)"""
         def tails(self, eps: np.ndarray, threads: int = 1) -> None:
             """Add the residual rows past their head, contributions >= eps, to the partial vectors"""
         def partial(self, qoff: np.ndarray) -> tuple[Any, ...]:

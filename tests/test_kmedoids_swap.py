@@ -131,3 +131,48 @@ def test_native_loop_rejects_bad_state():
     with pytest.raises(ValueError):
         sw.fastermsc_sweep(D, **good, **{**third, "third_i": np.full(n, 3, dtype=np.int64)},
                            slot2=False)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_slab_partials_equal_tile_kernel(dtype):
+    """The distributed loop's per-rank pass (a gathered slab of candidate columns, terms summed
+    over the points below their limit only) gives kmedoids.fastpam_delta's sums bit for bit,
+    on a rank's row block (rows x all columns, a strided view) and any column range."""
+    from hpc import _core
+
+    sw, K = _core.kmedoids_swap, load("native")
+    X = _blobs(240, 4)
+    D = _matrix(X, dtype, skew=0.05)[50:170]  # a rank's rows: 120 x 240, row stride 240
+    rng = np.random.default_rng(0)
+    k = 7
+    near_i = rng.integers(0, k, D.shape[0]).astype(np.int64)
+    near_d = rng.uniform(0, 8, D.shape[0])
+    seco_d = near_d + rng.uniform(0, 8, D.shape[0])
+    seco_d[::17] = near_d[::17]  # ties: a point as far from its second as from its nearest
+    for j0, j1 in [(0, 240), (3, 4), (17, 150), (239, 240)]:
+        S = sw.gather(D, j0, j1)
+        assert S.dtype == dtype and S.shape == (j1 - j0, D.shape[0])
+        np.testing.assert_array_equal(S, D[:, j0:j1].T)
+        got = sw.fasterpam_partials(S, near_i, near_d, seco_d, k)
+        ref = K.fastpam_delta(np.ascontiguousarray(D[:, j0:j1]), near_i, near_d, seco_d, k)
+        np.testing.assert_array_equal(got, ref)
+        # and the tile kernel on the strided view (its vectorised skip) gives the same
+        np.testing.assert_array_equal(K.fastpam_delta(D[:, j0:j1], near_i, near_d, seco_d, k),
+                                      ref)
+    for bad in [lambda: sw.gather(D, 5, 4), lambda: sw.gather(D, 0, 241),
+                lambda: sw.gather(D.astype(np.int64), 0, 3),
+                lambda: sw.fasterpam_partials(sw.gather(D, 0, 3), near_i[:-1], near_d, seco_d, k),
+                lambda: sw.fasterpam_partials(sw.gather(D, 0, 3), near_i + k, near_d, seco_d, k),
+                lambda: sw.fasterpam_partials(sw.gather(D, 0, 3), near_i, near_d, seco_d, 0)]:
+        with pytest.raises(ValueError):
+            bad()
+
+
+@pytest.mark.parametrize("slab", [1, 1 << 30])
+def test_blocked_loop_slabs_equal_native_loop(slab, monkeypatch):
+    """The blocked loop with slabs narrower than its blocks (re-gathered mid-sweep) or holding
+    every column: the native loop's swaps and state."""
+    monkeypatch.setattr(algorithms, "SLAB_BYTES", slab)
+    D = _matrix(_blobs(401, 5, c=9), np.float32)
+    _same(_run(D, 9, "fasterpam", True, monkeypatch),
+          _run(D, 9, "fasterpam", False, monkeypatch), False)

@@ -28,6 +28,8 @@ from .loops import progress
 from .oracle import Oracle, chunk_width
 
 B0 = 32  # first speculative block after a swap (FasterPAM, CLARANS); doubles while none improve
+# candidate columns gathered at once by the distributed FasterPAM (this many bytes of them)
+SLAB_BYTES = 32 << 20
 # distance entries per call of the native one-rank SWAP loop (a progress line between calls)
 NATIVE_WORK = 1 << 24
 # points from which the native loop evaluates a candidate per thread (fewer: one thread, as a
@@ -347,12 +349,12 @@ class Solver:
     def fasterpam(self, maxiter: int) -> Result:
         """FasterPAM: eager swaps in a circular sweep; a full cycle without one ends it.
 
-        Distributed as speculative blocks of candidates, each one pass and one reduction; the
-        reduction of a block is non-blocking and overlaps the next block's pass (evaluated as
-        if the block held no improving candidate: when it did, that pass is dropped). The
-        swaps are the sequential algorithm's, at any rank count. On one rank with the matrix
-        (native back end) the whole sweep runs natively, candidate by candidate
-        (native/src/kmedoids_swap.cpp): the same swaps."""
+        Distributed as speculative blocks of candidates, each one pass over the rank's points
+        and one reduction; the first improving candidate of a block is swapped and the sweep
+        resumes right after it (the rest of the block is evaluated again against the new
+        medoids). The swaps are the sequential algorithm's, at any rank count. On one rank
+        with the matrix (native back end) the whole sweep runs natively, candidate by
+        candidate (native/src/kmedoids_swap.cpp): the same swaps."""
         if self.native_loop() is not None:
             return self._fasterpam_native(maxiter)
         n, C = self.n, self.C
@@ -360,73 +362,44 @@ class Solver:
         lastswap, swaps, it = n, 0, 0
         converged = False
         par = self.comm.Get_size() > 1
-        # where the time goes (the record's swap_* metrics): the tile + ΔTD passes, the waits
-        # for the block reductions (communication not hidden, and the ranks' imbalance), the
-        # swaps (one reduction each); blocks per sweep and look-ahead blocks dropped
+        terms = self._candidate_terms()
+        # where the time goes (the record's swap_* metrics): the passes over the rank's points,
+        # the waits for the block reductions (communication and the ranks' imbalance), the
+        # swaps (one reduction each); blocks per sweep and candidates evaluated
         st = {"compute_s": 0.0, "wait_s": 0.0, "swap_update_s": 0.0, "blocks": 0,
-              "dropped": 0}
+              "candidates": 0}
         per_sweep: list[int] = []
-
-        def issue(j0: int, j1: int):
-            t = time.perf_counter()
-            part = np.ascontiguousarray(self.K.fastpam_delta(
-                self.o.tile(j0, j1), self.near_i, self.near_d, self.seco_d, self.k),
-                dtype=np.float64)
-            st["compute_s"] += time.perf_counter() - t
-            st["blocks"] += 1
-            req = self.comm.Iallreduce(MPI.IN_PLACE, part, op=MPI.SUM) if par else None
-            return j0, j1, part, req
-
-        def wait(req) -> None:
-            t = time.perf_counter()
-            req.Wait()
-            st["wait_s"] += time.perf_counter() - t
-
-        def block_end(j: int, B: int) -> int | None:
-            """The block after position j (None: the sweep is over)."""
-            if not (j < n and j != lastswap):
-                return None
-            end = lastswap if lastswap > j else n
-            return min(end, j + B, j + C)
-
         while it < maxiter:
             it += 1
             before_swaps, before_loss = swaps, self.loss
             blocks_before = st["blocks"]
-            B = B0
-            j1 = block_end(0, B)
-            cur = issue(0, j1) if j1 is not None else None
+            j, B = 0, B0
             prog = progress(n, f"fasterpam sweep {it}", self.comm)
-            while cur is not None:
-                j0, j1, part, req = cur
-                prog.set(j0, swaps=swaps, loss=f"{self.loss:.8g}")
-                nB = min(2 * B, C)
-                e = block_end(j1, nB)
-                # on one rank there is no reduction to hide: no look-ahead (it would only
-                # waste a block per swap)
-                nxt = issue(j1, e) if e is not None and par else None
-                if req is not None:
-                    wait(req)
-                m, v = self._cand_values(part, rl, np.arange(j0, j1))
+            while j < n and j != lastswap:
+                prog.set(j, swaps=swaps, loss=f"{self.loss:.8g}")
+                end = lastswap if lastswap > j else n
+                j1 = min(end, j + B, j + C)
+                t0 = time.perf_counter()
+                part = terms(j, j1, end)
+                t1 = time.perf_counter()
+                if par:
+                    self.comm.Allreduce(MPI.IN_PLACE, part, op=MPI.SUM)
+                st["compute_s"] += t1 - t0
+                st["wait_s"] += time.perf_counter() - t1
+                st["blocks"] += 1
+                st["candidates"] += j1 - j
+                m, v = self._cand_values(part, rl, np.arange(j, j1))
                 hit = np.flatnonzero(v < 0)
                 if not hit.size:
-                    if not par:
-                        e = block_end(j1, nB)
-                        nxt = issue(j1, e) if e is not None else None
-                    cur, B = nxt, nB
+                    j, B = j1, min(2 * B, C)
                     continue
-                if nxt is not None and nxt[3] is not None:
-                    wait(nxt[3])  # every rank dropped it alike
-                    st["dropped"] += 1
                 t = int(hit[0])
                 swaps += 1
-                lastswap = j0 + t
+                lastswap = j + t
                 t_sw = time.perf_counter()
-                rl = self.swap_removal(int(m[t]), j0 + t)
+                rl = self.swap_removal(int(m[t]), j + t)
                 st["swap_update_s"] += time.perf_counter() - t_sw
-                B = B0
-                e = block_end(j0 + t + 1, B)
-                cur = issue(j0 + t + 1, e) if e is not None else None
+                j, B = j + t + 1, B0
             prog.close()
             per_sweep.append(st["blocks"] - blocks_before)
             if swaps == before_swaps or self.loss >= before_loss:
@@ -435,11 +408,43 @@ class Solver:
         res = Result(self.med.copy(), self.loss, swaps, it, converged)
         # reductions: one per candidate block and one per swap (0 on one rank)
         res.extra = {"swap_loop": "blocked", "swap_blocks": st["blocks"],
-                     "swap_blocks_per_sweep": per_sweep, "swap_dropped_blocks": st["dropped"],
+                     "swap_blocks_per_sweep": per_sweep,
+                     "swap_candidates": st["candidates"],
                      "swap_reductions": (st["blocks"] + swaps) if par else 0,
                      "swap_compute_s": st["compute_s"], "swap_wait_s": st["wait_s"],
                      "swap_update_s": st["swap_update_s"]}
         return res
+
+    def _candidate_terms(self) -> Callable[[int, int, int], np.ndarray]:
+        """``terms(j0, j1, end)``: this rank's ΔTD terms of candidates [j0, j1) (a
+        (j1 - j0) x (k + 1) float64 array, FastPAM1's), ``end`` the end of the sweep.
+
+        With the matrix in memory and the native back end, the candidates' columns are
+        gathered a slab at a time (SLAB_BYTES; a row's entries read as one contiguous run, and
+        the slab stays valid across swaps: D does not change) and each candidate's terms are
+        summed over the points closer to it than to their second medoid only; else the back
+        end's tile kernel. The same sums either way (in point order)."""
+        from .oracle import MatrixOracle
+
+        o, k = self.o, self.k
+        if not (getattr(self.K, "__name__", "").endswith(".native") and isinstance(o, MatrixOracle)
+                and isinstance(o.D, np.ndarray) and o.n_local > 0):
+            return lambda j0, j1, end: np.ascontiguousarray(self.K.fastpam_delta(
+                o.tile(j0, j1), self.near_i, self.near_d, self.seco_d, k), dtype=np.float64)
+        from hpc import _core
+
+        sw = _core.kmedoids_swap
+        width = max(B0, SLAB_BYTES // (o.D.dtype.itemsize * o.n_local))
+        slab: list = [0, 0, None]  # first and end column, the gathered columns
+
+        def terms(j0: int, j1: int, end: int) -> np.ndarray:
+            if not (slab[0] <= j0 and j1 <= slab[1]):
+                s1 = max(j1, min(end, j0 + width))
+                slab[:] = [j0, s1, sw.gather(o.D, j0, s1)]
+            X = slab[2][j0 - slab[0]:j1 - slab[0]]
+            return sw.fasterpam_partials(X, self.near_i, self.near_d, self.seco_d, k)
+
+        return terms
 
     def native_sweeps(self, name: str, maxiter: int, sweep: Callable[[int, int, int], tuple],
                       show_loss: bool = False) -> tuple[int, int, bool]:

@@ -206,27 +206,51 @@ Assign assign(const py::array& ni, const py::array& nd, const py::array& sd, int
 
 // out[c, m] (m < k): change of the loss, beyond the removal loss of medoid m, when candidate c
 // replaces medoid m; out[c, k]: the part shared by all m (points that move to c).
+//
+// Only entries below max(near, second) of their point change anything (most do not: a point is
+// far from most candidates), so each row is tested kSkipW columns at a time (vectorised) and
+// only the hits branch; the sums are those of the plain loop (skipped terms add nothing).
+// Chunks are wide (kFW columns: a row's entries are read as one contiguous run, not one cache
+// line per row and chunk) and split over threads only for large tiles.
+constexpr int64_t kSkipW = 16;
+constexpr int64_t kFW = 1024;
+
 template <typename T>
 void fastpam_delta_t(const Tile<T>& D, const Assign& a, int64_t k, double* o) {
   py::gil_scoped_release nogil;
-  const int64_t cw = chunk_cols(D.cols);
-#pragma omp parallel for schedule(dynamic, 1) if (D.rows * D.cols >= kParMin)
+  const bool par = D.rows * D.cols >= kParMin && omp_get_max_threads() > 1;
+  const int64_t nt = par ? omp_get_max_threads() : 1;
+  const int64_t cw = std::clamp<int64_t>((D.cols + nt - 1) / nt, kSkipW, kFW);
+#pragma omp parallel for schedule(dynamic, 1) if (par)
   for (int64_t lo = 0; lo < D.cols; lo += cw) {
     const int64_t hi = std::min(D.cols, lo + cw);
     std::fill(o + lo * (k + 1), o + hi * (k + 1), 0.0);
     for (int64_t r = 0; r < D.rows; ++r) {
-      const double n = a.nd[r], s = a.sd[r];
+      const double n = a.nd[r], s = a.sd[r], lim = std::max(n, s);
       const int64_t m = a.ni[r];
       const T* row = D.p + r * D.ld;
-      for (int64_t c = lo; c < hi; ++c) {
+      auto hit = [&](int64_t c) {
         const double x = static_cast<double>(row[c]);
         if (x < n) {
           o[c * (k + 1) + k] += x - n;
           o[c * (k + 1) + m] += n - s;
-        } else if (x < s) {
-          o[c * (k + 1) + m] += x - s;
+        } else {
+          o[c * (k + 1) + m] += x - s;  // n <= x < s
+        }
+      };
+      int64_t c0 = lo;
+      for (; c0 + kSkipW <= hi; c0 += kSkipW) {
+        uint32_t mask = 0;
+#pragma omp simd reduction(| : mask)
+        for (int64_t i = 0; i < kSkipW; ++i)
+          mask |= uint32_t(static_cast<double>(row[c0 + i]) < lim) << i;
+        while (mask) {
+          hit(c0 + __builtin_ctz(mask));
+          mask &= mask - 1;
         }
       }
+      for (int64_t c = c0; c < hi; ++c)
+        if (static_cast<double>(row[c]) < lim) hit(c);
     }
   }
 }

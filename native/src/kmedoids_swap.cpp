@@ -25,62 +25,80 @@
 namespace {
 using std::int64_t;
 constexpr double kInf = std::numeric_limits<double>::infinity();
-// candidate columns gathered per pass over the rows: one cache line of each row
+// Candidate columns gathered per pass over the rows: as many as fit in kSlab bytes (a row's
+// entries are then read as one contiguous run: a pass of one cache line per row, 16 float32
+// columns, read 3x slower per candidate at n = 20,000), at least one cache line, at most kWide.
+constexpr int64_t kSlab = int64_t(8) << 20;
+constexpr int64_t kWide = 512;
 template <typename T>
 constexpr int64_t kGather = 64 / sizeof(T);
-constexpr int64_t kAhead = 16;  // rows prefetched ahead in a gather
+constexpr int64_t kAhead = 8;  // rows prefetched ahead in a gather
+
+template <typename T>
+int64_t slab_width(int64_t rows) {
+  return std::clamp<int64_t>(kSlab / (static_cast<int64_t>(sizeof(T)) * std::max<int64_t>(rows, 1)),
+                             kGather<T>, kWide);
+}
 
 inline double ratio(double a, double b) { return (a == 0.0 || b == 0.0) ? 0.0 : a / b; }
 
-// The local rows x all columns of D (here: every row), columns contiguous, any row stride.
+// A rank's rows of D (n of them: every row on one rank) x all ncol columns, columns
+// contiguous, any row stride.
 template <typename T>
 struct Mat {
   const T* p;
-  int64_t n, ld;
+  int64_t n, ncol, ld;
 };
 
 template <typename T>
-Mat<T> mat(const py::array& a, int64_t n) {
-  if (a.ndim() != 2 || a.shape(0) != n || a.shape(1) != n)
-    hpc::fail("kmedoids_swap: D must be n x n (one rank's full matrix)");
+Mat<T> mat(const py::array& a, int64_t n, int64_t ncol, const char* what) {
+  if (a.ndim() != 2 || a.shape(0) != n || a.shape(1) != ncol)
+    hpc::fail(std::string("kmedoids_swap: ") + what + " has the wrong shape");
   const auto sz = static_cast<py::ssize_t>(sizeof(T));
-  if (n > 1 && a.strides(1) != sz) hpc::fail("kmedoids_swap: D: columns must be contiguous");
+  if (ncol > 1 && a.strides(1) != sz) hpc::fail("kmedoids_swap: D: columns must be contiguous");
   if (a.strides(0) % sz != 0 || a.strides(0) < 0) hpc::fail("kmedoids_swap: D: bad row stride");
   const int64_t ld = a.strides(0) / sz;
-  if (n > 1 && ld < n) hpc::fail("kmedoids_swap: D: overlapping rows");
-  return {static_cast<const T*>(a.data()), n, ld};
+  if (n > 1 && ld < ncol) hpc::fail("kmedoids_swap: D: overlapping rows");
+  return {static_cast<const T*>(a.data()), n, ncol, ld};
 }
 
-// Candidate columns of D, contiguous: gathered kGather at a time (candidates come in order).
+// Columns [j, j + w) of D into b, column after column (b[c * n + r] = D[r, j + c]).
+template <typename T>
+void gather_into(const Mat<T>& D, int64_t j, int64_t w, T* b, bool par) {
+  const int64_t n = D.n, ld = D.ld;
+  const int64_t lines = (w * static_cast<int64_t>(sizeof(T)) + 63) / 64;
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t r = 0; r < n; ++r) {
+    const T* row = D.p + r * ld + j;
+    // strided rows: the hardware prefetchers do not follow them from one row to the next
+    if (r + kAhead < n)
+      for (int64_t l = 0; l < lines; ++l)
+        __builtin_prefetch(reinterpret_cast<const char*>(row + kAhead * ld) + 64 * l, 0, 0);
+    for (int64_t c = 0; c < w; ++c) b[c * n + r] = row[c];
+  }
+}
+
+// Candidate columns of D, contiguous: gathered slab_width at a time, never past `end` (the
+// candidates of a sweep come in order up to its end).
 template <typename T>
 class Columns {
  public:
   Columns(const Mat<T>& D, bool par)
-      : D_(D), buf_(static_cast<size_t>(kGather<T> * D.n)), par_(par) {}
-  const T* col(int64_t j) {
-    if (j < g0_ || j >= g0_ + gw_) gather(j);
+      : D_(D), w_(slab_width<T>(D.n)), buf_(static_cast<size_t>(w_ * D.n)), par_(par) {}
+  const T* col(int64_t j, int64_t end) {
+    if (j < g0_ || j >= g0_ + gw_) {
+      gw_ = std::min(w_, end - j);
+      g0_ = j;
+      gather_into(D_, j, gw_, buf_.data(), par_);
+    }
     return buf_.data() + (j - g0_) * D_.n;
   }
   // candidates from j (gathered) held in the buffer
   int64_t avail(int64_t j) const { return g0_ + gw_ - j; }
 
  private:
-  void gather(int64_t j) {
-    const int64_t n = D_.n, w = std::min(kGather<T>, n - j);
-    T* b = buf_.data();
-    const T* p = D_.p;
-    const int64_t ld = D_.ld;
-#pragma omp parallel for schedule(static) if (par_)
-    for (int64_t r = 0; r < n; ++r) {
-      const T* row = p + r * ld + j;
-      // strided rows: the hardware prefetchers do not follow them
-      if (r + kAhead < n) __builtin_prefetch(row + kAhead * ld, 0, 0);
-      for (int64_t c = 0; c < w; ++c) b[c * n + r] = row[c];
-    }
-    g0_ = j;
-    gw_ = w;
-  }
   const Mat<T>& D_;
+  int64_t w_;
   std::vector<T> buf_;
   bool par_;
   int64_t g0_ = -1, gw_ = 0;
@@ -173,7 +191,7 @@ py::tuple drive(const Mat<T>& D, State& s, double loss, int64_t j, int64_t lasts
     py::gil_scoped_release nogil;
     while (j < n && j != lastswap && done < budget) {
       const int64_t end = lastswap > j ? lastswap : n;
-      const T* base = cols.col(j);
+      const T* base = cols.col(j, end);
       const int64_t g = std::min<int64_t>({int64_t(nt), end - j, cols.avail(j)});
       const int64_t c0 = j;
 #pragma omp parallel for schedule(static, 1) if (g > 1)
@@ -225,22 +243,29 @@ inline void for_hits(const T* x, const double* lim, int64_t n, F&& f) {
 // ---------------------------------------------------------------------------------------
 // FasterPAM
 // ---------------------------------------------------------------------------------------
+// A candidate's ΔTD terms (distances x to the n points) into a[0..k] (zeroed first): only
+// points closer to it than to their second medoid (x < lim) contribute, a vectorised test per
+// kSkip points, the rest in point order (the sums of kmedoids.cpp's fastpam_delta bit for bit)
+template <typename T>
+void pam_terms(const T* x, int64_t n, int64_t k, const double* lim, const int64_t* ni,
+               const double* nd, const double* sd, double* a) {
+  std::fill(a, a + k + 1, 0.0);
+  for_hits(x, lim, n, [&](int64_t o, double d) {
+    const double no = nd[o];
+    if (d < no) {
+      a[k] += d - no;
+      a[ni[o]] += no - sd[o];
+    } else {
+      a[ni[o]] += d - sd[o];
+    }
+  });
+}
+
 template <typename T>
 double pam_gain(const T* x, const State& s, std::vector<double>& acc, int64_t& best) {
   const int64_t k = s.k;
-  std::fill(acc.begin(), acc.end(), 0.0);
   double* a = acc.data();
-  // only points closer to the candidate than to their second medoid contribute: a
-  // vectorised test per kSkip points, the rest in point order (the same sums)
-  for_hits(x, s.lim.data(), s.n, [&](int64_t o, double d) {
-    const double n = s.nd[o];
-    if (d < n) {
-      a[k] += d - n;
-      a[s.ni[o]] += n - s.sd[o];
-    } else {
-      a[s.ni[o]] += d - s.sd[o];
-    }
-  });
+  pam_terms(x, s.n, k, s.lim.data(), s.ni, s.nd, s.sd, a);
   // FastPAM1's choice: the first slot of least removal loss + change
   int64_t m = 0;
   double v = s.rl[0] + a[0];
@@ -339,9 +364,9 @@ py::tuple fasterpam_sweep(const py::array& D, const py::array& DM, const py::arr
   if (j < 0 || j > n || lastswap < 0 || lastswap > n || budget < 1)
     hpc::fail("fasterpam_sweep: j, lastswap in [0, n], budget >= 1");
   if (py::isinstance<py::array_t<float>>(D))
-    return pam_sweep_t(mat<float>(D, n), s, loss, j, lastswap, budget, par_rows);
+    return pam_sweep_t(mat<float>(D, n, n, "D"), s, loss, j, lastswap, budget, par_rows);
   if (py::isinstance<py::array_t<double>>(D))
-    return pam_sweep_t(mat<double>(D, n), s, loss, j, lastswap, budget, par_rows);
+    return pam_sweep_t(mat<double>(D, n, n, "D"), s, loss, j, lastswap, budget, par_rows);
   hpc::fail("fasterpam_sweep: D must be float32 or float64");
 }
 
@@ -573,10 +598,68 @@ py::tuple fastermsc_sweep(const py::array& D, const py::array& DM, const py::arr
   if (j < 0 || j > n || lastswap < 0 || lastswap > n || budget < 1)
     hpc::fail("fastermsc_sweep: j, lastswap in [0, n], budget >= 1");
   if (py::isinstance<py::array_t<float>>(D))
-    return msc_sweep_t(mat<float>(D, n), s, loss, j, lastswap, budget, par_rows, slot2);
+    return msc_sweep_t(mat<float>(D, n, n, "D"), s, loss, j, lastswap, budget, par_rows, slot2);
   if (py::isinstance<py::array_t<double>>(D))
-    return msc_sweep_t(mat<double>(D, n), s, loss, j, lastswap, budget, par_rows, slot2);
+    return msc_sweep_t(mat<double>(D, n, n, "D"), s, loss, j, lastswap, budget, par_rows,
+                       slot2);
   hpc::fail("fastermsc_sweep: D must be float32 or float64");
+}
+
+// ---------------------------------------------------------------------------------------
+// The distributed blocked SWAP's per-rank passes (hpc.kmedoids.algorithms, any rank count)
+// ---------------------------------------------------------------------------------------
+// Columns [j0, j1) of a rank's rows of D (n_local x n), one candidate per row of the result:
+// a slab read once, whose candidates the blocks between reductions then take in any number.
+py::array gather(const py::array& D, int64_t j0, int64_t j1) {
+  if (D.ndim() != 2) hpc::fail("kmedoids_swap.gather: D must be 2-D");
+  const int64_t n = D.shape(0), ncol = D.shape(1);
+  if (j0 < 0 || j1 < j0 || j1 > ncol) hpc::fail("kmedoids_swap.gather: need 0 <= j0 <= j1 <= n");
+  auto run = [&](auto tag) -> py::array {
+    using T = decltype(tag);
+    const Mat<T> M = mat<T>(D, n, ncol, "D");
+    py::array_t<T> out({j1 - j0, n});
+    T* b = out.mutable_data();
+    py::gil_scoped_release nogil;
+    gather_into(M, j0, j1 - j0, b, n * (j1 - j0) >= (int64_t(1) << 20));
+    return out;
+  };
+  if (py::isinstance<py::array_t<float>>(D)) return run(float{});
+  if (py::isinstance<py::array_t<double>>(D)) return run(double{});
+  hpc::fail("kmedoids_swap.gather: D must be float32 or float64");
+}
+
+// out[c] = FasterPAM's ΔTD terms of candidate c (row c of X: its distances to the rank's
+// points) over the rank's points, as kmedoids.fastpam_delta's row c, summed in point order.
+py::array_t<double> fasterpam_partials(const py::array& X, const py::array& near_i,
+                                       const py::array& near_d, const py::array& seco_d,
+                                       int64_t k) {
+  if (X.ndim() != 2) hpc::fail("fasterpam_partials: X must be candidates x points");
+  if (k < 1) hpc::fail("fasterpam_partials: k must be positive");
+  const int64_t B = X.shape(0), n = X.shape(1);
+  const int64_t* ni = mut<int64_t>(near_i, n, "near_i");
+  const double* nd = mut<double>(near_d, n, "near_d");
+  const double* sd = mut<double>(seco_d, n, "seco_d");
+  if (!hpc::all_in_range(ni, n, k)) hpc::fail("fasterpam_partials: near_i out of range [0, k)");
+  py::array_t<double> out({B, k + 1});
+  double* o = out.mutable_data();
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    const Mat<T> M = mat<T>(X, B, n, "X");
+    py::gil_scoped_release nogil;
+    std::vector<double> lim(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) lim[i] = std::max(nd[i], sd[i]);
+#pragma omp parallel for schedule(static) if (B * n >= (int64_t(1) << 20))
+    for (int64_t c = 0; c < B; ++c)
+      pam_terms(M.p + c * M.ld, n, k, lim.data(), ni, nd, sd, o + c * (k + 1));
+  };
+  if (py::isinstance<py::array_t<float>>(X)) {
+    run(float{});
+  } else if (py::isinstance<py::array_t<double>>(X)) {
+    run(double{});
+  } else {
+    hpc::fail("fasterpam_partials: X must be float32 or float64");
+  }
+  return out;
 }
 }  // namespace
 
@@ -591,4 +674,7 @@ HPC_SUBMODULE(kmedoids_swap) {
         py::arg("third_i"), py::arg("near_d"), py::arg("seco_d"), py::arg("third_d"),
         py::arg("loss"), py::arg("j"), py::arg("lastswap"), py::arg("budget"),
         py::arg("slot2"), py::arg("par_rows") = 16384);
+  m.def("gather", &gather, py::arg("D"), py::arg("j0"), py::arg("j1"));
+  m.def("fasterpam_partials", &fasterpam_partials, py::arg("X"), py::arg("near_i"),
+        py::arg("near_d"), py::arg("seco_d"), py::arg("k"));
 }

@@ -159,7 +159,7 @@ def suite_strong(rows, args):
            "same_loss": len(set(loss.values())) == 1, "split_2_ranks": split,
            "reductions_2_ranks": m2.get("swap_reductions"),
            "blocks_per_sweep_2_ranks": m2.get("swap_blocks_per_sweep"),
-           "dropped_blocks_2_ranks": m2.get("swap_dropped_blocks"), "load": os.getloadavg()}
+           "candidates_2_ranks": m2.get("swap_candidates"), "load": os.getloadavg()}
     rows.append(row)
     native = f", 1-rank native loop {med['1-native']:.2f}s" if "1-native" in med else ""
     print(f"strong FasterPAM SWAP n={args.strong_n} k=20 (blocked loop): 1 rank median "
@@ -168,8 +168,8 @@ def suite_strong(rows, args):
           f"{statistics.median(cpu['1']):.2f} vs {statistics.median(cpu['2']):.2f}, "
           f"{cpu_speedup:.2f}x; same loss {row['same_loss']} ({load_avg()})", flush=True)
     print(f"  2 ranks: {row['reductions_2_ranks']} reductions (blocks per sweep "
-          f"{row['blocks_per_sweep_2_ranks']}, {row['dropped_blocks_2_ranks']} look-ahead "
-          f"blocks dropped); rank 0's SWAP time: passes {split['compute_s']:.2f}s, reduction "
+          f"{row['blocks_per_sweep_2_ranks']}, {row['candidates_2_ranks']} candidates "
+          f"evaluated); rank 0's SWAP time: passes {split['compute_s']:.2f}s, reduction "
           f"waits {split['wait_s']:.2f}s, swap updates {split['update_s']:.2f}s", flush=True)
 
 
