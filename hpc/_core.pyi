@@ -289,7 +289,7 @@ class _pagerank(ModuleType):
         def padded(self) -> int: ...
         @property
         def weight_layout(self) -> str:
-            """'none', 'values' (a weight beside every column), 'values32' (as floats: every weight exactly a float) or 'coded' (at most 256 distinct weights, coded into the columns)"""
+            """'none', 'values' (a weight beside every column) or 'coded' (at most 256 distinct weights, coded into the columns)"""
         @property
         def rows(self) -> int: ...
     @staticmethod
@@ -342,8 +342,8 @@ class _pagerank_ppr_part(ModuleType):
             """Add arrived shares to the residuals"""
         def support(self) -> npt.NDArray[np.int64]:
             """Sorted owned vertices with residual left in some query"""
-        def combine(self, rel: float = 0.0, topk: int = 20, threads: int = 1) -> tuple[Any, ...]:
-            """Keep each query's partial vector on this rank, its top K first: (norm, missing)"""
+        def combine(self, rel: float = 0.0, threads: int = 1) -> tuple[Any, ...]:
+            """Keep each query's partial vector on this rank: (norm, missing)"""
         def tails(self, eps: np.ndarray, threads: int = 1) -> None:
             """Add the residual rows past their head, contributions >= eps, to the partial vectors"""
         def partial(self, qoff: np.ndarray) -> tuple[Any, ...]:
