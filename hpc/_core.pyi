@@ -342,8 +342,8 @@ class _pagerank_ppr_part(ModuleType):
             """Add arrived shares to the residuals"""
         def support(self) -> npt.NDArray[np.int64]:
             """Sorted owned vertices with residual left in some query"""
-        def combine(self, rel: float = 0.0, threads: int = 1) -> tuple[Any, ...]:
-            """Keep each query's partial vector on this rank: (norm, missing)"""
+        def combine(self, rel: float = 0.0, topk: int = 20, threads: int = 1) -> tuple[Any, ...]:
+            """Keep each query's partial vector on this rank, its top K first: (norm, missing)"""
         def tails(self, eps: np.ndarray, threads: int = 1) -> None:
             """Add the residual rows past their head, contributions >= eps, to the partial vectors"""
         def partial(self, qoff: np.ndarray) -> tuple[Any, ...]:

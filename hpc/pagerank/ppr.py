@@ -518,6 +518,7 @@ def _gather_answer(comm, ids: np.ndarray, scores: np.ndarray, full_csr) -> Answe
 # routed to their owner / asking rank in batched rounds
 # --------------------------------------------------------------------------------------------
 ENGINES = ("replicated", "partitioned")
+TPUT_MAX_RANKS = 64   # the asking rank keeps the ranks that sent an entry in a 64-bit mask
 
 
 def replicated_bytes(g: Graph, fp: Fingerprints | None) -> float:
@@ -563,25 +564,34 @@ def _part_module():
         raise RuntimeError("the partitioned PPR engine is not built (make build)") from None
 
 
-def _route(comm, counts: np.ndarray, keys: np.ndarray, vals: np.ndarray | None = None
-           ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Deliver (key, value) pairs already grouped by destination rank (``counts`` per rank):
-    one Alltoall of the counts, one Alltoallv each for keys and values (collective). Returns
-    (keys, values, how many came from each rank); ``vals`` None: keys only."""
+def _route(comm, counts: np.ndarray, keys: np.ndarray, vals: np.ndarray | None = None,
+           extra: int = 0) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, int]:
+    """Deliver (key, value) pairs already grouped by destination rank (``counts`` per rank)
+    in two collectives: an Alltoall of the counts, then one Alltoallv of key and value bits
+    side by side. Returns (keys, values, how many came from each rank, the sum of ``extra``
+    over the ranks: a number that travels with the counts, saving an Allreduce); ``vals``
+    None: keys only (values None)."""
     if comm.Get_size() == 1:
-        return keys, vals, np.asarray(counts, np.int64)
-    recv = np.empty_like(counts)
-    comm.Alltoall(counts, recv)
-    sdisp = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rdisp = np.concatenate([[0], np.cumsum(recv)[:-1]])
-    total = int(recv.sum())
-    rk = np.empty(total, np.int64)
-    comm.Alltoallv([keys, (counts, sdisp), MPI.INT64_T], [rk, (recv, rdisp), MPI.INT64_T])
-    rv = None
-    if vals is not None:
-        rv = np.empty(total, np.float64)
-        comm.Alltoallv([vals, (counts, sdisp), MPI.DOUBLE], [rv, (recv, rdisp), MPI.DOUBLE])
-    return rk, rv, recv
+        return keys, vals, np.asarray(counts, np.int64), int(extra)
+    p = comm.Get_size()
+    send = np.empty((p, 2), np.int64)
+    send[:, 0], send[:, 1] = counts, extra
+    got = np.empty((p, 2), np.int64)
+    comm.Alltoall(send, got)
+    recv = np.ascontiguousarray(got[:, 0])
+    w = 1 if vals is None else 2
+    if vals is None:
+        buf = np.ascontiguousarray(keys, np.int64)
+    else:
+        buf = np.empty((keys.size, 2), np.int64)
+        buf[:, 0] = keys
+        buf[:, 1] = np.ascontiguousarray(vals, np.float64).view(np.int64)
+    out = np.empty((int(recv.sum()), w), np.int64)
+    comm.Alltoallv([buf, (w * counts, w * (np.cumsum(counts) - counts)), MPI.INT64_T],
+                   [out, (w * recv, w * (np.cumsum(recv) - recv)), MPI.INT64_T])
+    rk = np.ascontiguousarray(out[:, 0])
+    rv = None if vals is None else np.ascontiguousarray(out[:, 1]).view(np.float64)
+    return rk, rv, recv, int(got[:, 1].sum())
 
 
 def _reply(comm, vals: np.ndarray, sent: np.ndarray, got: np.ndarray) -> np.ndarray:
@@ -604,19 +614,19 @@ def _exact_top(comm, eng, qoff: np.ndarray, topk: int, norm: np.ndarray, kth_onl
     p, r = comm.Get_size(), comm.Get_rank()
     qlo, qhi = int(qoff[r]), int(qoff[r + 1])
     c, k, v = eng.top(qoff, topk, threads)
-    k, v, src = _route(comm, c, k, v)
+    k, v, src, _ = _route(comm, c, k, v)
     tau = eng.ask_begin(k, v, src, qlo, qhi, topk, threads)
     # (1 - 1e-12): p floors below thr sum to less than tau1 despite rounding
     thr = tau * ((1.0 - 1e-12) / p)
     if p > 1:
         thr = np.concatenate(comm.allgather(thr))
     c, k, v, floor = eng.more(qoff, np.ascontiguousarray(thr), threads)
-    k, v, src = _route(comm, c, k, v)
+    k, v, src, _ = _route(comm, c, k, v)
     floors = np.empty((p, floor.size)) if p > 1 else floor[None, :]
     if p > 1:
         comm.Allgather(floor, floors)
     c, req = eng.ask_more(k, v, src, np.ascontiguousarray(floors[:, qlo:qhi]), topk, threads)
-    got_k, _, got = _route(comm, c, req)
+    got_k, _, got, _ = _route(comm, c, req)
     vals = _reply(comm, eng.values(got_k, threads), c, got)
     return eng.ask_finish(vals, norm[qlo:qhi], topk, kth_only, threads)
 
@@ -712,17 +722,18 @@ def partitioned_push(g: Graph, eng, sources: np.ndarray, iterations: int, thresh
                      per_edge: bool = False, threads: int = 1) -> int:
     """Start a batch (``sources``: every query's global vertex, the same array on every rank)
     and push it: each round every rank pushes the entries of its vertices that meet the rule
-    and one Alltoallv delivers the shares to their owners. Returns the rounds that pushed
-    (collective)."""
+    and one Alltoallv delivers the shares to their owners (the pushes counted with the
+    Alltoall of the counts). Returns the rounds that pushed (collective)."""
     comm = g.comm
     eng.begin(np.ascontiguousarray(sources, np.int64))
     rounds = 0
     for _ in range(iterations):
         counts, keys, vals, pushes = eng.push(threshold, per_edge, threads)
-        if int(comm.allreduce(int(pushes), op=MPI.SUM)) == 0:
+        # the round's pushes travel with the counts (no rank pushed: nothing was routed)
+        keys, vals, _, total = _route(comm, counts, keys, vals, extra=int(pushes))
+        if total == 0:
             break
         rounds += 1
-        keys, vals, _ = _route(comm, counts, keys, vals)
         eng.receive(keys, vals, threads)
     return rounds
 
@@ -742,24 +753,30 @@ def partitioned_answer(g: Graph, eng, nq: int, rounds: int, topk: int, rel: floa
     """Combine the pushed batch with the fingerprints and assemble each query at its asking
     rank (queries block-distributed, as the replicated engine's), results gathered on rank 0
     (collective). With ``rel`` > 0 the asking rank finds the K-th score of the heads and the
-    owners then send only the tail contributions above rel x that score (one more round)."""
+    owners then add only the tail contributions above rel x that score. The top K is
+    assembled from a few entries of the partial vectors (``_exact_top``); ``want_full``
+    sends every partial vector to the asking rank."""
     comm = g.comm
     p, r = comm.Get_size(), comm.Get_rank()
     qoff = block_offsets(nq, p).astype(np.int64)
     qlo, qhi = int(qoff[r]), int(qoff[r + 1])
-    norm, missing = eng.combine(rel, threads)
-    missing = int(comm.allreduce(int(missing), op=MPI.MAX))
-    if missing >= 0:
-        raise RuntimeError(f"ppr query: no fingerprint for residual vertex {missing}")
+    norm, missing = eng.combine(rel, topk, threads)
+    # the norms and how many ranks miss a fingerprint in one Allreduce (which vertex: only
+    # on the error path)
+    both = np.append(norm, float(missing >= 0))
     if p > 1:
-        comm.Allreduce(MPI.IN_PLACE, norm, op=MPI.SUM)
-    # the top K by TPUT (ranks in a 64-bit mask), or every partial vector to the asking rank
-    tput = p <= 64
+        comm.Allreduce(MPI.IN_PLACE, both, op=MPI.SUM)
+    norm = both[:-1]
+    if both[-1] > 0:
+        missing = int(comm.allreduce(int(missing), op=MPI.MAX))
+        raise RuntimeError(f"ppr query: no fingerprint for residual vertex {missing}")
+    # the top K by TPUT, or every partial vector to the asking rank
+    tput = p <= TPUT_MAX_RANKS
     if rel > 0:
         if tput:
             kth = _exact_top(comm, eng, qoff, topk, norm, True, threads)[1]
         else:
-            keys, vals, _ = _route(comm, *eng.partial(qoff))
+            keys, vals, _, _ = _route(comm, *eng.partial(qoff))
             kth = eng.answer(keys, vals, norm[qlo:qhi], qlo, qhi, topk, False, True, threads)[1]
         eps = rel * np.ascontiguousarray(kth[:, 0])
         if p > 1:
@@ -768,14 +785,15 @@ def partitioned_answer(g: Graph, eng, nq: int, rounds: int, topk: int, rel: floa
     if tput and not want_full:
         out = _exact_top(comm, eng, qoff, topk, norm, False, threads)
     else:
-        keys, vals, _ = _route(comm, *eng.partial(qoff))
+        keys, vals, _, _ = _route(comm, *eng.partial(qoff))
         out = eng.answer(keys, vals, norm[qlo:qhi], qlo, qhi, topk, want_full, False, threads)
     st = eng.stats()
-    tot = np.array([st["pushes"], st["residual_entries"], st["combined_entries"]], np.int64)
+    # one Allreduce: the counts stay exact in float64 below 2^53
+    tot = np.array([st["pushes"], st["residual_entries"], st["combined_entries"],
+                    st["residual_mass"]], np.float64)
     if p > 1:
         comm.Allreduce(MPI.IN_PLACE, tot, op=MPI.SUM)
-    stats = NativeStats(int(tot[0]), rounds, int(tot[1]),
-                        float(comm.allreduce(st["residual_mass"], op=MPI.SUM)), int(tot[2]))
+    stats = NativeStats(int(tot[0]), rounds, int(tot[1]), float(tot[3]), int(tot[2]))
     return _gather_answer(comm, out[0], out[1], out[2] if want_full else None), stats
 
 

@@ -298,8 +298,10 @@ class PartEngine {
   // vector on this rank, kept for `partial`, `top`/`more`/`values` (the asking rank's exact
   // top K from a few entries, see `ask_begin`). Returns (norm: each query's x + sum r(w)
   // mass(w) over the owned part, missing vertex or -1).
-  py::tuple combine(double rel, int threads) {
+  py::tuple combine(double rel, int64_t topk, int threads) {
     if (!(rel >= 0.0) || rel > 1e300) hpc::fail("ppr combine: rel must be finite, >= 0");
+    if (topk < 1) hpc::fail("ppr combine: topk must be >= 1");
+    topk_ = topk;
     std::vector<std::vector<Entry>>& out = part_;
     out.assign(static_cast<size_t>(nq_), {});
     sent_.assign(static_cast<size_t>(nq_), 0);
@@ -350,7 +352,7 @@ class PartEngine {
             if (en < fptr_[v + 1]) T.push_back({v, rv, en});
           }
           pn[q] = nrm;
-          take(a, out[q]);
+          take_top(a, out[q], static_cast<size_t>(topk_));
         }
 #pragma omp critical
         {
@@ -368,6 +370,7 @@ class PartEngine {
   // sorted by value: each stops at the first one below), added to the partial vectors.
   void tails(const py::array& eps_, int threads) {
     auto eps = hpc::exact<double>(eps_, "ppr eps");
+    const size_t K = static_cast<size_t>(topk_);
     hpc::require_1d(eps, nq_, "ppr eps");
     if (part_.size() != static_cast<size_t>(nq_)) hpc::fail("ppr tails: combine first");
     const double* pe = eps.data();
@@ -401,7 +404,7 @@ class PartEngine {
             }
             combined += j - tl.start;
           }
-          take(a, part_[q]);
+          take_top(a, part_[q], K);
         }
 #pragma omp critical
         st_.combined_entries += combined;
@@ -438,8 +441,9 @@ class PartEngine {
       for (int64_t q = 0; q < nq_; ++q) {
         auto& P = part_[q];
         const size_t k = std::min(P.size(), static_cast<size_t>(topk));
-        std::nth_element(P.begin(), P.begin() + static_cast<std::ptrdiff_t>(k), P.end(),
-                         [](const Entry& a, const Entry& b) { return a.second > b.second; });
+        if (topk != topk_)   // combine / tails put their top K first
+          std::nth_element(P.begin(), P.begin() + static_cast<std::ptrdiff_t>(k), P.end(),
+                           [](const Entry& a, const Entry& b) { return a.second > b.second; });
         sent_[q] = static_cast<int64_t>(k);
       }
     }
@@ -478,7 +482,8 @@ class PartEngine {
     return py::make_tuple(packed[0], packed[1], packed[2], floor);
   }
 
-  // This rank's entries of the asked (query << 32 | vertex) keys, 0 where it has none.
+  // This rank's entries of the asked (query << 32 | vertex) keys among those it has not sent,
+  // 0 where it has none (the asking rank asks only for entries a rank did not send).
   py::array_t<double> values(const py::array& keys_, int threads) const {
     auto keys = hpc::exact<int64_t>(keys_, "ppr keys");
     hpc::require_1d(keys, -1, "ppr keys");
@@ -494,14 +499,21 @@ class PartEngine {
       py::gil_scoped_release nogil;
 #pragma omp parallel num_threads(nt)
       {
-        std::vector<double> val(static_cast<size_t>(n_), 0.0);
+        // requests are for entries this rank did not send: look in the unsent part only
+        std::vector<int64_t> at(static_cast<size_t>(n_), -1);
 #pragma omp for schedule(dynamic, 16)
         for (int64_t q = 0; q < nq_; ++q) {
           if (ptr[q] == ptr[q + 1]) continue;
-          for (const Entry& e : part_[q]) val[e.first] = e.second;
-          for (int64_t j = ptr[q]; j < ptr[q + 1]; ++j)
-            po[order[j]] = val[k[order[j]] & 0xFFFFFFFFLL];
-          for (const Entry& e : part_[q]) val[e.first] = 0.0;
+          for (int64_t j = ptr[q]; j < ptr[q + 1]; ++j) {
+            po[order[j]] = 0.0;
+            at[k[order[j]] & 0xFFFFFFFFLL] = order[j];
+          }
+          const auto& P = part_[q];
+          for (size_t j = static_cast<size_t>(sent_[q]); j < P.size(); ++j) {
+            const int64_t i = at[P[j].first];
+            if (i >= 0) po[i] = P[j].second;
+          }
+          for (int64_t j = ptr[q]; j < ptr[q + 1]; ++j) at[k[order[j]] & 0xFFFFFFFFLL] = -1;
         }
       }
     }
@@ -735,10 +747,20 @@ class PartEngine {
     for (int64_t i = 0; i < m; ++i) order[at[(k[i] >> 32) - qlo]++] = i;
   }
 
-  // Move the accumulator's entries out (touched order) and reset it.
-  static void take(Acc& a, std::vector<Entry>& out) {
-    out.resize(a.na);
-    for (size_t j = 0; j < a.na; ++j) out[j] = Entry(a.list[j], a.acc[a.list[j]]);
+  // Move the accumulator's entries out, its top K first (the first `top` sends them), and
+  // reset it.
+  static void take_top(Acc& a, std::vector<Entry>& out, size_t K) {
+    a.select(K);
+    out.clear();
+    out.reserve(a.na);
+    for (const auto& c : a.cand) {
+      out.emplace_back(c.second, c.first);
+      a.acc[c.second] = -1.0;   // taken
+    }
+    for (size_t j = 0; j < a.na; ++j) {
+      const int32_t u = a.list[j];
+      if (a.acc[u] > 0.0) out.emplace_back(u, a.acc[u]);
+    }
     a.reset();
   }
 
@@ -887,7 +909,7 @@ class PartEngine {
     double s;
     uint64_t mask;   // ranks whose entry is in s
   };
-  int64_t qlo_ = 0;
+  int64_t qlo_ = 0, topk_ = 20;
   std::vector<std::vector<Ask>> ask_;
   std::vector<std::vector<std::pair<int32_t, int32_t>>> req_;
 };
@@ -917,8 +939,9 @@ HPC_SUBMODULE(pagerank_ppr_part) {
            py::arg("threads") = 1, "Add arrived shares to the residuals")
       .def("support", &PartEngine::support,
            "Sorted owned vertices with residual left in some query")
-      .def("combine", &PartEngine::combine, py::arg("rel") = 0.0, py::arg("threads") = 1,
-           "Keep each query's partial vector on this rank: (norm, missing)")
+      .def("combine", &PartEngine::combine, py::arg("rel") = 0.0, py::arg("topk") = 20,
+           py::arg("threads") = 1,
+           "Keep each query's partial vector on this rank, its top K first: (norm, missing)")
       .def("tails", &PartEngine::tails, py::arg("eps"), py::arg("threads") = 1,
            "Add the residual rows past their head, contributions >= eps, to the partial vectors")
       .def("partial", &PartEngine::partial, py::arg("qoff"),
