@@ -99,6 +99,7 @@ def test_ell_is_a_general_sparse_matrix(nrow, nghost, far):
     E.symgs_ref(r, a)
     E.symgs(r, b, True)
     np.testing.assert_array_equal(a, b)
+    a_zero = a.copy()
     # from any x (the post-smoother: the backward sweep takes each row's lower sum from the
     # forward sweep instead of reading the row again) = the reference sweep, bit for bit,
     # and both = the plain sweeps
@@ -107,3 +108,9 @@ def test_ell_is_a_general_sparse_matrix(nrow, nghost, far):
     E.symgs(r, b, False)
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(b, want, rtol=1e-12, atol=1e-14)
+    # the V-cycle's sweep from zero on one level, x full of stale values (it zeroes only what
+    # the sweep reads before writing: the ghosts, or all of x with far upper side columns)
+    v = hpcg.VCycle([E], [], [], [])
+    c = np.random.default_rng(4).random(ncol)
+    v.run(r, c, None)
+    np.testing.assert_array_equal(c, a_zero)

@@ -143,7 +143,10 @@ class Ell {
         if (col == i) { ++ndiag; dval += val; }
         else if (off == -1 && !left) { cl[0] = -1; vl[0] = val; left = true; }
         else if (off == 1 && !right) { cu[12] = 1; vu[12] = val; right = true; }
-        else if (col >= nrow_ || off < INT16_MIN || off > INT16_MAX) side.emplace_back(col, val);
+        else if (col >= nrow_ || off < INT16_MIN || off > INT16_MAX) {
+          side.emplace_back(col, val);
+          side_upper_local_ |= col > i && col < nrow_;
+        }
         else if (col < i) lo.emplace_back(col, val);
         else up.emplace_back(col, val);
       }
@@ -153,7 +156,11 @@ class Ell {
       std::sort(up.begin(), up.end(), [](auto& a, auto& b) { return a.first > b.first; });
       // more than 12 on one side (not in HPCG's matrix): the farthest ones to the side table
       while (lo.size() > 12) { side.push_back(lo.front()); lo.erase(lo.begin()); }
-      while (up.size() > 12) { side.push_back(up.front()); up.erase(up.begin()); }
+      while (up.size() > 12) {
+        side_upper_local_ |= up.front().first < nrow_;
+        side.push_back(up.front());
+        up.erase(up.begin());
+      }
       std::sort(side.begin(), side.end(), [](auto& a, auto& b) { return a.first > b.first; });
       int k = 3;
       for (auto& e : lo) { cl[k] = int16_t(e.first - i); vl[k] = e.second; ++k; }
@@ -174,6 +181,13 @@ class Ell {
   }
 
   int64_t nrow() const { return nrow_; }
+
+  // Zero what a sweep from x = 0 (zero_init) reads before writing: the ghosts, and all of x
+  // when a side entry holds a local column above its row (a far column of a very large
+  // box); the sweep zeroes each row itself before it reads it, so the rows need no pass.
+  void zero_for_sweep(double* x) const {
+    std::fill(side_upper_local_ ? x : x + nrow_, x + ncol_, 0.0);
+  }
   int64_t ncol() const { return ncol_; }
 
   // y = A x (x has ncol entries: own rows, then the ghosts)
@@ -439,11 +453,14 @@ class Ell {
   // The forward sweep's update of row i; tl (if given) gets r_i - sL for the backward
   // sweep. zero_init: x is 0 from row i on (and in the ghosts), so hU is the side
   // entries alone (the U lanes would stay +0: the same bits) and column i + 1 is skipped
-  // (its product is +-0, and hU is never -0).
+  // (its product is +-0, and hU is never -0); x[i] is set to 0 first, so the caller need
+  // not zero the rows (see zero_for_sweep): the row's only read of a column >= i outside
+  // the side table is its padding (offset 0, value 0).
   inline void row_forward(int64_t i, const double* __restrict r, double* __restrict x,
                           double* __restrict tl, bool zero_init) const {
     const double* a = &vL_[size_t(i) * SL];
     const int16_t* c = &cL_[size_t(i) * SL];
+    if (zero_init) x[i] = 0.0;
     const double l = hl(i, x);
     double u;
     if (zero_init) {
@@ -505,6 +522,7 @@ class Ell {
   // r_i - sL per row: written by the optimised forward sweep, read by its backward sweep
   // (which reads the U stream only); one SYMGS at a time per matrix
   mutable std::vector<double> sl_;
+  bool side_upper_local_ = false;   // a side entry in a local column above its row
   std::vector<int64_t> level_ptr_;
   std::vector<int32_t> level_rows_;
 };
@@ -556,7 +574,7 @@ class VCycle {
   void level(size_t l, const double* r, double* x, const py::object& xobj, const py::object& halo,
              bool post_smooth) {
     const Ell& A = *A_[l];
-    std::fill(x, x + A.ncol(), 0.0);
+    A.zero_for_sweep(x);       // the sweep from zero zeroes each row as it reaches it
     A.symgs_raw(r, x, true);   // from zero: its halo is zero, nothing to exchange
     if (l + 1 == A_.size()) return;
     if (!halo.is_none()) halo(l, xobj);
