@@ -349,6 +349,33 @@ def test_run_list_packs_block_lists_like_mpi_pack(kind, threads):
 
 
 @pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("elem,rows,n", [(MPI.INT, 37, 70), (MPI.DOUBLE, 300, 130),
+                                         (MPI.C_DOUBLE_COMPLEX, 19, 512),
+                                         (MPI.C_FLOAT_COMPLEX, 64, 1000)])
+def test_transpose_blocks_any_shape_like_mpi_pack(threads, elem, rows, n):
+    """Transposes of 4/8/16-byte elements go through the blocked buffer kernel (blocks of
+    512 bytes of a row by 8 KiB / 512 B rows): rows and columns that are not whole blocks,
+    a row stride not a power of two; unpack writes the columns' bytes and no others."""
+    size = elem.Get_size()
+    col = elem.Create_vector(rows, 1, n)
+    t = col.Create_resized(0, size).Commit()
+    try:
+        for count in (n // 2, 33, 2):
+            src = np.random.default_rng(count).integers(0, 256, rows * n * size, dtype=np.uint8)
+            want = _mpi_pack(t, count, src)
+            ft = fast(t, threads=threads)
+            got = np.empty(want.size, np.uint8)
+            assert ft.pack(src, got, 0, count=count) == want.size
+            assert np.array_equal(got, want)
+            dst = np.zeros(src.size, np.uint8)
+            ft.unpack(got, 0, dst, count=count)
+            assert np.array_equal(dst, _mpi_unpack(t, count, want, src.size))
+    finally:
+        col.Free()
+        t.Free()
+
+
+@pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("n", [40, 256])
 def test_transpose_columns_pack_like_mpi_pack(threads, n):
     """FFT transposes (columns of a row-major matrix as resized vectors) pack in tiles of

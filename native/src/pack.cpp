@@ -48,6 +48,9 @@ constexpr int64_t kReleaseGil = 1 << 16;       // packs below this keep the GIL 
 constexpr int64_t kInlineRun = 8192;            // longer runs: copy_bytes per run
 constexpr size_t kWindow = 64;  // runs per decision of the run list's copy kernel
 constexpr int64_t kAhead = 8;  // runs prefetched ahead when each run is its own cache line
+constexpr int64_t kTransRow = 512;    // transposes: bytes of a row per block (8 lines)
+constexpr int64_t kTransBuf = 8192;   // transposes: the block's buffer (a quarter of L1)
+constexpr int64_t kTransAhead = 16;   // transposes: rows prefetched ahead
 
 // One short run (1..64 bytes) copied inline: two overlapping loads and stores of the largest
 // power of two not above the length (no call, no loop). Block lists of application types
@@ -190,23 +193,53 @@ inline void split(F&& f, int64_t n, bool par, int threads) {
 }
 
 // A transpose-like 3-D block (FFT columns of a row-major matrix): neighbouring outer
-// indices lie less than a cache line apart while every row is a line of its own, so the plain
-// order (one outer index, all rows) reads each line once per outer index and a column's
-// lines, all a power-of-two stride apart, do not stay in L1. Tiled: the outer indices that
-// share one or two lines (at most 16 write streams) go together, row by row, so each line
-// is read once. The rows of one tile never overlap another's (checked here), so
-// the order of the writes does not matter for unpacking either. 0: no tiling.
+// indices (columns) lie less than half a cache line apart while every row is a line of its
+// own, so the plain order (one column, all rows) reads each line once per column. Such a
+// block goes through transpose() below; its columns never overlap within a row (checked
+// here), so the order of the writes does not matter for unpacking either. 0: not one.
 inline int64_t tile_of(const Vec& c, const Vec& st) {
   if (c.size() != 3) return 0;
   const int64_t len = c[0], n1 = c[1], n2 = c[2], s1 = st[1], s2 = st[2];
   if (s2 <= 0 || len > s2 || s1 < 64 || (n2 - 1) * s2 + len > s1 || n2 < 2) return 0;
-  // two lines of columns when the packed columns spread over the L1 sets; one line when
-  // they lie a multiple of 4 KiB apart: every write stream then lands in one L1 set with
-  // the others and the source line, and 8 streams plus that line overflow its 8 ways (FFT
-  // columns of 1024 rows: 4.4 ms with 8 streams, 1.5 ms with 4, MPI_Pack 2.7-3.0 ms)
-  const int64_t plen = n1 * len, lines = plen % 4096 == 0 ? 1 : 2;
-  const int64_t t = std::min<int64_t>(64 * lines / s2, 16);
-  return t >= 2 && n1 >= 8 ? t : 0;
+  return s2 <= 32 && n1 >= 8 ? 1 : 0;
+}
+
+// The transpose itself, columns [o_lo, o_hi) (FFT columns: n1 rows s1 apart, the columns
+// len bytes each, s2 apart within a row; packed: column after column, n1 * len bytes each).
+// Blocks of `cols` columns (kTransRow bytes of a row: whole lines, read once) by rb rows go
+// through an L1 buffer: rows in (each row's piece one rows call), columns out (rb * len
+// contiguous bytes each, whole lines). Written straight to the packed columns, every store
+// of a row lands in another column, a multiple of 4 KiB apart when the columns are (power-
+// of-two sizes): all in one L1 set, so a tile could hold only 4 columns and each source row
+// was visited once per 4 columns (ddtbench's FFT of 512, 1 MiB packed: 181-258 us, now
+// 100-114 us; MPI_Pack 210-235 us). The rows kTransAhead on are prefetched: rows a page or
+// more apart escape the hardware prefetchers.
+template <bool Unpack>
+void transpose(uchar* sbase, uchar* packed, RowsFn fn, int64_t len, int64_t n1, int64_t s1,
+               int64_t s2, int64_t cols, int64_t o_lo, int64_t o_hi) {
+  alignas(64) uchar buf[kTransBuf];
+  const int64_t rb = std::max<int64_t>(1, kTransBuf / (cols * len)), plen = n1 * len;
+  const int64_t cl = rb * len;  // a column's bytes in the buffer
+  for (int64_t o0 = o_lo; o0 < o_hi; o0 += cols) {
+    const int64_t m = std::min(cols, o_hi - o0), span = (m - 1) * s2 + len;
+    for (int64_t j0 = 0; j0 < n1; j0 += rb) {
+      const int64_t r = std::min(rb, n1 - j0);
+      if constexpr (Unpack)
+        for (int64_t c = 0; c < m; ++c)
+          copy_bytes(buf + c * cl, packed + (o0 + c) * plen + j0 * len, r * len);
+      for (int64_t j = j0; j < j0 + r; ++j) {
+        uchar* sp = sbase + j * s1 + o0 * s2;
+        if (j + kTransAhead < n1)
+          for (int64_t w = 0; w < span; w += 64)
+            __builtin_prefetch(sp + kTransAhead * s1 + w, Unpack);
+        if constexpr (Unpack) fn(buf + (j - j0) * len, cl, sp, s2, m, len);
+        else fn(sp, s2, buf + (j - j0) * len, cl, m, len);
+      }
+      if constexpr (!Unpack)
+        for (int64_t c = 0; c < m; ++c)
+          copy_bytes(packed + (o0 + c) * plen + j0 * len, buf + c * cl, r * len);
+    }
+  }
 }
 
 // Run lists (block lists of short runs): n runs of a compile-time length B, the strided
@@ -324,19 +357,13 @@ void run(uchar* strided, uchar* packed, int64_t start, const Vec& counts, const 
     }, n1, par, threads);
     return;
   }
-  if (const int64_t tile = tile_of(counts, strides)) {  // transpose-like: tiles of columns
-    const int64_t n2 = counts[2], s2 = strides[2], plen = n1 * len;
+  if (tile_of(counts, strides)) {  // transpose-like: blocks of columns through a buffer
+    const int64_t n2 = counts[2], s2 = strides[2];
+    const int64_t cols = std::min(n2, std::max<int64_t>(2, kTransRow / s2));
     split([&](int64_t t0, int64_t t1) {
-      for (int64_t o = t0 * tile; o < std::min(n2, t1 * tile); o += tile) {
-        const int64_t m = std::min(tile, n2 - o);
-        for (int64_t j = 0; j < n1; ++j) {
-          uchar* sp = strided + start + j * s1 + o * s2;
-          uchar* pp = packed + o * plen + j * len;
-          if constexpr (Unpack) fn(pp, plen, sp, s2, m, len);
-          else fn(sp, s2, pp, plen, m, len);
-        }
-      }
-    }, (n2 + tile - 1) / tile, par, threads);
+      transpose<Unpack>(strided + start, packed, fn, len, n1, s1, s2, cols, t0 * cols,
+                        std::min(n2, t1 * cols));
+    }, (n2 + cols - 1) / cols, par, threads);
     return;
   }
   split([&](int64_t o0, int64_t o1) {  // outer indices [o0, o1) over counts[2..]
