@@ -7,21 +7,28 @@ Setup, level by level, until the operator has at most ``max_coarse`` rows:
    inside the aggregation kernel, never stored;
 2. aggregation: the standard three-pass greedy aggregation (pyamg's standard_aggregation;
    native/src/spgemm_amg.cpp) across ranks (:func:`aggregate_coupled`): aggregates may span a
-   rank boundary, so the hierarchy, and the iteration count, barely depend on the partition;
+   rank boundary;
 3. tentative prolongator T: T(i, a) = B_i / ||B_a|| for the near-null-space vector B (ones on
    the finest level; its coarse image ||B_a|| on the next), pyamg's ``fit_candidates``;
 4. smoothed prolongator P = (I - omega/rho D^-1 A) T, omega = 4/3, rho the spectral radius of
-   D^-1 A by 10 Lanczos steps; T has one entry per row, so a row of A T only gathers a_ij t_j
-   into the column of j's aggregate: one native pass over A after one ghost exchange of the
-   aggregate ids and T values (no general SpGEMM);
+   D^-1 A by 10 Lanczos steps (from a hash of the global row index); T has one entry per
+   row, so a row of A T only gathers a_ij t_j into the column of j's aggregate: one native
+   pass over A after one ghost exchange of the aggregate ids and T values (no general SpGEMM);
 5. Galerkin coarse operator Pᵀ A P by :func:`hpc.spgemm.ptap`.
 
 The coarsest operator is gathered on every rank and factored (Cholesky; a pseudo-inverse if it
 is singular). The V-cycle smooths with the same symmetric smoother before and after the coarse
 correction: symmetric Gauss-Seidel (the default, as pyamg's: a forward then a backward sweep in
 one global order, coupled across ranks; :class:`GSPlan`), a Chebyshev polynomial in D^-1 A
-on [rho/30, 1.1 rho], or damped Jacobi of weight 4/(3 rho); so with a zero initial guess the cycle is a fixed, symmetric positive definite operator: a
-valid preconditioner for CG.
+on [rho/30, 1.1 rho], or damped Jacobi of weight 4/(3 rho); so with a zero initial guess the
+cycle is a fixed, symmetric positive definite operator: a valid preconditioner for CG.
+
+With ``order="global"`` (the default) every order-dependent step (aggregation passes 1 and 3,
+the Gauss-Seidel sweeps of the smoother and of the candidate improvement) runs in the global
+row order, rank after rank, and nothing else depends on the partition: the hierarchy and the
+cycle are the one-rank ones up to rounding, and so is the PCG iteration count, at any rank
+count. ``order="coloured"`` runs ranks of one colour at once (faster sweeps at many ranks)
+with a partition-dependent order.
 """
 from __future__ import annotations
 

@@ -199,7 +199,8 @@ class Solver:
         Preconditioner settings, the command line's: ``sub_pc`` (``"sgs"`` or ``"icc"``,
         block Jacobi's local solver), ``cheb_degree`` (3), ``cheb_ratio`` (30.0),
         ``mg_levels`` (4), ``seed`` (0, Chebyshev's power iteration); ``amg_theta``,
-        ``amg_max_coarse``, ``amg_smoother``, ``amg_degree`` (:class:`hpc.amg.SmoothedAggregation`).
+        ``amg_max_coarse``, ``amg_smoother``, ``amg_degree``, ``amg_order``
+        (:class:`hpc.amg.SmoothedAggregation`).
     dcdm : DCDMOptions, optional
         ``method="dcdm"``'s model file, directions kept and network kernels.
 

@@ -166,10 +166,12 @@ def _matrix(name: str, c) -> DistCSR:
 @pytest.mark.mpi
 @pytest.mark.parametrize("matrix", ["bcsstk13", "1138_bus", "poisson3d"])
 def test_iterations_do_not_grow_with_ranks(matrix):
-    """The PCG iteration count at this rank count is within 1.1x of one rank's (every rank
-    also solves alone on COMM_SELF for the reference). bcsstk13 (SPD, not an M-matrix) grew
-    from 350 to 524 iterations at 2 ranks with a rank-local (hybrid) Gauss-Seidel smoother;
-    1138_bus from 67 to 111 with aggregates cut at the rank boundary."""
+    """The PCG iteration count at this rank count is one rank's, up to rounding (every rank
+    also solves alone on COMM_SELF for the reference): within 1% or 2 iterations, where the
+    issue allows 10%. bcsstk13 (SPD, not an M-matrix) grew from 350 to 524 iterations at 2
+    ranks with a rank-local (hybrid) Gauss-Seidel smoother, 1138_bus from 67 to 111 with
+    aggregates cut at the rank boundary, and with a partition-dependent sweep order and
+    Lanczos start bcsstk13 still took 347/343/350 at 2/3/4 ranks against 333."""
     from hpc.cg import Solver
 
     A = _matrix(matrix, comm)
@@ -180,7 +182,8 @@ def test_iterations_do_not_grow_with_ranks(matrix):
     _, one = Solver(_matrix(matrix, MPI.COMM_SELF), method="pcg", pc="amg", rtol=1e-8,
                     maxiter=3000, comm=MPI.COMM_SELF).solve(b)
     assert info.converged and one.converged
-    assert info.iterations <= 1.1 * one.iterations, (info.iterations, one.iterations)
+    assert abs(info.iterations - one.iterations) <= max(2, 0.01 * one.iterations), \
+        (info.iterations, one.iterations)
 
 
 @pytest.mark.mpi
