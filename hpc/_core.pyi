@@ -289,7 +289,7 @@ class _pagerank(ModuleType):
         def padded(self) -> int: ...
         @property
         def weight_layout(self) -> str:
-            """'none', 'values' (a weight beside every column) or 'coded' (at most 256 distinct weights, coded into the columns)"""
+            """'none', 'values' (a weight beside every column), 'values32' (as floats: every weight exactly a float) or 'coded' (at most 256 distinct weights, coded into the columns)"""
         @property
         def rows(self) -> int: ...
     @staticmethod

@@ -271,26 +271,31 @@ def test_native_sweep_threads_give_the_same_scores():
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("distinct", [11, None])
-def test_native_weight_layouts_equal_networkx(email, distinct):
-    """The SELL-4 sweep codes at most 256 distinct weights into its column indices (the
-    unweighted sweep's memory traffic) and keeps a weight beside every column otherwise;
-    both give networkx's weighted answer to 1e-12, and the coded sums are bit for bit the
-    stored-weight ones."""
+@pytest.mark.parametrize("layout", ["coded", "values32", "values"])
+def test_native_weight_layouts_equal_networkx(email, layout):
+    """The SELL-4 sweep keeps weights that are all exactly floats (here integers) as floats
+    beside the columns, codes at most 256 distinct other weights (here tenths) into its
+    column indices, and keeps doubles otherwise (random weights); each gives networkx's
+    weighted answer to 1e-12, uniform and with personalization + dangling."""
     from hpc.pagerank.solver import Native1D
 
     if not registry.is_available("native"):
         pytest.skip("native back end not built")
-    e, w, n, _, _ = email
-    if distinct is None:   # continuous weights: every edge its own value
+    e, w, n, pers, dang = email
+    if layout == "values":   # continuous weights: every edge its own value
         w = 0.25 + np.random.default_rng(5).random(e.shape[0])
-    ref = _nx(e, n, w, False, 0.85)
+    elif layout == "values32":   # integers: too many for codes, each exactly a float
+        w = np.random.default_rng(5).integers(1, 5000, e.shape[0]).astype(np.float64)
+    else:   # 11 values k/10, no float among them but 0
+        w = ((e[:, 0] * 31 + e[:, 1] * 17) % 11) / 10.0
     g = graphio.from_edge_array(np.column_stack([e, w]), comm, weights=True)
-    s = Native1D(g)
-    try:
-        assert s.sweep.weight_layout == ("coded" if distinct else "values")
-        res = s.solve(0.85, 1e-15 * n, 10_000)
-    finally:
-        s.free()
-    x = _allgather(comm, res.x, g.offsets)
-    assert res.converged and np.abs(x - ref).max() <= 1e-12
+    for kw in ({}, {"personalization": pers, "dangling": dang}):
+        ref = _nx(e, n, w, False, 0.85, **kw)
+        s = Native1D(g, teleport=teleport_of(g, kw.get("personalization"), kw.get("dangling")))
+        try:
+            assert s.sweep.weight_layout == layout
+            res = s.solve(0.85, 1e-15 * n, 10_000)
+        finally:
+            s.free()
+        x = _allgather(comm, res.x, g.offsets)
+        assert res.converged and np.abs(x - ref).max() <= 1e-12, kw

@@ -10,16 +10,18 @@
 
 namespace hpc {
 
-template <bool W>
-inline void sell4_chunk_sums(const int32_t* q, const double* wv, int64_t width, const double* x,
+// V: the stored weight type (double, or float where every weight is exactly a float: the
+// product is then the same double as with the double weight, with 4 bytes less an entry).
+template <bool W, typename V = double>
+inline void sell4_chunk_sums(const int32_t* q, const V* wv, int64_t width, const double* x,
                              double s[4]) {
   double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
   if constexpr (W) {
     for (int64_t l = 0; l < width; ++l, q += 4, wv += 4) {
-      s0 += wv[0] * x[q[0]];
-      s1 += wv[1] * x[q[1]];
-      s2 += wv[2] * x[q[2]];
-      s3 += wv[3] * x[q[3]];
+      s0 += static_cast<double>(wv[0]) * x[q[0]];
+      s1 += static_cast<double>(wv[1]) * x[q[1]];
+      s2 += static_cast<double>(wv[2]) * x[q[2]];
+      s3 += static_cast<double>(wv[3]) * x[q[3]];
     }
   } else {
     (void)wv;
