@@ -91,7 +91,8 @@ def _open(path: str | os.PathLike):
     """``(stream, compression)``: the decompressed binary stream of ``path``, or UsageError."""
     try:
         kind = compression(path)
-        return open_input(path, "rb"), kind
+        # a plain file directly: open_input would look at its first bytes again
+        return (open(path, "rb") if kind is None else open_input(path, "rb")), kind
     except OSError as exc:
         raise UsageError(f"{path}: cannot open ({exc.strerror})") from None
 

@@ -385,6 +385,29 @@ def test_native_real_values_are_correctly_rounded():
         assert native(junk, 3, "real", 1, 1, False, 1) is None, junk
 
 
+def test_native_indices_of_every_length():
+    """Indices of 1-18 digits (leading zeros, a '+' sign) read exactly; 19 digits refused."""
+    import hpc.sparse.mmio as mmio
+
+    native = mmio._native_parser()
+    if native is None:
+        pytest.skip("hpc._core.mmio not built")
+    rng = np.random.default_rng(5)
+    n = 4000
+    big = 10**18 - 1
+    lens = rng.integers(1, 19, size=(n, 2))
+    idx = [[int(rng.integers(10 ** (k - 1), 10**k)) for k in row] for row in lens]
+    pad = ["", "0", "+", "00"]
+    lines = [f"{pad[r % 4] if len(str(a)) < 17 else ''}{a}\t{b} 1\n"
+             for r, (a, b) in enumerate(idx)]
+    got = native("".join(lines).encode(), 3, "integer", big, big, False, 1)
+    assert got is not None
+    assert np.array_equal(got[0], np.array([a for a, _ in idx]) - 1)
+    assert np.array_equal(got[1], np.array([b for _, b in idx]) - 1)
+    assert native(b"1234567890123456789 1 1\n", 3, "integer", big, big, False, 1) is None
+    assert native(b"12a 1 1\n", 3, "integer", big, big, False, 1) is None
+
+
 def _canonical_rows(L: sp.csr_matrix) -> bool:
     """Columns strictly increasing within every row (sorted, no duplicates)."""
     d = np.diff(L.indices.astype(np.int64))
