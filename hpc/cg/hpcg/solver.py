@@ -11,7 +11,9 @@ coarsest level.
   residual of the pre-smoothed iterate, separate vector operations.
 - ``optimised``: the V-cycle runs in one native call (:class:`hpc._core.hpcg.VCycle`; only
   the halo exchanges come back to Python); the pre-smoother starts from x = 0, so its halo is zero (no exchange) and its
-  forward sweep reads only the lower entries; the residual is computed only at the coarse
+  forward sweep reads only the lower entries (and zeroes x row by row as it goes); every
+  backward sweep reads only the upper entries, taking each row's lower sum from the forward
+  sweep (no lower column changes in between); the residual is computed only at the coarse
   points (the rows restriction reads), fused with the restriction; CG's SpMV fused with p'Ap
   (one rank) or with the halo exchange in flight while the interior rows are computed (several
   ranks); the x and r updates fused with r'r; with more than one thread, SYMGS runs level-scheduled (rows
