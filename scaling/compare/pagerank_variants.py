@@ -3,11 +3,17 @@
     python scaling/compare/pagerank_variants.py --graph kron:16:16 --repeat 7
 
 One rank, one graph loaded once; each repeat solves, in turn, the plain PageRank (the native
-1D fast path), the weighted one (weights in (0, 5], deterministic from the edge), the
-personalized one (teleport to a random tenth of the vertices) and the weighted + personalized
-+ dangling one, every solver made fresh and freed (setup not timed). Reported per variant:
-median solve time, iterations, median time per iteration, and the ratio to the plain run's
-time per iteration (the issue's target: within 1.2x); the load average around the runs.
+1D fast path), the weighted one (weights in (0, 5], multiples of 1/2, deterministic from the
+edge: exactly floats, so the sweep keeps float weights), the same with tenths (not floats, 11
+values: weights coded into the columns), with random float64 weights (doubles beside the
+columns), the personalized one (teleport to a random tenth of the vertices) and the weighted
++ personalized + dangling one, every solver made fresh and freed (setup not timed).
+Reported per variant: the sweep's weight layout, median solve time, iterations, median time
+per iteration, and the ratio to the plain run's time per iteration (the issue's target:
+within 1.2x); the load average around the runs.
+
+``--graph uniform:S:EF`` is a uniform random directed graph (2^S vertices, EF * 2^S edges,
+each end uniform), a graph without the Kronecker generator's skew.
 """
 from __future__ import annotations
 
@@ -25,11 +31,35 @@ from hpc.pagerank.api import teleport_of
 from hpc.pagerank.solver import make_solver
 
 
-def weighted_copy(g: graphio.Graph) -> graphio.Graph:
+def weighted_copy(g: graphio.Graph, kind: str = "halves") -> graphio.Graph:
+    """g with edge weights: 'halves' (0.5..5 by 0.5), 'tenths' (0.1..1.1 by 0.1) or
+    'random' (uniform in [0.25, 1.25), every edge its own double)."""
     src = np.repeat(np.arange(g.lo, g.hi, dtype=np.int64), g.outdeg)
-    w = 0.5 + ((src * 31 + g.out_indices * 17) % 10) / 2.0
+    k = (src * 31 + g.out_indices * 17) % 10
+    if kind == "halves":
+        w = 0.5 + k / 2.0
+    elif kind == "tenths":
+        w = (k + 1) / 10.0
+    else:
+        w = 0.25 + np.random.default_rng(7 + g.comm.rank).random(len(src))
     return graphio.from_edges(g.comm, g.n, src, g.out_indices, g.ids, weights=w,
-                              source=g.source + " weighted")
+                              source=f"{g.source} weighted ({kind})")
+
+
+def load(comm, spec: str) -> graphio.Graph:
+    """kron:S:EF (the suite's generator), uniform:S:EF or a SNAP/.mtx path."""
+    if spec.startswith("kron:"):
+        return graphio.load_graph(comm, generate=spec, seed=1)
+    if spec.startswith("uniform:"):
+        scale, ef = (int(v) for v in spec.split(":")[1:])
+        n = 1 << scale
+        rng = np.random.default_rng(1 + comm.rank)
+        m = ef * n // comm.Get_size()
+        src, dst = rng.integers(0, n, m), rng.integers(0, n, m)
+        off = graphio.block_offsets(n, comm.Get_size())
+        ids = np.arange(off[comm.rank], off[comm.rank + 1], dtype=np.int64)
+        return graphio.from_edges(comm, n, src, dst, ids, source=spec)
+    return graphio.load_graph(comm, graph=spec)
 
 
 def main(argv=None) -> int:
@@ -41,17 +71,19 @@ def main(argv=None) -> int:
     p.add_argument("--json")
     args = p.parse_args(argv)
     comm = MPI.COMM_WORLD
-    g = (graphio.load_graph(comm, generate=args.graph, seed=1) if args.graph.startswith("kron:")
-         else graphio.load_graph(comm, graph=args.graph))
+    g = load(comm, args.graph)
     gw = weighted_copy(g)
     rng = np.random.default_rng(3)
     pers = {int(v): float(rng.random()) for v in rng.choice(g.n, g.n // 10, replace=False)}
     dang = {int(v): 1.0 for v in rng.choice(g.n, g.n // 7, replace=False)}
     cases = {"plain": (g, None), "weighted": (gw, None),
+             "weighted (tenths)": (weighted_copy(g, "tenths"), None),
+             "weighted (random)": (weighted_copy(g, "random"), None),
              "personalized": (g, teleport_of(g, pers)),
              "weighted+personalized+dangling": (gw, teleport_of(gw, pers, dang))}
     times: dict = {k: [] for k in cases}
     its: dict = {}
+    layout: dict = {}
     load0 = os.getloadavg()[0]
     for _ in range(args.repeat):
         for name, (graph, tp) in cases.items():      # alternating: every variant each round
@@ -62,19 +94,21 @@ def main(argv=None) -> int:
             comm.Barrier()
             times[name].append(time.perf_counter() - t0)
             its[name] = r.iterations
+            layout[name] = getattr(getattr(s, "sweep", None), "weight_layout", "-")
             s.free()
     load1 = os.getloadavg()[0]
     rows = []
     base = float(np.median(times["plain"])) / its["plain"]
     for name in cases:
         t = float(np.median(times[name]))
-        row = {"variant": name, "solve_s": t, "iterations": its[name],
+        row = {"variant": name, "weight_layout": layout[name], "solve_s": t, "iterations": its[name],
                "per_iter_s": t / its[name], "per_iter_vs_plain": t / its[name] / base,
                "load_before": load0, "load_after": load1, "graph": args.graph, "n": g.n,
                "m": g.m, "ranks": comm.Get_size(), "repeat": args.repeat}
         rows.append(row)
         if comm.rank == 0:
-            print(f"{name:32s} {t:.4g} s  {its[name]:4d} it  {t / its[name] * 1e3:.3f} ms/it  "
+            print(f"{name:32s} {layout[name]:8s} {t:.4g} s  {its[name]:4d} it  "
+                  f"{t / its[name] * 1e3:.3f} ms/it  "
                   f"{row['per_iter_vs_plain']:.2f}x plain per iteration   "
                   f"load {load0:.1f}->{load1:.1f}", flush=True)
     if args.json and comm.rank == 0:
