@@ -385,6 +385,31 @@ def test_native_real_values_are_correctly_rounded():
         assert native(junk, 3, "real", 1, 1, False, 1) is None, junk
 
 
+def test_reused_buffers_never_alias_a_result():
+    """read_matrix reuses its text, routed and received buffers from read to read: a matrix
+    read earlier, and read_local_entries' arrays, are unchanged by later reads of other
+    (larger, smaller, general, pattern) matrices, and every read is mmread's matrix."""
+    from hpc.sparse.mmio import read_local_entries
+
+    names = ["bcsstk13", "jagmesh7", "pushpull", "bcsstk13", "1138_bus"]
+    paths = [DATA / f"{n}.mtx" for n in names]
+    if not all(p.exists() for p in paths):
+        pytest.skip("real data not present")
+    h, roff, i, j, v = read_local_entries(paths[1], comm)
+    kept = [a.copy() for a in (i, j, v)]
+    mats, copies = [], []
+    for p in paths:
+        A = read_matrix(p, comm)
+        mats.append(A)
+        copies.append(A.local.copy())
+        for B, C in zip(mats, copies):  # nothing read so far has changed
+            assert (B.local != C).nnz == 0
+    for a, b in zip((i, j, v), kept):
+        assert np.array_equal(a, b)
+    for A, p in zip(mats, paths):
+        assert (gathered(A) != reference(str(p))).nnz == 0
+
+
 def test_native_indices_of_every_length():
     """Indices of 1-18 digits (leading zeros, a '+' sign) read exactly; 19 digits refused."""
     import hpc.sparse.mmio as mmio
