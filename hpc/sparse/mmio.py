@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import os
 import threading
 from contextlib import ExitStack, contextmanager
@@ -347,7 +348,7 @@ def _buffer(bufs: dict | None, name: str, shape: tuple, dtype) -> np.ndarray:
     if bufs is None:
         return np.empty(shape, dtype)
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    nbytes = math.prod(shape) * dtype.itemsize
     buf = bufs.get(name)
     if buf is None or buf.nbytes < nbytes:
         buf = bufs[name] = np.empty(nbytes, np.uint8)
