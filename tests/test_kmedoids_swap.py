@@ -176,3 +176,31 @@ def test_blocked_loop_slabs_equal_native_loop(slab, monkeypatch):
     D = _matrix(_blobs(401, 5, c=9), np.float32)
     _same(_run(D, 9, "fasterpam", True, monkeypatch),
           _run(D, 9, "fasterpam", False, monkeypatch), False)
+
+
+def test_correct_equals_a_new_pass():
+    """After a state change on some points, the corrected terms of a block equal a new pass
+    (up to rounding: the changed points' terms are taken out and added, not summed in order)."""
+    from hpc import _core
+
+    sw = _core.kmedoids_swap
+    D = _matrix(_blobs(200, 6), np.float32)[:130]
+    rng = np.random.default_rng(2)
+    k = 5
+    ni = rng.integers(0, k, 130).astype(np.int64)
+    nd = rng.uniform(0, 6, 130)
+    sd = nd + rng.uniform(0, 6, 130)
+    X = sw.gather(D, 20, 90)
+    part = sw.fasterpam_partials(X, ni, nd, sd, k)
+    S = np.sort(rng.choice(130, 40, replace=False))
+    ni2, nd2, sd2 = ni.copy(), nd.copy(), sd.copy()
+    ni2[S] = rng.integers(0, k, S.size)
+    nd2[S] = rng.uniform(0, 6, S.size)
+    sd2[S] = nd2[S] + rng.uniform(0, 6, S.size)
+    sw.fasterpam_correct(X, S, ni, nd, sd, ni2, nd2, sd2, part)
+    np.testing.assert_allclose(part, sw.fasterpam_partials(X, ni2, nd2, sd2, k), rtol=1e-12,
+                               atol=1e-9)
+    with pytest.raises(ValueError):
+        sw.fasterpam_correct(X, S + 130, ni, nd, sd, ni2, nd2, sd2, part)
+    with pytest.raises(ValueError):
+        sw.fasterpam_correct(X, S, ni, nd, sd, ni2, nd2, sd2, part[1:])

@@ -134,18 +134,6 @@ class Solver:
         self.loss = self.total(float(self.near_d.sum()))
         return self.loss
 
-    def swap_removal(self, b: int, j: int) -> np.ndarray:
-        """swap(b, j), then the new removal losses, the loss riding in the same reduction
-        (one collective per swap instead of two)."""
-        self._swap_local(b, j)
-        v = np.empty(self.k + 1)
-        v[:self.k] = np.bincount(self.near_i, weights=self.seco_d - self.near_d,
-                                 minlength=self.k)
-        v[self.k] = float(self.near_d.sum())
-        v = self.allsum(v)
-        self.loss = float(v[self.k])
-        return v[:self.k].copy()
-
     def _swap_local(self, b: int, j: int) -> None:
         self.is_med[self.med[b]] = False
         self.med[b] = j
@@ -350,22 +338,24 @@ class Solver:
         """FasterPAM: eager swaps in a circular sweep; a full cycle without one ends it.
 
         Distributed as speculative blocks of candidates, each one pass over the rank's points
-        and one reduction; the first improving candidate of a block is swapped and the sweep
-        resumes right after it (the rest of the block is evaluated again against the new
-        medoids). The swaps are the sequential algorithm's, at any rank count. On one rank
-        with the matrix (native back end) the whole sweep runs natively, candidate by
-        candidate (native/src/kmedoids_swap.cpp): the same swaps."""
+        and one reduction; the first improving candidate of a block is swapped and the scan
+        goes on through the rest of the block, whose terms are updated for the points the
+        swap changed (native back end with the matrix; else evaluated again) and reduced with
+        the swap's new removal losses. The swaps are the sequential algorithm's, at any rank
+        count. On one rank with the matrix (native back end) the whole sweep runs natively,
+        candidate by candidate (native/src/kmedoids_swap.cpp): the same swaps."""
         if self.native_loop() is not None:
             return self._fasterpam_native(maxiter)
-        n, C = self.n, self.C
+        n, C, k = self.n, self.C, self.k
         rl = self.removal_loss()
         lastswap, swaps, it = n, 0, 0
         converged = False
         par = self.comm.Get_size() > 1
-        terms = self._candidate_terms()
+        terms, correct = self._candidate_terms()
         # where the time goes (the record's swap_* metrics): the passes over the rank's points,
         # the waits for the block reductions (communication and the ranks' imbalance), the
-        # swaps (one reduction each); blocks per sweep and candidates evaluated
+        # swaps (their updates of the rest of a block included; one reduction each); blocks
+        # per sweep, candidates in the passes
         st = {"compute_s": 0.0, "wait_s": 0.0, "swap_update_s": 0.0, "blocks": 0,
               "candidates": 0}
         per_sweep: list[int] = []
@@ -380,26 +370,37 @@ class Solver:
                 end = lastswap if lastswap > j else n
                 j1 = min(end, j + B, j + C)
                 t0 = time.perf_counter()
-                part = terms(j, j1, end)
+                local = terms(j, j1, end)  # this rank's terms, kept for the updates
                 t1 = time.perf_counter()
-                if par:
-                    self.comm.Allreduce(MPI.IN_PLACE, part, op=MPI.SUM)
+                part = self.allsum(local.copy()) if par else local  # (in place)
                 st["compute_s"] += t1 - t0
                 st["wait_s"] += time.perf_counter() - t1
                 st["blocks"] += 1
                 st["candidates"] += j1 - j
-                m, v = self._cand_values(part, rl, np.arange(j, j1))
-                hit = np.flatnonzero(v < 0)
-                if not hit.size:
-                    j, B = j1, min(2 * B, C)
-                    continue
-                t = int(hit[0])
-                swaps += 1
-                lastswap = j + t
-                t_sw = time.perf_counter()
-                rl = self.swap_removal(int(m[t]), j + t)
-                st["swap_update_s"] += time.perf_counter() - t_sw
-                j, B = j + t + 1, B0
+                B = min(2 * B, C)
+                while True:  # the first improving candidate of [j, j1), again after a swap
+                    m, v = self._cand_values(part, rl, np.arange(j, j1))
+                    hit = np.flatnonzero(v < 0)
+                    if not hit.size:
+                        j = j1
+                        break
+                    t = int(hit[0])
+                    c = j + t
+                    swaps += 1
+                    lastswap = c
+                    B = B0
+                    t_sw = time.perf_counter()
+                    old = (self.near_i.copy(), self.near_d.copy(), self.seco_d.copy())
+                    self._swap_local(int(m[t]), c)
+                    j = c + 1
+                    rest = local[t + 1:]
+                    if rest.shape[0]:
+                        rest = correct(j, j1, rest, old)
+                    rl, part = self._removal_with(rest)
+                    local = rest
+                    st["swap_update_s"] += time.perf_counter() - t_sw
+                    if j >= j1:
+                        break
             prog.close()
             per_sweep.append(st["blocks"] - blocks_before)
             if swaps == before_swaps or self.loss >= before_loss:
@@ -415,36 +416,67 @@ class Solver:
                      "swap_update_s": st["swap_update_s"]}
         return res
 
-    def _candidate_terms(self) -> Callable[[int, int, int], np.ndarray]:
-        """``terms(j0, j1, end)``: this rank's ΔTD terms of candidates [j0, j1) (a
-        (j1 - j0) x (k + 1) float64 array, FastPAM1's), ``end`` the end of the sweep.
+    def _removal_with(self, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """After a swap: the removal losses, the loss (into self.loss) and the sum over ranks
+        of `rest` (a block's remaining terms), in one reduction."""
+        k = self.k
+        v = np.empty(k + 1 + rest.size)
+        v[:k] = np.bincount(self.near_i, weights=self.seco_d - self.near_d, minlength=k)
+        v[k] = float(self.near_d.sum())
+        v[k + 1:] = rest.ravel()
+        v = self.allsum(v)
+        self.loss = float(v[k])
+        return v[:k].copy(), v[k + 1:].reshape(rest.shape)
+
+    def _candidate_terms(self):
+        """``(terms, correct)``: ``terms(j0, j1, end)`` is this rank's ΔTD terms of candidates
+        [j0, j1) (a (j1 - j0) x (k + 1) float64 array, FastPAM1's; ``end`` the end of the
+        sweep); ``correct(j0, j1, rest, old)`` the terms ``rest`` of [j0, j1) after a swap
+        that changed (near_i, near_d, seco_d) from ``old``.
 
         With the matrix in memory and the native back end, the candidates' columns are
         gathered a slab at a time (SLAB_BYTES; a row's entries read as one contiguous run, and
-        the slab stays valid across swaps: D does not change) and each candidate's terms are
-        summed over the points closer to it than to their second medoid only; else the back
-        end's tile kernel. The same sums either way (in point order)."""
+        the slab stays valid across swaps: D does not change), each candidate's terms summed
+        over the points closer to it than to their second medoid only, and a swap's update
+        touches only the points it changed; else the back end's tile kernel, evaluated again
+        after a swap."""
         from .oracle import MatrixOracle
 
         o, k = self.o, self.k
+
+        def tile_terms(j0: int, j1: int, end: int = 0) -> np.ndarray:
+            return np.ascontiguousarray(self.K.fastpam_delta(
+                o.tile(j0, j1), self.near_i, self.near_d, self.seco_d, k), dtype=np.float64)
+
         if not (getattr(self.K, "__name__", "").endswith(".native") and isinstance(o, MatrixOracle)
                 and isinstance(o.D, np.ndarray) and o.n_local > 0):
-            return lambda j0, j1, end: np.ascontiguousarray(self.K.fastpam_delta(
-                o.tile(j0, j1), self.near_i, self.near_d, self.seco_d, k), dtype=np.float64)
+            return tile_terms, lambda j0, j1, rest, old: tile_terms(j0, j1)
         from hpc import _core
 
         sw = _core.kmedoids_swap
         width = max(B0, SLAB_BYTES // (o.D.dtype.itemsize * o.n_local))
         slab: list = [0, 0, None]  # first and end column, the gathered columns
 
-        def terms(j0: int, j1: int, end: int) -> np.ndarray:
+        def cols(j0: int, j1: int, end: int) -> np.ndarray:
             if not (slab[0] <= j0 and j1 <= slab[1]):
                 s1 = max(j1, min(end, j0 + width))
                 slab[:] = [j0, s1, sw.gather(o.D, j0, s1)]
-            X = slab[2][j0 - slab[0]:j1 - slab[0]]
-            return sw.fasterpam_partials(X, self.near_i, self.near_d, self.seco_d, k)
+            return slab[2][j0 - slab[0]:j1 - slab[0]]
 
-        return terms
+        def terms(j0: int, j1: int, end: int) -> np.ndarray:
+            return sw.fasterpam_partials(cols(j0, j1, end), self.near_i, self.near_d,
+                                         self.seco_d, k)
+
+        def correct(j0: int, j1: int, rest: np.ndarray, old) -> np.ndarray:
+            oi, od, os_ = old
+            S = np.flatnonzero((oi != self.near_i) | (od != self.near_d) | (os_ != self.seco_d))
+            if S.size:
+                rest = np.ascontiguousarray(rest)
+                sw.fasterpam_correct(cols(j0, j1, j1), S, oi, od, os_, self.near_i,
+                                     self.near_d, self.seco_d, rest)
+            return rest
+
+        return terms, correct
 
     def native_sweeps(self, name: str, maxiter: int, sweep: Callable[[int, int, int], tuple],
                       show_loss: bool = False) -> tuple[int, int, bool]:

@@ -661,6 +661,68 @@ py::array_t<double> fasterpam_partials(const py::array& X, const py::array& near
   }
   return out;
 }
+
+// After a swap inside a block: the terms of the block's remaining candidates (rows of X, their
+// partials in `part`, updated in place) for the points S whose (near_i, near_d, seco_d)
+// changed: each point's old terms taken out, its new ones added (the other points' terms are
+// unchanged), instead of a new pass over all points. The same values up to rounding (the
+// sums are no longer in point order).
+void fasterpam_correct(const py::array& X, const py::array& S, const py::array& old_i,
+                       const py::array& old_nd, const py::array& old_sd, const py::array& near_i,
+                       const py::array& near_d, const py::array& seco_d, const py::array& part) {
+  if (X.ndim() != 2) hpc::fail("fasterpam_correct: X must be candidates x points");
+  const int64_t B = X.shape(0), n = X.shape(1);
+  auto pc = hpc::exact<double>(part, "part");
+  if (pc.ndim() != 2 || pc.shape(0) != B || pc.shape(1) < 2)
+    hpc::fail("fasterpam_correct: part must be candidates x (k + 1)");
+  const int64_t k = pc.shape(1) - 1;
+  double* o = hpc::mut_ptr<double>(pc, "part");
+  auto sc = hpc::exact<int64_t>(S, "S");
+  if (sc.ndim() != 1) hpc::fail("fasterpam_correct: S must be 1-D");
+  const int64_t ns = sc.shape(0);
+  const int64_t* si = sc.data();
+  if (!hpc::all_in_range(si, ns, n)) hpc::fail("fasterpam_correct: S out of range [0, n)");
+  const int64_t* oi = mut<int64_t>(old_i, n, "old_i");
+  const int64_t* ni = mut<int64_t>(near_i, n, "near_i");
+  if (!hpc::all_in_range(oi, n, k) || !hpc::all_in_range(ni, n, k))
+    hpc::fail("fasterpam_correct: old_i/near_i out of range [0, k)");
+  const double* od = mut<double>(old_nd, n, "old_nd");
+  const double* os = mut<double>(old_sd, n, "old_sd");
+  const double* nd = mut<double>(near_d, n, "near_d");
+  const double* sd = mut<double>(seco_d, n, "seco_d");
+  // one point's terms with sign g (the kernel's expressions)
+  auto add = [k](double* a, double d, int64_t m, double no, double so, double g) {
+    if (d < no) {
+      a[k] += g * (d - no);
+      a[m] += g * (no - so);
+    } else if (d < so) {
+      a[m] += g * (d - so);
+    }
+  };
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    const Mat<T> M = mat<T>(X, B, n, "X");
+    py::gil_scoped_release nogil;
+#pragma omp parallel for schedule(static) if (B * ns >= (int64_t(1) << 20))
+    for (int64_t c = 0; c < B; ++c) {
+      const T* x = M.p + c * M.ld;
+      double* a = o + c * (k + 1);
+      for (int64_t q = 0; q < ns; ++q) {
+        const int64_t p = si[q];
+        const double d = static_cast<double>(x[p]);
+        add(a, d, oi[p], od[p], os[p], -1.0);
+        add(a, d, ni[p], nd[p], sd[p], 1.0);
+      }
+    }
+  };
+  if (py::isinstance<py::array_t<float>>(X)) {
+    run(float{});
+  } else if (py::isinstance<py::array_t<double>>(X)) {
+    run(double{});
+  } else {
+    hpc::fail("fasterpam_correct: X must be float32 or float64");
+  }
+}
 }  // namespace
 
 HPC_SUBMODULE(kmedoids_swap) {
@@ -677,4 +739,7 @@ HPC_SUBMODULE(kmedoids_swap) {
   m.def("gather", &gather, py::arg("D"), py::arg("j0"), py::arg("j1"));
   m.def("fasterpam_partials", &fasterpam_partials, py::arg("X"), py::arg("near_i"),
         py::arg("near_d"), py::arg("seco_d"), py::arg("k"));
+  m.def("fasterpam_correct", &fasterpam_correct, py::arg("X"), py::arg("S"), py::arg("old_i"),
+        py::arg("old_nd"), py::arg("old_sd"), py::arg("near_i"), py::arg("near_d"),
+        py::arg("seco_d"), py::arg("part"));
 }
