@@ -1,7 +1,8 @@
 """Matrix Market reading: hpc.sparse.read_matrix at 1 and 2 ranks against scipy.io.mmread.
 
 The matrix is the largest .mtx in ../shared/data/matrices (bcsstk13 in the shipped set) unless
---matrix names one. Each job alternates, --repeat times: a barrier, scipy.io.mmread on rank 0
+--matrix names one. Each job alternates, --repeat times (each side first in turn, as the one
+run just before warms or cools the caches): a barrier, scipy.io.mmread on rank 0
 while the other ranks wait ASLEEP (a polled Ibarrier, so mmread has every core, as in a serial
 run, and no spinning rank steals one), then read_matrix on every rank (to a DistCSR, each rank
 its rows) between barriers. The reference is timed in both the 1-rank and the 2-rank job, so
@@ -95,8 +96,7 @@ def worker(path: str, repeat: int, out: str, baseline: str = "") -> None:
         before(path, comm)
     if comm.rank == 0:
         scipy.io.mmread(path)
-    for _ in range(repeat):
-        comm.Barrier()
+    def time_reference() -> None:
         if comm.rank == 0:
             t0, c0 = time.perf_counter(), time.process_time()
             scipy.io.mmread(path)
@@ -112,6 +112,8 @@ def worker(path: str, repeat: int, out: str, baseline: str = "") -> None:
                     t_ref1.append(time.perf_counter() - t0)
                     c_ref1.append(time.process_time() - c0)
         _asleep_barrier(comm)
+
+    def time_ours() -> None:
         comm.Barrier()
         t0, c0 = time.perf_counter(), time.process_time()
         read_matrix(path, comm)
@@ -124,14 +126,22 @@ def worker(path: str, repeat: int, out: str, baseline: str = "") -> None:
             read_one_thread()
             t_ours1.append(time.perf_counter() - t0)
             c_ours1.append(time.process_time() - c0)
-        if before is not None:
+
+    def time_baseline() -> None:
+        comm.Barrier()
+        t0, c0 = time.perf_counter(), time.process_time()
+        before(path, comm)
+        c1 = time.process_time() - c0
+        comm.Barrier()
+        t_base.append(time.perf_counter() - t0)
+        c_base.append(comm.allreduce(c1, op=MPI.MAX))
+
+    steps = [time_reference, time_ours] + ([time_baseline] if before is not None else [])
+    for rep in range(repeat):
+        # each side goes first in turn: what ran just before warms or cools the caches
+        for step in steps[rep % len(steps):] + steps[:rep % len(steps)]:
             comm.Barrier()
-            t0, c0 = time.perf_counter(), time.process_time()
-            before(path, comm)
-            c1 = time.process_time() - c0
-            comm.Barrier()
-            t_base.append(time.perf_counter() - t0)
-            c_base.append(comm.allreduce(c1, op=MPI.MAX))
+            step()
     if comm.rank == 0:
         med = {k: float(np.median(v)) for k, v in
                (("mmread_s", t_ref), ("mmread_tocsr_s", t_csr), ("read_matrix_s", t_ours))}
