@@ -101,6 +101,7 @@ class HPCGResult:
             "norm_variance": self.norm_variance,
             "setup_s": self.setup_s,
             "optimisation_s": self.optimisation_s,
+            "spmv_halo_overlap": self.optimised_run.get("spmv_halo_overlap", False),
             "ref_spmv_mg_s": self.ref_spmv_mg_s,
             "phase_times_s": dict(self.times),
             "flops": dict(self.flops),
@@ -370,7 +371,7 @@ def run_hpcg(nx: int, ny: int, nz: int, rt: float = 0.0, comm=None, *, threads: 
                        "normr0": rres.normr0},
         optimised_run={"iterations": ores.iterations, "iterations_per_set": opt_iters,
                        "scaled_residual": ores.scaled_residual, "passed": not tol_fail,
-                       "worst_time_s": worst},
+                       "worst_time_s": worst, "spmv_halo_overlap": opt.spmv_overlap},
         cg_sets=sets, set_residuals=[float(v) for v in residuals], norm_variance=norms,
         times=times, flops=flops, gflops=gflops, valid=valid, failures=failures,
         x=x, global_rows=fine.global_rows())

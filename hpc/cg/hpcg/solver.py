@@ -15,8 +15,9 @@ coarsest level.
   backward sweep reads only the upper entries, taking each row's lower sum from the forward
   sweep (no lower column changes in between); the residual is computed only at the coarse
   points (the rows restriction reads), fused with the restriction; CG's SpMV fused with p'Ap
-  (one rank) or with the halo exchange in flight while the interior rows are computed (several
-  ranks); the x and r updates fused with r'r; with more than one thread, SYMGS runs level-scheduled (rows
+  (one rank; several ranks: after the halo exchange, or with the exchange in flight while the
+  interior rows are computed and p'Ap then a pass of its own, whichever the optimisation
+  phase timed faster); the x and r updates fused with r'r; with more than one thread, SYMGS runs level-scheduled (rows
   of a level in parallel, levels in the sequential order: the same values as the sequential
   sweep, so the iteration count does not change).
 
@@ -82,6 +83,10 @@ class Kernels:
         self._red2 = np.zeros(2)
         self._red2_out = np.zeros(2)
         self.parallel = self.comm.Get_size() > 1
+        # several ranks: CG's SpMV with the halo in flight while the interior rows are
+        # computed (then p'Ap in a pass of its own), or the halo first and p'Ap fused into
+        # the product; optimise() times both on this problem and keeps the faster
+        self.spmv_overlap = True
         self._vcycle = None   # hpc._core.hpcg.VCycle over the levels, made on first use
 
     # -- reductions and vectors ------------------------------------------------------------
@@ -225,16 +230,13 @@ class Kernels:
                 beta = rtz / oldrtz
                 t = tick(); h.waxpby(1.0, z, beta, p, p[:n]); T["waxpby"] += tick() - t
             t = tick()
-            if opt and lv.plan is not None:
-                # the halo in flight while the interior rows are computed; p'Ap then by the
-                # dot kernel (the reference's rounding)
-                lv.plan.start(p[:n])
-                lv.A.spmv_rows(p, Ap, lv.interior)
-                lv.plan.wait(out=p[n:])
-                lv.A.spmv_rows(p, Ap, lv.boundary)
+            if opt and lv.plan is not None and self.spmv_overlap:
+                self._spmv_overlapped(lv, p, Ap)
                 T["spmv"] += tick() - t
                 t = tick(); pAp = self.allreduce(h.dot(p[:n], Ap)); T["ddot"] += tick() - t
             elif opt:
+                if lv.plan is not None:
+                    lv.halo(p)
                 pAp_local = lv.A.spmv_dot(p, Ap)
                 T["spmv"] += tick() - t
                 t = tick(); pAp = self.allreduce(pAp_local); T["ddot"] += tick() - t
@@ -262,13 +264,47 @@ class Kernels:
         T["total"] += time.perf_counter() - t_begin
         return CGResult(k, normr, normr0)
 
+    def _spmv_overlapped(self, lv: Level, p: np.ndarray, Ap: np.ndarray) -> None:
+        """Ap = A p with the halo in flight while the interior rows are computed."""
+        n = lv.nrow
+        lv.plan.start(p[:n])
+        lv.A.spmv_rows(p, Ap, lv.interior)
+        lv.plan.wait(out=p[n:])
+        lv.A.spmv_rows(p, Ap, lv.boundary)
+
+    def _overlap_pays(self, rounds: int = 3) -> bool:
+        """Whether CG's SpMV and p'Ap take less time with the halo exchange overlapped
+        (interior rows, boundary rows, then the dot pass) than with the exchange first and
+        the dot fused into the product (no pass of its own), timed alternately on this
+        problem; the slowest rank's best times decide, so every rank chooses alike."""
+        lv, h, n = self.problem.fine, self.h, self.problem.fine.nrow
+        p, Ap = self.p, self.Ap
+        best = np.full(2, np.inf)
+        for _ in range(rounds):
+            for k in (0, 1):
+                self.comm.Barrier()
+                t = time.perf_counter()
+                if k == 0:
+                    self._spmv_overlapped(lv, p, Ap)
+                    h.dot(p[:n], Ap)
+                else:
+                    lv.halo(p)
+                    lv.A.spmv_dot(p, Ap)
+                best[k] = min(best[k], time.perf_counter() - t)
+        worst = np.empty(2)
+        self.comm.Allreduce(best, worst, op=MPI.MAX)
+        return bool(worst[0] < worst[1])
+
     def optimise(self) -> float:
-        """The optimisation phase (HPCG's OptimizeProblem): the level schedules of SYMGS.
+        """The optimisation phase (HPCG's OptimizeProblem): the level schedules of SYMGS
+        and, on several ranks, the choice of CG's SpMV (overlapped exchange or fused p'Ap).
         Returns its time (slowest rank)."""
         t = time.perf_counter()
         if self.optimised:
             for lv in self.problem.levels:
                 lv.levels_scheduled = lv.A.build_levels()
+            if self.parallel and self.problem.fine.plan is not None:
+                self.spmv_overlap = self._overlap_pays()
         dt = time.perf_counter() - t
         return float(self.comm.allreduce(dt, op=MPI.MAX)) if self.parallel else dt
 
