@@ -378,9 +378,9 @@ def test_transpose_blocks_any_shape_like_mpi_pack(threads, elem, rows, n):
 @pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("n", [40, 256])
 def test_transpose_columns_pack_like_mpi_pack(threads, n):
-    """FFT transposes (columns of a row-major matrix as resized vectors) pack in tiles of
-    columns that share cache lines (two lines; one when the packed columns lie a multiple
-    of 4 KiB apart, n = 256): the same bytes as MPI_Pack, and unpack likewise."""
+    """FFT transposes (columns of a row-major matrix as resized vectors) pack in blocks of
+    columns and rows through a buffer (n = 256: the packed columns a multiple of 4 KiB
+    apart): the same bytes as MPI_Pack, and unpack likewise."""
     col = MPI.C_DOUBLE_COMPLEX.Create_vector(n, 1, n)
     t = col.Create_resized(0, 16).Commit()
     try:
