@@ -512,5 +512,6 @@ class SmoothedAggregation:
         rows = [int(lv.A.shape[0]) for lv in self.levels]
         nnz = [int(lv.A.nnz) for lv in self.levels]
         return {"type": "amg", "smoother": self.smoother, "degree": self.degree,
-                "theta": self.theta, "levels": len(self.levels), "rows": rows, "nnz": nnz,
+                "theta": self.theta, "order": self.order, "levels": len(self.levels),
+                "rows": rows, "nnz": nnz,
                 "operator_complexity": sum(nnz) / nnz[0], "setup_s": self.setup_s}
