@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <limits>
 #include <numeric>
+#include <type_traits>
 #include <utility>
 #include <vector>
 #ifdef _OPENMP
@@ -95,12 +96,21 @@ class Block {
           if (!sellv_.empty()) sellv_[at] = v[k];
         }
       }
+    // weights that are all exactly floats travel as floats: 8 bytes an entry instead of 12,
+    // the same products (as the 1D sweep's 'values32')
+    if (!sellv_.empty() && std::all_of(v, v + nnz, [](double w) {
+          return std::fabs(w) <= static_cast<double>(std::numeric_limits<float>::max()) &&
+                 static_cast<double>(static_cast<float>(w)) == w;
+        })) {
+      sellf_.assign(sellv_.begin(), sellv_.end());
+      std::vector<double>().swap(sellv_);
+    }
   }
 
   int64_t rows() const { return rows_; }
   int64_t cols() const { return ncols_; }
   int64_t padded() const { return start_[nch_]; }
-  bool weighted() const { return !sellv_.empty(); }
+  bool weighted() const { return !sellv_.empty() || !sellf_.empty(); }
 
   int64_t used() const { return nused_; }
 
@@ -113,12 +123,13 @@ class Block {
     const int64_t nu = nused_;
 #pragma omp parallel for schedule(static) if (nu > 65536)
     for (int64_t k = 0; k < nu; ++k) xi[k] = xc[cp[k]];
-    if (sellv_.empty()) run<false>();
+    if (!sellf_.empty()) run<true, float>();
+    else if (sellv_.empty()) run<false>();
     else run<true>();
   }
 
  private:
-  template <bool W>
+  template <bool W, typename V = double>
   void run() {
     const double* x = xi_.data();
     double* y = py_;
@@ -129,8 +140,10 @@ class Block {
       const auto [c_lo, c_hi] = hpc::sell4_thread_chunks(start_.data(), nch_, 2);
       for (int64_t ch = c_lo; ch < c_hi; ++ch) {
         double s[4];
-        hpc::sell4_chunk_sums<W>(sell_.data() + start_[ch],
-                                 W ? sellv_.data() + start_[ch] : nullptr, width_[ch], x, s);
+        const V* wv = nullptr;
+        if constexpr (W && std::is_same_v<V, float>) wv = sellf_.data() + start_[ch];
+        else if constexpr (W) wv = sellv_.data() + start_[ch];
+        hpc::sell4_chunk_sums<W, V>(sell_.data() + start_[ch], wv, width_[ch], x, s);
         const int64_t r0 = 4 * ch, nr = std::min<int64_t>(4, rows_ - r0);
         for (int64_t j = 0; j < nr; ++j) y[perm[r0 + j]] = s[j];
       }
@@ -145,6 +158,7 @@ class Block {
   std::vector<double> xi_;       // xc in the internal column order, + the zero slot
   std::vector<int32_t> sell_;
   std::vector<double> sellv_;   // edge weights in the SELL-4 layout (empty: all 1)
+  std::vector<float> sellf_;    // or as floats, where every weight is exactly one
 };
 
 // networkx's update with personalization p and dangling distribution q (vectors):
