@@ -359,6 +359,7 @@ class Solver:
         st = {"compute_s": 0.0, "wait_s": 0.0, "swap_update_s": 0.0, "blocks": 0,
               "candidates": 0}
         per_sweep: list[int] = []
+        cpu0 = time.process_time()
         while it < maxiter:
             it += 1
             before_swaps, before_loss = swaps, self.loss
@@ -413,7 +414,10 @@ class Solver:
                      "swap_candidates": st["candidates"],
                      "swap_reductions": (st["blocks"] + swaps) if par else 0,
                      "swap_compute_s": st["compute_s"], "swap_wait_s": st["wait_s"],
-                     "swap_update_s": st["swap_update_s"]}
+                     "swap_update_s": st["swap_update_s"],
+                     # this rank's CPU seconds in the SWAP (steadier than wall time on a
+                     # shared host)
+                     "swap_cpu_s": time.process_time() - cpu0}
         return res
 
     def _removal_with(self, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -507,6 +511,7 @@ class Solver:
     def _fasterpam_native(self, maxiter: int) -> Result:
         """FasterPAM's sweeps in hpc._core.kmedoids_swap, through :meth:`native_sweeps`."""
         sw = self.native_loop()
+        cpu0 = time.process_time()
         rl = self.removal_loss()
         swaps, it, converged = self.native_sweeps(
             "fasterpam", maxiter, lambda j, last, budget: sw.fasterpam_sweep(
@@ -514,7 +519,7 @@ class Solver:
                 self.near_d, self.seco_d, self.loss, j, last, budget, NATIVE_PAR_ROWS),
             show_loss=True)
         res = Result(self.med.copy(), self.loss, swaps, it, converged)
-        res.extra = {"swap_loop": "native"}
+        res.extra = {"swap_loop": "native", "swap_cpu_s": time.process_time() - cpu0}
         return res
 
     def clarans_local(self, rng: np.random.Generator, maxneighbor: int) -> tuple[int, int]:

@@ -373,6 +373,34 @@ py::tuple fasterpam_sweep(const py::array& D, const py::array& DM, const py::arr
 // ---------------------------------------------------------------------------------------
 // FasterMSC (k >= 3: three nearest medoids; k = 2: the package's slot form)
 // ---------------------------------------------------------------------------------------
+// A point's three nearest medoid slots (i, d), nearest first, after slot b's medoid became
+// one at distance doj: b is taken out where it was (a slot outside the three: the third is
+// dropped if b now comes before it) and put back before the first strictly farther entry.
+// Returns whether the third must be searched again (b ended third no nearer than the old
+// third: a slot outside the three may be nearer); msc.py's MSCSolver.swap case by case.
+inline bool reinsert3(int64_t b, double doj, int64_t* i, double* d) {
+  const bool t3 = i[2] < 0 || doj < d[2];
+  int p = 0;
+  while (p < 3 && i[p] != b) ++p;
+  if (p == 3) {
+    if (!t3) return false;  // farther than the three: nothing changes
+    p = 2;
+  }
+  for (int q = p; q < 2; ++q) {
+    i[q] = i[q + 1];
+    d[q] = d[q + 1];
+  }
+  int at = 0;
+  while (at < 2 && !(doj < d[at])) ++at;
+  for (int q = 2; q > at; --q) {
+    i[q] = i[q - 1];
+    d[q] = d[q - 1];
+  }
+  i[at] = b;
+  d[at] = doj;
+  return at == 2 && !t3;
+}
+
 struct Msc {
   State& s;
   std::vector<double> r3;  // per point: near/second, second/third, near/third
@@ -472,54 +500,11 @@ struct Msc {
         nd = 0.0;
         continue;
       }
-      const bool t3 = ti < 0 || doj < td;
-      bool fix = false;
-      if (ni == b) {  // nearest replaced
-        if (doj < sd) {
-          nd = doj;
-        } else if (t3) {
-          ni = si;
-          nd = sd;
-          si = b;
-          sd = doj;
-        } else {
-          ni = si;
-          nd = sd;
-          si = ti;
-          sd = td;
-          fix = true;
-        }
-      } else if (si == b) {  // second replaced
-        if (doj < nd) {
-          si = ni;
-          sd = nd;
-          ni = b;
-          nd = doj;
-        } else if (t3) {
-          sd = doj;
-        } else {
-          si = ti;
-          sd = td;
-          fix = true;
-        }
-      } else if (doj < nd) {
-        ti = si;
-        td = sd;
-        si = ni;
-        sd = nd;
-        ni = b;
-        nd = doj;
-      } else if (doj < sd) {
-        ti = si;
-        td = sd;
-        si = b;
-        sd = doj;
-      } else if (t3) {
-        ti = b;
-        td = doj;
-      } else if (ti == b) {
-        fix = true;
-      }
+      int64_t i3[3] = {ni, si, ti};
+      double d3[3] = {nd, sd, td};
+      const bool fix = reinsert3(b, doj, i3, d3);
+      ni = i3[0], si = i3[1], ti = i3[2];
+      nd = d3[0], sd = d3[1], td = d3[2];
       if (fix) nearest_other(s, o, ni, si, b, doj, ti, td);
     }
   }

@@ -10,8 +10,9 @@ be shared: a single timing is noise).
   strong   FasterPAM SWAP, `mpiexec -n 1` against `-n 2` (one thread each) on blobs of
            --strong-n points (matrix, float32), both the distributed blocked loop
            (HPC_KMEDOIDS_LOOP=blocked on one rank); the one-rank native loop beside them.
-           Target: >= 1.6x from 1 to 2 ranks. Prints the reductions per sweep and rank 0's
-           split of the 2-rank SWAP time (passes, reduction waits, swap updates).
+           Target: >= 1.6x from 1 to 2 ranks. Prints the reductions per sweep, the
+           candidates in passes, rank 0's split of the 2-rank SWAP time (passes, reduction
+           waits, swap updates) and the 2-rank time against the one-rank native loop too.
   onebatch OneBatchPAM (the sampling SWAP) on --ob-n points, d=--ob-d, k=--ob-k on
            --ob-ranks ranks: its time, and its loss beside tiled FasterPAM's when
            --ob-compare (FasterPAM is O(n^2) per sweep: minutes at n = 10^5).
@@ -137,6 +138,7 @@ def suite_strong(rows, args):
     runs = {"1": (1, "blocked"), "2": (2, "blocked"), "1-native": (1, "native")}
     t = {key: [] for key in runs}
     cpu = {key: [] for key in runs}
+    swap_cpu = {key: [] for key in runs}  # rank 0's CPU seconds in the SWAP
     loss, last = {}, {}
     for _ in range(args.repeats):
         for key, (p, loop) in runs.items():  # alternating
@@ -144,6 +146,7 @@ def suite_strong(rows, args):
             if rec:
                 t[key].append(rec["metrics"]["swap_s"])
                 cpu[key].append(rec["metrics"]["cluster_cpu_s_max_rank"])
+                swap_cpu[key].append(rec["metrics"].get("swap_cpu_s"))
                 loss[key] = rec["metrics"]["loss"]
                 last[key] = rec["metrics"]
     if not (t["1"] and t["2"]):
@@ -156,17 +159,26 @@ def suite_strong(rows, args):
     row = {"suite": "strong", "n": args.strong_n, "k": 20, "swap_s_1": t["1"], "swap_s_2": t["2"],
            "swap_s_1_native": t["1-native"], "cpu_s_1": cpu["1"],
            "cpu_s_2_busiest_rank": cpu["2"], "speedup": speedup, "cpu_speedup": cpu_speedup,
+           "swap_cpu_s": swap_cpu,
+           "speedup_vs_native_1_rank": (med["1-native"] / med["2"]) if "1-native" in med else None,
            "same_loss": len(set(loss.values())) == 1, "split_2_ranks": split,
            "reductions_2_ranks": m2.get("swap_reductions"),
            "blocks_per_sweep_2_ranks": m2.get("swap_blocks_per_sweep"),
            "candidates_2_ranks": m2.get("swap_candidates"), "load": os.getloadavg()}
     rows.append(row)
-    native = f", 1-rank native loop {med['1-native']:.2f}s" if "1-native" in med else ""
+    native = (f", 1-rank native loop {med['1-native']:.2f}s (native 1 rank / blocked 2 ranks "
+              f"{med['1-native'] / med['2']:.2f}x)" if "1-native" in med else "")
     print(f"strong FasterPAM SWAP n={args.strong_n} k=20 (blocked loop): 1 rank median "
           f"{med['1']:.2f}s, 2 ranks {med['2']:.2f}s, speedup {speedup:.2f}x (target 1.6x)"
           f"{native}; CPU seconds of the busiest rank (LAB+SWAP) "
           f"{statistics.median(cpu['1']):.2f} vs {statistics.median(cpu['2']):.2f}, "
           f"{cpu_speedup:.2f}x; same loss {row['same_loss']} ({load_avg()})", flush=True)
+    sc = {key: statistics.median(v) for key, v in swap_cpu.items() if v and None not in v}
+    if "1" in sc and "2" in sc:
+        print(f"  SWAP CPU seconds (rank 0, medians): blocked 1 rank {sc['1']:.2f}, 2 ranks "
+              f"{sc['2']:.2f} ({sc['1'] / sc['2']:.2f}x)"
+              + (f", native 1 rank {sc['1-native']:.2f} ({sc['1-native'] / sc['2']:.2f}x)"
+                 if "1-native" in sc else ""), flush=True)
     print(f"  2 ranks: {row['reductions_2_ranks']} reductions (blocks per sweep "
           f"{row['blocks_per_sweep_2_ranks']}, {row['candidates_2_ranks']} candidates "
           f"evaluated); rank 0's SWAP time: passes {split['compute_s']:.2f}s, reduction "
