@@ -317,8 +317,9 @@ def _native_router():
     return None if route is None or build is None else (route, build)
 
 
-#: a reused buffer is kept only up to this size: a huge read gives its memory back
-_KEEP_MAX = 64 << 20
+#: a reused buffer is kept only up to this size: the memory of a large read (an app reads
+#: once, then solves) goes back, at most 3 x 16 MiB stays
+_KEEP_MAX = 16 << 20
 _scratch_lock = threading.Lock()
 _scratch: dict[str, np.ndarray] = {}
 

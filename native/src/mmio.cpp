@@ -202,9 +202,9 @@ struct Part {
 // The parser's vectors kept from one call to the next. Fresh ones cost a page fault per 4 KiB
 // first touched (a 0.5 MB range, 2 ranks: ~390 faults, parse_route 2.4 -> 1.4 ms of CPU on a
 // rank whose heap glibc had trimmed). One call at a time holds them (try_lock: a concurrent
-// call uses its own), and they are kept only up to kScratchCap bytes, so a huge read does not
-// pin its memory for the life of the process.
-constexpr std::size_t kScratchCap = std::size_t(64) << 20;
+// call uses its own), and they are kept only up to kScratchCap bytes, so a large read (an app
+// reads once, then solves) does not pin its memory for the life of the process.
+constexpr std::size_t kScratchCap = std::size_t(16) << 20;
 
 struct Scratch {
   std::mutex mu;
