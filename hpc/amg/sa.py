@@ -429,8 +429,8 @@ class SmoothedAggregation:
 
     # -- the cycle ---------------------------------------------------------------------------
     def _smooth(self, lvl: Level, b: np.ndarray, x: np.ndarray | None) -> np.ndarray:
-        """Symmetric hybrid Gauss-Seidel sweeps, or x + p(D^-1 A) D^-1 (b - A x) for a fixed
-        polynomial p (Chebyshev, damped Jacobi)."""
+        """Symmetric Gauss-Seidel sweeps (in the plan's order), or x + p(D^-1 A) D^-1 (b - A x)
+        for a fixed polynomial p (Chebyshev, damped Jacobi)."""
         A, dinv = lvl.A, lvl.dinv
         if self.smoother == "gauss_seidel":
             zero = x is None
