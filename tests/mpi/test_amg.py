@@ -39,9 +39,10 @@ def test_aggregation_equals_pyamg(kind):
 @pytest.mark.mpi
 @pytest.mark.parametrize("kind", ["poisson2d", "1138_bus"])
 def test_coupled_aggregation_equals_pyamg(kind):
-    """Aggregates cross rank boundaries: at 1-3 ranks (rank colours in rank order, a chain)
-    the distributed passes are the serial algorithm, so the partition into aggregates is
-    pyamg's; at 4 ranks every node with a strong neighbour is still in exactly one."""
+    """Aggregates cross rank boundaries. The default global order runs the passes rank after
+    rank: the serial algorithm, so the partition into aggregates is pyamg's at any rank count;
+    the coloured order too at 1-3 ranks (rank colours in rank order, a chain), and at 4 ranks
+    every node with a strong neighbour is still in exactly one aggregate."""
     from hpc.amg.sa import aggregate_coupled
 
     if kind == "poisson2d":
@@ -52,22 +53,24 @@ def test_coupled_aggregation_equals_pyamg(kind):
 
         Ag = sp.csr_matrix(scipy.io.mmread(data_file("matrices", "1138_bus.mtx")))
     A = DistCSR.from_scipy(Ag, comm)
-    gid, coff = aggregate_coupled(A, 0.0)
-    lo, hi = A.row_range
-    mine = np.full(Ag.shape[0], -2, dtype=np.int64)
-    mine[lo:hi] = gid
-    agg = np.empty_like(mine)
-    comm.Allreduce(mine, agg, op=MPI.MAX)  # every row set by its owner
     S = pyamg.strength.symmetric_strength_of_connection(Ag, theta=0.0)
     AggOp, _ = pyamg.aggregation.standard_aggregation(S)
     ref = np.full(Ag.shape[0], -1)
     coo = AggOp.tocoo()
     ref[coo.row] = coo.col
-    assert np.array_equal(agg < 0, ref < 0)
-    assert set(np.unique(agg[agg >= 0])) == set(range(int(coff[-1])))
-    if comm.Get_size() <= 3:  # the same partition, up to the numbering of the aggregates
-        pairs = set(zip(agg[agg >= 0].tolist(), ref[ref >= 0].tolist()))
-        assert len(pairs) == AggOp.shape[1] == coff[-1]
+    lo, hi = A.row_range
+    for order in ("global", "coloured"):
+        gid, coff = aggregate_coupled(A, 0.0, order)
+        mine = np.full(Ag.shape[0], -2, dtype=np.int64)
+        mine[lo:hi] = gid
+        agg = np.empty_like(mine)
+        comm.Allreduce(mine, agg, op=MPI.MAX)  # every row set by its owner
+        assert np.array_equal(agg < 0, ref < 0)
+        assert set(np.unique(agg[agg >= 0])) == set(range(int(coff[-1])))
+        if order == "global" or comm.Get_size() <= 3:
+            # the same partition, up to the numbering of the aggregates
+            pairs = set(zip(agg[agg >= 0].tolist(), ref[ref >= 0].tolist()))
+            assert len(pairs) == AggOp.shape[1] == coff[-1]
 
 
 def _gather(M: DistCSR) -> sp.csr_matrix:
