@@ -179,8 +179,11 @@ def test_replaced_file_keeps_its_mode(tmp_path):
 
 
 KILLED_WRITER = """
-import os, sys, time
+import os, signal, sys, time
 from hpc.core import atomic
+# As started from a terminal: a runner under nohup hands SIGHUP down ignored, and an ignored
+# signal must stay ignored (the writer then keeps writing), which is not what is tested here.
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 with atomic.atomic_path(sys.argv[1]) as tmp:
     with open(tmp, "wb") as f:
         f.write(b"x" * (1 << 20))
@@ -222,6 +225,25 @@ def test_terminating_signal_removes_the_temporary(tmp_path, sig):
     try:
         assert len(_listing(tmp_path)) == 1  # the temporary
         p.send_signal(sig)
+        p.wait(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode != 0
+    assert _listing(tmp_path) == []
+
+
+def test_an_ignored_sighup_stays_ignored(tmp_path):
+    """Under nohup the writer keeps writing through SIGHUP; SIGTERM still removes the file."""
+    src = KILLED_WRITER.replace("signal.SIG_DFL)", "signal.SIG_IGN)")
+    p = subprocess.Popen([PY, "-c", src, str(tmp_path / "ckpt.h5")], stdout=subprocess.PIPE,
+                         text=True, cwd=str(ROOT))
+    try:
+        assert p.stdout.readline().split()[0] == "writing"
+        p.send_signal(signal.SIGHUP)
+        with pytest.raises(subprocess.TimeoutExpired):
+            p.wait(timeout=0.5)
+        assert len(_listing(tmp_path)) == 1
+        p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)
     finally:
         p.kill()
