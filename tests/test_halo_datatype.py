@@ -348,19 +348,14 @@ def test_run_list_packs_block_lists_like_mpi_pack(kind, threads):
         t.Free()
 
 
-@pytest.mark.parametrize("threads", [1, 3])
-@pytest.mark.parametrize("elem,rows,n", [(MPI.INT, 37, 70), (MPI.DOUBLE, 300, 130),
-                                         (MPI.C_DOUBLE_COMPLEX, 19, 512),
-                                         (MPI.C_FLOAT_COMPLEX, 64, 1000)])
-def test_transpose_blocks_any_shape_like_mpi_pack(threads, elem, rows, n):
-    """Transposes of 4/8/16-byte elements go through the blocked buffer kernel (blocks of
-    512 bytes of a row by 8 KiB / 512 B rows): rows and columns that are not whole blocks,
-    a row stride not a power of two; unpack writes the columns' bytes and no others."""
+def _check_transpose(elem, rows: int, n: int, counts, threads: int) -> None:
+    """``count`` columns of a rows x n row-major matrix of ``elem`` (a column resized to one
+    element) pack as MPI_Pack packs them, and unpack as MPI_Unpack does."""
     size = elem.Get_size()
     col = elem.Create_vector(rows, 1, n)
     t = col.Create_resized(0, size).Commit()
     try:
-        for count in (n // 2, 33, 2):
+        for count in counts:
             src = np.random.default_rng(count).integers(0, 256, rows * n * size, dtype=np.uint8)
             want = _mpi_pack(t, count, src)
             ft = fast(t, threads=threads)
@@ -376,24 +371,20 @@ def test_transpose_blocks_any_shape_like_mpi_pack(threads, elem, rows, n):
 
 
 @pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("elem,rows,n", [(MPI.INT, 37, 70), (MPI.DOUBLE, 300, 130),
+                                         (MPI.C_DOUBLE_COMPLEX, 19, 512),
+                                         (MPI.C_FLOAT_COMPLEX, 64, 1000)])
+def test_transpose_blocks_any_shape_like_mpi_pack(threads, elem, rows, n):
+    """Transposes of 4/8/16-byte elements go through the blocked buffer kernel (blocks of
+    512 bytes of a row by 8 KiB / 512 B rows): rows and columns that are not whole blocks,
+    a row stride not a power of two; unpack writes the columns' bytes and no others."""
+    _check_transpose(elem, rows, n, (n // 2, 33, 2), threads)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("n", [40, 256])
 def test_transpose_columns_pack_like_mpi_pack(threads, n):
     """FFT transposes (columns of a row-major matrix as resized vectors) pack in blocks of
     columns and rows through a buffer (n = 256: the packed columns a multiple of 4 KiB
     apart): the same bytes as MPI_Pack, and unpack likewise."""
-    col = MPI.C_DOUBLE_COMPLEX.Create_vector(n, 1, n)
-    t = col.Create_resized(0, 16).Commit()
-    try:
-        for count in (16, n // 2, 7):  # a whole number of tiles and not
-            src = np.random.default_rng(count).integers(0, 256, n * n * 16, dtype=np.uint8)
-            want = _mpi_pack(t, count, src)
-            ft = fast(t, threads=threads)
-            got = np.empty(want.size, np.uint8)
-            assert ft.pack(src, got, 0, count=count) == want.size
-            assert np.array_equal(got, want)
-            dst = np.zeros(src.size, np.uint8)
-            ft.unpack(got, 0, dst, count=count)
-            assert np.array_equal(dst, _mpi_unpack(t, count, want, src.size))
-    finally:
-        col.Free()
-        t.Free()
+    _check_transpose(MPI.C_DOUBLE_COMPLEX, n, n, (16, n // 2, 7), threads)  # whole tiles and not
