@@ -184,26 +184,19 @@ def ddtbench_cases() -> list[tuple[str, str, MPI.Datatype, int]]:
         out.append(("nas_mg_z", lab, D.Create_vector(d2 - 2, d1 - 2, d1).Commit(), 1))
         col.Free()
     rng = np.random.default_rng(1)
-    for dim, ic in LAMMPS_FULL:  # x (3 doubles) and 5 per-atom doubles of a shuffled list
-        pick = _shuffle_pick(rng, ic, dim)
-        x3 = D.Create_indexed_block(3, [3 * p for p in pick])
-        x1 = D.Create_indexed_block(1, pick)
-        n = dim + ic
-        disp = [0] + [8 * n * (3 + k) for k in range(5)]
-        out.append(("lammps_full", f"{ic}/{dim}",
-                    MPI.Datatype.Create_struct([1] * 6, disp, [x3] + [x1] * 5).Commit(), 1))
-        x3.Free()
-        x1.Free()
-    for dim, ic in LAMMPS_ATOMIC:  # x, tag, type, mask
-        pick = _shuffle_pick(rng, ic, dim)
-        x3 = D.Create_indexed_block(3, [3 * p for p in pick])
-        x1 = D.Create_indexed_block(1, pick)
-        n = dim + ic
-        disp = [0] + [8 * n * (3 + k) for k in range(3)]
-        out.append(("lammps_atomic", f"{ic}/{dim}",
-                    MPI.Datatype.Create_struct([1] * 4, disp, [x3] + [x1] * 3).Commit(), 1))
-        x3.Free()
-        x1.Free()
+    # x (3 doubles) and per-atom doubles of a shuffled list: 5 for full, 3 (tag, type, mask)
+    # for atomic
+    for name, sizes, per_atom in (("lammps_full", LAMMPS_FULL, 5),
+                                  ("lammps_atomic", LAMMPS_ATOMIC, 3)):
+        for dim, ic in sizes:
+            pick = _shuffle_pick(rng, ic, dim)
+            x3 = D.Create_indexed_block(3, [3 * p for p in pick])
+            x1 = D.Create_indexed_block(1, pick)
+            disp = [0] + [8 * (dim + ic) * (3 + k) for k in range(per_atom)]
+            out.append((name, f"{ic}/{dim}", MPI.Datatype.Create_struct(
+                [1] * (per_atom + 1), disp, [x3] + [x1] * per_atom).Commit(), 1))
+            x3.Free()
+            x1.Free()
     for dim, ic in SPECFEM3D_OC:  # single floats of a shuffled list of mesh points
         pick = _shuffle_pick(rng, ic, dim)
         out.append(("specfem3d_oc", f"{ic}/{dim}", F.Create_indexed_block(1, pick).Commit(), 1))
