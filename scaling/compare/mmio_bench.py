@@ -113,14 +113,17 @@ def worker(path: str, repeat: int, out: str, baseline: str = "") -> None:
                     c_ref1.append(time.process_time() - c0)
         _asleep_barrier(comm)
 
-    def time_ours() -> None:
+    def time_read(read, walls: list[float], cpus: list[float]) -> None:
         comm.Barrier()
         t0, c0 = time.perf_counter(), time.process_time()
-        read_matrix(path, comm)
+        read(path, comm)
         c1 = time.process_time() - c0
         comm.Barrier()
-        t_ours.append(time.perf_counter() - t0)
-        c_ours.append(comm.allreduce(c1, op=MPI.MAX))  # the busiest rank (outside the timing)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(comm.allreduce(c1, op=MPI.MAX))  # the busiest rank (outside the timing)
+
+    def time_ours() -> None:
+        time_read(read_matrix, t_ours, c_ours)
         if serial:
             t0, c0 = time.perf_counter(), time.process_time()
             read_one_thread()
@@ -128,13 +131,7 @@ def worker(path: str, repeat: int, out: str, baseline: str = "") -> None:
             c_ours1.append(time.process_time() - c0)
 
     def time_baseline() -> None:
-        comm.Barrier()
-        t0, c0 = time.perf_counter(), time.process_time()
-        before(path, comm)
-        c1 = time.process_time() - c0
-        comm.Barrier()
-        t_base.append(time.perf_counter() - t0)
-        c_base.append(comm.allreduce(c1, op=MPI.MAX))
+        time_read(before, t_base, c_base)
 
     steps = [time_reference, time_ours] + ([time_baseline] if before is not None else [])
     for rep in range(repeat):
