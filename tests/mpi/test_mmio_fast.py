@@ -45,6 +45,17 @@ def _write(d: str, name: str, data: bytes | str | None) -> str:
     return path
 
 
+@pytest.fixture
+def native():
+    """The native Matrix Market parser; the test skips where hpc._core.mmio is not built."""
+    import hpc.sparse.mmio as mmio
+
+    parse = mmio._native_parser()
+    if parse is None:
+        pytest.skip("hpc._core.mmio not built")
+    return parse
+
+
 @pytest.fixture(params=["native", "fmm"])
 def parser(request, monkeypatch):
     """Both fast parsers: the native strict one (hpc._core.mmio) and fast_matrix_market
@@ -292,14 +303,11 @@ def test_row_offsets_and_faults_agree_with_few_collectives(parser):
     (b"2 3\n", "pattern", True),
     (b"2 3 1\n", "pattern", False),
 ])
-def test_native_parser_accepts_only_exact_lines(text, field, ok):
+def test_native_parser_accepts_only_exact_lines(native, text, field, ok):
     """The native parser accepts exactly what the exact NumPy parser reads, with the same
     numbers; anything else is None (the exact parser then names the line)."""
     import hpc.sparse.mmio as mmio
 
-    native = mmio._native_parser()
-    if native is None:
-        pytest.skip("hpc._core.mmio not built")
     k = 2 if field == "pattern" else 3
     got = native(text, k, field, 5, 5, False, 1)
     h = mmio.Header("t.mtx", field, "general", 5, 5, 0, 2, 0)
@@ -317,13 +325,8 @@ def test_native_parser_accepts_only_exact_lines(text, field, ok):
         assert native(b"3 3 1\n" + text, k, field, 5, 5, True, 1) is None
 
 
-def test_native_parser_threads_agree():
+def test_native_parser_threads_agree(native):
     """Split into per-thread chunks at newlines, the result is the one-thread result."""
-    import hpc.sparse.mmio as mmio
-
-    native = mmio._native_parser()
-    if native is None:
-        pytest.skip("hpc._core.mmio not built")
     rng = np.random.default_rng(7)
     n = 60000
     i, j = rng.integers(1, 1001, n), rng.integers(1, 1001, n)
@@ -357,14 +360,9 @@ def _numerals(rng: np.random.Generator, n: int) -> list[str]:
     return out
 
 
-def test_native_real_values_are_correctly_rounded():
+def test_native_real_values_are_correctly_rounded(native):
     """Every value the native parser reads is Python's correctly rounded ``float`` of the
     numeral (its fast path for short numerals and std::from_chars for the rest)."""
-    import hpc.sparse.mmio as mmio
-
-    native = mmio._native_parser()
-    if native is None:
-        pytest.skip("hpc._core.mmio not built")
     def normal(t: str) -> bool:  # from_chars refuses underflow (the exact parser reads it)
         x = float(t)
         nonzero = any(c in "123456789" for c in t.lower().split("e")[0])
@@ -410,13 +408,8 @@ def test_reused_buffers_never_alias_a_result():
         assert (gathered(A) != reference(str(p))).nnz == 0
 
 
-def test_native_indices_of_every_length():
+def test_native_indices_of_every_length(native):
     """Indices of 1-18 digits (leading zeros, a '+' sign) read exactly; 19 digits refused."""
-    import hpc.sparse.mmio as mmio
-
-    native = mmio._native_parser()
-    if native is None:
-        pytest.skip("hpc._core.mmio not built")
     rng = np.random.default_rng(5)
     n = 4000
     big = 10**18 - 1
