@@ -363,11 +363,10 @@ py::tuple fasterpam_sweep(const py::array& D, const py::array& DM, const py::arr
   if (!hpc::all_in_range(s.si, n, s.k)) hpc::fail("kmedoids_swap: seco_i out of range [0, k)");
   if (j < 0 || j > n || lastswap < 0 || lastswap > n || budget < 1)
     hpc::fail("fasterpam_sweep: j, lastswap in [0, n], budget >= 1");
-  if (py::isinstance<py::array_t<float>>(D))
-    return pam_sweep_t(mat<float>(D, n, n, "D"), s, loss, j, lastswap, budget, par_rows);
-  if (py::isinstance<py::array_t<double>>(D))
-    return pam_sweep_t(mat<double>(D, n, n, "D"), s, loss, j, lastswap, budget, par_rows);
-  hpc::fail("fasterpam_sweep: D must be float32 or float64");
+  return hpc::visit_real(D, "fasterpam_sweep: D", [&](auto tag) {
+    using T = decltype(tag);
+    return pam_sweep_t(mat<T>(D, n, n, "D"), s, loss, j, lastswap, budget, par_rows);
+  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -582,12 +581,10 @@ py::tuple fastermsc_sweep(const py::array& D, const py::array& DM, const py::arr
   }
   if (j < 0 || j > n || lastswap < 0 || lastswap > n || budget < 1)
     hpc::fail("fastermsc_sweep: j, lastswap in [0, n], budget >= 1");
-  if (py::isinstance<py::array_t<float>>(D))
-    return msc_sweep_t(mat<float>(D, n, n, "D"), s, loss, j, lastswap, budget, par_rows, slot2);
-  if (py::isinstance<py::array_t<double>>(D))
-    return msc_sweep_t(mat<double>(D, n, n, "D"), s, loss, j, lastswap, budget, par_rows,
-                       slot2);
-  hpc::fail("fastermsc_sweep: D must be float32 or float64");
+  return hpc::visit_real(D, "fastermsc_sweep: D", [&](auto tag) {
+    using T = decltype(tag);
+    return msc_sweep_t(mat<T>(D, n, n, "D"), s, loss, j, lastswap, budget, par_rows, slot2);
+  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -608,9 +605,7 @@ py::array gather(const py::array& D, int64_t j0, int64_t j1) {
     gather_into(M, j0, j1 - j0, b, n * (j1 - j0) >= (int64_t(1) << 20));
     return out;
   };
-  if (py::isinstance<py::array_t<float>>(D)) return run(float{});
-  if (py::isinstance<py::array_t<double>>(D)) return run(double{});
-  hpc::fail("kmedoids_swap.gather: D must be float32 or float64");
+  return hpc::visit_real(D, "kmedoids_swap.gather: D", run);
 }
 
 // out[c] = FasterPAM's ΔTD terms of candidate c (row c of X: its distances to the rank's
@@ -637,13 +632,7 @@ py::array_t<double> fasterpam_partials(const py::array& X, const py::array& near
     for (int64_t c = 0; c < B; ++c)
       pam_terms(M.p + c * M.ld, n, k, lim.data(), ni, nd, sd, o + c * (k + 1));
   };
-  if (py::isinstance<py::array_t<float>>(X)) {
-    run(float{});
-  } else if (py::isinstance<py::array_t<double>>(X)) {
-    run(double{});
-  } else {
-    hpc::fail("fasterpam_partials: X must be float32 or float64");
-  }
+  hpc::visit_real(X, "fasterpam_partials: X", run);
   return out;
 }
 
@@ -700,13 +689,7 @@ void fasterpam_correct(const py::array& X, const py::array& S, const py::array& 
       }
     }
   };
-  if (py::isinstance<py::array_t<float>>(X)) {
-    run(float{});
-  } else if (py::isinstance<py::array_t<double>>(X)) {
-    run(double{});
-  } else {
-    hpc::fail("fasterpam_correct: X must be float32 or float64");
-  }
+  hpc::visit_real(X, "fasterpam_correct: X", run);
 }
 }  // namespace
 

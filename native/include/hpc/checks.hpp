@@ -19,6 +19,14 @@ using carray = py::array_t<T, py::array::c_style>;
 
 [[noreturn]] inline void fail(const std::string& msg) { throw py::value_error(msg); }
 
+// run(float{}) or run(double{}) by a's dtype: the one float32/float64 dispatch of a binding.
+template <typename F>
+inline decltype(auto) visit_real(const py::array& a, const char* what, F&& run) {
+  if (py::isinstance<py::array_t<float>>(a)) return run(float{});
+  if (py::isinstance<py::array_t<double>>(a)) return run(double{});
+  fail(std::string(what) + " must be float32 or float64");
+}
+
 template <typename T>
 inline T* mut_ptr(carray<T>& a, const char* what) {
   if (!a.writeable()) fail(std::string(what) + ": array is read-only");
