@@ -49,6 +49,23 @@ const T* vec(const py::array& a, int64_t n, const char* what) {
   return c.data();
 }
 
+// out[c, 0..width) for every column c of D (float32 or float64, viewed without a copy),
+// filled by sweep(view, out) with the GIL released.
+template <typename Sweep>
+py::array_t<double> by_columns(const py::array& D_, const char* what, int64_t width,
+                               Sweep&& sweep) {
+  return hpc::visit_real(D_, what, [&](auto tag) {
+    const auto D = view<decltype(tag)>(D_, what);
+    py::array_t<double> out({D.cols, width});
+    double* o = out.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      sweep(D, o);
+    }
+    return out;
+  });
+}
+
 // a / b, 0 when a or b is 0: the medoid silhouette's loss term
 inline double ratio(double a, double b) { return (a == 0.0 || b == 0.0) ? 0.0 : a / b; }
 
@@ -108,22 +125,8 @@ py::array_t<double> msc_delta(const py::array& D_, const py::array& ni_, const p
           vec<double>(td_, rows, "third_d")};
   if (rows > 0 && (!hpc::all_in_range(a.ni, rows, k) || !hpc::all_in_range(a.si, rows, k)))
     hpc::fail("msc_delta: near_i/seco_i out of range [0, k)");
-  const bool f32 = py::isinstance<py::array_t<float>>(D_);
-  if (!f32 && !py::isinstance<py::array_t<double>>(D_))
-    hpc::fail("msc_delta: D must be float32 or float64");
-  const int64_t cols = D_.ndim() == 2 ? D_.shape(1) : 0;
-  py::array_t<double> out({cols, k + 1});
-  double* o = out.mutable_data();
-  if (f32) {
-    auto D = view<float>(D_, "msc_delta: D");
-    py::gil_scoped_release nogil;
-    msc_sweep(D, a, k, o);
-  } else {
-    auto D = view<double>(D_, "msc_delta: D");
-    py::gil_scoped_release nogil;
-    msc_sweep(D, a, k, o);
-  }
-  return out;
+  return by_columns(D_, "msc_delta: D", k + 1,
+                    [&](const auto& D, double* o) { msc_sweep(D, a, k, o); });
 }
 
 template <typename T>
@@ -150,22 +153,8 @@ py::array_t<double> msc2_loss(const py::array& D_, const py::array& d0_, const p
   const int64_t rows = D_.ndim() == 2 ? D_.shape(0) : -1;
   const double* d0 = vec<double>(d0_, rows, "d0");
   const double* d1 = vec<double>(d1_, rows, "d1");
-  const bool f32 = py::isinstance<py::array_t<float>>(D_);
-  if (!f32 && !py::isinstance<py::array_t<double>>(D_))
-    hpc::fail("msc2_loss: D must be float32 or float64");
-  const int64_t cols = D_.ndim() == 2 ? D_.shape(1) : 0;
-  py::array_t<double> out({cols, int64_t(2)});
-  double* o = out.mutable_data();
-  if (f32) {
-    auto D = view<float>(D_, "msc2_loss: D");
-    py::gil_scoped_release nogil;
-    msc2_sweep(D, d0, d1, o);
-  } else {
-    auto D = view<double>(D_, "msc2_loss: D");
-    py::gil_scoped_release nogil;
-    msc2_sweep(D, d0, d1, o);
-  }
-  return out;
+  return by_columns(D_, "msc2_loss: D", 2,
+                    [&](const auto& D, double* o) { msc2_sweep(D, d0, d1, o); });
 }
 }  // namespace
 
