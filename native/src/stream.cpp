@@ -5,7 +5,6 @@
 #include "hpc/registry.hpp"
 
 namespace {
-using hpc::carray;
 using std::ptrdiff_t;
 
 template <typename T>
@@ -49,14 +48,15 @@ struct Kernels {
   }
 };
 
-// Checks that every array is 1-D, C-contiguous, writeable, of one dtype and one length.
-struct Arrays {
-  py::array a, b, c;
-  bool is_f32;
-  ptrdiff_t n;
-};
+template <typename T>
+T* P(py::array& x) {
+  return static_cast<T*>(x.mutable_data());
+}
 
-Arrays check(py::array a, py::array b, py::array c) {
+// Checks that every array is 1-D, C-contiguous, writeable, of one dtype (float32 or float64)
+// and one length, then runs f(T{}, a, b, c, n) on their data with the GIL released.
+template <typename F>
+decltype(auto) with_arrays(py::array a, py::array b, py::array c, F&& f) {
   for (auto* x : {&a, &b, &c}) {
     if (x->ndim() != 1) hpc::fail("stream: arrays must be 1-D");
     if (!(x->flags() & py::array::c_style)) hpc::fail("stream: arrays must be contiguous");
@@ -64,85 +64,57 @@ Arrays check(py::array a, py::array b, py::array c) {
   }
   if (a.shape(0) != b.shape(0) || a.shape(0) != c.shape(0))
     hpc::fail("stream: arrays differ in length");
-  const bool f32 = py::isinstance<carray<float>>(a);
-  const bool f64 = py::isinstance<carray<double>>(a);
-  if (!f32 && !f64) hpc::fail("stream: dtype must be float32 or float64");
-  for (auto* x : {&b, &c})
-    if (x->dtype().not_equal(a.dtype())) hpc::fail("stream: arrays differ in dtype");
-  return {a, b, c, f32, static_cast<ptrdiff_t>(a.shape(0))};
-}
-
-template <typename T>
-T* P(py::array& x) {
-  return static_cast<T*>(x.mutable_data());
-}
-
-template <typename F>
-auto dispatch(Arrays& s, F&& f) {
-  if (s.is_f32) return f(float{}, P<float>(s.a), P<float>(s.b), P<float>(s.c));
-  return f(double{}, P<double>(s.a), P<double>(s.b), P<double>(s.c));
+  return hpc::visit_real(a, "stream: dtype", [&](auto t) {
+    using T = decltype(t);
+    for (auto* x : {&b, &c})
+      if (x->dtype().not_equal(a.dtype())) hpc::fail("stream: arrays differ in dtype");
+    const auto n = static_cast<ptrdiff_t>(a.shape(0));
+    T *pa = P<T>(a), *pb = P<T>(b), *pc = P<T>(c);
+    py::gil_scoped_release nogil;
+    return f(t, pa, pb, pc, n);
+  });
 }
 }  // namespace
 
 HPC_SUBMODULE(stream) {
   m.doc() = "BabelStream kernels (OpenMP)";
   m.def("init", [](py::array a, py::array b, py::array c, double va, double vb, double vc) {
-    auto s = check(a, b, c);
-    py::gil_scoped_release nogil;
-    dispatch(s, [&](auto t, auto* pa, auto* pb, auto* pc) {
+    with_arrays(a, b, c, [&](auto t, auto* pa, auto* pb, auto* pc, ptrdiff_t n) {
       using T = decltype(t);
-      Kernels<T>::init(pa, pb, pc, T(va), T(vb), T(vc), s.n);
-      return 0;
+      Kernels<T>::init(pa, pb, pc, T(va), T(vb), T(vc), n);
     });
   });
   m.def("copy", [](py::array a, py::array b, py::array c) {
-    auto s = check(a, b, c);
-    py::gil_scoped_release nogil;
-    dispatch(s, [&](auto t, auto* pa, auto*, auto* pc) {
-      Kernels<decltype(t)>::copy(pa, pc, s.n);
-      return 0;
+    with_arrays(a, b, c, [](auto t, auto* pa, auto*, auto* pc, ptrdiff_t n) {
+      Kernels<decltype(t)>::copy(pa, pc, n);
     });
   });
   m.def("mul", [](py::array a, py::array b, py::array c, double scalar) {
-    auto s = check(a, b, c);
-    py::gil_scoped_release nogil;
-    dispatch(s, [&](auto t, auto*, auto* pb, auto* pc) {
+    with_arrays(a, b, c, [&](auto t, auto*, auto* pb, auto* pc, ptrdiff_t n) {
       using T = decltype(t);
-      Kernels<T>::mul(pb, pc, T(scalar), s.n);
-      return 0;
+      Kernels<T>::mul(pb, pc, T(scalar), n);
     });
   });
   m.def("add", [](py::array a, py::array b, py::array c) {
-    auto s = check(a, b, c);
-    py::gil_scoped_release nogil;
-    dispatch(s, [&](auto t, auto* pa, auto* pb, auto* pc) {
-      Kernels<decltype(t)>::add(pa, pb, pc, s.n);
-      return 0;
+    with_arrays(a, b, c, [](auto t, auto* pa, auto* pb, auto* pc, ptrdiff_t n) {
+      Kernels<decltype(t)>::add(pa, pb, pc, n);
     });
   });
   m.def("triad", [](py::array a, py::array b, py::array c, double scalar) {
-    auto s = check(a, b, c);
-    py::gil_scoped_release nogil;
-    dispatch(s, [&](auto t, auto* pa, auto* pb, auto* pc) {
+    with_arrays(a, b, c, [&](auto t, auto* pa, auto* pb, auto* pc, ptrdiff_t n) {
       using T = decltype(t);
-      Kernels<T>::triad(pa, pb, pc, T(scalar), s.n);
-      return 0;
+      Kernels<T>::triad(pa, pb, pc, T(scalar), n);
     });
   });
   m.def("nstream", [](py::array a, py::array b, py::array c, double scalar) {
-    auto s = check(a, b, c);
-    py::gil_scoped_release nogil;
-    dispatch(s, [&](auto t, auto* pa, auto* pb, auto* pc) {
+    with_arrays(a, b, c, [&](auto t, auto* pa, auto* pb, auto* pc, ptrdiff_t n) {
       using T = decltype(t);
-      Kernels<T>::nstream(pa, pb, pc, T(scalar), s.n);
-      return 0;
+      Kernels<T>::nstream(pa, pb, pc, T(scalar), n);
     });
   });
   m.def("dot", [](py::array a, py::array b, py::array c) {
-    auto s = check(a, b, c);
-    py::gil_scoped_release nogil;
-    return dispatch(s, [&](auto t, auto* pa, auto* pb, auto*) {
-      return Kernels<decltype(t)>::dot(pa, pb, s.n);
+    return with_arrays(a, b, c, [](auto t, auto* pa, auto* pb, auto*, ptrdiff_t n) {
+      return Kernels<decltype(t)>::dot(pa, pb, n);
     });
   });
 }
