@@ -266,13 +266,11 @@ class Solver:
 
             bl = cupy.asarray(bl)
             xl = None if xl is None else cupy.asarray(xl)
-        cb = None
-        if callback is not None:
-            if self.global_input:
-                def cb(xk):   # one Allgatherv of n doubles per iteration
-                    callback(A.gather_vector(_host(xk), root=None))
-            else:
-                cb = callback
+        if callback is not None and self.global_input:
+            def cb(xk):   # one Allgatherv of n doubles per iteration
+                callback(A.gather_vector(_host(xk), root=None))
+        else:
+            cb = callback
         problem = Problem(comm, A, bl, xl, getattr(A, "grid", None), getattr(A, "stencil", None))
         if self._petsc is not None:
             res = self._petsc.solve(bl)
