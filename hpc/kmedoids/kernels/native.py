@@ -5,6 +5,8 @@ import numpy as np
 
 from hpc import _core
 
+from . import numpy_
+
 xp = np
 _k = _core.kmedoids
 
@@ -35,7 +37,7 @@ def pam_delta(D, near_i, near_d, seco_d, k):
 
 
 # PAMMEDSIL (the slow baseline) stays vectorised NumPy on every host back end
-from .numpy_ import pammedsil_gain  # noqa: E402,F401
+pammedsil_gain = numpy_.pammedsil_gain
 
 
 def msc_delta(D, near_i, seco_i, near_d, seco_d, third_d, k):

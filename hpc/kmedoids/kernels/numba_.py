@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from . import numpy_
+
 xp = np
 _opts = dict(parallel=True, cache=True, nogil=True, boundscheck=False, fastmath=False)
 CW = 32  # columns per thread chunk
@@ -162,4 +164,5 @@ def pam_delta(D, near_i, near_d, seco_d, k):
 
 
 # medoid silhouette kernels: the NumPy versions (vectorised; no Numba loop of their own yet)
-from .numpy_ import msc2_loss, msc_delta, pammedsil_gain  # noqa: E402,F401
+msc_delta, msc2_loss = numpy_.msc_delta, numpy_.msc2_loss
+pammedsil_gain = numpy_.pammedsil_gain
