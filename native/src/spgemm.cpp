@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <fstream>
 #include <numeric>
 #include <string>
@@ -648,11 +649,32 @@ Tls<I>& tls() {
   return t;
 }
 
+// A growable array whose entries are NOT initialised (every entry is written before it is
+// read): the symbolic phase's temporary is sized by the products, an upper bound on what it
+// holds, and zero-filling it (std::vector::resize) cost as much as the rest of the call where
+// products far exceed nnz(C) (block-13000: 3.3M products, 0.2M entries, 1.6 of 5.7 ms). Its
+// untouched pages are never faulted in.
+template <typename T>
+struct RawBuf {
+  std::unique_ptr<T[]> p;
+  int64_t cap = 0;
+  T* ensure(int64_t n) {
+    if (n > cap) {
+      p.reset(new T[n]);  // default-initialised: no zeroing for arithmetic T
+      cap = n;
+    }
+    return p.get();
+  }
+  T* data() const { return p.get(); }
+  size_t bytes() const { return size_t(cap) * sizeof(T); }
+};
+
 template <typename I>
 struct FusedWork {
   std::vector<int64_t> pre, ep;  // ep: running products over A's entries (plan)
-  std::vector<I> rnnz, tmp, word, wcnt;
-  std::vector<double> tmpv;  // values beside tmp (interleaved phases)
+  std::vector<I> rnnz, word, wcnt;
+  RawBuf<I> tmp;       // the symbolic phase's column lists
+  RawBuf<double> tmpv;  // values beside tmp (interleaved phases)
   std::vector<uint64_t> wmask;
   std::vector<int8_t> bin;
 };
@@ -1118,7 +1140,7 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
   // 4 KiB on first touch, which for these sizes is as much as the kernel.
   static thread_local FusedWork<I> work;
   FusedWork<I>& Wk = work;
-  std::vector<double>& tmpv = Wk.tmpv;
+  RawBuf<double>& tmpv = Wk.tmpv;
   Wk.pre.resize(n + 1);
   Wk.rnnz.resize(n);
   Wk.bin.resize(n);
@@ -1130,7 +1152,7 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
   pre[0] = 0;
   std::vector<int64_t> part(T + 1, 0), part2(T + 1, 0);
   std::vector<int64_t> nb(int64_t(T) * kNumBins, 0);
-  std::vector<I>& tmp = Wk.tmp;
+  RawBuf<I>& tmp = Wk.tmp;
   // Packing costs a pass over B: tried when B's rows average 6+ entries (the meshes here:
   // 6.5-17 entries, 1.7-5.8 per word), not for 1138_bus's 3.6.
   const bool try_pack = B.nrows > 0 && int64_t(B.ptr[B.nrows]) >= 6 * B.nrows;
@@ -1175,9 +1197,8 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
       if (R.total > limit) {
         abort = true;
       } else {
-        if (int64_t(tmp.size()) < R.total + kSlack * nt) tmp.resize(R.total + kSlack * nt);
-        if (R.interleaved && int64_t(tmpv.size()) < R.total + kSlack * nt)
-          tmpv.resize(R.total + kSlack * nt);
+        tmp.ensure(R.total + kSlack * nt);
+        if (R.interleaved) tmpv.ensure(R.total + kSlack * nt);
       }
     }
     if (!abort) {
@@ -1224,11 +1245,15 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
       }
     }
   }
-  // Keep at most ~8 MB between calls (the largest fused product's temporary).
-  const size_t kept = (Wk.pre.capacity() + Wk.ep.capacity()) * 8 + (Wk.rnnz.capacity() + Wk.tmp.capacity() +
+  // Keep between calls what the largest automatic fused product needs (its temporaries of one
+  // index and one value per product, and 8 MiB of per-row and per-entry arrays): freed and
+  // reallocated every call, block-13000's 13 MiB temporary cost a page fault per 4 KiB touched.
+  const size_t kept = (Wk.pre.capacity() + Wk.ep.capacity()) * 8 + (Wk.rnnz.capacity() +
                       Wk.word.capacity() + Wk.wcnt.capacity()) * sizeof(I) +
-                      Wk.wmask.capacity() * 8 + Wk.bin.capacity() + tmpv.capacity() * 8;
-  if (kept > (size_t(12) << 20)) Wk = FusedWork<I>();
+                      Wk.wmask.capacity() * 8 + Wk.bin.capacity() + tmp.bytes() + tmpv.bytes();
+  const size_t keep_max = size_t(fused_max_products<I>() + 1024) * (sizeof(I) + sizeof(double)) +
+                          (size_t(8) << 20);
+  if (kept > keep_max) Wk = FusedWork<I>();
   if (abort) return false;
   if (!(R.indptr && R.idx && R.val)) {
     std::free(R.indptr);
