@@ -290,6 +290,14 @@ class _pagerank(ModuleType):
         @property
         def padded(self) -> int: ...
         @property
+        def pieces(self) -> int:
+            """chunk ranges of equal work the threads take dynamically"""
+        @property
+        def schedule(self) -> str:
+            """'dynamic' (pieces taken by the free thread; default) or 'static' (one contiguous share of equal work a thread)"""
+        @schedule.setter
+        def schedule(self, value: str) -> None: ...
+        @property
         def weight_layout(self) -> str:
             """'none', 'values' (a weight beside every column), 'values32' (as floats: every weight exactly a float) or 'coded' (at most 256 distinct weights, coded into the columns)"""
         @property

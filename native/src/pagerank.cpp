@@ -274,8 +274,6 @@ class Sweep {
     auto iv = hpc::exact<double>(inv, "Sweep inv_deg");
     hpc::require_1d(iv, rows_, "Sweep inv_deg");
     inv_.assign(iv.data(), iv.data() + rows_);
-    dang_.resize(rows_);
-    for (int64_t i = 0; i < rows_; ++i) dang_[i] = inv_[i] == 0.0 ? 1.0 : 0.0;
     const int64_t nnz = ix.shape(0);
     const int64_t* p = ip.data();
     const int32_t* c = ix.data();
@@ -295,6 +293,9 @@ class Sweep {
       width_[ch] = w;
       start_[ch + 1] = start_[ch] + 4 * w;
     }
+    pieces_ = hpc::sell4_pieces(start_.data(), nch_, 4);
+    owner_.assign(pieces_.size() - 1, 0);
+    ppart_.assign(2 * (pieces_.size() - 1), 0.0);
     sell_.assign(static_cast<size_t>(start_[nch_]), zero_);
     for (int64_t ch = 0; ch < nch_; ++ch)
       for (int64_t r = 4 * ch; r < std::min(rows_, 4 * ch + 4); ++r)
@@ -326,6 +327,13 @@ class Sweep {
 
   int64_t rows() const { return rows_; }
   int64_t padded() const { return start_[nch_]; }
+  int64_t pieces() const { return static_cast<int64_t>(pieces_.size()) - 1; }
+  std::string schedule() const { return dynamic_ ? "dynamic" : "static"; }
+  void set_schedule(const std::string& how) {
+    if (how != "dynamic" && how != "static")
+      hpc::fail("Sweep.schedule: expected 'dynamic' or 'static', got '" + how + "'");
+    dynamic_ = how == "dynamic";
+  }
   std::string weight_layout() const {
     return !sellc_.empty() ? "coded" : !sellf_.empty() ? "values32"
                                      : sellv_.empty() ? "none" : "values";
@@ -339,7 +347,7 @@ class Sweep {
     double dsum = 0.0;
     for (int64_t i = 0; i < rows_; ++i) {
       px_[i] = q[i];
-      dsum += q[i] * dang_[i];
+      if (inv_[i] == 0.0) dsum += q[i];
     }
     finish(0.0, dsum);
   }
@@ -442,45 +450,74 @@ class Sweep {
       py::gil_scoped_release nogil;
       double* xg = pxg_;
       double* x = px_;
-      const double* dg = dang_.data();
       const double* inv = inv_.data();
       const double* tp = tp_.data();
       const double* tq = tq_.data();
-      // Each thread takes a contiguous range of chunks holding an equal share of the work
-      // (padded entries + a per-row cost). Rows are sorted by in-degree, so equal chunk
-      // counts (schedule(static)) gave the first thread nearly all of a power-law graph's
-      // edges: a second thread gained nothing on Kronecker graphs.
-#pragma omp parallel reduction(+ : diff, dsum) if (nch_ > 512)
+      const int64_t* pb = pieces_.data();
+      int32_t* owner = owner_.data();
+      double* part = ppart_.data();
+      const int64_t npc = static_cast<int64_t>(pieces_.size()) - 1;
+      const bool dyn = dynamic_;
+      // Pieces of chunks of equal work (padded entries + 4 a row: at that weight the two
+      // halves of kron:17 took equal time, each on one thread alone), taken dynamically (see
+      // hpc::sell4_pieces) or, with schedule 'static', a contiguous run of pieces a thread.
+      // Each piece keeps its own (change, dangling) sums, added in piece order afterwards:
+      // the same bits whatever the thread count or which thread took which piece.
+#pragma omp parallel if (nch_ > 512)
       {
-        // a row (its update, store and xs) costs about 4 entries: at that weight the two
-        // halves of kron:17 took equal time, each on one thread
-        const auto [c_lo, c_hi] = hpc::sell4_thread_chunks(start_.data(), nch_, 4);
-      for (int64_t ch = c_lo; ch < c_hi; ++ch) {
-        double s[4];
-        if constexpr (W == 2)
-          hpc::sell4_chunk_sums_coded(sellc_.data() + start_[ch], tab_.data(), width_[ch], xg, s);
-        else if constexpr (W == 3)
-          hpc::sell4_chunk_sums<true, float>(sell_.data() + start_[ch], sellf_.data() + start_[ch],
-                                             width_[ch], xg, s);
-        else
-          hpc::sell4_chunk_sums<W == 1>(sell_.data() + start_[ch],
-                                        W == 1 ? sellv_.data() + start_[ch] : nullptr,
-                                        width_[ch], xg, s);
-        const int64_t r0 = 4 * ch, nr = std::min<int64_t>(4, rows_ - r0);
-        for (int64_t j = 0; j < nr; ++j) {
-          double xn;
-          if constexpr (VEC) xn = d * s[j] + ddm * tq[r0 + j] + c * tp[r0 + j];
-          else xn = d * s[j] + base;
-          diff += std::fabs(xn - x[r0 + j]);
-          x[r0 + j] = xn;
-          dsum += xn * dg[r0 + j];
+        const int t = hpc::sell4_thread();
+        auto sweep = [&](int64_t k) {
+          double dk = 0.0;
+          for (int64_t ch = pb[k]; ch < pb[k + 1]; ++ch) {
+            double s[4];
+            if constexpr (W == 2)
+              hpc::sell4_chunk_sums_coded(sellc_.data() + start_[ch], tab_.data(), width_[ch], xg, s);
+            else if constexpr (W == 3)
+              hpc::sell4_chunk_sums<true, float>(sell_.data() + start_[ch],
+                                                 sellf_.data() + start_[ch], width_[ch], xg, s);
+            else
+              hpc::sell4_chunk_sums<W == 1>(sell_.data() + start_[ch],
+                                            W == 1 ? sellv_.data() + start_[ch] : nullptr,
+                                            width_[ch], xg, s);
+            const int64_t r0 = 4 * ch, nr = std::min<int64_t>(4, rows_ - r0);
+            for (int64_t j = 0; j < nr; ++j) {
+              double xn;
+              if constexpr (VEC) xn = d * s[j] + ddm * tq[r0 + j] + c * tp[r0 + j];
+              else xn = d * s[j] + base;
+              dk += std::fabs(xn - x[r0 + j]);
+              x[r0 + j] = xn;
+            }
+          }
+          part[2 * k] = dk;
+          owner[k] = t;
+        };
+        // xs = x_new * inv_deg and the dangling mass (inv_deg 0) of the rows this thread
+        // updated (still in its cache), once every thread has read the old xs: one parallel
+        // region an iteration, not two.
+        auto scale = [&](int64_t k) {
+          const int64_t r_hi = std::min(rows_, 4 * pb[k + 1]);
+          double mk = 0.0;
+          for (int64_t i = 4 * pb[k]; i < r_hi; ++i) {
+            const double xi = x[i], w = inv[i];
+            xg[i] = xi * w;
+            mk += w == 0.0 ? xi : 0.0;
+          }
+          part[2 * k + 1] = mk;
+        };
+        if (dyn) {
+#pragma omp for schedule(dynamic, 1) nowait
+          for (int64_t k = 0; k < npc; ++k) sweep(k);
+        } else {
+#pragma omp for schedule(static) nowait
+          for (int64_t k = 0; k < npc; ++k) sweep(k);
         }
-      }
-      // xs = x_new * inv_deg of this thread's own rows (still in its cache), once every
-      // thread has read the old xs: one parallel region an iteration, not two.
 #pragma omp barrier
-      const int64_t r_hi = std::min(rows_, 4 * c_hi);
-      for (int64_t i = 4 * c_lo; i < r_hi; ++i) xg[i] = x[i] * inv[i];
+        for (int64_t k = 0; k < npc; ++k)
+          if (owner[k] == t) scale(k);
+      }
+      for (int64_t k = 0; k < npc; ++k) {
+        diff += part[2 * k];
+        dsum += part[2 * k + 1];
       }
     }
     finish(diff, dsum, false);
@@ -539,7 +576,11 @@ class Sweep {
 
   carray<double> xg_, x_, send_, out_;  // bound buffers (references keep them alive)
   double *pxg_ = nullptr, *px_ = nullptr, *psend_ = nullptr, *pout_ = nullptr;
-  std::vector<double> inv_, dang_;
+  std::vector<double> inv_;         // 1 / out-degree (0: a dangling row)
+  std::vector<int64_t> pieces_;     // chunk ranges handed to the threads (sell4_pieces)
+  std::vector<int32_t> owner_;      // the thread that swept each piece this iteration
+  std::vector<double> ppart_;       // each piece's (change, dangling) sums
+  bool dynamic_ = true;             // pieces taken dynamically, else one static share a thread
   std::vector<double> tp_, tq_;   // teleport / dangling distributions (empty: uniform)
   std::vector<double> sellv_;     // edge weights in the SELL-4 layout (empty: all 1)
   std::vector<float> sellf_;      // or as floats, where every weight is exactly one
@@ -864,6 +905,11 @@ HPC_SUBMODULE(pagerank) {
            py::arg("send"), py::arg("part_out"))
       .def_property_readonly("rows", &Sweep::rows)
       .def_property_readonly("padded", &Sweep::padded)
+      .def_property_readonly("pieces", &Sweep::pieces,
+                             "chunk ranges of equal work the threads take dynamically")
+      .def_property("schedule", &Sweep::schedule, &Sweep::set_schedule,
+                    "'dynamic' (pieces taken by the free thread; default) or 'static' (one "
+                    "contiguous share of equal work a thread)")
       .def_property_readonly("weight_layout", &Sweep::weight_layout,
                              "'none', 'values' (a weight beside every column), 'values32' (as "
                              "floats: every weight exactly a float) or 'coded' (at most 256 "

@@ -249,9 +249,10 @@ def test_native_fast_path_takes_personalization_and_dangling(email, reduce, weig
 @pytest.mark.mpi
 def test_native_sweep_threads_give_the_same_scores():
     """The SELL-4 sweep splits its chunks between threads by work (rows are sorted by
-    in-degree, so equal chunk counts put ~89% of kron:17's edges on the first of 2 threads);
-    every row's update is the same arithmetic whatever the split; only the order of the
-    summed change and dangling mass differs (last bits)."""
+    in-degree, so equal chunk counts put ~89% of kron:17's edges on the first of 2 threads),
+    in pieces taken dynamically or a static run of pieces a thread; every row's update is the
+    same arithmetic whatever the split, and each piece's change and dangling mass are summed
+    in piece order, so the scores are the same bits at any thread count."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     from hpc.pagerank.solver import Native1D
 
@@ -260,14 +261,24 @@ def test_native_sweep_threads_give_the_same_scores():
     g = graphio.generate_kron("kron:12:8", 3, comm)
     xs = {}
     for t in (1, 2, 3):
-        with threadpoolctl.threadpool_limits(t, user_api="openmp"):
-            s = Native1D(g)
-            try:
-                xs[t] = s.solve(0.85, 1e-12, 1000).x
-            finally:
-                s.free()
-    for t in (2, 3):
-        assert np.abs(xs[t] - xs[1]).max() <= 1e-16, t
+        for how in ("dynamic", "static"):
+            with threadpoolctl.threadpool_limits(t, user_api="openmp"):
+                s = Native1D(g)
+                try:
+                    assert s.sweep.schedule == "dynamic"      # the default
+                    assert 8 <= s.sweep.pieces <= 256
+                    s.sweep.schedule = how
+                    xs[t, how] = s.solve(0.85, 1e-12, 1000).x
+                finally:
+                    s.free()
+    for key, x in xs.items():          # per-piece sums added in piece order: the same bits
+        assert np.array_equal(x, xs[1, "static"]), key
+    s = Native1D(g)
+    try:
+        with pytest.raises(ValueError, match="schedule"):
+            s.sweep.schedule = "guided"
+    finally:
+        s.free()
 
 
 @pytest.mark.mpi
