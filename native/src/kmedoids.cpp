@@ -10,45 +10,20 @@
 #include <vector>
 #include <omp.h>
 #include "hpc/checks.hpp"
+#include "hpc/kmedoids_tile.hpp"
 #include "hpc/registry.hpp"
 
 namespace {
 using std::int64_t;
-constexpr int64_t kCW = 32;  // candidate columns per thread chunk, at most
-// Tiles smaller than this many entries run on one thread: FasterPAM evaluates many small
-// blocks, where a fork/join costs more than the sweep itself.
-constexpr int64_t kParMin = int64_t(1) << 17;
-
-// Columns per chunk: small blocks (FasterPAM's speculative blocks) are still split over all
-// threads; a chunk's sums do not depend on its width, so results stay thread-count independent.
-int64_t chunk_cols(int64_t cols) {
-  const int64_t nt = std::max(1, omp_get_max_threads());
-  return std::clamp<int64_t>((cols + nt - 1) / nt, 4, kCW);
-}
-
-// A read-only 2-D view (float64, or float32 for --dtype float32) with unit column stride and
-// any row stride (a column slice of the distance matrix is passed without copying). Sums are
-// float64 whatever the element type.
-template <typename T>
-struct Tile {
-  const T* p;
-  int64_t rows, cols, ld;
-  double at(int64_t r, int64_t c) const { return static_cast<double>(p[r * ld + c]); }
-};
+using hpc::kmedoids::chunk_cols;
+using hpc::kmedoids::kCW;
+using hpc::kmedoids::kParMin;
+using hpc::kmedoids::Tile;
 
 template <typename T>
 Tile<T> tile(const py::array& a, const char* what) {
   if (a.ndim() != 2) hpc::fail(std::string(what) + ": expected a 2-D float64 or float32 array");
-  if (a.shape(0) == 0 || a.shape(1) == 0)  // empty (a rank without points): strides are moot
-    return {static_cast<const T*>(a.data()), a.shape(0), a.shape(1), a.shape(1)};
-  const auto sz = static_cast<py::ssize_t>(sizeof(T));
-  if (a.shape(1) > 1 && a.strides(1) != sz)
-    hpc::fail(std::string(what) + ": columns must be contiguous");
-  if (a.strides(0) % sz != 0 || a.strides(0) < 0)
-    hpc::fail(std::string(what) + ": bad row stride");
-  int64_t ld = a.strides(0) / sz;
-  if (a.shape(0) > 1 && ld < a.shape(1)) hpc::fail(std::string(what) + ": overlapping rows");
-  return {static_cast<const T*>(a.data()), a.shape(0), a.shape(1), ld};
+  return hpc::kmedoids::tile<T>(a, what);
 }
 
 // Calls f(Tile<float>) or f(Tile<double>) by the array's dtype.

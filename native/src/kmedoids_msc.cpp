@@ -4,43 +4,14 @@
 // chunks and stream the rows in order, so results do not depend on the thread count.
 #include <algorithm>
 #include <cstdint>
-#include <string>
 #include <vector>
-#include <omp.h>
 #include "hpc/checks.hpp"
+#include "hpc/kmedoids_tile.hpp"
 #include "hpc/registry.hpp"
 
 namespace {
 using std::int64_t;
-constexpr int64_t kCW = 32;
-constexpr int64_t kParMin = int64_t(1) << 17;
-
-int64_t chunk_cols(int64_t cols) {
-  const int64_t nt = std::max(1, omp_get_max_threads());
-  return std::clamp<int64_t>((cols + nt - 1) / nt, 4, kCW);
-}
-
-// A read-only 2-D view with unit column stride and any row stride (a column slice of the
-// stored matrix is passed without a copy).
-template <typename T>
-struct View {
-  const T* p;
-  int64_t rows, cols, ld;
-};
-
-template <typename T>
-View<T> view(const py::array& a, const char* what) {
-  if (a.ndim() != 2) hpc::fail(std::string(what) + ": expected a 2-D array");
-  if (a.shape(0) == 0 || a.shape(1) == 0)
-    return {static_cast<const T*>(a.data()), a.shape(0), a.shape(1), a.shape(1)};
-  const auto sz = static_cast<py::ssize_t>(sizeof(T));
-  if (a.shape(1) > 1 && a.strides(1) != sz)
-    hpc::fail(std::string(what) + ": columns must be contiguous");
-  if (a.strides(0) % sz != 0 || a.strides(0) < 0) hpc::fail(std::string(what) + ": bad row stride");
-  const int64_t ld = a.strides(0) / sz;
-  if (a.shape(0) > 1 && ld < a.shape(1)) hpc::fail(std::string(what) + ": overlapping rows");
-  return {static_cast<const T*>(a.data()), a.shape(0), a.shape(1), ld};
-}
+using namespace hpc::kmedoids;  // Tile, chunk_cols, kParMin, ratio, MscPoint
 
 template <typename T>
 const T* vec(const py::array& a, int64_t n, const char* what) {
@@ -55,7 +26,7 @@ template <typename Sweep>
 py::array_t<double> by_columns(const py::array& D_, const char* what, int64_t width,
                                Sweep&& sweep) {
   return hpc::visit_real(D_, what, [&](auto tag) {
-    const auto D = view<decltype(tag)>(D_, what);
+    const auto D = tile<decltype(tag)>(D_, what);
     py::array_t<double> out({D.cols, width});
     double* o = out.mutable_data();
     {
@@ -66,9 +37,6 @@ py::array_t<double> by_columns(const py::array& D_, const char* what, int64_t wi
   });
 }
 
-// a / b, 0 when a or b is 0: the medoid silhouette's loss term
-inline double ratio(double a, double b) { return (a == 0.0 || b == 0.0) ? 0.0 : a / b; }
-
 struct Near3 {
   const int64_t *ni, *si;
   const double *nd, *sd, *td;
@@ -77,7 +45,7 @@ struct Near3 {
 // out[c, m] (m < k): gain of L = sum near/second when candidate c replaces medoid m, beyond
 // m's removal gain; out[c, k]: the gain shared by every m (points that move to c).
 template <typename T>
-void msc_sweep(const View<T>& D, const Near3& a, int64_t k, double* o) {
+void msc_sweep(const Tile<T>& D, const Near3& a, int64_t k, double* o) {
   const int64_t cw = chunk_cols(D.cols);
   // the per-point ratios, once per call rather than once per column chunk
   std::vector<double> r3(3 * static_cast<size_t>(D.rows));
@@ -91,25 +59,13 @@ void msc_sweep(const View<T>& D, const Near3& a, int64_t k, double* o) {
     const int64_t hi = std::min(D.cols, lo + cw);
     std::fill(o + lo * (k + 1), o + hi * (k + 1), 0.0);
     for (int64_t r = 0; r < D.rows; ++r) {
-      const double n = a.nd[r], s = a.sd[r], t = a.td[r];
-      const int64_t mn = a.ni[r], ms = a.si[r];
-      const double ns = r3[3 * r], st = r3[3 * r + 1], nt = r3[3 * r + 2];
+      const MscPoint pt{a.nd[r], a.sd[r], r3[3 * r], r3[3 * r + 1], r3[3 * r + 2],
+                        a.ni[r], a.si[r]};
+      const double t = a.td[r];
       const T* row = D.p + r * D.ld;
       for (int64_t c = lo; c < hi; ++c) {
         const double x = static_cast<double>(row[c]);
-        double* oc = o + c * (k + 1);
-        if (x < n) {
-          oc[k] += ns - ratio(x, n);
-          oc[mn] += ratio(x, n) + st - ratio(n + x, s);
-          oc[ms] += nt - ns;
-        } else if (x < s) {
-          oc[k] += ns - ratio(n, x);
-          oc[mn] += ratio(n, x) + st - ratio(n + x, s);
-          oc[ms] += nt - ns;
-        } else if (x < t) {
-          oc[mn] += st - ratio(s, x);
-          oc[ms] += nt - ratio(n, x);
-        }
+        if (x < pt.n || x < pt.s || x < t) pt.add_terms(x, k, o + c * (k + 1));
       }
     }
   }
@@ -130,7 +86,7 @@ py::array_t<double> msc_delta(const py::array& D_, const py::array& ni_, const p
 }
 
 template <typename T>
-void msc2_sweep(const View<T>& D, const double* d0, const double* d1, double* o) {
+void msc2_sweep(const Tile<T>& D, const double* d0, const double* d1, double* o) {
   const int64_t cw = chunk_cols(D.cols);
 #pragma omp parallel for schedule(dynamic, 1) if (D.rows * D.cols >= kParMin)
   for (int64_t lo = 0; lo < D.cols; lo += cw) {

@@ -20,6 +20,7 @@
 #include <vector>
 #include <omp.h>
 #include "hpc/checks.hpp"
+#include "hpc/kmedoids_tile.hpp"
 #include "hpc/registry.hpp"
 
 namespace {
@@ -40,7 +41,7 @@ int64_t slab_width(int64_t rows) {
                              kGather<T>, kWide);
 }
 
-inline double ratio(double a, double b) { return (a == 0.0 || b == 0.0) ? 0.0 : a / b; }
+using hpc::kmedoids::ratio;
 
 // A rank's rows of D (n of them: every row on one rank) x all ncol columns, columns
 // contiguous, any row stride.
@@ -54,12 +55,8 @@ template <typename T>
 Mat<T> mat(const py::array& a, int64_t n, int64_t ncol, const char* what) {
   if (a.ndim() != 2 || a.shape(0) != n || a.shape(1) != ncol)
     hpc::fail(std::string("kmedoids_swap: ") + what + " has the wrong shape");
-  const auto sz = static_cast<py::ssize_t>(sizeof(T));
-  if (ncol > 1 && a.strides(1) != sz) hpc::fail("kmedoids_swap: D: columns must be contiguous");
-  if (a.strides(0) % sz != 0 || a.strides(0) < 0) hpc::fail("kmedoids_swap: D: bad row stride");
-  const int64_t ld = a.strides(0) / sz;
-  if (n > 1 && ld < ncol) hpc::fail("kmedoids_swap: D: overlapping rows");
-  return {static_cast<const T*>(a.data()), n, ncol, ld};
+  const auto t = hpc::kmedoids::tile<T>(a, "kmedoids_swap: D");
+  return {t.p, n, ncol, t.ld};
 }
 
 // Columns [j, j + w) of D into b, column after column (b[c * n + r] = D[r, j + c]).
@@ -415,24 +412,11 @@ struct Msc {
     }
   }
 
-  // One point's terms (d below its limit), as kmedoids_msc.cpp's msc_sweep
+  // One point's terms (d below its limit): the terms of kmedoids_msc.cpp's msc_sweep
   void point(int64_t o, double d, double* oc) const {
-    const int64_t k = s.k;
-    const double n = s.nd[o], sd = s.sd[o];
-    const double ns = r3[3 * o], st = r3[3 * o + 1], nt = r3[3 * o + 2];
-    const int64_t mn = s.ni[o], ms = s.si[o];
-    if (d < n) {
-      oc[k] += ns - ratio(d, n);
-      oc[mn] += ratio(d, n) + st - ratio(n + d, sd);
-      oc[ms] += nt - ns;
-    } else if (d < sd) {
-      oc[k] += ns - ratio(n, d);
-      oc[mn] += ratio(n, d) + st - ratio(n + d, sd);
-      oc[ms] += nt - ns;
-    } else {
-      oc[mn] += st - ratio(sd, d);
-      oc[ms] += nt - ratio(n, d);
-    }
+    const hpc::kmedoids::MscPoint pt{s.nd[o], s.sd[o], r3[3 * o], r3[3 * o + 1], r3[3 * o + 2],
+                                     s.ni[o], s.si[o]};
+    pt.add_terms(d, s.k, oc);
   }
 
   // As kmedoids_msc.cpp's msc_sweep for one column, then the best slot (the first of the
