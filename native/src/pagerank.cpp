@@ -335,8 +335,10 @@ class Sweep {
     dynamic_ = how == "dynamic";
   }
   std::string weight_layout() const {
-    return !sellc_.empty() ? "coded" : !sellf_.empty() ? "values32"
-                                     : sellv_.empty() ? "none" : "values";
+    return !sellc_.empty()  ? "coded"
+           : !sellf_.empty() ? (fscale_ == 1.0 ? "values32" : "scaled32")
+           : sellv_.empty()  ? "none"
+                             : "values";
   }
 
   // x = x0 (owned rows), xs into xg, own partials (0, dangling mass), send buffer packed.
@@ -354,7 +356,7 @@ class Sweep {
 
   void step(double d, double base) {
     if (!sellc_.empty()) run<false, 2>(d, base, 0.0, 0.0);
-    else if (!sellf_.empty()) run<false, 3>(d, base, 0.0, 0.0);
+    else if (!sellf_.empty()) run<false, 3>(d * fscale_, base, 0.0, 0.0);
     else if (sellv_.empty()) run<false, 0>(d, base, 0.0, 0.0);
     else run<false, 1>(d, base, 0.0, 0.0);
   }
@@ -381,21 +383,21 @@ class Sweep {
     std::vector<double> tab(sv.begin(), sv.end());
     std::sort(tab.begin(), tab.end());
     tab.erase(std::unique(tab.begin(), tab.end()), tab.end());
-    // Every weight exactly a float (integer weights below 2^24, short binary fractions): a
-    // float beside each column, 8 bytes an entry instead of 12, the same products (float to
-    // double is exact). Measured faster than the coded columns below though it reads 4 bytes
-    // more an entry (decoding costs more than the traffic): kron:17:16, 1 thread, step min
-    // over 300, load 8-9: 1.16-1.26x the unweighted step against 1.33-1.35x; kron:20:16
-    // 1.27x against 1.58x.
-    const bool exact32 = std::all_of(tab.begin(), tab.end(), [](double w) {
-      return std::fabs(w) <= static_cast<double>(std::numeric_limits<float>::max()) &&
-             static_cast<double>(static_cast<float>(w)) == w;
-    });
-    if (exact32) {
-      sellf_.assign(sv.begin(), sv.end());
+    // Every weight exactly a float (integer weights below 2^24, short binary fractions), or
+    // exactly a float times one scale (decimal weights: see hpc::sell4_float_scale): a float
+    // beside each column, 8 bytes an entry instead of 12, each row sum times the scale. Measured
+    // faster than the coded columns below though it reads 4 bytes more an entry (decoding costs
+    // more than the traffic): kron:17:16, 1 thread, step min over 300, load 8-9: 1.16-1.26x
+    // the unweighted step against 1.33-1.35x; kron:20:16 1.27x against 1.58x.
+    fscale_ = hpc::sell4_float_scale(tab);
+    if (fscale_ > 0.0) {
+      sellf_.resize(sv.size());
+      for (size_t k = 0; k < sv.size(); ++k)
+        sellf_[k] = static_cast<float>(fscale_ == 1.0 ? sv[k] : std::nearbyint(sv[k] / fscale_));
       sellv_.clear();
       return;
     }
+    fscale_ = 1.0;
     // Otherwise at most 256 distinct weights and fewer than 2^24 columns (a padding entry
     // reads the zero slot with code 0): each weight goes into its column index as a code and
     // the sweep reads 4 bytes an entry, as the unweighted one (12 with double weights).
@@ -435,7 +437,7 @@ class Sweep {
   void step_dm(double d, double dm, double n) {
     if (tp_.empty()) step(d, (d * dm + (1.0 - d)) / n);
     else if (!sellc_.empty()) run<true, 2>(d, 0.0, d * dm, 1.0 - d);
-    else if (!sellf_.empty()) run<true, 3>(d, 0.0, d * dm, 1.0 - d);
+    else if (!sellf_.empty()) run<true, 3>(d * fscale_, 0.0, d * dm, 1.0 - d);
     else if (sellv_.empty()) run<true, 0>(d, 0.0, d * dm, 1.0 - d);
     else run<true, 1>(d, 0.0, d * dm, 1.0 - d);
   }
@@ -584,6 +586,7 @@ class Sweep {
   std::vector<double> tp_, tq_;   // teleport / dangling distributions (empty: uniform)
   std::vector<double> sellv_;     // edge weights in the SELL-4 layout (empty: all 1)
   std::vector<float> sellf_;      // or as floats, where every weight is exactly one
+  double fscale_ = 1.0;           // ... times this scale (1: the weights themselves)
   std::vector<int32_t> sellc_;    // or the columns with weight codes (col | code << 24)
   std::vector<double> tab_;       // the weight of each code
   int64_t rows_ = 0, ncols_ = 0, nch_ = 0, own_ = 0;

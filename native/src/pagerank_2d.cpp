@@ -96,14 +96,22 @@ class Block {
           if (!sellv_.empty()) sellv_[at] = v[k];
         }
       }
-    // weights that are all exactly floats travel as floats: 8 bytes an entry instead of 12,
-    // the same products (as the 1D sweep's 'values32')
-    if (!sellv_.empty() && std::all_of(v, v + nnz, [](double w) {
-          return std::fabs(w) <= static_cast<double>(std::numeric_limits<float>::max()) &&
-                 static_cast<double>(static_cast<float>(w)) == w;
-        })) {
-      sellf_.assign(sellv_.begin(), sellv_.end());
-      std::vector<double>().swap(sellv_);
+    // weights that are all exactly floats, or floats times one scale (decimal weights), travel
+    // as floats: 8 bytes an entry instead of 12, each row sum times the scale (as the 1D
+    // sweep's 'values32' / 'scaled32'; hpc::sell4_float_scale)
+    if (!sellv_.empty()) {
+      std::vector<double> tab(v, v + nnz);
+      tab.push_back(0.0);   // the padding
+      std::sort(tab.begin(), tab.end());
+      tab.erase(std::unique(tab.begin(), tab.end()), tab.end());
+      const double scale = hpc::sell4_float_scale(tab);
+      if (scale > 0.0) {
+        fscale_ = scale;
+        sellf_.resize(sellv_.size());
+        for (size_t k = 0; k < sellv_.size(); ++k)
+          sellf_[k] = static_cast<float>(scale == 1.0 ? sellv_[k] : std::nearbyint(sellv_[k] / scale));
+        std::vector<double>().swap(sellv_);
+      }
     }
   }
 
@@ -134,6 +142,7 @@ class Block {
     const double* x = xi_.data();
     double* y = py_;
     const int64_t* perm = perm_.data();
+    const double fscale = fscale_;
 #pragma omp parallel if (nch_ > 512)
     {
       // a row costs its store: 2 entries' worth
@@ -145,7 +154,11 @@ class Block {
         else if constexpr (W) wv = sellv_.data() + start_[ch];
         hpc::sell4_chunk_sums<W, V>(sell_.data() + start_[ch], wv, width_[ch], x, s);
         const int64_t r0 = 4 * ch, nr = std::min<int64_t>(4, rows_ - r0);
-        for (int64_t j = 0; j < nr; ++j) y[perm[r0 + j]] = s[j];
+        if constexpr (std::is_same_v<V, float>) {
+          for (int64_t j = 0; j < nr; ++j) y[perm[r0 + j]] = s[j] * fscale;
+        } else {
+          for (int64_t j = 0; j < nr; ++j) y[perm[r0 + j]] = s[j];
+        }
       }
     }
   }
@@ -159,6 +172,7 @@ class Block {
   std::vector<int32_t> sell_;
   std::vector<double> sellv_;   // edge weights in the SELL-4 layout (empty: all 1)
   std::vector<float> sellf_;    // or as floats, where every weight is exactly one
+  double fscale_ = 1.0;         // ... times this scale (hpc::sell4_float_scale)
 };
 
 // networkx's update with personalization p and dangling distribution q (vectors):

@@ -68,6 +68,21 @@ def test_block_product_equals_scipy(rows, cols, weighted):
 
 
 @pytest.mark.mpi
+def test_block_product_with_decimal_weights_equals_scipy():
+    """Tenths and cents are no floats but floats times one scale: the block keeps them as
+    those floats and scales each row sum (hpc::sell4_float_scale); the product is SciPy's to
+    a few ulp."""
+    A = _power_law_csr(4000, 3000, seed=3)
+    k = np.random.default_rng(2).integers(1, 500, A.nnz)
+    for scale in (0.1, 0.01, 0.05):
+        A.data = k * scale
+        blk, xc, y = _block(A, True)
+        xc[:] = np.random.default_rng(1).random(3000)
+        blk.spmv()
+        np.testing.assert_allclose(y, A @ xc, rtol=1e-14, atol=0)
+
+
+@pytest.mark.mpi
 def test_block_rejects_bad_input():
     k = _core2d()
     A = _power_law_csr(20, 10, seed=2)

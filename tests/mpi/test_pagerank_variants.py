@@ -282,12 +282,13 @@ def test_native_sweep_threads_give_the_same_scores():
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("layout", ["coded", "values32", "values"])
+@pytest.mark.parametrize("layout", ["coded", "values32", "scaled32", "values"])
 def test_native_weight_layouts_equal_networkx(email, layout):
     """The SELL-4 sweep keeps weights that are all exactly floats (here integers) as floats
-    beside the columns, codes at most 256 distinct other weights (here tenths) into its
-    column indices, and keeps doubles otherwise (random weights); each gives networkx's
-    weighted answer to 1e-12, uniform and with personalization + dangling."""
+    beside the columns, weights that are floats times one scale (here tenths) as those floats
+    (each row sum times the scale), codes at most 256 distinct other weights (here 200 random
+    doubles) into its column indices, and keeps doubles otherwise (random weights); each
+    gives networkx's weighted answer to 1e-12, uniform and with personalization + dangling."""
     from hpc.pagerank.solver import Native1D
 
     if not registry.is_available("native"):
@@ -297,8 +298,10 @@ def test_native_weight_layouts_equal_networkx(email, layout):
         w = 0.25 + np.random.default_rng(5).random(e.shape[0])
     elif layout == "values32":   # integers: too many for codes, each exactly a float
         w = np.random.default_rng(5).integers(1, 5000, e.shape[0]).astype(np.float64)
-    else:   # 11 values k/10, no float among them but 0
+    elif layout == "scaled32":   # 11 values k/10, no float among them but 0
         w = ((e[:, 0] * 31 + e[:, 1] * 17) % 11) / 10.0
+    else:   # 200 distinct random doubles: no common scale
+        w = (0.25 + np.random.default_rng(5).random(200))[(e[:, 0] * 31 + e[:, 1] * 17) % 200]
     g = graphio.from_edge_array(np.column_stack([e, w]), comm, weights=True)
     for kw in ({}, {"personalization": pers, "dangling": dang}):
         ref = _nx(e, n, w, False, 0.85, **kw)

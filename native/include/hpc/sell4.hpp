@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <algorithm>
+#include <cmath>
 #include <utility>
 #include <vector>
 #ifdef _OPENMP
@@ -60,6 +61,39 @@ inline void sell4_chunk_sums_coded(const int32_t* q, const double* tab, int64_t 
   s[1] = s1;
   s[2] = s2;
   s[3] = s3;
+}
+
+// The scale that makes every weight a float: 1 when each weight of w (sorted, distinct) is
+// exactly a float (its products are then the same doubles as with double weights); else the
+// largest scale = (smallest positive weight) / k, k = 1..64, with every w / scale within
+// 2 ulp of an integer of magnitude below 2^24 (decimal weights: tenths, cents), so the sweep
+// reads 4-byte floats m = w / scale and multiplies each row sum by scale once (each product
+// then within 3 ulp of w times its operand: the answer moves by about 1e-16, relative); 0 when
+// there is none (e.g. random doubles). Measured on kron:17:16, 1 thread: a float beside the
+// column costs less than a code in its top bits (the decode: a shift, a mask and a table load
+// an entry), though it reads 4 bytes more an entry.
+inline double sell4_float_scale(const std::vector<double>& w) {
+  const auto is_float = [](double v) {
+    return std::fabs(v) <= 3.0e38 && static_cast<double>(static_cast<float>(v)) == v;
+  };
+  if (std::all_of(w.begin(), w.end(), is_float)) return 1.0;
+  double wmin = 0.0;
+  for (const double v : w)
+    if (v > 0.0) {
+      wmin = v;
+      break;
+    }
+  if (!(wmin > 0.0) || w.front() < 0.0 || !std::isfinite(w.back())) return 0.0;
+  constexpr double kMaxInt = 16777216.0, kUlp = 2.220446049250313e-16;
+  for (int k = 1; k <= 64; ++k) {
+    const double scale = wmin / k;
+    const bool ok = std::all_of(w.begin(), w.end(), [&](double v) {
+      const double m = std::nearbyint(v / scale);
+      return m < kMaxInt && std::fabs(m * scale - v) <= 2.0 * kUlp * v;
+    });
+    if (ok) return scale;
+  }
+  return 0.0;
 }
 
 // First chunk of part t of nt, chunk ch costing its padded entries (start[ch+1] - start[ch])
