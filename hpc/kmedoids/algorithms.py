@@ -346,7 +346,7 @@ class Solver:
         candidate by candidate (native/src/kmedoids_swap.cpp): the same swaps."""
         if self.native_loop() is not None:
             return self._fasterpam_native(maxiter)
-        n, C, k = self.n, self.C, self.k
+        n, C = self.n, self.C
         rl = self.removal_loss()
         lastswap, swaps, it = n, 0, 0
         converged = False
