@@ -170,6 +170,35 @@ def test_native_fused_bins_from_structure(threads):
     assert_same(c, ref_product(a, b))
 
 
+def _blocks(nb, b, seed, broken=0):
+    """Block diagonal of dense b x b blocks (rows of consecutive columns); ``broken`` rows
+    lose an inner entry, so their columns are no longer one run."""
+    rng = np.random.default_rng(seed)
+    m = sp.block_diag([rng.standard_normal((b, b)) for _ in range(nb)], format="lil")
+    for i in rng.choice(nb * b, size=broken, replace=False):
+        m[i, (i // b) * b + b // 2] = 0
+    return L.canonical(m)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_native_fused_axpy_rows(threads):
+    """B's rows of consecutive columns are added as axpys where nearly all of B is such rows
+    (with the other rows scattered in the same call), not where fewer are; exact against
+    SciPy, bit-identical across thread counts."""
+    cases = [(_blocks(40, 16, 1), True),             # every row one run
+             (_blocks(40, 16, 2, broken=30), True),  # 95 % of the entries in runs
+             (_blocks(40, 16, 3, broken=200), False)]  # 69 %: the scatter only
+    for b, axpy in cases:
+        a = L.canonical(sp.random(300, b.shape[0], 0.03, format="csr", random_state=5))
+        for x, y in [(b, b), (a, b)]:
+            c, st = L.multiply_native(x, y, threads)
+            assert st["fused"] and st["axpy"] == axpy
+            assert_same(c, ref_product(x, y))
+            c.check_format(full_check=True)
+            c1, _ = L.multiply_native(x, y, 1)
+            np.testing.assert_array_equal(c.data, c1.data)
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_native_fused_empty_rows_at_thread_edges(threads):
     """The one-region plan counts products by a running sum over A's entries and packs B row

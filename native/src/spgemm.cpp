@@ -689,6 +689,7 @@ struct FusedOut {
   int64_t bins[kNumBins] = {};
   int threads = 1;
   bool interleaved = false;
+  bool axpy = false;  // the numeric phase added B's consecutive-column rows as axpys
   double t_plan = 0, t_sym = 0, t_num = 0;
 };
 
@@ -728,8 +729,8 @@ inline int8_t choose_bin(int64_t p, int64_t span) {
   const int64_t t = std::min(p, span);
   const int64_t lin = p + 2 * span + 4 * t;
   const int64_t sparse = 2 * p + 2 * ((span + 63) / 64 + 1) + 6 * t;
-  int64_t lg = 0;
-  while ((int64_t(1) << lg) < p) ++lg;
+  // ceil(log2 p) without a loop (its exit mispredicted once per row of the plan)
+  const int64_t lg = p > 1 ? 64 - __builtin_clzll(uint64_t(p - 1)) : 0;
   const int64_t esc = 2 * p + 2 * (p < 32 ? p * p / 4 : p * lg);
   if (esc < lin && esc < sparse) return kEsc;
   return sparse < lin ? kSparse : kDense;
@@ -901,7 +902,11 @@ int64_t fused_symbolic_row(const Csr<I>& A, const Csr<I>& B, int64_t i, int8_t b
   return j;
 }
 
-template <typename I>
+// Contig: B's rows are mostly runs of consecutive columns (dense blocks, bands), measured by
+// the packing pass: a row whose last column is its first + its length - 1 is added into the
+// accumulator as one vectorised axpy (acc[c0 + t] += a * v[t]) instead of a scatter of indexed
+// read-modify-writes; the same sums in the same order.
+template <bool Contig, typename I>
 void fused_numeric_row(const Csr<I>& A, const Csr<I>& B, int64_t i, int8_t bin, const I* cols,
                        int64_t r, double* ov, double* __restrict acc) {
   const I* const Bp = B.ptr;
@@ -928,6 +933,14 @@ void fused_numeric_row(const Csr<I>& A, const Csr<I>& B, int64_t i, int8_t bin, 
       const I* q = Bi + Bp[k];
       const I* const e = Bi + Bp[k + 1];
       const double* v = Bv + Bp[k];
+      if constexpr (Contig) {
+        const int64_t len = e - q;
+        if (len > 0 && int64_t(q[len - 1]) - int64_t(q[0]) == len - 1) {
+          double* __restrict d = acc + q[0];
+          for (int64_t t = 0; t < len; ++t) d[t] += a * v[t];
+          continue;
+        }
+      }
       // Two per iteration: half the loop overhead, and on rows of 2-8 entries (1138_bus)
       // half the exits to mispredict (measured: its numeric phase 24 -> 14 us, 2 threads).
       for (; q + 1 < e; q += 2, v += 2) {
@@ -1026,11 +1039,14 @@ __attribute__((noinline)) int64_t fused_plan_block(const Csr<I>& A, const Csr<I>
 // the branch-free form with a running slot index and masks.
 template <typename I>
 __attribute__((noinline)) int64_t fused_pack_block(const Csr<I>& B, int64_t k0, int64_t k1,
-                                                   I* word, uint64_t* wmask, I* wcnt) {
+                                                   I* word, uint64_t* wmask, I* wcnt,
+                                                   int64_t* contig) {
   const I* const bi = B.idx;
-  int64_t w = 0;
+  int64_t w = 0, run = 0;
   for (int64_t k = k0; k < k1; ++k) {
     const int64_t qb = B.ptr[k], qe = B.ptr[k + 1];
+    // Entries in rows that are one run of consecutive columns (see fused_numeric_row).
+    run += qe > qb && int64_t(bi[qe - 1]) - int64_t(bi[qb]) == qe - qb - 1 ? qe - qb : 0;
     I* wq = word + qb - 1;  // the current word's slot
     uint64_t* mq = wmask + qb - 1;
     int64_t prev = -1;
@@ -1050,6 +1066,7 @@ __attribute__((noinline)) int64_t fused_pack_block(const Csr<I>& B, int64_t k0, 
     wcnt[k] = static_cast<I>(c);
     w += c;
   }
+  *contig = run;
   return w;
 }
 
@@ -1100,7 +1117,7 @@ __attribute__((noinline)) int64_t fused_both_block(const Csr<I>& A, const Csr<I>
       } else {
         r = fused_symbolic_row(A, B, i, b, out + j, S, wcnt, word, wmask);
       }
-      fused_numeric_row(A, B, i, b, out + j, r, vout + j, acc);
+      fused_numeric_row<false>(A, B, i, b, out + j, r, vout + j, acc);
     }
     rnnz[i] = static_cast<I>(r);
     j += r;
@@ -1108,13 +1125,14 @@ __attribute__((noinline)) int64_t fused_both_block(const Csr<I>& A, const Csr<I>
   return j;
 }
 
-template <typename I>
+template <bool Contig, typename I>
 __attribute__((noinline)) void fused_numeric_block(const Csr<I>& A, const Csr<I>& B, int64_t rb,
                                                    int64_t re, const int8_t* bin, const I* ip,
                                                    const I* idx, const I* rnnz, double* val,
                                                    double* acc) {
   for (int64_t i = rb; i < re; ++i)
-    if (bin[i] != kEmpty) fused_numeric_row(A, B, i, bin[i], idx + ip[i], rnnz[i], val + ip[i], acc);
+    if (bin[i] != kEmpty)
+      fused_numeric_row<Contig>(A, B, i, bin[i], idx + ip[i], rnnz[i], val + ip[i], acc);
 }
 
 // Returns false (and does nothing) when the product has more than `limit` products.
@@ -1164,8 +1182,9 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
     if (int64_t(Wk.wcnt.size()) < B.nrows) Wk.wcnt.resize(B.nrows);
   }
   I* wcnt = Wk.wcnt.data();
-  std::vector<int64_t> part3(T + 1, 0);
+  std::vector<int64_t> part3(T + 1, 0), part4(T + 1, 0);
   bool use_pack = false;
+  bool contig = false;  // B's entries mostly in rows of consecutive columns
   const I* wp = nullptr;  // words of B's row k: [B.ptr[k], B.ptr[k] + wp[k])
   const I* wd = Wk.word.data();
   const uint64_t* wm = Wk.wmask.data();
@@ -1181,7 +1200,7 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
     // B packed into (column / 64, mask) words when its rows are long enough to gain.
     if (try_pack)
       part3[t + 1] = fused_pack_block(B, B.nrows * t / nt, B.nrows * (t + 1) / nt,
-                                      Wk.word.data(), Wk.wmask.data(), wcnt);
+                                      Wk.word.data(), Wk.wmask.data(), wcnt, &part4[t + 1]);
 #pragma omp barrier
 #pragma omp single
     {
@@ -1190,6 +1209,11 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
         use_pack = part3[nt] * 3 <= int64_t(B.ptr[B.nrows]) * 2;
         R.packed = use_pack ? part3[nt] : 0;
         if (use_pack) wp = wcnt;  // read only after the barrier that follows the packing
+        for (int u = 0; u < nt; ++u) part4[u + 1] += part4[u];
+        // The axpy test costs two loads and a branch per entry of A: worth it where nearly
+        // every row of B passes it (the branch then predicts).
+        contig = part4[nt] * 10 >= int64_t(B.ptr[B.nrows]) * 9;
+        R.axpy = contig && !R.interleaved;
       }
       for (int u = 0; u < nt; ++u) part[u + 1] += part[u];
       R.total = part[nt];
@@ -1240,8 +1264,10 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
         if (t == nt - 1) R.indptr[n] = static_cast<I>(base);
         if (R.interleaved)
           std::memcpy(R.val + part2[t], tv, sizeof(double) * j);
+        else if (contig)
+          fused_numeric_block<true>(A, B, rb, re, bin, R.indptr, R.idx, rnnz, R.val, S.acc.data());
         else
-          fused_numeric_block(A, B, rb, re, bin, R.indptr, R.idx, rnnz, R.val, S.acc.data());
+          fused_numeric_block<false>(A, B, rb, re, bin, R.indptr, R.idx, rnnz, R.val, S.acc.data());
       }
     }
   }
@@ -1280,8 +1306,8 @@ py::array owned_array(T* p, int64_t n) {
 
 // The record of one multiply: row counts per bin, threads, packing and phase times.
 py::dict run_stats(int64_t products, const int64_t (&bins)[kNumBins], int64_t shared_rows,
-                   int threads, int64_t packed_words, bool fused, bool interleaved, double plan_s,
-                   double symbolic_s, double numeric_s) {
+                   int threads, int64_t packed_words, bool fused, bool interleaved, bool axpy,
+                   double plan_s, double symbolic_s, double numeric_s) {
   py::dict stats;
   stats["products"] = products;
   stats["rows_empty"] = bins[kEmpty];
@@ -1295,6 +1321,7 @@ py::dict run_stats(int64_t products, const int64_t (&bins)[kNumBins], int64_t sh
   stats["packed_words"] = packed_words;
   stats["fused"] = fused;
   stats["interleaved"] = interleaved;
+  stats["axpy"] = axpy;
   stats["plan_s"] = plan_s;
   stats["symbolic_s"] = symbolic_s;
   stats["numeric_s"] = numeric_s;
@@ -1321,7 +1348,7 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
       py::array data = owned_array(R.val, R.nnz);
       return py::make_tuple(indptr, indices, data,
                             run_stats(R.total, R.bins, 0, R.threads, R.packed, true,
-                                      R.interleaved, R.t_plan,
+                                      R.interleaved, R.axpy, R.t_plan,
                                       R.t_sym, R.t_num));
     }
   }
@@ -1430,7 +1457,8 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
   // plan: products per row, bins, chunks; numeric includes row offsets and output allocation
   return py::make_tuple(indptr, indices, data,
                         run_stats(P.total, P.bins, P.bins[kShared], P.threads,
-                                  W.used ? int64_t(W.word.size()) : int64_t(0), false, false, t1 - t0,
+                                  W.used ? int64_t(W.word.size()) : int64_t(0), false, false, false,
+                                  t1 - t0,
                                   t2 - t1, t3 - t2));
 }
 
