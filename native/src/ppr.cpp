@@ -5,6 +5,13 @@
 // Same arithmetic as the SciPy path (ppr.decompose + ppr.combine), one query per OpenMP task:
 // each thread owns dense accumulators of n entries, touched-lists reset them between queries.
 // The graph (out-edge CSR) and the fingerprint index are copied and validated once (Engine).
+// Inside, vertices are numbered by popularity (how many index entries name them, most first;
+// the rows of graph and index follow): a query's fingerprint entries fall mostly on a few
+// hubs, so the hot part of the accumulator is a small prefix (on kron:18 the 16,384 most
+// named vertices take 91% of the index entries: 128 KB of accumulator, L2-resident, instead
+// of scattered over n), and the hubs' rows sit together. Sources come in and ids go out in
+// the caller's numbering; the same additions happen in the same order (rows keep their
+// entry order), only where they are stored changes.
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -54,13 +61,16 @@ class Engine {
     mass_.assign(fm.data(), fm.data() + n_);
     for (double m : mass_)
       if (!(m >= 0.0) || m > 1e300) hpc::fail("ppr Engine: fingerprint masses must be finite, >= 0");
+    number_by_popularity();
   }
 
   int64_t n() const { return n_; }
 
   // Bytes of the stored graph and index (the partitioned engine holds a block of their rows).
   py::dict nbytes() const {
-    return hpc::ppr_engine_bytes(gptr_, gidx_, fptr_, fidx_, fval_, mass_);
+    py::dict d = hpc::ppr_engine_bytes(gptr_, gidx_, fptr_, fidx_, fval_, mass_);
+    d["numbering"] = hpc::vector_bytes(slot_) + hpc::vector_bytes(vertex_);
+    return d;
   }
 
   // Answer every query; returns (topk_ids q x K, topk_scores q x K, stats dict[, full CSR]).
@@ -92,9 +102,10 @@ class Engine {
         Stats st;
 #pragma omp for schedule(dynamic, 4)
         for (int64_t i = 0; i < q; ++i) {
-          const int64_t miss = one(w, s[i], iterations, threshold, per_edge, topk, rel, pid + i * topk,
-                                   psc + i * topk, want_full ? &full[i] : nullptr, st);
-          if (miss >= 0) missing.store(miss);
+          const int64_t miss = one(w, slot_[s[i]], iterations, threshold, per_edge, topk, rel,
+                                   pid + i * topk, psc + i * topk,
+                                   want_full ? &full[i] : nullptr, st);
+          if (miss >= 0) missing.store(vertex_[miss]);
         }
 #pragma omp critical
         {
@@ -148,9 +159,9 @@ class Engine {
       Work w(n_);
       Stats st;
       for (int64_t i = 0; i < q; ++i) {
-        push(w, s[i], iterations, threshold, per_edge, st);
+        push(w, slot_[s[i]], iterations, threshold, per_edge, st);
         for (int32_t v : w.rlist)
-          if (w.r[v] != 0.0) need[v] = 1;
+          if (w.r[v] != 0.0) need[vertex_[v]] = 1;
         reset(w);
       }
     }
@@ -191,6 +202,44 @@ class Engine {
       if (idx[j] < 0 || idx[j] >= n_) hpc::fail(w + " vertex out of range");
       ix[j] = static_cast<int32_t>(idx[j]);
     }
+  }
+
+  // slot_ / vertex_: caller's vertex -> internal number and back, most named vertices first
+  // (stable: ties keep vertex order); graph and index rows renumbered and reordered to match.
+  void number_by_popularity() {
+    std::vector<int64_t> cnt(static_cast<size_t>(n_), 0);
+    for (int32_t u : fidx_) ++cnt[u];
+    vertex_.resize(static_cast<size_t>(n_));
+    for (int64_t v = 0; v < n_; ++v) vertex_[v] = static_cast<int32_t>(v);
+    std::stable_sort(vertex_.begin(), vertex_.end(),
+                     [&cnt](int32_t a, int32_t b) { return cnt[a] > cnt[b]; });
+    slot_.resize(static_cast<size_t>(n_));
+    for (int64_t k = 0; k < n_; ++k) slot_[vertex_[k]] = static_cast<int32_t>(k);
+    reorder(gptr_, gidx_, nullptr);
+    reorder(fptr_, fidx_, &fval_);
+    std::vector<double> m(static_cast<size_t>(n_));
+    for (int64_t k = 0; k < n_; ++k) m[k] = mass_[vertex_[k]];
+    mass_.swap(m);
+  }
+
+  // Row k of the result is row vertex_[k] of (ptr, idx[, val]), its entries renumbered.
+  void reorder(std::vector<int64_t>& ptr, std::vector<int32_t>& idx,
+               std::vector<double>* val) const {
+    std::vector<int64_t> p(static_cast<size_t>(n_) + 1, 0);
+    std::vector<int32_t> ix(idx.size());
+    std::vector<double> vl(val ? val->size() : 0);
+    for (int64_t k = 0; k < n_; ++k) {
+      const int64_t b = ptr[vertex_[k]], e = ptr[vertex_[k] + 1];
+      int64_t o = p[k];
+      for (int64_t j = b; j < e; ++j, ++o) {
+        ix[o] = slot_[idx[j]];
+        if (val) vl[o] = (*val)[j];
+      }
+      p[k + 1] = o;
+    }
+    ptr.swap(p);
+    idx.swap(ix);
+    if (val) val->swap(vl);
   }
 
   // acc[u] == 0 marks an untouched entry: every contribution is > 0 (zero ones are skipped,
@@ -259,14 +308,14 @@ class Engine {
 
   // w.cand = the top K of acc by (score desc, id asc), as the SciPy path's lexsort: a bounded
   // heap whose front is the worst kept entry, so most candidates cost one comparison.
-  static void select(Work& w, size_t K) {
+  void select(Work& w, size_t K) const {
     auto better = [](const std::pair<double, int32_t>& a, const std::pair<double, int32_t>& b) {
       return a.first > b.first || (a.first == b.first && a.second < b.second);
     };
     w.cand.clear();
     for (size_t j = 0; j < w.na; ++j) {
       const int32_t u = w.alist[j];
-      const std::pair<double, int32_t> e(w.acc[u], u);
+      const std::pair<double, int32_t> e(w.acc[u], vertex_[u]);
       if (w.cand.size() < K) {
         w.cand.push_back(e);
         std::push_heap(w.cand.begin(), w.cand.end(), better);
@@ -341,7 +390,8 @@ class Engine {
     }
     if (full) {
       full->reserve(w.na);
-      for (size_t j = 0; j < w.na; ++j) full->emplace_back(w.alist[j], w.acc[w.alist[j]] * inv);
+      for (size_t j = 0; j < w.na; ++j)
+        full->emplace_back(vertex_[w.alist[j]], w.acc[w.alist[j]] * inv);
     }
     reset(w);
     return missing;
@@ -352,6 +402,7 @@ class Engine {
   std::vector<int64_t> gptr_, fptr_;
   std::vector<int32_t> gidx_, fidx_;
   std::vector<double> fval_, mass_;
+  std::vector<int32_t> slot_, vertex_;   // vertex -> accumulator slot, slot -> vertex
 };
 }  // namespace
 
