@@ -21,6 +21,37 @@ has_stdpar: bool
 def build_info() -> dict[str, Any]: ...
 
 
+class _amg_colour(ModuleType):
+    """Multicolour Gauss-Seidel for hpc.amg: hashed-priority colouring, colour sweeps"""
+    class MultiColourGS_i32:
+        """Gauss-Seidel colour by colour on a rank's rows (columns own then ghost)"""
+        def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, diag: np.ndarray, colour: np.ndarray, boundary: np.ndarray, n_ext: int, ncolours: int) -> None: ...
+        def colours(self) -> int: ...
+        def counts(self) -> np.ndarray:
+            """rows per colour: (colours, 2) boundary, interior"""
+        def sweep(self, b: np.ndarray, x: np.ndarray, colour: int, part: int) -> None:
+            """Gauss-Seidel on the rows of one colour: part 0 boundary, 1 interior, 2 both"""
+        def symmetric(self, b: np.ndarray, x: np.ndarray, sweeps: int) -> None:
+            """symmetric sweeps, colours forward then backward, ghost values held fixed"""
+    class MultiColourGS_i64:
+        """Gauss-Seidel colour by colour on a rank's rows (columns own then ghost)"""
+        def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, diag: np.ndarray, colour: np.ndarray, boundary: np.ndarray, n_ext: int, ncolours: int) -> None: ...
+        def colours(self) -> int: ...
+        def counts(self) -> np.ndarray:
+            """rows per colour: (colours, 2) boundary, interior"""
+        def sweep(self, b: np.ndarray, x: np.ndarray, colour: int, part: int) -> None:
+            """Gauss-Seidel on the rows of one colour: part 0 boundary, 1 interior, 2 both"""
+        def symmetric(self, b: np.ndarray, x: np.ndarray, sweeps: int) -> None:
+            """symmetric sweeps, colours forward then backward, ghost values held fixed"""
+    @staticmethod
+    def colour_i32(indptr: np.ndarray, indices: np.ndarray, key: np.ndarray, gid: np.ndarray, colour: np.ndarray) -> tuple[Any, ...]:
+        """colour(indptr, indices, key, gid, colour) -> (coloured now, left uncoloured): greedy colouring in decreasing (key, gid) order; with ghost columns (len(key) > rows) one Jones-Plassmann round. colour (int32, own then ghost, -1: none) is updated in place."""
+    @staticmethod
+    def colour_i64(indptr: np.ndarray, indices: np.ndarray, key: np.ndarray, gid: np.ndarray, colour: np.ndarray) -> tuple[Any, ...]:
+        """colour(indptr, indices, key, gid, colour) -> (coloured now, left uncoloured): greedy colouring in decreasing (key, gid) order; with ghost columns (len(key) > rows) one Jones-Plassmann round. colour (int32, own then ghost, -1: none) is updated in place."""
+amg_colour: _amg_colour
+
+
 class _buildinfo(ModuleType):
     """how the extensions were built (also hpc._core.build_info())"""
     @staticmethod

@@ -46,8 +46,10 @@ from hpc.core.errors import InputTypeError, UsageError
 from hpc.core.partition import exchange_by_owner
 from hpc.sparse import DistCSR
 
+from .colour import MultiColourPlan, combined_block, hash64
+
 SMOOTHERS = ("gauss_seidel", "chebyshev", "jacobi")
-ORDERS = ("global", "coloured")
+ORDERS = ("global", "coloured", "multicolour")
 
 _CORE = []
 
@@ -72,14 +74,9 @@ def aggregate(S: sp.csr_matrix) -> tuple[np.ndarray, int]:
 
 
 def _hash_uniform(i: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Uniform [0, 1) values of the global indices ``i`` (uint64): splitmix64 of i and the seed,
-    the same value for an index whatever rank holds it."""
-    with np.errstate(over="ignore"):
-        z = i + np.uint64((0x9E3779B97F4A7C15 * (seed + 1)) % 2**64)
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) * 2.0**-53
+    """Uniform [0, 1) values of the global indices ``i`` (uint64): the same value for an index
+    whatever rank holds it."""
+    return (hash64(i, seed) >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 def spectral_radius(A: DistCSR, dinv: np.ndarray, its: int = 10, seed: int = 0) -> float:
@@ -167,23 +164,14 @@ def aggregate_coupled(A: DistCSR, theta: float = 0.0,
     pl = A.plan()
     n = A.local_rows
     lo = A.row_range[0]
-    if pl.n_ghost == 0:  # the own block alone, in local numbering already
-        L = A.A_loc
-        dt, (ip, ix) = _idx(L)
-    else:
-        L = A.local
-        cols = L.indices.astype(np.int64)
-        own = (cols >= lo) & (cols < lo + n)
-        comb = np.where(own, cols - lo, n + np.searchsorted(pl.ghost_ids, cols))  # own, ghosts
-        dt = np.int64 if max(L.nnz, n + pl.n_ghost) >= 2**31 - 1 else np.int32
-        ip, ix = L.indptr.astype(dt), comb.astype(dt)
+    dt, ip, ix, L = combined_block(A)  # columns: own rows, then ghosts
     data = np.ascontiguousarray(L.data, dtype=np.float64)
     dg = np.ascontiguousarray(A.A_loc.diagonal(), dtype=np.float64)
     pl.start(dg)
     dg = np.concatenate((dg, pl.wait()))
     state = np.zeros(n + pl.n_ghost, dtype=np.int64)
     kernel = _kernel("aggregate_pass", dt)
-    if p == 1 or order == "global":
+    if p == 1 or order != "coloured":  # "global", "multicolour": the global row order
         colour, ncol = r, p
     else:
         colour, ncol = _rank_colours(comm, list(pl.sources) + list(pl.dests), 2)
@@ -239,7 +227,28 @@ class GSPlan:
     coupled: bool          # some rank's rows reach other ranks' columns (collective)
 
 
-def _gs_plan(A: DistCSR, order: str = "global") -> GSPlan:
+# order="multicolour" sweeps a level colour by colour only where a colour holds at least this
+# many stored entries: each colour costs every rank a ghost exchange and about 20 us of calls,
+# against ~1.3 ns per entry of sweep work (hpcg:64: 6.9M entries in 9 ms), and at 2 ranks the
+# colours save half the sweep; so the colours pay from about 4 * 20 us / 1.3 ns = 60k entries
+# per colour. A rule on the global operator alone (not on the rank count), so every rank count
+# picks the same smoother on every level.
+MULTICOLOUR_MIN_NNZ = 1 << 16
+
+
+def _gs_plan(A: DistCSR, order: str = "global",
+             min_nnz: int = MULTICOLOUR_MIN_NNZ) -> GSPlan | MultiColourPlan:
+    """The Gauss-Seidel plan of a level: multicolour where ``order="multicolour"`` and the
+    level's colours hold at least ``min_nnz`` entries each, else in the global (or the rank
+    coloured) order (collective)."""
+    if order == "multicolour":
+        if A.nnz >= 2 * min_nnz:  # one colour is no colouring: not worth colouring below
+            from .colour import colour
+
+            c, nc = colour(A)
+            if A.nnz >= min_nnz * nc:
+                return MultiColourPlan(A, (c, nc))
+        order = "global"
     pl = A.plan()
     Ao, Ag = A.A_loc, A.A_gh
     dt, arrays = _idx(Ao)
@@ -269,7 +278,7 @@ class Level:
     rho: float
     P: DistCSR | None = None
     R: DistCSR | None = None   # Pᵀ, for the restriction
-    gs: GSPlan | None = None    # the Gauss-Seidel sweep's plan
+    gs: GSPlan | MultiColourPlan | None = None    # the Gauss-Seidel sweep's plan
 
 
 class SmoothedAggregation:
@@ -294,16 +303,25 @@ class SmoothedAggregation:
     improve : int, default 4
         Symmetric Gauss-Seidel sweeps on A B = 0 that improve the near-null-space vector B
         (ones) before the first aggregation: pyamg's default ``improve_candidates``.
-    order : {'global', 'coloured'}, default 'global'
+    order : {'global', 'coloured', 'multicolour'}, default 'global'
         The node order of the order-dependent steps (aggregation passes 1 and 3, Gauss-Seidel
         sweeps). ``'global'``: the global row order, rank after rank, so the hierarchy and the
         cycle are the one-rank ones up to rounding at any partition (and the iteration count
         does not grow with the ranks), at the price of those steps running one rank at a time.
         ``'coloured'``: colour by colour of the rank graph, ranks of a colour at once (interior
         Gauss-Seidel rows at once on every rank); the order, so the hierarchy, depends on the
-        partition.
+        partition. ``'multicolour'``: aggregation as ``'global'``; the sweeps of every level
+        whose colours hold at least ``colour_min_nnz`` entries each run colour by colour of a
+        hashed-priority colouring of the global graph (:mod:`hpc.amg.colour`), every rank at
+        once, the other levels' in the global order: partition independent too, and parallel
+        where the sweeps are large.
     threads : int, optional
         Threads of the SpGEMM kernels.
+    seed : int, default 0
+        Seed of the Lanczos start vector's hash.
+    colour_min_nnz : int, default 65536
+        ``order='multicolour'``: the stored entries per colour from which a level sweeps by
+        colours (a rule on the global operator, so the same at every rank count).
 
     Attributes
     ----------
@@ -317,7 +335,7 @@ class SmoothedAggregation:
     def __init__(self, A: DistCSR, *, theta: float = 0.0, max_coarse: int = 100,
                  max_levels: int = 10, smoother: str = "gauss_seidel", degree: int = 1,
                  improve: int = 4, order: str = "global", threads: int | None = None,
-                 seed: int = 0):
+                 seed: int = 0, colour_min_nnz: int = MULTICOLOUR_MIN_NNZ):
         from hpc.core.checks import check_choice, check_int, check_real
 
         if not isinstance(A, DistCSR):
@@ -331,6 +349,7 @@ class SmoothedAggregation:
         self.degree = check_int("degree", degree, 1)
         self.improve = check_int("improve", improve, 0)
         self.order = check_choice("order", order, ORDERS)
+        self.colour_min_nnz = check_int("colour_min_nnz", colour_min_nnz, 1)
         self.threads = threads
         self.comm = A.comm
         t0 = time.perf_counter()
@@ -346,11 +365,12 @@ class SmoothedAggregation:
             dinv = 1.0 / d
             lvl = Level(A, dinv, spectral_radius(A, dinv, seed=seed))
             if self.smoother == "gauss_seidel":
-                lvl.gs = _gs_plan(A, self.order)
+                lvl.gs = _gs_plan(A, self.order, self.colour_min_nnz)
             if not self.levels and self.improve:
                 # pyamg's improve_candidates: relax A B = 0 from B = ones by symmetric
                 # Gauss-Seidel sweeps, so B is smoother where A 1 != 0 (boundaries)
-                g, zero = lvl.gs or _gs_plan(A, self.order), np.zeros(A.local_rows)
+                g = lvl.gs or _gs_plan(A, self.order, self.colour_min_nnz)
+                zero = np.zeros(A.local_rows)
                 for _ in range(self.improve):
                     self._sgs(A, g, zero, B)
             self.levels.append(lvl)
@@ -463,10 +483,15 @@ class SmoothedAggregation:
         return x
 
     @staticmethod
-    def _sgs(A: DistCSR, g: GSPlan, b: np.ndarray, x: np.ndarray, zero: bool = False) -> None:
+    def _sgs(A: DistCSR, g: GSPlan | MultiColourPlan, b: np.ndarray, x: np.ndarray,
+             zero: bool = False) -> None:
         """One symmetric Gauss-Seidel sweep, forward then backward, in the global order of
-        :class:`GSPlan` (x in place; collective where the level is coupled). ``zero``: x is
-        zero on entry, so the first colour's ghost values are zeros without an exchange."""
+        :class:`GSPlan` or colour by colour (:class:`hpc.amg.colour.MultiColourPlan`) (x in
+        place; collective where the level is coupled). ``zero``: x is zero on entry, so the
+        first colour's ghost values are zeros without an exchange."""
+        if isinstance(g, MultiColourPlan):
+            g.sweep(b, x, 1, zero)
+            return
         sweep = g.kernel.sweep
         sweep(b, x, g.inner[0])
         if g.coupled:
@@ -510,8 +535,11 @@ class SmoothedAggregation:
     def describe(self) -> dict[str, Any]:
         """The hierarchy: rows and nonzeros per level, operator complexity, setup time."""
         rows = [int(lv.A.shape[0]) for lv in self.levels]
+        # per level: the sweep's colours (multicolour), 0 for a sweep in the global order
+        colours = [lv.gs.ncolours if isinstance(lv.gs, MultiColourPlan) else 0
+                   for lv in self.levels]
         nnz = [int(lv.A.nnz) for lv in self.levels]
         return {"type": "amg", "smoother": self.smoother, "degree": self.degree,
                 "theta": self.theta, "order": self.order, "levels": len(self.levels),
-                "rows": rows, "nnz": nnz,
+                "rows": rows, "nnz": nnz, "colours": colours,
                 "operator_complexity": sum(nnz) / nnz[0], "setup_s": self.setup_s}
