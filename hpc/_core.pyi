@@ -204,6 +204,12 @@ class _pack(ModuleType):
         def run_copy(self) -> int:
             """run list copy: L > 0 every run L bytes (compile-time gather), else -W: chunks of up to W bytes where runs vary; 0 without a run list"""
         @property
+        def run_offset_bits(self) -> int:
+            """bits of the run list's offsets as the gathers read them (32 where every offset fits, else 64; 0 without a run list)"""
+        @property
+        def run_prefetch(self) -> bool:
+            """the run list's gathers prefetch (its runs span more than the last-level cache)"""
+        @property
         def run_segments(self) -> int:
             """segments of the run list (one copy kernel each)"""
         @property

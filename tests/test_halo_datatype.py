@@ -7,6 +7,7 @@ MPI_Unpack does. Types that cannot be canonicalised go to the library, and say s
 """
 from __future__ import annotations
 
+import mmap
 import warnings
 
 import numpy as np
@@ -388,3 +389,48 @@ def test_transpose_columns_pack_like_mpi_pack(threads, n):
     columns and rows through a buffer (n = 256: the packed columns a multiple of 4 KiB
     apart): the same bytes as MPI_Pack, and unpack likewise."""
     _check_transpose(MPI.C_DOUBLE_COMPLEX, n, n, (16, n // 2, 7), threads)  # whole tiles and not
+
+
+@pytest.mark.skipif("native" not in PACKERS, reason="native packer not built")
+@pytest.mark.parametrize("span,length", [("cache", 4), ("cache", 8), ("cache", 24),
+                                         ("far", 24), ("over4g", 8)])
+def test_run_list_gathers_of_shuffled_runs_every_loop_and_offset_width(span, length):
+    """ddtbench's LAMMPS/SPECFEM3D lists: runs of one length in shuffled order. 1007 runs
+    exercise the gather's eight-run step (32-bit offsets read in pairs), its four-run step
+    and its tail. Offsets past 4 GiB are read as 64 bits; runs spanning more than the
+    last-level cache prefetch. Pack equals MPI_Pack (or, on the huge sparse buffers, a
+    numpy gather), unpack writes exactly those bytes back."""
+    rng = np.random.default_rng(length)
+    n = 1007
+    nbytes = {"cache": 8 * n * length, "far": 1 << 30, "over4g": 5 << 30}[span]
+    # shuffled, as ddtbench draws them; never adjacent (neighbours would merge into one run)
+    offs = 2 * length * rng.choice(nbytes // (2 * length), n, replace=False)
+    try:  # anonymous maps: only the runs' pages are ever touched (numpy would ask for 2 MiB
+        # huge pages on large arrays, and zero one per run)
+        src, dst = (np.frombuffer(mmap.mmap(-1, nbytes), np.uint8) for _ in range(2))
+    except (OSError, MemoryError):
+        pytest.skip(f"no {nbytes >> 20} MiB of address space")
+    idx = (offs[:, None] + np.arange(length)).reshape(-1)
+    src[idx] = rng.integers(1, 256, idx.size, dtype=np.uint8)
+    t = MPI.BYTE.Create_indexed_block(length, offs.tolist()).Commit()
+    try:
+        ft = fast(t)
+        plan = _native_plan_of(ft, 1)
+        assert plan.runs == n and plan.run_copy == length
+        assert plan.run_offset_bits == (64 if span == "over4g" else 32)
+        if span != "cache" and not plan.run_prefetch:
+            pytest.skip("this host reports a last-level cache of a GiB or more")
+        assert plan.run_prefetch == (span != "cache")
+        want = _mpi_pack(t, 1, src) if span == "cache" else src[idx]
+        got = np.zeros(n * length, np.uint8)
+        assert ft.pack(src, got, 0, count=1) == got.size
+        assert np.array_equal(got, want)
+        assert ft.unpack(got, 0, dst, count=1) == got.size
+        if span == "cache":
+            assert np.array_equal(dst, _mpi_unpack(t, 1, want, nbytes))
+        else:  # the runs, and none of the bytes just before or after them (no over-copy)
+            assert np.array_equal(dst[idx], src[idx])
+            gap = (offs[:, None] + np.r_[np.arange(-length, 0), np.arange(length, 2 * length)])
+            assert not dst[gap[(gap >= 0) & (gap < nbytes)]].any()
+    finally:
+        t.Free()
