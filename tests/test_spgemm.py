@@ -181,21 +181,23 @@ def _blocks(nb, b, seed, broken=0):
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_native_fused_axpy_rows(threads):
+@pytest.mark.parametrize("fused_max", [-1, 0])
+def test_native_axpy_rows(threads, fused_max):
     """B's rows of consecutive columns are added as axpys where nearly all of B is such rows
-    (with the other rows scattered in the same call), not where fewer are; exact against
-    SciPy, bit-identical across thread counts."""
+    (with the other rows scattered in the same call), not where fewer are, on both paths
+    (one-region: fused_max -1; two-region: 0); exact against SciPy, bit-identical across
+    thread counts."""
     cases = [(_blocks(40, 16, 1), True),             # every row one run
              (_blocks(40, 16, 2, broken=30), True),  # 95 % of the entries in runs
              (_blocks(40, 16, 3, broken=200), False)]  # 69 %: the scatter only
     for b, axpy in cases:
         a = L.canonical(sp.random(300, b.shape[0], 0.03, format="csr", random_state=5))
         for x, y in [(b, b), (a, b)]:
-            c, st = L.multiply_native(x, y, threads)
-            assert st["fused"] and st["axpy"] == axpy
+            c, st = L.multiply_native(x, y, threads, fused_max=fused_max)
+            assert st["fused"] == (fused_max != 0) and st["axpy"] == axpy
             assert_same(c, ref_product(x, y))
             c.check_format(full_check=True)
-            c1, _ = L.multiply_native(x, y, 1)
+            c1, _ = L.multiply_native(x, y, 1, fused_max=fused_max)
             np.testing.assert_array_equal(c.data, c1.data)
 
 

@@ -161,18 +161,23 @@ struct Packed {
   std::vector<I> word;
   std::vector<uint64_t> mask;
   bool used = false;
+  int64_t runs = 0;  // B's entries in rows whose columns are one run (see fused_numeric_row)
 
   // Pass 1: words per row (kept in ptr as an exclusive prefix sum); returns the total.
   int64_t count(const Csr<I>& B, int threads) {
     const int64_t n = B.nrows;
     ptr.assign(n + 1, 0);
-#pragma omp parallel for schedule(static) num_threads(threads)
+    int64_t run = 0;
+#pragma omp parallel for schedule(static) reduction(+ : run) num_threads(threads)
     for (int64_t k = 0; k < n; ++k) {
       int64_t w = 0;
-      for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q)
-        w += q == B.ptr[k] || (B.idx[q] >> 6) != (B.idx[q - 1] >> 6);
+      const I qb = B.ptr[k], qe = B.ptr[k + 1];
+      for (I q = qb; q < qe; ++q)
+        w += q == qb || (B.idx[q] >> 6) != (B.idx[q - 1] >> 6);
       ptr[k + 1] = w;
+      run += qe > qb && int64_t(B.idx[qe - 1]) - int64_t(B.idx[qb]) == qe - qb - 1 ? qe - qb : 0;
     }
+    runs = run;
     for (int64_t k = 0; k < n; ++k) ptr[k + 1] += ptr[k];
     return ptr[n];
   }
@@ -438,15 +443,22 @@ int64_t dense_count(const Csr<I>& A, const Csr<I>& B, const Packed<I>& W, int64_
 
 template <typename I>
 void dense_fill(const Csr<I>& A, const Csr<I>& B, const Packed<I>& W, int64_t i, Scratch<I>& S,
-                I* oc, double* ov, int64_t nnz) {
+                I* oc, double* ov, int64_t nnz, bool axpy) {
   S.make_dense(B.ncols);
   uint64_t* bits = S.bits.data();
-  double* acc = S.dense.data();
+  double* __restrict acc = S.dense.data();
   if (W.used) {
     for (I p = A.ptr[i]; p < A.ptr[i + 1]; ++p) {
       const int64_t k = A.idx[p];
       const double a = A.v(p);
-      for (I q = B.ptr[k]; q < B.ptr[k + 1]; ++q) acc[B.idx[q]] += a * B.v(q);
+      const I qb = B.ptr[k], qe = B.ptr[k + 1];
+      if (axpy && qe > qb && int64_t(B.idx[qe - 1]) - int64_t(B.idx[qb]) == qe - qb - 1) {
+        double* __restrict d = acc + B.idx[qb];  // one run of columns (see fused_numeric_row)
+        const double* v = B.val + qb;
+        for (int64_t t = 0; t < qe - qb; ++t) d[t] += a * v[t];
+      } else {
+        for (I q = qb; q < qe; ++q) acc[B.idx[q]] += a * B.v(q);
+      }
       for (int64_t q = W.ptr[k]; q < W.ptr[k + 1]; ++q) bits[W.word[q]] |= W.mask[q];
     }
   } else {
@@ -1404,6 +1416,9 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
     P.chunks = equal_chunks(pre, P.threads);
   }
   const int64_t nnz = off[n];
+  // Dense rows add B's one-run rows as axpys where 90 % of B's entries are in such rows (the
+  // packed symbolic measured them; values needed).
+  const bool axpy = W.used && B.val && W.runs * 10 >= int64_t(B.ptr[B.nrows]) * 9;
   // indptr in the index type when nnz fits (what scipy would hold), else int64.
   py::array indptr;
   if (nnz <= int64_t(std::numeric_limits<I>::max())) {
@@ -1443,7 +1458,7 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
               break;
             }
             case kHash: hash_fill(A, B, i, S, oc + s, ov + s, rnnz[i]); break;
-            case kDense: dense_fill(A, B, W, i, S, oc + s, ov + s, rnnz[i]); break;
+            case kDense: dense_fill(A, B, W, i, S, oc + s, ov + s, rnnz[i], axpy); break;
             default: break;
           }
         }
@@ -1457,7 +1472,7 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
   // plan: products per row, bins, chunks; numeric includes row offsets and output allocation
   return py::make_tuple(indptr, indices, data,
                         run_stats(P.total, P.bins, P.bins[kShared], P.threads,
-                                  W.used ? int64_t(W.word.size()) : int64_t(0), false, false, false,
+                                  W.used ? int64_t(W.word.size()) : int64_t(0), false, false, axpy,
                                   t1 - t0,
                                   t2 - t1, t3 - t2));
 }
