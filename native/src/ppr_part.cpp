@@ -6,6 +6,9 @@
 // combination turns each query's owned estimate and residual rows into a partial vector for the
 // query's asking rank, which sums the partial vectors of all ranks (`answer`). The arithmetic is
 // the replicated engine's (ppr.cpp), only the order of the floating-point sums differs.
+// As there, the accumulator of the combination numbers vertices by how many of this rank's
+// index entries name them (most first), so its hot part is a small prefix; the partial
+// vectors and everything routed keep the global vertex numbers.
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -48,9 +51,11 @@ py::array_t<T> to_array(const std::vector<T>& v) {
 // Dense accumulator over n entries with a touched-list (acc == 0 marks untouched; every
 // contribution is > 0), as the replicated engine's Work.
 struct Acc {
-  explicit Acc(int64_t n) : acc(static_cast<size_t>(n), 0.0), list(static_cast<size_t>(n) + 1, 0) {}
+  explicit Acc(int64_t n, const int32_t* ids = nullptr)
+      : acc(static_cast<size_t>(n), 0.0), list(static_cast<size_t>(n) + 1, 0), id(ids) {}
   std::vector<double> acc;
   std::vector<int32_t> list;
+  const int32_t* id;   // slot -> vertex when the slots are renumbered (null: the same)
   size_t na = 0;
   std::vector<std::pair<double, int32_t>> cand;
   inline void add(int32_t u, double v) {
@@ -64,10 +69,11 @@ struct Acc {
     for (size_t j = 0; j < na; ++j) acc[list[j]] = 0.0;
     na = 0;
   }
-  // cand = the top K by (score desc, id asc), as the replicated engine's select
+  int32_t vertex(int32_t u) const { return id ? id[u] : u; }
+  // cand = the top K (score, slot) by (score desc, vertex asc), as the replicated engine's
   void select(size_t K) {
-    auto better = [](const std::pair<double, int32_t>& a, const std::pair<double, int32_t>& b) {
-      return a.first > b.first || (a.first == b.first && a.second < b.second);
+    auto better = [this](const std::pair<double, int32_t>& a, const std::pair<double, int32_t>& b) {
+      return a.first > b.first || (a.first == b.first && vertex(a.second) < vertex(b.second));
     };
     cand.clear();
     for (size_t j = 0; j < na; ++j) {
@@ -115,6 +121,7 @@ class PartEngine {
     load_csr(gp.data(), gi.data(), gi.shape(0), gptr_, gidx_, "graph");
     fptr_.assign(static_cast<size_t>(nl_) + 1, 0);
     mass_.assign(static_cast<size_t>(nl_), 0.0);
+    number_by_popularity();
   }
 
   // Replace the fingerprints of the owned vertices (CSR over the nl owned rows, global ids).
@@ -141,6 +148,7 @@ class PartEngine {
     fidx_.swap(ix);
     fval_.swap(val);
     mass_.swap(mass);
+    number_by_popularity();
   }
 
   int64_t n() const { return n_; }
@@ -149,7 +157,9 @@ class PartEngine {
 
   // Bytes of the stored graph rows and index rows (what the replicated engine holds n rows of).
   py::dict nbytes() const {
-    return hpc::ppr_engine_bytes(gptr_, gidx_, fptr_, fidx_, fval_, mass_);
+    py::dict d = hpc::ppr_engine_bytes(gptr_, gidx_, fptr_, fidx_, fval_, mass_);
+    d["numbering"] = hpc::vector_bytes(slot_) + hpc::vector_bytes(vertex_);
+    return d;
   }
 
   // Start a batch: query q's unit mass at its source, on the source's owner.
@@ -313,14 +323,14 @@ class PartEngine {
       py::gil_scoped_release nogil;
 #pragma omp parallel num_threads(nt)
       {
-        Acc a(n_);
+        Acc a(n_, vertex_.data());
         Stats st;
         int64_t miss = -1;
 #pragma omp for schedule(dynamic, 4)
         for (int64_t q = 0; q < nq_; ++q) {
           double nrm = 0.0;
           for (const Entry& e : xs_[q]) {
-            a.add(static_cast<int32_t>(e.first + lo_), e.second);
+            a.add(slot_[e.first + lo_], e.second);
             nrm += e.second;
           }
           auto& T = tails_[q];
@@ -379,13 +389,13 @@ class PartEngine {
       py::gil_scoped_release nogil;
 #pragma omp parallel num_threads(nt)
       {
-        Acc a(n_);
+        Acc a(n_, vertex_.data());
         int64_t combined = 0;
 #pragma omp for schedule(dynamic, 4)
         for (int64_t q = 0; q < nq_; ++q) {
           const auto& TQ = tails_[q];
           if (TQ.empty()) continue;
-          for (const Entry& e : part_[q]) a.add(e.first, e.second);
+          for (const Entry& e : part_[q]) a.add(slot_[e.first], e.second);
           for (size_t i = 0; i < TQ.size(); ++i) {
             const Tail& tl = TQ[i];
             if (i + 2 < TQ.size()) {   // as in combine: fetch a later row early
@@ -718,6 +728,20 @@ class PartEngine {
     return static_cast<size_t>(std::upper_bound(off_.begin(), off_.end(), u) - off_.begin() - 1);
   }
 
+  // slot_ / vertex_: vertex -> accumulator slot and back, the vertices this rank's index
+  // entries name most often first (stable: ties keep vertex order); fidx_ holds slots.
+  void number_by_popularity() {
+    std::vector<int64_t> cnt(static_cast<size_t>(n_), 0);
+    for (int32_t u : fidx_) ++cnt[u];
+    vertex_.resize(static_cast<size_t>(n_));
+    for (int64_t v = 0; v < n_; ++v) vertex_[v] = static_cast<int32_t>(v);
+    std::stable_sort(vertex_.begin(), vertex_.end(),
+                     [&cnt](int32_t a, int32_t b) { return cnt[a] > cnt[b]; });
+    slot_.resize(static_cast<size_t>(n_));
+    for (int64_t k = 0; k < n_; ++k) slot_[vertex_[k]] = static_cast<int32_t>(k);
+    for (int32_t& u : fidx_) u = slot_[u];
+  }
+
   void load_csr(const int64_t* ptr, const int64_t* idx, int64_t nnz, std::vector<int64_t>& p,
                 std::vector<int32_t>& ix, const char* what) const {
     const std::string w = std::string("ppr PartEngine: ") + what;
@@ -754,12 +778,12 @@ class PartEngine {
     out.clear();
     out.reserve(a.na);
     for (const auto& c : a.cand) {
-      out.emplace_back(c.second, c.first);
+      out.emplace_back(a.vertex(c.second), c.first);
       a.acc[c.second] = -1.0;   // taken
     }
     for (size_t j = 0; j < a.na; ++j) {
       const int32_t u = a.list[j];
-      if (a.acc[u] > 0.0) out.emplace_back(u, a.acc[u]);
+      if (a.acc[u] > 0.0) out.emplace_back(a.vertex(u), a.acc[u]);
     }
     a.reset();
   }
@@ -894,8 +918,9 @@ class PartEngine {
   int64_t n_ = 0, lo_ = 0, nl_ = 0, nq_ = 0;
   double c_, d_;
   std::vector<int64_t> off_, gptr_, fptr_;
-  std::vector<int32_t> gidx_, fidx_;
+  std::vector<int32_t> gidx_, fidx_;   // fidx_: accumulator slots (number_by_popularity)
   std::vector<double> fval_, mass_;
+  std::vector<int32_t> slot_, vertex_;
   std::vector<std::vector<Entry>> res_, xs_;
   std::vector<std::vector<Tail>> tails_;
   Stats st_;
