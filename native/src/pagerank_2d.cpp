@@ -84,6 +84,7 @@ class Block {
       width_[ch] = p[r + 1] - p[r];
       start_[ch + 1] = start_[ch] + 4 * width_[ch];
     }
+    pieces_ = hpc::sell4_pieces(start_.data(), nch_, 2);
     sell_.assign(static_cast<size_t>(start_[nch_]), zero);
     if (vv.shape(0)) sellv_.assign(sell_.size(), 0.0);
     const double* v = vv.data();
@@ -143,11 +144,13 @@ class Block {
     double* y = py_;
     const int64_t* perm = perm_.data();
     const double fscale = fscale_;
-#pragma omp parallel if (nch_ > 512)
-    {
-      // a row costs its store: 2 entries' worth
-      const auto [c_lo, c_hi] = hpc::sell4_thread_chunks(start_.data(), nch_, 2);
-      for (int64_t ch = c_lo; ch < c_hi; ++ch) {
+    const int64_t* pb = pieces_.data();
+    const int64_t npc = static_cast<int64_t>(pieces_.size()) - 1;
+    // pieces of equal work (a row costs its store: 2 entries' worth) taken dynamically, as
+    // the 1D sweep's (hpc::sell4_pieces)
+#pragma omp parallel for schedule(dynamic, 1) if (nch_ > 512)
+    for (int64_t k = 0; k < npc; ++k) {
+      for (int64_t ch = pb[k]; ch < pb[k + 1]; ++ch) {
         double s[4];
         const V* wv = nullptr;
         if constexpr (W && std::is_same_v<V, float>) wv = sellf_.data() + start_[ch];
@@ -167,6 +170,7 @@ class Block {
   double *pxc_ = nullptr, *py_ = nullptr;
   int64_t rows_ = 0, ncols_ = 0, nch_ = 0, nused_ = 0;
   std::vector<int64_t> perm_, start_, width_;
+  std::vector<int64_t> pieces_;  // chunk ranges of equal work, taken by the threads dynamically
   std::vector<int64_t> cperm_;   // xc position of each internal column (the used ones)
   std::vector<double> xi_;       // xc in the internal column order, + the zero slot
   std::vector<int32_t> sell_;

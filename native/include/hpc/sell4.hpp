@@ -140,17 +140,4 @@ inline int sell4_thread() {
 #endif
 }
 
-// The calling OpenMP thread's chunks [lo, hi): all of them outside a parallel region.
-inline std::pair<int64_t, int64_t> sell4_thread_chunks(const int64_t* start, int64_t nch,
-                                                       int64_t row_cost) {
-#ifdef _OPENMP
-  const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-  if (nt > 1)
-    return {sell4_split(start, nch, row_cost, t, nt), sell4_split(start, nch, row_cost, t + 1, nt)};
-#endif
-  (void)start;
-  (void)row_cost;
-  return {0, nch};
-}
-
 }  // namespace hpc
