@@ -295,6 +295,7 @@ class Sweep {
     }
     pieces_ = hpc::sell4_pieces(start_.data(), nch_, 4);
     owner_.assign(pieces_.size() - 1, 0);
+    par_ = hpc::sell4_parallel(start_.data(), nch_, 4);
     ppart_.assign(2 * (pieces_.size() - 1), 0.0);
     sell_.assign(static_cast<size_t>(start_[nch_]), zero_);
     for (int64_t ch = 0; ch < nch_; ++ch)
@@ -468,7 +469,7 @@ class Sweep {
       // hpc::sell4_pieces) or, with schedule 'static', a contiguous run of pieces a thread.
       // Each piece keeps its own (change, dangling) sums, added in piece order afterwards:
       // the same bits whatever the thread count or which thread took which piece.
-#pragma omp parallel if (nch_ > 512)
+#pragma omp parallel if (par_)
       {
         const int t = hpc::sell4_thread();
         auto sweep = [&](int64_t k) {
@@ -586,6 +587,7 @@ class Sweep {
   std::vector<int32_t> owner_;      // the thread that swept each piece this iteration
   std::vector<double> ppart_;       // each piece's (change, dangling) sums
   bool dynamic_ = true;             // pieces taken dynamically, else one static share a thread
+  bool par_ = false;                // enough work for a parallel region (sell4_parallel)
   // teleport / dangling distributions (both empty: uniform; tq_ alone empty: q = p)
   std::vector<double> tp_, tq_;
   std::vector<double> sellv_;     // edge weights in the SELL-4 layout (empty: all 1)

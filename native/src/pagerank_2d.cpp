@@ -146,9 +146,10 @@ class Block {
     const double fscale = fscale_;
     const int64_t* pb = pieces_.data();
     const int64_t npc = static_cast<int64_t>(pieces_.size()) - 1;
+    const bool par = hpc::sell4_parallel(start_.data(), nch_, 2);
     // pieces of equal work (a row costs its store: 2 entries' worth) taken dynamically, as
     // the 1D sweep's (hpc::sell4_pieces)
-#pragma omp parallel for schedule(dynamic, 1) if (nch_ > 512)
+#pragma omp parallel for schedule(dynamic, 1) if (par)
     for (int64_t k = 0; k < npc; ++k) {
       for (int64_t ch = pb[k]; ch < pb[k + 1]; ++ch) {
         double s[4];

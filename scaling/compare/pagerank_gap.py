@@ -22,7 +22,8 @@ loop; graph already built), the suite's ``solve`` phase (slowest rank). Both sto
 first sweep whose L1 change is below --tol (GAP: Gauss-Seidel sweeps in float32 without the
 dangling term; the suite: networkx's iteration in float64, --sweep jacobi or gauss-seidel).
 Reported: median times, GAP / suite (> 1: the suite is faster), iterations, the suite's
-fixed-point residual, and the load average around the runs (os.getloadavg()).
+fixed-point residual, each configuration's speedup over 1x1 (the suite's, and GAP's on as
+many threads), and the load average around the runs (os.getloadavg()).
 """
 from __future__ import annotations
 
@@ -151,6 +152,18 @@ def main(argv=None) -> int:
                       f"({row['gap_iterations']} it), suite {ts:.4g} s "
                       f"({row['suite_iterations']} it, residual {row['suite_residual_l1']:.2g}) "
                       f"-> GAP/suite {tg / ts:.2f}x   load {load0:.1f}->{load1:.1f}", flush=True)
+    for spec in args.graphs.split(","):      # scaling: the issue's hybrid target is 1x2 >= 1.8x 1x1
+        rows = {(r["ranks"], r["threads"]): r for r in results if r["graph"] == spec}
+        if (1, 1) not in rows:
+            continue
+        one = rows[(1, 1)]
+        for (r, t), row in rows.items():
+            if (r, t) == (1, 1):
+                continue
+            row["suite_speedup_vs_1x1"] = one["suite_s"] / row["suite_s"]
+            row["gap_speedup_vs_1_thread"] = one["gap_s"] / row["gap_s"]
+            print(f"{spec:10s} {r}x{t} over 1x1: suite {row['suite_speedup_vs_1x1']:.2f}x, "
+                  f"GAP {r * t} threads over 1 {row['gap_speedup_vs_1_thread']:.2f}x", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     return 0

@@ -258,7 +258,7 @@ def test_native_sweep_threads_give_the_same_scores():
 
     if not registry.is_available("native"):
         pytest.skip("native back end not built")
-    g = graphio.generate_kron("kron:12:8", 3, comm)
+    g = graphio.generate_kron("kron:13:8", 3, comm)
     xs = {}
     for t in (1, 2, 3):
         for how in ("dynamic", "static"):
@@ -267,6 +267,8 @@ def test_native_sweep_threads_give_the_same_scores():
                 try:
                     assert s.sweep.schedule == "dynamic"      # the default
                     assert 8 <= s.sweep.pieces <= 256
+                    if comm.size == 1:   # enough work for a parallel region (2^16 units)
+                        assert s.sweep.padded + 4 * s.sweep.rows >= 1 << 16
                     s.sweep.schedule = how
                     xs[t, how] = s.solve(0.85, 1e-12, 1000).x
                 finally:
