@@ -99,9 +99,33 @@ py::tuple colour(py::array ptr_, py::array idx_, py::array key_, py::array gid_,
     std::vector<int64_t> todo;
     for (int64_t i = 0; i < n; ++i)
       if (col[i] < 0) todo.push_back(i);
-    if (ne == n) {  // no ghosts: the greedy order itself
-      std::sort(todo.begin(), todo.end(), [&](int64_t a, int64_t b) { return above(a, b); });
-      for (int64_t i : todo) assign(i);
+    if (ne == n) {
+      // No ghosts: the greedy colouring, in any order that takes a row after all its
+      // higher-priority neighbours (its colour depends on theirs only). Kahn's order, rows
+      // visited in row order and each row that becomes ready taken at once (depth first), keeps
+      // the accesses near each other; the priority order itself visits rows at random (~12
+      // cache misses a row, 5x slower on hpcg:64).
+      std::vector<int32_t> wait(size_t(n), 0);  // uncoloured higher-priority neighbours
+      for (int64_t i : todo)
+        for (I q = P[i]; q < P[i + 1]; ++q) {
+          const int64_t j = J[q];
+          wait[size_t(i)] += j != i && col[j] < 0 && above(j, i);
+        }
+      std::vector<int64_t> stack;
+      for (int64_t r : todo) {
+        if (col[r] >= 0 || wait[size_t(r)] != 0) continue;
+        stack.push_back(r);
+        while (!stack.empty()) {
+          const int64_t i = stack.back();
+          stack.pop_back();
+          assign(i);
+          for (I q = P[i]; q < P[i + 1]; ++q) {
+            const int64_t j = J[q];
+            if (j != i && col[j] < 0 && above(i, j) && --wait[size_t(j)] == 0)
+              stack.push_back(j);
+          }
+        }
+      }
       now = int64_t(todo.size());
     } else {  // one Jones-Plassmann round: the local maxima among the uncoloured
       std::vector<int64_t> win;
@@ -147,17 +171,13 @@ class MultiColourGS {
     const int32_t* c = kc.data();
     const uint8_t* bd = kb.data();
     // every rank knows all colours (some may have no rows here): the sweeps run in lock step
+    if (ncolours < 0) hpc::fail("MultiColourGS: ncolours must be >= 0");
     nc_ = ncolours;
     for (int64_t i = 0; i < n_; ++i) {
       if (c[i] < 0 || c[i] >= nc_)
         hpc::fail("MultiColourGS colour: outside [0, ncolours) in row " + std::to_string(i));
       if (!(d[i] != 0.0)) hpc::fail("MultiColourGS: zero divisor in row " + std::to_string(i));
     }
-    for (int64_t i = 0; i < n_; ++i)
-      for (I q = P[i]; q < P[i + 1]; ++q)
-        if (int64_t(J[q]) < n_ && J[q] != I(i) && c[J[q]] == c[i])
-          hpc::fail("MultiColourGS colour: rows " + std::to_string(i) + " and " +
-                    std::to_string(J[q]) + " are neighbours of one colour");
     // rows grouped by (colour, interior): a counting sort, stable in the row order
     seg_.assign(size_t(2 * nc_ + 1), 0);
     for (int64_t i = 0; i < n_; ++i) ++seg_[size_t(2 * c[i] + (bd[i] ? 0 : 1) + 1)];
@@ -165,27 +185,32 @@ class MultiColourGS {
     std::vector<int64_t> pos(seg_.begin(), seg_.end() - 1);
     row_.resize(size_t(n_));
     for (int64_t i = 0; i < n_; ++i) row_[size_t(pos[size_t(2 * c[i] + (bd[i] ? 0 : 1))]++)] = i;
-    // the rows' off-diagonal entries in that order, in each row's own entry order
+    // the rows' off-diagonal entries in that order, in each row's own entry order (one pass:
+    // at most the stored entries, trimmed after); two own neighbours of one colour would make
+    // the colour's result depend on the order of its rows
     ptr_v.assign(size_t(n_ + 1), 0);
-    for (int64_t k = 0; k < n_; ++k) {
-      const int64_t i = row_[size_t(k)];
-      int64_t m = 0;
-      for (I q = P[i]; q < P[i + 1]; ++q) m += J[q] != I(i);
-      ptr_v[size_t(k + 1)] = ptr_v[size_t(k)] + m;
-    }
-    idx_v.resize(size_t(ptr_v.back()));
-    val_v.resize(size_t(ptr_v.back()));
+    idx_v.resize(size_t(P[n_]));
+    val_v.resize(size_t(P[n_]));
     diag_v.resize(size_t(n_));
+    int64_t o = 0;
     for (int64_t k = 0; k < n_; ++k) {
       const int64_t i = row_[size_t(k)];
-      int64_t o = ptr_v[size_t(k)];
-      for (I q = P[i]; q < P[i + 1]; ++q)
-        if (J[q] != I(i)) {
-          idx_v[size_t(o)] = J[q];
-          val_v[size_t(o++)] = V[q];
-        }
+      const int32_t ci = c[i];
+      bool clash = false;
+      for (I q = P[i]; q < P[i + 1]; ++q) {
+        const I j = J[q];
+        if (j == I(i)) continue;
+        clash |= int64_t(j) < n_ && c[j] == ci;
+        idx_v[size_t(o)] = j;
+        val_v[size_t(o++)] = V[q];
+      }
+      if (clash) hpc::fail("MultiColourGS colour: row " + std::to_string(i) +
+                           " has an own neighbour of its colour");
+      ptr_v[size_t(k + 1)] = o;
       diag_v[size_t(k)] = d[i];
     }
+    idx_v.resize(size_t(o));
+    val_v.resize(size_t(o));
   }
 
   // x_i = (b_i - sum_{j != i} a_ij x_j) / a_ii on the rows of colour c: part 0 its boundary

@@ -16,10 +16,14 @@ one-rank AMG iteration count: the count must not grow more than 10% with the ran
     OMP_NUM_THREADS=1 python scaling/compare/amg_bench.py --matrices --rounds 5
     OMP_NUM_THREADS=1 mpiexec -n 2 python scaling/compare/amg_bench.py --matrices --rounds 3
     OMP_NUM_THREADS=1 mpiexec -n 2 python scaling/compare/amg_bench.py --only-amg --coloured
+    OMP_NUM_THREADS=1 mpiexec -n 2 python scaling/compare/amg_bench.py --only-amg --multicolour
 
 ``--coloured`` adds AMG-PCG with ``order='coloured'`` (amg-col): the default order='global'
 sweeps and aggregates rank after rank (the one-rank hierarchy and iteration count at any
-partition); the coloured order runs the ranks of a colour at once.
+partition); the coloured order runs the ranks of a colour at once. ``--multicolour`` adds
+``order='multicolour'`` (amg-mc): large levels sweep colour by colour of a colouring of the
+global graph, every rank at once, and the count is the one-rank count of that order. At
+several ranks each AMG order's count is compared with its own one-rank count.
 """
 from __future__ import annotations
 
@@ -81,6 +85,9 @@ def main() -> None:
     p.add_argument("--coloured", action="store_true",
                    help="also AMG-PCG with order='coloured' (amg-col: ranks of a colour sweep "
                         "at once; the hierarchy depends on the partition)")
+    p.add_argument("--multicolour", action="store_true",
+                   help="also AMG-PCG with order='multicolour' (amg-mc: colour-by-colour sweeps "
+                        "of a partition-independent colouring, every rank at once)")
     a = p.parse_args()
     comm = MPI.COMM_WORLD
     nproc = comm.Get_size()
@@ -104,6 +111,8 @@ def main() -> None:
         solvers = {"amg-pcg": ("pcg", "amg", None)}
         if a.coloured:
             solvers["amg-col"] = ("pcg", "amg", {"amg_order": "coloured"})
+        if a.multicolour:
+            solvers["amg-mc"] = ("pcg", "amg", {"amg_order": "multicolour"})
         if not a.only_amg:
             solvers.update({"cg": ("cg", "none", None), "jacobi-pcg": ("pcg", "jacobi", None)})
             if getattr(A, "grid", None) is not None:
@@ -131,23 +140,24 @@ def main() -> None:
             say(f"{name:<14}{k:<12}{su:>9.3f}{so:>9.3f}{su + so:>9.3f}{runs[-1][2]:>7}"
                 f"{str(runs[-1][3]):>6}", flush=True)
         after = load()
-        if res.get("pyamg"):
-            ours, ref = res["amg-pcg"], res["pyamg"]
+        ref = res.get("pyamg")
+        for k in (k for k in res if k.startswith("amg-") and ref):
+            ours = res[k]
             t_o = statistics.median(r[0] + r[1] for r in ours)
             t_r = statistics.median(r[0] + r[1] for r in ref)
             su = statistics.median(r[0] for r in ours) / statistics.median(r[0] for r in ref)
             so = statistics.median(r[1] for r in ours) / statistics.median(r[1] for r in ref)
-            say(f"{name:<14}amg/pyamg: iterations {ours[-1][2] / max(ref[-1][2], 1):.2f}x, "
+            say(f"{name:<14}{k}/pyamg: iterations {ours[-1][2] / max(ref[-1][2], 1):.2f}x, "
                 f"setup {su:.2f}x, solve {so:.2f}x, time to solution {t_o / t_r:.2f}x  "
                 f"load {before} -> {after}", flush=True)
         if nproc > 1:
-            one = None
-            if comm.Get_rank() == 0:  # the one-rank count, rank 0 alone
-                A1 = make(MPI.COMM_SELF)
-                one = hpc_solver(A1, np.ones(A1.shape[0]), "pcg", "amg", a.rtol,
-                                 comm=MPI.COMM_SELF)[2]
-            one = comm.bcast(one)
             for k in (k for k in res if k.startswith("amg-")):
+                one = None
+                if comm.Get_rank() == 0:  # this order's one-rank count, rank 0 alone
+                    A1 = make(MPI.COMM_SELF)
+                    one = hpc_solver(A1, np.ones(A1.shape[0]), "pcg", "amg", a.rtol,
+                                     comm=MPI.COMM_SELF, pc_options=solvers[k][2])[2]
+                one = comm.bcast(one)
                 its = res[k][-1][2]
                 say(f"{name:<14}{k} iterations: {its} at {nproc} ranks, {one} at 1 rank "
                     f"({its / max(one, 1):.2f}x)  load {before} -> {after}", flush=True)
