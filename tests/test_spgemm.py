@@ -270,6 +270,30 @@ def test_native_wide_b_is_not_fused():
     assert_same(c, ref_product(a, b))
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_native_wide_b_with_many_products_is_fused(threads):
+    """A B wider than the accumulator's L2 budget takes the one-region path where the products
+    are at least its columns (the bitmap still fits L2); exact, and the accumulator it does not
+    keep is clean for the next call, wide or narrow."""
+    rng = np.random.default_rng(12)
+    n, m = 3000, 150_000  # 150k columns: 1.2 MB of accumulator, 19 KB of bitmap
+    rows = np.repeat(np.arange(n), 12)
+    a = L.canonical(sp.csr_matrix((rng.standard_normal(rows.size),
+                                   (rows, rng.integers(0, n, rows.size))), shape=(n, n)))
+    rows = np.repeat(np.arange(n), 6)
+    b = L.canonical(sp.csr_matrix((rng.standard_normal(rows.size),
+                                   (rows, rng.integers(0, m, rows.size))), shape=(n, m)))
+    ref = ref_product(a, b)
+    narrow = banded(n=400, half=6, seed=13)
+    for _ in range(2):
+        c, st = L.multiply_native(a, b, threads)
+        assert st["fused"]
+        assert_same(c, ref)
+        c, st = L.multiply_native(narrow, narrow, threads)
+        assert st["fused"]
+        assert_same(c, ref_product(narrow, narrow))
+
+
 def test_wrapped_product_is_a_complete_scipy_matrix():
     """The result is built without SciPy's constructor checks where SciPy's internals allow
     it: it must behave exactly like one built by the constructor."""
