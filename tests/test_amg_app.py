@@ -1,6 +1,6 @@
 """``python -m hpc.cg --method pcg --pc amg`` end to end (launched under mpiexec): the run
 validates, its record describes the AMG hierarchy, and the hierarchy and the iteration count
-at 3 ranks are the one-rank ones (the default global order)."""
+at 3 ranks are the one-rank ones (the default multicolour order)."""
 from __future__ import annotations
 
 from conftest import load_json, run_app
@@ -20,7 +20,7 @@ def test_cg_pc_amg_record_same_at_1_and_3_ranks(tmp_path):
         m, pc = rec["metrics"], rec["solver"]["pc"]
         assert m["converged"] is True and m["final_relres"] <= 1e-8
         assert m["error_vs_exact_inf"] < 1e-6   # hpcg: the exact solution is all ones
-        assert pc["type"] == "amg" and pc["order"] == "global" and pc["levels"] >= 2
+        assert pc["type"] == "amg" and pc["order"] == "multicolour" and pc["levels"] >= 2
         assert pc["rows"][0] == 12 ** 3 and pc["rows"][-1] <= 100
     assert three["ranks"] == 3
     assert three["solver"]["pc"]["rows"] == one["solver"]["pc"]["rows"]

@@ -23,12 +23,16 @@ one global order, coupled across ranks; :class:`GSPlan`), a Chebyshev polynomial
 on [rho/30, 1.1 rho], or damped Jacobi of weight 4/(3 rho); so with a zero initial guess the
 cycle is a fixed, symmetric positive definite operator: a valid preconditioner for CG.
 
-With ``order="global"`` (the default) every order-dependent step (aggregation passes 1 and 3,
-the Gauss-Seidel sweeps of the smoother and of the candidate improvement) runs in the global
-row order, rank after rank, and nothing else depends on the partition: the hierarchy and the
-cycle are the one-rank ones up to rounding, and so is the PCG iteration count, at any rank
-count. ``order="coloured"`` runs ranks of one colour at once (faster sweeps at many ranks)
-with a partition-dependent order.
+With ``order="global"`` every order-dependent step (aggregation passes 1 and 3, the
+Gauss-Seidel sweeps of the smoother and of the candidate improvement) runs in the global row
+order, rank after rank, and nothing else depends on the partition: the hierarchy and the cycle
+are the one-rank ones up to rounding, and so is the PCG iteration count, at any rank count.
+``order="multicolour"`` (the default) aggregates the same way but sweeps every level whose
+colours hold at least 65536 stored entries each colour by colour of a hashed-priority
+colouring of the global graph (:mod:`hpc.amg.colour`), all ranks at once with one ghost
+exchange per colour: still partition independent, and the large sweeps run in parallel.
+``order="coloured"`` runs ranks of one colour at once (faster sweeps at many ranks) with a
+partition-dependent order.
 """
 from __future__ import annotations
 
@@ -303,7 +307,7 @@ class SmoothedAggregation:
     improve : int, default 4
         Symmetric Gauss-Seidel sweeps on A B = 0 that improve the near-null-space vector B
         (ones) before the first aggregation: pyamg's default ``improve_candidates``.
-    order : {'global', 'coloured', 'multicolour'}, default 'global'
+    order : {'multicolour', 'global', 'coloured'}, default 'multicolour'
         The node order of the order-dependent steps (aggregation passes 1 and 3, Gauss-Seidel
         sweeps). ``'global'``: the global row order, rank after rank, so the hierarchy and the
         cycle are the one-rank ones up to rounding at any partition (and the iteration count
@@ -334,7 +338,7 @@ class SmoothedAggregation:
 
     def __init__(self, A: DistCSR, *, theta: float = 0.0, max_coarse: int = 100,
                  max_levels: int = 10, smoother: str = "gauss_seidel", degree: int = 1,
-                 improve: int = 4, order: str = "global", threads: int | None = None,
+                 improve: int = 4, order: str = "multicolour", threads: int | None = None,
                  seed: int = 0, colour_min_nnz: int = MULTICOLOUR_MIN_NNZ):
         from hpc.core.checks import check_choice, check_int, check_real
 

@@ -16,14 +16,15 @@ one-rank AMG iteration count: the count must not grow more than 10% with the ran
     OMP_NUM_THREADS=1 python scaling/compare/amg_bench.py --matrices --rounds 5
     OMP_NUM_THREADS=1 mpiexec -n 2 python scaling/compare/amg_bench.py --matrices --rounds 3
     OMP_NUM_THREADS=1 mpiexec -n 2 python scaling/compare/amg_bench.py --only-amg --coloured
-    OMP_NUM_THREADS=1 mpiexec -n 2 python scaling/compare/amg_bench.py --only-amg --multicolour
+    OMP_NUM_THREADS=1 mpiexec -n 2 python scaling/compare/amg_bench.py --only-amg --global-order
 
-``--coloured`` adds AMG-PCG with ``order='coloured'`` (amg-col): the default order='global'
-sweeps and aggregates rank after rank (the one-rank hierarchy and iteration count at any
-partition); the coloured order runs the ranks of a colour at once. ``--multicolour`` adds
-``order='multicolour'`` (amg-mc): large levels sweep colour by colour of a colouring of the
-global graph, every rank at once, and the count is the one-rank count of that order. At
-several ranks each AMG order's count is compared with its own one-rank count.
+The default order (amg-pcg, ``order='multicolour'``) aggregates in the global row order and
+sweeps the large levels colour by colour of a colouring of the global graph, every rank at
+once (the one-rank hierarchy, cycle and iteration count at any partition). ``--global-order``
+adds ``order='global'`` (amg-glob: every sweep rank after rank in the global row order, the
+one-rank count of that order too); ``--coloured`` adds ``order='coloured'`` (amg-col: ranks of
+a rank colour at once, a partition-dependent order). At several ranks each AMG order's count
+is compared with its own one-rank count.
 """
 from __future__ import annotations
 
@@ -85,9 +86,9 @@ def main() -> None:
     p.add_argument("--coloured", action="store_true",
                    help="also AMG-PCG with order='coloured' (amg-col: ranks of a colour sweep "
                         "at once; the hierarchy depends on the partition)")
-    p.add_argument("--multicolour", action="store_true",
-                   help="also AMG-PCG with order='multicolour' (amg-mc: colour-by-colour sweeps "
-                        "of a partition-independent colouring, every rank at once)")
+    p.add_argument("--global-order", action="store_true",
+                   help="also AMG-PCG with order='global' (amg-glob: sweeps rank after rank in "
+                        "the global row order, the previous default)")
     a = p.parse_args()
     comm = MPI.COMM_WORLD
     nproc = comm.Get_size()
@@ -111,8 +112,8 @@ def main() -> None:
         solvers = {"amg-pcg": ("pcg", "amg", None)}
         if a.coloured:
             solvers["amg-col"] = ("pcg", "amg", {"amg_order": "coloured"})
-        if a.multicolour:
-            solvers["amg-mc"] = ("pcg", "amg", {"amg_order": "multicolour"})
+        if a.global_order:
+            solvers["amg-glob"] = ("pcg", "amg", {"amg_order": "global"})
         if not a.only_amg:
             solvers.update({"cg": ("cg", "none", None), "jacobi-pcg": ("pcg", "jacobi", None)})
             if getattr(A, "grid", None) is not None:
