@@ -717,21 +717,24 @@ class Native1D:
                 self._exchange()
                 change = k.global_prev()[0]
                 converged = change < tol
-        else:
+        elif self.mode == "local":     # one rank: the loop runs natively, in batches
+            batch = PROGRESS_EVERY if progress is not None else max(max_iter, 1)
+            while it < max_iter:
+                steps, change, converged = k.run_local(d, n, tol, min(batch, max_iter - it))
+                it += int(steps)
+                if converged:
+                    break
+                if progress is not None:
+                    progress(it, change)
+        else:                          # 'allreduce': one Allreduce of the partials a step
             part, red = self.part, self._red
-            if self.mode == "local":
-                dangling = float(part[1])
-            else:
-                comm.Allreduce(part, red, op=MPI.SUM)
-                dangling = float(red[1])
+            comm.Allreduce(part, red, op=MPI.SUM)
+            dangling = float(red[1])
             while it < max_iter:
                 self._exchange()
                 k.step_dm(d, dangling, n)
-                if self.mode == "local":
-                    change, dangling = float(part[0]), float(part[1])
-                else:
-                    comm.Allreduce(part, red, op=MPI.SUM)
-                    change, dangling = float(red[0]), float(red[1])
+                comm.Allreduce(part, red, op=MPI.SUM)
+                change, dangling = float(red[0]), float(red[1])
                 it += 1
                 if change < tol:
                     converged = True

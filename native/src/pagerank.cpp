@@ -531,6 +531,28 @@ class Sweep {
 
  public:
 
+  // Up to max_iter steps of a rank alone (no exchange, the partial sums are the global ones),
+  // stopping after the first whose L1 change is below tol, as the Python loop over step_dm
+  // would but without its ~10 us an iteration (the whole solve of p2p-Gnutella08 is ~0.3 ms).
+  // Returns (steps, last change, converged); starts from the dangling mass of the current x.
+  py::tuple run_local(double d, double n, double tol, int64_t max_iter) {
+    if (!pack_idx_.empty() || !rpart_pos_.empty() || !part_pos_.empty())
+      hpc::fail("Sweep.run_local: this sweep exchanges with other ranks");
+    int64_t it = 0;
+    double change = std::numeric_limits<double>::infinity();
+    bool converged = false;
+    while (it < max_iter) {
+      step_dm(d, own_m_, n);
+      change = own_c_;
+      ++it;
+      if (change < tol) {
+        converged = true;
+        break;
+      }
+    }
+    return py::make_tuple(it, change, converged);
+  }
+
   // Global (change, dangling) of the previous step, summed in rank order.
   std::pair<double, double> global_prev() const {
     double c = 0.0, m = 0.0;
@@ -928,6 +950,10 @@ HPC_SUBMODULE(pagerank) {
       .def("set_teleport", &Sweep::set_teleport, py::arg("p"), py::arg("q"))
       .def("set_weights", &Sweep::set_weights, py::arg("indptr"), py::arg("values"))
       .def("step_dm", &Sweep::step_dm, py::arg("d"), py::arg("dm"), py::arg("n"))
+      .def("run_local", &Sweep::run_local, py::arg("d"), py::arg("n"), py::arg("tol"),
+           py::arg("max_iter"),
+           "up to max_iter steps of a rank alone, stopping at L1 change < tol: "
+           "(steps, change, converged)")
       .def("global_prev", &Sweep::global_prev)
       .def("step_pb", &Sweep::step_pb, py::arg("d"), py::arg("n"), py::arg("tol"), py::arg("check"));
 }

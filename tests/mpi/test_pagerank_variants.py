@@ -315,3 +315,39 @@ def test_native_weight_layouts_equal_networkx(email, layout):
             s.free()
         x = _allgather(comm, res.x, g.offsets)
         assert res.converged and np.abs(x - ref).max() <= 1e-12, kw
+
+
+@pytest.mark.mpi
+def test_native_local_loop_equals_the_python_loop():
+    """One rank runs its iterations natively (Sweep.run_local, in batches between progress
+    calls): the same iterate and count as step_dm driven from Python, with and without
+    progress; a sweep that exchanges with other ranks refuses it."""
+    from hpc.pagerank.solver import Native1D
+
+    if not registry.is_available("native"):
+        pytest.skip("native back end not built")
+    g = graphio.generate_kron("kron:11:8", 5, comm)
+    s = Native1D(g)
+    try:
+        if comm.size > 1:
+            with pytest.raises(ValueError, match="exchanges"):
+                s.sweep.run_local(0.85, float(g.n), 1e-10, 5)
+            return
+        assert s.mode == "local"
+        seen = []
+        res = s.solve(0.85, 1e-12, 1000, progress=lambda it, ch: seen.append(it))
+        assert res.converged and seen == list(range(16, res.iterations, 16))
+        again = s.solve(0.85, 1e-12, 1000)
+        assert np.array_equal(again.x, res.x) and again.iterations == res.iterations
+        cut = s.solve(0.85, 1e-12, 7)
+        assert cut.iterations == 7 and not cut.converged
+        k, n = s.sweep, float(g.n)
+        k.start(np.full(s.nlocal, 1.0 / n))       # the Python loop over step_dm
+        it, change = 0, float("inf")
+        while change >= 1e-12:
+            k.step_dm(0.85, float(s.part[1]), n)
+            change, it = float(s.part[0]), it + 1
+        assert it == res.iterations and change == res.l1_change
+        assert np.array_equal(s.x[s.pos], res.x)
+    finally:
+        s.free()
