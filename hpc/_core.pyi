@@ -45,10 +45,10 @@ class _amg_colour(ModuleType):
             """symmetric sweeps, colours forward then backward, ghost values held fixed"""
     @staticmethod
     def colour_i32(indptr: np.ndarray, indices: np.ndarray, key: np.ndarray, gid: np.ndarray, colour: np.ndarray) -> tuple[Any, ...]:
-        """colour(indptr, indices, key, gid, colour) -> (coloured now, left uncoloured): greedy colouring in decreasing (key, gid) order; with ghost columns (len(key) > rows) one Jones-Plassmann round. colour (int32, own then ghost, -1: none) is updated in place."""
+        """colour(indptr, indices, key, gid, colour) -> (coloured now, left uncoloured): greedy colouring in decreasing (key, gid) order of every own row whose higher-priority neighbours are coloured (all rows without ghost columns; call again after exchanging the ghosts' colours). colour (int32, own then ghost, -1: none) is updated in place."""
     @staticmethod
     def colour_i64(indptr: np.ndarray, indices: np.ndarray, key: np.ndarray, gid: np.ndarray, colour: np.ndarray) -> tuple[Any, ...]:
-        """colour(indptr, indices, key, gid, colour) -> (coloured now, left uncoloured): greedy colouring in decreasing (key, gid) order; with ghost columns (len(key) > rows) one Jones-Plassmann round. colour (int32, own then ghost, -1: none) is updated in place."""
+        """colour(indptr, indices, key, gid, colour) -> (coloured now, left uncoloured): greedy colouring in decreasing (key, gid) order of every own row whose higher-priority neighbours are coloured (all rows without ghost columns; call again after exchanging the ghosts' colours). colour (int32, own then ghost, -1: none) is updated in place."""
 amg_colour: _amg_colour
 
 

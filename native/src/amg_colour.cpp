@@ -3,11 +3,9 @@
 // - colour: the greedy colouring of a symmetric graph in decreasing priority order (each node
 //   takes the smallest colour none of its higher-priority neighbours has). Priorities are
 //   (key, global id) pairs, key a hash of the global id, so the colouring depends only on the
-//   global graph. On a rank's rows with ghost columns the same colouring comes from
-//   Jones-Plassmann rounds: a node whose uncoloured neighbours all have lower priority takes
-//   its colour now (all its higher-priority neighbours are coloured by then, its lower-priority
-//   ones not yet, so it gets exactly the greedy colour); the caller exchanges the ghosts'
-//   colours between rounds. Without ghosts one call runs the greedy order itself.
+//   global graph. A node may take its colour as soon as all its higher-priority neighbours
+//   have theirs, so each call colours every own row it can; with ghost columns the caller
+//   exchanges the ghosts' colours and calls again (Jones-Plassmann rounds).
 // - MultiColourGS: Gauss-Seidel colour by colour. Rows of one colour share no edge, so they
 //   update independently (in any order, on any thread, on any rank: the result of a colour is
 //   the same bits), and a symmetric sweep (colours forward, then backward) is symmetric
@@ -99,48 +97,36 @@ py::tuple colour(py::array ptr_, py::array idx_, py::array key_, py::array gid_,
     std::vector<int64_t> todo;
     for (int64_t i = 0; i < n; ++i)
       if (col[i] < 0) todo.push_back(i);
-    if (ne == n) {
-      // No ghosts: the greedy colouring, in any order that takes a row after all its
-      // higher-priority neighbours (its colour depends on theirs only). Kahn's order, rows
-      // visited in row order and each row that becomes ready taken at once (depth first), keeps
-      // the accesses near each other; the priority order itself visits rows at random (~12
-      // cache misses a row, 5x slower on hpcg:64).
-      std::vector<int32_t> wait(size_t(n), 0);  // uncoloured higher-priority neighbours
-      for (int64_t i : todo)
+    // The greedy colouring, in any order that takes a row after all its higher-priority
+    // neighbours (its colour depends on theirs only): Kahn's order, rows visited in row order
+    // and each row that becomes ready taken at once (depth first), which keeps the accesses
+    // near each other (the priority order itself visits rows at random, ~12 cache misses a
+    // row, 5x slower on hpcg:64). Uncoloured ghosts hold their lower-priority neighbours back
+    // until a later call, after the caller's exchange: Jones-Plassmann rounds, each one
+    // colouring every row it can, so the rounds are the chains that cross rank boundaries.
+    std::vector<int32_t> wait(size_t(n), 0);  // uncoloured higher-priority neighbours
+    for (int64_t i : todo)
+      for (I q = P[i]; q < P[i + 1]; ++q) {
+        const int64_t j = J[q];
+        wait[size_t(i)] += j != i && col[j] < 0 && above(j, i);
+      }
+    std::vector<int64_t> stack;
+    for (int64_t r : todo) {
+      if (col[r] >= 0 || wait[size_t(r)] != 0) continue;
+      stack.push_back(r);
+      while (!stack.empty()) {
+        const int64_t i = stack.back();
+        stack.pop_back();
+        assign(i);
+        ++now;
         for (I q = P[i]; q < P[i + 1]; ++q) {
           const int64_t j = J[q];
-          wait[size_t(i)] += j != i && col[j] < 0 && above(j, i);
-        }
-      std::vector<int64_t> stack;
-      for (int64_t r : todo) {
-        if (col[r] >= 0 || wait[size_t(r)] != 0) continue;
-        stack.push_back(r);
-        while (!stack.empty()) {
-          const int64_t i = stack.back();
-          stack.pop_back();
-          assign(i);
-          for (I q = P[i]; q < P[i + 1]; ++q) {
-            const int64_t j = J[q];
-            if (j != i && col[j] < 0 && above(i, j) && --wait[size_t(j)] == 0)
-              stack.push_back(j);
-          }
+          if (j < n && j != i && col[j] < 0 && above(i, j) && --wait[size_t(j)] == 0)
+            stack.push_back(j);
         }
       }
-      now = int64_t(todo.size());
-    } else {  // one Jones-Plassmann round: the local maxima among the uncoloured
-      std::vector<int64_t> win;
-      for (int64_t i : todo) {
-        bool top = true;
-        for (I q = P[i]; q < P[i + 1] && top; ++q) {
-          const int64_t j = J[q];
-          if (j != i && col[j] < 0 && above(j, i)) top = false;
-        }
-        if (top) win.push_back(i);
-      }
-      for (int64_t i : win) assign(i);  // no two winners are neighbours
-      now = int64_t(win.size());
-      left = int64_t(todo.size()) - now;
     }
+    left = int64_t(todo.size()) - now;
   }
   return py::make_tuple(now, left);
 }
@@ -293,8 +279,9 @@ void bind(py::module_& m, const char* suffix) {
   using G = MultiColourGS<I>;
   m.def((std::string("colour_") + suffix).c_str(), &colour<I>,
         "colour(indptr, indices, key, gid, colour) -> (coloured now, left uncoloured): greedy "
-        "colouring in decreasing (key, gid) order; with ghost columns (len(key) > rows) one "
-        "Jones-Plassmann round. colour (int32, own then ghost, -1: none) is updated in place.",
+        "colouring in decreasing (key, gid) order of every own row whose higher-priority "
+        "neighbours are coloured (all rows without ghost columns; call again after exchanging "
+        "the ghosts' colours). colour (int32, own then ghost, -1: none) is updated in place.",
         py::arg("indptr"), py::arg("indices"), py::arg("key"), py::arg("gid"),
         py::arg("colour"));
   py::class_<G>(m, (std::string("MultiColourGS_") + suffix).c_str(),
