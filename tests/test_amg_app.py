@@ -25,4 +25,5 @@ def test_cg_pc_amg_record_same_at_1_and_3_ranks(tmp_path):
     assert three["ranks"] == 3
     assert three["solver"]["pc"]["rows"] == one["solver"]["pc"]["rows"]
     assert three["solver"]["pc"]["nnz"] == one["solver"]["pc"]["nnz"]
+    assert three["solver"]["pc"]["colours"] == one["solver"]["pc"]["colours"]
     assert three["metrics"]["iterations"] == one["metrics"]["iterations"]
