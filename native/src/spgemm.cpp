@@ -714,6 +714,18 @@ int64_t fused_max_products() {
   return std::max<int64_t>(int64_t(1) << 16, caches().l3_share / int64_t(sizeof(I)));
 }
 
+// The same for a B wider than the dense accumulator's L2 budget: the two-region path's
+// alternative there is its hash bin, measured slower at every size tried, so the bound is the
+// temporary's memory (untouched past nnz(C), but reserved): 1/64 of physical memory. Measured
+// at n = 100,000, 1 thread, one-region / two-region: uniform 224 / 517 ms (6.4M products),
+// unsymmetric 207 / 337 (4.9M), block 29.8 / 84.5 (25.6M), banded 28.2 / 57.1 (12.1M).
+template <typename I>
+int64_t wide_max_products() {
+  const int64_t pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+  const int64_t mem = pages > 0 && page > 0 ? pages * page : int64_t(8) << 30;
+  return std::max(fused_max_products<I>(), mem / 64 / int64_t(sizeof(I)));
+}
+
 // ---- thread count from measured costs (the one-region path): hpc/thread_model.hpp
 hpc::ThreadModel g_threads;  // seconds per product of this path
 hpc::ThreadModel g_threads_big;  // the two-region path's (another cost per product)
@@ -1348,7 +1360,9 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
                    int64_t dense_at, int64_t fused_max, int interleave) {
   const int64_t n = A.nrows;
   // Small products: the one-region path (shared rows are for heavy rows: never there).
-  const int64_t limit = fused_max < 0 ? fused_max_products<I>() : fused_max;
+  const int64_t limit = fused_max >= 0      ? fused_max
+                       : dense_fits(B.ncols) ? fused_max_products<I>()
+                                             : wide_max_products<I>();
   // Its dense accumulator is touched only at each row's columns (as SciPy's is) and its bitmap
   // (ncols / 8 bytes) is what rows scan: a B wider than the accumulator's L2 budget still takes
   // it where the bitmap fits L2 and the products (est) are at least B's columns, so that
