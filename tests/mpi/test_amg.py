@@ -389,3 +389,22 @@ def test_multicolour_cycle_symmetric_and_partition_independent(name):
     assert info.iterations == one.iterations, (info.iterations, one.iterations)
     if name == "hpcg:12":  # and near pyamg's count on the stencil
         assert info.iterations <= max(1.2 * _pyamg_iterations(_gather(A), b, 1e-8), 8)
+
+
+@pytest.mark.mpi
+def test_multicolour_levels_chosen_by_entries_per_colour():
+    """order='multicolour' sweeps by colours exactly the levels whose colours hold at least
+    colour_min_nnz stored entries each (a rule on the global operator: the same levels at any
+    rank count); the default threshold leaves a small problem in the global order."""
+    from hpc.amg.colour import MultiColourPlan, colour
+
+    A = _spd("hpcg:12", comm)
+    d = SmoothedAggregation(A, max_coarse=20).describe()
+    assert d["order"] == "multicolour" and d["colours"] == [0] * d["levels"]
+    k = 1000
+    ml = SmoothedAggregation(A, max_coarse=20, colour_min_nnz=k)
+    assert ml.describe()["colours"][0] > 0
+    for lvl in ml.levels:
+        nc = colour(lvl.A)[1] if lvl.A.nnz >= 2 * k else None
+        by_colours = nc is not None and lvl.A.nnz >= k * nc
+        assert isinstance(lvl.gs, MultiColourPlan) == by_colours
