@@ -15,8 +15,6 @@ import os
 import statistics
 import time
 
-import numpy as np
-import scipy.sparse as sp
 from mpi4py import MPI
 
 from hpc.amg import SmoothedAggregation
