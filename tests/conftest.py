@@ -18,6 +18,15 @@ TEST_ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 MPI_ENV = {**YIELD_ENV, **TEST_ENV}  # for tests that pass the environment on themselves
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Leave tests/mpi to its own runs (``mpiexec … pytest --with-mpi tests/mpi``, as
+    tools/run_tests.sh does): its modules share basenames with the serial suite's, so a plain
+    ``pytest`` collecting both would stop on import-file mismatches."""
+    if collection_path == ROOT / "tests" / "mpi" and not config.getoption("with_mpi", False):
+        return True
+    return None
+
+
 def mpirun(n: int, *args: str, timeout: int = 300, env: dict | None = None,
            module: str | None = None) -> subprocess.CompletedProcess:
     """Run ``mpiexec -n n python [-m module] args...`` from the repository root, output
