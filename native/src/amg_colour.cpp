@@ -27,28 +27,6 @@
 namespace {
 using std::int64_t;
 
-// A checked row block: n rows, column indices in [0, ncols).
-template <typename I>
-struct Rows {
-  hpc::carray<I> ptr, idx;
-  const I* P = nullptr;
-  const I* J = nullptr;
-  int64_t n = 0;
-  Rows(const py::array& p, const py::array& j, int64_t ncols, const char* what) {
-    ptr = hpc::exact<I>(p, what);
-    idx = hpc::exact<I>(j, what);
-    hpc::require_1d(ptr, -1, what);
-    hpc::require_1d(idx, -1, what);
-    n = ptr.shape(0) - 1;
-    if (n < 0) hpc::fail(std::string(what) + " indptr: empty");
-    P = ptr.data();
-    J = idx.data();
-    if (P[0] != 0 || !hpc::non_decreasing(P, n) || int64_t(P[n]) > int64_t(idx.shape(0)))
-      hpc::fail(std::string(what) + " indptr: not a CSR row pointer");
-    if (!hpc::all_in_range(J, int64_t(P[n]), ncols))
-      hpc::fail(std::string(what) + " indices: out of range");
-  }
-};
 
 // The smallest colour not in `used` (marks of this node's neighbours, stamped `tag`).
 inline int32_t first_free(std::vector<int64_t>& mark, int64_t tag, int32_t limit) {
@@ -68,7 +46,7 @@ py::tuple colour(py::array ptr_, py::array idx_, py::array key_, py::array gid_,
   const int64_t ne = kk.shape(0);
   hpc::require_1d(kg, ne, "colour gid");
   hpc::require_1d(kc, ne, "colour colour");
-  Rows<I> A(ptr_, idx_, ne, "colour");
+  hpc::CheckedCsr<I> A(ptr_, idx_, -1, ne, "colour");
   const int64_t n = A.n;
   if (n > ne) hpc::fail("colour: more rows than columns");
   const uint64_t* key = kk.data();
@@ -137,7 +115,7 @@ class MultiColourGS {
  public:
   MultiColourGS(py::array ptr_, py::array idx_, py::array data_, py::array diag_,
                 py::array colour_, py::array boundary_, int64_t n_ext, int64_t ncolours) {
-    Rows<I> A(ptr_, idx_, n_ext, "MultiColourGS");
+    hpc::CheckedCsr<I> A(ptr_, idx_, -1, n_ext, "MultiColourGS");
     n_ = A.n;
     ne_ = n_ext;
     if (n_ > ne_) hpc::fail("MultiColourGS: more rows than columns");

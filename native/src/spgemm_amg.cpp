@@ -29,29 +29,13 @@
 namespace {
 using std::int64_t;
 
-// A checked CSR block (n rows, column indices in [0, ncols)); keeps the arrays alive.
+// A checked CSR block of exactly n rows (hpc::CheckedCsr; a negative n is refused here).
 template <typename I>
-struct Csr {
-  hpc::carray<I> ptr, idx;
-  const I* P = nullptr;
-  const I* J = nullptr;
-  int64_t n = 0;
-  Csr(const py::array& ptr_, const py::array& idx_, int64_t n_, int64_t ncols,
-      const std::string& what)
-      : n(n_) {
-    if (n < 0) hpc::fail(what + ": negative size");
-    ptr = hpc::exact<I>(ptr_, (what + " indptr").c_str());
-    idx = hpc::exact<I>(idx_, (what + " indices").c_str());
-    hpc::require_1d(ptr, n + 1, (what + " indptr").c_str());
-    hpc::require_1d(idx, -1, (what + " indices").c_str());
-    P = ptr.data();
-    J = idx.data();
-    if (P[0] != 0 || !hpc::non_decreasing(P, n) || int64_t(P[n]) > int64_t(idx.shape(0)))
-      hpc::fail(what + " indptr: not a CSR row pointer");
-    if (!hpc::all_in_range(J, int64_t(P[n]), ncols)) hpc::fail(what + " indices: out of range");
-  }
-  int64_t nnz() const { return int64_t(P[n]); }
-};
+hpc::CheckedCsr<I> csr(const py::array& ptr_, const py::array& idx_, int64_t n, int64_t ncols,
+                       const std::string& what) {
+  if (n < 0) hpc::fail(what + ": negative size");
+  return hpc::CheckedCsr<I>(ptr_, idx_, n, ncols, what);
+}
 
 template <typename T>
 const T* vec_in(const py::array& a, int64_t n, const std::string& what, hpc::carray<T>& keep) {
@@ -128,7 +112,7 @@ int64_t aggregate_passes(const I* P, const I* J, int64_t n, int64_t* x, Strong s
 // On a strength graph S (pyamg's convention: the diagonal, if stored, is skipped).
 template <typename I>
 py::tuple aggregate(py::array ptr_, py::array idx_, int64_t n) {
-  Csr<I> S(ptr_, idx_, n, n, "aggregate");
+  auto S = csr<I>(ptr_, idx_, n, n, "aggregate");
   hpc::carray<int64_t> out(n);
   int64_t* x = out.mutable_data();
   int64_t count;
@@ -156,7 +140,7 @@ int64_t aggregate_pass(py::array ptr_, py::array idx_, py::array data_, py::arra
   if (!(theta >= 0.0 && theta < 1.0)) hpc::fail("aggregate_pass: theta must be in [0, 1)");
   const int64_t n = ptr_.ndim() == 1 ? ptr_.shape(0) - 1 : -1;
   if (n < 0 || n > nt) hpc::fail("aggregate_pass indptr: more rows than columns");
-  Csr<I> A(ptr_, idx_, n, nt, "aggregate_pass");
+  auto A = csr<I>(ptr_, idx_, n, nt, "aggregate_pass");
   hpc::carray<double> kv, kd;
   const double* V = vec_in<double>(data_, -1, "aggregate_pass data", kv);
   if (kv.shape(0) < A.nnz()) hpc::fail("aggregate_pass data: shorter than the indices");
@@ -200,8 +184,8 @@ py::tuple smoothed_prolongator(py::array optr, py::array oidx, py::array odat, p
   const int64_t ng = gagg_.ndim() == 1 ? gagg_.shape(0) : -1;
   const int64_t nc = colid_.ndim() == 1 ? colid_.shape(0) : -1;
   if (n < 0 || ng < 0 || nc < 0) hpc::fail("smoothed_prolongator: expected 1-D arrays");
-  Csr<I> Ao(optr, oidx, n, n, "smoothed_prolongator own block");
-  Csr<I> Ag(gptr, gidx, n, ng, "smoothed_prolongator ghost block");
+  auto Ao = csr<I>(optr, oidx, n, n, "smoothed_prolongator own block");
+  auto Ag = csr<I>(gptr, gidx, n, ng, "smoothed_prolongator ghost block");
   hpc::carray<double> k1, k2, k3, k4, k5;
   hpc::carray<int64_t> k6, k7, k8;
   const double* OV = vec_in<double>(odat, -1, "smoothed_prolongator own data", k1);
@@ -273,7 +257,7 @@ class GaussSeidel {
  public:
   GaussSeidel(py::array ptr_, py::array idx_, py::array data_, py::array diag_) {
     n_ = diag_.ndim() == 1 ? diag_.shape(0) : -1;
-    Csr<I> A(ptr_, idx_, n_, n_, "GaussSeidel");
+    auto A = csr<I>(ptr_, idx_, n_, n_, "GaussSeidel");
     hpc::carray<double> kv, kd;
     const double* V = vec_in<double>(data_, -1, "GaussSeidel data", kv);
     if (kv.shape(0) < A.nnz()) hpc::fail("GaussSeidel data: shorter than the indices");

@@ -75,4 +75,30 @@ inline bool non_decreasing(const I* p, int64_t n) {
   for (int64_t i = 0; i < n; ++i) down |= unsigned(p[i + 1] < p[i]);
   return down == 0;
 }
+
+// A checked CSR row block, column indices in [0, ncols); keeps the arrays alive. With n < 0
+// the row count is taken from indptr, else indptr must hold n + 1 entries.
+template <typename I>
+struct CheckedCsr {
+  carray<I> ptr, idx;
+  const I* P = nullptr;
+  const I* J = nullptr;
+  int64_t n = 0;
+  CheckedCsr(const py::array& ptr_, const py::array& idx_, int64_t n_, int64_t ncols,
+             const std::string& what)
+      : n(n_) {
+    ptr = exact<I>(ptr_, (what + " indptr").c_str());
+    idx = exact<I>(idx_, (what + " indices").c_str());
+    require_1d(ptr, n < 0 ? -1 : n + 1, (what + " indptr").c_str());
+    require_1d(idx, -1, (what + " indices").c_str());
+    if (n < 0) n = ptr.shape(0) - 1;
+    if (n < 0) fail(what + " indptr: empty");
+    P = ptr.data();
+    J = idx.data();
+    if (P[0] != 0 || !non_decreasing(P, n) || int64_t(P[n]) > int64_t(idx.shape(0)))
+      fail(what + " indptr: not a CSR row pointer");
+    if (!all_in_range(J, int64_t(P[n]), ncols)) fail(what + " indices: out of range");
+  }
+  int64_t nnz() const { return int64_t(P[n]); }
+};
 }  // namespace hpc
