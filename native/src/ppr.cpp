@@ -207,14 +207,7 @@ class Engine {
   // slot_ / vertex_: caller's vertex -> internal number and back, most named vertices first
   // (stable: ties keep vertex order); graph and index rows renumbered and reordered to match.
   void number_by_popularity() {
-    std::vector<int64_t> cnt(static_cast<size_t>(n_), 0);
-    for (int32_t u : fidx_) ++cnt[u];
-    vertex_.resize(static_cast<size_t>(n_));
-    for (int64_t v = 0; v < n_; ++v) vertex_[v] = static_cast<int32_t>(v);
-    std::stable_sort(vertex_.begin(), vertex_.end(),
-                     [&cnt](int32_t a, int32_t b) { return cnt[a] > cnt[b]; });
-    slot_.resize(static_cast<size_t>(n_));
-    for (int64_t k = 0; k < n_; ++k) slot_[vertex_[k]] = static_cast<int32_t>(k);
+    hpc::number_by_popularity(n_, fidx_, vertex_, slot_);
     reorder(gptr_, gidx_, nullptr);
     reorder(fptr_, fidx_, &fval_);
     std::vector<double> m(static_cast<size_t>(n_));

@@ -731,14 +731,7 @@ class PartEngine {
   // slot_ / vertex_: vertex -> accumulator slot and back, the vertices this rank's index
   // entries name most often first (stable: ties keep vertex order); fidx_ holds slots.
   void number_by_popularity() {
-    std::vector<int64_t> cnt(static_cast<size_t>(n_), 0);
-    for (int32_t u : fidx_) ++cnt[u];
-    vertex_.resize(static_cast<size_t>(n_));
-    for (int64_t v = 0; v < n_; ++v) vertex_[v] = static_cast<int32_t>(v);
-    std::stable_sort(vertex_.begin(), vertex_.end(),
-                     [&cnt](int32_t a, int32_t b) { return cnt[a] > cnt[b]; });
-    slot_.resize(static_cast<size_t>(n_));
-    for (int64_t k = 0; k < n_; ++k) slot_[vertex_[k]] = static_cast<int32_t>(k);
+    hpc::number_by_popularity(n_, fidx_, vertex_, slot_);
     for (int32_t& u : fidx_) u = slot_[u];
   }
 
