@@ -100,6 +100,20 @@ def test_hierarchy_galerkin_spd(smoother):
     assert d["levels"] == len(rows) and 1.0 < d["operator_complexity"] < 3.0
 
 
+def _assert_symmetric_positive(ml: SmoothedAggregation, A: DistCSR, rng) -> tuple:
+    """u M v = v M u (to 1e-10 of u M u) and u M u > 0 for random global u, v (the same on every
+    rank: one seed); returns (u, this rank's rows of M u)."""
+    lo, hi = A.row_range
+    u, v = rng.standard_normal(A.shape[0]), rng.standard_normal(A.shape[0])
+    Mu, Mv = ml.apply(u[lo:hi]), ml.apply(v[lo:hi])
+    uMv = comm.allreduce(float(u[lo:hi] @ Mv))
+    vMu = comm.allreduce(float(v[lo:hi] @ Mu))
+    uMu = comm.allreduce(float(u[lo:hi] @ Mu))
+    assert abs(uMv - vMu) <= 1e-10 * abs(uMu)
+    assert uMu > 0
+    return u, Mu
+
+
 @pytest.mark.mpi
 @pytest.mark.parametrize("matrix", ["poisson3d", "bcsstk13"])
 def test_preconditioner_symmetric_positive(matrix):
@@ -115,16 +129,9 @@ def test_preconditioner_symmetric_positive(matrix):
         A = DistCSR.from_scipy(sp.csr_matrix(scipy.io.mmread(data_file("matrices",
                                                                         "bcsstk13.mtx"))), comm)
     ml = SmoothedAggregation(A, max_coarse=30)
-    lo, hi = A.row_range
     rng = np.random.default_rng(11)  # the same vectors on every rank
     for _ in range(3):
-        u, v = rng.standard_normal(A.shape[0]), rng.standard_normal(A.shape[0])
-        Mu, Mv = ml.apply(u[lo:hi]), ml.apply(v[lo:hi])
-        uMv = comm.allreduce(float(u[lo:hi] @ Mv))
-        vMu = comm.allreduce(float(v[lo:hi] @ Mu))
-        uMu = comm.allreduce(float(u[lo:hi] @ Mu))
-        assert abs(uMv - vMu) <= 1e-10 * abs(uMu)
-        assert uMu > 0
+        _assert_symmetric_positive(ml, A, rng)
 
 
 def _pyamg_iterations(A: sp.csr_matrix, b: np.ndarray, rtol: float) -> int:
@@ -250,12 +257,7 @@ def test_coloured_order_is_a_valid_preconditioner():
     A = poisson3d(12, comm)
     ml = SmoothedAggregation(A, order="coloured", max_coarse=30)
     lo, hi = A.row_range
-    rng = np.random.default_rng(12)
-    u, v = rng.standard_normal(A.shape[0]), rng.standard_normal(A.shape[0])
-    Mu, Mv = ml.apply(u[lo:hi]), ml.apply(v[lo:hi])
-    uMv, vMu = comm.allreduce(float(u[lo:hi] @ Mv)), comm.allreduce(float(v[lo:hi] @ Mu))
-    uMu = comm.allreduce(float(u[lo:hi] @ Mu))
-    assert abs(uMv - vMu) <= 1e-10 * abs(uMu) and uMu > 0
+    _assert_symmetric_positive(ml, A, np.random.default_rng(12))
     b = np.ones(A.shape[0])
     _, col = Solver(A, method="pcg", pc="amg", rtol=1e-8,
                     pc_options={"amg_order": "coloured"}).solve(b[lo:hi])
@@ -370,12 +372,7 @@ def test_multicolour_cycle_symmetric_and_partition_independent(name):
     lo, hi = A.row_range
     rng = np.random.default_rng(13)
     for _ in range(2):
-        u, v = rng.standard_normal(A.shape[0]), rng.standard_normal(A.shape[0])
-        Mu, Mv = ml.apply(u[lo:hi]), ml.apply(v[lo:hi])
-        uMv = comm.allreduce(float(u[lo:hi] @ Mv))
-        vMu = comm.allreduce(float(v[lo:hi] @ Mu))
-        uMu = comm.allreduce(float(u[lo:hi] @ Mu))
-        assert abs(uMv - vMu) <= 1e-10 * abs(uMu) and uMu > 0
+        u, Mu = _assert_symmetric_positive(ml, A, rng)
         Mu1 = ml1.apply(u)
         np.testing.assert_allclose(A.gather_vector(Mu, root=None), Mu1, rtol=1e-9,
                                    atol=1e-11 * np.abs(Mu1).max())
