@@ -122,6 +122,24 @@ def test_native_packed_symbolic(threads):
     assert_same(c, ref_product(r, r))
 
 
+@pytest.mark.parametrize("threads", [1, 3])
+def test_native_packing_sampled_from_b(threads):
+    """The one-region path estimates B's words per entry from a sample before packing: a B of
+    column pairs sharing a word (half a word per entry) is still packed, a B of the same row
+    lengths with scattered columns is not; both products exact."""
+    rng = np.random.default_rng(11)
+    n, pairs = 3000, 4  # 8 entries per row: over the 6 from which packing is tried
+    rows = np.repeat(np.arange(n), 2 * pairs)
+    even = 2 * rng.integers(0, n // 2, size=(n, pairs))
+    paired = np.stack([even, even + 1], axis=2).ravel()  # columns 2m and 2m + 1: one word
+    for cols, packs in [(paired, True), (rng.integers(0, n, rows.size), False)]:
+        b = L.canonical(sp.csr_matrix((rng.standard_normal(rows.size), (rows, cols)), shape=(n, n)))
+        a = L.canonical(sp.random(n, n, 1.5 / n, format="csr", random_state=3))
+        c, st = L.multiply_native(a, b, threads)
+        assert st["fused"] and (st["packed_words"] > 0) == packs
+        assert_same(c, ref_product(a, b))
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("fused_max", [-1, 0])
 def test_native_fused_and_two_region_paths_agree(threads, fused_max):

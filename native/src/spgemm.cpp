@@ -24,6 +24,7 @@
 #include <mutex>
 #include <cstdint>
 #include <cstring>
+#include <ctime>
 #include <limits>
 #include <memory>
 #include <fstream>
@@ -726,6 +727,40 @@ int64_t wide_max_products() {
   return std::max(fused_max_products<I>(), mem / 64 / int64_t(sizeof(I)));
 }
 
+// Whether packing B into 64-column words (fused_pack_block) can pay: multiply_fused uses the
+// packing where B's words are at most 2/3 of its entries. Estimated on 256 entries evenly spaced
+// through B, each counted as opening a word where its word differs from the entry before it:
+// that fraction estimates words / entries (a row's first entry compared with the previous row's
+// last can only undercount, which keeps the packing). A B clearly above the bar (scattered
+// columns: mostly one entry per word, as in random, unsymmetric and rectangular products) skips
+// the packing pass, a full read of B that it could not use. The axpy count made by that pass is
+// not lost: rows of consecutive columns have ~1/length words per entry, far below the bar.
+template <typename I>
+bool pack_may_pay(const Csr<I>& B) {
+  constexpr int64_t kSample = 256;
+  const int64_t nnz = B.ptr[B.nrows];
+  if (nnz < 4 * kSample) return true;  // a small B: the pass is cheap, so measure it exactly
+  int64_t opened = 0;
+  for (int64_t s = 0; s < kSample; ++s) {
+    const int64_t q = 1 + (nnz - 1) * s / kSample;
+    opened += (int64_t(B.idx[q]) >> 6) != (int64_t(B.idx[q - 1]) >> 6);
+  }
+  return opened * 4 < kSample * 3;  // words / entries below 3/4 (~3 standard errors over 2/3)
+}
+
+// The one-region path's phase clock: wall time; a profiling build with -DHPC_SPGEMM_CPU_CLOCK
+// reads the calling thread's CPU time instead (a syscall, so not by default), which a loaded
+// machine inflates far less: meaningful for 1-thread calls only.
+inline double phase_clock() {
+#ifdef HPC_SPGEMM_CPU_CLOCK
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+#else
+  return omp_get_wtime();
+#endif
+}
+
 // ---- thread count from measured costs (the one-region path): hpc/thread_model.hpp
 hpc::ThreadModel g_threads;  // seconds per product of this path
 hpc::ThreadModel g_threads_big;  // the two-region path's (another cost per product)
@@ -1167,7 +1202,8 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
   // Threads from an estimate (nnz(A) x mean row length of B): the exact count needs a pass.
   const double est = double(A.ptr[n]) * double(B.ptr[B.nrows]) / double(std::max<int64_t>(B.nrows, 1));
   if (est > 4.0 * double(limit)) return false;
-  int T = g_threads.choose(est, threads);
+  const uint64_t key = hpc::ThreadModel::key_of({n, A.ncols, A.ptr[n], B.ncols, B.ptr[B.nrows]});
+  int T = g_threads.choose(est, threads, key);
   if (dense_at > 0) T = threads;  // tests: every thread count
   const int64_t dense_min = dense_at > 0 ? dense_at : 0;  // 0: the cost model (choose_bin)
   // Phases interleaved row by row (interleave 1): each row's numeric step right after its
@@ -1197,7 +1233,7 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
   RawBuf<I>& tmp = Wk.tmp;
   // Packing costs a pass over B: tried when B's rows average 6+ entries (the meshes here:
   // 6.5-17 entries, 1.7-5.8 per word), not for 1138_bus's 3.6.
-  const bool try_pack = B.nrows > 0 && int64_t(B.ptr[B.nrows]) >= 6 * B.nrows;
+  const bool try_pack = B.nrows > 0 && int64_t(B.ptr[B.nrows]) >= 6 * B.nrows && pack_may_pay(B);
   if (try_pack) {
     if (int64_t(Wk.word.size()) < int64_t(B.ptr[B.nrows])) {
       Wk.word.resize(B.ptr[B.nrows]);
@@ -1213,7 +1249,7 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
   const I* wd = Wk.word.data();
   const uint64_t* wm = Wk.wmask.data();
   bool abort = false;
-  const double t0 = omp_get_wtime();
+  const double t0 = phase_clock();
   double t1 = t0, t2 = t0, t3 = t0;
 #pragma omp parallel num_threads(T)
   {
@@ -1259,7 +1295,7 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
       S.ensure(B.ncols);
 #pragma omp barrier
 #pragma omp master
-      t1 = omp_get_wtime();
+      t1 = phase_clock();
       // This thread's rows, both phases: a block of equal products.
       const int64_t rb = equal_cut(pre, nt, t), re = equal_cut(pre, nt, t + 1);
       I* tb = tmp.data() + pre[rb] + kSlack * t;     // their column lists, back to back
@@ -1276,7 +1312,7 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
         R.indptr = static_cast<I*>(std::malloc(sizeof(I) * (n + 1)));
         R.idx = static_cast<I*>(std::malloc(sizeof(I) * std::max<int64_t>(R.nnz, 1)));
         R.val = static_cast<double*>(std::malloc(sizeof(double) * std::max<int64_t>(R.nnz, 1)));
-        t2 = omp_get_wtime();
+        t2 = phase_clock();
       }
       if (R.indptr && R.idx && R.val) {  // every thread fills its own rows: no barrier
         base = part2[t];
@@ -1313,13 +1349,13 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
     std::free(R.val);
     throw std::bad_alloc();
   }
-  t3 = omp_get_wtime();
+  t3 = phase_clock();
   for (int u = 0; u < R.threads; ++u)
     for (int b = 0; b < kNumBins; ++b) R.bins[b] += nb[int64_t(u) * kNumBins + b];
   R.t_plan = t1 - t0;
   R.t_sym = t2 - t1;
   R.t_num = t3 - t2;
-  g_threads.record(t3 - t0, R.threads, est);  // the estimate choose() classed it by
+  g_threads.record(t3 - t0, R.threads, est, key);  // as choose() classed it
   return true;
 }
 
@@ -1394,7 +1430,8 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
   // took 84 ms against 10 ms on one thread at load 9), unless a test forces the bins.
   const bool auto_bins = shared_at <= 0 && dense_at <= 0;
   const double est = double(A.ptr[n]) * double(B.ptr[B.nrows]) / double(std::max<int64_t>(B.nrows, 1));
-  if (auto_bins) threads = g_threads_big.choose(est, threads);
+  const uint64_t key = hpc::ThreadModel::key_of({n, A.ncols, A.ptr[n], B.ncols, B.ptr[B.nrows]});
+  if (auto_bins) threads = g_threads_big.choose(est, threads, key);
   std::vector<int64_t> rnnz(n, 0);
   std::vector<int64_t> off(n + 1, 0);  // row offsets of C
   Plan P;
@@ -1494,7 +1531,7 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
       shared_fill(A, B, i, P.prod[i], T, P.threads, oc + ip[i], ov + ip[i], rnnz[i]);
   }
   const double t3 = omp_get_wtime();
-  if (auto_bins) g_threads_big.record(t3 - t0, P.threads, est);
+  if (auto_bins) g_threads_big.record(t3 - t0, P.threads, est, key);
   // plan: products per row, bins, chunks; numeric includes row offsets and output allocation
   return py::make_tuple(indptr, indices, data,
                         run_stats(P.total, P.bins, P.bins[kShared], P.threads,

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
@@ -54,6 +55,14 @@ inline double region_overhead(int t) {
 // measured it, and now and then the one measured longest ago (so a choice made while the
 // machine was busy is revisited). A class with no measurement at all
 // takes the prior: est x (1-thread rate) / t + region_overhead(t).
+//
+// Operands named by a key (choose/record with key != 0: their shapes and entry counts) also
+// get a class of their own, used once it holds a measurement: repeated products of the same
+// operands (a benchmark, a product of the same patterns with new values) then compare thread
+// counts on those operands alone. In a size class alone, the cells of different thread counts
+// may have last been measured on different matrices of unlike cost per unit (ani4 shares its
+// class with uniform-2500, which costs about twice as much per estimated product), and a
+// 2-thread cell left from the dearer matrix kept ani4 on one thread.
 struct ThreadModel {
   static constexpr int kExplore = 16;
 
@@ -66,8 +75,11 @@ struct ThreadModel {
     std::unordered_map<int, Cell> cells;  // by thread count
   };
 
+  static constexpr size_t kMaxKeys = 4096;  // the keyed classes are dropped beyond this
+
   std::mutex mu;
   std::unordered_map<int, Class> classes;  // by size class
+  std::unordered_map<uint64_t, Class> keyed;  // by operand key
   double rate1 = 0;  // seconds per unit on one thread, over all classes (the prior)
 
   static int size_class(double units) {
@@ -81,24 +93,46 @@ struct ThreadModel {
     return c;
   }
 
-  // `units`: the same work estimate that was passed to choose() for this call.
-  void record(double seconds, int threads, double units) {
-    if (!(units >= 1) || !(seconds >= 0)) return;
-    const double x = seconds / units;
-    std::lock_guard<std::mutex> g(mu);
-    Class& k = classes[size_class(units)];
+  // Mixes operand sizes into a key for choose/record (never 0).
+  static uint64_t key_of(std::initializer_list<int64_t> sizes) {
+    uint64_t h = 0x9E3779B97F4A7C15ull;
+    for (int64_t v : sizes) h = (h ^ uint64_t(v)) * 0xBF58476D1CE4E5B9ull + (h >> 29);
+    return h | 1;
+  }
+
+  static void update(Class& k, int threads, double x) {
     Cell& c = k.cells[threads];
     // Smoothed, and a single outlier (a preempted call) moves it at most 4x its weight.
     c.spu = c.spu > 0 ? 0.75 * c.spu + 0.25 * std::min(x, 4 * c.spu) : x;
     c.when = k.calls;
+  }
+
+  // `units` and `key`: the same work estimate and key that were passed to choose().
+  void record(double seconds, int threads, double units, uint64_t key = 0) {
+    if (!(units >= 1) || !(seconds >= 0)) return;
+    const double x = seconds / units;
+    std::lock_guard<std::mutex> g(mu);
+    update(classes[size_class(units)], threads, x);
+    if (key) {
+      if (keyed.size() >= kMaxKeys && !keyed.count(key)) keyed.clear();
+      update(keyed[key], threads, x);
+    }
     if (threads == 1) rate1 = rate1 > 0 ? 0.75 * rate1 + 0.25 * x : x;
   }
 
-  int choose(double est, int threads) {
+  int choose(double est, int threads, uint64_t key = 0) {
     if (threads <= 1) return 1;
     const std::vector<int> cand = candidates(threads);
     std::lock_guard<std::mutex> g(mu);
-    Class& k = classes[size_class(est)];
+    if (key) {
+      auto it = keyed.find(key);
+      if (it != keyed.end() && !it->second.cells.empty()) return pick(it->second, cand, est);
+    }
+    return pick(classes[size_class(est)], cand, est);
+  }
+
+ private:
+  int pick(Class& k, const std::vector<int>& cand, double est) {
     const int64_t call = ++k.calls;
     int best = 0, unmeasured = 0, oldest = 0;
     double best_spu = 0;
@@ -122,16 +156,16 @@ struct ThreadModel {
     if (!best) {  // nothing measured at this size: the prior (one thread before any rate)
       if (rate1 <= 0) return 1;
       const double work = est * rate1;
-      int pick = 1;
-      double pick_t = work;
+      int fastest = 1;
+      double fastest_t = work;
       for (int t : cand) {
         const double tt = work / t + region_overhead(t);
-        if (tt < pick_t) {
-          pick_t = tt;
-          pick = t;
+        if (tt < fastest_t) {
+          fastest_t = tt;
+          fastest = t;
         }
       }
-      return pick;
+      return fastest;
     }
     if (unmeasured) return unmeasured;
     // Revisit the stalest candidate after kExplore x (its time / the best's) calls: a retry
