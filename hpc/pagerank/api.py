@@ -32,6 +32,7 @@ from mpi4py import MPI
 
 from hpc.core import backends as registry
 from hpc.core import envinfo, h5io
+from hpc.core.checks import check_choice
 from hpc.core.errors import InputTypeError, UsageError
 from hpc.core.runtime import as_comm, collective
 from hpc.sparse.dcsr import DistCSR
@@ -41,7 +42,7 @@ from .graphio import Graph
 from .ppr import (ENGINES, Answer, Fingerprints, build_fingerprints, choose_engine, combine,
                   decompose, fingerprint_matrix, native_engine, native_query, native_support,
                   needed_vertices, partitioned_answer, partitioned_engine, partitioned_push,
-                  partitioned_support, push_operator)
+                  partitioned_support, push_operator, WALK_RULES)
 from .solver import Teleport, distribution, make_solver, move_blocks
 
 GraphLike = Union[sp.spmatrix, "sp.sparray", np.ndarray, str, "os.PathLike[str]", Graph, DistCSR]
@@ -316,11 +317,15 @@ class PPRIndex:
         This rank's rows (see :mod:`hpc.pagerank.ppr`).
     alpha, walks, max_length, keep, seed : float, int
         The parameters it was built with.
+    walk_rule : str
+        ``"uniform"`` or ``"degree"`` (walks per vertex, see :meth:`build`).
     """
 
     def __init__(self, graph: Graph, fingerprints: Fingerprints, alpha: float, walks: int,
-                 max_length: int, keep: int, seed: int, source=None):
+                 max_length: int, keep: int, seed: int, source=None,
+                 walk_rule: str = "uniform"):
         self.graph = graph
+        self.walk_rule = str(walk_rule)
         self.fingerprints = fingerprints
         self.alpha = float(alpha)
         self.walks = int(walks)
@@ -341,7 +346,7 @@ class PPRIndex:
     @classmethod
     def build(cls, G: GraphLike, *, alpha: float = 0.85, walks: int = 100,
               max_length: int = 64, keep: int = 128, seed: int = 0, batch: int = 4096,
-              comm=None, progress=None) -> "PPRIndex":
+              comm=None, progress=None, walk_rule: str = "degree") -> "PPRIndex":
         """Run ``walks`` random walks from every vertex and keep the fingerprints (collective).
 
         A walk stops with probability ``1 - alpha`` at each step and is absorbed at a
@@ -373,6 +378,12 @@ class PPRIndex:
             ``progress(rounds_done)`` before each round of walks (there are
             ceil(largest vertex block / batch) rounds; e.g. a
             :class:`hpc.core.progress.Progress`'s ``set``).
+        walk_rule : {"degree", "uniform"}, default "degree"
+            ``"degree"``: a vertex of out-degree d runs ``walks`` x ceil(d / mean
+            out-degree) walks, so the fingerprints of hubs, which keep the most residual
+            mass under the per-edge push, are as precise per unit of that mass as the
+            others' (:func:`hpc.pagerank.ppr.walks_per_vertex`); ``"uniform"``: ``walks``
+            from every vertex. ``walks`` is the least per vertex either way.
 
         Returns
         -------
@@ -388,12 +399,15 @@ class PPRIndex:
         max_length = _count(max_length, "max_length")
         keep = _count(keep, "keep", 0)
         batch = _count(batch, "batch")
+        walk_rule = check_choice("walk_rule", walk_rule, WALK_RULES)
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             raise InputTypeError(f"seed: expected an integer, got {type(seed).__name__}")
         g = _load(G, as_comm(comm)).g
         fp = build_fingerprints(g, np.arange(g.lo, g.hi, dtype=np.int64), walks, alpha,
-                                int(seed), max_length, keep, batch, progress=progress)
-        return cls(g, fp, alpha, walks, max_length, keep, int(seed), source=G)
+                                int(seed), max_length, keep, batch, progress=progress,
+                                rule=walk_rule)
+        return cls(g, fp, alpha, walks, max_length, keep, int(seed), source=G,
+                   walk_rule=walk_rule)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the index to an HDF5 file (collective; atomic: a temporary name, then a
@@ -411,7 +425,7 @@ class PPRIndex:
             "/index/mass": h5io.Distributed(fp.mass),
         }, attrs={"/index": {"format": INDEX_FORMAT, "n": g.n, "m": g.m, "damping": self.alpha,
                              "walks": self.walks, "max_length": self.max_length,
-                             "keep": self.keep, "seed": self.seed,
+                             "keep": self.keep, "seed": self.seed, "walk_rule": self.walk_rule,
                              "survivors": fp.survivors, "graph": g.source,
                              "graph_fingerprint": _fingerprint(g)}})
         g.comm.Barrier()  # rank 0 renames the file into place; nobody reads it before that
@@ -441,7 +455,7 @@ class PPRIndex:
             fp, params = _read_index(path, g, mine)
         return cls(g, fp, float(params["damping"]), int(params["walks"]),
                    int(params["max_length"]), int(params["keep"]), int(params["seed"]),
-                   source=G)
+                   source=G, walk_rule=params["walk_rule"])
 
 
 def _fingerprint(g: Graph) -> str:
@@ -475,6 +489,9 @@ def _read_index(path: str, g: Graph, graph_fp: str) -> tuple[Fingerprints, dict]
                                  f"{graph_fp}); rebuild it with ppr-index")
             params = {k: a[k] for k in ("damping", "walks", "max_length", "keep", "seed",
                                         "survivors")}
+            params["walk_rule"] = str(a.get("walk_rule", "uniform"))   # older files: uniform
+            if params["walk_rule"] not in WALK_RULES:
+                raise bad("walk_rule", f"{params['walk_rule']!r} is not one of {WALK_RULES}")
             damping = float(params["damping"])
             if not 0.0 < damping < 1.0:
                 raise bad("damping", f"{damping} is outside (0, 1)")
