@@ -219,6 +219,16 @@ def test_output_says_how_to_reach_precision_on_every_source(tmp_path):
     note = rec["precision"]
     worst = rec["validation"]["precision_at_20_min"]
     assert note["checked"] is True and note["worst_source"] == worst < 0.9
+    # the worst source's exact boundary, recomputed from exact PPR
+    from hpc.pagerank.ppr import exact_ppr
+
+    b = rec["validation"]["precision_at_20_worst"]
+    g, A = _graph("email-Eu-core.txt")
+    ex = exact_ppr(A, np.array([int(b["source"])]), 0.85)[0]   # email's ids are 0..n-1
+    srt = np.sort(ex)[::-1]
+    assert b["kth_score"] == pytest.approx(srt[19], rel=1e-12)
+    assert b["gap_to_next_rel"] == pytest.approx((srt[19] - srt[20]) / srt[19], abs=1e-9)
+    assert b["others_within_1pct_of_kth"] == (np.abs(ex - srt[19]) <= 0.01 * srt[19]).sum() - 1
     assert "--accuracy 0.3" in note["how"] and f"is {worst:.2f} on the worst source" in r.stdout
     idx = tmp_path / "i.h5"
     assert run_app("pagerank", 1, "ppr-index", "--graph", path, "--output", idx, "--walks",
