@@ -219,6 +219,11 @@ def test_output_says_how_to_reach_precision_on_every_source(tmp_path):
     note = rec["precision"]
     worst = rec["validation"]["precision_at_20_min"]
     assert note["checked"] is True and note["worst_source"] == worst < 0.9
+    # the sources reaching at most 20 vertices score 1.0 (exact): the rest's mean apart
+    v = rec["validation"]
+    h = v["nontrivial_sources"]
+    assert 0 < h <= 40 and v["precision_at_20_nontrivial_mean"] * h + (40 - h) == \
+        pytest.approx(v["precision_at_20_mean"] * 40)
     # the worst source's exact boundary, recomputed from exact PPR
     from hpc.pagerank.ppr import exact_ppr
 
