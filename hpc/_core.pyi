@@ -338,7 +338,7 @@ class _pagerank(ModuleType):
         def schedule(self, value: str) -> None: ...
         @property
         def weight_layout(self) -> str:
-            """'none', 'values' (a weight beside every column), 'values32' (as floats: every weight exactly a float) or 'coded' (at most 256 distinct weights, coded into the columns)"""
+            """'none', 'int16' (integers below 2^16 times one scale beside the columns), 'values32' (floats: every weight exactly a float), 'scaled32' (floats times one scale), 'coded' (at most 256 distinct weights, coded into the columns) or 'values' (doubles)"""
         @property
         def rows(self) -> int: ...
     @staticmethod

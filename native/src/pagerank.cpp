@@ -13,6 +13,7 @@
 #endif
 #include "hpc/checks.hpp"
 #include "hpc/registry.hpp"
+#include "hpc/pagerank_weights.hpp"
 #include "hpc/sell4.hpp"
 
 namespace {
@@ -337,7 +338,7 @@ class Sweep {
   }
   std::string weight_layout() const {
     return !sellc_.empty()  ? "coded"
-           : !sellf_.empty() ? (fscale_ == 1.0 ? "values32" : "scaled32")
+           : !sellf_.empty() ? sellf_.layout()
            : sellv_.empty()  ? "none"
                              : "values";
   }
@@ -384,17 +385,14 @@ class Sweep {
     std::vector<double> tab(sv.begin(), sv.end());
     std::sort(tab.begin(), tab.end());
     tab.erase(std::unique(tab.begin(), tab.end()), tab.end());
-    // Every weight exactly a float (integer weights below 2^24, short binary fractions), or
-    // exactly a float times one scale (decimal weights: see hpc::sell4_float_scale): a float
-    // beside each column, 8 bytes an entry instead of 12, each row sum times the scale. Measured
-    // faster than the coded columns below though it reads 4 bytes more an entry (decoding costs
-    // more than the traffic): kron:17:16, 1 thread, step min over 300, load 8-9: 1.16-1.26x
-    // the unweighted step against 1.33-1.35x; kron:20:16 1.27x against 1.58x.
-    fscale_ = hpc::sell4_float_scale(tab);
-    if (fscale_ > 0.0) {
-      sellf_.resize(sv.size());
-      for (size_t k = 0; k < sv.size(); ++k)
-        sellf_[k] = static_cast<float>(fscale_ == 1.0 ? sv[k] : std::nearbyint(sv[k] / fscale_));
+    // Every weight an integer below 2^16 times one scale (integer weights, halves, tenths):
+    // 2 bytes beside each column; else exactly a float (short binary fractions), or a float
+    // times one scale: 4 bytes (hpc::ScaledWeights); each row sum times the scale. Measured
+    // faster than the coded columns below though they read 2-4 bytes more an entry (decoding
+    // costs more than the traffic): kron:17:16, 1 thread, step min over 300, load 8-9: floats
+    // 1.16-1.26x the unweighted step against 1.33-1.35x; kron:20:16 1.27x against 1.58x.
+    if (sellf_.assign(sv, tab)) {
+      fscale_ = sellf_.scale();
       sellv_.clear();
       return;
     }
@@ -448,7 +446,7 @@ class Sweep {
 
  private:
   // W: 0 unweighted, 1 a weight beside every column, 2 weights coded into the columns,
-  // 3 a float weight beside every column
+  // 3 a 16-bit integer or float weight beside every column (times fscale_, folded into d)
   template <bool VEC, int W>
   void run(double d, double base, double ddm, double c) {
     double diff = 0.0, dsum = 0.0;
@@ -479,8 +477,7 @@ class Sweep {
             if constexpr (W == 2)
               hpc::sell4_chunk_sums_coded(sellc_.data() + start_[ch], tab_.data(), width_[ch], xg, s);
             else if constexpr (W == 3)
-              hpc::sell4_chunk_sums<true, float>(sell_.data() + start_[ch],
-                                                 sellf_.data() + start_[ch], width_[ch], xg, s);
+              sellf_.sums(start_[ch], sell_.data() + start_[ch], width_[ch], xg, s);
             else
               hpc::sell4_chunk_sums<W == 1>(sell_.data() + start_[ch],
                                             W == 1 ? sellv_.data() + start_[ch] : nullptr,
@@ -613,8 +610,8 @@ class Sweep {
   // teleport / dangling distributions (both empty: uniform; tq_ alone empty: q = p)
   std::vector<double> tp_, tq_;
   std::vector<double> sellv_;     // edge weights in the SELL-4 layout (empty: all 1)
-  std::vector<float> sellf_;      // or as floats, where every weight is exactly one
-  double fscale_ = 1.0;           // ... times this scale (1: the weights themselves)
+  hpc::ScaledWeights sellf_;      // or 16-bit integers / floats times one scale
+  double fscale_ = 1.0;           // ... that scale (1: the weights themselves)
   std::vector<int32_t> sellc_;    // or the columns with weight codes (col | code << 24)
   std::vector<double> tab_;       // the weight of each code
   int64_t rows_ = 0, ncols_ = 0, nch_ = 0, own_ = 0;
@@ -942,9 +939,10 @@ HPC_SUBMODULE(pagerank) {
                     "'dynamic' (pieces taken by the free thread; default) or 'static' (one "
                     "contiguous share of equal work a thread)")
       .def_property_readonly("weight_layout", &Sweep::weight_layout,
-                             "'none', 'values' (a weight beside every column), 'values32' (as "
-                             "floats: every weight exactly a float) or 'coded' (at most 256 "
-                             "distinct weights, coded into the columns)")
+                             "'none', 'int16' (integers below 2^16 times one scale beside the "
+                             "columns), 'values32' (floats: every weight exactly a float), "
+                             "'scaled32' (floats times one scale), 'coded' (at most 256 distinct "
+                             "weights, coded into the columns) or 'values' (doubles)")
       .def("start", &Sweep::start, py::arg("x0"))
       .def("step", &Sweep::step, py::arg("d"), py::arg("base"))
       .def("set_teleport", &Sweep::set_teleport, py::arg("p"), py::arg("q"))

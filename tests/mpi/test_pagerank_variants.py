@@ -284,13 +284,16 @@ def test_native_sweep_threads_give_the_same_scores():
 
 
 @pytest.mark.mpi
-@pytest.mark.parametrize("layout", ["coded", "values32", "scaled32", "values"])
+@pytest.mark.parametrize("layout", ["int16", "int16 (tenths)", "coded", "values32", "scaled32",
+                                    "values"])
 def test_native_weight_layouts_equal_networkx(email, layout):
-    """The SELL-4 sweep keeps weights that are all exactly floats (here integers) as floats
-    beside the columns, weights that are floats times one scale (here tenths) as those floats
-    (each row sum times the scale), codes at most 256 distinct other weights (here 200 random
-    doubles) into its column indices, and keeps doubles otherwise (random weights); each
-    gives networkx's weighted answer to 1e-12, uniform and with personalization + dangling."""
+    """The SELL-4 sweep keeps weights that are integers below 2^16 times one scale (here
+    halves: a power of two; and tenths) as 16-bit integers beside the columns, weights that
+    are all exactly floats (here integers up to 10^6) as floats, weights that are floats times
+    one scale (here tenths up to 10^4) as those floats (each row sum times the scale), codes at
+    most 256 distinct other weights (here 200 random doubles) into its column indices, and
+    keeps doubles otherwise (random weights); each gives networkx's weighted answer to 1e-12,
+    uniform and with personalization + dangling."""
     from hpc.pagerank.solver import Native1D
 
     if not registry.is_available("native"):
@@ -298,9 +301,13 @@ def test_native_weight_layouts_equal_networkx(email, layout):
     e, w, n, pers, dang = email
     if layout == "values":   # continuous weights: every edge its own value
         w = 0.25 + np.random.default_rng(5).random(e.shape[0])
-    elif layout == "values32":   # integers: too many for codes, each exactly a float
-        w = np.random.default_rng(5).integers(1, 5000, e.shape[0]).astype(np.float64)
-    elif layout == "scaled32":   # 11 values k/10, no float among them but 0
+    elif layout == "values32":   # integers up to 10^6: each exactly a float, not 16 bits
+        w = np.random.default_rng(5).integers(1, 1_000_000, e.shape[0]).astype(np.float64)
+    elif layout == "scaled32":   # tenths up to 10^4: floats times 0.1, not 16 bits
+        w = ((e[:, 0] * 3001 + e[:, 1] * 17) % 100_003) / 10.0
+    elif layout == "int16":      # halves 0..5 (the default _weights): integers times 1/2
+        w = _weights(e)
+    elif layout == "int16 (tenths)":   # 11 values k/10: integers times 0.1 (within 2 ulp)
         w = ((e[:, 0] * 31 + e[:, 1] * 17) % 11) / 10.0
     else:   # 200 distinct random doubles: no common scale
         w = (0.25 + np.random.default_rng(5).random(200))[(e[:, 0] * 31 + e[:, 1] * 17) % 200]
@@ -309,7 +316,7 @@ def test_native_weight_layouts_equal_networkx(email, layout):
         ref = _nx(e, n, w, False, 0.85, **kw)
         s = Native1D(g, teleport=teleport_of(g, kw.get("personalization"), kw.get("dangling")))
         try:
-            assert s.sweep.weight_layout == layout
+            assert s.sweep.weight_layout == layout.split()[0]
             res = s.solve(0.85, 1e-15 * n, 10_000)
         finally:
             s.free()
