@@ -279,6 +279,25 @@ def test_native_thread_model_choices_give_identical_products():
     assert_same(ref, ref_product(a, a))
 
 
+def test_native_thread_model_tries_each_count_per_operands():
+    """Operands the model has not seen try each thread count on themselves within two calls,
+    even where other operands of the same size class have measured both counts and settled on
+    one (the model's keyed class: a size class mixes matrices of unlike cost per unit)."""
+    def mat(n, seed):
+        return L.canonical(sp.random(n, n, 6.0 / n, format="csr", random_state=seed))
+
+    w = mat(1501, 1)  # ~54k estimated products: the middle of one log2 size class
+    for _ in range(3):
+        for t in (1, 2):
+            L.multiply_native(w, w, t)
+    m = mat(1499, 2)
+    runs = [L.multiply_native(m, m, 2) for _ in range(2)]
+    assert {st["threads"] for _, st in runs} == {1, 2} and all(st["fused"] for _, st in runs)
+    ref, _ = L.multiply_native(m, m, 1)
+    for c, _ in runs:
+        assert np.array_equal(c.indices, ref.indices) and np.array_equal(c.data, ref.data)
+
+
 def test_native_wide_b_is_not_fused():
     """B wider than the 2 MB dense accumulator takes the two-region path."""
     a = L.canonical(sp.random(20, 30, 0.2, format="csr", random_state=5))
