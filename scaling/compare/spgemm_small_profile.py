@@ -12,6 +12,7 @@ and report each one's median (microseconds), the wrapper's cost (wrap - raw), th
 phase split of its last raw call (plan, symbolic, numeric: see the stats of ``multiply``,
 output allocation included in the symbolic/numeric boundary), the thread count the measured
 thread model chose (native/include/hpc/thread_model.hpp), and the ratios SciPy / wrap. The
+case ``fixed`` (an 8 x 8 identity) gives each side's fixed cost per call. The
 load average is printed before and after: on a loaded machine the 2-thread times are noise,
 and the model then keeps one thread (that is its job).
 
@@ -27,16 +28,20 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io
+import scipy.sparse
 
 from hpc.spgemm import local as L
 from spgemm_families import family
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "matrices"
-CASES = ("ani4.mtx", "dwt_992.mtx", "1138_bus.mtx", "banded-2500", "unsymmetric-2500",
+CASES = ("fixed", "ani4.mtx", "dwt_992.mtx", "1138_bus.mtx", "banded-2500", "unsymmetric-2500",
          "rectangular-2500")
 
 
 def load(name: str, seed: int):
+    if name == "fixed":  # an 8 x 8 identity: what each side costs per call before any work
+        A = L.canonical(scipy.sparse.identity(8, format="csr"))
+        return A, A
     if name.endswith(".mtx"):
         A = L.canonical(scipy.io.mmread(DATA / name))
         return A, A
