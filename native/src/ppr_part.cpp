@@ -8,7 +8,7 @@
 // the replicated engine's (ppr.cpp), only the order of the floating-point sums differs.
 // As there, the accumulator of the combination numbers vertices by how many of this rank's
 // index entries name them (most first), so its hot part is a small prefix; the partial
-// vectors and everything routed keep the global vertex numbers.
+// vectors keep those slots, everything routed the global vertex numbers.
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -397,7 +397,7 @@ class PartEngine {
         for (int64_t q = 0; q < nq_; ++q) {
           const auto& TQ = tails_[q];
           if (TQ.empty()) continue;
-          for (const Entry& e : part_[q]) a.add(slot_[e.first], e.second);
+          for (const Entry& e : part_[q]) a.add(e.first, e.second);   // slots already
           for (size_t i = 0; i < TQ.size(); ++i) {
             const Tail& tl = TQ[i];
             if (i + 2 < TQ.size()) {   // as in combine: fetch a later row early
@@ -518,14 +518,14 @@ class PartEngine {
           if (ptr[q] == ptr[q + 1]) continue;
           for (int64_t j = ptr[q]; j < ptr[q + 1]; ++j) {
             po[order[j]] = 0.0;
-            at[k[order[j]] & 0xFFFFFFFFLL] = order[j];
+            at[slot_[k[order[j]] & 0xFFFFFFFFLL]] = order[j];
           }
           const auto& P = part_[q];
           for (size_t j = static_cast<size_t>(sent_[q]); j < P.size(); ++j) {
             const int64_t i = at[P[j].first];
             if (i >= 0) po[i] = P[j].second;
           }
-          for (int64_t j = ptr[q]; j < ptr[q + 1]; ++j) at[k[order[j]] & 0xFFFFFFFFLL] = -1;
+          for (int64_t j = ptr[q]; j < ptr[q + 1]; ++j) at[slot_[k[order[j]] & 0xFFFFFFFFLL]] = -1;
         }
       }
     }
@@ -790,27 +790,28 @@ class PartEngine {
   }
 
   // Move the accumulator's entries out, its top K first (the first `top` sends them), and
-  // reset it.
+  // reset it. The partial vectors keep accumulator slots (tails adds them back without a
+  // lookup); `pack` turns them into vertices as they leave.
   static void take_top(Acc& a, std::vector<Entry>& out, size_t K) {
     a.select(K);
     out.clear();
     out.reserve(a.na);
     for (const auto& c : a.cand) {
-      out.emplace_back(a.vertex(c.second), c.first);
+      out.emplace_back(c.second, c.first);
       a.acc[c.second] = -1.0;   // taken
     }
     for (size_t j = 0; j < a.na; ++j) {
       const int32_t u = a.list[j];
-      if (a.acc[u] > 0.0) out.emplace_back(a.vertex(u), a.acc[u]);
+      if (a.acc[u] > 0.0) out.emplace_back(u, a.acc[u]);
     }
     a.reset();
   }
 
   // Per-query partial vectors, entries [from[q], to[q]) of each (all when from is null), as
   // (counts per asking rank, keys, values); queries are in blocks, so query order is rank order.
-  static std::vector<py::array> pack(const std::vector<std::vector<Entry>>& out,
-                                     const std::vector<int64_t>& qo, size_t p,
-                                     const int64_t* from, const int64_t* to) {
+  std::vector<py::array> pack(const std::vector<std::vector<Entry>>& out,
+                              const std::vector<int64_t>& qo, size_t p, const int64_t* from,
+                              const int64_t* to) const {
     auto lo = [&](size_t q) { return from ? from[q] : int64_t(0); };
     auto hi = [&](size_t q) { return to ? to[q] : static_cast<int64_t>(out[q].size()); };
     py::array_t<int64_t> counts(static_cast<py::ssize_t>(p));
@@ -828,7 +829,7 @@ class PartEngine {
     int64_t at = 0;
     for (size_t q = 0; q < out.size(); ++q)
       for (int64_t j = lo(q); j < hi(q); ++j) {
-        pk[at] = key_of(static_cast<int64_t>(q), out[q][j].first);
+        pk[at] = key_of(static_cast<int64_t>(q), vertex_[out[q][j].first]);
         pv[at++] = out[q][j].second;
       }
     return {counts, keys, vals};
@@ -942,7 +943,8 @@ class PartEngine {
   std::vector<std::vector<Entry>> res_, xs_;
   std::vector<std::vector<Tail>> tails_;
   Stats st_;
-  // the partial vectors of the combination (entries [0, sent_) already sent by top/more)
+  // the partial vectors of the combination as (slot, value) (entries [0, sent_) already sent
+  // by top/more)
   std::vector<std::vector<Entry>> part_;
   std::vector<int64_t> sent_;
   // the asking rank's queries [qlo_, qlo_ + ask_.size()): sums so far, candidates after
