@@ -4,12 +4,14 @@
 
 One rank, one graph loaded once; each repeat solves, in turn, the plain PageRank (the native
 1D fast path), the weighted one (weights in (0, 5], multiples of 1/2, deterministic from the
-edge: exactly floats, so the sweep keeps float weights: 'values32'), the same with tenths (not
-floats, but floats times 0.1: 'scaled32'), with 200 distinct random doubles (weights coded into
-the columns: 'coded'), with random float64 weights (doubles beside the columns: 'values'),
-the personalized one (teleport to a random tenth of the vertices), the weighted +
-personalized one (networkx's default dangling distribution: the personalization) and the
-weighted + personalized + dangling one, every solver made fresh and freed (setup not timed).
+edge: integers times 1/2, so the sweep keeps 16-bit integers: 'int16'), the same with tenths
+(integers times 0.1: 'int16' too), the halves with one weight 10^6 + 1/2 (every weight still
+exactly a float, but not 16 bits: floats beside the columns, 'values32'), with 200 distinct
+random doubles (weights coded into the columns: 'coded'), with random float64 weights (doubles
+beside the columns: 'values'), the personalized one (teleport to a random tenth of the
+vertices), the weighted + personalized one (networkx's default dangling distribution: the
+personalization) and the weighted + personalized + dangling one, every solver made fresh and
+freed (setup not timed).
 Reported per variant: the sweep's weight layout, median solve time, iterations, median time
 per iteration, and the ratio to the plain run's time per iteration (the issue's target:
 within 1.2x); the same ratio of the process's CPU time (run with OMP_NUM_THREADS=1: time the
@@ -37,13 +39,15 @@ from hpc.pagerank.solver import make_solver
 
 
 def weighted_copy(g: graphio.Graph, kind: str = "halves") -> graphio.Graph:
-    """g with edge weights: 'halves' (0.5..5 by 0.5), 'tenths' (0.1..1.1 by 0.1), 'coded'
-    (200 distinct random doubles in [0.25, 1.25)) or 'random' (uniform in [0.25, 1.25), every
-    edge its own double)."""
+    """g with edge weights: 'halves' (0.5..5 by 0.5), 'floats' (the halves, the first edge
+    10^6 + 0.5), 'tenths' (0.1..1.1 by 0.1), 'coded' (200 distinct random doubles in
+    [0.25, 1.25)) or 'random' (uniform in [0.25, 1.25), every edge its own double)."""
     src = np.repeat(np.arange(g.lo, g.hi, dtype=np.int64), g.outdeg)
     k = (src * 31 + g.out_indices * 17) % 10
-    if kind == "halves":
+    if kind in ("halves", "floats"):
         w = 0.5 + k / 2.0
+        if kind == "floats" and len(w):
+            w[0] = 1e6 + 0.5
     elif kind == "tenths":
         w = (k + 1) / 10.0
     elif kind == "coded":
@@ -86,6 +90,7 @@ def main(argv=None) -> int:
     dang = {int(v): 1.0 for v in rng.choice(g.n, g.n // 7, replace=False)}
     cases = {"plain": (g, None), "weighted": (gw, None),
              "weighted (tenths)": (weighted_copy(g, "tenths"), None),
+             "weighted (floats)": (weighted_copy(g, "floats"), None),
              "weighted (200 values)": (weighted_copy(g, "coded"), None),
              "weighted (random)": (weighted_copy(g, "random"), None),
              "personalized": (g, teleport_of(g, pers)),
