@@ -323,7 +323,9 @@ int64_t mask_count(py::array ap, py::array ai, int64_t n, int64_t k, py::array b
   // machine waited ~10 ms for the second one. Work estimate: nnz(A) x B's mean row length.
   static hpc::ThreadModel model;
   const double est = double(A.ptr[n]) * double(B.ptr[k]) / double(std::max<int64_t>(k, 1));
-  const int T = model.choose(est, threads);
+  // Repeated counts of one graph compare thread counts on that graph (hpc/thread_model.hpp).
+  const uint64_t key = hpc::ThreadModel::key_of({n, k, m, A.ptr[n], B.ptr[k], M.ptr[n]});
+  const int T = model.choose(est, threads, key);
   const double t0 = omp_get_wtime();
 #pragma omp parallel num_threads(T) reduction(+ : total)
   {
@@ -344,7 +346,7 @@ int64_t mask_count(py::array ap, py::array ai, int64_t n, int64_t k, py::array b
       total += c;
     }
   }
-  model.record(omp_get_wtime() - t0, T, std::max<int64_t>(1, int64_t(est)));
+  model.record(omp_get_wtime() - t0, T, std::max<int64_t>(1, int64_t(est)), key);
   return total;
 }
 
