@@ -429,6 +429,7 @@ def _check_queries(app: App, g: Graph, verts: np.ndarray, ans, args, validation:
     require_memory(8.0 * g.n * min(256, verts.size) * 3 if app.rank == 0 else 0,
                    "--check (exact PPR on rank 0)", app.comm)
     A = gather_csr(g)
+    orig = g.original_ids(verts)     # collective: the worst source is named on rank 0
     ok = True
     if app.rank == 0:
         t0 = time.perf_counter()
@@ -458,8 +459,7 @@ def _check_queries(app: App, g: Graph, verts: np.ndarray, ans, args, validation:
                 float(np.mean(np.asarray(prec)[hard])) if hard.any() else 1.0),
             "nontrivial_sources": int(hard.sum()),
             f"precision_at_{args.topk}_worst": _boundary(
-                exact[int(np.argmin(prec))], args.topk,
-                int(g.original_ids(verts[[int(np.argmin(prec))]])[0])),
+                exact[int(np.argmin(prec))], args.topk, int(orig[int(np.argmin(prec))])),
             "exact_batched_s": t_exact,
         })
         app.metrics["l1_err_mean"] = float(np.mean(l1))
