@@ -28,6 +28,9 @@ using std::int64_t;
 using Entry = std::pair<int32_t, double>;
 
 constexpr int64_t HEAD = 16;   // entries per residual row in the first pass of the rel cut
+// prefetch distances in rows: a head is HEAD adds, far shorter than a DRAM miss, so its rows
+// are fetched further ahead than the tails' (whose first 64 entries are fetched)
+constexpr size_t AHEAD = 6, TAIL_AHEAD = 3;
 
 inline int64_t key_of(int64_t q, int64_t v) { return (q << 32) | v; }
 
@@ -338,9 +341,11 @@ class PartEngine {
           const auto& R = res_[q];
           for (size_t i = 0; i < R.size(); ++i) {
             const Entry& e = R[i];
-            if (i + 2 < R.size()) {
-              // the index rows live in DRAM: start fetching a later row while this one is summed
-              const int32_t w = row_[R[i + 2].first];
+            // the index rows live in DRAM: fetch the row pointers of a far row and the head
+            // of a nearer one while this one is summed (a head is only HEAD adds long)
+            if (i + 2 * AHEAD < R.size()) __builtin_prefetch(&fptr_[row_[R[i + 2 * AHEAD].first]]);
+            if (i + AHEAD < R.size()) {
+              const int32_t w = row_[R[i + AHEAD].first];
               const int64_t pb = fptr_[w], pe = fptr_[w + 1];
               for (int64_t j = pb; j < pe && j < pb + 32; j += 8) {
                 __builtin_prefetch(&fval_[j]);
@@ -400,12 +405,10 @@ class PartEngine {
           for (const Entry& e : part_[q]) a.add(e.first, e.second);   // slots already
           for (size_t i = 0; i < TQ.size(); ++i) {
             const Tail& tl = TQ[i];
-            if (i + 2 < TQ.size()) {   // as in combine: fetch a later row early
-              const int64_t pb = TQ[i + 2].start, pend = TQ[i + 2].end;
-              for (int64_t j = pb; j < pend && j < pb + 32; j += 8) {
-                __builtin_prefetch(&fval_[j]);
-                __builtin_prefetch(&fidx_[j]);
-              }
+            if (i + TAIL_AHEAD < TQ.size()) {   // as in combine: fetch a later row early
+              const int64_t pb = TQ[i + TAIL_AHEAD].start, pend = TQ[i + TAIL_AHEAD].end;
+              for (int64_t j = pb; j < pend && j < pb + 64; j += 8) __builtin_prefetch(&fval_[j]);
+              for (int64_t j = pb; j < pend && j < pb + 64; j += 16) __builtin_prefetch(&fidx_[j]);
             }
             const int64_t e = tl.end;
             int64_t j = tl.start;
