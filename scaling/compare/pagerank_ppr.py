@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hpc.core.atomic import write_json
 from hpc.core.launch import run_record
 
 # the sibling script (its directory is the script's, first on the path when run as a script)
@@ -159,9 +160,30 @@ def main() -> int:
     for r in rows:
         print("| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump({"args": vars(args), "rows": rows}, f, indent=1)
+    write_json(args.json, _merged(args, rows) if args.mpi_only else
+               {"args": vars(args), "rows": rows})
     return 0
+
+
+def _merged(args, rows: list) -> dict:
+    """--mpi-only measures only the app runs: their fields update the rows of the same graph
+    already in --json (the 1-process figures stay), other graphs are appended; the run's
+    arguments join the file's list of them."""
+    try:
+        with open(args.json) as f:
+            old = json.load(f)
+    except (OSError, ValueError):
+        return {"args": [vars(args)], "rows": rows}
+    runs = old.get("args", [])
+    runs = (runs if isinstance(runs, list) else [runs]) + [vars(args)]
+    kept = list(old.get("rows", []))
+    for row in rows:
+        same = [r for r in kept if r.get("graph") == row["graph"]]
+        if same:
+            same[0].update(row)
+        else:
+            kept.append(row)
+    return {"args": runs, "rows": kept}
 
 
 def _mpi_rows(row: dict, spec: str, args) -> None:
