@@ -118,25 +118,72 @@ def _native_core():
     return _CORE[0]
 
 
+_ONEPASS = []  # hpc._core.spgemm_onepass once imported
+
+
+def _onepass_core():
+    if not _ONEPASS:
+        from hpc import _core
+
+        _ONEPASS.append(_core.spgemm_onepass)
+    return _ONEPASS[0]
+
+
+# Products from which the one-pass kernel's row buffers (an index and a value per product)
+# are checked against the memory left (the check reads /proc: ~20 us, not for small calls).
+_ONEPASS_CHECK_MEMORY = 1 << 22
+
+
+def _multiply_onepass(a, b, threads, onepass, ap, ai, ad, bp, bi, bd):
+    """The one-pass kernel's product where ``onepass`` > 0, or where -1 and its sample of A's
+    rows finds them short (native/src/spgemm_onepass.cpp: ``suits``) and its buffers fit in
+    memory; else None."""
+    op = _onepass_core()
+    i32 = ap.dtype == np.int32
+    if onepass < 0:
+        fits, est, _ = (op.suits_i32 if i32 else op.suits_i64)(ap, ai, bp, a.shape[0], a.shape[1])
+        if not fits:
+            return None
+        if est >= _ONEPASS_CHECK_MEMORY:
+            from hpc.core.memory import available_bytes
+
+            if 2 * est * (ai.itemsize + 8) > available_bytes():
+                return None
+    fn = op.multiply_i32 if i32 else op.multiply_i64
+    indptr, indices, data, stats = fn(ap, ai, ad, a.shape[0], a.shape[1], bp, bi, bd,
+                                      b.shape[1], int(threads))
+    return _wrap(indptr, indices, data, (a.shape[0], b.shape[1])), stats
+
+
 def multiply_native(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1, shared_at: int = 0,
-                    dense_at: int = 0, fused_max: int = -1, interleave: int = -1):
-    """C++/OpenMP two-phase hash SpGEMM (native/src/spgemm.cpp).
+                    dense_at: int = 0, fused_max: int = -1, interleave: int = -1,
+                    onepass: int = 0):
+    """C++/OpenMP two-phase hash SpGEMM (native/src/spgemm.cpp), or the one-pass kernel for
+    short rows (native/src/spgemm_onepass.cpp).
 
     shared_at / dense_at > 0 force the product count from which a row uses the shared (SMASH)
     table or the dense accumulator (tests use them to exercise every bin); 0 is automatic.
     fused_max: largest product count sent to the one-region small-product path (-1 automatic,
     0 never; tests use it to run both paths). interleave=1 runs that path's two phases row by
     row (measured no faster, so -1 automatic and 0 leave them apart).
+    onepass: 1 runs the one-pass kernel, -1 where it suits the operands (``multiply`` asks
+    for that unless a knob above is set), 0 never; ``stats["onepass"]`` says which ran.
     """
     check(a, b)
     dt = _index_dtype(a, b, b.shape[1])
     ap, ai, ad, bp, bi, bd = _operands(a, b, dt)
+    if onepass and (onepass > 0 or (shared_at == 0 and dense_at == 0 and fused_max == -1
+                                    and interleave == -1)):
+        r = _multiply_onepass(a, b, threads, onepass, ap, ai, ad, bp, bi, bd)
+        if r is not None:
+            return r
     core = _native_core()
     fn = core.multiply_i32 if dt == np.int32 else core.multiply_i64
     indptr, indices, data, stats = fn(ap, ai, ad, a.shape[0], a.shape[1], bp, bi, bd,
                                       b.shape[1], int(threads), int(shared_at), int(dense_at),
                                       int(fused_max), int(interleave))
-    return _wrap(indptr, indices, data, (a.shape[0], b.shape[1])), stats  # a fresh dict
+    stats["onepass"] = False  # a fresh dict
+    return _wrap(indptr, indices, data, (a.shape[0], b.shape[1])), stats
 
 
 def multiply_scipy(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1):
@@ -168,6 +215,10 @@ def kernel(backend: str) -> Callable:
 
 def multiply(a: sp.csr_matrix, b: sp.csr_matrix, backend: str = "native", threads: int = 1,
              **kw):
-    """C = A @ B with the named back end; returns (canonical CSR, stats)."""
+    """C = A @ B with the named back end; returns (canonical CSR, stats). ``native`` takes the
+    one-pass kernel where it suits the operands (``multiply_native(onepass=-1)``) unless a
+    keyword chooses otherwise."""
+    if backend == "native" and not kw:
+        return multiply_native(a, b, threads, onepass=-1)
     f = _KERNELS.get(backend) or kernel(backend)
     return f(a, b, threads, **kw)

@@ -13,7 +13,9 @@ threads over SciPy (>= 2) and over GraphBLAS at 2 threads (>= 1), native at 1 th
 SciPy (>= 1). SciPy's ``A @ B`` leaves each row's columns unsorted while the native product is
 canonical (sorted): the column ``scipy+sort`` times SciPy's product followed by
 ``sort_indices()``, and ``n1/ss`` is native at 1 thread over it, a second reference beside the
-headline (the targets stay against plain ``A @ B``). The load average is printed: on a loaded
+headline (the targets stay against plain ``A @ B``). ``onepass-Nt`` forces the one-pass kernel
+(native/src/spgemm_onepass.cpp; ``o2/sp``, ``o1/sp`` its ratios over SciPy) and ``auto`` names
+the kernel ``multiply(A, B, "native")`` chooses. The load average is printed: on a loaded
 machine these are noise.
 
     python scaling/compare/spgemm_families.py --sizes 2500 13000 100000 --rounds 5
@@ -101,6 +103,8 @@ def kernels(threads, clock=time.perf_counter):
     ks = {"scipy": lambda A, B: A @ B, "scipy+sort": _scipy_sorted}
     for t in threads:
         ks[f"native-{t}t"] = (lambda t: lambda A, B: L.multiply_native(A, B, t))(t)
+    for t in threads:  # the one-pass kernel, forced (native/src/spgemm_onepass.cpp)
+        ks[f"onepass-{t}t"] = (lambda t: lambda A, B: L.multiply_native(A, B, t, onepass=1))(t)
     try:
         import graphblas as gb
 
@@ -149,10 +153,11 @@ def main() -> None:
     print(f"# {os.cpu_count()} cores; median of {a.rounds} interleaved rounds; {a.clock} clock; "
           f"load {os.getloadavg()}")
     print(f"{'matrix':<20}{'products':>11}{'nnz(C)':>10}" + "".join(f"{k:>14}" for k in ks)
-          + f"{'n2/sp':>7}{'n1/sp':>7}{'n2/gb2':>7}{'n1/ss':>7}")
+          + f"{'n2/sp':>7}{'n1/sp':>7}{'n2/gb2':>7}{'n1/ss':>7}{'o2/sp':>7}{'o1/sp':>7}  auto")
     for name, make in cases:
         A, B = make()
         C, st = L.multiply_native(A, B, 1)
+        _, path = L.multiply(A, B, "native", 1)  # the path the dispatch takes (column "auto")
         R = (A @ B).tocsr()
         assert C.nnz >= R.nnz and abs(C - R).max() <= 1e-9 * max(1.0, abs(R).max())
         times = {k: [] for k in ks}
@@ -169,7 +174,9 @@ def main() -> None:
         print(f"{name:<20}{st['products']:>11}{C.nnz:>10}" + "".join(f"{med[k]:>14.5f}" for k in ks)
               + f"{ratio('scipy', f'native-{t2}t'):>7.2f}{ratio('scipy', 'native-1t'):>7.2f}"
               + f"{ratio(f'graphblas-{t2}t', f'native-{t2}t'):>7.2f}"
-              + f"{ratio('scipy+sort', 'native-1t'):>7.2f}", flush=True)
+              + f"{ratio('scipy+sort', 'native-1t'):>7.2f}"
+              + f"{ratio('scipy', f'onepass-{t2}t'):>7.2f}{ratio('scipy', 'onepass-1t'):>7.2f}"
+              + f"  {'onepass' if path['onepass'] else 'two-phase'}", flush=True)
     print(f"# load after: {os.getloadavg()}")
 
 

@@ -1,0 +1,231 @@
+"""The one-pass SpGEMM kernel (native/src/spgemm_onepass.cpp) and its dispatch in
+hpc.spgemm.local: every structure family against SciPy at 1-3 threads, bit-identical across
+thread counts and to the two-phase kernel (both sum in the order of A's entries), every
+emission method (rank, 32-bit rank, scan, sort), empty rows and columns, int64 indices, and
+bounds-checked entry points."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from hpc.core import backends
+from hpc.sparse.randgen import rmat_edges
+from hpc.spgemm import local as L
+
+pytestmark = pytest.mark.skipif(not backends.is_available("native"), reason="native build missing")
+
+
+def _core():
+    from hpc import _core
+
+    return _core.spgemm_onepass
+
+
+def _uniform(rng, m, n, per_row):
+    rows = np.repeat(np.arange(m), per_row)
+    return L.canonical(sp.csr_matrix((rng.standard_normal(rows.size),
+                                      (rows, rng.integers(0, n, rows.size))), shape=(m, n)))
+
+
+def family(name: str, n: int = 400, seed: int = 0):
+    """Small members of the structure families of scaling/compare/spgemm_families.py."""
+    rng = np.random.default_rng([seed, n])
+    if name == "banded":
+        a = L.canonical(sp.diags([rng.standard_normal(n - abs(k)) for k in range(-3, 4)],
+                                 list(range(-3, 4))))
+        return a, a
+    if name == "uniform":
+        a = _uniform(rng, n, n, 8)
+        return a, a
+    if name == "powerlaw":
+        lens = np.minimum(rng.zipf(2.0, n) * 2, n // 4)
+        rows = np.repeat(np.arange(n), lens)
+        a = L.canonical(sp.csr_matrix((rng.standard_normal(rows.size),
+                                       (rows, rng.integers(0, n, rows.size))), shape=(n, n)))
+        return a, a
+    if name == "block":
+        a = L.canonical(sp.block_diag([rng.standard_normal((8, 8)) for _ in range(n // 8)]))
+        return a, a
+    if name == "denserows":
+        a = _uniform(rng, n, n, 3).tolil()
+        for i in rng.choice(n, size=3, replace=False):
+            a[i, rng.choice(n, size=n // 4, replace=False)] = 1.5
+        a = L.canonical(a)
+        return a, a
+    if name == "unsymmetric":
+        return _uniform(rng, n, n, 7), _uniform(rng, n, n, 7)
+    if name == "rectangular":
+        return _uniform(rng, n, n // 2, 6), _uniform(rng, n // 2, 2 * n, 6)
+    if name == "rmat":
+        s, d = rmat_edges(9, 8, seed, None)
+        a = sp.csr_matrix((rng.standard_normal(s.size), (s, d)), shape=(512, 512))
+        a = L.canonical(a)
+        return a, a
+    raise ValueError(name)
+
+
+FAMILIES = ["banded", "uniform", "powerlaw", "block", "denserows", "unsymmetric",
+            "rectangular", "rmat"]
+
+
+def onepass(a, b, threads, rank_max=-1, fixed=True, index=np.int32):
+    """The kernel called directly (fixed thread count, chosen index type)."""
+    op = _core()
+    fn = op.multiply_i32 if index == np.int32 else op.multiply_i64
+    ip, ix, d, st = fn(a.indptr.astype(index), a.indices.astype(index), a.data, a.shape[0],
+                       a.shape[1], b.indptr.astype(index), b.indices.astype(index), b.data,
+                       b.shape[1], threads, fixed, rank_max)
+    return sp.csr_matrix((d, ix, ip), shape=(a.shape[0], b.shape[1])), st
+
+
+def assert_canonical_equal(c, a, b):
+    """c is canonical CSR (ascending unique columns) with SciPy's pattern and values."""
+    ref = (a @ b).tocsr()
+    ref.sum_duplicates()
+    ref.sort_indices()
+    assert c.shape == ref.shape
+    for i in range(c.shape[0]):
+        row = c.indices[c.indptr[i]:c.indptr[i + 1]]
+        assert np.all(np.diff(row) > 0), f"row {i} not ascending"
+    assert np.array_equal(c.indptr, ref.indptr) and np.array_equal(c.indices, ref.indices)
+    scale = max(1.0, float(np.abs(ref.data).max(initial=0.0)))
+    np.testing.assert_allclose(c.data, ref.data, rtol=1e-12, atol=1e-13 * scale)
+
+
+def identical(x, y) -> bool:
+    return (np.array_equal(x.indptr, y.indptr) and np.array_equal(x.indices, y.indices)
+            and np.array_equal(x.data, y.data))
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_every_family_matches_scipy_at_1_to_3_threads(name):
+    a, b = family(name)
+    c1, st = onepass(a, b, 1)
+    assert st["onepass"] and st["threads"] == 1 and st["products"] == L.products(a, b)
+    assert_canonical_equal(c1, a, b)
+    # the two-phase kernel sums in the same order (A's entries): the same bits
+    two, _ = L.multiply_native(a, b, 1, onepass=0)
+    assert identical(c1, two)
+    for threads in (2, 3):
+        ct, st = onepass(a, b, threads)
+        assert st["threads"] == threads and identical(c1, ct)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_every_emission_method(threads):
+    """Short rows by rank (16-bit keys), short rows over a span >= 2^15 by 32-bit rank, long
+    clustered rows by a scan of the stamps, long scattered rows by std::sort."""
+    rng = np.random.default_rng(5)
+    wide = _uniform(rng, 300, 300, 4), _uniform(rng, 300, 70_000, 5)  # spans > 32767
+    c, st = onepass(*wide, threads)
+    assert_canonical_equal(c, *wide)
+    assert st["rows_rank"] > 0
+    a, b = family("banded")  # 49 products per row over 13 columns: scan when rank_max < 49
+    c, st = onepass(a, b, threads, rank_max=10)
+    assert_canonical_equal(c, a, b) and st["rows_scan"] > 0
+    a, b = family("uniform")  # 64 products over ~400 columns: std::sort
+    c, st = onepass(a, b, threads, rank_max=10)
+    assert_canonical_equal(c, a, b) and st["rows_sort"] > 0
+    ref, _ = onepass(a, b, 1)  # every method, the same bits
+    assert identical(c, ref)
+    c, st = onepass(*wide, threads, rank_max=0)
+    assert_canonical_equal(c, *wide)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_empty_rows_columns_and_shapes(threads):
+    rng = np.random.default_rng(2)
+    a = _uniform(rng, 50, 30, 3).tolil()
+    a[5:20, :] = 0  # empty rows of A, at thread boundaries for some thread counts
+    a[:, 7] = 0  # B's row 7 is never read
+    a = L.canonical(a)
+    a.eliminate_zeros()
+    b = _uniform(rng, 30, 40, 2).tolil()
+    b[3:9, :] = 0  # empty rows of B
+    b[:, 10:] = 0  # empty columns of C
+    b = L.canonical(b)
+    b.eliminate_zeros()
+    c, st = onepass(a, b, threads)
+    assert_canonical_equal(c, a, b)
+    assert st["rows_empty"] >= 15
+    single = L.canonical(sp.eye(30, format="csr") * 2.0)  # one entry per row: copied rows
+    c, st = onepass(single, b, threads)
+    assert_canonical_equal(c, single, b) and st["rows_copy"] > 0
+    for m, k, n in [(0, 5, 4), (4, 0, 3), (3, 4, 0), (0, 0, 0)]:
+        z = L.canonical(sp.csr_matrix((m, k)))
+        y = L.canonical(sp.csr_matrix((k, n)))
+        c, st = onepass(z, y, threads)
+        assert c.shape == (m, n) and c.nnz == 0 and st["products"] == 0
+
+
+def test_int64_indices_and_the_thread_model():
+    a, b = family("rectangular", n=300, seed=3)
+    c32, _ = onepass(a, b, 2)
+    c64, _ = onepass(a, b, 3, index=np.int64)
+    assert identical(c32, c64)
+    i64 = [x.astype(np.int64) for x in (a.indptr, a.indices, b.indptr, b.indices)]
+    ip, ix, _, _ = _core().multiply_i64(i64[0], i64[1], a.data, 300, 150, i64[2], i64[3], b.data,
+                                        600, 2)
+    assert ip.dtype == np.int64 and ix.dtype == np.int64
+    for _ in range(4):  # the measured thread choice (1 or 2 here): the same bits
+        c, st = onepass(a, b, 2, fixed=False)
+        assert st["threads"] in (1, 2) and identical(c, c32)
+
+
+def test_dispatch_follows_row_lengths():
+    """multiply(..., "native") takes the one-pass kernel where most products are in short
+    rows, the two-phase kernel where long rows hold them, and whenever a knob is set."""
+    a, b = family("unsymmetric")
+    c, st = L.multiply(a, b, "native", 2)
+    assert st["onepass"] is True
+    assert_canonical_equal(c, a, b)
+    wide = L.canonical(sp.diags([np.ones(400 - abs(k)) for k in range(-8, 9)],
+                                list(range(-8, 9))))  # 289 products per row
+    c, st = L.multiply(wide, wide, "native", 2)
+    assert st["onepass"] is False
+    assert_canonical_equal(c, wide, wide)
+    _, st = L.multiply(a, b, "native", 2, fused_max=0)
+    assert st["onepass"] is False
+    _, st = L.multiply_native(a, b, 1)  # direct calls keep the two-phase kernel by default
+    assert st["onepass"] is False
+    c, st = L.multiply_native(wide, wide, 1, onepass=1)
+    assert st["onepass"] is True
+    assert_canonical_equal(c, wide, wide)
+    op = _core()
+    fits, est, share = op.suits_i32(a.indptr, a.indices, b.indptr, a.shape[0], a.shape[1])
+    assert fits and share == 1.0 and est == pytest.approx(L.products(a, b))
+
+
+def test_entry_points_check_their_operands():
+    op = _core()
+    a, b = family("uniform", n=50)
+    args = [a.indptr, a.indices, a.data, 50, 50, b.indptr, b.indices, b.data, 50, 1]
+
+    def call(i, value, fn=op.multiply_i32):
+        bad = list(args)
+        bad[i] = value
+        return fn(*bad)
+
+    with pytest.raises(ValueError, match="out of range"):
+        call(6, np.where(b.indices == b.indices[0], 50, b.indices).astype(np.int32))
+    with pytest.raises(ValueError, match="indptr"):
+        call(0, a.indptr[::-1].copy())
+    with pytest.raises(ValueError, match="dtype"):
+        call(1, a.indices.astype(np.int64))
+    with pytest.raises(ValueError, match="dtype"):
+        call(2, a.data.astype(np.float32))  # float64 values only
+    with pytest.raises(ValueError, match="shorter"):
+        call(7, b.data[:-1].copy())
+    with pytest.raises(ValueError, match="spgemm_onepass"):
+        call(4, 49)  # A's columns beyond k, B's indptr not k + 1 entries
+    with pytest.raises(ValueError, match="B indptr"):
+        call(4, 51)
+    with pytest.raises(ValueError, match="threads"):
+        call(9, 0)
+    bad = a.indptr.copy()
+    bad[3] = 10**6
+    with pytest.raises(ValueError, match="indptr"):
+        op.suits_i32(bad, a.indices, b.indptr, 50, 50)
+    with pytest.raises(ValueError, match="out of range"):
+        op.suits_i32(a.indptr, np.full_like(a.indices, 60), b.indptr, 50, 50)
