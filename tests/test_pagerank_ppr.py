@@ -353,3 +353,18 @@ def test_degree_rule_index_does_not_depend_on_the_ranks(tmp_path):
     g, _ = _graph("p2p-Gnutella08.txt")
     assert rec["metrics"]["walks"] == walks_per_vertex(g, 20, "degree").sum() > 20 * g.n
     assert PPRIndex.load(idx, g).walk_rule == "degree"
+
+
+def test_rounds_of_walks_are_bounded_in_walks(email):
+    """build_fingerprints' rounds hold about ``batch`` x ``walks`` walks however the rule
+    spreads them (at most that plus one source's), and exactly ``batch`` sources with
+    uniform walks."""
+    from hpc.pagerank.ppr import _round_sources, walk_rounds, walks_per_vertex
+
+    g = email[0]
+    assert walk_rounds(g, 5, 64, "uniform") == -(-g.n // 64)
+    w = walks_per_vertex(g, 5, "degree")
+    got = _round_sources(g, np.arange(g.n), 64, w, 5)
+    assert len(got) == walk_rounds(g, 5, 64, "degree") > -(-g.n // 64)
+    assert np.array_equal(np.concatenate(got), np.arange(g.n))
+    assert all(0 < w[r].sum() <= 64 * 5 + w.max() for r in got)

@@ -376,7 +376,8 @@ class PPRIndex:
             Default ``MPI.COMM_WORLD``.
         progress : callable, optional
             ``progress(rounds_done)`` before each round of walks (there are
-            ceil(largest vertex block / batch) rounds; e.g. a
+            :func:`hpc.pagerank.ppr.walk_rounds` rounds, each of at most about ``batch`` x
+            ``walks`` walks: ceil(largest vertex block / batch) with uniform walks; e.g. a
             :class:`hpc.core.progress.Progress`'s ``set``).
         walk_rule : {"degree", "uniform"}, default "degree"
             ``"degree"``: a vertex of out-degree d runs ``walks`` x ceil(d / mean

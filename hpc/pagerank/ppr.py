@@ -120,11 +120,26 @@ class Fingerprints:
         return pos
 
 
-def _round_sources(g: Graph, sources_local: np.ndarray, batch: int):
-    """Split this rank's sources into rounds; every rank runs the same number of rounds."""
-    rounds = int(g.comm.allreduce(-(-sources_local.size // batch) if sources_local.size else 0,
-                                  op=MPI.MAX))
-    return [sources_local[i * batch:(i + 1) * batch] for i in range(rounds)]
+def _round_sources(g: Graph, sources_local: np.ndarray, batch: int,
+                   walks: np.ndarray | None = None, unit: int = 1):
+    """Split this rank's sources into rounds; every rank runs the same number of rounds.
+    With ``walks`` (per source), a round holds at most ``batch`` x ``unit`` walks plus those
+    of one source, so walks by degree do not grow a round's memory; with equal walks of
+    ``unit`` each, exactly ``batch`` sources."""
+    if walks is None:
+        walks, unit = np.ones(sources_local.size, dtype=np.int64), 1
+    rid = (np.cumsum(walks) - 1) // (int(batch) * int(unit))   # non-decreasing round ids
+    cut = np.append(np.unique(rid, return_index=True)[1], rid.size)
+    rounds = int(g.comm.allreduce(cut.size - 1, op=MPI.MAX))
+    cut = np.concatenate([cut, np.full(rounds + 1 - cut.size, sources_local.size)]) \
+        if cut.size < rounds + 1 else cut
+    return [sources_local[cut[i]:cut[i + 1]] for i in range(rounds)]
+
+
+def walk_rounds(g: Graph, walks: int, batch: int, rule: str = "uniform") -> int:
+    """Rounds of walks ``build_fingerprints`` runs for every owned vertex (collective)."""
+    nwalks = walks_per_vertex(g, walks, rule)
+    return len(_round_sources(g, np.arange(g.lo, g.hi, dtype=np.int64), batch, nwalks, walks))
 
 
 def _native_walker(g: Graph):
@@ -187,7 +202,8 @@ def build_fingerprints(g: Graph, sources_local: np.ndarray, walks: int, damping:
         raise RuntimeError("native walks requested but hpc._core.pagerank_walk is not built")
     nwalks = walks_per_vertex(g, walks, rule)
     wmax = int(comm.allreduce(int(nwalks.max()) if nwalks.size else int(walks), op=MPI.MAX))
-    for done, srcs in enumerate(_round_sources(g, sources_local, batch)):
+    for done, srcs in enumerate(_round_sources(g, sources_local, batch,
+                                               nwalks[sources_local - lo], walks)):
         if progress is not None:
             progress(done)          # rounds finished so far (every rank runs as many)
         # walker state lives on the owner of the current vertex

@@ -22,7 +22,7 @@ from .api import PPRIndex, prepare, query, source_vertices
 from .app import add_graph_options, load
 from .graphio import Graph, gather_csr
 from .ppr import (ENGINES, Fingerprints, choose_engine, exact_ppr, guarantee_parameters,
-                  engine_nbytes, partitioned_state, precision_at_k, walks_per_vertex,
+                  engine_nbytes, partitioned_state, precision_at_k, walk_rounds, walks_per_vertex,
                   WALK_RULES)
 
 QUERY_BACKENDS = ("native", "numpy")
@@ -139,7 +139,7 @@ def run_index(argv: Sequence[str]) -> int:
     app.extra["subcommand"] = "ppr-index"
     g = load(app, args)
     index = None
-    rounds = max(1, -(-int(np.diff(g.offsets).max()) // args.batch))
+    rounds = max(1, walk_rounds(g, args.walks, args.batch, args.walk_rule))
     for _ in range(args.repeat):
         with Progress(rounds, "ppr-index walks", app.comm, quiet=app.quiet,
                       unit="round") as prog, app.timer.phase("walks"):

@@ -171,7 +171,7 @@ def test_solve_and_index_build_report_progress(backend, layout):
     assert its == list(range(PROGRESS_EVERY, res.iterations, PROGRESS_EVERY))
     assert all(c[1] >= 1e-13 for c in calls)
     rounds: list = []
-    PPRIndex.build(g, walks=2, keep=4, batch=16, progress=rounds.append)
+    PPRIndex.build(g, walks=2, keep=4, batch=16, progress=rounds.append, walk_rule="uniform")
     assert rounds == list(range(len(rounds))) and len(rounds) == -(-int(np.diff(g.offsets).max()) // 16)
 
 
