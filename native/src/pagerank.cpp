@@ -530,16 +530,21 @@ class Sweep {
           }
           part[2 * k + 1] = (mk[0] + mk[1]) + (mk[2] + mk[3]);
         };
-        if (dyn) {
-#pragma omp for schedule(dynamic, 1) nowait
+        if (!par_) {   // one thread (par_ is the same on every thread): no worksharing loop
           for (int64_t k = 0; k < npc; ++k) sweep(k);
+          for (int64_t k = 0; k < npc; ++k) scale(k);
         } else {
+          if (dyn) {
+#pragma omp for schedule(dynamic, 1) nowait
+            for (int64_t k = 0; k < npc; ++k) sweep(k);
+          } else {
 #pragma omp for schedule(static) nowait
-          for (int64_t k = 0; k < npc; ++k) sweep(k);
-        }
+            for (int64_t k = 0; k < npc; ++k) sweep(k);
+          }
 #pragma omp barrier
-        for (int64_t k = 0; k < npc; ++k)
-          if (owner[k] == t) scale(k);
+          for (int64_t k = 0; k < npc; ++k)
+            if (owner[k] == t) scale(k);
+        }
       }
       for (int64_t k = 0; k < npc; ++k) {
         diff += part[2 * k];
