@@ -1,5 +1,5 @@
 // One-pass SpGEMM (C = A * B, CSR, row-wise Gustavson, plus_times float64) for products whose
-// rows have few products and scattered columns (random, unsymmetric, rectangular structure).
+// rows have few products (random, unsymmetric and rectangular structure, meshes).
 //
 // The two-phase kernel (spgemm.cpp) sizes every output row in a symbolic pass and fills it in a
 // numeric pass, emitting sorted columns from a bitmap: where each product lands in its own
@@ -8,14 +8,15 @@
 // Here there is no symbolic pass:
 //   1. products per row (flops, an exact upper bound on the row's entries) in O(nnz(A)) from
 //      B's row lengths; rows cut into one contiguous run per thread of equal flops + rows;
-//   2. each thread computes its rows into a buffer of its run's flops: a dense value array
-//      over B's columns and a per-column stamp (the row that last touched it) collect the
+//   2. each thread computes its rows into a buffer of its run's flops (thread 0: C's own
+//      arrays, sized for all products; the others: buffers kept between calls): a dense
+//      value array over B's columns and a per-column stamp (the row that last touched it) collect the
 //      row's distinct columns in a touched list, which is sorted (by rank for short lists,
 //      by a scan of the stamps over the list's column span or std::sort for long ones) and
 //      written, with its values, compacted at the thread's running offset;
-//   3. row lengths prefix-summed across threads; thread 0's buffer (allocated for all
-//      products, only its pages written are touched) becomes C's arrays: the other threads'
-//      compacted rows are copied behind it, split evenly over all threads; then shrunk.
+//   3. row lengths prefix-summed across threads; each other thread copies its compacted
+//      rows into C behind thread 0's (at one thread nothing is copied); C's arrays are
+//      shrunk only where under half full (see multiply_onepass).
 // Sums run in the order of A's entries, as in the two-phase kernel, so each row's values do
 // not depend on the thread count.
 #include <omp.h>
@@ -371,9 +372,12 @@ void multiply_onepass(const View<I>& A, const View<I>& B, const Plan& L, int64_t
   std::vector<int64_t> cnt(threads, 0), base(threads + 1, 0);
   const int64_t maxlen = std::min<int64_t>(L.maxrow, B.ncols);
   O* indptr = static_cast<O*>(std::malloc(sizeof(O) * (n + 1)));
-  I* cidx = nullptr;
-  double* cval = nullptr;
-  bool oom = indptr == nullptr;
+  // C's arrays, sized for every product: thread 0 writes its rows there directly (at one
+  // thread nothing is copied), the other threads' rows are copied behind them
+  const int64_t room = std::max<int64_t>(total, 1);
+  I* cidx = static_cast<I*>(std::malloc(sizeof(I) * room));
+  double* cval = static_cast<double*>(std::malloc(sizeof(double) * room));
+  bool oom = !indptr || !cidx || !cval;
   std::vector<int64_t> emits(int64_t(threads) * kEmits, 0);
   double t1 = omp_get_wtime(), t2 = t1;
 #pragma omp parallel num_threads(threads)
@@ -384,7 +388,7 @@ void multiply_onepass(const View<I>& A, const View<I>& B, const Plan& L, int64_t
     bool ok = !oom;
     try {
       S.ensure(B.ncols, maxlen);
-      ok = ok && S.reserve(std::max<int64_t>(flops_of(r0, r1), 1));
+      ok = ok && (t == 0 || S.reserve(std::max<int64_t>(flops_of(r0, r1), 1)));
     } catch (const std::bad_alloc&) {
       ok = false;
     }
@@ -396,8 +400,8 @@ void multiply_onepass(const View<I>& A, const View<I>& B, const Plan& L, int64_t
     int64_t j = 0;
     if (!oom) {
       int64_t* em = emits.data() + int64_t(t) * kEmits;
-      I* const oc = S.oc;
-      double* const ov = S.ov;
+      I* const oc = t == 0 ? cidx : S.oc;
+      double* const ov = t == 0 ? cval : S.ov;
       for (int64_t i = r0; i < r1; ++i) {
         j += onepass_row(A, B, i, S, rank_max, oc + j, ov + j, em);
         indptr[i + 1] = O(j);
@@ -409,19 +413,12 @@ void multiply_onepass(const View<I>& A, const View<I>& B, const Plan& L, int64_t
     {
       for (int u = 0; u < threads; ++u) base[u + 1] = base[u] + cnt[u];
       t2 = omp_get_wtime();
-      if (!oom) {
-        const int64_t keep = std::max<int64_t>(base[threads], 1);
-        cidx = static_cast<I*>(std::malloc(sizeof(I) * keep));
-        cval = static_cast<double*>(std::malloc(sizeof(double) * keep));
-        if (!cidx || !cval) oom = true;
-      }
     }
-    if (!oom) {  // each thread its own rows into C, and their offsets
+    if (!oom && t > 0) {  // each other thread its own rows into C, and their offsets
       std::memcpy(cidx + base[t], S.oc, sizeof(I) * cnt[t]);
       std::memcpy(cval + base[t], S.ov, sizeof(double) * cnt[t]);
       const O b = O(base[t]);
-      if (t > 0)
-        for (int64_t i = r0; i < r1; ++i) indptr[i + 1] += b;
+      for (int64_t i = r0; i < r1; ++i) indptr[i + 1] += b;
     }
     // a buffer far above what this product needs is returned (one huge product must not
     // hold its memory for the process's life); the rest are kept for the next call
@@ -434,10 +431,20 @@ void multiply_onepass(const View<I>& A, const View<I>& B, const Plan& L, int64_t
     throw std::bad_alloc();
   }
   indptr[0] = 0;
+  // Shrunk only where C is under half its room: a chunk freed at its full size raises
+  // glibc's mmap threshold to it, so the next call's arrays come from the heap; a shrunk one
+  // would be mapped afresh every call and fault in every page (measured: ~175 page faults,
+  // a third of a rectangular-2500 product).
+  const int64_t nnz = base[threads];
+  if (2 * nnz < room) {
+    const int64_t keep = std::max<int64_t>(nnz, 1);
+    if (void* q = std::realloc(cidx, sizeof(I) * keep)) cidx = static_cast<I*>(q);
+    if (void* q = std::realloc(cval, sizeof(double) * keep)) cval = static_cast<double*>(q);
+  }
   R.indptr = indptr;
   R.idx = cidx;
   R.val = cval;
-  R.nnz = base[threads];
+  R.nnz = nnz;
   for (int u = 0; u < threads; ++u)
     for (int e = 0; e < kEmits; ++e) R.emits[e] += emits[int64_t(u) * kEmits + e];
   R.t_rows = t2 - t1;
