@@ -526,11 +526,11 @@ class _spgemm_onepass(ModuleType):
     def multiply_i64(a_indptr: np.ndarray, a_indices: np.ndarray, a_data: np.ndarray, n: int, k: int, b_indptr: np.ndarray, b_indices: np.ndarray, b_data: np.ndarray, m: int, threads: int, fixed_threads: bool = False, rank_max: int = -1) -> tuple[Any, ...]:
         """multiply(a_indptr, a_indices, a_data, n, k, b_indptr, b_indices, b_data, m, threads, fixed_threads=False, rank_max=-1) -> (indptr, indices, data float64, stats). A is n x k, B is k x m, CSR with unique column indices per row, float64 data. Output columns ascending, summed in the order of A's entries. fixed_threads: run on exactly `threads` (else the measured thread model picks up to it). rank_max: longest row list sorted by rank (-1: automatic)."""
     @staticmethod
-    def suits_i32(a_indptr: np.ndarray, a_indices: np.ndarray, b_indptr: np.ndarray, n: int, k: int, rank_max: int = -1) -> tuple[Any, ...]:
-        """suits(a_indptr, a_indices, b_indptr, n, k, rank_max=-1) -> (chosen, products estimate, share): whether the one-pass kernel suits A @ B, from a sample of A's rows: the share of their products in rows short enough for the rank sort (at most rank_max products); chosen where >= 0.5."""
+    def suits_i32(a_indptr: np.ndarray, a_indices: np.ndarray, b_indptr: np.ndarray, b_indices: np.ndarray, n: int, k: int, rank_max: int = -1) -> tuple[Any, ...]:
+        """suits(a_indptr, a_indices, b_indptr, b_indices, n, k, rank_max=-1) -> (chosen, products estimate, share): whether the one-pass kernel suits A @ B, from a sample of A's rows: the share of their products in rows whose output is short enough for the rank sort (at most rank_max products, or a column span of at most rank_max where under half the products come from B rows that are one run of columns); chosen where >= 0.5."""
     @staticmethod
-    def suits_i64(a_indptr: np.ndarray, a_indices: np.ndarray, b_indptr: np.ndarray, n: int, k: int, rank_max: int = -1) -> tuple[Any, ...]:
-        """suits(a_indptr, a_indices, b_indptr, n, k, rank_max=-1) -> (chosen, products estimate, share): whether the one-pass kernel suits A @ B, from a sample of A's rows: the share of their products in rows short enough for the rank sort (at most rank_max products); chosen where >= 0.5."""
+    def suits_i64(a_indptr: np.ndarray, a_indices: np.ndarray, b_indptr: np.ndarray, b_indices: np.ndarray, n: int, k: int, rank_max: int = -1) -> tuple[Any, ...]:
+        """suits(a_indptr, a_indices, b_indptr, b_indices, n, k, rank_max=-1) -> (chosen, products estimate, share): whether the one-pass kernel suits A @ B, from a sample of A's rows: the share of their products in rows whose output is short enough for the rank sort (at most rank_max products, or a column span of at most rank_max where under half the products come from B rows that are one run of columns); chosen where >= 0.5."""
 spgemm_onepass: _spgemm_onepass
 
 

@@ -174,8 +174,9 @@ def test_int64_indices_and_the_thread_model():
 
 
 def test_dispatch_follows_row_lengths():
-    """multiply(..., "native") takes the one-pass kernel where most products are in short
-    rows, the two-phase kernel where long rows hold them, and whenever a knob is set."""
+    """multiply(..., "native") takes the one-pass kernel where most products are in rows of
+    short output, the two-phase kernel where long rows or runs of columns (axpy rows) hold
+    them, and whenever a knob is set."""
     a, b = family("unsymmetric")
     c, st = L.multiply(a, b, "native", 2)
     assert st["onepass"] is True
@@ -185,6 +186,11 @@ def test_dispatch_follows_row_lengths():
     c, st = L.multiply(wide, wide, "native", 2)
     assert st["onepass"] is False
     assert_canonical_equal(c, wide, wide)
+    gaps = L.canonical(sp.diags([np.ones(400 - abs(k)) for k in range(-10, 11, 2)],
+                                list(range(-10, 11, 2))))  # 121 products over <= 41 columns
+    c, st = L.multiply(gaps, gaps, "native", 2)  # B's rows not runs: short output, one pass
+    assert st["onepass"] is True
+    assert_canonical_equal(c, gaps, gaps)
     _, st = L.multiply(a, b, "native", 2, fused_max=0)
     assert st["onepass"] is False
     _, st = L.multiply_native(a, b, 1)  # direct calls keep the two-phase kernel by default
@@ -193,7 +199,8 @@ def test_dispatch_follows_row_lengths():
     assert st["onepass"] is True
     assert_canonical_equal(c, wide, wide)
     op = _core()
-    fits, est, share = op.suits_i32(a.indptr, a.indices, b.indptr, a.shape[0], a.shape[1])
+    fits, est, share = op.suits_i32(a.indptr, a.indices, b.indptr, b.indices, a.shape[0],
+                                    a.shape[1])
     assert fits and share == 1.0 and est == pytest.approx(L.products(a, b))
 
 
@@ -226,6 +233,6 @@ def test_entry_points_check_their_operands():
     bad = a.indptr.copy()
     bad[3] = 10**6
     with pytest.raises(ValueError, match="indptr"):
-        op.suits_i32(bad, a.indices, b.indptr, 50, 50)
+        op.suits_i32(bad, a.indices, b.indptr, b.indices, 50, 50)
     with pytest.raises(ValueError, match="out of range"):
-        op.suits_i32(a.indptr, np.full_like(a.indices, 60), b.indptr, 50, 50)
+        op.suits_i32(a.indptr, np.full_like(a.indices, 60), b.indptr, b.indices, 50, 50)

@@ -136,12 +136,13 @@ _ONEPASS_CHECK_MEMORY = 1 << 22
 
 def _multiply_onepass(a, b, threads, onepass, ap, ai, ad, bp, bi, bd):
     """The one-pass kernel's product where ``onepass`` > 0, or where -1 and its sample of A's
-    rows finds them short (native/src/spgemm_onepass.cpp: ``suits``) and its buffers fit in
-    memory; else None."""
+    rows finds their output short (native/src/spgemm_onepass.cpp: ``suits``) and its buffers
+    fit in memory; else None."""
     op = _onepass_core()
     i32 = ap.dtype == np.int32
     if onepass < 0:
-        fits, est, _ = (op.suits_i32 if i32 else op.suits_i64)(ap, ai, bp, a.shape[0], a.shape[1])
+        fits, est, _ = (op.suits_i32 if i32 else op.suits_i64)(ap, ai, bp, bi, a.shape[0],
+                                                               a.shape[1])
         if not fits:
             return None
         if est >= _ONEPASS_CHECK_MEMORY:

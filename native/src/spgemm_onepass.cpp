@@ -513,46 +513,55 @@ py::tuple run(const View<I>& A, const View<I>& B, int threads, bool fixed, int64
 
 // Whether this kernel suits a product, from a sample of A's rows (every row up to kSample,
 // else kSample rows evenly spaced; each read bounds-checked, since the operands are not
-// validated yet): per row its products p. A row suits the one-pass kernel where it is short
-// enough for the rank sort (p <= rank_max); the kernel is chosen where such rows hold at
-// least half of the sampled products. Measured (1 thread, thread CPU time, median of 7, load
-// ~9, against the two-phase kernel): faster on every family and file whose rows are short,
-// scattered or not (uniform, unsymmetric, rectangular, denserows; 1138_bus, ani4, dwt_992,
-// jagmesh7: 1.04-1.40x), slower where long rows hold the products (banded and block: the
-// two-phase kernel's dense accumulator scans their narrow spans; powerlaw, R-MAT, bcsstk13,
-// pushpull: 0.5-0.9x), where the rank sort's p^2 compares do not pay. Returns (chosen,
+// validated yet): per row its products p, the span of its candidate columns (from the first
+// and last column of every B row it reads: B's rows are sorted) and the products from B rows
+// that are one run of columns. A row suits the one-pass kernel where its output is short
+// enough for the rank sort: p <= rank_max, or span <= rank_max where under half its products
+// come from runs (those the two-phase kernel adds as vectorised axpys: banded, block). The
+// kernel is chosen where such rows hold at least half of the sampled products. Measured (1
+// and 2 threads, median of 5, load 2-9, against the two-phase kernel): faster on every family
+// and file so chosen (uniform, unsymmetric, rectangular, denserows; 1138_bus, ani4, dwt_992,
+// jagmesh7), slower on those not (banded, block: axpy rows; powerlaw, R-MAT, bcsstk13,
+// pushpull: long rows, where the rank sort's len^2 compares do not pay). Returns (chosen,
 // estimated products of the whole product, the share).
 constexpr int64_t kSample = 4096;
 
 template <typename I>
-py::tuple suits(py::array ap, py::array ai, py::array bp, int64_t n, int64_t k,
+py::tuple suits(py::array ap, py::array ai, py::array bp, py::array bi, int64_t n, int64_t k,
                 int64_t rank_max) {
   auto aptr = hpc::exact<I>(ap, "spgemm_onepass A indptr");
   auto aidx = hpc::exact<I>(ai, "spgemm_onepass A indices");
   auto bptr = hpc::exact<I>(bp, "spgemm_onepass B indptr");
+  auto bidx = hpc::exact<I>(bi, "spgemm_onepass B indices");
   hpc::require_1d(aptr, n + 1, "spgemm_onepass A indptr");
   hpc::require_1d(bptr, k + 1, "spgemm_onepass B indptr");
   if (rank_max < 0) rank_max = kRankMax;
   const I* AP = aptr.data();
   const I* AJ = aidx.data();
   const I* BP = bptr.data();
-  const int64_t alen = aidx.shape(0);
+  const I* BJ = bidx.data();
+  const int64_t alen = aidx.shape(0), blen = bidx.shape(0);
   const int64_t rows = std::min(n, kSample);
   double prod = 0, fit = 0;
   for (int64_t s = 0; s < rows; ++s) {
     const int64_t i = rows == n ? s : s * n / rows;
     const int64_t p0 = AP[i], p1 = AP[i + 1];
     if (p0 < 0 || p1 < p0 || p1 > alen) hpc::fail("spgemm_onepass A indptr: not a CSR row pointer");
-    int64_t p = 0;
+    int64_t p = 0, runs = 0, lo = std::numeric_limits<int64_t>::max(), hi = -1;
     for (int64_t q = p0; q < p1; ++q) {
       const int64_t c = AJ[q];
       if (c < 0 || c >= k) hpc::fail("spgemm_onepass A indices: out of range");
       const int64_t b0 = BP[c], b1 = BP[c + 1];
-      if (b1 < b0) hpc::fail("spgemm_onepass B indptr: not a CSR row pointer");
+      if (b0 < 0 || b1 < b0 || b1 > blen) hpc::fail("spgemm_onepass B indptr: not a CSR row pointer");
+      if (b1 == b0) continue;
+      const int64_t first = BJ[b0], last = BJ[b1 - 1];
       p += b1 - b0;
+      if (last - first == b1 - b0 - 1) runs += b1 - b0;
+      lo = std::min(lo, first);
+      hi = std::max(hi, last);
     }
     prod += double(p);
-    if (p <= rank_max) fit += double(p);
+    if (p <= rank_max || (hi - lo < rank_max && 2 * runs < p)) fit += double(p);
   }
   const double share = prod > 0 ? fit / prod : 0.0;
   const double est = rows > 0 ? prod * double(n) / double(rows) : 0.0;
@@ -595,14 +604,17 @@ HPC_SUBMODULE(spgemm_onepass) {
         py::arg("b_data"), py::arg("m"), py::arg("threads"), py::arg("fixed_threads") = false,
         py::arg("rank_max") = -1);
   const char* sdoc =
-      "suits(a_indptr, a_indices, b_indptr, n, k, rank_max=-1) -> (chosen, "
+      "suits(a_indptr, a_indices, b_indptr, b_indices, n, k, rank_max=-1) -> (chosen, "
       "products estimate, share): whether the one-pass kernel suits A @ B, from a sample of "
-      "A's rows: the share of their products in rows short enough for the rank sort (at most "
-      "rank_max products); chosen where >= 0.5.";
+      "A's rows: the share of their products in rows whose output is short enough for the "
+      "rank sort (at most rank_max products, or a column span of at most rank_max where under "
+      "half the products come from B rows that are one run of columns); chosen where >= 0.5.";
   m.def("suits_i32", &suits<int32_t>, sdoc, py::arg("a_indptr"), py::arg("a_indices"),
-        py::arg("b_indptr"), py::arg("n"), py::arg("k"), py::arg("rank_max") = -1);
+        py::arg("b_indptr"), py::arg("b_indices"), py::arg("n"), py::arg("k"),
+        py::arg("rank_max") = -1);
   m.def("suits_i64", &suits<int64_t>, sdoc, py::arg("a_indptr"), py::arg("a_indices"),
-        py::arg("b_indptr"), py::arg("n"), py::arg("k"), py::arg("rank_max") = -1);
+        py::arg("b_indptr"), py::arg("b_indices"), py::arg("n"), py::arg("k"),
+        py::arg("rank_max") = -1);
   m.def("multiply_i64", &entry<int64_t>, doc, py::arg("a_indptr"), py::arg("a_indices"),
         py::arg("a_data"), py::arg("n"), py::arg("k"), py::arg("b_indptr"), py::arg("b_indices"),
         py::arg("b_data"), py::arg("m"), py::arg("threads"), py::arg("fixed_threads") = false,
