@@ -588,12 +588,13 @@ def query(g: Graph, verts: np.ndarray, *, alpha: float, fingerprints: Fingerprin
           threshold: float = 1e-2, per_edge: bool = False, combine_rel: float = 0.0,
           walks: int = 100, max_length: int = 64, batch: int = 4096, seed: int = 0,
           want_full: bool = False, threads: int = 1,
-          engine: str | None = None) -> tuple[Answer, QueryStats]:
+          engine: str | None = None, walk_rule: str = "degree") -> tuple[Answer, QueryStats]:
     """A batch of PPR queries by PowerWalk's decomposition (collective): the engine behind
     :func:`personalized` and ``python -m hpc.pagerank ppr``.
 
     ``verts`` are global vertex numbers (the same array on every rank). Without
-    ``fingerprints`` the ones the residual needs are built on the fly. ``backend`` 'native'
+    ``fingerprints`` the ones the residual needs are built on the fly, ``walks`` per vertex by
+    ``walk_rule`` (as ``PPRIndex.build``: the same walks as an index of those settings). ``backend`` 'native'
     (C++ engine, queries block-distributed) or 'numpy' (SciPy sparse products on the
     distributed graph). The native ``engine``: 'replicated' (every rank holds the whole graph
     and index and answers its queries alone), 'partitioned' (each rank holds its vertex
@@ -609,7 +610,7 @@ def query(g: Graph, verts: np.ndarray, *, alpha: float, fingerprints: Fingerprin
         rounds = partitioned_push(g, eng, verts, iterations, threshold, per_edge, threads)
         if fp is None:
             fp = build_fingerprints(g, partitioned_support(g, eng), walks, alpha, seed,
-                                    max_length, 0, batch)
+                                    max_length, 0, batch, rule=walk_rule)
             built = int(g.comm.allreduce(int(fp.vertices.size)))
             eng = partitioned_engine(g, fp, alpha, keep_blocks=True)   # the batch stays
         ans, st = partitioned_answer(g, eng, int(verts.size), rounds, topk, combine_rel,
@@ -619,7 +620,8 @@ def query(g: Graph, verts: np.ndarray, *, alpha: float, fingerprints: Fingerprin
     if backend == "native":
         if fp is None:
             need = native_support(g, verts, alpha, iterations, threshold, per_edge)
-            fp = build_fingerprints(g, need, walks, alpha, seed, max_length, 0, batch)
+            fp = build_fingerprints(g, need, walks, alpha, seed, max_length, 0, batch,
+                                    rule=walk_rule)
             built = int(g.comm.allreduce(int(fp.vertices.size)))
         ans, st = native_query(g, native_engine(g, fp, alpha), verts, iterations, threshold,
                                topk, per_edge, combine_rel, want_full, threads)
@@ -628,7 +630,7 @@ def query(g: Graph, verts: np.ndarray, *, alpha: float, fingerprints: Fingerprin
     dec = decompose(g, verts, alpha, iterations, threshold, per_edge=per_edge)
     if fp is None:
         fp = build_fingerprints(g, needed_vertices(g, dec), walks, alpha, seed, max_length, 0,
-                                batch)
+                                batch, rule=walk_rule)
         built = int(g.comm.allreduce(int(fp.vertices.size)))
     ans = combine(g, dec, fp, int(verts.size), topk, want_full=want_full)
     resid = float(g.comm.allreduce(float(dec.R.sum()), op=MPI.SUM))
@@ -687,7 +689,8 @@ def personalized(G: GraphLike, sources, *, topk: int = 20, index: PPRIndex | Non
     threshold : float, default 1e-2
         Residual entries below this fraction of a query's mass are left to the fingerprints.
     walks : int, default 100
-        Walks per vertex of fingerprints built on the fly (no index).
+        Walks per vertex of fingerprints built on the fly (no index): the least, with hubs
+        running more by the index's default rule (``PPRIndex.build(walk_rule="degree")``).
     seed : int, default 0
         Seed of those walks.
     engine : {'replicated', 'partitioned', 'auto'}, optional

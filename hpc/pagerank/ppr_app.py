@@ -52,6 +52,12 @@ def _walk_options(p: argparse.ArgumentParser) -> None:
                         "they stop (a fraction damping^cap of walks)")
     w.add_argument("--batch", type=checks.integer(1, 1 << 30), default=4096,
                    help="source vertices per rank per round of walks (bounds memory)")
+    w.add_argument("--walk-rule", choices=WALK_RULES, default="degree",
+                   help="degree: a vertex of out-degree d runs --walks x ceil(d / mean "
+                        "out-degree) walks (hubs keep the most residual mass under ppr's "
+                        "per-edge push: the same precision per unit of mass on every vertex; "
+                        "1.8x the walks on kron:18:16); uniform: --walks from every vertex "
+                        "(ppr: for fingerprints built on the fly; an --index keeps its own)")
 
 
 def index_parser() -> AppParser:
@@ -61,11 +67,6 @@ def index_parser() -> AppParser:
     _walk_options(p)
     p.add_argument("--keep", type=checks.integer(0, 1 << 30), default=128,
                    help="entries stored per vertex (largest first; 0 keeps all)")
-    p.add_argument("--walk-rule", choices=WALK_RULES, default="degree",
-                   help="degree: a vertex of out-degree d runs --walks x ceil(d / mean "
-                        "out-degree) walks (hubs keep the most residual mass under ppr's "
-                        "per-edge push: the same precision per unit of mass on every vertex; "
-                        "1.8x the walks on kron:18:16); uniform: --walks from every vertex")
     p.add_argument("--check", type=checks.integer(0, 1_000_000), default=0, metavar="S",
                    help="compare the fingerprints of S sampled vertices with exact PPR on rank 0")
     add_common(p)
@@ -299,7 +300,8 @@ def run_query(argv: Sequence[str]) -> int:
                             combine_rel=args.combine_rel, walks=args.walks,
                             max_length=args.max_length, batch=args.batch, seed=args.seed,
                             want_full=args.check, threads=app.threads,
-                            engine=args.engine if args.backend == "native" else None)
+                            engine=args.engine if args.backend == "native" else None,
+                            walk_rule=args.walk_rule)
     assert ans is not None and st is not None
     t = app.timer.summary()
     app.metrics.update({
@@ -353,7 +355,7 @@ def _precision_note(app: App, index, args, validation: dict) -> None:
     """State in the record (``precision``) and the output whether precision@K is guaranteed,
     measured, or neither, and how to get >= 0.9 on every source. --threshold/--walks/
     --iterations are speed settings without a bound: on the real graphs the defaults reach
-    a mean of 0.96 but 0.6-0.8 on the worst of 40 sources (docs/workloads/pagerank.md)."""
+    a mean of 0.97 but 0.75-0.9 on the worst of 40 sources (docs/workloads/pagerank.md)."""
     key = f"precision_at_{args.topk}_min"
     note: dict = {"guaranteed": args.accuracy is not None, "checked": key in validation}
     if note["checked"]:
