@@ -923,3 +923,18 @@ def precision_at_k(est_ids: np.ndarray, exact: np.ndarray, k: int, strict: bool 
         return float(np.isin(ids, top).sum()) / k
     kth = np.partition(exact, exact.size - k)[exact.size - k]
     return float((exact[ids] >= kth - TIE_TOL).sum()) / k
+
+
+def precision_summary(topk_ids: np.ndarray, exact: np.ndarray, k: int) -> dict:
+    """precision@``k`` of a batch: row i of ``topk_ids`` is source i's estimated top ids,
+    row i of ``exact`` its exact PPR. The ties-aware mean and min, the strict ones, and the
+    mean over the sources that reach more than ``k`` vertices (a source reaching at most k,
+    e.g. a dangling one, is exact for any estimate); ``per_source`` the ties-aware figures."""
+    rows = range(exact.shape[0])
+    p = np.array([precision_at_k(topk_ids[i], exact[i], k) for i in rows])
+    strict = np.array([precision_at_k(topk_ids[i], exact[i], k, strict=True) for i in rows])
+    hard = (exact > 0).sum(axis=1) > k
+    return {"mean": float(p.mean()), "min": float(p.min()),
+            "strict_mean": float(strict.mean()), "strict_min": float(strict.min()),
+            "nontrivial_mean": float(p[hard].mean()) if hard.any() else 1.0,
+            "nontrivial_sources": int(hard.sum()), "per_source": p}

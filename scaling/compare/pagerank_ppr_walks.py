@@ -47,7 +47,7 @@ def main() -> int:
 
     from hpc.core import backends
     from hpc.pagerank.ppr import (build_fingerprints, exact_ppr, native_engine, native_query,
-                                  precision_at_k, walks_per_vertex)
+                                  precision_summary, walks_per_vertex)
 
     backends.set_threads(1)
     d, per_edge = 0.85, args.push_rule == "per-edge"
@@ -80,19 +80,13 @@ def main() -> int:
                                                  np.median(ts["degree"]))
         chk = verts[:min(args.check_queries, args.queries)]
         ex = exact_ppr(A, chk, d)
-        hard = (ex > 0).sum(axis=1) > 20
-        row["nontrivial_sources"] = int(hard.sum())
         for rule in RULES:
             ans, _ = native_query(g, engines[rule], chk, args.iterations, args.threshold, 20,
                                   per_edge, args.combine_rel)
-            p = np.array([precision_at_k(ans.topk_ids[i], ex[i], 20) for i in range(chk.size)])
-            ps = np.array([precision_at_k(ans.topk_ids[i], ex[i], 20, strict=True)
-                           for i in range(chk.size)])
-            row.update({f"precision_mean_{rule}": float(p.mean()),
-                        f"precision_min_{rule}": float(p.min()),
-                        f"precision_strict_mean_{rule}": float(ps.mean()),
-                        f"precision_nontrivial_mean_{rule}":
-                            float(p[hard].mean()) if hard.any() else 1.0})
+            pk = precision_summary(ans.topk_ids, ex, 20)
+            row["nontrivial_sources"] = pk["nontrivial_sources"]
+            row.update({f"precision_{k}_{rule}": pk[k]
+                        for k in ("mean", "min", "strict_mean", "nontrivial_mean")})
         rows.append(row)
         print(json.dumps(row), flush=True)
     cols = ["graph", "walks_uniform", "walks_degree", "queries_per_s_uniform",
