@@ -569,6 +569,14 @@ class Native1D:
       of iteration k then happens after the exchange of iteration k+1 (the iterate returned is
       still the first one whose change is below tol). ``reduce='allreduce'``: one Allreduce of
       the 2-vector per iteration.
+    - ``replicate`` ('auto' from :func:`make_solver`; False by default here): on a graph so
+      small that an iteration's exchange costs more than the sweep it splits, every rank
+      iterates the whole graph alone (gathered once: no message at all while it solves) and
+      keeps its block of the answer (``mode == 'replicated'``). 'auto' measures it: a few
+      iterations of the distributed loop against a few sweeps of the whole graph, both timed
+      on every rank (the slowest counts, so all ranks agree); the whole graph is gathered
+      only when the distributed iteration costs more than p times a rank's sweep (a bound
+      on the whole graph's sweep) and has at most 2^24 entries. True: always (p > 1).
     The result is returned in the graph's own vertex blocks. ``setup_times`` holds the
     seconds of each setup step on this rank.
     """
@@ -577,7 +585,7 @@ class Native1D:
 
     def __init__(self, g: Graph, backend: str = "native", reduce: str = "auto",
                  balance: bool = True, exchange: str = "auto",
-                 teleport: Teleport | None = None):
+                 teleport: Teleport | None = None, replicate: bool | str = False):
         from hpc import _core
 
         if reduce not in ("auto", "piggyback", "allreduce"):
@@ -687,15 +695,97 @@ class Native1D:
                    for q, (a, c) in enumerate(zip(msd, msc)) if c and q != r]
             self._move = mv
         lap("result_move")
+        self._rep = None
+        self.probe: dict[str, float] = {}
+        if replicate not in (False, True, "auto"):
+            raise ValueError(f"replicate must be True, False or 'auto', got {replicate!r}")
+        if p > 1 and replicate:
+            self._choose_replicated(replicate == "auto")
+            lap("replicate")
 
     def _exchange(self) -> None:
         if self.transfer.requests:            # one rank: nothing to call
             self.transfer.run()
 
+    # -- replicated mode: every rank sweeps the whole (small) graph alone -----------------
+    _REPLICATE_MAX_NNZ = 1 << 24    # a memory guard (p copies of the graph), no tuning
+
+    def _dist_iteration(self, d: float, n: float) -> None:
+        """One iteration of the distributed loop as solve runs it (probe; no stop test)."""
+        if self.mode == "piggyback":
+            self.transfer.start()
+            self.transfer.wait()
+            self.sweep.step_pb(d, n, 0.0, False)
+        else:
+            self._exchange()
+            self.sweep.step_dm(d, float(self._red[1]), n)
+            self.comm.Allreduce(self.part, self._red, op=MPI.SUM)
+
+    def _time_steps(self, one: Callable[[], None], k: int) -> float:
+        """Seconds of one call, the minimum over 5 runs of k calls after one call not timed
+        (k equal on all ranks when ``one`` communicates)."""
+        one()
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(k):
+                one()
+            best = min(best, (time.perf_counter() - t0) / k)
+        return best
+
+    def _choose_replicated(self, measure: bool) -> None:
+        """Decide (collectively, on measured times) whether every rank solves the whole graph;
+        build that solver if so (see the class docstring)."""
+        comm, g = self.comm, self.g
+        p = comm.Get_size()
+        n, d = float(g.n), 0.85
+        k = self.sweep
+        x0 = np.full(self.nlocal, 1.0 / n)
+        if measure:
+            k.start(x0)
+            comm.Allreduce(self.part, self._red, op=MPI.SUM)
+            t0 = time.perf_counter()
+            self._dist_iteration(d, n)             # also warms the loop; sizes the probe
+            one = np.array([time.perf_counter() - t0])
+            comm.Allreduce(MPI.IN_PLACE, one, op=MPI.MAX)
+            reps = int(min(8, max(1, 1e-3 / max(float(one[0]), 1e-9))))  # ~1 ms a run at most
+            t_dist = self._time_steps(lambda: self._dist_iteration(d, n), reps)
+            t_step = self._time_steps(lambda: k.step_dm(d, 0.0, n), reps)
+            t = np.array([t_dist, t_step])
+            comm.Allreduce(MPI.IN_PLACE, t, op=MPI.MAX)
+            self.probe = {"distributed_s": float(t[0]), "local_step_s": float(t[1])}
+            nnz = comm.allreduce(int(g.in_indices.size), op=MPI.SUM)
+            # the whole graph's sweep costs at most p times one rank's share (no split, no
+            # ghosts): worth gathering only if that bound is below the distributed iteration
+            if not (p * t[1] < t[0] and nnz <= self._REPLICATE_MAX_NNZ):
+                return
+        whole = _whole_graph(g)
+        tp = self.teleport
+        wt = None if tp.uniform else Teleport(
+            None if tp.personalization is None else _allgather_block(g, tp.personalization),
+            None if tp.dangling is None else _allgather_block(g, tp.dangling))
+        rep = Native1D(whole, teleport=wt)
+        if measure:
+            rk = rep.sweep
+            rk.start(np.full(rep.nlocal, 1.0 / n))
+            t_rep = np.array([self._time_steps(lambda: rk.step_dm(d, 0.0, n), reps)])
+            comm.Allreduce(MPI.IN_PLACE, t_rep, op=MPI.MAX)
+            self.probe["replicated_step_s"] = float(t_rep[0])
+            if not t_rep[0] < self.probe["distributed_s"]:
+                rep.free()
+                return
+        self._rep = rep
+        self.mode = "replicated"
+
     def solve(self, damping: float, tol: float, max_iter: int,
               progress: Callable[[int, float], None] | None = None) -> Result:
         """As :meth:`_Base.solve` (the hot loop checks ``progress`` every
         ``PROGRESS_EVERY`` iterations only)."""
+        if self._rep is not None:      # the whole graph on every rank: no message at all
+            res = self._rep.solve(damping, tol, max_iter, progress)
+            g = self.g
+            return Result(res.x[g.lo:g.hi].copy(), res.iterations, res.l1_change,
+                          res.converged, res.seconds)
         n, d = float(self.g.n), float(damping)
         k, comm = self.sweep, self.comm
         k.start(np.full(self.nlocal, 1.0 / n))
@@ -768,6 +858,44 @@ class Native1D:
         for r in self._move or []:
             r.Free()
         self._move = None
+        if self._rep is not None:
+            self._rep.free()
+
+
+def _allgather_block(g: Graph, v: np.ndarray) -> np.ndarray:
+    """A vector in the graph's vertex blocks, whole on every rank (one Allgatherv)."""
+    out = np.empty(g.n, dtype=np.float64)
+    off = np.asarray(g.offsets, dtype=np.int64)
+    g.comm.Allgatherv(np.ascontiguousarray(v, dtype=np.float64),
+                      [out, off[1:] - off[:-1], off[:-1], MPI.DOUBLE])
+    return out
+
+
+def _whole_graph(g: Graph) -> Graph:
+    """The whole graph on every rank, as a one-rank Graph on COMM_SELF (collective)."""
+    comm = g.comm
+
+    def cat(a, dtype, mpitype):
+        a = np.ascontiguousarray(a, dtype=dtype)
+        counts = np.array(comm.allgather(a.size), dtype=np.int64)
+        out = np.empty(int(counts.sum()), dtype=dtype)
+        comm.Allgatherv(a, [out, counts, np.cumsum(counts) - counts, mpitype])
+        return out
+
+    def ptr(indptr):
+        deg = cat(np.diff(indptr), np.int64, MPI.INT64_T)
+        out = np.zeros(deg.size + 1, dtype=np.int64)
+        np.cumsum(deg, out=out[1:])
+        return out
+
+    w = g.weighted
+    return Graph(comm=MPI.COMM_SELF, n=g.n, m=g.m, offsets=np.array([0, g.n], dtype=np.int64),
+                 ids=cat(g.ids, np.int64, MPI.INT64_T),
+                 out_indptr=ptr(g.out_indptr), out_indices=cat(g.out_indices, np.int64, MPI.INT64_T),
+                 in_indptr=ptr(g.in_indptr), in_indices=cat(g.in_indices, np.int64, MPI.INT64_T),
+                 source=g.source,
+                 out_weights=cat(g.out_weights, np.float64, MPI.DOUBLE) if w else None,
+                 in_weights=cat(g.in_weights, np.float64, MPI.DOUBLE) if w else None)
 
 
 def make_solver(g: Graph, backend: str, layout: str = "1d", teleport: Teleport | None = None,
@@ -784,6 +912,8 @@ def make_solver(g: Graph, backend: str, layout: str = "1d", teleport: Teleport |
                              "columns are different vertex sets)")
         return Pull2D(g, backend, teleport)
     if backend == "native" and sweep == "jacobi":
+        # a requested exchange or reduction method asks for the distributed iteration
+        kw.setdefault("replicate", False if {"reduce", "exchange"} & kw.keys() else "auto")
         return Native1D(g, backend, teleport=teleport, **kw)
     return Pull1D(g, backend, teleport, method=sweep)
 

@@ -281,6 +281,78 @@ def test_native_1d_modes_match_the_serial_iteration(reduce, balance):
 
 @pytest.mark.mpi
 @pytest.mark.parametrize("name", ["email-Eu-core.txt", "p2p-Gnutella08.txt"])
+def test_native_1d_replicated_matches_the_serial_iteration(name):
+    """The replicated mode (every rank iterates the whole graph, no message while it solves)
+    stops where networkx's iteration stops, with its iterate, on every rank's block; 'auto'
+    (make_solver's default) measures and takes either mode with the same answer; an explicit
+    reduce / exchange method keeps the distributed iteration; the residual still works."""
+    g = graphio.read_snap(_real(name), comm)
+    A = comm.bcast(graphio.gather_csr(g))
+    ref, its, change = _serial_power(A, 0.85, 1e-10, 1000)
+    forced = make_solver(g, "native", "1d", replicate=True)
+    auto = make_solver(g, "native", "1d")
+    dist = make_solver(g, "native", "1d", reduce="piggyback")
+    try:
+        assert forced.mode == ("local" if comm.size == 1 else "replicated")
+        assert auto.mode in ("local", "replicated", "piggyback")
+        assert dist.mode == ("local" if comm.size == 1 else "piggyback")
+        if comm.size > 1 and auto.mode == "replicated":
+            assert auto.probe["replicated_step_s"] < auto.probe["distributed_s"]
+        for s in (forced, auto, dist):
+            res = s.solve(0.85, 1e-10, 1000)
+            assert res.iterations == its and res.converged
+            assert res.l1_change == pytest.approx(change, rel=1e-8)
+            assert res.x.shape == (g.nlocal,)
+            _, x = _gather_scores(g, res.x)
+            assert np.abs(x - ref).max() <= 1e-14
+            res5 = s.solve(0.85, 1e-10, 5)             # stopped by max_iter
+            assert res5.iterations == 5 and not res5.converged
+        c, total = forced.residual(forced.solve(0.85, 1e-10, 1000).x, 0.85)
+        assert c <= 1e-10 and abs(total - 1.0) <= 1e-12
+        with pytest.raises(ValueError, match="replicate"):
+            make_solver(g, "native", "1d", replicate="always")
+    finally:
+        for s in (forced, auto, dist):
+            s.free()
+
+
+@pytest.mark.mpi
+def test_native_1d_replicated_weighted_personalized():
+    """Weights and the teleport / dangling distributions travel to the replicated solver."""
+    from hpc.pagerank.solver import Teleport, distribution
+    rng = np.random.default_rng(5)
+    e = rng.integers(0, 300, size=(1500, 2))
+    e = e[e[:, 0] != e[:, 1]]
+    w = rng.integers(1, 5, size=e.shape[0]).astype(float)
+    g = graphio.from_edge_array(np.column_stack([e, w]), comm, weights=True)
+    pers = {int(v): float(v % 7 + 1) for v in range(0, 300, 3)}
+    dang = {int(v): 1.0 for v in range(0, 300, 11)}
+    tp = Teleport(distribution(g, pers, "p"), distribution(g, dang, "q"))
+    forced = make_solver(g, "native", "1d", tp, replicate=True)
+    dist = make_solver(g, "native", "1d", tp, replicate=False)
+    try:
+        a = forced.solve(0.85, 1e-13, 10_000)
+        b = dist.solve(0.85, 1e-13, 10_000)
+    finally:
+        forced.free()
+        dist.free()
+    assert a.converged and b.converged
+    _, xa = _gather_scores(g, a.x)
+    _, xb = _gather_scores(g, b.x)
+    assert np.abs(xa - xb).max() <= 1e-14
+    G = nx.DiGraph()
+    G.add_nodes_from(range(int(e.max()) + 1))
+    for (u, v), ww in zip(e.tolist(), w.tolist()):
+        G.add_edge(u, v, weight=ww)
+    ref = nx.pagerank(G, alpha=0.85, weight="weight", personalization=pers, dangling=dang,
+                      tol=1e-16, max_iter=10_000)
+    ids = graphio.gather_ids(g)
+    ids = comm.bcast(ids)
+    assert np.abs(xa - np.array([ref[int(v)] for v in ids])).max() <= 1e-12
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("name", ["email-Eu-core.txt", "p2p-Gnutella08.txt"])
 def test_native_1d_p2p_and_neighbor_exchange_agree(name):
     """The persistent point-to-point exchange (no new communicator) and the persistent
     neighbourhood collective give the same bits, in both reduction modes, and the serial
