@@ -133,6 +133,39 @@ def test_every_emission_method(threads):
     assert_canonical_equal(c, *wide)
 
 
+@pytest.mark.parametrize("name", ["uniform", "block", "banded", "denserows"])
+def test_threads_0_and_1_meet_in_c(name):
+    """At 2+ threads thread 0 writes its rows backwards to where thread 1's start, and C is
+    handed to NumPy at an offset inside the product-sized arrays (uniform: C nearly fills
+    them), or each thread copies its rows into arrays of nnz(C) where C fills under half
+    (block, banded: many products per entry). Same bits at every thread count; C's arrays
+    stay valid while later products reuse the kernel's buffers and the heap."""
+    a, b = family(name, n=600, seed=7)
+    ref, _ = onepass(a, b, 1)
+    assert_canonical_equal(ref, a, b)
+    kept = []
+    for threads in (2, 3, 4, 2):
+        c, st = onepass(a, b, threads)
+        assert st["threads"] == threads and identical(c, ref)
+        if threads == 2:
+            assert c.indptr[0] == 0 and c.indptr[-1] == c.nnz == ref.nnz
+        kept.append(c)
+    for _ in range(3):  # later products (other operands) must not touch the arrays above
+        onepass(*family("unsymmetric", n=700, seed=8), 2)
+    for c in kept:
+        assert identical(c, ref)
+
+
+def test_rank_sorted_after_compression():
+    """A row of more products than rank_max whose distinct columns are at most rank_max is
+    rank-sorted from its 32-bit list (converted to 16-bit keys after the products)."""
+    a, b = family("banded")  # 49 products per row over 13 columns
+    ref, _ = onepass(a, b, 1)
+    for threads in (1, 2):
+        c, st = onepass(a, b, threads, rank_max=20)
+        assert st["rows_rank"] > 0 and st["rows_scan"] == 0 and identical(c, ref)
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_empty_rows_columns_and_shapes(threads):
     rng = np.random.default_rng(2)

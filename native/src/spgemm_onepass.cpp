@@ -20,6 +20,7 @@
 // Sums run in the order of A's entries, as in the two-phase kernel, so each row's values do
 // not depend on the thread count.
 #include <omp.h>
+#include <time.h>
 
 #include <algorithm>
 #include <cmath>
@@ -167,11 +168,10 @@ inline void emit_rank(I* __restrict list, int64_t len, const double* __restrict 
 // emit_rank on 16-bit keys (column - lo, where the list's span is below 2^15 - 1): 16 lanes
 // a vector instead of 8, so half the compares of the int32 ranks.
 template <typename I>
-inline void emit_rank16(const I* __restrict list, int16_t* __restrict key, int64_t len, I lo,
+inline void emit_rank16(int16_t* __restrict key, int64_t len, I lo,
                         const double* __restrict acc, I* __restrict oc, double* __restrict ov) {
   constexpr int64_t W = 16;
   const int64_t padded = (len + W - 1) / W * W;
-  for (int64_t b = 0; b < len; ++b) key[b] = int16_t(list[b] - lo);
   for (int64_t b = len; b < padded; ++b) key[b] = std::numeric_limits<int16_t>::max();
   alignas(32) int16_t rank[W];
   for (int64_t a = 0; a < padded; a += W) {
@@ -186,7 +186,7 @@ inline void emit_rank16(const I* __restrict list, int16_t* __restrict key, int64
     _mm256_store_si256(reinterpret_cast<__m256i*>(rank), _mm256_add_epi16(c0, c1));
     const int64_t m = std::min<int64_t>(W, len - a);
     for (int64_t u = 0; u < m; ++u) {
-      const I x = list[a + u];
+      const I x = I(lo + key[a + u]);
       oc[rank[u]] = x;
       ov[rank[u]] = acc[x];
     }
@@ -217,11 +217,13 @@ inline bool scan_cheaper(int64_t len, int64_t span) {
 
 constexpr int kAhead = 8;  // A's entries ahead whose B row is prefetched (as in spgemm.cpp)
 
-// Row i of C into (oc, ov); returns its entry count and adds 1 to emits[method].
-template <typename I>
+// Row i of C into (oc, ov), or where Back, ending at (oc, ov); returns its entry count and adds
+// 1 to emits[method]. next: A's first entry of the row computed after this one (i + 1's, or
+// i - 1's where the rows run backwards), whose B rows are prefetched after this row's.
+template <typename I, bool Back>
 int64_t onepass_row(const View<I>& A, const View<I>& B, int64_t i, Scratch<I>& S,
                     int64_t rank_max, I* __restrict oc, double* __restrict ov,
-                    int64_t* emits) {
+                    int64_t* emits, I next) {
   const I* const Ai = A.J;
   const double* const Av = A.V;
   const I* const Bp = B.P;
@@ -237,6 +239,10 @@ int64_t onepass_row(const View<I>& A, const View<I>& B, int64_t i, Scratch<I>& S
     const int64_t k = Ai[pa];
     const double a = Av[pa];
     const I q0 = Bp[k], q1 = Bp[k + 1];
+    if (Back) {
+      oc -= q1 - q0;
+      ov -= q1 - q0;
+    }
     for (I q = q0; q < q1; ++q) {
       oc[q - q0] = Bi[q];
       ov[q - q0] = a * Bv[q];
@@ -244,42 +250,82 @@ int64_t onepass_row(const View<I>& A, const View<I>& B, int64_t i, Scratch<I>& S
     ++emits[q1 > q0 ? kCopy : kEmpty];  // as the two-phase kernel counts them
     return q1 - q0;
   }
-  double* __restrict acc = S.acc.data();
-  uint32_t* __restrict mark = S.mark.data();
-  I* __restrict list = S.list.data();
-  const uint32_t st = S.next();
-  int64_t len = 0;
+  // The row's least and greatest candidate column and its products, from B's row pointers and
+  // the first and last column of every B row it reads (B's rows are sorted; the loads also
+  // bring those rows' first lines in). Knowing the span before the products lets a short row
+  // write its list straight as 16-bit keys: reading a list back (for its span, then for the
+  // keys) right after its scalar stores stalled on store forwarding (perf,
+  // unsymmetric-13000, 1 thread: 16 % of the samples on the min/max loop, then 14 % on the
+  // key conversion once the min/max came from here).
+  I lo = std::numeric_limits<I>::max(), hi = std::numeric_limits<I>::min();
+  int64_t prods = 0;
   for (I p = pa; p < pe; ++p) {
-    if (p + kAhead < annz) {
-      const I q = Bp[Ai[p + kAhead]];
-      __builtin_prefetch(Bi + q);
-      __builtin_prefetch(Bv + q);
-    }
     const int64_t k = Ai[p];
-    const double a = Av[p];
-    const I* q = Bi + Bp[k];
-    const I* const e = Bi + Bp[k + 1];
-    const double* v = Bv + Bp[k];
-    for (; q < e; ++q, ++v) {
-      const I c = *q;
-      if (mark[c] != st) {
-        mark[c] = st;
-        list[len++] = c;
-        acc[c] = 0.0;  // then += as the two-phase kernel's zeroed accumulator: same sums
-      }
-      acc[c] += a * *v;
+    const I b0 = Bp[k], b1 = Bp[k + 1];
+    if (b1 > b0) {
+      lo = std::min(lo, Bi[b0]);
+      hi = std::max(hi, Bi[b1 - 1]);
+      prods += b1 - b0;
     }
   }
-  if (len == 0) return 0;
-  I lo = list[0], hi = list[0];
-  for (int64_t j = 1; j < len; ++j) {
-    lo = std::min(lo, list[j]);
-    hi = std::max(hi, list[j]);
+  if (prods == 0) return 0;
+  double* __restrict acc = S.acc.data();
+  uint32_t* __restrict mark = S.mark.data();
+  const uint32_t st = S.next();
+  // Gustavson's accumulation in A's entry order; each new column is passed to put(c)
+  auto gather = [&](auto put) {
+    int64_t len = 0;
+    const I skip = next - pe;  // past the row's end, the prefetch goes on at `next`
+    for (I p = pa; p < pe; ++p) {
+      I ahead = p + kAhead;
+      if (ahead >= pe) ahead += skip;
+      if (ahead < annz) {
+        const I q = Bp[Ai[ahead]];
+        __builtin_prefetch(Bi + q);
+        __builtin_prefetch(Bv + q);
+      }
+      const int64_t k = Ai[p];
+      const double a = Av[p];
+      const I* q = Bi + Bp[k];
+      const I* const e = Bi + Bp[k + 1];
+      const double* v = Bv + Bp[k];
+      for (; q < e; ++q, ++v) {
+        const I c = *q;
+        if (mark[c] != st) {
+          mark[c] = st;
+          put(len++, c);
+          acc[c] = 0.0;  // then += as the two-phase kernel's zeroed accumulator: same sums
+        }
+        acc[c] += a * *v;
+      }
+    }
+    return len;
+  };
+#if defined(__AVX2__)
+  if (prods <= rank_max && int64_t(hi) - int64_t(lo) < std::numeric_limits<int16_t>::max()) {
+    int16_t* __restrict key = S.key.data();
+    const int64_t len = gather([&](int64_t j, I c) { key[j] = int16_t(c - lo); });
+    if (Back) {
+      oc -= len;
+      ov -= len;
+    }
+    emit_rank16(key, len, lo, acc, oc, ov);
+    ++emits[kRank];
+    return len;
+  }
+#endif
+  I* __restrict list = S.list.data();
+  const int64_t len = gather([&](int64_t j, I c) { list[j] = c; });
+  if (Back) {
+    oc -= len;
+    ov -= len;
   }
   if (len <= rank_max) {
 #if defined(__AVX2__)
     if (int64_t(hi) - int64_t(lo) < std::numeric_limits<int16_t>::max()) {
-      emit_rank16(list, S.key.data(), len, lo, acc, oc, ov);
+      int16_t* const key = S.key.data();
+      for (int64_t j = 0; j < len; ++j) key[j] = int16_t(list[j] - lo);
+      emit_rank16(key, len, lo, acc, oc, ov);
       ++emits[kRank];
       return len;
     }
@@ -306,13 +352,36 @@ int64_t onepass_row(const View<I>& A, const View<I>& B, int64_t i, Scratch<I>& S
 template <typename I, typename O>
 struct Result {
   O* indptr = nullptr;
-  I* idx = nullptr;
+  I* idx = nullptr;  // C's arrays, inside the allocations idx_base and val_base (freed by NumPy)
   double* val = nullptr;
+  I* idx_base = nullptr;
+  double* val_base = nullptr;
   int64_t nnz = 0, products = 0;
   int threads = 1;
   int64_t emits[kEmits] = {0, 0, 0, 0, 0};
   double t_plan = 0, t_rows = 0, t_join = 0;
+  // per thread (HPC_ONEPASS_TIMERS=1 only): start of its rows after the region's start, its
+  // rows' wall and CPU seconds, its copy's wall seconds, its products
+  std::vector<double> timers;
 };
+
+// Per-thread timers in stats["thread_timers"], read once from HPC_ONEPASS_TIMERS (a diagnostic:
+// a CPU-clock read is a system call).
+inline bool timers_on() {
+  static const bool on = [] {
+    const char* e = std::getenv("HPC_ONEPASS_TIMERS");
+    return e && *e && *e != '0';
+  }();
+  return on;
+}
+
+inline double cpu_now() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+}
+
+constexpr int kTimers = 5;
 
 // Largest row buffer a thread keeps between calls (entries): 4M, 48 MiB with int32 indices.
 constexpr int64_t kKeep = int64_t(1) << 22;
@@ -359,6 +428,16 @@ Plan make_plan(const View<I>& A, const View<I>& B, int threads) {
 }
 
 // Steps 2 and 3 (row offsets of type O: the index type where every product fits in it).
+//
+// C's arrays are allocated for every product (an upper bound on nnz(C)). At one thread the
+// rows are written there in order. At two threads or more, thread 0 writes its rows
+// backwards, ending at F1 (its run's products), and thread 1 forwards from F1, so their rows
+// meet there with no copy: C is the span [F1 - nnz0, F1 + nnz1) of the arrays, handed to NumPy
+// at that offset. (The copy of thread 1's rows into C behind thread 0's had cost thread 1
+// about a fifth of its rows' time while thread 0 waited: unsymmetric-13000, 0.59 ms after
+// 3.2 ms of rows, HPC_ONEPASS_TIMERS.) Threads 2 and up write into their own buffers, copied
+// in behind. Where C fills under half its room, each thread copies its rows into arrays of
+// nnz(C) instead (the room is freed: one huge product must not hold its products' memory).
 template <typename I, typename O>
 void multiply_onepass(const View<I>& A, const View<I>& B, const Plan& L, int64_t rank_max,
                       Result<I, O>& R) {
@@ -372,23 +451,29 @@ void multiply_onepass(const View<I>& A, const View<I>& B, const Plan& L, int64_t
   std::vector<int64_t> cnt(threads, 0), base(threads + 1, 0);
   const int64_t maxlen = std::min<int64_t>(L.maxrow, B.ncols);
   O* indptr = static_cast<O*>(std::malloc(sizeof(O) * (n + 1)));
-  // C's arrays, sized for every product: thread 0 writes its rows there directly (at one
-  // thread nothing is copied), the other threads' rows are copied behind them
   const int64_t room = std::max<int64_t>(total, 1);
   I* cidx = static_cast<I*>(std::malloc(sizeof(I) * room));
   double* cval = static_cast<double*>(std::malloc(sizeof(double) * room));
   bool oom = !indptr || !cidx || !cval;
+  // where threads 0 and 1 meet (buffer coordinates); C starts at g = F1 - nnz0
+  const int64_t F1 = threads > 1 ? flops_of(cut[0], cut[1]) : 0;
+  int64_t g = 0;
+  I* fidx = nullptr;  // the compacted arrays where C is under half its room
+  double* fval = nullptr;
   std::vector<int64_t> emits(int64_t(threads) * kEmits, 0);
+  const bool timed = timers_on();
+  if (timed) R.timers.assign(int64_t(threads) * kTimers, 0.0);
   double t1 = omp_get_wtime(), t2 = t1;
 #pragma omp parallel num_threads(threads)
   {
     const int t = omp_get_thread_num();
+    double* const tm = timed ? R.timers.data() + int64_t(t) * kTimers : nullptr;
     const int64_t r0 = cut[t], r1 = cut[t + 1];
     Scratch<I>& S = scratch<I>();
     bool ok = !oom;
     try {
       S.ensure(B.ncols, maxlen);
-      ok = ok && (t == 0 || S.reserve(std::max<int64_t>(flops_of(r0, r1), 1)));
+      ok = ok && (t < 2 || S.reserve(std::max<int64_t>(flops_of(r0, r1), 1)));
     } catch (const std::bad_alloc&) {
       ok = false;
     }
@@ -400,11 +485,34 @@ void multiply_onepass(const View<I>& A, const View<I>& B, const Plan& L, int64_t
     int64_t j = 0;
     if (!oom) {
       int64_t* em = emits.data() + int64_t(t) * kEmits;
-      I* const oc = t == 0 ? cidx : S.oc;
-      double* const ov = t == 0 ? cval : S.ov;
-      for (int64_t i = r0; i < r1; ++i) {
-        j += onepass_row(A, B, i, S, rank_max, oc + j, ov + j, em);
-        indptr[i + 1] = O(j);
+      double w0 = 0, c0 = 0;
+      if (tm) {
+        w0 = omp_get_wtime();
+        c0 = cpu_now();
+      }
+      if (t == 0 && threads > 1) {  // backwards, ending at F1; indptr[i]: row i's start
+        int64_t e = F1;
+        indptr[r1] = O(e);
+        for (int64_t i = r1 - 1; i >= r0; --i) {
+          const I next = A.P[i > 0 ? i - 1 : i];
+          e -= onepass_row<I, true>(A, B, i, S, rank_max, cidx + e, cval + e, em, next);
+          indptr[i] = O(e);
+        }
+        j = F1 - e;
+      } else {  // forwards, at F1 (thread 1), 0 (one thread) or into the thread's buffer
+        const int64_t at = t == 1 ? F1 : 0;
+        I* const oc = t < 2 ? cidx + at : S.oc;
+        double* const ov = t < 2 ? cval + at : S.ov;
+        for (int64_t i = r0; i < r1; ++i) {
+          j += onepass_row<I, false>(A, B, i, S, rank_max, oc + j, ov + j, em, A.P[i + 1]);
+          indptr[i + 1] = O(at + j);
+        }
+      }
+      if (tm) {
+        tm[0] = w0 - t1;
+        tm[1] = omp_get_wtime() - w0;
+        tm[2] = cpu_now() - c0;
+        tm[4] = double(flops_of(r0, r1));
       }
     }
     cnt[t] = j;
@@ -412,13 +520,42 @@ void multiply_onepass(const View<I>& A, const View<I>& B, const Plan& L, int64_t
 #pragma omp single
     {
       for (int u = 0; u < threads; ++u) base[u + 1] = base[u] + cnt[u];
+      if (threads > 1) {
+        g = F1 - cnt[0];
+        if (!oom && 2 * base[threads] < room) {
+          const int64_t keep = std::max<int64_t>(base[threads], 1);
+          fidx = static_cast<I*>(std::malloc(sizeof(I) * keep));
+          fval = static_cast<double*>(std::malloc(sizeof(double) * keep));
+          if (!fidx || !fval) {  // keep the room instead
+            std::free(fidx);
+            std::free(fval);
+            fidx = nullptr;
+            fval = nullptr;
+          }
+        }
+      }
       t2 = omp_get_wtime();
     }
-    if (!oom && t > 0) {  // each other thread its own rows into C, and their offsets
-      std::memcpy(cidx + base[t], S.oc, sizeof(I) * cnt[t]);
-      std::memcpy(cval + base[t], S.ov, sizeof(double) * cnt[t]);
-      const O b = O(base[t]);
-      for (int64_t i = r0; i < r1; ++i) indptr[i + 1] += b;
+    if (!oom && threads > 1) {
+      const double w3 = tm ? omp_get_wtime() : 0.0;
+      // this thread's rows: where they are, and where C wants them (from C's start)
+      const I* src = t == 0 ? cidx + g : t == 1 ? cidx + F1 : S.oc;
+      const double* srv = t == 0 ? cval + g : t == 1 ? cval + F1 : S.ov;
+      if (fidx) {
+        std::memcpy(fidx + base[t], src, sizeof(I) * cnt[t]);
+        std::memcpy(fval + base[t], srv, sizeof(double) * cnt[t]);
+      } else if (t > 1) {
+        std::memcpy(cidx + g + base[t], src, sizeof(I) * cnt[t]);
+        std::memcpy(cval + g + base[t], srv, sizeof(double) * cnt[t]);
+      }
+      if (t < 2) {  // buffer coordinates -> C's
+        const O d = O(g);
+        for (int64_t i = t == 0 ? r0 : r0 + 1; i <= r1; ++i) indptr[i] -= d;
+      } else {
+        const O b = O(base[t]);
+        for (int64_t i = r0; i < r1; ++i) indptr[i + 1] += b;
+      }
+      if (tm) tm[3] = omp_get_wtime() - w3;
     }
     // a buffer far above what this product needs is returned (one huge product must not
     // hold its memory for the process's life); the rest are kept for the next call
@@ -431,15 +568,27 @@ void multiply_onepass(const View<I>& A, const View<I>& B, const Plan& L, int64_t
     throw std::bad_alloc();
   }
   indptr[0] = 0;
-  // Shrunk only where C is under half its room: a chunk freed at its full size raises
-  // glibc's mmap threshold to it, so the next call's arrays come from the heap; a shrunk one
-  // would be mapped afresh every call and fault in every page (measured: ~175 page faults,
-  // a third of a rectangular-2500 product).
   const int64_t nnz = base[threads];
-  if (2 * nnz < room) {
+  R.idx_base = cidx;
+  R.val_base = cval;
+  if (fidx) {
+    std::free(cidx);
+    std::free(cval);
+    R.idx_base = cidx = fidx;
+    R.val_base = cval = fval;
+  } else if (threads > 1) {
+    cidx += g;
+    cval += g;
+  } else if (2 * nnz < room) {
+    // Shrunk (one thread) only where C is under half its room: a chunk freed at its full
+    // size raises glibc's mmap threshold to it, so the next call's arrays come from the
+    // heap; a shrunk one would be mapped afresh every call and fault in every page
+    // (measured: ~175 page faults, a third of a rectangular-2500 product).
     const int64_t keep = std::max<int64_t>(nnz, 1);
     if (void* q = std::realloc(cidx, sizeof(I) * keep)) cidx = static_cast<I*>(q);
     if (void* q = std::realloc(cval, sizeof(double) * keep)) cval = static_cast<double*>(q);
+    R.idx_base = cidx;
+    R.val_base = cval;
   }
   R.indptr = indptr;
   R.idx = cidx;
@@ -451,9 +600,10 @@ void multiply_onepass(const View<I>& A, const View<I>& B, const Plan& L, int64_t
   R.t_join = omp_get_wtime() - t2;
 }
 
+// n elements from p, inside the allocation at base, which NumPy frees with the array
 template <typename T>
-py::array owned(T* p, int64_t n) {
-  py::capsule owner(p, [](void* q) { std::free(q); });
+py::array owned(T* base, T* p, int64_t n) {
+  py::capsule owner(base, [](void* q) { std::free(q); });
   return py::array_t<T>({static_cast<py::ssize_t>(n)}, {static_cast<py::ssize_t>(sizeof(T))}, p,
                         owner);
 }
@@ -483,9 +633,18 @@ py::dict run_rows(const View<I>& A, const View<I>& B, const Plan& L, int64_t ran
   stats["plan_s"] = t_plan;
   stats["rows_s"] = R.t_rows;
   stats["join_s"] = R.t_join;
-  indices = owned(R.idx, R.nnz);
-  data = owned(R.val, R.nnz);
-  indptr = owned(R.indptr, A.nrows + 1);
+  if (!R.timers.empty()) {
+    py::list tl;
+    for (int u = 0; u < R.threads; ++u) {
+      py::list row;
+      for (int e = 0; e < kTimers; ++e) row.append(R.timers[int64_t(u) * kTimers + e]);
+      tl.append(row);
+    }
+    stats["thread_timers"] = tl;  // per thread: start, rows wall, rows CPU, copy wall, products
+  }
+  indices = owned(R.idx_base, R.idx, R.nnz);
+  data = owned(R.val_base, R.val, R.nnz);
+  indptr = owned(R.indptr, R.indptr, A.nrows + 1);
   return stats;
 }
 
