@@ -234,6 +234,9 @@ def _global_metrics(app: App, g: Graph, solver, res, args, t: dict) -> None:
         app.extra["grid"] = list(solver.grid)
     else:
         app.metrics["ghosts_max"] = int(app.comm.allreduce(solver.ghosts, op=MPI.MAX))
+        if hasattr(solver, "mode"):   # Native1D: local / piggyback / allreduce / replicated
+            app.metrics["mode"] = solver.mode
+            app.extra["mode_probe_s"] = dict(getattr(solver, "probe", {}))
     steps = getattr(solver, "setup_times", None)
     if steps:   # where the setup phase went (seconds per step, slowest rank)
         app.extra["setup_steps_s"] = {k: float(app.comm.allreduce(v, op=MPI.MAX))

@@ -110,7 +110,8 @@ def run_suite(mtx: Path, cache: Path, ranks: int, threads: int, tol: float, swee
                                              "--max-iter", 10000, "--quiet"],
                      env={"OMP_NUM_THREADS": str(threads)}, progress="auto", timeout=900)
     return {"time_s": rec["timings"]["solve"]["min"], "iterations": rec["metrics"]["iterations"],
-            "residual": rec["validation"]["fixed_point_residual_l1"]}
+            "residual": rec["validation"]["fixed_point_residual_l1"],
+            "mode": rec["metrics"].get("mode", "-")}
 
 
 def main(argv=None) -> int:
@@ -146,11 +147,13 @@ def main(argv=None) -> int:
                        "gap_iterations": rr["gap"][-1]["iterations"],
                        "suite_iterations": rr["suite"][-1]["iterations"],
                        "suite_residual_l1": rr["suite"][-1]["residual"],
+                       "suite_modes": sorted({x["mode"] for x in rr["suite"]}),
                        "load_before": load0, "load_after": load1, "repeat": args.repeat}
                 results.append(row)
                 print(f"{spec:10s} n={n} m={m} {r}x{t} (GAP {r * t} thr): GAP {tg:.4g} s "
                       f"({row['gap_iterations']} it), suite {ts:.4g} s "
-                      f"({row['suite_iterations']} it, residual {row['suite_residual_l1']:.2g}) "
+                      f"({row['suite_iterations']} it, residual {row['suite_residual_l1']:.2g}, "
+                      f"{'/'.join(row['suite_modes'])}) "
                       f"-> GAP/suite {tg / ts:.2f}x   load {load0:.1f}->{load1:.1f}", flush=True)
     for spec in args.graphs.split(","):      # scaling: the hybrid target is 1x2 >= 1.8x 1x1
         rows = {(r["ranks"], r["threads"]): r for r in results if r["graph"] == spec}
