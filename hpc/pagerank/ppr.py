@@ -650,30 +650,51 @@ def _reply(comm, vals: np.ndarray, sent: np.ndarray, got: np.ndarray) -> np.ndar
     return out
 
 
-def _exact_top(comm, eng, qoff: np.ndarray, topk: int, norm: np.ndarray, kth_only: bool,
-               threads: int) -> tuple[np.ndarray, np.ndarray]:
-    """The asking ranks' exact top K of the summed partial vectors (collective), by TPUT's
-    three rounds (the engine's ``top`` documents the bounds): each rank's K largest entries,
-    then its entries >= tau1 / p, then the missing entries of the candidates only. The same
-    ids and scores as summing every partial vector (``answer``), from a fraction of them."""
+def _blocks_to_all(comm, x: np.ndarray, qoff: np.ndarray) -> np.ndarray:
+    """Each rank's block ``qoff[r]:qoff[r + 1]`` of a per-query float64 array, put together on
+    every rank (one Allgatherv)."""
+    x = np.ascontiguousarray(x, np.float64)
+    if comm.Get_size() == 1:
+        return x
+    out = np.empty(int(qoff[-1]))
+    comm.Allgatherv(x, [out, (np.diff(qoff), qoff[:-1]), MPI.DOUBLE])
+    return out
+
+
+def _tput_threshold(tau: np.ndarray, p: int) -> np.ndarray:
+    """TPUT's threshold tau / p, a little lower: p floors below it sum to less than tau
+    despite rounding."""
+    return np.ascontiguousarray(tau * ((1.0 - 1e-12) / p))
+
+
+def _tput(comm, eng, qoff: np.ndarray, topk: int, lower: np.ndarray | None,
+          threads: int) -> np.ndarray:
+    """The asking ranks' exact top K of the summed partial vectors by TPUT's rounds (the
+    engine's ``top`` documents the bounds), up to the answers to the candidates' requests
+    (collective; ``eng.ask_finish`` of them gives the ids and scores): each rank's K largest
+    entries give tau1, a lower bound of every query's K-th score; every rank then sends its
+    entries >= tau1 / p with its floor (its largest unsent entry); the asking rank asks the
+    ranks that did not send a candidate for its entry. ``lower``: a lower bound of every
+    query's K-th score already known on every rank (the K-th score of the heads, under the
+    rel cut) takes the place of tau1 and its round. The same ids and scores as summing every
+    partial vector (``answer``), from a fraction of them."""
     p, r = comm.Get_size(), comm.Get_rank()
     qlo, qhi = int(qoff[r]), int(qoff[r + 1])
-    c, k, v = eng.top(qoff, topk, threads)
+    if lower is None:
+        c, k, v = eng.top(qoff, topk, threads)
+        k, v, src, _ = _route(comm, c, k, v)
+        tau = _blocks_to_all(comm, eng.ask_begin(k, v, src, qlo, qhi, topk, threads), qoff)
+        low = np.zeros(qhi - qlo)
+    else:
+        eng.ask_begin(np.empty(0, np.int64), np.empty(0), np.zeros(p, np.int64), qlo, qhi,
+                      topk, threads)
+        tau, low = lower, np.ascontiguousarray(lower[qlo:qhi])
+    thr = _tput_threshold(tau, p)
+    c, k, v = eng.more(qoff, thr, threads)   # each query's floor rides with its entries
     k, v, src, _ = _route(comm, c, k, v)
-    tau = eng.ask_begin(k, v, src, qlo, qhi, topk, threads)
-    # (1 - 1e-12): p floors below thr sum to less than tau1 despite rounding
-    thr = tau * ((1.0 - 1e-12) / p)
-    if p > 1:
-        thr = np.concatenate(comm.allgather(thr))
-    c, k, v, floor = eng.more(qoff, np.ascontiguousarray(thr), threads)
-    k, v, src, _ = _route(comm, c, k, v)
-    floors = np.empty((p, floor.size)) if p > 1 else floor[None, :]
-    if p > 1:
-        comm.Allgather(floor, floors)
-    c, req = eng.ask_more(k, v, src, np.ascontiguousarray(floors[:, qlo:qhi]), topk, threads)
+    c, req = eng.ask_more(k, v, src, low, topk, threads)
     got_k, _, got, _ = _route(comm, c, req)
-    vals = _reply(comm, eng.values(got_k, threads), c, got)
-    return eng.ask_finish(vals, norm[qlo:qhi], topk, kth_only, threads)
+    return _reply(comm, eng.values(got_k, threads), c, got)
 
 
 def _move_rows(comm, indptr: np.ndarray, arrays: list[np.ndarray], src_off: np.ndarray,
@@ -806,39 +827,41 @@ def partitioned_answer(g: Graph, eng, nq: int, rounds: int, topk: int, rel: floa
     qoff = block_offsets(nq, p).astype(np.int64)
     qlo, qhi = int(qoff[r]), int(qoff[r + 1])
     norm, missing = eng.combine(rel, topk, threads)
-    # the norms and how many ranks miss a fingerprint in one Allreduce (which vertex: only
-    # on the error path)
-    both = np.append(norm, float(missing >= 0))
-    if p > 1:
-        comm.Allreduce(MPI.IN_PLACE, both, op=MPI.SUM)
-    norm = both[:-1]
-    if both[-1] > 0:
-        missing = int(comm.allreduce(int(missing), op=MPI.MAX))
-        raise RuntimeError(f"ppr query: no fingerprint for residual vertex {missing}")
     # the top K by TPUT, or every partial vector to the asking rank
-    tput = p <= TPUT_MAX_RANKS
+    tput = p <= TPUT_MAX_RANKS and not want_full
+    kth = None
     if rel > 0:
-        if tput:
-            kth = _exact_top(comm, eng, qoff, topk, norm, True, threads)[1]
-        else:
-            keys, vals, _, _ = _route(comm, *eng.partial(qoff))
-            kth = eng.answer(keys, vals, norm[qlo:qhi], qlo, qhi, topk, False, True, threads)[1]
-        eps = rel * np.ascontiguousarray(kth[:, 0])
-        if p > 1:
-            eps = np.concatenate(comm.allgather(eps))
-        eng.tails(np.ascontiguousarray(eps), threads)
-    if tput and not want_full:
-        out = _exact_top(comm, eng, qoff, topk, norm, False, threads)
+        # the K-th score of the heads: every partial vector of the heads to the asking rank
+        # (one route; the heads are a fifth of the entries), then every rank's cut
+        keys, vals, _, _ = _route(comm, *eng.partial(qoff))
+        kth = eng.answer(keys, vals, np.zeros(qhi - qlo), qlo, qhi, topk, False, True,
+                         threads)[1][:, 0]
+        kth = _blocks_to_all(comm, kth, qoff)
+        # with TPUT next, the partial vectors come out of the tails split at its threshold
+        eng.tails(np.ascontiguousarray(rel * kth), _tput_threshold(kth, p) if tput else None,
+                  threads)
+    if tput:
+        # the final scores are >= the heads': the heads' K-th score bounds the K-th below
+        vals = _tput(comm, eng, qoff, topk, kth, threads)
     else:
         keys, vals, _, _ = _route(comm, *eng.partial(qoff))
-        out = eng.answer(keys, vals, norm[qlo:qhi], qlo, qhi, topk, want_full, False, threads)
+    # the norms, whether a rank misses a fingerprint (which vertex: only on the error path)
+    # and the stats in one Allreduce (the counts stay exact in float64 below 2^53)
     st = eng.stats()
-    # one Allreduce: the counts stay exact in float64 below 2^53
-    tot = np.array([st["pushes"], st["residual_entries"], st["combined_entries"],
-                    st["residual_mass"]], np.float64)
+    tot = np.concatenate([norm, [float(missing >= 0), st["pushes"], st["residual_entries"],
+                                 st["combined_entries"], st["residual_mass"]]])
     if p > 1:
         comm.Allreduce(MPI.IN_PLACE, tot, op=MPI.SUM)
-    stats = NativeStats(int(tot[0]), rounds, int(tot[1]), float(tot[3]), int(tot[2]))
+    if tot[nq] > 0:
+        missing = int(comm.allreduce(int(missing), op=MPI.MAX))
+        raise RuntimeError(f"ppr query: no fingerprint for residual vertex {missing}")
+    norm = np.ascontiguousarray(tot[qlo:qhi])
+    if tput:
+        out = eng.ask_finish(vals, norm, topk, False, threads)
+    else:
+        out = eng.answer(keys, vals, norm, qlo, qhi, topk, want_full, False, threads)
+    stats = NativeStats(int(tot[nq + 1]), rounds, int(tot[nq + 2]), float(tot[nq + 4]),
+                        int(tot[nq + 3]))
     return _gather_answer(comm, out[0], out[1], out[2] if want_full else None), stats
 
 

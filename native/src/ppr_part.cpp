@@ -31,6 +31,8 @@ constexpr int64_t HEAD = 16;   // entries per residual row in the first pass of 
 // prefetch distances in rows: a head is HEAD adds, far shorter than a DRAM miss, so its rows
 // are fetched further ahead than the tails' (whose first 64 entries are fetched)
 constexpr size_t AHEAD = 6, TAIL_AHEAD = 3;
+// the vertex of the key that carries a rank's floor of a query in `more`'s entries
+constexpr int64_t FLOOR = 0xFFFFFFFFLL;
 
 inline int64_t key_of(int64_t q, int64_t v) { return (q << 32) | v; }
 
@@ -318,6 +320,7 @@ class PartEngine {
     std::vector<std::vector<Entry>>& out = part_;
     out.assign(static_cast<size_t>(nq_), {});
     sent_.assign(static_cast<size_t>(nq_), 0);
+    pre_.clear();
     py::array_t<double> norm(nq_);
     double* pn = norm.mutable_data();
     int64_t missing = -1;
@@ -369,7 +372,12 @@ class PartEngine {
             if (en < ee) T.push_back({rv, en, ee});
           }
           pn[q] = nrm;
-          take_top(a, out[q], static_cast<size_t>(topk_));
+          // under the rel cut the heads go whole to the asking rank, and tails rebuilds the
+          // partial vector: no top K to put first
+          if (rel > 0.0)
+            take_all(a, out[q]);
+          else
+            take_top(a, out[q], static_cast<size_t>(topk_));
         }
 #pragma omp critical
         {
@@ -384,13 +392,29 @@ class PartEngine {
   }
 
   // The rest of the residual rows (rel > 0): contributions r(w) F_w(v) >= eps[q] (rows are
-  // sorted by value: each stops at the first one below), added to the partial vectors.
-  void tails(const py::array& eps_, int threads) {
+  // sorted by value: each stops at the first one below), added to the partial vectors. With
+  // thr (the threshold `more` will be given), each partial vector is split as `more` splits
+  // it, its entries >= thr[q] first, so that `more` only packs them; else its top K first.
+  void tails(const py::array& eps_, const py::object& thr_, int threads) {
     auto eps = hpc::exact<double>(eps_, "ppr eps");
     const size_t K = static_cast<size_t>(topk_);
     hpc::require_1d(eps, nq_, "ppr eps");
     if (part_.size() != static_cast<size_t>(nq_)) hpc::fail("ppr tails: combine first");
+    std::fill(sent_.begin(), sent_.end(), 0);   // the partial vectors are rebuilt
     const double* pe = eps.data();
+    const double* pt = nullptr;
+    hpc::carray<double> thr;
+    pre_.clear();
+    if (!thr_.is_none()) {
+      thr = hpc::exact<double>(thr_.cast<py::array>(), "ppr thr");
+      hpc::require_1d(thr, nq_, "ppr thr");
+      pt = thr.data();
+      for (int64_t q = 0; q < nq_; ++q)
+        if (!(pt[q] >= 0.0) || pt[q] > 1e300) hpc::fail("ppr tails: thr must be finite, >= 0");
+      pre_.assign(static_cast<size_t>(nq_), 0);
+      pre_thr_.assign(pt, pt + nq_);
+      pre_floor_.assign(static_cast<size_t>(nq_), 0.0);
+    }
     const int nt = max_threads(threads);
     {
       py::gil_scoped_release nogil;
@@ -401,7 +425,21 @@ class PartEngine {
 #pragma omp for schedule(dynamic, 4)
         for (int64_t q = 0; q < nq_; ++q) {
           const auto& TQ = tails_[q];
-          if (TQ.empty()) continue;
+          if (TQ.empty()) {
+            if (pt) {   // the heads are the partial vector: split it in place
+              auto& P = part_[q];
+              const double t = pt[q];
+              auto mid = std::partition(P.begin(), P.end(), [t](const Entry& e) { return e.second >= t; });
+              double f = 0.0;
+              for (auto it = mid; it != P.end(); ++it) f = std::max(f, it->second);
+              pre_[q] = mid - P.begin();
+              pre_floor_[q] = f;
+            } else {
+              take_top_of(part_[q], K);
+            }
+            continue;
+          }
+          const double cut = pe[q];
           for (const Entry& e : part_[q]) a.add(e.first, e.second);   // slots already
           for (size_t i = 0; i < TQ.size(); ++i) {
             const Tail& tl = TQ[i];
@@ -414,12 +452,15 @@ class PartEngine {
             int64_t j = tl.start;
             for (; j < e; ++j) {
               const double c = tl.r * fval_[j];
-              if (c < pe[q]) break;
+              if (c < cut) break;
               a.add(fidx_[j], c);
             }
             combined += j - tl.start;
           }
-          take_top(a, part_[q], K);
+          if (pt)
+            take_split(a, part_[q], pt[q], pre_[q], pre_floor_[q]);
+          else
+            take_top(a, part_[q], K);
         }
 #pragma omp critical
         st_.combined_entries += combined;
@@ -467,17 +508,19 @@ class PartEngine {
     return py::make_tuple(packed[0], packed[1], packed[2]);
   }
 
-  // The entries not yet sent that are >= thr[q]: (counts, keys, values, floor: each query's
-  // largest entry left unsent, 0 when none).
+  // The entries not yet sent that are >= thr[q], each query's followed by its floor (its
+  // largest entry left unsent, 0 when none) as the key query << 32 | FLOOR: (counts, keys,
+  // values) for one route; the asking rank's `ask_more` takes the floors out.
   py::tuple more(const py::array& qoff_, const py::array& thr_, int threads) {
     const std::vector<int64_t> qo = check_qoff(qoff_, "ppr more");
     auto thr = hpc::exact<double>(thr_, "ppr thr");
     hpc::require_1d(thr, nq_, "ppr thr");
-    if (sent_.size() != static_cast<size_t>(nq_)) hpc::fail("ppr more: top first");
+    if (sent_.size() != static_cast<size_t>(nq_)) hpc::fail("ppr more: combine first");
     const double* th = thr.data();
+    for (int64_t q = 0; q < nq_; ++q)
+      if (!(th[q] >= 0.0) || th[q] > 1e300) hpc::fail("ppr more: thr must be finite, >= 0");
     std::vector<int64_t> from(sent_);
-    py::array_t<double> floor(nq_);
-    double* pf = floor.mutable_data();
+    std::vector<double> fl(static_cast<size_t>(nq_));
     const int nt = max_threads(threads);
     {
       py::gil_scoped_release nogil;
@@ -485,16 +528,43 @@ class PartEngine {
       for (int64_t q = 0; q < nq_; ++q) {
         auto& P = part_[q];
         const double t = th[q];
+        if (!pre_.empty() && sent_[q] == 0 && t == pre_thr_[q]) {   // tails split it so
+          fl[q] = pre_floor_[q];
+          sent_[q] = pre_[q];
+          continue;
+        }
         auto mid = std::partition(P.begin() + sent_[q], P.end(),
                                   [t](const Entry& e) { return e.second >= t; });
         double f = 0.0;
         for (auto it = mid; it != P.end(); ++it) f = std::max(f, it->second);
-        pf[q] = f;
+        fl[q] = f;
         sent_[q] = mid - P.begin();
       }
     }
-    auto packed = pack(part_, qo, off_.size() - 1, from.data(), sent_.data());
-    return py::make_tuple(packed[0], packed[1], packed[2], floor);
+    const size_t p = off_.size() - 1;
+    py::array_t<int64_t> counts(static_cast<py::ssize_t>(p));
+    int64_t total = 0;
+    for (size_t r = 0; r < p; ++r) {
+      int64_t c = 0;
+      for (int64_t q = qo[r]; q < qo[r + 1]; ++q) c += sent_[q] - from[q] + 1;
+      counts.mutable_data()[r] = c;
+      total += c;
+    }
+    py::array_t<int64_t> keys(total);
+    py::array_t<double> vals(total);
+    int64_t* pk = keys.mutable_data();
+    double* pv = vals.mutable_data();
+    int64_t at = 0;
+    for (int64_t q = 0; q < nq_; ++q) {
+      const auto& P = part_[q];
+      for (int64_t j = from[q]; j < sent_[q]; ++j) {
+        pk[at] = key_of(q, vertex_[P[j].first]);
+        pv[at++] = P[j].second;
+      }
+      pk[at] = key_of(q, FLOOR);
+      pv[at++] = fl[q];
+    }
+    return py::make_tuple(counts, keys, vals);
   }
 
   // This rank's entries of the asked (query << 32 | vertex) keys among those it has not sent,
@@ -545,22 +615,70 @@ class PartEngine {
     if (off_.size() - 1 > 64) hpc::fail("ppr ask_begin: at most 64 ranks");
     qlo_ = qlo;
     ask_.assign(static_cast<size_t>(qhi - qlo), {});
-    return ask_merge(keys_, vals_, src_, nullptr, topk, threads);
+    auto keys = hpc::exact<int64_t>(keys_, "ppr keys");
+    auto vals = hpc::exact<double>(vals_, "ppr vals");
+    auto src = hpc::exact<int64_t>(src_, "ppr src");
+    const size_t p = off_.size() - 1;
+    hpc::require_1d(keys, -1, "ppr keys");
+    hpc::require_1d(vals, keys.shape(0), "ppr vals");
+    hpc::require_1d(src, static_cast<py::ssize_t>(p), "ppr src");
+    return ask_merge(keys.data(), vals.data(), keys.shape(0), src.data(), nullptr, nullptr, topk,
+                     threads);
   }
 
-  // The entries of `more` and every rank's floors (p x queries [qlo, qhi)): keeps the
-  // candidates and returns the requests for the entries not sent, (counts per rank, keys).
+  // The entries of `more` (src: how many came from each rank, in rank order; each rank's
+  // floor of every asked query among them) and `lower`, a lower bound of each asked query's
+  // K-th score known beforehand (0: none): keeps the candidates and returns the requests for
+  // the entries not sent, (counts per rank, keys).
   py::tuple ask_more(const py::array& keys_, const py::array& vals_, const py::array& src_,
-                     const py::array& floors_, int64_t topk, int threads) {
+                     const py::array& lower_, int64_t topk, int threads) {
     const int64_t nql = static_cast<int64_t>(ask_.size());
     const size_t p = off_.size() - 1;
-    auto floors = hpc::exact<double>(floors_, "ppr floors");
-    if (floors.ndim() != 2 || floors.shape(0) != static_cast<py::ssize_t>(p) || floors.shape(1) != nql)
-      hpc::fail("ppr ask_more: floors must be ranks x the asked queries");
-    for (int64_t j = 0; j < static_cast<int64_t>(p) * nql; ++j)
-      if (!(floors.data()[j] >= 0.0) || floors.data()[j] > 1e300)
-        hpc::fail("ppr ask_more: floors must be finite, >= 0");
-    ask_merge(keys_, vals_, src_, floors.data(), topk, threads);
+    auto keys = hpc::exact<int64_t>(keys_, "ppr keys");
+    auto vals = hpc::exact<double>(vals_, "ppr vals");
+    auto src = hpc::exact<int64_t>(src_, "ppr src");
+    auto lower = hpc::exact<double>(lower_, "ppr lower");
+    hpc::require_1d(keys, -1, "ppr keys");
+    hpc::require_1d(vals, keys.shape(0), "ppr vals");
+    hpc::require_1d(src, static_cast<py::ssize_t>(p), "ppr src");
+    hpc::require_1d(lower, nql, "ppr lower");
+    for (int64_t i = 0; i < nql; ++i)
+      if (!(lower.data()[i] >= 0.0) || lower.data()[i] > 1e300)
+        hpc::fail("ppr ask_more: lower must be finite, >= 0");
+    // take the floors out: exactly one per (rank, asked query)
+    const int64_t m = keys.shape(0);
+    const int64_t* k = keys.data();
+    const double* v = vals.data();
+    std::vector<double> floors(p * static_cast<size_t>(nql), -1.0);
+    std::vector<int64_t> ek, es(p, 0);
+    std::vector<double> ev;
+    ek.reserve(static_cast<size_t>(m));
+    ev.reserve(static_cast<size_t>(m));
+    int64_t at = 0;
+    for (size_t r = 0; r < p; ++r) {
+      const int64_t c = src.data()[r];
+      if (c < 0 || at + c > m) hpc::fail("ppr ask_more: src counts do not split the entries");
+      for (int64_t j = at; j < at + c; ++j) {
+        if ((k[j] & 0xFFFFFFFFLL) != FLOOR) {
+          ek.push_back(k[j]);
+          ev.push_back(v[j]);
+          ++es[r];
+          continue;
+        }
+        const int64_t i = (k[j] >> 32) - qlo_;
+        if (k[j] < 0 || i < 0 || i >= nql) hpc::fail("ppr ask_more: floor of another query");
+        double& f = floors[r * static_cast<size_t>(nql) + static_cast<size_t>(i)];
+        if (f >= 0.0 || !(v[j] >= 0.0) || v[j] > 1e300)
+          hpc::fail("ppr ask_more: floors must be finite, >= 0, one per rank and query");
+        f = v[j];
+      }
+      at += c;
+    }
+    if (at != m) hpc::fail("ppr ask_more: src counts do not split the entries");
+    for (double f : floors)
+      if (f < 0.0) hpc::fail("ppr ask_more: a rank sent no floor for a query");
+    ask_merge(ek.data(), ev.data(), static_cast<int64_t>(ek.size()), es.data(), floors.data(),
+              lower.data(), topk, threads);
     std::vector<std::vector<int64_t>> req(p);
     req_.assign(p, {});
     for (int64_t i = 0; i < nql; ++i) {
@@ -576,13 +694,13 @@ class PartEngine {
     py::array_t<int64_t> counts(static_cast<py::ssize_t>(p));
     int64_t total = 0;
     for (size_t r = 0; r < p; ++r) total += counts.mutable_data()[r] = static_cast<int64_t>(req[r].size());
-    py::array_t<int64_t> keys(total);
-    int64_t at = 0;
+    py::array_t<int64_t> out(total);
+    int64_t put = 0;
     for (size_t r = 0; r < p; ++r) {
-      std::copy(req[r].begin(), req[r].end(), keys.mutable_data() + at);
-      at += static_cast<int64_t>(req[r].size());
+      std::copy(req[r].begin(), req[r].end(), out.mutable_data() + put);
+      put += static_cast<int64_t>(req[r].size());
     }
-    return py::make_tuple(counts, keys);
+    return py::make_tuple(counts, out);
   }
 
   // The answers to `ask_more`'s requests (in its order): the top K of the exact sums scaled
@@ -810,6 +928,43 @@ class PartEngine {
     a.reset();
   }
 
+  // Move the accumulator's entries out in any order, and reset it.
+  static void take_all(Acc& a, std::vector<Entry>& out) {
+    out.clear();
+    out.reserve(a.na);
+    for (size_t j = 0; j < a.na; ++j) out.emplace_back(a.list[j], a.acc[a.list[j]]);
+    a.reset();
+  }
+
+  // Move the accumulator's entries out, those >= thr first (n of them; floor: the largest of
+  // the others, 0 when none), and reset it.
+  static void take_split(Acc& a, std::vector<Entry>& out, double thr, int64_t& n, double& floor) {
+    out.clear();
+    out.reserve(a.na);
+    double f = 0.0;
+    for (size_t j = 0; j < a.na; ++j) {
+      const double x = a.acc[a.list[j]];
+      if (x >= thr) out.emplace_back(a.list[j], x);
+    }
+    n = static_cast<int64_t>(out.size());
+    for (size_t j = 0; j < a.na; ++j) {
+      const double x = a.acc[a.list[j]];
+      if (!(x >= thr)) {
+        out.emplace_back(a.list[j], x);
+        f = std::max(f, x);
+      }
+    }
+    floor = f;
+    a.reset();
+  }
+
+  // A partial vector's K largest entries first (by value; `top` sends them).
+  static void take_top_of(std::vector<Entry>& P, size_t K) {
+    const size_t k = std::min(P.size(), K);
+    std::nth_element(P.begin(), P.begin() + static_cast<std::ptrdiff_t>(k), P.end(),
+                     [](const Entry& a, const Entry& b) { return a.second > b.second; });
+  }
+
   // Per-query partial vectors, entries [from[q], to[q]) of each (all when from is null), as
   // (counts per asking rank, keys, values); queries are in blocks, so query order is rank order.
   std::vector<py::array> pack(const std::vector<std::vector<Entry>>& out,
@@ -853,24 +1008,15 @@ class PartEngine {
   // order, into the asked queries' sums and sender masks. Without floors: returns each query's
   // K-th largest sum (tau1). With floors (p x asked queries): keeps only the candidates, the
   // vertices whose upper bound reaches the K-th largest lower bound (returns an empty array).
-  py::array_t<double> ask_merge(const py::array& keys_, const py::array& vals_,
-                                const py::array& src_, const double* floors, int64_t topk,
-                                int threads) {
-    auto keys = hpc::exact<int64_t>(keys_, "ppr keys");
-    auto vals = hpc::exact<double>(vals_, "ppr vals");
-    auto src = hpc::exact<int64_t>(src_, "ppr src");
+  py::array_t<double> ask_merge(const int64_t* k, const double* v, int64_t m,
+                                const int64_t* src, const double* floors, const double* lower,
+                                int64_t topk, int threads) {
     const size_t p = off_.size() - 1;
-    hpc::require_1d(keys, -1, "ppr keys");
-    hpc::require_1d(vals, keys.shape(0), "ppr vals");
-    hpc::require_1d(src, static_cast<py::ssize_t>(p), "ppr src");
     if (topk < 1) hpc::fail("ppr ask: topk must be >= 1");
-    const int64_t m = keys.shape(0);
-    const int64_t* k = keys.data();
-    const double* v = vals.data();
     std::vector<uint8_t> from(static_cast<size_t>(m));
     int64_t at = 0;
     for (size_t r = 0; r < p; ++r) {
-      const int64_t c = src.data()[r];
+      const int64_t c = src[r];
       if (c < 0 || at + c > m) hpc::fail("ppr ask: src counts do not split the entries");
       std::fill(from.begin() + at, from.begin() + at + c, static_cast<uint8_t>(r));
       at += c;
@@ -914,12 +1060,14 @@ class PartEngine {
           } else {
             double fl[64], unseen = 0.0;
             for (size_t r = 0; r < p; ++r) unseen += fl[r] = floors[r * static_cast<size_t>(nql) + i];
+            // the K-th score is at least the K-th lower bound and the bound known before
+            const double tk = std::max(t, lower[i]);
             // a vertex no rank sent is bounded by the sum of the floors: it must be out
-            if (unseen > 0.0 && !(unseen < t)) {
+            if (unseen > 0.0 && !(unseen < tk)) {
 #pragma omp atomic write
               broken = true;
             }
-            const double cut = t * (1.0 - 1e-12);   // rounding of the bounds only adds candidates
+            const double cut = tk * (1.0 - 1e-12);   // rounding of the bounds only adds candidates
             for (size_t j = 0; j < a.na; ++j) {
               const int32_t u = a.list[j];
               double up = a.acc[u];
@@ -933,7 +1081,7 @@ class PartEngine {
         }
       }
     }
-    if (broken) hpc::fail("ppr ask_more: floors not below the K-th lower bound (thr > tau1 / p?)");
+    if (broken) hpc::fail("ppr ask_more: floors not below the K-th lower bound (thr > tau / p?)");
     return tau;
   }
 
@@ -950,6 +1098,10 @@ class PartEngine {
   // by top/more)
   std::vector<std::vector<Entry>> part_;
   std::vector<int64_t> sent_;
+  // tails' split of the partial vectors at pre_thr_ (empty: none): pre_[q] entries >= it
+  // first, the largest of the others pre_floor_[q]
+  std::vector<int64_t> pre_;
+  std::vector<double> pre_thr_, pre_floor_;
   // the asking rank's queries [qlo_, qlo_ + ask_.size()): sums so far, candidates after
   // ask_more, and its requests per rank as (query, candidate) positions
   struct Ask {
@@ -990,22 +1142,23 @@ HPC_SUBMODULE(pagerank_ppr_part) {
       .def("combine", &PartEngine::combine, py::arg("rel") = 0.0, py::arg("topk") = 20,
            py::arg("threads") = 1,
            "Keep each query's partial vector on this rank, its top K first: (norm, missing)")
-      .def("tails", &PartEngine::tails, py::arg("eps"), py::arg("threads") = 1,
+      .def("tails", &PartEngine::tails, py::arg("eps"), py::arg("thr") = py::none(),
+           py::arg("threads") = 1,
            "Add the residual rows past their head, contributions >= eps, to the partial vectors")
       .def("partial", &PartEngine::partial, py::arg("qoff"),
            "Every partial vector for the asking ranks: (counts, keys, values)")
       .def("top", &PartEngine::top, py::arg("qoff"), py::arg("topk") = 20, py::arg("threads") = 1,
            "Each partial vector's K largest entries: (counts, keys, values)")
       .def("more", &PartEngine::more, py::arg("qoff"), py::arg("thr"), py::arg("threads") = 1,
-           "Unsent entries >= thr per query: (counts, keys, values, floor)")
+           "Unsent entries >= thr per query, then its floor: (counts, keys, values)")
       .def("values", &PartEngine::values, py::arg("keys"), py::arg("threads") = 1,
            "This rank's partial-vector entries of the asked keys (0 where none)")
       .def("ask_begin", &PartEngine::ask_begin, py::arg("keys"), py::arg("vals"), py::arg("src"),
            py::arg("qlo"), py::arg("qhi"), py::arg("topk") = 20, py::arg("threads") = 1,
            "At the asking rank: merge the top entries, return tau1 per query")
       .def("ask_more", &PartEngine::ask_more, py::arg("keys"), py::arg("vals"), py::arg("src"),
-           py::arg("floors"), py::arg("topk") = 20, py::arg("threads") = 1,
-           "Merge the entries >= thr, keep the candidates: requests (counts, keys)")
+           py::arg("lower"), py::arg("topk") = 20, py::arg("threads") = 1,
+           "Merge the entries >= thr and the floors, keep the candidates: requests (counts, keys)")
       .def("ask_finish", &PartEngine::ask_finish, py::arg("vals"), py::arg("norm"),
            py::arg("topk") = 20, py::arg("kth_only") = false, py::arg("threads") = 1,
            "The requested values in: (ids, scores) of the exact top K")
