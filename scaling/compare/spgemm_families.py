@@ -6,17 +6,18 @@ diagonal blocks), denserows (uniform with a few rows of n/8 entries), unsymmetri
 another uniform matrix), rectangular (n x n/2 times n/2 x 2n), rmat (Graph500, edge factor
 8); plus the Matrix Market files in ../shared/data/matrices (C = A A).
 
-Rounds interleave the kernels (SciPy ``A @ B``; ``hpc.spgemm.local.multiply_native`` at each
-thread count; GraphBLAS ``mxm`` at each thread count, conversion excluded); the table gives
+Rounds interleave the kernels (SciPy ``A @ B``; ``native-Nt``:
+``hpc.spgemm.local.multiply_native``, the two-phase kernel, at each thread count; GraphBLAS ``mxm`` at each thread count, conversion excluded); the table gives
 each kernel's median time and the ratios of medians the issue sets targets for: native at 2
 threads over SciPy (>= 2) and over GraphBLAS at 2 threads (>= 1), native at 1 thread over
 SciPy (>= 1). SciPy's ``A @ B`` leaves each row's columns unsorted while the native product is
 canonical (sorted): the column ``scipy+sort`` times SciPy's product followed by
 ``sort_indices()``, and ``n1/ss`` is native at 1 thread over it, a second reference beside the
 headline (the targets stay against plain ``A @ B``). ``onepass-Nt`` forces the one-pass kernel
-(native/src/spgemm_onepass.cpp; ``o2/sp``, ``o1/sp`` its ratios over SciPy) and ``auto`` names
-the kernel ``multiply(A, B, "native")`` chooses. The load average is printed: on a loaded
-machine these are noise.
+(native/src/spgemm_onepass.cpp; ``o2/sp``, ``o1/sp`` its ratios over SciPy); ``auto-Nt`` times
+``multiply(A, B, "native", N)``, what the API runs (the dispatch between the two kernels:
+``a2/sp``, ``a1/sp``, ``a2/gb2`` are the issue's targets for it), and the last column names the
+kernel it chose. The load average is printed: on a loaded machine these are noise.
 
     python scaling/compare/spgemm_families.py --sizes 2500 13000 100000 --rounds 5
 """
@@ -105,6 +106,8 @@ def kernels(threads, clock=time.perf_counter):
         ks[f"native-{t}t"] = (lambda t: lambda A, B: L.multiply_native(A, B, t))(t)
     for t in threads:  # the one-pass kernel, forced (native/src/spgemm_onepass.cpp)
         ks[f"onepass-{t}t"] = (lambda t: lambda A, B: L.multiply_native(A, B, t, onepass=1))(t)
+    for t in threads:  # what the API runs: multiply(A, B, "native") and its dispatch
+        ks[f"auto-{t}t"] = (lambda t: lambda A, B: L.multiply(A, B, "native", t))(t)
     try:
         import graphblas as gb
 
@@ -153,7 +156,8 @@ def main() -> None:
     print(f"# {os.cpu_count()} cores; median of {a.rounds} interleaved rounds; {a.clock} clock; "
           f"load {os.getloadavg()}")
     print(f"{'matrix':<20}{'products':>11}{'nnz(C)':>10}" + "".join(f"{k:>14}" for k in ks)
-          + f"{'n2/sp':>7}{'n1/sp':>7}{'n2/gb2':>7}{'n1/ss':>7}{'o2/sp':>7}{'o1/sp':>7}  auto")
+          + f"{'n2/sp':>7}{'n1/sp':>7}{'n2/gb2':>7}{'n1/ss':>7}{'o2/sp':>7}{'o1/sp':>7}"
+          + f"{'a2/sp':>7}{'a1/sp':>7}{'a2/gb2':>7}  auto")
     for name, make in cases:
         A, B = make()
         C, st = L.multiply_native(A, B, 1)
@@ -176,6 +180,8 @@ def main() -> None:
               + f"{ratio(f'graphblas-{t2}t', f'native-{t2}t'):>7.2f}"
               + f"{ratio('scipy+sort', 'native-1t'):>7.2f}"
               + f"{ratio('scipy', f'onepass-{t2}t'):>7.2f}{ratio('scipy', 'onepass-1t'):>7.2f}"
+              + f"{ratio('scipy', f'auto-{t2}t'):>7.2f}{ratio('scipy', 'auto-1t'):>7.2f}"
+              + f"{ratio(f'graphblas-{t2}t', f'auto-{t2}t'):>7.2f}"
               + f"  {'onepass' if path['onepass'] else 'two-phase'}", flush=True)
     print(f"# load after: {os.getloadavg()}")
 
