@@ -682,6 +682,7 @@ class Native1D:
         # the result goes back to the graph's blocks: persistent sends/receives between the
         # ranks whose blocks overlap (no collective to set up), this rank's own part copied
         self._xnat = np.empty(nl)
+        self._x0 = np.full(nl, 1.0 / g.n)   # the start vector, made once (not a solve's work)
         self._move = None
         if not np.array_equal(off, g.offsets):
             self._xout = np.empty(g.nlocal)
@@ -788,7 +789,7 @@ class Native1D:
                           res.converged, res.seconds)
         n, d = float(self.g.n), float(damping)
         k, comm = self.sweep, self.comm
-        k.start(np.full(self.nlocal, 1.0 / n))
+        k.start(self._x0)
         it, change, converged = 0, float("inf"), False
         t0 = time.perf_counter()
         if self.mode == "piggyback":
@@ -832,9 +833,9 @@ class Native1D:
                 if progress is not None and it % PROGRESS_EVERY == 0:
                     progress(it, change)
         secs = time.perf_counter() - t0
+        if self._move is None:          # the scores in the graph's order: one pass, a new array
+            return Result(self.x[self.pos], it, float(change), converged, secs)
         np.take(self.x, self.pos, out=self._xnat)
-        if self._move is None:
-            return Result(self._xnat.copy(), it, float(change), converged, secs)
         if self._move:
             MPI.Prequest.Startall(self._move)
         a, b = self._self_move
