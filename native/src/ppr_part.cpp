@@ -928,34 +928,41 @@ class PartEngine {
     a.reset();
   }
 
-  // Move the accumulator's entries out in any order, and reset it.
+  // Move the accumulator's entries out in any order, and reset it (one pass).
   static void take_all(Acc& a, std::vector<Entry>& out) {
-    out.clear();
-    out.reserve(a.na);
-    for (size_t j = 0; j < a.na; ++j) out.emplace_back(a.list[j], a.acc[a.list[j]]);
-    a.reset();
+    const size_t na = a.na;
+    out.resize(na);
+    Entry* o = out.data();
+    for (size_t j = 0; j < na; ++j) {
+      const int32_t u = a.list[j];
+      o[j] = Entry(u, a.acc[u]);
+      a.acc[u] = 0.0;
+    }
+    a.na = 0;
   }
 
   // Move the accumulator's entries out, those >= thr first (n of them; floor: the largest of
-  // the others, 0 when none), and reset it.
+  // the others, 0 when none), and reset it, in one pass: the others fill from the back.
   static void take_split(Acc& a, std::vector<Entry>& out, double thr, int64_t& n, double& floor) {
-    out.clear();
-    out.reserve(a.na);
+    const size_t na = a.na;
+    out.resize(na);
+    Entry* o = out.data();
+    size_t lo = 0, hi = na;
     double f = 0.0;
-    for (size_t j = 0; j < a.na; ++j) {
-      const double x = a.acc[a.list[j]];
-      if (x >= thr) out.emplace_back(a.list[j], x);
-    }
-    n = static_cast<int64_t>(out.size());
-    for (size_t j = 0; j < a.na; ++j) {
-      const double x = a.acc[a.list[j]];
-      if (!(x >= thr)) {
-        out.emplace_back(a.list[j], x);
+    for (size_t j = 0; j < na; ++j) {
+      const int32_t u = a.list[j];
+      const double x = a.acc[u];
+      a.acc[u] = 0.0;
+      if (x >= thr) {
+        o[lo++] = Entry(u, x);
+      } else {
+        o[--hi] = Entry(u, x);
         f = std::max(f, x);
       }
     }
+    a.na = 0;
+    n = static_cast<int64_t>(lo);
     floor = f;
-    a.reset();
   }
 
   // A partial vector's K largest entries first (by value; `top` sends them).
