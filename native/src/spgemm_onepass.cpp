@@ -56,8 +56,9 @@ constexpr int64_t kPad = 16;  // slack after a row's list for emit_rank's paddin
 // B's columns, and a row's touched-column list. A row's stamp is a fresh counter value, so
 // the stamps need zeroing only when the counter wraps.
 //
-// A column's sum and stamp sit side by side (16 bytes), so a product's random access to its
-// column touches one cache line, not one in a value array and one in a stamp array. 1 thread,
+// For short rows a column's sum and stamp sit side by side (16 bytes), so a product's random
+// access to its column touches one cache line, not one in a value array and one in a stamp
+// array (long rows keep the two arrays: see the end of onepass_row). 1 thread,
 // thread CPU time, median of 31 alternating calls, load 7-9, against the two arrays:
 // rectangular-13000 2.92 against 3.98 ms, rectangular-2500 0.41 / 0.54, unsymmetric-13000
 // 4.82 / 5.40, uniform-100000 101 / 127, denserows-13000 2.08 / 2.31, 1138_bus 0.21 / 0.22.
@@ -67,9 +68,34 @@ struct Slot {
   uint32_t pad;
 };
 
+// A row's columns: sums and stamps in slots (short rows) or in two arrays (long rows).
+struct SlotCols {
+  Slot* __restrict p;
+  bool fresh(int64_t c, uint32_t st) const {  // first touch of c in this row: stamps it
+    if (p[c].s == st) return false;
+    p[c].s = st;
+    return true;
+  }
+  double& val(int64_t c) const { return p[c].v; }
+  bool stamped(int64_t c, uint32_t st) const { return p[c].s == st; }
+};
+struct SplitCols {
+  double* __restrict v;
+  uint32_t* __restrict m;
+  bool fresh(int64_t c, uint32_t st) const {
+    if (m[c] == st) return false;
+    m[c] = st;
+    return true;
+  }
+  double& val(int64_t c) const { return v[c]; }
+  bool stamped(int64_t c, uint32_t st) const { return m[c] == st; }
+};
+
 template <typename I>
 struct Scratch {
-  std::vector<Slot> acc;
+  std::vector<Slot> slot;       // short rows' sums and stamps (see Slot)
+  std::vector<double> acc;      // long rows' sums
+  std::vector<uint32_t> mark;   // and stamps
   std::vector<I> list;
   std::vector<int16_t> key;  // the list as 16-bit offsets from its least column (emit_rank16)
   // the thread's compacted rows before they are copied into C (kept, so their pages are
@@ -102,7 +128,9 @@ struct Scratch {
   }
   void ensure(int64_t ncols, int64_t maxlen) {
     if (int64_t(acc.size()) < ncols) {
-      acc.assign(ncols, Slot{0.0, 0u, 0u});
+      slot.assign(ncols, Slot{0.0, 0u, 0u});
+      acc.resize(ncols);
+      mark.assign(ncols, 0u);
       stamp = 0;
     }
     if (int64_t(list.size()) < maxlen + kPad) {  // emit_rank pads
@@ -112,7 +140,8 @@ struct Scratch {
   }
   uint32_t next() {
     if (++stamp == 0) {
-      for (Slot& x : acc) x.s = 0u;
+      for (Slot& x : slot) x.s = 0u;
+      std::fill(mark.begin(), mark.end(), 0u);
       stamp = 1;
     }
     return stamp;
@@ -134,8 +163,8 @@ enum Emit : int { kEmpty = 0, kCopy = 1, kRank = 2, kScan = 3, kSort = 4, kEmits
 // list is padded to a whole number of vectors with the largest index, never counted, so
 // there is no scalar tail loop. Measured against std::sort on unsymmetric-2500 (rows of ~49
 // columns, 1 thread): 1.1 against 3.4 ms for the whole product.
-template <typename I>
-inline void emit_rank(I* __restrict list, int64_t len, const Slot* __restrict acc,
+template <typename I, typename Cols>
+inline void emit_rank(I* __restrict list, int64_t len, const Cols& acc,
                       I* __restrict oc, double* __restrict ov) {
 #if defined(__AVX2__)
   // W columns at a time against every column of the list (one broadcast load, a compare and
@@ -159,7 +188,7 @@ inline void emit_rank(I* __restrict list, int64_t len, const Slot* __restrict ac
     for (int64_t u = 0; u < m; ++u) {
       const I x = list[a + u];
       oc[rank[u]] = x;
-      ov[rank[u]] = acc[x].v;
+      ov[rank[u]] = acc.val(x);
     }
   }
 #else
@@ -168,7 +197,7 @@ inline void emit_rank(I* __restrict list, int64_t len, const Slot* __restrict ac
     I r = 0;
     for (int64_t b = 0; b < len; ++b) r += I(list[b] < x);
     oc[r] = x;
-    ov[r] = acc[x].v;
+    ov[r] = acc.val(x);
   }
 #endif
 }
@@ -176,9 +205,8 @@ inline void emit_rank(I* __restrict list, int64_t len, const Slot* __restrict ac
 #if defined(__AVX2__)
 // emit_rank on 16-bit keys (column - lo, where the list's span is below 2^15 - 1): 16 lanes
 // a vector instead of 8, so half the compares of the int32 ranks.
-template <typename I>
-inline void emit_rank16(int16_t* __restrict key, int64_t len, I lo,
-                        const Slot* __restrict acc, I* __restrict oc, double* __restrict ov) {
+template <typename I, typename Cols>
+inline void emit_rank16(int16_t* __restrict key, int64_t len, I lo, const Cols& acc, I* __restrict oc, double* __restrict ov) {
   constexpr int64_t W = 16;
   const int64_t padded = (len + W - 1) / W * W;
   for (int64_t b = len; b < padded; ++b) key[b] = std::numeric_limits<int16_t>::max();
@@ -197,7 +225,7 @@ inline void emit_rank16(int16_t* __restrict key, int64_t len, I lo,
     for (int64_t u = 0; u < m; ++u) {
       const I x = I(lo + key[a + u]);
       oc[rank[u]] = x;
-      ov[rank[u]] = acc[x].v;
+      ov[rank[u]] = acc.val(x);
     }
   }
 }
@@ -205,15 +233,14 @@ inline void emit_rank16(int16_t* __restrict key, int64_t len, I lo,
 
 // Scan of the stamps over the span [lo, hi]: every column stamped by this row, in order.
 // Branch-free: every column is written, the position advances only on a stamped one.
-template <typename I>
-inline void emit_scan(uint32_t stamp, int64_t lo, int64_t hi,
-                      const Slot* __restrict acc, I* __restrict oc, double* __restrict ov,
+template <typename I, typename Cols>
+inline void emit_scan(uint32_t stamp, int64_t lo, int64_t hi, const Cols& acc, I* __restrict oc, double* __restrict ov,
                       int64_t len) {
   int64_t j = 0;
   for (int64_t c = lo; c <= hi && j < len; ++c) {
     oc[j] = I(c);
-    ov[j] = acc[c].v;
-    j += acc[c].s == stamp;
+    ov[j] = acc.val(c);
+    j += acc.stamped(c, stamp);
   }
 }
 
@@ -278,8 +305,9 @@ int64_t onepass_row(const View<I>& A, const View<I>& B, int64_t i, Scratch<I>& S
     }
   }
   if (prods == 0) return 0;
-  Slot* __restrict acc = S.acc.data();
   const uint32_t st = S.next();
+  // the rest with the columns' sums and stamps in acc (SlotCols or SplitCols)
+  auto body = [&](const auto& acc) -> int64_t {
   // Gustavson's accumulation in A's entry order; each new column is passed to put(c)
   auto gather = [&](auto put) {
     int64_t len = 0;
@@ -299,12 +327,11 @@ int64_t onepass_row(const View<I>& A, const View<I>& B, int64_t i, Scratch<I>& S
       const double* v = Bv + Bp[k];
       for (; q < e; ++q, ++v) {
         const I c = *q;
-        if (acc[c].s != st) {
-          acc[c].s = st;
+        if (acc.fresh(c, st)) {
           put(len++, c);
-          acc[c].v = 0.0;  // then += as the two-phase kernel's zeroed accumulator: same sums
+          acc.val(c) = 0.0;  // then += as the two-phase kernel's zeroed accumulator: same sums
         }
-        acc[c].v += a * *v;
+        acc.val(c) += a * *v;
       }
     }
     return len;
@@ -349,11 +376,18 @@ int64_t onepass_row(const View<I>& A, const View<I>& B, int64_t i, Scratch<I>& S
     std::sort(list, list + len);
     for (int64_t j = 0; j < len; ++j) {
       oc[j] = list[j];
-      ov[j] = acc[list[j]].v;
+      ov[j] = acc.val(list[j]);
     }
     ++emits[kSort];
   }
   return len;
+  };
+  // Slots where the row is short (few products, scattered columns: one cache line per
+  // product instead of two); two arrays where it is long (many products per column: the
+  // stamp test then waited on the previous product's store to the same slot; dwt_992 1.46x
+  // and bcsstk13 1.15x slower in slots, thread CPU time, median of 21, load 8).
+  if (prods <= rank_max) return body(SlotCols{S.slot.data()});
+  return body(SplitCols{S.acc.data(), S.mark.data()});
 }
 
 // The product's arrays: malloc'd, handed to NumPy, which frees them.
