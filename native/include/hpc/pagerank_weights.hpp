@@ -3,9 +3,23 @@
 // ('values32' when the weights are floats themselves, 'scaled32' when floats times a scale).
 // The layout is chosen from the weights' distinct values (measured, not assumed): the
 // narrowest that holds every weight exactly (or, for decimal weights, within 2 ulp).
+//
+// Weights that none of these holds exactly (at most 256 distinct values: 'coded'; random
+// doubles: 'values') can be swept in mixed precision with defect correction (assign_refined,
+// as HPL-MxP refines a low-precision solve): the exact weights are kept ('coded' columns or
+// doubles) and so are 16-bit integers times a power of two (or floats) rounding them; most
+// sweeps ("cheap") read only the narrow weights and add a per-row correction c = (A - A_lo) x_r,
+// made by an exact sweep from an earlier iterate x_r; exact sweeps (one each time the change
+// has fallen by a measured factor since the last, and every sweep once the change is within
+// kNear of tol) are the float64 Jacobi step and refresh c. The stop is only ever taken on an
+// exact sweep's change: networkx's rule on the exact Jacobi residual (RefineSchedule).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -13,18 +27,100 @@
 
 namespace hpc {
 
+// Which sweeps of a solve are exact when the weights are refined (ScaledWeights::refined):
+// every one whose previous change c is below kNear * tol (so the sweep whose change stops the
+// solve is always an exact Jacobi step), and one each time c has fallen below f times the
+// change at the last refresh, f = kSafety times the contraction measured at the last refresh
+// (the change of the correction over the iterate's move: see measured), at first from the
+// rounding bound (ScaledWeights::rho_bound). Only a rank alone refines (Sweep::run_local: the
+// cheap sweeps also need the iterate's total, which several ranks would have to reduce).
+struct RefineSchedule {
+  static constexpr double kNear = 1.25;     // > 1 / 0.85: one exact sweep before the stop
+  static constexpr double kFmax = 0.03;     // at most this change drop between refreshes
+  static constexpr double kFmin = 1e-8;
+  static constexpr double kSafety = 30.0;   // refresh factor = kSafety * contraction
+  // the refined sweep's contraction bound (ScaledWeights::cheap_ok) must be this far under
+  // kFmax: the defect a refresh leaves (rho times the error then) stays a small part of it
+  static constexpr double kRhoMax = kFmax / kSafety;
+  bool enabled = false;      // solves follow the schedule (refined weights, a rank alone)
+  bool first = true;         // no sweep since start
+  bool refreshed = false;    // an exact sweep since start
+  bool last_exact = true;    // the last sweep was exact (only then may its change stop)
+  double at = std::numeric_limits<double>::infinity();   // change at the last refresh
+  double f = kFmax;          // refresh when the change falls below f * at
+  double since = 0.0;        // sum of the changes since the last refresh (>= |x - x_r|_1)
+  int64_t exact = 0, cheap = 0;   // the sweeps since Sweep::start (Sweep::step_auto counts)
+
+  // f0: the refresh factor before any measurement (from the contraction bound)
+  void restart(double f0) {
+    first = last_exact = true;
+    refreshed = false;
+    at = std::numeric_limits<double>::infinity();
+    f = std::min(kFmax, std::max(kFmin, f0));
+    since = 0.0;
+  }
+  // Whether the next sweep is exact; c: the previous sweep's change. The first is cheap
+  // (the correction starts at 0: as good as one made from the uniform start).
+  bool next(double c, double tol) {
+    if (!enabled) return last_exact = true;
+    if (first) {
+      first = false;
+      return last_exact = false;
+    }
+    since += c;
+    if (!(at < std::numeric_limits<double>::infinity()) || last_exact) at = c;
+    return last_exact = !(c >= kNear * tol) || c < at * f;
+  }
+  // After an exact sweep: dcorr = |change of the correction|_1 in x's units (d times the
+  // change of A_lo x_r), over |x_r - x_r'|_1 (at most `since`; 1 = |x_r|_1 at the first,
+  // whose previous correction was 0) gives the contraction measured along the iterates'
+  // path, rho = dcorr / ((1 - d) |x_r - x_r'|): the next refresh factor is kSafety rho.
+  void measured(double dcorr, double d) {
+    const double dx = refreshed ? since : 1.0;
+    refreshed = true;
+    since = 0.0;
+    if (dx > 0.0 && d < 1.0) f = std::min(kFmax, std::max(kFmin, kSafety * dcorr / ((1.0 - d) * dx)));
+  }
+};
+
 class ScaledWeights {
  public:
   bool empty() const { return f_.empty() && h_.empty(); }
   // the factor every row sum takes (1: the stored values are the weights)
   double scale() const { return scale_; }
+  // refined: the exact weights kept beside the narrow ones ('coded' or 'values')
+  bool refined() const { return !corr_.empty(); }
   std::string layout() const {
+    if (refined()) return "values";
     return !h_.empty() ? "int16" : f_.empty() ? "none" : scale_ == 1.0 ? "values32" : "scaled32";
+  }
+  // the narrow weights of the cheap sweeps of a refined layout ('none': not refined)
+  std::string refine() const { return !refined() ? "none" : !h_.empty() ? "int16" : "float32"; }
+  // largest relative rounding of a weight in the narrow layout (refined only)
+  double eps() const { return eps_; }
+  // Whether cheap sweeps may run at damping d: the bound on the contraction of the defect
+  // correction, rho = ||(I - d A_lo)^-1 d (A - A_lo)||_1 <= d eps / (1 - d (1 + eps)) (every
+  // column sum of A is at most 1, of A - A_lo at most eps times A's), below kRhoMax.
+  bool cheap_ok(double d) const { return refined() && rho_bound(d) <= RefineSchedule::kRhoMax; }
+  double rho_bound(double d) const {
+    const double den = 1.0 - d * (1.0 + eps_);
+    return den > 0.0 ? d * eps_ / den : std::numeric_limits<double>::infinity();
+  }
+  // |change of the correction at the last exact sweep|_1, in units of the row sums (times
+  // scale(): of the weights' row sums)
+  double corr_change() const {
+    double t = 0.0;
+    for (const double v : dc_) t += v;
+    return t * scale_;
   }
   void clear() {
     f_.clear();
     h_.clear();
+    v_.clear();
+    corr_.clear();
+    dc_.clear();
     scale_ = 1.0;
+    eps_ = 0.0;
   }
 
   // sv: one weight per SELL-4 entry (padding 0); tab: its distinct values, sorted. Keeps them
@@ -52,17 +148,149 @@ class ScaledWeights {
     return false;
   }
 
+  // Weights no exact narrow layout holds (assign returned false; the caller keeps at most 256
+  // distinct ones 'coded'), for defect correction: the exact ones as doubles ('values'), and
+  // their rounding to 16-bit integers
+  // times a power of two (the scale that puts the largest weight in [2^15, 2^16)) where no
+  // weight rounds by more than kRhoMax allows at damping 0.85, else to floats (weights within
+  // the float range). false (and empty) when neither, or HPC_PAGERANK_REFINE=0 (the A/B switch).
+  bool assign_refined(const std::vector<double>& sv, const std::vector<double>& tab, int64_t nch) {
+    clear();
+    if (const char* e = std::getenv("HPC_PAGERANK_REFINE"); e && std::strcmp(e, "0") == 0) return false;
+    if (tab.empty() || tab.front() < 0.0 || !std::isfinite(tab.back()) || !(tab.back() > 0.0)) return false;
+    const auto max_rel = [&](auto round) {   // largest |w - round(w)| / w over the positive weights
+      double m = 0.0;
+      for (const double w : tab)
+        if (w > 0.0) m = std::max(m, std::fabs(w - round(w)) / w);
+      return m;
+    };
+    int ex = 0;
+    std::frexp(tab.back(), &ex);   // largest = mant 2^ex, mant in [0.5, 1)
+    double s16 = std::ldexp(1.0, ex - 16);
+    if (std::nearbyint(tab.back() / s16) > 65535.0) s16 *= 2.0;
+    const double e16 = max_rel([&](double w) { return std::nearbyint(w / s16) * s16; });
+    const auto ok = [](double eps) {   // cheap_ok at damping 0.85
+      const double den = 1.0 - 0.85 * (1.0 + eps);
+      return den > 0.0 && 0.85 * eps / den <= RefineSchedule::kRhoMax;
+    };
+    const bool in_float = tab.back() <= 3.0e38 && [&] {
+      for (const double w : tab)
+        if (w > 0.0) return w >= 1.2e-38;
+      return true;
+    }();
+    if (ok(e16)) {
+      h_.resize(sv.size());
+      for (size_t k = 0; k < sv.size(); ++k) h_[k] = static_cast<uint16_t>(std::nearbyint(sv[k] / s16));
+      scale_ = s16;
+      eps_ = e16;
+    } else if (in_float) {
+      const double e32 = max_rel([](double w) { return static_cast<double>(static_cast<float>(w)); });
+      if (!ok(e32)) return false;
+      f_.resize(sv.size());
+      for (size_t k = 0; k < sv.size(); ++k) f_[k] = static_cast<float>(sv[k]);
+      scale_ = 1.0;
+      eps_ = e32;
+    } else {
+      return false;
+    }
+    v_ = sv;
+    corr_.assign(static_cast<size_t>(4 * nch), 0.0);
+    dc_.assign(static_cast<size_t>(nch), 0.0);
+    return true;
+  }
+
   // The four row sums (before the scale) of the chunk whose entries start at entry off; q its
   // columns. One branch a chunk, taken the same way every time.
   void sums(int64_t off, const int32_t* q, int64_t width, const double* x, double s[4]) const {
     if (!h_.empty()) sell4_chunk_sums_u16(q, h_.data() + off, width, x, s);
     else sell4_chunk_sums<true, float>(q, f_.data() + off, width, x, s);
   }
+  // The same for chunk ch, plus the correction of a refined layout (a cheap sweep).
+  void sums(int64_t ch, int64_t off, const int32_t* q, int64_t width, const double* x, double s[4]) const {
+    sums(off, q, width, x, s);
+    if (!corr_.empty()) {
+      const double* c = corr_.data() + 4 * ch;
+      s[0] += c[0];
+      s[1] += c[1];
+      s[2] += c[2];
+      s[3] += c[3];
+    }
+  }
+  // An exact sweep's row sums of chunk ch (refined layouts): the float64 sums of the exact
+  // weights, in the order of sell4_chunk_sums<true> (so the same bits as the 'values' sweep),
+  // divided by the scale (a power of two or 1: exact), and
+  // the chunk's correction: those sums less the narrow weights' sums (one pass, one gather an
+  // entry for both).
+  void sums_exact(int64_t ch, int64_t off, const int32_t* q, int64_t width, const double* x, double s[4]) {
+    double e[4], h[4];
+    if (!h_.empty()) exact_values_u16(v_.data() + off, h_.data() + off, q, width, x, e, h);
+    else exact_values(v_.data() + off, f_.data() + off, q, width, x, e, h);
+    const double inv = 1.0 / scale_;
+    double* c = corr_.data() + 4 * ch;
+    double dc = 0.0;
+    for (int j = 0; j < 4; ++j) {
+      s[j] = e[j] * inv;
+      const double cn = s[j] - h[j];
+      dc += std::fabs(cn - c[j]);
+      c[j] = cn;
+    }
+    dc_[ch] = dc;
+  }
 
  private:
-  std::vector<float> f_;      // floats (values32 / scaled32)
+  // exact_values with 16-bit narrow weights, in SSE2 as hpc::sell4_chunk_sums_u16 (a scalar
+  // conversion an entry doubled the exact sweep's time); the same sums.
+  static void exact_values_u16(const double* v, const uint16_t* nv, const int32_t* q, int64_t width,
+                               const double* x, double e[4], double h[4]) {
+#if defined(__SSE2__)
+    __m128d ea = _mm_setzero_pd(), eb = _mm_setzero_pd(), ha = _mm_setzero_pd(), hb = _mm_setzero_pd();
+    const __m128i z = _mm_setzero_si128();
+    for (int64_t l = 0; l < width; ++l, q += 4, v += 4, nv += 4) {
+      uint64_t p01, p23;
+      std::memcpy(&p01, q, 8);
+      std::memcpy(&p23, q + 2, 8);
+      const __m128i m = _mm_unpacklo_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(nv)), z);
+      const __m128d w01 = _mm_cvtepi32_pd(m), w23 = _mm_cvtepi32_pd(_mm_unpackhi_epi64(m, m));
+      const __m128d x01 = _mm_loadh_pd(_mm_load_sd(x + static_cast<uint32_t>(p01)), x + (p01 >> 32));
+      const __m128d x23 = _mm_loadh_pd(_mm_load_sd(x + static_cast<uint32_t>(p23)), x + (p23 >> 32));
+      ea = _mm_add_pd(ea, _mm_mul_pd(_mm_loadu_pd(v), x01));
+      eb = _mm_add_pd(eb, _mm_mul_pd(_mm_loadu_pd(v + 2), x23));
+      ha = _mm_add_pd(ha, _mm_mul_pd(w01, x01));
+      hb = _mm_add_pd(hb, _mm_mul_pd(w23, x23));
+    }
+    _mm_storeu_pd(e, ea);
+    _mm_storeu_pd(e + 2, eb);
+    _mm_storeu_pd(h, ha);
+    _mm_storeu_pd(h + 2, hb);
+#else
+    exact_values(v, nv, q, width, x, e, h);
+#endif
+  }
+  template <typename N>
+  static void exact_values(const double* v, const N* nv, const int32_t* q, int64_t width,
+                           const double* x, double e[4], double h[4]) {
+    double e0 = 0.0, e1 = 0.0, e2 = 0.0, e3 = 0.0, h0 = 0.0, h1 = 0.0, h2 = 0.0, h3 = 0.0;
+    for (int64_t l = 0; l < width; ++l, q += 4, v += 4, nv += 4) {
+      const double x0 = x[q[0]], x1 = x[q[1]], x2 = x[q[2]], x3 = x[q[3]];
+      e0 += v[0] * x0;
+      e1 += v[1] * x1;
+      e2 += v[2] * x2;
+      e3 += v[3] * x3;
+      h0 += static_cast<double>(nv[0]) * x0;
+      h1 += static_cast<double>(nv[1]) * x1;
+      h2 += static_cast<double>(nv[2]) * x2;
+      h3 += static_cast<double>(nv[3]) * x3;
+    }
+    e[0] = e0, e[1] = e1, e[2] = e2, e[3] = e3;
+    h[0] = h0, h[1] = h1, h[2] = h2, h[3] = h3;
+  }
+  std::vector<float> f_;      // floats (values32 / scaled32; refined: float32)
   std::vector<uint16_t> h_;   // or 16-bit integers (int16)
+  std::vector<double> v_;     // refined: the exact weights as doubles
+  std::vector<double> corr_;  // refined: the correction of each row (4 a chunk), in 1 / scale
+  std::vector<double> dc_;    // |change of the correction| of each chunk at its last exact sweep
   double scale_ = 1.0;
+  double eps_ = 0.0;
 };
 
 }  // namespace hpc

@@ -1,0 +1,156 @@
+"""Mixed precision with defect correction for the 1D sweep's weights that no exact narrow layout
+holds ('values': random doubles; not 'coded', at most 256 distinct values): most sweeps read 16-bit
+integers (or floats) rounding the weights plus a per-row correction made by an exact sweep, the
+stop is taken only on an exact sweep's change (networkx's rule on the float64 Jacobi residual).
+The answer must be networkx's to 1e-12, as the exact sweeps give. Only a rank alone refines
+(Sweep.run_local); with several ranks the weights keep the 'values' sweep. Runs at any rank count
+(``mpiexec -n 3 python -m pytest --with-mpi tests/test_pagerank_weights_refine.py``)."""
+from __future__ import annotations
+
+import os
+
+import networkx as nx
+import numpy as np
+import pytest
+from mpi4py import MPI
+
+from hpc.core import backends as registry
+from hpc.pagerank import graphio
+from hpc.pagerank.api import _allgather, teleport_of
+
+comm = MPI.COMM_WORLD
+
+pytestmark = pytest.mark.skipif(not registry.is_available("native"),
+                                reason="native back end not built")
+
+
+def _kron_edges(scale=10, ef=8, seed=3):
+    g = graphio.generate_kron(f"kron:{scale}:{ef}", seed, MPI.COMM_SELF)
+    src = np.repeat(np.arange(g.n, dtype=np.int64), g.outdeg)
+    e = np.unique(np.column_stack([src, g.out_indices]), axis=0)   # networkx keeps one of each
+    return e, g.n
+
+
+def _nx_ref(e, n, w, alpha=0.85, **kw):
+    ref = None
+    if comm.rank == 0:
+        G = nx.DiGraph()
+        G.add_nodes_from(range(n))
+        G.add_weighted_edges_from((int(u), int(v), float(x)) for (u, v), x in zip(e, w))
+        r = nx.pagerank(G, alpha=alpha, tol=1e-15, max_iter=10_000, weight="weight", **kw)
+        ref = np.array([r[v] for v in range(n)])
+    return comm.bcast(ref)
+
+
+def _solve(e, w, tol, alpha=0.85, exact=False, **kw):
+    """(x, iterations, layout, refine, (exact, cheap) sweeps) of the native 1D solver;
+    exact=True: with HPC_PAGERANK_REFINE=0 (every sweep on the exact weights)."""
+    from hpc.pagerank.solver import Native1D
+
+    g = graphio.from_edge_array(np.column_stack([e, w]), comm, weights=True)
+    old = os.environ.get("HPC_PAGERANK_REFINE")
+    if exact:
+        os.environ["HPC_PAGERANK_REFINE"] = "0"
+    try:
+        s = Native1D(g, teleport=teleport_of(g, kw.get("personalization"), kw.get("dangling")))
+    finally:
+        if exact:
+            if old is None:
+                del os.environ["HPC_PAGERANK_REFINE"]
+            else:
+                os.environ["HPC_PAGERANK_REFINE"] = old
+    try:
+        res = s.solve(alpha, tol, 10_000)
+        out = (_allgather(comm, res.x, g.offsets), res.iterations, s.sweep.weight_layout,
+               s.sweep.refine, tuple(s.sweep.refine_counts), res.converged)
+    finally:
+        s.free()
+    return out
+
+
+def _weights(kind, e):
+    rng = np.random.default_rng(5)
+    if kind == "values":       # every edge its own double, range 5: int16 rounding
+        return 0.25 + rng.random(e.shape[0])
+    if kind == "coded":        # 200 distinct random doubles
+        return (0.25 + rng.random(200))[(e[:, 0] * 31 + e[:, 1] * 17) % 200]
+    return 10.0 ** rng.uniform(-6, 6, e.shape[0])   # 'wide': 12 decades, float rounding
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("kind,layout,refine", [("values", "values", "int16"),
+                                                ("wide", "values", "float32")])
+def test_refined_weights_equal_networkx(kind, layout, refine):
+    e, n = _kron_edges()
+    w = _weights(kind, e)
+    rng = np.random.default_rng(11)
+    pers = {int(v): float(rng.random()) for v in rng.choice(n, size=n // 4, replace=False)}
+    dang = {int(v): float(rng.random()) for v in rng.choice(n, size=n // 3, replace=False)}
+    for kw in ({}, {"personalization": pers, "dangling": dang}):
+        ref = _nx_ref(e, n, w, **kw)
+        x, it, lay, ref_kind, (nex, nch), conv = _solve(e, w, 1e-15 * n, **kw)
+        assert lay == layout and ref_kind == (refine if comm.size == 1 else "none")
+        assert conv and np.abs(x - ref).max() <= 1e-12, kw
+        # the same answer and about the same sweeps as the exact sweeps alone
+        x0, it0, lay0, ref0, _, conv0 = _solve(e, w, 1e-15 * n, exact=True, **kw)
+        assert ref0 == "none" and lay0 == layout and conv0
+        assert np.abs(x - x0).sum() <= 1e-15 * n * 0.85 / 0.15   # both within tol of the fixed point
+        assert it0 - 1 <= it <= it0 + 2, (it, it0)
+        # one rank: most sweeps cheap (only the refreshes and the last ones exact); several:
+        # the 'values' sweep as before
+        if comm.size == 1:
+            assert nex + nch == it and nch > 2 * nex, (nex, nch)
+        else:
+            assert nex == nch == 0 and it == it0
+
+
+@pytest.mark.mpi
+def test_refined_stop_is_on_an_exact_sweep():
+    """At the usual tolerance the last sweep is exact: its change is the float64 Jacobi residual
+    of the iterate before it (recomputed here with the exact weights), below tol."""
+    from hpc.pagerank.solver import Native1D
+
+    e, n = _kron_edges(11, 8)
+    w = _weights("values", e)
+    tol = 1e-10 * n
+    g = graphio.from_edge_array(np.column_stack([e, w]), comm, weights=True)
+    s = Native1D(g)
+    try:
+        res = s.solve(0.85, tol, 10_000)
+        assert s.sweep.refine == ("int16" if comm.size == 1 else "none")
+        nex, nch = s.sweep.refine_counts
+        assert (nch > 0) == (comm.size == 1) and res.converged and res.l1_change < tol
+        change, total = s.residual(res.x, 0.85)   # one exact sweep from the answer
+        assert abs(total - 1.0) < tol
+        assert change < tol
+    finally:
+        s.free()
+    x0, it0, *_ = _solve(e, w, tol, exact=True)
+    x = _allgather(comm, res.x, g.offsets)
+    assert res.iterations <= it0 + 1
+    assert np.abs(x - x0).sum() <= 2 * tol
+
+
+@pytest.mark.mpi
+def test_refine_is_refused_where_the_rounding_bound_fails():
+    """Damping 0.99 makes the int16 rounding's contraction bound too weak: every sweep exact
+    (the same iterates as without refinement)."""
+    e, n = _kron_edges(9, 8)
+    w = _weights("values", e)
+    x, it, _, refine, (nex, nch), _ = _solve(e, w, 1e-12 * n, alpha=0.99)
+    x0, it0, *_ = _solve(e, w, 1e-12 * n, alpha=0.99, exact=True)
+    assert refine == ("int16" if comm.size == 1 else "none") and nch == 0
+    assert nex == (it if comm.size == 1 else 0)
+    assert abs(it - it0) <= 1      # several ranks: the schedule may hold the stop one sweep
+    assert np.array_equal(x, x0) if it == it0 else np.abs(x - x0).max() <= 1e-12
+
+
+@pytest.mark.mpi
+def test_coded_weights_are_not_refined():
+    """At most 256 distinct weights keep the coded columns (their sweep costs about what a
+    cheap one does): no refinement, networkx's answer."""
+    e, n = _kron_edges(9, 8)
+    w = _weights("coded", e)
+    x, it, lay, refine, (nex, nch), conv = _solve(e, w, 1e-15 * n)
+    assert lay == "coded" and refine == "none" and nch == 0 and conv
+    assert np.abs(x - _nx_ref(e, n, w)).max() <= 1e-12
