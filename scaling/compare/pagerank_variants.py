@@ -11,7 +11,11 @@ random doubles (weights coded into the columns: 'coded'), with random float64 we
 beside the columns: 'values'), the personalized one (teleport to a random tenth of the
 vertices), the weighted + personalized one (networkx's default dangling distribution: the
 personalization) and the weighted + personalized + dangling one, every solver made fresh and
-freed (setup not timed).
+freed (setup not timed). The random weights are swept in mixed precision with defect
+correction (``Sweep.refine``: cheap sweeps on 16-bit integers rounding the weights plus a
+per-row correction, exact sweeps on the doubles; "exact" / "cheap" count them); the
+"(random, exact only)" row is the same weights with HPC_PAGERANK_REFINE=0 (every sweep on the
+doubles: the 'values' sweep before refinement), in the same rounds.
 Reported per variant: the sweep's weight layout, median solve time, iterations, median time
 per iteration, and the ratio to the plain run's time per iteration (the issue's target:
 within 1.2x); the same ratio of the process's CPU time (run with OMP_NUM_THREADS=1: time the
@@ -93,6 +97,7 @@ def main(argv=None) -> int:
              "weighted (floats)": (weighted_copy(g, "floats"), None),
              "weighted (200 values)": (weighted_copy(g, "coded"), None),
              "weighted (random)": (weighted_copy(g, "random"), None),
+             "weighted (random, exact only)": (weighted_copy(g, "random"), None),
              "personalized": (g, teleport_of(g, pers)),
              "weighted+personalized": (gw, teleport_of(gw, pers)),
              "weighted+personalized+dangling": (gw, teleport_of(gw, pers, dang))}
@@ -100,10 +105,18 @@ def main(argv=None) -> int:
     cpu: dict = {k: [] for k in cases}
     its: dict = {}
     layout: dict = {}
+    refine: dict = {}
     load0 = os.getloadavg()[0]
     for _ in range(args.repeat):
         for name, (graph, tp) in cases.items():      # alternating: every variant each round
-            s = make_solver(graph, args.backend, "1d", tp)
+            exact_only = name.endswith("exact only)")
+            if exact_only:
+                os.environ["HPC_PAGERANK_REFINE"] = "0"
+            try:
+                s = make_solver(graph, args.backend, "1d", tp)
+            finally:
+                if exact_only:
+                    del os.environ["HPC_PAGERANK_REFINE"]
             comm.Barrier()
             t0, c0 = time.perf_counter(), time.process_time()
             r = s.solve(0.85, args.tol, 10_000)
@@ -112,7 +125,10 @@ def main(argv=None) -> int:
             times[name].append(time.perf_counter() - t0)
             cpu[name].append(c1 - c0)
             its[name] = r.iterations
-            layout[name] = getattr(getattr(s, "sweep", None), "weight_layout", "-")
+            sw = getattr(s, "sweep", None)
+            layout[name] = getattr(sw, "weight_layout", "-")
+            rc = getattr(sw, "refine_counts", (0, 0))
+            refine[name] = (getattr(sw, "refine", "none"), int(rc[0]), int(rc[1]))
             s.free()
     load1 = os.getloadavg()[0]
     rows = []
@@ -120,14 +136,17 @@ def main(argv=None) -> int:
     cbase = float(np.median(cpu["plain"])) / its["plain"]
     for name in cases:
         t, c = float(np.median(times[name])), float(np.median(cpu[name]))
-        row = {"variant": name, "weight_layout": layout[name], "solve_s": t, "iterations": its[name],
+        rk, nex, nch = refine[name]
+        row = {"variant": name, "weight_layout": layout[name], "refine": rk,
+               "exact_sweeps": nex, "cheap_sweeps": nch, "solve_s": t, "iterations": its[name],
                "per_iter_s": t / its[name], "per_iter_vs_plain": t / its[name] / base,
                "cpu_per_iter_s": c / its[name], "cpu_per_iter_vs_plain": c / its[name] / cbase,
                "load_before": load0, "load_after": load1, "graph": args.graph, "n": g.n,
                "m": g.m, "ranks": comm.Get_size(), "repeat": args.repeat}
         rows.append(row)
         if comm.rank == 0:
-            print(f"{name:32s} {layout[name]:9s} {t:.4g} s  {its[name]:4d} it  "
+            lay = layout[name] + (f"+{rk} ({nex} exact, {nch} cheap)" if rk != "none" else "")
+            print(f"{name:34s} {lay:32s} {t:.4g} s  {its[name]:4d} it  "
                   f"{t / its[name] * 1e3:.3f} ms/it  "
                   f"{row['per_iter_vs_plain']:.2f}x plain per iteration "
                   f"(CPU time {row['cpu_per_iter_vs_plain']:.2f}x)   "
