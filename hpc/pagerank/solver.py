@@ -745,6 +745,9 @@ class Native1D:
         k = self.sweep
         x0 = np.full(self.nlocal, 1.0 / n)
         if measure:
+            nnz = comm.allreduce(int(g.in_indices.size), op=MPI.SUM)
+            if nnz > self._REPLICATE_MAX_NNZ:    # never gathered: no probe (setup time)
+                return
             k.start(x0)
             comm.Allreduce(self.part, self._red, op=MPI.SUM)
             t0 = time.perf_counter()
@@ -757,13 +760,12 @@ class Native1D:
             t = np.array([t_dist, t_step])
             comm.Allreduce(MPI.IN_PLACE, t, op=MPI.MAX)
             self.probe = {"distributed_s": float(t[0]), "local_step_s": float(t[1])}
-            nnz = comm.allreduce(int(g.in_indices.size), op=MPI.SUM)
             # the whole graph's sweep against p times one rank's share (no split, no ghosts):
             # measured 0.8x on p2p-Gnutella08 and email-Eu-core (14.4 us against 2 x 9.0,
             # 9.0 against 2 x 5.6), 1.0x on kron:17 (2.3 ms against 2 x 1.2); gathered when
             # 0.75 x that is below the distributed iteration, then the whole graph's sweep
             # itself is timed and decides
-            if not (0.75 * p * t[1] < t[0] and nnz <= self._REPLICATE_MAX_NNZ):
+            if not 0.75 * p * t[1] < t[0]:
                 return
         whole = _whole_graph(g)
         tp = self.teleport
