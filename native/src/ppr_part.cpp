@@ -27,6 +27,29 @@ using std::int32_t;
 using std::int64_t;
 using Entry = std::pair<int32_t, double>;
 
+// An entry of a partial vector: (accumulator slot, value), left uninitialized by resize (the
+// take_* functions write every entry of the size they set; value-initializing it first took
+// a fifth of the tails pass).
+struct PEntry {
+  int32_t first;
+  double second;
+};
+template <typename T>
+struct NoInit : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = NoInit<U>;
+  };
+  NoInit() = default;
+  template <typename U>
+  NoInit(const NoInit<U>&) noexcept {}
+  template <typename U>
+  void construct(U* p) noexcept { ::new (static_cast<void*>(p)) U; }
+  template <typename U, typename... A>
+  void construct(U* p, A&&... a) { ::new (static_cast<void*>(p)) U{std::forward<A>(a)...}; }
+};
+using Part = std::vector<PEntry, NoInit<PEntry>>;
+
 constexpr int64_t HEAD = 16;   // entries per residual row in the first pass of the rel cut
 // prefetch distances in rows: a head is HEAD adds, far shorter than a DRAM miss, so its rows
 // are fetched further ahead than the tails' (whose first 64 entries are fetched)
@@ -317,8 +340,8 @@ class PartEngine {
     if (!(rel >= 0.0) || rel > 1e300) hpc::fail("ppr combine: rel must be finite, >= 0");
     if (topk < 1) hpc::fail("ppr combine: topk must be >= 1");
     topk_ = topk;
-    std::vector<std::vector<Entry>>& out = part_;
-    out.assign(static_cast<size_t>(nq_), {});
+    std::vector<Part>& out = part_;
+    out.resize(static_cast<size_t>(nq_));   // each is rewritten; capacity kept between batches
     sent_.assign(static_cast<size_t>(nq_), 0);
     pre_.clear();
     py::array_t<double> norm(nq_);
@@ -429,7 +452,7 @@ class PartEngine {
             if (pt) {   // the heads are the partial vector: split it in place
               auto& P = part_[q];
               const double t = pt[q];
-              auto mid = std::partition(P.begin(), P.end(), [t](const Entry& e) { return e.second >= t; });
+              auto mid = std::partition(P.begin(), P.end(), [t](const PEntry& e) { return e.second >= t; });
               double f = 0.0;
               for (auto it = mid; it != P.end(); ++it) f = std::max(f, it->second);
               pre_[q] = mid - P.begin();
@@ -440,7 +463,7 @@ class PartEngine {
             continue;
           }
           const double cut = pe[q];
-          for (const Entry& e : part_[q]) a.add(e.first, e.second);   // slots already
+          for (const PEntry& e : part_[q]) a.add(e.first, e.second);   // slots already
           for (size_t i = 0; i < TQ.size(); ++i) {
             const Tail& tl = TQ[i];
             if (i + TAIL_AHEAD < TQ.size()) {   // as in combine: fetch a later row early
@@ -499,7 +522,7 @@ class PartEngine {
         const size_t k = std::min(P.size(), static_cast<size_t>(topk));
         if (topk != topk_)   // combine / tails put their top K first
           std::nth_element(P.begin(), P.begin() + static_cast<std::ptrdiff_t>(k), P.end(),
-                           [](const Entry& a, const Entry& b) { return a.second > b.second; });
+                           [](const PEntry& a, const PEntry& b) { return a.second > b.second; });
         sent_[q] = static_cast<int64_t>(k);
       }
     }
@@ -534,7 +557,7 @@ class PartEngine {
           continue;
         }
         auto mid = std::partition(P.begin() + sent_[q], P.end(),
-                                  [t](const Entry& e) { return e.second >= t; });
+                                  [t](const PEntry& e) { return e.second >= t; });
         double f = 0.0;
         for (auto it = mid; it != P.end(); ++it) f = std::max(f, it->second);
         fl[q] = f;
@@ -913,7 +936,7 @@ class PartEngine {
   // Move the accumulator's entries out, its top K first (the first `top` sends them), and
   // reset it. The partial vectors keep accumulator slots (tails adds them back without a
   // lookup); `pack` turns them into vertices as they leave.
-  static void take_top(Acc& a, std::vector<Entry>& out, size_t K) {
+  static void take_top(Acc& a, Part& out, size_t K) {
     a.select(K);
     out.clear();
     out.reserve(a.na);
@@ -929,13 +952,13 @@ class PartEngine {
   }
 
   // Move the accumulator's entries out in any order, and reset it (one pass).
-  static void take_all(Acc& a, std::vector<Entry>& out) {
+  static void take_all(Acc& a, Part& out) {
     const size_t na = a.na;
     out.resize(na);
-    Entry* o = out.data();
+    PEntry* o = out.data();
     for (size_t j = 0; j < na; ++j) {
       const int32_t u = a.list[j];
-      o[j] = Entry(u, a.acc[u]);
+      o[j] = PEntry{u, a.acc[u]};
       a.acc[u] = 0.0;
     }
     a.na = 0;
@@ -943,10 +966,10 @@ class PartEngine {
 
   // Move the accumulator's entries out, those >= thr first (n of them; floor: the largest of
   // the others, 0 when none), and reset it, in one pass: the others fill from the back.
-  static void take_split(Acc& a, std::vector<Entry>& out, double thr, int64_t& n, double& floor) {
+  static void take_split(Acc& a, Part& out, double thr, int64_t& n, double& floor) {
     const size_t na = a.na;
     out.resize(na);
-    Entry* o = out.data();
+    PEntry* o = out.data();
     size_t lo = 0, hi = na;
     double f = 0.0;
     for (size_t j = 0; j < na; ++j) {
@@ -954,9 +977,9 @@ class PartEngine {
       const double x = a.acc[u];
       a.acc[u] = 0.0;
       if (x >= thr) {
-        o[lo++] = Entry(u, x);
+        o[lo++] = PEntry{u, x};
       } else {
-        o[--hi] = Entry(u, x);
+        o[--hi] = PEntry{u, x};
         f = std::max(f, x);
       }
     }
@@ -966,15 +989,15 @@ class PartEngine {
   }
 
   // A partial vector's K largest entries first (by value; `top` sends them).
-  static void take_top_of(std::vector<Entry>& P, size_t K) {
+  static void take_top_of(Part& P, size_t K) {
     const size_t k = std::min(P.size(), K);
     std::nth_element(P.begin(), P.begin() + static_cast<std::ptrdiff_t>(k), P.end(),
-                     [](const Entry& a, const Entry& b) { return a.second > b.second; });
+                     [](const PEntry& a, const PEntry& b) { return a.second > b.second; });
   }
 
   // Per-query partial vectors, entries [from[q], to[q]) of each (all when from is null), as
   // (counts per asking rank, keys, values); queries are in blocks, so query order is rank order.
-  std::vector<py::array> pack(const std::vector<std::vector<Entry>>& out,
+  std::vector<py::array> pack(const std::vector<Part>& out,
                               const std::vector<int64_t>& qo, size_t p, const int64_t* from,
                               const int64_t* to) const {
     auto lo = [&](size_t q) { return from ? from[q] : int64_t(0); };
@@ -1103,7 +1126,7 @@ class PartEngine {
   Stats st_;
   // the partial vectors of the combination as (slot, value) (entries [0, sent_) already sent
   // by top/more)
-  std::vector<std::vector<Entry>> part_;
+  std::vector<Part> part_;
   std::vector<int64_t> sent_;
   // tails' split of the partial vectors at pre_thr_ (empty: none): pre_[q] entries >= it
   // first, the largest of the others pre_floor_[q]
