@@ -70,6 +70,11 @@ def main() -> int:
                          "no 1-process index, baseline or SciPy run); precision@20 from one "
                          "extra `ppr --check` run on --check-queries of the sources")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--index-dir", default=None,
+                    help="--ranks runs: keep the graph cache and the index built by ppr-index "
+                         "in this directory (one file per graph, walks, keep, walk rule, seed "
+                         "and rank count) and reuse them when present, instead of building "
+                         "them in a temporary directory on every run")
     ap.add_argument("--json", default=str(ROOT / "scaling" / "results" / "pagerank_ppr.json"))
     args = ap.parse_args()
     if args.mpi_only and not args.ranks:
@@ -161,7 +166,9 @@ def main() -> int:
         [f"queries_per_s_{p}ranks_{e}" for p in args.ranks.split(",") if p
          for e in args.engines.split(",")] + \
         [f"bytes_max_x_p_over_replicated_{p}ranks" for p in args.ranks.split(",") if p
-         and "partitioned" in args.engines]
+         and "partitioned" in args.engines] + \
+        [f"partitioned_over_replicated_{p}ranks" for p in args.ranks.split(",") if p
+         and "partitioned" in args.engines and "replicated" in args.engines]
     print("\n| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for r in rows:
@@ -196,17 +203,25 @@ def _merged(args, rows: list) -> dict:
 def _mpi_rows(row: dict, spec: str, args) -> None:
     """ppr-index then ppr --index under mpiexec at every count of --ranks."""
     with tempfile.TemporaryDirectory() as tmp:
-        cache, idx = os.path.join(tmp, "g.h5"), os.path.join(tmp, "idx.h5")
+        keep_dir = args.index_dir or tmp
+        os.makedirs(keep_dir, exist_ok=True)
+        tag = spec.replace(":", "_").replace("/", "_")
+        cache = os.path.join(keep_dir, f"{tag}-seed{args.seed}.h5")
         src = ["--generate", spec, "--seed", str(args.seed)] if spec.startswith("kron:") else \
             ["--graph", str(ALIASES.get(spec, spec))]
         for p in [int(r) for r in args.ranks.split(",") if r]:
-            rec = run_record(p, "hpc.pagerank",
-                             ["ppr-index", *src, "--cache", cache, "--output", idx,
-                              "--walks", args.walks, "--keep", args.keep,
-                              "--walk-rule", args.walk_rule,
-                              "--batch", max(64, 4096 * 1000 // args.walks), "--quiet"],
-                             env=ENV, timeout=TIMEOUT, cwd=ROOT)
-            row[f"index_{p}ranks_s"] = rec["timings"]["walks"]["min"]
+            idx = os.path.join(keep_dir, f"{tag}-seed{args.seed}-w{args.walks}-k{args.keep}-"
+                                         f"{args.walk_rule}-{p}ranks.idx.h5")
+            if args.index_dir and os.path.exists(idx):
+                row[f"index_{p}ranks_s"] = None   # reused (--index-dir)
+            else:
+                rec = run_record(p, "hpc.pagerank",
+                                 ["ppr-index", *src, "--cache", cache, "--output", idx,
+                                  "--walks", args.walks, "--keep", args.keep,
+                                  "--walk-rule", args.walk_rule,
+                                  "--batch", max(64, 4096 * 1000 // args.walks), "--quiet"],
+                                 env=ENV, timeout=TIMEOUT, cwd=ROOT)
+                row[f"index_{p}ranks_s"] = rec["timings"]["walks"]["min"]
             engines = args.engines.split(",")
             rates: dict = {e: [] for e in engines}
             for _ in range(max(1, args.repeat)):      # alternating engines, each best of 2
@@ -229,6 +244,11 @@ def _mpi_rows(row: dict, spec: str, args) -> None:
                             m["engine_bytes_max_times_p_over_replicated"]
             for e in engines:   # median of the alternating runs
                 row[f"queries_per_s_{p}ranks_{e}"] = float(np.median(rates[e]))
+            if "partitioned" in rates and "replicated" in rates:
+                # the engines' ratio run by run (each partitioned run against the replicated
+                # run next to it), median: steadier than the ratio of medians under load
+                row[f"partitioned_over_replicated_{p}ranks"] = float(np.median(
+                    [a / b for a, b in zip(rates["partitioned"], rates["replicated"])]))
             row[f"load_1min_{p}ranks"] = os.getloadavg()[0]
             if args.mpi_only and args.check_queries > 0:   # accuracy: exact PPR on rank 0
                 rec = run_record(p, "hpc.pagerank",
