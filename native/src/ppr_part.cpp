@@ -564,30 +564,8 @@ class PartEngine {
         sent_[q] = mid - P.begin();
       }
     }
-    const size_t p = off_.size() - 1;
-    py::array_t<int64_t> counts(static_cast<py::ssize_t>(p));
-    int64_t total = 0;
-    for (size_t r = 0; r < p; ++r) {
-      int64_t c = 0;
-      for (int64_t q = qo[r]; q < qo[r + 1]; ++q) c += sent_[q] - from[q] + 1;
-      counts.mutable_data()[r] = c;
-      total += c;
-    }
-    py::array_t<int64_t> keys(total);
-    py::array_t<double> vals(total);
-    int64_t* pk = keys.mutable_data();
-    double* pv = vals.mutable_data();
-    int64_t at = 0;
-    for (int64_t q = 0; q < nq_; ++q) {
-      const auto& P = part_[q];
-      for (int64_t j = from[q]; j < sent_[q]; ++j) {
-        pk[at] = key_of(q, vertex_[P[j].first]);
-        pv[at++] = P[j].second;
-      }
-      pk[at] = key_of(q, FLOOR);
-      pv[at++] = fl[q];
-    }
-    return py::make_tuple(counts, keys, vals);
+    auto packed = pack(part_, qo, off_.size() - 1, from.data(), sent_.data(), fl.data());
+    return py::make_tuple(packed[0], packed[1], packed[2]);
   }
 
   // This rank's entries of the asked (query << 32 | vertex) keys among those it has not sent,
@@ -997,16 +975,17 @@ class PartEngine {
 
   // Per-query partial vectors, entries [from[q], to[q]) of each (all when from is null), as
   // (counts per asking rank, keys, values); queries are in blocks, so query order is rank order.
+  // With floor, each query's entries are followed by one (q, FLOOR) entry of value floor[q].
   std::vector<py::array> pack(const std::vector<Part>& out,
                               const std::vector<int64_t>& qo, size_t p, const int64_t* from,
-                              const int64_t* to) const {
+                              const int64_t* to, const double* floor = nullptr) const {
     auto lo = [&](size_t q) { return from ? from[q] : int64_t(0); };
     auto hi = [&](size_t q) { return to ? to[q] : static_cast<int64_t>(out[q].size()); };
     py::array_t<int64_t> counts(static_cast<py::ssize_t>(p));
     int64_t total = 0;
     for (size_t r = 0; r < p; ++r) {
       int64_t c = 0;
-      for (int64_t q = qo[r]; q < qo[r + 1]; ++q) c += hi(q) - lo(q);
+      for (int64_t q = qo[r]; q < qo[r + 1]; ++q) c += hi(q) - lo(q) + (floor ? 1 : 0);
       counts.mutable_data()[r] = c;
       total += c;
     }
@@ -1015,11 +994,16 @@ class PartEngine {
     int64_t* pk = keys.mutable_data();
     double* pv = vals.mutable_data();
     int64_t at = 0;
-    for (size_t q = 0; q < out.size(); ++q)
+    for (size_t q = 0; q < out.size(); ++q) {
       for (int64_t j = lo(q); j < hi(q); ++j) {
         pk[at] = key_of(static_cast<int64_t>(q), vertex_[out[q][j].first]);
         pv[at++] = out[q][j].second;
       }
+      if (floor) {
+        pk[at] = key_of(static_cast<int64_t>(q), FLOOR);
+        pv[at++] = floor[q];
+      }
+    }
     return {counts, keys, vals};
   }
 
