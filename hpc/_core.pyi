@@ -341,6 +341,15 @@ class _pagerank(ModuleType):
             """'none', 'int16' (integers below 2^16 times one scale beside the columns), 'values32' (floats: every weight exactly a float), 'scaled32' (floats times one scale), 'coded' (at most 256 distinct weights, coded into the columns) or 'values' (doubles)"""
         @property
         def rows(self) -> int: ...
+        @property
+        def refine(self) -> str:
+            """narrow weights of the cheap sweeps of a refined 'values' layout (mixed precision with defect correction): 'int16', 'float32' or 'none'"""
+        @property
+        def refine_counts(self) -> tuple[int, int]:
+            """(exact, cheap) sweeps of this rank since start (solves that follow the schedule; exact: with the exact weights)"""
+        @property
+        def refine_schedule(self) -> bool:
+            """whether run_local follows the exact/cheap sweep schedule (refined weights on a rank alone; with several ranks every sweep is exact)"""
     @staticmethod
     def exchange_layout(recv_counts: np.ndarray, send_counts: np.ndarray, send_idx: np.ndarray, rank: int, nl: int, piggyback: bool) -> _pagerank.ExchangeLayout:
         """Positions of every exchanged value (an ExchangeLayout) from the ghost plan's counts per rank and requested local rows"""
@@ -393,7 +402,7 @@ class _pagerank_ppr_part(ModuleType):
             """Sorted owned vertices with residual left in some query"""
         def combine(self, rel: float = 0.0, topk: int = 20, threads: int = 1) -> tuple[Any, ...]:
             """Keep each query's partial vector on this rank, its top K first: (norm, missing)"""
-        def tails(self, eps: np.ndarray, threads: int = 1) -> None:
+        def tails(self, eps: np.ndarray, thr: np.ndarray | None = None, threads: int = 1) -> None:
             """Add the residual rows past their head, contributions >= eps, to the partial vectors"""
         def partial(self, qoff: np.ndarray) -> tuple[Any, ...]:
             """Every partial vector for the asking ranks: (counts, keys, values)"""
@@ -405,8 +414,8 @@ class _pagerank_ppr_part(ModuleType):
             """This rank's partial-vector entries of the asked keys (0 where none)"""
         def ask_begin(self, keys: np.ndarray, vals: np.ndarray, src: np.ndarray, qlo: int, qhi: int, topk: int = 20, threads: int = 1) -> npt.NDArray[np.float64]:
             """At the asking rank: merge the top entries, return tau1 per query"""
-        def ask_more(self, keys: np.ndarray, vals: np.ndarray, src: np.ndarray, floors: np.ndarray, topk: int = 20, threads: int = 1) -> tuple[Any, ...]:
-            """Merge the entries >= thr, keep the candidates: requests (counts, keys)"""
+        def ask_more(self, keys: np.ndarray, vals: np.ndarray, src: np.ndarray, lower: np.ndarray, topk: int = 20, threads: int = 1) -> tuple[Any, ...]:
+            """Merge the entries >= thr and the floors, keep the candidates: requests (counts, keys)"""
         def ask_finish(self, vals: np.ndarray, norm: np.ndarray, topk: int = 20, kth_only: bool = False, threads: int = 1) -> tuple[Any, ...]:
             """The requested values in: (ids, scores) of the exact top K"""
         def answer(self, keys: np.ndarray, vals: np.ndarray, norm: np.ndarray, qlo: int, qhi: int, topk: int = 20, want_full: bool = False, kth_only: bool = False, threads: int = 1) -> tuple[Any, ...]:
