@@ -573,16 +573,17 @@ class Sweep {
               const double xi = x[i + j], w = inv[i + j];
               xg[i + j] = xi * w;
               mk[j] += w == 0.0 ? xi : 0.0;
-              sk[j] += xi;
+              if constexpr (W >= 3) sk[j] += xi;
             }
           for (; i < r_hi; ++i) {
             const double xi = x[i], w = inv[i];
             xg[i] = xi * w;
             mk[0] += w == 0.0 ? xi : 0.0;
-            sk[0] += xi;
+            if constexpr (W >= 3) sk[0] += xi;
           }
           part[2 * k + 1] = (mk[0] + mk[1]) + (mk[2] + mk[3]);
-          psum[k] = (sk[0] + sk[1]) + (sk[2] + sk[3]);   // the rows' total (refined weights)
+          // the rows' total, read by the cheap sweeps of refined weights (layouts 3 and 4 only)
+          if constexpr (W >= 3) psum[k] = (sk[0] + sk[1]) + (sk[2] + sk[3]);
         };
         if (!par_) {   // one thread (par_ is the same on every thread): no worksharing loop
           for (int64_t k = 0; k < npc; ++k) sweep(k);
@@ -600,11 +601,11 @@ class Sweep {
             if (owner[k] == t) scale(k);
         }
       }
-      own_s_ = 0.0;
+      if constexpr (W >= 3) own_s_ = 0.0;
       for (int64_t k = 0; k < npc; ++k) {
         diff += part[2 * k];
         dsum += part[2 * k + 1];
-        own_s_ += psum[k];
+        if constexpr (W >= 3) own_s_ += psum[k];
       }
     }
     finish(diff, dsum, false);
