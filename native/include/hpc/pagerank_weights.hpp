@@ -109,9 +109,10 @@ class ScaledWeights {
   // correction, rho = ||(I - d A_lo)^-1 d (A - A_lo)||_1 <= d eps / (1 - d (1 + eps)) (every
   // column sum of A is at most 1, of A - A_lo at most eps times A's), below kRhoMax.
   bool cheap_ok(double d) const { return refined() && rho_bound(d) <= RefineSchedule::kRhoMax; }
-  double rho_bound(double d) const {
-    const double den = 1.0 - d * (1.0 + eps_);
-    return den > 0.0 ? d * eps_ / den : std::numeric_limits<double>::infinity();
+  double rho_bound(double d) const { return rho_bound(d, eps_); }
+  static double rho_bound(double d, double eps) {
+    const double den = 1.0 - d * (1.0 + eps);
+    return den > 0.0 ? d * eps / den : std::numeric_limits<double>::infinity();
   }
   // |change of the correction at the last exact sweep|_1, in units of the row sums (times
   // scale(): of the weights' row sums)
@@ -177,8 +178,7 @@ class ScaledWeights {
     if (std::nearbyint(tab.back() / s16) > 65535.0) s16 *= 2.0;
     const double e16 = max_rel([&](double w) { return std::nearbyint(w / s16) * s16; });
     const auto ok = [](double eps) {   // cheap_ok at damping 0.85
-      const double den = 1.0 - 0.85 * (1.0 + eps);
-      return den > 0.0 && 0.85 * eps / den <= RefineSchedule::kRhoMax;
+      return rho_bound(0.85, eps) <= RefineSchedule::kRhoMax;
     };
     const bool in_float = tab.back() <= 3.0e38 && [&] {
       for (const double w : tab)
