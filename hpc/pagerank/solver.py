@@ -743,12 +743,11 @@ class Native1D:
         p = comm.Get_size()
         n, d = float(g.n), 0.85
         k = self.sweep
-        x0 = np.full(self.nlocal, 1.0 / n)
         if measure:
             nnz = comm.allreduce(int(g.in_indices.size), op=MPI.SUM)
             if nnz > self._REPLICATE_MAX_NNZ:    # never gathered: no probe (setup time)
                 return
-            k.start(x0)
+            k.start(self._x0)
             comm.Allreduce(self.part, self._red, op=MPI.SUM)
             t0 = time.perf_counter()
             self._dist_iteration(d, n)             # also warms the loop; sizes the probe
@@ -775,7 +774,7 @@ class Native1D:
         rep = Native1D(whole, teleport=wt)
         if measure:
             rk = rep.sweep
-            rk.start(np.full(rep.nlocal, 1.0 / n))
+            rk.start(rep._x0)
             t_rep = np.array([self._time_steps(lambda: rk.step_dm(d, 0.0, n), reps)])
             comm.Allreduce(MPI.IN_PLACE, t_rep, op=MPI.MAX)
             self.probe["replicated_step_s"] = float(t_rep[0])
