@@ -627,16 +627,33 @@ def _route(comm, counts: np.ndarray, keys: np.ndarray, vals: np.ndarray | None =
     w = 1 if vals is None else 2
     if vals is None:
         buf = np.ascontiguousarray(keys, np.int64)
-    else:
+    elif (buf := _pairs_of(keys, vals)) is None:
         buf = np.empty((keys.size, 2), np.int64)
         buf[:, 0] = keys
         buf[:, 1] = np.ascontiguousarray(vals, np.float64).view(np.int64)
     out = np.empty((int(recv.sum()), w), np.int64)
     comm.Alltoallv([buf, (w * counts, w * (np.cumsum(counts) - counts)), MPI.INT64_T],
                    [out, (w * recv, w * (np.cumsum(recv) - recv)), MPI.INT64_T])
-    rk = np.ascontiguousarray(out[:, 0])
-    rv = None if vals is None else np.ascontiguousarray(out[:, 1]).view(np.float64)
+    # the columns as they are (strided views: the engine reads them through their stride)
+    rk = out[:, 0] if vals is not None else out.reshape(-1)
+    rv = None if vals is None else out[:, 1].view(np.float64)
     return rk, rv, recv, int(got[:, 1].sum())
+
+
+def _pairs_of(keys: np.ndarray, vals: np.ndarray) -> np.ndarray | None:
+    """The (m, 2) int64 buffer whose columns ``keys`` and ``vals`` are (as the partitioned
+    engine's ``partial``/``top``/``more`` return them), or None."""
+    base = keys.base
+    if (base is None or vals.base is not base or not isinstance(base, np.ndarray)
+            or base.dtype != np.int64 or base.shape != (keys.size, 2)
+            or not base.flags.c_contiguous or keys.dtype != np.int64
+            or vals.dtype != np.float64):
+        return None
+    at = base.__array_interface__["data"][0]
+    if (keys.__array_interface__["data"][0] != at or vals.__array_interface__["data"][0] != at + 8
+            or (keys.size > 1 and (keys.strides != (16,) or vals.strides != (16,)))):
+        return None
+    return base
 
 
 def _reply(comm, vals: np.ndarray, sent: np.ndarray, got: np.ndarray) -> np.ndarray:

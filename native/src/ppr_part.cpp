@@ -11,6 +11,7 @@
 // vectors keep those slots, everything routed the global vertex numbers.
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <utility>
@@ -76,14 +77,46 @@ py::array_t<T> to_array(const std::vector<T>& v) {
   return a;
 }
 
+// A 1-D array of exactly T read through its stride: the keys and values that `pack` returns
+// and `_route` delivers are the two columns of one (m, 2) int64 buffer (key, value bits), so
+// they need no copy into separate contiguous arrays on either side.
+template <typename T>
+struct Col {
+  const char* p = nullptr;
+  py::ssize_t s = static_cast<py::ssize_t>(sizeof(T));
+  int64_t n = 0;
+  T operator[](int64_t i) const { return *reinterpret_cast<const T*>(p + i * s); }
+};
+
+template <typename T>
+Col<T> column(const py::array& a, int64_t n, const char* what) {
+  if (!py::isinstance<py::array_t<T>>(a) || a.ndim() != 1)
+    hpc::fail(std::string(what) + ": wrong dtype or not 1-D");
+  if (n >= 0 && a.shape(0) != n)
+    hpc::fail(std::string(what) + ": expected length " + std::to_string(n) + ", got " +
+              std::to_string(a.shape(0)));
+  Col<T> c{static_cast<const char*>(a.data()), a.strides(0), static_cast<int64_t>(a.shape(0))};
+  if (c.n > 1 && (c.s <= 0 || c.s % static_cast<py::ssize_t>(sizeof(T)) != 0))
+    hpc::fail(std::string(what) + ": stride must be a positive multiple of the item size");
+  if (reinterpret_cast<uintptr_t>(c.p) % alignof(T) != 0) hpc::fail(std::string(what) + ": misaligned");
+  return c;
+}
+
+template <typename T>
+Col<T> column(const std::vector<T>& v) {
+  return Col<T>{reinterpret_cast<const char*>(v.data()), static_cast<py::ssize_t>(sizeof(T)),
+                static_cast<int64_t>(v.size())};
+}
+
 // Dense accumulator over n entries with a touched-list (acc == 0 marks untouched; every
 // contribution is > 0), as the replicated engine's Work.
 struct Acc {
+  Acc() = default;
   explicit Acc(int64_t n, const int32_t* ids = nullptr)
       : acc(static_cast<size_t>(n), 0.0), list(static_cast<size_t>(n) + 1, 0), id(ids) {}
   std::vector<double> acc;
   std::vector<int32_t> list;
-  const int32_t* id;   // slot -> vertex when the slots are renumbered (null: the same)
+  const int32_t* id = nullptr;   // slot -> vertex when the slots are renumbered (null: the same)
   size_t na = 0;
   std::vector<std::pair<double, int32_t>> cand;
   inline void add(int32_t u, double v) {
@@ -123,6 +156,16 @@ struct Tail {
   double r;       // the residual of the row's vertex
   int64_t start;  // first index entry not yet combined
   int64_t end;    // past the row's last entry
+};
+
+// One thread's n-sized work arrays, kept by the engine between calls and batches (allocating
+// and zeroing them on every call was a page fault per 4 KB, several MB per call). Between
+// calls: acc all 0 with na = 0, mask all 0, at all -1, pos all -1.
+struct Scratch {
+  Acc a;
+  std::vector<uint64_t> mask;   // ask_merge: ranks whose entry a vertex's sum holds
+  std::vector<int32_t> at;      // values: vertex slot -> position of its request
+  std::vector<int32_t> pos;     // receive: owned vertex -> its residual entry
 };
 
 class PartEngine {
@@ -282,22 +325,19 @@ class PartEngine {
 
   // Add the shares that arrived (keys query << 32 | owned vertex) to the residuals.
   void receive(const py::array& keys_, const py::array& vals_, int threads) {
-    auto keys = hpc::exact<int64_t>(keys_, "ppr keys");
-    auto vals = hpc::exact<double>(vals_, "ppr vals");
-    hpc::require_1d(keys, -1, "ppr keys");
-    hpc::require_1d(vals, keys.shape(0), "ppr vals");
-    const int64_t m = keys.shape(0);
-    const int64_t* k = keys.data();
-    const double* v = vals.data();
+    const Col<int64_t> k = column<int64_t>(keys_, -1, "ppr keys");
+    const Col<double> v = column<double>(vals_, k.n, "ppr vals");
+    const int64_t m = k.n;
     std::vector<int64_t> ptr;
     std::vector<int64_t> order;
     group(k, m, 0, nq_, lo_, nl_, ptr, order, "ppr receive");
     const int nt = max_threads(threads);
+    prepare_scratch(nt);
     {
       py::gil_scoped_release nogil;
 #pragma omp parallel num_threads(nt)
       {
-        std::vector<int32_t> pos(static_cast<size_t>(nl_), -1);
+        std::vector<int32_t>& pos = scratch(thread_id()).pos;
 #pragma omp for schedule(dynamic, 16)
         for (int64_t q = 0; q < nq_; ++q) {
           if (ptr[q] == ptr[q + 1]) continue;
@@ -348,11 +388,13 @@ class PartEngine {
     double* pn = norm.mutable_data();
     int64_t missing = -1;
     const int nt = max_threads(threads);
+    prepare_scratch(nt);
     {
       py::gil_scoped_release nogil;
 #pragma omp parallel num_threads(nt)
       {
-        Acc a(n_, vertex_.data());
+        Acc& a = scratch(thread_id()).a;
+        a.id = vertex_.data();
         Stats st;
         int64_t miss = -1;
 #pragma omp for schedule(dynamic, 4)
@@ -439,11 +481,13 @@ class PartEngine {
       pre_floor_.assign(static_cast<size_t>(nq_), 0.0);
     }
     const int nt = max_threads(threads);
+    prepare_scratch(nt);
     {
       py::gil_scoped_release nogil;
 #pragma omp parallel num_threads(nt)
       {
-        Acc a(n_, vertex_.data());
+        Acc& a = scratch(thread_id()).a;
+        a.id = vertex_.data();
         int64_t combined = 0;
 #pragma omp for schedule(dynamic, 4)
         for (int64_t q = 0; q < nq_; ++q) {
@@ -571,33 +615,32 @@ class PartEngine {
   // This rank's entries of the asked (query << 32 | vertex) keys among those it has not sent,
   // 0 where it has none (the asking rank asks only for entries a rank did not send).
   py::array_t<double> values(const py::array& keys_, int threads) const {
-    auto keys = hpc::exact<int64_t>(keys_, "ppr keys");
-    hpc::require_1d(keys, -1, "ppr keys");
+    const Col<int64_t> k = column<int64_t>(keys_, -1, "ppr keys");
     if (part_.size() != static_cast<size_t>(nq_)) hpc::fail("ppr values: combine first");
-    const int64_t m = keys.shape(0);
-    const int64_t* k = keys.data();
+    const int64_t m = k.n;
     std::vector<int64_t> ptr, order;
     group(k, m, 0, nq_, 0, n_, ptr, order, "ppr values");
     py::array_t<double> out(m);
     double* po = out.mutable_data();
     const int nt = max_threads(threads);
+    prepare_scratch(nt);
     {
       py::gil_scoped_release nogil;
 #pragma omp parallel num_threads(nt)
       {
         // requests are for entries this rank did not send: look in the unsent part only
-        std::vector<int64_t> at(static_cast<size_t>(n_), -1);
+        std::vector<int32_t>& at = scratch(thread_id()).at;
 #pragma omp for schedule(dynamic, 16)
         for (int64_t q = 0; q < nq_; ++q) {
           if (ptr[q] == ptr[q + 1]) continue;
           for (int64_t j = ptr[q]; j < ptr[q + 1]; ++j) {
             po[order[j]] = 0.0;
-            at[slot_[k[order[j]] & 0xFFFFFFFFLL]] = order[j];
+            at[slot_[k[order[j]] & 0xFFFFFFFFLL]] = static_cast<int32_t>(j - ptr[q]);   // within q
           }
           const auto& P = part_[q];
           for (size_t j = static_cast<size_t>(sent_[q]); j < P.size(); ++j) {
-            const int64_t i = at[P[j].first];
-            if (i >= 0) po[i] = P[j].second;
+            const int32_t i = at[P[j].first];
+            if (i >= 0) po[order[ptr[q] + i]] = P[j].second;
           }
           for (int64_t j = ptr[q]; j < ptr[q + 1]; ++j) at[slot_[k[order[j]] & 0xFFFFFFFFLL]] = -1;
         }
@@ -616,15 +659,12 @@ class PartEngine {
     if (off_.size() - 1 > 64) hpc::fail("ppr ask_begin: at most 64 ranks");
     qlo_ = qlo;
     ask_.assign(static_cast<size_t>(qhi - qlo), {});
-    auto keys = hpc::exact<int64_t>(keys_, "ppr keys");
-    auto vals = hpc::exact<double>(vals_, "ppr vals");
+    const Col<int64_t> k = column<int64_t>(keys_, -1, "ppr keys");
+    const Col<double> v = column<double>(vals_, k.n, "ppr vals");
     auto src = hpc::exact<int64_t>(src_, "ppr src");
     const size_t p = off_.size() - 1;
-    hpc::require_1d(keys, -1, "ppr keys");
-    hpc::require_1d(vals, keys.shape(0), "ppr vals");
     hpc::require_1d(src, static_cast<py::ssize_t>(p), "ppr src");
-    return ask_merge(keys.data(), vals.data(), keys.shape(0), src.data(), nullptr, nullptr, topk,
-                     threads);
+    return ask_merge(k, v, k.n, src.data(), nullptr, nullptr, topk, threads);
   }
 
   // The entries of `more` (src: how many came from each rank, in rank order; each rank's
@@ -635,21 +675,17 @@ class PartEngine {
                      const py::array& lower_, int64_t topk, int threads) {
     const int64_t nql = static_cast<int64_t>(ask_.size());
     const size_t p = off_.size() - 1;
-    auto keys = hpc::exact<int64_t>(keys_, "ppr keys");
-    auto vals = hpc::exact<double>(vals_, "ppr vals");
+    const Col<int64_t> k = column<int64_t>(keys_, -1, "ppr keys");
+    const Col<double> v = column<double>(vals_, k.n, "ppr vals");
     auto src = hpc::exact<int64_t>(src_, "ppr src");
     auto lower = hpc::exact<double>(lower_, "ppr lower");
-    hpc::require_1d(keys, -1, "ppr keys");
-    hpc::require_1d(vals, keys.shape(0), "ppr vals");
     hpc::require_1d(src, static_cast<py::ssize_t>(p), "ppr src");
     hpc::require_1d(lower, nql, "ppr lower");
     for (int64_t i = 0; i < nql; ++i)
       if (!(lower.data()[i] >= 0.0) || lower.data()[i] > 1e300)
         hpc::fail("ppr ask_more: lower must be finite, >= 0");
     // take the floors out: exactly one per (rank, asked query)
-    const int64_t m = keys.shape(0);
-    const int64_t* k = keys.data();
-    const double* v = vals.data();
+    const int64_t m = k.n;
     std::vector<double> floors(p * static_cast<size_t>(nql), -1.0);
     std::vector<int64_t> ek, es(p, 0);
     std::vector<double> ev;
@@ -678,7 +714,7 @@ class PartEngine {
     if (at != m) hpc::fail("ppr ask_more: src counts do not split the entries");
     for (double f : floors)
       if (f < 0.0) hpc::fail("ppr ask_more: a rank sent no floor for a query");
-    ask_merge(ek.data(), ev.data(), static_cast<int64_t>(ek.size()), es.data(), floors.data(),
+    ask_merge(column(ek), column(ev), static_cast<int64_t>(ek.size()), es.data(), floors.data(),
               lower.data(), topk, threads);
     std::vector<std::vector<int64_t>> req(p);
     req_.assign(p, {});
@@ -731,11 +767,13 @@ class PartEngine {
     int64_t* pid = ids.mutable_data();
     double* psc = scores.mutable_data();
     const int nt = max_threads(threads);
+    prepare_scratch(nt);
     {
       py::gil_scoped_release nogil;
 #pragma omp parallel num_threads(nt)
       {
-        Acc a(n_);
+        Acc& a = scratch(thread_id()).a;
+        a.id = nullptr;
 #pragma omp for schedule(dynamic, 16)
         for (int64_t i = 0; i < nq; ++i) {
           for (const Ask& e : ask_[static_cast<size_t>(i)]) a.add(e.v, e.s);
@@ -764,20 +802,16 @@ class PartEngine {
   py::tuple answer(const py::array& keys_, const py::array& vals_, const py::array& norm_,
                    int64_t qlo, int64_t qhi, int64_t topk, bool want_full, bool kth_only,
                    int threads) const {
-    auto keys = hpc::exact<int64_t>(keys_, "ppr keys");
-    auto vals = hpc::exact<double>(vals_, "ppr vals");
+    const Col<int64_t> k = column<int64_t>(keys_, -1, "ppr keys");
+    const Col<double> v = column<double>(vals_, k.n, "ppr vals");
     auto norm = hpc::exact<double>(norm_, "ppr norm");
     if (qlo < 0 || qhi < qlo || qhi > nq_) hpc::fail("ppr answer: query range out of the batch");
     if (topk < 1) hpc::fail("ppr answer: topk must be >= 1");
     const int64_t nq = qhi - qlo;
-    hpc::require_1d(keys, -1, "ppr keys");
-    hpc::require_1d(vals, keys.shape(0), "ppr vals");
     hpc::require_1d(norm, nq, "ppr norm");
-    const int64_t* k = keys.data();
-    const double* v = vals.data();
     const double* pn = norm.data();
     std::vector<int64_t> ptr, order;
-    group(k, keys.shape(0), qlo, qhi, 0, n_, ptr, order, "ppr answer");
+    group(k, k.n, qlo, qhi, 0, n_, ptr, order, "ppr answer");
     const size_t K = static_cast<size_t>(topk);
     py::array_t<int64_t> ids({nq, kth_only ? int64_t(1) : topk});
     py::array_t<double> scores({nq, kth_only ? int64_t(1) : topk});
@@ -785,11 +819,13 @@ class PartEngine {
     double* psc = scores.mutable_data();
     std::vector<std::vector<Entry>> full(want_full ? nq : 0);
     const int nt = max_threads(threads);
+    prepare_scratch(nt);
     {
       py::gil_scoped_release nogil;
 #pragma omp parallel num_threads(nt)
       {
-        Acc a(n_);
+        Acc& a = scratch(thread_id()).a;
+        a.id = nullptr;
 #pragma omp for schedule(dynamic, 4)
         for (int64_t i = 0; i < nq; ++i) {
           for (int64_t j = ptr[i]; j < ptr[i + 1]; ++j) {
@@ -848,6 +884,21 @@ class PartEngine {
     double residual_mass = 0.0;
   };
 
+  // The first nt threads' work arrays, allocated once (see Scratch); call outside the
+  // parallel region.
+  void prepare_scratch(int nt) const {
+    if (scratch_.size() < static_cast<size_t>(nt)) scratch_.resize(static_cast<size_t>(nt));
+    for (int t = 0; t < nt; ++t) {
+      Scratch& sc = scratch_[static_cast<size_t>(t)];
+      if (sc.a.acc.size() == static_cast<size_t>(n_)) continue;
+      sc.a = Acc(n_);
+      sc.mask.assign(static_cast<size_t>(n_), 0);
+      sc.at.assign(static_cast<size_t>(n_), -1);
+      sc.pos.assign(static_cast<size_t>(nl_), -1);
+    }
+  }
+  Scratch& scratch(int t) const { return scratch_[static_cast<size_t>(t)]; }
+
   size_t owner(int64_t u) const {
     return static_cast<size_t>(std::upper_bound(off_.begin(), off_.end(), u) - off_.begin() - 1);
   }
@@ -894,7 +945,8 @@ class PartEngine {
 
   // Counting sort of keys by query (stable: the order of arrival within a query); checks
   // every query in [qlo, qhi) and every vertex in [vlo, vlo + nv).
-  static void group(const int64_t* k, int64_t m, int64_t qlo, int64_t qhi, int64_t vlo,
+  template <typename KC>
+  static void group(const KC& k, int64_t m, int64_t qlo, int64_t qhi, int64_t vlo,
                     int64_t nv, std::vector<int64_t>& ptr, std::vector<int64_t>& order,
                     const char* what) {
     const int64_t nq = qhi - qlo;
@@ -989,21 +1041,24 @@ class PartEngine {
       counts.mutable_data()[r] = c;
       total += c;
     }
-    py::array_t<int64_t> keys(total);
-    py::array_t<double> vals(total);
-    int64_t* pk = keys.mutable_data();
-    double* pv = vals.mutable_data();
-    int64_t at = 0;
+    // one (total, 2) buffer of (key, value bits) rows, keys and values its column views:
+    // `_route` sends the buffer as it is
+    py::array_t<int64_t> buf({total, int64_t(2)});
+    int64_t* pb = buf.mutable_data();
+    auto put = [&pb](int64_t key, double val) {
+      pb[0] = key;
+      std::memcpy(pb + 1, &val, sizeof(double));
+      pb += 2;
+    };
     for (size_t q = 0; q < out.size(); ++q) {
-      for (int64_t j = lo(q); j < hi(q); ++j) {
-        pk[at] = key_of(static_cast<int64_t>(q), vertex_[out[q][j].first]);
-        pv[at++] = out[q][j].second;
-      }
-      if (floor) {
-        pk[at] = key_of(static_cast<int64_t>(q), FLOOR);
-        pv[at++] = floor[q];
-      }
+      for (int64_t j = lo(q); j < hi(q); ++j)
+        put(key_of(static_cast<int64_t>(q), vertex_[out[q][j].first]), out[q][j].second);
+      if (floor) put(key_of(static_cast<int64_t>(q), FLOOR), floor[q]);
     }
+    const std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(total)}, stride{16};
+    py::array keys(py::dtype::of<int64_t>(), shape, stride, buf.data(), buf);
+    py::array vals(py::dtype::of<double>(), shape, stride,
+                   reinterpret_cast<const double*>(buf.data()) + 1, buf);
     return {counts, keys, vals};
   }
 
@@ -1022,7 +1077,7 @@ class PartEngine {
   // order, into the asked queries' sums and sender masks. Without floors: returns each query's
   // K-th largest sum (tau1). With floors (p x asked queries): keeps only the candidates, the
   // vertices whose upper bound reaches the K-th largest lower bound (returns an empty array).
-  py::array_t<double> ask_merge(const int64_t* k, const double* v, int64_t m,
+  py::array_t<double> ask_merge(const Col<int64_t>& k, const Col<double>& v, int64_t m,
                                 const int64_t* src, const double* floors, const double* lower,
                                 int64_t topk, int threads) {
     const size_t p = off_.size() - 1;
@@ -1046,12 +1101,15 @@ class PartEngine {
     const size_t K = static_cast<size_t>(topk);
     bool broken = false;
     const int nt = max_threads(threads);
+    prepare_scratch(nt);
     {
       py::gil_scoped_release nogil;
 #pragma omp parallel num_threads(nt)
       {
-        Acc a(n_);
-        std::vector<uint64_t> mask(static_cast<size_t>(n_), 0);
+        Scratch& sc = scratch(thread_id());
+        Acc& a = sc.a;
+        a.id = nullptr;
+        std::vector<uint64_t>& mask = sc.mask;
 #pragma omp for schedule(dynamic, 16)
         for (int64_t i = 0; i < nql; ++i) {
           auto& A = ask_[static_cast<size_t>(i)];
@@ -1126,6 +1184,7 @@ class PartEngine {
   int64_t qlo_ = 0, topk_ = 20;
   std::vector<std::vector<Ask>> ask_;
   std::vector<std::vector<std::pair<int32_t, int32_t>>> req_;
+  mutable std::vector<Scratch> scratch_;   // per thread, kept between calls
 };
 }  // namespace
 
