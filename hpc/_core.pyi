@@ -325,6 +325,10 @@ class _pagerank(ModuleType):
         def step(self, d: float, base: float) -> None: ...
         def step_dm(self, d: float, dm: float, n: float) -> None:
             """one step from the global dangling mass dm (n vertices)"""
+        def set_segments(self, starts: np.ndarray, rows: np.ndarray) -> None:
+            """iterate as ranks with these row blocks would, bit for bit (segmented_order's layout: block q from row starts[q], rows[q] rows, padded to a multiple of 4)"""
+        @property
+        def segments(self) -> int: ...
         def step_pb(self, d: float, n: float, tol: float, check: bool) -> tuple[Any, ...]: ...
         @property
         def padded(self) -> int: ...
@@ -359,6 +363,9 @@ class _pagerank(ModuleType):
     @staticmethod
     def local_order(indptr: np.ndarray, indices: np.ndarray, nlo: int, nhi: int, slot: np.ndarray, ghost_pos: np.ndarray, send_idx: np.ndarray, outdeg: np.ndarray) -> _pagerank.LocalOrder:
         """Rows by in-degree descending, columns to the sweep's numbering (a LocalOrder)"""
+    @staticmethod
+    def segmented_order(indptr: np.ndarray, indices: np.ndarray, outdeg: np.ndarray, offsets: np.ndarray) -> tuple[_pagerank.LocalOrder, npt.NDArray[np.int64]]:
+        """The whole graph laid out as p ranks' local orders (blocks offsets), each block padded to a multiple of 4 rows: (LocalOrder, starts) for Sweep.set_segments"""
     @staticmethod
     def parse_edges(data: bytes) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], int, int]:
         """Parse SNAP text: (src, dst, bad_line, code 0 ok/1 malformed/2 overflow)"""

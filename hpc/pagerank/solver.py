@@ -567,9 +567,10 @@ class Native1D:
     - ``reduce='piggyback'`` (default up to 4 ranks): every rank sends to every other and the
       2 partial sums ride in each message, so an iteration has no Allreduce; the stopping test
       of iteration k then happens after the exchange of iteration k+1 (the iterate returned is
-      still the first one whose change is below tol). ``reduce='allreduce'``: one Allreduce of
-      the 2-vector per iteration.
-    - ``replicate`` (False by default; 'auto' or True opt in): on a graph so
+      still the first one whose change is below tol). ``reduce='allreduce'``: one Allgather of
+      the 2-vectors per iteration, summed in rank order (the piggy-backed sums' order: the
+      same bits as MPI's own reduction order would not give).
+    - ``replicate`` (False by default here, 'auto' from :func:`make_solver`): on a graph so
       small that an iteration's exchange costs more than the sweep it splits, every rank
       iterates the whole graph alone (gathered once: no message at all while it solves) and
       keeps its block of the answer (``mode == 'replicated'``). 'auto' measures it: a few
@@ -577,7 +578,12 @@ class Native1D:
       on every rank (medians; the slowest rank counts, so all ranks agree); the whole graph
       is gathered only when the distributed iteration costs more than 0.75 p times a rank's
       sweep (an estimate of the whole graph's sweep) and has at most 2^24 entries, and kept
-      when its sweep, timed, is faster than the distributed iteration. True: always (p > 1).
+      when its sweep, timed, is faster than the distributed iteration ('auto' keeps a
+      weighted graph distributed: its ranks' weight layouts may round differently). True:
+      always (p > 1). The replicated rank sweeps the whole graph laid out as the ranks' blocks
+      (``_core.pagerank.segmented_order``, ``Sweep.set_segments``): each block's rows in its
+      rank's order, its partial sums per block and added in rank order, so both modes give
+      the same iterates, bit for bit, and the timed choice changes only the speed.
     The result is returned in the graph's own vertex blocks. ``setup_times`` holds the
     seconds of each setup step on this rank.
     """
@@ -586,7 +592,8 @@ class Native1D:
 
     def __init__(self, g: Graph, backend: str = "native", reduce: str = "auto",
                  balance: bool = True, exchange: str = "auto",
-                 teleport: Teleport | None = None, replicate: bool | str = False):
+                 teleport: Teleport | None = None, replicate: bool | str = False,
+                 _segments: np.ndarray | None = None):
         from hpc import _core
 
         if reduce not in ("auto", "piggyback", "allreduce"):
@@ -605,6 +612,8 @@ class Native1D:
         self.teleport = teleport or Teleport()
         comm = self.comm = g.comm
         p, r = comm.Get_size(), comm.Get_rank()
+        if _segments is not None and p != 1:
+            raise ValueError("_segments: for the whole graph on one rank (the replicated mode)")
         deg = None
         # a weighted graph keeps its blocks (its rows' weights do not travel with a re-balance)
         if not (balance and p > 1) or g.weighted:
@@ -638,17 +647,33 @@ class Native1D:
         lay = _core.pagerank.exchange_layout(
             recv_counts=plan.recv_counts, send_counts=plan.send_counts, send_idx=plan.send_idx,
             rank=r, nl=nl, piggyback=self.mode == "piggyback")
-        # internal order: in-degree descending (SELL-4 chunks of equal-length rows)
-        order = _core.pagerank.local_order(
-            indptr=np.ascontiguousarray(indptr, dtype=np.int64), indices=cols, nlo=nlo, nhi=nhi,
-            slot=slot, ghost_pos=lay.ghost_pos, send_idx=lay.send_idx,
-            outdeg=np.ascontiguousarray(outdeg, dtype=np.int64))
+        seg_rows = seg_starts = None
+        if _segments is None:
+            # internal order: in-degree descending (SELL-4 chunks of equal-length rows)
+            order = _core.pagerank.local_order(
+                indptr=np.ascontiguousarray(indptr, dtype=np.int64), indices=cols, nlo=nlo,
+                nhi=nhi, slot=slot, ghost_pos=lay.ghost_pos, send_idx=lay.send_idx,
+                outdeg=np.ascontiguousarray(outdeg, dtype=np.int64))
+        else:
+            # the whole graph as the ranks of blocks _segments order theirs, each block padded
+            # to a multiple of 4 rows (Sweep.set_segments: the distributed iteration's bits)
+            seg = np.ascontiguousarray(_segments, dtype=np.int64)
+            order, seg_starts = _core.pagerank.segmented_order(
+                indptr=np.ascontiguousarray(indptr, dtype=np.int64), indices=cols,
+                outdeg=np.ascontiguousarray(outdeg, dtype=np.int64), offsets=seg)
+            seg_rows = np.diff(seg)
+            nl = self.nlocal = int(order.perm.size)
+            lay = _core.pagerank.exchange_layout(
+                recv_counts=plan.recv_counts, send_counts=plan.send_counts,
+                send_idx=plan.send_idx, rank=r, nl=nl, piggyback=False)
         self.perm, self.pos = order.perm, order.pos
+        real = self.perm >= 0                 # padding rows (segments): perm -1
+        rows = self.perm if _segments is None else np.where(real, self.perm, 0)
         if g.weighted:   # 1 / out-weight for the sweep (made from the order's inv_deg)
             strength = g.out_strength
             inv = np.zeros_like(strength)
             np.divide(1.0, strength, out=inv, where=strength > 0)
-            order.inv_deg[:] = inv[self.perm]
+            order.inv_deg[:] = np.where(real, inv[rows], 0.0)
         R = int(lay.n_recv)
         self.xg = np.zeros(nl + R + 1)                # + the zero slot SELL padding reads
         self.recv = self.xg[nl:nl + R]
@@ -658,9 +683,11 @@ class Native1D:
         lap("local")
         self.sweep = _core.pagerank.Sweep(order, lay, xg=self.xg, x=self.x, send=self.send,
                                           part_out=self.part)
+        if _segments is not None:
+            self.sweep.set_segments(seg_starts, seg_rows)
         if g.weighted:   # the in-edges' weights in the order's entry order (rows permuted)
-            lens = np.diff(indptr)[self.perm]
-            starts = np.asarray(indptr, dtype=np.int64)[:-1][self.perm]
+            lens = np.where(real, np.diff(indptr)[rows], 0)
+            starts = np.asarray(indptr, dtype=np.int64)[:-1][rows]
             first = np.cumsum(lens) - lens
             idx = np.repeat(starts - first, lens) + np.arange(int(lens.sum()), dtype=np.int64)
             self.sweep.set_weights(order.indptr, np.ascontiguousarray(g.in_weights[idx],
@@ -671,8 +698,8 @@ class Native1D:
                 else np.full(g.nlocal, 1.0 / g.n)
             qv = tp.dangling if tp.dangling is not None else pv
             self.sweep.set_teleport(
-                np.ascontiguousarray(move_blocks(comm, pv, g.offsets, off)[self.perm]),
-                np.ascontiguousarray(move_blocks(comm, qv, g.offsets, off)[self.perm]))
+                np.ascontiguousarray(np.where(real, move_blocks(comm, pv, g.offsets, off)[rows], 0.0)),
+                np.ascontiguousarray(np.where(real, move_blocks(comm, qv, g.offsets, off)[rows], 0.0)))
         lap("sell")
         # persistent p2p requests or one persistent neighbourhood collective (collective: also
         # on ranks without neighbours), straight from the sweep's buffers
@@ -680,6 +707,7 @@ class Native1D:
                                  self.recv, self.send, method=self.exchange, tag=_TAG)
         lap("exchange")
         self._red = np.zeros(2)
+        self._parts = np.zeros((p, 2))      # every rank's partials ('allreduce' mode)
         # the result goes back to the graph's blocks: persistent sends/receives between the
         # ranks whose blocks overlap (no collective to set up), this rank's own part copied
         self._xnat = np.empty(nl)
@@ -721,7 +749,19 @@ class Native1D:
         else:
             self._exchange()
             self.sweep.step_dm(d, float(self._red[1]), n)
-            self.comm.Allreduce(self.part, self._red, op=MPI.SUM)
+            self._reduce()
+
+    def _reduce(self) -> tuple[float, float]:
+        """The global (change, dangling) of this rank's partials, in self._red: one Allgather
+        and the sum in rank order (as global_prev adds the piggy-backed partials), so the bits
+        do not depend on MPI's reduction order and equal the replicated mode's."""
+        self.comm.Allgather(self.part, self._parts)
+        c = m = 0.0
+        for a, b in self._parts.tolist():
+            c += a
+            m += b
+        self._red[0], self._red[1] = c, m
+        return c, m
 
     def _time_steps(self, one: Callable[[], None], k: int) -> float:
         """Seconds of one call, the median of 5 runs of k calls after one call not timed
@@ -744,11 +784,15 @@ class Native1D:
         n, d = float(g.n), 0.85
         k = self.sweep
         if measure:
+            # weighted: the ranks' weight layouts (scales, refined or not) may differ from the
+            # whole graph's, and with them the last bits; 'auto' keeps the distributed iteration
+            if g.weighted:
+                return
             nnz = comm.allreduce(int(g.in_indices.size), op=MPI.SUM)
             if nnz > self._REPLICATE_MAX_NNZ:    # never gathered: no probe (setup time)
                 return
             k.start(self._x0)
-            comm.Allreduce(self.part, self._red, op=MPI.SUM)
+            self._reduce()
             t0 = time.perf_counter()
             self._dist_iteration(d, n)             # also warms the loop; sizes the probe
             one = np.array([time.perf_counter() - t0])
@@ -771,7 +815,7 @@ class Native1D:
         wt = None if tp.uniform else Teleport(
             None if tp.personalization is None else _allgather_block(g, tp.personalization),
             None if tp.dangling is None else _allgather_block(g, tp.dangling))
-        rep = Native1D(whole, teleport=wt)
+        rep = Native1D(whole, teleport=wt, _segments=self.offsets)
         if measure:
             rk = rep.sweep
             rk.start(rep._x0)
@@ -823,15 +867,13 @@ class Native1D:
                     break
                 if progress is not None:
                     progress(it, change)
-        else:                          # 'allreduce': one Allreduce of the partials a step
-            part, red = self.part, self._red
-            comm.Allreduce(part, red, op=MPI.SUM)
-            dangling = float(red[1])
+        else:                          # 'allreduce': the partials gathered once a step
+            reduce = self._reduce
+            dangling = reduce()[1]
             while it < max_iter:
                 self._exchange()
                 k.step_dm(d, dangling, n)
-                comm.Allreduce(part, red, op=MPI.SUM)
-                change, dangling = float(red[0]), float(red[1])
+                change, dangling = reduce()
                 it += 1
                 if change < tol:
                     converged = True
@@ -909,7 +951,7 @@ def make_solver(g: Graph, backend: str, layout: str = "1d", teleport: Teleport |
                 sweep: str = "jacobi", **kw):
     """The pull operator of a layout ('1d' or '2d') on a back end; the native back end's 1D
     layout is :class:`Native1D` (``kw``: its reduce / balance / exchange / replicate options;
-    replicate defaults to False: 'auto' and True opt in) for Jacobi sweeps
+    replicate defaults to 'auto' here unless reduce or exchange is given) for Jacobi sweeps
     (any weights and teleport), else :class:`Pull1D` with the native kernels. ``sweep='gauss-seidel'`` (1D only): Gauss-Seidel inside each rank's block, the
     exchange between sweeps (as GAP's pr), stopping on the Jacobi residual."""
     if sweep not in SWEEPS:
@@ -920,9 +962,9 @@ def make_solver(g: Graph, backend: str, layout: str = "1d", teleport: Teleport |
                              "columns are different vertex sets)")
         return Pull2D(g, backend, teleport)
     if backend == "native" and sweep == "jacobi":
-        # 'auto' (timed) is opt-in: a choice by timing may differ between two runs of one
-        # input, and the two modes' sums differ in the last bits (tests/test_mmio_inputs.py)
-        kw.setdefault("replicate", False)
+        # a requested exchange or reduction method asks for the distributed iteration; the
+        # timed choice changes only the speed: both modes give the same bits (set_segments)
+        kw.setdefault("replicate", False if {"reduce", "exchange"} & kw.keys() else "auto")
         return Native1D(g, backend, teleport=teleport, **kw)
     return Pull1D(g, backend, teleport, method=sweep)
 

@@ -294,11 +294,13 @@ class Sweep {
       width_[ch] = w;
       start_[ch + 1] = start_[ch] + 4 * w;
     }
+    nrow_.assign(nch_, 4);
+    if (nch_ > 0) nrow_[nch_ - 1] = static_cast<int8_t>(rows_ - 4 * (nch_ - 1));
     pieces_ = hpc::sell4_pieces(start_.data(), nch_, 4);
-    owner_.assign(pieces_.size() - 1, 0);
     par_ = hpc::sell4_parallel(start_.data(), nch_, 4);
-    ppart_.assign(2 * (pieces_.size() - 1), 0.0);
-    psum_.assign(pieces_.size() - 1, 0.0);
+    segpc_ = {0, static_cast<int64_t>(pieces_.size()) - 1};
+    segrow_ = {0, rows_};
+    size_pieces();
     sell_.assign(static_cast<size_t>(start_[nch_]), zero_);
     for (int64_t ch = 0; ch < nch_; ++ch)
       for (int64_t r = 4 * ch; r < std::min(rows_, 4 * ch + 4); ++r)
@@ -351,10 +353,16 @@ class Sweep {
     const double* q = x0.data();
     double dsum = 0.0;
     own_s_ = 0.0;
-    for (int64_t i = 0; i < rows_; ++i) {
-      px_[i] = q[i];
-      own_s_ += q[i];
-      if (inv_[i] == 0.0) dsum += q[i];
+    std::copy(q, q + rows_, px_);
+    // the dangling mass summed per segment (each a rank's block, see set_segments), then the
+    // segments' sums in order, as global_prev adds the ranks' (one segment: one sum)
+    for (size_t sg = 0; sg + 1 < segrow_.size(); sg += 2) {
+      double ds = 0.0;
+      for (int64_t i = segrow_[sg]; i < segrow_[sg] + segrow_[sg + 1]; ++i) {
+        own_s_ += q[i];
+        if (inv_[i] == 0.0) ds += q[i];
+      }
+      dsum += ds;
     }
     refine_.first = true;   // the schedule restarts at the first step
     refine_.exact = refine_.cheap = 0;
@@ -455,6 +463,54 @@ class Sweep {
     else tq_.assign(q.data(), q.data() + rows_);
   }
 
+  // Segments (a rank alone that iterates the whole graph in place of p ranks: the replicated
+  // mode): segment q holds internal rows [starts[q], starts[q] + rows[q]), starts[q] a multiple
+  // of 4, followed by empty padding rows up to the next multiple of 4 (the next segment's
+  // start; the last one's end is the sweep's). Each segment's chunks get the pieces a sweep of
+  // that segment alone would have; a padding row is neither updated nor summed; the partial
+  // sums are taken per segment and the segments' sums added in order. Rows laid out as
+  // segmented_order does for blocks [offsets[q], offsets[q+1]), the (change, dangling) sums,
+  // and so every bit of the iteration, are those of p ranks with those blocks, each with its
+  // local_order, and global_prev's rank-order sum.
+  void set_segments(const py::array& starts_, const py::array& rows_in) {
+    auto st = hpc::exact<int64_t>(starts_, "Sweep.set_segments starts");
+    auto rw = hpc::exact<int64_t>(rows_in, "Sweep.set_segments rows");
+    hpc::require_1d(st, -1, "Sweep.set_segments starts");
+    const int64_t ns = st.shape(0);
+    hpc::require_1d(rw, ns, "Sweep.set_segments rows");
+    if (ns < 1) hpc::fail("Sweep.set_segments: at least one segment");
+    if (!pack_idx_.empty() || !rpart_pos_.empty() || !part_pos_.empty())
+      hpc::fail("Sweep.set_segments: this sweep exchanges with other ranks");
+    const int64_t *s = st.data(), *r = rw.data();
+    for (int64_t q = 0; q < ns; ++q) {
+      const int64_t end = q + 1 < ns ? s[q + 1] : rows_;
+      if (s[q] % 4 != 0 || r[q] < 0 || (q == 0 && s[0] != 0) || s[q] + (r[q] + 3) / 4 * 4 != end)
+        hpc::fail("Sweep.set_segments: segments must tile the rows, each from a multiple of 4");
+      for (int64_t i = s[q] + r[q]; i < end; ++i)   // padding rows: no entry
+        for (int64_t l = 0; l < width_[i / 4]; ++l)
+          if (sell_[start_[i / 4] + 4 * l + (i % 4)] != zero_)
+            hpc::fail("Sweep.set_segments: a padding row has entries");
+    }
+    std::vector<int64_t> pieces{0}, segpc{0}, segrow;
+    for (int64_t q = 0; q < ns; ++q) {
+      const int64_t c0 = s[q] / 4, nc = (r[q] + 3) / 4;
+      for (int64_t c = c0; c < c0 + nc; ++c)
+        nrow_[c] = static_cast<int8_t>(std::min<int64_t>(4, s[q] + r[q] - 4 * c));
+      std::vector<int64_t> ls(static_cast<size_t>(nc) + 1);
+      for (int64_t c = 0; c <= nc; ++c) ls[c] = start_[c0 + c] - start_[c0];
+      const std::vector<int64_t> pc = hpc::sell4_pieces(ls.data(), nc, 4);
+      for (size_t k = 1; k < pc.size(); ++k) pieces.push_back(c0 + pc[k]);
+      segpc.push_back(static_cast<int64_t>(pieces.size()) - 1);
+      segrow.push_back(s[q]);
+      segrow.push_back(r[q]);
+    }
+    pieces_.swap(pieces);
+    segpc_.swap(segpc);
+    segrow_.swap(segrow);
+    size_pieces();
+  }
+  int64_t segments() const { return static_cast<int64_t>(segpc_.size()) - 1; }
+
   // One step from the global dangling mass dm of the current x (n vertices).
   void step_dm(double d, double dm, double n) {
     if (tp_.empty()) step(d, (d * dm + (1.0 - d)) / n);
@@ -506,6 +562,7 @@ class Sweep {
       const double* tp = tp_.data();
       const double* tq = tq_.empty() ? tp : tq_.data();   // empty: the personalization
       const int64_t* pb = pieces_.data();
+      const int8_t* nrow = nrow_.data();
       int32_t* owner = owner_.data();
       double* part = ppart_.data();
       double* psum = psum_.data();
@@ -540,7 +597,7 @@ class Sweep {
               hpc::sell4_chunk_sums<W == 1>(sell_.data() + start_[ch],
                                             W == 1 ? sellv_.data() + start_[ch] : nullptr,
                                             width_[ch], xg, s);
-            const int64_t r0 = 4 * ch, nr = std::min<int64_t>(4, rows_ - r0);
+            const int64_t r0 = 4 * ch, nr = nrow[ch];
             double* __restrict xr = x + r0;
             auto row = [&](int64_t j, double& acc) {
               double xn;
@@ -565,7 +622,9 @@ class Sweep {
         // updated (still in its cache), once every thread has read the old xs: one parallel
         // region an iteration, not two.
         auto scale = [&](int64_t k) {
-          const int64_t r_hi = std::min(rows_, 4 * pb[k + 1]);
+          // the piece's rows (its last chunk may end a segment with fewer than 4)
+          const int64_t r_hi = pb[k + 1] > pb[k] ? 4 * (pb[k + 1] - 1) + nrow[pb[k + 1] - 1]
+                                                 : 4 * pb[k];
           double mk[4] = {0.0, 0.0, 0.0, 0.0}, sk[4] = {0.0, 0.0, 0.0, 0.0};
           int64_t i = 4 * pb[k];
           for (; i + 4 <= r_hi; i += 4)
@@ -602,10 +661,17 @@ class Sweep {
         }
       }
       if constexpr (W >= 3) own_s_ = 0.0;
-      for (int64_t k = 0; k < npc; ++k) {
-        diff += part[2 * k];
-        dsum += part[2 * k + 1];
-        if constexpr (W >= 3) own_s_ += psum[k];
+      // each segment's pieces in order, then the segments' sums in order (global_prev's order
+      // of the ranks' partials when the segments are the ranks' blocks)
+      for (size_t sg = 0; sg + 1 < segpc_.size(); ++sg) {
+        double c = 0.0, m = 0.0;
+        for (int64_t k = segpc_[sg]; k < segpc_[sg + 1]; ++k) {
+          c += part[2 * k];
+          m += part[2 * k + 1];
+          if constexpr (W >= 3) own_s_ += psum[k];
+        }
+        diff += c;
+        dsum += m;
       }
     }
     finish(diff, dsum, false);
@@ -684,11 +750,20 @@ class Sweep {
     pout_[1] = dsum;
   }
 
+  void size_pieces() {
+    owner_.assign(pieces_.size() - 1, 0);
+    ppart_.assign(2 * (pieces_.size() - 1), 0.0);
+    psum_.assign(pieces_.size() - 1, 0.0);
+  }
+
   carray<double> xg_, x_, send_, out_;  // bound buffers (references keep them alive)
   double *pxg_ = nullptr, *px_ = nullptr, *psend_ = nullptr, *pout_ = nullptr;
   std::vector<double> inv_;         // 1 / out-degree (0: a dangling row)
   std::vector<int64_t> pieces_;     // chunk ranges handed to the threads (sell4_pieces)
   std::vector<int32_t> owner_;      // the thread that swept each piece this iteration
+  std::vector<int8_t> nrow_;        // rows in each chunk (4, fewer at a segment's end)
+  std::vector<int64_t> segpc_;      // first piece of each segment, then the number of pieces
+  std::vector<int64_t> segrow_;     // (first row, rows) of each segment
   std::vector<double> ppart_;       // each piece's (change, dangling) sums
   bool dynamic_ = true;             // pieces taken dynamically, else one static share a thread
   bool par_ = false;                // enough work for a parallel region (sell4_parallel)
@@ -937,6 +1012,86 @@ LocalOrder local_order(const py::array& indptr_, const py::array& indices_, int6
   o.inv_deg = inv_;
   return o;
 }
+
+// segmented_order(indptr, indices, outdeg, offsets): the whole graph (rows and columns 0..n-1)
+// laid out for a rank alone that iterates as p ranks with blocks [offsets[q], offsets[q+1])
+// would (Sweep.set_segments): block q's rows in local_order's order (in-degree descending,
+// stable), from internal row starts[q] (a multiple of 4), then empty padding rows up to the
+// next multiple of 4. Entries keep their order within a row; column c -> pos[c]. perm is -1
+// and inv_deg 0 on a padding row; pack_idx is empty. Returns (LocalOrder, starts).
+py::tuple segmented_order(const py::array& indptr_, const py::array& indices_,
+                          const py::array& outdeg_, const py::array& offsets_) {
+  auto ip = hpc::exact<int64_t>(indptr_, "segmented_order indptr");
+  auto ix = hpc::exact<int64_t>(indices_, "segmented_order indices");
+  auto od = hpc::exact<int64_t>(outdeg_, "segmented_order outdeg");
+  auto of = hpc::exact<int64_t>(offsets_, "segmented_order offsets");
+  hpc::require_1d(ip, -1, "segmented_order indptr");
+  hpc::require_1d(ix, -1, "segmented_order indices");
+  hpc::require_1d(of, -1, "segmented_order offsets");
+  if (ip.shape(0) < 1) hpc::fail("segmented_order: indptr is empty");
+  const int64_t n = ip.shape(0) - 1, nnz = ix.shape(0), ns = of.shape(0) - 1;
+  hpc::require_1d(od, n, "segmented_order outdeg");
+  const int64_t *p = ip.data(), *c = ix.data(), *o = of.data();
+  if (ns < 1 || o[0] != 0 || o[ns] != n) hpc::fail("segmented_order: offsets must run from 0 to n");
+  for (int64_t q = 0; q < ns; ++q)
+    if (o[q + 1] < o[q]) hpc::fail("segmented_order: offsets are not monotone");
+  if (p[0] != 0 || p[n] != nnz) hpc::fail("segmented_order: indptr does not span the entries");
+  if (!hpc::non_decreasing(p, n)) hpc::fail("segmented_order: indptr is not monotone");
+  if (!hpc::all_in_range(c, nnz, n)) hpc::fail("segmented_order: column index out of range");
+  py::array_t<int64_t> starts_(ns);
+  int64_t* starts = starts_.mutable_data();
+  int64_t rows = 0;
+  for (int64_t q = 0; q < ns; ++q) {
+    starts[q] = rows;
+    rows += (o[q + 1] - o[q] + 3) / 4 * 4;
+  }
+  if (rows > std::numeric_limits<int32_t>::max()) hpc::fail("segmented_order: too many rows for int32");
+  py::array_t<int64_t> perm_(rows), pos_(n), optr_(rows + 1);
+  py::array_t<int32_t> oidx_(nnz), pidx_(0);
+  py::array_t<double> inv_(rows);
+  int64_t *perm = perm_.mutable_data(), *pos = pos_.mutable_data(), *optr = optr_.mutable_data();
+  int32_t* oidx = oidx_.mutable_data();
+  double* inv = inv_.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    std::fill(perm, perm + rows, int64_t(-1));
+    for (int64_t q = 0; q < ns; ++q) {   // local_order's counting sort within each block
+      const int64_t lo = o[q], hi = o[q + 1];
+      int64_t maxdeg = 0;
+      for (int64_t r = lo; r < hi; ++r) maxdeg = std::max(maxdeg, p[r + 1] - p[r]);
+      std::vector<int64_t> cnt(static_cast<size_t>(maxdeg) + 2, 0);
+      for (int64_t r = lo; r < hi; ++r) ++cnt[maxdeg - (p[r + 1] - p[r]) + 1];
+      for (int64_t b = 1; b <= maxdeg + 1; ++b) cnt[b] += cnt[b - 1];
+      for (int64_t r = lo; r < hi; ++r) {
+        const int64_t i = starts[q] + cnt[maxdeg - (p[r + 1] - p[r])]++;
+        perm[i] = r;
+        pos[r] = i;
+      }
+    }
+    optr[0] = 0;
+    for (int64_t i = 0; i < rows; ++i) {
+      const int64_t r = perm[i];
+      if (r < 0) {
+        optr[i + 1] = optr[i];
+        inv[i] = 0.0;
+        continue;
+      }
+      const int64_t b = p[r], e = p[r + 1];
+      for (int64_t k = b; k < e; ++k) oidx[optr[i] + k - b] = static_cast<int32_t>(pos[c[k]]);
+      optr[i + 1] = optr[i] + (e - b);
+      const int64_t d = od.data()[r];
+      inv[i] = d > 0 ? 1.0 / static_cast<double>(d) : 0.0;
+    }
+  }
+  LocalOrder out;
+  out.perm = perm_;
+  out.pos = pos_;
+  out.indptr = optr_;
+  out.indices = oidx_;
+  out.pack_idx = pidx_;
+  out.inv_deg = inv_;
+  return py::make_tuple(out, starts_);
+}
 }  // namespace
 
 HPC_SUBMODULE(pagerank) {
@@ -1012,6 +1167,10 @@ HPC_SUBMODULE(pagerank) {
         py::arg("nhi"), py::arg("slot"), py::arg("ghost_pos"), py::arg("send_idx"),
         py::arg("outdeg"),
         "Rows by in-degree descending, columns to the sweep's numbering (a LocalOrder)");
+  m.def("segmented_order", &segmented_order, py::arg("indptr"), py::arg("indices"),
+        py::arg("outdeg"), py::arg("offsets"),
+        "The whole graph laid out as p ranks' local orders (blocks offsets), each block padded "
+        "to a multiple of 4 rows: (LocalOrder, starts) for Sweep.set_segments");
   py::class_<Sweep>(m, "Sweep",
                     "SELL-4 pull sweep with bound buffers (rows in-degree descending), fused "
                     "update, send-buffer packing and rank-ordered partial sums")
@@ -1045,6 +1204,10 @@ HPC_SUBMODULE(pagerank) {
       .def_property_readonly("refine_counts", &Sweep::refine_counts,
                              "(exact, cheap) sweeps of this rank since start (solves that follow the "
                              "schedule; exact: with the exact weights)")
+      .def("set_segments", &Sweep::set_segments, py::arg("starts"), py::arg("rows"),
+           "iterate as ranks with these row blocks would, bit for bit (segmented_order's "
+           "layout: block q from row starts[q], rows[q] rows, padded to a multiple of 4)")
+      .def_property_readonly("segments", &Sweep::segments)
       .def("step_dm", &Sweep::step_dm, py::arg("d"), py::arg("dm"), py::arg("n"))
       .def("run_local", &Sweep::run_local, py::arg("d"), py::arg("n"), py::arg("tol"),
            py::arg("max_iter"),

@@ -316,6 +316,57 @@ def test_native_1d_replicated_matches_the_serial_iteration(name):
             s.free()
 
 
+def _replicated_cases():
+    """(name, graph, teleport) inputs for the bit-identity test: the real graphs, a random
+    graph with dangling vertices and a personalization, and one with fewer rows than ranks'
+    multiples of 4 (blocks of 1-3 rows, some empty at 4 ranks)."""
+    from hpc.pagerank.solver import Teleport, distribution
+    yield "email", graphio.read_snap(_real("email-Eu-core.txt"), comm), None
+    yield "gnutella", graphio.read_snap(_real("p2p-Gnutella08.txt"), comm), None
+    rng = np.random.default_rng(11)
+    e = rng.integers(0, 997, size=(3000, 2))
+    e = e[e[:, 0] % 5 != 0]                   # sources never divisible by 5: dangling rows
+    g = graphio.from_edge_array(e, comm)
+    pers = {int(v): float(v % 7 + 1) for v in range(0, 997, 3)}
+    dang = {int(v): 1.0 for v in range(0, 997, 13)}
+    yield "random", g, None
+    yield "random-teleport", g, Teleport(distribution(g, pers, "p"), distribution(g, dang, "q"))
+    yield "tiny", graphio.from_edge_array(np.array([[0, 1], [1, 2], [2, 0], [3, 0], [4, 4]]),
+                                          comm), None
+
+
+@pytest.mark.mpi
+def test_native_1d_replicated_is_bit_identical_to_the_distributed_iteration():
+    """The replicated mode sweeps the whole graph laid out as the ranks' blocks and sums the
+    partials per block, in rank order: its iterates, iteration count and last change equal
+    the distributed iteration's bit for bit (both reductions), so 'auto', which picks a mode by
+    timing, gives one answer whatever it picks; all within 1e-14 of the serial iteration."""
+    for name, g, tp in _replicated_cases():
+        A = comm.bcast(graphio.gather_csr(g))
+        out = {}
+        for label, kw in (("replicated", {"replicate": True}),
+                          ("piggyback", {"reduce": "piggyback"}),
+                          ("allreduce", {"reduce": "allreduce"}), ("auto", {})):
+            s = make_solver(g, "native", "1d", tp, **kw)
+            try:
+                if comm.size > 1:
+                    assert s.mode == label or label == "auto", (name, label, s.mode)
+                out[label] = [s.solve(0.85, tol, 1000) for tol in (1e-10, 1e-15)]
+                out[label].append(s.solve(0.85, 1e-10, 3))      # stopped by max_iter
+            finally:
+                s.free()
+        for label, runs in out.items():
+            for a, b in zip(runs, out["piggyback"]):
+                assert np.array_equal(a.x, b.x), (name, label)
+                assert (a.iterations, a.l1_change, a.converged) == \
+                    (b.iterations, b.l1_change, b.converged), (name, label)
+        if tp is None:
+            ref, its, _ = _serial_power(A, 0.85, 1e-10, 1000)
+            assert out["replicated"][0].iterations == its
+            _, x = _gather_scores(g, out["replicated"][0].x)
+            assert np.abs(x - ref).max() <= 1e-14, name
+
+
 @pytest.mark.mpi
 def test_native_1d_replicated_weighted_personalized():
     """Weights and the teleport / dangling distributions travel to the replicated solver."""
