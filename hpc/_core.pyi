@@ -547,6 +547,9 @@ class _spgemm_onepass(ModuleType):
     @staticmethod
     def suits_i64(a_indptr: np.ndarray, a_indices: np.ndarray, b_indptr: np.ndarray, b_indices: np.ndarray, n: int, k: int, rank_max: int = -1) -> tuple[Any, ...]:
         """suits(a_indptr, a_indices, b_indptr, b_indices, n, k, rank_max=-1) -> (chosen, products estimate, share): whether the one-pass kernel suits A @ B, from a sample of A's rows: the share of their products in rows whose output is short enough for the rank sort (at most rank_max products, or a column span of at most rank_max where under half the products come from B rows that are one run of columns); chosen where >= 0.5."""
+    @staticmethod
+    def thread_model_replay(ops: list) -> list:
+        """thread_model_replay(ops) -> list of choices: a fresh thread model (as the kernels use, native/include/hpc/thread_model.hpp) driven by ops, each ("choose", est, threads, key, now) or ("record", seconds, threads, units, key, now); now: wall seconds. For tests of the model's logic."""
 spgemm_onepass: _spgemm_onepass
 
 

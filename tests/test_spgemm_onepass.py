@@ -206,6 +206,105 @@ def test_int64_indices_and_the_thread_model():
         assert st["threads"] in (1, 2) and identical(c, c32)
 
 
+class _Replay:
+    """Drives a fresh thread model (native/include/hpc/thread_model.hpp) through
+    spgemm_onepass.thread_model_replay: each call is a choose() at the given wall time and the
+    record() of the time the chosen thread count takes then (no timing: the times are given)."""
+
+    def __init__(self, units=1e6, key=7):
+        self.units, self.key, self.ops, self.now = units, key, [], 0.0
+
+    def call(self, cost, threads=2, gap=0.0):
+        """One call requesting `threads`; cost(t) is the seconds t threads take now; `gap`
+        seconds of other work before it. Returns the thread count chosen."""
+        self.now += gap
+        choice = _core().thread_model_replay(
+            self.ops + [("choose", self.units, threads, self.key, self.now)])[-1] \
+            if threads > 1 else 1
+        if threads > 1:
+            self.ops.append(("choose", self.units, threads, self.key, self.now))
+        self.now += cost(choice)
+        self.ops.append(("record", cost(choice), choice, self.units, self.key, self.now))
+        return choice
+
+
+def test_thread_model_forgets_contention():
+    """A second thread slowed by contention (5x the quiet 1-thread time) makes the model choose
+    one thread; once the contention is gone, the model revisits two threads within a bounded
+    time and keeps them: the revisit's quiet sample replaces the contended one, it is not
+    averaged with it."""
+    r = _Replay()
+    quiet = {1: 1e-3, 2: 0.55e-3}
+    busy = {1: 1e-3, 2: 5e-3}
+    r.call(busy.get, threads=1)  # a 1-thread request: measures one thread
+    first = [r.call(busy.get) for _ in range(3)]
+    assert first.count(2) == 2  # tried twice (a preempted first call must not decide alone)
+    assert [r.call(busy.get) for _ in range(10)] == [1] * 10  # learnt: one thread is faster
+    # the contention ends; calls come back to back: two threads are revisited within
+    # kExplore x 5 calls (16 x 5 = 80) and, once measured quiet, kept
+    seq = [r.call(quiet.get) for _ in range(160)]
+    assert 2 in seq and seq.index(2) <= 85
+    tail = seq[seq.index(2):]  # one thread, now the loser, is revisited now and then only
+    assert tail.count(1) <= len(tail) // 16 + 1
+
+
+def test_thread_model_revisits_by_wall_time_when_calls_are_rare():
+    """Calls of one product separated by other work (a benchmark's rounds: 20 ms between
+    calls) revisit the losing thread count after kExplore x its expected call time of wall
+    time (16 x 5 ms = 80 ms here), not after 80 calls."""
+    r = _Replay()
+    busy = {1: 1e-3, 2: 5e-3}
+    quiet = {1: 1e-3, 2: 0.55e-3}
+    r.call(busy.get, threads=1)
+    for _ in range(4):
+        r.call(busy.get, gap=0.02)
+    seq = [r.call(quiet.get, gap=0.02) for _ in range(12)]
+    assert seq[0] == 1 and 2 in seq[:4]
+    tail = seq[seq.index(2):]  # the loser's revisits: at most one call in 4 (kMinGap)
+    assert tail.count(1) <= len(tail) // 4 + 1
+
+
+def test_thread_model_keeps_one_thread_under_lasting_contention():
+    """Under contention that lasts, the retries of two threads stay rare (about one per
+    kExplore x their time ratio calls) and the model keeps one thread; quiet again, it
+    returns to two."""
+    r = _Replay()
+    busy = {1: 1e-3, 2: 5e-3}
+    r.call(busy.get, threads=1)
+    seq = [r.call(busy.get) for _ in range(400)]
+    assert seq[:3].count(2) == 2
+    retries = seq[3:].count(2)
+    assert 1 <= retries <= 400 // (16 * 4) + 1
+    # and two threads that turn slow (contention starts) are dropped within two calls
+    q = _Replay()
+    quiet = {1: 1e-3, 2: 0.55e-3}
+    q.call(quiet.get, threads=1)
+    assert [q.call(quiet.get) for _ in range(8)][3:] == [2] * 5
+    assert [q.call(busy.get) for _ in range(4)][2:] == [1, 1]
+
+
+def test_thread_model_classes_operands_apart():
+    """Two products of the same size class but unlike cost keep their own choice (keyed by
+    their shapes and entry counts)."""
+    a, b = _Replay(key=11), _Replay(key=12)
+    b.ops = a.ops  # one model, two operand keys
+    fast2 = {1: 1e-3, 2: 0.5e-3}
+    slow2 = {1: 1e-3, 2: 1.5e-3}
+    for _ in range(6):
+        a.call(fast2.get, threads=1)
+        b.now = a.now
+        b.call(slow2.get, threads=1)
+        a.now = b.now
+    for _ in range(6):
+        ca = a.call(fast2.get)
+        b.now = a.now
+        cb = b.call(slow2.get)
+        a.now = b.now
+    assert (ca, cb) == (2, 1)
+    with pytest.raises(ValueError):
+        _core().thread_model_replay([("wait", 1.0)])
+
+
 def test_dispatch_follows_row_lengths():
     """multiply(..., "native") takes the one-pass kernel where most products are in rows of
     short output, the two-phase kernel where long rows or runs of columns (axpy rows) hold

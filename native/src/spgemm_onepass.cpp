@@ -694,11 +694,15 @@ template <typename I>
 py::tuple run(const View<I>& A, const View<I>& B, int threads, bool fixed, int64_t rank_max) {
   const double est = double(A.P[A.nrows]) * double(B.P[B.nrows]) /
                      double(std::max<int64_t>(B.nrows, 1));
+  // the operands' own class in the model (a size class alone mixes matrices of unlike cost)
+  const uint64_t key =
+      hpc::ThreadModel::key_of({A.nrows, A.ncols, int64_t(A.P[A.nrows]), B.ncols,
+                                int64_t(B.P[B.nrows])});
   const double t0 = omp_get_wtime();
   Plan L;
   {
     py::gil_scoped_release nogil;
-    L = make_plan(A, B, fixed ? threads : g_threads.choose(est, threads));
+    L = make_plan(A, B, fixed ? threads : g_threads.choose(est, threads, key));
   }
   const double t_plan = omp_get_wtime() - t0;
   if (rank_max < 0) rank_max = kRankMax;
@@ -708,7 +712,7 @@ py::tuple run(const View<I>& A, const View<I>& B, int threads, bool fixed, int64
       L.total <= int64_t(std::numeric_limits<I>::max())
           ? run_rows<I, I>(A, B, L, rank_max, indptr, indices, data, t_plan)
           : run_rows<I, int64_t>(A, B, L, rank_max, indptr, indices, data, t_plan);
-  if (!fixed) g_threads.record(omp_get_wtime() - t0, L.threads, est);
+  if (!fixed) g_threads.record(omp_get_wtime() - t0, L.threads, est, key);
   return py::make_tuple(indptr, indices, data, stats);
 }
 
@@ -769,6 +773,29 @@ py::tuple suits(py::array ap, py::array ai, py::array bp, py::array bi, int64_t 
   return py::make_tuple(share >= 0.5, est, share);
 }
 
+// A fresh ThreadModel driven by a list of calls, for tests of its logic (no timing): each op
+// is ("choose", est, threads, key, now) -> the choice is appended to the result, or
+// ("record", seconds, threads, units, key, now).
+py::list thread_model_replay(const py::list& ops) {
+  hpc::ThreadModel model;
+  py::list out;
+  for (const py::handle& h : ops) {
+    const py::tuple op = py::reinterpret_borrow<py::tuple>(h);
+    const std::string kind = op[0].cast<std::string>();
+    if (kind == "choose" && op.size() == 5) {
+      out.append(model.choose(op[1].cast<double>(), op[2].cast<int>(), op[3].cast<uint64_t>(),
+                              op[4].cast<double>()));
+    } else if (kind == "record" && op.size() == 6) {
+      model.record(op[1].cast<double>(), op[2].cast<int>(), op[3].cast<double>(),
+                   op[4].cast<uint64_t>(), op[5].cast<double>());
+    } else {
+      hpc::fail("thread_model_replay: an op is (\"choose\", est, threads, key, now) or "
+                "(\"record\", seconds, threads, units, key, now)");
+    }
+  }
+  return out;
+}
+
 template <typename I>
 py::tuple entry(py::array ap, py::array ai, py::array av, int64_t an, int64_t ak, py::array bp,
                 py::array bi, py::array bv, int64_t bm, int threads, bool fixed_threads,
@@ -816,6 +843,12 @@ HPC_SUBMODULE(spgemm_onepass) {
   m.def("suits_i64", &suits<int64_t>, sdoc, py::arg("a_indptr"), py::arg("a_indices"),
         py::arg("b_indptr"), py::arg("b_indices"), py::arg("n"), py::arg("k"),
         py::arg("rank_max") = -1);
+  m.def("thread_model_replay", &thread_model_replay,
+        "thread_model_replay(ops) -> list of choices: a fresh thread model (as the kernels "
+        "use, native/include/hpc/thread_model.hpp) driven by ops, each (\"choose\", est, "
+        "threads, key, now) or (\"record\", seconds, threads, units, key, now); now: wall "
+        "seconds. For tests of the model's logic.",
+        py::arg("ops"));
   m.def("multiply_i64", &entry<int64_t>, doc, py::arg("a_indptr"), py::arg("a_indices"),
         py::arg("a_data"), py::arg("n"), py::arg("k"), py::arg("b_indptr"), py::arg("b_indices"),
         py::arg("b_data"), py::arg("m"), py::arg("threads"), py::arg("fixed_threads") = false,

@@ -51,10 +51,26 @@ inline double region_overhead(int t) {
 // One kernel's thread choice. Calls are classed by the size of their work estimate (a power
 // of two: log2 of the units); per class and thread count it keeps the seconds per unit of the
 // calls made so (smoothed). The candidates are 1, 2, 4, ... and the thread limit; choose()
-// returns the candidate with the least time per unit, trying each once where a class has not
-// measured it, and now and then the one measured longest ago (so a choice made while the
-// machine was busy is revisited). A class with no measurement at all
+// returns the candidate with the least time per unit, trying each until it has two samples
+// where a class has not measured it (the better of the two counts: a preempted first call
+// must not decide alone), and now and then the one measured longest ago (so a choice made
+// while the machine was busy is revisited). A class with no measurement at all
 // takes the prior: est x (1-thread rate) / t + region_overhead(t).
+//
+// Forgetting (a choice learnt under contention must not outlive it). Two things made a
+// choice stick: the losing candidate is not run, so its cell keeps the time measured under
+// contention while the winner's is refreshed on every call; and when it was revisited, its
+// fresh sample moved the cell by a quarter only (a cell at 10x needed ~8 revisits, hundreds
+// of calls, to come back). Now (a) a cell's old value keeps the weight 0.75^age, where age is
+// the class's calls since the cell's last sample (0.75 on consecutive calls, as before),
+// (b) the stalest candidate is revisited when either this class has made kExplore x (its
+// time / the best's) calls since, or the wall time since its last sample is kExplore x its
+// expected call time (its time per unit x this call's units) and kMinGap calls: a retry
+// then costs at most about 1 / kExplore of the calls' time or of the time passed, however
+// slow it was and however rarely this class is called (a benchmark calls each product once
+// per round of other kernels), and a product called rarely revisits on at most one call in
+// kMinGap; (c) a revisit's sample replaces the cell's value (a retry that is itself
+// preempted costs one more revisit, kExplore x its ratio later).
 //
 // Operands named by a key (choose/record with key != 0: their shapes and entry counts) also
 // get a class of their own, used once it holds a measurement: repeated products of the same
@@ -63,12 +79,20 @@ inline double region_overhead(int t) {
 // may have last been measured on different matrices of unlike cost per unit (ani4 shares its
 // class with uniform-2500, which costs about twice as much per estimated product), and a
 // 2-thread cell left from the dearer matrix kept ani4 on one thread.
+//
+// `now` (seconds, omp_get_wtime() when negative) is a parameter only so that tests can replay
+// a sequence of calls deterministically (spgemm_onepass.thread_model_replay).
 struct ThreadModel {
   static constexpr int kExplore = 16;
+  static constexpr int kFirst = 2;  // samples before a candidate counts as measured
+  static constexpr int kMinGap = 4;  // calls between two revisits by wall time, at least
 
   struct Cell {
     double spu = 0;      // seconds per unit, smoothed; 0: not measured
     int64_t when = -1;   // the class's call count at the last measurement
+    double at = 0;       // wall time of the last measurement
+    int samples = 0;
+    bool revisit = false;  // chosen as the stalest: its next sample replaces the old value
   };
   struct Class {
     int64_t calls = 0;
@@ -100,50 +124,71 @@ struct ThreadModel {
     return h | 1;
   }
 
-  static void update(Class& k, int threads, double x) {
+  static void update(Class& k, int threads, double x, double now) {
     Cell& c = k.cells[threads];
-    // Smoothed, and a single outlier (a preempted call) moves it at most 4x its weight.
-    c.spu = c.spu > 0 ? 0.75 * c.spu + 0.25 * std::min(x, 4 * c.spu) : x;
+    if (c.spu <= 0 || c.revisit) {
+      c.spu = x;  // a first sample, or a revisit's: the old value says nothing about now
+    } else if (c.samples < kFirst) {
+      c.spu = std::min(c.spu, x);  // the first samples: the better one (noise only adds)
+    } else {
+      // Aged by the class's calls since this cell's last sample; a single outlier (a
+      // preempted call) moves it at most 4x its weight.
+      const int64_t age = std::min<int64_t>(std::max<int64_t>(1, k.calls - c.when), 64);
+      const double keep = std::pow(0.75, double(age));
+      c.spu = keep * c.spu + (1 - keep) * std::min(x, 4 * c.spu);
+    }
+    ++c.samples;
+    c.revisit = false;
     c.when = k.calls;
+    c.at = now;
   }
 
   // `units` and `key`: the same work estimate and key that were passed to choose().
-  void record(double seconds, int threads, double units, uint64_t key = 0) {
+  void record(double seconds, int threads, double units, uint64_t key = 0, double now = -1) {
     if (!(units >= 1) || !(seconds >= 0)) return;
+    if (now < 0) now = omp_get_wtime();
     const double x = seconds / units;
     std::lock_guard<std::mutex> g(mu);
-    update(classes[size_class(units)], threads, x);
+    update(classes[size_class(units)], threads, x, now);
     if (key) {
       if (keyed.size() >= kMaxKeys && !keyed.count(key)) keyed.clear();
-      update(keyed[key], threads, x);
+      update(keyed[key], threads, x, now);
     }
     if (threads == 1) rate1 = rate1 > 0 ? 0.75 * rate1 + 0.25 * x : x;
   }
 
-  int choose(double est, int threads, uint64_t key = 0) {
+  int choose(double est, int threads, uint64_t key = 0, double now = -1) {
     if (threads <= 1) return 1;
+    if (now < 0) now = omp_get_wtime();
     const std::vector<int> cand = candidates(threads);
     std::lock_guard<std::mutex> g(mu);
     if (key) {
       auto it = keyed.find(key);
-      if (it != keyed.end() && !it->second.cells.empty()) return pick(it->second, cand, est);
+      if (it != keyed.end() && !it->second.cells.empty()) return pick(it->second, cand, est, now);
     }
-    return pick(classes[size_class(est)], cand, est);
+    return pick(classes[size_class(est)], cand, est, now);
   }
 
  private:
-  int pick(Class& k, const std::vector<int>& cand, double est) {
+  int pick(Class& k, const std::vector<int>& cand, double est, double now) {
     const int64_t call = ++k.calls;
-    int best = 0, unmeasured = 0, oldest = 0;
+    int best = 0, unmeasured = 0, oldest = 0, fewest = kFirst;
     double best_spu = 0;
     int64_t oldest_when = INT64_MAX;
     for (int t : cand) {
       auto it = k.cells.find(t);
       if (it == k.cells.end() || it->second.spu <= 0) {
-        if (!unmeasured) unmeasured = t;
+        if (fewest > 0) {
+          fewest = 0;
+          unmeasured = t;
+        }
         continue;
       }
       const Cell& c = it->second;
+      if (c.samples < fewest) {  // the candidate with the fewest samples is tried first
+        fewest = c.samples;
+        unmeasured = t;
+      }
       if (!best || c.spu < best_spu) {
         best = t;
         best_spu = c.spu;
@@ -168,11 +213,17 @@ struct ThreadModel {
       return fastest;
     }
     if (unmeasured) return unmeasured;
-    // Revisit the stalest candidate after kExplore x (its time / the best's) calls: a retry
-    // then costs at most about 1 / kExplore of the calls' time, however slow it was.
+    // Revisit the stalest candidate after kExplore x (its time / the best's) calls, or after
+    // kExplore x its expected call time of wall time: a retry then costs at most about
+    // 1 / kExplore of the calls' time or of the time passed, however slow it was.
     if (oldest != best) {
       const Cell& o = k.cells[oldest];
-      if (double(call - o.when) >= kExplore * (o.spu / best_spu)) return oldest;
+      const int64_t since = call - o.when;
+      if (double(since) >= kExplore * (o.spu / best_spu) ||
+          (since >= kMinGap && now - o.at >= kExplore * o.spu * std::max(est, 1.0))) {
+        k.cells[oldest].revisit = true;
+        return oldest;
+      }
     }
     return best;
   }
