@@ -108,6 +108,75 @@ Col<T> column(const std::vector<T>& v) {
                 static_cast<int64_t>(v.size())};
 }
 
+// The entries of a keys array (query << 32 | vertex) by query, in arrival order within each
+// query. What the ranks route arrives rank after rank, each rank's entries ascending by query:
+// then each query's entries are read in place, run by run (few runs: rptr), instead of
+// through a stable counting sort (order), whose reads jump all over the arrived buffer.
+struct Groups {
+  int64_t nq = 0, nr = 0;             // queries; runs (0: the counting sort)
+  std::vector<int64_t> ptr, order;    // counting sort: query q's entries order[ptr[q]..ptr[q + 1])
+  std::vector<int64_t> rptr;          // run r, query q: entries [rptr[r (nq + 1) + q], ... + 1)
+  bool empty(int64_t q) const {
+    if (nr == 0) return ptr[q] == ptr[q + 1];
+    for (int64_t r = 0; r < nr; ++r)
+      if (rptr[r * (nq + 1) + q] != rptr[r * (nq + 1) + q + 1]) return false;
+    return true;
+  }
+  // f(entry) for query q's entries in arrival order
+  template <typename F>
+  void each(int64_t q, F&& f) const {
+    if (nr == 0) {
+      for (int64_t j = ptr[q]; j < ptr[q + 1]; ++j) f(order[j]);
+      return;
+    }
+    for (int64_t r = 0; r < nr; ++r) {
+      const int64_t* b = rptr.data() + r * (nq + 1) + q;
+      for (int64_t j = b[0]; j < b[1]; ++j) f(j);
+    }
+  }
+};
+
+// Groups of the m keys; checks every query in [qlo, qhi) and every vertex in [vlo, vlo + nv).
+template <typename KC>
+Groups group(const KC& k, int64_t m, int64_t qlo, int64_t qhi, int64_t vlo, int64_t nv,
+             const char* what) {
+  constexpr size_t MAX_RUNS = 64;
+  Groups g;
+  const int64_t nq = qhi - qlo;
+  g.nq = nq;
+  std::vector<int64_t> starts{0};
+  int64_t prev = 0;
+  for (int64_t i = 0; i < m; ++i) {
+    const int64_t q = (k[i] >> 32) - qlo, u = (k[i] & 0xFFFFFFFFLL) - vlo;
+    if (k[i] < 0 || q < 0 || q >= nq || u < 0 || u >= nv)
+      hpc::fail(std::string(what) + ": key of another query or vertex");
+    if (q < prev && starts.size() <= MAX_RUNS) starts.push_back(i);
+    prev = q;
+  }
+  starts.push_back(m);
+  if (starts.size() - 1 <= MAX_RUNS) {
+    g.nr = static_cast<int64_t>(starts.size()) - 1;
+    g.rptr.resize(static_cast<size_t>(g.nr * (nq + 1)));
+    for (int64_t r = 0; r < g.nr; ++r) {
+      int64_t pos = starts[r];
+      const int64_t e = starts[r + 1];
+      int64_t* rp = g.rptr.data() + r * (nq + 1);
+      for (int64_t q = 0; q <= nq; ++q) {
+        while (pos < e && (k[pos] >> 32) - qlo < q) ++pos;
+        rp[q] = pos;
+      }
+    }
+    return g;
+  }
+  g.ptr.assign(static_cast<size_t>(nq) + 1, 0);
+  for (int64_t i = 0; i < m; ++i) ++g.ptr[(k[i] >> 32) - qlo + 1];
+  for (int64_t q = 0; q < nq; ++q) g.ptr[q + 1] += g.ptr[q];
+  g.order.resize(static_cast<size_t>(m));
+  std::vector<int64_t> at(g.ptr.begin(), g.ptr.end() - 1);
+  for (int64_t i = 0; i < m; ++i) g.order[at[(k[i] >> 32) - qlo]++] = i;
+  return g;
+}
+
 // Dense accumulator over n entries with a touched-list (acc == 0 marks untouched; every
 // contribution is > 0), as the replicated engine's Work.
 struct Acc {
@@ -328,9 +397,7 @@ class PartEngine {
     const Col<int64_t> k = column<int64_t>(keys_, -1, "ppr keys");
     const Col<double> v = column<double>(vals_, k.n, "ppr vals");
     const int64_t m = k.n;
-    std::vector<int64_t> ptr;
-    std::vector<int64_t> order;
-    group(k, m, 0, nq_, lo_, nl_, ptr, order, "ppr receive");
+    const Groups G = group(k, m, 0, nq_, lo_, nl_, "ppr receive");
     const int nt = max_threads(threads);
     prepare_scratch(nt);
     {
@@ -340,11 +407,10 @@ class PartEngine {
         std::vector<int32_t>& pos = scratch(thread_id()).pos;
 #pragma omp for schedule(dynamic, 16)
         for (int64_t q = 0; q < nq_; ++q) {
-          if (ptr[q] == ptr[q + 1]) continue;
+          if (G.empty(q)) continue;
           auto& R = res_[q];
           for (size_t i = 0; i < R.size(); ++i) pos[R[i].first] = static_cast<int32_t>(i);
-          for (int64_t j = ptr[q]; j < ptr[q + 1]; ++j) {
-            const int64_t i = order[j];
+          G.each(q, [&](int64_t i) {
             const int32_t u = static_cast<int32_t>((k[i] & 0xFFFFFFFFLL) - lo_);
             if (pos[u] >= 0) {
               R[pos[u]].second += v[i];
@@ -352,7 +418,7 @@ class PartEngine {
               pos[u] = static_cast<int32_t>(R.size());
               R.emplace_back(u, v[i]);
             }
-          }
+          });
           for (const Entry& e : R) pos[e.first] = -1;
         }
       }
@@ -618,8 +684,7 @@ class PartEngine {
     const Col<int64_t> k = column<int64_t>(keys_, -1, "ppr keys");
     if (part_.size() != static_cast<size_t>(nq_)) hpc::fail("ppr values: combine first");
     const int64_t m = k.n;
-    std::vector<int64_t> ptr, order;
-    group(k, m, 0, nq_, 0, n_, ptr, order, "ppr values");
+    const Groups G = group(k, m, 0, nq_, 0, n_, "ppr values");
     py::array_t<double> out(m);
     double* po = out.mutable_data();
     const int nt = max_threads(threads);
@@ -630,19 +695,22 @@ class PartEngine {
       {
         // requests are for entries this rank did not send: look in the unsent part only
         std::vector<int32_t>& at = scratch(thread_id()).at;
+        std::vector<int64_t> asked;   // query q's requests (entries of the keys)
 #pragma omp for schedule(dynamic, 16)
         for (int64_t q = 0; q < nq_; ++q) {
-          if (ptr[q] == ptr[q + 1]) continue;
-          for (int64_t j = ptr[q]; j < ptr[q + 1]; ++j) {
-            po[order[j]] = 0.0;
-            at[slot_[k[order[j]] & 0xFFFFFFFFLL]] = static_cast<int32_t>(j - ptr[q]);   // within q
-          }
+          if (G.empty(q)) continue;
+          asked.clear();
+          G.each(q, [&](int64_t e) {
+            po[e] = 0.0;
+            at[slot_[k[e] & 0xFFFFFFFFLL]] = static_cast<int32_t>(asked.size());
+            asked.push_back(e);
+          });
           const auto& P = part_[q];
           for (size_t j = static_cast<size_t>(sent_[q]); j < P.size(); ++j) {
             const int32_t i = at[P[j].first];
-            if (i >= 0) po[order[ptr[q] + i]] = P[j].second;
+            if (i >= 0) po[asked[static_cast<size_t>(i)]] = P[j].second;
           }
-          for (int64_t j = ptr[q]; j < ptr[q + 1]; ++j) at[slot_[k[order[j]] & 0xFFFFFFFFLL]] = -1;
+          for (int64_t e : asked) at[slot_[k[e] & 0xFFFFFFFFLL]] = -1;
         }
       }
     }
@@ -810,8 +878,7 @@ class PartEngine {
     const int64_t nq = qhi - qlo;
     hpc::require_1d(norm, nq, "ppr norm");
     const double* pn = norm.data();
-    std::vector<int64_t> ptr, order;
-    group(k, k.n, qlo, qhi, 0, n_, ptr, order, "ppr answer");
+    const Groups G = group(k, k.n, qlo, qhi, 0, n_, "ppr answer");
     const size_t K = static_cast<size_t>(topk);
     py::array_t<int64_t> ids({nq, kth_only ? int64_t(1) : topk});
     py::array_t<double> scores({nq, kth_only ? int64_t(1) : topk});
@@ -828,10 +895,7 @@ class PartEngine {
         a.id = nullptr;
 #pragma omp for schedule(dynamic, 4)
         for (int64_t i = 0; i < nq; ++i) {
-          for (int64_t j = ptr[i]; j < ptr[i + 1]; ++j) {
-            const int64_t e = order[j];
-            a.add(static_cast<int32_t>(k[e] & 0xFFFFFFFFLL), v[e]);
-          }
+          G.each(i, [&](int64_t e) { a.add(static_cast<int32_t>(k[e] & 0xFFFFFFFFLL), v[e]); });
           a.select(K);
           const size_t got = a.cand.size();
           if (kth_only) {
@@ -941,26 +1005,6 @@ class PartEngine {
     if (!hpc::non_decreasing(p.data(), nl_)) hpc::fail(w + " indptr is not monotone");
     if (!hpc::all_in_range(idx, nnz, n_)) hpc::fail(w + " vertex out of range");
     ix.assign(idx, idx + nnz);
-  }
-
-  // Counting sort of keys by query (stable: the order of arrival within a query); checks
-  // every query in [qlo, qhi) and every vertex in [vlo, vlo + nv).
-  template <typename KC>
-  static void group(const KC& k, int64_t m, int64_t qlo, int64_t qhi, int64_t vlo,
-                    int64_t nv, std::vector<int64_t>& ptr, std::vector<int64_t>& order,
-                    const char* what) {
-    const int64_t nq = qhi - qlo;
-    ptr.assign(static_cast<size_t>(nq) + 1, 0);
-    for (int64_t i = 0; i < m; ++i) {
-      const int64_t q = (k[i] >> 32) - qlo, u = (k[i] & 0xFFFFFFFFLL) - vlo;
-      if (k[i] < 0 || q < 0 || q >= nq || u < 0 || u >= nv)
-        hpc::fail(std::string(what) + ": key of another query or vertex");
-      ++ptr[q + 1];
-    }
-    for (int64_t q = 0; q < nq; ++q) ptr[q + 1] += ptr[q];
-    order.resize(static_cast<size_t>(m));
-    std::vector<int64_t> at(ptr.begin(), ptr.end() - 1);
-    for (int64_t i = 0; i < m; ++i) order[at[(k[i] >> 32) - qlo]++] = i;
   }
 
   // Move the accumulator's entries out, its top K first (the first `top` sends them), and
@@ -1094,8 +1138,7 @@ class PartEngine {
     for (int64_t j = 0; j < m; ++j)
       if (!(v[j] > 0.0) || v[j] > 1e300) hpc::fail("ppr ask: values must be finite, > 0");
     const int64_t nql = static_cast<int64_t>(ask_.size());
-    std::vector<int64_t> ptr, order;
-    group(k, m, qlo_, qlo_ + nql, 0, n_, ptr, order, "ppr ask");
+    const Groups G = group(k, m, qlo_, qlo_ + nql, 0, n_, "ppr ask");
     py::array_t<double> tau(floors ? 0 : nql);
     double* pt = tau.mutable_data();
     const size_t K = static_cast<size_t>(topk);
@@ -1117,12 +1160,11 @@ class PartEngine {
             a.add(e.v, e.s);
             mask[e.v] = e.mask;
           }
-          for (int64_t j = ptr[i]; j < ptr[i + 1]; ++j) {
-            const int64_t e = order[j];
+          G.each(i, [&](int64_t e) {
             const int32_t u = static_cast<int32_t>(k[e] & 0xFFFFFFFFLL);
             a.add(u, v[e]);
             mask[u] |= 1ULL << from[e];
-          }
+          });
           a.select(K);
           const double t = a.cand.size() == K ? a.cand.back().first : 0.0;
           A.clear();
