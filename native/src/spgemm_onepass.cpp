@@ -478,8 +478,12 @@ Plan make_plan(const View<I>& A, const View<I>& B, int threads) {
 // at that offset. (The copy of thread 1's rows into C behind thread 0's had cost thread 1
 // about a fifth of its rows' time while thread 0 waited: unsymmetric-13000, 0.59 ms after
 // 3.2 ms of rows, HPC_ONEPASS_TIMERS.) Threads 2 and up write into their own buffers, copied
-// in behind. Where C fills under half its room, each thread copies its rows into arrays of
-// nnz(C) instead (the room is freed: one huge product must not hold its products' memory).
+// in behind. Where C fills under half its room, the room's tail past C is trimmed in place
+// (realloc), so the result holds g + nnz(C) entries; only where that is still over twice
+// nnz(C) (thread 0's rows far under its products) does each thread copy its rows into arrays
+// of nnz(C) (one huge product must not hold its products' memory). (The copy had cost each
+// thread a fifth of its rows' time on ani4, 0.033 after 0.15 ms, HPC_ONEPASS_TIMERS; its
+// products are 2.6x nnz(C), thread 0's g = 44k against nnz(C) = 56k.)
 template <typename I, typename O>
 void multiply_onepass(const View<I>& A, const View<I>& B, const Plan& L, int64_t rank_max,
                       Result<I, O>& R) {
@@ -564,7 +568,9 @@ void multiply_onepass(const View<I>& A, const View<I>& B, const Plan& L, int64_t
       for (int u = 0; u < threads; ++u) base[u + 1] = base[u] + cnt[u];
       if (threads > 1) {
         g = F1 - cnt[0];
-        if (!oom && 2 * base[threads] < room) {
+        // C is [g, g + nnz) of the room; the tail past it is trimmed below (in place), so
+        // the result holds g + nnz: copied into arrays of nnz only where that is over 2 nnz
+        if (!oom && 2 * base[threads] < g + base[threads]) {
           const int64_t keep = std::max<int64_t>(base[threads], 1);
           fidx = static_cast<I*>(std::malloc(sizeof(I) * keep));
           fval = static_cast<double*>(std::malloc(sizeof(double) * keep));
@@ -619,6 +625,13 @@ void multiply_onepass(const View<I>& A, const View<I>& B, const Plan& L, int64_t
     R.idx_base = cidx = fidx;
     R.val_base = cval = fval;
   } else if (threads > 1) {
+    if (2 * nnz < room) {  // the tail trimmed in place (no copy), as at one thread below
+      const int64_t keep = std::max<int64_t>(g + nnz, 1);
+      if (void* q = std::realloc(cidx, sizeof(I) * keep)) cidx = static_cast<I*>(q);
+      if (void* q = std::realloc(cval, sizeof(double) * keep)) cval = static_cast<double*>(q);
+      R.idx_base = cidx;
+      R.val_base = cval;
+    }
     cidx += g;
     cval += g;
   } else if (2 * nnz < room) {
