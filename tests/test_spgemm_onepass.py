@@ -283,6 +283,19 @@ def test_thread_model_keeps_one_thread_under_lasting_contention():
     assert [q.call(busy.get) for _ in range(4)][2:] == [1, 1]
 
 
+def test_fixed_threads_through_multiply_native():
+    """multiply_native(..., onepass=1, fixed_threads=True) runs on exactly the threads asked
+    (the benchmark's forced column), with the same bits as the model's choice."""
+    a, b = family("unsymmetric", n=300, seed=5)
+    ref = (a @ b).toarray()
+    for t in (1, 2, 3):
+        c, st = L.multiply_native(a, b, t, onepass=1, fixed_threads=True)
+        assert st["onepass"] and st["threads"] == t
+        np.testing.assert_allclose(c.toarray(), ref, rtol=1e-12, atol=1e-12)
+        c2, _ = L.multiply_native(a, b, t, onepass=1)
+        assert identical(c, c2)
+
+
 def test_thread_model_classes_operands_apart():
     """Two products of the same size class but unlike cost keep their own choice (keyed by
     their shapes and entry counts)."""

@@ -14,10 +14,12 @@ SciPy (>= 1). SciPy's ``A @ B`` leaves each row's columns unsorted while the nat
 canonical (sorted): the column ``scipy+sort`` times SciPy's product followed by
 ``sort_indices()``, and ``n1/ss`` is native at 1 thread over it, a second reference beside the
 headline (the targets stay against plain ``A @ B``). ``onepass-Nt`` forces the one-pass kernel
-(native/src/spgemm_onepass.cpp; ``o2/sp``, ``o1/sp`` its ratios over SciPy); ``auto-Nt`` times
-``multiply(A, B, "native", N)``, what the API runs (the dispatch between the two kernels:
-``a2/sp``, ``a1/sp``, ``a2/gb2`` are the issue's targets for it), and the last column names the
-kernel it chose. The load average is printed: on a loaded machine these are noise.
+on exactly N threads (native/src/spgemm_onepass.cpp, ``fixed_threads``: its own scaling, apart
+from its thread model's choice; ``o2/sp``, ``o1/sp`` its ratios over SciPy); ``auto-Nt`` times
+``multiply(A, B, "native", N)``, what the API runs (the dispatch between the two kernels and
+the measured thread model: ``a2/sp``, ``a1/sp``, ``a2/gb2`` are the issue's targets for it);
+the column ``auto`` names the kernel it chose and the last how many of its N-thread calls ran
+on N threads. The load average is printed: on a loaded machine these are noise.
 
     python scaling/compare/spgemm_families.py --sizes 2500 13000 100000 --rounds 5
 """
@@ -104,8 +106,9 @@ def kernels(threads, clock=time.perf_counter):
     ks = {"scipy": lambda A, B: A @ B, "scipy+sort": _scipy_sorted}
     for t in threads:
         ks[f"native-{t}t"] = (lambda t: lambda A, B: L.multiply_native(A, B, t))(t)
-    for t in threads:  # the one-pass kernel, forced (native/src/spgemm_onepass.cpp)
-        ks[f"onepass-{t}t"] = (lambda t: lambda A, B: L.multiply_native(A, B, t, onepass=1))(t)
+    for t in threads:  # the one-pass kernel, forced, on exactly t threads (no thread model)
+        ks[f"onepass-{t}t"] = (lambda t: lambda A, B: L.multiply_native(
+            A, B, t, onepass=1, fixed_threads=True))(t)
     for t in threads:  # what the API runs: multiply(A, B, "native") and its dispatch
         ks[f"auto-{t}t"] = (lambda t: lambda A, B: L.multiply(A, B, "native", t))(t)
     try:
