@@ -354,6 +354,12 @@ class _pagerank(ModuleType):
         @property
         def refine_schedule(self) -> bool:
             """whether run_local follows the exact/cheap sweep schedule (refined weights on a rank alone; with several ranks every sweep is exact)"""
+        @property
+        def weight_packing(self) -> str:
+            """'delta16': 16-bit weights packed with 16-bit column deltas in one 4-byte word an entry (rows sorted by column), else 'none'"""
+        @property
+        def packed_entries(self) -> int:
+            """entries of the packed layout, jumps and padding included (0: none)"""
     @staticmethod
     def exchange_layout(recv_counts: np.ndarray, send_counts: np.ndarray, send_idx: np.ndarray, rank: int, nl: int, piggyback: bool) -> _pagerank.ExchangeLayout:
         """Positions of every exchanged value (an ExchangeLayout) from the ghost plan's counts per rank and requested local rows"""

@@ -15,7 +15,11 @@ freed (setup not timed). The random weights are swept in mixed precision with de
 correction (``Sweep.refine``: cheap sweeps on 16-bit integers rounding the weights plus a
 per-row correction, exact sweeps on the doubles; "exact" / "cheap" count them); the
 "(random, exact only)" row is the same weights with HPC_PAGERANK_REFINE=0 (every sweep on the
-doubles: the 'values' sweep before refinement), in the same rounds.
+doubles: the 'values' sweep before refinement), in the same rounds. 16-bit weights are packed
+with 16-bit column deltas in one 4-byte word an entry where jumps and padding add at most 5%
+(``Sweep.weight_packing`` 'delta16', the layout column shows "delta16 xG", G the packed entries
+over the SELL-4 ones); the "(unpacked)" rows are the halves and the random doubles with
+HPC_PAGERANK_PACK16=0, in the same rounds.
 Reported per variant: the sweep's weight layout, median solve time, iterations, median time
 per iteration, and the ratio to the plain run's time per iteration (the issue's target:
 within 1.2x); the same ratio of the process's CPU time (run with OMP_NUM_THREADS=1: time the
@@ -98,6 +102,8 @@ def main(argv=None) -> int:
              "weighted (200 values)": (weighted_copy(g, "coded"), None),
              "weighted (random)": (weighted_copy(g, "random"), None),
              "weighted (random, exact only)": (weighted_copy(g, "random"), None),
+             "weighted (unpacked)": (gw, None),
+             "weighted (random, unpacked)": (weighted_copy(g, "random"), None),
              "personalized": (g, teleport_of(g, pers)),
              "weighted+personalized": (gw, teleport_of(gw, pers)),
              "weighted+personalized+dangling": (gw, teleport_of(gw, pers, dang))}
@@ -106,17 +112,18 @@ def main(argv=None) -> int:
     its: dict = {}
     layout: dict = {}
     refine: dict = {}
+    packing: dict = {}
     load0 = os.getloadavg()[0]
     for _ in range(args.repeat):
         for name, (graph, tp) in cases.items():      # alternating: every variant each round
-            exact_only = name.endswith("exact only)")
-            if exact_only:
-                os.environ["HPC_PAGERANK_REFINE"] = "0"
+            env = {"HPC_PAGERANK_REFINE": "0"} if name.endswith("exact only)") else \
+                {"HPC_PAGERANK_PACK16": "0"} if name.endswith("unpacked)") else {}
+            os.environ.update(env)
             try:
                 s = make_solver(graph, args.backend, "1d", tp)
             finally:
-                if exact_only:
-                    del os.environ["HPC_PAGERANK_REFINE"]
+                for k in env:
+                    del os.environ[k]
             comm.Barrier()
             t0, c0 = time.perf_counter(), time.process_time()
             r = s.solve(0.85, args.tol, 10_000)
@@ -127,6 +134,8 @@ def main(argv=None) -> int:
             its[name] = r.iterations
             sw = getattr(s, "sweep", None)
             layout[name] = getattr(sw, "weight_layout", "-")
+            packing[name] = (getattr(sw, "weight_packing", "none"),
+                             getattr(sw, "packed_entries", 0) / max(1, getattr(sw, "padded", 1)))
             rc = getattr(sw, "refine_counts", (0, 0))
             refine[name] = (getattr(sw, "refine", "none"), int(rc[0]), int(rc[1]))
             s.free()
@@ -140,13 +149,16 @@ def main(argv=None) -> int:
         row = {"variant": name, "weight_layout": layout[name], "refine": rk,
                "exact_sweeps": nex, "cheap_sweeps": nch, "solve_s": t, "iterations": its[name],
                "per_iter_s": t / its[name], "per_iter_vs_plain": t / its[name] / base,
+               "packing": packing[name][0], "packed_vs_sell4": packing[name][1],
                "cpu_per_iter_s": c / its[name], "cpu_per_iter_vs_plain": c / its[name] / cbase,
                "load_before": load0, "load_after": load1, "graph": args.graph, "n": g.n,
                "m": g.m, "ranks": comm.Get_size(), "repeat": args.repeat}
         rows.append(row)
         if comm.rank == 0:
             lay = layout[name] + (f"+{rk} ({nex} exact, {nch} cheap)" if rk != "none" else "")
-            print(f"{name:34s} {lay:32s} {t:.4g} s  {its[name]:4d} it  "
+            if packing[name][0] != "none":
+                lay += f" {packing[name][0]} x{packing[name][1]:.2f}"
+            print(f"{name:34s} {lay:46s} {t:.4g} s  {its[name]:4d} it  "
                   f"{t / its[name] * 1e3:.3f} ms/it  "
                   f"{row['per_iter_vs_plain']:.2f}x plain per iteration "
                   f"(CPU time {row['cpu_per_iter_vs_plain']:.2f}x)   "

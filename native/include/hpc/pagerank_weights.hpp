@@ -21,9 +21,14 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "hpc/checks.hpp"
 #include "hpc/sell4.hpp"
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 
 namespace hpc {
 
@@ -92,14 +97,14 @@ struct RefineSchedule {
 
 class ScaledWeights {
  public:
-  bool empty() const { return f_.empty() && h_.empty(); }
+  bool empty() const { return f_.empty() && h_.empty() && pk_.empty(); }
   // the factor every row sum takes (1: the stored values are the weights)
   double scale() const { return scale_; }
   // refined: the exact weights kept beside the narrow ones ('coded' or 'values')
   bool refined() const { return !corr_.empty(); }
   std::string layout() const {
     if (refined()) return "values";
-    return !h_.empty() ? "int16" : f_.empty() ? "none" : scale_ == 1.0 ? "values32" : "scaled32";
+    return !h_.empty() || !pk_.empty() ? "int16" : f_.empty() ? "none" : scale_ == 1.0 ? "values32" : "scaled32";
   }
   // the narrow weights of the cheap sweeps of a refined layout ('none': not refined)
   std::string refine() const { return !refined() ? "none" : !h_.empty() ? "int16" : "float32"; }
@@ -121,9 +126,16 @@ class ScaledWeights {
     for (const double v : dc_) t += v;
     return t * scale_;
   }
+  // 'delta16': the 16-bit weights packed with 16-bit column deltas (pack16), else 'none'
+  std::string packing() const { return pk_.empty() ? "none" : "delta16"; }
+  // entries of the packed layout (jumps and padding included; 0: not packed)
+  int64_t packed_entries() const { return pk_.empty() ? 0 : pstart_.back(); }
   void clear() {
     f_.clear();
     h_.clear();
+    pk_.clear();
+    pstart_.clear();
+    pbase_.clear();
     v_.clear();
     corr_.clear();
     dc_.clear();
@@ -206,15 +218,80 @@ class ScaledWeights {
     return true;
   }
 
+  // 16-bit weights (int16, exact or a refined layout's narrow ones) packed with their columns
+  // into one 4-byte word an entry, as the unweighted sweep reads (the int16 layout reads 6: the
+  // column and the weight): delta | weight << 16, delta the column less the lane's previous
+  // one. Each row's entries are sorted by column and its first column is kept in the chunk's
+  // base (4 columns a chunk, 4 bytes a row), so its first delta is 0; a gap of 2^16 or more
+  // takes jump entries (delta 65535, weight 0: a product 0 * x, x finite and >= 0, that leaves
+  // the sum as it is), and a lane shorter than its chunk's longest ends in (0, 0) entries.
+  // sell: the SELL-4 columns (start, width, nch as the sweep's; padding = zero), the weights
+  // h_. Packs only where the packed entries are at most max_growth times the SELL-4 ones
+  // (measured on the input: jumps cost a word and a gather each); returns whether it packed.
+  // keep_h: keep the 16-bit weights in the SELL-4 order too (a refined layout's exact sweeps
+  // read them there). HPC_PAGERANK_PACK16=0 turns it off (the A/B switch).
+  // (Out of line: set-up code, kept from the inlining budget of the sweeps.)
+  [[gnu::noinline]] bool pack16(const int32_t* sell, const int64_t* start, const int64_t* width,
+                                int64_t nch, int32_t zero, double max_growth, bool keep_h) {
+    pk_.clear();
+    pstart_.clear();
+    pbase_.clear();
+    if (h_.empty() || nch <= 0) return false;
+    if (const char* e = std::getenv("HPC_PAGERANK_PACK16"); e && std::strcmp(e, "0") == 0) return false;
+    std::vector<int64_t> ps(static_cast<size_t>(nch) + 1, 0);
+    std::vector<uint32_t> base(static_cast<size_t>(4 * nch), 0u);
+    std::vector<std::pair<uint32_t, uint16_t>> lane;
+    // lane j of chunk ch, sorted by column, as words: emit(l, word) for each (out != nullptr)
+    // or only counted; returns its packed length
+    const auto pack_lane = [&](int64_t ch, int j, uint32_t* out, int64_t ow) {
+      lane.clear();
+      for (int64_t l = 0; l < width[ch]; ++l) {
+        const int64_t k = start[ch] + 4 * l + j;
+        if (sell[k] != zero) lane.emplace_back(static_cast<uint32_t>(sell[k]), h_[k]);
+      }
+      std::stable_sort(lane.begin(), lane.end(),
+                       [](const auto& u, const auto& v) { return u.first < v.first; });
+      uint32_t prev = lane.empty() ? 0u : lane.front().first;
+      base[4 * ch + j] = prev;
+      int64_t l = 0;
+      for (const auto& [c, h] : lane) {
+        for (; c - prev > 65535u; prev += 65535u, ++l)
+          if (out) out[4 * l + j] = 65535u;
+        if (out) out[4 * l + j] = (c - prev) | (static_cast<uint32_t>(h) << 16);
+        prev = c;
+        ++l;
+      }
+      if (out && l > ow) hpc::fail("ScaledWeights::pack16: a lane outgrew its chunk");
+      return l;
+    };
+    for (int64_t ch = 0; ch < nch; ++ch) {
+      int64_t w = 0;
+      for (int j = 0; j < 4; ++j) w = std::max(w, pack_lane(ch, j, nullptr, 0));
+      ps[ch + 1] = ps[ch] + 4 * w;
+    }
+    if (static_cast<double>(ps[nch]) > max_growth * static_cast<double>(start[nch])) return false;
+    std::vector<uint32_t> pk(static_cast<size_t>(ps[nch]), 0u);
+    for (int64_t ch = 0; ch < nch; ++ch)
+      for (int j = 0; j < 4; ++j) pack_lane(ch, j, pk.data() + ps[ch], (ps[ch + 1] - ps[ch]) / 4);
+    pk_.swap(pk);
+    pstart_.swap(ps);
+    pbase_.swap(base);
+    if (!keep_h) std::vector<uint16_t>().swap(h_);
+    return true;
+  }
+
   // The four row sums (before the scale) of the chunk whose entries start at entry off; q its
   // columns. One branch a chunk, taken the same way every time.
   void sums(int64_t off, const int32_t* q, int64_t width, const double* x, double s[4]) const {
     if (!h_.empty()) sell4_chunk_sums_u16(q, h_.data() + off, width, x, s);
     else sell4_chunk_sums<true, float>(q, f_.data() + off, width, x, s);
   }
-  // The same for chunk ch, plus the correction of a refined layout (a cheap sweep).
+  // The same for chunk ch, plus the correction of a refined layout (a cheap sweep). Packed
+  // ('delta16'): the chunk's own entries, column deltas and weights in one 4-byte word.
   void sums(int64_t ch, int64_t off, const int32_t* q, int64_t width, const double* x, double s[4]) const {
-    sums(off, q, width, x, s);
+    if (!pk_.empty())
+      sums_delta16(pk_.data() + pstart_[ch], pbase_.data() + 4 * ch, (pstart_[ch + 1] - pstart_[ch]) / 4, x, s);
+    else sums(off, q, width, x, s);
     if (!corr_.empty()) {
       const double* c = corr_.data() + 4 * ch;
       s[0] += c[0];
@@ -245,6 +322,53 @@ class ScaledWeights {
   }
 
  private:
+  // The four row sums of a packed chunk (pack16): the columns kept in one register, each
+  // entry's delta added, its weight converted in registers (as hpc::sell4_chunk_sums_u16).
+  static void sums_delta16(const uint32_t* p, const uint32_t* base, int64_t width, const double* x,
+                           double s[4]) {
+#if defined(__AVX2__)
+    // the four columns stay in the register the gather takes (no move to general registers)
+    __m256d a = _mm256_setzero_pd();
+    __m128i col = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base));
+    const __m128i lo = _mm_set1_epi32(0xffff);
+    for (int64_t l = 0; l < width; ++l, p += 4) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      col = _mm_add_epi32(col, _mm_and_si128(v, lo));
+      const __m256d xv = _mm256_i32gather_pd(x, col, 8);
+      a = _mm256_add_pd(a, _mm256_mul_pd(_mm256_cvtepi32_pd(_mm_srli_epi32(v, 16)), xv));
+    }
+    _mm256_storeu_pd(s, a);
+#elif defined(__SSE2__)
+    __m128d a = _mm_setzero_pd(), b = _mm_setzero_pd();
+    __m128i col = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base));
+    const __m128i lo = _mm_set1_epi32(0xffff);
+    for (int64_t l = 0; l < width; ++l, p += 4) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      col = _mm_add_epi32(col, _mm_and_si128(v, lo));
+      const __m128i m = _mm_srli_epi32(v, 16);
+      const __m128d w01 = _mm_cvtepi32_pd(m), w23 = _mm_cvtepi32_pd(_mm_unpackhi_epi64(m, m));
+      const auto p01 = static_cast<uint64_t>(_mm_cvtsi128_si64(col));
+      const auto p23 = static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(col, col)));
+      const __m128d x01 = _mm_loadh_pd(_mm_load_sd(x + static_cast<uint32_t>(p01)), x + (p01 >> 32));
+      const __m128d x23 = _mm_loadh_pd(_mm_load_sd(x + static_cast<uint32_t>(p23)), x + (p23 >> 32));
+      a = _mm_add_pd(a, _mm_mul_pd(w01, x01));
+      b = _mm_add_pd(b, _mm_mul_pd(w23, x23));
+    }
+    _mm_storeu_pd(s, a);
+    _mm_storeu_pd(s + 2, b);
+#else
+    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+    uint32_t c0 = base[0], c1 = base[1], c2 = base[2], c3 = base[3];
+    for (int64_t l = 0; l < width; ++l, p += 4) {
+      c0 += p[0] & 0xffffu, c1 += p[1] & 0xffffu, c2 += p[2] & 0xffffu, c3 += p[3] & 0xffffu;
+      s0 += static_cast<double>(p[0] >> 16) * x[c0];
+      s1 += static_cast<double>(p[1] >> 16) * x[c1];
+      s2 += static_cast<double>(p[2] >> 16) * x[c2];
+      s3 += static_cast<double>(p[3] >> 16) * x[c3];
+    }
+    s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3;
+#endif
+  }
   // exact_values with 16-bit narrow weights, in SSE2 as hpc::sell4_chunk_sums_u16 (a scalar
   // conversion an entry doubled the exact sweep's time); the same sums.
   static void exact_values_u16(const double* v, const uint16_t* nv, const int32_t* q, int64_t width,
@@ -293,6 +417,9 @@ class ScaledWeights {
   }
   std::vector<float> f_;      // floats (values32 / scaled32; refined: float32)
   std::vector<uint16_t> h_;   // or 16-bit integers (int16)
+  std::vector<uint32_t> pk_;  // or the 16-bit weights packed with column deltas (pack16)
+  std::vector<int64_t> pstart_;   // ... each chunk's first packed entry
+  std::vector<uint32_t> pbase_;   // ... and the first column of each of its rows
   std::vector<double> v_;     // refined: the exact weights as doubles
   std::vector<double> corr_;  // refined: the correction of each row (4 a chunk), in 1 / scale
   std::vector<double> dc_;    // |change of the correction| of each chunk at its last exact sweep
