@@ -356,7 +356,7 @@ class _pagerank(ModuleType):
             """whether run_local follows the exact/cheap sweep schedule (refined weights on a rank alone; with several ranks every sweep is exact)"""
         @property
         def weight_packing(self) -> str:
-            """'delta16': 16-bit weights packed with 16-bit column deltas in one 4-byte word an entry (rows sorted by column), else 'none'"""
+            """'deltaD': 16-bit weights packed with D-bit column deltas in one 4-byte word an entry (rows sorted by column; D = 32 less the largest weight's bits), else 'none'"""
         @property
         def packed_entries(self) -> int:
             """entries of the packed layout, jumps and padding included (0: none)"""

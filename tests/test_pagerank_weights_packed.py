@@ -1,7 +1,8 @@
-"""16-bit weights packed with their columns ('delta16': Sweep.weight_packing): each SELL-4 entry
-one 4-byte word, the column's delta from the row's previous column (rows sorted by column, the
-first column of each row in the chunk's base) and the weight; gaps of 2^16 or more take jump
-entries of weight 0. Used for the 'int16' layout (exact integer weights times one scale) and for
+"""16-bit weights packed with their columns ('deltaD': Sweep.weight_packing): each SELL-4 entry
+one 4-byte word, the column's D-bit delta from the row's previous column (rows sorted by column,
+the first column of each row in the chunk's base) and the weight above it (D = 32 less the
+largest weight's bits: 28 for the halves, 16 for a refined layout); gaps of 2^D or more take
+jump entries of weight 0. Used for the 'int16' layout (exact integer weights times one scale) and for
 the cheap sweeps of refined random doubles; HPC_PAGERANK_PACK16=0 keeps the unpacked layout (the
 A/B switch). The answers must be networkx's to 1e-12 packed or not, at any rank count
 (``mpiexec -n 3 python -m pytest --with-mpi tests/test_pagerank_weights_packed.py``)."""
@@ -104,11 +105,11 @@ def test_packed_weights_equal_networkx(kind):
         x, it, lay, pack, npk, pad, conv = _solve(e, w, 1e-15 * n, **kw)
         refined = kind == "random"
         # random doubles: packed only on a rank alone (the refined cheap sweeps)
-        expect = "delta16" if not refined or comm.size == 1 else "none"
+        expect = ("delta16" if refined else "delta28") if not refined or comm.size == 1 else "none"
         assert lay == ("values" if refined else "int16") and pack == expect, (lay, pack)
         assert conv and np.abs(x - ref).max() <= 1e-12, kw
-        if pack == "delta16":
-            assert npk >= pad   # sorting keeps each row's length; no gap of 2^16 in 2^10 columns
+        if pack != "none":
+            assert npk == pad   # sorting keeps each row's length; no gap of 2^16 in 2^10 columns
         x0, it0, lay0, pack0, npk0, *_ = _solve(e, w, 1e-15 * n, packed=False, **kw)
         assert lay0 == lay and pack0 == "none" and npk0 == 0
         assert np.abs(x0 - ref).max() <= 1e-12
@@ -118,10 +119,11 @@ def test_packed_weights_equal_networkx(kind):
 
 @pytest.mark.mpi
 def test_packed_jumps_over_long_gaps():
-    """Rows whose columns are 2^16 and more apart take jump entries (weight 0): more packed
-    entries than SELL-4 ones, the same answer as networkx."""
+    """Integer weights up to 40000 (16 bits: 16-bit deltas): rows whose columns are 2^16 and
+    more apart take jump entries (weight 0), more packed entries than SELL-4 ones, the same
+    answer as networkx. Weights up to 5 (3 bits): 29-bit deltas, no jump."""
     e, n = _long_gap_edges()
-    w = 0.5 + ((e[:, 0] * 31 + e[:, 1] * 17) % 10) / 2.0
+    w = 1.0 + (e[:, 0] * 31 + e[:, 1] * 17) % 40_000
     ref = _nx_ref(e, n, w)
     x, it, lay, pack, npk, pad, conv = _solve(e, w, 1e-15 * n)
     assert lay == "int16" and pack == "delta16"
@@ -131,3 +133,7 @@ def test_packed_jumps_over_long_gaps():
     assert conv and np.abs(x - ref).max() <= 1e-12
     x0, *_ = _solve(e, w, 1e-15 * n, packed=False)
     assert np.abs(x - x0).max() <= 1e-14
+    w = 1.0 + (e[:, 0] * 31 + e[:, 1] * 17) % 5
+    x, it, lay, pack, npk, pad, conv = _solve(e, w, 1e-15 * n)
+    assert lay == "int16" and pack == "delta29" and npk == pad
+    assert conv and np.abs(x - _nx_ref(e, n, w)).max() <= 1e-12

@@ -1210,8 +1210,9 @@ HPC_SUBMODULE(pagerank) {
                              "(mixed precision with defect correction): 'int16', 'float32' or "
                              "'none'")
       .def_property_readonly("weight_packing", &Sweep::weight_packing,
-                             "'delta16': 16-bit weights packed with 16-bit column deltas in one "
-                             "4-byte word an entry (rows sorted by column), else 'none'")
+                             "'deltaD': 16-bit weights packed with D-bit column deltas in one "
+                             "4-byte word an entry (rows sorted by column; D = 32 less the "
+                             "largest weight's bits), else 'none'")
       .def_property_readonly("packed_entries", &Sweep::packed_entries,
                              "entries of the packed layout, jumps and padding included (0: none)")
       .def_property_readonly("refine_schedule", &Sweep::refine_schedule,

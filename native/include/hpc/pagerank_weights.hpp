@@ -126,8 +126,8 @@ class ScaledWeights {
     for (const double v : dc_) t += v;
     return t * scale_;
   }
-  // 'delta16': the 16-bit weights packed with 16-bit column deltas (pack16), else 'none'
-  std::string packing() const { return pk_.empty() ? "none" : "delta16"; }
+  // 'deltaD': the 16-bit weights packed with D-bit column deltas (pack16), else 'none'
+  std::string packing() const { return pk_.empty() ? "none" : "delta" + std::to_string(dbits_); }
   // entries of the packed layout (jumps and padding included; 0: not packed)
   int64_t packed_entries() const { return pk_.empty() ? 0 : pstart_.back(); }
   void clear() {
@@ -220,11 +220,13 @@ class ScaledWeights {
 
   // 16-bit weights (int16, exact or a refined layout's narrow ones) packed with their columns
   // into one 4-byte word an entry, as the unweighted sweep reads (the int16 layout reads 6: the
-  // column and the weight): delta | weight << 16, delta the column less the lane's previous
-  // one. Each row's entries are sorted by column and its first column is kept in the chunk's
-  // base (4 columns a chunk, 4 bytes a row), so its first delta is 0; a gap of 2^16 or more
-  // takes jump entries (delta 65535, weight 0: a product 0 * x, x finite and >= 0, that leaves
-  // the sum as it is), and a lane shorter than its chunk's longest ends in (0, 0) entries.
+  // column and the weight): delta | weight << D, delta the column less the lane's previous
+  // one, D = 32 less the bits of the largest weight (16 for a refined layout, 28 for weights
+  // up to 15: 'deltaD'). Each row's entries are sorted by column and its first column is kept
+  // in the chunk's base (4 columns a chunk, 4 bytes a row), so its first delta is 0; a gap of
+  // 2^D or more takes jump entries (delta 2^D - 1, weight 0: a product 0 * x, x finite and
+  // >= 0, that leaves the sum as it is), and a lane shorter than its chunk's longest ends in
+  // (0, 0) entries.
   // sell: the SELL-4 columns (start, width, nch as the sweep's; padding = zero), the weights
   // h_. Packs only where the packed entries are at most max_growth times the SELL-4 ones
   // (measured on the input: jumps cost a word and a gather each); returns whether it packed.
@@ -238,6 +240,12 @@ class ScaledWeights {
     pbase_.clear();
     if (h_.empty() || nch <= 0) return false;
     if (const char* e = std::getenv("HPC_PAGERANK_PACK16"); e && std::strcmp(e, "0") == 0) return false;
+    uint32_t hmax = 1;
+    for (const uint16_t v : h_) hmax = std::max<uint32_t>(hmax, v);
+    int wbits = 0;
+    while ((hmax >> wbits) != 0) ++wbits;
+    const int dbits = std::min(31, 32 - wbits);
+    const uint32_t dmax = (1u << dbits) - 1u;
     std::vector<int64_t> ps(static_cast<size_t>(nch) + 1, 0);
     std::vector<uint32_t> base(static_cast<size_t>(4 * nch), 0u);
     std::vector<std::pair<uint32_t, uint16_t>> lane;
@@ -255,9 +263,9 @@ class ScaledWeights {
       base[4 * ch + j] = prev;
       int64_t l = 0;
       for (const auto& [c, h] : lane) {
-        for (; c - prev > 65535u; prev += 65535u, ++l)
-          if (out) out[4 * l + j] = 65535u;
-        if (out) out[4 * l + j] = (c - prev) | (static_cast<uint32_t>(h) << 16);
+        for (; c - prev > dmax; prev += dmax, ++l)
+          if (out) out[4 * l + j] = dmax;
+        if (out) out[4 * l + j] = (c - prev) | (static_cast<uint32_t>(h) << dbits);
         prev = c;
         ++l;
       }
@@ -276,6 +284,7 @@ class ScaledWeights {
     pk_.swap(pk);
     pstart_.swap(ps);
     pbase_.swap(base);
+    dbits_ = dbits;
     if (!keep_h) std::vector<uint16_t>().swap(h_);
     return true;
   }
@@ -290,7 +299,8 @@ class ScaledWeights {
   // ('delta16'): the chunk's own entries, column deltas and weights in one 4-byte word.
   void sums(int64_t ch, int64_t off, const int32_t* q, int64_t width, const double* x, double s[4]) const {
     if (!pk_.empty())
-      sums_delta16(pk_.data() + pstart_[ch], pbase_.data() + 4 * ch, (pstart_[ch + 1] - pstart_[ch]) / 4, x, s);
+      sums_delta(pk_.data() + pstart_[ch], pbase_.data() + 4 * ch, (pstart_[ch + 1] - pstart_[ch]) / 4,
+                 dbits_, x, s);
     else sums(off, q, width, x, s);
     if (!corr_.empty()) {
       const double* c = corr_.data() + 4 * ch;
@@ -324,28 +334,29 @@ class ScaledWeights {
  private:
   // The four row sums of a packed chunk (pack16): the columns kept in one register, each
   // entry's delta added, its weight converted in registers (as hpc::sell4_chunk_sums_u16).
-  static void sums_delta16(const uint32_t* p, const uint32_t* base, int64_t width, const double* x,
-                           double s[4]) {
+  static void sums_delta(const uint32_t* p, const uint32_t* base, int64_t width, int dbits,
+                         const double* x, double s[4]) {
+    const uint32_t dmask = (1u << dbits) - 1u;
 #if defined(__AVX2__)
     // the four columns stay in the register the gather takes (no move to general registers)
     __m256d a = _mm256_setzero_pd();
     __m128i col = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base));
-    const __m128i lo = _mm_set1_epi32(0xffff);
+    const __m128i lo = _mm_set1_epi32(static_cast<int>(dmask)), sh = _mm_set1_epi32(dbits);
     for (int64_t l = 0; l < width; ++l, p += 4) {
       const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
       col = _mm_add_epi32(col, _mm_and_si128(v, lo));
       const __m256d xv = _mm256_i32gather_pd(x, col, 8);
-      a = _mm256_add_pd(a, _mm256_mul_pd(_mm256_cvtepi32_pd(_mm_srli_epi32(v, 16)), xv));
+      a = _mm256_add_pd(a, _mm256_mul_pd(_mm256_cvtepi32_pd(_mm_srlv_epi32(v, sh)), xv));
     }
     _mm256_storeu_pd(s, a);
 #elif defined(__SSE2__)
     __m128d a = _mm_setzero_pd(), b = _mm_setzero_pd();
     __m128i col = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base));
-    const __m128i lo = _mm_set1_epi32(0xffff);
+    const __m128i lo = _mm_set1_epi32(static_cast<int>(dmask)), sh = _mm_cvtsi32_si128(dbits);
     for (int64_t l = 0; l < width; ++l, p += 4) {
       const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
       col = _mm_add_epi32(col, _mm_and_si128(v, lo));
-      const __m128i m = _mm_srli_epi32(v, 16);
+      const __m128i m = _mm_srl_epi32(v, sh);
       const __m128d w01 = _mm_cvtepi32_pd(m), w23 = _mm_cvtepi32_pd(_mm_unpackhi_epi64(m, m));
       const auto p01 = static_cast<uint64_t>(_mm_cvtsi128_si64(col));
       const auto p23 = static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(col, col)));
@@ -360,11 +371,11 @@ class ScaledWeights {
     double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
     uint32_t c0 = base[0], c1 = base[1], c2 = base[2], c3 = base[3];
     for (int64_t l = 0; l < width; ++l, p += 4) {
-      c0 += p[0] & 0xffffu, c1 += p[1] & 0xffffu, c2 += p[2] & 0xffffu, c3 += p[3] & 0xffffu;
-      s0 += static_cast<double>(p[0] >> 16) * x[c0];
-      s1 += static_cast<double>(p[1] >> 16) * x[c1];
-      s2 += static_cast<double>(p[2] >> 16) * x[c2];
-      s3 += static_cast<double>(p[3] >> 16) * x[c3];
+      c0 += p[0] & dmask, c1 += p[1] & dmask, c2 += p[2] & dmask, c3 += p[3] & dmask;
+      s0 += static_cast<double>(p[0] >> dbits) * x[c0];
+      s1 += static_cast<double>(p[1] >> dbits) * x[c1];
+      s2 += static_cast<double>(p[2] >> dbits) * x[c2];
+      s3 += static_cast<double>(p[3] >> dbits) * x[c3];
     }
     s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3;
 #endif
@@ -420,6 +431,7 @@ class ScaledWeights {
   std::vector<uint32_t> pk_;  // or the 16-bit weights packed with column deltas (pack16)
   std::vector<int64_t> pstart_;   // ... each chunk's first packed entry
   std::vector<uint32_t> pbase_;   // ... and the first column of each of its rows
+  int dbits_ = 16;                // ... the bits of a delta (the weight's above them)
   std::vector<double> v_;     // refined: the exact weights as doubles
   std::vector<double> corr_;  // refined: the correction of each row (4 a chunk), in 1 / scale
   std::vector<double> dc_;    // |change of the correction| of each chunk at its last exact sweep
