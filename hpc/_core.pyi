@@ -329,6 +329,14 @@ class _pagerank(ModuleType):
             """iterate as ranks with these row blocks would, bit for bit (segmented_order's layout: block q from row starts[q], rows[q] rows, padded to a multiple of 4)"""
         @property
         def segments(self) -> int: ...
+        @property
+        def threads(self) -> str:
+            """'auto' (the first run_local times steps on the thread team and on one thread, and the sweep keeps the faster; default), 'team' or 'one': the same bits"""
+        @threads.setter
+        def threads(self, value: str) -> None: ...
+        @property
+        def team_used(self) -> bool:
+            """whether the last step ran on the thread team"""
         def step_pb(self, d: float, n: float, tol: float, check: bool) -> tuple[Any, ...]: ...
         @property
         def padded(self) -> int: ...

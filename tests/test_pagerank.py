@@ -413,3 +413,88 @@ def test_unwritable_cache_exits_2_before_the_work(tmp_path):
         assert r.returncode == 2 and "--cache" in r.stderr and "Traceback" not in r.stderr
         assert "load_graph" not in r.stdout and "iterations" not in r.stdout
     assert g.read_text() == "0 1\n1 2\n"
+
+
+def test_native_sweep_threads_choice_keeps_the_bits():
+    """Sweep.threads: 'auto' (run_local times its first steps on the thread team and on one
+    thread and keeps the faster), 'team' or 'one' give the same scores, bit for bit, at 1-3
+    OpenMP threads, on a graph with work enough for the team; and the serial iteration's."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from mpi4py import MPI
+
+    from hpc.pagerank import graphio
+    from hpc.pagerank.solver import Native1D
+
+    g = graphio.generate_kron("kron:13:8", 3, MPI.COMM_SELF)
+    xs = {}
+    for t in (1, 2, 3):
+        for how in ("auto", "team", "one"):
+            with threadpoolctl.threadpool_limits(t, user_api="openmp"):
+                s = Native1D(g)
+                try:
+                    assert s.sweep.threads == "auto"           # the default
+                    s.sweep.threads = how
+                    r = s.solve(0.85, 1e-12, 1000)
+                    xs[t, how] = (r.x, r.iterations, r.l1_change)
+                    if how != "auto":
+                        assert s.sweep.team_used == (how == "team")
+                finally:
+                    s.free()
+    x1, it1, c1 = xs[1, "one"]
+    for key, (x, it, c) in xs.items():
+        assert np.array_equal(x, x1) and (it, c) == (it1, c1), key
+    A = graphio.gather_csr(g)
+    deg = np.asarray(A.sum(axis=1)).ravel()
+    inv = np.zeros(g.n)
+    np.divide(1.0, deg, out=inv, where=deg > 0)
+    PT = (A.multiply(inv[:, None])).T.tocsr()
+    x = np.full(g.n, 1.0 / g.n)
+    for _ in range(it1):
+        x = 0.85 * (PT @ x) + (0.85 * x[deg == 0].sum() + 0.15) / g.n
+    assert np.abs(x - x1).max() <= 1e-15
+    s = Native1D(g)
+    try:
+        with pytest.raises(ValueError, match="threads"):
+            s.sweep.threads = "two"
+    finally:
+        s.free()
+
+
+def test_native_segmented_order_pads_each_block():
+    """segmented_order lays block q's rows out as local_order orders them (in-degree
+    descending, stable) from a multiple of 4, padding rows (perm -1, no entries) between;
+    Sweep.set_segments rejects segments that do not tile the rows."""
+    import scipy.sparse as sp
+
+    from hpc import _core
+
+    rng = np.random.default_rng(3)
+    n = 11
+    A = sp.random(n, n, density=0.3, random_state=rng, format="csr")
+    A.data[:] = 1.0
+    ip, ix = A.indptr.astype(np.int64), A.indices.astype(np.int64)
+    outdeg = np.asarray(A.sum(axis=0)).ravel().astype(np.int64)
+    off = np.array([0, 5, 5, 11], dtype=np.int64)       # an empty block
+    o, starts = _core.pagerank.segmented_order(indptr=ip, indices=ix, outdeg=outdeg, offsets=off)
+    assert list(starts) == [0, 8, 8] and o.perm.size == 16
+    indeg = np.diff(ip)
+    for q in range(3):
+        rows = np.arange(off[q], off[q + 1])
+        want = rows[np.argsort(-indeg[rows], kind="stable")]
+        got = o.perm[starts[q]:starts[q] + rows.size]
+        assert list(got) == list(want)
+        assert np.all(o.perm[starts[q] + rows.size:(starts[q + 1] if q < 2 else 16)] == -1)
+    assert np.array_equal(o.pos[o.perm[o.perm >= 0]], np.flatnonzero(o.perm >= 0))
+    for i, r in enumerate(o.perm):                       # entries keep their order
+        cols = o.indices[o.indptr[i]:o.indptr[i + 1]]
+        assert list(cols) == ([] if r < 0 else list(o.pos[ix[ip[r]:ip[r + 1]]]))
+    none = np.zeros(1, dtype=np.int64)
+    L = _core.pagerank.exchange_layout(recv_counts=none, send_counts=none,
+                                       send_idx=np.empty(0, dtype=np.int64), rank=0, nl=16,
+                                       piggyback=False)
+    s = _core.pagerank.Sweep(o, L, xg=np.zeros(17), x=np.empty(16), send=np.zeros(0),
+                             part_out=np.zeros(2))
+    s.set_segments(starts, np.diff(off))
+    assert s.segments == 3
+    with pytest.raises(ValueError, match="tile"):
+        s.set_segments(np.array([0, 4, 8]), np.diff(off))

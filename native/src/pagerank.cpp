@@ -2,6 +2,7 @@
 // The graph structure is copied and validated once (class Pull); each iteration then only
 // checks vector lengths, so no call can read or write out of range.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -80,6 +81,18 @@ Parsed parse(const char* s, int64_t n) {
     ++line;
   }
   return out;
+}
+
+// a * b + c, rounded once where the target has FMA and twice where it has not, in every copy
+// of the code alike: left to the compiler (-ffp-contract=fast), the inlined copies of one
+// expression were contracted differently (the sweep's one-thread and thread-team loops gave
+// scores 1 ulp apart), so the choice of threads, or the replicated mode's, changed the bits.
+inline double mul_add(double a, double b, double c) {
+#ifdef __FMA__
+  return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
 }
 
 py::array_t<int64_t> to_array(std::vector<int64_t>&& v) {
@@ -513,9 +526,22 @@ class Sweep {
   }
   int64_t segments() const { return static_cast<int64_t>(segpc_.size()) - 1; }
 
+  // Threads of the sweep: 'auto' (the first run_local measures the team against one thread,
+  // see there), 'team' (the OpenMP team where the sweep has enough work) or 'one'.
+  std::string threads() const { return threads_ == 0 ? "auto" : threads_ == 1 ? "team" : "one"; }
+  void set_threads(const std::string& how) {
+    if (how != "auto" && how != "team" && how != "one")
+      hpc::fail("Sweep.threads: expected 'auto', 'team' or 'one', got '" + how + "'");
+    threads_ = how == "auto" ? 0 : how == "team" ? 1 : 2;
+    team_ = threads_ != 2;
+    decided_ = false;
+  }
+  // whether the last step ran on the thread team (false: one thread or too little work)
+  bool team_used() const { return par_ && team_; }
+
   // One step from the global dangling mass dm of the current x (n vertices).
   void step_dm(double d, double dm, double n) {
-    if (tp_.empty()) step(d, (d * dm + (1.0 - d)) / n);
+    if (tp_.empty()) step(d, mul_add(d, dm, 1.0 - d) / n);
     else if (!sellc_.empty()) run<true, 2>(d, 0.0, d * dm, 1.0 - d);
     else if (sellf_.refined()) run<true, 4>(d * fscale_, 0.0, d * dm, 1.0 - d);
     else if (!sellf_.empty()) run<true, 3>(d * fscale_, 0.0, d * dm, 1.0 - d);
@@ -577,7 +603,8 @@ class Sweep {
       // hpc::sell4_pieces) or, with schedule 'static', a contiguous run of pieces a thread.
       // Each piece keeps its own (change, dangling) sums, added in piece order afterwards:
       // the same bits whatever the thread count or which thread took which piece.
-#pragma omp parallel if (par_)
+      const bool par = par_ && team_;   // enough work, and the team not measured slower
+#pragma omp parallel if (par)
       {
         const int t = hpc::sell4_thread();
         // The piece's sums in 4 lanes (lane j: row j of each chunk), added once at its end,
@@ -605,8 +632,8 @@ class Sweep {
             double* __restrict xr = x + r0;
             auto row = [&](int64_t j, double& acc) {
               double xn;
-              if constexpr (VEC) xn = dd * s[j] + dm_ * tq[r0 + j] + cc * tp[r0 + j];
-              else xn = dd * s[j] + bb;
+              if constexpr (VEC) xn = mul_add(dd, s[j], mul_add(dm_, tq[r0 + j], cc * tp[r0 + j]));
+              else xn = mul_add(dd, s[j], bb);
               acc += std::fabs(xn - xr[j]);
               xr[j] = xn;
             };
@@ -648,7 +675,7 @@ class Sweep {
           // the rows' total, read by the cheap sweeps of refined weights (layouts 3 and 4 only)
           if constexpr (W >= 3) psum[k] = (sk[0] + sk[1]) + (sk[2] + sk[3]);
         };
-        if (!par_) {   // one thread (par_ is the same on every thread): no worksharing loop
+        if (!par) {    // one thread (par is the same on every thread): no worksharing loop
           for (int64_t k = 0; k < npc; ++k) sweep(k);
           for (int64_t k = 0; k < npc; ++k) scale(k);
         } else {
@@ -693,8 +720,35 @@ class Sweep {
     int64_t it = 0;
     double change = std::numeric_limits<double>::infinity();
     bool converged = false;
+    // threads 'auto' (a sweep with enough work for a parallel region, more than one thread
+    // allowed), the first call only: its first step on one thread (not timed: it warms the
+    // caches), then kProbe steps on the thread team, then kProbe on one thread, each timed;
+    // from then on this sweep takes the one whose median step was shorter. Pieces and their
+    // sums do not depend on it: the bits are the same either way, only the speed differs (a
+    // loaded machine, a short step).
+    bool probe = par_ && threads_ == 0 && !decided_ && max_threads() > 1;
+    double tt[2][kProbe];
+    int nt[2] = {0, 0};
+    if (probe) team_ = false;
     while (it < max_iter) {
+      int which = -1;   // 0: one thread, 1: the team, timed
+      if (probe && it > 0) {
+        which = nt[1] < kProbe ? 1 : 0;
+        team_ = which == 1;
+      }
+      const auto t0 = std::chrono::steady_clock::now();
       const bool exact = step_auto(d, own_m_, n, own_c_, tol);
+      if (which >= 0) {
+        tt[which][nt[which]++] =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (nt[0] == kProbe && nt[1] == kProbe) {
+          std::sort(tt[0], tt[0] + kProbe);
+          std::sort(tt[1], tt[1] + kProbe);
+          team_ = tt[1][kProbe / 2] < tt[0][kProbe / 2];
+          probe = false;
+          decided_ = true;
+        }
+      }
       change = own_c_;
       ++it;
       if (change < tol && exact) {
@@ -754,6 +808,15 @@ class Sweep {
     pout_[1] = dsum;
   }
 
+  static int max_threads() {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+  }
+  static constexpr int kProbe = 3;   // timed steps of each kind (run_local, threads 'auto')
+
   void size_pieces() {
     owner_.assign(pieces_.size() - 1, 0);
     ppart_.assign(2 * (pieces_.size() - 1), 0.0);
@@ -771,6 +834,9 @@ class Sweep {
   std::vector<double> ppart_;       // each piece's (change, dangling) sums
   bool dynamic_ = true;             // pieces taken dynamically, else one static share a thread
   bool par_ = false;                // enough work for a parallel region (sell4_parallel)
+  int threads_ = 0;                 // 0 'auto', 1 'team', 2 'one' (see set_threads)
+  bool team_ = true;                // the team, where par_ (run_local's choice under 'auto')
+  bool decided_ = false;            // run_local has measured (threads 'auto')
   // teleport / dangling distributions (both empty: uniform; tq_ alone empty: q = p)
   std::vector<double> tp_, tq_;
   std::vector<double> sellv_;     // edge weights in the SELL-4 layout (empty: all 1)
@@ -1225,6 +1291,12 @@ HPC_SUBMODULE(pagerank) {
            "iterate as ranks with these row blocks would, bit for bit (segmented_order's "
            "layout: block q from row starts[q], rows[q] rows, padded to a multiple of 4)")
       .def_property_readonly("segments", &Sweep::segments)
+      .def_property("threads", &Sweep::threads, &Sweep::set_threads,
+                    "'auto' (the first run_local times steps on the thread team and on one "
+                    "thread, and the sweep keeps the faster; default), 'team' or 'one': the "
+                    "same bits")
+      .def_property_readonly("team_used", &Sweep::team_used,
+                             "whether the last step ran on the thread team")
       .def("step_dm", &Sweep::step_dm, py::arg("d"), py::arg("dm"), py::arg("n"))
       .def("run_local", &Sweep::run_local, py::arg("d"), py::arg("n"), py::arg("tol"),
            py::arg("max_iter"),
