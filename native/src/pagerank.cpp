@@ -721,13 +721,15 @@ class Sweep {
     double change = std::numeric_limits<double>::infinity();
     bool converged = false;
     // threads 'auto' (a sweep with enough work for a parallel region, more than one thread
-    // allowed), the first call only: its first step on one thread (not timed: it warms the
-    // caches), then kProbe steps on the thread team, then kProbe on one thread, each timed;
-    // from then on this sweep takes the one whose median step was shorter. Pieces and their
+    // allowed), the first call only: its first step on one thread (it warms the caches, and
+    // bounds the team's), then kProbe steps on the thread team, then kProbe on one thread;
+    // from then on this sweep takes the one whose median step was shorter (one thread at
+    // once when a team step takes over twice the first step: a loaded machine, where a
+    // preempted thread holds the team's barrier for milliseconds). Pieces and their
     // sums do not depend on it: the bits are the same either way, only the speed differs (a
     // loaded machine, a short step).
     bool probe = par_ && threads_ == 0 && !decided_ && max_threads() > 1;
-    double tt[2][kProbe];
+    double tt[2][kProbe], warm = 0.0;
     int nt[2] = {0, 0};
     if (probe) team_ = false;
     while (it < max_iter) {
@@ -738,10 +740,15 @@ class Sweep {
       }
       const auto t0 = std::chrono::steady_clock::now();
       const bool exact = step_auto(d, own_m_, n, own_c_, tol);
-      if (which >= 0) {
-        tt[which][nt[which]++] =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        if (nt[0] == kProbe && nt[1] == kProbe) {
+      if (probe) {
+        const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (which < 0) warm = t;
+        else tt[which][nt[which]++] = t;
+        if (which == 1 && t > 2.0 * warm) {   // the team cannot win here
+          team_ = false;
+          probe = false;
+          decided_ = true;
+        } else if (nt[0] == kProbe && nt[1] == kProbe) {
           std::sort(tt[0], tt[0] + kProbe);
           std::sort(tt[1], tt[1] + kProbe);
           team_ = tt[1][kProbe / 2] < tt[0][kProbe / 2];
