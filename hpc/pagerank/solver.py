@@ -838,7 +838,7 @@ class Native1D:
             return Result(res.x[g.lo:g.hi].copy(), res.iterations, res.l1_change,
                           res.converged, res.seconds)
         n, d = float(self.g.n), float(damping)
-        k, comm = self.sweep, self.comm
+        k = self.sweep
         k.start(self._x0)
         it, change, converged = 0, float("inf"), False
         t0 = time.perf_counter()
