@@ -61,3 +61,15 @@ def mpi():
 @pytest.fixture
 def app_runner():
     return run_app
+
+
+def kron_edges(scale: int = 10, ef: int = 8, seed: int = 3):
+    """The distinct directed edges (m x 2, sorted) of the suite's Kronecker graph and its n,
+    as networkx holds them (one edge of each duplicate)."""
+    import numpy as np
+    from mpi4py import MPI
+
+    from hpc.pagerank import graphio
+    g = graphio.generate_kron(f"kron:{scale}:{ef}", seed, MPI.COMM_SELF)
+    src = np.repeat(np.arange(g.n, dtype=np.int64), g.outdeg)
+    return np.unique(np.column_stack([src, g.out_indices]), axis=0), g.n

@@ -4,7 +4,7 @@ integers (or floats) rounding the weights plus a per-row correction made by an e
 stop is taken only on an exact sweep's change (networkx's rule on the float64 Jacobi residual).
 The answer must be networkx's to 1e-12, as the exact sweeps give. Only a rank alone refines
 (Sweep.run_local); with several ranks the weights keep the 'values' sweep. Runs at any rank count
-(``mpiexec -n 3 python -m pytest --with-mpi tests/test_pagerank_weights_refine.py``)."""
+(``mpiexec -n 3 python -m pytest --with-mpi tests/mpi/test_pagerank_weights_refine.py``)."""
 from __future__ import annotations
 
 import os
@@ -18,17 +18,12 @@ from hpc.core import backends as registry
 from hpc.pagerank import graphio
 from hpc.pagerank.api import _allgather, teleport_of
 
+from conftest import kron_edges as _kron_edges
+
 comm = MPI.COMM_WORLD
 
 pytestmark = pytest.mark.skipif(not registry.is_available("native"),
                                 reason="native back end not built")
-
-
-def _kron_edges(scale=10, ef=8, seed=3):
-    g = graphio.generate_kron(f"kron:{scale}:{ef}", seed, MPI.COMM_SELF)
-    src = np.repeat(np.arange(g.n, dtype=np.int64), g.outdeg)
-    e = np.unique(np.column_stack([src, g.out_indices]), axis=0)   # networkx keeps one of each
-    return e, g.n
 
 
 def _nx_ref(e, n, w, alpha=0.85, **kw):

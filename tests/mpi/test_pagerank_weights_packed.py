@@ -5,7 +5,7 @@ largest weight's bits: 28 for the halves, 16 for a refined layout); gaps of 2^D 
 jump entries of weight 0. Used for the 'int16' layout (exact integer weights times one scale) and for
 the cheap sweeps of refined random doubles; HPC_PAGERANK_PACK16=0 keeps the unpacked layout (the
 A/B switch). The answers must be networkx's to 1e-12 packed or not, at any rank count
-(``mpiexec -n 3 python -m pytest --with-mpi tests/test_pagerank_weights_packed.py``)."""
+(``mpiexec -n 3 python -m pytest --with-mpi tests/mpi/test_pagerank_weights_packed.py``)."""
 from __future__ import annotations
 
 import os
@@ -19,17 +19,12 @@ from hpc.core import backends as registry
 from hpc.pagerank import graphio
 from hpc.pagerank.api import _allgather, teleport_of
 
+from conftest import kron_edges as _kron_edges
+
 comm = MPI.COMM_WORLD
 
 pytestmark = pytest.mark.skipif(not registry.is_available("native"),
                                 reason="native back end not built")
-
-
-def _kron_edges(scale=10, ef=8, seed=3):
-    g = graphio.generate_kron(f"kron:{scale}:{ef}", seed, MPI.COMM_SELF)
-    src = np.repeat(np.arange(g.n, dtype=np.int64), g.outdeg)
-    e = np.unique(np.column_stack([src, g.out_indices]), axis=0)   # networkx keeps one of each
-    return e, g.n
 
 
 def _long_gap_edges(n=200_000, seed=4):
@@ -122,11 +117,16 @@ def test_packed_jumps_over_long_gaps():
     """Integer weights up to 40000 (16 bits: 16-bit deltas): rows whose columns are 2^16 and
     more apart take jump entries (weight 0), more packed entries than SELL-4 ones, the same
     answer as networkx. Weights up to 5 (3 bits): 29-bit deltas, no jump."""
-    e, n = _long_gap_edges()
+    e, n = _long_gap_edges(100_000 * max(2, comm.size))   # a rank's columns span over 2^16
     w = 1.0 + (e[:, 0] * 31 + e[:, 1] * 17) % 40_000
     ref = _nx_ref(e, n, w)
     x, it, lay, pack, npk, pad, conv = _solve(e, w, 1e-15 * n)
-    assert lay == "int16" and pack == "delta16"
+    # D comes from each rank's own largest weight: 16 bits on the rank holding 40000, 15 (a
+    # 17-bit delta) on a rank whose weights all stay below 2^15. Checked on every rank before
+    # any rank asserts, so one rank's failure cannot leave the others in a collective.
+    ok = lay == "int16" and pack in ("delta16", "delta17")
+    assert comm.allreduce(ok, op=MPI.LAND), (lay, pack)
+    assert comm.allreduce(pack == "delta16", op=MPI.LOR)
     tot = comm.allreduce(npk - pad)
     assert tot > 0                            # some rank's rows took jumps
     assert comm.allreduce(npk) <= 1.05 * comm.allreduce(pad)   # few enough to pack
