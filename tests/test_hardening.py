@@ -302,7 +302,7 @@ def main(argv):
     c = world()
     pids = Path(sys.argv[2])
     (pids / str(os.getpid())).touch()  # files, not stdout: mpiexec may split lines it forwards
-    in_mpi = sys.argv[3] == "mpi"
+    in_mpi = sys.argv[3] == "collective"
     if c.Get_rank() == 0:
         with atomic.atomic_path(sys.argv[1]) as tmp:
             with open(tmp, "wb") as f:
@@ -322,13 +322,13 @@ run(main)
 """
 
 
-@pytest.mark.parametrize("where", ["python", "mpi"])
+@pytest.mark.parametrize("where", ["python", "collective"])
 def test_sigterm_to_mpiexec_removes_the_writers_temporary(tmp_path, where):
     """A 3-rank job stopped with SIGTERM (scancel, timeout) mid-save leaves nothing.
 
     mpiexec forwards SIGTERM to every rank and SIGKILLs the rest a few milliseconds after the
     first one dies, which may be before the writer's handler has run ("python": a race it
-    usually wins; "mpi": the writer is blocked in a collective, where a Python handler never
+    usually wins; "collective": the writer is blocked in a collective, where a Python handler never
     runs): then its watcher removes the file. Every rank and the watcher are waited for before
     the folder is looked at.
     """
