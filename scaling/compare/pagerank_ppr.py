@@ -182,7 +182,7 @@ def main() -> int:
 def _merged(args, rows: list) -> dict:
     """--mpi-only measures only the app runs: their fields update the rows of the same graph
     already in --json (the 1-process figures stay), other graphs are appended; the run's
-    arguments join the file's list of them."""
+    arguments join the file's list of them; the file's other keys stay."""
     try:
         with open(args.json) as f:
             old = json.load(f)
@@ -197,7 +197,7 @@ def _merged(args, rows: list) -> dict:
             same[0].update(row)
         else:
             kept.append(row)
-    return {"args": runs, "rows": kept}
+    return {**old, "args": runs, "rows": kept}
 
 
 def _mpi_rows(row: dict, spec: str, args) -> None:
