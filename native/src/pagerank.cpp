@@ -1013,6 +1013,26 @@ ExchangeLayout exchange_layout(const py::array& rcnt_, const py::array& scnt_,
   return L;
 }
 
+// The sweep's internal row order: rows [lo, hi) of CSR row pointers p by descending degree,
+// stable (a counting sort), placed from internal row `base`: perm[base + i] = r, pos[r] = base + i.
+// local_order and segmented_order both use it, so the replicated mode's blocks are in exactly
+// the order each rank's own block has (the bit-identity of the two modes rests on it).
+void degree_order(const int64_t* p, int64_t lo, int64_t hi, int64_t base, int64_t* perm,
+                  int64_t* pos) {
+  int64_t maxdeg = 0;
+  for (int64_t r = lo; r < hi; ++r) maxdeg = std::max(maxdeg, p[r + 1] - p[r]);
+  std::vector<int64_t> cnt(static_cast<size_t>(maxdeg) + 2, 0);   // bucket maxdeg - degree
+  for (int64_t r = lo; r < hi; ++r) ++cnt[maxdeg - (p[r + 1] - p[r]) + 1];
+  for (int64_t b = 1; b <= maxdeg + 1; ++b) cnt[b] += cnt[b - 1];
+  for (int64_t r = lo; r < hi; ++r) {
+    const int64_t i = base + cnt[maxdeg - (p[r + 1] - p[r])]++;
+    perm[i] = r;
+    pos[r] = i;
+  }
+}
+
+inline double inv_degree(int64_t d) { return d > 0 ? 1.0 / static_cast<double>(d) : 0.0; }
+
 // local_order(indptr, indices, nlo, nhi, slot, gpos): rows renumbered by in-degree, descending
 // (a stable counting sort: equal degrees keep their order), columns to the sweep's numbering:
 // owned column c -> pos[c - nlo], ghost entry k -> nl + gpos[slot[k]]. Entries keep their order
@@ -1056,17 +1076,7 @@ LocalOrder local_order(const py::array& indptr_, const py::array& indices_, int6
   int32_t* oidx = oidx_.mutable_data();
   {
     py::gil_scoped_release nogil;
-    int64_t maxdeg = 0;
-    for (int64_t r = 0; r < nl; ++r) maxdeg = std::max(maxdeg, p[r + 1] - p[r]);
-    // counting sort, descending degree: bucket b = maxdeg - degree
-    std::vector<int64_t> cnt(static_cast<size_t>(maxdeg) + 2, 0);
-    for (int64_t r = 0; r < nl; ++r) ++cnt[maxdeg - (p[r + 1] - p[r]) + 1];
-    for (int64_t b = 1; b <= maxdeg + 1; ++b) cnt[b] += cnt[b - 1];
-    for (int64_t r = 0; r < nl; ++r) {
-      const int64_t i = cnt[maxdeg - (p[r + 1] - p[r])]++;
-      perm[i] = r;
-      pos[r] = i;
-    }
+    degree_order(p, 0, nl, 0, perm, pos);
     optr[0] = 0;
     for (int64_t i = 0; i < nl; ++i) {
       const int64_t r = perm[i], b = p[r], e = p[r + 1];
@@ -1085,16 +1095,9 @@ LocalOrder local_order(const py::array& indptr_, const py::array& indices_, int6
   for (int64_t k = 0; k < ns; ++k) pidx[k] = static_cast<int32_t>(pos[si.data()[k]]);
   for (int64_t i = 0; i < nl; ++i) {
     const int64_t d = od.data()[perm[i]];
-    inv[i] = d > 0 ? 1.0 / static_cast<double>(d) : 0.0;
+    inv[i] = inv_degree(d);
   }
-  LocalOrder o;
-  o.perm = perm_;
-  o.pos = pos_;
-  o.indptr = optr_;
-  o.indices = oidx_;
-  o.pack_idx = pidx_;
-  o.inv_deg = inv_;
-  return o;
+  return LocalOrder{perm_, pos_, optr_, oidx_, pidx_, inv_};
 }
 
 // segmented_order(indptr, indices, outdeg, offsets): the whole graph (rows and columns 0..n-1)
@@ -1139,19 +1142,8 @@ py::tuple segmented_order(const py::array& indptr_, const py::array& indices_,
   {
     py::gil_scoped_release nogil;
     std::fill(perm, perm + rows, int64_t(-1));
-    for (int64_t q = 0; q < ns; ++q) {   // local_order's counting sort within each block
-      const int64_t lo = o[q], hi = o[q + 1];
-      int64_t maxdeg = 0;
-      for (int64_t r = lo; r < hi; ++r) maxdeg = std::max(maxdeg, p[r + 1] - p[r]);
-      std::vector<int64_t> cnt(static_cast<size_t>(maxdeg) + 2, 0);
-      for (int64_t r = lo; r < hi; ++r) ++cnt[maxdeg - (p[r + 1] - p[r]) + 1];
-      for (int64_t b = 1; b <= maxdeg + 1; ++b) cnt[b] += cnt[b - 1];
-      for (int64_t r = lo; r < hi; ++r) {
-        const int64_t i = starts[q] + cnt[maxdeg - (p[r + 1] - p[r])]++;
-        perm[i] = r;
-        pos[r] = i;
-      }
-    }
+    for (int64_t q = 0; q < ns; ++q)   // each block in its rank's local_order order
+      degree_order(p, o[q], o[q + 1], starts[q], perm, pos);
     optr[0] = 0;
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t r = perm[i];
@@ -1164,17 +1156,10 @@ py::tuple segmented_order(const py::array& indptr_, const py::array& indices_,
       for (int64_t k = b; k < e; ++k) oidx[optr[i] + k - b] = static_cast<int32_t>(pos[c[k]]);
       optr[i + 1] = optr[i] + (e - b);
       const int64_t d = od.data()[r];
-      inv[i] = d > 0 ? 1.0 / static_cast<double>(d) : 0.0;
+      inv[i] = inv_degree(d);
     }
   }
-  LocalOrder out;
-  out.perm = perm_;
-  out.pos = pos_;
-  out.indptr = optr_;
-  out.indices = oidx_;
-  out.pack_idx = pidx_;
-  out.inv_deg = inv_;
-  return py::make_tuple(out, starts_);
+  return py::make_tuple(LocalOrder{perm_, pos_, optr_, oidx_, pidx_, inv_}, starts_);
 }
 }  // namespace
 
