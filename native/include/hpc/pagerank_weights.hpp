@@ -356,14 +356,11 @@ class ScaledWeights {
     for (int64_t l = 0; l < width; ++l, p += 4) {
       const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
       col = _mm_add_epi32(col, _mm_and_si128(v, lo));
-      const __m128i m = _mm_srl_epi32(v, sh);
-      const __m128d w01 = _mm_cvtepi32_pd(m), w23 = _mm_cvtepi32_pd(_mm_unpackhi_epi64(m, m));
       const auto p01 = static_cast<uint64_t>(_mm_cvtsi128_si64(col));
       const auto p23 = static_cast<uint64_t>(_mm_cvtsi128_si64(_mm_unpackhi_epi64(col, col)));
-      const __m128d x01 = _mm_loadh_pd(_mm_load_sd(x + static_cast<uint32_t>(p01)), x + (p01 >> 32));
-      const __m128d x23 = _mm_loadh_pd(_mm_load_sd(x + static_cast<uint32_t>(p23)), x + (p23 >> 32));
-      a = _mm_add_pd(a, _mm_mul_pd(w01, x01));
-      b = _mm_add_pd(b, _mm_mul_pd(w23, x23));
+      const Sse2Quad o = sse2_quad(_mm_srl_epi32(v, sh), p01, p23, x);
+      a = _mm_add_pd(a, _mm_mul_pd(o.w01, o.x01));
+      b = _mm_add_pd(b, _mm_mul_pd(o.w23, o.x23));
     }
     _mm_storeu_pd(s, a);
     _mm_storeu_pd(s + 2, b);
@@ -392,13 +389,11 @@ class ScaledWeights {
       std::memcpy(&p01, q, 8);
       std::memcpy(&p23, q + 2, 8);
       const __m128i m = _mm_unpacklo_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(nv)), z);
-      const __m128d w01 = _mm_cvtepi32_pd(m), w23 = _mm_cvtepi32_pd(_mm_unpackhi_epi64(m, m));
-      const __m128d x01 = _mm_loadh_pd(_mm_load_sd(x + static_cast<uint32_t>(p01)), x + (p01 >> 32));
-      const __m128d x23 = _mm_loadh_pd(_mm_load_sd(x + static_cast<uint32_t>(p23)), x + (p23 >> 32));
-      ea = _mm_add_pd(ea, _mm_mul_pd(_mm_loadu_pd(v), x01));
-      eb = _mm_add_pd(eb, _mm_mul_pd(_mm_loadu_pd(v + 2), x23));
-      ha = _mm_add_pd(ha, _mm_mul_pd(w01, x01));
-      hb = _mm_add_pd(hb, _mm_mul_pd(w23, x23));
+      const Sse2Quad o = sse2_quad(m, p01, p23, x);
+      ea = _mm_add_pd(ea, _mm_mul_pd(_mm_loadu_pd(v), o.x01));
+      eb = _mm_add_pd(eb, _mm_mul_pd(_mm_loadu_pd(v + 2), o.x23));
+      ha = _mm_add_pd(ha, _mm_mul_pd(o.w01, o.x01));
+      hb = _mm_add_pd(hb, _mm_mul_pd(o.w23, o.x23));
     }
     _mm_storeu_pd(e, ea);
     _mm_storeu_pd(e + 2, eb);

@@ -18,6 +18,21 @@
 
 namespace hpc {
 
+#if defined(__SSE2__)
+// The operands of one SSE2 step of a SELL-4 chunk with integer weights: four int32 weights
+// (the lanes of m) as two pairs of doubles, and x at four columns given as the zero-extended
+// 32-bit halves of p01 and p23. Shared by every SSE2 weighted kernel (u16, exact_values_u16,
+// packed deltas), so they read x and convert the weights alike.
+struct Sse2Quad {
+  __m128d w01, w23, x01, x23;
+};
+inline Sse2Quad sse2_quad(__m128i m, uint64_t p01, uint64_t p23, const double* x) {
+  return {_mm_cvtepi32_pd(m), _mm_cvtepi32_pd(_mm_unpackhi_epi64(m, m)),
+          _mm_loadh_pd(_mm_load_sd(x + static_cast<uint32_t>(p01)), x + (p01 >> 32)),
+          _mm_loadh_pd(_mm_load_sd(x + static_cast<uint32_t>(p23)), x + (p23 >> 32))};
+}
+#endif
+
 // V: the stored weight type (double, or float where every weight is exactly a float: the
 // product is then the same double as with the double weight, with 4 bytes less an entry).
 template <bool W, typename V = double>
@@ -86,11 +101,9 @@ inline void sell4_chunk_sums_u16(const int32_t* q, const uint16_t* wv, int64_t w
     std::memcpy(&p01, q, 8);
     std::memcpy(&p23, q + 2, 8);
     const __m128i m = _mm_unpacklo_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(wv)), z);
-    const __m128d w01 = _mm_cvtepi32_pd(m), w23 = _mm_cvtepi32_pd(_mm_unpackhi_epi64(m, m));
-    const __m128d x01 = _mm_loadh_pd(_mm_load_sd(x + static_cast<uint32_t>(p01)), x + (p01 >> 32));
-    const __m128d x23 = _mm_loadh_pd(_mm_load_sd(x + static_cast<uint32_t>(p23)), x + (p23 >> 32));
-    a = _mm_add_pd(a, _mm_mul_pd(w01, x01));
-    b = _mm_add_pd(b, _mm_mul_pd(w23, x23));
+    const Sse2Quad o = sse2_quad(m, p01, p23, x);
+    a = _mm_add_pd(a, _mm_mul_pd(o.w01, o.x01));
+    b = _mm_add_pd(b, _mm_mul_pd(o.w23, o.x23));
   }
   _mm_storeu_pd(s, a);
   _mm_storeu_pd(s + 2, b);
