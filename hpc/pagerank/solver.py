@@ -642,19 +642,8 @@ class Native1D:
         lap("plan")
         self.mode = "local" if p == 1 else (
             "piggyback" if reduce == "piggyback" or (reduce == "auto" and p <= 4) else "allreduce")
-        # neighbours (every other rank when piggy-backing, else the ranks with data), the
-        # receive position of every ghost slot, the row and send position of every value sent
-        lay = _core.pagerank.exchange_layout(
-            recv_counts=plan.recv_counts, send_counts=plan.send_counts, send_idx=plan.send_idx,
-            rank=r, nl=nl, piggyback=self.mode == "piggyback")
         seg_rows = seg_starts = None
-        if _segments is None:
-            # internal order: in-degree descending (SELL-4 chunks of equal-length rows)
-            order = _core.pagerank.local_order(
-                indptr=np.ascontiguousarray(indptr, dtype=np.int64), indices=cols, nlo=nlo,
-                nhi=nhi, slot=slot, ghost_pos=lay.ghost_pos, send_idx=lay.send_idx,
-                outdeg=np.ascontiguousarray(outdeg, dtype=np.int64))
-        else:
+        if _segments is not None:
             # the whole graph as the ranks of blocks _segments order theirs, each block padded
             # to a multiple of 4 rows (Sweep.set_segments: the distributed iteration's bits)
             seg = np.ascontiguousarray(_segments, dtype=np.int64)
@@ -662,10 +651,18 @@ class Native1D:
                 indptr=np.ascontiguousarray(indptr, dtype=np.int64), indices=cols,
                 outdeg=np.ascontiguousarray(outdeg, dtype=np.int64), offsets=seg)
             seg_rows = np.diff(seg)
-            nl = self.nlocal = int(order.perm.size)
-            lay = _core.pagerank.exchange_layout(
-                recv_counts=plan.recv_counts, send_counts=plan.send_counts,
-                send_idx=plan.send_idx, rank=r, nl=nl, piggyback=False)
+            nl = self.nlocal = int(order.perm.size)   # with the padding rows
+        # neighbours (every other rank when piggy-backing, else the ranks with data), the
+        # receive position of every ghost slot, the row and send position of every value sent
+        lay = _core.pagerank.exchange_layout(
+            recv_counts=plan.recv_counts, send_counts=plan.send_counts, send_idx=plan.send_idx,
+            rank=r, nl=nl, piggyback=self.mode == "piggyback")
+        if _segments is None:
+            # internal order: in-degree descending (SELL-4 chunks of equal-length rows)
+            order = _core.pagerank.local_order(
+                indptr=np.ascontiguousarray(indptr, dtype=np.int64), indices=cols, nlo=nlo,
+                nhi=nhi, slot=slot, ghost_pos=lay.ghost_pos, send_idx=lay.send_idx,
+                outdeg=np.ascontiguousarray(outdeg, dtype=np.int64))
         self.perm, self.pos = order.perm, order.pos
         real = self.perm >= 0                 # padding rows (segments): perm -1
         rows = self.perm if _segments is None else np.where(real, self.perm, 0)
