@@ -337,6 +337,9 @@ class _pagerank(ModuleType):
         @property
         def team_used(self) -> bool:
             """whether the last step ran on the thread team"""
+        @property
+        def probe_steps(self) -> int:
+            """steps the next run_local times to choose its threads (threads 'auto', not yet measured; 0: nothing to choose)"""
         def step_pb(self, d: float, n: float, tol: float, check: bool) -> tuple[Any, ...]: ...
         @property
         def padded(self) -> int: ...

@@ -460,6 +460,37 @@ def test_native_sweep_threads_choice_keeps_the_bits():
         s.free()
 
 
+def test_native_threads_probe_runs_at_setup():
+    """Native1D makes the sweep's 'auto' threads choice in its setup (timed steps from the
+    start vector), so a solve runs only its own steps; one thread has nothing to choose."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from mpi4py import MPI
+
+    from hpc.pagerank import graphio
+    from hpc.pagerank.solver import Native1D
+
+    g = graphio.generate_kron("kron:13:8", 3, MPI.COMM_SELF)
+    with threadpoolctl.threadpool_limits(1, user_api="openmp"):
+        s = Native1D(g)
+        try:
+            assert s.sweep.probe_steps == 0 and "threads" not in s.setup_times
+            ref = s.solve(0.85, 1e-12, 1000)
+        finally:
+            s.free()
+    with threadpoolctl.threadpool_limits(2, user_api="openmp"):
+        s = Native1D(g)
+        try:
+            assert "threads" in s.setup_times and s.sweep.probe_steps == 0
+            r = s.solve(0.85, 1e-12, 1000)
+            assert np.array_equal(r.x, ref.x) and r.iterations == ref.iterations
+            s.sweep.threads = "auto"                   # measure again: the next run_local
+            assert s.sweep.probe_steps == 7
+            s.solve(0.85, 1e-12, 1000)
+            assert s.sweep.probe_steps == 0
+        finally:
+            s.free()
+
+
 def test_native_segmented_order_pads_each_block():
     """segmented_order lays block q's rows out as local_order orders them (in-degree
     descending, stable) from a multiple of 4, padding rows (perm -1, no entries) between;

@@ -724,6 +724,13 @@ class Native1D:
         lap("result_move")
         self._rep = None
         self.probe: dict[str, float] = {}
+        steps = self.sweep.probe_steps if self.mode == "local" else 0
+        if steps:
+            # the sweep's choice of threads (team or one, timed steps: the same bits either
+            # way) made here, so a timed solve runs only the steps of its answer
+            self.sweep.start(self._x0)
+            self.sweep.run_local(0.85, float(g.n), -1.0, steps)
+            lap("threads")
         if replicate not in (False, True, "auto"):
             raise ValueError(f"replicate must be True, False or 'auto', got {replicate!r}")
         if p > 1 and replicate:

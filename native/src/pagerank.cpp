@@ -538,6 +538,11 @@ class Sweep {
   }
   // whether the last step ran on the thread team (false: one thread or too little work)
   bool team_used() const { return par_ && team_; }
+  // Steps the next run_local spends measuring the team against one thread (0: nothing to
+  // decide), so a caller can run them at setup and keep them out of a timed solve.
+  int64_t probe_steps() const {
+    return par_ && threads_ == 0 && !decided_ && max_threads() > 1 ? 1 + 2 * kProbe : 0;
+  }
 
   // One step from the global dangling mass dm of the current x (n vertices).
   void step_dm(double d, double dm, double n) {
@@ -1289,6 +1294,9 @@ HPC_SUBMODULE(pagerank) {
                     "same bits")
       .def_property_readonly("team_used", &Sweep::team_used,
                              "whether the last step ran on the thread team")
+      .def_property_readonly("probe_steps", &Sweep::probe_steps,
+                             "steps the next run_local times to choose its threads (threads "
+                             "'auto', not yet measured; 0: nothing to choose)")
       .def("step_dm", &Sweep::step_dm, py::arg("d"), py::arg("dm"), py::arg("n"))
       .def("run_local", &Sweep::run_local, py::arg("d"), py::arg("n"), py::arg("tol"),
            py::arg("max_iter"),
