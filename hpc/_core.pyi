@@ -313,7 +313,14 @@ class _pagerank(ModuleType):
             """internal row of each original row"""
     class Sweep:
         """SELL-4 pull sweep with bound buffers (rows in-degree descending), fused update, send-buffer packing and rank-ordered partial sums"""
-        def __init__(self, order: _pagerank.LocalOrder, layout: _pagerank.ExchangeLayout, *, xg: np.ndarray, x: np.ndarray, send: np.ndarray, part_out: np.ndarray) -> None: ...
+        def __init__(self, order: _pagerank.LocalOrder, layout: _pagerank.ExchangeLayout, *, xg: np.ndarray, x: np.ndarray, send: np.ndarray, part_out: np.ndarray, columns: str = "as-given") -> None:
+            """columns: 'as-given', 'sorted' (each row by column), 'delta16' (sorted, 16-bit column deltas) or 'auto' (sorted; delta16 where it pays)"""
+        @property
+        def column_layout(self) -> str:
+            """'int32' (the order's entry order), 'sorted32' (each row sorted by column) or 'delta16' (sorted, 16-bit column deltas)"""
+        @property
+        def column_bytes(self) -> int:
+            """bytes of the column indices a sweep reads"""
         def global_prev(self) -> tuple[float, float]: ...
         def run_local(self, d: float, n: float, tol: float, max_iter: int) -> tuple[Any, ...]:
             """up to max_iter steps of a rank alone, stopping at L1 change < tol: (steps, change, converged)"""

@@ -466,6 +466,7 @@ def test_native_threads_probe_runs_at_setup():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     from mpi4py import MPI
 
+    from hpc import _core  # noqa: F401 (libgomp loaded: threadpoolctl limits what is loaded)
     from hpc.pagerank import graphio
     from hpc.pagerank.solver import Native1D
 
@@ -489,6 +490,68 @@ def test_native_threads_probe_runs_at_setup():
             assert s.sweep.probe_steps == 0
         finally:
             s.free()
+
+
+def test_native_sweep_column_layouts_give_the_same_bits():
+    """A rank alone sorts each row by column; the 16-bit delta columns (jumps over gaps of
+    2^15 or more, padding) give the sorted 32-bit sweep's scores bit for bit, at 1 and 2
+    threads, with a teleport too; both within 1e-14 of the serial iteration, and the order's
+    own entry order within 1e-15 (scores sum to 1)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from mpi4py import MPI
+
+    from hpc import _core  # noqa: F401 (libgomp loaded: threadpoolctl limits what is loaded)
+    from hpc.pagerank import graphio
+    from hpc.pagerank.solver import Native1D, Teleport
+
+    rng = np.random.default_rng(11)
+    n = 150_000                     # gaps up to ~n: jump entries in the packed lanes
+    src = np.concatenate([rng.integers(0, n, 60_000), np.zeros(50, np.int64)])
+    dst = np.concatenate([rng.integers(0, n, 60_000), rng.integers(n - 1000, n, 50)])
+    keep = src != dst
+    wide = graphio.from_edge_array(np.column_stack([src[keep], dst[keep]]), MPI.COMM_SELF)
+    kron = graphio.generate_kron("kron:13:8", 3, MPI.COMM_SELF)
+    pv = np.random.default_rng(2).random(kron.n)
+    cases = [("kron", kron, None), ("wide", wide, None),
+             ("kron-teleport", kron, Teleport(pv / pv.sum(), None))]
+    for name, g, tp in cases:
+        A = graphio.gather_csr(g)
+        deg = np.asarray(A.sum(axis=1)).ravel()
+        out = {}
+        for cols in ("as-given", "sorted", "delta16", "auto"):
+            for t in (1, 2):
+                with threadpoolctl.threadpool_limits(t, user_api="openmp"):
+                    s = Native1D(g, teleport=tp, _columns=cols)
+                    try:
+                        lay = s.sweep.column_layout
+                        out[cols, t] = (s.solve(0.85, 1e-13, 1000), lay)
+                    finally:
+                        s.free()
+        assert out["as-given", 1][1] == "int32" and out["sorted", 1][1] == "sorted32"
+        assert out["delta16", 1][1] == "delta16", name
+        assert out["auto", 1][1] in ("sorted32", "delta16")
+        ref = out["sorted", 1][0]
+        for key, (r, _) in out.items():
+            if key[0] == "as-given":
+                assert np.abs(r.x - ref.x).max() <= 1e-15, (name, key)
+            else:
+                assert np.array_equal(r.x, ref.x) and r.iterations == ref.iterations, (name, key)
+        if tp is None:
+            inv = np.zeros(g.n)
+            np.divide(1.0, deg, out=inv, where=deg > 0)
+            PT = (A.multiply(inv[:, None])).T.tocsr()
+            x = np.full(g.n, 1.0 / g.n)
+            for _ in range(ref.iterations):
+                x = 0.85 * (PT @ x) + (0.85 * x[deg == 0].sum() + 0.15) / g.n
+            assert np.abs(x - ref.x).max() <= 1e-14, name
+    with pytest.raises(ValueError, match="columns"):
+        Native1D(kron, _columns="int16")
+    s = Native1D(kron, _columns="sorted")
+    try:
+        with pytest.raises(ValueError, match="sorted"):
+            s.sweep.set_weights(np.zeros(s.sweep.rows + 1, np.int64), np.zeros(0))
+    finally:
+        s.free()
 
 
 def test_native_segmented_order_pads_each_block():

@@ -593,7 +593,7 @@ class Native1D:
     def __init__(self, g: Graph, backend: str = "native", reduce: str = "auto",
                  balance: bool = True, exchange: str = "auto",
                  teleport: Teleport | None = None, replicate: bool | str = False,
-                 _segments: np.ndarray | None = None):
+                 _segments: np.ndarray | None = None, _columns: str | None = None):
         from hpc import _core
 
         if reduce not in ("auto", "piggyback", "allreduce"):
@@ -678,8 +678,13 @@ class Native1D:
         self.send = np.zeros(int(lay.n_send))
         self.part = np.zeros(2)
         lap("local")
+        # a rank alone sorts each row by column (and packs the columns as 16-bit deltas where
+        # that pays): ranks and the replicated mode keep the order's entries, so both give the
+        # same bits, and weights keep their order
+        alone = p == 1 and _segments is None and not g.weighted
         self.sweep = _core.pagerank.Sweep(order, lay, xg=self.xg, x=self.x, send=self.send,
-                                          part_out=self.part)
+                                          part_out=self.part,
+                                          columns=_columns or ("auto" if alone else "as-given"))
         if _segments is not None:
             self.sweep.set_segments(seg_starts, seg_rows)
         if g.weighted:   # the in-edges' weights in the order's entry order (rows permuted)

@@ -260,7 +260,7 @@ class Sweep {
   // receive buffer | zero slot] (length rows + layout.n_recv + 1), x the owned rows, send the
   // send buffer (layout.n_send), part_out the 2 partial sums. Everything is checked here.
   Sweep(const LocalOrder& order, const ExchangeLayout& layout, py::array xg, py::array x,
-        py::array send, py::array part_out)
+        py::array send, py::array part_out, const std::string& columns)
       : xg_(hpc::exact<double>(xg, "Sweep xg")), x_(hpc::exact<double>(x, "Sweep x")),
         send_(hpc::exact<double>(send, "Sweep send")),
         out_(hpc::exact<double>(part_out, "Sweep part_out")) {
@@ -319,6 +319,7 @@ class Sweep {
       for (int64_t r = 4 * ch; r < std::min(rows_, 4 * ch + 4); ++r)
         for (int64_t k = p[r]; k < p[r + 1]; ++k)
           sell_[start_[ch] + 4 * (k - p[r]) + (r - 4 * ch)] = c[k];
+    set_columns(columns);
     // exchange layout
     auto pi = hpc::exact<int32_t>(pack_idx, "Sweep pack_idx");
     auto pp = hpc::exact<int64_t>(pack_pos, "Sweep pack_pos");
@@ -345,6 +346,13 @@ class Sweep {
 
   int64_t rows() const { return rows_; }
   int64_t padded() const { return start_[nch_]; }
+  std::string column_layout() const {
+    return !zk_.empty() ? "delta16" : sorted_ ? "sorted32" : "int32";
+  }
+  int64_t column_bytes() const {
+    return !zk_.empty() ? static_cast<int64_t>(2 * zk_.size() + 4 * zbase_.size())
+                        : static_cast<int64_t>(4 * sell_.size());
+  }
   int64_t pieces() const { return static_cast<int64_t>(pieces_.size()) - 1; }
   std::string schedule() const { return dynamic_ ? "dynamic" : "static"; }
   void set_schedule(const std::string& how) {
@@ -394,6 +402,8 @@ class Sweep {
   // order, entries as in local_order's indices), laid out as the SELL-4 columns; the caller
   // sets inv_deg to 1 / (sum of out-weights) before building the Sweep.
   void set_weights(const py::array& indptr_, const py::array& values_) {
+    if (sorted_)
+      hpc::fail("Sweep.set_weights: the rows were sorted (columns='as-given' keeps the weights' order)");
     auto ip = hpc::exact<int64_t>(indptr_, "Sweep.set_weights indptr");
     auto vv = hpc::exact<double>(values_, "Sweep.set_weights values");
     hpc::require_1d(ip, rows_ + 1, "Sweep.set_weights indptr");
@@ -488,6 +498,8 @@ class Sweep {
   // and so every bit of the iteration, are those of p ranks with those blocks, each with its
   // local_order, and global_prev's rank-order sum.
   void set_segments(const py::array& starts_, const py::array& rows_in) {
+    if (sorted_)
+      hpc::fail("Sweep.set_segments: the rows were sorted (the ranks' order needs columns='as-given')");
     auto st = hpc::exact<int64_t>(starts_, "Sweep.set_segments starts");
     auto rw = hpc::exact<int64_t>(rows_in, "Sweep.set_segments rows");
     hpc::require_1d(st, -1, "Sweep.set_segments starts");
@@ -629,6 +641,9 @@ class Sweep {
               sellf_.sums(ch, start_[ch], sell_.data() + start_[ch], width_[ch], xg, s);
             else if constexpr (W == 4)
               sellf_.sums_exact(ch, start_[ch], sell_.data() + start_[ch], width_[ch], xg, s);
+            else if (W == 0 && !zk_.empty())
+              hpc::sell4_chunk_sums_d16(zk_.data() + zstart_[ch], zbase_.data() + 4 * ch,
+                                        (zstart_[ch + 1] - zstart_[ch]) / 4, xg, s);
             else
               hpc::sell4_chunk_sums<W == 1>(sell_.data() + start_[ch],
                                             W == 1 ? sellv_.data() + start_[ch] : nullptr,
@@ -829,6 +844,51 @@ class Sweep {
   }
   static constexpr int kProbe = 3;   // timed steps of each kind (run_local, threads 'auto')
 
+  // columns: 'as-given' (each row's entries in the order's order, 32-bit columns), 'sorted'
+  // (each row's entries by column: the sums' order, so the bits, follow), 'delta16' (sorted,
+  // then 16-bit deltas, hpc::sell4_pack_d16: half the index bytes) or 'auto' ('sorted', and
+  // 'delta16' where this build gathers with AVX2, jumps add at most kD16Growth entries and
+  // the bytes drop by a quarter;
+  // the scalar decode of the deltas measured 1.6x slower than the 32-bit sweep on kron:17).
+  // The same bits whether packed or not: the rows' order decides them.
+  void set_columns(const std::string& how) {
+    if (how != "as-given" && how != "sorted" && how != "delta16" && how != "auto")
+      hpc::fail("Sweep columns: expected 'as-given', 'sorted', 'delta16' or 'auto', got '" + how + "'");
+    if (how == "as-given") return;
+    std::vector<int32_t> lane;
+    for (int64_t ch = 0; ch < nch_; ++ch)
+      for (int64_t j = 0; j < 4; ++j) {   // padding is the zero slot, the largest column: last
+        int32_t* q = sell_.data() + start_[ch] + j;
+        lane.resize(static_cast<size_t>(width_[ch]));
+        for (int64_t l = 0; l < width_[ch]; ++l) lane[l] = q[4 * l];
+        std::sort(lane.begin(), lane.end());
+        for (int64_t l = 0; l < width_[ch]; ++l) q[4 * l] = lane[l];
+      }
+    sorted_ = true;
+#if defined(__AVX2__)
+    constexpr bool fast = true;
+#else
+    constexpr bool fast = false;
+#endif
+    if (how == "sorted" || (how == "auto" && !fast)) return;
+    std::vector<uint16_t> zk;
+    std::vector<int64_t> zs;
+    std::vector<uint32_t> zb;
+    const int64_t np = hpc::sell4_pack_d16(sell_.data(), start_.data(), width_.data(), nch_, zero_, zk, zs, zb);
+    if (np < 0) hpc::fail("Sweep: sorted columns decrease (internal error)");
+    // auto: fewer bytes by a quarter at least (the chunk bases are 16 bytes a chunk), and few
+    // jumps (a gather each)
+    const auto padded = static_cast<double>(start_[nch_]);
+    if (how == "auto" && (static_cast<double>(np) > kD16Growth * padded ||
+                          2.0 * static_cast<double>(np) + 16.0 * static_cast<double>(nch_) > 0.75 * 4.0 * padded))
+      return;
+    zk_.swap(zk);
+    zstart_.swap(zs);
+    zbase_.swap(zb);
+    std::vector<int32_t>().swap(sell_);   // the deltas replace the columns
+  }
+  static constexpr double kD16Growth = 1.5;   // packed entries / SELL-4 entries, at most
+
   void size_pieces() {
     owner_.assign(pieces_.size() - 1, 0);
     ppart_.assign(2 * (pieces_.size() - 1), 0.0);
@@ -868,6 +928,10 @@ class Sweep {
   int32_t zero_ = 0;
   std::vector<int64_t> start_, width_;
   std::vector<int32_t> sell_;
+  bool sorted_ = false;           // each row's entries sorted by column (set_columns)
+  std::vector<uint16_t> zk_;      // the columns as 16-bit deltas (sell4_pack_d16; empty: none)
+  std::vector<int64_t> zstart_;
+  std::vector<uint32_t> zbase_;
   std::vector<int32_t> pack_idx_;
   std::vector<int64_t> pack_pos_, part_pos_, rpart_pos_;
   double own_c_ = 0.0, own_m_ = 0.0;
@@ -1249,9 +1313,14 @@ HPC_SUBMODULE(pagerank) {
                     "SELL-4 pull sweep with bound buffers (rows in-degree descending), fused "
                     "update, send-buffer packing and rank-ordered partial sums")
       .def(py::init<const LocalOrder&, const ExchangeLayout&, py::array, py::array, py::array,
-                    py::array>(),
+                    py::array, const std::string&>(),
            py::arg("order"), py::arg("layout"), py::kw_only(), py::arg("xg"), py::arg("x"),
-           py::arg("send"), py::arg("part_out"))
+           py::arg("send"), py::arg("part_out"), py::arg("columns") = "as-given")
+      .def_property_readonly("column_layout", &Sweep::column_layout,
+                             "'int32' (the order's entry order), 'sorted32' (each row sorted by "
+                             "column) or 'delta16' (sorted, 16-bit column deltas)")
+      .def_property_readonly("column_bytes", &Sweep::column_bytes,
+                             "bytes of the column indices a sweep reads")
       .def_property_readonly("rows", &Sweep::rows)
       .def_property_readonly("padded", &Sweep::padded)
       .def_property_readonly("pieces", &Sweep::pieces,

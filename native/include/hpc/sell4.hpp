@@ -9,7 +9,9 @@
 #include <limits>
 #include <utility>
 #include <vector>
-#if defined(__SSE2__)
+#if defined(__AVX2__)
+#include <immintrin.h>
+#elif defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 #ifdef _OPENMP
@@ -59,6 +61,80 @@ inline void sell4_chunk_sums(const int32_t* q, const V* wv, int64_t width, const
   s[1] = s1;
   s[2] = s2;
   s[3] = s3;
+}
+
+// The four row sums of an unweighted chunk stored as 16-bit words (sell4_pack_d16): each
+// word is delta << 1 | real, delta the column less the lane's previous column (the lane's
+// first column in base), real 0 for a jump (a gap of 2^15 or more) or padding, whose x is not
+// added. Half the unweighted layout's index bytes; the same sums, in the lanes' order.
+inline void sell4_chunk_sums_d16(const uint16_t* p, const uint32_t* base, int64_t width,
+                                 const double* x, double s[4]) {
+#if defined(__AVX2__)
+  __m256d a = _mm256_setzero_pd();
+  __m128i col = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base));
+  const __m128i one = _mm_set1_epi32(1), z = _mm_setzero_si128();
+  for (int64_t l = 0; l < width; ++l, p += 4) {
+    const __m128i v = _mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    col = _mm_add_epi32(col, _mm_srli_epi32(v, 1));
+    const __m256d m = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm_sub_epi32(z, _mm_and_si128(v, one))));
+    a = _mm256_add_pd(a, _mm256_mask_i32gather_pd(_mm256_setzero_pd(), x, col, m, 8));
+  }
+  _mm256_storeu_pd(s, a);
+#else
+  double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+  uint32_t c0 = base[0], c1 = base[1], c2 = base[2], c3 = base[3];
+  for (int64_t l = 0; l < width; ++l, p += 4) {
+    c0 += p[0] >> 1, c1 += p[1] >> 1, c2 += p[2] >> 1, c3 += p[3] >> 1;
+    s0 += static_cast<double>(p[0] & 1) * x[c0];
+    s1 += static_cast<double>(p[1] & 1) * x[c1];
+    s2 += static_cast<double>(p[2] & 1) * x[c2];
+    s3 += static_cast<double>(p[3] & 1) * x[c3];
+  }
+  s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3;
+#endif
+}
+
+// Pack the SELL-4 columns sell (start, width, nch; padding = zero) as sell4_chunk_sums_d16
+// reads them, each lane's entries in their stored order (a lane sorted by column packs best):
+// out (16-bit words), ostart (chunk starts, nch + 1), obase (4 first columns a chunk). Returns
+// the packed entries (jumps and padding included), or -1 where a lane's columns decrease.
+inline int64_t sell4_pack_d16(const int32_t* sell, const int64_t* start, const int64_t* width,
+                              int64_t nch, int32_t zero, std::vector<uint16_t>& out,
+                              std::vector<int64_t>& ostart, std::vector<uint32_t>& obase) {
+  constexpr uint32_t kMax = (1u << 15) - 1u;
+  ostart.assign(static_cast<size_t>(nch) + 1, 0);
+  obase.assign(static_cast<size_t>(4 * nch), 0u);
+  // lane lengths first (jumps included), then the words
+  for (int pass = 0; pass < 2; ++pass) {
+    if (pass == 1) out.assign(static_cast<size_t>(ostart[nch]), 0);
+    for (int64_t ch = 0; ch < nch; ++ch) {
+      int64_t w = 0;
+      for (int j = 0; j < 4; ++j) {
+        int64_t l = 0;
+        bool first = true;
+        uint32_t prev = 0;
+        for (int64_t e = 0; e < width[ch]; ++e) {
+          const int32_t c = sell[start[ch] + 4 * e + j];
+          if (c == zero) continue;
+          const auto u = static_cast<uint32_t>(c);
+          if (first) {
+            prev = u;
+            first = false;
+            if (pass == 1) obase[4 * ch + j] = u;
+          }
+          if (u < prev) return -1;
+          for (; u - prev > kMax; prev += kMax, ++l)
+            if (pass == 1) out[ostart[ch] + 4 * l + j] = static_cast<uint16_t>(kMax << 1);
+          if (pass == 1) out[ostart[ch] + 4 * l + j] = static_cast<uint16_t>(((u - prev) << 1) | 1u);
+          prev = u;
+          ++l;
+        }
+        w = std::max(w, l);
+      }
+      if (pass == 0) ostart[ch + 1] = ostart[ch] + 4 * w;
+    }
+  }
+  return ostart[nch];
 }
 
 // The four row sums of a chunk whose entries carry their weight as a code in the top 8 bits of
