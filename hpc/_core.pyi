@@ -314,10 +314,17 @@ class _pagerank(ModuleType):
     class Sweep:
         """SELL-4 pull sweep with bound buffers (rows in-degree descending), fused update, send-buffer packing and rank-ordered partial sums"""
         def __init__(self, order: _pagerank.LocalOrder, layout: _pagerank.ExchangeLayout, *, xg: np.ndarray, x: np.ndarray, send: np.ndarray, part_out: np.ndarray, columns: str = "as-given") -> None:
-            """columns: 'as-given', 'sorted' (each row by column), 'delta16' (sorted, 16-bit column deltas) or 'auto' (sorted; delta16 where it pays)"""
+            """columns: 'as-given', 'sorted' (each row by column), 'delta16' (sorted, 16-bit column deltas) or 'auto' (sorted; both kept where delta16 saves bytes, for the caller to time: column_choice)"""
         @property
         def column_layout(self) -> str:
-            """'int32' (the order's entry order), 'sorted32' (each row sorted by column) or 'delta16' (sorted, 16-bit column deltas)"""
+            """'int32' (the order's entry order), 'sorted32' (each row sorted by column) or 'delta16' (sorted, 16-bit column deltas); settable to either of the last two while column_choice (the same bits)"""
+        @column_layout.setter
+        def column_layout(self, value: str) -> None: ...
+        @property
+        def column_choice(self) -> bool:
+            """both sorted32 and delta16 kept (columns 'auto') until keep_column_layout"""
+        def keep_column_layout(self) -> None:
+            """keep the column layout set now and free the other"""
         @property
         def column_bytes(self) -> int:
             """bytes of the column indices a sweep reads"""
@@ -325,7 +332,7 @@ class _pagerank(ModuleType):
         def run_local(self, d: float, n: float, tol: float, max_iter: int) -> tuple[Any, ...]:
             """up to max_iter steps of a rank alone, stopping at L1 change < tol: (steps, change, converged)"""
         def start(self, x0: np.ndarray) -> None: ...
-        def set_weights(self, indptr: np.ndarray, values: np.ndarray) -> None:
+        def set_weights(self, indptr: np.ndarray, values: np.ndarray, indices: np.ndarray | None = None) -> None:
             """edge weights per entry of the order's CSR (internal row order), laid out as the SELL-4 columns"""
         def set_teleport(self, p: np.ndarray, q: np.ndarray) -> None:
             """personalization p and dangling distribution q (owned rows, internal order; empty arrays: uniform)"""
@@ -388,8 +395,8 @@ class _pagerank(ModuleType):
     def local_order(indptr: np.ndarray, indices: np.ndarray, nlo: int, nhi: int, slot: np.ndarray, ghost_pos: np.ndarray, send_idx: np.ndarray, outdeg: np.ndarray) -> _pagerank.LocalOrder:
         """Rows by in-degree descending, columns to the sweep's numbering (a LocalOrder)"""
     @staticmethod
-    def segmented_order(indptr: np.ndarray, indices: np.ndarray, outdeg: np.ndarray, offsets: np.ndarray) -> tuple[_pagerank.LocalOrder, npt.NDArray[np.int64]]:
-        """The whole graph laid out as p ranks' local orders (blocks offsets), each block padded to a multiple of 4 rows: (LocalOrder, starts) for Sweep.set_segments"""
+    def segmented_order(indptr: np.ndarray, indices: np.ndarray, outdeg: np.ndarray, offsets: np.ndarray, sort_rows: bool = False) -> tuple[_pagerank.LocalOrder, npt.NDArray[np.int64]]:
+        """The whole graph laid out as p ranks' local orders (blocks offsets), each block padded to a multiple of 4 rows: (LocalOrder, starts) for Sweep.set_segments; sort_rows: each row's entries as its rank's Sweep(columns='sorted') orders them"""
     @staticmethod
     def parse_edges(data: bytes) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], int, int]:
         """Parse SNAP text: (src, dst, bad_line, code 0 ok/1 malformed/2 overflow)"""

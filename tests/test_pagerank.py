@@ -495,7 +495,7 @@ def test_native_threads_probe_runs_at_setup():
 def test_native_sweep_column_layouts_give_the_same_bits():
     """A rank alone sorts each row by column; the 16-bit delta columns (jumps over gaps of
     2^15 or more, padding) give the sorted 32-bit sweep's scores bit for bit, at 1 and 2
-    threads, with a teleport too; both within 1e-14 of the serial iteration, and the order's
+    threads, with a teleport too, and 'auto' keeps one of the two after timing both; both within 1e-14 of the serial iteration, and the order's
     own entry order within 1e-15 (scores sum to 1)."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     from mpi4py import MPI
@@ -524,6 +524,8 @@ def test_native_sweep_column_layouts_give_the_same_bits():
                     s = Native1D(g, teleport=tp, _columns=cols)
                     try:
                         lay = s.sweep.column_layout
+                        assert not s.sweep.column_choice      # 'auto': chosen by timed steps
+                        assert (cols == "auto") == bool(s.column_times) or lay == "sorted32"
                         out[cols, t] = (s.solve(0.85, 1e-13, 1000), lay)
                     finally:
                         s.free()
@@ -550,6 +552,8 @@ def test_native_sweep_column_layouts_give_the_same_bits():
     try:
         with pytest.raises(ValueError, match="sorted"):
             s.sweep.set_weights(np.zeros(s.sweep.rows + 1, np.int64), np.zeros(0))
+        with pytest.raises(ValueError, match="only one"):
+            s.sweep.column_layout = "delta16"
     finally:
         s.free()
 

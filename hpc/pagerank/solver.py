@@ -649,7 +649,8 @@ class Native1D:
             seg = np.ascontiguousarray(_segments, dtype=np.int64)
             order, seg_starts = _core.pagerank.segmented_order(
                 indptr=np.ascontiguousarray(indptr, dtype=np.int64), indices=cols,
-                outdeg=np.ascontiguousarray(outdeg, dtype=np.int64), offsets=seg)
+                outdeg=np.ascontiguousarray(outdeg, dtype=np.int64), offsets=seg,
+                sort_rows=not g.weighted)
             seg_rows = np.diff(seg)
             nl = self.nlocal = int(order.perm.size)   # with the padding rows
         # neighbours (every other rank when piggy-backing, else the ranks with data), the
@@ -678,13 +679,18 @@ class Native1D:
         self.send = np.zeros(int(lay.n_send))
         self.part = np.zeros(2)
         lap("local")
-        # a rank alone sorts each row by column (and packs the columns as 16-bit deltas where
-        # that pays): ranks and the replicated mode keep the order's entries, so both give the
-        # same bits, and weights keep their order
-        alone = p == 1 and _segments is None and not g.weighted
+        # each row sorted by column (unweighted: and the columns packed as 16-bit deltas where
+        # that pays; the weighted kernels read 32-bit columns); the replicated mode's rows come
+        # sorted as the ranks sort theirs (segmented_order), so both modes give the same bits
+        if _segments is not None:     # segmented_order sorted the rows as the ranks do
+            columns = "as-given"
+        elif g.weighted:              # its weights follow the order's indices (set_weights)
+            columns = "sorted" if p == 1 else "as-given"
+        else:
+            columns = "auto"
+        columns = _columns or columns
         self.sweep = _core.pagerank.Sweep(order, lay, xg=self.xg, x=self.x, send=self.send,
-                                          part_out=self.part,
-                                          columns=_columns or ("auto" if alone else "as-given"))
+                                          part_out=self.part, columns=columns)
         if _segments is not None:
             self.sweep.set_segments(seg_starts, seg_rows)
         if g.weighted:   # the in-edges' weights in the order's entry order (rows permuted)
@@ -693,7 +699,8 @@ class Native1D:
             first = np.cumsum(lens) - lens
             idx = np.repeat(starts - first, lens) + np.arange(int(lens.sum()), dtype=np.int64)
             self.sweep.set_weights(order.indptr, np.ascontiguousarray(g.in_weights[idx],
-                                                                      dtype=np.float64))
+                                                                      dtype=np.float64),
+                                   indices=order.indices)
         if not self.teleport.uniform:   # personalization / dangling, in the sweep's row order
             tp = self.teleport
             pv = tp.personalization if tp.personalization is not None \
@@ -729,6 +736,10 @@ class Native1D:
         lap("result_move")
         self._rep = None
         self.probe: dict[str, float] = {}
+        self.column_times: dict[str, float] = {}
+        if self.sweep.column_choice:
+            self._choose_columns()
+            lap("columns")
         steps = self.sweep.probe_steps if self.mode == "local" else 0
         if steps:
             # the sweep's choice of threads (team or one, timed steps: the same bits either
@@ -741,6 +752,30 @@ class Native1D:
         if p > 1 and replicate:
             self._choose_replicated(replicate == "auto")
             lap("replicate")
+
+    def _choose_columns(self) -> None:
+        """The sweep kept its rows' columns both as 32-bit indices and as 16-bit deltas (the
+        same sums): time this rank's local step with each (7 alternated runs a layout of at
+        least ~2 ms or one step, their minimum: the layouts can differ by only ~5%, GAP's
+        kron:17) and keep the faster. Each rank on its own: no message, and the bits do not
+        depend on the choice."""
+        k, n = self.sweep, float(self.g.n)
+        k.start(self._x0)
+        k.step_dm(0.85, 0.0, n)                     # warm
+        t0 = time.perf_counter()
+        k.step_dm(0.85, 0.0, n)
+        reps = int(min(50, max(1, 2e-3 / max(time.perf_counter() - t0, 1e-9))))
+        runs: dict[str, list[float]] = {"sorted32": [], "delta16": []}
+        for _ in range(7):
+            for which, ts in runs.items():
+                k.column_layout = which
+                t0 = time.perf_counter()
+                for _ in range(reps):
+                    k.step_dm(0.85, 0.0, n)
+                ts.append((time.perf_counter() - t0) / reps)
+        self.column_times = {w: min(ts) for w, ts in runs.items()}
+        k.column_layout = min(self.column_times, key=self.column_times.__getitem__)
+        k.keep_column_layout()
 
     def _exchange(self) -> None:
         if self.transfer.requests:            # one rank: nothing to call

@@ -347,10 +347,11 @@ class Sweep {
   int64_t rows() const { return rows_; }
   int64_t padded() const { return start_[nch_]; }
   std::string column_layout() const {
-    return !zk_.empty() ? "delta16" : sorted_ ? "sorted32" : "int32";
+    return d16_ ? "delta16" : sorted_ ? "sorted32" : "int32";
   }
+  bool column_choice() const { return both_; }
   int64_t column_bytes() const {
-    return !zk_.empty() ? static_cast<int64_t>(2 * zk_.size() + 4 * zbase_.size())
+    return d16_ ? static_cast<int64_t>(2 * zk_.size() + 4 * zbase_.size())
                         : static_cast<int64_t>(4 * sell_.size());
   }
   int64_t pieces() const { return static_cast<int64_t>(pieces_.size()) - 1; }
@@ -401,9 +402,12 @@ class Sweep {
   // Edge weights (a weighted graph): one value per entry of the order's CSR (internal row
   // order, entries as in local_order's indices), laid out as the SELL-4 columns; the caller
   // sets inv_deg to 1 / (sum of out-weights) before building the Sweep.
-  void set_weights(const py::array& indptr_, const py::array& values_) {
-    if (sorted_)
-      hpc::fail("Sweep.set_weights: the rows were sorted (columns='as-given' keeps the weights' order)");
+  // indices: the order's columns (needed where the rows were sorted: each row's weights follow
+  // its columns' sort, equal columns in the order's order).
+  void set_weights(const py::array& indptr_, const py::array& values_, const py::object& indices_) {
+    if (d16_ || both_) hpc::fail("Sweep.set_weights: the columns are packed (use columns='sorted')");
+    if (sorted_ && indices_.is_none())
+      hpc::fail("Sweep.set_weights: the rows were sorted: pass the order's indices");
     auto ip = hpc::exact<int64_t>(indptr_, "Sweep.set_weights indptr");
     auto vv = hpc::exact<double>(values_, "Sweep.set_weights values");
     hpc::require_1d(ip, rows_ + 1, "Sweep.set_weights indptr");
@@ -412,10 +416,31 @@ class Sweep {
     if (p[0] != 0 || !hpc::non_decreasing(p, rows_)) hpc::fail("Sweep.set_weights: bad indptr");
     const double* v = vv.data();
     std::vector<double> sv(sell_.size(), 0.0);
+    const int32_t* c = nullptr;
+    hpc::carray<int32_t> ixa;
+    if (sorted_) {
+      ixa = hpc::exact<int32_t>(indices_.cast<py::array>(), "Sweep.set_weights indices");
+      hpc::require_1d(ixa, p[rows_], "Sweep.set_weights indices");
+      c = ixa.data();
+    }
+    std::vector<std::pair<int32_t, double>> row;
     for (int64_t ch = 0; ch < nch_; ++ch)
       for (int64_t r = 4 * ch; r < std::min(rows_, 4 * ch + 4); ++r) {
         if (p[r + 1] - p[r] > width_[ch]) hpc::fail("Sweep.set_weights: indptr differs from the order's");
-        for (int64_t k = p[r]; k < p[r + 1]; ++k) sv[start_[ch] + 4 * (k - p[r]) + (r - 4 * ch)] = v[k];
+        double* out = sv.data() + start_[ch] + (r - 4 * ch);
+        if (!sorted_) {
+          for (int64_t k = p[r]; k < p[r + 1]; ++k) out[4 * (k - p[r])] = v[k];
+          continue;
+        }
+        row.clear();
+        for (int64_t k = p[r]; k < p[r + 1]; ++k) row.emplace_back(c[k], v[k]);
+        std::stable_sort(row.begin(), row.end(),
+                         [](const auto& a, const auto& b) { return a.first < b.first; });
+        const int32_t* q = sell_.data() + start_[ch] + (r - 4 * ch);
+        for (size_t l = 0; l < row.size(); ++l) {
+          if (q[4 * l] != row[l].first) hpc::fail("Sweep.set_weights: indices differ from the order's");
+          out[4 * l] = row[l].second;
+        }
       }
     sellc_.clear();
     sellf_.clear();
@@ -641,7 +666,7 @@ class Sweep {
               sellf_.sums(ch, start_[ch], sell_.data() + start_[ch], width_[ch], xg, s);
             else if constexpr (W == 4)
               sellf_.sums_exact(ch, start_[ch], sell_.data() + start_[ch], width_[ch], xg, s);
-            else if (W == 0 && !zk_.empty())
+            else if (W == 0 && d16_)
               hpc::sell4_chunk_sums_d16(zk_.data() + zstart_[ch], zbase_.data() + 4 * ch,
                                         (zstart_[ch + 1] - zstart_[ch]) / 4, xg, s);
             else
@@ -847,8 +872,8 @@ class Sweep {
   // columns: 'as-given' (each row's entries in the order's order, 32-bit columns), 'sorted'
   // (each row's entries by column: the sums' order, so the bits, follow), 'delta16' (sorted,
   // then 16-bit deltas, hpc::sell4_pack_d16: half the index bytes) or 'auto' ('sorted', and
-  // 'delta16' where this build gathers with AVX2, jumps add at most kD16Growth entries and
-  // the bytes drop by a quarter;
+  // 'delta16' where this build gathers with AVX2, jumps add at most kD16Growth entries, the
+  // bytes drop by a quarter and a timed pass of each is faster with the deltas;
   // the scalar decode of the deltas measured 1.6x slower than the 32-bit sweep on kron:17).
   // The same bits whether packed or not: the rows' order decides them.
   void set_columns(const std::string& how) {
@@ -885,8 +910,42 @@ class Sweep {
     zk_.swap(zk);
     zstart_.swap(zs);
     zbase_.swap(zb);
+    // auto: both kept until the caller has timed steps with each (set_column_layout,
+    // keep_column_layout): the same sums either way. On graphs whose vector stays in cache the
+    // 32-bit loads beat the gathers (email-Eu-core, one thread: 0.76 against 0.90 ms a
+    // solve); on larger ones the halved index traffic wins (GAP's kron:17: 1.12x). A pass of
+    // the row sums alone, timed, ranked them the other way on kron:17: only whole steps tell.
+    d16_ = true;
+    if (how == "auto") {
+      both_ = true;
+      return;
+    }
     std::vector<int32_t>().swap(sell_);   // the deltas replace the columns
   }
+
+
+ public:
+  // With both column layouts kept (columns 'auto'): the one the sweeps read, and dropping
+  // the other.
+  void set_column_layout(const std::string& how) {
+    if (!both_) hpc::fail("Sweep.column_layout: only one layout is kept");
+    if (how != "sorted32" && how != "delta16")
+      hpc::fail("Sweep.column_layout: expected 'sorted32' or 'delta16', got '" + how + "'");
+    d16_ = how == "delta16";
+  }
+  void keep_column_layout() {
+    if (!both_) return;
+    both_ = false;
+    if (d16_) {
+      std::vector<int32_t>().swap(sell_);
+    } else {
+      std::vector<uint16_t>().swap(zk_);
+      std::vector<int64_t>().swap(zstart_);
+      std::vector<uint32_t>().swap(zbase_);
+    }
+  }
+
+ private:
   static constexpr double kD16Growth = 1.5;   // packed entries / SELL-4 entries, at most
 
   void size_pieces() {
@@ -929,6 +988,8 @@ class Sweep {
   std::vector<int64_t> start_, width_;
   std::vector<int32_t> sell_;
   bool sorted_ = false;           // each row's entries sorted by column (set_columns)
+  bool d16_ = false;              // the sweeps read zk_ (else sell_)
+  bool both_ = false;             // zk_ and sell_ both kept (columns 'auto', until chosen)
   std::vector<uint16_t> zk_;      // the columns as 16-bit deltas (sell4_pack_d16; empty: none)
   std::vector<int64_t> zstart_;
   std::vector<uint32_t> zbase_;
@@ -1173,10 +1234,11 @@ LocalOrder local_order(const py::array& indptr_, const py::array& indices_, int6
 // laid out for a rank alone that iterates as p ranks with blocks [offsets[q], offsets[q+1])
 // would (Sweep.set_segments): block q's rows in local_order's order (in-degree descending,
 // stable), from internal row starts[q] (a multiple of 4), then empty padding rows up to the
-// next multiple of 4. Entries keep their order within a row; column c -> pos[c]. perm is -1
+// next multiple of 4. Entries keep their order within a row (sort_rows: in the order block q's
+// rank sorts them: its own columns by position, then others by vertex); column c -> pos[c]. perm is -1
 // and inv_deg 0 on a padding row; pack_idx is empty. Returns (LocalOrder, starts).
 py::tuple segmented_order(const py::array& indptr_, const py::array& indices_,
-                          const py::array& outdeg_, const py::array& offsets_) {
+                          const py::array& outdeg_, const py::array& offsets_, bool sort_rows) {
   auto ip = hpc::exact<int64_t>(indptr_, "segmented_order indptr");
   auto ix = hpc::exact<int64_t>(indices_, "segmented_order indices");
   auto od = hpc::exact<int64_t>(outdeg_, "segmented_order outdeg");
@@ -1214,6 +1276,7 @@ py::tuple segmented_order(const py::array& indptr_, const py::array& indices_,
     for (int64_t q = 0; q < ns; ++q)   // each block in its rank's local_order order
       degree_order(p, o[q], o[q + 1], starts[q], perm, pos);
     optr[0] = 0;
+    std::vector<int64_t> key;
     for (int64_t i = 0; i < rows; ++i) {
       const int64_t r = perm[i];
       if (r < 0) {
@@ -1222,7 +1285,20 @@ py::tuple segmented_order(const py::array& indptr_, const py::array& indices_,
         continue;
       }
       const int64_t b = p[r], e = p[r + 1];
-      for (int64_t k = b; k < e; ++k) oidx[optr[i] + k - b] = static_cast<int32_t>(pos[c[k]]);
+      if (sort_rows) {   // as block q's rank sorts its row (Sweep columns 'sorted'): its own
+                         // columns by position, then the ghosts by vertex (their receive order)
+        const int64_t q = std::upper_bound(o, o + ns + 1, r) - o - 1;
+        key.clear();
+        for (int64_t k = b; k < e; ++k)
+          key.push_back(c[k] >= o[q] && c[k] < o[q + 1] ? pos[c[k]] : rows + c[k]);
+        std::sort(key.begin(), key.end());
+        for (int64_t k = b; k < e; ++k) {
+          const int64_t v = key[k - b];
+          oidx[optr[i] + k - b] = static_cast<int32_t>(v < rows ? v : pos[v - rows]);
+        }
+      } else {
+        for (int64_t k = b; k < e; ++k) oidx[optr[i] + k - b] = static_cast<int32_t>(pos[c[k]]);
+      }
       optr[i + 1] = optr[i] + (e - b);
       const int64_t d = od.data()[r];
       inv[i] = inv_degree(d);
@@ -1306,9 +1382,10 @@ HPC_SUBMODULE(pagerank) {
         py::arg("outdeg"),
         "Rows by in-degree descending, columns to the sweep's numbering (a LocalOrder)");
   m.def("segmented_order", &segmented_order, py::arg("indptr"), py::arg("indices"),
-        py::arg("outdeg"), py::arg("offsets"),
+        py::arg("outdeg"), py::arg("offsets"), py::arg("sort_rows") = false,
         "The whole graph laid out as p ranks' local orders (blocks offsets), each block padded "
-        "to a multiple of 4 rows: (LocalOrder, starts) for Sweep.set_segments");
+        "to a multiple of 4 rows: (LocalOrder, starts) for Sweep.set_segments; sort_rows: each "
+        "row's entries as its rank's Sweep(columns='sorted') orders them");
   py::class_<Sweep>(m, "Sweep",
                     "SELL-4 pull sweep with bound buffers (rows in-degree descending), fused "
                     "update, send-buffer packing and rank-ordered partial sums")
@@ -1316,9 +1393,15 @@ HPC_SUBMODULE(pagerank) {
                     py::array, const std::string&>(),
            py::arg("order"), py::arg("layout"), py::kw_only(), py::arg("xg"), py::arg("x"),
            py::arg("send"), py::arg("part_out"), py::arg("columns") = "as-given")
-      .def_property_readonly("column_layout", &Sweep::column_layout,
-                             "'int32' (the order's entry order), 'sorted32' (each row sorted by "
-                             "column) or 'delta16' (sorted, 16-bit column deltas)")
+      .def_property("column_layout", &Sweep::column_layout, &Sweep::set_column_layout,
+                    "'int32' (the order's entry order), 'sorted32' (each row sorted by column) or "
+                    "'delta16' (sorted, 16-bit column deltas); settable to either of the last two "
+                    "while column_choice (the same bits)")
+      .def_property_readonly("column_choice", &Sweep::column_choice,
+                             "both sorted32 and delta16 kept (columns 'auto') until "
+                             "keep_column_layout")
+      .def("keep_column_layout", &Sweep::keep_column_layout,
+           "keep the column layout set now and free the other")
       .def_property_readonly("column_bytes", &Sweep::column_bytes,
                              "bytes of the column indices a sweep reads")
       .def_property_readonly("rows", &Sweep::rows)
@@ -1336,7 +1419,8 @@ HPC_SUBMODULE(pagerank) {
       .def("start", &Sweep::start, py::arg("x0"))
       .def("step", &Sweep::step, py::arg("d"), py::arg("base"))
       .def("set_teleport", &Sweep::set_teleport, py::arg("p"), py::arg("q"))
-      .def("set_weights", &Sweep::set_weights, py::arg("indptr"), py::arg("values"))
+      .def("set_weights", &Sweep::set_weights, py::arg("indptr"), py::arg("values"),
+           py::arg("indices") = py::none())
       .def_property_readonly("refine", &Sweep::refine,
                              "narrow weights of the cheap sweeps of a refined 'values' layout "
                              "(mixed precision with defect correction): 'int16', 'float32' or "
