@@ -238,9 +238,16 @@ def _global_metrics(app: App, g: Graph, solver, res, args, t: dict) -> None:
             app.metrics["mode"] = solver.mode
             app.extra["mode_probe_s"] = dict(getattr(solver, "probe", {}))
     steps = getattr(solver, "setup_times", None)
-    if steps:   # where the setup phase went (seconds per step, slowest rank)
-        app.extra["setup_steps_s"] = {k: float(app.comm.allreduce(v, op=MPI.MAX))
-                                      for k, v in steps.items()}
+    if steps is not None:   # where the setup phase went (seconds per step, slowest rank)
+        # the union of the ranks' steps (a rank may time a choice the others do not have)
+        keys = sorted(set().union(*app.comm.allgather(list(steps))))
+        app.extra["setup_steps_s"] = {k: float(app.comm.allreduce(steps.get(k, 0.0), op=MPI.MAX))
+                                      for k in keys}
+    sweep = getattr(solver, "sweep", None)
+    if sweep is not None and hasattr(sweep, "column_layout"):   # each rank's (same bits)
+        rep = getattr(solver, "_rep", None)
+        lay = (rep.sweep if rep is not None else sweep).column_layout
+        app.extra["column_layouts"] = app.comm.allgather(lay)
     app.say(f"{res.iterations} iterations, {solve:.4g} s ({per_it * 1e3:.3g} ms/iter, "
             f"{app.metrics['edges_per_s'] / 1e6:.1f} M edges/s), L1 change {res.l1_change:.3g}")
 

@@ -610,3 +610,26 @@ def test_native_and_numpy_walks_are_identical():
 @pytest.mark.mpi
 def test_ppr_per_edge_push_rule_keeps_precision():
     _check_ppr_precision("p2p-Gnutella08.txt", 8, 3e-4, per_edge=True)
+
+
+@pytest.mark.mpi
+def test_app_record_when_ranks_make_different_choices():
+    """Ranks may keep different column layouts (each times its own steps): the app's record
+    still reduces every setup step over the union of the ranks' steps (a rank-local key once
+    hung the run at 2 ranks on p2p-Gnutella08) and names every rank's layout."""
+    import json
+
+    from hpc.pagerank.app import main
+
+    path = comm.bcast(tempfile.mkdtemp() if comm.rank == 0 else None)
+    out = os.path.join(path, "rec.json")
+    for graph in ("p2p-Gnutella08.txt", "email-Eu-core.txt"):
+        assert main(["--graph", _real(graph), "--quiet", "--json", out]) == 0
+        if comm.rank == 0:
+            rec = json.load(open(out))
+            assert rec["validation"]["passed"]
+            lays = rec["column_layouts"]
+            assert len(lays) == comm.size
+            assert set(lays) <= {"int32", "sorted32", "delta16"}
+            assert "columns" in rec["setup_steps_s"] or comm.size > 1 or lays == ["sorted32"]
+        comm.Barrier()
