@@ -296,3 +296,22 @@ def test_study_runner_heartbeat():
     n = len(lines)
     _time.sleep(0.4)
     assert len(lines) == n  # stopped with the block
+
+
+def test_thread_pools_are_json_after_scipy_reads_matrix_market(tmp_path):
+    """SciPy's fast_matrix_market registers a threadpoolctl controller whose version is a
+    function: the record's thread pools must still be plain JSON (it once made every record
+    written after scipy.io.mmread in the same process fail)."""
+    import json
+
+    import scipy.io
+    import scipy.sparse as sp
+
+    from hpc.core.provenance import thread_pools
+
+    f = tmp_path / "a.mtx"
+    scipy.io.mmwrite(str(f), sp.eye(3, format="coo"))
+    scipy.io.mmread(str(f))
+    pools = thread_pools()
+    json.dumps(pools)
+    assert all(not callable(v) for p in pools for v in p.values())

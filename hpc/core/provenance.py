@@ -182,7 +182,18 @@ def thread_pools() -> list[dict[str, Any]]:
         return []
     keep = ("user_api", "internal_api", "prefix", "version", "num_threads", "threading_layer",
             "architecture", "filepath")
-    return [{k: p.get(k) for k in keep if k in p} for p in threadpool_info()]
+    return [{k: _plain(p.get(k)) for k in keep if k in p} for p in threadpool_info()]
+
+
+def _plain(v: Any) -> Any:
+    """A JSON value from a thread-pool field: SciPy's fast_matrix_market controller reports its
+    version as a function (``_fmm_version``), which would make the record unwritable."""
+    if callable(v):
+        try:
+            v = v()
+        except Exception:  # noqa: BLE001 - a third party's getter; the record keeps its name
+            return getattr(v, "__qualname__", str(v))
+    return v if isinstance(v, (str, int, float, bool, type(None))) else str(v)
 
 
 def capture(comm, started: str, finished: str | None = None,
