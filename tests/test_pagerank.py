@@ -559,6 +559,51 @@ def test_native_sweep_column_layouts_give_the_same_bits():
         s.free()
 
 
+def test_native_float_weights_on_delta_columns_give_the_same_bits(monkeypatch):
+    """A rank alone with float weights (values32) also keeps the 16-bit delta columns with the
+    floats in their order (where the build has AVX2): both layouts give the same scores bit
+    for bit (an explicit fma an entry in both kernels), at 1 and 2 threads, and match the
+    serial weighted iteration."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    importlib.import_module("hpc._core")
+    from mpi4py import MPI
+
+    from hpc.pagerank import graphio
+    from hpc.pagerank.solver import Native1D
+
+    rng = np.random.default_rng(4)
+    e = rng.integers(0, 40_000, size=(300_000, 2))
+    e = e[e[:, 0] != e[:, 1]]
+    w = (rng.random(e.shape[0]) + 0.5).astype(np.float32).astype(np.float64)   # exact floats
+    g = graphio.from_edge_array(np.column_stack([e, w]), MPI.COMM_SELF, weights=True)
+    monkeypatch.setattr(Native1D, "_choose_columns", lambda self: None)   # keep both
+    out = {}
+    for t in (1, 2):
+        with threadpoolctl.threadpool_limits(t, user_api="openmp"):
+            s = Native1D(g)
+            try:
+                assert s.sweep.weight_layout == "values32"
+                if not s.sweep.column_choice:
+                    pytest.skip("this build has no AVX2 delta kernels")
+                for lay in ("sorted32", "delta16", "sorted32"):
+                    s.sweep.column_layout = lay
+                    out[t, lay] = s.solve(0.85, 1e-13, 1000)
+            finally:
+                s.free()
+    ref = out[1, "sorted32"]
+    for key, r in out.items():
+        assert np.array_equal(r.x, ref.x) and r.iterations == ref.iterations, key
+    A = graphio.gather_csr(g)
+    deg = np.asarray(A.sum(axis=1)).ravel()
+    inv = np.zeros(g.n)
+    np.divide(1.0, deg, out=inv, where=deg > 0)
+    PT = (A.multiply(inv[:, None])).T.tocsr()
+    x = np.full(g.n, 1.0 / g.n)
+    for _ in range(ref.iterations):
+        x = 0.85 * (PT @ x) + (0.85 * x[deg == 0].sum() + 0.15) / g.n
+    assert np.abs(x - ref.x).max() <= 1e-14
+
+
 def test_native_segmented_order_pads_each_block():
     """segmented_order lays block q's rows out as local_order orders them (in-degree
     descending, stable) from a multiple of 4, padding rows (perm -1, no entries) between;

@@ -458,6 +458,7 @@ class Sweep {
       fscale_ = sellf_.scale();
       sellv_.clear();
       refine_.enabled = false;
+      pack_float_weights();
       return;
     }
     refine_.enabled = false;
@@ -614,6 +615,32 @@ class Sweep {
     return false;
   }
   std::string refine() const { return sellf_.refine(); }
+
+  // Sorted rows with float weights (values32 / scaled32, not packed with 16-bit weights): the
+  // columns also as 16-bit deltas with the floats in their order (6 bytes an entry, not 8),
+  // both kept for the caller to time (column_choice), as the unweighted 'auto'. AVX2 only.
+  void pack_float_weights() {
+#if defined(__AVX2__) && defined(__FMA__)
+    const std::vector<float>& f = sellf_.floats();
+    if (!sorted_ || f.empty() || sellf_.refined() || sellf_.packed_entries() > 0) return;
+    std::vector<uint16_t> zk;
+    std::vector<int64_t> zs;
+    std::vector<uint32_t> zb;
+    std::vector<float> wz;
+    const int64_t np = hpc::sell4_pack_d16(sell_.data(), start_.data(), width_.data(), nch_, zero_,
+                                           zk, zs, zb, f.data(), &wz);
+    const auto padded = static_cast<double>(start_[nch_]);
+    if (np < 0 || static_cast<double>(np) > kD16Growth * padded ||
+        6.0 * static_cast<double>(np) + 16.0 * static_cast<double>(nch_) > 0.85 * 8.0 * padded)
+      return;
+    zk_.swap(zk);
+    zstart_.swap(zs);
+    zbase_.swap(zb);
+    wz_.swap(wz);
+    d16_ = true;
+    both_ = true;
+#endif
+  }
   std::string weight_packing() const { return sellf_.packing(); }
   int64_t packed_entries() const { return sellf_.packed_entries(); }
   bool refine_schedule() const { return refine_.enabled; }
@@ -662,8 +689,14 @@ class Sweep {
             double s[4];
             if constexpr (W == 2)
               hpc::sell4_chunk_sums_coded(sellc_.data() + start_[ch], tab_.data(), width_[ch], xg, s);
-            else if constexpr (W == 3)
-              sellf_.sums(ch, start_[ch], sell_.data() + start_[ch], width_[ch], xg, s);
+            else if constexpr (W == 3) {
+              if (d16_)   // float weights on the 16-bit delta columns (pack_float_weights)
+                hpc::sell4_chunk_sums_d16_f32(zk_.data() + zstart_[ch], zbase_.data() + 4 * ch,
+                                              wz_.data() + zstart_[ch],
+                                              (zstart_[ch + 1] - zstart_[ch]) / 4, xg, s);
+              else
+                sellf_.sums(ch, start_[ch], sell_.data() + start_[ch], width_[ch], xg, s);
+            }
             else if constexpr (W == 4)
               sellf_.sums_exact(ch, start_[ch], sell_.data() + start_[ch], width_[ch], xg, s);
             else if (W == 0 && d16_)
@@ -942,6 +975,7 @@ class Sweep {
       std::vector<uint16_t>().swap(zk_);
       std::vector<int64_t>().swap(zstart_);
       std::vector<uint32_t>().swap(zbase_);
+      std::vector<float>().swap(wz_);
     }
   }
 
@@ -991,6 +1025,7 @@ class Sweep {
   bool d16_ = false;              // the sweeps read zk_ (else sell_)
   bool both_ = false;             // zk_ and sell_ both kept (columns 'auto', until chosen)
   std::vector<uint16_t> zk_;      // the columns as 16-bit deltas (sell4_pack_d16; empty: none)
+  std::vector<float> wz_;         // float weights in zk_'s order (pack_float_weights)
   std::vector<int64_t> zstart_;
   std::vector<uint32_t> zbase_;
   std::vector<int32_t> pack_idx_;

@@ -102,6 +102,8 @@ class ScaledWeights {
   double scale() const { return scale_; }
   // refined: the exact weights kept beside the narrow ones ('coded' or 'values')
   bool refined() const { return !corr_.empty(); }
+  // the float weights in the SELL-4 order (values32 / scaled32, not packed; else empty)
+  const std::vector<float>& floats() const { return f_; }
   std::string layout() const {
     if (refined()) return "values";
     return !h_.empty() || !pk_.empty() ? "int16" : f_.empty() ? "none" : scale_ == 1.0 ? "values32" : "scaled32";
@@ -293,7 +295,7 @@ class ScaledWeights {
   // columns. One branch a chunk, taken the same way every time.
   void sums(int64_t off, const int32_t* q, int64_t width, const double* x, double s[4]) const {
     if (!h_.empty()) sell4_chunk_sums_u16(q, h_.data() + off, width, x, s);
-    else sell4_chunk_sums<true, float>(q, f_.data() + off, width, x, s);
+    else sell4_chunk_sums_fma(q, f_.data() + off, width, x, s);
   }
   // The same for chunk ch, plus the correction of a refined layout (a cheap sweep). Packed
   // ('delta16'): the chunk's own entries, column deltas and weights in one 4-byte word.

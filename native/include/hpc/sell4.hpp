@@ -94,19 +94,68 @@ inline void sell4_chunk_sums_d16(const uint16_t* p, const uint32_t* base, int64_
 #endif
 }
 
+// The four row sums of a weighted chunk on the 16-bit delta columns (sell4_pack_d16, weights
+// w in the packed order, 0 at jumps and padding), each entry s = fma(w, x, s) in lane order:
+// the same bits as sell4_chunk_sums_fma on the sorted 32-bit columns. A jump's x is read (its
+// column is in range) and multiplied by 0.
+inline void sell4_chunk_sums_d16_f32(const uint16_t* p, const uint32_t* base, const float* w,
+                                     int64_t width, const double* x, double s[4]) {
+#if defined(__AVX2__) && defined(__FMA__)
+  __m256d a = _mm256_setzero_pd();
+  __m128i col = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base));
+  for (int64_t l = 0; l < width; ++l, p += 4, w += 4) {
+    const __m128i v = _mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    col = _mm_add_epi32(col, _mm_srli_epi32(v, 1));
+    a = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(w)), _mm256_i32gather_pd(x, col, 8), a);
+  }
+  _mm256_storeu_pd(s, a);
+#else
+  double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+  uint32_t c0 = base[0], c1 = base[1], c2 = base[2], c3 = base[3];
+  for (int64_t l = 0; l < width; ++l, p += 4, w += 4) {
+    c0 += p[0] >> 1, c1 += p[1] >> 1, c2 += p[2] >> 1, c3 += p[3] >> 1;
+    s0 = std::fma(static_cast<double>(w[0]), x[c0], s0);
+    s1 = std::fma(static_cast<double>(w[1]), x[c1], s1);
+    s2 = std::fma(static_cast<double>(w[2]), x[c2], s2);
+    s3 = std::fma(static_cast<double>(w[3]), x[c3], s3);
+  }
+  s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3;
+#endif
+}
+
+// sell4_chunk_sums<true, float> with each entry an explicit fma (s = fma(w, x, s)), so its
+// bits do not depend on the compiler's contraction: the 32-bit twin of sell4_chunk_sums_d16_f32.
+inline void sell4_chunk_sums_fma(const int32_t* q, const float* wv, int64_t width,
+                                 const double* x, double s[4]) {
+  double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+  for (int64_t l = 0; l < width; ++l, q += 4, wv += 4) {
+    s0 = std::fma(static_cast<double>(wv[0]), x[q[0]], s0);
+    s1 = std::fma(static_cast<double>(wv[1]), x[q[1]], s1);
+    s2 = std::fma(static_cast<double>(wv[2]), x[q[2]], s2);
+    s3 = std::fma(static_cast<double>(wv[3]), x[q[3]], s3);
+  }
+  s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3;
+}
+
 // Pack the SELL-4 columns sell (start, width, nch; padding = zero) as sell4_chunk_sums_d16
 // reads them, each lane's entries in their stored order (a lane sorted by column packs best):
-// out (16-bit words), ostart (chunk starts, nch + 1), obase (4 first columns a chunk). Returns
-// the packed entries (jumps and padding included), or -1 where a lane's columns decrease.
+// out (16-bit words), ostart (chunk starts, nch + 1), obase (4 first columns a chunk); with
+// vals (one per SELL-4 entry), ovals gets them in the packed order (0 at jumps and padding).
+// Returns the packed entries (jumps and padding included), or -1 where a lane's columns
+// decrease.
 inline int64_t sell4_pack_d16(const int32_t* sell, const int64_t* start, const int64_t* width,
                               int64_t nch, int32_t zero, std::vector<uint16_t>& out,
-                              std::vector<int64_t>& ostart, std::vector<uint32_t>& obase) {
+                              std::vector<int64_t>& ostart, std::vector<uint32_t>& obase,
+                              const float* vals = nullptr, std::vector<float>* ovals = nullptr) {
   constexpr uint32_t kMax = (1u << 15) - 1u;
   ostart.assign(static_cast<size_t>(nch) + 1, 0);
   obase.assign(static_cast<size_t>(4 * nch), 0u);
   // lane lengths first (jumps included), then the words
   for (int pass = 0; pass < 2; ++pass) {
-    if (pass == 1) out.assign(static_cast<size_t>(ostart[nch]), 0);
+    if (pass == 1) {
+      out.assign(static_cast<size_t>(ostart[nch]), 0);
+      if (vals != nullptr) ovals->assign(static_cast<size_t>(ostart[nch]), 0.0f);
+    }
     for (int64_t ch = 0; ch < nch; ++ch) {
       int64_t w = 0;
       for (int j = 0; j < 4; ++j) {
@@ -125,7 +174,10 @@ inline int64_t sell4_pack_d16(const int32_t* sell, const int64_t* start, const i
           if (u < prev) return -1;
           for (; u - prev > kMax; prev += kMax, ++l)
             if (pass == 1) out[ostart[ch] + 4 * l + j] = static_cast<uint16_t>(kMax << 1);
-          if (pass == 1) out[ostart[ch] + 4 * l + j] = static_cast<uint16_t>(((u - prev) << 1) | 1u);
+          if (pass == 1) {
+            out[ostart[ch] + 4 * l + j] = static_cast<uint16_t>(((u - prev) << 1) | 1u);
+            if (vals != nullptr) (*ovals)[ostart[ch] + 4 * l + j] = vals[start[ch] + 4 * e + j];
+          }
           prev = u;
           ++l;
         }
