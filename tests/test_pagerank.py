@@ -416,6 +416,20 @@ def test_unwritable_cache_exits_2_before_the_work(tmp_path):
     assert g.read_text() == "0 1\n1 2\n"
 
 
+def _serial_iterates(A, iterations: int, d: float = 0.85) -> np.ndarray:
+    """networkx's iteration (uniform teleport, dangling mass spread uniformly) on the
+    weighted adjacency A (SciPy), from the uniform start, for a given number of steps."""
+    n = A.shape[0]
+    deg = np.asarray(A.sum(axis=1)).ravel()
+    inv = np.zeros(n)
+    np.divide(1.0, deg, out=inv, where=deg > 0)
+    PT = (A.multiply(inv[:, None])).T.tocsr()
+    x = np.full(n, 1.0 / n)
+    for _ in range(iterations):
+        x = d * (PT @ x) + (d * x[deg == 0].sum() + 1.0 - d) / n
+    return x
+
+
 def test_native_sweep_threads_choice_keeps_the_bits():
     """Sweep.threads: 'auto' (run_local times its first steps on the thread team and on one
     thread and keeps the faster), 'team' or 'one' give the same scores, bit for bit, at 1-3
@@ -444,15 +458,7 @@ def test_native_sweep_threads_choice_keeps_the_bits():
     x1, it1, c1 = xs[1, "one"]
     for key, (x, it, c) in xs.items():
         assert np.array_equal(x, x1) and (it, c) == (it1, c1), key
-    A = graphio.gather_csr(g)
-    deg = np.asarray(A.sum(axis=1)).ravel()
-    inv = np.zeros(g.n)
-    np.divide(1.0, deg, out=inv, where=deg > 0)
-    PT = (A.multiply(inv[:, None])).T.tocsr()
-    x = np.full(g.n, 1.0 / g.n)
-    for _ in range(it1):
-        x = 0.85 * (PT @ x) + (0.85 * x[deg == 0].sum() + 0.15) / g.n
-    assert np.abs(x - x1).max() <= 1e-15
+    assert np.abs(_serial_iterates(graphio.gather_csr(g), it1) - x1).max() <= 1e-15
     s = Native1D(g)
     try:
         with pytest.raises(ValueError, match="threads"):
@@ -517,7 +523,6 @@ def test_native_sweep_column_layouts_give_the_same_bits():
              ("kron-teleport", kron, Teleport(pv / pv.sum(), None))]
     for name, g, tp in cases:
         A = graphio.gather_csr(g)
-        deg = np.asarray(A.sum(axis=1)).ravel()
         out = {}
         for cols in ("as-given", "sorted", "delta16", "auto"):
             for t in (1, 2):
@@ -540,13 +545,7 @@ def test_native_sweep_column_layouts_give_the_same_bits():
             else:
                 assert np.array_equal(r.x, ref.x) and r.iterations == ref.iterations, (name, key)
         if tp is None:
-            inv = np.zeros(g.n)
-            np.divide(1.0, deg, out=inv, where=deg > 0)
-            PT = (A.multiply(inv[:, None])).T.tocsr()
-            x = np.full(g.n, 1.0 / g.n)
-            for _ in range(ref.iterations):
-                x = 0.85 * (PT @ x) + (0.85 * x[deg == 0].sum() + 0.15) / g.n
-            assert np.abs(x - ref.x).max() <= 1e-14, name
+            assert np.abs(_serial_iterates(A, ref.iterations) - ref.x).max() <= 1e-14, name
     with pytest.raises(ValueError, match="columns"):
         Native1D(kron, _columns="int16")
     s = Native1D(kron, _columns="sorted")
@@ -593,15 +592,7 @@ def test_native_float_weights_on_delta_columns_give_the_same_bits(monkeypatch):
     ref = out[1, "sorted32"]
     for key, r in out.items():
         assert np.array_equal(r.x, ref.x) and r.iterations == ref.iterations, key
-    A = graphio.gather_csr(g)
-    deg = np.asarray(A.sum(axis=1)).ravel()
-    inv = np.zeros(g.n)
-    np.divide(1.0, deg, out=inv, where=deg > 0)
-    PT = (A.multiply(inv[:, None])).T.tocsr()
-    x = np.full(g.n, 1.0 / g.n)
-    for _ in range(ref.iterations):
-        x = 0.85 * (PT @ x) + (0.85 * x[deg == 0].sum() + 0.15) / g.n
-    assert np.abs(x - ref.x).max() <= 1e-14
+    assert np.abs(_serial_iterates(graphio.gather_csr(g), ref.iterations) - ref.x).max() <= 1e-14
 
 
 def test_native_segmented_order_pads_each_block():
