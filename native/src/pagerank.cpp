@@ -477,7 +477,6 @@ class Sweep {
       std::copy(tab.begin(), tab.end(), tab_.begin());
       sellc_.swap(sc);
       sellv_.clear();
-      pack_coded_weights();
       return;
     }
     // Else (random doubles) mixed precision with defect correction
@@ -617,33 +616,6 @@ class Sweep {
   }
   std::string refine() const { return sellf_.refine(); }
 
-  // Sorted rows with coded weights: the columns also as 16-bit deltas with an 8-bit code an
-  // entry (3 bytes, not 4), both kept for the caller to time (column_choice). AVX2 only.
-  void pack_coded_weights() {
-#if defined(__AVX2__) && defined(__FMA__)
-    if (!sorted_ || sellc_.empty()) return;
-    std::vector<uint8_t> codes(sellc_.size());
-    for (size_t k = 0; k < sellc_.size(); ++k)
-      codes[k] = static_cast<uint8_t>(static_cast<uint32_t>(sellc_[k]) >> 24);
-    std::vector<uint16_t> zk;
-    std::vector<int64_t> zs;
-    std::vector<uint32_t> zb;
-    std::vector<uint8_t> cz;
-    const int64_t np = hpc::sell4_pack_d16(sell_.data(), start_.data(), width_.data(), nch_, zero_,
-                                           zk, zs, zb, codes.data(), &cz);
-    const auto padded = static_cast<double>(start_[nch_]);
-    if (np < 0 || static_cast<double>(np) > kD16Growth * padded ||
-        3.0 * static_cast<double>(np) + 16.0 * static_cast<double>(nch_) > 0.85 * 4.0 * padded)
-      return;
-    zk_.swap(zk);
-    zstart_.swap(zs);
-    zbase_.swap(zb);
-    cz_.swap(cz);
-    d16_ = true;
-    both_ = true;
-#endif
-  }
-
   // Sorted rows with float weights (values32 / scaled32, not packed with 16-bit weights): the
   // columns also as 16-bit deltas with the floats in their order (6 bytes an entry, not 8),
   // both kept for the caller to time (column_choice), as the unweighted 'auto'. AVX2 only.
@@ -715,14 +687,8 @@ class Sweep {
           double d0 = 0.0, d1 = 0.0, d2 = 0.0, d3 = 0.0;
           for (int64_t ch = pb[k]; ch < pb[k + 1]; ++ch) {
             double s[4];
-            if constexpr (W == 2) {
-              if (d16_)   // the codes on the 16-bit delta columns (pack_coded_weights)
-                hpc::sell4_chunk_sums_d16_coded(zk_.data() + zstart_[ch], zbase_.data() + 4 * ch,
-                                                cz_.data() + zstart_[ch], tab_.data(),
-                                                (zstart_[ch + 1] - zstart_[ch]) / 4, xg, s);
-              else
-                hpc::sell4_chunk_sums_coded(sellc_.data() + start_[ch], tab_.data(), width_[ch], xg, s);
-            }
+            if constexpr (W == 2)
+              hpc::sell4_chunk_sums_coded(sellc_.data() + start_[ch], tab_.data(), width_[ch], xg, s);
             else if constexpr (W == 3) {
               if (d16_)   // float weights on the 16-bit delta columns (pack_float_weights)
                 hpc::sell4_chunk_sums_d16_f32(zk_.data() + zstart_[ch], zbase_.data() + 4 * ch,
@@ -1010,7 +976,6 @@ class Sweep {
       std::vector<int64_t>().swap(zstart_);
       std::vector<uint32_t>().swap(zbase_);
       std::vector<float>().swap(wz_);
-      std::vector<uint8_t>().swap(cz_);
     }
   }
 
@@ -1061,7 +1026,6 @@ class Sweep {
   bool both_ = false;             // zk_ and sell_ both kept (columns 'auto', until chosen)
   std::vector<uint16_t> zk_;      // the columns as 16-bit deltas (sell4_pack_d16; empty: none)
   std::vector<float> wz_;         // float weights in zk_'s order (pack_float_weights)
-  std::vector<uint8_t> cz_;       // weight codes in zk_'s order (pack_coded_weights)
   std::vector<int64_t> zstart_;
   std::vector<uint32_t> zbase_;
   std::vector<int32_t> pack_idx_;

@@ -123,41 +123,6 @@ inline void sell4_chunk_sums_d16_f32(const uint16_t* p, const uint32_t* base, co
 #endif
 }
 
-// The coded weights (at most 256 distinct, tab) on the 16-bit delta columns: an 8-bit code an
-// entry in the packed order (3 bytes an entry against the coded columns' 4); a jump's or
-// padding's x is masked to 0. Each entry s = fma(tab[code], x, s): sell4_chunk_sums_coded's
-// bits on the sorted columns.
-inline void sell4_chunk_sums_d16_coded(const uint16_t* p, const uint32_t* base, const uint8_t* c,
-                                       const double* tab, int64_t width, const double* x,
-                                       double s[4]) {
-#if defined(__AVX2__) && defined(__FMA__)
-  __m256d a = _mm256_setzero_pd();
-  __m128i col = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base));
-  const __m128i one = _mm_set1_epi32(1), z = _mm_setzero_si128();
-  for (int64_t l = 0; l < width; ++l, p += 4, c += 4) {
-    const __m128i v = _mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
-    col = _mm_add_epi32(col, _mm_srli_epi32(v, 1));
-    const __m256d m = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm_sub_epi32(z, _mm_and_si128(v, one))));
-    int32_t c4;
-    std::memcpy(&c4, c, 4);
-    const __m256d w = _mm256_i32gather_pd(tab, _mm_cvtepu8_epi32(_mm_cvtsi32_si128(c4)), 8);
-    a = _mm256_fmadd_pd(w, _mm256_mask_i32gather_pd(_mm256_setzero_pd(), x, col, m, 8), a);
-  }
-  _mm256_storeu_pd(s, a);
-#else
-  double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-  uint32_t c0 = base[0], c1 = base[1], c2 = base[2], c3 = base[3];
-  for (int64_t l = 0; l < width; ++l, p += 4, c += 4) {
-    c0 += p[0] >> 1, c1 += p[1] >> 1, c2 += p[2] >> 1, c3 += p[3] >> 1;
-    s0 = std::fma(tab[c[0]], (p[0] & 1) ? x[c0] : 0.0, s0);
-    s1 = std::fma(tab[c[1]], (p[1] & 1) ? x[c1] : 0.0, s1);
-    s2 = std::fma(tab[c[2]], (p[2] & 1) ? x[c2] : 0.0, s2);
-    s3 = std::fma(tab[c[3]], (p[3] & 1) ? x[c3] : 0.0, s3);
-  }
-  s[0] = s0, s[1] = s1, s[2] = s2, s[3] = s3;
-#endif
-}
-
 // sell4_chunk_sums<true, float> with each entry an explicit fma (s = fma(w, x, s)), so its
 // bits do not depend on the compiler's contraction: the 32-bit twin of sell4_chunk_sums_d16_f32.
 inline void sell4_chunk_sums_fma(const int32_t* q, const float* wv, int64_t width,
@@ -178,11 +143,10 @@ inline void sell4_chunk_sums_fma(const int32_t* q, const float* wv, int64_t widt
 // vals (one per SELL-4 entry), ovals gets them in the packed order (0 at jumps and padding).
 // Returns the packed entries (jumps and padding included), or -1 where a lane's columns
 // decrease.
-template <typename V = float>
 inline int64_t sell4_pack_d16(const int32_t* sell, const int64_t* start, const int64_t* width,
                               int64_t nch, int32_t zero, std::vector<uint16_t>& out,
                               std::vector<int64_t>& ostart, std::vector<uint32_t>& obase,
-                              const V* vals = nullptr, std::vector<V>* ovals = nullptr) {
+                              const float* vals = nullptr, std::vector<float>* ovals = nullptr) {
   constexpr uint32_t kMax = (1u << 15) - 1u;
   ostart.assign(static_cast<size_t>(nch) + 1, 0);
   obase.assign(static_cast<size_t>(4 * nch), 0u);
@@ -190,7 +154,7 @@ inline int64_t sell4_pack_d16(const int32_t* sell, const int64_t* start, const i
   for (int pass = 0; pass < 2; ++pass) {
     if (pass == 1) {
       out.assign(static_cast<size_t>(ostart[nch]), 0);
-      if (vals != nullptr) ovals->assign(static_cast<size_t>(ostart[nch]), V(0));
+      if (vals != nullptr) ovals->assign(static_cast<size_t>(ostart[nch]), 0.0f);
     }
     for (int64_t ch = 0; ch < nch; ++ch) {
       int64_t w = 0;
@@ -236,11 +200,10 @@ inline void sell4_chunk_sums_coded(const int32_t* q, const double* tab, int64_t 
   for (int64_t l = 0; l < width; ++l, q += 4) {
     const uint32_t u0 = static_cast<uint32_t>(q[0]), u1 = static_cast<uint32_t>(q[1]);
     const uint32_t u2 = static_cast<uint32_t>(q[2]), u3 = static_cast<uint32_t>(q[3]);
-    // an explicit fma an entry: the same bits as sell4_chunk_sums_d16_coded
-    s0 = std::fma(tab[u0 >> 24], x[u0 & COL], s0);
-    s1 = std::fma(tab[u1 >> 24], x[u1 & COL], s1);
-    s2 = std::fma(tab[u2 >> 24], x[u2 & COL], s2);
-    s3 = std::fma(tab[u3 >> 24], x[u3 & COL], s3);
+    s0 += tab[u0 >> 24] * x[u0 & COL];
+    s1 += tab[u1 >> 24] * x[u1 & COL];
+    s2 += tab[u2 >> 24] * x[u2 & COL];
+    s3 += tab[u3 >> 24] * x[u3 & COL];
   }
   s[0] = s0;
   s[1] = s1;
