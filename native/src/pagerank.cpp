@@ -631,7 +631,7 @@ class Sweep {
                                            zk, zs, zb, f.data(), &wz);
     const auto padded = static_cast<double>(start_[nch_]);
     if (np < 0 || static_cast<double>(np) > kD16Growth * padded ||
-        6.0 * static_cast<double>(np) + 16.0 * static_cast<double>(nch_) > 0.85 * 8.0 * padded)
+        6.0 * static_cast<double>(np) + 16.0 * static_cast<double>(nch_) >= 8.0 * padded)
       return;
     zk_.swap(zk);
     zstart_.swap(zs);
@@ -905,8 +905,8 @@ class Sweep {
   // columns: 'as-given' (each row's entries in the order's order, 32-bit columns), 'sorted'
   // (each row's entries by column: the sums' order, so the bits, follow), 'delta16' (sorted,
   // then 16-bit deltas, hpc::sell4_pack_d16: half the index bytes) or 'auto' ('sorted', and
-  // 'delta16' where this build gathers with AVX2, jumps add at most kD16Growth entries, the
-  // bytes drop by a quarter and a timed pass of each is faster with the deltas;
+  // both kept where this build gathers with AVX2, jumps add at most kD16Growth entries and
+  // the bytes drop, for the caller to time (column_choice);
   // the scalar decode of the deltas measured 1.6x slower than the 32-bit sweep on kron:17).
   // The same bits whether packed or not: the rows' order decides them.
   void set_columns(const std::string& how) {
@@ -934,11 +934,11 @@ class Sweep {
     std::vector<uint32_t> zb;
     const int64_t np = hpc::sell4_pack_d16(sell_.data(), start_.data(), width_.data(), nch_, zero_, zk, zs, zb);
     if (np < 0) hpc::fail("Sweep: sorted columns decrease (internal error)");
-    // auto: fewer bytes by a quarter at least (the chunk bases are 16 bytes a chunk), and few
-    // jumps (a gather each)
+    // auto: fewer bytes (the chunk bases are 16 bytes a chunk) and few jumps (a gather each);
+    // the timed steps decide the rest
     const auto padded = static_cast<double>(start_[nch_]);
     if (how == "auto" && (static_cast<double>(np) > kD16Growth * padded ||
-                          2.0 * static_cast<double>(np) + 16.0 * static_cast<double>(nch_) > 0.75 * 4.0 * padded))
+                          2.0 * static_cast<double>(np) + 16.0 * static_cast<double>(nch_) >= 4.0 * padded))
       return;
     zk_.swap(zk);
     zstart_.swap(zs);

@@ -20,7 +20,9 @@ with 16-bit column deltas in one 4-byte word an entry where jumps and padding ad
 (``Sweep.weight_packing`` 'delta16', the layout column shows "delta16 xG", G the packed entries
 over the SELL-4 ones); the "(unpacked)" rows are the halves and the random doubles with
 HPC_PAGERANK_PACK16=0, in the same rounds.
-Reported per variant: the sweep's weight layout, median solve time, iterations, median time
+Reported per variant: the sweep's weight layout and, in brackets, its column layout
+(``Sweep.column_layout``: 'sorted32', or 'delta16' where a rank alone timed the 16-bit column
+deltas faster; the same bits either way), median solve time, iterations, median time
 per iteration, and the ratio to the plain run's time per iteration (the issue's target:
 within 1.2x); the same ratio of the process's CPU time (run with OMP_NUM_THREADS=1: time the
 rank was not running, as under another process's load, does not count, so this ratio stays
@@ -112,6 +114,7 @@ def main(argv=None) -> int:
     its: dict = {}
     layout: dict = {}
     refine: dict = {}
+    columns: dict = {}
     packing: dict = {}
     load0 = os.getloadavg()[0]
     for _ in range(args.repeat):
@@ -136,6 +139,7 @@ def main(argv=None) -> int:
             layout[name] = getattr(sw, "weight_layout", "-")
             packing[name] = (getattr(sw, "weight_packing", "none"),
                              getattr(sw, "packed_entries", 0) / max(1, getattr(sw, "padded", 1)))
+            columns[name] = getattr(sw, "column_layout", "-")
             rc = getattr(sw, "refine_counts", (0, 0))
             refine[name] = (getattr(sw, "refine", "none"), int(rc[0]), int(rc[1]))
             s.free()
@@ -150,6 +154,7 @@ def main(argv=None) -> int:
                "exact_sweeps": nex, "cheap_sweeps": nch, "solve_s": t, "iterations": its[name],
                "per_iter_s": t / its[name], "per_iter_vs_plain": t / its[name] / base,
                "packing": packing[name][0], "packed_vs_sell4": packing[name][1],
+               "column_layout": columns[name],
                "cpu_per_iter_s": c / its[name], "cpu_per_iter_vs_plain": c / its[name] / cbase,
                "load_before": load0, "load_after": load1, "graph": args.graph, "n": g.n,
                "m": g.m, "ranks": comm.Get_size(), "repeat": args.repeat}
@@ -158,7 +163,8 @@ def main(argv=None) -> int:
             lay = layout[name] + (f"+{rk} ({nex} exact, {nch} cheap)" if rk != "none" else "")
             if packing[name][0] != "none":
                 lay += f" {packing[name][0]} x{packing[name][1]:.2f}"
-            print(f"{name:34s} {lay:46s} {t:.4g} s  {its[name]:4d} it  "
+            lay += f" [{columns[name]}]"
+            print(f"{name:34s} {lay:57s} {t:.4g} s  {its[name]:4d} it  "
                   f"{t / its[name] * 1e3:.3f} ms/it  "
                   f"{row['per_iter_vs_plain']:.2f}x plain per iteration "
                   f"(CPU time {row['cpu_per_iter_vs_plain']:.2f}x)   "
