@@ -629,15 +629,9 @@ class Sweep {
     std::vector<float> wz;
     const int64_t np = hpc::sell4_pack_d16(sell_.data(), start_.data(), width_.data(), nch_, zero_,
                                            zk, zs, zb, f.data(), &wz);
-    const auto padded = static_cast<double>(start_[nch_]);
-    if (np < 0 || static_cast<double>(np) > kD16Growth * padded ||
-        6.0 * static_cast<double>(np) + 16.0 * static_cast<double>(nch_) >= 8.0 * padded)
-      return;
-    zk_.swap(zk);
-    zstart_.swap(zs);
-    zbase_.swap(zb);
+    if (np < 0 || !d16_pays(np, 6.0, 8.0)) return;
+    adopt_d16(zk, zs, zb);
     wz_.swap(wz);
-    d16_ = true;
     both_ = true;
 #endif
   }
@@ -934,21 +928,13 @@ class Sweep {
     std::vector<uint32_t> zb;
     const int64_t np = hpc::sell4_pack_d16(sell_.data(), start_.data(), width_.data(), nch_, zero_, zk, zs, zb);
     if (np < 0) hpc::fail("Sweep: sorted columns decrease (internal error)");
-    // auto: fewer bytes (the chunk bases are 16 bytes a chunk) and few jumps (a gather each);
-    // the timed steps decide the rest
-    const auto padded = static_cast<double>(start_[nch_]);
-    if (how == "auto" && (static_cast<double>(np) > kD16Growth * padded ||
-                          2.0 * static_cast<double>(np) + 16.0 * static_cast<double>(nch_) >= 4.0 * padded))
-      return;
-    zk_.swap(zk);
-    zstart_.swap(zs);
-    zbase_.swap(zb);
+    if (how == "auto" && !d16_pays(np, 2.0, 4.0)) return;
+    adopt_d16(zk, zs, zb);
     // auto: both kept until the caller has timed steps with each (set_column_layout,
     // keep_column_layout): the same sums either way. On graphs whose vector stays in cache the
     // 32-bit loads beat the gathers (email-Eu-core, one thread: 0.76 against 0.90 ms a
     // solve); on larger ones the halved index traffic wins (GAP's kron:17: 1.12x). A pass of
     // the row sums alone, timed, ranked them the other way on kron:17: only whole steps tell.
-    d16_ = true;
     if (how == "auto") {
       both_ = true;
       return;
@@ -956,6 +942,21 @@ class Sweep {
     std::vector<int32_t>().swap(sell_);   // the deltas replace the columns
   }
 
+  // Whether np packed entries of b16 bytes (sell4_pack_d16's, jumps and padding included) are
+  // worth timing against the sorted 32-bit layout's b32 bytes an entry: fewer bytes (the chunk
+  // bases add 16 a chunk) and at most kD16Growth entries (a jump costs a gather); the timed
+  // steps decide the rest.
+  bool d16_pays(int64_t np, double b16, double b32) const {
+    const auto padded = static_cast<double>(start_[nch_]), n = static_cast<double>(np);
+    return n <= kD16Growth * padded && b16 * n + 16.0 * static_cast<double>(nch_) < b32 * padded;
+  }
+  // The sweeps read the 16-bit deltas from now on (zk, zs, zb: sell4_pack_d16's).
+  void adopt_d16(std::vector<uint16_t>& zk, std::vector<int64_t>& zs, std::vector<uint32_t>& zb) {
+    zk_.swap(zk);
+    zstart_.swap(zs);
+    zbase_.swap(zb);
+    d16_ = true;
+  }
 
  public:
   // With both column layouts kept (columns 'auto'): the one the sweeps read, and dropping
