@@ -349,6 +349,57 @@ def test_dispatch_follows_row_lengths():
     assert fits and share == 1.0 and est == pytest.approx(L.products(a, b))
 
 
+def _suits_share(a, b, rank_max=96):
+    """The share of products in rows that suit the one-pass kernel, over every row (the rule
+    of spgemm_onepass.cpp's suits, in NumPy: the oracle for its sample)."""
+    blen = np.diff(b.indptr)
+    first = np.where(blen > 0, b.indices[np.minimum(b.indptr[:-1], b.nnz - 1)], 0)
+    last = np.where(blen > 0, b.indices[np.maximum(b.indptr[1:] - 1, 0)], -1)
+    run = (blen > 0) & (last - first == blen - 1)
+    rows = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
+    k = a.indices
+    p = np.bincount(rows, blen[k], a.shape[0])
+    runs = np.bincount(rows, np.where(run[k], blen[k], 0), a.shape[0])
+    big = np.iinfo(np.int64).max
+    lo = np.full(a.shape[0], big)
+    hi = np.full(a.shape[0], -1)
+    nz = blen[k] > 0
+    np.minimum.at(lo, rows[nz], first[k][nz])
+    np.maximum.at(hi, rows[nz], last[k][nz])
+    fit = (p <= rank_max) | ((hi - lo < rank_max) & (2 * runs < p))
+    return p[fit].sum() / p.sum()
+
+
+def test_suits_reads_a_sample_of_long_operands():
+    """Over 512 rows, suits reads an evenly spaced sample (about 4096 of A's entries, not every
+    row): the choice is the whole matrix's wherever its share is not at the threshold, and on
+    rows without a heavy tail the share and the products estimate stay close to the whole's."""
+    op = _core()
+    wide = L.canonical(sp.diags([np.ones(40000 - abs(k)) for k in range(-8, 9)],
+                                list(range(-8, 9))))  # 289 products per row: two-phase
+    cases = {name: family(name, n=40000) for name in FAMILIES if name != "rmat"}
+    cases["wide"] = (wide, wide)
+    chosen = []
+    for name, (a, b) in cases.items():
+        fits, est, share = op.suits_i32(a.indptr, a.indices, b.indptr, b.indices, a.shape[0],
+                                        a.shape[1])
+        whole = _suits_share(a, b)
+        if abs(whole - 0.5) > 0.1:
+            assert fits == (whole >= 0.5), name
+        if name not in ("powerlaw", "denserows"):  # a sample misses a heavy tail's rows
+            assert share == pytest.approx(whole, abs=0.05), name
+            assert est == pytest.approx(L.products(a, b), rel=0.05), name
+        chosen.append(fits)
+    assert any(chosen) and not all(chosen)
+    a, b = family("uniform", n=40000)
+    bad = a.indptr.copy()
+    bad[-1] = 2**31 - 1  # a garbage row count sizes the sample only: no wild read
+    op.suits_i32(bad, a.indices, b.indptr, b.indices, a.shape[0], a.shape[1])
+    with pytest.raises(ValueError, match="indptr"):  # the product's own checks catch it
+        op.multiply_i32(bad, a.indices, a.data, a.shape[0], a.shape[1], b.indptr, b.indices,
+                        b.data, b.shape[1], 1)
+
+
 def test_entry_points_check_their_operands():
     op = _core()
     a, b = family("uniform", n=50)

@@ -729,20 +729,22 @@ py::tuple run(const View<I>& A, const View<I>& B, int threads, bool fixed, int64
   return py::make_tuple(indptr, indices, data, stats);
 }
 
-// Whether this kernel suits a product, from a sample of A's rows (every row up to kSample,
-// else kSample rows evenly spaced; each read bounds-checked, since the operands are not
-// validated yet): per row its products p, the span of its candidate columns (from the first
-// and last column of every B row it reads: B's rows are sorted) and the products from B rows
-// that are one run of columns. A row suits the one-pass kernel where its output is short
-// enough for the rank sort: p <= rank_max, or span <= rank_max where under half its products
-// come from runs (those the two-phase kernel adds as vectorised axpys: banded, block). The
-// kernel is chosen where such rows hold at least half of the sampled products. Measured (1
-// and 2 threads, median of 5, load 2-9, against the two-phase kernel): faster on every family
-// and file so chosen (uniform, unsymmetric, rectangular, denserows; 1138_bus, ani4, dwt_992,
-// jagmesh7), slower on those not (banded, block: axpy rows; powerlaw, R-MAT, bcsstk13,
-// pushpull: long rows, where the rank sort's len^2 compares do not pay). Returns (chosen,
-// estimated products of the whole product, the share).
+// Whether this kernel suits a product, from a sample of A's rows (every row up to kSampleRows, else
+// rows evenly spaced, as many as hold about kSampleEntries entries; each read bounds-checked, since
+// the operands are not validated yet): per row its products p, the span of its candidate columns
+// (from the first and last column of every B row it reads: B's rows are sorted) and the products
+// from B rows that are one run of columns. A row suits the one-pass kernel where its output is
+// short enough for the rank sort: p <= rank_max, or span <= rank_max where under half its products
+// come from runs (those the two-phase kernel adds as vectorised axpys: banded, block). The kernel
+// is chosen where such rows hold at least half of the sampled products. Measured (1 and 2 threads,
+// median of 5, load 2-9, against the two-phase kernel): faster on every family and file so chosen
+// (uniform, unsymmetric, rectangular, denserows; 1138_bus, ani4, dwt_992, jagmesh7), slower on
+// those not (banded, block: axpy rows; powerlaw, R-MAT, bcsstk13, pushpull: long rows, where the
+// rank sort's len^2 compares do not pay). Returns (chosen, estimated products of the whole product,
+// the share).
 constexpr int64_t kSample = 4096;
+constexpr int64_t kSampleRows = 512;
+constexpr int64_t kSampleEntries = 4096;
 
 template <typename I>
 py::tuple suits(py::array ap, py::array ai, py::array bp, py::array bi, int64_t n, int64_t k,
@@ -759,7 +761,13 @@ py::tuple suits(py::array ap, py::array ai, py::array bp, py::array bi, int64_t 
   const I* BP = bptr.data();
   const I* BJ = bidx.data();
   const int64_t alen = aidx.shape(0), blen = bidx.shape(0);
-  const int64_t rows = std::min(n, kSample);
+  // rows read: all up to kSampleRows, else about kSampleEntries of A's entries' worth (the
+  // scan costs ~2 ns an entry: all 3081 rows of ani4 took 36 us, a fifth of its 2-thread
+  // product), between kSampleRows and kSample rows
+  const int64_t stored = std::min<int64_t>(alen, int64_t(AP[n]) - int64_t(AP[0]));
+  const int64_t per_row = std::max<int64_t>(1, stored / std::max<int64_t>(n, 1));
+  const int64_t rows =
+      std::min(n, std::clamp<int64_t>(kSampleEntries / per_row, kSampleRows, kSample));
   double prod = 0, fit = 0;
   for (int64_t s = 0; s < rows; ++s) {
     const int64_t i = rows == n ? s : s * n / rows;
