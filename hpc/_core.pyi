@@ -311,6 +311,17 @@ class _pagerank(ModuleType):
         @property
         def pos(self) -> npt.NDArray[np.int64]:
             """internal row of each original row"""
+    class PeriodicRelax:
+        """The relaxed-step policy of the PageRank loops (native/include/hpc/pagerank_relax.hpp): fed each step's global L1 change, it says whether the next step is relaxed, x' = (d x + G(x)) / (1 + d), which removes the rate-d tail of periodic components"""
+        def __init__(self, d: float = 0.85, enabled: bool = True) -> None: ...
+        def next(self, change: float) -> bool:
+            """the step just done changed x by change (L1); returns whether the next is relaxed"""
+        @property
+        def relaxed(self) -> int:
+            """steps relaxed so far"""
+        @property
+        def enabled(self) -> bool:
+            """False once a relaxed step did not pay (or made disabled)"""
     class Sweep:
         """SELL-4 pull sweep with bound buffers (rows in-degree descending), fused update, send-buffer packing and rank-ordered partial sums"""
         def __init__(self, order: _pagerank.LocalOrder, layout: _pagerank.ExchangeLayout, *, xg: np.ndarray, x: np.ndarray, send: np.ndarray, part_out: np.ndarray, columns: str = "as-given") -> None:
@@ -355,6 +366,16 @@ class _pagerank(ModuleType):
         def probe_steps(self) -> int:
             """steps the next run_local times to choose its threads (threads 'auto', not yet measured; 0: nothing to choose)"""
         def step_pb(self, d: float, n: float, tol: float, check: bool) -> tuple[Any, ...]: ...
+        def step_relax(self, d: float, dm: float, n: float, relax: bool) -> None:
+            """step_dm, the step relaxed where relax (see PeriodicRelax)"""
+        @property
+        def relax(self) -> bool:
+            """whether run_local and step_pb relax a step where PeriodicRelax says so (default False)"""
+        @relax.setter
+        def relax(self, value: bool) -> None: ...
+        @property
+        def relaxed_steps(self) -> int:
+            """steps relaxed since start"""
         @property
         def padded(self) -> int: ...
         @property

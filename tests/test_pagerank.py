@@ -633,3 +633,41 @@ def test_native_segmented_order_pads_each_block():
     assert s.segments == 3
     with pytest.raises(ValueError, match="tile"):
         s.set_segments(np.array([0, 4, 8]), np.diff(off))
+
+
+def test_periodic_relax_policy():
+    """PeriodicRelax (native/include/hpc/pagerank_relax.hpp): a relaxed step only once the
+    change is 1e-4 of the first and its last two ratios are within 3% of d; a relaxed step
+    that does not bring the next change under d/2 of the one before ends relaxing; plain
+    steps between; off when disabled."""
+    from hpc import _core
+
+    P = _core.pagerank.PeriodicRelax
+
+    def decisions(changes, **kw):
+        p = P(0.85, **kw)
+        return [p.next(c) for c in changes], p
+
+    tail = [0.85 ** k for k in range(80)]                 # a pure rate-d tail from 1
+    out, p = decisions(tail)
+    first = out.index(True)
+    assert tail[first] < 1e-4 <= tail[first - 1]          # the first step below 1e-4 of c_1
+    assert p.relaxed == 1 and not p.enabled               # the tail did not drop: judged
+    assert not any(out[first + 1:])
+    out, _ = decisions(tail, enabled=False)
+    assert not any(out)
+    assert not any(decisions([0.5 ** k for k in range(80)])[0])      # rate 0.5: never
+    assert not any(decisions([(0.85 * 1.04) ** k for k in range(80)])[0])   # outside 3%
+    # a tail the relaxed step removes: the change drops, and a later tail may relax again
+    p = P(0.85)
+    k = 0
+    while not p.next(0.85 ** k):                          # step k + 1; the next one relaxes
+        k += 1
+    c = 0.85 ** k
+    # the relaxed step's change (its input's: the tail goes on), then the relaxed iterate's
+    # (far below), then a new tail at rate d
+    after = [c * 0.85, c * 0.01, c * 0.01 * 0.85, c * 0.01 * 0.85 ** 2]
+    assert [p.next(x) for x in after] == [False, False, False, True]   # plain steps between
+    assert p.enabled and p.relaxed == 2
+    assert not p.next(c * 0.01 * 0.85 ** 3)               # the relaxed step's own change
+    assert not p.next(c * 0.01 * 0.85 ** 4) and not p.enabled   # did not pay: judged

@@ -40,6 +40,16 @@ from .graphio import Graph
 
 
 SWEEPS = ("jacobi", "gauss-seidel")
+# Relaxed steps (``solver.relax = True``; Jacobi only): where the L1 change has settled at
+# the rate d, the signature of a periodic component (a star, a path, a reciprocal pair, a
+# cycle) whose error decays like d^k after the rest has converged, one step writes
+# (d x + G(x)) / (1 + d), which removes that tail; the policy and its measurements are
+# native/include/hpc/pagerank_relax.hpp's (``_core.pagerank.PeriodicRelax``, the same
+# decisions on every rank and in every loop). The stop stays networkx's rule on each step's
+# Jacobi change |G(x) - x|. GAP's Kronecker graph of scale 19: 64 steps -> 36. Off by
+# default: the answer is then networkx's own iterate (to 1e-12), not another one as close to
+# the fixed point (on a periodic component, closer).
+RELAX = False
 PROGRESS_EVERY = 16   # iterations between progress calls (a call costs ~1 us; a sweep more)
 
 
@@ -113,6 +123,7 @@ class Result:
     l1_change: float
     converged: bool
     seconds: float           # the iteration loop, this rank
+    relaxed: int = 0         # steps relaxed (see RELAX)
 
 
 class _Base:
@@ -142,6 +153,7 @@ class _Base:
                     if tp.dangling is not None else self._pv)
         self._dm = 0.0          # the dangling mass the next update spreads (general case)
         self.gs = False         # Gauss-Seidel sweeps (Pull1D with method='gauss-seidel')
+        self.relax = RELAX      # relaxed Jacobi steps (see RELAX; not with Gauss-Seidel)
         self._jacobi = False    # set while residual() runs its Jacobi sweep
 
     def _update(self, y, x, xs, d, base):
@@ -169,12 +181,16 @@ class _Base:
         self.comm.Allreduce(np.array([0.0, dm]), red, op=MPI.SUM)
         dangling = red[1]
         it, change, converged = 0, float("inf"), False
+        policy = _relax_policy(damping, self.relax and not self.gs)
+        relax = False
         t0 = time.perf_counter()
         if self.gs:
             red = np.empty(3)
         while it < max_iter:
             base = (damping * dangling + (1.0 - damping)) / n
             self._dm = dangling
+            if relax:
+                x_old, dm_old = x.copy(), dangling
             loc = self.sweep(x, xs, y, damping, base)
             if self.gs:
                 # A Gauss-Seidel sweep (with the dangling mass of the last one) does not keep
@@ -190,6 +206,12 @@ class _Base:
                 self.comm.Allreduce(np.asarray(loc, dtype=np.float64), red, op=MPI.SUM)
             change, dangling = float(red[0]), float(red[1])
             it += 1
+            if relax:    # (d x + G(x)) / (1 + d); the dangling mass is linear in x
+                x *= 1.0 / (1.0 + damping)
+                x += (damping / (1.0 + damping)) * x_old
+                xp.multiply(x, self.inv, out=xs)
+                dangling = (damping * dm_old + dangling) / (1.0 + damping)
+                relax = False
             if change < tol and self.gs:
                 # networkx's stopping rule on the Jacobi residual ||G(x) - x||_1 of the
                 # Gauss-Seidel iterate (one Jacobi sweep, only once the sweeps' change is small)
@@ -197,10 +219,12 @@ class _Base:
             if change < tol:
                 converged = True
                 break
+            relax = policy is not None and policy.next(change)
             if progress is not None and it % PROGRESS_EVERY == 0:
                 progress(it, change)
         secs = time.perf_counter() - t0
-        return Result(k.host(x).astype(np.float64, copy=False), it, change, converged, secs)
+        return Result(k.host(x).astype(np.float64, copy=False), it, change, converged, secs,
+                      policy.relaxed if policy is not None else 0)
 
     def residual(self, x_host: np.ndarray, damping: float) -> tuple[float, float]:
         """(||G(x) - x||_1, sum x) for the PageRank map G (collective; one more sweep)."""
@@ -717,6 +741,7 @@ class Native1D:
         lap("exchange")
         self._red = np.zeros(2)
         self._parts = np.zeros((p, 2))      # every rank's partials ('allreduce' mode)
+        self.relax = RELAX                  # relaxed steps (see RELAX)
         # the result goes back to the graph's blocks: persistent sends/receives between the
         # ranks whose blocks overlap (no collective to set up), this rank's own part copied
         self._xnat = np.empty(nl)
@@ -877,13 +902,16 @@ class Native1D:
         """As :meth:`_Base.solve` (the hot loop checks ``progress`` every
         ``PROGRESS_EVERY`` iterations only)."""
         if self._rep is not None:      # the whole graph on every rank: no message at all
+            self._rep.relax = self.relax
             res = self._rep.solve(damping, tol, max_iter, progress)
             g = self.g
             return Result(res.x[g.lo:g.hi].copy(), res.iterations, res.l1_change,
-                          res.converged, res.seconds)
+                          res.converged, res.seconds, res.relaxed)
         n, d = float(self.g.n), float(damping)
         k = self.sweep
         k.start(self._x0)
+        k.relax = self.relax           # piggyback and local: the sweep's own policy
+        policy = None
         it, change, converged = 0, float("inf"), False
         t0 = time.perf_counter()
         if self.mode == "piggyback":
@@ -914,19 +942,23 @@ class Native1D:
         else:                          # 'allreduce': the partials gathered once a step
             reduce = self._reduce
             dangling = reduce()[1]
+            policy = _relax_policy(d, self.relax)
+            relax = False
             while it < max_iter:
                 self._exchange()
-                k.step_dm(d, dangling, n)
+                k.step_relax(d, dangling, n, relax)
                 change, dangling = reduce()
                 it += 1
                 if change < tol:
                     converged = True
                     break
+                relax = policy is not None and policy.next(change)
                 if progress is not None and it % PROGRESS_EVERY == 0:
                     progress(it, change)
         secs = time.perf_counter() - t0
+        relaxed = policy.relaxed if policy is not None else k.relaxed_steps
         if self._move is None:          # the scores in the graph's order: one pass, a new array
-            return Result(self.x[self.pos], it, float(change), converged, secs)
+            return Result(self.x[self.pos], it, float(change), converged, secs, relaxed)
         np.take(self.x, self.pos, out=self._xnat)
         if self._move:
             MPI.Prequest.Startall(self._move)
@@ -934,7 +966,7 @@ class Native1D:
         self._xout[b] = self._xnat[a]
         if self._move:
             MPI.Request.Waitall(self._move)
-        return Result(self._xout.copy(), it, float(change), converged, secs)
+        return Result(self._xout.copy(), it, float(change), converged, secs, relaxed)
 
     def residual(self, x_host: np.ndarray, damping: float) -> tuple[float, float]:
         """(||G(x) - x||_1, sum x) for the PageRank map G (collective; one more sweep)."""
@@ -953,6 +985,15 @@ class Native1D:
         self._move = None
         if self._rep is not None:
             self._rep.free()
+
+
+def _relax_policy(damping: float, on: bool):
+    """A fresh relaxed-step policy for a solve (None: no relaxed steps)."""
+    if not on:
+        return None
+    from hpc import _core
+
+    return _core.pagerank.PeriodicRelax(float(damping))
 
 
 def _allgather_block(g: Graph, v: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@
 #endif
 #include "hpc/checks.hpp"
 #include "hpc/registry.hpp"
+#include "hpc/pagerank_relax.hpp"
 #include "hpc/pagerank_weights.hpp"
 #include "hpc/sell4.hpp"
 
@@ -388,6 +389,8 @@ class Sweep {
     }
     refine_.first = true;   // the schedule restarts at the first step
     refine_.exact = refine_.cheap = 0;
+    relax_fresh_ = true;    // and the relaxation policy (reset with the solve's damping)
+    relax_w_ = 0.0;
     finish(0.0, dsum);
   }
 
@@ -678,6 +681,8 @@ class Sweep {
           // the scalars as locals: captured by reference they are reloaded, and x checked for
           // overlap with them, at every chunk
           const double dd = d, bb = base, dm_ = ddm, cc = c;
+          // a relaxed step writes (rw x + G(x)) / (1 + rw), its change still |G(x) - x|
+          const double rw = relax_w_, rs = 1.0 / (1.0 + rw);
           double d0 = 0.0, d1 = 0.0, d2 = 0.0, d3 = 0.0;
           for (int64_t ch = pb[k]; ch < pb[k + 1]; ++ch) {
             double s[4];
@@ -707,7 +712,7 @@ class Sweep {
               if constexpr (VEC) xn = mul_add(dd, s[j], mul_add(dm_, tq[r0 + j], cc * tp[r0 + j]));
               else xn = mul_add(dd, s[j], bb);
               acc += std::fabs(xn - xr[j]);
-              xr[j] = xn;
+              xr[j] = rw == 0.0 ? xn : mul_add(rw, xr[j], xn) * rs;
             };
             if (nr == 4) {   // named lanes stay in registers (an array went through the stack)
               row(0, d0);
@@ -801,6 +806,9 @@ class Sweep {
     // sums do not depend on it: the bits are the same either way, only the speed differs (a
     // loaded machine, a short step).
     bool probe = par_ && threads_ == 0 && !decided_ && max_threads() > 1;
+    // relaxed steps where every step is exact (not with the refine schedule's cheap sweeps,
+    // whose changes are not Jacobi changes)
+    hpc::PeriodicRelax* rl = relax_on_ && !refine_.enabled ? &relax(d) : nullptr;
     double tt[2][kProbe], warm = 0.0;
     int nt[2] = {0, 0};
     if (probe) team_ = false;
@@ -830,10 +838,12 @@ class Sweep {
       }
       change = own_c_;
       ++it;
+      relax_w_ = 0.0;
       if (change < tol && exact) {
         converged = true;
         break;
       }
+      if (rl && rl->next(change)) relax_w_ = d;
     }
     return py::make_tuple(it, change, converged);
   }
@@ -860,9 +870,36 @@ class Sweep {
   py::tuple step_pb(double d, double n, double tol, bool check) {
     const auto [c, m] = global_prev();
     if (check && c < tol) return py::make_tuple(true, c, m);
+    // the previous step's global change decides this one, as in run_local
+    relax_w_ = check && relax_on_ && relax(d).next(c) ? d : 0.0;
     step_dm(d, m, n);
+    relax_w_ = 0.0;
     return py::make_tuple(false, c, m);
   }
+
+  // One step from the global dangling mass dm, relaxed where relax (a caller's own loop with
+  // its own hpc::PeriodicRelax; step_dm itself never relaxes).
+  void step_relax(double d, double dm, double n, bool relax) {
+    relax_w_ = relax ? d : 0.0;
+    step_dm(d, dm, n);
+    relax_w_ = 0.0;
+  }
+
+  bool relax_enabled() const { return relax_on_; }
+  void set_relax(bool on) { relax_on_ = on; }
+  // steps relaxed since start (run_local and step_pb; 0 with relax off)
+  int64_t relaxed_steps() const { return relax_fresh_ ? 0 : relax_.relaxed(); }
+
+ private:
+  hpc::PeriodicRelax& relax(double d) {
+    if (relax_fresh_) {
+      relax_.reset(d);
+      relax_fresh_ = false;
+    }
+    return relax_;
+  }
+
+ public:
 
  private:
   // xs = x * inv_deg into xg (unless the sweep did), pack the send buffer, record the partials.
@@ -1034,6 +1071,11 @@ class Sweep {
   double own_c_ = 0.0, own_m_ = 0.0;
   std::vector<double> psum_;      // each piece's total of x (refined weights' cheap sweeps)
   double own_s_ = 0.0;            // this rank's total of x
+  // the relaxed steps of a solve (hpc/pagerank_relax.hpp): the policy, whether a solve uses
+  // it, and the weight d of the old x in the step being run (0: a plain step)
+  hpc::PeriodicRelax relax_;
+  bool relax_on_ = false, relax_fresh_ = true;
+  double relax_w_ = 0.0;
 };
 
 // ------------------------------------------------------------------ the sweep's local numbering
@@ -1422,6 +1464,17 @@ HPC_SUBMODULE(pagerank) {
         "The whole graph laid out as p ranks' local orders (blocks offsets), each block padded "
         "to a multiple of 4 rows: (LocalOrder, starts) for Sweep.set_segments; sort_rows: each "
         "row's entries as its rank's Sweep(columns='sorted') orders them");
+  py::class_<hpc::PeriodicRelax>(
+      m, "PeriodicRelax",
+      "The relaxed-step policy of the PageRank loops (native/include/hpc/pagerank_relax.hpp): "
+      "fed each step's global L1 change, it says whether the next step is relaxed, "
+      "x' = (d x + G(x)) / (1 + d), which removes the rate-d tail of periodic components")
+      .def(py::init<double, bool>(), py::arg("d") = 0.85, py::arg("enabled") = true)
+      .def("next", &hpc::PeriodicRelax::next, py::arg("change"),
+           "the step just done changed x by change (L1); returns whether the next is relaxed")
+      .def_property_readonly("relaxed", &hpc::PeriodicRelax::relaxed, "steps relaxed so far")
+      .def_property_readonly("enabled", &hpc::PeriodicRelax::enabled,
+                             "False once a relaxed step did not pay (or made disabled)");
   py::class_<Sweep>(m, "Sweep",
                     "SELL-4 pull sweep with bound buffers (rows in-degree descending), fused "
                     "update, send-buffer packing and rank-ordered partial sums")
@@ -1492,5 +1545,12 @@ HPC_SUBMODULE(pagerank) {
            "up to max_iter steps of a rank alone, stopping at L1 change < tol: "
            "(steps, change, converged)")
       .def("global_prev", &Sweep::global_prev)
-      .def("step_pb", &Sweep::step_pb, py::arg("d"), py::arg("n"), py::arg("tol"), py::arg("check"));
+      .def("step_pb", &Sweep::step_pb, py::arg("d"), py::arg("n"), py::arg("tol"), py::arg("check"))
+      .def("step_relax", &Sweep::step_relax, py::arg("d"), py::arg("dm"), py::arg("n"),
+           py::arg("relax"), "step_dm, the step relaxed where relax (see PeriodicRelax)")
+      .def_property("relax", &Sweep::relax_enabled, &Sweep::set_relax,
+                    "whether run_local and step_pb relax a step where PeriodicRelax says so "
+                    "(default False)")
+      .def_property_readonly("relaxed_steps", &Sweep::relaxed_steps,
+                             "steps relaxed since start");
 }
