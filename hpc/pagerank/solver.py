@@ -622,6 +622,9 @@ class Native1D:
 
         if reduce not in ("auto", "piggyback", "allreduce"):
             raise ValueError(f"reduce must be auto, piggyback or allreduce, got {reduce!r}")
+        # checked before any request or communicator exists (one raised later leaked them)
+        if replicate not in (False, True, "auto"):
+            raise ValueError(f"replicate must be True, False or 'auto', got {replicate!r}")
         if exchange not in ("auto", "p2p", "neighbor"):
             raise ValueError(f"exchange must be auto, p2p or neighbor, got {exchange!r}")
         t_last = [time.perf_counter()]
@@ -772,8 +775,6 @@ class Native1D:
             self.sweep.start(self._x0)
             self.sweep.run_local(0.85, float(g.n), -1.0, steps)
             lap("threads")
-        if replicate not in (False, True, "auto"):
-            raise ValueError(f"replicate must be True, False or 'auto', got {replicate!r}")
         if p > 1 and replicate:
             self._choose_replicated(replicate == "auto")
             lap("replicate")
