@@ -573,3 +573,37 @@ def test_cuda_kernel_every_bin():
     if backends.is_available("cupy"):
         c2, _ = L.multiply(a, b, "cusparse")
         assert_same(c2, ref_product(a, b))
+
+
+def test_numeric_entry_checks_what_each_path_needs():
+    """The numeric phase's entry point: a complete pattern (the whole product's) is gathered
+    column by column, so its order does not matter and is not scanned (the rows reversed give
+    the same values, reversed); a masked one stops at its last column, so an unsorted one is
+    refused; a column out of range is refused either way. The output is malloc'd and owned by
+    the returned array."""
+    from hpc import _core
+
+    rng = np.random.default_rng(3)
+    a = sp.random(60, 50, density=0.1, random_state=rng, format="csr")
+    b = sp.random(50, 40, density=0.1, random_state=rng, format="csr")
+    a.sort_indices()
+    b.sort_indices()
+    c = (a @ b).tocsr()
+    c.sort_indices()
+    f = _core.spgemm_semiring.numeric_i32_float64
+    args = (0, a.indptr, a.indices, a.data, 60, 50, b.indptr, b.indices, b.data, 40)
+    got = f(*args, c.indptr, c.indices, 1, True)
+    np.testing.assert_allclose(got, c.data, rtol=1e-14)
+    rev = np.concatenate([c.indices[c.indptr[i]:c.indptr[i + 1]][::-1] for i in range(60)])
+    rev = rev.astype(np.int32)
+    back = f(*args, c.indptr, rev, 1, True)
+    expect = np.concatenate([got[c.indptr[i]:c.indptr[i + 1]][::-1] for i in range(60)])
+    assert np.array_equal(back, expect)
+    if any(c.indptr[i + 1] - c.indptr[i] > 1 for i in range(60)):
+        with pytest.raises(ValueError, match="ascending"):
+            f(*args, c.indptr, rev, 1, False)
+    bad = c.indices.copy()
+    bad[0] = 40
+    with pytest.raises(ValueError):
+        f(*args, c.indptr, bad, 1, True)
+    assert type(got.base).__name__ == "PyCapsule"   # the malloc'd block, freed with the array

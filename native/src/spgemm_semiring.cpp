@@ -17,7 +17,9 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
+#include <new>
 #include <string>
 #include <memory>
 #include <vector>
@@ -286,13 +288,21 @@ hpc::carray<T> numeric(int semiring, py::array ap, py::array ai, py::array av, i
   const auto A = check_pattern<I>(ap, ai, n, k, "numeric A", keep);
   const auto B = check_pattern<I>(bp, bi, k, m, "numeric B", keep);
   const auto C = check_pattern<I>(cp, ci, n, m, "numeric C", keep);
-  for (int64_t i = 0; i < n; ++i)  // the pattern must be ascending per row (the row cut)
-    for (I q = C.ptr[i] + 1; q < C.ptr[i + 1]; ++q)
-      if (C.idx[q] <= C.idx[q - 1]) hpc::fail("numeric C: columns not strictly ascending");
+  if (!complete)  // the masked rows stop at the pattern's last column: ascending per row
+    for (int64_t i = 0; i < n; ++i)
+      for (I q = C.ptr[i] + 1; q < C.ptr[i + 1]; ++q)
+        if (C.idx[q] <= C.idx[q - 1]) hpc::fail("numeric C: columns not strictly ascending");
   const T* a = check_values<T>(av, A.ptr[n], "numeric A data", keep);
   const T* b = check_values<T>(bv, B.ptr[k], "numeric B data", keep);
-  hpc::carray<T> out(int64_t(C.ptr[n]));
-  T* cv = out.mutable_data();
+  // malloc'd and handed to NumPy (freed with the array): a freed chunk raises glibc's mmap
+  // threshold to its size, so a reuse's next output comes from the heap, its pages already
+  // there (NumPy's own allocation of a large array is mapped afresh each call)
+  const int64_t nnz = int64_t(C.ptr[n]);
+  T* cv = static_cast<T*>(std::malloc(sizeof(T) * std::max<int64_t>(nnz, 1)));
+  if (!cv) throw std::bad_alloc();
+  py::capsule owner(cv, [](void* q) { std::free(q); });
+  hpc::carray<T> out({static_cast<py::ssize_t>(nnz)}, {static_cast<py::ssize_t>(sizeof(T))}, cv,
+                     owner);
   {
     py::gil_scoped_release nogil;
     switch (semiring) {
