@@ -39,6 +39,7 @@
 #endif
 
 #include "hpc/checks.hpp"
+#include "hpc/owned.hpp"
 #include "hpc/registry.hpp"
 #include "hpc/thread_model.hpp"
 
@@ -1359,13 +1360,6 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
   return true;
 }
 
-template <typename T>
-py::array owned_array(T* p, int64_t n) {
-  py::capsule owner(p, [](void* q) { std::free(q); });
-  return py::array_t<T>({static_cast<py::ssize_t>(n)}, {static_cast<py::ssize_t>(sizeof(T))}, p,
-                        owner);
-}
-
 // The record of one multiply: row counts per bin, threads, packing and phase times.
 py::dict run_stats(int64_t products, const int64_t (&bins)[kNumBins], int64_t shared_rows,
                    int threads, int64_t packed_words, bool fused, bool interleaved, bool axpy,
@@ -1417,9 +1411,9 @@ py::tuple multiply(const Csr<I>& A, const Csr<I>& B, int threads, int64_t shared
       done = multiply_fused(A, B, threads, dense_at, limit, interleave, R);
     }
     if (done) {
-      py::array indptr = owned_array(R.indptr, n + 1);
-      py::array indices = owned_array(R.idx, R.nnz);
-      py::array data = owned_array(R.val, R.nnz);
+      py::array indptr = hpc::owned(R.indptr, R.indptr, n + 1);
+      py::array indices = hpc::owned(R.idx, R.idx, R.nnz);
+      py::array data = hpc::owned(R.val, R.val, R.nnz);
       return py::make_tuple(indptr, indices, data,
                             run_stats(R.total, R.bins, 0, R.threads, R.packed, true,
                                       R.interleaved, R.axpy, R.t_plan,

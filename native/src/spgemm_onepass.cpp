@@ -35,6 +35,7 @@
 #endif
 
 #include "hpc/checks.hpp"
+#include "hpc/owned.hpp"
 #include "hpc/registry.hpp"
 #include "hpc/thread_model.hpp"
 
@@ -655,14 +656,6 @@ void multiply_onepass(const View<I>& A, const View<I>& B, const Plan& L, int64_t
   R.t_join = omp_get_wtime() - t2;
 }
 
-// n elements from p, inside the allocation at base, which NumPy frees with the array
-template <typename T>
-py::array owned(T* base, T* p, int64_t n) {
-  py::capsule owner(base, [](void* q) { std::free(q); });
-  return py::array_t<T>({static_cast<py::ssize_t>(n)}, {static_cast<py::ssize_t>(sizeof(T))}, p,
-                        owner);
-}
-
 hpc::ThreadModel g_threads;  // this kernel's own thread choice (measured, per work size)
 
 // Default largest list sorted by rank (see emit_rank; measured below std::sort's cost up to it).
@@ -697,9 +690,9 @@ py::dict run_rows(const View<I>& A, const View<I>& B, const Plan& L, int64_t ran
     }
     stats["thread_timers"] = tl;  // per thread: start, rows wall, rows CPU, copy wall, products
   }
-  indices = owned(R.idx_base, R.idx, R.nnz);
-  data = owned(R.val_base, R.val, R.nnz);
-  indptr = owned(R.indptr, R.indptr, A.nrows + 1);
+  indices = hpc::owned(R.idx_base, R.idx, R.nnz);
+  data = hpc::owned(R.val_base, R.val, R.nnz);
+  indptr = hpc::owned(R.indptr, R.indptr, A.nrows + 1);
   return stats;
 }
 

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "hpc/checks.hpp"
+#include "hpc/owned.hpp"
 #include "hpc/registry.hpp"
 #include "hpc/thread_model.hpp"
 
@@ -294,15 +295,11 @@ hpc::carray<T> numeric(int semiring, py::array ap, py::array ai, py::array av, i
         if (C.idx[q] <= C.idx[q - 1]) hpc::fail("numeric C: columns not strictly ascending");
   const T* a = check_values<T>(av, A.ptr[n], "numeric A data", keep);
   const T* b = check_values<T>(bv, B.ptr[k], "numeric B data", keep);
-  // malloc'd and handed to NumPy (freed with the array): a freed chunk raises glibc's mmap
-  // threshold to its size, so a reuse's next output comes from the heap, its pages already
-  // there (NumPy's own allocation of a large array is mapped afresh each call)
+  // malloc'd and handed to NumPy (hpc/owned.hpp: a reuse's next output has its pages)
   const int64_t nnz = int64_t(C.ptr[n]);
   T* cv = static_cast<T*>(std::malloc(sizeof(T) * std::max<int64_t>(nnz, 1)));
   if (!cv) throw std::bad_alloc();
-  py::capsule owner(cv, [](void* q) { std::free(q); });
-  hpc::carray<T> out({static_cast<py::ssize_t>(nnz)}, {static_cast<py::ssize_t>(sizeof(T))}, cv,
-                     owner);
+  hpc::carray<T> out = hpc::owned(cv, cv, nnz);
   {
     py::gil_scoped_release nogil;
     switch (semiring) {
