@@ -891,6 +891,7 @@ class Sweep {
   int64_t relaxed_steps() const { return relax_fresh_ ? 0 : relax_.relaxed(); }
 
  private:
+  // the policy of the solve begun at start(), reset with its damping at its first use
   hpc::PeriodicRelax& relax(double d) {
     if (relax_fresh_) {
       relax_.reset(d);
@@ -899,9 +900,6 @@ class Sweep {
     return relax_;
   }
 
- public:
-
- private:
   // xs = x * inv_deg into xg (unless the sweep did), pack the send buffer, record the partials.
   void finish(double diff, double dsum, bool xs = true) {
     double* xg = pxg_;

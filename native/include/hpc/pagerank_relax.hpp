@@ -73,7 +73,6 @@ class PeriodicRelax {
 
   int64_t relaxed() const { return relaxed_; }
   bool enabled() const { return on_; }
-  double damping() const { return d_; }
 
  private:
   static constexpr double kBand = 0.03;    // a ratio within 3% of d: a tail at rate d
