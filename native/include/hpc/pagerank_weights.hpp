@@ -109,7 +109,9 @@ class ScaledWeights {
     return !h_.empty() || !pk_.empty() ? "int16" : f_.empty() ? "none" : scale_ == 1.0 ? "values32" : "scaled32";
   }
   // the narrow weights of the cheap sweeps of a refined layout ('none': not refined)
-  std::string refine() const { return !refined() ? "none" : !h_.empty() ? "int16" : "float32"; }
+  std::string refine() const {
+    return !refined() ? "none" : !h_.empty() || !pk_.empty() ? "int16" : "float32";
+  }
   // largest relative rounding of a weight in the narrow layout (refined only)
   double eps() const { return eps_; }
   // Whether cheap sweeps may run at damping d: the bound on the contraction of the defect
@@ -117,6 +119,14 @@ class ScaledWeights {
   // column sum of A is at most 1, of A - A_lo at most eps times A's), below kRhoMax.
   bool cheap_ok(double d) const { return refined() && rho_bound(d) <= RefineSchedule::kRhoMax; }
   double rho_bound(double d) const { return rho_bound(d, eps_); }
+  // the power of two that puts the largest weight wmax in [2^15, 2^16) (16-bit roundings)
+  static double scale16(double wmax) {
+    int ex = 0;
+    std::frexp(wmax, &ex);   // wmax = mant 2^ex, mant in [0.5, 1)
+    double s16 = std::ldexp(1.0, ex - 16);
+    if (std::nearbyint(wmax / s16) > 65535.0) s16 *= 2.0;
+    return s16;
+  }
   static double rho_bound(double d, double eps) {
     const double den = 1.0 - d * (1.0 + eps);
     return den > 0.0 ? d * eps / den : std::numeric_limits<double>::infinity();
@@ -139,6 +149,8 @@ class ScaledWeights {
     pstart_.clear();
     pbase_.clear();
     v_.clear();
+    etab_.clear();
+    vp_.clear();
     corr_.clear();
     dc_.clear();
     scale_ = 1.0;
@@ -186,10 +198,7 @@ class ScaledWeights {
         if (w > 0.0) m = std::max(m, std::fabs(w - round(w)) / w);
       return m;
     };
-    int ex = 0;
-    std::frexp(tab.back(), &ex);   // largest = mant 2^ex, mant in [0.5, 1)
-    double s16 = std::ldexp(1.0, ex - 16);
-    if (std::nearbyint(tab.back() / s16) > 65535.0) s16 *= 2.0;
+    const double s16 = scale16(tab.back());
     const double e16 = max_rel([&](double w) { return std::nearbyint(w / s16) * s16; });
     const auto ok = [](double eps) {   // cheap_ok at damping 0.85
       return rho_bound(0.85, eps) <= RefineSchedule::kRhoMax;
@@ -220,6 +229,43 @@ class ScaledWeights {
     return true;
   }
 
+  // At most 256 distinct weights ('coded'), for defect correction with the exact weights in a
+  // table: each weight gets its own 16-bit integer (its rounding as in assign_refined, moved
+  // up past the one below where two would share one), so a packed word's 16-bit weight names
+  // its exact weight (etab_: 2^16 doubles, of which the sweeps touch at most 256). The exact
+  // sweeps then read the cheap sweeps' packed words (pack16, sums_exact_packed), no doubles.
+  // false (and empty) where those integers round a weight by more than kRhoMax allows at
+  // damping 0.85, or HPC_PAGERANK_REFINE=0.
+  bool assign_table(const std::vector<double>& sv, const std::vector<double>& tab, int64_t nch) {
+    clear();
+    if (const char* e = std::getenv("HPC_PAGERANK_REFINE"); e && std::strcmp(e, "0") == 0) return false;
+    if (tab.empty() || tab.size() > 256 || tab.front() < 0.0 || !std::isfinite(tab.back()) ||
+        !(tab.back() > 0.0))
+      return false;
+    const double s16 = scale16(tab.back());
+    std::vector<uint16_t> narrow(tab.size());
+    double eps = 0.0;
+    int64_t prev = -1;
+    for (size_t c = 0; c < tab.size(); ++c) {   // tab ascending: the integers ascend too
+      const int64_t r = std::max(static_cast<int64_t>(std::nearbyint(tab[c] / s16)), prev + 1);
+      if (r > 65535 || (tab[c] == 0.0 && r != 0)) return false;
+      if (tab[c] > 0.0) eps = std::max(eps, std::fabs(tab[c] - static_cast<double>(r) * s16) / tab[c]);
+      narrow[c] = static_cast<uint16_t>(r);
+      prev = r;
+    }
+    if (!(rho_bound(0.85, eps) <= RefineSchedule::kRhoMax)) return false;
+    h_.resize(sv.size());
+    for (size_t k = 0; k < sv.size(); ++k)
+      h_[k] = narrow[static_cast<size_t>(std::lower_bound(tab.begin(), tab.end(), sv[k]) - tab.begin())];
+    etab_.assign(65536, 0.0);
+    for (size_t c = 0; c < tab.size(); ++c) etab_[narrow[c]] = tab[c];
+    scale_ = s16;
+    eps_ = eps;
+    corr_.assign(static_cast<size_t>(4 * nch), 0.0);
+    dc_.assign(static_cast<size_t>(nch), 0.0);
+    return true;
+  }
+
   // 16-bit weights (int16, exact or a refined layout's narrow ones) packed with their columns
   // into one 4-byte word an entry, as the unweighted sweep reads (the int16 layout reads 6: the
   // column and the weight): delta | weight << D, delta the column less the lane's previous
@@ -232,11 +278,13 @@ class ScaledWeights {
   // sell: the SELL-4 columns (start, width, nch as the sweep's; padding = zero), the weights
   // h_. Packs only where the packed entries are at most max_growth times the SELL-4 ones
   // (measured on the input: jumps cost a word and a gather each); returns whether it packed.
-  // keep_h: keep the 16-bit weights in the SELL-4 order too (a refined layout's exact sweeps
-  // read them there). HPC_PAGERANK_PACK16=0 turns it off (the A/B switch).
+  // The 16-bit weights in the SELL-4 order are then dropped. values_too (a refined layout's
+  // doubles): the exact weights are moved into the packed order too (0 at jumps and padding),
+  // so the exact sweeps read the packed words as the cheap ones do (sums_exact_packed).
+  // HPC_PAGERANK_PACK16=0 turns it off (the A/B switch).
   // (Out of line: set-up code, kept from the inlining budget of the sweeps.)
   [[gnu::noinline]] bool pack16(const int32_t* sell, const int64_t* start, const int64_t* width,
-                                int64_t nch, int32_t zero, double max_growth, bool keep_h) {
+                                int64_t nch, int32_t zero, double max_growth, bool values_too) {
     pk_.clear();
     pstart_.clear();
     pbase_.clear();
@@ -250,24 +298,29 @@ class ScaledWeights {
     const uint32_t dmax = (1u << dbits) - 1u;
     std::vector<int64_t> ps(static_cast<size_t>(nch) + 1, 0);
     std::vector<uint32_t> base(static_cast<size_t>(4 * nch), 0u);
-    std::vector<std::pair<uint32_t, uint16_t>> lane;
+    const bool vals = values_too && !v_.empty();
+    std::vector<std::pair<uint32_t, int64_t>> lane;   // (column, SELL-4 entry)
+    double* vout = nullptr;   // the exact weights in the packed order (vals)
     // lane j of chunk ch, sorted by column, as words: emit(l, word) for each (out != nullptr)
     // or only counted; returns its packed length
     const auto pack_lane = [&](int64_t ch, int j, uint32_t* out, int64_t ow) {
       lane.clear();
       for (int64_t l = 0; l < width[ch]; ++l) {
         const int64_t k = start[ch] + 4 * l + j;
-        if (sell[k] != zero) lane.emplace_back(static_cast<uint32_t>(sell[k]), h_[k]);
+        if (sell[k] != zero) lane.emplace_back(static_cast<uint32_t>(sell[k]), k);
       }
       std::stable_sort(lane.begin(), lane.end(),
                        [](const auto& u, const auto& v) { return u.first < v.first; });
       uint32_t prev = lane.empty() ? 0u : lane.front().first;
       base[4 * ch + j] = prev;
       int64_t l = 0;
-      for (const auto& [c, h] : lane) {
+      for (const auto& [c, k] : lane) {
         for (; c - prev > dmax; prev += dmax, ++l)
           if (out) out[4 * l + j] = dmax;
-        if (out) out[4 * l + j] = (c - prev) | (static_cast<uint32_t>(h) << dbits);
+        if (out) {
+          out[4 * l + j] = (c - prev) | (static_cast<uint32_t>(h_[k]) << dbits);
+          if (vout) vout[4 * l + j] = v_[k];
+        }
         prev = c;
         ++l;
       }
@@ -281,13 +334,20 @@ class ScaledWeights {
     }
     if (static_cast<double>(ps[nch]) > max_growth * static_cast<double>(start[nch])) return false;
     std::vector<uint32_t> pk(static_cast<size_t>(ps[nch]), 0u);
-    for (int64_t ch = 0; ch < nch; ++ch)
+    std::vector<double> vp(vals ? static_cast<size_t>(ps[nch]) : 0u, 0.0);
+    for (int64_t ch = 0; ch < nch; ++ch) {
+      vout = vals ? vp.data() + ps[ch] : nullptr;
       for (int j = 0; j < 4; ++j) pack_lane(ch, j, pk.data() + ps[ch], (ps[ch + 1] - ps[ch]) / 4);
+    }
     pk_.swap(pk);
     pstart_.swap(ps);
     pbase_.swap(base);
     dbits_ = dbits;
-    if (!keep_h) std::vector<uint16_t>().swap(h_);
+    std::vector<uint16_t>().swap(h_);
+    if (vals) {
+      vp_.swap(vp);
+      std::vector<double>().swap(v_);
+    }
     return true;
   }
 
@@ -321,6 +381,75 @@ class ScaledWeights {
     double e[4], h[4];
     if (!h_.empty()) exact_values_u16(v_.data() + off, h_.data() + off, q, width, x, e, h);
     else exact_values(v_.data() + off, f_.data() + off, q, width, x, e, h);
+    refresh(ch, e, h, s);
+  }
+
+  bool exact_table() const { return !etab_.empty(); }
+  // A refined layout's correction back to 0, as made: every solve from the same start then
+  // runs the same sweeps (a solve after another had kept the last one's, and took 24-26
+  // sweeps where the first took 22: kron:17:16).
+  void reset_correction() {
+    std::fill(corr_.begin(), corr_.end(), 0.0);
+    std::fill(dc_.begin(), dc_.end(), 0.0);
+  }
+  // An exact sweep's row sums of chunk ch of a refined layout read from the packed words
+  // (pack16 with values_too, or assign_table): the exact weights' sums and the 16-bit ones',
+  // one gather of x an entry for both. Jumps and padding weigh 0 in both.
+  void sums_exact_packed(int64_t ch, const double* x, double s[4]) {
+    double e[4], h[4];
+    if (!etab_.empty()) packed_exact<true>(ch, etab_.data(), x, e, h);
+    else packed_exact<false>(ch, vp_.data() + pstart_[ch], x, e, h);
+    refresh(ch, e, h, s);
+  }
+  bool exact_packed() const { return !etab_.empty() || !vp_.empty(); }
+
+ private:
+  // Table: the exact weight of an entry is ev[its 16-bit weight]; else ev[its packed position].
+  template <bool Table>
+  void packed_exact(int64_t ch, const double* ev, const double* x, double e[4], double h[4]) const {
+    const uint32_t* p = pk_.data() + pstart_[ch];
+    const int64_t width = (pstart_[ch + 1] - pstart_[ch]) / 4;
+    const uint32_t dmask = (1u << dbits_) - 1u;
+    const int dbits = dbits_;
+#if defined(__AVX2__) && defined(__FMA__)
+    __m256d ea = _mm256_setzero_pd(), ha = _mm256_setzero_pd();
+    __m128i col = _mm_loadu_si128(reinterpret_cast<const __m128i*>(pbase_.data() + 4 * ch));
+    const __m128i lo = _mm_set1_epi32(static_cast<int>(dmask)), sh = _mm_set1_epi32(dbits);
+    for (int64_t l = 0; l < width; ++l, p += 4) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      col = _mm_add_epi32(col, _mm_and_si128(v, lo));
+      const __m128i w = _mm_srlv_epi32(v, sh);
+      const __m256d xv = _mm256_i32gather_pd(x, col, 8);
+      __m256d ew;
+      if constexpr (Table) ew = _mm256_i32gather_pd(ev, w, 8);
+      else ew = _mm256_loadu_pd(ev + 4 * l);
+      ea = _mm256_fmadd_pd(ew, xv, ea);
+      ha = _mm256_fmadd_pd(_mm256_cvtepi32_pd(w), xv, ha);
+    }
+    _mm256_storeu_pd(e, ea);
+    _mm256_storeu_pd(h, ha);
+#else
+    const uint32_t* b = pbase_.data() + 4 * ch;
+    uint32_t c[4] = {b[0], b[1], b[2], b[3]};
+    double es[4] = {0.0, 0.0, 0.0, 0.0}, hs[4] = {0.0, 0.0, 0.0, 0.0};
+    for (int64_t l = 0; l < width; ++l, p += 4)
+      for (int j = 0; j < 4; ++j) {
+        c[j] += p[j] & dmask;
+        const uint32_t w = p[j] >> dbits;
+        const double xj = x[c[j]];
+        es[j] = mul_add(Table ? ev[w] : ev[4 * l + j], xj, es[j]);
+        hs[j] = mul_add(static_cast<double>(w), xj, hs[j]);
+      }
+    for (int j = 0; j < 4; ++j) e[j] = es[j], h[j] = hs[j];
+#endif
+  }
+
+ public:
+
+ private:
+  // s = the exact sums over the scale (a power of two or 1: exact), the chunk's correction
+  // c = s - h (h: the narrow weights' sums) and |its change| kept for corr_change.
+  void refresh(int64_t ch, const double e[4], const double h[4], double s[4]) {
     const double inv = 1.0 / scale_;
     double* c = corr_.data() + 4 * ch;
     double dc = 0.0;
@@ -333,7 +462,6 @@ class ScaledWeights {
     dc_[ch] = dc;
   }
 
- private:
   // The four row sums of a packed chunk (pack16): the columns kept in one register, each
   // entry's delta added, its weight converted in registers (as hpc::sell4_chunk_sums_u16).
   static void sums_delta(const uint32_t* p, const uint32_t* base, int64_t width, int dbits,
@@ -430,6 +558,8 @@ class ScaledWeights {
   std::vector<uint32_t> pbase_;   // ... and the first column of each of its rows
   int dbits_ = 16;                // ... the bits of a delta (the weight's above them)
   std::vector<double> v_;     // refined: the exact weights as doubles
+  std::vector<double> etab_;  // or (assign_table) the exact weight of each 16-bit one
+  std::vector<double> vp_;    // or (pack16 values_too) the doubles in the packed order
   std::vector<double> corr_;  // refined: the correction of each row (4 a chunk), in 1 / scale
   std::vector<double> dc_;    // |change of the correction| of each chunk at its last exact sweep
   double scale_ = 1.0;

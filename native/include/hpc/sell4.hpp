@@ -20,6 +20,18 @@
 
 namespace hpc {
 
+// a * b + c, rounded once where the target has FMA and twice where it has not, in every copy
+// of the code alike: left to the compiler (-ffp-contract=fast), the inlined copies of one
+// expression were contracted differently (the sweep's one-thread and thread-team loops gave
+// scores 1 ulp apart), so the choice of threads, or the replicated mode's, changed the bits.
+inline double mul_add(double a, double b, double c) {
+#ifdef __FMA__
+  return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
 #if defined(__SSE2__)
 // The operands of one SSE2 step of a SELL-4 chunk with integer weights: four int32 weights
 // (the lanes of m) as two pairs of doubles, and x at four columns given as the zero-extended
@@ -200,10 +212,11 @@ inline void sell4_chunk_sums_coded(const int32_t* q, const double* tab, int64_t 
   for (int64_t l = 0; l < width; ++l, q += 4) {
     const uint32_t u0 = static_cast<uint32_t>(q[0]), u1 = static_cast<uint32_t>(q[1]);
     const uint32_t u2 = static_cast<uint32_t>(q[2]), u3 = static_cast<uint32_t>(q[3]);
-    s0 += tab[u0 >> 24] * x[u0 & COL];
-    s1 += tab[u1 >> 24] * x[u1 & COL];
-    s2 += tab[u2 >> 24] * x[u2 & COL];
-    s3 += tab[u3 >> 24] * x[u3 & COL];
+    // mul_add: the refined exact sweep (ScaledWeights::sums_exact_coded) makes the same bits
+    s0 = mul_add(tab[u0 >> 24], x[u0 & COL], s0);
+    s1 = mul_add(tab[u1 >> 24], x[u1 & COL], s1);
+    s2 = mul_add(tab[u2 >> 24], x[u2 & COL], s2);
+    s3 = mul_add(tab[u3 >> 24], x[u3 & COL], s3);
   }
   s[0] = s0;
   s[1] = s1;
