@@ -101,22 +101,19 @@ def collective(comm=None) -> Iterator[None]:
     """Agree on user errors raised inside the block on any subset of ranks.
 
     Every rank enters and leaves together; if any rank raised UsageError, every rank raises
-    the first (lowest rank's) message, so the job exits 2 cleanly instead of hanging.
+    the first (lowest rank's) message, as an InputTypeError where that was one, so the job
+    exits 2 cleanly instead of hanging.
     """
     comm = comm if comm is not None else world()
-    local: str | None = None
+    local: tuple[bool, str] | None = None   # (an InputTypeError, its message)
     try:
         yield
     except UsageError as err:
-        local = str(err)
-    if comm.Get_size() == 1:
-        if local is not None:
-            raise UsageError(local)
-        return
-    errors = comm.allgather(local)
-    first = next((e for e in errors if e is not None), None)
-    if first is not None:
-        raise UsageError(first)
+        local = (isinstance(err, InputTypeError), str(err))
+    if comm.Get_size() > 1:
+        local = next((e for e in comm.allgather(local) if e is not None), None)
+    if local is not None:
+        raise (InputTypeError if local[0] else UsageError)(local[1])
 
 
 def agree(comm, local_error: str | None) -> None:

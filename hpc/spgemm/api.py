@@ -24,7 +24,7 @@ from mpi4py import MPI
 from hpc.core import backends as registry
 from hpc.core.envinfo import default_threads
 from hpc.core.errors import InputTypeError, UsageError
-from hpc.core.runtime import as_comm
+from hpc.core.runtime import as_comm, collective
 from hpc.sparse import DistCSR
 
 from . import dist
@@ -179,7 +179,7 @@ def _check_pair(A, B, comm) -> tuple[bool, MPI.Comm]:
 def multiply(A, B, *, layout: str = "1d", backend: str = "native", threads: int | None = None,
              comm=None, semiring: str | None = None, mask=None, complement: bool = False,
              structural: bool = True, accum: str | None = None, C=None, dtype=None,
-             plan: "Plan | None" = None):
+             plan: "Plan | None" = None, out=None):
     """Sparse matrix times sparse matrix, C = A @ B, with SMASH-style hash accumulation.
 
     Every row of C is made from the rows of B that row i of A selects (Gustavson's row-wise
@@ -226,6 +226,12 @@ def multiply(A, B, *, layout: str = "1d", backend: str = "native", threads: int 
     plan : Plan, optional
         From :func:`symbolic` for operands with the same patterns: only the numeric phase (and,
         distributed, one exchange of B's values) runs. Its mask is the plan's.
+    out : same kind as A, optional
+        A product made earlier for operands of the same patterns (typically by
+        ``multiply(..., plan=plan)``): its values are overwritten in place and it is returned,
+        with no allocation, as PETSc's ``MAT_REUSE_MATRIX`` (with ``plan`` only the numeric
+        phase runs). SciPy operands on one rank, or ``DistCSR``; not with ``accum`` or ``C``.
+        Its pattern must be the product's and its values must not be an operand's.
 
     Returns
     -------
@@ -254,11 +260,11 @@ def multiply(A, B, *, layout: str = "1d", backend: str = "native", threads: int 
     """
     _check_options(layout, backend, threads)
     if (semiring is not None or mask is not None or accum is not None or C is not None
-            or dtype is not None or plan is not None or complement):
+            or dtype is not None or plan is not None or complement or out is not None):
         return _masked(A, B, layout=layout, backend=backend, threads=threads, comm=comm,
                        semiring="plus_times" if semiring is None else semiring, mask=mask,
                        complement=complement, structural=structural, accum=accum, C=C,
-                       dtype=dtype, plan=plan)
+                       dtype=dtype, plan=plan, out=out)
     distributed, comm = _check_pair(A, B, comm)
     _check_grid(layout, comm)
     if distributed:
@@ -350,17 +356,18 @@ class Plan:
     def nnz(self) -> int:
         return self.local.nnz if self.local is not None else self.dist.local.nnz
 
-    def numeric(self, A, B, semiring: str, dtype: np.dtype, threads: int):
-        """T = the masked product's values (SciPy: this rank's rows when distributed)."""
+    def numeric(self, A, B, semiring: str, dtype: np.dtype, threads: int, into=None):
+        """T = the masked product's values (SciPy: this rank's rows when distributed), or
+        those values written into ``into`` (checked by the caller: S.check_into)."""
         if self.local is not None:
             return S.numeric(self.local, S.structure(A, dtype), S.structure(B, dtype), semiring,
-                             dtype, threads)
+                             dtype, threads, into=into)
         if not self.distributed:
             A = DistCSR.from_scipy(S.structure(A, dtype), self.comm)
             B = DistCSR.from_scipy(S.structure(B, dtype), self.comm)
         try:
             self.dist.threads = threads
-            return self.dist.run(A, B, semiring, dtype, dist.Costs())
+            return self.dist.run(A, B, semiring, dtype, dist.Costs(), into=into)
         except ValueError as e:  # a pattern differs from the plan's
             raise UsageError(f"plan: {e}") from e
 
@@ -408,8 +415,50 @@ def _gather_rows(comm, block: sp.csr_matrix, shape) -> sp.csr_matrix:
     return C
 
 
+def _reuse(A, B, plan: Plan, out, semiring: str, dt: np.dtype, threads: int,
+           distributed: bool, accum, C):
+    """multiply(..., plan=plan, out=out): the values written into ``out``, returned."""
+    if accum is not None or C is not None:
+        raise UsageError("out: the product is written into out; accum and C do not apply")
+    if distributed:
+        with collective(A.comm):   # one rank's bad block: every rank raises, none waits
+            if not isinstance(out, DistCSR):
+                raise InputTypeError(f"out must be a DistCSR like A, got {type(out).__name__}")
+            if out.shape != plan.shape or not np.array_equal(out.row_offsets, A.row_offsets):
+                raise UsageError(f"out must be {plan.shape[0]} x {plan.shape[1]} with A's row "
+                                 "partition")
+            S.check_out(plan.dist.local, out.local, dt, A.local, B.local)
+        plan.numeric(A, B, semiring, dt, threads, into=out.local.data)
+        return out
+    if plan.local is not None:
+        S.check_out(plan.local, out, dt, A, B)
+        plan.numeric(A, B, semiring, dt, threads, into=out.data)
+        return out
+    # SciPy operands on several ranks: each rank writes its rows' values into its slice of
+    # out's values, and one in-place Allgatherv completes every rank's copy
+    comm, off = plan.comm, plan.dist.row_offsets
+    r = comm.Get_rank()
+    counts = np.array(comm.allgather(plan.dist.local.nnz), dtype=np.int64)
+    with collective(comm):
+        if not (sp.issparse(out) and out.format == "csr"):
+            raise InputTypeError(f"out must be a SciPy CSR matrix, got {type(out).__name__}")
+        if out.shape != plan.shape:
+            raise UsageError(f"out is {out.shape[0]} x {out.shape[1]}, the product "
+                             f"{plan.shape[0]} x {plan.shape[1]}")
+        starts = out.indptr[off[:-1]].astype(np.int64)
+        if not np.array_equal(out.indptr[off[1:]] - starts, counts):
+            raise UsageError("out: its pattern is not the plan's (pass a product made with it)")
+        lo, hi = int(starts[r]), int(starts[r] + counts[r])
+        mine = out.data[lo:hi]   # a view: the native kernel writes there
+        S.check_into(plan.dist.local, out.indptr[off[r]:off[r + 1] + 1] - lo,
+                     out.indices[lo:hi], mine, dt, A, B)
+    plan.numeric(A, B, semiring, dt, threads, into=mine)
+    comm.Allgatherv(MPI.IN_PLACE, [out.data, (counts, starts)])
+    return out
+
+
 def _masked(A, B, *, layout, backend, threads, comm, semiring, mask, complement, structural,
-            accum, C, dtype, plan):
+            accum, C, dtype, plan, out=None):
     S.check_semiring(semiring)
     S.check_accum(accum)
     if layout != "1d":
@@ -435,6 +484,8 @@ def _masked(A, B, *, layout, backend, threads, comm, semiring, mask, complement,
     if C is not None:
         _same_rows("C", C, A, distributed, shape)
         _check_dtype("C", C.dtype)
+    if out is not None:
+        return _reuse(A, B, plan, out, semiring, dt, threads, distributed, accum, C)
     T = plan.numeric(A, B, semiring, dt, threads)
     pm = plan.mask
     if distributed:

@@ -427,8 +427,8 @@ class Plan1D:
         return Ar
 
     def run(self, A: DistCSR, B: DistCSR, semiring: str, dtype: np.dtype,
-            costs: Costs) -> sp.csr_matrix:
-        """This rank's rows of C (collective)."""
+            costs: Costs, into: np.ndarray | None = None) -> sp.csr_matrix | np.ndarray:
+        """This rank's rows of C (collective), or their values written into ``into``."""
         from . import semiring as S
 
         Al = A.local
@@ -439,7 +439,7 @@ class Plan1D:
         t0 = time.perf_counter()
         Ar = self._renumber(Al.astype(dtype, copy=False))
         # the local plan recorded Bf's pattern: the fetched structure, unchanged by construction
-        C = S.numeric(self.local, Ar, Bf, semiring, dtype, self.threads, check=False)
+        C = S.numeric(self.local, Ar, Bf, semiring, dtype, self.threads, check=False, into=into)
         costs.compute_s += time.perf_counter() - t0
         return C
 

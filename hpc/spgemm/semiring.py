@@ -79,7 +79,8 @@ def check_accum(accum) -> None:
 def structure(m, dtype: np.dtype | None = None) -> sp.csr_matrix:
     """CSR with summed duplicates, ascending columns and values of ``dtype`` (explicit zeros
     kept: they are part of the structure)."""
-    m = sp.csr_matrix(m)
+    if type(m) is not sp.csr_matrix or not m.has_canonical_format:
+        m = sp.csr_matrix(m)   # a new object: SciPy scans it for its canonical flag (below)
     if not m.has_canonical_format:
         m = m.copy()
         m.sum_duplicates()
@@ -164,22 +165,55 @@ def symbolic(a: sp.csr_matrix, b: sp.csr_matrix, mask: sp.csr_matrix | None = No
     return LocalPlan((a.shape[0], b.shape[1]), ip, ix, dt, pats, mask is None)
 
 
+def check_out(plan: LocalPlan, out, dtype: np.dtype, *operands) -> None:
+    """UsageError / InputTypeError unless ``out`` can take the values of ``plan``'s product in
+    ``dtype`` in place: CSR of the plan's shape and pattern, writable C-contiguous values of
+    that type, sharing no memory with the operands' values."""
+    if not (sp.issparse(out) and out.format == "csr"):
+        raise InputTypeError(f"out must be a SciPy CSR matrix, got {type(out).__name__}")
+    if out.shape != plan.shape:
+        raise UsageError(f"out is {out.shape[0]} x {out.shape[1]}, the product "
+                         f"{plan.shape[0]} x {plan.shape[1]}")
+    check_into(plan, out.indptr, out.indices, out.data, dtype, *operands)
+
+
+def check_into(plan: LocalPlan, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray,
+               dtype: np.dtype, *operands) -> None:
+    """check_out for a product's arrays (a pattern and the values to write)."""
+    same = ((indptr is plan.indptr or np.array_equal(indptr, plan.indptr))
+            and (indices is plan.indices or np.array_equal(indices, plan.indices)))
+    if not same:
+        raise UsageError("out: its pattern is not the plan's (pass a product made with it)")
+    if (data.dtype != dtype or not data.flags.c_contiguous or not data.flags.writeable
+            or data.size != plan.nnz):
+        raise UsageError(f"out: its values must be a writable contiguous {dtype} array of "
+                         f"{plan.nnz} entries (got {data.dtype}, {data.size})")
+    if any(np.may_share_memory(data, o.data) for o in operands):
+        raise UsageError("out: its values share memory with an operand's")
+
+
 def numeric(plan: LocalPlan, a: sp.csr_matrix, b: sp.csr_matrix, semiring: str = "plus_times",
-            dtype=np.float64, threads: int = 1, check: bool = True) -> sp.csr_matrix:
+            dtype=np.float64, threads: int = 1, check: bool = True,
+            into: np.ndarray | None = None) -> sp.csr_matrix | np.ndarray:
     """The values of ``plan``'s pattern for operands ``a``, ``b`` (canonical CSR, the plan's
-    structures) under ``semiring``, in ``dtype`` (one of :data:`TYPES`)."""
+    structures) under ``semiring``, in ``dtype`` (one of :data:`TYPES`), as CSR sharing the
+    plan's pattern; or, with ``into`` (a values array the caller has checked with
+    :func:`check_into`), written there and ``into`` returned."""
     code = check_semiring(semiring)
     dtype = np.dtype(dtype)
     if dtype not in TYPES:
         raise InputTypeError(f"dtype {dtype}: expected one of {', '.join(map(str, TYPES))}")
     if check and not plan.matches(a, b):
         raise UsageError("plan: A or B has a different pattern than the plan was made for")
+    av = np.ascontiguousarray(a.data, dtype=dtype)
+    bv = np.ascontiguousarray(b.data, dtype=dtype)
     dt = plan.idx
     fn = getattr(_core(), f"numeric_{'i32' if dt == np.int32 else 'i64'}_{dtype.name}")
-    data = fn(code, _ix(a.indptr, dt), _ix(a.indices, dt),
-              np.ascontiguousarray(a.data, dtype=dtype), a.shape[0], a.shape[1],
-              _ix(b.indptr, dt), _ix(b.indices, dt), np.ascontiguousarray(b.data, dtype=dtype),
-              b.shape[1], plan.indptr, plan.indices, int(threads), bool(plan.complete))
+    data = fn(code, _ix(a.indptr, dt), _ix(a.indices, dt), av, a.shape[0], a.shape[1],
+              _ix(b.indptr, dt), _ix(b.indices, dt), bv, b.shape[1], plan.indptr, plan.indices,
+              int(threads), bool(plan.complete), into)
+    if into is not None:
+        return into
     # C shares the plan's index arrays (read-only: an in-place edit would corrupt the plan),
     # built without SciPy's O(nnz) constructor checks: the kernel's pattern is valid CSR
     return _wrap(plan.indptr, plan.indices, data, plan.shape)

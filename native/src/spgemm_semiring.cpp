@@ -281,7 +281,8 @@ void numeric_rows(const Pat<I>& A, const T* av, const Pat<I>& B, const T* bv, co
 template <typename I, typename T>
 hpc::carray<T> numeric(int semiring, py::array ap, py::array ai, py::array av, int64_t n,
                        int64_t k, py::array bp, py::array bi, py::array bv, int64_t m,
-                       py::array cp, py::array ci, int threads, bool complete) {
+                       py::array cp, py::array ci, int threads, bool complete,
+                       py::object out_) {
   if (n < 0 || k < 0 || m < 0) hpc::fail("numeric: negative shape");
   if (threads < 1) hpc::fail("numeric: threads must be >= 1");
   if (semiring < kPlusTimes || semiring > kLorLand) hpc::fail("numeric: unknown semiring");
@@ -295,11 +296,19 @@ hpc::carray<T> numeric(int semiring, py::array ap, py::array ai, py::array av, i
         if (C.idx[q] <= C.idx[q - 1]) hpc::fail("numeric C: columns not strictly ascending");
   const T* a = check_values<T>(av, A.ptr[n], "numeric A data", keep);
   const T* b = check_values<T>(bv, B.ptr[k], "numeric B data", keep);
-  // malloc'd and handed to NumPy (hpc/owned.hpp: a reuse's next output has its pages)
   const int64_t nnz = int64_t(C.ptr[n]);
-  T* cv = static_cast<T*>(std::malloc(sizeof(T) * std::max<int64_t>(nnz, 1)));
-  if (!cv) throw std::bad_alloc();
-  hpc::carray<T> out = hpc::owned(cv, cv, nnz);
+  T* cv = nullptr;
+  hpc::carray<T> out;
+  if (!out_.is_none()) {  // the caller's values array (PETSc's MAT_REUSE_MATRIX): no allocation
+    out = hpc::exact<T>(out_.cast<py::array>(), "numeric out");
+    hpc::require_1d(out, nnz, "numeric out");
+    cv = hpc::mut_ptr(out, "numeric out");
+  } else {
+    // malloc'd and handed to NumPy (hpc/owned.hpp: a reuse's next output has its pages)
+    cv = static_cast<T*>(std::malloc(sizeof(T) * std::max<int64_t>(nnz, 1)));
+    if (!cv) throw std::bad_alloc();
+    out = hpc::owned(cv, cv, nnz);
+  }
   {
     py::gil_scoped_release nogil;
     switch (semiring) {
@@ -365,11 +374,12 @@ void def_numeric(py::module_& m, const std::string& suffix) {
         "symbolic) under semiring 0 plus_times, 1 plus_pair, 2 min_plus, 3 max_plus, "
         "4 any_pair, 5 lor_land. complete: the pattern is the whole product's (no mask), so "
         "every product accumulates without a lookup; with a pattern that misses a product's "
-        "column that product is dropped only when complete is false.",
+        "column that product is dropped only when complete is false. out: a C-contiguous "
+        "array of C's type and length nnz(C) written in place and returned (no allocation).",
         py::arg("semiring"), py::arg("a_indptr"), py::arg("a_indices"), py::arg("a_data"),
         py::arg("n"), py::arg("k"), py::arg("b_indptr"), py::arg("b_indices"),
         py::arg("b_data"), py::arg("m"), py::arg("c_indptr"), py::arg("c_indices"),
-        py::arg("threads"), py::arg("complete") = false);
+        py::arg("threads"), py::arg("complete") = false, py::arg("out") = py::none());
 }
 
 template <typename I>

@@ -189,6 +189,77 @@ def test_plan_reuse_equals_fresh_product(distributed, masked):
 
 
 @pytest.mark.mpi
+@pytest.mark.parametrize("distributed", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_reuse_into_out_writes_in_place(distributed, masked):
+    """multiply(..., plan=plan, out=C): C's values overwritten (the object and its arrays
+    kept, no new matrix), equal to a fresh product's, for each semiring and value type."""
+    rng = np.random.default_rng(17)
+    A, B = _rand(rng, 37, 29, 0.12, np.float64), _rand(rng, 29, 33, 0.12, np.float64)
+    mask = _rand(rng, 37, 33, 0.3, np.float64) if masked else None
+    if distributed:
+        Ad, Bd = _dist(A, comm), _dist(B, comm)
+        M = _dist(mask, comm, Ad.row_offsets)
+    else:
+        Ad, Bd, M = A, B, mask
+    plan = symbolic(Ad, Bd, mask=M)
+    for dt in (np.float64, np.int32):
+        for semiring in ("plus_times", "max_plus"):
+            out = multiply(Ad, Bd, semiring=semiring, plan=plan, dtype=dt)
+            blk = out.local if distributed else out
+            data, indices = blk.data, blk.indices
+            for trial in range(2):
+                A2, B2 = A.copy(), B.copy()
+                A2.data = rng.integers(-5, 6, A2.nnz).astype(np.float64)
+                B2.data = rng.integers(-5, 6, B2.nnz).astype(np.float64)
+                X, Y = (_dist(A2, comm), _dist(B2, comm)) if distributed else (A2, B2)
+                got = multiply(X, Y, semiring=semiring, plan=plan, dtype=dt, out=out)
+                assert got is out and blk.data is data and blk.indices is indices
+                fresh = multiply(X, Y, semiring=semiring, mask=M, dtype=dt)
+                g, f = (_gather(got), _gather(fresh)) if distributed else (got, fresh)
+                np.testing.assert_array_equal(g.indices, f.indices)
+                np.testing.assert_array_equal(g.data, f.data)
+                if semiring == "plus_times" and not masked:
+                    np.testing.assert_array_equal(g.toarray(), (A2 @ B2).toarray().astype(dt))
+
+
+@pytest.mark.mpi
+def test_reuse_into_out_rejects_what_it_cannot_write():
+    rng = np.random.default_rng(5)
+    A, B = _rand(rng, 20, 20, 0.2, np.float64), _rand(rng, 20, 20, 0.2, np.float64)
+    plan = symbolic(A, B)
+    out = multiply(A, B, plan=plan)
+    other = multiply(B, A)
+    cases = [
+        (dict(out=other), ValueError, "pattern"),
+        (dict(out=out, dtype=np.float32), ValueError, "float32"),
+        (dict(out=out, accum="plus", C=out), ValueError, "accum"),
+        (dict(out=out.toarray()), TypeError, "CSR"),
+    ]
+    for kw, exc, match in cases:
+        with pytest.raises(exc, match=match):
+            multiply(A, B, plan=plan, **kw)
+    ro = out.copy()
+    ro.data.flags.writeable = False
+    with pytest.raises(ValueError, match="writable"):
+        multiply(A, B, plan=plan, out=ro)
+    D = sp.diags(np.arange(1.0, 8.0), format="csr")   # D D has D's pattern
+    dplan = symbolic(D, D)
+    dd = multiply(D, D, plan=dplan)
+    with pytest.raises(ValueError, match="share memory"):
+        multiply(dd, D, plan=dplan, out=dd)
+    # distributed: a block that is not the plan's on one rank raises on every rank, no hang
+    Ad, Bd = _dist(A, comm), _dist(B, comm)
+    dplan = symbolic(Ad, Bd)
+    dout = multiply(Ad, Bd, plan=dplan)
+    if comm.rank == comm.size - 1:
+        dout.local = dout.local.copy()
+        dout.local.data = dout.local.data[:-1] if dout.local.nnz else np.zeros(1)
+    with pytest.raises(ValueError, match="out"):
+        multiply(Ad, Bd, plan=dplan, out=dout)
+
+
+@pytest.mark.mpi
 def test_plan_rejects_a_different_pattern():
     rng = np.random.default_rng(3)
     A, B = _rand(rng, 20, 20, 0.2, np.float64), _rand(rng, 20, 20, 0.2, np.float64)
