@@ -213,14 +213,29 @@ class DistCSR:
 
     def _build_plan(self) -> None:
         clo, chi = self.col_range
-        A = self.local
-        cols = A.indices.astype(np.int64, copy=False)
-        own = (cols >= clo) & (cols < chi)
-        ghost_cols = np.unique(cols[~own])
+        cols = self.local.indices
+        ghost_cols = np.unique(cols[(cols < clo) | (cols >= chi)]).astype(np.int64)
         # the columns come from a checked block: no validation round
         pl = GhostPlan(self.comm, ghost_cols, self.col_offsets, method=self.exchange,
                        assume_unique=True, validate=False)
         self._plan = pl
+        self._ghost_cols = ghost_cols
+        self._split(ghost_cols)
+
+    def values_changed(self) -> None:
+        """Call after writing into ``local.data`` in place (``hpc.spgemm.multiply(...,
+        out=...)`` does): the owned and ghost blocks that products read hold copies of the
+        values, and are rebuilt here (no message; the exchange plan depends on the pattern
+        only and is kept)."""
+        if self._plan is not None:
+            self._split(self._ghost_cols)
+
+    def _split(self, ghost_cols: np.ndarray) -> None:
+        pl = self._plan
+        clo, chi = self.col_range
+        A = self.local
+        cols = A.indices.astype(np.int64, copy=False)
+        own = (cols >= clo) & (cols < chi)
         # Split the block: owned columns (local numbering) and ghost columns (slot numbering).
         # Filtering a canonical block keeps each row's order, so both parts are canonical CSR
         # as they stand (no COO round trip: that sorted all nnz again).

@@ -429,6 +429,7 @@ def _reuse(A, B, plan: Plan, out, semiring: str, dt: np.dtype, threads: int,
                                  "partition")
             S.check_out(plan.dist.local, out.local, dt, A.local, B.local)
         plan.numeric(A, B, semiring, dt, threads, into=out.local.data)
+        out.values_changed()   # its SpMV blocks copied the old values
         return out
     if plan.local is not None:
         S.check_out(plan.local, out, dt, A, B)
