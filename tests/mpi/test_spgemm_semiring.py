@@ -155,19 +155,25 @@ def test_semiring_mask_accum_type_vs_dense(seed, n, k, m, semiring, dt, kind, ac
     _check(got, ref_p, ref_v, dt)
 
 
-@pytest.mark.mpi
-@pytest.mark.parametrize("distributed", [False, True])
-@pytest.mark.parametrize("masked", [False, True])
-def test_plan_reuse_equals_fresh_product(distributed, masked):
-    rng = np.random.default_rng(7)
-    A, B = _rand(rng, 40, 30, 0.1, np.float64), _rand(rng, 30, 35, 0.12, np.float64)
-    mask = _rand(rng, 40, 35, 0.3, np.float64) if masked else None
+def _planned(rng, shape, distributed, masked):
+    """(A, B, the operands as given to multiply, their mask, the plan) for A (m x k) B (k x n)."""
+    m, k, n = shape
+    A, B = _rand(rng, m, k, 0.1, np.float64), _rand(rng, k, n, 0.12, np.float64)
+    mask = _rand(rng, m, n, 0.3, np.float64) if masked else None
     if distributed:
         Ad, Bd = _dist(A, comm), _dist(B, comm)
         M = _dist(mask, comm, Ad.row_offsets)
     else:
         Ad, Bd, M = A, B, mask
-    plan = symbolic(Ad, Bd, mask=M)
+    return A, B, Ad, Bd, M, symbolic(Ad, Bd, mask=M)
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("distributed", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+def test_plan_reuse_equals_fresh_product(distributed, masked):
+    rng = np.random.default_rng(7)
+    A, B, Ad, Bd, M, plan = _planned(rng, (40, 30, 35), distributed, masked)
     assert isinstance(plan, Plan)
     for trial in range(3):
         A2, B2 = A.copy(), B.copy()
@@ -195,14 +201,7 @@ def test_reuse_into_out_writes_in_place(distributed, masked):
     """multiply(..., plan=plan, out=C): C's values overwritten (the object and its arrays
     kept, no new matrix), equal to a fresh product's, for each semiring and value type."""
     rng = np.random.default_rng(17)
-    A, B = _rand(rng, 37, 29, 0.12, np.float64), _rand(rng, 29, 33, 0.12, np.float64)
-    mask = _rand(rng, 37, 33, 0.3, np.float64) if masked else None
-    if distributed:
-        Ad, Bd = _dist(A, comm), _dist(B, comm)
-        M = _dist(mask, comm, Ad.row_offsets)
-    else:
-        Ad, Bd, M = A, B, mask
-    plan = symbolic(Ad, Bd, mask=M)
+    A, B, Ad, Bd, M, plan = _planned(rng, (37, 29, 33), distributed, masked)
     for dt in (np.float64, np.int32, np.bool_):
         for semiring in ("plus_times", "max_plus"):
             out = multiply(Ad, Bd, semiring=semiring, plan=plan, dtype=dt)
