@@ -444,9 +444,6 @@ class ScaledWeights {
 #endif
   }
 
- public:
-
- private:
   // s = the exact sums over the scale (a power of two or 1: exact), the chunk's correction
   // c = s - h (h: the narrow weights' sums) and |its change| kept for corr_change.
   void refresh(int64_t ch, const double e[4], const double h[4], double s[4]) {
