@@ -38,6 +38,10 @@ def _as_offsets(off, n: int, p: int) -> np.ndarray:
 
 
 def _canonical(local) -> sp.csr_matrix:
+    if type(local) is sp.csr_matrix and local.has_canonical_format:
+        A = sp.csr_matrix(local)      # a new object sharing the arrays, whose flag SciPy
+        A.has_canonical_format = True  # would compute again by a scan of every entry
+        return A
     A = sp.csr_matrix(local)
     if not A.has_canonical_format:
         A.sum_duplicates()  # also sorts indices

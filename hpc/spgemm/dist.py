@@ -408,6 +408,8 @@ class Plan1D:
         self.needed = np.unique(Al.indices)
         self.fetch = RowFetch(B, self.needed, costs)
         t0 = time.perf_counter()
+        # A's columns renumbered into the fetched rows' order: pattern only, kept for reuse
+        self._ar_indices = np.searchsorted(self.needed, Al.indices)
         Ar = self._renumber(Al)
         Bf = sp.csr_matrix((np.zeros(self.fetch.indices.size, np.int8), self.fetch.indices,
                             self.fetch.indptr), shape=self.fetch.shape, copy=False)
@@ -421,7 +423,8 @@ class Plan1D:
         costs.compute_s += time.perf_counter() - t0
 
     def _renumber(self, Al: sp.csr_matrix) -> sp.csr_matrix:
-        Ar = sp.csr_matrix((Al.data, np.searchsorted(self.needed, Al.indices), Al.indptr),
+        """A's block with its columns renumbered (its pattern is the plan's: checked)."""
+        Ar = sp.csr_matrix((Al.data, self._ar_indices, Al.indptr),
                            shape=(Al.shape[0], self.needed.size))
         Ar.has_canonical_format = True
         return Ar

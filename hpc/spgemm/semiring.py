@@ -79,8 +79,10 @@ def check_accum(accum) -> None:
 def structure(m, dtype: np.dtype | None = None) -> sp.csr_matrix:
     """CSR with summed duplicates, ascending columns and values of ``dtype`` (explicit zeros
     kept: they are part of the structure)."""
-    if type(m) is not sp.csr_matrix or not m.has_canonical_format:
-        m = sp.csr_matrix(m)   # a new object: SciPy scans it for its canonical flag (below)
+    known = type(m) is sp.csr_matrix and m.has_canonical_format
+    m = sp.csr_matrix(m)
+    if known:
+        m.has_canonical_format = True   # else SciPy would scan the new object's entries again
     if not m.has_canonical_format:
         m = m.copy()
         m.sum_duplicates()
