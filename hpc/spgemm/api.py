@@ -230,8 +230,10 @@ def multiply(A, B, *, layout: str = "1d", backend: str = "native", threads: int 
         A product made earlier for operands of the same patterns (typically by
         ``multiply(..., plan=plan)``): its values are overwritten in place and it is returned,
         with no allocation, as PETSc's ``MAT_REUSE_MATRIX`` (with ``plan`` only the numeric
-        phase runs). SciPy operands on one rank, or ``DistCSR``; not with ``accum`` or ``C``.
-        Its pattern must be the product's and its values must not be an operand's.
+        phase runs). ``DistCSR``: each rank's block; SciPy operands on several ranks: each
+        rank writes its rows' values, one in-place Allgatherv completes every copy. Not with
+        ``accum`` or ``C``. Its pattern must be the product's and its values must not be an
+        operand's (checked on every rank before any work).
 
     Returns
     -------
