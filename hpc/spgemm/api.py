@@ -424,11 +424,7 @@ def _reuse(A, B, plan: Plan, out, semiring: str, dt: np.dtype, threads: int,
         raise UsageError("out: the product is written into out; accum and C do not apply")
     if distributed:
         with collective(A.comm):   # one rank's bad block: every rank raises, none waits
-            if not isinstance(out, DistCSR):
-                raise InputTypeError(f"out must be a DistCSR like A, got {type(out).__name__}")
-            if out.shape != plan.shape or not np.array_equal(out.row_offsets, A.row_offsets):
-                raise UsageError(f"out must be {plan.shape[0]} x {plan.shape[1]} with A's row "
-                                 "partition")
+            _same_rows("out", out, A, True, plan.shape)
             S.check_out(plan.dist.local, out.local, dt, A.local, B.local)
         plan.numeric(A, B, semiring, dt, threads, into=out.local.data)
         out.values_changed()   # its SpMV blocks copied the old values
@@ -443,11 +439,7 @@ def _reuse(A, B, plan: Plan, out, semiring: str, dt: np.dtype, threads: int,
     r = comm.Get_rank()
     counts = np.array(comm.allgather(plan.dist.local.nnz), dtype=np.int64)
     with collective(comm):
-        if not (sp.issparse(out) and out.format == "csr"):
-            raise InputTypeError(f"out must be a SciPy CSR matrix, got {type(out).__name__}")
-        if out.shape != plan.shape:
-            raise UsageError(f"out is {out.shape[0]} x {out.shape[1]}, the product "
-                             f"{plan.shape[0]} x {plan.shape[1]}")
+        S.check_csr_out(out, plan.shape)
         starts = out.indptr[off[:-1]].astype(np.int64)
         if not np.array_equal(out.indptr[off[1:]] - starts, counts):
             raise UsageError("out: its pattern is not the plan's (pass a product made with it)")

@@ -18,6 +18,8 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 
+from hpc.sparse.dcsr import as_csr
+
 # back end name -> (module, hpc.core.backends entry it needs)
 BACKENDS: dict[str, tuple[str, str]] = {
     "native": ("local", "native"),
@@ -30,7 +32,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
 
 def canonical(m: sp.spmatrix) -> sp.csr_matrix:
     """CSR with float64 data, summed duplicates and ascending columns (what the kernels need)."""
-    m = sp.csr_matrix(m)
+    m = as_csr(m)
     if m.dtype != np.float64:
         m = m.astype(np.float64)
     if not m.has_canonical_format:

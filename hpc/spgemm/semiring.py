@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from hpc.core.errors import InputTypeError, UsageError
+from hpc.sparse.dcsr import as_csr
 
 from .local import _wrap
 
@@ -79,10 +80,7 @@ def check_accum(accum) -> None:
 def structure(m, dtype: np.dtype | None = None) -> sp.csr_matrix:
     """CSR with summed duplicates, ascending columns and values of ``dtype`` (explicit zeros
     kept: they are part of the structure)."""
-    known = type(m) is sp.csr_matrix and m.has_canonical_format
-    m = sp.csr_matrix(m)
-    if known:
-        m.has_canonical_format = True   # else SciPy would scan the new object's entries again
+    m = as_csr(m)
     if not m.has_canonical_format:
         m = m.copy()
         m.sum_duplicates()
@@ -167,15 +165,20 @@ def symbolic(a: sp.csr_matrix, b: sp.csr_matrix, mask: sp.csr_matrix | None = No
     return LocalPlan((a.shape[0], b.shape[1]), ip, ix, dt, pats, mask is None)
 
 
+def check_csr_out(out, shape: tuple[int, int]) -> None:
+    """InputTypeError / UsageError unless ``out`` is SciPy CSR of the product's ``shape``."""
+    if not (sp.issparse(out) and out.format == "csr"):
+        raise InputTypeError(f"out must be a SciPy CSR matrix, got {type(out).__name__}")
+    if out.shape != shape:
+        raise UsageError(f"out is {out.shape[0]} x {out.shape[1]}, the product "
+                         f"{shape[0]} x {shape[1]}")
+
+
 def check_out(plan: LocalPlan, out, dtype: np.dtype, *operands) -> None:
     """UsageError / InputTypeError unless ``out`` can take the values of ``plan``'s product in
     ``dtype`` in place: CSR of the plan's shape and pattern, writable C-contiguous values of
     that type, sharing no memory with the operands' values."""
-    if not (sp.issparse(out) and out.format == "csr"):
-        raise InputTypeError(f"out must be a SciPy CSR matrix, got {type(out).__name__}")
-    if out.shape != plan.shape:
-        raise UsageError(f"out is {out.shape[0]} x {out.shape[1]}, the product "
-                         f"{plan.shape[0]} x {plan.shape[1]}")
+    check_csr_out(out, plan.shape)
     check_into(plan, out.indptr, out.indices, out.data, dtype, *operands)
 
 
