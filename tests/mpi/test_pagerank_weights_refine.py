@@ -127,6 +127,37 @@ def test_refined_stop_is_on_an_exact_sweep():
 
 
 @pytest.mark.mpi
+def test_refined_weights_pack_with_fewer_bits_where_columns_lie_far_apart():
+    """Rows whose columns lie far apart (3 uniform columns of 2^17: gaps of 2^16 in a quarter of
+    the rows) need deltas wider than the 16 bits 16-bit weights leave: the refined layout packs
+    its cheap sweeps' weights into fewer bits ('delta17' or wider) while their rounding passes
+    the bound (0.25 + [0, 1), range 5: 14 bits at the fewest), and the answer is still
+    networkx's to 1e-12. Several ranks: not refined, not packed."""
+    from hpc.pagerank.solver import Native1D
+
+    rng = np.random.default_rng(8)
+    n = 1 << 17
+    e = np.unique(np.column_stack([np.repeat(np.arange(n), 3), rng.integers(0, n, 3 * n)]), axis=0)
+    w = 0.25 + rng.random(e.shape[0])
+    g = graphio.from_edge_array(np.column_stack([e, w]), comm, weights=True)
+    assert g.n == n
+    s = Native1D(g)
+    try:
+        res = s.solve(0.85, 1e-15 * n, 10_000)
+        packing, (nex, nch) = s.sweep.weight_packing, s.sweep.refine_counts
+    finally:
+        s.free()
+    x = _allgather(comm, res.x, g.offsets)
+    ref = _nx_ref(e, n, w)
+    assert res.converged and np.abs(x - ref).max() <= 1e-12
+    if comm.size == 1:
+        assert packing.startswith("delta") and 17 <= int(packing[5:]) <= 18, packing
+        assert nch > 2 * nex, (nex, nch)
+    else:
+        assert packing == "none" and nex == nch == 0
+
+
+@pytest.mark.mpi
 def test_refine_is_refused_where_the_rounding_bound_fails():
     """Damping 0.99 makes the int16 rounding's contraction bound too weak: every sweep exact
     (on the packed words, summed in their order: the iterates of the unrefined sweep to

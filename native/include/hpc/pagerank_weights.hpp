@@ -119,13 +119,14 @@ class ScaledWeights {
   // column sum of A is at most 1, of A - A_lo at most eps times A's), below kRhoMax.
   bool cheap_ok(double d) const { return refined() && rho_bound(d) <= RefineSchedule::kRhoMax; }
   double rho_bound(double d) const { return rho_bound(d, eps_); }
-  // the power of two that puts the largest weight wmax in [2^15, 2^16) (16-bit roundings)
-  static double scale16(double wmax) {
+  // the power of two that puts the largest weight wmax in [2^(bits-1), 2^bits) (roundings to
+  // integers of at most `bits` bits; 16 by default)
+  static double scale_bits(double wmax, int bits = 16) {
     int ex = 0;
     std::frexp(wmax, &ex);   // wmax = mant 2^ex, mant in [0.5, 1)
-    double s16 = std::ldexp(1.0, ex - 16);
-    if (std::nearbyint(wmax / s16) > 65535.0) s16 *= 2.0;
-    return s16;
+    double s = std::ldexp(1.0, ex - bits);
+    if (std::nearbyint(wmax / s) > std::ldexp(1.0, bits) - 1.0) s *= 2.0;
+    return s;
   }
   static double rho_bound(double d, double eps) {
     const double den = 1.0 - d * (1.0 + eps);
@@ -184,11 +185,13 @@ class ScaledWeights {
 
   // Weights no exact narrow layout holds (assign returned false; the caller keeps at most 256
   // distinct ones 'coded'), for defect correction: the exact ones as doubles ('values'), and
-  // their rounding to 16-bit integers
-  // times a power of two (the scale that puts the largest weight in [2^15, 2^16)) where no
-  // weight rounds by more than kRhoMax allows at damping 0.85, else to floats (weights within
-  // the float range). false (and empty) when neither, or HPC_PAGERANK_REFINE=0 (the A/B switch).
-  bool assign_refined(const std::vector<double>& sv, const std::vector<double>& tab, int64_t nch) {
+  // their rounding to integers of `bits` bits (16, or fewer: fewer weight bits leave the packed
+  // words more delta bits, pack16) times a power of two (the scale that puts the largest weight
+  // in [2^(bits-1), 2^bits)) where no weight rounds by more than kRhoMax allows at damping
+  // 0.85, else (16 bits only) to floats (weights within the float range). false (and empty)
+  // when neither, or HPC_PAGERANK_REFINE=0 (the A/B switch).
+  bool assign_refined(const std::vector<double>& sv, const std::vector<double>& tab, int64_t nch,
+                      int bits = 16) {
     clear();
     if (const char* e = std::getenv("HPC_PAGERANK_REFINE"); e && std::strcmp(e, "0") == 0) return false;
     if (tab.empty() || tab.front() < 0.0 || !std::isfinite(tab.back()) || !(tab.back() > 0.0)) return false;
@@ -198,7 +201,7 @@ class ScaledWeights {
         if (w > 0.0) m = std::max(m, std::fabs(w - round(w)) / w);
       return m;
     };
-    const double s16 = scale16(tab.back());
+    const double s16 = scale_bits(tab.back(), bits);
     const double e16 = max_rel([&](double w) { return std::nearbyint(w / s16) * s16; });
     const auto ok = [](double eps) {   // cheap_ok at damping 0.85
       return rho_bound(0.85, eps) <= RefineSchedule::kRhoMax;
@@ -213,7 +216,7 @@ class ScaledWeights {
       for (size_t k = 0; k < sv.size(); ++k) h_[k] = static_cast<uint16_t>(std::nearbyint(sv[k] / s16));
       scale_ = s16;
       eps_ = e16;
-    } else if (in_float) {
+    } else if (in_float && bits == 16) {
       const double e32 = max_rel([](double w) { return static_cast<double>(static_cast<float>(w)); });
       if (!ok(e32)) return false;
       f_.resize(sv.size());
@@ -242,7 +245,7 @@ class ScaledWeights {
     if (tab.empty() || tab.size() > 256 || tab.front() < 0.0 || !std::isfinite(tab.back()) ||
         !(tab.back() > 0.0))
       return false;
-    const double s16 = scale16(tab.back());
+    const double s16 = scale_bits(tab.back());
     std::vector<uint16_t> narrow(tab.size());
     double eps = 0.0;
     int64_t prev = -1;
