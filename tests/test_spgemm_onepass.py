@@ -156,6 +156,28 @@ def test_threads_0_and_1_meet_in_c(name):
         assert identical(c, ref)
 
 
+def test_products_of_huge_page_sized_outputs():
+    """Outputs of 4 MiB and more are advised onto transparent huge pages (hpc/owned.hpp
+    advise_huge) before either kernel writes them: the products are still SciPy's, the same
+    bits from both kernels and every thread count, and stay valid while later products come
+    and go (their blocks are malloc'd and freed by NumPy as before)."""
+    rng = np.random.default_rng(9)
+    a = _uniform(rng, 40_000, 40_000, 8)   # ~2.5M entries of C: 10 MB of columns, 20 of values
+    ref, _ = onepass(a, a, 1)
+    assert ref.nnz * 8 >= 8 << 20
+    assert_canonical_equal(ref, a, a)
+    kept = [ref]
+    for threads in (2, 3):
+        c, _ = onepass(a, a, threads)
+        assert identical(c, ref)
+        kept.append(c)
+        two, _ = L.multiply_native(a, a, threads, onepass=0)
+        assert identical(two, ref)
+    onepass(*family("uniform", n=700, seed=3), 2)
+    for c in kept:
+        assert identical(c, ref)
+
+
 def test_rank_sorted_after_compression():
     """A row of more products than rank_max whose distinct columns are at most rank_max is
     rank-sorted from its 32-bit list (converted to 16-bit keys after the products)."""
