@@ -99,6 +99,16 @@ def _scipy_sorted(A, B):
     return C
 
 
+def memory_needed(A, B) -> int:
+    """Bytes a matrix's rounds may need, with C bounded by the products (12 bytes an entry:
+    column and value): the check holds the native and SciPy products, their difference and
+    its absolute value; a timed kernel its output and temporaries sized by the products (the
+    one-pass kernel's room, the two-phase symbolic lists), GraphBLAS its own; so 8 such.
+    (rmat at --sizes 100000, scale 17: 0.33 G products, 29 GiB by this bound; the OOM killer
+    stopped the benchmark there on a 24 GB machine before this check.)"""
+    return 8 * 12 * L.products(A, B)
+
+
 def kernels(threads, clock=time.perf_counter):
     # "scipy" (plain A @ B) is the reference the targets are stated against; "scipy+sort" (the
     # same product brought to sorted columns, as every native result is) is a second,
@@ -163,6 +173,12 @@ def main() -> None:
           + f"{'a2/sp':>7}{'a1/sp':>7}{'a2/gb2':>7}  auto  a2 calls on {max(a.threads)}t")
     for name, make in cases:
         A, B = make()
+        need = memory_needed(A, B)
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        if need > free:  # a product this machine cannot hold: said, not killed by the OOM killer
+            print(f"{name:<20}{L.products(A, B):>11}  skipped: may need up to "
+                  f"{need / 2**30:.1f} GiB (memory_needed), {free / 2**30:.1f} GiB free", flush=True)
+            continue
         C, st = L.multiply_native(A, B, 1)
         _, path = L.multiply(A, B, "native", 1)  # the path the dispatch takes (column "auto")
         R = (A @ B).tocsr()
