@@ -156,11 +156,10 @@ def test_threads_0_and_1_meet_in_c(name):
         assert identical(c, ref)
 
 
-def test_products_of_huge_page_sized_outputs():
-    """Outputs of 4 MiB and more are advised onto transparent huge pages (hpc/owned.hpp
-    advise_huge) before either kernel writes them: the products are still SciPy's, the same
-    bits from both kernels and every thread count, and stay valid while later products come
-    and go (their blocks are malloc'd and freed by NumPy as before)."""
+def test_products_with_outputs_of_many_pages():
+    """Outputs of tens of MB (mapped afresh by malloc above glibc's mmap threshold, where the
+    small tests' come from the heap): SciPy's product, the same bits from both kernels and
+    every thread count, and valid while later products come and go."""
     rng = np.random.default_rng(9)
     a = _uniform(rng, 40_000, 40_000, 8)   # ~2.5M entries of C: 10 MB of columns, 20 of values
     ref, _ = onepass(a, a, 1)

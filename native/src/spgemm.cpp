@@ -1310,9 +1310,9 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
       {
         for (int u = 0; u < nt; ++u) part2[u + 1] += part2[u];
         R.nnz = part2[nt];
-        R.indptr = hpc::out_alloc<I>(n + 1, nt == 1);
-        R.idx = hpc::out_alloc<I>(R.nnz, nt == 1);
-        R.val = hpc::out_alloc<double>(R.nnz, nt == 1);
+        R.indptr = static_cast<I*>(std::malloc(sizeof(I) * (n + 1)));
+        R.idx = static_cast<I*>(std::malloc(sizeof(I) * std::max<int64_t>(R.nnz, 1)));
+        R.val = static_cast<double*>(std::malloc(sizeof(double) * std::max<int64_t>(R.nnz, 1)));
         t2 = phase_clock();
       }
       if (R.indptr && R.idx && R.val) {  // every thread fills its own rows: no barrier

@@ -118,8 +118,8 @@ struct Scratch {
     if (need <= cap) return true;
     release();
     const int64_t c = need + need / 4;
-    oc = hpc::out_alloc<I>(c, true);   // this thread's own
-    ov = hpc::out_alloc<double>(c, true);
+    oc = static_cast<I*>(std::malloc(sizeof(I) * c));
+    ov = static_cast<double*>(std::malloc(sizeof(double) * c));
     if (!oc || !ov) {
       release();
       return false;
@@ -497,10 +497,10 @@ void multiply_onepass(const View<I>& A, const View<I>& B, const Plan& L, int64_t
   auto flops_of = [&](int64_t r0, int64_t r1) { return L.flops_of(r0, r1); };
   std::vector<int64_t> cnt(threads, 0), base(threads + 1, 0);
   const int64_t maxlen = std::min<int64_t>(L.maxrow, B.ncols);
-  O* indptr = hpc::out_alloc<O>(n + 1, threads == 1);
+  O* indptr = static_cast<O*>(std::malloc(sizeof(O) * (n + 1)));
   const int64_t room = std::max<int64_t>(total, 1);
-  I* cidx = hpc::out_alloc<I>(room, threads == 1);
-  double* cval = hpc::out_alloc<double>(room, threads == 1);
+  I* cidx = static_cast<I*>(std::malloc(sizeof(I) * room));
+  double* cval = static_cast<double*>(std::malloc(sizeof(double) * room));
   bool oom = !indptr || !cidx || !cval;
   // where threads 0 and 1 meet (buffer coordinates); C starts at g = F1 - nnz0
   const int64_t F1 = threads > 1 ? flops_of(cut[0], cut[1]) : 0;
@@ -573,8 +573,8 @@ void multiply_onepass(const View<I>& A, const View<I>& B, const Plan& L, int64_t
         // the result holds g + nnz: copied into arrays of nnz only where that is over 2 nnz
         if (!oom && 2 * base[threads] < g + base[threads]) {
           const int64_t keep = std::max<int64_t>(base[threads], 1);
-          fidx = hpc::out_alloc<I>(keep, false);
-          fval = hpc::out_alloc<double>(keep, false);
+          fidx = static_cast<I*>(std::malloc(sizeof(I) * keep));
+          fval = static_cast<double*>(std::malloc(sizeof(double) * keep));
           if (!fidx || !fval) {  // keep the room instead
             std::free(fidx);
             std::free(fval);

@@ -305,7 +305,7 @@ hpc::carray<T> numeric(int semiring, py::array ap, py::array ai, py::array av, i
     cv = hpc::mut_ptr(out, "numeric out");
   } else {
     // malloc'd and handed to NumPy (hpc/owned.hpp: a reuse's next output has its pages)
-    cv = hpc::out_alloc<T>(nnz, threads == 1);
+    cv = static_cast<T*>(std::malloc(sizeof(T) * std::max<int64_t>(nnz, 1)));
     if (!cv) throw std::bad_alloc();
     out = hpc::owned(cv, cv, nnz);
   }
