@@ -498,11 +498,11 @@ class Sweep {
       // doubles the defect a refresh leaves, each one more of delta halves the jumps.
       // Measured: uniform:18:8 (1 thread) packs at 15 bits ('delta17'): cheap sweeps 2.8 ->
       // 2.4 ms (plain 2.1), exact ones 5.2 -> 4.4 (packed_exact's gathers, not SSE2).
+      const bool narrow = sellf_.refine() == "int16";   // floats do not pack
       for (int bits = 16; !sellf_.pack16(sell_.data(), start_.data(), width_.data(), nch_, zero_,
                                          kPackGrowth, true);) {
-        if (sellf_.refine() != "int16" || --bits < kMinRefineBits ||
-            !sellf_.assign_refined(sv, tab, nch_, bits)) {
-          sellf_.assign_refined(sv, tab, nch_);   // unpacked 16-bit weights (or floats)
+        if (!narrow || --bits < kMinRefineBits || !sellf_.assign_refined(sv, tab, nch_, bits)) {
+          if (bits != 16) sellf_.assign_refined(sv, tab, nch_);   // unpacked 16-bit weights
           break;
         }
       }

@@ -201,8 +201,8 @@ class ScaledWeights {
         if (w > 0.0) m = std::max(m, std::fabs(w - round(w)) / w);
       return m;
     };
-    const double s16 = scale_bits(tab.back(), bits);
-    const double e16 = max_rel([&](double w) { return std::nearbyint(w / s16) * s16; });
+    const double sb = scale_bits(tab.back(), bits);
+    const double eb = max_rel([&](double w) { return std::nearbyint(w / sb) * sb; });
     const auto ok = [](double eps) {   // cheap_ok at damping 0.85
       return rho_bound(0.85, eps) <= RefineSchedule::kRhoMax;
     };
@@ -211,11 +211,11 @@ class ScaledWeights {
         if (w > 0.0) return w >= 1.2e-38;
       return true;
     }();
-    if (ok(e16)) {
+    if (ok(eb)) {
       h_.resize(sv.size());
-      for (size_t k = 0; k < sv.size(); ++k) h_[k] = static_cast<uint16_t>(std::nearbyint(sv[k] / s16));
-      scale_ = s16;
-      eps_ = e16;
+      for (size_t k = 0; k < sv.size(); ++k) h_[k] = static_cast<uint16_t>(std::nearbyint(sv[k] / sb));
+      scale_ = sb;
+      eps_ = eb;
     } else if (in_float && bits == 16) {
       const double e32 = max_rel([](double w) { return static_cast<double>(static_cast<float>(w)); });
       if (!ok(e32)) return false;
@@ -272,8 +272,8 @@ class ScaledWeights {
   // 16-bit weights (int16, exact or a refined layout's narrow ones) packed with their columns
   // into one 4-byte word an entry, as the unweighted sweep reads (the int16 layout reads 6: the
   // column and the weight): delta | weight << D, delta the column less the lane's previous
-  // one, D = 32 less the bits of the largest weight (16 for a refined layout, 28 for weights
-  // up to 15: 'deltaD'). Each row's entries are sorted by column and its first column is kept
+  // one, D = 32 less the bits of the largest weight (16 or more for a refined layout, 28 for
+  // weights up to 15: 'deltaD'). Each row's entries are sorted by column and its first column is kept
   // in the chunk's base (4 columns a chunk, 4 bytes a row), so its first delta is 0; a gap of
   // 2^D or more takes jump entries (delta 2^D - 1, weight 0: a product 0 * x, x finite and
   // >= 0, that leaves the sum as it is), and a lane shorter than its chunk's longest ends in

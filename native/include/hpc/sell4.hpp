@@ -212,7 +212,7 @@ inline void sell4_chunk_sums_coded(const int32_t* q, const double* tab, int64_t 
   for (int64_t l = 0; l < width; ++l, q += 4) {
     const uint32_t u0 = static_cast<uint32_t>(q[0]), u1 = static_cast<uint32_t>(q[1]);
     const uint32_t u2 = static_cast<uint32_t>(q[2]), u3 = static_cast<uint32_t>(q[3]);
-    // mul_add: the refined exact sweep (ScaledWeights::sums_exact_coded) makes the same bits
+    // mul_add: rounded alike in every inlined copy of this kernel (see mul_add)
     s0 = mul_add(tab[u0 >> 24], x[u0 & COL], s0);
     s1 = mul_add(tab[u1 >> 24], x[u1 & COL], s1);
     s2 = mul_add(tab[u2 >> 24], x[u2 & COL], s2);
