@@ -422,9 +422,9 @@ class ScaledWeights {
       const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
       col = _mm_add_epi32(col, _mm_and_si128(v, lo));
       const __m128i w = _mm_srlv_epi32(v, sh);
-      const __m256d xv = _mm256_i32gather_pd(x, col, 8);
+      const __m256d xv = gather4(x, col);
       __m256d ew;
-      if constexpr (Table) ew = _mm256_i32gather_pd(ev, w, 8);
+      if constexpr (Table) ew = gather4(ev, w);
       else ew = _mm256_loadu_pd(ev + 4 * l);
       ea = _mm256_fmadd_pd(ew, xv, ea);
       ha = _mm256_fmadd_pd(_mm256_cvtepi32_pd(w), xv, ha);
@@ -475,7 +475,7 @@ class ScaledWeights {
     for (int64_t l = 0; l < width; ++l, p += 4) {
       const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
       col = _mm_add_epi32(col, _mm_and_si128(v, lo));
-      const __m256d xv = _mm256_i32gather_pd(x, col, 8);
+      const __m256d xv = gather4(x, col);
       a = _mm256_add_pd(a, _mm256_mul_pd(_mm256_cvtepi32_pd(_mm_srlv_epi32(v, sh)), xv));
     }
     _mm256_storeu_pd(s, a);

@@ -32,6 +32,16 @@ inline double mul_add(double a, double b, double c) {
 #endif
 }
 
+#if defined(__AVX2__)
+// base[idx[0..3]]: _mm256_i32gather_pd with a zeroed source and every lane enabled (the same
+// instruction); GCC's plain intrinsic starts from an undefined register, which -Wall reports
+// as maybe-uninitialized wherever it is inlined.
+inline __m256d gather4(const double* base, __m128i idx) {
+  return _mm256_mask_i32gather_pd(_mm256_setzero_pd(), base, idx,
+                                  _mm256_castsi256_pd(_mm256_set1_epi64x(-1)), 8);
+}
+#endif
+
 #if defined(__SSE2__)
 // The operands of one SSE2 step of a SELL-4 chunk with integer weights: four int32 weights
 // (the lanes of m) as two pairs of doubles, and x at four columns given as the zero-extended
@@ -118,7 +128,7 @@ inline void sell4_chunk_sums_d16_f32(const uint16_t* p, const uint32_t* base, co
   for (int64_t l = 0; l < width; ++l, p += 4, w += 4) {
     const __m128i v = _mm_cvtepu16_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
     col = _mm_add_epi32(col, _mm_srli_epi32(v, 1));
-    a = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(w)), _mm256_i32gather_pd(x, col, 8), a);
+    a = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(w)), gather4(x, col), a);
   }
   _mm256_storeu_pd(s, a);
 #else
