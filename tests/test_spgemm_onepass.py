@@ -1,7 +1,7 @@
 """The one-pass SpGEMM kernel (native/src/spgemm_onepass.cpp) and its dispatch in
 hpc.spgemm.local: every structure family against SciPy at 1-3 threads, bit-identical across
 thread counts and to the two-phase kernel (both sum in the order of A's entries), every
-emission method (rank, 32-bit rank, scan, sort), empty rows and columns, int64 indices, and
+emission method (rank, 32-bit rank, bitmap, sort), empty rows and columns, int64 indices, and
 bounds-checked entry points."""
 from __future__ import annotations
 
@@ -115,13 +115,13 @@ def test_every_family_matches_scipy_at_1_to_3_threads(name):
 @pytest.mark.parametrize("threads", [1, 3])
 def test_every_emission_method(threads):
     """Short rows by rank (16-bit keys), short rows over a span >= 2^15 by 32-bit rank, long
-    clustered rows by a scan of the stamps, long scattered rows by std::sort."""
+    clustered rows from a bitmap of their columns, long scattered rows by std::sort."""
     rng = np.random.default_rng(5)
     wide = _uniform(rng, 300, 300, 4), _uniform(rng, 300, 70_000, 5)  # spans > 32767
     c, st = onepass(*wide, threads)
     assert_canonical_equal(c, *wide)
     assert st["rows_rank"] > 0
-    a, b = family("banded")  # 49 products per row over 13 columns: scan when rank_max < 49
+    a, b = family("banded")  # 49 products per row over 13 columns: bitmap when rank_max < 13
     c, st = onepass(a, b, threads, rank_max=10)
     assert_canonical_equal(c, a, b) and st["rows_scan"] > 0
     a, b = family("uniform")  # 64 products over ~400 columns: std::sort
@@ -131,6 +131,38 @@ def test_every_emission_method(threads):
     assert identical(c, ref)
     c, st = onepass(*wide, threads, rank_max=0)
     assert_canonical_equal(c, *wide)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_long_rows_leave_the_bitmap_clear(threads):
+    """Long rows (more products than rank_max) mark their columns in a bitmap kept between
+    rows. Rows emitted from it, by std::sort and by rank after compression, interleaved at
+    random: each must leave the bitmap clear (a bit left over adds a column to a later row)."""
+    rng = np.random.default_rng(11)
+    m, ncols = 3000, 70_000
+    # B: rows 0-999 40 columns two apart at 100 (k % 50) (rows of one residue overlap);
+    # rows 1000-1999 the same 10 columns; rows 2000-2999 12 random columns
+    cols = [100 * (k % 50) + np.arange(0, 80, 2) for k in range(1000)]
+    cols += [5000 + 3 * np.arange(10)] * 1000
+    cols += [rng.choice(ncols, 12, replace=False) for _ in range(1000)]
+    rows = np.repeat(np.arange(3000), [c.size for c in cols])
+    b = L.canonical(sp.csr_matrix((rng.standard_normal(rows.size), (rows, np.concatenate(cols))),
+                                  shape=(3000, ncols)))
+    kind = rng.integers(0, 3, m)  # 0: bitmap (120 products, 40-80 clustered columns),
+    ks = np.empty((m, 3), dtype=np.int64)  # 1: rank (30 products, 10 columns), 2: sort
+    g = rng.integers(0, 50, m)
+    ks[kind == 0] = (g[kind == 0, None] + 50 * rng.integers(0, 20, ((kind == 0).sum(), 3)))
+    ks[kind == 1] = rng.integers(1000, 2000, ((kind == 1).sum(), 3))
+    ks[kind == 2] = rng.integers(2000, 3000, ((kind == 2).sum(), 3))
+    a = sp.csr_matrix((rng.standard_normal(3 * m), ks.ravel(), np.arange(0, 3 * m + 1, 3)),
+                      shape=(m, 3000))
+    a.sum_duplicates()
+    a = L.canonical(a)
+    c, st = onepass(a, b, threads, rank_max=20)
+    assert_canonical_equal(c, a, b)
+    assert st["rows_scan"] > 0 and st["rows_sort"] > 0 and st["rows_rank"] > 0
+    ref, _ = onepass(a, b, 1)
+    assert identical(c, ref)
 
 
 @pytest.mark.parametrize("name", ["uniform", "block", "banded", "denserows"])

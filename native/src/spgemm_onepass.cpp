@@ -12,8 +12,9 @@
 //      (threads 0 and 1 meeting at thread 0's products, see multiply_onepass; threads 2 and
 //      up into buffers kept between calls): a per-column value and stamp (the row that last
 //      touched it) collect the row's distinct columns in a touched list, which is sorted (by
-//      rank for short lists, by a scan of the stamps over the list's column span or
-//      std::sort for long ones) and written, with its values, at the thread's running offset;
+//      rank for short lists; for long ones from a bitmap of the columns, the set bits over the
+//      list's span, or by std::sort) and written, with its values, at the thread's running
+//      offset;
 //   3. row offsets moved to C's start; threads 2 and up copy their rows in; C's arrays are
 //      compacted only where under half full (see multiply_onepass).
 // Sums run in the order of A's entries, as in the two-phase kernel, so each row's values do
@@ -28,12 +29,14 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <type_traits>
 #include <vector>
 
 #if defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
+#include "hpc/bitmap_emit.hpp"
 #include "hpc/checks.hpp"
 #include "hpc/owned.hpp"
 #include "hpc/registry.hpp"
@@ -52,6 +55,7 @@ struct View {
 };
 
 constexpr int64_t kPad = 16;  // slack after a row's list for emit_rank's padding
+static_assert(kPad >= hpc::kSlack, "emit_word writes up to kSlack past a row's list");
 
 // Per-thread scratch, kept between calls (OpenMP's threads persist): values and stamps over
 // B's columns, and a row's touched-column list. A row's stamp is a fresh counter value, so
@@ -78,7 +82,6 @@ struct SlotCols {
     return true;
   }
   double& val(int64_t c) const { return p[c].v; }
-  bool stamped(int64_t c, uint32_t st) const { return p[c].s == st; }
 };
 struct SplitCols {
   double* __restrict v;
@@ -89,7 +92,6 @@ struct SplitCols {
     return true;
   }
   double& val(int64_t c) const { return v[c]; }
-  bool stamped(int64_t c, uint32_t st) const { return m[c] == st; }
 };
 
 template <typename I>
@@ -97,6 +99,7 @@ struct Scratch {
   std::vector<Slot> slot;       // short rows' sums and stamps (see Slot)
   std::vector<double> acc;      // long rows' sums
   std::vector<uint32_t> mark;   // and stamps
+  std::vector<uint64_t> bits;   // and their columns as bits (zero between rows)
   std::vector<I> list;
   std::vector<int16_t> key;  // the list as 16-bit offsets from its least column (emit_rank16)
   // the thread's compacted rows before they are copied into C (kept, so their pages are
@@ -132,6 +135,7 @@ struct Scratch {
       slot.assign(ncols, Slot{0.0, 0u, 0u});
       acc.resize(ncols);
       mark.assign(ncols, 0u);
+      bits.assign(ncols / 64 + 1, 0u);
       stamp = 0;
     }
     if (int64_t(list.size()) < maxlen + kPad) {  // emit_rank pads
@@ -232,24 +236,14 @@ inline void emit_rank16(int16_t* __restrict key, int64_t len, I lo, const Cols& 
 }
 #endif
 
-// Scan of the stamps over the span [lo, hi]: every column stamped by this row, in order.
-// Branch-free: every column is written, the position advances only on a stamped one.
-template <typename I, typename Cols>
-inline void emit_scan(uint32_t stamp, int64_t lo, int64_t hi, const Cols& acc, I* __restrict oc, double* __restrict ov,
-                      int64_t len) {
-  int64_t j = 0;
-  for (int64_t c = lo; c <= hi && j < len; ++c) {
-    oc[j] = I(c);
-    ov[j] = acc.val(c);
-    j += acc.stamped(c, stamp);
-  }
-}
-
-// Column-order choice for a list of len > rank_max distinct columns: a scan costs about one
-// step per column of the span, a comparison sort about len log2(len) steps, each a likely
-// mispredicted branch (so weighed 2).
-inline bool scan_cheaper(int64_t len, int64_t span) {
-  return double(span) <= 2.0 * double(len) * std::log2(double(len));
+// Column-order choice for a long row's list of len > rank_max distinct columns over `words`
+// 64-column words of its span, in L1 operations as spgemm.cpp's choose_bin weighs them: the
+// bitmap's linear scan costs 2 a word (load, clear) + 4 a touched word (its bits emitted) + 2
+// an entry (the copy with its sum); a comparison sort 2 len log2(len) (a compare is a likely
+// mispredicted branch) + 1 an entry (its bit cleared).
+inline bool bitmap_cheaper(int64_t len, int64_t words) {
+  const double scan = 2.0 * double(words) + 4.0 * double(std::min(len, words)) + 2.0 * double(len);
+  return scan <= 2.0 * double(len) * std::log2(double(len)) + double(len);
 }
 
 constexpr int kAhead = 8;  // A's entries ahead whose B row is prefetched (as in spgemm.cpp)
@@ -351,12 +345,20 @@ int64_t onepass_row(const View<I>& A, const View<I>& B, int64_t i, Scratch<I>& S
   }
 #endif
   I* __restrict list = S.list.data();
-  const int64_t len = gather([&](int64_t j, I c) { list[j] = c; });
+  // a long row (two arrays) also marks its columns in the bitmap, for the bitmap emission
+  constexpr bool kMarks = std::is_same_v<std::decay_t<decltype(acc)>, SplitCols>;
+  uint64_t* __restrict bits = S.bits.data();
+  const int64_t len = gather([&](int64_t j, I c) {
+    list[j] = c;
+    if constexpr (kMarks) bits[c >> 6] |= uint64_t(1) << (c & 63);
+  });
   if (Back) {
     oc -= len;
     ov -= len;
   }
   if (len <= rank_max) {
+    if constexpr (kMarks)
+      for (int64_t j = 0; j < len; ++j) bits[list[j] >> 6] = 0;
 #if defined(__AVX2__)
     if (int64_t(hi) - int64_t(lo) < std::numeric_limits<int16_t>::max()) {
       int16_t* const key = S.key.data();
@@ -370,10 +372,23 @@ int64_t onepass_row(const View<I>& A, const View<I>& B, int64_t i, Scratch<I>& S
     ++emits[kRank];
     return len;
   }
-  if (scan_cheaper(len, int64_t(hi) - int64_t(lo) + 1)) {
-    emit_scan(st, int64_t(lo), int64_t(hi), acc, oc, ov, len);
+  const int64_t w0 = int64_t(lo) >> 6, w1 = int64_t(hi) >> 6;
+  if (kMarks && bitmap_cheaper(len, w1 - w0 + 1)) {
+    // the set bits in order (emit_word writes up to kSlack past: the list has kPad spare)
+    int64_t j = 0;
+    for (int64_t w = w0; w <= w1; ++w) {
+      const uint64_t x = bits[w];
+      bits[w] = 0;
+      j += hpc::emit_word(x, w, list + j);
+    }
+    for (j = 0; j < len; ++j) {
+      oc[j] = list[j];
+      ov[j] = acc.val(list[j]);
+    }
     ++emits[kScan];
   } else {
+    if constexpr (kMarks)
+      for (int64_t j = 0; j < len; ++j) bits[list[j] >> 6] = 0;
     std::sort(list, list + len);
     for (int64_t j = 0; j < len; ++j) {
       oc[j] = list[j];
