@@ -46,7 +46,6 @@
 
 namespace {
 using hpc::carray;
-using hpc::emit_word;
 using hpc::kSlack;
 using std::int64_t;
 
@@ -839,11 +838,7 @@ int64_t fused_symbolic_row(const Csr<I>& A, const Csr<I>& B, int64_t i, int8_t b
     uint64_t* bits = S.bits.data();
     int64_t lo, hi;
     mark_row_bits<false>(A, B, i, wcnt, word, wmask, bits, nullptr, lo, hi);
-    for (int64_t w = lo; w <= hi; ++w) {
-      const uint64_t x = bits[w];
-      bits[w] = 0;
-      j += emit_word(x, w, out + j);
-    }
+    j = hpc::emit_words(bits, lo, hi, out);
   } else if (bin == kSparse) {
     // As kDense, and each touched word also sets its bit in the summary: the scan then visits
     // the summary's words of the span and the touched words only, not every word between.

@@ -352,13 +352,16 @@ int64_t onepass_row(const View<I>& A, const View<I>& B, int64_t i, Scratch<I>& S
     list[j] = c;
     if constexpr (kMarks) bits[c >> 6] |= uint64_t(1) << (c & 63);
   });
+  auto unmark = [&] {  // the bitmap back to zero where the list is ordered another way
+    if constexpr (kMarks)
+      for (int64_t j = 0; j < len; ++j) bits[list[j] >> 6] = 0;
+  };
   if (Back) {
     oc -= len;
     ov -= len;
   }
   if (len <= rank_max) {
-    if constexpr (kMarks)
-      for (int64_t j = 0; j < len; ++j) bits[list[j] >> 6] = 0;
+    unmark();
 #if defined(__AVX2__)
     if (int64_t(hi) - int64_t(lo) < std::numeric_limits<int16_t>::max()) {
       int16_t* const key = S.key.data();
@@ -374,27 +377,16 @@ int64_t onepass_row(const View<I>& A, const View<I>& B, int64_t i, Scratch<I>& S
   }
   const int64_t w0 = int64_t(lo) >> 6, w1 = int64_t(hi) >> 6;
   if (kMarks && bitmap_cheaper(len, w1 - w0 + 1)) {
-    // the set bits in order (emit_word writes up to kSlack past: the list has kPad spare)
-    int64_t j = 0;
-    for (int64_t w = w0; w <= w1; ++w) {
-      const uint64_t x = bits[w];
-      bits[w] = 0;
-      j += hpc::emit_word(x, w, list + j);
-    }
-    for (j = 0; j < len; ++j) {
-      oc[j] = list[j];
-      ov[j] = acc.val(list[j]);
-    }
+    hpc::emit_words(bits, w0, w1, list);  // the list in order (kPad covers kSlack)
     ++emits[kScan];
   } else {
-    if constexpr (kMarks)
-      for (int64_t j = 0; j < len; ++j) bits[list[j] >> 6] = 0;
+    unmark();
     std::sort(list, list + len);
-    for (int64_t j = 0; j < len; ++j) {
-      oc[j] = list[j];
-      ov[j] = acc.val(list[j]);
-    }
     ++emits[kSort];
+  }
+  for (int64_t j = 0; j < len; ++j) {
+    oc[j] = list[j];
+    ov[j] = acc.val(list[j]);
   }
   return len;
   };

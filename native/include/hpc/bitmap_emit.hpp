@@ -1,5 +1,5 @@
-// Sorted columns from a bitmap word, shared by the SpGEMM kernels (spgemm.cpp's symbolic
-// phase, spgemm_onepass.cpp's long rows).
+// Sorted columns from a bitmap, shared by the SpGEMM kernels (spgemm.cpp's symbolic phase,
+// spgemm_onepass.cpp's long rows).
 #pragma once
 
 #include <cstdint>
@@ -55,6 +55,19 @@ inline int64_t emit_word(uint64_t x, int64_t w, I* out) {
   while (x) {
     out[j++] = base + static_cast<I>(__builtin_ctzll(x));
     x &= x - 1;
+  }
+  return j;
+}
+
+// The set bits of bitmap words [w0, w1] as ascending columns at out, each word cleared as it
+// is read; returns how many. May write up to kSlack entries past them (emit_word).
+template <typename I>
+inline int64_t emit_words(uint64_t* bits, int64_t w0, int64_t w1, I* out) {
+  int64_t j = 0;
+  for (int64_t w = w0; w <= w1; ++w) {
+    const uint64_t x = bits[w];
+    bits[w] = 0;
+    j += emit_word(x, w, out + j);
   }
   return j;
 }
