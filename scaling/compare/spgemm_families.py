@@ -6,9 +6,10 @@ diagonal blocks), denserows (uniform with a few rows of n/8 entries), unsymmetri
 another uniform matrix), rectangular (n x n/2 times n/2 x 2n), rmat (Graph500, edge factor
 8); plus the Matrix Market files in ../shared/data/matrices (C = A A).
 
-Rounds interleave the kernels, each round starting one kernel later, GraphBLAS's rounds after
-the others' (see main) (SciPy ``A @ B``; ``native-Nt``:
-``hpc.spgemm.local.multiply_native``, the two-phase kernel, at each thread count; GraphBLAS ``mxm`` at each thread count, conversion excluded); the table gives
+Rounds interleave the kernels, each round starting one kernel later; GraphBLAS's rounds run
+after the others' (see main). The kernels: SciPy ``A @ B``; ``native-Nt``:
+``hpc.spgemm.local.multiply_native``, the two-phase kernel, at each thread count; GraphBLAS
+``mxm`` at each thread count, conversion excluded. The table gives
 each kernel's median time and the ratios of medians the issue sets targets for: native at 2
 threads over SciPy (>= 2) and over GraphBLAS at 2 threads (>= 1), native at 1 thread over
 SciPy (>= 1). SciPy's ``A @ B`` leaves each row's columns unsorted while the native product is
