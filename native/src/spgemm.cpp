@@ -27,7 +27,6 @@
 #include <ctime>
 #include <limits>
 #include <memory>
-#include <fstream>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -39,6 +38,7 @@
 #endif
 
 #include "hpc/bitmap_emit.hpp"
+#include "hpc/caches.hpp"
 #include "hpc/checks.hpp"
 #include "hpc/owned.hpp"
 #include "hpc/registry.hpp"
@@ -53,75 +53,7 @@ using std::int64_t;
 enum Bin : int8_t { kEmpty = 0, kCopy = 1, kHash = 2, kDense = 3, kShared = 4, kSparse = 5, kEsc = 6 };
 constexpr int kNumBins = 7;
 
-// Cache sizes of this machine (bytes), read once: sysfs, else sysconf, else 32 KiB / 1 MiB /
-// 32 MiB. They bound the accumulators (see choose_bin and the callers of dense_fits).
-struct Caches {
-  int64_t l1 = 32 << 10, l2 = 1 << 20, l3 = 32 << 20;
-  int64_t l3_share = 16 << 20;  // l3 / the CPUs that share it (sysfs shared_cpu_list)
-};
-
-// CPUs in a sysfs list such as "0-7,16-23"; 0 when unreadable.
-int64_t count_cpus(const std::string& list) {
-  int64_t n = 0;
-  size_t i = 0;
-  while (i < list.size()) {
-    size_t e = list.find(',', i);
-    if (e == std::string::npos) e = list.size();
-    const std::string part = list.substr(i, e - i);
-    const size_t dash = part.find('-');
-    if (dash == std::string::npos) n += 1;
-    else n += std::atoll(part.c_str() + dash + 1) - std::atoll(part.c_str()) + 1;
-    i = e + 1;
-  }
-  return n;
-}
-
-int64_t sysfs_l3_sharing() {
-  for (int idx = 0; idx < 8; ++idx) {
-    const std::string d = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(idx) + "/";
-    std::ifstream lv(d + "level"), sh(d + "shared_cpu_list");
-    int l = 0;
-    std::string list;
-    if (!(lv >> l)) break;
-    if (l == 3 && (sh >> list)) return count_cpus(list);
-  }
-  return 0;
-}
-
-int64_t sysfs_cache(int level) {
-  for (int idx = 0; idx < 8; ++idx) {
-    const std::string d = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(idx) + "/";
-    std::ifstream lv(d + "level"), ty(d + "type"), sz(d + "size");
-    int l = 0;
-    std::string type, size;
-    if (!(lv >> l) || !(ty >> type) || !(sz >> size)) break;
-    if (l != level || type == "Instruction" || size.empty()) continue;
-    int64_t v = std::atoll(size.c_str());
-    const char u = size.back();
-    if (u == 'K') v <<= 10;
-    else if (u == 'M') v <<= 20;
-    return v;
-  }
-  return 0;
-}
-
-const Caches& caches() {
-  static const Caches c = [] {
-    Caches r;
-    const int names[3] = {_SC_LEVEL1_DCACHE_SIZE, _SC_LEVEL2_CACHE_SIZE, _SC_LEVEL3_CACHE_SIZE};
-    int64_t* out[3] = {&r.l1, &r.l2, &r.l3};
-    for (int l = 0; l < 3; ++l) {
-      int64_t v = sysfs_cache(l + 1);
-      if (v <= 0) v = sysconf(names[l]);
-      if (v > 0) *out[l] = v;
-    }
-    int64_t sharing = sysfs_l3_sharing();
-    if (sharing <= 0) sharing = std::max<int64_t>(1, sysconf(_SC_NPROCESSORS_ONLN));
-    r.l3_share = r.l3 / sharing;
-    return r;
-  }();
-  return c;
-}
+using hpc::caches;
 
 // The dense accumulator (8 bytes per column of B) is used where it fits in this core's L2: its
 // random accesses then cost an L2 hit at worst, against a hash probe into an L1-sized table.
