@@ -69,13 +69,13 @@ FAMILIES = ["banded", "uniform", "powerlaw", "block", "denserows", "unsymmetric"
             "rectangular", "rmat"]
 
 
-def onepass(a, b, threads, rank_max=-1, fixed=True, index=np.int32):
+def onepass(a, b, threads, rank_max=-1, fixed=True, index=np.int32, stream=-1):
     """The kernel called directly (fixed thread count, chosen index type)."""
     op = _core()
     fn = op.multiply_i32 if index == np.int32 else op.multiply_i64
     ip, ix, d, st = fn(a.indptr.astype(index), a.indices.astype(index), a.data, a.shape[0],
                        a.shape[1], b.indptr.astype(index), b.indices.astype(index), b.data,
-                       b.shape[1], threads, fixed, rank_max)
+                       b.shape[1], threads, fixed, rank_max, stream)
     return sp.csr_matrix((d, ix, ip), shape=(a.shape[0], b.shape[1])), st
 
 
@@ -164,6 +164,39 @@ def test_long_rows_leave_the_bitmap_clear(threads, index):
     assert st["rows_scan"] > 0 and st["rows_sort"] > 0 and st["rows_rank"] > 0
     ref, _ = onepass(a, b, 1)
     assert identical(c, ref)
+
+
+@pytest.mark.parametrize("index", [np.int32, np.int64])
+def test_streamed_rows_equal_plain_stores(index):
+    """C written through the L1 staging buffer and non-temporal stores (stream=1) has the bits
+    of plain stores (stream=0) at 1-4 threads: rows of 0-30 entries (flushed in 16-entry
+    blocks, so rows straddle blocks and thread 0's backward run meets thread 1's inside one),
+    interleaved with rows longer than the staging buffer (written directly, after what is
+    staged) and empty rows."""
+    rng = np.random.default_rng(5)
+    m, k, n = 1500, 900, 5000
+    lens = rng.integers(0, 6, m)
+    lens[rng.choice(m, 12, replace=False)] = 500  # rows of over 1,024 (the buffer) columns
+    rows = np.repeat(np.arange(m), lens)
+    a = sp.csr_matrix((rng.standard_normal(rows.size), (rows, rng.integers(0, k, rows.size))),
+                      shape=(m, k))
+    a.sum_duplicates()
+    a = L.canonical(a)
+    blens = rng.integers(1, 7, k)
+    brows = np.repeat(np.arange(k), blens)
+    b = sp.csr_matrix((rng.standard_normal(brows.size),
+                       (brows, rng.integers(0, n, brows.size))), shape=(k, n))
+    b.sum_duplicates()
+    b = L.canonical(b)
+    ref, st0 = onepass(a, b, 1, index=index, stream=0)
+    assert_canonical_equal(ref, a, b)
+    assert not st0["streamed"] and np.diff(ref.indptr).max() > 1024
+    for threads in (1, 2, 3, 4):
+        c, st = onepass(a, b, threads, index=index, stream=1)
+        assert st["streamed"] and st["threads"] == threads
+        assert identical(c, ref), threads
+    # the automatic choice: this product and its working set fit in L2, so plain stores
+    assert not onepass(a, b, 2, index=index)[1]["streamed"]
 
 
 @pytest.mark.parametrize("name", ["uniform", "block", "banded", "denserows"])

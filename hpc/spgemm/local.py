@@ -136,7 +136,8 @@ def _onepass_core():
 _ONEPASS_CHECK_MEMORY = 1 << 22
 
 
-def _multiply_onepass(a, b, threads, onepass, ap, ai, ad, bp, bi, bd, fixed_threads=False):
+def _multiply_onepass(a, b, threads, onepass, ap, ai, ad, bp, bi, bd, fixed_threads=False,
+                      stream=-1):
     """The one-pass kernel's product where ``onepass`` > 0, or where -1 and its sample of A's
     rows finds their output short (native/src/spgemm_onepass.cpp: ``suits``) and its buffers
     fit in memory; else None."""
@@ -154,13 +155,14 @@ def _multiply_onepass(a, b, threads, onepass, ap, ai, ad, bp, bi, bd, fixed_thre
                 return None
     fn = op.multiply_i32 if i32 else op.multiply_i64
     indptr, indices, data, stats = fn(ap, ai, ad, a.shape[0], a.shape[1], bp, bi, bd,
-                                      b.shape[1], int(threads), bool(fixed_threads))
+                                      b.shape[1], int(threads), bool(fixed_threads), -1,
+                                      int(stream))
     return _wrap(indptr, indices, data, (a.shape[0], b.shape[1])), stats
 
 
 def multiply_native(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1, shared_at: int = 0,
                     dense_at: int = 0, fused_max: int = -1, interleave: int = -1,
-                    onepass: int = 0, fixed_threads: bool = False):
+                    onepass: int = 0, fixed_threads: bool = False, stream: int = -1):
     """C++/OpenMP two-phase hash SpGEMM (native/src/spgemm.cpp), or the one-pass kernel for
     short rows (native/src/spgemm_onepass.cpp).
 
@@ -174,13 +176,18 @@ def multiply_native(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1, shared
     fixed_threads: the one-pass kernel runs on exactly ``threads`` instead of the count its
     measured thread model picks up to it (benchmarks: the kernel's own scaling, apart from
     the model's choice); the two-phase kernel ignores it.
+    stream: the one-pass kernel writes C with non-temporal stores (1), plain stores (0), or
+    the first where its working set and C exceed L2 and C's pages are in memory already (-1;
+    ``stats["streamed"]`` says which);
+    the two-phase kernel ignores it.
     """
     check(a, b)
     dt = _index_dtype(a, b, b.shape[1])
     ap, ai, ad, bp, bi, bd = _operands(a, b, dt)
     if onepass and (onepass > 0 or (shared_at == 0 and dense_at == 0 and fused_max == -1
                                     and interleave == -1)):
-        r = _multiply_onepass(a, b, threads, onepass, ap, ai, ad, bp, bi, bd, fixed_threads)
+        r = _multiply_onepass(a, b, threads, onepass, ap, ai, ad, bp, bi, bd, fixed_threads,
+                              stream)
         if r is not None:
             return r
     core = _native_core()

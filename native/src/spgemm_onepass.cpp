@@ -37,9 +37,11 @@
 #endif
 
 #include "hpc/bitmap_emit.hpp"
+#include "hpc/caches.hpp"
 #include "hpc/checks.hpp"
 #include "hpc/owned.hpp"
 #include "hpc/registry.hpp"
+#include "hpc/stream_rows.hpp"
 #include "hpc/thread_model.hpp"
 
 namespace {
@@ -408,6 +410,7 @@ struct Result {
   double* val_base = nullptr;
   int64_t nnz = 0, products = 0;
   int threads = 1;
+  bool streamed = false;
   int64_t emits[kEmits] = {0, 0, 0, 0, 0};
   double t_plan = 0, t_rows = 0, t_join = 0;
   // per thread (HPC_ONEPASS_TIMERS=1 only): start of its rows after the region's start, its
@@ -494,7 +497,7 @@ Plan make_plan(const View<I>& A, const View<I>& B, int threads) {
 // products are 2.6x nnz(C), thread 0's g = 44k against nnz(C) = 56k.)
 template <typename I, typename O>
 void multiply_onepass(const View<I>& A, const View<I>& B, const Plan& L, int64_t rank_max,
-                      Result<I, O>& R) {
+                      int stream, Result<I, O>& R) {
   const int64_t n = A.nrows;
   const int threads = L.threads;
   const int64_t total = L.total;
@@ -509,6 +512,11 @@ void multiply_onepass(const View<I>& A, const View<I>& B, const Plan& L, int64_t
   I* cidx = static_cast<I*>(std::malloc(sizeof(I) * room));
   double* cval = static_cast<double*>(std::malloc(sizeof(double) * room));
   bool oom = !indptr || !cidx || !cval;
+  // stream: 1 forced, 0 off, -1 (the operands' sizes chose it) where C's pages are present
+  const bool streamed = stream > 0 || (stream < 0 && !oom &&
+                                       hpc::pages_resident(cidx, sizeof(I) * room) &&
+                                       hpc::pages_resident(cval, sizeof(double) * room));
+  R.streamed = streamed;
   // where threads 0 and 1 meet (buffer coordinates); C starts at g = F1 - nnz0
   const int64_t F1 = threads > 1 ? flops_of(cut[0], cut[1]) : 0;
   int64_t g = 0;
@@ -544,23 +552,28 @@ void multiply_onepass(const View<I>& A, const View<I>& B, const Plan& L, int64_t
         w0 = omp_get_wtime();
         c0 = cpu_now();
       }
+      // a row's products (L.w) bound its entries
       if (t == 0 && threads > 1) {  // backwards, ending at F1; indptr[i]: row i's start
-        int64_t e = F1;
-        indptr[r1] = O(e);
+        hpc::StreamRows<I, true> W(cidx, cval, F1, streamed);
+        indptr[r1] = O(F1);
         for (int64_t i = r1 - 1; i >= r0; --i) {
           const I next = A.P[i > 0 ? i - 1 : i];
-          e -= onepass_row<I, true>(A, B, i, S, rank_max, cidx + e, cval + e, em, next);
-          indptr[i] = O(e);
+          const auto [oc, ov] = W.room(L.flops_of(i, i + 1));
+          W.wrote(onepass_row<I, true>(A, B, i, S, rank_max, oc, ov, em, next));
+          indptr[i] = O(W.pos());
         }
-        j = F1 - e;
+        W.finish();
+        j = F1 - W.pos();
       } else {  // forwards, at F1 (thread 1), 0 (one thread) or into the thread's buffer
         const int64_t at = t == 1 ? F1 : 0;
-        I* const oc = t < 2 ? cidx + at : S.oc;
-        double* const ov = t < 2 ? cval + at : S.ov;
+        hpc::StreamRows<I, false> W(t < 2 ? cidx : S.oc, t < 2 ? cval : S.ov, at, streamed);
         for (int64_t i = r0; i < r1; ++i) {
-          j += onepass_row<I, false>(A, B, i, S, rank_max, oc + j, ov + j, em, A.P[i + 1]);
-          indptr[i + 1] = O(at + j);
+          const auto [oc, ov] = W.room(L.flops_of(i, i + 1));
+          W.wrote(onepass_row<I, false>(A, B, i, S, rank_max, oc, ov, em, A.P[i + 1]));
+          indptr[i + 1] = O(W.pos());
         }
+        W.finish();
+        j = W.pos() - at;
       }
       if (tm) {
         tm[0] = w0 - t1;
@@ -670,13 +683,15 @@ constexpr int64_t kRankMax = 96;
 
 template <typename I, typename O>
 py::dict run_rows(const View<I>& A, const View<I>& B, const Plan& L, int64_t rank_max,
-                  py::array& indptr, py::array& indices, py::array& data, double t_plan) {
+                  int stream, py::array& indptr, py::array& indices, py::array& data,
+                  double t_plan) {
   Result<I, O> R;
   {
     py::gil_scoped_release nogil;
-    multiply_onepass<I, O>(A, B, L, rank_max, R);
+    multiply_onepass<I, O>(A, B, L, rank_max, stream, R);
   }
   py::dict stats;
+
   stats["products"] = R.products;
   stats["onepass"] = true;
   stats["threads"] = R.threads;
@@ -685,6 +700,7 @@ py::dict run_rows(const View<I>& A, const View<I>& B, const Plan& L, int64_t ran
   stats["rows_rank"] = R.emits[kRank];
   stats["rows_scan"] = R.emits[kScan];
   stats["rows_sort"] = R.emits[kSort];
+  stats["streamed"] = R.streamed;
   stats["plan_s"] = t_plan;
   stats["rows_s"] = R.t_rows;
   stats["join_s"] = R.t_join;
@@ -703,8 +719,25 @@ py::dict run_rows(const View<I>& A, const View<I>& B, const Plan& L, int64_t ran
   return stats;
 }
 
+// Whether C's rows are written through StreamRows (non-temporal stores), from the operands'
+// sizes: where the working set the rows touch at random (the per-column slots and B) and C's
+// room both exceed this core's L2, C's lines would only push that working set out of it (and
+// be read in before being written). multiply_onepass then also asks that C's pages be in
+// memory already (hpc::pages_resident). Measured, 1 thread, into resident pages, the rows'
+// time: denserows-100000 (working set 7 MiB on a 2 MiB L2) 33-37 ms with plain stores, 21-23
+// ms streamed; uniform-13000 (1.5 MiB) is not streamed, and in a standalone model streaming
+// such a product was 10% slower.
 template <typename I>
-py::tuple run(const View<I>& A, const View<I>& B, int threads, bool fixed, int64_t rank_max) {
+bool stream_pays(const View<I>& B, int64_t products) {
+  const int64_t l2 = hpc::caches().l2;
+  const int64_t entry = int64_t(sizeof(I) + sizeof(double));
+  const int64_t work = B.ncols * int64_t(sizeof(Slot)) + int64_t(B.P[B.nrows]) * entry;
+  return work > l2 && products * entry > l2;
+}
+
+template <typename I>
+py::tuple run(const View<I>& A, const View<I>& B, int threads, bool fixed, int64_t rank_max,
+              int stream) {
   const double est = double(A.P[A.nrows]) * double(B.P[B.nrows]) /
                      double(std::max<int64_t>(B.nrows, 1));
   // the operands' own class in the model (a size class alone mixes matrices of unlike cost)
@@ -719,12 +752,13 @@ py::tuple run(const View<I>& A, const View<I>& B, int threads, bool fixed, int64
   }
   const double t_plan = omp_get_wtime() - t0;
   if (rank_max < 0) rank_max = kRankMax;
+  if (stream < 0 && !stream_pays(B, L.total)) stream = 0;
   py::array indptr, indices, data;
   // row offsets in I where every product fits (nnz(C) <= products), else int64
   py::dict stats =
       L.total <= int64_t(std::numeric_limits<I>::max())
-          ? run_rows<I, I>(A, B, L, rank_max, indptr, indices, data, t_plan)
-          : run_rows<I, int64_t>(A, B, L, rank_max, indptr, indices, data, t_plan);
+          ? run_rows<I, I>(A, B, L, rank_max, stream, indptr, indices, data, t_plan)
+          : run_rows<I, int64_t>(A, B, L, rank_max, stream, indptr, indices, data, t_plan);
   if (!fixed) g_threads.record(omp_get_wtime() - t0, L.threads, est, key);
   return py::make_tuple(indptr, indices, data, stats);
 }
@@ -820,7 +854,7 @@ py::list thread_model_replay(const py::list& ops) {
 template <typename I>
 py::tuple entry(py::array ap, py::array ai, py::array av, int64_t an, int64_t ak, py::array bp,
                 py::array bi, py::array bv, int64_t bm, int threads, bool fixed_threads,
-                int64_t rank_max) {
+                int64_t rank_max, int stream) {
   if (an < 0 || ak < 0 || bm < 0) hpc::fail("spgemm_onepass: negative shape");
   if (threads < 1) hpc::fail("spgemm_onepass: threads must be >= 1");
   if (an >= int64_t(std::numeric_limits<I>::max()))
@@ -835,7 +869,7 @@ py::tuple entry(py::array ap, py::array ai, py::array av, int64_t an, int64_t ak
   if (int64_t(bvals.shape(0)) < b.nnz()) hpc::fail("spgemm_onepass B data: shorter than nnz");
   const View<I> A{a.P, a.J, avals.data(), an, ak};
   const View<I> B{b.P, b.J, bvals.data(), ak, bm};
-  return run<I>(A, B, threads, fixed_threads, rank_max);
+  return run<I>(A, B, threads, fixed_threads, rank_max, stream);
 }
 }  // namespace
 
@@ -843,15 +877,17 @@ HPC_SUBMODULE(spgemm_onepass) {
   m.doc() = "One-pass SpGEMM for products of short rows (row buffers, rank-sorted columns; OpenMP)";
   const char* doc =
       "multiply(a_indptr, a_indices, a_data, n, k, b_indptr, b_indices, b_data, m, threads, "
-      "fixed_threads=False, rank_max=-1) -> (indptr, indices, data float64, stats). A is n x k, "
-      "B is k x m, CSR with unique column indices per row, float64 data. Output columns "
-      "ascending, summed in the order of A's entries. fixed_threads: run on exactly `threads` "
-      "(else the measured thread model picks up to it). rank_max: longest row list sorted by "
-      "rank (-1: automatic).";
+      "fixed_threads=False, rank_max=-1, stream=-1) -> (indptr, indices, data float64, stats). "
+      "A is n x k, B is k x m, CSR with unique column indices per row, float64 data. Output "
+      "columns ascending, summed in the order of A's entries. fixed_threads: run on exactly "
+      "`threads` (else the measured thread model picks up to it). rank_max: longest row list "
+      "sorted by rank (-1: automatic). stream: 1 writes C with non-temporal stores (rows staged "
+      "in L1), 0 with plain stores, -1 where the working set and C exceed L2 and C's pages are "
+      "in memory already (stats['streamed']).";
   m.def("multiply_i32", &entry<int32_t>, doc, py::arg("a_indptr"), py::arg("a_indices"),
         py::arg("a_data"), py::arg("n"), py::arg("k"), py::arg("b_indptr"), py::arg("b_indices"),
         py::arg("b_data"), py::arg("m"), py::arg("threads"), py::arg("fixed_threads") = false,
-        py::arg("rank_max") = -1);
+        py::arg("rank_max") = -1, py::arg("stream") = -1);
   const char* sdoc =
       "suits(a_indptr, a_indices, b_indptr, b_indices, n, k, rank_max=-1) -> (chosen, "
       "products estimate, share): whether the one-pass kernel suits A @ B, from a sample of "
@@ -873,5 +909,5 @@ HPC_SUBMODULE(spgemm_onepass) {
   m.def("multiply_i64", &entry<int64_t>, doc, py::arg("a_indptr"), py::arg("a_indices"),
         py::arg("a_data"), py::arg("n"), py::arg("k"), py::arg("b_indptr"), py::arg("b_indices"),
         py::arg("b_data"), py::arg("m"), py::arg("threads"), py::arg("fixed_threads") = false,
-        py::arg("rank_max") = -1);
+        py::arg("rank_max") = -1, py::arg("stream") = -1);
 }
