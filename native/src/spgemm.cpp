@@ -1136,8 +1136,11 @@ bool multiply_fused(const Csr<I>& A, const Csr<I>& B, int threads, int64_t dense
   {
     const int t = omp_get_thread_num(), nt = omp_get_num_threads();
     const int64_t r0 = n * t / nt, r1 = n * (t + 1) / nt;
-    part[t + 1] = fused_plan_block(A, B, r0, r1, dense_min, ep, pre.data(), bin,
-                                   nb.data() + int64_t(t) * kNumBins);
+    // bin counts in the thread's own array, copied out once: counted in nb itself, both
+    // threads' counts could share a cache line written every row
+    int64_t counts[kNumBins] = {};
+    part[t + 1] = fused_plan_block(A, B, r0, r1, dense_min, ep, pre.data(), bin, counts);
+    std::copy(counts, counts + kNumBins, nb.begin() + int64_t(t) * kNumBins);
     // B packed into (column / 64, mask) words when its rows are long enough to gain.
     if (try_pack)
       part3[t + 1] = fused_pack_block(B, B.nrows * t / nt, B.nrows * (t + 1) / nt,
