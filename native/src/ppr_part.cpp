@@ -338,6 +338,7 @@ class PartEngine {
         auto& K = tk[t];
         auto& V = tv[t];
         std::vector<Entry> pushed;
+        int64_t npush = 0;  // into tpush[t] once: threads' adjacent counters share a line
         // static: each query's messages leave in the same order on every run
 #pragma omp for schedule(static)
         for (int64_t q = 0; q < nq_; ++q) {
@@ -354,7 +355,7 @@ class PartEngine {
               R[keep++] = e;
           }
           R.resize(keep);
-          tpush[t] += static_cast<int64_t>(pushed.size());
+          npush += static_cast<int64_t>(pushed.size());
           for (const Entry& e : pushed) {
             xs_[q].emplace_back(e.first, c_ * e.second);
             const int64_t b = gptr_[e.first], en = gptr_[e.first + 1];
@@ -368,6 +369,7 @@ class PartEngine {
             }
           }
         }
+        tpush[t] = npush;
       }
     }
     py::array_t<int64_t> counts(static_cast<py::ssize_t>(p));
