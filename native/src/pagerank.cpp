@@ -675,9 +675,7 @@ class Sweep {
       const double* tq = tq_.empty() ? tp : tq_.data();   // empty: the personalization
       const int64_t* pb = pieces_.data();
       const int8_t* nrow = nrow_.data();
-      int32_t* owner = owner_.data();
-      double* part = ppart_.data();
-      double* psum = psum_.data();
+      PieceSums* part = ppart_.data();
       const int64_t npc = static_cast<int64_t>(pieces_.size()) - 1;
       const bool dyn = dynamic_;
       // Pieces of chunks of equal work (padded entries + 4 a row: at that weight the two
@@ -743,8 +741,8 @@ class Sweep {
               for (int64_t j = 0; j < nr; ++j) row(j, d0);
             }
           }
-          part[2 * k] = (d0 + d1) + (d2 + d3);
-          owner[k] = t;
+          part[k].change = (d0 + d1) + (d2 + d3);
+          part[k].owner = t;
         };
         // xs = x_new * inv_deg and the dangling mass (inv_deg 0) of the rows this thread
         // updated (still in its cache), once every thread has read the old xs: one parallel
@@ -768,9 +766,9 @@ class Sweep {
             mk[0] += w == 0.0 ? xi : 0.0;
             if constexpr (W >= 3) sk[0] += xi;
           }
-          part[2 * k + 1] = (mk[0] + mk[1]) + (mk[2] + mk[3]);
+          part[k].dangling = (mk[0] + mk[1]) + (mk[2] + mk[3]);
           // the rows' total, read by the cheap sweeps of refined weights (layouts 3 and 4 only)
-          if constexpr (W >= 3) psum[k] = (sk[0] + sk[1]) + (sk[2] + sk[3]);
+          if constexpr (W >= 3) part[k].total = (sk[0] + sk[1]) + (sk[2] + sk[3]);
         };
         if (!par) {    // one thread (par is the same on every thread): no worksharing loop
           for (int64_t k = 0; k < npc; ++k) sweep(k);
@@ -785,7 +783,7 @@ class Sweep {
           }
 #pragma omp barrier
           for (int64_t k = 0; k < npc; ++k)
-            if (owner[k] == t) scale(k);
+            if (part[k].owner == t) scale(k);
         }
       }
       if constexpr (W >= 3) own_s_ = 0.0;
@@ -794,9 +792,9 @@ class Sweep {
       for (size_t sg = 0; sg + 1 < segpc_.size(); ++sg) {
         double c = 0.0, m = 0.0;
         for (int64_t k = segpc_[sg]; k < segpc_[sg + 1]; ++k) {
-          c += part[2 * k];
-          m += part[2 * k + 1];
-          if constexpr (W >= 3) own_s_ += psum[k];
+          c += part[k].change;
+          m += part[k].dangling;
+          if constexpr (W >= 3) own_s_ += part[k].total;
         }
         diff += c;
         dsum += m;
@@ -1038,21 +1036,24 @@ class Sweep {
  private:
   static constexpr double kD16Growth = 1.5;   // packed entries / SELL-4 entries, at most
 
-  void size_pieces() {
-    owner_.assign(pieces_.size() - 1, 0);
-    ppart_.assign(2 * (pieces_.size() - 1), 0.0);
-    psum_.assign(pieces_.size() - 1, 0.0);
-  }
+  void size_pieces() { ppart_.assign(pieces_.size() - 1, PieceSums{}); }
 
   carray<double> xg_, x_, send_, out_;  // bound buffers (references keep them alive)
   double *pxg_ = nullptr, *px_ = nullptr, *psend_ = nullptr, *pout_ = nullptr;
   std::vector<double> inv_;         // 1 / out-degree (0: a dangling row)
   std::vector<int64_t> pieces_;     // chunk ranges handed to the threads (sell4_pieces)
-  std::vector<int32_t> owner_;      // the thread that swept each piece this iteration
   std::vector<int8_t> nrow_;        // rows in each chunk (4, fewer at a segment's end)
   std::vector<int64_t> segpc_;      // first piece of each segment, then the number of pieces
   std::vector<int64_t> segrow_;     // (first row, rows) of each segment
-  std::vector<double> ppart_;       // each piece's (change, dangling) sums
+  // Each piece's sums and the thread that swept it this iteration, a cache line a piece:
+  // pieces taken dynamically go to alternate threads, which had written adjacent slots of
+  // shared arrays (the sums 4 pieces a line, the owners 16).
+  struct alignas(64) PieceSums {
+    double change = 0.0, dangling = 0.0;
+    double total = 0.0;   // the piece's total of x (refined weights' cheap sweeps)
+    int32_t owner = 0;
+  };
+  std::vector<PieceSums> ppart_;
   bool dynamic_ = true;             // pieces taken dynamically, else one static share a thread
   bool par_ = false;                // enough work for a parallel region (sell4_parallel)
   int threads_ = 0;                 // 0 'auto', 1 'team', 2 'one' (see set_threads)
@@ -1089,7 +1090,6 @@ class Sweep {
   std::vector<int32_t> pack_idx_;
   std::vector<int64_t> pack_pos_, part_pos_, rpart_pos_;
   double own_c_ = 0.0, own_m_ = 0.0;
-  std::vector<double> psum_;      // each piece's total of x (refined weights' cheap sweeps)
   double own_s_ = 0.0;            // this rank's total of x
   // the relaxed steps of a solve (hpc/pagerank_relax.hpp): the policy, whether a solve uses
   // it, and the weight d of the old x in the step being run (0: a plain step)
