@@ -178,8 +178,7 @@ def multiply_native(a: sp.csr_matrix, b: sp.csr_matrix, threads: int = 1, shared
     the model's choice); the two-phase kernel ignores it.
     stream: the one-pass kernel writes C with non-temporal stores (1), plain stores (0), or
     the first where its working set and C exceed L2 and C's pages are in memory already (-1;
-    ``stats["streamed"]`` says which);
-    the two-phase kernel ignores it.
+    ``stats["streamed"]`` says which); the two-phase kernel ignores it.
     """
     check(a, b)
     dt = _index_dtype(a, b, b.shape[1])

@@ -480,6 +480,22 @@ Plan make_plan(const View<I>& A, const View<I>& B, int threads) {
   return L;
 }
 
+// Whether C's rows are written through StreamRows (non-temporal stores), from the operands'
+// sizes: where the working set the rows touch at random (the per-column slots and B) and C's
+// room both exceed this core's L2, C's lines would only push that working set out of it (and
+// be read in before being written). multiply_onepass also asks that C's pages be in memory
+// already (hpc::pages_resident). Measured, 1 thread, into resident pages, the rows'
+// time: denserows-100000 (working set 7 MiB on a 2 MiB L2) 33-37 ms with plain stores, 21-23
+// ms streamed; uniform-13000 (1.5 MiB) is not streamed, and in a standalone model streaming
+// such a product was 10% slower.
+template <typename I>
+bool stream_pays(const View<I>& B, int64_t products) {
+  const int64_t l2 = hpc::caches().l2;
+  const int64_t entry = int64_t(sizeof(I) + sizeof(double));
+  const int64_t work = B.ncols * int64_t(sizeof(Slot)) + int64_t(B.P[B.nrows]) * entry;
+  return work > l2 && products * entry > l2;
+}
+
 // Steps 2 and 3 (row offsets of type O: the index type where every product fits in it).
 //
 // C's arrays are allocated for every product (an upper bound on nnz(C)). At one thread the
@@ -512,8 +528,8 @@ void multiply_onepass(const View<I>& A, const View<I>& B, const Plan& L, int64_t
   I* cidx = static_cast<I*>(std::malloc(sizeof(I) * room));
   double* cval = static_cast<double*>(std::malloc(sizeof(double) * room));
   bool oom = !indptr || !cidx || !cval;
-  // stream: 1 forced, 0 off, -1 (the operands' sizes chose it) where C's pages are present
-  const bool streamed = stream > 0 || (stream < 0 && !oom &&
+  // stream: 1 forced, 0 off, -1 where it pays (stream_pays) and C's pages are present
+  const bool streamed = stream > 0 || (stream < 0 && !oom && stream_pays(B, total) &&
                                        hpc::pages_resident(cidx, sizeof(I) * room) &&
                                        hpc::pages_resident(cval, sizeof(double) * room));
   R.streamed = streamed;
@@ -695,7 +711,6 @@ py::dict run_rows(const View<I>& A, const View<I>& B, const Plan& L, int64_t ran
     multiply_onepass<I, O>(A, B, L, rank_max, stream, R);
   }
   py::dict stats;
-
   stats["products"] = R.products;
   stats["onepass"] = true;
   stats["threads"] = R.threads;
@@ -723,22 +738,6 @@ py::dict run_rows(const View<I>& A, const View<I>& B, const Plan& L, int64_t ran
   return stats;
 }
 
-// Whether C's rows are written through StreamRows (non-temporal stores), from the operands'
-// sizes: where the working set the rows touch at random (the per-column slots and B) and C's
-// room both exceed this core's L2, C's lines would only push that working set out of it (and
-// be read in before being written). multiply_onepass then also asks that C's pages be in
-// memory already (hpc::pages_resident). Measured, 1 thread, into resident pages, the rows'
-// time: denserows-100000 (working set 7 MiB on a 2 MiB L2) 33-37 ms with plain stores, 21-23
-// ms streamed; uniform-13000 (1.5 MiB) is not streamed, and in a standalone model streaming
-// such a product was 10% slower.
-template <typename I>
-bool stream_pays(const View<I>& B, int64_t products) {
-  const int64_t l2 = hpc::caches().l2;
-  const int64_t entry = int64_t(sizeof(I) + sizeof(double));
-  const int64_t work = B.ncols * int64_t(sizeof(Slot)) + int64_t(B.P[B.nrows]) * entry;
-  return work > l2 && products * entry > l2;
-}
-
 template <typename I>
 py::tuple run(const View<I>& A, const View<I>& B, int threads, bool fixed, int64_t rank_max,
               int stream) {
@@ -756,7 +755,6 @@ py::tuple run(const View<I>& A, const View<I>& B, int threads, bool fixed, int64
   }
   const double t_plan = omp_get_wtime() - t0;
   if (rank_max < 0) rank_max = kRankMax;
-  if (stream < 0 && !stream_pays(B, L.total)) stream = 0;
   py::array indptr, indices, data;
   // row offsets in I where every product fits (nnz(C) <= products), else int64
   py::dict stats =
